@@ -1,0 +1,116 @@
+# caredesk build. `make` builds ./caredesk, `make test` runs every test,
+# `make run` serves the shipped example KB and intents on port 8080.
+#
+# Switches: SANITIZE=address,undefined  WERROR=1  O=0 (no optimisation)
+# DATA=../shared/data (evaluation sets, read in place, never copied)
+
+CC       ?= cc
+PKGS     := libwebsockets jansson sqlite3
+DATA     ?= ../shared/data
+O        ?= 2
+
+BUILD    := build
+ifneq ($(SANITIZE),)
+BUILD    := build/san
+endif
+
+CFLAGS   ?= -g
+CFLAGS   += -O$(O) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wstrict-prototypes -Wshadow \
+            -Wno-unused-parameter -Iinclude -MMD -MP
+LDLIBS   += -lstemmer -lm -lpthread
+ifneq ($(WERROR),)
+CFLAGS   += -Werror
+endif
+ifneq ($(SANITIZE),)
+CFLAGS   += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS  += -fsanitize=$(SANITIZE)
+endif
+
+# Dependencies are checked (and installed as root) before anything compiles.
+DEPS_STAMP := build/.deps-ok
+ifeq ($(filter deps clean check-style format help,$(MAKECMDGOALS)),)
+ifeq ($(wildcard $(DEPS_STAMP)),)
+$(shell scripts/deps.sh >&2 && mkdir -p build && touch $(DEPS_STAMP))
+ifeq ($(wildcard $(DEPS_STAMP)),)
+$(error missing build dependencies: see the message above)
+endif
+endif
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
+endif
+CFLAGS += $(PKG_CFLAGS)
+LDLIBS := $(PKG_LIBS) $(LDLIBS)
+
+SRC      := $(sort $(wildcard src/*.c))
+LIB_SRC  := $(filter-out src/main.c,$(SRC))
+LIB_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/src/%.o)
+LIB      := $(BUILD)/libcaredesk.a
+BIN      := $(BUILD)/caredesk
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+TOOL_SRC := $(sort $(wildcard bench/*.c))
+TOOL_BIN := $(TOOL_SRC:bench/%.c=$(BUILD)/bench/%)
+
+.PHONY: all test unit integration run bench soak check-style format lint clean deps help
+
+all: caredesk
+
+caredesk: $(BIN)
+	@if [ -z "$(SANITIZE)" ]; then cp $(BIN) caredesk; fi
+
+$(BIN): $(BUILD)/src/main.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/src/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDFLAGS) -lcmocka $(LDLIBS)
+
+$(BUILD)/bench/%: bench/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS)
+
+# Every test: unit tests (cmocka), data-driven cases, integration tests
+# against the real server. The last line is the summary "N passed, N failed".
+test: $(BIN) $(UNIT_BIN) $(TOOL_BIN)
+	@BUILD=$(BUILD) DATA=$(DATA) CAREDESK_BIN=$(abspath $(BIN)) tests/run.sh
+
+unit: $(UNIT_BIN)
+	@BUILD=$(BUILD) DATA=$(DATA) CAREDESK_BIN=$(abspath $(BIN)) tests/run.sh unit
+
+run: caredesk
+	./caredesk serve
+
+bench: $(BIN) $(TOOL_BIN)
+	@BUILD=$(BUILD) DATA=$(DATA) CAREDESK_BIN=$(abspath $(BIN)) bench/run.sh
+
+FORMAT_FILES = $(wildcard src/*.c include/*.h tests/unit/*.c bench/*.c)
+
+check-style:
+	@clang-format --dry-run --Werror $(FORMAT_FILES) && echo "check-style: ok"
+
+format:
+	clang-format -i $(FORMAT_FILES)
+
+lint:
+	@cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
+	  --std=c11 --inline-suppr -Iinclude --suppress=missingIncludeSystem \
+	  src/ && echo "lint: ok"
+
+deps:
+	@scripts/deps.sh && mkdir -p build && touch $(DEPS_STAMP)
+
+clean:
+	rm -rf build caredesk
+
+help:
+	@sed -n '1,6p' Makefile
+
+-include $(LIB_OBJ:.o=.d) $(BUILD)/src/main.d

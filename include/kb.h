@@ -1,0 +1,91 @@
+/* kb: the knowledge base: articles (Markdown with front matter, or JSON
+ * Lines), their revisions, and the SQLite FTS5 index (snowball tokenizer,
+ * built on text.h) that finds the right article and the passage in it that
+ * answers a customer's question.
+ *
+ * A struct kb owns one SQLite connection (WAL) to a database file, or to
+ * ":memory:". It is used from one thread at a time. */
+#ifndef CD_KB_H
+#define CD_KB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct kb;
+
+#define KB_ID_MAX 128
+
+struct kb_article {
+    char *id;    /* stable slug, e.g. "returns-how-to" */
+    char *title;
+    char *lang;  /* ISO 639-1, default "en" */
+    char *body;  /* Markdown */
+    char **tags;
+    int n_tags;
+    char **questions; /* alternate phrasings customers use */
+    int n_questions;
+    int is_published; /* 0 = draft */
+    int revision;     /* filled in by kb_get() */
+    int64_t updated_s;
+};
+
+struct kb_hit {
+    char id[KB_ID_MAX];
+    char *title;   /* owned by the hit */
+    char *passage; /* the paragraph or section that best answers the question */
+    char lang[8];
+    double score;  /* higher is better; comparable within one result list */
+};
+
+/* A problem met while loading articles: file, line and what is wrong. */
+struct kb_load_report {
+    int n_loaded;
+    int n_skipped;
+    /* Called once per skipped article or line, may be NULL (then printed to
+     * stderr as "FILE:LINE: MESSAGE"). */
+    void (*on_error)(void *ctx, const char *file, int line, const char *message);
+    void *ctx;
+};
+
+/* Opens (creating and migrating if needed) the KB in the SQLite database at
+ * path (":memory:" for a private in-memory one). Returns NULL and, if err is
+ * not NULL, a malloc'd message in *err on failure. */
+struct kb *kb_open(const char *path, char **err);
+void kb_close(struct kb *kb);
+
+/* Loads a Markdown file, a JSON Lines file (.jsonl) or every such file in a
+ * directory. Invalid files or lines are reported through report and skipped;
+ * the rest still loads. Returns 0, or a negative CD_E* code if nothing could
+ * be read at all (no such path). */
+int kb_load_path(struct kb *kb, const char *path, struct kb_load_report *report);
+
+/* Inserts or updates an article; an update keeps the previous version as a
+ * revision. Searchable as soon as this returns. Returns 0 or CD_E*. */
+int kb_put(struct kb *kb, const struct kb_article *article);
+
+/* Fetches the current version of an article into *out (free with
+ * kb_article_clear()). Returns 0, CD_ENOTFOUND or CD_E*. */
+int kb_get(struct kb *kb, const char *id, struct kb_article *out);
+
+/* Deletes an article (its revisions stay). Returns 0, CD_ENOTFOUND or CD_E*. */
+int kb_delete(struct kb *kb, const char *id);
+
+void kb_article_clear(struct kb_article *a);
+
+/* Searches published articles for a customer's question in lang (NULL: any
+ * language, preferring "en"). Customer text is never query syntax. Fills up
+ * to max_hits hits, best first, into hits (caller's array); *n_hits gets the
+ * count. Free each hit's strings with kb_hits_clear(). Returns 0 or CD_E*. */
+int kb_search(struct kb *kb, const char *question, const char *lang, struct kb_hit *hits,
+              int max_hits, int *n_hits);
+void kb_hits_clear(struct kb_hit *hits, int n_hits);
+
+/* Learns that question is answered by article_id (from "yes, this helped" or
+ * an agent): adds it as a learned phrasing so later searches rank that
+ * article higher. Returns 0, CD_ENOTFOUND or CD_E*. */
+int kb_learn(struct kb *kb, const char *question, const char *article_id);
+
+/* Number of published articles. */
+int kb_count(struct kb *kb);
+
+#endif

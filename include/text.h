@@ -1,0 +1,61 @@
+/* text: the one tokenizer every part of caredesk sees text through.
+ *
+ * Unicode case and diacritic folding ("Réembolsé" -> "reembolse"), word split,
+ * per-language stop words and Snowball stemming (libstemmer). The KB's FTS5
+ * index, the intent rules and the intent model all call this, so "refunds",
+ * "Refunded" and "refund" are one token everywhere.
+ *
+ * A struct text_tokenizer holds one libstemmer stemmer, whose result buffer is
+ * overwritten by each call: an instance is not thread-safe; make one per
+ * thread (or per FTS5 tokenizer instance). */
+#ifndef CD_TEXT_H
+#define CD_TEXT_H
+
+#include <stddef.h>
+
+/* Flags for text_tokenize(). */
+#define TEXT_KEEP_STOPWORDS 0x01 /* emit stop words too (the intent model wants "why"/"how") */
+#define TEXT_NO_STEM 0x02        /* fold only, do not stem */
+
+/* Longest token emitted, in bytes; longer words are truncated at a UTF-8
+ * boundary. */
+#define TEXT_MAX_TOKEN 64
+
+struct text_tokenizer;
+
+/* Called once per token with the folded (and stemmed) token, not
+ * NUL-terminated and valid only during the call, and the byte range
+ * [start, end) of the original word in the input. A non-zero return stops
+ * tokenizing and is returned by text_tokenize(). */
+typedef int (*text_token_cb)(void *ctx, const char *token, int n_token, int start, int end);
+
+/* Creates a tokenizer for a language code ("en", "es", "fr", "de", "pt",
+ * "it", "nl", and any other language libstemmer knows by ISO 639-1 code).
+ * NULL or "" means "en". An unknown language gets folding and no stemming or
+ * stop words. Returns NULL only when out of memory. */
+struct text_tokenizer *text_tokenizer_new(const char *lang);
+void text_tokenizer_free(struct text_tokenizer *t);
+
+/* The language this tokenizer stems for ("en", ...). */
+const char *text_tokenizer_lang(const struct text_tokenizer *t);
+
+/* Splits n bytes of UTF-8 at s into words (letters and digits; an apostrophe
+ * inside a word is dropped: "don't" -> "dont"), folds, drops stop words unless
+ * TEXT_KEEP_STOPWORDS, stems unless TEXT_NO_STEM, and calls cb for each.
+ * Invalid UTF-8 bytes act as separators; never fails on any input.
+ * Returns 0, or the first non-zero value cb returned. */
+int text_tokenize(struct text_tokenizer *t, const char *s, size_t n, int flags, text_token_cb cb,
+                  void *ctx);
+
+/* Folds n bytes of UTF-8 to lower case without diacritics into out (at most
+ * cap bytes including the NUL). Returns the folded length, or -1 if it did not
+ * fit. Invalid bytes are copied as '?'. */
+int text_fold(const char *s, size_t n, char *out, size_t cap);
+
+/* Returns 1 if lang is a language code with stemming support, else 0. */
+int text_lang_supported(const char *lang);
+
+/* Returns 1 if the folded word (n bytes) is a stop word in lang, else 0. */
+int text_is_stopword(const char *lang, const char *word, size_t n);
+
+#endif

@@ -1,0 +1,196 @@
+/* Error strings, clocks, growable buffers and file helpers shared by every module. */
+#include "cd.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+const char *cd_strerror(int rc)
+{
+    switch (rc) {
+    case CD_OK:
+        return "success";
+    case CD_ENOMEM:
+        return "out of memory";
+    case CD_EINVAL:
+        return "invalid argument";
+    case CD_EIO:
+        return "I/O error";
+    case CD_ENOTFOUND:
+        return "not found";
+    case CD_EEXIST:
+        return "already exists";
+    case CD_EFULL:
+        return "storage full";
+    case CD_EBUSY:
+        return "busy";
+    case CD_EPERM:
+        return "permission denied";
+    case CD_ETOOBIG:
+        return "too large";
+    case CD_EPARSE:
+        return "malformed input";
+    case CD_ESTATE:
+        return "not allowed in this state";
+    }
+    return "unknown error";
+}
+
+int64_t cd_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t cd_wall_s(void)
+{
+    return (int64_t)time(NULL);
+}
+
+static int buf_reserve(struct cd_buf *b, size_t extra)
+{
+    size_t need = b->len + extra + 1;
+    if (need <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < need)
+        cap *= 2;
+    char *p = realloc(b->data, cap);
+    if (!p)
+        return CD_ENOMEM;
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+int cd_buf_append(struct cd_buf *b, const char *s, size_t n)
+{
+    if (buf_reserve(b, n))
+        return CD_ENOMEM;
+    if (n)
+        memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+int cd_buf_puts(struct cd_buf *b, const char *s)
+{
+    return cd_buf_append(b, s, strlen(s));
+}
+
+int cd_buf_printf(struct cd_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return CD_EINVAL;
+    if (buf_reserve(b, (size_t)n))
+        return CD_ENOMEM;
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return 0;
+}
+
+void cd_buf_reset(struct cd_buf *b)
+{
+    b->len = 0;
+    if (b->data)
+        b->data[0] = '\0';
+}
+
+void cd_buf_free(struct cd_buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+char *cd_read_file(const char *path, size_t *len_out)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    struct cd_buf b = {0};
+    char chunk[65536];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (cd_buf_append(&b, chunk, n)) {
+            fclose(f);
+            cd_buf_free(&b);
+            errno = ENOMEM;
+            return NULL;
+        }
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (err) {
+        cd_buf_free(&b);
+        errno = EIO;
+        return NULL;
+    }
+    if (!b.data && cd_buf_append(&b, "", 0)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (len_out)
+        *len_out = b.len;
+    return b.data;
+}
+
+char *cd_strndup(const char *s, size_t n)
+{
+    char *p = malloc(n + 1);
+    if (!p)
+        return NULL;
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+int cd_utf8_valid(const char *str, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t len;
+        unsigned cp;
+        if (c >= 0xC2 && c <= 0xDF) {
+            len = 2;
+            cp = c & 0x1F;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            len = 3;
+            cp = c & 0x0F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            len = 4;
+            cp = c & 0x07;
+        } else {
+            return 0;
+        }
+        if (i + len > n)
+            return 0;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (s[i + k] & 0x3F);
+        }
+        if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+            (cp >= 0xD800 && cp <= 0xDFFF))
+            return 0;
+        i += len;
+    }
+    return 1;
+}

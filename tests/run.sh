@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Runs caredesk's tests and prints one summary line, "N passed, N failed".
+#   tests/run.sh            unit tests, then integration tests
+#   tests/run.sh unit       unit tests only
+#   tests/run.sh integration
+# Environment: BUILD (build dir), DATA (evaluation sets), CAREDESK_BIN.
+set -u
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+export DATA=${DATA:-../shared/data}
+export CAREDESK_BIN=${CAREDESK_BIN:-$PWD/$BUILD/caredesk}
+what=${1:-all}
+passed=0
+failed=0
+failures=()
+mkdir -p "$BUILD/test-logs"
+
+run_unit() {
+    local t name log p f
+    for t in "$BUILD"/tests/test_*; do
+        [ -x "$t" ] || continue
+        name=$(basename "$t")
+        log="$BUILD/test-logs/$name.log"
+        "$t" >"$log" 2>&1
+        local rc=$?
+        cat "$log"
+        p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
+        f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
+        p=${p:-0}; f=${f:-0}
+        if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+        passed=$((passed + p)); failed=$((failed + f))
+        [ "$f" -ne 0 ] && failures+=("$name")
+    done
+}
+
+run_integration() {
+    local dir=tests/integration log p f
+    ls $dir/*.test.mjs >/dev/null 2>&1 || return 0
+    if ! command -v node >/dev/null 2>&1; then
+        if [ "$(id -u)" = 0 ]; then
+            (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm) >&2
+        else
+            echo "integration: node is missing; run: sudo apt-get install -y nodejs npm" >&2
+            failed=$((failed + 1)); failures+=("integration (no node)"); return
+        fi
+    fi
+    if [ ! -d $dir/node_modules ] || [ $dir/package.json -nt $dir/node_modules ]; then
+        (cd $dir && npm install --no-audit --no-fund --loglevel=error) >&2 || {
+            failed=$((failed + 1)); failures+=("integration (npm install)"); return; }
+        touch $dir/node_modules
+    fi
+    log="$BUILD/test-logs/integration.log"
+    (cd $dir && node --test --test-concurrency=1 --test-reporter=tap *.test.mjs) >"$log" 2>&1
+    local rc=$?
+    cat "$log"
+    p=$(sed -n 's/^# pass \([0-9]*\)/\1/p' "$log" | tail -1)
+    f=$(sed -n 's/^# fail \([0-9]*\)/\1/p' "$log" | tail -1)
+    p=${p:-0}; f=${f:-0}
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+    passed=$((passed + p)); failed=$((failed + f))
+    [ "$f" -ne 0 ] && failures+=("integration")
+}
+
+case "$what" in
+    unit) run_unit ;;
+    integration) run_integration ;;
+    all) run_unit; run_integration ;;
+    *) echo "usage: tests/run.sh [unit|integration]" >&2; exit 2 ;;
+esac
+
+echo
+[ ${#failures[@]} -gt 0 ] && echo "failing suites: ${failures[*]}"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
