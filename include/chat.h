@@ -1,0 +1,76 @@
+/* chat: conversations and the customer/agent protocols, with no network.
+ *
+ * DESIGN. server.c owns sockets; it hands chat.c each connection's opening,
+ * each text frame and each close, tagged with an opaque connection id, and
+ * chat.c answers by queueing frames for connections through struct chat_io.
+ * Frames are never delivered directly: chat.c appends what must be durable to
+ * the store inside the current transaction, and chat_flush() (called by the
+ * server once per event-loop turn) commits that transaction first and only
+ * then hands the queued frames to io->send. So a client is never told of a
+ * message that a crash could lose (durable before visible, group commit).
+ * The protocol is documented in docs/protocol.md. */
+#ifndef CD_CHAT_H
+#define CD_CHAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+struct kb;
+struct triage;
+struct chat;
+
+/* How chat.c reaches connections; implemented by server.c (or a test). */
+struct chat_io {
+    /* Queues one JSON text frame for connection conn. */
+    void (*send)(void *ctx, uint64_t conn, const char *frame, size_t len);
+    /* Closes connection conn with a websocket close code (1000, 1001, 1008 ...). */
+    void (*close)(void *ctx, uint64_t conn, int code, const char *reason);
+    void *ctx;
+};
+
+/* What the server knows about a connection when it opens. */
+struct chat_peer {
+    const char *address; /* client IP, for logs and throttling */
+    const char *origin;  /* Origin header or NULL */
+    const char *user_agent;
+};
+
+/* Behaviour settings (from config.c); zero values mean the documented default. */
+struct chat_settings {
+    int pickup_target_s;     /* default 60 */
+    int agent_capacity;      /* concurrent chats per agent, default 3 */
+    int max_message_bytes;   /* default 4096 */
+    int is_auto_assign;      /* assign to the least busy available agent with the skill */
+    int business_open_min;   /* minutes after midnight, local; open == close: always open */
+    int business_close_min;
+    int business_days_mask;  /* bit 0 = Sunday; 0 = every day */
+    const char *public_url;  /* base for article links, default "" (relative "/kb/ID") */
+};
+
+struct chat *chat_new(const struct chat_settings *settings, struct store *store, struct kb *kb,
+                      struct triage *triage, const struct chat_io *io);
+void chat_free(struct chat *chat);
+
+/* Connection lifecycle on /chat (customers) and /agent (agents). */
+void chat_customer_open(struct chat *chat, uint64_t conn, const struct chat_peer *peer);
+void chat_customer_frame(struct chat *chat, uint64_t conn, const char *text, size_t len);
+void chat_customer_closed(struct chat *chat, uint64_t conn);
+void chat_agent_open(struct chat *chat, uint64_t conn, const struct chat_peer *peer);
+void chat_agent_frame(struct chat *chat, uint64_t conn, const char *text, size_t len);
+void chat_agent_closed(struct chat *chat, uint64_t conn);
+
+/* Time-driven work: queue positions and waits, auto-assignment, pickup
+ * targets, offline tickets, retention. Call about once a second. */
+void chat_tick(struct chat *chat, int64_t now_s);
+
+/* Commits the pending store transaction, then delivers the frames queued
+ * since the last flush. On a store failure the queued frames are replaced by
+ * "error" frames to their senders and nothing is reported as stored.
+ * Returns 0 or CD_E*. */
+int chat_flush(struct chat *chat);
+
+/* Returns 1 if frames are waiting for chat_flush(). */
+int chat_has_pending(const struct chat *chat);
+
+#endif
