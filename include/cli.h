@@ -18,6 +18,8 @@ int cli_eval_intents(int argc, char **argv);
 
 /* src/cli_server.c */
 int cli_serve(int argc, char **argv);
+
+/* src/cli_admin.c */
 int cli_user(int argc, char **argv);
 int cli_export(int argc, char **argv);
 int cli_erase(int argc, char **argv);

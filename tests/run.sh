@@ -44,6 +44,14 @@ run_integration() {
             failed=$((failed + 1)); failures+=("integration (no node)"); return
         fi
     fi
+    if [ "${CAREDESK_NO_BROWSER:-}" = "" ] && ! command -v chromium >/dev/null 2>&1 \
+       && ls $dir/*browser*.test.mjs >/dev/null 2>&1; then
+        if [ "$(id -u)" = 0 ]; then
+            (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >&2
+        else
+            echo "browser tests: chromium is missing; run: sudo apt-get install -y chromium" >&2
+        fi
+    fi
     if [ ! -d $dir/node_modules ] || [ $dir/package.json -nt $dir/node_modules ]; then
         (cd $dir && npm install --no-audit --no-fund --loglevel=error) >&2 || {
             failed=$((failed + 1)); failures+=("integration (npm install)"); return; }

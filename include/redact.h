@@ -1,0 +1,26 @@
+/* redact: masks card numbers (Luhn-checked, with spaces or dashes) and
+ * configured patterns (email addresses, national ID formats ...) in customer
+ * and agent text before it is stored, logged or shown to an agent. */
+#ifndef CD_REDACT_H
+#define CD_REDACT_H
+
+#include <stddef.h>
+
+struct redactor;
+
+/* Creates a redactor that masks card numbers plus each of n_patterns POSIX
+ * extended regular expressions (matched case-insensitively). Returns NULL on
+ * failure with, if err is not NULL, a malloc'd message naming the bad pattern. */
+struct redactor *redact_new(const char *const *patterns, int n_patterns, char **err);
+void redact_free(struct redactor *r);
+
+/* Returns a malloc'd, NUL-terminated copy of the n bytes at text with every
+ * match masked (a card keeps only its last four digits: "**** **** **** 4242";
+ * a pattern match becomes "[redacted]"), or NULL when out of memory.
+ * *n_masked (if not NULL) gets the number of masked spans. */
+char *redact_text(const struct redactor *r, const char *text, size_t n, int *n_masked);
+
+/* Returns 1 if the n digits at digits pass the Luhn check, else 0. */
+int redact_luhn_ok(const char *digits, size_t n);
+
+#endif
