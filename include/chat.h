@@ -38,14 +38,14 @@ struct chat_peer {
 
 /* Behaviour settings (from config.c); zero values mean the documented default. */
 struct chat_settings {
-    int pickup_target_s;     /* default 60 */
-    int agent_capacity;      /* concurrent chats per agent, default 3 */
-    int max_message_bytes;   /* default 4096 */
-    int is_auto_assign;      /* assign to the least busy available agent with the skill */
-    int business_open_min;   /* minutes after midnight, local; open == close: always open */
+    int pickup_target_s;   /* default 60 */
+    int agent_capacity;    /* concurrent chats per agent, default 3 */
+    int max_message_bytes; /* default 4096 */
+    int is_auto_assign;    /* assign to the least busy available agent with the skill */
+    int business_open_min; /* minutes after midnight, local; open == close: always open */
     int business_close_min;
-    int business_days_mask;  /* bit 0 = Sunday; 0 = every day */
-    const char *public_url;  /* base for article links, default "" (relative "/kb/ID") */
+    int business_days_mask; /* bit 0 = Sunday; 0 = every day */
+    const char *public_url; /* base for article links, default "" (relative "/kb/ID") */
 };
 
 struct chat *chat_new(const struct chat_settings *settings, struct store *store, struct kb *kb,
