@@ -1,4 +1,4 @@
-/* intents: intent definitions (intents/*.json or JSON Lines examples), their
+/* intents: intent definitions (intents/NAME.json or JSON Lines examples), their
  * rules (phrase patterns on stemmed tokens, POSIX regular expressions on
  * folded text) and the statistical model trained from their examples.
  *
@@ -31,7 +31,7 @@ struct intent_collect {
     char *regex;  /* POSIX ERE a valid answer matches, or NULL */
 };
 
-/* One intent definition, as in an intents/*.json object. All strings are
+/* One intent definition, as in an intents/NAME.json object. All strings are
  * owned by the set they belong to. */
 struct intent {
     char *name;        /* unique within a set, [a-z0-9_.-], < INTENT_NAME_MAX bytes */
