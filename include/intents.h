@@ -34,7 +34,7 @@ struct intent_collect {
 /* One intent definition, as in an intents/NAME.json object. All strings are
  * owned by the set they belong to. */
 struct intent {
-    char *name;        /* unique within a set, [a-z0-9_.-], < INTENT_NAME_MAX bytes */
+    char *name;        /* unique within a set, [A-Za-z0-9_.-], < INTENT_NAME_MAX bytes */
     char *description; /* short customer-facing label, used for clarify choices */
     char *lang;        /* "en" by default */
     char **examples;
@@ -63,8 +63,8 @@ struct intents_scratch;
 struct intents_load_report {
     int n_loaded;  /* intents added (or, for JSON Lines, examples added) */
     int n_skipped; /* definitions or lines skipped */
-    /* Called once per skipped definition, may be NULL (then printed to stderr
-     * as "FILE: FIELD: MESSAGE"). */
+    /* Called once per skipped definition, may be NULL (then the first 20 are
+     * printed to stderr as "FILE: FIELD: MESSAGE"). */
     void (*on_error)(void *ctx, const char *file, const char *field, const char *message);
     void *ctx;
 };
@@ -149,6 +149,11 @@ int intents_classify(const struct intents *set, struct intents_scratch *scratch,
  * fits it on a held-out split of the examples; intents_set_temperature()
  * overrides it (only before sharing the set). */
 double intents_temperature(const struct intents *set);
+
+/* Refits the temperature on n labelled held-out messages (intent[i] is an
+ * intent index; rows of intents without a model class are ignored), e.g. a
+ * validation set. Only before sharing the set. Returns 0 or CD_E*. */
+int intents_calibrate(struct intents *set, const char *const *texts, const int *intent, int n);
 void intents_set_temperature(struct intents *set, double temperature);
 
 #endif
