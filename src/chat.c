@@ -32,18 +32,26 @@
 #include <string.h>
 #include <time.h>
 
+/* The KB is optional (chat->kb may be NULL) and may be built without kb.c
+ * in small tools; KB calls are made only when a KB was given. */
+#pragma weak kb_search
+#pragma weak kb_hits_clear
+#pragma weak kb_get
+#pragma weak kb_article_clear
+#pragma weak kb_learn
+
 const double chat_wait_bounds_s[CHAT_WAIT_BUCKETS - 1] = {5, 15, 30, 60, 120, 300, 600};
 const double chat_commit_bounds_us[CHAT_COMMIT_BUCKETS - 1] = {100,  250,  500,  1000,
                                                                2500, 5000, 10000};
 
-#define CLIENT_ID_MAX STORE_CLIENT_ID_MAX
-#define NAME_MAX_BYTES 128
+#define CLIENT_ID_MAX   STORE_CLIENT_ID_MAX
+#define NAME_MAX_BYTES  128
 #define EMAIL_MAX_BYTES 254
-#define PAGE_MAX_BYTES 2048
-#define NOTE_MAX_BYTES 2000
-#define REPLAY_BATCH 500
-#define TRANSCRIPT_MAX 1000
-#define HISTORY_MAX 10
+#define PAGE_MAX_BYTES  2048
+#define NOTE_MAX_BYTES  2000
+#define REPLAY_BATCH    500
+#define TRANSCRIPT_MAX  1000
+#define HISTORY_MAX     10
 
 /* ---- a small intrusive hash table keyed by 64-bit ids ---- */
 
@@ -127,12 +135,12 @@ struct conn {
     struct hnode node; /* key: connection id */
     enum conn_kind kind;
     char address[64];
-    struct conv *conv;             /* customer: the conversation, once started */
-    struct conn *next_in_conv;     /* customer: other connections of conv */
-    int is_authed;                 /* agent */
-    struct auth_user agent;        /* agent */
+    struct conv *conv;         /* customer: the conversation, once started */
+    struct conn *next_in_conv; /* customer: other connections of conv */
+    int is_authed;             /* agent */
+    struct auth_user agent;    /* agent */
     struct conn *prev_agent, *next_agent;
-    int has_pending;               /* frames queued in this turn */
+    int has_pending; /* frames queued in this turn */
 };
 
 struct conv {
@@ -309,8 +317,7 @@ struct chat *chat_new(const struct chat_settings *settings, struct store *store,
         s->max_message_bytes = 4096;
     if (s->agent_grace_s <= 0)
         s->agent_grace_s = 30;
-    snprintf(chat->public_url, sizeof chat->public_url, "%s",
-             s->public_url ? s->public_url : "");
+    snprintf(chat->public_url, sizeof chat->public_url, "%s", s->public_url ? s->public_url : "");
     size_t n_url = strlen(chat->public_url);
     if (n_url && chat->public_url[n_url - 1] == '/')
         chat->public_url[n_url - 1] = '\0';
@@ -567,8 +574,8 @@ static json_t *articles_json(const struct triage_decision *d, const char *public
         char url[1024];
         snprintf(url, sizeof url, "%s%s", public_url, d->articles[i].url);
         json_array_append_new(a, json_pack("{s:s, s:s, s:s}", "id", d->articles[i].id, "title",
-                                           d->articles[i].title ? d->articles[i].title : "",
-                                           "url", url));
+                                           d->articles[i].title ? d->articles[i].title : "", "url",
+                                           url));
     }
     return a;
 }
@@ -662,11 +669,11 @@ static json_t *queue_items_json(struct chat *chat)
         if (!it)
             break;
         json_array_append_new(
-            items, json_pack("{s:I, s:s, s:i, s:I, s:s, s:s, s:b, s:s}", "conversation",
-                             (json_int_t)it->conversation, "queue", it->queue, "priority",
-                             it->priority, "waiting_s", (json_int_t)(now - it->enqueued_s),
-                             "intent", it->intent, "preview", it->preview, "offline",
-                             it->is_offline, "customer", it->customer));
+            items,
+            json_pack("{s:I, s:s, s:i, s:I, s:s, s:s, s:b, s:s}", "conversation",
+                      (json_int_t)it->conversation, "queue", it->queue, "priority", it->priority,
+                      "waiting_s", (json_int_t)(now - it->enqueued_s), "intent", it->intent,
+                      "preview", it->preview, "offline", it->is_offline, "customer", it->customer));
     }
     return items;
 }
@@ -750,7 +757,8 @@ static int decide_kb_only(struct chat *chat, const char *text, const char *lang,
         d->confidence = 0.5;
         d->answer = strdup(hits[0].passage ? hits[0].passage : "");
         for (int i = 0; i < n && i < TRIAGE_MAX_ARTICLES; i++) {
-            snprintf(d->articles[i].id, sizeof d->articles[i].id, "%.*s", KB_ID_MAX - 1, hits[i].id);
+            snprintf(d->articles[i].id, sizeof d->articles[i].id, "%.*s", KB_ID_MAX - 1,
+                     hits[i].id);
             d->articles[i].title = hits[i].title ? strdup(hits[i].title) : NULL;
             snprintf(d->articles[i].url, sizeof d->articles[i].url, "/kb/%.*s", KB_ID_MAX - 1,
                      hits[i].id);
@@ -820,10 +828,9 @@ static int enqueue(struct chat *chat, struct conv *c, const char *queue_name, in
     int64_t seq = 0;
     char text[96];
     snprintf(text, sizeof text, "Waiting in queue %s", c->rec.queue);
-    int rc = append_event(chat, c, "queued", text,
-                          json_pack("{s:s, s:b}", "queue", c->rec.queue, "offline",
-                                    c->rec.is_offline),
-                          &seq);
+    int rc = append_event(
+        chat, c, "queued", text,
+        json_pack("{s:s, s:b}", "queue", c->rec.queue, "offline", c->rec.is_offline), &seq);
     if (!rc)
         rc = save_conv(chat, c);
     if (rc) {
@@ -851,8 +858,8 @@ static int enqueue(struct chat *chat, struct conv *c, const char *queue_name, in
 /* Stores the bot reply for decision d (answering client message reply_to,
  * NULL for none) and queues the reply frame, then acts on it (clarify
  * choices, collecting, handoff). Returns 0 or CD_E*. */
-static int bot_reply(struct chat *chat, struct conv *c, const char *reply_to,
-                     int64_t question_seq, const char *question, struct triage_decision *d)
+static int bot_reply(struct chat *chat, struct conv *c, const char *reply_to, int64_t question_seq,
+                     const char *question, struct triage_decision *d)
 {
     const char *action = triage_action_name(d->action);
     int is_collect = d->action == TRIAGE_HANDOFF && d->collect_prompt && d->collect_prompt[0];
@@ -867,24 +874,23 @@ static int bot_reply(struct chat *chat, struct conv *c, const char *reply_to,
     if (meta && d->action == TRIAGE_CLARIFY && d->n_candidates > 0) {
         choices = json_array();
         for (int i = 0; i < d->n_candidates; i++)
-            json_array_append_new(choices, json_pack("{s:s, s:s}", "id", d->candidates[i].intent,
-                                                     "label",
-                                                     d->candidates[i].label
-                                                         ? d->candidates[i].label
-                                                         : d->candidates[i].intent));
+            json_array_append_new(choices,
+                                  json_pack("{s:s, s:s}", "id", d->candidates[i].intent, "label",
+                                            d->candidates[i].label ? d->candidates[i].label
+                                                                   : d->candidates[i].intent));
         json_object_set(meta, "choices", choices);
     }
     if (meta && is_collect)
-        json_object_set_new(meta, "collect", json_string(d->collect_field ? d->collect_field
-                                                                          : "detail"));
+        json_object_set_new(meta, "collect",
+                            json_string(d->collect_field ? d->collect_field : "detail"));
     if (meta && d->action == TRIAGE_HANDOFF && !is_collect)
         json_object_set_new(meta, "queue", json_string(d->queue[0] ? d->queue : "general"));
     if (meta && reply_to)
         json_object_set_new(meta, "reply_to", json_string(reply_to));
     char *meta_text = meta ? json_dumps(meta, JSON_COMPACT) : NULL;
     int64_t seq = 0;
-    int rc = meta_text ? append_message(chat, c, STORE_SENDER_BOT, NULL, reply_to, text,
-                                        meta_text, 0, &seq)
+    int rc = meta_text ? append_message(chat, c, STORE_SENDER_BOT, NULL, reply_to, text, meta_text,
+                                        0, &seq)
                        : CD_ENOMEM;
     free(meta_text);
     if (rc) {
@@ -923,9 +929,9 @@ static int bot_reply(struct chat *chat, struct conv *c, const char *reply_to,
                              d->confidence);
 
     json_t *frame = json_pack("{s:s, s:s?, s:I, s:s, s:s, s:s?, s:f, s:o}", "type", "reply",
-                              "reply_to", reply_to, "seq", (json_int_t)seq, "text", text,
-                              "action", action, "intent", d->intent[0] ? d->intent : NULL,
-                              "confidence", d->confidence, "articles", articles);
+                              "reply_to", reply_to, "seq", (json_int_t)seq, "text", text, "action",
+                              action, "intent", d->intent[0] ? d->intent : NULL, "confidence",
+                              d->confidence, "articles", articles);
     if (frame && choices)
         json_object_set(frame, "choices", choices);
     if (frame && is_collect)
@@ -945,9 +951,8 @@ static int bot_reply(struct chat *chat, struct conv *c, const char *reply_to,
 static json_t *welcome_frame(struct conv *c, const char *token, int is_resumed)
 {
     return json_pack("{s:s, s:I, s:s, s:s, s:I, s:b}", "type", "welcome", "conversation",
-                     (json_int_t)c->rec.id, "token", token, "state",
-                     store_state_name(c->rec.state), "seq", (json_int_t)c->rec.last_seq,
-                     "resumed", is_resumed);
+                     (json_int_t)c->rec.id, "token", token, "state", store_state_name(c->rec.state),
+                     "seq", (json_int_t)c->rec.last_seq, "resumed", is_resumed);
 }
 
 static void attach(struct chat *chat, struct conn *k, struct conv *c)
@@ -1028,13 +1033,13 @@ static json_t *message_frame(struct chat *chat, struct conv *c, const struct sto
     json_t *meta = m->meta ? json_loads(m->meta, 0, NULL) : NULL;
     json_t *o = NULL;
     if (m->sender == STORE_SENDER_CUSTOMER) {
-        o = json_pack("{s:s, s:I, s:s, s:s}", "type", "customer_message", "seq",
-                      (json_int_t)m->seq, "id", m->client_id, "text", m->text);
+        o = json_pack("{s:s, s:I, s:s, s:s}", "type", "customer_message", "seq", (json_int_t)m->seq,
+                      "id", m->client_id, "text", m->text);
     } else if (m->sender == STORE_SENDER_BOT) {
         o = json_pack("{s:s, s:s?, s:I, s:s}", "type", "reply", "reply_to",
                       m->reply_to[0] ? m->reply_to : NULL, "seq", (json_int_t)m->seq, "text",
                       m->text);
-        const char *keys[] = {"action", "intent", "confidence", "articles",
+        const char *keys[] = {"action",  "intent", "confidence", "articles",
                               "choices", "queue",  "collect"};
         for (size_t i = 0; o && meta && i < sizeof keys / sizeof keys[0]; i++) {
             json_t *v = json_object_get(meta, keys[i]);
@@ -1100,13 +1105,13 @@ static void customer_hello(struct chat *chat, struct conn *k, json_t *o)
 {
     uint64_t id = k->node.key;
     if (k->conv) {
-        emit_error(chat, id, "already_started", "this connection already has a conversation",
-                   NULL, 0);
+        emit_error(chat, id, "already_started", "this connection already has a conversation", NULL,
+                   0);
         return;
     }
     const char *token, *lang, *name, *email, *page;
     if (field_str(chat, id, o, "token", 1, 256, &token, NULL) < 0 ||
-        field_str(chat, id, o, "lang", 2, 7, &lang, NULL) < 0 ||
+        field_str(chat, id, o, "lang", 1, 64, &lang, NULL) < 0 ||
         field_str(chat, id, o, "name", 1, NAME_MAX_BYTES, &name, NULL) < 0 ||
         field_str(chat, id, o, "email", 3, EMAIL_MAX_BYTES, &email, NULL) < 0 ||
         field_str(chat, id, o, "page", 1, PAGE_MAX_BYTES, &page, NULL) < 0)
@@ -1124,8 +1129,7 @@ static void customer_hello(struct chat *chat, struct conn *k, json_t *o)
     int64_t last_seq = -1;
     if (ls && !json_is_null(ls)) {
         if (!json_is_integer(ls) || json_integer_value(ls) < 0) {
-            emit_error(chat, id, "bad_frame", "field 'last_seq' must be an integer >= 0", NULL,
-                       0);
+            emit_error(chat, id, "bad_frame", "field 'last_seq' must be an integer >= 0", NULL, 0);
             return;
         }
         last_seq = json_integer_value(ls);
@@ -1256,8 +1260,8 @@ static void customer_message(struct chat *chat, struct conn *k, json_t *o)
             return;
     }
     if (c->rec.state == STORE_STATE_CLOSED || c->rec.state == STORE_STATE_RATED) {
-        emit_error(chat, id, "bad_state", "this conversation is closed; start a new one",
-                   client_id, 0);
+        emit_error(chat, id, "bad_state", "this conversation is closed; start a new one", client_id,
+                   0);
         return;
     }
     char *masked = redact_text(chat->redactor, text, n_text, NULL);
@@ -1268,8 +1272,7 @@ static void customer_message(struct chat *chat, struct conn *k, json_t *o)
     int rc = unit_begin(chat);
     int64_t seq = 0;
     if (!rc)
-        rc = append_message(chat, c, STORE_SENDER_CUSTOMER, client_id, NULL, masked, NULL, 0,
-                            &seq);
+        rc = append_message(chat, c, STORE_SENDER_CUSTOMER, client_id, NULL, masked, NULL, 0, &seq);
     if (rc == CD_EEXIST) {
         unit_end(chat);
         resend_answer(chat, c, id, client_id);
@@ -1280,13 +1283,13 @@ static void customer_message(struct chat *chat, struct conn *k, json_t *o)
         chat->m.n_messages_in++;
         if (c->rec.state == STORE_STATE_QUEUED || c->rec.state == STORE_STATE_WITH_AGENT) {
             emit_customer(chat, c,
-                          json_pack("{s:s, s:s, s:I}", "type", "ack", "reply_to", client_id,
-                                    "seq", (json_int_t)seq));
+                          json_pack("{s:s, s:s, s:I}", "type", "ack", "reply_to", client_id, "seq",
+                                    (json_int_t)seq));
             if (c->rec.state == STORE_STATE_WITH_AGENT) {
                 emit_agent(chat, c->rec.agent_id,
                            json_pack("{s:s, s:I, s:I, s:s}", "type", "customer_message",
-                                     "conversation", (json_int_t)c->rec.id, "seq",
-                                     (json_int_t)seq, "text", masked));
+                                     "conversation", (json_int_t)c->rec.id, "seq", (json_int_t)seq,
+                                     "text", masked));
             } else {
                 queue_set_preview(chat->queue, c->rec.id, masked);
                 chat->is_queue_dirty = 1;
@@ -1593,8 +1596,8 @@ static int close_conversation(struct chat *chat, struct conv *c, const char *by,
     if (new_note)
         c->rec.note = new_note;
     int64_t seq = 0;
-    int rc = append_event(chat, c, "closed", "Conversation closed", json_pack("{s:s}", "by", by),
-                          &seq);
+    int rc =
+        append_event(chat, c, "closed", "Conversation closed", json_pack("{s:s}", "by", by), &seq);
     if (!rc)
         rc = save_conv(chat, c);
     if (rc) {
@@ -1620,9 +1623,9 @@ static int close_conversation(struct chat *chat, struct conv *c, const char *by,
             emit_agent(chat, agent,
                        json_pack("{s:s, s:I, s:s}", "type", "customer_left", "conversation",
                                  (json_int_t)c->rec.id, "reason", "closed"));
-        emit_agent(chat, agent,
-                   json_pack("{s:s, s:I}", "type", "closed", "conversation",
-                             (json_int_t)c->rec.id));
+        emit_agent(
+            chat, agent,
+            json_pack("{s:s, s:I}", "type", "closed", "conversation", (json_int_t)c->rec.id));
     }
     if (disposition)
         store_event_add(chat->store, "wrap_up", c->rec.id, agent, NULL);
@@ -1637,8 +1640,7 @@ static void customer_close(struct chat *chat, struct conn *k)
 {
     struct conv *c = k->conv;
     if (c->rec.state == STORE_STATE_CLOSED || c->rec.state == STORE_STATE_RATED) {
-        emit_error(chat, k->node.key, "bad_state", "this conversation is already closed", NULL,
-                   0);
+        emit_error(chat, k->node.key, "bad_state", "this conversation is already closed", NULL, 0);
         return;
     }
     int rc = unit_begin(chat);
@@ -1661,8 +1663,7 @@ static void customer_rating(struct chat *chat, struct conn *k, json_t *o)
     json_t *sv = json_object_get(o, "score");
     const char *comment;
     if (!json_is_integer(sv) || json_integer_value(sv) < 1 || json_integer_value(sv) > 5) {
-        emit_error(chat, id, "bad_frame", "field 'score' must be an integer from 1 to 5", NULL,
-                   0);
+        emit_error(chat, id, "bad_frame", "field 'score' must be an integer from 1 to 5", NULL, 0);
         return;
     }
     if (field_str(chat, id, o, "comment", 0, NOTE_MAX_BYTES, &comment, NULL) < 0)
@@ -1787,9 +1788,8 @@ void chat_customer_frame(struct chat *chat, uint64_t conn, const char *text, siz
         customer_hello(chat, k, o);
     } else if (!strcmp(type, "message")) {
         customer_message(chat, k, o);
-    } else if (!strcmp(type, "feedback") || !strcmp(type, "handoff") ||
-               !strcmp(type, "typing") || !strcmp(type, "rating") || !strcmp(type, "close") ||
-               !strcmp(type, "contact")) {
+    } else if (!strcmp(type, "feedback") || !strcmp(type, "handoff") || !strcmp(type, "typing") ||
+               !strcmp(type, "rating") || !strcmp(type, "close") || !strcmp(type, "contact")) {
         if (!k->conv)
             emit_error(chat, conn, "no_conversation",
                        "send 'hello' or a 'message' to start a conversation first", NULL, 0);
@@ -1878,9 +1878,9 @@ struct transcript_ctx {
 static int transcript_one(void *ctx, const struct store_message *m)
 {
     struct transcript_ctx *t = ctx;
-    json_t *o = json_pack("{s:I, s:s, s:s, s:I}", "seq", (json_int_t)m->seq, "sender",
-                          store_sender_name(m->sender), "text", m->text, "at",
-                          (json_int_t)m->created_s);
+    json_t *o =
+        json_pack("{s:I, s:s, s:s, s:I}", "seq", (json_int_t)m->seq, "sender",
+                  store_sender_name(m->sender), "text", m->text, "at", (json_int_t)m->created_s);
     json_t *meta = m->meta ? json_loads(m->meta, 0, NULL) : NULL;
     if (o && meta) {
         const char *keys[] = {"action", "intent", "confidence", "articles", "event", "agent"};
@@ -1913,22 +1913,21 @@ static void emit_assigned(struct chat *chat, struct conv *c, uint64_t conn)
     struct store_history_item h[HISTORY_MAX];
     int n_h = 0;
     if (c->rec.customer_email)
-        store_conversations_by_email(chat->store, c->rec.customer_email, c->rec.id, h,
-                                     HISTORY_MAX, &n_h);
+        store_conversations_by_email(chat->store, c->rec.customer_email, c->rec.id, h, HISTORY_MAX,
+                                     &n_h);
     for (int i = 0; history && i < n_h; i++)
-        json_array_append_new(history,
-                              json_pack("{s:I, s:I, s:s, s:s, s:s}", "conversation",
-                                        (json_int_t)h[i].conversation, "created",
-                                        (json_int_t)h[i].created_s, "state",
-                                        store_state_name(h[i].state), "intent", h[i].intent,
-                                        "disposition", h[i].disposition));
+        json_array_append_new(history, json_pack("{s:I, s:I, s:s, s:s, s:s}", "conversation",
+                                                 (json_int_t)h[i].conversation, "created",
+                                                 (json_int_t)h[i].created_s, "state",
+                                                 store_state_name(h[i].state), "intent",
+                                                 h[i].intent, "disposition", h[i].disposition));
     json_t *o = json_pack(
         "{s:s, s:I, s:s, s:o, s:{s:s?, s:f, s:o}, s:{s:s?, s:s?, s:s?, s:s, s:o}}", "type",
         "assigned", "conversation", (json_int_t)c->rec.id, "queue", c->rec.queue, "transcript",
         t.items, "triage", "intent", c->rec.intent[0] ? c->rec.intent : NULL, "confidence",
-        c->rec.confidence, "articles", t.last_articles ? t.last_articles : json_array(),
-        "customer", "name", c->rec.customer_name, "email", c->rec.customer_email, "page",
-        c->rec.customer_page, "lang", c->rec.lang, "history", history);
+        c->rec.confidence, "articles", t.last_articles ? t.last_articles : json_array(), "customer",
+        "name", c->rec.customer_name, "email", c->rec.customer_email, "page", c->rec.customer_page,
+        "lang", c->rec.lang, "history", history);
     emit(chat, conn, o);
 }
 
@@ -2001,8 +2000,7 @@ static struct conv *agent_conv(struct chat *chat, struct conn *k, json_t *o)
     if (!c || c->rec.state != STORE_STATE_WITH_AGENT ||
         (c->rec.agent_id != k->agent.id && k->agent.role != AUTH_ROLE_ADMIN)) {
         emit_error(chat, k->node.key, c ? "not_assigned" : "not_found",
-                   c ? "you do not have this conversation" : "no such open conversation", NULL,
-                   id);
+                   c ? "you do not have this conversation" : "no such open conversation", NULL, id);
         return NULL;
     }
     return c;
@@ -2078,8 +2076,8 @@ static void agent_claim(struct chat *chat, struct conn *k, json_t *o)
     }
     int rc = assign(chat, c, k->agent.id);
     if (rc == CD_EBUSY)
-        emit_error(chat, id, "at_capacity", "you already have as many chats as you can take",
-                   NULL, conv_id);
+        emit_error(chat, id, "at_capacity", "you already have as many chats as you can take", NULL,
+                   conv_id);
     else if (rc == CD_ENOTFOUND)
         emit_error(chat, id, "already_claimed", "another agent took it first", NULL, conv_id);
     else if (rc) {
@@ -2096,8 +2094,7 @@ static void agent_message(struct chat *chat, struct conn *k, json_t *o)
         return;
     const char *client_id, *text;
     if (need_str(chat, id, o, "id", 1, CLIENT_ID_MAX, &client_id, NULL) < 0 ||
-        need_str(chat, id, o, "text", 1, (size_t)chat->settings.max_message_bytes, &text, NULL) <
-            0)
+        need_str(chat, id, o, "text", 1, (size_t)chat->settings.max_message_bytes, &text, NULL) < 0)
         return;
     char *masked = redact_text(chat->redactor, text, strlen(text), NULL);
     if (!masked) {
@@ -2137,8 +2134,8 @@ static void agent_message(struct chat *chat, struct conn *k, json_t *o)
     unit_end(chat);
     chat->m.n_agent_messages++;
     emit_customer(chat, c,
-                  json_pack("{s:s, s:I, s:s, s:s}", "type", "agent_message", "seq",
-                            (json_int_t)seq, "text", masked, "agent", k->agent.name));
+                  json_pack("{s:s, s:I, s:s, s:s}", "type", "agent_message", "seq", (json_int_t)seq,
+                            "text", masked, "agent", k->agent.name));
     emit(chat, id,
          json_pack("{s:s, s:I, s:s, s:I}", "type", "ack", "conversation", (json_int_t)c->rec.id,
                    "reply_to", client_id, "seq", (json_int_t)seq));
@@ -2171,8 +2168,10 @@ static void agent_close(struct chat *chat, struct conn *k, json_t *o)
 
 /* Puts a chat that an agent had back into a queue (transfer, or the agent
  * went away). Returns 0 or CD_E*. */
-static int requeue(struct chat *chat, struct conv *c, const char *queue_name, const char *why)
+static int requeue(struct chat *chat, struct conv *c, const char *queue_arg, const char *why)
 {
+    char queue_name[QUEUE_NAME_MAX];
+    snprintf(queue_name, sizeof queue_name, "%s", queue_arg); /* may be c->rec.queue itself */
     int64_t agent = c->rec.agent_id;
     struct store_conversation old = c->rec;
     int64_t seq = 0;
@@ -2251,8 +2250,7 @@ void chat_agent_frame(struct chat *chat, uint64_t conn, const char *text, size_t
         else
             agent_auth(chat, k, o);
     } else if (!k->is_authed) {
-        emit_error(chat, conn, "not_authenticated", "send 'auth' with your token first", NULL,
-                   0);
+        emit_error(chat, conn, "not_authenticated", "send 'auth' with your token first", NULL, 0);
         chat->io.close(chat->io.ctx, conn, 1008, "not authenticated");
     } else if (!strcmp(type, "claim")) {
         agent_claim(chat, k, o);
@@ -2269,8 +2267,7 @@ void chat_agent_frame(struct chat *chat, uint64_t conn, const char *text, size_t
     } else if (!strcmp(type, "status")) {
         json_t *a = json_object_get(o, "available");
         if (!json_is_boolean(a)) {
-            emit_error(chat, conn, "bad_frame", "field 'available' must be true or false", NULL,
-                       0);
+            emit_error(chat, conn, "bad_frame", "field 'available' must be true or false", NULL, 0);
         } else {
             queue_agent_set_available(chat->queue, k->agent.id, json_is_true(a));
             chat->is_queue_dirty = 1;
@@ -2340,8 +2337,7 @@ static void settle(struct chat *chat)
         int pos = queue_position(chat->queue, c->rec.id);
         int eta = queue_estimate_wait_s(chat->queue, c->rec.id, cd_wall_s());
         int d_eta = eta - c->last_eta;
-        if (pos != c->last_position || (eta < 0) != (c->last_eta < 0) || d_eta > 10 ||
-            d_eta < -10)
+        if (pos != c->last_position || (eta < 0) != (c->last_eta < 0) || d_eta > 10 || d_eta < -10)
             emit_customer(chat, c, queued_frame(chat, c, 0));
     }
 }
