@@ -96,7 +96,7 @@
     if (s < 45) return 'just now';
     if (s < 3600) return Math.round(s / 60) + ' min ago';
     if (s < 86400) return Math.round(s / 3600) + ' h ago';
-    if (s < 86400 * 14) return Math.round(s / 86400) + ' days ago';
+    if (s < 86400 * 14) { var d = Math.round(s / 86400); return d + (d === 1 ? ' day ago' : ' days ago'); }
     return new Date(t).toLocaleDateString();
   };
   CD.when = function (ts) {
