@@ -222,6 +222,7 @@
     '.banner{padding:10px 16px;background:#fff7e0;color:#5c3d00;border-bottom:1px solid #f1dfae;font-size:14px}',
     '.banner strong{font-weight:650}',
     '.banner[hidden]{display:none}',
+    '.banner .email{margin-top:8px}.banner input{flex:1;min-width:0;border:1px solid #8a94a3;border-radius:8px;padding:6px 8px;background:#fff}',
     '.log{flex:1;overflow-y:auto;margin:0;padding:16px 14px 8px;list-style:none;background:var(--cd-soft)}',
     '.log>li{margin:0 0 10px;display:flex;flex-direction:column;align-items:flex-start}',
     '.log>li.me{align-items:flex-end}',
@@ -247,6 +248,7 @@
     '.chip:hover{background:var(--cd-soft)}',
     '.chip[aria-pressed=true]{background:var(--cd-accent);color:var(--cd-on-accent)}',
     '.chip:disabled{cursor:default;opacity:.75}',
+    '.ended .choices,.ended .fb button{display:none}',
     '.event{align-self:center;align-items:center!important}',
     '.event p{margin:0;font-size:13px;color:var(--cd-muted);text-align:center;',
     'background:#fff;border:1px solid var(--cd-line);border-radius:12px;padding:4px 12px}',
@@ -471,23 +473,31 @@
   function apply_state() {
     var s = st.state || 'bot';
     var closed = s === 'closed' || s === 'rated';
+    log.classList.toggle('ended', closed);
+    if (closed) hide_typing();
     bar.hidden = closed || s === 'queued' || s === 'agent' || s === 'with_agent' || s === 'offline';
     composer.hidden = closed;
     rating.hidden = s !== 'closed' || !!st.rated;
     if (s === 'queued' || s === 'offline') {
       var q = st.queue || {};
-      var frag = h('span');
-      if (q.offline || s === 'offline') {
-        frag.appendChild(h('strong', { text: 'Our team is away right now. ' }));
-        frag.appendChild(document.createTextNode(q.message || 'Leave your question and email here and we will reply as soon as we are back.'));
-      } else if (q.position) {
-        frag.appendChild(h('strong', { text: 'You are ' + ordinal(q.position) + ' in the queue. ' }));
-        frag.appendChild(document.createTextNode('Expected wait: ' + fmt_wait(q.estimated_wait_s) + '.'));
-      } else {
-        frag.appendChild(h('strong', { text: 'Connecting you to a person… ' }));
+      var key = JSON.stringify([s, q, st.email || '']);
+      if (banner.dataset.key !== key || banner.hidden) {
+        banner.dataset.key = key;
+        var frag = h('div');
+        if (q.offline || s === 'offline') {
+          frag.appendChild(h('strong', { text: 'Our team is away right now. ' }));
+          frag.appendChild(document.createTextNode(offline_text()));
+          if (q.ask_email) frag.appendChild(email_form());
+          else if (st.email) frag.appendChild(h('p', { class: 'note', text: 'We will reply to ' + st.email + '.' }));
+        } else if (q.position) {
+          frag.appendChild(h('strong', { text: 'You are ' + ordinal(q.position) + ' in the queue. ' }));
+          frag.appendChild(document.createTextNode(wait_text()));
+        } else {
+          frag.appendChild(h('strong', { text: 'Connecting you to a person… ' }));
+        }
+        show_banner(frag);
       }
-      show_banner(frag);
-      sub_el.textContent = 'Waiting for the next available person';
+      sub_el.textContent = q.offline ? 'Leave a message: we will get back to you' : 'Waiting for the next available person';
     } else if (s === 'agent' || s === 'with_agent') {
       show_banner(null);
       sub_el.textContent = 'You are chatting with ' + agent_label();
@@ -510,6 +520,38 @@
     }
     scroll_down();
   }
+  function wait_text() {
+    var q = st.queue || {};
+    return q.estimated_wait_s == null ? 'Someone will be with you as soon as they are free.'
+      : 'Expected wait: ' + fmt_wait(q.estimated_wait_s) + '.';
+  }
+  function offline_text() {
+    var q = st.queue || {};
+    var t = q.reply_by ? Date.parse(q.reply_by) : NaN;
+    if (isFinite(t)) {
+      return 'Leave your question here and we will reply by ' + new Date(t).toLocaleString([], {
+        weekday: 'long', hour: '2-digit', minute: '2-digit' }) + '.';
+    }
+    return 'Leave your question here and we will reply as soon as we are back.';
+  }
+  function email_form() {
+    var inp = h('input', { id: 'cd-email', type: 'email', autocomplete: 'email', required: true, placeholder: 'you@example.com' });
+    var form = h('form', { class: 'row email' }, [
+      h('label', { class: 'sr', for: 'cd-email', text: 'Your email address for our reply' }),
+      inp, h('button', { class: 'ghost', type: 'submit', text: 'Save email' })
+    ]);
+    form.addEventListener('submit', function (e) {
+      e.preventDefault();
+      var v = inp.value.trim();
+      if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(v)) { inp.focus(); return; }
+      st.email = v;
+      if (st.queue) st.queue.ask_email = false;
+      send_frame({ type: 'contact', email: v });
+      save_state();
+      apply_state();
+    });
+    return form;
+  }
   function set_state(s) {
     st.state = s;
     save_state();
@@ -529,6 +571,13 @@
   var ready = false;
   var wanted = false;
 
+  /* The page's language as an ISO 639-1 code ("en-GB" -> "en"). */
+  function page_lang() {
+    var l = (document.documentElement.lang || navigator.language || 'en').toLowerCase();
+    var m = l.match(/^[a-z]{2,3}/);
+    return m ? m[0] : 'en';
+  }
+
   function connect() {
     wanted = true;
     if (ws && (ws.readyState === 0 || ws.readyState === 1)) return;
@@ -545,7 +594,7 @@
     sock.onopen = function () {
       var hello = {
         type: 'hello',
-        lang: (document.documentElement.lang || navigator.language || 'en').slice(0, 12),
+        lang: page_lang(),
         page: location.href.slice(0, 1000)
       };
       if (st.token) {
@@ -641,9 +690,17 @@
       add_item({ kind: 'event', seq: f.seq, text: 'We are passing you to a colleague who can help with this.' }, true);
       set_state('queued');
       break;
-    case 'message':
+    case 'customer_message':
       on_replayed_message(f);
       break;
+    case 'system':
+      seen(f.seq);
+      add_item({ kind: 'event', seq: f.seq, text: f.text || CD_EVENTS[f.event] || '' }, false);
+      break;
+    case 'feedback_ok':
+    case 'contact_ok':
+      break;
+    case 'rating_ok':
     case 'typing':
       if (f.from !== 'customer') show_typing(f.from);
       break;
@@ -656,7 +713,6 @@
     case 'rating_request':
       if (st.state !== 'rated') set_state('closed');
       break;
-    case 'rated':
       st.rated = true;
       set_state('rated');
       break;
@@ -664,6 +720,12 @@
     default: break;
     }
   }
+
+  var CD_EVENTS = {
+    transferred: 'We are passing you to a colleague who can help with this.',
+    agent_left: 'The agent left the chat.',
+    offline: 'Our team is away right now.'
+  };
 
   function seen(seq) {
     if (typeof seq === 'number' && seq > st.last_seq) st.last_seq = seq;
@@ -694,7 +756,10 @@
     var unacked = st.items.filter(function (x) { return x.kind === 'me' && x.status === 'sending'; });
     var queued_ids = outbox.filter(function (o) { return o.type === 'message'; }).map(function (o) { return o.id; });
     unacked.forEach(function (x) {
-      if (queued_ids.indexOf(x.id) < 0) outbox.unshift({ type: 'message', id: x.id, text: x.text });
+      if (queued_ids.indexOf(x.id) >= 0) return;
+      var f = { type: 'message', id: x.id, text: x.text };
+      if (x.choice) f.choice = x.choice;
+      outbox.unshift(f);
     });
     var q = outbox;
     outbox = [];
@@ -703,7 +768,7 @@
 
   function norm_state(s) {
     if (s === 'with_agent' || s === 'agent') return 'agent';
-    if (s === 'clarifying') return 'bot';
+    if (s === 'clarifying' || s === 'collecting') return 'bot';
     return s;
   }
 
@@ -734,15 +799,14 @@
     mark_mine(f.reply_to, f.seq);
   }
   function on_queued(f) {
+    seen(f.seq);
     st.queue = {
       queue: f.queue, position: f.position, estimated_wait_s: f.estimated_wait_s,
-      offline: !!f.offline, message: f.message
+      offline: !!f.offline, reply_by: f.reply_by, ask_email: !!f.ask_email && !st.email
     };
-    if (st.state !== 'queued' && st.state !== 'offline') {
-      add_item({ kind: 'event', text: 'We are finding a person to help you.' }, true);
-    }
     set_state(f.offline ? 'offline' : 'queued');
-    if (f.position) live.textContent = 'You are ' + ordinal(f.position) + ' in the queue. Expected wait ' + fmt_wait(f.estimated_wait_s) + '.';
+    if (f.offline) live.textContent = 'Our team is away. ' + offline_text();
+    else if (f.position) live.textContent = 'You are ' + ordinal(f.position) + ' in the queue. ' + wait_text();
   }
   /* A message replayed on resume (the customer's own, the bot's or an agent's). */
   function on_replayed_message(f) {
@@ -790,6 +854,7 @@
 
   var typing_timer = 0;
   function show_typing(from) {
+    if (st.state === 'closed' || st.state === 'rated') return;
     var who = from === 'bot' ? 'Assistant' : (st.agent || 'Support');
     typing_el.querySelector('.tt').textContent = ' ' + who + ' is typing…';
     typing_el.hidden = false;
@@ -806,19 +871,22 @@
   function new_id() {
     return 'c' + Date.now().toString(36) + '-' + (msg_counter++) + Math.random().toString(36).slice(2, 6);
   }
-  function send_text(text) {
+  function send_text(text, choice) {
     text = String(text || '').trim();
     if (!text) return;
     if (st.state === 'closed' || st.state === 'rated') return;
     var it = { kind: 'me', id: new_id(), text: text, status: 'sending' };
+    if (choice) it.choice = choice;
     add_item(it, false);
-    send_frame({ type: 'message', id: it.id, text: text });
+    var f = { type: 'message', id: it.id, text: text };
+    if (choice) f.choice = choice;
+    send_frame(f);
   }
   function pick_choice(it, c) {
     var label = choice_label(c);
     it.chosen = label;
     update_item(it);
-    send_text(label);
+    send_text(label, c && typeof c === 'object' && c.id != null ? String(c.id) : null);
   }
   function give_feedback(it, helpful) {
     it.helpful = helpful;
@@ -828,7 +896,6 @@
   function ask_person() {
     send_frame({ type: 'handoff' });
     set_state('queued');
-    add_item({ kind: 'event', text: 'We are finding a person to help you.' }, true);
   }
   function restart() {
     forget_conversation();

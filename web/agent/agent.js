@@ -90,6 +90,7 @@
     set_conn('offline', 'Reconnecting in ' + Math.ceil(delay / 1000) + ' s');
     clearTimeout(retry_timer);
     retry_timer = setTimeout(function () {
+      reconnecting = true;
       connect(CD.token()).catch(function (e) {
         if (e.status === 401) CD.sign_out('The server no longer accepts this token.');
       });
@@ -101,6 +102,11 @@
     return true;
   }
 
+  var reconnecting = false;
+  function set_available(on) {
+    $('#available').checked = on;
+    $('#available-label').textContent = on ? 'Available for new chats' : 'Away: no new chats';
+  }
   function on_ready(f) {
     var a = f.agent;
     if (a && typeof a === 'object') {
@@ -113,12 +119,17 @@
     }
     if (f.queues) me.queues = f.queues;
     if (f.pickup_target_s) pickup_target_s = f.pickup_target_s;
+    if (a && typeof a === 'object' && typeof a.available === 'boolean') set_available(a.available);
     set_conn('online', 'Online');
+    if (Array.isArray(f.queue)) on_queue({ items: f.queue });
+    else if (f.queue && Array.isArray(f.queue.items)) on_queue(f.queue);
     var who = $('.topbar .who');
     if (who && me.name) who.textContent = 'Signed in as ' + me.name;
     signed_in = true;
-    /* Tell the server our availability, which survives reconnects. */
-    send({ type: 'status', available: $('#available').checked });
+    /* After a reconnect, tell the server the availability chosen here. */
+    if (a && typeof a === 'object' && a.available !== $('#available').checked && reconnecting) {
+      send({ type: 'status', available: $('#available').checked });
+    }
     render_capacity();
   }
 
@@ -129,19 +140,36 @@
     case 'assigned': on_assigned(f); break;
     case 'customer_message': on_customer_message(f); break;
     case 'typing': on_typing(f); break;
-    case 'customer_left': system_note(f.conversation, 'The customer left the chat (they may come back).'); break;
+    case 'customer_left':
+      system_note(f.conversation, f.reason === 'closed' ? 'The customer closed the chat.' :
+        'The customer\u2019s connection dropped (they may come back).');
+      break;
     case 'customer_back': system_note(f.conversation, 'The customer is back.'); break;
     case 'ack': on_ack(f); break;
-    case 'closed': drop_chat(f.conversation); break;
-    case 'transferred': drop_chat(f.conversation); break;
+    case 'closed': on_closed(f); break;
+    case 'transferred':
+      CD.toast('Transferred to ' + CD.humanize(f.queue || 'another queue') + '.');
+      drop_chat(f.conversation);
+      break;
     case 'rating': system_note(f.conversation, 'The customer rated the chat ' + f.score + ' of 5.'); break;
     case 'status':
-      if (typeof f.available === 'boolean') $('#available').checked = f.available;
+      if (typeof f.available === 'boolean') set_available(f.available);
       render_capacity();
       break;
     case 'error': on_error(f); break;
     default: break;
     }
+  }
+
+  /* closed confirms our close, or tells that the customer ended the chat:
+   * then the chat stays open here for the wrap-up. */
+  function on_closed(f) {
+    var c = chats[f.conversation];
+    if (!c) return;
+    if (c.closing) { drop_chat(f.conversation); return; }
+    c.closed = true;
+    system_note(f.conversation, 'The conversation is closed. Add the wrap-up to finish.');
+    if (active === f.conversation) select(active);
   }
 
   function on_queue(f) {
@@ -163,7 +191,7 @@
     var c = chats[id] || { id: id, items: [], unread: 0 };
     c.customer = f.customer || {};
     c.triage = f.triage || {};
-    c.queue = f.queue || (f.triage && f.triage.queue) || c.queue;
+    c.queue = typeof f.queue === 'string' ? f.queue : (f.triage && f.triage.queue) || c.queue;
     c.items = [];
     (f.transcript || []).forEach(function (m) { c.items.push(normalize(m)); });
     c.closed = false;
@@ -226,7 +254,13 @@
       render_queue([]);
       return;
     }
-    if (code === 'capacity' || code === 'at_capacity') { CD.toast('You are at your chat limit.', true); return; }
+    if (code === 'at_capacity') { CD.toast('You are at your chat limit (' + me.capacity + ').', true); return; }
+    if (code === 'not_assigned' && f.conversation != null) {
+      CD.toast('That chat is no longer yours.', true);
+      drop_chat(f.conversation);
+      return;
+    }
+    if (f.conversation != null && chats[f.conversation] && chats[f.conversation].closing) chats[f.conversation].closing = false;
     CD.toast(f.message || ('Error: ' + code), true);
   }
   function system_note(id, text) {
@@ -254,7 +288,9 @@
           h('span', { class: 'wait', 'data-wait': '1', text: CD.dur(it.waiting_s) }),
           it.queue ? h('span', { class: 'pill brand', text: it.queue }) : null,
           it.intent ? h('span', { class: 'pill', title: 'The bot\u2019s guess', text: CD.humanize(it.intent) }) : null,
-          it.offline ? h('span', { class: 'pill warn', text: 'offline ticket' }) : null
+          it.priority && it.priority <= 2 ? h('span', { class: 'pill bad', text: 'priority ' + it.priority }) : null,
+          it.offline ? h('span', { class: 'pill warn', text: 'offline ticket' }) : null,
+          it.customer ? h('span', { class: 'small muted', text: typeof it.customer === 'string' ? it.customer : it.customer.name || '' }) : null
         ]),
         h('button', {
           class: 'btn small primary take', type: 'button', disabled: full ? true : null,
@@ -270,7 +306,7 @@
   function tick() {
     var now = Date.now();
     CD.$$('#queue li[data-conversation]').forEach(function (li) {
-      var it = queue_items.filter(function (q) { return q.conversation === li.dataset.conversation; })[0];
+      var it = queue_items.filter(function (q) { return String(q.conversation) === li.dataset.conversation; })[0];
       if (!it) return;
       var w = (+it.waiting_s || 0) + (now - it.received_at) / 1000;
       var el = li.querySelector('[data-wait]');
@@ -289,7 +325,7 @@
   /* ---------- my chats ---------- */
   function cust_name(c) {
     var cu = c.customer || {};
-    return cu.name || cu.email || ('Visitor ' + String(c.id).slice(-5));
+    return cu.name || cu.email || ('Visitor #' + c.id);
   }
   function render_mine() {
     var ul = $('#mine');
@@ -336,7 +372,11 @@
     render_mine();
     update_title();
     $('#reply-text').value = c.draft || '';
-    $('#reply-text').focus();
+    $('#reply-text').disabled = !!c.closed;
+    $('#reply button[type=submit]').disabled = !!c.closed;
+    $('#transfer').disabled = !!c.closed;
+    $('#close-chat').textContent = c.closed ? 'Wrap up…' : 'Close chat…';
+    if (!c.closed) $('#reply-text').focus();
   }
 
   function render_transcript() {
@@ -396,15 +436,16 @@
     });
     if (!dl.children.length) dl.appendChild(h('dd', { class: 'muted', text: 'Anonymous visitor: no name or email given.' }));
     box.appendChild(dl);
-    var earlier = cu.earlier || cu.conversations || cu.earlier_conversations || [];
+    var earlier = cu.history || cu.earlier || cu.conversations || [];
     box.appendChild(h('h3', { text: 'Earlier conversations', style: 'margin-top:14px' }));
     if (!earlier.length) { box.appendChild(h('p', { class: 'small muted', text: 'None.' })); return; }
     var ul = h('ul', { class: 'earlier' });
     earlier.slice(0, 8).forEach(function (e) {
       var id = e.conversation || e.id;
       ul.appendChild(h('li', null, [
-        h('button', { type: 'button', onclick: function () { show_history(id); }, text: CD.when(e.started || e.started_at || e.at) || id }),
-        e.disposition ? h('span', { class: 'pill', style: 'margin-left:6px', text: CD.humanize(e.disposition) }) : null,
+        h('button', { type: 'button', onclick: function () { show_history(id); }, text: CD.when(e.created || e.started || e.at) || ('#' + id) }),
+        e.disposition || e.intent ? h('span', { class: 'pill', style: 'margin-left:6px', text: CD.humanize(e.disposition || e.intent) }) : null,
+        e.state ? h('span', { class: 'small muted', text: ' ' + e.state }) : null,
         e.summary || e.preview ? h('div', { class: 'small muted', text: e.summary || e.preview }) : null
       ]));
     });
@@ -507,10 +548,7 @@
     var c = chats[active];
     if (!c) return;
     var q = $('#transfer-queue').value;
-    if (send({ type: 'transfer', conversation: c.id, queue: q })) {
-      CD.toast('Transferred to ' + CD.humanize(q) + '.');
-      drop_chat(c.id);
-    }
+    if (send({ type: 'transfer', conversation: c.id, queue: q })) c.transferring = q;
   });
 
   var drivers = $('#drivers');
@@ -528,6 +566,7 @@
   $('#wrapup-form').addEventListener('submit', function (e) {
     e.preventDefault();
     var c = chats[active];
+    if (!c) { $('#wrapup').close(); return; }
     var d = $('#disposition').value.trim();
     if (!d) {
       $('#wrapup-error').textContent = 'Choose the contact driver: what the customer contacted us about.';
@@ -535,10 +574,15 @@
       $('#disposition').focus();
       return;
     }
-    if (c && send({ type: 'close', conversation: c.id, disposition: d, note: $('#note').value.trim() })) {
+    var note = $('#note').value.trim();
+    var f = { type: 'close', conversation: c.id, disposition: d };
+    if (note) f.note = note;
+    if (send(f)) {
+      c.closing = true;
       $('#wrapup').close();
       CD.toast('Chat closed.');
-      drop_chat(c.id);
+      /* closed confirms it; if the customer had already closed, nothing more comes. */
+      setTimeout(function () { if (chats[c.id] && chats[c.id].closing) drop_chat(c.id); }, 3000);
     }
   });
 
