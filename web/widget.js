@@ -39,6 +39,18 @@
     open: attr('open', '') === 'true'
   };
   var store_key = 'caredesk:' + cfg.url;
+  /* Article links in replies are relative ("/kb/ID") to the caredesk server,
+   * which may not be the host page's server. */
+  var server_origin = (function () {
+    try { return new URL(cfg.url.replace(/^ws/, 'http')).origin; } catch (e) { return location.origin; }
+  })();
+  function article_href(a) {
+    var u = a.url || ('/kb/' + encodeURIComponent(a.id));
+    try {
+      var abs = new URL(u, server_origin);
+      return /^https?:$/.test(abs.protocol) ? abs.href : '#';
+    } catch (e) { return '#'; }
+  }
   var MAX_ITEMS = 120;
   var TYPING_SHOW_MS = 5000;
 
@@ -381,7 +393,7 @@
         var ul = h('ul');
         it.articles.slice(0, 3).forEach(function (a) {
           ul.appendChild(h('li', null, [h('a', {
-            href: a.url || ('/kb/' + encodeURIComponent(a.id)), target: '_blank', rel: 'noopener',
+            href: article_href(a), target: '_blank', rel: 'noopener',
             class: 'article', text: a.title || a.id
           })]));
         });
