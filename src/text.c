@@ -572,7 +572,7 @@ int text_fold(const char *s, size_t n, char *out, size_t cap)
                 k = (size_t)utf8_encode(fold, tmp);
             }
         }
-        if (len + k + 1 > cap)
+        if (len + k + 1 > cap || len + k > INT_MAX)
             return -1;
         memcpy(out + len, bytes, k);
         len += k;
