@@ -1,7 +1,11 @@
 /* api: REST routes (/api/...) and article pages (/kb/ID); see api.h.
  *
- * Routes and who may call them:
+ * Routes and who may call them (docs/web.md has the shapes the pages read):
+ *   GET    /api/me                       any account: {"name","role"}
  *   GET    /api/search?q=&lang=&limit=   anyone (published articles only)
+ *   GET    /api/ask?q=&lang=             author, admin (the bot's decision, stored nowhere)
+ *   POST   /api/learn                    author, admin ({"question","article"}: kb_learn)
+ *   GET    /api/queues                   agent, admin
  *   GET    /api/articles/{id}            author, admin (drafts too)
  *   POST   /api/articles                 author, admin (create; 409 if the id exists)
  *   PUT    /api/articles/{id}            author, admin (create or update; keeps a revision)
@@ -13,7 +17,9 @@
 #include "api.h"
 
 #include "auth.h"
+#include "chat.h"
 #include "kb.h"
+#include "triage.h"
 #include "log.h"
 #include "metrics.h"
 #include "store.h"
@@ -24,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Until kb.c is linked into every build, its functions are weak here: the
  * server only hands api.c a struct kb when kb_open() exists. */
@@ -33,6 +40,7 @@
 #pragma weak kb_article_clear
 #pragma weak kb_put
 #pragma weak kb_delete
+#pragma weak kb_learn
 
 #define SEARCH_MAX_HITS 10
 #define QUERY_MAX_BYTES 1024
@@ -363,6 +371,12 @@ static int parse_article(const struct api_request *req, const char *path_id, jso
         respond_error(resp, 400, "bad_field", "'published' must be true or false");
         return 1;
     }
+    json_t *status = json_object_get(root, "status");
+    const char *status_s = json_string_value(status);
+    if (status && (!status_s || (strcmp(status_s, "published") && strcmp(status_s, "draft")))) {
+        respond_error(resp, 400, "bad_field", "'status' must be \"published\" or \"draft\"");
+        return 1;
+    }
     const char **tags, **questions;
     int n_tags, n_questions;
     if (string_list(json_object_get(root, "tags"), &tags, &n_tags)) {
@@ -383,7 +397,9 @@ static int parse_article(const struct api_request *req, const char *path_id, jso
     a->n_tags = n_tags;
     a->questions = (char **)questions;
     a->n_questions = n_questions;
-    a->is_published = published ? json_is_true(published) : 1;
+    a->is_published = status_s    ? !strcmp(status_s, "published")
+                      : published ? json_is_true(published)
+                                  : 1;
     return 0;
 }
 
@@ -450,11 +466,19 @@ static int route_articles(struct api *api, const struct api_request *req, const 
     if (!api->deps.kb)
         return respond_error(resp, 503, "unavailable", "the knowledge base is not open");
     if (!id && is_get) {
-        /* kb.h has no listing; searching is the way to find articles. */
+        /* kb.h has no listing yet; searching is the way to find articles. */
         if (arg(req, "q"))
             return route_search(api, req, resp);
-        return respond_error(resp, 400, "missing_q",
-                             "list articles with GET /api/articles?q=WORDS (or /api/search)");
+        return respond_error(resp, 501, "not_implemented",
+                             "listing every article needs kb_list() in kb.h; use "
+                             "GET /api/articles?q=WORDS or /api/search");
+    }
+    if (id && strchr(id, '/')) {
+        const char *slash = strchr(id, '/');
+        if (!strcmp(slash, "/revisions"))
+            return respond_error(resp, 501, "not_implemented",
+                                 "revision history needs kb_get_revision() in kb.h");
+        return respond_error(resp, 404, "not_found", "no such route");
     }
     if (id && !is_article_id(id))
         return respond_error(resp, 400, "bad_id",
@@ -518,11 +542,13 @@ static int route_conversation(struct api *api, const struct api_request *req, co
         cd_buf_free(&out);
         return respond_error(resp, 500, "internal", cd_strerror(rc));
     }
-    resp->status = 200;
-    resp->content_type = "application/json";
-    cd_buf_free(&resp->body);
-    resp->body = out;
-    return cd_buf_puts(&resp->body, "\n");
+    /* The pages read "id" beside the store's "conversation". */
+    json_t *o = json_loadb(out.data, out.len, 0, NULL);
+    cd_buf_free(&out);
+    if (!o)
+        return respond_error(resp, 500, "internal", "the transcript could not be read");
+    json_object_set_new(o, "id", json_integer(id));
+    return respond_json(resp, 200, o);
 }
 
 static json_t *counts_json(const struct store_count *c, int n)
@@ -544,7 +570,12 @@ static int route_stats(struct api *api, const struct api_request *req, struct ap
     if (require_role(api, req, AUTH_ROLE_AGENT | AUTH_ROLE_AUTHOR | AUTH_ROLE_ADMIN, &user, resp))
         return 0;
     int64_t now = cd_wall_s();
-    int64_t since = now - 30 * 86400, until = now + 1;
+    /* Default window: since local midnight. */
+    time_t t = (time_t)now;
+    struct tm tm;
+    localtime_r(&t, &tm);
+    tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+    int64_t since = (int64_t)mktime(&tm), until = now + 1;
     const char *since_s = arg(req, "since"), *until_s = arg(req, "until");
     if ((since_s && parse_id(since_s, &since)) || (until_s && parse_id(until_s, &until)) ||
         since >= until)
@@ -562,8 +593,8 @@ static int route_stats(struct api *api, const struct api_request *req, struct ap
         json_object_set_new(o, "conversations", json_integer(st.n_conversations));
         json_object_set_new(o, "bot_resolved", json_integer(st.n_bot_resolved));
         json_object_set_new(o, "handoffs", json_integer(st.n_handoffs));
-        json_object_set_new(o, "picked_up", json_integer(st.n_picked));
-        json_object_set_new(o, "picked_within_target", json_integer(st.n_within_target));
+        json_object_set_new(o, "picked", json_integer(st.n_picked));
+        json_object_set_new(o, "within_target", json_integer(st.n_within_target));
         json_object_set_new(o, "ratings", json_integer(st.n_ratings));
         json_object_set_new(o, "deflection_rate", json_real(st.deflection_rate));
         json_object_set_new(o, "escalation_rate", json_real(st.escalation_rate));
@@ -572,12 +603,21 @@ static int route_stats(struct api *api, const struct api_request *req, struct ap
         json_object_set_new(o, "median_wait_s", json_real(st.median_wait_s));
         json_object_set_new(o, "csat", json_real(st.csat));
         json_object_set_new(o, "csat_satisfied", json_real(st.csat_satisfied));
-        json_object_set_new(o, "handoffs_by_queue", counts_json(st.by_queue, st.n_by_queue));
-        json_object_set_new(o, "top_drivers", counts_json(st.drivers, st.n_drivers));
+        json_object_set_new(o, "by_queue", counts_json(st.by_queue, st.n_by_queue));
+        json_object_set_new(o, "drivers", counts_json(st.drivers, st.n_drivers));
         json_object_set_new(o, "unanswered", counts_json(st.unanswered, st.n_unanswered));
-        if (api->deps.metrics)
-            json_object_set_new(o, "queue_length",
-                                json_real(metrics_gauge(api->deps.metrics, METRICS_QUEUE_LENGTH)));
+        if (api->deps.chat) {
+            struct chat_metrics cm;
+            memset(&cm, 0, sizeof cm);
+            chat_metrics_get(api->deps.chat, &cm);
+            json_object_set_new(
+                o, "live",
+                json_pack("{s:I,s:I,s:i,s:I,s:I}", "waiting", (json_int_t)cm.queue_length,
+                          "longest_wait_s", (json_int_t)cm.longest_wait_s, "pickup_target_s",
+                          api->deps.pickup_target_s, "agents_available",
+                          (json_int_t)cm.n_agents_available, "agents_busy",
+                          (json_int_t)(cm.n_agents_online - cm.n_agents_available)));
+        }
     }
     return respond_json(resp, 200, o);
 }
@@ -830,6 +870,119 @@ static int route_kb_page(struct api *api, const struct api_request *req, const c
     return rc;
 }
 
+/* ---- me, ask, learn, queues --------------------------------------------- */
+
+static int route_me(struct api *api, const struct api_request *req, struct api_response *resp)
+{
+    struct auth_user user;
+    if (require_role(api, req, AUTH_ROLE_AGENT | AUTH_ROLE_AUTHOR | AUTH_ROLE_ADMIN, &user, resp))
+        return 0;
+    return respond_json(resp, 200,
+                        json_pack("{s:I,s:s,s:s,s:s}", "id", (json_int_t)user.id, "name", user.name,
+                                  "role", auth_role_name(user.role), "skills", user.skills));
+}
+
+static int route_ask(struct api *api, const struct api_request *req, struct api_response *resp)
+{
+    struct auth_user user;
+    if (require_role(api, req, AUTH_ROLE_AUTHOR | AUTH_ROLE_ADMIN, &user, resp))
+        return 0;
+    const char *q = arg(req, "q");
+    const char *lang = arg(req, "lang");
+    if (!q || !*q)
+        return respond_error(resp, 400, "missing_q", "the query parameter 'q' is required");
+    if (strlen(q) > QUERY_MAX_BYTES || !cd_utf8_valid(q, strlen(q)))
+        return respond_error(resp, 400, "bad_q", "'q' must be UTF-8 text of at most 1024 bytes");
+    if (!api->deps.triage)
+        return respond_error(resp, 503, "unavailable", "the triage engine is not running");
+    struct triage_decision d;
+    memset(&d, 0, sizeof d);
+    int rc = triage_decide(api->deps.triage, q, strlen(q), lang && *lang ? lang : NULL, NULL, &d);
+    struct cd_buf out = {0};
+    if (!rc)
+        rc = triage_decision_to_json(&d, &out);
+    triage_decision_clear(&d);
+    if (rc) {
+        cd_buf_free(&out);
+        return respond_error(resp, 500, "internal", cd_strerror(rc));
+    }
+    /* The pages read "text" and "reason" beside triage's own fields. */
+    json_t *o = json_loadb(out.data, out.len, 0, NULL);
+    cd_buf_free(&out);
+    if (!o)
+        return respond_error(resp, 500, "internal", "the decision could not be encoded");
+    json_t *answer = json_object_get(o, "answer");
+    if (answer)
+        json_object_set(o, "text", answer);
+    json_t *reason = json_object_get(json_object_get(o, "evidence"), "reason");
+    if (reason)
+        json_object_set(o, "reason", reason);
+    return respond_json(resp, 200, o);
+}
+
+static int route_learn(struct api *api, const struct api_request *req, struct api_response *resp)
+{
+    if (strcmp(req->method, "POST")) {
+        resp->allow = "POST";
+        return respond_error(resp, 405, "method_not_allowed", "use POST");
+    }
+    struct auth_user user;
+    if (require_role(api, req, AUTH_ROLE_AUTHOR | AUTH_ROLE_ADMIN, &user, resp))
+        return 0;
+    if (!req->body || !req->n_body)
+        return respond_error(resp, 400, "missing_body", "send {\"question\", \"article\"}");
+    json_error_t jerr;
+    json_t *root = json_loadb(req->body, req->n_body, 0, &jerr);
+    if (!root || !json_is_object(root)) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
+                 root ? "the body must be a JSON object" : jerr.text);
+        json_decref(root);
+        return respond_error(resp, 400, "bad_json", msg);
+    }
+    const char *question = json_string_value(json_object_get(root, "question"));
+    const char *article = json_string_value(json_object_get(root, "article"));
+    int rc;
+    if (!question || !*question)
+        rc = respond_error(resp, 400, "missing_field", "'question' is required (a string)");
+    else if (!article || !is_article_id(article))
+        rc = respond_error(resp, 400, "missing_field", "'article' is required (an article id)");
+    else if (!api->deps.kb)
+        rc = respond_error(resp, 503, "unavailable", "the knowledge base is not open");
+    else {
+        rc = kb_learn(api->deps.kb, question, article);
+        if (rc == CD_ENOTFOUND)
+            rc = respond_error(resp, 404, "not_found", "no such article");
+        else if (rc)
+            rc = respond_error(resp, rc == CD_EINVAL ? 400 : 500,
+                               rc == CD_EINVAL ? "bad_field" : "internal", cd_strerror(rc));
+        else {
+            audit(api, "kb_learn", &user, article);
+            rc = respond_json(resp, 200,
+                              json_pack("{s:s,s:s}", "learned", question, "article", article));
+        }
+    }
+    json_decref(root);
+    return rc;
+}
+
+static int route_queues(struct api *api, const struct api_request *req, struct api_response *resp)
+{
+    struct auth_user user;
+    if (require_role(api, req, AUTH_ROLE_AGENT | AUTH_ROLE_ADMIN, &user, resp))
+        return 0;
+    json_t *list = json_array();
+    const char *p = api->deps.queues ? api->deps.queues : "general";
+    while (*p && list) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n)
+            json_array_append_new(list, json_stringn(p, n));
+        p += n + (e ? 1 : 0);
+    }
+    return respond_json(resp, 200, json_pack("{s:o?}", "queues", list));
+}
+
 /* ---- dispatch ------------------------------------------------------------ */
 
 int api_handle(struct api *api, const struct api_request *req, struct api_response *resp)
@@ -850,5 +1003,13 @@ int api_handle(struct api *api, const struct api_request *req, struct api_respon
         return route_conversation(api, req, p + 19, resp);
     if (!strcmp(p, "/api/stats"))
         return route_stats(api, req, resp);
+    if (!strcmp(p, "/api/me"))
+        return route_me(api, req, resp);
+    if (!strcmp(p, "/api/ask"))
+        return route_ask(api, req, resp);
+    if (!strcmp(p, "/api/learn"))
+        return route_learn(api, req, resp);
+    if (!strcmp(p, "/api/queues"))
+        return route_queues(api, req, resp);
     return respond_error(resp, 404, "not_found", "no such route");
 }

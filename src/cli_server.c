@@ -23,23 +23,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* Until kb.c and chat.c are linked into every build, their entry points are
- * weak: serve then runs without a KB or without conversations and says so. */
+/* Until kb.c is linked into every build, its entry points are weak: serve
+ * then runs without a KB and says so. */
 #pragma weak kb_open
 #pragma weak kb_close
 #pragma weak kb_load_path
 #pragma weak kb_count
-#pragma weak chat_new
-#pragma weak chat_free
-#pragma weak chat_customer_open
-#pragma weak chat_customer_frame
-#pragma weak chat_customer_closed
-#pragma weak chat_agent_open
-#pragma weak chat_agent_frame
-#pragma weak chat_agent_closed
-#pragma weak chat_tick
-#pragma weak chat_flush
-#pragma weak chat_metrics_get
 
 extern char **environ;
 
@@ -112,8 +101,7 @@ static void parts_free(struct serve_parts *p)
 {
     server_free(p->server);
     api_free(p->api);
-    if (p->chat && chat_free)
-        chat_free(p->chat);
+    chat_free(p->chat);
     redact_free(p->redactor);
     triage_free(p->triage);
     if (p->kb && kb_close)
@@ -287,7 +275,7 @@ int cli_serve(int argc, char **argv)
         fprintf(stderr, "caredesk serve: %s\n", err ? err : "cannot start");
         goto done;
     }
-    if (chat_new) {
+    {
         struct chat_settings cs;
         memset(&cs, 0, sizeof cs);
         cs.pickup_target_s = cfg->pickup_target_s;
@@ -306,14 +294,14 @@ int cli_serve(int argc, char **argv)
             fputs("caredesk serve: cannot start the conversation engine\n", stderr);
             goto done;
         }
-    } else {
-        log_event(LOG_WARN, "chat_unavailable", "reason:s", "this build has no chat module",
-                  LOG_END);
     }
     struct api_deps deps = {0};
     deps.kb = p.kb;
     deps.store = p.store;
     deps.metrics = p.metrics;
+    deps.triage = p.triage;
+    deps.chat = p.chat;
+    deps.queues = cfg->queues;
     deps.public_url = cfg->public_url;
     deps.max_body_bytes = cfg->max_body_bytes;
     deps.pickup_target_s = cfg->pickup_target_s;
