@@ -73,9 +73,9 @@ async function probe() {
     c.close();
   } catch (e) { caps.why.push(`/agent: ${e.message.split('\n')[0]}`); }
   try {
-    const r = await fetch(srv.url + '/api/articles', { headers: { Authorization: `Bearer ${tokens.author}` } });
+    const r = await fetch(srv.url + '/api/articles/gift-wrap', { headers: { Authorization: `Bearer ${tokens.author}` } });
     caps.api = r.status === 200;
-    if (!caps.api) caps.why.push(`GET /api/articles: HTTP ${r.status}`);
+    if (!caps.api) caps.why.push(`GET /api/articles/gift-wrap: HTTP ${r.status}`);
   } catch (e) { caps.why.push(`/api: ${e.message}`); }
 }
 

@@ -625,7 +625,7 @@
         var abs = /^https?:/.test(url) ? url : location.origin + url;
         ul.appendChild(h('li', null, [
           h('div', { class: 'title', text: hit.title || hit.id }),
-          h('p', { class: 'passage', text: String(hit.passage || '').replace(/\*\*|__|`/g, '') }),
+          h('p', { class: 'passage', text: String(hit.passage || '').replace(/\*\*|__|`/g, '').replace(/^#+\s*/gm, '') }),
           h('div', { class: 'row' }, [
             h('button', { class: 'btn small', type: 'button', onclick: function () { insert(hit.passage || ''); } }, ['Insert passage']),
             h('button', { class: 'btn small', type: 'button', onclick: function () { insert((hit.title || 'This article') + ': ' + abs); } }, ['Insert link'])
