@@ -193,8 +193,9 @@ struct chat {
     struct pending_learn *learns;
     int n_learns, cap_learns;
     struct conv *touched;
-    int unit_frames; /* frames queued before the current unit of work */
-    int is_queue_dirty;
+    int unit_frames;    /* frames queued before the current unit of work */
+    int is_queue_dirty; /* the waiting list or agents changed: agents get a new view */
+    int is_eta_dirty;   /* time passed: customers' estimates may have moved */
     int64_t last_retention_s;
     struct chat_metrics m;
 };
@@ -2307,26 +2308,54 @@ void chat_agent_closed(struct chat *chat, uint64_t conn)
  * inside the turn's group, before the commit. */
 static void settle(struct chat *chat)
 {
-    if (!chat->is_queue_dirty)
+    if (!chat->is_queue_dirty && !chat->is_eta_dirty)
         return;
+    int is_agent_view = chat->is_queue_dirty;
     chat->is_queue_dirty = 0;
-    if (chat->settings.is_auto_assign) {
+    chat->is_eta_dirty = 0;
+    if (is_agent_view && chat->settings.is_auto_assign) {
         int64_t conv_id, agent_id;
         int n = 0;
         while (n++ < 1000 && queue_next_assignment(chat->queue, &conv_id, &agent_id)) {
             struct conv *c = conv_cached(chat, conv_id);
             if (!c || assign(chat, c, agent_id)) {
-                /* Not assignable now (a store error): stop for this turn. */
+                /* Not assignable now (a store error): try again next turn. */
                 chat->is_queue_dirty = 1;
                 break;
             }
         }
     }
-    json_t *items = queue_items_json(chat);
-    json_t *frame = json_pack("{s:s, s:o}", "type", "queue", "items", items);
-    for (struct conn *k = chat->agents; frame && k; k = k->next_agent)
-        emit(chat, k->node.key, json_deep_copy(frame));
-    json_decref(frame);
+    /* Offline tickets become live chats when an agent for their queue is
+     * there during business hours, and the other way round. */
+    int64_t now = cd_wall_s();
+    int is_open = queue_is_open(chat->queue, now);
+    for (int i = 0;; i++) {
+        const struct queue_item *it = queue_at(chat->queue, i);
+        if (!it)
+            break;
+        struct conv *c = conv_cached(chat, it->conversation);
+        if (!c)
+            continue;
+        int is_offline = !is_open || queue_agents_available(chat->queue, it->queue, NULL) == 0;
+        if (is_offline == c->rec.is_offline)
+            continue;
+        c->rec.is_offline = is_offline;
+        if (unit_begin(chat) == 0 && save_conv(chat, c) == 0) {
+            unit_end(chat);
+            queue_set_offline(chat->queue, c->rec.id, is_offline);
+            c->last_position = -2; /* tell the customer */
+            is_agent_view = 1;
+        } else {
+            unit_undo(chat);
+            c->rec.is_offline = !is_offline;
+        }
+    }
+    if (is_agent_view) {
+        json_t *frame = json_pack("{s:s, s:o}", "type", "queue", "items", queue_items_json(chat));
+        for (struct conn *k = chat->agents; frame && k; k = k->next_agent)
+            emit(chat, k->node.key, json_deep_copy(frame));
+        json_decref(frame);
+    }
     for (int i = 0;; i++) {
         const struct queue_item *it = queue_at(chat->queue, i);
         if (!it)
@@ -2335,7 +2364,7 @@ static void settle(struct chat *chat)
         if (!c || !c->conns)
             continue;
         int pos = queue_position(chat->queue, c->rec.id);
-        int eta = queue_estimate_wait_s(chat->queue, c->rec.id, cd_wall_s());
+        int eta = queue_estimate_wait_s(chat->queue, c->rec.id, now);
         int d_eta = eta - c->last_eta;
         if (pos != c->last_position || (eta < 0) != (c->last_eta < 0) || d_eta > 10 || d_eta < -10)
             emit_customer(chat, c, queued_frame(chat, c, 0));
@@ -2365,7 +2394,7 @@ void chat_tick(struct chat *chat, int64_t now_s)
         }
     }
     if (queue_length(chat->queue) > 0)
-        chat->is_queue_dirty = 1; /* estimates move with time */
+        chat->is_eta_dirty = 1; /* estimates and business hours move with time */
     if (chat->settings.retention_days > 0 && now_s - chat->last_retention_s >= 3600) {
         chat->last_retention_s = now_s;
         int n = 0;
@@ -2376,8 +2405,8 @@ void chat_tick(struct chat *chat, int64_t now_s)
 
 int chat_has_pending(const struct chat *chat)
 {
-    return chat->n_frames > 0 || chat->is_queue_dirty || store_in_transaction(chat->store) ||
-           chat->touched != NULL;
+    return chat->n_frames > 0 || chat->is_queue_dirty || chat->is_eta_dirty ||
+           store_in_transaction(chat->store) || chat->touched != NULL;
 }
 
 /* After a failed commit: memory goes back to what the store holds. */

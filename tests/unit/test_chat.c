@@ -444,6 +444,34 @@ static void test_explicit_handoff_offline(void **state)
     expect_error(2, "bad_frame");
 }
 
+static void test_offline_ticket_goes_live(void **state)
+{
+    (void)state;
+    make_agents();
+    int64_t conv = new_customer(1, NULL);
+    cust(1, "{\"type\":\"handoff\"}");
+    json_decref(expect(1, "reply"));
+    json_t *q = expect(1, "queued");
+    assert_true(json_is_true(json_object_get(q, "offline")));
+    json_decref(q);
+    /* An agent signs in: the ticket is a live chat with an estimate. */
+    open_agent(100, agent_token);
+    q = expect(1, "queued");
+    assert_false(json_is_true(json_object_get(q, "offline")));
+    assert_true(json_is_integer(json_object_get(q, "estimated_wait_s")));
+    json_decref(q);
+    struct store_conversation c;
+    assert_int_equal(store_conversation_get(store, conv, &c), 0);
+    assert_int_equal(c.is_offline, 0);
+    store_conversation_clear(&c);
+    /* The agent leaves (no chat of theirs waits): offline again. */
+    chat_agent_closed(chat, 100);
+    assert_int_equal(chat_flush(chat), 0);
+    q = expect(1, "queued");
+    assert_true(json_is_true(json_object_get(q, "offline")));
+    json_decref(q);
+}
+
 static void test_low_confidence_and_sensitive_handoff(void **state)
 {
     (void)state;
@@ -1205,6 +1233,7 @@ int main(void)
         T(test_answer),
         T(test_clarify_and_choice),
         T(test_explicit_handoff_offline),
+        T(test_offline_ticket_goes_live),
         T(test_low_confidence_and_sensitive_handoff),
         T(test_agent_full_flow),
         T(test_claim_race_and_capacity),
