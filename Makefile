@@ -2,9 +2,9 @@
 # `make run` serves the shipped example KB and intents on port 8080.
 #
 # Switches: SANITIZE=address,undefined  WERROR=1  O=0 (no optimisation)
+# DATA=../shared/data (evaluation sets, read in place, never copied)
 # `make fuzz` builds the libFuzzer targets tests/fuzz/fuzz_*.c (clang);
 # `make fuzz-smoke` runs each for FUZZ_SECONDS (default 20) on its seed corpus.
-# DATA=../shared/data (evaluation sets, read in place, never copied)
 
 CC       ?= cc
 PKGS     := libwebsockets jansson sqlite3
@@ -144,6 +144,6 @@ clean:
 	rm -rf build caredesk
 
 help:
-	@sed -n '1,6p' Makefile
+	@sed -n '1,/^$$/p' Makefile
 
 -include $(LIB_OBJ:.o=.d) $(BUILD)/src/main.d $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_BIN:=.d)

@@ -118,6 +118,9 @@ enum stmt_id {
     ST_BEGIN,
     ST_COMMIT,
     ST_ROLLBACK,
+    ST_MARK,
+    ST_MARK_RELEASE,
+    ST_MARK_UNDO,
     ST_CONV_CREATE,
     ST_CONV_GET,
     ST_CONV_BY_TOKEN,
@@ -151,6 +154,9 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
+    [ST_MARK] = "SAVEPOINT frame",
+    [ST_MARK_RELEASE] = "RELEASE frame",
+    [ST_MARK_UNDO] = "ROLLBACK TO frame",
     [ST_CONV_CREATE] =
         "INSERT INTO conversations (token_hash, state, lang, customer_name, customer_email,"
         " customer_page, created_s) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -230,6 +236,7 @@ struct store {
     sqlite3 *db;
     sqlite3_stmt *stmt[ST_COUNT];
     int is_in_tx;
+    int is_marked;
 };
 
 static const char *const state_names[] = {"bot",        "clarifying", "collecting", "queued",
@@ -502,10 +509,54 @@ int store_begin(struct store *s)
     return rc;
 }
 
+/* 0 if writes may go ahead: no group is open, or the open one is still
+ * alive. SQLite rolls a whole transaction back by itself after some errors
+ * (disk full, I/O error); later writes would then commit one by one outside
+ * the group, so they are refused until the group is ended. */
+static int tx_ok(struct store *s)
+{
+    return s->is_in_tx && sqlite3_get_autocommit(s->db) ? CD_EIO : 0;
+}
+
+int store_mark(struct store *s)
+{
+    int rc = store_begin(s);
+    if (rc)
+        return rc;
+    rc = tx_ok(s);
+    if (!rc && !s->is_marked) {
+        rc = run(st(s, ST_MARK));
+        if (!rc)
+            s->is_marked = 1;
+    }
+    return rc;
+}
+
+void store_mark_release(struct store *s)
+{
+    if (s->is_marked && !sqlite3_get_autocommit(s->db))
+        run(st(s, ST_MARK_RELEASE));
+    s->is_marked = 0;
+}
+
+void store_mark_undo(struct store *s)
+{
+    if (s->is_marked && !sqlite3_get_autocommit(s->db)) {
+        run(st(s, ST_MARK_UNDO));
+        run(st(s, ST_MARK_RELEASE));
+    }
+    s->is_marked = 0;
+}
+
 int store_commit(struct store *s)
 {
+    s->is_marked = 0;
     if (!s->is_in_tx)
         return 0;
+    if (sqlite3_get_autocommit(s->db)) { /* rolled back by SQLite after an error */
+        s->is_in_tx = 0;
+        return CD_EIO;
+    }
     int rc = run(st(s, ST_COMMIT));
     if (rc) {
         /* A failed COMMIT may leave the transaction open: end it, so that
@@ -519,6 +570,7 @@ int store_commit(struct store *s)
 
 void store_rollback(struct store *s)
 {
+    s->is_marked = 0;
     if (!s->is_in_tx)
         return;
     if (!sqlite3_get_autocommit(s->db))
@@ -578,6 +630,8 @@ static int read_conversation(sqlite3_stmt *stmt, struct store_conversation *c)
 
 int store_conversation_create(struct store *s, struct store_conversation *c)
 {
+    if (tx_ok(s))
+        return CD_EIO;
     sqlite3_stmt *stmt = st(s, ST_CONV_CREATE);
     sqlite3_bind_blob(stmt, 1, c->token_hash, STORE_HASH_LEN, SQLITE_STATIC);
     sqlite3_bind_text(stmt, 2, store_state_name(c->state), -1, SQLITE_STATIC);
@@ -624,6 +678,8 @@ int store_conversation_by_token(struct store *s, const unsigned char hash[STORE_
 
 int store_conversation_update(struct store *s, const struct store_conversation *c)
 {
+    if (tx_ok(s))
+        return CD_EIO;
     sqlite3_stmt *stmt = st(s, ST_CONV_UPDATE);
     sqlite3_bind_int64(stmt, 1, c->id);
     sqlite3_bind_text(stmt, 2, store_state_name(c->state), -1, SQLITE_STATIC);
@@ -653,6 +709,8 @@ int store_conversation_update(struct store *s, const struct store_conversation *
 
 int store_conversation_claim(struct store *s, int64_t id, int64_t agent_id, int64_t now_s)
 {
+    if (tx_ok(s))
+        return CD_EIO;
     sqlite3_stmt *stmt = st(s, ST_CONV_CLAIM);
     sqlite3_bind_int64(stmt, 1, id);
     sqlite3_bind_int64(stmt, 2, agent_id);
@@ -745,6 +803,8 @@ static int64_t seq_of_client_id(struct store *s, int64_t conversation, const cha
 
 int store_message_append(struct store *s, struct store_message *m)
 {
+    if (tx_ok(s))
+        return CD_EIO;
     sqlite3_stmt *stmt = st(s, ST_MSG_APPEND);
     sqlite3_bind_int64(stmt, 1, m->conversation);
     sqlite3_bind_text(stmt, 2, store_sender_name(m->sender), -1, SQLITE_STATIC);
@@ -846,6 +906,8 @@ static void read_user(sqlite3_stmt *stmt, struct store_user *u)
 
 int store_user_add(struct store *s, struct store_user *u)
 {
+    if (tx_ok(s))
+        return CD_EIO;
     sqlite3_stmt *stmt = st(s, ST_USER_ADD);
     sqlite3_bind_text(stmt, 1, u->name, -1, SQLITE_STATIC);
     sqlite3_bind_text(stmt, 2, u->role, -1, SQLITE_STATIC);
@@ -902,6 +964,8 @@ int store_user_list(struct store *s, struct store_user *out, int max, int *n_out
 
 int store_user_remove(struct store *s, const char *name)
 {
+    if (tx_ok(s))
+        return CD_EIO;
     sqlite3_stmt *stmt = st(s, ST_USER_REMOVE);
     sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
     int rc = run(stmt);
@@ -915,6 +979,8 @@ int store_user_remove(struct store *s, const char *name)
 int store_event_add(struct store *s, const char *kind, int64_t conversation, int64_t user_id,
                     const char *detail)
 {
+    if (tx_ok(s))
+        return CD_EIO;
     sqlite3_stmt *stmt = st(s, ST_EVENT_ADD);
     sqlite3_bind_text(stmt, 1, kind, -1, SQLITE_STATIC);
     sqlite3_bind_int64(stmt, 2, conversation);
@@ -927,6 +993,8 @@ int store_event_add(struct store *s, const char *kind, int64_t conversation, int
 int store_feedback_add(struct store *s, int64_t conversation, int64_t seq, int is_helpful,
                        const char *article_id, const char *question)
 {
+    if (tx_ok(s))
+        return CD_EIO;
     sqlite3_stmt *stmt = st(s, ST_FEEDBACK_ADD);
     sqlite3_bind_int64(stmt, 1, conversation);
     sqlite3_bind_int64(stmt, 2, seq);
@@ -941,6 +1009,8 @@ int store_feedback_add(struct store *s, int64_t conversation, int64_t seq, int i
 int store_unanswered_add(struct store *s, int64_t conversation, const char *question,
                          const char *lang, const char *intent, double confidence)
 {
+    if (tx_ok(s))
+        return CD_EIO;
     sqlite3_stmt *stmt = st(s, ST_UNANSWERED_ADD);
     sqlite3_bind_int64(stmt, 1, conversation);
     sqlite3_bind_text(stmt, 2, question ? question : "", -1, SQLITE_STATIC);
