@@ -180,7 +180,7 @@
     render_preview();
   }
   function render_preview() {
-    $('#preview').innerHTML = CD.md($('#f-body').value) || '<p class="muted">Nothing to preview yet.</p>';
+    $('#preview').innerHTML = CD.md($('#f-body').value, 2) || '<p class="muted">Nothing to preview yet.</p>';
   }
   $('#f-body').addEventListener('input', function () { dirty = true; render_preview(); });
   ['#f-title', '#f-id', '#f-lang', '#f-tags', '#f-questions'].forEach(function (s) {
@@ -289,7 +289,7 @@
               box.hidden = !box.hidden;
               this.setAttribute('aria-expanded', String(!box.hidden));
               this.textContent = box.hidden ? 'Show' : 'Hide';
-              if (!box.hidden) box.innerHTML = CD.md(rv.body);
+              if (!box.hidden) box.innerHTML = CD.md(rv.body, 3);
             }
           }, ['Show']) : null,
           rv.body != null && i > 0 ? h('button', {
@@ -348,7 +348,7 @@
       ]));
       if (d.text) {
         out.appendChild(h('h3', { text: 'What the customer would see' }));
-        out.appendChild(h('div', { class: 'reply-preview md', html: CD.md(d.text) }));
+        out.appendChild(h('div', { class: 'reply-preview md', html: CD.md(d.text, 3) }));
       }
       if (d.choices && d.choices.length) {
         out.appendChild(h('p', { text: 'Choices offered: ' + d.choices.map(function (c) {
