@@ -2434,6 +2434,19 @@ static void reload_touched(struct chat *chat)
         int in_queue = queue_find(chat->queue, c->rec.id) != NULL;
         if (store_conversation_get(chat->store, c->rec.id, &rec))
             continue; /* created in the failed group: evicted below */
+        /* Agents' chat counts follow the store too: a claim that was not
+         * stored gives its slot back, a close or transfer that was not
+         * stored keeps the chat with its agent. */
+        int64_t mem_agent = c->rec.state == STORE_STATE_WITH_AGENT ? c->rec.agent_id : 0;
+        int64_t db_agent = rec.state == STORE_STATE_WITH_AGENT ? rec.agent_id : 0;
+        if (mem_agent != db_agent) {
+            if (mem_agent)
+                queue_agent_release(chat->queue, mem_agent);
+            if (db_agent) {
+                agent_name_of(chat, db_agent, c->agent_name, sizeof c->agent_name);
+                queue_agent_add_chat(chat->queue, db_agent, c->agent_name);
+            }
+        }
         if (rec.state == STORE_STATE_QUEUED && !in_queue) {
             store_conversation_clear(&c->rec);
             c->rec = rec;

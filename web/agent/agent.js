@@ -330,12 +330,12 @@
   function render_mine() {
     var ul = $('#mine');
     CD.clear(ul);
-    if (!order.length) { ul.appendChild(h('li', { class: 'empty', role: 'presentation' }, ['No open chats.'])); return; }
+    if (!order.length) { ul.appendChild(h('li', { class: 'empty' }, ['No open chats.'])); return; }
     order.forEach(function (id) {
       var c = chats[id];
       var last = c.items.filter(function (x) { return x.from !== 'system'; }).slice(-1)[0];
-      ul.appendChild(h('li', { role: 'presentation' }, [h('button', {
-        type: 'button', role: 'tab', 'aria-selected': String(active === id), 'aria-controls': 'chat-pane',
+      ul.appendChild(h('li', null, [h('button', {
+        type: 'button', 'aria-current': active === id ? 'true' : null, 'aria-controls': 'chat-pane',
         onclick: function () { select(id); }
       }, [
         h('span', { class: 'name', text: cust_name(c) }),
@@ -395,7 +395,7 @@
   function item_el(it) {
     var who = it.from === 'customer' ? 'Customer' : it.from === 'bot' ? 'Bot' :
       it.from === 'agent' ? (it.agent && it.agent !== me.name ? it.agent : 'You') : '';
-    var msg = it.from === 'bot' ? h('div', { class: 'msg md', html: CD.md(it.text) }) :
+    var msg = it.from === 'bot' ? h('div', { class: 'msg md', html: CD.md(it.text, 3) }) :
       h('div', { class: 'msg', text: it.text });
     if (it.from === 'bot') {
       if (it.articles && it.articles.length) {
@@ -625,7 +625,7 @@
         var abs = /^https?:/.test(url) ? url : location.origin + url;
         ul.appendChild(h('li', null, [
           h('div', { class: 'title', text: hit.title || hit.id }),
-          h('p', { class: 'passage', text: String(hit.passage || '').replace(/\*\*|__|`/g, '') }),
+          h('p', { class: 'passage', text: String(hit.passage || '').replace(/\*\*|__|`/g, '').replace(/^#+\s*/gm, '') }),
           h('div', { class: 'row' }, [
             h('button', { class: 'btn small', type: 'button', onclick: function () { insert(hit.passage || ''); } }, ['Insert passage']),
             h('button', { class: 'btn small', type: 'button', onclick: function () { insert((hit.title || 'This article') + ': ' + abs); } }, ['Insert link'])

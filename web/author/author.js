@@ -6,7 +6,11 @@
   'use strict';
   var CD = window.CD, h = CD.h, $ = CD.$;
 
-  var articles = [];      /* summaries from GET /api/articles */
+  var articles = [];      /* summaries from GET /api/articles (or search hits) */
+  /* Search mode: the server cannot list every article (GET /api/articles
+   * answers 400), so the list shows search results for what is typed. */
+  var search_mode = false;
+  var search_timer = 0;
   var current = null;     /* the article being edited (full), or {is_new: true} */
   var dirty = false;
 
@@ -50,12 +54,41 @@
 
   /* ---------- list ---------- */
   function load_list(select_id) {
+    if (search_mode) return search_list().then(function () { if (select_id) open_article(select_id, true); });
     return CD.api('/api/articles').then(function (r) {
       articles = (r && (r.articles || r.items)) || (Array.isArray(r) ? r : []);
       render_list();
-      if (select_id) open_article(select_id);
+      if (select_id) open_article(select_id, true);
     }, function (e) {
+      if (e.status === 400 || e.status === 404) {
+        search_mode = true;
+        return load_list(select_id);
+      }
       CD.clear($('#list')).appendChild(h('li', { class: 'notice bad', text: 'Could not load articles: ' + e.message }));
+    });
+  }
+  function search_list() {
+    var q = $('#q').value.trim();
+    if (!q) {
+      render_list();
+      return Promise.resolve();
+    }
+    /* An exact id also finds drafts, which search does not return. */
+    var by_id = /^[a-z0-9][a-z0-9_.-]{0,126}$/.test(q) ?
+      CD.api('/api/articles/' + encodeURIComponent(q)).catch(function () { return null; }) : Promise.resolve(null);
+    return Promise.all([CD.api('/api/articles?q=' + encodeURIComponent(q)), by_id]).then(function (res) {
+      var r = res[0], exact = res[1];
+      var hits = (r && (r.hits || r.articles)) || [];
+      if (exact && exact.id) {
+        hits = [exact].concat(hits.filter(function (x) { return x.id !== exact.id; }));
+      }
+      articles = hits.map(function (x) {
+        return { id: x.id, title: x.title, lang: x.lang, published: x.published != null ? x.published : true,
+          status: x.status, updated_s: x.updated_s };
+      });
+      render_list();
+    }, function (e) {
+      CD.clear($('#list')).appendChild(h('li', { class: 'notice bad', text: 'Search failed: ' + e.message }));
     });
   }
   function render_list() {
@@ -65,11 +98,19 @@
       if (st && status_of(a) !== st) return false;
       if (!q) return true;
       return [a.id, a.title, list_of(a.tags).join(' '), a.lang].join(' ').toLowerCase().indexOf(q) >= 0;
-    }).sort(function (x, y) { return String(x.title || x.id).localeCompare(String(y.title || y.id)); });
+    });
+    if (!search_mode) shown.sort(function (x, y) { return String(x.title || x.id).localeCompare(String(y.title || y.id)); });
     var ul = CD.clear($('#list'));
     var n_pub = articles.filter(function (a) { return status_of(a) === 'published'; }).length;
-    $('#list-summary').textContent = shown.length + ' of ' + articles.length + ' articles · ' + n_pub + ' published, ' +
-      (articles.length - n_pub) + ' drafts';
+    if (search_mode) {
+      shown = articles.filter(function (a) { return !st || status_of(a) === st; });
+      $('#list-summary').textContent = q ? shown.length + ' matching articles, best first' :
+        'Type words from a title or a question to find articles.';
+      if (!q) return;
+    } else {
+      $('#list-summary').textContent = shown.length + ' of ' + articles.length + ' articles · ' + n_pub + ' published, ' +
+        (articles.length - n_pub) + ' drafts';
+    }
     if (!shown.length) { ul.appendChild(h('li', { class: 'empty', text: 'No article matches.' })); return; }
     shown.forEach(function (a) {
       var s = status_of(a);
@@ -87,16 +128,23 @@
       ])]));
     });
   }
-  $('#q').addEventListener('input', render_list);
+  $('#q').addEventListener('input', function () {
+    if (!search_mode) { render_list(); return; }
+    clearTimeout(search_timer);
+    search_timer = setTimeout(search_list, 250);
+  });
   $('#status-filter').addEventListener('change', render_list);
-  $('#filter').addEventListener('submit', function (e) { e.preventDefault(); render_list(); });
+  $('#filter').addEventListener('submit', function (e) {
+    e.preventDefault();
+    if (search_mode) search_list(); else render_list();
+  });
 
   /* ---------- editor ---------- */
   function confirm_discard() {
     return !dirty || window.confirm('You have unsaved changes. Discard them?');
   }
-  function open_article(id) {
-    if (!confirm_discard()) return;
+  function open_article(id, force) {
+    if (!force && !confirm_discard()) return;
     CD.api('/api/articles/' + encodeURIComponent(id)).then(function (a) {
       current = a.article || a;
       fill_editor(current, false);
@@ -132,7 +180,7 @@
     render_preview();
   }
   function render_preview() {
-    $('#preview').innerHTML = CD.md($('#f-body').value) || '<p class="muted">Nothing to preview yet.</p>';
+    $('#preview').innerHTML = CD.md($('#f-body').value, 2) || '<p class="muted">Nothing to preview yet.</p>';
   }
   $('#f-body').addEventListener('input', function () { dirty = true; render_preview(); });
   ['#f-title', '#f-id', '#f-lang', '#f-tags', '#f-questions'].forEach(function (s) {
@@ -157,6 +205,7 @@
 
   function collect(status) {
     return {
+      published: status === 'published',
       id: $('#f-id').value.trim(),
       title: $('#f-title').value.trim(),
       lang: $('#f-lang').value,
@@ -240,7 +289,7 @@
               box.hidden = !box.hidden;
               this.setAttribute('aria-expanded', String(!box.hidden));
               this.textContent = box.hidden ? 'Show' : 'Hide';
-              if (!box.hidden) box.innerHTML = CD.md(rv.body);
+              if (!box.hidden) box.innerHTML = CD.md(rv.body, 3);
             }
           }, ['Show']) : null,
           rv.body != null && i > 0 ? h('button', {
@@ -299,7 +348,7 @@
       ]));
       if (d.text) {
         out.appendChild(h('h3', { text: 'What the customer would see' }));
-        out.appendChild(h('div', { class: 'reply-preview md', html: CD.md(d.text) }));
+        out.appendChild(h('div', { class: 'reply-preview md', html: CD.md(d.text, 3) }));
       }
       if (d.choices && d.choices.length) {
         out.appendChild(h('p', { text: 'Choices offered: ' + d.choices.map(function (c) {
@@ -348,7 +397,7 @@
     var options = articles.filter(function (a) { return status_of(a) === 'published'; })
       .sort(function (x, y) { return String(x.title).localeCompare(String(y.title)); });
     qs.forEach(function (item, i) {
-      var text = typeof item === 'string' ? item : item.text || item.question || item.q;
+      var text = typeof item === 'string' ? item : item.text || item.question || item.q || item.name;
       var sel_id = 'uq-sel-' + i;
       var sel = h('select', { id: sel_id, class: 'compact' }, [h('option', { value: '', text: 'Choose an article…' })].concat(
         options.map(function (a) { return h('option', { value: a.id, text: a.title || a.id }); })));
@@ -379,8 +428,13 @@
       /* Suggest the best current match so one click usually does it. */
       if (i < 25) {
         CD.api('/api/search?q=' + encodeURIComponent(text)).then(function (r) {
-          var hit = r && (r.hits || r.results || [])[0];
-          if (hit && !sel.value) sel.value = hit.id;
+          var hits = (r && (r.hits || r.results)) || [];
+          if (!hits.length) return;
+          var group = h('optgroup', { label: 'Best matches' }, hits.slice(0, 5).map(function (x) {
+            return h('option', { value: x.id, text: x.title || x.id });
+          }));
+          sel.insertBefore(group, sel.children[1] || null);
+          if (!sel.value) sel.value = hits[0].id;
         }, function () { /* no suggestion */ });
       }
     });
@@ -391,7 +445,17 @@
   /* ---------- start ---------- */
   CD.require_signin({
     role: 'author',
-    verify: CD.verify_rest('/api/articles'),
+    /* GET /api/articles/ID checks the author role before it looks the id up:
+     * 404 for this made-up id means the token is good. */
+    verify: function (tok) {
+      return CD.api('/api/me', { token: tok }).catch(function (e) {
+        if (e.status !== 404 && e.status !== 405) throw e;
+        return CD.api('/api/articles/caredesk-sign-in-check', { token: tok }).then(function () { return {}; }, function (e2) {
+          if (e2.status === 404) return {};
+          throw e2;
+        });
+      });
+    },
     onready: function () {
       load_list().then(function () {
         var hash = location.hash.slice(1);
