@@ -33,7 +33,7 @@
   var cfg = {
     url: attr('caredesk', '') || derive_ws_url(),
     title: attr('title', 'Help'),
-    subtitle: attr('subtitle', 'Answers in seconds, a person when you need one'),
+    subtitle: attr('subtitle', 'Instant answers, or a real person'),
     color: attr('color', '#2453c7'),
     position: attr('position', 'right') === 'left' ? 'left' : 'right',
     open: attr('open', '') === 'true'
@@ -447,6 +447,8 @@
   /* Adds one item to the transcript; announce: also read it to screen readers. */
   function add_item(it, announce) {
     if (it.seq && st.items.some(function (x) { return x.seq === it.seq && x.kind === it.kind; })) return;
+    var prev = st.items[st.items.length - 1];
+    if (it.kind === 'event' && !it.seq && prev && prev.kind === 'event' && prev.text === it.text) return;
     it.key = it.key || ('k' + Date.now().toString(36) + (key_counter++));
     st.items.push(it);
     redraw_item(it);
@@ -646,7 +648,7 @@
     var tick = function () {
       var left = Math.ceil((until - Date.now()) / 1000);
       set_conn('offline', navigator.onLine === false ? 'Offline: waiting for the network'
-        : 'Connection lost: retrying' + (left > 0 ? ' in ' + left + ' s' : '…'));
+        : (last_error ? 'Chat unavailable' : 'Connection lost') + ': retrying' + (left > 0 ? ' in ' + left + ' s' : '…'));
     };
     tick();
     clearInterval(countdown_timer);
@@ -762,6 +764,7 @@
     save_state();
     ready = true;
     attempts = 0;
+    last_error = '';
     set_conn('online', 'Connected');
     apply_state();
     /* Re-send what was typed but never acknowledged, then the queued frames. */
@@ -837,8 +840,16 @@
       add_item({ kind: 'bot', seq: f.seq, text: f.text, action: f.action, articles: f.articles || [], choices: f.choices || null }, true);
     }
   }
+  var last_error = '';
   function on_error(f) {
     var code = f.code || 'error';
+    if (!ready && code !== 'bad_token') {
+      /* Refused before welcome (service down, throttled ...): the header says
+       * so and the retry loop goes on; the transcript stays clean. */
+      last_error = f.message || code;
+      set_conn('offline', 'Chat unavailable');
+      return;
+    }
     if (code === 'unknown_conversation' || code === 'bad_token' || code === 'not_found') {
       forget_conversation();
       if (ws) ws.close();
