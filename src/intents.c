@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 /* A phrase rule: stemmed tokens (hashed) that must appear in order, contiguous. */
 struct rule_pattern {
@@ -49,6 +50,7 @@ struct intents {
     int n_classes;
     double temperature;
     double train_ms;
+    double train_cpu_ms;
     int is_trained;
 };
 
@@ -177,6 +179,18 @@ int intents_is_trained(const struct intents *set)
 double intents_train_ms(const struct intents *set)
 {
     return set->train_ms;
+}
+
+double intents_train_cpu_ms(const struct intents *set)
+{
+    return set->train_cpu_ms;
+}
+
+static double thread_cpu_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
 }
 
 double intents_temperature(const struct intents *set)
@@ -797,6 +811,7 @@ int intents_train(struct intents *set, const struct intents_train_options *optio
     if (set->is_trained)
         return CD_ESTATE;
     int64_t t0 = cd_now_us();
+    double cpu0 = thread_cpu_ms();
     int rc = compile_rules(set);
     if (rc)
         return rc;
@@ -827,6 +842,7 @@ int intents_train(struct intents *set, const struct intents_train_options *optio
     if (set->n_classes < 2 || n == 0) {
         /* Rules only (or a single class): nothing to learn. */
         set->train_ms = (double)(cd_now_us() - t0) / 1000.0;
+        set->train_cpu_ms = thread_cpu_ms() - cpu0;
         set->is_trained = 1;
         return 0;
     }
@@ -838,7 +854,7 @@ int intents_train(struct intents *set, const struct intents_train_options *optio
         mo.l2 = options->l2;
         mo.seed = options->seed;
     }
-    int bits = mo.hash_bits >= 10 && mo.hash_bits <= 24 ? mo.hash_bits : 20;
+    int bits = mo.hash_bits >= 10 && mo.hash_bits <= 24 ? mo.hash_bits : 18;
     mo.hash_bits = bits;
     feats = calloc((size_t)n, sizeof *feats);
     labels = malloc((size_t)n * sizeof *labels);
@@ -871,7 +887,8 @@ int intents_train(struct intents *set, const struct intents_train_options *optio
     /* Calibration: fit the softmax temperature on examples a probe model did
      * not see, then train the served model on everything. */
     set->temperature = 1.0;
-    if (n_holdout >= 20 && n - n_holdout >= set->n_classes) {
+    if (n_holdout >= 20 && n - n_holdout >= set->n_classes &&
+        !(options && options->is_no_holdout)) {
         int n_sub = n - n_holdout;
         sub_feats = malloc((size_t)n_sub * sizeof *sub_feats);
         sub_labels = malloc((size_t)n_sub * sizeof *sub_labels);
@@ -910,12 +927,14 @@ int intents_train(struct intents *set, const struct intents_train_options *optio
         goto done;
     }
     set->train_ms = (double)(cd_now_us() - t0) / 1000.0;
+    set->train_cpu_ms = thread_cpu_ms() - cpu0;
     set->is_trained = 1;
     if (!(options && options->is_quiet))
         fprintf(stderr,
                 "intents: trained %d examples, %d classes, %d features in %.0f ms"
-                " (temperature %.2f)\n",
-                n, set->n_classes, model_n_features(set->model), set->train_ms, set->temperature);
+                " (%.0f ms CPU, temperature %.2f)\n",
+                n, set->n_classes, model_n_features(set->model), set->train_ms, set->train_cpu_ms,
+                set->temperature);
 done:
     if (feats)
         for (int i = 0; i < n; i++)

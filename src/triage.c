@@ -40,18 +40,39 @@ static const char *const person_request_re[] = {
     NULL,
 };
 
+/* "That didn't help": about the bot's answer, not the customer's product
+ * ("my card doesn't work" is a question, "that didn't work" is feedback). */
 static const char *const not_helped_re[] = {
-    "(^|[^a-z])(did ?n[o']?t|does ?n[o']?t|did not|does not|didnt|doesnt|not) (help|answer|work|"
-    "solve|fix)",
-    "(^|[^a-z])(not|un)helpful",
-    "(^|[^a-z])(wrong|useless|irrelevant) (answer|reply|response|article|info|information)",
-    "(^|[^a-z])(not|thats not|that is not|this is not|thats not) what i (asked|meant|said|need|"
-    "wanted)",
-    "(^|[^a-z])(that|this|it) (is|was) (not|no) (it|help|helpful|right)",
-    "(^|[^a-z])you (are|re) not (helping|listening|understanding)",
-    "(^|[^a-z])(still|doesnt|does not) (not )?(work|working|help)",
+    "(^|[^a-z])(that|this|your (answer|reply|article|suggestion|link)|the (answer|reply|"
+    "article|link|suggestion)) (didnt|did not|doesnt|does not|isnt|is not|wasnt|was not) "
+    "(help|work|answer|solve|fix)",
+    "(^|[^a-z])(didnt|did not|doesnt|does not|not) help(ful|ed|ing)?([^a-z]|$)",
+    "(^|[^a-z])unhelpful",
+    "(^|[^a-z])(wrong|useless|irrelevant) (answer|reply|response|article|link)",
+    "(^|[^a-z])not what i (asked|meant|said|need|needed|wanted|was asking)",
+    "(^|[^a-z])(thats|that is|this is|its) not (it|what i)",
+    "(^|[^a-z])you (are|re|arent|are not) not (helping|listening|understanding)",
+    "(^|[^a-z])you (arent|are not) (helping|listening|understanding)",
     NULL,
 };
+
+/* Each regex above needs one of these substrings to match. */
+static const char *const person_words[] = {
+    "human",    "person", "agent",    "rep",     "operator",   "someone",
+    "somebody", "staff",  "employee", "manager", "supervisor", "customer service",
+    "bot",      "robot",  "machine",  NULL,
+};
+static const char *const not_helped_words[] = {
+    "help", "work", "answer", "solv", "fix", "wrong", "useless", "irrelevant", "not ", "nt ", NULL,
+};
+
+static int contains_any(const char *s, const char *const *words)
+{
+    for (int i = 0; words[i]; i++)
+        if (strstr(s, words[i]))
+            return 1;
+    return 0;
+}
 
 /* Anger words (folded). Strong ones count double. */
 static const char *const anger_words[] = {
@@ -315,10 +336,13 @@ static void compute_signals(struct triage *t, const char *text, size_t n, const 
     memset(out, 0, sizeof *out);
     if (!folded)
         return;
-    for (int i = 0; i < t->n_person_re && !out->is_person_request; i++)
-        out->is_person_request = regexec(&t->person_re[i], folded, 0, NULL, 0) == 0;
-    for (int i = 0; i < t->n_not_helped_re && !out->is_not_helped; i++)
-        out->is_not_helped = regexec(&t->not_helped_re[i], folded, 0, NULL, 0) == 0;
+    /* Cheap word checks first: most messages need no regex at all. */
+    if (contains_any(folded, person_words))
+        for (int i = 0; i < t->n_person_re && !out->is_person_request; i++)
+            out->is_person_request = regexec(&t->person_re[i], folded, 0, NULL, 0) == 0;
+    if (contains_any(folded, not_helped_words))
+        for (int i = 0; i < t->n_not_helped_re && !out->is_not_helped; i++)
+            out->is_not_helped = regexec(&t->not_helped_re[i], folded, 0, NULL, 0) == 0;
 
     int points = 0;
     for (int i = 0; anger_words[i]; i++)
