@@ -216,14 +216,11 @@ static struct conn *conn_get(struct chat *chat, uint64_t id)
     return (struct conn *)h_get(&chat->conns, id);
 }
 
-/* Queues obj (consumed) as a frame for connection id. Out of memory drops
- * the frame (the client can resume to get what it missed). */
-static void emit(struct chat *chat, uint64_t conn_id, json_t *obj)
+/* Queues text (taken over, NUL-terminated) as a frame for connection id.
+ * Out of memory drops the frame (the client can resume to get what it
+ * missed). */
+static void emit_text(struct chat *chat, uint64_t conn_id, char *text)
 {
-    if (!obj)
-        return;
-    char *text = json_dumps(obj, JSON_COMPACT);
-    json_decref(obj);
     if (!text)
         return;
     if (chat->n_frames == chat->cap_frames) {
@@ -242,14 +239,27 @@ static void emit(struct chat *chat, uint64_t conn_id, json_t *obj)
         c->has_pending = 1;
 }
 
+/* Queues obj (consumed) as a frame for connection id. */
+static void emit(struct chat *chat, uint64_t conn_id, json_t *obj)
+{
+    if (!obj)
+        return;
+    char *text = json_dumps(obj, JSON_COMPACT);
+    json_decref(obj);
+    emit_text(chat, conn_id, text);
+}
+
 /* Sends obj (consumed) to every customer connection of conversation c. */
 static void emit_customer(struct chat *chat, struct conv *c, json_t *obj)
 {
     if (!obj)
         return;
-    for (struct conn *k = c->conns; k; k = k->next_in_conv)
-        emit(chat, k->node.key, json_deep_copy(obj));
+    char *text = c->conns ? json_dumps(obj, JSON_COMPACT) : NULL;
     json_decref(obj);
+    if (!text)
+        return;
+    for (struct conn *k = c->conns; k; k = k->next_in_conv)
+        emit_text(chat, k->node.key, k->next_in_conv ? strdup(text) : text);
 }
 
 /* Sends obj (consumed) to every connection of agent agent_id. */
@@ -902,6 +912,9 @@ static int bot_reply(struct chat *chat, struct conv *c, const char *reply_to, in
     }
 
     /* The conversation's new state. */
+    int old_state = c->rec.state;
+    char old_intent[sizeof c->rec.intent];
+    memcpy(old_intent, c->rec.intent, sizeof old_intent);
     snprintf(c->rec.intent, sizeof c->rec.intent, "%s", d->intent);
     c->rec.confidence = d->confidence;
     c->n_choices = 0;
@@ -944,6 +957,10 @@ static int bot_reply(struct chat *chat, struct conv *c, const char *reply_to, in
     emit_customer(chat, c, frame);
     if (d->action == TRIAGE_HANDOFF && !is_collect)
         return enqueue(chat, c, d->queue[0] ? d->queue : "general", d->priority);
+    /* The row changes only when the state or the intent does (a question
+     * answered like the one before costs no UPDATE). */
+    if (c->rec.state == old_state && !strcmp(c->rec.intent, old_intent))
+        return 0;
     return save_conv(chat, c);
 }
 
