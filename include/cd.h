@@ -40,8 +40,7 @@ struct cd_buf {
 /* Appends n bytes; returns 0 or CD_ENOMEM (the buffer is unchanged then). */
 int cd_buf_append(struct cd_buf *b, const char *s, size_t n);
 int cd_buf_puts(struct cd_buf *b, const char *s);
-int cd_buf_printf(struct cd_buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+int cd_buf_printf(struct cd_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void cd_buf_reset(struct cd_buf *b);
 void cd_buf_free(struct cd_buf *b);
 

@@ -8,7 +8,12 @@
  * server once per event-loop turn) commits that transaction first and only
  * then hands the queued frames to io->send. So a client is never told of a
  * message that a crash could lose (durable before visible, group commit).
- * The protocol is documented in docs/protocol.md. */
+ * The protocol is documented in docs/protocol.md.
+ *
+ * For server.c: all functions are called from the event-loop thread. The
+ * store transaction opened by chat_* calls blocks writers on other
+ * connections to the same database file (kb.c): call chat_flush() before
+ * writing through kb.h (REST article edits) in the same loop turn. */
 #ifndef CD_CHAT_H
 #define CD_CHAT_H
 
@@ -18,6 +23,7 @@
 struct store;
 struct kb;
 struct triage;
+struct redactor;
 struct chat;
 
 /* How chat.c reaches connections; implemented by server.c (or a test). */
@@ -38,14 +44,21 @@ struct chat_peer {
 
 /* Behaviour settings (from config.c); zero values mean the documented default. */
 struct chat_settings {
-    int pickup_target_s;     /* default 60 */
-    int agent_capacity;      /* concurrent chats per agent, default 3 */
-    int max_message_bytes;   /* default 4096 */
-    int is_auto_assign;      /* assign to the least busy available agent with the skill */
-    int business_open_min;   /* minutes after midnight, local; open == close: always open */
+    int pickup_target_s;   /* default 60 */
+    int agent_capacity;    /* concurrent chats per agent, default 3 */
+    int max_message_bytes; /* default 4096 */
+    int is_auto_assign;    /* assign to the least busy available agent with the skill */
+    int business_open_min; /* minutes after midnight, local; open == close: always open */
     int business_close_min;
-    int business_days_mask;  /* bit 0 = Sunday; 0 = every day */
-    const char *public_url;  /* base for article links, default "" (relative "/kb/ID") */
+    int business_days_mask; /* bit 0 = Sunday; 0 = every day */
+    const char *public_url; /* base for article links, default "" (relative "/kb/ID") */
+    /* Added by chat.c's owner (all optional, zero = default): */
+    struct redactor *redactor; /* masks text before storage; NULL: chat makes a card-only one.
+                                  Not freed by chat_free(). */
+    /* Comma-separated queue names; NULL = "billing,orders,technical,accounts,general". */
+    const char *queue_names;
+    int agent_grace_s;  /* an agent's chats wait this long for a reconnect, default 30 */
+    int retention_days; /* delete closed conversations after N days; 0 = keep */
 };
 
 struct chat *chat_new(const struct chat_settings *settings, struct store *store, struct kb *kb,
@@ -72,5 +85,38 @@ int chat_flush(struct chat *chat);
 
 /* Returns 1 if frames are waiting for chat_flush(). */
 int chat_has_pending(const struct chat *chat);
+
+/* Counters and gauges for metrics.c (/metrics) and the dashboard. Histogram
+ * buckets hold plain (not cumulative) counts; the last bucket is +Inf. */
+/* Queue wait buckets, seconds: 5 15 30 60 120 300 600 +Inf. */
+#define CHAT_WAIT_BUCKETS 8
+/* Store commit buckets, microseconds: 100 250 500 1000 2500 5000 10000 +Inf. */
+#define CHAT_COMMIT_BUCKETS 8
+extern const double chat_wait_bounds_s[CHAT_WAIT_BUCKETS - 1];
+extern const double chat_commit_bounds_us[CHAT_COMMIT_BUCKETS - 1];
+
+struct chat_metrics {
+    /* gauges */
+    int64_t n_customer_connections;
+    int64_t n_agent_connections;
+    int64_t queue_length;
+    int64_t longest_wait_s;
+    int64_t n_agents_online;
+    int64_t n_agents_available;
+    /* counters since chat_new() */
+    uint64_t n_conversations;                /* started */
+    uint64_t n_messages_in;                  /* customer messages stored */
+    uint64_t n_agent_messages;               /* agent messages stored */
+    uint64_t n_answer, n_clarify, n_handoff; /* bot decisions by action */
+    uint64_t n_bad_frames;                   /* error frames sent for bad input */
+    uint64_t n_store_errors;                 /* failed commits */
+    uint64_t n_picked, n_picked_within_target;
+    uint64_t wait_buckets[CHAT_WAIT_BUCKETS];
+    double wait_sum_s;
+    uint64_t commit_buckets[CHAT_COMMIT_BUCKETS];
+    double commit_sum_us;
+};
+
+void chat_metrics_get(const struct chat *chat, struct chat_metrics *out);
 
 #endif

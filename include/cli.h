@@ -3,8 +3,8 @@
 #ifndef CD_CLI_H
 #define CD_CLI_H
 
-#define CLI_OK 0
-#define CLI_FAIL 1
+#define CLI_OK    0
+#define CLI_FAIL  1
 #define CLI_USAGE 2
 
 /* src/cli_kb.c */

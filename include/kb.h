@@ -16,10 +16,10 @@ struct kb;
 #define KB_ID_MAX 128
 
 struct kb_article {
-    char *id;    /* stable slug, e.g. "returns-how-to" */
+    char *id; /* stable slug, e.g. "returns-how-to" */
     char *title;
-    char *lang;  /* ISO 639-1, default "en" */
-    char *body;  /* Markdown */
+    char *lang; /* ISO 639-1, default "en" */
+    char *body; /* Markdown */
     char **tags;
     int n_tags;
     char **questions; /* alternate phrasings customers use */
@@ -34,7 +34,7 @@ struct kb_hit {
     char *title;   /* owned by the hit */
     char *passage; /* the paragraph or section that best answers the question */
     char lang[8];
-    double score;  /* higher is better; comparable within one result list */
+    double score; /* higher is better; comparable within one result list */
 };
 
 /* A problem met while loading articles: file, line and what is wrong. */

@@ -20,6 +20,13 @@ void redact_free(struct redactor *r);
  * *n_masked (if not NULL) gets the number of masked spans. */
 char *redact_text(const struct redactor *r, const char *text, size_t n, int *n_masked);
 
+/* The suggested default pattern for e-mail addresses (POSIX extended), and the list of
+ * suggested default patterns that a configuration without its own list can pass to
+ * redact_new(). */
+#define REDACT_EMAIL_PATTERN "[[:alnum:]._%+-]+@[[:alnum:].-]+\\.[[:alpha:]]{2,}"
+extern const char *const redact_default_patterns[];
+extern const int redact_n_default_patterns;
+
 /* Returns 1 if the n digits at digits pass the Luhn check, else 0. */
 int redact_luhn_ok(const char *digits, size_t n);
 

@@ -15,7 +15,7 @@
 
 /* Flags for text_tokenize(). */
 #define TEXT_KEEP_STOPWORDS 0x01 /* emit stop words too (the intent model wants "why"/"how") */
-#define TEXT_NO_STEM 0x02        /* fold only, do not stem */
+#define TEXT_NO_STEM        0x02 /* fold only, do not stem */
 
 /* Longest token emitted, in bytes; longer words are truncated at a UTF-8
  * boundary. */

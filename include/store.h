@@ -1,0 +1,282 @@
+/* store: the durable record of caredesk: conversations, their messages, agent
+ * and author accounts, feedback, unanswered questions and the audit log.
+ *
+ * DESIGN. One struct store owns one database connection (SQLite in WAL mode
+ * today; nothing in this header is SQLite's, so a PostgreSQL backend can
+ * replace store.c without touching callers). It is used from one thread (the
+ * server's event loop). Writes are grouped: store_begin() opens a transaction
+ * that stays open across many calls and store_commit() makes all of them
+ * durable at once (group commit: one fsync per loop turn, not per message).
+ * Every function that writes opens that transaction itself when none is open,
+ * so callers that do not care still work (each such call commits itself).
+ * Every query is bounded (LIMIT) and uses a statement prepared once.
+ *
+ * The knowledge base (kb.c) opens its own connection to the same file. While
+ * a store transaction is open, a write through the KB connection waits for it
+ * (busy timeout): commit (chat_flush) before writing through kb.h. */
+#ifndef CD_STORE_H
+#define CD_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cd.h"
+
+struct store;
+
+/* The schema version store_open() migrates to (PRAGMA user_version). */
+#define STORE_SCHEMA_VERSION 3
+
+#define STORE_HASH_LEN      32 /* SHA-256 of a token */
+#define STORE_NAME_MAX      64 /* user names, queue names, intents, dispositions */
+#define STORE_CLIENT_ID_MAX 64
+
+enum store_durability {
+    STORE_DURABILITY_NORMAL = 0, /* safe against a process crash (synchronous=NORMAL) */
+    STORE_DURABILITY_FULL = 1,   /* fsync per commit, safe against power loss */
+};
+
+struct store_options {
+    int durability;      /* enum store_durability */
+    int busy_timeout_ms; /* 0 = 5000 */
+};
+
+/* Opens (creating and migrating to STORE_SCHEMA_VERSION) the database at path
+ * (":memory:" for a private one). options may be NULL (defaults). Returns NULL
+ * on failure with, if err is not NULL, a malloc'd message in *err. */
+struct store *store_open(const char *path, const struct store_options *options, char **err);
+
+/* Commits an open transaction, finalizes statements and closes. NULL is fine. */
+void store_close(struct store *s);
+
+/* The schema version of the open database. */
+int store_schema_version(struct store *s);
+
+/* Group commit. store_begin() opens a write transaction if none is open (a
+ * second call while open does nothing). store_commit() commits it (nothing
+ * to do: returns 0). On a failed commit the transaction is rolled back and
+ * CD_EFULL / CD_EIO is returned: none of its writes happened. */
+int store_begin(struct store *s);
+int store_commit(struct store *s);
+void store_rollback(struct store *s);
+int store_in_transaction(const struct store *s);
+
+/* ---- conversations ---- */
+
+enum store_state {
+    STORE_STATE_BOT = 0,
+    STORE_STATE_CLARIFYING,
+    STORE_STATE_COLLECTING,
+    STORE_STATE_QUEUED,
+    STORE_STATE_WITH_AGENT,
+    STORE_STATE_CLOSED,
+    STORE_STATE_RATED,
+};
+
+/* "bot", "clarifying", ... ; store_state_parse returns -1 for unknown names. */
+const char *store_state_name(int state);
+int store_state_parse(const char *name);
+
+struct store_conversation {
+    int64_t id;
+    unsigned char token_hash[STORE_HASH_LEN];
+    int state; /* enum store_state */
+    char lang[8];
+    char *customer_name; /* malloc'd or NULL */
+    char *customer_email;
+    char *customer_page;
+    char queue[STORE_NAME_MAX];  /* "" until handed off */
+    char intent[STORE_NAME_MAX]; /* last triage intent, "" if none */
+    double confidence;
+    int priority;
+    int is_offline;    /* waiting as an offline ticket */
+    int64_t agent_id;  /* 0 = none */
+    int64_t created_s; /* wall clock seconds */
+    int64_t queued_s;  /* first handoff, 0 = never handed off */
+    int64_t picked_s;  /* first pickup by an agent, 0 = never */
+    int64_t closed_s;
+    char closed_by[16]; /* "customer", "agent", "system" or "" */
+    char disposition[STORE_NAME_MAX];
+    char *note;
+    int rating; /* 1..5, 0 = none */
+    char *comment;
+    int64_t last_seq; /* filled in by the getters */
+};
+
+/* Frees the malloc'd strings of c and zeroes it. */
+void store_conversation_clear(struct store_conversation *c);
+
+/* Creates a conversation from c's token_hash, lang, customer_* fields,
+ * created_s (0 = now) and state; sets c->id. Returns 0 or CD_E*. */
+int store_conversation_create(struct store *s, struct store_conversation *c);
+
+/* Fetch one conversation into *out (clear it with store_conversation_clear).
+ * Return 0, CD_ENOTFOUND or CD_E*. */
+int store_conversation_get(struct store *s, int64_t id, struct store_conversation *out);
+int store_conversation_by_token(struct store *s, const unsigned char hash[STORE_HASH_LEN],
+                                struct store_conversation *out);
+
+/* Writes every mutable field of c (state, customer_*, queue, intent,
+ * confidence, priority, is_offline, agent_id, timestamps, closed_by,
+ * disposition, note, rating, comment). Returns 0, CD_ENOTFOUND or CD_E*. */
+int store_conversation_update(struct store *s, const struct store_conversation *c);
+
+/* Gives a queued conversation to agent_id: succeeds only if it is still
+ * queued (so two nodes racing for it cannot both win). Sets picked_s if it
+ * was 0. Returns 0, CD_EBUSY (not queued any more), CD_ENOTFOUND or CD_E*. */
+int store_conversation_claim(struct store *s, int64_t id, int64_t agent_id, int64_t now_s);
+
+/* Calls cb for each conversation that is queued or with an agent (at most
+ * max), oldest first; for rebuilding the queue after a restart. The struct
+ * is valid during the call only. Returns 0, the first non-zero cb value, or
+ * CD_E*. */
+int store_conversations_open(struct store *s, int max,
+                             int (*cb)(void *ctx, const struct store_conversation *c), void *ctx);
+
+/* A short summary of an earlier conversation of the same customer. */
+struct store_history_item {
+    int64_t conversation;
+    int64_t created_s;
+    int state;
+    char intent[STORE_NAME_MAX];
+    char disposition[STORE_NAME_MAX];
+};
+
+/* Up to max other conversations with this email (newest first), except
+ * exclude_id. *n_out gets the count. Returns 0 or CD_E*. */
+int store_conversations_by_email(struct store *s, const char *email, int64_t exclude_id,
+                                 struct store_history_item *out, int max, int *n_out);
+
+/* ---- messages ---- */
+
+enum store_sender {
+    STORE_SENDER_CUSTOMER = 0,
+    STORE_SENDER_BOT,
+    STORE_SENDER_AGENT,
+    STORE_SENDER_SYSTEM,
+};
+
+const char *store_sender_name(int sender);
+
+struct store_message {
+    int64_t conversation;
+    int64_t seq;                             /* set by store_message_append */
+    int sender;                              /* enum store_sender */
+    char client_id[STORE_CLIENT_ID_MAX + 1]; /* customer/agent message id, "" if none */
+    char reply_to[STORE_CLIENT_ID_MAX + 1];  /* bot reply: the client_id it answers */
+    const char *text;                        /* already redacted */
+    const char *meta; /* JSON object text (action, intent, confidence, articles,
+                         event ...) or NULL */
+    int64_t agent_id;
+    int64_t created_s; /* 0 = now */
+};
+
+/* Appends m as the next message of its conversation and sets m->seq.
+ * A customer or agent message whose client_id is already stored for that
+ * conversation is not stored again: CD_EEXIST is returned and m->seq is set
+ * to the stored message's seq. Returns 0, CD_EEXIST, CD_ENOTFOUND or CD_E*. */
+int store_message_append(struct store *s, struct store_message *m);
+
+/* Calls cb for each message of conversation with seq > after_seq, in order,
+ * at most max of them. The message and its strings are valid during the
+ * call only. Returns 0, the first non-zero cb value, or CD_E*. */
+int store_messages_after(struct store *s, int64_t conversation, int64_t after_seq, int max,
+                         int (*cb)(void *ctx, const struct store_message *m), void *ctx);
+
+/* Finds the message with this client_id (and its sender) and, if the bot
+ * replied to it, the bot reply. cb is called with the message, then with the
+ * reply if any. Returns 0, CD_ENOTFOUND or CD_E*. */
+int store_message_by_client_id(struct store *s, int64_t conversation, const char *client_id,
+                               int (*cb)(void *ctx, const struct store_message *m), void *ctx);
+
+/* ---- users (agents, authors, admins) ---- */
+
+struct store_user {
+    int64_t id;
+    char name[STORE_NAME_MAX];
+    char role[16];    /* "agent", "author", "admin" */
+    char skills[256]; /* comma-separated queue names, "" = none */
+    unsigned char token_hash[STORE_HASH_LEN];
+    int64_t created_s;
+};
+
+/* Adds u (name, role, skills, token_hash); sets u->id. Returns 0, CD_EEXIST
+ * (name taken) or CD_E*. */
+int store_user_add(struct store *s, struct store_user *u);
+int store_user_by_token(struct store *s, const unsigned char hash[STORE_HASH_LEN],
+                        struct store_user *out);
+int store_user_get(struct store *s, int64_t id, struct store_user *out);
+/* Up to max users ordered by name; *n_out gets the count. */
+int store_user_list(struct store *s, struct store_user *out, int max, int *n_out);
+/* Returns 0 or CD_ENOTFOUND. */
+int store_user_remove(struct store *s, const char *name);
+
+/* ---- events (audit log), feedback, unanswered questions ---- */
+
+/* Appends an audit/event record: kind ("handoff", "claim", "user_add",
+ * "article_put", "erase" ...), optional conversation and user (0 = none),
+ * optional detail (JSON text or NULL). Returns 0 or CD_E*. */
+int store_event_add(struct store *s, const char *kind, int64_t conversation, int64_t user_id,
+                    const char *detail);
+
+/* Records "was this helpful?" for the bot reply seq. article_id may be NULL. */
+int store_feedback_add(struct store *s, int64_t conversation, int64_t seq, int is_helpful,
+                       const char *article_id, const char *question);
+
+/* Records a question the bot could not answer (handoff or clarify for lack
+ * of evidence, or a "no" feedback). */
+int store_unanswered_add(struct store *s, int64_t conversation, const char *question,
+                         const char *lang, const char *intent, double confidence);
+
+/* ---- statistics (GET /api/stats, dashboard) ---- */
+
+struct store_count {
+    char name[160];
+    int64_t n;
+};
+
+#define STORE_STATS_TOP 10
+
+struct store_stats {
+    int64_t since_s, until_s;
+    int64_t n_conversations; /* with at least one customer message */
+    int64_t n_bot_resolved;  /* never handed off */
+    int64_t n_handoffs;      /* handed off to the queue */
+    int64_t n_picked;        /* picked up by an agent */
+    int64_t n_within_target; /* picked up within the pickup target */
+    int64_t n_ratings;
+    double deflection_rate;      /* n_bot_resolved / n_conversations (0 if none) */
+    double escalation_rate;      /* n_handoffs / n_conversations */
+    double pickup_within_target; /* n_within_target / n_picked */
+    double median_wait_s;        /* queued -> picked, over picked conversations */
+    double csat;                 /* mean rating 1..5, 0 if none */
+    double csat_satisfied;       /* share of ratings >= 4 */
+    struct store_count by_queue[STORE_STATS_TOP];
+    int n_by_queue;
+    struct store_count drivers[STORE_STATS_TOP]; /* disposition, else intent */
+    int n_drivers;
+    struct store_count unanswered[STORE_STATS_TOP];
+    int n_unanswered;
+};
+
+/* Fills *out for conversations created in [since_s, until_s). Returns 0 or
+ * CD_E*. */
+int store_stats(struct store *s, int64_t since_s, int64_t until_s, int pickup_target_s,
+                struct store_stats *out);
+
+/* ---- data-subject access, erasure, retention ---- */
+
+/* Appends the conversation with its messages as one JSON object to out.
+ * Returns 0, CD_ENOTFOUND or CD_E*. */
+int store_export_conversation(struct store *s, int64_t id, struct cd_buf *out);
+
+/* Deletes every conversation (with messages, feedback, unanswered questions)
+ * whose customer email is email (case-insensitive). *n_out gets the number of
+ * conversations deleted. Commits. Returns 0 or CD_E*. */
+int store_erase_email(struct store *s, const char *email, int *n_out);
+
+/* Deletes closed or rated conversations closed before before_s, at most max
+ * per call. *n_out gets the number deleted. Returns 0 or CD_E*. */
+int store_retention(struct store *s, int64_t before_s, int max, int *n_out);
+
+#endif

@@ -1,0 +1,167 @@
+/* triage: turns one customer message, its conversation so far, the intent
+ * evidence (rules and model, intents.h) and the KB's best article (kb.h) into
+ * one decision: answer, clarify or hand off, with a calibrated confidence and
+ * the evidence behind it.
+ *
+ * DESIGN. A wrong confident answer costs more than a handoff, so the policy
+ * is ordered from the safest rule down: a request for a person, a sensitive
+ * intent, or a conversation that is going badly (second failed clarification,
+ * "that didn't help", repeated messages, rising anger) hands off before any
+ * score is looked at; then a rule hit or a model probability >= t_answer
+ * answers; a probability in [t_clarify, t_answer) offers the top candidates;
+ * a how-to question whose best KB passage scores >= t_kb is answered from the
+ * KB; anything else hands off to the queue of the best guess, or "general".
+ *
+ * A struct triage is used from one thread at a time (the server's service
+ * thread): it owns a tokenizer scratch and borrows the KB, whose connection
+ * is single-threaded. The intent set inside it is immutable; a retrained set
+ * is built elsewhere and put in with triage_swap_intents(). */
+#ifndef CD_TRIAGE_H
+#define CD_TRIAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cd.h"
+#include "intents.h"
+#include "kb.h"
+
+enum triage_action {
+    TRIAGE_ANSWER = 0,
+    TRIAGE_CLARIFY = 1,
+    TRIAGE_HANDOFF = 2,
+};
+
+/* Thresholds and policy; a zero field means the default shown. */
+struct triage_settings {
+    double t_answer;           /* answer at confidence >= this, default 0.55 */
+    double t_clarify;          /* clarify in [t_clarify, t_answer), default 0.25 */
+    double t_kb;               /* KB passage answers at score >= this, default 0.5 */
+    double t_oos;              /* p(out of scope) >= this hands off, default 0.5 */
+    int max_clarify;           /* failed clarifications before handoff, default 1 */
+    int max_not_helped;        /* "that didn't help" before handoff, default 1 */
+    int max_repeats;           /* repeated messages before handoff, default 1 */
+    int anger_handoff;         /* anger level (0-3) that hands off, default 2 */
+    int n_candidates;          /* clarify choices, 2..3, default 3 */
+    const char *default_queue; /* default "general" */
+};
+
+/* Fills s with the defaults. */
+void triage_settings_default(struct triage_settings *s);
+
+/* What the conversation has been like so far; kept by chat.c per
+ * conversation and passed in with each message. All zero for a new one. */
+struct triage_context {
+    int n_clarify;           /* clarifications asked and not resolved */
+    int n_not_helped;        /* consecutive "didn't help" (messages or feedback) */
+    int n_repeats;           /* consecutive repeats of the same message (see text_key) */
+    int anger;               /* highest anger level (0-3) seen so far */
+    const char *last_intent; /* intent of the previous decision, or NULL */
+};
+
+/* What this one message says about the conversation, for chat.c to fold into
+ * the next struct triage_context. */
+struct triage_signals {
+    int is_person_request; /* asks for a human agent */
+    int is_not_helped;     /* "that didn't help", "wrong answer" ... */
+    int anger;             /* 0 calm .. 3 abusive / shouting */
+    int is_howto;          /* a how/where/can-I question */
+    uint64_t text_key;     /* hash of the folded, stemmed words: equal keys = a repeat */
+};
+
+#define TRIAGE_MAX_ARTICLES   3
+#define TRIAGE_MAX_CANDIDATES 3
+
+struct triage_article {
+    char id[KB_ID_MAX];
+    char *title;             /* owned by the decision */
+    char url[KB_ID_MAX + 8]; /* "/kb/ID" */
+    double score;
+};
+
+struct triage_candidate {
+    char intent[INTENT_NAME_MAX];
+    char *label; /* the intent's description (or name), owned by the decision */
+    double probability;
+};
+
+/* Why the decision is what it is. */
+struct triage_evidence {
+    char rule_intent[INTENT_NAME_MAX];                    /* "" if no rule matched */
+    char rule[96];                                        /* the pattern or regex that matched */
+    struct triage_candidate model[TRIAGE_MAX_CANDIDATES]; /* model's top scores */
+    int n_model;
+    double p_oos;
+    char kb_article[KB_ID_MAX]; /* best article, "" if none */
+    double kb_score;            /* its normalised score in [0, 1] */
+    const char *reason;         /* static: "person_request", "sensitive", "rule", "model",
+                                 * "kb", "clarify", "low_confidence", "out_of_scope",
+                                 * "clarify_limit", "not_helped", "repeated", "anger" */
+};
+
+struct triage_decision {
+    enum triage_action action;
+    char intent[INTENT_NAME_MAX]; /* "" when none */
+    double confidence;            /* calibrated probability in [0, 1] */
+    char queue[32];               /* for a handoff: the intent's queue or the default */
+    int priority;                 /* 1..5, for a handoff */
+    int is_sensitive;
+    char *answer; /* text to send: response, KB passage, clarify question, or handoff
+                   * message; owned by the decision, never NULL after success */
+    struct triage_article articles[TRIAGE_MAX_ARTICLES];
+    int n_articles;
+    struct triage_candidate candidates[TRIAGE_MAX_CANDIDATES]; /* for clarify */
+    int n_candidates;
+    char *collect_field; /* for an INTENT_COLLECT handoff: what to ask; else NULL */
+    char *collect_prompt;
+    struct triage_signals signals;
+    struct triage_evidence evidence;
+};
+
+struct triage;
+
+/* Creates a triage engine over a trained intent set (ownership passes to the
+ * triage, even on failure) and a KB it borrows (may be NULL: no KB evidence;
+ * must outlive the triage). settings may be NULL (defaults); it is copied,
+ * default_queue included. Returns NULL when out of memory or intents is not
+ * trained. */
+struct triage *triage_new(const struct triage_settings *settings, struct intents *intents,
+                          struct kb *kb);
+void triage_free(struct triage *t);
+
+/* Replaces the intent set with a freshly trained one (ownership passes in)
+ * and returns the previous one, for the caller to free. Returns NULL and
+ * changes nothing if fresh is not trained. */
+struct intents *triage_swap_intents(struct triage *t, struct intents *fresh);
+
+/* The settings in use (and a way to change thresholds between messages). */
+const struct triage_settings *triage_get_settings(const struct triage *t);
+void triage_set_settings(struct triage *t, const struct triage_settings *settings);
+
+/* The intent set in use (valid until the next triage_swap_intents()). */
+const struct intents *triage_intents(const struct triage *t);
+
+/* Decides one message of n bytes of UTF-8 in lang (NULL: "en"). ctx may be
+ * NULL (a new conversation). Fills *out, which the caller clears with
+ * triage_decision_clear() (also after a failure). Returns 0, CD_EINVAL for
+ * invalid UTF-8, CD_ENOMEM. */
+int triage_decide(struct triage *t, const char *text, size_t n, const char *lang,
+                  const struct triage_context *ctx, struct triage_decision *out);
+void triage_decision_clear(struct triage_decision *d);
+
+/* Analyses a message without deciding (person request, "didn't help", anger,
+ * how-to, repeat key). Never fails. */
+void triage_signals(struct triage *t, const char *text, size_t n, const char *lang,
+                    struct triage_signals *out);
+
+/* Appends the decision as one JSON object: {"action","intent","confidence",
+ * "queue","priority","sensitive","answer","articles":[{"id","title","url"}],
+ * "candidates":[{"intent","label","probability"}],"collect"?,"signals",
+ * "evidence":{"reason","rule_intent","rule","model":[...],"p_oos",
+ * "kb_article","kb_score"}}. Returns 0 or CD_ENOMEM. */
+int triage_decision_to_json(const struct triage_decision *d, struct cd_buf *out);
+
+/* "answer", "clarify", "handoff". */
+const char *triage_action_name(enum triage_action a);
+
+#endif
