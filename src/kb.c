@@ -34,21 +34,22 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define KB_SCHEMA_VERSION 1
-#define KB_MAX_LANGS 32
-#define KB_MAX_QUERY_TERMS 24
-#define KB_CANDIDATES 50
-#define KB_MAX_LEARNED 256  /* learned phrasings indexed per article (newest first) */
-#define KB_MAX_PASSAGES 64  /* paragraphs kept per article for passage selection */
-#define KB_PASSAGE_CHARS 360 /* longest passage shown, in bytes */
-#define KB_MAX_TITLE 512
-#define KB_MAX_BODY (1024 * 1024)
-#define KB_MAX_TAGS 64
-#define KB_MAX_TAG_LEN 64
-#define KB_MAX_QUESTIONS 256
+#define KB_SCHEMA_VERSION   1
+#define KB_MAX_LANGS        32
+#define KB_MAX_QUERY_TERMS  24
+#define KB_CANDIDATES       20
+#define KB_ROW_BUDGET       300 /* about how many FTS rows one query may score (choose_phrases) */
+#define KB_MAX_LEARNED      256 /* learned phrasings indexed per article (newest first) */
+#define KB_MAX_PASSAGES     64  /* paragraphs kept per article for passage selection */
+#define KB_PASSAGE_CHARS    360 /* longest passage shown, in bytes */
+#define KB_MAX_TITLE        512
+#define KB_MAX_BODY         (1024 * 1024)
+#define KB_MAX_TAGS         64
+#define KB_MAX_TAG_LEN      64
+#define KB_MAX_QUESTIONS    256
 #define KB_MAX_QUESTION_LEN 1000
-#define KB_MAX_DIR_FILES 10000
-#define KB_N_COLS 5 /* title, questions, learned, tags, body */
+#define KB_MAX_DIR_FILES    10000
+#define KB_N_COLS           5 /* title, questions, learned, tags, body */
 
 /* Ranking parameters; defaults measured with `caredesk eval kb` (docs/kb.md). They can be
  * overridden for experiments with CAREDESK_KB_TUNE="name=value,...". */
@@ -63,11 +64,11 @@ struct kb_tune {
 };
 
 static const struct kb_tune tune_default = {
-    .w_col = {3.0, 2.0, 2.0, 1.5, 1.0},
-    .b_col = {0.5, 0.5, 0.5, 0.3, 0.75},
-    .k1 = 1.2,
-    .coverage_pow = 1.0,
-    .proximity = 0.2,
+    .w_col = {16.0, 4.0, 4.0, 1.5, 1.0},
+    .b_col = {0.3, 0.5, 0.5, 0.3, 0.9},
+    .k1 = 3.0,
+    .coverage_pow = 0.0,
+    .proximity = 0.1,
     .w_phrasing = 0.5,
     .w_stage1 = 1.0,
 };
@@ -76,7 +77,9 @@ static const struct kb_tune tune_default = {
 struct kb_term {
     char stem[TEXT_MAX_TOKEN + 1];
     int n_stem;
-    int start, end; /* the original word in the question */
+    int start, end;    /* the original word in the question */
+    int64_t df;        /* articles with the term */
+    int64_t cost_head; /* rows it matches in title, questions and learned */
     double idf;
 };
 
@@ -84,17 +87,24 @@ struct kb_term {
 struct kb_query {
     struct kb_term terms[KB_MAX_QUERY_TERMS];
     int n_terms;
+    int phrase_term[KB_MAX_QUERY_TERMS];  /* FTS5 phrase i is terms[phrase_term[i]] */
+    int is_head_only[KB_MAX_QUERY_TERMS]; /* phrase i matches only title/questions/learned */
+    int n_phrases;
     int is_truncated; /* more distinct terms than KB_MAX_QUERY_TERMS */
     int has_idf;      /* idf filled by the first kb_rank() call */
     double idf_sum;
     double avg_len[KB_N_COLS];
     const struct kb_tune *tune;
+    const struct df_map *stats; /* column lengths by rowid, if current */
 };
 
 /* One language's FTS5 table and its statements. */
 struct kb_lang_index {
     char lang[8];
-    struct text_tokenizer *tok; /* for questions and stage-two stems, never inside FTS5 */
+    struct kb_tok *tok;    /* for questions and stored stems; FTS5 has its own instances */
+    sqlite3_stmt *vocab;   /* every term's document count per column (fts5vocab) */
+    sqlite3_stmt *lens;    /* every row's column lengths (kb_lengths()) */
+    struct df_map *df_map; /* the same, in memory, kept current by the tokenizer */
     sqlite3_stmt *ins;
     sqlite3_stmt *del;
     sqlite3_stmt *search;
@@ -114,14 +124,13 @@ enum kb_stmt {
     ST_LEARN,
     ST_LEARNED,
     ST_COUNT,
-    ST_PASSAGE_INS,
-    ST_PASSAGE_DEL,
-    ST_PASSAGES,
+    ST_HIT_BODY,
     ST_HIT_INFO,
     ST_LANG_ADD,
-    ST_SET_QTERMS,
+    ST_SET_STEMS,
     ST_READ_BEGIN,
     ST_READ_END,
+    ST_DATA_VERSION,
     ST_COUNT_STMTS
 };
 
@@ -132,7 +141,8 @@ static const char *const stmt_sql[ST_COUNT_STMTS] = {
     [ST_GET] = "SELECT rid, title, lang, body, tags, questions, is_published, revision, "
                "updated_s FROM article WHERE id = ?1 LIMIT 1",
     [ST_INSERT] = "INSERT INTO article(id, title, lang, body, tags, questions, is_published, "
-                  "revision, updated_s, qterms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, '')",
+                  "revision, updated_s, qterms, pstems) "
+                  "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, '', '')",
     [ST_UPDATE] = "UPDATE article SET title = ?2, lang = ?3, body = ?4, tags = ?5, "
                   "questions = ?6, is_published = ?7, revision = revision + 1, updated_s = ?8 "
                   "WHERE rid = ?1",
@@ -152,25 +162,92 @@ static const char *const stmt_sql[ST_COUNT_STMTS] = {
                    "ORDER BY rid DESC LIMIT 256",
     [ST_COUNT] = "SELECT count(*) FROM (SELECT 1 FROM article WHERE is_published = 1 "
                  "LIMIT 100000000)",
-    [ST_PASSAGE_INS] = "INSERT INTO passage(rid, n, text, stems) VALUES(?1, ?2, ?3, ?4)",
-    [ST_PASSAGE_DEL] = "DELETE FROM passage WHERE rid = ?1",
-    [ST_PASSAGES] = "SELECT text, stems FROM passage WHERE rid = ?1 ORDER BY n LIMIT 64",
+    [ST_HIT_BODY] = "SELECT body, pstems FROM article WHERE rid = ?1 LIMIT 1",
     [ST_HIT_INFO] = "SELECT id, title, lang, qterms FROM article WHERE rid = ?1 AND "
                     "is_published = 1 LIMIT 1",
     [ST_LANG_ADD] = "INSERT OR IGNORE INTO kb_lang(lang) VALUES(?1)",
-    [ST_SET_QTERMS] = "UPDATE article SET qterms = ?2 WHERE rid = ?1",
+    [ST_SET_STEMS] = "UPDATE article SET qterms = ?2, pstems = ?3 WHERE rid = ?1",
     [ST_READ_BEGIN] = "BEGIN",
     [ST_READ_END] = "COMMIT",
+    [ST_DATA_VERSION] = "PRAGMA data_version",
 };
+
+/* The stems FTS5 made of one column while indexing, with their byte offsets. */
+struct capture_col {
+    struct cd_buf stems; /* each stem followed by '\0' */
+    int *start;          /* byte offset of each token in the column's text */
+    int *stem_at;        /* offset of each stem in stems */
+    int n, cap;
+};
+
+/* What the snowball tokenizer records for kb while one article's FTS5 row is written. */
+struct capture {
+    int n_calls; /* xTokenize calls seen: one per column */
+    int is_failed;
+    int n_tokens[KB_N_COLS];
+    struct capture_col col[KB_N_COLS];
+};
+
+static void capture_reset(struct capture *cap)
+{
+    cap->n_calls = 0;
+    cap->is_failed = 0;
+    memset(cap->n_tokens, 0, sizeof cap->n_tokens);
+    for (int c = 0; c < KB_N_COLS; c++) {
+        cd_buf_reset(&cap->col[c].stems);
+        cap->col[c].n = 0;
+    }
+}
+
+static void capture_free(struct capture *cap)
+{
+    for (int c = 0; c < KB_N_COLS; c++) {
+        cd_buf_free(&cap->col[c].stems);
+        free(cap->col[c].start);
+        free(cap->col[c].stem_at);
+    }
+    memset(cap, 0, sizeof *cap);
+}
+
+static int capture_token(struct capture_col *col, const char *token, int n_token, int start)
+{
+    if (col->n == col->cap) {
+        int cap = col->cap ? col->cap * 2 : 256;
+        int *s = realloc(col->start, (size_t)cap * sizeof *s);
+        if (!s)
+            return CD_ENOMEM;
+        col->start = s;
+        int *a = realloc(col->stem_at, (size_t)cap * sizeof *a);
+        if (!a)
+            return CD_ENOMEM;
+        col->stem_at = a;
+        col->cap = cap;
+    }
+    col->start[col->n] = start;
+    col->stem_at[col->n] = (int)col->stems.len;
+    if (cd_buf_append(&col->stems, token, (size_t)n_token) || cd_buf_append(&col->stems, "", 1))
+        return CD_ENOMEM;
+    col->n++;
+    return 0;
+}
 
 struct kb {
     sqlite3 *db;
+    struct capture capture; /* tokens of the article being indexed */
+    int is_capturing;       /* an FTS5 row of lang_ix is being written (delta 1) or deleted */
+    int capture_delta;
+    struct kb_lang_index *capture_lang;
+    uint32_t df_op; /* one per FTS5 row written or deleted, to count a term once per row */
+    int64_t data_version;
+    int is_bulk; /* inside kb_load_path()'s transaction: no savepoint per article */
     fts5_api *fts;
     sqlite3_stmt *st[ST_COUNT_STMTS];
     struct kb_lang_index langs[KB_MAX_LANGS];
     int n_langs;
     struct kb_tune tune;
 };
+
+#define CAPTURED_COL(c) ((c) == 0 || (c) == 1 || (c) == 4) /* title, questions, body */
 
 /* Numbered schema migrations; PRAGMA user_version is the number applied. */
 static const char *const migrations[] = {
@@ -186,7 +263,8 @@ static const char *const migrations[] = {
     "  is_published INTEGER NOT NULL,"
     "  revision INTEGER NOT NULL,"
     "  updated_s INTEGER NOT NULL,"
-    "  qterms TEXT NOT NULL"     /* stems of title, questions, learned: one phrasing a line */
+    "  qterms TEXT NOT NULL," /* stems of title, questions, learned: one phrasing a line */
+    "  pstems TEXT NOT NULL"  /* paragraphs: 'START END stem stem...' a line */
     ");"
     "CREATE TABLE article_revision ("
     "  id TEXT NOT NULL,"
@@ -203,13 +281,6 @@ static const char *const migrations[] = {
     "  created_s INTEGER NOT NULL,"
     "  UNIQUE (article_id, stems)"
     ");"
-    "CREATE TABLE passage ("
-    "  rid INTEGER NOT NULL,"
-    "  n INTEGER NOT NULL,"
-    "  text TEXT NOT NULL,"
-    "  stems TEXT NOT NULL,"
-    "  PRIMARY KEY (rid, n)"
-    ") WITHOUT ROWID;"
     "CREATE TABLE kb_lang (lang TEXT PRIMARY KEY) WITHOUT ROWID;",
 };
 
@@ -285,6 +356,271 @@ static int is_lang_code(const char *lang)
     return 1;
 }
 
+/* ---- tokenizing with a stem cache ------------------------------------------------------ */
+
+/* Stemming is most of the cost of indexing, and help-centre text says the same words over and
+ * over, so each tokenizer remembers the stems of recent words (direct-mapped, by the word's
+ * bytes). Output is exactly text_tokenize()'s: a miss stems the word with text.h itself. */
+#define STEM_CACHE_SLOTS 4096 /* power of two */
+#define STEM_CACHE_KEY   24
+
+struct stem_slot {
+    unsigned char n_key;
+    unsigned char n_stem;
+    char key[STEM_CACHE_KEY];
+    char stem[STEM_CACHE_KEY];
+};
+
+struct kb_tok {
+    struct text_tokenizer *text;
+    struct stem_slot *cache; /* STEM_CACHE_SLOTS */
+    struct kb *owner;        /* FTS5 instances: the kb whose indexing they report to */
+};
+
+static void kb_tok_free(struct kb_tok *kt)
+{
+    if (!kt)
+        return;
+    text_tokenizer_free(kt->text);
+    free(kt->cache);
+    free(kt);
+}
+
+static struct kb_tok *kb_tok_new(const char *lang)
+{
+    struct kb_tok *kt = calloc(1, sizeof *kt);
+    if (!kt)
+        return NULL;
+    kt->text = text_tokenizer_new(lang);
+    kt->cache = calloc(STEM_CACHE_SLOTS, sizeof *kt->cache);
+    if (!kt->text || !kt->cache) {
+        kb_tok_free(kt);
+        return NULL;
+    }
+    return kt;
+}
+
+struct first_token {
+    char token[TEXT_MAX_TOKEN];
+    int n_token;
+};
+
+static int first_token_cb(void *ctx, const char *token, int n_token, int start, int end)
+{
+    (void)start;
+    (void)end;
+    struct first_token *f = ctx;
+    if (n_token > TEXT_MAX_TOKEN)
+        n_token = TEXT_MAX_TOKEN;
+    memcpy(f->token, token, (size_t)n_token);
+    f->n_token = n_token;
+    return 1;
+}
+
+struct cached_ctx {
+    struct kb_tok *kt;
+    const char *text;
+    text_token_cb cb;
+    void *ctx;
+};
+
+static int cached_cb(void *ctx, const char *folded, int n_folded, int start, int end)
+{
+    struct cached_ctx *c = ctx;
+    const char *word = c->text + start;
+    size_t n_word = (size_t)(end - start);
+    struct stem_slot *slot = NULL;
+    if (n_word > 0 && n_word <= STEM_CACHE_KEY) {
+        uint32_t h = 2166136261u; /* FNV-1a */
+        for (size_t i = 0; i < n_word; i++)
+            h = (h ^ (unsigned char)word[i]) * 16777619u;
+        slot = &c->kt->cache[h & (STEM_CACHE_SLOTS - 1)];
+        if (slot->n_key == n_word && !memcmp(slot->key, word, n_word))
+            return c->cb(c->ctx, slot->stem, slot->n_stem, start, end);
+    }
+    struct first_token f = {.n_token = 0};
+    text_tokenize(c->kt->text, word, n_word, 0, first_token_cb, &f);
+    if (f.n_token == 0) /* cannot happen for a word text.h just emitted; keep its form */
+        return c->cb(c->ctx, folded, n_folded, start, end);
+    if (slot && f.n_token <= STEM_CACHE_KEY) {
+        slot->n_key = (unsigned char)n_word;
+        memcpy(slot->key, word, n_word);
+        slot->n_stem = (unsigned char)f.n_token;
+        memcpy(slot->stem, f.token, (size_t)f.n_token);
+    }
+    return c->cb(c->ctx, f.token, f.n_token, start, end);
+}
+
+/* text_tokenize(kt->text, s, n, 0, cb, ctx), memoizing stems. */
+static int kb_tok_tokenize(struct kb_tok *kt, const char *s, size_t n, text_token_cb cb, void *ctx)
+{
+    struct cached_ctx c = {kt, s, cb, ctx};
+    return text_tokenize(kt->text, s, n, TEXT_NO_STEM, cached_cb, &c);
+}
+
+/* ---- document frequencies ------------------------------------------------------------- */
+
+/* How many articles of one language have each term, per column, in memory: a query needs it
+ * for every term (idf, and to bound the rows it scores), and fts5vocab counts by reading the
+ * term's whole doclist. Built from fts5vocab when a language's index is opened, then kept
+ * exact by the snowball tokenizer itself, which sees every FTS5 row written or deleted (FTS5
+ * re-tokenizes a row's stored text to delete it). Rebuilt when another connection changed
+ * the database. */
+/* Tokens in each column of one article, so scoring a row needs no docsize lookup. */
+struct doc_len {
+    uint16_t len[KB_N_COLS]; /* saturates at 65535 */
+};
+
+struct df_entry {
+    uint32_t hash;
+    uint32_t stem_at; /* offset in pool; UINT32_MAX marks an empty slot */
+    uint32_t op;      /* last row operation that counted this term ... */
+    uint8_t op_cols;  /* ... and in which columns */
+    uint8_t n_stem;
+    int32_t col_df[KB_N_COLS];
+};
+
+struct df_map {
+    struct df_entry *slots;
+    uint32_t cap; /* power of two */
+    uint32_t n;
+    struct cd_buf pool; /* the stems */
+    int is_valid;
+    int64_t n_rows;       /* articles in the index */
+    struct doc_len *lens; /* token count per column of each row, by rowid */
+    int64_t n_lens;       /* rowids below this have an entry */
+};
+
+static uint32_t hash_bytes(const char *s, size_t n)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h;
+}
+
+static void df_map_clear(struct df_map *m)
+{
+    free(m->slots);
+    m->slots = NULL;
+    m->cap = m->n = 0;
+    free(m->lens);
+    m->lens = NULL;
+    m->n_lens = m->n_rows = 0;
+    cd_buf_reset(&m->pool);
+    m->is_valid = 0;
+}
+
+static void df_map_free(struct df_map *m)
+{
+    if (!m)
+        return;
+    df_map_clear(m);
+    cd_buf_free(&m->pool);
+    free(m);
+}
+
+static int df_map_grow(struct df_map *m)
+{
+    uint32_t cap = m->cap ? m->cap * 2 : 1024;
+    struct df_entry *slots = malloc((size_t)cap * sizeof *slots);
+    if (!slots)
+        return CD_ENOMEM;
+    for (uint32_t i = 0; i < cap; i++)
+        slots[i].stem_at = UINT32_MAX;
+    for (uint32_t i = 0; i < m->cap; i++) {
+        if (m->slots[i].stem_at == UINT32_MAX)
+            continue;
+        uint32_t k = m->slots[i].hash & (cap - 1);
+        while (slots[k].stem_at != UINT32_MAX)
+            k = (k + 1) & (cap - 1);
+        slots[k] = m->slots[i];
+    }
+    free(m->slots);
+    m->slots = slots;
+    m->cap = cap;
+    return 0;
+}
+
+/* Returns the entry of a stem, adding a zeroed one if create is set; NULL if absent (or out
+ * of memory while creating). */
+static struct df_entry *df_find(struct df_map *m, const char *stem, size_t n, int create)
+{
+    if (n == 0 || n > 255)
+        return NULL;
+    uint32_t h = hash_bytes(stem, n);
+    if (m->cap) {
+        for (uint32_t k = h & (m->cap - 1);; k = (k + 1) & (m->cap - 1)) {
+            struct df_entry *e = &m->slots[k];
+            if (e->stem_at == UINT32_MAX)
+                break;
+            if (e->hash == h && e->n_stem == n && !memcmp(m->pool.data + e->stem_at, stem, n))
+                return e;
+        }
+    }
+    if (!create)
+        return NULL;
+    if (((uint64_t)m->n + 1) * 2 > m->cap && df_map_grow(m))
+        return NULL;
+    if (m->pool.len + n >= UINT32_MAX)
+        return NULL;
+    uint32_t at = (uint32_t)m->pool.len;
+    if (cd_buf_append(&m->pool, stem, n))
+        return NULL;
+    uint32_t k = h & (m->cap - 1);
+    while (m->slots[k].stem_at != UINT32_MAX)
+        k = (k + 1) & (m->cap - 1);
+    struct df_entry *e = &m->slots[k];
+    memset(e, 0, sizeof *e);
+    e->hash = h;
+    e->stem_at = at;
+    e->n_stem = (uint8_t)n;
+    m->n++;
+    return e;
+}
+
+/* Records the column lengths of row rid (all zero: the row is gone). */
+static int df_set_lens(struct df_map *m, int64_t rid, const int *lens)
+{
+    if (rid < 0 || rid > INT32_MAX)
+        return CD_EINVAL;
+    if (rid >= m->n_lens) {
+        int64_t n = m->n_lens ? m->n_lens : 1024;
+        while (n <= rid)
+            n *= 2;
+        struct doc_len *grown = realloc(m->lens, (size_t)n * sizeof *grown);
+        if (!grown)
+            return CD_ENOMEM;
+        memset(grown + m->n_lens, 0, (size_t)(n - m->n_lens) * sizeof *grown);
+        m->lens = grown;
+        m->n_lens = n;
+    }
+    for (int c = 0; c < KB_N_COLS; c++)
+        m->lens[rid].len[c] = (uint16_t)(lens[c] > 65535 ? 65535 : lens[c] < 0 ? 0 : lens[c]);
+    return 0;
+}
+
+/* Counts (delta 1) or uncounts (delta -1) a term of column col of row operation op. */
+static void df_count(struct df_map *m, const char *stem, size_t n, int col, int delta, uint32_t op)
+{
+    struct df_entry *e = df_find(m, stem, n, delta > 0);
+    if (!e) {
+        if (delta > 0)
+            m->is_valid = 0; /* out of memory: rebuild before the next search */
+        return;
+    }
+    if (e->op != op) {
+        e->op = op;
+        e->op_cols = 0;
+    }
+    if (e->op_cols & (1u << col))
+        return;
+    e->op_cols |= (uint8_t)(1u << col);
+    e->col_df[col] += delta;
+    if (e->col_df[col] < 0)
+        e->col_df[col] = 0;
+}
+
 /* ---- the snowball FTS5 tokenizer -------------------------------------------------------- */
 
 struct fts_token_ctx {
@@ -298,42 +634,75 @@ static int fts_token_cb(void *ctx, const char *token, int n_token, int start, in
     return c->x_token(c->fts_ctx, 0, token, n_token, start, end);
 }
 
+struct fts_capture_ctx {
+    struct fts_token_ctx fts;
+    struct capture *cap;
+    struct capture_col *col; /* NULL: the column's tokens are not kept */
+    struct df_map *df_map;   /* NULL: not counted */
+    int n_col;
+    int delta;
+    uint32_t op;
+};
+
+static int fts_capture_cb(void *ctx, const char *token, int n_token, int start, int end)
+{
+    struct fts_capture_ctx *c = ctx;
+    c->cap->n_tokens[c->n_col]++;
+    if (c->col && !c->cap->is_failed && capture_token(c->col, token, n_token, start))
+        c->cap->is_failed = 1;
+    if (c->df_map)
+        df_count(c->df_map, token, (size_t)n_token, c->n_col, c->delta, c->op);
+    return c->fts.x_token(c->fts.fts_ctx, 0, token, n_token, start, end);
+}
+
 /* xCreate: `tokenize='snowball LANG'`; one text.h tokenizer (one stemmer) per instance. */
 static int snowball_create(void *ctx, const char **args, int n_args, Fts5Tokenizer **out)
 {
-    (void)ctx;
     const char *lang = n_args > 0 ? args[0] : "en";
-    struct text_tokenizer *t = text_tokenizer_new(lang);
+    struct kb_tok *t = kb_tok_new(lang);
     if (!t)
         return SQLITE_NOMEM;
+    t->owner = ctx;
     *out = (Fts5Tokenizer *)t;
     return SQLITE_OK;
 }
 
 static void snowball_delete(Fts5Tokenizer *t)
 {
-    text_tokenizer_free((struct text_tokenizer *)t);
+    kb_tok_free((struct kb_tok *)t);
 }
 
 static int snowball_tokenize(Fts5Tokenizer *t, void *fts_ctx, int flags, const char *text,
                              int n_text, int (*x_token)(void *, int, const char *, int, int, int))
 {
-    (void)flags;
+    struct kb_tok *kt = (struct kb_tok *)t;
+    struct fts_token_ctx c = {fts_ctx, x_token};
+    struct kb *kb = kt->owner;
+    if (kb && kb->is_capturing && (flags & FTS5_TOKENIZE_DOCUMENT)) {
+        /* kb is writing or deleting one article's row: one call per column, in order. */
+        int col = kb->capture.n_calls++;
+        if (col < KB_N_COLS) {
+            struct df_map *m = kb->capture_lang ? kb->capture_lang->df_map : NULL;
+            struct fts_capture_ctx cc = {
+                c,
+                &kb->capture,
+                kb->capture_delta > 0 && CAPTURED_COL(col) ? &kb->capture.col[col] : NULL,
+                m && m->is_valid ? m : NULL,
+                col,
+                kb->capture_delta,
+                kb->df_op,
+            };
+            if (!text || n_text <= 0)
+                return SQLITE_OK;
+            return kb_tok_tokenize(kt, text, (size_t)n_text, fts_capture_cb, &cc);
+        }
+    }
     if (!text || n_text <= 0)
         return SQLITE_OK;
-    struct fts_token_ctx c = {fts_ctx, x_token};
-    return text_tokenize((struct text_tokenizer *)t, text, (size_t)n_text, 0, fts_token_cb, &c);
+    return kb_tok_tokenize(kt, text, (size_t)n_text, fts_token_cb, &c);
 }
 
 /* ---- kb_rank(): the stage-one FTS5 auxiliary ranking function --------------------------- */
-
-static int count_rows_cb(const Fts5ExtensionApi *api, Fts5Context *fts, void *ctx)
-{
-    (void)api;
-    (void)fts;
-    (*(int64_t *)ctx)++;
-    return SQLITE_OK;
-}
 
 static int query_prepare_idf(const Fts5ExtensionApi *api, Fts5Context *fts, struct kb_query *q)
 {
@@ -343,16 +712,12 @@ static int query_prepare_idf(const Fts5ExtensionApi *api, Fts5Context *fts, stru
         return rc;
     if (n_rows < 1)
         n_rows = 1;
-    int n_phrases = api->xPhraseCount(fts);
     q->idf_sum = 0;
     for (int i = 0; i < q->n_terms; i++) {
-        int64_t df = 0;
-        if (i < n_phrases) {
-            rc = api->xQueryPhrase(fts, i, &df, count_rows_cb);
-            if (rc != SQLITE_OK)
-                return rc;
-        }
-        double idf = log(1.0 + ((double)n_rows - (double)df + 0.5) / ((double)df + 0.5));
+        double df = (double)q->terms[i].df;
+        if (df > (double)n_rows)
+            df = (double)n_rows;
+        double idf = log(1.0 + ((double)n_rows - df + 0.5) / (df + 0.5));
         q->terms[i].idf = idf > 1e-6 ? idf : 1e-6;
         q->idf_sum += q->terms[i].idf;
     }
@@ -367,6 +732,19 @@ static int query_prepare_idf(const Fts5ExtensionApi *api, Fts5Context *fts, stru
     }
     q->has_idf = 1;
     return SQLITE_OK;
+}
+
+/* kb_lengths(fts_table): the row's token count per column, as KB_N_COLS native ints. */
+static void kb_lengths_fn(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_context *ctx,
+                          int n_args, sqlite3_value **args)
+{
+    (void)n_args;
+    (void)args;
+    int lens[KB_N_COLS];
+    for (int c = 0; c < KB_N_COLS; c++)
+        if (api->xColumnSize(fts, c, &lens[c]) != SQLITE_OK)
+            lens[c] = 0;
+    sqlite3_result_blob(ctx, lens, sizeof lens, SQLITE_TRANSIENT);
 }
 
 /* kb_rank(fts_table, query_pointer): BM25F times coverage, plus proximity. Higher is better. */
@@ -385,9 +763,13 @@ static void kb_rank_fn(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_co
     }
     const struct kb_tune *tn = q->tune;
     double norm[KB_N_COLS];
+    sqlite3_int64 rid = api->xRowid(fts);
+    const struct df_map *m = q->stats;
     for (int c = 0; c < KB_N_COLS; c++) {
         int len = 0;
-        if ((rc = api->xColumnSize(fts, c, &len)) != SQLITE_OK) {
+        if (m && m->is_valid && rid >= 0 && rid < m->n_lens)
+            len = m->lens[rid].len[c];
+        else if ((rc = api->xColumnSize(fts, c, &len)) != SQLITE_OK) {
             sqlite3_result_error_code(ctx, rc);
             return;
         }
@@ -405,8 +787,9 @@ static void kb_rank_fn(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_co
         int phrase, col, off;
         if (api->xInst(fts, i, &phrase, &col, &off) != SQLITE_OK)
             break;
-        if (phrase < 0 || phrase >= q->n_terms || col < 0 || col >= KB_N_COLS)
+        if (phrase < 0 || phrase >= q->n_phrases || col < 0 || col >= KB_N_COLS)
             continue;
+        phrase = q->phrase_term[phrase];
         tf[phrase] += tn->w_col[col] / norm[col];
         /* Instances come in column, then offset order: reward two different query terms
          * within two positions of each other (stop words are not counted). */
@@ -425,10 +808,13 @@ static void kb_rank_fn(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_co
         bm25 += q->terms[t].idf * tf[t] * (tn->k1 + 1) / (tn->k1 + tf[t]);
         covered += q->terms[t].idf;
     }
+    /* Normalised by the best any article could score for this question, so scores compare
+     * across questions: each part is in [0, 1]. */
     double coverage = q->idf_sum > 0 ? covered / q->idf_sum : 0;
-    double score = bm25 * pow(coverage, tn->coverage_pow);
-    double prox_cap = q->idf_sum;
-    score += tn->proximity * (proximity < prox_cap ? proximity : prox_cap);
+    double best = q->idf_sum * (tn->k1 + 1);
+    double score = best > 0 ? bm25 / best * pow(coverage, tn->coverage_pow) : 0;
+    double prox = q->idf_sum > 0 ? proximity / q->idf_sum : 0;
+    score += tn->proximity * (prox < 1 ? prox : 1);
     sqlite3_result_double(ctx, score);
 }
 
@@ -439,8 +825,55 @@ static void lang_index_clear(struct kb_lang_index *li)
     sqlite3_finalize(li->ins);
     sqlite3_finalize(li->del);
     sqlite3_finalize(li->search);
-    text_tokenizer_free(li->tok);
+    sqlite3_finalize(li->vocab);
+    sqlite3_finalize(li->lens);
+    df_map_free(li->df_map);
+    kb_tok_free(li->tok);
     memset(li, 0, sizeof *li);
+}
+
+/* (Re)reads every term's document counts of one language from its FTS5 index. */
+static int df_map_build(struct kb_lang_index *li)
+{
+    static const char *const col_names[KB_N_COLS] = {"title", "questions", "learned", "tags",
+                                                     "body"};
+    struct df_map *m = li->df_map;
+    df_map_clear(m);
+    sqlite3_stmt *st = li->vocab;
+    sqlite3_reset(st);
+    int step, rc = 0;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *term = (const char *)sqlite3_column_text(st, 0);
+        const char *col = (const char *)sqlite3_column_text(st, 1);
+        int c = 0;
+        while (c < KB_N_COLS && col && strcmp(col, col_names[c]))
+            c++;
+        if (!term || c == KB_N_COLS)
+            continue;
+        struct df_entry *e = df_find(m, term, (size_t)sqlite3_column_bytes(st, 0), 1);
+        if (!e) {
+            rc = CD_ENOMEM;
+            break;
+        }
+        e->col_df[c] = (int32_t)sqlite3_column_int64(st, 2);
+    }
+    sqlite3_reset(st);
+    if (!rc && step != SQLITE_DONE)
+        rc = sql_rc(step);
+    st = li->lens;
+    while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        int lens[KB_N_COLS];
+        if (sqlite3_column_bytes(st, 1) != (int)sizeof lens)
+            continue;
+        memcpy(lens, sqlite3_column_blob(st, 1), sizeof lens);
+        rc = df_set_lens(m, sqlite3_column_int64(st, 0), lens);
+        m->n_rows++;
+    }
+    sqlite3_reset(st);
+    if (!rc && step != SQLITE_DONE)
+        rc = sql_rc(step);
+    m->is_valid = rc == 0;
+    return rc;
 }
 
 /* Returns the index for lang, creating its FTS5 table if create is set, or NULL. */
@@ -481,7 +914,7 @@ static struct kb_lang_index *lang_index(struct kb *kb, const char *lang, int cre
     struct kb_lang_index *li = &kb->langs[kb->n_langs];
     memset(li, 0, sizeof *li);
     snprintf(li->lang, sizeof li->lang, "%s", lang);
-    li->tok = text_tokenizer_new(lang);
+    li->tok = kb_tok_new(lang);
     snprintf(sql, sizeof sql,
              "INSERT INTO fts_%s(rowid, title, questions, learned, tags, body) "
              "VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
@@ -493,17 +926,41 @@ static struct kb_lang_index *lang_index(struct kb *kb, const char *lang, int cre
     }
     if (rc == SQLITE_OK) {
         snprintf(sql, sizeof sql,
+                 "CREATE VIRTUAL TABLE IF NOT EXISTS temp.fts_%s_col USING fts5vocab(main, fts_%s, "
+                 "col)",
+                 lang, lang);
+        rc = sqlite3_exec(kb->db, sql, NULL, NULL, NULL);
+    }
+    if (rc == SQLITE_OK) {
+        snprintf(sql, sizeof sql, "SELECT term, col, doc FROM temp.fts_%s_col LIMIT 100000000",
+                 lang);
+        rc = sqlite3_prepare_v3(kb->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &li->vocab, NULL);
+    }
+    if (rc == SQLITE_OK) {
+        snprintf(sql, sizeof sql, "SELECT rowid, kb_lengths(fts_%s) FROM fts_%s LIMIT 100000000",
+                 lang, lang);
+        rc = sqlite3_prepare_v3(kb->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &li->lens, NULL);
+    }
+    if (rc == SQLITE_OK) {
+        snprintf(sql, sizeof sql,
                  "SELECT rowid, kb_rank(fts_%s, ?2) AS score FROM fts_%s WHERE fts_%s MATCH ?1 "
                  "ORDER BY score DESC LIMIT %d",
                  lang, lang, lang, KB_CANDIDATES);
         rc = sqlite3_prepare_v3(kb->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &li->search, NULL);
     }
-    if (rc != SQLITE_OK || !li->tok) {
+    li->df_map = calloc(1, sizeof *li->df_map);
+    if (rc != SQLITE_OK || !li->tok || !li->df_map) {
         lang_index_clear(li);
         *rc_out = rc == SQLITE_OK ? CD_ENOMEM : CD_EIO;
         return NULL;
     }
     kb->n_langs++;
+    if ((rc = df_map_build(li)) != 0) {
+        kb->n_langs--;
+        lang_index_clear(li);
+        *rc_out = rc;
+        return NULL;
+    }
     return li;
 }
 
@@ -617,15 +1074,17 @@ struct kb *kb_open(const char *path, char **err)
         goto fail;
     }
     fts5_tokenizer tokenizer = {snowball_create, snowball_delete, snowball_tokenize};
-    if (kb->fts->xCreateTokenizer(kb->fts, "snowball", NULL, &tokenizer, NULL) != SQLITE_OK ||
-        kb->fts->xCreateFunction(kb->fts, "kb_rank", NULL, kb_rank_fn, NULL) != SQLITE_OK) {
+    if (kb->fts->xCreateTokenizer(kb->fts, "snowball", kb, &tokenizer, NULL) != SQLITE_OK ||
+        kb->fts->xCreateFunction(kb->fts, "kb_rank", NULL, kb_rank_fn, NULL) != SQLITE_OK ||
+        kb->fts->xCreateFunction(kb->fts, "kb_lengths", NULL, kb_lengths_fn, NULL) != SQLITE_OK) {
         set_err(err, "cannot register the snowball tokenizer%s", NULL);
         goto fail;
     }
     int rc = migrate(kb);
     if (rc) {
-        set_err(err, rc == CD_ESTATE ? "%sdatabase schema is newer than this caredesk"
-                                     : "cannot create the knowledge base schema: %s",
+        set_err(err,
+                rc == CD_ESTATE ? "%sdatabase schema is newer than this caredesk"
+                                : "cannot create the knowledge base schema: %s",
                 rc == CD_ESTATE ? "" : sqlite3_errmsg(kb->db));
         goto fail;
     }
@@ -652,6 +1111,10 @@ struct kb *kb_open(const char *path, char **err)
         }
     }
     sqlite3_finalize(st);
+    st = stmt(kb, ST_DATA_VERSION);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        kb->data_version = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
     return kb;
 fail:
     kb_close(kb);
@@ -667,6 +1130,7 @@ void kb_close(struct kb *kb)
     for (int i = 0; i < ST_COUNT_STMTS; i++)
         sqlite3_finalize(kb->st[i]);
     sqlite3_close(kb->db);
+    capture_free(&kb->capture);
     free(kb);
 }
 
@@ -716,8 +1180,8 @@ static int article_check(const struct kb_article *a, char *msg, size_t cap)
     if (!a->id || !*a->id)
         snprintf(msg, cap, "missing id");
     else if (!is_valid_id(a->id))
-        snprintf(msg, cap, "invalid id '%.60s' (letters, digits, '-', '_', '.'; < %d bytes)",
-                 a->id, KB_ID_MAX);
+        snprintf(msg, cap, "invalid id '%.60s' (letters, digits, '-', '_', '.'; < %d bytes)", a->id,
+                 KB_ID_MAX);
     else if (!a->title || !*a->title)
         snprintf(msg, cap, "missing title");
     else if (strlen(a->title) > KB_MAX_TITLE || has_newline(a->title))
@@ -728,8 +1192,7 @@ static int article_check(const struct kb_article *a, char *msg, size_t cap)
         snprintf(msg, cap, "empty body");
     else if (strlen(a->body) > KB_MAX_BODY)
         snprintf(msg, cap, "body is larger than %d bytes", KB_MAX_BODY);
-    else if (!cd_utf8_valid(a->title, strlen(a->title)) ||
-             !cd_utf8_valid(a->body, strlen(a->body)))
+    else if (!cd_utf8_valid(a->title, strlen(a->title)) || !cd_utf8_valid(a->body, strlen(a->body)))
         snprintf(msg, cap, "text is not valid UTF-8");
     else if (a->n_tags < 0 || a->n_tags > KB_MAX_TAGS)
         snprintf(msg, cap, "more than %d tags", KB_MAX_TAGS);
@@ -749,8 +1212,8 @@ static int article_check(const struct kb_article *a, char *msg, size_t cap)
             const char *q = a->questions[i];
             if (!q || !*q || strlen(q) > KB_MAX_QUESTION_LEN || has_newline(q) ||
                 !cd_utf8_valid(q, strlen(q))) {
-                snprintf(msg, cap, "question %d must be one line of 1 to %d bytes of UTF-8",
-                         i + 1, KB_MAX_QUESTION_LEN);
+                snprintf(msg, cap, "question %d must be one line of 1 to %d bytes of UTF-8", i + 1,
+                         KB_MAX_QUESTION_LEN);
                 return CD_EINVAL;
             }
         }
@@ -834,13 +1297,13 @@ static int stems_cb(void *ctx, const char *token, int n_token, int start, int en
     return 0;
 }
 
-static int append_stems(struct text_tokenizer *tok, struct cd_buf *b, const char *text, size_t n,
+static int append_stems(struct kb_tok *tok, struct cd_buf *b, const char *text, size_t n,
                         int *n_stems)
 {
     if (cd_buf_append(b, "", 0))
         return CD_ENOMEM;
     struct stems_ctx c = {b, b->len, 0};
-    int rc = text_tokenize(tok, text, n, 0, stems_cb, &c);
+    int rc = kb_tok_tokenize(tok, text, n, stems_cb, &c);
     if (n_stems)
         *n_stems = c.n;
     return rc;
@@ -937,116 +1400,215 @@ static void shorten(struct cd_buf *b, size_t max)
     cd_buf_puts(b, "...");
 }
 
-/* Stores the body's paragraphs (a heading's words count for the paragraphs under it). */
-static int index_passages(struct kb *kb, struct text_tokenizer *tok, sqlite3_int64 rid,
-                          const char *body)
+/* A block of the body: a paragraph (lines up to a blank line or heading), or a heading. */
+struct block {
+    size_t start, end; /* byte range in the body */
+    int is_heading;
+};
+
+/* Finds the next block at or after *pos; returns 0 at the end of the body. Fenced code
+ * blocks stay inside one block. */
+static int next_block(const char *body, size_t n, size_t *pos, struct block *out)
 {
-    sqlite3_stmt *st = stmt(kb, ST_PASSAGE_DEL);
-    sqlite3_bind_int64(st, 1, rid);
-    int rc = step_done(st);
-    if (rc)
-        return rc;
-    struct cd_buf text = {0}, stems = {0}, heading = {0};
-    int n_passages = 0, in_fence = 0;
-    const char *p = body;
-    while (*p && n_passages < KB_MAX_PASSAGES && !rc) {
-        /* One block: lines up to a blank line or a heading. */
-        cd_buf_reset(&text);
-        int is_heading = 0;
-        const char *block_start = p;
-        while (*p) {
-            const char *nl = strchr(p, '\n');
-            size_t len = nl ? (size_t)(nl - p) : strlen(p);
-            const char *next = nl ? nl + 1 : p + len;
-            size_t lead = 0;
-            while (lead < len && p[lead] == ' ')
-                lead++;
-            int fence = len - lead >= 3 &&
-                        (!strncmp(p + lead, "```", 3) || !strncmp(p + lead, "~~~", 3));
-            if (fence)
-                in_fence = !in_fence;
-            if (!in_fence && !fence && is_blank(p, len)) {
-                p = next;
-                if (text.len)
-                    break;
-                block_start = p;
-                continue;
-            }
-            if (!in_fence && lead < len && p[lead] == '#') {
-                if (p != block_start && text.len)
-                    break; /* the heading starts the next block */
-                is_heading = 1;
-                rc = clean_markdown_line(&text, p, len);
-                p = next;
-                break;
-            }
-            if ((rc = clean_markdown_line(&text, p, len)))
-                break;
+    size_t p = *pos;
+    int in_fence = 0, started = 0;
+    out->is_heading = 0;
+    while (p < n) {
+        const char *nl = memchr(body + p, '\n', n - p);
+        size_t len = nl ? (size_t)(nl - (body + p)) : n - p;
+        size_t next = nl ? p + len + 1 : n;
+        size_t lead = 0;
+        while (lead < len && body[p + lead] == ' ')
+            lead++;
+        int fence = len - lead >= 3 &&
+                    (!strncmp(body + p + lead, "```", 3) || !strncmp(body + p + lead, "~~~", 3));
+        if (fence)
+            in_fence = !in_fence;
+        if (!in_fence && !fence && is_blank(body + p, len)) {
             p = next;
-        }
-        if (rc || !text.len)
-            continue;
-        if (is_heading) {
-            cd_buf_reset(&heading);
-            rc = cd_buf_append(&heading, text.data, text.len);
+            if (started)
+                break;
             continue;
         }
-        cd_buf_reset(&stems);
-        int n_stems = 0;
-        if ((rc = append_stems(tok, &stems, text.data, text.len, &n_stems)))
-            break;
-        if (heading.len && (rc = append_stems(tok, &stems, heading.data, heading.len, NULL)))
-            break;
-        if (n_stems == 0)
-            continue;
-        shorten(&text, KB_PASSAGE_CHARS);
-        st = stmt(kb, ST_PASSAGE_INS);
-        sqlite3_bind_int64(st, 1, rid);
-        sqlite3_bind_int(st, 2, n_passages);
-        sqlite3_bind_text(st, 3, text.data, (int)text.len, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, stems.data, (int)stems.len, SQLITE_STATIC);
-        rc = step_done(st);
-        n_passages++;
+        if (!in_fence && lead < len && body[p + lead] == '#') {
+            if (started)
+                break; /* the heading starts the next block */
+            out->start = p;
+            out->end = p + len;
+            out->is_heading = 1;
+            *pos = next;
+            return 1;
+        }
+        if (!started) {
+            out->start = p;
+            started = 1;
+        }
+        out->end = p + len;
+        p = next;
     }
-    cd_buf_free(&text);
-    cd_buf_free(&stems);
-    cd_buf_free(&heading);
+    *pos = p;
+    return started;
+}
+
+static int capture_cb(void *ctx, const char *token, int n_token, int start, int end)
+{
+    (void)end;
+    return capture_token(ctx, token, n_token, start);
+}
+
+/* Fills one column of the capture by tokenizing text here (when FTS5 did not pass it by). */
+static int capture_text(struct kb_tok *tok, struct capture_col *col, const char *text)
+{
+    cd_buf_reset(&col->stems);
+    col->n = 0;
+    return kb_tok_tokenize(tok, text, strlen(text), capture_cb, col);
+}
+
+/* Appends stem to b unless the current line (from line_start) has it already. */
+static int append_unique(struct cd_buf *b, size_t line_start, const char *stem)
+{
+    size_t n = strlen(stem);
+    const char *line = b->data + line_start;
+    size_t line_len = b->len - line_start;
+    for (size_t i = 0; i < line_len;) {
+        size_t j = i;
+        while (j < line_len && line[j] != ' ')
+            j++;
+        if (j - i == n && !memcmp(line + i, stem, n))
+            return 0;
+        i = j + 1;
+    }
+    if (line_len && cd_buf_append(b, " ", 1))
+        return CD_ENOMEM;
+    return cd_buf_append(b, stem, n);
+}
+
+/* Phrasings: the title, each question (lines of the questions column), each learned question;
+ * one line of distinct stems each. */
+static int build_qterms(const struct capture *cap, const char *questions, const char *learned,
+                        struct cd_buf *out)
+{
+    cd_buf_reset(out);
+    int rc = cd_buf_append(out, "", 0);
+    const struct capture_col *t = &cap->col[0], *q = &cap->col[1];
+    for (int i = 0; i < t->n && !rc; i++)
+        rc = append_unique(out, 0, t->stems.data + t->stem_at[i]);
+    /* Questions are joined by '\n': a token's offset says which question it is in. */
+    const char *line = questions;
+    size_t line_start = out->len;
+    int k = 0;
+    while (!rc && line && *line) {
+        const char *nl = strchr(line, '\n');
+        int line_end = nl ? (int)(nl - questions) : (int)strlen(questions);
+        if ((rc = cd_buf_append(out, "\n", 1)))
+            break;
+        line_start = out->len;
+        for (; k < q->n && q->start[k] < line_end && !rc; k++)
+            rc = append_unique(out, line_start, q->stems.data + q->stem_at[k]);
+        line = nl ? nl + 1 : NULL;
+    }
+    if (!rc && learned && *learned) {
+        if (!(rc = cd_buf_append(out, "\n", 1)))
+            rc = cd_buf_puts(out, learned);
+    }
     return rc;
 }
 
-/* ---- indexing --------------------------------------------------------------------------- */
+/* Paragraph stems for passage selection: one line per paragraph, "START END stem stem...",
+ * byte offsets into the body; a heading's stems count for the paragraphs under it. */
+static int build_pstems(const struct capture *cap, const char *body, struct cd_buf *out)
+{
+    const struct capture_col *b = &cap->col[4];
+    size_t n = strlen(body), pos = 0;
+    struct block blk = {0, 0, 0};
+    struct block heading = {0, 0, 0};
+    int has_heading = 0, n_paragraphs = 0, k = 0, rc = 0;
+    cd_buf_reset(out);
+    rc = cd_buf_append(out, "", 0);
+    while (!rc && n_paragraphs < KB_MAX_PASSAGES && next_block(body, n, &pos, &blk)) {
+        if (blk.is_heading) {
+            heading = blk;
+            has_heading = 1;
+            continue;
+        }
+        while (k < b->n && (size_t)b->start[k] < blk.start)
+            k++;
+        int first = k;
+        while (k < b->n && (size_t)b->start[k] < blk.end)
+            k++;
+        if (k == first)
+            continue; /* nothing searchable: a rule, an image, a code fence marker */
+        if (n_paragraphs && (rc = cd_buf_append(out, "\n", 1)))
+            break;
+        rc = cd_buf_printf(out, "%zu %zu ", blk.start, blk.end);
+        size_t stems_start = out->len;
+        for (int i = first; i < k && !rc; i++)
+            rc = append_unique(out, stems_start, b->stems.data + b->stem_at[i]);
+        if (has_heading)
+            for (int i = 0; i < b->n && !rc; i++)
+                if ((size_t)b->start[i] >= heading.start && (size_t)b->start[i] < heading.end)
+                    rc = append_unique(out, stems_start, b->stems.data + b->stem_at[i]);
+        n_paragraphs++;
+    }
+    return rc;
+}
 
-/* (Re)builds the FTS row, phrasing stems and passages of a published article. */
+/* Brackets one FTS5 row write (delta 1) or delete (-1): the snowball tokenizer counts the
+ * row's terms in the language's df_map and, on a write, keeps the tokens in kb->capture. */
+static void capture_begin(struct kb *kb, struct kb_lang_index *li, int delta)
+{
+    (void)li;
+    capture_reset(&kb->capture);
+    kb->capture_lang = li;
+    kb->capture_delta = delta;
+    kb->df_op++;
+    kb->is_capturing = 1;
+}
+
+static void capture_end(struct kb *kb, struct kb_lang_index *li, sqlite3_int64 rid, int rc)
+{
+    struct df_map *m = li->df_map;
+    kb->is_capturing = 0;
+    kb->capture_lang = NULL;
+    /* FTS5 tokenizes each column once per row; anything else and the counts are unsure. */
+    if (rc || kb->capture.n_calls != KB_N_COLS) {
+        m->is_valid = 0;
+        return;
+    }
+    static const int zero[KB_N_COLS] = {0};
+    if (m->is_valid &&
+        df_set_lens(m, rid, kb->capture_delta > 0 ? kb->capture.n_tokens : zero) != 0)
+        m->is_valid = 0;
+    m->n_rows += kb->capture_delta;
+}
+
+/* (Re)builds the FTS row, phrasing stems and paragraph stems of a published article. FTS5
+ * tokenizes the article once; the snowball tokenizer hands its tokens to kb->capture. */
 static int index_article(struct kb *kb, sqlite3_int64 rid, const struct kb_article *a)
 {
     int rc = 0;
     struct kb_lang_index *li = lang_index(kb, a->lang && *a->lang ? a->lang : "en", 1, &rc);
     if (!li)
         return rc ? rc : CD_EIO;
-    struct cd_buf questions = {0}, learned = {0}, tags = {0}, qterms = {0};
+    struct cd_buf questions = {0}, learned = {0}, learned_stems = {0}, tags = {0};
+    struct cd_buf qterms = {0}, pstems = {0};
     if ((rc = join_lines(&questions, a->questions, a->n_questions)) ||
-        (rc = join_lines(&tags, a->tags, a->n_tags)))
+        (rc = join_lines(&tags, a->tags, a->n_tags)) || (rc = cd_buf_append(&learned, "", 0)) ||
+        (rc = cd_buf_append(&learned_stems, "", 0)))
         goto done;
-    if ((rc = cd_buf_append(&learned, "", 0)) || (rc = cd_buf_append(&qterms, "", 0)))
-        goto done;
-    /* Phrasings: the title, each question, each learned question; one line of stems each. */
-    if ((rc = append_stems(li->tok, &qterms, a->title, strlen(a->title), NULL)))
-        goto done;
-    for (int i = 0; i < a->n_questions && !rc; i++) {
-        if (!(rc = cd_buf_append(&qterms, "\n", 1)))
-            rc = append_stems(li->tok, &qterms, a->questions[i], strlen(a->questions[i]), NULL);
-    }
     sqlite3_stmt *st = stmt(kb, ST_LEARNED);
     sqlite3_bind_text(st, 1, a->id, -1, SQLITE_STATIC);
     while (!rc && sqlite3_step(st) == SQLITE_ROW) {
-        const char *q = col_text(st, 0), *stems = col_text(st, 1);
-        if ((learned.len && cd_buf_append(&learned, "\n", 1)) || cd_buf_puts(&learned, q) ||
-            cd_buf_append(&qterms, "\n", 1) || cd_buf_puts(&qterms, stems))
+        int first = learned.len == 0;
+        if ((!first &&
+             (cd_buf_append(&learned, "\n", 1) || cd_buf_append(&learned_stems, "\n", 1))) ||
+            cd_buf_puts(&learned, col_text(st, 0)) || cd_buf_puts(&learned_stems, col_text(st, 1)))
             rc = CD_ENOMEM;
     }
     sqlite3_reset(st);
     if (rc)
         goto done;
+    capture_begin(kb, li, 1);
     st = li->ins;
     sqlite3_reset(st);
     sqlite3_bind_int64(st, 1, rid);
@@ -1055,44 +1617,67 @@ static int index_article(struct kb *kb, sqlite3_int64 rid, const struct kb_artic
     sqlite3_bind_text(st, 4, learned.data, (int)learned.len, SQLITE_STATIC);
     sqlite3_bind_text(st, 5, tags.data, (int)tags.len, SQLITE_STATIC);
     sqlite3_bind_text(st, 6, a->body, -1, SQLITE_STATIC);
-    if ((rc = step_done(st)))
+    rc = step_done(st);
+    capture_end(kb, li, rid, rc);
+    if (rc)
         goto done;
-    st = stmt(kb, ST_SET_QTERMS);
+    if (kb->capture.is_failed)
+        rc = CD_ENOMEM;
+    else if (kb->capture.n_calls != KB_N_COLS) {
+        /* FTS5 did not tokenize each column once: tokenize what we need here. */
+        if ((rc = capture_text(li->tok, &kb->capture.col[0], a->title)) ||
+            (rc = capture_text(li->tok, &kb->capture.col[1], questions.data)) ||
+            (rc = capture_text(li->tok, &kb->capture.col[4], a->body)))
+            goto done;
+    }
+    if (!rc)
+        rc = build_qterms(&kb->capture, questions.data, learned_stems.data, &qterms);
+    if (!rc)
+        rc = build_pstems(&kb->capture, a->body, &pstems);
+    if (rc)
+        goto done;
+    st = stmt(kb, ST_SET_STEMS);
     sqlite3_bind_int64(st, 1, rid);
     sqlite3_bind_text(st, 2, qterms.data, (int)qterms.len, SQLITE_STATIC);
-    if (!(rc = step_done(st)))
-        rc = index_passages(kb, li->tok, rid, a->body);
+    sqlite3_bind_text(st, 3, pstems.data, (int)pstems.len, SQLITE_STATIC);
+    rc = step_done(st);
 done:
     cd_buf_free(&questions);
     cd_buf_free(&learned);
+    cd_buf_free(&learned_stems);
     cd_buf_free(&tags);
     cd_buf_free(&qterms);
+    cd_buf_free(&pstems);
     return rc;
 }
 
-/* Removes an article's row from the FTS table of lang (if any) and its passages. */
+/* Removes an article's row from the FTS table of lang, if any. */
 static int unindex_article(struct kb *kb, sqlite3_int64 rid, const char *lang)
 {
     int rc = 0;
     struct kb_lang_index *li = lang_index(kb, lang, 0, &rc);
-    if (li) {
-        sqlite3_reset(li->del);
-        sqlite3_bind_int64(li->del, 1, rid);
-        if ((rc = step_done(li->del)))
-            return rc;
-    }
-    sqlite3_stmt *st = stmt(kb, ST_PASSAGE_DEL);
-    sqlite3_bind_int64(st, 1, rid);
-    return step_done(st);
+    if (!li)
+        return 0;
+    sqlite3_reset(li->del);
+    sqlite3_bind_int64(li->del, 1, rid);
+    capture_begin(kb, li, -1);
+    rc = step_done(li->del);
+    capture_end(kb, li, rid, rc);
+    return rc;
 }
 
+/* Each write is atomic: a savepoint around it, except inside a bulk load, whose one
+ * transaction is rolled back whole on a write error (FTS5 flushes its pending index at every
+ * savepoint, which would make a bulk load several times slower). */
 static int op_begin(struct kb *kb)
 {
-    return step_done(stmt(kb, ST_SAVEPOINT));
+    return kb->is_bulk ? 0 : step_done(stmt(kb, ST_SAVEPOINT));
 }
 
 static int op_end(struct kb *kb, int rc)
 {
+    if (kb->is_bulk)
+        return rc;
     if (rc)
         step_done(stmt(kb, ST_ROLLBACK));
     int rc2 = step_done(stmt(kb, ST_RELEASE));
@@ -1135,8 +1720,7 @@ int kb_put(struct kb *kb, const struct kb_article *article)
         rid = sqlite3_column_int64(st, 0);
         int same = same_text(st, 1, a.title) && same_text(st, 2, a.lang) &&
                    same_text(st, 3, a.body) && same_text(st, 4, tags.data) &&
-                   same_text(st, 5, questions.data) &&
-                   sqlite3_column_int(st, 6) == is_published;
+                   same_text(st, 5, questions.data) && sqlite3_column_int(st, 6) == is_published;
         char old_lang[8];
         snprintf(old_lang, sizeof old_lang, "%s", col_text(st, 2));
         int was_published = sqlite3_column_int(st, 6);
@@ -1180,8 +1764,7 @@ done:
     return rc;
 }
 
-static int article_from_row(sqlite3_stmt *st, int first_col, const char *id,
-                            struct kb_article *out)
+static int article_from_row(sqlite3_stmt *st, int first_col, const char *id, struct kb_article *out)
 {
     memset(out, 0, sizeof *out);
     out->id = xstrdup(id);
@@ -1306,8 +1889,8 @@ int kb_learn(struct kb *kb, const char *question, const char *article_id)
     /* One line, single spaces: the stored phrasing is indexed in the `learned` column. */
     struct cd_buf line = {0}, stems = {0};
     for (size_t i = 0; i < n && !rc; i++) {
-        char c = question[i] == '\n' || question[i] == '\r' || question[i] == '\t' ? ' '
-                                                                                   : question[i];
+        char c =
+            question[i] == '\n' || question[i] == '\r' || question[i] == '\t' ? ' ' : question[i];
         if (c == ' ' && (line.len == 0 || line.data[line.len - 1] == ' '))
             continue;
         rc = cd_buf_append(&line, &c, 1);
@@ -1379,9 +1962,11 @@ static int query_term_cb(void *ctx, const char *token, int n_token, int start, i
 static int build_match(const struct kb_query *q, const char *text, struct cd_buf *m)
 {
     cd_buf_reset(m);
-    for (int i = 0; i < q->n_terms; i++) {
-        const struct kb_term *t = &q->terms[i];
+    for (int i = 0; i < q->n_phrases; i++) {
+        const struct kb_term *t = &q->terms[q->phrase_term[i]];
         if (i && cd_buf_puts(m, " OR "))
+            return CD_ENOMEM;
+        if (q->is_head_only[i] && cd_buf_puts(m, "{title questions learned} : "))
             return CD_ENOMEM;
         if (cd_buf_append(m, "\"", 1))
             return CD_ENOMEM;
@@ -1465,57 +2050,134 @@ static int cmp_candidates(const void *x, const void *y)
     return a->rid < b->rid ? -1 : a->rid > b->rid;
 }
 
-/* Picks the paragraph of an article that shares the most query weight. */
+/* Picks the paragraph of an article that shares the most query weight (the first one on a
+ * tie, or when nothing matches), and returns it cleaned of Markdown and shortened. */
 static int best_passage(struct kb *kb, const struct kb_query *q, sqlite3_int64 rid, char **out)
 {
-    sqlite3_stmt *st = stmt(kb, ST_PASSAGES);
+    sqlite3_stmt *st = stmt(kb, ST_HIT_BODY);
     sqlite3_bind_int64(st, 1, rid);
-    double best = -1;
-    int rc = 0;
     *out = NULL;
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        const char *stems = col_text(st, 1);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        sqlite3_reset(st);
+        return (*out = xstrdup("")) ? 0 : CD_ENOMEM;
+    }
+    const char *body = col_text(st, 0), *pstems = col_text(st, 1);
+    size_t n_body = strlen(body);
+    double best = -1;
+    size_t best_start = 0, best_end = 0;
+    for (const char *line = pstems; *line;) {
+        char *rest = NULL;
+        unsigned long long start = strtoull(line, &rest, 10);
+        unsigned long long end = strtoull(rest, &rest, 10);
+        const char *nl = strchr(rest, '\n');
+        const char *stop = nl ? nl : rest + strlen(rest);
         double s = 0;
-        for (const char *p = stems; *p;) {
-            const char *sp = strchr(p, ' ');
-            size_t len = sp ? (size_t)(sp - p) : strlen(p);
-            int t = find_stem(q, p, len);
+        for (const char *p = rest; p < stop;) {
+            while (p < stop && *p == ' ')
+                p++;
+            const char *w = p;
+            while (p < stop && *p != ' ')
+                p++;
+            int t = p > w ? find_stem(q, w, (size_t)(p - w)) : -1;
             if (t >= 0)
                 s += q->terms[t].idf;
-            if (!sp)
-                break;
-            p = sp + 1;
         }
-        if (s > best) {
-            char *text = xstrdup(col_text(st, 0));
-            if (!text) {
-                rc = CD_ENOMEM;
-                break;
-            }
-            free(*out);
-            *out = text;
+        if (s > best && start < end && end <= n_body) {
             best = s;
+            best_start = (size_t)start;
+            best_end = (size_t)end;
         }
+        if (!nl)
+            break;
+        line = nl + 1;
+    }
+    struct cd_buf text = {0};
+    int rc = cd_buf_append(&text, "", 0);
+    for (size_t p = best_start; p < best_end && !rc;) {
+        const char *nl = memchr(body + p, '\n', best_end - p);
+        size_t len = nl ? (size_t)(nl - (body + p)) : best_end - p;
+        rc = clean_markdown_line(&text, body + p, len);
+        p += len + 1;
     }
     sqlite3_reset(st);
-    if (!rc && !*out && !(*out = xstrdup("")))
-        rc = CD_ENOMEM;
-    return rc;
+    if (rc) {
+        cd_buf_free(&text);
+        return rc;
+    }
+    shorten(&text, KB_PASSAGE_CHARS);
+    *out = text.data;
+    return 0;
+}
+
+/* Looks up how many articles have each term (fts5vocab, per column), then picks the terms the
+ * FTS5 query matches on so that it scores about KB_ROW_BUDGET rows at most, however large the
+ * KB: rare terms first, in every column; a term too common for the budget matches only in
+ * the title, questions and learned questions; one still too common is left out of the match
+ * (it still counts in the question's weight and in stage two). The rarest term is always
+ * matched, so a question with any known word finds something. */
+static int choose_phrases(struct kb_lang_index *li, struct kb_query *q)
+{
+    int order[KB_MAX_QUERY_TERMS] = {0};
+    if (!li->df_map->is_valid) {
+        int rc = df_map_build(li);
+        if (rc)
+            return rc;
+    }
+    for (int i = 0; i < q->n_terms; i++) {
+        struct kb_term *t = &q->terms[i];
+        const struct df_entry *e = df_find(li->df_map, t->stem, (size_t)t->n_stem, 0);
+        t->df = t->cost_head = 0;
+        for (int c = 0; e && c < KB_N_COLS; c++) {
+            if (e->col_df[c] > t->df)
+                t->df = e->col_df[c]; /* at least this many articles have it */
+            if (c < 3)
+                t->cost_head += e->col_df[c];
+        }
+        /* Insertion sort by document frequency, rarest first. */
+        int k = i;
+        while (k > 0 && q->terms[order[k - 1]].df > t->df) {
+            order[k] = order[k - 1];
+            k--;
+        }
+        order[k] = i;
+    }
+    int64_t used = 0;
+    q->n_phrases = 0;
+    q->stats = li->df_map;
+    int is_small = li->df_map->n_rows <= KB_ROW_BUDGET; /* all of it is within budget */
+    for (int k = 0; k < q->n_terms; k++) {
+        const struct kb_term *t = &q->terms[order[k]];
+        int is_first = q->n_phrases == 0, head_only;
+        if (t->df == 0)
+            continue; /* in no article: nothing to match */
+        if (is_small || used + t->df <= KB_ROW_BUDGET || (is_first && t->cost_head == 0))
+            head_only = 0;
+        else if (used + t->cost_head <= KB_ROW_BUDGET || is_first)
+            head_only = 1;
+        else
+            continue;
+        used += head_only ? t->cost_head : t->df;
+        q->is_head_only[q->n_phrases] = head_only;
+        q->phrase_term[q->n_phrases++] = order[k];
+    }
+    return 0;
 }
 
 /* Runs stage one on one language's table, appending candidates. */
-static int search_lang(struct kb *kb, struct kb_lang_index *li, const char *question,
-                       int lang_rank, struct kb_query *q, struct kb_candidate *cands,
-                       int *n_cands, int max_cands)
+static int search_lang(struct kb *kb, struct kb_lang_index *li, const char *question, int lang_rank,
+                       struct kb_query *q, struct kb_candidate *cands, int *n_cands, int max_cands)
 {
     memset(q, 0, sizeof *q);
     q->tune = &kb->tune;
     struct query_build b = {q, question};
-    text_tokenize(li->tok, question, strlen(question), 0, query_term_cb, &b);
+    kb_tok_tokenize(li->tok, question, strlen(question), query_term_cb, &b);
     if (q->n_terms == 0)
         return 0;
+    int rc = choose_phrases(li, q);
+    if (rc || q->n_phrases == 0)
+        return rc;
     struct cd_buf match = {0};
-    int rc = build_match(q, question, &match);
+    rc = build_match(q, question, &match);
     if (rc) {
         cd_buf_free(&match);
         return rc;
@@ -1539,21 +2201,21 @@ static int search_lang(struct kb *kb, struct kb_lang_index *li, const char *ques
     return rc;
 }
 
-/* Stage two for the candidates of one language: phrasing similarity, then the final score. */
+/* Stage two for the candidates of one language: phrasing similarity, then the final score,
+ * scaled to about [0, 1]. */
 static int rescore(struct kb *kb, const struct kb_query *q, struct kb_candidate *cands, int n)
 {
-    double top = 0;
-    for (int i = 0; i < n; i++)
-        if (cands[i].stage1 > top)
-            top = cands[i].stage1;
+    const struct kb_tune *tn = &kb->tune;
+    double scale = tn->w_stage1 * (1 + tn->proximity) + tn->w_phrasing;
     for (int i = 0; i < n; i++) {
         sqlite3_stmt *st = stmt(kb, ST_HIT_INFO);
         sqlite3_bind_int64(st, 1, cands[i].rid);
         if (sqlite3_step(st) == SQLITE_ROW)
             cands[i].phrasing = best_phrasing(q, col_text(st, 3));
         sqlite3_reset(st);
-        double s1 = top > 0 ? cands[i].stage1 / top : 0;
-        cands[i].score = kb->tune.w_stage1 * s1 + kb->tune.w_phrasing * cands[i].phrasing;
+        cands[i].score = tn->w_stage1 * cands[i].stage1 + tn->w_phrasing * cands[i].phrasing;
+        if (scale > 0)
+            cands[i].score /= scale;
     }
     return 0;
 }
@@ -1617,6 +2279,16 @@ int kb_search(struct kb *kb, const char *question, const char *lang, struct kb_h
     int n_cands = 0, n = 0;
     /* One read transaction for the whole search: one snapshot, one lock. */
     int own_txn = sqlite3_get_autocommit(kb->db) && step_done(stmt(kb, ST_READ_BEGIN)) == 0;
+    /* Another connection changed the database: the document counts must be read again. */
+    sqlite3_stmt *dv = stmt(kb, ST_DATA_VERSION);
+    if (sqlite3_step(dv) == SQLITE_ROW) {
+        int64_t v = sqlite3_column_int64(dv, 0);
+        if (v != kb->data_version)
+            for (int i = 0; i < kb->n_langs; i++)
+                kb->langs[i].df_map->is_valid = 0;
+        kb->data_version = v;
+    }
+    sqlite3_reset(dv);
     for (int l = 0; l < n_order && n_cands < max_hits; l++) {
         int before = n_cands;
         rc = search_lang(kb, order[l], question, l, &queries[l], cands, &n_cands,
@@ -1739,8 +2411,7 @@ static char *scalar_value(const char *s, size_t n, char *msg, size_t cap)
 }
 
 /* Parses an inline list "[a, "b, c", d]" into items. */
-static int inline_list(const char *s, size_t n, char ***items, int *n_items, char *msg,
-                       size_t cap)
+static int inline_list(const char *s, size_t n, char ***items, int *n_items, char *msg, size_t cap)
 {
     trim(&s, &n);
     if (n < 2 || s[0] != '[' || s[n - 1] != ']') {
@@ -1793,8 +2464,8 @@ static int inline_list(const char *s, size_t n, char ***items, int *n_items, cha
 
 /* Parses one Markdown article with front matter (see docs/kb.md). On failure returns
  * CD_EPARSE with the message and the 1-based line in *err_line. */
-static int parse_markdown(const char *text, size_t len, struct kb_article *a, char *msg,
-                          size_t cap, int *err_line)
+static int parse_markdown(const char *text, size_t len, struct kb_article *a, char *msg, size_t cap,
+                          int *err_line)
 {
     memset(a, 0, sizeof *a);
     a->is_published = 1;
@@ -1954,11 +2625,11 @@ static int parse_markdown(const char *text, size_t len, struct kb_article *a, ch
     /* Report what kb_put() would refuse at the line of the field at fault. */
     if ((rc = article_check(a, msg, cap))) {
         *err_line = strstr(msg, " id") || !strncmp(msg, "invalid id", 10) ? line_id
-                    : strstr(msg, "title")                                 ? line_title
-                    : strstr(msg, "lang")                                  ? line_lang
-                    : strstr(msg, "tag")                                   ? line_tags
-                    : strstr(msg, "question")                              ? line_questions
-                                                                           : *err_line;
+                    : strstr(msg, "title")                                ? line_title
+                    : strstr(msg, "lang")                                 ? line_lang
+                    : strstr(msg, "tag")                                  ? line_tags
+                    : strstr(msg, "question")                             ? line_questions
+                                                                          : *err_line;
         rc = CD_EPARSE;
         goto fail;
     }
@@ -1998,8 +2669,7 @@ static int json_string_list(json_t *v, char ***items, int *n_items, const char *
     return 0;
 }
 
-static int json_field(json_t *obj, const char *key, char **out, int required, char *msg,
-                      size_t cap)
+static int json_field(json_t *obj, const char *key, char **out, int required, char *msg, size_t cap)
 {
     json_t *v = json_object_get(obj, key);
     if (!v || json_is_null(v)) {
@@ -2053,8 +2723,8 @@ static int parse_json_article(const char *line, size_t n, struct kb_article *a, 
         goto done;
     if ((rc = json_string_list(json_object_get(obj, "tags"), &a->tags, &a->n_tags, "tags", msg,
                                cap)) ||
-        (rc = json_string_list(json_object_get(obj, "questions"), &a->questions,
-                               &a->n_questions, "questions", msg, cap)))
+        (rc = json_string_list(json_object_get(obj, "questions"), &a->questions, &a->n_questions,
+                               "questions", msg, cap)))
         goto done;
     if (status && strcmp(status, "published") && strcmp(status, "draft")) {
         snprintf(msg, cap, "\"status\" must be \"draft\" or \"published\"");
@@ -2094,7 +2764,9 @@ static int load_article(struct kb *kb, struct kb_article *a, const char *file, i
         report_error(r, file, line, msg);
     } else if (r)
         r->n_loaded++;
-    return rc == CD_ENOMEM || rc == CD_EIO || rc == CD_EFULL ? rc : 0;
+    /* kb_put() checks before it writes: anything but a refused article is a failed write,
+     * and the load's transaction must be rolled back. */
+    return rc == CD_EINVAL ? 0 : rc;
 }
 
 static int load_jsonl(struct kb *kb, const char *file, const char *text, size_t len,
@@ -2189,6 +2861,7 @@ int kb_load_path(struct kb *kb, const char *path, struct kb_load_report *report)
         return rc;
     int own_txn = rc == 0;
     rc = 0;
+    kb->is_bulk = own_txn;
     if (!S_ISDIR(sb.st_mode)) {
         rc = load_file(kb, path, report);
     } else {
@@ -2221,6 +2894,7 @@ int kb_load_path(struct kb *kb, const char *path, struct kb_load_report *report)
             free(names[i]);
         free(names);
     }
+    kb->is_bulk = 0;
     if (own_txn) {
         if (rc)
             sqlite3_exec(kb->db, "ROLLBACK", NULL, NULL, NULL);
