@@ -3,6 +3,8 @@
 #
 # Switches: SANITIZE=address,undefined  WERROR=1  O=0 (no optimisation)
 # DATA=../shared/data (evaluation sets, read in place, never copied)
+# `make fuzz` builds the libFuzzer targets tests/fuzz/fuzz_*.c (clang);
+# `make fuzz-smoke` runs each for FUZZ_SECONDS (default 20) on its seed corpus.
 
 CC       ?= cc
 PKGS     := libwebsockets jansson sqlite3
@@ -51,7 +53,8 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_SRC := $(sort $(wildcard bench/*.c))
 TOOL_BIN := $(TOOL_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test unit integration run bench soak check-style format lint clean deps help
+.PHONY: all test unit integration run bench soak check-style format lint clean deps help \
+        fuzz fuzz-smoke
 
 all: caredesk
 
@@ -91,7 +94,37 @@ run: caredesk
 bench: $(BIN) $(TOOL_BIN)
 	@BUILD=$(BUILD) DATA=$(DATA) CAREDESK_BIN=$(abspath $(BIN)) bench/run.sh
 
-FORMAT_FILES = $(wildcard src/*.c include/*.h tests/unit/*.c bench/*.c)
+# libFuzzer targets: every tests/fuzz/fuzz_NAME.c, linked with the library built with
+# coverage instrumentation and ASan+UBSan; its seed corpus is tests/fuzz/corpus/NAME/.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 20
+FUZZ_BUILD   := build/fuzz
+FUZZ_SAN     := address,undefined
+FUZZ_CFLAGS  := -g -O1 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Iinclude \
+                -MMD -MP -fno-omit-frame-pointer -fno-sanitize-recover=all $(PKG_CFLAGS)
+FUZZ_SRC     := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN     := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
+FUZZ_LIB_OBJ := $(LIB_SRC:src/%.c=$(FUZZ_BUILD)/src/%.o)
+FUZZ_LIB     := $(FUZZ_BUILD)/libcaredesk.a
+
+fuzz: $(FUZZ_BIN)
+
+fuzz-smoke: fuzz
+	@FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz-smoke.sh $(FUZZ_BIN)
+
+$(FUZZ_BUILD)/src/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,$(FUZZ_SAN) -c -o $@ $<
+
+$(FUZZ_LIB): $(FUZZ_LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer,$(FUZZ_SAN) -o $@ $< $(FUZZ_LIB) $(LDLIBS)
+
+FORMAT_FILES = $(wildcard src/*.c include/*.h tests/unit/*.c tests/fuzz/*.c bench/*.c)
 
 check-style:
 	@clang-format --dry-run --Werror $(FORMAT_FILES) && echo "check-style: ok"
@@ -111,6 +144,6 @@ clean:
 	rm -rf build caredesk
 
 help:
-	@sed -n '1,6p' Makefile
+	@sed -n '1,/^$$/p' Makefile
 
--include $(LIB_OBJ:.o=.d) $(BUILD)/src/main.d
+-include $(LIB_OBJ:.o=.d) $(BUILD)/src/main.d $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_BIN:=.d)

@@ -61,7 +61,8 @@ struct auth_user {
 
 /* Creates an account and its token (printed once by the caller, never
  * stored). name: 1-63 characters [A-Za-z0-9 ._@-]; role: one auth_role bit;
- * skills: as auth_skills_valid. Returns 0, CD_EINVAL, CD_EEXIST or CD_E*.
+ * skills: as auth_skills_valid. token_hex and out (may be NULL) are written
+ * only on success. Returns 0, CD_EINVAL, CD_EEXIST or CD_E*.
  * Writes an audit event "user_add". */
 int auth_user_create(struct store *s, const char *name, int role, const char *skills,
                      char token_hex[AUTH_TOKEN_HEX + 1], struct auth_user *out);

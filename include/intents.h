@@ -34,7 +34,7 @@ struct intent_collect {
 /* One intent definition, as in an intents/NAME.json object. All strings are
  * owned by the set they belong to. */
 struct intent {
-    char *name;        /* unique within a set, [a-z0-9_.-], < INTENT_NAME_MAX bytes */
+    char *name;        /* unique within a set, [A-Za-z0-9_.-], < INTENT_NAME_MAX bytes */
     char *description; /* short customer-facing label, used for clarify choices */
     char *lang;        /* "en" by default */
     char **examples;
@@ -63,19 +63,21 @@ struct intents_scratch;
 struct intents_load_report {
     int n_loaded;  /* intents added (or, for JSON Lines, examples added) */
     int n_skipped; /* definitions or lines skipped */
-    /* Called once per skipped definition, may be NULL (then printed to stderr
-     * as "FILE: FIELD: MESSAGE"). */
+    /* Called once per skipped definition, may be NULL (then the first 20 are
+     * printed to stderr as "FILE: FIELD: MESSAGE"). */
     void (*on_error)(void *ctx, const char *file, const char *field, const char *message);
     void *ctx;
 };
 
 /* Model settings; zero values mean the documented defaults. */
 struct intents_train_options {
-    int epochs;        /* passes over the examples, default 12 */
+    int epochs;        /* passes over the examples, default 8 */
     int hash_bits;     /* feature hash space 2^bits, default 18 */
-    double l2;         /* L2 regularisation, default 1e-5 */
+    double l2;         /* L2 regularisation per step, default 1e-6 */
     unsigned int seed; /* shuffling seed, default 1 */
     int is_quiet;      /* no progress on stderr */
+    int is_no_holdout; /* skip the held-out temperature fit (the caller will
+                        * call intents_calibrate() on its own held-out set) */
 };
 
 /* Creates an empty set. Returns NULL when out of memory. */
@@ -118,8 +120,10 @@ const struct intent *intents_get(const struct intents *set, int i);
 /* Index of the intent named name, or -1. */
 int intents_find(const struct intents *set, const char *name);
 
-/* Milliseconds intents_train() took. */
+/* Milliseconds intents_train() took: wall clock, and CPU time of the
+ * training thread (the fair figure on a busy machine). */
 double intents_train_ms(const struct intents *set);
+double intents_train_cpu_ms(const struct intents *set);
 
 struct intents_scratch *intents_scratch_new(void);
 void intents_scratch_free(struct intents_scratch *scratch);
@@ -149,6 +153,11 @@ int intents_classify(const struct intents *set, struct intents_scratch *scratch,
  * fits it on a held-out split of the examples; intents_set_temperature()
  * overrides it (only before sharing the set). */
 double intents_temperature(const struct intents *set);
+
+/* Refits the temperature on n labelled held-out messages (intent[i] is an
+ * intent index; rows of intents without a model class are ignored), e.g. a
+ * validation set. Only before sharing the set. Returns 0 or CD_E*. */
+int intents_calibrate(struct intents *set, const char *const *texts, const int *intent, int n);
 void intents_set_temperature(struct intents *set, double temperature);
 
 #endif

@@ -4,10 +4,10 @@
  *
  * DESIGN. Pure in-memory bookkeeping with no I/O, driven by chat.c, which
  * persists every change through store.h (and rebuilds the queue from the
- * store after a restart). Order within a queue: priority (higher first), then
- * waiting time (longest first), then arrival. A claim removes the item, so of
- * two claims for one chat exactly one succeeds. Times are wall-clock seconds
- * passed in by the caller, so tests control the clock. */
+ * store after a restart). Order within a queue: priority (1 = most urgent
+ * first, as in intents.h), then waiting time (longest first), then arrival. A claim removes the
+ * item, so of two claims for one chat exactly one succeeds. Times are wall-clock seconds passed in
+ * by the caller, so tests control the clock. */
 #ifndef CD_QUEUE_H
 #define CD_QUEUE_H
 
@@ -61,7 +61,8 @@ const char *queue_names(const struct queue *q);
 
 /* ---- waiting chats ---- */
 
-/* Adds a waiting chat (copied). An unknown queue name becomes "general" (or
+/* Adds a waiting chat (copied); priority 1 is the most urgent, 5 the least
+ * (0 = 3). An unknown queue name becomes "general" (or
  * the first queue). Returns 0, CD_EEXIST or CD_ENOMEM. */
 int queue_push(struct queue *q, const struct queue_item *item);
 /* Removes a waiting chat. Returns 0 or CD_ENOTFOUND. */
@@ -70,6 +71,8 @@ int queue_remove(struct queue *q, int64_t conversation);
 const struct queue_item *queue_find(const struct queue *q, int64_t conversation);
 /* Updates the preview of a waiting chat (the customer wrote again). */
 void queue_set_preview(struct queue *q, int64_t conversation, const char *text);
+/* Marks a waiting chat as an offline ticket (or not any more). */
+void queue_set_offline(struct queue *q, int64_t conversation, int is_offline);
 /* 1-based position within its queue, or CD_ENOTFOUND. */
 int queue_position(const struct queue *q, int64_t conversation);
 /* Number of waiting chats (all queues). */

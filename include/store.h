@@ -7,8 +7,7 @@
  * server's event loop). Writes are grouped: store_begin() opens a transaction
  * that stays open across many calls and store_commit() makes all of them
  * durable at once (group commit: one fsync per loop turn, not per message).
- * Every function that writes opens that transaction itself when none is open,
- * so callers that do not care still work (each such call commits itself).
+ * Outside store_begin()/store_commit() every call commits by itself.
  * Every query is bounded (LIMIT) and uses a statement prepared once.
  *
  * The knowledge base (kb.c) opens its own connection to the same file. While
@@ -25,7 +24,7 @@
 struct store;
 
 /* The schema version store_open() migrates to (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 #define STORE_HASH_LEN      32 /* SHA-256 of a token */
 #define STORE_NAME_MAX      64 /* user names, queue names, intents, dispositions */
@@ -52,6 +51,11 @@ void store_close(struct store *s);
 /* The schema version of the open database. */
 int store_schema_version(struct store *s);
 
+/* For migration tests and tools: creates the database at path, or migrates
+ * an older one, only up to schema version (1..STORE_SCHEMA_VERSION).
+ * Returns 0, CD_EINVAL (bad version or newer database) or CD_E*. */
+int store_migrate_to(const char *path, int version);
+
 /* Group commit. store_begin() opens a write transaction if none is open (a
  * second call while open does nothing). store_commit() commits it (nothing
  * to do: returns 0). On a failed commit the transaction is rolled back and
@@ -60,6 +64,14 @@ int store_begin(struct store *s);
 int store_commit(struct store *s);
 void store_rollback(struct store *s);
 int store_in_transaction(const struct store *s);
+
+/* Makes the writes of one unit of work (one client frame) all-or-nothing
+ * inside the group: store_mark() opens the group if needed and sets a mark;
+ * store_mark_release() keeps the writes since the mark, store_mark_undo()
+ * drops them (the rest of the group stays). Marks do not nest. */
+int store_mark(struct store *s);
+void store_mark_release(struct store *s);
+void store_mark_undo(struct store *s);
 
 /* ---- conversations ---- */
 
@@ -88,7 +100,7 @@ struct store_conversation {
     char queue[STORE_NAME_MAX];  /* "" until handed off */
     char intent[STORE_NAME_MAX]; /* last triage intent, "" if none */
     double confidence;
-    int priority;
+    int priority;      /* 1 (most urgent) .. 5 */
     int is_offline;    /* waiting as an offline ticket */
     int64_t agent_id;  /* 0 = none */
     int64_t created_s; /* wall clock seconds */

@@ -1,20 +1,673 @@
-/* cli_triage: placeholder subcommands, replaced as the modules behind them land. */
+/* cli_triage: `caredesk ask` (decide one message) and `caredesk eval intents`
+ * (measure the triage engine on a labelled set and pick its thresholds). */
 #include "cli.h"
 
+#include "cd.h"
+#include "intents.h"
+#include "kb.h"
+#include "triage.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+/* Until kb.c is linked in, the KB calls resolve to NULL and --kb reports it. */
+#pragma weak kb_open
+#pragma weak kb_close
+#pragma weak kb_load_path
+
+static const char ask_usage[] =
+    "usage: caredesk ask [--intents DIR|FILE] [--kb DIR|FILE] [--lang xx] [--clarified N]\n"
+    "                    [--not-helped N] [--repeats N] [--anger N] \"message\"\n"
+    "Decides one customer message and prints the decision as JSON: action, intent,\n"
+    "confidence, answer, articles, candidates, evidence. --intents defaults to ./intents,\n"
+    "--kb to ./kb (skipped if absent). The counters describe the conversation so far.\n";
+
+static const char eval_usage[] =
+    "usage: caredesk eval intents --train T.jsonl --test S.jsonl [--val V.jsonl]\n"
+    "                             [--oos-label oos] [--kb DIR|FILE] [--intents DIR|FILE]\n"
+    "                             [--epochs N] [--hash-bits N] [--t-answer X]\n"
+    "                             [--t-clarify X] [--t-oos X] [--max-in-scope-loss X]\n"
+    "                             [--quiet]\n"
+    "Trains on T (rows labelled oos are out-of-scope examples), decides every row of S\n"
+    "and prints one JSON object as the last line: n, accuracy, in_scope_accuracy,\n"
+    "oos_recall, oos_precision, macro_f1, ece, clarify_rate, train_ms, decide_us_p50,\n"
+    "decide_us_p99 and the thresholds. With --val, the temperature and thresholds are\n"
+    "fitted on V (the most out-of-scope recall that costs at most --max-in-scope-loss,\n"
+    "default 0.015, of in-scope accuracy); otherwise the defaults are used.\n";
+
+static int parse_double(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= 0 && v <= 1))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_int(const char *s, int lo, int hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int path_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* Loads and trains intents from path (a directory, .json or .jsonl).
+ * Returns NULL after printing why. */
+static struct intents *load_intents(const char *path, const char *oos_label,
+                                    const struct intents_train_options *options,
+                                    const char *extra_path)
+{
+    struct intents *set = intents_new();
+    if (!set) {
+        fputs("caredesk: out of memory\n", stderr);
+        return NULL;
+    }
+    struct intents_load_report report = {0};
+    const char *paths[2] = {path, extra_path};
+    for (int i = 0; i < 2; i++) {
+        if (!paths[i])
+            continue;
+        int rc = intents_load_path(set, paths[i], oos_label, &report);
+        if (rc) {
+            fprintf(stderr, "caredesk: cannot load intents from %s: %s\n", paths[i],
+                    cd_strerror(rc));
+            intents_free(set);
+            return NULL;
+        }
+    }
+    if (report.n_skipped)
+        fprintf(stderr, "caredesk: %d intent definition(s) or example(s) skipped\n",
+                report.n_skipped);
+    int rc = intents_train(set, options);
+    if (rc) {
+        fprintf(stderr, "caredesk: cannot train intents from %s: %s\n", path,
+                rc == CD_EINVAL ? "no usable intents (examples or rules)" : cd_strerror(rc));
+        intents_free(set);
+        return NULL;
+    }
+    return set;
+}
+
+static struct kb *load_kb(const char *path, int is_required)
+{
+    if (!path || (!is_required && !path_exists(path)))
+        return NULL;
+    if (!kb_open) {
+        if (is_required)
+            fputs("caredesk: this build has no knowledge base module\n", stderr);
+        return NULL;
+    }
+    char *err = NULL;
+    struct kb *kb = kb_open(":memory:", &err);
+    if (!kb) {
+        fprintf(stderr, "caredesk: cannot open a KB: %s\n", err ? err : "unknown error");
+        free(err);
+        return NULL;
+    }
+    struct kb_load_report report = {0};
+    int rc = kb_load_path(kb, path, &report);
+    if (rc) {
+        fprintf(stderr, "caredesk: cannot load the KB from %s: %s\n", path, cd_strerror(rc));
+        kb_close(kb);
+        return NULL;
+    }
+    return kb;
+}
 
 int cli_ask(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fputs("caredesk: 'ask' is not built yet\n", stderr);
-    return CLI_FAIL;
+    const char *intents_path = "intents", *kb_path = "kb", *lang = "en", *message = NULL;
+    int is_kb_explicit = 0;
+    struct triage_context ctx = {0};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(ask_usage, stdout);
+            return CLI_OK;
+        }
+        int *counter = !strcmp(a, "--clarified")    ? &ctx.n_clarify
+                       : !strcmp(a, "--not-helped") ? &ctx.n_not_helped
+                       : !strcmp(a, "--repeats")    ? &ctx.n_repeats
+                       : !strcmp(a, "--anger")      ? &ctx.anger
+                                                    : NULL;
+        if (counter) {
+            if (!v || parse_int(v, 0, 1000, counter)) {
+                fprintf(stderr, "caredesk ask: %s needs a count\n", a);
+                return CLI_USAGE;
+            }
+            i++;
+        } else if (!strcmp(a, "--intents") || !strcmp(a, "--kb") || !strcmp(a, "--lang")) {
+            if (!v) {
+                fprintf(stderr, "caredesk ask: %s needs a value\n%s", a, ask_usage);
+                return CLI_USAGE;
+            }
+            if (!strcmp(a, "--intents"))
+                intents_path = v;
+            else if (!strcmp(a, "--kb")) {
+                kb_path = v;
+                is_kb_explicit = 1;
+            } else
+                lang = v;
+            i++;
+        } else if (a[0] == '-' && a[1] == '-') {
+            fprintf(stderr, "caredesk ask: unknown option %s\n%s", a, ask_usage);
+            return CLI_USAGE;
+        } else if (!message) {
+            message = a;
+        } else {
+            fprintf(stderr, "caredesk ask: one message only (quote it)\n");
+            return CLI_USAGE;
+        }
+    }
+    if (!message) {
+        fputs(ask_usage, stderr);
+        return CLI_USAGE;
+    }
+    if (!path_exists(intents_path)) {
+        fprintf(stderr, "caredesk ask: no intents at %s (use --intents DIR|FILE)\n", intents_path);
+        return CLI_FAIL;
+    }
+    struct intents_train_options topt = {.is_quiet = 1};
+    struct intents *set = load_intents(intents_path, NULL, &topt, NULL);
+    if (!set)
+        return CLI_FAIL;
+    struct kb *kb = load_kb(kb_path, is_kb_explicit);
+    if (is_kb_explicit && !kb) {
+        intents_free(set);
+        return CLI_FAIL;
+    }
+    struct triage *t = triage_new(NULL, set, kb);
+    if (!t) {
+        if (kb)
+            kb_close(kb);
+        fputs("caredesk: out of memory\n", stderr);
+        return CLI_FAIL;
+    }
+    struct triage_decision d;
+    struct cd_buf out = {0};
+    int rc = triage_decide(t, message, strlen(message), lang, &ctx, &d);
+    if (rc == 0)
+        rc = triage_decision_to_json(&d, &out);
+    if (rc == 0)
+        printf("%s\n", out.data);
+    else
+        fprintf(stderr, "caredesk ask: %s\n",
+                rc == CD_EINVAL ? "the message is not valid UTF-8" : cd_strerror(rc));
+    triage_decision_clear(&d);
+    cd_buf_free(&out);
+    triage_free(t);
+    if (kb)
+        kb_close(kb);
+    return rc ? CLI_FAIL : CLI_OK;
+}
+
+/* ---- eval intents ------------------------------------------------------- */
+
+struct labelled {
+    char **text;
+    char **intent;
+    int n;
+    int cap;
+};
+
+static void labelled_free(struct labelled *l)
+{
+    for (int i = 0; i < l->n; i++) {
+        free(l->text[i]);
+        free(l->intent[i]);
+    }
+    free(l->text);
+    free(l->intent);
+    memset(l, 0, sizeof *l);
+}
+
+/* Reads {"text","intent"} rows; bad rows are reported and skipped.
+ * Returns 0 or CD_E*. */
+static int read_labelled(const char *path, struct labelled *l)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "caredesk eval: cannot open %s: %s\n", path, strerror(errno));
+        return CD_EIO;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int lineno = 0, rc = 0;
+    while ((len = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        json_t *row = json_loadb(line, (size_t)len, 0, NULL);
+        json_t *text = row ? json_object_get(row, "text") : NULL;
+        json_t *intent = row ? json_object_get(row, "intent") : NULL;
+        if (!json_is_string(text) || !json_is_string(intent)) {
+            if (len > 1)
+                fprintf(stderr, "%s:%d: not a {\"text\",\"intent\"} row, skipped\n", path, lineno);
+            json_decref(row);
+            continue;
+        }
+        if (l->n == l->cap) {
+            int ncap = l->cap ? l->cap * 2 : 1024;
+            char **t = realloc(l->text, (size_t)ncap * sizeof *t);
+            char **in = t ? realloc(l->intent, (size_t)ncap * sizeof *in) : NULL;
+            if (t)
+                l->text = t;
+            if (!t || !in) {
+                json_decref(row);
+                rc = CD_ENOMEM;
+                break;
+            }
+            l->intent = in;
+            l->cap = ncap;
+        }
+        l->text[l->n] = strdup(json_string_value(text));
+        l->intent[l->n] = strdup(json_string_value(intent));
+        json_decref(row);
+        if (!l->text[l->n] || !l->intent[l->n]) {
+            free(l->text[l->n]);
+            free(l->intent[l->n]);
+            rc = CD_ENOMEM;
+            break;
+        }
+        l->n++;
+    }
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+struct val_row {
+    int gold; /* intent index, -1 for out of scope or unknown */
+    int is_oos;
+    int top;
+    double p_top;
+    double p_oos;
+};
+
+/* Picks t_clarify (below it: handoff), t_oos and t_answer on validation rows.
+ * Without out-of-scope rows: the thresholds that keep the most right answers.
+ * With them: the most out-of-scope recall that costs at most max_loss of the
+ * best in-scope accuracy (handing off in-scope questions is cheap, but not
+ * free). t_answer is then the lowest threshold at which the answers given are
+ * right at least 95% of the time; below it the bot clarifies. */
+static void pick_thresholds(const struct val_row *v, int n, double max_loss,
+                            struct triage_settings *s)
+{
+    int n_oos = 0;
+    for (int i = 0; i < n; i++)
+        n_oos += v[i].is_oos;
+    int n_in = n - n_oos ? n - n_oos : 1;
+    enum { N_TC = 90, N_TO = 20 };
+    static double in_acc[N_TC][N_TO], oos_rec[N_TC][N_TO];
+    double best_in = 0;
+    for (int a = 0; a < N_TC; a++)
+        for (int b = 0; b < N_TO; b++) {
+            double tc = (a + 1) / 100.0, to = (b + 1) / 20.0;
+            int in_ok = 0, oos_ok = 0;
+            for (int i = 0; i < n; i++) {
+                int is_handoff = v[i].p_top < tc || v[i].p_oos >= to;
+                if (v[i].is_oos)
+                    oos_ok += is_handoff;
+                else
+                    in_ok += !is_handoff && v[i].top == v[i].gold;
+            }
+            in_acc[a][b] = (double)in_ok / n_in;
+            oos_rec[a][b] = n_oos ? (double)oos_ok / n_oos : 0;
+            if (in_acc[a][b] > best_in)
+                best_in = in_acc[a][b];
+        }
+    int best_a = 0, best_b = N_TO - 1;
+    for (int a = 0; a < N_TC; a++)
+        for (int b = 0; b < N_TO; b++) {
+            double floor = n_oos ? best_in - max_loss : best_in - 1e-9;
+            if (in_acc[a][b] < floor)
+                continue;
+            /* More oos recall wins, then more in-scope accuracy, then the
+             * lower thresholds (scanned first). */
+            if (oos_rec[a][b] > oos_rec[best_a][best_b] + 1e-9 ||
+                (oos_rec[a][b] > oos_rec[best_a][best_b] - 1e-9 &&
+                 in_acc[a][b] > in_acc[best_a][best_b] + 1e-9) ||
+                in_acc[best_a][best_b] < floor)
+                best_a = a, best_b = b;
+        }
+    s->t_clarify = (best_a + 1) / 100.0;
+    s->t_oos = (best_b + 1) / 20.0;
+    s->t_answer = 1.0;
+    for (int a = best_a + 1; a <= 99; a++) {
+        double ta = a / 100.0;
+        int n_answer = 0, n_right = 0;
+        for (int i = 0; i < n; i++)
+            if (v[i].p_top >= ta && v[i].p_oos < s->t_oos) {
+                n_answer++;
+                n_right += !v[i].is_oos && v[i].top == v[i].gold;
+            }
+        if (n_answer && n_right >= 0.95 * n_answer) {
+            s->t_answer = ta;
+            break;
+        }
+    }
+}
+
+/* Expected calibration error over 15 equal-width confidence bins. */
+#define ECE_BINS 15
+struct ece_bins {
+    double n[ECE_BINS], confidence[ECE_BINS], right[ECE_BINS];
+};
+
+static void ece_add(struct ece_bins *e, double confidence, int is_right)
+{
+    int b = (int)(confidence * ECE_BINS);
+    b = b < 0 ? 0 : b >= ECE_BINS ? ECE_BINS - 1 : b;
+    e->n[b]++;
+    e->confidence[b] += confidence;
+    e->right[b] += is_right;
+}
+
+static double ece_value(const struct ece_bins *e)
+{
+    double total = 0, ece = 0;
+    for (int b = 0; b < ECE_BINS; b++)
+        total += e->n[b];
+    for (int b = 0; b < ECE_BINS; b++)
+        ece += total > 0 ? fabs(e->confidence[b] - e->right[b]) / total : 0;
+    return ece;
+}
+
+static double thread_cpu_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1000.0;
+}
+
+static int compare_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
 }
 
 int cli_eval_intents(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fputs("caredesk: 'eval_intents' is not built yet\n", stderr);
-    return CLI_FAIL;
+    const char *train = NULL, *test = NULL, *val = NULL, *oos_label = "oos", *kb_path = NULL;
+    const char *extra_intents = NULL;
+    int is_quiet = 0;
+    double t_answer = -1, t_clarify = -1, t_oos = -1, max_loss = 0.015;
+    struct intents_train_options topt = {0};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(eval_usage, stdout);
+            return CLI_OK;
+        }
+        if (!strcmp(a, "--quiet")) {
+            is_quiet = 1;
+            continue;
+        }
+        if (!v) {
+            fprintf(stderr, "caredesk eval intents: %s needs a value\n%s", a, eval_usage);
+            return CLI_USAGE;
+        }
+        int bad = 0;
+        if (!strcmp(a, "--train"))
+            train = v;
+        else if (!strcmp(a, "--test"))
+            test = v;
+        else if (!strcmp(a, "--val"))
+            val = v;
+        else if (!strcmp(a, "--oos-label"))
+            oos_label = v;
+        else if (!strcmp(a, "--kb"))
+            kb_path = v;
+        else if (!strcmp(a, "--intents"))
+            extra_intents = v;
+        else if (!strcmp(a, "--epochs"))
+            bad = parse_int(v, 1, 200, &topt.epochs);
+        else if (!strcmp(a, "--hash-bits"))
+            bad = parse_int(v, 10, 24, &topt.hash_bits);
+        else if (!strcmp(a, "--t-answer"))
+            bad = parse_double(v, &t_answer);
+        else if (!strcmp(a, "--t-clarify"))
+            bad = parse_double(v, &t_clarify);
+        else if (!strcmp(a, "--t-oos"))
+            bad = parse_double(v, &t_oos);
+        else if (!strcmp(a, "--max-in-scope-loss"))
+            bad = parse_double(v, &max_loss);
+        else {
+            fprintf(stderr, "caredesk eval intents: unknown option %s\n%s", a, eval_usage);
+            return CLI_USAGE;
+        }
+        if (bad) {
+            fprintf(stderr, "caredesk eval intents: bad value for %s: %s\n", a, v);
+            return CLI_USAGE;
+        }
+        i++;
+    }
+    if (!train || !test) {
+        fputs(eval_usage, stderr);
+        return CLI_USAGE;
+    }
+    topt.is_quiet = is_quiet;
+    /* With a validation set, calibration happens on it (intents_calibrate). */
+    topt.is_no_holdout = val != NULL;
+
+    int rc = CLI_FAIL;
+    struct labelled ltest = {0}, lval = {0};
+    struct intents *set = NULL;
+    struct kb *kb = NULL;
+    struct triage *t = NULL;
+    struct val_row *vrows = NULL;
+    double *lat = NULL, *cpu_lat = NULL;
+    int *gold = NULL, *pred = NULL;
+    struct intents_scratch *scratch = NULL;
+
+    if (read_labelled(test, &ltest) || (val && read_labelled(val, &lval)))
+        goto done;
+    if (ltest.n == 0) {
+        fprintf(stderr, "caredesk eval intents: no rows in %s\n", test);
+        goto done;
+    }
+    if (!(set = load_intents(train, oos_label, &topt, extra_intents)))
+        goto done;
+    if (kb_path && !(kb = load_kb(kb_path, 1)))
+        goto done;
+
+    struct triage_settings s;
+    double calibrate_ms = 0;
+    triage_settings_default(&s);
+    if (val && lval.n) {
+        /* Calibrate on the validation set, then pick thresholds on it. */
+        int *vi = malloc((size_t)lval.n * sizeof *vi);
+        if (!vi)
+            goto done;
+        for (int i = 0; i < lval.n; i++)
+            vi[i] = intents_find(set, lval.intent[i]);
+        int64_t c0 = cd_now_us();
+        intents_calibrate(set, (const char *const *)lval.text, vi, lval.n);
+        calibrate_ms = (double)(cd_now_us() - c0) / 1000.0;
+        vrows = calloc((size_t)lval.n, sizeof *vrows);
+        scratch = intents_scratch_new();
+        if (!vrows || !scratch) {
+            free(vi);
+            goto done;
+        }
+        for (int i = 0; i < lval.n; i++) {
+            struct intents_result r;
+            intents_classify(set, scratch, lval.text[i], strlen(lval.text[i]), "en", &r);
+            vrows[i].gold = vi[i];
+            vrows[i].is_oos = !strcmp(lval.intent[i], oos_label);
+            vrows[i].top = r.n_top ? r.top[0] : -1;
+            vrows[i].p_top = r.n_top ? r.top_p[0] : 0;
+            vrows[i].p_oos = r.p_oos;
+        }
+        free(vi);
+        pick_thresholds(vrows, lval.n, max_loss, &s);
+    }
+    if (t_answer >= 0)
+        s.t_answer = t_answer;
+    if (t_clarify >= 0)
+        s.t_clarify = t_clarify;
+    if (t_oos >= 0)
+        s.t_oos = t_oos;
+    double train_cpu_ms = intents_train_cpu_ms(set) + calibrate_ms;
+    double train_ms = intents_train_ms(set) + calibrate_ms, temperature = intents_temperature(set);
+    if (!(t = triage_new(&s, set, kb))) {
+        set = NULL;
+        fputs("caredesk: out of memory\n", stderr);
+        goto done;
+    }
+    set = NULL;
+    s = *triage_get_settings(t);
+    const struct intents *tset = triage_intents(t);
+
+    int n = ltest.n, n_classes = intents_count(tset) + 1; /* last: out of scope */
+    lat = malloc((size_t)n * sizeof *lat);
+    cpu_lat = malloc((size_t)n * sizeof *cpu_lat);
+    gold = malloc((size_t)n * sizeof *gold);
+    pred = malloc((size_t)n * sizeof *pred);
+    if (!lat || !cpu_lat || !gold || !pred)
+        goto done;
+    int oos_class = n_classes - 1;
+    int n_right = 0, n_in = 0, n_in_right = 0, n_oos = 0, n_oos_right = 0, n_handoff = 0;
+    int n_clarify = 0;
+    const char *reasons[16];
+    int reason_count[16] = {0}, n_reasons = 0;
+    struct ece_bins ece_answers = {0}, ece_model = {0};
+    for (int i = 0; i < n; i++) {
+        const char *text = ltest.text[i];
+        int is_oos = !strcmp(ltest.intent[i], oos_label);
+        int g = is_oos ? oos_class : intents_find(tset, ltest.intent[i]);
+        if (g < 0)
+            g = oos_class; /* an intent never seen in training cannot be answered */
+        struct triage_decision d;
+        double c0 = thread_cpu_us();
+        int64_t t0 = cd_now_us();
+        int drc = triage_decide(t, text, strlen(text), "en", NULL, &d);
+        lat[i] = (double)(cd_now_us() - t0);
+        cpu_lat[i] = thread_cpu_us() - c0;
+        int p = oos_class;
+        if (drc == 0 && d.action != TRIAGE_HANDOFF && d.intent[0]) {
+            p = intents_find(tset, d.intent);
+            if (p < 0)
+                p = oos_class;
+        }
+        n_clarify += drc == 0 && d.action == TRIAGE_CLARIFY;
+        if (drc == 0 && d.action == TRIAGE_HANDOFF && d.evidence.reason) {
+            int k = 0;
+            while (k < n_reasons && strcmp(reasons[k], d.evidence.reason))
+                k++;
+            if (k == n_reasons && n_reasons < 16)
+                reasons[n_reasons++] = d.evidence.reason;
+            if (k < 16)
+                reason_count[k] += !is_oos;
+        }
+        n_handoff += p == oos_class;
+        gold[i] = g;
+        pred[i] = p;
+        int right = is_oos ? p == oos_class : p == g;
+        n_right += right;
+        if (is_oos) {
+            n_oos++;
+            n_oos_right += right;
+        } else {
+            n_in++;
+            n_in_right += right;
+        }
+        /* Calibration of what the bot says: of the answers (and clarify
+         * questions) given at confidence c, a share c should be right. */
+        if (drc == 0 && d.action != TRIAGE_HANDOFF)
+            ece_add(&ece_answers, d.confidence, right);
+        /* And of the model alone: of the messages whose top intent has
+         * probability c, a share c should be that intent (every row). */
+        if (drc == 0 && d.evidence.n_model > 0)
+            ece_add(&ece_model, d.evidence.model[0].probability,
+                    !is_oos && !strcmp(d.evidence.model[0].intent, ltest.intent[i]));
+        triage_decision_clear(&d);
+    }
+    if (!is_quiet) {
+        fputs("in-scope messages handed off, by reason:", stderr);
+        for (int k = 0; k < n_reasons; k++)
+            fprintf(stderr, " %s %d", reasons[k], reason_count[k]);
+        fputc('\n', stderr);
+    }
+    double ece = ece_value(&ece_answers);
+
+    /* Macro F1 over the gold classes (out of scope is one class). */
+    double f1_sum = 0;
+    int n_f1 = 0;
+    int *tp = calloc((size_t)n_classes, sizeof *tp), *fp = calloc((size_t)n_classes, sizeof *fp);
+    int *fn = calloc((size_t)n_classes, sizeof *fn);
+    if (!tp || !fp || !fn) {
+        free(tp);
+        free(fp);
+        free(fn);
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        if (gold[i] == pred[i])
+            tp[gold[i]]++;
+        else {
+            fp[pred[i]]++;
+            fn[gold[i]]++;
+        }
+    }
+    for (int c = 0; c < n_classes; c++)
+        if (tp[c] + fn[c] > 0) {
+            double f1 = 2.0 * tp[c] / (2.0 * tp[c] + fp[c] + fn[c]);
+            f1_sum += f1;
+            n_f1++;
+        }
+    free(tp);
+    free(fp);
+    free(fn);
+    qsort(lat, (size_t)n, sizeof *lat, compare_double);
+    qsort(cpu_lat, (size_t)n, sizeof *cpu_lat, compare_double);
+    double p50 = lat[n / 2], p99 = lat[(int)((n - 1) * 0.99)];
+    double cpu_p50 = cpu_lat[n / 2], cpu_p99 = cpu_lat[(int)((n - 1) * 0.99)];
+    int n_oos_pred_right = n_oos_right;
+    printf("{\"n\":%d,\"accuracy\":%.4f,\"in_scope_accuracy\":%.4f,\"oos_recall\":%.4f,"
+           "\"oos_precision\":%.4f,\"macro_f1\":%.4f,\"ece\":%.4f,\"clarify_rate\":%.4f,"
+           "\"train_ms\":%.0f,\"decide_us_p50\":%.1f,\"decide_us_p99\":%.1f,"
+           "\"thresholds\":{\"t_answer\":%.2f,\"t_clarify\":%.2f,\"t_oos\":%.2f},"
+           "\"temperature\":%.3f,\"handoff_rate\":%.4f,\"ece_model\":%.4f,\"kb\":%s,"
+           "\"train_cpu_ms\":%.0f,\"decide_cpu_us_p50\":%.1f,\"decide_cpu_us_p99\":%.1f}\n",
+           n, (double)n_right / n, n_in ? (double)n_in_right / n_in : 0.0,
+           n_oos ? (double)n_oos_right / n_oos : 0.0,
+           n_handoff ? (double)n_oos_pred_right / n_handoff : 0.0, n_f1 ? f1_sum / n_f1 : 0.0, ece,
+           (double)n_clarify / n, train_ms, p50, p99, s.t_answer, s.t_clarify, s.t_oos, temperature,
+           (double)n_handoff / n, ece_value(&ece_model), kb ? "true" : "false", train_cpu_ms,
+           cpu_p50, cpu_p99);
+    rc = CLI_OK;
+done:
+    labelled_free(&ltest);
+    labelled_free(&lval);
+    intents_free(set);
+    triage_free(t);
+    if (kb)
+        kb_close(kb);
+    intents_scratch_free(scratch);
+    free(vrows);
+    free(lat);
+    free(cpu_lat);
+    free(gold);
+    free(pred);
+    return rc;
 }

@@ -326,6 +326,48 @@ static void test_callback_stops_early(void **state)
     text_tokenizer_free(t);
 }
 
+/* The stem cache must give what the stemmer gives, for hits, misses and evictions. */
+static void test_stem_cache_consistent(void **state)
+{
+    (void)state;
+    static const char *const suffixes[] = {"s", "ing", "ed", "ation", "ly", "", "ness", "és"};
+    static char text[65536];
+    static char expected[65536];
+    size_t len = 0;
+    size_t n_expected = 0;
+    struct text_tokenizer *fresh;
+    for (int i = 0; i < 1500; i++) {
+        char word[32];
+        int k = snprintf(word, sizeof word, "%c%c%c%s", 'a' + i % 26, 'b' + (i / 26) % 25,
+                         'c' + (i / 650) % 24, suffixes[i % 8]);
+        memcpy(text + len, word, (size_t)k);
+        len += (size_t)k;
+        text[len++] = ' ';
+        /* Each word alone, through a new tokenizer (an empty cache). */
+        fresh = text_tokenizer_new("fr");
+        static struct collected one;
+        memset(&one, 0, sizeof one);
+        assert_int_equal(text_tokenize(fresh, word, (size_t)k, 0, collect_cb, &one), 0);
+        text_tokenizer_free(fresh);
+        if (one.len) {
+            if (n_expected)
+                expected[n_expected++] = ' ';
+            memcpy(expected + n_expected, one.joined, one.len);
+            n_expected += one.len;
+        }
+    }
+    text[len] = '\0';
+    expected[n_expected] = '\0';
+    struct text_tokenizer *t = text_tokenizer_new("fr");
+    for (int pass = 0; pass < 3; pass++) {
+        static struct collected c;
+        memset(&c, 0, sizeof c);
+        assert_int_equal(text_tokenize(t, text, len, 0, collect_cb, &c), 0);
+        assert_string_equal(c.joined, expected);
+    }
+    text_tokenizer_free(t);
+}
+
 static void test_languages(void **state)
 {
     (void)state;
@@ -370,6 +412,7 @@ int main(void)
         cmocka_unit_test(test_long_words_truncated),
         cmocka_unit_test(test_large_input),
         cmocka_unit_test(test_callback_stops_early),
+        cmocka_unit_test(test_stem_cache_consistent),
         cmocka_unit_test(test_languages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,84 @@
+/* model: the intent classifier: multinomial logistic regression over hashed
+ * word and character n-grams, trained by SGD, with a softmax temperature for
+ * calibrated probabilities.
+ *
+ * DESIGN. Features come from text.h tokens: stemmed word unigrams and bigrams
+ * (stop words kept: "why" and "how" carry intent) and character 3-5 grams of
+ * each folded word with boundary marks ("<refund>"), so misspellings and
+ * unseen inflections still share evidence. Each group is weighted by
+ * log-count times IDF and L2-normalised (to norm 2 per group). Feature strings are hashed into
+ * 2^hash_bits buckets, and only buckets seen in training get a weight row, so
+ * the weight matrix is (features seen) x (classes), not 2^bits x classes.
+ * A trained struct model is never written again: any number of threads may
+ * call model_predict() at once, each with its own struct model_scratch. */
+#ifndef CD_MODEL_H
+#define CD_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct text_tokenizer;
+
+struct model_options {
+    int epochs;        /* default 12 */
+    int hash_bits;     /* default 20 */
+    double l2;         /* default 1e-6 per example step */
+    double lr;         /* initial learning rate, default 0.5, decays linearly to 0 */
+    unsigned int seed; /* default 1 */
+    int min_df;        /* features in fewer examples are dropped, default 1 */
+    int is_quiet;
+};
+
+/* Raw hashed features of one message: bucket and count, unique buckets. */
+struct model_feats {
+    uint32_t *bucket;
+    float *count;
+    uint8_t *group; /* 0 word, 1 char */
+    int n;
+    int cap;
+    int32_t *slot; /* open-addressing index of the above, 2 * cap entries */
+};
+
+struct model;
+
+/* Per-thread working memory for model_predict(). */
+struct model_scratch {
+    struct model_feats feats;
+    int *feat;    /* mapped feature index per raw feature */
+    float *value; /* weighted, normalised value */
+    int cap;
+    float *sums; /* per class */
+    int n_sums;
+};
+
+void model_feats_free(struct model_feats *f);
+void model_scratch_free(struct model_scratch *s);
+
+/* Extracts the hashed features of n bytes of text into f (reset first), with
+ * tok (stemming) for words. Returns 0 or CD_ENOMEM. */
+int model_featurize(struct text_tokenizer *tok, const char *text, size_t n, int hash_bits,
+                    struct model_feats *f);
+
+/* Trains on n examples (feats[i] with label labels[i] in [0, n_classes)).
+ * Returns NULL when out of memory or on empty input. */
+struct model *model_train(const struct model_feats *feats, const int *labels, int n, int n_classes,
+                          const struct model_options *options);
+void model_free(struct model *m);
+
+int model_n_classes(const struct model *m);
+int model_hash_bits(const struct model *m);
+int model_n_features(const struct model *m);
+
+/* Class log-scores (logits before temperature) for raw features f, into
+ * logits[n_classes]. Returns the number of features the model knew. */
+int model_logits(const struct model *m, const struct model_feats *f, struct model_scratch *s,
+                 double *logits);
+
+/* Softmax of logits / temperature into p (may alias logits). */
+void model_softmax(const double *logits, int n, double temperature, double *p);
+
+/* Fits the temperature minimising the negative log-likelihood of labels
+ * given logits (n rows of n_classes). Returns it (1 when n is 0). */
+double model_fit_temperature(const double *logits, const int *labels, int n, int n_classes);
+
+#endif

@@ -1,0 +1,174 @@
+/* log: one JSON object per line, with a level filter (see log.h). */
+#include "log.h"
+
+#include "cd.h"
+
+#include <stdarg.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+static enum log_level log_min = LOG_INFO;
+static FILE *log_out;
+
+static const char *const level_names[] = {"debug", "info", "warn", "error", "off"};
+
+void log_init(enum log_level level, FILE *out)
+{
+    log_min = level;
+    log_out = out;
+}
+
+enum log_level log_get_level(void)
+{
+    return log_min;
+}
+
+int log_level_parse(const char *name)
+{
+    if (!name)
+        return -1;
+    for (int i = 0; i <= LOG_OFF; i++)
+        if (!strcmp(name, level_names[i]))
+            return i;
+    if (!strcmp(name, "warning"))
+        return LOG_WARN;
+    return -1;
+}
+
+int log_enabled(enum log_level level)
+{
+    return level >= log_min && level < LOG_OFF;
+}
+
+int log_json_string(struct cd_buf *out, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    int rc = cd_buf_append(out, "\"", 1);
+    size_t run = 0; /* start of the run of bytes copied as they are */
+    for (size_t i = 0; i < n && !rc;) {
+        unsigned char c = (unsigned char)s[i];
+        size_t len = 1;
+        const char *esc = NULL;
+        char ubuf[7];
+        if (c == '"')
+            esc = "\\\"";
+        else if (c == '\\')
+            esc = "\\\\";
+        else if (c == '\n')
+            esc = "\\n";
+        else if (c == '\r')
+            esc = "\\r";
+        else if (c == '\t')
+            esc = "\\t";
+        else if (c < 0x20 || c == 0x7f) {
+            ubuf[0] = '\\';
+            ubuf[1] = 'u';
+            ubuf[2] = '0';
+            ubuf[3] = '0';
+            ubuf[4] = hex[c >> 4];
+            ubuf[5] = hex[c & 15];
+            ubuf[6] = '\0';
+            esc = ubuf;
+        } else if (c >= 0x80) {
+            len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+            if (i + len > n || !cd_utf8_valid(s + i, len)) {
+                len = 1;
+                esc = "\\ufffd";
+            }
+        }
+        if (esc) {
+            rc = cd_buf_append(out, s + run, i - run);
+            if (!rc)
+                rc = cd_buf_puts(out, esc);
+            i += len;
+            run = i;
+        } else {
+            i += len;
+        }
+    }
+    if (!rc && run < n)
+        rc = cd_buf_append(out, s + run, n - run);
+    if (!rc)
+        rc = cd_buf_append(out, "\"", 1);
+    return rc;
+}
+
+static int append_head(struct cd_buf *b, enum log_level level)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    struct tm tm;
+    time_t t = tv.tv_sec;
+    gmtime_r(&t, &tm);
+    char ts[64];
+    snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000));
+    return cd_buf_printf(b, "{\"ts\":\"%s\",\"level\":\"%s\",\"event\":", ts, level_names[level]);
+}
+
+void log_event(enum log_level level, const char *event, ...)
+{
+    if (!log_enabled(level))
+        return;
+    char stack[128];
+    struct cd_buf b = {0};
+    int rc = append_head(&b, level);
+    if (!rc)
+        rc = log_json_string(&b, event ? event : "", event ? strlen(event) : 0);
+    va_list ap;
+    va_start(ap, event);
+    const char *key;
+    while (!rc && (key = va_arg(ap, const char *)) != NULL) {
+        const char *colon = strrchr(key, ':');
+        size_t n_key = colon ? (size_t)(colon - key) : strlen(key);
+        char type = colon ? colon[1] : 's';
+        rc = cd_buf_append(&b, ",", 1);
+        if (!rc)
+            rc = log_json_string(&b, key, n_key);
+        if (!rc)
+            rc = cd_buf_append(&b, ":", 1);
+        if (rc)
+            break;
+        switch (type) {
+        case 'i':
+            rc = cd_buf_printf(&b, "%d", va_arg(ap, int));
+            break;
+        case 'l':
+            rc = cd_buf_printf(&b, "%lld", va_arg(ap, long long));
+            break;
+        case 'u':
+            rc = cd_buf_printf(&b, "%llu", va_arg(ap, unsigned long long));
+            break;
+        case 'f': {
+            double v = va_arg(ap, double);
+            if (v != v || v > 1e300 || v < -1e300)
+                rc = cd_buf_puts(&b, "null");
+            else
+                rc = cd_buf_printf(&b, "%.6g", v);
+            break;
+        }
+        case 'b':
+            rc = cd_buf_puts(&b, va_arg(ap, int) ? "true" : "false");
+            break;
+        default: {
+            const char *v = va_arg(ap, const char *);
+            rc = v ? log_json_string(&b, v, strlen(v)) : cd_buf_puts(&b, "null");
+            break;
+        }
+        }
+    }
+    va_end(ap);
+    if (!rc)
+        rc = cd_buf_append(&b, "}\n", 2);
+    FILE *out = log_out ? log_out : stderr;
+    if (!rc) {
+        fwrite(b.data, 1, b.len, out);
+    } else {
+        int n = snprintf(stack, sizeof stack,
+                         "{\"level\":\"error\",\"event\":\"log_out_of_memory\"}\n");
+        fwrite(stack, 1, (size_t)n, out);
+    }
+    fflush(out);
+    cd_buf_free(&b);
+}

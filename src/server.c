@@ -1,0 +1,1305 @@
+/* server: libwebsockets glue for HTTP (static files, /healthz, /metrics,
+ * REST) and the /chat and /agent websockets; see server.h. */
+#include "server.h"
+
+#include "api.h"
+#include "cd.h"
+#include "chat.h"
+#include "config.h"
+#include "log.h"
+#include "metrics.h"
+
+#include <libwebsockets.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Largest websocket fragment lws hands over in one callback; longer
+ * messages are reassembled here (up to max-frame-bytes). Small on purpose:
+ * lws keeps one such buffer per connection. */
+#define RX_BUFFER_BYTES 2048
+/* Largest chunk of an HTTP response body written per callback. */
+#define HTTP_CHUNK 16384
+/* Longest URL path accepted. */
+#define PATH_MAX_BYTES 1024
+/* Seconds a drain waits for websockets to close. */
+#define DRAIN_SECONDS 3
+
+enum session_kind { KIND_HTTP = 0, KIND_CUSTOMER = 1, KIND_AGENT = 2 };
+
+/* One queued outgoing websocket frame, with LWS_PRE bytes of headroom. */
+struct out_frame {
+    struct out_frame *next;
+    size_t len;
+    unsigned char buf[]; /* LWS_PRE + len */
+};
+
+/* An HTTP request being read or answered. */
+struct http_txn {
+    char method[8];
+    char path[PATH_MAX_BYTES];
+    char **args;
+    int n_args;
+    char *authorization;
+    char address[64];
+    struct cd_buf body;
+    int is_body_too_big;
+    int64_t started_us;
+    /* The response, once known. */
+    struct cd_buf response;
+    size_t n_sent;
+    int is_head;
+};
+
+/* Per-connection state (lws per_session_data: zeroed by lws). */
+struct session {
+    struct lws *wsi;
+    uint64_t id;
+    uint8_t kind;
+    uint8_t is_closing;    /* close after the queue drains */
+    uint8_t rx_is_binary;  /* the message being reassembled is binary */
+    uint8_t rx_is_too_big; /* ... or went over max-frame-bytes */
+    uint8_t had_answer;    /* for deflection: the bot answered */
+    uint8_t had_handoff;
+    uint8_t had_agent_message;
+    uint16_t close_code;
+    uint16_t n_out;
+    struct out_frame *out_head, *out_tail;
+    char *rx; /* reassembly of a fragmented message */
+    size_t n_rx;
+    double tokens; /* rate limit bucket */
+    int64_t tokens_at_us;
+    int64_t handoff_at_us;
+    struct http_txn *http;
+};
+
+struct slot {
+    struct session *session;
+    uint32_t generation;
+};
+
+struct server {
+    const struct config *cfg;
+    struct metrics *metrics;
+    struct chat *chat;
+    const struct server_chat_ops *ops;
+    struct api *api;
+    struct chat_io io;
+    struct lws_context *context;
+    struct lws_vhost *vhost;
+    struct lws_protocols protocols[2];
+    lws_retry_bo_t retry;
+    char *web_root_real; /* realpath of the web root, or NULL if missing */
+    char **origins;      /* allowed origins, lower case */
+    int n_origins;
+    int is_any_origin;
+    struct slot *slots;
+    uint32_t n_slots;
+    uint32_t *free_slots;
+    uint32_t n_free;
+    int n_customers, n_agents;
+    int is_draining;
+    int is_flush_scheduled;
+    lws_sorted_usec_list_t flush_sul;
+    lws_sorted_usec_list_t tick_sul;
+    int64_t started_s;
+    int port;
+};
+
+static volatile sig_atomic_t stop_requested;
+
+void server_request_stop(void)
+{
+    stop_requested = 1;
+}
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+/* ---- connection ids ---------------------------------------------------- */
+
+static int slot_take(struct server *s, struct session *pss)
+{
+    if (!s->n_free) {
+        uint32_t n = s->n_slots ? s->n_slots * 2 : 1024;
+        struct slot *slots = realloc(s->slots, n * sizeof *slots);
+        if (!slots)
+            return CD_ENOMEM;
+        s->slots = slots;
+        uint32_t *fr = realloc(s->free_slots, n * sizeof *fr);
+        if (!fr)
+            return CD_ENOMEM;
+        s->free_slots = fr;
+        for (uint32_t i = n; i > s->n_slots; i--) {
+            slots[i - 1].session = NULL;
+            slots[i - 1].generation = 1;
+            s->free_slots[s->n_free++] = i - 1;
+        }
+        s->n_slots = n;
+    }
+    uint32_t i = s->free_slots[--s->n_free];
+    s->slots[i].session = pss;
+    pss->id = ((uint64_t)s->slots[i].generation << 32) | i;
+    return 0;
+}
+
+static void slot_release(struct server *s, struct session *pss)
+{
+    uint32_t i = (uint32_t)pss->id;
+    if (!pss->id || i >= s->n_slots || s->slots[i].session != pss)
+        return;
+    s->slots[i].session = NULL;
+    s->slots[i].generation++;
+    if (!s->slots[i].generation)
+        s->slots[i].generation = 1;
+    s->free_slots[s->n_free++] = i;
+}
+
+static struct session *slot_find(struct server *s, uint64_t id)
+{
+    uint32_t i = (uint32_t)id;
+    if (i >= s->n_slots || s->slots[i].generation != (uint32_t)(id >> 32))
+        return NULL;
+    return s->slots[i].session;
+}
+
+/* ---- outgoing frames --------------------------------------------------- */
+
+static void out_clear(struct session *pss)
+{
+    struct out_frame *f = pss->out_head;
+    while (f) {
+        struct out_frame *next = f->next;
+        free(f);
+        f = next;
+    }
+    pss->out_head = pss->out_tail = NULL;
+    pss->n_out = 0;
+}
+
+/* Closes a connection from outside its own callback. */
+static void session_kill(struct session *pss)
+{
+    out_clear(pss);
+    pss->is_closing = 1;
+    lws_set_timeout(pss->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+}
+
+static void session_enqueue(struct server *s, struct session *pss, const char *frame, size_t len)
+{
+    if (pss->is_closing && !pss->close_code)
+        return;
+    if (pss->n_out >= (unsigned)s->cfg->max_queued_frames) {
+        log_event(LOG_WARN, "slow_reader_closed", "conn:u", (unsigned long long)pss->id, "queued:i",
+                  (int)pss->n_out, LOG_END);
+        metrics_add(s->metrics, METRICS_SLOW_READER_CLOSED, 1);
+        session_kill(pss);
+        return;
+    }
+    struct out_frame *f = malloc(sizeof *f + LWS_PRE + len);
+    if (!f) {
+        log_event(LOG_ERROR, "out_of_memory", "conn:u", (unsigned long long)pss->id, LOG_END);
+        return;
+    }
+    f->next = NULL;
+    f->len = len;
+    memcpy(f->buf + LWS_PRE, frame, len);
+    if (pss->out_tail)
+        pss->out_tail->next = f;
+    else
+        pss->out_head = f;
+    pss->out_tail = f;
+    pss->n_out++;
+    lws_callback_on_writable(pss->wsi);
+}
+
+/* Queues an error frame made by the server itself (bad frame, rate limit). */
+static void send_error(struct server *s, struct session *pss, const char *code, const char *message)
+{
+    char buf[256];
+    int n = snprintf(buf, sizeof buf, "{\"type\":\"error\",\"code\":\"%s\",\"message\":\"%s\"}",
+                     code, message);
+    if (n > 0 && (size_t)n < sizeof buf)
+        session_enqueue(s, pss, buf, (size_t)n);
+}
+
+static void close_after_queue(struct session *pss, int code)
+{
+    pss->is_closing = 1;
+    pss->close_code = (uint16_t)code;
+    lws_callback_on_writable(pss->wsi);
+}
+
+/* Finds the string value of the first "key":"..." in a JSON frame; returns
+ * its length (0 if absent) and a pointer to it in *val. */
+static size_t json_peek(const char *frame, size_t len, const char *key, const char **val)
+{
+    size_t n_key = strlen(key);
+    const char *p = frame, *end = frame + len;
+    while ((p = memmem(p, (size_t)(end - p), key, n_key)) != NULL) {
+        const char *q = p + n_key;
+        if (p > frame && p[-1] == '"' && q + 2 < end && q[0] == '"' && q[1] == ':' && q[2] == '"') {
+            q += 3;
+            const char *e = memchr(q, '"', (size_t)(end - q));
+            if (!e)
+                return 0;
+            *val = q;
+            return (size_t)(e - q);
+        }
+        p = q;
+    }
+    return 0;
+}
+
+static int peek_is(const char *v, size_t n, const char *word)
+{
+    return n == strlen(word) && !memcmp(v, word, n);
+}
+
+/* Keeps the metrics that can be read off the protocol: decisions by action,
+ * handoffs, waits and pickups, the queue agents see. */
+static void observe_frame(struct server *s, struct session *pss, const char *frame, size_t len)
+{
+    const char *type;
+    size_t n = json_peek(frame, len, "type", &type);
+    if (!n)
+        return;
+    int64_t now = cd_now_us();
+    if (pss->kind == KIND_CUSTOMER) {
+        if (peek_is(type, n, "reply")) {
+            const char *action;
+            size_t na = json_peek(frame, len, "action", &action);
+            if (peek_is(action, na, "answer")) {
+                metrics_add(s->metrics, METRICS_DECISIONS_ANSWER, 1);
+                pss->had_answer = 1;
+            } else if (peek_is(action, na, "clarify")) {
+                metrics_add(s->metrics, METRICS_DECISIONS_CLARIFY, 1);
+            } else if (peek_is(action, na, "handoff")) {
+                metrics_add(s->metrics, METRICS_DECISIONS_HANDOFF, 1);
+            }
+        } else if (peek_is(type, n, "queued")) {
+            if (!pss->handoff_at_us)
+                pss->handoff_at_us = now;
+            pss->had_handoff = 1;
+        } else if (peek_is(type, n, "agent_joined")) {
+            if (pss->handoff_at_us)
+                metrics_observe(s->metrics, METRICS_WAIT_SECONDS,
+                                (double)(now - pss->handoff_at_us) / 1e6);
+        } else if (peek_is(type, n, "agent_message")) {
+            metrics_add(s->metrics, METRICS_AGENT_MESSAGES, 1);
+            if (pss->handoff_at_us && !pss->had_agent_message)
+                metrics_observe(s->metrics, METRICS_PICKUP_SECONDS,
+                                (double)(now - pss->handoff_at_us) / 1e6);
+            pss->had_agent_message = 1;
+        }
+    } else if (pss->kind == KIND_AGENT && peek_is(type, n, "queue")) {
+        int items = 0;
+        const char *p = frame, *end = frame + len;
+        while ((p = memmem(p, (size_t)(end - p), "\"conversation\"", 14)) != NULL) {
+            items++;
+            p += 14;
+        }
+        metrics_set(s->metrics, METRICS_QUEUE_LENGTH, items);
+    }
+}
+
+static void io_send(void *ctx, uint64_t conn, const char *frame, size_t len)
+{
+    struct server *s = ctx;
+    struct session *pss = slot_find(s, conn);
+    if (!pss)
+        return; /* the connection is gone; the store has the message */
+    observe_frame(s, pss, frame, len);
+    session_enqueue(s, pss, frame, len);
+}
+
+static void io_close(void *ctx, uint64_t conn, int code, const char *reason)
+{
+    struct server *s = ctx;
+    struct session *pss = slot_find(s, conn);
+    if (!pss)
+        return;
+    log_event(LOG_DEBUG, "ws_close_requested", "conn:u", (unsigned long long)conn, "code:i", code,
+              "reason:s", reason, LOG_END);
+    close_after_queue(pss, code ? code : 1000);
+}
+
+/* ---- group commit and ticks ------------------------------------------- */
+
+static void flush_cb(lws_sorted_usec_list_t *sul)
+{
+    struct server *s = lws_container_of(sul, struct server, flush_sul);
+    s->is_flush_scheduled = 0;
+    if (!s->chat)
+        return;
+    int64_t t0 = cd_now_us();
+    int rc = s->ops->flush(s->chat);
+    metrics_observe(s->metrics, METRICS_STORE_COMMIT_SECONDS, (double)(cd_now_us() - t0) / 1e6);
+    if (rc) {
+        metrics_add(s->metrics, METRICS_STORE_ERRORS, 1);
+        log_event(LOG_ERROR, "store_commit_failed", "error:s", cd_strerror(rc), LOG_END);
+    }
+}
+
+/* Schedules chat_flush() for the end of this loop turn. */
+static void schedule_flush(struct server *s)
+{
+    if (s->is_flush_scheduled || !s->chat)
+        return;
+    s->is_flush_scheduled = 1;
+    lws_sul_schedule(s->context, 0, &s->flush_sul, flush_cb, 1);
+}
+
+static void tick_cb(lws_sorted_usec_list_t *sul)
+{
+    struct server *s = lws_container_of(sul, struct server, tick_sul);
+    if (s->chat) {
+        s->ops->tick(s->chat, cd_wall_s());
+        schedule_flush(s);
+    }
+    lws_sul_schedule(s->context, 0, &s->tick_sul, tick_cb, LWS_US_PER_SEC);
+}
+
+/* ---- websocket callbacks ----------------------------------------------- */
+
+static int origin_allowed(struct server *s, struct lws *wsi)
+{
+    char origin[256], host[256];
+    int n = lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN);
+    if (n <= 0)
+        return lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) == 0; /* none, or too long */
+    if (s->is_any_origin)
+        return 1;
+    for (char *p = origin; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    while (n > 0 && origin[n - 1] == '/')
+        origin[--n] = '\0';
+    for (int i = 0; i < s->n_origins; i++)
+        if (!strcmp(origin, s->origins[i]))
+            return 1;
+    /* Same origin: the Origin's host[:port] is the Host header. */
+    const char *o = strstr(origin, "://");
+    if (!o || lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) <= 0)
+        return 0;
+    for (char *p = host; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    return !strcmp(o + 3, host);
+}
+
+static int ws_kind_of_uri(struct lws *wsi)
+{
+    char uri[32];
+    if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0)
+        return -1;
+    if (!strcmp(uri, "/chat") || !strcmp(uri, "/chat/"))
+        return KIND_CUSTOMER;
+    if (!strcmp(uri, "/agent") || !strcmp(uri, "/agent/"))
+        return KIND_AGENT;
+    return -1;
+}
+
+static int ws_filter(struct server *s, struct lws *wsi)
+{
+    int kind = ws_kind_of_uri(wsi);
+    if (kind < 0 || s->is_draining)
+        return 1;
+    if (!origin_allowed(s, wsi)) {
+        metrics_add(s->metrics, METRICS_REJECTED_ORIGIN, 1);
+        log_event(LOG_INFO, "ws_refused", "reason:s", "origin", LOG_END);
+        return 1;
+    }
+    if (s->n_customers + s->n_agents >= s->cfg->max_connections) {
+        metrics_add(s->metrics, METRICS_REJECTED_MAX_CONNECTIONS, 1);
+        log_event(LOG_WARN, "ws_refused", "reason:s", "max_connections", "limit:i",
+                  s->cfg->max_connections, LOG_END);
+        return 1;
+    }
+    return 0;
+}
+
+static int ws_established(struct server *s, struct lws *wsi, struct session *pss)
+{
+    int kind = ws_kind_of_uri(wsi);
+    pss->wsi = wsi;
+    pss->kind = (uint8_t)(kind < 0 ? KIND_CUSTOMER : kind);
+    if (slot_take(s, pss)) {
+        log_event(LOG_ERROR, "out_of_memory", "where:s", "ws_established", LOG_END);
+        return -1;
+    }
+    pss->tokens = s->cfg->rate_limit;
+    pss->tokens_at_us = cd_now_us();
+    char address[64] = "", origin[256] = "", agent[256] = "";
+    lws_get_peer_simple(wsi, address, sizeof address);
+    int has_origin = lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) > 0;
+    lws_hdr_copy(wsi, agent, sizeof agent, WSI_TOKEN_HTTP_USER_AGENT);
+    struct chat_peer peer = {address, has_origin ? origin : NULL, agent};
+    if (pss->kind == KIND_CUSTOMER) {
+        s->n_customers++;
+        metrics_add(s->metrics, METRICS_CUSTOMER_CONNECTIONS_TOTAL, 1);
+        metrics_set(s->metrics, METRICS_CUSTOMER_CONNECTIONS, s->n_customers);
+    } else {
+        s->n_agents++;
+        metrics_add(s->metrics, METRICS_AGENT_CONNECTIONS_TOTAL, 1);
+        metrics_set(s->metrics, METRICS_AGENT_CONNECTIONS, s->n_agents);
+    }
+    log_event(LOG_DEBUG, "ws_open", "conn:u", (unsigned long long)pss->id, "kind:s",
+              pss->kind == KIND_AGENT ? "agent" : "customer", "peer:s", address, LOG_END);
+    if (!s->chat) {
+        send_error(s, pss, "unavailable", "the conversation service is not running");
+        return 0;
+    }
+    if (pss->kind == KIND_CUSTOMER)
+        s->ops->customer_open(s->chat, pss->id, &peer);
+    else
+        s->ops->agent_open(s->chat, pss->id, &peer);
+    schedule_flush(s);
+    return 0;
+}
+
+static void ws_closed(struct server *s, struct session *pss)
+{
+    if (!pss->id)
+        return;
+    uint64_t id = pss->id;
+    slot_release(s, pss);
+    pss->id = 0;
+    out_clear(pss);
+    free(pss->rx);
+    pss->rx = NULL;
+    if (pss->kind == KIND_CUSTOMER) {
+        s->n_customers--;
+        metrics_set(s->metrics, METRICS_CUSTOMER_CONNECTIONS, s->n_customers);
+        if (pss->had_handoff)
+            metrics_add(s->metrics, METRICS_CONVERSATIONS_ESCALATED, 1);
+        else if (pss->had_answer)
+            metrics_add(s->metrics, METRICS_CONVERSATIONS_DEFLECTED, 1);
+        double d = (double)metrics_counter(s->metrics, METRICS_CONVERSATIONS_DEFLECTED);
+        double e = (double)metrics_counter(s->metrics, METRICS_CONVERSATIONS_ESCALATED);
+        if (d + e > 0)
+            metrics_set(s->metrics, METRICS_DEFLECTION_RATIO, d / (d + e));
+        if (s->chat)
+            s->ops->customer_closed(s->chat, id);
+    } else {
+        s->n_agents--;
+        metrics_set(s->metrics, METRICS_AGENT_CONNECTIONS, s->n_agents);
+        if (s->chat)
+            s->ops->agent_closed(s->chat, id);
+    }
+    log_event(LOG_DEBUG, "ws_closed", "conn:u", (unsigned long long)id, LOG_END);
+    schedule_flush(s);
+}
+
+/* Returns 1 if this message is within the connection's rate limit. */
+static int rate_ok(struct server *s, struct session *pss)
+{
+    int limit = s->cfg->rate_limit;
+    if (!limit)
+        return 1;
+    int64_t now = cd_now_us();
+    pss->tokens += (double)(now - pss->tokens_at_us) * limit / 1e6;
+    if (pss->tokens > limit)
+        pss->tokens = limit;
+    pss->tokens_at_us = now;
+    if (pss->tokens < 1)
+        return 0;
+    pss->tokens -= 1;
+    return 1;
+}
+
+/* One complete text message from the client. */
+static void ws_message(struct server *s, struct session *pss, const char *text, size_t len)
+{
+    metrics_add(s->metrics,
+                pss->kind == KIND_AGENT ? METRICS_AGENT_FRAMES_IN : METRICS_CUSTOMER_FRAMES_IN, 1);
+    if (!rate_ok(s, pss)) {
+        metrics_add(s->metrics, METRICS_BAD_RATE_LIMITED, 1);
+        send_error(s, pss, "rate_limited", "too many messages per second; slow down");
+        return;
+    }
+    if (!cd_utf8_valid(text, len)) {
+        metrics_add(s->metrics, METRICS_BAD_UTF8, 1);
+        send_error(s, pss, "bad_utf8", "messages must be valid UTF-8 text");
+        return;
+    }
+    if (!s->chat) {
+        send_error(s, pss, "unavailable", "the conversation service is not running");
+        return;
+    }
+    if (pss->kind == KIND_AGENT)
+        s->ops->agent_frame(s->chat, pss->id, text, len);
+    else
+        s->ops->customer_frame(s->chat, pss->id, text, len);
+    schedule_flush(s);
+}
+
+static int ws_receive(struct server *s, struct lws *wsi, struct session *pss, const char *in,
+                      size_t len)
+{
+    if (pss->is_closing)
+        return 0;
+    int first = lws_is_first_fragment(wsi);
+    int final = lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi);
+    if (first) {
+        pss->rx_is_binary = (uint8_t)lws_frame_is_binary(wsi);
+        pss->rx_is_too_big = 0;
+        pss->n_rx = 0;
+    }
+    if (pss->rx_is_binary) {
+        if (final) {
+            metrics_add(s->metrics, METRICS_BAD_BINARY, 1);
+            send_error(s, pss, "binary", "binary frames are not accepted; send JSON text");
+            close_after_queue(pss, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE);
+        }
+        return 0;
+    }
+    if (first && final) {
+        if (len > (size_t)s->cfg->max_frame_bytes)
+            goto too_big;
+        ws_message(s, pss, in, len);
+        return 0;
+    }
+    if (pss->rx_is_too_big)
+        return 0;
+    if (pss->n_rx + len > (size_t)s->cfg->max_frame_bytes)
+        goto too_big;
+    if (!pss->rx) {
+        pss->rx = malloc((size_t)s->cfg->max_frame_bytes);
+        if (!pss->rx) {
+            log_event(LOG_ERROR, "out_of_memory", "conn:u", (unsigned long long)pss->id, LOG_END);
+            return -1;
+        }
+    }
+    memcpy(pss->rx + pss->n_rx, in, len);
+    pss->n_rx += len;
+    if (final) {
+        ws_message(s, pss, pss->rx, pss->n_rx);
+        free(pss->rx);
+        pss->rx = NULL;
+        pss->n_rx = 0;
+    }
+    return 0;
+too_big:
+    pss->rx_is_too_big = 1;
+    free(pss->rx);
+    pss->rx = NULL;
+    pss->n_rx = 0;
+    metrics_add(s->metrics, METRICS_BAD_TOO_BIG, 1);
+    log_event(LOG_INFO, "ws_frame_too_big", "conn:u", (unsigned long long)pss->id, "limit:i",
+              s->cfg->max_frame_bytes, LOG_END);
+    out_clear(pss);
+    lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)"message too big",
+                     15);
+    return -1;
+}
+
+static int ws_writeable(struct server *s, struct lws *wsi, struct session *pss)
+{
+    struct out_frame *f = pss->out_head;
+    if (f) {
+        pss->out_head = f->next;
+        if (!pss->out_head)
+            pss->out_tail = NULL;
+        pss->n_out--;
+        int n = lws_write(wsi, f->buf + LWS_PRE, f->len, LWS_WRITE_TEXT);
+        size_t flen = f->len;
+        free(f);
+        if (n < (int)flen) {
+            log_event(LOG_INFO, "ws_write_failed", "conn:u", (unsigned long long)pss->id, LOG_END);
+            return -1;
+        }
+        metrics_add(s->metrics, METRICS_FRAMES_OUT, 1);
+        if (pss->out_head || pss->close_code) {
+            lws_callback_on_writable(wsi);
+            return 0;
+        }
+    }
+    if (!pss->out_head && pss->close_code) {
+        static const char *const reasons[] = {"closing", "going away"};
+        const char *r = pss->close_code == 1001 ? reasons[1] : reasons[0];
+        lws_close_reason(wsi, (enum lws_close_status)pss->close_code, (unsigned char *)r,
+                         strlen(r));
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- HTTP -------------------------------------------------------------- */
+
+static const char security_headers[] =
+    "x-content-type-options: nosniff\r\n"
+    "referrer-policy: no-referrer\r\n"
+    "x-frame-options: SAMEORIGIN\r\n"
+    "content-security-policy: default-src 'self'; connect-src 'self' ws: wss:; "
+    "img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'self'; "
+    "base-uri 'none'; form-action 'self'\r\n";
+
+static void http_txn_free(struct http_txn *t)
+{
+    if (!t)
+        return;
+    for (int i = 0; i < t->n_args; i++)
+        free(t->args[i]);
+    free(t->args);
+    free(t->authorization);
+    cd_buf_free(&t->body);
+    cd_buf_free(&t->response);
+    free(t);
+}
+
+static void count_status(struct server *s, int status)
+{
+    enum metrics_counter c = status >= 500   ? METRICS_HTTP_5XX
+                             : status >= 400 ? METRICS_HTTP_4XX
+                             : status >= 300 ? METRICS_HTTP_3XX
+                                             : METRICS_HTTP_2XX;
+    metrics_add(s->metrics, c, 1);
+}
+
+/* Writes the status line and headers of a response whose body is in
+ * t->response, and asks for writeable to send the body. */
+static int http_respond(struct server *s, struct lws *wsi, struct http_txn *t, int status,
+                        const char *content_type, const char *extra_name, const char *extra_value)
+{
+    unsigned char buf[LWS_PRE + 2048];
+    unsigned char *start = &buf[LWS_PRE], *p = start, *end = &buf[sizeof buf - 1];
+    count_status(s, status);
+    log_event(LOG_DEBUG, "http", "method:s", t->method, "path:s", t->path, "status:i", status,
+              LOG_END);
+    if (lws_add_http_common_headers(wsi, (unsigned)status, content_type, t->response.len, &p, end))
+        return -1;
+    static const char *const sec[][2] = {
+        {"x-content-type-options:", "nosniff"},
+        {"referrer-policy:", "no-referrer"},
+        {"x-frame-options:", "SAMEORIGIN"},
+        {"cache-control:", "no-store"},
+        {"content-security-policy:", "default-src 'none'; frame-ancestors 'none'"},
+    };
+    for (size_t i = 0; i < sizeof sec / sizeof sec[0]; i++) {
+        /* HTML pages rendered here (/kb/ID) may load the site's stylesheet. */
+        const char *v = sec[i][1];
+        if (i == 4 && !strncmp(content_type, "text/html", 9))
+            v = "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'self'";
+        if (lws_add_http_header_by_name(wsi, (const unsigned char *)sec[i][0],
+                                        (const unsigned char *)v, (int)strlen(v), &p, end))
+            return -1;
+    }
+    if (extra_name && lws_add_http_header_by_name(wsi, (const unsigned char *)extra_name,
+                                                  (const unsigned char *)extra_value,
+                                                  (int)strlen(extra_value), &p, end))
+        return -1;
+    if (lws_finalize_write_http_header(wsi, start, &p, end))
+        return -1;
+    t->n_sent = 0;
+    if (t->is_head || !t->response.len) {
+        if (lws_http_transaction_completed(wsi))
+            return -1;
+        return 0;
+    }
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
+static int http_simple(struct server *s, struct lws *wsi, struct http_txn *t, int status,
+                       const char *code, const char *message)
+{
+    cd_buf_reset(&t->response);
+    if (cd_buf_printf(&t->response, "{\"error\":\"%s\",\"message\":", code) ||
+        log_json_string(&t->response, message, strlen(message)) || cd_buf_puts(&t->response, "}\n"))
+        return -1;
+    return http_respond(s, wsi, t, status, "application/json", NULL, NULL);
+}
+
+static int http_writeable(struct lws *wsi, struct http_txn *t)
+{
+    if (!t || !t->response.len || t->n_sent >= t->response.len)
+        return 0;
+    unsigned char buf[LWS_PRE + HTTP_CHUNK];
+    size_t n = t->response.len - t->n_sent;
+    if (n > HTTP_CHUNK)
+        n = HTTP_CHUNK;
+    memcpy(buf + LWS_PRE, t->response.data + t->n_sent, n);
+    int is_last = t->n_sent + n == t->response.len;
+    if (lws_write(wsi, buf + LWS_PRE, n, is_last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) < (int)n)
+        return -1;
+    t->n_sent += n;
+    if (!is_last) {
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    if (lws_http_transaction_completed(wsi))
+        return -1;
+    return 0;
+}
+
+static const struct {
+    const char *ext;
+    const char *mime;
+} mime_types[] = {
+    {".html", "text/html; charset=utf-8"},
+    {".htm", "text/html; charset=utf-8"},
+    {".js", "text/javascript; charset=utf-8"},
+    {".mjs", "text/javascript; charset=utf-8"},
+    {".css", "text/css; charset=utf-8"},
+    {".json", "application/json"},
+    {".map", "application/json"},
+    {".svg", "image/svg+xml"},
+    {".png", "image/png"},
+    {".jpg", "image/jpeg"},
+    {".jpeg", "image/jpeg"},
+    {".gif", "image/gif"},
+    {".webp", "image/webp"},
+    {".ico", "image/x-icon"},
+    {".woff", "font/woff"},
+    {".woff2", "font/woff2"},
+    {".txt", "text/plain; charset=utf-8"},
+    {".md", "text/markdown; charset=utf-8"},
+    {".webmanifest", "application/manifest+json"},
+    {".wasm", "application/wasm"},
+};
+
+static const char *mime_for(const char *path)
+{
+    const char *dot = strrchr(path, '.');
+    const char *slash = strrchr(path, '/');
+    if (dot && (!slash || dot > slash))
+        for (size_t i = 0; i < sizeof mime_types / sizeof mime_types[0]; i++)
+            if (!strcasecmp(dot, mime_types[i].ext))
+                return mime_types[i].mime;
+    return "application/octet-stream";
+}
+
+/* Returns 1 if a decoded URL path is safe to map under the web root: starts
+ * with '/', no "..", no backslash, no '%' left after decoding, no control
+ * characters. */
+static int path_is_clean(const char *path)
+{
+    if (path[0] != '/')
+        return 0;
+    for (const char *p = path; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c < 0x20 || c == 0x7f || c == '\\' || c == '%')
+            return 0;
+        if (c == '.' && p[1] == '.')
+            return 0;
+    }
+    return 1;
+}
+
+/* Resolves a URL path to a regular file inside the web root (following the
+ * site's conventions: "/" -> index.html, "/agent" -> agent.html or
+ * agent/index.html). Returns 0 with the real path in out, CD_ENOTFOUND, or
+ * CD_EPERM when the file resolves outside the web root (a symlink escape). */
+static int static_resolve(struct server *s, const char *path, char *out, size_t cap)
+{
+    if (!s->web_root_real)
+        return CD_ENOTFOUND;
+    static const char *const suffixes[] = {"", ".html", "/index.html"};
+    for (size_t i = 0; i < 3; i++) {
+        char candidate[PATH_MAX + PATH_MAX_BYTES];
+        const char *p = path;
+        const char *suffix = suffixes[i];
+        if (!strcmp(p, "/")) {
+            if (i)
+                break;
+            suffix = "index.html";
+        }
+        snprintf(candidate, sizeof candidate, "%s%s%s", s->web_root_real, p, suffix);
+        char real[PATH_MAX];
+        if (!realpath(candidate, real))
+            continue;
+        size_t n_root = strlen(s->web_root_real);
+        if (strncmp(real, s->web_root_real, n_root) || real[n_root] != '/')
+            return CD_EPERM;
+        struct stat st;
+        if (stat(real, &st) || !S_ISREG(st.st_mode))
+            continue;
+        if (strlen(real) >= cap)
+            return CD_ENOTFOUND;
+        memcpy(out, real, strlen(real) + 1);
+        return 0;
+    }
+    return CD_ENOTFOUND;
+}
+
+static int serve_static(struct server *s, struct lws *wsi, struct http_txn *t)
+{
+    if (strcmp(t->method, "GET") && strcmp(t->method, "HEAD"))
+        return http_simple(s, wsi, t, 405, "method_not_allowed", "static files are read-only");
+    if (!path_is_clean(t->path))
+        return http_simple(s, wsi, t, 400, "bad_path", "the path is not allowed");
+    char file[PATH_MAX];
+    int rc = static_resolve(s, t->path, file, sizeof file);
+    if (rc == CD_EPERM) {
+        log_event(LOG_WARN, "static_escape_refused", "path:s", t->path, LOG_END);
+        return http_simple(s, wsi, t, 404, "not_found", "no such file");
+    }
+    if (rc)
+        return http_simple(s, wsi, t, 404, "not_found", "no such file");
+    count_status(s, 200);
+    int n = lws_serve_http_file(wsi, file, mime_for(file), security_headers,
+                                (int)sizeof security_headers - 1);
+    if (n < 0)
+        return -1;
+    if (n > 0 && lws_http_transaction_completed(wsi))
+        return -1;
+    return 0;
+}
+
+static int serve_healthz(struct server *s, struct lws *wsi, struct http_txn *t)
+{
+    cd_buf_reset(&t->response);
+    if (cd_buf_printf(&t->response,
+                      "{\"status\":\"%s\",\"uptime_s\":%lld,\"connections\":%d,\"chat\":%s,"
+                      "\"kb\":%s}\n",
+                      s->is_draining ? "draining" : "ok", (long long)(cd_wall_s() - s->started_s),
+                      s->n_customers + s->n_agents, s->chat ? "true" : "false",
+                      api_has_kb(s->api) ? "true" : "false"))
+        return -1;
+    return http_respond(s, wsi, t, s->is_draining ? 503 : 200, "application/json", NULL, NULL);
+}
+
+static int serve_metrics(struct server *s, struct lws *wsi, struct http_txn *t)
+{
+    cd_buf_reset(&t->response);
+    if (metrics_render(s->metrics, &t->response))
+        return -1;
+    return http_respond(s, wsi, t, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, NULL);
+}
+
+static int serve_api(struct server *s, struct lws *wsi, struct http_txn *t)
+{
+    if (!s->api)
+        return http_simple(s, wsi, t, 503, "unavailable", "the REST service is not running");
+    if (t->is_body_too_big)
+        return http_simple(s, wsi, t, 413, "body_too_large", "the request body is too large");
+    struct api_request req = {0};
+    req.method = t->method;
+    req.path = t->path;
+    req.args = (const char *const *)t->args;
+    req.n_args = t->n_args;
+    req.authorization = t->authorization;
+    req.address = t->address;
+    req.body = t->body.data;
+    req.n_body = t->body.len;
+    struct api_response resp = {0};
+    int64_t t0 = cd_now_us();
+    int rc = api_handle(s->api, &req, &resp);
+    metrics_observe(s->metrics, METRICS_HTTP_SECONDS, (double)(cd_now_us() - t0) / 1e6);
+    if (rc) {
+        api_response_clear(&resp);
+        return http_simple(s, wsi, t, 500, "internal", "the request could not be handled");
+    }
+    cd_buf_free(&t->response);
+    t->response = resp.body;
+    resp.body = (struct cd_buf){0};
+    const char *extra_name = NULL, *extra_value = NULL;
+    if (resp.status == 401) {
+        extra_name = "www-authenticate:";
+        extra_value = "Bearer realm=\"caredesk\"";
+    } else if (resp.status == 405 && resp.allow) {
+        extra_name = "allow:";
+        extra_value = resp.allow;
+    }
+    rc = http_respond(s, wsi, t, resp.status,
+                      resp.content_type ? resp.content_type : "application/json", extra_name,
+                      extra_value);
+    api_response_clear(&resp);
+    return rc;
+}
+
+/* Dispatches a request whose headers (and body, if any) are complete. */
+static int http_dispatch(struct server *s, struct lws *wsi, struct http_txn *t)
+{
+    if (s->is_draining)
+        return http_simple(s, wsi, t, 503, "draining", "the server is shutting down");
+    if (!strcmp(t->path, "/healthz"))
+        return serve_healthz(s, wsi, t);
+    if (!strcmp(t->path, "/metrics"))
+        return serve_metrics(s, wsi, t);
+    if (api_owns_path(t->path))
+        return serve_api(s, wsi, t);
+    return serve_static(s, wsi, t);
+}
+
+static const struct {
+    enum lws_token_indexes token;
+    const char *name;
+} methods[] = {
+    {WSI_TOKEN_GET_URI, "GET"},     {WSI_TOKEN_POST_URI, "POST"},
+    {WSI_TOKEN_PUT_URI, "PUT"},     {WSI_TOKEN_DELETE_URI, "DELETE"},
+    {WSI_TOKEN_PATCH_URI, "PATCH"}, {WSI_TOKEN_OPTIONS_URI, "OPTIONS"},
+    {WSI_TOKEN_HEAD_URI, "HEAD"},
+};
+
+/* LWS_CALLBACK_HTTP: headers are in. Reads method, path, query and the
+ * Authorization header; answers at once or waits for the body. */
+static int http_start(struct server *s, struct lws *wsi, struct session *pss, const char *uri)
+{
+    http_txn_free(pss->http);
+    pss->http = calloc(1, sizeof *pss->http);
+    struct http_txn *t = pss->http;
+    if (!t)
+        return -1;
+    t->started_us = cd_now_us();
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
+        if (lws_hdr_total_length(wsi, methods[i].token) > 0) {
+            snprintf(t->method, sizeof t->method, "%s", methods[i].name);
+            break;
+        }
+    t->is_head = !strcmp(t->method, "HEAD");
+    if (!uri || strlen(uri) >= sizeof t->path)
+        return http_simple(s, wsi, t, 414, "uri_too_long", "the path is too long");
+    snprintf(t->path, sizeof t->path, "%s", uri);
+    if (!t->method[0])
+        return http_simple(s, wsi, t, 405, "method_not_allowed", "unsupported method");
+    char arg[2048];
+    for (int i = 0; i < 32; i++) {
+        int n = lws_hdr_copy_fragment(wsi, arg, sizeof arg, WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (n < 0)
+            break;
+        char **args = realloc(t->args, (size_t)(t->n_args + 1) * sizeof *args);
+        if (!args)
+            return -1;
+        t->args = args;
+        if (!(t->args[t->n_args] = strdup(arg)))
+            return -1;
+        t->n_args++;
+    }
+    lws_get_peer_simple(wsi, t->address, sizeof t->address);
+    int n_auth = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+    if (n_auth > 0 && n_auth < 4096) {
+        t->authorization = malloc((size_t)n_auth + 1);
+        if (!t->authorization ||
+            lws_hdr_copy(wsi, t->authorization, n_auth + 1, WSI_TOKEN_HTTP_AUTHORIZATION) < 0)
+            return -1;
+    }
+    int has_body =
+        !strcmp(t->method, "POST") || !strcmp(t->method, "PUT") || !strcmp(t->method, "PATCH");
+    if (has_body) {
+        char cl[32];
+        long long n_body = -1;
+        if (lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)
+            n_body = strtoll(cl, NULL, 10);
+        if (n_body > s->cfg->max_body_bytes) {
+            t->is_body_too_big = 1;
+            return http_simple(s, wsi, t, 413, "body_too_large", "the request body is too large");
+        }
+        if (n_body > 0 || lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0)
+            return 0; /* wait for LWS_CALLBACK_HTTP_BODY_COMPLETION */
+    }
+    return http_dispatch(s, wsi, t);
+}
+
+static int http_body(struct server *s, struct http_txn *t, const char *in, size_t len)
+{
+    if (!t || t->is_body_too_big)
+        return 0;
+    if (t->body.len + len > (size_t)s->cfg->max_body_bytes) {
+        t->is_body_too_big = 1;
+        cd_buf_free(&t->body);
+        return 0;
+    }
+    return cd_buf_append(&t->body, in, len) ? -1 : 0;
+}
+
+/* ---- the protocol callback --------------------------------------------- */
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len)
+{
+    struct session *pss = user;
+    struct lws_vhost *vh = lws_get_vhost(wsi);
+    struct server *s = vh ? lws_vhost_user(vh) : NULL;
+    if (!s)
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+
+    switch (reason) {
+    case LWS_CALLBACK_HTTP:
+        return http_start(s, wsi, pss, in);
+    case LWS_CALLBACK_HTTP_BODY:
+        return pss ? http_body(s, pss->http, in, len) : -1;
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        if (!pss || !pss->http)
+            return -1;
+        return http_dispatch(s, wsi, pss->http);
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        return pss ? http_writeable(wsi, pss->http) : 0;
+    case LWS_CALLBACK_HTTP_FILE_COMPLETION:
+        if (lws_http_transaction_completed(wsi))
+            return -1;
+        return 0;
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+    case LWS_CALLBACK_CLOSED_HTTP:
+        if (pss) {
+            http_txn_free(pss->http);
+            pss->http = NULL;
+        }
+        break;
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        return ws_filter(s, wsi);
+    case LWS_CALLBACK_ESTABLISHED:
+        if (!pss)
+            return -1;
+        http_txn_free(pss->http);
+        pss->http = NULL;
+        return ws_established(s, wsi, pss);
+    case LWS_CALLBACK_RECEIVE:
+        return ws_receive(s, wsi, pss, in, len);
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return ws_writeable(s, wsi, pss);
+    case LWS_CALLBACK_CLOSED:
+        ws_closed(s, pss);
+        break;
+    default:
+        break;
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+/* ---- lifecycle --------------------------------------------------------- */
+
+static void lws_log_emit(int level, const char *line)
+{
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        n--;
+    char msg[512];
+    snprintf(msg, sizeof msg, "%.*s", (int)(n < sizeof msg ? n : sizeof msg - 1), line);
+    log_event(level & LLL_ERR ? LOG_ERROR : LOG_WARN, "lws", "message:s", msg, LOG_END);
+}
+
+static int parse_origins(struct server *s, const char *list)
+{
+    const char *p = list;
+    while (*p) {
+        while (*p == ',' || isspace((unsigned char)*p))
+            p++;
+        const char *e = p;
+        while (*e && *e != ',')
+            e++;
+        size_t n = (size_t)(e - p);
+        while (n && (isspace((unsigned char)p[n - 1]) || p[n - 1] == '/'))
+            n--;
+        if (n == 1 && *p == '*') {
+            s->is_any_origin = 1;
+        } else if (n) {
+            char **o = realloc(s->origins, (size_t)(s->n_origins + 1) * sizeof *o);
+            if (!o)
+                return CD_ENOMEM;
+            s->origins = o;
+            if (!(o[s->n_origins] = cd_strndup(p, n)))
+                return CD_ENOMEM;
+            for (char *c = o[s->n_origins]; *c; c++)
+                *c = (char)tolower((unsigned char)*c);
+            s->n_origins++;
+        }
+        p = e;
+    }
+    return 0;
+}
+
+static char *errf(const char *what, const char *detail)
+{
+    struct cd_buf b = {0};
+    cd_buf_printf(&b, "%s%s%s", what, detail ? ": " : "", detail ? detail : "");
+    return b.data;
+}
+
+/* Raises the open-file limit to what max-connections needs, if allowed. */
+static void raise_fd_limit(int want)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl))
+        return;
+    rlim_t need = (rlim_t)want;
+    if (rl.rlim_cur >= need)
+        return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need ? need : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < need)
+        log_event(LOG_WARN, "fd_limit_low", "limit:l", (long long)rl.rlim_cur, "wanted:i", want,
+                  LOG_END);
+}
+
+struct server *server_new(const struct config *cfg, struct metrics *metrics, char **err)
+{
+    struct server *s = calloc(1, sizeof *s);
+    if (!s) {
+        if (err)
+            *err = errf("out of memory", NULL);
+        return NULL;
+    }
+    s->cfg = cfg;
+    s->metrics = metrics;
+    s->io.send = io_send;
+    s->io.close = io_close;
+    s->io.ctx = s;
+    s->started_s = cd_wall_s();
+    metrics_set(metrics, METRICS_START_TIME, (double)s->started_s);
+    if (parse_origins(s, cfg->allowed_origins)) {
+        if (err)
+            *err = errf("out of memory", NULL);
+        goto fail;
+    }
+    char real[PATH_MAX];
+    if (realpath(cfg->web_root, real)) {
+        s->web_root_real = strdup(real);
+    } else {
+        log_event(LOG_WARN, "web_root_missing", "web:s", cfg->web_root, "error:s", strerror(errno),
+                  LOG_END);
+    }
+
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
+    s->protocols[0] = (struct lws_protocols){
+        "caredesk", callback, sizeof(struct session), RX_BUFFER_BYTES, 0, NULL, 0};
+    /* protocols[1] stays zero: the list terminator. */
+
+    int want_fds = cfg->max_connections + 256;
+    raise_fd_limit(want_fds);
+
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.port = cfg->port;
+    info.iface = cfg->bind[0] ? cfg->bind : NULL;
+    info.protocols = s->protocols;
+    info.gid = (gid_t)-1;
+    info.uid = (uid_t)-1;
+    info.user = s;
+    info.vhost_name = "caredesk";
+    info.fd_limit_per_thread = (unsigned)want_fds;
+    info.timeout_secs = 10;
+    info.keepalive_timeout = 5;
+    info.alpn = "http/1.1";
+    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+    if (cfg->bind[0] && strchr(cfg->bind, '.') && !strchr(cfg->bind, ':'))
+        info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    if (cfg->idle_timeout_s) {
+        s->retry.secs_since_valid_ping = (uint16_t)cfg->idle_timeout_s;
+        s->retry.secs_since_valid_hangup =
+            (uint16_t)(cfg->idle_timeout_s * 2 > 65535 ? 65535 : cfg->idle_timeout_s * 2);
+        info.retry_and_idle_policy = &s->retry;
+    }
+    if (cfg->tls_cert[0]) {
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = cfg->tls_cert;
+        info.ssl_private_key_filepath = cfg->tls_key;
+    }
+    s->context = lws_create_context(&info);
+    if (!s->context) {
+        if (err)
+            *err = errf("cannot start the network layer", NULL);
+        goto fail;
+    }
+    s->vhost = lws_create_vhost(s->context, &info);
+    if (!s->vhost) {
+        if (err) {
+            char what[160];
+            snprintf(what, sizeof what, "cannot listen on %s port %d",
+                     cfg->bind[0] ? cfg->bind : "all interfaces", cfg->port);
+            *err = errf(what, cfg->tls_cert[0] ? "address in use, or the TLS certificate or "
+                                                 "key is unusable"
+                                               : "address in use or not available");
+        }
+        goto fail;
+    }
+    s->port = lws_get_vhost_listen_port(s->vhost);
+    lws_sul_schedule(s->context, 0, &s->tick_sul, tick_cb, LWS_US_PER_SEC);
+    return s;
+fail:
+    server_free(s);
+    return NULL;
+}
+
+void server_free(struct server *s)
+{
+    if (!s)
+        return;
+    if (s->context)
+        lws_context_destroy(s->context);
+    for (int i = 0; i < s->n_origins; i++)
+        free(s->origins[i]);
+    free(s->origins);
+    free(s->web_root_real);
+    free(s->slots);
+    free(s->free_slots);
+    free(s);
+}
+
+const struct chat_io *server_chat_io(struct server *s)
+{
+    return &s->io;
+}
+
+void server_attach(struct server *s, struct chat *chat, const struct server_chat_ops *ops,
+                   struct api *api)
+{
+    s->chat = ops ? chat : NULL;
+    s->ops = ops;
+    s->api = api;
+}
+
+int server_port(const struct server *s)
+{
+    return s->port;
+}
+
+int server_n_connections(const struct server *s)
+{
+    return s->n_customers + s->n_agents;
+}
+
+static void drain(struct server *s)
+{
+    s->is_draining = 1;
+    log_event(LOG_INFO, "draining", "connections:i", s->n_customers + s->n_agents, LOG_END);
+    if (s->chat) {
+        int rc = s->ops->flush(s->chat);
+        if (rc)
+            log_event(LOG_ERROR, "store_commit_failed", "error:s", cd_strerror(rc), LOG_END);
+    }
+    for (uint32_t i = 0; i < s->n_slots; i++) {
+        struct session *pss = s->slots[i].session;
+        if (pss)
+            close_after_queue(pss, LWS_CLOSE_STATUS_GOINGAWAY);
+    }
+    int64_t deadline = cd_now_us() + DRAIN_SECONDS * 1000000LL;
+    while (s->n_customers + s->n_agents > 0 && cd_now_us() < deadline)
+        if (lws_service(s->context, 0) < 0)
+            break;
+    if (s->chat)
+        s->ops->flush(s->chat);
+}
+
+int server_run(struct server *s)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    stop_requested = 0;
+    log_event(LOG_INFO, "listening", "port:i", s->port, "bind:s",
+              s->cfg->bind[0] ? s->cfg->bind : "*", "tls:b", s->cfg->tls_cert[0] != 0, "web:s",
+              s->cfg->web_root, LOG_END);
+    int rc = 0;
+    while (!stop_requested) {
+        if (lws_service(s->context, 0) < 0) {
+            rc = CD_EIO;
+            break;
+        }
+    }
+    drain(s);
+    log_event(LOG_INFO, "stopped", LOG_END);
+    return rc;
+}

@@ -1,0 +1,78 @@
+// A websocket client for tests: buffers every frame so a test can wait for
+// the next one matching a predicate, and records how the socket closed.
+//
+//   const c = await connect(srv.wsUrl + '/chat');
+//   c.send({ type: 'message', id: 'm1', text: 'hello' });
+//   const reply = await c.next((f) => f.type === 'reply');
+import WebSocket from 'ws';
+
+export async function connect(url, { origin, headers = {}, timeoutMs = 5000 } = {}) {
+  const opts = { headers: { ...headers } };
+  if (origin) opts.origin = origin;
+  const ws = new WebSocket(url, opts);
+  const c = {
+    ws,
+    frames: [],   // every parsed frame, in order
+    raw: [],      // every raw message (string or Buffer)
+    closed: null, // { code, reason } once closed
+    waiters: [],
+    send(obj) { ws.send(typeof obj === 'string' ? obj : JSON.stringify(obj)); },
+    sendRaw(data, options) { ws.send(data, options); },
+    // Resolves with the first frame after position `from` (default: not yet
+    // consumed) matching pred; rejects after timeoutMs.
+    next(pred = () => true, { timeoutMs: t = 5000 } = {}) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          while (c.cursor < c.frames.length) {
+            const f = c.frames[c.cursor++];
+            if (pred(f)) return resolve(f), true;
+          }
+          return false;
+        };
+        if (check()) return;
+        const timer = setTimeout(() => {
+          c.waiters = c.waiters.filter((w) => w !== check);
+          reject(new Error(`no matching frame within ${t} ms; got ${JSON.stringify(c.frames)}`
+            + (c.closed ? ` (closed ${c.closed.code})` : '')));
+        }, t);
+        c.waiters.push(() => {
+          if (check()) { clearTimeout(timer); return true; }
+          return false;
+        });
+      });
+    },
+    cursor: 0,
+    // Resolves with { code, reason } when the socket closes.
+    whenClosed({ timeoutMs: t = 5000 } = {}) {
+      return new Promise((resolve, reject) => {
+        if (c.closed) return resolve(c.closed);
+        const timer = setTimeout(() => reject(new Error(`not closed within ${t} ms`)), t);
+        ws.once('close', () => { clearTimeout(timer); resolve(c.closed); });
+      });
+    },
+    close(code, reason) { ws.close(code, reason); },
+    terminate() { ws.terminate(); },
+  };
+  ws.on('message', (data, isBinary) => {
+    c.raw.push(data);
+    let f;
+    try { f = JSON.parse(isBinary ? data : data.toString()); } catch { f = { unparsed: String(data) }; }
+    c.frames.push(f);
+    c.waiters = c.waiters.filter((w) => !w());
+  });
+  ws.on('close', (code, reason) => {
+    c.closed = { code, reason: reason.toString() };
+    c.waiters = c.waiters.filter((w) => !w());
+  });
+  ws.on('error', () => { /* surfaced through open or close */ });
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`connect ${url} timed out`)), timeoutMs);
+    ws.once('open', () => { clearTimeout(timer); resolve(); });
+    ws.once('unexpected-response', (req, res) => {
+      clearTimeout(timer);
+      reject(Object.assign(new Error(`refused: HTTP ${res.statusCode}`), { status: res.statusCode }));
+    });
+    ws.once('error', (e) => { clearTimeout(timer); reject(e); });
+  });
+  return c;
+}

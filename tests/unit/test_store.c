@@ -1,0 +1,566 @@
+/* Tests for store.c: round trips, idempotent appends, group commit
+ * visibility, claims, migrations from every earlier version, statistics,
+ * export, erasure and retention. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "store.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char db_path[256];
+
+static int setup_path(void **state)
+{
+    (void)state;
+    snprintf(db_path, sizeof db_path, "/tmp/cd-test-store-%d.db", (int)getpid());
+    unlink(db_path);
+    char p[300];
+    snprintf(p, sizeof p, "%s-wal", db_path);
+    unlink(p);
+    snprintf(p, sizeof p, "%s-shm", db_path);
+    unlink(p);
+    return 0;
+}
+
+static int teardown_path(void **state)
+{
+    return setup_path(state);
+}
+
+static struct store *open_store(void)
+{
+    char *err = NULL;
+    struct store *s = store_open(db_path, NULL, &err);
+    if (!s)
+        fprintf(stderr, "store_open: %s\n", err ? err : "?");
+    free(err);
+    assert_non_null(s);
+    return s;
+}
+
+static int64_t new_conversation(struct store *s, unsigned char fill, const char *email)
+{
+    struct store_conversation c;
+    memset(&c, 0, sizeof c);
+    memset(c.token_hash, fill, sizeof c.token_hash);
+    snprintf(c.lang, sizeof c.lang, "en");
+    c.customer_email = (char *)email;
+    c.customer_name = "Sam";
+    assert_int_equal(store_conversation_create(s, &c), 0);
+    assert_true(c.id > 0);
+    return c.id;
+}
+
+static int64_t append(struct store *s, int64_t conv, int sender, const char *client_id,
+                      const char *text)
+{
+    struct store_message m;
+    memset(&m, 0, sizeof m);
+    m.conversation = conv;
+    m.sender = sender;
+    if (client_id)
+        snprintf(m.client_id, sizeof m.client_id, "%s", client_id);
+    m.text = text;
+    int rc = store_message_append(s, &m);
+    assert_true(rc == 0 || rc == CD_EEXIST);
+    return rc == CD_EEXIST ? -m.seq : m.seq;
+}
+
+static void test_open_version(void **state)
+{
+    (void)state;
+    struct store *s = open_store();
+    assert_int_equal(store_schema_version(s), STORE_SCHEMA_VERSION);
+    store_close(s);
+    /* Re-opening an up-to-date database changes nothing. */
+    s = open_store();
+    assert_int_equal(store_schema_version(s), STORE_SCHEMA_VERSION);
+    store_close(s);
+}
+
+static void test_open_bad_path(void **state)
+{
+    (void)state;
+    char *err = NULL;
+    struct store *s = store_open("/nonexistent-dir/x/y.db", NULL, &err);
+    assert_null(s);
+    assert_non_null(err);
+    assert_non_null(strstr(err, "/nonexistent-dir/x/y.db"));
+    free(err);
+    store_close(NULL);
+}
+
+static void test_conversation_round_trip(void **state)
+{
+    (void)state;
+    struct store *s = open_store();
+    int64_t id = new_conversation(s, 0xab, "sam@example.com");
+    struct store_conversation c;
+    assert_int_equal(store_conversation_get(s, id, &c), 0);
+    assert_int_equal(c.state, STORE_STATE_BOT);
+    assert_string_equal(c.customer_email, "sam@example.com");
+    assert_string_equal(c.customer_name, "Sam");
+    assert_null(c.customer_page);
+    assert_int_equal(c.last_seq, 0);
+    c.state = STORE_STATE_CLOSED;
+    snprintf(c.queue, sizeof c.queue, "billing");
+    snprintf(c.disposition, sizeof c.disposition, "refund");
+    c.note = strdup("refunded the double charge");
+    c.rating = 4;
+    c.closed_s = 1234;
+    assert_int_equal(store_conversation_update(s, &c), 0);
+    store_conversation_clear(&c);
+
+    unsigned char hash[STORE_HASH_LEN];
+    memset(hash, 0xab, sizeof hash);
+    assert_int_equal(store_conversation_by_token(s, hash, &c), 0);
+    assert_int_equal(c.id, id);
+    assert_int_equal(c.state, STORE_STATE_CLOSED);
+    assert_string_equal(c.queue, "billing");
+    assert_string_equal(c.disposition, "refund");
+    assert_string_equal(c.note, "refunded the double charge");
+    assert_int_equal(c.rating, 4);
+    store_conversation_clear(&c);
+
+    memset(hash, 0xcd, sizeof hash);
+    assert_int_equal(store_conversation_by_token(s, hash, &c), CD_ENOTFOUND);
+    assert_int_equal(store_conversation_get(s, 999999, &c), CD_ENOTFOUND);
+    c.id = 999999;
+    assert_int_equal(store_conversation_update(s, &c), CD_ENOTFOUND);
+    store_close(s);
+}
+
+struct collected {
+    int64_t seqs[64];
+    char texts[64][64];
+    int senders[64];
+    int n;
+};
+
+static int collect(void *ctx, const struct store_message *m)
+{
+    struct collected *c = ctx;
+    if (c->n < 64) {
+        c->seqs[c->n] = m->seq;
+        c->senders[c->n] = m->sender;
+        snprintf(c->texts[c->n], sizeof c->texts[0], "%s", m->text);
+        c->n++;
+    }
+    return 0;
+}
+
+static void test_messages_seq_and_idempotency(void **state)
+{
+    (void)state;
+    struct store *s = open_store();
+    int64_t a = new_conversation(s, 1, NULL);
+    int64_t b = new_conversation(s, 2, NULL);
+    assert_int_equal(append(s, a, STORE_SENDER_CUSTOMER, "m1", "hello"), 1);
+    assert_int_equal(append(s, a, STORE_SENDER_BOT, NULL, "hi there"), 2);
+    assert_int_equal(append(s, b, STORE_SENDER_CUSTOMER, "m1", "other"), 1);
+    /* The same client id again is not stored twice: its seq comes back. */
+    assert_int_equal(append(s, a, STORE_SENDER_CUSTOMER, "m1", "hello"), -1);
+    assert_int_equal(append(s, a, STORE_SENDER_CUSTOMER, "m2", "more"), 3);
+
+    struct collected got = {0};
+    assert_int_equal(store_messages_after(s, a, 0, 100, collect, &got), 0);
+    assert_int_equal(got.n, 3);
+    assert_int_equal(got.seqs[0], 1);
+    assert_int_equal(got.seqs[2], 3);
+    assert_string_equal(got.texts[1], "hi there");
+    assert_int_equal(got.senders[1], STORE_SENDER_BOT);
+    memset(&got, 0, sizeof got);
+    assert_int_equal(store_messages_after(s, a, 1, 1, collect, &got), 0);
+    assert_int_equal(got.n, 1); /* bounded */
+    assert_int_equal(got.seqs[0], 2);
+
+    struct store_conversation c;
+    assert_int_equal(store_conversation_get(s, a, &c), 0);
+    assert_int_equal(c.last_seq, 3);
+    store_conversation_clear(&c);
+
+    /* A message for a conversation that does not exist. */
+    struct store_message m;
+    memset(&m, 0, sizeof m);
+    m.conversation = 424242;
+    m.text = "x";
+    assert_int_equal(store_message_append(s, &m), CD_ENOTFOUND);
+    store_close(s);
+}
+
+static void test_message_by_client_id(void **state)
+{
+    (void)state;
+    struct store *s = open_store();
+    int64_t a = new_conversation(s, 3, NULL);
+    append(s, a, STORE_SENDER_CUSTOMER, "q1", "how do I return shoes");
+    struct store_message m;
+    memset(&m, 0, sizeof m);
+    m.conversation = a;
+    m.sender = STORE_SENDER_BOT;
+    snprintf(m.reply_to, sizeof m.reply_to, "q1");
+    m.text = "within 30 days";
+    m.meta = "{\"action\":\"answer\"}";
+    assert_int_equal(store_message_append(s, &m), 0);
+    struct collected got = {0};
+    assert_int_equal(store_message_by_client_id(s, a, "q1", collect, &got), 0);
+    assert_int_equal(got.n, 2);
+    assert_int_equal(got.senders[0], STORE_SENDER_CUSTOMER);
+    assert_int_equal(got.senders[1], STORE_SENDER_BOT);
+    assert_string_equal(got.texts[1], "within 30 days");
+    assert_int_equal(store_message_by_client_id(s, a, "nope", collect, &got), CD_ENOTFOUND);
+    store_close(s);
+}
+
+static void test_group_commit_visibility(void **state)
+{
+    (void)state;
+    struct store *w = open_store();
+    struct store *r = open_store();
+    int64_t a = new_conversation(w, 4, NULL);
+    assert_int_equal(store_begin(w), 0);
+    assert_int_equal(store_begin(w), 0); /* nested begin is a no-op */
+    assert_true(store_in_transaction(w));
+    append(w, a, STORE_SENDER_CUSTOMER, "m1", "one");
+    append(w, a, STORE_SENDER_CUSTOMER, "m2", "two");
+    struct collected got = {0};
+    assert_int_equal(store_messages_after(r, a, 0, 10, collect, &got), 0);
+    assert_int_equal(got.n, 0); /* not visible before the commit */
+    assert_int_equal(store_commit(w), 0);
+    assert_false(store_in_transaction(w));
+    assert_int_equal(store_messages_after(r, a, 0, 10, collect, &got), 0);
+    assert_int_equal(got.n, 2);
+
+    /* A rolled-back group leaves nothing. */
+    assert_int_equal(store_begin(w), 0);
+    append(w, a, STORE_SENDER_CUSTOMER, "m3", "three");
+    store_rollback(w);
+    memset(&got, 0, sizeof got);
+    assert_int_equal(store_messages_after(r, a, 0, 10, collect, &got), 0);
+    assert_int_equal(got.n, 2);
+    assert_int_equal(store_commit(w), 0); /* nothing open: fine */
+    store_close(r);
+    store_close(w);
+}
+
+static void test_close_commits_open_group(void **state)
+{
+    (void)state;
+    /* store_close commits what is open: nothing told to a client is lost. */
+    struct store *w = open_store();
+    int64_t a = new_conversation(w, 5, NULL);
+    assert_int_equal(store_begin(w), 0);
+    append(w, a, STORE_SENDER_CUSTOMER, "m1", "kept");
+    store_close(w);
+    struct store *r = open_store();
+    struct collected got = {0};
+    assert_int_equal(store_messages_after(r, a, 0, 10, collect, &got), 0);
+    assert_int_equal(got.n, 1);
+    store_close(r);
+}
+
+static void test_claim_once(void **state)
+{
+    (void)state;
+    struct store *s = open_store();
+    int64_t a = new_conversation(s, 6, NULL);
+    assert_int_equal(store_conversation_claim(s, a, 7, 100), CD_EBUSY); /* not queued */
+    struct store_conversation c;
+    assert_int_equal(store_conversation_get(s, a, &c), 0);
+    c.state = STORE_STATE_QUEUED;
+    c.queued_s = 90;
+    assert_int_equal(store_conversation_update(s, &c), 0);
+    store_conversation_clear(&c);
+    assert_int_equal(store_conversation_claim(s, a, 7, 100), 0);
+    assert_int_equal(store_conversation_claim(s, a, 8, 101), CD_EBUSY);
+    assert_int_equal(store_conversation_claim(s, 99999, 8, 101), CD_ENOTFOUND);
+    assert_int_equal(store_conversation_get(s, a, &c), 0);
+    assert_int_equal(c.state, STORE_STATE_WITH_AGENT);
+    assert_int_equal(c.agent_id, 7);
+    assert_int_equal(c.picked_s, 100);
+    store_conversation_clear(&c);
+    store_close(s);
+}
+
+static int count_open(void *ctx, const struct store_conversation *c)
+{
+    int *n = ctx;
+    assert_true(c->state == STORE_STATE_QUEUED || c->state == STORE_STATE_WITH_AGENT);
+    (*n)++;
+    return 0;
+}
+
+static void test_open_conversations_and_history(void **state)
+{
+    (void)state;
+    struct store *s = open_store();
+    int64_t ids[4];
+    for (int i = 0; i < 4; i++) {
+        ids[i] = new_conversation(s, (unsigned char)(10 + i), "Pat@Example.com");
+        struct store_conversation c;
+        assert_int_equal(store_conversation_get(s, ids[i], &c), 0);
+        c.state = i < 2 ? STORE_STATE_QUEUED : STORE_STATE_RATED;
+        snprintf(c.intent, sizeof c.intent, "returns");
+        assert_int_equal(store_conversation_update(s, &c), 0);
+        store_conversation_clear(&c);
+    }
+    int n = 0;
+    assert_int_equal(store_conversations_open(s, 100, count_open, &n), 0);
+    assert_int_equal(n, 2);
+    struct store_history_item h[10];
+    assert_int_equal(store_conversations_by_email(s, "pat@example.com", ids[3], h, 10, &n), 0);
+    assert_int_equal(n, 3);                      /* case-insensitive, excluding the current one */
+    assert_int_equal(h[0].conversation, ids[2]); /* newest first */
+    assert_string_equal(h[0].intent, "returns");
+    assert_int_equal(store_conversations_by_email(s, "pat@example.com", 0, h, 2, &n), 0);
+    assert_int_equal(n, 2);
+    store_close(s);
+}
+
+static void test_users(void **state)
+{
+    (void)state;
+    struct store *s = open_store();
+    struct store_user u;
+    memset(&u, 0, sizeof u);
+    snprintf(u.name, sizeof u.name, "ana");
+    snprintf(u.role, sizeof u.role, "agent");
+    snprintf(u.skills, sizeof u.skills, "billing,orders");
+    memset(u.token_hash, 0x11, sizeof u.token_hash);
+    assert_int_equal(store_user_add(s, &u), 0);
+    struct store_user dup = u;
+    memset(dup.token_hash, 0x12, sizeof dup.token_hash);
+    assert_int_equal(store_user_add(s, &dup), CD_EEXIST);
+    struct store_user bad = u;
+    snprintf(bad.name, sizeof bad.name, "bo");
+    snprintf(bad.role, sizeof bad.role, "root");
+    memset(bad.token_hash, 0x13, sizeof bad.token_hash);
+    assert_int_equal(store_user_add(s, &bad), CD_EEXIST); /* CHECK constraint */
+    struct store_user got;
+    unsigned char h[STORE_HASH_LEN];
+    memset(h, 0x11, sizeof h);
+    assert_int_equal(store_user_by_token(s, h, &got), 0);
+    assert_string_equal(got.name, "ana");
+    assert_string_equal(got.skills, "billing,orders");
+    assert_int_equal(store_user_get(s, u.id, &got), 0);
+    struct store_user list[4];
+    int n = 0;
+    assert_int_equal(store_user_list(s, list, 4, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(store_user_remove(s, "ana"), 0);
+    assert_int_equal(store_user_remove(s, "ana"), CD_ENOTFOUND);
+    assert_int_equal(store_user_by_token(s, h, &got), CD_ENOTFOUND);
+    store_close(s);
+}
+
+/* Sets the timestamps of a conversation for the statistics test. */
+static void set_conv(struct store *s, int64_t id, int state, const char *queue, const char *intent,
+                     int64_t queued_s, int64_t picked_s, int rating, const char *disposition)
+{
+    struct store_conversation c;
+    assert_int_equal(store_conversation_get(s, id, &c), 0);
+    c.state = state;
+    snprintf(c.queue, sizeof c.queue, "%s", queue);
+    snprintf(c.intent, sizeof c.intent, "%s", intent);
+    c.queued_s = queued_s;
+    c.picked_s = picked_s;
+    c.rating = rating;
+    snprintf(c.disposition, sizeof c.disposition, "%s", disposition);
+    assert_int_equal(store_conversation_update(s, &c), 0);
+    store_conversation_clear(&c);
+}
+
+static void test_stats(void **state)
+{
+    (void)state;
+    struct store *s = open_store();
+    int64_t now = cd_wall_s();
+    int64_t ids[6];
+    for (int i = 0; i < 6; i++) {
+        ids[i] = new_conversation(s, (unsigned char)(30 + i), NULL);
+        append(s, ids[i], STORE_SENDER_CUSTOMER, "m1", "question");
+    }
+    new_conversation(s, 40, NULL); /* no customer message: not counted */
+    /* 3 resolved by the bot, 3 handed off: waits 10, 30, 100 s (target 60). */
+    set_conv(s, ids[0], STORE_STATE_RATED, "", "returns", 0, 0, 5, "");
+    set_conv(s, ids[1], STORE_STATE_CLOSED, "", "returns", 0, 0, 0, "");
+    set_conv(s, ids[2], STORE_STATE_CLOSED, "", "shipping", 0, 0, 0, "");
+    set_conv(s, ids[3], STORE_STATE_RATED, "billing", "billing_dispute", now, now + 10, 2,
+             "refund");
+    set_conv(s, ids[4], STORE_STATE_CLOSED, "billing", "billing_dispute", now, now + 30, 0,
+             "refund");
+    set_conv(s, ids[5], STORE_STATE_CLOSED, "orders", "order_status", now, now + 100, 4, "");
+    store_unanswered_add(s, ids[3], "Why was I charged twice", "en", "", 0.2);
+    store_unanswered_add(s, ids[4], "why was i charged twice", "en", "", 0.2);
+    store_unanswered_add(s, ids[5], "where is my parcel", "en", "", 0.3);
+
+    struct store_stats st;
+    assert_int_equal(store_stats(s, now - 3600, now + 3600, 60, &st), 0);
+    assert_int_equal(st.n_conversations, 6);
+    assert_int_equal(st.n_bot_resolved, 3);
+    assert_int_equal(st.n_handoffs, 3);
+    assert_true(st.deflection_rate > 0.49 && st.deflection_rate < 0.51);
+    assert_true(st.escalation_rate > 0.49 && st.escalation_rate < 0.51);
+    assert_int_equal(st.n_picked, 3);
+    assert_int_equal(st.n_within_target, 2);
+    assert_true(st.median_wait_s > 29.9 && st.median_wait_s < 30.1);
+    assert_int_equal(st.n_ratings, 3);
+    assert_true(st.csat > 3.66 && st.csat < 3.67);
+    assert_int_equal(st.n_by_queue, 2);
+    assert_string_equal(st.by_queue[0].name, "billing");
+    assert_int_equal(st.by_queue[0].n, 2);
+    /* Drivers: disposition if set, else intent: refund 2, returns 2, ... */
+    assert_true(st.n_drivers >= 3);
+    assert_int_equal(st.drivers[0].n, 2);
+    assert_int_equal(st.n_unanswered, 2);
+    assert_int_equal(st.unanswered[0].n, 2);
+
+    /* An empty window. */
+    assert_int_equal(store_stats(s, now + 7200, now + 9000, 60, &st), 0);
+    assert_int_equal(st.n_conversations, 0);
+    assert_true(st.deflection_rate == 0.0);
+    store_close(s);
+}
+
+static void test_export_erase_retention(void **state)
+{
+    (void)state;
+    struct store *s = open_store();
+    int64_t a = new_conversation(s, 50, "erase.me@example.com");
+    int64_t b = new_conversation(s, 51, "ERASE.ME@example.com");
+    int64_t keep = new_conversation(s, 52, "keep@example.com");
+    append(s, a, STORE_SENDER_CUSTOMER, "m1", "my \"quoted\" question");
+    append(s, b, STORE_SENDER_CUSTOMER, "m1", "other");
+    append(s, keep, STORE_SENDER_CUSTOMER, "m1", "stay");
+    store_feedback_add(s, a, 1, 1, "returns", "q");
+
+    struct cd_buf out = {0};
+    assert_int_equal(store_export_conversation(s, a, &out), 0);
+    assert_non_null(strstr(out.data, "\"conversation\":"));
+    assert_non_null(strstr(out.data, "my \\\"quoted\\\" question"));
+    assert_non_null(strstr(out.data, "erase.me@example.com"));
+    cd_buf_free(&out);
+    assert_int_equal(store_export_conversation(s, 987654, &out), CD_ENOTFOUND);
+
+    int n = 0;
+    assert_int_equal(store_erase_email(s, "erase.me@example.com", &n), 0);
+    assert_int_equal(n, 2);
+    struct store_conversation c;
+    assert_int_equal(store_conversation_get(s, a, &c), CD_ENOTFOUND);
+    struct collected got = {0};
+    assert_int_equal(store_messages_after(s, a, 0, 10, collect, &got), 0);
+    assert_int_equal(got.n, 0); /* messages went with it */
+    assert_int_equal(store_conversation_get(s, keep, &c), 0);
+    store_conversation_clear(&c);
+    assert_int_equal(store_erase_email(s, "", &n), CD_EINVAL);
+
+    /* Retention deletes closed conversations older than the cut-off only. */
+    set_conv(s, keep, STORE_STATE_CLOSED, "", "", 0, 0, 0, "");
+    assert_int_equal(store_conversation_get(s, keep, &c), 0);
+    c.closed_s = 1000;
+    assert_int_equal(store_conversation_update(s, &c), 0);
+    store_conversation_clear(&c);
+    int64_t open_one = new_conversation(s, 53, NULL);
+    assert_int_equal(store_retention(s, 2000, 100, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(store_conversation_get(s, keep, &c), CD_ENOTFOUND);
+    assert_int_equal(store_conversation_get(s, open_one, &c), 0);
+    store_conversation_clear(&c);
+    store_close(s);
+}
+
+static void test_migrations_from_every_version(void **state)
+{
+    (void)state;
+    for (int v = 1; v < STORE_SCHEMA_VERSION; v++) {
+        setup_path(NULL);
+        assert_int_equal(store_migrate_to(db_path, v), 0);
+        /* Data written at version 1 survives every later migration. */
+        sqlite3 *db = NULL;
+        assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db,
+                                      "INSERT INTO conversations (id, token_hash, created_s)"
+                                      " VALUES (7, x'00112233445566778899aabbccddeeff00112233"
+                                      "445566778899aabbccddeeff', 1);"
+                                      "INSERT INTO messages (conversation, seq, sender, text,"
+                                      " created_s) VALUES (7, 1, 'customer', 'old', 1);",
+                                      NULL, NULL, NULL),
+                         SQLITE_OK);
+        sqlite3_stmt *st = NULL;
+        sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        assert_int_equal(sqlite3_column_int(st, 0), v);
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+
+        struct store *s = open_store();
+        assert_int_equal(store_schema_version(s), STORE_SCHEMA_VERSION);
+        struct collected got = {0};
+        assert_int_equal(store_messages_after(s, 7, 0, 10, collect, &got), 0);
+        assert_int_equal(got.n, 1);
+        assert_string_equal(got.texts[0], "old");
+        assert_int_equal(append(s, 7, STORE_SENDER_BOT, NULL, "new"), 2);
+        assert_int_equal(store_feedback_add(s, 7, 2, 1, NULL, "old"), 0);
+        store_close(s);
+    }
+    assert_int_equal(store_migrate_to(db_path, 0), CD_EINVAL);
+    assert_int_equal(store_migrate_to(db_path, STORE_SCHEMA_VERSION + 1), CD_EINVAL);
+}
+
+static void test_newer_schema_refused(void **state)
+{
+    (void)state;
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    char *err = NULL;
+    struct store *s = store_open(db_path, NULL, &err);
+    assert_null(s);
+    assert_non_null(err);
+    assert_non_null(strstr(err, "newer"));
+    free(err);
+}
+
+static void test_durability_full(void **state)
+{
+    (void)state;
+    struct store_options o = {STORE_DURABILITY_FULL, 1000};
+    struct store *s = store_open(db_path, &o, NULL);
+    assert_non_null(s);
+    int64_t a = new_conversation(s, 60, NULL);
+    assert_int_equal(append(s, a, STORE_SENDER_CUSTOMER, "m1", "x"), 1);
+    store_close(s);
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, setup_path, teardown_path)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_open_version),
+        T(test_open_bad_path),
+        T(test_conversation_round_trip),
+        T(test_messages_seq_and_idempotency),
+        T(test_message_by_client_id),
+        T(test_group_commit_visibility),
+        T(test_close_commits_open_group),
+        T(test_claim_once),
+        T(test_open_conversations_and_history),
+        T(test_users),
+        T(test_stats),
+        T(test_export_erase_retention),
+        T(test_migrations_from_every_version),
+        T(test_newer_schema_refused),
+        T(test_durability_full),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
