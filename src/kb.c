@@ -249,7 +249,7 @@ struct kb {
 
 #define CAPTURED_COL(c) ((c) == 0 || (c) == 1 || (c) == 4) /* title, questions, body */
 
-/* Numbered schema migrations; PRAGMA user_version is the number applied. */
+/* Numbered schema migrations; the kb_schema table holds the number applied (migrate()). */
 static const char *const migrations[] = {
     /* 1 */
     "CREATE TABLE article ("
@@ -966,26 +966,47 @@ static struct kb_lang_index *lang_index(struct kb *kb, const char *lang, int cre
 
 /* ---- open / close ----------------------------------------------------------------------- */
 
-static int migrate(struct kb *kb)
+/* Reads the KB's schema version into *version (0 for a database without the KB). */
+static int kb_schema_version(sqlite3 *db, int *version)
 {
     sqlite3_stmt *st = NULL;
-    int version = 0, rc;
-    rc = sqlite3_prepare_v2(kb->db, "PRAGMA user_version", -1, &st, NULL);
-    if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-        version = sqlite3_column_int(st, 0);
+    *version = 0;
+    if (sqlite3_prepare_v2(db, "SELECT version FROM kb_schema LIMIT 1", -1, &st, NULL) != SQLITE_OK)
+        return 0; /* no kb_schema table yet */
+    if (sqlite3_step(st) == SQLITE_ROW)
+        *version = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
-    if (rc != SQLITE_OK)
+    return 0;
+}
+
+/* Applies the numbered migrations the database lacks, each in its own transaction with the
+ * version it reaches, so a crash leaves a whole version. The version is kept in the kb_schema
+ * table, not PRAGMA user_version: the KB shares its database file with store.c, whose
+ * migrations own user_version. */
+static int migrate(struct kb *kb)
+{
+    int version = 0;
+    if (sqlite3_exec(kb->db, "CREATE TABLE IF NOT EXISTS kb_schema (version INTEGER NOT NULL)",
+                     NULL, NULL, NULL) != SQLITE_OK ||
+        kb_schema_version(kb->db, &version))
         return CD_EIO;
     int n = (int)(sizeof migrations / sizeof migrations[0]);
     if (version > n)
         return CD_ESTATE; /* a newer caredesk made this database */
     for (int v = version; v < n; v++) {
-        char pragma[64];
-        snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", v + 1);
+        char set_version[96];
+        snprintf(set_version, sizeof set_version,
+                 "DELETE FROM kb_schema; INSERT INTO kb_schema(version) VALUES(%d)", v + 1);
         if (sqlite3_exec(kb->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
             return CD_EIO;
+        int check = 0;
+        /* Another connection may have migrated while this one waited for the lock. */
+        if (kb_schema_version(kb->db, &check) || check > v) {
+            sqlite3_exec(kb->db, "ROLLBACK", NULL, NULL, NULL);
+            continue;
+        }
         if (sqlite3_exec(kb->db, migrations[v], NULL, NULL, NULL) != SQLITE_OK ||
-            sqlite3_exec(kb->db, pragma, NULL, NULL, NULL) != SQLITE_OK) {
+            sqlite3_exec(kb->db, set_version, NULL, NULL, NULL) != SQLITE_OK) {
             sqlite3_exec(kb->db, "ROLLBACK", NULL, NULL, NULL);
             return CD_EIO;
         }
