@@ -95,7 +95,7 @@ struct triage_evidence {
     char kb_article[KB_ID_MAX]; /* best article, "" if none */
     double kb_score;            /* its normalised score in [0, 1] */
     const char *reason;         /* static: "person_request", "sensitive", "rule", "model",
-                                 * "kb", "clarify", "low_confidence", "out_of_scope",
+                                 * "kb", "clarify", "empty", "low_confidence", "out_of_scope",
                                  * "clarify_limit", "not_helped", "repeated", "anger" */
 };
 

@@ -48,6 +48,7 @@ struct intents {
     struct model *model;
     int *class_intent; /* model class -> intent index */
     int n_classes;
+    int n_langs; /* distinct languages among the model's classes */
     double temperature;
     double train_ms;
     double train_cpu_ms;
@@ -835,8 +836,15 @@ int intents_train(struct intents *set, const struct intents_train_options *optio
             n += set->items[i].n_examples;
         }
     int n_in_scope = 0;
-    for (int c = 0; c < set->n_classes; c++)
+    set->n_langs = 0;
+    for (int c = 0; c < set->n_classes; c++) {
         n_in_scope += !set->items[set->class_intent[c]].is_oos;
+        int is_new = 1;
+        for (int d = 0; d < c && is_new; d++)
+            is_new = strcmp(set->items[set->class_intent[d]].lang,
+                            set->items[set->class_intent[c]].lang) != 0;
+        set->n_langs += is_new;
+    }
     if (n_in_scope < 1 && set->n_patterns == 0 && set->n_regexes == 0)
         return CD_EINVAL;
     if (set->n_classes < 2 || n == 0) {
@@ -1076,6 +1084,18 @@ int intents_classify(const struct intents *set, struct intents_scratch *s, const
     if ((rc = model_featurize(s->tok, text, n, model_hash_bits(set->model), &s->feats)))
         return rc;
     out->n_known = model_logits(set->model, &s->feats, &s->model, s->p);
+    /* A message in one language is about that language's intents (and the
+     * out-of-scope class); if there are none, about all of them. */
+    if (set->n_langs > 1) {
+        int has_lang = 0;
+        for (int c = 0; c < K && !has_lang; c++)
+            has_lang = !strcmp(set->items[set->class_intent[c]].lang, s->lang);
+        for (int c = 0; c < K && has_lang; c++) {
+            const struct intent *it = &set->items[set->class_intent[c]];
+            if (!it->is_oos && strcmp(it->lang, s->lang))
+                s->p[c] = -1e30;
+        }
+    }
     model_softmax(s->p, K, set->temperature, s->p);
     for (int c = 0; c < K; c++) {
         int i = set->class_intent[c];

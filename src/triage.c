@@ -37,6 +37,8 @@ static const char *const person_request_re[] = {
     "agent please)[ .!?]*$",
     "(^|[^a-z])(human|agent|representative|operator) (please|pls|now)",
     "(^|[^a-z])(not|stop talking to|tired of|no more) (a |the |this )?(bot|robot|machine)",
+    "(^|[^a-z])(dont|do not) want (a |the |this |to (talk|speak|chat) (to|with) (a |the )?)?"
+    "(bot|robot|machine)",
     NULL,
 };
 
@@ -104,7 +106,7 @@ struct triage {
     struct kb *kb;
     struct text_tokenizer *tok;
     char tok_lang[16];
-    regex_t person_re[8];
+    regex_t person_re[12];
     int n_person_re;
     regex_t not_helped_re[8];
     int n_not_helped_re;
@@ -171,7 +173,7 @@ struct triage *triage_new(const struct triage_settings *settings, struct intents
     t->intents = intents;
     t->kb = kb_search ? kb : NULL;
     apply_settings(t, settings);
-    for (int i = 0; person_request_re[i] && t->n_person_re < 8; i++)
+    for (int i = 0; person_request_re[i] && t->n_person_re < 12; i++)
         if (regcomp(&t->person_re[t->n_person_re], person_request_re[i],
                     REG_EXTENDED | REG_NOSUB) == 0)
             t->n_person_re++;
@@ -647,6 +649,14 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
         goto done;
     }
 
+    /* Nothing to go on (no words at all, only emoji or symbols): nothing the
+     * bot can answer, so a person looks at it. */
+    if (r.n_tokens == 0) {
+        set_handoff(out, NULL, t->default_queue, "empty");
+        rc = set_answer(out, handoff_text);
+        goto done;
+    }
+
     /* 2. What the message is about: a rule hit, else a confident model. */
     if (rule_it && !rule_it->is_oos) {
         chosen = rule_it;
@@ -658,6 +668,16 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
          * agreement raises that. */
         confidence = 1.0 - 0.1 * (1.0 - p_rule);
         out->evidence.reason = "rule";
+        /* The model confidently sees something that needs a person (a
+         * sensitive or handoff intent) where a rule sees an answer: the
+         * safer reading wins, since a wrong answer costs more. */
+        if (top_it && top_it != rule_it && p_top >= s->t_answer && !top_it->is_oos &&
+            rule_it->action == INTENT_ANSWER && !rule_it->is_sensitive &&
+            (top_it->is_sensitive || top_it->action != INTENT_ANSWER)) {
+            chosen = top_it;
+            confidence = p_top;
+            out->evidence.reason = "model";
+        }
     } else if (top_it && p_top >= s->t_answer && r.p_oos < s->t_oos) {
         chosen = top_it;
         confidence = p_top;

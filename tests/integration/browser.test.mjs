@@ -225,7 +225,7 @@ test('widget: keyboard operable launcher, focus into the message box, Esc closes
   await page.context().close();
 });
 
-test('widget: theme colour gets readable text, websocket URL comes from the script src', opts(30000), async (t) => {
+test('widget: theme colour gets readable text, speaks the page language, websocket URL comes from the script src', opts(30000), async (t) => {
   // A shop on another origin (its own loopback port) embeds the widget from the
   // caredesk server with a light theme colour and no data-caredesk attribute.
   const shopServer = http.createServer((req, res) => {
@@ -254,9 +254,12 @@ test('widget: theme colour gets readable text, websocket URL comes from the scri
     return (Math.max(l1, l2) + 0.05) / (Math.min(l1, l2) + 0.05);
   });
   assert.ok(ratio >= 4.5, `launcher contrast ${ratio.toFixed(2)} < 4.5`);
-  assert.equal(await launcher.getAttribute('aria-label'), 'Open chat: Ayuda');
+  // The page is in Spanish, so is the widget.
+  assert.equal(await launcher.getAttribute('aria-label'), 'Abrir chat: Ayuda');
   await launcher.click();
   await page.waitForFunction(() => window.__caredesk);
+  assert.equal(await page.locator(`${W} #cd-input`).getAttribute('placeholder'), 'Escribe tu pregunta…');
+  await shot(page, 'widget-spanish-desktop');
   await page.waitForTimeout(300);
   assert.ok(sockets.includes(srv.wsUrl + '/chat'), `sockets opened: ${JSON.stringify(sockets)}`);
   await page.context().close();
