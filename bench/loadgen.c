@@ -47,14 +47,10 @@ struct conn {
 };
 
 static const char *const questions[] = {
-    "how do I reset my password",
-    "where is my order",
-    "how do I return an item",
-    "what shipping options do you have",
-    "when will I get my refund",
-    "what is your return policy",
-    "I forgot my password",
-    "how long does delivery take",
+    "how do I reset my password", "where is my order",
+    "how do I return an item",    "what shipping options do you have",
+    "when will I get my refund",  "what is your return policy",
+    "I forgot my password",       "how long does delivery take",
 };
 #define N_QUESTIONS (sizeof questions / sizeof questions[0])
 
@@ -356,11 +352,12 @@ int main(int argc, char **argv)
         return 2;
     }
     char request[512];
-    int n_request = snprintf(request, sizeof request,
-                             "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
-                             "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                             "Sec-WebSocket-Version: 13\r\n\r\n",
-                             path, host, port);
+    int n_request =
+        snprintf(request, sizeof request,
+                 "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
+                 "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                 "Sec-WebSocket-Version: 13\r\n\r\n",
+                 path, host, port);
 
     struct conn *conns = calloc((size_t)n_conns, sizeof *conns);
     struct epoll_event *events = calloc(1024, sizeof *events);
@@ -552,15 +549,17 @@ int main(int argc, char **argv)
         p99 = st.lat_us[(size_t)((double)st.n_lat * 0.99)] / 1000.0;
     }
     double rate = measured_us ? (double)st.n_responses * 1e6 / (double)measured_us : 0;
-    printf("{\"mode\":\"%s\",\"think_ms\":%.0f,\"connections\":%d,\"open\":%d,\"failed_connect\":%llu,"
-           "\"closed_by_server\":%llu,\"seconds\":%.2f,\"responses\":%llu,\"replies\":%llu,"
-           "\"acks\":%llu,\"errors\":%llu,\"msgs_per_s\":%.0f,\"p50_ms\":%.3f,\"p99_ms\":%.3f}\n",
-           mode == MODE_CHAT ? "chat" : mode == MODE_ECHO ? "echo" : "idle", think_us / 1000.0,
-           n_conns, n_open,
-           (unsigned long long)st.n_failed_connect, (unsigned long long)st.n_closed,
-           measured_us / 1e6, (unsigned long long)st.n_responses,
-           (unsigned long long)st.n_replies, (unsigned long long)st.n_acks,
-           (unsigned long long)st.n_errors, rate, p50, p99);
+    printf(
+        "{\"mode\":\"%s\",\"think_ms\":%.0f,\"connections\":%d,\"open\":%d,\"failed_connect\":%llu,"
+        "\"closed_by_server\":%llu,\"seconds\":%.2f,\"responses\":%llu,\"replies\":%llu,"
+        "\"acks\":%llu,\"errors\":%llu,\"msgs_per_s\":%.0f,\"p50_ms\":%.3f,\"p99_ms\":%.3f}\n",
+        mode == MODE_CHAT   ? "chat"
+        : mode == MODE_ECHO ? "echo"
+                            : "idle",
+        think_us / 1000.0, n_conns, n_open, (unsigned long long)st.n_failed_connect,
+        (unsigned long long)st.n_closed, measured_us / 1e6, (unsigned long long)st.n_responses,
+        (unsigned long long)st.n_replies, (unsigned long long)st.n_acks,
+        (unsigned long long)st.n_errors, rate, p50, p99);
     for (int i = 0; i < n_conns; i++)
         if (conns[i].state != ST_CLOSED && n_started > i)
             conn_close(&conns[i], epfd, &st);
