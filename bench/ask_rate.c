@@ -11,10 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#pragma weak kb_open
-#pragma weak kb_close
-#pragma weak kb_load_path
-
 static const char *const questions[] = {
     "how do I reset my password", "where is my order",
     "how do I return an item",    "what shipping options do you have",
@@ -43,7 +39,7 @@ int main(int argc, char **argv)
         return 1;
     }
     struct kb *kb = NULL;
-    if (kb_open) {
+    {
         kb = kb_open(":memory:", NULL);
         struct kb_load_report report = {0};
         if (kb && kb_load_path(kb, kb_path, &report)) {

@@ -25,6 +25,7 @@
 #include "store.h"
 
 #include <jansson.h>
+#include <sqlite3.h>
 
 #include <ctype.h>
 #include <stdio.h>
@@ -32,15 +33,12 @@
 #include <string.h>
 #include <time.h>
 
-/* Until kb.c is linked into every build, its functions are weak here: the
- * server only hands api.c a struct kb when kb_open() exists. */
-#pragma weak kb_search
-#pragma weak kb_hits_clear
-#pragma weak kb_get
-#pragma weak kb_article_clear
-#pragma weak kb_put
-#pragma weak kb_delete
-#pragma weak kb_learn
+/* Revision history arrives in kb.h after this file was written: declared
+ * weak here, the route answers 501 until kb.c has them. */
+int kb_get_revision(struct kb *kb, const char *id, int revision, struct kb_article *out);
+int kb_revision_count(struct kb *kb, const char *id);
+#pragma weak kb_get_revision
+#pragma weak kb_revision_count
 
 #define SEARCH_MAX_HITS 10
 #define QUERY_MAX_BYTES 1024
@@ -48,6 +46,10 @@
 struct api {
     struct api_deps deps;
     struct auth_throttle *throttle;
+    /* Listing articles: kb.h has no listing call yet, so GET /api/articles
+     * reads kb.c's article table through its own read-only connection. */
+    sqlite3 *list_db;
+    sqlite3_stmt *list_stmt;
 };
 
 struct api *api_new(const struct api_deps *deps)
@@ -69,6 +71,8 @@ void api_free(struct api *api)
 {
     if (!api)
         return;
+    sqlite3_finalize(api->list_stmt);
+    sqlite3_close(api->list_db);
     auth_throttle_free(api->throttle);
     free(api);
 }
@@ -445,6 +449,91 @@ done:
     return rc;
 }
 
+/* Splits newline-separated text into a JSON array of strings. */
+static json_t *lines_json(const char *text)
+{
+    json_t *list = json_array();
+    const char *p = text ? text : "";
+    while (*p && list) {
+        const char *e = strchr(p, '\n');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n)
+            json_array_append_new(list, json_stringn(p, n));
+        p += n + (e ? 1 : 0);
+    }
+    return list;
+}
+
+static int list_articles(struct api *api, struct api_response *resp)
+{
+    if (!api->deps.db_path)
+        return respond_error(resp, 503, "unavailable", "the knowledge base is not open");
+    if (!api->list_stmt) {
+        int rc = sqlite3_open_v2(api->deps.db_path, &api->list_db, SQLITE_OPEN_READONLY, NULL);
+        if (rc == SQLITE_OK) {
+            sqlite3_busy_timeout(api->list_db, 2000);
+            rc = sqlite3_prepare_v2(api->list_db,
+                                    "SELECT id, title, lang, tags, is_published, revision, "
+                                    "updated_s FROM article ORDER BY title LIMIT 10000",
+                                    -1, &api->list_stmt, NULL);
+        }
+        if (rc != SQLITE_OK) {
+            log_event(LOG_ERROR, "article_list_failed", "error:s",
+                      api->list_db ? sqlite3_errmsg(api->list_db) : "open", LOG_END);
+            sqlite3_close(api->list_db);
+            api->list_db = NULL;
+            return respond_error(resp, 500, "internal", "the article list could not be read");
+        }
+    }
+    json_t *list = json_array();
+    sqlite3_stmt *st = api->list_stmt;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && list) {
+        const char *id = (const char *)sqlite3_column_text(st, 0);
+        int is_published = sqlite3_column_int(st, 4);
+        char url[KB_ID_MAX + 512];
+        article_url(api, id ? id : "", url, sizeof url);
+        json_array_append_new(
+            list, json_pack("{s:s?,s:s?,s:s?,s:o?,s:s,s:b,s:i,s:I,s:s}", "id", id, "title",
+                            (const char *)sqlite3_column_text(st, 1), "lang",
+                            (const char *)sqlite3_column_text(st, 2), "tags",
+                            lines_json((const char *)sqlite3_column_text(st, 3)), "status",
+                            is_published ? "published" : "draft", "published", is_published,
+                            "revision", sqlite3_column_int(st, 5), "updated_s",
+                            (json_int_t)sqlite3_column_int64(st, 6), "url", url));
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        json_decref(list);
+        return respond_error(resp, 500, "internal", "the article list could not be read");
+    }
+    return respond_json(resp, 200, json_pack("{s:o?}", "articles", list));
+}
+
+static int list_revisions(struct api *api, const char *id, struct api_response *resp)
+{
+    if (!is_article_id(id))
+        return respond_error(resp, 400, "bad_id", "not an article id");
+    if (!kb_get_revision || !kb_revision_count)
+        return respond_error(resp, 501, "not_implemented",
+                             "this build keeps revisions but cannot list them yet");
+    int n = kb_revision_count(api->deps.kb, id);
+    if (n < 0)
+        return respond_error(resp, n == CD_ENOTFOUND ? 404 : 500,
+                             n == CD_ENOTFOUND ? "not_found" : "internal", cd_strerror(n));
+    json_t *list = json_array();
+    for (int r = n; r >= 1 && r > n - 50 && list; r--) {
+        struct kb_article a = {0};
+        if (kb_get_revision(api->deps.kb, id, r, &a) == 0)
+            json_array_append_new(list, json_pack("{s:i,s:s?,s:s?,s:s,s:I}", "revision", r, "title",
+                                                  a.title, "body", a.body, "status",
+                                                  a.is_published ? "published" : "draft",
+                                                  "updated_s", (json_int_t)a.updated_s));
+        kb_article_clear(&a);
+    }
+    return respond_json(resp, 200, json_pack("{s:s,s:o?}", "id", id, "revisions", list));
+}
+
 static int route_articles(struct api *api, const struct api_request *req, const char *id,
                           struct api_response *resp)
 {
@@ -465,19 +554,15 @@ static int route_articles(struct api *api, const struct api_request *req, const 
         return 0;
     if (!api->deps.kb)
         return respond_error(resp, 503, "unavailable", "the knowledge base is not open");
-    if (!id && is_get) {
-        /* kb.h has no listing yet; searching is the way to find articles. */
-        if (arg(req, "q"))
-            return route_search(api, req, resp);
-        return respond_error(resp, 501, "not_implemented",
-                             "listing every article needs kb_list() in kb.h; use "
-                             "GET /api/articles?q=WORDS or /api/search");
-    }
+    if (!id && is_get)
+        return list_articles(api, resp);
     if (id && strchr(id, '/')) {
         const char *slash = strchr(id, '/');
-        if (!strcmp(slash, "/revisions"))
-            return respond_error(resp, 501, "not_implemented",
-                                 "revision history needs kb_get_revision() in kb.h");
+        if (!strcmp(slash, "/revisions") && is_get) {
+            char base[KB_ID_MAX];
+            snprintf(base, sizeof base, "%.*s", (int)(slash - id), id);
+            return list_revisions(api, base, resp);
+        }
         return respond_error(resp, 404, "not_found", "no such route");
     }
     if (id && !is_article_id(id))

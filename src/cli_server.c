@@ -23,13 +23,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* Until kb.c is linked into every build, its entry points are weak: serve
- * then runs without a KB and says so. */
-#pragma weak kb_open
-#pragma weak kb_close
-#pragma weak kb_load_path
-#pragma weak kb_count
-
 extern char **environ;
 
 static void on_kb_error(void *ctx, const char *file, int line, const char *message)
@@ -104,8 +97,7 @@ static void parts_free(struct serve_parts *p)
     chat_free(p->chat);
     redact_free(p->redactor);
     triage_free(p->triage);
-    if (p->kb && kb_close)
-        kb_close(p->kb);
+    kb_close(p->kb);
     store_close(p->store);
     metrics_free(p->metrics);
     config_clear(&p->cfg);
@@ -114,11 +106,6 @@ static void parts_free(struct serve_parts *p)
 static int open_kb(struct serve_parts *p)
 {
     const struct config *cfg = &p->cfg;
-    if (!kb_open) {
-        log_event(LOG_WARN, "kb_unavailable", "reason:s", "this build has no knowledge base",
-                  LOG_END);
-        return CLI_OK;
-    }
     if (!path_exists(cfg->kb_path)) {
         fprintf(stderr, "caredesk serve: setting 'kb': no such file or directory: %s\n",
                 cfg->kb_path);
@@ -141,7 +128,7 @@ static int open_kb(struct serve_parts *p)
                 cd_strerror(rc));
         return CLI_USAGE;
     }
-    int n_published = kb_count ? kb_count(p->kb) : -1;
+    int n_published = kb_count(p->kb);
     metrics_set(p->metrics, METRICS_KB_ARTICLES, n_published);
     log_event(LOG_INFO, "kb_loaded", "path:s", cfg->kb_path, "loaded:i", report.n_loaded,
               "skipped:i", report.n_skipped, "published:i", n_published, "ms:f",
@@ -302,6 +289,7 @@ int cli_serve(int argc, char **argv)
     deps.triage = p.triage;
     deps.chat = p.chat;
     deps.queues = cfg->queues;
+    deps.db_path = cfg->db_path;
     deps.public_url = cfg->public_url;
     deps.max_body_bytes = cfg->max_body_bytes;
     deps.pickup_target_s = cfg->pickup_target_s;
