@@ -1720,6 +1720,13 @@ static void customer_rating(struct chat *chat, struct conn *k, json_t *o)
     if (masked)
         free(old_comment);
     emit_customer(chat, c, json_pack("{s:s, s:i}", "type", "rating_ok", "score", score));
+    if (c->rec.agent_id) {
+        json_t *r = json_pack("{s:s, s:I, s:i}", "type", "rating", "conversation",
+                              (json_int_t)c->rec.id, "score", score);
+        if (r && c->rec.comment)
+            json_object_set_new(r, "comment", json_string(c->rec.comment));
+        emit_agent(chat, c->rec.agent_id, r);
+    }
 }
 
 /* typing {} */
@@ -2061,9 +2068,17 @@ static void agent_auth(struct chat *chat, struct conn *k, json_t *o)
         chat->agents->prev_agent = k;
     chat->agents = k;
     chat->m.n_agent_connections++;
+    json_t *queues = json_array();
+    const char *p = queue_names(chat->queue);
+    while (queues && *p) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        json_array_append_new(queues, json_stringn(p, n));
+        p = end ? end + 1 : p + n;
+    }
     emit(chat, id,
-         json_pack("{s:s, s:o, s:o}", "type", "ready", "agent", agent_json(chat, k), "queue",
-                   queue_items_json(chat)));
+         json_pack("{s:s, s:o, s:o, s:o}", "type", "ready", "agent", agent_json(chat, k), "queue",
+                   queue_items_json(chat), "queues", queues));
     /* The chats this agent already has (console reload, server restart). */
     for (size_t i = 0; i < chat->convs.n_buckets; i++)
         for (struct hnode *n = chat->convs.buckets[i]; n; n = n->next) {

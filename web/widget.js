@@ -478,7 +478,7 @@
         it.articles.slice(0, 3).forEach(function (a) {
           ul.appendChild(h('li', null, [h('a', {
             href: article_href(a), target: '_blank', rel: 'noopener',
-            class: 'article', text: a.title || a.id
+            class: 'article', text: a.title || String(a.id || '').replace(/[-_]+/g, ' ').replace(/^./, function (c) { return c.toUpperCase(); })
           })]));
         });
         bubble.appendChild(h('div', { class: 'sources' }, [h('p', { text: T('sources') }), ul]));

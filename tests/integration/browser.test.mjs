@@ -47,7 +47,7 @@ let browser;
 let srv;
 let dir;
 const tokens = {};
-const caps = { chat: false, agent: false, api: false, why: [] };
+const caps = { chat: false, agent: false, api: false, kbpage: false, stats: false, why: [] };
 
 async function userAdd(name, role) {
   const r = await runCaredesk(['user', 'add', name, '--role', role, '--db', path.join(dir, 'caredesk.db')]);
@@ -79,6 +79,16 @@ async function probe() {
     caps.api = r.status === 200;
     if (!caps.api) caps.why.push(`GET /api/articles/gift-wrap: HTTP ${r.status}`);
   } catch (e) { caps.why.push(`/api: ${e.message}`); }
+  try {
+    const r = await fetch(srv.url + '/api/stats', { headers: { Authorization: `Bearer ${tokens.admin}` } });
+    caps.stats = r.status === 200;
+    if (!caps.stats) caps.why.push(`GET /api/stats: HTTP ${r.status}`);
+  } catch (e) { caps.why.push(`/api/stats: ${e.message}`); }
+  try {
+    const r = await fetch(srv.url + '/kb/returns-how-to');
+    caps.kbpage = r.status === 200;
+    if (!caps.kbpage) caps.why.push(`GET /kb/returns-how-to: HTTP ${r.status}`);
+  } catch (e) { caps.why.push(`/kb: ${e.message}`); }
 }
 
 function need(t, ...what) {
@@ -189,7 +199,7 @@ test('every page loads without a script error, screenshots at desktop and phone 
 });
 
 test('a wrong token is refused with a message and nothing else shown', opts(30000), async (t) => {
-  if (!need(t, 'api')) return;
+  if (!need(t, 'stats')) return;
   const p = await openPage(DESKTOP, '/author/');
   await p.locator('#token').fill('not-a-real-token');
   await p.locator('#signin button[type=submit]').click();
@@ -299,8 +309,8 @@ test('end to end: customer, agent, author and dashboard', opts(240000), async (t
     const answer = await customer.locator(`${W} li.bot`).last().textContent();
     assert.match(answer, /return/i);
     // The article page behind the link exists.
-    const r = await fetch(href);
-    assert.equal(r.status, 200);
+    if (caps.kbpage) assert.equal((await fetch(href)).status, 200);
+    else t2.diagnostic(`article page not checked: ${caps.why.join('; ')}`);
     assert.match(await customer.locator(`${W} .conn`).textContent(), /Connected/);
     await shot(customer, 'widget-answer-desktop');
   });
@@ -318,6 +328,15 @@ test('end to end: customer, agent, author and dashboard', opts(240000), async (t
     assert.equal(await customer.locator(`${W} li.me`).filter({ hasText: 'How do I return an item?' }).count(), 1);
   });
 
+  await t.test('agent signs in and is available', async (t2) => {
+    if (!need(t2, 'chat', 'agent')) return;
+    agent = await openPage(DESKTOP, '/agent/');
+    await signIn(agent, tokens.agent);
+    await agent.locator('#conn', { hasText: 'Online' }).waitFor();
+    assert.equal(await agent.locator('#available').isChecked(), true);
+    assert.match(await agent.locator('.topbar .who').textContent(), /Alex/);
+  });
+
   await t.test('customer asks for a person and sees the queue position', async (t2) => {
     if (!need(t2, 'chat')) return;
     await customer.locator(`${W} button`, { hasText: 'Talk to a person' }).click();
@@ -325,17 +344,17 @@ test('end to end: customer, agent, author and dashboard', opts(240000), async (t
     await banner.waitFor({ state: 'visible', timeout: 10000 });
     await customer.waitForFunction(() => /in the queue|away right now/.test(
       document.querySelector('#caredesk-widget').shadowRoot.querySelector('.banner').textContent), null, { timeout: 10000 });
-    assert.match(await banner.textContent(), /1st in the queue|away right now/);
+    // An agent is signed in and available, so this is a live queue, not an offline ticket.
+    const text = await banner.textContent();
+    if (caps.agent) assert.match(text, /1st in the queue/);
+    else assert.match(text, /1st in the queue|away right now/);
     await shot(customer, 'widget-queued-desktop');
     await ask(customer, 'My order number is 10442.');
     await customer.locator(`${W} li.me`).filter({ hasText: '10442' }).waitFor();
   });
 
-  await t.test('agent signs in, takes the chat, sees the transcript, replies', async (t2) => {
+  await t.test('agent takes the chat, sees the transcript with the bot part, replies', async (t2) => {
     if (!need(t2, 'chat', 'agent')) return;
-    agent = await openPage(DESKTOP, '/agent/');
-    await signIn(agent, tokens.agent);
-    await agent.locator('#conn', { hasText: 'Online' }).waitFor();
     const take = agent.locator('#queue li', { hasText: '10442' }).locator('button.take');
     await take.waitFor({ timeout: 10000 });
     await shot(agent, 'agent-queue-desktop');
@@ -348,6 +367,7 @@ test('end to end: customer, agent, author and dashboard', opts(240000), async (t
     await agent.locator('#reply-text').fill('Hi, this is Alex. I can see order 10442 and will start the return for you.');
     await agent.locator('#reply-text').press('Enter');
     await transcript.locator('li.agent', { hasText: 'order 10442' }).waitFor();
+    await shot(agent, 'agent-chat-desktop');
   });
 
   await t.test('customer sees the agent and the reply', async (t2) => {
@@ -367,7 +387,7 @@ test('end to end: customer, agent, author and dashboard', opts(240000), async (t
     assert.match(await agent.locator('#reply-text').inputValue(), /\/kb\/[a-z0-9_-]+/);
     await agent.locator('#reply-text').press('Enter');
     await customer.locator(`${W} li.agent a[href*="/kb/"]`).waitFor({ timeout: 10000 });
-    await shot(agent, 'agent-chat-desktop');
+    await shot(agent, 'agent-canned-desktop');
     assert.deepEqual(await axeViolations(agent), [], 'agent console accessibility');
   });
 
@@ -437,7 +457,7 @@ test('end to end: customer, agent, author and dashboard', opts(240000), async (t
   });
 
   await t.test('the dashboard shows the conversation', async (t2) => {
-    if (!need(t2, 'chat', 'api')) return;
+    if (!need(t2, 'chat', 'stats')) return;
     const dash = await openPage(DESKTOP, '/dashboard/');
     await signIn(dash, tokens.admin);
     const tileValue = dash.locator('[data-kpi=conversations] .v');

@@ -272,6 +272,7 @@ static void open_agent(uint64_t conn, const char *token)
     agent(conn, frame);
     json_t *r = expect(conn, "ready");
     assert_non_null(json_object_get(r, "agent"));
+    assert_int_equal(json_array_size(json_object_get(r, "queues")), 5);
     assert_true(json_is_array(json_object_get(r, "queue")));
     json_decref(r);
 }
@@ -610,6 +611,10 @@ static void test_agent_full_flow(void **state)
     cust(1, "{\"type\":\"rating\",\"score\":5,\"comment\":\"great\"}");
     json_t *ro = expect(1, "rating_ok");
     assert_int_equal(num(ro, "score"), 5);
+    json_decref(ro);
+    ro = expect_skipping(100, "queue", "rating");
+    assert_int_equal(num(ro, "score"), 5);
+    assert_string_equal(str(ro, "comment"), "great");
     json_decref(ro);
     cust(1, "{\"type\":\"rating\",\"score\":4}");
     expect_error(1, "bad_state");

@@ -204,6 +204,10 @@
     notify('Chat assigned');
   }
 
+  function art_title(a) {
+    return a.title || CD.humanize(a.id);
+  }
+
   function normalize(m) {
     var from = m.from || m.role || m.author || m.sender || 'customer';
     if (from === 'system' || from === 'event') from = 'system';
@@ -401,7 +405,7 @@
       if (it.articles && it.articles.length) {
         msg.appendChild(h('div', { class: 'offered' }, [h('span', { class: 'muted', text: 'Offered: ' })].concat(
           it.articles.map(function (a) {
-            return h('a', { href: a.url || '/kb/' + encodeURIComponent(a.id), target: '_blank', rel: 'noopener', text: a.title || a.id });
+            return h('a', { href: a.url || '/kb/' + encodeURIComponent(a.id), target: '_blank', rel: 'noopener', text: art_title(a) });
           }))));
       }
       if (it.choices && it.choices.length) {
@@ -467,7 +471,7 @@
     box.appendChild(h('h3', { text: 'Articles the bot offered', style: 'margin-top:14px' }));
     if (!arts.length) box.appendChild(h('p', { class: 'small muted', text: 'None.' }));
     else box.appendChild(h('ul', { class: 'earlier' }, arts.map(function (a) {
-      return h('li', null, [h('a', { href: a.url || '/kb/' + encodeURIComponent(a.id), target: '_blank', rel: 'noopener', text: a.title || a.id }),
+      return h('li', null, [h('a', { href: a.url || '/kb/' + encodeURIComponent(a.id), target: '_blank', rel: 'noopener', text: art_title(a) }),
         a.score != null ? h('span', { class: 'small muted', text: ' score ' + (+a.score).toFixed(2) }) : null]);
     })));
   }
