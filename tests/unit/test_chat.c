@@ -142,6 +142,10 @@ static const char *const intent_defs[] = {
     "{\"name\":\"order_status\",\"description\":\"Where is my order?\",\"examples\":[\"where is "
     "my order\",\"track my package\",\"order status\",\"has my parcel shipped\"],\"patterns\":"
     "[\"where is my order\"],\"response\":\"Track your order from the Orders page.\"}",
+    "{\"name\":\"order_problem\",\"description\":\"A problem with an order\",\"examples\":"
+    "[\"problem with my order\",\"my order is wrong\"],\"patterns\":[\"problem with my order\"],"
+    "\"action\":\"collect\",\"collect\":{\"field\":\"order_number\",\"prompt\":\"What is your "
+    "order number?\",\"regex\":\"[0-9]{5}\"},\"queue\":\"orders\"}",
     "{\"name\":\"order_cancel\",\"description\":\"Cancel an order\",\"examples\":[\"cancel my "
     "order\",\"stop my order\",\"I do not want my order any more\"],\"patterns\":[\"cancel my "
     "order\"],\"response\":\"You can cancel an order within one hour of placing it.\"}",
@@ -500,6 +504,39 @@ static void test_low_confidence_and_sensitive_handoff(void **state)
     json_t *q = expect(2, "queued");
     assert_string_equal(str(q, "queue"), "billing");
     json_decref(q);
+}
+
+static void test_collect_then_handoff(void **state)
+{
+    (void)state;
+    int64_t conv = new_customer(1, NULL);
+    cust(1, "{\"type\":\"message\",\"id\":\"m1\",\"text\":\"I have a problem with my order\"}");
+    json_t *r = expect(1, "reply");
+    assert_string_equal(str(r, "action"), "clarify");
+    assert_string_equal(str(r, "collect"), "order_number");
+    assert_string_equal(str(r, "text"), "What is your order number?");
+    json_decref(r);
+    expect_nothing(1);
+    /* Not an order number: asked once more. */
+    cust(1, "{\"type\":\"message\",\"id\":\"m2\",\"text\":\"I don't know\"}");
+    r = expect(1, "reply");
+    assert_string_equal(str(r, "action"), "clarify");
+    assert_string_equal(str(r, "collect"), "order_number");
+    json_decref(r);
+    cust(1, "{\"type\":\"message\",\"id\":\"m3\",\"text\":\"it is 12345\"}");
+    r = expect(1, "reply");
+    assert_string_equal(str(r, "action"), "handoff");
+    assert_string_equal(str(r, "queue"), "orders");
+    assert_string_equal(str(r, "intent"), "order_problem");
+    json_decref(r);
+    json_t *q = expect(1, "queued");
+    assert_string_equal(str(q, "queue"), "orders");
+    json_decref(q);
+    struct store_conversation c;
+    assert_int_equal(store_conversation_get(store, conv, &c), 0);
+    assert_int_equal(c.state, STORE_STATE_QUEUED);
+    assert_string_equal(c.intent, "order_problem");
+    store_conversation_clear(&c);
 }
 
 /* ---- agents ---- */
@@ -1239,6 +1276,7 @@ int main(void)
         T(test_clarify_and_choice),
         T(test_explicit_handoff_offline),
         T(test_offline_ticket_goes_live),
+        T(test_collect_then_handoff),
         T(test_low_confidence_and_sensitive_handoff),
         T(test_agent_full_flow),
         T(test_claim_race_and_capacity),
