@@ -29,6 +29,11 @@
 #define HTTP_CHUNK 16384
 /* Longest URL path accepted. */
 #define PATH_MAX_BYTES 1024
+/* Frames handed to chat.c in one loop turn before the group commit is run
+ * at once instead of at the end of the turn: under load one poll() can
+ * return hundreds of ready connections, and the first of them should not
+ * wait for the last to be decided. */
+#define FLUSH_BATCH 64
 /* Seconds a drain waits for websockets to close. */
 #define DRAIN_SECONDS 3
 
@@ -107,6 +112,7 @@ struct server {
     int n_customers, n_agents;
     int is_draining;
     int is_flush_scheduled;
+    int n_unflushed; /* frames handed to chat.c since the last flush */
     lws_sorted_usec_list_t flush_sul;
     lws_sorted_usec_list_t tick_sul;
     int64_t started_s;
@@ -342,6 +348,7 @@ static void flush_cb(lws_sorted_usec_list_t *sul)
 {
     struct server *s = lws_container_of(sul, struct server, flush_sul);
     s->is_flush_scheduled = 0;
+    s->n_unflushed = 0;
     if (!s->chat)
         return;
     int64_t t0 = cd_now_us();
@@ -356,7 +363,14 @@ static void flush_cb(lws_sorted_usec_list_t *sul)
 /* Schedules chat_flush() for the end of this loop turn. */
 static void schedule_flush(struct server *s)
 {
-    if (s->is_flush_scheduled || !s->chat)
+    if (!s->chat)
+        return;
+    if (++s->n_unflushed >= FLUSH_BATCH) {
+        lws_sul_cancel(&s->flush_sul);
+        flush_cb(&s->flush_sul);
+        return;
+    }
+    if (s->is_flush_scheduled)
         return;
     s->is_flush_scheduled = 1;
     lws_sul_schedule(s->context, 0, &s->flush_sul, flush_cb, 1);
