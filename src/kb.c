@@ -131,6 +131,7 @@ enum kb_stmt {
     ST_READ_BEGIN,
     ST_READ_END,
     ST_DATA_VERSION,
+    ST_N_LEARNED,
     ST_COUNT_STMTS
 };
 
@@ -170,6 +171,8 @@ static const char *const stmt_sql[ST_COUNT_STMTS] = {
     [ST_READ_BEGIN] = "BEGIN",
     [ST_READ_END] = "COMMIT",
     [ST_DATA_VERSION] = "PRAGMA data_version",
+    [ST_N_LEARNED] = "SELECT count(*) FROM (SELECT 1 FROM learned_question WHERE "
+                     "article_id = ?1 LIMIT 1000000)",
 };
 
 /* The stems FTS5 made of one column while indexing, with their byte offsets. */
@@ -1847,6 +1850,17 @@ int kb_revision_count(struct kb *kb, const char *id)
     return n;
 }
 
+int kb_learned_count(struct kb *kb, const char *id)
+{
+    if (!kb || !id)
+        return CD_EINVAL;
+    sqlite3_stmt *st = stmt(kb, ST_N_LEARNED);
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    int n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : CD_EIO;
+    sqlite3_reset(st);
+    return n;
+}
+
 int kb_delete(struct kb *kb, const char *id)
 {
     if (!kb || !id)
@@ -2509,6 +2523,7 @@ static int parse_markdown(const char *text, size_t len, struct kb_article *a, ch
     int closed = 0, rc = 0;
     char *status = NULL;
     int line_id = 1, line_title = 1, line_lang = 1, line_tags = 1, line_questions = 1;
+    int line_status = 1;
     while (p < end) {
         line_no++;
         *err_line = line_no;
@@ -2595,6 +2610,8 @@ static int parse_markdown(const char *text, size_t len, struct kb_article *a, ch
             line_title = line_no;
         else if (field == &a->lang)
             line_lang = line_no;
+        else if (field == &status)
+            line_status = line_no;
         if (!field) {
             snprintf(msg, cap, "unknown key '%.*s' (id, title, lang, tags, questions, status)",
                      (int)(key_len > 40 ? 40 : key_len), key);
@@ -2623,6 +2640,7 @@ static int parse_markdown(const char *text, size_t len, struct kb_article *a, ch
         else if (!strcmp(status, "draft"))
             a->is_published = 0;
         else {
+            *err_line = line_status;
             snprintf(msg, cap, "status must be 'draft' or 'published', not '%.40s'", status);
             rc = CD_EPARSE;
             goto fail;
