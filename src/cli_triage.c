@@ -538,14 +538,16 @@ int cli_eval_intents(int argc, char **argv)
     s = *triage_get_settings(t);
     const struct intents *tset = triage_intents(t);
 
-    int n = ltest.n, n_classes = intents_count(tset) + 1; /* last: out of scope */
+    /* Classes: the intents, then "handed off", then "answered with no intent"
+     * (a KB answer), which is right for no row. */
+    int n = ltest.n, n_classes = intents_count(tset) + 2;
     lat = malloc((size_t)n * sizeof *lat);
     cpu_lat = malloc((size_t)n * sizeof *cpu_lat);
     gold = malloc((size_t)n * sizeof *gold);
     pred = malloc((size_t)n * sizeof *pred);
     if (!lat || !cpu_lat || !gold || !pred)
         goto done;
-    int oos_class = n_classes - 1;
+    int oos_class = n_classes - 2, no_intent_class = n_classes - 1;
     int n_right = 0, n_in = 0, n_in_right = 0, n_oos = 0, n_oos_right = 0, n_handoff = 0;
     int n_clarify = 0;
     const char *reasons[16];
@@ -564,10 +566,10 @@ int cli_eval_intents(int argc, char **argv)
         lat[i] = (double)(cd_now_us() - t0);
         cpu_lat[i] = thread_cpu_us() - c0;
         int p = oos_class;
-        if (drc == 0 && d.action != TRIAGE_HANDOFF && d.intent[0]) {
-            p = intents_find(tset, d.intent);
+        if (drc == 0 && d.action != TRIAGE_HANDOFF) {
+            p = d.intent[0] ? intents_find(tset, d.intent) : -1;
             if (p < 0)
-                p = oos_class;
+                p = no_intent_class;
         }
         n_clarify += drc == 0 && d.action == TRIAGE_CLARIFY;
         if (drc == 0 && d.action == TRIAGE_HANDOFF && d.evidence.reason) {

@@ -891,6 +891,11 @@ static int serve_api(struct server *s, struct lws *wsi, struct http_txn *t)
     req.address = t->address;
     req.body = t->body.data;
     req.n_body = t->body.len;
+    /* The KB writes through its own connection to the database file: commit
+     * the store's open group transaction first, or the write would wait on
+     * this very thread (see store.h). */
+    if (s->chat && strcmp(t->method, "GET") && strcmp(t->method, "HEAD"))
+        s->ops->flush(s->chat);
     struct api_response resp = {0};
     int64_t t0 = cd_now_us();
     int rc = api_handle(s->api, &req, &resp);

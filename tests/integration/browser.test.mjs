@@ -16,7 +16,9 @@
 //   a token from `caredesk user add`, takes the chat, sees the transcript with
 //   the bot's part and replies; the customer sees the reply; the agent closes
 //   with a wrap-up; the customer rates; an author edits an article and the
-//   next question finds the new text; the dashboard shows the conversation.
+//   next question finds the new text; the dashboard shows the conversation;
+// - the widget survives a server restart: it shows the lost connection,
+//   retries, and resumes the same conversation without replaying twice.
 //   Each part checks first that the server has what it needs (the /chat and
 //   /agent websockets, the REST routes) and is skipped, saying why, if not.
 import { test, before, after } from 'node:test';
@@ -493,4 +495,35 @@ test('end to end: customer, agent, author and dashboard', opts(240000), async (t
   }
   assert.deepEqual(customer.errors, []);
   await customerCtx.close();
+});
+
+test('widget: after a server restart it reconnects with backoff and resumes the same conversation', opts(90000), async (t) => {
+  if (!need(t, 'chat')) return;
+  const page = await openPage(DESKTOP, '/');
+  await openWidget(page);
+  await ask(page, 'How do I reset my password?');
+  await page.locator(`${W} li.bot`).nth(1).waitFor({ timeout: 10000 });
+  const before = await page.evaluate(() => window.__caredesk.state());
+  assert.ok(before.token && before.last_seq >= 2, JSON.stringify(before));
+
+  // Stop the server: the widget says so and keeps retrying.
+  const port = srv.port;
+  await srv.stop({ keepDir: true });
+  await page.waitForFunction(() => /retrying|Reconnecting|Connecting/.test(
+    document.querySelector('#caredesk-widget').shadowRoot.querySelector('.conn').textContent), null, { timeout: 10000 });
+  assert.equal(await page.locator(`${W} .conn`).getAttribute('data-s') !== 'online', true);
+  await shot(page, 'widget-reconnecting-desktop');
+
+  // Same port, same database: the widget comes back by itself.
+  srv = await startServer({ dir, args: ['--rate-limit', '0', '--port', String(port)] });
+  await page.waitForFunction(() => window.__caredesk.state().connected, null, { timeout: 45000 });
+  const after = await page.evaluate(() => window.__caredesk.state());
+  assert.equal(after.token, before.token, 'the same conversation resumed');
+  assert.ok(after.last_seq >= before.last_seq);
+  assert.equal(await page.locator(`${W} li.me`).filter({ hasText: 'reset my password' }).count(), 1,
+    'nothing replayed twice');
+  await ask(page, 'And how do I change my email address?');
+  await page.locator(`${W} li.bot`).nth(2).waitFor({ timeout: 10000 });
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
 });
