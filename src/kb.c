@@ -377,25 +377,12 @@ static int is_lang_code(const char *lang)
     return 1;
 }
 
-/* ---- tokenizing with a stem cache ------------------------------------------------------ */
+/* ---- tokenizers ------------------------------------------------------------------------ */
 
-/* Stemming is most of the cost of indexing, and help-centre text says the same words over and
- * over, so each tokenizer remembers the stems of recent words (direct-mapped, by the word's
- * bytes). Output is exactly text_tokenize()'s: a miss stems the word with text.h itself. */
-#define STEM_CACHE_SLOTS 16384 /* power of two */
-#define STEM_CACHE_KEY   24
-
-struct stem_slot {
-    unsigned char n_key;
-    unsigned char n_stem;
-    char key[STEM_CACHE_KEY];
-    char stem[STEM_CACHE_KEY];
-};
-
+/* A text.h tokenizer, and for the instances FTS5 makes, the kb they report indexing to. */
 struct kb_tok {
     struct text_tokenizer *text;
-    struct stem_slot *cache; /* STEM_CACHE_SLOTS */
-    struct kb *owner;        /* FTS5 instances: the kb whose indexing they report to */
+    struct kb *owner;
 };
 
 static void kb_tok_free(struct kb_tok *kt)
@@ -403,7 +390,6 @@ static void kb_tok_free(struct kb_tok *kt)
     if (!kt)
         return;
     text_tokenizer_free(kt->text);
-    free(kt->cache);
     free(kt);
 }
 
@@ -413,70 +399,17 @@ static struct kb_tok *kb_tok_new(const char *lang)
     if (!kt)
         return NULL;
     kt->text = text_tokenizer_new(lang);
-    kt->cache = calloc(STEM_CACHE_SLOTS, sizeof *kt->cache);
-    if (!kt->text || !kt->cache) {
+    if (!kt->text) {
         kb_tok_free(kt);
         return NULL;
     }
     return kt;
 }
 
-struct first_token {
-    char token[TEXT_MAX_TOKEN];
-    int n_token;
-};
-
-static int first_token_cb(void *ctx, const char *token, int n_token, int start, int end)
-{
-    (void)start;
-    (void)end;
-    struct first_token *f = ctx;
-    if (n_token > TEXT_MAX_TOKEN)
-        n_token = TEXT_MAX_TOKEN;
-    memcpy(f->token, token, (size_t)n_token);
-    f->n_token = n_token;
-    return 1;
-}
-
-struct cached_ctx {
-    struct kb_tok *kt;
-    const char *text;
-    text_token_cb cb;
-    void *ctx;
-};
-
-static int cached_cb(void *ctx, const char *folded, int n_folded, int start, int end)
-{
-    struct cached_ctx *c = ctx;
-    const char *word = c->text + start;
-    size_t n_word = (size_t)(end - start);
-    struct stem_slot *slot = NULL;
-    if (n_word > 0 && n_word <= STEM_CACHE_KEY) {
-        uint32_t h = 2166136261u; /* FNV-1a */
-        for (size_t i = 0; i < n_word; i++)
-            h = (h ^ (unsigned char)word[i]) * 16777619u;
-        slot = &c->kt->cache[h & (STEM_CACHE_SLOTS - 1)];
-        if (slot->n_key == n_word && !memcmp(slot->key, word, n_word))
-            return c->cb(c->ctx, slot->stem, slot->n_stem, start, end);
-    }
-    struct first_token f = {.n_token = 0};
-    text_tokenize(c->kt->text, word, n_word, 0, first_token_cb, &f);
-    if (f.n_token == 0) /* cannot happen for a word text.h just emitted; keep its form */
-        return c->cb(c->ctx, folded, n_folded, start, end);
-    if (slot && f.n_token <= STEM_CACHE_KEY) {
-        slot->n_key = (unsigned char)n_word;
-        memcpy(slot->key, word, n_word);
-        slot->n_stem = (unsigned char)f.n_token;
-        memcpy(slot->stem, f.token, (size_t)f.n_token);
-    }
-    return c->cb(c->ctx, f.token, f.n_token, start, end);
-}
-
 /* text_tokenize(kt->text, s, n, 0, cb, ctx), memoizing stems. */
 static int kb_tok_tokenize(struct kb_tok *kt, const char *s, size_t n, text_token_cb cb, void *ctx)
 {
-    struct cached_ctx c = {kt, s, cb, ctx};
-    return text_tokenize(kt->text, s, n, TEXT_NO_STEM, cached_cb, &c);
+    return text_tokenize(kt->text, s, n, 0, cb, ctx);
 }
 
 /* ---- document frequencies ------------------------------------------------------------- */
