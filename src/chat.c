@@ -27,18 +27,11 @@
 #include "triage.h"
 
 #include <jansson.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-/* The KB is optional (chat->kb may be NULL) and may be built without kb.c
- * in small tools; KB calls are made only when a KB was given. */
-#pragma weak kb_search
-#pragma weak kb_hits_clear
-#pragma weak kb_get
-#pragma weak kb_article_clear
-#pragma weak kb_learn
 
 const double chat_wait_bounds_s[CHAT_WAIT_BUCKETS - 1] = {5, 15, 30, 60, 120, 300, 600};
 const double chat_commit_bounds_us[CHAT_COMMIT_BUCKETS - 1] = {100,  250,  500,  1000,
@@ -159,6 +152,7 @@ struct conv {
     char collect_intent[INTENT_NAME_MAX];
     char collect_queue[32];
     int collect_priority;
+    int n_collect_tries;
     int is_touched;
     struct conv *next_touched;
 };
@@ -931,6 +925,8 @@ static int bot_reply(struct chat *chat, struct conv *c, const char *reply_to, in
         snprintf(c->collect_intent, sizeof c->collect_intent, "%s", d->intent);
         snprintf(c->collect_queue, sizeof c->collect_queue, "%s", d->queue);
         c->collect_priority = d->priority;
+        if (old_state != STORE_STATE_COLLECTING)
+            c->n_collect_tries = 0;
         chat->m.n_clarify++;
     } else if (d->action == TRIAGE_ANSWER) {
         c->rec.state = STORE_STATE_BOT;
@@ -1245,6 +1241,28 @@ static void resend_answer(struct chat *chat, struct conv *c, uint64_t conn, cons
                        (json_int_t)d.seq, "duplicate", 1));
 }
 
+/* 1 if text is a valid answer to the detail conversation c is collecting
+ * (the intent's collect.regex, if it has one). *prompt gets the intent's
+ * question, valid while the intent set is. */
+static int collect_matches(struct chat *chat, struct conv *c, const char *text, const char **prompt)
+{
+    *prompt = NULL;
+    if (!chat->triage)
+        return 1;
+    const struct intents *set = triage_intents(chat->triage);
+    int i = set ? intents_find(set, c->collect_intent) : -1;
+    const struct intent *in = i >= 0 ? intents_get(set, i) : NULL;
+    if (!in || !in->collect.regex || !in->collect.regex[0])
+        return 1;
+    *prompt = in->collect.prompt;
+    regex_t re;
+    if (regcomp(&re, in->collect.regex, REG_EXTENDED | REG_NOSUB | REG_ICASE))
+        return 1;
+    int is_match = regexec(&re, text, 0, NULL, 0) == 0;
+    regfree(&re);
+    return is_match;
+}
+
 /* message {id, text, choice?} */
 static void customer_message(struct chat *chat, struct conn *k, json_t *o)
 {
@@ -1316,14 +1334,25 @@ static void customer_message(struct chat *chat, struct conn *k, json_t *o)
             struct triage_decision d;
             memset(&d, 0, sizeof d);
             if (c->rec.state == STORE_STATE_COLLECTING) {
-                /* The detail the bot asked for: hand off with it. */
+                /* The detail the bot asked for: hand off with it, unless it
+                 * does not look like one (asked again once). */
                 snprintf(d.intent, sizeof d.intent, "%s", c->collect_intent);
                 snprintf(d.queue, sizeof d.queue, "%s", c->collect_queue);
                 d.priority = c->collect_priority;
                 d.confidence = c->rec.confidence;
                 d.action = TRIAGE_HANDOFF;
-                d.answer = strdup("Thank you. I'm passing you to a colleague now.");
-                rc = d.answer ? 0 : CD_ENOMEM;
+                const char *prompt = NULL;
+                if (!c->n_collect_tries++ && !collect_matches(chat, c, masked, &prompt) && prompt) {
+                    char again[600];
+                    snprintf(again, sizeof again, "Sorry, I could not read that. %s", prompt);
+                    d.collect_field = strdup(c->collect_field);
+                    d.collect_prompt = strdup(again);
+                    d.answer = strdup(again);
+                    rc = d.answer && d.collect_field && d.collect_prompt ? 0 : CD_ENOMEM;
+                } else {
+                    d.answer = strdup("Thank you. I'm passing you to a colleague now.");
+                    rc = d.answer ? 0 : CD_ENOMEM;
+                }
             } else {
                 int is_choice = 0;
                 for (int i = 0; choice && i < c->n_choices; i++)

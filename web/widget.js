@@ -48,7 +48,7 @@
       lost: 'Connection lost', retrying: '{0}: retrying in {1} s', retrying_now: '{0}: retrying…',
       placeholder: 'Ask a question…', your_message: 'Your message',
       hint: 'Press Enter to send, Shift+Enter for a new line.', send: 'Send message',
-      person: 'Talk to a person', rate_q: 'How did we do?', poor: 'Poor', excellent: 'Excellent',
+      person: 'Talk to a person', end_chat: 'End chat', rate_q: 'How did we do?', poor: 'Poor', excellent: 'Excellent',
       of5: '{0} out of 5', comment: 'Anything to add? (optional)', send_rating: 'Send rating',
       pick_score: 'Please choose a score from 1 to 5.', thanks_rating: 'Thank you for your feedback ({0} of 5).',
       you_said: 'You said:', sending: 'Sending…', refused: 'Not sent',
@@ -83,7 +83,7 @@
       lost: 'Conexión perdida', retrying: '{0}: reintento en {1} s', retrying_now: '{0}: reintentando…',
       placeholder: 'Escribe tu pregunta…', your_message: 'Tu mensaje',
       hint: 'Pulsa Intro para enviar y Mayús+Intro para una línea nueva.', send: 'Enviar mensaje',
-      person: 'Hablar con una persona', rate_q: '¿Qué tal te hemos atendido?', poor: 'Mal', excellent: 'Excelente',
+      person: 'Hablar con una persona', end_chat: 'Terminar el chat', rate_q: '¿Qué tal te hemos atendido?', poor: 'Mal', excellent: 'Excelente',
       of5: '{0} de 5', comment: '¿Algo más que añadir? (opcional)', send_rating: 'Enviar valoración',
       pick_score: 'Elige una puntuación del 1 al 5.', thanks_rating: 'Gracias por tu valoración ({0} de 5).',
       you_said: 'Has escrito:', sending: 'Enviando…', refused: 'No enviado',
@@ -300,6 +300,7 @@
     'max-width:calc(100vw - 24px);height:600px;max-height:calc(100vh - 112px);display:flex;',
     'flex-direction:column;background:var(--cd-bg);border-radius:16px;overflow:hidden;',
     'box-shadow:0 12px 48px rgba(16,24,40,.3);border:1px solid var(--cd-line)}',
+    '[hidden]{display:none!important}',
     '.panel[hidden]{display:none}',
     'header{background:var(--cd-accent);color:var(--cd-on-accent);padding:14px 12px 12px 16px;',
     'display:flex;gap:8px;align-items:flex-start}',
@@ -412,7 +413,8 @@
     h('span', { class: 'tt' })
   ]);
   var handoff_btn = h('button', { class: 'ghost', type: 'button', text: T('person') });
-  var bar = h('div', { class: 'bar' }, [handoff_btn]);
+  var end_btn = h('button', { class: 'ghost', type: 'button', text: T('end_chat') });
+  var bar = h('div', { class: 'bar' }, [handoff_btn, end_btn]);
   var input = h('textarea', {
     id: 'cd-input', rows: '1', placeholder: T('placeholder'), maxlength: '4000',
     'aria-describedby': 'cd-hint', autocomplete: 'off'
@@ -573,7 +575,10 @@
     var closed = s === 'closed' || s === 'rated';
     log.classList.toggle('ended', closed);
     if (closed) hide_typing();
-    bar.hidden = closed || s === 'queued' || s === 'agent' || s === 'with_agent' || s === 'offline';
+    var with_people = s === 'queued' || s === 'agent' || s === 'offline';
+    bar.hidden = closed;
+    handoff_btn.hidden = with_people;
+    end_btn.hidden = !with_people;
     composer.hidden = closed;
     rating.hidden = s !== 'closed' || !!st.rated;
     if (s === 'queued' || s === 'offline') {
@@ -1040,6 +1045,11 @@
   }
   composer.addEventListener('submit', submit);
   handoff_btn.addEventListener('click', ask_person);
+  end_btn.addEventListener('click', function () {
+    send_frame({ type: 'close' });
+    end_btn.disabled = true;
+    setTimeout(function () { end_btn.disabled = false; }, 3000);
+  });
 
   rating.addEventListener('submit', function (e) {
     e.preventDefault();

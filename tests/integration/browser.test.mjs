@@ -16,7 +16,11 @@
 //   a token from `caredesk user add`, takes the chat, sees the transcript with
 //   the bot's part and replies; the customer sees the reply; the agent closes
 //   with a wrap-up; the customer rates; an author edits an article and the
-//   next question finds the new text; the dashboard shows the conversation.
+//   next question finds the new text; the dashboard shows the conversation;
+//   a customer says an answer did not help and the author teaches the KB
+//   from the unanswered list in one click;
+// - the widget survives a server restart: it shows the lost connection,
+//   retries, and resumes the same conversation without replaying twice.
 //   Each part checks first that the server has what it needs (the /chat and
 //   /agent websockets, the REST routes) and is skipped, saying why, if not.
 import { test, before, after } from 'node:test';
@@ -172,7 +176,7 @@ async function signIn(page, token) {
 
 const sizes = [['desktop', DESKTOP], ['phone', PHONE]];
 
-test('every page loads without a script error, screenshots at desktop and phone width', opts(90000), async () => {
+test('every page loads without a script error, screenshots at desktop and phone width', opts(180000), async () => {
   for (const [label, viewport] of sizes) {
     const home = await openPage(viewport, '/');
     assert.match(await home.title(), /Northwind Goods/);
@@ -479,6 +483,53 @@ test('end to end: customer, agent, author and dashboard', opts(240000), async (t
     await dash.context().close();
   });
 
+  await t.test('a customer says an answer did not help; the author teaches the KB in one click', async (t2) => {
+    if (!need(t2, 'chat', 'api')) return;
+    const question = 'My lamp flickers when dimmed';
+    await customer.locator(`${W} .restart button`).click().catch(() => {});
+    await ask(customer, question);
+    await customer.locator(`${W} li.me`).filter({ hasText: question }).waitFor();
+    await customer.waitForFunction((q) => {
+      const items = [...document.querySelector('#caredesk-widget').shadowRoot.querySelectorAll('.log > li')];
+      const i = items.findIndex((li) => li.classList.contains('me') && li.textContent.includes(q));
+      return i >= 0 && items.slice(i + 1).some((li) => li.classList.contains('bot'));
+    }, question, { timeout: 10000 });
+    // The bot's answer (a fixed index: the "No" brings another reply after it).
+    const bots = customer.locator(`${W} li.bot`);
+    const reply = bots.nth((await bots.count()) - 1);
+    const no = reply.locator('.fb button', { hasText: 'No' });
+    if (await no.count()) {
+      await no.click();
+      await reply.locator('.fb', { hasText: 'Thanks for telling us' }).waitFor();
+    }
+
+    const author = await openPage(DESKTOP, '/author/');
+    await signIn(author, tokens.author);
+    await author.locator('#tab-unanswered').click();
+    const row = author.locator('#unanswered li', { hasText: question });
+    await row.waitFor({ timeout: 10000 });
+    const select = row.locator('select');
+    // The best current match is suggested, so one click does it.
+    await author.waitForFunction((q) => {
+      const li = [...document.querySelectorAll('#unanswered li')].find((x) => x.textContent.includes(q));
+      return li && li.querySelector('select').value;
+    }, question, { timeout: 10000 });
+    const article = await select.inputValue();
+    const score = async () => {
+      const r = await (await fetch(`${srv.url}/api/search?q=${encodeURIComponent(question)}`)).json();
+      const hit = (r.hits || []).find((h) => h.id === article);
+      return hit ? hit.score : 0;
+    };
+    const before = await score();
+    await shot(author, 'author-unanswered-desktop');
+    await row.locator('button', { hasText: 'This article answers it' }).click();
+    await row.locator('button', { hasText: 'Learned' }).waitFor({ timeout: 10000 });
+    const after = await score();
+    assert.ok(after > before, `learning raised ${article} for the question: ${before} -> ${after}`);
+    assert.deepEqual(author.errors, []);
+    await author.context().close();
+  });
+
   if (agent) {
     for (const [label, viewport] of sizes) {
       await agent.setViewportSize(viewport);
@@ -493,4 +544,35 @@ test('end to end: customer, agent, author and dashboard', opts(240000), async (t
   }
   assert.deepEqual(customer.errors, []);
   await customerCtx.close();
+});
+
+test('widget: after a server restart it reconnects with backoff and resumes the same conversation', opts(90000), async (t) => {
+  if (!need(t, 'chat')) return;
+  const page = await openPage(DESKTOP, '/');
+  await openWidget(page);
+  await ask(page, 'How do I reset my password?');
+  await page.locator(`${W} li.bot`).nth(1).waitFor({ timeout: 10000 });
+  const before = await page.evaluate(() => window.__caredesk.state());
+  assert.ok(before.token && before.last_seq >= 2, JSON.stringify(before));
+
+  // Stop the server: the widget says so and keeps retrying.
+  const port = srv.port;
+  await srv.stop({ keepDir: true });
+  await page.waitForFunction(() => /retrying|Reconnecting|Connecting/.test(
+    document.querySelector('#caredesk-widget').shadowRoot.querySelector('.conn').textContent), null, { timeout: 10000 });
+  assert.equal(await page.locator(`${W} .conn`).getAttribute('data-s') !== 'online', true);
+  await shot(page, 'widget-reconnecting-desktop');
+
+  // Same port, same database: the widget comes back by itself.
+  srv = await startServer({ dir, args: ['--rate-limit', '0', '--port', String(port)] });
+  await page.waitForFunction(() => window.__caredesk.state().connected, null, { timeout: 45000 });
+  const after = await page.evaluate(() => window.__caredesk.state());
+  assert.equal(after.token, before.token, 'the same conversation resumed');
+  assert.ok(after.last_seq >= before.last_seq);
+  assert.equal(await page.locator(`${W} li.me`).filter({ hasText: 'reset my password' }).count(), 1,
+    'nothing replayed twice');
+  await ask(page, 'And how do I change my email address?');
+  await page.locator(`${W} li.bot`).nth(2).waitFor({ timeout: 10000 });
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
 });
