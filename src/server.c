@@ -113,6 +113,14 @@ struct server {
     int is_draining;
     int is_flush_scheduled;
     int n_unflushed; /* frames handed to chat.c since the last flush */
+    /* Closes chat.c asked for while frames for the connection may still be
+     * waiting in chat.c for the group commit: done right after the flush,
+     * so the "error" goes out before the close. */
+    struct pending_close {
+        uint64_t conn;
+        int code;
+    } * pending_closes;
+    int n_pending_closes, cap_pending_closes;
     lws_sorted_usec_list_t flush_sul;
     lws_sorted_usec_list_t tick_sul;
     int64_t started_s;
@@ -331,6 +339,11 @@ static void io_send(void *ctx, uint64_t conn, const char *frame, size_t len)
     session_enqueue(s, pss, frame, len);
 }
 
+static int is_flush_pending(const struct server *s)
+{
+    return s->is_flush_scheduled || s->n_unflushed > 0;
+}
+
 static void io_close(void *ctx, uint64_t conn, int code, const char *reason)
 {
     struct server *s = ctx;
@@ -339,7 +352,33 @@ static void io_close(void *ctx, uint64_t conn, int code, const char *reason)
         return;
     log_event(LOG_DEBUG, "ws_close_requested", "conn:u", (unsigned long long)conn, "code:i", code,
               "reason:s", reason, LOG_END);
+    if (is_flush_pending(s)) {
+        if (s->n_pending_closes == s->cap_pending_closes) {
+            int cap = s->cap_pending_closes ? s->cap_pending_closes * 2 : 16;
+            struct pending_close *p = realloc(s->pending_closes, (size_t)cap * sizeof *p);
+            if (!p) {
+                close_after_queue(pss, code ? code : 1000);
+                return;
+            }
+            s->pending_closes = p;
+            s->cap_pending_closes = cap;
+        }
+        s->pending_closes[s->n_pending_closes].conn = conn;
+        s->pending_closes[s->n_pending_closes].code = code ? code : 1000;
+        s->n_pending_closes++;
+        return;
+    }
     close_after_queue(pss, code ? code : 1000);
+}
+
+static void run_pending_closes(struct server *s)
+{
+    for (int i = 0; i < s->n_pending_closes; i++) {
+        struct session *pss = slot_find(s, s->pending_closes[i].conn);
+        if (pss)
+            close_after_queue(pss, s->pending_closes[i].code);
+    }
+    s->n_pending_closes = 0;
 }
 
 /* ---- group commit and ticks ------------------------------------------- */
@@ -354,6 +393,7 @@ static void flush_cb(lws_sorted_usec_list_t *sul)
     int64_t t0 = cd_now_us();
     int rc = s->ops->flush(s->chat);
     metrics_observe(s->metrics, METRICS_STORE_COMMIT_SECONDS, (double)(cd_now_us() - t0) / 1e6);
+    run_pending_closes(s);
     if (rc) {
         metrics_add(s->metrics, METRICS_STORE_ERRORS, 1);
         log_event(LOG_ERROR, "store_commit_failed", "error:s", cd_strerror(rc), LOG_END);
@@ -1278,6 +1318,7 @@ void server_free(struct server *s)
     free(s->web_root_real);
     free(s->slots);
     free(s->free_slots);
+    free(s->pending_closes);
     free(s);
 }
 
@@ -1313,6 +1354,7 @@ static void drain(struct server *s)
         if (rc)
             log_event(LOG_ERROR, "store_commit_failed", "error:s", cd_strerror(rc), LOG_END);
     }
+    run_pending_closes(s);
     for (uint32_t i = 0; i < s->n_slots; i++) {
         struct session *pss = s->slots[i].session;
         if (pss)
