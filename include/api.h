@@ -17,6 +17,8 @@ struct kb;
 struct store;
 struct auth;
 struct metrics;
+struct triage;
+struct chat;
 
 /* What the routes work on; all borrowed, any may be NULL (the routes that
  * need a missing one answer 503). */
@@ -25,6 +27,10 @@ struct api_deps {
     struct store *store;
     struct auth *auth;
     struct metrics *metrics;
+    struct triage *triage;  /* for GET /api/ask */
+    struct chat *chat;      /* for the live part of GET /api/stats */
+    const char *queues;     /* comma-separated queue names, for GET /api/queues */
+    const char *db_path;    /* the database file (GET /api/articles reads the KB's list) */
     const char *public_url; /* base of article links, "" = relative */
     int max_body_bytes;     /* larger bodies get 413 (server.c enforces it too) */
     int pickup_target_s;    /* for the "picked up within target" figure in /api/stats */

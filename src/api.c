@@ -1,7 +1,11 @@
 /* api: REST routes (/api/...) and article pages (/kb/ID); see api.h.
  *
- * Routes and who may call them:
+ * Routes and who may call them (docs/web.md has the shapes the pages read):
+ *   GET    /api/me                       any account: {"name","role"}
  *   GET    /api/search?q=&lang=&limit=   anyone (published articles only)
+ *   GET    /api/ask?q=&lang=             author, admin (the bot's decision, stored nowhere)
+ *   POST   /api/learn                    author, admin ({"question","article"}: kb_learn)
+ *   GET    /api/queues                   agent, admin
  *   GET    /api/articles/{id}            author, admin (drafts too)
  *   POST   /api/articles                 author, admin (create; 409 if the id exists)
  *   PUT    /api/articles/{id}            author, admin (create or update; keeps a revision)
@@ -13,26 +17,28 @@
 #include "api.h"
 
 #include "auth.h"
+#include "chat.h"
 #include "kb.h"
+#include "triage.h"
 #include "log.h"
 #include "metrics.h"
 #include "store.h"
 
 #include <jansson.h>
+#include <sqlite3.h>
 
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-/* Until kb.c is linked into every build, its functions are weak here: the
- * server only hands api.c a struct kb when kb_open() exists. */
-#pragma weak kb_search
-#pragma weak kb_hits_clear
-#pragma weak kb_get
-#pragma weak kb_article_clear
-#pragma weak kb_put
-#pragma weak kb_delete
+/* Revision history arrives in kb.h after this file was written: declared
+ * weak here, the route answers 501 until kb.c has them. */
+int kb_get_revision(struct kb *kb, const char *id, int revision, struct kb_article *out);
+int kb_revision_count(struct kb *kb, const char *id);
+#pragma weak kb_get_revision
+#pragma weak kb_revision_count
 
 #define SEARCH_MAX_HITS 10
 #define QUERY_MAX_BYTES 1024
@@ -40,6 +46,10 @@
 struct api {
     struct api_deps deps;
     struct auth_throttle *throttle;
+    /* Listing articles: kb.h has no listing call yet, so GET /api/articles
+     * reads kb.c's article table through its own read-only connection. */
+    sqlite3 *list_db;
+    sqlite3_stmt *list_stmt;
 };
 
 struct api *api_new(const struct api_deps *deps)
@@ -61,6 +71,8 @@ void api_free(struct api *api)
 {
     if (!api)
         return;
+    sqlite3_finalize(api->list_stmt);
+    sqlite3_close(api->list_db);
     auth_throttle_free(api->throttle);
     free(api);
 }
@@ -363,6 +375,12 @@ static int parse_article(const struct api_request *req, const char *path_id, jso
         respond_error(resp, 400, "bad_field", "'published' must be true or false");
         return 1;
     }
+    json_t *status = json_object_get(root, "status");
+    const char *status_s = json_string_value(status);
+    if (status && (!status_s || (strcmp(status_s, "published") && strcmp(status_s, "draft")))) {
+        respond_error(resp, 400, "bad_field", "'status' must be \"published\" or \"draft\"");
+        return 1;
+    }
     const char **tags, **questions;
     int n_tags, n_questions;
     if (string_list(json_object_get(root, "tags"), &tags, &n_tags)) {
@@ -383,7 +401,9 @@ static int parse_article(const struct api_request *req, const char *path_id, jso
     a->n_tags = n_tags;
     a->questions = (char **)questions;
     a->n_questions = n_questions;
-    a->is_published = published ? json_is_true(published) : 1;
+    a->is_published = status_s    ? !strcmp(status_s, "published")
+                      : published ? json_is_true(published)
+                                  : 1;
     return 0;
 }
 
@@ -429,6 +449,91 @@ done:
     return rc;
 }
 
+/* Splits newline-separated text into a JSON array of strings. */
+static json_t *lines_json(const char *text)
+{
+    json_t *list = json_array();
+    const char *p = text ? text : "";
+    while (*p && list) {
+        const char *e = strchr(p, '\n');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n)
+            json_array_append_new(list, json_stringn(p, n));
+        p += n + (e ? 1 : 0);
+    }
+    return list;
+}
+
+static int list_articles(struct api *api, struct api_response *resp)
+{
+    if (!api->deps.db_path)
+        return respond_error(resp, 503, "unavailable", "the knowledge base is not open");
+    if (!api->list_stmt) {
+        int rc = sqlite3_open_v2(api->deps.db_path, &api->list_db, SQLITE_OPEN_READONLY, NULL);
+        if (rc == SQLITE_OK) {
+            sqlite3_busy_timeout(api->list_db, 2000);
+            rc = sqlite3_prepare_v2(api->list_db,
+                                    "SELECT id, title, lang, tags, is_published, revision, "
+                                    "updated_s FROM article ORDER BY title LIMIT 10000",
+                                    -1, &api->list_stmt, NULL);
+        }
+        if (rc != SQLITE_OK) {
+            log_event(LOG_ERROR, "article_list_failed", "error:s",
+                      api->list_db ? sqlite3_errmsg(api->list_db) : "open", LOG_END);
+            sqlite3_close(api->list_db);
+            api->list_db = NULL;
+            return respond_error(resp, 500, "internal", "the article list could not be read");
+        }
+    }
+    json_t *list = json_array();
+    sqlite3_stmt *st = api->list_stmt;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && list) {
+        const char *id = (const char *)sqlite3_column_text(st, 0);
+        int is_published = sqlite3_column_int(st, 4);
+        char url[KB_ID_MAX + 512];
+        article_url(api, id ? id : "", url, sizeof url);
+        json_array_append_new(
+            list, json_pack("{s:s?,s:s?,s:s?,s:o?,s:s,s:b,s:i,s:I,s:s}", "id", id, "title",
+                            (const char *)sqlite3_column_text(st, 1), "lang",
+                            (const char *)sqlite3_column_text(st, 2), "tags",
+                            lines_json((const char *)sqlite3_column_text(st, 3)), "status",
+                            is_published ? "published" : "draft", "published", is_published,
+                            "revision", sqlite3_column_int(st, 5), "updated_s",
+                            (json_int_t)sqlite3_column_int64(st, 6), "url", url));
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        json_decref(list);
+        return respond_error(resp, 500, "internal", "the article list could not be read");
+    }
+    return respond_json(resp, 200, json_pack("{s:o?}", "articles", list));
+}
+
+static int list_revisions(struct api *api, const char *id, struct api_response *resp)
+{
+    if (!is_article_id(id))
+        return respond_error(resp, 400, "bad_id", "not an article id");
+    if (!kb_get_revision || !kb_revision_count)
+        return respond_error(resp, 501, "not_implemented",
+                             "this build keeps revisions but cannot list them yet");
+    int n = kb_revision_count(api->deps.kb, id);
+    if (n < 0)
+        return respond_error(resp, n == CD_ENOTFOUND ? 404 : 500,
+                             n == CD_ENOTFOUND ? "not_found" : "internal", cd_strerror(n));
+    json_t *list = json_array();
+    for (int r = n; r >= 1 && r > n - 50 && list; r--) {
+        struct kb_article a = {0};
+        if (kb_get_revision(api->deps.kb, id, r, &a) == 0)
+            json_array_append_new(list, json_pack("{s:i,s:s?,s:s?,s:s,s:I}", "revision", r, "title",
+                                                  a.title, "body", a.body, "status",
+                                                  a.is_published ? "published" : "draft",
+                                                  "updated_s", (json_int_t)a.updated_s));
+        kb_article_clear(&a);
+    }
+    return respond_json(resp, 200, json_pack("{s:s,s:o?}", "id", id, "revisions", list));
+}
+
 static int route_articles(struct api *api, const struct api_request *req, const char *id,
                           struct api_response *resp)
 {
@@ -449,12 +554,16 @@ static int route_articles(struct api *api, const struct api_request *req, const 
         return 0;
     if (!api->deps.kb)
         return respond_error(resp, 503, "unavailable", "the knowledge base is not open");
-    if (!id && is_get) {
-        /* kb.h has no listing; searching is the way to find articles. */
-        if (arg(req, "q"))
-            return route_search(api, req, resp);
-        return respond_error(resp, 400, "missing_q",
-                             "list articles with GET /api/articles?q=WORDS (or /api/search)");
+    if (!id && is_get)
+        return list_articles(api, resp);
+    if (id && strchr(id, '/')) {
+        const char *slash = strchr(id, '/');
+        if (!strcmp(slash, "/revisions") && is_get) {
+            char base[KB_ID_MAX];
+            snprintf(base, sizeof base, "%.*s", (int)(slash - id), id);
+            return list_revisions(api, base, resp);
+        }
+        return respond_error(resp, 404, "not_found", "no such route");
     }
     if (id && !is_article_id(id))
         return respond_error(resp, 400, "bad_id",
@@ -518,11 +627,13 @@ static int route_conversation(struct api *api, const struct api_request *req, co
         cd_buf_free(&out);
         return respond_error(resp, 500, "internal", cd_strerror(rc));
     }
-    resp->status = 200;
-    resp->content_type = "application/json";
-    cd_buf_free(&resp->body);
-    resp->body = out;
-    return cd_buf_puts(&resp->body, "\n");
+    /* The pages read "id" beside the store's "conversation". */
+    json_t *o = json_loadb(out.data, out.len, 0, NULL);
+    cd_buf_free(&out);
+    if (!o)
+        return respond_error(resp, 500, "internal", "the transcript could not be read");
+    json_object_set_new(o, "id", json_integer(id));
+    return respond_json(resp, 200, o);
 }
 
 static json_t *counts_json(const struct store_count *c, int n)
@@ -544,7 +655,12 @@ static int route_stats(struct api *api, const struct api_request *req, struct ap
     if (require_role(api, req, AUTH_ROLE_AGENT | AUTH_ROLE_AUTHOR | AUTH_ROLE_ADMIN, &user, resp))
         return 0;
     int64_t now = cd_wall_s();
-    int64_t since = now - 30 * 86400, until = now + 1;
+    /* Default window: since local midnight. */
+    time_t t = (time_t)now;
+    struct tm tm;
+    localtime_r(&t, &tm);
+    tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+    int64_t since = (int64_t)mktime(&tm), until = now + 1;
     const char *since_s = arg(req, "since"), *until_s = arg(req, "until");
     if ((since_s && parse_id(since_s, &since)) || (until_s && parse_id(until_s, &until)) ||
         since >= until)
@@ -562,8 +678,8 @@ static int route_stats(struct api *api, const struct api_request *req, struct ap
         json_object_set_new(o, "conversations", json_integer(st.n_conversations));
         json_object_set_new(o, "bot_resolved", json_integer(st.n_bot_resolved));
         json_object_set_new(o, "handoffs", json_integer(st.n_handoffs));
-        json_object_set_new(o, "picked_up", json_integer(st.n_picked));
-        json_object_set_new(o, "picked_within_target", json_integer(st.n_within_target));
+        json_object_set_new(o, "picked", json_integer(st.n_picked));
+        json_object_set_new(o, "within_target", json_integer(st.n_within_target));
         json_object_set_new(o, "ratings", json_integer(st.n_ratings));
         json_object_set_new(o, "deflection_rate", json_real(st.deflection_rate));
         json_object_set_new(o, "escalation_rate", json_real(st.escalation_rate));
@@ -572,12 +688,21 @@ static int route_stats(struct api *api, const struct api_request *req, struct ap
         json_object_set_new(o, "median_wait_s", json_real(st.median_wait_s));
         json_object_set_new(o, "csat", json_real(st.csat));
         json_object_set_new(o, "csat_satisfied", json_real(st.csat_satisfied));
-        json_object_set_new(o, "handoffs_by_queue", counts_json(st.by_queue, st.n_by_queue));
-        json_object_set_new(o, "top_drivers", counts_json(st.drivers, st.n_drivers));
+        json_object_set_new(o, "by_queue", counts_json(st.by_queue, st.n_by_queue));
+        json_object_set_new(o, "drivers", counts_json(st.drivers, st.n_drivers));
         json_object_set_new(o, "unanswered", counts_json(st.unanswered, st.n_unanswered));
-        if (api->deps.metrics)
-            json_object_set_new(o, "queue_length",
-                                json_real(metrics_gauge(api->deps.metrics, METRICS_QUEUE_LENGTH)));
+        if (api->deps.chat) {
+            struct chat_metrics cm;
+            memset(&cm, 0, sizeof cm);
+            chat_metrics_get(api->deps.chat, &cm);
+            json_object_set_new(
+                o, "live",
+                json_pack("{s:I,s:I,s:i,s:I,s:I}", "waiting", (json_int_t)cm.queue_length,
+                          "longest_wait_s", (json_int_t)cm.longest_wait_s, "pickup_target_s",
+                          api->deps.pickup_target_s, "agents_available",
+                          (json_int_t)cm.n_agents_available, "agents_busy",
+                          (json_int_t)(cm.n_agents_online - cm.n_agents_available)));
+        }
     }
     return respond_json(resp, 200, o);
 }
@@ -830,6 +955,119 @@ static int route_kb_page(struct api *api, const struct api_request *req, const c
     return rc;
 }
 
+/* ---- me, ask, learn, queues --------------------------------------------- */
+
+static int route_me(struct api *api, const struct api_request *req, struct api_response *resp)
+{
+    struct auth_user user;
+    if (require_role(api, req, AUTH_ROLE_AGENT | AUTH_ROLE_AUTHOR | AUTH_ROLE_ADMIN, &user, resp))
+        return 0;
+    return respond_json(resp, 200,
+                        json_pack("{s:I,s:s,s:s,s:s}", "id", (json_int_t)user.id, "name", user.name,
+                                  "role", auth_role_name(user.role), "skills", user.skills));
+}
+
+static int route_ask(struct api *api, const struct api_request *req, struct api_response *resp)
+{
+    struct auth_user user;
+    if (require_role(api, req, AUTH_ROLE_AUTHOR | AUTH_ROLE_ADMIN, &user, resp))
+        return 0;
+    const char *q = arg(req, "q");
+    const char *lang = arg(req, "lang");
+    if (!q || !*q)
+        return respond_error(resp, 400, "missing_q", "the query parameter 'q' is required");
+    if (strlen(q) > QUERY_MAX_BYTES || !cd_utf8_valid(q, strlen(q)))
+        return respond_error(resp, 400, "bad_q", "'q' must be UTF-8 text of at most 1024 bytes");
+    if (!api->deps.triage)
+        return respond_error(resp, 503, "unavailable", "the triage engine is not running");
+    struct triage_decision d;
+    memset(&d, 0, sizeof d);
+    int rc = triage_decide(api->deps.triage, q, strlen(q), lang && *lang ? lang : NULL, NULL, &d);
+    struct cd_buf out = {0};
+    if (!rc)
+        rc = triage_decision_to_json(&d, &out);
+    triage_decision_clear(&d);
+    if (rc) {
+        cd_buf_free(&out);
+        return respond_error(resp, 500, "internal", cd_strerror(rc));
+    }
+    /* The pages read "text" and "reason" beside triage's own fields. */
+    json_t *o = json_loadb(out.data, out.len, 0, NULL);
+    cd_buf_free(&out);
+    if (!o)
+        return respond_error(resp, 500, "internal", "the decision could not be encoded");
+    json_t *answer = json_object_get(o, "answer");
+    if (answer)
+        json_object_set(o, "text", answer);
+    json_t *reason = json_object_get(json_object_get(o, "evidence"), "reason");
+    if (reason)
+        json_object_set(o, "reason", reason);
+    return respond_json(resp, 200, o);
+}
+
+static int route_learn(struct api *api, const struct api_request *req, struct api_response *resp)
+{
+    if (strcmp(req->method, "POST")) {
+        resp->allow = "POST";
+        return respond_error(resp, 405, "method_not_allowed", "use POST");
+    }
+    struct auth_user user;
+    if (require_role(api, req, AUTH_ROLE_AUTHOR | AUTH_ROLE_ADMIN, &user, resp))
+        return 0;
+    if (!req->body || !req->n_body)
+        return respond_error(resp, 400, "missing_body", "send {\"question\", \"article\"}");
+    json_error_t jerr;
+    json_t *root = json_loadb(req->body, req->n_body, 0, &jerr);
+    if (!root || !json_is_object(root)) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
+                 root ? "the body must be a JSON object" : jerr.text);
+        json_decref(root);
+        return respond_error(resp, 400, "bad_json", msg);
+    }
+    const char *question = json_string_value(json_object_get(root, "question"));
+    const char *article = json_string_value(json_object_get(root, "article"));
+    int rc;
+    if (!question || !*question)
+        rc = respond_error(resp, 400, "missing_field", "'question' is required (a string)");
+    else if (!article || !is_article_id(article))
+        rc = respond_error(resp, 400, "missing_field", "'article' is required (an article id)");
+    else if (!api->deps.kb)
+        rc = respond_error(resp, 503, "unavailable", "the knowledge base is not open");
+    else {
+        rc = kb_learn(api->deps.kb, question, article);
+        if (rc == CD_ENOTFOUND)
+            rc = respond_error(resp, 404, "not_found", "no such article");
+        else if (rc)
+            rc = respond_error(resp, rc == CD_EINVAL ? 400 : 500,
+                               rc == CD_EINVAL ? "bad_field" : "internal", cd_strerror(rc));
+        else {
+            audit(api, "kb_learn", &user, article);
+            rc = respond_json(resp, 200,
+                              json_pack("{s:s,s:s}", "learned", question, "article", article));
+        }
+    }
+    json_decref(root);
+    return rc;
+}
+
+static int route_queues(struct api *api, const struct api_request *req, struct api_response *resp)
+{
+    struct auth_user user;
+    if (require_role(api, req, AUTH_ROLE_AGENT | AUTH_ROLE_ADMIN, &user, resp))
+        return 0;
+    json_t *list = json_array();
+    const char *p = api->deps.queues ? api->deps.queues : "general";
+    while (*p && list) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n)
+            json_array_append_new(list, json_stringn(p, n));
+        p += n + (e ? 1 : 0);
+    }
+    return respond_json(resp, 200, json_pack("{s:o?}", "queues", list));
+}
+
 /* ---- dispatch ------------------------------------------------------------ */
 
 int api_handle(struct api *api, const struct api_request *req, struct api_response *resp)
@@ -850,5 +1088,13 @@ int api_handle(struct api *api, const struct api_request *req, struct api_respon
         return route_conversation(api, req, p + 19, resp);
     if (!strcmp(p, "/api/stats"))
         return route_stats(api, req, resp);
+    if (!strcmp(p, "/api/me"))
+        return route_me(api, req, resp);
+    if (!strcmp(p, "/api/ask"))
+        return route_ask(api, req, resp);
+    if (!strcmp(p, "/api/learn"))
+        return route_learn(api, req, resp);
+    if (!strcmp(p, "/api/queues"))
+        return route_queues(api, req, resp);
     return respond_error(resp, 404, "not_found", "no such route");
 }

@@ -27,18 +27,11 @@
 #include "triage.h"
 
 #include <jansson.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-/* The KB is optional (chat->kb may be NULL) and may be built without kb.c
- * in small tools; KB calls are made only when a KB was given. */
-#pragma weak kb_search
-#pragma weak kb_hits_clear
-#pragma weak kb_get
-#pragma weak kb_article_clear
-#pragma weak kb_learn
 
 const double chat_wait_bounds_s[CHAT_WAIT_BUCKETS - 1] = {5, 15, 30, 60, 120, 300, 600};
 const double chat_commit_bounds_us[CHAT_COMMIT_BUCKETS - 1] = {100,  250,  500,  1000,
@@ -159,6 +152,7 @@ struct conv {
     char collect_intent[INTENT_NAME_MAX];
     char collect_queue[32];
     int collect_priority;
+    int n_collect_tries;
     int is_touched;
     struct conv *next_touched;
 };
@@ -216,14 +210,11 @@ static struct conn *conn_get(struct chat *chat, uint64_t id)
     return (struct conn *)h_get(&chat->conns, id);
 }
 
-/* Queues obj (consumed) as a frame for connection id. Out of memory drops
- * the frame (the client can resume to get what it missed). */
-static void emit(struct chat *chat, uint64_t conn_id, json_t *obj)
+/* Queues text (taken over, NUL-terminated) as a frame for connection id.
+ * Out of memory drops the frame (the client can resume to get what it
+ * missed). */
+static void emit_text(struct chat *chat, uint64_t conn_id, char *text)
 {
-    if (!obj)
-        return;
-    char *text = json_dumps(obj, JSON_COMPACT);
-    json_decref(obj);
     if (!text)
         return;
     if (chat->n_frames == chat->cap_frames) {
@@ -242,14 +233,27 @@ static void emit(struct chat *chat, uint64_t conn_id, json_t *obj)
         c->has_pending = 1;
 }
 
+/* Queues obj (consumed) as a frame for connection id. */
+static void emit(struct chat *chat, uint64_t conn_id, json_t *obj)
+{
+    if (!obj)
+        return;
+    char *text = json_dumps(obj, JSON_COMPACT);
+    json_decref(obj);
+    emit_text(chat, conn_id, text);
+}
+
 /* Sends obj (consumed) to every customer connection of conversation c. */
 static void emit_customer(struct chat *chat, struct conv *c, json_t *obj)
 {
     if (!obj)
         return;
-    for (struct conn *k = c->conns; k; k = k->next_in_conv)
-        emit(chat, k->node.key, json_deep_copy(obj));
+    char *text = c->conns ? json_dumps(obj, JSON_COMPACT) : NULL;
     json_decref(obj);
+    if (!text)
+        return;
+    for (struct conn *k = c->conns; k; k = k->next_in_conv)
+        emit_text(chat, k->node.key, k->next_in_conv ? strdup(text) : text);
 }
 
 /* Sends obj (consumed) to every connection of agent agent_id. */
@@ -902,6 +906,9 @@ static int bot_reply(struct chat *chat, struct conv *c, const char *reply_to, in
     }
 
     /* The conversation's new state. */
+    int old_state = c->rec.state;
+    char old_intent[sizeof c->rec.intent];
+    memcpy(old_intent, c->rec.intent, sizeof old_intent);
     snprintf(c->rec.intent, sizeof c->rec.intent, "%s", d->intent);
     c->rec.confidence = d->confidence;
     c->n_choices = 0;
@@ -918,6 +925,8 @@ static int bot_reply(struct chat *chat, struct conv *c, const char *reply_to, in
         snprintf(c->collect_intent, sizeof c->collect_intent, "%s", d->intent);
         snprintf(c->collect_queue, sizeof c->collect_queue, "%s", d->queue);
         c->collect_priority = d->priority;
+        if (old_state != STORE_STATE_COLLECTING)
+            c->n_collect_tries = 0;
         chat->m.n_clarify++;
     } else if (d->action == TRIAGE_ANSWER) {
         c->rec.state = STORE_STATE_BOT;
@@ -944,6 +953,10 @@ static int bot_reply(struct chat *chat, struct conv *c, const char *reply_to, in
     emit_customer(chat, c, frame);
     if (d->action == TRIAGE_HANDOFF && !is_collect)
         return enqueue(chat, c, d->queue[0] ? d->queue : "general", d->priority);
+    /* The row changes only when the state or the intent does (a question
+     * answered like the one before costs no UPDATE). */
+    if (c->rec.state == old_state && !strcmp(c->rec.intent, old_intent))
+        return 0;
     return save_conv(chat, c);
 }
 
@@ -1228,6 +1241,28 @@ static void resend_answer(struct chat *chat, struct conv *c, uint64_t conn, cons
                        (json_int_t)d.seq, "duplicate", 1));
 }
 
+/* 1 if text is a valid answer to the detail conversation c is collecting
+ * (the intent's collect.regex, if it has one). *prompt gets the intent's
+ * question, valid while the intent set is. */
+static int collect_matches(struct chat *chat, struct conv *c, const char *text, const char **prompt)
+{
+    *prompt = NULL;
+    if (!chat->triage)
+        return 1;
+    const struct intents *set = triage_intents(chat->triage);
+    int i = set ? intents_find(set, c->collect_intent) : -1;
+    const struct intent *in = i >= 0 ? intents_get(set, i) : NULL;
+    if (!in || !in->collect.regex || !in->collect.regex[0])
+        return 1;
+    *prompt = in->collect.prompt;
+    regex_t re;
+    if (regcomp(&re, in->collect.regex, REG_EXTENDED | REG_NOSUB | REG_ICASE))
+        return 1;
+    int is_match = regexec(&re, text, 0, NULL, 0) == 0;
+    regfree(&re);
+    return is_match;
+}
+
 /* message {id, text, choice?} */
 static void customer_message(struct chat *chat, struct conn *k, json_t *o)
 {
@@ -1299,14 +1334,25 @@ static void customer_message(struct chat *chat, struct conn *k, json_t *o)
             struct triage_decision d;
             memset(&d, 0, sizeof d);
             if (c->rec.state == STORE_STATE_COLLECTING) {
-                /* The detail the bot asked for: hand off with it. */
+                /* The detail the bot asked for: hand off with it, unless it
+                 * does not look like one (asked again once). */
                 snprintf(d.intent, sizeof d.intent, "%s", c->collect_intent);
                 snprintf(d.queue, sizeof d.queue, "%s", c->collect_queue);
                 d.priority = c->collect_priority;
                 d.confidence = c->rec.confidence;
                 d.action = TRIAGE_HANDOFF;
-                d.answer = strdup("Thank you. I'm passing you to a colleague now.");
-                rc = d.answer ? 0 : CD_ENOMEM;
+                const char *prompt = NULL;
+                if (!c->n_collect_tries++ && !collect_matches(chat, c, masked, &prompt) && prompt) {
+                    char again[600];
+                    snprintf(again, sizeof again, "Sorry, I could not read that. %s", prompt);
+                    d.collect_field = strdup(c->collect_field);
+                    d.collect_prompt = strdup(again);
+                    d.answer = strdup(again);
+                    rc = d.answer && d.collect_field && d.collect_prompt ? 0 : CD_ENOMEM;
+                } else {
+                    d.answer = strdup("Thank you. I'm passing you to a colleague now.");
+                    rc = d.answer ? 0 : CD_ENOMEM;
+                }
             } else {
                 int is_choice = 0;
                 for (int i = 0; choice && i < c->n_choices; i++)
@@ -1703,6 +1749,13 @@ static void customer_rating(struct chat *chat, struct conn *k, json_t *o)
     if (masked)
         free(old_comment);
     emit_customer(chat, c, json_pack("{s:s, s:i}", "type", "rating_ok", "score", score));
+    if (c->rec.agent_id) {
+        json_t *r = json_pack("{s:s, s:I, s:i}", "type", "rating", "conversation",
+                              (json_int_t)c->rec.id, "score", score);
+        if (r && c->rec.comment)
+            json_object_set_new(r, "comment", json_string(c->rec.comment));
+        emit_agent(chat, c->rec.agent_id, r);
+    }
 }
 
 /* typing {} */
@@ -2044,9 +2097,17 @@ static void agent_auth(struct chat *chat, struct conn *k, json_t *o)
         chat->agents->prev_agent = k;
     chat->agents = k;
     chat->m.n_agent_connections++;
+    json_t *queues = json_array();
+    const char *p = queue_names(chat->queue);
+    while (queues && *p) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        json_array_append_new(queues, json_stringn(p, n));
+        p = end ? end + 1 : p + n;
+    }
     emit(chat, id,
-         json_pack("{s:s, s:o, s:o}", "type", "ready", "agent", agent_json(chat, k), "queue",
-                   queue_items_json(chat)));
+         json_pack("{s:s, s:o, s:o, s:o}", "type", "ready", "agent", agent_json(chat, k), "queue",
+                   queue_items_json(chat), "queues", queues));
     /* The chats this agent already has (console reload, server restart). */
     for (size_t i = 0; i < chat->convs.n_buckets; i++)
         for (struct hnode *n = chat->convs.buckets[i]; n; n = n->next) {

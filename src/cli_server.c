@@ -23,24 +23,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* Until kb.c and chat.c are linked into every build, their entry points are
- * weak: serve then runs without a KB or without conversations and says so. */
-#pragma weak kb_open
-#pragma weak kb_close
-#pragma weak kb_load_path
-#pragma weak kb_count
-#pragma weak chat_new
-#pragma weak chat_free
-#pragma weak chat_customer_open
-#pragma weak chat_customer_frame
-#pragma weak chat_customer_closed
-#pragma weak chat_agent_open
-#pragma weak chat_agent_frame
-#pragma weak chat_agent_closed
-#pragma weak chat_tick
-#pragma weak chat_flush
-#pragma weak chat_metrics_get
-
 extern char **environ;
 
 static void on_kb_error(void *ctx, const char *file, int line, const char *message)
@@ -112,12 +94,10 @@ static void parts_free(struct serve_parts *p)
 {
     server_free(p->server);
     api_free(p->api);
-    if (p->chat && chat_free)
-        chat_free(p->chat);
+    chat_free(p->chat);
     redact_free(p->redactor);
     triage_free(p->triage);
-    if (p->kb && kb_close)
-        kb_close(p->kb);
+    kb_close(p->kb);
     store_close(p->store);
     metrics_free(p->metrics);
     config_clear(&p->cfg);
@@ -126,11 +106,6 @@ static void parts_free(struct serve_parts *p)
 static int open_kb(struct serve_parts *p)
 {
     const struct config *cfg = &p->cfg;
-    if (!kb_open) {
-        log_event(LOG_WARN, "kb_unavailable", "reason:s", "this build has no knowledge base",
-                  LOG_END);
-        return CLI_OK;
-    }
     if (!path_exists(cfg->kb_path)) {
         fprintf(stderr, "caredesk serve: setting 'kb': no such file or directory: %s\n",
                 cfg->kb_path);
@@ -153,7 +128,7 @@ static int open_kb(struct serve_parts *p)
                 cd_strerror(rc));
         return CLI_USAGE;
     }
-    int n_published = kb_count ? kb_count(p->kb) : -1;
+    int n_published = kb_count(p->kb);
     metrics_set(p->metrics, METRICS_KB_ARTICLES, n_published);
     log_event(LOG_INFO, "kb_loaded", "path:s", cfg->kb_path, "loaded:i", report.n_loaded,
               "skipped:i", report.n_skipped, "published:i", n_published, "ms:f",
@@ -287,7 +262,7 @@ int cli_serve(int argc, char **argv)
         fprintf(stderr, "caredesk serve: %s\n", err ? err : "cannot start");
         goto done;
     }
-    if (chat_new) {
+    {
         struct chat_settings cs;
         memset(&cs, 0, sizeof cs);
         cs.pickup_target_s = cfg->pickup_target_s;
@@ -306,14 +281,15 @@ int cli_serve(int argc, char **argv)
             fputs("caredesk serve: cannot start the conversation engine\n", stderr);
             goto done;
         }
-    } else {
-        log_event(LOG_WARN, "chat_unavailable", "reason:s", "this build has no chat module",
-                  LOG_END);
     }
     struct api_deps deps = {0};
     deps.kb = p.kb;
     deps.store = p.store;
     deps.metrics = p.metrics;
+    deps.triage = p.triage;
+    deps.chat = p.chat;
+    deps.queues = cfg->queues;
+    deps.db_path = cfg->db_path;
     deps.public_url = cfg->public_url;
     deps.max_body_bytes = cfg->max_body_bytes;
     deps.pickup_target_s = cfg->pickup_target_s;

@@ -33,11 +33,98 @@
   var cfg = {
     url: attr('caredesk', '') || derive_ws_url(),
     title: attr('title', 'Help'),
-    subtitle: attr('subtitle', 'Answers in seconds, a person when you need one'),
+    subtitle: attr('subtitle', 'Instant answers, or a real person'),
     color: attr('color', '#2453c7'),
     position: attr('position', 'right') === 'left' ? 'left' : 'right',
     open: attr('open', '') === 'true'
   };
+  /* ---------- words: English, and Spanish for pages in Spanish ---------- */
+  var WORDS = {
+    en: {
+      title: 'Help', subtitle: 'Instant answers, or a real person', open: 'Open chat: {0}',
+      open_n: 'Open chat: {0} ({1} new)', close_panel: 'Close chat: {0}', close: 'Close chat',
+      not_connected: 'Not connected', connecting: 'Connecting…', reconnecting: 'Reconnecting…',
+      connected: 'Connected', offline_net: 'Offline: waiting for the network', unavailable: 'Chat unavailable',
+      lost: 'Connection lost', retrying: '{0}: retrying in {1} s', retrying_now: '{0}: retrying…',
+      placeholder: 'Ask a question…', your_message: 'Your message',
+      hint: 'Press Enter to send, Shift+Enter for a new line.', send: 'Send message',
+      person: 'Talk to a person', end_chat: 'End chat', rate_q: 'How did we do?', poor: 'Poor', excellent: 'Excellent',
+      of5: '{0} out of 5', comment: 'Anything to add? (optional)', send_rating: 'Send rating',
+      pick_score: 'Please choose a score from 1 to 5.', thanks_rating: 'Thank you for your feedback ({0} of 5).',
+      you_said: 'You said:', sending: 'Sending…', refused: 'Not sent',
+      assistant: '{0} assistant', assistant_short: 'Assistant', support: 'Support',
+      sources: 'From our help centre:', topics: 'Suggested topics', helpful_q: 'Was this helpful?',
+      yes: 'Yes', no: 'No', glad: 'Thanks, glad it helped.', noted: 'Thanks for telling us.',
+      away: 'Our team is away right now. ', queue_pos: 'You are {0} in the queue. ',
+      finding: 'Connecting you to a person… ', wait_unknown: 'Someone will be with you as soon as they are free.',
+      wait: 'Expected wait: {0}.', reply_by: 'Leave your question here and we will reply by {0}.',
+      reply_back: 'Leave your question here and we will reply as soon as we are back.',
+      email_label: 'Your email address for our reply', save_email: 'Save email', reply_to: 'We will reply to {0}.',
+      sub_offline: 'Leave a message: we will get back to you', sub_queued: 'Waiting for the next available person',
+      sub_agent: 'You are chatting with {0}', sub_closed: 'This conversation has ended',
+      restart: 'Start a new conversation', joined: '{0} joined the chat', left: '{0} left the chat',
+      the_agent: 'The agent', transferred: 'We are passing you to a colleague who can help with this.',
+      closed: 'The conversation was closed.', closed_by: 'The conversation was closed by {0}.', us: 'us',
+      typing: ' {0} is typing…', went_wrong: 'Something went wrong. Please try again.',
+      greeting: 'Hi! Ask me anything about orders, delivery, returns or your account. ' +
+        'If I cannot help, I will find you a person.',
+      under_min: 'under a minute', min1: 'about 1 minute', mins: 'about {0} minutes',
+      hour1: 'about 1 hour', hours: 'about {0} hours',
+      ord: function (n) {
+        var sfx = ['th', 'st', 'nd', 'rd'], v = n % 100;
+        return n + (sfx[(v - 20) % 10] || sfx[v] || sfx[0]);
+      }
+    },
+    es: {
+      title: 'Ayuda', subtitle: 'Respuestas al instante, o una persona', open: 'Abrir chat: {0}',
+      open_n: 'Abrir chat: {0} ({1} nuevos)', close_panel: 'Cerrar chat: {0}', close: 'Cerrar chat',
+      not_connected: 'Sin conexión', connecting: 'Conectando…', reconnecting: 'Reconectando…',
+      connected: 'Conectado', offline_net: 'Sin red: esperando conexión', unavailable: 'Chat no disponible',
+      lost: 'Conexión perdida', retrying: '{0}: reintento en {1} s', retrying_now: '{0}: reintentando…',
+      placeholder: 'Escribe tu pregunta…', your_message: 'Tu mensaje',
+      hint: 'Pulsa Intro para enviar y Mayús+Intro para una línea nueva.', send: 'Enviar mensaje',
+      person: 'Hablar con una persona', end_chat: 'Terminar el chat', rate_q: '¿Qué tal te hemos atendido?', poor: 'Mal', excellent: 'Excelente',
+      of5: '{0} de 5', comment: '¿Algo más que añadir? (opcional)', send_rating: 'Enviar valoración',
+      pick_score: 'Elige una puntuación del 1 al 5.', thanks_rating: 'Gracias por tu valoración ({0} de 5).',
+      you_said: 'Has escrito:', sending: 'Enviando…', refused: 'No enviado',
+      assistant: 'Asistente de {0}', assistant_short: 'Asistente', support: 'Soporte',
+      sources: 'De nuestro centro de ayuda:', topics: 'Temas sugeridos', helpful_q: '¿Te ha sido útil?',
+      yes: 'Sí', no: 'No', glad: 'Gracias, nos alegra haberte ayudado.', noted: 'Gracias por decírnoslo.',
+      away: 'Nuestro equipo no está disponible ahora. ', queue_pos: 'Eres el número {0} en la cola. ',
+      finding: 'Te estamos pasando con una persona… ', wait_unknown: 'Alguien te atenderá en cuanto quede libre.',
+      wait: 'Espera estimada: {0}.', reply_by: 'Deja aquí tu pregunta y te responderemos antes del {0}.',
+      reply_back: 'Deja aquí tu pregunta y te responderemos en cuanto volvamos.',
+      email_label: 'Tu correo electrónico para la respuesta', save_email: 'Guardar correo',
+      reply_to: 'Te responderemos a {0}.',
+      sub_offline: 'Deja un mensaje: te contestaremos', sub_queued: 'Esperando a la próxima persona disponible',
+      sub_agent: 'Estás hablando con {0}', sub_closed: 'Esta conversación ha terminado',
+      restart: 'Empezar una conversación nueva', joined: '{0} se ha unido al chat', left: '{0} ha salido del chat',
+      the_agent: 'El agente', transferred: 'Te pasamos con un compañero que puede ayudarte con esto.',
+      closed: 'La conversación se ha cerrado.', closed_by: '{0} ha cerrado la conversación.', us: 'Nosotros',
+      typing: ' {0} está escribiendo…', went_wrong: 'Algo ha fallado. Inténtalo de nuevo.',
+      greeting: '¡Hola! Pregúntame lo que quieras sobre pedidos, envíos, devoluciones o tu cuenta. ' +
+        'Si no puedo ayudarte, te paso con una persona.',
+      under_min: 'menos de un minuto', min1: 'alrededor de 1 minuto', mins: 'alrededor de {0} minutos',
+      hour1: 'alrededor de 1 hora', hours: 'alrededor de {0} horas',
+      ord: function (n) { return String(n); }
+    }
+  };
+  /* The page's language as an ISO 639-1 code ("en-GB" -> "en"). */
+  function page_lang() {
+    var l = (document.documentElement.lang || navigator.language || 'en').toLowerCase();
+    var m = l.match(/^[a-z]{2,3}/);
+    return m ? m[0] : 'en';
+  }
+  var words = WORDS[page_lang()] || WORDS.en;
+  /* The text for key in the page's language, with {0}, {1} ... filled in. */
+  function T(key) {
+    var w = words[key] != null ? words[key] : WORDS.en[key];
+    var args = arguments;
+    return String(w).replace(/\{(\d)\}/g, function (m, i) { return args[+i + 1]; });
+  }
+  if (!script || !script.getAttribute('data-title')) cfg.title = T('title');
+  if (!script || !script.getAttribute('data-subtitle')) cfg.subtitle = T('subtitle');
+
   var store_key = 'caredesk:' + cfg.url;
   /* Article links in replies are relative ("/kb/ID") to the caredesk server,
    * which may not be the host page's server. */
@@ -182,16 +269,13 @@
 
   function fmt_wait(s) {
     s = Math.max(0, Math.round(+s || 0));
-    if (s < 60) return 'under a minute';
+    if (s < 60) return T('under_min');
     var m = Math.round(s / 60);
-    if (m < 60) return 'about ' + m + ' minute' + (m === 1 ? '' : 's');
+    if (m < 60) return m === 1 ? T('min1') : T('mins', m);
     var hrs = Math.round(m / 60);
-    return 'about ' + hrs + ' hour' + (hrs === 1 ? '' : 's');
+    return hrs === 1 ? T('hour1') : T('hours', hrs);
   }
-  function ordinal(n) {
-    var s = ['th', 'st', 'nd', 'rd'], v = n % 100;
-    return n + (s[(v - 20) % 10] || s[v] || s[0]);
-  }
+  function ordinal(n) { return words.ord(n); }
 
   /* ---------- styles ---------- */
   var theme = theme_colors(cfg.color);
@@ -216,6 +300,7 @@
     'max-width:calc(100vw - 24px);height:600px;max-height:calc(100vh - 112px);display:flex;',
     'flex-direction:column;background:var(--cd-bg);border-radius:16px;overflow:hidden;',
     'box-shadow:0 12px 48px rgba(16,24,40,.3);border:1px solid var(--cd-line)}',
+    '[hidden]{display:none!important}',
     '.panel[hidden]{display:none}',
     'header{background:var(--cd-accent);color:var(--cd-on-accent);padding:14px 12px 12px 16px;',
     'display:flex;gap:8px;align-items:flex-start}',
@@ -314,12 +399,12 @@
   var badge = h('span', { class: 'badge', hidden: true, 'aria-hidden': 'true' });
   var launcher = h('button', {
     class: 'launcher', type: 'button', 'aria-expanded': 'false', 'aria-controls': 'cd-panel',
-    'aria-label': 'Open chat: ' + cfg.title
+    'aria-label': T('open', cfg.title)
   }, [svg(ICON_CHAT, 28), badge]);
 
-  var conn_el = h('span', { class: 'conn', 'data-s': 'idle' }, [h('i'), h('span', { text: 'Not connected' })]);
+  var conn_el = h('span', { class: 'conn', 'data-s': 'idle' }, [h('i'), h('span', { text: T('not_connected') })]);
   var sub_el = h('p', { class: 'sub', text: cfg.subtitle });
-  var close_btn = h('button', { class: 'icon', type: 'button', 'aria-label': 'Close chat' }, [svg(ICON_CLOSE, 20)]);
+  var close_btn = h('button', { class: 'icon', type: 'button', 'aria-label': T('close') }, [svg(ICON_CLOSE, 20)]);
   var banner = h('div', { class: 'banner', role: 'status', hidden: true });
   var log = h('ol', { class: 'log', 'aria-label': 'Conversation', tabindex: '0' });
   var live = h('div', { class: 'sr', 'aria-live': 'polite', 'aria-atomic': 'false' });
@@ -327,16 +412,17 @@
     h('span', { class: 'dots', 'aria-hidden': 'true' }, [h('span'), h('span'), h('span')]),
     h('span', { class: 'tt' })
   ]);
-  var handoff_btn = h('button', { class: 'ghost', type: 'button', text: 'Talk to a person' });
-  var bar = h('div', { class: 'bar' }, [handoff_btn]);
+  var handoff_btn = h('button', { class: 'ghost', type: 'button', text: T('person') });
+  var end_btn = h('button', { class: 'ghost', type: 'button', text: T('end_chat') });
+  var bar = h('div', { class: 'bar' }, [handoff_btn, end_btn]);
   var input = h('textarea', {
-    id: 'cd-input', rows: '1', placeholder: 'Ask a question…', maxlength: '4000',
+    id: 'cd-input', rows: '1', placeholder: T('placeholder'), maxlength: '4000',
     'aria-describedby': 'cd-hint', autocomplete: 'off'
   });
-  var send_btn = h('button', { class: 'send', type: 'submit', 'aria-label': 'Send message' }, [svg(ICON_SEND, 20)]);
+  var send_btn = h('button', { class: 'send', type: 'submit', 'aria-label': T('send') }, [svg(ICON_SEND, 20)]);
   var composer = h('form', { class: 'composer' }, [
-    h('label', { class: 'sr', for: 'cd-input', text: 'Your message' }),
-    h('span', { class: 'sr', id: 'cd-hint', text: 'Press Enter to send, Shift+Enter for a new line.' }),
+    h('label', { class: 'sr', for: 'cd-input', text: T('your_message') }),
+    h('span', { class: 'sr', id: 'cd-hint', text: T('hint') }),
     input, send_btn
   ]);
   var rating = build_rating();
@@ -356,51 +442,51 @@
     var stars = h('div', { class: 'stars' });
     for (var i = 1; i <= 5; i++) {
       stars.appendChild(h('label', null, [
-        h('input', { type: 'radio', name: 'score', value: String(i), 'aria-label': i + ' out of 5' }),
+        h('input', { type: 'radio', name: 'score', value: String(i), 'aria-label': T('of5', i) }),
         h('span', { text: String(i), 'aria-hidden': 'true' })
       ]));
     }
     var form = h('form', { class: 'rating', hidden: true, 'aria-labelledby': 'cd-rate-q' }, [
       h('fieldset', null, [
-        h('legend', { id: 'cd-rate-q', text: 'How did we do?' }),
+        h('legend', { id: 'cd-rate-q', text: T('rate_q') }),
         stars,
-        h('div', { class: 'scale', 'aria-hidden': 'true' }, [h('span', { text: 'Poor' }), h('span', { text: 'Excellent' })])
+        h('div', { class: 'scale', 'aria-hidden': 'true' }, [h('span', { text: T('poor') }), h('span', { text: T('excellent') })])
       ]),
-      h('label', { class: 'c', for: 'cd-comment', text: 'Anything to add? (optional)' }),
+      h('label', { class: 'c', for: 'cd-comment', text: T('comment') }),
       h('textarea', { id: 'cd-comment', name: 'comment', maxlength: '1000', rows: '2' }),
       h('p', { class: 'note err', role: 'alert', hidden: true }),
-      h('button', { class: 'primary', type: 'submit', text: 'Send rating' })
+      h('button', { class: 'primary', type: 'submit', text: T('send_rating') })
     ]);
     return form;
   }
 
   /* ---------- rendering of conversation items ---------- */
   var items_by_id = {};
-  function agent_label() { return st.agent || 'Support'; }
+  function agent_label() { return st.agent || T('support'); }
 
   function render_item(it) {
     var li;
     if (it.kind === 'me') {
       li = h('li', { class: 'me' }, [
-        h('span', { class: 'sr', text: 'You said:' }),
+        h('span', { class: 'sr', text: T('you_said') }),
         h('div', { class: 'bubble', text: it.text }),
-        h('span', { class: 'meta', text: it.status === 'sending' ? 'Sending…' : it.status === 'failed' ? 'Not sent yet: will retry' : '' })
+        h('span', { class: 'meta', text: it.status === 'sending' ? T('sending') : it.status === 'error' ? T('refused') : '' })
       ]);
     } else if (it.kind === 'bot' || it.kind === 'agent') {
-      var who = it.kind === 'bot' ? cfg.title + ' assistant' : (it.agent || agent_label());
+      var who = it.kind === 'bot' ? T('assistant', cfg.title) : (it.agent || agent_label());
       var bubble = h('div', { class: 'bubble' }, [rich(it.text)]);
       if (it.articles && it.articles.length) {
         var ul = h('ul');
         it.articles.slice(0, 3).forEach(function (a) {
           ul.appendChild(h('li', null, [h('a', {
             href: article_href(a), target: '_blank', rel: 'noopener',
-            class: 'article', text: a.title || a.id
+            class: 'article', text: a.title || String(a.id || '').replace(/[-_]+/g, ' ').replace(/^./, function (c) { return c.toUpperCase(); })
           })]));
         });
-        bubble.appendChild(h('div', { class: 'sources' }, [h('p', { text: 'From our help centre:' }), ul]));
+        bubble.appendChild(h('div', { class: 'sources' }, [h('p', { text: T('sources') }), ul]));
       }
       if (it.choices && it.choices.length) {
-        var box = h('div', { class: 'choices', role: 'group', 'aria-label': 'Suggested topics' });
+        var box = h('div', { class: 'choices', role: 'group', 'aria-label': T('topics') });
         it.choices.forEach(function (c) {
           var label = choice_label(c);
           box.appendChild(h('button', {
@@ -412,13 +498,13 @@
         bubble.appendChild(box);
       }
       if (it.kind === 'bot' && it.action === 'answer' && it.seq) {
-        var fb = h('div', { class: 'fb', role: 'group', 'aria-label': 'Was this helpful?' });
+        var fb = h('div', { class: 'fb', role: 'group', 'aria-label': T('helpful_q') });
         if (it.helpful == null) {
-          fb.appendChild(h('span', { text: 'Was this helpful?' }));
-          fb.appendChild(h('button', { class: 'chip', type: 'button', text: 'Yes', onclick: function () { give_feedback(it, true); } }));
-          fb.appendChild(h('button', { class: 'chip', type: 'button', text: 'No', onclick: function () { give_feedback(it, false); } }));
+          fb.appendChild(h('span', { text: T('helpful_q') }));
+          fb.appendChild(h('button', { class: 'chip', type: 'button', text: T('yes'), onclick: function () { give_feedback(it, true); } }));
+          fb.appendChild(h('button', { class: 'chip', type: 'button', text: T('no'), onclick: function () { give_feedback(it, false); } }));
         } else {
-          fb.appendChild(h('span', { text: it.helpful ? 'Thanks, glad it helped.' : 'Thanks for telling us.' }));
+          fb.appendChild(h('span', { text: it.helpful ? T('glad') : T('noted') }));
         }
         bubble.appendChild(fb);
       }
@@ -447,11 +533,13 @@
   /* Adds one item to the transcript; announce: also read it to screen readers. */
   function add_item(it, announce) {
     if (it.seq && st.items.some(function (x) { return x.seq === it.seq && x.kind === it.kind; })) return;
+    var prev = st.items[st.items.length - 1];
+    if (it.kind === 'event' && !it.seq && prev && prev.kind === 'event' && prev.text === it.text) return;
     it.key = it.key || ('k' + Date.now().toString(36) + (key_counter++));
     st.items.push(it);
     redraw_item(it);
     if (announce && it.kind !== 'me') {
-      var who = it.kind === 'bot' ? 'Assistant' : it.kind === 'agent' ? (it.agent || agent_label()) : '';
+      var who = it.kind === 'bot' ? T('assistant_short') : it.kind === 'agent' ? (it.agent || agent_label()) : '';
       live.textContent = (who ? who + ': ' : '') + it.text;
     }
     if (it.kind !== 'me' && (panel.hidden || document.hidden) && announce) bump_unread();
@@ -471,7 +559,7 @@
     unread++;
     badge.textContent = String(unread);
     badge.hidden = false;
-    launcher.setAttribute('aria-label', 'Open chat: ' + cfg.title + ' (' + unread + ' new)');
+    launcher.setAttribute('aria-label', T('open_n', cfg.title, unread));
   }
 
   /* ---------- state display ---------- */
@@ -487,7 +575,10 @@
     var closed = s === 'closed' || s === 'rated';
     log.classList.toggle('ended', closed);
     if (closed) hide_typing();
-    bar.hidden = closed || s === 'queued' || s === 'agent' || s === 'with_agent' || s === 'offline';
+    var with_people = s === 'queued' || s === 'agent' || s === 'offline';
+    bar.hidden = closed;
+    handoff_btn.hidden = with_people;
+    end_btn.hidden = !with_people;
     composer.hidden = closed;
     rating.hidden = s !== 'closed' || !!st.rated;
     if (s === 'queued' || s === 'offline') {
@@ -497,25 +588,25 @@
         banner.dataset.key = key;
         var frag = h('div');
         if (q.offline || s === 'offline') {
-          frag.appendChild(h('strong', { text: 'Our team is away right now. ' }));
+          frag.appendChild(h('strong', { text: T('away') }));
           frag.appendChild(document.createTextNode(offline_text()));
           if (q.ask_email) frag.appendChild(email_form());
-          else if (st.email) frag.appendChild(h('p', { class: 'note', text: 'We will reply to ' + st.email + '.' }));
+          else if (st.email) frag.appendChild(h('p', { class: 'note', text: T('reply_to', st.email) }));
         } else if (q.position) {
-          frag.appendChild(h('strong', { text: 'You are ' + ordinal(q.position) + ' in the queue. ' }));
+          frag.appendChild(h('strong', { text: T('queue_pos', ordinal(q.position)) }));
           frag.appendChild(document.createTextNode(wait_text()));
         } else {
-          frag.appendChild(h('strong', { text: 'Connecting you to a person… ' }));
+          frag.appendChild(h('strong', { text: T('finding') }));
         }
         show_banner(frag);
       }
-      sub_el.textContent = q.offline ? 'Leave a message: we will get back to you' : 'Waiting for the next available person';
+      sub_el.textContent = q.offline ? T('sub_offline') : T('sub_queued');
     } else if (s === 'agent' || s === 'with_agent') {
       show_banner(null);
-      sub_el.textContent = 'You are chatting with ' + agent_label();
+      sub_el.textContent = T('sub_agent', agent_label());
     } else if (closed) {
       show_banner(null);
-      sub_el.textContent = 'This conversation has ended';
+      sub_el.textContent = T('sub_closed');
       input.blur();
     } else {
       show_banner(null);
@@ -523,7 +614,7 @@
     }
     if (closed && st.rated && !root.querySelector('.restart')) {
       panel.insertBefore(h('div', { class: 'bar restart' }, [h('button', {
-        class: 'ghost', type: 'button', text: 'Start a new conversation', onclick: restart
+        class: 'ghost', type: 'button', text: T('restart'), onclick: restart
       })]), live);
     }
     if (!closed) {
@@ -534,23 +625,21 @@
   }
   function wait_text() {
     var q = st.queue || {};
-    return q.estimated_wait_s == null ? 'Someone will be with you as soon as they are free.'
-      : 'Expected wait: ' + fmt_wait(q.estimated_wait_s) + '.';
+    return q.estimated_wait_s == null ? T('wait_unknown') : T('wait', fmt_wait(q.estimated_wait_s));
   }
   function offline_text() {
     var q = st.queue || {};
     var t = q.reply_by ? Date.parse(q.reply_by) : NaN;
     if (isFinite(t)) {
-      return 'Leave your question here and we will reply by ' + new Date(t).toLocaleString([], {
-        weekday: 'long', hour: '2-digit', minute: '2-digit' }) + '.';
+      return T('reply_by', new Date(t).toLocaleString([], { weekday: 'long', hour: '2-digit', minute: '2-digit' }));
     }
-    return 'Leave your question here and we will reply as soon as we are back.';
+    return T('reply_back');
   }
   function email_form() {
     var inp = h('input', { id: 'cd-email', type: 'email', autocomplete: 'email', required: true, placeholder: 'you@example.com' });
     var form = h('form', { class: 'row email' }, [
-      h('label', { class: 'sr', for: 'cd-email', text: 'Your email address for our reply' }),
-      inp, h('button', { class: 'ghost', type: 'submit', text: 'Save email' })
+      h('label', { class: 'sr', for: 'cd-email', text: T('email_label') }),
+      inp, h('button', { class: 'ghost', type: 'submit', text: T('save_email') })
     ]);
     form.addEventListener('submit', function (e) {
       e.preventDefault();
@@ -583,19 +672,13 @@
   var ready = false;
   var wanted = false;
 
-  /* The page's language as an ISO 639-1 code ("en-GB" -> "en"). */
-  function page_lang() {
-    var l = (document.documentElement.lang || navigator.language || 'en').toLowerCase();
-    var m = l.match(/^[a-z]{2,3}/);
-    return m ? m[0] : 'en';
-  }
 
   function connect() {
     wanted = true;
     if (ws && (ws.readyState === 0 || ws.readyState === 1)) return;
     clearTimeout(retry_timer);
     clearInterval(countdown_timer);
-    set_conn('connecting', attempts ? 'Reconnecting…' : 'Connecting…');
+    set_conn('connecting', attempts ? T('reconnecting') : T('connecting'));
     try {
       ws = new WebSocket(cfg.url);
     } catch (e) {
@@ -632,7 +715,7 @@
         forget_conversation();
       }
       if (wanted) schedule_retry();
-      else set_conn('idle', 'Not connected');
+      else set_conn('idle', T('not_connected'));
     };
     sock.onerror = function () { /* onclose follows and retries */ };
   }
@@ -645,8 +728,9 @@
     var until = Date.now() + delay;
     var tick = function () {
       var left = Math.ceil((until - Date.now()) / 1000);
-      set_conn('offline', navigator.onLine === false ? 'Offline: waiting for the network'
-        : 'Connection lost: retrying' + (left > 0 ? ' in ' + left + ' s' : '…'));
+      var why = last_error ? T('unavailable') : T('lost');
+      set_conn('offline', navigator.onLine === false ? T('offline_net')
+        : left > 0 ? T('retrying', why, left) : T('retrying_now', why));
     };
     tick();
     clearInterval(countdown_timer);
@@ -681,10 +765,10 @@
     case 'ack': on_ack(f); break;
     case 'queued': on_queued(f); break;
     case 'agent_joined':
-      st.agent = f.agent && (f.agent.name || f.agent) || 'Support';
-      if (typeof st.agent !== 'string') st.agent = 'Support';
+      st.agent = f.agent && (f.agent.name || f.agent) || T('support');
+      if (typeof st.agent !== 'string') st.agent = T('support');
       seen(f.seq);
-      add_item({ kind: 'event', seq: f.seq, text: st.agent + ' joined the chat' }, true);
+      add_item({ kind: 'event', seq: f.seq, text: T('joined', st.agent) }, true);
       set_state('agent');
       break;
     case 'agent_message':
@@ -695,11 +779,11 @@
       break;
     case 'agent_left':
       seen(f.seq);
-      add_item({ kind: 'event', seq: f.seq, text: (f.agent || st.agent || 'The agent') + ' left the chat' }, true);
+      add_item({ kind: 'event', seq: f.seq, text: T('left', f.agent || st.agent || T('the_agent')) }, true);
       break;
     case 'transferred':
       seen(f.seq);
-      add_item({ kind: 'event', seq: f.seq, text: 'We are passing you to a colleague who can help with this.' }, true);
+      add_item({ kind: 'event', seq: f.seq, text: T('transferred') }, true);
       set_state('queued');
       break;
     case 'customer_message':
@@ -719,7 +803,7 @@
     case 'closed':
       seen(f.seq);
       hide_typing();
-      add_item({ kind: 'event', seq: f.seq, text: 'The conversation was closed' + (f.by === 'customer' ? '.' : ' by ' + (f.by === 'agent' ? agent_label() : 'us') + '.') }, true);
+      add_item({ kind: 'event', seq: f.seq, text: f.by === 'customer' ? T('closed') : T('closed_by', f.by === 'agent' ? agent_label() : T('us')) }, true);
       set_state('closed');
       break;
     case 'rating_request':
@@ -734,9 +818,9 @@
   }
 
   var CD_EVENTS = {
-    transferred: 'We are passing you to a colleague who can help with this.',
-    agent_left: 'The agent left the chat.',
-    offline: 'Our team is away right now.'
+    transferred: T('transferred'),
+    agent_left: T('left', T('the_agent')),
+    offline: T('away')
   };
 
   function seen(seq) {
@@ -762,7 +846,8 @@
     save_state();
     ready = true;
     attempts = 0;
-    set_conn('online', 'Connected');
+    last_error = '';
+    set_conn('online', T('connected'));
     apply_state();
     /* Re-send what was typed but never acknowledged, then the queued frames. */
     var unacked = st.items.filter(function (x) { return x.kind === 'me' && x.status === 'sending'; });
@@ -817,8 +902,8 @@
       offline: !!f.offline, reply_by: f.reply_by, ask_email: !!f.ask_email && !st.email
     };
     set_state(f.offline ? 'offline' : 'queued');
-    if (f.offline) live.textContent = 'Our team is away. ' + offline_text();
-    else if (f.position) live.textContent = 'You are ' + ordinal(f.position) + ' in the queue. ' + wait_text();
+    if (f.offline) live.textContent = T('away') + offline_text();
+    else if (f.position) live.textContent = T('queue_pos', ordinal(f.position)) + wait_text();
   }
   /* A message replayed on resume (the customer's own, the bot's or an agent's). */
   function on_replayed_message(f) {
@@ -837,8 +922,16 @@
       add_item({ kind: 'bot', seq: f.seq, text: f.text, action: f.action, articles: f.articles || [], choices: f.choices || null }, true);
     }
   }
+  var last_error = '';
   function on_error(f) {
     var code = f.code || 'error';
+    if (!ready && code !== 'bad_token') {
+      /* Refused before welcome (service down, throttled ...): the header says
+       * so and the retry loop goes on; the transcript stays clean. */
+      last_error = f.message || code;
+      set_conn('offline', T('unavailable'));
+      return;
+    }
     if (code === 'unknown_conversation' || code === 'bad_token' || code === 'not_found') {
       forget_conversation();
       if (ws) ws.close();
@@ -850,7 +943,7 @@
         if (x.kind === 'me' && x.id === f.reply_to) { x.status = 'error'; update_item(x); }
       });
     }
-    add_item({ kind: 'event', text: f.message || 'Something went wrong. Please try again.' }, true);
+    add_item({ kind: 'event', text: f.message || T('went_wrong') }, true);
   }
 
   function forget_conversation() {
@@ -867,8 +960,8 @@
   var typing_timer = 0;
   function show_typing(from) {
     if (st.state === 'closed' || st.state === 'rated') return;
-    var who = from === 'bot' ? 'Assistant' : (st.agent || 'Support');
-    typing_el.querySelector('.tt').textContent = ' ' + who + ' is typing…';
+    var who = from === 'bot' ? T('assistant_short') : (st.agent || T('support'));
+    typing_el.querySelector('.tt').textContent = T('typing', who);
     typing_el.hidden = false;
     clearTimeout(typing_timer);
     typing_timer = setTimeout(hide_typing, TYPING_SHOW_MS);
@@ -923,7 +1016,7 @@
   }
   function greet() {
     if (!st.items.length) {
-      add_item({ kind: 'bot', text: 'Hi! Ask me anything about orders, delivery, returns or your account. If I cannot help, I will find you a person.' }, false);
+      add_item({ kind: 'bot', text: T('greeting') }, false);
     }
   }
 
@@ -952,13 +1045,18 @@
   }
   composer.addEventListener('submit', submit);
   handoff_btn.addEventListener('click', ask_person);
+  end_btn.addEventListener('click', function () {
+    send_frame({ type: 'close' });
+    end_btn.disabled = true;
+    setTimeout(function () { end_btn.disabled = false; }, 3000);
+  });
 
   rating.addEventListener('submit', function (e) {
     e.preventDefault();
     var picked = rating.querySelector('input[name=score]:checked');
     var err = rating.querySelector('.err');
     if (!picked) {
-      err.textContent = 'Please choose a score from 1 to 5.';
+      err.textContent = T('pick_score');
       err.hidden = false;
       rating.querySelector('input[name=score]').focus();
       return;
@@ -969,7 +1067,7 @@
     if (comment) f.comment = comment;
     send_frame(f);
     st.rated = true;
-    add_item({ kind: 'event', text: 'Thank you for your feedback (' + picked.value + ' of 5).' }, true);
+    add_item({ kind: 'event', text: T('thanks_rating', picked.value) }, true);
     set_state('rated');
     var b = root.querySelector('.restart button');
     if (b) b.focus();
@@ -979,7 +1077,7 @@
   function open_panel(is_restore) {
     panel.hidden = false;
     launcher.setAttribute('aria-expanded', 'true');
-    launcher.setAttribute('aria-label', 'Close chat: ' + cfg.title);
+    launcher.setAttribute('aria-label', T('close_panel', cfg.title));
     unread = 0;
     badge.hidden = true;
     st.open = true;
@@ -997,7 +1095,7 @@
   function close_panel() {
     panel.hidden = true;
     launcher.setAttribute('aria-expanded', 'false');
-    launcher.setAttribute('aria-label', 'Open chat: ' + cfg.title);
+    launcher.setAttribute('aria-label', T('open', cfg.title));
     st.open = false;
     save_state();
     launcher.focus();

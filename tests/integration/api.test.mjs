@@ -81,14 +81,36 @@ test('stats: JSON aggregates for agents, authors and admins', async () => {
   for (const role of ['agent', 'author', 'admin']) {
     const r = await api('GET', '/api/stats', { token: tokens[role] });
     assert.equal(r.status, 200, role);
-    for (const k of ['deflection_rate', 'escalation_rate', 'handoffs_by_queue',
-      'pickup_within_target', 'median_wait_s', 'csat', 'top_drivers', 'unanswered']) {
+    for (const k of ['conversations', 'bot_resolved', 'handoffs', 'picked', 'within_target',
+      'deflection_rate', 'escalation_rate', 'by_queue', 'pickup_within_target',
+      'median_wait_s', 'csat', 'drivers', 'unanswered', 'live']) {
       assert.ok(k in r.json, k);
     }
   }
   const bad = await api('GET', '/api/stats?since=abc', { token: tokens.admin });
   assert.equal(bad.status, 400);
   assert.equal(bad.json.error, 'bad_range');
+});
+
+test('me, queues and ask', async () => {
+  const me = await api('GET', '/api/me', { token: tokens.author });
+  assert.equal(me.status, 200);
+  assert.deepEqual([me.json.name, me.json.role], ['ada', 'author']);
+  const queues = await api('GET', '/api/queues', { token: tokens.agent });
+  assert.equal(queues.status, 200);
+  assert.ok(queues.json.queues.includes('general'));
+  const q403 = await api('GET', '/api/queues', { token: tokens.author });
+  assert.equal(q403.status, 403);
+  const a = await api('GET', `/api/ask?q=${encodeURIComponent('how do I reset my password')}`,
+    { token: tokens.author });
+  assert.equal(a.status, 200, a.text);
+  assert.equal(a.json.action, 'answer');
+  assert.equal(a.json.intent, 'password_reset');
+  assert.equal(typeof a.json.text, 'string');
+  const a400 = await api('GET', '/api/ask', { token: tokens.author });
+  assert.equal(a400.status, 400);
+  const a403 = await api('GET', '/api/ask?q=x', { token: tokens.agent });
+  assert.equal(a403.status, 403);
 });
 
 test('conversations: 404 for an unknown id, 400 for a bad one', async () => {

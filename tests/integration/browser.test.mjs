@@ -6,20 +6,24 @@
 //   1280x800 and 390x844 go to build/screenshots/;
 // - the widget: keyboard operation (launcher, focus into the message box,
 //   Esc closes and returns focus), a readable text colour for any theme
-//   colour, the websocket URL derived from its src, and an axe-core check
-//   with no serious or critical violations;
+//   colour, the websocket URL derived from its src;
+// - axe-core (run through the devtools protocol, so the pages' CSP stays on)
+//   finds no serious or critical violation in the widget, the demo page, the
+//   sign-in pages and the signed-in consoles;
 // - end to end: a customer asks a how-to question and sees the answer with its
 //   article link; reloads and keeps the conversation; asks for a person and
 //   sees the queue position; an agent (second browser context) signs in with
 //   a token from `caredesk user add`, takes the chat, sees the transcript with
 //   the bot's part and replies; the customer sees the reply; the agent closes
 //   with a wrap-up; the customer rates; an author edits an article and the
-//   next question finds the new text; the dashboard shows the conversation.
+//   next question finds the new text; the dashboard shows the conversation;
+// - the widget survives a server restart: it shows the lost connection,
+//   retries, and resumes the same conversation without replaying twice.
 //   Each part checks first that the server has what it needs (the /chat and
 //   /agent websockets, the REST routes) and is skipped, saying why, if not.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import http from 'node:http';
@@ -45,7 +49,7 @@ let browser;
 let srv;
 let dir;
 const tokens = {};
-const caps = { chat: false, agent: false, api: false, why: [] };
+const caps = { chat: false, agent: false, api: false, kbpage: false, stats: false, why: [] };
 
 async function userAdd(name, role) {
   const r = await runCaredesk(['user', 'add', name, '--role', role, '--db', path.join(dir, 'caredesk.db')]);
@@ -77,6 +81,16 @@ async function probe() {
     caps.api = r.status === 200;
     if (!caps.api) caps.why.push(`GET /api/articles/gift-wrap: HTTP ${r.status}`);
   } catch (e) { caps.why.push(`/api: ${e.message}`); }
+  try {
+    const r = await fetch(srv.url + '/api/stats', { headers: { Authorization: `Bearer ${tokens.admin}` } });
+    caps.stats = r.status === 200;
+    if (!caps.stats) caps.why.push(`GET /api/stats: HTTP ${r.status}`);
+  } catch (e) { caps.why.push(`/api/stats: ${e.message}`); }
+  try {
+    const r = await fetch(srv.url + '/kb/returns-how-to');
+    caps.kbpage = r.status === 200;
+    if (!caps.kbpage) caps.why.push(`GET /kb/returns-how-to: HTTP ${r.status}`);
+  } catch (e) { caps.why.push(`/kb: ${e.message}`); }
 }
 
 function need(t, ...what) {
@@ -125,6 +139,22 @@ async function shot(page, name) {
   await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: false });
 }
 
+// Runs axe-core in the page (through the devtools protocol, so the page's
+// Content-Security-Policy stays on) and returns the serious and critical
+// violations within selector.
+async function axeViolations(page, selector = 'html') {
+  if (!await page.evaluate(() => typeof window.axe === 'object')) {
+    await page.evaluate(readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8'));
+  }
+  const found = await page.evaluate(async (sel) => {
+    // eslint-disable-next-line no-undef
+    const r = await axe.run({ include: [[sel]] }, { resultTypes: ['violations'] });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help,
+      nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' ')) }));
+  }, selector);
+  return found.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+}
+
 async function openWidget(page) {
   await page.locator(`${W} button.launcher`).click();
   await page.locator(`${W} #cd-panel`).waitFor({ state: 'visible' });
@@ -163,6 +193,7 @@ test('every page loads without a script error, screenshots at desktop and phone 
       assert.equal(await p.evaluate(() => document.activeElement.id), 'token');
       assert.equal(await p.locator('label[for=token]').count(), 1);
       await shot(p, `${page}-signin-${label}`);
+      if (label === 'desktop') assert.deepEqual(await axeViolations(p), [], `/${page}/ sign-in accessibility`);
       assert.deepEqual(p.errors, [], `script errors on /${page}/`);
       await p.context().close();
     }
@@ -170,7 +201,7 @@ test('every page loads without a script error, screenshots at desktop and phone 
 });
 
 test('a wrong token is refused with a message and nothing else shown', opts(30000), async (t) => {
-  if (!need(t, 'api')) return;
+  if (!need(t, 'stats')) return;
   const p = await openPage(DESKTOP, '/author/');
   await p.locator('#token').fill('not-a-real-token');
   await p.locator('#signin button[type=submit]').click();
@@ -206,7 +237,7 @@ test('widget: keyboard operable launcher, focus into the message box, Esc closes
   await page.context().close();
 });
 
-test('widget: theme colour gets readable text, websocket URL comes from the script src', opts(30000), async (t) => {
+test('widget: theme colour gets readable text, speaks the page language, websocket URL comes from the script src', opts(30000), async (t) => {
   // A shop on another origin (its own loopback port) embeds the widget from the
   // caredesk server with a light theme colour and no data-caredesk attribute.
   const shopServer = http.createServer((req, res) => {
@@ -235,38 +266,29 @@ test('widget: theme colour gets readable text, websocket URL comes from the scri
     return (Math.max(l1, l2) + 0.05) / (Math.min(l1, l2) + 0.05);
   });
   assert.ok(ratio >= 4.5, `launcher contrast ${ratio.toFixed(2)} < 4.5`);
-  assert.equal(await launcher.getAttribute('aria-label'), 'Open chat: Ayuda');
+  // The page is in Spanish, so is the widget.
+  assert.equal(await launcher.getAttribute('aria-label'), 'Abrir chat: Ayuda');
   await launcher.click();
   await page.waitForFunction(() => window.__caredesk);
+  assert.equal(await page.locator(`${W} #cd-input`).getAttribute('placeholder'), 'Escribe tu pregunta…');
+  await shot(page, 'widget-spanish-desktop');
   await page.waitForTimeout(300);
   assert.ok(sockets.includes(srv.wsUrl + '/chat'), `sockets opened: ${JSON.stringify(sockets)}`);
   await page.context().close();
 });
 
-test('widget: axe-core finds no serious or critical accessibility violation', opts(60000), async () => {
-  // bypassCSP: the page's policy rightly refuses inline scripts, and axe is injected as one.
-  const page = await openPage(DESKTOP, '/', await browser.newContext({ viewport: DESKTOP, bypassCSP: true }));
+test('axe-core finds no serious or critical accessibility violation in the widget or the demo page', opts(60000), async () => {
+  const page = await openPage(DESKTOP, '/');
   await openWidget(page);
   if (caps.chat) {
     await ask(page, 'How do I return an item?');
     await page.locator(`${W} li.bot .bubble a.article`).first().waitFor({ timeout: 10000 });
   }
-  await page.addScriptTag({ path: require.resolve('axe-core/axe.min.js') });
-  const result = await page.evaluate(async () => {
-    // eslint-disable-next-line no-undef
-    const r = await axe.run({ include: [['#caredesk-widget']] }, { resultTypes: ['violations'] });
-    return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.length }));
-  });
-  const bad = result.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  assert.deepEqual(bad, [], `axe: ${JSON.stringify(bad)}`);
-  // Closed panel: the launcher alone must pass too.
+  assert.deepEqual(await axeViolations(page, W), []);
+  // Closed panel: the launcher alone must pass too; and the demo page around it.
   await page.keyboard.press('Escape');
-  const closed = await page.evaluate(async () => {
-    // eslint-disable-next-line no-undef
-    const r = await axe.run({ include: [['#caredesk-widget']] });
-    return r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => v.id);
-  });
-  assert.deepEqual(closed, []);
+  assert.deepEqual(await axeViolations(page, W), []);
+  assert.deepEqual(await axeViolations(page), []);
   await page.context().close();
 });
 
@@ -289,8 +311,8 @@ test('end to end: customer, agent, author and dashboard', opts(240000), async (t
     const answer = await customer.locator(`${W} li.bot`).last().textContent();
     assert.match(answer, /return/i);
     // The article page behind the link exists.
-    const r = await fetch(href);
-    assert.equal(r.status, 200);
+    if (caps.kbpage) assert.equal((await fetch(href)).status, 200);
+    else t2.diagnostic(`article page not checked: ${caps.why.join('; ')}`);
     assert.match(await customer.locator(`${W} .conn`).textContent(), /Connected/);
     await shot(customer, 'widget-answer-desktop');
   });
@@ -308,6 +330,15 @@ test('end to end: customer, agent, author and dashboard', opts(240000), async (t
     assert.equal(await customer.locator(`${W} li.me`).filter({ hasText: 'How do I return an item?' }).count(), 1);
   });
 
+  await t.test('agent signs in and is available', async (t2) => {
+    if (!need(t2, 'chat', 'agent')) return;
+    agent = await openPage(DESKTOP, '/agent/');
+    await signIn(agent, tokens.agent);
+    await agent.locator('#conn', { hasText: 'Online' }).waitFor();
+    assert.equal(await agent.locator('#available').isChecked(), true);
+    assert.match(await agent.locator('.topbar .who').textContent(), /Alex/);
+  });
+
   await t.test('customer asks for a person and sees the queue position', async (t2) => {
     if (!need(t2, 'chat')) return;
     await customer.locator(`${W} button`, { hasText: 'Talk to a person' }).click();
@@ -315,17 +346,17 @@ test('end to end: customer, agent, author and dashboard', opts(240000), async (t
     await banner.waitFor({ state: 'visible', timeout: 10000 });
     await customer.waitForFunction(() => /in the queue|away right now/.test(
       document.querySelector('#caredesk-widget').shadowRoot.querySelector('.banner').textContent), null, { timeout: 10000 });
-    assert.match(await banner.textContent(), /1st in the queue|away right now/);
+    // An agent is signed in and available, so this is a live queue, not an offline ticket.
+    const text = await banner.textContent();
+    if (caps.agent) assert.match(text, /1st in the queue/);
+    else assert.match(text, /1st in the queue|away right now/);
     await shot(customer, 'widget-queued-desktop');
     await ask(customer, 'My order number is 10442.');
     await customer.locator(`${W} li.me`).filter({ hasText: '10442' }).waitFor();
   });
 
-  await t.test('agent signs in, takes the chat, sees the transcript, replies', async (t2) => {
+  await t.test('agent takes the chat, sees the transcript with the bot part, replies', async (t2) => {
     if (!need(t2, 'chat', 'agent')) return;
-    agent = await openPage(DESKTOP, '/agent/');
-    await signIn(agent, tokens.agent);
-    await agent.locator('#conn', { hasText: 'Online' }).waitFor();
     const take = agent.locator('#queue li', { hasText: '10442' }).locator('button.take');
     await take.waitFor({ timeout: 10000 });
     await shot(agent, 'agent-queue-desktop');
@@ -338,6 +369,7 @@ test('end to end: customer, agent, author and dashboard', opts(240000), async (t
     await agent.locator('#reply-text').fill('Hi, this is Alex. I can see order 10442 and will start the return for you.');
     await agent.locator('#reply-text').press('Enter');
     await transcript.locator('li.agent', { hasText: 'order 10442' }).waitFor();
+    await shot(agent, 'agent-chat-desktop');
   });
 
   await t.test('customer sees the agent and the reply', async (t2) => {
@@ -357,7 +389,8 @@ test('end to end: customer, agent, author and dashboard', opts(240000), async (t
     assert.match(await agent.locator('#reply-text').inputValue(), /\/kb\/[a-z0-9_-]+/);
     await agent.locator('#reply-text').press('Enter');
     await customer.locator(`${W} li.agent a[href*="/kb/"]`).waitFor({ timeout: 10000 });
-    await shot(agent, 'agent-chat-desktop');
+    await shot(agent, 'agent-canned-desktop');
+    assert.deepEqual(await axeViolations(agent), [], 'agent console accessibility');
   });
 
   await t.test('agent closes with a wrap-up, customer rates', async (t2) => {
@@ -395,6 +428,7 @@ test('end to end: customer, agent, author and dashboard', opts(240000), async (t
     await author.locator('#save').click();
     await author.locator('.toast', { hasText: /Saved/ }).waitFor({ timeout: 10000 });
     await shot(author, 'author-editor-desktop');
+    assert.deepEqual(await axeViolations(author), [], 'author console accessibility');
 
     // Test a question in the console.
     await author.locator('#tab-test').click();
@@ -425,7 +459,7 @@ test('end to end: customer, agent, author and dashboard', opts(240000), async (t
   });
 
   await t.test('the dashboard shows the conversation', async (t2) => {
-    if (!need(t2, 'chat', 'api')) return;
+    if (!need(t2, 'chat', 'stats')) return;
     const dash = await openPage(DESKTOP, '/dashboard/');
     await signIn(dash, tokens.admin);
     const tileValue = dash.locator('[data-kpi=conversations] .v');
@@ -437,6 +471,7 @@ test('end to end: customer, agent, author and dashboard', opts(240000), async (t
     const n = Number((await tileValue.textContent()).replace(/[^\d]/g, ''));
     assert.ok(n >= 1, `conversations today: ${n}`);
     await dash.locator('#daily svg').waitFor();
+    assert.deepEqual(await axeViolations(dash), [], 'dashboard accessibility');
     for (const [label, viewport] of sizes) {
       await dash.setViewportSize(viewport);
       await dash.waitForTimeout(200);
@@ -460,4 +495,35 @@ test('end to end: customer, agent, author and dashboard', opts(240000), async (t
   }
   assert.deepEqual(customer.errors, []);
   await customerCtx.close();
+});
+
+test('widget: after a server restart it reconnects with backoff and resumes the same conversation', opts(90000), async (t) => {
+  if (!need(t, 'chat')) return;
+  const page = await openPage(DESKTOP, '/');
+  await openWidget(page);
+  await ask(page, 'How do I reset my password?');
+  await page.locator(`${W} li.bot`).nth(1).waitFor({ timeout: 10000 });
+  const before = await page.evaluate(() => window.__caredesk.state());
+  assert.ok(before.token && before.last_seq >= 2, JSON.stringify(before));
+
+  // Stop the server: the widget says so and keeps retrying.
+  const port = srv.port;
+  await srv.stop({ keepDir: true });
+  await page.waitForFunction(() => /retrying|Reconnecting|Connecting/.test(
+    document.querySelector('#caredesk-widget').shadowRoot.querySelector('.conn').textContent), null, { timeout: 10000 });
+  assert.equal(await page.locator(`${W} .conn`).getAttribute('data-s') !== 'online', true);
+  await shot(page, 'widget-reconnecting-desktop');
+
+  // Same port, same database: the widget comes back by itself.
+  srv = await startServer({ dir, args: ['--rate-limit', '0', '--port', String(port)] });
+  await page.waitForFunction(() => window.__caredesk.state().connected, null, { timeout: 45000 });
+  const after = await page.evaluate(() => window.__caredesk.state());
+  assert.equal(after.token, before.token, 'the same conversation resumed');
+  assert.ok(after.last_seq >= before.last_seq);
+  assert.equal(await page.locator(`${W} li.me`).filter({ hasText: 'reset my password' }).count(), 1,
+    'nothing replayed twice');
+  await ask(page, 'And how do I change my email address?');
+  await page.locator(`${W} li.bot`).nth(2).waitFor({ timeout: 10000 });
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
 });

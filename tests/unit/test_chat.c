@@ -13,6 +13,7 @@
 #include "auth.h"
 #include "chat.h"
 #include "intents.h"
+#include "kb.h"
 #include "store.h"
 #include "triage.h"
 
@@ -142,6 +143,10 @@ static const char *const intent_defs[] = {
     "{\"name\":\"order_status\",\"description\":\"Where is my order?\",\"examples\":[\"where is "
     "my order\",\"track my package\",\"order status\",\"has my parcel shipped\"],\"patterns\":"
     "[\"where is my order\"],\"response\":\"Track your order from the Orders page.\"}",
+    "{\"name\":\"order_problem\",\"description\":\"A problem with an order\",\"examples\":"
+    "[\"problem with my order\",\"my order is wrong\"],\"patterns\":[\"problem with my order\"],"
+    "\"action\":\"collect\",\"collect\":{\"field\":\"order_number\",\"prompt\":\"What is your "
+    "order number?\",\"regex\":\"[0-9]{5}\"},\"queue\":\"orders\"}",
     "{\"name\":\"order_cancel\",\"description\":\"Cancel an order\",\"examples\":[\"cancel my "
     "order\",\"stop my order\",\"I do not want my order any more\"],\"patterns\":[\"cancel my "
     "order\"],\"response\":\"You can cancel an order within one hour of placing it.\"}",
@@ -176,6 +181,8 @@ static void remove_db(void)
     unlink(p);
 }
 
+static void start_chat_again_for_teardown(void);
+
 static void start_chat(void)
 {
     struct chat_io io = {fake_send, fake_close, &io_state};
@@ -194,6 +201,14 @@ static int setup_with(const struct triage_settings *ts)
     assert_non_null(triage);
     start_chat();
     return 0;
+}
+
+/* After a test replaced the triage and chat: a plain pair for teardown. */
+static void start_chat_again_for_teardown(void)
+{
+    triage = triage_new(NULL, make_intents(), NULL);
+    settings.public_url = NULL;
+    start_chat();
 }
 
 static int setup(void **state)
@@ -272,6 +287,7 @@ static void open_agent(uint64_t conn, const char *token)
     agent(conn, frame);
     json_t *r = expect(conn, "ready");
     assert_non_null(json_object_get(r, "agent"));
+    assert_int_equal(json_array_size(json_object_get(r, "queues")), 5);
     assert_true(json_is_array(json_object_get(r, "queue")));
     json_decref(r);
 }
@@ -501,6 +517,39 @@ static void test_low_confidence_and_sensitive_handoff(void **state)
     json_decref(q);
 }
 
+static void test_collect_then_handoff(void **state)
+{
+    (void)state;
+    int64_t conv = new_customer(1, NULL);
+    cust(1, "{\"type\":\"message\",\"id\":\"m1\",\"text\":\"I have a problem with my order\"}");
+    json_t *r = expect(1, "reply");
+    assert_string_equal(str(r, "action"), "clarify");
+    assert_string_equal(str(r, "collect"), "order_number");
+    assert_string_equal(str(r, "text"), "What is your order number?");
+    json_decref(r);
+    expect_nothing(1);
+    /* Not an order number: asked once more. */
+    cust(1, "{\"type\":\"message\",\"id\":\"m2\",\"text\":\"I don't know\"}");
+    r = expect(1, "reply");
+    assert_string_equal(str(r, "action"), "clarify");
+    assert_string_equal(str(r, "collect"), "order_number");
+    json_decref(r);
+    cust(1, "{\"type\":\"message\",\"id\":\"m3\",\"text\":\"it is 12345\"}");
+    r = expect(1, "reply");
+    assert_string_equal(str(r, "action"), "handoff");
+    assert_string_equal(str(r, "queue"), "orders");
+    assert_string_equal(str(r, "intent"), "order_problem");
+    json_decref(r);
+    json_t *q = expect(1, "queued");
+    assert_string_equal(str(q, "queue"), "orders");
+    json_decref(q);
+    struct store_conversation c;
+    assert_int_equal(store_conversation_get(store, conv, &c), 0);
+    assert_int_equal(c.state, STORE_STATE_QUEUED);
+    assert_string_equal(c.intent, "order_problem");
+    store_conversation_clear(&c);
+}
+
 /* ---- agents ---- */
 
 static void test_agent_full_flow(void **state)
@@ -610,6 +659,10 @@ static void test_agent_full_flow(void **state)
     cust(1, "{\"type\":\"rating\",\"score\":5,\"comment\":\"great\"}");
     json_t *ro = expect(1, "rating_ok");
     assert_int_equal(num(ro, "score"), 5);
+    json_decref(ro);
+    ro = expect_skipping(100, "queue", "rating");
+    assert_int_equal(num(ro, "score"), 5);
+    assert_string_equal(str(ro, "comment"), "great");
     json_decref(ro);
     cust(1, "{\"type\":\"rating\",\"score\":4}");
     expect_error(1, "bad_state");
@@ -1065,6 +1118,64 @@ static void test_feedback(void **state)
     json_decref(r);
 }
 
+/* With a real KB in the same database file (its own connection, as in the
+ * server): answers carry article links, and a "yes" teaches the KB after
+ * the store's commit without waiting on its lock. */
+static void test_with_kb(void **state)
+{
+    (void)state;
+    chat_free(chat);
+    triage_free(triage);
+    char *err = NULL;
+    struct kb *kb = kb_open(db_path, &err);
+    if (!kb)
+        fail_msg("kb_open: %s", err ? err : "?");
+    struct kb_article a;
+    memset(&a, 0, sizeof a);
+    a.id = "gift-wrap";
+    a.title = "Gift wrapping";
+    a.lang = "en";
+    a.body = "# Gift wrapping\n\nWe wrap any item in recycled paper for 3 euros. Choose gift "
+             "wrap at checkout and add a message card.\n";
+    a.is_published = 1;
+    assert_int_equal(kb_put(kb, &a), 0);
+    struct triage_settings ts;
+    triage_settings_default(&ts);
+    triage = triage_new(&ts, make_intents(), kb);
+    assert_non_null(triage);
+    struct chat_io io = {fake_send, fake_close, &io_state};
+    settings.public_url = "https://help.example/";
+    chat = chat_new(&settings, store, kb, triage, &io);
+    assert_non_null(chat);
+
+    new_customer(1, NULL);
+    cust(1, "{\"type\":\"message\",\"id\":\"m1\",\"text\":\"can you gift wrap my present "
+            "with a message card?\"}");
+    json_t *r = expect(1, "reply");
+    json_t *arts = json_object_get(r, "articles");
+    assert_string_equal(str(r, "action"), "answer");
+    assert_non_null(strstr(str(r, "text"), "recycled paper"));
+    assert_true(json_array_size(arts) >= 1);
+    assert_string_equal(str(json_array_get(arts, 0), "id"), "gift-wrap");
+    assert_string_equal(str(json_array_get(arts, 0), "title"), "Gift wrapping");
+    assert_string_equal(str(json_array_get(arts, 0), "url"), "https://help.example/kb/gift-wrap");
+    json_int_t seq = num(r, "seq");
+    json_decref(r);
+    char frame[128];
+    snprintf(frame, sizeof frame, "{\"type\":\"feedback\",\"seq\":%lld,\"helpful\":true}",
+             (long long)seq);
+    int64_t t0 = cd_now_us();
+    cust(1, frame);
+    assert_true(cd_now_us() - t0 < 2000000); /* no wait on the store's write lock */
+    json_decref(expect(1, "feedback_ok"));
+    chat_free(chat);
+    chat = NULL;
+    triage_free(triage);
+    triage = NULL;
+    kb_close(kb);
+    start_chat_again_for_teardown();
+}
+
 /* ---- bad input ---- */
 
 static void test_bad_inputs(void **state)
@@ -1234,6 +1345,7 @@ int main(void)
         T(test_clarify_and_choice),
         T(test_explicit_handoff_offline),
         T(test_offline_ticket_goes_live),
+        T(test_collect_then_handoff),
         T(test_low_confidence_and_sensitive_handoff),
         T(test_agent_full_flow),
         T(test_claim_race_and_capacity),
@@ -1245,6 +1357,7 @@ int main(void)
         T(test_idempotent_resend),
         T(test_redaction),
         T(test_feedback),
+        T(test_with_kb),
         T(test_bad_inputs),
         T(test_customer_token_throttle),
         T(test_customer_close),

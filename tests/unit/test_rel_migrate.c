@@ -91,6 +91,29 @@ static const char *const schema_v2_delta =
     "CREATE INDEX events_created ON events(created_s);"
     "PRAGMA user_version = 2;";
 
+/* What version 3 added: feedback and unanswered questions. */
+static const char *const schema_v3_delta =
+    "CREATE TABLE feedback ("
+    " id INTEGER PRIMARY KEY,"
+    " conversation INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,"
+    " seq INTEGER NOT NULL,"
+    " helpful INTEGER NOT NULL,"
+    " article TEXT,"
+    " question TEXT,"
+    " created_s INTEGER NOT NULL);"
+    "CREATE INDEX feedback_conversation ON feedback(conversation);"
+    "CREATE TABLE unanswered ("
+    " id INTEGER PRIMARY KEY,"
+    " conversation INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,"
+    " question TEXT NOT NULL,"
+    " lang TEXT NOT NULL DEFAULT 'en',"
+    " intent TEXT NOT NULL DEFAULT '',"
+    " confidence REAL NOT NULL DEFAULT 0,"
+    " created_s INTEGER NOT NULL);"
+    "CREATE INDEX unanswered_created ON unanswered(created_s);"
+    "CREATE INDEX unanswered_conversation ON unanswered(conversation);"
+    "PRAGMA user_version = 3;";
+
 /* Rows a version-1 deployment holds: a closed, rated conversation with a
  * customer question, a bot answer (meta JSON), an agent reply; a queued one;
  * one with NULL customer fields and non-ASCII text. */
@@ -127,6 +150,10 @@ static const char *const data_v2 =
     "INSERT INTO events (kind, conversation, user_id, detail, created_s) VALUES"
     " ('claim', 11, 5, NULL, 1700000100),"
     " ('article_put', 0, 6, '{\"id\":\"returns\"}', 1700000500);";
+
+static const char *const data_v3 =
+    "INSERT INTO feedback (conversation, seq, helpful, article, question, created_s) VALUES"
+    " (11, 2, 1, 'refunds', 'where is my refund?', 1700000003);";
 
 static void remove_files(const char *path)
 {
@@ -166,7 +193,7 @@ static void exec_ok(sqlite3 *db, const char *sql)
     assert_int_equal(rc, SQLITE_OK);
 }
 
-/* Builds a database at schema version (1 or 2) with that version's rows, in
+/* Builds a database at schema version (1, 2 or 3) with that version's rows, in
  * rollback-journal mode as an old file copied from elsewhere may be. */
 static void build_old(int version)
 {
@@ -179,6 +206,10 @@ static void build_old(int version)
     if (version >= 2) {
         exec_ok(db, schema_v2_delta);
         exec_ok(db, data_v2);
+    }
+    if (version >= 3) {
+        exec_ok(db, schema_v3_delta);
+        exec_ok(db, data_v3);
     }
     exec_ok(db, "COMMIT");
     sqlite3_close(db);

@@ -204,6 +204,10 @@
     notify('Chat assigned');
   }
 
+  function art_title(a) {
+    return a.title || CD.humanize(a.id);
+  }
+
   function normalize(m) {
     var from = m.from || m.role || m.author || m.sender || 'customer';
     if (from === 'system' || from === 'event') from = 'system';
@@ -330,12 +334,12 @@
   function render_mine() {
     var ul = $('#mine');
     CD.clear(ul);
-    if (!order.length) { ul.appendChild(h('li', { class: 'empty', role: 'presentation' }, ['No open chats.'])); return; }
+    if (!order.length) { ul.appendChild(h('li', { class: 'empty' }, ['No open chats.'])); return; }
     order.forEach(function (id) {
       var c = chats[id];
       var last = c.items.filter(function (x) { return x.from !== 'system'; }).slice(-1)[0];
-      ul.appendChild(h('li', { role: 'presentation' }, [h('button', {
-        type: 'button', role: 'tab', 'aria-selected': String(active === id), 'aria-controls': 'chat-pane',
+      ul.appendChild(h('li', null, [h('button', {
+        type: 'button', 'aria-current': active === id ? 'true' : null, 'aria-controls': 'chat-pane',
         onclick: function () { select(id); }
       }, [
         h('span', { class: 'name', text: cust_name(c) }),
@@ -395,13 +399,13 @@
   function item_el(it) {
     var who = it.from === 'customer' ? 'Customer' : it.from === 'bot' ? 'Bot' :
       it.from === 'agent' ? (it.agent && it.agent !== me.name ? it.agent : 'You') : '';
-    var msg = it.from === 'bot' ? h('div', { class: 'msg md', html: CD.md(it.text) }) :
+    var msg = it.from === 'bot' ? h('div', { class: 'msg md', html: CD.md(it.text, 3) }) :
       h('div', { class: 'msg', text: it.text });
     if (it.from === 'bot') {
       if (it.articles && it.articles.length) {
         msg.appendChild(h('div', { class: 'offered' }, [h('span', { class: 'muted', text: 'Offered: ' })].concat(
           it.articles.map(function (a) {
-            return h('a', { href: a.url || '/kb/' + encodeURIComponent(a.id), target: '_blank', rel: 'noopener', text: a.title || a.id });
+            return h('a', { href: a.url || '/kb/' + encodeURIComponent(a.id), target: '_blank', rel: 'noopener', text: art_title(a) });
           }))));
       }
       if (it.choices && it.choices.length) {
@@ -467,7 +471,7 @@
     box.appendChild(h('h3', { text: 'Articles the bot offered', style: 'margin-top:14px' }));
     if (!arts.length) box.appendChild(h('p', { class: 'small muted', text: 'None.' }));
     else box.appendChild(h('ul', { class: 'earlier' }, arts.map(function (a) {
-      return h('li', null, [h('a', { href: a.url || '/kb/' + encodeURIComponent(a.id), target: '_blank', rel: 'noopener', text: a.title || a.id }),
+      return h('li', null, [h('a', { href: a.url || '/kb/' + encodeURIComponent(a.id), target: '_blank', rel: 'noopener', text: art_title(a) }),
         a.score != null ? h('span', { class: 'small muted', text: ' score ' + (+a.score).toFixed(2) }) : null]);
     })));
   }

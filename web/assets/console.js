@@ -137,7 +137,10 @@
     s = s.replace(/\u0000(\d+)\u0000/g, function (m, i) { return '<code>' + codes[+i] + '</code>'; });
     return s;
   }
-  CD.md = function (src) {
+  /* shift: heading levels to add (an article shown under a page's own h2
+   * starts at h3); the class keeps the look of the level written. */
+  CD.md = function (src, shift) {
+    shift = shift || 0;
     var lines = CD.esc(String(src || '').replace(/\r/g, '')).split('\n');
     var out = [], i = 0, para = [];
     function flush() {
@@ -157,8 +160,8 @@
       }
       if ((m = l.match(/^(#{1,6})\s+(.*)$/))) {
         flush();
-        var lv = Math.min(6, m[1].length);
-        out.push('<h' + lv + '>' + md_inline(m[2]) + '</h' + lv + '>');
+        var lv = Math.min(6, m[1].length), tag = 'h' + Math.min(6, lv + shift);
+        out.push('<' + tag + ' class="h' + lv + '">' + md_inline(m[2]) + '</' + tag + '>');
         i++;
         continue;
       }

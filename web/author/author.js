@@ -60,7 +60,7 @@
       render_list();
       if (select_id) open_article(select_id, true);
     }, function (e) {
-      if (e.status === 400 || e.status === 404) {
+      if (e.status === 400 || e.status === 404 || e.status === 501) {
         search_mode = true;
         return load_list(select_id);
       }
@@ -180,7 +180,7 @@
     render_preview();
   }
   function render_preview() {
-    $('#preview').innerHTML = CD.md($('#f-body').value) || '<p class="muted">Nothing to preview yet.</p>';
+    $('#preview').innerHTML = CD.md($('#f-body').value, 2) || '<p class="muted">Nothing to preview yet.</p>';
   }
   $('#f-body').addEventListener('input', function () { dirty = true; render_preview(); });
   ['#f-title', '#f-id', '#f-lang', '#f-tags', '#f-questions'].forEach(function (s) {
@@ -289,7 +289,7 @@
               box.hidden = !box.hidden;
               this.setAttribute('aria-expanded', String(!box.hidden));
               this.textContent = box.hidden ? 'Show' : 'Hide';
-              if (!box.hidden) box.innerHTML = CD.md(rv.body);
+              if (!box.hidden) box.innerHTML = CD.md(rv.body, 3);
             }
           }, ['Show']) : null,
           rv.body != null && i > 0 ? h('button', {
@@ -307,7 +307,9 @@
       });
     }, function (e) {
       CD.clear(ol);
-      ol.appendChild(h('li', { class: 'muted', text: e.status === 404 ? 'The server does not list revisions.' : 'Could not load revisions: ' + e.message }));
+      ol.appendChild(h('li', { class: 'muted', text: e.status === 404 || e.status === 501 ?
+        'This server does not list revisions yet (each save still keeps the previous version).' :
+        'Could not load revisions: ' + e.message }));
     });
   }
 
@@ -346,18 +348,20 @@
           conf == null ? null : h('div', { class: 'bar-conf', 'aria-hidden': 'true' }, [h('span', { style: 'width:' + conf + '%' })])]),
         d.queue ? h('div', { class: 'box' }, [h('div', { class: 'k', text: 'Queue if handed off' }), h('div', { class: 'v', text: d.queue })]) : null
       ]));
-      if (d.text) {
+      var said = d.text || d.answer || d.collect_prompt;
+      if (said) {
         out.appendChild(h('h3', { text: 'What the customer would see' }));
-        out.appendChild(h('div', { class: 'reply-preview md', html: CD.md(d.text) }));
+        out.appendChild(h('div', { class: 'reply-preview md', html: CD.md(said, 3) }));
       }
-      if (d.choices && d.choices.length) {
-        out.appendChild(h('p', { text: 'Choices offered: ' + d.choices.map(function (c) {
-          return typeof c === 'string' ? c : c.label || c.title || c.intent || c.id;
+      var choices = d.choices && d.choices.length ? d.choices : act === 'clarify' ? d.candidates || [] : [];
+      if (choices.length) {
+        out.appendChild(h('p', { text: 'Choices offered: ' + choices.map(function (c) {
+          return typeof c === 'string' ? c : c.label || c.title || CD.humanize(c.intent || c.id);
         }).join(' · ') }));
       }
-      if (d.reason || d.evidence) {
-        out.appendChild(h('p', { class: 'small muted', text: 'Why: ' + (d.reason || JSON.stringify(d.evidence)) }));
-      }
+      var ev = d.evidence || {};
+      var why = d.reason || [ev.reason, ev.rule].filter(Boolean).join(': ');
+      if (why) out.appendChild(h('p', { class: 'small muted', text: 'Why: ' + why }));
       if (!hits.length && d.articles) hits = d.articles;
     }
     out.appendChild(h('h3', { text: 'Ranked articles' }));
