@@ -17,6 +17,8 @@ struct kb;
 struct store;
 struct auth;
 struct metrics;
+struct triage;
+struct chat;
 
 /* What the routes work on; all borrowed, any may be NULL (the routes that
  * need a missing one answer 503). */
@@ -25,8 +27,13 @@ struct api_deps {
     struct store *store;
     struct auth *auth;
     struct metrics *metrics;
+    struct triage *triage;  /* for GET /api/ask */
+    struct chat *chat;      /* for the live part of GET /api/stats */
+    const char *queues;     /* comma-separated queue names, for GET /api/queues */
+    const char *db_path;    /* the database file (GET /api/articles reads the KB's list) */
     const char *public_url; /* base of article links, "" = relative */
     int max_body_bytes;     /* larger bodies get 413 (server.c enforces it too) */
+    int pickup_target_s;    /* for the "picked up within target" figure in /api/stats */
 };
 
 struct api_request {
@@ -35,6 +42,7 @@ struct api_request {
     const char *const *args; /* decoded query arguments "name=value" */
     int n_args;
     const char *authorization; /* Authorization header or NULL */
+    const char *address;       /* client address, for throttling bad tokens; may be NULL */
     const char *body;          /* may be NULL when n_body is 0 */
     size_t n_body;
 };
@@ -61,5 +69,8 @@ int api_owns_path(const char *path);
 int api_handle(struct api *api, const struct api_request *req, struct api_response *resp);
 
 void api_response_clear(struct api_response *resp);
+
+/* 1 if the routes have a knowledge base (for /healthz). */
+int api_has_kb(const struct api *api);
 
 #endif

@@ -10,7 +10,12 @@
  * message that a crash could lose (durable before visible, group commit).
  * The protocol is documented in docs/protocol.md.
  *
- * For server.c: all functions are called from the event-loop thread. The
+ * For server.c: chat.c is built into libcaredesk.a; reference chat_* with
+ * ordinary (strong) references: a "#pragma weak" reference does not pull
+ * chat.o out of the static library, so chat_new would stay NULL. Call
+ * chat_flush() after chat_tick() and after every turn in which chat_*
+ * was called (chat_has_pending() says whether anything waits).
+ * All functions are called from the event-loop thread. The
  * store transaction opened by chat_* calls blocks writers on other
  * connections to the same database file (kb.c): call chat_flush() before
  * writing through kb.h (REST article edits) in the same loop turn. */

@@ -71,11 +71,13 @@ struct intents_load_report {
 
 /* Model settings; zero values mean the documented defaults. */
 struct intents_train_options {
-    int epochs;        /* passes over the examples, default 12 */
+    int epochs;        /* passes over the examples, default 8 */
     int hash_bits;     /* feature hash space 2^bits, default 18 */
-    double l2;         /* L2 regularisation, default 1e-5 */
+    double l2;         /* L2 regularisation per step, default 1e-6 */
     unsigned int seed; /* shuffling seed, default 1 */
     int is_quiet;      /* no progress on stderr */
+    int is_no_holdout; /* skip the held-out temperature fit (the caller will
+                        * call intents_calibrate() on its own held-out set) */
 };
 
 /* Creates an empty set. Returns NULL when out of memory. */
@@ -118,8 +120,10 @@ const struct intent *intents_get(const struct intents *set, int i);
 /* Index of the intent named name, or -1. */
 int intents_find(const struct intents *set, const char *name);
 
-/* Milliseconds intents_train() took. */
+/* Milliseconds intents_train() took: wall clock, and CPU time of the
+ * training thread (the fair figure on a busy machine). */
 double intents_train_ms(const struct intents *set);
+double intents_train_cpu_ms(const struct intents *set);
 
 struct intents_scratch *intents_scratch_new(void);
 void intents_scratch_free(struct intents_scratch *scratch);

@@ -6,7 +6,7 @@
  * (stop words kept: "why" and "how" carry intent) and character 3-5 grams of
  * each folded word with boundary marks ("<refund>"), so misspellings and
  * unseen inflections still share evidence. Each group is weighted by
- * log-count times IDF and L2-normalised. Feature strings are hashed into
+ * log-count times IDF and L2-normalised (to norm 2 per group). Feature strings are hashed into
  * 2^hash_bits buckets, and only buckets seen in training get a weight row, so
  * the weight matrix is (features seen) x (classes), not 2^bits x classes.
  * A trained struct model is never written again: any number of threads may
@@ -36,6 +36,7 @@ struct model_feats {
     uint8_t *group; /* 0 word, 1 char */
     int n;
     int cap;
+    int32_t *slot; /* open-addressing index of the above, 2 * cap entries */
 };
 
 struct model;
@@ -46,8 +47,8 @@ struct model_scratch {
     int *feat;    /* mapped feature index per raw feature */
     float *value; /* weighted, normalised value */
     int cap;
-    double *logits;
-    int n_logits;
+    float *sums; /* per class */
+    int n_sums;
 };
 
 void model_feats_free(struct model_feats *f);

@@ -71,6 +71,8 @@ int queue_remove(struct queue *q, int64_t conversation);
 const struct queue_item *queue_find(const struct queue *q, int64_t conversation);
 /* Updates the preview of a waiting chat (the customer wrote again). */
 void queue_set_preview(struct queue *q, int64_t conversation, const char *text);
+/* Marks a waiting chat as an offline ticket (or not any more). */
+void queue_set_offline(struct queue *q, int64_t conversation, int is_offline);
 /* 1-based position within its queue, or CD_ENOTFOUND. */
 int queue_position(const struct queue *q, int64_t conversation);
 /* Number of waiting chats (all queues). */

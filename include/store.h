@@ -24,7 +24,7 @@
 struct store;
 
 /* The schema version store_open() migrates to (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 #define STORE_HASH_LEN      32 /* SHA-256 of a token */
 #define STORE_NAME_MAX      64 /* user names, queue names, intents, dispositions */
@@ -64,6 +64,14 @@ int store_begin(struct store *s);
 int store_commit(struct store *s);
 void store_rollback(struct store *s);
 int store_in_transaction(const struct store *s);
+
+/* Makes the writes of one unit of work (one client frame) all-or-nothing
+ * inside the group: store_mark() opens the group if needed and sets a mark;
+ * store_mark_release() keeps the writes since the mark, store_mark_undo()
+ * drops them (the rest of the group stays). Marks do not nest. */
+int store_mark(struct store *s);
+void store_mark_release(struct store *s);
+void store_mark_undo(struct store *s);
 
 /* ---- conversations ---- */
 

@@ -92,10 +92,11 @@ struct triage_evidence {
     struct triage_candidate model[TRIAGE_MAX_CANDIDATES]; /* model's top scores */
     int n_model;
     double p_oos;
-    char kb_article[KB_ID_MAX]; /* best article, "" if none */
+    char kb_article[KB_ID_MAX]; /* best article; "" if none, or if an intent
+                                 * settled the message and the KB was not searched */
     double kb_score;            /* its normalised score in [0, 1] */
     const char *reason;         /* static: "person_request", "sensitive", "rule", "model",
-                                 * "kb", "clarify", "low_confidence", "out_of_scope",
+                                 * "kb", "clarify", "empty", "low_confidence", "out_of_scope",
                                  * "clarify_limit", "not_helped", "repeated", "anger" */
 };
 

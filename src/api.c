@@ -1,24 +1,85 @@
-/* api: REST routes (/api/...) and article pages (/kb/ID); see api.h. */
+/* api: REST routes (/api/...) and article pages (/kb/ID); see api.h.
+ *
+ * Routes and who may call them (docs/web.md has the shapes the pages read):
+ *   GET    /api/me                       any account: {"name","role"}
+ *   GET    /api/search?q=&lang=&limit=   anyone (published articles only)
+ *   GET    /api/ask?q=&lang=             author, admin (the bot's decision, stored nowhere)
+ *   POST   /api/learn                    author, admin ({"question","article"}: kb_learn)
+ *   GET    /api/queues                   agent, admin
+ *   GET    /api/articles/{id}            author, admin (drafts too)
+ *   POST   /api/articles                 author, admin (create; 409 if the id exists)
+ *   PUT    /api/articles/{id}            author, admin (create or update; keeps a revision)
+ *   DELETE /api/articles/{id}            author, admin
+ *   GET    /api/conversations/{id}       agent, admin (the transcript)
+ *   GET    /api/stats?since=&until=      agent, author, admin (aggregates only)
+ *   GET    /kb/{id}                      anyone (published articles as HTML)
+ * Every author and admin change is written to the audit log. */
 #include "api.h"
 
+#include "auth.h"
+#include "chat.h"
+#include "kb.h"
+#include "triage.h"
+#include "log.h"
+#include "metrics.h"
+#include "store.h"
+
+#include <jansson.h>
+#include <sqlite3.h>
+
+#include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+/* Revision history arrives in kb.h after this file was written: declared
+ * weak here, the route answers 501 until kb.c has them. */
+int kb_get_revision(struct kb *kb, const char *id, int revision, struct kb_article *out);
+int kb_revision_count(struct kb *kb, const char *id);
+#pragma weak kb_get_revision
+#pragma weak kb_revision_count
+
+#define SEARCH_MAX_HITS 10
+#define QUERY_MAX_BYTES 1024
 
 struct api {
     struct api_deps deps;
+    struct auth_throttle *throttle;
+    /* Listing articles: kb.h has no listing call yet, so GET /api/articles
+     * reads kb.c's article table through its own read-only connection. */
+    sqlite3 *list_db;
+    sqlite3_stmt *list_stmt;
 };
 
 struct api *api_new(const struct api_deps *deps)
 {
     struct api *api = calloc(1, sizeof *api);
-    if (api && deps)
+    if (!api)
+        return NULL;
+    if (deps)
         api->deps = *deps;
+    api->throttle = auth_throttle_new(0, 0);
+    if (!api->throttle) {
+        free(api);
+        return NULL;
+    }
     return api;
 }
 
 void api_free(struct api *api)
 {
+    if (!api)
+        return;
+    sqlite3_finalize(api->list_stmt);
+    sqlite3_close(api->list_db);
+    auth_throttle_free(api->throttle);
     free(api);
+}
+
+int api_has_kb(const struct api *api)
+{
+    return api && api->deps.kb;
 }
 
 int api_owns_path(const char *path)
@@ -33,11 +94,1007 @@ void api_response_clear(struct api_response *resp)
     cd_buf_free(&resp->body);
 }
 
+/* ---- responses ---------------------------------------------------------- */
+
+static int respond_error(struct api_response *resp, int status, const char *code,
+                         const char *message)
+{
+    resp->status = status;
+    resp->content_type = "application/json";
+    cd_buf_reset(&resp->body);
+    int rc = cd_buf_printf(&resp->body, "{\"error\":\"%s\",\"message\":", code);
+    if (!rc)
+        rc = log_json_string(&resp->body, message, strlen(message));
+    if (!rc)
+        rc = cd_buf_puts(&resp->body, "}\n");
+    return rc;
+}
+
+/* Sends a jansson value (taking the reference). */
+static int respond_json(struct api_response *resp, int status, json_t *value)
+{
+    if (!value)
+        return respond_error(resp, 500, "internal", "out of memory");
+    char *text = json_dumps(value, JSON_COMPACT);
+    json_decref(value);
+    if (!text)
+        return respond_error(resp, 500, "internal", "out of memory");
+    resp->status = status;
+    resp->content_type = "application/json";
+    cd_buf_reset(&resp->body);
+    int rc = cd_buf_puts(&resp->body, text);
+    if (!rc)
+        rc = cd_buf_puts(&resp->body, "\n");
+    free(text);
+    return rc;
+}
+
+/* ---- request helpers ----------------------------------------------------- */
+
+/* The value of query argument name, or NULL. */
+static const char *arg(const struct api_request *req, const char *name)
+{
+    size_t n = strlen(name);
+    for (int i = 0; i < req->n_args; i++)
+        if (!strncmp(req->args[i], name, n) && req->args[i][n] == '=')
+            return req->args[i] + n + 1;
+    return NULL;
+}
+
+static int is_article_id(const char *id)
+{
+    size_t n = strlen(id);
+    if (!n || n >= KB_ID_MAX)
+        return 0;
+    for (const char *p = id; *p; p++)
+        if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '-' || *p == '_' ||
+              *p == '.'))
+            return 0;
+    return id[0] != '.';
+}
+
+/* Checks the Bearer token and that the account has one of roles. Returns 0
+ * with *user filled, or fills resp (401, 403, 429, 503) and returns 1. */
+static int require_role(struct api *api, const struct api_request *req, int roles,
+                        struct auth_user *user, struct api_response *resp)
+{
+    if (!api->deps.store) {
+        respond_error(resp, 503, "unavailable", "accounts are not available");
+        return 1;
+    }
+    const char *h = req->authorization;
+    if (!h || strncasecmp(h, "Bearer ", 7)) {
+        respond_error(resp, 401, "missing_token", "send Authorization: Bearer TOKEN");
+        return 1;
+    }
+    const char *token = h + 7;
+    while (*token == ' ')
+        token++;
+    size_t n = strlen(token);
+    while (n && token[n - 1] == ' ')
+        n--;
+    int rc =
+        auth_check_user(api->deps.store, api->throttle, req->address, token, n, cd_wall_s(), user);
+    if (rc == CD_EBUSY) {
+        respond_error(resp, 429, "throttled", "too many bad tokens; try again later");
+        return 1;
+    }
+    if (rc == CD_EPERM || rc == CD_EINVAL || rc == CD_ENOTFOUND) {
+        respond_error(resp, 401, "bad_token", "the token is not valid");
+        return 1;
+    }
+    if (rc) {
+        respond_error(resp, 500, "internal", cd_strerror(rc));
+        return 1;
+    }
+    if (!(user->role & roles)) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "the %s role may not do this", auth_role_name(user->role));
+        respond_error(resp, 403, "forbidden", msg);
+        return 1;
+    }
+    return 0;
+}
+
+static void audit(struct api *api, const char *kind, const struct auth_user *user,
+                  const char *article_id)
+{
+    json_t *detail = json_pack("{s:s}", "article", article_id);
+    char *text = detail ? json_dumps(detail, JSON_COMPACT) : NULL;
+    int rc = store_event_add(api->deps.store, kind, 0, user->id, text);
+    if (rc)
+        log_event(LOG_ERROR, "audit_failed", "kind:s", kind, "error:s", cd_strerror(rc), LOG_END);
+    free(text);
+    json_decref(detail);
+}
+
+/* ---- search -------------------------------------------------------------- */
+
+static void article_url(const struct api *api, const char *id, char *out, size_t cap)
+{
+    int n =
+        snprintf(out, cap, "%.*s/kb/%s", 400, api->deps.public_url ? api->deps.public_url : "", id);
+    if (n < 0 || (size_t)n >= cap)
+        snprintf(out, cap, "/kb/%s", id);
+}
+
+static int route_search(struct api *api, const struct api_request *req, struct api_response *resp)
+{
+    if (strcmp(req->method, "GET")) {
+        resp->allow = "GET";
+        return respond_error(resp, 405, "method_not_allowed", "use GET");
+    }
+    const char *q = arg(req, "q");
+    const char *lang = arg(req, "lang");
+    const char *limit_s = arg(req, "limit");
+    if (!q || !*q)
+        return respond_error(resp, 400, "missing_q", "the query parameter 'q' is required");
+    if (strlen(q) > QUERY_MAX_BYTES || !cd_utf8_valid(q, strlen(q)))
+        return respond_error(resp, 400, "bad_q", "'q' must be UTF-8 text of at most 1024 bytes");
+    if (lang && (!*lang || strlen(lang) > 7))
+        return respond_error(resp, 400, "bad_lang", "'lang' must be a language code like en");
+    int limit = 5;
+    if (limit_s) {
+        char *end;
+        long v = strtol(limit_s, &end, 10);
+        if (*end || v < 1 || v > SEARCH_MAX_HITS)
+            return respond_error(resp, 400, "bad_limit", "'limit' must be from 1 to 10");
+        limit = (int)v;
+    }
+    if (!api->deps.kb)
+        return respond_error(resp, 503, "unavailable", "the knowledge base is not open");
+    struct kb_hit hits[SEARCH_MAX_HITS];
+    int n_hits = 0;
+    int rc = kb_search(api->deps.kb, q, lang, hits, limit, &n_hits);
+    if (rc)
+        return respond_error(resp, 500, "internal", cd_strerror(rc));
+    json_t *list = json_array();
+    for (int i = 0; i < n_hits && list; i++) {
+        char url[KB_ID_MAX + 512];
+        article_url(api, hits[i].id, url, sizeof url);
+        json_array_append_new(list,
+                              json_pack("{s:s,s:s?,s:s?,s:s,s:f,s:s}", "id", hits[i].id, "title",
+                                        hits[i].title, "passage", hits[i].passage, "lang",
+                                        hits[i].lang, "score", hits[i].score, "url", url));
+    }
+    kb_hits_clear(hits, n_hits);
+    return respond_json(resp, 200, json_pack("{s:s,s:o?}", "query", q, "hits", list));
+}
+
+/* ---- articles ------------------------------------------------------------ */
+
+static json_t *article_json(const struct api *api, const struct kb_article *a)
+{
+    json_t *tags = json_array(), *questions = json_array();
+    for (int i = 0; i < a->n_tags && tags; i++)
+        json_array_append_new(tags, json_string(a->tags[i]));
+    for (int i = 0; i < a->n_questions && questions; i++)
+        json_array_append_new(questions, json_string(a->questions[i]));
+    char url[KB_ID_MAX + 512];
+    article_url(api, a->id, url, sizeof url);
+    return json_pack("{s:s,s:s?,s:s?,s:s?,s:o?,s:o?,s:b,s:i,s:I,s:s}", "id", a->id, "title",
+                     a->title, "lang", a->lang, "body", a->body, "tags", tags, "questions",
+                     questions, "published", a->is_published, "revision", a->revision, "updated_s",
+                     (json_int_t)a->updated_s, "url", url);
+}
+
+/* Reads a JSON array of strings into a malloc'd vector of borrowed
+ * pointers. Returns 0, or -1 when it is not an array of strings. */
+static int string_list(json_t *v, const char ***out, int *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (!v)
+        return 0;
+    if (!json_is_array(v) || json_array_size(v) > 256)
+        return -1;
+    size_t count = json_array_size(v);
+    if (!count)
+        return 0;
+    const char **list = calloc(count, sizeof *list);
+    if (!list)
+        return -1;
+    for (size_t i = 0; i < count; i++) {
+        json_t *s = json_array_get(v, i);
+        if (!json_is_string(s)) {
+            free(list);
+            return -1;
+        }
+        list[i] = json_string_value(s);
+    }
+    *out = list;
+    *n = (int)count;
+    return 0;
+}
+
+/* Parses an article body. On a problem fills resp with 400 and returns 1. */
+static int parse_article(const struct api_request *req, const char *path_id, json_t **root_out,
+                         struct kb_article *a, struct api_response *resp)
+{
+    *root_out = NULL;
+    if (!req->body || !req->n_body) {
+        respond_error(resp, 400, "missing_body", "send the article as a JSON object");
+        return 1;
+    }
+    json_error_t jerr;
+    json_t *root = json_loadb(req->body, req->n_body, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
+                 jerr.text);
+        respond_error(resp, 400, "bad_json", msg);
+        return 1;
+    }
+    *root_out = root;
+    if (!json_is_object(root)) {
+        respond_error(resp, 400, "bad_json", "the body must be a JSON object");
+        return 1;
+    }
+    static const char *const string_fields[] = {"id", "title", "body", "lang"};
+    for (size_t i = 0; i < 4; i++) {
+        json_t *v = json_object_get(root, string_fields[i]);
+        if (v && !json_is_string(v)) {
+            char msg[96];
+            snprintf(msg, sizeof msg, "'%s' must be a string", string_fields[i]);
+            respond_error(resp, 400, "bad_field", msg);
+            return 1;
+        }
+    }
+    const char *id = json_string_value(json_object_get(root, "id"));
+    if (path_id && id && strcmp(id, path_id)) {
+        respond_error(resp, 400, "bad_field", "'id' in the body differs from the id in the path");
+        return 1;
+    }
+    if (!id)
+        id = path_id;
+    if (!id) {
+        respond_error(resp, 400, "missing_field", "'id' is required");
+        return 1;
+    }
+    if (!is_article_id(id)) {
+        respond_error(resp, 400, "bad_field",
+                      "'id' must be 1-127 characters of a-z, 0-9, '-', '_' or '.'");
+        return 1;
+    }
+    const char *title = json_string_value(json_object_get(root, "title"));
+    const char *body = json_string_value(json_object_get(root, "body"));
+    if (!title || !*title) {
+        respond_error(resp, 400, "missing_field", "'title' is required");
+        return 1;
+    }
+    if (!body || !*body) {
+        respond_error(resp, 400, "missing_field", "'body' is required");
+        return 1;
+    }
+    if (!cd_utf8_valid(title, strlen(title)) || !cd_utf8_valid(body, strlen(body))) {
+        respond_error(resp, 400, "bad_field", "text must be valid UTF-8");
+        return 1;
+    }
+    json_t *published = json_object_get(root, "published");
+    if (published && !json_is_boolean(published)) {
+        respond_error(resp, 400, "bad_field", "'published' must be true or false");
+        return 1;
+    }
+    json_t *status = json_object_get(root, "status");
+    const char *status_s = json_string_value(status);
+    if (status && (!status_s || (strcmp(status_s, "published") && strcmp(status_s, "draft")))) {
+        respond_error(resp, 400, "bad_field", "'status' must be \"published\" or \"draft\"");
+        return 1;
+    }
+    const char **tags, **questions;
+    int n_tags, n_questions;
+    if (string_list(json_object_get(root, "tags"), &tags, &n_tags)) {
+        respond_error(resp, 400, "bad_field", "'tags' must be an array of strings");
+        return 1;
+    }
+    if (string_list(json_object_get(root, "questions"), &questions, &n_questions)) {
+        free(tags);
+        respond_error(resp, 400, "bad_field", "'questions' must be an array of strings");
+        return 1;
+    }
+    memset(a, 0, sizeof *a);
+    a->id = (char *)id;
+    a->title = (char *)title;
+    a->body = (char *)body;
+    a->lang = (char *)json_string_value(json_object_get(root, "lang"));
+    a->tags = (char **)tags;
+    a->n_tags = n_tags;
+    a->questions = (char **)questions;
+    a->n_questions = n_questions;
+    a->is_published = status_s    ? !strcmp(status_s, "published")
+                      : published ? json_is_true(published)
+                                  : 1;
+    return 0;
+}
+
+static int route_article_write(struct api *api, const struct api_request *req, const char *path_id,
+                               const struct auth_user *user, struct api_response *resp)
+{
+    json_t *root;
+    struct kb_article a;
+    if (parse_article(req, path_id, &root, &a, resp)) {
+        json_decref(root);
+        return 0;
+    }
+    int is_create = !strcmp(req->method, "POST");
+    struct kb_article existing = {0};
+    int rc = kb_get(api->deps.kb, a.id, &existing);
+    kb_article_clear(&existing);
+    int existed = rc == 0;
+    if (is_create && existed) {
+        rc = respond_error(resp, 409, "exists", "an article with this id exists; use PUT");
+        goto done;
+    }
+    rc = kb_put(api->deps.kb, &a);
+    if (rc == CD_EINVAL) {
+        rc = respond_error(resp, 400, "bad_article", "the article was refused by the KB");
+        goto done;
+    }
+    if (rc) {
+        rc = respond_error(resp, 500, "internal", cd_strerror(rc));
+        goto done;
+    }
+    audit(api, existed ? "article_update" : "article_create", user, a.id);
+    struct kb_article saved = {0};
+    rc = kb_get(api->deps.kb, a.id, &saved);
+    if (rc)
+        rc = respond_error(resp, 500, "internal", cd_strerror(rc));
+    else
+        rc = respond_json(resp, existed ? 200 : 201, article_json(api, &saved));
+    kb_article_clear(&saved);
+done:
+    free(a.tags);
+    free(a.questions);
+    json_decref(root);
+    return rc;
+}
+
+/* Splits newline-separated text into a JSON array of strings. */
+static json_t *lines_json(const char *text)
+{
+    json_t *list = json_array();
+    const char *p = text ? text : "";
+    while (*p && list) {
+        const char *e = strchr(p, '\n');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n)
+            json_array_append_new(list, json_stringn(p, n));
+        p += n + (e ? 1 : 0);
+    }
+    return list;
+}
+
+static int list_articles(struct api *api, struct api_response *resp)
+{
+    if (!api->deps.db_path)
+        return respond_error(resp, 503, "unavailable", "the knowledge base is not open");
+    if (!api->list_stmt) {
+        int rc = sqlite3_open_v2(api->deps.db_path, &api->list_db, SQLITE_OPEN_READONLY, NULL);
+        if (rc == SQLITE_OK) {
+            sqlite3_busy_timeout(api->list_db, 2000);
+            rc = sqlite3_prepare_v2(api->list_db,
+                                    "SELECT id, title, lang, tags, is_published, revision, "
+                                    "updated_s FROM article ORDER BY title LIMIT 10000",
+                                    -1, &api->list_stmt, NULL);
+        }
+        if (rc != SQLITE_OK) {
+            log_event(LOG_ERROR, "article_list_failed", "error:s",
+                      api->list_db ? sqlite3_errmsg(api->list_db) : "open", LOG_END);
+            sqlite3_close(api->list_db);
+            api->list_db = NULL;
+            return respond_error(resp, 500, "internal", "the article list could not be read");
+        }
+    }
+    json_t *list = json_array();
+    sqlite3_stmt *st = api->list_stmt;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && list) {
+        const char *id = (const char *)sqlite3_column_text(st, 0);
+        int is_published = sqlite3_column_int(st, 4);
+        char url[KB_ID_MAX + 512];
+        article_url(api, id ? id : "", url, sizeof url);
+        json_array_append_new(
+            list, json_pack("{s:s?,s:s?,s:s?,s:o?,s:s,s:b,s:i,s:I,s:s}", "id", id, "title",
+                            (const char *)sqlite3_column_text(st, 1), "lang",
+                            (const char *)sqlite3_column_text(st, 2), "tags",
+                            lines_json((const char *)sqlite3_column_text(st, 3)), "status",
+                            is_published ? "published" : "draft", "published", is_published,
+                            "revision", sqlite3_column_int(st, 5), "updated_s",
+                            (json_int_t)sqlite3_column_int64(st, 6), "url", url));
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        json_decref(list);
+        return respond_error(resp, 500, "internal", "the article list could not be read");
+    }
+    return respond_json(resp, 200, json_pack("{s:o?}", "articles", list));
+}
+
+static int list_revisions(struct api *api, const char *id, struct api_response *resp)
+{
+    if (!is_article_id(id))
+        return respond_error(resp, 400, "bad_id", "not an article id");
+    if (!kb_get_revision || !kb_revision_count)
+        return respond_error(resp, 501, "not_implemented",
+                             "this build keeps revisions but cannot list them yet");
+    int n = kb_revision_count(api->deps.kb, id);
+    if (n < 0)
+        return respond_error(resp, n == CD_ENOTFOUND ? 404 : 500,
+                             n == CD_ENOTFOUND ? "not_found" : "internal", cd_strerror(n));
+    json_t *list = json_array();
+    for (int r = n; r >= 1 && r > n - 50 && list; r--) {
+        struct kb_article a = {0};
+        if (kb_get_revision(api->deps.kb, id, r, &a) == 0)
+            json_array_append_new(list, json_pack("{s:i,s:s?,s:s?,s:s,s:I}", "revision", r, "title",
+                                                  a.title, "body", a.body, "status",
+                                                  a.is_published ? "published" : "draft",
+                                                  "updated_s", (json_int_t)a.updated_s));
+        kb_article_clear(&a);
+    }
+    return respond_json(resp, 200, json_pack("{s:s,s:o?}", "id", id, "revisions", list));
+}
+
+static int route_articles(struct api *api, const struct api_request *req, const char *id,
+                          struct api_response *resp)
+{
+    int is_get = !strcmp(req->method, "GET") || !strcmp(req->method, "HEAD");
+    int is_post = !strcmp(req->method, "POST");
+    int is_put = !strcmp(req->method, "PUT");
+    int is_delete = !strcmp(req->method, "DELETE");
+    if (!id && !is_post && !is_get) {
+        resp->allow = "GET, POST";
+        return respond_error(resp, 405, "method_not_allowed", "use POST to create an article");
+    }
+    if (id && !is_get && !is_put && !is_delete) {
+        resp->allow = "GET, PUT, DELETE";
+        return respond_error(resp, 405, "method_not_allowed", "use GET, PUT or DELETE");
+    }
+    struct auth_user user;
+    if (require_role(api, req, AUTH_ROLE_AUTHOR | AUTH_ROLE_ADMIN, &user, resp))
+        return 0;
+    if (!api->deps.kb)
+        return respond_error(resp, 503, "unavailable", "the knowledge base is not open");
+    if (!id && is_get)
+        return list_articles(api, resp);
+    if (id && strchr(id, '/')) {
+        const char *slash = strchr(id, '/');
+        if (!strcmp(slash, "/revisions") && is_get) {
+            char base[KB_ID_MAX];
+            snprintf(base, sizeof base, "%.*s", (int)(slash - id), id);
+            return list_revisions(api, base, resp);
+        }
+        return respond_error(resp, 404, "not_found", "no such route");
+    }
+    if (id && !is_article_id(id))
+        return respond_error(resp, 400, "bad_id",
+                             "article ids are 1-127 characters of a-z, 0-9, '-', '_' or '.'");
+    if (is_get) {
+        struct kb_article a = {0};
+        int rc = kb_get(api->deps.kb, id, &a);
+        if (rc == CD_ENOTFOUND)
+            rc = respond_error(resp, 404, "not_found", "no such article");
+        else if (rc)
+            rc = respond_error(resp, 500, "internal", cd_strerror(rc));
+        else
+            rc = respond_json(resp, 200, article_json(api, &a));
+        kb_article_clear(&a);
+        return rc;
+    }
+    if (is_delete) {
+        int rc = kb_delete(api->deps.kb, id);
+        if (rc == CD_ENOTFOUND)
+            return respond_error(resp, 404, "not_found", "no such article");
+        if (rc)
+            return respond_error(resp, 500, "internal", cd_strerror(rc));
+        audit(api, "article_delete", &user, id);
+        return respond_json(resp, 200, json_pack("{s:s}", "deleted", id));
+    }
+    return route_article_write(api, req, id, &user, resp);
+}
+
+/* ---- conversations and stats --------------------------------------------- */
+
+static int parse_id(const char *s, int64_t *out)
+{
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (!*s || *end || v <= 0)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int route_conversation(struct api *api, const struct api_request *req, const char *id_s,
+                              struct api_response *resp)
+{
+    if (strcmp(req->method, "GET")) {
+        resp->allow = "GET";
+        return respond_error(resp, 405, "method_not_allowed", "use GET");
+    }
+    struct auth_user user;
+    if (require_role(api, req, AUTH_ROLE_AGENT | AUTH_ROLE_ADMIN, &user, resp))
+        return 0;
+    int64_t id;
+    if (parse_id(id_s, &id))
+        return respond_error(resp, 400, "bad_id", "conversation ids are positive integers");
+    struct cd_buf out = {0};
+    int rc = store_export_conversation(api->deps.store, id, &out);
+    if (rc == CD_ENOTFOUND) {
+        cd_buf_free(&out);
+        return respond_error(resp, 404, "not_found", "no such conversation");
+    }
+    if (rc) {
+        cd_buf_free(&out);
+        return respond_error(resp, 500, "internal", cd_strerror(rc));
+    }
+    /* The pages read "id" beside the store's "conversation". */
+    json_t *o = json_loadb(out.data, out.len, 0, NULL);
+    cd_buf_free(&out);
+    if (!o)
+        return respond_error(resp, 500, "internal", "the transcript could not be read");
+    json_object_set_new(o, "id", json_integer(id));
+    return respond_json(resp, 200, o);
+}
+
+static json_t *counts_json(const struct store_count *c, int n)
+{
+    json_t *list = json_array();
+    for (int i = 0; i < n && list; i++)
+        json_array_append_new(
+            list, json_pack("{s:s,s:I}", "name", c[i].name, "count", (json_int_t)c[i].n));
+    return list;
+}
+
+static int route_stats(struct api *api, const struct api_request *req, struct api_response *resp)
+{
+    if (strcmp(req->method, "GET")) {
+        resp->allow = "GET";
+        return respond_error(resp, 405, "method_not_allowed", "use GET");
+    }
+    struct auth_user user;
+    if (require_role(api, req, AUTH_ROLE_AGENT | AUTH_ROLE_AUTHOR | AUTH_ROLE_ADMIN, &user, resp))
+        return 0;
+    int64_t now = cd_wall_s();
+    /* Default window: since local midnight. */
+    time_t t = (time_t)now;
+    struct tm tm;
+    localtime_r(&t, &tm);
+    tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+    int64_t since = (int64_t)mktime(&tm), until = now + 1;
+    const char *since_s = arg(req, "since"), *until_s = arg(req, "until");
+    if ((since_s && parse_id(since_s, &since)) || (until_s && parse_id(until_s, &until)) ||
+        since >= until)
+        return respond_error(resp, 400, "bad_range",
+                             "'since' and 'until' are epoch seconds with since < until");
+    struct store_stats st;
+    memset(&st, 0, sizeof st);
+    int rc = store_stats(api->deps.store, since, until, api->deps.pickup_target_s, &st);
+    if (rc)
+        return respond_error(resp, 500, "internal", cd_strerror(rc));
+    json_t *o = json_object();
+    if (o) {
+        json_object_set_new(o, "since", json_integer(st.since_s));
+        json_object_set_new(o, "until", json_integer(st.until_s));
+        json_object_set_new(o, "conversations", json_integer(st.n_conversations));
+        json_object_set_new(o, "bot_resolved", json_integer(st.n_bot_resolved));
+        json_object_set_new(o, "handoffs", json_integer(st.n_handoffs));
+        json_object_set_new(o, "picked", json_integer(st.n_picked));
+        json_object_set_new(o, "within_target", json_integer(st.n_within_target));
+        json_object_set_new(o, "ratings", json_integer(st.n_ratings));
+        json_object_set_new(o, "deflection_rate", json_real(st.deflection_rate));
+        json_object_set_new(o, "escalation_rate", json_real(st.escalation_rate));
+        json_object_set_new(o, "pickup_within_target", json_real(st.pickup_within_target));
+        json_object_set_new(o, "pickup_target_s", json_integer(api->deps.pickup_target_s));
+        json_object_set_new(o, "median_wait_s", json_real(st.median_wait_s));
+        json_object_set_new(o, "csat", json_real(st.csat));
+        json_object_set_new(o, "csat_satisfied", json_real(st.csat_satisfied));
+        json_object_set_new(o, "by_queue", counts_json(st.by_queue, st.n_by_queue));
+        json_object_set_new(o, "drivers", counts_json(st.drivers, st.n_drivers));
+        json_object_set_new(o, "unanswered", counts_json(st.unanswered, st.n_unanswered));
+        if (api->deps.chat) {
+            struct chat_metrics cm;
+            memset(&cm, 0, sizeof cm);
+            chat_metrics_get(api->deps.chat, &cm);
+            json_object_set_new(
+                o, "live",
+                json_pack("{s:I,s:I,s:i,s:I,s:I}", "waiting", (json_int_t)cm.queue_length,
+                          "longest_wait_s", (json_int_t)cm.longest_wait_s, "pickup_target_s",
+                          api->deps.pickup_target_s, "agents_available",
+                          (json_int_t)cm.n_agents_available, "agents_busy",
+                          (json_int_t)(cm.n_agents_online - cm.n_agents_available)));
+        }
+    }
+    return respond_json(resp, 200, o);
+}
+
+/* ---- article pages ------------------------------------------------------- */
+
+static int html_escape(struct cd_buf *b, const char *s, size_t n)
+{
+    int rc = 0;
+    size_t run = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        const char *e = NULL;
+        switch (s[i]) {
+        case '&':
+            e = "&amp;";
+            break;
+        case '<':
+            e = "&lt;";
+            break;
+        case '>':
+            e = "&gt;";
+            break;
+        case '"':
+            e = "&quot;";
+            break;
+        case '\'':
+            e = "&#39;";
+            break;
+        default:
+            break;
+        }
+        if (e) {
+            rc = cd_buf_append(b, s + run, i - run);
+            if (!rc)
+                rc = cd_buf_puts(b, e);
+            run = i + 1;
+        }
+    }
+    if (!rc)
+        rc = cd_buf_append(b, s + run, n - run);
+    return rc;
+}
+
+/* Returns 1 for link targets that are safe in an href: http(s), mailto,
+ * site-relative paths and fragments. */
+static int safe_href(const char *s, size_t n)
+{
+    return (n >= 7 && !strncasecmp(s, "http://", 7)) ||
+           (n >= 8 && !strncasecmp(s, "https://", 8)) ||
+           (n >= 7 && !strncasecmp(s, "mailto:", 7)) || (n >= 1 && (s[0] == '/' || s[0] == '#'));
+}
+
+/* Inline Markdown: `code`, **bold**, *em*, [text](url); everything escaped. */
+static int render_inline(struct cd_buf *b, const char *s, size_t n)
+{
+    int rc = 0;
+    size_t i = 0;
+    while (i < n && !rc) {
+        if (s[i] == '`') {
+            const char *e = memchr(s + i + 1, '`', n - i - 1);
+            if (e) {
+                size_t len = (size_t)(e - (s + i + 1));
+                rc = cd_buf_puts(b, "<code>");
+                if (!rc)
+                    rc = html_escape(b, s + i + 1, len);
+                if (!rc)
+                    rc = cd_buf_puts(b, "</code>");
+                i += len + 2;
+                continue;
+            }
+        }
+        if (s[i] == '*' && i + 1 < n && s[i + 1] == '*') {
+            const char *e = i + 2 < n ? memmem(s + i + 2, n - i - 2, "**", 2) : NULL;
+            if (e && e > s + i + 2) {
+                size_t len = (size_t)(e - (s + i + 2));
+                rc = cd_buf_puts(b, "<strong>");
+                if (!rc)
+                    rc = render_inline(b, s + i + 2, len);
+                if (!rc)
+                    rc = cd_buf_puts(b, "</strong>");
+                i += len + 4;
+                continue;
+            }
+        }
+        if (s[i] == '[') {
+            const char *close = memchr(s + i, ']', n - i);
+            if (close && close + 1 < s + n && close[1] == '(') {
+                const char *paren = memchr(close, ')', (size_t)(s + n - close));
+                size_t text_len = (size_t)(close - (s + i + 1));
+                const char *href = close + 2;
+                size_t href_len = paren ? (size_t)(paren - href) : 0;
+                if (paren && safe_href(href, href_len)) {
+                    rc = cd_buf_puts(b, "<a href=\"");
+                    if (!rc)
+                        rc = html_escape(b, href, href_len);
+                    if (!rc)
+                        rc = cd_buf_puts(b, "\">");
+                    if (!rc)
+                        rc = html_escape(b, s + i + 1, text_len);
+                    if (!rc)
+                        rc = cd_buf_puts(b, "</a>");
+                    i = (size_t)(paren - s) + 1;
+                    continue;
+                }
+            }
+        }
+        size_t j = i + 1;
+        while (j < n && s[j] != '`' && s[j] != '*' && s[j] != '[')
+            j++;
+        rc = html_escape(b, s + i, j - i);
+        i = j;
+    }
+    return rc;
+}
+
+/* Block Markdown: headings, bullet and numbered lists, paragraphs. */
+static int render_markdown(struct cd_buf *b, const char *md)
+{
+    int rc = 0;
+    enum { NONE, PARA, UL, OL } open = NONE;
+    static const char *const closers[] = {"", "</p>\n", "</ul>\n", "</ol>\n"};
+    const char *line = md;
+    while (*line && !rc) {
+        const char *end = strchr(line, '\n');
+        size_t n = end ? (size_t)(end - line) : strlen(line);
+        const char *next = end ? end + 1 : line + n;
+        while (n && (line[n - 1] == '\r' || line[n - 1] == ' '))
+            n--;
+        size_t indent = 0;
+        while (indent < n && line[indent] == ' ')
+            indent++;
+        const char *t = line + indent;
+        size_t tn = n - indent;
+        int level = 0;
+        while (level < (int)tn && t[level] == '#')
+            level++;
+        size_t digits = 0;
+        while (digits < tn && isdigit((unsigned char)t[digits]))
+            digits++;
+        if (!tn) {
+            rc = cd_buf_puts(b, closers[open]);
+            open = NONE;
+        } else if (level >= 1 && level <= 6 && (int)tn > level && t[level] == ' ') {
+            rc = cd_buf_puts(b, closers[open]);
+            open = NONE;
+            /* The page title is the h1; headings in the body start at h2. */
+            int h = level + 1 > 6 ? 6 : level + 1;
+            if (!rc)
+                rc = cd_buf_printf(b, "<h%d>", h);
+            if (!rc)
+                rc = render_inline(b, t + level + 1, tn - (size_t)level - 1);
+            if (!rc)
+                rc = cd_buf_printf(b, "</h%d>\n", h);
+        } else if (tn >= 2 && (t[0] == '-' || t[0] == '*') && t[1] == ' ') {
+            if (open != UL) {
+                rc = cd_buf_puts(b, closers[open]);
+                if (!rc)
+                    rc = cd_buf_puts(b, "<ul>\n");
+                open = UL;
+            }
+            if (!rc)
+                rc = cd_buf_puts(b, "<li>");
+            if (!rc)
+                rc = render_inline(b, t + 2, tn - 2);
+            if (!rc)
+                rc = cd_buf_puts(b, "</li>\n");
+        } else if (digits && digits + 1 < tn && t[digits] == '.' && t[digits + 1] == ' ') {
+            if (open != OL) {
+                rc = cd_buf_puts(b, closers[open]);
+                if (!rc)
+                    rc = cd_buf_puts(b, "<ol>\n");
+                open = OL;
+            }
+            if (!rc)
+                rc = cd_buf_puts(b, "<li>");
+            if (!rc)
+                rc = render_inline(b, t + digits + 2, tn - digits - 2);
+            if (!rc)
+                rc = cd_buf_puts(b, "</li>\n");
+        } else {
+            if (open != PARA) {
+                rc = cd_buf_puts(b, closers[open]);
+                if (!rc)
+                    rc = cd_buf_puts(b, "<p>");
+                open = PARA;
+            } else {
+                rc = cd_buf_puts(b, "\n");
+            }
+            if (!rc)
+                rc = render_inline(b, t, tn);
+        }
+        line = next;
+    }
+    if (!rc)
+        rc = cd_buf_puts(b, closers[open]);
+    return rc;
+}
+
+static int route_kb_page(struct api *api, const struct api_request *req, const char *id,
+                         struct api_response *resp)
+{
+    if (strcmp(req->method, "GET") && strcmp(req->method, "HEAD")) {
+        resp->allow = "GET";
+        return respond_error(resp, 405, "method_not_allowed", "use GET");
+    }
+    if (!api->deps.kb)
+        return respond_error(resp, 503, "unavailable", "the knowledge base is not open");
+    struct kb_article a = {0};
+    int rc = is_article_id(id) ? kb_get(api->deps.kb, id, &a) : CD_ENOTFOUND;
+    if (rc == 0 && !a.is_published)
+        rc = CD_ENOTFOUND;
+    if (rc) {
+        kb_article_clear(&a);
+        resp->status = rc == CD_ENOTFOUND ? 404 : 500;
+        resp->content_type = "text/html; charset=utf-8";
+        cd_buf_reset(&resp->body);
+        return cd_buf_puts(&resp->body, rc == CD_ENOTFOUND
+                                            ? "<!doctype html><title>Not found</title>"
+                                              "<h1>No such article</h1>\n"
+                                            : "<!doctype html><title>Error</title>"
+                                              "<h1>Something went wrong</h1>\n");
+    }
+    struct cd_buf *b = &resp->body;
+    cd_buf_reset(b);
+    rc = cd_buf_puts(b, "<!doctype html>\n<html lang=\"");
+    if (!rc)
+        rc = html_escape(b, a.lang ? a.lang : "en", strlen(a.lang ? a.lang : "en"));
+    if (!rc)
+        rc = cd_buf_puts(b, "\">\n<head>\n<meta charset=\"utf-8\">\n"
+                            "<meta name=\"viewport\" content=\"width=device-width, "
+                            "initial-scale=1\">\n<title>");
+    if (!rc)
+        rc = html_escape(b, a.title ? a.title : "", strlen(a.title ? a.title : ""));
+    if (!rc)
+        rc = cd_buf_puts(b, "</title>\n<style>body{font-family:system-ui,sans-serif;"
+                            "max-width:44rem;margin:2rem auto;padding:0 1rem;line-height:1.5;"
+                            "color:#1a1a1a}code{background:#f2f2f2;padding:0 .2em}</style>\n"
+                            "</head>\n<body>\n<main>\n<article>\n<h1>");
+    if (!rc)
+        rc = html_escape(b, a.title ? a.title : "", strlen(a.title ? a.title : ""));
+    if (!rc)
+        rc = cd_buf_puts(b, "</h1>\n");
+    if (!rc)
+        rc = render_markdown(b, a.body ? a.body : "");
+    if (!rc)
+        rc = cd_buf_puts(b, "</article>\n</main>\n</body>\n</html>\n");
+    kb_article_clear(&a);
+    resp->status = 200;
+    resp->content_type = "text/html; charset=utf-8";
+    return rc;
+}
+
+/* ---- me, ask, learn, queues --------------------------------------------- */
+
+static int route_me(struct api *api, const struct api_request *req, struct api_response *resp)
+{
+    struct auth_user user;
+    if (require_role(api, req, AUTH_ROLE_AGENT | AUTH_ROLE_AUTHOR | AUTH_ROLE_ADMIN, &user, resp))
+        return 0;
+    return respond_json(resp, 200,
+                        json_pack("{s:I,s:s,s:s,s:s}", "id", (json_int_t)user.id, "name", user.name,
+                                  "role", auth_role_name(user.role), "skills", user.skills));
+}
+
+static int route_ask(struct api *api, const struct api_request *req, struct api_response *resp)
+{
+    struct auth_user user;
+    if (require_role(api, req, AUTH_ROLE_AUTHOR | AUTH_ROLE_ADMIN, &user, resp))
+        return 0;
+    const char *q = arg(req, "q");
+    const char *lang = arg(req, "lang");
+    if (!q || !*q)
+        return respond_error(resp, 400, "missing_q", "the query parameter 'q' is required");
+    if (strlen(q) > QUERY_MAX_BYTES || !cd_utf8_valid(q, strlen(q)))
+        return respond_error(resp, 400, "bad_q", "'q' must be UTF-8 text of at most 1024 bytes");
+    if (!api->deps.triage)
+        return respond_error(resp, 503, "unavailable", "the triage engine is not running");
+    struct triage_decision d;
+    memset(&d, 0, sizeof d);
+    int rc = triage_decide(api->deps.triage, q, strlen(q), lang && *lang ? lang : NULL, NULL, &d);
+    struct cd_buf out = {0};
+    if (!rc)
+        rc = triage_decision_to_json(&d, &out);
+    triage_decision_clear(&d);
+    if (rc) {
+        cd_buf_free(&out);
+        return respond_error(resp, 500, "internal", cd_strerror(rc));
+    }
+    /* The pages read "text" and "reason" beside triage's own fields. */
+    json_t *o = json_loadb(out.data, out.len, 0, NULL);
+    cd_buf_free(&out);
+    if (!o)
+        return respond_error(resp, 500, "internal", "the decision could not be encoded");
+    json_t *answer = json_object_get(o, "answer");
+    if (answer)
+        json_object_set(o, "text", answer);
+    json_t *reason = json_object_get(json_object_get(o, "evidence"), "reason");
+    if (reason)
+        json_object_set(o, "reason", reason);
+    return respond_json(resp, 200, o);
+}
+
+static int route_learn(struct api *api, const struct api_request *req, struct api_response *resp)
+{
+    if (strcmp(req->method, "POST")) {
+        resp->allow = "POST";
+        return respond_error(resp, 405, "method_not_allowed", "use POST");
+    }
+    struct auth_user user;
+    if (require_role(api, req, AUTH_ROLE_AUTHOR | AUTH_ROLE_ADMIN, &user, resp))
+        return 0;
+    if (!req->body || !req->n_body)
+        return respond_error(resp, 400, "missing_body", "send {\"question\", \"article\"}");
+    json_error_t jerr;
+    json_t *root = json_loadb(req->body, req->n_body, 0, &jerr);
+    if (!root || !json_is_object(root)) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
+                 root ? "the body must be a JSON object" : jerr.text);
+        json_decref(root);
+        return respond_error(resp, 400, "bad_json", msg);
+    }
+    const char *question = json_string_value(json_object_get(root, "question"));
+    const char *article = json_string_value(json_object_get(root, "article"));
+    int rc;
+    if (!question || !*question)
+        rc = respond_error(resp, 400, "missing_field", "'question' is required (a string)");
+    else if (!article || !is_article_id(article))
+        rc = respond_error(resp, 400, "missing_field", "'article' is required (an article id)");
+    else if (!api->deps.kb)
+        rc = respond_error(resp, 503, "unavailable", "the knowledge base is not open");
+    else {
+        rc = kb_learn(api->deps.kb, question, article);
+        if (rc == CD_ENOTFOUND)
+            rc = respond_error(resp, 404, "not_found", "no such article");
+        else if (rc)
+            rc = respond_error(resp, rc == CD_EINVAL ? 400 : 500,
+                               rc == CD_EINVAL ? "bad_field" : "internal", cd_strerror(rc));
+        else {
+            audit(api, "kb_learn", &user, article);
+            rc = respond_json(resp, 200,
+                              json_pack("{s:s,s:s}", "learned", question, "article", article));
+        }
+    }
+    json_decref(root);
+    return rc;
+}
+
+static int route_queues(struct api *api, const struct api_request *req, struct api_response *resp)
+{
+    struct auth_user user;
+    if (require_role(api, req, AUTH_ROLE_AGENT | AUTH_ROLE_ADMIN, &user, resp))
+        return 0;
+    json_t *list = json_array();
+    const char *p = api->deps.queues ? api->deps.queues : "general";
+    while (*p && list) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n)
+            json_array_append_new(list, json_stringn(p, n));
+        p += n + (e ? 1 : 0);
+    }
+    return respond_json(resp, 200, json_pack("{s:o?}", "queues", list));
+}
+
+/* ---- dispatch ------------------------------------------------------------ */
+
 int api_handle(struct api *api, const struct api_request *req, struct api_response *resp)
 {
-    (void)api;
-    (void)req;
-    resp->status = 503;
+    resp->status = 500;
     resp->content_type = "application/json";
-    return cd_buf_puts(&resp->body, "{\"error\":\"unavailable\",\"message\":\"not built yet\"}\n");
+    resp->allow = NULL;
+    const char *p = req->path;
+    if (!strncmp(p, "/kb/", 4) && p[4])
+        return route_kb_page(api, req, p + 4, resp);
+    if (!strcmp(p, "/api/search"))
+        return route_search(api, req, resp);
+    if (!strcmp(p, "/api/articles") || !strcmp(p, "/api/articles/"))
+        return route_articles(api, req, NULL, resp);
+    if (!strncmp(p, "/api/articles/", 14))
+        return route_articles(api, req, p + 14, resp);
+    if (!strncmp(p, "/api/conversations/", 19) && p[19])
+        return route_conversation(api, req, p + 19, resp);
+    if (!strcmp(p, "/api/stats"))
+        return route_stats(api, req, resp);
+    if (!strcmp(p, "/api/me"))
+        return route_me(api, req, resp);
+    if (!strcmp(p, "/api/ask"))
+        return route_ask(api, req, resp);
+    if (!strcmp(p, "/api/learn"))
+        return route_learn(api, req, resp);
+    if (!strcmp(p, "/api/queues"))
+        return route_queues(api, req, resp);
+    return respond_error(resp, 404, "not_found", "no such route");
 }

@@ -1,18 +1,214 @@
 /* cli_server: `caredesk serve`: reads the settings, opens the store and the
- * knowledge base, loads and trains the intents, then serves until SIGTERM. */
+ * knowledge base (loading ./kb into it), loads and trains the intents, builds
+ * the conversation engine and the REST routes, then listens and serves until
+ * SIGTERM or SIGINT. */
 #include "cli.h"
 
+#include "api.h"
 #include "cd.h"
+#include "chat.h"
 #include "config.h"
+#include "intents.h"
+#include "kb.h"
 #include "log.h"
 #include "metrics.h"
+#include "redact.h"
 #include "server.h"
+#include "store.h"
+#include "triage.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 extern char **environ;
+
+static void on_kb_error(void *ctx, const char *file, int line, const char *message)
+{
+    (void)ctx;
+    log_event(LOG_WARN, "kb_article_skipped", "file:s", file, "line:i", line, "problem:s", message,
+              LOG_END);
+}
+
+static void on_intent_error(void *ctx, const char *file, const char *field, const char *message)
+{
+    (void)ctx;
+    log_event(LOG_WARN, "intent_skipped", "file:s", file, "field:s", field, "problem:s", message,
+              LOG_END);
+}
+
+static int path_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* Splits the redact-patterns setting ("a;;b") into a vector of strings. */
+static char **split_patterns(const char *spec, int *n_out)
+{
+    *n_out = 0;
+    int cap = 1;
+    for (const char *p = spec; (p = strstr(p, ";;")) != NULL; p += 2)
+        cap++;
+    char **list = calloc((size_t)cap, sizeof *list);
+    if (!list)
+        return NULL;
+    const char *p = spec;
+    while (*p) {
+        const char *e = strstr(p, ";;");
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n) {
+            list[*n_out] = cd_strndup(p, n);
+            if (!list[*n_out])
+                break;
+            (*n_out)++;
+        }
+        p += n + (e ? 2 : 0);
+    }
+    return list;
+}
+
+static void free_patterns(char **list, int n)
+{
+    for (int i = 0; list && i < n; i++)
+        free(list[i]);
+    free(list);
+}
+
+/* Everything serve builds, torn down in reverse. */
+struct serve_parts {
+    struct config cfg;
+    struct metrics *metrics;
+    struct store *store;
+    struct kb *kb;
+    struct triage *triage;
+    struct redactor *redactor;
+    struct chat *chat;
+    struct api *api;
+    struct server *server;
+};
+
+static void parts_free(struct serve_parts *p)
+{
+    server_free(p->server);
+    api_free(p->api);
+    chat_free(p->chat);
+    redact_free(p->redactor);
+    triage_free(p->triage);
+    kb_close(p->kb);
+    store_close(p->store);
+    metrics_free(p->metrics);
+    config_clear(&p->cfg);
+}
+
+static int open_kb(struct serve_parts *p)
+{
+    const struct config *cfg = &p->cfg;
+    if (!path_exists(cfg->kb_path)) {
+        fprintf(stderr, "caredesk serve: setting 'kb': no such file or directory: %s\n",
+                cfg->kb_path);
+        return CLI_USAGE;
+    }
+    char *err = NULL;
+    p->kb = kb_open(cfg->db_path, &err);
+    if (!p->kb) {
+        fprintf(stderr, "caredesk serve: setting 'db': cannot open the knowledge base in %s: %s\n",
+                cfg->db_path, err ? err : "unknown error");
+        free(err);
+        return CLI_FAIL;
+    }
+    int64_t t0 = cd_now_us();
+    struct kb_load_report report = {0};
+    report.on_error = on_kb_error;
+    int rc = kb_load_path(p->kb, cfg->kb_path, &report);
+    if (rc) {
+        fprintf(stderr, "caredesk serve: setting 'kb': cannot load %s: %s\n", cfg->kb_path,
+                cd_strerror(rc));
+        return CLI_USAGE;
+    }
+    int n_published = kb_count(p->kb);
+    metrics_set(p->metrics, METRICS_KB_ARTICLES, n_published);
+    log_event(LOG_INFO, "kb_loaded", "path:s", cfg->kb_path, "loaded:i", report.n_loaded,
+              "skipped:i", report.n_skipped, "published:i", n_published, "ms:f",
+              (double)(cd_now_us() - t0) / 1000, LOG_END);
+    return CLI_OK;
+}
+
+static int build_triage(struct serve_parts *p)
+{
+    const struct config *cfg = &p->cfg;
+    if (!path_exists(cfg->intents_path)) {
+        fprintf(stderr, "caredesk serve: setting 'intents': no such file or directory: %s\n",
+                cfg->intents_path);
+        return CLI_USAGE;
+    }
+    struct intents *set = intents_new();
+    if (!set) {
+        fputs("caredesk serve: out of memory\n", stderr);
+        return CLI_FAIL;
+    }
+    int64_t t0 = cd_now_us();
+    struct intents_load_report report = {0};
+    report.on_error = on_intent_error;
+    int rc = intents_load_path(set, cfg->intents_path, NULL, &report);
+    if (rc) {
+        fprintf(stderr, "caredesk serve: setting 'intents': cannot load %s: %s\n",
+                cfg->intents_path, cd_strerror(rc));
+        intents_free(set);
+        return CLI_USAGE;
+    }
+    struct intents_train_options options = {0};
+    options.is_quiet = 1;
+    rc = intents_train(set, &options);
+    if (rc) {
+        fprintf(stderr, "caredesk serve: setting 'intents': cannot train on %s: %s\n",
+                cfg->intents_path,
+                rc == CD_EINVAL ? "no usable intents (examples or rules)" : cd_strerror(rc));
+        intents_free(set);
+        return CLI_USAGE;
+    }
+    int n_intents = intents_count(set);
+    double train_ms = intents_train_ms(set);
+    struct triage_settings ts;
+    triage_settings_default(&ts);
+    ts.t_answer = cfg->answer_threshold;
+    ts.t_clarify = cfg->clarify_threshold;
+    ts.t_kb = cfg->kb_threshold;
+    ts.default_queue = cfg->default_queue;
+    p->triage = triage_new(&ts, set, p->kb);
+    if (!p->triage) {
+        fputs("caredesk serve: cannot build the triage engine (out of memory)\n", stderr);
+        return CLI_FAIL;
+    }
+    log_event(LOG_INFO, "intents_trained", "path:s", cfg->intents_path, "intents:i", n_intents,
+              "skipped:i", report.n_skipped, "train_ms:f", train_ms, "ms:f",
+              (double)(cd_now_us() - t0) / 1000, LOG_END);
+    return CLI_OK;
+}
+
+static int build_redactor(struct serve_parts *p)
+{
+    int n = 0;
+    char **patterns = split_patterns(p->cfg.redact_patterns, &n);
+    if (!patterns) {
+        fputs("caredesk serve: out of memory\n", stderr);
+        return CLI_FAIL;
+    }
+    char *err = NULL;
+    p->redactor = redact_new((const char *const *)patterns, n, &err);
+    free_patterns(patterns, n);
+    if (!p->redactor) {
+        fprintf(stderr, "caredesk serve: setting 'redact-patterns': %s\n",
+                err ? err : "cannot compile");
+        free(err);
+        return CLI_USAGE;
+    }
+    return CLI_OK;
+}
+
+static const struct server_chat_ops chat_ops = SERVER_CHAT_OPS_INIT;
 
 int cli_serve(int argc, char **argv)
 {
@@ -22,37 +218,90 @@ int cli_serve(int argc, char **argv)
             return CLI_OK;
         }
     }
-    struct config cfg;
-    if (config_init(&cfg)) {
+    struct serve_parts p;
+    memset(&p, 0, sizeof p);
+    if (config_init(&p.cfg)) {
         fputs("caredesk serve: out of memory\n", stderr);
         return CLI_FAIL;
     }
     int code = CLI_FAIL;
-    struct metrics *metrics = NULL;
-    struct server *server = NULL;
     char *err = NULL;
-    if (config_load(&cfg, argc, argv, 1, environ, &err)) {
+    if (config_load(&p.cfg, argc, argv, 1, environ, &err)) {
         fprintf(stderr, "caredesk serve: %s\n", err ? err : "invalid settings");
         code = CLI_USAGE;
         goto done;
     }
-    log_init((enum log_level)log_level_parse(cfg.log_level), stderr);
-    metrics = metrics_new();
-    if (!metrics) {
+    const struct config *cfg = &p.cfg;
+    log_init((enum log_level)log_level_parse(cfg->log_level), stderr);
+    p.metrics = metrics_new();
+    if (!p.metrics) {
         fputs("caredesk serve: out of memory\n", stderr);
         goto done;
     }
-    server = server_new(&cfg, metrics, &err);
-    if (!server) {
+    struct store_options so = {0};
+    so.durability =
+        cfg->durability == CONFIG_DURABILITY_FULL ? STORE_DURABILITY_FULL : STORE_DURABILITY_NORMAL;
+    p.store = store_open(cfg->db_path, &so, &err);
+    if (!p.store) {
+        fprintf(stderr, "caredesk serve: setting 'db': cannot open %s: %s\n", cfg->db_path,
+                err ? err : "unknown error");
+        code = CLI_USAGE;
+        goto done;
+    }
+    log_event(LOG_INFO, "store_opened", "db:s", cfg->db_path, "schema:i",
+              store_schema_version(p.store), "durability:s",
+              cfg->durability == CONFIG_DURABILITY_FULL ? "full" : "normal", LOG_END);
+    if ((code = open_kb(&p)) != CLI_OK || (code = build_triage(&p)) != CLI_OK ||
+        (code = build_redactor(&p)) != CLI_OK)
+        goto done;
+    code = CLI_FAIL;
+
+    p.server = server_new(cfg, p.metrics, &err);
+    if (!p.server) {
         log_event(LOG_ERROR, "start_failed", "error:s", err, LOG_END);
         fprintf(stderr, "caredesk serve: %s\n", err ? err : "cannot start");
         goto done;
     }
-    code = server_run(server) ? CLI_FAIL : CLI_OK;
+    {
+        struct chat_settings cs;
+        memset(&cs, 0, sizeof cs);
+        cs.pickup_target_s = cfg->pickup_target_s;
+        cs.agent_capacity = cfg->agent_capacity;
+        cs.max_message_bytes = cfg->max_message_bytes;
+        cs.is_auto_assign = cfg->is_auto_assign;
+        cs.business_open_min = cfg->business_open_min;
+        cs.business_close_min = cfg->business_close_min;
+        cs.business_days_mask = cfg->business_days_mask;
+        cs.public_url = cfg->public_url;
+        cs.redactor = p.redactor;
+        cs.queue_names = cfg->queues;
+        cs.retention_days = cfg->retention_days;
+        p.chat = chat_new(&cs, p.store, p.kb, p.triage, server_chat_io(p.server));
+        if (!p.chat) {
+            fputs("caredesk serve: cannot start the conversation engine\n", stderr);
+            goto done;
+        }
+    }
+    struct api_deps deps = {0};
+    deps.kb = p.kb;
+    deps.store = p.store;
+    deps.metrics = p.metrics;
+    deps.triage = p.triage;
+    deps.chat = p.chat;
+    deps.queues = cfg->queues;
+    deps.db_path = cfg->db_path;
+    deps.public_url = cfg->public_url;
+    deps.max_body_bytes = cfg->max_body_bytes;
+    deps.pickup_target_s = cfg->pickup_target_s;
+    p.api = api_new(&deps);
+    if (!p.api) {
+        fputs("caredesk serve: out of memory\n", stderr);
+        goto done;
+    }
+    server_attach(p.server, p.chat, p.chat ? &chat_ops : NULL, p.api);
+    code = server_run(p.server) ? CLI_FAIL : CLI_OK;
 done:
-    server_free(server);
-    metrics_free(metrics);
+    parts_free(&p);
     free(err);
-    config_clear(&cfg);
     return code;
 }

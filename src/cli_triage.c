@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 /* Until kb.c is linked in, the KB calls resolve to NULL and --kb reports it. */
 #pragma weak kb_open
@@ -31,12 +32,14 @@ static const char eval_usage[] =
     "usage: caredesk eval intents --train T.jsonl --test S.jsonl [--val V.jsonl]\n"
     "                             [--oos-label oos] [--kb DIR|FILE] [--intents DIR|FILE]\n"
     "                             [--epochs N] [--hash-bits N] [--t-answer X]\n"
-    "                             [--t-clarify X] [--t-oos X] [--quiet]\n"
+    "                             [--t-clarify X] [--t-oos X] [--max-in-scope-loss X]\n"
+    "                             [--quiet]\n"
     "Trains on T (rows labelled oos are out-of-scope examples), decides every row of S\n"
     "and prints one JSON object as the last line: n, accuracy, in_scope_accuracy,\n"
     "oos_recall, oos_precision, macro_f1, ece, clarify_rate, train_ms, decide_us_p50,\n"
     "decide_us_p99 and the thresholds. With --val, the temperature and thresholds are\n"
-    "fitted on V; otherwise the defaults are used.\n";
+    "fitted on V (the most out-of-scope recall that costs at most --max-in-scope-loss,\n"
+    "default 0.015, of in-scope accuracy); otherwise the defaults are used.\n";
 
 static int parse_double(const char *s, double *out)
 {
@@ -299,23 +302,25 @@ struct val_row {
     double p_oos;
 };
 
-/* Picks t_clarify (below: handoff), t_oos and t_answer on validation rows.
- * With out-of-scope rows, maximises the mean of in-scope accuracy and oos
- * recall; without, maximises accuracy. t_answer is the lowest threshold at
- * which the answers given are right at least 95% of the time. */
-static void pick_thresholds(const struct val_row *v, int n, struct triage_settings *s)
+/* Picks t_clarify (below it: handoff), t_oos and t_answer on validation rows.
+ * Without out-of-scope rows: the thresholds that keep the most right answers.
+ * With them: the most out-of-scope recall that costs at most max_loss of the
+ * best in-scope accuracy (handing off in-scope questions is cheap, but not
+ * free). t_answer is then the lowest threshold at which the answers given are
+ * right at least 95% of the time; below it the bot clarifies. */
+static void pick_thresholds(const struct val_row *v, int n, double max_loss,
+                            struct triage_settings *s)
 {
     int n_oos = 0;
     for (int i = 0; i < n; i++)
         n_oos += v[i].is_oos;
-    int n_in = n - n_oos;
-    double best = -1, best_tc = s->t_clarify, best_to = s->t_oos;
-    for (int a = 1; a <= 90; a++) {
-        double tc = a / 100.0;
-        for (int b = 5; b <= 100; b += 5) {
-            double to = b / 100.0;
-            if (!n_oos && b != 100)
-                continue;
+    int n_in = n - n_oos ? n - n_oos : 1;
+    enum { N_TC = 90, N_TO = 20 };
+    static double in_acc[N_TC][N_TO], oos_rec[N_TC][N_TO];
+    double best_in = 0;
+    for (int a = 0; a < N_TC; a++)
+        for (int b = 0; b < N_TO; b++) {
+            double tc = (a + 1) / 100.0, to = (b + 1) / 20.0;
             int in_ok = 0, oos_ok = 0;
             for (int i = 0; i < n; i++) {
                 int is_handoff = v[i].p_top < tc || v[i].p_oos >= to;
@@ -324,24 +329,33 @@ static void pick_thresholds(const struct val_row *v, int n, struct triage_settin
                 else
                     in_ok += !is_handoff && v[i].top == v[i].gold;
             }
-            double score = n_oos ? 0.5 * in_ok / (n_in ? n_in : 1) + 0.5 * oos_ok / n_oos
-                                 : (double)in_ok / (n_in ? n_in : 1);
-            /* Ties go to the lower threshold (fewer needless handoffs). */
-            if (score > best + 1e-9) {
-                best = score;
-                best_tc = tc;
-                best_to = to;
-            }
+            in_acc[a][b] = (double)in_ok / n_in;
+            oos_rec[a][b] = n_oos ? (double)oos_ok / n_oos : 0;
+            if (in_acc[a][b] > best_in)
+                best_in = in_acc[a][b];
         }
-    }
-    s->t_clarify = best_tc;
-    s->t_oos = best_to;
+    int best_a = 0, best_b = N_TO - 1;
+    for (int a = 0; a < N_TC; a++)
+        for (int b = 0; b < N_TO; b++) {
+            double floor = n_oos ? best_in - max_loss : best_in - 1e-9;
+            if (in_acc[a][b] < floor)
+                continue;
+            /* More oos recall wins, then more in-scope accuracy, then the
+             * lower thresholds (scanned first). */
+            if (oos_rec[a][b] > oos_rec[best_a][best_b] + 1e-9 ||
+                (oos_rec[a][b] > oos_rec[best_a][best_b] - 1e-9 &&
+                 in_acc[a][b] > in_acc[best_a][best_b] + 1e-9) ||
+                in_acc[best_a][best_b] < floor)
+                best_a = a, best_b = b;
+        }
+    s->t_clarify = (best_a + 1) / 100.0;
+    s->t_oos = (best_b + 1) / 20.0;
     s->t_answer = 1.0;
-    for (int a = (int)ceil(best_tc * 100); a <= 99; a++) {
+    for (int a = best_a + 1; a <= 99; a++) {
         double ta = a / 100.0;
         int n_answer = 0, n_right = 0;
         for (int i = 0; i < n; i++)
-            if (v[i].p_top >= ta && v[i].p_oos < best_to) {
+            if (v[i].p_top >= ta && v[i].p_oos < s->t_oos) {
                 n_answer++;
                 n_right += !v[i].is_oos && v[i].top == v[i].gold;
             }
@@ -350,8 +364,38 @@ static void pick_thresholds(const struct val_row *v, int n, struct triage_settin
             break;
         }
     }
-    if (s->t_answer < s->t_clarify)
-        s->t_answer = s->t_clarify;
+}
+
+/* Expected calibration error over 15 equal-width confidence bins. */
+#define ECE_BINS 15
+struct ece_bins {
+    double n[ECE_BINS], confidence[ECE_BINS], right[ECE_BINS];
+};
+
+static void ece_add(struct ece_bins *e, double confidence, int is_right)
+{
+    int b = (int)(confidence * ECE_BINS);
+    b = b < 0 ? 0 : b >= ECE_BINS ? ECE_BINS - 1 : b;
+    e->n[b]++;
+    e->confidence[b] += confidence;
+    e->right[b] += is_right;
+}
+
+static double ece_value(const struct ece_bins *e)
+{
+    double total = 0, ece = 0;
+    for (int b = 0; b < ECE_BINS; b++)
+        total += e->n[b];
+    for (int b = 0; b < ECE_BINS; b++)
+        ece += total > 0 ? fabs(e->confidence[b] - e->right[b]) / total : 0;
+    return ece;
+}
+
+static double thread_cpu_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1000.0;
 }
 
 static int compare_double(const void *a, const void *b)
@@ -365,7 +409,7 @@ int cli_eval_intents(int argc, char **argv)
     const char *train = NULL, *test = NULL, *val = NULL, *oos_label = "oos", *kb_path = NULL;
     const char *extra_intents = NULL;
     int is_quiet = 0;
-    double t_answer = -1, t_clarify = -1, t_oos = -1;
+    double t_answer = -1, t_clarify = -1, t_oos = -1, max_loss = 0.015;
     struct intents_train_options topt = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -405,6 +449,8 @@ int cli_eval_intents(int argc, char **argv)
             bad = parse_double(v, &t_clarify);
         else if (!strcmp(a, "--t-oos"))
             bad = parse_double(v, &t_oos);
+        else if (!strcmp(a, "--max-in-scope-loss"))
+            bad = parse_double(v, &max_loss);
         else {
             fprintf(stderr, "caredesk eval intents: unknown option %s\n%s", a, eval_usage);
             return CLI_USAGE;
@@ -420,6 +466,8 @@ int cli_eval_intents(int argc, char **argv)
         return CLI_USAGE;
     }
     topt.is_quiet = is_quiet;
+    /* With a validation set, calibration happens on it (intents_calibrate). */
+    topt.is_no_holdout = val != NULL;
 
     int rc = CLI_FAIL;
     struct labelled ltest = {0}, lval = {0};
@@ -427,7 +475,7 @@ int cli_eval_intents(int argc, char **argv)
     struct kb *kb = NULL;
     struct triage *t = NULL;
     struct val_row *vrows = NULL;
-    double *lat = NULL;
+    double *lat = NULL, *cpu_lat = NULL;
     int *gold = NULL, *pred = NULL;
     struct intents_scratch *scratch = NULL;
 
@@ -443,6 +491,7 @@ int cli_eval_intents(int argc, char **argv)
         goto done;
 
     struct triage_settings s;
+    double calibrate_ms = 0;
     triage_settings_default(&s);
     if (val && lval.n) {
         /* Calibrate on the validation set, then pick thresholds on it. */
@@ -451,7 +500,9 @@ int cli_eval_intents(int argc, char **argv)
             goto done;
         for (int i = 0; i < lval.n; i++)
             vi[i] = intents_find(set, lval.intent[i]);
+        int64_t c0 = cd_now_us();
         intents_calibrate(set, (const char *const *)lval.text, vi, lval.n);
+        calibrate_ms = (double)(cd_now_us() - c0) / 1000.0;
         vrows = calloc((size_t)lval.n, sizeof *vrows);
         scratch = intents_scratch_new();
         if (!vrows || !scratch) {
@@ -468,7 +519,7 @@ int cli_eval_intents(int argc, char **argv)
             vrows[i].p_oos = r.p_oos;
         }
         free(vi);
-        pick_thresholds(vrows, lval.n, &s);
+        pick_thresholds(vrows, lval.n, max_loss, &s);
     }
     if (t_answer >= 0)
         s.t_answer = t_answer;
@@ -476,7 +527,8 @@ int cli_eval_intents(int argc, char **argv)
         s.t_clarify = t_clarify;
     if (t_oos >= 0)
         s.t_oos = t_oos;
-    double train_ms = intents_train_ms(set), temperature = intents_temperature(set);
+    double train_cpu_ms = intents_train_cpu_ms(set) + calibrate_ms;
+    double train_ms = intents_train_ms(set) + calibrate_ms, temperature = intents_temperature(set);
     if (!(t = triage_new(&s, set, kb))) {
         set = NULL;
         fputs("caredesk: out of memory\n", stderr);
@@ -486,17 +538,21 @@ int cli_eval_intents(int argc, char **argv)
     s = *triage_get_settings(t);
     const struct intents *tset = triage_intents(t);
 
-    int n = ltest.n, n_classes = intents_count(tset) + 1; /* last: out of scope */
+    /* Classes: the intents, then "handed off", then "answered with no intent"
+     * (a KB answer), which is right for no row. */
+    int n = ltest.n, n_classes = intents_count(tset) + 2;
     lat = malloc((size_t)n * sizeof *lat);
+    cpu_lat = malloc((size_t)n * sizeof *cpu_lat);
     gold = malloc((size_t)n * sizeof *gold);
     pred = malloc((size_t)n * sizeof *pred);
-    if (!lat || !gold || !pred)
+    if (!lat || !cpu_lat || !gold || !pred)
         goto done;
-    int oos_class = n_classes - 1;
+    int oos_class = n_classes - 2, no_intent_class = n_classes - 1;
     int n_right = 0, n_in = 0, n_in_right = 0, n_oos = 0, n_oos_right = 0, n_handoff = 0;
     int n_clarify = 0;
-    enum { N_BINS = 15 };
-    double bin_n[N_BINS] = {0}, bin_conf[N_BINS] = {0}, bin_right[N_BINS] = {0};
+    const char *reasons[16];
+    int reason_count[16] = {0}, n_reasons = 0;
+    struct ece_bins ece_answers = {0}, ece_model = {0};
     for (int i = 0; i < n; i++) {
         const char *text = ltest.text[i];
         int is_oos = !strcmp(ltest.intent[i], oos_label);
@@ -504,16 +560,27 @@ int cli_eval_intents(int argc, char **argv)
         if (g < 0)
             g = oos_class; /* an intent never seen in training cannot be answered */
         struct triage_decision d;
+        double c0 = thread_cpu_us();
         int64_t t0 = cd_now_us();
         int drc = triage_decide(t, text, strlen(text), "en", NULL, &d);
         lat[i] = (double)(cd_now_us() - t0);
+        cpu_lat[i] = thread_cpu_us() - c0;
         int p = oos_class;
-        if (drc == 0 && d.action != TRIAGE_HANDOFF && d.intent[0]) {
-            p = intents_find(tset, d.intent);
+        if (drc == 0 && d.action != TRIAGE_HANDOFF) {
+            p = d.intent[0] ? intents_find(tset, d.intent) : -1;
             if (p < 0)
-                p = oos_class;
+                p = no_intent_class;
         }
         n_clarify += drc == 0 && d.action == TRIAGE_CLARIFY;
+        if (drc == 0 && d.action == TRIAGE_HANDOFF && d.evidence.reason) {
+            int k = 0;
+            while (k < n_reasons && strcmp(reasons[k], d.evidence.reason))
+                k++;
+            if (k == n_reasons && n_reasons < 16)
+                reasons[n_reasons++] = d.evidence.reason;
+            if (k < 16)
+                reason_count[k] += !is_oos;
+        }
         n_handoff += p == oos_class;
         gold[i] = g;
         pred[i] = p;
@@ -526,26 +593,24 @@ int cli_eval_intents(int argc, char **argv)
             n_in++;
             n_in_right += right;
         }
-        /* Calibration of the model's best intent: of the messages whose top
-         * intent has probability c, a share c should be that intent. */
-        if (drc == 0 && d.evidence.n_model > 0) {
-            double c = d.evidence.model[0].probability;
-            int ok = !is_oos && !strcmp(d.evidence.model[0].intent, ltest.intent[i]);
-            int b = (int)(c * N_BINS);
-            if (b >= N_BINS)
-                b = N_BINS - 1;
-            bin_n[b]++;
-            bin_conf[b] += c;
-            bin_right[b] += ok;
-        }
+        /* Calibration of what the bot says: of the answers (and clarify
+         * questions) given at confidence c, a share c should be right. */
+        if (drc == 0 && d.action != TRIAGE_HANDOFF)
+            ece_add(&ece_answers, d.confidence, right);
+        /* And of the model alone: of the messages whose top intent has
+         * probability c, a share c should be that intent (every row). */
+        if (drc == 0 && d.evidence.n_model > 0)
+            ece_add(&ece_model, d.evidence.model[0].probability,
+                    !is_oos && !strcmp(d.evidence.model[0].intent, ltest.intent[i]));
         triage_decision_clear(&d);
     }
-    double ece = 0, n_binned = 0;
-    for (int b = 0; b < N_BINS; b++)
-        n_binned += bin_n[b];
-    for (int b = 0; b < N_BINS; b++)
-        if (bin_n[b] > 0)
-            ece += fabs(bin_conf[b] - bin_right[b]) / n_binned;
+    if (!is_quiet) {
+        fputs("in-scope messages handed off, by reason:", stderr);
+        for (int k = 0; k < n_reasons; k++)
+            fprintf(stderr, " %s %d", reasons[k], reason_count[k]);
+        fputc('\n', stderr);
+    }
+    double ece = ece_value(&ece_answers);
 
     /* Macro F1 over the gold classes (out of scope is one class). */
     double f1_sum = 0;
@@ -576,18 +641,22 @@ int cli_eval_intents(int argc, char **argv)
     free(fp);
     free(fn);
     qsort(lat, (size_t)n, sizeof *lat, compare_double);
+    qsort(cpu_lat, (size_t)n, sizeof *cpu_lat, compare_double);
     double p50 = lat[n / 2], p99 = lat[(int)((n - 1) * 0.99)];
+    double cpu_p50 = cpu_lat[n / 2], cpu_p99 = cpu_lat[(int)((n - 1) * 0.99)];
     int n_oos_pred_right = n_oos_right;
     printf("{\"n\":%d,\"accuracy\":%.4f,\"in_scope_accuracy\":%.4f,\"oos_recall\":%.4f,"
            "\"oos_precision\":%.4f,\"macro_f1\":%.4f,\"ece\":%.4f,\"clarify_rate\":%.4f,"
            "\"train_ms\":%.0f,\"decide_us_p50\":%.1f,\"decide_us_p99\":%.1f,"
            "\"thresholds\":{\"t_answer\":%.2f,\"t_clarify\":%.2f,\"t_oos\":%.2f},"
-           "\"temperature\":%.3f,\"handoff_rate\":%.4f,\"kb\":%s}\n",
+           "\"temperature\":%.3f,\"handoff_rate\":%.4f,\"ece_model\":%.4f,\"kb\":%s,"
+           "\"train_cpu_ms\":%.0f,\"decide_cpu_us_p50\":%.1f,\"decide_cpu_us_p99\":%.1f}\n",
            n, (double)n_right / n, n_in ? (double)n_in_right / n_in : 0.0,
            n_oos ? (double)n_oos_right / n_oos : 0.0,
            n_handoff ? (double)n_oos_pred_right / n_handoff : 0.0, n_f1 ? f1_sum / n_f1 : 0.0, ece,
            (double)n_clarify / n, train_ms, p50, p99, s.t_answer, s.t_clarify, s.t_oos, temperature,
-           (double)n_handoff / n, kb ? "true" : "false");
+           (double)n_handoff / n, ece_value(&ece_model), kb ? "true" : "false", train_cpu_ms,
+           cpu_p50, cpu_p99);
     rc = CLI_OK;
 done:
     labelled_free(&ltest);
@@ -599,6 +668,7 @@ done:
     intents_scratch_free(scratch);
     free(vrows);
     free(lat);
+    free(cpu_lat);
     free(gold);
     free(pred);
     return rc;

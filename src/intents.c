@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 /* A phrase rule: stemmed tokens (hashed) that must appear in order, contiguous. */
 struct rule_pattern {
@@ -47,8 +48,10 @@ struct intents {
     struct model *model;
     int *class_intent; /* model class -> intent index */
     int n_classes;
+    int n_langs; /* distinct languages among the model's classes */
     double temperature;
     double train_ms;
+    double train_cpu_ms;
     int is_trained;
 };
 
@@ -177,6 +180,18 @@ int intents_is_trained(const struct intents *set)
 double intents_train_ms(const struct intents *set)
 {
     return set->train_ms;
+}
+
+double intents_train_cpu_ms(const struct intents *set)
+{
+    return set->train_cpu_ms;
+}
+
+static double thread_cpu_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
 }
 
 double intents_temperature(const struct intents *set)
@@ -797,6 +812,7 @@ int intents_train(struct intents *set, const struct intents_train_options *optio
     if (set->is_trained)
         return CD_ESTATE;
     int64_t t0 = cd_now_us();
+    double cpu0 = thread_cpu_ms();
     int rc = compile_rules(set);
     if (rc)
         return rc;
@@ -820,13 +836,21 @@ int intents_train(struct intents *set, const struct intents_train_options *optio
             n += set->items[i].n_examples;
         }
     int n_in_scope = 0;
-    for (int c = 0; c < set->n_classes; c++)
+    set->n_langs = 0;
+    for (int c = 0; c < set->n_classes; c++) {
         n_in_scope += !set->items[set->class_intent[c]].is_oos;
+        int is_new = 1;
+        for (int d = 0; d < c && is_new; d++)
+            is_new = strcmp(set->items[set->class_intent[d]].lang,
+                            set->items[set->class_intent[c]].lang) != 0;
+        set->n_langs += is_new;
+    }
     if (n_in_scope < 1 && set->n_patterns == 0 && set->n_regexes == 0)
         return CD_EINVAL;
     if (set->n_classes < 2 || n == 0) {
         /* Rules only (or a single class): nothing to learn. */
         set->train_ms = (double)(cd_now_us() - t0) / 1000.0;
+        set->train_cpu_ms = thread_cpu_ms() - cpu0;
         set->is_trained = 1;
         return 0;
     }
@@ -838,7 +862,7 @@ int intents_train(struct intents *set, const struct intents_train_options *optio
         mo.l2 = options->l2;
         mo.seed = options->seed;
     }
-    int bits = mo.hash_bits >= 10 && mo.hash_bits <= 24 ? mo.hash_bits : 20;
+    int bits = mo.hash_bits >= 10 && mo.hash_bits <= 24 ? mo.hash_bits : 18;
     mo.hash_bits = bits;
     feats = calloc((size_t)n, sizeof *feats);
     labels = malloc((size_t)n * sizeof *labels);
@@ -871,7 +895,8 @@ int intents_train(struct intents *set, const struct intents_train_options *optio
     /* Calibration: fit the softmax temperature on examples a probe model did
      * not see, then train the served model on everything. */
     set->temperature = 1.0;
-    if (n_holdout >= 20 && n - n_holdout >= set->n_classes) {
+    if (n_holdout >= 20 && n - n_holdout >= set->n_classes &&
+        !(options && options->is_no_holdout)) {
         int n_sub = n - n_holdout;
         sub_feats = malloc((size_t)n_sub * sizeof *sub_feats);
         sub_labels = malloc((size_t)n_sub * sizeof *sub_labels);
@@ -910,12 +935,14 @@ int intents_train(struct intents *set, const struct intents_train_options *optio
         goto done;
     }
     set->train_ms = (double)(cd_now_us() - t0) / 1000.0;
+    set->train_cpu_ms = thread_cpu_ms() - cpu0;
     set->is_trained = 1;
     if (!(options && options->is_quiet))
         fprintf(stderr,
                 "intents: trained %d examples, %d classes, %d features in %.0f ms"
-                " (temperature %.2f)\n",
-                n, set->n_classes, model_n_features(set->model), set->train_ms, set->temperature);
+                " (%.0f ms CPU, temperature %.2f)\n",
+                n, set->n_classes, model_n_features(set->model), set->train_ms, set->train_cpu_ms,
+                set->temperature);
 done:
     if (feats)
         for (int i = 0; i < n; i++)
@@ -1057,6 +1084,18 @@ int intents_classify(const struct intents *set, struct intents_scratch *s, const
     if ((rc = model_featurize(s->tok, text, n, model_hash_bits(set->model), &s->feats)))
         return rc;
     out->n_known = model_logits(set->model, &s->feats, &s->model, s->p);
+    /* A message in one language is about that language's intents (and the
+     * out-of-scope class); if there are none, about all of them. */
+    if (set->n_langs > 1) {
+        int has_lang = 0;
+        for (int c = 0; c < K && !has_lang; c++)
+            has_lang = !strcmp(set->items[set->class_intent[c]].lang, s->lang);
+        for (int c = 0; c < K && has_lang; c++) {
+            const struct intent *it = &set->items[set->class_intent[c]];
+            if (!it->is_oos && strcmp(it->lang, s->lang))
+                s->p[c] = -1e30;
+        }
+    }
     model_softmax(s->p, K, set->temperature, s->p);
     for (int c = 0; c < K; c++) {
         int i = set->class_intent[c];

@@ -27,8 +27,9 @@ struct model {
     float *bias;             /* n_classes */
 };
 
-/* Relative weight of each feature group after normalisation. */
-static const float group_weight[N_GROUPS] = {1.0f, 1.0f};
+/* Norm of each feature group's part of the vector. 2 rather than 1 acts as a
+ * weaker prior (measured on a split of BANKING77 train and on CLINC150 val). */
+static const float group_weight[N_GROUPS] = {2.0f, 2.0f};
 
 static uint64_t hash_bytes(uint64_t h, const char *s, size_t n)
 {
@@ -54,6 +55,7 @@ void model_feats_free(struct model_feats *f)
     free(f->bucket);
     free(f->count);
     free(f->group);
+    free(f->slot);
     memset(f, 0, sizeof *f);
 }
 
@@ -64,34 +66,59 @@ void model_scratch_free(struct model_scratch *s)
     model_feats_free(&s->feats);
     free(s->feat);
     free(s->value);
-    free(s->logits);
+    free(s->sums);
     memset(s, 0, sizeof *s);
 }
 
+static int feats_grow(struct model_feats *f)
+{
+    int cap = f->cap ? f->cap * 2 : 256;
+    uint32_t *b = realloc(f->bucket, (size_t)cap * sizeof *b);
+    if (!b)
+        return CD_ENOMEM;
+    f->bucket = b;
+    float *c = realloc(f->count, (size_t)cap * sizeof *c);
+    if (!c)
+        return CD_ENOMEM;
+    f->count = c;
+    uint8_t *g = realloc(f->group, (size_t)cap);
+    if (!g)
+        return CD_ENOMEM;
+    f->group = g;
+    int32_t *slot = malloc((size_t)cap * 2 * sizeof *slot);
+    if (!slot)
+        return CD_ENOMEM;
+    free(f->slot);
+    f->slot = slot;
+    f->cap = cap;
+    /* Re-index what is there. */
+    memset(f->slot, 0xff, (size_t)cap * 2 * sizeof *slot);
+    uint32_t mask = (uint32_t)cap * 2 - 1;
+    for (int i = 0; i < f->n; i++) {
+        uint32_t h = (f->bucket[i] * 2654435761u) & mask;
+        while (f->slot[h] >= 0)
+            h = (h + 1) & mask;
+        f->slot[h] = i;
+    }
+    return 0;
+}
+
+/* Adds one occurrence of a hashed feature (bucket, group). */
 static int feats_add(struct model_feats *f, uint32_t bucket, int group)
 {
-    /* Messages are short: a linear scan for duplicates stays cheap. */
-    for (int i = f->n - 1; i >= 0 && i >= f->n - 512; i--)
+    if (f->n * 2 >= f->cap && feats_grow(f))
+        return CD_ENOMEM;
+    uint32_t mask = (uint32_t)f->cap * 2 - 1;
+    uint32_t h = (bucket * 2654435761u) & mask;
+    while (f->slot[h] >= 0) {
+        int i = f->slot[h];
         if (f->bucket[i] == bucket && f->group[i] == group) {
             f->count[i] += 1.0f;
             return 0;
         }
-    if (f->n == f->cap) {
-        int cap = f->cap ? f->cap * 2 : 128;
-        uint32_t *b = realloc(f->bucket, (size_t)cap * sizeof *b);
-        if (!b)
-            return CD_ENOMEM;
-        f->bucket = b;
-        float *c = realloc(f->count, (size_t)cap * sizeof *c);
-        if (!c)
-            return CD_ENOMEM;
-        f->count = c;
-        uint8_t *g = realloc(f->group, (size_t)cap);
-        if (!g)
-            return CD_ENOMEM;
-        f->group = g;
-        f->cap = cap;
+        h = (h + 1) & mask;
     }
+    f->slot[h] = f->n;
     f->bucket[f->n] = bucket;
     f->count[f->n] = 1.0f;
     f->group[f->n] = (uint8_t)group;
@@ -156,6 +183,8 @@ int model_featurize(struct text_tokenizer *tok, const char *text, size_t n, int 
                     struct model_feats *f)
 {
     struct featurize_ctx c = {.f = f, .bits = hash_bits, .prev = "^", .n_prev = 1};
+    if (f->n && f->slot)
+        memset(f->slot, 0xff, (size_t)f->cap * 2 * sizeof *f->slot);
     f->n = 0;
     text_tokenize(tok, text, n, TEXT_KEEP_STOPWORDS, on_word, &c);
     if (c.rc)
@@ -181,7 +210,7 @@ static int vectorize(const struct model *m, const struct model_feats *f, int *fe
         int32_t j = m->bucket_feature[f->bucket[i]];
         if (j < 0)
             continue;
-        float v = (1.0f + logf(f->count[i])) * m->idf[j];
+        float v = (f->count[i] > 1.0f ? 1.0f + logf(f->count[i]) : 1.0f) * m->idf[j];
         feat[k] = j;
         value[k] = v;
         norm[f->group[i]] += (double)v * v;
@@ -213,12 +242,12 @@ static int scratch_reserve(struct model_scratch *s, int n, int n_classes)
         s->value = v;
         s->cap = n;
     }
-    if (n_classes > s->n_logits) {
-        double *l = realloc(s->logits, (size_t)n_classes * sizeof *l);
-        if (!l)
+    if (n_classes > s->n_sums) {
+        float *z = realloc(s->sums, (size_t)n_classes * sizeof *z);
+        if (!z)
             return CD_ENOMEM;
-        s->logits = l;
-        s->n_logits = n_classes;
+        s->sums = z;
+        s->n_sums = n_classes;
     }
     return 0;
 }
@@ -231,13 +260,19 @@ int model_logits(const struct model *m, const struct model_feats *f, struct mode
         logits[k] = m->bias[k];
     if (scratch_reserve(s, f->n, K))
         return 0;
+    /* Float sums so the per-feature loop over classes vectorises. */
+    float *restrict z = s->sums;
+    for (int k = 0; k < K; k++)
+        z[k] = 0;
     int n = vectorize(m, f, s->feat, s->value);
     for (int i = 0; i < n; i++) {
-        const float *w = m->weights + (size_t)s->feat[i] * K;
+        const float *restrict w = m->weights + (size_t)s->feat[i] * K;
         float v = s->value[i];
         for (int k = 0; k < K; k++)
-            logits[k] += v * w[k];
+            z[k] += v * w[k];
     }
+    for (int k = 0; k < K; k++)
+        logits[k] += z[k];
     return n;
 }
 

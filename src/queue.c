@@ -200,6 +200,13 @@ void queue_set_preview(struct queue *q, int64_t conversation, const char *text)
     q->items[i].preview[n] = '\0';
 }
 
+void queue_set_offline(struct queue *q, int64_t conversation, int is_offline)
+{
+    int i = find_item(q, conversation);
+    if (i >= 0)
+        q->items[i].is_offline = is_offline ? 1 : 0;
+}
+
 int queue_position(const struct queue *q, int64_t conversation)
 {
     int i = find_item(q, conversation);

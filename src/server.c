@@ -48,6 +48,7 @@ struct http_txn {
     char **args;
     int n_args;
     char *authorization;
+    char address[64];
     struct cd_buf body;
     int is_body_too_big;
     int64_t started_us;
@@ -522,12 +523,12 @@ static void ws_message(struct server *s, struct session *pss, const char *text, 
                 pss->kind == KIND_AGENT ? METRICS_AGENT_FRAMES_IN : METRICS_CUSTOMER_FRAMES_IN, 1);
     if (!rate_ok(s, pss)) {
         metrics_add(s->metrics, METRICS_BAD_RATE_LIMITED, 1);
-        send_error(s, pss, "rate_limited", "too many messages; slow down");
+        send_error(s, pss, "rate_limited", "too many messages per second; slow down");
         return;
     }
     if (!cd_utf8_valid(text, len)) {
         metrics_add(s->metrics, METRICS_BAD_UTF8, 1);
-        send_error(s, pss, "invalid_utf8", "messages must be valid UTF-8 text");
+        send_error(s, pss, "bad_utf8", "messages must be valid UTF-8 text");
         return;
     }
     if (!s->chat) {
@@ -556,7 +557,7 @@ static int ws_receive(struct server *s, struct lws *wsi, struct session *pss, co
     if (pss->rx_is_binary) {
         if (final) {
             metrics_add(s->metrics, METRICS_BAD_BINARY, 1);
-            send_error(s, pss, "binary_not_supported", "send JSON text frames");
+            send_error(s, pss, "binary", "binary frames are not accepted; send JSON text");
             close_after_queue(pss, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE);
         }
         return 0;
@@ -858,9 +859,11 @@ static int serve_healthz(struct server *s, struct lws *wsi, struct http_txn *t)
 {
     cd_buf_reset(&t->response);
     if (cd_buf_printf(&t->response,
-                      "{\"status\":\"%s\",\"uptime_s\":%lld,\"connections\":%d,\"chat\":%s}\n",
+                      "{\"status\":\"%s\",\"uptime_s\":%lld,\"connections\":%d,\"chat\":%s,"
+                      "\"kb\":%s}\n",
                       s->is_draining ? "draining" : "ok", (long long)(cd_wall_s() - s->started_s),
-                      s->n_customers + s->n_agents, s->chat ? "true" : "false"))
+                      s->n_customers + s->n_agents, s->chat ? "true" : "false",
+                      api_has_kb(s->api) ? "true" : "false"))
         return -1;
     return http_respond(s, wsi, t, s->is_draining ? 503 : 200, "application/json", NULL, NULL);
 }
@@ -879,9 +882,20 @@ static int serve_api(struct server *s, struct lws *wsi, struct http_txn *t)
         return http_simple(s, wsi, t, 503, "unavailable", "the REST service is not running");
     if (t->is_body_too_big)
         return http_simple(s, wsi, t, 413, "body_too_large", "the request body is too large");
-    struct api_request req = {t->method,  t->path,          (const char *const *)t->args,
-                              t->n_args,  t->authorization, t->body.data,
-                              t->body.len};
+    struct api_request req = {0};
+    req.method = t->method;
+    req.path = t->path;
+    req.args = (const char *const *)t->args;
+    req.n_args = t->n_args;
+    req.authorization = t->authorization;
+    req.address = t->address;
+    req.body = t->body.data;
+    req.n_body = t->body.len;
+    /* The KB writes through its own connection to the database file: commit
+     * the store's open group transaction first, or the write would wait on
+     * this very thread (see store.h). */
+    if (s->chat && strcmp(t->method, "GET") && strcmp(t->method, "HEAD"))
+        s->ops->flush(s->chat);
     struct api_response resp = {0};
     int64_t t0 = cd_now_us();
     int rc = api_handle(s->api, &req, &resp);
@@ -966,6 +980,7 @@ static int http_start(struct server *s, struct lws *wsi, struct session *pss, co
             return -1;
         t->n_args++;
     }
+    lws_get_peer_simple(wsi, t->address, sizeof t->address);
     int n_auth = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
     if (n_auth > 0 && n_auth < 4096) {
         t->authorization = malloc((size_t)n_auth + 1);
@@ -977,13 +992,14 @@ static int http_start(struct server *s, struct lws *wsi, struct session *pss, co
         !strcmp(t->method, "POST") || !strcmp(t->method, "PUT") || !strcmp(t->method, "PATCH");
     if (has_body) {
         char cl[32];
-        if (lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 &&
-            strtoll(cl, NULL, 10) > s->cfg->max_body_bytes) {
+        long long n_body = -1;
+        if (lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)
+            n_body = strtoll(cl, NULL, 10);
+        if (n_body > s->cfg->max_body_bytes) {
             t->is_body_too_big = 1;
             return http_simple(s, wsi, t, 413, "body_too_large", "the request body is too large");
         }
-        if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 ||
-            lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0)
+        if (n_body > 0 || lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0)
             return 0; /* wait for LWS_CALLBACK_HTTP_BODY_COMPLETION */
     }
     return http_dispatch(s, wsi, t);

@@ -101,6 +101,30 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     " created_s INTEGER NOT NULL);"
     "CREATE INDEX unanswered_created ON unanswered(created_s);"
     "CREATE INDEX unanswered_conversation ON unanswered(conversation);",
+    /* 4: messages in a rowid table. Appends then go to the end of the table
+     * (a few pages per group commit) instead of into a leaf page per
+     * conversation, and (conversation, seq) becomes a compact index. */
+    "CREATE TABLE messages_v4 ("
+    " id INTEGER PRIMARY KEY,"
+    " conversation INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,"
+    " seq INTEGER NOT NULL,"
+    " sender TEXT NOT NULL,"
+    " client_id TEXT,"
+    " reply_to TEXT,"
+    " text TEXT NOT NULL,"
+    " meta TEXT,"
+    " agent_id INTEGER NOT NULL DEFAULT 0,"
+    " created_s INTEGER NOT NULL);"
+    "INSERT INTO messages_v4 (conversation, seq, sender, client_id, reply_to, text, meta,"
+    " agent_id, created_s) SELECT conversation, seq, sender, client_id, reply_to, text, meta,"
+    " agent_id, created_s FROM messages ORDER BY conversation, seq;"
+    "DROP TABLE messages;"
+    "ALTER TABLE messages_v4 RENAME TO messages;"
+    "CREATE UNIQUE INDEX messages_seq ON messages(conversation, seq);"
+    "CREATE UNIQUE INDEX messages_client_id ON messages(conversation, client_id)"
+    " WHERE client_id IS NOT NULL;"
+    "CREATE INDEX messages_reply_to ON messages(conversation, reply_to)"
+    " WHERE reply_to IS NOT NULL;",
 };
 
 /* ---- prepared statements ---- */
@@ -118,6 +142,9 @@ enum stmt_id {
     ST_BEGIN,
     ST_COMMIT,
     ST_ROLLBACK,
+    ST_MARK,
+    ST_MARK_RELEASE,
+    ST_MARK_UNDO,
     ST_CONV_CREATE,
     ST_CONV_GET,
     ST_CONV_BY_TOKEN,
@@ -151,6 +178,9 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
+    [ST_MARK] = "SAVEPOINT frame",
+    [ST_MARK_RELEASE] = "RELEASE frame",
+    [ST_MARK_UNDO] = "ROLLBACK TO frame",
     [ST_CONV_CREATE] =
         "INSERT INTO conversations (token_hash, state, lang, customer_name, customer_email,"
         " customer_page, created_s) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -230,6 +260,7 @@ struct store {
     sqlite3 *db;
     sqlite3_stmt *stmt[ST_COUNT];
     int is_in_tx;
+    int is_marked;
 };
 
 static const char *const state_names[] = {"bot",        "clarifying", "collecting", "queued",
@@ -415,10 +446,15 @@ static sqlite3 *open_db(const char *path, const struct store_options *options, c
     int busy = options && options->busy_timeout_ms > 0 ? options->busy_timeout_ms : 5000;
     sqlite3_busy_timeout(db, busy);
     int is_full = options && options->durability == STORE_DURABILITY_FULL;
+    /* An 8 MB page cache keeps a busy loop turn's pages in memory until the
+     * commit instead of spilling them to the WAL mid-transaction, and the
+     * savepoint journal of each unit of work (store_mark) stays in memory. */
     const char *pragmas = is_full ? "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
-                                    " PRAGMA foreign_keys = ON;"
+                                    " PRAGMA foreign_keys = ON; PRAGMA cache_size = -8192;"
+                                    " PRAGMA temp_store = MEMORY;"
                                   : "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
-                                    " PRAGMA foreign_keys = ON;";
+                                    " PRAGMA foreign_keys = ON; PRAGMA cache_size = -8192;"
+                                    " PRAGMA temp_store = MEMORY;";
     if (exec_sql(db, pragmas, err)) {
         sqlite3_close(db);
         return NULL;
@@ -447,6 +483,9 @@ struct store *store_open(const char *path, const struct store_options *options, 
             *err = cd_strndup("database path is empty", 22);
         return NULL;
     }
+    /* No global allocation statistics (a mutex per malloc); this only
+     * takes effect if it comes before SQLite's first use in the process. */
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     struct store *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
@@ -502,10 +541,54 @@ int store_begin(struct store *s)
     return rc;
 }
 
+/* 0 if writes may go ahead: no group is open, or the open one is still
+ * alive. SQLite rolls a whole transaction back by itself after some errors
+ * (disk full, I/O error); later writes would then commit one by one outside
+ * the group, so they are refused until the group is ended. */
+static int tx_ok(struct store *s)
+{
+    return s->is_in_tx && sqlite3_get_autocommit(s->db) ? CD_EIO : 0;
+}
+
+int store_mark(struct store *s)
+{
+    int rc = store_begin(s);
+    if (rc)
+        return rc;
+    rc = tx_ok(s);
+    if (!rc && !s->is_marked) {
+        rc = run(st(s, ST_MARK));
+        if (!rc)
+            s->is_marked = 1;
+    }
+    return rc;
+}
+
+void store_mark_release(struct store *s)
+{
+    if (s->is_marked && !sqlite3_get_autocommit(s->db))
+        run(st(s, ST_MARK_RELEASE));
+    s->is_marked = 0;
+}
+
+void store_mark_undo(struct store *s)
+{
+    if (s->is_marked && !sqlite3_get_autocommit(s->db)) {
+        run(st(s, ST_MARK_UNDO));
+        run(st(s, ST_MARK_RELEASE));
+    }
+    s->is_marked = 0;
+}
+
 int store_commit(struct store *s)
 {
+    s->is_marked = 0;
     if (!s->is_in_tx)
         return 0;
+    if (sqlite3_get_autocommit(s->db)) { /* rolled back by SQLite after an error */
+        s->is_in_tx = 0;
+        return CD_EIO;
+    }
     int rc = run(st(s, ST_COMMIT));
     if (rc) {
         /* A failed COMMIT may leave the transaction open: end it, so that
@@ -519,6 +602,7 @@ int store_commit(struct store *s)
 
 void store_rollback(struct store *s)
 {
+    s->is_marked = 0;
     if (!s->is_in_tx)
         return;
     if (!sqlite3_get_autocommit(s->db))
@@ -578,6 +662,8 @@ static int read_conversation(sqlite3_stmt *stmt, struct store_conversation *c)
 
 int store_conversation_create(struct store *s, struct store_conversation *c)
 {
+    if (tx_ok(s))
+        return CD_EIO;
     sqlite3_stmt *stmt = st(s, ST_CONV_CREATE);
     sqlite3_bind_blob(stmt, 1, c->token_hash, STORE_HASH_LEN, SQLITE_STATIC);
     sqlite3_bind_text(stmt, 2, store_state_name(c->state), -1, SQLITE_STATIC);
@@ -624,6 +710,8 @@ int store_conversation_by_token(struct store *s, const unsigned char hash[STORE_
 
 int store_conversation_update(struct store *s, const struct store_conversation *c)
 {
+    if (tx_ok(s))
+        return CD_EIO;
     sqlite3_stmt *stmt = st(s, ST_CONV_UPDATE);
     sqlite3_bind_int64(stmt, 1, c->id);
     sqlite3_bind_text(stmt, 2, store_state_name(c->state), -1, SQLITE_STATIC);
@@ -653,6 +741,8 @@ int store_conversation_update(struct store *s, const struct store_conversation *
 
 int store_conversation_claim(struct store *s, int64_t id, int64_t agent_id, int64_t now_s)
 {
+    if (tx_ok(s))
+        return CD_EIO;
     sqlite3_stmt *stmt = st(s, ST_CONV_CLAIM);
     sqlite3_bind_int64(stmt, 1, id);
     sqlite3_bind_int64(stmt, 2, agent_id);
@@ -745,6 +835,8 @@ static int64_t seq_of_client_id(struct store *s, int64_t conversation, const cha
 
 int store_message_append(struct store *s, struct store_message *m)
 {
+    if (tx_ok(s))
+        return CD_EIO;
     sqlite3_stmt *stmt = st(s, ST_MSG_APPEND);
     sqlite3_bind_int64(stmt, 1, m->conversation);
     sqlite3_bind_text(stmt, 2, store_sender_name(m->sender), -1, SQLITE_STATIC);
@@ -846,6 +938,8 @@ static void read_user(sqlite3_stmt *stmt, struct store_user *u)
 
 int store_user_add(struct store *s, struct store_user *u)
 {
+    if (tx_ok(s))
+        return CD_EIO;
     sqlite3_stmt *stmt = st(s, ST_USER_ADD);
     sqlite3_bind_text(stmt, 1, u->name, -1, SQLITE_STATIC);
     sqlite3_bind_text(stmt, 2, u->role, -1, SQLITE_STATIC);
@@ -902,6 +996,8 @@ int store_user_list(struct store *s, struct store_user *out, int max, int *n_out
 
 int store_user_remove(struct store *s, const char *name)
 {
+    if (tx_ok(s))
+        return CD_EIO;
     sqlite3_stmt *stmt = st(s, ST_USER_REMOVE);
     sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
     int rc = run(stmt);
@@ -915,6 +1011,8 @@ int store_user_remove(struct store *s, const char *name)
 int store_event_add(struct store *s, const char *kind, int64_t conversation, int64_t user_id,
                     const char *detail)
 {
+    if (tx_ok(s))
+        return CD_EIO;
     sqlite3_stmt *stmt = st(s, ST_EVENT_ADD);
     sqlite3_bind_text(stmt, 1, kind, -1, SQLITE_STATIC);
     sqlite3_bind_int64(stmt, 2, conversation);
@@ -927,6 +1025,8 @@ int store_event_add(struct store *s, const char *kind, int64_t conversation, int
 int store_feedback_add(struct store *s, int64_t conversation, int64_t seq, int is_helpful,
                        const char *article_id, const char *question)
 {
+    if (tx_ok(s))
+        return CD_EIO;
     sqlite3_stmt *stmt = st(s, ST_FEEDBACK_ADD);
     sqlite3_bind_int64(stmt, 1, conversation);
     sqlite3_bind_int64(stmt, 2, seq);
@@ -941,6 +1041,8 @@ int store_feedback_add(struct store *s, int64_t conversation, int64_t seq, int i
 int store_unanswered_add(struct store *s, int64_t conversation, const char *question,
                          const char *lang, const char *intent, double confidence)
 {
+    if (tx_ok(s))
+        return CD_EIO;
     sqlite3_stmt *stmt = st(s, ST_UNANSWERED_ADD);
     sqlite3_bind_int64(stmt, 1, conversation);
     sqlite3_bind_text(stmt, 2, question ? question : "", -1, SQLITE_STATIC);

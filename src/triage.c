@@ -37,21 +37,44 @@ static const char *const person_request_re[] = {
     "agent please)[ .!?]*$",
     "(^|[^a-z])(human|agent|representative|operator) (please|pls|now)",
     "(^|[^a-z])(not|stop talking to|tired of|no more) (a |the |this )?(bot|robot|machine)",
+    "(^|[^a-z])(dont|do not) want (a |the |this |to (talk|speak|chat) (to|with) (a |the )?)?"
+    "(bot|robot|machine)",
     NULL,
 };
 
+/* "That didn't help": about the bot's answer, not the customer's product
+ * ("my card doesn't work" is a question, "that didn't work" is feedback). */
 static const char *const not_helped_re[] = {
-    "(^|[^a-z])(did ?n[o']?t|does ?n[o']?t|did not|does not|didnt|doesnt|not) (help|answer|work|"
-    "solve|fix)",
-    "(^|[^a-z])(not|un)helpful",
-    "(^|[^a-z])(wrong|useless|irrelevant) (answer|reply|response|article|info|information)",
-    "(^|[^a-z])(not|thats not|that is not|this is not|thats not) what i (asked|meant|said|need|"
-    "wanted)",
-    "(^|[^a-z])(that|this|it) (is|was) (not|no) (it|help|helpful|right)",
-    "(^|[^a-z])you (are|re) not (helping|listening|understanding)",
-    "(^|[^a-z])(still|doesnt|does not) (not )?(work|working|help)",
+    "(^|[^a-z])(that|this|your (answer|reply|article|suggestion|link)|the (answer|reply|"
+    "article|link|suggestion)) (didnt|did not|doesnt|does not|isnt|is not|wasnt|was not) "
+    "(help|work|answer|solve|fix)",
+    "(^|[^a-z])(didnt|did not|doesnt|does not|not) help(ful|ed|ing)?([^a-z]|$)",
+    "(^|[^a-z])unhelpful",
+    "(^|[^a-z])(wrong|useless|irrelevant) (answer|reply|response|article|link)",
+    "(^|[^a-z])not what i (asked|meant|said|need|needed|wanted|was asking)",
+    "(^|[^a-z])(thats|that is|this is|its) not (it|what i)",
+    "(^|[^a-z])you (are|re|arent|are not) not (helping|listening|understanding)",
+    "(^|[^a-z])you (arent|are not) (helping|listening|understanding)",
     NULL,
 };
+
+/* Each regex above needs one of these substrings to match. */
+static const char *const person_words[] = {
+    "human",    "person", "agent",    "rep",     "operator",   "someone",
+    "somebody", "staff",  "employee", "manager", "supervisor", "customer service",
+    "bot",      "robot",  "machine",  NULL,
+};
+static const char *const not_helped_words[] = {
+    "help", "work", "answer", "solv", "fix", "wrong", "useless", "irrelevant", "not ", "nt ", NULL,
+};
+
+static int contains_any(const char *s, const char *const *words)
+{
+    for (int i = 0; words[i]; i++)
+        if (strstr(s, words[i]))
+            return 1;
+    return 0;
+}
 
 /* Anger words (folded). Strong ones count double. */
 static const char *const anger_words[] = {
@@ -83,7 +106,7 @@ struct triage {
     struct kb *kb;
     struct text_tokenizer *tok;
     char tok_lang[16];
-    regex_t person_re[8];
+    regex_t person_re[12];
     int n_person_re;
     regex_t not_helped_re[8];
     int n_not_helped_re;
@@ -150,7 +173,7 @@ struct triage *triage_new(const struct triage_settings *settings, struct intents
     t->intents = intents;
     t->kb = kb_search ? kb : NULL;
     apply_settings(t, settings);
-    for (int i = 0; person_request_re[i] && t->n_person_re < 8; i++)
+    for (int i = 0; person_request_re[i] && t->n_person_re < 12; i++)
         if (regcomp(&t->person_re[t->n_person_re], person_request_re[i],
                     REG_EXTENDED | REG_NOSUB) == 0)
             t->n_person_re++;
@@ -315,10 +338,13 @@ static void compute_signals(struct triage *t, const char *text, size_t n, const 
     memset(out, 0, sizeof *out);
     if (!folded)
         return;
-    for (int i = 0; i < t->n_person_re && !out->is_person_request; i++)
-        out->is_person_request = regexec(&t->person_re[i], folded, 0, NULL, 0) == 0;
-    for (int i = 0; i < t->n_not_helped_re && !out->is_not_helped; i++)
-        out->is_not_helped = regexec(&t->not_helped_re[i], folded, 0, NULL, 0) == 0;
+    /* Cheap word checks first: most messages need no regex at all. */
+    if (contains_any(folded, person_words))
+        for (int i = 0; i < t->n_person_re && !out->is_person_request; i++)
+            out->is_person_request = regexec(&t->person_re[i], folded, 0, NULL, 0) == 0;
+    if (contains_any(folded, not_helped_words))
+        for (int i = 0; i < t->n_not_helped_re && !out->is_not_helped; i++)
+            out->is_not_helped = regexec(&t->not_helped_re[i], folded, 0, NULL, 0) == 0;
 
     int points = 0;
     for (int i = 0; anger_words[i]; i++)
@@ -411,28 +437,10 @@ static int add_article(struct triage_decision *d, const char *id, const char *ti
     return 0;
 }
 
-/* The first paragraph of a Markdown body that is not a heading, bounded. */
-static char *first_paragraph(const char *body)
-{
-    const char *p = body;
-    while (*p) {
-        while (*p == '\n' || *p == ' ' || *p == '\r')
-            p++;
-        const char *end = strstr(p, "\n\n");
-        if (!end)
-            end = p + strlen(p);
-        if (*p != '#' && end > p)
-            return cd_strndup(p, (size_t)(end - p) < 700 ? (size_t)(end - p) : 700);
-        p = end;
-    }
-    return strdup("");
-}
-
 struct coverage_ctx {
-    uint64_t *q;
+    uint64_t q[32];
     int n_q;
-    int cap;
-    uint8_t *seen;
+    uint8_t seen[32];
     int is_query;
 };
 
@@ -450,7 +458,7 @@ static int on_coverage_token(void *ctx, const char *token, int n_token, int star
         for (int i = 0; i < c->n_q; i++)
             if (c->q[i] == h)
                 return 0;
-        if (c->n_q < c->cap)
+        if (c->n_q < 32)
             c->q[c->n_q++] = h;
         return 0;
     }
@@ -460,32 +468,82 @@ static int on_coverage_token(void *ctx, const char *token, int n_token, int star
     return 0;
 }
 
-/* How much of the question the article answers, in [0, 1]: the share of the
- * question's content words (stemmed, no stop words) found in the title, the
- * learned questions or the passage. FTS5 ranks are only comparable within
- * one result list; this is comparable across questions. */
-static double kb_coverage(struct triage *t, const char *question, size_t n,
-                          const struct kb_hit *hit)
+/* Prepares c with the question's content words (stemmed, no stop words). */
+static void coverage_start(struct triage *t, const char *question, size_t n, struct coverage_ctx *c)
 {
-    uint64_t q[32];
-    uint8_t seen[32] = {0};
-    struct coverage_ctx c = {.q = q, .cap = 32, .seen = seen, .is_query = 1};
-    text_tokenize(t->tok, question, n, 0, on_coverage_token, &c);
-    if (c.n_q == 0)
+    memset(c, 0, sizeof *c);
+    c->is_query = 1;
+    text_tokenize(t->tok, question, n, 0, on_coverage_token, c);
+    c->is_query = 0;
+}
+
+/* The share of the question's content words found in the n_texts texts, in
+ * [0, 1]. FTS5 ranks are only comparable within one result list; this is
+ * comparable across questions. One- and two-word questions are too thin to
+ * trust alone and score lower. */
+static double coverage_of(struct triage *t, struct coverage_ctx *c, const char *a, size_t n_a,
+                          const char *b, size_t n_b)
+{
+    if (c->n_q == 0)
         return 0;
-    c.is_query = 0;
-    if (hit->title)
-        text_tokenize(t->tok, hit->title, strlen(hit->title), 0, on_coverage_token, &c);
-    if (hit->passage)
-        text_tokenize(t->tok, hit->passage, strlen(hit->passage), 0, on_coverage_token, &c);
+    memset(c->seen, 0, sizeof c->seen);
+    if (a)
+        text_tokenize(t->tok, a, n_a, 0, on_coverage_token, c);
+    if (b)
+        text_tokenize(t->tok, b, n_b, 0, on_coverage_token, c);
     int n_seen = 0;
-    for (int i = 0; i < c.n_q; i++)
-        n_seen += seen[i];
-    double cov = (double)n_seen / c.n_q;
-    /* One- and two-word questions are too thin to trust alone. */
-    if (c.n_q < 3)
-        cov *= c.n_q == 1 ? 0.5 : 0.8;
+    for (int i = 0; i < c->n_q; i++)
+        n_seen += c->seen[i];
+    double cov = (double)n_seen / c->n_q;
+    if (c->n_q < 3)
+        cov *= c->n_q == 1 ? 0.5 : 0.8;
     return cov;
+}
+
+static double kb_coverage(struct triage *t, struct coverage_ctx *c, const struct kb_hit *hit)
+{
+    return coverage_of(t, c, hit->title, hit->title ? strlen(hit->title) : 0, hit->passage,
+                       hit->passage ? strlen(hit->passage) : 0);
+}
+
+/* The paragraph of a Markdown body (not a heading, not a list of links)
+ * that covers most of the question, the first one on a tie; at most 700
+ * bytes, cut at a word. Returns a new string or NULL (out of memory). */
+static char *best_paragraph(struct triage *t, struct coverage_ctx *c, const char *body)
+{
+    const char *best = NULL, *best_end = NULL;
+    double best_score = -1;
+    for (const char *p = body; *p;) {
+        while (*p == '\n' || *p == ' ' || *p == '\r' || *p == '\t')
+            p++;
+        if (!*p)
+            break;
+        const char *end = strstr(p, "\n\n");
+        if (!end)
+            end = p + strlen(p);
+        if (*p != '#' && *p != '|' && *p != '<' && *p != '-' && *p != '!') {
+            double score = coverage_of(t, c, p, (size_t)(end - p), NULL, 0);
+            if (score > best_score + 1e-9) {
+                best = p;
+                best_end = end;
+                best_score = score;
+            }
+        }
+        p = end;
+    }
+    if (!best)
+        return strdup("");
+    size_t len = (size_t)(best_end - best);
+    if (len > 700) {
+        len = 700;
+        while (len > 0 && best[len] != ' ')
+            len--;
+        if (len == 0)
+            len = 700;
+        while (len > 0 && ((unsigned char)best[len] & 0xc0) == 0x80)
+            len--;
+    }
+    return cd_strndup(best, len);
 }
 
 static int set_answer(struct triage_decision *d, const char *text)
@@ -508,37 +566,24 @@ static const char handoff_text[] =
     "I'm connecting you with a member of our team who can help with this. "
     "Please stay in the chat; they will see everything you've written so far.";
 
-/* The answer for an "answer" intent: its response, else its article's best
- * passage, else its article's first paragraph; plus the article link. */
+/* The answer for an "answer" intent: its response, else the paragraph of its
+ * article that best covers the question (kb_get: no search needed), else
+ * its label; plus the article link. */
 static int answer_intent(struct triage *t, struct triage_decision *d, const struct intent *it,
-                         const struct kb_hit *hits, int n_hits)
+                         struct coverage_ctx *c)
 {
     int rc = 0;
-    const char *passage = NULL;
     if (it->article) {
-        const char *title = NULL;
-        for (int i = 0; i < n_hits; i++)
-            if (!strcmp(hits[i].id, it->article)) {
-                passage = hits[i].passage;
-                title = hits[i].title;
-            }
         struct kb_article art = {0};
-        int have_article = 0;
-        if (!title && t->kb && kb_get(t->kb, it->article, &art) == 0) {
-            have_article = 1;
-            title = art.title;
-        }
-        if (!it->response && !passage && have_article && art.body) {
-            char *para = first_paragraph(art.body);
-            if (!para) {
-                kb_article_clear(&art);
-                return CD_ENOMEM;
-            }
+        int have_article = t->kb && kb_get(t->kb, it->article, &art) == 0;
+        if (!it->response && have_article && art.body) {
             free(d->answer);
-            d->answer = para;
+            if (!(d->answer = best_paragraph(t, c, art.body)))
+                rc = CD_ENOMEM;
         }
-        if (t->kb == NULL || title || have_article)
-            rc = add_article(d, it->article, title, 1.0);
+        /* Without a KB the link is still given; with one, only if it exists. */
+        if (rc == 0 && (!t->kb || have_article))
+            rc = add_article(d, it->article, have_article ? art.title : NULL, 1.0);
         if (have_article)
             kb_article_clear(&art);
         if (rc)
@@ -546,9 +591,7 @@ static int answer_intent(struct triage *t, struct triage_decision *d, const stru
     }
     if (it->response)
         return set_answer(d, it->response);
-    if (passage)
-        return set_answer(d, passage);
-    if (d->answer)
+    if (d->answer && d->answer[0])
         return 0;
     return set_answer(d, intent_label(it));
 }
@@ -589,19 +632,11 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
         out->evidence.n_model++;
     }
 
-    /* KB evidence: the best article for the question and how well it covers it. */
     struct kb_hit hits[TRIAGE_MAX_ARTICLES];
     int n_hits = 0;
     double kb_score = 0;
-    if (t->kb && r.n_tokens > 0) {
-        if (kb_search(t->kb, text, lang, hits, TRIAGE_MAX_ARTICLES, &n_hits) != 0)
-            n_hits = 0;
-        if (n_hits > 0) {
-            kb_score = kb_coverage(t, text, n, &hits[0]);
-            snprintf(out->evidence.kb_article, sizeof out->evidence.kb_article, "%s", hits[0].id);
-            out->evidence.kb_score = kb_score;
-        }
-    }
+    struct coverage_ctx cov;
+    coverage_start(t, text, n, &cov);
 
     const struct intent *rule_it = r.rule_intent >= 0 ? intents_get(set, r.rule_intent) : NULL;
     const struct intent *top_it = r.n_top > 0 ? intents_get(set, r.top[0]) : NULL;
@@ -623,6 +658,14 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
         goto done;
     }
 
+    /* Nothing to go on (no words at all, only emoji or symbols): nothing the
+     * bot can answer, so a person looks at it. */
+    if (r.n_tokens == 0) {
+        set_handoff(out, NULL, t->default_queue, "empty");
+        rc = set_answer(out, handoff_text);
+        goto done;
+    }
+
     /* 2. What the message is about: a rule hit, else a confident model. */
     if (rule_it && !rule_it->is_oos) {
         chosen = rule_it;
@@ -634,6 +677,16 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
          * agreement raises that. */
         confidence = 1.0 - 0.1 * (1.0 - p_rule);
         out->evidence.reason = "rule";
+        /* The model confidently sees something that needs a person (a
+         * sensitive or handoff intent) where a rule sees an answer: the
+         * safer reading wins, since a wrong answer costs more. */
+        if (top_it && top_it != rule_it && p_top >= s->t_answer && !top_it->is_oos &&
+            rule_it->action == INTENT_ANSWER && !rule_it->is_sensitive &&
+            (top_it->is_sensitive || top_it->action != INTENT_ANSWER)) {
+            chosen = top_it;
+            confidence = p_top;
+            out->evidence.reason = "model";
+        }
     } else if (top_it && p_top >= s->t_answer && r.p_oos < s->t_oos) {
         chosen = top_it;
         confidence = p_top;
@@ -682,9 +735,22 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
         } else {
             out->action = TRIAGE_ANSWER;
             out->queue[0] = '\0';
-            rc = answer_intent(t, out, chosen, hits, n_hits);
+            rc = answer_intent(t, out, chosen, &cov);
         }
         goto done;
+    }
+
+    /* KB evidence, searched only now that no intent settled the message (a
+     * search costs more than everything above): the best article and how
+     * much of the question it covers. */
+    if (t->kb) {
+        if (kb_search(t->kb, text, lang, hits, TRIAGE_MAX_ARTICLES, &n_hits) != 0)
+            n_hits = 0;
+        if (n_hits > 0) {
+            kb_score = kb_coverage(t, &cov, &hits[0]);
+            snprintf(out->evidence.kb_article, sizeof out->evidence.kb_article, "%s", hits[0].id);
+            out->evidence.kb_score = kb_score;
+        }
     }
 
     /* 5. No confident intent: a how-to question the KB answers well. */
@@ -699,7 +765,7 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
         if ((rc = set_answer(out, hits[0].passage)))
             goto done;
         for (int i = 0; i < n_hits && rc == 0; i++)
-            if (i == 0 || kb_coverage(t, text, n, &hits[i]) >= s->t_kb)
+            if (i == 0 || kb_coverage(t, &cov, &hits[i]) >= s->t_kb)
                 rc = add_article(out, hits[i].id, hits[i].title, hits[i].score);
         goto done;
     }

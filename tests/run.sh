@@ -12,6 +12,7 @@ export CAREDESK_BIN=${CAREDESK_BIN:-$PWD/$BUILD/caredesk}
 what=${1:-all}
 passed=0
 failed=0
+skipped=0
 failures=()
 mkdir -p "$BUILD/test-logs"
 
@@ -34,7 +35,7 @@ run_unit() {
 }
 
 run_integration() {
-    local dir=tests/integration log p f
+    local dir=tests/integration log p f s
     ls $dir/*.test.mjs >/dev/null 2>&1 || return 0
     if ! command -v node >/dev/null 2>&1; then
         if [ "$(id -u)" = 0 ]; then
@@ -63,7 +64,8 @@ run_integration() {
     cat "$log"
     p=$(sed -n 's/^# pass \([0-9]*\)/\1/p' "$log" | tail -1)
     f=$(sed -n 's/^# fail \([0-9]*\)/\1/p' "$log" | tail -1)
-    p=${p:-0}; f=${f:-0}
+    s=$(sed -n 's/^# skipped \([0-9]*\)/\1/p' "$log" | tail -1)
+    p=${p:-0}; f=${f:-0}; skipped=$((skipped + ${s:-0}))
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
     passed=$((passed + p)); failed=$((failed + f))
     [ "$f" -ne 0 ] && failures+=("integration")
@@ -78,5 +80,11 @@ esac
 
 echo
 [ ${#failures[@]} -gt 0 ] && echo "failing suites: ${failures[*]}"
-echo "$passed passed, $failed failed"
+if [ "$skipped" -gt 0 ]; then
+    echo "skipped tests (each says why above):"
+    grep -h '# SKIP' "$BUILD"/test-logs/*.log 2>/dev/null | sed 's/^ */  /'
+    echo "$passed passed, $failed failed, $skipped skipped"
+else
+    echo "$passed passed, $failed failed"
+fi
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

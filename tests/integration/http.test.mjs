@@ -6,7 +6,7 @@ import net from 'node:net';
 import { mkdtempSync, writeFileSync, mkdirSync, symlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { startServer, runCaredesk } from './lib/server.mjs';
+import { startServer, runCaredesk, fixtures } from './lib/server.mjs';
 
 let srv;
 let web;
@@ -45,7 +45,7 @@ before(async () => {
   symlinkSync('/etc/passwd', path.join(web, 'passwd-link'));
   symlinkSync(path.join(path.dirname(web), path.basename(web) + '-secret.txt'),
     path.join(web, 'secret-link.txt'));
-  srv = await startServer({ web });
+  srv = await startServer({ web, ...fixtures });
 });
 
 after(async () => {
@@ -154,7 +154,7 @@ test('bad settings stop start-up with exit 2 and name the setting', async () => 
 });
 
 test('SIGTERM drains and exits 0', async () => {
-  const s2 = await startServer({ web });
+  const s2 = await startServer({ web, ...fixtures });
   const res = await s2.stop();
   assert.equal(res.code, 0);
   assert.ok(s2.events('stopped').length === 1);

@@ -251,6 +251,37 @@ static void test_group_commit_visibility(void **state)
     store_close(w);
 }
 
+static void test_marks(void **state)
+{
+    (void)state;
+    struct store *s = open_store();
+    int64_t a = new_conversation(s, 7, NULL);
+    /* One unit kept, one undone, one kept: the group holds the first and
+     * the third, and the undone unit's seq is not skipped. */
+    assert_int_equal(store_mark(s), 0);
+    assert_true(store_in_transaction(s));
+    assert_int_equal(append(s, a, STORE_SENDER_CUSTOMER, "m1", "kept"), 1);
+    store_mark_release(s);
+    assert_int_equal(store_mark(s), 0);
+    assert_int_equal(append(s, a, STORE_SENDER_CUSTOMER, "m2", "undone"), 2);
+    assert_int_equal(append(s, a, STORE_SENDER_BOT, NULL, "undone too"), 3);
+    store_mark_undo(s);
+    assert_int_equal(store_mark(s), 0);
+    assert_int_equal(append(s, a, STORE_SENDER_CUSTOMER, "m3", "kept too"), 2);
+    store_mark_release(s);
+    assert_int_equal(store_commit(s), 0);
+    struct collected got = {0};
+    assert_int_equal(store_messages_after(s, a, 0, 10, collect, &got), 0);
+    assert_int_equal(got.n, 2);
+    assert_string_equal(got.texts[0], "kept");
+    assert_string_equal(got.texts[1], "kept too");
+    /* The undone client id can be stored later. */
+    assert_int_equal(append(s, a, STORE_SENDER_CUSTOMER, "m2", "again"), 3);
+    store_mark_release(s); /* nothing marked: harmless */
+    store_mark_undo(s);
+    store_close(s);
+}
+
 static void test_close_commits_open_group(void **state)
 {
     (void)state;
@@ -553,6 +584,7 @@ int main(void)
         T(test_message_by_client_id),
         T(test_group_commit_visibility),
         T(test_close_commits_open_group),
+        T(test_marks),
         T(test_claim_once),
         T(test_open_conversations_and_history),
         T(test_users),

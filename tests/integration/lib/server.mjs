@@ -17,6 +17,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+// A small, fixed KB and intent set for tests whose expectations must not move
+// when the shipped content is edited: startServer({ ...fixtures }).
+export const fixtures = {
+  kb: path.join(repoRoot, 'tests/integration/fixtures/kb'),
+  intents: path.join(repoRoot, 'tests/integration/fixtures/intents'),
+};
 export const caredeskBin = process.env.CAREDESK_BIN || path.join(repoRoot, 'build/caredesk');
 
 const live = new Set();

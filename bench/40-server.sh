@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Server figures, from one run (about a minute):
+#  1. build/bench/loadgen against `caredesk serve` at 1,000 concurrent customer
+#     connections, each sending a question and waiting for the reply (closed
+#     loop): answered messages/s, latency p50/p99. Twice: paced (each
+#     connection thinks ~100 ms between messages: about 10,000 msgs/s offered,
+#     latency is the server's) and flat out (no think time: the most it
+#     answers; by Little's law mean latency is then 1,000 / rate);
+#  2. the same generator against a bare libwebsockets echo server
+#     (build/bench/echo_server): the transport's ceiling on this machine;
+#  3. the in-process decision rate of what `caredesk ask` does
+#     (build/bench/ask_rate), with the ratios between the three;
+#  4. server memory per idle websocket: RSS delta / N at N idle connections
+#     (10,000, or fewer if the open-file limit does not allow it).
+# Environment: BUILD, CAREDESK_BIN, BENCH_CONNECTIONS (1000), BENCH_SECONDS (5),
+# BENCH_IDLE (10000), BENCH_KB / BENCH_INTENTS (default ./kb, ./intents).
+set -u
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+BIN=${CAREDESK_BIN:-$PWD/$BUILD/caredesk}
+N=${BENCH_CONNECTIONS:-1000}
+SECS=${BENCH_SECONDS:-5}
+IDLE=${BENCH_IDLE:-10000}
+KB=${BENCH_KB:-kb}
+INTENTS=${BENCH_INTENTS:-intents}
+LOADGEN=$BUILD/bench/loadgen
+ECHO=$BUILD/bench/echo_server
+ASK=$BUILD/bench/ask_rate
+tmp=$(mktemp -d /tmp/caredesk-bench-XXXXXX)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# The loadgen and the server each need one descriptor per connection.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null
+fd_limit=$(ulimit -n)
+if [ "$fd_limit" != unlimited ] && [ $((fd_limit - 200)) -lt "$IDLE" ]; then
+    IDLE=$((fd_limit - 200))
+fi
+
+json() { # json FILE KEY
+    python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])[sys.argv[2]])' "$1" "$2"
+}
+
+# Starts caredesk serve on an ephemeral port; sets SERVER_PID and PORT.
+start_server() {
+    local log=$1; shift
+    "$BIN" serve --bind 127.0.0.1 --port 0 --db "$tmp/bench.db" --kb "$KB" --intents "$INTENTS" \
+        --rate-limit 0 --max-connections 20000 --log-level info "$@" 2>"$log" &
+    SERVER_PID=$!
+    pids+=("$SERVER_PID")
+    PORT=
+    for _ in $(seq 1 300); do
+        PORT=$(sed -n 's/.*"event":"listening","port":\([0-9]*\).*/\1/p' "$log" | head -1)
+        [ -n "$PORT" ] && break
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [ -z "$PORT" ]; then
+        echo "caredesk serve did not start:"; tail -5 "$log"; return 1
+    fi
+}
+
+stop_server() {
+    kill -TERM "$SERVER_PID" 2>/dev/null
+    wait "$SERVER_PID" 2>/dev/null
+}
+
+rss_kb() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
+
+echo "-- 1. caredesk serve, $N customer connections, closed loop, ${SECS}s each"
+start_server "$tmp/serve.log" || exit 1
+echo "\$ $BIN serve --bind 127.0.0.1 --port 0 --rate-limit 0 --max-connections 20000 \\"
+echo "      --db $tmp/bench.db --kb $KB --intents $INTENTS   # port $PORT"
+cmd="$LOADGEN --port $PORT --path /chat --mode chat --connections $N --duration $SECS --warmup 1"
+echo "\$ $cmd --think-ms 100"
+$cmd --think-ms 100 | tee "$tmp/chat-paced.json"
+echo "\$ $cmd"
+$cmd | tee "$tmp/chat.json"
+stop_server
+
+echo "-- 2. bare libwebsockets echo server, same generator"
+"$ECHO" 0 20000 >"$tmp/echo.out" 2>&1 &
+ECHO_PID=$!
+pids+=("$ECHO_PID")
+for _ in $(seq 1 50); do grep -q listening "$tmp/echo.out" && break; sleep 0.1; done
+EPORT=$(awk '/listening/{print $2}' "$tmp/echo.out")
+cmd="$LOADGEN --port $EPORT --path / --mode echo --connections $N --duration $SECS --warmup 1"
+echo "\$ $BUILD/bench/echo_server 0 20000   # port $EPORT"
+echo "\$ $cmd --think-ms 100"
+$cmd --think-ms 100 | tee "$tmp/echo-paced.json"
+echo "\$ $cmd"
+$cmd | tee "$tmp/echo.json"
+kill -TERM "$ECHO_PID"; wait "$ECHO_PID" 2>/dev/null
+
+echo "-- 3. in-process decisions (what caredesk ask does, in a loop)"
+cmd="$ASK --intents $INTENTS --kb $KB --seconds 2"
+echo "\$ $cmd"
+$cmd | tee "$tmp/ask.json"
+
+python3 - "$tmp" <<'PY'
+import json, sys
+d = sys.argv[1]
+def load(name):
+    return json.loads(open(f"{d}/{name}.json").read().strip().splitlines()[-1])
+chat, paced, echo, echo_paced, ask = (load(n) for n in
+    ("chat", "chat-paced", "echo", "echo-paced", "ask"))
+def answered(r):
+    return r["msgs_per_s"] * r["replies"] / r["responses"] if r["responses"] else 0
+print(f"paced (about 10,000/s offered): answered {answered(paced):.0f} msgs/s, "
+      f"p50 {paced['p50_ms']:.2f} ms, p99 {paced['p99_ms']:.2f} ms  "
+      f"[target >= 10000/s with p99 <= 25 ms]; echo server paced: "
+      f"{echo_paced['msgs_per_s']:.0f}/s, p99 {echo_paced['p99_ms']:.2f} ms")
+print(f"flat out: answered {answered(chat):.0f} msgs/s (all responses "
+      f"{chat['msgs_per_s']:.0f}/s, errors {chat['errors']}), p50 {chat['p50_ms']:.2f} ms, "
+      f"p99 {chat['p99_ms']:.2f} ms")
+e, a = echo["msgs_per_s"], ask["decisions_per_s"]
+print(f"bare echo server flat out: {e:.0f} msgs/s; caredesk/echo = "
+      f"{answered(chat) / e if e else 0:.2f}")
+print(f"in-process decisions (caredesk ask's work): {a:.0f}/s; caredesk/in-process = "
+      f"{answered(chat) / a if a else 0:.2f}")
+PY
+
+echo "-- 4. memory per idle connection ($IDLE idle customer connections)"
+start_server "$tmp/idle.log" || exit 1
+# Warm up allocator and lazily built state with a short burst first.
+$LOADGEN --port "$PORT" --mode idle --connections 100 --duration 0.5 >/dev/null
+sleep 0.5
+before=$(rss_kb "$SERVER_PID")
+cmd="$LOADGEN --port $PORT --path /chat --mode idle --connections $IDLE --duration 3 --ramp 512"
+echo "\$ $cmd"
+$cmd >"$tmp/idle.out" &
+LG=$!
+for _ in $(seq 1 600); do grep -q '^ready' "$tmp/idle.out" && break; sleep 0.1; done
+sleep 1
+after=$(rss_kb "$SERVER_PID")
+open=$(awk '/^ready/{print $2}' "$tmp/idle.out")
+wait "$LG"
+stop_server
+python3 - "$before" "$after" "${open:-0}" <<'PY'
+import sys
+before, after, n = map(int, sys.argv[1:])
+per = (after - before) * 1024 / n if n else 0
+print(f"idle connections: {n}; server RSS {before} kB -> {after} kB; "
+      f"{per / 1024:.2f} KB per idle connection   [target <= 10 KB]")
+PY

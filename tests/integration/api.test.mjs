@@ -1,0 +1,247 @@
+// REST: Bearer tokens by role (401/403), bad JSON and missing fields (400
+// naming the problem), articles (searchable at once, revisions kept),
+// conversations, stats, article pages.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer, runCaredesk, fixtures } from './lib/server.mjs';
+
+let srv;
+let health;
+const tokens = {};
+
+async function addUser(name, role) {
+  const r = await runCaredesk(['user', 'add', name, '--role', role, '--db', srv.db]);
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.trim().split('\n');
+  const token = lines[lines.length - 1].trim();
+  assert.match(token, /^[0-9a-f]{64}$/);
+  return token;
+}
+
+async function api(method, path, { token, body, raw, headers = {} } = {}) {
+  const h = { ...headers };
+  if (token) h.authorization = `Bearer ${token}`;
+  let payload;
+  if (raw !== undefined) {
+    payload = raw;
+    h['content-type'] = 'application/json';
+  } else if (body !== undefined) {
+    payload = JSON.stringify(body);
+    h['content-type'] = 'application/json';
+  }
+  const res = await fetch(srv.url + path, { method, headers: h, body: payload });
+  const text = await res.text();
+  let json = null;
+  try { json = JSON.parse(text); } catch { /* HTML or empty */ }
+  return { status: res.status, headers: res.headers, text, json };
+}
+
+before(async () => {
+  srv = await startServer({ ...fixtures });
+  tokens.author = await addUser('ada', 'author');
+  tokens.agent = await addUser('alan', 'agent');
+  tokens.admin = await addUser('grace', 'admin');
+  health = await (await fetch(`${srv.url}/healthz`)).json();
+});
+
+after(async () => { if (srv) await srv.stop(); });
+
+test('missing or wrong token: 401 with WWW-Authenticate', async () => {
+  for (const path of ['/api/stats', '/api/conversations/1', '/api/articles/returns']) {
+    const none = await api('GET', path);
+    assert.equal(none.status, 401, path);
+    assert.equal(none.json.error, 'missing_token');
+    assert.match(none.headers.get('www-authenticate'), /^Bearer/);
+  }
+  // Three bad tokens: under the throttle (5 a minute per address).
+  const bad = await api('GET', '/api/stats', { token: 'f'.repeat(64) });
+  assert.equal(bad.status, 401);
+  assert.equal(bad.json.error, 'bad_token');
+  const truncated = await api('GET', '/api/conversations/1', { token: tokens.admin.slice(0, 63) });
+  assert.equal(truncated.status, 401);
+  const replayedOther = await api('GET', '/api/stats', { token: tokens.admin.replace(/.$/, 'x') });
+  assert.equal(replayedOther.status, 401);
+  const basic = await api('GET', '/api/stats', { headers: { authorization: 'Basic YTpi' } });
+  assert.equal(basic.status, 401);
+});
+
+test('wrong role: 403 (author cannot read transcripts, agent cannot edit articles)', async () => {
+  const r1 = await api('GET', '/api/conversations/1', { token: tokens.author });
+  assert.equal(r1.status, 403);
+  assert.equal(r1.json.error, 'forbidden');
+  const r2 = await api('PUT', '/api/articles/x', {
+    token: tokens.agent, body: { title: 't', body: 'b' },
+  });
+  assert.equal(r2.status, 403);
+  const r3 = await api('DELETE', '/api/articles/x', { token: tokens.agent });
+  assert.equal(r3.status, 403);
+});
+
+test('stats: JSON aggregates for agents, authors and admins', async () => {
+  for (const role of ['agent', 'author', 'admin']) {
+    const r = await api('GET', '/api/stats', { token: tokens[role] });
+    assert.equal(r.status, 200, role);
+    for (const k of ['conversations', 'bot_resolved', 'handoffs', 'picked', 'within_target',
+      'deflection_rate', 'escalation_rate', 'by_queue', 'pickup_within_target',
+      'median_wait_s', 'csat', 'drivers', 'unanswered', 'live']) {
+      assert.ok(k in r.json, k);
+    }
+  }
+  const bad = await api('GET', '/api/stats?since=abc', { token: tokens.admin });
+  assert.equal(bad.status, 400);
+  assert.equal(bad.json.error, 'bad_range');
+});
+
+test('me, queues and ask', async () => {
+  const me = await api('GET', '/api/me', { token: tokens.author });
+  assert.equal(me.status, 200);
+  assert.deepEqual([me.json.name, me.json.role], ['ada', 'author']);
+  const queues = await api('GET', '/api/queues', { token: tokens.agent });
+  assert.equal(queues.status, 200);
+  assert.ok(queues.json.queues.includes('general'));
+  const q403 = await api('GET', '/api/queues', { token: tokens.author });
+  assert.equal(q403.status, 403);
+  const a = await api('GET', `/api/ask?q=${encodeURIComponent('how do I reset my password')}`,
+    { token: tokens.author });
+  assert.equal(a.status, 200, a.text);
+  assert.equal(a.json.action, 'answer');
+  assert.equal(a.json.intent, 'password_reset');
+  assert.equal(typeof a.json.text, 'string');
+  const a400 = await api('GET', '/api/ask', { token: tokens.author });
+  assert.equal(a400.status, 400);
+  const a403 = await api('GET', '/api/ask?q=x', { token: tokens.agent });
+  assert.equal(a403.status, 403);
+});
+
+test('conversations: 404 for an unknown id, 400 for a bad one', async () => {
+  const r = await api('GET', '/api/conversations/999999', { token: tokens.agent });
+  assert.equal(r.status, 404);
+  const b = await api('GET', '/api/conversations/abc', { token: tokens.admin });
+  assert.equal(b.status, 400);
+});
+
+test('unknown routes: 404; wrong method: 405 with Allow', async () => {
+  const r = await api('GET', '/api/nothing-here');
+  assert.equal(r.status, 404);
+  const m = await api('PATCH', '/api/stats', { token: tokens.admin });
+  assert.equal(m.status, 405);
+  assert.equal(m.headers.get('allow'), 'GET');
+});
+
+test('bad JSON and bad fields: 400 naming the problem, nothing changed', async (t) => {
+  if (!health.kb) return t.skip('this build has no knowledge base');
+  const cases = [
+    [{ raw: '{"title": "x", "body": ' }, 'bad_json', /line 1/],
+    [{ raw: '[1,2]' }, 'bad_json', /object/],
+    [{ body: { body: 'text' } }, 'missing_field', /title/],
+    [{ body: { title: 'T' } }, 'missing_field', /body/],
+    [{ body: { title: 5, body: 'b' } }, 'bad_field', /title/],
+    [{ body: { title: 'T', body: 'b', tags: 'x' } }, 'bad_field', /tags/],
+    [{ body: { title: 'T', body: 'b', published: 'yes' } }, 'bad_field', /published/],
+    [{ body: { id: 'other', title: 'T', body: 'b' } }, 'bad_field', /id/],
+  ];
+  for (const [opts, code, re] of cases) {
+    const r = await api('PUT', '/api/articles/bad-input-test', { token: tokens.author, ...opts });
+    assert.equal(r.status, 400, JSON.stringify(opts));
+    assert.equal(r.json.error, code, JSON.stringify(opts));
+    assert.match(r.json.message, re);
+  }
+  const badId = await api('PUT', '/api/articles/Bad%20Id', {
+    token: tokens.author, body: { title: 'T', body: 'b' },
+  });
+  assert.equal(badId.status, 400);
+  const gone = await api('GET', '/api/articles/bad-input-test', { token: tokens.author });
+  assert.equal(gone.status, 404);
+});
+
+test('articles: create, searchable at once, update keeps a revision, page, delete',
+  async (t) => {
+    if (!health.kb) return t.skip('this build has no knowledge base');
+    const id = 'zebra-stripes-care';
+    const body = {
+      title: 'Caring for zebra stripes',
+      body: 'Wash zebra stripes gently with cold water.\n\n- Use **mild** soap\n- Dry flat\n',
+      tags: ['care'],
+      questions: ['how do I wash zebra stripes'],
+    };
+    const created = await api('POST', '/api/articles', {
+      token: tokens.author, body: { id, ...body },
+    });
+    assert.equal(created.status, 201, created.text);
+    assert.equal(created.json.id, id);
+    const again = await api('POST', '/api/articles', { token: tokens.author, body: { id, ...body } });
+    assert.equal(again.status, 409);
+
+    const found = await api('GET', `/api/search?q=${encodeURIComponent('wash zebra stripes')}`);
+    assert.equal(found.status, 200);
+    assert.equal(found.json.hits[0].id, id);
+    assert.equal(found.json.hits[0].url, `/kb/${id}`);
+
+    const rev1 = created.json.revision;
+    const updated = await api('PUT', `/api/articles/${id}`, {
+      token: tokens.admin, body: { ...body, body: 'Zebra stripes: rinse in cold water only.' },
+    });
+    assert.equal(updated.status, 200, updated.text);
+    assert.ok(updated.json.revision > rev1, 'revision increases');
+    const got = await api('GET', `/api/articles/${id}`, { token: tokens.author });
+    assert.match(got.json.body, /rinse in cold water/);
+
+    const page = await fetch(`${srv.url}/kb/${id}`);
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get('content-type'), /^text\/html/);
+    const html = await page.text();
+    assert.match(html, /<h1>Caring for zebra stripes<\/h1>/);
+    assert.match(html, /rinse in cold water/);
+
+    const del = await api('DELETE', `/api/articles/${id}`, { token: tokens.author });
+    assert.equal(del.status, 200);
+    const after404 = await fetch(`${srv.url}/kb/${id}`);
+    await after404.text();
+    assert.equal(after404.status, 404);
+    const del2 = await api('DELETE', `/api/articles/${id}`, { token: tokens.author });
+    assert.equal(del2.status, 404);
+  });
+
+test('article pages escape HTML from the article', async (t) => {
+  if (!health.kb) return t.skip('this build has no knowledge base');
+  const id = 'escape-test';
+  const r = await api('PUT', `/api/articles/${id}`, {
+    token: tokens.author,
+    body: { title: '<script>alert(1)</script>', body: 'Hi <img src=x onerror=alert(1)> [x](javascript:alert(1))' },
+  });
+  assert.ok(r.status === 200 || r.status === 201, r.text);
+  const html = await (await fetch(`${srv.url}/kb/${id}`)).text();
+  assert.doesNotMatch(html, /<script>alert/);
+  assert.doesNotMatch(html, /<img/);
+  assert.doesNotMatch(html, /href="javascript:/);
+});
+
+test('search: q is required; any text is just words', async (t) => {
+  const none = await api('GET', '/api/search');
+  assert.equal(none.status, 400);
+  assert.equal(none.json.error, 'missing_q');
+  if (!health.kb) return t.skip('this build has no knowledge base');
+  for (const q of ['"unterminated', 'NEAR(a b)', '*', 'title:refund', 'a OR AND NOT']) {
+    const r = await api('GET', `/api/search?q=${encodeURIComponent(q)}`);
+    assert.equal(r.status, 200, q);
+    assert.ok(Array.isArray(r.json.hits));
+  }
+});
+
+test('body over the cap: 413', async () => {
+  const big = 'x'.repeat(1100000);
+  const r = await api('PUT', '/api/articles/big', { token: tokens.author, raw: big });
+  assert.equal(r.status, 413);
+});
+
+// Last: it leaves this address throttled.
+test('repeated bad tokens are throttled: 429, even for a good token, then', async () => {
+  let status = 0;
+  for (let i = 0; i < 8 && status !== 429; i++) {
+    status = (await api('GET', '/api/stats', { token: `${i}`.padStart(64, 'a') })).status;
+  }
+  assert.equal(status, 429);
+  const good = await api('GET', '/api/stats', { token: tokens.admin });
+  assert.equal(good.status, 429);
+  assert.equal(good.json.error, 'throttled');
+});

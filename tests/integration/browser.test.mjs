@@ -1,0 +1,529 @@
+// Browser tests of the web front ends: Debian's chromium (/usr/bin/chromium,
+// never a downloaded browser) driven by playwright-core, against the real
+// caredesk server on a free loopback port (lib/server.mjs).
+//
+// - every page loads without a script error; screenshots of every page at
+//   1280x800 and 390x844 go to build/screenshots/;
+// - the widget: keyboard operation (launcher, focus into the message box,
+//   Esc closes and returns focus), a readable text colour for any theme
+//   colour, the websocket URL derived from its src;
+// - axe-core (run through the devtools protocol, so the pages' CSP stays on)
+//   finds no serious or critical violation in the widget, the demo page, the
+//   sign-in pages and the signed-in consoles;
+// - end to end: a customer asks a how-to question and sees the answer with its
+//   article link; reloads and keeps the conversation; asks for a person and
+//   sees the queue position; an agent (second browser context) signs in with
+//   a token from `caredesk user add`, takes the chat, sees the transcript with
+//   the bot's part and replies; the customer sees the reply; the agent closes
+//   with a wrap-up; the customer rates; an author edits an article and the
+//   next question finds the new text; the dashboard shows the conversation;
+// - the widget survives a server restart: it shows the lost connection,
+//   retries, and resumes the same conversation without replaying twice.
+//   Each part checks first that the server has what it needs (the /chat and
+//   /agent websockets, the REST routes) and is skipped, saying why, if not.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import http from 'node:http';
+import { createRequire } from 'node:module';
+import { startServer, runCaredesk, repoRoot } from './lib/server.mjs';
+import { connect } from './lib/client.mjs';
+
+const require = createRequire(import.meta.url);
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const SHOTS = path.join(repoRoot, 'build', 'screenshots');
+const DESKTOP = { width: 1280, height: 800 };
+const PHONE = { width: 390, height: 844 };
+const W = '#caredesk-widget'; // the widget's shadow host: locators pierce open shadow roots
+
+const noBrowser = process.env.CAREDESK_NO_BROWSER ? 'CAREDESK_NO_BROWSER is set'
+  : !existsSync(CHROMIUM) ? `${CHROMIUM} is missing (apt-get install chromium)` : null;
+
+// Test options: skipped, saying why, when there is no browser to drive.
+const opts = (timeout) => (noBrowser ? { skip: noBrowser, timeout } : { timeout });
+
+let chromium;
+let browser;
+let srv;
+let dir;
+const tokens = {};
+const caps = { chat: false, agent: false, api: false, kbpage: false, stats: false, why: [] };
+
+async function userAdd(name, role) {
+  const r = await runCaredesk(['user', 'add', name, '--role', role, '--db', path.join(dir, 'caredesk.db')]);
+  assert.equal(r.code, 0, `caredesk user add ${name}: ${r.stderr}`);
+  const lines = r.stdout.trim().split('\n');
+  return lines[lines.length - 1].trim();
+}
+
+// What the server under test can do yet: each end-to-end part needs some.
+async function probe() {
+  try {
+    const c = await connect(srv.wsUrl + '/chat', { timeoutMs: 3000 });
+    c.send({ type: 'hello', lang: 'en' });
+    const f = await c.next(() => true, { timeoutMs: 3000 });
+    caps.chat = f.type === 'welcome';
+    if (!caps.chat) caps.why.push(`/chat answered hello with ${JSON.stringify(f)}`);
+    c.close();
+  } catch (e) { caps.why.push(`/chat: ${e.message.split('\n')[0]}`); }
+  try {
+    const c = await connect(srv.wsUrl + '/agent', { timeoutMs: 3000 });
+    c.send({ type: 'auth', token: tokens.agent });
+    const f = await c.next(() => true, { timeoutMs: 3000 });
+    caps.agent = f.type === 'ready';
+    if (!caps.agent) caps.why.push(`/agent answered auth with ${JSON.stringify(f)}`);
+    c.close();
+  } catch (e) { caps.why.push(`/agent: ${e.message.split('\n')[0]}`); }
+  try {
+    const r = await fetch(srv.url + '/api/articles/gift-wrap', { headers: { Authorization: `Bearer ${tokens.author}` } });
+    caps.api = r.status === 200;
+    if (!caps.api) caps.why.push(`GET /api/articles/gift-wrap: HTTP ${r.status}`);
+  } catch (e) { caps.why.push(`/api: ${e.message}`); }
+  try {
+    const r = await fetch(srv.url + '/api/stats', { headers: { Authorization: `Bearer ${tokens.admin}` } });
+    caps.stats = r.status === 200;
+    if (!caps.stats) caps.why.push(`GET /api/stats: HTTP ${r.status}`);
+  } catch (e) { caps.why.push(`/api/stats: ${e.message}`); }
+  try {
+    const r = await fetch(srv.url + '/kb/returns-how-to');
+    caps.kbpage = r.status === 200;
+    if (!caps.kbpage) caps.why.push(`GET /kb/returns-how-to: HTTP ${r.status}`);
+  } catch (e) { caps.why.push(`/kb: ${e.message}`); }
+}
+
+function need(t, ...what) {
+  const missing = what.filter((w) => !caps[w]);
+  if (!missing.length) return true;
+  t.skip(`the server does not serve ${missing.join(', ')} yet (${caps.why.join('; ')})`);
+  return false;
+}
+
+before(async () => {
+  if (noBrowser) return;
+  ({ chromium } = await import('playwright-core'));
+  mkdirSync(SHOTS, { recursive: true });
+  dir = mkdtempSync(path.join(tmpdir(), 'caredesk-browser-'));
+  tokens.agent = await userAdd('Alex', 'agent');
+  tokens.author = await userAdd('Robin', 'author');
+  tokens.admin = await userAdd('Dana', 'admin');
+  srv = await startServer({ dir, args: ['--rate-limit', '0'] });
+  // launch() gives every run a fresh temporary profile (user-data-dir).
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  await probe();
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  if (srv) await srv.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+// A page that fails the test on any uncaught script error.
+async function openPage(viewport, url, ctx) {
+  const context = ctx || await browser.newContext({ viewport });
+  const page = await context.newPage();
+  page.errors = [];
+  page.on('pageerror', (e) => page.errors.push(e.message));
+  if (url) await page.goto(srv.url + url, { waitUntil: 'load' });
+  return page;
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: false });
+}
+
+// Runs axe-core in the page (through the devtools protocol, so the page's
+// Content-Security-Policy stays on) and returns the serious and critical
+// violations within selector.
+async function axeViolations(page, selector = 'html') {
+  if (!await page.evaluate(() => typeof window.axe === 'object')) {
+    await page.evaluate(readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8'));
+  }
+  const found = await page.evaluate(async (sel) => {
+    // eslint-disable-next-line no-undef
+    const r = await axe.run({ include: [[sel]] }, { resultTypes: ['violations'] });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help,
+      nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' ')) }));
+  }, selector);
+  return found.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+}
+
+async function openWidget(page) {
+  await page.locator(`${W} button.launcher`).click();
+  await page.locator(`${W} #cd-panel`).waitFor({ state: 'visible' });
+}
+
+async function ask(page, text) {
+  const box = page.locator(`${W} #cd-input`);
+  await box.fill(text);
+  await box.press('Enter');
+}
+
+async function signIn(page, token) {
+  await page.locator('#token').fill(token);
+  await page.locator('#signin button[type=submit]').click();
+  await page.locator('#app').waitFor({ state: 'visible' });
+}
+
+const sizes = [['desktop', DESKTOP], ['phone', PHONE]];
+
+test('every page loads without a script error, screenshots at desktop and phone width', opts(90000), async () => {
+  for (const [label, viewport] of sizes) {
+    const home = await openPage(viewport, '/');
+    assert.match(await home.title(), /Northwind Goods/);
+    await home.locator(`${W} button.launcher`).waitFor();
+    await shot(home, `home-${label}`);
+    await openWidget(home);
+    await shot(home, `widget-${label}`);
+    assert.deepEqual(home.errors, [], 'script errors on /');
+    await home.context().close();
+
+    for (const [page, title] of [['agent', /Agent console/], ['author', /Knowledge base/], ['dashboard', /Dashboard/]]) {
+      const p = await openPage(viewport, `/${page}/`);
+      assert.match(await p.title(), title);
+      // Signed out: the sign-in card, labelled and focused.
+      await p.locator('#signin').waitFor({ state: 'visible' });
+      assert.equal(await p.evaluate(() => document.activeElement.id), 'token');
+      assert.equal(await p.locator('label[for=token]').count(), 1);
+      await shot(p, `${page}-signin-${label}`);
+      if (label === 'desktop') assert.deepEqual(await axeViolations(p), [], `/${page}/ sign-in accessibility`);
+      assert.deepEqual(p.errors, [], `script errors on /${page}/`);
+      await p.context().close();
+    }
+  }
+});
+
+test('a wrong token is refused with a message and nothing else shown', opts(30000), async (t) => {
+  if (!need(t, 'stats')) return;
+  const p = await openPage(DESKTOP, '/author/');
+  await p.locator('#token').fill('not-a-real-token');
+  await p.locator('#signin button[type=submit]').click();
+  await p.locator('#signin-error').waitFor({ state: 'visible' });
+  assert.match(await p.locator('#signin-error').textContent(), /not accepted/);
+  assert.equal(await p.locator('#app').isVisible(), false);
+  assert.equal(await p.evaluate(() => sessionStorage.getItem('caredesk.token')), null);
+  await p.context().close();
+});
+
+test('widget: keyboard operable launcher, focus into the message box, Esc closes', opts(30000), async () => {
+  const page = await openPage(DESKTOP, '/');
+  const launcher = page.locator(`${W} button.launcher`);
+  await launcher.focus();
+  assert.equal(await launcher.getAttribute('aria-expanded'), 'false');
+  await page.keyboard.press('Enter');
+  await page.locator(`${W} #cd-panel`).waitFor({ state: 'visible' });
+  assert.equal(await launcher.getAttribute('aria-expanded'), 'true');
+  await page.waitForFunction(() => document.querySelector('#caredesk-widget').shadowRoot.activeElement?.id === 'cd-input');
+  // The dialog is labelled by its title, and the message box by a label.
+  const panel = page.locator(`${W} #cd-panel`);
+  assert.equal(await panel.getAttribute('role'), 'dialog');
+  assert.equal(await page.locator(`${W} #cd-title`).textContent(), 'Northwind Help');
+  assert.equal(await page.locator(`${W} label[for=cd-input]`).count(), 1);
+  await page.keyboard.press('Escape');
+  await panel.waitFor({ state: 'hidden' });
+  assert.equal(await launcher.getAttribute('aria-expanded'), 'false');
+  assert.equal(await page.evaluate(() => document.querySelector('#caredesk-widget').shadowRoot.activeElement?.className), 'launcher');
+  // Space on the launcher opens it again.
+  await page.keyboard.press('Space');
+  await panel.waitFor({ state: 'visible' });
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+});
+
+test('widget: theme colour gets readable text, speaks the page language, websocket URL comes from the script src', opts(30000), async (t) => {
+  // A shop on another origin (its own loopback port) embeds the widget from the
+  // caredesk server with a light theme colour and no data-caredesk attribute.
+  const shopServer = http.createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    res.end(`<!doctype html><html lang="es-MX"><head><title>Tienda</title></head><body><h1>Tienda</h1>
+      <script src="${srv.url}/widget.js" data-color="#ffd54f" data-title="Ayuda" async></script></body></html>`);
+  });
+  await new Promise((resolve) => shopServer.listen(0, '127.0.0.1', resolve));
+  t.after(() => shopServer.close());
+  const shop = `http://127.0.0.1:${shopServer.address().port}/`;
+  const context = await browser.newContext({ viewport: DESKTOP });
+  const page = await openPage(DESKTOP, null, context);
+  const sockets = [];
+  page.on('websocket', (ws) => sockets.push(ws.url()));
+  await page.goto(shop);
+  const launcher = page.locator(`${W} button.launcher`);
+  await launcher.waitFor();
+  const ratio = await launcher.evaluate((el) => {
+    const cs = getComputedStyle(el);
+    const rgb = (c) => c.match(/\d+(\.\d+)?/g).slice(0, 3).map(Number);
+    const lum = (c) => {
+      const a = rgb(c).map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+      return 0.2126 * a[0] + 0.7152 * a[1] + 0.0722 * a[2];
+    };
+    const l1 = lum(cs.backgroundColor), l2 = lum(cs.color);
+    return (Math.max(l1, l2) + 0.05) / (Math.min(l1, l2) + 0.05);
+  });
+  assert.ok(ratio >= 4.5, `launcher contrast ${ratio.toFixed(2)} < 4.5`);
+  // The page is in Spanish, so is the widget.
+  assert.equal(await launcher.getAttribute('aria-label'), 'Abrir chat: Ayuda');
+  await launcher.click();
+  await page.waitForFunction(() => window.__caredesk);
+  assert.equal(await page.locator(`${W} #cd-input`).getAttribute('placeholder'), 'Escribe tu pregunta…');
+  await shot(page, 'widget-spanish-desktop');
+  await page.waitForTimeout(300);
+  assert.ok(sockets.includes(srv.wsUrl + '/chat'), `sockets opened: ${JSON.stringify(sockets)}`);
+  await page.context().close();
+});
+
+test('axe-core finds no serious or critical accessibility violation in the widget or the demo page', opts(60000), async () => {
+  const page = await openPage(DESKTOP, '/');
+  await openWidget(page);
+  if (caps.chat) {
+    await ask(page, 'How do I return an item?');
+    await page.locator(`${W} li.bot .bubble a.article`).first().waitFor({ timeout: 10000 });
+  }
+  assert.deepEqual(await axeViolations(page, W), []);
+  // Closed panel: the launcher alone must pass too; and the demo page around it.
+  await page.keyboard.press('Escape');
+  assert.deepEqual(await axeViolations(page, W), []);
+  assert.deepEqual(await axeViolations(page), []);
+  await page.context().close();
+});
+
+test('end to end: customer, agent, author and dashboard', opts(240000), async (t) => {
+  const customerCtx = await browser.newContext({ viewport: DESKTOP });
+  const customer = await openPage(DESKTOP, null, customerCtx);
+  let agent;
+  const marker = `Ask for the walnut-green Fjord tag ${Date.now() % 100000}`;
+
+  await t.test('customer asks a how-to question and sees the answer with its article link', async (t2) => {
+    if (!need(t2, 'chat')) return;
+    await customer.goto(srv.url + '/');
+    await openWidget(customer);
+    await ask(customer, 'How do I return an item?');
+    const link = customer.locator(`${W} li.bot .bubble a.article`).first();
+    await link.waitFor({ timeout: 10000 });
+    const href = await link.getAttribute('href');
+    assert.match(href, /\/kb\/[a-z0-9_-]+$/);
+    assert.ok(href.startsWith(srv.url), `article link ${href} should point at the caredesk server`);
+    const answer = await customer.locator(`${W} li.bot`).last().textContent();
+    assert.match(answer, /return/i);
+    // The article page behind the link exists.
+    if (caps.kbpage) assert.equal((await fetch(href)).status, 200);
+    else t2.diagnostic(`article page not checked: ${caps.why.join('; ')}`);
+    assert.match(await customer.locator(`${W} .conn`).textContent(), /Connected/);
+    await shot(customer, 'widget-answer-desktop');
+  });
+
+  await t.test('the conversation survives a reload (token and last_seq)', async (t2) => {
+    if (!need(t2, 'chat')) return;
+    const before = await customer.evaluate(() => window.__caredesk.state());
+    assert.ok(before.token, 'a token is stored');
+    await customer.reload();
+    await customer.locator(`${W} #cd-panel`).waitFor({ state: 'visible' });
+    await customer.waitForFunction(() => window.__caredesk.state().connected);
+    const after = await customer.evaluate(() => window.__caredesk.state());
+    assert.equal(after.token, before.token);
+    assert.ok(after.last_seq >= before.last_seq);
+    assert.equal(await customer.locator(`${W} li.me`).filter({ hasText: 'How do I return an item?' }).count(), 1);
+  });
+
+  await t.test('agent signs in and is available', async (t2) => {
+    if (!need(t2, 'chat', 'agent')) return;
+    agent = await openPage(DESKTOP, '/agent/');
+    await signIn(agent, tokens.agent);
+    await agent.locator('#conn', { hasText: 'Online' }).waitFor();
+    assert.equal(await agent.locator('#available').isChecked(), true);
+    assert.match(await agent.locator('.topbar .who').textContent(), /Alex/);
+  });
+
+  await t.test('customer asks for a person and sees the queue position', async (t2) => {
+    if (!need(t2, 'chat')) return;
+    await customer.locator(`${W} button`, { hasText: 'Talk to a person' }).click();
+    const banner = customer.locator(`${W} .banner`);
+    await banner.waitFor({ state: 'visible', timeout: 10000 });
+    await customer.waitForFunction(() => /in the queue|away right now/.test(
+      document.querySelector('#caredesk-widget').shadowRoot.querySelector('.banner').textContent), null, { timeout: 10000 });
+    // An agent is signed in and available, so this is a live queue, not an offline ticket.
+    const text = await banner.textContent();
+    if (caps.agent) assert.match(text, /1st in the queue/);
+    else assert.match(text, /1st in the queue|away right now/);
+    await shot(customer, 'widget-queued-desktop');
+    await ask(customer, 'My order number is 10442.');
+    await customer.locator(`${W} li.me`).filter({ hasText: '10442' }).waitFor();
+  });
+
+  await t.test('agent takes the chat, sees the transcript with the bot part, replies', async (t2) => {
+    if (!need(t2, 'chat', 'agent')) return;
+    const take = agent.locator('#queue li', { hasText: '10442' }).locator('button.take');
+    await take.waitFor({ timeout: 10000 });
+    await shot(agent, 'agent-queue-desktop');
+    await take.click();
+    await agent.locator('#chat').waitFor({ state: 'visible' });
+    const transcript = agent.locator('#transcript');
+    await transcript.locator('li.customer', { hasText: 'How do I return an item?' }).waitFor();
+    assert.ok(await transcript.locator('li.bot').count() >= 1, 'the bot part is in the transcript');
+    await transcript.locator('li.customer', { hasText: '10442' }).waitFor();
+    await agent.locator('#reply-text').fill('Hi, this is Alex. I can see order 10442 and will start the return for you.');
+    await agent.locator('#reply-text').press('Enter');
+    await transcript.locator('li.agent', { hasText: 'order 10442' }).waitFor();
+    await shot(agent, 'agent-chat-desktop');
+  });
+
+  await t.test('customer sees the agent and the reply', async (t2) => {
+    if (!need(t2, 'chat', 'agent')) return;
+    await customer.locator(`${W} li.agent`, { hasText: 'will start the return' }).waitFor({ timeout: 10000 });
+    assert.match(await customer.locator(`${W} .sub`).textContent(), /chatting with Alex/);
+    await shot(customer, 'widget-agent-desktop');
+  });
+
+  await t.test('agent uses a canned reply from the KB', async (t2) => {
+    if (!need(t2, 'chat', 'agent', 'api')) return;
+    await agent.locator('#kb-q').fill('return label');
+    await agent.locator('#kb-search button').click();
+    const hit = agent.locator('#kb-results li').filter({ has: agent.locator('button') }).first();
+    await hit.waitFor({ timeout: 10000 });
+    await hit.locator('button', { hasText: 'Insert link' }).click();
+    assert.match(await agent.locator('#reply-text').inputValue(), /\/kb\/[a-z0-9_-]+/);
+    await agent.locator('#reply-text').press('Enter');
+    await customer.locator(`${W} li.agent a[href*="/kb/"]`).waitFor({ timeout: 10000 });
+    await shot(agent, 'agent-canned-desktop');
+    assert.deepEqual(await axeViolations(agent), [], 'agent console accessibility');
+  });
+
+  await t.test('agent closes with a wrap-up, customer rates', async (t2) => {
+    if (!need(t2, 'chat', 'agent')) return;
+    await agent.locator('#close-chat').click();
+    await agent.locator('#disposition').fill('returns');
+    await agent.locator('#note').fill('Started the return for order 10442.');
+    await agent.locator('#wrapup-ok').click();
+    await agent.locator('#no-chat').waitFor({ state: 'visible', timeout: 10000 });
+    const rating = customer.locator(`${W} form.rating`);
+    await rating.waitFor({ state: 'visible', timeout: 10000 });
+    await shot(customer, 'widget-rating-desktop');
+    await customer.locator(`${W} .stars label`).nth(4).click();
+    await customer.locator(`${W} #cd-comment`).fill('Quick and friendly.');
+    await customer.locator(`${W} form.rating button.primary`).click();
+    await customer.locator(`${W} li.event`, { hasText: 'Thank you for your feedback (5 of 5)' }).waitFor();
+    await customer.locator(`${W} .restart button`).waitFor();
+  });
+
+  await t.test('an author edits an article and the next question finds the new text', async (t2) => {
+    if (!need(t2, 'chat', 'api')) return;
+    const author = await openPage(DESKTOP, '/author/');
+    await signIn(author, tokens.author);
+    await author.locator('#q').fill('gift-wrap');
+    const item = author.locator('#list button[data-id="gift-wrap"]');
+    await item.waitFor({ timeout: 10000 });
+    await item.click();
+    await author.locator('#editor').waitFor({ state: 'visible' });
+    const body = author.locator('#f-body');
+    await body.waitFor();
+    const old = await body.inputValue();
+    assert.ok(old.length > 20, 'the article body loads into the editor');
+    await body.fill(`${old.trim()}\n\n${marker} at the till and we add the ribbon for free.\n`);
+    assert.match(await author.locator('#preview').textContent(), /walnut-green Fjord tag/);
+    await author.locator('#save').click();
+    await author.locator('.toast', { hasText: /Saved/ }).waitFor({ timeout: 10000 });
+    await shot(author, 'author-editor-desktop');
+    assert.deepEqual(await axeViolations(author), [], 'author console accessibility');
+
+    // Test a question in the console.
+    await author.locator('#tab-test').click();
+    await author.locator('#ask-q').fill('walnut-green Fjord tag');
+    await author.locator('#ask button[type=submit]').click();
+    await author.locator('#ranked li').first().waitFor({ timeout: 10000 });
+    assert.match(await author.locator('#ranked li').first().textContent(), /gift/i);
+    await shot(author, 'author-test-desktop');
+
+    // The next customer question finds the new text.
+    await customer.locator(`${W} .restart button`).click();
+    await ask(customer, 'What is the walnut-green Fjord tag?');
+    const reply = customer.locator(`${W} li.bot`).filter({ has: customer.locator('a.article') }).last();
+    await reply.waitFor({ timeout: 10000 });
+    const hrefs = await reply.locator('a.article').evaluateAll((as) => as.map((a) => a.getAttribute('href')));
+    assert.ok(hrefs.some((h) => h.endsWith('/kb/gift-wrap')), `answer links ${JSON.stringify(hrefs)}`);
+    const page = await (await fetch(srv.url + '/kb/gift-wrap')).text();
+    assert.match(page, /walnut-green Fjord tag/);
+    for (const [label, viewport] of sizes) {
+      await author.setViewportSize(viewport);
+      await author.locator('#tab-articles').click();
+      await shot(author, `author-${label}`);
+    }
+    await author.locator('#tab-unanswered').click();
+    await shot(author, 'author-unanswered-phone');
+    assert.deepEqual(author.errors, []);
+    await author.context().close();
+  });
+
+  await t.test('the dashboard shows the conversation', async (t2) => {
+    if (!need(t2, 'chat', 'stats')) return;
+    const dash = await openPage(DESKTOP, '/dashboard/');
+    await signIn(dash, tokens.admin);
+    const tileValue = dash.locator('[data-kpi=conversations] .v');
+    await tileValue.waitFor({ timeout: 10000 });
+    await dash.waitForFunction(() => {
+      const v = document.querySelector('[data-kpi=conversations] .v');
+      return v && /\d/.test(v.textContent);
+    }, null, { timeout: 10000 });
+    const n = Number((await tileValue.textContent()).replace(/[^\d]/g, ''));
+    assert.ok(n >= 1, `conversations today: ${n}`);
+    await dash.locator('#daily svg').waitFor();
+    assert.deepEqual(await axeViolations(dash), [], 'dashboard accessibility');
+    for (const [label, viewport] of sizes) {
+      await dash.setViewportSize(viewport);
+      await dash.waitForTimeout(200);
+      await shot(dash, `dashboard-${label}`);
+    }
+    assert.deepEqual(dash.errors, []);
+    await dash.context().close();
+  });
+
+  if (agent) {
+    for (const [label, viewport] of sizes) {
+      await agent.setViewportSize(viewport);
+      await shot(agent, `agent-${label}`);
+    }
+    assert.deepEqual(agent.errors, []);
+    await agent.context().close();
+  }
+  for (const [label, viewport] of sizes) {
+    await customer.setViewportSize(viewport);
+    await shot(customer, `widget-conversation-${label}`);
+  }
+  assert.deepEqual(customer.errors, []);
+  await customerCtx.close();
+});
+
+test('widget: after a server restart it reconnects with backoff and resumes the same conversation', opts(90000), async (t) => {
+  if (!need(t, 'chat')) return;
+  const page = await openPage(DESKTOP, '/');
+  await openWidget(page);
+  await ask(page, 'How do I reset my password?');
+  await page.locator(`${W} li.bot`).nth(1).waitFor({ timeout: 10000 });
+  const before = await page.evaluate(() => window.__caredesk.state());
+  assert.ok(before.token && before.last_seq >= 2, JSON.stringify(before));
+
+  // Stop the server: the widget says so and keeps retrying.
+  const port = srv.port;
+  await srv.stop({ keepDir: true });
+  await page.waitForFunction(() => /retrying|Reconnecting|Connecting/.test(
+    document.querySelector('#caredesk-widget').shadowRoot.querySelector('.conn').textContent), null, { timeout: 10000 });
+  assert.equal(await page.locator(`${W} .conn`).getAttribute('data-s') !== 'online', true);
+  await shot(page, 'widget-reconnecting-desktop');
+
+  // Same port, same database: the widget comes back by itself.
+  srv = await startServer({ dir, args: ['--rate-limit', '0', '--port', String(port)] });
+  await page.waitForFunction(() => window.__caredesk.state().connected, null, { timeout: 45000 });
+  const after = await page.evaluate(() => window.__caredesk.state());
+  assert.equal(after.token, before.token, 'the same conversation resumed');
+  assert.ok(after.last_seq >= before.last_seq);
+  assert.equal(await page.locator(`${W} li.me`).filter({ hasText: 'reset my password' }).count(), 1,
+    'nothing replayed twice');
+  await ask(page, 'And how do I change my email address?');
+  await page.locator(`${W} li.bot`).nth(2).waitFor({ timeout: 10000 });
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+});

@@ -1,0 +1,285 @@
+// Whole conversations against the real server, as the widget and the agent
+// console would have them: answer, clarify, explicit and low-confidence
+// handoff, claim race, transcript to the agent, agent reply, close and
+// rating, resume after a dropped connection and after kill -9, bad input.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer, runCaredesk, fixtures } from './lib/server.mjs';
+import { connect } from './lib/client.mjs';
+
+let srv;
+const agents = {};
+
+async function addUser(s, name, role, skills) {
+  const args = ['user', 'add', name, '--role', role, '--db', s.db];
+  if (skills) args.push('--skills', skills);
+  const r = await runCaredesk(args);
+  assert.equal(r.code, 0, r.stderr);
+  return r.stdout.trim().split('\n').pop().trim();
+}
+
+async function customer(s = srv, hello = { type: 'hello', lang: 'en', name: 'Sam' }) {
+  const c = await connect(`${s.wsUrl}/chat`);
+  if (hello) {
+    c.send(hello);
+    c.welcome = await c.next((f) => f.type === 'welcome' || f.type === 'error');
+  }
+  return c;
+}
+
+async function agent(token, s = srv) {
+  const a = await connect(`${s.wsUrl}/agent`);
+  a.send({ type: 'auth', token });
+  a.ready = await a.next((f) => f.type === 'ready' || f.type === 'error');
+  return a;
+}
+
+async function ask(c, id, text) {
+  c.send({ type: 'message', id, text });
+  return c.next((f) => (f.type === 'reply' || f.type === 'ack' || f.type === 'error')
+    && (f.reply_to === id || f.type === 'error'));
+}
+
+before(async () => {
+  srv = await startServer({ ...fixtures });
+  const skills = 'general,orders,billing,accounts,technical';
+  agents.ana = await addUser(srv, 'Ana', 'agent', skills);
+  agents.bo = await addUser(srv, 'Bo', 'agent', skills);
+  agents.author = await addUser(srv, 'Ada', 'author');
+});
+
+after(async () => { if (srv) await srv.stop(); });
+
+test('answer: welcome first, then one reply per message with articles', async () => {
+  const c = await customer();
+  assert.equal(c.welcome.type, 'welcome');
+  assert.equal(c.frames[0].type, 'welcome', 'welcome is the first frame');
+  assert.match(c.welcome.token, /^[0-9a-f]{64}$/);
+  assert.equal(c.welcome.state, 'bot');
+  const r = await ask(c, 'm1', 'how do I reset my password');
+  assert.equal(r.type, 'reply');
+  assert.equal(r.action, 'answer');
+  assert.equal(r.intent, 'password_reset');
+  assert.equal(r.seq, 2);
+  assert.ok(r.confidence > 0 && r.confidence <= 1);
+  assert.ok(r.text.length > 0);
+  assert.ok(Array.isArray(r.articles));
+  c.send({ type: 'feedback', seq: r.seq, helpful: true });
+  const ok = await c.next((f) => f.type === 'feedback_ok' || f.type === 'error');
+  assert.equal(ok.type, 'feedback_ok');
+  c.close();
+});
+
+test('a first message without hello starts a conversation', async () => {
+  const c = await customer(srv, null);
+  c.send({ type: 'message', id: 'x1', text: 'how do I reset my password' });
+  const w = await c.next((f) => f.type === 'welcome');
+  assert.match(w.token, /^[0-9a-f]{64}$/);
+  const r = await c.next((f) => f.type === 'reply');
+  assert.equal(r.reply_to, 'x1');
+  c.close();
+});
+
+test('clarify: choices, and a choice is answered', async () => {
+  const s = await startServer({
+    ...fixtures, args: ['--answer-threshold', '0.99', '--clarify-threshold', '0.05'],
+  });
+  try {
+    const c = await customer(s);
+    const r = await ask(c, 'm1', 'my order');
+    assert.equal(r.action, 'clarify');
+    assert.ok(r.choices.length >= 2 && r.choices.length <= 3);
+    const pick = r.choices.find((ch) => ch.id === 'order_status') || r.choices[0];
+    c.send({ type: 'message', id: 'm2', text: pick.label, choice: pick.id });
+    const r2 = await c.next((f) => f.type === 'reply' && f.reply_to === 'm2');
+    assert.equal(r2.action, 'answer');
+    assert.equal(r2.intent, pick.id);
+    c.close();
+  } finally {
+    await s.stop();
+  }
+});
+
+test('explicit handoff, claim race, transcript, agent reply, close and rating', async () => {
+  const ana = await agent(agents.ana);
+  const bo = await agent(agents.bo);
+  assert.equal(ana.ready.type, 'ready');
+  assert.equal(bo.ready.type, 'ready');
+
+  const c = await customer();
+  const first = await ask(c, 'm1', 'how do I reset my password');
+  assert.equal(first.action, 'answer');
+  c.send({ type: 'handoff' });
+  const h = await c.next((f) => f.type === 'reply' && f.action === 'handoff');
+  assert.equal(typeof h.queue, 'string');
+  const q = await c.next((f) => f.type === 'queued');
+  assert.equal(q.offline, false, 'agents are available');
+  assert.ok(q.position >= 1);
+  const conv = c.welcome.conversation;
+
+  // Both agents see it in the queue, then both claim it: exactly one wins.
+  await ana.next((f) => f.type === 'queue' && f.items.some((i) => i.conversation === conv));
+  await bo.next((f) => f.type === 'queue' && f.items.some((i) => i.conversation === conv));
+  ana.send({ type: 'claim', conversation: conv });
+  bo.send({ type: 'claim', conversation: conv });
+  const ra = await ana.next((f) => (f.type === 'assigned' || f.type === 'error')
+    && f.conversation === conv);
+  const rb = await bo.next((f) => (f.type === 'assigned' || f.type === 'error')
+    && f.conversation === conv);
+  const results = [ra.type, rb.type].sort();
+  assert.deepEqual(results, ['assigned', 'error']);
+  const [winner, loserFrame] = ra.type === 'assigned' ? [ana, rb] : [bo, ra];
+  const assigned = ra.type === 'assigned' ? ra : rb;
+  assert.equal(loserFrame.code, 'already_claimed');
+
+  // The transcript reaches the agent with what the bot guessed.
+  const texts = assigned.transcript.map((m) => m.text);
+  assert.ok(texts.includes('how do I reset my password'), JSON.stringify(texts));
+  assert.ok(assigned.transcript.some((m) => m.sender === 'bot'));
+  assert.equal(assigned.customer.name, 'Sam');
+
+  // The customer is told an agent joined; messages now get ack.
+  const joined = await c.next((f) => f.type === 'agent_joined');
+  assert.ok(joined.agent);
+  const ack = await ask(c, 'm2', 'are you there?');
+  assert.equal(ack.type, 'ack');
+  const relayed = await winner.next((f) => f.type === 'customer_message');
+  assert.equal(relayed.text, 'are you there?');
+
+  // The agent's reply reaches the customer.
+  winner.send({ type: 'message', conversation: conv, id: 'a1', text: 'Hi Sam, I can help.' });
+  const am = await c.next((f) => f.type === 'agent_message');
+  assert.equal(am.text, 'Hi Sam, I can help.');
+  await winner.next((f) => f.type === 'ack' && f.reply_to === 'a1');
+
+  // Wrap-up closes the chat; the customer rates it.
+  winner.send({ type: 'close', conversation: conv, disposition: 'password', note: 'reset' });
+  await winner.next((f) => f.type === 'closed' && f.conversation === conv);
+  const closed = await c.next((f) => f.type === 'closed');
+  assert.equal(closed.by, 'agent');
+  await c.next((f) => f.type === 'rating_request');
+  c.send({ type: 'rating', score: 5, comment: 'quick' });
+  const rated = await c.next((f) => f.type === 'rating_ok' || f.type === 'error');
+  assert.equal(rated.type, 'rating_ok');
+  const late = await ask(c, 'm3', 'hello again');
+  assert.equal(late.type, 'error');
+  assert.equal(late.code, 'bad_state');
+
+  // REST: the transcript is there for agents, not for authors.
+  const res = await fetch(`${srv.url}/api/conversations/${conv}`,
+    { headers: { authorization: `Bearer ${agents.ana}` } });
+  assert.equal(res.status, 200);
+  const body = await res.text();
+  assert.match(body, /Hi Sam, I can help\./);
+  const denied = await fetch(`${srv.url}/api/conversations/${conv}`,
+    { headers: { authorization: `Bearer ${agents.author}` } });
+  await denied.text();
+  assert.equal(denied.status, 403);
+  for (const x of [c, ana, bo]) x.close();
+});
+
+test('low-confidence and sensitive messages hand off', async () => {
+  const c = await customer();
+  const r = await ask(c, 'm1', 'tell me a joke about quantum zebras');
+  assert.equal(r.action, 'handoff', JSON.stringify(r));
+  await c.next((f) => f.type === 'queued');
+  c.close();
+  const d = await customer();
+  const r2 = await ask(d, 'm1', 'please cancel my order');
+  assert.equal(r2.action, 'handoff');
+  assert.equal(r2.queue, 'orders');
+  d.close();
+});
+
+test('resume after a dropped connection replays what was missed, once', async () => {
+  const c = await customer();
+  const { token, conversation } = c.welcome;
+  const r1 = await ask(c, 'm1', 'how do I reset my password');
+  c.terminate();
+  const c2 = await customer(srv, { type: 'hello', token, last_seq: 0 });
+  assert.equal(c2.welcome.resumed, true);
+  assert.equal(c2.welcome.conversation, conversation);
+  assert.equal(c2.welcome.seq, r1.seq);
+  const m = await c2.next((f) => f.type === 'customer_message');
+  assert.equal(m.seq, 1);
+  assert.equal(m.text, 'how do I reset my password');
+  const rep = await c2.next((f) => f.type === 'reply');
+  assert.equal(rep.seq, r1.seq);
+  assert.equal(rep.text, r1.text);
+  // Re-sending the same id does not store it twice.
+  const again = await ask(c2, 'm1', 'how do I reset my password');
+  assert.equal(again.seq, r1.seq);
+  c2.close();
+  const c3 = await customer(srv, { type: 'hello', token, last_seq: r1.seq });
+  await new Promise((r) => setTimeout(r, 200));
+  assert.deepEqual(c3.frames.map((f) => f.type), ['welcome']);
+  c3.close();
+  const bad = await customer(srv, { type: 'hello', token: 'a'.repeat(64) });
+  assert.equal(bad.welcome.type, 'error');
+  assert.equal(bad.welcome.code, 'bad_token');
+  bad.close();
+});
+
+test('resume after kill -9 and restart on the same database', async () => {
+  const s = await startServer({ ...fixtures });
+  const c = await customer(s);
+  const { token } = c.welcome;
+  const r1 = await ask(c, 'm1', 'how do I reset my password');
+  const r2 = await ask(c, 'm2', 'what is your return policy');
+  await s.kill();
+  await c.whenClosed();
+  const s2 = await s.restart();
+  try {
+    const c2 = await customer(s2, { type: 'hello', token, last_seq: 0 });
+    assert.equal(c2.welcome.resumed, true);
+    const replies = [];
+    for (let i = 0; i < 2; i++) replies.push(await c2.next((f) => f.type === 'reply'));
+    assert.deepEqual(replies.map((f) => f.seq), [r1.seq, r2.seq]);
+    assert.deepEqual(replies.map((f) => f.text), [r1.text, r2.text]);
+    const r3 = await ask(c2, 'm3', 'how do I reset my password');
+    assert.ok(r3.seq > r2.seq);
+    c2.close();
+  } finally {
+    await s2.stop();
+  }
+});
+
+test('bad input gets an error frame, stores nothing, and the server goes on', async () => {
+  const c = await customer();
+  const bad = [
+    ['{"type":"message","id":', 'bad_json'],
+    ['[]', null],
+    ['{"type":"teleport"}', 'unknown_type'],
+    ['{"type":"message","text":"no id"}', null],
+    ['{"type":"message","id":"q1"}', null],
+    ['{"no_type":true}', null],
+  ];
+  for (const [frame, code] of bad) {
+    c.send(frame);
+    const e = await c.next((f) => f.type === 'error');
+    if (code) assert.equal(e.code, code, frame);
+    assert.ok(e.message, frame);
+  }
+  c.send({ type: 'message', id: 'big', text: 'x'.repeat(5000) });
+  const big = await c.next((f) => f.type === 'error');
+  assert.equal(big.code, 'too_big');
+  // Nothing was stored: the next message is seq 1, its reply seq 2.
+  const r = await ask(c, 'ok1', 'how do I reset my password');
+  assert.equal(r.type, 'reply');
+  assert.equal(r.seq, 2);
+  c.close();
+  const res = await fetch(`${srv.url}/healthz`);
+  assert.equal(res.status, 200);
+  await res.text();
+});
+
+test('agent: bad token gets an error and close 1008; customers are not agents', async () => {
+  const a = await agent('b'.repeat(64));
+  assert.equal(a.ready.type, 'error');
+  assert.equal((await a.whenClosed()).code, 1008);
+  const n = await connect(`${srv.wsUrl}/agent`);
+  n.send({ type: 'claim', conversation: 1 });
+  const e = await n.next((f) => f.type === 'error');
+  assert.equal(e.code, 'not_authenticated');
+  assert.equal((await n.whenClosed()).code, 1008);
+});

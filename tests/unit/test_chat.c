@@ -1,0 +1,1296 @@
+/* Tests for chat.c, driven through chat.h with a fake transport that
+ * captures frames: bot answers, clarify, handoffs, agents (claim race,
+ * transcript, replies, close, rating, transfer, capacity, auto-assignment,
+ * leaving), resume with replay (also after a restart), idempotent re-sends,
+ * redaction and every kind of bad input. The triage engine is the real one,
+ * trained on a small intent set defined here. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "auth.h"
+#include "chat.h"
+#include "intents.h"
+#include "store.h"
+#include "triage.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- the fake transport ---- */
+
+#define MAX_FRAMES 4096
+
+struct frame {
+    uint64_t conn;
+    char *text;
+};
+
+struct fake_io {
+    struct frame frames[MAX_FRAMES];
+    int n, next_read[256];
+    uint64_t closed_conn[64];
+    int closed_code[64];
+    int n_closed;
+};
+
+static struct fake_io io_state;
+
+static void fake_send(void *ctx, uint64_t conn, const char *frame, size_t len)
+{
+    struct fake_io *f = ctx;
+    assert_true(f->n < MAX_FRAMES);
+    f->frames[f->n].conn = conn;
+    f->frames[f->n].text = strndup(frame, len);
+    f->n++;
+}
+
+static void fake_close(void *ctx, uint64_t conn, int code, const char *reason)
+{
+    (void)reason;
+    struct fake_io *f = ctx;
+    f->closed_conn[f->n_closed] = conn;
+    f->closed_code[f->n_closed] = code;
+    f->n_closed++;
+}
+
+static void io_reset(void)
+{
+    for (int i = 0; i < io_state.n; i++)
+        free(io_state.frames[i].text);
+    memset(&io_state, 0, sizeof io_state);
+}
+
+/* The next frame sent to conn that the test has not read yet, parsed; NULL
+ * if none. The caller decrefs. */
+static json_t *next_frame(uint64_t conn)
+{
+    struct fake_io *f = &io_state;
+    for (int i = f->next_read[conn]; i < f->n; i++)
+        if (f->frames[i].conn == conn) {
+            f->next_read[conn] = i + 1;
+            json_t *o = json_loads(f->frames[i].text, 0, NULL);
+            assert_non_null(o);
+            return o;
+        }
+    f->next_read[conn] = f->n;
+    return NULL;
+}
+
+/* Reads the next frame for conn and checks its type. */
+static json_t *expect(uint64_t conn, const char *type)
+{
+    json_t *o = next_frame(conn);
+    if (!o)
+        fail_msg("connection %llu: expected '%s', got nothing", (unsigned long long)conn, type);
+    const char *t = json_string_value(json_object_get(o, "type"));
+    if (!t || strcmp(t, type)) {
+        char *dump = json_dumps(o, JSON_COMPACT);
+        fail_msg("connection %llu: expected '%s', got %s", (unsigned long long)conn, type, dump);
+    }
+    return o;
+}
+
+static void expect_error(uint64_t conn, const char *code)
+{
+    json_t *o = expect(conn, "error");
+    assert_string_equal(json_string_value(json_object_get(o, "code")), code);
+    assert_non_null(json_string_value(json_object_get(o, "message")));
+    json_decref(o);
+}
+
+static void expect_nothing(uint64_t conn)
+{
+    json_t *o = next_frame(conn);
+    if (o) {
+        char *dump = json_dumps(o, JSON_COMPACT);
+        fail_msg("connection %llu: expected nothing, got %s", (unsigned long long)conn, dump);
+    }
+}
+
+static const char *str(json_t *o, const char *key)
+{
+    return json_string_value(json_object_get(o, key));
+}
+
+static json_int_t num(json_t *o, const char *key)
+{
+    return json_integer_value(json_object_get(o, key));
+}
+
+/* ---- fixtures ---- */
+
+static const char *const intent_defs[] = {
+    "{\"name\":\"greeting\",\"description\":\"Say hello\",\"examples\":[\"hello\",\"hi "
+    "there\",\"good morning\",\"hey\"],\"patterns\":[\"hello\"],\"response\":\"Hello! How can I "
+    "help?\"}",
+    "{\"name\":\"returns\",\"description\":\"Return an item\",\"examples\":[\"how do I return "
+    "shoes\",\"return an item\",\"send back my purchase\",\"how to return a product\",\"I want to "
+    "return this\"],\"patterns\":[\"return\"],\"response\":\"You can return any item within 30 "
+    "days from your account page.\"}",
+    "{\"name\":\"human\",\"description\":\"Talk to a person\",\"examples\":[\"talk to a "
+    "person\",\"I want a human\",\"agent please\",\"real person\"],\"patterns\":[\"human\","
+    "\"real person\"],\"action\":\"handoff\",\"queue\":\"general\"}",
+    "{\"name\":\"billing_dispute\",\"description\":\"A charge I do not recognise\",\"examples\":"
+    "[\"charged twice\",\"double charge on my card\",\"unknown charge\"],\"patterns\":[\"charged "
+    "twice\"],\"action\":\"handoff\",\"queue\":\"billing\",\"sensitive\":true,\"priority\":2}",
+    "{\"name\":\"order_status\",\"description\":\"Where is my order?\",\"examples\":[\"where is "
+    "my order\",\"track my package\",\"order status\",\"has my parcel shipped\"],\"patterns\":"
+    "[\"where is my order\"],\"response\":\"Track your order from the Orders page.\"}",
+    "{\"name\":\"order_problem\",\"description\":\"A problem with an order\",\"examples\":"
+    "[\"problem with my order\",\"my order is wrong\"],\"patterns\":[\"problem with my order\"],"
+    "\"action\":\"collect\",\"collect\":{\"field\":\"order_number\",\"prompt\":\"What is your "
+    "order number?\",\"regex\":\"[0-9]{5}\"},\"queue\":\"orders\"}",
+    "{\"name\":\"order_cancel\",\"description\":\"Cancel an order\",\"examples\":[\"cancel my "
+    "order\",\"stop my order\",\"I do not want my order any more\"],\"patterns\":[\"cancel my "
+    "order\"],\"response\":\"You can cancel an order within one hour of placing it.\"}",
+};
+
+static struct intents *make_intents(void)
+{
+    struct intents *set = intents_new();
+    assert_non_null(set);
+    for (size_t i = 0; i < sizeof intent_defs / sizeof intent_defs[0]; i++)
+        assert_int_equal(
+            intents_load_json(set, intent_defs[i], strlen(intent_defs[i]), "test", NULL), 0);
+    struct intents_train_options o = {0};
+    o.is_quiet = 1;
+    assert_int_equal(intents_train(set, &o), 0);
+    return set;
+}
+
+static char db_path[128];
+static struct store *store;
+static struct triage *triage;
+static struct chat *chat;
+static struct chat_settings settings;
+
+static void remove_db(void)
+{
+    char p[160];
+    unlink(db_path);
+    snprintf(p, sizeof p, "%s-wal", db_path);
+    unlink(p);
+    snprintf(p, sizeof p, "%s-shm", db_path);
+    unlink(p);
+}
+
+static void start_chat(void)
+{
+    struct chat_io io = {fake_send, fake_close, &io_state};
+    chat = chat_new(&settings, store, NULL, triage, &io);
+    assert_non_null(chat);
+}
+
+static int setup_with(const struct triage_settings *ts)
+{
+    snprintf(db_path, sizeof db_path, "/tmp/cd-test-chat-%d.db", (int)getpid());
+    remove_db();
+    io_reset();
+    store = store_open(db_path, NULL, NULL);
+    assert_non_null(store);
+    triage = triage_new(ts, make_intents(), NULL);
+    assert_non_null(triage);
+    start_chat();
+    return 0;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    memset(&settings, 0, sizeof settings);
+    return setup_with(NULL);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    chat_free(chat);
+    triage_free(triage);
+    store_close(store);
+    io_reset();
+    remove_db();
+    return 0;
+}
+
+/* Sends one customer/agent frame and flushes, as the server does per turn. */
+static void cust(uint64_t conn, const char *frame)
+{
+    chat_customer_frame(chat, conn, frame, strlen(frame));
+    assert_int_equal(chat_flush(chat), 0);
+}
+
+static void agent(uint64_t conn, const char *frame)
+{
+    chat_agent_frame(chat, conn, frame, strlen(frame));
+    assert_int_equal(chat_flush(chat), 0);
+}
+
+static void open_customer(uint64_t conn)
+{
+    struct chat_peer peer = {"10.0.0.1", NULL, "test"};
+    chat_customer_open(chat, conn, &peer);
+}
+
+/* Opens conn, says hello, reads the welcome; returns the conversation id
+ * and copies the token. */
+static int64_t new_customer(uint64_t conn, char token[65])
+{
+    open_customer(conn);
+    cust(conn, "{\"type\":\"hello\",\"lang\":\"en\",\"name\":\"Sam\","
+               "\"email\":\"sam@example.com\",\"page\":\"https://shop.example/help\"}");
+    json_t *w = expect(conn, "welcome");
+    assert_int_equal(num(w, "seq"), 0);
+    assert_string_equal(str(w, "state"), "bot");
+    assert_false(json_is_true(json_object_get(w, "resumed")));
+    if (token)
+        snprintf(token, 65, "%s", str(w, "token"));
+    int64_t id = num(w, "conversation");
+    assert_true(id > 0);
+    json_decref(w);
+    return id;
+}
+
+static char agent_token[65], agent2_token[65], author_token[65];
+
+static void make_agents(void)
+{
+    struct auth_user u;
+    assert_int_equal(auth_user_create(store, "Ana", AUTH_ROLE_AGENT, "", agent_token, &u), 0);
+    assert_int_equal(auth_user_create(store, "Bo", AUTH_ROLE_AGENT, "billing", agent2_token, &u),
+                     0);
+    assert_int_equal(auth_user_create(store, "Kim", AUTH_ROLE_AUTHOR, "", author_token, &u), 0);
+}
+
+static void open_agent(uint64_t conn, const char *token)
+{
+    struct chat_peer peer = {"10.0.0.9", NULL, "test"};
+    chat_agent_open(chat, conn, &peer);
+    char frame[160];
+    snprintf(frame, sizeof frame, "{\"type\":\"auth\",\"token\":\"%s\"}", token);
+    agent(conn, frame);
+    json_t *r = expect(conn, "ready");
+    assert_non_null(json_object_get(r, "agent"));
+    assert_int_equal(json_array_size(json_object_get(r, "queues")), 5);
+    assert_true(json_is_array(json_object_get(r, "queue")));
+    json_decref(r);
+}
+
+/* Skips frames of one type (e.g. "queue" updates) and returns the next other one. */
+static json_t *expect_skipping(uint64_t conn, const char *skip, const char *type)
+{
+    for (;;) {
+        json_t *o = next_frame(conn);
+        if (!o)
+            fail_msg("expected '%s', got nothing", type);
+        if (!strcmp(str(o, "type"), skip)) {
+            json_decref(o);
+            continue;
+        }
+        if (strcmp(str(o, "type"), type))
+            fail_msg("expected '%s', got '%s'", type, str(o, "type"));
+        return o;
+    }
+}
+
+static void drain(uint64_t conn)
+{
+    json_t *o;
+    while ((o = next_frame(conn)))
+        json_decref(o);
+}
+
+struct counted {
+    int n;
+    int n_customer;
+    char last_text[256];
+};
+
+static int count_msg(void *ctx, const struct store_message *m)
+{
+    struct counted *c = ctx;
+    c->n++;
+    if (m->sender == STORE_SENDER_CUSTOMER)
+        c->n_customer++;
+    snprintf(c->last_text, sizeof c->last_text, "%s", m->text);
+    return 0;
+}
+
+static struct counted stored(int64_t conv)
+{
+    struct counted c = {0, 0, ""};
+    assert_int_equal(store_messages_after(store, conv, 0, 1000, count_msg, &c), 0);
+    return c;
+}
+
+/* ---- bot ---- */
+
+static void test_answer(void **state)
+{
+    (void)state;
+    int64_t conv = new_customer(1, NULL);
+    cust(1, "{\"type\":\"message\",\"id\":\"m1\",\"text\":\"how do I return my shoes?\"}");
+    json_t *r = expect(1, "reply");
+    assert_string_equal(str(r, "reply_to"), "m1");
+    assert_int_equal(num(r, "seq"), 2);
+    assert_string_equal(str(r, "action"), "answer");
+    assert_string_equal(str(r, "intent"), "returns");
+    assert_non_null(strstr(str(r, "text"), "30 days"));
+    double conf = json_real_value(json_object_get(r, "confidence"));
+    assert_true(conf > 0.0 && conf <= 1.0);
+    assert_true(json_is_array(json_object_get(r, "articles")));
+    json_decref(r);
+    expect_nothing(1);
+    struct counted c = stored(conv);
+    assert_int_equal(c.n, 2);
+    assert_int_equal(c.n_customer, 1);
+
+    /* A message without hello on a fresh connection starts a conversation:
+     * welcome first, then exactly one reply. */
+    open_customer(2);
+    cust(2, "{\"type\":\"message\",\"id\":\"x\",\"text\":\"hello\"}");
+    json_t *w = expect(2, "welcome");
+    assert_int_not_equal(num(w, "conversation"), conv);
+    assert_int_equal(strlen(str(w, "token")), 64);
+    json_decref(w);
+    r = expect(2, "reply");
+    assert_string_equal(str(r, "intent"), "greeting");
+    json_decref(r);
+    expect_nothing(2);
+}
+
+static void test_clarify_and_choice(void **state)
+{
+    (void)state;
+    /* Thresholds that make every non-rule message a clarification. */
+    teardown(NULL);
+    struct triage_settings ts;
+    triage_settings_default(&ts);
+    ts.t_answer = 0.999;
+    ts.t_clarify = 0.0001;
+    ts.t_oos = 0.9999;
+    setup_with(&ts);
+    new_customer(1, NULL);
+    cust(1, "{\"type\":\"message\",\"id\":\"m1\",\"text\":\"track package order\"}");
+    json_t *r = expect(1, "reply");
+    assert_string_equal(str(r, "action"), "clarify");
+    json_t *choices = json_object_get(r, "choices");
+    assert_true(json_array_size(choices) >= 2);
+    const char *pick = str(json_array_get(choices, 0), "id");
+    assert_non_null(str(json_array_get(choices, 0), "label"));
+    char frame[256], pick_copy[64];
+    snprintf(pick_copy, sizeof pick_copy, "%s", pick);
+    json_decref(r);
+    snprintf(frame, sizeof frame,
+             "{\"type\":\"message\",\"id\":\"m2\",\"text\":\"that one\",\"choice\":\"%s\"}",
+             pick_copy);
+    cust(1, frame);
+    r = expect(1, "reply");
+    assert_string_equal(str(r, "reply_to"), "m2");
+    assert_string_equal(str(r, "intent"), pick_copy);
+    assert_true(!strcmp(str(r, "action"), "answer") || !strcmp(str(r, "action"), "handoff"));
+    json_decref(r);
+}
+
+static void test_explicit_handoff_offline(void **state)
+{
+    (void)state;
+    int64_t conv = new_customer(1, NULL);
+    cust(1, "{\"type\":\"handoff\"}");
+    json_t *r = expect(1, "reply");
+    assert_string_equal(str(r, "action"), "handoff");
+    assert_true(json_is_null(json_object_get(r, "reply_to")));
+    assert_string_equal(str(r, "queue"), "general");
+    json_decref(r);
+    json_t *q = expect(1, "queued");
+    assert_int_equal(num(q, "position"), 1);
+    assert_true(num(q, "seq") > 0);
+    /* No agent is online: an offline ticket that asks for nothing more
+     * because the email is known. */
+    assert_true(json_is_true(json_object_get(q, "offline")));
+    assert_true(json_is_null(json_object_get(q, "estimated_wait_s")));
+    assert_non_null(str(q, "reply_by"));
+    assert_false(json_is_true(json_object_get(q, "ask_email")));
+    json_decref(q);
+    /* While queued every message is acknowledged, not answered. */
+    cust(1, "{\"type\":\"message\",\"id\":\"m1\",\"text\":\"order 1234\"}");
+    json_t *a = expect(1, "ack");
+    assert_string_equal(str(a, "reply_to"), "m1");
+    json_decref(a);
+    expect_nothing(1);
+    /* Asking again just repeats the status. */
+    cust(1, "{\"type\":\"handoff\"}");
+    json_decref(expect(1, "queued"));
+    struct store_conversation c;
+    assert_int_equal(store_conversation_get(store, conv, &c), 0);
+    assert_int_equal(c.state, STORE_STATE_QUEUED);
+    assert_true(c.queued_s > 0);
+    store_conversation_clear(&c);
+
+    /* Without an email the ticket asks for one. */
+    open_customer(2);
+    cust(2, "{\"type\":\"hello\"}");
+    json_decref(expect(2, "welcome"));
+    cust(2, "{\"type\":\"handoff\"}");
+    json_decref(expect(2, "reply"));
+    q = expect(2, "queued");
+    assert_true(json_is_true(json_object_get(q, "ask_email")));
+    json_decref(q);
+    cust(2, "{\"type\":\"contact\",\"email\":\"lee@example.com\"}");
+    q = expect(2, "contact_ok");
+    assert_string_equal(str(q, "email"), "lee@example.com");
+    json_decref(q);
+    cust(2, "{\"type\":\"contact\",\"email\":\"not-an-email\"}");
+    expect_error(2, "bad_frame");
+}
+
+static void test_offline_ticket_goes_live(void **state)
+{
+    (void)state;
+    make_agents();
+    int64_t conv = new_customer(1, NULL);
+    cust(1, "{\"type\":\"handoff\"}");
+    json_decref(expect(1, "reply"));
+    json_t *q = expect(1, "queued");
+    assert_true(json_is_true(json_object_get(q, "offline")));
+    json_decref(q);
+    /* An agent signs in: the ticket is a live chat with an estimate. */
+    open_agent(100, agent_token);
+    q = expect(1, "queued");
+    assert_false(json_is_true(json_object_get(q, "offline")));
+    assert_true(json_is_integer(json_object_get(q, "estimated_wait_s")));
+    json_decref(q);
+    struct store_conversation c;
+    assert_int_equal(store_conversation_get(store, conv, &c), 0);
+    assert_int_equal(c.is_offline, 0);
+    store_conversation_clear(&c);
+    /* The agent leaves (no chat of theirs waits): offline again. */
+    chat_agent_closed(chat, 100);
+    assert_int_equal(chat_flush(chat), 0);
+    q = expect(1, "queued");
+    assert_true(json_is_true(json_object_get(q, "offline")));
+    json_decref(q);
+}
+
+static void test_low_confidence_and_sensitive_handoff(void **state)
+{
+    (void)state;
+    /* Strict thresholds: whatever no rule recognises is not confident. */
+    teardown(NULL);
+    struct triage_settings ts;
+    triage_settings_default(&ts);
+    ts.t_answer = 0.999;
+    ts.t_clarify = 0.99;
+    setup_with(&ts);
+    new_customer(1, NULL);
+    cust(1, "{\"type\":\"message\",\"id\":\"m1\",\"text\":\"zxqv blorp quantum giraffe\"}");
+    json_t *r = expect(1, "reply");
+    assert_string_equal(str(r, "action"), "handoff");
+    json_decref(r);
+    json_decref(expect(1, "queued"));
+
+    new_customer(2, NULL);
+    cust(2, "{\"type\":\"message\",\"id\":\"m1\",\"text\":\"you charged twice my card\"}");
+    r = expect(2, "reply");
+    assert_string_equal(str(r, "action"), "handoff");
+    assert_string_equal(str(r, "intent"), "billing_dispute");
+    assert_string_equal(str(r, "queue"), "billing");
+    json_decref(r);
+    json_t *q = expect(2, "queued");
+    assert_string_equal(str(q, "queue"), "billing");
+    json_decref(q);
+}
+
+static void test_collect_then_handoff(void **state)
+{
+    (void)state;
+    int64_t conv = new_customer(1, NULL);
+    cust(1, "{\"type\":\"message\",\"id\":\"m1\",\"text\":\"I have a problem with my order\"}");
+    json_t *r = expect(1, "reply");
+    assert_string_equal(str(r, "action"), "clarify");
+    assert_string_equal(str(r, "collect"), "order_number");
+    assert_string_equal(str(r, "text"), "What is your order number?");
+    json_decref(r);
+    expect_nothing(1);
+    /* Not an order number: asked once more. */
+    cust(1, "{\"type\":\"message\",\"id\":\"m2\",\"text\":\"I don't know\"}");
+    r = expect(1, "reply");
+    assert_string_equal(str(r, "action"), "clarify");
+    assert_string_equal(str(r, "collect"), "order_number");
+    json_decref(r);
+    cust(1, "{\"type\":\"message\",\"id\":\"m3\",\"text\":\"it is 12345\"}");
+    r = expect(1, "reply");
+    assert_string_equal(str(r, "action"), "handoff");
+    assert_string_equal(str(r, "queue"), "orders");
+    assert_string_equal(str(r, "intent"), "order_problem");
+    json_decref(r);
+    json_t *q = expect(1, "queued");
+    assert_string_equal(str(q, "queue"), "orders");
+    json_decref(q);
+    struct store_conversation c;
+    assert_int_equal(store_conversation_get(store, conv, &c), 0);
+    assert_int_equal(c.state, STORE_STATE_QUEUED);
+    assert_string_equal(c.intent, "order_problem");
+    store_conversation_clear(&c);
+}
+
+/* ---- agents ---- */
+
+static void test_agent_full_flow(void **state)
+{
+    (void)state;
+    make_agents();
+    open_agent(100, agent_token);
+    int64_t conv = new_customer(1, NULL);
+    cust(1, "{\"type\":\"message\",\"id\":\"m1\",\"text\":\"how do I return my shoes?\"}");
+    json_decref(expect(1, "reply"));
+    cust(1, "{\"type\":\"handoff\"}");
+    json_decref(expect(1, "reply"));
+    json_t *q = expect(1, "queued");
+    assert_false(json_is_true(json_object_get(q, "offline"))); /* Ana is online */
+    assert_int_equal(num(q, "estimated_wait_s"), 0);           /* and has room */
+    json_decref(q);
+    /* The agent sees the chat waiting (in the latest queue view). */
+    json_t *qf = NULL, *f;
+    while ((f = next_frame(100))) {
+        if (!strcmp(str(f, "type"), "queue")) {
+            json_decref(qf);
+            qf = f;
+        } else {
+            json_decref(f);
+        }
+    }
+    assert_non_null(qf);
+    json_t *items = json_object_get(qf, "items");
+    assert_int_equal(json_array_size(items), 1);
+    assert_int_equal(num(json_array_get(items, 0), "conversation"), conv);
+    assert_string_equal(str(json_array_get(items, 0), "queue"), "general");
+    json_decref(qf);
+
+    char frame[256];
+    snprintf(frame, sizeof frame, "{\"type\":\"claim\",\"conversation\":%lld}", (long long)conv);
+    agent(100, frame);
+    json_t *as = expect(100, "assigned");
+    assert_int_equal(num(as, "conversation"), conv);
+    json_t *tr = json_object_get(as, "transcript");
+    assert_true(json_array_size(tr) >= 4); /* question, answer, handoff reply, queued, joined */
+    assert_string_equal(str(json_array_get(tr, 0), "sender"), "customer");
+    assert_string_equal(str(json_array_get(tr, 0), "text"), "how do I return my shoes?");
+    assert_string_equal(str(json_array_get(tr, 1), "sender"), "bot");
+    json_t *tri = json_object_get(as, "triage");
+    assert_true(json_is_array(json_object_get(tri, "articles")));
+    json_t *cu = json_object_get(as, "customer");
+    assert_string_equal(str(cu, "name"), "Sam");
+    assert_string_equal(str(cu, "email"), "sam@example.com");
+    assert_true(json_is_array(json_object_get(cu, "history")));
+    json_decref(as);
+    json_t *j = expect(1, "agent_joined");
+    assert_string_equal(str(j, "agent"), "Ana");
+    json_decref(j);
+
+    /* Agent reply reaches the customer; the agent gets an ack. */
+    snprintf(frame, sizeof frame,
+             "{\"type\":\"message\",\"conversation\":%lld,\"id\":\"a1\",\"text\":\"Hi, I can "
+             "help.\"}",
+             (long long)conv);
+    agent(100, frame);
+    json_t *am = expect(1, "agent_message");
+    assert_string_equal(str(am, "text"), "Hi, I can help.");
+    assert_string_equal(str(am, "agent"), "Ana");
+    json_int_t agent_seq = num(am, "seq");
+    json_decref(am);
+    json_t *ack = expect_skipping(100, "queue", "ack");
+    assert_int_equal(num(ack, "seq"), agent_seq);
+    assert_string_equal(str(ack, "reply_to"), "a1");
+    json_decref(ack);
+
+    /* Customer message reaches the agent; typing both ways. */
+    cust(1, "{\"type\":\"message\",\"id\":\"m2\",\"text\":\"thanks!\"}");
+    json_decref(expect(1, "ack"));
+    json_t *cm = expect_skipping(100, "queue", "customer_message");
+    assert_string_equal(str(cm, "text"), "thanks!");
+    assert_int_equal(num(cm, "conversation"), conv);
+    json_decref(cm);
+    cust(1, "{\"type\":\"typing\"}");
+    json_decref(expect(100, "typing"));
+    snprintf(frame, sizeof frame, "{\"type\":\"typing\",\"conversation\":%lld}", (long long)conv);
+    agent(100, frame);
+    json_t *ty = expect(1, "typing");
+    assert_string_equal(str(ty, "from"), "agent");
+    json_decref(ty);
+
+    /* The customer cannot ask for a handoff or rate yet. */
+    cust(1, "{\"type\":\"handoff\"}");
+    expect_error(1, "bad_state");
+    cust(1, "{\"type\":\"rating\",\"score\":5}");
+    expect_error(1, "bad_state");
+
+    /* Close with wrap-up, then the rating. */
+    snprintf(frame, sizeof frame,
+             "{\"type\":\"close\",\"conversation\":%lld,\"disposition\":\"returns\","
+             "\"note\":\"explained the return policy\"}",
+             (long long)conv);
+    agent(100, frame);
+    json_t *cl = expect(1, "closed");
+    assert_string_equal(str(cl, "by"), "agent");
+    json_decref(cl);
+    json_decref(expect(1, "rating_request"));
+    json_decref(expect_skipping(100, "queue", "closed"));
+    cust(1, "{\"type\":\"message\",\"id\":\"m3\",\"text\":\"hello?\"}");
+    expect_error(1, "bad_state");
+    cust(1, "{\"type\":\"rating\",\"score\":6}");
+    expect_error(1, "bad_frame");
+    cust(1, "{\"type\":\"rating\",\"score\":5,\"comment\":\"great\"}");
+    json_t *ro = expect(1, "rating_ok");
+    assert_int_equal(num(ro, "score"), 5);
+    json_decref(ro);
+    ro = expect_skipping(100, "queue", "rating");
+    assert_int_equal(num(ro, "score"), 5);
+    assert_string_equal(str(ro, "comment"), "great");
+    json_decref(ro);
+    cust(1, "{\"type\":\"rating\",\"score\":4}");
+    expect_error(1, "bad_state");
+
+    struct store_conversation c;
+    assert_int_equal(store_conversation_get(store, conv, &c), 0);
+    assert_int_equal(c.state, STORE_STATE_RATED);
+    assert_int_equal(c.rating, 5);
+    assert_string_equal(c.disposition, "returns");
+    assert_string_equal(c.note, "explained the return policy");
+    assert_string_equal(c.comment, "great");
+    assert_string_equal(c.closed_by, "agent");
+    assert_true(c.picked_s >= c.queued_s && c.queued_s > 0);
+    store_conversation_clear(&c);
+
+    struct chat_metrics m;
+    chat_metrics_get(chat, &m);
+    assert_int_equal(m.n_picked, 1);
+    assert_int_equal(m.n_agent_messages, 1);
+    assert_int_equal(m.n_agent_connections, 1);
+}
+
+static void test_claim_race_and_capacity(void **state)
+{
+    (void)state;
+    settings.agent_capacity = 1;
+    chat_free(chat);
+    start_chat();
+    make_agents();
+    open_agent(100, agent_token);
+    open_agent(101, agent2_token);
+    int64_t conv = new_customer(1, NULL);
+    cust(1, "{\"type\":\"handoff\"}");
+    int64_t conv2 = new_customer(2, NULL);
+    cust(2, "{\"type\":\"handoff\"}");
+    drain(100);
+    drain(101);
+    char frame[128];
+    snprintf(frame, sizeof frame, "{\"type\":\"claim\",\"conversation\":%lld}", (long long)conv);
+    /* Both claims arrive in the same loop turn. */
+    chat_agent_frame(chat, 100, frame, strlen(frame));
+    chat_agent_frame(chat, 101, frame, strlen(frame));
+    assert_int_equal(chat_flush(chat), 0);
+    json_t *as = expect(100, "assigned");
+    json_decref(as);
+    json_t *e = expect(101, "error");
+    assert_string_equal(str(e, "code"), "already_claimed");
+    assert_int_equal(num(e, "conversation"), conv);
+    json_decref(e);
+    /* Exactly one agent_joined reached the customer. */
+    int joined = 0;
+    json_t *f;
+    while ((f = next_frame(1))) {
+        if (!strcmp(str(f, "type"), "agent_joined")) {
+            joined++;
+            assert_string_equal(str(f, "agent"), "Ana");
+        }
+        json_decref(f);
+    }
+    assert_int_equal(joined, 1);
+    /* Capacity 1: Ana cannot take another one. */
+    snprintf(frame, sizeof frame, "{\"type\":\"claim\",\"conversation\":%lld}", (long long)conv2);
+    agent(100, frame);
+    json_decref(expect_skipping(100, "queue", "error"));
+    agent(101, frame);
+    json_decref(expect_skipping(101, "queue", "assigned"));
+    /* Claiming something that does not exist. */
+    agent(100, "{\"type\":\"claim\",\"conversation\":999999}");
+    json_t *nf = expect_skipping(100, "queue", "error");
+    assert_string_equal(str(nf, "code"), "not_found");
+    json_decref(nf);
+    agent(100, "{\"type\":\"claim\",\"conversation\":\"abc\"}");
+    json_t *bf = expect_skipping(100, "queue", "error");
+    assert_string_equal(str(bf, "code"), "bad_frame");
+    json_decref(bf);
+    /* Bo cannot write into Ana's chat. */
+    snprintf(frame, sizeof frame,
+             "{\"type\":\"message\",\"conversation\":%lld,\"id\":\"x\",\"text\":\"hi\"}",
+             (long long)conv);
+    agent(101, frame);
+    json_t *na = expect_skipping(101, "queue", "error");
+    assert_string_equal(str(na, "code"), "not_assigned");
+    json_decref(na);
+}
+
+static void test_agent_auth_errors(void **state)
+{
+    (void)state;
+    make_agents();
+    struct chat_peer peer = {"10.0.0.7", NULL, "test"};
+    chat_agent_open(chat, 200, &peer);
+    agent(200, "{\"type\":\"claim\",\"conversation\":1}");
+    expect_error(200, "not_authenticated");
+    assert_int_equal(io_state.n_closed, 1);
+    assert_int_equal(io_state.closed_code[0], 1008);
+
+    chat_agent_open(chat, 201, &peer);
+    agent(201, "{\"type\":\"auth\",\"token\":\"00000000000000000000000000000000000000000000000000"
+               "00000000000000\"}");
+    expect_error(201, "bad_token");
+    assert_int_equal(io_state.closed_code[1], 1008);
+
+    chat_agent_open(chat, 202, &peer);
+    char frame[160];
+    snprintf(frame, sizeof frame, "{\"type\":\"auth\",\"token\":\"%s\"}", author_token);
+    agent(202, frame);
+    expect_error(202, "forbidden");
+
+    /* A truncated token. */
+    chat_agent_open(chat, 203, &peer);
+    snprintf(frame, sizeof frame, "{\"type\":\"auth\",\"token\":\"%.40s\"}", agent_token);
+    agent(203, frame);
+    expect_error(203, "bad_token");
+
+    /* Repeated bad tokens from one address are throttled, even a good one. */
+    for (uint64_t c = 204; c < 210; c++) {
+        chat_agent_open(chat, c, &peer);
+        snprintf(frame, sizeof frame, "{\"type\":\"auth\",\"token\":\"%s\"}",
+                 c < 209 ? "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"
+                         : agent_token);
+        agent(c, frame);
+    }
+    expect_error(208, "throttled"); /* 2 earlier failures + 3 here = 5 */
+    expect_error(209, "throttled");
+    for (uint64_t c = 200; c < 210; c++)
+        chat_agent_closed(chat, c);
+
+    /* Unknown agent frame types, after a good auth from elsewhere. */
+    open_agent(210, agent_token);
+    drain(210);
+    agent(210, "{\"type\":\"dance\"}");
+    expect_error(210, "unknown_type");
+    agent(210, "{\"type\":\"status\",\"available\":\"yes\"}");
+    expect_error(210, "bad_frame");
+    agent(210, "{\"type\":\"status\",\"available\":false}");
+    json_t *st = expect_skipping(210, "queue", "status");
+    assert_false(json_is_true(json_object_get(st, "available")));
+    json_decref(st);
+}
+
+static void test_transfer_and_agent_leaving(void **state)
+{
+    (void)state;
+    make_agents();
+    open_agent(100, agent_token);
+    int64_t conv = new_customer(1, NULL);
+    cust(1, "{\"type\":\"handoff\"}");
+    char frame[256];
+    snprintf(frame, sizeof frame, "{\"type\":\"claim\",\"conversation\":%lld}", (long long)conv);
+    agent(100, frame);
+    drain(1);
+    drain(100);
+    snprintf(frame, sizeof frame,
+             "{\"type\":\"transfer\",\"conversation\":%lld,\"queue\":\"nowhere\"}",
+             (long long)conv);
+    agent(100, frame);
+    expect_error(100, "not_found");
+    snprintf(frame, sizeof frame,
+             "{\"type\":\"transfer\",\"conversation\":%lld,\"queue\":\"billing\"}",
+             (long long)conv);
+    agent(100, frame);
+    json_t *t = expect_skipping(100, "queue", "transferred");
+    assert_string_equal(str(t, "queue"), "billing");
+    json_decref(t);
+    json_t *q = expect(1, "queued");
+    assert_string_equal(str(q, "queue"), "billing");
+    assert_true(num(q, "seq") > 0);
+    json_decref(q);
+
+    /* Bo (billing) takes it, then his connection drops: after the grace
+     * period the chat goes back to the queue. */
+    open_agent(101, agent2_token);
+    snprintf(frame, sizeof frame, "{\"type\":\"claim\",\"conversation\":%lld}", (long long)conv);
+    agent(101, frame);
+    json_decref(expect_skipping(101, "queue", "assigned"));
+    drain(1);
+    chat_agent_closed(chat, 101);
+    chat_tick(chat, cd_wall_s() + 5);
+    assert_int_equal(chat_flush(chat), 0);
+    expect_nothing(1);
+    chat_tick(chat, cd_wall_s() + 31);
+    assert_int_equal(chat_flush(chat), 0);
+    q = expect(1, "queued");
+    assert_string_equal(str(q, "queue"), "billing");
+    json_decref(q);
+    struct store_conversation c;
+    assert_int_equal(store_conversation_get(store, conv, &c), 0);
+    assert_int_equal(c.state, STORE_STATE_QUEUED);
+    assert_int_equal(c.agent_id, 0);
+    store_conversation_clear(&c);
+}
+
+static void test_auto_assign(void **state)
+{
+    (void)state;
+    settings.is_auto_assign = 1;
+    chat_free(chat);
+    start_chat();
+    make_agents();
+    open_agent(100, agent_token);
+    int64_t conv = new_customer(1, NULL);
+    cust(1, "{\"type\":\"handoff\"}");
+    json_t *as = expect_skipping(100, "queue", "assigned");
+    assert_int_equal(num(as, "conversation"), conv);
+    json_decref(as);
+    json_decref(expect(1, "reply"));
+    json_decref(expect(1, "queued"));
+    json_decref(expect(1, "agent_joined"));
+}
+
+/* ---- resume ---- */
+
+/* Reads frames for conn until none are left, checking that every frame with
+ * a seq has a seq greater than the previous one; returns the seqs seen. */
+static int read_seqs(uint64_t conn, json_int_t *seqs, int max)
+{
+    int n = 0;
+    json_t *o;
+    while ((o = next_frame(conn))) {
+        json_t *s = json_object_get(o, "seq");
+        if (json_is_integer(s) && strcmp(str(o, "type"), "welcome")) {
+            assert_true(n < max);
+            if (n > 0)
+                assert_true(json_integer_value(s) > seqs[n - 1]);
+            seqs[n++] = json_integer_value(s);
+        }
+        json_decref(o);
+    }
+    return n;
+}
+
+static void test_resume_replays_missed(void **state)
+{
+    (void)state;
+    make_agents();
+    open_agent(100, agent_token);
+    char token[65];
+    int64_t conv = new_customer(1, token);
+    cust(1, "{\"type\":\"message\",\"id\":\"m1\",\"text\":\"how do I return my shoes?\"}");
+    json_t *r = expect(1, "reply");
+    json_int_t seen = num(r, "seq"); /* 2 */
+    json_decref(r);
+    cust(1, "{\"type\":\"handoff\"}");
+    /* The connection drops before the customer saw anything more. */
+    chat_customer_closed(chat, 1);
+    assert_int_equal(chat_flush(chat), 0);
+    char frame[256];
+    snprintf(frame, sizeof frame, "{\"type\":\"claim\",\"conversation\":%lld}", (long long)conv);
+    agent(100, frame);
+    snprintf(frame, sizeof frame,
+             "{\"type\":\"message\",\"conversation\":%lld,\"id\":\"a1\",\"text\":\"still "
+             "there?\"}",
+             (long long)conv);
+    agent(100, frame);
+    drain(100);
+
+    open_customer(2);
+    snprintf(frame, sizeof frame, "{\"type\":\"hello\",\"token\":\"%s\",\"last_seq\":%lld}", token,
+             (long long)seen);
+    cust(2, frame);
+    json_t *w = expect(2, "welcome");
+    assert_true(json_is_true(json_object_get(w, "resumed")));
+    assert_int_equal(num(w, "conversation"), conv);
+    assert_string_equal(str(w, "state"), "with_agent");
+    assert_string_equal(str(w, "token"), token);
+    json_int_t last = num(w, "seq");
+    json_decref(w);
+    /* Every message after seq 2, in order, exactly once. */
+    json_int_t seqs[32];
+    int n = read_seqs(2, seqs, 32);
+    assert_int_equal(n, last - seen);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(seqs[i], seen + 1 + i);
+    /* The agent was told the customer came back. */
+    json_t *back = expect_skipping(100, "queue", "customer_back");
+    assert_int_equal(num(back, "conversation"), conv);
+    json_decref(back);
+
+    /* Resuming again with the latest seq replays nothing. */
+    open_customer(3);
+    snprintf(frame, sizeof frame, "{\"type\":\"hello\",\"token\":\"%s\",\"last_seq\":%lld}", token,
+             (long long)last);
+    cust(3, frame);
+    json_decref(expect(3, "welcome"));
+    expect_nothing(3);
+    /* Both connections of the conversation get what the agent writes. */
+    snprintf(frame, sizeof frame,
+             "{\"type\":\"message\",\"conversation\":%lld,\"id\":\"a2\",\"text\":\"ok\"}",
+             (long long)conv);
+    agent(100, frame);
+    json_decref(expect(2, "agent_message"));
+    json_decref(expect(3, "agent_message"));
+}
+
+static void test_resume_after_restart(void **state)
+{
+    (void)state;
+    char token[65], token2[65];
+    int64_t conv = new_customer(1, token);
+    cust(1, "{\"type\":\"message\",\"id\":\"m1\",\"text\":\"how do I return my shoes?\"}");
+    cust(1, "{\"type\":\"message\",\"id\":\"m2\",\"text\":\"hello\"}");
+    int64_t conv2 = new_customer(2, token2);
+    cust(2, "{\"type\":\"handoff\"}");
+    drain(1);
+    drain(2);
+    /* Simulated restart: everything in memory goes; the database stays. */
+    chat_free(chat);
+    store_close(store);
+    io_reset();
+    store = store_open(db_path, NULL, NULL);
+    assert_non_null(store);
+    start_chat();
+
+    open_customer(5);
+    char frame[256];
+    snprintf(frame, sizeof frame, "{\"type\":\"hello\",\"token\":\"%s\",\"last_seq\":0}", token);
+    cust(5, frame);
+    json_t *w = expect(5, "welcome");
+    assert_int_equal(num(w, "conversation"), conv);
+    assert_int_equal(num(w, "seq"), 4);
+    json_decref(w);
+    json_t *m = expect(5, "customer_message");
+    assert_int_equal(num(m, "seq"), 1);
+    assert_string_equal(str(m, "id"), "m1");
+    assert_string_equal(str(m, "text"), "how do I return my shoes?");
+    json_decref(m);
+    json_t *r = expect(5, "reply");
+    assert_int_equal(num(r, "seq"), 2);
+    assert_string_equal(str(r, "reply_to"), "m1");
+    assert_string_equal(str(r, "action"), "answer");
+    json_decref(r);
+    json_decref(expect(5, "customer_message"));
+    json_decref(expect(5, "reply"));
+    expect_nothing(5);
+    /* The conversation goes on where it was. */
+    cust(5, "{\"type\":\"message\",\"id\":\"m3\",\"text\":\"how to return a product\"}");
+    r = expect(5, "reply");
+    assert_int_equal(num(r, "seq"), 6);
+    json_decref(r);
+
+    /* The queued chat is back in the queue for agents. */
+    struct auth_user u;
+    char tok[65];
+    assert_int_equal(auth_user_create(store, "Cy", AUTH_ROLE_AGENT, "", tok, &u), 0);
+    struct chat_peer peer = {"10.0.0.9", NULL, "test"};
+    chat_agent_open(chat, 100, &peer);
+    snprintf(frame, sizeof frame, "{\"type\":\"auth\",\"token\":\"%s\"}", tok);
+    agent(100, frame);
+    json_t *ready = expect(100, "ready");
+    json_t *items = json_object_get(ready, "queue");
+    assert_int_equal(json_array_size(items), 1);
+    assert_int_equal(num(json_array_get(items, 0), "conversation"), conv2);
+    json_decref(ready);
+    /* And its customer resumes in the queue. */
+    open_customer(6);
+    snprintf(frame, sizeof frame, "{\"type\":\"hello\",\"token\":\"%s\"}", token2);
+    cust(6, frame);
+    w = expect(6, "welcome");
+    assert_string_equal(str(w, "state"), "queued");
+    json_decref(w);
+    json_t *q = expect(6, "queued");
+    assert_int_equal(num(q, "position"), 1);
+    json_decref(q);
+}
+
+static void test_idempotent_resend(void **state)
+{
+    (void)state;
+    int64_t conv = new_customer(1, NULL);
+    cust(1, "{\"type\":\"message\",\"id\":\"m1\",\"text\":\"how do I return my shoes?\"}");
+    json_t *r1 = expect(1, "reply");
+    /* The client was not sure it got through and sends it again. */
+    cust(1, "{\"type\":\"message\",\"id\":\"m1\",\"text\":\"how do I return my shoes?\"}");
+    json_t *r2 = expect(1, "reply");
+    assert_int_equal(num(r1, "seq"), num(r2, "seq"));
+    assert_string_equal(str(r1, "text"), str(r2, "text"));
+    assert_string_equal(str(r2, "reply_to"), "m1");
+    json_decref(r1);
+    json_decref(r2);
+    expect_nothing(1);
+    struct counted c = stored(conv);
+    assert_int_equal(c.n, 2);
+    assert_int_equal(c.n_customer, 1);
+    /* A numeric id is accepted as its text. */
+    cust(1, "{\"type\":\"message\",\"id\":7,\"text\":\"hello\"}");
+    r1 = expect(1, "reply");
+    assert_string_equal(str(r1, "reply_to"), "7");
+    json_decref(r1);
+}
+
+/* ---- privacy ---- */
+
+static void test_redaction(void **state)
+{
+    (void)state;
+    make_agents();
+    open_agent(100, agent_token);
+    int64_t conv = new_customer(1, NULL);
+    cust(1, "{\"type\":\"handoff\"}");
+    char frame[256];
+    snprintf(frame, sizeof frame, "{\"type\":\"claim\",\"conversation\":%lld}", (long long)conv);
+    agent(100, frame);
+    drain(1);
+    drain(100);
+    cust(1, "{\"type\":\"message\",\"id\":\"m1\",\"text\":\"my card is 4242 4242 4242 4242\"}");
+    json_decref(expect(1, "ack"));
+    json_t *cm = expect_skipping(100, "queue", "customer_message");
+    assert_null(strstr(str(cm, "text"), "4242 4242 4242 4242"));
+    assert_non_null(strstr(str(cm, "text"), "4242"));
+    json_decref(cm);
+    struct counted c = stored(conv);
+    assert_null(strstr(c.last_text, "4242 4242 4242 4242"));
+    /* A number that fails the Luhn check is not a card. */
+    cust(1, "{\"type\":\"message\",\"id\":\"m2\",\"text\":\"order 4242 4242 4242 4241\"}");
+    c = stored(conv);
+    assert_non_null(strstr(c.last_text, "4242 4242 4242 4241"));
+}
+
+/* ---- feedback ---- */
+
+static void test_feedback(void **state)
+{
+    (void)state;
+    new_customer(1, NULL);
+    cust(1, "{\"type\":\"message\",\"id\":\"m1\",\"text\":\"how do I return my shoes?\"}");
+    json_t *r = expect(1, "reply");
+    json_int_t seq = num(r, "seq");
+    json_decref(r);
+    char frame[128];
+    snprintf(frame, sizeof frame, "{\"type\":\"feedback\",\"seq\":%lld,\"helpful\":true}",
+             (long long)seq);
+    cust(1, frame);
+    json_t *ok = expect(1, "feedback_ok");
+    assert_true(json_is_true(json_object_get(ok, "helpful")));
+    json_decref(ok);
+    expect_nothing(1);
+    /* The customer's own message is not a bot reply. */
+    cust(1, "{\"type\":\"feedback\",\"seq\":1,\"helpful\":true}");
+    expect_error(1, "bad_frame");
+    cust(1, "{\"type\":\"feedback\",\"seq\":99,\"helpful\":true}");
+    expect_error(1, "bad_frame");
+    cust(1, "{\"type\":\"feedback\",\"seq\":2,\"helpful\":\"no\"}");
+    expect_error(1, "bad_frame");
+    /* "No": recorded, then a clarification or a handoff. */
+    snprintf(frame, sizeof frame, "{\"type\":\"feedback\",\"seq\":%lld,\"helpful\":false}",
+             (long long)seq);
+    cust(1, frame);
+    json_decref(expect(1, "feedback_ok"));
+    r = expect(1, "reply");
+    const char *action = str(r, "action");
+    assert_true(!strcmp(action, "clarify") || !strcmp(action, "handoff"));
+    assert_true(json_is_null(json_object_get(r, "reply_to")));
+    json_decref(r);
+}
+
+/* ---- bad input ---- */
+
+static void test_bad_inputs(void **state)
+{
+    (void)state;
+    open_customer(1);
+    /* Before a conversation exists. */
+    cust(1, "{\"type\":\"feedback\",\"seq\":1,\"helpful\":true}");
+    expect_error(1, "no_conversation");
+    cust(1, "{\"type\":\"rating\",\"score\":5}");
+    expect_error(1, "no_conversation");
+    cust(1, "{\"type\":\"close\"}");
+    expect_error(1, "no_conversation");
+    cust(1, "{\"type\":\"hello\",\"token\":\"nothex\"}");
+    expect_error(1, "bad_token");
+    cust(1, "{\"type\":\"hello\",\"token\":\"0000000000000000000000000000000000000000000000000000"
+            "000000000000\"}");
+    expect_error(1, "bad_token");
+    cust(1, "{\"type\":\"hello\",\"lang\":\"english language\"}");
+    expect_error(1, "bad_frame");
+    cust(1, "{\"type\":\"hello\",\"last_seq\":-1}");
+    expect_error(1, "bad_frame");
+    cust(1, "{\"type\":\"hello\",\"email\":42}");
+    expect_error(1, "bad_frame");
+    expect_nothing(1);
+    int64_t n_before = 0;
+    {
+        struct store_conversation c;
+        for (int64_t id = 1; id < 10; id++)
+            if (store_conversation_get(store, id, &c) == 0) {
+                n_before++;
+                store_conversation_clear(&c);
+            }
+    }
+    assert_int_equal(n_before, 0); /* nothing was created by any of that */
+
+    cust(1, "{\"type\":\"hello\"}");
+    json_t *w = expect(1, "welcome");
+    int64_t conv = num(w, "conversation");
+    json_decref(w);
+    cust(1, "{\"type\":\"hello\"}");
+    expect_error(1, "already_started");
+
+    const char *bad[][2] = {
+        {"not json", "bad_json"},
+        {"{\"type\":\"message\",", "bad_json"},
+        {"[1,2,3]", "bad_json"},
+        {"\"message\"", "bad_json"},
+        {"{}", "bad_frame"},
+        {"{\"type\":42}", "bad_frame"},
+        {"{\"type\":\"dance\"}", "unknown_type"},
+        {"{\"type\":\"message\"}", "bad_frame"},
+        {"{\"type\":\"message\",\"id\":\"m1\"}", "bad_frame"},
+        {"{\"type\":\"message\",\"text\":\"hi\"}", "bad_frame"},
+        {"{\"type\":\"message\",\"id\":\"m1\",\"text\":42}", "bad_frame"},
+        {"{\"type\":\"message\",\"id\":\"m1\",\"text\":\"\"}", "bad_frame"},
+        {"{\"type\":\"message\",\"id\":\"m1\",\"text\":\"   \"}", "bad_frame"},
+        {"{\"type\":\"message\",\"id\":\"\",\"text\":\"hi\"}", "bad_frame"},
+        {"{\"type\":\"message\",\"id\":{},\"text\":\"hi\"}", "bad_frame"},
+        {"{\"type\":\"message\",\"id\":\"m1\",\"text\":\"a\\u0000b\"}", "bad_json"},
+        {"{\"type\":\"message\",\"id\":\"m1\",\"id\":\"m2\",\"text\":\"hi\"}", "bad_json"},
+        {"{\"type\":\"feedback\",\"helpful\":true}", "bad_frame"},
+        {"{\"type\":\"rating\",\"score\":\"5\"}", "bad_frame"},
+        {"{\"type\":\"rating\",\"score\":4.5}", "bad_frame"},
+        {"{\"type\":\"rating\",\"score\":3}", "bad_state"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cust(1, bad[i][0]);
+        json_t *e = next_frame(1);
+        if (!e)
+            fail_msg("no error for %s", bad[i][0]);
+        if (strcmp(str(e, "type"), "error") || strcmp(str(e, "code"), bad[i][1]))
+            fail_msg("%s: expected %s, got %s", bad[i][0], bad[i][1], json_dumps(e, JSON_COMPACT));
+        json_decref(e);
+    }
+    /* Invalid UTF-8 and an oversized text and frame. */
+    const char inv[] = "{\"type\":\"message\",\"id\":\"m1\",\"text\":\"\xff\xfe\"}";
+    chat_customer_frame(chat, 1, inv, sizeof inv - 1);
+    chat_flush(chat);
+    expect_error(1, "bad_utf8");
+    size_t big = 5000;
+    char *text = malloc(big + 100);
+    int n = snprintf(text, 100, "{\"type\":\"message\",\"id\":\"m1\",\"text\":\"");
+    memset(text + n, 'a', big);
+    memcpy(text + n + big, "\"}", 3);
+    cust(1, text);
+    expect_error(1, "too_big");
+    size_t huge = 1 << 20;
+    char *frame = malloc(huge);
+    memset(frame, ' ', huge);
+    chat_customer_frame(chat, 1, frame, huge);
+    chat_flush(chat);
+    expect_error(1, "too_big");
+    free(frame);
+    free(text);
+    expect_nothing(1);
+    /* Nothing of all that was stored. */
+    struct counted c = stored(conv);
+    assert_int_equal(c.n, 0);
+    /* And the conversation still works. */
+    cust(1, "{\"type\":\"message\",\"id\":\"m1\",\"text\":\"hello\"}");
+    json_decref(expect(1, "reply"));
+    /* Frames for connections the server never opened are ignored. */
+    cust(77, "{\"type\":\"hello\"}");
+    expect_nothing(77);
+    struct chat_metrics m;
+    chat_metrics_get(chat, &m);
+    assert_true(m.n_bad_frames >= 25);
+}
+
+static void test_customer_token_throttle(void **state)
+{
+    (void)state;
+    char token[65];
+    new_customer(1, token);
+    open_customer(2);
+    for (int i = 0; i < 5; i++) {
+        cust(2, "{\"type\":\"hello\",\"token\":\"00000000000000000000000000000000000000000000000"
+                "00000000000000000\"}");
+        expect_error(2, "bad_token");
+    }
+    char frame[160];
+    snprintf(frame, sizeof frame, "{\"type\":\"hello\",\"token\":\"%s\"}", token);
+    cust(2, frame);
+    expect_error(2, "throttled");
+    assert_int_equal(io_state.n_closed, 1);
+    assert_int_equal(io_state.closed_code[0], 1008);
+}
+
+static void test_customer_close(void **state)
+{
+    (void)state;
+    make_agents();
+    open_agent(100, agent_token);
+    int64_t conv = new_customer(1, NULL);
+    cust(1, "{\"type\":\"handoff\"}");
+    char frame[128];
+    snprintf(frame, sizeof frame, "{\"type\":\"claim\",\"conversation\":%lld}", (long long)conv);
+    agent(100, frame);
+    drain(1);
+    drain(100);
+    cust(1, "{\"type\":\"close\"}");
+    json_t *cl = expect(1, "closed");
+    assert_string_equal(str(cl, "by"), "customer");
+    json_decref(cl);
+    json_decref(expect(1, "rating_request"));
+    json_t *left = expect_skipping(100, "queue", "customer_left");
+    assert_string_equal(str(left, "reason"), "closed");
+    json_decref(left);
+    json_decref(expect_skipping(100, "queue", "closed"));
+    cust(1, "{\"type\":\"close\"}");
+    expect_error(1, "bad_state");
+    /* The agent has room again. */
+    int64_t conv2 = new_customer(2, NULL);
+    cust(2, "{\"type\":\"handoff\"}");
+    snprintf(frame, sizeof frame, "{\"type\":\"claim\",\"conversation\":%lld}", (long long)conv2);
+    agent(100, frame);
+    json_decref(expect_skipping(100, "queue", "assigned"));
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_answer),
+        T(test_clarify_and_choice),
+        T(test_explicit_handoff_offline),
+        T(test_offline_ticket_goes_live),
+        T(test_collect_then_handoff),
+        T(test_low_confidence_and_sensitive_handoff),
+        T(test_agent_full_flow),
+        T(test_claim_race_and_capacity),
+        T(test_agent_auth_errors),
+        T(test_transfer_and_agent_leaving),
+        T(test_auto_assign),
+        T(test_resume_replays_missed),
+        T(test_resume_after_restart),
+        T(test_idempotent_resend),
+        T(test_redaction),
+        T(test_feedback),
+        T(test_bad_inputs),
+        T(test_customer_token_throttle),
+        T(test_customer_close),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,384 @@
+/* test_triage: the answer / clarify / handoff policy, conversation-aware
+ * escalation, signals and the decision's JSON form. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "cd.h"
+#include "intents.h"
+#include "triage.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char store_json[] =
+    "[{\"name\":\"greeting\",\"description\":\"Say hello\",\"examples\":[\"hi\",\"hello\","
+    "\"hey there\",\"good morning\",\"hello, anyone there?\"],\"response\":\"Hi! How can I "
+    "help?\"},"
+    "{\"name\":\"refund_status\",\"description\":\"Where is my refund\",\"examples\":["
+    "\"where is my refund\",\"my refund has not arrived\",\"when will i get my money back\","
+    "\"refund still not in my account\",\"how long do refunds take\"],"
+    "\"patterns\":[\"refund status\"],\"response\":\"Refunds reach your card within 5 "
+    "business days.\",\"article\":\"refund-timing\",\"queue\":\"billing\"},"
+    "{\"name\":\"track_order\",\"description\":\"Track my order\",\"examples\":["
+    "\"where is my order\",\"track my package\",\"my parcel has not arrived\","
+    "\"when will my order be delivered\",\"order tracking number\"],"
+    "\"response\":\"Track it under Orders.\",\"queue\":\"orders\"},"
+    "{\"name\":\"cancel_order\",\"description\":\"Cancel an order\",\"examples\":["
+    "\"cancel my order\",\"i want to cancel the order i placed\",\"stop my order\","
+    "\"please cancel order\",\"cancel purchase\"],\"action\":\"collect\",\"collect\":{"
+    "\"field\":\"order_number\",\"prompt\":\"What is your order number?\"},\"queue\":"
+    "\"orders\",\"priority\":2},"
+    "{\"name\":\"close_account\",\"description\":\"Close my account\",\"examples\":["
+    "\"close my account\",\"delete my account\",\"i want to close my account\","
+    "\"remove my account and data\",\"shut down my account\"],\"response\":\"An agent will "
+    "verify your identity.\",\"queue\":\"accounts\",\"sensitive\":true,\"priority\":2},"
+    "{\"name\":\"human\",\"description\":\"Talk to a person\",\"action\":\"handoff\","
+    "\"patterns\":[\"speak to someone\"],\"queue\":\"general\"}]";
+
+static struct triage *make_triage(const char *json, const struct triage_settings *s)
+{
+    struct intents *set = intents_new();
+    assert_non_null(set);
+    assert_int_equal(intents_load_json(set, json, strlen(json), "store.json", NULL), 0);
+    struct intents_train_options o = {.is_quiet = 1};
+    assert_int_equal(intents_train(set, &o), 0);
+    struct triage *t = triage_new(s, set, NULL);
+    assert_non_null(t);
+    return t;
+}
+
+static void decide(struct triage *t, const char *text, const struct triage_context *ctx,
+                   struct triage_decision *d)
+{
+    assert_int_equal(triage_decide(t, text, strlen(text), "en", ctx, d), 0);
+    assert_non_null(d->answer);
+    assert_true(d->confidence >= 0 && d->confidence <= 1);
+    assert_non_null(d->evidence.reason);
+}
+
+static void test_answer_with_article(void **state)
+{
+    (void)state;
+    struct triage *t = make_triage(store_json, NULL);
+    struct triage_decision d;
+    decide(t, "what is my refund status", NULL, &d);
+    assert_int_equal(d.action, TRIAGE_ANSWER);
+    assert_string_equal(d.intent, "refund_status");
+    assert_string_equal(d.evidence.rule_intent, "refund_status");
+    assert_string_equal(d.evidence.reason, "rule");
+    assert_string_equal(d.answer, "Refunds reach your card within 5 business days.");
+    assert_int_equal(d.n_articles, 1);
+    assert_string_equal(d.articles[0].id, "refund-timing");
+    assert_string_equal(d.articles[0].url, "/kb/refund-timing");
+    assert_true(d.confidence >= 0.9);
+    triage_decision_clear(&d);
+
+    decide(t, "my money back has not arrived yet", NULL, &d);
+    assert_string_equal(d.evidence.model[0].intent, "refund_status");
+    assert_true(d.evidence.n_model >= 2);
+    assert_true(d.evidence.model[0].probability >= d.evidence.model[1].probability);
+    triage_decision_clear(&d);
+    triage_free(t);
+}
+
+static void test_person_request_always_hands_off(void **state)
+{
+    (void)state;
+    /* Even with thresholds that would answer anything. */
+    struct triage_settings s;
+    triage_settings_default(&s);
+    s.t_answer = 0.01;
+    s.t_clarify = 0.01;
+    struct triage *t = make_triage(store_json, &s);
+    const char *messages[] = {
+        "I want to talk to a real person about my refund status",
+        "can I speak to someone please",
+        "agent",
+        "Human please!",
+        "connect me with a representative, where is my order",
+        "I don't want a bot",
+    };
+    for (size_t i = 0; i < sizeof messages / sizeof messages[0]; i++) {
+        struct triage_decision d;
+        decide(t, messages[i], NULL, &d);
+        assert_int_equal(d.action, TRIAGE_HANDOFF);
+        assert_string_equal(d.evidence.reason, "person_request");
+        assert_string_equal(d.intent, "human");
+        assert_string_equal(d.queue, "general");
+        assert_true(d.signals.is_person_request);
+        triage_decision_clear(&d);
+    }
+    triage_free(t);
+
+    /* Without any person intent in the set, too. */
+    t = make_triage("{\"name\":\"greeting\",\"examples\":[\"hi\",\"hello\"],"
+                    "\"response\":\"Hi!\"}",
+                    NULL);
+    struct triage_decision d;
+    decide(t, "let me talk to a human", NULL, &d);
+    assert_int_equal(d.action, TRIAGE_HANDOFF);
+    assert_string_equal(d.intent, "human");
+    triage_decision_clear(&d);
+    triage_free(t);
+}
+
+static void test_sensitive_hands_off_to_its_queue(void **state)
+{
+    (void)state;
+    struct triage *t = make_triage(store_json, NULL);
+    struct triage_decision d;
+    decide(t, "please close my account", NULL, &d);
+    assert_int_equal(d.action, TRIAGE_HANDOFF);
+    assert_string_equal(d.intent, "close_account");
+    assert_string_equal(d.queue, "accounts");
+    assert_string_equal(d.evidence.reason, "sensitive");
+    assert_true(d.is_sensitive);
+    assert_int_equal(d.priority, 2);
+    triage_decision_clear(&d);
+    triage_free(t);
+}
+
+static void test_collect_asks_then_hands_off(void **state)
+{
+    (void)state;
+    struct triage *t = make_triage(store_json, NULL);
+    struct triage_decision d;
+    decide(t, "cancel my order please", NULL, &d);
+    assert_int_equal(d.action, TRIAGE_HANDOFF);
+    assert_string_equal(d.intent, "cancel_order");
+    assert_string_equal(d.queue, "orders");
+    assert_non_null(d.collect_prompt);
+    assert_string_equal(d.collect_field, "order_number");
+    assert_string_equal(d.answer, "What is your order number?");
+    triage_decision_clear(&d);
+    triage_free(t);
+}
+
+static void test_clarify_then_limit(void **state)
+{
+    (void)state;
+    struct triage_settings s;
+    triage_settings_default(&s);
+    s.t_answer = 0.999;
+    s.t_clarify = 0.01;
+    struct triage *t = make_triage(store_json, &s);
+    struct triage_decision d;
+    decide(t, "where is it", NULL, &d);
+    assert_int_equal(d.action, TRIAGE_CLARIFY);
+    assert_true(d.n_candidates >= 2 && d.n_candidates <= 3);
+    for (int i = 1; i < d.n_candidates; i++)
+        assert_true(d.candidates[i].probability <= d.candidates[i - 1].probability);
+    assert_string_equal(d.intent, d.candidates[0].intent);
+    assert_non_null(strstr(d.answer, d.candidates[0].label));
+    assert_non_null(strstr(d.answer, d.candidates[1].label));
+    triage_decision_clear(&d);
+
+    /* The second failed clarification hands off. */
+    struct triage_context ctx = {.n_clarify = 1};
+    decide(t, "where is it", &ctx, &d);
+    assert_int_equal(d.action, TRIAGE_HANDOFF);
+    assert_string_equal(d.evidence.reason, "clarify_limit");
+    triage_decision_clear(&d);
+    triage_free(t);
+}
+
+static void test_escalations(void **state)
+{
+    (void)state;
+    struct triage *t = make_triage(store_json, NULL);
+    struct triage_decision d;
+
+    decide(t, "that didn't help at all", NULL, &d);
+    assert_int_equal(d.action, TRIAGE_HANDOFF);
+    assert_string_equal(d.evidence.reason, "not_helped");
+    assert_true(d.signals.is_not_helped);
+    triage_decision_clear(&d);
+
+    struct triage_context ctx = {.n_not_helped = 1};
+    decide(t, "where is my order", &ctx, &d);
+    assert_int_equal(d.action, TRIAGE_HANDOFF);
+    assert_string_equal(d.evidence.reason, "not_helped");
+    /* The best guess still routes the chat. */
+    assert_string_equal(d.queue, "orders");
+    triage_decision_clear(&d);
+
+    struct triage_context rep = {.n_repeats = 1};
+    decide(t, "where is my order", &rep, &d);
+    assert_int_equal(d.action, TRIAGE_HANDOFF);
+    assert_string_equal(d.evidence.reason, "repeated");
+    triage_decision_clear(&d);
+
+    decide(t, "THIS IS RIDICULOUS, USELESS SERVICE, WHERE IS MY ORDER!!!", NULL, &d);
+    assert_int_equal(d.action, TRIAGE_HANDOFF);
+    assert_string_equal(d.evidence.reason, "anger");
+    assert_true(d.signals.anger >= 2);
+    triage_decision_clear(&d);
+
+    struct triage_context angry = {.anger = 2};
+    decide(t, "where is my order", &angry, &d);
+    assert_int_equal(d.action, TRIAGE_HANDOFF);
+    assert_string_equal(d.evidence.reason, "anger");
+    triage_decision_clear(&d);
+
+    /* A calm product problem is not feedback about the bot. */
+    decide(t, "my order tracking number doesn't work", NULL, &d);
+    assert_false(d.signals.is_not_helped);
+    assert_true(d.signals.anger == 0);
+    triage_decision_clear(&d);
+    triage_free(t);
+}
+
+static void test_out_of_scope(void **state)
+{
+    (void)state;
+    struct triage *t = make_triage(
+        "[{\"name\":\"track_order\",\"examples\":[\"where is my order\",\"track my package\","
+        "\"my parcel has not arrived\",\"order status\",\"delivery of my order\"],"
+        "\"response\":\"r\"},"
+        "{\"name\":\"refund_status\",\"examples\":[\"where is my refund\",\"refund not received\","
+        "\"money back\",\"refund status\",\"when do i get my refund\"],\"response\":\"r\"},"
+        "{\"name\":\"oos\",\"examples\":[\"what is the weather\",\"tell me a joke\","
+        "\"who won the game\",\"play some music\",\"what time is it in tokyo\","
+        "\"weather tomorrow\",\"sing a song\"]}]",
+        NULL);
+    struct triage_decision d;
+    decide(t, "what is the weather like tomorrow", NULL, &d);
+    assert_int_equal(d.action, TRIAGE_HANDOFF);
+    assert_true(d.evidence.p_oos > 0.5);
+    assert_string_equal(d.intent, "");
+    triage_decision_clear(&d);
+    decide(t, "where is my order", NULL, &d);
+    assert_int_equal(d.action, TRIAGE_ANSWER);
+    assert_string_equal(d.intent, "track_order");
+    triage_decision_clear(&d);
+    triage_free(t);
+}
+
+static void test_json_shape(void **state)
+{
+    (void)state;
+    struct triage *t = make_triage(store_json, NULL);
+    struct triage_decision d;
+    decide(t, "what is my refund status?", NULL, &d);
+    struct cd_buf b = {0};
+    assert_int_equal(triage_decision_to_json(&d, &b), 0);
+    json_error_t err;
+    json_t *j = json_loads(b.data, 0, &err);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "action")), "answer");
+    assert_string_equal(json_string_value(json_object_get(j, "intent")), "refund_status");
+    assert_true(json_is_number(json_object_get(j, "confidence")));
+    assert_true(json_is_string(json_object_get(j, "answer")));
+    json_t *articles = json_object_get(j, "articles");
+    assert_true(json_is_array(articles));
+    json_t *a0 = json_array_get(articles, 0);
+    assert_string_equal(json_string_value(json_object_get(a0, "id")), "refund-timing");
+    assert_string_equal(json_string_value(json_object_get(a0, "url")), "/kb/refund-timing");
+    assert_true(json_is_string(json_object_get(a0, "title")));
+    assert_true(json_is_array(json_object_get(j, "candidates")));
+    json_t *ev = json_object_get(j, "evidence");
+    assert_true(json_is_object(ev));
+    assert_string_equal(json_string_value(json_object_get(ev, "reason")), "rule");
+    assert_string_equal(json_string_value(json_object_get(ev, "rule_intent")), "refund_status");
+    json_t *model = json_object_get(ev, "model");
+    assert_true(json_is_array(model) && json_array_size(model) >= 2);
+    assert_true(json_is_number(json_object_get(json_array_get(model, 0), "probability")));
+    assert_true(json_is_number(json_object_get(ev, "kb_score")));
+    assert_true(json_is_object(json_object_get(j, "signals")));
+    json_decref(j);
+    cd_buf_free(&b);
+    triage_decision_clear(&d);
+
+    /* A collect handoff carries its prompt; quotes and newlines stay valid JSON. */
+    decide(t, "cancel my order \"123\"\nnow", NULL, &d);
+    assert_int_equal(triage_decision_to_json(&d, &b), 0);
+    j = json_loads(b.data, 0, &err);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "action")), "handoff");
+    json_t *collect = json_object_get(j, "collect");
+    assert_string_equal(json_string_value(json_object_get(collect, "field")), "order_number");
+    json_decref(j);
+    cd_buf_free(&b);
+    triage_decision_clear(&d);
+    triage_free(t);
+}
+
+static void test_bad_input_and_swap(void **state)
+{
+    (void)state;
+    struct triage *t = make_triage(store_json, NULL);
+    struct triage_decision d;
+    assert_int_equal(triage_decide(t, "bad \xc3\x28 utf8", 12, "en", NULL, &d), CD_EINVAL);
+    triage_decision_clear(&d);
+    /* Empty, symbols-only and unknown languages still decide: a person looks. */
+    assert_int_equal(triage_decide(t, "", 0, "en", NULL, &d), 0);
+    assert_int_equal(d.action, TRIAGE_HANDOFF);
+    assert_string_equal(d.evidence.reason, "empty");
+    triage_decision_clear(&d);
+    assert_int_equal(triage_decide(t, "?!", 2, "en", NULL, &d), 0);
+    assert_int_equal(d.action, TRIAGE_HANDOFF);
+    triage_decision_clear(&d);
+    assert_int_equal(triage_decide(t, "   ", 3, "zz", NULL, &d), 0);
+    triage_decision_clear(&d);
+
+    struct intents *untrained = intents_new();
+    assert_null(triage_swap_intents(t, untrained));
+    intents_free(untrained);
+    struct intents *fresh = intents_new();
+    const char *one = "{\"name\":\"only\",\"patterns\":[\"magic word\"],\"response\":\"yes\"}";
+    assert_int_equal(intents_load_json(fresh, one, strlen(one), "x.json", NULL), 0);
+    assert_int_equal(intents_train(fresh, NULL), 0);
+    struct intents *old = triage_swap_intents(t, fresh);
+    assert_non_null(old);
+    assert_true(intents_find(old, "refund_status") >= 0);
+    intents_free(old);
+    assert_ptr_equal(triage_intents(t), fresh);
+    decide(t, "say the magic word", NULL, &d);
+    assert_int_equal(d.action, TRIAGE_ANSWER);
+    assert_string_equal(d.intent, "only");
+    triage_decision_clear(&d);
+    triage_free(t);
+    assert_null(triage_new(NULL, intents_new(), NULL));
+}
+
+static void test_signals(void **state)
+{
+    (void)state;
+    struct triage *t = make_triage(store_json, NULL);
+    struct triage_signals a, b, c;
+    triage_signals(t, "Refund please!", 14, "en", &a);
+    triage_signals(t, "refund   PLEASE", 15, "en", &b);
+    triage_signals(t, "refund later", 12, "en", &c);
+    assert_true(a.text_key != 0);
+    assert_true(a.text_key == b.text_key);
+    assert_true(a.text_key != c.text_key);
+    triage_signals(t, "How do I return a jacket?", 25, "en", &a);
+    assert_true(a.is_howto);
+    assert_int_equal(a.anger, 0);
+    triage_signals(t, "This is fucking ridiculous", 26, "en", &a);
+    assert_true(a.anger >= 2);
+    triage_free(t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_answer_with_article),
+        cmocka_unit_test(test_person_request_always_hands_off),
+        cmocka_unit_test(test_sensitive_hands_off_to_its_queue),
+        cmocka_unit_test(test_collect_asks_then_hands_off),
+        cmocka_unit_test(test_clarify_then_limit),
+        cmocka_unit_test(test_escalations),
+        cmocka_unit_test(test_out_of_scope),
+        cmocka_unit_test(test_json_shape),
+        cmocka_unit_test(test_bad_input_and_swap),
+        cmocka_unit_test(test_signals),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
