@@ -33,14 +33,6 @@
 #include <string.h>
 #include <time.h>
 
-/* The KB is optional (chat->kb may be NULL) and may be built without kb.c
- * in small tools; KB calls are made only when a KB was given. */
-#pragma weak kb_search
-#pragma weak kb_hits_clear
-#pragma weak kb_get
-#pragma weak kb_article_clear
-#pragma weak kb_learn
-
 const double chat_wait_bounds_s[CHAT_WAIT_BUCKETS - 1] = {5, 15, 30, 60, 120, 300, 600};
 const double chat_commit_bounds_us[CHAT_COMMIT_BUCKETS - 1] = {100,  250,  500,  1000,
                                                                2500, 5000, 10000};

@@ -13,6 +13,7 @@
 #include "auth.h"
 #include "chat.h"
 #include "intents.h"
+#include "kb.h"
 #include "store.h"
 #include "triage.h"
 
@@ -180,6 +181,8 @@ static void remove_db(void)
     unlink(p);
 }
 
+static void start_chat_again_for_teardown(void);
+
 static void start_chat(void)
 {
     struct chat_io io = {fake_send, fake_close, &io_state};
@@ -198,6 +201,14 @@ static int setup_with(const struct triage_settings *ts)
     assert_non_null(triage);
     start_chat();
     return 0;
+}
+
+/* After a test replaced the triage and chat: a plain pair for teardown. */
+static void start_chat_again_for_teardown(void)
+{
+    triage = triage_new(NULL, make_intents(), NULL);
+    settings.public_url = NULL;
+    start_chat();
 }
 
 static int setup(void **state)
@@ -1107,6 +1118,64 @@ static void test_feedback(void **state)
     json_decref(r);
 }
 
+/* With a real KB in the same database file (its own connection, as in the
+ * server): answers carry article links, and a "yes" teaches the KB after
+ * the store's commit without waiting on its lock. */
+static void test_with_kb(void **state)
+{
+    (void)state;
+    chat_free(chat);
+    triage_free(triage);
+    char *err = NULL;
+    struct kb *kb = kb_open(db_path, &err);
+    if (!kb)
+        fail_msg("kb_open: %s", err ? err : "?");
+    struct kb_article a;
+    memset(&a, 0, sizeof a);
+    a.id = "gift-wrap";
+    a.title = "Gift wrapping";
+    a.lang = "en";
+    a.body = "# Gift wrapping\n\nWe wrap any item in recycled paper for 3 euros. Choose gift "
+             "wrap at checkout and add a message card.\n";
+    a.is_published = 1;
+    assert_int_equal(kb_put(kb, &a), 0);
+    struct triage_settings ts;
+    triage_settings_default(&ts);
+    triage = triage_new(&ts, make_intents(), kb);
+    assert_non_null(triage);
+    struct chat_io io = {fake_send, fake_close, &io_state};
+    settings.public_url = "https://help.example/";
+    chat = chat_new(&settings, store, kb, triage, &io);
+    assert_non_null(chat);
+
+    new_customer(1, NULL);
+    cust(1, "{\"type\":\"message\",\"id\":\"m1\",\"text\":\"can you gift wrap my present "
+            "with a message card?\"}");
+    json_t *r = expect(1, "reply");
+    json_t *arts = json_object_get(r, "articles");
+    assert_string_equal(str(r, "action"), "answer");
+    assert_non_null(strstr(str(r, "text"), "recycled paper"));
+    assert_true(json_array_size(arts) >= 1);
+    assert_string_equal(str(json_array_get(arts, 0), "id"), "gift-wrap");
+    assert_string_equal(str(json_array_get(arts, 0), "title"), "Gift wrapping");
+    assert_string_equal(str(json_array_get(arts, 0), "url"), "https://help.example/kb/gift-wrap");
+    json_int_t seq = num(r, "seq");
+    json_decref(r);
+    char frame[128];
+    snprintf(frame, sizeof frame, "{\"type\":\"feedback\",\"seq\":%lld,\"helpful\":true}",
+             (long long)seq);
+    int64_t t0 = cd_now_us();
+    cust(1, frame);
+    assert_true(cd_now_us() - t0 < 2000000); /* no wait on the store's write lock */
+    json_decref(expect(1, "feedback_ok"));
+    chat_free(chat);
+    chat = NULL;
+    triage_free(triage);
+    triage = NULL;
+    kb_close(kb);
+    start_chat_again_for_teardown();
+}
+
 /* ---- bad input ---- */
 
 static void test_bad_inputs(void **state)
@@ -1288,6 +1357,7 @@ int main(void)
         T(test_idempotent_resend),
         T(test_redaction),
         T(test_feedback),
+        T(test_with_kb),
         T(test_bad_inputs),
         T(test_customer_token_throttle),
         T(test_customer_close),
