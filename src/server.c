@@ -34,6 +34,12 @@
  * return hundreds of ready connections, and the first of them should not
  * wait for the last to be decided. */
 #define FLUSH_BATCH 64
+/* A client whose out queue is over max-queued-frames and has not taken a
+ * frame for this long is disconnected; a burst (a long replay on resume) may
+ * pass the limit while the client reads it. Past SLOW_READER_HARD_FACTOR
+ * times the limit it is disconnected at once. */
+#define SLOW_READER_SECONDS     5
+#define SLOW_READER_HARD_FACTOR 64
 /* Seconds a drain waits for websockets to close. */
 #define DRAIN_SECONDS 3
 
@@ -75,13 +81,14 @@ struct session {
     uint8_t had_handoff;
     uint8_t had_agent_message;
     uint16_t close_code;
-    uint16_t n_out;
+    uint16_t n_out; /* capped at UINT16_MAX by session_enqueue() */
     struct out_frame *out_head, *out_tail;
     char *rx; /* reassembly of a fragmented message */
     size_t n_rx;
     double tokens; /* rate limit bucket */
     int64_t tokens_at_us;
     int64_t handoff_at_us;
+    int64_t progress_at_us; /* last time the out queue moved (or became non-empty) */
     struct http_txn *http;
 };
 
@@ -213,7 +220,13 @@ static void session_enqueue(struct server *s, struct session *pss, const char *f
 {
     if (pss->is_closing && !pss->close_code)
         return;
-    if (pss->n_out >= (unsigned)s->cfg->max_queued_frames) {
+    int64_t now = cd_now_us();
+    if (!pss->out_head)
+        pss->progress_at_us = now;
+    unsigned limit = (unsigned)s->cfg->max_queued_frames;
+    if (pss->n_out >= limit &&
+        (now - pss->progress_at_us >= SLOW_READER_SECONDS * 1000000LL ||
+         pss->n_out >= limit * SLOW_READER_HARD_FACTOR || pss->n_out == UINT16_MAX)) {
         log_event(LOG_WARN, "slow_reader_closed", "conn:u", (unsigned long long)pss->id, "queued:i",
                   (int)pss->n_out, LOG_END);
         metrics_add(s->metrics, METRICS_SLOW_READER_CLOSED, 1);
@@ -674,6 +687,7 @@ static int ws_writeable(struct server *s, struct lws *wsi, struct session *pss)
             return -1;
         }
         metrics_add(s->metrics, METRICS_FRAMES_OUT, 1);
+        pss->progress_at_us = cd_now_us();
         if (pss->out_head || pss->close_code) {
             lws_callback_on_writable(wsi);
             return 0;
