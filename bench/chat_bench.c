@@ -184,8 +184,8 @@ int main(int argc, char **argv)
     printf("{\"connections\":%d,\"kb\":%s,\"durability\":\"%s\",\"messages\":%ld,\"replies\":%ld,"
            "\"seconds\":%.2f,\"answered_per_s\":%.0f,\"turn_ms_p50\":%.2f,\"turn_ms_p99\":%.2f,"
            "\"turns\":%zu,\"cpu_s\":%.2f,\"answered_per_cpu_s\":%.0f,\"cpu_us_per_msg\":%.1f}\n",
-           n_conn, kb ? "true" : "false", durability == STORE_DURABILITY_FULL ? "full" : "normal", n_sent,
-           counts.n_replies, elapsed, (double)counts.n_replies / elapsed,
+           n_conn, kb ? "true" : "false", durability == STORE_DURABILITY_FULL ? "full" : "normal",
+           n_sent, counts.n_replies, elapsed, (double)counts.n_replies / elapsed,
            n_turns ? (double)turn_us[n_turns / 2] / 1000 : 0,
            n_turns ? (double)turn_us[(n_turns * 99) / 100] / 1000 : 0, n_turns, cpu_s,
            cpu_s > 0 ? (double)counts.n_replies / cpu_s : 0,
