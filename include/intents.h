@@ -71,7 +71,7 @@ struct intents_load_report {
 
 /* Model settings; zero values mean the documented defaults. */
 struct intents_train_options {
-    int epochs;        /* passes over the examples, default 8 */
+    int epochs;        /* passes over the examples, default 12 */
     int hash_bits;     /* feature hash space 2^bits, default 18 */
     double l2;         /* L2 regularisation per step, default 1e-6 */
     unsigned int seed; /* shuffling seed, default 1 */

@@ -88,4 +88,15 @@ int kb_learn(struct kb *kb, const char *question, const char *article_id);
 /* Number of published articles. */
 int kb_count(struct kb *kb);
 
+/* Fetches an earlier version of an article (revisions count from 1; kb_get() gives the
+ * current one and its number) into *out (free with kb_article_clear()). Returns 0,
+ * CD_ENOTFOUND or CD_E*. */
+int kb_get_revision(struct kb *kb, const char *id, int revision, struct kb_article *out);
+
+/* Number of earlier versions kept for an article, or a negative CD_E* code. */
+int kb_revision_count(struct kb *kb, const char *id);
+
+/* Number of learned phrasings stored for an article, or a negative CD_E* code. */
+int kb_learned_count(struct kb *kb, const char *id);
+
 #endif

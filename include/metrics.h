@@ -24,7 +24,6 @@ enum metrics_counter {
     METRICS_BAD_TOO_BIG,
     METRICS_BAD_RATE_LIMITED,
     METRICS_SLOW_READER_CLOSED,
-    METRICS_IDLE_CLOSED,
     METRICS_DECISIONS_ANSWER,
     METRICS_DECISIONS_CLARIFY,
     METRICS_DECISIONS_HANDOFF,
@@ -36,6 +35,11 @@ enum metrics_counter {
     METRICS_HTTP_4XX,
     METRICS_HTTP_5XX,
     METRICS_STORE_ERRORS,
+    METRICS_CONVERSATIONS_STARTED,
+    METRICS_MESSAGES_STORED,
+    METRICS_AGENT_MESSAGES_STORED,
+    METRICS_PICKUPS,
+    METRICS_PICKUPS_WITHIN_TARGET,
     METRICS_N_COUNTERS
 };
 
@@ -46,6 +50,9 @@ enum metrics_gauge {
     METRICS_DEFLECTION_RATIO,
     METRICS_KB_ARTICLES,
     METRICS_START_TIME,
+    METRICS_LONGEST_WAIT,
+    METRICS_AGENTS_ONLINE,
+    METRICS_AGENTS_AVAILABLE,
     METRICS_N_GAUGES
 };
 
@@ -65,6 +72,8 @@ void metrics_free(struct metrics *m);
 
 /* Each accepts m == NULL and does nothing then. */
 void metrics_add(struct metrics *m, enum metrics_counter c, uint64_t n);
+/* Sets a counter to a total kept elsewhere (chat.c's own counts). */
+void metrics_counter_set(struct metrics *m, enum metrics_counter c, uint64_t total);
 void metrics_set(struct metrics *m, enum metrics_gauge g, double v);
 void metrics_gauge_add(struct metrics *m, enum metrics_gauge g, double delta);
 void metrics_observe(struct metrics *m, enum metrics_histogram h, double value);

@@ -3,7 +3,7 @@
  * calibrated probabilities.
  *
  * DESIGN. Features come from text.h tokens: stemmed word unigrams and bigrams
- * (stop words kept: "why" and "how" carry intent) and character 3-5 grams of
+ * (stop words kept: "why" and "how" carry intent) and character 3-4 grams of
  * each folded word with boundary marks ("<refund>"), so misspellings and
  * unseen inflections still share evidence. Each group is weighted by
  * log-count times IDF and L2-normalised (to norm 2 per group). Feature strings are hashed into
@@ -59,7 +59,19 @@ void model_scratch_free(struct model_scratch *s);
 int model_featurize(struct text_tokenizer *tok, const char *text, size_t n, int hash_bits,
                     struct model_feats *f);
 
-/* Trains on n examples (feats[i] with label labels[i] in [0, n_classes)).
+/* Creates an untrained model whose features (and IDF) come from the n
+ * examples in feats. Returns NULL when out of memory or on empty input. */
+struct model *model_new(const struct model_feats *feats, int n, int n_classes,
+                        const struct model_options *options);
+
+/* Runs epochs of SGD over n examples, the rate decaying linearly from lr0
+ * to 0, starting from the model's current weights (so a model can be fitted
+ * on part of the data, probed, then fitted a little more on all of it).
+ * Returns 0 or CD_ENOMEM (the weights may then be partly updated). */
+int model_fit(struct model *m, const struct model_feats *feats, const int *labels, int n,
+              int epochs, double lr0, const struct model_options *options);
+
+/* model_new() and model_fit() with options->epochs and options->lr.
  * Returns NULL when out of memory or on empty input. */
 struct model *model_train(const struct model_feats *feats, const int *labels, int n, int n_classes,
                           const struct model_options *options);

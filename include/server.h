@@ -42,6 +42,7 @@ const struct chat_io *server_chat_io(struct server *s);
  * layer links and runs without chat.c (tests, benches). cli_server.c fills
  * it with chat.h's functions: SERVER_CHAT_OPS_INIT. */
 struct chat_peer;
+struct chat_metrics;
 struct server_chat_ops {
     void (*customer_open)(struct chat *chat, uint64_t conn, const struct chat_peer *peer);
     void (*customer_frame)(struct chat *chat, uint64_t conn, const char *text, size_t len);
@@ -51,12 +52,14 @@ struct server_chat_ops {
     void (*agent_closed)(struct chat *chat, uint64_t conn);
     void (*tick)(struct chat *chat, int64_t now_s);
     int (*flush)(struct chat *chat);
+    /* Optional (may be NULL): chat.c's own counts, for /metrics. */
+    void (*metrics_get)(const struct chat *chat, struct chat_metrics *out);
 };
 
 #define SERVER_CHAT_OPS_INIT                                                                       \
     {                                                                                              \
         chat_customer_open, chat_customer_frame, chat_customer_closed, chat_agent_open,            \
-            chat_agent_frame, chat_agent_closed, chat_tick, chat_flush                             \
+            chat_agent_frame, chat_agent_closed, chat_tick, chat_flush, chat_metrics_get           \
     }
 
 /* Attaches the conversation engine (with its entry points) and the REST

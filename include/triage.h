@@ -38,6 +38,8 @@ struct triage_settings {
     double t_clarify;          /* clarify in [t_clarify, t_answer), default 0.25 */
     double t_kb;               /* KB passage answers at score >= this, default 0.5 */
     double t_oos;              /* p(out of scope) >= this hands off, default 0.5 */
+    double t_clarify_mass;     /* clarify only if the choices together hold this much
+                                * probability (narrowed down to a few), default 0.5 */
     int max_clarify;           /* failed clarifications before handoff, default 1 */
     int max_not_helped;        /* "that didn't help" before handoff, default 1 */
     int max_repeats;           /* repeated messages before handoff, default 1 */

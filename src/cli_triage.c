@@ -32,14 +32,16 @@ static const char eval_usage[] =
     "usage: caredesk eval intents --train T.jsonl --test S.jsonl [--val V.jsonl]\n"
     "                             [--oos-label oos] [--kb DIR|FILE] [--intents DIR|FILE]\n"
     "                             [--epochs N] [--hash-bits N] [--t-answer X]\n"
-    "                             [--t-clarify X] [--t-oos X] [--max-in-scope-loss X]\n"
-    "                             [--quiet]\n"
+    "                             [--t-clarify X] [--t-oos X] [--min-oos-recall X]\n"
+    "                             [--reliability] [--quiet]\n"
     "Trains on T (rows labelled oos are out-of-scope examples), decides every row of S\n"
     "and prints one JSON object as the last line: n, accuracy, in_scope_accuracy,\n"
     "oos_recall, oos_precision, macro_f1, ece, clarify_rate, train_ms, decide_us_p50,\n"
     "decide_us_p99 and the thresholds. With --val, the temperature and thresholds are\n"
-    "fitted on V (the most out-of-scope recall that costs at most --max-in-scope-loss,\n"
-    "default 0.015, of in-scope accuracy); otherwise the defaults are used.\n";
+    "fitted on V (the best in-scope accuracy that still hands off --min-oos-recall,\n"
+    "default 0.7, of V's out-of-scope rows); otherwise the defaults are used.\n"
+    "ece is over the answers given (action answer); ece_model over every row's top\n"
+    "intent. --reliability prints the answers' reliability table on stderr.\n";
 
 static int parse_double(const char *s, double *out)
 {
@@ -300,30 +302,32 @@ struct val_row {
     int top;
     double p_top;
     double p_oos;
+    double mass; /* probability of the top 3 together */
 };
 
 /* Picks t_clarify (below it: handoff), t_oos and t_answer on validation rows.
  * Without out-of-scope rows: the thresholds that keep the most right answers.
- * With them: the most out-of-scope recall that costs at most max_loss of the
- * best in-scope accuracy (handing off in-scope questions is cheap, but not
- * free). t_answer is then the lowest threshold at which the answers given are
- * right at least 95% of the time; below it the bot clarifies. */
-static void pick_thresholds(const struct val_row *v, int n, double max_loss,
+ * With them: the most in-scope accuracy among the thresholds that hand off
+ * at least min_recall of the out-of-scope messages (or, if none does, the
+ * most recall). t_answer is then the lowest threshold at which the answers
+ * given are right at least 95% of the time; below it the bot clarifies. */
+static void pick_thresholds(const struct val_row *v, int n, double min_recall,
                             struct triage_settings *s)
 {
+    const double mass = s->t_clarify_mass;
     int n_oos = 0;
     for (int i = 0; i < n; i++)
         n_oos += v[i].is_oos;
     int n_in = n - n_oos ? n - n_oos : 1;
     enum { N_TC = 90, N_TO = 20 };
     static double in_acc[N_TC][N_TO], oos_rec[N_TC][N_TO];
-    double best_in = 0;
+    double best_recall = 0;
     for (int a = 0; a < N_TC; a++)
         for (int b = 0; b < N_TO; b++) {
             double tc = (a + 1) / 100.0, to = (b + 1) / 20.0;
             int in_ok = 0, oos_ok = 0;
             for (int i = 0; i < n; i++) {
-                int is_handoff = v[i].p_top < tc || v[i].p_oos >= to;
+                int is_handoff = v[i].p_top < tc || v[i].p_oos >= to || v[i].mass < mass;
                 if (v[i].is_oos)
                     oos_ok += is_handoff;
                 else
@@ -331,21 +335,18 @@ static void pick_thresholds(const struct val_row *v, int n, double max_loss,
             }
             in_acc[a][b] = (double)in_ok / n_in;
             oos_rec[a][b] = n_oos ? (double)oos_ok / n_oos : 0;
-            if (in_acc[a][b] > best_in)
-                best_in = in_acc[a][b];
+            if (oos_rec[a][b] > best_recall)
+                best_recall = oos_rec[a][b];
         }
-    int best_a = 0, best_b = N_TO - 1;
+    double floor = best_recall < min_recall ? best_recall : min_recall;
+    int best_a = -1, best_b = -1;
     for (int a = 0; a < N_TC; a++)
         for (int b = 0; b < N_TO; b++) {
-            double floor = n_oos ? best_in - max_loss : best_in - 1e-9;
-            if (in_acc[a][b] < floor)
+            if (n_oos && oos_rec[a][b] < floor - 1e-9)
                 continue;
-            /* More oos recall wins, then more in-scope accuracy, then the
-             * lower thresholds (scanned first). */
-            if (oos_rec[a][b] > oos_rec[best_a][best_b] + 1e-9 ||
-                (oos_rec[a][b] > oos_rec[best_a][best_b] - 1e-9 &&
-                 in_acc[a][b] > in_acc[best_a][best_b] + 1e-9) ||
-                in_acc[best_a][best_b] < floor)
+            /* More in-scope accuracy wins; ties go to the lower thresholds
+             * (scanned first). */
+            if (best_a < 0 || in_acc[a][b] > in_acc[best_a][best_b] + 1e-9)
                 best_a = a, best_b = b;
         }
     s->t_clarify = (best_a + 1) / 100.0;
@@ -408,8 +409,8 @@ int cli_eval_intents(int argc, char **argv)
 {
     const char *train = NULL, *test = NULL, *val = NULL, *oos_label = "oos", *kb_path = NULL;
     const char *extra_intents = NULL;
-    int is_quiet = 0;
-    double t_answer = -1, t_clarify = -1, t_oos = -1, max_loss = 0.015;
+    int is_quiet = 0, is_reliability = 0;
+    double t_answer = -1, t_clarify = -1, t_oos = -1, min_recall = 0.7;
     struct intents_train_options topt = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -420,6 +421,10 @@ int cli_eval_intents(int argc, char **argv)
         }
         if (!strcmp(a, "--quiet")) {
             is_quiet = 1;
+            continue;
+        }
+        if (!strcmp(a, "--reliability")) {
+            is_reliability = 1;
             continue;
         }
         if (!v) {
@@ -449,8 +454,8 @@ int cli_eval_intents(int argc, char **argv)
             bad = parse_double(v, &t_clarify);
         else if (!strcmp(a, "--t-oos"))
             bad = parse_double(v, &t_oos);
-        else if (!strcmp(a, "--max-in-scope-loss"))
-            bad = parse_double(v, &max_loss);
+        else if (!strcmp(a, "--min-oos-recall"))
+            bad = parse_double(v, &min_recall);
         else {
             fprintf(stderr, "caredesk eval intents: unknown option %s\n%s", a, eval_usage);
             return CLI_USAGE;
@@ -517,9 +522,11 @@ int cli_eval_intents(int argc, char **argv)
             vrows[i].top = r.n_top ? r.top[0] : -1;
             vrows[i].p_top = r.n_top ? r.top_p[0] : 0;
             vrows[i].p_oos = r.p_oos;
+            for (int k = 0; k < r.n_top && k < TRIAGE_MAX_CANDIDATES; k++)
+                vrows[i].mass += r.top_p[k];
         }
         free(vi);
-        pick_thresholds(vrows, lval.n, max_loss, &s);
+        pick_thresholds(vrows, lval.n, min_recall, &s);
     }
     if (t_answer >= 0)
         s.t_answer = t_answer;
@@ -593,9 +600,10 @@ int cli_eval_intents(int argc, char **argv)
             n_in++;
             n_in_right += right;
         }
-        /* Calibration of what the bot says: of the answers (and clarify
-         * questions) given at confidence c, a share c should be right. */
-        if (drc == 0 && d.action != TRIAGE_HANDOFF)
+        /* Calibration of what the bot says: of the answers given at
+         * confidence c, a share c should be right (a clarify question is not
+         * an answer: it offers choices because confidence is low). */
+        if (drc == 0 && d.action == TRIAGE_ANSWER)
             ece_add(&ece_answers, d.confidence, right);
         /* And of the model alone: of the messages whose top intent has
          * probability c, a share c should be that intent (every row). */
@@ -611,6 +619,16 @@ int cli_eval_intents(int argc, char **argv)
         fputc('\n', stderr);
     }
     double ece = ece_value(&ece_answers);
+    if (is_reliability) {
+        fputs("reliability of answers: confidence bin, answers, mean confidence, share right\n",
+              stderr);
+        for (int b = 0; b < ECE_BINS; b++)
+            if (ece_answers.n[b] > 0)
+                fprintf(stderr, "  [%.2f, %.2f) %5.0f %.3f %.3f\n", (double)b / ECE_BINS,
+                        (double)(b + 1) / ECE_BINS, ece_answers.n[b],
+                        ece_answers.confidence[b] / ece_answers.n[b],
+                        ece_answers.right[b] / ece_answers.n[b]);
+    }
 
     /* Macro F1 over the gold classes (out of scope is one class). */
     double f1_sum = 0;

@@ -822,7 +822,6 @@ int intents_train(struct intents *set, const struct intents_train_options *optio
     double *logits = NULL;
     struct model_feats *sub_feats = NULL;
     int *sub_labels = NULL;
-    struct model *probe = NULL;
 
     /* Classes: every intent with examples. */
     set->class_intent = malloc((size_t)(set->n_items ? set->n_items : 1) * sizeof(int));
@@ -892,9 +891,20 @@ int intents_train(struct intents *set, const struct intents_train_options *optio
         }
     }
 
-    /* Calibration: fit the softmax temperature on examples a probe model did
-     * not see, then train the served model on everything. */
+    /* Calibration: fit the model on all but every 7th example of each class,
+     * fit the softmax temperature on those held-out examples, then go on
+     * fitting the same model on everything for half as many passes (a third
+     * cheaper than a second model from scratch; on CLINC150 the same
+     * accuracy, and an ECE of 0.024 instead of 0.017). */
+    struct model_options o = mo;
+    int epochs = mo.epochs > 0 ? mo.epochs : 12;
+    const double lr = 0.5;
     set->temperature = 1.0;
+    set->model = model_new(feats, n, set->n_classes, &o);
+    if (!set->model) {
+        rc = CD_ENOMEM;
+        goto done;
+    }
     if (n_holdout >= 20 && n - n_holdout >= set->n_classes &&
         !(options && options->is_no_holdout)) {
         int n_sub = n - n_holdout;
@@ -913,27 +923,23 @@ int intents_train(struct intents *set, const struct intents_train_options *optio
                 sub_feats[s] = feats[i];
                 sub_labels[s++] = labels[i];
             }
-        probe = model_train(sub_feats, sub_labels, n_sub, set->n_classes, &mo);
-        if (!probe) {
+        if ((rc = model_fit(set->model, sub_feats, sub_labels, n_sub, epochs, lr, &o))) {
             free(ho_labels);
-            rc = CD_ENOMEM;
             goto done;
         }
         struct model_scratch ms = {0};
         for (int i = 0; i < n; i++)
             if (is_holdout[i]) {
-                model_logits(probe, &feats[i], &ms, logits + (size_t)h * set->n_classes);
+                model_logits(set->model, &feats[i], &ms, logits + (size_t)h * set->n_classes);
                 ho_labels[h++] = labels[i];
             }
         model_scratch_free(&ms);
         set->temperature = model_fit_temperature(logits, ho_labels, h, set->n_classes);
         free(ho_labels);
+        epochs = epochs / 2 > 1 ? epochs / 2 : 1;
     }
-    set->model = model_train(feats, labels, n, set->n_classes, &mo);
-    if (!set->model) {
-        rc = CD_ENOMEM;
+    if ((rc = model_fit(set->model, feats, labels, n, epochs, lr, &o)))
         goto done;
-    }
     set->train_ms = (double)(cd_now_us() - t0) / 1000.0;
     set->train_cpu_ms = thread_cpu_ms() - cpu0;
     set->is_trained = 1;
@@ -953,7 +959,6 @@ done:
     free(sub_feats);
     free(sub_labels);
     free(logits);
-    model_free(probe);
     cache_free(&cache);
     return rc;
 }

@@ -57,10 +57,12 @@ struct kb_tune {
     double w_col[KB_N_COLS]; /* BM25F column weights */
     double b_col[KB_N_COLS]; /* BM25F length normalisation per column */
     double k1;
-    double coverage_pow; /* stage 1 score *= coverage^coverage_pow */
-    double proximity;    /* bonus per adjacent query-term pair, times the smaller idf */
-    double w_phrasing;   /* stage 2: weight of the best phrasing similarity */
-    double w_stage1;     /* stage 2: weight of the normalised stage 1 score */
+    double coverage_pow;    /* stage 1 score *= coverage^coverage_pow */
+    double proximity;       /* bonus per adjacent query-term pair, times the smaller idf */
+    double w_phrasing;      /* stage 2: weight of the best phrasing similarity */
+    double w_stage1;        /* stage 2: weight of the normalised stage 1 score */
+    double phrasing_cos;    /* 1: phrasing similarity is an idf-weighted cosine */
+    double phrasing_second; /* weight of the second-best phrasing */
 };
 
 static const struct kb_tune tune_default = {
@@ -71,6 +73,8 @@ static const struct kb_tune tune_default = {
     .proximity = 0.1,
     .w_phrasing = 0.5,
     .w_stage1 = 1.0,
+    .phrasing_cos = 0.0,
+    .phrasing_second = 0.5,
 };
 
 /* One query term: its stem, where it is in the question, and its weight. */
@@ -93,6 +97,8 @@ struct kb_query {
     int is_truncated; /* more distinct terms than KB_MAX_QUERY_TERMS */
     int has_idf;      /* idf filled by the first kb_rank() call */
     double idf_sum;
+    double idf2_sum; /* sum of squared idf: the question's norm, squared */
+    int64_t n_rows;
     double avg_len[KB_N_COLS];
     const struct kb_tune *tune;
     const struct df_map *stats; /* column lengths by rowid, if current */
@@ -131,6 +137,7 @@ enum kb_stmt {
     ST_READ_BEGIN,
     ST_READ_END,
     ST_DATA_VERSION,
+    ST_N_LEARNED,
     ST_COUNT_STMTS
 };
 
@@ -170,6 +177,19 @@ static const char *const stmt_sql[ST_COUNT_STMTS] = {
     [ST_READ_BEGIN] = "BEGIN",
     [ST_READ_END] = "COMMIT",
     [ST_DATA_VERSION] = "PRAGMA data_version",
+    [ST_N_LEARNED] = "SELECT count(*) FROM (SELECT 1 FROM learned_question WHERE "
+                     "article_id = ?1 LIMIT 1000000)",
+};
+
+/* The distinct stems of the line being built in a buffer, to skip repeats in constant time. */
+#define STEM_SET_SLOTS 1024 /* power of two; at most half are used */
+
+struct stem_set {
+    uint32_t gen; /* slots of an older generation are empty */
+    uint32_t n;
+    struct {
+        uint32_t gen, hash, at, len;
+    } slot[STEM_SET_SLOTS];
 };
 
 /* The stems FTS5 made of one column while indexing, with their byte offsets. */
@@ -240,6 +260,7 @@ struct kb {
     uint32_t df_op; /* one per FTS5 row written or deleted, to count a term once per row */
     int64_t data_version;
     int is_bulk; /* inside kb_load_path()'s transaction: no savepoint per article */
+    struct stem_set stem_set;
     fts5_api *fts;
     sqlite3_stmt *st[ST_COUNT_STMTS];
     struct kb_lang_index langs[KB_MAX_LANGS];
@@ -356,25 +377,12 @@ static int is_lang_code(const char *lang)
     return 1;
 }
 
-/* ---- tokenizing with a stem cache ------------------------------------------------------ */
+/* ---- tokenizers ------------------------------------------------------------------------ */
 
-/* Stemming is most of the cost of indexing, and help-centre text says the same words over and
- * over, so each tokenizer remembers the stems of recent words (direct-mapped, by the word's
- * bytes). Output is exactly text_tokenize()'s: a miss stems the word with text.h itself. */
-#define STEM_CACHE_SLOTS 4096 /* power of two */
-#define STEM_CACHE_KEY   24
-
-struct stem_slot {
-    unsigned char n_key;
-    unsigned char n_stem;
-    char key[STEM_CACHE_KEY];
-    char stem[STEM_CACHE_KEY];
-};
-
+/* A text.h tokenizer, and for the instances FTS5 makes, the kb they report indexing to. */
 struct kb_tok {
     struct text_tokenizer *text;
-    struct stem_slot *cache; /* STEM_CACHE_SLOTS */
-    struct kb *owner;        /* FTS5 instances: the kb whose indexing they report to */
+    struct kb *owner;
 };
 
 static void kb_tok_free(struct kb_tok *kt)
@@ -382,7 +390,6 @@ static void kb_tok_free(struct kb_tok *kt)
     if (!kt)
         return;
     text_tokenizer_free(kt->text);
-    free(kt->cache);
     free(kt);
 }
 
@@ -392,70 +399,17 @@ static struct kb_tok *kb_tok_new(const char *lang)
     if (!kt)
         return NULL;
     kt->text = text_tokenizer_new(lang);
-    kt->cache = calloc(STEM_CACHE_SLOTS, sizeof *kt->cache);
-    if (!kt->text || !kt->cache) {
+    if (!kt->text) {
         kb_tok_free(kt);
         return NULL;
     }
     return kt;
 }
 
-struct first_token {
-    char token[TEXT_MAX_TOKEN];
-    int n_token;
-};
-
-static int first_token_cb(void *ctx, const char *token, int n_token, int start, int end)
-{
-    (void)start;
-    (void)end;
-    struct first_token *f = ctx;
-    if (n_token > TEXT_MAX_TOKEN)
-        n_token = TEXT_MAX_TOKEN;
-    memcpy(f->token, token, (size_t)n_token);
-    f->n_token = n_token;
-    return 1;
-}
-
-struct cached_ctx {
-    struct kb_tok *kt;
-    const char *text;
-    text_token_cb cb;
-    void *ctx;
-};
-
-static int cached_cb(void *ctx, const char *folded, int n_folded, int start, int end)
-{
-    struct cached_ctx *c = ctx;
-    const char *word = c->text + start;
-    size_t n_word = (size_t)(end - start);
-    struct stem_slot *slot = NULL;
-    if (n_word > 0 && n_word <= STEM_CACHE_KEY) {
-        uint32_t h = 2166136261u; /* FNV-1a */
-        for (size_t i = 0; i < n_word; i++)
-            h = (h ^ (unsigned char)word[i]) * 16777619u;
-        slot = &c->kt->cache[h & (STEM_CACHE_SLOTS - 1)];
-        if (slot->n_key == n_word && !memcmp(slot->key, word, n_word))
-            return c->cb(c->ctx, slot->stem, slot->n_stem, start, end);
-    }
-    struct first_token f = {.n_token = 0};
-    text_tokenize(c->kt->text, word, n_word, 0, first_token_cb, &f);
-    if (f.n_token == 0) /* cannot happen for a word text.h just emitted; keep its form */
-        return c->cb(c->ctx, folded, n_folded, start, end);
-    if (slot && f.n_token <= STEM_CACHE_KEY) {
-        slot->n_key = (unsigned char)n_word;
-        memcpy(slot->key, word, n_word);
-        slot->n_stem = (unsigned char)f.n_token;
-        memcpy(slot->stem, f.token, (size_t)f.n_token);
-    }
-    return c->cb(c->ctx, f.token, f.n_token, start, end);
-}
-
 /* text_tokenize(kt->text, s, n, 0, cb, ctx), memoizing stems. */
 static int kb_tok_tokenize(struct kb_tok *kt, const char *s, size_t n, text_token_cb cb, void *ctx)
 {
-    struct cached_ctx c = {kt, s, cb, ctx};
-    return text_tokenize(kt->text, s, n, TEXT_NO_STEM, cached_cb, &c);
+    return text_tokenize(kt->text, s, n, 0, cb, ctx);
 }
 
 /* ---- document frequencies ------------------------------------------------------------- */
@@ -712,7 +666,8 @@ static int query_prepare_idf(const Fts5ExtensionApi *api, Fts5Context *fts, stru
         return rc;
     if (n_rows < 1)
         n_rows = 1;
-    q->idf_sum = 0;
+    q->idf_sum = q->idf2_sum = 0;
+    q->n_rows = n_rows;
     for (int i = 0; i < q->n_terms; i++) {
         double df = (double)q->terms[i].df;
         if (df > (double)n_rows)
@@ -720,6 +675,7 @@ static int query_prepare_idf(const Fts5ExtensionApi *api, Fts5Context *fts, stru
         double idf = log(1.0 + ((double)n_rows - df + 0.5) / (df + 0.5));
         q->terms[i].idf = idf > 1e-6 ? idf : 1e-6;
         q->idf_sum += q->terms[i].idf;
+        q->idf2_sum += q->terms[i].idf * q->terms[i].idf;
     }
     for (int c = 0; c < KB_N_COLS; c++) {
         sqlite3_int64 total = 0;
@@ -1054,6 +1010,10 @@ static void tune_from_env(struct kb_tune *t)
             t->w_phrasing = v;
         else if (!strcmp(kv, "w_stage1"))
             t->w_stage1 = v;
+        else if (!strcmp(kv, "phrasing_cos"))
+            t->phrasing_cos = v;
+        else if (!strcmp(kv, "phrasing_second"))
+            t->phrasing_second = v;
         for (int c = 0; c < KB_N_COLS; c++) {
             char name[32];
             snprintf(name, sizeof name, "w_%s", col_names[c]);
@@ -1535,21 +1495,57 @@ static int build_qterms(const struct capture *cap, const char *questions, const 
     return rc;
 }
 
+static void stem_set_clear(struct stem_set *set)
+{
+    if (++set->gen == 0) {
+        memset(set->slot, 0, sizeof set->slot);
+        set->gen = 1;
+    }
+    set->n = 0;
+}
+
+/* Appends stem to the line of b that starts at line_start unless it is there already. */
+static int append_distinct(struct cd_buf *b, size_t line_start, struct stem_set *set,
+                           const char *stem)
+{
+    if (set->n >= STEM_SET_SLOTS / 2)
+        return append_unique(b, line_start, stem);
+    size_t n = strlen(stem);
+    uint32_t h = hash_bytes(stem, n), k = h & (STEM_SET_SLOTS - 1);
+    for (; set->slot[k].gen == set->gen; k = (k + 1) & (STEM_SET_SLOTS - 1))
+        if (set->slot[k].hash == h && set->slot[k].len == n &&
+            !memcmp(b->data + set->slot[k].at, stem, n))
+            return 0;
+    if (b->len > line_start && cd_buf_append(b, " ", 1))
+        return CD_ENOMEM;
+    set->slot[k].gen = set->gen;
+    set->slot[k].hash = h;
+    set->slot[k].at = (uint32_t)b->len;
+    set->slot[k].len = (uint32_t)n;
+    set->n++;
+    return cd_buf_append(b, stem, n);
+}
+
 /* Paragraph stems for passage selection: one line per paragraph, "START END stem stem...",
  * byte offsets into the body; a heading's stems count for the paragraphs under it. */
-static int build_pstems(const struct capture *cap, const char *body, struct cd_buf *out)
+static int build_pstems(const struct capture *cap, const char *body, struct stem_set *set,
+                        struct cd_buf *out)
 {
     const struct capture_col *b = &cap->col[4];
     size_t n = strlen(body), pos = 0;
     struct block blk = {0, 0, 0};
-    struct block heading = {0, 0, 0};
-    int has_heading = 0, n_paragraphs = 0, k = 0, rc = 0;
+    int heading_first = 0, heading_end = 0; /* the current heading's tokens */
+    int n_paragraphs = 0, k = 0, rc = 0;
     cd_buf_reset(out);
     rc = cd_buf_append(out, "", 0);
     while (!rc && n_paragraphs < KB_MAX_PASSAGES && next_block(body, n, &pos, &blk)) {
         if (blk.is_heading) {
-            heading = blk;
-            has_heading = 1;
+            while (k < b->n && (size_t)b->start[k] < blk.start)
+                k++;
+            heading_first = k;
+            while (k < b->n && (size_t)b->start[k] < blk.end)
+                k++;
+            heading_end = k;
             continue;
         }
         while (k < b->n && (size_t)b->start[k] < blk.start)
@@ -1563,12 +1559,11 @@ static int build_pstems(const struct capture *cap, const char *body, struct cd_b
             break;
         rc = cd_buf_printf(out, "%zu %zu ", blk.start, blk.end);
         size_t stems_start = out->len;
+        stem_set_clear(set);
         for (int i = first; i < k && !rc; i++)
-            rc = append_unique(out, stems_start, b->stems.data + b->stem_at[i]);
-        if (has_heading)
-            for (int i = 0; i < b->n && !rc; i++)
-                if ((size_t)b->start[i] >= heading.start && (size_t)b->start[i] < heading.end)
-                    rc = append_unique(out, stems_start, b->stems.data + b->stem_at[i]);
+            rc = append_distinct(out, stems_start, set, b->stems.data + b->stem_at[i]);
+        for (int i = heading_first; i < heading_end && !rc; i++)
+            rc = append_distinct(out, stems_start, set, b->stems.data + b->stem_at[i]);
         n_paragraphs++;
     }
     return rc;
@@ -1654,7 +1649,7 @@ static int index_article(struct kb *kb, sqlite3_int64 rid, const struct kb_artic
     if (!rc)
         rc = build_qterms(&kb->capture, questions.data, learned_stems.data, &qterms);
     if (!rc)
-        rc = build_pstems(&kb->capture, a->body, &pstems);
+        rc = build_pstems(&kb->capture, a->body, &kb->stem_set, &pstems);
     if (rc)
         goto done;
     st = stmt(kb, ST_SET_STEMS);
@@ -1841,6 +1836,17 @@ int kb_revision_count(struct kb *kb, const char *id)
     if (!kb || !id)
         return CD_EINVAL;
     sqlite3_stmt *st = stmt(kb, ST_N_REVISIONS);
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    int n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : CD_EIO;
+    sqlite3_reset(st);
+    return n;
+}
+
+int kb_learned_count(struct kb *kb, const char *id)
+{
+    if (!kb || !id)
+        return CD_EINVAL;
+    sqlite3_stmt *st = stmt(kb, ST_N_LEARNED);
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     int n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : CD_EIO;
     sqlite3_reset(st);
@@ -2045,20 +2051,56 @@ static double phrasing_similarity(const struct kb_query *q, const char *line, si
     return 2 * a * b / (a + b);
 }
 
+/* The cosine of the question and one phrasing (a line of stems), both weighted by idf. */
+static double phrasing_cosine(const struct kb_query *q, const char *line, size_t n)
+{
+    double dot = 0, norm = 0, n_rows = (double)(q->n_rows > 0 ? q->n_rows : 1);
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        while (j < n && line[j] != ' ')
+            j++;
+        if (j > i) {
+            int t = find_stem(q, line + i, j - i);
+            double idf;
+            if (t >= 0) {
+                idf = q->terms[t].idf;
+                dot += idf * idf;
+            } else {
+                const struct df_entry *e =
+                    q->stats ? df_find((struct df_map *)q->stats, line + i, j - i, 0) : NULL;
+                double df = 0;
+                for (int c = 0; e && c < KB_N_COLS; c++)
+                    if (e->col_df[c] > df)
+                        df = e->col_df[c];
+                idf = log(1.0 + (n_rows - df + 0.5) / (df + 0.5));
+            }
+            norm += idf * idf;
+        }
+        i = j + 1;
+    }
+    if (dot <= 0 || norm <= 0 || q->idf2_sum <= 0)
+        return 0;
+    return dot / sqrt(norm * q->idf2_sum);
+}
+
 static double best_phrasing(const struct kb_query *q, const char *qterms)
 {
-    double best = 0;
+    double best = 0, second = 0;
     for (const char *p = qterms; *p;) {
         const char *nl = strchr(p, '\n');
         size_t len = nl ? (size_t)(nl - p) : strlen(p);
-        double s = phrasing_similarity(q, p, len);
-        if (s > best)
+        double s =
+            q->tune->phrasing_cos > 0 ? phrasing_cosine(q, p, len) : phrasing_similarity(q, p, len);
+        if (s > best) {
+            second = best;
             best = s;
+        } else if (s > second)
+            second = s;
         if (!nl)
             break;
         p = nl + 1;
     }
-    return best;
+    return best + q->tune->phrasing_second * second;
 }
 
 static int cmp_candidates(const void *x, const void *y)
@@ -2509,6 +2551,7 @@ static int parse_markdown(const char *text, size_t len, struct kb_article *a, ch
     int closed = 0, rc = 0;
     char *status = NULL;
     int line_id = 1, line_title = 1, line_lang = 1, line_tags = 1, line_questions = 1;
+    int line_status = 1;
     while (p < end) {
         line_no++;
         *err_line = line_no;
@@ -2595,6 +2638,8 @@ static int parse_markdown(const char *text, size_t len, struct kb_article *a, ch
             line_title = line_no;
         else if (field == &a->lang)
             line_lang = line_no;
+        else if (field == &status)
+            line_status = line_no;
         if (!field) {
             snprintf(msg, cap, "unknown key '%.*s' (id, title, lang, tags, questions, status)",
                      (int)(key_len > 40 ? 40 : key_len), key);
@@ -2623,6 +2668,7 @@ static int parse_markdown(const char *text, size_t len, struct kb_article *a, ch
         else if (!strcmp(status, "draft"))
             a->is_published = 0;
         else {
+            *err_line = line_status;
             snprintf(msg, cap, "status must be 'draft' or 'published', not '%.40s'", status);
             rc = CD_EPARSE;
             goto fail;

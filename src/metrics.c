@@ -35,7 +35,6 @@ static const struct metric_desc counter_desc[METRICS_N_COUNTERS] = {
     [METRICS_SLOW_READER_CLOSED] = {"caredesk_connections_dropped_total",
                                     "{reason=\"slow_reader\"}",
                                     "Connections closed by the server, by reason."},
-    [METRICS_IDLE_CLOSED] = {"caredesk_connections_dropped_total", "{reason=\"idle\"}", ""},
     [METRICS_DECISIONS_ANSWER] = {"caredesk_decisions_total", "{action=\"answer\"}",
                                   "Bot decisions on customer messages, by action."},
     [METRICS_DECISIONS_CLARIFY] = {"caredesk_decisions_total", "{action=\"clarify\"}", ""},
@@ -54,6 +53,15 @@ static const struct metric_desc counter_desc[METRICS_N_COUNTERS] = {
     [METRICS_HTTP_4XX] = {"caredesk_http_responses_total", "{code=\"4xx\"}", ""},
     [METRICS_HTTP_5XX] = {"caredesk_http_responses_total", "{code=\"5xx\"}", ""},
     [METRICS_STORE_ERRORS] = {"caredesk_store_errors_total", "", "Group commits that failed."},
+    [METRICS_CONVERSATIONS_STARTED] = {"caredesk_conversations_total", "",
+                                       "Conversations started."},
+    [METRICS_MESSAGES_STORED] = {"caredesk_messages_stored_total", "{sender=\"customer\"}",
+                                 "Messages stored, by sender."},
+    [METRICS_AGENT_MESSAGES_STORED] = {"caredesk_messages_stored_total", "{sender=\"agent\"}", ""},
+    [METRICS_PICKUPS] = {"caredesk_pickups_total", "{within_target=\"any\"}",
+                         "Queued conversations taken by an agent; within_target=\"yes\" "
+                         "counts those taken within the pickup target."},
+    [METRICS_PICKUPS_WITHIN_TARGET] = {"caredesk_pickups_total", "{within_target=\"yes\"}", ""},
 };
 
 static const struct metric_desc gauge_desc[METRICS_N_GAUGES] = {
@@ -67,6 +75,11 @@ static const struct metric_desc gauge_desc[METRICS_N_GAUGES] = {
     [METRICS_KB_ARTICLES] = {"caredesk_kb_articles", "", "Published knowledge base articles."},
     [METRICS_START_TIME] = {"caredesk_start_time_seconds", "",
                             "Start time of the process since the epoch."},
+    [METRICS_LONGEST_WAIT] = {"caredesk_queue_longest_wait_seconds", "",
+                              "Longest wait of a conversation now in the queue."},
+    [METRICS_AGENTS_ONLINE] = {"caredesk_agents", "{status=\"online\"}",
+                               "Agents connected, and of those available for chats."},
+    [METRICS_AGENTS_AVAILABLE] = {"caredesk_agents", "{status=\"available\"}", ""},
 };
 
 #define MAX_BUCKETS 14
@@ -124,6 +137,12 @@ void metrics_add(struct metrics *m, enum metrics_counter c, uint64_t n)
 {
     if (m && c < METRICS_N_COUNTERS)
         m->counters[c] += n;
+}
+
+void metrics_counter_set(struct metrics *m, enum metrics_counter c, uint64_t total)
+{
+    if (m && c < METRICS_N_COUNTERS)
+        m->counters[c] = total;
 }
 
 void metrics_set(struct metrics *m, enum metrics_gauge g, double v)

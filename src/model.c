@@ -166,7 +166,7 @@ static int on_chars(void *ctx, const char *token, int n_token, int start, int en
     memcpy(w + n, token, (size_t)n_token);
     n += n_token;
     w[n++] = '>';
-    for (int len = 3; len <= 5; len++)
+    for (int len = 3; len <= 4; len++)
         for (int i = 0; i + len <= n; i++) {
             /* Skip n-grams that start inside a UTF-8 sequence. */
             if (((unsigned char)w[i] & 0xc0) == 0x80)
@@ -454,68 +454,84 @@ static int build_vocabulary(struct model *m, const struct model_feats *feats, in
     return 0;
 }
 
-struct model *model_train(const struct model_feats *feats, const int *labels, int n, int n_classes,
-                          const struct model_options *options)
+static void resolve_options(const struct model_options *options, struct model_options *o)
 {
-    struct model_options o = {
-        .epochs = 12, .hash_bits = 20, .l2 = 1e-6, .lr = 0.5, .seed = 1, .min_df = 1};
-    if (options) {
-        if (options->epochs > 0)
-            o.epochs = options->epochs;
-        if (options->hash_bits >= 10 && options->hash_bits <= 24)
-            o.hash_bits = options->hash_bits;
-        if (options->l2 > 0)
-            o.l2 = options->l2;
-        if (options->lr > 0)
-            o.lr = options->lr;
-        if (options->seed)
-            o.seed = options->seed;
-        if (options->min_df > 0)
-            o.min_df = options->min_df;
-    }
+    struct model_options d = {
+        .epochs = 12, .hash_bits = 18, .l2 = 1e-6, .lr = 0.5, .seed = 1, .min_df = 1};
+    *o = d;
+    if (!options)
+        return;
+    if (options->epochs > 0)
+        o->epochs = options->epochs;
+    if (options->hash_bits >= 10 && options->hash_bits <= 24)
+        o->hash_bits = options->hash_bits;
+    if (options->l2 > 0)
+        o->l2 = options->l2;
+    if (options->lr > 0)
+        o->lr = options->lr;
+    if (options->seed)
+        o->seed = options->seed;
+    if (options->min_df > 0)
+        o->min_df = options->min_df;
+}
+
+struct model *model_new(const struct model_feats *feats, int n, int n_classes,
+                        const struct model_options *options)
+{
+    struct model_options o;
+    resolve_options(options, &o);
     if (n <= 0 || n_classes <= 0)
         return NULL;
-    int K = n_classes;
     struct model *m = calloc(1, sizeof *m);
-    int **x_feat = NULL;
-    float **x_value = NULL;
-    int *x_n = NULL, *order = NULL;
-    float *pf = NULL;
-    int *active = NULL;
     if (!m)
         return NULL;
-    m->n_classes = K;
+    m->n_classes = n_classes;
     m->hash_bits = o.hash_bits;
     m->bucket_feature = malloc(((size_t)1 << o.hash_bits) * sizeof *m->bucket_feature);
-    m->bias = calloc((size_t)K, sizeof *m->bias);
+    m->bias = calloc((size_t)n_classes, sizeof *m->bias);
     if (!m->bucket_feature || !m->bias || build_vocabulary(m, feats, n, o.min_df))
         goto fail;
-    m->weights = calloc((size_t)m->n_features * K + 1, sizeof *m->weights);
-    x_feat = calloc((size_t)n, sizeof *x_feat);
-    x_value = calloc((size_t)n, sizeof *x_value);
-    x_n = calloc((size_t)n, sizeof *x_n);
-    order = malloc((size_t)n * sizeof *order);
-    pf = malloc((size_t)K * sizeof *pf);
-    active = malloc((size_t)K * sizeof *active);
-    if (!m->weights || !x_feat || !x_value || !x_n || !order || !pf || !active)
+    m->weights = calloc((size_t)m->n_features * n_classes + 1, sizeof *m->weights);
+    if (!m->weights)
         goto fail;
+    return m;
+fail:
+    model_free(m);
+    return NULL;
+}
+
+int model_fit(struct model *m, const struct model_feats *feats, const int *labels, int n,
+              int epochs, double lr0, const struct model_options *options)
+{
+    struct model_options o;
+    resolve_options(options, &o);
+    int K = m->n_classes, rc = CD_ENOMEM;
+    int **x_feat = calloc((size_t)(n ? n : 1), sizeof *x_feat);
+    float **x_value = calloc((size_t)(n ? n : 1), sizeof *x_value);
+    int *x_n = calloc((size_t)(n ? n : 1), sizeof *x_n);
+    int *order = malloc((size_t)(n ? n : 1) * sizeof *order);
+    float *pf = malloc((size_t)K * sizeof *pf);
+    int *active = malloc((size_t)K * sizeof *active);
+    if (!x_feat || !x_value || !x_n || !order || !pf || !active)
+        goto done;
     for (int i = 0; i < n; i++) {
         int cap = feats[i].n ? feats[i].n : 1;
         x_feat[i] = malloc((size_t)cap * sizeof **x_feat);
         x_value[i] = malloc((size_t)cap * sizeof **x_value);
         if (!x_feat[i] || !x_value[i])
-            goto fail;
+            goto done;
         x_n[i] = vectorize(m, &feats[i], x_feat[i], x_value[i]);
         order[i] = i;
     }
 
-    /* SGD on the softmax cross-entropy; L2 as a shared scale on the weights
-     * (w_true = scale * w_stored) so each step stays sparse. Scores are
-     * floats so the per-feature loops over classes vectorise. */
+    /* SGD on the softmax cross-entropy, the rate decaying linearly to 0; L2
+     * as a shared scale on the weights (w_true = scale * w_stored) so each
+     * step stays sparse. Scores are floats so the per-feature loops over
+     * classes vectorise. */
     uint64_t rng = o.seed;
-    long total = (long)o.epochs * n, step = 0;
+    long total = (long)epochs * n, step = 0;
     double scale = 1.0;
-    for (int epoch = 0; epoch < o.epochs; epoch++) {
+    for (int epoch = 0; epoch < epochs; epoch++) {
         for (int i = n - 1; i > 0; i--) {
             int j = (int)(rng_next(&rng) % (uint32_t)(i + 1));
             int t = order[i];
@@ -524,16 +540,18 @@ struct model *model_train(const struct model_feats *feats, const int *labels, in
         }
         for (int r = 0; r < n; r++, step++) {
             int i = order[r];
-            double lr = o.lr * (1.0 - (double)step / (double)total);
-            if (lr < o.lr * 1e-3)
-                lr = o.lr * 1e-3;
+            double lr = lr0 * (1.0 - (double)step / (double)total);
+            if (lr < lr0 * 1e-3)
+                lr = lr0 * 1e-3;
             train_step(m, x_feat[i], x_value[i], x_n[i], labels[i], lr, &scale, o.l2, pf, active);
         }
     }
     size_t nw = (size_t)m->n_features * K;
     for (size_t q = 0; q < nw; q++)
         m->weights[q] *= (float)scale;
-    for (int i = 0; i < n; i++) {
+    rc = 0;
+done:
+    for (int i = 0; i < n && x_feat && x_value; i++) {
         free(x_feat[i]);
         free(x_value[i]);
     }
@@ -543,20 +561,18 @@ struct model *model_train(const struct model_feats *feats, const int *labels, in
     free(order);
     free(pf);
     free(active);
+    return rc;
+}
+
+struct model *model_train(const struct model_feats *feats, const int *labels, int n, int n_classes,
+                          const struct model_options *options)
+{
+    struct model_options o;
+    resolve_options(options, &o);
+    struct model *m = model_new(feats, n, n_classes, &o);
+    if (m && model_fit(m, feats, labels, n, o.epochs, o.lr, &o)) {
+        model_free(m);
+        m = NULL;
+    }
     return m;
-fail:
-    if (x_feat)
-        for (int i = 0; i < n; i++)
-            free(x_feat[i]);
-    if (x_value)
-        for (int i = 0; i < n; i++)
-            free(x_value[i]);
-    free(x_feat);
-    free(x_value);
-    free(x_n);
-    free(order);
-    free(pf);
-    free(active);
-    model_free(m);
-    return NULL;
 }

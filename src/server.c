@@ -279,12 +279,14 @@ static void observe_frame(struct server *s, struct session *pss, const char *fra
         if (peek_is(type, n, "reply")) {
             const char *action;
             size_t na = json_peek(frame, len, "action", &action);
+            int is_counted = s->ops && s->ops->metrics_get; /* chat.c counts them */
             if (peek_is(action, na, "answer")) {
-                metrics_add(s->metrics, METRICS_DECISIONS_ANSWER, 1);
+                if (!is_counted)
+                    metrics_add(s->metrics, METRICS_DECISIONS_ANSWER, 1);
                 pss->had_answer = 1;
-            } else if (peek_is(action, na, "clarify")) {
+            } else if (peek_is(action, na, "clarify") && !is_counted) {
                 metrics_add(s->metrics, METRICS_DECISIONS_CLARIFY, 1);
-            } else if (peek_is(action, na, "handoff")) {
+            } else if (peek_is(action, na, "handoff") && !is_counted) {
                 metrics_add(s->metrics, METRICS_DECISIONS_HANDOFF, 1);
             }
         } else if (peek_is(type, n, "queued")) {
@@ -868,8 +870,34 @@ static int serve_healthz(struct server *s, struct lws *wsi, struct http_txn *t)
     return http_respond(s, wsi, t, s->is_draining ? 503 : 200, "application/json", NULL, NULL);
 }
 
+/* Copies chat.c's own counts into the metrics: they are the truth for
+ * decisions, the queue and pickups (the frame sniffing in observe_frame()
+ * only fills in what chat.c does not count). */
+static void pull_chat_metrics(struct server *s)
+{
+    if (!s->chat || !s->ops->metrics_get)
+        return;
+    struct chat_metrics cm;
+    memset(&cm, 0, sizeof cm);
+    s->ops->metrics_get(s->chat, &cm);
+    struct metrics *m = s->metrics;
+    metrics_counter_set(m, METRICS_DECISIONS_ANSWER, cm.n_answer);
+    metrics_counter_set(m, METRICS_DECISIONS_CLARIFY, cm.n_clarify);
+    metrics_counter_set(m, METRICS_DECISIONS_HANDOFF, cm.n_handoff);
+    metrics_counter_set(m, METRICS_CONVERSATIONS_STARTED, cm.n_conversations);
+    metrics_counter_set(m, METRICS_MESSAGES_STORED, cm.n_messages_in);
+    metrics_counter_set(m, METRICS_AGENT_MESSAGES_STORED, cm.n_agent_messages);
+    metrics_counter_set(m, METRICS_PICKUPS, cm.n_picked);
+    metrics_counter_set(m, METRICS_PICKUPS_WITHIN_TARGET, cm.n_picked_within_target);
+    metrics_set(m, METRICS_QUEUE_LENGTH, (double)cm.queue_length);
+    metrics_set(m, METRICS_LONGEST_WAIT, (double)cm.longest_wait_s);
+    metrics_set(m, METRICS_AGENTS_ONLINE, (double)cm.n_agents_online);
+    metrics_set(m, METRICS_AGENTS_AVAILABLE, (double)cm.n_agents_available);
+}
+
 static int serve_metrics(struct server *s, struct lws *wsi, struct http_txn *t)
 {
+    pull_chat_metrics(s);
     cd_buf_reset(&t->response);
     if (metrics_render(s->metrics, &t->response))
         return -1;

@@ -121,6 +121,7 @@ void triage_settings_default(struct triage_settings *s)
     s->t_clarify = 0.2;
     s->t_kb = 0.6;
     s->t_oos = 0.5;
+    s->t_clarify_mass = 0.5;
     s->max_clarify = 1;
     s->max_not_helped = 1;
     s->max_repeats = 1;
@@ -142,6 +143,8 @@ static void apply_settings(struct triage *t, const struct triage_settings *in)
         s.t_kb = d.t_kb;
     if (s.t_oos <= 0 || s.t_oos > 1)
         s.t_oos = d.t_oos;
+    if (s.t_clarify_mass <= 0 || s.t_clarify_mass > 1)
+        s.t_clarify_mass = d.t_clarify_mass;
     if (s.max_clarify <= 0)
         s.max_clarify = d.max_clarify;
     if (s.max_not_helped <= 0)
@@ -770,8 +773,12 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
         goto done;
     }
 
-    /* 6. A few close intents: ask which one (once). */
-    if (!is_oos && top_it && p_top >= s->t_clarify) {
+    /* 6. A few close intents: ask which one (once). Only when the choices
+     * together are likely; a spread over many intents is not "a few". */
+    double mass = 0;
+    for (int i = 0; i < r.n_top && i < s->n_candidates; i++)
+        mass += r.top_p[i];
+    if (!is_oos && top_it && p_top >= s->t_clarify && mass >= s->t_clarify_mass) {
         snprintf(out->intent, sizeof out->intent, "%s", top_it->name);
         out->confidence = p_top;
         if (ctx->n_clarify >= s->max_clarify) {

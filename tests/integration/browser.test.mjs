@@ -17,6 +17,8 @@
 //   the bot's part and replies; the customer sees the reply; the agent closes
 //   with a wrap-up; the customer rates; an author edits an article and the
 //   next question finds the new text; the dashboard shows the conversation;
+//   a customer says an answer did not help and the author teaches the KB
+//   from the unanswered list in one click;
 // - the widget survives a server restart: it shows the lost connection,
 //   retries, and resumes the same conversation without replaying twice.
 //   Each part checks first that the server has what it needs (the /chat and
@@ -174,7 +176,7 @@ async function signIn(page, token) {
 
 const sizes = [['desktop', DESKTOP], ['phone', PHONE]];
 
-test('every page loads without a script error, screenshots at desktop and phone width', opts(90000), async () => {
+test('every page loads without a script error, screenshots at desktop and phone width', opts(180000), async () => {
   for (const [label, viewport] of sizes) {
     const home = await openPage(viewport, '/');
     assert.match(await home.title(), /Northwind Goods/);
@@ -479,6 +481,53 @@ test('end to end: customer, agent, author and dashboard', opts(240000), async (t
     }
     assert.deepEqual(dash.errors, []);
     await dash.context().close();
+  });
+
+  await t.test('a customer says an answer did not help; the author teaches the KB in one click', async (t2) => {
+    if (!need(t2, 'chat', 'api')) return;
+    const question = 'My lamp flickers when dimmed';
+    await customer.locator(`${W} .restart button`).click().catch(() => {});
+    await ask(customer, question);
+    await customer.locator(`${W} li.me`).filter({ hasText: question }).waitFor();
+    await customer.waitForFunction((q) => {
+      const items = [...document.querySelector('#caredesk-widget').shadowRoot.querySelectorAll('.log > li')];
+      const i = items.findIndex((li) => li.classList.contains('me') && li.textContent.includes(q));
+      return i >= 0 && items.slice(i + 1).some((li) => li.classList.contains('bot'));
+    }, question, { timeout: 10000 });
+    // The bot's answer (a fixed index: the "No" brings another reply after it).
+    const bots = customer.locator(`${W} li.bot`);
+    const reply = bots.nth((await bots.count()) - 1);
+    const no = reply.locator('.fb button', { hasText: 'No' });
+    if (await no.count()) {
+      await no.click();
+      await reply.locator('.fb', { hasText: 'Thanks for telling us' }).waitFor();
+    }
+
+    const author = await openPage(DESKTOP, '/author/');
+    await signIn(author, tokens.author);
+    await author.locator('#tab-unanswered').click();
+    const row = author.locator('#unanswered li', { hasText: question });
+    await row.waitFor({ timeout: 10000 });
+    const select = row.locator('select');
+    // The best current match is suggested, so one click does it.
+    await author.waitForFunction((q) => {
+      const li = [...document.querySelectorAll('#unanswered li')].find((x) => x.textContent.includes(q));
+      return li && li.querySelector('select').value;
+    }, question, { timeout: 10000 });
+    const article = await select.inputValue();
+    const score = async () => {
+      const r = await (await fetch(`${srv.url}/api/search?q=${encodeURIComponent(question)}`)).json();
+      const hit = (r.hits || []).find((h) => h.id === article);
+      return hit ? hit.score : 0;
+    };
+    const before = await score();
+    await shot(author, 'author-unanswered-desktop');
+    await row.locator('button', { hasText: 'This article answers it' }).click();
+    await row.locator('button', { hasText: 'Learned' }).waitFor({ timeout: 10000 });
+    const after = await score();
+    assert.ok(after > before, `learning raised ${article} for the question: ${before} -> ${after}`);
+    assert.deepEqual(author.errors, []);
+    await author.context().close();
   });
 
   if (agent) {

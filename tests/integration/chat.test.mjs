@@ -283,3 +283,17 @@ test('agent: bad token gets an error and close 1008; customers are not agents', 
   assert.equal(e.code, 'not_authenticated');
   assert.equal((await n.whenClosed()).code, 1008);
 });
+
+test('metrics count what happened: decisions, conversations, connections', async () => {
+  const text = await (await fetch(`${srv.url}/metrics`)).text();
+  const value = (re) => Number((text.match(re) || [])[1]);
+  assert.ok(value(/^caredesk_decisions_total\{action="answer"\} (\d+)$/m) >= 3);
+  assert.ok(value(/^caredesk_decisions_total\{action="handoff"\} (\d+)$/m) >= 2);
+  assert.ok(value(/^caredesk_conversations_total (\d+)$/m) >= 5);
+  assert.ok(value(/^caredesk_connections_total\{kind="customer"\} (\d+)$/m) >= 5);
+  assert.ok(value(/^caredesk_messages_stored_total\{sender="agent"\} (\d+)$/m) >= 1);
+  assert.ok(value(/^caredesk_pickups_total\{within_target="any"\} (\d+)$/m) >= 1);
+  assert.match(text, /^caredesk_queue_length \d+$/m);
+  assert.match(text, /^caredesk_wait_seconds_count [1-9]\d*$/m);
+  assert.match(text, /^caredesk_store_commit_seconds_count [1-9]\d*$/m);
+});

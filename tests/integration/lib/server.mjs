@@ -11,6 +11,7 @@
 // (--port 0; the port is read from the "listening" log line), so several
 // test runs on one machine never collide.
 import { spawn } from 'node:child_process';
+import https from 'node:https';
 import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -107,11 +108,13 @@ export async function startServer(opts = {}) {
     });
   });
 
+  // With --tls-cert the server speaks https and wss only.
+  const tls = hasFlag(extra, 'tls-cert');
   const srv = {
-    proc, dir, db, logs, args,
+    proc, dir, db, logs, args, tls,
     get port() { return port; },
-    get url() { return `http://127.0.0.1:${port}`; },
-    get wsUrl() { return `ws://127.0.0.1:${port}`; },
+    get url() { return `${tls ? 'https' : 'http'}://127.0.0.1:${port}`; },
+    get wsUrl() { return `${tls ? 'wss' : 'ws'}://127.0.0.1:${port}`; },
     exited,
     stdout: () => stdout,
     // Lines logged so far with this event name.
@@ -156,15 +159,30 @@ export async function startServer(opts = {}) {
   if (first !== 'port') throw failed(first === 'exit' ? `exited (${proc.exitCode})` : 'timed out');
   for (;;) {
     try {
-      const res = await fetch(`${srv.url}/healthz`);
-      await res.text();
-      if (res.status === 200) break;
+      const status = tls ? await httpsStatus(`${srv.url}/healthz`)
+        : await fetch(`${srv.url}/healthz`).then(async (res) => { await res.text(); return res.status; });
+      if (status === 200) break;
     } catch { /* not ready yet */ }
     if (proc.exitCode !== null) throw failed(`exited (${proc.exitCode})`);
     if (Date.now() > deadline) throw failed('never became healthy');
     await new Promise((r) => setTimeout(r, 50));
   }
   return srv;
+}
+
+// GET over https accepting a self-signed certificate (tests only): resolves
+// with the status code, or { status, body } when wantBody is set.
+export function httpsStatus(url, { wantBody = false } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = https.get(url, { rejectUnauthorized: false }, (res) => {
+      let body = '';
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => resolve(wantBody ? { status: res.statusCode, body, headers: res.headers }
+        : res.statusCode));
+    });
+    req.on('error', reject);
+    req.setTimeout(5000, () => req.destroy(new Error('timeout')));
+  });
 }
 
 // True when the repository ships a directory (kb, intents, web).

@@ -1,0 +1,591 @@
+/* Tests for kb: loading (front matter, JSON Lines, errors with lines), revisions, drafts,
+ * languages, hostile questions, learning, passages and the index staying current. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cd.h"
+#include "kb.h"
+
+#define MAX_ERRORS 32
+
+/* Load problems reported through kb_load_report.on_error. */
+struct errors {
+    int n;
+    char file[MAX_ERRORS][256];
+    int line[MAX_ERRORS];
+    char message[MAX_ERRORS][256];
+};
+
+static void on_error(void *ctx, const char *file, int line, const char *message)
+{
+    struct errors *e = ctx;
+    if (e->n < MAX_ERRORS) {
+        const char *base = strrchr(file, '/');
+        snprintf(e->file[e->n], sizeof e->file[0], "%s", base ? base + 1 : file);
+        e->line[e->n] = line;
+        snprintf(e->message[e->n], sizeof e->message[0], "%s", message);
+    }
+    e->n++;
+}
+
+/* The error reported for a file (by base name), or -1. */
+static int error_for(const struct errors *e, const char *file)
+{
+    for (int i = 0; i < e->n && i < MAX_ERRORS; i++)
+        if (!strcmp(e->file[i], file))
+            return i;
+    return -1;
+}
+
+static char tmp_dir[64];
+
+static void write_file(const char *name, const char *text)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", tmp_dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static int make_tmp_dir(void **state)
+{
+    (void)state;
+    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/caredesk-kb-XXXXXX");
+    return mkdtemp(tmp_dir) ? 0 : -1;
+}
+
+static int remove_tmp_dir(void **state)
+{
+    (void)state;
+    DIR *d = opendir(tmp_dir);
+    if (d) {
+        struct dirent *de;
+        while ((de = readdir(d)) != NULL) {
+            if (de->d_name[0] == '.')
+                continue;
+            char path[512];
+            snprintf(path, sizeof path, "%s/%s", tmp_dir, de->d_name);
+            unlink(path);
+        }
+        closedir(d);
+    }
+    rmdir(tmp_dir);
+    return 0;
+}
+
+static struct kb *open_memory(void)
+{
+    char *err = NULL;
+    struct kb *kb = kb_open(":memory:", &err);
+    if (!kb)
+        fprintf(stderr, "kb_open: %s\n", err ? err : "?");
+    free(err);
+    assert_non_null(kb);
+    return kb;
+}
+
+static void put(struct kb *kb, const char *id, const char *lang, const char *title,
+                const char *body)
+{
+    struct kb_article a = {0};
+    a.id = (char *)id;
+    a.lang = (char *)lang;
+    a.title = (char *)title;
+    a.body = (char *)body;
+    a.is_published = 1;
+    assert_int_equal(kb_put(kb, &a), 0);
+}
+
+/* Rank (1-based) of article id for question, 0 if not in the first 10 hits. */
+static int rank_of(struct kb *kb, const char *question, const char *lang, const char *id)
+{
+    struct kb_hit hits[10];
+    int n = 0, rank = 0;
+    assert_int_equal(kb_search(kb, question, lang, hits, 10, &n), 0);
+    for (int i = 0; i < n; i++) {
+        assert_non_null(hits[i].title);
+        assert_non_null(hits[i].passage);
+        if (!rank && !strcmp(hits[i].id, id))
+            rank = i + 1;
+    }
+    kb_hits_clear(hits, n);
+    return rank;
+}
+
+static const char good_md[] =
+    "---\n"
+    "id: order-status\n"
+    "title: Where is my order?\n"
+    "lang: en\n"
+    "tags: [orders, \"shipping, tracking\"]\n"
+    "questions:\n"
+    "  - where is my package\n"
+    "  - \"how do I track my order\"\n"
+    "status: published\n"
+    "---\n"
+    "You can follow any order from your account.\n"
+    "\n"
+    "## Tracking\n"
+    "\n"
+    "The **tracking link** is in the [shipping email](https://example.com/x).\n";
+
+static void test_front_matter_good(void **state)
+{
+    (void)state;
+    write_file("order-status.md", good_md);
+    write_file("minimal.md", "---\nid: minimal\ntitle: 'It''s minimal'\n---\nBody text here.\n");
+    struct kb *kb = open_memory();
+    struct errors e = {0};
+    struct kb_load_report r = {0};
+    r.on_error = on_error;
+    r.ctx = &e;
+    assert_int_equal(kb_load_path(kb, tmp_dir, &r), 0);
+    assert_int_equal(r.n_loaded, 2);
+    assert_int_equal(r.n_skipped, 0);
+    assert_int_equal(e.n, 0);
+
+    struct kb_article a;
+    assert_int_equal(kb_get(kb, "order-status", &a), 0);
+    assert_string_equal(a.title, "Where is my order?");
+    assert_string_equal(a.lang, "en");
+    assert_int_equal(a.n_tags, 2);
+    assert_string_equal(a.tags[0], "orders");
+    assert_string_equal(a.tags[1], "shipping, tracking");
+    assert_int_equal(a.n_questions, 2);
+    assert_string_equal(a.questions[0], "where is my package");
+    assert_string_equal(a.questions[1], "how do I track my order");
+    assert_true(a.is_published);
+    assert_int_equal(a.revision, 1);
+    assert_true(!strncmp(a.body, "You can follow", 14));
+    kb_article_clear(&a);
+
+    assert_int_equal(kb_get(kb, "minimal", &a), 0);
+    assert_string_equal(a.title, "It's minimal");
+    assert_string_equal(a.lang, "en"); /* default */
+    assert_true(a.is_published);       /* default */
+    assert_int_equal(a.n_tags, 0);
+    kb_article_clear(&a);
+    assert_int_equal(kb_count(kb), 2);
+    /* A question phrasing finds it. */
+    assert_int_equal(rank_of(kb, "where's my package?", NULL, "order-status"), 1);
+    kb_close(kb);
+}
+
+static void test_front_matter_bad(void **state)
+{
+    (void)state;
+    write_file("good.md", good_md);
+    write_file("no-start.md", "id: x\ntitle: y\n---\nbody\n");
+    write_file("unclosed.md", "---\nid: unclosed\ntitle: Never closed\n");
+    write_file("no-colon.md", "---\nid: no-colon\ntitle: T\nthis line has no colon\n---\nb\n");
+    write_file("bad-status.md", "---\nid: bad-status\ntitle: T\nstatus: maybe\n---\nbody\n");
+    write_file("no-title.md", "---\nid: no-title\nlang: en\n---\nbody\n");
+    write_file("bad-id.md", "---\ntitle: T\nid: has spaces\n---\nbody\n");
+    write_file("unknown-key.md", "---\nid: unknown-key\ntitle: T\nauthor: me\n---\nbody\n");
+    write_file("bad-quote.md", "---\nid: bad-quote\ntitle: \"open\n---\nbody\n");
+    write_file("empty-body.md", "---\nid: empty-body\ntitle: T\n---\n\n");
+    write_file("bad-utf8.md", "---\nid: bad-utf8\ntitle: T\n---\nline\nbad \xff byte\n");
+    write_file("ignored.txt", "not an article");
+    struct kb *kb = open_memory();
+    struct errors e = {0};
+    struct kb_load_report r = {0};
+    r.on_error = on_error;
+    r.ctx = &e;
+    assert_int_equal(kb_load_path(kb, tmp_dir, &r), 0);
+    assert_int_equal(r.n_loaded, 1); /* good.md still loads */
+    assert_int_equal(r.n_skipped, 10);
+    assert_int_equal(e.n, 10);
+    static const struct {
+        const char *file;
+        int line;
+        const char *says;
+    } want[] = {
+        {"no-start.md", 1, "---"},          {"unclosed.md", 1, "not closed"},
+        {"no-colon.md", 4, "key: value"},   {"bad-status.md", 4, "status"},
+        {"no-title.md", 1, "title"},        {"bad-id.md", 3, "invalid id"},
+        {"unknown-key.md", 4, "author"},    {"bad-quote.md", 3, "quote"},
+        {"empty-body.md", 5, "empty body"}, {"bad-utf8.md", 6, "UTF-8"},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        int k = error_for(&e, want[i].file);
+        if (k < 0)
+            fail_msg("no error reported for %s", want[i].file);
+        if (e.line[k] != want[i].line || !strstr(e.message[k], want[i].says))
+            fail_msg("%s: got line %d '%s', want line %d with '%s'", want[i].file, e.line[k],
+                     e.message[k], want[i].line, want[i].says);
+    }
+    assert_int_equal(kb_count(kb), 1);
+    struct kb_article a;
+    assert_int_equal(kb_get(kb, "bad-status", &a), CD_ENOTFOUND);
+    kb_close(kb);
+}
+
+static void test_jsonl_errors(void **state)
+{
+    (void)state;
+    write_file("a.jsonl",
+               "{\"id\":\"one\",\"title\":\"First\",\"body\":\"The first article.\"}\n"
+               "{\"id\":\"two\",\"title\":\"Second\"\n"
+               "\n"
+               "{\"id\":\"three\",\"body\":\"no title\"}\n"
+               "[1,2,3]\n"
+               "{\"id\":\"four\",\"title\":\"Four\",\"body\":\"b\",\"tags\":\"one-tag\","
+               "\"questions\":[\"q one\",\"q two\"],\"lang\":\"es\"}\n"
+               "{\"id\":\"five\",\"title\":\"Five\",\"body\":\"b\",\"tags\":[1]}\n"
+               "{\"id\":\"six\",\"title\":\"Six\",\"body\":\"b\",\"status\":\"draft\"}\n"
+               "{\"id\":\"seven\",\"title\":\"Seven\",\"body\":\"b\",\"lang\":\"english!\"}\n");
+    struct kb *kb = open_memory();
+    struct errors e = {0};
+    struct kb_load_report r = {0};
+    r.on_error = on_error;
+    r.ctx = &e;
+    char path[256];
+    snprintf(path, sizeof path, "%s/a.jsonl", tmp_dir);
+    assert_int_equal(kb_load_path(kb, path, &r), 0);
+    assert_int_equal(r.n_loaded, 3); /* one, four, six (a draft) */
+    assert_int_equal(r.n_skipped, 5);
+    static const int want_lines[] = {2, 4, 5, 7, 9};
+    for (int i = 0; i < 5; i++) {
+        assert_string_equal(e.file[i], "a.jsonl");
+        assert_int_equal(e.line[i], want_lines[i]);
+    }
+    assert_non_null(strstr(e.message[1], "title"));
+    struct kb_article a;
+    assert_int_equal(kb_get(kb, "four", &a), 0);
+    assert_string_equal(a.lang, "es");
+    assert_int_equal(a.n_tags, 1);
+    assert_int_equal(a.n_questions, 2);
+    kb_article_clear(&a);
+    assert_int_equal(kb_get(kb, "six", &a), 0);
+    assert_false(a.is_published);
+    kb_article_clear(&a);
+    assert_int_equal(kb_count(kb), 2);
+    assert_int_equal(kb_load_path(kb, "/no/such/path", &r), CD_ENOTFOUND);
+    kb_close(kb);
+}
+
+static void test_revisions(void **state)
+{
+    (void)state;
+    struct kb *kb = open_memory();
+    put(kb, "returns", "en", "Returning an item", "Post the parcel back within 30 days.");
+    assert_int_equal(rank_of(kb, "parcel", NULL, "returns"), 1);
+    assert_int_equal(kb_revision_count(kb, "returns"), 0);
+    put(kb, "returns", "en", "Returning an item", "Post the parcel back within 30 days.");
+    assert_int_equal(kb_revision_count(kb, "returns"), 0);
+    put(kb, "returns", "en", "Returns and exchanges", "Send it back within 60 days.");
+    put(kb, "returns", "en", "Returns, exchanges", "Send it back within 90 days.");
+    struct kb_article a;
+    assert_int_equal(kb_get(kb, "returns", &a), 0);
+    assert_int_equal(a.revision, 3);
+    assert_string_equal(a.body, "Send it back within 90 days.");
+    kb_article_clear(&a);
+    assert_int_equal(kb_revision_count(kb, "returns"), 2);
+    assert_int_equal(kb_get_revision(kb, "returns", 1, &a), 0);
+    assert_string_equal(a.title, "Returning an item");
+    assert_string_equal(a.body, "Post the parcel back within 30 days.");
+    assert_int_equal(a.revision, 1);
+    kb_article_clear(&a);
+    assert_int_equal(kb_get_revision(kb, "returns", 2, &a), 0);
+    assert_string_equal(a.body, "Send it back within 60 days.");
+    kb_article_clear(&a);
+    assert_int_equal(kb_get_revision(kb, "returns", 3, &a), CD_ENOTFOUND);
+    /* The old text is no longer searchable, the new one is. */
+    assert_int_equal(rank_of(kb, "parcel", NULL, "returns"), 0);
+    assert_int_equal(rank_of(kb, "exchanges", NULL, "returns"), 1);
+    /* Deleting keeps every version. */
+    assert_int_equal(kb_delete(kb, "returns"), 0);
+    assert_int_equal(kb_get(kb, "returns", &a), CD_ENOTFOUND);
+    assert_int_equal(kb_revision_count(kb, "returns"), 3);
+    assert_int_equal(rank_of(kb, "exchanges", NULL, "returns"), 0);
+    assert_int_equal(kb_delete(kb, "returns"), CD_ENOTFOUND);
+    kb_close(kb);
+}
+
+static void test_drafts_not_searched(void **state)
+{
+    (void)state;
+    struct kb *kb = open_memory();
+    struct kb_article a = {0};
+    a.id = "secret";
+    a.title = "Upcoming zeppelin delivery";
+    a.body = "Zeppelin delivery starts next year.";
+    a.is_published = 0;
+    assert_int_equal(kb_put(kb, &a), 0);
+    put(kb, "shipping", "en", "Shipping options", "Standard and express delivery.");
+    assert_int_equal(kb_count(kb), 1);
+    assert_int_equal(rank_of(kb, "zeppelin", NULL, "secret"), 0);
+    /* Publishing it makes it searchable; back to draft hides it again. */
+    a.is_published = 1;
+    assert_int_equal(kb_put(kb, &a), 0);
+    assert_int_equal(rank_of(kb, "zeppelin", NULL, "secret"), 1);
+    a.is_published = 0;
+    assert_int_equal(kb_put(kb, &a), 0);
+    assert_int_equal(rank_of(kb, "zeppelin", NULL, "secret"), 0);
+    assert_int_equal(rank_of(kb, "delivery", NULL, "shipping"), 1);
+    kb_close(kb);
+}
+
+static void test_multilingual(void **state)
+{
+    (void)state;
+    struct kb *kb = open_memory();
+    put(kb, "returns", "en", "How do I return an item?",
+        "Start a return from your account within 30 days.");
+    put(kb, "devoluciones", "es", "¿Cómo devuelvo un artículo?",
+        "Puedes solicitar la devolución desde tu cuenta en un plazo de 30 días. Las "
+        "devoluciones son gratuitas.");
+    put(kb, "envios", "es", "Opciones de envío", "Enviamos los pedidos en 24 horas.");
+    put(kb, "retours", "fr", "Retourner un article", "Les retours sont gratuits pendant 30 jours.");
+    assert_int_equal(rank_of(kb, "¿cómo hago una devolución?", "es", "devoluciones"), 1);
+    assert_int_equal(rank_of(kb, "como hago una devolucion", "es", "devoluciones"), 1);
+    assert_int_equal(rank_of(kb, "DEVOLUCIONES", "es", "devoluciones"), 1);
+    assert_int_equal(rank_of(kb, "envío de mi pedido", "es", "envios"), 1);
+    assert_int_equal(rank_of(kb, "retour gratuit", "fr", "retours"), 1);
+    /* A language asked for only gets its own articles... */
+    struct kb_hit hits[10];
+    int n = 0;
+    assert_int_equal(kb_search(kb, "return item", "es", hits, 10, &n), 0);
+    for (int i = 0; i < n; i++)
+        assert_string_equal(hits[i].lang, "es");
+    kb_hits_clear(hits, n);
+    /* ... with no language, English comes first, then the others. */
+    assert_int_equal(kb_search(kb, "return", NULL, hits, 10, &n), 0);
+    assert_true(n >= 1);
+    assert_string_equal(hits[0].id, "returns");
+    kb_hits_clear(hits, n);
+    /* A language with no articles falls back to English. */
+    assert_int_equal(rank_of(kb, "return an item", "de", "returns"), 1);
+    kb_close(kb);
+}
+
+static void test_hostile_questions(void **state)
+{
+    (void)state;
+    struct kb *kb = open_memory();
+    put(kb, "refunds", "en", "When will I get my refund?",
+        "Refunds are issued to the original payment method within 5 days.");
+    put(kb, "orders", "en", "Where is my order?", "Track your order from your account.");
+    static const char *const questions[] = {
+        "\"refund",
+        "refund\"",
+        "\"\"",
+        "\"refund\" \"order\"",
+        "refund*",
+        "*",
+        "NEAR(refund order)",
+        "NEAR(refund order, 2)",
+        "refund OR order",
+        "refund AND NOT order",
+        "- refund",
+        "-refund",
+        "title: refund",
+        "body:refund",
+        "{title body}: refund",
+        "refund^",
+        "+refund",
+        "((refund",
+        "refund))",
+        ")(",
+        "[refund]",
+        "refund; DROP TABLE article; --",
+        "' OR 1=1 --",
+        "\xf0\x9f\x98\x80 refund \xf0\x9f\x92\xb8",
+        "\xf0\x9f\x98\x80\xf0\x9f\x98\x80",
+        "refund \xff\xfe order",
+        "\xc3\x28 \xa0\xa1 refund",
+        "\xed\xa0\x80 refund",
+        "",
+        "   ",
+        "a the of",
+        "NOT",
+        "OR",
+        "AND",
+        "NEAR",
+    };
+    for (size_t i = 0; i < sizeof questions / sizeof questions[0]; i++) {
+        struct kb_hit hits[5];
+        int n = -1;
+        int rc = kb_search(kb, questions[i], NULL, hits, 5, &n);
+        if (rc != 0)
+            fail_msg("question %zu '%s': %s", i, questions[i], cd_strerror(rc));
+        assert_true(n >= 0 && n <= 5);
+        kb_hits_clear(hits, n);
+    }
+    /* Words in syntax still find their article. */
+    assert_int_equal(rank_of(kb, "\"refund", NULL, "refunds"), 1);
+    assert_int_equal(rank_of(kb, "title: refund", NULL, "refunds"), 1);
+    assert_int_equal(rank_of(kb, "NEAR(refund order)", NULL, "refunds") > 0, 1);
+    assert_int_equal(rank_of(kb, "refund \xff\xfe", NULL, "refunds"), 1);
+    /* 10 KB of text. */
+    char *big = malloc(10 * 1024 + 1);
+    assert_non_null(big);
+    for (int i = 0; i < 10 * 1024; i++)
+        big[i] = "refund order (\"*-: "[i % 19];
+    big[10 * 1024] = '\0';
+    struct kb_hit hits[5];
+    int n = 0;
+    assert_int_equal(kb_search(kb, big, NULL, hits, 5, &n), 0);
+    kb_hits_clear(hits, n);
+    for (int i = 0; i < 10 * 1024; i++) /* 10 KB of distinct words */
+        big[i] = (i % 7 == 6) ? ' ' : (char)('a' + (i * 7919 / 7) % 26);
+    assert_int_equal(kb_search(kb, big, NULL, hits, 5, &n), 0);
+    kb_hits_clear(hits, n);
+    free(big);
+    assert_int_equal(kb_search(kb, NULL, NULL, hits, 5, &n), CD_EINVAL);
+    kb_close(kb);
+}
+
+static void test_learn_improves_rank(void **state)
+{
+    (void)state;
+    struct kb *kb = open_memory();
+    put(kb, "password-reset", "en", "Resetting your password",
+        "Choose Forgot password on the sign-in page and follow the link we email you.");
+    put(kb, "sign-in-problems", "en", "Problems signing in",
+        "If you cannot sign in, check that caps lock is off. Locked out? Wait 30 minutes.");
+    put(kb, "email-change", "en", "Changing your email address",
+        "Open Account settings and enter the new email address.");
+    const char *q = "locked out, can't remember my credentials";
+    int before = rank_of(kb, q, NULL, "password-reset");
+    assert_int_not_equal(before, 1);
+    assert_int_equal(kb_learn(kb, "I can't remember my credentials", "password-reset"), 0);
+    assert_int_equal(rank_of(kb, q, NULL, "password-reset"), 1);
+    /* The same phrasing again (or differing only in case and stop words) is not stored twice. */
+    assert_int_equal(kb_learn(kb, "I can't remember my credentials", "password-reset"), 0);
+    assert_int_equal(kb_learn(kb, "i CAN'T remember the credentials!", "password-reset"), 0);
+    assert_int_equal(kb_learned_count(kb, "password-reset"), 1);
+    /* Learning survives an edit of the article. */
+    put(kb, "password-reset", "en", "Resetting your password",
+        "Choose Forgot password on the sign-in page; the link is valid for one hour.");
+    assert_int_equal(rank_of(kb, q, NULL, "password-reset"), 1);
+    assert_int_equal(kb_learn(kb, "anything", "no-such-article"), CD_ENOTFOUND);
+    assert_int_equal(kb_learn(kb, "", "password-reset"), CD_EINVAL);
+    assert_int_equal(kb_learn(kb, "?!", "password-reset"), CD_EINVAL);
+    kb_close(kb);
+}
+
+static void test_passage(void **state)
+{
+    (void)state;
+    struct kb *kb = open_memory();
+    put(kb, "gift-cards", "en", "Gift cards",
+        "Gift cards are sold in amounts from $10 to $500 and never expire.\n"
+        "\n"
+        "## Checking the balance\n"
+        "\n"
+        "To check the **remaining balance**, open [Gift cards](https://shop.example/gc) and\n"
+        "enter the 16-digit code.\n"
+        "\n"
+        "## Lost cards\n"
+        "\n"
+        "A lost gift card can be replaced if you have the receipt.\n");
+    struct kb_hit hits[3];
+    int n = 0;
+    assert_int_equal(kb_search(kb, "how do I check my gift card balance", "en", hits, 3, &n), 0);
+    assert_int_equal(n, 1);
+    assert_non_null(strstr(hits[0].passage, "remaining balance"));
+    assert_null(strstr(hits[0].passage, "**"));           /* Markdown is cleaned ... */
+    assert_null(strstr(hits[0].passage, "https://"));     /* ... link targets too */
+    assert_null(strstr(hits[0].passage, "never expire")); /* not the first paragraph */
+    assert_true(hits[0].score > 0 && hits[0].score <= 1.0);
+    kb_hits_clear(hits, n);
+    assert_int_equal(kb_search(kb, "I lost my gift card", "en", hits, 3, &n), 0);
+    assert_int_equal(n, 1);
+    assert_non_null(strstr(hits[0].passage, "replaced"));
+    kb_hits_clear(hits, n);
+    kb_close(kb);
+}
+
+static void test_search_after_put_and_reopen(void **state)
+{
+    (void)state;
+    char path[256], *err = NULL;
+    snprintf(path, sizeof path, "%s/kb.db", tmp_dir);
+    struct kb *kb = kb_open(path, &err);
+    assert_non_null(kb);
+    for (int i = 0; i < 400; i++) { /* enough articles for the row budget to apply */
+        char id[32], title[64], body[128];
+        snprintf(id, sizeof id, "filler-%d", i);
+        snprintf(title, sizeof title, "Order question number %d", i);
+        snprintf(body, sizeof body, "Your order and your account, case %d.", i);
+        put(kb, id, "en", title, body);
+    }
+    put(kb, "invoice", "en", "Downloading an invoice", "Invoices are under Account > Orders.");
+    assert_int_equal(rank_of(kb, "download invoice for my order", NULL, "invoice"), 1);
+    /* Another connection to the same file edits an article: this one sees it. */
+    struct kb *other = kb_open(path, &err);
+    assert_non_null(other);
+    put(other, "invoice", "en", "Getting a receipt", "Receipts are under Account > Orders.");
+    put(other, "vat", "en", "VAT invoices for companies", "Ask for a VAT invoice at checkout.");
+    assert_int_equal(rank_of(kb, "receipt", NULL, "invoice"), 1);
+    assert_int_equal(rank_of(kb, "vat invoice", NULL, "vat"), 1);
+    assert_int_equal(kb_learn(other, "proof of purchase", "invoice"), 0);
+    kb_close(other);
+    assert_int_equal(rank_of(kb, "proof of purchase", NULL, "invoice"), 1);
+    kb_close(kb);
+    /* Everything is still there after reopening. */
+    kb = kb_open(path, &err);
+    assert_non_null(kb);
+    assert_int_equal(kb_count(kb), 402);
+    assert_int_equal(rank_of(kb, "proof of purchase", NULL, "invoice"), 1);
+    assert_int_equal(rank_of(kb, "order question number 7", NULL, "filler-7"), 1);
+    kb_close(kb);
+    /* A path that cannot be opened is an error with a message. */
+    kb = kb_open("/no/such/dir/kb.db", &err);
+    assert_null(kb);
+    assert_non_null(err);
+    free(err);
+}
+
+static void test_stackfaq_sample(void **state)
+{
+    (void)state;
+    const char *data = getenv("DATA") ? getenv("DATA") : "../shared/data";
+    char path[512];
+    snprintf(path, sizeof path, "%s/stackfaq/articles.jsonl", data);
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        skip(); /* the evaluation data is not on this machine */
+        return;
+    }
+    struct kb *kb = open_memory();
+    struct kb_load_report r = {0};
+    assert_int_equal(kb_load_path(kb, path, &r), 0);
+    assert_int_equal(r.n_skipped, 0);
+    assert_int_equal(kb_count(kb), r.n_loaded);
+    assert_true(r.n_loaded >= 100);
+    assert_int_equal(rank_of(kb, "How to make font strikethrough on github.", NULL, "sf001"), 1);
+    kb_close(kb);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_front_matter_good, make_tmp_dir, remove_tmp_dir),
+        cmocka_unit_test_setup_teardown(test_front_matter_bad, make_tmp_dir, remove_tmp_dir),
+        cmocka_unit_test_setup_teardown(test_jsonl_errors, make_tmp_dir, remove_tmp_dir),
+        cmocka_unit_test(test_revisions),
+        cmocka_unit_test(test_drafts_not_searched),
+        cmocka_unit_test(test_multilingual),
+        cmocka_unit_test(test_hostile_questions),
+        cmocka_unit_test(test_learn_improves_rank),
+        cmocka_unit_test(test_passage),
+        cmocka_unit_test_setup_teardown(test_search_after_put_and_reopen, make_tmp_dir,
+                                        remove_tmp_dir),
+        cmocka_unit_test(test_stackfaq_sample),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
