@@ -372,6 +372,9 @@ test('end to end: customer, agent, author and dashboard', opts(240000), async (t
     await agent.locator('#reply-text').press('Enter');
     await transcript.locator('li.agent', { hasText: 'order 10442' }).waitFor();
     await shot(agent, 'agent-chat-desktop');
+    await agent.setViewportSize(PHONE);
+    await shot(agent, 'agent-chat-phone');
+    await agent.setViewportSize(DESKTOP);
   });
 
   await t.test('customer sees the agent and the reply', async (t2) => {
@@ -379,6 +382,9 @@ test('end to end: customer, agent, author and dashboard', opts(240000), async (t
     await customer.locator(`${W} li.agent`, { hasText: 'will start the return' }).waitFor({ timeout: 10000 });
     assert.match(await customer.locator(`${W} .sub`).textContent(), /chatting with Alex/);
     await shot(customer, 'widget-agent-desktop');
+    await customer.setViewportSize(PHONE);
+    await shot(customer, 'widget-agent-phone');
+    await customer.setViewportSize(DESKTOP);
   });
 
   await t.test('agent uses a canned reply from the KB', async (t2) => {
