@@ -16,10 +16,6 @@
 #include <sys/stat.h>
 #include <time.h>
 
-/* Until kb.c is linked in, the KB calls resolve to NULL and --kb reports it. */
-#pragma weak kb_open
-#pragma weak kb_close
-#pragma weak kb_load_path
 
 static const char ask_usage[] =
     "usage: caredesk ask [--intents DIR|FILE] [--kb DIR|FILE] [--lang xx] [--clarified N]\n"
@@ -112,11 +108,6 @@ static struct kb *load_kb(const char *path, int is_required)
 {
     if (!path || (!is_required && !path_exists(path)))
         return NULL;
-    if (!kb_open) {
-        if (is_required)
-            fputs("caredesk: this build has no knowledge base module\n", stderr);
-        return NULL;
-    }
     char *err = NULL;
     struct kb *kb = kb_open(":memory:", &err);
     if (!kb) {

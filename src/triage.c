@@ -19,11 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Until kb.c is linked in, the KB calls resolve to NULL and triage runs without KB evidence. */
-#pragma weak kb_search
-#pragma weak kb_hits_clear
-#pragma weak kb_get
-#pragma weak kb_article_clear
 
 /* Built-in phrasings, on folded text, so the policy works with any intents. */
 static const char *const person_request_re[] = {
@@ -174,7 +169,7 @@ struct triage *triage_new(const struct triage_settings *settings, struct intents
         return NULL;
     }
     t->intents = intents;
-    t->kb = kb_search ? kb : NULL;
+    t->kb = kb;
     apply_settings(t, settings);
     for (int i = 0; person_request_re[i] && t->n_person_re < 12; i++)
         if (regcomp(&t->person_re[t->n_person_re], person_request_re[i],

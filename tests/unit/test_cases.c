@@ -21,10 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The KB is optional here: without kb.c linked in, cases run on intents. */
-#pragma weak kb_open
-#pragma weak kb_close
-#pragma weak kb_load_path
 
 #define CASES_DIR "tests/cases"
 #define MAX_FILES 64
@@ -54,15 +50,13 @@ static int setup_engine(void **state)
         intents_free(set);
         return -1;
     }
-    if (kb_open) {
-        char *err = NULL;
-        kb = kb_open(":memory:", &err);
-        free(err);
-        struct kb_load_report kr = {0};
-        if (kb && kb_load_path(kb, "kb", &kr) != 0) {
-            kb_close(kb);
-            kb = NULL;
-        }
+    char *err = NULL;
+    kb = kb_open(":memory:", &err);
+    free(err);
+    struct kb_load_report kr = {0};
+    if (!kb || kb_load_path(kb, "kb", &kr) != 0) {
+        fprintf(stderr, "test_cases: cannot load ./kb\n");
+        return -1;
     }
     engine = triage_new(NULL, set, kb);
     return engine ? 0 : -1;
