@@ -50,6 +50,11 @@
 #define KB_MAX_QUESTION_LEN 1000
 #define KB_MAX_DIR_FILES    10000
 #define KB_N_COLS           5 /* title, questions, learned, tags, body */
+/* A query string starting with this byte is one stem, passed through as it is. Customer text
+ * never produces it: text.h treats control characters as separators, and a MATCH expression
+ * is built from text.h's tokens only. */
+#define KB_RAW_STEM  '\x01'
+#define KB_MAX_FIXES 2 /* unknown words per question tried as typos of known ones */
 
 /* Ranking parameters; defaults measured with `caredesk eval kb` (docs/kb.md). They can be
  * overridden for experiments with CAREDESK_KB_TUNE="name=value,...". */
@@ -63,6 +68,8 @@ struct kb_tune {
     double w_stage1;        /* stage 2: weight of the normalised stage 1 score */
     double phrasing_cos;    /* 1: phrasing similarity is an idf-weighted cosine */
     double phrasing_second; /* weight of the second-best phrasing */
+    double fix_typos;       /* 1: an unknown word may match a known one an edit away */
+    double join_words;      /* 1: two neighbouring words may be one split word */
 };
 
 static const struct kb_tune tune_default = {
@@ -75,6 +82,8 @@ static const struct kb_tune tune_default = {
     .w_stage1 = 1.0,
     .phrasing_cos = 0.0,
     .phrasing_second = 0.5,
+    .fix_typos = 1.0,
+    .join_words = 1.0,
 };
 
 /* One query term: its stem, where it is in the question, and its weight. */
@@ -366,6 +375,19 @@ static const char *col_text(sqlite3_stmt *st, int i)
     return s ? (const char *)s : "";
 }
 
+/* Reduces a language tag ("es", "es-ES", "pt_BR", "EN") to its lower-case ISO 639 code in
+ * code (at least 4 bytes). Returns 1, or 0 if lang does not start with one. */
+static int lang_code(const char *lang, char *code)
+{
+    size_t n = 0;
+    while (n < 4 && ((lang[n] >= 'a' && lang[n] <= 'z') || (lang[n] >= 'A' && lang[n] <= 'Z'))) {
+        code[n] = (char)(lang[n] | 0x20);
+        n++;
+    }
+    code[n] = '\0';
+    return n >= 2 && n <= 3 && (lang[n] == '\0' || lang[n] == '-' || lang[n] == '_');
+}
+
 static int is_lang_code(const char *lang)
 {
     size_t n = lang ? strlen(lang) : 0;
@@ -632,6 +654,8 @@ static int snowball_tokenize(Fts5Tokenizer *t, void *fts_ctx, int flags, const c
     struct kb_tok *kt = (struct kb_tok *)t;
     struct fts_token_ctx c = {fts_ctx, x_token};
     struct kb *kb = kt->owner;
+    if ((flags & FTS5_TOKENIZE_QUERY) && n_text > 1 && text[0] == KB_RAW_STEM)
+        return x_token(fts_ctx, 0, text + 1, n_text - 1, 0, n_text);
     if (kb && kb->is_capturing && (flags & FTS5_TOKENIZE_DOCUMENT)) {
         /* kb is writing or deleting one article's row: one call per column, in order. */
         int col = kb->capture.n_calls++;
@@ -1014,6 +1038,10 @@ static void tune_from_env(struct kb_tune *t)
             t->phrasing_cos = v;
         else if (!strcmp(kv, "phrasing_second"))
             t->phrasing_second = v;
+        else if (!strcmp(kv, "fix_typos"))
+            t->fix_typos = v;
+        else if (!strcmp(kv, "join_words"))
+            t->join_words = v;
         for (int c = 0; c < KB_N_COLS; c++) {
             char name[32];
             snprintf(name, sizeof name, "w_%s", col_names[c]);
@@ -1158,6 +1186,7 @@ static int has_newline(const char *s)
 static int article_check(const struct kb_article *a, char *msg, size_t cap)
 {
     const char *lang = a->lang && *a->lang ? a->lang : "en";
+    char code[8];
     if (!a->id || !*a->id)
         snprintf(msg, cap, "missing id");
     else if (!is_valid_id(a->id))
@@ -1167,7 +1196,7 @@ static int article_check(const struct kb_article *a, char *msg, size_t cap)
         snprintf(msg, cap, "missing title");
     else if (strlen(a->title) > KB_MAX_TITLE || has_newline(a->title))
         snprintf(msg, cap, "title must be one line of at most %d bytes", KB_MAX_TITLE);
-    else if (!is_lang_code(lang))
+    else if (!lang_code(lang, code))
         snprintf(msg, cap, "invalid lang '%.16s' (a two-letter ISO 639-1 code, e.g. en)", lang);
     else if (!a->body || !*a->body)
         snprintf(msg, cap, "empty body");
@@ -1711,8 +1740,10 @@ int kb_put(struct kb *kb, const struct kb_article *article)
     if (!kb || !article || article_check(article, msg, sizeof msg))
         return CD_EINVAL;
     struct kb_article a = *article;
-    if (!a.lang || !*a.lang)
-        a.lang = "en";
+    char code[8] = "en";
+    if (a.lang && *a.lang)
+        lang_code(a.lang, code); /* "es-ES" is stored as "es" */
+    a.lang = code;
     struct cd_buf tags = {0}, questions = {0};
     int rc;
     if ((rc = join_lines(&tags, a.tags, a.n_tags)) ||
@@ -1956,9 +1987,49 @@ done:
 
 /* ---- search ----------------------------------------------------------------------------- */
 
+#define KB_MAX_JOINS 4 /* pairs of neighbouring words tried as one ("git hub") */
+
+static int find_stem(const struct kb_query *q, const char *s, size_t n)
+{
+    for (int i = 0; i < q->n_terms; i++)
+        if ((size_t)q->terms[i].n_stem == n && !memcmp(q->terms[i].stem, s, n))
+            return i;
+    return -1;
+}
+
+static int64_t entry_df(const struct df_entry *e)
+{
+    int64_t df = 0;
+    for (int c = 0; c < KB_N_COLS; c++)
+        if (e->col_df[c] > df)
+            df = e->col_df[c];
+    return df;
+}
+
+struct first_stem {
+    char stem[TEXT_MAX_TOKEN + 1];
+    int n;
+};
+
+static int first_stem_cb(void *ctx, const char *token, int n_token, int start, int end)
+{
+    (void)start;
+    (void)end;
+    struct first_stem *f = ctx;
+    if (f->n || n_token > TEXT_MAX_TOKEN)
+        return 1;
+    memcpy(f->stem, token, (size_t)n_token);
+    f->stem[n_token] = '\0';
+    f->n = n_token;
+    return 1;
+}
+
 struct query_build {
     struct kb_query *q;
     const char *text;
+    int prev_start, prev_end; /* the previous word, -1 before the first */
+    int n_joins;
+    int join[KB_MAX_JOINS][3]; /* start of the first word, end of the first, end of second */
 };
 
 static int query_term_cb(void *ctx, const char *token, int n_token, int start, int end)
@@ -1967,6 +2038,16 @@ static int query_term_cb(void *ctx, const char *token, int n_token, int start, i
     struct kb_query *q = b->q;
     if (n_token <= 0 || n_token > TEXT_MAX_TOKEN)
         return 0;
+    /* Two words with only a space or a hyphen between them may be one split word. */
+    if (b->prev_start >= 0 && b->n_joins < KB_MAX_JOINS && start - b->prev_end == 1 &&
+        (b->text[b->prev_end] == ' ' || b->text[b->prev_end] == '-')) {
+        int *j = b->join[b->n_joins++];
+        j[0] = b->prev_start;
+        j[1] = b->prev_end;
+        j[2] = end;
+    }
+    b->prev_start = start;
+    b->prev_end = end;
     for (int i = 0; i < q->n_terms; i++)
         if (q->terms[i].n_stem == n_token && !memcmp(q->terms[i].stem, token, (size_t)n_token))
             return 0;
@@ -1984,9 +2065,39 @@ static int query_term_cb(void *ctx, const char *token, int n_token, int start, i
     return 0;
 }
 
-/* Builds the FTS5 MATCH expression: each term's original word as a quoted string (the table's
- * tokenizer turns it into the same stem), OR-joined. Nothing else of the question gets in. */
-static int build_match(const struct kb_query *q, const char *text, struct cd_buf *m)
+/* Adds the stem of each pair of neighbouring words written as one ("git hub" -> "github",
+ * "e-mail" -> "email") when the KB has that word and the question does not. */
+static void add_joined_words(struct kb_lang_index *li, struct query_build *b)
+{
+    struct kb_query *q = b->q;
+    if (!li->df_map->is_valid && df_map_build(li) != 0)
+        return;
+    for (int i = 0; i < b->n_joins && q->n_terms < KB_MAX_QUERY_TERMS; i++) {
+        char word[2 * TEXT_MAX_TOKEN + 8];
+        int *j = b->join[i];
+        int n1 = j[1] - j[0], n2 = j[2] - (j[1] + 1);
+        if (n1 + n2 >= (int)sizeof word || n1 <= 0 || n2 <= 0)
+            continue;
+        memcpy(word, b->text + j[0], (size_t)n1);
+        memcpy(word + n1, b->text + j[1] + 1, (size_t)n2);
+        struct first_stem f = {.n = 0};
+        kb_tok_tokenize(li->tok, word, (size_t)(n1 + n2), first_stem_cb, &f);
+        if (f.n == 0 || find_stem(q, f.stem, (size_t)f.n) >= 0)
+            continue;
+        const struct df_entry *e = df_find(li->df_map, f.stem, (size_t)f.n, 0);
+        if (!e || entry_df(e) == 0)
+            continue;
+        struct kb_term *t = &q->terms[q->n_terms++];
+        memset(t, 0, sizeof *t);
+        memcpy(t->stem, f.stem, (size_t)f.n);
+        t->n_stem = f.n;
+        t->idf = 1;
+    }
+}
+
+/* Builds the FTS5 MATCH expression: each chosen term's stem as a quoted raw-stem string,
+ * OR-joined, some limited to the title and question columns. Nothing else gets in. */
+static int build_match(const struct kb_query *q, struct cd_buf *m)
 {
     cd_buf_reset(m);
     for (int i = 0; i < q->n_phrases; i++) {
@@ -1995,12 +2106,13 @@ static int build_match(const struct kb_query *q, const char *text, struct cd_buf
             return CD_ENOMEM;
         if (q->is_head_only[i] && cd_buf_puts(m, "{title questions learned} : "))
             return CD_ENOMEM;
-        if (cd_buf_append(m, "\"", 1))
+        char raw = KB_RAW_STEM;
+        if (cd_buf_append(m, "\"", 1) || cd_buf_append(m, &raw, 1))
             return CD_ENOMEM;
-        for (int k = t->start; k < t->end; k++) {
-            if (text[k] == '"' && cd_buf_append(m, "\"", 1))
+        for (int k = 0; k < t->n_stem; k++) {
+            if (t->stem[k] == '"' && cd_buf_append(m, "\"", 1))
                 return CD_ENOMEM;
-            if (cd_buf_append(m, &text[k], 1))
+            if (cd_buf_append(m, &t->stem[k], 1))
                 return CD_ENOMEM;
         }
         if (cd_buf_append(m, "\"", 1))
@@ -2016,14 +2128,6 @@ struct kb_candidate {
     double score;
     int lang_rank; /* 0 for the requested language's table */
 };
-
-static int find_stem(const struct kb_query *q, const char *s, size_t n)
-{
-    for (int i = 0; i < q->n_terms; i++)
-        if ((size_t)q->terms[i].n_stem == n && !memcmp(q->terms[i].stem, s, n))
-            return i;
-    return -1;
-}
 
 /* How well the question matches one phrasing (a line of stems): the harmonic mean of the
  * question weight it covers and the share of its own stems the question has. */
@@ -2172,6 +2276,53 @@ static int best_passage(struct kb *kb, const struct kb_query *q, sqlite3_int64 r
     return 0;
 }
 
+/* Returns 1 if a and b differ by at most one insertion, deletion, substitution or swap of
+ * two neighbouring bytes. */
+static int within_one_edit(const char *a, size_t na, const char *b, size_t nb)
+{
+    if (na > nb + 1 || nb > na + 1)
+        return 0;
+    size_t i = 0;
+    while (i < na && i < nb && a[i] == b[i])
+        i++;
+    if (na == nb)
+        return i == na || !memcmp(a + i + 1, b + i + 1, na - i - 1) ||
+               (i + 1 < na && a[i] == b[i + 1] && a[i + 1] == b[i] &&
+                !memcmp(a + i + 2, b + i + 2, na - i - 2));
+    if (na > nb)
+        return !memcmp(a + i + 1, b + i, nb - i);
+    return !memcmp(a + i, b + i + 1, na - i);
+}
+
+/* A term no article has may be a typo: replaces it with the most frequent known term one
+ * edit away, if there is one (words of five bytes or more, a few per question). */
+static void fix_typos(const struct df_map *m, struct kb_query *q)
+{
+    int n_fixes = 0;
+    for (int i = 0; i < q->n_terms && n_fixes < KB_MAX_FIXES; i++) {
+        struct kb_term *t = &q->terms[i];
+        if (df_find((struct df_map *)m, t->stem, (size_t)t->n_stem, 0) || t->n_stem < 5)
+            continue;
+        n_fixes++;
+        const struct df_entry *best = NULL;
+        int64_t best_df = 0;
+        for (uint32_t k = 0; k < m->cap; k++) {
+            const struct df_entry *e = &m->slots[k];
+            if (e->stem_at == UINT32_MAX || e->n_stem + 1 < t->n_stem || e->n_stem > t->n_stem + 1)
+                continue;
+            int64_t df = entry_df(e);
+            if (df > best_df &&
+                within_one_edit(t->stem, (size_t)t->n_stem, m->pool.data + e->stem_at, e->n_stem))
+                best = e, best_df = df;
+        }
+        if (best && find_stem(q, m->pool.data + best->stem_at, best->n_stem) < 0) {
+            memcpy(t->stem, m->pool.data + best->stem_at, best->n_stem);
+            t->stem[best->n_stem] = '\0';
+            t->n_stem = best->n_stem;
+        }
+    }
+}
+
 /* Looks up how many articles have each term (fts5vocab, per column), then picks the terms the
  * FTS5 query matches on so that it scores about KB_ROW_BUDGET rows at most, however large the
  * KB: rare terms first, in every column; a term too common for the budget matches only in
@@ -2186,6 +2337,8 @@ static int choose_phrases(struct kb_lang_index *li, struct kb_query *q)
         if (rc)
             return rc;
     }
+    if (q->tune->fix_typos > 0)
+        fix_typos(li->df_map, q);
     for (int i = 0; i < q->n_terms; i++) {
         struct kb_term *t = &q->terms[i];
         const struct df_entry *e = df_find(li->df_map, t->stem, (size_t)t->n_stem, 0);
@@ -2232,15 +2385,18 @@ static int search_lang(struct kb *kb, struct kb_lang_index *li, const char *ques
 {
     memset(q, 0, sizeof *q);
     q->tune = &kb->tune;
-    struct query_build b = {q, question};
+    struct query_build b = {.q = q, .text = question};
+    b.prev_start = b.prev_end = -1;
     kb_tok_tokenize(li->tok, question, strlen(question), query_term_cb, &b);
     if (q->n_terms == 0)
         return 0;
+    if (q->tune->join_words > 0)
+        add_joined_words(li, &b);
     int rc = choose_phrases(li, q);
     if (rc || q->n_phrases == 0)
         return rc;
     struct cd_buf match = {0};
-    rc = build_match(q, question, &match);
+    rc = build_match(q, &match);
     if (rc) {
         cd_buf_free(&match);
         return rc;
@@ -2323,8 +2479,9 @@ int kb_search(struct kb *kb, const char *question, const char *lang, struct kb_h
      * with no language asked for, the other languages' tables follow. */
     int rc = 0;
     struct kb_lang_index *first = NULL;
-    if (lang && *lang)
-        first = lang_index(kb, lang, 0, &rc);
+    char code[8];
+    if (lang && *lang && lang_code(lang, code))
+        first = lang_index(kb, code, 0, &rc);
     if (!first)
         first = lang_index(kb, "en", 0, &rc);
     struct kb_lang_index *order[KB_MAX_LANGS];
@@ -2763,11 +2920,313 @@ static int json_field(json_t *obj, const char *key, char **out, int required, ch
     return *out ? 0 : CD_ENOMEM;
 }
 
+/* A strict reader for the common shape of an article line: one object whose values are
+ * strings, lists of strings, integers (an id) or null, with any other value skipped. It
+ * accepts only valid JSON and gives up (returns 1) on anything it does not handle, so
+ * jansson then reads the line and reports what is wrong with it. */
+struct fast_json {
+    const char *p, *end;
+};
+
+static void fj_ws(struct fast_json *j)
+{
+    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\r' || *j->p == '\n'))
+        j->p++;
+}
+
+static int fj_hex4(const char *s, unsigned *out)
+{
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = s[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9')
+            v |= (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v |= (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            v |= (unsigned)(c - 'A' + 10);
+        else
+            return 1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Reads a string at j->p (the opening quote) into a new NUL-terminated buffer (NULL: only
+ * skip it). Returns 0, or 1 to give up. */
+static int fj_string(struct fast_json *j, char **out)
+{
+    if (j->p >= j->end || *j->p != '"')
+        return 1;
+    const char *s = ++j->p;
+    const char *q = s;
+    while (q < j->end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20)
+        q++;
+    if (q < j->end && *q == '"') { /* no escapes: the common case */
+        j->p = q + 1;
+        if (out && !(*out = cd_strndup(s, (size_t)(q - s))))
+            return 1;
+        return 0;
+    }
+    char *buf = out ? malloc((size_t)(j->end - s) + 1) : NULL;
+    size_t n = 0;
+    if (out && !buf)
+        return 1;
+    for (q = s; q < j->end && *q != '"';) {
+        unsigned char c = (unsigned char)*q;
+        if (c < 0x20)
+            goto fail;
+        if (c != '\\') {
+            if (buf)
+                buf[n++] = (char)c;
+            q++;
+            continue;
+        }
+        if (q + 1 >= j->end)
+            goto fail;
+        char e = q[1];
+        q += 2;
+        char plain = e == '"'    ? '"'
+                     : e == '\\' ? '\\'
+                     : e == '/'  ? '/'
+                     : e == 'b'  ? '\b'
+                     : e == 'f'  ? '\f'
+                     : e == 'n'  ? '\n'
+                     : e == 'r'  ? '\r'
+                     : e == 't'  ? '\t'
+                                 : 0;
+        if (plain) {
+            if (buf)
+                buf[n++] = plain;
+            continue;
+        }
+        unsigned cp, lo;
+        if (e != 'u' || j->end - q < 4 || fj_hex4(q, &cp))
+            goto fail;
+        q += 4;
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+            if (j->end - q < 6 || q[0] != '\\' || q[1] != 'u' || fj_hex4(q + 2, &lo) ||
+                lo < 0xDC00 || lo > 0xDFFF)
+                goto fail;
+            q += 6;
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+        } else if ((cp >= 0xDC00 && cp <= 0xDFFF) || cp == 0)
+            goto fail; /* a lone surrogate or a NUL: let jansson say so */
+        if (!buf)
+            continue;
+        if (cp < 0x80)
+            buf[n++] = (char)cp;
+        else if (cp < 0x800) {
+            buf[n++] = (char)(0xC0 | (cp >> 6));
+            buf[n++] = (char)(0x80 | (cp & 0x3F));
+        } else if (cp < 0x10000) {
+            buf[n++] = (char)(0xE0 | (cp >> 12));
+            buf[n++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+            buf[n++] = (char)(0x80 | (cp & 0x3F));
+        } else {
+            buf[n++] = (char)(0xF0 | (cp >> 18));
+            buf[n++] = (char)(0x80 | ((cp >> 12) & 0x3F));
+            buf[n++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+            buf[n++] = (char)(0x80 | (cp & 0x3F));
+        }
+    }
+    if (q >= j->end)
+        goto fail;
+    j->p = q + 1;
+    if (buf) {
+        buf[n] = '\0';
+        *out = buf;
+    }
+    return 0;
+fail:
+    free(buf);
+    return 1;
+}
+
+/* Reads an integer (an id) into a new string, or skips a number if out is NULL. */
+static int fj_number(struct fast_json *j, char **out)
+{
+    const char *s = j->p;
+    if (j->p < j->end && *j->p == '-')
+        j->p++;
+    const char *digits = j->p;
+    while (j->p < j->end && *j->p >= '0' && *j->p <= '9')
+        j->p++;
+    if (j->p == digits || (*digits == '0' && j->p - digits > 1))
+        return 1;
+    if (j->p < j->end && (*j->p == '.' || *j->p == 'e' || *j->p == 'E'))
+        return 1; /* fractions and exponents: jansson */
+    if (out && !(*out = cd_strndup(s, (size_t)(j->p - s))))
+        return 1;
+    return 0;
+}
+
+static int fj_literal(struct fast_json *j, const char *word)
+{
+    size_t n = strlen(word);
+    if ((size_t)(j->end - j->p) < n || memcmp(j->p, word, n))
+        return 1;
+    j->p += n;
+    return 0;
+}
+
+/* Reads a list of strings (or one string, or null) into items. */
+static int fj_string_list(struct fast_json *j, char ***items, int *n_items)
+{
+    if (j->p < j->end && *j->p == 'n')
+        return fj_literal(j, "null");
+    if (j->p < j->end && *j->p == '"') {
+        char *v = NULL;
+        if (fj_string(j, &v))
+            return 1;
+        int rc = push_str(items, n_items, v, strlen(v));
+        free(v);
+        return rc ? 1 : 0;
+    }
+    if (j->p >= j->end || *j->p != '[')
+        return 1;
+    j->p++;
+    fj_ws(j);
+    if (j->p < j->end && *j->p == ']') {
+        j->p++;
+        return 0;
+    }
+    for (;;) {
+        char *v = NULL;
+        fj_ws(j);
+        if (fj_string(j, &v))
+            return 1;
+        char **grown = realloc(*items, (size_t)(*n_items + 1) * sizeof **items);
+        if (!grown) {
+            free(v);
+            return 1;
+        }
+        *items = grown;
+        grown[(*n_items)++] = v;
+        fj_ws(j);
+        if (j->p < j->end && *j->p == ',') {
+            j->p++;
+            continue;
+        }
+        if (j->p < j->end && *j->p == ']') {
+            j->p++;
+            return 0;
+        }
+        return 1;
+    }
+}
+
+/* Skips a value of a key the article does not use: strings, numbers, literals. */
+static int fj_skip(struct fast_json *j)
+{
+    if (j->p >= j->end)
+        return 1;
+    switch (*j->p) {
+    case '"':
+        return fj_string(j, NULL);
+    case 't':
+        return fj_literal(j, "true");
+    case 'f':
+        return fj_literal(j, "false");
+    case 'n':
+        return fj_literal(j, "null");
+    default:
+        return fj_number(j, NULL); /* objects and lists: jansson */
+    }
+}
+
+static int parse_json_fast(const char *line, size_t n, struct kb_article *a, char **status)
+{
+    struct fast_json j = {line, line + n};
+    char **fields[] = {&a->id, &a->title, &a->body, &a->lang, status};
+    static const char *const names[] = {"id", "title", "body", "lang", "status"};
+    int seen_tags = 0, seen_questions = 0;
+    fj_ws(&j);
+    if (j.p >= j.end || *j.p++ != '{')
+        return 1;
+    fj_ws(&j);
+    if (j.p < j.end && *j.p == '}')
+        j.p++;
+    else
+        for (;;) {
+            char *key = NULL;
+            fj_ws(&j);
+            if (fj_string(&j, &key))
+                return 1;
+            fj_ws(&j);
+            int rc = j.p < j.end && *j.p == ':' ? 0 : 1;
+            j.p++;
+            fj_ws(&j);
+            int k = 0;
+            while (!rc && k < 5 && strcmp(key, names[k]))
+                k++;
+            if (rc) {
+            } else if (k < 5) {
+                if (*fields[k])
+                    rc = 1; /* a duplicate key */
+                else if (j.p < j.end && *j.p == 'n')
+                    rc = fj_literal(&j, "null");
+                else if (j.p < j.end && *j.p == '"')
+                    rc = fj_string(&j, fields[k]);
+                else
+                    rc = k == 0 ? fj_number(&j, fields[k]) : 1;
+            } else if (!strcmp(key, "tags")) {
+                rc = seen_tags++ ? 1 : fj_string_list(&j, &a->tags, &a->n_tags);
+            } else if (!strcmp(key, "questions")) {
+                rc = seen_questions++ ? 1 : fj_string_list(&j, &a->questions, &a->n_questions);
+            } else
+                rc = fj_skip(&j);
+            free(key);
+            if (rc)
+                return 1;
+            fj_ws(&j);
+            if (j.p < j.end && *j.p == ',') {
+                j.p++;
+                continue;
+            }
+            if (j.p < j.end && *j.p == '}') {
+                j.p++;
+                break;
+            }
+            return 1;
+        }
+    fj_ws(&j);
+    return j.p == j.end ? 0 : 1;
+}
+
 /* Parses one JSON Lines record into an article. */
 static int parse_json_article(const char *line, size_t n, struct kb_article *a, char *msg,
                               size_t cap)
 {
     memset(a, 0, sizeof *a);
+    char *status = NULL;
+    if (parse_json_fast(line, n, a, &status) == 0) {
+        int rc = 0;
+        if (status && strcmp(status, "published") && strcmp(status, "draft")) {
+            snprintf(msg, cap, "\"status\" must be \"draft\" or \"published\"");
+            rc = CD_EPARSE;
+        }
+        a->is_published = !status || !strcmp(status, "published");
+        free(status);
+        if (!rc && !a->lang && !(a->lang = xstrdup("en")))
+            rc = CD_ENOMEM;
+        if (!rc && (!a->id || !a->title || !a->body)) {
+            snprintf(msg, cap, "missing \"%s\"", !a->id ? "id" : !a->title ? "title" : "body");
+            rc = CD_EPARSE;
+        }
+        if (!rc && article_check(a, msg, cap))
+            rc = CD_EPARSE;
+        if (rc == CD_ENOMEM)
+            snprintf(msg, cap, "out of memory");
+        if (rc)
+            kb_article_clear(a);
+        return rc;
+    }
+    /* Anything the fast reader did not take: jansson reads it and says what is wrong. */
+    kb_article_clear(a);
+    free(status);
+    status = NULL;
     a->is_published = 1;
     json_error_t jerr;
     json_t *obj = json_loadb(line, n, JSON_REJECT_DUPLICATES, &jerr);
@@ -2776,7 +3235,6 @@ static int parse_json_article(const char *line, size_t n, struct kb_article *a, 
         return CD_EPARSE;
     }
     int rc = 0;
-    char *status = NULL;
     if (!json_is_object(obj)) {
         snprintf(msg, cap, "expected a JSON object");
         rc = CD_EPARSE;

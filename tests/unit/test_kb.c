@@ -276,6 +276,44 @@ static void test_jsonl_errors(void **state)
     kb_close(kb);
 }
 
+static void test_jsonl_escapes(void **state)
+{
+    (void)state;
+    write_file("e.jsonl",
+               /* escapes of every kind, a key spelled with an escape, an integer id */
+               "{\"id\":\"esc\",\"t\\u0069tle\":\"Caf\\u00e9 \\\"A\\\" \\\\ \\/ "
+               "\\ud83d\\ude00\",\"body\":\"line1\\nline2\\tx\",\"extra\":[1,{\"a\":2}],"
+               "\"n\":-1.5e3,\"ok\":true}\n"
+               "{ \"id\" : 42 , \"title\" : \"Numbered\" , \"body\" : \"b\" , \"tags\" : null }\n"
+               /* invalid: a lone surrogate, a duplicate key, a NUL, trailing text */
+               "{\"id\":\"bad1\",\"title\":\"\\udc00\",\"body\":\"b\"}\n"
+               "{\"id\":\"bad2\",\"id\":\"bad3\",\"title\":\"t\",\"body\":\"b\"}\n"
+               "{\"id\":\"bad4\",\"title\":\"a\\u0000b\",\"body\":\"b\"}\n"
+               "{\"id\":\"bad5\",\"title\":\"t\",\"body\":\"b\"} x\n");
+    struct kb *kb = open_memory();
+    struct errors e = {0};
+    struct kb_load_report r = {0};
+    r.on_error = on_error;
+    r.ctx = &e;
+    char path[256];
+    snprintf(path, sizeof path, "%s/e.jsonl", tmp_dir);
+    assert_int_equal(kb_load_path(kb, path, &r), 0);
+    assert_int_equal(r.n_loaded, 2);
+    assert_int_equal(r.n_skipped, 4);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(e.line[i], i + 3);
+    struct kb_article a;
+    assert_int_equal(kb_get(kb, "esc", &a), 0);
+    assert_string_equal(a.title, "Caf\xc3\xa9 \"A\" \\ / \xf0\x9f\x98\x80");
+    assert_string_equal(a.body, "line1\nline2\tx");
+    kb_article_clear(&a);
+    assert_int_equal(kb_get(kb, "42", &a), 0);
+    assert_string_equal(a.title, "Numbered");
+    assert_int_equal(a.n_tags, 0);
+    kb_article_clear(&a);
+    kb_close(kb);
+}
+
 static void test_revisions(void **state)
 {
     (void)state;
@@ -353,6 +391,15 @@ static void test_multilingual(void **state)
     assert_int_equal(rank_of(kb, "como hago una devolucion", "es", "devoluciones"), 1);
     assert_int_equal(rank_of(kb, "DEVOLUCIONES", "es", "devoluciones"), 1);
     assert_int_equal(rank_of(kb, "envío de mi pedido", "es", "envios"), 1);
+    /* Browser-style tags name the same language, for questions and articles. */
+    assert_int_equal(rank_of(kb, "devolución", "es-ES", "devoluciones"), 1);
+    assert_int_equal(rank_of(kb, "devolución", "ES_mx", "devoluciones"), 1);
+    put(kb, "pagos", "es-MX", "Métodos de pago", "Aceptamos tarjetas y transferencias.");
+    struct kb_article got;
+    assert_int_equal(kb_get(kb, "pagos", &got), 0);
+    assert_string_equal(got.lang, "es");
+    kb_article_clear(&got);
+    assert_int_equal(rank_of(kb, "tarjeta", "es", "pagos"), 1);
     assert_int_equal(rank_of(kb, "retour gratuit", "fr", "retours"), 1);
     /* A language asked for only gets its own articles... */
     struct kb_hit hits[10];
@@ -477,6 +524,26 @@ static void test_learn_improves_rank(void **state)
     kb_close(kb);
 }
 
+static void test_typos(void **state)
+{
+    (void)state;
+    struct kb *kb = open_memory();
+    put(kb, "strike", "en", "Strikethrough text in messages", "Wrap the words in tildes.");
+    put(kb, "bold", "en", "Bold text in messages", "Wrap the words in asterisks.");
+    put(kb, "warranty", "en", "Warranty repairs", "Products have a two-year warranty.");
+    assert_int_equal(rank_of(kb, "stikethrough text", NULL, "strike"), 1);
+    assert_int_equal(rank_of(kb, "strikehtrough", NULL, "strike"), 1); /* swapped letters */
+    assert_int_equal(rank_of(kb, "waranty claim", NULL, "warranty"), 1);
+    /* A word split in two ("git hub", "e-mail") finds the word written as one. */
+    put(kb, "github", "en", "Contacting a GitHub user", "Open their GitHub profile.");
+    put(kb, "email", "en", "Changing your email", "Open Account settings.");
+    assert_int_equal(rank_of(kb, "how do I contact someone on git hub", NULL, "github"), 1);
+    assert_int_equal(rank_of(kb, "change my e-mail", NULL, "email"), 1);
+    /* Short unknown words are not "corrected". */
+    assert_int_equal(rank_of(kb, "bld", NULL, "bold"), 0);
+    kb_close(kb);
+}
+
 static void test_passage(void **state)
 {
     (void)state;
@@ -577,11 +644,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_front_matter_good, make_tmp_dir, remove_tmp_dir),
         cmocka_unit_test_setup_teardown(test_front_matter_bad, make_tmp_dir, remove_tmp_dir),
         cmocka_unit_test_setup_teardown(test_jsonl_errors, make_tmp_dir, remove_tmp_dir),
+        cmocka_unit_test_setup_teardown(test_jsonl_escapes, make_tmp_dir, remove_tmp_dir),
         cmocka_unit_test(test_revisions),
         cmocka_unit_test(test_drafts_not_searched),
         cmocka_unit_test(test_multilingual),
         cmocka_unit_test(test_hostile_questions),
         cmocka_unit_test(test_learn_improves_rank),
+        cmocka_unit_test(test_typos),
         cmocka_unit_test(test_passage),
         cmocka_unit_test_setup_teardown(test_search_after_put_and_reopen, make_tmp_dir,
                                         remove_tmp_dir),
