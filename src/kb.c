@@ -2425,7 +2425,7 @@ static int search_lang(struct kb *kb, struct kb_lang_index *li, const char *ques
 static int rescore(struct kb *kb, const struct kb_query *q, struct kb_candidate *cands, int n)
 {
     const struct kb_tune *tn = &kb->tune;
-    double scale = tn->w_stage1 * (1 + tn->proximity) + tn->w_phrasing;
+    double scale = tn->w_stage1 * (1 + tn->proximity) + tn->w_phrasing * (1 + tn->phrasing_second);
     for (int i = 0; i < n; i++) {
         sqlite3_stmt *st = stmt(kb, ST_HIT_INFO);
         sqlite3_bind_int64(st, 1, cands[i].rid);
