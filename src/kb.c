@@ -8,17 +8,25 @@
  * resolved a customer's question live in `learned_question`. Each language gets its own FTS5
  * table, `fts_<lang>`, created the first time an article in that language is stored and
  * tokenized with `snowball <lang>` (text.h), so an article is stemmed in its own language and a
- * question is tokenized in the language asked for. Drafts are stored but never indexed.
+ * question is tokenized in the language asked for. Drafts are stored but never indexed. The
+ * schema version lives in `kb_schema`: the database file is shared with store.c, which owns
+ * PRAGMA user_version.
  *
- * Search is two stages. Stage one is an FTS5 query built only from the tokens text.h finds in
- * the question (each word quoted, OR-joined, at most KB_MAX_QUERY_TERMS), ranked by kb_rank(),
- * our FTS5 auxiliary function: BM25F over the title, questions, learned, tags and body columns,
- * times the share of the question's weight the article covers, plus a small proximity bonus.
- * Stage two rescores the best KB_CANDIDATES by how closely the question matches one of the
- * article's phrasings (title, questions, learned questions), from stems stored at index time,
- * and picks the best passage from paragraphs pre-split and pre-stemmed at index time, so a
- * query never stems article text. Customer text is never FTS5 syntax: a malformed question
- * yields no hits, never an SQL error. */
+ * Indexing tokenizes an article once: while FTS5 writes (or deletes) a row, the snowball
+ * tokenizer reports its tokens to the kb (struct capture), which keeps per language an
+ * in-memory count of articles per term and column and each article's column lengths
+ * (struct df_map), and builds the stems of the article's phrasings and paragraphs.
+ *
+ * Search is two stages. Stage one is an FTS5 query built only from text.h's tokens of the
+ * question (each stem quoted behind KB_RAW_STEM, OR-joined), with the terms chosen from the
+ * df_map so that a query scores about KB_ROW_BUDGET rows however large the KB, ranked by
+ * kb_rank(), our auxiliary function: BM25F over the title, questions, learned, tags and body
+ * columns plus a small proximity bonus. Stage two rescores the best KB_CANDIDATES by how
+ * closely the question matches the article's phrasings (title, questions, learned questions)
+ * and picks the paragraph with the most query weight as the passage; neither stems article
+ * text at query time. Must never happen: customer text reaching FTS5 as syntax (a malformed
+ * question yields no hits, never an SQL error), or a query scoring every article that shares
+ * a common word with it. */
 #include "kb.h"
 
 #include "cd.h"
@@ -2425,7 +2433,7 @@ static int search_lang(struct kb *kb, struct kb_lang_index *li, const char *ques
 static int rescore(struct kb *kb, const struct kb_query *q, struct kb_candidate *cands, int n)
 {
     const struct kb_tune *tn = &kb->tune;
-    double scale = tn->w_stage1 * (1 + tn->proximity) + tn->w_phrasing;
+    double scale = tn->w_stage1 * (1 + tn->proximity) + tn->w_phrasing * (1 + tn->phrasing_second);
     for (int i = 0; i < n; i++) {
         sqlite3_stmt *st = stmt(kb, ST_HIT_INFO);
         sqlite3_bind_int64(st, 1, cands[i].rid);
