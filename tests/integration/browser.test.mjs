@@ -192,7 +192,7 @@ test('every page loads without a script error, screenshots at desktop and phone 
       assert.match(await p.title(), title);
       // Signed out: the sign-in card, labelled and focused.
       await p.locator('#signin').waitFor({ state: 'visible' });
-      assert.equal(await p.evaluate(() => document.activeElement.id), 'token');
+      await p.waitForFunction(() => document.activeElement && document.activeElement.id === 'token');
       assert.equal(await p.locator('label[for=token]').count(), 1);
       await shot(p, `${page}-signin-${label}`);
       if (label === 'desktop') assert.deepEqual(await axeViolations(p), [], `/${page}/ sign-in accessibility`);
@@ -274,7 +274,7 @@ test('widget: theme colour gets readable text, speaks the page language, websock
   await page.waitForFunction(() => window.__caredesk);
   assert.equal(await page.locator(`${W} #cd-input`).getAttribute('placeholder'), 'Escribe tu pregunta…');
   await shot(page, 'widget-spanish-desktop');
-  await page.waitForTimeout(300);
+  for (let i = 0; i < 50 && !sockets.includes(srv.wsUrl + '/chat'); i++) await page.waitForTimeout(100);
   assert.ok(sockets.includes(srv.wsUrl + '/chat'), `sockets opened: ${JSON.stringify(sockets)}`);
   await page.context().close();
 });
