@@ -238,6 +238,7 @@
       if (m[1]) parent.appendChild(h('strong', { text: m[1] }));
       else {
         var href = m[3] || m[4];
+        if (href.charAt(0) === '/') href = server_origin + href; /* the server's pages, not the host's */
         parent.appendChild(h('a', { href: href, target: '_blank', rel: 'noopener', text: m[2] || href }));
       }
       last = re.lastIndex;
