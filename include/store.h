@@ -183,7 +183,10 @@ struct store_message {
     int64_t created_s; /* 0 = now */
 };
 
-/* Appends m as the next message of its conversation and sets m->seq.
+/* Appends m as the next message of its conversation and sets m->seq. If
+ * m->seq > 0 on input, the caller asserts it is the next seq (1 + the last
+ * stored one; never more): that saves a lookup, and if the seq is taken
+ * after all the store computes the next one itself.
  * A customer or agent message whose client_id is already stored for that
  * conversation is not stored again: CD_EEXIST is returned and m->seq is set
  * to the stored message's seq. Returns 0, CD_EEXIST, CD_ENOTFOUND or CD_E*. */

@@ -187,7 +187,13 @@ struct chat {
     struct pending_learn *learns;
     int n_learns, cap_learns;
     struct conv *touched;
-    int unit_frames;    /* frames queued before the current unit of work */
+    int unit_frames; /* frames queued before the current unit of work */
+    /* Conversations whose last_seq the current unit moved, with the value
+     * before, so that an undone unit puts them back (seq hints must never
+     * run ahead of the store). */
+    struct conv *unit_convs[4];
+    int64_t unit_last_seq[4];
+    int n_unit_convs;
     int is_queue_dirty; /* the waiting list or agents changed: agents get a new view */
     int is_eta_dirty;   /* time passed: customers' estimates may have moved */
     int64_t last_retention_s;
@@ -284,12 +290,14 @@ static void emit_error(struct chat *chat, uint64_t conn_id, const char *code, co
 static int unit_begin(struct chat *chat)
 {
     chat->unit_frames = chat->n_frames;
+    chat->n_unit_convs = 0;
     return store_mark(chat->store);
 }
 
 static void unit_end(struct chat *chat)
 {
     store_mark_release(chat->store);
+    chat->n_unit_convs = 0;
 }
 
 static void unit_undo(struct chat *chat)
@@ -297,6 +305,10 @@ static void unit_undo(struct chat *chat)
     store_mark_undo(chat->store);
     while (chat->n_frames > chat->unit_frames)
         free(chat->frames[--chat->n_frames].text);
+    while (chat->n_unit_convs > 0) {
+        int i = --chat->n_unit_convs;
+        chat->unit_convs[i]->rec.last_seq = chat->unit_last_seq[i];
+    }
 }
 
 /* ---- settings, lifecycle ---- */
@@ -604,10 +616,19 @@ static int append_message(struct chat *chat, struct conv *c, int sender, const c
     m.text = text;
     m.meta = meta;
     m.agent_id = agent_id;
+    m.seq = c->rec.last_seq + 1; /* exact: this process is the conversation's only writer */
     int rc = store_message_append(chat->store, &m);
     *seq = m.seq;
-    if (!rc && m.seq > c->rec.last_seq)
+    if (!rc && m.seq > c->rec.last_seq) {
+        int known = 0;
+        for (int i = 0; i < chat->n_unit_convs; i++)
+            known |= chat->unit_convs[i] == c;
+        if (!known && chat->n_unit_convs < 4) {
+            chat->unit_convs[chat->n_unit_convs] = c;
+            chat->unit_last_seq[chat->n_unit_convs++] = c->rec.last_seq;
+        }
         c->rec.last_seq = m.seq;
+    }
     touch(chat, c);
     return rc;
 }

@@ -216,7 +216,9 @@ int cli_search(int argc, char **argv)
         cd_buf_free(&question);
         return usage_error(search_usage, "no question given%s", NULL);
     }
-    if (lang && (strlen(lang) < 2 || strlen(lang) > 3)) {
+    if (lang && (strlen(lang) < 2 || strlen(lang) > 15 ||
+                 strspn(lang, "abcdefghijklmnopqrstuvwxyz"
+                              "ABCDEFGHIJKLMNOPQRSTUVWXYZ-_") != strlen(lang))) {
         cd_buf_free(&question);
         return usage_error(search_usage, "--lang takes a language code like en, not '%s'", lang);
     }

@@ -16,7 +16,6 @@
 #include <sys/stat.h>
 #include <time.h>
 
-
 static const char ask_usage[] =
     "usage: caredesk ask [--intents DIR|FILE] [--kb DIR|FILE] [--lang xx] [--clarified N]\n"
     "                    [--not-helped N] [--repeats N] [--anger N] \"message\"\n"

@@ -8,17 +8,25 @@
  * resolved a customer's question live in `learned_question`. Each language gets its own FTS5
  * table, `fts_<lang>`, created the first time an article in that language is stored and
  * tokenized with `snowball <lang>` (text.h), so an article is stemmed in its own language and a
- * question is tokenized in the language asked for. Drafts are stored but never indexed.
+ * question is tokenized in the language asked for. Drafts are stored but never indexed. The
+ * schema version lives in `kb_schema`: the database file is shared with store.c, which owns
+ * PRAGMA user_version.
  *
- * Search is two stages. Stage one is an FTS5 query built only from the tokens text.h finds in
- * the question (each word quoted, OR-joined, at most KB_MAX_QUERY_TERMS), ranked by kb_rank(),
- * our FTS5 auxiliary function: BM25F over the title, questions, learned, tags and body columns,
- * times the share of the question's weight the article covers, plus a small proximity bonus.
- * Stage two rescores the best KB_CANDIDATES by how closely the question matches one of the
- * article's phrasings (title, questions, learned questions), from stems stored at index time,
- * and picks the best passage from paragraphs pre-split and pre-stemmed at index time, so a
- * query never stems article text. Customer text is never FTS5 syntax: a malformed question
- * yields no hits, never an SQL error. */
+ * Indexing tokenizes an article once: while FTS5 writes (or deletes) a row, the snowball
+ * tokenizer reports its tokens to the kb (struct capture), which keeps per language an
+ * in-memory count of articles per term and column and each article's column lengths
+ * (struct df_map), and builds the stems of the article's phrasings and paragraphs.
+ *
+ * Search is two stages. Stage one is an FTS5 query built only from text.h's tokens of the
+ * question (each stem quoted behind KB_RAW_STEM, OR-joined), with the terms chosen from the
+ * df_map so that a query scores about KB_ROW_BUDGET rows however large the KB, ranked by
+ * kb_rank(), our auxiliary function: BM25F over the title, questions, learned, tags and body
+ * columns plus a small proximity bonus. Stage two rescores the best KB_CANDIDATES by how
+ * closely the question matches the article's phrasings (title, questions, learned questions)
+ * and picks the paragraph with the most query weight as the passage; neither stems article
+ * text at query time. Must never happen: customer text reaching FTS5 as syntax (a malformed
+ * question yields no hits, never an SQL error), or a query scoring every article that shares
+ * a common word with it. */
 #include "kb.h"
 
 #include "cd.h"
@@ -69,6 +77,7 @@ struct kb_tune {
     double phrasing_cos;    /* 1: phrasing similarity is an idf-weighted cosine */
     double phrasing_second; /* weight of the second-best phrasing */
     double fix_typos;       /* 1: an unknown word may match a known one an edit away */
+    double join_words;      /* 1: two neighbouring words may be one split word */
 };
 
 static const struct kb_tune tune_default = {
@@ -82,6 +91,7 @@ static const struct kb_tune tune_default = {
     .phrasing_cos = 0.0,
     .phrasing_second = 0.5,
     .fix_typos = 1.0,
+    .join_words = 1.0,
 };
 
 /* One query term: its stem, where it is in the question, and its weight. */
@@ -371,6 +381,19 @@ static const char *col_text(sqlite3_stmt *st, int i)
 {
     const unsigned char *s = sqlite3_column_text(st, i);
     return s ? (const char *)s : "";
+}
+
+/* Reduces a language tag ("es", "es-ES", "pt_BR", "EN") to its lower-case ISO 639 code in
+ * code (at least 4 bytes). Returns 1, or 0 if lang does not start with one. */
+static int lang_code(const char *lang, char *code)
+{
+    size_t n = 0;
+    while (n < 4 && ((lang[n] >= 'a' && lang[n] <= 'z') || (lang[n] >= 'A' && lang[n] <= 'Z'))) {
+        code[n] = (char)(lang[n] | 0x20);
+        n++;
+    }
+    code[n] = '\0';
+    return n >= 2 && n <= 3 && (lang[n] == '\0' || lang[n] == '-' || lang[n] == '_');
 }
 
 static int is_lang_code(const char *lang)
@@ -1025,6 +1048,8 @@ static void tune_from_env(struct kb_tune *t)
             t->phrasing_second = v;
         else if (!strcmp(kv, "fix_typos"))
             t->fix_typos = v;
+        else if (!strcmp(kv, "join_words"))
+            t->join_words = v;
         for (int c = 0; c < KB_N_COLS; c++) {
             char name[32];
             snprintf(name, sizeof name, "w_%s", col_names[c]);
@@ -1169,6 +1194,7 @@ static int has_newline(const char *s)
 static int article_check(const struct kb_article *a, char *msg, size_t cap)
 {
     const char *lang = a->lang && *a->lang ? a->lang : "en";
+    char code[8];
     if (!a->id || !*a->id)
         snprintf(msg, cap, "missing id");
     else if (!is_valid_id(a->id))
@@ -1178,7 +1204,7 @@ static int article_check(const struct kb_article *a, char *msg, size_t cap)
         snprintf(msg, cap, "missing title");
     else if (strlen(a->title) > KB_MAX_TITLE || has_newline(a->title))
         snprintf(msg, cap, "title must be one line of at most %d bytes", KB_MAX_TITLE);
-    else if (!is_lang_code(lang))
+    else if (!lang_code(lang, code))
         snprintf(msg, cap, "invalid lang '%.16s' (a two-letter ISO 639-1 code, e.g. en)", lang);
     else if (!a->body || !*a->body)
         snprintf(msg, cap, "empty body");
@@ -1722,8 +1748,10 @@ int kb_put(struct kb *kb, const struct kb_article *article)
     if (!kb || !article || article_check(article, msg, sizeof msg))
         return CD_EINVAL;
     struct kb_article a = *article;
-    if (!a.lang || !*a.lang)
-        a.lang = "en";
+    char code[8] = "en";
+    if (a.lang && *a.lang)
+        lang_code(a.lang, code); /* "es-ES" is stored as "es" */
+    a.lang = code;
     struct cd_buf tags = {0}, questions = {0};
     int rc;
     if ((rc = join_lines(&tags, a.tags, a.n_tags)) ||
@@ -1967,9 +1995,49 @@ done:
 
 /* ---- search ----------------------------------------------------------------------------- */
 
+#define KB_MAX_JOINS 4 /* pairs of neighbouring words tried as one ("git hub") */
+
+static int find_stem(const struct kb_query *q, const char *s, size_t n)
+{
+    for (int i = 0; i < q->n_terms; i++)
+        if ((size_t)q->terms[i].n_stem == n && !memcmp(q->terms[i].stem, s, n))
+            return i;
+    return -1;
+}
+
+static int64_t entry_df(const struct df_entry *e)
+{
+    int64_t df = 0;
+    for (int c = 0; c < KB_N_COLS; c++)
+        if (e->col_df[c] > df)
+            df = e->col_df[c];
+    return df;
+}
+
+struct first_stem {
+    char stem[TEXT_MAX_TOKEN + 1];
+    int n;
+};
+
+static int first_stem_cb(void *ctx, const char *token, int n_token, int start, int end)
+{
+    (void)start;
+    (void)end;
+    struct first_stem *f = ctx;
+    if (f->n || n_token > TEXT_MAX_TOKEN)
+        return 1;
+    memcpy(f->stem, token, (size_t)n_token);
+    f->stem[n_token] = '\0';
+    f->n = n_token;
+    return 1;
+}
+
 struct query_build {
     struct kb_query *q;
     const char *text;
+    int prev_start, prev_end; /* the previous word, -1 before the first */
+    int n_joins;
+    int join[KB_MAX_JOINS][3]; /* start of the first word, end of the first, end of second */
 };
 
 static int query_term_cb(void *ctx, const char *token, int n_token, int start, int end)
@@ -1978,6 +2046,16 @@ static int query_term_cb(void *ctx, const char *token, int n_token, int start, i
     struct kb_query *q = b->q;
     if (n_token <= 0 || n_token > TEXT_MAX_TOKEN)
         return 0;
+    /* Two words with only a space or a hyphen between them may be one split word. */
+    if (b->prev_start >= 0 && b->n_joins < KB_MAX_JOINS && start - b->prev_end == 1 &&
+        (b->text[b->prev_end] == ' ' || b->text[b->prev_end] == '-')) {
+        int *j = b->join[b->n_joins++];
+        j[0] = b->prev_start;
+        j[1] = b->prev_end;
+        j[2] = end;
+    }
+    b->prev_start = start;
+    b->prev_end = end;
     for (int i = 0; i < q->n_terms; i++)
         if (q->terms[i].n_stem == n_token && !memcmp(q->terms[i].stem, token, (size_t)n_token))
             return 0;
@@ -1993,6 +2071,36 @@ static int query_term_cb(void *ctx, const char *token, int n_token, int start, i
     t->end = end;
     t->idf = 1;
     return 0;
+}
+
+/* Adds the stem of each pair of neighbouring words written as one ("git hub" -> "github",
+ * "e-mail" -> "email") when the KB has that word and the question does not. */
+static void add_joined_words(struct kb_lang_index *li, struct query_build *b)
+{
+    struct kb_query *q = b->q;
+    if (!li->df_map->is_valid && df_map_build(li) != 0)
+        return;
+    for (int i = 0; i < b->n_joins && q->n_terms < KB_MAX_QUERY_TERMS; i++) {
+        char word[2 * TEXT_MAX_TOKEN + 8];
+        int *j = b->join[i];
+        int n1 = j[1] - j[0], n2 = j[2] - (j[1] + 1);
+        if (n1 + n2 >= (int)sizeof word || n1 <= 0 || n2 <= 0)
+            continue;
+        memcpy(word, b->text + j[0], (size_t)n1);
+        memcpy(word + n1, b->text + j[1] + 1, (size_t)n2);
+        struct first_stem f = {.n = 0};
+        kb_tok_tokenize(li->tok, word, (size_t)(n1 + n2), first_stem_cb, &f);
+        if (f.n == 0 || find_stem(q, f.stem, (size_t)f.n) >= 0)
+            continue;
+        const struct df_entry *e = df_find(li->df_map, f.stem, (size_t)f.n, 0);
+        if (!e || entry_df(e) == 0)
+            continue;
+        struct kb_term *t = &q->terms[q->n_terms++];
+        memset(t, 0, sizeof *t);
+        memcpy(t->stem, f.stem, (size_t)f.n);
+        t->n_stem = f.n;
+        t->idf = 1;
+    }
 }
 
 /* Builds the FTS5 MATCH expression: each chosen term's stem as a quoted raw-stem string,
@@ -2028,14 +2136,6 @@ struct kb_candidate {
     double score;
     int lang_rank; /* 0 for the requested language's table */
 };
-
-static int find_stem(const struct kb_query *q, const char *s, size_t n)
-{
-    for (int i = 0; i < q->n_terms; i++)
-        if ((size_t)q->terms[i].n_stem == n && !memcmp(q->terms[i].stem, s, n))
-            return i;
-    return -1;
-}
 
 /* How well the question matches one phrasing (a line of stems): the harmonic mean of the
  * question weight it covers and the share of its own stems the question has. */
@@ -2202,15 +2302,6 @@ static int within_one_edit(const char *a, size_t na, const char *b, size_t nb)
     return !memcmp(a + i, b + i + 1, na - i);
 }
 
-static int64_t entry_df(const struct df_entry *e)
-{
-    int64_t df = 0;
-    for (int c = 0; c < KB_N_COLS; c++)
-        if (e->col_df[c] > df)
-            df = e->col_df[c];
-    return df;
-}
-
 /* A term no article has may be a typo: replaces it with the most frequent known term one
  * edit away, if there is one (words of five bytes or more, a few per question). */
 static void fix_typos(const struct df_map *m, struct kb_query *q)
@@ -2302,10 +2393,13 @@ static int search_lang(struct kb *kb, struct kb_lang_index *li, const char *ques
 {
     memset(q, 0, sizeof *q);
     q->tune = &kb->tune;
-    struct query_build b = {q, question};
+    struct query_build b = {.q = q, .text = question};
+    b.prev_start = b.prev_end = -1;
     kb_tok_tokenize(li->tok, question, strlen(question), query_term_cb, &b);
     if (q->n_terms == 0)
         return 0;
+    if (q->tune->join_words > 0)
+        add_joined_words(li, &b);
     int rc = choose_phrases(li, q);
     if (rc || q->n_phrases == 0)
         return rc;
@@ -2339,7 +2433,7 @@ static int search_lang(struct kb *kb, struct kb_lang_index *li, const char *ques
 static int rescore(struct kb *kb, const struct kb_query *q, struct kb_candidate *cands, int n)
 {
     const struct kb_tune *tn = &kb->tune;
-    double scale = tn->w_stage1 * (1 + tn->proximity) + tn->w_phrasing;
+    double scale = tn->w_stage1 * (1 + tn->proximity) + tn->w_phrasing * (1 + tn->phrasing_second);
     for (int i = 0; i < n; i++) {
         sqlite3_stmt *st = stmt(kb, ST_HIT_INFO);
         sqlite3_bind_int64(st, 1, cands[i].rid);
@@ -2393,8 +2487,9 @@ int kb_search(struct kb *kb, const char *question, const char *lang, struct kb_h
      * with no language asked for, the other languages' tables follow. */
     int rc = 0;
     struct kb_lang_index *first = NULL;
-    if (lang && *lang)
-        first = lang_index(kb, lang, 0, &rc);
+    char code[8];
+    if (lang && *lang && lang_code(lang, code))
+        first = lang_index(kb, code, 0, &rc);
     if (!first)
         first = lang_index(kb, "en", 0, &rc);
     struct kb_lang_index *order[KB_MAX_LANGS];

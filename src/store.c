@@ -153,6 +153,7 @@ enum stmt_id {
     ST_CONV_OPEN,
     ST_CONV_BY_EMAIL,
     ST_MSG_APPEND,
+    ST_MSG_INSERT,
     ST_MSG_AFTER,
     ST_MSG_BY_CLIENT_ID,
     ST_MSG_BY_REPLY_TO,
@@ -204,6 +205,8 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_MSG_APPEND] = "INSERT INTO messages (" MSG_COLUMNS ")"
                       " SELECT ?1, coalesce(max(seq), 0) + 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8"
                       " FROM messages WHERE conversation = ?1 RETURNING seq",
+    [ST_MSG_INSERT] = "INSERT INTO messages (" MSG_COLUMNS ")"
+                      " VALUES (?1, ?9, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [ST_MSG_AFTER] = "SELECT " MSG_COLUMNS " FROM messages WHERE conversation = ?1 AND seq > ?2"
                      " ORDER BY seq LIMIT ?3",
     [ST_MSG_BY_CLIENT_ID] = "SELECT " MSG_COLUMNS " FROM messages"
@@ -833,11 +836,9 @@ static int64_t seq_of_client_id(struct store *s, int64_t conversation, const cha
     return seq;
 }
 
-int store_message_append(struct store *s, struct store_message *m)
+/* Binds the columns of m shared by both append statements. */
+static void bind_message(sqlite3_stmt *stmt, struct store_message *m)
 {
-    if (tx_ok(s))
-        return CD_EIO;
-    sqlite3_stmt *stmt = st(s, ST_MSG_APPEND);
     sqlite3_bind_int64(stmt, 1, m->conversation);
     sqlite3_bind_text(stmt, 2, store_sender_name(m->sender), -1, SQLITE_STATIC);
     bind_text(stmt, 3, m->client_id[0] ? m->client_id : NULL);
@@ -848,7 +849,48 @@ int store_message_append(struct store *s, struct store_message *m)
     if (!m->created_s)
         m->created_s = cd_wall_s();
     sqlite3_bind_int64(stmt, 8, m->created_s);
-    int rc = sqlite3_step(stmt);
+}
+
+/* After a constraint failure: a client id seen before is CD_EEXIST with
+ * its stored seq; anything else is 1 (the seq was taken). */
+static int client_id_conflict(struct store *s, struct store_message *m)
+{
+    if (m->client_id[0]) {
+        int64_t seq = seq_of_client_id(s, m->conversation, m->client_id);
+        if (seq > 0) {
+            m->seq = seq;
+            return CD_EEXIST;
+        }
+    }
+    return 1;
+}
+
+int store_message_append(struct store *s, struct store_message *m)
+{
+    if (tx_ok(s))
+        return CD_EIO;
+    int rc;
+    if (m->seq > 0) {
+        /* The caller knows the next seq: a plain insert. If that seq is
+         * taken after all (another writer), compute it below. */
+        sqlite3_stmt *stmt = st(s, ST_MSG_INSERT);
+        bind_message(stmt, m);
+        sqlite3_bind_int64(stmt, 9, m->seq);
+        rc = sqlite3_step(stmt);
+        sqlite3_reset(stmt);
+        if (rc == SQLITE_DONE)
+            return 0;
+        if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+            return CD_ENOTFOUND;
+        if ((rc & 0xff) != SQLITE_CONSTRAINT)
+            return map_rc(rc);
+        int r = client_id_conflict(s, m);
+        if (r != 1)
+            return r;
+    }
+    sqlite3_stmt *stmt = st(s, ST_MSG_APPEND);
+    bind_message(stmt, m);
+    rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW) {
         m->seq = sqlite3_column_int64(stmt, 0);
         rc = sqlite3_step(stmt);
@@ -858,13 +900,8 @@ int store_message_append(struct store *s, struct store_message *m)
         return 0;
     if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
         return CD_ENOTFOUND;
-    if ((rc & 0xff) == SQLITE_CONSTRAINT && m->client_id[0]) {
-        int64_t seq = seq_of_client_id(s, m->conversation, m->client_id);
-        if (seq > 0) {
-            m->seq = seq;
-            return CD_EEXIST;
-        }
-    }
+    if ((rc & 0xff) == SQLITE_CONSTRAINT && client_id_conflict(s, m) == CD_EEXIST)
+        return CD_EEXIST;
     return map_rc(rc);
 }
 

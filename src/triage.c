@@ -19,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 /* Built-in phrasings, on folded text, so the policy works with any intents. */
 static const char *const person_request_re[] = {
     "(^|[^a-z])(talk|speak|chat|connect|transfer|put)( me)?( through)? (to|with) (a |an |some |"

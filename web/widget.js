@@ -48,7 +48,8 @@
       lost: 'Connection lost', retrying: '{0}: retrying in {1} s', retrying_now: '{0}: retrying…',
       placeholder: 'Ask a question…', your_message: 'Your message',
       hint: 'Press Enter to send, Shift+Enter for a new line.', send: 'Send message',
-      person: 'Talk to a person', end_chat: 'End chat', rate_q: 'How did we do?', poor: 'Poor', excellent: 'Excellent',
+      person: 'Talk to a person', end_chat: 'End chat',
+      expired: 'That conversation has ended. Ask away to start a new one.', rate_q: 'How did we do?', poor: 'Poor', excellent: 'Excellent',
       of5: '{0} out of 5', comment: 'Anything to add? (optional)', send_rating: 'Send rating',
       pick_score: 'Please choose a score from 1 to 5.', thanks_rating: 'Thank you for your feedback ({0} of 5).',
       you_said: 'You said:', sending: 'Sending…', refused: 'Not sent',
@@ -83,7 +84,8 @@
       lost: 'Conexión perdida', retrying: '{0}: reintento en {1} s', retrying_now: '{0}: reintentando…',
       placeholder: 'Escribe tu pregunta…', your_message: 'Tu mensaje',
       hint: 'Pulsa Intro para enviar y Mayús+Intro para una línea nueva.', send: 'Enviar mensaje',
-      person: 'Hablar con una persona', end_chat: 'Terminar el chat', rate_q: '¿Qué tal te hemos atendido?', poor: 'Mal', excellent: 'Excelente',
+      person: 'Hablar con una persona', end_chat: 'Terminar el chat',
+      expired: 'Esa conversación ha terminado. Pregunta lo que quieras para empezar otra.', rate_q: '¿Qué tal te hemos atendido?', poor: 'Mal', excellent: 'Excelente',
       of5: '{0} de 5', comment: '¿Algo más que añadir? (opcional)', send_rating: 'Enviar valoración',
       pick_score: 'Elige una puntuación del 1 al 5.', thanks_rating: 'Gracias por tu valoración ({0} de 5).',
       you_said: 'Has escrito:', sending: 'Enviando…', refused: 'No enviado',
@@ -236,6 +238,7 @@
       if (m[1]) parent.appendChild(h('strong', { text: m[1] }));
       else {
         var href = m[3] || m[4];
+        if (href.charAt(0) === '/') href = server_origin + href; /* the server's pages, not the host's */
         parent.appendChild(h('a', { href: href, target: '_blank', rel: 'noopener', text: m[2] || href }));
       }
       last = re.lastIndex;
@@ -933,6 +936,7 @@
       return;
     }
     if (code === 'unknown_conversation' || code === 'bad_token' || code === 'not_found') {
+      if (st.token) add_item({ kind: 'event', text: T('expired') }, true);
       forget_conversation();
       if (ws) ws.close();
       return;

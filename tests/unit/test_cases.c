@@ -21,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 #define CASES_DIR "tests/cases"
 #define MAX_FILES 64
 

@@ -391,6 +391,15 @@ static void test_multilingual(void **state)
     assert_int_equal(rank_of(kb, "como hago una devolucion", "es", "devoluciones"), 1);
     assert_int_equal(rank_of(kb, "DEVOLUCIONES", "es", "devoluciones"), 1);
     assert_int_equal(rank_of(kb, "envío de mi pedido", "es", "envios"), 1);
+    /* Browser-style tags name the same language, for questions and articles. */
+    assert_int_equal(rank_of(kb, "devolución", "es-ES", "devoluciones"), 1);
+    assert_int_equal(rank_of(kb, "devolución", "ES_mx", "devoluciones"), 1);
+    put(kb, "pagos", "es-MX", "Métodos de pago", "Aceptamos tarjetas y transferencias.");
+    struct kb_article got;
+    assert_int_equal(kb_get(kb, "pagos", &got), 0);
+    assert_string_equal(got.lang, "es");
+    kb_article_clear(&got);
+    assert_int_equal(rank_of(kb, "tarjeta", "es", "pagos"), 1);
     assert_int_equal(rank_of(kb, "retour gratuit", "fr", "retours"), 1);
     /* A language asked for only gets its own articles... */
     struct kb_hit hits[10];
@@ -525,6 +534,11 @@ static void test_typos(void **state)
     assert_int_equal(rank_of(kb, "stikethrough text", NULL, "strike"), 1);
     assert_int_equal(rank_of(kb, "strikehtrough", NULL, "strike"), 1); /* swapped letters */
     assert_int_equal(rank_of(kb, "waranty claim", NULL, "warranty"), 1);
+    /* A word split in two ("git hub", "e-mail") finds the word written as one. */
+    put(kb, "github", "en", "Contacting a GitHub user", "Open their GitHub profile.");
+    put(kb, "email", "en", "Changing your email", "Open Account settings.");
+    assert_int_equal(rank_of(kb, "how do I contact someone on git hub", NULL, "github"), 1);
+    assert_int_equal(rank_of(kb, "change my e-mail", NULL, "email"), 1);
     /* Short unknown words are not "corrected". */
     assert_int_equal(rank_of(kb, "bld", NULL, "bold"), 0);
     kb_close(kb);

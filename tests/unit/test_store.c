@@ -196,6 +196,48 @@ static void test_messages_seq_and_idempotency(void **state)
     store_close(s);
 }
 
+static void test_append_with_seq_hint(void **state)
+{
+    (void)state;
+    struct store *s = open_store();
+    int64_t a = new_conversation(s, 8, NULL);
+    struct store_message m;
+    memset(&m, 0, sizeof m);
+    m.conversation = a;
+    m.text = "one";
+    m.seq = 1; /* the right hint */
+    assert_int_equal(store_message_append(s, &m), 0);
+    assert_int_equal(m.seq, 1);
+    m.seq = 1; /* a stale hint: the store finds the next seq itself */
+    m.text = "two";
+    assert_int_equal(store_message_append(s, &m), 0);
+    assert_int_equal(m.seq, 2);
+    /* A known client id with a hint is still a duplicate. */
+    memset(&m, 0, sizeof m);
+    m.conversation = a;
+    m.text = "three";
+    snprintf(m.client_id, sizeof m.client_id, "c3");
+    m.seq = 3;
+    assert_int_equal(store_message_append(s, &m), 0);
+    m.seq = 4;
+    assert_int_equal(store_message_append(s, &m), CD_EEXIST);
+    assert_int_equal(m.seq, 3);
+    m.seq = 2; /* stale hint and duplicate id */
+    assert_int_equal(store_message_append(s, &m), CD_EEXIST);
+    assert_int_equal(m.seq, 3);
+    struct collected got = {0};
+    assert_int_equal(store_messages_after(s, a, 0, 10, collect, &got), 0);
+    assert_int_equal(got.n, 3);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(got.seqs[i], i + 1);
+    memset(&m, 0, sizeof m);
+    m.conversation = 999999;
+    m.seq = 1;
+    m.text = "x";
+    assert_int_equal(store_message_append(s, &m), CD_ENOTFOUND);
+    store_close(s);
+}
+
 static void test_message_by_client_id(void **state)
 {
     (void)state;
@@ -581,6 +623,7 @@ int main(void)
         T(test_open_bad_path),
         T(test_conversation_round_trip),
         T(test_messages_seq_and_idempotency),
+        T(test_append_with_seq_hint),
         T(test_message_by_client_id),
         T(test_group_commit_visibility),
         T(test_close_commits_open_group),

@@ -8,13 +8,16 @@
 #include <cmocka.h>
 
 #include "cd.h"
+#include "cli.h"
 #include "intents.h"
 #include "triage.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char store_json[] =
     "[{\"name\":\"greeting\",\"description\":\"Say hello\",\"examples\":[\"hi\",\"hello\","
@@ -366,6 +369,119 @@ static void test_signals(void **state)
     triage_free(t);
 }
 
+/* Writes labelled rows: each in-scope intent has its own words; "oos" rows
+ * are about other things entirely. */
+static void write_rows(const char *path, int n_per_intent, int n_oos, int offset)
+{
+    static const char *const words[4][4] = {
+        {"refund", "money back", "reimbursement", "repaid"},
+        {"parcel", "delivery", "courier", "shipment"},
+        {"password", "login", "sign in", "locked out"},
+        {"invoice", "receipt", "bill", "vat"},
+    };
+    static const char *const oos[] = {"weather", "football", "recipe", "poem",     "movie",
+                                      "holiday", "guitar",   "planet", "dinosaur", "chess"};
+    static const char *const frames[] = {"where is my %s",        "help with %s please",
+                                         "question about the %s", "%s not working",
+                                         "i need my %s",          "what about %s today"};
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    char text[128];
+    for (int i = 0; i < n_per_intent; i++)
+        for (int k = 0; k < 4; k++) {
+            snprintf(text, sizeof text, frames[(i + offset) % 6], words[k][(i + offset) % 4]);
+            fprintf(f, "{\"text\":\"%s\",\"intent\":\"intent_%d\"}\n", text, k);
+        }
+    for (int i = 0; i < n_oos; i++) {
+        snprintf(text, sizeof text, frames[(i + offset) % 6], oos[(i + offset) % 10]);
+        fprintf(f, "{\"text\":\"%s\",\"intent\":\"oos\"}\n", text);
+    }
+    fclose(f);
+}
+
+/* Runs `caredesk eval intents` in-process with stdout captured; returns the
+ * exit code and the last line of output in out. */
+static int run_eval(char **argv, int argc, char *out, size_t cap)
+{
+    char path[] = "/tmp/cd-eval-out-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    fflush(stdout);
+    int saved = dup(STDOUT_FILENO);
+    dup2(fd, STDOUT_FILENO);
+    int rc = cli_eval_intents(argc, argv);
+    fflush(stdout);
+    dup2(saved, STDOUT_FILENO);
+    close(saved);
+    close(fd);
+    FILE *f = fopen(path, "r");
+    out[0] = '\0';
+    char line[4096];
+    while (f && fgets(line, sizeof line, f))
+        snprintf(out, cap, "%s", line);
+    if (f)
+        fclose(f);
+    unlink(path);
+    return rc;
+}
+
+static double num(json_t *j, const char *key)
+{
+    json_t *v = json_object_get(j, key);
+    assert_true(json_is_number(v));
+    return json_number_value(v);
+}
+
+static void test_eval_intents_output(void **state)
+{
+    (void)state;
+    write_rows("/tmp/cd-eval-train.jsonl", 30, 20, 0);
+    write_rows("/tmp/cd-eval-val.jsonl", 6, 6, 1);
+    write_rows("/tmp/cd-eval-test.jsonl", 10, 10, 2);
+    char *argv[] = {"intents",
+                    "--train",
+                    "/tmp/cd-eval-train.jsonl",
+                    "--test",
+                    "/tmp/cd-eval-test.jsonl",
+                    "--val",
+                    "/tmp/cd-eval-val.jsonl",
+                    "--quiet"};
+    char out[4096];
+    assert_int_equal(run_eval(argv, 8, out, sizeof out), CLI_OK);
+    json_error_t err;
+    json_t *j = json_loads(out, 0, &err);
+    assert_non_null(j);
+    assert_int_equal((int)num(j, "n"), 50);
+    const char *keys[] = {"accuracy",      "in_scope_accuracy", "oos_recall",
+                          "oos_precision", "macro_f1",          "ece",
+                          "clarify_rate"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        double v = num(j, keys[i]);
+        assert_true(v >= 0 && v <= 1);
+    }
+    assert_true(num(j, "train_ms") >= 0);
+    assert_true(num(j, "decide_us_p99") >= num(j, "decide_us_p50"));
+    /* accuracy is the row-weighted mix of in-scope accuracy and oos recall. */
+    double mix = (40 * num(j, "in_scope_accuracy") + 10 * num(j, "oos_recall")) / 50;
+    assert_true(fabs(num(j, "accuracy") - mix) < 0.001);
+    /* The task is easy: most rows right. */
+    assert_true(num(j, "in_scope_accuracy") >= 0.8);
+    json_t *th = json_object_get(j, "thresholds");
+    assert_true(json_is_object(th));
+    assert_true(num(th, "t_clarify") <= num(th, "t_answer"));
+    json_decref(j);
+
+    char *missing[] = {"intents", "--train", "/tmp/cd-eval-train.jsonl"};
+    assert_int_equal(run_eval(missing, 3, out, sizeof out), CLI_USAGE);
+    char *bad[] = {"intents", "--train", "/tmp/cd-eval-train.jsonl", "--test", "/nonexistent"};
+    assert_int_equal(run_eval(bad, 5, out, sizeof out), CLI_FAIL);
+    char *badval[] = {"intents", "--train", "x", "--test", "y", "--t-answer", "2"};
+    assert_int_equal(run_eval(badval, 7, out, sizeof out), CLI_USAGE);
+    unlink("/tmp/cd-eval-train.jsonl");
+    unlink("/tmp/cd-eval-val.jsonl");
+    unlink("/tmp/cd-eval-test.jsonl");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -379,6 +495,7 @@ int main(void)
         cmocka_unit_test(test_json_shape),
         cmocka_unit_test(test_bad_input_and_swap),
         cmocka_unit_test(test_signals),
+        cmocka_unit_test(test_eval_intents_output),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

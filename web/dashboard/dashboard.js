@@ -131,7 +131,9 @@
     var t = periods.today || {}, w = periods.week || {};
     KPIS.forEach(function (k) {
       var sub = h('span', { class: 's' }, ['Last 7 days: ', h('b', { text: k.fmt(w[k.key]) })]);
-      if (k.key === 'csat' && t.ratings != null) sub.appendChild(document.createTextNode(' · ' + t.ratings + ' ratings today'));
+      if (k.key === 'csat' && t.ratings != null) {
+        sub.appendChild(document.createTextNode(' · ' + t.ratings + (t.ratings === 1 ? ' rating' : ' ratings') + ' today'));
+      }
       box.appendChild(h('div', { class: 'card tile', 'data-kpi': k.key }, [
         h('span', { class: 'k', text: k.label + ' today' }),
         h('span', { class: 'v', text: k.fmt(t[k.key]) }),

@@ -1,0 +1,76 @@
+/* libFuzzer target for the query builder that turns customer text into an FTS5 query:
+ * kb_search() with arbitrary bytes as the question, in a language picked by the first
+ * byte, over an in-memory KB of the test fixture articles, and kb_learn() of the question
+ * now and then. Customer text must never be query syntax. Invariants (abort() on failure):
+ * search returns 0 for any valid UTF-8 question (never an SQL or FTS5 syntax error) and
+ * CD_EINVAL or 0 for invalid UTF-8; at most max hits, each with an id, a title and a
+ * passage, scores finite and best first. */
+#include "cd.h"
+#include "kb.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static struct kb *kb;
+static long n_inputs;
+
+static void init(void)
+{
+    char *err = NULL;
+    kb_close(kb);
+    kb = kb_open(":memory:", &err);
+    if (!kb)
+        abort();
+    /* The fixture KB of the integration tests: small, fixed, English and Spanish. */
+    const char *dir = getenv("CD_FUZZ_KB");
+    struct kb_load_report report = {0, 0, NULL, NULL};
+    if (kb_load_path(kb, dir ? dir : "tests/integration/fixtures/kb", &report) != 0 ||
+        kb_count(kb) < 1) {
+        fprintf(stderr, "fuzz_kb_search: run from the repository root (or set CD_FUZZ_KB)\n");
+        abort();
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    /* Learned phrasings pile up: start again from the articles now and then. */
+    if (!kb || ++n_inputs % 5000 == 0)
+        init();
+    if (size == 0)
+        return 0;
+    static const char *const langs[] = {NULL, "en", "es", "de", "fr", "xx", ""};
+    const char *lang = langs[data[0] % (sizeof langs / sizeof langs[0])];
+    char *q = malloc(size);
+    if (!q)
+        return 0;
+    memcpy(q, data + 1, size - 1);
+    q[size - 1] = '\0';
+    size_t len = strlen(q);
+    struct kb_hit hits[8];
+    int n = -1;
+    int rc = kb_search(kb, q, lang, hits, 8, &n);
+    if (rc != 0 && !(rc == CD_EINVAL && !cd_utf8_valid(q, len)))
+        abort();
+    if (rc == 0) {
+        if (n < 0 || n > 8)
+            abort();
+        for (int i = 0; i < n; i++) {
+            if (!hits[i].id[0] || !hits[i].title || !hits[i].passage || !isfinite(hits[i].score))
+                abort();
+            if (i > 0 && hits[i].score > hits[i - 1].score)
+                abort();
+        }
+        /* Learning the question for the best hit now and then (it changes the ranking of
+         * later inputs, as "yes, this helped" does in service). */
+        if (n > 0 && data[0] % 16 == 15 && cd_utf8_valid(q, len))
+            kb_learn(kb, q, hits[0].id);
+        kb_hits_clear(hits, n);
+    }
+    free(q);
+    return 0;
+}
