@@ -475,6 +475,18 @@ static void queue_item_of(struct conv *c, struct queue_item *it)
     it->is_offline = c->rec.is_offline;
 }
 
+struct preview_ctx {
+    char text[QUEUE_PREVIEW_MAX + 1];
+};
+
+static int last_customer_text(void *ctx, const struct store_message *m)
+{
+    struct preview_ctx *p = ctx;
+    if (m->sender == STORE_SENDER_CUSTOMER)
+        snprintf(p->text, sizeof p->text, "%s", m->text);
+    return 0;
+}
+
 static int rebuild_one(void *ctx, const struct store_conversation *rec)
 {
     struct chat *chat = ctx;
@@ -494,6 +506,12 @@ static int rebuild_one(void *ctx, const struct store_conversation *rec)
         struct queue_item it;
         queue_item_of(c, &it);
         queue_push(chat->queue, &it);
+        /* The agents' preview: the customer's last words (from the last 20
+         * messages, so the query stays small). */
+        struct preview_ctx p = {""};
+        int64_t after = c->rec.last_seq > 20 ? c->rec.last_seq - 20 : 0;
+        store_messages_after(chat->store, c->rec.id, after, 20, last_customer_text, &p);
+        queue_set_preview(chat->queue, c->rec.id, p.text);
     } else {
         agent_name_of(chat, c->rec.agent_id, c->agent_name, sizeof c->agent_name);
         queue_agent_add_chat(chat->queue, c->rec.agent_id, c->agent_name);
@@ -686,11 +704,15 @@ static json_t *queued_frame(struct chat *chat, struct conv *c, int64_t seq)
     return o;
 }
 
+/* The waiting chats in service order, at most QUEUE_VIEW_MAX of them (the
+ * agents' view; "total" in the frame says how many wait in all). */
+#define QUEUE_VIEW_MAX 200
+
 static json_t *queue_items_json(struct chat *chat)
 {
     json_t *items = json_array();
     int64_t now = cd_wall_s();
-    for (int i = 0; items; i++) {
+    for (int i = 0; items && i < QUEUE_VIEW_MAX; i++) {
         const struct queue_item *it = queue_at(chat->queue, i);
         if (!it)
             break;
@@ -2433,7 +2455,8 @@ static void settle(struct chat *chat)
         }
     }
     if (is_agent_view) {
-        json_t *frame = json_pack("{s:s, s:o}", "type", "queue", "items", queue_items_json(chat));
+        json_t *frame = json_pack("{s:s, s:o, s:i}", "type", "queue", "items",
+                                  queue_items_json(chat), "total", queue_length(chat->queue));
         for (struct conn *k = chat->agents; frame && k; k = k->next_agent)
             emit(chat, k->node.key, json_deep_copy(frame));
         json_decref(frame);

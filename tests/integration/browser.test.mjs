@@ -20,7 +20,10 @@
 //   a customer says an answer did not help and the author teaches the KB
 //   from the unanswered list in one click;
 // - the widget survives a server restart: it shows the lost connection,
-//   retries, and resumes the same conversation without replaying twice.
+//   retries, and resumes the same conversation without replaying twice; a
+//   stored conversation the server does not know is replaced by a new one;
+// - the author's article life cycle: draft, publish, unpublish, delete, each
+//   visible in search at once.
 //   Each part checks first that the server has what it needs (the /chat and
 //   /agent websockets, the REST routes) and is skipped, saying why, if not.
 import { test, before, after } from 'node:test';
@@ -599,6 +602,48 @@ test('widget: a stored conversation the server no longer knows starts a new one'
   await page.locator(`${W} li.event`, { hasText: 'That conversation has ended' }).waitFor();
   await ask(page, 'How do I track my order?');
   await page.locator(`${W} li.bot`).filter({ has: page.locator('a.article') }).first().waitFor({ timeout: 10000 });
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+});
+
+test('author: create a draft, publish, unpublish and delete an article', opts(60000), async (t) => {
+  if (!need(t, 'api')) return;
+  const page = await openPage(DESKTOP, '/author/');
+  page.on('dialog', (d) => d.accept()); // the delete confirmation
+  await signIn(page, tokens.author);
+  const hits = async () => {
+    const r = await (await fetch(`${srv.url}/api/search?q=${encodeURIComponent('wash linen bedding gentle cycle')}`)).json();
+    return (r.hits || []).map((h) => h.id);
+  };
+  await page.locator('#new').click();
+  await page.locator('#f-title').fill('Caring for linen bedding');
+  assert.equal(await page.locator('#f-id').inputValue(), 'caring-for-linen-bedding', 'the id follows the title');
+  await page.locator('#f-tags').fill('linen, care');
+  await page.locator('#f-questions').fill('how do I wash linen\nshould I iron linen sheets');
+  await page.locator('#f-body').fill('# Caring for linen\n\nWash linen bedding at **40°C** on a gentle cycle.\n\n- Tumble dry low\n- Do not bleach\n');
+  assert.equal(await page.locator('#preview strong').textContent(), '40°C');
+  assert.equal(await page.locator('#preview li').count(), 2);
+  await page.locator('#save').click();
+  await page.locator('.toast', { hasText: 'Saved as a draft' }).waitFor({ timeout: 10000 });
+  // The editor reloads the saved article from the server.
+  await page.locator('#ed-status', { hasText: /^Draft$/ }).waitFor({ timeout: 10000 });
+  assert.ok(!(await hits()).includes('caring-for-linen-bedding'), 'a draft is not searchable');
+
+  await page.locator('#publish').click();
+  await page.locator('.toast', { hasText: 'Published' }).waitFor({ timeout: 10000 });
+  await page.locator('#ed-status', { hasText: /^Published$/ }).waitFor({ timeout: 10000 });
+  assert.equal((await hits())[0], 'caring-for-linen-bedding', 'published: found at once, first');
+  assert.equal((await fetch(`${srv.url}/kb/caring-for-linen-bedding`)).status, 200);
+
+  await page.locator('#unpublish').click();
+  await page.locator('.toast', { hasText: 'draft' }).waitFor({ timeout: 10000 });
+  await page.locator('#ed-status', { hasText: /^Draft$/ }).waitFor({ timeout: 10000 });
+  assert.ok(!(await hits()).includes('caring-for-linen-bedding'), 'unpublished: gone from search');
+
+  await page.locator('#delete').click();
+  await page.locator('.toast', { hasText: 'Deleted' }).waitFor({ timeout: 10000 });
+  const r = await fetch(`${srv.url}/api/articles/caring-for-linen-bedding`, { headers: { Authorization: `Bearer ${tokens.author}` } });
+  assert.equal(r.status, 404);
   assert.deepEqual(page.errors, []);
   await page.context().close();
 });

@@ -579,6 +579,7 @@ static void test_agent_full_flow(void **state)
     assert_non_null(qf);
     json_t *items = json_object_get(qf, "items");
     assert_int_equal(json_array_size(items), 1);
+    assert_int_equal(num(qf, "total"), 1);
     assert_int_equal(num(json_array_get(items, 0), "conversation"), conv);
     assert_string_equal(str(json_array_get(items, 0), "queue"), "general");
     json_decref(qf);
@@ -965,6 +966,7 @@ static void test_resume_after_restart(void **state)
     cust(1, "{\"type\":\"message\",\"id\":\"m1\",\"text\":\"how do I return my shoes?\"}");
     cust(1, "{\"type\":\"message\",\"id\":\"m2\",\"text\":\"hello\"}");
     int64_t conv2 = new_customer(2, token2);
+    cust(2, "{\"type\":\"message\",\"id\":\"q\",\"text\":\"zxqv blorp\"}");
     cust(2, "{\"type\":\"handoff\"}");
     drain(1);
     drain(2);
@@ -1015,6 +1017,7 @@ static void test_resume_after_restart(void **state)
     json_t *items = json_object_get(ready, "queue");
     assert_int_equal(json_array_size(items), 1);
     assert_int_equal(num(json_array_get(items, 0), "conversation"), conv2);
+    assert_string_equal(str(json_array_get(items, 0), "preview"), "zxqv blorp");
     json_decref(ready);
     /* And its customer resumes in the queue. */
     open_customer(6);
