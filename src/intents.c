@@ -57,8 +57,11 @@ struct intents {
 };
 
 struct intents_scratch {
-    struct text_tokenizer *tok;
-    char lang[16];
+    struct text_tokenizer *tok; /* the current language's, one of toks */
+    const char *lang;           /* its code, in langs */
+    struct text_tokenizer *toks[4];
+    char langs[4][16];
+    int n_toks;
     struct model_feats feats;
     struct model_scratch model;
     uint64_t *tokens;
@@ -989,7 +992,8 @@ void intents_scratch_free(struct intents_scratch *s)
 {
     if (!s)
         return;
-    text_tokenizer_free(s->tok);
+    for (int i = 0; i < s->n_toks; i++)
+        text_tokenizer_free(s->toks[i]);
     model_feats_free(&s->feats);
     model_scratch_free(&s->model);
     free(s->tokens);
@@ -998,18 +1002,27 @@ void intents_scratch_free(struct intents_scratch *s)
     free(s);
 }
 
+/* Makes s->tok the tokenizer for lang; a few languages stay cached. */
 static int scratch_tokenizer(struct intents_scratch *s, const char *lang)
 {
     if (!lang || !lang[0])
         lang = "en";
-    if (s->tok && !strcmp(s->lang, lang))
-        return 0;
+    for (int i = 0; i < s->n_toks; i++)
+        if (!strcmp(s->langs[i], lang)) {
+            s->tok = s->toks[i];
+            s->lang = s->langs[i];
+            return 0;
+        }
     struct text_tokenizer *t = text_tokenizer_new(lang);
     if (!t)
         return CD_ENOMEM;
-    text_tokenizer_free(s->tok);
+    int slot = s->n_toks < 4 ? s->n_toks++ : 3;
+    if (s->toks[slot])
+        text_tokenizer_free(s->toks[slot]);
+    s->toks[slot] = t;
+    snprintf(s->langs[slot], sizeof s->langs[slot], "%s", lang);
     s->tok = t;
-    snprintf(s->lang, sizeof s->lang, "%s", lang);
+    s->lang = s->langs[slot];
     return 0;
 }
 
@@ -1124,6 +1137,8 @@ int intents_classify(const struct intents *set, struct intents_scratch *s, const
             out->p_oos += p;
             continue;
         }
+        if (p <= 0)
+            continue; /* another language's intent (or beyond float range) */
         int pos = out->n_top < INTENTS_TOP ? out->n_top : INTENTS_TOP;
         while (pos > 0 && out->top_p[pos - 1] < p) {
             if (pos < INTENTS_TOP) {

@@ -98,8 +98,10 @@ struct triage {
     struct intents *intents;
     struct intents_scratch *scratch;
     struct kb *kb;
-    struct text_tokenizer *tok;
-    char tok_lang[16];
+    struct text_tokenizer *tok; /* the current language's, one of toks */
+    struct text_tokenizer *toks[4];
+    char tok_langs[4][16];
+    int n_toks;
     regex_t person_re[12];
     int n_person_re;
     regex_t not_helped_re[8];
@@ -192,7 +194,8 @@ void triage_free(struct triage *t)
         return;
     intents_free(t->intents);
     intents_scratch_free(t->scratch);
-    text_tokenizer_free(t->tok);
+    for (int i = 0; i < t->n_toks; i++)
+        text_tokenizer_free(t->toks[i]);
     for (int i = 0; i < t->n_person_re; i++)
         regfree(&t->person_re[i]);
     for (int i = 0; i < t->n_not_helped_re; i++)
@@ -240,18 +243,26 @@ const char *triage_action_name(enum triage_action a)
 
 /* ---- signals ----------------------------------------------------------- */
 
+/* Makes t->tok the tokenizer for lang; a few languages stay cached, since
+ * conversations in different languages interleave. */
 static int tokenizer_for(struct triage *t, const char *lang)
 {
     if (!lang || !lang[0])
         lang = "en";
-    if (t->tok && !strcmp(t->tok_lang, lang))
-        return 0;
+    for (int i = 0; i < t->n_toks; i++)
+        if (!strcmp(t->tok_langs[i], lang)) {
+            t->tok = t->toks[i];
+            return 0;
+        }
     struct text_tokenizer *tok = text_tokenizer_new(lang);
     if (!tok)
         return CD_ENOMEM;
-    text_tokenizer_free(t->tok);
+    int slot = t->n_toks < 4 ? t->n_toks++ : 3;
+    if (t->toks[slot] && t->toks[slot] != tok)
+        text_tokenizer_free(t->toks[slot]);
+    t->toks[slot] = tok;
+    snprintf(t->tok_langs[slot], sizeof t->tok_langs[slot], "%s", lang);
     t->tok = tok;
-    snprintf(t->tok_lang, sizeof t->tok_lang, "%s", lang);
     return 0;
 }
 

@@ -369,6 +369,29 @@ static void test_signals(void **state)
     triage_free(t);
 }
 
+static void test_languages_interleave(void **state)
+{
+    (void)state;
+    struct triage *t = make_triage(
+        "[{\"name\":\"refund_status\",\"examples\":[\"where is my refund\","
+        "\"refund not received\",\"money back please\"],\"response\":\"en\"},"
+        "{\"name\":\"reembolso\",\"lang\":\"es\",\"examples\":[\"donde esta mi reembolso\","
+        "\"no recibi el reembolso\",\"quiero mi dinero\"],\"response\":\"es\"}]",
+        NULL);
+    for (int round = 0; round < 3; round++) {
+        struct triage_decision d;
+        assert_int_equal(triage_decide(t, "where is my refund", 18, "en", NULL, &d), 0);
+        assert_string_equal(d.evidence.model[0].intent, "refund_status");
+        triage_decision_clear(&d);
+        /* A Spanish message is matched against the Spanish intents only. */
+        assert_int_equal(triage_decide(t, "mi reembolso", 12, "es", NULL, &d), 0);
+        assert_string_equal(d.evidence.model[0].intent, "reembolso");
+        assert_int_equal(d.evidence.n_model, 1);
+        triage_decision_clear(&d);
+    }
+    triage_free(t);
+}
+
 /* Writes labelled rows: each in-scope intent has its own words; "oos" rows
  * are about other things entirely. */
 static void write_rows(const char *path, int n_per_intent, int n_oos, int offset)
@@ -495,6 +518,7 @@ int main(void)
         cmocka_unit_test(test_json_shape),
         cmocka_unit_test(test_bad_input_and_swap),
         cmocka_unit_test(test_signals),
+        cmocka_unit_test(test_languages_interleave),
         cmocka_unit_test(test_eval_intents_output),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
