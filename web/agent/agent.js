@@ -103,11 +103,13 @@
   }
 
   var reconnecting = false;
+  var ready_at = 0;
   function set_available(on) {
     $('#available').checked = on;
     $('#available-label').textContent = on ? 'Available for new chats' : 'Away: no new chats';
   }
   function on_ready(f) {
+    ready_at = Date.now();
     var a = f.agent;
     if (a && typeof a === 'object') {
       me.name = a.name || me.name;
@@ -201,7 +203,8 @@
     render_queue([]);
     select(id);
     render_capacity();
-    notify('Chat assigned');
+    /* Chats handed back after a reload or reconnect are not news. */
+    if (Date.now() - ready_at > 2000) notify('Chat assigned');
   }
 
   function art_title(a) {
@@ -301,7 +304,7 @@
           'aria-label': 'Take chat' + (it.preview ? ': ' + it.preview.slice(0, 60) : ''),
           onclick: function () { claim(it.conversation); }
         }, ['Take']),
-        h('p', { class: 'preview', text: it.preview || '(no message yet)' })
+        h('p', { class: 'preview' + (it.preview ? '' : ' muted'), text: it.preview || 'No preview: take the chat to read it.' })
       ]);
       ul.appendChild(li);
     });
