@@ -40,3 +40,7 @@ fi
 echo "-- Decision latency with 150 intents and a $(wc -l <"$kbfile")-article KB (decide_us_*)"
 run "$bin" eval intents --train "$clinc/train.jsonl" --test "$clinc/test.jsonl" \
     --val "$clinc/val.jsonl" --kb "$kbfile"
+
+echo "-- KB fallback: StackFAQ questions no intent covers, the store's intents, the StackFAQ KB"
+run "$BUILD/bench/triage_kb" intents "$DATA/stackfaq/articles.jsonl" \
+    "$DATA/stackfaq/queries-test.jsonl"

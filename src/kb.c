@@ -186,9 +186,9 @@ static const char *const stmt_sql[ST_COUNT_STMTS] = {
                    "ORDER BY rid DESC LIMIT 256",
     [ST_COUNT] = "SELECT count(*) FROM (SELECT 1 FROM article WHERE is_published = 1 "
                  "LIMIT 100000000)",
-    [ST_HIT_BODY] = "SELECT body, pstems FROM article WHERE rid = ?1 LIMIT 1",
-    [ST_HIT_INFO] = "SELECT id, title, lang, qterms FROM article WHERE rid = ?1 AND "
+    [ST_HIT_BODY] = "SELECT id, title, lang, body, pstems FROM article WHERE rid = ?1 AND "
                     "is_published = 1 LIMIT 1",
+    [ST_HIT_INFO] = "SELECT qterms FROM article WHERE rid = ?1 AND is_published = 1 LIMIT 1",
     [ST_LANG_ADD] = "INSERT OR IGNORE INTO kb_lang(lang) VALUES(?1)",
     [ST_SET_STEMS] = "UPDATE article SET qterms = ?2, pstems = ?3 WHERE rid = ?1",
     [ST_READ_BEGIN] = "BEGIN",
@@ -2227,16 +2227,9 @@ static int cmp_candidates(const void *x, const void *y)
 
 /* Picks the paragraph of an article that shares the most query weight (the first one on a
  * tie, or when nothing matches), and returns it cleaned of Markdown and shortened. */
-static int best_passage(struct kb *kb, const struct kb_query *q, sqlite3_int64 rid, char **out)
+static int best_passage(const struct kb_query *q, const char *body, const char *pstems, char **out)
 {
-    sqlite3_stmt *st = stmt(kb, ST_HIT_BODY);
-    sqlite3_bind_int64(st, 1, rid);
     *out = NULL;
-    if (sqlite3_step(st) != SQLITE_ROW) {
-        sqlite3_reset(st);
-        return (*out = xstrdup("")) ? 0 : CD_ENOMEM;
-    }
-    const char *body = col_text(st, 0), *pstems = col_text(st, 1);
     size_t n_body = strlen(body);
     double best = -1;
     size_t best_start = 0, best_end = 0;
@@ -2274,7 +2267,6 @@ static int best_passage(struct kb *kb, const struct kb_query *q, sqlite3_int64 r
         rc = clean_markdown_line(&text, body + p, len);
         p += len + 1;
     }
-    sqlite3_reset(st);
     if (rc) {
         cd_buf_free(&text);
         return rc;
@@ -2438,7 +2430,7 @@ static int rescore(struct kb *kb, const struct kb_query *q, struct kb_candidate 
         sqlite3_stmt *st = stmt(kb, ST_HIT_INFO);
         sqlite3_bind_int64(st, 1, cands[i].rid);
         if (sqlite3_step(st) == SQLITE_ROW)
-            cands[i].phrasing = best_phrasing(q, col_text(st, 3));
+            cands[i].phrasing = best_phrasing(q, col_text(st, 0));
         sqlite3_reset(st);
         cands[i].score = tn->w_stage1 * cands[i].stage1 + tn->w_phrasing * cands[i].phrasing;
         if (scale > 0)
@@ -2451,7 +2443,7 @@ static int fill_hit(struct kb *kb, const struct kb_query *q, const struct kb_can
                     struct kb_hit *hit)
 {
     memset(hit, 0, sizeof *hit);
-    sqlite3_stmt *st = stmt(kb, ST_HIT_INFO);
+    sqlite3_stmt *st = stmt(kb, ST_HIT_BODY);
     sqlite3_bind_int64(st, 1, c->rid);
     int rc = CD_ENOTFOUND;
     if (sqlite3_step(st) == SQLITE_ROW) {
@@ -2459,11 +2451,10 @@ static int fill_hit(struct kb *kb, const struct kb_query *q, const struct kb_can
         snprintf(hit->lang, sizeof hit->lang, "%s", col_text(st, 2));
         hit->title = xstrdup(col_text(st, 1));
         hit->score = c->score;
-        rc = hit->title ? 0 : CD_ENOMEM;
+        rc = hit->title ? best_passage(q, col_text(st, 3), col_text(st, 4), &hit->passage)
+                        : CD_ENOMEM;
     }
     sqlite3_reset(st);
-    if (!rc)
-        rc = best_passage(kb, q, c->rid, &hit->passage);
     if (rc) {
         free(hit->title);
         free(hit->passage);

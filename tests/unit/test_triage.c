@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -392,6 +393,55 @@ static void test_languages_interleave(void **state)
     triage_free(t);
 }
 
+struct retrain_job {
+    struct intents *fresh;
+    int rc;
+};
+
+/* What a server's worker thread does: load and train a new set, touching
+ * nothing the serving thread uses. */
+static void *retrain(void *arg)
+{
+    struct retrain_job *job = arg;
+    job->fresh = intents_new();
+    job->rc = intents_load_json(job->fresh, store_json, strlen(store_json), "store.json", NULL);
+    const char *extra = "{\"name\":\"gift_card\",\"examples\":[\"buy a gift card\","
+                        "\"gift card balance\",\"gift voucher\"],\"response\":\"Gift cards!\"}";
+    if (job->rc == 0)
+        job->rc = intents_load_json(job->fresh, extra, strlen(extra), "extra.json", NULL);
+    struct intents_train_options o = {.is_quiet = 1};
+    if (job->rc == 0)
+        job->rc = intents_train(job->fresh, &o);
+    return NULL;
+}
+
+static void test_retrain_on_worker_then_swap(void **state)
+{
+    (void)state;
+    struct triage *t = make_triage(store_json, NULL);
+    struct retrain_job job = {0};
+    pthread_t worker;
+    assert_int_equal(pthread_create(&worker, NULL, retrain, &job), 0);
+    /* Serving goes on meanwhile with the old set. */
+    for (int i = 0; i < 200; i++) {
+        struct triage_decision d;
+        decide(t, "what is my refund status", NULL, &d);
+        assert_string_equal(d.intent, "refund_status");
+        triage_decision_clear(&d);
+    }
+    pthread_join(worker, NULL);
+    assert_int_equal(job.rc, 0);
+    struct intents *old = triage_swap_intents(t, job.fresh);
+    assert_non_null(old);
+    intents_free(old);
+    struct triage_decision d;
+    decide(t, "buy a gift card please", NULL, &d);
+    assert_int_equal(d.action, TRIAGE_ANSWER);
+    assert_string_equal(d.intent, "gift_card");
+    triage_decision_clear(&d);
+    triage_free(t);
+}
+
 /* Writes labelled rows: each in-scope intent has its own words; "oos" rows
  * are about other things entirely. */
 static void write_rows(const char *path, int n_per_intent, int n_oos, int offset)
@@ -519,6 +569,7 @@ int main(void)
         cmocka_unit_test(test_bad_input_and_swap),
         cmocka_unit_test(test_signals),
         cmocka_unit_test(test_languages_interleave),
+        cmocka_unit_test(test_retrain_on_worker_then_swap),
         cmocka_unit_test(test_eval_intents_output),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
