@@ -38,6 +38,7 @@ const double chat_commit_bounds_us[CHAT_COMMIT_BUCKETS - 1] = {100,  250,  500, 
                                                                2500, 5000, 10000};
 
 #define CLIENT_ID_MAX   STORE_CLIENT_ID_MAX
+#define AGENT_ID_MAX    40 /* an agent message id, under the "agent:N:" prefix */
 #define NAME_MAX_BYTES  128
 #define EMAIL_MAX_BYTES 254
 #define PAGE_MAX_BYTES  2048
@@ -1319,6 +1320,10 @@ static void customer_message(struct chat *chat, struct conn *k, json_t *o)
     } else if (need_str(chat, id, o, "id", 1, CLIENT_ID_MAX, &client_id, NULL) < 0) {
         return;
     }
+    if (!strncmp(client_id, "agent:", 6)) {
+        emit_error(chat, id, "bad_frame", "field 'id' may not start with \"agent:\"", NULL, 0);
+        return;
+    }
     if (need_str(chat, id, o, "text", 1, (size_t)chat->settings.max_message_bytes, &text,
                  client_id) < 0 ||
         field_str(chat, id, o, "choice", 1, INTENT_NAME_MAX - 1, &choice, client_id) < 0)
@@ -2198,7 +2203,7 @@ static void agent_message(struct chat *chat, struct conn *k, json_t *o)
     if (!c)
         return;
     const char *client_id, *text;
-    if (need_str(chat, id, o, "id", 1, CLIENT_ID_MAX, &client_id, NULL) < 0 ||
+    if (need_str(chat, id, o, "id", 1, AGENT_ID_MAX, &client_id, NULL) < 0 ||
         need_str(chat, id, o, "text", 1, (size_t)chat->settings.max_message_bytes, &text, NULL) < 0)
         return;
     char *masked = redact_text(chat->redactor, text, strlen(text), NULL);
@@ -2211,9 +2216,10 @@ static void agent_message(struct chat *chat, struct conn *k, json_t *o)
     meta = mj ? json_dumps(mj, JSON_COMPACT) : NULL;
     json_decref(mj);
     /* Agent ids share the conversation's id space with the customer's:
-     * prefix them so the two can never collide. */
+     * "agent:ID:" is a prefix customer ids may not use, so the two never
+     * collide; ids are at most AGENT_ID_MAX so the prefix always fits. */
     char scoped[CLIENT_ID_MAX + 1];
-    snprintf(scoped, sizeof scoped, "a%lld:%s", (long long)k->agent.id, client_id);
+    snprintf(scoped, sizeof scoped, "agent:%lld:%s", (long long)k->agent.id, client_id);
     int64_t seq = 0;
     int rc = meta ? unit_begin(chat) : CD_ENOMEM;
     if (!rc)

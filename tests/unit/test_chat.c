@@ -620,6 +620,13 @@ static void test_agent_full_flow(void **state)
     assert_int_equal(num(ack, "seq"), agent_seq);
     assert_string_equal(str(ack, "reply_to"), "a1");
     json_decref(ack);
+    /* The console re-sends it (it was not sure): stored and delivered once. */
+    agent(100, frame);
+    ack = expect_skipping(100, "queue", "ack");
+    assert_int_equal(num(ack, "seq"), agent_seq);
+    assert_true(json_is_true(json_object_get(ack, "duplicate")));
+    json_decref(ack);
+    expect_nothing(1);
 
     /* Customer message reaches the agent; typing both ways. */
     cust(1, "{\"type\":\"message\",\"id\":\"m2\",\"text\":\"thanks!\"}");
@@ -1238,6 +1245,7 @@ static void test_bad_inputs(void **state)
         {"{\"type\":\"message\",\"id\":\"m1\",\"text\":\"   \"}", "bad_frame"},
         {"{\"type\":\"message\",\"id\":\"\",\"text\":\"hi\"}", "bad_frame"},
         {"{\"type\":\"message\",\"id\":{},\"text\":\"hi\"}", "bad_frame"},
+        {"{\"type\":\"message\",\"id\":\"agent:1:a1\",\"text\":\"hi\"}", "bad_frame"},
         {"{\"type\":\"message\",\"id\":\"m1\",\"text\":\"a\\u0000b\"}", "bad_json"},
         {"{\"type\":\"message\",\"id\":\"m1\",\"id\":\"m2\",\"text\":\"hi\"}", "bad_json"},
         {"{\"type\":\"feedback\",\"helpful\":true}", "bad_frame"},
