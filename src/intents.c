@@ -74,9 +74,10 @@ struct intents_scratch {
 };
 
 static const char *const person_request_names[] = {
-    "human",         "agent",          "person",         "human_agent",   "talk_to_human",
-    "talk_to_agent", "speak_to_human", "speak_to_agent", "live_agent",    "representative",
-    "ask_for_human", "request_human",  "request_agent",  "human_handoff", NULL,
+    "human",         "agent",          "person",         "human_agent",        "talk_to_human",
+    "talk_to_agent", "speak_to_human", "speak_to_agent", "live_agent",         "representative",
+    "ask_for_human", "request_human",  "request_agent",  "human_handoff",      "hablar_con_persona",
+    "persona",       "humano",         "agente",         "parler_a_un_humain", NULL,
 };
 
 static int is_person_request_name(const char *name)

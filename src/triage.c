@@ -33,6 +33,10 @@ static const char *const person_request_re[] = {
     "(^|[^a-z])(not|stop talking to|tired of|no more) (a |the |this )?(bot|robot|machine)",
     "(^|[^a-z])(dont|do not) want (a |the |this |to (talk|speak|chat) (to|with) (a |the )?)?"
     "(bot|robot|machine)",
+    /* Spanish, folded: "hablar con una persona", "quiero un agente humano". */
+    "(^|[^a-z])(hablar|comunicarme|atender|atienda|pasame|pasar) (con )?(una |un |algun |alguna )?"
+    "(persona|humano|agente|asesor|operador|alguien)",
+    "(^|[^a-z])(persona|agente|humano) real",
     NULL,
 };
 
@@ -654,7 +658,16 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
 
     /* 1. The customer asks for a person: always a handoff. */
     if (out->signals.is_person_request || (rule_it && rule_it->is_person_request)) {
+        /* Name it after the person-request intent that matched, else the
+         * model's best one, else the first one in the message's language. */
         const struct intent *person = rule_it && rule_it->is_person_request ? rule_it : NULL;
+        for (int i = 0; !person && i < r.n_top; i++)
+            if (intents_get(set, r.top[i])->is_person_request && r.top_p[i] >= 0.05)
+                person = intents_get(set, r.top[i]);
+        const char *want = lang && lang[0] ? lang : "en";
+        for (int i = 0; !person && i < intents_count(set); i++)
+            if (intents_get(set, i)->is_person_request && !strcmp(intents_get(set, i)->lang, want))
+                person = intents_get(set, i);
         for (int i = 0; !person && i < intents_count(set); i++)
             if (intents_get(set, i)->is_person_request)
                 person = intents_get(set, i);

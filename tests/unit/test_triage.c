@@ -107,6 +107,7 @@ static void test_person_request_always_hands_off(void **state)
         "Human please!",
         "connect me with a representative, where is my order",
         "I don't want a bot",
+        "quiero hablar con una persona",
     };
     for (size_t i = 0; i < sizeof messages / sizeof messages[0]; i++) {
         struct triage_decision d;
