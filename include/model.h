@@ -87,6 +87,11 @@ int model_n_features(const struct model *m);
 int model_logits(const struct model *m, const struct model_feats *f, struct model_scratch *s,
                  double *logits);
 
+/* The share of the message's word features (words and word pairs) that
+ * occurred in training, 1 for a message without words. Low for messages about
+ * something the examples never mention: an out-of-scope signal. */
+double model_known_share(const struct model *m, const struct model_feats *f);
+
 /* Softmax of logits / temperature into p (may alias logits). */
 void model_softmax(const double *logits, int n, double temperature, double *p);
 
