@@ -134,7 +134,11 @@ struct conn {
     int is_authed;             /* agent */
     struct auth_user agent;    /* agent */
     struct conn *prev_agent, *next_agent;
-    int has_pending; /* frames queued in this turn */
+    int has_pending;      /* frames queued in this turn */
+    int n_pending;        /* how many */
+    int64_t replay_after; /* replaying: the last seq sent so far */
+    int is_replaying;     /* stored messages still to send after resume */
+    int is_resyncing;     /* a welcome or replay frames wait in this turn */
 };
 
 struct conv {
@@ -176,6 +180,7 @@ struct chat {
     struct kb *kb;
     struct triage *triage;
     struct chat_io io;
+    int (*room)(void *ctx, uint64_t conn); /* chat_set_room(), or NULL */
     struct redactor *redactor;
     int owns_redactor;
     struct queue *queue;
@@ -195,6 +200,7 @@ struct chat {
     struct conv *unit_convs[4];
     int64_t unit_last_seq[4];
     int n_unit_convs;
+    int n_replaying;    /* customer connections with a paced replay under way */
     int is_queue_dirty; /* the waiting list or agents changed: agents get a new view */
     int is_eta_dirty;   /* time passed: customers' estimates may have moved */
     int64_t last_retention_s;
@@ -236,8 +242,10 @@ static void emit_text(struct chat *chat, uint64_t conn_id, char *text)
     }
     chat->frames[chat->n_frames++] = (struct pending_frame){conn_id, text, strlen(text)};
     struct conn *c = conn_get(chat, conn_id);
-    if (c)
+    if (c) {
         c->has_pending = 1;
+        c->n_pending++;
+    }
 }
 
 /* Queues obj (consumed) as a frame for connection id. */
@@ -261,6 +269,23 @@ static void emit_customer(struct chat *chat, struct conv *c, json_t *obj)
         return;
     for (struct conn *k = c->conns; k; k = k->next_in_conv)
         emit_text(chat, k->node.key, k->next_in_conv ? strdup(text) : text);
+}
+
+/* Like emit_customer(), for a frame that reports a stored message (it has a
+ * seq) or must follow one: connections still catching up with a paced
+ * replay skip it, because the replay will bring it, in order. */
+static void emit_customer_stored(struct chat *chat, struct conv *c, json_t *obj)
+{
+    if (!obj)
+        return;
+    char *text = json_dumps(obj, JSON_COMPACT);
+    json_decref(obj);
+    if (!text)
+        return;
+    for (struct conn *k = c->conns; k; k = k->next_in_conv)
+        if (!k->is_replaying)
+            emit_text(chat, k->node.key, strdup(text));
+    free(text);
 }
 
 /* Sends obj (consumed) to every connection of agent agent_id. */
@@ -898,7 +923,7 @@ static int enqueue(struct chat *chat, struct conv *c, const char *queue_name, in
     queue_push(chat->queue, &it);
     chat->is_queue_dirty = 1;
     store_event_add(chat->store, "handoff", c->rec.id, 0, NULL);
-    emit_customer(chat, c, queued_frame(chat, c, seq));
+    emit_customer_stored(chat, c, queued_frame(chat, c, seq));
     return 0;
 }
 
@@ -994,7 +1019,7 @@ static int bot_reply(struct chat *chat, struct conv *c, const char *reply_to, in
         json_object_set_new(frame, "queue", json_string(d->queue[0] ? d->queue : "general"));
     json_decref(choices);
     json_decref(meta);
-    emit_customer(chat, c, frame);
+    emit_customer_stored(chat, c, frame);
     if (d->action == TRIAGE_HANDOFF && !is_collect)
         return enqueue(chat, c, d->queue[0] ? d->queue : "general", d->priority);
     /* The row changes only when the state or the intent does (a question
@@ -1073,6 +1098,7 @@ static struct conv *start_conversation(struct chat *chat, struct conn *k, const 
     }
     attach(chat, k, c);
     chat->m.n_conversations++;
+    k->is_resyncing = 1;
     emit(chat, k->node.key, welcome_frame(c, token, 0));
     return c;
 }
@@ -1084,6 +1110,8 @@ struct replay_ctx {
     int64_t last;
     int n;
 };
+
+#define REPLAY_MARGIN 16 /* transport slots kept free for live frames */
 
 /* One stored message as the frame it was sent as live. */
 static json_t *message_frame(struct chat *chat, struct conv *c, const struct store_message *m)
@@ -1145,17 +1173,48 @@ static int replay_one(void *ctx, const struct store_message *m)
     return 0;
 }
 
-/* Replays every message after last_seq to one connection, in bounded pages. */
-static void replay(struct chat *chat, struct conv *c, uint64_t conn, int64_t last_seq)
+/* The frames that tell a resumed connection where its conversation stands,
+ * once the replay has caught up. */
+static void replay_done(struct chat *chat, struct conn *k)
 {
-    struct replay_ctx r = {chat, c, conn, last_seq, 0};
-    for (;;) {
-        r.n = 0;
-        if (store_messages_after(chat->store, c->rec.id, r.last, REPLAY_BATCH, replay_one, &r))
-            break;
-        if (r.n < REPLAY_BATCH)
-            break;
+    struct conv *c = k->conv;
+    if (k->is_replaying) {
+        k->is_replaying = 0;
+        chat->n_replaying--;
     }
+    if (c->rec.state == STORE_STATE_QUEUED)
+        emit(chat, k->node.key, queued_frame(chat, c, 0));
+    else if (c->rec.state == STORE_STATE_CLOSED)
+        emit(chat, k->node.key, json_pack("{s:s, s:i}", "type", "rating_request", "scale", 5));
+}
+
+/* Sends one resumed connection the stored messages after k->replay_after,
+ * as many as the transport has room for (all of them when the transport
+ * does not say), in bounded pages, then the current state. New messages
+ * stored meanwhile are part of the replay: live frames skip a connection
+ * while it replays (emit_customer_stored), so everything arrives in order
+ * and once. */
+static void replay_step(struct chat *chat, struct conn *k)
+{
+    struct conv *c = k->conv;
+    int budget = INT32_MAX;
+    if (chat->room) {
+        budget = chat->room(chat->io.ctx, k->node.key) - k->n_pending - REPLAY_MARGIN;
+        if (budget <= 0)
+            return;
+    }
+    k->is_resyncing = 1;
+    struct replay_ctx r = {chat, c, k->node.key, k->replay_after, 0};
+    while (budget > 0 && r.last < c->rec.last_seq) {
+        int page = budget < REPLAY_BATCH ? budget : REPLAY_BATCH;
+        r.n = 0;
+        if (store_messages_after(chat->store, c->rec.id, r.last, page, replay_one, &r) || !r.n)
+            break;
+        budget -= r.n;
+    }
+    k->replay_after = r.last;
+    if (r.last >= c->rec.last_seq)
+        replay_done(chat, k);
 }
 
 /* hello {token?, last_seq?, lang?, name?, email?, page?} */
@@ -1239,13 +1298,16 @@ static void customer_hello(struct chat *chat, struct conn *k, json_t *o)
         hex[i] = (char)(ch >= 'A' && ch <= 'F' ? ch - 'A' + 'a' : ch);
     }
     hex[AUTH_TOKEN_HEX] = '\0';
+    k->is_resyncing = 1;
     emit(chat, id, welcome_frame(c, hex, 1));
-    if (last_seq >= 0 && last_seq < c->rec.last_seq)
-        replay(chat, c, id, last_seq);
-    if (c->rec.state == STORE_STATE_QUEUED)
-        emit(chat, id, queued_frame(chat, c, 0));
-    else if (c->rec.state == STORE_STATE_CLOSED)
-        emit(chat, id, json_pack("{s:s, s:i}", "type", "rating_request", "scale", 5));
+    if (last_seq >= 0 && last_seq < c->rec.last_seq) {
+        k->is_replaying = 1;
+        k->replay_after = last_seq;
+        chat->n_replaying++;
+        replay_step(chat, k);
+    } else {
+        replay_done(chat, k);
+    }
     if (was_alone && c->rec.state == STORE_STATE_WITH_AGENT)
         emit_agent(chat, c->rec.agent_id,
                    json_pack("{s:s, s:I}", "type", "customer_back", "conversation",
@@ -1366,9 +1428,9 @@ static void customer_message(struct chat *chat, struct conn *k, json_t *o)
     if (!rc) {
         chat->m.n_messages_in++;
         if (c->rec.state == STORE_STATE_QUEUED || c->rec.state == STORE_STATE_WITH_AGENT) {
-            emit_customer(chat, c,
-                          json_pack("{s:s, s:s, s:I}", "type", "ack", "reply_to", client_id, "seq",
-                                    (json_int_t)seq));
+            emit_customer_stored(chat, c,
+                                 json_pack("{s:s, s:s, s:I}", "type", "ack", "reply_to", client_id,
+                                           "seq", (json_int_t)seq));
             if (c->rec.state == STORE_STATE_WITH_AGENT) {
                 emit_agent(chat, c->rec.agent_id,
                            json_pack("{s:s, s:I, s:I, s:s}", "type", "customer_message",
@@ -1724,9 +1786,9 @@ static int close_conversation(struct chat *chat, struct conv *c, const char *by,
     }
     if (disposition)
         store_event_add(chat->store, "wrap_up", c->rec.id, agent, NULL);
-    emit_customer(chat, c,
-                  json_pack("{s:s, s:I, s:s}", "type", "closed", "seq", (json_int_t)seq, "by", by));
-    emit_customer(chat, c, json_pack("{s:s, s:i}", "type", "rating_request", "scale", 5));
+    emit_customer_stored(
+        chat, c, json_pack("{s:s, s:I, s:s}", "type", "closed", "seq", (json_int_t)seq, "by", by));
+    emit_customer_stored(chat, c, json_pack("{s:s, s:i}", "type", "rating_request", "scale", 5));
     return 0;
 }
 
@@ -1915,8 +1977,12 @@ void chat_customer_frame(struct chat *chat, uint64_t conn, const char *text, siz
     json_decref(o);
 }
 
-static void detach(struct conn *k)
+static void detach(struct chat *chat, struct conn *k)
 {
+    if (k->is_replaying) {
+        k->is_replaying = 0;
+        chat->n_replaying--;
+    }
     struct conv *c = k->conv;
     if (!c)
         return;
@@ -1941,7 +2007,7 @@ void chat_customer_closed(struct chat *chat, uint64_t conn)
     if (!k || k->kind != CONN_CUSTOMER)
         return;
     struct conv *c = k->conv;
-    detach(k);
+    detach(chat, k);
     if (c) {
         touch(chat, c);
         if (c->n_conns == 0 && c->rec.state == STORE_STATE_WITH_AGENT)
@@ -2085,9 +2151,9 @@ static int assign(struct chat *chat, struct conv *c, int64_t agent_id)
     for (struct conn *k = chat->agents; k; k = k->next_agent)
         if (k->agent.id == agent_id)
             emit_assigned(chat, c, k->node.key);
-    emit_customer(chat, c,
-                  json_pack("{s:s, s:I, s:s}", "type", "agent_joined", "seq", (json_int_t)seq,
-                            "agent", name));
+    emit_customer_stored(chat, c,
+                         json_pack("{s:s, s:I, s:s}", "type", "agent_joined", "seq",
+                                   (json_int_t)seq, "agent", name));
     return 0;
 }
 
@@ -2244,9 +2310,9 @@ static void agent_message(struct chat *chat, struct conn *k, json_t *o)
     }
     unit_end(chat);
     chat->m.n_agent_messages++;
-    emit_customer(chat, c,
-                  json_pack("{s:s, s:I, s:s, s:s}", "type", "agent_message", "seq", (json_int_t)seq,
-                            "text", masked, "agent", k->agent.name));
+    emit_customer_stored(chat, c,
+                         json_pack("{s:s, s:I, s:s, s:s}", "type", "agent_message", "seq",
+                                   (json_int_t)seq, "text", masked, "agent", k->agent.name));
     emit(chat, id,
          json_pack("{s:s, s:I, s:s, s:I}", "type", "ack", "conversation", (json_int_t)c->rec.id,
                    "reply_to", client_id, "seq", (json_int_t)seq));
@@ -2306,7 +2372,7 @@ static int requeue(struct chat *chat, struct conv *c, const char *queue_arg, con
     it.priority = 1; /* already waited once: to the front */
     queue_push(chat->queue, &it);
     chat->is_queue_dirty = 1;
-    emit_customer(chat, c, queued_frame(chat, c, seq));
+    emit_customer_stored(chat, c, queued_frame(chat, c, seq));
     return 0;
 }
 
@@ -2514,6 +2580,11 @@ void chat_tick(struct chat *chat, int64_t now_s)
     }
 }
 
+void chat_set_room(struct chat *chat, int (*room)(void *ctx, uint64_t conn))
+{
+    chat->room = room;
+}
+
 int chat_has_pending(const struct chat *chat)
 {
     return chat->n_frames > 0 || chat->is_queue_dirty || chat->is_eta_dirty ||
@@ -2558,6 +2629,13 @@ static void reload_touched(struct chat *chat)
 
 int chat_flush(struct chat *chat)
 {
+    /* Paced replays continue as far as the transport has room. */
+    for (size_t i = 0; chat->n_replaying > 0 && chat->room && i < chat->conns.n_buckets; i++)
+        for (struct hnode *n = chat->conns.buckets[i]; n; n = n->next) {
+            struct conn *k = (struct conn *)n;
+            if (k->is_replaying && k->conv)
+                replay_step(chat, k);
+        }
     settle(chat);
     int64_t t0 = cd_now_us();
     int was_open = store_in_transaction(chat->store);
@@ -2578,6 +2656,13 @@ int chat_flush(struct chat *chat)
             struct conn *k = conn_get(chat, chat->frames[i].conn);
             if (k && k->has_pending) {
                 k->has_pending = 0;
+                k->n_pending = 0;
+                /* Its welcome or replay was lost with the turn: it starts
+                 * over with a new hello (which stores nothing). */
+                if (k->is_resyncing && k->kind == CONN_CUSTOMER) {
+                    k->is_resyncing = 0;
+                    detach(chat, k);
+                }
                 static const char err[] =
                     "{\"type\":\"error\",\"code\":\"store_failed\",\"message\":\"the server "
                     "could not store this; nothing was saved, please retry\"}";
@@ -2596,6 +2681,8 @@ int chat_flush(struct chat *chat)
             struct conn *k = conn_get(chat, chat->frames[i].conn);
             if (k) {
                 k->has_pending = 0;
+                k->n_pending = 0;
+                k->is_resyncing = 0;
                 chat->io.send(chat->io.ctx, chat->frames[i].conn, chat->frames[i].text,
                               chat->frames[i].len);
             }
