@@ -88,6 +88,14 @@ void chat_tick(struct chat *chat, int64_t now_s);
  * Returns 0 or CD_E*. */
 int chat_flush(struct chat *chat);
 
+/* Optional: room(io ctx, conn) says how many more frames the transport
+ * accepts for conn before it would drop the client as a slow reader. With
+ * it, the replay of a long conversation on resume is paced to fit: chat.c
+ * sends what fits and continues in later chat_flush() calls, so the server
+ * should schedule a chat_flush() when a customer connection's queue has
+ * drained. Without it (the default) a whole replay is queued at once. */
+void chat_set_room(struct chat *chat, int (*room)(void *ctx, uint64_t conn));
+
 /* Returns 1 if frames are waiting for chat_flush(). */
 int chat_has_pending(const struct chat *chat);
 

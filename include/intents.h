@@ -137,10 +137,11 @@ struct intents_result {
     int top[INTENTS_TOP];      /* intent indexes, most probable first */
     double top_p[INTENTS_TOP]; /* calibrated probabilities, summing to <= 1 */
     int n_top;
-    double p_oos;  /* probability mass of the out-of-scope class (0 without one) */
-    double margin; /* top_p[0] - top_p[1] */
-    int n_tokens;  /* word tokens in the message */
-    int n_known;   /* of which seen in training examples */
+    double p_oos;       /* probability mass of the out-of-scope class (0 without one) */
+    double margin;      /* top_p[0] - top_p[1] */
+    double known_share; /* share of its words and word pairs seen in training (1 if no model) */
+    int n_tokens;       /* word tokens in the message */
+    int n_known;        /* of which seen in training examples */
 };
 
 /* Classifies n bytes of UTF-8 text in lang (NULL: "en"). The set must be

@@ -6,11 +6,12 @@
  * (stop words kept: "why" and "how" carry intent) and character 3-4 grams of
  * each folded word with boundary marks ("<refund>"), so misspellings and
  * unseen inflections still share evidence. Each group is weighted by
- * log-count times IDF and L2-normalised (to norm 2 per group). Feature strings are hashed into
- * 2^hash_bits buckets, and only buckets seen in training get a weight row, so
- * the weight matrix is (features seen) x (classes), not 2^bits x classes.
- * A trained struct model is never written again: any number of threads may
- * call model_predict() at once, each with its own struct model_scratch. */
+ * log-count times IDF and L2-normalised to norm 2. Feature strings are hashed
+ * into 2^hash_bits buckets, and only buckets seen in training get a weight
+ * row, so the weight matrix is (features seen) x (classes), not 2^bits x
+ * classes. Once fitted, a struct model is never written again: any number of
+ * threads may call model_logits() at once, each with its own struct
+ * model_scratch. */
 #ifndef CD_MODEL_H
 #define CD_MODEL_H
 
@@ -21,7 +22,7 @@ struct text_tokenizer;
 
 struct model_options {
     int epochs;        /* default 12 */
-    int hash_bits;     /* default 20 */
+    int hash_bits;     /* default 18 */
     double l2;         /* default 1e-6 per example step */
     double lr;         /* initial learning rate, default 0.5, decays linearly to 0 */
     unsigned int seed; /* default 1 */
@@ -85,6 +86,11 @@ int model_n_features(const struct model *m);
  * logits[n_classes]. Returns the number of features the model knew. */
 int model_logits(const struct model *m, const struct model_feats *f, struct model_scratch *s,
                  double *logits);
+
+/* The share of the message's word features (words and word pairs) that
+ * occurred in training, 1 for a message without words. Low for messages about
+ * something the examples never mention: an out-of-scope signal. */
+double model_known_share(const struct model *m, const struct model_feats *f);
 
 /* Softmax of logits / temperature into p (may alias logits). */
 void model_softmax(const double *logits, int n, double temperature, double *p);

@@ -38,6 +38,9 @@ struct triage_settings {
     double t_clarify;          /* clarify in [t_clarify, t_answer), default 0.25 */
     double t_kb;               /* KB passage answers at score >= this, default 0.5 */
     double t_oos;              /* p(out of scope) >= this hands off, default 0.5 */
+    double t_known;            /* out of scope if fewer than this share of the message's
+                                * words and word pairs occur in the examples; default 0
+                                * (off); eval intents --val picks it */
     double t_clarify_mass;     /* clarify only if the choices together hold this much
                                 * probability (narrowed down to a few), default 0.5 */
     int max_clarify;           /* failed clarifications before handoff, default 1 */
@@ -94,6 +97,7 @@ struct triage_evidence {
     struct triage_candidate model[TRIAGE_MAX_CANDIDATES]; /* model's top scores */
     int n_model;
     double p_oos;
+    double known_share;         /* share of the message's words and word pairs seen in training */
     char kb_article[KB_ID_MAX]; /* best article; "" if none, or if an intent
                                  * settled the message and the KB was not searched */
     double kb_score;            /* its normalised score in [0, 1] */

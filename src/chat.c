@@ -38,6 +38,7 @@ const double chat_commit_bounds_us[CHAT_COMMIT_BUCKETS - 1] = {100,  250,  500, 
                                                                2500, 5000, 10000};
 
 #define CLIENT_ID_MAX   STORE_CLIENT_ID_MAX
+#define AGENT_ID_MAX    40 /* an agent message id, under the "agent:N:" prefix */
 #define NAME_MAX_BYTES  128
 #define EMAIL_MAX_BYTES 254
 #define PAGE_MAX_BYTES  2048
@@ -133,7 +134,11 @@ struct conn {
     int is_authed;             /* agent */
     struct auth_user agent;    /* agent */
     struct conn *prev_agent, *next_agent;
-    int has_pending; /* frames queued in this turn */
+    int has_pending;      /* frames queued in this turn */
+    int n_pending;        /* how many */
+    int64_t replay_after; /* replaying: the last seq sent so far */
+    int is_replaying;     /* stored messages still to send after resume */
+    int is_resyncing;     /* a welcome or replay frames wait in this turn */
 };
 
 struct conv {
@@ -157,10 +162,15 @@ struct conv {
     struct conv *next_touched;
 };
 
+/* A frame to send, or (text NULL) a close to make once the frames queued
+ * before it are out: an error frame must reach the client before the close
+ * that follows it. */
 struct pending_frame {
     uint64_t conn;
     char *text;
     size_t len;
+    int close_code;
+    const char *close_reason; /* a static string */
 };
 
 struct pending_learn {
@@ -175,6 +185,7 @@ struct chat {
     struct kb *kb;
     struct triage *triage;
     struct chat_io io;
+    int (*room)(void *ctx, uint64_t conn); /* chat_set_room(), or NULL */
     struct redactor *redactor;
     int owns_redactor;
     struct queue *queue;
@@ -194,6 +205,7 @@ struct chat {
     struct conv *unit_convs[4];
     int64_t unit_last_seq[4];
     int n_unit_convs;
+    int n_replaying;    /* customer connections with a paced replay under way */
     int is_queue_dirty; /* the waiting list or agents changed: agents get a new view */
     int is_eta_dirty;   /* time passed: customers' estimates may have moved */
     int64_t last_retention_s;
@@ -233,10 +245,29 @@ static void emit_text(struct chat *chat, uint64_t conn_id, char *text)
         chat->frames = f;
         chat->cap_frames = cap;
     }
-    chat->frames[chat->n_frames++] = (struct pending_frame){conn_id, text, strlen(text)};
+    chat->frames[chat->n_frames++] = (struct pending_frame){conn_id, text, strlen(text), 0, NULL};
     struct conn *c = conn_get(chat, conn_id);
-    if (c)
+    if (c) {
         c->has_pending = 1;
+        c->n_pending++;
+    }
+}
+
+/* Closes connection id with code once the frames queued before are sent
+ * (in chat_flush()). reason must be a static string. */
+static void emit_close(struct chat *chat, uint64_t conn_id, int code, const char *reason)
+{
+    if (chat->n_frames == chat->cap_frames) {
+        int cap = chat->cap_frames ? chat->cap_frames * 2 : 64;
+        struct pending_frame *f = realloc(chat->frames, (size_t)cap * sizeof *f);
+        if (!f) {
+            chat->io.close(chat->io.ctx, conn_id, code, reason); /* at once, then */
+            return;
+        }
+        chat->frames = f;
+        chat->cap_frames = cap;
+    }
+    chat->frames[chat->n_frames++] = (struct pending_frame){conn_id, NULL, 0, code, reason};
 }
 
 /* Queues obj (consumed) as a frame for connection id. */
@@ -260,6 +291,23 @@ static void emit_customer(struct chat *chat, struct conv *c, json_t *obj)
         return;
     for (struct conn *k = c->conns; k; k = k->next_in_conv)
         emit_text(chat, k->node.key, k->next_in_conv ? strdup(text) : text);
+}
+
+/* Like emit_customer(), for a frame that reports a stored message (it has a
+ * seq) or must follow one: connections still catching up with a paced
+ * replay skip it, because the replay will bring it, in order. */
+static void emit_customer_stored(struct chat *chat, struct conv *c, json_t *obj)
+{
+    if (!obj)
+        return;
+    char *text = json_dumps(obj, JSON_COMPACT);
+    json_decref(obj);
+    if (!text)
+        return;
+    for (struct conn *k = c->conns; k; k = k->next_in_conv)
+        if (!k->is_replaying)
+            emit_text(chat, k->node.key, strdup(text));
+    free(text);
 }
 
 /* Sends obj (consumed) to every connection of agent agent_id. */
@@ -897,7 +945,7 @@ static int enqueue(struct chat *chat, struct conv *c, const char *queue_name, in
     queue_push(chat->queue, &it);
     chat->is_queue_dirty = 1;
     store_event_add(chat->store, "handoff", c->rec.id, 0, NULL);
-    emit_customer(chat, c, queued_frame(chat, c, seq));
+    emit_customer_stored(chat, c, queued_frame(chat, c, seq));
     return 0;
 }
 
@@ -993,7 +1041,7 @@ static int bot_reply(struct chat *chat, struct conv *c, const char *reply_to, in
         json_object_set_new(frame, "queue", json_string(d->queue[0] ? d->queue : "general"));
     json_decref(choices);
     json_decref(meta);
-    emit_customer(chat, c, frame);
+    emit_customer_stored(chat, c, frame);
     if (d->action == TRIAGE_HANDOFF && !is_collect)
         return enqueue(chat, c, d->queue[0] ? d->queue : "general", d->priority);
     /* The row changes only when the state or the intent does (a question
@@ -1072,6 +1120,7 @@ static struct conv *start_conversation(struct chat *chat, struct conn *k, const 
     }
     attach(chat, k, c);
     chat->m.n_conversations++;
+    k->is_resyncing = 1;
     emit(chat, k->node.key, welcome_frame(c, token, 0));
     return c;
 }
@@ -1083,6 +1132,8 @@ struct replay_ctx {
     int64_t last;
     int n;
 };
+
+#define REPLAY_MARGIN 16 /* transport slots kept free for live frames */
 
 /* One stored message as the frame it was sent as live. */
 static json_t *message_frame(struct chat *chat, struct conv *c, const struct store_message *m)
@@ -1144,17 +1195,48 @@ static int replay_one(void *ctx, const struct store_message *m)
     return 0;
 }
 
-/* Replays every message after last_seq to one connection, in bounded pages. */
-static void replay(struct chat *chat, struct conv *c, uint64_t conn, int64_t last_seq)
+/* The frames that tell a resumed connection where its conversation stands,
+ * once the replay has caught up. */
+static void replay_done(struct chat *chat, struct conn *k)
 {
-    struct replay_ctx r = {chat, c, conn, last_seq, 0};
-    for (;;) {
-        r.n = 0;
-        if (store_messages_after(chat->store, c->rec.id, r.last, REPLAY_BATCH, replay_one, &r))
-            break;
-        if (r.n < REPLAY_BATCH)
-            break;
+    struct conv *c = k->conv;
+    if (k->is_replaying) {
+        k->is_replaying = 0;
+        chat->n_replaying--;
     }
+    if (c->rec.state == STORE_STATE_QUEUED)
+        emit(chat, k->node.key, queued_frame(chat, c, 0));
+    else if (c->rec.state == STORE_STATE_CLOSED)
+        emit(chat, k->node.key, json_pack("{s:s, s:i}", "type", "rating_request", "scale", 5));
+}
+
+/* Sends one resumed connection the stored messages after k->replay_after,
+ * as many as the transport has room for (all of them when the transport
+ * does not say), in bounded pages, then the current state. New messages
+ * stored meanwhile are part of the replay: live frames skip a connection
+ * while it replays (emit_customer_stored), so everything arrives in order
+ * and once. */
+static void replay_step(struct chat *chat, struct conn *k)
+{
+    struct conv *c = k->conv;
+    int budget = INT32_MAX;
+    if (chat->room) {
+        budget = chat->room(chat->io.ctx, k->node.key) - k->n_pending - REPLAY_MARGIN;
+        if (budget <= 0)
+            return;
+    }
+    k->is_resyncing = 1;
+    struct replay_ctx r = {chat, c, k->node.key, k->replay_after, 0};
+    while (budget > 0 && r.last < c->rec.last_seq) {
+        int page = budget < REPLAY_BATCH ? budget : REPLAY_BATCH;
+        r.n = 0;
+        if (store_messages_after(chat->store, c->rec.id, r.last, page, replay_one, &r) || !r.n)
+            break;
+        budget -= r.n;
+    }
+    k->replay_after = r.last;
+    if (r.last >= c->rec.last_seq)
+        replay_done(chat, k);
 }
 
 /* hello {token?, last_seq?, lang?, name?, email?, page?} */
@@ -1198,7 +1280,7 @@ static void customer_hello(struct chat *chat, struct conn *k, json_t *o)
     int64_t now = cd_wall_s();
     if (auth_throttle_blocked(chat->throttle, k->address, now)) {
         emit_error(chat, id, "throttled", "too many bad tokens; try again later", NULL, 0);
-        chat->io.close(chat->io.ctx, id, 1008, "throttled");
+        emit_close(chat, id, 1008, "throttled");
         return;
     }
     unsigned char hash[AUTH_HASH_LEN];
@@ -1238,13 +1320,16 @@ static void customer_hello(struct chat *chat, struct conn *k, json_t *o)
         hex[i] = (char)(ch >= 'A' && ch <= 'F' ? ch - 'A' + 'a' : ch);
     }
     hex[AUTH_TOKEN_HEX] = '\0';
+    k->is_resyncing = 1;
     emit(chat, id, welcome_frame(c, hex, 1));
-    if (last_seq >= 0 && last_seq < c->rec.last_seq)
-        replay(chat, c, id, last_seq);
-    if (c->rec.state == STORE_STATE_QUEUED)
-        emit(chat, id, queued_frame(chat, c, 0));
-    else if (c->rec.state == STORE_STATE_CLOSED)
-        emit(chat, id, json_pack("{s:s, s:i}", "type", "rating_request", "scale", 5));
+    if (last_seq >= 0 && last_seq < c->rec.last_seq) {
+        k->is_replaying = 1;
+        k->replay_after = last_seq;
+        chat->n_replaying++;
+        replay_step(chat, k);
+    } else {
+        replay_done(chat, k);
+    }
     if (was_alone && c->rec.state == STORE_STATE_WITH_AGENT)
         emit_agent(chat, c->rec.agent_id,
                    json_pack("{s:s, s:I}", "type", "customer_back", "conversation",
@@ -1319,6 +1404,10 @@ static void customer_message(struct chat *chat, struct conn *k, json_t *o)
     } else if (need_str(chat, id, o, "id", 1, CLIENT_ID_MAX, &client_id, NULL) < 0) {
         return;
     }
+    if (!strncmp(client_id, "agent:", 6)) {
+        emit_error(chat, id, "bad_frame", "field 'id' may not start with \"agent:\"", NULL, 0);
+        return;
+    }
     if (need_str(chat, id, o, "text", 1, (size_t)chat->settings.max_message_bytes, &text,
                  client_id) < 0 ||
         field_str(chat, id, o, "choice", 1, INTENT_NAME_MAX - 1, &choice, client_id) < 0)
@@ -1361,9 +1450,9 @@ static void customer_message(struct chat *chat, struct conn *k, json_t *o)
     if (!rc) {
         chat->m.n_messages_in++;
         if (c->rec.state == STORE_STATE_QUEUED || c->rec.state == STORE_STATE_WITH_AGENT) {
-            emit_customer(chat, c,
-                          json_pack("{s:s, s:s, s:I}", "type", "ack", "reply_to", client_id, "seq",
-                                    (json_int_t)seq));
+            emit_customer_stored(chat, c,
+                                 json_pack("{s:s, s:s, s:I}", "type", "ack", "reply_to", client_id,
+                                           "seq", (json_int_t)seq));
             if (c->rec.state == STORE_STATE_WITH_AGENT) {
                 emit_agent(chat, c->rec.agent_id,
                            json_pack("{s:s, s:I, s:I, s:s}", "type", "customer_message",
@@ -1719,9 +1808,9 @@ static int close_conversation(struct chat *chat, struct conv *c, const char *by,
     }
     if (disposition)
         store_event_add(chat->store, "wrap_up", c->rec.id, agent, NULL);
-    emit_customer(chat, c,
-                  json_pack("{s:s, s:I, s:s}", "type", "closed", "seq", (json_int_t)seq, "by", by));
-    emit_customer(chat, c, json_pack("{s:s, s:i}", "type", "rating_request", "scale", 5));
+    emit_customer_stored(
+        chat, c, json_pack("{s:s, s:I, s:s}", "type", "closed", "seq", (json_int_t)seq, "by", by));
+    emit_customer_stored(chat, c, json_pack("{s:s, s:i}", "type", "rating_request", "scale", 5));
     return 0;
 }
 
@@ -1910,8 +1999,12 @@ void chat_customer_frame(struct chat *chat, uint64_t conn, const char *text, siz
     json_decref(o);
 }
 
-static void detach(struct conn *k)
+static void detach(struct chat *chat, struct conn *k)
 {
+    if (k->is_replaying) {
+        k->is_replaying = 0;
+        chat->n_replaying--;
+    }
     struct conv *c = k->conv;
     if (!c)
         return;
@@ -1936,7 +2029,7 @@ void chat_customer_closed(struct chat *chat, uint64_t conn)
     if (!k || k->kind != CONN_CUSTOMER)
         return;
     struct conv *c = k->conv;
-    detach(k);
+    detach(chat, k);
     if (c) {
         touch(chat, c);
         if (c->n_conns == 0 && c->rec.state == STORE_STATE_WITH_AGENT)
@@ -2080,9 +2173,9 @@ static int assign(struct chat *chat, struct conv *c, int64_t agent_id)
     for (struct conn *k = chat->agents; k; k = k->next_agent)
         if (k->agent.id == agent_id)
             emit_assigned(chat, c, k->node.key);
-    emit_customer(chat, c,
-                  json_pack("{s:s, s:I, s:s}", "type", "agent_joined", "seq", (json_int_t)seq,
-                            "agent", name));
+    emit_customer_stored(chat, c,
+                         json_pack("{s:s, s:I, s:s}", "type", "agent_joined", "seq",
+                                   (json_int_t)seq, "agent", name));
     return 0;
 }
 
@@ -2108,25 +2201,25 @@ static void agent_auth(struct chat *chat, struct conn *k, json_t *o)
     uint64_t id = k->node.key;
     const char *token;
     if (need_str(chat, id, o, "token", 1, 256, &token, NULL) < 0) {
-        chat->io.close(chat->io.ctx, id, 1008, "bad token");
+        emit_close(chat, id, 1008, "bad token");
         return;
     }
     int rc = auth_check_user(chat->store, chat->throttle, k->address, token, strlen(token),
                              cd_wall_s(), &k->agent);
     if (rc == CD_EBUSY) {
         emit_error(chat, id, "throttled", "too many bad tokens; try again later", NULL, 0);
-        chat->io.close(chat->io.ctx, id, 1008, "throttled");
+        emit_close(chat, id, 1008, "throttled");
         return;
     }
     if (rc) {
         emit_error(chat, id, rc == CD_EPERM ? "bad_token" : "store_failed",
                    rc == CD_EPERM ? "unknown or revoked token" : cd_strerror(rc), NULL, 0);
-        chat->io.close(chat->io.ctx, id, 1008, "bad token");
+        emit_close(chat, id, 1008, "bad token");
         return;
     }
     if (k->agent.role != AUTH_ROLE_AGENT && k->agent.role != AUTH_ROLE_ADMIN) {
         emit_error(chat, id, "forbidden", "this account's role cannot take chats", NULL, 0);
-        chat->io.close(chat->io.ctx, id, 1008, "forbidden");
+        emit_close(chat, id, 1008, "forbidden");
         return;
     }
     if (queue_agent_online(chat->queue, k->agent.id, k->agent.name, k->agent.skills,
@@ -2198,7 +2291,7 @@ static void agent_message(struct chat *chat, struct conn *k, json_t *o)
     if (!c)
         return;
     const char *client_id, *text;
-    if (need_str(chat, id, o, "id", 1, CLIENT_ID_MAX, &client_id, NULL) < 0 ||
+    if (need_str(chat, id, o, "id", 1, AGENT_ID_MAX, &client_id, NULL) < 0 ||
         need_str(chat, id, o, "text", 1, (size_t)chat->settings.max_message_bytes, &text, NULL) < 0)
         return;
     char *masked = redact_text(chat->redactor, text, strlen(text), NULL);
@@ -2211,9 +2304,10 @@ static void agent_message(struct chat *chat, struct conn *k, json_t *o)
     meta = mj ? json_dumps(mj, JSON_COMPACT) : NULL;
     json_decref(mj);
     /* Agent ids share the conversation's id space with the customer's:
-     * prefix them so the two can never collide. */
+     * "agent:ID:" is a prefix customer ids may not use, so the two never
+     * collide; ids are at most AGENT_ID_MAX so the prefix always fits. */
     char scoped[CLIENT_ID_MAX + 1];
-    snprintf(scoped, sizeof scoped, "a%lld:%s", (long long)k->agent.id, client_id);
+    snprintf(scoped, sizeof scoped, "agent:%lld:%s", (long long)k->agent.id, client_id);
     int64_t seq = 0;
     int rc = meta ? unit_begin(chat) : CD_ENOMEM;
     if (!rc)
@@ -2238,9 +2332,9 @@ static void agent_message(struct chat *chat, struct conn *k, json_t *o)
     }
     unit_end(chat);
     chat->m.n_agent_messages++;
-    emit_customer(chat, c,
-                  json_pack("{s:s, s:I, s:s, s:s}", "type", "agent_message", "seq", (json_int_t)seq,
-                            "text", masked, "agent", k->agent.name));
+    emit_customer_stored(chat, c,
+                         json_pack("{s:s, s:I, s:s, s:s}", "type", "agent_message", "seq",
+                                   (json_int_t)seq, "text", masked, "agent", k->agent.name));
     emit(chat, id,
          json_pack("{s:s, s:I, s:s, s:I}", "type", "ack", "conversation", (json_int_t)c->rec.id,
                    "reply_to", client_id, "seq", (json_int_t)seq));
@@ -2300,7 +2394,7 @@ static int requeue(struct chat *chat, struct conv *c, const char *queue_arg, con
     it.priority = 1; /* already waited once: to the front */
     queue_push(chat->queue, &it);
     chat->is_queue_dirty = 1;
-    emit_customer(chat, c, queued_frame(chat, c, seq));
+    emit_customer_stored(chat, c, queued_frame(chat, c, seq));
     return 0;
 }
 
@@ -2356,7 +2450,7 @@ void chat_agent_frame(struct chat *chat, uint64_t conn, const char *text, size_t
             agent_auth(chat, k, o);
     } else if (!k->is_authed) {
         emit_error(chat, conn, "not_authenticated", "send 'auth' with your token first", NULL, 0);
-        chat->io.close(chat->io.ctx, conn, 1008, "not authenticated");
+        emit_close(chat, conn, 1008, "not authenticated");
     } else if (!strcmp(type, "claim")) {
         agent_claim(chat, k, o);
     } else if (!strcmp(type, "message")) {
@@ -2508,6 +2602,11 @@ void chat_tick(struct chat *chat, int64_t now_s)
     }
 }
 
+void chat_set_room(struct chat *chat, int (*room)(void *ctx, uint64_t conn))
+{
+    chat->room = room;
+}
+
 int chat_has_pending(const struct chat *chat)
 {
     return chat->n_frames > 0 || chat->is_queue_dirty || chat->is_eta_dirty ||
@@ -2552,6 +2651,13 @@ static void reload_touched(struct chat *chat)
 
 int chat_flush(struct chat *chat)
 {
+    /* Paced replays continue as far as the transport has room. */
+    for (size_t i = 0; chat->n_replaying > 0 && chat->room && i < chat->conns.n_buckets; i++)
+        for (struct hnode *n = chat->conns.buckets[i]; n; n = n->next) {
+            struct conn *k = (struct conn *)n;
+            if (k->is_replaying && k->conv)
+                replay_step(chat, k);
+        }
     settle(chat);
     int64_t t0 = cd_now_us();
     int was_open = store_in_transaction(chat->store);
@@ -2570,8 +2676,18 @@ int chat_flush(struct chat *chat)
          * connection that was to hear something gets one error instead. */
         for (int i = 0; i < chat->n_frames; i++) {
             struct conn *k = conn_get(chat, chat->frames[i].conn);
-            if (k && k->has_pending) {
+            if (k && !chat->frames[i].text) { /* a policy close stands */
+                chat->io.close(chat->io.ctx, chat->frames[i].conn, chat->frames[i].close_code,
+                               chat->frames[i].close_reason);
+            } else if (k && k->has_pending) {
                 k->has_pending = 0;
+                k->n_pending = 0;
+                /* Its welcome or replay was lost with the turn: it starts
+                 * over with a new hello (which stores nothing). */
+                if (k->is_resyncing && k->kind == CONN_CUSTOMER) {
+                    k->is_resyncing = 0;
+                    detach(chat, k);
+                }
                 static const char err[] =
                     "{\"type\":\"error\",\"code\":\"store_failed\",\"message\":\"the server "
                     "could not store this; nothing was saved, please retry\"}";
@@ -2587,13 +2703,17 @@ int chat_flush(struct chat *chat)
         chat->is_queue_dirty = 1;
     } else {
         for (int i = 0; i < chat->n_frames; i++) {
-            struct conn *k = conn_get(chat, chat->frames[i].conn);
-            if (k) {
+            struct pending_frame *f = &chat->frames[i];
+            struct conn *k = conn_get(chat, f->conn);
+            if (k && !f->text) {
+                chat->io.close(chat->io.ctx, f->conn, f->close_code, f->close_reason);
+            } else if (k) {
                 k->has_pending = 0;
-                chat->io.send(chat->io.ctx, chat->frames[i].conn, chat->frames[i].text,
-                              chat->frames[i].len);
+                k->n_pending = 0;
+                k->is_resyncing = 0;
+                chat->io.send(chat->io.ctx, f->conn, f->text, f->len);
             }
-            free(chat->frames[i].text);
+            free(f->text);
         }
         chat->n_frames = 0;
         /* KB learning writes through the KB's own connection: only now

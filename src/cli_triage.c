@@ -27,7 +27,8 @@ static const char eval_usage[] =
     "usage: caredesk eval intents --train T.jsonl --test S.jsonl [--val V.jsonl]\n"
     "                             [--oos-label oos] [--kb DIR|FILE] [--intents DIR|FILE]\n"
     "                             [--epochs N] [--hash-bits N] [--t-answer X]\n"
-    "                             [--t-clarify X] [--t-oos X] [--min-oos-recall X]\n"
+    "                             [--t-clarify X] [--t-oos X] [--t-known X]\n"
+    "                             [--min-oos-recall X]\n"
     "                             [--reliability] [--quiet]\n"
     "Trains on T (rows labelled oos are out-of-scope examples), decides every row of S\n"
     "and prints one JSON object as the last line: n, accuracy, in_scope_accuracy,\n"
@@ -292,7 +293,8 @@ struct val_row {
     int top;
     double p_top;
     double p_oos;
-    double mass; /* probability of the top 3 together */
+    double mass;  /* probability of the top 3 together */
+    double known; /* share of its word features seen in training */
 };
 
 /* Picks t_clarify (below it: handoff), t_oos and t_answer on validation rows.
@@ -309,36 +311,45 @@ static void pick_thresholds(const struct val_row *v, int n, double min_recall,
     for (int i = 0; i < n; i++)
         n_oos += v[i].is_oos;
     int n_in = n - n_oos ? n - n_oos : 1;
-    enum { N_TC = 90, N_TO = 20 };
-    static double in_acc[N_TC][N_TO], oos_rec[N_TC][N_TO];
+    enum { N_TC = 90, N_TO = 20, N_TK = 10 };
+    static double in_acc[N_TC][N_TO][N_TK], oos_rec[N_TC][N_TO][N_TK];
     double best_recall = 0;
-    for (int a = 0; a < N_TC; a++)
-        for (int b = 0; b < N_TO; b++) {
-            double tc = (a + 1) / 100.0, to = (b + 1) / 20.0;
-            int in_ok = 0, oos_ok = 0;
-            for (int i = 0; i < n; i++) {
-                int is_handoff = v[i].p_top < tc || v[i].p_oos >= to || v[i].mass < mass;
-                if (v[i].is_oos)
-                    oos_ok += is_handoff;
-                else
-                    in_ok += !is_handoff && v[i].top == v[i].gold;
+    /* t_known: 0 (off), then 0.45 .. 0.85. */
+    for (int c = 0; c < N_TK; c++) {
+        double tk = c == 0 ? 0 : 0.40 + 0.05 * c;
+        for (int a = 0; a < N_TC; a++)
+            for (int b = 0; b < N_TO; b++) {
+                double tc = (a + 1) / 100.0, to = (b + 1) / 20.0;
+                int in_ok = 0, oos_ok = 0;
+                for (int i = 0; i < n; i++) {
+                    int is_handoff =
+                        v[i].p_top < tc || v[i].p_oos >= to || v[i].mass < mass || v[i].known < tk;
+                    if (v[i].is_oos)
+                        oos_ok += is_handoff;
+                    else
+                        in_ok += !is_handoff && v[i].top == v[i].gold;
+                }
+                in_acc[a][b][c] = (double)in_ok / n_in;
+                oos_rec[a][b][c] = n_oos ? (double)oos_ok / n_oos : 0;
+                if (oos_rec[a][b][c] > best_recall)
+                    best_recall = oos_rec[a][b][c];
             }
-            in_acc[a][b] = (double)in_ok / n_in;
-            oos_rec[a][b] = n_oos ? (double)oos_ok / n_oos : 0;
-            if (oos_rec[a][b] > best_recall)
-                best_recall = oos_rec[a][b];
-        }
+        if (!n_oos)
+            break; /* nothing to detect: keep it off */
+    }
     double floor = best_recall < min_recall ? best_recall : min_recall;
-    int best_a = -1, best_b = -1;
-    for (int a = 0; a < N_TC; a++)
-        for (int b = 0; b < N_TO; b++) {
-            if (n_oos && oos_rec[a][b] < floor - 1e-9)
-                continue;
-            /* More in-scope accuracy wins; ties go to the lower thresholds
-             * (scanned first). */
-            if (best_a < 0 || in_acc[a][b] > in_acc[best_a][best_b] + 1e-9)
-                best_a = a, best_b = b;
-        }
+    int best_a = -1, best_b = -1, best_c = 0;
+    for (int c = 0; c < (n_oos ? N_TK : 1); c++)
+        for (int a = 0; a < N_TC; a++)
+            for (int b = 0; b < N_TO; b++) {
+                if (n_oos && oos_rec[a][b][c] < floor - 1e-9)
+                    continue;
+                /* More in-scope accuracy wins; ties go to the lower thresholds
+                 * (scanned first). */
+                if (best_a < 0 || in_acc[a][b][c] > in_acc[best_a][best_b][best_c] + 1e-9)
+                    best_a = a, best_b = b, best_c = c;
+            }
+    s->t_known = best_c == 0 ? 0 : 0.40 + 0.05 * best_c;
     s->t_clarify = (best_a + 1) / 100.0;
     s->t_oos = (best_b + 1) / 20.0;
     s->t_answer = 1.0;
@@ -346,7 +357,7 @@ static void pick_thresholds(const struct val_row *v, int n, double min_recall,
         double ta = a / 100.0;
         int n_answer = 0, n_right = 0;
         for (int i = 0; i < n; i++)
-            if (v[i].p_top >= ta && v[i].p_oos < s->t_oos) {
+            if (v[i].p_top >= ta && v[i].p_oos < s->t_oos && v[i].known >= s->t_known) {
                 n_answer++;
                 n_right += !v[i].is_oos && v[i].top == v[i].gold;
             }
@@ -400,7 +411,7 @@ int cli_eval_intents(int argc, char **argv)
     const char *train = NULL, *test = NULL, *val = NULL, *oos_label = "oos", *kb_path = NULL;
     const char *extra_intents = NULL;
     int is_quiet = 0, is_reliability = 0;
-    double t_answer = -1, t_clarify = -1, t_oos = -1, min_recall = 0.7;
+    double t_answer = -1, t_clarify = -1, t_oos = -1, t_known = -1, min_recall = 0.7;
     struct intents_train_options topt = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -444,6 +455,8 @@ int cli_eval_intents(int argc, char **argv)
             bad = parse_double(v, &t_clarify);
         else if (!strcmp(a, "--t-oos"))
             bad = parse_double(v, &t_oos);
+        else if (!strcmp(a, "--t-known"))
+            bad = parse_double(v, &t_known);
         else if (!strcmp(a, "--min-oos-recall"))
             bad = parse_double(v, &min_recall);
         else {
@@ -512,6 +525,7 @@ int cli_eval_intents(int argc, char **argv)
             vrows[i].top = r.n_top ? r.top[0] : -1;
             vrows[i].p_top = r.n_top ? r.top_p[0] : 0;
             vrows[i].p_oos = r.p_oos;
+            vrows[i].known = r.known_share;
             for (int k = 0; k < r.n_top && k < TRIAGE_MAX_CANDIDATES; k++)
                 vrows[i].mass += r.top_p[k];
         }
@@ -524,6 +538,8 @@ int cli_eval_intents(int argc, char **argv)
         s.t_clarify = t_clarify;
     if (t_oos >= 0)
         s.t_oos = t_oos;
+    if (t_known >= 0)
+        s.t_known = t_known;
     double train_cpu_ms = intents_train_cpu_ms(set) + calibrate_ms;
     double train_ms = intents_train_ms(set) + calibrate_ms, temperature = intents_temperature(set);
     if (!(t = triage_new(&s, set, kb))) {
@@ -656,15 +672,15 @@ int cli_eval_intents(int argc, char **argv)
     printf("{\"n\":%d,\"accuracy\":%.4f,\"in_scope_accuracy\":%.4f,\"oos_recall\":%.4f,"
            "\"oos_precision\":%.4f,\"macro_f1\":%.4f,\"ece\":%.4f,\"clarify_rate\":%.4f,"
            "\"train_ms\":%.0f,\"decide_us_p50\":%.1f,\"decide_us_p99\":%.1f,"
-           "\"thresholds\":{\"t_answer\":%.2f,\"t_clarify\":%.2f,\"t_oos\":%.2f},"
+           "\"thresholds\":{\"t_answer\":%.2f,\"t_clarify\":%.2f,\"t_oos\":%.2f,\"t_known\":%.2f},"
            "\"temperature\":%.3f,\"handoff_rate\":%.4f,\"ece_model\":%.4f,\"kb\":%s,"
            "\"train_cpu_ms\":%.0f,\"decide_cpu_us_p50\":%.1f,\"decide_cpu_us_p99\":%.1f}\n",
            n, (double)n_right / n, n_in ? (double)n_in_right / n_in : 0.0,
            n_oos ? (double)n_oos_right / n_oos : 0.0,
            n_handoff ? (double)n_oos_pred_right / n_handoff : 0.0, n_f1 ? f1_sum / n_f1 : 0.0, ece,
-           (double)n_clarify / n, train_ms, p50, p99, s.t_answer, s.t_clarify, s.t_oos, temperature,
-           (double)n_handoff / n, ece_value(&ece_model), kb ? "true" : "false", train_cpu_ms,
-           cpu_p50, cpu_p99);
+           (double)n_clarify / n, train_ms, p50, p99, s.t_answer, s.t_clarify, s.t_oos, s.t_known,
+           temperature, (double)n_handoff / n, ece_value(&ece_model), kb ? "true" : "false",
+           train_cpu_ms, cpu_p50, cpu_p99);
     rc = CLI_OK;
 done:
     labelled_free(&ltest);

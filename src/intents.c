@@ -74,9 +74,10 @@ struct intents_scratch {
 };
 
 static const char *const person_request_names[] = {
-    "human",         "agent",          "person",         "human_agent",   "talk_to_human",
-    "talk_to_agent", "speak_to_human", "speak_to_agent", "live_agent",    "representative",
-    "ask_for_human", "request_human",  "request_agent",  "human_handoff", NULL,
+    "human",         "agent",          "person",         "human_agent",        "talk_to_human",
+    "talk_to_agent", "speak_to_human", "speak_to_agent", "live_agent",         "representative",
+    "ask_for_human", "request_human",  "request_agent",  "human_handoff",      "hablar_con_persona",
+    "persona",       "humano",         "agente",         "parler_a_un_humain", NULL,
 };
 
 static int is_person_request_name(const char *name)
@@ -1043,6 +1044,7 @@ int intents_classify(const struct intents *set, struct intents_scratch *s, const
 {
     memset(out, 0, sizeof *out);
     out->rule_intent = -1;
+    out->known_share = 1.0;
     if (!set->is_trained)
         return CD_ESTATE;
     int rc = scratch_tokenizer(s, lang);
@@ -1117,6 +1119,7 @@ int intents_classify(const struct intents *set, struct intents_scratch *s, const
     if ((rc = model_featurize(s->tok, text, n, model_hash_bits(set->model), &s->feats)))
         return rc;
     out->n_known = model_logits(set->model, &s->feats, &s->model, s->p);
+    out->known_share = model_known_share(set->model, &s->feats);
     /* A message in one language is about that language's intents (and the
      * out-of-scope class); if there are none, about all of them. */
     if (set->n_langs > 1) {

@@ -42,12 +42,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define KB_SCHEMA_VERSION   1
 #define KB_MAX_LANGS        32
 #define KB_MAX_QUERY_TERMS  24
 #define KB_CANDIDATES       20
 #define KB_ROW_BUDGET       300 /* about how many FTS rows one query may score (choose_phrases) */
-#define KB_MAX_LEARNED      256 /* learned phrasings indexed per article (newest first) */
+#define KB_MAX_LEARNED      256 /* learned phrasings indexed per article (newest first): ST_LEARNED */
 #define KB_MAX_PASSAGES     64  /* paragraphs kept per article for passage selection */
 #define KB_PASSAGE_CHARS    360 /* longest passage shown, in bytes */
 #define KB_MAX_TITLE        512

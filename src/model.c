@@ -276,6 +276,17 @@ int model_logits(const struct model *m, const struct model_feats *f, struct mode
     return n;
 }
 
+double model_known_share(const struct model *m, const struct model_feats *f)
+{
+    int n = 0, k = 0;
+    for (int i = 0; i < f->n; i++)
+        if (f->group[i] == GROUP_WORD) {
+            n++;
+            k += m->bucket_feature[f->bucket[i]] >= 0;
+        }
+    return n ? (double)k / n : 1.0;
+}
+
 void model_softmax(const double *logits, int n, double temperature, double *p)
 {
     double mx = -INFINITY;

@@ -33,6 +33,10 @@ static const char *const person_request_re[] = {
     "(^|[^a-z])(not|stop talking to|tired of|no more) (a |the |this )?(bot|robot|machine)",
     "(^|[^a-z])(dont|do not) want (a |the |this |to (talk|speak|chat) (to|with) (a |the )?)?"
     "(bot|robot|machine)",
+    /* Spanish, folded: "hablar con una persona", "quiero un agente humano". */
+    "(^|[^a-z])(hablar|comunicarme|atender|atienda|pasame|pasar) (con )?(una |un |algun |alguna )?"
+    "(persona|humano|agente|asesor|operador|alguien)",
+    "(^|[^a-z])(persona|agente|humano) real",
     NULL,
 };
 
@@ -139,6 +143,8 @@ static void apply_settings(struct triage *t, const struct triage_settings *in)
         s.t_kb = d.t_kb;
     if (s.t_oos <= 0 || s.t_oos > 1)
         s.t_oos = d.t_oos;
+    if (s.t_known < 0 || s.t_known > 1)
+        s.t_known = 0;
     if (s.t_clarify_mass <= 0 || s.t_clarify_mass > 1)
         s.t_clarify_mass = d.t_clarify_mass;
     if (s.max_clarify <= 0)
@@ -629,6 +635,10 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
     if ((rc = intents_classify(set, t->scratch, text, n, lang, &r)))
         return rc;
     out->evidence.p_oos = r.p_oos;
+    out->evidence.known_share = r.known_share;
+    /* Out of scope: the model's out-of-scope class, or a message whose words
+     * the examples never use. */
+    int is_oos = r.p_oos >= s->t_oos || r.known_share < s->t_known;
     if (r.rule_intent >= 0) {
         snprintf(out->evidence.rule_intent, sizeof out->evidence.rule_intent, "%s",
                  intents_get(set, r.rule_intent)->name);
@@ -654,7 +664,16 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
 
     /* 1. The customer asks for a person: always a handoff. */
     if (out->signals.is_person_request || (rule_it && rule_it->is_person_request)) {
+        /* Name it after the person-request intent that matched, else the
+         * model's best one, else the first one in the message's language. */
         const struct intent *person = rule_it && rule_it->is_person_request ? rule_it : NULL;
+        for (int i = 0; !person && i < r.n_top; i++)
+            if (intents_get(set, r.top[i])->is_person_request && r.top_p[i] >= 0.05)
+                person = intents_get(set, r.top[i]);
+        const char *want = lang && lang[0] ? lang : "en";
+        for (int i = 0; !person && i < intents_count(set); i++)
+            if (intents_get(set, i)->is_person_request && !strcmp(intents_get(set, i)->lang, want))
+                person = intents_get(set, i);
         for (int i = 0; !person && i < intents_count(set); i++)
             if (intents_get(set, i)->is_person_request)
                 person = intents_get(set, i);
@@ -695,7 +714,7 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
             confidence = p_top;
             out->evidence.reason = "model";
         }
-    } else if (top_it && p_top >= s->t_answer && r.p_oos < s->t_oos) {
+    } else if (top_it && p_top >= s->t_answer && !is_oos) {
         chosen = top_it;
         confidence = p_top;
         out->evidence.reason = "model";
@@ -762,7 +781,6 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
     }
 
     /* 5. No confident intent: a how-to question the KB answers well. */
-    int is_oos = r.p_oos >= s->t_oos;
     if (n_hits > 0 && kb_score >= s->t_kb && out->signals.is_howto) {
         out->action = TRIAGE_ANSWER;
         out->queue[0] = '\0';
@@ -858,11 +876,12 @@ int triage_decision_to_json(const struct triage_decision *d, struct cd_buf *out)
     for (int i = 0; i < d->evidence.n_model; i++)
         json_array_append_new(model, candidate_json(&d->evidence.model[i]));
     json_t *evidence =
-        json_pack("{s:s, s:s?, s:s?, s:O, s:f, s:s?, s:f}", "reason",
+        json_pack("{s:s, s:s?, s:s?, s:O, s:f, s:f, s:s?, s:f}", "reason",
                   d->evidence.reason ? d->evidence.reason : "", "rule_intent",
                   d->evidence.rule_intent[0] ? d->evidence.rule_intent : NULL, "rule",
                   d->evidence.rule[0] ? d->evidence.rule : NULL, "model", model, "p_oos",
-                  round(d->evidence.p_oos * 10000) / 10000, "kb_article",
+                  round(d->evidence.p_oos * 10000) / 10000, "known_share",
+                  round(d->evidence.known_share * 10000) / 10000, "kb_article",
                   d->evidence.kb_article[0] ? d->evidence.kb_article : NULL, "kb_score",
                   round(d->evidence.kb_score * 10000) / 10000);
     json_t *signals = json_pack(

@@ -1124,7 +1124,9 @@
     open: function () { open_panel(false); },
     close: close_panel,
     send: send_text,
-    state: function () { return { state: st.state, token: st.token, last_seq: st.last_seq, connected: ready }; }
+    state: function () {
+      return { state: st.state, conversation: st.conversation, token: st.token, last_seq: st.last_seq, connected: ready };
+    }
   };
   if (document.body) start();
   else document.addEventListener('DOMContentLoaded', start);

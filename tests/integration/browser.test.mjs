@@ -23,7 +23,9 @@
 //   retries, and resumes the same conversation without replaying twice; a
 //   stored conversation the server does not know is replaced by a new one;
 // - the author's article life cycle: draft, publish, unpublish, delete, each
-//   visible in search at once.
+//   visible in search at once;
+// - an agent transfers a chat to another queue: it leaves the agent and waits
+//   in the new queue; typing shows both ways during the chat.
 //   Each part checks first that the server has what it needs (the /chat and
 //   /agent websockets, the REST routes) and is skipped, saying why, if not.
 import { test, before, after } from 'node:test';
@@ -371,7 +373,11 @@ test('end to end: customer, agent, author and dashboard', opts(240000), async (t
     await transcript.locator('li.customer', { hasText: 'How do I return an item?' }).waitFor();
     assert.ok(await transcript.locator('li.bot').count() >= 1, 'the bot part is in the transcript');
     await transcript.locator('li.customer', { hasText: '10442' }).waitFor();
+    // The bot's guess and what it offered are beside the transcript.
+    assert.notEqual((await agent.locator('#triage').textContent()).trim(), '');
     await agent.locator('#reply-text').fill('Hi, this is Alex. I can see order 10442 and will start the return for you.');
+    // Typing shows on the other side before the message arrives.
+    await customer.locator(`${W} .typing:not([hidden])`, { hasText: 'Alex is typing' }).waitFor({ timeout: 10000 });
     await agent.locator('#reply-text').press('Enter');
     await transcript.locator('li.agent', { hasText: 'order 10442' }).waitFor();
     await shot(agent, 'agent-chat-desktop');
@@ -383,6 +389,11 @@ test('end to end: customer, agent, author and dashboard', opts(240000), async (t
   await t.test('customer sees the agent and the reply', async (t2) => {
     if (!need(t2, 'chat', 'agent')) return;
     await customer.locator(`${W} li.agent`, { hasText: 'will start the return' }).waitFor({ timeout: 10000 });
+    assert.equal(await customer.locator(`${W} .typing`).isVisible(), false, 'the message replaces the typing indicator');
+    // The customer typing shows in the console.
+    await customer.locator(`${W} #cd-input`).pressSequentially('Thank', { delay: 20 });
+    await agent.locator('#typing', { hasText: 'is typing' }).waitFor({ timeout: 10000 });
+    await customer.locator(`${W} #cd-input`).fill('');
     assert.match(await customer.locator(`${W} .sub`).textContent(), /chatting with Alex/);
     await shot(customer, 'widget-agent-desktop');
     await customer.setViewportSize(PHONE);
@@ -646,4 +657,39 @@ test('author: create a draft, publish, unpublish and delete an article', opts(60
   assert.equal(r.status, 404);
   assert.deepEqual(page.errors, []);
   await page.context().close();
+});
+
+test('agent: transfer a chat to another queue', opts(60000), async (t) => {
+  if (!need(t, 'chat', 'agent')) return;
+  const agent = await openPage(DESKTOP, '/agent/');
+  await signIn(agent, tokens.agent);
+  await agent.locator('#conn', { hasText: 'Online' }).waitFor();
+  const customer = await openPage(DESKTOP, '/');
+  await openWidget(customer);
+  await ask(customer, 'I have a question about my invoice 7781');
+  await customer.locator(`${W} li.bot`).nth(1).waitFor({ timeout: 10000 });
+  const person = customer.locator(`${W} button`, { hasText: 'Talk to a person' });
+  if (await person.isVisible()) await person.click();
+  await customer.locator(`${W} .banner:not([hidden])`).waitFor({ timeout: 10000 });
+
+  const { conversation } = await customer.evaluate(() => window.__caredesk.state());
+  const item = agent.locator(`#queue li[data-conversation="${conversation}"]`);
+  await item.locator('button.take').click({ timeout: 10000 });
+  await agent.locator('#chat').waitFor({ state: 'visible' });
+  const from = await agent.locator('#transfer-queue').inputValue();
+  const options = await agent.locator('#transfer-queue option').evaluateAll((os) => os.map((o) => o.value));
+  const to = options.find((q) => q !== from);
+  assert.ok(to, `another queue to transfer to: ${JSON.stringify(options)}`);
+  await agent.locator('#transfer-queue').selectOption(to);
+  await agent.locator('#transfer').click();
+  await agent.locator('.toast', { hasText: 'Transferred' }).waitFor({ timeout: 10000 });
+  await agent.locator('#no-chat').waitFor({ state: 'visible' });
+  assert.equal(await agent.locator('#mine li button').count(), 0, 'the chat left this agent');
+  // Back in the waiting list, in the new queue; the customer waits again.
+  await item.locator('.pill', { hasText: to }).waitFor({ timeout: 10000 });
+  await customer.locator(`${W} .banner:not([hidden])`).waitFor({ timeout: 10000 });
+  assert.deepEqual(agent.errors, []);
+  assert.deepEqual(customer.errors, []);
+  await agent.context().close();
+  await customer.context().close();
 });

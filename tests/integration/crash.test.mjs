@@ -402,7 +402,7 @@ test('kill -9 under load, restart on the same database: nothing acknowledged is 
           const stored = msgs.filter((m) => m.sender === 'agent' && m.seq === s.seq);
           assert.equal(stored.length, 1, `agent ${a.n} ${s.id}: not at seq ${s.seq}`);
           const same = msgs.filter((m) => m.sender === 'agent'
-            && (m.client_id === s.id || m.client_id === `a${a.agentId}:${s.id}`));
+            && (m.client_id === s.id || m.client_id === `agent:${a.agentId}:${s.id}`));
           assert.equal(same.length, 1, `agent ${a.n} ${s.id}: stored ${same.length} times`);
         }
       }

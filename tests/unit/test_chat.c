@@ -37,6 +37,7 @@ struct fake_io {
     int n, next_read[256];
     uint64_t closed_conn[64];
     int closed_code[64];
+    int closed_after[64]; /* frames sent (to anyone) when the close came */
     int n_closed;
 };
 
@@ -57,7 +58,19 @@ static void fake_close(void *ctx, uint64_t conn, int code, const char *reason)
     struct fake_io *f = ctx;
     f->closed_conn[f->n_closed] = conn;
     f->closed_code[f->n_closed] = code;
+    f->closed_after[f->n_closed] = f->n;
     f->n_closed++;
+}
+
+/* The transport's room per connection for paced replays; 0 = no room()
+ * callback at all. */
+static int room_value;
+
+static int fake_room(void *ctx, uint64_t conn)
+{
+    (void)ctx;
+    (void)conn;
+    return room_value;
 }
 
 static void io_reset(void)
@@ -188,6 +201,8 @@ static void start_chat(void)
     struct chat_io io = {fake_send, fake_close, &io_state};
     chat = chat_new(&settings, store, NULL, triage, &io);
     assert_non_null(chat);
+    if (room_value)
+        chat_set_room(chat, fake_room);
 }
 
 static int setup_with(const struct triage_settings *ts)
@@ -215,6 +230,7 @@ static int setup(void **state)
 {
     (void)state;
     memset(&settings, 0, sizeof settings);
+    room_value = 0;
     return setup_with(NULL);
 }
 
@@ -620,6 +636,13 @@ static void test_agent_full_flow(void **state)
     assert_int_equal(num(ack, "seq"), agent_seq);
     assert_string_equal(str(ack, "reply_to"), "a1");
     json_decref(ack);
+    /* The console re-sends it (it was not sure): stored and delivered once. */
+    agent(100, frame);
+    ack = expect_skipping(100, "queue", "ack");
+    assert_int_equal(num(ack, "seq"), agent_seq);
+    assert_true(json_is_true(json_object_get(ack, "duplicate")));
+    json_decref(ack);
+    expect_nothing(1);
 
     /* Customer message reaches the agent; typing both ways. */
     cust(1, "{\"type\":\"message\",\"id\":\"m2\",\"text\":\"thanks!\"}");
@@ -765,6 +788,13 @@ static void test_agent_auth_errors(void **state)
                "00000000000000\"}");
     expect_error(201, "bad_token");
     assert_int_equal(io_state.closed_code[1], 1008);
+    /* The error went out before the close, so the client can read why. */
+    for (int i = 0; i < 2; i++) {
+        int at = io_state.closed_after[i];
+        assert_true(at > 0);
+        assert_int_equal(io_state.frames[at - 1].conn, io_state.closed_conn[i]);
+        assert_non_null(strstr(io_state.frames[at - 1].text, "\"error\""));
+    }
 
     chat_agent_open(chat, 202, &peer);
     char frame[160];
@@ -1031,6 +1061,63 @@ static void test_resume_after_restart(void **state)
     json_decref(q);
 }
 
+/* A resume far behind is paced to the transport's room, and what is
+ * stored meanwhile arrives in order, once, inside the replay. */
+static void test_paced_replay(void **state)
+{
+    (void)state;
+    room_value = 20; /* 4 frames per flush after the margin */
+    chat_free(chat);
+    start_chat();
+    make_agents();
+    open_agent(100, agent_token);
+    char token[65], frame[256];
+    int64_t conv = new_customer(1, token);
+    for (int i = 0; i < 20; i++) {
+        snprintf(frame, sizeof frame,
+                 "{\"type\":\"message\",\"id\":\"m%d\",\"text\":\"how do I return shoes\"}", i);
+        cust(1, frame);
+    }
+    cust(1, "{\"type\":\"handoff\"}");
+    snprintf(frame, sizeof frame, "{\"type\":\"claim\",\"conversation\":%lld}", (long long)conv);
+    agent(100, frame);
+    chat_customer_closed(chat, 1);
+    assert_int_equal(chat_flush(chat), 0);
+    drain(100);
+
+    open_customer(2);
+    snprintf(frame, sizeof frame, "{\"type\":\"hello\",\"token\":\"%s\",\"last_seq\":0}", token);
+    cust(2, frame);
+    json_t *w = expect(2, "welcome");
+    json_int_t last = num(w, "seq");
+    json_decref(w);
+    assert_true(last >= 25);
+    /* Only a few frames went out so far. */
+    json_int_t seqs[128];
+    int n = read_seqs(2, seqs, 128);
+    assert_true(n > 0 && n <= 4);
+    /* The agent writes while the customer is still catching up. */
+    snprintf(frame, sizeof frame,
+             "{\"type\":\"message\",\"conversation\":%lld,\"id\":\"a1\",\"text\":\"hi\"}",
+             (long long)conv);
+    agent(100, frame);
+    for (int i = 0; i < 100; i++) {
+        assert_int_equal(chat_flush(chat), 0); /* the transport drained: go on */
+        n += read_seqs(2, seqs + n, 128 - n);
+    }
+    assert_int_equal(n, last + 1);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(seqs[i], i + 1);
+    /* Live again: the next agent message comes straight away. */
+    snprintf(frame, sizeof frame,
+             "{\"type\":\"message\",\"conversation\":%lld,\"id\":\"a2\",\"text\":\"ok\"}",
+             (long long)conv);
+    agent(100, frame);
+    json_t *am = expect(2, "agent_message");
+    assert_int_equal(num(am, "seq"), last + 2);
+    json_decref(am);
+}
+
 static void test_idempotent_resend(void **state)
 {
     (void)state;
@@ -1238,6 +1325,7 @@ static void test_bad_inputs(void **state)
         {"{\"type\":\"message\",\"id\":\"m1\",\"text\":\"   \"}", "bad_frame"},
         {"{\"type\":\"message\",\"id\":\"\",\"text\":\"hi\"}", "bad_frame"},
         {"{\"type\":\"message\",\"id\":{},\"text\":\"hi\"}", "bad_frame"},
+        {"{\"type\":\"message\",\"id\":\"agent:1:a1\",\"text\":\"hi\"}", "bad_frame"},
         {"{\"type\":\"message\",\"id\":\"m1\",\"text\":\"a\\u0000b\"}", "bad_json"},
         {"{\"type\":\"message\",\"id\":\"m1\",\"id\":\"m2\",\"text\":\"hi\"}", "bad_json"},
         {"{\"type\":\"feedback\",\"helpful\":true}", "bad_frame"},
@@ -1357,6 +1445,7 @@ int main(void)
         T(test_auto_assign),
         T(test_resume_replays_missed),
         T(test_resume_after_restart),
+        T(test_paced_replay),
         T(test_idempotent_resend),
         T(test_redaction),
         T(test_feedback),

@@ -476,7 +476,7 @@ static void check_store(int is_final)
         assert_int_equal(store_messages_after(store, m->conversation, 0, 2048, collect, &tr), 0);
         int n_found = 0;
         char scoped[64]; /* chat.c keeps agent ids apart from the customer's */
-        snprintf(scoped, sizeof scoped, "a%lld:%s", (long long)w->agent_id, m->id);
+        snprintf(scoped, sizeof scoped, "agent:%lld:%s", (long long)w->agent_id, m->id);
         for (int j = 0; j < tr.n; j++)
             if (tr.sender[j] == STORE_SENDER_AGENT && !strcmp(tr.client_id[j], scoped)) {
                 n_found++;

@@ -107,6 +107,7 @@ static void test_person_request_always_hands_off(void **state)
         "Human please!",
         "connect me with a representative, where is my order",
         "I don't want a bot",
+        "quiero hablar con una persona",
     };
     for (size_t i = 0; i < sizeof messages / sizeof messages[0]; i++) {
         struct triage_decision d;
@@ -260,6 +261,20 @@ static void test_out_of_scope(void **state)
     decide(t, "where is my order", NULL, &d);
     assert_int_equal(d.action, TRIAGE_ANSWER);
     assert_string_equal(d.intent, "track_order");
+    assert_true(d.evidence.known_share > 0.99);
+    triage_decision_clear(&d);
+
+    /* Words no example uses: a low known share, out of scope once t_known is set. */
+    decide(t, "xylophone quartet rehearsal schedule", NULL, &d);
+    assert_true(d.evidence.known_share < 0.2);
+    triage_decision_clear(&d);
+    struct triage_settings s = *triage_get_settings(t);
+    s.t_known = 0.5;
+    s.t_clarify = 0.01;
+    triage_set_settings(t, &s);
+    decide(t, "refund for my xylophone quartet rehearsal", NULL, &d);
+    assert_int_equal(d.action, TRIAGE_HANDOFF);
+    assert_string_equal(d.evidence.reason, "out_of_scope");
     triage_decision_clear(&d);
     triage_free(t);
 }
