@@ -139,6 +139,7 @@ struct conn {
     int64_t replay_after; /* replaying: the last seq sent so far */
     int is_replaying;     /* stored messages still to send after resume */
     int is_resyncing;     /* a welcome or replay frames wait in this turn */
+    int is_closing;       /* a close is queued: later frames are ignored */
 };
 
 struct conv {
@@ -257,6 +258,9 @@ static void emit_text(struct chat *chat, uint64_t conn_id, char *text)
  * (in chat_flush()). reason must be a static string. */
 static void emit_close(struct chat *chat, uint64_t conn_id, int code, const char *reason)
 {
+    struct conn *k = conn_get(chat, conn_id);
+    if (k)
+        k->is_closing = 1;
     if (chat->n_frames == chat->cap_frames) {
         int cap = chat->cap_frames ? chat->cap_frames * 2 : 64;
         struct pending_frame *f = realloc(chat->frames, (size_t)cap * sizeof *f);
@@ -1964,7 +1968,7 @@ void chat_customer_open(struct chat *chat, uint64_t conn, const struct chat_peer
 void chat_customer_frame(struct chat *chat, uint64_t conn, const char *text, size_t len)
 {
     struct conn *k = conn_get(chat, conn);
-    if (!k || k->kind != CONN_CUSTOMER)
+    if (!k || k->kind != CONN_CUSTOMER || k->is_closing)
         return;
     const char *type = NULL;
     json_t *o = parse_frame(chat, conn, text, len, &type);
@@ -2437,7 +2441,7 @@ void chat_agent_open(struct chat *chat, uint64_t conn, const struct chat_peer *p
 void chat_agent_frame(struct chat *chat, uint64_t conn, const char *text, size_t len)
 {
     struct conn *k = conn_get(chat, conn);
-    if (!k || k->kind != CONN_AGENT)
+    if (!k || k->kind != CONN_AGENT || k->is_closing)
         return;
     const char *type = NULL;
     json_t *o = parse_frame(chat, conn, text, len, &type);
