@@ -94,6 +94,10 @@ run: caredesk
 bench: $(BIN) $(TOOL_BIN)
 	@BUILD=$(BUILD) DATA=$(DATA) CAREDESK_BIN=$(abspath $(BIN)) bench/run.sh
 
+# A bounded soak run (SOAK_MINUTES, default 10) at half the measured peak; not in CI.
+soak: $(BIN) $(TOOL_BIN)
+	@BUILD=$(BUILD) CAREDESK_BIN=$(abspath $(BIN)) bench/soak.sh
+
 # libFuzzer targets: every tests/fuzz/fuzz_NAME.c, linked with the library built with
 # coverage instrumentation and ASan+UBSan; its seed corpus is tests/fuzz/corpus/NAME/.
 FUZZ_CC      ?= clang

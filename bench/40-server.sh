@@ -72,6 +72,7 @@ stop_server() {
 
 rss_kb() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
 
+echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) before the run"
 echo "-- 1. caredesk serve, $N customer connections, closed loop, ${SECS}s each"
 start_server "$tmp/serve.log" || exit 1
 echo "\$ $BIN serve --bind 127.0.0.1 --port 0 --rate-limit 0 --max-connections 20000 \\"

@@ -51,7 +51,7 @@ struct config {
     int max_connections;   /* websocket connections at once */
     int idle_timeout_s;    /* ping after half, drop after all of it; 0 = off */
     int max_body_bytes;    /* REST request body */
-    int max_queued_frames; /* per-connection out queue; a client that does not read is closed */
+    int max_queued_frames; /* out queue bound (a resume replay may pass it) */
 
     /* Security, operations. */
     char *tls_cert;

@@ -619,6 +619,13 @@ static int route_conversation(struct api *api, const struct api_request *req, co
         return respond_error(resp, 400, "bad_id", "conversation ids are positive integers");
     struct cd_buf out = {0};
     int rc = store_export_conversation(api->deps.store, id, &out);
+    if (rc == 0) {
+        /* Reading a customer's transcript is an audited action. */
+        int arc = store_event_add(api->deps.store, "conversation_read", id, user.id, NULL);
+        if (arc)
+            log_event(LOG_ERROR, "audit_failed", "kind:s", "conversation_read", "error:s",
+                      cd_strerror(arc), LOG_END);
+    }
     if (rc == CD_ENOTFOUND) {
         cd_buf_free(&out);
         return respond_error(resp, 404, "not_found", "no such conversation");

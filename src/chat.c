@@ -139,6 +139,7 @@ struct conn {
     int64_t replay_after; /* replaying: the last seq sent so far */
     int is_replaying;     /* stored messages still to send after resume */
     int is_resyncing;     /* a welcome or replay frames wait in this turn */
+    int is_closing;       /* a close is queued: later frames are ignored */
 };
 
 struct conv {
@@ -162,10 +163,15 @@ struct conv {
     struct conv *next_touched;
 };
 
+/* A frame to send, or (text NULL) a close to make once the frames queued
+ * before it are out: an error frame must reach the client before the close
+ * that follows it. */
 struct pending_frame {
     uint64_t conn;
     char *text;
     size_t len;
+    int close_code;
+    const char *close_reason; /* a static string */
 };
 
 struct pending_learn {
@@ -240,12 +246,32 @@ static void emit_text(struct chat *chat, uint64_t conn_id, char *text)
         chat->frames = f;
         chat->cap_frames = cap;
     }
-    chat->frames[chat->n_frames++] = (struct pending_frame){conn_id, text, strlen(text)};
+    chat->frames[chat->n_frames++] = (struct pending_frame){conn_id, text, strlen(text), 0, NULL};
     struct conn *c = conn_get(chat, conn_id);
     if (c) {
         c->has_pending = 1;
         c->n_pending++;
     }
+}
+
+/* Closes connection id with code once the frames queued before are sent
+ * (in chat_flush()). reason must be a static string. */
+static void emit_close(struct chat *chat, uint64_t conn_id, int code, const char *reason)
+{
+    struct conn *k = conn_get(chat, conn_id);
+    if (k)
+        k->is_closing = 1;
+    if (chat->n_frames == chat->cap_frames) {
+        int cap = chat->cap_frames ? chat->cap_frames * 2 : 64;
+        struct pending_frame *f = realloc(chat->frames, (size_t)cap * sizeof *f);
+        if (!f) {
+            chat->io.close(chat->io.ctx, conn_id, code, reason); /* at once, then */
+            return;
+        }
+        chat->frames = f;
+        chat->cap_frames = cap;
+    }
+    chat->frames[chat->n_frames++] = (struct pending_frame){conn_id, NULL, 0, code, reason};
 }
 
 /* Queues obj (consumed) as a frame for connection id. */
@@ -1258,7 +1284,7 @@ static void customer_hello(struct chat *chat, struct conn *k, json_t *o)
     int64_t now = cd_wall_s();
     if (auth_throttle_blocked(chat->throttle, k->address, now)) {
         emit_error(chat, id, "throttled", "too many bad tokens; try again later", NULL, 0);
-        chat->io.close(chat->io.ctx, id, 1008, "throttled");
+        emit_close(chat, id, 1008, "throttled");
         return;
     }
     unsigned char hash[AUTH_HASH_LEN];
@@ -1942,7 +1968,7 @@ void chat_customer_open(struct chat *chat, uint64_t conn, const struct chat_peer
 void chat_customer_frame(struct chat *chat, uint64_t conn, const char *text, size_t len)
 {
     struct conn *k = conn_get(chat, conn);
-    if (!k || k->kind != CONN_CUSTOMER)
+    if (!k || k->kind != CONN_CUSTOMER || k->is_closing)
         return;
     const char *type = NULL;
     json_t *o = parse_frame(chat, conn, text, len, &type);
@@ -2179,25 +2205,25 @@ static void agent_auth(struct chat *chat, struct conn *k, json_t *o)
     uint64_t id = k->node.key;
     const char *token;
     if (need_str(chat, id, o, "token", 1, 256, &token, NULL) < 0) {
-        chat->io.close(chat->io.ctx, id, 1008, "bad token");
+        emit_close(chat, id, 1008, "bad token");
         return;
     }
     int rc = auth_check_user(chat->store, chat->throttle, k->address, token, strlen(token),
                              cd_wall_s(), &k->agent);
     if (rc == CD_EBUSY) {
         emit_error(chat, id, "throttled", "too many bad tokens; try again later", NULL, 0);
-        chat->io.close(chat->io.ctx, id, 1008, "throttled");
+        emit_close(chat, id, 1008, "throttled");
         return;
     }
     if (rc) {
         emit_error(chat, id, rc == CD_EPERM ? "bad_token" : "store_failed",
                    rc == CD_EPERM ? "unknown or revoked token" : cd_strerror(rc), NULL, 0);
-        chat->io.close(chat->io.ctx, id, 1008, "bad token");
+        emit_close(chat, id, 1008, "bad token");
         return;
     }
     if (k->agent.role != AUTH_ROLE_AGENT && k->agent.role != AUTH_ROLE_ADMIN) {
         emit_error(chat, id, "forbidden", "this account's role cannot take chats", NULL, 0);
-        chat->io.close(chat->io.ctx, id, 1008, "forbidden");
+        emit_close(chat, id, 1008, "forbidden");
         return;
     }
     if (queue_agent_online(chat->queue, k->agent.id, k->agent.name, k->agent.skills,
@@ -2415,7 +2441,7 @@ void chat_agent_open(struct chat *chat, uint64_t conn, const struct chat_peer *p
 void chat_agent_frame(struct chat *chat, uint64_t conn, const char *text, size_t len)
 {
     struct conn *k = conn_get(chat, conn);
-    if (!k || k->kind != CONN_AGENT)
+    if (!k || k->kind != CONN_AGENT || k->is_closing)
         return;
     const char *type = NULL;
     json_t *o = parse_frame(chat, conn, text, len, &type);
@@ -2428,7 +2454,7 @@ void chat_agent_frame(struct chat *chat, uint64_t conn, const char *text, size_t
             agent_auth(chat, k, o);
     } else if (!k->is_authed) {
         emit_error(chat, conn, "not_authenticated", "send 'auth' with your token first", NULL, 0);
-        chat->io.close(chat->io.ctx, conn, 1008, "not authenticated");
+        emit_close(chat, conn, 1008, "not authenticated");
     } else if (!strcmp(type, "claim")) {
         agent_claim(chat, k, o);
     } else if (!strcmp(type, "message")) {
@@ -2654,7 +2680,10 @@ int chat_flush(struct chat *chat)
          * connection that was to hear something gets one error instead. */
         for (int i = 0; i < chat->n_frames; i++) {
             struct conn *k = conn_get(chat, chat->frames[i].conn);
-            if (k && k->has_pending) {
+            if (k && !chat->frames[i].text) { /* a policy close stands */
+                chat->io.close(chat->io.ctx, chat->frames[i].conn, chat->frames[i].close_code,
+                               chat->frames[i].close_reason);
+            } else if (k && k->has_pending) {
                 k->has_pending = 0;
                 k->n_pending = 0;
                 /* Its welcome or replay was lost with the turn: it starts
@@ -2678,15 +2707,17 @@ int chat_flush(struct chat *chat)
         chat->is_queue_dirty = 1;
     } else {
         for (int i = 0; i < chat->n_frames; i++) {
-            struct conn *k = conn_get(chat, chat->frames[i].conn);
-            if (k) {
+            struct pending_frame *f = &chat->frames[i];
+            struct conn *k = conn_get(chat, f->conn);
+            if (k && !f->text) {
+                chat->io.close(chat->io.ctx, f->conn, f->close_code, f->close_reason);
+            } else if (k) {
                 k->has_pending = 0;
                 k->n_pending = 0;
                 k->is_resyncing = 0;
-                chat->io.send(chat->io.ctx, chat->frames[i].conn, chat->frames[i].text,
-                              chat->frames[i].len);
+                chat->io.send(chat->io.ctx, f->conn, f->text, f->len);
             }
-            free(chat->frames[i].text);
+            free(f->text);
         }
         chat->n_frames = 0;
         /* KB learning writes through the KB's own connection: only now

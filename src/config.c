@@ -65,7 +65,7 @@ static const struct setting settings[] = {
     {"max-body-bytes", T_INT, OFF(max_body_bytes), "1048576", 1024, 67108864,
      "largest REST request body"},
     {"max-queued-frames", T_INT, OFF(max_queued_frames), "256", 4, 65536,
-     "frames waiting for one slow client before it is disconnected"},
+     "frames queued for a client that does not read before it is disconnected"},
     {"tls-cert", T_STR, OFF(tls_cert), "", 0, 0, "PEM certificate: serve https and wss"},
     {"tls-key", T_STR, OFF(tls_key), "", 0, 0, "PEM private key for --tls-cert"},
     {"allowed-origins", T_STR, OFF(allowed_origins), "", 0, 0,

@@ -29,6 +29,21 @@
 #define HTTP_CHUNK 16384
 /* Longest URL path accepted. */
 #define PATH_MAX_BYTES 1024
+/* Frames handed to chat.c in one loop turn before the group commit is run
+ * at once instead of at the end of the turn: under load one poll() can
+ * return hundreds of ready connections, and the first of them should not
+ * wait for the last to be decided. */
+#define FLUSH_BATCH 64
+/* A client whose out queue reaches max-queued-frames is disconnected, except
+ * while a resume replays its conversation (the frames that answer a
+ * "hello"): a replay may run to SLOW_READER_HARD_FACTOR times the limit, and
+ * is then given SLOW_READER_SECONDS without progress before the client is
+ * taken for one that does not read. */
+#define SLOW_READER_SECONDS 5
+/* A client whose socket stays full (lws holds unsent bytes, so nothing of
+ * ours moves and it may not even send more) for this long is disconnected. */
+#define CHOKED_SECONDS          5
+#define SLOW_READER_HARD_FACTOR 64
 /* Seconds a drain waits for websockets to close. */
 #define DRAIN_SECONDS 3
 
@@ -56,6 +71,8 @@ struct http_txn {
     struct cd_buf response;
     size_t n_sent;
     int is_head;
+    int is_close_after; /* the request was malformed: close once answered */
+    int is_responded;   /* answered before its body arrived (413, 400): ignore the body */
 };
 
 /* Per-connection state (lws per_session_data: zeroed by lws). */
@@ -69,14 +86,18 @@ struct session {
     uint8_t had_answer;    /* for deflection: the bot answered */
     uint8_t had_handoff;
     uint8_t had_agent_message;
+    uint8_t is_replaying; /* a "hello" was handed to chat.c and not flushed yet */
     uint16_t close_code;
-    uint16_t n_out;
+    uint16_t n_out;        /* capped at UINT16_MAX by session_enqueue() */
+    uint16_t n_out_replay; /* of those, queued by a resume replay */
     struct out_frame *out_head, *out_tail;
     char *rx; /* reassembly of a fragmented message */
     size_t n_rx;
     double tokens; /* rate limit bucket */
     int64_t tokens_at_us;
     int64_t handoff_at_us;
+    int64_t progress_at_us;  /* last time the out queue moved (or became non-empty) */
+    int64_t choked_since_us; /* first tick that saw the socket full, 0 = not full */
     struct http_txn *http;
 };
 
@@ -107,6 +128,17 @@ struct server {
     int n_customers, n_agents;
     int is_draining;
     int is_flush_scheduled;
+    int n_unflushed; /* frames handed to chat.c since the last flush */
+    /* Closes chat.c asked for while frames for the connection may still be
+     * waiting in chat.c for the group commit: done right after the flush,
+     * so the "error" goes out before the close. */
+    struct pending_close {
+        uint64_t conn;
+        int code;
+    } * pending_closes;
+    int n_pending_closes, cap_pending_closes;
+    uint64_t *replaying; /* connections marked is_replaying until the next flush */
+    int n_replaying, cap_replaying;
     lws_sorted_usec_list_t flush_sul;
     lws_sorted_usec_list_t tick_sul;
     int64_t started_s;
@@ -185,6 +217,7 @@ static void out_clear(struct session *pss)
     }
     pss->out_head = pss->out_tail = NULL;
     pss->n_out = 0;
+    pss->n_out_replay = 0;
 }
 
 /* Closes a connection from outside its own callback. */
@@ -199,7 +232,12 @@ static void session_enqueue(struct server *s, struct session *pss, const char *f
 {
     if (pss->is_closing && !pss->close_code)
         return;
-    if (pss->n_out >= (unsigned)s->cfg->max_queued_frames) {
+    int64_t now = cd_now_us();
+    if (!pss->out_head)
+        pss->progress_at_us = now;
+    unsigned limit = (unsigned)s->cfg->max_queued_frames;
+    if ((unsigned)(pss->n_out - pss->n_out_replay) >= limit ||
+        pss->n_out >= limit * SLOW_READER_HARD_FACTOR || pss->n_out == UINT16_MAX) {
         log_event(LOG_WARN, "slow_reader_closed", "conn:u", (unsigned long long)pss->id, "queued:i",
                   (int)pss->n_out, LOG_END);
         metrics_add(s->metrics, METRICS_SLOW_READER_CLOSED, 1);
@@ -220,6 +258,8 @@ static void session_enqueue(struct server *s, struct session *pss, const char *f
         pss->out_head = f;
     pss->out_tail = f;
     pss->n_out++;
+    if (pss->is_replaying)
+        pss->n_out_replay++;
     lws_callback_on_writable(pss->wsi);
 }
 
@@ -325,6 +365,11 @@ static void io_send(void *ctx, uint64_t conn, const char *frame, size_t len)
     session_enqueue(s, pss, frame, len);
 }
 
+static int is_flush_pending(const struct server *s)
+{
+    return s->is_flush_scheduled || s->n_unflushed > 0;
+}
+
 static void io_close(void *ctx, uint64_t conn, int code, const char *reason)
 {
     struct server *s = ctx;
@@ -333,7 +378,56 @@ static void io_close(void *ctx, uint64_t conn, int code, const char *reason)
         return;
     log_event(LOG_DEBUG, "ws_close_requested", "conn:u", (unsigned long long)conn, "code:i", code,
               "reason:s", reason, LOG_END);
+    if (is_flush_pending(s)) {
+        if (s->n_pending_closes == s->cap_pending_closes) {
+            int cap = s->cap_pending_closes ? s->cap_pending_closes * 2 : 16;
+            struct pending_close *p = realloc(s->pending_closes, (size_t)cap * sizeof *p);
+            if (!p) {
+                close_after_queue(pss, code ? code : 1000);
+                return;
+            }
+            s->pending_closes = p;
+            s->cap_pending_closes = cap;
+        }
+        s->pending_closes[s->n_pending_closes].conn = conn;
+        s->pending_closes[s->n_pending_closes].code = code ? code : 1000;
+        s->n_pending_closes++;
+        return;
+    }
     close_after_queue(pss, code ? code : 1000);
+}
+
+static void replaying_add(struct server *s, uint64_t conn)
+{
+    if (s->n_replaying == s->cap_replaying) {
+        int cap = s->cap_replaying ? s->cap_replaying * 2 : 16;
+        uint64_t *p = realloc(s->replaying, (size_t)cap * sizeof *p);
+        if (!p)
+            return; /* the flag is then cleared when the connection closes */
+        s->replaying = p;
+        s->cap_replaying = cap;
+    }
+    s->replaying[s->n_replaying++] = conn;
+}
+
+static void replaying_clear(struct server *s)
+{
+    for (int i = 0; i < s->n_replaying; i++) {
+        struct session *pss = slot_find(s, s->replaying[i]);
+        if (pss)
+            pss->is_replaying = 0;
+    }
+    s->n_replaying = 0;
+}
+
+static void run_pending_closes(struct server *s)
+{
+    for (int i = 0; i < s->n_pending_closes; i++) {
+        struct session *pss = slot_find(s, s->pending_closes[i].conn);
+        if (pss)
+            close_after_queue(pss, s->pending_closes[i].code);
+    }
+    s->n_pending_closes = 0;
 }
 
 /* ---- group commit and ticks ------------------------------------------- */
@@ -342,11 +436,14 @@ static void flush_cb(lws_sorted_usec_list_t *sul)
 {
     struct server *s = lws_container_of(sul, struct server, flush_sul);
     s->is_flush_scheduled = 0;
+    s->n_unflushed = 0;
     if (!s->chat)
         return;
     int64_t t0 = cd_now_us();
     int rc = s->ops->flush(s->chat);
     metrics_observe(s->metrics, METRICS_STORE_COMMIT_SECONDS, (double)(cd_now_us() - t0) / 1e6);
+    replaying_clear(s);
+    run_pending_closes(s);
     if (rc) {
         metrics_add(s->metrics, METRICS_STORE_ERRORS, 1);
         log_event(LOG_ERROR, "store_commit_failed", "error:s", cd_strerror(rc), LOG_END);
@@ -356,15 +453,54 @@ static void flush_cb(lws_sorted_usec_list_t *sul)
 /* Schedules chat_flush() for the end of this loop turn. */
 static void schedule_flush(struct server *s)
 {
-    if (s->is_flush_scheduled || !s->chat)
+    if (!s->chat)
+        return;
+    if (++s->n_unflushed >= FLUSH_BATCH) {
+        lws_sul_cancel(&s->flush_sul);
+        flush_cb(&s->flush_sul);
+        return;
+    }
+    if (s->is_flush_scheduled)
         return;
     s->is_flush_scheduled = 1;
     lws_sul_schedule(s->context, 0, &s->flush_sul, flush_cb, 1);
 }
 
+/* Disconnects clients whose queue is over the limit and has not moved for
+ * SLOW_READER_SECONDS (session_enqueue() checks only when a frame comes). */
+static void drop_stalled_readers(struct server *s)
+{
+    int64_t now = cd_now_us();
+    unsigned limit = (unsigned)s->cfg->max_queued_frames;
+    for (uint32_t i = 0; i < s->n_slots; i++) {
+        struct session *pss = s->slots[i].session;
+        if (!pss || pss->is_closing)
+            continue;
+        int is_stalled =
+            pss->n_out >= limit && now - pss->progress_at_us >= SLOW_READER_SECONDS * 1000000LL;
+        /* Only connections written to lately can be choked: no syscall for
+         * the thousands that sit idle. */
+        if (!is_stalled && (pss->n_out || now - pss->progress_at_us < 60 * 1000000LL)) {
+            if (!lws_send_pipe_choked(pss->wsi))
+                pss->choked_since_us = 0;
+            else if (!pss->choked_since_us)
+                pss->choked_since_us = now;
+            else if (now - pss->choked_since_us >= CHOKED_SECONDS * 1000000LL)
+                is_stalled = 1;
+        }
+        if (is_stalled) {
+            log_event(LOG_WARN, "slow_reader_closed", "conn:u", (unsigned long long)pss->id,
+                      "queued:i", (int)pss->n_out, LOG_END);
+            metrics_add(s->metrics, METRICS_SLOW_READER_CLOSED, 1);
+            session_kill(pss);
+        }
+    }
+}
+
 static void tick_cb(lws_sorted_usec_list_t *sul)
 {
     struct server *s = lws_container_of(sul, struct server, tick_sul);
+    drop_stalled_readers(s);
     if (s->chat) {
         s->ops->tick(s->chat, cd_wall_s());
         schedule_flush(s);
@@ -537,10 +673,19 @@ static void ws_message(struct server *s, struct session *pss, const char *text, 
         send_error(s, pss, "unavailable", "the conversation service is not running");
         return;
     }
-    if (pss->kind == KIND_AGENT)
+    if (pss->kind == KIND_AGENT) {
         s->ops->agent_frame(s->chat, pss->id, text, len);
-    else
+    } else {
+        /* A "hello" may resume a long conversation: its replay may pass
+         * the queue limit (see session_enqueue()). */
+        const char *type;
+        size_t n_type = json_peek(text, len, "type", &type);
+        if (peek_is(type, n_type, "hello") && !pss->is_replaying) {
+            pss->is_replaying = 1;
+            replaying_add(s, pss->id);
+        }
         s->ops->customer_frame(s->chat, pss->id, text, len);
+    }
     schedule_flush(s);
 }
 
@@ -612,6 +757,8 @@ static int ws_writeable(struct server *s, struct lws *wsi, struct session *pss)
         if (!pss->out_head)
             pss->out_tail = NULL;
         pss->n_out--;
+        if (pss->n_out_replay)
+            pss->n_out_replay--;
         int n = lws_write(wsi, f->buf + LWS_PRE, f->len, LWS_WRITE_TEXT);
         size_t flen = f->len;
         free(f);
@@ -620,6 +767,7 @@ static int ws_writeable(struct server *s, struct lws *wsi, struct session *pss)
             return -1;
         }
         metrics_add(s->metrics, METRICS_FRAMES_OUT, 1);
+        pss->progress_at_us = cd_now_us();
         if (pss->out_head || pss->close_code) {
             lws_callback_on_writable(wsi);
             return 0;
@@ -701,6 +849,7 @@ static int http_respond(struct server *s, struct lws *wsi, struct http_txn *t, i
         return -1;
     if (lws_finalize_write_http_header(wsi, start, &p, end))
         return -1;
+    t->is_responded = 1;
     t->n_sent = 0;
     if (t->is_head || !t->response.len) {
         if (lws_http_transaction_completed(wsi))
@@ -738,7 +887,7 @@ static int http_writeable(struct lws *wsi, struct http_txn *t)
         lws_callback_on_writable(wsi);
         return 0;
     }
-    if (lws_http_transaction_completed(wsi))
+    if (t->is_close_after || lws_http_transaction_completed(wsi))
         return -1;
     return 0;
 }
@@ -1018,6 +1167,22 @@ static int http_start(struct server *s, struct lws *wsi, struct session *pss, co
     }
     int has_body =
         !strcmp(t->method, "POST") || !strcmp(t->method, "PUT") || !strcmp(t->method, "PATCH");
+    /* One Content-Length, digits only: two of them (or a list) is how
+     * requests get smuggled past a proxy; refuse and close. */
+    int n_cl = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+    if (n_cl > 0) {
+        char cl[32];
+        int n_first = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, 0);
+        int ok = n_cl == n_first && n_cl < (int)sizeof cl &&
+                 lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0;
+        for (const char *p = cl; ok && *p; p++)
+            ok = *p >= '0' && *p <= '9';
+        if (!ok) {
+            t->is_close_after = 1;
+            return http_simple(s, wsi, t, 400, "bad_content_length",
+                               "exactly one Content-Length of digits is allowed");
+        }
+    }
     if (has_body) {
         char cl[32];
         long long n_body = -1;
@@ -1025,6 +1190,7 @@ static int http_start(struct server *s, struct lws *wsi, struct session *pss, co
             n_body = strtoll(cl, NULL, 10);
         if (n_body > s->cfg->max_body_bytes) {
             t->is_body_too_big = 1;
+            t->is_close_after = 1; /* the body that follows is not read */
             return http_simple(s, wsi, t, 413, "body_too_large", "the request body is too large");
         }
         if (n_body > 0 || lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0)
@@ -1035,7 +1201,7 @@ static int http_start(struct server *s, struct lws *wsi, struct session *pss, co
 
 static int http_body(struct server *s, struct http_txn *t, const char *in, size_t len)
 {
-    if (!t || t->is_body_too_big)
+    if (!t || t->is_body_too_big || t->is_responded)
         return 0;
     if (t->body.len + len > (size_t)s->cfg->max_body_bytes) {
         t->is_body_too_big = 1;
@@ -1064,6 +1230,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
         if (!pss || !pss->http)
             return -1;
+        if (pss->http->is_responded)
+            return 0; /* answered already (413, 400); the writeable ends it */
         return http_dispatch(s, wsi, pss->http);
     case LWS_CALLBACK_HTTP_WRITEABLE:
         return pss ? http_writeable(wsi, pss->http) : 0;
@@ -1264,6 +1432,8 @@ void server_free(struct server *s)
     free(s->web_root_real);
     free(s->slots);
     free(s->free_slots);
+    free(s->pending_closes);
+    free(s->replaying);
     free(s);
 }
 
@@ -1299,6 +1469,8 @@ static void drain(struct server *s)
         if (rc)
             log_event(LOG_ERROR, "store_commit_failed", "error:s", cd_strerror(rc), LOG_END);
     }
+    replaying_clear(s);
+    run_pending_closes(s);
     for (uint32_t i = 0; i < s->n_slots; i++) {
         struct session *pss = s->slots[i].session;
         if (pss)

@@ -3,6 +3,7 @@
 // the hard limit (close 1009), per-connection rate limit, origin allow-list,
 // maximum connections, unknown paths, and SIGTERM closing with 1001.
 import { test, before, after } from 'node:test';
+import net from 'node:net';
 import assert from 'node:assert/strict';
 import { startServer, fixtures } from './lib/server.mjs';
 import { connect } from './lib/client.mjs';
@@ -115,4 +116,30 @@ test('SIGTERM: websockets close with 1001, exit 0', async () => {
   assert.equal(res.code, 0);
   assert.equal((await a.whenClosed()).code, 1001);
   assert.equal((await b.whenClosed()).code, 1001);
+});
+
+test('idle timeout: a client that never answers pings is dropped; one that does stays', async () => {
+  const s = await startServer({ ...fixtures, args: ['--idle-timeout', '1'] });
+  try {
+    const alive = await connect(`${s.wsUrl}/chat`); // ws answers pings by itself
+    const sock = net.connect(s.port, '127.0.0.1');
+    let got = '';
+    const closed = new Promise((resolve) => sock.on('close', resolve));
+    sock.on('data', (d) => { got += d.toString('latin1'); });
+    sock.on('error', () => {});
+    sock.write(`GET /chat HTTP/1.1\r\nHost: 127.0.0.1:${s.port}\r\nUpgrade: websocket\r\n`
+      + 'Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n'
+      + 'Sec-WebSocket-Version: 13\r\n\r\n');
+    const t0 = Date.now();
+    const outcome = await Promise.race([closed.then(() => 'closed'),
+      new Promise((r) => setTimeout(() => r('open'), 8000))]);
+    assert.match(got, /^HTTP\/1\.1 101/);
+    assert.equal(outcome, 'closed', 'the silent client is dropped');
+    assert.ok(Date.now() - t0 >= 900, 'not before the idle timeout');
+    assert.equal(alive.closed, null, 'a client that answers pings stays');
+    alive.close();
+    sock.destroy();
+  } finally {
+    await s.stop();
+  }
 });

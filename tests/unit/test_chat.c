@@ -37,6 +37,7 @@ struct fake_io {
     int n, next_read[256];
     uint64_t closed_conn[64];
     int closed_code[64];
+    int closed_after[64]; /* frames sent (to anyone) when the close came */
     int n_closed;
 };
 
@@ -57,6 +58,7 @@ static void fake_close(void *ctx, uint64_t conn, int code, const char *reason)
     struct fake_io *f = ctx;
     f->closed_conn[f->n_closed] = conn;
     f->closed_code[f->n_closed] = code;
+    f->closed_after[f->n_closed] = f->n;
     f->n_closed++;
 }
 
@@ -786,6 +788,13 @@ static void test_agent_auth_errors(void **state)
                "00000000000000\"}");
     expect_error(201, "bad_token");
     assert_int_equal(io_state.closed_code[1], 1008);
+    /* The error went out before the close, so the client can read why. */
+    for (int i = 0; i < 2; i++) {
+        int at = io_state.closed_after[i];
+        assert_true(at > 0);
+        assert_int_equal(io_state.frames[at - 1].conn, io_state.closed_conn[i]);
+        assert_non_null(strstr(io_state.frames[at - 1].text, "\"error\""));
+    }
 
     chat_agent_open(chat, 202, &peer);
     char frame[160];

@@ -324,6 +324,10 @@ static int fault_every_position(struct model *model, int durability, int err, in
     assert_int_equal(run_batch(s, model), 0);
     verify(s, model);
     store_close(s);
+    print_message("%s, %s, %s: %d write/sync positions failed in turn, %d groups committed\n",
+                  durability == STORE_DURABILITY_FULL ? "full" : "normal",
+                  err == SQLITE_FULL ? "SQLITE_FULL" : "SQLITE_IOERR",
+                  is_persistent ? "until space returns" : "once", k, model->n);
     return k;
 }
 
@@ -420,6 +424,48 @@ static void test_checkpoint_faults_while_serving(void **state)
     store_close(s);
 }
 
+/* A group too big for the page cache spills pages to the WAL before its commit; a write
+ * failing then makes SQLite roll the whole transaction back by itself. The store must
+ * not let the rest of the group commit one by one: every later write fails, the commit
+ * fails, none of the group is stored, and the next group works. */
+static void test_fault_inside_a_large_group(void **state)
+{
+    struct model *model = *state;
+    for (int k = 0; k < 4; k += 3) {
+        remove_db();
+        memset(model, 0, sizeof *model);
+        struct store *s = open_store(STORE_DURABILITY_NORMAL);
+        assert_non_null(s);
+        assert_int_equal(run_batch(s, model), 0);
+        int64_t conv = model->convs[0].id;
+        assert_int_equal(store_begin(s), 0);
+        fault_vfs_arm(k, k ? SQLITE_IOERR : SQLITE_FULL, 0);
+        int first_failed = -1, n_ok_after = 0;
+        char tag[32];
+        for (int i = 0; i < 10000; i++) { /* 12 MB: more than the 8 MB page cache */
+            snprintf(tag, sizeof tag, "big%d", i);
+            int rc = append_tagged(s, conv, STORE_SENDER_CUSTOMER, tag, tag, NULL);
+            if (rc && first_failed < 0)
+                first_failed = i;
+            else if (!rc && first_failed >= 0)
+                n_ok_after++;
+        }
+        long n_faults = fault_vfs.n_faults;
+        fault_vfs_disarm();
+        assert_int_equal(n_faults, 1);
+        assert_true(first_failed > 0);
+        assert_int_equal(n_ok_after, 0); /* nothing after the lost group went in alone */
+        assert_int_not_equal(store_commit(s), 0);
+        assert_false(store_in_transaction(s));
+        verify(s, model); /* none of the group is stored */
+        assert_int_equal(run_batch(s, model), 0);
+        verify(s, model);
+        store_close(s);
+        print_message("a group spilling to the WAL failed at append %d (position %d)\n",
+                      first_failed, k);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -429,6 +475,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_commit_faults_durable_ioerr, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_checkpoint_faults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_faults_while_serving, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fault_inside_a_large_group, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
