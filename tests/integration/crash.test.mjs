@@ -13,10 +13,13 @@
 // - seqs in every conversation are 1..n without gaps, and PRAGMA
 //   integrity_check (sqlite3 CLI, or caredesk export if the CLI is missing)
 //   is ok after the crashes.
+// And with the database on a small tmpfs that fills up (where the machine
+// lets the test mount one): messages get `store_failed`, nothing answered is
+// lost, the server stays up and recovers when space returns.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, mkdirSync, writeFileSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
@@ -449,3 +452,84 @@ test('resume replays more messages than --max-queued-frames', {
     await srv.stop();
   }
 });
+
+test('disk full (a 4 MB tmpfs): store_failed, nothing answered lost, recovery when space returns',
+  { timeout: 60000 }, async (t) => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'caredesk-full-'));
+    const disk = path.join(dir, 'disk');
+    mkdirSync(disk);
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', disk], { stdio: 'ignore' });
+    } catch {
+      rmSync(dir, { recursive: true, force: true });
+      return t.skip('cannot mount a tmpfs here (needs root); test_faults.c covers disk full');
+    }
+    let srv = null;
+    try {
+      const opts = { ...fixtures, dir, db: path.join(disk, 'caredesk.db'), quiet: true,
+        args: ['--rate-limit', '0'] };
+      srv = await startServer(opts);
+      if (srv.events('chat_unavailable').length) return t.skip('this build has no chat module');
+      const c = await connect(`${srv.wsUrl}/chat`);
+      c.send({ type: 'hello' });
+      const welcome = await c.next((f) => f.type === 'welcome');
+      const answered = new Map(); // id -> seq
+      const ask = async (id) => {
+        c.send({ type: 'message', id, text: `where is my order ${id}? ${'x'.repeat(1500)}` });
+        const f = await c.next((x) => ((x.type === 'reply' || x.type === 'ack') && x.reply_to === id)
+          || (x.type === 'error' && x.code === 'store_failed'));
+        if (f.type !== 'error') answered.set(id, f.seq);
+        return f.type;
+      };
+      assert.equal(await ask('m0'), 'reply');
+      // Fill the disk, then keep talking until the store refuses.
+      const filler = path.join(disk, 'filler');
+      let size = 0;
+      try {
+        for (;;) { writeFileSync(filler, Buffer.alloc(64 * 1024), { flag: 'a' }); size += 64 * 1024; }
+      } catch { /* ENOSPC: full */ }
+      let failedId = null;
+      for (let i = 1; i < 400 && !failedId; i++) {
+        if (await ask(`m${i}`) === 'error') failedId = `m${i}`;
+      }
+      assert.ok(failedId, `no store_failed after filling ${size} bytes`);
+      t.diagnostic(`disk full after ${answered.size} answers; ${failedId} got store_failed`);
+      assert.equal((await fetch(`${srv.url}/healthz`)).status, 200);
+      // Another customer is told the same, and the server stays up.
+      const other = await connect(`${srv.wsUrl}/chat`);
+      other.send({ type: 'hello' });
+      const o = await other.next((f) => f.type === 'welcome' || f.type === 'error');
+      assert.ok(o.type === 'error' ? o.code === 'store_failed' : true);
+      other.close();
+      // Space returns: the same message (same id) is stored once, and talk goes on.
+      unlinkSync(filler);
+      const again = await ask(failedId);
+      assert.notEqual(again, 'error', 'still failing after space returned');
+      assert.notEqual(await ask('after'), 'error');
+      c.close();
+      await srv.stop({ keepDir: true });
+      srv = await startServer(opts);
+      const r = await connect(`${srv.wsUrl}/chat`);
+      r.send({ type: 'hello', token: welcome.token, last_seq: 0 });
+      const w = await r.next((f) => f.type === 'welcome');
+      const seqs = [];
+      const own = new Map();
+      while (seqs.length < w.seq) {
+        const f = await r.next((x) => typeof x.seq === 'number');
+        seqs.push(f.seq);
+        if (f.type === 'customer_message') own.set(f.id, (own.get(f.id) || 0) + 1);
+      }
+      assert.deepEqual(seqs, Array.from({ length: w.seq }, (_, i) => i + 1));
+      for (const id of answered.keys()) assert.equal(own.get(id), 1, `${id} stored ${own.get(id) || 0} times`);
+      r.close();
+      await srv.stop({ keepDir: true });
+      srv = null;
+      if (hasSqliteCli()) {
+        assert.equal(sqlite(path.join(disk, 'caredesk.db'), 'PRAGMA integrity_check')[0].integrity_check, 'ok');
+      }
+    } finally {
+      if (srv) await srv.stop({ keepDir: true }).catch(() => {});
+      try { execFileSync('umount', [disk], { stdio: 'ignore' }); } catch { /* */ }
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
