@@ -62,6 +62,8 @@
  * is built from text.h's tokens only. */
 #define KB_RAW_STEM  '\x01'
 #define KB_MAX_FIXES 2 /* unknown words per question tried as typos of known ones */
+/* A load storing this many articles merges each FTS5 index into one segment afterwards. */
+#define KB_OPTIMIZE_MIN 256
 
 /* Ranking parameters; defaults measured with `caredesk eval kb` (docs/kb.md). They can be
  * overridden for experiments with CAREDESK_KB_TUNE="name=value,...". */
@@ -275,7 +277,8 @@ struct kb {
     struct kb_lang_index *capture_lang;
     uint32_t df_op; /* one per FTS5 row written or deleted, to count a term once per row */
     int64_t data_version;
-    int is_bulk; /* inside kb_load_path()'s transaction: no savepoint per article */
+    int is_bulk;       /* inside kb_load_path()'s transaction: no savepoint per article */
+    int n_bulk_stored; /* articles stored in that transaction */
     struct stem_set stem_set;
     fts5_api *fts;
     sqlite3_stmt *st[ST_COUNT_STMTS];
@@ -1336,9 +1339,18 @@ static int is_blank(const char *s, size_t n)
     return 1;
 }
 
+/* Appends one byte; the caller has reserved room for it. */
+static void buf_putc(struct cd_buf *b, char c)
+{
+    b->data[b->len++] = c;
+    b->data[b->len] = '\0';
+}
+
 /* Appends a Markdown line as plain text: no heading marks, list bullets, emphasis, code
- * ticks, link targets or HTML tags. */
-static int clean_markdown_line(struct cd_buf *out, const char *s, size_t n)
+ * ticks, link targets or HTML tags; out has room for n + 1 more bytes and its NUL. Stops once out
+ * holds more than limit bytes ending in a word: what follows cannot change the first limit bytes,
+ * all a passage shows. */
+static int clean_markdown_line(struct cd_buf *out, const char *s, size_t n, size_t limit)
 {
     size_t i = 0;
     while (i < n && (s[i] == ' ' || s[i] == '\t'))
@@ -1358,6 +1370,8 @@ static int clean_markdown_line(struct cd_buf *out, const char *s, size_t n)
         return 0;
     int need_space = out->len > 0 && out->data[out->len - 1] != ' ';
     for (; i < n; i++) {
+        if (out->len > limit && out->data[out->len - 1] != ' ')
+            break;
         char c = s[i];
         if (c == '*' || c == '_' || c == '`' || c == '\r')
             continue;
@@ -1379,17 +1393,14 @@ static int clean_markdown_line(struct cd_buf *out, const char *s, size_t n)
         }
         if (c == '\t' || c == ' ') {
             if (out->len > 0 && out->data[out->len - 1] != ' ')
-                if (cd_buf_append(out, " ", 1))
-                    return CD_ENOMEM;
+                buf_putc(out, ' ');
             continue;
         }
         if (need_space) {
-            if (cd_buf_append(out, " ", 1))
-                return CD_ENOMEM;
+            buf_putc(out, ' ');
             need_space = 0;
         }
-        if (cd_buf_append(out, &c, 1))
-            return CD_ENOMEM;
+        buf_putc(out, c);
     }
     return 0;
 }
@@ -2258,12 +2269,19 @@ static int best_passage(const struct kb_query *q, const char *body, const char *
             break;
         line = nl + 1;
     }
-    struct cd_buf text = {0};
-    int rc = cd_buf_append(&text, "", 0);
+    /* A line of n bytes cleans to at most n + 1 (a space before it): one allocation. */
+    size_t cap = 2 * (best_end - best_start) + 2;
+    struct cd_buf text = {malloc(cap), 0, cap};
+    if (!text.data)
+        return CD_ENOMEM;
+    text.data[0] = '\0';
+    int rc = 0;
     for (size_t p = best_start; p < best_end && !rc;) {
         const char *nl = memchr(body + p, '\n', best_end - p);
         size_t len = nl ? (size_t)(nl - (body + p)) : best_end - p;
-        rc = clean_markdown_line(&text, body + p, len);
+        if (text.len > KB_PASSAGE_CHARS && text.data[text.len - 1] != ' ')
+            break; /* enough for shorten() */
+        rc = clean_markdown_line(&text, body + p, len, KB_PASSAGE_CHARS);
         p += len + 1;
     }
     if (rc) {
@@ -3285,8 +3303,11 @@ static int load_article(struct kb *kb, struct kb_article *a, const char *file, i
         char msg[160];
         snprintf(msg, sizeof msg, "cannot store article '%.60s': %s", a->id, cd_strerror(rc));
         report_error(r, file, line, msg);
-    } else if (r)
-        r->n_loaded++;
+    } else {
+        kb->n_bulk_stored++;
+        if (r)
+            r->n_loaded++;
+    }
     /* kb_put() checks before it writes: anything but a refused article is a failed write,
      * and the load's transaction must be rolled back. */
     return rc == CD_EINVAL ? 0 : rc;
@@ -3385,6 +3406,7 @@ int kb_load_path(struct kb *kb, const char *path, struct kb_load_report *report)
     int own_txn = rc == 0;
     rc = 0;
     kb->is_bulk = own_txn;
+    kb->n_bulk_stored = 0;
     if (!S_ISDIR(sb.st_mode)) {
         rc = load_file(kb, path, report);
     } else {
@@ -3418,6 +3440,16 @@ int kb_load_path(struct kb *kb, const char *path, struct kb_load_report *report)
         free(names);
     }
     kb->is_bulk = 0;
+    /* A large load leaves each FTS5 index in many segments, and every query term then merges
+     * one doclist per segment: merged into one, queries cost about a fifth less. */
+    for (int i = 0; own_txn && !rc && kb->n_bulk_stored >= KB_OPTIMIZE_MIN && i < kb->n_langs;
+         i++) {
+        char sql[96];
+        snprintf(sql, sizeof sql, "INSERT INTO fts_%s(fts_%s) VALUES('optimize')",
+                 kb->langs[i].lang, kb->langs[i].lang);
+        if (sqlite3_exec(kb->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+            rc = CD_EIO;
+    }
     if (own_txn) {
         if (rc)
             sqlite3_exec(kb->db, "ROLLBACK", NULL, NULL, NULL);
