@@ -1190,8 +1190,14 @@ static int http_start(struct server *s, struct lws *wsi, struct session *pss, co
             n_body = strtoll(cl, NULL, 10);
         if (n_body > s->cfg->max_body_bytes) {
             t->is_body_too_big = 1;
-            t->is_close_after = 1; /* the body that follows is not read */
-            return http_simple(s, wsi, t, 413, "body_too_large", "the request body is too large");
+            /* A body up to 16 times the cap is read and dropped, so the
+             * client, still sending, gets its 413; a larger one is answered
+             * at once and the connection closed. */
+            if (n_body / 16 > s->cfg->max_body_bytes) {
+                t->is_close_after = 1;
+                return http_simple(s, wsi, t, 413, "body_too_large",
+                                   "the request body is too large");
+            }
         }
         if (n_body > 0 || lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0)
             return 0; /* wait for LWS_CALLBACK_HTTP_BODY_COMPLETION */
