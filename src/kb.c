@@ -45,7 +45,8 @@
 #define KB_MAX_LANGS        32
 #define KB_MAX_QUERY_TERMS  24
 #define KB_CANDIDATES       20
-#define KB_ROW_BUDGET       300 /* about how many FTS rows one query may score (choose_phrases) */
+#define KB_ROW_BUDGET       300  /* about how many FTS rows one query may score (choose_phrases) */
+#define KB_WALK_BUDGET      2000 /* ... and how many doclist entries it may read */
 #define KB_MAX_LEARNED      256 /* learned phrasings indexed per article (newest first): ST_LEARNED */
 #define KB_MAX_PASSAGES     64  /* paragraphs kept per article for passage selection */
 #define KB_PASSAGE_CHARS    360 /* longest passage shown, in bytes */
@@ -802,7 +803,9 @@ static void kb_rank_fn(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_co
      * across questions: each part is in [0, 1]. */
     double coverage = q->idf_sum > 0 ? covered / q->idf_sum : 0;
     double best = q->idf_sum * (tn->k1 + 1);
-    double score = best > 0 ? bm25 / best * pow(coverage, tn->coverage_pow) : 0;
+    double score = best > 0 ? bm25 / best : 0;
+    if (tn->coverage_pow != 0)
+        score *= pow(coverage, tn->coverage_pow);
     double prox = q->idf_sum > 0 ? proximity / q->idf_sum : 0;
     score += tn->proximity * (prox < 1 ? prox : 1);
     sqlite3_result_double(ctx, score);
@@ -2010,7 +2013,8 @@ done:
 static int find_stem(const struct kb_query *q, const char *s, size_t n)
 {
     for (int i = 0; i < q->n_terms; i++)
-        if ((size_t)q->terms[i].n_stem == n && !memcmp(q->terms[i].stem, s, n))
+        if ((size_t)q->terms[i].n_stem == n && q->terms[i].stem[0] == s[0] &&
+            !memcmp(q->terms[i].stem, s, n))
             return i;
     return -1;
 }
@@ -2344,8 +2348,11 @@ static void fix_typos(const struct df_map *m, struct kb_query *q)
  * FTS5 query matches on so that it scores about KB_ROW_BUDGET rows at most, however large the
  * KB: rare terms first, in every column; a term too common for the budget matches only in
  * the title, questions and learned questions; one still too common is left out of the match
- * (it still counts in the question's weight and in stage two). The rarest term is always
- * matched, so a question with any known word finds something. */
+ * (it still counts in the question's weight and in stage two). A term matched only in those
+ * columns still makes FTS5 read its whole doclist (the column filter is applied entry by
+ * entry), which costs more than scoring the rows it finds: the terms matched may read about
+ * KB_WALK_BUDGET doclist entries in all. The rarest term is always matched, so a question
+ * with any known word finds something. */
 static int choose_phrases(struct kb_lang_index *li, struct kb_query *q)
 {
     int order[KB_MAX_QUERY_TERMS] = {0};
@@ -2374,7 +2381,7 @@ static int choose_phrases(struct kb_lang_index *li, struct kb_query *q)
         }
         order[k] = i;
     }
-    int64_t used = 0;
+    int64_t used = 0, walked = 0;
     q->n_phrases = 0;
     q->stats = li->df_map;
     int is_small = li->df_map->n_rows <= KB_ROW_BUDGET; /* all of it is within budget */
@@ -2385,10 +2392,12 @@ static int choose_phrases(struct kb_lang_index *li, struct kb_query *q)
             continue; /* in no article: nothing to match */
         if (is_small || used + t->df <= KB_ROW_BUDGET || (is_first && t->cost_head == 0))
             head_only = 0;
-        else if (used + t->cost_head <= KB_ROW_BUDGET || is_first)
+        else if ((used + t->cost_head <= KB_ROW_BUDGET && walked + t->df <= KB_WALK_BUDGET) ||
+                 is_first)
             head_only = 1;
         else
             continue;
+        walked += t->df;
         used += head_only ? t->cost_head : t->df;
         q->is_head_only[q->n_phrases] = head_only;
         q->phrase_term[q->n_phrases++] = order[k];
