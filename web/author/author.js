@@ -76,7 +76,7 @@
     /* An exact id also finds drafts, which search does not return. */
     var by_id = /^[a-z0-9][a-z0-9_.-]{0,126}$/.test(q) ?
       CD.api('/api/articles/' + encodeURIComponent(q)).catch(function () { return null; }) : Promise.resolve(null);
-    return Promise.all([CD.api('/api/articles?q=' + encodeURIComponent(q)), by_id]).then(function (res) {
+    return Promise.all([CD.api('/api/search?limit=10&q=' + encodeURIComponent(q)), by_id]).then(function (res) {
       var r = res[0], exact = res[1];
       var hits = (r && (r.hits || r.articles)) || [];
       if (exact && exact.id) {
