@@ -4,7 +4,9 @@
  *   GET    /api/me                       any account: {"name","role"}
  *   GET    /api/search?q=&lang=&limit=   anyone (published articles only)
  *   GET    /api/ask?q=&lang=             author, admin (the bot's decision, stored nowhere)
- *   POST   /api/learn                    author, admin ({"question","article"}: kb_learn)
+ *   POST   /api/learn                    author, admin ({"question","article"}: kb_learn;
+ *                                         the question leaves the unanswered list)
+ *   GET    /api/unanswered?since=&limit= author, admin (most asked first, best article)
  *   GET    /api/queues                   agent, admin
  *   GET    /api/articles?q=&status=&limit=  author, admin (every article, drafts too)
  *   GET    /api/articles/{id}            author, admin (drafts too)
@@ -1105,6 +1107,11 @@ static int route_learn(struct api *api, const struct api_request *req, struct ap
             rc = respond_error(resp, rc == CD_EINVAL ? 400 : 500,
                                rc == CD_EINVAL ? "bad_field" : "internal", cd_strerror(rc));
         else {
+            /* Taught: the question leaves the unanswered list. */
+            int n = store_unanswered_resolve(api->deps.store, question);
+            if (n < 0)
+                log_event(LOG_ERROR, "unanswered_resolve_failed", "error:s", cd_strerror(n),
+                          LOG_END);
             audit(api, "kb_learn", &user, article);
             rc = respond_json(resp, 200,
                               json_pack("{s:s,s:s}", "learned", question, "article", article));
@@ -1112,6 +1119,66 @@ static int route_learn(struct api *api, const struct api_request *req, struct ap
     }
     json_decref(root);
     return rc;
+}
+
+#define UNANSWERED_MAX 100
+
+/* GET /api/unanswered?since=&limit=: the questions the bot could not answer, most asked first,
+ * each with the article that best answers it today (the first search hit), if any. */
+static int route_unanswered(struct api *api, const struct api_request *req,
+                            struct api_response *resp)
+{
+    if (strcmp(req->method, "GET")) {
+        resp->allow = "GET";
+        return respond_error(resp, 405, "method_not_allowed", "use GET");
+    }
+    struct auth_user user;
+    if (require_role(api, req, AUTH_ROLE_AUTHOR | AUTH_ROLE_ADMIN, &user, resp))
+        return 0;
+    const char *since_s = arg(req, "since");
+    const char *limit_s = arg(req, "limit");
+    int64_t since = 0;
+    int limit = 50;
+    char *end;
+    if (since_s) {
+        long long v = strtoll(since_s, &end, 10);
+        if (!*since_s || *end || v < 0)
+            return respond_error(resp, 400, "bad_since", "'since' must be epoch seconds");
+        since = v;
+    }
+    if (limit_s) {
+        long v = strtol(limit_s, &end, 10);
+        if (!*limit_s || *end || v < 1 || v > UNANSWERED_MAX)
+            return respond_error(resp, 400, "bad_limit", "'limit' must be from 1 to 100");
+        limit = (int)v;
+    }
+    if (!api->deps.store)
+        return respond_error(resp, 503, "unavailable", "the conversation store is not open");
+    struct store_unanswered items[UNANSWERED_MAX];
+    int n = 0;
+    int rc = store_unanswered_list(api->deps.store, since, items, limit, &n);
+    if (rc)
+        return respond_error(resp, 500, "internal", cd_strerror(rc));
+    json_t *list = json_array();
+    for (int i = 0; i < n && list; i++) {
+        const struct store_unanswered *u = &items[i];
+        json_t *suggested = NULL;
+        struct kb_hit hit;
+        int n_hits = 0;
+        if (api->deps.kb && kb_search(api->deps.kb, u->question, u->lang, &hit, 1, &n_hits) == 0 &&
+            n_hits == 1) {
+            char url[KB_ID_MAX + 512];
+            article_url(api, hit.id, url, sizeof url);
+            suggested = json_pack("{s:s,s:s?,s:f,s:s}", "id", hit.id, "title", hit.title, "score",
+                                  hit.score, "url", url);
+            kb_hits_clear(&hit, n_hits);
+        }
+        json_array_append_new(list, json_pack("{s:s,s:s,s:I,s:I,s:o?}", "text", u->question, "lang",
+                                              u->lang, "count", (json_int_t)u->n, "last_s",
+                                              (json_int_t)u->last_s, "suggested", suggested));
+    }
+    store_unanswered_clear(items, n);
+    return respond_json(resp, 200, json_pack("{s:o?}", "questions", list));
 }
 
 static int route_queues(struct api *api, const struct api_request *req, struct api_response *resp)
@@ -1159,5 +1226,7 @@ int api_handle(struct api *api, const struct api_request *req, struct api_respon
         return route_learn(api, req, resp);
     if (!strcmp(p, "/api/queues"))
         return route_queues(api, req, resp);
+    if (!strcmp(p, "/api/unanswered"))
+        return route_unanswered(api, req, resp);
     return respond_error(resp, 404, "not_found", "no such route");
 }

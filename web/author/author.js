@@ -429,8 +429,14 @@
         });
       });
       ul.appendChild(li);
-      /* Suggest the best current match so one click usually does it. */
-      if (i < 25) {
+      /* Suggest the best current match so one click usually does it: the server's
+         suggestion (GET /api/unanswered), else a search from here. */
+      var sug = item && item.suggested;
+      if (sug && sug.id) {
+        sel.insertBefore(h('optgroup', { label: 'Best match' }, [h('option', { value: sug.id, text: sug.title || sug.id })]),
+          sel.children[1] || null);
+        sel.value = sug.id;
+      } else if (i < 25) {
         CD.api('/api/search?q=' + encodeURIComponent(text)).then(function (r) {
           var hits = (r && (r.hits || r.results)) || [];
           if (!hits.length) return;
