@@ -5,7 +5,12 @@
  * does. Prints answered messages per second and the per-turn latency.
  *
  *   chat_bench [--connections N] [--seconds S] [--db PATH] [--durability normal|full]
- *              [--intents PATH] [--kb PATH]
+ *              [--intents PATH] [--kb PATH] [--turns T]
+ *
+ * --turns stops after T loop turns (T * N messages) whatever the time, for
+ * deterministic instruction counts: `valgrind --tool=callgrind` with two
+ * values of T, the difference of the totals divided by the difference of the
+ * messages is the instructions per message.
  *
  * Without --intents a small built-in intent set is used; --db defaults to a
  * temporary file (removed afterwards). */
@@ -83,6 +88,7 @@ int main(int argc, char **argv)
     double seconds = 3;
     const char *db = NULL, *intents_path = NULL, *kb_path = NULL;
     int durability = STORE_DURABILITY_NORMAL;
+    long max_turns = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--connections") && i + 1 < argc)
             n_conn = atoi(argv[++i]);
@@ -94,15 +100,20 @@ int main(int argc, char **argv)
             intents_path = argv[++i];
         else if (!strcmp(argv[i], "--kb") && i + 1 < argc)
             kb_path = argv[++i];
+        else if (!strcmp(argv[i], "--turns") && i + 1 < argc)
+            max_turns = atol(argv[++i]);
         else if (!strcmp(argv[i], "--durability") && i + 1 < argc)
             durability =
                 !strcmp(argv[++i], "full") ? STORE_DURABILITY_FULL : STORE_DURABILITY_NORMAL;
         else {
-            fprintf(stderr, "usage: chat_bench [--connections N] [--seconds S] [--db PATH] "
-                            "[--durability normal|full] [--intents PATH] [--kb PATH]\n");
+            fprintf(stderr,
+                    "usage: chat_bench [--connections N] [--seconds S] [--db PATH] "
+                    "[--durability normal|full] [--intents PATH] [--kb PATH] [--turns T]\n");
             return 2;
         }
     }
+    if (max_turns > 0)
+        seconds = 1e9;
     if (n_conn < 1 || seconds <= 0) {
         fprintf(stderr, "chat_bench: --connections and --seconds must be positive\n");
         return 2;
@@ -165,7 +176,9 @@ int main(int argc, char **argv)
     counts.n_replies = 0;
     int64_t start = cd_now_us(), end = start + (int64_t)(seconds * 1e6), cpu0 = cpu_us();
     char frame[256];
-    while (cd_now_us() < end) {
+    long turns_done = 0;
+    while (max_turns > 0 ? turns_done < max_turns : cd_now_us() < end) {
+        turns_done++;
         int64_t t0 = cd_now_us();
         for (int i = 0; i < n_conn; i++) {
             int len = snprintf(frame, sizeof frame,

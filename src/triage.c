@@ -13,6 +13,7 @@
 #include "text.h"
 
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <regex.h>
 #include <stdio.h>
@@ -96,6 +97,33 @@ static const char *const howto_starts[] = {
     "cuando",    "que",     "puedo",  NULL,
 };
 
+/* One article body split into its candidate paragraphs (body offsets), each
+ * with the hashes of its content tokens (stemmed, no stop words; flat, in
+ * hashes[para_first[i] .. para_first[i + 1]]). */
+struct para_cache {
+    char id[KB_ID_MAX];
+    char lang[16];
+    uint64_t body_hash;
+    size_t body_len;
+    int n_paras;
+    size_t *para_off, *para_len, *para_first;
+    uint64_t *hashes;
+    size_t n_hashes, cap_hashes;
+};
+
+#define PARA_CACHE_SIZE 32
+
+static void para_cache_free(struct para_cache *pc)
+{
+    if (!pc)
+        return;
+    free(pc->para_off);
+    free(pc->para_len);
+    free(pc->para_first);
+    free(pc->hashes);
+    free(pc);
+}
+
 struct triage {
     struct triage_settings settings;
     char default_queue[32];
@@ -112,6 +140,10 @@ struct triage {
     int n_not_helped_re;
     char *folded;
     size_t cap_folded;
+    /* Articles' paragraphs already tokenized for best_paragraph(), by
+     * article id, language and body hash (round robin). */
+    struct para_cache *paras[PARA_CACHE_SIZE];
+    int next_para;
 };
 
 void triage_settings_default(struct triage_settings *s)
@@ -207,6 +239,8 @@ void triage_free(struct triage *t)
     for (int i = 0; i < t->n_not_helped_re; i++)
         regfree(&t->not_helped_re[i]);
     free(t->folded);
+    for (int i = 0; i < PARA_CACHE_SIZE; i++)
+        para_cache_free(t->paras[i]);
     free(t);
 }
 
@@ -451,6 +485,17 @@ static int add_article(struct triage_decision *d, const char *id, const char *ti
     return 0;
 }
 
+/* FNV-1a of a token. */
+static uint64_t token_hash(const char *token, int n_token)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (int i = 0; i < n_token; i++) {
+        h ^= (unsigned char)token[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
 struct coverage_ctx {
     uint64_t q[32];
     int n_q;
@@ -463,11 +508,7 @@ static int on_coverage_token(void *ctx, const char *token, int n_token, int star
     struct coverage_ctx *c = ctx;
     (void)start;
     (void)end;
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (int i = 0; i < n_token; i++) {
-        h ^= (unsigned char)token[i];
-        h *= 0x100000001b3ULL;
-    }
+    uint64_t h = token_hash(token, n_token);
     if (c->is_query) {
         for (int i = 0; i < c->n_q; i++)
             if (c->q[i] == h)
@@ -520,13 +561,36 @@ static double kb_coverage(struct triage *t, struct coverage_ctx *c, const struct
                        hit->passage ? strlen(hit->passage) : 0);
 }
 
-/* The paragraph of a Markdown body (not a heading, not a list of links)
- * that covers most of the question, the first one on a tie; at most 700
- * bytes, cut at a word. Returns a new string or NULL (out of memory). */
-static char *best_paragraph(struct triage *t, struct coverage_ctx *c, const char *body)
+static int on_para_token(void *ctx, const char *token, int n_token, int start, int end)
 {
-    const char *best = NULL, *best_end = NULL;
-    double best_score = -1;
+    struct para_cache *pc = ctx;
+    (void)start;
+    (void)end;
+    if (pc->n_hashes == pc->cap_hashes) {
+        size_t cap = pc->cap_hashes ? pc->cap_hashes * 2 : 256;
+        uint64_t *h = realloc(pc->hashes, cap * sizeof *h);
+        if (!h)
+            return CD_ENOMEM;
+        pc->hashes = h;
+        pc->cap_hashes = cap;
+    }
+    pc->hashes[pc->n_hashes++] = token_hash(token, n_token);
+    return 0;
+}
+
+/* Splits body into its candidate paragraphs (not a heading, not a list of
+ * links) and tokenizes each once. Returns a new cache entry or NULL. */
+static struct para_cache *para_cache_build(struct triage *t, const char *id, const char *lang,
+                                           const char *body, size_t body_len, uint64_t body_hash)
+{
+    struct para_cache *pc = calloc(1, sizeof *pc);
+    if (!pc)
+        return NULL;
+    snprintf(pc->id, sizeof pc->id, "%s", id);
+    snprintf(pc->lang, sizeof pc->lang, "%s", lang);
+    pc->body_hash = body_hash;
+    pc->body_len = body_len;
+    size_t cap = 0;
     for (const char *p = body; *p;) {
         while (*p == '\n' || *p == ' ' || *p == '\r' || *p == '\t')
             p++;
@@ -536,14 +600,96 @@ static char *best_paragraph(struct triage *t, struct coverage_ctx *c, const char
         if (!end)
             end = p + strlen(p);
         if (*p != '#' && *p != '|' && *p != '<' && *p != '-' && *p != '!') {
-            double score = coverage_of(t, c, p, (size_t)(end - p), NULL, 0);
-            if (score > best_score + 1e-9) {
-                best = p;
-                best_end = end;
-                best_score = score;
+            if ((size_t)pc->n_paras + 1 >= cap) {
+                cap = cap ? cap * 2 : 16;
+                size_t *o = realloc(pc->para_off, cap * sizeof *o);
+                if (o)
+                    pc->para_off = o;
+                size_t *l = realloc(pc->para_len, cap * sizeof *l);
+                if (l)
+                    pc->para_len = l;
+                size_t *f = realloc(pc->para_first, cap * sizeof *f);
+                if (f)
+                    pc->para_first = f;
+                if (!o || !l || !f)
+                    goto fail;
             }
+            pc->para_off[pc->n_paras] = (size_t)(p - body);
+            pc->para_len[pc->n_paras] = (size_t)(end - p);
+            pc->para_first[pc->n_paras] = pc->n_hashes;
+            if (text_tokenize(t->tok, p, (size_t)(end - p), 0, on_para_token, pc) < 0)
+                goto fail;
+            pc->n_paras++;
         }
         p = end;
+    }
+    if (!pc->para_first && !(pc->para_first = malloc(sizeof *pc->para_first)))
+        goto fail;
+    pc->para_first[pc->n_paras] = pc->n_hashes;
+    return pc;
+fail:
+    para_cache_free(pc);
+    return NULL;
+}
+
+/* The cached paragraphs of article id with this body (built on a miss), or
+ * NULL when out of memory. */
+static struct para_cache *para_cache_get(struct triage *t, const char *id, const char *body)
+{
+    const char *lang = "";
+    for (int i = 0; i < t->n_toks; i++)
+        if (t->toks[i] == t->tok)
+            lang = t->tok_langs[i];
+    size_t body_len = strlen(body);
+    uint64_t h = token_hash(body, (int)(body_len < INT_MAX ? body_len : INT_MAX));
+    for (int i = 0; i < PARA_CACHE_SIZE; i++) {
+        struct para_cache *pc = t->paras[i];
+        if (pc && pc->body_hash == h && pc->body_len == body_len && !strcmp(pc->id, id) &&
+            !strcmp(pc->lang, lang))
+            return pc;
+    }
+    struct para_cache *pc = para_cache_build(t, id, lang, body, body_len, h);
+    if (!pc)
+        return NULL;
+    para_cache_free(t->paras[t->next_para]);
+    t->paras[t->next_para] = pc;
+    t->next_para = (t->next_para + 1) % PARA_CACHE_SIZE;
+    return pc;
+}
+
+/* The paragraph of a Markdown body (not a heading, not a list of links)
+ * that covers most of the question, the first one on a tie; at most 700
+ * bytes, cut at a word. The paragraphs' tokens come from the cache, so an
+ * article is tokenized once, not per question. Returns a new string or NULL
+ * (out of memory). */
+static char *best_paragraph(struct triage *t, struct coverage_ctx *c, const char *id,
+                            const char *body)
+{
+    struct para_cache *pc = para_cache_get(t, id, body);
+    if (!pc)
+        return NULL;
+    const char *best = NULL, *best_end = NULL;
+    double best_score = -1;
+    for (int i = 0; i < pc->n_paras; i++) {
+        double score = 0;
+        if (c->n_q > 0) {
+            memset(c->seen, 0, sizeof c->seen);
+            for (size_t j = pc->para_first[i]; j < pc->para_first[i + 1]; j++)
+                for (int k = 0; k < c->n_q; k++)
+                    if (c->q[k] == pc->hashes[j])
+                        c->seen[k] = 1;
+            int n_seen = 0;
+            for (int k = 0; k < c->n_q; k++)
+                n_seen += c->seen[k];
+            score = (double)n_seen / c->n_q;
+            if (c->n_q < 3)
+                score *= c->n_q == 1 ? 0.5 : 0.8;
+        }
+        if (score > best_score + 1e-9) {
+            best = body + pc->para_off[i];
+            best_end = best + pc->para_len[i];
+            best_score = score;
+        }
     }
     if (!best)
         return strdup("");
@@ -592,7 +738,7 @@ static int answer_intent(struct triage *t, struct triage_decision *d, const stru
         int have_article = t->kb && kb_get(t->kb, it->article, &art) == 0;
         if (!it->response && have_article && art.body) {
             free(d->answer);
-            if (!(d->answer = best_paragraph(t, c, art.body)))
+            if (!(d->answer = best_paragraph(t, c, it->article, art.body)))
                 rc = CD_ENOMEM;
         }
         /* Without a KB the link is still given; with one, only if it exists. */
