@@ -30,7 +30,7 @@ struct api_deps {
     struct triage *triage;  /* for GET /api/ask */
     struct chat *chat;      /* for the live part of GET /api/stats */
     const char *queues;     /* comma-separated queue names, for GET /api/queues */
-    const char *db_path;    /* the database file (GET /api/articles reads the KB's list) */
+    const char *db_path;    /* the database file (not read by the routes today) */
     const char *public_url; /* base of article links, "" = relative */
     int max_body_bytes;     /* larger bodies get 413 (server.c enforces it too) */
     int pickup_target_s;    /* for the "picked up within target" figure in /api/stats */

@@ -96,6 +96,26 @@ int kb_get_revision(struct kb *kb, const char *id, int revision, struct kb_artic
 /* Number of earlier versions kept for an article, or a negative CD_E* code. */
 int kb_revision_count(struct kb *kb, const char *id);
 
+/* One line of the article list (kb_list()). */
+struct kb_list_item {
+    char id[KB_ID_MAX];
+    char *title; /* owned by the item */
+    char lang[8];
+    char **tags; /* owned by the item */
+    int n_tags;
+    int is_published;
+    int revision; /* the current revision's number */
+    int64_t updated_s;
+};
+
+/* Lists articles, drafts included, ordered by title: at most max_items into items (caller's
+ * array); *n_items gets the count. search (NULL or "": all) keeps the articles whose id, title
+ * or tags contain it (ASCII case-insensitive; a plain substring, no wildcards); status is -1
+ * (any), 0 (drafts) or 1 (published). Free with kb_list_clear(). Returns 0 or CD_E*. */
+int kb_list(struct kb *kb, const char *search, int status, struct kb_list_item *items,
+            int max_items, int *n_items);
+void kb_list_clear(struct kb_list_item *items, int n_items);
+
 /* Number of learned phrasings stored for an article, or a negative CD_E* code. */
 int kb_learned_count(struct kb *kb, const char *id);
 

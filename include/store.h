@@ -243,6 +243,24 @@ int store_feedback_add(struct store *s, int64_t conversation, int64_t seq, int i
 int store_unanswered_add(struct store *s, int64_t conversation, const char *question,
                          const char *lang, const char *intent, double confidence);
 
+/* One unanswered question, counted over every time it was asked (any case). */
+struct store_unanswered {
+    char *question; /* owned; free with store_unanswered_clear() */
+    char lang[8];
+    int64_t n;      /* times asked */
+    int64_t last_s; /* last asked */
+};
+
+/* Lists up to max unanswered questions asked since since_s (from the last 10000 recorded),
+ * most asked first, into out (caller's array); *n_out gets the count. Returns 0 or CD_E*. */
+int store_unanswered_list(struct store *s, int64_t since_s, struct store_unanswered *out, int max,
+                          int *n_out);
+void store_unanswered_clear(struct store_unanswered *items, int n);
+
+/* Forgets every record of question (any case): the KB was taught its answer. Returns how many
+ * records went (0 or more) or a negative CD_E* code. */
+int store_unanswered_resolve(struct store *s, const char *question);
+
 /* ---- statistics (GET /api/stats, dashboard) ---- */
 
 struct store_count {

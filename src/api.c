@@ -4,9 +4,14 @@
  *   GET    /api/me                       any account: {"name","role"}
  *   GET    /api/search?q=&lang=&limit=   anyone (published articles only)
  *   GET    /api/ask?q=&lang=             author, admin (the bot's decision, stored nowhere)
- *   POST   /api/learn                    author, admin ({"question","article"}: kb_learn)
+ *   POST   /api/learn                    author, admin ({"question","article"}: kb_learn;
+ *                                         the question leaves the unanswered list)
+ *   GET    /api/unanswered?since=&limit= author, admin (most asked first, best article)
  *   GET    /api/queues                   agent, admin
+ *   GET    /api/articles?q=&status=&limit=  author, admin (every article, drafts too)
  *   GET    /api/articles/{id}            author, admin (drafts too)
+ *   GET    /api/articles/{id}/revisions  author, admin (current first, then earlier ones)
+ *   GET    /api/articles/{id}/revisions/{n}  author, admin (one version)
  *   POST   /api/articles                 author, admin (create; 409 if the id exists)
  *   PUT    /api/articles/{id}            author, admin (create or update; keeps a revision)
  *   DELETE /api/articles/{id}            author, admin
@@ -25,7 +30,6 @@
 #include "store.h"
 
 #include <jansson.h>
-#include <sqlite3.h>
 
 #include <ctype.h>
 #include <stdio.h>
@@ -33,23 +37,12 @@
 #include <string.h>
 #include <time.h>
 
-/* Revision history arrives in kb.h after this file was written: declared
- * weak here, the route answers 501 until kb.c has them. */
-int kb_get_revision(struct kb *kb, const char *id, int revision, struct kb_article *out);
-int kb_revision_count(struct kb *kb, const char *id);
-#pragma weak kb_get_revision
-#pragma weak kb_revision_count
-
 #define SEARCH_MAX_HITS 10
 #define QUERY_MAX_BYTES 1024
 
 struct api {
     struct api_deps deps;
     struct auth_throttle *throttle;
-    /* Listing articles: kb.h has no listing call yet, so GET /api/articles
-     * reads kb.c's article table through its own read-only connection. */
-    sqlite3 *list_db;
-    sqlite3_stmt *list_stmt;
 };
 
 struct api *api_new(const struct api_deps *deps)
@@ -71,8 +64,6 @@ void api_free(struct api *api)
 {
     if (!api)
         return;
-    sqlite3_finalize(api->list_stmt);
-    sqlite3_close(api->list_db);
     auth_throttle_free(api->throttle);
     free(api);
 }
@@ -449,89 +440,147 @@ done:
     return rc;
 }
 
-/* Splits newline-separated text into a JSON array of strings. */
-static json_t *lines_json(const char *text)
-{
-    json_t *list = json_array();
-    const char *p = text ? text : "";
-    while (*p && list) {
-        const char *e = strchr(p, '\n');
-        size_t n = e ? (size_t)(e - p) : strlen(p);
-        if (n)
-            json_array_append_new(list, json_stringn(p, n));
-        p += n + (e ? 1 : 0);
-    }
-    return list;
-}
+#define LIST_MAX_ITEMS 1000
 
-static int list_articles(struct api *api, struct api_response *resp)
+/* GET /api/articles?q=&status=&limit=: every article, drafts included (kb_list()). */
+static int list_articles(struct api *api, const struct api_request *req, struct api_response *resp)
 {
-    if (!api->deps.db_path)
-        return respond_error(resp, 503, "unavailable", "the knowledge base is not open");
-    if (!api->list_stmt) {
-        int rc = sqlite3_open_v2(api->deps.db_path, &api->list_db, SQLITE_OPEN_READONLY, NULL);
-        if (rc == SQLITE_OK) {
-            sqlite3_busy_timeout(api->list_db, 2000);
-            rc = sqlite3_prepare_v2(api->list_db,
-                                    "SELECT id, title, lang, tags, is_published, revision, "
-                                    "updated_s FROM article ORDER BY title LIMIT 10000",
-                                    -1, &api->list_stmt, NULL);
-        }
-        if (rc != SQLITE_OK) {
-            log_event(LOG_ERROR, "article_list_failed", "error:s",
-                      api->list_db ? sqlite3_errmsg(api->list_db) : "open", LOG_END);
-            sqlite3_close(api->list_db);
-            api->list_db = NULL;
-            return respond_error(resp, 500, "internal", "the article list could not be read");
-        }
+    const char *q = arg(req, "q");
+    const char *status_s = arg(req, "status");
+    const char *limit_s = arg(req, "limit");
+    if (q && (strlen(q) > QUERY_MAX_BYTES || !cd_utf8_valid(q, strlen(q))))
+        return respond_error(resp, 400, "bad_q", "'q' must be UTF-8 text of at most 1024 bytes");
+    int status = -1;
+    if (status_s && *status_s) {
+        if (!strcmp(status_s, "published"))
+            status = 1;
+        else if (!strcmp(status_s, "draft"))
+            status = 0;
+        else
+            return respond_error(resp, 400, "bad_status", "'status' must be published or draft");
+    }
+    int limit = LIST_MAX_ITEMS;
+    if (limit_s) {
+        char *end;
+        long v = strtol(limit_s, &end, 10);
+        if (!*limit_s || *end || v < 1 || v > LIST_MAX_ITEMS)
+            return respond_error(resp, 400, "bad_limit", "'limit' must be from 1 to 1000");
+        limit = (int)v;
+    }
+    struct kb_list_item *items = calloc((size_t)limit, sizeof *items);
+    if (!items)
+        return respond_error(resp, 500, "internal", "out of memory");
+    int n = 0;
+    int rc = kb_list(api->deps.kb, q, status, items, limit, &n);
+    if (rc) {
+        free(items);
+        return respond_error(resp, rc == CD_EINVAL ? 400 : 500,
+                             rc == CD_EINVAL ? "bad_q" : "internal", cd_strerror(rc));
     }
     json_t *list = json_array();
-    sqlite3_stmt *st = api->list_stmt;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW && list) {
-        const char *id = (const char *)sqlite3_column_text(st, 0);
-        int is_published = sqlite3_column_int(st, 4);
+    for (int i = 0; i < n && list; i++) {
+        const struct kb_list_item *it = &items[i];
+        json_t *tags = json_array();
+        for (int t = 0; t < it->n_tags && tags; t++)
+            json_array_append_new(tags, json_string(it->tags[t]));
         char url[KB_ID_MAX + 512];
-        article_url(api, id ? id : "", url, sizeof url);
-        json_array_append_new(
-            list, json_pack("{s:s?,s:s?,s:s?,s:o?,s:s,s:b,s:i,s:I,s:s}", "id", id, "title",
-                            (const char *)sqlite3_column_text(st, 1), "lang",
-                            (const char *)sqlite3_column_text(st, 2), "tags",
-                            lines_json((const char *)sqlite3_column_text(st, 3)), "status",
-                            is_published ? "published" : "draft", "published", is_published,
-                            "revision", sqlite3_column_int(st, 5), "updated_s",
-                            (json_int_t)sqlite3_column_int64(st, 6), "url", url));
+        article_url(api, it->id, url, sizeof url);
+        json_array_append_new(list,
+                              json_pack("{s:s,s:s?,s:s,s:o?,s:s,s:b,s:i,s:I,s:s}", "id", it->id,
+                                        "title", it->title, "lang", it->lang, "tags", tags,
+                                        "status", it->is_published ? "published" : "draft",
+                                        "published", it->is_published, "revision", it->revision,
+                                        "updated_s", (json_int_t)it->updated_s, "url", url));
     }
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-        json_decref(list);
-        return respond_error(resp, 500, "internal", "the article list could not be read");
-    }
-    return respond_json(resp, 200, json_pack("{s:o?}", "articles", list));
+    kb_list_clear(items, n);
+    free(items);
+    return respond_json(resp, 200,
+                        json_pack("{s:o?,s:b}", "articles", list, "truncated", n == limit));
 }
 
+#define REVISIONS_MAX 50
+
+static json_t *revision_json(const struct kb_article *a, int revision, int is_current)
+{
+    return json_pack("{s:i,s:s?,s:s?,s:s?,s:s,s:b,s:I,s:b}", "revision", revision, "title",
+                     a->title, "lang", a->lang, "body", a->body, "status",
+                     a->is_published ? "published" : "draft", "published", a->is_published,
+                     "updated_s", (json_int_t)a->updated_s, "current", is_current);
+}
+
+static int revision_error(struct api_response *resp, int rc, const char *what)
+{
+    if (rc == CD_ENOTFOUND)
+        return respond_error(resp, 404, "not_found", what);
+    return respond_error(resp, 500, "internal", cd_strerror(rc));
+}
+
+/* GET /api/articles/{id}/revisions: the current version (if the article exists) and up to
+ * REVISIONS_MAX earlier ones, newest first. */
 static int list_revisions(struct api *api, const char *id, struct api_response *resp)
 {
     if (!is_article_id(id))
         return respond_error(resp, 400, "bad_id", "not an article id");
-    if (!kb_get_revision || !kb_revision_count)
-        return respond_error(resp, 501, "not_implemented",
-                             "this build keeps revisions but cannot list them yet");
     int n = kb_revision_count(api->deps.kb, id);
     if (n < 0)
-        return respond_error(resp, n == CD_ENOTFOUND ? 404 : 500,
-                             n == CD_ENOTFOUND ? "not_found" : "internal", cd_strerror(n));
+        return revision_error(resp, n, "no such article");
+    struct kb_article cur = {0};
+    int rc = kb_get(api->deps.kb, id, &cur);
+    if (rc && rc != CD_ENOTFOUND)
+        return revision_error(resp, rc, "no such article");
+    int has_current = rc == 0;
+    if (!has_current && n == 0)
+        return respond_error(resp, 404, "not_found", "no such article");
     json_t *list = json_array();
-    for (int r = n; r >= 1 && r > n - 50 && list; r--) {
+    if (has_current && list)
+        json_array_append_new(list, revision_json(&cur, cur.revision, 1));
+    int newest = has_current ? cur.revision - 1 : n;
+    int shown = 0;
+    for (int r = newest; r >= 1 && shown < REVISIONS_MAX && list; r--) {
         struct kb_article a = {0};
-        if (kb_get_revision(api->deps.kb, id, r, &a) == 0)
-            json_array_append_new(list, json_pack("{s:i,s:s?,s:s?,s:s,s:I}", "revision", r, "title",
-                                                  a.title, "body", a.body, "status",
-                                                  a.is_published ? "published" : "draft",
-                                                  "updated_s", (json_int_t)a.updated_s));
+        rc = kb_get_revision(api->deps.kb, id, r, &a);
+        if (rc == 0) {
+            json_array_append_new(list, revision_json(&a, r, 0));
+            shown++;
+        }
         kb_article_clear(&a);
+        if (rc && rc != CD_ENOTFOUND) {
+            kb_article_clear(&cur);
+            json_decref(list);
+            return revision_error(resp, rc, "no such revision");
+        }
     }
+    kb_article_clear(&cur);
     return respond_json(resp, 200, json_pack("{s:s,s:o?}", "id", id, "revisions", list));
+}
+
+/* GET /api/articles/{id}/revisions/{n}: one version (the current one too). */
+static int get_revision(struct api *api, const char *id, const char *n_s, struct api_response *resp)
+{
+    if (!is_article_id(id))
+        return respond_error(resp, 400, "bad_id", "not an article id");
+    char *end;
+    long r = strtol(n_s, &end, 10);
+    if (!*n_s || *end || r < 1 || r > 1000000000)
+        return respond_error(resp, 400, "bad_revision", "revisions are positive integers");
+    struct kb_article a = {0};
+    int rc = kb_get(api->deps.kb, id, &a);
+    if (rc && rc != CD_ENOTFOUND)
+        return revision_error(resp, rc, "no such article");
+    int is_current = rc == 0 && a.revision == (int)r;
+    if (!is_current) {
+        kb_article_clear(&a);
+        rc = kb_get_revision(api->deps.kb, id, (int)r, &a);
+        if (rc) {
+            kb_article_clear(&a);
+            return revision_error(resp, rc, "no such revision");
+        }
+    }
+    json_t *o = revision_json(&a, (int)r, is_current);
+    if (o)
+        json_object_set_new(o, "id", json_string(id));
+    kb_article_clear(&a);
+    return respond_json(resp, 200, o);
 }
 
 static int route_articles(struct api *api, const struct api_request *req, const char *id,
@@ -555,13 +604,22 @@ static int route_articles(struct api *api, const struct api_request *req, const 
     if (!api->deps.kb)
         return respond_error(resp, 503, "unavailable", "the knowledge base is not open");
     if (!id && is_get)
-        return list_articles(api, resp);
+        return list_articles(api, req, resp);
     if (id && strchr(id, '/')) {
         const char *slash = strchr(id, '/');
-        if (!strcmp(slash, "/revisions") && is_get) {
+        size_t n_base = (size_t)(slash - id);
+        if (n_base < KB_ID_MAX && !strncmp(slash, "/revisions", 10) &&
+            (slash[10] == '\0' || slash[10] == '/')) {
+            if (!is_get) {
+                resp->allow = "GET";
+                return respond_error(resp, 405, "method_not_allowed", "use GET");
+            }
             char base[KB_ID_MAX];
-            snprintf(base, sizeof base, "%.*s", (int)(slash - id), id);
-            return list_revisions(api, base, resp);
+            snprintf(base, sizeof base, "%.*s", (int)n_base, id);
+            if (slash[10] == '\0')
+                return list_revisions(api, base, resp);
+            if (!strchr(slash + 11, '/'))
+                return get_revision(api, base, slash + 11, resp);
         }
         return respond_error(resp, 404, "not_found", "no such route");
     }
@@ -1049,6 +1107,11 @@ static int route_learn(struct api *api, const struct api_request *req, struct ap
             rc = respond_error(resp, rc == CD_EINVAL ? 400 : 500,
                                rc == CD_EINVAL ? "bad_field" : "internal", cd_strerror(rc));
         else {
+            /* Taught: the question leaves the unanswered list. */
+            int n = store_unanswered_resolve(api->deps.store, question);
+            if (n < 0)
+                log_event(LOG_ERROR, "unanswered_resolve_failed", "error:s", cd_strerror(n),
+                          LOG_END);
             audit(api, "kb_learn", &user, article);
             rc = respond_json(resp, 200,
                               json_pack("{s:s,s:s}", "learned", question, "article", article));
@@ -1056,6 +1119,66 @@ static int route_learn(struct api *api, const struct api_request *req, struct ap
     }
     json_decref(root);
     return rc;
+}
+
+#define UNANSWERED_MAX 100
+
+/* GET /api/unanswered?since=&limit=: the questions the bot could not answer, most asked first,
+ * each with the article that best answers it today (the first search hit), if any. */
+static int route_unanswered(struct api *api, const struct api_request *req,
+                            struct api_response *resp)
+{
+    if (strcmp(req->method, "GET")) {
+        resp->allow = "GET";
+        return respond_error(resp, 405, "method_not_allowed", "use GET");
+    }
+    struct auth_user user;
+    if (require_role(api, req, AUTH_ROLE_AUTHOR | AUTH_ROLE_ADMIN, &user, resp))
+        return 0;
+    const char *since_s = arg(req, "since");
+    const char *limit_s = arg(req, "limit");
+    int64_t since = 0;
+    int limit = 50;
+    char *end;
+    if (since_s) {
+        long long v = strtoll(since_s, &end, 10);
+        if (!*since_s || *end || v < 0)
+            return respond_error(resp, 400, "bad_since", "'since' must be epoch seconds");
+        since = v;
+    }
+    if (limit_s) {
+        long v = strtol(limit_s, &end, 10);
+        if (!*limit_s || *end || v < 1 || v > UNANSWERED_MAX)
+            return respond_error(resp, 400, "bad_limit", "'limit' must be from 1 to 100");
+        limit = (int)v;
+    }
+    if (!api->deps.store)
+        return respond_error(resp, 503, "unavailable", "the conversation store is not open");
+    struct store_unanswered items[UNANSWERED_MAX];
+    int n = 0;
+    int rc = store_unanswered_list(api->deps.store, since, items, limit, &n);
+    if (rc)
+        return respond_error(resp, 500, "internal", cd_strerror(rc));
+    json_t *list = json_array();
+    for (int i = 0; i < n && list; i++) {
+        const struct store_unanswered *u = &items[i];
+        json_t *suggested = NULL;
+        struct kb_hit hit;
+        int n_hits = 0;
+        if (api->deps.kb && kb_search(api->deps.kb, u->question, u->lang, &hit, 1, &n_hits) == 0 &&
+            n_hits == 1) {
+            char url[KB_ID_MAX + 512];
+            article_url(api, hit.id, url, sizeof url);
+            suggested = json_pack("{s:s,s:s?,s:f,s:s}", "id", hit.id, "title", hit.title, "score",
+                                  hit.score, "url", url);
+            kb_hits_clear(&hit, n_hits);
+        }
+        json_array_append_new(list, json_pack("{s:s,s:s,s:I,s:I,s:o?}", "text", u->question, "lang",
+                                              u->lang, "count", (json_int_t)u->n, "last_s",
+                                              (json_int_t)u->last_s, "suggested", suggested));
+    }
+    store_unanswered_clear(items, n);
+    return respond_json(resp, 200, json_pack("{s:o?}", "questions", list));
 }
 
 static int route_queues(struct api *api, const struct api_request *req, struct api_response *resp)
@@ -1103,5 +1226,7 @@ int api_handle(struct api *api, const struct api_request *req, struct api_respon
         return route_learn(api, req, resp);
     if (!strcmp(p, "/api/queues"))
         return route_queues(api, req, resp);
+    if (!strcmp(p, "/api/unanswered"))
+        return route_unanswered(api, req, resp);
     return respond_error(resp, 404, "not_found", "no such route");
 }

@@ -545,6 +545,16 @@ static int last_customer_text(void *ctx, const struct store_message *m)
     return 0;
 }
 
+/* Sets the agents' preview of a queued chat to the customer's last words (stored, so
+ * already redacted; from the last 20 messages, so the query stays small). */
+static void preview_from_store(struct chat *chat, const struct conv *c)
+{
+    struct preview_ctx p = {""};
+    int64_t after = c->rec.last_seq > 20 ? c->rec.last_seq - 20 : 0;
+    store_messages_after(chat->store, c->rec.id, after, 20, last_customer_text, &p);
+    queue_set_preview(chat->queue, c->rec.id, p.text);
+}
+
 static int rebuild_one(void *ctx, const struct store_conversation *rec)
 {
     struct chat *chat = ctx;
@@ -564,12 +574,7 @@ static int rebuild_one(void *ctx, const struct store_conversation *rec)
         struct queue_item it;
         queue_item_of(c, &it);
         queue_push(chat->queue, &it);
-        /* The agents' preview: the customer's last words (from the last 20
-         * messages, so the query stays small). */
-        struct preview_ctx p = {""};
-        int64_t after = c->rec.last_seq > 20 ? c->rec.last_seq - 20 : 0;
-        store_messages_after(chat->store, c->rec.id, after, 20, last_customer_text, &p);
-        queue_set_preview(chat->queue, c->rec.id, p.text);
+        preview_from_store(chat, c);
     } else {
         agent_name_of(chat, c->rec.agent_id, c->agent_name, sizeof c->agent_name);
         queue_agent_add_chat(chat->queue, c->rec.agent_id, c->agent_name);
@@ -1073,6 +1078,9 @@ static int enqueue(struct chat *chat, struct conv *c, const char *queue_name, in
     queue_item_of(c, &it);
     it.enqueued_s = c->rec.queued_s;
     queue_push(chat->queue, &it);
+    /* Whatever started the handoff (a message, the button), agents see the customer's latest
+     * message, not "No preview". */
+    preview_from_store(chat, c);
     chat->is_queue_dirty = 1;
     store_event_add(chat->store, "handoff", c->rec.id, 0, NULL);
     emit_customer_stored(chat, c, queued_frame(chat, c, seq));
@@ -1576,14 +1584,9 @@ static void customer_message(struct chat *chat, struct conn *k, json_t *o)
 {
     uint64_t id = k->node.key;
     const char *client_id, *text, *choice;
-    json_t *idv = json_object_get(o, "id");
-    char id_buf[32];
-    if (json_is_integer(idv)) { /* be lenient: a numeric id is its decimal text */
-        snprintf(id_buf, sizeof id_buf, "%lld", (long long)json_integer_value(idv));
-        client_id = id_buf;
-    } else if (need_str(chat, id, o, "id", 1, CLIENT_ID_MAX, &client_id, NULL) < 0) {
+    /* The id is a string (protocol.md): a number is a wrong type, not an id. */
+    if (need_str(chat, id, o, "id", 1, CLIENT_ID_MAX, &client_id, NULL) < 0)
         return;
-    }
     if (!strncmp(client_id, "agent:", 6)) {
         emit_error(chat, id, "bad_frame", "field 'id' may not start with \"agent:\"", NULL, 0);
         return;

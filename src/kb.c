@@ -157,6 +157,7 @@ enum kb_stmt {
     ST_READ_END,
     ST_DATA_VERSION,
     ST_N_LEARNED,
+    ST_LIST,
     ST_COUNT_STMTS
 };
 
@@ -198,6 +199,11 @@ static const char *const stmt_sql[ST_COUNT_STMTS] = {
     [ST_DATA_VERSION] = "PRAGMA data_version",
     [ST_N_LEARNED] = "SELECT count(*) FROM (SELECT 1 FROM learned_question WHERE "
                      "article_id = ?1 LIMIT 1000000)",
+    /* ?1: lower-case LIKE pattern or NULL, ?2: is_published or NULL, ?3: limit */
+    [ST_LIST] = "SELECT id, title, lang, tags, is_published, revision, updated_s FROM article "
+                "WHERE (?1 IS NULL OR lower(id) LIKE ?1 ESCAPE '\\' OR lower(title) LIKE ?1 "
+                "ESCAPE '\\' OR lower(tags) LIKE ?1 ESCAPE '\\') AND (?2 IS NULL OR "
+                "is_published = ?2) ORDER BY lower(title), id LIMIT ?3",
 };
 
 /* The distinct stems of the line being built in a buffer, to skip repeats in constant time. */
@@ -1892,6 +1898,84 @@ int kb_revision_count(struct kb *kb, const char *id)
     int n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : CD_EIO;
     sqlite3_reset(st);
     return n;
+}
+
+/* Makes "%text%" in lower case (ASCII) with LIKE's wildcards escaped by '\\'. */
+static char *like_pattern(const char *text)
+{
+    size_t n = strlen(text);
+    char *p = malloc(2 * n + 3);
+    if (!p)
+        return NULL;
+    size_t k = 0;
+    p[k++] = '%';
+    for (size_t i = 0; i < n; i++) {
+        char c = text[i];
+        if (c == '%' || c == '_' || c == '\\')
+            p[k++] = '\\';
+        p[k++] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+    }
+    p[k++] = '%';
+    p[k] = '\0';
+    return p;
+}
+
+int kb_list(struct kb *kb, const char *search, int status, struct kb_list_item *items,
+            int max_items, int *n_items)
+{
+    if (n_items)
+        *n_items = 0;
+    if (!kb || !items || !n_items || max_items < 0 || status < -1 || status > 1)
+        return CD_EINVAL;
+    if (search && strlen(search) > KB_MAX_QUESTION_LEN)
+        return CD_EINVAL;
+    char *pattern = NULL;
+    if (search && *search && !(pattern = like_pattern(search)))
+        return CD_ENOMEM;
+    sqlite3_stmt *st = stmt(kb, ST_LIST);
+    if (pattern)
+        sqlite3_bind_text(st, 1, pattern, -1, SQLITE_STATIC);
+    if (status >= 0)
+        sqlite3_bind_int(st, 2, status);
+    sqlite3_bind_int(st, 3, max_items);
+    int rc = 0, step = SQLITE_DONE, n = 0;
+    while (n < max_items && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        struct kb_list_item *it = &items[n];
+        memset(it, 0, sizeof *it);
+        snprintf(it->id, sizeof it->id, "%s", col_text(st, 0));
+        snprintf(it->lang, sizeof it->lang, "%s", col_text(st, 2));
+        it->title = xstrdup(col_text(st, 1));
+        rc = it->title ? split_lines(col_text(st, 3), &it->tags, &it->n_tags) : CD_ENOMEM;
+        it->is_published = sqlite3_column_int(st, 4);
+        it->revision = sqlite3_column_int(st, 5);
+        it->updated_s = sqlite3_column_int64(st, 6);
+        n++;
+        if (rc)
+            break;
+    }
+    if (!rc && n < max_items && step != SQLITE_DONE)
+        rc = sql_rc(step);
+    sqlite3_reset(st);
+    free(pattern);
+    if (rc) {
+        kb_list_clear(items, n);
+        return rc;
+    }
+    *n_items = n;
+    return 0;
+}
+
+void kb_list_clear(struct kb_list_item *items, int n_items)
+{
+    for (int i = 0; items && i < n_items; i++) {
+        free(items[i].title);
+        for (int t = 0; t < items[i].n_tags; t++)
+            free(items[i].tags[t]);
+        free(items[i].tags);
+        items[i].title = NULL;
+        items[i].tags = NULL;
+        items[i].n_tags = 0;
+    }
 }
 
 int kb_learned_count(struct kb *kb, const char *id)

@@ -165,6 +165,8 @@ enum stmt_id {
     ST_EVENT_ADD,
     ST_FEEDBACK_ADD,
     ST_UNANSWERED_ADD,
+    ST_UNANSWERED_LIST,
+    ST_UNANSWERED_RESOLVE,
     ST_STATS_TOTALS,
     ST_STATS_MEDIAN,
     ST_STATS_QUEUES,
@@ -228,6 +230,13 @@ static const char *const stmt_sql[ST_COUNT] = {
                         " created_s) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [ST_UNANSWERED_ADD] = "INSERT INTO unanswered (conversation, question, lang, intent,"
                           " confidence, created_s) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    /* The most asked of the last 10000 unanswered questions since ?1 (the same question in
+     * any case counts once), most asked first. */
+    [ST_UNANSWERED_LIST] = "SELECT min(question), min(lang), count(*), max(created_s) FROM"
+                           " (SELECT question, lang, created_s FROM unanswered"
+                           " WHERE created_s >= ?1 ORDER BY id DESC LIMIT 10000)"
+                           " GROUP BY lower(question) ORDER BY 3 DESC, 4 DESC, 1 LIMIT ?2",
+    [ST_UNANSWERED_RESOLVE] = "DELETE FROM unanswered WHERE lower(question) = lower(?1)",
     [ST_STATS_TOTALS] =
         "SELECT count(*), coalesce(sum(queued_s = 0), 0), coalesce(sum(queued_s > 0), 0),"
         " coalesce(sum(picked_s > 0), 0),"
@@ -1089,6 +1098,62 @@ int store_unanswered_add(struct store *s, int64_t conversation, const char *ques
     sqlite3_bind_int64(stmt, 6, cd_wall_s());
     int rc = run(stmt);
     return rc == CD_EEXIST ? CD_ENOTFOUND : rc;
+}
+
+int store_unanswered_list(struct store *s, int64_t since_s, struct store_unanswered *out, int max,
+                          int *n_out)
+{
+    if (n_out)
+        *n_out = 0;
+    if (!s || !out || !n_out || max < 0)
+        return CD_EINVAL;
+    sqlite3_stmt *stmt = st(s, ST_UNANSWERED_LIST);
+    sqlite3_bind_int64(stmt, 1, since_s);
+    sqlite3_bind_int(stmt, 2, max);
+    int rc = 0, step = SQLITE_DONE, n = 0;
+    while (n < max && (step = sqlite3_step(stmt)) == SQLITE_ROW) {
+        struct store_unanswered *u = &out[n];
+        memset(u, 0, sizeof *u);
+        const char *q = (const char *)sqlite3_column_text(stmt, 0);
+        u->question = strdup(q ? q : "");
+        copy_col(u->lang, sizeof u->lang, stmt, 1);
+        u->n = sqlite3_column_int64(stmt, 2);
+        u->last_s = sqlite3_column_int64(stmt, 3);
+        n++;
+        if (!u->question) {
+            rc = CD_ENOMEM;
+            break;
+        }
+    }
+    if (!rc && n < max && step != SQLITE_DONE)
+        rc = map_rc(step);
+    sqlite3_reset(stmt);
+    if (rc) {
+        store_unanswered_clear(out, n);
+        return rc;
+    }
+    *n_out = n;
+    return 0;
+}
+
+void store_unanswered_clear(struct store_unanswered *items, int n)
+{
+    for (int i = 0; items && i < n; i++) {
+        free(items[i].question);
+        items[i].question = NULL;
+    }
+}
+
+int store_unanswered_resolve(struct store *s, const char *question)
+{
+    if (!s || !question)
+        return CD_EINVAL;
+    if (tx_ok(s))
+        return CD_EIO;
+    sqlite3_stmt *stmt = st(s, ST_UNANSWERED_RESOLVE);
+    sqlite3_bind_text(stmt, 1, question, -1, SQLITE_STATIC);
+    int rc = run(stmt);
+    return rc ? rc : sqlite3_changes(s->db);
 }
 
 /* ---- statistics ---- */

@@ -202,6 +202,66 @@ test('articles: create, searchable at once, update keeps a revision, page, delet
     assert.equal(del2.status, 404);
   });
 
+test('articles: list with drafts, search and status filter; revisions newest first',
+  async (t) => {
+    if (!health.kb) return t.skip('this build has no knowledge base');
+    const id = 'list-rev-kettle';
+    const base = { title: 'Descaling the Kettle', body: 'Version one.', tags: ['Kitchen'] };
+    assert.equal((await api('PUT', `/api/articles/${id}`, {
+      token: tokens.author, body: { ...base, published: false },
+    })).status, 201);
+    const all = await api('GET', '/api/articles', { token: tokens.author });
+    assert.equal(all.status, 200, all.text);
+    const mine = all.json.articles.find((a) => a.id === id);
+    assert.ok(mine, 'the draft is listed');
+    assert.equal(mine.status, 'draft');
+    assert.equal(mine.published, false);
+    assert.equal(mine.title, base.title);
+    assert.deepEqual(mine.tags, ['Kitchen']);
+    assert.equal(mine.revision, 1);
+    assert.ok(all.json.articles.length > 1, 'the fixture articles are listed too');
+    const byTag = await api('GET', '/api/articles?q=kitCHEN', { token: tokens.author });
+    assert.deepEqual(byTag.json.articles.map((a) => a.id), [id]);
+    const wild = await api('GET', '/api/articles?q=%25', { token: tokens.author });
+    assert.equal(wild.status, 200);
+    assert.ok(!wild.json.articles.some((a) => a.id === id), "'%' is not a wildcard");
+    const pub = await api('GET', '/api/articles?status=published', { token: tokens.author });
+    assert.ok(!pub.json.articles.some((a) => a.id === id));
+    const drafts = await api('GET', '/api/articles?status=draft&limit=5', { token: tokens.author });
+    assert.ok(drafts.json.articles.some((a) => a.id === id));
+    assert.ok(drafts.json.articles.every((a) => a.status === 'draft'));
+    assert.equal((await api('GET', '/api/articles?status=gone', { token: tokens.author })).status, 400);
+    assert.equal((await api('GET', '/api/articles?limit=0', { token: tokens.author })).status, 400);
+    assert.equal((await api('GET', '/api/articles', { token: tokens.agent })).status, 403);
+
+    for (const v of ['Version two.', 'Version three.']) {
+      const r = await api('PUT', `/api/articles/${id}`, { token: tokens.author, body: { ...base, body: v } });
+      assert.equal(r.status, 200, r.text);
+    }
+    const revs = await api('GET', `/api/articles/${id}/revisions`, { token: tokens.author });
+    assert.equal(revs.status, 200, revs.text);
+    assert.deepEqual(revs.json.revisions.map((r) => [r.revision, r.body]),
+      [[3, 'Version three.'], [2, 'Version two.'], [1, 'Version one.']]);
+    assert.equal(revs.json.revisions[0].current, true);
+    assert.equal(revs.json.revisions[2].status, 'draft');
+    const one = await api('GET', `/api/articles/${id}/revisions/1`, { token: tokens.author });
+    assert.equal(one.status, 200, one.text);
+    assert.equal(one.json.body, 'Version one.');
+    assert.equal(one.json.revision, 1);
+    const cur = await api('GET', `/api/articles/${id}/revisions/3`, { token: tokens.author });
+    assert.equal(cur.json.body, 'Version three.');
+    assert.equal((await api('GET', `/api/articles/${id}/revisions/9`, { token: tokens.author })).status, 404);
+    assert.equal((await api('GET', `/api/articles/${id}/revisions/x`, { token: tokens.author })).status, 400);
+    assert.equal((await api('GET', '/api/articles/no-such-thing/revisions', { token: tokens.author })).status, 404);
+    assert.equal((await api('GET', `/api/articles/${id}/revisions`, { token: tokens.agent })).status, 403);
+    // A deleted article's versions stay readable.
+    assert.equal((await api('DELETE', `/api/articles/${id}`, { token: tokens.author })).status, 200);
+    const gone = await api('GET', `/api/articles/${id}/revisions`, { token: tokens.author });
+    assert.equal(gone.status, 200, gone.text);
+    assert.equal(gone.json.revisions[0].body, 'Version three.');
+    assert.equal(gone.json.revisions[0].current, false);
+  });
+
 test('article pages escape HTML from the article', async (t) => {
   if (!health.kb) return t.skip('this build has no knowledge base');
   const id = 'escape-test';

@@ -298,3 +298,55 @@ test('metrics count what happened: decisions, conversations, connections', async
   assert.match(text, /^caredesk_wait_seconds_count [1-9]\d*$/m);
   assert.match(text, /^caredesk_store_commit_seconds_count [1-9]\d*$/m);
 });
+
+test('unanswered questions: a "No" lists the question with a suggested article; teaching removes it',
+  async () => {
+    const get = async (token, query = '') => {
+      const r = await fetch(`${srv.url}/api/unanswered${query}`, { headers: { authorization: `Bearer ${token}` } });
+      return { status: r.status, json: await r.json() };
+    };
+    const question = 'how do i reset my password';
+    const saysNo = async (text) => {
+      const c = await customer();
+      const r = await ask(c, 'm1', text);
+      assert.equal(r.type, 'reply');
+      c.send({ type: 'feedback', seq: r.seq, helpful: false });
+      const ok = await c.next((f) => f.type === 'feedback_ok' || f.type === 'error');
+      assert.equal(ok.type, 'feedback_ok');
+      c.close();
+    };
+    const t0 = Math.floor(Date.now() / 1000);
+    await saysNo(question);
+    await saysNo(question.toUpperCase()); // the same question in another case counts once
+    const list = await get(agents.author);
+    assert.equal(list.status, 200);
+    const item = list.json.questions.find((q) => q.text.toLowerCase() === question);
+    assert.ok(item, JSON.stringify(list.json));
+    assert.equal(item.count, 2);
+    assert.equal(item.lang, 'en');
+    assert.ok(item.last_s >= t0 && item.last_s <= t0 + 60);
+    assert.ok(item.suggested && item.suggested.id, 'the best current article is suggested');
+    assert.match(item.suggested.url, /\/kb\//);
+    // Bounded and checked; agents and strangers cannot read it.
+    assert.equal((await get(agents.author, '?limit=1')).json.questions.length, 1);
+    assert.equal((await get(agents.author, '?limit=0')).status, 400);
+    assert.equal((await get(agents.author, '?limit=101')).status, 400);
+    assert.equal((await get(agents.author, '?since=x')).status, 400);
+    const later = await get(agents.author, `?since=${t0 + 3600}`);
+    assert.ok(!later.json.questions.some((q) => q.text.toLowerCase() === question));
+    assert.equal((await get(agents.ana)).status, 403);
+    assert.equal((await fetch(`${srv.url}/api/unanswered`)).status, 401);
+
+    // A failed teach leaves it listed; teaching removes it.
+    const learn = (article) => fetch(`${srv.url}/api/learn`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${agents.author}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ question: item.text, article }),
+    });
+    assert.equal((await learn('no-such-article')).status, 404);
+    assert.ok((await get(agents.author)).json.questions.some((q) => q.text === item.text));
+    assert.equal((await learn(item.suggested.id)).status, 200);
+    const after = await get(agents.author);
+    assert.ok(!after.json.questions.some((q) => q.text.toLowerCase() === question),
+      JSON.stringify(after.json));
+  });

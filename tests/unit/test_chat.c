@@ -1136,14 +1136,69 @@ static void test_idempotent_resend(void **state)
     struct counted c = stored(conv);
     assert_int_equal(c.n, 2);
     assert_int_equal(c.n_customer, 1);
-    /* A numeric id is accepted as its text. */
+    /* The id is a string: a number (or any other type) is a bad frame and stores nothing. */
     cust(1, "{\"type\":\"message\",\"id\":7,\"text\":\"hello\"}");
+    expect_error(1, "bad_frame");
+    cust(1, "{\"type\":\"message\",\"id\":true,\"text\":\"hello\"}");
+    expect_error(1, "bad_frame");
+    cust(1, "{\"type\":\"message\",\"id\":[\"7\"],\"text\":\"hello\"}");
+    expect_error(1, "bad_frame");
+    expect_nothing(1);
+    c = stored(conv);
+    assert_int_equal(c.n, 2);
+    assert_int_equal(c.n_customer, 1);
+    cust(1, "{\"type\":\"message\",\"id\":\"7\",\"text\":\"hello\"}");
     r1 = expect(1, "reply");
     assert_string_equal(str(r1, "reply_to"), "7");
+    assert_int_equal(num(r1, "seq"), 4);
     json_decref(r1);
 }
 
 /* ---- privacy ---- */
+
+/* The preview agents see for a chat waiting in the queue. */
+static const char *queue_preview(json_t *ready, int64_t conv)
+{
+    json_t *items = json_object_get(ready, "queue");
+    for (size_t i = 0; i < json_array_size(items); i++)
+        if (num(json_array_get(items, i), "conversation") == conv)
+            return str(json_array_get(items, i), "preview");
+    fail_msg("conversation %lld is not in the queue", (long long)conv);
+    return NULL;
+}
+
+static void test_handoff_preview(void **state)
+{
+    (void)state;
+    make_agents();
+    /* A message that hands off: the preview is that message, redacted. */
+    int64_t conv = new_customer(1, NULL);
+    cust(1, "{\"type\":\"message\",\"id\":\"m1\",\"text\":\"where is my order\"}");
+    drain(1);
+    cust(1, "{\"type\":\"message\",\"id\":\"m2\","
+            "\"text\":\"I want a human, card 4242 4242 4242 4242\"}");
+    json_t *r = expect(1, "reply");
+    assert_string_equal(str(r, "action"), "handoff");
+    json_decref(r);
+    drain(1);
+    /* The "Talk to a person" button after a message: the latest message. */
+    int64_t conv2 = new_customer(2, NULL);
+    cust(2, "{\"type\":\"message\",\"id\":\"m1\",\"text\":\"zxqv blorp\"}");
+    drain(2);
+    cust(2, "{\"type\":\"handoff\"}");
+    drain(2);
+    struct chat_peer peer = {"10.0.0.9", NULL, "test"};
+    chat_agent_open(chat, 100, &peer);
+    char frame[160];
+    snprintf(frame, sizeof frame, "{\"type\":\"auth\",\"token\":\"%s\"}", agent_token);
+    agent(100, frame);
+    json_t *ready = expect(100, "ready");
+    const char *p = queue_preview(ready, conv);
+    assert_non_null(strstr(p, "I want a human"));
+    assert_null(strstr(p, "4242 4242 4242 4242"));
+    assert_string_equal(queue_preview(ready, conv2), "zxqv blorp");
+    json_decref(ready);
+}
 
 static void test_redaction(void **state)
 {
@@ -1448,6 +1503,7 @@ int main(void)
         T(test_paced_replay),
         T(test_idempotent_resend),
         T(test_redaction),
+        T(test_handoff_preview),
         T(test_feedback),
         T(test_with_kb),
         T(test_bad_inputs),

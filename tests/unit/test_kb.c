@@ -352,6 +352,66 @@ static void test_revisions(void **state)
     kb_close(kb);
 }
 
+static void test_list(void **state)
+{
+    (void)state;
+    struct kb *kb = open_memory();
+    put(kb, "b-returns", "en", "Returns", "Send it back.");
+    put(kb, "a-shipping", "en", "Shipping_100%", "We ship daily.");
+    struct kb_article d = {0};
+    char *tags[] = {"Billing", "cards"};
+    d.id = "c-refund-draft";
+    d.lang = "es";
+    d.title = "Reembolsos";
+    d.body = "Borrador.";
+    d.tags = tags;
+    d.n_tags = 2;
+    assert_int_equal(kb_put(kb, &d), 0);
+    struct kb_list_item items[4];
+    int n = -1;
+    assert_int_equal(kb_list(kb, NULL, -1, items, 4, &n), 0);
+    assert_int_equal(n, 3);
+    /* Ordered by title, case-insensitively; drafts included. */
+    assert_string_equal(items[0].id, "c-refund-draft");
+    assert_string_equal(items[0].lang, "es");
+    assert_int_equal(items[0].is_published, 0);
+    assert_int_equal(items[0].n_tags, 2);
+    assert_string_equal(items[0].tags[0], "Billing");
+    assert_string_equal(items[1].title, "Returns");
+    assert_int_equal(items[1].revision, 1);
+    assert_true(items[1].updated_s > 0);
+    kb_list_clear(items, n);
+    /* Status filter, search by tag (any case) and by id; the limit holds. */
+    assert_int_equal(kb_list(kb, NULL, 1, items, 4, &n), 0);
+    assert_int_equal(n, 2);
+    kb_list_clear(items, n);
+    assert_int_equal(kb_list(kb, "BILLING", -1, items, 4, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(items[0].id, "c-refund-draft");
+    kb_list_clear(items, n);
+    assert_int_equal(kb_list(kb, "billing", 1, items, 4, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(kb_list(kb, "b-ret", -1, items, 4, &n), 0);
+    assert_int_equal(n, 1);
+    kb_list_clear(items, n);
+    assert_int_equal(kb_list(kb, NULL, -1, items, 1, &n), 0);
+    assert_int_equal(n, 1);
+    kb_list_clear(items, n);
+    /* LIKE wildcards in the text are plain characters. */
+    assert_int_equal(kb_list(kb, "%", -1, items, 4, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(items[0].id, "a-shipping");
+    kb_list_clear(items, n);
+    assert_int_equal(kb_list(kb, "g_1", -1, items, 4, &n), 0);
+    assert_int_equal(n, 1);
+    kb_list_clear(items, n);
+    assert_int_equal(kb_list(kb, "p_g", -1, items, 4, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(kb_list(kb, NULL, 2, items, 4, &n), CD_EINVAL);
+    assert_int_equal(kb_list(NULL, NULL, -1, items, 4, &n), CD_EINVAL);
+    kb_close(kb);
+}
+
 static void test_drafts_not_searched(void **state)
 {
     (void)state;
@@ -646,6 +706,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_jsonl_errors, make_tmp_dir, remove_tmp_dir),
         cmocka_unit_test_setup_teardown(test_jsonl_escapes, make_tmp_dir, remove_tmp_dir),
         cmocka_unit_test(test_revisions),
+        cmocka_unit_test(test_list),
         cmocka_unit_test(test_drafts_not_searched),
         cmocka_unit_test(test_multilingual),
         cmocka_unit_test(test_hostile_questions),

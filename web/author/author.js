@@ -76,7 +76,7 @@
     /* An exact id also finds drafts, which search does not return. */
     var by_id = /^[a-z0-9][a-z0-9_.-]{0,126}$/.test(q) ?
       CD.api('/api/articles/' + encodeURIComponent(q)).catch(function () { return null; }) : Promise.resolve(null);
-    return Promise.all([CD.api('/api/articles?q=' + encodeURIComponent(q)), by_id]).then(function (res) {
+    return Promise.all([CD.api('/api/search?limit=10&q=' + encodeURIComponent(q)), by_id]).then(function (res) {
       var r = res[0], exact = res[1];
       var hits = (r && (r.hits || r.articles)) || [];
       if (exact && exact.id) {
@@ -429,8 +429,14 @@
         });
       });
       ul.appendChild(li);
-      /* Suggest the best current match so one click usually does it. */
-      if (i < 25) {
+      /* Suggest the best current match so one click usually does it: the server's
+         suggestion (GET /api/unanswered), else a search from here. */
+      var sug = item && item.suggested;
+      if (sug && sug.id) {
+        sel.insertBefore(h('optgroup', { label: 'Best match' }, [h('option', { value: sug.id, text: sug.title || sug.id })]),
+          sel.children[1] || null);
+        sel.value = sug.id;
+      } else if (i < 25) {
         CD.api('/api/search?q=' + encodeURIComponent(text)).then(function (r) {
           var hits = (r && (r.hits || r.results)) || [];
           if (!hits.length) return;
