@@ -1027,8 +1027,12 @@ static int scratch_tokenizer(struct intents_scratch *s, const char *lang)
     return 0;
 }
 
-static int match_pattern(const struct rule_pattern *p, const uint64_t *tokens, int n)
+/* mask has bit (token & 63) set for each of the n tokens: a pattern whose
+ * first token is not among them is skipped without a scan. */
+static int match_pattern(const struct rule_pattern *p, const uint64_t *tokens, int n, uint64_t mask)
 {
+    if (p->n_tokens > 0 && !((mask >> (p->tokens[0] & 63)) & 1))
+        return 0;
     for (int i = 0; i + p->n_tokens <= n; i++) {
         int j = 0;
         while (j < p->n_tokens && tokens[i + j] == p->tokens[j])
@@ -1058,11 +1062,14 @@ int intents_classify(const struct intents *set, struct intents_scratch *s, const
     s->cap_tokens = l.cap;
     s->n_tokens = l.n;
     out->n_tokens = l.n;
+    uint64_t mask = 0;
+    for (int i = 0; i < l.n; i++)
+        mask |= (uint64_t)1 << (l.v[i] & 63);
     int best = -1, best_len = 0;
     for (int i = 0; i < set->n_patterns; i++) {
         const struct rule_pattern *p = &set->patterns[i];
         int len = p->n_tokens + (set->items[p->intent].is_person_request ? 1000 : 0);
-        if (len > best_len && match_pattern(p, l.v, l.n)) {
+        if (len > best_len && match_pattern(p, l.v, l.n, mask)) {
             best = i;
             best_len = len;
         }
