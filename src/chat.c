@@ -27,6 +27,7 @@
 #include "triage.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -300,6 +301,13 @@ static void emit_customer(struct chat *chat, struct conv *c, json_t *obj)
 /* Like emit_customer(), for a frame that reports a stored message (it has a
  * seq) or must follow one: connections still catching up with a paced
  * replay skip it, because the replay will bring it, in order. */
+static void emit_customer_stored_text(struct chat *chat, struct conv *c, const char *text)
+{
+    for (struct conn *k = c->conns; k; k = k->next_in_conv)
+        if (!k->is_replaying)
+            emit_text(chat, k->node.key, strdup(text));
+}
+
 static void emit_customer_stored(struct chat *chat, struct conv *c, json_t *obj)
 {
     if (!obj)
@@ -308,9 +316,7 @@ static void emit_customer_stored(struct chat *chat, struct conv *c, json_t *obj)
     json_decref(obj);
     if (!text)
         return;
-    for (struct conn *k = c->conns; k; k = k->next_in_conv)
-        if (!k->is_replaying)
-            emit_text(chat, k->node.key, strdup(text));
+    emit_customer_stored_text(chat, c, text);
     free(text);
 }
 
@@ -659,17 +665,137 @@ static int need_int(struct chat *chat, uint64_t conn, json_t *o, const char *key
     return 0;
 }
 
-static json_t *articles_json(const struct triage_decision *d, const char *public_url)
+/* ---- JSON text for the hot frames ----
+ * The reply and its stored meta are built as text, as json_dumps() with
+ * JSON_COMPACT would write them (same key order, escapes and numbers), with
+ * no json_t tree: they are most of the JSON a message costs. */
+
+/* Appends s as a JSON string. CD_EINVAL for invalid UTF-8 (json_string()
+ * refuses it too), CD_ENOMEM. */
+static int jb_str(struct cd_buf *b, const char *s)
 {
-    json_t *a = json_array();
-    for (int i = 0; a && i < d->n_articles; i++) {
+    size_t n = strlen(s);
+    if (!cd_utf8_valid(s, n))
+        return CD_EINVAL;
+    int rc = cd_buf_append(b, "\"", 1);
+    size_t run = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch >= 0x20 && ch != '"' && ch != '\\')
+            continue;
+        rc = cd_buf_append(b, s + run, i - run);
+        run = i + 1;
+        char esc[8];
+        switch (ch) {
+        case '"':
+            memcpy(esc, "\\\"", 3);
+            break;
+        case '\\':
+            memcpy(esc, "\\\\", 3);
+            break;
+        case '\b':
+            memcpy(esc, "\\b", 3);
+            break;
+        case '\f':
+            memcpy(esc, "\\f", 3);
+            break;
+        case '\n':
+            memcpy(esc, "\\n", 3);
+            break;
+        case '\r':
+            memcpy(esc, "\\r", 3);
+            break;
+        case '\t':
+            memcpy(esc, "\\t", 3);
+            break;
+        default:
+            snprintf(esc, sizeof esc, "\\u%04X", ch);
+            break;
+        }
+        if (!rc)
+            rc = cd_buf_append(b, esc, strlen(esc));
+    }
+    if (!rc)
+        rc = cd_buf_append(b, s + run, n - run);
+    return rc ? rc : cd_buf_append(b, "\"", 1);
+}
+
+/* Appends s as a JSON string, or null for NULL. */
+static int jb_str_or_null(struct cd_buf *b, const char *s)
+{
+    return s ? jb_str(b, s) : cd_buf_append(b, "null", 4);
+}
+
+/* Appends a real as jansson does: %.17g, always with a '.' or an exponent,
+ * the exponent without '+' or leading zeros. CD_EINVAL for NaN/infinity. */
+static int jb_real(struct cd_buf *b, double v)
+{
+    if (!isfinite(v))
+        return CD_EINVAL;
+    char num[48];
+    int n = snprintf(num, sizeof num, "%.17g", v);
+    if (n < 0 || (size_t)n >= sizeof num - 3)
+        return CD_EINVAL;
+    if (!strchr(num, '.') && !strchr(num, 'e')) {
+        memcpy(num + n, ".0", 3);
+        n += 2;
+    }
+    char *e = strchr(num, 'e');
+    if (e) {
+        char *start = e + 1, *end = e + 2;
+        if (*start == '-')
+            start++;
+        while (*end == '0')
+            end++;
+        if (end != start) {
+            memmove(start, end, (size_t)(num + n - end) + 1);
+            n -= (int)(end - start);
+        }
+    }
+    return cd_buf_append(b, num, (size_t)n);
+}
+
+/* [{"id":..,"title":..,"url":..}, ...] for the decision's articles. */
+static int jb_articles(struct cd_buf *b, const struct triage_decision *d, const char *public_url)
+{
+    int rc = cd_buf_append(b, "[", 1);
+    for (int i = 0; !rc && i < d->n_articles; i++) {
         char url[1024];
         snprintf(url, sizeof url, "%s%s", public_url, d->articles[i].url);
-        json_array_append_new(a, json_pack("{s:s, s:s, s:s}", "id", d->articles[i].id, "title",
-                                           d->articles[i].title ? d->articles[i].title : "", "url",
-                                           url));
+        rc = cd_buf_puts(b, i ? ",{\"id\":" : "{\"id\":");
+        if (!rc)
+            rc = jb_str(b, d->articles[i].id);
+        if (!rc)
+            rc = cd_buf_puts(b, ",\"title\":");
+        if (!rc)
+            rc = jb_str(b, d->articles[i].title ? d->articles[i].title : "");
+        if (!rc)
+            rc = cd_buf_puts(b, ",\"url\":");
+        if (!rc)
+            rc = jb_str(b, url);
+        if (!rc)
+            rc = cd_buf_append(b, "}", 1);
     }
-    return a;
+    return rc ? rc : cd_buf_append(b, "]", 1);
+}
+
+/* [{"id":..,"label":..}, ...] for the decision's clarify candidates. */
+static int jb_choices(struct cd_buf *b, const struct triage_decision *d)
+{
+    int rc = cd_buf_append(b, "[", 1);
+    for (int i = 0; !rc && i < d->n_candidates; i++) {
+        rc = cd_buf_puts(b, i ? ",{\"id\":" : "{\"id\":");
+        if (!rc)
+            rc = jb_str(b, d->candidates[i].intent);
+        if (!rc)
+            rc = cd_buf_puts(b, ",\"label\":");
+        if (!rc)
+            rc = jb_str(b,
+                        d->candidates[i].label ? d->candidates[i].label : d->candidates[i].intent);
+        if (!rc)
+            rc = cd_buf_append(b, "}", 1);
+    }
+    return rc ? rc : cd_buf_append(b, "]", 1);
 }
 
 /* ---- storing messages ---- */
@@ -974,37 +1100,59 @@ static int bot_reply(struct chat *chat, struct conv *c, const char *reply_to, in
     const char *text = is_collect ? d->collect_prompt : (d->answer ? d->answer : "");
     if (is_collect)
         action = "clarify";
-    json_t *articles = articles_json(d, chat->public_url);
-    json_t *meta = json_pack("{s:s, s:s?, s:f, s:O, s:I}", "action", action, "intent",
-                             d->intent[0] ? d->intent : NULL, "confidence", d->confidence,
-                             "articles", articles, "question_seq", (json_int_t)question_seq);
-    json_t *choices = NULL;
-    if (meta && d->action == TRIAGE_CLARIFY && d->n_candidates > 0) {
-        choices = json_array();
-        for (int i = 0; i < d->n_candidates; i++)
-            json_array_append_new(choices,
-                                  json_pack("{s:s, s:s}", "id", d->candidates[i].intent, "label",
-                                            d->candidates[i].label ? d->candidates[i].label
-                                                                   : d->candidates[i].intent));
-        json_object_set(meta, "choices", choices);
+    /* The articles and choices are the same in the stored meta and the
+     * frame: built once. */
+    struct cd_buf arts = {0}, choices = {0}, meta = {0};
+    int has_choices = d->action == TRIAGE_CLARIFY && d->n_candidates > 0;
+    const char *queue_name = d->queue[0] ? d->queue : "general";
+    int is_handoff = d->action == TRIAGE_HANDOFF && !is_collect;
+    const char *intent = d->intent[0] ? d->intent : NULL;
+    int rc = jb_articles(&arts, d, chat->public_url);
+    if (!rc && has_choices)
+        rc = jb_choices(&choices, d);
+    if (!rc)
+        rc = cd_buf_puts(&meta, "{\"action\":");
+    if (!rc)
+        rc = jb_str(&meta, action);
+    if (!rc)
+        rc = cd_buf_puts(&meta, ",\"intent\":");
+    if (!rc)
+        rc = jb_str_or_null(&meta, intent);
+    if (!rc)
+        rc = cd_buf_puts(&meta, ",\"confidence\":");
+    if (!rc)
+        rc = jb_real(&meta, d->confidence);
+    if (!rc)
+        rc = cd_buf_printf(&meta, ",\"articles\":%s,\"question_seq\":%lld", arts.data,
+                           (long long)question_seq);
+    if (!rc && has_choices)
+        rc = cd_buf_printf(&meta, ",\"choices\":%s", choices.data);
+    if (!rc && is_collect) {
+        rc = cd_buf_puts(&meta, ",\"collect\":");
+        if (!rc)
+            rc = jb_str(&meta, d->collect_field ? d->collect_field : "detail");
     }
-    if (meta && is_collect)
-        json_object_set_new(meta, "collect",
-                            json_string(d->collect_field ? d->collect_field : "detail"));
-    if (meta && d->action == TRIAGE_HANDOFF && !is_collect)
-        json_object_set_new(meta, "queue", json_string(d->queue[0] ? d->queue : "general"));
-    if (meta && reply_to)
-        json_object_set_new(meta, "reply_to", json_string(reply_to));
-    char *meta_text = meta ? json_dumps(meta, JSON_COMPACT) : NULL;
+    if (!rc && is_handoff) {
+        rc = cd_buf_puts(&meta, ",\"queue\":");
+        if (!rc)
+            rc = jb_str(&meta, queue_name);
+    }
+    if (!rc && reply_to) {
+        rc = cd_buf_puts(&meta, ",\"reply_to\":");
+        if (!rc)
+            rc = jb_str(&meta, reply_to);
+    }
+    if (!rc)
+        rc = cd_buf_append(&meta, "}", 1);
     int64_t seq = 0;
-    int rc = meta_text ? append_message(chat, c, STORE_SENDER_BOT, NULL, reply_to, text, meta_text,
-                                        0, &seq)
-                       : CD_ENOMEM;
-    free(meta_text);
+    if (!rc)
+        rc = append_message(chat, c, STORE_SENDER_BOT, NULL, reply_to, text, meta.data, 0, &seq);
+    else
+        rc = CD_ENOMEM; /* as when json_pack() failed */
+    cd_buf_free(&meta);
     if (rc) {
-        json_decref(meta);
-        json_decref(articles);
-        json_decref(choices);
+        cd_buf_free(&arts);
+        cd_buf_free(&choices);
         return rc;
     }
 
@@ -1041,19 +1189,47 @@ static int bot_reply(struct chat *chat, struct conv *c, const char *reply_to, in
         store_unanswered_add(chat->store, c->rec.id, question, c->rec.lang, d->intent,
                              d->confidence);
 
-    json_t *frame = json_pack("{s:s, s:s?, s:I, s:s, s:s, s:s?, s:f, s:o}", "type", "reply",
-                              "reply_to", reply_to, "seq", (json_int_t)seq, "text", text, "action",
-                              action, "intent", d->intent[0] ? d->intent : NULL, "confidence",
-                              d->confidence, "articles", articles);
-    if (frame && choices)
-        json_object_set(frame, "choices", choices);
-    if (frame && is_collect)
-        json_object_set_new(frame, "collect", json_string(c->collect_field));
-    if (frame && d->action == TRIAGE_HANDOFF && !is_collect)
-        json_object_set_new(frame, "queue", json_string(d->queue[0] ? d->queue : "general"));
-    json_decref(choices);
-    json_decref(meta);
-    emit_customer_stored(chat, c, frame);
+    struct cd_buf frame = {0};
+    int frc = cd_buf_puts(&frame, "{\"type\":\"reply\",\"reply_to\":");
+    if (!frc)
+        frc = jb_str_or_null(&frame, reply_to);
+    if (!frc)
+        frc = cd_buf_printf(&frame, ",\"seq\":%lld,\"text\":", (long long)seq);
+    if (!frc)
+        frc = jb_str(&frame, text);
+    if (!frc)
+        frc = cd_buf_puts(&frame, ",\"action\":");
+    if (!frc)
+        frc = jb_str(&frame, action);
+    if (!frc)
+        frc = cd_buf_puts(&frame, ",\"intent\":");
+    if (!frc)
+        frc = jb_str_or_null(&frame, intent);
+    if (!frc)
+        frc = cd_buf_puts(&frame, ",\"confidence\":");
+    if (!frc)
+        frc = jb_real(&frame, d->confidence);
+    if (!frc)
+        frc = cd_buf_printf(&frame, ",\"articles\":%s", arts.data);
+    if (!frc && has_choices)
+        frc = cd_buf_printf(&frame, ",\"choices\":%s", choices.data);
+    if (!frc && is_collect) {
+        frc = cd_buf_puts(&frame, ",\"collect\":");
+        if (!frc)
+            frc = jb_str(&frame, c->collect_field);
+    }
+    if (!frc && is_handoff) {
+        frc = cd_buf_puts(&frame, ",\"queue\":");
+        if (!frc)
+            frc = jb_str(&frame, queue_name);
+    }
+    if (!frc)
+        frc = cd_buf_append(&frame, "}", 1);
+    if (!frc) /* as before: a frame that cannot be built is not sent */
+        emit_customer_stored_text(chat, c, frame.data);
+    cd_buf_free(&frame);
+    cd_buf_free(&arts);
+    cd_buf_free(&choices);
     if (d->action == TRIAGE_HANDOFF && !is_collect)
         return enqueue(chat, c, d->queue[0] ? d->queue : "general", d->priority);
     /* The row changes only when the state or the intent does (a question
