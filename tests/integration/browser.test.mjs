@@ -651,6 +651,19 @@ test('author: create a draft, publish, unpublish and delete an article', opts(60
   await page.locator('#ed-status', { hasText: /^Draft$/ }).waitFor({ timeout: 10000 });
   assert.ok(!(await hits()).includes('caring-for-linen-bedding'), 'unpublished: gone from search');
 
+  // The list shows the draft (GET /api/articles lists drafts), and its revisions come newest
+  // first: the current one, then the two before it, each of which can be shown and restored.
+  await page.locator('#list li', { hasText: 'Caring for linen bedding' }).waitFor({ timeout: 10000 });
+  const revs = page.locator('#revisions li');
+  await revs.nth(2).waitFor({ timeout: 10000 });
+  assert.equal(await revs.count(), 3);
+  assert.match(await revs.nth(0).textContent(), /Revision 3.*current/);
+  assert.equal(await revs.nth(0).locator('button', { hasText: 'Restore' }).count(), 0);
+  assert.match(await revs.nth(2).textContent(), /Revision 1/);
+  await revs.nth(2).locator('button', { hasText: 'Show' }).click();
+  await revs.nth(2).locator('.diffbox strong', { hasText: '40°C' }).waitFor({ timeout: 5000 });
+  assert.equal(await revs.nth(2).locator('button', { hasText: 'Restore' }).count(), 1);
+
   await page.locator('#delete').click();
   await page.locator('.toast', { hasText: 'Deleted' }).waitFor({ timeout: 10000 });
   const r = await fetch(`${srv.url}/api/articles/caring-for-linen-bedding`, { headers: { Authorization: `Bearer ${tokens.author}` } });

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 static char db_path[256];
@@ -500,6 +501,31 @@ static void test_stats(void **state)
     assert_int_equal(store_stats(s, now + 7200, now + 9000, 60, &st), 0);
     assert_int_equal(st.n_conversations, 0);
     assert_true(st.deflection_rate == 0.0);
+
+    /* The unanswered list: most asked first, any case counts once, bounded. */
+    struct store_unanswered u[4];
+    int n = -1;
+    assert_int_equal(store_unanswered_list(s, 0, u, 4, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(strcasecmp(u[0].question, "why was i charged twice"), 0);
+    assert_int_equal(u[0].n, 2);
+    assert_string_equal(u[0].lang, "en");
+    assert_true(u[0].last_s >= now && u[0].last_s <= now + 60);
+    assert_string_equal(u[1].question, "where is my parcel");
+    store_unanswered_clear(u, n);
+    assert_int_equal(store_unanswered_list(s, 0, u, 1, &n), 0);
+    assert_int_equal(n, 1);
+    store_unanswered_clear(u, n);
+    assert_int_equal(store_unanswered_list(s, now + 3600, u, 4, &n), 0);
+    assert_int_equal(n, 0);
+    /* Taught: every record of the question goes, in any case; others stay. */
+    assert_int_equal(store_unanswered_resolve(s, "WHY WAS I CHARGED TWICE"), 2);
+    assert_int_equal(store_unanswered_resolve(s, "never asked"), 0);
+    assert_int_equal(store_unanswered_list(s, 0, u, 4, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(u[0].question, "where is my parcel");
+    store_unanswered_clear(u, n);
+    assert_int_equal(store_unanswered_list(NULL, 0, u, 4, &n), CD_EINVAL);
     store_close(s);
 }
 
