@@ -10,6 +10,7 @@
 #include "cd.h"
 #include "cli.h"
 #include "intents.h"
+#include "kb.h"
 #include "triage.h"
 
 #include <jansson.h>
@@ -89,6 +90,52 @@ static void test_answer_with_article(void **state)
     assert_true(d.evidence.model[0].probability >= d.evidence.model[1].probability);
     triage_decision_clear(&d);
     triage_free(t);
+}
+
+/* An intent answered from its article's best paragraph: the paragraphs are
+ * tokenized once and reused, and a revised article is read afresh. */
+static void test_answer_from_article_paragraph(void **state)
+{
+    (void)state;
+    static const char json[] =
+        "[{\"name\":\"gift_cards\",\"examples\":[\"gift card balance\",\"how do gift cards "
+        "work\",\"buy a gift card\"],\"patterns\":[\"gift card\"],\"article\":\"gift-cards\"},"
+        "{\"name\":\"greeting\",\"examples\":[\"hi\",\"hello\",\"good morning\"],"
+        "\"response\":\"Hi!\"}]";
+    struct intents *set = intents_new();
+    assert_non_null(set);
+    assert_int_equal(intents_load_json(set, json, strlen(json), "gift.json", NULL), 0);
+    struct intents_train_options o = {.is_quiet = 1};
+    assert_int_equal(intents_train(set, &o), 0);
+    struct kb *kb = kb_open(":memory:", NULL);
+    assert_non_null(kb);
+    struct kb_article a = {0};
+    a.id = "gift-cards";
+    a.title = "Gift cards";
+    a.lang = "en";
+    a.is_published = 1;
+    a.body = "# Gift cards\n\nWe ship worldwide.\n\nYour gift card balance is on the "
+             "receipt.\n\n- [Terms](/terms)";
+    assert_int_equal(kb_put(kb, &a), 0);
+    struct triage *t = triage_new(NULL, set, kb);
+    assert_non_null(t);
+    struct triage_decision d;
+    for (int i = 0; i < 2; i++) { /* the second time from the cache */
+        decide(t, "what is my gift card balance", NULL, &d);
+        assert_int_equal(d.action, TRIAGE_ANSWER);
+        assert_string_equal(d.answer, "Your gift card balance is on the receipt.");
+        triage_decision_clear(&d);
+    }
+    decide(t, "do you ship gift cards worldwide", NULL, &d);
+    assert_string_equal(d.answer, "We ship worldwide.");
+    triage_decision_clear(&d);
+    a.body = "# Gift cards\n\nCheck the gift card balance in your account.";
+    assert_int_equal(kb_put(kb, &a), 0);
+    decide(t, "what is my gift card balance", NULL, &d);
+    assert_string_equal(d.answer, "Check the gift card balance in your account.");
+    triage_decision_clear(&d);
+    triage_free(t);
+    kb_close(kb);
 }
 
 static void test_person_request_always_hands_off(void **state)
@@ -574,6 +621,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_answer_with_article),
+        cmocka_unit_test(test_answer_from_article_paragraph),
         cmocka_unit_test(test_person_request_always_hands_off),
         cmocka_unit_test(test_sensitive_hands_off_to_its_queue),
         cmocka_unit_test(test_collect_asks_then_hands_off),
