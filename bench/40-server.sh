@@ -42,27 +42,16 @@ if [ "$fd_limit" != unlimited ] && [ $((fd_limit - 200)) -lt "$IDLE" ]; then
     IDLE=$((fd_limit - 200))
 fi
 
-json() { # json FILE KEY
-    python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])[sys.argv[2]])' "$1" "$2"
-}
+. bench/lib.sh
+json() { bench_json "$@"; }
 
 # Starts caredesk serve on an ephemeral port; sets SERVER_PID and PORT.
 start_server() {
     local log=$1; shift
-    "$BIN" serve --bind 127.0.0.1 --port 0 --db "$tmp/bench.db" --kb "$KB" --intents "$INTENTS" \
-        --rate-limit 0 --max-connections 20000 --log-level info "$@" 2>"$log" &
-    SERVER_PID=$!
+    local rc=0
+    bench_start_server "$log" "$tmp/bench.db" --kb "$KB" --intents "$INTENTS" "$@" || rc=1
     pids+=("$SERVER_PID")
-    PORT=
-    for _ in $(seq 1 300); do
-        PORT=$(sed -n 's/.*"event":"listening","port":\([0-9]*\).*/\1/p' "$log" | head -1)
-        [ -n "$PORT" ] && break
-        kill -0 "$SERVER_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    if [ -z "$PORT" ]; then
-        echo "caredesk serve did not start:"; tail -5 "$log"; return 1
-    fi
+    return $rc
 }
 
 stop_server() {

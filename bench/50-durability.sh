@@ -31,9 +31,8 @@ cleanup() {
 trap cleanup EXIT
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
 
-json() { # json FILE KEY
-    python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])[sys.argv[2]])' "$1" "$2"
-}
+. bench/lib.sh
+json() { bench_json "$@"; }
 
 # Sum of a Prometheus metric (all label sets) from /metrics.
 metric() { # metric PORT NAME
@@ -43,20 +42,9 @@ metric() { # metric PORT NAME
 run() { # run normal|full
     local mode=$1 log=$tmp/serve-$1.log
     rm -f "$tmp/bench.db" "$tmp/bench.db-wal" "$tmp/bench.db-shm"
-    "$BIN" serve --bind 127.0.0.1 --port 0 --db "$tmp/bench.db" --kb "$KB" --intents "$INTENTS" \
-        --rate-limit 0 --max-connections 20000 --log-level info --durability "$mode" 2>"$log" &
-    SERVER_PID=$!
-    local port=
-    for _ in $(seq 1 300); do
-        port=$(sed -n 's/.*"event":"listening","port":\([0-9]*\).*/\1/p' "$log" | head -1)
-        [ -n "$port" ] && break
-        kill -0 "$SERVER_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    if [ -z "$port" ]; then
-        echo "caredesk serve did not start:"; tail -5 "$log"
-        return 1
-    fi
+    bench_start_server "$log" "$tmp/bench.db" --kb "$KB" --intents "$INTENTS" \
+        --durability "$mode" || return 1
+    local port=$PORT
     local cmd="$LOADGEN --port $port --path /chat --mode chat --connections $N --duration $SECS --warmup 1"
     echo "\$ $BIN serve --durability $mode --rate-limit 0 --db $BUILD/durability-*/bench.db ..."
     echo "\$ $cmd"

@@ -33,22 +33,11 @@ cleanup() {
 trap cleanup EXIT
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
 
-json() { # json FILE KEY
-    python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])[sys.argv[2]])' "$1" "$2"
-}
+. bench/lib.sh
+json() { bench_json "$@"; }
 rss_mb() { awk '/^VmRSS/{printf "%.1f", $2 / 1024}' "/proc/$SERVER_PID/status"; }
 
-"$BIN" serve --bind 127.0.0.1 --port 0 --db "$tmp/soak.db" --kb kb --intents intents \
-    --rate-limit 0 --max-connections 20000 --log-level info 2>"$tmp/serve.log" &
-SERVER_PID=$!
-PORT=
-for _ in $(seq 1 300); do
-    PORT=$(sed -n 's/.*"event":"listening","port":\([0-9]*\).*/\1/p' "$tmp/serve.log" | head -1)
-    [ -n "$PORT" ] && break
-    kill -0 "$SERVER_PID" 2>/dev/null || break
-    sleep 0.1
-done
-[ -n "$PORT" ] || { echo "soak: caredesk serve did not start"; tail -5 "$tmp/serve.log"; exit 1; }
+bench_start_server "$tmp/serve.log" "$tmp/soak.db" --kb kb --intents intents || exit 1
 tokens=()
 for i in 1 2 3; do
     tokens+=("$("$BIN" user add "soak-agent-$i" --role agent --db "$tmp/soak.db" | tail -1)")

@@ -1,0 +1,31 @@
+# Shared by the server benchmarks (bench/40-server.sh, bench/50-durability.sh,
+# bench/soak.sh); sourced, not run. Expects BIN to name the caredesk binary.
+
+# bench_json FILE KEY: prints KEY of the JSON object on FILE's last line.
+bench_json() {
+    python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])[sys.argv[2]])' "$1" "$2"
+}
+
+# bench_start_server LOG DB [SERVE FLAGS...]: starts `caredesk serve` on an
+# ephemeral loopback port with limits off (--rate-limit 0, --max-connections
+# 20000), its log in LOG; sets SERVER_PID and PORT once it is listening.
+# Returns 1, after printing the log's tail, if it never listens.
+bench_start_server() {
+    local log=$1 db=$2
+    shift 2
+    "$BIN" serve --bind 127.0.0.1 --port 0 --db "$db" --rate-limit 0 --max-connections 20000 \
+        --log-level info "$@" 2>"$log" &
+    SERVER_PID=$!
+    PORT=
+    for _ in $(seq 1 300); do
+        PORT=$(sed -n 's/.*"event":"listening","port":\([0-9]*\).*/\1/p' "$log" | head -1)
+        [ -n "$PORT" ] && break
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [ -z "$PORT" ]; then
+        echo "caredesk serve did not start:"
+        tail -5 "$log"
+        return 1
+    fi
+}
