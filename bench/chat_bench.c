@@ -139,7 +139,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "chat_bench: training failed\n");
         return 1;
     }
-    struct store_options so = {durability, 0};
+    struct store_options so = {.durability = durability,
+                               .checkpoint_thread = 1}; /* as the server */
     char *err = NULL;
     struct store *store = store_open(db, &so, &err);
     struct kb *kb = NULL;

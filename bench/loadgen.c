@@ -10,6 +10,11 @@
  *   sends again (a paced closed loop: N connections offer about N*1000/T
  *   messages/s, so latency is the server's, not the queue's: without think
  *   time, Little's law makes mean latency = N / throughput).
+ *   With --rate R (total messages/s) each of the N connections instead
+ *   sends one message per N/R seconds on average (0.5-1.5 of it, counted
+ *   from its previous send), still only once the previous one is answered:
+ *   a closed loop that offers R messages/s as long as the server answers
+ *   within the period, and less (counted in "late") when it does not.
  *   idle  open the connections, then hold them (answering pings) until
  *         --duration ends; prints "ready N" once all are open, so a script
  *         can measure the server's memory per idle connection.
@@ -73,6 +78,9 @@ struct think_wheel {
 };
 
 static int64_t think_us;
+static int64_t period_us; /* --rate: each connection's mean send period */
+static int64_t pace_us;   /* think_us or period_us: 0 = flat out */
+static uint64_t n_late;   /* --rate: sends that waited for a reply past their time */
 static struct think_wheel wheel;
 
 static void think_push(uint32_t conn, int64_t due_us)
@@ -270,11 +278,20 @@ static int process_frames(struct conn *c, enum mode mode, int is_measuring, stru
                     st->n_responses++;
                     record(st, now_us() - c->sent_at_us);
                 }
+                int64_t now = now_us();
+                int64_t due = 0;
                 if (think_us)
-                    think_push((uint32_t)(c - conns_base),
-                               now_us() + think_us / 2 + rand() % think_us);
-                else if (!stop && send_message(c, mode))
-                    return -1;
+                    due = now + think_us / 2 + rand() % think_us;
+                else if (period_us)
+                    due = c->sent_at_us + period_us / 2 + rand() % period_us;
+                if (due > now) {
+                    think_push((uint32_t)(c - conns_base), due);
+                } else {
+                    if (period_us && is_measuring)
+                        n_late++;
+                    if (!stop && send_message(c, mode))
+                        return -1;
+                }
             }
         }
         off += h + (size_t)len;
@@ -290,7 +307,7 @@ static void usage(void)
 {
     fputs("usage: loadgen [--host 127.0.0.1] --port N [--path /chat] [--mode chat|echo|idle]\n"
           "               [--connections N] [--duration S] [--warmup S] [--ramp N]\n"
-          "               [--think-ms T]\n",
+          "               [--think-ms T | --rate MSGS_PER_S]\n",
           stderr);
 }
 
@@ -298,6 +315,7 @@ int main(int argc, char **argv)
 {
     const char *host = "127.0.0.1", *path = "/chat";
     int port = 0, n_conns = 100, ramp = 256;
+    double rate_target = 0;
     double duration = 5, warmup = 1;
     enum mode mode = MODE_CHAT;
     for (int i = 1; i < argc; i++) {
@@ -320,6 +338,8 @@ int main(int argc, char **argv)
             warmup = atof(v);
         else if (!strcmp(a, "--think-ms"))
             think_us = (int64_t)(atof(v) * 1000);
+        else if (!strcmp(a, "--rate"))
+            rate_target = atof(v);
         else if (!strcmp(a, "--ramp"))
             ramp = atoi(v);
         else if (!strcmp(a, "--mode"))
@@ -330,10 +350,18 @@ int main(int argc, char **argv)
         }
         i++;
     }
-    if (port <= 0 || n_conns <= 0 || ramp <= 0) {
+    if (port <= 0 || n_conns <= 0 || ramp <= 0 || rate_target < 0 || think_us < 0 ||
+        (rate_target > 0 && think_us > 0)) {
         usage();
         return 2;
     }
+    if (rate_target > 0)
+        period_us = (int64_t)((double)n_conns * 1e6 / rate_target);
+    if (rate_target > 0 && period_us < 2) {
+        fputs("loadgen: --rate above 500,000 per connection per second\n", stderr);
+        return 2;
+    }
+    pace_us = think_us ? think_us : period_us;
     struct rlimit rl;
     if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < (rlim_t)n_conns + 64) {
         rl.rlim_cur = rl.rlim_max < (rlim_t)n_conns + 64 ? rl.rlim_max : (rlim_t)n_conns + 64;
@@ -363,7 +391,7 @@ int main(int argc, char **argv)
     struct epoll_event *events = calloc(1024, sizeof *events);
     int epfd = epoll_create1(0);
     conns_base = conns;
-    wheel.n_slots = (size_t)(think_us * 3 / 2000) + 4;
+    wheel.n_slots = (size_t)(pace_us * 3 / 2000) + 4;
     wheel.slot_head = malloc(wheel.n_slots * sizeof *wheel.slot_head);
     wheel.next = calloc((size_t)n_conns, sizeof *wheel.next);
     wheel.done_ms = now_us() / 1000;
@@ -426,7 +454,7 @@ int main(int argc, char **argv)
             fputs("loadgen: gave up after 120 s\n", stderr);
             break;
         }
-        for (int64_t ms = wheel.done_ms + 1; think_us && ms <= now / 1000; ms++) {
+        for (int64_t ms = wheel.done_ms + 1; pace_us && ms <= now / 1000; ms++) {
             size_t slot = (size_t)(ms % (int64_t)wheel.n_slots);
             int32_t i = wheel.slot_head[slot];
             wheel.slot_head[slot] = -1;
@@ -443,7 +471,7 @@ int main(int argc, char **argv)
             }
             wheel.done_ms = ms;
         }
-        int timeout_ms = think_us ? 1 : 50;
+        int timeout_ms = pace_us ? 1 : 50;
         int n = epoll_wait(epfd, events, 1024, timeout_ms);
         for (int i = 0; i < n; i++) {
             struct conn *c = &conns[events[i].data.u32];
@@ -511,8 +539,8 @@ int main(int argc, char **argv)
                     n_open++;
                     /* Paced connections start at random points of the think
                      * time, so they do not send in lockstep. */
-                    if (mode != MODE_IDLE && think_us)
-                        think_push((uint32_t)(c - conns), now_us() + rand() % think_us);
+                    if (mode != MODE_IDLE && pace_us)
+                        think_push((uint32_t)(c - conns), now_us() + rand() % pace_us);
                     else if (mode != MODE_IDLE && send_message(c, mode))
                         rc = -1;
                     /* Idle connections keep only a small buffer. */
@@ -549,17 +577,17 @@ int main(int argc, char **argv)
         p99 = st.lat_us[(size_t)((double)st.n_lat * 0.99)] / 1000.0;
     }
     double rate = measured_us ? (double)st.n_responses * 1e6 / (double)measured_us : 0;
-    printf(
-        "{\"mode\":\"%s\",\"think_ms\":%.0f,\"connections\":%d,\"open\":%d,\"failed_connect\":%llu,"
-        "\"closed_by_server\":%llu,\"seconds\":%.2f,\"responses\":%llu,\"replies\":%llu,"
-        "\"acks\":%llu,\"errors\":%llu,\"msgs_per_s\":%.0f,\"p50_ms\":%.3f,\"p99_ms\":%.3f}\n",
-        mode == MODE_CHAT   ? "chat"
-        : mode == MODE_ECHO ? "echo"
-                            : "idle",
-        think_us / 1000.0, n_conns, n_open, (unsigned long long)st.n_failed_connect,
-        (unsigned long long)st.n_closed, measured_us / 1e6, (unsigned long long)st.n_responses,
-        (unsigned long long)st.n_replies, (unsigned long long)st.n_acks,
-        (unsigned long long)st.n_errors, rate, p50, p99);
+    printf("{\"mode\":\"%s\",\"think_ms\":%.0f,\"rate_target\":%.0f,\"late\":%llu,"
+           "\"connections\":%d,\"open\":%d,\"failed_connect\":%llu,"
+           "\"closed_by_server\":%llu,\"seconds\":%.2f,\"responses\":%llu,\"replies\":%llu,"
+           "\"acks\":%llu,\"errors\":%llu,\"msgs_per_s\":%.0f,\"p50_ms\":%.3f,\"p99_ms\":%.3f}\n",
+           mode == MODE_CHAT   ? "chat"
+           : mode == MODE_ECHO ? "echo"
+                               : "idle",
+           think_us / 1000.0, rate_target, (unsigned long long)n_late, n_conns, n_open,
+           (unsigned long long)st.n_failed_connect, (unsigned long long)st.n_closed,
+           measured_us / 1e6, (unsigned long long)st.n_responses, (unsigned long long)st.n_replies,
+           (unsigned long long)st.n_acks, (unsigned long long)st.n_errors, rate, p50, p99);
     for (int i = 0; i < n_conns; i++)
         if (conns[i].state != ST_CLOSED && n_started > i)
             conn_close(&conns[i], epfd, &st);

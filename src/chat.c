@@ -1233,10 +1233,12 @@ static int bot_reply(struct chat *chat, struct conv *c, const char *reply_to, in
     if (d->action == TRIAGE_HANDOFF && !is_collect)
         return enqueue(chat, c, d->queue[0] ? d->queue : "general", d->priority);
     /* The row changes only when the state or the intent does (a question
-     * answered like the one before costs no UPDATE). */
+     * answered like the one before costs no UPDATE), and then only in the
+     * three columns a reply sets. */
     if (c->rec.state == old_state && !strcmp(c->rec.intent, old_intent))
         return 0;
-    return save_conv(chat, c);
+    touch(chat, c);
+    return store_conversation_update_triage(chat->store, &c->rec);
 }
 
 /* ---- customer frames ---- */

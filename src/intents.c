@@ -28,8 +28,14 @@ struct rule_pattern {
     uint64_t *tokens;
     int n_tokens;
     int intent;
+    int rank;         /* n_tokens, + 1000 for a person request: the longest wins */
     const char *text; /* borrowed from the intent */
 };
+
+/* Patterns are looked up by their first token's low 6 bits (the bit of the
+ * message's token mask): a message only tries the patterns whose first
+ * token it may contain. */
+#define PATTERN_BUCKETS 64
 
 struct rule_regex {
     regex_t re;
@@ -44,6 +50,8 @@ struct intents {
     int *cap_examples; /* per intent */
     struct rule_pattern *patterns;
     int n_patterns;
+    int *pattern_order;                     /* pattern indexes by bucket, ascending in each */
+    int pattern_start[PATTERN_BUCKETS + 1]; /* bucket b: pattern_order[start[b]..start[b+1]) */
     struct rule_regex *regexes;
     int n_regexes;
     struct model *model;
@@ -151,6 +159,7 @@ void intents_free(struct intents *set)
     for (int i = 0; i < set->n_patterns; i++)
         free(set->patterns[i].tokens);
     free(set->patterns);
+    free(set->pattern_order);
     for (int i = 0; i < set->n_regexes; i++)
         regfree(&set->regexes[i].re);
     free(set->regexes);
@@ -772,6 +781,7 @@ static int compile_rules(struct intents *set)
             p->tokens = l.v;
             p->n_tokens = l.n;
             p->intent = i;
+            p->rank = l.n + (it->is_person_request ? 1000 : 0);
             p->text = it->patterns[j];
         }
         text_tokenizer_free(tok);
@@ -784,6 +794,20 @@ static int compile_rules(struct intents *set)
             set->n_regexes++;
         }
     }
+    /* The bucket index (a counting sort keeps each bucket ascending). */
+    set->pattern_order = malloc((size_t)(set->n_patterns ? set->n_patterns : 1) * sizeof(int));
+    if (!set->pattern_order)
+        return CD_ENOMEM;
+    int count[PATTERN_BUCKETS] = {0};
+    for (int i = 0; i < set->n_patterns; i++)
+        count[set->patterns[i].tokens[0] & (PATTERN_BUCKETS - 1)]++;
+    set->pattern_start[0] = 0;
+    for (int b = 0; b < PATTERN_BUCKETS; b++)
+        set->pattern_start[b + 1] = set->pattern_start[b] + count[b];
+    int fill[PATTERN_BUCKETS];
+    memcpy(fill, set->pattern_start, sizeof fill);
+    for (int i = 0; i < set->n_patterns; i++)
+        set->pattern_order[fill[set->patterns[i].tokens[0] & (PATTERN_BUCKETS - 1)]++] = i;
     return 0;
 }
 
@@ -1065,13 +1089,19 @@ int intents_classify(const struct intents *set, struct intents_scratch *s, const
     uint64_t mask = 0;
     for (int i = 0; i < l.n; i++)
         mask |= (uint64_t)1 << (l.v[i] & 63);
+    /* The highest rank wins, the first pattern among equals: only the
+     * buckets of the message's tokens can match. */
     int best = -1, best_len = 0;
-    for (int i = 0; i < set->n_patterns; i++) {
-        const struct rule_pattern *p = &set->patterns[i];
-        int len = p->n_tokens + (set->items[p->intent].is_person_request ? 1000 : 0);
-        if (len > best_len && match_pattern(p, l.v, l.n, mask)) {
-            best = i;
-            best_len = len;
+    for (uint64_t bits = mask; bits; bits &= bits - 1) {
+        int b = __builtin_ctzll(bits);
+        for (int k = set->pattern_start[b]; k < set->pattern_start[b + 1]; k++) {
+            int i = set->pattern_order[k];
+            const struct rule_pattern *p = &set->patterns[i];
+            if ((p->rank > best_len || (p->rank == best_len && i < best)) &&
+                match_pattern(p, l.v, l.n, mask)) {
+                best = i;
+                best_len = p->rank;
+            }
         }
     }
     if (best >= 0) {

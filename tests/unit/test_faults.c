@@ -95,7 +95,7 @@ static void message_text(const char *tag, char *out, size_t cap)
 
 static struct store *open_store(int durability)
 {
-    struct store_options o = {durability, 1000};
+    struct store_options o = {.durability = durability, .busy_timeout_ms = 1000};
     char *err = NULL;
     struct store *s = store_open(db_path, &o, &err);
     if (!s)

@@ -114,6 +114,32 @@ static const char *const schema_v3_delta =
     "CREATE INDEX unanswered_conversation ON unanswered(conversation);"
     "PRAGMA user_version = 3;";
 
+/* What version 4 did: messages moved to a rowid table, (conversation, seq)
+ * an index (the rows already there are carried over by it). */
+static const char *const schema_v4_delta =
+    "CREATE TABLE messages_v4 ("
+    " id INTEGER PRIMARY KEY,"
+    " conversation INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,"
+    " seq INTEGER NOT NULL,"
+    " sender TEXT NOT NULL,"
+    " client_id TEXT,"
+    " reply_to TEXT,"
+    " text TEXT NOT NULL,"
+    " meta TEXT,"
+    " agent_id INTEGER NOT NULL DEFAULT 0,"
+    " created_s INTEGER NOT NULL);"
+    "INSERT INTO messages_v4 (conversation, seq, sender, client_id, reply_to, text, meta,"
+    " agent_id, created_s) SELECT conversation, seq, sender, client_id, reply_to, text, meta,"
+    " agent_id, created_s FROM messages ORDER BY conversation, seq;"
+    "DROP TABLE messages;"
+    "ALTER TABLE messages_v4 RENAME TO messages;"
+    "CREATE UNIQUE INDEX messages_seq ON messages(conversation, seq);"
+    "CREATE UNIQUE INDEX messages_client_id ON messages(conversation, client_id)"
+    " WHERE client_id IS NOT NULL;"
+    "CREATE INDEX messages_reply_to ON messages(conversation, reply_to)"
+    " WHERE reply_to IS NOT NULL;"
+    "PRAGMA user_version = 4;";
+
 /* Rows a version-1 deployment holds: a closed, rated conversation with a
  * customer question, a bot answer (meta JSON), an agent reply; a queued one;
  * one with NULL customer fields and non-ASCII text. */
@@ -193,7 +219,7 @@ static void exec_ok(sqlite3 *db, const char *sql)
     assert_int_equal(rc, SQLITE_OK);
 }
 
-/* Builds a database at schema version (1, 2 or 3) with that version's rows, in
+/* Builds a database at schema version (1 to 4) with that version's rows, in
  * rollback-journal mode as an old file copied from elsewhere may be. */
 static void build_old(int version)
 {
@@ -211,6 +237,8 @@ static void build_old(int version)
         exec_ok(db, schema_v3_delta);
         exec_ok(db, data_v3);
     }
+    if (version >= 4)
+        exec_ok(db, schema_v4_delta);
     exec_ok(db, "COMMIT");
     sqlite3_close(db);
 }

@@ -136,6 +136,34 @@ static void test_conversation_round_trip(void **state)
     assert_int_equal(store_conversation_get(s, 999999, &c), CD_ENOTFOUND);
     c.id = 999999;
     assert_int_equal(store_conversation_update(s, &c), CD_ENOTFOUND);
+    assert_int_equal(store_conversation_update_triage(s, &c), CD_ENOTFOUND);
+    store_close(s);
+}
+
+/* A bot reply's update writes state, intent and confidence, and nothing else. */
+static void test_conversation_update_triage(void **state)
+{
+    (void)state;
+    struct store *s = open_store();
+    int64_t id = new_conversation(s, 0xac, "kim@example.com");
+    struct store_conversation c;
+    assert_int_equal(store_conversation_get(s, id, &c), 0);
+    c.state = STORE_STATE_CLARIFYING;
+    snprintf(c.intent, sizeof c.intent, "returns");
+    c.confidence = 0.625;
+    snprintf(c.queue, sizeof c.queue, "billing"); /* not written by this call */
+    c.rating = 5;
+    assert_int_equal(store_conversation_update_triage(s, &c), 0);
+    store_conversation_clear(&c);
+    assert_int_equal(store_conversation_get(s, id, &c), 0);
+    assert_int_equal(c.state, STORE_STATE_CLARIFYING);
+    assert_string_equal(c.intent, "returns");
+    assert_true(c.confidence == 0.625);
+    assert_string_equal(c.queue, "");
+    assert_int_equal(c.rating, 0);
+    assert_string_equal(c.customer_email, "kim@example.com");
+    assert_string_equal(c.customer_name, "Sam");
+    store_conversation_clear(&c);
     store_close(s);
 }
 
@@ -632,11 +660,67 @@ static void test_newer_schema_refused(void **state)
 static void test_durability_full(void **state)
 {
     (void)state;
-    struct store_options o = {STORE_DURABILITY_FULL, 1000};
+    struct store_options o = {.durability = STORE_DURABILITY_FULL, .busy_timeout_ms = 1000};
     struct store *s = store_open(db_path, &o, NULL);
     assert_non_null(s);
     int64_t a = new_conversation(s, 60, NULL);
     assert_int_equal(append(s, a, STORE_SENDER_CUSTOMER, "m1", "x"), 1);
+    store_close(s);
+}
+
+static long file_size(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fclose(f);
+    return n;
+}
+
+/* With checkpoint_thread, commits past the WAL threshold are copied back
+ * by the store's own thread: the WAL is reused instead of growing with
+ * everything written, and every message is there after reopening. */
+static void test_checkpoint_thread(void **state)
+{
+    (void)state;
+    struct store_options o = {.checkpoint_thread = 1, .checkpoint_pages = 1000};
+    struct store *s = store_open(db_path, &o, NULL);
+    assert_non_null(s);
+    assert_int_equal(store_checkpoints(s), 0);
+    int64_t a = new_conversation(s, 61, NULL);
+    static char text[8192];
+    memset(text, 'x', sizeof text - 1);
+    char wal[300];
+    snprintf(wal, sizeof wal, "%s-wal", db_path);
+    int n = 0;
+    long written = 0;
+    /* About 3 WAL pages per message, 10 messages per group: enough for
+     * several checkpoints, each woken at 1,000 pages. */
+    for (int round = 0; round < 200; round++) {
+        assert_int_equal(store_begin(s), 0);
+        for (int i = 0; i < 10; i++) {
+            char id[32];
+            snprintf(id, sizeof id, "c%d", ++n);
+            assert_int_equal(append(s, a, STORE_SENDER_CUSTOMER, id, text), n);
+            written += (long)sizeof text;
+        }
+        assert_int_equal(store_commit(s), 0);
+        usleep(1000); /* lets the thread run on a busy machine */
+    }
+    for (int i = 0; i < 5000 && store_checkpoints(s) < 2; i++)
+        usleep(1000);
+    assert_true(store_checkpoints(s) >= 2);
+    assert_true(file_size(wal) < written / 2);
+    store_close(s);
+    s = open_store();
+    assert_int_equal(store_checkpoints(s), 0); /* no thread without the option */
+    struct collected got = {0};
+    assert_int_equal(store_messages_after(s, a, n - 2, 10, collect, &got), 0);
+    assert_int_equal(got.n, 2);
+    assert_int_equal(got.seqs[1], n);
+    assert_int_equal(got.texts[1][0], 'x');
     store_close(s);
 }
 
@@ -648,6 +732,7 @@ int main(void)
         T(test_open_version),
         T(test_open_bad_path),
         T(test_conversation_round_trip),
+        T(test_conversation_update_triage),
         T(test_messages_seq_and_idempotency),
         T(test_append_with_seq_hint),
         T(test_message_by_client_id),
@@ -662,6 +747,7 @@ int main(void)
         T(test_migrations_from_every_version),
         T(test_newer_schema_refused),
         T(test_durability_full),
+        T(test_checkpoint_thread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
