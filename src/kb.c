@@ -133,6 +133,7 @@ struct kb_lang_index {
     struct kb_tok *tok;    /* for questions and stored stems; FTS5 has its own instances */
     sqlite3_stmt *vocab;   /* every term instance (fts5vocab 'instance') */
     sqlite3_stmt *n_rows;  /* the number of rows (from FTS5's docsize table) */
+    sqlite3_stmt *qterms;  /* every published article's phrasing stems, with its rowid */
     struct df_map *df_map; /* the same, in memory, kept current by the tokenizer */
     sqlite3_stmt *ins;
     sqlite3_stmt *del;
@@ -506,11 +507,14 @@ struct df_map {
     int64_t n_lens;             /* rowids below this have an entry */
     int64_t tot_len[KB_N_COLS]; /* tokens per column over all rows (FTS5's totals) */
     struct postings *posts;     /* by term_id */
+    char **qterms;              /* by rowid: the article's phrasing stems (ST_HIT_INFO) */
+    int64_t n_qterms;           /* rowids below this have a slot */
     uint32_t n_posts, cap_posts;
     uint32_t *moved; /* term_ids whose list got an entry out of rowid order this row */
     uint32_t n_moved, cap_moved;
     struct {
-        uint32_t *at; /* pool offsets of the stems of this length, for typo repair */
+        uint32_t *at;  /* pool offsets of the stems of this length, for typo repair ... */
+        uint32_t *sig; /* ... and their byte_sig() */
         uint32_t n, cap;
     } by_len[TEXT_MAX_TOKEN + 1];
 };
@@ -531,6 +535,11 @@ static void df_map_clear(struct df_map *m)
     free(m->lens);
     m->lens = NULL;
     m->n_lens = m->n_rows = 0;
+    for (int64_t i = 0; i < m->n_qterms; i++)
+        free(m->qterms[i]);
+    free(m->qterms);
+    m->qterms = NULL;
+    m->n_qterms = 0;
     memset(m->tot_len, 0, sizeof m->tot_len);
     for (uint32_t i = 0; i < m->n_posts; i++)
         free(m->posts[i].w);
@@ -542,7 +551,8 @@ static void df_map_clear(struct df_map *m)
     m->n_moved = m->cap_moved = 0;
     for (int i = 0; i <= TEXT_MAX_TOKEN; i++) {
         free(m->by_len[i].at);
-        m->by_len[i].at = NULL;
+        free(m->by_len[i].sig);
+        m->by_len[i].at = m->by_len[i].sig = NULL;
         m->by_len[i].n = m->by_len[i].cap = 0;
     }
     cd_buf_reset(&m->pool);
@@ -578,6 +588,16 @@ static int df_map_grow(struct df_map *m)
     m->slots = slots;
     m->cap = cap;
     return 0;
+}
+
+/* Which byte values (mod 32) a stem has. One insertion, deletion, substitution or swap
+ * changes at most two bits, so most stems are ruled out as typos by one popcount. */
+static uint32_t byte_sig(const char *s, size_t n)
+{
+    uint32_t sig = 0;
+    for (size_t i = 0; i < n; i++)
+        sig |= 1u << ((unsigned char)s[i] & 31);
+    return sig;
 }
 
 /* Returns the entry of a stem, adding a zeroed one if create is set; NULL if absent (or out
@@ -618,12 +638,18 @@ static struct df_entry *df_find(struct df_map *m, const char *stem, size_t n, in
         if (!grown)
             return NULL;
         m->by_len[n].at = grown;
+        grown = realloc(m->by_len[n].sig, (size_t)cap * sizeof *grown);
+        if (!grown)
+            return NULL;
+        m->by_len[n].sig = grown;
         m->by_len[n].cap = cap;
     }
     if (cd_buf_append(&m->pool, stem, n))
         return NULL;
-    if (n <= TEXT_MAX_TOKEN)
-        m->by_len[n].at[m->by_len[n].n++] = at;
+    if (n <= TEXT_MAX_TOKEN) {
+        m->by_len[n].at[m->by_len[n].n] = at;
+        m->by_len[n].sig[m->by_len[n].n++] = byte_sig(stem, n);
+    }
     uint32_t k = h & (m->cap - 1);
     while (m->slots[k].stem_at != UINT32_MAX)
         k = (k + 1) & (m->cap - 1);
@@ -655,6 +681,32 @@ static int df_set_lens(struct df_map *m, int64_t rid, const int *lens)
     }
     for (int c = 0; c < KB_N_COLS; c++)
         m->lens[rid].len[c] = lens[c] < 0 ? 0 : lens[c];
+    return 0;
+}
+
+/* Keeps a copy of row rid's phrasing stems (NULL: the row is gone). */
+static int df_set_qterms(struct df_map *m, int64_t rid, const char *qterms, size_t n)
+{
+    if (rid < 0 || rid > INT32_MAX)
+        return CD_EINVAL;
+    if (rid >= m->n_qterms) {
+        if (!qterms)
+            return 0;
+        int64_t cap = m->n_qterms ? m->n_qterms : 1024;
+        while (cap <= rid)
+            cap *= 2;
+        char **grown = realloc(m->qterms, (size_t)cap * sizeof *grown);
+        if (!grown)
+            return CD_ENOMEM;
+        memset(grown + m->n_qterms, 0, (size_t)(cap - m->n_qterms) * sizeof *grown);
+        m->qterms = grown;
+        m->n_qterms = cap;
+    }
+    char *copy = qterms ? cd_strndup(qterms, n) : NULL;
+    if (qterms && !copy)
+        return CD_ENOMEM;
+    free(m->qterms[rid]);
+    m->qterms[rid] = copy;
     return 0;
 }
 
@@ -988,6 +1040,7 @@ static void lang_index_clear(struct kb_lang_index *li)
     sqlite3_finalize(li->search);
     sqlite3_finalize(li->vocab);
     sqlite3_finalize(li->n_rows);
+    sqlite3_finalize(li->qterms);
     df_map_free(li->df_map);
     kb_tok_free(li->tok);
     memset(li, 0, sizeof *li);
@@ -1058,6 +1111,13 @@ static int df_map_build(struct kb_lang_index *li)
     for (int64_t r = 0; r < m->n_lens; r++)
         for (int c = 0; c < KB_N_COLS; c++)
             m->tot_len[c] += m->lens[r].len[c];
+    st = li->qterms;
+    while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW)
+        rc = df_set_qterms(m, sqlite3_column_int64(st, 0), col_text(st, 1),
+                           (size_t)sqlite3_column_bytes(st, 1));
+    sqlite3_reset(st);
+    if (!rc && step != SQLITE_DONE)
+        rc = sql_rc(step);
     st = li->n_rows; /* rows with no token at all have no instance */
     if (!rc && (step = sqlite3_step(st)) == SQLITE_ROW)
         m->n_rows = sqlite3_column_int64(st, 0);
@@ -1131,6 +1191,13 @@ static struct kb_lang_index *lang_index(struct kb *kb, const char *lang, int cre
     if (rc == SQLITE_OK) {
         snprintf(sql, sizeof sql, "SELECT count(*) FROM fts_%s_docsize", lang);
         rc = sqlite3_prepare_v3(kb->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &li->n_rows, NULL);
+    }
+    if (rc == SQLITE_OK) {
+        snprintf(sql, sizeof sql,
+                 "SELECT rid, qterms FROM article WHERE is_published = 1 AND lang = '%s' "
+                 "LIMIT 100000000",
+                 lang);
+        rc = sqlite3_prepare_v3(kb->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &li->qterms, NULL);
     }
     if (rc == SQLITE_OK) {
         snprintf(sql, sizeof sql,
@@ -1846,7 +1913,8 @@ static void capture_end(struct kb *kb, struct kb_lang_index *li, sqlite3_int64 r
     static const int zero[KB_N_COLS] = {0};
     if (m->is_valid &&
         (df_set_lens(m, rid, kb->capture_delta > 0 ? kb->capture.n_tokens : zero) != 0 ||
-         postings_settle(m) != 0))
+         postings_settle(m) != 0 ||
+         (kb->capture_delta < 0 && df_set_qterms(m, rid, NULL, 0) != 0)))
         m->is_valid = 0;
     m->n_rows += kb->capture_delta;
     for (int c = 0; c < KB_N_COLS; c++)
@@ -1912,6 +1980,9 @@ static int index_article(struct kb *kb, sqlite3_int64 rid, const struct kb_artic
     sqlite3_bind_text(st, 2, qterms.data, (int)qterms.len, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, pstems.data, (int)pstems.len, SQLITE_STATIC);
     rc = step_done(st);
+    if (!rc && li->df_map->is_valid &&
+        df_set_qterms(li->df_map, rid, qterms.data ? qterms.data : "", qterms.len) != 0)
+        li->df_map->is_valid = 0;
 done:
     cd_buf_free(&questions);
     cd_buf_free(&learned);
@@ -2646,8 +2717,11 @@ static void fix_typos(const struct df_map *m, struct kb_query *q)
         int64_t best_df = 0;
         /* Known stems one byte shorter, as long, or one longer; the most frequent wins, then
          * the first in byte order. */
+        uint32_t sig = byte_sig(t->stem, (size_t)t->n_stem);
         for (int len = t->n_stem - 1; len <= t->n_stem + 1 && len <= TEXT_MAX_TOKEN; len++) {
             for (uint32_t k = 0; k < m->by_len[len].n; k++) {
+                if (__builtin_popcount(sig ^ m->by_len[len].sig[k]) > 2)
+                    continue;
                 const char *stem = m->pool.data + m->by_len[len].at[k];
                 if (!within_one_edit(t->stem, (size_t)t->n_stem, stem, (size_t)len))
                     continue;
@@ -2943,12 +3017,18 @@ static int rescore(struct kb *kb, const struct kb_query *q, struct kb_candidate 
 {
     const struct kb_tune *tn = &kb->tune;
     double scale = tn->w_stage1 * (1 + tn->proximity) + tn->w_phrasing * (1 + tn->phrasing_second);
+    const struct df_map *m = q->stats && q->stats->is_valid ? q->stats : NULL;
     for (int i = 0; i < n; i++) {
-        sqlite3_stmt *st = stmt(kb, ST_HIT_INFO);
-        sqlite3_bind_int64(st, 1, cands[i].rid);
-        if (sqlite3_step(st) == SQLITE_ROW)
-            cands[i].phrasing = best_phrasing(q, col_text(st, 0));
-        sqlite3_reset(st);
+        int64_t rid = cands[i].rid;
+        if (m && rid >= 0 && rid < m->n_qterms && m->qterms[rid]) {
+            cands[i].phrasing = best_phrasing(q, m->qterms[rid]);
+        } else {
+            sqlite3_stmt *st = stmt(kb, ST_HIT_INFO);
+            sqlite3_bind_int64(st, 1, rid);
+            if (sqlite3_step(st) == SQLITE_ROW)
+                cands[i].phrasing = best_phrasing(q, col_text(st, 0));
+            sqlite3_reset(st);
+        }
         cands[i].score = tn->w_stage1 * cands[i].stage1 + tn->w_phrasing * cands[i].phrasing;
         if (scale > 0)
             cands[i].score /= scale;
