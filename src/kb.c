@@ -121,6 +121,7 @@ struct kb_query {
     double idf2_sum; /* sum of squared idf: the question's norm, squared */
     int64_t n_rows;
     double avg_len[KB_N_COLS];
+    double norm_a[KB_N_COLS], norm_k[KB_N_COLS]; /* BM25 length norm: a + k * length */
     const struct kb_tune *tune;
     const struct df_map *stats; /* column lengths by rowid, if current */
     uint64_t stem_mask;         /* stem_bit() of every term, once has_mask is set */
@@ -953,6 +954,8 @@ static int query_prepare_idf(const Fts5ExtensionApi *api, Fts5Context *fts, stru
         q->avg_len[c] = (double)total / (double)n_rows;
         if (q->avg_len[c] < 1)
             q->avg_len[c] = 1;
+        q->norm_a[c] = 1.0 - q->tune->b_col[c];
+        q->norm_k[c] = q->tune->b_col[c] / q->avg_len[c];
     }
     q->has_idf = 1;
     return SQLITE_OK;
@@ -984,7 +987,7 @@ static void kb_rank_fn(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_co
             sqlite3_result_error_code(ctx, rc);
             return;
         }
-        norm[c] = 1.0 - tn->b_col[c] + tn->b_col[c] * (double)len / q->avg_len[c];
+        norm[c] = q->norm_a[c] + q->norm_k[c] * (double)len;
     }
     double tf[KB_MAX_QUERY_TERMS] = {0};
     int n_inst = 0;
@@ -1913,8 +1916,7 @@ static void capture_end(struct kb *kb, struct kb_lang_index *li, sqlite3_int64 r
     static const int zero[KB_N_COLS] = {0};
     if (m->is_valid &&
         (df_set_lens(m, rid, kb->capture_delta > 0 ? kb->capture.n_tokens : zero) != 0 ||
-         postings_settle(m) != 0 ||
-         (kb->capture_delta < 0 && df_set_qterms(m, rid, NULL, 0) != 0)))
+         postings_settle(m) != 0 || (kb->capture_delta < 0 && df_set_qterms(m, rid, NULL, 0) != 0)))
         m->is_valid = 0;
     m->n_rows += kb->capture_delta;
     for (int c = 0; c < KB_N_COLS; c++)
@@ -2720,8 +2722,10 @@ static void fix_typos(const struct df_map *m, struct kb_query *q)
         uint32_t sig = byte_sig(t->stem, (size_t)t->n_stem);
         for (int len = t->n_stem - 1; len <= t->n_stem + 1 && len <= TEXT_MAX_TOKEN; len++) {
             for (uint32_t k = 0; k < m->by_len[len].n; k++) {
-                if (__builtin_popcount(sig ^ m->by_len[len].sig[k]) > 2)
-                    continue;
+                uint32_t diff = sig ^ m->by_len[len].sig[k];
+                diff &= diff - 1;
+                if (diff & (diff - 1))
+                    continue; /* three bits or more differ */
                 const char *stem = m->pool.data + m->by_len[len].at[k];
                 if (!within_one_edit(t->stem, (size_t)t->n_stem, stem, (size_t)len))
                     continue;
@@ -2822,6 +2826,8 @@ static void query_prepare_idf_mem(const struct df_map *m, struct kb_query *q)
         q->avg_len[c] = (double)m->tot_len[c] / (double)n_rows;
         if (q->avg_len[c] < 1)
             q->avg_len[c] = 1;
+        q->norm_a[c] = 1.0 - q->tune->b_col[c];
+        q->norm_k[c] = q->tune->b_col[c] / q->avg_len[c];
     }
     q->has_idf = 1;
 }
@@ -2850,7 +2856,7 @@ static double score_row(const struct kb_query *q, const struct df_map *m, uint32
     double norm[KB_N_COLS];
     for (int c = 0; c < KB_N_COLS; c++) {
         int len = rid < m->n_lens ? m->lens[rid].len[c] : 0;
-        norm[c] = 1.0 - tn->b_col[c] + tn->b_col[c] * (double)len / q->avg_len[c];
+        norm[c] = q->norm_a[c] + q->norm_k[c] * (double)len;
     }
     double tf[KB_MAX_QUERY_TERMS];
     for (int t = 0; t < q->n_terms; t++)
