@@ -80,6 +80,7 @@ struct kb_tune {
     double phrasing_second; /* weight of the second-best phrasing */
     double fix_typos;       /* 1: an unknown word may match a known one an edit away */
     double join_words;      /* 1: two neighbouring words may be one split word */
+    double mem_index;       /* 1: stage one scores from the in-memory postings, 0: from FTS5 */
 };
 
 static const struct kb_tune tune_default = {
@@ -94,6 +95,7 @@ static const struct kb_tune tune_default = {
     .phrasing_second = 0.5,
     .fix_typos = 1.0,
     .join_words = 1.0,
+    .mem_index = 1.0,
 };
 
 /* One query term: its stem, where it is in the question, and its weight. */
@@ -119,16 +121,20 @@ struct kb_query {
     double idf2_sum; /* sum of squared idf: the question's norm, squared */
     int64_t n_rows;
     double avg_len[KB_N_COLS];
+    double norm_a[KB_N_COLS], norm_k[KB_N_COLS]; /* BM25 length norm: a + k * length */
     const struct kb_tune *tune;
     const struct df_map *stats; /* column lengths by rowid, if current */
+    uint64_t stem_mask;         /* stem_bit() of every term, once has_mask is set */
+    int has_mask;
 };
 
 /* One language's FTS5 table and its statements. */
 struct kb_lang_index {
     char lang[8];
     struct kb_tok *tok;    /* for questions and stored stems; FTS5 has its own instances */
-    sqlite3_stmt *vocab;   /* every term's document count per column (fts5vocab) */
-    sqlite3_stmt *lens;    /* every row's column lengths (kb_lengths()) */
+    sqlite3_stmt *vocab;   /* every term instance (fts5vocab 'instance') */
+    sqlite3_stmt *n_rows;  /* the number of rows (from FTS5's docsize table) */
+    sqlite3_stmt *qterms;  /* every published article's phrasing stems, with its rowid */
     struct df_map *df_map; /* the same, in memory, kept current by the tokenizer */
     sqlite3_stmt *ins;
     sqlite3_stmt *del;
@@ -280,7 +286,9 @@ struct kb {
     sqlite3 *db;
     struct capture capture; /* tokens of the article being indexed */
     int is_capturing;       /* an FTS5 row of lang_ix is being written (delta 1) or deleted */
+    int is_op_indexed;      /* the current write (op_begin) has changed an FTS5 row */
     int capture_delta;
+    uint32_t capture_rid;
     struct kb_lang_index *capture_lang;
     uint32_t df_op; /* one per FTS5 row written or deleted, to count a term once per row */
     int64_t data_version;
@@ -461,7 +469,7 @@ static int kb_tok_tokenize(struct kb_tok *kt, const char *s, size_t n, text_toke
  * the database. */
 /* Tokens in each column of one article, so scoring a row needs no docsize lookup. */
 struct doc_len {
-    uint16_t len[KB_N_COLS]; /* saturates at 65535 */
+    int32_t len[KB_N_COLS];
 };
 
 struct df_entry {
@@ -470,8 +478,24 @@ struct df_entry {
     uint32_t op;      /* last row operation that counted this term ... */
     uint8_t op_cols;  /* ... and in which columns */
     uint8_t n_stem;
+    uint32_t term_id; /* its postings: df_map.posts[term_id] */
     int32_t col_df[KB_N_COLS];
 };
+
+/* Where one term occurs: for each article that has it, in rowid order, the words
+ * [rowid, n, instance 1, ..., instance n], each instance (column << 24 | token offset) in
+ * column, then offset order, exactly as FTS5 reports them (xInst). Stage one of a search
+ * scores from these instead of reading FTS5 doclists. */
+struct postings {
+    uint32_t *w;
+    uint32_t n, cap;  /* words used, allocated */
+    uint32_t op;      /* the row operation that last touched the list ... */
+    uint32_t cur;     /* ... and where the entry it appended starts */
+    uint32_t max_rid; /* at least the largest rowid in the list */
+};
+
+#define POST_COL_SHIFT 24
+#define POST_MAX_OFF   ((1u << POST_COL_SHIFT) - 1)
 
 struct df_map {
     struct df_entry *slots;
@@ -479,9 +503,21 @@ struct df_map {
     uint32_t n;
     struct cd_buf pool; /* the stems */
     int is_valid;
-    int64_t n_rows;       /* articles in the index */
-    struct doc_len *lens; /* token count per column of each row, by rowid */
-    int64_t n_lens;       /* rowids below this have an entry */
+    int64_t n_rows;             /* articles in the index */
+    struct doc_len *lens;       /* token count per column of each row, by rowid */
+    int64_t n_lens;             /* rowids below this have an entry */
+    int64_t tot_len[KB_N_COLS]; /* tokens per column over all rows (FTS5's totals) */
+    struct postings *posts;     /* by term_id */
+    char **qterms;              /* by rowid: the article's phrasing stems (ST_HIT_INFO) */
+    int64_t n_qterms;           /* rowids below this have a slot */
+    uint32_t n_posts, cap_posts;
+    uint32_t *moved; /* term_ids whose list got an entry out of rowid order this row */
+    uint32_t n_moved, cap_moved;
+    struct {
+        uint32_t *at;  /* pool offsets of the stems of this length, for typo repair ... */
+        uint32_t *sig; /* ... and their byte_sig() */
+        uint32_t n, cap;
+    } by_len[TEXT_MAX_TOKEN + 1];
 };
 
 static uint32_t hash_bytes(const char *s, size_t n)
@@ -500,6 +536,26 @@ static void df_map_clear(struct df_map *m)
     free(m->lens);
     m->lens = NULL;
     m->n_lens = m->n_rows = 0;
+    for (int64_t i = 0; i < m->n_qterms; i++)
+        free(m->qterms[i]);
+    free(m->qterms);
+    m->qterms = NULL;
+    m->n_qterms = 0;
+    memset(m->tot_len, 0, sizeof m->tot_len);
+    for (uint32_t i = 0; i < m->n_posts; i++)
+        free(m->posts[i].w);
+    free(m->posts);
+    m->posts = NULL;
+    m->n_posts = m->cap_posts = 0;
+    free(m->moved);
+    m->moved = NULL;
+    m->n_moved = m->cap_moved = 0;
+    for (int i = 0; i <= TEXT_MAX_TOKEN; i++) {
+        free(m->by_len[i].at);
+        free(m->by_len[i].sig);
+        m->by_len[i].at = m->by_len[i].sig = NULL;
+        m->by_len[i].n = m->by_len[i].cap = 0;
+    }
     cd_buf_reset(&m->pool);
     m->is_valid = 0;
 }
@@ -535,6 +591,16 @@ static int df_map_grow(struct df_map *m)
     return 0;
 }
 
+/* Which byte values (mod 32) a stem has. One insertion, deletion, substitution or swap
+ * changes at most two bits, so most stems are ruled out as typos by one popcount. */
+static uint32_t byte_sig(const char *s, size_t n)
+{
+    uint32_t sig = 0;
+    for (size_t i = 0; i < n; i++)
+        sig |= 1u << ((unsigned char)s[i] & 31);
+    return sig;
+}
+
 /* Returns the entry of a stem, adding a zeroed one if create is set; NULL if absent (or out
  * of memory while creating). */
 static struct df_entry *df_find(struct df_map *m, const char *stem, size_t n, int create)
@@ -557,9 +623,34 @@ static struct df_entry *df_find(struct df_map *m, const char *stem, size_t n, in
         return NULL;
     if (m->pool.len + n >= UINT32_MAX)
         return NULL;
+    if (m->n_posts == m->cap_posts) {
+        uint32_t cap = m->cap_posts ? m->cap_posts * 2 : 1024;
+        struct postings *posts = realloc(m->posts, (size_t)cap * sizeof *posts);
+        if (!posts)
+            return NULL;
+        memset(posts + m->cap_posts, 0, (size_t)(cap - m->cap_posts) * sizeof *posts);
+        m->posts = posts;
+        m->cap_posts = cap;
+    }
     uint32_t at = (uint32_t)m->pool.len;
+    if (n <= TEXT_MAX_TOKEN && m->by_len[n].n == m->by_len[n].cap) {
+        uint32_t cap = m->by_len[n].cap ? m->by_len[n].cap * 2 : 64;
+        uint32_t *grown = realloc(m->by_len[n].at, (size_t)cap * sizeof *grown);
+        if (!grown)
+            return NULL;
+        m->by_len[n].at = grown;
+        grown = realloc(m->by_len[n].sig, (size_t)cap * sizeof *grown);
+        if (!grown)
+            return NULL;
+        m->by_len[n].sig = grown;
+        m->by_len[n].cap = cap;
+    }
     if (cd_buf_append(&m->pool, stem, n))
         return NULL;
+    if (n <= TEXT_MAX_TOKEN) {
+        m->by_len[n].at[m->by_len[n].n] = at;
+        m->by_len[n].sig[m->by_len[n].n++] = byte_sig(stem, n);
+    }
     uint32_t k = h & (m->cap - 1);
     while (m->slots[k].stem_at != UINT32_MAX)
         k = (k + 1) & (m->cap - 1);
@@ -568,6 +659,7 @@ static struct df_entry *df_find(struct df_map *m, const char *stem, size_t n, in
     e->hash = h;
     e->stem_at = at;
     e->n_stem = (uint8_t)n;
+    e->term_id = m->n_posts++;
     m->n++;
     return e;
 }
@@ -589,29 +681,158 @@ static int df_set_lens(struct df_map *m, int64_t rid, const int *lens)
         m->n_lens = n;
     }
     for (int c = 0; c < KB_N_COLS; c++)
-        m->lens[rid].len[c] = (uint16_t)(lens[c] > 65535 ? 65535 : lens[c] < 0 ? 0 : lens[c]);
+        m->lens[rid].len[c] = lens[c] < 0 ? 0 : lens[c];
     return 0;
 }
 
-/* Counts (delta 1) or uncounts (delta -1) a term of column col of row operation op. */
-static void df_count(struct df_map *m, const char *stem, size_t n, int col, int delta, uint32_t op)
+/* Keeps a copy of row rid's phrasing stems (NULL: the row is gone). */
+static int df_set_qterms(struct df_map *m, int64_t rid, const char *qterms, size_t n)
+{
+    if (rid < 0 || rid > INT32_MAX)
+        return CD_EINVAL;
+    if (rid >= m->n_qterms) {
+        if (!qterms)
+            return 0;
+        int64_t cap = m->n_qterms ? m->n_qterms : 1024;
+        while (cap <= rid)
+            cap *= 2;
+        char **grown = realloc(m->qterms, (size_t)cap * sizeof *grown);
+        if (!grown)
+            return CD_ENOMEM;
+        memset(grown + m->n_qterms, 0, (size_t)(cap - m->n_qterms) * sizeof *grown);
+        m->qterms = grown;
+        m->n_qterms = cap;
+    }
+    char *copy = qterms ? cd_strndup(qterms, n) : NULL;
+    if (qterms && !copy)
+        return CD_ENOMEM;
+    free(m->qterms[rid]);
+    m->qterms[rid] = copy;
+    return 0;
+}
+
+/* Counts (delta 1) or uncounts (delta -1) a term of column col of row operation op; returns
+ * the term's entry, or NULL (the map is then marked for a rebuild, if it must be). */
+static struct df_entry *df_count(struct df_map *m, const char *stem, size_t n, int col, int delta,
+                                 uint32_t op)
 {
     struct df_entry *e = df_find(m, stem, n, delta > 0);
     if (!e) {
         if (delta > 0)
             m->is_valid = 0; /* out of memory: rebuild before the next search */
-        return;
+        return NULL;
     }
     if (e->op != op) {
         e->op = op;
         e->op_cols = 0;
     }
     if (e->op_cols & (1u << col))
-        return;
+        return e;
     e->op_cols |= (uint8_t)(1u << col);
     e->col_df[col] += delta;
     if (e->col_df[col] < 0)
         e->col_df[col] = 0;
+    return e;
+}
+
+static int postings_reserve(struct postings *p, uint32_t extra)
+{
+    if (p->n + extra <= p->cap)
+        return 0;
+    if (p->n > UINT32_MAX / 4 - extra)
+        return CD_EFULL;
+    uint32_t cap = p->cap ? p->cap : 8;
+    while (cap < p->n + extra)
+        cap *= 2;
+    uint32_t *w = realloc(p->w, (size_t)cap * sizeof *w);
+    if (!w)
+        return CD_ENOMEM;
+    p->w = w;
+    p->cap = cap;
+    return 0;
+}
+
+/* Records one instance of a term in row rid. The first instance of row operation op starts
+ * the row's entry at the end of the list; one that belongs earlier (an article rewritten in
+ * place keeps its rowid) is noted in m->moved for postings_settle(). */
+static int postings_add(struct df_map *m, const struct df_entry *e, uint32_t rid, int col, int off,
+                        uint32_t op)
+{
+    struct postings *p = &m->posts[e->term_id];
+    if (p->op != op) {
+        if (postings_reserve(p, 3))
+            return CD_ENOMEM;
+        if (p->n > 0 && rid <= p->max_rid) {
+            if (m->n_moved == m->cap_moved) {
+                uint32_t cap = m->cap_moved ? m->cap_moved * 2 : 64;
+                uint32_t *moved = realloc(m->moved, (size_t)cap * sizeof *moved);
+                if (!moved)
+                    return CD_ENOMEM;
+                m->moved = moved;
+                m->cap_moved = cap;
+            }
+            m->moved[m->n_moved++] = e->term_id;
+        }
+        if (rid > p->max_rid)
+            p->max_rid = rid;
+        p->op = op;
+        p->cur = p->n;
+        p->w[p->n++] = rid;
+        p->w[p->n++] = 0;
+    } else if (postings_reserve(p, 1)) {
+        return CD_ENOMEM;
+    }
+    uint32_t o = off < 0 ? 0 : (uint32_t)off > POST_MAX_OFF ? POST_MAX_OFF : (uint32_t)off;
+    p->w[p->n++] = (uint32_t)col << POST_COL_SHIFT | o;
+    p->w[p->cur + 1]++;
+    return 0;
+}
+
+/* Moves each entry noted by postings_add() to its place in rowid order. */
+static int postings_settle(struct df_map *m)
+{
+    int rc = 0;
+    for (uint32_t i = 0; i < m->n_moved && !rc; i++) {
+        struct postings *p = &m->posts[m->moved[i]];
+        uint32_t cur = p->cur, len = p->n - cur, rid = p->w[cur], at = 0;
+        while (at < cur && p->w[at] < rid)
+            at += 2 + p->w[at + 1];
+        if (at < cur && p->w[at] == rid) {
+            rc = CD_ESTATE; /* the row is listed twice: rebuild */
+            break;
+        }
+        if (at == cur)
+            continue;
+        uint32_t *entry = malloc((size_t)len * sizeof *entry);
+        if (!entry) {
+            rc = CD_ENOMEM;
+            break;
+        }
+        memcpy(entry, p->w + cur, (size_t)len * sizeof *entry);
+        memmove(p->w + at + len, p->w + at, (size_t)(cur - at) * sizeof *entry);
+        memcpy(p->w + at, entry, (size_t)len * sizeof *entry);
+        free(entry);
+    }
+    m->n_moved = 0;
+    return rc;
+}
+
+/* Removes row rid from a term's list (once per row operation op). */
+static int postings_remove(struct df_map *m, const struct df_entry *e, uint32_t rid, uint32_t op)
+{
+    struct postings *p = &m->posts[e->term_id];
+    if (p->op == op)
+        return 0;
+    p->op = op;
+    for (uint32_t at = 0; at < p->n && p->w[at] <= rid; at += 2 + p->w[at + 1]) {
+        if (p->w[at] != rid)
+            continue;
+        uint32_t len = 2 + p->w[at + 1];
+        memmove(p->w + at, p->w + at + len, (size_t)(p->n - at - len) * sizeof *p->w);
+        p->n -= len;
+        return 0;
+    }
+    return CD_ENOTFOUND;
 }
 
 /* ---- the snowball FTS5 tokenizer -------------------------------------------------------- */
@@ -635,16 +856,22 @@ struct fts_capture_ctx {
     int n_col;
     int delta;
     uint32_t op;
+    uint32_t rid;
 };
 
 static int fts_capture_cb(void *ctx, const char *token, int n_token, int start, int end)
 {
     struct fts_capture_ctx *c = ctx;
-    c->cap->n_tokens[c->n_col]++;
+    int off = c->cap->n_tokens[c->n_col]++; /* FTS5's position of the token in its column */
     if (c->col && !c->cap->is_failed && capture_token(c->col, token, n_token, start))
         c->cap->is_failed = 1;
-    if (c->df_map)
-        df_count(c->df_map, token, (size_t)n_token, c->n_col, c->delta, c->op);
+    struct df_map *m = c->df_map;
+    if (m && m->is_valid) {
+        struct df_entry *e = df_count(m, token, (size_t)n_token, c->n_col, c->delta, c->op);
+        if (e && (c->delta > 0 ? postings_add(m, e, c->rid, c->n_col, off, c->op)
+                               : postings_remove(m, e, c->rid, c->op)))
+            m->is_valid = 0; /* rebuilt before the next search */
+    }
     return c->fts.x_token(c->fts.fts_ctx, 0, token, n_token, start, end);
 }
 
@@ -686,6 +913,7 @@ static int snowball_tokenize(Fts5Tokenizer *t, void *fts_ctx, int flags, const c
                 col,
                 kb->capture_delta,
                 kb->df_op,
+                kb->capture_rid,
             };
             if (!text || n_text <= 0)
                 return SQLITE_OK;
@@ -726,22 +954,11 @@ static int query_prepare_idf(const Fts5ExtensionApi *api, Fts5Context *fts, stru
         q->avg_len[c] = (double)total / (double)n_rows;
         if (q->avg_len[c] < 1)
             q->avg_len[c] = 1;
+        q->norm_a[c] = 1.0 - q->tune->b_col[c];
+        q->norm_k[c] = q->tune->b_col[c] / q->avg_len[c];
     }
     q->has_idf = 1;
     return SQLITE_OK;
-}
-
-/* kb_lengths(fts_table): the row's token count per column, as KB_N_COLS native ints. */
-static void kb_lengths_fn(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_context *ctx,
-                          int n_args, sqlite3_value **args)
-{
-    (void)n_args;
-    (void)args;
-    int lens[KB_N_COLS];
-    for (int c = 0; c < KB_N_COLS; c++)
-        if (api->xColumnSize(fts, c, &lens[c]) != SQLITE_OK)
-            lens[c] = 0;
-    sqlite3_result_blob(ctx, lens, sizeof lens, SQLITE_TRANSIENT);
 }
 
 /* kb_rank(fts_table, query_pointer): BM25F times coverage, plus proximity. Higher is better. */
@@ -770,7 +987,7 @@ static void kb_rank_fn(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_co
             sqlite3_result_error_code(ctx, rc);
             return;
         }
-        norm[c] = 1.0 - tn->b_col[c] + tn->b_col[c] * (double)len / q->avg_len[c];
+        norm[c] = q->norm_a[c] + q->norm_k[c] * (double)len;
     }
     double tf[KB_MAX_QUERY_TERMS] = {0};
     int n_inst = 0;
@@ -825,13 +1042,16 @@ static void lang_index_clear(struct kb_lang_index *li)
     sqlite3_finalize(li->del);
     sqlite3_finalize(li->search);
     sqlite3_finalize(li->vocab);
-    sqlite3_finalize(li->lens);
+    sqlite3_finalize(li->n_rows);
+    sqlite3_finalize(li->qterms);
     df_map_free(li->df_map);
     kb_tok_free(li->tok);
     memset(li, 0, sizeof *li);
 }
 
-/* (Re)reads every term's document counts of one language from its FTS5 index. */
+/* (Re)reads one language's postings, document counts and column lengths from its FTS5 index:
+ * every term instance (fts5vocab 'instance': by term, then rowid, column and offset). Every
+ * token is an instance of its term, so a column's length is its last offset plus one. */
 static int df_map_build(struct kb_lang_index *li)
 {
     static const char *const col_names[KB_N_COLS] = {"title", "questions", "learned", "tags",
@@ -841,36 +1061,72 @@ static int df_map_build(struct kb_lang_index *li)
     sqlite3_stmt *st = li->vocab;
     sqlite3_reset(st);
     int step, rc = 0;
+    uint32_t op = 0, prev_term = UINT32_MAX;
+    int64_t prev_doc = -1;
+    uint8_t cols = 0; /* columns of the current (term, row) counted in col_df */
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
         const char *term = (const char *)sqlite3_column_text(st, 0);
-        const char *col = (const char *)sqlite3_column_text(st, 1);
+        int64_t doc = sqlite3_column_int64(st, 1);
+        const char *col = (const char *)sqlite3_column_text(st, 2);
+        int off = sqlite3_column_int(st, 3);
         int c = 0;
         while (c < KB_N_COLS && col && strcmp(col, col_names[c]))
             c++;
         if (!term || c == KB_N_COLS)
             continue;
+        if (doc <= 0 || doc > INT32_MAX) {
+            rc = CD_EFULL;
+            break;
+        }
         struct df_entry *e = df_find(m, term, (size_t)sqlite3_column_bytes(st, 0), 1);
         if (!e) {
             rc = CD_ENOMEM;
             break;
         }
-        e->col_df[c] = (int32_t)sqlite3_column_int64(st, 2);
+        if (e->term_id != prev_term || doc != prev_doc) {
+            op++; /* a new (term, row) entry */
+            cols = 0;
+            prev_term = e->term_id;
+            prev_doc = doc;
+        }
+        if (!(cols & (1u << c))) {
+            cols |= (uint8_t)(1u << c);
+            e->col_df[c]++;
+        }
+        if ((rc = postings_add(m, e, (uint32_t)doc, c, off, op)) != 0 ||
+            (m->n_moved && (rc = postings_settle(m)) != 0))
+            break;
+        if (doc >= m->n_lens || m->lens[doc].len[c] <= off) {
+            int lens[KB_N_COLS] = {0};
+            if (doc < m->n_lens)
+                memcpy(lens, m->lens[doc].len, sizeof lens);
+            lens[c] = off + 1;
+            if ((rc = df_set_lens(m, doc, lens)) != 0)
+                break;
+        }
     }
     sqlite3_reset(st);
     if (!rc && step != SQLITE_DONE)
         rc = sql_rc(step);
-    st = li->lens;
-    while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW) {
-        int lens[KB_N_COLS];
-        if (sqlite3_column_bytes(st, 1) != (int)sizeof lens)
-            continue;
-        memcpy(lens, sqlite3_column_blob(st, 1), sizeof lens);
-        rc = df_set_lens(m, sqlite3_column_int64(st, 0), lens);
-        m->n_rows++;
-    }
+    /* Later row operations are numbered by kb->df_op: forget the numbers used here. */
+    for (uint32_t i = 0; i < m->n_posts; i++)
+        m->posts[i].op = 0;
+    for (int64_t r = 0; r < m->n_lens; r++)
+        for (int c = 0; c < KB_N_COLS; c++)
+            m->tot_len[c] += m->lens[r].len[c];
+    st = li->qterms;
+    while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW)
+        rc = df_set_qterms(m, sqlite3_column_int64(st, 0), col_text(st, 1),
+                           (size_t)sqlite3_column_bytes(st, 1));
     sqlite3_reset(st);
     if (!rc && step != SQLITE_DONE)
         rc = sql_rc(step);
+    st = li->n_rows; /* rows with no token at all have no instance */
+    if (!rc && (step = sqlite3_step(st)) == SQLITE_ROW)
+        m->n_rows = sqlite3_column_int64(st, 0);
+    else if (!rc)
+        rc = sql_rc(step);
+    sqlite3_reset(st);
     m->is_valid = rc == 0;
     return rc;
 }
@@ -925,20 +1181,26 @@ static struct kb_lang_index *lang_index(struct kb *kb, const char *lang, int cre
     }
     if (rc == SQLITE_OK) {
         snprintf(sql, sizeof sql,
-                 "CREATE VIRTUAL TABLE IF NOT EXISTS temp.fts_%s_col USING fts5vocab(main, fts_%s, "
-                 "col)",
+                 "CREATE VIRTUAL TABLE IF NOT EXISTS temp.fts_%s_inst USING fts5vocab(main, "
+                 "fts_%s, instance)",
                  lang, lang);
         rc = sqlite3_exec(kb->db, sql, NULL, NULL, NULL);
     }
     if (rc == SQLITE_OK) {
-        snprintf(sql, sizeof sql, "SELECT term, col, doc FROM temp.fts_%s_col LIMIT 100000000",
-                 lang);
+        snprintf(sql, sizeof sql,
+                 "SELECT term, doc, col, offset FROM temp.fts_%s_inst LIMIT 1000000000", lang);
         rc = sqlite3_prepare_v3(kb->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &li->vocab, NULL);
     }
     if (rc == SQLITE_OK) {
-        snprintf(sql, sizeof sql, "SELECT rowid, kb_lengths(fts_%s) FROM fts_%s LIMIT 100000000",
-                 lang, lang);
-        rc = sqlite3_prepare_v3(kb->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &li->lens, NULL);
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM fts_%s_docsize", lang);
+        rc = sqlite3_prepare_v3(kb->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &li->n_rows, NULL);
+    }
+    if (rc == SQLITE_OK) {
+        snprintf(sql, sizeof sql,
+                 "SELECT rid, qterms FROM article WHERE is_published = 1 AND lang = '%s' "
+                 "LIMIT 100000000",
+                 lang);
+        rc = sqlite3_prepare_v3(kb->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &li->qterms, NULL);
     }
     if (rc == SQLITE_OK) {
         snprintf(sql, sizeof sql,
@@ -1061,6 +1323,8 @@ static void tune_from_env(struct kb_tune *t)
             t->fix_typos = v;
         else if (!strcmp(kv, "join_words"))
             t->join_words = v;
+        else if (!strcmp(kv, "mem_index"))
+            t->mem_index = v;
         for (int c = 0; c < KB_N_COLS; c++) {
             char name[32];
             snprintf(name, sizeof name, "w_%s", col_names[c]);
@@ -1103,8 +1367,7 @@ struct kb *kb_open(const char *path, char **err)
     }
     fts5_tokenizer tokenizer = {snowball_create, snowball_delete, snowball_tokenize};
     if (kb->fts->xCreateTokenizer(kb->fts, "snowball", kb, &tokenizer, NULL) != SQLITE_OK ||
-        kb->fts->xCreateFunction(kb->fts, "kb_rank", NULL, kb_rank_fn, NULL) != SQLITE_OK ||
-        kb->fts->xCreateFunction(kb->fts, "kb_lengths", NULL, kb_lengths_fn, NULL) != SQLITE_OK) {
+        kb->fts->xCreateFunction(kb->fts, "kb_rank", NULL, kb_rank_fn, NULL) != SQLITE_OK) {
         set_err(err, "cannot register the snowball tokenizer%s", NULL);
         goto fail;
     }
@@ -1627,14 +1890,17 @@ static int build_pstems(const struct capture *cap, const char *body, struct stem
 
 /* Brackets one FTS5 row write (delta 1) or delete (-1): the snowball tokenizer counts the
  * row's terms in the language's df_map and, on a write, keeps the tokens in kb->capture. */
-static void capture_begin(struct kb *kb, struct kb_lang_index *li, int delta)
+static void capture_begin(struct kb *kb, struct kb_lang_index *li, sqlite3_int64 rid, int delta)
 {
-    (void)li;
     capture_reset(&kb->capture);
     kb->capture_lang = li;
     kb->capture_delta = delta;
+    kb->capture_rid = rid > 0 && rid <= INT32_MAX ? (uint32_t)rid : 0;
+    if (!kb->capture_rid)
+        li->df_map->is_valid = 0; /* a rowid the postings cannot hold: rebuild (and fail) */
     kb->df_op++;
     kb->is_capturing = 1;
+    kb->is_op_indexed = 1;
 }
 
 static void capture_end(struct kb *kb, struct kb_lang_index *li, sqlite3_int64 rid, int rc)
@@ -1649,9 +1915,12 @@ static void capture_end(struct kb *kb, struct kb_lang_index *li, sqlite3_int64 r
     }
     static const int zero[KB_N_COLS] = {0};
     if (m->is_valid &&
-        df_set_lens(m, rid, kb->capture_delta > 0 ? kb->capture.n_tokens : zero) != 0)
+        (df_set_lens(m, rid, kb->capture_delta > 0 ? kb->capture.n_tokens : zero) != 0 ||
+         postings_settle(m) != 0 || (kb->capture_delta < 0 && df_set_qterms(m, rid, NULL, 0) != 0)))
         m->is_valid = 0;
     m->n_rows += kb->capture_delta;
+    for (int c = 0; c < KB_N_COLS; c++)
+        m->tot_len[c] += kb->capture_delta * (int64_t)kb->capture.n_tokens[c];
 }
 
 /* (Re)builds the FTS row, phrasing stems and paragraph stems of a published article. FTS5
@@ -1680,7 +1949,7 @@ static int index_article(struct kb *kb, sqlite3_int64 rid, const struct kb_artic
     sqlite3_reset(st);
     if (rc)
         goto done;
-    capture_begin(kb, li, 1);
+    capture_begin(kb, li, rid, 1);
     st = li->ins;
     sqlite3_reset(st);
     sqlite3_bind_int64(st, 1, rid);
@@ -1713,6 +1982,9 @@ static int index_article(struct kb *kb, sqlite3_int64 rid, const struct kb_artic
     sqlite3_bind_text(st, 2, qterms.data, (int)qterms.len, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, pstems.data, (int)pstems.len, SQLITE_STATIC);
     rc = step_done(st);
+    if (!rc && li->df_map->is_valid &&
+        df_set_qterms(li->df_map, rid, qterms.data ? qterms.data : "", qterms.len) != 0)
+        li->df_map->is_valid = 0;
 done:
     cd_buf_free(&questions);
     cd_buf_free(&learned);
@@ -1732,7 +2004,7 @@ static int unindex_article(struct kb *kb, sqlite3_int64 rid, const char *lang)
         return 0;
     sqlite3_reset(li->del);
     sqlite3_bind_int64(li->del, 1, rid);
-    capture_begin(kb, li, -1);
+    capture_begin(kb, li, rid, -1);
     rc = step_done(li->del);
     capture_end(kb, li, rid, rc);
     return rc;
@@ -1743,11 +2015,21 @@ static int unindex_article(struct kb *kb, sqlite3_int64 rid, const char *lang)
  * savepoint, which would make a bulk load several times slower). */
 static int op_begin(struct kb *kb)
 {
+    kb->is_op_indexed = 0;
     return kb->is_bulk ? 0 : step_done(stmt(kb, ST_SAVEPOINT));
+}
+
+/* What the tokenizer counted for rows a rollback undoes is wrong: rebuilt at next search. */
+static void invalidate_counts(struct kb *kb)
+{
+    for (int i = 0; i < kb->n_langs; i++)
+        kb->langs[i].df_map->is_valid = 0;
 }
 
 static int op_end(struct kb *kb, int rc)
 {
+    if (rc && kb->is_op_indexed)
+        invalidate_counts(kb);
     if (kb->is_bulk)
         return rc;
     if (rc)
@@ -2094,8 +2376,26 @@ done:
 
 #define KB_MAX_JOINS 4 /* pairs of neighbouring words tried as one ("git hub") */
 
+static uint64_t stem_bit(const char *s, size_t n)
+{
+    return 1ull << (((unsigned char)s[0] * 31u + (unsigned)n) & 63);
+}
+
+/* Sets the query's stem mask: its terms are final (choose_phrases() has run). */
+static void query_seal(struct kb_query *q)
+{
+    q->stem_mask = 0;
+    for (int i = 0; i < q->n_terms; i++)
+        q->stem_mask |= stem_bit(q->terms[i].stem, (size_t)q->terms[i].n_stem);
+    q->has_mask = 1;
+}
+
+/* Returns the index of the term with stem s, or -1. Passages and phrasings ask for every stem
+ * they have, mostly absent ones: the mask turns most of those away at once. */
 static int find_stem(const struct kb_query *q, const char *s, size_t n)
 {
+    if (n == 0 || (q->has_mask && !(q->stem_mask & stem_bit(s, n))))
+        return -1;
     for (int i = 0; i < q->n_terms; i++)
         if ((size_t)q->terms[i].n_stem == n && q->terms[i].stem[0] == s[0] &&
             !memcmp(q->terms[i].stem, s, n))
@@ -2399,6 +2699,12 @@ static int within_one_edit(const char *a, size_t na, const char *b, size_t nb)
     return !memcmp(a + i, b + i + 1, na - i);
 }
 
+static int stem_cmp(const char *a, size_t na, const char *b, size_t nb)
+{
+    int cmp = memcmp(a, b, na < nb ? na : nb);
+    return cmp ? cmp : (na > nb) - (na < nb);
+}
+
 /* A term no article has may be a typo: replaces it with the most frequent known term one
  * edit away, if there is one (words of five bytes or more, a few per question). */
 static void fix_typos(const struct df_map *m, struct kb_query *q)
@@ -2411,14 +2717,25 @@ static void fix_typos(const struct df_map *m, struct kb_query *q)
         n_fixes++;
         const struct df_entry *best = NULL;
         int64_t best_df = 0;
-        for (uint32_t k = 0; k < m->cap; k++) {
-            const struct df_entry *e = &m->slots[k];
-            if (e->stem_at == UINT32_MAX || e->n_stem + 1 < t->n_stem || e->n_stem > t->n_stem + 1)
-                continue;
-            int64_t df = entry_df(e);
-            if (df > best_df &&
-                within_one_edit(t->stem, (size_t)t->n_stem, m->pool.data + e->stem_at, e->n_stem))
-                best = e, best_df = df;
+        /* Known stems one byte shorter, as long, or one longer; the most frequent wins, then
+         * the first in byte order. */
+        uint32_t sig = byte_sig(t->stem, (size_t)t->n_stem);
+        for (int len = t->n_stem - 1; len <= t->n_stem + 1 && len <= TEXT_MAX_TOKEN; len++) {
+            for (uint32_t k = 0; k < m->by_len[len].n; k++) {
+                uint32_t diff = sig ^ m->by_len[len].sig[k];
+                diff &= diff - 1;
+                if (diff & (diff - 1))
+                    continue; /* three bits or more differ */
+                const char *stem = m->pool.data + m->by_len[len].at[k];
+                if (!within_one_edit(t->stem, (size_t)t->n_stem, stem, (size_t)len))
+                    continue;
+                const struct df_entry *e = df_find((struct df_map *)m, stem, (size_t)len, 0);
+                int64_t df = e ? entry_df(e) : 0;
+                if (df > best_df ||
+                    (df == best_df && df > 0 &&
+                     stem_cmp(stem, (size_t)len, m->pool.data + best->stem_at, best->n_stem) < 0))
+                    best = e, best_df = df;
+            }
         }
         if (best && find_stem(q, m->pool.data + best->stem_at, best->n_stem) < 0) {
             memcpy(t->stem, m->pool.data + best->stem_at, best->n_stem);
@@ -2486,7 +2803,173 @@ static int choose_phrases(struct kb_lang_index *li, struct kb_query *q)
         q->is_head_only[q->n_phrases] = head_only;
         q->phrase_term[q->n_phrases++] = order[k];
     }
+    query_seal(q);
     return 0;
+}
+
+/* Fills the query's idf and average column lengths as query_prepare_idf() does from FTS5. */
+static void query_prepare_idf_mem(const struct df_map *m, struct kb_query *q)
+{
+    int64_t n_rows = m->n_rows < 1 ? 1 : m->n_rows;
+    q->idf_sum = q->idf2_sum = 0;
+    q->n_rows = n_rows;
+    for (int i = 0; i < q->n_terms; i++) {
+        double df = (double)q->terms[i].df;
+        if (df > (double)n_rows)
+            df = (double)n_rows;
+        double idf = log(1.0 + ((double)n_rows - df + 0.5) / (df + 0.5));
+        q->terms[i].idf = idf > 1e-6 ? idf : 1e-6;
+        q->idf_sum += q->terms[i].idf;
+        q->idf2_sum += q->terms[i].idf * q->terms[i].idf;
+    }
+    for (int c = 0; c < KB_N_COLS; c++) {
+        q->avg_len[c] = (double)m->tot_len[c] / (double)n_rows;
+        if (q->avg_len[c] < 1)
+            q->avg_len[c] = 1;
+        q->norm_a[c] = 1.0 - q->tune->b_col[c];
+        q->norm_k[c] = q->tune->b_col[c] / q->avg_len[c];
+    }
+    q->has_idf = 1;
+}
+
+/* One matched phrase's walk through its term's postings. */
+struct post_cursor {
+    const uint32_t *at, *end;        /* the current entry; the list's end */
+    const uint32_t *inst, *inst_end; /* the instances of the row being scored */
+    int term;
+    int is_head_only;
+};
+
+/* Scores one row from the instances of the phrases it has (cursors with inst set), exactly as
+ * kb_rank_fn() scores it from FTS5's; returns -1 if no instance counts (a head-only term
+ * found only in the tags or body). */
+static double score_row(const struct kb_query *q, const struct df_map *m, uint32_t rid,
+                        struct post_cursor *cur, int n_cur)
+{
+    const struct kb_tune *tn = q->tune;
+    /* Most rows a head-only phrase walks have the term only in the tags or body. */
+    int is_counted = 0;
+    for (int i = 0; i < n_cur && !is_counted; i++)
+        is_counted = cur[i].inst && (!cur[i].is_head_only || (*cur[i].inst >> POST_COL_SHIFT) < 3);
+    if (!is_counted)
+        return -1;
+    double norm[KB_N_COLS];
+    for (int c = 0; c < KB_N_COLS; c++) {
+        int len = rid < m->n_lens ? m->lens[rid].len[c] : 0;
+        norm[c] = q->norm_a[c] + q->norm_k[c] * (double)len;
+    }
+    double tf[KB_MAX_QUERY_TERMS];
+    for (int t = 0; t < q->n_terms; t++)
+        tf[t] = 0;
+    int prev_term = -1, prev_col = -1, prev_off = -10, n_inst = 0;
+    double proximity = 0;
+    for (;;) {
+        /* The next instance in column, then offset order over every phrase. */
+        int best = -1;
+        uint32_t best_v = UINT32_MAX;
+        for (int i = 0; i < n_cur; i++) {
+            struct post_cursor *p = &cur[i];
+            if (!p->inst || p->inst == p->inst_end)
+                continue;
+            if (p->is_head_only && (*p->inst >> POST_COL_SHIFT) >= 3) {
+                p->inst = p->inst_end; /* instances are in column order: no more */
+                continue;
+            }
+            if (*p->inst < best_v) {
+                best_v = *p->inst;
+                best = i;
+            }
+        }
+        if (best < 0)
+            break;
+        cur[best].inst++;
+        n_inst++;
+        int term = cur[best].term, col = (int)(best_v >> POST_COL_SHIFT);
+        int off = (int)(best_v & POST_MAX_OFF);
+        if (col >= KB_N_COLS)
+            continue;
+        tf[term] += tn->w_col[col] / norm[col];
+        if (col == prev_col && term != prev_term && off - prev_off <= 2) {
+            double a = q->terms[term].idf, b = q->terms[prev_term].idf;
+            proximity += a < b ? a : b;
+        }
+        prev_term = term;
+        prev_col = col;
+        prev_off = off;
+    }
+    if (n_inst == 0)
+        return -1;
+    double bm25 = 0, covered = 0;
+    for (int t = 0; t < q->n_terms; t++) {
+        if (tf[t] <= 0)
+            continue;
+        bm25 += q->terms[t].idf * tf[t] * (tn->k1 + 1) / (tn->k1 + tf[t]);
+        covered += q->terms[t].idf;
+    }
+    double coverage = q->idf_sum > 0 ? covered / q->idf_sum : 0;
+    double best = q->idf_sum * (tn->k1 + 1);
+    double score = best > 0 ? bm25 / best : 0;
+    if (tn->coverage_pow != 0)
+        score *= pow(coverage, tn->coverage_pow);
+    double prox = q->idf_sum > 0 ? proximity / q->idf_sum : 0;
+    score += tn->proximity * (prox < 1 ? prox : 1);
+    return score;
+}
+
+/* Stage one from the in-memory postings: the rows any chosen phrase matches, each scored by
+ * score_row(), the best KB_CANDIDATES kept (higher score first, then lower rowid). Gives the
+ * same candidates and scores as the FTS5 query (test_kb checks), without reading doclists. */
+static void search_memory(const struct df_map *m, struct kb_query *q, int lang_rank,
+                          struct kb_candidate *cands, int *n_cands, int max_cands)
+{
+    struct post_cursor cur[KB_MAX_QUERY_TERMS];
+    int n_cur = 0;
+    query_prepare_idf_mem(m, q);
+    for (int i = 0; i < q->n_phrases; i++) {
+        const struct kb_term *t = &q->terms[q->phrase_term[i]];
+        const struct df_entry *e = df_find((struct df_map *)m, t->stem, (size_t)t->n_stem, 0);
+        if (!e || m->posts[e->term_id].n == 0)
+            continue;
+        const struct postings *p = &m->posts[e->term_id];
+        cur[n_cur] = (struct post_cursor){p->w, p->w + p->n,       NULL,
+                                          NULL, q->phrase_term[i], q->is_head_only[i]};
+        n_cur++;
+    }
+    struct kb_candidate top[KB_CANDIDATES];
+    int n_top = 0, room = max_cands - *n_cands;
+    if (room > KB_CANDIDATES)
+        room = KB_CANDIDATES;
+    for (;;) {
+        uint32_t rid = UINT32_MAX;
+        for (int i = 0; i < n_cur; i++)
+            if (cur[i].at < cur[i].end && cur[i].at[0] < rid)
+                rid = cur[i].at[0];
+        if (rid == UINT32_MAX)
+            break;
+        for (int i = 0; i < n_cur; i++) {
+            struct post_cursor *p = &cur[i];
+            p->inst = p->inst_end = NULL;
+            if (p->at < p->end && p->at[0] == rid) {
+                p->inst = p->at + 2;
+                p->inst_end = p->inst + p->at[1];
+                p->at = p->inst_end;
+            }
+        }
+        double score = score_row(q, m, rid, cur, n_cur);
+        if (score < 0 || room <= 0)
+            continue;
+        /* Rows come in rowid order: a tie keeps the earlier row ahead. */
+        if (n_top == room && score <= top[n_top - 1].stage1)
+            continue;
+        int k = n_top < room ? n_top++ : n_top - 1;
+        while (k > 0 && top[k - 1].stage1 < score) {
+            top[k] = top[k - 1];
+            k--;
+        }
+        top[k] = (struct kb_candidate){.rid = rid, .stage1 = score, .lang_rank = lang_rank};
+    }
+    for (int i = 0; i < n_top; i++)
+        cands[(*n_cands)++] = top[i];
 }
 
 /* Runs stage one on one language's table, appending candidates. */
@@ -2505,6 +2988,10 @@ static int search_lang(struct kb *kb, struct kb_lang_index *li, const char *ques
     int rc = choose_phrases(li, q);
     if (rc || q->n_phrases == 0)
         return rc;
+    if (q->tune->mem_index > 0 && li->df_map->is_valid) {
+        search_memory(li->df_map, q, lang_rank, cands, n_cands, max_cands);
+        return 0;
+    }
     struct cd_buf match = {0};
     rc = build_match(q, &match);
     if (rc) {
@@ -2536,12 +3023,18 @@ static int rescore(struct kb *kb, const struct kb_query *q, struct kb_candidate 
 {
     const struct kb_tune *tn = &kb->tune;
     double scale = tn->w_stage1 * (1 + tn->proximity) + tn->w_phrasing * (1 + tn->phrasing_second);
+    const struct df_map *m = q->stats && q->stats->is_valid ? q->stats : NULL;
     for (int i = 0; i < n; i++) {
-        sqlite3_stmt *st = stmt(kb, ST_HIT_INFO);
-        sqlite3_bind_int64(st, 1, cands[i].rid);
-        if (sqlite3_step(st) == SQLITE_ROW)
-            cands[i].phrasing = best_phrasing(q, col_text(st, 0));
-        sqlite3_reset(st);
+        int64_t rid = cands[i].rid;
+        if (m && rid >= 0 && rid < m->n_qterms && m->qterms[rid]) {
+            cands[i].phrasing = best_phrasing(q, m->qterms[rid]);
+        } else {
+            sqlite3_stmt *st = stmt(kb, ST_HIT_INFO);
+            sqlite3_bind_int64(st, 1, rid);
+            if (sqlite3_step(st) == SQLITE_ROW)
+                cands[i].phrasing = best_phrasing(q, col_text(st, 0));
+            sqlite3_reset(st);
+        }
         cands[i].score = tn->w_stage1 * cands[i].stage1 + tn->w_phrasing * cands[i].phrasing;
         if (scale > 0)
             cands[i].score /= scale;
@@ -3544,9 +4037,10 @@ int kb_load_path(struct kb *kb, const char *path, struct kb_load_report *report)
             rc = CD_EIO;
     }
     if (own_txn) {
-        if (rc)
+        if (rc) {
             sqlite3_exec(kb->db, "ROLLBACK", NULL, NULL, NULL);
-        else if (sqlite3_exec(kb->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+            invalidate_counts(kb);
+        } else if (sqlite3_exec(kb->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
             rc = CD_EIO;
     }
     return rc;

@@ -677,6 +677,130 @@ static void test_search_after_put_and_reopen(void **state)
     free(err);
 }
 
+/* Opens path with stage one scoring from FTS5 (mem_index=0) instead of the postings. */
+static struct kb *open_fts5_ranked(const char *path)
+{
+    char *err = NULL;
+    setenv("CAREDESK_KB_TUNE", "mem_index=0", 1);
+    struct kb *kb = kb_open(path, &err);
+    unsetenv("CAREDESK_KB_TUNE");
+    free(err);
+    assert_non_null(kb);
+    return kb;
+}
+
+/* Asserts that two KBs over the same file answer question alike: the same articles with the
+ * same scores (articles with equal scores may come in either order). */
+static void assert_same_hits(struct kb *a, struct kb *b, const char *question, const char *lang)
+{
+    struct kb_hit ha[20], hb[20];
+    int na = 0, nb = 0;
+    assert_int_equal(kb_search(a, question, lang, ha, 20, &na), 0);
+    assert_int_equal(kb_search(b, question, lang, hb, 20, &nb), 0);
+    if (na != nb)
+        fprintf(stderr, "question '%s': %d hits against %d\n", question, na, nb);
+    assert_int_equal(na, nb);
+    for (int i = 0; i < na; i++) {
+        if (strcmp(ha[i].id, hb[i].id) && ha[i].score != hb[i].score)
+            fprintf(stderr, "question '%s', hit %d: %s %.17g against %s %.17g\n", question, i,
+                    ha[i].id, ha[i].score, hb[i].id, hb[i].score);
+        if (ha[i].score != hb[i].score)
+            fprintf(stderr, "question '%s', hit %d (%s): %.17g against %.17g\n", question, i,
+                    ha[i].id, ha[i].score, hb[i].score);
+        assert_true(ha[i].score == hb[i].score);
+        assert_string_equal(ha[i].passage, hb[i].passage);
+    }
+    kb_hits_clear(ha, na);
+    kb_hits_clear(hb, nb);
+}
+
+static const char *const probe_questions[] = {
+    "where is my order",
+    "how do I track my package",
+    "order",
+    "account",
+    "cancel my order and get a refund",
+    "change the email address on my account",
+    "reset password",
+    "pasword resett",
+    "e-mail",
+    "git hub",
+    "payment declined card",
+    "delivery delivery delivery",
+    "order account case shipping invoice refund return exchange",
+    "¿dónde está mi pedido?",
+    "devolver un producto",
+    "qwertyuiop zxcvbnm",
+    "how long does shipping take to canada",
+    "filler word number twelve",
+    "filler word warehouse",
+    "where is my filler order",
+};
+
+static void assert_all_same(struct kb *a, struct kb *b)
+{
+    for (size_t i = 0; i < sizeof probe_questions / sizeof probe_questions[0]; i++) {
+        assert_same_hits(a, b, probe_questions[i], NULL);
+        assert_same_hits(a, b, probe_questions[i], "en");
+    }
+    assert_same_hits(a, b, "devolver un producto", "es");
+}
+
+/* Stage one scores from in-memory postings kept current while articles are written. Over the
+ * shipped KB plus enough articles for the row budget and head-only terms to apply, it finds
+ * exactly what the FTS5 query finds, with the same scores: after a load, after edits in
+ * place, deletes, re-adds, a language change and learning, and when rebuilt from the index
+ * by a fresh connection. */
+static void test_postings_match_fts5(void **state)
+{
+    (void)state;
+    char path[256], *err = NULL;
+    snprintf(path, sizeof path, "%s/kb.db", tmp_dir);
+    struct kb *kb = kb_open(path, &err);
+    assert_non_null(kb);
+    struct kb_load_report r = {0};
+    assert_int_equal(kb_load_path(kb, "kb", &r), 0);
+    assert_true(r.n_loaded >= 50);
+    struct cd_buf body = {0};
+    for (int i = 0; i < 420; i++) { /* a unique length each: no ties between fillers */
+        char id[32], title[96];
+        snprintf(id, sizeof id, "filler-%d", i);
+        snprintf(title, sizeof title, "%s question %d", i % 3 ? "Filler" : "Order", i);
+        cd_buf_reset(&body);
+        assert_int_equal(cd_buf_printf(&body, "Your order and your account, case %d.", i), 0);
+        for (int k = 0; k < i; k++)
+            assert_int_equal(cd_buf_puts(&body, k % 5 ? " word" : " shipping"), 0);
+        put(kb, id, "en", title, body.data);
+    }
+    cd_buf_free(&body);
+    struct kb *fts = open_fts5_ranked(path);
+    assert_all_same(kb, fts);
+
+    /* Edits in place keep the rowid: the new entries go back in rowid order (an article of
+     * the shipped KB has a lower rowid than every filler). */
+    put(kb, "order-status", "en", "Where is my order, filler?",
+        "Filler word: your order ships from our warehouse to your account address.");
+    put(kb, "filler-3", "en", "Order tracking for filler", "Track the order from your account.");
+    put(kb, "filler-200", "en", "Refund question", "A refund for an order takes five days.");
+    assert_int_equal(kb_delete(kb, "filler-100"), 0);
+    put(kb, "filler-100", "en", "Shipping to Canada", "How long shipping takes to Canada.");
+    put(kb, "filler-5", "es", "Devolver un pedido", "Puede devolver un producto en 30 días.");
+    assert_int_equal(kb_learn(kb, "where has my parcel gone", "filler-3"), 0);
+    assert_all_same(kb, fts);
+
+    /* A fresh connection builds the postings from the FTS5 index. */
+    struct kb *fresh = kb_open(path, &err);
+    assert_non_null(fresh);
+    assert_all_same(fresh, fts);
+    /* ... and keeps them current when another connection writes. */
+    put(kb, "filler-7", "en", "Gift cards", "Gift cards never expire.");
+    assert_all_same(fresh, fts);
+    assert_all_same(kb, fts);
+    kb_close(fresh);
+    kb_close(fts);
+    kb_close(kb);
+}
+
 static void test_stackfaq_sample(void **state)
 {
     (void)state;
@@ -715,6 +839,7 @@ int main(void)
         cmocka_unit_test(test_passage),
         cmocka_unit_test_setup_teardown(test_search_after_put_and_reopen, make_tmp_dir,
                                         remove_tmp_dir),
+        cmocka_unit_test_setup_teardown(test_postings_match_fts5, make_tmp_dir, remove_tmp_dir),
         cmocka_unit_test(test_stackfaq_sample),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
