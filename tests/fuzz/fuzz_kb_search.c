@@ -4,7 +4,10 @@
  * now and then. Customer text must never be query syntax. Invariants (abort() on failure):
  * search returns 0 for any valid UTF-8 question (never an SQL or FTS5 syntax error) and
  * CD_EINVAL or 0 for invalid UTF-8; at most max hits, each with an id, a title and a
- * passage, scores finite and best first. */
+ * passage, scores finite and best first; and a second connection to the same database file
+ * that ranks stage one through FTS5 instead of the in-memory postings
+ * (CAREDESK_KB_TUNE=mem_index=0) returns the same hits with the same scores, however the
+ * learned phrasings have changed the index. */
 #include "cd.h"
 #include "kb.h"
 
@@ -13,17 +16,28 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static struct kb *kb;
+static struct kb *kb, *fts;
 static long n_inputs;
+static char path[64];
 
 static void init(void)
 {
     char *err = NULL;
     kb_close(kb);
-    kb = kb_open(":memory:", &err);
+    kb_close(fts);
+    if (!path[0])
+        snprintf(path, sizeof path, "/tmp/caredesk-fuzz-kb-%d.db", (int)getpid());
+    static const char *const suffixes[] = {"", "-wal", "-shm"};
+    for (int i = 0; i < 3; i++) {
+        char name[80];
+        snprintf(name, sizeof name, "%s%s", path, suffixes[i]);
+        unlink(name);
+    }
+    kb = kb_open(path, &err);
     if (!kb)
         abort();
     /* The fixture KB of the integration tests: small, fixed, English and Spanish. */
@@ -34,6 +48,27 @@ static void init(void)
         fprintf(stderr, "fuzz_kb_search: run from the repository root (or set CD_FUZZ_KB)\n");
         abort();
     }
+    setenv("CAREDESK_KB_TUNE", "mem_index=0", 1);
+    fts = kb_open(path, &err);
+    unsetenv("CAREDESK_KB_TUNE");
+    if (!fts)
+        abort();
+}
+
+/* The FTS5-ranked connection must find what the postings found. */
+static void compare(const char *q, const char *lang, const struct kb_hit *hits, int n)
+{
+    struct kb_hit other[8];
+    int n_other = -1;
+    if (kb_search(fts, q, lang, other, 8, &n_other) != 0 || n_other != n)
+        abort();
+    for (int i = 0; i < n; i++) {
+        int is_tied = (i > 0 && hits[i - 1].score == hits[i].score) ||
+                      (i + 1 < n && hits[i + 1].score == hits[i].score);
+        if (other[i].score != hits[i].score || (strcmp(other[i].id, hits[i].id) && !is_tied))
+            abort();
+    }
+    kb_hits_clear(other, n_other);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -65,6 +100,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (i > 0 && hits[i].score > hits[i - 1].score)
                 abort();
         }
+        compare(q, lang, hits, n);
         /* Learning the question for the best hit now and then (it changes the ranking of
          * later inputs, as "yes, this helped" does in service). */
         if (n > 0 && data[0] % 16 == 15 && cd_utf8_valid(q, len))
