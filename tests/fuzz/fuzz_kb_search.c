@@ -24,19 +24,26 @@ static struct kb *kb, *fts;
 static long n_inputs;
 static char path[64];
 
-static void init(void)
+static void remove_db(void)
 {
-    char *err = NULL;
-    kb_close(kb);
-    kb_close(fts);
-    if (!path[0])
-        snprintf(path, sizeof path, "/tmp/caredesk-fuzz-kb-%d.db", (int)getpid());
     static const char *const suffixes[] = {"", "-wal", "-shm"};
     for (int i = 0; i < 3; i++) {
         char name[80];
         snprintf(name, sizeof name, "%s%s", path, suffixes[i]);
         unlink(name);
     }
+}
+
+static void init(void)
+{
+    char *err = NULL;
+    kb_close(kb);
+    kb_close(fts);
+    if (!path[0]) {
+        snprintf(path, sizeof path, "/tmp/caredesk-fuzz-kb-%d.db", (int)getpid());
+        atexit(remove_db);
+    }
+    remove_db();
     kb = kb_open(path, &err);
     if (!kb)
         abort();
