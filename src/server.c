@@ -87,6 +87,7 @@ struct session {
     uint8_t had_handoff;
     uint8_t had_agent_message;
     uint8_t is_replaying; /* a "hello" was handed to chat.c and not flushed yet */
+    uint8_t is_written;   /* on the server's written list: got frames in this flush */
     uint16_t close_code;
     uint16_t n_out;        /* capped at UINT16_MAX by session_enqueue() */
     uint16_t n_out_replay; /* of those, queued by a resume replay */
@@ -139,6 +140,8 @@ struct server {
     int n_pending_closes, cap_pending_closes;
     uint64_t *replaying; /* connections marked is_replaying until the next flush */
     int n_replaying, cap_replaying;
+    uint64_t *written; /* connections chat.c sent frames to in this flush */
+    int n_written, cap_written;
     lws_sorted_usec_list_t flush_sul;
     lws_sorted_usec_list_t tick_sul;
     int64_t started_s;
@@ -363,6 +366,18 @@ static void io_send(void *ctx, uint64_t conn, const char *frame, size_t len)
         return; /* the connection is gone; the store has the message */
     observe_frame(s, pss, frame, len);
     session_enqueue(s, pss, frame, len);
+    if (pss->is_written || !pss->out_head)
+        return;
+    if (s->n_written == s->cap_written) {
+        int cap = s->cap_written ? s->cap_written * 2 : 256;
+        uint64_t *p = realloc(s->written, (size_t)cap * sizeof *p);
+        if (!p)
+            return; /* its writable callback sends it */
+        s->written = p;
+        s->cap_written = cap;
+    }
+    s->written[s->n_written++] = conn;
+    pss->is_written = 1;
 }
 
 static int is_flush_pending(const struct server *s)
@@ -432,6 +447,50 @@ static void run_pending_closes(struct server *s)
 
 /* ---- group commit and ticks ------------------------------------------- */
 
+/* Sends one queued frame of pss (its writable callback, or write_flushed());
+ * returns -1 if the connection failed. */
+static int session_write_one(struct server *s, struct session *pss)
+{
+    struct out_frame *f = pss->out_head;
+    pss->out_head = f->next;
+    if (!pss->out_head)
+        pss->out_tail = NULL;
+    pss->n_out--;
+    if (pss->n_out_replay)
+        pss->n_out_replay--;
+    int n = lws_write(pss->wsi, f->buf + LWS_PRE, f->len, LWS_WRITE_TEXT);
+    size_t flen = f->len;
+    free(f);
+    if (n < (int)flen) {
+        log_event(LOG_INFO, "ws_write_failed", "conn:u", (unsigned long long)pss->id, LOG_END);
+        return -1;
+    }
+    metrics_add(s->metrics, METRICS_FRAMES_OUT, 1);
+    pss->progress_at_us = cd_now_us();
+    return 0;
+}
+
+/* After a group commit: the first frame chat.c queued for each connection
+ * goes out now if the socket has room, rather than after the next poll()
+ * finds it writable (the reply would wait for all the work of the next loop
+ * turn). Order is kept (the queue is written from its head); the rest, and
+ * a closing connection, are left to the writable callback, one frame per
+ * loop turn as before, so a client that floods messages and reads nothing
+ * still fills its queue up to max-queued-frames and is dropped. */
+static void write_flushed(struct server *s)
+{
+    for (int i = 0; i < s->n_written; i++) {
+        struct session *pss = slot_find(s, s->written[i]);
+        if (!pss)
+            continue;
+        pss->is_written = 0;
+        if (pss->out_head && !pss->is_closing && !lws_send_pipe_choked(pss->wsi) &&
+            session_write_one(s, pss))
+            session_kill(pss);
+    }
+    s->n_written = 0;
+}
+
 static void flush_cb(lws_sorted_usec_list_t *sul)
 {
     struct server *s = lws_container_of(sul, struct server, flush_sul);
@@ -442,6 +501,7 @@ static void flush_cb(lws_sorted_usec_list_t *sul)
     int64_t t0 = cd_now_us();
     int rc = s->ops->flush(s->chat);
     metrics_observe(s->metrics, METRICS_STORE_COMMIT_SECONDS, (double)(cd_now_us() - t0) / 1e6);
+    write_flushed(s);
     replaying_clear(s);
     run_pending_closes(s);
     if (rc) {
@@ -751,23 +811,9 @@ too_big:
 
 static int ws_writeable(struct server *s, struct lws *wsi, struct session *pss)
 {
-    struct out_frame *f = pss->out_head;
-    if (f) {
-        pss->out_head = f->next;
-        if (!pss->out_head)
-            pss->out_tail = NULL;
-        pss->n_out--;
-        if (pss->n_out_replay)
-            pss->n_out_replay--;
-        int n = lws_write(wsi, f->buf + LWS_PRE, f->len, LWS_WRITE_TEXT);
-        size_t flen = f->len;
-        free(f);
-        if (n < (int)flen) {
-            log_event(LOG_INFO, "ws_write_failed", "conn:u", (unsigned long long)pss->id, LOG_END);
+    if (pss->out_head) {
+        if (session_write_one(s, pss))
             return -1;
-        }
-        metrics_add(s->metrics, METRICS_FRAMES_OUT, 1);
-        pss->progress_at_us = cd_now_us();
         if (pss->out_head || pss->close_code) {
             lws_callback_on_writable(wsi);
             return 0;
@@ -1440,6 +1486,7 @@ void server_free(struct server *s)
     free(s->free_slots);
     free(s->pending_closes);
     free(s->replaying);
+    free(s->written);
     free(s);
 }
 
