@@ -755,13 +755,34 @@ static int jb_real(struct cd_buf *b, double v)
     return cd_buf_append(b, num, (size_t)n);
 }
 
+/* Appends an integer (no printf: this is on every reply's path). */
+static int jb_int(struct cd_buf *b, long long v)
+{
+    char num[24];
+    char *p = num + sizeof num;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    return cd_buf_append(b, p, (size_t)(num + sizeof num - p));
+}
+
 /* [{"id":..,"title":..,"url":..}, ...] for the decision's articles. */
 static int jb_articles(struct cd_buf *b, const struct triage_decision *d, const char *public_url)
 {
     int rc = cd_buf_append(b, "[", 1);
+    size_t n_base = strlen(public_url);
     for (int i = 0; !rc && i < d->n_articles; i++) {
-        char url[1024];
-        snprintf(url, sizeof url, "%s%s", public_url, d->articles[i].url);
+        char url[1024]; /* public_url + the article's path, cut to fit as snprintf would */
+        size_t n_path = strlen(d->articles[i].url);
+        size_t n1 = n_base < sizeof url - 1 ? n_base : sizeof url - 1;
+        size_t n2 = n_path < sizeof url - 1 - n1 ? n_path : sizeof url - 1 - n1;
+        memcpy(url, public_url, n1);
+        memcpy(url + n1, d->articles[i].url, n2);
+        url[n1 + n2] = '\0';
         rc = cd_buf_puts(b, i ? ",{\"id\":" : "{\"id\":");
         if (!rc)
             rc = jb_str(b, d->articles[i].id);
@@ -1102,7 +1123,7 @@ static int bot_reply(struct chat *chat, struct conv *c, const char *reply_to, in
         action = "clarify";
     /* The articles and choices are the same in the stored meta and the
      * frame: built once. */
-    struct cd_buf arts = {0}, choices = {0}, meta = {0};
+    struct cd_buf arts = {0}, choices = {0}, meta = {0}, conf = {0};
     int has_choices = d->action == TRIAGE_CLARIFY && d->n_candidates > 0;
     const char *queue_name = d->queue[0] ? d->queue : "general";
     int is_handoff = d->action == TRIAGE_HANDOFF && !is_collect;
@@ -1110,6 +1131,8 @@ static int bot_reply(struct chat *chat, struct conv *c, const char *reply_to, in
     int rc = jb_articles(&arts, d, chat->public_url);
     if (!rc && has_choices)
         rc = jb_choices(&choices, d);
+    if (!rc)
+        rc = jb_real(&conf, d->confidence);
     if (!rc)
         rc = cd_buf_puts(&meta, "{\"action\":");
     if (!rc)
@@ -1121,12 +1144,19 @@ static int bot_reply(struct chat *chat, struct conv *c, const char *reply_to, in
     if (!rc)
         rc = cd_buf_puts(&meta, ",\"confidence\":");
     if (!rc)
-        rc = jb_real(&meta, d->confidence);
+        rc = cd_buf_append(&meta, conf.data, conf.len);
     if (!rc)
-        rc = cd_buf_printf(&meta, ",\"articles\":%s,\"question_seq\":%lld", arts.data,
-                           (long long)question_seq);
+        rc = cd_buf_puts(&meta, ",\"articles\":");
+    if (!rc)
+        rc = cd_buf_append(&meta, arts.data, arts.len);
+    if (!rc)
+        rc = cd_buf_puts(&meta, ",\"question_seq\":");
+    if (!rc)
+        rc = jb_int(&meta, (long long)question_seq);
     if (!rc && has_choices)
-        rc = cd_buf_printf(&meta, ",\"choices\":%s", choices.data);
+        rc = cd_buf_puts(&meta, ",\"choices\":");
+    if (!rc && has_choices)
+        rc = cd_buf_append(&meta, choices.data, choices.len);
     if (!rc && is_collect) {
         rc = cd_buf_puts(&meta, ",\"collect\":");
         if (!rc)
@@ -1153,6 +1183,7 @@ static int bot_reply(struct chat *chat, struct conv *c, const char *reply_to, in
     if (rc) {
         cd_buf_free(&arts);
         cd_buf_free(&choices);
+        cd_buf_free(&conf);
         return rc;
     }
 
@@ -1194,7 +1225,11 @@ static int bot_reply(struct chat *chat, struct conv *c, const char *reply_to, in
     if (!frc)
         frc = jb_str_or_null(&frame, reply_to);
     if (!frc)
-        frc = cd_buf_printf(&frame, ",\"seq\":%lld,\"text\":", (long long)seq);
+        frc = cd_buf_puts(&frame, ",\"seq\":");
+    if (!frc)
+        frc = jb_int(&frame, (long long)seq);
+    if (!frc)
+        frc = cd_buf_puts(&frame, ",\"text\":");
     if (!frc)
         frc = jb_str(&frame, text);
     if (!frc)
@@ -1208,11 +1243,15 @@ static int bot_reply(struct chat *chat, struct conv *c, const char *reply_to, in
     if (!frc)
         frc = cd_buf_puts(&frame, ",\"confidence\":");
     if (!frc)
-        frc = jb_real(&frame, d->confidence);
+        frc = cd_buf_append(&frame, conf.data, conf.len);
     if (!frc)
-        frc = cd_buf_printf(&frame, ",\"articles\":%s", arts.data);
+        frc = cd_buf_puts(&frame, ",\"articles\":");
+    if (!frc)
+        frc = cd_buf_append(&frame, arts.data, arts.len);
     if (!frc && has_choices)
-        frc = cd_buf_printf(&frame, ",\"choices\":%s", choices.data);
+        frc = cd_buf_puts(&frame, ",\"choices\":");
+    if (!frc && has_choices)
+        frc = cd_buf_append(&frame, choices.data, choices.len);
     if (!frc && is_collect) {
         frc = cd_buf_puts(&frame, ",\"collect\":");
         if (!frc)
@@ -1230,6 +1269,7 @@ static int bot_reply(struct chat *chat, struct conv *c, const char *reply_to, in
     cd_buf_free(&frame);
     cd_buf_free(&arts);
     cd_buf_free(&choices);
+    cd_buf_free(&conf);
     if (d->action == TRIAGE_HANDOFF && !is_collect)
         return enqueue(chat, c, d->queue[0] ? d->queue : "general", d->priority);
     /* The row changes only when the state or the intent does (a question
