@@ -685,7 +685,7 @@ static long file_size(const char *path)
 static void test_checkpoint_thread(void **state)
 {
     (void)state;
-    struct store_options o = {.checkpoint_thread = 1, .checkpoint_pages = 1000};
+    struct store_options o = {.checkpoint_thread = 1, .checkpoint_pages = 200};
     struct store *s = store_open(db_path, &o, NULL);
     assert_non_null(s);
     assert_int_equal(store_checkpoints(s), 0);
@@ -697,7 +697,8 @@ static void test_checkpoint_thread(void **state)
     int n = 0;
     long written = 0;
     /* About 3 WAL pages per message, 10 messages per group: enough for
-     * several checkpoints, each woken at 1,000 pages. */
+     * several checkpoints, each woken at 200 pages, the WAL starting over by
+     * 800 at the latest. */
     for (int round = 0; round < 200; round++) {
         assert_int_equal(store_begin(s), 0);
         for (int i = 0; i < 10; i++) {
