@@ -25,9 +25,10 @@
  * finds it copied to the end, which a thread copying while commits go on
  * rarely leaves it: at CHECKPOINT_INLINE_FACTOR times the wake-up size the
  * thread runs until little is left, then pauses, and the committing thread
- * copies that little (a short checkpoint with its two fsyncs, once per WAL
- * cycle instead of SQLite's full one every 1,000 pages); at twice that it
- * does so whatever is left, so the WAL stays bounded. */
+ * copies that little at its next store_begin() (a short checkpoint with its
+ * two fsyncs, once per WAL cycle instead of SQLite's full one every 1,000
+ * pages, and after the frames of the last commit went out); at twice that
+ * it does so whatever is left, so the WAL stays bounded. */
 #include "store.h"
 
 #include <jansson.h>
@@ -319,13 +320,14 @@ struct store {
     pthread_mutex_t ck_mutex;
     pthread_cond_t ck_cond;
     int has_ck_thread;
-    int ck_is_wanted;   /* under ck_mutex */
-    int ck_is_stop;     /* under ck_mutex */
-    int ck_is_paused;   /* under ck_mutex: the committing thread catches up */
-    int ck_last_frames; /* under ck_mutex: WAL size when the thread last started */
-    int ck_done_frames; /* under ck_mutex: WAL pages copied when it last finished */
-    int64_t n_ck;       /* under ck_mutex: checkpoints run */
-    int ck_frames;      /* WAL pages that wake the thread */
+    int ck_is_wanted;    /* under ck_mutex */
+    int ck_is_stop;      /* under ck_mutex */
+    int ck_is_paused;    /* under ck_mutex: the committing thread catches up */
+    int ck_last_frames;  /* under ck_mutex: WAL size when the thread last started */
+    int ck_done_frames;  /* under ck_mutex: WAL pages copied when it last finished */
+    int is_catch_up_due; /* committing thread only: store_begin() catches up first */
+    int64_t n_ck;        /* under ck_mutex: checkpoints run */
+    int ck_frames;       /* WAL pages that wake the thread */
 };
 
 static const char *const state_names[] = {"bot",        "clarifying", "collecting", "queued",
@@ -560,19 +562,29 @@ static int wal_hook(void *ctx, sqlite3 *db, const char *name, int n_frames)
         pthread_cond_signal(&s->ck_cond);
     }
     pthread_mutex_unlock(&s->ck_mutex);
-    /* The catch-up (see the top of the file): between two of its own
-     * commits this thread copies what the paused thread left, and the next
-     * write starts the WAL over. BUSY while the thread finishes: next
-     * commit. */
-    if (is_catch_up &&
-        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) == SQLITE_OK) {
-        pthread_mutex_lock(&s->ck_mutex);
-        s->ck_is_paused = 0;
-        s->ck_last_frames = 0; /* the WAL starts over */
-        s->ck_done_frames = 0;
-        pthread_mutex_unlock(&s->ck_mutex);
-    }
+    /* The catch-up (see the top of the file) is left to the next
+     * store_begin(): by then the caller has sent what this commit made
+     * visible, so only later work waits for it. */
+    s->is_catch_up_due = is_catch_up;
+    (void)db;
+    (void)name;
     return SQLITE_OK;
+}
+
+/* Between two groups, on the committing thread: copies what the paused
+ * checkpoint thread left, so that the write that follows starts the WAL
+ * over. BUSY while the thread finishes its checkpoint: the next commit's
+ * hook asks again. */
+static void checkpoint_catch_up(struct store *s)
+{
+    s->is_catch_up_due = 0;
+    if (sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) != SQLITE_OK)
+        return;
+    pthread_mutex_lock(&s->ck_mutex);
+    s->ck_is_paused = 0;
+    s->ck_last_frames = 0; /* the WAL starts over */
+    s->ck_done_frames = 0;
+    pthread_mutex_unlock(&s->ck_mutex);
 }
 
 static void *checkpoint_main(void *arg)
@@ -722,6 +734,8 @@ int store_begin(struct store *s)
 {
     if (s->is_in_tx)
         return 0;
+    if (s->is_catch_up_due)
+        checkpoint_catch_up(s);
     int rc = run(st(s, ST_BEGIN));
     if (!rc)
         s->is_in_tx = 1;
