@@ -53,6 +53,11 @@ struct kb_load_report {
 struct kb *kb_open(const char *path, char **err);
 void kb_close(struct kb *kb);
 
+/* Sets after how many WAL pages a commit on the KB's connection checkpoints (SQLite's
+ * default: 1,000; 0: never). The server sets 0: its store checkpoints the shared file on a
+ * thread of its own, and a checkpoint on the KB's connection would stall the event loop. */
+void kb_set_autocheckpoint(struct kb *kb, int pages);
+
 /* Loads a Markdown file, a JSON Lines file (.jsonl) or every such file in a
  * directory. Invalid files or lines are reported through report and skipped;
  * the rest still loads. Returns 0, or a negative CD_E* code if nothing could

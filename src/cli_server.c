@@ -119,6 +119,7 @@ static int open_kb(struct serve_parts *p)
         free(err);
         return CLI_FAIL;
     }
+    kb_set_autocheckpoint(p->kb, 0); /* the store checkpoints on its own thread */
     int64_t t0 = cd_now_us();
     struct kb_load_report report = {0};
     report.on_error = on_kb_error;

@@ -1412,6 +1412,12 @@ fail:
     return NULL;
 }
 
+void kb_set_autocheckpoint(struct kb *kb, int pages)
+{
+    if (kb)
+        sqlite3_wal_autocheckpoint(kb->db, pages < 0 ? 0 : pages);
+}
+
 void kb_close(struct kb *kb)
 {
     if (!kb)
