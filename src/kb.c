@@ -161,7 +161,8 @@ enum kb_stmt {
     ST_SET_STEMS,
     ST_READ_BEGIN,
     ST_READ_END,
-    ST_DATA_VERSION,
+    ST_GENERATION,
+    ST_GENERATION_BUMP,
     ST_N_LEARNED,
     ST_LIST,
     ST_COUNT_STMTS
@@ -202,7 +203,8 @@ static const char *const stmt_sql[ST_COUNT_STMTS] = {
     [ST_SET_STEMS] = "UPDATE article SET qterms = ?2, pstems = ?3 WHERE rid = ?1",
     [ST_READ_BEGIN] = "BEGIN",
     [ST_READ_END] = "COMMIT",
-    [ST_DATA_VERSION] = "PRAGMA data_version",
+    [ST_GENERATION] = "SELECT n FROM kb_generation LIMIT 1",
+    [ST_GENERATION_BUMP] = "UPDATE kb_generation SET n = n + 1 RETURNING n",
     [ST_N_LEARNED] = "SELECT count(*) FROM (SELECT 1 FROM learned_question WHERE "
                      "article_id = ?1 LIMIT 1000000)",
     /* ?1: lower-case LIKE pattern or NULL, ?2: is_published or NULL, ?3: limit */
@@ -290,10 +292,10 @@ struct kb {
     int capture_delta;
     uint32_t capture_rid;
     struct kb_lang_index *capture_lang;
-    uint32_t df_op; /* one per FTS5 row written or deleted, to count a term once per row */
-    int64_t data_version;
-    int is_bulk;       /* inside kb_load_path()'s transaction: no savepoint per article */
-    int n_bulk_stored; /* articles stored in that transaction */
+    uint32_t df_op;     /* one per FTS5 row written or deleted, to count a term once per row */
+    int64_t generation; /* kb_generation.n as of this connection's last read or write */
+    int is_bulk;        /* inside kb_load_path()'s transaction: no savepoint per article */
+    int n_bulk_stored;  /* articles stored in that transaction */
     struct stem_set stem_set;
     fts5_api *fts;
     sqlite3_stmt *st[ST_COUNT_STMTS];
@@ -337,6 +339,10 @@ static const char *const migrations[] = {
     "  UNIQUE (article_id, stems)"
     ");"
     "CREATE TABLE kb_lang (lang TEXT PRIMARY KEY) WITHOUT ROWID;",
+    /* 2: bumped by every write that changes an FTS5 index, so a connection sees another's
+     * KB writes (and not the conversation store's commits, as PRAGMA data_version would) */
+    "CREATE TABLE kb_generation (n INTEGER NOT NULL);"
+    "INSERT INTO kb_generation(n) VALUES (0);",
 };
 
 /* ---- small helpers ---------------------------------------------------------------------- */
@@ -1402,9 +1408,9 @@ struct kb *kb_open(const char *path, char **err)
         }
     }
     sqlite3_finalize(st);
-    st = stmt(kb, ST_DATA_VERSION);
+    st = stmt(kb, ST_GENERATION);
     if (sqlite3_step(st) == SQLITE_ROW)
-        kb->data_version = sqlite3_column_int64(st, 0);
+        kb->generation = sqlite3_column_int64(st, 0);
     sqlite3_reset(st);
     return kb;
 fail:
@@ -2032,8 +2038,26 @@ static void invalidate_counts(struct kb *kb)
         kb->langs[i].df_map->is_valid = 0;
 }
 
+/* Marks a write that changed an index for the other connections (kb_generation). */
+static int bump_generation(struct kb *kb)
+{
+    sqlite3_stmt *st = stmt(kb, ST_GENERATION_BUMP);
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        int64_t n = sqlite3_column_int64(st, 0);
+        if (n != kb->generation + 1)
+            invalidate_counts(kb); /* another connection wrote since this one last looked */
+        kb->generation = n;
+        step = sqlite3_step(st);
+    }
+    sqlite3_reset(st);
+    return step == SQLITE_DONE ? 0 : sql_rc(step);
+}
+
 static int op_end(struct kb *kb, int rc)
 {
+    if (!rc && kb->is_op_indexed)
+        rc = bump_generation(kb);
     if (rc && kb->is_op_indexed)
         invalidate_counts(kb);
     if (kb->is_bulk)
@@ -3107,16 +3131,15 @@ int kb_search(struct kb *kb, const char *question, const char *lang, struct kb_h
     int n_cands = 0, n = 0;
     /* One read transaction for the whole search: one snapshot, one lock. */
     int own_txn = sqlite3_get_autocommit(kb->db) && step_done(stmt(kb, ST_READ_BEGIN)) == 0;
-    /* Another connection changed the database: the document counts must be read again. */
-    sqlite3_stmt *dv = stmt(kb, ST_DATA_VERSION);
-    if (sqlite3_step(dv) == SQLITE_ROW) {
-        int64_t v = sqlite3_column_int64(dv, 0);
-        if (v != kb->data_version)
-            for (int i = 0; i < kb->n_langs; i++)
-                kb->langs[i].df_map->is_valid = 0;
-        kb->data_version = v;
+    /* Another connection changed an index: the postings and counts must be read again. */
+    sqlite3_stmt *gen = stmt(kb, ST_GENERATION);
+    if (sqlite3_step(gen) == SQLITE_ROW) {
+        int64_t v = sqlite3_column_int64(gen, 0);
+        if (v != kb->generation)
+            invalidate_counts(kb);
+        kb->generation = v;
     }
-    sqlite3_reset(dv);
+    sqlite3_reset(gen);
     for (int l = 0; l < n_order && n_cands < max_hits; l++) {
         int before = n_cands;
         rc = search_lang(kb, order[l], question, l, &queries[l], cands, &n_cands,
