@@ -58,6 +58,11 @@ void kb_close(struct kb *kb);
  * thread of its own, and a checkpoint on the KB's connection would stall the event loop. */
 void kb_set_autocheckpoint(struct kb *kb, int pages);
 
+/* How many times this handle has read a language's in-memory index (postings, counts) from
+ * the database: once per language at open, then after another connection's KB write or a
+ * rolled-back write. Writes to other tables of the file never cause one. */
+int64_t kb_index_reads(const struct kb *kb);
+
 /* Loads a Markdown file, a JSON Lines file (.jsonl) or every such file in a
  * directory. Invalid files or lines are reported through report and skipped;
  * the rest still loads. Returns 0, or a negative CD_E* code if nothing could

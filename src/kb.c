@@ -131,6 +131,7 @@ struct kb_query {
 /* One language's FTS5 table and its statements. */
 struct kb_lang_index {
     char lang[8];
+    struct kb *owner;
     struct kb_tok *tok;    /* for questions and stored stems; FTS5 has its own instances */
     sqlite3_stmt *vocab;   /* every term instance (fts5vocab 'instance') */
     sqlite3_stmt *n_rows;  /* the number of rows (from FTS5's docsize table) */
@@ -292,10 +293,11 @@ struct kb {
     int capture_delta;
     uint32_t capture_rid;
     struct kb_lang_index *capture_lang;
-    uint32_t df_op;     /* one per FTS5 row written or deleted, to count a term once per row */
-    int64_t generation; /* kb_generation.n as of this connection's last read or write */
-    int is_bulk;        /* inside kb_load_path()'s transaction: no savepoint per article */
-    int n_bulk_stored;  /* articles stored in that transaction */
+    uint32_t df_op;        /* one per FTS5 row written or deleted, to count a term once per row */
+    int64_t generation;    /* kb_generation.n as of this connection's last read or write */
+    int64_t n_index_reads; /* df_map_build() calls (kb_index_reads()) */
+    int is_bulk;           /* inside kb_load_path()'s transaction: no savepoint per article */
+    int n_bulk_stored;     /* articles stored in that transaction */
     struct stem_set stem_set;
     fts5_api *fts;
     sqlite3_stmt *st[ST_COUNT_STMTS];
@@ -1060,6 +1062,7 @@ static void lang_index_clear(struct kb_lang_index *li)
  * token is an instance of its term, so a column's length is its last offset plus one. */
 static int df_map_build(struct kb_lang_index *li)
 {
+    li->owner->n_index_reads++;
     static const char *const col_names[KB_N_COLS] = {"title", "questions", "learned", "tags",
                                                      "body"};
     struct df_map *m = li->df_map;
@@ -1175,6 +1178,7 @@ static struct kb_lang_index *lang_index(struct kb *kb, const char *lang, int cre
     struct kb_lang_index *li = &kb->langs[kb->n_langs];
     memset(li, 0, sizeof *li);
     snprintf(li->lang, sizeof li->lang, "%s", lang);
+    li->owner = kb;
     li->tok = kb_tok_new(lang);
     snprintf(sql, sizeof sql,
              "INSERT INTO fts_%s(rowid, title, questions, learned, tags, body) "
@@ -1416,6 +1420,11 @@ struct kb *kb_open(const char *path, char **err)
 fail:
     kb_close(kb);
     return NULL;
+}
+
+int64_t kb_index_reads(const struct kb *kb)
+{
+    return kb ? kb->n_index_reads : 0;
 }
 
 void kb_set_autocheckpoint(struct kb *kb, int pages)

@@ -16,6 +16,8 @@
 #include "cd.h"
 #include "kb.h"
 
+#include <sqlite3.h>
+
 #define MAX_ERRORS 32
 
 /* Load problems reported through kb_load_report.on_error. */
@@ -801,6 +803,45 @@ static void test_postings_match_fts5(void **state)
     kb_close(kb);
 }
 
+/* The in-memory index is read again after another connection's KB write, and only then:
+ * the conversation store shares the file and commits all the time. */
+static void test_index_reread_only_for_kb_writes(void **state)
+{
+    (void)state;
+    char path[256], *err = NULL;
+    snprintf(path, sizeof path, "%s/kb.db", tmp_dir);
+    struct kb *kb = kb_open(path, &err);
+    assert_non_null(kb);
+    put(kb, "invoice", "en", "Downloading an invoice", "Invoices are under Account > Orders.");
+    int64_t reads = kb_index_reads(kb);
+    assert_true(reads >= 1);
+    /* Another connection commits to another table of the same file, as the store does. */
+    sqlite3 *other = NULL;
+    assert_int_equal(sqlite3_open(path, &other), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(other,
+                                  "CREATE TABLE IF NOT EXISTS t(x); INSERT INTO t VALUES (1); "
+                                  "INSERT INTO t VALUES (2)",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(rank_of(kb, "download invoice", NULL, "invoice"), 1);
+    assert_int_equal(sqlite3_exec(other, "INSERT INTO t VALUES (3)", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(rank_of(kb, "download invoice", NULL, "invoice"), 1);
+    assert_int_equal(kb_index_reads(kb), reads);
+    /* Its own writes keep the index current without a read. */
+    put(kb, "vat", "en", "VAT invoices for companies", "Ask for a VAT invoice at checkout.");
+    assert_int_equal(rank_of(kb, "vat invoice", NULL, "vat"), 1);
+    assert_int_equal(kb_index_reads(kb), reads);
+    /* Another KB connection's write is seen, by reading the index again. */
+    struct kb *writer = kb_open(path, &err);
+    assert_non_null(writer);
+    put(writer, "receipt", "en", "Getting a receipt", "Receipts come by email.");
+    kb_close(writer);
+    assert_int_equal(rank_of(kb, "receipt by email", NULL, "receipt"), 1);
+    assert_true(kb_index_reads(kb) > reads);
+    sqlite3_close(other);
+    kb_close(kb);
+}
+
 static void test_stackfaq_sample(void **state)
 {
     (void)state;
@@ -840,6 +881,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_search_after_put_and_reopen, make_tmp_dir,
                                         remove_tmp_dir),
         cmocka_unit_test_setup_teardown(test_postings_match_fts5, make_tmp_dir, remove_tmp_dir),
+        cmocka_unit_test_setup_teardown(test_index_reread_only_for_kb_writes, make_tmp_dir,
+                                        remove_tmp_dir),
         cmocka_unit_test(test_stackfaq_sample),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
