@@ -124,6 +124,7 @@ struct chat_metrics {
     uint64_t n_bad_frames;                   /* error frames sent for bad input */
     uint64_t n_store_errors;                 /* failed commits */
     uint64_t n_picked, n_picked_within_target;
+    uint64_t n_kb_index_reads; /* kb_index_reads() of the KB */
     uint64_t wait_buckets[CHAT_WAIT_BUCKETS];
     double wait_sum_s;
     uint64_t commit_buckets[CHAT_COMMIT_BUCKETS];

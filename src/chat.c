@@ -2987,4 +2987,5 @@ void chat_metrics_get(const struct chat *chat, struct chat_metrics *out)
     for (const struct conn *k = chat->agents; k; k = k->next_agent)
         online++; /* connections; several per agent are rare */
     out->n_agents_online = online;
+    out->n_kb_index_reads = chat->kb ? (uint64_t)kb_index_reads(chat->kb) : 0;
 }

@@ -62,6 +62,10 @@ static const struct metric_desc counter_desc[METRICS_N_COUNTERS] = {
                          "Queued conversations taken by an agent; within_target=\"yes\" "
                          "counts those taken within the pickup target."},
     [METRICS_PICKUPS_WITHIN_TARGET] = {"caredesk_pickups_total", "{within_target=\"yes\"}", ""},
+    [METRICS_KB_INDEX_READS] = {"caredesk_kb_index_reads_total", "",
+                                "Times a language's in-memory KB index was read from the "
+                                "database: once at start, then after another process changed "
+                                "the KB."},
 };
 
 static const struct metric_desc gauge_desc[METRICS_N_GAUGES] = {

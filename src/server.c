@@ -1084,6 +1084,7 @@ static void pull_chat_metrics(struct server *s)
     metrics_counter_set(m, METRICS_AGENT_MESSAGES_STORED, cm.n_agent_messages);
     metrics_counter_set(m, METRICS_PICKUPS, cm.n_picked);
     metrics_counter_set(m, METRICS_PICKUPS_WITHIN_TARGET, cm.n_picked_within_target);
+    metrics_counter_set(m, METRICS_KB_INDEX_READS, cm.n_kb_index_reads);
     metrics_set(m, METRICS_QUEUE_LENGTH, (double)cm.queue_length);
     metrics_set(m, METRICS_LONGEST_WAIT, (double)cm.longest_wait_s);
     metrics_set(m, METRICS_AGENTS_ONLINE, (double)cm.n_agents_online);

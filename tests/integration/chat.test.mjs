@@ -295,6 +295,9 @@ test('metrics count what happened: decisions, conversations, connections', async
   assert.ok(value(/^caredesk_messages_stored_total\{sender="agent"\} (\d+)$/m) >= 1);
   assert.ok(value(/^caredesk_pickups_total\{within_target="any"\} (\d+)$/m) >= 1);
   assert.match(text, /^caredesk_queue_length \d+$/m);
+  // The fixture KB has one language: its index was read once, at start, however many
+  // messages were committed to the same database file since.
+  assert.equal(value(/^caredesk_kb_index_reads_total (\d+)$/m), 1);
   assert.match(text, /^caredesk_wait_seconds_count [1-9]\d*$/m);
   assert.match(text, /^caredesk_store_commit_seconds_count [1-9]\d*$/m);
 });
