@@ -50,6 +50,9 @@ char *cd_read_file(const char *path, size_t *len_out);
 
 /* Duplicates at most n bytes of s into a new NUL-terminated string, or NULL. */
 char *cd_strndup(const char *s, size_t n);
+/* Copies src into dst (cap bytes, cap > 0), cut to fit and always terminated, like
+ * snprintf(dst, cap, "%s", src) without the format parsing. Returns dst. */
+char *cd_strlcpy(char *dst, size_t cap, const char *src);
 
 /* Returns 1 when the n bytes at s are valid UTF-8 (no overlongs, no
  * surrogates), else 0. */

@@ -189,8 +189,8 @@ static void apply_settings(struct triage *t, const struct triage_settings *in)
         s.anger_handoff = d.anger_handoff;
     if (s.n_candidates < 2 || s.n_candidates > TRIAGE_MAX_CANDIDATES)
         s.n_candidates = d.n_candidates;
-    snprintf(t->default_queue, sizeof t->default_queue, "%s",
-             s.default_queue && s.default_queue[0] ? s.default_queue : "general");
+    cd_strlcpy(t->default_queue, sizeof t->default_queue,
+               s.default_queue && s.default_queue[0] ? s.default_queue : "general");
     s.default_queue = t->default_queue;
     t->settings = s;
 }
@@ -301,7 +301,7 @@ static int tokenizer_for(struct triage *t, const char *lang)
     if (t->toks[slot] && t->toks[slot] != tok)
         text_tokenizer_free(t->toks[slot]);
     t->toks[slot] = tok;
-    snprintf(t->tok_langs[slot], sizeof t->tok_langs[slot], "%s", lang);
+    cd_strlcpy(t->tok_langs[slot], sizeof t->tok_langs[slot], lang);
     t->tok = tok;
     return 0;
 }
@@ -461,7 +461,7 @@ static const char *intent_label(const struct intent *it)
 
 static int set_candidate(struct triage_candidate *c, const struct intent *it, double p)
 {
-    snprintf(c->intent, sizeof c->intent, "%s", it->name);
+    cd_strlcpy(c->intent, sizeof c->intent, it->name);
     c->probability = p;
     c->label = strdup(intent_label(it));
     return c->label ? 0 : CD_ENOMEM;
@@ -475,7 +475,7 @@ static int add_article(struct triage_decision *d, const char *id, const char *ti
     if (d->n_articles == TRIAGE_MAX_ARTICLES)
         return 0;
     struct triage_article *a = &d->articles[d->n_articles];
-    snprintf(a->id, sizeof a->id, "%s", id);
+    cd_strlcpy(a->id, sizeof a->id, id);
     snprintf(a->url, sizeof a->url, "/kb/%s", id);
     a->score = score;
     a->title = strdup(title && title[0] ? title : id);
@@ -586,8 +586,8 @@ static struct para_cache *para_cache_build(struct triage *t, const char *id, con
     struct para_cache *pc = calloc(1, sizeof *pc);
     if (!pc)
         return NULL;
-    snprintf(pc->id, sizeof pc->id, "%s", id);
-    snprintf(pc->lang, sizeof pc->lang, "%s", lang);
+    cd_strlcpy(pc->id, sizeof pc->id, id);
+    cd_strlcpy(pc->lang, sizeof pc->lang, lang);
     pc->body_hash = body_hash;
     pc->body_len = body_len;
     size_t cap = 0;
@@ -717,7 +717,7 @@ static void set_handoff(struct triage_decision *d, const struct intent *it, cons
                         const char *reason)
 {
     d->action = TRIAGE_HANDOFF;
-    snprintf(d->queue, sizeof d->queue, "%s", it && it->queue ? it->queue : queue);
+    cd_strlcpy(d->queue, sizeof d->queue, it && it->queue ? it->queue : queue);
     d->priority = it ? it->priority : 3;
     d->evidence.reason = reason;
 }
@@ -762,7 +762,7 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
     memset(out, 0, sizeof *out);
     out->action = TRIAGE_HANDOFF;
     out->priority = 3;
-    snprintf(out->queue, sizeof out->queue, "%s", t->default_queue);
+    cd_strlcpy(out->queue, sizeof out->queue, t->default_queue);
     out->evidence.reason = "low_confidence";
     if (!cd_utf8_valid(text, n))
         return CD_EINVAL;
@@ -786,9 +786,9 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
      * the examples never use. */
     int is_oos = r.p_oos >= s->t_oos || r.known_share < s->t_known;
     if (r.rule_intent >= 0) {
-        snprintf(out->evidence.rule_intent, sizeof out->evidence.rule_intent, "%s",
-                 intents_get(set, r.rule_intent)->name);
-        snprintf(out->evidence.rule, sizeof out->evidence.rule, "%s", r.rule_what);
+        cd_strlcpy(out->evidence.rule_intent, sizeof out->evidence.rule_intent,
+                   intents_get(set, r.rule_intent)->name);
+        cd_strlcpy(out->evidence.rule, sizeof out->evidence.rule, r.rule_what);
     }
     for (int i = 0; i < r.n_top && i < TRIAGE_MAX_CANDIDATES; i++) {
         if ((rc = set_candidate(&out->evidence.model[i], intents_get(set, r.top[i]), r.top_p[i])))
@@ -823,7 +823,7 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
         for (int i = 0; !person && i < intents_count(set); i++)
             if (intents_get(set, i)->is_person_request)
                 person = intents_get(set, i);
-        snprintf(out->intent, sizeof out->intent, "%s", person ? person->name : "human");
+        cd_strlcpy(out->intent, sizeof out->intent, person ? person->name : "human");
         out->confidence = 1.0;
         set_handoff(out, person, t->default_queue, "person_request");
         out->signals.is_person_request = 1;
@@ -877,7 +877,7 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
         escalation = "repeated";
     if (escalation) {
         const struct intent *guess = chosen ? chosen : NULL;
-        snprintf(out->intent, sizeof out->intent, "%s", guess ? guess->name : "");
+        cd_strlcpy(out->intent, sizeof out->intent, guess ? guess->name : "");
         out->confidence = guess ? confidence : p_top;
         set_handoff(out, guess, t->default_queue, escalation);
         if (anger >= 3 || (guess && guess->priority > 2))
@@ -887,7 +887,7 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
     }
 
     if (chosen) {
-        snprintf(out->intent, sizeof out->intent, "%s", chosen->name);
+        cd_strlcpy(out->intent, sizeof out->intent, chosen->name);
         out->confidence = confidence;
         out->is_sensitive = chosen->is_sensitive;
         if (chosen->is_sensitive) {
@@ -921,7 +921,7 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
             n_hits = 0;
         if (n_hits > 0) {
             kb_score = kb_coverage(t, &cov, &hits[0]);
-            snprintf(out->evidence.kb_article, sizeof out->evidence.kb_article, "%s", hits[0].id);
+            cd_strlcpy(out->evidence.kb_article, sizeof out->evidence.kb_article, hits[0].id);
             out->evidence.kb_score = kb_score;
         }
     }
@@ -932,8 +932,8 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
         out->queue[0] = '\0';
         out->confidence = kb_score;
         out->evidence.reason = "kb";
-        snprintf(out->intent, sizeof out->intent, "%s",
-                 top_it && p_top >= s->t_clarify ? top_it->name : "");
+        cd_strlcpy(out->intent, sizeof out->intent,
+                   top_it && p_top >= s->t_clarify ? top_it->name : "");
         if ((rc = set_answer(out, hits[0].passage)))
             goto done;
         for (int i = 0; i < n_hits && rc == 0; i++)
@@ -948,7 +948,7 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
     for (int i = 0; i < r.n_top && i < s->n_candidates; i++)
         mass += r.top_p[i];
     if (!is_oos && top_it && p_top >= s->t_clarify && mass >= s->t_clarify_mass) {
-        snprintf(out->intent, sizeof out->intent, "%s", top_it->name);
+        cd_strlcpy(out->intent, sizeof out->intent, top_it->name);
         out->confidence = p_top;
         if (ctx->n_clarify >= s->max_clarify) {
             set_handoff(out, top_it, t->default_queue, "clarify_limit");
@@ -980,7 +980,7 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
     }
 
     /* 7. Out of scope or unsure: a person, routed by the best guess. */
-    snprintf(out->intent, sizeof out->intent, "%s", top_it && !is_oos ? top_it->name : "");
+    cd_strlcpy(out->intent, sizeof out->intent, top_it && !is_oos ? top_it->name : "");
     out->confidence = p_top;
     set_handoff(out, top_it && p_top >= s->t_clarify / 2 && !is_oos ? top_it : NULL,
                 t->default_queue, is_oos ? "out_of_scope" : "low_confidence");

@@ -194,3 +194,11 @@ int cd_utf8_valid(const char *str, size_t n)
     }
     return 1;
 }
+
+char *cd_strlcpy(char *dst, size_t cap, const char *src)
+{
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+    return dst;
+}
