@@ -13,16 +13,21 @@
  * PRAGMA user_version.
  *
  * Indexing tokenizes an article once: while FTS5 writes (or deletes) a row, the snowball
- * tokenizer reports its tokens to the kb (struct capture), which keeps per language an
- * in-memory count of articles per term and column and each article's column lengths
- * (struct df_map), and builds the stems of the article's phrasings and paragraphs.
+ * tokenizer reports its tokens to the kb (struct capture), which keeps per language in memory
+ * (struct df_map) each term's postings (struct postings: the articles that have it, with
+ * every instance), its count of articles per column, each article's column lengths and
+ * phrasing stems, and builds the stems of the article's phrasings and paragraphs. The map is
+ * read again from fts5vocab 'instance' when another connection wrote to the KB (the
+ * kb_generation counter) or a write that changed the index was rolled back.
  *
- * Search is two stages. Stage one is an FTS5 query built only from text.h's tokens of the
- * question (each stem quoted behind KB_RAW_STEM, OR-joined), with the terms chosen from the
- * df_map so that a query scores about KB_ROW_BUDGET rows however large the KB, ranked by
- * kb_rank(), our auxiliary function: BM25F over the title, questions, learned, tags and body
- * columns plus a small proximity bonus. Stage two rescores the best KB_CANDIDATES by how
- * closely the question matches the article's phrasings (title, questions, learned questions)
+ * Search is two stages. Stage one matches the terms of text.h's tokens of the question,
+ * chosen from the df_map so that a query scores about KB_ROW_BUDGET rows however large the
+ * KB, and scores each matched row from the postings (search_memory()): BM25F over the title,
+ * questions, learned, tags and body columns plus a small proximity bonus. The same query
+ * also runs through FTS5 (each stem quoted behind KB_RAW_STEM, OR-joined, ranked by
+ * kb_rank(), our auxiliary function) when the postings are off (mem_index=0) or could not be
+ * read; both give the same hits and scores (test_kb). Stage two rescores the best KB_CANDIDATES by
+ * how closely the question matches the article's phrasings (title, questions, learned questions)
  * and picks the paragraph with the most query weight as the passage; neither stems article
  * text at query time. Must never happen: customer text reaching FTS5 as syntax (a malformed
  * question yields no hits, never an SQL error), or a query scoring every article that shares
