@@ -25,8 +25,8 @@
  * KB, and scores each matched row from the postings (search_memory()): BM25F over the title,
  * questions, learned, tags and body columns plus a small proximity bonus. The same query
  * also runs through FTS5 (each stem quoted behind KB_RAW_STEM, OR-joined, ranked by
- * kb_rank(), our auxiliary function) when the postings are off (mem_index=0) or could not be
- * read; both give the same hits and scores (test_kb). Stage two rescores the best KB_CANDIDATES by
+ * kb_rank(), our auxiliary function) when the postings are turned off (mem_index=0): both
+ * give the same hits and scores (test_kb). Stage two rescores the best KB_CANDIDATES by
  * how closely the question matches the article's phrasings (title, questions, learned questions)
  * and picks the paragraph with the most query weight as the passage; neither stems article
  * text at query time. Must never happen: customer text reaching FTS5 as syntax (a malformed
