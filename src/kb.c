@@ -940,12 +940,11 @@ static int snowball_tokenize(Fts5Tokenizer *t, void *fts_ctx, int flags, const c
 
 /* ---- kb_rank(): the stage-one FTS5 auxiliary ranking function --------------------------- */
 
-static int query_prepare_idf(const Fts5ExtensionApi *api, Fts5Context *fts, struct kb_query *q)
+/* Fills the query's idf (from each term's df), its norms, and each column's average length
+ * and BM25 length norm, for an index of n_rows rows with totals[c] tokens in column c. Both
+ * stage-one paths (kb_rank() and search_memory()) weigh a query here. */
+static void query_set_weights(struct kb_query *q, int64_t n_rows, const int64_t *totals)
 {
-    sqlite3_int64 n_rows = 0;
-    int rc = api->xRowCount(fts, &n_rows);
-    if (rc != SQLITE_OK)
-        return rc;
     if (n_rows < 1)
         n_rows = 1;
     q->idf_sum = q->idf2_sum = 0;
@@ -960,18 +959,86 @@ static int query_prepare_idf(const Fts5ExtensionApi *api, Fts5Context *fts, stru
         q->idf2_sum += q->terms[i].idf * q->terms[i].idf;
     }
     for (int c = 0; c < KB_N_COLS; c++) {
-        sqlite3_int64 total = 0;
-        rc = api->xColumnTotalSize(fts, c, &total);
-        if (rc != SQLITE_OK)
-            return rc;
-        q->avg_len[c] = (double)total / (double)n_rows;
+        q->avg_len[c] = (double)totals[c] / (double)n_rows;
         if (q->avg_len[c] < 1)
             q->avg_len[c] = 1;
         q->norm_a[c] = 1.0 - q->tune->b_col[c];
         q->norm_k[c] = q->tune->b_col[c] / q->avg_len[c];
     }
     q->has_idf = 1;
+}
+
+/* query_set_weights() from FTS5's row count and column totals. */
+static int query_prepare_idf(const Fts5ExtensionApi *api, Fts5Context *fts, struct kb_query *q)
+{
+    sqlite3_int64 n_rows = 0;
+    int64_t totals[KB_N_COLS];
+    int rc = api->xRowCount(fts, &n_rows);
+    for (int c = 0; c < KB_N_COLS && rc == SQLITE_OK; c++) {
+        sqlite3_int64 total = 0;
+        rc = api->xColumnTotalSize(fts, c, &total);
+        totals[c] = total;
+    }
+    if (rc != SQLITE_OK)
+        return rc;
+    query_set_weights(q, n_rows, totals);
     return SQLITE_OK;
+}
+
+/* One row's score, summed over its instances of the query's terms as they come in column,
+ * then offset order: BM25F term frequencies and the proximity bonus. */
+struct row_score {
+    double norm[KB_N_COLS];
+    double tf[KB_MAX_QUERY_TERMS];
+    double proximity;
+    int prev_term, prev_col, prev_off;
+};
+
+static void row_score_begin(const struct kb_query *q, struct row_score *r, const int *lens)
+{
+    for (int c = 0; c < KB_N_COLS; c++)
+        r->norm[c] = q->norm_a[c] + q->norm_k[c] * (double)lens[c];
+    for (int t = 0; t < q->n_terms; t++)
+        r->tf[t] = 0;
+    r->proximity = 0;
+    r->prev_term = r->prev_col = -1;
+    r->prev_off = -10;
+}
+
+static void row_score_add(const struct kb_query *q, struct row_score *r, int term, int col, int off)
+{
+    r->tf[term] += q->tune->w_col[col] / r->norm[col];
+    /* Reward two different query terms within two positions of each other (stop words are
+     * not counted). */
+    if (col == r->prev_col && term != r->prev_term && off - r->prev_off <= 2) {
+        double a = q->terms[term].idf, b = q->terms[r->prev_term].idf;
+        r->proximity += a < b ? a : b;
+    }
+    r->prev_term = term;
+    r->prev_col = col;
+    r->prev_off = off;
+}
+
+/* BM25F times coverage, plus proximity, normalised by the best any article could score for
+ * this question, so scores compare across questions: each part is in [0, 1]. */
+static double row_score_end(const struct kb_query *q, const struct row_score *r)
+{
+    const struct kb_tune *tn = q->tune;
+    double bm25 = 0, covered = 0;
+    for (int t = 0; t < q->n_terms; t++) {
+        if (r->tf[t] <= 0)
+            continue;
+        bm25 += q->terms[t].idf * r->tf[t] * (tn->k1 + 1) / (tn->k1 + r->tf[t]);
+        covered += q->terms[t].idf;
+    }
+    double coverage = q->idf_sum > 0 ? covered / q->idf_sum : 0;
+    double best = q->idf_sum * (tn->k1 + 1);
+    double score = best > 0 ? bm25 / best : 0;
+    if (tn->coverage_pow != 0)
+        score *= pow(coverage, tn->coverage_pow);
+    double prox = q->idf_sum > 0 ? r->proximity / q->idf_sum : 0;
+    score += tn->proximity * (prox < 1 ? prox : 1);
+    return score;
 }
 
 /* kb_rank(fts_table, query_pointer): BM25F times coverage, plus proximity. Higher is better. */
@@ -988,62 +1055,34 @@ static void kb_rank_fn(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_co
         sqlite3_result_error_code(ctx, rc);
         return;
     }
-    const struct kb_tune *tn = q->tune;
-    double norm[KB_N_COLS];
     sqlite3_int64 rid = api->xRowid(fts);
     const struct df_map *m = q->stats;
+    int lens[KB_N_COLS];
     for (int c = 0; c < KB_N_COLS; c++) {
-        int len = 0;
+        lens[c] = 0;
         if (m && m->is_valid && rid >= 0 && rid < m->n_lens)
-            len = m->lens[rid].len[c];
-        else if ((rc = api->xColumnSize(fts, c, &len)) != SQLITE_OK) {
+            lens[c] = m->lens[rid].len[c];
+        else if ((rc = api->xColumnSize(fts, c, &lens[c])) != SQLITE_OK) {
             sqlite3_result_error_code(ctx, rc);
             return;
         }
-        norm[c] = q->norm_a[c] + q->norm_k[c] * (double)len;
     }
-    double tf[KB_MAX_QUERY_TERMS] = {0};
+    struct row_score r;
+    row_score_begin(q, &r, lens);
     int n_inst = 0;
     if ((rc = api->xInstCount(fts, &n_inst)) != SQLITE_OK) {
         sqlite3_result_error_code(ctx, rc);
         return;
     }
-    int prev_phrase = -1, prev_col = -1, prev_off = -10;
-    double proximity = 0;
     for (int i = 0; i < n_inst; i++) {
         int phrase, col, off;
         if (api->xInst(fts, i, &phrase, &col, &off) != SQLITE_OK)
             break;
         if (phrase < 0 || phrase >= q->n_phrases || col < 0 || col >= KB_N_COLS)
             continue;
-        phrase = q->phrase_term[phrase];
-        tf[phrase] += tn->w_col[col] / norm[col];
-        /* Instances come in column, then offset order: reward two different query terms
-         * within two positions of each other (stop words are not counted). */
-        if (col == prev_col && phrase != prev_phrase && off - prev_off <= 2) {
-            double a = q->terms[phrase].idf, b = q->terms[prev_phrase].idf;
-            proximity += a < b ? a : b;
-        }
-        prev_phrase = phrase;
-        prev_col = col;
-        prev_off = off;
+        row_score_add(q, &r, q->phrase_term[phrase], col, off);
     }
-    double bm25 = 0, covered = 0;
-    for (int t = 0; t < q->n_terms; t++) {
-        if (tf[t] <= 0)
-            continue;
-        bm25 += q->terms[t].idf * tf[t] * (tn->k1 + 1) / (tn->k1 + tf[t]);
-        covered += q->terms[t].idf;
-    }
-    /* Normalised by the best any article could score for this question, so scores compare
-     * across questions: each part is in [0, 1]. */
-    double coverage = q->idf_sum > 0 ? covered / q->idf_sum : 0;
-    double best = q->idf_sum * (tn->k1 + 1);
-    double score = best > 0 ? bm25 / best : 0;
-    if (tn->coverage_pow != 0)
-        score *= pow(coverage, tn->coverage_pow);
-    double prox = q->idf_sum > 0 ? proximity / q->idf_sum : 0;
-    score += tn->proximity * (prox < 1 ? prox : 1);
+    double score = row_score_end(q, &r);
     sqlite3_result_double(ctx, score);
 }
 
@@ -2851,31 +2890,6 @@ static int choose_phrases(struct kb_lang_index *li, struct kb_query *q)
     return 0;
 }
 
-/* Fills the query's idf and average column lengths as query_prepare_idf() does from FTS5. */
-static void query_prepare_idf_mem(const struct df_map *m, struct kb_query *q)
-{
-    int64_t n_rows = m->n_rows < 1 ? 1 : m->n_rows;
-    q->idf_sum = q->idf2_sum = 0;
-    q->n_rows = n_rows;
-    for (int i = 0; i < q->n_terms; i++) {
-        double df = (double)q->terms[i].df;
-        if (df > (double)n_rows)
-            df = (double)n_rows;
-        double idf = log(1.0 + ((double)n_rows - df + 0.5) / (df + 0.5));
-        q->terms[i].idf = idf > 1e-6 ? idf : 1e-6;
-        q->idf_sum += q->terms[i].idf;
-        q->idf2_sum += q->terms[i].idf * q->terms[i].idf;
-    }
-    for (int c = 0; c < KB_N_COLS; c++) {
-        q->avg_len[c] = (double)m->tot_len[c] / (double)n_rows;
-        if (q->avg_len[c] < 1)
-            q->avg_len[c] = 1;
-        q->norm_a[c] = 1.0 - q->tune->b_col[c];
-        q->norm_k[c] = q->tune->b_col[c] / q->avg_len[c];
-    }
-    q->has_idf = 1;
-}
-
 /* One matched phrase's walk through its term's postings. */
 struct post_cursor {
     const uint32_t *at, *end;        /* the current entry; the list's end */
@@ -2890,23 +2904,18 @@ struct post_cursor {
 static double score_row(const struct kb_query *q, const struct df_map *m, uint32_t rid,
                         struct post_cursor *cur, int n_cur)
 {
-    const struct kb_tune *tn = q->tune;
     /* Most rows a head-only phrase walks have the term only in the tags or body. */
     int is_counted = 0;
     for (int i = 0; i < n_cur && !is_counted; i++)
         is_counted = cur[i].inst && (!cur[i].is_head_only || (*cur[i].inst >> POST_COL_SHIFT) < 3);
     if (!is_counted)
         return -1;
-    double norm[KB_N_COLS];
-    for (int c = 0; c < KB_N_COLS; c++) {
-        int len = rid < m->n_lens ? m->lens[rid].len[c] : 0;
-        norm[c] = q->norm_a[c] + q->norm_k[c] * (double)len;
-    }
-    double tf[KB_MAX_QUERY_TERMS];
-    for (int t = 0; t < q->n_terms; t++)
-        tf[t] = 0;
-    int prev_term = -1, prev_col = -1, prev_off = -10, n_inst = 0;
-    double proximity = 0;
+    int lens[KB_N_COLS];
+    for (int c = 0; c < KB_N_COLS; c++)
+        lens[c] = rid < m->n_lens ? m->lens[rid].len[c] : 0;
+    struct row_score r;
+    row_score_begin(q, &r, lens);
+    int n_inst = 0;
     for (;;) {
         /* The next instance in column, then offset order over every phrase. */
         int best = -1;
@@ -2928,36 +2937,11 @@ static double score_row(const struct kb_query *q, const struct df_map *m, uint32
             break;
         cur[best].inst++;
         n_inst++;
-        int term = cur[best].term, col = (int)(best_v >> POST_COL_SHIFT);
-        int off = (int)(best_v & POST_MAX_OFF);
-        if (col >= KB_N_COLS)
-            continue;
-        tf[term] += tn->w_col[col] / norm[col];
-        if (col == prev_col && term != prev_term && off - prev_off <= 2) {
-            double a = q->terms[term].idf, b = q->terms[prev_term].idf;
-            proximity += a < b ? a : b;
-        }
-        prev_term = term;
-        prev_col = col;
-        prev_off = off;
+        int col = (int)(best_v >> POST_COL_SHIFT);
+        if (col < KB_N_COLS)
+            row_score_add(q, &r, cur[best].term, col, (int)(best_v & POST_MAX_OFF));
     }
-    if (n_inst == 0)
-        return -1;
-    double bm25 = 0, covered = 0;
-    for (int t = 0; t < q->n_terms; t++) {
-        if (tf[t] <= 0)
-            continue;
-        bm25 += q->terms[t].idf * tf[t] * (tn->k1 + 1) / (tn->k1 + tf[t]);
-        covered += q->terms[t].idf;
-    }
-    double coverage = q->idf_sum > 0 ? covered / q->idf_sum : 0;
-    double best = q->idf_sum * (tn->k1 + 1);
-    double score = best > 0 ? bm25 / best : 0;
-    if (tn->coverage_pow != 0)
-        score *= pow(coverage, tn->coverage_pow);
-    double prox = q->idf_sum > 0 ? proximity / q->idf_sum : 0;
-    score += tn->proximity * (prox < 1 ? prox : 1);
-    return score;
+    return n_inst ? row_score_end(q, &r) : -1;
 }
 
 /* Stage one from the in-memory postings: the rows any chosen phrase matches, each scored by
@@ -2968,7 +2952,7 @@ static void search_memory(const struct df_map *m, struct kb_query *q, int lang_r
 {
     struct post_cursor cur[KB_MAX_QUERY_TERMS];
     int n_cur = 0;
-    query_prepare_idf_mem(m, q);
+    query_set_weights(q, m->n_rows, m->tot_len);
     for (int i = 0; i < q->n_phrases; i++) {
         const struct kb_term *t = &q->terms[q->phrase_term[i]];
         const struct df_entry *e = df_find((struct df_map *)m, t->stem, (size_t)t->n_stem, 0);
