@@ -10,6 +10,9 @@
 /* src/cli_kb.c */
 int cli_search(int argc, char **argv);
 int cli_import(int argc, char **argv);
+/* import of help-centre exports (cli_kb_import.c): wanted for --from or a .json file. */
+int cli_import_is_export(int argc, char **argv);
+int cli_import_export(int argc, char **argv);
 int cli_eval_kb(int argc, char **argv);
 
 /* src/cli_triage.c */

@@ -37,6 +37,9 @@ static const char import_usage[] =
     "An article that already exists becomes a new revision when it changed. Invalid files\n"
     "and lines are reported as FILE:LINE: message and skipped; the rest still loads.\n"
     "\n"
+    "Help-centre exports (Zendesk, Intercom, Freshdesk): caredesk import --from NAME FILE.json\n"
+    "(see 'caredesk import --from zendesk --help').\n"
+    "\n"
     "Exit status: 0 everything loaded, 1 something was skipped or failed, 2 usage error.\n";
 
 static const char eval_usage[] =
@@ -268,6 +271,8 @@ int cli_import(int argc, char **argv)
 {
     const char *db_path = CLI_DEFAULT_DB;
     int first_path = 0;
+    if (cli_import_is_export(argc, argv))
+        return cli_import_export(argc, argv);
     for (int i = 1; i < argc; i++) {
         if (is_help(argv[i])) {
             fputs(import_usage, stdout);

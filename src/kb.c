@@ -33,6 +33,7 @@
  * question yields no hits, never an SQL error), or a query scoring every article that shares
  * a common word with it. */
 #include "kb.h"
+#include "kb_import.h"
 
 #include "cd.h"
 #include "text.h"
@@ -4071,4 +4072,9 @@ int kb_load_path(struct kb *kb, const char *path, struct kb_load_report *report)
             rc = CD_EIO;
     }
     return rc;
+}
+
+struct sqlite3 *kb_connection(struct kb *kb)
+{
+    return kb ? kb->db : NULL;
 }

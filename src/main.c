@@ -16,6 +16,7 @@ static const char usage[] =
     "  ask \"message\"          decide one customer message; prints the decision as JSON\n"
     "  search \"question\"      search the knowledge base; prints ranked articles and passages\n"
     "  import FILE_OR_DIR     load articles (Markdown files or JSON Lines) into the database\n"
+    "  import --from zendesk|intercom|freshdesk FILE.json   load a help centre's export\n"
     "  eval kb ...            measure KB search on a query set\n"
     "  eval intents ...       measure the triage engine on a labelled intent set\n"
     "  user add|list|remove   manage agent, author and admin accounts\n"
