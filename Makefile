@@ -53,10 +53,21 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_SRC := $(sort $(wildcard bench/*.c))
 TOOL_BIN := $(TOOL_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test unit integration run bench soak check-style format lint clean deps help \
+.PHONY: all web-gz test unit integration run bench soak check-style format lint clean deps help \
         fuzz fuzz-smoke
 
-all: caredesk
+all: caredesk web-gz
+
+# The web root's text files, gzip-compressed beside them (FILE.gz) for clients that accept
+# gzip: compressed once here, never on the server's event loop (src/web_static.c).
+WEB_TEXT := $(shell find web -type f \( -name '*.js' -o -name '*.css' -o -name '*.html' \
+                 -o -name '*.svg' -o -name '*.json' -o -name '*.txt' -o -name '*.md' \))
+WEB_GZ   := $(WEB_TEXT:%=%.gz)
+
+web-gz: $(WEB_GZ)
+
+web/%.gz: web/%
+	gzip -9 -n -c $< > $@.tmp && mv $@.tmp $@
 
 caredesk: $(BIN)
 	@if [ -z "$(SANITIZE)" ]; then cp $(BIN) caredesk; fi
@@ -82,13 +93,13 @@ $(BUILD)/bench/%: bench/%.c $(LIB)
 
 # Every test: unit tests (cmocka), data-driven cases, integration tests
 # against the real server. The last line is the summary "N passed, N failed".
-test: $(BIN) $(UNIT_BIN) $(TOOL_BIN)
+test: $(BIN) $(UNIT_BIN) $(TOOL_BIN) $(WEB_GZ)
 	@BUILD=$(BUILD) DATA=$(DATA) CAREDESK_BIN=$(abspath $(BIN)) tests/run.sh
 
 unit: $(UNIT_BIN)
 	@BUILD=$(BUILD) DATA=$(DATA) CAREDESK_BIN=$(abspath $(BIN)) tests/run.sh unit
 
-run: caredesk
+run: caredesk web-gz
 	./caredesk serve
 
 bench: $(BIN) $(TOOL_BIN)
@@ -145,7 +156,7 @@ deps:
 	@scripts/deps.sh && mkdir -p build && touch $(DEPS_STAMP)
 
 clean:
-	rm -rf build caredesk
+	rm -rf build caredesk $(WEB_GZ)
 
 help:
 	@sed -n '1,/^$$/p' Makefile

@@ -8,6 +8,7 @@
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
+#include "web_static.h"
 
 #include <libwebsockets.h>
 
@@ -1042,9 +1043,9 @@ static int serve_static(struct server *s, struct lws *wsi, struct http_txn *t)
     }
     if (rc)
         return http_simple(s, wsi, t, 404, "not_found", "no such file");
-    count_status(s, 200);
-    int n = lws_serve_http_file(wsi, file, mime_for(file), security_headers,
-                                (int)sizeof security_headers - 1);
+    int status = 200;
+    int n = web_static_serve(wsi, file, mime_for(file), security_headers, &status);
+    count_status(s, status);
     if (n < 0)
         return -1;
     if (n > 0 && lws_http_transaction_completed(wsi))
