@@ -26,5 +26,7 @@ int cli_serve(int argc, char **argv);
 int cli_user(int argc, char **argv);
 int cli_export(int argc, char **argv);
 int cli_erase(int argc, char **argv);
+/* cli_backup.c */
+int cli_backup(int argc, char **argv);
 
 #endif
