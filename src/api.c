@@ -18,8 +18,10 @@
  *   GET    /api/conversations/{id}       agent, admin (the transcript)
  *   GET    /api/stats?since=&until=      agent, author, admin (aggregates only)
  *   GET    /kb/{id}                      anyone (published articles as HTML)
+ *   GET    /api/openapi.json             anyone (the OpenAPI 3.1 document of these routes)
  * Every author and admin change is written to the audit log. */
 #include "api.h"
+#include "api_openapi.h"
 
 #include "auth.h"
 #include "chat.h"
@@ -1228,5 +1230,7 @@ int api_handle(struct api *api, const struct api_request *req, struct api_respon
         return route_queues(api, req, resp);
     if (!strcmp(p, "/api/unanswered"))
         return route_unanswered(api, req, resp);
+    if (!strcmp(p, "/api/openapi.json"))
+        return api_openapi(req, resp);
     return respond_error(resp, 404, "not_found", "no such route");
 }

@@ -1,0 +1,193 @@
+// GET /api/openapi.json against the real server: the document is valid OpenAPI 3.1 in shape,
+// names every route api.c and server.c serve, and every operation's real responses (success
+// and errors, for each role that matters) validate against its schemas with ajv (JSON Schema
+// 2020-12, the dialect of OpenAPI 3.1). A route, field or status added without the document
+// fails here.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import Ajv2020 from 'ajv/dist/2020.js';
+import { startServer, runCaredesk, fixtures } from './lib/server.mjs';
+import { connect } from './lib/client.mjs';
+
+let srv;
+let doc;
+let ajv;
+const tokens = {};
+const covered = new Set(); // "METHOD PATH-TEMPLATE STATUS"
+
+before(async () => {
+  srv = await startServer({ ...fixtures, args: ['--rate-limit', '0'] });
+  for (const [name, role] of [['Ana', 'agent'], ['Ada', 'author'], ['Root', 'admin']]) {
+    const r = await runCaredesk(['user', 'add', name, '--role', role, '--skills', 'general,orders',
+      '--db', srv.db]);
+    assert.equal(r.code, 0, r.stderr);
+    tokens[role] = r.stdout.trim().split('\n').pop().trim();
+  }
+  const res = await fetch(`${srv.url}/api/openapi.json`);
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get('content-type'), /^application\/json/);
+  doc = await res.json();
+  ajv = new Ajv2020({ strict: false, allErrors: true });
+  ajv.addSchema({ ...doc, $id: 'caredesk-openapi' });
+});
+after(async () => { await srv.stop(); });
+
+// The operation of a concrete path: the path template whose segments match.
+function template(path) {
+  const segs = path.split('?')[0].split('/');
+  for (const t of Object.keys(doc.paths)) {
+    const ts = t.split('/');
+    if (ts.length === segs.length && ts.every((s, i) => s.startsWith('{') || s === segs[i])) return t;
+  }
+  return null;
+}
+
+const ptr = (s) => s.replaceAll('~', '~0').replaceAll('/', '~1');
+
+// Calls the server and validates the response against the document.
+async function call(method, path, { token, body, expect } = {}) {
+  const headers = {};
+  if (token) headers.authorization = `Bearer ${token}`;
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const res = await fetch(srv.url + path, {
+    method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  if (expect !== undefined) assert.equal(res.status, expect, `${method} ${path}: ${text}`);
+  const t = template(path);
+  assert.ok(t, `${path} is in the document`);
+  const op = doc.paths[t][method.toLowerCase()];
+  assert.ok(op, `${method} ${t} is in the document`);
+  const response = op.responses[String(res.status)];
+  assert.ok(response, `${method} ${t} documents status ${res.status}`);
+  const type = (res.headers.get('content-type') || '').split(';')[0];
+  const media = response.content?.[type];
+  assert.ok(media, `${method} ${t} ${res.status} documents ${type}`);
+  if (type === 'application/json') {
+    const where = `caredesk-openapi#/paths/${ptr(t)}/${method.toLowerCase()}/responses/${res.status}`
+      + `/content/${ptr(type)}/schema`;
+    const validate = ajv.getSchema(where);
+    assert.ok(validate, `schema ${where}`);
+    const json = JSON.parse(text);
+    assert.ok(validate(json), `${method} ${path} ${res.status}: ${ajv.errorsText(validate.errors)}\n${text}`);
+  }
+  covered.add(`${method} ${t} ${res.status}`);
+  return { status: res.status, text, json: type === 'application/json' ? JSON.parse(text) : null };
+}
+
+test('the document is OpenAPI 3.1 and lists every route with its roles', () => {
+  assert.equal(doc.openapi, '3.1.0');
+  const routes = [];
+  for (const [p, item] of Object.entries(doc.paths)) {
+    for (const m of Object.keys(item)) if (m !== 'parameters') routes.push(`${m.toUpperCase()} ${p}`);
+  }
+  // The routes of api.c's dispatch and server.c's own (healthz, metrics).
+  assert.deepEqual(routes.sort(), [
+    'DELETE /api/articles/{id}', 'GET /api/articles', 'GET /api/articles/{id}',
+    'GET /api/articles/{id}/revisions', 'GET /api/articles/{id}/revisions/{n}', 'GET /api/ask',
+    'GET /api/conversations/{id}', 'GET /api/me', 'GET /api/openapi.json', 'GET /api/queues',
+    'GET /api/search', 'GET /api/stats', 'GET /api/unanswered', 'GET /healthz', 'GET /kb/{id}',
+    'GET /metrics', 'POST /api/articles', 'POST /api/learn', 'PUT /api/articles/{id}',
+  ]);
+  for (const item of Object.values(doc.paths)) {
+    for (const [m, op] of Object.entries(item)) {
+      if (m === 'parameters') continue;
+      assert.ok(Array.isArray(op['x-caredesk-roles']), `${m} roles`);
+      assert.ok(op.operationId && op.summary && op.responses);
+      if (op['x-caredesk-roles'].length) assert.ok(op.responses['401'] && op.responses['403']);
+    }
+  }
+  // Every $ref resolves.
+  const refs = JSON.stringify(doc).match(/"#\/components\/schemas\/[A-Za-z]+"/g);
+  for (const r of refs) assert.ok(doc.components.schemas[r.slice(22, -1)], r);
+});
+
+test('real responses of every operation validate against the document', async () => {
+  // Public routes.
+  await call('GET', '/api/openapi.json', { expect: 200 });
+  await call('GET', '/healthz', { expect: 200 });
+  await call('GET', '/metrics', { expect: 200 });
+  await call('GET', '/api/search?q=where%20is%20my%20order', { expect: 200 });
+  await call('GET', '/api/search?q=return&lang=en&limit=2', { expect: 200 });
+  await call('GET', '/api/search', { expect: 400 });
+  await call('GET', '/api/search?q=x&limit=99', { expect: 400 });
+
+  // Accounts and roles.
+  for (const role of ['agent', 'author', 'admin']) await call('GET', '/api/me', { token: tokens[role], expect: 200 });
+  await call('GET', '/api/me', { expect: 401 });
+  await call('GET', '/api/me', { token: 'not-a-token', expect: 401 });
+  await call('GET', '/api/queues', { token: tokens.agent, expect: 200 });
+  await call('GET', '/api/queues', { token: tokens.author, expect: 403 });
+
+  // Articles: create, list, read, update (a revision), revisions, page, delete.
+  const article = {
+    id: 'openapi-zebra', title: 'Zebra grooming', body: 'Brush **zebras** weekly.\n\n- gently\n- often\n',
+    tags: ['care'], questions: ['how do I brush a zebra'],
+  };
+  await call('POST', '/api/articles', { token: tokens.author, body: article, expect: 201 });
+  await call('POST', '/api/articles', { token: tokens.author, body: article, expect: 409 });
+  await call('POST', '/api/articles', { token: tokens.author, body: { id: 'x' }, expect: 400 });
+  await call('POST', '/api/articles', { token: tokens.agent, body: article, expect: 403 });
+  await call('GET', '/api/articles', { token: tokens.author, expect: 200 });
+  await call('GET', '/api/articles?q=zebra&status=published&limit=5', { token: tokens.admin, expect: 200 });
+  await call('GET', '/api/articles?status=nope', { token: tokens.admin, expect: 400 });
+  await call('GET', '/api/articles/openapi-zebra', { token: tokens.author, expect: 200 });
+  await call('GET', '/api/articles/no-such-article', { token: tokens.author, expect: 404 });
+  await call('GET', '/api/articles/BAD%20ID', { token: tokens.author, expect: 400 });
+  await call('PUT', '/api/articles/openapi-zebra', {
+    token: tokens.admin, body: { ...article, body: 'Brush zebras daily.', status: 'draft' }, expect: 200,
+  });
+  await call('PUT', '/api/articles/openapi-new', {
+    token: tokens.author, body: { title: 'New one', body: 'Text.', lang: 'en', published: true }, expect: 201,
+  });
+  await call('PUT', '/api/articles/openapi-new', { token: tokens.author, body: { id: 'other', title: 't', body: 'b' }, expect: 400 });
+  await call('GET', '/api/articles/openapi-zebra/revisions', { token: tokens.author, expect: 200 });
+  await call('GET', '/api/articles/no-such-article/revisions', { token: tokens.author, expect: 404 });
+  await call('GET', '/api/articles/openapi-zebra/revisions/1', { token: tokens.author, expect: 200 });
+  await call('GET', '/api/articles/openapi-zebra/revisions/2', { token: tokens.author, expect: 200 });
+  await call('GET', '/api/articles/openapi-zebra/revisions/99', { token: tokens.author, expect: 404 });
+  await call('GET', '/api/articles/openapi-zebra/revisions/x', { token: tokens.author, expect: 400 });
+  await call('GET', '/kb/openapi-new', { expect: 200 });
+  await call('GET', '/kb/openapi-zebra', { expect: 404 }); // a draft now
+  await call('DELETE', '/api/articles/openapi-new', { token: tokens.author, expect: 200 });
+  await call('DELETE', '/api/articles/openapi-new', { token: tokens.author, expect: 404 });
+
+  // The bot, learning, unanswered questions.
+  await call('GET', '/api/ask?q=where%20is%20my%20order', { token: tokens.author, expect: 200 });
+  await call('GET', '/api/ask?q=I%20want%20a%20person&lang=en', { token: tokens.admin, expect: 200 });
+  await call('GET', '/api/ask', { token: tokens.author, expect: 400 });
+  await call('GET', '/api/ask?q=x', { token: tokens.agent, expect: 403 });
+  const c = await connect(`${srv.wsUrl}/chat`);
+  c.send({ type: 'hello', lang: 'en', name: 'Sam', email: 'sam@example.com' });
+  const welcome = await c.next((f) => f.type === 'welcome');
+  c.send({ type: 'message', id: 'm1', text: 'how do I repaint a vintage zeppelin hangar' });
+  await c.next((f) => f.reply_to === 'm1');
+  c.send({ type: 'message', id: 'm2', text: 'my card 4242 4242 4242 4242 was charged twice' });
+  await c.next((f) => f.reply_to === 'm2');
+  c.close();
+  const un = await call('GET', '/api/unanswered', { token: tokens.author, expect: 200 });
+  await call('GET', '/api/unanswered?since=0&limit=5', { token: tokens.admin, expect: 200 });
+  await call('GET', '/api/unanswered?limit=0', { token: tokens.admin, expect: 400 });
+  const question = un.json.questions[0]?.text || 'how do I repaint a vintage zeppelin hangar';
+  await call('POST', '/api/learn', { token: tokens.author, body: { question, article: 'openapi-zebra' }, expect: 200 });
+  await call('POST', '/api/learn', { token: tokens.author, body: { question, article: 'no-such-article' }, expect: 404 });
+  await call('POST', '/api/learn', { token: tokens.author, body: { question: '' }, expect: 400 });
+
+  // Conversations and stats.
+  await call('GET', `/api/conversations/${welcome.conversation}`, { token: tokens.agent, expect: 200 });
+  await call('GET', '/api/conversations/999999', { token: tokens.admin, expect: 404 });
+  await call('GET', '/api/conversations/abc', { token: tokens.admin, expect: 400 });
+  await call('GET', `/api/conversations/${welcome.conversation}`, { token: tokens.author, expect: 403 });
+  await call('GET', '/api/stats', { token: tokens.agent, expect: 200 });
+  await call('GET', '/api/stats?since=1&until=4000000000', { token: tokens.author, expect: 200 });
+  await call('GET', '/api/stats?since=5&until=4', { token: tokens.admin, expect: 400 });
+
+  // Every operation was exercised with at least its success status.
+  for (const [p, item] of Object.entries(doc.paths)) {
+    for (const [m, op] of Object.entries(item)) {
+      if (m === 'parameters') continue;
+      const okStatus = Object.keys(op.responses).find((s) => s.startsWith('2'));
+      assert.ok(covered.has(`${m.toUpperCase()} ${p} ${okStatus}`), `${m.toUpperCase()} ${p} ${okStatus} was validated`);
+    }
+  }
+});
