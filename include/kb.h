@@ -90,6 +90,13 @@ int kb_search(struct kb *kb, const char *question, const char *lang, struct kb_h
               int max_hits, int *n_hits);
 void kb_hits_clear(struct kb_hit *hits, int n_hits);
 
+/* The passage of article id that best answers question: the paragraph whose stems share the
+ * most query weight with it (the first paragraph when question is NULL or empty, or nothing
+ * matches), cleaned of Markdown and shortened at a word, exactly as kb_search() fills
+ * kb_hit.passage. Drafts, which are not indexed, give their first paragraph. Returns 0 with a
+ * malloc'd string in *out (the caller frees it), CD_ENOTFOUND, or CD_E*. */
+int kb_passage(struct kb *kb, const char *id, const char *question, char **out);
+
 /* Learns that question is answered by article_id (from "yes, this helped" or
  * an agent): adds it as a learned phrasing so later searches rank that
  * article higher. Returns 0, CD_ENOTFOUND or CD_E*. */

@@ -634,7 +634,18 @@ static void test_passage(void **state)
     assert_int_equal(kb_search(kb, "I lost my gift card", "en", hits, 3, &n), 0);
     assert_int_equal(n, 1);
     assert_non_null(strstr(hits[0].passage, "replaced"));
+    /* kb_passage() picks the same passage for an article found any other way ... */
+    char *passage = NULL;
+    assert_int_equal(kb_passage(kb, "gift-cards", "I lost my gift card", &passage), 0);
+    assert_string_equal(passage, hits[0].passage);
+    free(passage);
     kb_hits_clear(hits, n);
+    /* ... and with no question, the first paragraph. */
+    assert_int_equal(kb_passage(kb, "gift-cards", NULL, &passage), 0);
+    assert_non_null(strstr(passage, "never expire"));
+    free(passage);
+    assert_int_equal(kb_passage(kb, "no-such-article", "lost", &passage), CD_ENOTFOUND);
+    assert_null(passage);
     kb_close(kb);
 }
 
