@@ -95,7 +95,7 @@ static int respond_error(struct api_response *resp, int status, const char *code
     cd_buf_reset(&resp->body);
     int rc = cd_buf_printf(&resp->body, "{\"error\":\"%s\",\"message\":", code);
     if (!rc)
-        rc = log_json_string(&resp->body, message, strlen(message));
+        rc = cd_json_string(&resp->body, message, strlen(message), CD_JSON_REPLACE_INVALID);
     if (!rc)
         rc = cd_buf_puts(&resp->body, "}\n");
     return rc;
