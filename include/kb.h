@@ -69,9 +69,16 @@ int64_t kb_index_reads(const struct kb *kb);
  * be read at all (no such path). */
 int kb_load_path(struct kb *kb, const char *path, struct kb_load_report *report);
 
+/* The one article-id rule, used by the KB, its loaders and the REST API (ids are URL path
+ * segments, /kb/{id}): 1 to KB_ID_MAX - 1 bytes of lower-case a-z, digits, '-', '_' and '.',
+ * not starting with '.'. Returns 1 for a valid id, else 0. */
+int kb_id_valid(const char *id);
+
 /* Inserts or updates an article; an update keeps the previous version as a
- * revision. Searchable as soon as this returns. Returns 0 or CD_E*. */
-int kb_put(struct kb *kb, const struct kb_article *article);
+ * revision. Searchable as soon as this returns. Returns 0 or CD_E*; CD_EINVAL
+ * for an article the KB refuses, with the reason in msg (msg_cap bytes; msg
+ * may be NULL). */
+int kb_put(struct kb *kb, const struct kb_article *article, char *msg, size_t msg_cap);
 
 /* Fetches the current version of an article into *out (free with
  * kb_article_clear()). Returns 0, CD_ENOTFOUND or CD_E*. */

@@ -132,18 +132,6 @@ static const char *arg(const struct api_request *req, const char *name)
     return NULL;
 }
 
-static int is_article_id(const char *id)
-{
-    size_t n = strlen(id);
-    if (!n || n >= KB_ID_MAX)
-        return 0;
-    for (const char *p = id; *p; p++)
-        if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '-' || *p == '_' ||
-              *p == '.'))
-            return 0;
-    return id[0] != '.';
-}
-
 /* Checks the Bearer token and that the account has one of roles. Returns 0
  * with *user filled, or fills resp (401, 403, 429, 503) and returns 1. */
 static int require_role(struct api *api, const struct api_request *req, int roles,
@@ -342,9 +330,10 @@ static int parse_article(const struct api_request *req, const char *path_id, jso
         respond_error(resp, 400, "missing_field", "'id' is required");
         return 1;
     }
-    if (!is_article_id(id)) {
-        respond_error(resp, 400, "bad_field",
-                      "'id' must be 1-127 characters of a-z, 0-9, '-', '_' or '.'");
+    if (!kb_id_valid(id)) {
+        respond_error(
+            resp, 400, "bad_field",
+            "'id' must be 1-127 characters of a-z, 0-9, '-', '_' or '.', not starting with '.'");
         return 1;
     }
     const char *title = json_string_value(json_object_get(root, "title"));
@@ -416,9 +405,10 @@ static int route_article_write(struct api *api, const struct api_request *req, c
         rc = respond_error(resp, 409, "exists", "an article with this id exists; use PUT");
         goto done;
     }
-    rc = kb_put(api->deps.kb, &a);
+    char why[200];
+    rc = kb_put(api->deps.kb, &a, why, sizeof why);
     if (rc == CD_EINVAL) {
-        rc = respond_error(resp, 400, "bad_article", "the article was refused by the KB");
+        rc = respond_error(resp, 400, "bad_article", why[0] ? why : "the article was refused");
         goto done;
     }
     if (rc) {
@@ -519,7 +509,7 @@ static int revision_error(struct api_response *resp, int rc, const char *what)
  * REVISIONS_MAX earlier ones, newest first. */
 static int list_revisions(struct api *api, const char *id, struct api_response *resp)
 {
-    if (!is_article_id(id))
+    if (!kb_id_valid(id))
         return respond_error(resp, 400, "bad_id", "not an article id");
     int n = kb_revision_count(api->deps.kb, id);
     if (n < 0)
@@ -557,7 +547,7 @@ static int list_revisions(struct api *api, const char *id, struct api_response *
 /* GET /api/articles/{id}/revisions/{n}: one version (the current one too). */
 static int get_revision(struct api *api, const char *id, const char *n_s, struct api_response *resp)
 {
-    if (!is_article_id(id))
+    if (!kb_id_valid(id))
         return respond_error(resp, 400, "bad_id", "not an article id");
     char *end;
     long r = strtol(n_s, &end, 10);
@@ -623,7 +613,7 @@ static int route_articles(struct api *api, const struct api_request *req, const 
         }
         return respond_error(resp, 404, "not_found", "no such route");
     }
-    if (id && !is_article_id(id))
+    if (id && !kb_id_valid(id))
         return respond_error(resp, 400, "bad_id",
                              "article ids are 1-127 characters of a-z, 0-9, '-', '_' or '.'");
     if (is_get) {
@@ -976,7 +966,7 @@ static int route_kb_page(struct api *api, const struct api_request *req, const c
     if (!api->deps.kb)
         return respond_error(resp, 503, "unavailable", "the knowledge base is not open");
     struct kb_article a = {0};
-    int rc = is_article_id(id) ? kb_get(api->deps.kb, id, &a) : CD_ENOTFOUND;
+    int rc = kb_id_valid(id) ? kb_get(api->deps.kb, id, &a) : CD_ENOTFOUND;
     if (rc == 0 && !a.is_published)
         rc = CD_ENOTFOUND;
     if (rc) {
@@ -1095,7 +1085,7 @@ static int route_learn(struct api *api, const struct api_request *req, struct ap
     int rc;
     if (!question || !*question)
         rc = respond_error(resp, 400, "missing_field", "'question' is required (a string)");
-    else if (!article || !is_article_id(article))
+    else if (!article || !kb_id_valid(article))
         rc = respond_error(resp, 400, "missing_field", "'article' is required (an article id)");
     else if (!api->deps.kb)
         rc = respond_error(resp, 503, "unavailable", "the knowledge base is not open");

@@ -459,16 +459,14 @@ void kb_article_clear(struct kb_article *a)
     memset(a, 0, sizeof *a);
 }
 
-static int is_valid_id(const char *id)
+int kb_id_valid(const char *id)
 {
     size_t n = id ? strlen(id) : 0;
-    if (n == 0 || n >= KB_ID_MAX)
+    if (n == 0 || n >= KB_ID_MAX || id[0] == '.')
         return 0;
     for (size_t i = 0; i < n; i++) {
         char c = id[i];
-        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                 c == '-' || c == '_' || c == '.';
-        if (!ok)
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.'))
             return 0;
     }
     return 1;
@@ -486,9 +484,11 @@ int kb_article_check(const struct kb_article *a, char *msg, size_t cap)
     char code[8];
     if (!a->id || !*a->id)
         snprintf(msg, cap, "missing id");
-    else if (!is_valid_id(a->id))
-        snprintf(msg, cap, "invalid id '%.60s' (letters, digits, '-', '_', '.'; < %d bytes)", a->id,
-                 KB_ID_MAX);
+    else if (!kb_id_valid(a->id))
+        snprintf(msg, cap,
+                 "invalid id '%.60s': ids are lower-case letters, digits, '-', '_' and '.', "
+                 "not starting with '.', under %d bytes",
+                 a->id, KB_ID_MAX);
     else if (!a->title || !*a->title)
         snprintf(msg, cap, "missing title");
     else if (strlen(a->title) > KB_MAX_TITLE || has_newline(a->title))
@@ -669,11 +669,16 @@ static int same_text(sqlite3_stmt *st, int col, const char *s)
     return !strcmp(kb_col_text(st, col), s ? s : "");
 }
 
-int kb_put(struct kb *kb, const struct kb_article *article)
+int kb_put(struct kb *kb, const struct kb_article *article, char *msg, size_t msg_cap)
 {
-    char msg[160];
-    if (!kb || !article || kb_article_check(article, msg, sizeof msg))
+    char why[200];
+    if (msg && msg_cap)
+        msg[0] = '\0';
+    if (!kb || !article || kb_article_check(article, why, sizeof why)) {
+        if (msg && msg_cap)
+            cd_strlcpy(msg, msg_cap, kb && article ? why : "no KB or no article");
         return CD_EINVAL;
+    }
     struct kb_article a = *article;
     char code[8] = "en";
     if (a.lang && *a.lang)

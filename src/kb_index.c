@@ -92,14 +92,6 @@ int kb_tok_tokenize(struct kb_tok *kt, const char *s, size_t n, text_token_cb cb
     return text_tokenize(kt->text, s, n, 0, cb, ctx);
 }
 
-uint32_t kb_hash_bytes(const char *s, size_t n)
-{
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)s[i]) * 16777619u;
-    return h;
-}
-
 static void df_map_clear(struct df_map *m)
 {
     free(m->slots);
@@ -179,7 +171,7 @@ struct df_entry *kb_df_find(struct df_map *m, const char *stem, size_t n, int cr
 {
     if (n == 0 || n > 255)
         return NULL;
-    uint32_t h = kb_hash_bytes(stem, n);
+    uint32_t h = cd_fnv1a32(CD_FNV32_INIT, stem, n);
     if (m->cap) {
         for (uint32_t k = h & (m->cap - 1);; k = (k + 1) & (m->cap - 1)) {
             struct df_entry *e = &m->slots[k];
@@ -774,7 +766,7 @@ static int append_distinct(struct cd_buf *b, size_t line_start, struct stem_set 
     if (set->n >= STEM_SET_SLOTS / 2)
         return append_unique(b, line_start, stem);
     size_t n = strlen(stem);
-    uint32_t h = kb_hash_bytes(stem, n), k = h & (STEM_SET_SLOTS - 1);
+    uint32_t h = cd_fnv1a32(CD_FNV32_INIT, stem, n), k = h & (STEM_SET_SLOTS - 1);
     for (; set->slot[k].gen == set->gen; k = (k + 1) & (STEM_SET_SLOTS - 1))
         if (set->slot[k].hash == h && set->slot[k].len == n &&
             !memcmp(b->data + set->slot[k].at, stem, n))

@@ -265,7 +265,6 @@ void kb_invalidate_counts(struct kb *kb);
 
 void kb_capture_free(struct capture *cap);
 int kb_tok_tokenize(struct kb_tok *kt, const char *s, size_t n, text_token_cb cb, void *ctx);
-uint32_t kb_hash_bytes(const char *s, size_t n);
 uint32_t kb_byte_sig(const char *s, size_t n);
 struct df_entry *kb_df_find(struct df_map *m, const char *stem, size_t n, int create);
 void kb_lang_index_clear(struct kb_lang_index *li);

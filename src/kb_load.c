@@ -431,19 +431,15 @@ done:
     return rc;
 }
 
-static int ends_with(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && !strcmp(s + n - k, suffix);
-}
-
 static int load_article(struct kb *kb, struct kb_article *a, const char *file, int line,
                         struct kb_load_report *r)
 {
-    int rc = kb_put(kb, a);
+    char why[200];
+    int rc = kb_put(kb, a, why, sizeof why);
     if (rc) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "cannot store article '%.60s': %s", a->id, cd_strerror(rc));
+        char msg[300];
+        snprintf(msg, sizeof msg, "cannot store article '%.60s': %s", a->id,
+                 rc == CD_EINVAL && why[0] ? why : cd_strerror(rc));
         report_error(r, file, line, msg);
     } else {
         kb->n_bulk_stored++;
@@ -497,7 +493,7 @@ static int load_file(struct kb *kb, const char *path, struct kb_load_report *r)
         return 0;
     }
     int rc = 0;
-    if (ends_with(path, ".jsonl")) {
+    if (cd_has_suffix(path, ".jsonl")) {
         rc = load_jsonl(kb, path, text, len, r);
     } else {
         char msg[200];
@@ -560,7 +556,7 @@ int kb_load_path(struct kb *kb, const char *path, struct kb_load_report *report)
         struct dirent *de;
         while (!rc && (de = readdir(dir)) != NULL && n_names < KB_MAX_DIR_FILES) {
             if (de->d_name[0] == '.' ||
-                !(ends_with(de->d_name, ".md") || ends_with(de->d_name, ".jsonl")))
+                !(cd_has_suffix(de->d_name, ".md") || cd_has_suffix(de->d_name, ".jsonl")))
                 continue;
             rc = push_str(&names, &n_names, de->d_name, strlen(de->d_name));
         }

@@ -23,6 +23,8 @@
  * the middle of a UTF-8 sequence. */
 #include "text.h"
 
+#include "cd.h"
+
 #include <libstemmer.h>
 #include <limits.h>
 #include <stdint.h>
@@ -422,9 +424,7 @@ static int word_emit(struct text_tokenizer *t, struct word *w, int flags, text_t
     if (t && t->stemmer && !(flags & TEXT_NO_STEM) && w->has_letter && w->n_lower > 0) {
         struct stem_cache_slot *slot = NULL;
         if (w->n_lower <= STEM_CACHE_WORD) {
-            uint32_t h = 2166136261u; /* FNV-1a */
-            for (int i = 0; i < w->n_lower; i++)
-                h = (h ^ (unsigned char)w->lower[i]) * 16777619u;
+            uint32_t h = cd_fnv1a32(CD_FNV32_INIT, w->lower, (size_t)w->n_lower);
             slot = &t->cache[h & (STEM_CACHE_SLOTS - 1)];
             if (slot->n_word == w->n_lower && memcmp(slot->word, w->lower, slot->n_word) == 0)
                 return cb(ctx, slot->stem, slot->n_stem, w->start, w->end);

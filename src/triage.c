@@ -488,12 +488,7 @@ static int add_article(struct triage_decision *d, const char *id, const char *ti
 /* FNV-1a of a token. */
 static uint64_t token_hash(const char *token, int n_token)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (int i = 0; i < n_token; i++) {
-        h ^= (unsigned char)token[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
+    return cd_fnv1a64(CD_FNV64_INIT, token, (size_t)n_token);
 }
 
 struct coverage_ctx {

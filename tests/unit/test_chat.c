@@ -1283,7 +1283,7 @@ static void test_with_kb(void **state)
     a.body = "# Gift wrapping\n\nWe wrap any item in recycled paper for 3 euros. Choose gift "
              "wrap at checkout and add a message card.\n";
     a.is_published = 1;
-    assert_int_equal(kb_put(kb, &a), 0);
+    assert_int_equal(kb_put(kb, &a, NULL, 0), 0);
     struct triage_settings ts;
     triage_settings_default(&ts);
     triage = triage_new(&ts, make_intents(), kb);

@@ -116,7 +116,7 @@ static void test_answer_from_article_paragraph(void **state)
     a.is_published = 1;
     a.body = "# Gift cards\n\nWe ship worldwide.\n\nYour gift card balance is on the "
              "receipt.\n\n- [Terms](/terms)";
-    assert_int_equal(kb_put(kb, &a), 0);
+    assert_int_equal(kb_put(kb, &a, NULL, 0), 0);
     struct triage *t = triage_new(NULL, set, kb);
     assert_non_null(t);
     struct triage_decision d;
@@ -130,7 +130,7 @@ static void test_answer_from_article_paragraph(void **state)
     assert_string_equal(d.answer, "We ship worldwide.");
     triage_decision_clear(&d);
     a.body = "# Gift cards\n\nCheck the gift card balance in your account.";
-    assert_int_equal(kb_put(kb, &a), 0);
+    assert_int_equal(kb_put(kb, &a, NULL, 0), 0);
     decide(t, "what is my gift card balance", NULL, &d);
     assert_string_equal(d.answer, "Check the gift card balance in your account.");
     triage_decision_clear(&d);

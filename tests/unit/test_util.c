@@ -81,12 +81,32 @@ static void test_json_numbers_match_jansson(void **state)
     }
 }
 
+/* The one FNV-1a (published test vectors) and the one file-suffix check. */
+static void test_fnv1a_and_suffix(void **state)
+{
+    (void)state;
+    assert_int_equal(cd_fnv1a32(CD_FNV32_INIT, "", 0), 0x811c9dc5u);
+    assert_int_equal(cd_fnv1a32(CD_FNV32_INIT, "a", 1), 0xe40c292cu);
+    assert_int_equal(cd_fnv1a32(CD_FNV32_INIT, "foobar", 6), 0xbf9cf968u);
+    assert_true(cd_fnv1a64(CD_FNV64_INIT, "a", 1) == 0xaf63dc4c8601ec8cULL);
+    assert_true(cd_fnv1a64(CD_FNV64_INIT, "foobar", 6) == 0x85944171f73967e8ULL);
+    /* Hashing in pieces is hashing the whole. */
+    assert_true(cd_fnv1a64(cd_fnv1a64(CD_FNV64_INIT, "foo", 3), "bar", 3) ==
+                cd_fnv1a64(CD_FNV64_INIT, "foobar", 6));
+    assert_true(cd_has_suffix("intents.jsonl", ".jsonl"));
+    assert_false(cd_has_suffix("intents.json", ".jsonl"));
+    assert_true(cd_has_suffix(".md", ".md"));
+    assert_false(cd_has_suffix("md", ".md"));
+    assert_true(cd_has_suffix("x", ""));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_strlcpy_fits_cuts_terminates),
         cmocka_unit_test(test_json_string_matches_jansson),
         cmocka_unit_test(test_json_numbers_match_jansson),
+        cmocka_unit_test(test_fnv1a_and_suffix),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
