@@ -1,4 +1,7 @@
-/* Common error codes and small helpers shared by every caredesk module. */
+/* cd: what every caredesk module shares: the error codes (CD_E*, cd_strerror()), clocks,
+ * growable buffers, string copies, UTF-8 validation, the one string hash (FNV-1a), the one
+ * file-suffix check and the one JSON text writer. Functions returning int return 0 or a
+ * negative CD_E* code and leave their output unchanged on failure unless said otherwise. */
 #ifndef CD_H
 #define CD_H
 

@@ -1,4 +1,6 @@
 /* chat: conversations and the customer/agent protocols, with no network.
+ * Built from chat.c (state, units of work, flush), chat_customer.c and
+ * chat_agent.c (one protocol each), sharing the private src/chat_int.h.
  *
  * DESIGN. server.c owns sockets; it hands chat.c each connection's opening,
  * each text frame and each close, tagged with an opaque connection id, and

@@ -4,7 +4,12 @@
  * answers a customer's question.
  *
  * A struct kb owns one SQLite connection (WAL) to a database file, or to
- * ":memory:". It is used from one thread at a time. */
+ * ":memory:". It is used from one thread at a time. Functions return 0 or a
+ * negative CD_E* code; strings they hand out are malloc'd and freed by the
+ * caller (kb_article_clear(), kb_hits_clear(), free() for kb_passage()).
+ * One rule per concept: kb_id_valid() for ids, kb_passage() (and the same
+ * choice inside kb_search()) for the passage that answers. Built from kb.c,
+ * kb_index.c, kb_search.c, kb_passage.c and kb_load.c (docs/architecture.md). */
 #ifndef CD_KB_H
 #define CD_KB_H
 

@@ -291,7 +291,6 @@ int cli_serve(int argc, char **argv)
     deps.triage = p.triage;
     deps.chat = p.chat;
     deps.queues = cfg->queues;
-    deps.db_path = cfg->db_path;
     deps.public_url = cfg->public_url;
     deps.max_body_bytes = cfg->max_body_bytes;
     deps.pickup_target_s = cfg->pickup_target_s;
