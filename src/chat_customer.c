@@ -268,18 +268,6 @@ static void attach(struct chat *chat, struct conn *k, struct conv *c)
 }
 
 /* Valid language tag: 2-7 of [a-zA-Z-]. */
-static int lang_ok(const char *lang)
-{
-    size_t n = strlen(lang);
-    if (n < 2 || n > 7)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!((lang[i] >= 'a' && lang[i] <= 'z') || (lang[i] >= 'A' && lang[i] <= 'Z') ||
-              lang[i] == '-'))
-            return 0;
-    return 1;
-}
-
 /* Starts a new conversation for connection k (fields from hello, or none). */
 static struct conv *start_conversation(struct chat *chat, struct conn *k, const char *lang,
                                        const char *name, const char *email, const char *page)
@@ -453,7 +441,8 @@ static void customer_hello(struct chat *chat, struct conn *k, json_t *o)
         chat_field_str(chat, id, o, "email", 3, EMAIL_MAX_BYTES, &email, NULL) < 0 ||
         chat_field_str(chat, id, o, "page", 1, PAGE_MAX_BYTES, &page, NULL) < 0)
         return;
-    if (lang && !lang_ok(lang)) {
+    char lang_code[4];
+    if (lang && !text_lang_code(lang, lang_code)) {
         chat_emit_error(chat, id, "bad_frame",
                         "field 'lang' must be a language code such as \"en\"", NULL, 0);
         return;

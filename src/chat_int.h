@@ -14,6 +14,7 @@
 #include "queue.h"
 #include "redact.h"
 #include "store.h"
+#include "text.h"
 #include "triage.h"
 
 #include <jansson.h>

@@ -440,7 +440,8 @@ static int load_definition(struct intents *set, json_t *obj, const char *file, i
     snprintf(where, sizeof where, "%s", it.name);
     CHECK(get_string(obj, "description", &it.description, detail, sizeof detail), "description");
     CHECK(get_string(obj, "lang", &it.lang, detail, sizeof detail), "lang");
-    if (it.lang && (strlen(it.lang) < 2 || strlen(it.lang) > 8))
+    char lang_code[4];
+    if (it.lang && !text_lang_code(it.lang, lang_code))
         FAIL("lang", "\"%.20s\" is not a language code", it.lang);
     if (!it.lang && !(it.lang = strdup("en"))) {
         rc = CD_ENOMEM;

@@ -205,30 +205,6 @@ const char *kb_col_text(sqlite3_stmt *st, int i)
     return s ? (const char *)s : "";
 }
 
-/* Reduces a language tag ("es", "es-ES", "pt_BR", "EN") to its lower-case ISO 639 code in
- * code (at least 4 bytes). Returns 1, or 0 if lang does not start with one. */
-int kb_lang_code(const char *lang, char *code)
-{
-    size_t n = 0;
-    while (n < 4 && ((lang[n] >= 'a' && lang[n] <= 'z') || (lang[n] >= 'A' && lang[n] <= 'Z'))) {
-        code[n] = (char)(lang[n] | 0x20);
-        n++;
-    }
-    code[n] = '\0';
-    return n >= 2 && n <= 3 && (lang[n] == '\0' || lang[n] == '-' || lang[n] == '_');
-}
-
-int kb_is_lang_code(const char *lang)
-{
-    size_t n = lang ? strlen(lang) : 0;
-    if (n < 2 || n > 3)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (lang[i] < 'a' || lang[i] > 'z')
-            return 0;
-    return 1;
-}
-
 /* ---- open / close ----------------------------------------------------------------------- */
 
 /* Reads the KB's schema version into *version (0 for a database without the KB). */
@@ -493,7 +469,7 @@ int kb_article_check(const struct kb_article *a, char *msg, size_t cap)
         snprintf(msg, cap, "missing title");
     else if (strlen(a->title) > KB_MAX_TITLE || has_newline(a->title))
         snprintf(msg, cap, "title must be one line of at most %d bytes", KB_MAX_TITLE);
-    else if (!kb_lang_code(lang, code))
+    else if (!text_lang_code(lang, code))
         snprintf(msg, cap, "invalid lang '%.16s' (a two-letter ISO 639-1 code, e.g. en)", lang);
     else if (!a->body || !*a->body)
         snprintf(msg, cap, "empty body");
@@ -682,7 +658,7 @@ int kb_put(struct kb *kb, const struct kb_article *article, char *msg, size_t ms
     struct kb_article a = *article;
     char code[8] = "en";
     if (a.lang && *a.lang)
-        kb_lang_code(a.lang, code); /* "es-ES" is stored as "es" */
+        text_lang_code(a.lang, code); /* "es-ES" is stored as "es" */
     a.lang = code;
     struct cd_buf tags = {0}, questions = {0};
     int rc;

@@ -596,7 +596,8 @@ struct kb_lang_index *kb_lang_index_get(struct kb *kb, const char *lang, int cre
     for (int i = 0; i < kb->n_langs; i++)
         if (!strcmp(kb->langs[i].lang, lang))
             return &kb->langs[i];
-    if (!kb_is_lang_code(lang)) {
+    char code[4]; /* a table name is fts_<code>: only a bare lower-case ISO 639 code */
+    if (!text_lang_code(lang, code) || strcmp(code, lang)) {
         *rc_out = CD_EINVAL;
         return NULL;
     }

@@ -767,7 +767,7 @@ int kb_search(struct kb *kb, const char *question, const char *lang, struct kb_h
     int rc = 0;
     struct kb_lang_index *first = NULL;
     char code[8];
-    if (lang && *lang && kb_lang_code(lang, code))
+    if (lang && *lang && text_lang_code(lang, code))
         first = kb_lang_index_get(kb, code, 0, &rc);
     if (!first)
         first = kb_lang_index_get(kb, "en", 0, &rc);
