@@ -30,7 +30,7 @@ struct api_deps {
     const char *queues;     /* comma-separated queue names, for GET /api/queues */
     const char *public_url; /* base of article links, "" = relative */
     int max_body_bytes;     /* larger bodies get 413 (server.c enforces it too) */
-    int pickup_target_s;    /* for the "picked up within target" figure in /api/stats */
+    int pickup_target_s;    /* for "picked up within target" in /api/stats; 0 = queue default */
 };
 
 struct api_request {

@@ -24,6 +24,10 @@ enum cd_error {
     CD_ESTATE = -11,   /* not allowed in the current state */
 };
 
+/* CD_XSTR(MACRO): the value of MACRO as a string literal (a default number in a settings table). */
+#define CD_STR(x)  #x
+#define CD_XSTR(x) CD_STR(x)
+
 /* Returns a static, human-readable description of an enum cd_error code. */
 const char *cd_strerror(int rc);
 

@@ -27,6 +27,7 @@
 #include "triage.h"
 #include "log.h"
 #include "metrics.h"
+#include "queue.h"
 #include "store.h"
 
 #include <jansson.h>
@@ -52,6 +53,8 @@ struct api *api_new(const struct api_deps *deps)
         return NULL;
     if (deps)
         api->deps = *deps;
+    if (api->deps.pickup_target_s <= 0)
+        api->deps.pickup_target_s = QUEUE_DEFAULT_PICKUP_TARGET_S;
     api->throttle = auth_throttle_new(0, 0);
     if (!api->throttle) {
         free(api);

@@ -200,10 +200,7 @@ struct chat *chat_new(const struct chat_settings *settings, struct store *store,
     if (settings)
         chat->settings = *settings;
     struct chat_settings *s = &chat->settings;
-    if (s->pickup_target_s <= 0)
-        s->pickup_target_s = 60;
-    if (s->agent_capacity <= 0)
-        s->agent_capacity = 3;
+    queue_settings_defaults(&s->queue);
     if (s->max_message_bytes <= 0)
         s->max_message_bytes = 4096;
     if (s->agent_grace_s <= 0)
@@ -217,15 +214,8 @@ struct chat *chat_new(const struct chat_settings *settings, struct store *store,
     chat->kb = kb;
     chat->triage = triage;
     chat->io = *io;
-    struct queue_settings qs = {0};
-    qs.names = s->queue_names;
-    qs.agent_capacity = s->agent_capacity;
-    qs.pickup_target_s = s->pickup_target_s;
-    qs.business_open_min = s->business_open_min;
-    qs.business_close_min = s->business_close_min;
-    qs.business_days_mask = s->business_days_mask;
-    s->queue_names = NULL;
-    chat->queue = queue_new(&qs);
+    chat->queue = queue_new(&s->queue);
+    s->queue.names = NULL; /* not kept: the caller's string may go away */
     chat->throttle = auth_throttle_new(0, 0);
     chat->redactor = s->redactor;
     if (!chat->redactor) {
@@ -546,7 +536,7 @@ json_t *chat_queued_frame(struct chat *chat, struct conv *c, int64_t seq)
         json_object_set_new(o, "seq", json_integer(seq));
     if (c->rec.is_offline) {
         int64_t now = cd_wall_s();
-        int64_t when = queue_is_open(chat->queue, now) ? now + chat->settings.pickup_target_s
+        int64_t when = queue_is_open(chat->queue, now) ? now + chat->settings.queue.pickup_target_s
                                                        : queue_next_open_s(chat->queue, now);
         char iso[32];
         time_t t = (time_t)when;

@@ -22,7 +22,7 @@ static json_t *agent_json(struct chat *chat, const struct conn *k)
     }
     return json_pack("{s:I, s:s, s:s, s:o, s:i, s:b}", "id", (json_int_t)k->agent.id, "name",
                      k->agent.name, "role", auth_role_name(k->agent.role), "skills", skills,
-                     "capacity", a ? a->capacity : chat->settings.agent_capacity, "available",
+                     "capacity", a ? a->capacity : chat->settings.queue.agent_capacity, "available",
                      a ? a->is_available : 1);
 }
 
@@ -129,7 +129,7 @@ int chat_assign(struct chat *chat, struct conv *c, int64_t agent_id)
     chat_touch(chat, c);
     chat->is_queue_dirty = 1;
     chat->m.n_picked++;
-    if (waited <= chat->settings.pickup_target_s)
+    if (waited <= chat->settings.queue.pickup_target_s)
         chat->m.n_picked_within_target++;
     int b = 0;
     while (b < CHAT_WAIT_BUCKETS - 1 && (double)waited > chat_wait_bounds_s[b])
@@ -191,7 +191,7 @@ static void agent_auth(struct chat *chat, struct conn *k, json_t *o)
         return;
     }
     if (queue_agent_online(chat->queue, k->agent.id, k->agent.name, k->agent.skills,
-                           chat->settings.agent_capacity)) {
+                           chat->settings.queue.agent_capacity)) {
         chat_emit_error(chat, id, "store_failed", "out of memory", NULL, 0);
         return;
     }

@@ -712,7 +712,7 @@ static void test_agent_full_flow(void **state)
 static void test_claim_race_and_capacity(void **state)
 {
     (void)state;
-    settings.agent_capacity = 1;
+    settings.queue.agent_capacity = 1;
     chat_free(chat);
     start_chat();
     make_agents();
