@@ -574,107 +574,14 @@ json_t *chat_queue_items_json(struct chat *chat)
     return items;
 }
 
-/* ---- bot decisions ---- */
-
-/* The decision for a clicked clarify choice: the intent's own answer (or
- * handoff), without asking the model again. Returns 0 if it could be made. */
-int chat_decide_choice(struct chat *chat, const char *intent_name, struct triage_decision *d)
-{
-    if (!chat->triage)
-        return CD_ENOTFOUND;
-    const struct intents *set = triage_intents(chat->triage);
-    int i = set ? intents_find(set, intent_name) : -1;
-    if (i < 0)
-        return CD_ENOTFOUND;
-    const struct intent *in = intents_get(set, i);
-    memset(d, 0, sizeof *d);
-    snprintf(d->intent, sizeof d->intent, "%s", in->name);
-    d->confidence = 1.0;
-    d->priority = in->priority > 0 ? in->priority : 3;
-    d->is_sensitive = in->is_sensitive;
-    snprintf(d->queue, sizeof d->queue, "%s", in->queue ? in->queue : "general");
-    d->evidence.reason = "choice";
-    if (in->action != INTENT_ANSWER || in->is_sensitive || in->is_person_request) {
-        d->action = TRIAGE_HANDOFF;
-        if (in->action == INTENT_COLLECT && in->collect.prompt) {
-            d->collect_field = strdup(in->collect.field ? in->collect.field : "detail");
-            d->collect_prompt = strdup(in->collect.prompt);
-        }
-        d->answer = strdup("I'm passing you to a colleague who can help with this.");
-        return d->answer ? 0 : CD_ENOMEM;
-    }
-    d->action = TRIAGE_ANSWER;
-    char *passage = NULL;
-    if (in->article && chat->kb) {
-        struct kb_article a;
-        memset(&a, 0, sizeof a);
-        if (kb_get(chat->kb, in->article, &a) == 0) {
-            snprintf(d->articles[0].id, sizeof d->articles[0].id, "%s", a.id);
-            d->articles[0].title = a.title ? strdup(a.title) : NULL;
-            snprintf(d->articles[0].url, sizeof d->articles[0].url, "/kb/%s", a.id);
-            d->n_articles = 1;
-            if (!in->response && a.body) {
-                /* The first paragraph of the article. */
-                const char *b = a.body;
-                while (*b == '#' || *b == '\n' || *b == ' ') {
-                    if (*b == '#')
-                        b = strchr(b, '\n') ? strchr(b, '\n') : b + strlen(b);
-                    else
-                        b++;
-                }
-                const char *end = strstr(b, "\n\n");
-                passage = cd_strndup(b, end ? (size_t)(end - b) : strlen(b));
-            }
-            kb_article_clear(&a);
-        }
-    }
-    if (in->response)
-        d->answer = strdup(in->response);
-    else if (passage)
-        d->answer = passage, passage = NULL;
-    else
-        d->answer = strdup(in->description ? in->description : in->name);
-    free(passage);
-    return d->answer ? 0 : CD_ENOMEM;
-}
-
-/* Without a triage engine (a KB-only deployment): answer from the best
- * article, else hand off. */
-static int decide_kb_only(struct chat *chat, const char *text, const char *lang,
-                          struct triage_decision *d)
-{
-    memset(d, 0, sizeof *d);
-    snprintf(d->queue, sizeof d->queue, "general");
-    d->priority = 3;
-    struct kb_hit hits[3];
-    int n = 0;
-    if (chat->kb && kb_search(chat->kb, text, lang, hits, 3, &n) == 0 && n > 0) {
-        d->action = TRIAGE_ANSWER;
-        d->confidence = 0.5;
-        d->answer = strdup(hits[0].passage ? hits[0].passage : "");
-        for (int i = 0; i < n && i < TRIAGE_MAX_ARTICLES; i++) {
-            snprintf(d->articles[i].id, sizeof d->articles[i].id, "%.*s", KB_ID_MAX - 1,
-                     hits[i].id);
-            d->articles[i].title = hits[i].title ? strdup(hits[i].title) : NULL;
-            snprintf(d->articles[i].url, sizeof d->articles[i].url, "/kb/%.*s", KB_ID_MAX - 1,
-                     hits[i].id);
-            d->n_articles++;
-        }
-        kb_hits_clear(hits, n);
-    } else {
-        d->action = TRIAGE_HANDOFF;
-        d->answer = strdup("Let me connect you with a person who can help.");
-    }
-    d->evidence.reason = "kb";
-    return d->answer ? 0 : CD_ENOMEM;
-}
+/* ---- bot decisions (the policy and the wording are triage.c's) ---- */
 
 int chat_decide(struct chat *chat, struct conv *c, const char *text, size_t n,
                 struct triage_decision *d)
 {
     const char *lang = c->rec.lang[0] ? c->rec.lang : NULL;
     if (!chat->triage)
-        return decide_kb_only(chat, text, lang, d);
+        return triage_decide_kb_only(chat->kb, text, lang, d);
     c->tctx.last_intent = c->last_intent[0] ? c->last_intent : NULL;
     return triage_decide(chat->triage, text, n, lang, &c->tctx, d);
 }

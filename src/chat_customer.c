@@ -661,13 +661,14 @@ static void customer_message(struct chat *chat, struct conn *k, json_t *o)
                 const char *prompt = NULL;
                 if (!c->n_collect_tries++ && !collect_matches(chat, c, masked, &prompt) && prompt) {
                     char again[600];
-                    snprintf(again, sizeof again, "Sorry, I could not read that. %s", prompt);
+                    snprintf(again, sizeof again, "%s %s", triage_say(TRIAGE_SAY_COLLECT_AGAIN),
+                             prompt);
                     d.collect_field = strdup(c->collect_field);
                     d.collect_prompt = strdup(again);
                     d.answer = strdup(again);
                     rc = d.answer && d.collect_field && d.collect_prompt ? 0 : CD_ENOMEM;
                 } else {
-                    d.answer = strdup("Thank you. I'm passing you to a colleague now.");
+                    d.answer = strdup(triage_say(TRIAGE_SAY_COLLECTED));
                     rc = d.answer ? 0 : CD_ENOMEM;
                 }
             } else {
@@ -675,7 +676,8 @@ static void customer_message(struct chat *chat, struct conn *k, json_t *o)
                 for (int i = 0; choice && i < c->n_choices; i++)
                     if (!strcmp(choice, c->choices[i]))
                         is_choice = 1;
-                rc = is_choice ? chat_decide_choice(chat, choice, &d) : CD_ENOTFOUND;
+                rc = is_choice ? triage_decide_choice(chat->triage, chat->kb, choice, &d)
+                               : CD_ENOTFOUND;
                 if (rc) {
                     triage_decision_clear(&d);
                     memset(&d, 0, sizeof d);
@@ -804,21 +806,8 @@ static void customer_feedback(struct chat *chat, struct conn *k, json_t *o)
         memset(&d, 0, sizeof d);
         const char *q = b.question ? b.question : "";
         rc = chat_decide(chat, c, q, strlen(q), &d);
-        if (!rc && d.action == TRIAGE_ANSWER) {
-            /* The same kind of answer did not help: offer the candidates if
-             * there is a real choice, else a person. */
-            if (d.n_candidates >= 2) {
-                d.action = TRIAGE_CLARIFY;
-                free(d.answer);
-                d.answer = strdup("Sorry about that. Which of these is closest?");
-            } else {
-                d.action = TRIAGE_HANDOFF;
-                free(d.answer);
-                d.answer = strdup("Sorry that did not help. Let me connect you with a person.");
-            }
-            d.n_articles = d.action == TRIAGE_CLARIFY ? 0 : d.n_articles;
-            rc = d.answer ? 0 : CD_ENOMEM;
-        }
+        if (!rc) /* the same kind of answer did not help: a choice, else a person */
+            rc = triage_not_helped(&d);
         if (!rc) {
             if (d.action == TRIAGE_HANDOFF && !d.queue[0])
                 snprintf(d.queue, sizeof d.queue, "general");
@@ -855,25 +844,9 @@ static void customer_handoff(struct chat *chat, struct conn *k)
         return;
     }
     struct triage_decision d;
-    memset(&d, 0, sizeof d);
-    d.action = TRIAGE_HANDOFF;
-    snprintf(d.intent, sizeof d.intent, "human");
-    d.confidence = 1.0;
-    d.priority = 3;
-    /* Route by what the conversation is about, if the bot knows. */
-    const char *q = c->collect_queue[0] ? c->collect_queue : "general";
-    if (chat->triage && c->last_intent[0]) {
-        const struct intents *set = triage_intents(chat->triage);
-        int i = set ? intents_find(set, c->last_intent) : -1;
-        const struct intent *in = i >= 0 ? intents_get(set, i) : NULL;
-        if (in && in->queue)
-            q = in->queue;
-        if (in && in->priority > 0)
-            d.priority = in->priority;
-    }
-    snprintf(d.queue, sizeof d.queue, "%s", q);
-    d.answer = strdup("I'm connecting you with a person.");
-    int rc = d.answer ? chat_unit_begin(chat) : CD_ENOMEM;
+    int rc = triage_person_request(chat->triage, c->last_intent, c->collect_queue, &d);
+    if (!rc)
+        rc = chat_unit_begin(chat);
     if (!rc)
         rc = bot_reply(chat, c, NULL, 0, NULL, &d);
     triage_decision_clear(&d);

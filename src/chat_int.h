@@ -156,7 +156,6 @@ int chat_append_event(struct chat *chat, struct conv *c, const char *event, cons
 int chat_save_conv(struct chat *chat, struct conv *c);
 json_t *chat_queued_frame(struct chat *chat, struct conv *c, int64_t seq);
 json_t *chat_queue_items_json(struct chat *chat);
-int chat_decide_choice(struct chat *chat, const char *intent_name, struct triage_decision *d);
 int chat_decide(struct chat *chat, struct conv *c, const char *text, size_t n,
                 struct triage_decision *d);
 void chat_update_context(struct conv *c, const struct triage_decision *d);

@@ -1053,3 +1053,163 @@ done:
     json_decref(root);
     return rc;
 }
+
+/* ==== Turns decided outside triage_decide(), and the bot's wording ==========================
+ * chat.c's protocol code asks here for every decision it makes itself (a clicked clarify
+ * choice, a KB-only deployment, "that didn't help", a request for a person) and for every
+ * sentence the bot says, so that policy and wording have one home. This section is separate
+ * from the classification and threshold code above and does not touch it. */
+
+const char *triage_say(enum triage_phrase p)
+{
+    switch (p) {
+    case TRIAGE_SAY_HANDOFF:
+        return handoff_text;
+    case TRIAGE_SAY_CHOICE_HANDOFF:
+        return "I'm passing you to a colleague who can help with this.";
+    case TRIAGE_SAY_NO_ANSWER_HANDOFF:
+        return "Let me connect you with a person who can help.";
+    case TRIAGE_SAY_COLLECTED:
+        return "Thank you. I'm passing you to a colleague now.";
+    case TRIAGE_SAY_COLLECT_AGAIN:
+        return "Sorry, I could not read that.";
+    case TRIAGE_SAY_NOT_HELPED_CLARIFY:
+        return "Sorry about that. Which of these is closest?";
+    case TRIAGE_SAY_NOT_HELPED_HANDOFF:
+        return "Sorry that did not help. Let me connect you with a person.";
+    case TRIAGE_SAY_PERSON:
+        return "I'm connecting you with a person.";
+    }
+    return "";
+}
+
+int triage_decide_choice(const struct triage *t, struct kb *kb, const char *intent_name,
+                         struct triage_decision *d)
+{
+    if (!t)
+        return CD_ENOTFOUND;
+    const struct intents *set = triage_intents(t);
+    int i = set ? intents_find(set, intent_name) : -1;
+    if (i < 0)
+        return CD_ENOTFOUND;
+    const struct intent *in = intents_get(set, i);
+    memset(d, 0, sizeof *d);
+    snprintf(d->intent, sizeof d->intent, "%s", in->name);
+    d->confidence = 1.0;
+    d->priority = in->priority > 0 ? in->priority : 3;
+    d->is_sensitive = in->is_sensitive;
+    snprintf(d->queue, sizeof d->queue, "%s", in->queue ? in->queue : "general");
+    d->evidence.reason = "choice";
+    if (in->action != INTENT_ANSWER || in->is_sensitive || in->is_person_request) {
+        d->action = TRIAGE_HANDOFF;
+        if (in->action == INTENT_COLLECT && in->collect.prompt) {
+            d->collect_field = strdup(in->collect.field ? in->collect.field : "detail");
+            d->collect_prompt = strdup(in->collect.prompt);
+        }
+        d->answer = strdup(triage_say(TRIAGE_SAY_CHOICE_HANDOFF));
+        return d->answer ? 0 : CD_ENOMEM;
+    }
+    d->action = TRIAGE_ANSWER;
+    char *passage = NULL;
+    if (in->article && kb) {
+        struct kb_article a;
+        memset(&a, 0, sizeof a);
+        if (kb_get(kb, in->article, &a) == 0) {
+            snprintf(d->articles[0].id, sizeof d->articles[0].id, "%s", a.id);
+            d->articles[0].title = a.title ? strdup(a.title) : NULL;
+            snprintf(d->articles[0].url, sizeof d->articles[0].url, "/kb/%s", a.id);
+            d->n_articles = 1;
+            if (!in->response && a.body) {
+                /* The first paragraph of the article. */
+                const char *b = a.body;
+                while (*b == '#' || *b == '\n' || *b == ' ') {
+                    if (*b == '#')
+                        b = strchr(b, '\n') ? strchr(b, '\n') : b + strlen(b);
+                    else
+                        b++;
+                }
+                const char *end = strstr(b, "\n\n");
+                passage = cd_strndup(b, end ? (size_t)(end - b) : strlen(b));
+            }
+            kb_article_clear(&a);
+        }
+    }
+    if (in->response)
+        d->answer = strdup(in->response);
+    else if (passage)
+        d->answer = passage, passage = NULL;
+    else
+        d->answer = strdup(in->description ? in->description : in->name);
+    free(passage);
+    return d->answer ? 0 : CD_ENOMEM;
+}
+
+int triage_decide_kb_only(struct kb *kb, const char *text, const char *lang,
+                          struct triage_decision *d)
+{
+    memset(d, 0, sizeof *d);
+    snprintf(d->queue, sizeof d->queue, "general");
+    d->priority = 3;
+    struct kb_hit hits[3];
+    int n = 0;
+    if (kb && kb_search(kb, text, lang, hits, 3, &n) == 0 && n > 0) {
+        d->action = TRIAGE_ANSWER;
+        d->confidence = 0.5;
+        d->answer = strdup(hits[0].passage ? hits[0].passage : "");
+        for (int i = 0; i < n && i < TRIAGE_MAX_ARTICLES; i++) {
+            snprintf(d->articles[i].id, sizeof d->articles[i].id, "%.*s", KB_ID_MAX - 1,
+                     hits[i].id);
+            d->articles[i].title = hits[i].title ? strdup(hits[i].title) : NULL;
+            snprintf(d->articles[i].url, sizeof d->articles[i].url, "/kb/%.*s", KB_ID_MAX - 1,
+                     hits[i].id);
+            d->n_articles++;
+        }
+        kb_hits_clear(hits, n);
+    } else {
+        d->action = TRIAGE_HANDOFF;
+        d->answer = strdup(triage_say(TRIAGE_SAY_NO_ANSWER_HANDOFF));
+    }
+    d->evidence.reason = "kb";
+    return d->answer ? 0 : CD_ENOMEM;
+}
+
+int triage_not_helped(struct triage_decision *d)
+{
+    if (d->action != TRIAGE_ANSWER)
+        return 0;
+    if (d->n_candidates >= 2) {
+        d->action = TRIAGE_CLARIFY;
+        free(d->answer);
+        d->answer = strdup(triage_say(TRIAGE_SAY_NOT_HELPED_CLARIFY));
+        d->n_articles = 0;
+    } else {
+        d->action = TRIAGE_HANDOFF;
+        free(d->answer);
+        d->answer = strdup(triage_say(TRIAGE_SAY_NOT_HELPED_HANDOFF));
+    }
+    return d->answer ? 0 : CD_ENOMEM;
+}
+
+int triage_person_request(const struct triage *t, const char *last_intent,
+                          const char *fallback_queue, struct triage_decision *d)
+{
+    memset(d, 0, sizeof *d);
+    d->action = TRIAGE_HANDOFF;
+    snprintf(d->intent, sizeof d->intent, "human");
+    d->confidence = 1.0;
+    d->priority = 3;
+    /* Route by what the conversation is about, if the bot knows. */
+    const char *q = fallback_queue && *fallback_queue ? fallback_queue : "general";
+    if (t && last_intent && *last_intent) {
+        const struct intents *set = triage_intents(t);
+        int i = set ? intents_find(set, last_intent) : -1;
+        const struct intent *in = i >= 0 ? intents_get(set, i) : NULL;
+        if (in && in->queue)
+            q = in->queue;
+        if (in && in->priority > 0)
+            d->priority = in->priority;
+    }
+    snprintf(d->queue, sizeof d->queue, "%s", q);
+    d->answer = strdup(triage_say(TRIAGE_SAY_PERSON));
+    return d->answer ? 0 : CD_ENOMEM;
+}
