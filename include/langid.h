@@ -64,4 +64,32 @@ const char *langid_lang(const struct langid *id, int i);
  * Never fails on any input. */
 void langid_detect(const struct langid *id, const char *text, size_t n, struct langid_result *out);
 
+/* langid_new(), the intents' examples, the KB's articles, langid_train():
+ * the profile of a deployment. Returns NULL when out of memory. */
+struct langid *langid_build(const struct intents *set, struct kb *kb);
+
+/* One message's language among those of set and kb (langid_build()), or fallback when not
+ * detected with LANGID_MIN_CONFIDENCE; written to lang, which is returned. */
+const char *langid_guess(const struct intents *set, struct kb *kb, const char *text, size_t n,
+                         const char *fallback, char lang[8]);
+
+/* ---- a conversation's language, decided over its first messages ---- */
+
+/* Messages after which an undecided conversation keeps the fallback. */
+#define LANGID_PROBE_MESSAGES 3
+
+struct langid_probe;
+
+struct langid_probe *langid_probe_new(void);
+void langid_probe_free(struct langid_probe *p);
+
+/* Adds one customer message and detects over the messages so far. Returns 1
+ * when the language is decided: confidently detected (lang), or still not
+ * after LANGID_PROBE_MESSAGES messages (lang = fallback); the probe is then
+ * no longer needed. Returns 0 while undecided, with lang = fallback, the
+ * language to use for this message. id NULL or with at most one candidate
+ * decides at once. */
+int langid_probe_add(struct langid_probe *p, const struct langid *id, const char *text, size_t n,
+                     const char *fallback, char lang[8]);
+
 #endif

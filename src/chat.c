@@ -21,6 +21,7 @@
 #include "cd.h"
 #include "intents.h"
 #include "kb.h"
+#include "langid.h"
 #include "queue.h"
 #include "redact.h"
 #include "store.h"
@@ -162,6 +163,7 @@ struct conv {
     int n_collect_tries;
     int is_touched;
     struct conv *next_touched;
+    struct langid_probe *lang_probe; /* hello had no lang: detecting it (langid.h) */
 };
 
 /* A frame to send, or (text NULL) a close to make once the frames queued
@@ -186,6 +188,11 @@ struct chat {
     struct store *store;
     struct kb *kb;
     struct triage *triage;
+    /* Detects the language of conversations whose hello had none: built on first use from
+     * the intents (rebuilt when they are swapped) and the KB. */
+    struct langid *langid;
+    const struct intents *langid_intents;
+    char default_lang[8];
     struct chat_io io;
     int (*room)(void *ctx, uint64_t conn); /* chat_set_room(), or NULL */
     struct redactor *redactor;
@@ -397,6 +404,8 @@ struct chat *chat_new(const struct chat_settings *settings, struct store *store,
     if (n_url && chat->public_url[n_url - 1] == '/')
         chat->public_url[n_url - 1] = '\0';
     s->public_url = chat->public_url;
+    cd_strlcpy(chat->default_lang, sizeof chat->default_lang,
+               s->default_lang && s->default_lang[0] ? s->default_lang : "en");
     chat->store = store;
     chat->kb = kb;
     chat->triage = triage;
@@ -429,6 +438,7 @@ static void conv_free(struct conv *c)
     if (!c)
         return;
     store_conversation_clear(&c->rec);
+    langid_probe_free(c->lang_probe);
     free(c);
 }
 
@@ -464,6 +474,7 @@ void chat_free(struct chat *chat)
     free(chat->learns);
     queue_free(chat->queue);
     auth_throttle_free(chat->throttle);
+    langid_free(chat->langid);
     if (chat->owns_redactor)
         redact_free(chat->redactor);
     free(chat);
@@ -1025,9 +1036,35 @@ static int decide_kb_only(struct chat *chat, const char *text, const char *lang,
     return d->answer ? 0 : CD_ENOMEM;
 }
 
+/* A conversation started without a lang: its language from its first messages, among the
+ * languages of the intents and KB; stored once decided. Until then the default language. */
+static void detect_lang(struct chat *chat, struct conv *c, const char *text, size_t n)
+{
+    const struct intents *set = chat->triage ? triage_intents(chat->triage) : NULL;
+    if (!chat->langid || chat->langid_intents != set) {
+        langid_free(chat->langid);
+        chat->langid = langid_build(set, chat->kb);
+        chat->langid_intents = set;
+    }
+    char lang[8];
+    int is_decided =
+        langid_probe_add(c->lang_probe, chat->langid, text, n, chat->default_lang, lang);
+    if (strcmp(lang, c->rec.lang)) {
+        cd_strlcpy(c->rec.lang, sizeof c->rec.lang, lang);
+        if (is_decided)
+            save_conv(chat, c);
+    }
+    if (is_decided) {
+        langid_probe_free(c->lang_probe);
+        c->lang_probe = NULL;
+    }
+}
+
 static int decide(struct chat *chat, struct conv *c, const char *text, size_t n,
                   struct triage_decision *d)
 {
+    if (c->lang_probe)
+        detect_lang(chat, c, text, n);
     const char *lang = c->rec.lang[0] ? c->rec.lang : NULL;
     if (!chat->triage)
         return decide_kb_only(chat, text, lang, d);
@@ -1323,7 +1360,7 @@ static struct conv *start_conversation(struct chat *chat, struct conn *k, const 
         emit_error(chat, k->node.key, "store_failed", "no randomness for a token", NULL, 0);
         return NULL;
     }
-    snprintf(rec.lang, sizeof rec.lang, "%s", lang ? lang : "en");
+    snprintf(rec.lang, sizeof rec.lang, "%s", lang ? lang : chat->default_lang);
     for (char *p = rec.lang; *p; p++)
         if (*p >= 'A' && *p <= 'Z')
             *p = (char)(*p - 'A' + 'a');
@@ -1348,6 +1385,8 @@ static struct conv *start_conversation(struct chat *chat, struct conn *k, const 
         emit_error(chat, k->node.key, "store_failed", "out of memory", NULL, 0);
         return NULL;
     }
+    if (!lang)
+        c->lang_probe = langid_probe_new(); /* NULL: the default language, as before */
     attach(chat, k, c);
     chat->m.n_conversations++;
     k->is_resyncing = 1;

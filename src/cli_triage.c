@@ -5,6 +5,7 @@
 #include "cd.h"
 #include "intents.h"
 #include "kb.h"
+#include "langid.h"
 #include "triage.h"
 
 #include <errno.h>
@@ -21,7 +22,9 @@ static const char ask_usage[] =
     "                    [--not-helped N] [--repeats N] [--anger N] \"message\"\n"
     "Decides one customer message and prints the decision as JSON: action, intent,\n"
     "confidence, answer, articles, candidates, evidence. --intents defaults to ./intents,\n"
-    "--kb to ./kb (skipped if absent). The counters describe the conversation so far.\n";
+    "--kb to ./kb (skipped if absent). The counters describe the conversation so far.\n"
+    "Without --lang, the message's language is detected among the languages of the\n"
+    "intents and KB (English when unsure).\n";
 
 static const char eval_usage[] =
     "usage: caredesk eval intents --train T.jsonl --test S.jsonl [--val V.jsonl]\n"
@@ -127,7 +130,8 @@ static struct kb *load_kb(const char *path, int is_required)
 
 int cli_ask(int argc, char **argv)
 {
-    const char *intents_path = "intents", *kb_path = "kb", *lang = "en", *message = NULL;
+    const char *intents_path = "intents", *kb_path = "kb", *lang = NULL, *message = NULL;
+    char detected[8];
     int is_kb_explicit = 0;
     struct triage_context ctx = {0};
     for (int i = 1; i < argc; i++) {
@@ -197,6 +201,8 @@ int cli_ask(int argc, char **argv)
     }
     struct triage_decision d;
     struct cd_buf out = {0};
+    if (!lang) /* without --lang: detected among the intents' and KB's languages (langid.h) */
+        lang = langid_guess(triage_intents(t), kb, message, strlen(message), "en", detected);
     int rc = triage_decide(t, message, strlen(message), lang, &ctx, &d);
     if (rc == 0)
         rc = triage_decision_to_json(&d, &out);

@@ -45,6 +45,8 @@ static const struct setting settings[] = {
      "handoff queues (comma-separated)"},
     {"default-queue", T_STR, OFF(default_queue), "general", 0, 0,
      "queue for handoffs with no better guess"},
+    {"default-lang", T_STR, OFF(default_lang), "en", 0, 0,
+     "language of a chat whose widget sends none, until its messages show another"},
     {"pickup-target", T_INT, OFF(pickup_target_s), "60", 1, 86400,
      "seconds within which an agent should take a queued chat"},
     {"agent-capacity", T_INT, OFF(agent_capacity), "3", 1, 100, "concurrent chats per agent"},
@@ -546,6 +548,13 @@ int config_validate(struct config *c, char **err)
     }
     if (!*c->db_path) {
         set_err(err, format_err("setting 'db': empty path"));
+        return CD_EINVAL;
+    }
+    size_t n_lang = strspn(c->default_lang, "abcdefghijklmnopqrstuvwxyz");
+    if (n_lang < 2 || n_lang > 3 || c->default_lang[n_lang]) {
+        set_err(err, format_err("setting 'default-lang': expected a language code such as "
+                                "\"en\", got '%s'",
+                                c->default_lang));
         return CD_EINVAL;
     }
     if (check_name_list("queues", c->queues, err) ||

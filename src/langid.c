@@ -393,3 +393,73 @@ void langid_detect(const struct langid *id, const char *text, size_t n, struct l
     cd_strlcpy(out->lang, sizeof out->lang, id->langs[best].code);
     out->confidence = 1.0 / z;
 }
+
+struct langid *langid_build(const struct intents *set, struct kb *kb)
+{
+    struct langid *id = langid_new();
+    if (!id || langid_add_intents(id, set) || langid_add_kb(id, kb) || langid_train(id)) {
+        langid_free(id);
+        return NULL;
+    }
+    return id;
+}
+
+/* The first messages of a conversation, joined by spaces. */
+#define PROBE_MAX_BYTES 512
+
+struct langid_probe {
+    char text[PROBE_MAX_BYTES];
+    size_t n;
+    int n_messages;
+};
+
+struct langid_probe *langid_probe_new(void)
+{
+    return calloc(1, sizeof(struct langid_probe));
+}
+
+void langid_probe_free(struct langid_probe *p)
+{
+    free(p);
+}
+
+int langid_probe_add(struct langid_probe *p, const struct langid *id, const char *text, size_t n,
+                     const char *fallback, char lang[8])
+{
+    cd_strlcpy(lang, 8, fallback && fallback[0] ? fallback : "en");
+    if (!p || !id || id->n_langs == 0)
+        return 1;
+    if (id->n_langs == 1) {
+        cd_strlcpy(lang, 8, id->langs[0].code);
+        return 1;
+    }
+    if (!text)
+        n = 0;
+    size_t room = sizeof p->text - p->n - 1;
+    if (p->n && room) {
+        p->text[p->n++] = ' ';
+        room--;
+    }
+    if (n > room)
+        n = room; /* a cut UTF-8 sequence only separates words */
+    memcpy(p->text + p->n, text ? text : "", n);
+    p->n += n;
+    p->n_messages++;
+    struct langid_result r;
+    langid_detect(id, p->text, p->n, &r);
+    if (r.confidence >= LANGID_MIN_CONFIDENCE) {
+        cd_strlcpy(lang, 8, r.lang);
+        return 1;
+    }
+    return p->n_messages >= LANGID_PROBE_MESSAGES;
+}
+
+const char *langid_guess(const struct intents *set, struct kb *kb, const char *text, size_t n,
+                         const char *fallback, char lang[8])
+{
+    struct langid *id = langid_build(set, kb);
+    struct langid_probe p = {.n_messages = LANGID_PROBE_MESSAGES - 1};
+    langid_probe_add(&p, id, text, n, fallback, lang);
+    langid_free(id);
+    return lang;
+}

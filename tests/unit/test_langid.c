@@ -159,6 +159,44 @@ static void test_hostile_input(void **state)
     langid_free(id);
 }
 
+/* A conversation's language over its first messages. */
+static void test_probe(void **state)
+{
+    (void)state;
+    struct langid *id = small_profile();
+    char lang[8];
+    struct langid_probe *p = langid_probe_new();
+    assert_non_null(p);
+    /* Nothing to tell from: the fallback, undecided. */
+    assert_int_equal(langid_probe_add(p, id, "12345", 5, "es", lang), 0);
+    assert_string_equal(lang, "es");
+    /* The messages so far are read together. */
+    const char *m = "quiero hablar con una persona";
+    assert_int_equal(langid_probe_add(p, id, m, strlen(m), "en", lang), 1);
+    assert_string_equal(lang, "es");
+    langid_probe_free(p);
+    /* Still unsure after LANGID_PROBE_MESSAGES messages: decided, the fallback. */
+    p = langid_probe_new();
+    for (int i = 1; i <= LANGID_PROBE_MESSAGES; i++)
+        assert_int_equal(langid_probe_add(p, id, "?", 1, "en", lang), i == LANGID_PROBE_MESSAGES);
+    assert_string_equal(lang, "en");
+    langid_probe_free(p);
+    /* Long messages fill the probe without overflowing it. */
+    p = langid_probe_new();
+    char big[2000];
+    memset(big, 'a', sizeof big);
+    assert_int_equal(langid_probe_add(p, id, big, sizeof big, NULL, lang), 0);
+    assert_string_equal(lang, "en"); /* NULL fallback: "en" */
+    langid_probe_add(p, id, big, sizeof big, "en", lang);
+    langid_probe_free(p);
+    /* One candidate (or no profile): decided at once. */
+    assert_int_equal(langid_probe_add(NULL, id, "hola", 4, "en", lang), 1);
+    assert_int_equal(langid_probe_add(p = langid_probe_new(), NULL, "hola", 4, "fr", lang), 1);
+    assert_string_equal(lang, "fr");
+    langid_probe_free(p);
+    langid_free(id);
+}
+
 /* The shipped demo: profiles from intents/ and kb/ decide its short messages. */
 static void test_shipped_demo(void **state)
 {
@@ -207,6 +245,7 @@ int main(void)
         cmocka_unit_test(test_one_and_zero_candidates),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_hostile_input),
+        cmocka_unit_test(test_probe),
         cmocka_unit_test(test_shipped_demo),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
