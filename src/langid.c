@@ -110,6 +110,18 @@ static size_t utf8_next(const unsigned char *s, size_t n, long *cp)
     return len;
 }
 
+/* Letters of any script, roughly: ASCII and Latin-1 letters, "¿" and "¡", and every code
+ * point from U+0100 except punctuation, symbols, variation selectors and emoji. */
+static int is_letter(long cp)
+{
+    if (cp < 0xC0)
+        return (cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z') || cp == 0xBF || cp == 0xA1;
+    if (cp == 0xD7 || cp == 0xF7)
+        return 0; /* multiplication and division signs */
+    return !(cp >= 0x2000 && cp <= 0x2BFF) && !(cp >= 0x3000 && cp <= 0x303F) &&
+           !(cp >= 0xFE00 && cp <= 0xFE0F) && cp < 0x1F000;
+}
+
 /* Normalises text into out (capacity >= 2 * n + 3): lower case, one space
  * between words, a space at both ends. Letters (and the Spanish marks "¿",
  * "¡") are kept as UTF-8; digits, punctuation and invalid bytes separate
@@ -122,16 +134,12 @@ static size_t normalize(const char *text, size_t n, char *out)
     while (i < n) {
         long cp;
         size_t len = utf8_next(s + i, n - i, &cp);
-        int is_letter = 0, is_apostrophe = cp == '\'' || cp == 0x2019;
+        int is_apostrophe = cp == '\'' || cp == 0x2019;
         if (cp >= 'A' && cp <= 'Z')
             cp += 'a' - 'A';
         if (cp >= 0xC0 && cp <= 0xDE && cp != 0xD7)
             cp += 0x20; /* Latin-1 upper case */
-        if ((cp >= 'a' && cp <= 'z') || cp == 0xBF || cp == 0xA1 ||
-            (cp >= 0xC0 && cp != 0xD7 && cp != 0xF7 && !(cp >= 0x2000 && cp <= 0x2BFF) &&
-             !(cp >= 0x3000 && cp <= 0x303F) && !(cp >= 0xFE00 && cp <= 0xFE0F) && cp < 0x1F000))
-            is_letter = 1;
-        if (is_letter) {
+        if (is_letter(cp)) {
             if (cp < 0x80)
                 out[o++] = (char)cp;
             else if (cp < 0x800) {
