@@ -64,6 +64,9 @@ struct chat_settings {
                                   Not freed by chat_free(). */
     int agent_grace_s;         /* an agent's chats wait this long for a reconnect, default 30 */
     int retention_days;        /* delete closed conversations after N days; 0 = keep */
+    /* The language of a conversation whose hello has no lang while its messages do not say
+     * which (langid.h detects it among the intents' and KB's languages); NULL = "en". */
+    const char *default_lang;
 };
 
 struct chat *chat_new(const struct chat_settings *settings, struct store *store, struct kb *kb,

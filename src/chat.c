@@ -210,6 +210,8 @@ struct chat *chat_new(const struct chat_settings *settings, struct store *store,
     if (n_url && chat->public_url[n_url - 1] == '/')
         chat->public_url[n_url - 1] = '\0';
     s->public_url = chat->public_url;
+    cd_strlcpy(chat->default_lang, sizeof chat->default_lang,
+               s->default_lang && s->default_lang[0] ? s->default_lang : "en");
     chat->store = store;
     chat->kb = kb;
     chat->triage = triage;
@@ -235,6 +237,7 @@ static void conv_free(struct conv *c)
     if (!c)
         return;
     store_conversation_clear(&c->rec);
+    langid_probe_free(c->lang_probe);
     free(c);
 }
 
@@ -262,6 +265,7 @@ void chat_free(struct chat *chat)
     free(chat->learns);
     queue_free(chat->queue);
     auth_throttle_free(chat->throttle);
+    langid_free(chat->langid);
     if (chat->owns_redactor)
         redact_free(chat->redactor);
     free(chat);
@@ -576,9 +580,35 @@ json_t *chat_queue_items_json(struct chat *chat)
 
 /* ---- bot decisions (the policy and the wording are triage.c's) ---- */
 
+/* A conversation started without a lang: its language from its first messages, among the
+ * languages of the intents and KB; stored once decided. Until then the default language. */
+static void detect_lang(struct chat *chat, struct conv *c, const char *text, size_t n)
+{
+    const struct intents *set = chat->triage ? triage_intents(chat->triage) : NULL;
+    if (!chat->langid || chat->langid_intents != set) {
+        langid_free(chat->langid);
+        chat->langid = langid_build(set, chat->kb);
+        chat->langid_intents = set;
+    }
+    char lang[8];
+    int is_decided =
+        langid_probe_add(c->lang_probe, chat->langid, text, n, chat->default_lang, lang);
+    if (strcmp(lang, c->rec.lang)) {
+        cd_strlcpy(c->rec.lang, sizeof c->rec.lang, lang);
+        if (is_decided)
+            chat_save_conv(chat, c);
+    }
+    if (is_decided) {
+        langid_probe_free(c->lang_probe);
+        c->lang_probe = NULL;
+    }
+}
+
 int chat_decide(struct chat *chat, struct conv *c, const char *text, size_t n,
                 struct triage_decision *d)
 {
+    if (c->lang_probe)
+        detect_lang(chat, c, text, n);
     const char *lang = c->rec.lang[0] ? c->rec.lang : NULL;
     if (!chat->triage)
         return triage_decide_kb_only(chat->kb, text, lang, d);

@@ -279,7 +279,7 @@ static struct conv *start_conversation(struct chat *chat, struct conn *k, const 
         chat_emit_error(chat, k->node.key, "store_failed", "no randomness for a token", NULL, 0);
         return NULL;
     }
-    snprintf(rec.lang, sizeof rec.lang, "%s", lang ? lang : "en");
+    snprintf(rec.lang, sizeof rec.lang, "%s", lang ? lang : chat->default_lang);
     for (char *p = rec.lang; *p; p++)
         if (*p >= 'A' && *p <= 'Z')
             *p = (char)(*p - 'A' + 'a');
@@ -304,6 +304,8 @@ static struct conv *start_conversation(struct chat *chat, struct conn *k, const 
         chat_emit_error(chat, k->node.key, "store_failed", "out of memory", NULL, 0);
         return NULL;
     }
+    if (!lang)
+        c->lang_probe = langid_probe_new(); /* NULL: the default language, as before */
     attach(chat, k, c);
     chat->m.n_conversations++;
     k->is_resyncing = 1;

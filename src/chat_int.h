@@ -11,6 +11,7 @@
 #include "htable.h"
 #include "intents.h"
 #include "kb.h"
+#include "langid.h"
 #include "queue.h"
 #include "redact.h"
 #include "store.h"
@@ -71,6 +72,7 @@ struct conv {
     int n_collect_tries;
     int is_touched;
     struct conv *next_touched;
+    struct langid_probe *lang_probe; /* hello had no lang: detecting it (langid.h) */
 };
 
 /* A frame to send, or (text NULL) a close to make once the frames queued
@@ -95,6 +97,11 @@ struct chat {
     struct store *store;
     struct kb *kb;
     struct triage *triage;
+    /* Detects the language of conversations whose hello had none: built on first use from
+     * the intents (rebuilt when they are swapped) and the KB. */
+    struct langid *langid;
+    const struct intents *langid_intents;
+    char default_lang[8];
     struct chat_io io;
     int (*room)(void *ctx, uint64_t conn); /* chat_set_room(), or NULL */
     struct redactor *redactor;

@@ -1296,6 +1296,111 @@ static void test_with_kb(void **state)
     start_chat_again_for_teardown();
 }
 
+/* ---- the language of a chat whose hello has none ---- */
+
+static const char *const spanish_defs[] = {
+    "{\"name\":\"pedido\",\"lang\":\"es\",\"description\":\"Mi pedido\",\"examples\":["
+    "\"dónde está mi pedido\",\"cuándo llega mi paquete\",\"estado de mi pedido\",\"no ha "
+    "llegado mi pedido\"],\"response\":\"Sigue tu pedido en la página Pedidos.\"}",
+    "{\"name\":\"devolver\",\"lang\":\"es\",\"description\":\"Devolver\",\"examples\":["
+    "\"cómo devuelvo unos zapatos\",\"quiero devolver un artículo\",\"devolver mi compra\"],"
+    "\"response\":\"Puedes devolver cualquier artículo en 30 días.\"}",
+};
+
+/* Replaces the chat with one over English and Spanish intents. */
+static void start_bilingual_chat(const char *default_lang)
+{
+    chat_free(chat);
+    triage_free(triage);
+    struct intents *set = intents_new();
+    assert_non_null(set);
+    for (size_t i = 0; i < sizeof intent_defs / sizeof intent_defs[0]; i++)
+        assert_int_equal(
+            intents_load_json(set, intent_defs[i], strlen(intent_defs[i]), "test", NULL), 0);
+    for (size_t i = 0; i < sizeof spanish_defs / sizeof spanish_defs[0]; i++)
+        assert_int_equal(
+            intents_load_json(set, spanish_defs[i], strlen(spanish_defs[i]), "test", NULL), 0);
+    struct intents_train_options o = {.is_quiet = 1};
+    assert_int_equal(intents_train(set, &o), 0);
+    triage = triage_new(NULL, set, NULL);
+    assert_non_null(triage);
+    settings.default_lang = default_lang;
+    start_chat();
+}
+
+static int64_t hello(uint64_t conn, const char *frame)
+{
+    open_customer(conn);
+    cust(conn, frame);
+    json_t *w = expect(conn, "welcome");
+    int64_t id = num(w, "conversation");
+    json_decref(w);
+    return id;
+}
+
+static void stored_lang(int64_t conv, const char *lang)
+{
+    struct store_conversation rec;
+    assert_int_equal(store_conversation_get(store, conv, &rec), 0);
+    assert_string_equal(rec.lang, lang);
+    store_conversation_clear(&rec);
+}
+
+/* Sends a message and checks its reply's intent (NULL: any). */
+static void say(uint64_t conn, const char *text, const char *want_intent)
+{
+    char frame[256];
+    static int n;
+    snprintf(frame, sizeof frame, "{\"type\":\"message\",\"id\":\"l%d\",\"text\":\"%s\"}", ++n,
+             text);
+    cust(conn, frame);
+    json_t *r = expect(conn, "reply");
+    if (want_intent && want_intent[0] == '!') /* "!name": any intent but that one */
+        assert_string_not_equal(str(r, "intent"), want_intent + 1);
+    else if (want_intent)
+        assert_string_equal(str(r, "intent"), want_intent);
+    json_decref(r);
+}
+
+static void test_detected_lang(void **state)
+{
+    (void)state;
+    start_bilingual_chat(NULL);
+    /* No lang: a Spanish question gets the Spanish answer, and the conversation is Spanish. */
+    int64_t c1 = hello(1, "{\"type\":\"hello\",\"name\":\"Ana\"}");
+    stored_lang(c1, "en");
+    say(1, "hola, ¿dónde está mi pedido?", "pedido");
+    stored_lang(c1, "es");
+    /* Decided once: a later English message does not change it. */
+    say(1, "where is my order", NULL);
+    stored_lang(c1, "es");
+    /* An explicit lang is kept: Spanish text is not matched against Spanish intents. */
+    int64_t c2 = hello(2, "{\"type\":\"hello\",\"lang\":\"en\"}");
+    say(2, "¿dónde está mi pedido?", "!pedido");
+    stored_lang(c2, "en");
+    /* Nothing to tell from (no letters): the default language, decided on a later message. */
+    int64_t c3 = hello(3, "{\"type\":\"hello\"}");
+    say(3, "12345", NULL);
+    stored_lang(c3, "en");
+    say(3, "quiero devolver un artículo", "devolver");
+    stored_lang(c3, "es");
+    /* A message without hello detects too. */
+    open_customer(4);
+    cust(4, "{\"type\":\"message\",\"id\":\"x\",\"text\":\"¿cuándo llega mi paquete?\"}");
+    json_decref(expect(4, "welcome"));
+    json_t *r = expect(4, "reply");
+    assert_string_equal(str(r, "intent"), "pedido");
+    json_decref(r);
+
+    /* The deployment's default language while nothing is detected. */
+    start_bilingual_chat("es");
+    int64_t c5 = hello(5, "{\"type\":\"hello\"}");
+    stored_lang(c5, "es");
+    say(5, "12345", NULL);
+    stored_lang(c5, "es");
+    settings.default_lang = NULL;
+}
+
 /* ---- bad input ---- */
 
 static void test_bad_inputs(void **state)
@@ -1481,6 +1586,7 @@ int main(void)
         T(test_handoff_preview),
         T(test_feedback),
         T(test_with_kb),
+        T(test_detected_lang),
         T(test_bad_inputs),
         T(test_customer_token_throttle),
         T(test_customer_close),
