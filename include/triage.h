@@ -37,7 +37,8 @@ struct triage_settings {
     double t_answer;           /* answer at confidence >= this, default 0.55 */
     double t_clarify;          /* clarify in [t_clarify, t_answer), default 0.25 */
     double t_kb;               /* KB passage answers at score >= this, default 0.5 */
-    double t_oos;              /* p(out of scope) >= this hands off, default 0.5 */
+    double t_oos;              /* p(out-of-scope class) >= this hands off, default 0.5 */
+    double t_in_scope;         /* P(in scope) below this hands off, default 0.5 (0: off) */
     double t_known;            /* out of scope if fewer than this share of the message's
                                 * words and word pairs occur in the examples; default 0
                                 * (off); eval intents --val picks it */
@@ -97,10 +98,12 @@ struct triage_evidence {
     struct triage_candidate model[TRIAGE_MAX_CANDIDATES]; /* model's top scores */
     int n_model;
     double p_oos;
+    double p_in;                /* P(in scope), learned from the examples by cross-fitting */
     double known_share;         /* share of the message's words and word pairs seen in training */
     char kb_article[KB_ID_MAX]; /* best article; "" if none, or if an intent
                                  * settled the message and the KB was not searched */
-    double kb_score;            /* its normalised score in [0, 1] */
+    double kb_score;            /* the share of the question's words its passage covers */
+    double kb_match;            /* how closely the question matches its closest phrasing */
     const char *reason;         /* static: "person_request", "sensitive", "rule", "model",
                                  * "kb", "clarify", "empty", "low_confidence", "out_of_scope",
                                  * "clarify_limit", "not_helped", "repeated", "anger" */
@@ -125,13 +128,30 @@ struct triage_decision {
     struct triage_evidence evidence;
 };
 
+/* A KB hit whose best phrasing matches the question this closely (the same
+ * content words as its title, one of its questions or a learned phrasing)
+ * answers it: that is how an author or an agent teaches the bot. */
+#define TRIAGE_KB_MATCH 0.9
+
+/* The KB's answer threshold, measured on the KB itself
+ * (triage_calibrate_kb()). */
+struct triage_kb_calibration {
+    int is_fitted;
+    double t_coverage; /* how-to questions are answered at coverage >= this (and
+                        * never below the settings' t_kb) */
+    double max_false;  /* the share of unanswerable questions allowed through */
+    double false_rate; /* measured at t_coverage, both kinds weighed equally */
+    int n_background;  /* background questions searched */
+    int n_held_out;    /* article titles searched with their own article left out */
+};
+
 struct triage;
 
 /* Creates a triage engine over a trained intent set (ownership passes to the
- * triage, even on failure) and a KB it borrows (may be NULL: no KB evidence;
- * must outlive the triage). settings may be NULL (defaults); it is copied,
- * default_queue included. Returns NULL when out of memory or intents is not
- * trained. */
+ * triage, even on failure; NULL: a KB-only triage, no rules and no model)
+ * and a KB it borrows (may be NULL: no KB evidence; must outlive the
+ * triage). settings may be NULL (defaults); it is copied, default_queue
+ * included. Returns NULL when out of memory or intents is not trained. */
 struct triage *triage_new(const struct triage_settings *settings, struct intents *intents,
                           struct kb *kb);
 void triage_free(struct triage *t);
@@ -168,7 +188,59 @@ void triage_signals(struct triage *t, const char *text, size_t n, const char *la
  * "kb_article","kb_score"}}. Returns 0 or CD_ENOMEM. */
 int triage_decision_to_json(const struct triage_decision *d, struct cd_buf *out);
 
+/* Measures the KB's answer threshold on the KB itself: the questions of the
+ * shipped background (scope.h) that are how-to questions, and up to 300
+ * article titles searched with their own article left out, stand for the
+ * questions no article answers. The threshold is the lowest coverage that
+ * answers at most max_false (default 0.05) of them, the two kinds weighed
+ * equally. Call after loading the KB, and again after large changes.
+ * Returns 0, CD_ESTATE without a KB, CD_ENOMEM. */
+int triage_calibrate_kb(struct triage *t, double max_false);
+const struct triage_kb_calibration *triage_kb_calibration(const struct triage *t);
+
 /* "answer", "clarify", "handoff". */
 const char *triage_action_name(enum triage_action a);
+
+/* ---- Turns decided outside triage_decide(), and the bot's wording ----
+ * Every sentence the bot says in a handoff or a follow-up is here, and every decision the
+ * conversation protocol makes without triage_decide(). Each fills *d, which the caller clears
+ * with triage_decision_clear() (also after a failure). */
+
+enum triage_phrase {
+    TRIAGE_SAY_HANDOFF,            /* triage_decide()'s handoff */
+    TRIAGE_SAY_CHOICE_HANDOFF,     /* a clicked choice that a person handles */
+    TRIAGE_SAY_NO_ANSWER_HANDOFF,  /* a KB-only deployment found nothing */
+    TRIAGE_SAY_COLLECTED,          /* the detail a collect intent asked for was given */
+    TRIAGE_SAY_COLLECT_AGAIN,      /* ... and could not be read: put before the prompt */
+    TRIAGE_SAY_NOT_HELPED_CLARIFY, /* "that didn't help", with candidates to offer */
+    TRIAGE_SAY_NOT_HELPED_HANDOFF, /* "that didn't help", nothing else to offer */
+    TRIAGE_SAY_PERSON,             /* the customer pressed "talk to a person" */
+};
+
+/* The bot's sentence for p: a static string. */
+const char *triage_say(enum triage_phrase p);
+
+/* The decision for a clarify choice the customer clicked: intent_name's own answer (its
+ * response, else the first paragraph of its article from kb, else its description), or a
+ * handoff for intents a person handles; without asking the model again. Returns 0,
+ * CD_ENOTFOUND (no triage or no such intent) or CD_ENOMEM. */
+int triage_decide_choice(const struct triage *t, struct kb *kb, const char *intent_name,
+                         struct triage_decision *d);
+
+/* Without a triage engine (a KB-only deployment): answer with the best article's passage
+ * from kb_search(), else hand off. Returns 0 or CD_ENOMEM. */
+int triage_decide_kb_only(struct kb *kb, const char *text, const char *lang,
+                          struct triage_decision *d);
+
+/* The customer said an answer did not help and d is the answer the same question gets
+ * again: turns it into a clarify when it has two or more candidates, else a handoff. Other
+ * decisions are left as they are. Returns 0 or CD_ENOMEM. */
+int triage_not_helped(struct triage_decision *d);
+
+/* The customer asked for a person: a handoff routed by the last intent of the conversation
+ * (its queue and priority), else to fallback_queue (NULL or "": "general"). Returns 0 or
+ * CD_ENOMEM. */
+int triage_person_request(const struct triage *t, const char *last_intent,
+                          const char *fallback_queue, struct triage_decision *d);
 
 #endif

@@ -597,15 +597,16 @@ static int store_item(void *ctx, const struct kb_import_item *it, const char *wh
     int step = sqlite3_step(st);
     sqlite3_reset(st);
     rc = step == SQLITE_DONE ? 0 : CD_EIO;
+    char why[160] = "";
     if (!rc)
-        rc = kb_put(s->kb, &a); /* last: it undoes its own writes when it fails */
+        rc = kb_put(s->kb, &a, why, sizeof why); /* last: it undoes its own writes on failure */
     if (rc) {
         exec(s->db, "ROLLBACK TO kb_import");
         exec(s->db, "RELEASE kb_import");
         if (rc == CD_EINVAL) { /* refused: reported, the rest goes on */
-            char msg[160];
-            snprintf(msg, sizeof msg, "article %s was refused by the KB (%s)", it->source_id,
-                     cd_strerror(rc));
+            char msg[400];
+            snprintf(msg, sizeof msg, "article %s was refused by the KB: %s", it->source_id,
+                     why[0] ? why : cd_strerror(rc));
             store_problem(s, where, msg);
             rc = 0;
         }

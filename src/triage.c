@@ -10,6 +10,8 @@
  * query is bounded to a few hits. */
 #include "triage.h"
 
+#include "scope.h"
+
 #include "text.h"
 
 #include <jansson.h>
@@ -97,33 +99,6 @@ static const char *const howto_starts[] = {
     "cuando",    "que",     "puedo",  NULL,
 };
 
-/* One article body split into its candidate paragraphs (body offsets), each
- * with the hashes of its content tokens (stemmed, no stop words; flat, in
- * hashes[para_first[i] .. para_first[i + 1]]). */
-struct para_cache {
-    char id[KB_ID_MAX];
-    char lang[16];
-    uint64_t body_hash;
-    size_t body_len;
-    int n_paras;
-    size_t *para_off, *para_len, *para_first;
-    uint64_t *hashes;
-    size_t n_hashes, cap_hashes;
-};
-
-#define PARA_CACHE_SIZE 32
-
-static void para_cache_free(struct para_cache *pc)
-{
-    if (!pc)
-        return;
-    free(pc->para_off);
-    free(pc->para_len);
-    free(pc->para_first);
-    free(pc->hashes);
-    free(pc);
-}
-
 struct triage {
     struct triage_settings settings;
     char default_queue[32];
@@ -140,10 +115,7 @@ struct triage {
     int n_not_helped_re;
     char *folded;
     size_t cap_folded;
-    /* Articles' paragraphs already tokenized for best_paragraph(), by
-     * article id, language and body hash (round robin). */
-    struct para_cache *paras[PARA_CACHE_SIZE];
-    int next_para;
+    struct triage_kb_calibration kb_cal; /* triage_calibrate_kb() */
 };
 
 void triage_settings_default(struct triage_settings *s)
@@ -153,6 +125,7 @@ void triage_settings_default(struct triage_settings *s)
     s->t_clarify = 0.2;
     s->t_kb = 0.6;
     s->t_oos = 0.5;
+    s->t_in_scope = 0.5;
     s->t_clarify_mass = 0.5;
     s->max_clarify = 1;
     s->max_not_helped = 1;
@@ -175,6 +148,8 @@ static void apply_settings(struct triage *t, const struct triage_settings *in)
         s.t_kb = d.t_kb;
     if (s.t_oos <= 0 || s.t_oos > 1)
         s.t_oos = d.t_oos;
+    if (s.t_in_scope < 0 || s.t_in_scope > 1)
+        s.t_in_scope = d.t_in_scope;
     if (s.t_known < 0 || s.t_known > 1)
         s.t_known = 0;
     if (s.t_clarify_mass <= 0 || s.t_clarify_mass > 1)
@@ -198,7 +173,7 @@ static void apply_settings(struct triage *t, const struct triage_settings *in)
 struct triage *triage_new(const struct triage_settings *settings, struct intents *intents,
                           struct kb *kb)
 {
-    if (!intents || !intents_is_trained(intents)) {
+    if (intents && !intents_is_trained(intents)) {
         intents_free(intents);
         return NULL;
     }
@@ -239,8 +214,6 @@ void triage_free(struct triage *t)
     for (int i = 0; i < t->n_not_helped_re; i++)
         regfree(&t->not_helped_re[i]);
     free(t->folded);
-    for (int i = 0; i < PARA_CACHE_SIZE; i++)
-        para_cache_free(t->paras[i]);
     free(t);
 }
 
@@ -365,6 +338,24 @@ struct key_ctx {
     int n;
 };
 
+static int on_count_token(void *ctx, const char *token, int n_token, int start, int end)
+{
+    (void)token;
+    (void)n_token;
+    (void)start;
+    (void)end;
+    (*(int *)ctx)++;
+    return 0;
+}
+
+/* Words in the message, stop words included. */
+static int count_words(struct triage *t, const char *text, size_t n)
+{
+    int k = 0;
+    text_tokenize(t->tok, text, n, TEXT_KEEP_STOPWORDS, on_count_token, &k);
+    return k;
+}
+
 static int on_key_token(void *ctx, const char *token, int n_token, int start, int end)
 {
     struct key_ctx *k = ctx;
@@ -488,12 +479,7 @@ static int add_article(struct triage_decision *d, const char *id, const char *ti
 /* FNV-1a of a token. */
 static uint64_t token_hash(const char *token, int n_token)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (int i = 0; i < n_token; i++) {
-        h ^= (unsigned char)token[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
+    return cd_fnv1a64(CD_FNV64_INIT, token, (size_t)n_token);
 }
 
 struct coverage_ctx {
@@ -561,151 +547,6 @@ static double kb_coverage(struct triage *t, struct coverage_ctx *c, const struct
                        hit->passage ? strlen(hit->passage) : 0);
 }
 
-static int on_para_token(void *ctx, const char *token, int n_token, int start, int end)
-{
-    struct para_cache *pc = ctx;
-    (void)start;
-    (void)end;
-    if (pc->n_hashes == pc->cap_hashes) {
-        size_t cap = pc->cap_hashes ? pc->cap_hashes * 2 : 256;
-        uint64_t *h = realloc(pc->hashes, cap * sizeof *h);
-        if (!h)
-            return CD_ENOMEM;
-        pc->hashes = h;
-        pc->cap_hashes = cap;
-    }
-    pc->hashes[pc->n_hashes++] = token_hash(token, n_token);
-    return 0;
-}
-
-/* Splits body into its candidate paragraphs (not a heading, not a list of
- * links) and tokenizes each once. Returns a new cache entry or NULL. */
-static struct para_cache *para_cache_build(struct triage *t, const char *id, const char *lang,
-                                           const char *body, size_t body_len, uint64_t body_hash)
-{
-    struct para_cache *pc = calloc(1, sizeof *pc);
-    if (!pc)
-        return NULL;
-    cd_strlcpy(pc->id, sizeof pc->id, id);
-    cd_strlcpy(pc->lang, sizeof pc->lang, lang);
-    pc->body_hash = body_hash;
-    pc->body_len = body_len;
-    size_t cap = 0;
-    for (const char *p = body; *p;) {
-        while (*p == '\n' || *p == ' ' || *p == '\r' || *p == '\t')
-            p++;
-        if (!*p)
-            break;
-        const char *end = strstr(p, "\n\n");
-        if (!end)
-            end = p + strlen(p);
-        if (*p != '#' && *p != '|' && *p != '<' && *p != '-' && *p != '!') {
-            if ((size_t)pc->n_paras + 1 >= cap) {
-                cap = cap ? cap * 2 : 16;
-                size_t *o = realloc(pc->para_off, cap * sizeof *o);
-                if (o)
-                    pc->para_off = o;
-                size_t *l = realloc(pc->para_len, cap * sizeof *l);
-                if (l)
-                    pc->para_len = l;
-                size_t *f = realloc(pc->para_first, cap * sizeof *f);
-                if (f)
-                    pc->para_first = f;
-                if (!o || !l || !f)
-                    goto fail;
-            }
-            pc->para_off[pc->n_paras] = (size_t)(p - body);
-            pc->para_len[pc->n_paras] = (size_t)(end - p);
-            pc->para_first[pc->n_paras] = pc->n_hashes;
-            if (text_tokenize(t->tok, p, (size_t)(end - p), 0, on_para_token, pc) < 0)
-                goto fail;
-            pc->n_paras++;
-        }
-        p = end;
-    }
-    if (!pc->para_first && !(pc->para_first = malloc(sizeof *pc->para_first)))
-        goto fail;
-    pc->para_first[pc->n_paras] = pc->n_hashes;
-    return pc;
-fail:
-    para_cache_free(pc);
-    return NULL;
-}
-
-/* The cached paragraphs of article id with this body (built on a miss), or
- * NULL when out of memory. */
-static struct para_cache *para_cache_get(struct triage *t, const char *id, const char *body)
-{
-    const char *lang = "";
-    for (int i = 0; i < t->n_toks; i++)
-        if (t->toks[i] == t->tok)
-            lang = t->tok_langs[i];
-    size_t body_len = strlen(body);
-    uint64_t h = token_hash(body, (int)(body_len < INT_MAX ? body_len : INT_MAX));
-    for (int i = 0; i < PARA_CACHE_SIZE; i++) {
-        struct para_cache *pc = t->paras[i];
-        if (pc && pc->body_hash == h && pc->body_len == body_len && !strcmp(pc->id, id) &&
-            !strcmp(pc->lang, lang))
-            return pc;
-    }
-    struct para_cache *pc = para_cache_build(t, id, lang, body, body_len, h);
-    if (!pc)
-        return NULL;
-    para_cache_free(t->paras[t->next_para]);
-    t->paras[t->next_para] = pc;
-    t->next_para = (t->next_para + 1) % PARA_CACHE_SIZE;
-    return pc;
-}
-
-/* The paragraph of a Markdown body (not a heading, not a list of links)
- * that covers most of the question, the first one on a tie; at most 700
- * bytes, cut at a word. The paragraphs' tokens come from the cache, so an
- * article is tokenized once, not per question. Returns a new string or NULL
- * (out of memory). */
-static char *best_paragraph(struct triage *t, struct coverage_ctx *c, const char *id,
-                            const char *body)
-{
-    struct para_cache *pc = para_cache_get(t, id, body);
-    if (!pc)
-        return NULL;
-    const char *best = NULL, *best_end = NULL;
-    double best_score = -1;
-    for (int i = 0; i < pc->n_paras; i++) {
-        double score = 0;
-        if (c->n_q > 0) {
-            memset(c->seen, 0, sizeof c->seen);
-            for (size_t j = pc->para_first[i]; j < pc->para_first[i + 1]; j++)
-                for (int k = 0; k < c->n_q; k++)
-                    if (c->q[k] == pc->hashes[j])
-                        c->seen[k] = 1;
-            int n_seen = 0;
-            for (int k = 0; k < c->n_q; k++)
-                n_seen += c->seen[k];
-            score = (double)n_seen / c->n_q;
-            if (c->n_q < 3)
-                score *= c->n_q == 1 ? 0.5 : 0.8;
-        }
-        if (score > best_score + 1e-9) {
-            best = body + pc->para_off[i];
-            best_end = best + pc->para_len[i];
-            best_score = score;
-        }
-    }
-    if (!best)
-        return strdup("");
-    size_t len = (size_t)(best_end - best);
-    if (len > 700) {
-        len = 700;
-        while (len > 0 && best[len] != ' ')
-            len--;
-        if (len == 0)
-            len = 700;
-        while (len > 0 && ((unsigned char)best[len] & 0xc0) == 0x80)
-            len--;
-    }
-    return cd_strndup(best, len);
-}
-
 static int set_answer(struct triage_decision *d, const char *text)
 {
     free(d->answer);
@@ -726,20 +567,24 @@ static const char handoff_text[] =
     "I'm connecting you with a member of our team who can help with this. "
     "Please stay in the chat; they will see everything you've written so far.";
 
-/* The answer for an "answer" intent: its response, else the paragraph of its
- * article that best covers the question (kb_get: no search needed), else
- * its label; plus the article link. */
+/* The answer for an "answer" intent: its response, else the passage of its
+ * article that best answers the question (kb_passage(), the KB's one passage
+ * rule), else its label; plus the article link. */
 static int answer_intent(struct triage *t, struct triage_decision *d, const struct intent *it,
-                         struct coverage_ctx *c)
+                         const char *text, size_t n)
 {
     int rc = 0;
     if (it->article) {
         struct kb_article art = {0};
         int have_article = t->kb && kb_get(t->kb, it->article, &art) == 0;
         if (!it->response && have_article && art.body) {
+            char *question = cd_strndup(text, n);
             free(d->answer);
-            if (!(d->answer = best_paragraph(t, c, it->article, art.body)))
-                rc = CD_ENOMEM;
+            d->answer = NULL;
+            rc = question ? kb_passage(t->kb, it->article, question, &d->answer) : CD_ENOMEM;
+            free(question);
+            if (rc == CD_ENOTFOUND) /* deleted since kb_get(): the label answers */
+                rc = 0;
         }
         /* Without a KB the link is still given; with one, only if it exists. */
         if (rc == 0 && (!t->kb || have_article))
@@ -778,13 +623,24 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
     const struct intents *set = t->intents;
 
     struct intents_result r;
-    if ((rc = intents_classify(set, t->scratch, text, n, lang, &r)))
-        return rc;
+    if (set) {
+        if ((rc = intents_classify(set, t->scratch, text, n, lang, &r)))
+            return rc;
+    } else {
+        /* A KB-only triage: no rules, no model. */
+        memset(&r, 0, sizeof r);
+        r.rule_intent = -1;
+        r.p_in = 1;
+        r.known_share = 1;
+        r.n_tokens = count_words(t, text, n);
+    }
     out->evidence.p_oos = r.p_oos;
     out->evidence.known_share = r.known_share;
-    /* Out of scope: the model's out-of-scope class, or a message whose words
-     * the examples never use. */
-    int is_oos = r.p_oos >= s->t_oos || r.known_share < s->t_known;
+    out->evidence.p_in = r.p_in;
+    /* Out of scope: unlike what the intents' examples ask (P(in scope),
+     * learned by cross-fitting with whole intents held out), the model's
+     * out-of-scope class, or a message whose words the examples never use. */
+    int is_oos = r.p_in < s->t_in_scope || r.p_oos >= s->t_oos || r.known_share < s->t_known;
     if (r.rule_intent >= 0) {
         cd_strlcpy(out->evidence.rule_intent, sizeof out->evidence.rule_intent,
                    intents_get(set, r.rule_intent)->name);
@@ -817,10 +673,10 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
             if (intents_get(set, r.top[i])->is_person_request && r.top_p[i] >= 0.05)
                 person = intents_get(set, r.top[i]);
         const char *want = lang && lang[0] ? lang : "en";
-        for (int i = 0; !person && i < intents_count(set); i++)
+        for (int i = 0; set && !person && i < intents_count(set); i++)
             if (intents_get(set, i)->is_person_request && !strcmp(intents_get(set, i)->lang, want))
                 person = intents_get(set, i);
-        for (int i = 0; !person && i < intents_count(set); i++)
+        for (int i = 0; set && !person && i < intents_count(set); i++)
             if (intents_get(set, i)->is_person_request)
                 person = intents_get(set, i);
         cd_strlcpy(out->intent, sizeof out->intent, person ? person->name : "human");
@@ -860,9 +716,19 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
             confidence = p_top;
             out->evidence.reason = "model";
         }
-    } else if (top_it && p_top >= s->t_answer && !is_oos) {
+    } else if (top_it && p_top >= s->t_answer &&
+               (top_it->is_sensitive || top_it->action != INTENT_ANSWER)) {
+        /* A handoff either way: the model's intent picks the queue, even for
+         * a message that looks out of scope (a person reads it all the same). */
         chosen = top_it;
-        confidence = p_top;
+        confidence = r.p_in * p_top;
+        out->evidence.reason = "model";
+    } else if (top_it && !is_oos && p_top >= s->t_answer) {
+        /* In scope (above) and the model's intent: the confidence is the
+         * chance the answer is right, that the message is about one of the
+         * intents at all times that it is about this one. */
+        chosen = top_it;
+        confidence = r.p_in * p_top;
         out->evidence.reason = "model";
     }
 
@@ -908,7 +774,7 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
         } else {
             out->action = TRIAGE_ANSWER;
             out->queue[0] = '\0';
-            rc = answer_intent(t, out, chosen, &cov);
+            rc = answer_intent(t, out, chosen, text, n);
         }
         goto done;
     }
@@ -923,21 +789,28 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
             kb_score = kb_coverage(t, &cov, &hits[0]);
             cd_strlcpy(out->evidence.kb_article, sizeof out->evidence.kb_article, hits[0].id);
             out->evidence.kb_score = kb_score;
+            out->evidence.kb_match = hits[0].match;
         }
     }
 
-    /* 5. No confident intent: a how-to question the KB answers well. */
-    if (n_hits > 0 && kb_score >= s->t_kb && out->signals.is_howto) {
+    /* 5. No confident intent: the KB answers a question it was taught or
+     * written with (the same words as the article's title, one of its
+     * questions or a learned phrasing), or a how-to question its best
+     * passage covers at least as well as the calibrated threshold. */
+    double t_kb =
+        t->kb_cal.is_fitted && t->kb_cal.t_coverage > s->t_kb ? t->kb_cal.t_coverage : s->t_kb;
+    int is_taught = n_hits > 0 && hits[0].match >= TRIAGE_KB_MATCH;
+    if (n_hits > 0 && (is_taught || (kb_score >= t_kb && out->signals.is_howto))) {
         out->action = TRIAGE_ANSWER;
         out->queue[0] = '\0';
-        out->confidence = kb_score;
+        out->confidence = is_taught && hits[0].match > kb_score ? hits[0].match : kb_score;
         out->evidence.reason = "kb";
         cd_strlcpy(out->intent, sizeof out->intent,
-                   top_it && p_top >= s->t_clarify ? top_it->name : "");
+                   top_it && !is_oos && p_top >= s->t_clarify ? top_it->name : "");
         if ((rc = set_answer(out, hits[0].passage)))
             goto done;
         for (int i = 0; i < n_hits && rc == 0; i++)
-            if (i == 0 || kb_coverage(t, &cov, &hits[i]) >= s->t_kb)
+            if (i == 0 || kb_coverage(t, &cov, &hits[i]) >= t_kb)
                 rc = add_article(out, hits[i].id, hits[i].title, hits[i].score);
         goto done;
     }
@@ -997,6 +870,141 @@ done:
     return rc;
 }
 
+/* ---- the KB's threshold --------------------------------------------------- */
+
+const struct triage_kb_calibration *triage_kb_calibration(const struct triage *t)
+{
+    return &t->kb_cal;
+}
+
+/* Adds the coverage of the best hit for question (the first hit not named
+ * skip) to cov[]; *n_cov counts. A hit that matches a phrasing closely
+ * enough to be answered whatever its coverage counts as 2. */
+static int kb_probe(struct triage *t, const char *question, const char *lang, const char *skip,
+                    double *cov, int *n_cov)
+{
+    struct kb_hit hits[4];
+    int n_hits = 0;
+    if (tokenizer_for(t, lang) || kb_search(t->kb, question, lang, hits, 4, &n_hits))
+        return 0;
+    for (int i = 0; i < n_hits; i++) {
+        if (skip && !strcmp(hits[i].id, skip))
+            continue;
+        struct coverage_ctx c;
+        coverage_start(t, question, strlen(question), &c);
+        cov[(*n_cov)++] = hits[i].match >= TRIAGE_KB_MATCH ? 2.0 : kb_coverage(t, &c, &hits[i]);
+        break;
+    }
+    kb_hits_clear(hits, n_hits);
+    return 0;
+}
+
+static int compare_doubles(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Share of the n sorted values >= v. */
+static double share_at_least(const double *v, int n, double x)
+{
+    int lo = 0, hi = n;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (v[mid] < x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return n ? (double)(n - lo) / n : 0;
+}
+
+int triage_calibrate_kb(struct triage *t, double max_false)
+{
+    if (!t->kb)
+        return CD_ESTATE;
+    if (!(max_false > 0 && max_false < 1))
+        max_false = 0.05;
+    enum { MAX_ARTICLES = 300 };
+    int n_articles = kb_count(t->kb);
+    if (n_articles < 0)
+        return n_articles;
+    int cap_items = n_articles > 0 ? n_articles : 1;
+    struct kb_list_item *items = calloc((size_t)cap_items, sizeof *items);
+    int n_bg_rows = 0;
+    for (int b = 0; scope_background[b].text; b++)
+        n_bg_rows++;
+    double *bg = malloc((size_t)(n_bg_rows ? n_bg_rows : 1) * sizeof *bg);
+    double *ho = malloc((size_t)MAX_ARTICLES * sizeof *ho);
+    int n_items = 0, n_bg = 0, n_ho = 0, rc = CD_ENOMEM;
+    if (!items || !bg || !ho)
+        goto done;
+    if ((rc = kb_list(t->kb, NULL, 1, items, cap_items, &n_items)))
+        goto done;
+    /* Articles' titles and questions that are how-to questions (the only
+     * ones answered by coverage), each searched with its own article left
+     * out: a question close to the KB's subject that it has no article for. */
+    int step = n_items > MAX_ARTICLES ? (n_items + MAX_ARTICLES - 1) / MAX_ARTICLES : 1;
+    for (int i = 0; i < n_items && n_ho < MAX_ARTICLES; i += step) {
+        struct kb_article a = {0};
+        if (kb_get(t->kb, items[i].id, &a))
+            continue;
+        for (int q = -1; q < a.n_questions && n_ho < MAX_ARTICLES; q++) {
+            const char *text = q < 0 ? a.title : a.questions[q];
+            if (!text || !text[0] || tokenizer_for(t, a.lang))
+                continue;
+            struct triage_signals sig;
+            compute_signals(t, text, strlen(text), fold_message(t, text, strlen(text)), &sig);
+            if (sig.is_howto)
+                kb_probe(t, text, a.lang, a.id, ho, &n_ho);
+        }
+        kb_article_clear(&a);
+    }
+    /* The background's how-to questions in the KB's languages: questions
+     * about anything else. */
+    for (int b = 0; scope_background[b].text; b++) {
+        const char *lang = scope_background[b].lang, *text = scope_background[b].text;
+        int has_lang = 0;
+        for (int i = 0; i < n_items && !has_lang; i++)
+            has_lang = !strcmp(items[i].lang, lang);
+        if (!has_lang || tokenizer_for(t, lang))
+            continue;
+        struct triage_signals sig;
+        compute_signals(t, text, strlen(text), fold_message(t, text, strlen(text)), &sig);
+        if (!sig.is_howto)
+            continue;
+        kb_probe(t, text, lang, NULL, bg, &n_bg);
+    }
+    qsort(bg, (size_t)n_bg, sizeof *bg, compare_doubles);
+    qsort(ho, (size_t)n_ho, sizeof *ho, compare_doubles);
+    /* The lowest threshold (in steps of 0.01) that lets through at most
+     * max_false of them. */
+    double w_bg = n_bg && n_ho ? 0.5 : n_bg ? 1 : 0, w_ho = n_ho ? 1 - w_bg : 0;
+    double best = 1.01, rate = 0;
+    for (int k = 100; k >= 0; k--) {
+        double x = k / 100.0;
+        double f = w_bg * share_at_least(bg, n_bg, x) + w_ho * share_at_least(ho, n_ho, x);
+        if (f > max_false)
+            break;
+        best = x;
+        rate = f;
+    }
+    t->kb_cal.is_fitted = n_bg + n_ho >= 20;
+    t->kb_cal.t_coverage = best;
+    t->kb_cal.max_false = max_false;
+    t->kb_cal.false_rate = rate;
+    t->kb_cal.n_background = n_bg;
+    t->kb_cal.n_held_out = n_ho;
+    rc = 0;
+done:
+    if (items)
+        kb_list_clear(items, n_items);
+    free(items);
+    free(bg);
+    free(ho);
+    return rc;
+}
+
 /* ---- JSON -------------------------------------------------------------- */
 
 static json_t *candidate_json(const struct triage_candidate *c)
@@ -1021,15 +1029,16 @@ int triage_decision_to_json(const struct triage_decision *d, struct cd_buf *out)
         json_array_append_new(candidates, candidate_json(&d->candidates[i]));
     for (int i = 0; i < d->evidence.n_model; i++)
         json_array_append_new(model, candidate_json(&d->evidence.model[i]));
-    json_t *evidence =
-        json_pack("{s:s, s:s?, s:s?, s:O, s:f, s:f, s:s?, s:f}", "reason",
-                  d->evidence.reason ? d->evidence.reason : "", "rule_intent",
-                  d->evidence.rule_intent[0] ? d->evidence.rule_intent : NULL, "rule",
-                  d->evidence.rule[0] ? d->evidence.rule : NULL, "model", model, "p_oos",
-                  round(d->evidence.p_oos * 10000) / 10000, "known_share",
-                  round(d->evidence.known_share * 10000) / 10000, "kb_article",
-                  d->evidence.kb_article[0] ? d->evidence.kb_article : NULL, "kb_score",
-                  round(d->evidence.kb_score * 10000) / 10000);
+    json_t *evidence = json_pack("{s:s, s:s?, s:s?, s:O, s:f, s:f, s:f, s:s?, s:f, s:f}", "reason",
+                                 d->evidence.reason ? d->evidence.reason : "", "rule_intent",
+                                 d->evidence.rule_intent[0] ? d->evidence.rule_intent : NULL,
+                                 "rule", d->evidence.rule[0] ? d->evidence.rule : NULL, "model",
+                                 model, "p_oos", round(d->evidence.p_oos * 10000) / 10000, "p_in",
+                                 round(d->evidence.p_in * 10000) / 10000, "known_share",
+                                 round(d->evidence.known_share * 10000) / 10000, "kb_article",
+                                 d->evidence.kb_article[0] ? d->evidence.kb_article : NULL,
+                                 "kb_score", round(d->evidence.kb_score * 10000) / 10000,
+                                 "kb_match", round(d->evidence.kb_match * 10000) / 10000);
     json_t *signals = json_pack(
         "{s:b, s:b, s:i, s:b}", "person_request", d->signals.is_person_request, "not_helped",
         d->signals.is_not_helped, "anger", d->signals.anger, "howto", d->signals.is_howto);
@@ -1057,4 +1066,154 @@ done:
     json_decref(model);
     json_decref(root);
     return rc;
+}
+
+/* ==== Turns decided outside triage_decide(), and the bot's wording ==========================
+ * chat.c's protocol code asks here for every decision it makes itself (a clicked clarify
+ * choice, a KB-only deployment, "that didn't help", a request for a person) and for every
+ * sentence the bot says, so that policy and wording have one home. This section is separate
+ * from the classification and threshold code above and does not touch it. */
+
+const char *triage_say(enum triage_phrase p)
+{
+    switch (p) {
+    case TRIAGE_SAY_HANDOFF:
+        return handoff_text;
+    case TRIAGE_SAY_CHOICE_HANDOFF:
+        return "I'm passing you to a colleague who can help with this.";
+    case TRIAGE_SAY_NO_ANSWER_HANDOFF:
+        return "Let me connect you with a person who can help.";
+    case TRIAGE_SAY_COLLECTED:
+        return "Thank you. I'm passing you to a colleague now.";
+    case TRIAGE_SAY_COLLECT_AGAIN:
+        return "Sorry, I could not read that.";
+    case TRIAGE_SAY_NOT_HELPED_CLARIFY:
+        return "Sorry about that. Which of these is closest?";
+    case TRIAGE_SAY_NOT_HELPED_HANDOFF:
+        return "Sorry that did not help. Let me connect you with a person.";
+    case TRIAGE_SAY_PERSON:
+        return "I'm connecting you with a person.";
+    }
+    return "";
+}
+
+int triage_decide_choice(const struct triage *t, struct kb *kb, const char *intent_name,
+                         struct triage_decision *d)
+{
+    if (!t)
+        return CD_ENOTFOUND;
+    const struct intents *set = triage_intents(t);
+    int i = set ? intents_find(set, intent_name) : -1;
+    if (i < 0)
+        return CD_ENOTFOUND;
+    const struct intent *in = intents_get(set, i);
+    memset(d, 0, sizeof *d);
+    snprintf(d->intent, sizeof d->intent, "%s", in->name);
+    d->confidence = 1.0;
+    d->priority = in->priority > 0 ? in->priority : 3;
+    d->is_sensitive = in->is_sensitive;
+    snprintf(d->queue, sizeof d->queue, "%s", in->queue ? in->queue : "general");
+    d->evidence.reason = "choice";
+    if (in->action != INTENT_ANSWER || in->is_sensitive || in->is_person_request) {
+        d->action = TRIAGE_HANDOFF;
+        if (in->action == INTENT_COLLECT && in->collect.prompt) {
+            d->collect_field = strdup(in->collect.field ? in->collect.field : "detail");
+            d->collect_prompt = strdup(in->collect.prompt);
+        }
+        d->answer = strdup(triage_say(TRIAGE_SAY_CHOICE_HANDOFF));
+        return d->answer ? 0 : CD_ENOMEM;
+    }
+    d->action = TRIAGE_ANSWER;
+    char *passage = NULL;
+    if (in->article && kb) {
+        struct kb_article a;
+        memset(&a, 0, sizeof a);
+        if (kb_get(kb, in->article, &a) == 0) {
+            snprintf(d->articles[0].id, sizeof d->articles[0].id, "%s", a.id);
+            d->articles[0].title = a.title ? strdup(a.title) : NULL;
+            snprintf(d->articles[0].url, sizeof d->articles[0].url, "/kb/%s", a.id);
+            d->n_articles = 1;
+            if (!in->response) /* no question to match: the first paragraph */
+                kb_passage(kb, a.id, NULL, &passage);
+            kb_article_clear(&a);
+        }
+    }
+    if (in->response)
+        d->answer = strdup(in->response);
+    else if (passage)
+        d->answer = passage, passage = NULL;
+    else
+        d->answer = strdup(in->description ? in->description : in->name);
+    free(passage);
+    return d->answer ? 0 : CD_ENOMEM;
+}
+
+int triage_decide_kb_only(struct kb *kb, const char *text, const char *lang,
+                          struct triage_decision *d)
+{
+    memset(d, 0, sizeof *d);
+    snprintf(d->queue, sizeof d->queue, "general");
+    d->priority = 3;
+    struct kb_hit hits[3];
+    int n = 0;
+    if (kb && kb_search(kb, text, lang, hits, 3, &n) == 0 && n > 0) {
+        d->action = TRIAGE_ANSWER;
+        d->confidence = 0.5;
+        d->answer = strdup(hits[0].passage ? hits[0].passage : "");
+        for (int i = 0; i < n && i < TRIAGE_MAX_ARTICLES; i++) {
+            snprintf(d->articles[i].id, sizeof d->articles[i].id, "%.*s", KB_ID_MAX - 1,
+                     hits[i].id);
+            d->articles[i].title = hits[i].title ? strdup(hits[i].title) : NULL;
+            snprintf(d->articles[i].url, sizeof d->articles[i].url, "/kb/%.*s", KB_ID_MAX - 1,
+                     hits[i].id);
+            d->n_articles++;
+        }
+        kb_hits_clear(hits, n);
+    } else {
+        d->action = TRIAGE_HANDOFF;
+        d->answer = strdup(triage_say(TRIAGE_SAY_NO_ANSWER_HANDOFF));
+    }
+    d->evidence.reason = "kb";
+    return d->answer ? 0 : CD_ENOMEM;
+}
+
+int triage_not_helped(struct triage_decision *d)
+{
+    if (d->action != TRIAGE_ANSWER)
+        return 0;
+    if (d->n_candidates >= 2) {
+        d->action = TRIAGE_CLARIFY;
+        free(d->answer);
+        d->answer = strdup(triage_say(TRIAGE_SAY_NOT_HELPED_CLARIFY));
+        d->n_articles = 0;
+    } else {
+        d->action = TRIAGE_HANDOFF;
+        free(d->answer);
+        d->answer = strdup(triage_say(TRIAGE_SAY_NOT_HELPED_HANDOFF));
+    }
+    return d->answer ? 0 : CD_ENOMEM;
+}
+
+int triage_person_request(const struct triage *t, const char *last_intent,
+                          const char *fallback_queue, struct triage_decision *d)
+{
+    memset(d, 0, sizeof *d);
+    d->action = TRIAGE_HANDOFF;
+    snprintf(d->intent, sizeof d->intent, "human");
+    d->confidence = 1.0;
+    d->priority = 3;
+    /* Route by what the conversation is about, if the bot knows. */
+    const char *q = fallback_queue && *fallback_queue ? fallback_queue : "general";
+    if (t && last_intent && *last_intent) {
+        const struct intents *set = triage_intents(t);
+        int i = set ? intents_find(set, last_intent) : -1;
+        const struct intent *in = i >= 0 ? intents_get(set, i) : NULL;
+        if (in && in->queue)
+            q = in->queue;
+        if (in && in->priority > 0)
+            d->priority = in->priority;
+    }
+    snprintf(d->queue, sizeof d->queue, "%s", q);
+    d->answer = strdup(triage_say(TRIAGE_SAY_PERSON));
+    return d->answer ? 0 : CD_ENOMEM;
 }

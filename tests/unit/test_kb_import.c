@@ -229,7 +229,7 @@ static void test_import_idempotent(void **state)
     char *qs[] = {"can I send the zebra back"};
     with_q.questions = qs;
     with_q.n_questions = 1;
-    assert_int_equal(kb_put(kb, &with_q), 0);
+    assert_int_equal(kb_put(kb, &with_q, NULL, 0), 0);
     with_q.questions = NULL;
     with_q.n_questions = 0;
     kb_article_clear(&with_q);
