@@ -1327,10 +1327,17 @@ static struct conv *start_conversation(struct chat *chat, struct conn *k, const 
     for (char *p = rec.lang; *p; p++)
         if (*p >= 'A' && *p <= 'Z')
             *p = (char)(*p - 'A' + 'a');
-    rec.customer_name = name ? strdup(name) : NULL;
-    rec.customer_email = email ? strdup(email) : NULL;
-    rec.customer_page = page ? strdup(page) : NULL;
+    /* Customer-supplied details are masked like message text before they are stored. */
+    rec.customer_name = name ? redact_text(chat->redactor, name, strlen(name), NULL) : NULL;
+    rec.customer_email = email ? redact_email_field(chat->redactor, email) : NULL;
+    rec.customer_page = page ? redact_text(chat->redactor, page, strlen(page), NULL) : NULL;
     rec.state = STORE_STATE_BOT;
+    if ((name && !rec.customer_name) || (email && !rec.customer_email) ||
+        (page && !rec.customer_page)) {
+        store_conversation_clear(&rec);
+        emit_error(chat, k->node.key, "store_failed", "out of memory", NULL, 0);
+        return NULL;
+    }
     int rc = unit_begin(chat);
     if (!rc)
         rc = store_conversation_create(chat->store, &rec);
@@ -1943,8 +1950,8 @@ static void customer_contact(struct chat *chat, struct conn *k, json_t *o)
         emit_error(chat, id, "bad_frame", "field 'email' must be an email address", NULL, 0);
         return;
     }
-    char *new_email = email ? strdup(email) : NULL;
-    char *new_name = name ? strdup(name) : NULL;
+    char *new_email = email ? redact_email_field(chat->redactor, email) : NULL;
+    char *new_name = name ? redact_text(chat->redactor, name, strlen(name), NULL) : NULL;
     if ((email && !new_email) || (name && !new_name)) {
         free(new_email);
         free(new_name);
@@ -1975,9 +1982,9 @@ static void customer_contact(struct chat *chat, struct conn *k, json_t *o)
         free(old_name);
     json_t *ok = json_pack("{s:s}", "type", "contact_ok");
     if (ok && email)
-        json_object_set_new(ok, "email", json_string(email));
+        json_object_set_new(ok, "email", json_string(c->rec.customer_email));
     if (ok && name)
-        json_object_set_new(ok, "name", json_string(name));
+        json_object_set_new(ok, "name", json_string(c->rec.customer_name));
     emit_customer(chat, c, ok);
 }
 

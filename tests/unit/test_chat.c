@@ -1226,6 +1226,89 @@ static void test_redaction(void **state)
     assert_non_null(strstr(c.last_text, "4242 4242 4242 4241"));
 }
 
+/* 1 if the file at path holds the bytes of needle (0 when it does not, or does not exist). */
+static int file_holds(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    size_t n_needle = strlen(needle), cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    assert_non_null(buf);
+    size_t got;
+    while ((got = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += got;
+        if (n == cap) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+            assert_non_null(buf);
+        }
+    }
+    fclose(f);
+    int found = 0;
+    for (size_t i = 0; !found && i + n_needle <= n; i++)
+        found = !memcmp(buf + i, needle, n_needle);
+    free(buf);
+    return found;
+}
+
+/* A card number in any customer-supplied detail (hello name, page and a non-address email,
+ * contact fields, rating comment) and in the agent's wrap-up note is masked before it is
+ * stored: neither the database nor its WAL holds it, and the agent never sees it. */
+static void test_details_masked(void **state)
+{
+    (void)state;
+    make_agents();
+    open_agent(100, agent_token);
+    open_customer(1);
+    cust(1, "{\"type\":\"hello\",\"name\":\"Card 4111 1111 1111 1111\","
+            "\"email\":\"pay 4111-1111-1111-1111 @ once\","
+            "\"page\":\"https://shop.example/pay?card=4111111111111111\"}");
+    json_t *w = expect(1, "welcome");
+    int64_t conv = num(w, "conversation");
+    json_decref(w);
+    cust(1, "{\"type\":\"contact\",\"name\":\"Sam 4111111111111111\"}");
+    json_t *ok = expect(1, "contact_ok");
+    assert_null(strstr(str(ok, "name"), "4111111111111111"));
+    json_decref(ok);
+    cust(1, "{\"type\":\"handoff\"}");
+    char frame[320];
+    snprintf(frame, sizeof frame, "{\"type\":\"claim\",\"conversation\":%lld}", (long long)conv);
+    agent(100, frame);
+    json_t *as = expect_skipping(100, "queue", "assigned");
+    char *dump = json_dumps(json_object_get(as, "customer"), JSON_COMPACT);
+    assert_non_null(dump);
+    assert_null(strstr(dump, "1111 1111"));
+    assert_null(strstr(dump, "1111-1111"));
+    assert_null(strstr(dump, "4111111111111111"));
+    assert_non_null(strstr(dump, "card=************1111"));
+    free(dump);
+    json_decref(as);
+    snprintf(frame, sizeof frame,
+             "{\"type\":\"close\",\"conversation\":%lld,\"disposition\":\"refund\","
+             "\"note\":\"paid with 4111 1111 1111 1111\"}",
+             (long long)conv);
+    agent(100, frame);
+    json_decref(expect_skipping(100, "queue", "closed"));
+    cust(1, "{\"type\":\"rating\",\"score\":4,\"comment\":\"card 4111111111111111 ok\"}");
+    drain(1);
+    json_t *r = expect_skipping(100, "queue", "rating");
+    assert_null(strstr(str(r, "comment"), "4111111111111111"));
+    json_decref(r);
+    /* An email address stays as it is: it is how the customer is reached. */
+    open_customer(2);
+    cust(2, "{\"type\":\"hello\",\"email\":\"sam@example.com\"}");
+    drain(2);
+    char wal[160];
+    snprintf(wal, sizeof wal, "%s-wal", db_path);
+    assert_true(file_holds(db_path, "sam@example.com") || file_holds(wal, "sam@example.com"));
+    const char *raw[] = {"4111 1111 1111 1111", "4111-1111-1111-1111", "4111111111111111"};
+    for (size_t i = 0; i < sizeof raw / sizeof raw[0]; i++) {
+        if (file_holds(db_path, raw[i]) || file_holds(wal, raw[i]))
+            fail_msg("the database holds \"%s\"", raw[i]);
+    }
+}
+
 /* ---- feedback ---- */
 
 static void test_feedback(void **state)
@@ -1503,6 +1586,7 @@ int main(void)
         T(test_paced_replay),
         T(test_idempotent_resend),
         T(test_redaction),
+        T(test_details_masked),
         T(test_handoff_preview),
         T(test_feedback),
         T(test_with_kb),
