@@ -887,7 +887,9 @@ static json_t *queued_frame(struct chat *chat, struct conv *c, int64_t seq)
     if (!o)
         return NULL;
     json_object_set_new(o, "position", pos > 0 ? json_integer(pos) : json_null());
-    json_object_set_new(o, "estimated_wait_s", eta >= 0 ? json_integer(eta) : json_null());
+    /* An offline ticket has no basis for an estimate, even when agents are signed in. */
+    json_object_set_new(o, "estimated_wait_s",
+                        eta >= 0 && !c->rec.is_offline ? json_integer(eta) : json_null());
     if (seq > 0)
         json_object_set_new(o, "seq", json_integer(seq));
     if (c->rec.is_offline) {

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- the fake transport ---- */
@@ -474,6 +475,30 @@ static void test_explicit_handoff_offline(void **state)
     json_decref(q);
     cust(2, "{\"type\":\"contact\",\"email\":\"not-an-email\"}");
     expect_error(2, "bad_frame");
+}
+
+/* Outside business hours a handoff is an offline ticket with no estimate ("null"), even with an
+ * agent signed in and free. */
+static void test_offline_ticket_has_no_estimate(void **state)
+{
+    (void)state;
+    chat_free(chat);
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    int minute = tm.tm_hour * 60 + tm.tm_min;
+    settings.business_open_min = (minute + 120) % 1440;
+    settings.business_close_min = (minute + 180) % 1440;
+    start_chat();
+    make_agents();
+    open_agent(100, agent_token);
+    new_customer(1, NULL);
+    cust(1, "{\"type\":\"handoff\"}");
+    json_decref(expect(1, "reply"));
+    json_t *q = expect(1, "queued");
+    assert_true(json_is_true(json_object_get(q, "offline")));
+    assert_true(json_is_null(json_object_get(q, "estimated_wait_s")));
+    json_decref(q);
 }
 
 static void test_offline_ticket_goes_live(void **state)
@@ -1574,6 +1599,7 @@ int main(void)
         T(test_clarify_and_choice),
         T(test_explicit_handoff_offline),
         T(test_offline_ticket_goes_live),
+        T(test_offline_ticket_has_no_estimate),
         T(test_collect_then_handoff),
         T(test_low_confidence_and_sensitive_handoff),
         T(test_agent_full_flow),
