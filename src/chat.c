@@ -1887,6 +1887,26 @@ fail:
     emit_error(chat, id, "store_failed", cd_strerror(rc), NULL, 0);
 }
 
+/* The priority of a customer's explicit request for a person: that of the person-request
+ * intent (in the conversation's language if there is one), so the "Talk to a person" button
+ * and typing "I want to talk to a person" queue alike; 3 without such an intent. */
+static int person_request_priority(const struct chat *chat, const char *lang)
+{
+    const struct intents *set = chat->triage ? triage_intents(chat->triage) : NULL;
+    int priority = 0, n = set ? intents_count(set) : 0;
+    for (int i = 0; i < n; i++) {
+        const struct intent *in = intents_get(set, i);
+        if (!in || !in->is_person_request || in->priority <= 0)
+            continue;
+        int is_same_lang = in->lang && lang && !strcmp(in->lang, lang);
+        if (is_same_lang)
+            return in->priority;
+        if (!priority)
+            priority = in->priority;
+    }
+    return priority > 0 ? priority : 3;
+}
+
 /* handoff {} */
 static void customer_handoff(struct chat *chat, struct conn *k)
 {
@@ -1908,8 +1928,10 @@ static void customer_handoff(struct chat *chat, struct conn *k)
     d.action = TRIAGE_HANDOFF;
     snprintf(d.intent, sizeof d.intent, "human");
     d.confidence = 1.0;
-    d.priority = 3;
-    /* Route by what the conversation is about, if the bot knows. */
+    d.priority = person_request_priority(chat, c->rec.lang);
+    /* Route by what the conversation is about, if the bot knows; the priority is that of
+     * the request itself, not of the intent before it (a greeting is not urgent, nor is it
+     * a reason to wait longer). */
     const char *q = c->collect_queue[0] ? c->collect_queue : "general";
     if (chat->triage && c->last_intent[0]) {
         const struct intents *set = triage_intents(chat->triage);
@@ -1917,8 +1939,6 @@ static void customer_handoff(struct chat *chat, struct conn *k)
         const struct intent *in = i >= 0 ? intents_get(set, i) : NULL;
         if (in && in->queue)
             q = in->queue;
-        if (in && in->priority > 0)
-            d.priority = in->priority;
     }
     snprintf(d.queue, sizeof d.queue, "%s", q);
     d.answer = strdup("I'm connecting you with a person.");

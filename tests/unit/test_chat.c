@@ -142,15 +142,15 @@ static json_int_t num(json_t *o, const char *key)
 
 static const char *const intent_defs[] = {
     "{\"name\":\"greeting\",\"description\":\"Say hello\",\"examples\":[\"hello\",\"hi "
-    "there\",\"good morning\",\"hey\"],\"patterns\":[\"hello\"],\"response\":\"Hello! How can I "
-    "help?\"}",
+    "there\",\"good morning\",\"hey\"],\"patterns\":[\"hello\"],\"priority\":5,"
+    "\"response\":\"Hello! How can I help?\"}",
     "{\"name\":\"returns\",\"description\":\"Return an item\",\"examples\":[\"how do I return "
     "shoes\",\"return an item\",\"send back my purchase\",\"how to return a product\",\"I want to "
     "return this\"],\"patterns\":[\"return\"],\"response\":\"You can return any item within 30 "
     "days from your account page.\"}",
     "{\"name\":\"human\",\"description\":\"Talk to a person\",\"examples\":[\"talk to a "
     "person\",\"I want a human\",\"agent please\",\"real person\"],\"patterns\":[\"human\","
-    "\"real person\"],\"action\":\"handoff\",\"queue\":\"general\"}",
+    "\"real person\"],\"action\":\"handoff\",\"queue\":\"general\",\"priority\":2}",
     "{\"name\":\"billing_dispute\",\"description\":\"A charge I do not recognise\",\"examples\":"
     "[\"charged twice\",\"double charge on my card\",\"unknown charge\"],\"patterns\":[\"charged "
     "twice\"],\"action\":\"handoff\",\"queue\":\"billing\",\"sensitive\":true,\"priority\":2}",
@@ -479,6 +479,52 @@ static void test_explicit_handoff_offline(void **state)
 
 /* Outside business hours a handoff is an offline ticket with no estimate ("null"), even with an
  * agent signed in and free. */
+/* The priority of conversation conv in the last "queue" frame agent conn got. */
+static int queued_priority(uint64_t conn, int64_t conv)
+{
+    json_t *last = NULL, *f;
+    while ((f = next_frame(conn))) {
+        if (!strcmp(str(f, "type"), "queue")) {
+            json_decref(last);
+            last = f;
+        } else {
+            json_decref(f);
+        }
+    }
+    assert_non_null(last);
+    int priority = -1;
+    json_t *items = json_object_get(last, "items");
+    for (size_t i = 0; i < json_array_size(items); i++)
+        if (num(json_array_get(items, i), "conversation") == conv)
+            priority = (int)num(json_array_get(items, i), "priority");
+    json_decref(last);
+    return priority;
+}
+
+/* "Talk to a person" clicked after a greeting queues with the priority of a typed request for
+ * a person, not the greeting's. */
+static void test_person_request_priority(void **state)
+{
+    (void)state;
+    make_agents();
+    open_agent(100, agent_token);
+    int64_t typed = new_customer(1, NULL);
+    cust(1, "{\"type\":\"message\",\"id\":\"m1\",\"text\":\"I want a real person\"}");
+    json_t *r = expect(1, "reply");
+    assert_string_equal(str(r, "action"), "handoff");
+    json_decref(r);
+    int p_typed = queued_priority(100, typed);
+    int64_t clicked = new_customer(2, NULL);
+    cust(2, "{\"type\":\"message\",\"id\":\"m1\",\"text\":\"hello\"}");
+    r = expect(2, "reply");
+    assert_string_equal(str(r, "intent"), "greeting");
+    json_decref(r);
+    cust(2, "{\"type\":\"handoff\"}");
+    int p_clicked = queued_priority(100, clicked);
+    assert_int_equal(p_typed, 2);
+    assert_int_equal(p_clicked, 2);
+}
+
 static void test_offline_ticket_has_no_estimate(void **state)
 {
     (void)state;
@@ -1600,6 +1646,7 @@ int main(void)
         T(test_explicit_handoff_offline),
         T(test_offline_ticket_goes_live),
         T(test_offline_ticket_has_no_estimate),
+        T(test_person_request_priority),
         T(test_collect_then_handoff),
         T(test_low_confidence_and_sensitive_handoff),
         T(test_agent_full_flow),
