@@ -1112,6 +1112,34 @@ static int enqueue(struct chat *chat, struct conv *c, const char *queue_name, in
 
 /* ---- the bot's reply ---- */
 
+/* 1 if a question the bot handed off or clarified (d), or one the customer said "No" to
+ * (intent_name, d NULL), is one an author should see in the unanswered list: the bot did not
+ * know. Not a request for a person, not small talk (an answer intent with its own response
+ * and no article: greetings, thanks, goodbyes), and not a handoff by policy (anger, a
+ * sensitive intent, an intent that always goes to a person). */
+static int is_unanswered(const struct chat *chat, const struct triage_decision *d,
+                         const char *intent_name)
+{
+    const char *reason = d ? d->evidence.reason : NULL;
+    if (d && (d->signals.is_person_request || d->is_sensitive))
+        return 0;
+    if (reason && (!strcmp(reason, "person_request") || !strcmp(reason, "sensitive") ||
+                   !strcmp(reason, "anger") || !strcmp(reason, "empty")))
+        return 0;
+    /* A clarification or a low-confidence handoff names the bot's best guess, not what the
+     * question was: such a question is unanswered whatever the guess. */
+    int is_decided = !d || (reason && (!strcmp(reason, "rule") || !strcmp(reason, "model")));
+    const char *name = d ? d->intent : intent_name;
+    const struct intents *set = chat->triage ? triage_intents(chat->triage) : NULL;
+    int i = is_decided && set && name && name[0] ? intents_find(set, name) : -1;
+    const struct intent *in = i >= 0 ? intents_get(set, i) : NULL;
+    if (!in)
+        return 1;
+    if (in->is_person_request || in->is_sensitive || in->action == INTENT_HANDOFF)
+        return 0;
+    return !(in->action == INTENT_ANSWER && in->response && !in->article);
+}
+
 /* Stores the bot reply for decision d (answering client message reply_to,
  * NULL for none) and queues the reply frame, then acts on it (clarify
  * choices, collecting, handoff). Returns 0 or CD_E*. */
@@ -1218,7 +1246,8 @@ static int bot_reply(struct chat *chat, struct conv *c, const char *reply_to, in
     } else {
         chat->m.n_handoff++;
     }
-    if (d->action != TRIAGE_ANSWER && question && !is_collect && d->n_articles == 0)
+    if (d->action != TRIAGE_ANSWER && question && !is_collect && d->n_articles == 0 &&
+        is_unanswered(chat, d, NULL))
         store_unanswered_add(chat->store, c->rec.id, question, c->rec.lang, d->intent,
                              d->confidence);
 
@@ -1835,7 +1864,7 @@ static void customer_feedback(struct chat *chat, struct conn *k, json_t *o)
     if (!rc)
         rc = store_feedback_add(chat->store, c->rec.id, seq, is_helpful,
                                 b.article[0] ? b.article : NULL, b.question);
-    if (!rc && !is_helpful && b.question)
+    if (!rc && !is_helpful && b.question && is_unanswered(chat, NULL, c->rec.intent))
         rc = store_unanswered_add(chat->store, c->rec.id, b.question, c->rec.lang, c->rec.intent,
                                   c->rec.confidence);
     if (rc)

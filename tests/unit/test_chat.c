@@ -525,6 +525,44 @@ static void test_person_request_priority(void **state)
     assert_int_equal(p_clicked, 2);
 }
 
+/* Only questions the bot did not know reach the unanswered list: not a request for a person,
+ * a sensitive handoff, anger, or a "No" to a greeting. */
+static void test_unanswered_only_unknown(void **state)
+{
+    (void)state;
+    const char *texts[] = {"I want a real person", "I was charged twice",
+                           "THIS IS USELESS!!! WORST SERVICE EVER, I AM FURIOUS!!!",
+                           "quantum flux capacitor warranty"};
+    for (int i = 0; i < 4; i++) {
+        new_customer((uint64_t)(1 + i), NULL);
+        char frame[200];
+        snprintf(frame, sizeof frame, "{\"type\":\"message\",\"id\":\"m1\",\"text\":\"%s\"}",
+                 texts[i]);
+        cust((uint64_t)(1 + i), frame);
+        json_t *r = expect((uint64_t)(1 + i), "reply");
+        if (i < 3)
+            assert_string_equal(str(r, "action"), "handoff");
+        json_decref(r);
+    }
+    new_customer(9, NULL);
+    cust(9, "{\"type\":\"message\",\"id\":\"m1\",\"text\":\"hello\"}");
+    json_t *r = expect(9, "reply");
+    assert_string_equal(str(r, "intent"), "greeting");
+    char frame[96];
+    snprintf(frame, sizeof frame, "{\"type\":\"feedback\",\"seq\":%lld,\"helpful\":false}",
+             (long long)num(r, "seq"));
+    json_decref(r);
+    cust(9, frame);
+    struct store_unanswered items[10];
+    int n = 0;
+    assert_int_equal(store_unanswered_list(store, 0, items, 10, &n), 0);
+    for (int i = 0; i < n; i++)
+        if (strcmp(items[i].question, texts[3]))
+            fail_msg("\"%s\" is listed as unanswered", items[i].question);
+    assert_int_equal(n, 1);
+    store_unanswered_clear(items, n);
+}
+
 static void test_offline_ticket_has_no_estimate(void **state)
 {
     (void)state;
@@ -1647,6 +1685,7 @@ int main(void)
         T(test_offline_ticket_goes_live),
         T(test_offline_ticket_has_no_estimate),
         T(test_person_request_priority),
+        T(test_unanswered_only_unknown),
         T(test_collect_then_handoff),
         T(test_low_confidence_and_sensitive_handoff),
         T(test_agent_full_flow),
