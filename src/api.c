@@ -308,7 +308,8 @@ static int parse_article(const struct api_request *req, const char *path_id, jso
         return 1;
     }
     json_error_t jerr;
-    json_t *root = json_loadb(req->body, req->n_body, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root =
+        json_loadb(req->body, req->n_body, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (!root) {
         char msg[300];
         snprintf(msg, sizeof msg, "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
@@ -318,7 +319,9 @@ static int parse_article(const struct api_request *req, const char *path_id, jso
     }
     *root_out = root;
     if (!json_is_object(root)) {
-        respond_error(resp, 400, "bad_json", "the body must be a JSON object");
+        char msg[96];
+        snprintf(msg, sizeof msg, "the body must be a JSON object (got %s)", cd_json_kind(root));
+        respond_error(resp, 400, "bad_json", msg);
         return 1;
     }
     static const char *const string_fields[] = {"id", "title", "body", "lang"};
@@ -326,7 +329,8 @@ static int parse_article(const struct api_request *req, const char *path_id, jso
         json_t *v = json_object_get(root, string_fields[i]);
         if (v && !json_is_string(v)) {
             char msg[96];
-            snprintf(msg, sizeof msg, "'%s' must be a string", string_fields[i]);
+            snprintf(msg, sizeof msg, "'%s' must be a string (got %s)", string_fields[i],
+                     cd_json_kind(v));
             respond_error(resp, 400, "bad_field", msg);
             return 1;
         }
@@ -1082,18 +1086,30 @@ static int route_learn(struct api *api, const struct api_request *req, struct ap
     if (!req->body || !req->n_body)
         return respond_error(resp, 400, "missing_body", "send {\"question\", \"article\"}");
     json_error_t jerr;
-    json_t *root = json_loadb(req->body, req->n_body, 0, &jerr);
+    json_t *root =
+        json_loadb(req->body, req->n_body, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (!root || !json_is_object(root)) {
         char msg[300];
-        snprintf(msg, sizeof msg, "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
-                 root ? "the body must be a JSON object" : jerr.text);
+        if (root)
+            snprintf(msg, sizeof msg, "the body must be a JSON object (got %s)",
+                     cd_json_kind(root));
+        else
+            snprintf(msg, sizeof msg, "invalid JSON at line %d column %d: %s", jerr.line,
+                     jerr.column, jerr.text);
         json_decref(root);
         return respond_error(resp, 400, "bad_json", msg);
     }
-    const char *question = json_string_value(json_object_get(root, "question"));
-    const char *article = json_string_value(json_object_get(root, "article"));
+    json_t *qv = json_object_get(root, "question"), *av = json_object_get(root, "article");
+    const char *question = json_string_value(qv);
+    const char *article = json_string_value(av);
+    char msg[96];
     int rc;
-    if (!question || !*question)
+    if ((qv && !json_is_string(qv)) || (av && !json_is_string(av))) {
+        const char *key = qv && !json_is_string(qv) ? "question" : "article";
+        snprintf(msg, sizeof msg, "'%s' must be a string (got %s)", key,
+                 cd_json_kind(qv && !json_is_string(qv) ? qv : av));
+        rc = respond_error(resp, 400, "bad_field", msg);
+    } else if (!question || !*question)
         rc = respond_error(resp, 400, "missing_field", "'question' is required (a string)");
     else if (!article || !is_article_id(article))
         rc = respond_error(resp, 400, "missing_field", "'article' is required (an article id)");

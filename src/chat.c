@@ -601,8 +601,8 @@ static int field_str(struct chat *chat, uint64_t conn, json_t *o, const char *ke
     if (!v || json_is_null(v))
         return 0;
     if (!json_is_string(v)) {
-        char msg[128];
-        snprintf(msg, sizeof msg, "field '%s' must be a string", key);
+        char msg[160];
+        snprintf(msg, sizeof msg, "field '%s' must be a string (got %s)", key, cd_json_kind(v));
         emit_error(chat, conn, "bad_frame", msg, reply_to, 0);
         return -1;
     }
@@ -631,33 +631,24 @@ static int need_str(struct chat *chat, uint64_t conn, json_t *o, const char *key
     return r < 0 ? -1 : 0;
 }
 
-/* A required integer field in [min, max] (a numeric string is accepted for
- * ids); returns 0 and *out, or -1 (error emitted). */
+/* A required integer field in [min, max] (a JSON integer: "3" is a string, not an id);
+ * returns 0 and *out, or -1 (error emitted, naming the field and the type it got). */
 static int need_int(struct chat *chat, uint64_t conn, json_t *o, const char *key, int64_t min,
                     int64_t max, int64_t *out)
 {
     json_t *v = json_object_get(o, key);
-    char msg[128];
+    char msg[192];
     if (!v) {
         snprintf(msg, sizeof msg, "missing field '%s'", key);
         emit_error(chat, conn, "bad_frame", msg, NULL, 0);
         return -1;
     }
-    int64_t x = 0;
-    int ok = 0;
-    if (json_is_integer(v)) {
-        x = json_integer_value(v);
-        ok = 1;
-    } else if (json_is_string(v)) {
-        const char *s = json_string_value(v);
-        char *end = NULL;
-        long long ll = strtoll(s, &end, 10);
-        ok = *s && end && !*end;
-        x = ll;
-    }
-    if (!ok || x < min || x > max) {
-        snprintf(msg, sizeof msg, "field '%s' must be an integer from %lld to %lld", key,
-                 (long long)min, (long long)max);
+    int64_t x = json_is_integer(v) ? json_integer_value(v) : 0;
+    if (!json_is_integer(v) || x < min || x > max) {
+        int n = snprintf(msg, sizeof msg, "field '%s' must be an integer from %lld to %lld", key,
+                         (long long)min, (long long)max);
+        if (!json_is_integer(v) && n > 0 && (size_t)n < sizeof msg)
+            snprintf(msg + n, sizeof msg - (size_t)n, " (got %s)", cd_json_kind(v));
         emit_error(chat, conn, "bad_frame", msg, NULL, 0);
         return -1;
     }
@@ -2211,8 +2202,13 @@ static json_t *parse_frame(struct chat *chat, uint64_t conn, const char *text, s
     }
     json_t *t = json_object_get(o, "type");
     if (!json_is_string(t)) {
+        char msg[96];
+        if (t)
+            snprintf(msg, sizeof msg, "field 'type' must be a string (got %s)", cd_json_kind(t));
+        else
+            snprintf(msg, sizeof msg, "missing field 'type'");
         json_decref(o);
-        emit_error(chat, conn, "bad_frame", "missing field 'type'", NULL, 0);
+        emit_error(chat, conn, "bad_frame", msg, NULL, 0);
         return NULL;
     }
     *type = json_string_value(t);
@@ -2570,12 +2566,13 @@ static void agent_claim(struct chat *chat, struct conn *k, json_t *o)
 static void agent_message(struct chat *chat, struct conn *k, json_t *o)
 {
     uint64_t id = k->node.key;
-    struct conv *c = agent_conv(chat, k, o);
-    if (!c)
-        return;
+    /* The fields first: a frame of the wrong shape is bad_frame whatever the state. */
     const char *client_id, *text;
     if (need_str(chat, id, o, "id", 1, AGENT_ID_MAX, &client_id, NULL) < 0 ||
         need_str(chat, id, o, "text", 1, (size_t)chat->settings.max_message_bytes, &text, NULL) < 0)
+        return;
+    struct conv *c = agent_conv(chat, k, o);
+    if (!c)
         return;
     char *masked = redact_text(chat->redactor, text, strlen(text), NULL);
     if (!masked) {
@@ -2627,12 +2624,12 @@ static void agent_message(struct chat *chat, struct conn *k, json_t *o)
 static void agent_close(struct chat *chat, struct conn *k, json_t *o)
 {
     uint64_t id = k->node.key;
-    struct conv *c = agent_conv(chat, k, o);
-    if (!c)
-        return;
     const char *disposition, *note;
     if (need_str(chat, id, o, "disposition", 1, STORE_NAME_MAX - 1, &disposition, NULL) < 0 ||
         field_str(chat, id, o, "note", 0, NOTE_MAX_BYTES, &note, NULL) < 0)
+        return;
+    struct conv *c = agent_conv(chat, k, o);
+    if (!c)
         return;
     char *masked = note ? redact_text(chat->redactor, note, strlen(note), NULL) : NULL;
     int rc = note && !masked ? CD_ENOMEM : unit_begin(chat);
@@ -2684,11 +2681,11 @@ static int requeue(struct chat *chat, struct conv *c, const char *queue_arg, con
 static void agent_transfer(struct chat *chat, struct conn *k, json_t *o)
 {
     uint64_t id = k->node.key;
-    struct conv *c = agent_conv(chat, k, o);
-    if (!c)
-        return;
     const char *q;
     if (need_str(chat, id, o, "queue", 1, QUEUE_NAME_MAX - 1, &q, NULL) < 0)
+        return;
+    struct conv *c = agent_conv(chat, k, o);
+    if (!c)
         return;
     if (!queue_exists(chat->queue, q)) {
         char msg[192];

@@ -154,6 +154,30 @@ test('bad JSON and bad fields: 400 naming the problem, nothing changed', async (
   assert.equal(gone.status, 404);
 });
 
+test('wrong JSON types in a body: 400 naming the field, the type it must have and the one it got', async (t) => {
+  if (!health.kb) return t.skip('this build has no knowledge base');
+  const cases = [
+    ['PUT', '/api/articles/type-test', { raw: '[]' }, 'bad_json', /JSON object \(got an array\)/],
+    ['PUT', '/api/articles/type-test', { raw: '"text"' }, 'bad_json', /JSON object \(got a string\)/],
+    ['PUT', '/api/articles/type-test', { body: { title: 5, body: 'b' } }, 'bad_field',
+      /'title' must be a string \(got an integer\)/],
+    ['POST', '/api/learn', { raw: '[]' }, 'bad_json', /JSON object \(got an array\)/],
+    ['POST', '/api/learn', { raw: '7' }, 'bad_json', /JSON object \(got an integer\)/],
+    ['POST', '/api/learn', { body: { question: 5, article: 'returns' } }, 'bad_field',
+      /'question' must be a string \(got an integer\)/],
+    ['POST', '/api/learn', { body: { question: 'q', article: ['returns'] } }, 'bad_field',
+      /'article' must be a string \(got an array\)/],
+  ];
+  for (const [method, path, opts, code, re] of cases) {
+    const r = await api(method, path, { token: tokens.author, ...opts });
+    assert.equal(r.status, 400, JSON.stringify(opts));
+    assert.equal(r.json.error, code, JSON.stringify(opts));
+    assert.doesNotMatch(r.json.message, /-1/);
+    assert.match(r.json.message, re);
+  }
+  assert.equal((await api('GET', '/api/articles/type-test', { token: tokens.author })).status, 404);
+});
+
 test('articles: create, searchable at once, update keeps a revision, page, delete',
   async (t) => {
     if (!health.kb) return t.skip('this build has no knowledge base');

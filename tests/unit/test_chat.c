@@ -1624,6 +1624,66 @@ static void test_bad_inputs(void **state)
     assert_true(m.n_bad_frames >= 25);
 }
 
+/* A field of the wrong JSON type is bad_frame, with a message naming the field, the type it
+ * must have and the type it got, on every frame type; and it changes nothing. */
+static void test_wrong_types(void **state)
+{
+    (void)state;
+    make_agents();
+    open_agent(100, agent_token);
+    int64_t conv = new_customer(1, NULL);
+    cust(1, "{\"type\":\"handoff\"}");
+    drain(1);
+    drain(100);
+    char frame[160];
+    struct {
+        int is_agent;
+        const char *frame;
+        const char *words[3];
+    } cases[] = {
+        {0, "{\"type\":5}", {"'type'", "string", "got an integer"}},
+        {1, "{\"type\":[\"claim\"]}", {"'type'", "string", "got an array"}},
+        {1,
+         "{\"type\":\"claim\",\"conversation\":\"%lld\"}",
+         {"'conversation'", "integer", "got a string"}},
+        {1,
+         "{\"type\":\"claim\",\"conversation\":%lld.0}",
+         {"'conversation'", "integer", "got a number with a fraction"}},
+        {1,
+         "{\"type\":\"typing\",\"conversation\":[%lld]}",
+         {"'conversation'", "integer", "got an array"}},
+        {1,
+         "{\"type\":\"transfer\",\"conversation\":%lld,\"queue\":7}",
+         {"'queue'", "string", "got an integer"}},
+        {0, "{\"type\":\"contact\",\"email\":true}", {"'email'", "string", "got true/false"}},
+        {0,
+         "{\"type\":\"message\",\"id\":\"m1\",\"text\":null,\"x\":%lld}",
+         {"'text'", NULL, NULL}},
+        {0,
+         "{\"type\":\"feedback\",\"seq\":\"1\",\"helpful\":true,\"x\":%lld}",
+         {"'seq'", "integer", "got a string"}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(frame, sizeof frame, cases[i].frame, (long long)conv);
+        uint64_t conn = cases[i].is_agent ? 100 : 1;
+        if (cases[i].is_agent)
+            agent(conn, frame);
+        else
+            cust(conn, frame);
+        json_t *e = expect_skipping(conn, "queue", "error");
+        if (strcmp(str(e, "code"), "bad_frame"))
+            fail_msg("%s: %s", frame, json_dumps(e, JSON_COMPACT));
+        for (int w = 0; w < 3 && cases[i].words[w]; w++)
+            if (!strstr(str(e, "message"), cases[i].words[w]))
+                fail_msg("%s: \"%s\" does not say %s", frame, str(e, "message"), cases[i].words[w]);
+        json_decref(e);
+    }
+    /* Nothing changed: the chat still waits, and a well-typed claim takes it. */
+    snprintf(frame, sizeof frame, "{\"type\":\"claim\",\"conversation\":%lld}", (long long)conv);
+    agent(100, frame);
+    json_decref(expect_skipping(100, "queue", "assigned"));
+}
+
 static void test_customer_token_throttle(void **state)
 {
     (void)state;
@@ -1703,6 +1763,7 @@ int main(void)
         T(test_feedback),
         T(test_with_kb),
         T(test_bad_inputs),
+        T(test_wrong_types),
         T(test_customer_token_throttle),
         T(test_customer_close),
     };
