@@ -747,8 +747,8 @@ static int route_stats(struct api *api, const struct api_request *req, struct ap
         json_object_set_new(o, "conversations", json_integer(st.n_conversations));
         json_object_set_new(o, "bot_resolved", json_integer(st.n_bot_resolved));
         json_object_set_new(o, "handoffs", json_integer(st.n_handoffs));
-        json_object_set_new(o, "picked", json_integer(st.n_picked));
-        json_object_set_new(o, "within_target", json_integer(st.n_within_target));
+        json_object_set_new(o, "picked_up", json_integer(st.n_picked));
+        json_object_set_new(o, "picked_within_target", json_integer(st.n_within_target));
         json_object_set_new(o, "ratings", json_integer(st.n_ratings));
         json_object_set_new(o, "deflection_rate", json_real(st.deflection_rate));
         json_object_set_new(o, "escalation_rate", json_real(st.escalation_rate));
@@ -757,13 +757,16 @@ static int route_stats(struct api *api, const struct api_request *req, struct ap
         json_object_set_new(o, "median_wait_s", json_real(st.median_wait_s));
         json_object_set_new(o, "csat", json_real(st.csat));
         json_object_set_new(o, "csat_satisfied", json_real(st.csat_satisfied));
-        json_object_set_new(o, "by_queue", counts_json(st.by_queue, st.n_by_queue));
-        json_object_set_new(o, "drivers", counts_json(st.drivers, st.n_drivers));
+        json_object_set_new(o, "handoffs_by_queue", counts_json(st.by_queue, st.n_by_queue));
+        json_object_set_new(o, "top_drivers", counts_json(st.drivers, st.n_drivers));
         json_object_set_new(o, "unanswered", counts_json(st.unanswered, st.n_unanswered));
-        if (api->deps.chat) {
-            struct chat_metrics cm;
-            memset(&cm, 0, sizeof cm);
+        /* The names are docs/web.md's table (tests/integration/api.test.mjs reads it). */
+        struct chat_metrics cm;
+        memset(&cm, 0, sizeof cm);
+        if (api->deps.chat)
             chat_metrics_get(api->deps.chat, &cm);
+        json_object_set_new(o, "queue_length", json_integer(cm.queue_length));
+        if (api->deps.chat) {
             json_object_set_new(
                 o, "live",
                 json_pack("{s:I,s:I,s:i,s:I,s:I}", "waiting", (json_int_t)cm.queue_length,
