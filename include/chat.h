@@ -124,6 +124,9 @@ struct chat_metrics {
     uint64_t n_bad_frames;                   /* error frames sent for bad input */
     uint64_t n_store_errors;                 /* failed commits */
     uint64_t n_picked, n_picked_within_target;
+    /* conversations created since chat_new() with a customer message, and of those the ones
+     * handed off: the deflection of /metrics, defined as in store_stats() */
+    uint64_t n_conversations_engaged, n_conversations_escalated;
     uint64_t n_kb_index_reads; /* kb_index_reads() of the KB */
     uint64_t wait_buckets[CHAT_WAIT_BUCKETS];
     double wait_sum_s;

@@ -132,6 +132,10 @@ void store_conversation_clear(struct store_conversation *c);
  * created_s (0 = now) and state; sets c->id. Returns 0 or CD_E*. */
 int store_conversation_create(struct store *s, struct store_conversation *c);
 
+/* 1 if the conversation has at least one customer message (the conversations that count in
+ * store_stats()), 0 if not, or a negative CD_E* code. */
+int store_has_customer_message(struct store *s, int64_t conversation);
+
 /* Fetch one conversation into *out (clear it with store_conversation_clear).
  * Return 0, CD_ENOTFOUND or CD_E*. */
 int store_conversation_get(struct store *s, int64_t id, struct store_conversation *out);

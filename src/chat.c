@@ -162,6 +162,7 @@ struct conv {
     int n_collect_tries;
     int is_touched;
     struct conv *next_touched;
+    int has_customer_message; /* 1, 0, or -1: not known yet (loaded from the store) */
 };
 
 /* A frame to send, or (text NULL) a close to make once the frames queued
@@ -182,6 +183,7 @@ struct pending_learn {
 
 struct chat {
     struct chat_settings settings;
+    int64_t started_s; /* chat_new() time: the deflection counts cover conversations since */
     char public_url[512];
     struct store *store;
     struct kb *kb;
@@ -379,6 +381,8 @@ struct chat *chat_new(const struct chat_settings *settings, struct store *store,
     if (!store || !io || !io->send)
         return NULL;
     struct chat *chat = calloc(1, sizeof *chat);
+    if (chat)
+        chat->started_s = cd_wall_s();
     if (!chat)
         return NULL;
     if (settings)
@@ -487,6 +491,7 @@ static struct conv *conv_adopt(struct chat *chat, struct store_conversation *rec
     c->node.key = (uint64_t)c->rec.id;
     c->last_position = -2;
     c->last_eta = -2;
+    c->has_customer_message = -1;
     snprintf(c->last_intent, sizeof c->last_intent, "%s", c->rec.intent);
     if (h_put(&chat->convs, &c->node)) {
         conv_free(c);
@@ -1052,6 +1057,32 @@ static void update_context(struct conv *c, const struct triage_decision *d)
 
 /* Puts c in the queue (state queued), stores the "queued" event and queues
  * the customer's queued frame. Returns 0 or CD_E*. */
+/* Whether conversation c has a customer message, asked of the store once for a conversation
+ * loaded from it (a reconnect, a restart). */
+static int conv_has_customer_message(struct chat *chat, struct conv *c)
+{
+    if (c->has_customer_message < 0) {
+        int has = store_has_customer_message(chat->store, c->rec.id);
+        c->has_customer_message = has > 0;
+    }
+    return c->has_customer_message;
+}
+
+/* The deflection counts of /metrics, with the definition of store_stats() (GET /api/stats):
+ * per conversation created since chat_new() with at least one customer message, "engaged";
+ * of those, the ones ever handed off, "escalated". Called after c's first customer message
+ * is stored (is_first_message) and after its first handoff, so that however often the
+ * customer reconnects a conversation counts once. */
+static void count_outcome(struct chat *chat, struct conv *c, int is_first_message)
+{
+    if (c->rec.created_s < chat->started_s)
+        return;
+    if (is_first_message)
+        chat->m.n_conversations_engaged++;
+    if (c->rec.queued_s > 0 && (is_first_message || conv_has_customer_message(chat, c)))
+        chat->m.n_conversations_escalated++;
+}
+
 static int enqueue(struct chat *chat, struct conv *c, const char *queue_name, int priority)
 {
     int64_t now = cd_wall_s();
@@ -1097,6 +1128,8 @@ static int enqueue(struct chat *chat, struct conv *c, const char *queue_name, in
     preview_from_store(chat, c);
     chat->is_queue_dirty = 1;
     store_event_add(chat->store, "handoff", c->rec.id, 0, NULL);
+    if (!old.queued_s)
+        count_outcome(chat, c, 0);
     emit_customer_stored(chat, c, queued_frame(chat, c, seq));
     return 0;
 }
@@ -1377,6 +1410,7 @@ static struct conv *start_conversation(struct chat *chat, struct conn *k, const 
         emit_error(chat, k->node.key, "store_failed", "out of memory", NULL, 0);
         return NULL;
     }
+    c->has_customer_message = 0;
     attach(chat, k, c);
     chat->m.n_conversations++;
     k->is_resyncing = 1;
@@ -1691,6 +1725,7 @@ static void customer_message(struct chat *chat, struct conn *k, json_t *o)
         emit_error(chat, id, "store_failed", "out of memory", client_id, 0);
         return;
     }
+    int is_first_message = !conv_has_customer_message(chat, c);
     int rc = unit_begin(chat);
     int64_t seq = 0;
     if (!rc)
@@ -1703,6 +1738,10 @@ static void customer_message(struct chat *chat, struct conn *k, json_t *o)
     }
     if (!rc) {
         chat->m.n_messages_in++;
+        if (is_first_message) {
+            c->has_customer_message = 1;
+            count_outcome(chat, c, 1);
+        }
         if (c->rec.state == STORE_STATE_QUEUED || c->rec.state == STORE_STATE_WITH_AGENT) {
             emit_customer_stored(chat, c,
                                  json_pack("{s:s, s:s, s:I}", "type", "ack", "reply_to", client_id,

@@ -83,8 +83,6 @@ struct session {
     uint8_t is_closing;    /* close after the queue drains */
     uint8_t rx_is_binary;  /* the message being reassembled is binary */
     uint8_t rx_is_too_big; /* ... or went over max-frame-bytes */
-    uint8_t had_answer;    /* for deflection: the bot answered */
-    uint8_t had_handoff;
     uint8_t had_agent_message;
     uint8_t is_replaying; /* a "hello" was handed to chat.c and not flushed yet */
     uint8_t is_written;   /* on the server's written list: got frames in this flush */
@@ -326,7 +324,6 @@ static void observe_frame(struct server *s, struct session *pss, const char *fra
             if (peek_is(action, na, "answer")) {
                 if (!is_counted)
                     metrics_add(s->metrics, METRICS_DECISIONS_ANSWER, 1);
-                pss->had_answer = 1;
             } else if (peek_is(action, na, "clarify") && !is_counted) {
                 metrics_add(s->metrics, METRICS_DECISIONS_CLARIFY, 1);
             } else if (peek_is(action, na, "handoff") && !is_counted) {
@@ -335,7 +332,6 @@ static void observe_frame(struct server *s, struct session *pss, const char *fra
         } else if (peek_is(type, n, "queued")) {
             if (!pss->handoff_at_us)
                 pss->handoff_at_us = now;
-            pss->had_handoff = 1;
         } else if (peek_is(type, n, "agent_joined")) {
             if (pss->handoff_at_us)
                 metrics_observe(s->metrics, METRICS_WAIT_SECONDS,
@@ -677,14 +673,6 @@ static void ws_closed(struct server *s, struct session *pss)
     if (pss->kind == KIND_CUSTOMER) {
         s->n_customers--;
         metrics_set(s->metrics, METRICS_CUSTOMER_CONNECTIONS, s->n_customers);
-        if (pss->had_handoff)
-            metrics_add(s->metrics, METRICS_CONVERSATIONS_ESCALATED, 1);
-        else if (pss->had_answer)
-            metrics_add(s->metrics, METRICS_CONVERSATIONS_DEFLECTED, 1);
-        double d = (double)metrics_counter(s->metrics, METRICS_CONVERSATIONS_DEFLECTED);
-        double e = (double)metrics_counter(s->metrics, METRICS_CONVERSATIONS_ESCALATED);
-        if (d + e > 0)
-            metrics_set(s->metrics, METRICS_DEFLECTION_RATIO, d / (d + e));
         if (s->chat)
             s->ops->customer_closed(s->chat, id);
     } else {
@@ -1085,6 +1073,13 @@ static void pull_chat_metrics(struct server *s)
     metrics_counter_set(m, METRICS_PICKUPS, cm.n_picked);
     metrics_counter_set(m, METRICS_PICKUPS_WITHIN_TARGET, cm.n_picked_within_target);
     metrics_counter_set(m, METRICS_KB_INDEX_READS, cm.n_kb_index_reads);
+    /* Per conversation, as GET /api/stats counts: a customer who reconnects is one. */
+    metrics_counter_set(m, METRICS_CONVERSATIONS_ENGAGED, cm.n_conversations_engaged);
+    metrics_counter_set(m, METRICS_CONVERSATIONS_ESCALATED, cm.n_conversations_escalated);
+    if (cm.n_conversations_engaged > 0)
+        metrics_set(m, METRICS_DEFLECTION_RATIO,
+                    1.0 -
+                        (double)cm.n_conversations_escalated / (double)cm.n_conversations_engaged);
     metrics_set(m, METRICS_QUEUE_LENGTH, (double)cm.queue_length);
     metrics_set(m, METRICS_LONGEST_WAIT, (double)cm.longest_wait_s);
     metrics_set(m, METRICS_AGENTS_ONLINE, (double)cm.n_agents_online);

@@ -197,6 +197,7 @@ enum stmt_id {
     ST_STATS_QUEUES,
     ST_STATS_DRIVERS,
     ST_STATS_UNANSWERED,
+    ST_HAS_CUSTOMER_MESSAGE,
     ST_ERASE_EMAIL,
     ST_RETENTION,
     ST_COUNT
@@ -290,6 +291,8 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_STATS_UNANSWERED] = "SELECT min(question), count(*) FROM unanswered"
                             " WHERE created_s >= ?1 AND created_s < ?2"
                             " GROUP BY lower(question) ORDER BY 2 DESC, 1 LIMIT ?3",
+    [ST_HAS_CUSTOMER_MESSAGE] = "SELECT EXISTS (SELECT 1 FROM messages WHERE conversation = ?1"
+                                " AND sender = 'customer')",
     [ST_ERASE_EMAIL] = "DELETE FROM conversations WHERE id IN (SELECT id FROM conversations"
                        " WHERE customer_email = ?1 COLLATE NOCASE LIMIT ?2)",
     [ST_RETENTION] = "DELETE FROM conversations WHERE id IN (SELECT id FROM conversations"
@@ -1256,6 +1259,16 @@ int store_user_remove(struct store *s, const char *name)
     if (!rc && sqlite3_changes(s->db) == 0)
         rc = CD_ENOTFOUND;
     return rc;
+}
+
+int store_has_customer_message(struct store *s, int64_t conversation)
+{
+    sqlite3_stmt *stmt = st(s, ST_HAS_CUSTOMER_MESSAGE);
+    sqlite3_bind_int64(stmt, 1, conversation);
+    int rc = sqlite3_step(stmt);
+    int has = rc == SQLITE_ROW ? sqlite3_column_int(stmt, 0) : 0;
+    sqlite3_reset(stmt);
+    return rc == SQLITE_ROW ? has : map_rc(rc);
 }
 
 /* ---- events, feedback, unanswered ---- */
