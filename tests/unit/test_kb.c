@@ -351,6 +351,20 @@ static void test_revisions(void **state)
     assert_int_equal(kb_revision_count(kb, "returns"), 3);
     assert_int_equal(rank_of(kb, "exchanges", NULL, "returns"), 0);
     assert_int_equal(kb_delete(kb, "returns"), CD_ENOTFOUND);
+    /* Re-created, the id goes on from its last revision: no version is overwritten. */
+    put(kb, "returns", "en", "Returns again", "Bring it to a shop.");
+    assert_int_equal(kb_get(kb, "returns", &a), 0);
+    assert_int_equal(a.revision, 4);
+    kb_article_clear(&a);
+    put(kb, "returns", "en", "Returns again", "Bring it to any shop.");
+    assert_int_equal(kb_revision_count(kb, "returns"), 4);
+    const char *bodies[] = {"Post the parcel back within 30 days.", "Send it back within 60 days.",
+                            "Send it back within 90 days.", "Bring it to a shop."};
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(kb_get_revision(kb, "returns", i + 1, &a), 0);
+        assert_string_equal(a.body, bodies[i]);
+        kb_article_clear(&a);
+    }
     kb_close(kb);
 }
 
