@@ -3197,6 +3197,18 @@ static void report_error(struct kb_load_report *r, const char *file, int line, c
     fprintf(stderr, "%s:%d: %s\n", file, line, msg);
 }
 
+static void report_warning(struct kb_load_report *r, const char *file, int line, const char *msg)
+{
+    if (r) {
+        r->n_warnings++;
+        if (r->on_warning) {
+            r->on_warning(r->ctx, file, line, msg);
+            return;
+        }
+    }
+    fprintf(stderr, "%s:%d: warning: %s\n", file, line, msg);
+}
+
 static int push_str(char ***items, int *n, const char *s, size_t len)
 {
     char **grown = realloc(*items, (size_t)(*n + 1) * sizeof **items);
@@ -3749,25 +3761,6 @@ static int fj_string_list(struct fast_json *j, char ***items, int *n_items)
     }
 }
 
-/* Skips a value of a key the article does not use: strings, numbers, literals. */
-static int fj_skip(struct fast_json *j)
-{
-    if (j->p >= j->end)
-        return 1;
-    switch (*j->p) {
-    case '"':
-        return fj_string(j, NULL);
-    case 't':
-        return fj_literal(j, "true");
-    case 'f':
-        return fj_literal(j, "false");
-    case 'n':
-        return fj_literal(j, "null");
-    default:
-        return fj_number(j, NULL); /* objects and lists: jansson */
-    }
-}
-
 static int parse_json_fast(const char *line, size_t n, struct kb_article *a, char **status)
 {
     struct fast_json j = {line, line + n};
@@ -3808,7 +3801,7 @@ static int parse_json_fast(const char *line, size_t n, struct kb_article *a, cha
             } else if (!strcmp(key, "questions")) {
                 rc = seen_questions++ ? 1 : fj_string_list(&j, &a->questions, &a->n_questions);
             } else
-                rc = fj_skip(&j);
+                rc = 1; /* draft, published, locale, unknown keys: jansson's path */
             free(key);
             if (rc)
                 return 1;
@@ -3827,10 +3820,30 @@ static int parse_json_fast(const char *line, size_t n, struct kb_article *a, cha
     return j.p == j.end ? 0 : 1;
 }
 
-/* Parses one JSON Lines record into an article. */
-static int parse_json_article(const char *line, size_t n, struct kb_article *a, char *msg,
-                              size_t cap)
+/* The keys of a JSON Lines article, for warnings about the others. */
+#define JSONL_KEYS "id, title, body, lang (or locale), tags, questions, status, draft, published"
+
+/* Reads the optional boolean key of obj into *out (-1 when absent or null). */
+static int json_bool(json_t *obj, const char *key, int *out, char *msg, size_t cap)
 {
+    json_t *v = json_object_get(obj, key);
+    *out = -1;
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_boolean(v)) {
+        snprintf(msg, cap, "\"%s\" must be true or false", key);
+        return CD_EPARSE;
+    }
+    *out = json_is_true(v);
+    return 0;
+}
+
+/* Parses one JSON Lines record into an article. The keys it does not know are listed in
+ * unknown (cap_unknown bytes, "" when none) for the caller to warn about. */
+static int parse_json_article(const char *line, size_t n, struct kb_article *a, char *msg,
+                              size_t cap, char *unknown, size_t cap_unknown)
+{
+    unknown[0] = '\0';
     memset(a, 0, sizeof *a);
     char *status = NULL;
     if (parse_json_fast(line, n, a, &status) == 0) {
@@ -3888,7 +3901,51 @@ static int parse_json_article(const char *line, size_t n, struct kb_article *a, 
         rc = CD_EPARSE;
         goto done;
     }
-    a->is_published = !status || !strcmp(status, "published");
+    /* "locale" means "lang"; "draft" and "published" mean "status", and must agree with it. */
+    char *locale = NULL;
+    if ((rc = json_field(obj, "locale", &locale, 0, msg, cap)))
+        goto done;
+    if (locale && a->lang && strcmp(locale, a->lang)) {
+        snprintf(msg, cap, "\"lang\" and \"locale\" differ");
+        free(locale);
+        rc = CD_EPARSE;
+        goto done;
+    }
+    if (locale && !a->lang)
+        a->lang = locale;
+    else
+        free(locale);
+    int is_draft, is_published;
+    if ((rc = json_bool(obj, "draft", &is_draft, msg, cap)) ||
+        (rc = json_bool(obj, "published", &is_published, msg, cap)))
+        goto done;
+    int wants = status ? !strcmp(status, "published") : -1;
+    if ((is_draft >= 0 && is_published >= 0 && is_draft == is_published) ||
+        (wants >= 0 &&
+         ((is_draft >= 0 && is_draft == wants) || (is_published >= 0 && is_published != wants)))) {
+        snprintf(msg, cap, "\"status\", \"draft\" and \"published\" disagree");
+        rc = CD_EPARSE;
+        goto done;
+    }
+    if (wants < 0)
+        wants = is_published >= 0 ? is_published : is_draft >= 0 ? !is_draft : 1;
+    a->is_published = wants;
+    static const char *const known[] = {"id",   "title",     "body",   "lang",  "locale",
+                                        "tags", "questions", "status", "draft", "published"};
+    const char *key;
+    json_t *value;
+    size_t used = 0;
+    json_object_foreach(obj, key, value)
+    {
+        size_t k = 0;
+        while (k < sizeof known / sizeof known[0] && strcmp(key, known[k]))
+            k++;
+        if (k < sizeof known / sizeof known[0] || used + 8 >= cap_unknown)
+            continue;
+        int w = snprintf(unknown + used, cap_unknown - used, "%s'%.40s'", used ? ", " : "", key);
+        used = w > 0 && (size_t)w < cap_unknown - used ? used + (size_t)w : cap_unknown - 1;
+    }
+    (void)value;
     if (!a->lang && !(a->lang = xstrdup("en"))) {
         rc = CD_ENOMEM;
         goto done;
@@ -3947,12 +4004,18 @@ static int load_jsonl(struct kb *kb, const char *file, const char *text, size_t 
             report_error(r, file, line_no, "line is not valid UTF-8");
             continue;
         }
-        int prc = parse_json_article(line, n, &a, msg, sizeof msg);
+        char unknown[200];
+        int prc = parse_json_article(line, n, &a, msg, sizeof msg, unknown, sizeof unknown);
         if (prc == CD_ENOMEM)
             return prc;
         if (prc) {
             report_error(r, file, line_no, msg);
             continue;
+        }
+        if (unknown[0]) {
+            snprintf(msg, sizeof msg, "ignored unknown key%s %s (known: " JSONL_KEYS ")",
+                     strchr(unknown, ',') ? "s" : "", unknown);
+            report_warning(r, file, line_no, msg);
         }
         rc = load_article(kb, &a, file, line_no, r);
         kb_article_clear(&a);
