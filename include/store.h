@@ -322,13 +322,34 @@ int store_stats(struct store *s, int64_t since_s, int64_t until_s, int pickup_ta
  * Returns 0, CD_ENOTFOUND or CD_E*. */
 int store_export_conversation(struct store *s, int64_t id, struct cd_buf *out);
 
+/* The ids of up to max conversations of email (case-insensitive) with an id above after_id,
+ * in id order, into ids; *n_out gets how many. Returns 0 or CD_E*. */
+int store_email_conversation_ids(struct store *s, const char *email, int64_t after_id, int64_t *ids,
+                                 int max, int *n_out);
+
+/* Appends {"email","conversations":[...]} to out: every conversation of email
+ * (case-insensitive) as store_export_conversation() writes it, oldest first (an empty list
+ * when there is none). *n_out gets how many. Returns 0 or CD_E*. */
+int store_export_email(struct store *s, const char *email, struct cd_buf *out, int *n_out);
+
 /* Deletes every conversation (with messages, feedback, unanswered questions)
  * whose customer email is email (case-insensitive). *n_out gets the number of
- * conversations deleted. Commits. Returns 0 or CD_E*. */
+ * conversations deleted. Commits (unless the caller's transaction is open) and writes the
+ * audit log. Every store connection runs with secure_delete, so the deleted rows are
+ * overwritten with zeros in their pages; call store_wipe_wal() after the commit to take
+ * their earlier copies out of the -wal file too. Returns 0 or CD_E*. */
 int store_erase_email(struct store *s, const char *email, int *n_out);
 
+/* Copies the whole WAL into the database file and truncates the -wal file to zero bytes
+ * (a TRUNCATE checkpoint), so that no earlier version of an erased row stays in it. Waits
+ * for readers and writers of other connections and processes up to the busy timeout, and
+ * retries while another checkpoint runs. Returns 0, CD_EBUSY (inside a transaction, or the
+ * database stayed busy: try again) or CD_E*. */
+int store_wipe_wal(struct store *s);
+
 /* Deletes closed or rated conversations closed before before_s, at most max
- * per call. *n_out gets the number deleted. Returns 0 or CD_E*. */
+ * per call, and writes what it deleted to the audit log ("retention"). *n_out gets the
+ * number deleted. Returns 0 or CD_E*. */
 int store_retention(struct store *s, int64_t before_s, int max, int *n_out);
 
 #endif
