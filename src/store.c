@@ -1675,5 +1675,13 @@ int store_retention(struct store *s, int64_t before_s, int max, int *n_out)
     *n_out = 0;
     sqlite3_stmt *stmt = st(s, ST_RETENTION);
     sqlite3_bind_int64(stmt, 1, before_s);
-    return delete_batches(s, stmt, 200, max > 0 ? max : 200, n_out);
+    int rc = delete_batches(s, stmt, 200, max > 0 ? max : 200, n_out);
+    if (!rc && *n_out > 0) {
+        /* What a retention run deleted is in the audit log, as an erasure is. */
+        char detail[96];
+        snprintf(detail, sizeof detail, "{\"conversations\":%d,\"closed_before\":%lld}", *n_out,
+                 (long long)before_s);
+        rc = store_event_add(s, "retention", 0, 0, detail);
+    }
+    return rc;
 }

@@ -601,6 +601,23 @@ static void test_export_erase_retention(void **state)
     assert_int_equal(store_conversation_get(s, keep, &c), CD_ENOTFOUND);
     assert_int_equal(store_conversation_get(s, open_one, &c), 0);
     store_conversation_clear(&c);
+    /* A retention run that deleted something says what in the audit log; one that deleted
+     * nothing writes nothing. */
+    assert_int_equal(store_retention(s, 2000, 100, &n), 0);
+    assert_int_equal(n, 0);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
+    sqlite3_stmt *q = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT count(*), max(detail) FROM events"
+                                        " WHERE kind = 'retention'",
+                                        -1, &q, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(q, 0), 1);
+    assert_non_null(strstr((const char *)sqlite3_column_text(q, 1), "\"conversations\":1"));
+    sqlite3_finalize(q);
+    sqlite3_close(db);
     store_close(s);
 }
 
