@@ -88,6 +88,13 @@ void chat_tick(struct chat *chat, int64_t now_s);
  * Returns 0 or CD_E*. */
 int chat_flush(struct chat *chat);
 
+/* Before conversation is erased from the store while the server runs: if it is open it is
+ * closed by the system (its agent is told, it leaves the queue), and every customer
+ * connection to it is closed (1000, "erased"), so that nothing more is written for it.
+ * Call chat_flush() before the erasure. Returns 0 (also for a conversation not in memory)
+ * or CD_E* (nothing changed). */
+int chat_end_for_erasure(struct chat *chat, int64_t conversation);
+
 /* Optional: room(io ctx, conn) says how many more frames the transport
  * accepts for conn before it would drop the client as a slow reader. With
  * it, the replay of a long conversation on resume is paced to fit: chat.c

@@ -335,10 +335,11 @@ int store_export_email(struct store *s, const char *email, struct cd_buf *out, i
 /* Deletes every conversation (with messages, feedback, unanswered questions)
  * whose customer email is email (case-insensitive). *n_out gets the number of
  * conversations deleted. Commits (unless the caller's transaction is open) and writes the
- * audit log. Every store connection runs with secure_delete, so the deleted rows are
- * overwritten with zeros in their pages; call store_wipe_wal() after the commit to take
- * their earlier copies out of the -wal file too. Returns 0 or CD_E*. */
-int store_erase_email(struct store *s, const char *email, int *n_out);
+ * audit log ("erase" by user_id, 0 for the command line; the email is not written). Every store
+ * connection runs with secure_delete, so the deleted rows are overwritten with zeros in their
+ * pages; call store_wipe_wal() after the commit to take their earlier copies out of the -wal file
+ * too. Returns 0 or CD_E*. */
+int store_erase_email(struct store *s, const char *email, int64_t user_id, int *n_out);
 
 /* Copies the whole WAL into the database file and truncates the -wal file to zero bytes
  * (a TRUNCATE checkpoint), so that no earlier version of an erased row stays in it. Waits

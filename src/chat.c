@@ -3069,6 +3069,26 @@ int chat_flush(struct chat *chat)
     return rc;
 }
 
+int chat_end_for_erasure(struct chat *chat, int64_t conversation)
+{
+    struct conv *c = chat ? conv_cached(chat, conversation) : NULL;
+    if (!c)
+        return 0;
+    if (conv_is_open(c)) {
+        int rc = unit_begin(chat);
+        if (!rc)
+            rc = close_conversation(chat, c, "system", NULL, NULL);
+        if (rc) {
+            unit_undo(chat);
+            return rc;
+        }
+        unit_end(chat);
+    }
+    for (struct conn *k = c->conns; k; k = k->next_in_conv)
+        emit_close(chat, k->node.key, 1000, "erased");
+    return 0;
+}
+
 void chat_metrics_get(const struct chat *chat, struct chat_metrics *out)
 {
     *out = chat->m;

@@ -332,7 +332,7 @@ int cli_erase(int argc, char **argv)
     if (!s)
         return CLI_FAIL;
     int n = 0;
-    int r = store_erase_email(s, email, &n);
+    int r = store_erase_email(s, email, 0, &n);
     if (r) {
         fprintf(stderr, "caredesk: erase failed, nothing was deleted: %s\n", cd_strerror(r));
         rc = CLI_FAIL;

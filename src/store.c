@@ -1654,7 +1654,7 @@ int store_wipe_wal(struct store *s)
     return rc == SQLITE_OK ? 0 : rc == SQLITE_BUSY ? CD_EBUSY : map_rc(rc);
 }
 
-int store_erase_email(struct store *s, const char *email, int *n_out)
+int store_erase_email(struct store *s, const char *email, int64_t user_id, int *n_out)
 {
     *n_out = 0;
     if (!email || !*email)
@@ -1665,7 +1665,7 @@ int store_erase_email(struct store *s, const char *email, int *n_out)
     if (!rc) {
         char detail[64];
         snprintf(detail, sizeof detail, "{\"conversations\":%d}", *n_out);
-        rc = store_event_add(s, "erase", 0, 0, detail);
+        rc = store_event_add(s, "erase", 0, user_id, detail);
     }
     return rc;
 }

@@ -1,5 +1,6 @@
 // Data-subject requests against the real server: erasure reaches the bytes of the database
-// and its -wal file while the server runs, export by email, and clear errors.
+// and its -wal file while the server runs (from the command line and from the admin REST
+// route), export by email from both, what they did in the audit log, and clear errors.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -103,4 +104,62 @@ test('caredesk export --email: every conversation of the customer; errors end wi
     assert.ok(e.stderr.length > 0 && e.stderr.endsWith('\n'), `${args.join(' ')}: ${JSON.stringify(e.stderr)}`);
     assert.equal(e.stdout, '');
   }
+});
+
+test('admin REST: export and erase by email, in the audit log; erasure reaches the -wal file', async (t) => {
+  const email = 'erase.rest@example.com';
+  const id = await customer(email, '99 Hidden Road');
+  await new Promise((r) => setTimeout(r, 300));
+  // Only an admin may.
+  assert.equal((await api('GET', `/api/export?email=${email}`, agent)).status, 403);
+  assert.equal((await api('POST', '/api/erase', agent, { email })).status, 403);
+  const ex = await api('GET', `/api/export?email=${encodeURIComponent(email)}`, admin);
+  assert.equal(ex.status, 200, ex.text);
+  assert.deepEqual(ex.json.conversations.map((c) => c.conversation), [id]);
+  const one = await api('GET', `/api/export?conversation=${id}`, admin);
+  assert.equal(one.status, 200);
+  assert.equal(one.json.conversation, id);
+  assert.equal((await api('GET', '/api/export?conversation=999999', admin)).status, 404);
+  for (const [method, path, body] of [['GET', '/api/export', undefined],
+    ['GET', '/api/export?email=nope', undefined], ['GET', '/api/export?conversation=x', undefined],
+    ['POST', '/api/erase', {}], ['POST', '/api/erase', { email: 5 }], ['POST', '/api/erase', '[]'],
+    ['POST', '/api/erase', { email: 'nope' }]]) {
+    const r = await api(method, path, admin, body);
+    assert.equal(r.status, 400, `${method} ${path} ${JSON.stringify(body)}: ${r.text}`);
+    assert.ok(r.json.message.length > 0);
+  }
+  assert.deepEqual(held([email]), [email]);
+  const er = await api('POST', '/api/erase', admin, { email });
+  assert.equal(er.status, 200, er.text);
+  assert.equal(er.json.erased, 1);
+  assert.deepEqual(held([email, '99 Hidden Road']), []);
+  assert.equal((await api('GET', `/api/export?conversation=${id}`, admin)).status, 404);
+  if (!hasSqliteCli()) return t.skip('no sqlite3 CLI to read the audit log');
+  const adminId = Number(execFileSync('sqlite3', [srv.db, "SELECT id FROM users WHERE name = 'grace'"],
+    { encoding: 'utf8' }).trim());
+  assert.ok(events('export').some((e) => e.user_id === adminId), JSON.stringify(events('export')));
+  assert.ok(events('erase').some((e) => e.user_id === adminId && e.detail.includes('"conversations":1')));
+  // The audit log does not keep what was erased.
+  assert.ok(!events('erase').some((e) => String(e.detail).includes(email)));
+});
+
+test('erasing the email of a live conversation ends it for its customer and its agent', async () => {
+  const email = 'live@example.com';
+  const c = await connect(`${srv.wsUrl}/chat`);
+  c.send({ type: 'hello', lang: 'en', email });
+  const w = await c.next((f) => f.type === 'welcome');
+  c.send({ type: 'handoff' });
+  await c.next((f) => f.type === 'queued');
+  const a = await connect(`${srv.wsUrl}/agent`);
+  a.send({ type: 'auth', token: agent });
+  await a.next((f) => f.type === 'ready');
+  a.send({ type: 'claim', conversation: w.conversation });
+  await a.next((f) => f.type === 'assigned');
+  const er = await api('POST', '/api/erase', admin, { email });
+  assert.equal(er.status, 200, er.text);
+  assert.equal(er.json.erased, 1);
+  await a.next((f) => f.type === 'closed' && f.conversation === w.conversation);
+  await c.whenClosed();
+  a.close();
+  assert.deepEqual(held([email]), []);
 });

@@ -578,7 +578,7 @@ static void test_export_erase_retention(void **state)
     assert_int_equal(store_export_conversation(s, 987654, &out), CD_ENOTFOUND);
 
     int n = 0;
-    assert_int_equal(store_erase_email(s, "erase.me@example.com", &n), 0);
+    assert_int_equal(store_erase_email(s, "erase.me@example.com", 0, &n), 0);
     assert_int_equal(n, 2);
     struct store_conversation c;
     assert_int_equal(store_conversation_get(s, a, &c), CD_ENOTFOUND);
@@ -587,7 +587,7 @@ static void test_export_erase_retention(void **state)
     assert_int_equal(got.n, 0); /* messages went with it */
     assert_int_equal(store_conversation_get(s, keep, &c), 0);
     store_conversation_clear(&c);
-    assert_int_equal(store_erase_email(s, "", &n), CD_EINVAL);
+    assert_int_equal(store_erase_email(s, "", 0, &n), CD_EINVAL);
 
     /* Retention deletes closed conversations older than the cut-off only. */
     set_conv(s, keep, STORE_STATE_CLOSED, "", "", 0, 0, 0, "");
