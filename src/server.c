@@ -8,6 +8,7 @@
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
+#include "ws_guard.h"
 
 #include <libwebsockets.h>
 
@@ -737,9 +738,23 @@ static void ws_message(struct server *s, struct session *pss, const char *text, 
     schedule_flush(s);
 }
 
+/* RFC 6455 section 5.1: a client frame without a mask closes the connection (1002).
+ * libwebsockets 4.1.6 takes such frames; ws_guard.c finds them. Returns -1 (close) or 0. */
+static int ws_check_masked(struct session *pss, struct lws *wsi)
+{
+    if (!ws_guard_is_unmasked(lws_get_socket_fd(wsi)))
+        return 0;
+    log_event(LOG_INFO, "ws_unmasked_frame", "conn:u", (unsigned long long)pss->id, LOG_END);
+    out_clear(pss);
+    lws_close_reason(wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR, (unsigned char *)"unmasked frame", 14);
+    return -1;
+}
+
 static int ws_receive(struct server *s, struct lws *wsi, struct session *pss, const char *in,
                       size_t len)
 {
+    if (ws_check_masked(pss, wsi))
+        return -1;
     if (pss->is_closing)
         return 0;
     int first = lws_is_first_fragment(wsi);
@@ -799,6 +814,8 @@ too_big:
 
 static int ws_writeable(struct server *s, struct lws *wsi, struct session *pss)
 {
+    if (ws_check_masked(pss, wsi))
+        return -1;
     if (pss->out_head) {
         if (session_write_one(s, pss))
             return -1;
@@ -1301,13 +1318,20 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             return -1;
         http_txn_free(pss->http);
         pss->http = NULL;
+        ws_guard_established(lws_get_socket_fd(wsi), wsi);
         return ws_established(s, wsi, pss);
     case LWS_CALLBACK_RECEIVE:
         return ws_receive(s, wsi, pss, in, len);
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return ws_writeable(s, wsi, pss);
     case LWS_CALLBACK_CLOSED:
+        ws_guard_forget(lws_get_socket_fd(wsi));
         ws_closed(s, pss);
+        break;
+    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+        /* A new connection: its bytes are followed for unmasked frames (ws_guard.h). */
+        if (ws_guard_watch((int)(lws_intptr_t)in))
+            return -1;
         break;
     default:
         break;
