@@ -72,13 +72,29 @@ $(BUILD)/src/%.o: src/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/tests/%: tests/unit/%.c $(LIB)
+# tests/unit/testlib.c (shared helpers: test databases, a fake chat transport) links into
+# every unit test.
+TESTLIB  := $(BUILD)/tests/testlib.o
+
+$(TESTLIB): tests/unit/testlib.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDFLAGS) -lcmocka $(LDLIBS)
+	$(CC) $(CFLAGS) -Itests/unit -c -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c $(TESTLIB) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(TESTLIB) $(LIB) $(LDFLAGS) -lcmocka $(LDLIBS)
 
 $(BUILD)/bench/%: bench/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS)
+
+# bench/lang_eval also measures libexttextcat when it is installed (it is not a
+# dependency of caredesk itself: the built-in detector, langid.c, won on the measurement).
+TEXTCAT_OK := $(shell pkg-config --exists libexttextcat 2>/dev/null && echo 1)
+$(BUILD)/bench/lang_eval: bench/lang_eval.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(if $(TEXTCAT_OK),-DHAVE_TEXTCAT $(shell pkg-config --cflags libexttextcat)) \
+	  -o $@ $< $(LIB) $(LDFLAGS) $(if $(TEXTCAT_OK),$(shell pkg-config --libs libexttextcat)) $(LDLIBS)
 
 # Every test: unit tests (cmocka), data-driven cases, integration tests
 # against the real server. The last line is the summary "N passed, N failed".

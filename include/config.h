@@ -34,6 +34,7 @@ struct config {
     double kb_threshold;
     char *queues;        /* comma-separated queue names */
     char *default_queue; /* queue for handoffs with no better guess */
+    char *default_lang;  /* a conversation's language until detected (hello without lang) */
 
     /* Agents and handoff. */
     int pickup_target_s;

@@ -5,6 +5,8 @@
 #include "cd.h"
 #include "intents.h"
 #include "kb.h"
+#include "langid.h"
+#include "svg.h"
 #include "triage.h"
 
 #include <errno.h>
@@ -21,7 +23,9 @@ static const char ask_usage[] =
     "                    [--not-helped N] [--repeats N] [--anger N] \"message\"\n"
     "Decides one customer message and prints the decision as JSON: action, intent,\n"
     "confidence, answer, articles, candidates, evidence. --intents defaults to ./intents,\n"
-    "--kb to ./kb (skipped if absent). The counters describe the conversation so far.\n";
+    "--kb to ./kb (skipped if absent). The counters describe the conversation so far.\n"
+    "Without --lang, the message's language is detected among the languages of the\n"
+    "intents and KB (English when unsure).\n";
 
 static const char eval_usage[] =
     "usage: caredesk eval intents --train T.jsonl --test S.jsonl [--val V.jsonl]\n"
@@ -29,7 +33,7 @@ static const char eval_usage[] =
     "                             [--epochs N] [--hash-bits N] [--t-answer X]\n"
     "                             [--t-clarify X] [--t-oos X] [--t-known X]\n"
     "                             [--min-oos-recall X]\n"
-    "                             [--reliability] [--quiet]\n"
+    "                             [--reliability] [--plot FILE.svg] [--quiet]\n"
     "Trains on T (rows labelled oos are out-of-scope examples), decides every row of S\n"
     "and prints one JSON object as the last line: n, accuracy, in_scope_accuracy,\n"
     "oos_recall, oos_precision, macro_f1, ece, clarify_rate, train_ms, decide_us_p50,\n"
@@ -37,7 +41,8 @@ static const char eval_usage[] =
     "fitted on V (the best in-scope accuracy that still hands off --min-oos-recall,\n"
     "default 0.7, of V's out-of-scope rows); otherwise the defaults are used.\n"
     "ece is over the answers given (action answer); ece_model over every row's top\n"
-    "intent. --reliability prints the answers' reliability table on stderr.\n";
+    "intent. --reliability prints the answers' reliability table on stderr; --plot\n"
+    "draws it as an SVG reliability diagram (confidence bins against share right).\n";
 
 static int parse_double(const char *s, double *out)
 {
@@ -127,7 +132,8 @@ static struct kb *load_kb(const char *path, int is_required)
 
 int cli_ask(int argc, char **argv)
 {
-    const char *intents_path = "intents", *kb_path = "kb", *lang = "en", *message = NULL;
+    const char *intents_path = "intents", *kb_path = "kb", *lang = NULL, *message = NULL;
+    char detected[8];
     int is_kb_explicit = 0;
     struct triage_context ctx = {0};
     for (int i = 1; i < argc; i++) {
@@ -197,6 +203,8 @@ int cli_ask(int argc, char **argv)
     }
     struct triage_decision d;
     struct cd_buf out = {0};
+    if (!lang) /* without --lang: detected among the intents' and KB's languages (langid.h) */
+        lang = langid_guess(triage_intents(t), kb, message, strlen(message), "en", detected);
     int rc = triage_decide(t, message, strlen(message), lang, &ctx, &d);
     if (rc == 0)
         rc = triage_decision_to_json(&d, &out);
@@ -409,7 +417,7 @@ static int compare_double(const void *a, const void *b)
 int cli_eval_intents(int argc, char **argv)
 {
     const char *train = NULL, *test = NULL, *val = NULL, *oos_label = "oos", *kb_path = NULL;
-    const char *extra_intents = NULL;
+    const char *extra_intents = NULL, *plot = NULL;
     int is_quiet = 0, is_reliability = 0;
     double t_answer = -1, t_clarify = -1, t_oos = -1, t_known = -1, min_recall = 0.7;
     struct intents_train_options topt = {0};
@@ -445,6 +453,8 @@ int cli_eval_intents(int argc, char **argv)
             kb_path = v;
         else if (!strcmp(a, "--intents"))
             extra_intents = v;
+        else if (!strcmp(a, "--plot"))
+            plot = v;
         else if (!strcmp(a, "--epochs"))
             bad = parse_int(v, 1, 200, &topt.epochs);
         else if (!strcmp(a, "--hash-bits"))
@@ -682,6 +692,24 @@ int cli_eval_intents(int argc, char **argv)
            temperature, (double)n_handoff / n, ece_value(&ece_model), kb ? "true" : "false",
            train_cpu_ms, cpu_p50, cpu_p99);
     rc = CLI_OK;
+    if (plot) { /* the answers' reliability diagram, the bins of ece */
+        struct svg_bin bins[ECE_BINS];
+        int n_answers = 0;
+        for (int b = 0; b < ECE_BINS; b++) {
+            double m = ece_answers.n[b] > 0 ? ece_answers.n[b] : 1;
+            bins[b] =
+                (struct svg_bin){(double)b / ECE_BINS, (double)(b + 1) / ECE_BINS, ece_answers.n[b],
+                                 ece_answers.confidence[b] / m, ece_answers.right[b] / m};
+            n_answers += (int)ece_answers.n[b];
+        }
+        char title[160];
+        snprintf(title, sizeof title, "Reliability of answers: ECE %.4f, %d answers of %d", ece,
+                 n_answers, n);
+        if (svg_reliability_file(plot, bins, ECE_BINS, title)) {
+            fprintf(stderr, "caredesk eval intents: cannot write %s\n", plot);
+            rc = CLI_FAIL;
+        }
+    }
 done:
     labelled_free(&ltest);
     labelled_free(&lval);

@@ -16,6 +16,7 @@
 #include "kb.h"
 #include "store.h"
 #include "triage.h"
+#include "testlib.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -26,41 +27,20 @@
 
 /* ---- the fake transport ---- */
 
-#define MAX_FRAMES 4096
+/* Frames and closes are recorded by testlib's fake transport; the test reads each
+ * connection's frames in order, from a cursor per connection id. */
+#define MAX_CONN_ID 256
 
-struct frame {
-    uint64_t conn;
-    char *text;
-};
+static struct testlib_io io_state;
+static int next_read[MAX_CONN_ID];
 
-struct fake_io {
-    struct frame frames[MAX_FRAMES];
-    int n, next_read[256];
-    uint64_t closed_conn[64];
-    int closed_code[64];
-    int closed_after[64]; /* frames sent (to anyone) when the close came */
-    int n_closed;
-};
-
-static struct fake_io io_state;
-
-static void fake_send(void *ctx, uint64_t conn, const char *frame, size_t len)
+/* The read cursor of conn; the test's connection ids are small numbers. */
+static int *cursor_of(uint64_t conn)
 {
-    struct fake_io *f = ctx;
-    assert_true(f->n < MAX_FRAMES);
-    f->frames[f->n].conn = conn;
-    f->frames[f->n].text = strndup(frame, len);
-    f->n++;
-}
-
-static void fake_close(void *ctx, uint64_t conn, int code, const char *reason)
-{
-    (void)reason;
-    struct fake_io *f = ctx;
-    f->closed_conn[f->n_closed] = conn;
-    f->closed_code[f->n_closed] = code;
-    f->closed_after[f->n_closed] = f->n;
-    f->n_closed++;
+    if (conn >= MAX_CONN_ID)
+        fail_msg("connection id %llu: the test reads ids below %d only", (unsigned long long)conn,
+                 MAX_CONN_ID);
+    return &next_read[conn];
 }
 
 /* The transport's room per connection for paced replays; 0 = no room()
@@ -76,24 +56,24 @@ static int fake_room(void *ctx, uint64_t conn)
 
 static void io_reset(void)
 {
-    for (int i = 0; i < io_state.n; i++)
-        free(io_state.frames[i].text);
-    memset(&io_state, 0, sizeof io_state);
+    testlib_io_reset(&io_state);
+    memset(next_read, 0, sizeof next_read);
 }
 
 /* The next frame sent to conn that the test has not read yet, parsed; NULL
  * if none. The caller decrefs. */
 static json_t *next_frame(uint64_t conn)
 {
-    struct fake_io *f = &io_state;
-    for (int i = f->next_read[conn]; i < f->n; i++)
+    struct testlib_io *f = &io_state;
+    int *next = cursor_of(conn);
+    for (int i = *next; i < f->n; i++)
         if (f->frames[i].conn == conn) {
-            f->next_read[conn] = i + 1;
+            *next = i + 1;
             json_t *o = json_loads(f->frames[i].text, 0, NULL);
             assert_non_null(o);
             return o;
         }
-    f->next_read[conn] = f->n;
+    *next = f->n;
     return NULL;
 }
 
@@ -187,19 +167,14 @@ static struct chat_settings settings;
 
 static void remove_db(void)
 {
-    char p[160];
-    unlink(db_path);
-    snprintf(p, sizeof p, "%s-wal", db_path);
-    unlink(p);
-    snprintf(p, sizeof p, "%s-shm", db_path);
-    unlink(p);
+    testlib_remove_db(db_path);
 }
 
 static void start_chat_again_for_teardown(void);
 
 static void start_chat(void)
 {
-    struct chat_io io = {fake_send, fake_close, &io_state};
+    struct chat_io io = testlib_chat_io(&io_state);
     chat = chat_new(&settings, store, NULL, triage, &io);
     assert_non_null(chat);
     if (room_value)
@@ -208,7 +183,7 @@ static void start_chat(void)
 
 static int setup_with(const struct triage_settings *ts)
 {
-    snprintf(db_path, sizeof db_path, "/tmp/cd-test-chat-%d.db", (int)getpid());
+    testlib_db_path(db_path, sizeof db_path, "chat");
     remove_db();
     io_reset();
     store = store_open(db_path, NULL, NULL);
@@ -571,8 +546,8 @@ static void test_offline_ticket_has_no_estimate(void **state)
     struct tm tm;
     localtime_r(&now, &tm);
     int minute = tm.tm_hour * 60 + tm.tm_min;
-    settings.business_open_min = (minute + 120) % 1440;
-    settings.business_close_min = (minute + 180) % 1440;
+    settings.queue.business_open_min = (minute + 120) % 1440;
+    settings.queue.business_close_min = (minute + 180) % 1440;
     start_chat();
     make_agents();
     open_agent(100, agent_token);
@@ -821,7 +796,7 @@ static void test_agent_full_flow(void **state)
 static void test_claim_race_and_capacity(void **state)
 {
     (void)state;
-    settings.agent_capacity = 1;
+    settings.queue.agent_capacity = 1;
     chat_free(chat);
     start_chat();
     make_agents();
@@ -890,18 +865,18 @@ static void test_agent_auth_errors(void **state)
     agent(200, "{\"type\":\"claim\",\"conversation\":1}");
     expect_error(200, "not_authenticated");
     assert_int_equal(io_state.n_closed, 1);
-    assert_int_equal(io_state.closed_code[0], 1008);
+    assert_int_equal(io_state.closes[0].code, 1008);
 
     chat_agent_open(chat, 201, &peer);
     agent(201, "{\"type\":\"auth\",\"token\":\"00000000000000000000000000000000000000000000000000"
                "00000000000000\"}");
     expect_error(201, "bad_token");
-    assert_int_equal(io_state.closed_code[1], 1008);
+    assert_int_equal(io_state.closes[1].code, 1008);
     /* The error went out before the close, so the client can read why. */
     for (int i = 0; i < 2; i++) {
-        int at = io_state.closed_after[i];
+        int at = io_state.closes[i].after;
         assert_true(at > 0);
-        assert_int_equal(io_state.frames[at - 1].conn, io_state.closed_conn[i]);
+        assert_int_equal(io_state.frames[at - 1].conn, io_state.closes[i].conn);
         assert_non_null(strstr(io_state.frames[at - 1].text, "\"error\""));
     }
 
@@ -1475,12 +1450,12 @@ static void test_with_kb(void **state)
     a.body = "# Gift wrapping\n\nWe wrap any item in recycled paper for 3 euros. Choose gift "
              "wrap at checkout and add a message card.\n";
     a.is_published = 1;
-    assert_int_equal(kb_put(kb, &a), 0);
+    assert_int_equal(kb_put(kb, &a, NULL, 0), 0);
     struct triage_settings ts;
     triage_settings_default(&ts);
     triage = triage_new(&ts, make_intents(), kb);
     assert_non_null(triage);
-    struct chat_io io = {fake_send, fake_close, &io_state};
+    struct chat_io io = testlib_chat_io(&io_state);
     settings.public_url = "https://help.example/";
     chat = chat_new(&settings, store, kb, triage, &io);
     assert_non_null(chat);
@@ -1511,6 +1486,111 @@ static void test_with_kb(void **state)
     triage = NULL;
     kb_close(kb);
     start_chat_again_for_teardown();
+}
+
+/* ---- the language of a chat whose hello has none ---- */
+
+static const char *const spanish_defs[] = {
+    "{\"name\":\"pedido\",\"lang\":\"es\",\"description\":\"Mi pedido\",\"examples\":["
+    "\"dónde está mi pedido\",\"cuándo llega mi paquete\",\"estado de mi pedido\",\"no ha "
+    "llegado mi pedido\"],\"response\":\"Sigue tu pedido en la página Pedidos.\"}",
+    "{\"name\":\"devolver\",\"lang\":\"es\",\"description\":\"Devolver\",\"examples\":["
+    "\"cómo devuelvo unos zapatos\",\"quiero devolver un artículo\",\"devolver mi compra\"],"
+    "\"response\":\"Puedes devolver cualquier artículo en 30 días.\"}",
+};
+
+/* Replaces the chat with one over English and Spanish intents. */
+static void start_bilingual_chat(const char *default_lang)
+{
+    chat_free(chat);
+    triage_free(triage);
+    struct intents *set = intents_new();
+    assert_non_null(set);
+    for (size_t i = 0; i < sizeof intent_defs / sizeof intent_defs[0]; i++)
+        assert_int_equal(
+            intents_load_json(set, intent_defs[i], strlen(intent_defs[i]), "test", NULL), 0);
+    for (size_t i = 0; i < sizeof spanish_defs / sizeof spanish_defs[0]; i++)
+        assert_int_equal(
+            intents_load_json(set, spanish_defs[i], strlen(spanish_defs[i]), "test", NULL), 0);
+    struct intents_train_options o = {.is_quiet = 1};
+    assert_int_equal(intents_train(set, &o), 0);
+    triage = triage_new(NULL, set, NULL);
+    assert_non_null(triage);
+    settings.default_lang = default_lang;
+    start_chat();
+}
+
+static int64_t hello(uint64_t conn, const char *frame)
+{
+    open_customer(conn);
+    cust(conn, frame);
+    json_t *w = expect(conn, "welcome");
+    int64_t id = num(w, "conversation");
+    json_decref(w);
+    return id;
+}
+
+static void stored_lang(int64_t conv, const char *lang)
+{
+    struct store_conversation rec;
+    assert_int_equal(store_conversation_get(store, conv, &rec), 0);
+    assert_string_equal(rec.lang, lang);
+    store_conversation_clear(&rec);
+}
+
+/* Sends a message and checks its reply's intent (NULL: any). */
+static void say(uint64_t conn, const char *text, const char *want_intent)
+{
+    char frame[256];
+    static int n;
+    snprintf(frame, sizeof frame, "{\"type\":\"message\",\"id\":\"l%d\",\"text\":\"%s\"}", ++n,
+             text);
+    cust(conn, frame);
+    json_t *r = expect(conn, "reply");
+    if (want_intent && want_intent[0] == '!') /* "!name": any intent but that one */
+        assert_string_not_equal(str(r, "intent"), want_intent + 1);
+    else if (want_intent)
+        assert_string_equal(str(r, "intent"), want_intent);
+    json_decref(r);
+}
+
+static void test_detected_lang(void **state)
+{
+    (void)state;
+    start_bilingual_chat(NULL);
+    /* No lang: a Spanish question gets the Spanish answer, and the conversation is Spanish. */
+    int64_t c1 = hello(1, "{\"type\":\"hello\",\"name\":\"Ana\"}");
+    stored_lang(c1, "en");
+    say(1, "hola, ¿dónde está mi pedido?", "pedido");
+    stored_lang(c1, "es");
+    /* Decided once: a later English message does not change it. */
+    say(1, "where is my order", NULL);
+    stored_lang(c1, "es");
+    /* An explicit lang is kept: Spanish text is not matched against Spanish intents. */
+    int64_t c2 = hello(2, "{\"type\":\"hello\",\"lang\":\"en\"}");
+    say(2, "¿dónde está mi pedido?", "!pedido");
+    stored_lang(c2, "en");
+    /* Nothing to tell from (no letters): the default language, decided on a later message. */
+    int64_t c3 = hello(3, "{\"type\":\"hello\"}");
+    say(3, "12345", NULL);
+    stored_lang(c3, "en");
+    say(3, "quiero devolver un artículo", "devolver");
+    stored_lang(c3, "es");
+    /* A message without hello detects too. */
+    open_customer(4);
+    cust(4, "{\"type\":\"message\",\"id\":\"x\",\"text\":\"¿cuándo llega mi paquete?\"}");
+    json_decref(expect(4, "welcome"));
+    json_t *r = expect(4, "reply");
+    assert_string_equal(str(r, "intent"), "pedido");
+    json_decref(r);
+
+    /* The deployment's default language while nothing is detected. */
+    start_bilingual_chat("es");
+    int64_t c5 = hello(5, "{\"type\":\"hello\"}");
+    stored_lang(c5, "es");
+    say(5, "12345", NULL);
+    stored_lang(c5, "es");
+    settings.default_lang = NULL;
 }
 
 /* ---- bad input ---- */
@@ -1700,7 +1780,7 @@ static void test_customer_token_throttle(void **state)
     cust(2, frame);
     expect_error(2, "throttled");
     assert_int_equal(io_state.n_closed, 1);
-    assert_int_equal(io_state.closed_code[0], 1008);
+    assert_int_equal(io_state.closes[0].code, 1008);
 }
 
 static void test_customer_close(void **state)
@@ -1762,6 +1842,7 @@ int main(void)
         T(test_handoff_preview),
         T(test_feedback),
         T(test_with_kb),
+        T(test_detected_lang),
         T(test_bad_inputs),
         T(test_wrong_types),
         T(test_customer_token_throttle),
