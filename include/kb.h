@@ -40,6 +40,9 @@ struct kb_hit {
     char *passage; /* the paragraph or section that best answers the question */
     char lang[8];
     double score; /* higher is better; comparable within one result list */
+    double match; /* in [0, 1]: how closely the question matches the article's closest
+                   * phrasing (its title, a question, a learned question); 1 for the same
+                   * words, whatever their order */
 };
 
 /* A problem met while loading articles: file, line and what is wrong. */

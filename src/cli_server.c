@@ -183,6 +183,12 @@ static int build_triage(struct serve_parts *p)
         fputs("caredesk serve: cannot build the triage engine (out of memory)\n", stderr);
         return CLI_FAIL;
     }
+    if (p->kb && triage_calibrate_kb(p->triage, 0) == 0) {
+        const struct triage_kb_calibration *kc = triage_kb_calibration(p->triage);
+        log_event(LOG_INFO, "kb_calibrated", "t_coverage:f", kc->t_coverage, "false_rate:f",
+                  kc->false_rate, "background:i", kc->n_background, "held_out:i", kc->n_held_out,
+                  LOG_END);
+    }
     log_event(LOG_INFO, "intents_trained", "path:s", cfg->intents_path, "intents:i", n_intents,
               "skipped:i", report.n_skipped, "train_ms:f", train_ms, "ms:f",
               (double)(cd_now_us() - t0) / 1000, LOG_END);

@@ -408,3 +408,33 @@ test('deflection: /metrics and /api/stats count per conversation and agree, howe
     await own.stop();
   }
 });
+
+test('teaching: a question taught for an article is answered with it next time, without a restart',
+  async () => {
+    const learn = (question, article) => fetch(`${srv.url}/api/learn`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${agents.author}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ question, article }),
+    });
+    // One the bot hands off as out of scope, one it answers with "which of these?".
+    const cases = [
+      { text: 'are gifts bought in december returnable in january', article: 'return-policy' },
+      { text: 'it still has not come', article: 'order-status' },
+    ];
+    for (const { text, article } of cases) {
+      const c1 = await customer();
+      const before = await ask(c1, 'm1', text);
+      c1.close();
+      assert.equal(before.type, 'reply');
+      assert.ok(before.action !== 'answer' || before.articles[0]?.id !== article,
+        `not answered with ${article} before teaching: ${JSON.stringify(before)}`);
+      assert.equal((await learn(text, article)).status, 200);
+      // A new conversation, the same question in other case and spacing.
+      const c2 = await customer();
+      const r = await ask(c2, 'm1', `  ${text.toUpperCase()}?`);
+      c2.close();
+      assert.equal(r.type, 'reply');
+      assert.equal(r.action, 'answer', JSON.stringify(r));
+      assert.equal(r.articles[0].id, article, JSON.stringify(r));
+    }
+  });
