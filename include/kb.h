@@ -53,6 +53,10 @@ struct kb_load_report {
      * stderr as "FILE:LINE: MESSAGE"). */
     void (*on_error)(void *ctx, const char *file, int line, const char *message);
     void *ctx;
+    /* Loaded, but with something ignored (a JSON Lines key the loader does not know): called
+     * once per line, may be NULL (then printed to stderr as "FILE:LINE: warning: MESSAGE"). */
+    int n_warnings;
+    void (*on_warning)(void *ctx, const char *file, int line, const char *message);
 };
 
 /* Opens (creating and migrating if needed) the KB in the SQLite database at

@@ -238,9 +238,10 @@ int triage_decide_kb_only(struct kb *kb, const char *text, const char *lang,
 int triage_not_helped(struct triage_decision *d);
 
 /* The customer asked for a person: a handoff routed by the last intent of the conversation
- * (its queue and priority), else to fallback_queue (NULL or "": "general"). Returns 0 or
- * CD_ENOMEM. */
-int triage_person_request(const struct triage *t, const char *last_intent,
+ * (its queue), else to fallback_queue (NULL or "": "general"), with the priority of the
+ * person-request intent (of lang, if there are several), as a typed request gets. Returns 0
+ * or CD_ENOMEM. */
+int triage_person_request(const struct triage *t, const char *last_intent, const char *lang,
                           const char *fallback_queue, struct triage_decision *d);
 
 #endif

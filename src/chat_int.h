@@ -73,6 +73,7 @@ struct conv {
     int is_touched;
     struct conv *next_touched;
     struct langid_probe *lang_probe; /* hello had no lang: detecting it (langid.h) */
+    int has_customer_message;        /* 1, 0, or -1: not known yet (loaded from the store) */
 };
 
 /* A frame to send, or (text NULL) a close to make once the frames queued
@@ -93,6 +94,7 @@ struct pending_learn {
 
 struct chat {
     struct chat_settings settings;
+    int64_t started_s; /* chat_new() time: the deflection counts cover conversations since */
     char public_url[512];
     struct store *store;
     struct kb *kb;
@@ -167,6 +169,17 @@ int chat_decide(struct chat *chat, struct conv *c, const char *text, size_t n,
                 struct triage_decision *d);
 void chat_update_context(struct conv *c, const struct triage_decision *d);
 int chat_enqueue(struct chat *chat, struct conv *c, const char *queue_name, int priority);
+
+/* Whether c has a customer message, asked of the store once for a conversation loaded from
+ * it (a reconnect, a restart). */
+int chat_conv_has_customer_message(struct chat *chat, struct conv *c);
+
+/* The deflection counts of /metrics, with the definition of store_stats() (GET /api/stats):
+ * per conversation created since chat_new() with at least one customer message, "engaged";
+ * of those, the ones ever handed off, "escalated". Called after c's first customer message
+ * is stored (is_first_message) and after its first handoff, so that however often the
+ * customer reconnects a conversation counts once. */
+void chat_count_outcome(struct chat *chat, struct conv *c, int is_first_message);
 int chat_close_conversation(struct chat *chat, struct conv *c, const char *by,
                             const char *disposition, const char *note);
 json_t *chat_parse_frame(struct chat *chat, uint64_t conn, const char *text, size_t len,

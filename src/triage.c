@@ -1194,15 +1194,36 @@ int triage_not_helped(struct triage_decision *d)
     return d->answer ? 0 : CD_ENOMEM;
 }
 
-int triage_person_request(const struct triage *t, const char *last_intent,
+/* The priority of a customer's explicit request for a person: that of the person-request
+ * intent (in lang if there is one), so the "Talk to a person" button and typing "I want to
+ * talk to a person" queue alike; 3 without such an intent. */
+static int person_request_priority(const struct triage *t, const char *lang)
+{
+    const struct intents *set = t ? triage_intents(t) : NULL;
+    int priority = 0, n = set ? intents_count(set) : 0;
+    for (int i = 0; i < n; i++) {
+        const struct intent *in = intents_get(set, i);
+        if (!in || !in->is_person_request || in->priority <= 0)
+            continue;
+        if (in->lang && lang && !strcmp(in->lang, lang))
+            return in->priority;
+        if (!priority)
+            priority = in->priority;
+    }
+    return priority > 0 ? priority : 3;
+}
+
+int triage_person_request(const struct triage *t, const char *last_intent, const char *lang,
                           const char *fallback_queue, struct triage_decision *d)
 {
     memset(d, 0, sizeof *d);
     d->action = TRIAGE_HANDOFF;
     snprintf(d->intent, sizeof d->intent, "human");
     d->confidence = 1.0;
-    d->priority = 3;
-    /* Route by what the conversation is about, if the bot knows. */
+    d->priority = person_request_priority(t, lang);
+    /* Route by what the conversation is about, if the bot knows; the priority is that of
+     * the request itself, not of the intent before it (a greeting is not urgent, nor is it
+     * a reason to wait longer). */
     const char *q = fallback_queue && *fallback_queue ? fallback_queue : "general";
     if (t && last_intent && *last_intent) {
         const struct intents *set = triage_intents(t);
@@ -1210,8 +1231,6 @@ int triage_person_request(const struct triage *t, const char *last_intent,
         const struct intent *in = i >= 0 ? intents_get(set, i) : NULL;
         if (in && in->queue)
             q = in->queue;
-        if (in && in->priority > 0)
-            d->priority = in->priority;
     }
     snprintf(d->queue, sizeof d->queue, "%s", q);
     d->answer = strdup(triage_say(TRIAGE_SAY_PERSON));

@@ -85,9 +85,9 @@ test('the document is OpenAPI 3.1 and lists every route with its roles', () => {
   assert.deepEqual(routes.sort(), [
     'DELETE /api/articles/{id}', 'GET /api/articles', 'GET /api/articles/{id}',
     'GET /api/articles/{id}/revisions', 'GET /api/articles/{id}/revisions/{n}', 'GET /api/ask',
-    'GET /api/conversations/{id}', 'GET /api/me', 'GET /api/openapi.json', 'GET /api/queues',
+    'GET /api/conversations/{id}', 'GET /api/export', 'GET /api/me', 'GET /api/openapi.json', 'GET /api/queues',
     'GET /api/search', 'GET /api/stats', 'GET /api/unanswered', 'GET /healthz', 'GET /kb/{id}',
-    'GET /metrics', 'POST /api/articles', 'POST /api/learn', 'PUT /api/articles/{id}',
+    'GET /metrics', 'POST /api/articles', 'POST /api/erase', 'POST /api/learn', 'PUT /api/articles/{id}',
   ]);
   for (const item of Object.values(doc.paths)) {
     for (const [m, op] of Object.entries(item)) {
@@ -181,6 +181,15 @@ test('real responses of every operation validate against the document', async ()
   await call('GET', '/api/stats', { token: tokens.agent, expect: 200 });
   await call('GET', '/api/stats?since=1&until=4000000000', { token: tokens.author, expect: 200 });
   await call('GET', '/api/stats?since=5&until=4', { token: tokens.admin, expect: 400 });
+
+  // Data-subject requests.
+  await call('GET', `/api/export?conversation=${welcome.conversation}`, { token: tokens.admin, expect: 200 });
+  await call('GET', '/api/export?email=sam@example.com', { token: tokens.admin, expect: 200 });
+  await call('GET', '/api/export?conversation=999999', { token: tokens.admin, expect: 404 });
+  await call('GET', '/api/export', { token: tokens.admin, expect: 400 });
+  await call('GET', '/api/export?email=sam@example.com', { token: tokens.agent, expect: 403 });
+  await call('POST', '/api/erase', { token: tokens.admin, body: { email: 'nobody@example.com' }, expect: 200 });
+  await call('POST', '/api/erase', { token: tokens.admin, body: {}, expect: 400 });
 
   // Every operation was exercised with at least its success status.
   for (const [p, item] of Object.entries(doc.paths)) {

@@ -751,12 +751,12 @@ static void test_turns_outside_decide(void **state)
     assert_string_equal(d.answer, triage_say(TRIAGE_SAY_NOT_HELPED_HANDOFF));
     triage_decision_clear(&d);
     /* A person: routed by the last intent, else the fallback queue. */
-    assert_int_equal(triage_person_request(t, "refund_status", NULL, &d), 0);
+    assert_int_equal(triage_person_request(t, "refund_status", "en", NULL, &d), 0);
     assert_int_equal(d.action, TRIAGE_HANDOFF);
     assert_string_equal(d.queue, "billing");
     assert_string_equal(d.answer, triage_say(TRIAGE_SAY_PERSON));
     triage_decision_clear(&d);
-    assert_int_equal(triage_person_request(NULL, NULL, "orders", &d), 0);
+    assert_int_equal(triage_person_request(NULL, NULL, NULL, "orders", &d), 0);
     assert_string_equal(d.queue, "orders");
     triage_decision_clear(&d);
     for (int p = TRIAGE_SAY_HANDOFF; p <= TRIAGE_SAY_PERSON; p++)
