@@ -18,6 +18,7 @@ struct store;
 struct metrics;
 struct triage;
 struct chat;
+struct webhook;
 
 /* What the routes work on; all borrowed, any may be NULL (the routes that
  * need a missing one answer 503). */
@@ -31,6 +32,8 @@ struct api_deps {
     const char *public_url; /* base of article links, "" = relative */
     int max_body_bytes;     /* larger bodies get 413 (server.c enforces it too) */
     int pickup_target_s;    /* for "picked up within target" in /api/stats; 0 = queue default */
+    /* article.published events, the webhook deliveries routes; may be NULL */
+    struct webhook *webhook;
 };
 
 struct api_request {

@@ -62,6 +62,15 @@ struct config {
     int durability;        /* enum config_durability */
     int retention_days;    /* delete closed conversations after N days; 0 = keep */
     char *redact_patterns; /* extra POSIX ERE patterns to mask, separated by ";;" */
+
+    /* Webhooks (webhook.h, docs/integrations.md). */
+    char *webhook_url;         /* "" = none */
+    char *webhook_secret;      /* HMAC-SHA256 key of webhook-url (and of endpoints without one) */
+    char *webhook_events;      /* filter of webhook-url: names, "kind.*", "*" */
+    char *webhook_endpoints;   /* more: "URL [events=a,b] [secret=S]; ..." */
+    int webhook_timeout_ms;    /* one attempt */
+    int webhook_retry_base_ms; /* the first retry's delay, doubled per attempt, with jitter */
+    int webhook_max_age_s;     /* retried for this long, then failed */
 };
 
 /* Fills c with the defaults (allocating its strings). Returns 0 or CD_ENOMEM. */

@@ -24,6 +24,8 @@
  * Every author and admin change is written to the audit log. */
 #include "api.h"
 #include "api_openapi.h"
+#include "api_webhooks.h"
+#include "webhook.h"
 
 #include "auth.h"
 #include "chat.h"
@@ -129,6 +131,9 @@ static int respond_json(struct api_response *resp, int status, json_t *value)
 
 /* ---- request helpers ----------------------------------------------------- */
 
+static int require_role(struct api *api, const struct api_request *req, int roles,
+                        struct auth_user *user, struct api_response *resp);
+
 /* The value of query argument name, or NULL. */
 static const char *arg(const struct api_request *req, const char *name)
 {
@@ -141,6 +146,12 @@ static const char *arg(const struct api_request *req, const char *name)
 
 /* Checks the Bearer token and that the account has one of roles. Returns 0
  * with *user filled, or fills resp (401, 403, 429, 503) and returns 1. */
+int api_require_role(struct api *api, const struct api_request *req, int roles,
+                     struct auth_user *user, struct api_response *resp)
+{
+    return require_role(api, req, roles, user, resp);
+}
+
 static int require_role(struct api *api, const struct api_request *req, int roles,
                         struct auth_user *user, struct api_response *resp)
 {
@@ -410,14 +421,15 @@ static int route_article_write(struct api *api, const struct api_request *req, c
     int is_create = !strcmp(req->method, "POST");
     struct kb_article existing = {0};
     int rc = kb_get(api->deps.kb, a.id, &existing);
+    int was_published = rc == 0 && existing.is_published;
     kb_article_clear(&existing);
     int existed = rc == 0;
     if (is_create && existed) {
         rc = respond_error(resp, 409, "exists", "an article with this id exists; use PUT");
         goto done;
     }
-    char why[200];
-    rc = kb_put(api->deps.kb, &a, why, sizeof why);
+    char why[200] = "";
+    rc = webhook_kb_put(api->deps.webhook, api->deps.kb, &a, was_published, why, sizeof why);
     if (rc == CD_EINVAL) {
         rc = respond_error(resp, 400, "bad_article", why[0] ? why : "the article was refused");
         goto done;
@@ -1179,5 +1191,7 @@ int api_handle(struct api *api, const struct api_request *req, struct api_respon
         return route_erase(api, req, resp);
     if (!strcmp(p, "/api/openapi.json"))
         return api_openapi(req, resp);
+    if (!strncmp(p, "/api/webhooks/", 14))
+        return api_webhooks(api, &api->deps, req, p + 14, resp);
     return respond_error(resp, 404, "not_found", "no such route");
 }

@@ -16,6 +16,7 @@
 #include "server.h"
 #include "store.h"
 #include "triage.h"
+#include "webhook.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -88,11 +89,13 @@ struct serve_parts {
     struct chat *chat;
     struct api *api;
     struct server *server;
+    struct webhook *webhook;
 };
 
 static void parts_free(struct serve_parts *p)
 {
     server_free(p->server);
+    webhook_free(p->webhook); /* its delivery thread stops first */
     api_free(p->api);
     chat_free(p->chat);
     redact_free(p->redactor);
@@ -240,6 +243,12 @@ int cli_serve(int argc, char **argv)
     }
     const struct config *cfg = &p.cfg;
     log_init((enum log_level)log_level_parse(cfg->log_level), stderr);
+    p.webhook = webhook_new(cfg, &err);
+    if (!p.webhook) {
+        fprintf(stderr, "caredesk serve: %s\n", err ? err : "out of memory");
+        code = CLI_USAGE;
+        goto done;
+    }
     p.metrics = metrics_new();
     if (!p.metrics) {
         fputs("caredesk serve: out of memory\n", stderr);
@@ -259,6 +268,11 @@ int cli_serve(int argc, char **argv)
     log_event(LOG_INFO, "store_opened", "db:s", cfg->db_path, "schema:i",
               store_schema_version(p.store), "durability:s",
               cfg->durability == CONFIG_DURABILITY_FULL ? "full" : "normal", LOG_END);
+    webhook_observe(p.webhook, p.store);
+    if (webhook_start(p.webhook, cfg->db_path, &err)) {
+        fprintf(stderr, "caredesk serve: webhooks: %s\n", err ? err : "cannot start");
+        goto done;
+    }
     if ((code = open_kb(&p)) != CLI_OK || (code = build_triage(&p)) != CLI_OK ||
         (code = build_redactor(&p)) != CLI_OK)
         goto done;
@@ -301,6 +315,7 @@ int cli_serve(int argc, char **argv)
     deps.public_url = cfg->public_url;
     deps.max_body_bytes = cfg->max_body_bytes;
     deps.pickup_target_s = cfg->pickup_target_s;
+    deps.webhook = p.webhook;
     p.api = api_new(&deps);
     if (!p.api) {
         fputs("caredesk serve: out of memory\n", stderr);

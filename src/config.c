@@ -80,6 +80,20 @@ static const struct setting settings[] = {
      "delete closed conversations after N days (0 = keep)"},
     {"redact-patterns", T_STR, OFF(redact_patterns), "", 0, 0,
      "extra regular expressions to mask before storing, separated by ;;"},
+    {"webhook-url", T_STR, OFF(webhook_url), "", 0, 0,
+     "post events to this URL (docs/integrations.md); needs webhook-secret"},
+    {"webhook-secret", T_STR, OFF(webhook_secret), "", 0, 0,
+     "key of the X-Caredesk-Signature HMAC-SHA256 of webhook deliveries"},
+    {"webhook-events", T_STR, OFF(webhook_events), "*", 0, 0,
+     "events webhook-url gets, comma-separated: names, conversation.*, or *"},
+    {"webhook-endpoints", T_STR, OFF(webhook_endpoints), "", 0, 0,
+     "more endpoints: \"URL [events=a,b] [secret=S]; URL ...\""},
+    {"webhook-timeout-ms", T_INT, OFF(webhook_timeout_ms), "10000", 100, 300000,
+     "time allowed for one delivery attempt"},
+    {"webhook-retry-base-ms", T_INT, OFF(webhook_retry_base_ms), "5000", 10, 3600000,
+     "delay before the first retry; doubled per attempt (at most 1 h), with jitter"},
+    {"webhook-max-age", T_INT, OFF(webhook_max_age_s), "86400", 1, 2592000,
+     "seconds a delivery is retried before it is marked failed"},
 };
 
 #define N_SETTINGS (sizeof settings / sizeof settings[0])

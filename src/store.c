@@ -30,6 +30,8 @@
  * pages, and after the frames of the last commit went out); at twice that
  * it does so whatever is left, so the WAL stays bounded. */
 #include "store.h"
+#include "store_internal.h"
+#include "store_outbox.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -149,6 +151,26 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
      * messages_seq instead, and every bot reply then writes one index page
      * less (about a quarter of what a message writes). */
     "DROP INDEX messages_reply_to;",
+    /* 6: the webhook outbox (store_outbox.c): one row per event and endpoint, written in
+     * the transaction of the change it reports. */
+    "CREATE TABLE webhook_outbox ("
+    " id INTEGER PRIMARY KEY,"
+    " delivery TEXT NOT NULL UNIQUE,"
+    " event TEXT NOT NULL,"
+    " endpoint TEXT NOT NULL,"
+    " conversation INTEGER," /* NULL: not ordered with others (article events) */
+    " payload TEXT NOT NULL,"
+    " status INTEGER NOT NULL DEFAULT 0," /* 0 pending, 1 delivered, 2 failed */
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " created_ms INTEGER NOT NULL,"
+    " next_attempt_ms INTEGER NOT NULL,"
+    " deadline_ms INTEGER NOT NULL,"
+    " last_http INTEGER NOT NULL DEFAULT 0,"
+    " last_error TEXT,"
+    " delivered_ms INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX webhook_outbox_due ON webhook_outbox(next_attempt_ms) WHERE status = 0;"
+    "CREATE INDEX webhook_outbox_order ON webhook_outbox(endpoint, conversation, id)"
+    " WHERE status = 0;",
 };
 
 /* ---- prepared statements ---- */
@@ -318,6 +340,9 @@ static const char *const stmt_sql[ST_COUNT] = {
 struct store {
     sqlite3 *db;
     sqlite3_stmt *stmt[ST_COUNT];
+    store_observer_fn observer; /* store_outbox.h: told of each conversation and message write */
+    void *observer_ctx;
+    void *outbox; /* store_outbox.c's statements */
     int is_in_tx;
     int is_marked;
     /* The background checkpoint (store_options.checkpoint_thread). */
@@ -725,6 +750,7 @@ void store_close(struct store *s)
     if (s->is_in_tx)
         store_commit(s);
     checkpoint_stop(s);
+    store_outbox_free(s);
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(s->stmt[i]);
     sqlite3_close(s->db);
@@ -867,6 +893,37 @@ static int read_conversation(sqlite3_stmt *stmt, struct store_conversation *c)
     return 0;
 }
 
+/* Tells the observer of a change to conversation id: the row as it is now, with before and
+ * m as given. Returns what the observer returns. */
+static int observe(struct store *s, int kind, int64_t id, const struct store_conversation *before,
+                   const struct store_message *m)
+{
+    struct store_conversation after;
+    int rc = store_conversation_get(s, id, &after);
+    if (rc)
+        return rc;
+    struct store_change change = {kind, before, &after, m};
+    rc = s->observer(s->observer_ctx, s, &change);
+    store_conversation_clear(&after);
+    return rc;
+}
+
+void store_set_observer(struct store *s, store_observer_fn fn, void *ctx)
+{
+    s->observer = fn;
+    s->observer_ctx = ctx;
+}
+
+sqlite3 *store_sqlite(struct store *s)
+{
+    return s->db;
+}
+
+void **store_outbox_slot(struct store *s)
+{
+    return &s->outbox;
+}
+
 int store_conversation_create(struct store *s, struct store_conversation *c)
 {
     if (tx_ok(s))
@@ -884,6 +941,8 @@ int store_conversation_create(struct store *s, struct store_conversation *c)
     int rc = run(stmt);
     if (!rc)
         c->id = sqlite3_last_insert_rowid(s->db);
+    if (!rc && s->observer)
+        rc = observe(s, STORE_CHANGE_CONVERSATION_CREATED, c->id, NULL, NULL);
     return rc;
 }
 
@@ -919,6 +978,9 @@ int store_conversation_update(struct store *s, const struct store_conversation *
 {
     if (tx_ok(s))
         return CD_EIO;
+    struct store_conversation before = {0};
+    if (s->observer && store_conversation_get(s, c->id, &before))
+        return CD_ENOTFOUND;
     sqlite3_stmt *stmt = st(s, ST_CONV_UPDATE);
     sqlite3_bind_int64(stmt, 1, c->id);
     sqlite3_bind_text(stmt, 2, store_state_name(c->state), -1, SQLITE_STATIC);
@@ -943,6 +1005,9 @@ int store_conversation_update(struct store *s, const struct store_conversation *
     int rc = run(stmt);
     if (!rc && sqlite3_changes(s->db) == 0)
         rc = CD_ENOTFOUND;
+    if (!rc && s->observer)
+        rc = observe(s, STORE_CHANGE_CONVERSATION_UPDATED, c->id, &before, NULL);
+    store_conversation_clear(&before);
     return rc;
 }
 
@@ -950,6 +1015,9 @@ int store_conversation_update_triage(struct store *s, const struct store_convers
 {
     if (tx_ok(s))
         return CD_EIO;
+    struct store_conversation before = {0};
+    if (s->observer && store_conversation_get(s, c->id, &before))
+        return CD_ENOTFOUND;
     sqlite3_stmt *stmt = st(s, ST_CONV_UPDATE_TRIAGE);
     sqlite3_bind_int64(stmt, 1, c->id);
     sqlite3_bind_text(stmt, 2, store_state_name(c->state), -1, SQLITE_STATIC);
@@ -958,6 +1026,9 @@ int store_conversation_update_triage(struct store *s, const struct store_convers
     int rc = run(stmt);
     if (!rc && sqlite3_changes(s->db) == 0)
         rc = CD_ENOTFOUND;
+    if (!rc && s->observer)
+        rc = observe(s, STORE_CHANGE_CONVERSATION_UPDATED, c->id, &before, NULL);
+    store_conversation_clear(&before);
     return rc;
 }
 
@@ -973,7 +1044,7 @@ int store_conversation_claim(struct store *s, int64_t id, int64_t agent_id, int6
     if (rc)
         return rc;
     if (sqlite3_changes(s->db) == 1)
-        return 0;
+        return s->observer ? observe(s, STORE_CHANGE_CONVERSATION_CLAIMED, id, NULL, NULL) : 0;
     struct store_conversation c;
     rc = store_conversation_get(s, id, &c);
     store_conversation_clear(&c);
@@ -1098,7 +1169,8 @@ int store_message_append(struct store *s, struct store_message *m)
         rc = sqlite3_step(stmt);
         sqlite3_reset(stmt);
         if (rc == SQLITE_DONE)
-            return 0;
+            return s->observer ? observe(s, STORE_CHANGE_MESSAGE_APPENDED, m->conversation, NULL, m)
+                               : 0;
         if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
             return CD_ENOTFOUND;
         if ((rc & 0xff) != SQLITE_CONSTRAINT)
@@ -1116,7 +1188,8 @@ int store_message_append(struct store *s, struct store_message *m)
     }
     sqlite3_reset(stmt);
     if (rc == SQLITE_DONE)
-        return 0;
+        return s->observer ? observe(s, STORE_CHANGE_MESSAGE_APPENDED, m->conversation, NULL, m)
+                           : 0;
     if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
         return CD_ENOTFOUND;
     if ((rc & 0xff) == SQLITE_CONSTRAINT && client_id_conflict(s, m) == CD_EEXIST)

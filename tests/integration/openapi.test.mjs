@@ -16,7 +16,13 @@ const tokens = {};
 const covered = new Set(); // "METHOD PATH-TEMPLATE STATUS"
 
 before(async () => {
-  srv = await startServer({ ...fixtures, args: ['--rate-limit', '0'] });
+  // A webhook endpoint nothing listens on: article.published deliveries fail fast, so that
+  // the deliveries routes have rows to show and redeliver.
+  srv = await startServer({
+    ...fixtures,
+    args: ['--rate-limit', '0', '--webhook-url', 'http://127.0.0.1:9/hooks', '--webhook-secret', 's',
+      '--webhook-events', 'article.published', '--webhook-retry-base-ms', '50', '--webhook-max-age', '1'],
+  });
   for (const [name, role] of [['Ana', 'agent'], ['Ada', 'author'], ['Root', 'admin']]) {
     const r = await runCaredesk(['user', 'add', name, '--role', role, '--skills', 'general,orders',
       '--db', srv.db]);
@@ -86,9 +92,11 @@ test('the document is OpenAPI 3.1 and lists every route with its roles', () => {
     'DELETE /api/articles/{id}', 'GET /api/articles', 'GET /api/articles/{id}',
     'GET /api/articles/{id}/revisions', 'GET /api/articles/{id}/revisions/{n}', 'GET /api/ask',
     'GET /api/conversations/{id}', 'GET /api/export', 'GET /api/me', 'GET /api/openapi.json', 'GET /api/queues',
-    'GET /api/search', 'GET /api/stats', 'GET /api/unanswered', 'GET /healthz', 'GET /kb/{id}',
-    'GET /metrics', 'POST /api/articles', 'POST /api/erase', 'POST /api/learn', 'PUT /api/articles/{id}',
-  ]);
+    'GET /api/search', 'GET /api/stats', 'GET /api/unanswered', 'GET /kb/{id}',
+    'GET /api/webhooks/deliveries', 'GET /api/webhooks/deliveries/{id}', 'GET /healthz',
+    'GET /metrics', 'POST /api/articles', 'POST /api/erase', 'POST /api/learn', 'POST /api/webhooks/deliveries/{id}/redeliver',
+    'PUT /api/articles/{id}',
+  ].sort());
   for (const item of Object.values(doc.paths)) {
     for (const [m, op] of Object.entries(item)) {
       if (m === 'parameters') continue;
@@ -190,6 +198,24 @@ test('real responses of every operation validate against the document', async ()
   await call('GET', '/api/export?email=sam@example.com', { token: tokens.agent, expect: 403 });
   await call('POST', '/api/erase', { token: tokens.admin, body: { email: 'nobody@example.com' }, expect: 200 });
   await call('POST', '/api/erase', { token: tokens.admin, body: {}, expect: 400 });
+
+  // Webhook deliveries: the article published above failed (nothing listens on port 9).
+  let failed;
+  for (let i = 0; i < 100 && !failed; i++) {
+    const r = await call('GET', '/api/webhooks/deliveries?status=failed&limit=10', { token: tokens.admin, expect: 200 });
+    failed = r.json.deliveries[0];
+    if (!failed) await new Promise((res) => setTimeout(res, 100));
+  }
+  assert.ok(failed, 'a failed delivery');
+  await call('GET', '/api/webhooks/deliveries', { token: tokens.admin, expect: 200 });
+  await call('GET', '/api/webhooks/deliveries?status=nope', { token: tokens.admin, expect: 400 });
+  await call('GET', '/api/webhooks/deliveries', { token: tokens.author, expect: 403 });
+  await call('GET', `/api/webhooks/deliveries/${failed.id}`, { token: tokens.admin, expect: 200 });
+  await call('GET', '/api/webhooks/deliveries/999999', { token: tokens.admin, expect: 404 });
+  await call('GET', '/api/webhooks/deliveries/x', { token: tokens.admin, expect: 400 });
+  await call('POST', `/api/webhooks/deliveries/${failed.id}/redeliver`, { token: tokens.admin, expect: 200 });
+  await call('POST', `/api/webhooks/deliveries/${failed.id}/redeliver`, { token: tokens.admin, expect: 409 });
+  await call('POST', '/api/webhooks/deliveries/999999/redeliver', { token: tokens.admin, expect: 404 });
 
   // Every operation was exercised with at least its success status.
   for (const [p, item] of Object.entries(doc.paths)) {

@@ -142,6 +142,9 @@ static const char *const schema_v4_delta =
     " WHERE reply_to IS NOT NULL;"
     "PRAGMA user_version = 4;";
 
+static const char *const schema_v5_delta = "DROP INDEX messages_reply_to;"
+                                           "PRAGMA user_version = 5;";
+
 /* Rows a version-1 deployment holds: a closed, rated conversation with a
  * customer question, a bot answer (meta JSON), an agent reply; a queued one;
  * one with NULL customer fields and non-ASCII text. */
@@ -231,6 +234,8 @@ static void build_old(int version)
     }
     if (version >= 4)
         exec_ok(db, schema_v4_delta);
+    if (version >= 5)
+        exec_ok(db, schema_v5_delta);
     exec_ok(db, "COMMIT");
     sqlite3_close(db);
 }
