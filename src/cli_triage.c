@@ -577,8 +577,8 @@ int cli_eval_intents(int argc, char **argv)
         if (!is_quiet)
             fprintf(stderr,
                     "kb: answers how-to questions at coverage >= %.2f (%.1f%% of %d background "
-                    "and %d held-out-article questions would pass)\n",
-                    kc->t_coverage, 100 * kc->false_rate, kc->n_background, kc->n_held_out);
+                    "how-to questions would pass)\n",
+                    kc->t_coverage, 100 * kc->false_rate, kc->n_background);
     }
     s = *triage_get_settings(t);
     const struct intents *tset = triage_intents(t);
