@@ -140,9 +140,8 @@ struct triage_kb_calibration {
     double t_coverage; /* how-to questions are answered at coverage >= this (and
                         * never below the settings' t_kb) */
     double max_false;  /* the share of unanswerable questions allowed through */
-    double false_rate; /* measured at t_coverage, both kinds weighed equally */
-    int n_background;  /* background questions searched */
-    int n_held_out;    /* article titles searched with their own article left out */
+    double false_rate; /* the share of them measured at t_coverage */
+    int n_background;  /* background how-to questions searched */
 };
 
 struct triage;
@@ -188,13 +187,12 @@ void triage_signals(struct triage *t, const char *text, size_t n, const char *la
  * "kb_article","kb_score"}}. Returns 0 or CD_ENOMEM. */
 int triage_decision_to_json(const struct triage_decision *d, struct cd_buf *out);
 
-/* Measures the KB's answer threshold on the KB itself: the questions of the
- * shipped background (scope.h) that are how-to questions, and up to 300
- * article titles searched with their own article left out, stand for the
+/* Measures the KB's answer threshold on the KB itself: the how-to questions
+ * of the shipped background (scope.h), searched in this KB, stand for the
  * questions no article answers. The threshold is the lowest coverage that
- * answers at most max_false (default 0.05) of them, the two kinds weighed
- * equally. Call after loading the KB, and again after large changes.
- * Returns 0, CD_ESTATE without a KB, CD_ENOMEM. */
+ * answers at most max_false (default 0.05) of them. Call after loading the
+ * KB, and again after large changes. Returns 0, CD_ESTATE without a KB,
+ * CD_ENOMEM. */
 int triage_calibrate_kb(struct triage *t, double max_false);
 const struct triage_kb_calibration *triage_kb_calibration(const struct triage *t);
 

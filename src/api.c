@@ -7,6 +7,7 @@
  *   POST   /api/learn                    author, admin ({"question","article"}: kb_learn;
  *                                         the question leaves the unanswered list)
  *   GET    /api/unanswered?since=&limit= author, admin (most asked first, best article)
+ *   GET    /api/intents/check            author, admin (the intents report, intents_check.h)
  *   GET    /api/queues                   agent, admin
  *   GET    /api/articles?q=&status=&limit=  author, admin (every article, drafts too)
  *   GET    /api/articles/{id}            author, admin (drafts too)
@@ -29,6 +30,7 @@
 
 #include "auth.h"
 #include "chat.h"
+#include "intents_check.h"
 #include "kb.h"
 #include "triage.h"
 #include "log.h"
@@ -1017,6 +1019,26 @@ static int route_unanswered(struct api *api, const struct api_request *req,
     return respond_json(resp, 200, json_pack("{s:o?}", "questions", list));
 }
 
+/* GET /api/intents/check: the author's report on the intents in use (intents_check.h). */
+static int route_intents_check(struct api *api, const struct api_request *req,
+                               struct api_response *resp)
+{
+    struct auth_user user;
+    if (require_role(api, req, AUTH_ROLE_AUTHOR | AUTH_ROLE_ADMIN, &user, resp))
+        return 0;
+    if (strcmp(req->method, "GET")) {
+        resp->allow = "GET";
+        return respond_error(resp, 405, "method_not_allowed", "use GET");
+    }
+    const struct intents *set = api->deps.triage ? triage_intents(api->deps.triage) : NULL;
+    if (!set)
+        return respond_error(resp, 503, "unavailable", "the triage engine has no intents");
+    json_t *r = intents_check(set, NULL);
+    if (!r)
+        return respond_error(resp, 500, "internal", "out of memory");
+    return respond_json(resp, 200, r);
+}
+
 static int route_queues(struct api *api, const struct api_request *req, struct api_response *resp)
 {
     struct auth_user user;
@@ -1189,6 +1211,8 @@ int api_handle(struct api *api, const struct api_request *req, struct api_respon
         return route_export(api, req, resp);
     if (!strcmp(p, "/api/erase"))
         return route_erase(api, req, resp);
+    if (!strcmp(p, "/api/intents/check"))
+        return route_intents_check(api, req, resp);
     if (!strcmp(p, "/api/openapi.json"))
         return api_openapi(req, resp);
     if (!strncmp(p, "/api/webhooks/", 14))

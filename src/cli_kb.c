@@ -45,7 +45,7 @@ static const char import_usage[] =
 
 static const char eval_usage[] =
     "usage: caredesk eval kb --articles A.jsonl --queries Q.jsonl [--learn L.jsonl]\n"
-    "                        [--oos O.jsonl] [--lang xx] [--misses]\n"
+    "                        [--oos O.jsonl] [--t-kb X] [--lang xx] [--misses]\n"
     "\n"
     "Indexes the articles in memory, learns the --learn queries first if given (each line\n"
     "{\"text\", \"article\"} becomes a learned phrasing of that article), runs every query\n"
@@ -57,6 +57,7 @@ static const char eval_usage[] =
     "the KB): answer_rate is the share of --queries answered, answered_precision the share\n"
     "of all answers that give the right article, oos_answer_rate the share of --oos\n"
     "questions (no article answers them; {\"text\"} lines) answered all the same.\n"
+    "--t-kb X answers how-to questions at coverage >= X instead of the measured threshold.\n"
     "--misses also prints each query whose article was not ranked first.\n"
     "\n"
     "Exit status: 0, 1 failure (unreadable or empty file), 2 usage error.\n";
@@ -410,6 +411,7 @@ static int cmp_i64(const void *x, const void *y)
 int cli_eval_kb(int argc, char **argv)
 {
     const char *articles = NULL, *queries = NULL, *learn = NULL, *lang = NULL, *oos = NULL;
+    double t_kb = 0;
     int show_misses = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -428,10 +430,15 @@ int cli_eval_kb(int argc, char **argv)
             lang = argv[++i];
         else if (!strcmp(a, "--oos") && has_value)
             oos = argv[++i];
-        else if (!strcmp(a, "--misses"))
+        else if (!strcmp(a, "--t-kb") && has_value) {
+            char *end;
+            t_kb = strtod(argv[++i], &end);
+            if (*end || !(t_kb > 0 && t_kb <= 1))
+                return usage_error(eval_usage, "--t-kb must be in (0, 1], not '%s'", argv[i]);
+        } else if (!strcmp(a, "--misses"))
             show_misses = 1;
         else if (!strcmp(a, "--articles") || !strcmp(a, "--queries") || !strcmp(a, "--learn") ||
-                 !strcmp(a, "--lang") || !strcmp(a, "--oos"))
+                 !strcmp(a, "--lang") || !strcmp(a, "--oos") || !strcmp(a, "--t-kb"))
             return usage_error(eval_usage, "option '%s' needs a value", a);
         else
             return usage_error(eval_usage, "unexpected argument '%s'", a);
@@ -504,7 +511,11 @@ int cli_eval_kb(int argc, char **argv)
     /* The server's answer rule (a KB-only triage, its threshold measured on
      * the KB): how often it answers, how often rightly, and how often it
      * answers a question no article answers. */
-    if (!(t = triage_new(NULL, NULL, kb)) || triage_calibrate_kb(t, 0)) {
+    struct triage_settings ts;
+    triage_settings_default(&ts);
+    if (t_kb > 0)
+        ts.t_kb = t_kb;
+    if (!(t = triage_new(&ts, NULL, kb)) || (t_kb <= 0 && triage_calibrate_kb(t, 0))) {
         fputs("caredesk: out of memory\n", stderr);
         goto done;
     }
@@ -539,7 +550,8 @@ int cli_eval_kb(int argc, char **argv)
            (long long)times[(n_qs - 1) / 2], (long long)times[i99 < 0 ? 0 : i99], per_s,
            (double)(n_answered - n_oos_answered) / n_qs,
            n_answered ? (double)n_answered_right / n_answered : 0.0, n_os,
-           n_os ? (double)n_oos_answered / n_os : 0.0, kc->t_coverage);
+           n_os ? (double)n_oos_answered / n_os : 0.0,
+           kc->is_fitted && kc->t_coverage > ts.t_kb ? kc->t_coverage : ts.t_kb);
     rc = CLI_OK;
 done:
     free(times);

@@ -577,8 +577,8 @@ int cli_eval_intents(int argc, char **argv)
         if (!is_quiet)
             fprintf(stderr,
                     "kb: answers how-to questions at coverage >= %.2f (%.1f%% of %d background "
-                    "and %d held-out-article questions would pass)\n",
-                    kc->t_coverage, 100 * kc->false_rate, kc->n_background, kc->n_held_out);
+                    "how-to questions would pass)\n",
+                    kc->t_coverage, 100 * kc->false_rate, kc->n_background);
     }
     s = *triage_get_settings(t);
     const struct intents *tset = triage_intents(t);
@@ -775,29 +775,34 @@ static void print_report(const json_t *r)
            (int)json_integer_value(json_object_get(r, "intents")),
            json_number_value(json_object_get(r, "cross_validated_accuracy")));
     printf("\nout of scope:\n  %s\n", json_string_value(json_object_get(sc, "why")));
-    size_t i;
-    const json_t *v;
     const json_t *few = json_object_get(r, "too_few_examples");
     printf("\nintents with too few examples: %zu\n", json_array_size(few));
-    json_array_foreach(few, i, v) printf("  %-32s %3d examples (write %d or more)\n",
-                                         json_string_value(json_object_get(v, "intent")),
-                                         (int)json_integer_value(json_object_get(v, "examples")),
-                                         (int)json_integer_value(json_object_get(v, "suggested")));
+    for (size_t i = 0; i < json_array_size(few); i++) {
+        const json_t *v = json_array_get(few, i);
+        printf("  %-32s %3d examples (write %d or more)\n",
+               json_string_value(json_object_get(v, "intent")),
+               (int)json_integer_value(json_object_get(v, "examples")),
+               (int)json_integer_value(json_object_get(v, "suggested")));
+    }
     const json_t *pairs = json_object_get(r, "confused_pairs");
     printf("\nintents the model confuses (held-out examples read as another): %zu\n",
            json_array_size(pairs));
-    json_array_foreach(pairs, i, v)
+    for (size_t i = 0; i < json_array_size(pairs); i++) {
+        const json_t *v = json_array_get(pairs, i);
         printf("  %-32s -> %-32s %3d (%.0f%%)\n", json_string_value(json_object_get(v, "intent")),
                json_string_value(json_object_get(v, "read_as")),
                (int)json_integer_value(json_object_get(v, "examples")),
                100 * json_number_value(json_object_get(v, "share")));
+    }
     const json_t *mis = json_object_get(r, "misread_examples");
     printf("\nexamples that cross-validate to another intent: %zu\n", json_array_size(mis));
-    json_array_foreach(mis, i, v)
+    for (size_t i = 0; i < json_array_size(mis); i++) {
+        const json_t *v = json_array_get(mis, i);
         printf("  %s: \"%s\" -> %s (%.2f)\n", json_string_value(json_object_get(v, "intent")),
                json_string_value(json_object_get(v, "example")),
                json_string_value(json_object_get(v, "read_as")),
                json_number_value(json_object_get(v, "probability")));
+    }
 }
 
 int cli_check_intents(int argc, char **argv)

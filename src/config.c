@@ -42,6 +42,9 @@ static const struct setting settings[] = {
      "offer choices at or above this confidence, hand off below"},
     {"kb-threshold", T_DOUBLE, OFF(kb_threshold), "0.5", 0, 1,
      "answer a how-to question from the KB at or above this score"},
+    {"oos-prior", T_DOUBLE, OFF(oos_prior), "0.5", 0.01, 0.99,
+     "share of messages taken to be about something no intent covers, when learning "
+     "P(in scope)"},
     {"queues", T_STR, OFF(queues), QUEUE_DEFAULT_NAMES, 0, 0, "handoff queues (comma-separated)"},
     {"default-queue", T_STR, OFF(default_queue), "general", 0, 0,
      "queue for handoffs with no better guess"},

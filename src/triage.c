@@ -925,7 +925,6 @@ int triage_calibrate_kb(struct triage *t, double max_false)
         return CD_ESTATE;
     if (!(max_false > 0 && max_false < 1))
         max_false = 0.05;
-    enum { MAX_ARTICLES = 300 };
     int n_articles = kb_count(t->kb);
     if (n_articles < 0)
         return n_articles;
@@ -935,33 +934,13 @@ int triage_calibrate_kb(struct triage *t, double max_false)
     for (int b = 0; scope_background[b].text; b++)
         n_bg_rows++;
     double *bg = malloc((size_t)(n_bg_rows ? n_bg_rows : 1) * sizeof *bg);
-    double *ho = malloc((size_t)MAX_ARTICLES * sizeof *ho);
-    int n_items = 0, n_bg = 0, n_ho = 0, rc = CD_ENOMEM;
-    if (!items || !bg || !ho)
+    int n_items = 0, n_bg = 0, rc = CD_ENOMEM;
+    if (!items || !bg)
         goto done;
     if ((rc = kb_list(t->kb, NULL, 1, items, cap_items, &n_items)))
         goto done;
-    /* Articles' titles and questions that are how-to questions (the only
-     * ones answered by coverage), each searched with its own article left
-     * out: a question close to the KB's subject that it has no article for. */
-    int step = n_items > MAX_ARTICLES ? (n_items + MAX_ARTICLES - 1) / MAX_ARTICLES : 1;
-    for (int i = 0; i < n_items && n_ho < MAX_ARTICLES; i += step) {
-        struct kb_article a = {0};
-        if (kb_get(t->kb, items[i].id, &a))
-            continue;
-        for (int q = -1; q < a.n_questions && n_ho < MAX_ARTICLES; q++) {
-            const char *text = q < 0 ? a.title : a.questions[q];
-            if (!text || !text[0] || tokenizer_for(t, a.lang))
-                continue;
-            struct triage_signals sig;
-            compute_signals(t, text, strlen(text), fold_message(t, text, strlen(text)), &sig);
-            if (sig.is_howto)
-                kb_probe(t, text, a.lang, a.id, ho, &n_ho);
-        }
-        kb_article_clear(&a);
-    }
-    /* The background's how-to questions in the KB's languages: questions
-     * about anything else. */
+    /* The background's how-to questions (the only ones answered by
+     * coverage) in the KB's languages: questions about anything else. */
     for (int b = 0; scope_background[b].text; b++) {
         const char *lang = scope_background[b].lang, *text = scope_background[b].text;
         int has_lang = 0;
@@ -971,37 +950,33 @@ int triage_calibrate_kb(struct triage *t, double max_false)
             continue;
         struct triage_signals sig;
         compute_signals(t, text, strlen(text), fold_message(t, text, strlen(text)), &sig);
-        if (!sig.is_howto)
-            continue;
-        kb_probe(t, text, lang, NULL, bg, &n_bg);
+        if (sig.is_howto)
+            kb_probe(t, text, lang, NULL, bg, &n_bg);
     }
     qsort(bg, (size_t)n_bg, sizeof *bg, compare_doubles);
-    qsort(ho, (size_t)n_ho, sizeof *ho, compare_doubles);
     /* The lowest threshold (in steps of 0.01) that lets through at most
-     * max_false of them. */
-    double w_bg = n_bg && n_ho ? 0.5 : n_bg ? 1 : 0, w_ho = n_ho ? 1 - w_bg : 0;
+     * max_false of them. (An article's own question searched without its
+     * article was tried too: a sibling article often answers it rightly, so
+     * it overstated what gets through and held back good answers.) */
     double best = 1.01, rate = 0;
     for (int k = 100; k >= 0; k--) {
-        double x = k / 100.0;
-        double f = w_bg * share_at_least(bg, n_bg, x) + w_ho * share_at_least(ho, n_ho, x);
+        double f = share_at_least(bg, n_bg, k / 100.0);
         if (f > max_false)
             break;
-        best = x;
+        best = k / 100.0;
         rate = f;
     }
-    t->kb_cal.is_fitted = n_bg + n_ho >= 20;
+    t->kb_cal.is_fitted = n_bg >= 20;
     t->kb_cal.t_coverage = best;
     t->kb_cal.max_false = max_false;
     t->kb_cal.false_rate = rate;
     t->kb_cal.n_background = n_bg;
-    t->kb_cal.n_held_out = n_ho;
     rc = 0;
 done:
     if (items)
         kb_list_clear(items, n_items);
     free(items);
     free(bg);
-    free(ho);
     return rc;
 }
 

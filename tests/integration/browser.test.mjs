@@ -488,6 +488,13 @@ test('end to end: customer, agent, author and dashboard', opts(240000), async (t
     assert.match(await author.locator('#ranked li').first().textContent(), /gift/i);
     await shot(author, 'author-test-desktop');
 
+    // The intents report: where the out-of-scope threshold landed and why.
+    await author.locator('#tab-intents').click();
+    await author.locator('#intents-oos p').waitFor({ timeout: 10000 });
+    assert.match(await author.locator('#intents-oos p').textContent(), /P\(in scope\)/);
+    assert.match(await author.locator('#intents-report').textContent(), /Intents the model confuses/);
+    await shot(author, 'author-intents-desktop');
+
     // The next customer question finds the new text.
     await customer.locator(`${W} .restart button`).click();
     await ask(customer, 'What is the walnut-green Fjord tag?');

@@ -91,7 +91,7 @@ test('the document is OpenAPI 3.1 and lists every route with its roles', () => {
   assert.deepEqual(routes.sort(), [
     'DELETE /api/articles/{id}', 'GET /api/articles', 'GET /api/articles/{id}',
     'GET /api/articles/{id}/revisions', 'GET /api/articles/{id}/revisions/{n}', 'GET /api/ask',
-    'GET /api/conversations/{id}', 'GET /api/export', 'GET /api/me', 'GET /api/openapi.json', 'GET /api/queues',
+    'GET /api/conversations/{id}', 'GET /api/export', 'GET /api/intents/check', 'GET /api/me', 'GET /api/openapi.json', 'GET /api/queues',
     'GET /api/search', 'GET /api/stats', 'GET /api/unanswered', 'GET /kb/{id}',
     'GET /api/webhooks/deliveries', 'GET /api/webhooks/deliveries/{id}', 'GET /healthz',
     'GET /metrics', 'POST /api/articles', 'POST /api/erase', 'POST /api/learn', 'POST /api/webhooks/deliveries/{id}/redeliver',
@@ -159,6 +159,10 @@ test('real responses of every operation validate against the document', async ()
   await call('GET', '/kb/openapi-zebra', { expect: 404 }); // a draft now
   await call('DELETE', '/api/articles/openapi-new', { token: tokens.author, expect: 200 });
   await call('DELETE', '/api/articles/openapi-new', { token: tokens.author, expect: 404 });
+
+  // The intents report.
+  await call('GET', '/api/intents/check', { token: tokens.author, expect: 200 });
+  await call('GET', '/api/intents/check', { token: tokens.agent, expect: 403 });
 
   // The bot, learning, unanswered questions.
   await call('GET', '/api/ask?q=where%20is%20my%20order', { token: tokens.author, expect: 200 });
