@@ -7,7 +7,7 @@
 # `make fuzz-smoke` runs each for FUZZ_SECONDS (default 20) on its seed corpus.
 
 CC       ?= cc
-PKGS     := libwebsockets jansson sqlite3 libxml-2.0 libcurl
+PKGS     := libwebsockets jansson sqlite3 libxml-2.0 libcurl libcmark
 DATA     ?= ../shared/data
 O        ?= 2
 

@@ -1,7 +1,9 @@
 /* kb_passage: the paragraph of an article that answers a question: Markdown split into
- * blocks, cleaned for display and shortened at a word; chosen by the query weight each
- * paragraph's stored stems share with the question (kb_passage(), kb_best_passage()). */
+ * blocks, cleaned for display by libcmark (markdown_to_text()) and shortened at a word; chosen by
+ * the query weight each paragraph's stored stems share with the question (kb_passage(),
+ * kb_best_passage()). */
 #include "kb_int.h"
+#include "markdown.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -14,72 +16,6 @@ int kb_is_blank(const char *s, size_t n)
         if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r')
             return 0;
     return 1;
-}
-
-/* Appends one byte; the caller has reserved room for it. */
-static void buf_putc(struct cd_buf *b, char c)
-{
-    b->data[b->len++] = c;
-    b->data[b->len] = '\0';
-}
-
-/* Appends a Markdown line as plain text: no heading marks, list bullets, emphasis, code
- * ticks, link targets or HTML tags; out has room for n + 1 more bytes and its NUL. Stops once out
- * holds more than limit bytes ending in a word: what follows cannot change the first limit bytes,
- * all a passage shows. */
-static int clean_markdown_line(struct cd_buf *out, const char *s, size_t n, size_t limit)
-{
-    size_t i = 0;
-    while (i < n && (s[i] == ' ' || s[i] == '\t'))
-        i++;
-    while (i < n && (s[i] == '#' || s[i] == '>'))
-        i++;
-    if (i + 1 < n && (s[i] == '-' || s[i] == '*' || s[i] == '+') && s[i + 1] == ' ')
-        i += 2;
-    else {
-        size_t j = i;
-        while (j < n && s[j] >= '0' && s[j] <= '9')
-            j++;
-        if (j > i && j + 1 < n && (s[j] == '.' || s[j] == ')') && s[j + 1] == ' ')
-            i = j + 2;
-    }
-    if (n - i >= 3 && (!strncmp(s + i, "```", 3) || !strncmp(s + i, "~~~", 3)))
-        return 0;
-    int need_space = out->len > 0 && out->data[out->len - 1] != ' ';
-    for (; i < n; i++) {
-        if (out->len > limit && out->data[out->len - 1] != ' ')
-            break;
-        char c = s[i];
-        if (c == '*' || c == '_' || c == '`' || c == '\r')
-            continue;
-        if (c == '!' && i + 1 < n && s[i + 1] == '[')
-            continue;
-        if (c == '[' || c == ']')
-            continue;
-        if (c == '(' && i > 0 && s[i - 1] == ']') { /* link target: skip to ')' */
-            while (i < n && s[i] != ')')
-                i++;
-            continue;
-        }
-        if (c == '<') { /* HTML tag or autolink: drop up to '>' if it closes on this line */
-            const char *gt = memchr(s + i, '>', n - i);
-            if (gt) {
-                i = (size_t)(gt - s);
-                continue;
-            }
-        }
-        if (c == '\t' || c == ' ') {
-            if (out->len > 0 && out->data[out->len - 1] != ' ')
-                buf_putc(out, ' ');
-            continue;
-        }
-        if (need_space) {
-            buf_putc(out, ' ');
-            need_space = 0;
-        }
-        buf_putc(out, c);
-    }
-    return 0;
 }
 
 /* Cuts s to at most max bytes at a word boundary (and a UTF-8 boundary), adding "...". */
@@ -192,21 +128,10 @@ int kb_best_passage(const struct kb_query *q, const char *body, const char *pste
  * KB_PASSAGE_CHARS. Returns 0 with a malloc'd string in *out, or CD_ENOMEM. */
 static int passage_text(const char *body, size_t best_start, size_t best_end, char **out)
 {
-    /* A line of n bytes cleans to at most n + 1 (a space before it): one allocation. */
-    size_t cap = 2 * (best_end - best_start) + 2;
-    struct cd_buf text = {malloc(cap), 0, cap};
-    if (!text.data)
-        return CD_ENOMEM;
-    text.data[0] = '\0';
-    int rc = 0;
-    for (size_t p = best_start; p < best_end && !rc;) {
-        const char *nl = memchr(body + p, '\n', best_end - p);
-        size_t len = nl ? (size_t)(nl - (body + p)) : best_end - p;
-        if (text.len > KB_PASSAGE_CHARS && text.data[text.len - 1] != ' ')
-            break; /* enough for shorten() */
-        rc = clean_markdown_line(&text, body + p, len, KB_PASSAGE_CHARS);
-        p += len + 1;
-    }
+    struct cd_buf text = {0};
+    int rc = cd_buf_append(&text, "", 0);
+    if (!rc && best_end > best_start)
+        rc = markdown_to_text(&text, body + best_start, best_end - best_start, KB_PASSAGE_CHARS);
     if (rc) {
         cd_buf_free(&text);
         return rc;

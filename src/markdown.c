@@ -1,10 +1,18 @@
-/* markdown: the article pages' Markdown to HTML, behind markdown_to_html() alone so that the
- * renderer can be swapped (for libcmark, say) without touching its callers. Everything from the
- * article is escaped; only safe link targets become links. */
+/* markdown: article Markdown through libcmark (CommonMark), for the /kb/{id} pages
+ * (markdown_to_html()) and for passages (markdown_to_text()): one parser for both, so what a
+ * page shows and what a passage quotes read the same text.
+ *
+ * DESIGN: the document is parsed once, then its tree is adjusted before it is rendered. Raw
+ * HTML in an article becomes text (shown escaped on the page, dropped from passages); a link or
+ * image whose target is not http(s), mailto, a site-relative path or a fragment loses its
+ * target and keeps its text; headings move one level down under the page's own <h1>. cmark's
+ * safe mode stays on behind that. Must never happen: a byte of an article reaching the page
+ * as markup it did not mean, or a tag in a passage. */
 #include "markdown.h"
 
+#include <cmark.h>
 #include <ctype.h>
-#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -45,157 +53,285 @@ int markdown_escape_html(struct cd_buf *b, const char *s, size_t n)
     return rc;
 }
 
-/* Returns 1 for link targets that are safe in an href: http(s), mailto,
- * site-relative paths and fragments. */
-static int safe_href(const char *s, size_t n)
+/* Returns 1 for link targets that are safe in an href: http(s), mailto, site-relative paths
+ * and fragments. */
+static int safe_href(const char *s)
 {
-    return (n >= 7 && !strncasecmp(s, "http://", 7)) ||
-           (n >= 8 && !strncasecmp(s, "https://", 8)) ||
-           (n >= 7 && !strncasecmp(s, "mailto:", 7)) || (n >= 1 && (s[0] == '/' || s[0] == '#'));
+    return s && (!strncasecmp(s, "http://", 7) || !strncasecmp(s, "https://", 8) ||
+                 !strncasecmp(s, "mailto:", 7) || s[0] == '/' || s[0] == '#');
 }
 
-/* Inline Markdown: `code`, **bold**, *em*, [text](url); everything escaped. */
-static int render_inline(struct cd_buf *b, const char *s, size_t n)
+/* Appends the text of node's subtree (text, code, line breaks as spaces) to b. */
+static int subtree_text(cmark_node *node, struct cd_buf *b)
 {
+    cmark_iter *it = cmark_iter_new(node);
+    if (!it)
+        return CD_ENOMEM;
     int rc = 0;
-    size_t i = 0;
-    while (i < n && !rc) {
-        if (s[i] == '`') {
-            const char *e = memchr(s + i + 1, '`', n - i - 1);
-            if (e) {
-                size_t len = (size_t)(e - (s + i + 1));
-                rc = cd_buf_puts(b, "<code>");
-                if (!rc)
-                    rc = markdown_escape_html(b, s + i + 1, len);
-                if (!rc)
-                    rc = cd_buf_puts(b, "</code>");
-                i += len + 2;
-                continue;
-            }
-        }
-        if (s[i] == '*' && i + 1 < n && s[i + 1] == '*') {
-            const char *e = i + 2 < n ? memmem(s + i + 2, n - i - 2, "**", 2) : NULL;
-            if (e && e > s + i + 2) {
-                size_t len = (size_t)(e - (s + i + 2));
-                rc = cd_buf_puts(b, "<strong>");
-                if (!rc)
-                    rc = render_inline(b, s + i + 2, len);
-                if (!rc)
-                    rc = cd_buf_puts(b, "</strong>");
-                i += len + 4;
-                continue;
-            }
-        }
-        if (s[i] == '[') {
-            const char *close = memchr(s + i, ']', n - i);
-            if (close && close + 1 < s + n && close[1] == '(') {
-                const char *paren = memchr(close, ')', (size_t)(s + n - close));
-                size_t text_len = (size_t)(close - (s + i + 1));
-                const char *href = close + 2;
-                size_t href_len = paren ? (size_t)(paren - href) : 0;
-                if (paren && safe_href(href, href_len)) {
-                    rc = cd_buf_puts(b, "<a href=\"");
-                    if (!rc)
-                        rc = markdown_escape_html(b, href, href_len);
-                    if (!rc)
-                        rc = cd_buf_puts(b, "\">");
-                    if (!rc)
-                        rc = markdown_escape_html(b, s + i + 1, text_len);
-                    if (!rc)
-                        rc = cd_buf_puts(b, "</a>");
-                    i = (size_t)(paren - s) + 1;
-                    continue;
-                }
-            }
-        }
-        size_t j = i + 1;
-        while (j < n && s[j] != '`' && s[j] != '*' && s[j] != '[')
-            j++;
-        rc = markdown_escape_html(b, s + i, j - i);
-        i = j;
+    cmark_event_type ev;
+    while (!rc && (ev = cmark_iter_next(it)) != CMARK_EVENT_DONE) {
+        cmark_node *n = cmark_iter_get_node(it);
+        if (ev != CMARK_EVENT_ENTER)
+            continue;
+        cmark_node_type t = cmark_node_get_type(n);
+        const char *lit = cmark_node_get_literal(n);
+        if ((t == CMARK_NODE_TEXT || t == CMARK_NODE_CODE) && lit)
+            rc = cd_buf_puts(b, lit);
+        else if (t == CMARK_NODE_SOFTBREAK || t == CMARK_NODE_LINEBREAK)
+            rc = cd_buf_puts(b, " ");
     }
+    cmark_iter_free(it);
     return rc;
 }
 
-/* Block Markdown: headings, bullet and numbered lists, paragraphs. */
+/* A text node holding s. */
+static cmark_node *text_node(const char *s)
+{
+    cmark_node *t = cmark_node_new(CMARK_NODE_TEXT);
+    if (t && !cmark_node_set_literal(t, s)) {
+        cmark_node_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+/* Makes node (raw HTML, or a link or image with an unsafe target) harmless in place. Returns
+ * 0 or CD_ENOMEM. */
+static int defuse(cmark_node *node)
+{
+    cmark_node_type t = cmark_node_get_type(node);
+    cmark_node *repl = NULL;
+    if (t == CMARK_NODE_HTML_INLINE) {
+        repl = text_node(cmark_node_get_literal(node) ? cmark_node_get_literal(node) : "");
+    } else if (t == CMARK_NODE_HTML_BLOCK) {
+        const char *lit = cmark_node_get_literal(node);
+        size_t n = lit ? strlen(lit) : 0;
+        while (n && (lit[n - 1] == '\n' || lit[n - 1] == '\r'))
+            n--;
+        char *s = malloc(n + 1);
+        cmark_node *text = NULL;
+        if (s) {
+            memcpy(s, lit ? lit : "", n);
+            s[n] = '\0';
+            text = text_node(s);
+            free(s);
+        }
+        repl = text ? cmark_node_new(CMARK_NODE_PARAGRAPH) : NULL;
+        if (repl && !cmark_node_append_child(repl, text)) {
+            cmark_node_free(repl);
+            repl = NULL;
+        }
+        if (!repl)
+            cmark_node_free(text);
+    } else if (t == CMARK_NODE_LINK) {
+        /* The text stays, without the link. */
+        cmark_node *child;
+        while ((child = cmark_node_first_child(node)) != NULL)
+            if (!cmark_node_insert_before(node, child))
+                return CD_ENOMEM;
+        cmark_node_free(node);
+        return 0;
+    } else if (t == CMARK_NODE_IMAGE) {
+        struct cd_buf alt = {0};
+        int rc = subtree_text(node, &alt);
+        repl = rc ? NULL : text_node(alt.data ? alt.data : "");
+        cd_buf_free(&alt);
+    } else
+        return 0;
+    if (!repl || !cmark_node_replace(node, repl)) {
+        cmark_node_free(repl);
+        return CD_ENOMEM;
+    }
+    cmark_node_free(node);
+    return 0;
+}
+
+/* Parses md (n bytes) for a page: defused (see the DESIGN note), headings one level down.
+ * Returns the document, or NULL when out of memory. */
+static cmark_node *parse_for_page(const char *md, size_t n)
+{
+    cmark_node *doc = cmark_parse_document(md, n, CMARK_OPT_DEFAULT);
+    cmark_iter *it = doc ? cmark_iter_new(doc) : NULL;
+    if (!it) {
+        cmark_node_free(doc);
+        return NULL;
+    }
+    cmark_node **todo = NULL;
+    size_t n_todo = 0, cap = 0;
+    int rc = 0;
+    cmark_event_type ev;
+    while (!rc && (ev = cmark_iter_next(it)) != CMARK_EVENT_DONE) {
+        cmark_node *node = cmark_iter_get_node(it);
+        if (ev != CMARK_EVENT_ENTER)
+            continue;
+        cmark_node_type t = cmark_node_get_type(node);
+        if (t == CMARK_NODE_HEADING) {
+            int level = cmark_node_get_heading_level(node);
+            cmark_node_set_heading_level(node, level < 6 ? level + 1 : 6);
+        }
+        int is_unsafe = t == CMARK_NODE_HTML_INLINE || t == CMARK_NODE_HTML_BLOCK ||
+                        ((t == CMARK_NODE_LINK || t == CMARK_NODE_IMAGE) &&
+                         !safe_href(cmark_node_get_url(node)));
+        if (!is_unsafe)
+            continue;
+        if (n_todo == cap) {
+            cap = cap ? cap * 2 : 16;
+            cmark_node **grown = realloc(todo, cap * sizeof *grown);
+            if (!grown) {
+                rc = CD_ENOMEM;
+                break;
+            }
+            todo = grown;
+        }
+        todo[n_todo++] = node;
+    }
+    cmark_iter_free(it);
+    /* Innermost first: a node is changed before the node around it is replaced. */
+    while (!rc && n_todo > 0)
+        rc = defuse(todo[--n_todo]);
+    free(todo);
+    if (rc) {
+        cmark_node_free(doc);
+        return NULL;
+    }
+    return doc;
+}
+
 int markdown_to_html(struct cd_buf *b, const char *md)
 {
-    int rc = 0;
-    enum { NONE, PARA, UL, OL } open = NONE;
-    static const char *const closers[] = {"", "</p>\n", "</ul>\n", "</ol>\n"};
-    const char *line = md;
-    while (*line && !rc) {
-        const char *end = strchr(line, '\n');
-        size_t n = end ? (size_t)(end - line) : strlen(line);
-        const char *next = end ? end + 1 : line + n;
-        while (n && (line[n - 1] == '\r' || line[n - 1] == ' '))
-            n--;
-        size_t indent = 0;
-        while (indent < n && line[indent] == ' ')
-            indent++;
-        const char *t = line + indent;
-        size_t tn = n - indent;
-        int level = 0;
-        while (level < (int)tn && t[level] == '#')
-            level++;
-        size_t digits = 0;
-        while (digits < tn && isdigit((unsigned char)t[digits]))
-            digits++;
-        if (!tn) {
-            rc = cd_buf_puts(b, closers[open]);
-            open = NONE;
-        } else if (level >= 1 && level <= 6 && (int)tn > level && t[level] == ' ') {
-            rc = cd_buf_puts(b, closers[open]);
-            open = NONE;
-            /* The page title is the h1; headings in the body start at h2. */
-            int h = level + 1 > 6 ? 6 : level + 1;
-            if (!rc)
-                rc = cd_buf_printf(b, "<h%d>", h);
-            if (!rc)
-                rc = render_inline(b, t + level + 1, tn - (size_t)level - 1);
-            if (!rc)
-                rc = cd_buf_printf(b, "</h%d>\n", h);
-        } else if (tn >= 2 && (t[0] == '-' || t[0] == '*') && t[1] == ' ') {
-            if (open != UL) {
-                rc = cd_buf_puts(b, closers[open]);
-                if (!rc)
-                    rc = cd_buf_puts(b, "<ul>\n");
-                open = UL;
-            }
-            if (!rc)
-                rc = cd_buf_puts(b, "<li>");
-            if (!rc)
-                rc = render_inline(b, t + 2, tn - 2);
-            if (!rc)
-                rc = cd_buf_puts(b, "</li>\n");
-        } else if (digits && digits + 1 < tn && t[digits] == '.' && t[digits + 1] == ' ') {
-            if (open != OL) {
-                rc = cd_buf_puts(b, closers[open]);
-                if (!rc)
-                    rc = cd_buf_puts(b, "<ol>\n");
-                open = OL;
-            }
-            if (!rc)
-                rc = cd_buf_puts(b, "<li>");
-            if (!rc)
-                rc = render_inline(b, t + digits + 2, tn - digits - 2);
-            if (!rc)
-                rc = cd_buf_puts(b, "</li>\n");
-        } else {
-            if (open != PARA) {
-                rc = cd_buf_puts(b, closers[open]);
-                if (!rc)
-                    rc = cd_buf_puts(b, "<p>");
-                open = PARA;
-            } else {
-                rc = cd_buf_puts(b, "\n");
-            }
-            if (!rc)
-                rc = render_inline(b, t, tn);
+    cmark_node *doc = parse_for_page(md ? md : "", md ? strlen(md) : 0);
+    char *html = doc ? cmark_render_html(doc, CMARK_OPT_DEFAULT) : NULL;
+    cmark_node_free(doc);
+    if (!html)
+        return CD_ENOMEM;
+    int rc = cd_buf_puts(b, html);
+    cmark_get_default_mem_allocator()->free(html);
+    return rc;
+}
+
+/* Returns the length of the tag-like text at s, n bytes ("<b>", "</p>", "<!-- x -->": '<', a
+ * letter, '/', '!' or '?', then up to the next '>' within 256 bytes), or 0. */
+static size_t tag_len(const char *s, size_t n)
+{
+    if (n < 3 || s[0] != '<' ||
+        !(isalpha((unsigned char)s[1]) || s[1] == '/' || s[1] == '!' || s[1] == '?'))
+        return 0;
+    const char *gt = memchr(s + 1, '>', n - 1 < 256 ? n - 1 : 256);
+    return gt ? (size_t)(gt - s) + 1 : 0;
+}
+
+static int is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
+}
+
+/* Appends the n bytes at s to b with whitespace runs as one space (none at the start of b) and
+ * tag-like text left out: a passage never holds a tag, even one an article spelled as text.
+ * Stops once b would hold more than limit bytes ending in a word. */
+static int put_collapsed(struct cd_buf *b, const char *s, size_t n, size_t limit)
+{
+    char *out = malloc(n + 1);
+    if (!out)
+        return CD_ENOMEM;
+    size_t k = 0;
+    int is_space_pending = 0;
+    for (size_t i = 0; i < n;) {
+        if (k && b->len + k > limit && out[k - 1] != ' ')
+            break;
+        size_t tag = s[i] == '<' ? tag_len(s + i, n - i) : 0;
+        if (tag) {
+            i += tag;
+            continue;
         }
-        line = next;
+        if (is_space(s[i])) {
+            is_space_pending = 1;
+            i++;
+            continue;
+        }
+        if (is_space_pending && (k ? out[k - 1] != ' ' : b->len && b->data[b->len - 1] != ' '))
+            out[k++] = ' ';
+        is_space_pending = 0;
+        out[k++] = s[i++];
     }
-    if (!rc)
-        rc = cd_buf_puts(b, closers[open]);
+    if (is_space_pending && (k ? out[k - 1] != ' ' : b->len && b->data[b->len - 1] != ' '))
+        out[k++] = ' ';
+    int rc = cd_buf_append(b, out, k);
+    free(out);
+    return rc;
+}
+
+/* Returns 1 when the n bytes at s hold no Markdown at all (no mark, no block syntax at a line
+ * start, no entity or escape): their text is the bytes themselves. */
+static int is_plain(const char *s, size_t n)
+{
+    static unsigned char special[256];
+    if (!special['*'])
+        for (const char *c = "*_`[]<>!&\\~|"; *c; c++)
+            special[(unsigned char)*c] = 1;
+    int is_line_start = 1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (is_line_start) {
+            size_t sp = 0;
+            while (i + sp < n && s[i + sp] == ' ')
+                sp++;
+            if (sp >= 4)
+                return 0; /* indented code */
+            i += sp;
+            if (i >= n)
+                break;
+            c = (unsigned char)s[i];
+            if (c == '-' || c == '+' || c == '*' || c == '>' || c == '#' || c == '=' ||
+                (isdigit(c) && i + 1 < n &&
+                 (isdigit((unsigned char)s[i + 1]) || s[i + 1] == '.' || s[i + 1] == ')')))
+                return 0;
+            is_line_start = 0;
+        }
+        if (c == '\n')
+            is_line_start = 1;
+        else if (special[c])
+            return 0;
+    }
+    return 1;
+}
+
+int markdown_to_text(struct cd_buf *b, const char *md, size_t n, size_t limit)
+{
+    /* Only the start of a long block can be shown: parse up to a line end past twice the limit
+     * (Markdown's inline syntax does not cross lines often enough to matter there). */
+    if (limit < n / 2) {
+        const char *nl = memchr(md + 2 * limit, '\n', n - 2 * limit);
+        if (nl)
+            n = (size_t)(nl - md);
+    }
+    if (is_plain(md, n)) {
+        return put_collapsed(b, md, n, limit);
+    }
+    /* Raw HTML nodes and link targets are not text: the walk below leaves them out. */
+    cmark_node *doc = cmark_parse_document(md, n, CMARK_OPT_DEFAULT);
+    cmark_iter *it = doc ? cmark_iter_new(doc) : NULL;
+    if (!it) {
+        cmark_node_free(doc);
+        return CD_ENOMEM;
+    }
+    int rc = 0;
+    cmark_event_type ev;
+    while (!rc && (ev = cmark_iter_next(it)) != CMARK_EVENT_DONE) {
+        if (b->len > limit && b->data[b->len - 1] != ' ')
+            break; /* what follows cannot change the first limit bytes */
+        cmark_node *node = cmark_iter_get_node(it);
+        cmark_node_type t = cmark_node_get_type(node);
+        const char *lit = cmark_node_get_literal(node);
+        if (ev == CMARK_EVENT_ENTER &&
+            (t == CMARK_NODE_TEXT || t == CMARK_NODE_CODE || t == CMARK_NODE_CODE_BLOCK) && lit)
+            rc = put_collapsed(b, lit, strlen(lit), limit);
+        else if ((ev == CMARK_EVENT_ENTER &&
+                  (t == CMARK_NODE_SOFTBREAK || t == CMARK_NODE_LINEBREAK)) ||
+                 (ev == CMARK_EVENT_EXIT && t >= CMARK_NODE_FIRST_BLOCK &&
+                  t <= CMARK_NODE_LAST_BLOCK))
+            rc = put_collapsed(b, " ", 1, limit);
+    }
+    cmark_iter_free(it);
+    cmark_node_free(doc);
     return rc;
 }

@@ -40,9 +40,51 @@ static void test_nothing_unescaped(void **state)
     cd_buf_free(&b);
 }
 
+/* CommonMark through libcmark: raw HTML blocks and inline tags are shown as text, unsafe
+ * images keep their alt text, tables of imported articles stay text, escapes are honoured. */
+static void test_commonmark_page(void **state)
+{
+    (void)state;
+    struct cd_buf b = {0};
+    assert_int_equal(markdown_to_html(&b,
+                                      "<div onclick=\"x()\">hi</div>\n\n"
+                                      "Write \\<RMA> and <b>bold</b> \\*not em\\*.\n\n"
+                                      "![logo](javascript:x) ![ok](https://shop.example/l.png)\n\n"
+                                      "###### deep\n"),
+                     0);
+    assert_null(strstr(b.data, "<div"));
+    assert_null(strstr(b.data, "<b>"));
+    assert_non_null(strstr(b.data, "&lt;div onclick=&quot;x()&quot;&gt;hi&lt;/div&gt;"));
+    assert_non_null(strstr(b.data, "Write &lt;RMA&gt; and &lt;b&gt;bold&lt;/b&gt; *not em*."));
+    assert_null(strstr(b.data, "javascript"));
+    assert_non_null(strstr(b.data, "logo"));
+    assert_non_null(strstr(b.data, "<img src=\"https://shop.example/l.png\" alt=\"ok\""));
+    assert_non_null(strstr(b.data, "<h6>deep</h6>"));
+    cd_buf_free(&b);
+}
+
+static void test_passage_text(void **state)
+{
+    (void)state;
+    struct cd_buf b = {0};
+    const char *md =
+        "## Send it **back**\n\n- Print the [label](https://x.example/l)\n"
+        "- Write \\<RMA> on the <b>box</b> &amp; `seal` it\n\n<script>alert(1)</script>\n";
+    assert_int_equal(markdown_to_text(&b, md, strlen(md), 1000), 0);
+    assert_string_equal(b.data, "Send it back Print the label Write on the box & seal it ");
+    cd_buf_reset(&b);
+    /* Stops once past the limit, at the end of a word. */
+    const char *long_md = "one two three four five six seven eight nine ten\n";
+    assert_int_equal(markdown_to_text(&b, long_md, strlen(long_md), 10), 0);
+    assert_true(b.len >= 10 && b.len < strlen(long_md));
+    cd_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_commonmark_page),
+        cmocka_unit_test(test_passage_text),
         cmocka_unit_test(test_blocks_and_inline),
         cmocka_unit_test(test_nothing_unescaped),
     };
