@@ -220,14 +220,45 @@ static size_t tag_len(const char *s, size_t n)
     return gt ? (size_t)(gt - s) + 1 : 0;
 }
 
+static int starts_tag(char c)
+{
+    return isalpha((unsigned char)c) || c == '/' || c == '!' || c == '?';
+}
+
+/* Leaves tag-like text out of b from byte from on, in place: a passage never holds a tag, even
+ * one an article spelled out as text or one that only forms across the text of two nodes. A
+ * tag ('<', a letter, '/', '!' or '?', up to '>') goes whole; a '<' that would start one goes
+ * alone; the spaces either side of what went become one. */
+static void strip_tags(struct cd_buf *b, size_t from)
+{
+    char *s = b->data;
+    size_t n = b->len, k = from;
+    for (size_t i = from; i < n;) {
+        if (s[i] == '<' && i + 1 < n && starts_tag(s[i + 1])) {
+            size_t tag = tag_len(s + i, n - i);
+            i += tag ? tag : 1;
+            continue;
+        }
+        if (s[i] == ' ' && k > 0 && s[k - 1] == ' ') {
+            i++;
+            continue;
+        }
+        while (k > from && s[k - 1] == '<' && starts_tag(s[i]))
+            k--; /* a '<' before it would start a tag now */
+        s[k++] = s[i++];
+    }
+    b->len = k;
+    if (s)
+        s[k] = '\0';
+}
+
 static int is_space(char c)
 {
     return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
 }
 
-/* Appends the n bytes at s to b with whitespace runs as one space (none at the start of b) and
- * tag-like text left out: a passage never holds a tag, even one an article spelled as text.
- * Stops once b would hold more than limit bytes ending in a word. */
+/* Appends the n bytes at s to b with whitespace runs as one space (none at the start of b).
+ * Stops once b would hold more than limit bytes ending in a character. */
 static int put_collapsed(struct cd_buf *b, const char *s, size_t n, size_t limit)
 {
     char *out = malloc(n + 1);
@@ -236,13 +267,8 @@ static int put_collapsed(struct cd_buf *b, const char *s, size_t n, size_t limit
     size_t k = 0;
     int is_space_pending = 0;
     for (size_t i = 0; i < n;) {
-        if (k && b->len + k > limit && out[k - 1] != ' ')
-            break;
-        size_t tag = s[i] == '<' ? tag_len(s + i, n - i) : 0;
-        if (tag) {
-            i += tag;
-            continue;
-        }
+        if (k && b->len + k > limit && out[k - 1] != ' ' && ((unsigned char)s[i] & 0xC0) != 0x80)
+            break; /* past the limit, at the end of a character */
         if (is_space(s[i])) {
             is_space_pending = 1;
             i++;
@@ -304,8 +330,12 @@ int markdown_to_text(struct cd_buf *b, const char *md, size_t n, size_t limit)
         if (nl)
             n = (size_t)(nl - md);
     }
+    size_t from = b->len;
     if (is_plain(md, n)) {
-        return put_collapsed(b, md, n, limit);
+        int rc = put_collapsed(b, md, n, limit);
+        if (!rc)
+            strip_tags(b, from);
+        return rc;
     }
     /* Raw HTML nodes and link targets are not text: the walk below leaves them out. */
     cmark_node *doc = cmark_parse_document(md, n, CMARK_OPT_DEFAULT);
@@ -333,5 +363,7 @@ int markdown_to_text(struct cd_buf *b, const char *md, size_t n, size_t limit)
     }
     cmark_iter_free(it);
     cmark_node_free(doc);
+    if (!rc)
+        strip_tags(b, from);
     return rc;
 }
