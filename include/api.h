@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 #include "cd.h"
+#include "report.h"
 
 struct kb;
 struct store;
@@ -34,6 +35,8 @@ struct api_deps {
     const char *public_url; /* base of article links, "" = relative */
     int max_body_bytes;     /* larger bodies get 413 (server.c enforces it too) */
     int pickup_target_s;    /* for the "picked up within target" figure in /api/stats */
+    /* FCR window, SLA targets, business hours (report.h). */
+    struct report_settings report;
 };
 
 struct api_request {
@@ -69,6 +72,10 @@ int api_owns_path(const char *path);
 int api_handle(struct api *api, const struct api_request *req, struct api_response *resp);
 
 void api_response_clear(struct api_response *resp);
+
+/* Appends the live SLA gauges (report_render_metrics()) to a /metrics
+ * response. Returns 0 or CD_E*. */
+int api_render_metrics(struct api *api, struct cd_buf *out);
 
 /* 1 if the routes have a knowledge base (for /healthz). */
 int api_has_kb(const struct api *api);

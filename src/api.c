@@ -710,6 +710,29 @@ static json_t *counts_json(const struct store_count *c, int n)
     return list;
 }
 
+/* Adds report.h's figures (fcr, aht_s, aht, sla, nps, qa_score ...) to a
+ * /api/stats object; on a failure they are left out and it is logged. */
+static void report_stats_add(struct api *api, int64_t since, int64_t until, json_t *o)
+{
+    struct report r;
+    int rc = report_compute(api->deps.store, &api->deps.report, since, until, cd_wall_s(), &r);
+    json_t *figures = rc ? NULL : report_json(&r);
+    report_clear(&r);
+    if (!figures) {
+        log_event(LOG_ERROR, "report_failed", "error:s", cd_strerror(rc ? rc : CD_ENOMEM), LOG_END);
+        return;
+    }
+    json_object_update(o, figures);
+    json_decref(figures);
+}
+
+int api_render_metrics(struct api *api, struct cd_buf *out)
+{
+    if (!api || !api->deps.store)
+        return 0;
+    return report_render_metrics(api->deps.store, &api->deps.report, cd_wall_s(), out);
+}
+
 static int route_stats(struct api *api, const struct api_request *req, struct api_response *resp)
 {
     if (strcmp(req->method, "GET")) {
@@ -756,6 +779,7 @@ static int route_stats(struct api *api, const struct api_request *req, struct ap
         json_object_set_new(o, "by_queue", counts_json(st.by_queue, st.n_by_queue));
         json_object_set_new(o, "drivers", counts_json(st.drivers, st.n_drivers));
         json_object_set_new(o, "unanswered", counts_json(st.unanswered, st.n_unanswered));
+        report_stats_add(api, st.since_s, st.until_s, o);
         if (api->deps.chat) {
             struct chat_metrics cm;
             memset(&cm, 0, sizeof cm);

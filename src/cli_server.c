@@ -295,6 +295,7 @@ int cli_serve(int argc, char **argv)
     deps.public_url = cfg->public_url;
     deps.max_body_bytes = cfg->max_body_bytes;
     deps.pickup_target_s = cfg->pickup_target_s;
+    report_settings_from_config(&deps.report, cfg);
     p.api = api_new(&deps);
     if (!p.api) {
         fputs("caredesk serve: out of memory\n", stderr);

@@ -30,6 +30,7 @@
  * pages, and after the frames of the last commit went out); at twice that
  * it does so whatever is left, so the WAL stays bounded. */
 #include "store.h"
+#include "store_sqlite.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -149,6 +150,10 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
      * messages_seq instead, and every bot reply then writes one index page
      * less (about a quarter of what a message writes). */
     "DROP INDEX messages_reply_to;",
+    /* 6: the customer's "how likely are you to recommend us" answer (0-10,
+     * -1 = not asked or not answered) and its comment (report.c). */
+    "ALTER TABLE conversations ADD COLUMN nps INTEGER NOT NULL DEFAULT -1;"
+    "ALTER TABLE conversations ADD COLUMN nps_comment TEXT;",
 };
 
 /* ---- prepared statements ---- */
@@ -723,6 +728,11 @@ void store_close(struct store *s)
         sqlite3_finalize(s->stmt[i]);
     sqlite3_close(s->db);
     free(s);
+}
+
+sqlite3 *store_sqlite_db(struct store *s)
+{
+    return s->db;
 }
 
 int store_schema_version(struct store *s)

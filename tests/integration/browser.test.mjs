@@ -492,6 +492,14 @@ test('end to end: customer, agent, author and dashboard', opts(240000), async (t
     }, null, { timeout: 10000 });
     const n = Number((await tileValue.textContent()).replace(/[^\d]/g, ''));
     assert.ok(n >= 1, `conversations today: ${n}`);
+    // The team's figures: FCR of today's contacts, the service levels of the
+    // queue the chat waited in, the live SLA tiles.
+    await dash.waitForFunction(() => {
+      const v = document.querySelector('[data-kpi=fcr] .v');
+      return v && /%$/.test(v.textContent);
+    }, null, { timeout: 10000 });
+    await dash.locator('#sla table tbody tr').first().waitFor({ timeout: 10000 });
+    assert.match(await dash.locator('#t-breached .v').textContent(), /^\d+$/);
     await dash.locator('#daily svg').waitFor();
     assert.deepEqual(await axeViolations(dash), [], 'dashboard accessibility');
     for (const [label, viewport] of sizes) {

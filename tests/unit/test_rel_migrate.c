@@ -140,6 +140,10 @@ static const char *const schema_v4_delta =
     " WHERE reply_to IS NOT NULL;"
     "PRAGMA user_version = 4;";
 
+/* What version 5 did: no index on reply_to. */
+static const char *const schema_v5_delta = "DROP INDEX messages_reply_to;"
+                                           "PRAGMA user_version = 5;";
+
 /* Rows a version-1 deployment holds: a closed, rated conversation with a
  * customer question, a bot answer (meta JSON), an agent reply; a queued one;
  * one with NULL customer fields and non-ASCII text. */
@@ -219,7 +223,7 @@ static void exec_ok(sqlite3 *db, const char *sql)
     assert_int_equal(rc, SQLITE_OK);
 }
 
-/* Builds a database at schema version (1 to 4) with that version's rows, in
+/* Builds a database at schema version (1 to 5) with that version's rows, in
  * rollback-journal mode as an old file copied from elsewhere may be. */
 static void build_old(int version)
 {
@@ -239,6 +243,8 @@ static void build_old(int version)
     }
     if (version >= 4)
         exec_ok(db, schema_v4_delta);
+    if (version >= 5)
+        exec_ok(db, schema_v5_delta);
     exec_ok(db, "COMMIT");
     sqlite3_close(db);
 }
@@ -431,6 +437,8 @@ static void check_new_schema_works(struct store *s)
     int n = 0;
     assert_int_equal(store_retention(s, 1800000000, 10, &n), 0);
     assert_int_equal(n, 1); /* the rated conversation, with its messages and feedback */
+    /* Version 6: the conversations kept from before have no NPS answer (-1). */
+    assert_int_equal(query_int(db_path, "SELECT count(*) FROM conversations WHERE nps = -1"), 2);
 }
 
 /* The schema (tables, indexes and their SQL) of path, one line per object. */

@@ -1,0 +1,119 @@
+// Team figures against the real server: /api/stats carries FCR, handle time,
+// SLAs per queue, NPS and the QA score for a chat handled end to end; /metrics
+// shows the live SLA gauges; a bad SLA targets setting stops the start.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer, runCaredesk, fixtures } from './lib/server.mjs';
+import { connect } from './lib/client.mjs';
+
+let srv;
+const tokens = {};
+
+async function addUser(name, role, skills) {
+  const args = ['user', 'add', name, '--role', role, '--db', srv.db];
+  if (skills) args.push('--skills', skills);
+  const r = await runCaredesk(args);
+  assert.equal(r.code, 0, r.stderr);
+  return r.stdout.trim().split('\n').pop().trim();
+}
+
+async function customer() {
+  const c = await connect(`${srv.wsUrl}/chat`);
+  c.send({ type: 'hello', lang: 'en', name: 'Sam', email: 'sam@example.com' });
+  c.welcome = await c.next((f) => f.type === 'welcome' || f.type === 'error');
+  return c;
+}
+
+async function agent(token) {
+  const a = await connect(`${srv.wsUrl}/agent`);
+  a.send({ type: 'auth', token });
+  a.ready = await a.next((f) => f.type === 'ready' || f.type === 'error');
+  return a;
+}
+
+async function stats() {
+  const r = await fetch(`${srv.url}/api/stats?since=1&until=${Math.floor(Date.now() / 1000) + 60}`,
+    { headers: { authorization: `Bearer ${tokens.admin}` } });
+  assert.equal(r.status, 200);
+  return r.json();
+}
+
+async function metrics() {
+  return (await fetch(`${srv.url}/metrics`)).text();
+}
+
+before(async () => {
+  srv = await startServer({
+    ...fixtures,
+    args: ['--pickup-target', '1', '--sla-targets', 'billing=120/2bd', '--queues',
+      'general,billing,orders,technical,accounts'],
+  });
+  tokens.ana = await addUser('Ana', 'agent', '');
+  tokens.admin = await addUser('Root', 'admin');
+});
+
+after(async () => { await srv?.stop(); });
+
+test('a bad sla-targets setting is refused with a message naming it', async () => {
+  const r = await runCaredesk(['serve', '--port', '0', '--sla-targets', 'billing=fast',
+    '--db', `${srv.db}-unused`]);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /setting 'sla-targets'/);
+});
+
+test('/api/stats: FCR, handle time and SLA rows for a chat an agent closed', async () => {
+  const empty = await stats();
+  assert.equal(empty.fcr.window_s, 7 * 86400);
+  assert.equal(empty.nps, null);
+  assert.equal(empty.qa_score, null);
+  assert.equal(empty.aht_s, 0);
+  const billing = empty.sla.find((q) => q.queue === 'billing');
+  assert.equal(billing.first_response.target_s, 120);
+  const general = empty.sla.find((q) => q.queue === 'general');
+  assert.equal(general.first_response.target_s, 1); // pickup-target
+  assert.equal(general.resolution.target_s, 86400); // one business day, always open
+
+  const ana = await agent(tokens.ana);
+  assert.equal(ana.ready.type, 'ready');
+  const c = await customer();
+  c.send({ type: 'message', id: 'm1', text: 'how do I reset my password' });
+  await c.next((f) => f.type === 'reply' && f.reply_to === 'm1');
+  c.send({ type: 'handoff' });
+  await c.next((f) => f.type === 'queued');
+  const conv = c.welcome.conversation;
+  await ana.next((f) => f.type === 'queue' && f.items.some((i) => i.conversation === conv));
+
+  // Waiting past the 1 s pickup target: the live gauge says so.
+  await new Promise((r) => setTimeout(r, 2100));
+  const live = await metrics();
+  const queue = (await stats()).sla.find((q) => q.first_response.breached > 0);
+  assert.ok(queue, 'a queue shows the waiting chat as breached');
+  assert.match(live, /^# TYPE caredesk_sla_breached gauge$/m);
+  assert.match(live,
+    new RegExp(`^caredesk_sla_breached\\{queue="${queue.queue}",sla="first_response"\\} 1$`, 'm'));
+
+  ana.send({ type: 'claim', conversation: conv });
+  await ana.next((f) => f.type === 'assigned' && f.conversation === conv);
+  ana.send({ type: 'message', conversation: conv, id: 'a1', text: 'Hi Sam.' });
+  await ana.next((f) => f.type === 'ack' && f.reply_to === 'a1');
+  ana.send({ type: 'close', conversation: conv, disposition: 'password', note: '' });
+  await ana.next((f) => f.type === 'closed' && f.conversation === conv);
+  c.close();
+  ana.close();
+
+  const s = await stats();
+  assert.equal(s.fcr.agent.n, 1);
+  assert.equal(s.fcr.agent.resolved, 1);
+  assert.equal(s.fcr.by_driver[0].name, 'password');
+  assert.equal(s.aht.n, 1);
+  assert.ok(s.aht_s >= 0 && s.aht_s < 30, JSON.stringify(s.aht));
+  assert.equal(s.aht.by_agent[0].name, 'Ana');
+  const q = s.sla.find((r) => r.queue === queue.queue);
+  assert.equal(q.first_response.n, 1);
+  assert.equal(q.first_response.met, 0); // picked up after more than 1 s
+  assert.equal(q.first_response.breached, 0); // nothing waiting now
+  assert.equal(q.resolution.n, 1);
+  assert.equal(q.resolution.met, 1);
+  assert.match(await metrics(),
+    new RegExp(`^caredesk_sla_breached\\{queue="${queue.queue}",sla="first_response"\\} 0$`, 'm'));
+});
