@@ -212,7 +212,16 @@ void report_clear(struct report *r);
  * reference (NULL when out of memory). */
 json_t *report_json(const struct report *r);
 
-/* ---- for the weekly report ---- */
+/* ---- the weekly report (report_week.c) ---- */
+
+/* Parses an ISO 8601 week "YYYY-Www" (e.g. "2026-W49"; W01 holds the year's
+ * first Thursday) into its local-time bounds: Monday 00:00 and the next
+ * Monday 00:00. Returns 0, or CD_EINVAL for anything else (a week 53 the
+ * year does not have included). */
+int report_week_parse(const char *week, int64_t *since_s, int64_t *until_s);
+
+/* Writes the "YYYY-Www" of the ISO week holding local time t (cap >= 9). */
+void report_week_name(int64_t t, char *out, size_t cap);
 
 /* Open handoffs at time at_s: handed off before it and not closed by then. */
 int report_backlog(struct store *s, int64_t at_s, int64_t *n_out);
@@ -221,5 +230,20 @@ int report_backlog(struct store *s, int64_t at_s, int64_t *n_out);
  * [since_s, until_s). */
 int report_driver_count(struct store *s, int64_t since_s, int64_t until_s, const char *driver,
                         int64_t *n_out);
+
+/* Builds the weekly report of week ("YYYY-Www") as JSON, the form BI tools
+ * read and the other formats are rendered from: {"week","since","until",
+ * "previous_week","generated_s","kpis":[{"key","label","unit","value",
+ * "previous","change"}],"service_levels":[...],"backlog":{...},"drivers":[...],
+ * "unanswered":[...],"nps":{...}|null} (docs/metrics.md). *out is a new
+ * reference. Returns 0, CD_EINVAL (bad week) or CD_E*. */
+int report_week_build(struct store *s, const struct report_settings *settings, const char *week,
+                      int64_t now_s, json_t **out);
+
+/* Render a report_week_build() object as Markdown or as CSV (one row per
+ * figure: section,name,metric,value,previous,change). Append to out.
+ * Return 0 or CD_ENOMEM. */
+int report_week_markdown(const json_t *week, struct cd_buf *out);
+int report_week_csv(const json_t *week, struct cd_buf *out);
 
 #endif

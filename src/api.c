@@ -20,6 +20,7 @@
  *   GET    /kb/{id}                      anyone (published articles as HTML)
  * Every author and admin change is written to the audit log. */
 #include "api.h"
+#include "api_route.h"
 
 #include "auth.h"
 #include "chat.h"
@@ -1252,5 +1253,35 @@ int api_handle(struct api *api, const struct api_request *req, struct api_respon
         return route_queues(api, req, resp);
     if (!strcmp(p, "/api/unanswered"))
         return route_unanswered(api, req, resp);
+    if (api_team_owns_path(p))
+        return api_team_handle(api, req, resp);
     return respond_error(resp, 404, "not_found", "no such route");
+}
+
+/* ---- for the route modules (api_route.h) ---------------------------------- */
+
+const struct api_deps *api_deps_of(const struct api *api)
+{
+    return &api->deps;
+}
+
+int api_require_role(struct api *api, const struct api_request *req, int roles,
+                     struct auth_user *user, struct api_response *resp)
+{
+    return require_role(api, req, roles, user, resp);
+}
+
+int api_respond_error(struct api_response *resp, int status, const char *code, const char *message)
+{
+    return respond_error(resp, status, code, message);
+}
+
+int api_respond_json(struct api_response *resp, int status, json_t *value)
+{
+    return respond_json(resp, status, value);
+}
+
+const char *api_arg(const struct api_request *req, const char *name)
+{
+    return arg(req, name);
 }

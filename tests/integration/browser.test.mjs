@@ -192,16 +192,17 @@ test('every page loads without a script error, screenshots at desktop and phone 
     assert.deepEqual(home.errors, [], 'script errors on /');
     await home.context().close();
 
-    for (const [page, title] of [['agent', /Agent console/], ['author', /Knowledge base/], ['dashboard', /Dashboard/]]) {
-      const p = await openPage(viewport, `/${page}/`);
+    for (const [page, title] of [['agent/', /Agent console/], ['author/', /Knowledge base/], ['dashboard/', /Dashboard/],
+      ['dashboard/report.html', /Weekly report/]]) {
+      const p = await openPage(viewport, `/${page}`);
       assert.match(await p.title(), title);
       // Signed out: the sign-in card, labelled and focused.
       await p.locator('#signin').waitFor({ state: 'visible' });
       await p.waitForFunction(() => document.activeElement && document.activeElement.id === 'token');
       assert.equal(await p.locator('label[for=token]').count(), 1);
-      await shot(p, `${page}-signin-${label}`);
-      if (label === 'desktop') assert.deepEqual(await axeViolations(p), [], `/${page}/ sign-in accessibility`);
-      assert.deepEqual(p.errors, [], `script errors on /${page}/`);
+      await shot(p, `${page.replace(/\/$/, '').replace(/[/.]/g, '-')}-signin-${label}`);
+      if (label === 'desktop') assert.deepEqual(await axeViolations(p), [], `/${page} sign-in accessibility`);
+      assert.deepEqual(p.errors, [], `script errors on /${page}`);
       await p.context().close();
     }
   }
@@ -713,4 +714,52 @@ test('agent: transfer a chat to another queue', opts(60000), async (t) => {
   assert.deepEqual(customer.errors, []);
   await agent.context().close();
   await customer.context().close();
+});
+
+// The ISO week (YYYY-Www) of a date, local time, as the report page names weeks.
+function isoWeek(d) {
+  const t = new Date(d.getFullYear(), d.getMonth(), d.getDate());
+  t.setDate(t.getDate() + 3 - ((t.getDay() + 6) % 7));
+  const jan4 = new Date(t.getFullYear(), 0, 4);
+  const w = 1 + Math.round(((t - jan4) / 86400000 - 3 + ((jan4.getDay() + 6) % 7)) / 7);
+  return `${t.getFullYear()}-W${String(w).padStart(2, '0')}`;
+}
+
+test('weekly report page: figures against last week, SVG charts, print layout, CSV download', opts(60000), async (t) => {
+  if (!need(t, 'chat', 'agent', 'stats')) return;
+  const week = isoWeek(new Date());
+  const page = await openPage(DESKTOP, `/dashboard/report.html#${week}`);
+  await signIn(page, tokens.admin);
+  await page.locator('#report-title', { hasText: week }).waitFor({ timeout: 10000 });
+  // This week's conversations (the end-to-end test's) against none before.
+  const tile = page.locator('[data-kpi=conversations]');
+  await tile.waitFor();
+  assert.ok(Number((await tile.locator('.v').textContent()).replace(/[^\d]/g, '')) >= 1);
+  assert.match(await tile.locator('.s').textContent(), /^↑ \+\d+ vs 0$/);
+  await page.locator('#drivers-chart svg[role=img]').waitFor();
+  await page.locator('#sla-chart svg[role=img]').waitFor();
+  assert.match(await page.locator('#drivers-chart svg').getAttribute('aria-label'), /previous 0/);
+  assert.ok(await page.locator('#drivers-table tbody tr').count() >= 1);
+  assert.deepEqual(await axeViolations(page), [], 'report page accessibility');
+  for (const [label, viewport] of sizes) {
+    await page.setViewportSize(viewport);
+    await page.waitForTimeout(200);
+    await shot(page, `report-${label}`);
+  }
+  await page.setViewportSize(DESKTOP);
+  // Printed: the controls and the console bar are left out.
+  await page.emulateMedia({ media: 'print' });
+  assert.equal(await page.locator('#week-form').isVisible(), false);
+  assert.equal(await page.locator('.topbar').isVisible(), false);
+  assert.equal(await page.locator('#drivers-chart svg').isVisible(), true);
+  await page.emulateMedia({ media: 'screen' });
+  // The CSV a BI tool reads, downloaded with the page's token.
+  const [download] = await Promise.all([page.waitForEvent('download'),
+    page.locator('.downloads a[data-format=csv]').click()]);
+  assert.equal(download.suggestedFilename(), `caredesk-${week}.csv`);
+  const csv = readFileSync(await download.path(), 'utf8');
+  assert.match(csv, /^section,name,metric,value,previous,change\r\n/);
+  assert.match(csv, /^kpi,conversations,count,[1-9]\d*,0,[1-9]\d*\r$/m);
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
 });

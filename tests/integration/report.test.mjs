@@ -117,3 +117,59 @@ test('/api/stats: FCR, handle time and SLA rows for a chat an agent closed', asy
   assert.match(await metrics(),
     new RegExp(`^caredesk_sla_breached\\{queue="${queue.queue}",sla="first_response"\\} 0$`, 'm'));
 });
+
+function isoWeek(d) {
+  const t = new Date(d.getFullYear(), d.getMonth(), d.getDate());
+  t.setDate(t.getDate() + 3 - ((t.getDay() + 6) % 7));
+  const jan4 = new Date(t.getFullYear(), 0, 4);
+  const w = 1 + Math.round(((t - jan4) / 86400000 - 3 + ((jan4.getDay() + 6) % 7)) / 7);
+  return `${t.getFullYear()}-W${String(w).padStart(2, '0')}`;
+}
+
+test('weekly report: caredesk report and GET /api/report agree; bad input is refused', async () => {
+  const week = isoWeek(new Date());
+  const json = await runCaredesk(['report', '--week', week, '--format', 'json', '--db', srv.db,
+    '--sla-targets', 'billing=120/2bd', '--pickup-target', '1']);
+  assert.equal(json.code, 0, json.stderr);
+  const cli = JSON.parse(json.stdout);
+  assert.equal(cli.week, week);
+  const conv = cli.kpis.find((k) => k.key === 'conversations');
+  assert.ok(conv.value >= 1);
+  assert.equal(cli.service_levels.find((q) => q.queue === 'billing').first_response_target_s, 120);
+  assert.equal(cli.drivers[0].name, 'password');
+
+  const r = await fetch(`${srv.url}/api/report?week=${week}`,
+    { headers: { authorization: `Bearer ${tokens.admin}` } });
+  assert.equal(r.status, 200);
+  const rest = await r.json();
+  assert.deepEqual({ ...rest, generated_s: 0 }, { ...cli, generated_s: 0 });
+
+  const md = await fetch(`${srv.url}/api/report?week=${week}&format=md`,
+    { headers: { authorization: `Bearer ${tokens.admin}` } });
+  assert.match(md.headers.get('content-type'), /^text\/markdown/);
+  assert.match(await md.text(), new RegExp(`^# Weekly report ${week}\n`));
+  const cliMd = await runCaredesk(['report', '--week', week, '--db', srv.db]);
+  assert.match(cliMd.stdout, /^\| 1 \| password \| 1 \| \+1 \| 100\.0% \| – \|$/m);
+  const csv = await runCaredesk(['report', `--week=${week}`, '--format', 'csv', '--db', srv.db]);
+  assert.match(csv.stdout, /^driver,password,count,1,0,1\r$/m);
+
+  for (const args of [['--week', '2026-W60'], ['--week', 'last'], ['--format', 'pdf'], ['--week']]) {
+    const bad = await runCaredesk(['report', ...args, '--db', srv.db]);
+    assert.equal(bad.code, 2, `${args}: ${bad.stderr}`);
+    assert.match(bad.stderr, /caredesk report: /);
+    assert.equal(bad.stdout, '');
+  }
+  const badWeek = await fetch(`${srv.url}/api/report?week=2026-49`,
+    { headers: { authorization: `Bearer ${tokens.admin}` } });
+  assert.equal(badWeek.status, 400);
+  assert.equal((await badWeek.json()).error, 'bad_week');
+  const badFormat = await fetch(`${srv.url}/api/report?format=xml`,
+    { headers: { authorization: `Bearer ${tokens.admin}` } });
+  assert.equal(badFormat.status, 400);
+  const agentOnly = await fetch(`${srv.url}/api/report`, { headers: { authorization: `Bearer ${tokens.ana}` } });
+  assert.equal(agentOnly.status, 403);
+  assert.equal((await fetch(`${srv.url}/api/report`)).status, 401);
+  const post = await fetch(`${srv.url}/api/report`, { method: 'POST',
+    headers: { authorization: `Bearer ${tokens.admin}` } });
+  assert.equal(post.status, 405);
+});

@@ -9,6 +9,7 @@
 
 #include "report.h"
 #include "store.h"
+#include "store_sqlite.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -459,6 +460,122 @@ static void test_nps_and_drivers(void **state)
     store_close(s);
 }
 
+static void test_week_parse(void **state)
+{
+    (void)state;
+    int64_t since, until;
+    assert_int_equal(report_week_parse("2025-W49", &since, &until), 0);
+    assert_int_equal(since, T0);
+    assert_int_equal(until, T0 + 7 * DAY);
+    assert_int_equal(report_week_parse("2026-W01", &since, &until), 0);
+    assert_int_equal(since, 1766966400LL); /* Monday 29 December 2025 */
+    assert_int_equal(report_week_parse("2026-W53", &since, &until), 0); /* 2026 has 53 */
+    assert_int_equal(report_week_parse("2020-W53", &since, &until), 0);
+    static const char *const bad[] = {"2025-W53", "2025-W00", "2025W49",  "2025-w49",
+                                      "2025-W4x", "",         "25-W49",   "2025-W490",
+                                      "1969-W10", "2025-W-1", "2025-W49 "};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(report_week_parse(bad[i], &since, &until), CD_EINVAL);
+    assert_int_equal(report_week_parse(NULL, &since, &until), CD_EINVAL);
+    char name[16];
+    report_week_name(T0 + 3 * DAY, name, sizeof name);
+    assert_string_equal(name, "2025-W49");
+    report_week_name(1766966400LL + 3600, name, sizeof name);
+    assert_string_equal(name, "2026-W01");
+}
+
+static void test_week_report(void **state)
+{
+    (void)state;
+    struct store *s = open_store();
+    int64_t ana = user(s, "Ana");
+    int64_t prev = T0 - 7 * DAY;
+    /* The previous week: one refund question kept by the bot, one order
+     * handled in 100 s. */
+    bot_chat(s, "a@x.org", prev + HOUR, "refund_status");
+    agent_chat(s, "b@x.org", prev + HOUR, "orders", ana, prev + HOUR, prev + HOUR + 10,
+               prev + HOUR + 100, "order_status");
+    /* This week: three refund questions (one handed off and handled in 200 s,
+     * still open at the end of the week: a backlog of one), an order. */
+    bot_chat(s, "c@x.org", T0 + HOUR, "refund_status");
+    bot_chat(s, "d@x.org", T0 + HOUR, "refund_status");
+    agent_chat(s, "e@x.org", T0 + HOUR, "billing", ana, T0 + HOUR, T0 + HOUR + 10, T0 + HOUR + 200,
+               "refund_status");
+    agent_chat(s, "f@x.org", T0 + 2 * HOUR, "orders", ana, T0 + 2 * HOUR, 0, 0, NULL);
+    int64_t q = conversation(s, "g@x.org", T0 + 3 * HOUR);
+    assert_int_equal(store_unanswered_add(s, q, "can I pay | in \"crypto\"?", "en", "", 0.1), 0);
+    assert_int_equal(store_unanswered_add(s, q, "=cmd()", "en", "", 0.1), 0);
+    /* Recorded in that week (the store stamps them with the wall clock). */
+    assert_int_equal(sqlite3_exec(store_sqlite_db(s),
+                                  "UPDATE unanswered SET created_s = 1764558000", NULL, NULL, NULL),
+                     SQLITE_OK);
+
+    struct report_settings rs;
+    memset(&rs, 0, sizeof rs);
+    rs.queues = "billing,orders";
+    json_t *w = NULL;
+    assert_int_equal(report_week_build(s, &rs, "2025-W4", T0 + 10 * DAY, &w), CD_EINVAL);
+    assert_null(w);
+    assert_int_equal(report_week_build(s, &rs, "2025-W49", T0 + 10 * DAY, &w), 0);
+    assert_string_equal(json_string_value(json_object_get(w, "week")), "2025-W49");
+    assert_string_equal(json_string_value(json_object_get(w, "previous_week")), "2025-W48");
+    json_t *kpis = json_object_get(w, "kpis"), *aht = NULL, *conv = NULL, *nps = NULL;
+    size_t i;
+    json_t *k;
+    json_array_foreach(kpis, i, k)
+    {
+        const char *key = json_string_value(json_object_get(k, "key"));
+        if (!strcmp(key, "aht_s"))
+            aht = k;
+        else if (!strcmp(key, "conversations"))
+            conv = k;
+        else if (!strcmp(key, "nps"))
+            nps = k;
+    }
+    assert_true(json_real_value(json_object_get(aht, "value")) == 190.0);
+    assert_true(json_real_value(json_object_get(aht, "previous")) == 90.0);
+    assert_true(json_real_value(json_object_get(aht, "change")) == 100.0);
+    assert_true(json_real_value(json_object_get(conv, "value")) == 5.0);
+    assert_true(json_real_value(json_object_get(conv, "previous")) == 2.0);
+    assert_true(json_is_null(json_object_get(nps, "value")));
+    assert_true(json_is_null(json_object_get(nps, "change")));
+    json_t *bl = json_object_get(w, "backlog");
+    assert_int_equal(json_integer_value(json_object_get(bl, "open_handoffs")), 1);
+    assert_int_equal(json_integer_value(json_object_get(bl, "previous")), 0);
+    json_t *d0 = json_array_get(json_object_get(w, "drivers"), 0);
+    assert_string_equal(json_string_value(json_object_get(d0, "name")), "refund_status");
+    assert_int_equal(json_integer_value(json_object_get(d0, "count")), 3);
+    assert_int_equal(json_integer_value(json_object_get(d0, "previous")), 1);
+    assert_int_equal(json_integer_value(json_object_get(d0, "change")), 2);
+    assert_true(json_real_value(json_object_get(d0, "escalation_rate")) > 0.3333);
+    assert_true(json_is_null(json_object_get(d0, "csat")));
+    assert_int_equal(json_array_size(json_object_get(w, "service_levels")), 2);
+    assert_int_equal(json_array_size(json_object_get(w, "unanswered")), 2);
+
+    struct cd_buf md = {0};
+    assert_int_equal(report_week_markdown(w, &md), 0);
+    assert_non_null(strstr(md.data, "# Weekly report 2025-W49\n\nMon 1 Dec 2025 to Sun 7 Dec 2025, "
+                                    "compared with 2025-W48."));
+    assert_non_null(strstr(md.data, "| Average handle time | 190 s | 90 s | +100 s |\n"));
+    assert_non_null(strstr(md.data, "| 1 | refund_status | 3 | +2 | 33.3% | – |\n"));
+    assert_non_null(strstr(md.data, "| can I pay \\| in \"crypto\"? | 1 |\n"));
+    assert_non_null(strstr(md.data, "Backlog: 1 open handoffs at the end of the week"));
+    cd_buf_free(&md);
+
+    struct cd_buf csv = {0};
+    assert_int_equal(report_week_csv(w, &csv), 0);
+    assert_true(!strncmp(csv.data, "section,name,metric,value,previous,change\r\n", 43));
+    assert_non_null(strstr(csv.data, "kpi,aht_s,seconds,190,90,100\r\n"));
+    assert_non_null(strstr(csv.data, "driver,refund_status,count,3,1,2\r\n"));
+    assert_non_null(
+        strstr(csv.data, "unanswered,\"can I pay | in \"\"crypto\"\"?\",count,1,,\r\n"));
+    assert_non_null(strstr(csv.data, "unanswered,\"'=cmd()\",count,1,,\r\n"));
+    assert_non_null(strstr(csv.data, "backlog,,open_handoffs,1,0,\r\n"));
+    cd_buf_free(&csv);
+    json_decref(w);
+    store_close(s);
+}
+
 int main(void)
 {
     setenv("TZ", "UTC", 1);
@@ -470,6 +587,8 @@ int main(void)
         cmocka_unit_test(test_sla_targets_setting),
         cmocka_unit_test(test_sla),
         cmocka_unit_test(test_nps_and_drivers),
+        cmocka_unit_test(test_week_parse),
+        cmocka_unit_test(test_week_report),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
