@@ -20,6 +20,7 @@ struct auth;
 struct metrics;
 struct triage;
 struct chat;
+struct qa_rubric;
 
 /* What the routes work on; all borrowed, any may be NULL (the routes that
  * need a missing one answer 503). */
@@ -37,6 +38,8 @@ struct api_deps {
     int pickup_target_s;    /* for the "picked up within target" figure in /api/stats */
     /* FCR window, SLA targets, business hours (report.h). */
     struct report_settings report;
+    const struct qa_rubric *qa_rubric; /* NULL: QA audits are off (503) */
+    int qa_sample;                     /* conversations per agent and week; 0 = 4 */
 };
 
 struct api_request {

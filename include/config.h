@@ -46,6 +46,8 @@ struct config {
     /* Reporting (report.h). */
     int fcr_window_days; /* a return within this long counts against FCR */
     char *sla_targets;   /* per-queue "QUEUE=FIRST_S/RESOLUTION,..."; "" = defaults */
+    char *qa_rubric;     /* QA rubric file (qa.h) */
+    int qa_sample;       /* conversations per agent and week drawn for QA */
 
     /* Limits. */
     int max_message_bytes; /* text of one customer or agent message */

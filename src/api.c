@@ -671,7 +671,8 @@ static int route_conversation(struct api *api, const struct api_request *req, co
         return respond_error(resp, 405, "method_not_allowed", "use GET");
     }
     struct auth_user user;
-    if (require_role(api, req, AUTH_ROLE_AGENT | AUTH_ROLE_ADMIN, &user, resp))
+    if (require_role(api, req, AUTH_ROLE_AGENT | AUTH_ROLE_ADMIN | AUTH_ROLE_SUPERVISOR, &user,
+                     resp))
         return 0;
     int64_t id;
     if (parse_id(id_s, &id))
@@ -741,7 +742,9 @@ static int route_stats(struct api *api, const struct api_request *req, struct ap
         return respond_error(resp, 405, "method_not_allowed", "use GET");
     }
     struct auth_user user;
-    if (require_role(api, req, AUTH_ROLE_AGENT | AUTH_ROLE_AUTHOR | AUTH_ROLE_ADMIN, &user, resp))
+    if (require_role(api, req,
+                     AUTH_ROLE_AGENT | AUTH_ROLE_AUTHOR | AUTH_ROLE_ADMIN | AUTH_ROLE_SUPERVISOR,
+                     &user, resp))
         return 0;
     int64_t now = cd_wall_s();
     /* Default window: since local midnight. */
@@ -1050,7 +1053,9 @@ static int route_kb_page(struct api *api, const struct api_request *req, const c
 static int route_me(struct api *api, const struct api_request *req, struct api_response *resp)
 {
     struct auth_user user;
-    if (require_role(api, req, AUTH_ROLE_AGENT | AUTH_ROLE_AUTHOR | AUTH_ROLE_ADMIN, &user, resp))
+    if (require_role(api, req,
+                     AUTH_ROLE_AGENT | AUTH_ROLE_AUTHOR | AUTH_ROLE_ADMIN | AUTH_ROLE_SUPERVISOR,
+                     &user, resp))
         return 0;
     return respond_json(resp, 200,
                         json_pack("{s:I,s:s,s:s,s:s}", "id", (json_int_t)user.id, "name", user.name,

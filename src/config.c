@@ -59,6 +59,10 @@ static const struct setting settings[] = {
     {"sla-targets", T_STR, OFF(sla_targets), "", 0, 0,
      "per-queue SLA targets QUEUE=FIRST_RESPONSE_S/RESOLUTION (seconds, or Nbd business days), "
      "comma-separated; others: pickup-target and 1bd"},
+    {"qa-rubric", T_STR, OFF(qa_rubric), "./qa/rubric.json", 0, 0,
+     "QA rubric (JSON: criteria, weights, pass mark); missing: QA audits are off"},
+    {"qa-sample", T_INT, OFF(qa_sample), "4", 1, 50,
+     "conversations drawn per agent and week for QA audits"},
     {"max-message-bytes", T_INT, OFF(max_message_bytes), "4096", 16, 1048576,
      "longest message text in bytes"},
     {"max-frame-bytes", T_INT, OFF(max_frame_bytes), "65536", 256, 16777216,

@@ -154,6 +154,42 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
      * -1 = not asked or not answered) and its comment (report.c). */
     "ALTER TABLE conversations ADD COLUMN nps INTEGER NOT NULL DEFAULT -1;"
     "ALTER TABLE conversations ADD COLUMN nps_comment TEXT;",
+    /* 7: the supervisor role, and QA audits (qa.c): the conversations drawn
+     * for review each week, and each reviewer's scores against the rubric. */
+    "CREATE TABLE users_v7 ("
+    " id INTEGER PRIMARY KEY,"
+    " name TEXT NOT NULL UNIQUE,"
+    " role TEXT NOT NULL CHECK (role IN ('agent', 'author', 'admin', 'supervisor')),"
+    " skills TEXT NOT NULL DEFAULT '',"
+    " token_hash BLOB NOT NULL UNIQUE,"
+    " created_s INTEGER NOT NULL);"
+    "INSERT INTO users_v7 (id, name, role, skills, token_hash, created_s)"
+    " SELECT id, name, role, skills, token_hash, created_s FROM users;"
+    "DROP TABLE users;"
+    "ALTER TABLE users_v7 RENAME TO users;"
+    "CREATE TABLE qa_samples ("
+    " id INTEGER PRIMARY KEY,"
+    " week TEXT NOT NULL,"
+    " conversation INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,"
+    " agent_id INTEGER NOT NULL,"
+    " queue TEXT NOT NULL DEFAULT '',"
+    " seed INTEGER NOT NULL,"
+    " drawn_by INTEGER NOT NULL DEFAULT 0,"
+    " created_s INTEGER NOT NULL,"
+    " UNIQUE (week, conversation));"
+    "CREATE TABLE qa_audits ("
+    " id INTEGER PRIMARY KEY,"
+    " conversation INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,"
+    " agent_id INTEGER NOT NULL,"
+    " reviewer_id INTEGER NOT NULL,"
+    " rubric TEXT NOT NULL,"
+    " scores TEXT NOT NULL,"
+    " score REAL NOT NULL,"
+    " passed INTEGER NOT NULL,"
+    " comment TEXT,"
+    " created_s INTEGER NOT NULL,"
+    " UNIQUE (conversation, reviewer_id));"
+    "CREATE INDEX qa_audits_agent ON qa_audits(agent_id, created_s);",
 };
 
 /* ---- prepared statements ---- */

@@ -56,6 +56,8 @@ let browser;
 let srv;
 let dir;
 const tokens = {};
+// QA audits use the shipped rubric (the server runs in a temporary directory).
+const qaArgs = ['--qa-rubric', path.join(repoRoot, 'qa/rubric.json')];
 const caps = { chat: false, agent: false, api: false, kbpage: false, stats: false, why: [] };
 
 async function userAdd(name, role) {
@@ -115,7 +117,8 @@ before(async () => {
   tokens.agent = await userAdd('Alex', 'agent');
   tokens.author = await userAdd('Robin', 'author');
   tokens.admin = await userAdd('Dana', 'admin');
-  srv = await startServer({ dir, args: ['--rate-limit', '0'] });
+  tokens.supervisor = await userAdd('Sage', 'supervisor');
+  srv = await startServer({ dir, args: ['--rate-limit', '0', ...qaArgs] });
   // launch() gives every run a fresh temporary profile (user-data-dir).
   browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -193,7 +196,7 @@ test('every page loads without a script error, screenshots at desktop and phone 
     await home.context().close();
 
     for (const [page, title] of [['agent/', /Agent console/], ['author/', /Knowledge base/], ['dashboard/', /Dashboard/],
-      ['dashboard/report.html', /Weekly report/]]) {
+      ['dashboard/report.html', /Weekly report/], ['qa/', /QA audits/]]) {
       const p = await openPage(viewport, `/${page}`);
       assert.match(await p.title(), title);
       // Signed out: the sign-in card, labelled and focused.
@@ -594,7 +597,7 @@ test('widget: after a server restart it reconnects with backoff and resumes the 
   await shot(page, 'widget-reconnecting-desktop');
 
   // Same port, same database: the widget comes back by itself.
-  srv = await startServer({ dir, args: ['--rate-limit', '0', '--port', String(port)] });
+  srv = await startServer({ dir, args: ['--rate-limit', '0', '--port', String(port), ...qaArgs] });
   await page.waitForFunction(() => window.__caredesk.state().connected, null, { timeout: 45000 });
   const after = await page.evaluate(() => window.__caredesk.state());
   assert.equal(after.token, before.token, 'the same conversation resumed');
@@ -762,4 +765,64 @@ test('weekly report page: figures against last week, SVG charts, print layout, C
   assert.match(csv, /^kpi,conversations,count,[1-9]\d*,0,[1-9]\d*\r$/m);
   assert.deepEqual(page.errors, []);
   await page.context().close();
+});
+
+test('QA: a supervisor draws the sample and scores a chat, an admin scores it too, calibration shows the spread, the agent sees both', opts(90000), async (t) => {
+  if (!need(t, 'chat', 'agent', 'stats')) return;
+  const rubric = await fetch(`${srv.url}/api/qa/rubric`, { headers: { Authorization: `Bearer ${tokens.supervisor}` } });
+  if (rubric.status !== 200) { t.skip(`GET /api/qa/rubric: HTTP ${rubric.status}`); return; }
+  const review = async (token, points, comment) => {
+    const page = await openPage(DESKTOP, '/qa/');
+    await signIn(page, token);
+    await page.locator('#tab-sample[aria-selected=true]').waitFor();
+    if (!await page.locator('#sample tbody tr').count()) {
+      await page.locator('#draw').click();
+      await page.locator('#sample tbody tr').first().waitFor({ timeout: 10000 });
+    }
+    await page.locator('#sample tbody tr button.review').first().click();
+    await page.locator('#transcript li').first().waitFor({ timeout: 10000 });
+    for (const [criterion, p] of Object.entries(points)) {
+      await page.locator(`#criteria fieldset[data-criterion=${criterion}] input[value="${p}"]`).check();
+    }
+    await page.locator('#comment').fill(comment);
+    await page.locator('#audit-form button[type=submit]').click();
+    await page.locator('#audit-result', { hasText: 'Saved' }).waitFor({ timeout: 10000 });
+    return page;
+  };
+  const all4 = { greeting: 4, correct_answer: 4, no_sensitive_data: 4, empathy: 4, next_step: 4 };
+  const sup = await review(tokens.supervisor, { ...all4, greeting: 2 }, 'Greet the customer by name.');
+  assert.match(await sup.locator('#audit-result').textContent(), /Saved: 95%, passed/);
+  assert.deepEqual(await axeViolations(sup), [], 'QA review accessibility');
+  for (const [label, viewport] of sizes) {
+    await sup.setViewportSize(viewport);
+    await sup.waitForTimeout(200);
+    await shot(sup, `qa-review-${label}`);
+  }
+  await sup.setViewportSize(DESKTOP);
+  const admin = await review(tokens.admin, { ...all4, empathy: 2 }, 'Fine.');
+  assert.match(await admin.locator('#audit-result').textContent(), /Saved: 92\.5%, passed/);
+  await admin.context().close();
+
+  await sup.locator('#tab-calibration').click();
+  await sup.locator('#calibration-summary tbody tr').first().waitFor({ timeout: 10000 });
+  const greeting = sup.locator('#calibration tr[data-criterion=greeting] td.spread').first();
+  assert.equal(await greeting.textContent(), '2');
+  assert.equal(await sup.locator('#calibration tr[data-criterion=correct_answer] td.spread').first().textContent(), '0');
+  assert.deepEqual(await axeViolations(sup), [], 'QA calibration accessibility');
+  await shot(sup, 'qa-calibration-desktop');
+  assert.deepEqual(sup.errors, []);
+  await sup.context().close();
+
+  // The agent: their own audits, with the reviewers' comments.
+  const agent = await openPage(DESKTOP, '/qa/');
+  await signIn(agent, tokens.agent);
+  await agent.locator('#tab-mine[aria-selected=true]').waitFor();
+  assert.equal(await agent.locator('#tab-sample').isVisible(), false);
+  await agent.locator('#mine tbody tr').first().waitFor({ timeout: 10000 });
+  assert.ok(await agent.locator('#mine tbody tr').count() >= 2);
+  await agent.locator('#mine td', { hasText: 'Greet the customer by name.' }).waitFor();
+  assert.deepEqual(await axeViolations(agent), [], 'QA agent view accessibility');
+  await shot(agent, 'qa-agent-desktop');
+  assert.deepEqual(agent.errors, []);
+  await agent.context().close();
 });

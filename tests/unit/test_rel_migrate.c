@@ -144,6 +144,12 @@ static const char *const schema_v4_delta =
 static const char *const schema_v5_delta = "DROP INDEX messages_reply_to;"
                                            "PRAGMA user_version = 5;";
 
+/* What version 6 did: the NPS answer on conversations. */
+static const char *const schema_v6_delta =
+    "ALTER TABLE conversations ADD COLUMN nps INTEGER NOT NULL DEFAULT -1;"
+    "ALTER TABLE conversations ADD COLUMN nps_comment TEXT;"
+    "PRAGMA user_version = 6;";
+
 /* Rows a version-1 deployment holds: a closed, rated conversation with a
  * customer question, a bot answer (meta JSON), an agent reply; a queued one;
  * one with NULL customer fields and non-ASCII text. */
@@ -223,7 +229,7 @@ static void exec_ok(sqlite3 *db, const char *sql)
     assert_int_equal(rc, SQLITE_OK);
 }
 
-/* Builds a database at schema version (1 to 5) with that version's rows, in
+/* Builds a database at schema version (1 to 6) with that version's rows, in
  * rollback-journal mode as an old file copied from elsewhere may be. */
 static void build_old(int version)
 {
@@ -245,6 +251,8 @@ static void build_old(int version)
         exec_ok(db, schema_v4_delta);
     if (version >= 5)
         exec_ok(db, schema_v5_delta);
+    if (version >= 6)
+        exec_ok(db, schema_v6_delta);
     exec_ok(db, "COMMIT");
     sqlite3_close(db);
 }
@@ -439,6 +447,13 @@ static void check_new_schema_works(struct store *s)
     assert_int_equal(n, 1); /* the rated conversation, with its messages and feedback */
     /* Version 6: the conversations kept from before have no NPS answer (-1). */
     assert_int_equal(query_int(db_path, "SELECT count(*) FROM conversations WHERE nps = -1"), 2);
+    /* Version 7: the supervisor role, and QA audits. */
+    memset(&u, 0, sizeof u);
+    snprintf(u.name, sizeof u.name, "newsupervisor");
+    snprintf(u.role, sizeof u.role, "supervisor");
+    memset(u.token_hash, 0x78, sizeof u.token_hash);
+    assert_int_equal(store_user_add(s, &u), 0);
+    assert_int_equal(query_int(db_path, "SELECT count(*) FROM qa_audits"), 0);
 }
 
 /* The schema (tables, indexes and their SQL) of path, one line per object. */
