@@ -16,7 +16,6 @@
 
 struct kb;
 struct store;
-struct auth;
 struct metrics;
 struct triage;
 struct chat;
@@ -27,15 +26,13 @@ struct qa_rubric;
 struct api_deps {
     struct kb *kb;
     struct store *store;
-    struct auth *auth;
     struct metrics *metrics;
     struct triage *triage;  /* for GET /api/ask */
     struct chat *chat;      /* for the live part of GET /api/stats */
     const char *queues;     /* comma-separated queue names, for GET /api/queues */
-    const char *db_path;    /* the database file (not read by the routes today) */
     const char *public_url; /* base of article links, "" = relative */
     int max_body_bytes;     /* larger bodies get 413 (server.c enforces it too) */
-    int pickup_target_s;    /* for the "picked up within target" figure in /api/stats */
+    int pickup_target_s;    /* for "picked up within target" in /api/stats; 0 = queue default */
     /* FCR window, SLA targets, business hours (report.h). */
     struct report_settings report;
     const struct qa_rubric *qa_rubric; /* NULL: QA audits are off (503) */

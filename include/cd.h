@@ -1,4 +1,7 @@
-/* Common error codes and small helpers shared by every caredesk module. */
+/* cd: what every caredesk module shares: the error codes (CD_E*, cd_strerror()), clocks,
+ * growable buffers, string copies, UTF-8 validation, the one string hash (FNV-1a), the one
+ * file-suffix check and the one JSON text writer. Functions returning int return 0 or a
+ * negative CD_E* code and leave their output unchanged on failure unless said otherwise. */
 #ifndef CD_H
 #define CD_H
 
@@ -20,6 +23,10 @@ enum cd_error {
     CD_EPARSE = -10,   /* malformed input (JSON, front matter, ...) */
     CD_ESTATE = -11,   /* not allowed in the current state */
 };
+
+/* CD_XSTR(MACRO): the value of MACRO as a string literal (a default number in a settings table). */
+#define CD_STR(x)  #x
+#define CD_XSTR(x) CD_STR(x)
 
 /* Returns a static, human-readable description of an enum cd_error code. */
 const char *cd_strerror(int rc);
@@ -57,5 +64,44 @@ char *cd_strlcpy(char *dst, size_t cap, const char *src);
 /* Returns 1 when the n bytes at s are valid UTF-8 (no overlongs, no
  * surrogates), else 0. */
 int cd_utf8_valid(const char *s, size_t n);
+
+/* FNV-1a, the one string hash for in-memory tables and hashed features: continues hash h (start
+ * from CD_FNV32_INIT or CD_FNV64_INIT) over the n bytes at s. Inline: it runs per token. The
+ * values are part of nothing stored, but trained models and tables depend on them staying
+ * the same within a process. */
+#define CD_FNV32_INIT 2166136261u
+#define CD_FNV64_INIT 0xcbf29ce484222325ULL
+static inline uint32_t cd_fnv1a32(uint32_t h, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h;
+}
+static inline uint64_t cd_fnv1a64(uint64_t h, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+/* Returns 1 when the string s ends with suffix (a file name's ".md", ".jsonl" ...), else 0. */
+int cd_has_suffix(const char *s, const char *suffix);
+
+/* JSON text written straight into a buffer, byte for byte as jansson's json_dumps() with
+ * JSON_COMPACT writes the same value (the reply frames and the log lines use them, so that the
+ * hot paths build no json_t tree). */
+
+/* Appends the n bytes at s as a JSON string: quotes, backslash, \b \f \n \r \t and \uXXXX for
+ * the other control bytes. Invalid UTF-8 gives CD_EINVAL and appends nothing, as json_string()
+ * refuses it, unless flags has CD_JSON_REPLACE_INVALID: then each bad byte is written as
+ * \ufffd and DEL as \u007F (for log lines, which must never fail). Returns 0, CD_EINVAL or
+ * CD_ENOMEM. */
+#define CD_JSON_REPLACE_INVALID 1
+int cd_json_string(struct cd_buf *b, const char *s, size_t n, int flags);
+/* Appends a real as jansson does: %.17g, always with a '.' or an exponent, the exponent
+ * without '+' or leading zeros. CD_EINVAL for NaN or infinity. */
+int cd_json_real(struct cd_buf *b, double v);
+/* Appends an integer in decimal. */
+int cd_json_int(struct cd_buf *b, long long v);
 
 #endif

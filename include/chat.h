@@ -1,4 +1,6 @@
 /* chat: conversations and the customer/agent protocols, with no network.
+ * Built from chat.c (state, units of work, flush), chat_customer.c and
+ * chat_agent.c (one protocol each), sharing the private src/chat_int.h.
  *
  * DESIGN. server.c owns sockets; it hands chat.c each connection's opening,
  * each text frame and each close, tagged with an opaque connection id, and
@@ -21,6 +23,8 @@
  * writing through kb.h (REST article edits) in the same loop turn. */
 #ifndef CD_CHAT_H
 #define CD_CHAT_H
+
+#include "queue.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -49,21 +53,17 @@ struct chat_peer {
 
 /* Behaviour settings (from config.c); zero values mean the documented default. */
 struct chat_settings {
-    int pickup_target_s;   /* default 60 */
-    int agent_capacity;    /* concurrent chats per agent, default 3 */
-    int max_message_bytes; /* default 4096 */
-    int is_auto_assign;    /* assign to the least busy available agent with the skill */
-    int business_open_min; /* minutes after midnight, local; open == close: always open */
-    int business_close_min;
-    int business_days_mask; /* bit 0 = Sunday; 0 = every day */
+    /* Queue names, agent capacity, pickup target and business hours, handed to queue_new()
+     * as they are (defaults: queue_settings_defaults()). */
+    struct queue_settings queue;
+    int max_message_bytes;  /* default 4096 */
+    int is_auto_assign;     /* assign to the least busy available agent with the skill */
     const char *public_url; /* base for article links, default "" (relative "/kb/ID") */
     /* Added by chat.c's owner (all optional, zero = default): */
     struct redactor *redactor; /* masks text before storage; NULL: chat makes a card-only one.
                                   Not freed by chat_free(). */
-    /* Comma-separated queue names; NULL = "billing,orders,technical,accounts,general". */
-    const char *queue_names;
-    int agent_grace_s;  /* an agent's chats wait this long for a reconnect, default 30 */
-    int retention_days; /* delete closed conversations after N days; 0 = keep */
+    int agent_grace_s;         /* an agent's chats wait this long for a reconnect, default 30 */
+    int retention_days;        /* delete closed conversations after N days; 0 = keep */
 };
 
 struct chat *chat_new(const struct chat_settings *settings, struct store *store, struct kb *kb,

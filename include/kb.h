@@ -4,7 +4,12 @@
  * answers a customer's question.
  *
  * A struct kb owns one SQLite connection (WAL) to a database file, or to
- * ":memory:". It is used from one thread at a time. */
+ * ":memory:". It is used from one thread at a time. Functions return 0 or a
+ * negative CD_E* code; strings they hand out are malloc'd and freed by the
+ * caller (kb_article_clear(), kb_hits_clear(), free() for kb_passage()).
+ * One rule per concept: kb_id_valid() for ids, kb_passage() (and the same
+ * choice inside kb_search()) for the passage that answers. Built from kb.c,
+ * kb_index.c, kb_search.c, kb_passage.c and kb_load.c (docs/architecture.md). */
 #ifndef CD_KB_H
 #define CD_KB_H
 
@@ -69,9 +74,16 @@ int64_t kb_index_reads(const struct kb *kb);
  * be read at all (no such path). */
 int kb_load_path(struct kb *kb, const char *path, struct kb_load_report *report);
 
+/* The one article-id rule, used by the KB, its loaders and the REST API (ids are URL path
+ * segments, /kb/{id}): 1 to KB_ID_MAX - 1 bytes of lower-case a-z, digits, '-', '_' and '.',
+ * not starting with '.'. Returns 1 for a valid id, else 0. */
+int kb_id_valid(const char *id);
+
 /* Inserts or updates an article; an update keeps the previous version as a
- * revision. Searchable as soon as this returns. Returns 0 or CD_E*. */
-int kb_put(struct kb *kb, const struct kb_article *article);
+ * revision. Searchable as soon as this returns. Returns 0 or CD_E*; CD_EINVAL
+ * for an article the KB refuses, with the reason in msg (msg_cap bytes; msg
+ * may be NULL). */
+int kb_put(struct kb *kb, const struct kb_article *article, char *msg, size_t msg_cap);
 
 /* Fetches the current version of an article into *out (free with
  * kb_article_clear()). Returns 0, CD_ENOTFOUND or CD_E*. */
@@ -89,6 +101,13 @@ void kb_article_clear(struct kb_article *a);
 int kb_search(struct kb *kb, const char *question, const char *lang, struct kb_hit *hits,
               int max_hits, int *n_hits);
 void kb_hits_clear(struct kb_hit *hits, int n_hits);
+
+/* The passage of article id that best answers question: the paragraph whose stems share the
+ * most query weight with it (the first paragraph when question is NULL or empty, or nothing
+ * matches), cleaned of Markdown and shortened at a word, exactly as kb_search() fills
+ * kb_hit.passage. Drafts, which are not indexed, give their first paragraph. Returns 0 with a
+ * malloc'd string in *out (the caller frees it), CD_ENOTFOUND, or CD_E*. */
+int kb_passage(struct kb *kb, const char *id, const char *question, char **out);
 
 /* Learns that question is answered by article_id (from "yes, this helped" or
  * an agent): adds it as a learned phrasing so later searches rank that

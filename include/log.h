@@ -44,10 +44,4 @@ int log_enabled(enum log_level level);
  * Example: log_event(LOG_INFO, "listening", "port:i", 8080, "bind:s", "::", LOG_END). */
 void log_event(enum log_level level, const char *event, ...);
 
-/* Appends the JSON string literal for n bytes of s (quotes included, control
- * characters and invalid UTF-8 escaped) to out; used by the logger and by
- * anything else that writes JSON by hand. Returns 0 or CD_ENOMEM. */
-struct cd_buf;
-int log_json_string(struct cd_buf *out, const char *s, size_t n);
-
 #endif

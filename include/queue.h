@@ -13,16 +13,19 @@
 
 #include <stdint.h>
 
-#define QUEUE_NAME_MAX      32
-#define QUEUE_PREVIEW_MAX   120
-#define QUEUE_DEFAULT_NAMES "billing,orders,technical,accounts,general"
+#define QUEUE_NAME_MAX    32
+#define QUEUE_PREVIEW_MAX 120
+/* The defaults, defined here once: config.c's table and queue_settings_defaults() use them. */
+#define QUEUE_DEFAULT_NAMES           "general,billing,orders,technical,accounts"
+#define QUEUE_DEFAULT_PICKUP_TARGET_S 60
+#define QUEUE_DEFAULT_AGENT_CAPACITY  3
 
 struct queue;
 
 struct queue_settings {
     const char *names;     /* comma-separated queue names; NULL = QUEUE_DEFAULT_NAMES */
-    int agent_capacity;    /* default 3 */
-    int pickup_target_s;   /* default 60 */
+    int agent_capacity;    /* default QUEUE_DEFAULT_AGENT_CAPACITY */
+    int pickup_target_s;   /* default QUEUE_DEFAULT_PICKUP_TARGET_S */
     int business_open_min; /* minutes after local midnight; open == close: always open */
     int business_close_min;
     int business_days_mask; /* bit 0 = Sunday ... bit 6 = Saturday; 0 = every day */
@@ -49,6 +52,10 @@ struct queue_agent {
     int n_connections; /* open agent connections; 0 = offline */
     int64_t offline_since_s;
 };
+
+/* Fills the zero fields of s that have a default (agent_capacity, pickup_target_s) with it;
+ * names stays NULL for QUEUE_DEFAULT_NAMES. queue_new() and chat_new() both use it. */
+void queue_settings_defaults(struct queue_settings *s);
 
 /* NULL settings = defaults. Returns NULL on a bad queue list or no memory. */
 struct queue *queue_new(const struct queue_settings *settings);

@@ -307,7 +307,8 @@ struct store_stats {
     int n_unanswered;
 };
 
-/* Fills *out for conversations created in [since_s, until_s). Returns 0 or
+/* Fills *out for conversations created in [since_s, until_s), counting the pickups within
+ * pickup_target_s (the caller's setting; the store has no default of its own). Returns 0 or
  * CD_E*. */
 int store_stats(struct store *s, int64_t since_s, int64_t until_s, int pickup_target_s,
                 struct store_stats *out);

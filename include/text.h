@@ -52,8 +52,16 @@ int text_tokenize(struct text_tokenizer *t, const char *s, size_t n, int flags, 
  * fit. Invalid bytes are copied as '?'. */
 int text_fold(const char *s, size_t n, char *out, size_t cap);
 
-/* Returns 1 if lang is a language code with stemming support, else 0. */
-int text_lang_supported(const char *lang);
+/* The one language-tag check, for chat frames, KB articles and intents: a tag is an ISO 639
+ * code of 2 or 3 ASCII letters (any case), optionally followed by subtags of 1 to 8 letters or
+ * digits, each after a '-' or '_' ("es", "EN", "es-ES", "pt_BR", "es-419"), at most 15 bytes.
+ * Returns 1 and the lower-case ISO 639 code in code (at least 4 bytes: "es"), or 0 (code is
+ * then ""). */
+int text_lang_code(const char *tag, char *code);
+
+/* Returns 1 if tag passes text_lang_code() and its language has stemming or stop words (or
+ * tag is NULL or "": English), else 0. */
+int text_lang_supported(const char *tag);
 
 /* Returns 1 if the folded word (n bytes) is a stop word in lang, else 0. */
 int text_is_stopword(const char *lang, const char *word, size_t n);

@@ -171,4 +171,46 @@ int triage_decision_to_json(const struct triage_decision *d, struct cd_buf *out)
 /* "answer", "clarify", "handoff". */
 const char *triage_action_name(enum triage_action a);
 
+/* ---- Turns decided outside triage_decide(), and the bot's wording ----
+ * Every sentence the bot says in a handoff or a follow-up is here, and every decision the
+ * conversation protocol makes without triage_decide(). Each fills *d, which the caller clears
+ * with triage_decision_clear() (also after a failure). */
+
+enum triage_phrase {
+    TRIAGE_SAY_HANDOFF,            /* triage_decide()'s handoff */
+    TRIAGE_SAY_CHOICE_HANDOFF,     /* a clicked choice that a person handles */
+    TRIAGE_SAY_NO_ANSWER_HANDOFF,  /* a KB-only deployment found nothing */
+    TRIAGE_SAY_COLLECTED,          /* the detail a collect intent asked for was given */
+    TRIAGE_SAY_COLLECT_AGAIN,      /* ... and could not be read: put before the prompt */
+    TRIAGE_SAY_NOT_HELPED_CLARIFY, /* "that didn't help", with candidates to offer */
+    TRIAGE_SAY_NOT_HELPED_HANDOFF, /* "that didn't help", nothing else to offer */
+    TRIAGE_SAY_PERSON,             /* the customer pressed "talk to a person" */
+};
+
+/* The bot's sentence for p: a static string. */
+const char *triage_say(enum triage_phrase p);
+
+/* The decision for a clarify choice the customer clicked: intent_name's own answer (its
+ * response, else the first paragraph of its article from kb, else its description), or a
+ * handoff for intents a person handles; without asking the model again. Returns 0,
+ * CD_ENOTFOUND (no triage or no such intent) or CD_ENOMEM. */
+int triage_decide_choice(const struct triage *t, struct kb *kb, const char *intent_name,
+                         struct triage_decision *d);
+
+/* Without a triage engine (a KB-only deployment): answer with the best article's passage
+ * from kb_search(), else hand off. Returns 0 or CD_ENOMEM. */
+int triage_decide_kb_only(struct kb *kb, const char *text, const char *lang,
+                          struct triage_decision *d);
+
+/* The customer said an answer did not help and d is the answer the same question gets
+ * again: turns it into a clarify when it has two or more candidates, else a handoff. Other
+ * decisions are left as they are. Returns 0 or CD_ENOMEM. */
+int triage_not_helped(struct triage_decision *d);
+
+/* The customer asked for a person: a handoff routed by the last intent of the conversation
+ * (its queue and priority), else to fallback_queue (NULL or "": "general"). Returns 0 or
+ * CD_ENOMEM. */
+int triage_person_request(const struct triage *t, const char *last_intent,
+                          const char *fallback_queue, struct triage_decision *d);
+
 #endif

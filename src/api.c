@@ -27,12 +27,13 @@
 #include "kb.h"
 #include "triage.h"
 #include "log.h"
+#include "markdown.h"
 #include "metrics.h"
+#include "queue.h"
 #include "store.h"
 
 #include <jansson.h>
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,8 @@ struct api *api_new(const struct api_deps *deps)
         return NULL;
     if (deps)
         api->deps = *deps;
+    if (api->deps.pickup_target_s <= 0)
+        api->deps.pickup_target_s = QUEUE_DEFAULT_PICKUP_TARGET_S;
     api->throttle = auth_throttle_new(0, 0);
     if (!api->throttle) {
         free(api);
@@ -96,7 +99,7 @@ static int respond_error(struct api_response *resp, int status, const char *code
     cd_buf_reset(&resp->body);
     int rc = cd_buf_printf(&resp->body, "{\"error\":\"%s\",\"message\":", code);
     if (!rc)
-        rc = log_json_string(&resp->body, message, strlen(message));
+        rc = cd_json_string(&resp->body, message, strlen(message), CD_JSON_REPLACE_INVALID);
     if (!rc)
         rc = cd_buf_puts(&resp->body, "}\n");
     return rc;
@@ -131,18 +134,6 @@ static const char *arg(const struct api_request *req, const char *name)
         if (!strncmp(req->args[i], name, n) && req->args[i][n] == '=')
             return req->args[i] + n + 1;
     return NULL;
-}
-
-static int is_article_id(const char *id)
-{
-    size_t n = strlen(id);
-    if (!n || n >= KB_ID_MAX)
-        return 0;
-    for (const char *p = id; *p; p++)
-        if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '-' || *p == '_' ||
-              *p == '.'))
-            return 0;
-    return id[0] != '.';
 }
 
 /* Checks the Bearer token and that the account has one of roles. Returns 0
@@ -343,9 +334,10 @@ static int parse_article(const struct api_request *req, const char *path_id, jso
         respond_error(resp, 400, "missing_field", "'id' is required");
         return 1;
     }
-    if (!is_article_id(id)) {
-        respond_error(resp, 400, "bad_field",
-                      "'id' must be 1-127 characters of a-z, 0-9, '-', '_' or '.'");
+    if (!kb_id_valid(id)) {
+        respond_error(
+            resp, 400, "bad_field",
+            "'id' must be 1-127 characters of a-z, 0-9, '-', '_' or '.', not starting with '.'");
         return 1;
     }
     const char *title = json_string_value(json_object_get(root, "title"));
@@ -417,9 +409,10 @@ static int route_article_write(struct api *api, const struct api_request *req, c
         rc = respond_error(resp, 409, "exists", "an article with this id exists; use PUT");
         goto done;
     }
-    rc = kb_put(api->deps.kb, &a);
+    char why[200];
+    rc = kb_put(api->deps.kb, &a, why, sizeof why);
     if (rc == CD_EINVAL) {
-        rc = respond_error(resp, 400, "bad_article", "the article was refused by the KB");
+        rc = respond_error(resp, 400, "bad_article", why[0] ? why : "the article was refused");
         goto done;
     }
     if (rc) {
@@ -520,7 +513,7 @@ static int revision_error(struct api_response *resp, int rc, const char *what)
  * REVISIONS_MAX earlier ones, newest first. */
 static int list_revisions(struct api *api, const char *id, struct api_response *resp)
 {
-    if (!is_article_id(id))
+    if (!kb_id_valid(id))
         return respond_error(resp, 400, "bad_id", "not an article id");
     int n = kb_revision_count(api->deps.kb, id);
     if (n < 0)
@@ -558,7 +551,7 @@ static int list_revisions(struct api *api, const char *id, struct api_response *
 /* GET /api/articles/{id}/revisions/{n}: one version (the current one too). */
 static int get_revision(struct api *api, const char *id, const char *n_s, struct api_response *resp)
 {
-    if (!is_article_id(id))
+    if (!kb_id_valid(id))
         return respond_error(resp, 400, "bad_id", "not an article id");
     char *end;
     long r = strtol(n_s, &end, 10);
@@ -624,7 +617,7 @@ static int route_articles(struct api *api, const struct api_request *req, const 
         }
         return respond_error(resp, 404, "not_found", "no such route");
     }
-    if (id && !is_article_id(id))
+    if (id && !kb_id_valid(id))
         return respond_error(resp, 400, "bad_id",
                              "article ids are 1-127 characters of a-z, 0-9, '-', '_' or '.'");
     if (is_get) {
@@ -802,198 +795,6 @@ static int route_stats(struct api *api, const struct api_request *req, struct ap
 
 /* ---- article pages ------------------------------------------------------- */
 
-static int html_escape(struct cd_buf *b, const char *s, size_t n)
-{
-    int rc = 0;
-    size_t run = 0;
-    for (size_t i = 0; i < n && !rc; i++) {
-        const char *e = NULL;
-        switch (s[i]) {
-        case '&':
-            e = "&amp;";
-            break;
-        case '<':
-            e = "&lt;";
-            break;
-        case '>':
-            e = "&gt;";
-            break;
-        case '"':
-            e = "&quot;";
-            break;
-        case '\'':
-            e = "&#39;";
-            break;
-        default:
-            break;
-        }
-        if (e) {
-            rc = cd_buf_append(b, s + run, i - run);
-            if (!rc)
-                rc = cd_buf_puts(b, e);
-            run = i + 1;
-        }
-    }
-    if (!rc)
-        rc = cd_buf_append(b, s + run, n - run);
-    return rc;
-}
-
-/* Returns 1 for link targets that are safe in an href: http(s), mailto,
- * site-relative paths and fragments. */
-static int safe_href(const char *s, size_t n)
-{
-    return (n >= 7 && !strncasecmp(s, "http://", 7)) ||
-           (n >= 8 && !strncasecmp(s, "https://", 8)) ||
-           (n >= 7 && !strncasecmp(s, "mailto:", 7)) || (n >= 1 && (s[0] == '/' || s[0] == '#'));
-}
-
-/* Inline Markdown: `code`, **bold**, *em*, [text](url); everything escaped. */
-static int render_inline(struct cd_buf *b, const char *s, size_t n)
-{
-    int rc = 0;
-    size_t i = 0;
-    while (i < n && !rc) {
-        if (s[i] == '`') {
-            const char *e = memchr(s + i + 1, '`', n - i - 1);
-            if (e) {
-                size_t len = (size_t)(e - (s + i + 1));
-                rc = cd_buf_puts(b, "<code>");
-                if (!rc)
-                    rc = html_escape(b, s + i + 1, len);
-                if (!rc)
-                    rc = cd_buf_puts(b, "</code>");
-                i += len + 2;
-                continue;
-            }
-        }
-        if (s[i] == '*' && i + 1 < n && s[i + 1] == '*') {
-            const char *e = i + 2 < n ? memmem(s + i + 2, n - i - 2, "**", 2) : NULL;
-            if (e && e > s + i + 2) {
-                size_t len = (size_t)(e - (s + i + 2));
-                rc = cd_buf_puts(b, "<strong>");
-                if (!rc)
-                    rc = render_inline(b, s + i + 2, len);
-                if (!rc)
-                    rc = cd_buf_puts(b, "</strong>");
-                i += len + 4;
-                continue;
-            }
-        }
-        if (s[i] == '[') {
-            const char *close = memchr(s + i, ']', n - i);
-            if (close && close + 1 < s + n && close[1] == '(') {
-                const char *paren = memchr(close, ')', (size_t)(s + n - close));
-                size_t text_len = (size_t)(close - (s + i + 1));
-                const char *href = close + 2;
-                size_t href_len = paren ? (size_t)(paren - href) : 0;
-                if (paren && safe_href(href, href_len)) {
-                    rc = cd_buf_puts(b, "<a href=\"");
-                    if (!rc)
-                        rc = html_escape(b, href, href_len);
-                    if (!rc)
-                        rc = cd_buf_puts(b, "\">");
-                    if (!rc)
-                        rc = html_escape(b, s + i + 1, text_len);
-                    if (!rc)
-                        rc = cd_buf_puts(b, "</a>");
-                    i = (size_t)(paren - s) + 1;
-                    continue;
-                }
-            }
-        }
-        size_t j = i + 1;
-        while (j < n && s[j] != '`' && s[j] != '*' && s[j] != '[')
-            j++;
-        rc = html_escape(b, s + i, j - i);
-        i = j;
-    }
-    return rc;
-}
-
-/* Block Markdown: headings, bullet and numbered lists, paragraphs. */
-static int render_markdown(struct cd_buf *b, const char *md)
-{
-    int rc = 0;
-    enum { NONE, PARA, UL, OL } open = NONE;
-    static const char *const closers[] = {"", "</p>\n", "</ul>\n", "</ol>\n"};
-    const char *line = md;
-    while (*line && !rc) {
-        const char *end = strchr(line, '\n');
-        size_t n = end ? (size_t)(end - line) : strlen(line);
-        const char *next = end ? end + 1 : line + n;
-        while (n && (line[n - 1] == '\r' || line[n - 1] == ' '))
-            n--;
-        size_t indent = 0;
-        while (indent < n && line[indent] == ' ')
-            indent++;
-        const char *t = line + indent;
-        size_t tn = n - indent;
-        int level = 0;
-        while (level < (int)tn && t[level] == '#')
-            level++;
-        size_t digits = 0;
-        while (digits < tn && isdigit((unsigned char)t[digits]))
-            digits++;
-        if (!tn) {
-            rc = cd_buf_puts(b, closers[open]);
-            open = NONE;
-        } else if (level >= 1 && level <= 6 && (int)tn > level && t[level] == ' ') {
-            rc = cd_buf_puts(b, closers[open]);
-            open = NONE;
-            /* The page title is the h1; headings in the body start at h2. */
-            int h = level + 1 > 6 ? 6 : level + 1;
-            if (!rc)
-                rc = cd_buf_printf(b, "<h%d>", h);
-            if (!rc)
-                rc = render_inline(b, t + level + 1, tn - (size_t)level - 1);
-            if (!rc)
-                rc = cd_buf_printf(b, "</h%d>\n", h);
-        } else if (tn >= 2 && (t[0] == '-' || t[0] == '*') && t[1] == ' ') {
-            if (open != UL) {
-                rc = cd_buf_puts(b, closers[open]);
-                if (!rc)
-                    rc = cd_buf_puts(b, "<ul>\n");
-                open = UL;
-            }
-            if (!rc)
-                rc = cd_buf_puts(b, "<li>");
-            if (!rc)
-                rc = render_inline(b, t + 2, tn - 2);
-            if (!rc)
-                rc = cd_buf_puts(b, "</li>\n");
-        } else if (digits && digits + 1 < tn && t[digits] == '.' && t[digits + 1] == ' ') {
-            if (open != OL) {
-                rc = cd_buf_puts(b, closers[open]);
-                if (!rc)
-                    rc = cd_buf_puts(b, "<ol>\n");
-                open = OL;
-            }
-            if (!rc)
-                rc = cd_buf_puts(b, "<li>");
-            if (!rc)
-                rc = render_inline(b, t + digits + 2, tn - digits - 2);
-            if (!rc)
-                rc = cd_buf_puts(b, "</li>\n");
-        } else {
-            if (open != PARA) {
-                rc = cd_buf_puts(b, closers[open]);
-                if (!rc)
-                    rc = cd_buf_puts(b, "<p>");
-                open = PARA;
-            } else {
-                rc = cd_buf_puts(b, "\n");
-            }
-            if (!rc)
-                rc = render_inline(b, t, tn);
-        }
-        line = next;
-    }
-    if (!rc)
-        rc = cd_buf_puts(b, closers[open]);
-    return rc;
-}
-
 static int route_kb_page(struct api *api, const struct api_request *req, const char *id,
                          struct api_response *resp)
 {
@@ -1004,7 +805,7 @@ static int route_kb_page(struct api *api, const struct api_request *req, const c
     if (!api->deps.kb)
         return respond_error(resp, 503, "unavailable", "the knowledge base is not open");
     struct kb_article a = {0};
-    int rc = is_article_id(id) ? kb_get(api->deps.kb, id, &a) : CD_ENOTFOUND;
+    int rc = kb_id_valid(id) ? kb_get(api->deps.kb, id, &a) : CD_ENOTFOUND;
     if (rc == 0 && !a.is_published)
         rc = CD_ENOTFOUND;
     if (rc) {
@@ -1022,24 +823,24 @@ static int route_kb_page(struct api *api, const struct api_request *req, const c
     cd_buf_reset(b);
     rc = cd_buf_puts(b, "<!doctype html>\n<html lang=\"");
     if (!rc)
-        rc = html_escape(b, a.lang ? a.lang : "en", strlen(a.lang ? a.lang : "en"));
+        rc = markdown_escape_html(b, a.lang ? a.lang : "en", strlen(a.lang ? a.lang : "en"));
     if (!rc)
         rc = cd_buf_puts(b, "\">\n<head>\n<meta charset=\"utf-8\">\n"
                             "<meta name=\"viewport\" content=\"width=device-width, "
                             "initial-scale=1\">\n<title>");
     if (!rc)
-        rc = html_escape(b, a.title ? a.title : "", strlen(a.title ? a.title : ""));
+        rc = markdown_escape_html(b, a.title ? a.title : "", strlen(a.title ? a.title : ""));
     if (!rc)
         rc = cd_buf_puts(b, "</title>\n<style>body{font-family:system-ui,sans-serif;"
                             "max-width:44rem;margin:2rem auto;padding:0 1rem;line-height:1.5;"
                             "color:#1a1a1a}code{background:#f2f2f2;padding:0 .2em}</style>\n"
                             "</head>\n<body>\n<main>\n<article>\n<h1>");
     if (!rc)
-        rc = html_escape(b, a.title ? a.title : "", strlen(a.title ? a.title : ""));
+        rc = markdown_escape_html(b, a.title ? a.title : "", strlen(a.title ? a.title : ""));
     if (!rc)
         rc = cd_buf_puts(b, "</h1>\n");
     if (!rc)
-        rc = render_markdown(b, a.body ? a.body : "");
+        rc = markdown_to_html(b, a.body ? a.body : "");
     if (!rc)
         rc = cd_buf_puts(b, "</article>\n</main>\n</body>\n</html>\n");
     kb_article_clear(&a);
@@ -1125,7 +926,7 @@ static int route_learn(struct api *api, const struct api_request *req, struct ap
     int rc;
     if (!question || !*question)
         rc = respond_error(resp, 400, "missing_field", "'question' is required (a string)");
-    else if (!article || !is_article_id(article))
+    else if (!article || !kb_id_valid(article))
         rc = respond_error(resp, 400, "missing_field", "'article' is required (an article id)");
     else if (!api->deps.kb)
         rc = respond_error(resp, 503, "unavailable", "the knowledge base is not open");

@@ -166,10 +166,7 @@ static int route_qa_samples(struct api *api, const struct api_request *req,
         return 0;
     }
     /* Without a seed, the week's own: the same week draws the same sample. */
-    uint64_t seed = 14695981039346656037ULL;
-    for (const char *p = week; *p; p++)
-        seed = (seed ^ (unsigned char)*p) * 1099511628211ULL;
-    seed &= 0x7fffffffffffULL;
+    uint64_t seed = cd_fnv1a64(CD_FNV64_INIT, week, strlen(week)) & 0x7fffffffffffULL;
     if (seed_v && (!json_is_integer(seed_v) || json_integer_value(seed_v) < 0)) {
         json_decref(body);
         return api_respond_error(resp, 400, "bad_seed", "'seed' is a whole number, 0 or more");

@@ -344,10 +344,7 @@ void auth_throttle_free(struct auth_throttle *t)
 
 static uint32_t addr_hash(const char *address)
 {
-    uint32_t h = 2166136261u;
-    for (const unsigned char *p = (const unsigned char *)address; *p; p++)
-        h = (h ^ *p) * 16777619u;
-    return h;
+    return cd_fnv1a32(CD_FNV32_INIT, address, strlen(address));
 }
 
 /* Finds the slot of address among 8 probes, or (if create) the probe to

@@ -289,16 +289,16 @@ int cli_serve(int argc, char **argv)
     {
         struct chat_settings cs;
         memset(&cs, 0, sizeof cs);
-        cs.pickup_target_s = cfg->pickup_target_s;
-        cs.agent_capacity = cfg->agent_capacity;
+        cs.queue.names = cfg->queues;
+        cs.queue.pickup_target_s = cfg->pickup_target_s;
+        cs.queue.agent_capacity = cfg->agent_capacity;
+        cs.queue.business_open_min = cfg->business_open_min;
+        cs.queue.business_close_min = cfg->business_close_min;
+        cs.queue.business_days_mask = cfg->business_days_mask;
         cs.max_message_bytes = cfg->max_message_bytes;
         cs.is_auto_assign = cfg->is_auto_assign;
-        cs.business_open_min = cfg->business_open_min;
-        cs.business_close_min = cfg->business_close_min;
-        cs.business_days_mask = cfg->business_days_mask;
         cs.public_url = cfg->public_url;
         cs.redactor = p.redactor;
-        cs.queue_names = cfg->queues;
         cs.retention_days = cfg->retention_days;
         p.chat = chat_new(&cs, p.store, p.kb, p.triage, server_chat_io(p.server));
         if (!p.chat) {
@@ -313,7 +313,6 @@ int cli_serve(int argc, char **argv)
     deps.triage = p.triage;
     deps.chat = p.chat;
     deps.queues = cfg->queues;
-    deps.db_path = cfg->db_path;
     deps.public_url = cfg->public_url;
     deps.max_body_bytes = cfg->max_body_bytes;
     deps.pickup_target_s = cfg->pickup_target_s;

@@ -4,6 +4,7 @@
 #include "report.h"
 
 #include "cd.h"
+#include "queue.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -42,13 +43,13 @@ static const struct setting settings[] = {
      "offer choices at or above this confidence, hand off below"},
     {"kb-threshold", T_DOUBLE, OFF(kb_threshold), "0.5", 0, 1,
      "answer a how-to question from the KB at or above this score"},
-    {"queues", T_STR, OFF(queues), "general,billing,orders,technical,accounts", 0, 0,
-     "handoff queues (comma-separated)"},
+    {"queues", T_STR, OFF(queues), QUEUE_DEFAULT_NAMES, 0, 0, "handoff queues (comma-separated)"},
     {"default-queue", T_STR, OFF(default_queue), "general", 0, 0,
      "queue for handoffs with no better guess"},
-    {"pickup-target", T_INT, OFF(pickup_target_s), "60", 1, 86400,
+    {"pickup-target", T_INT, OFF(pickup_target_s), CD_XSTR(QUEUE_DEFAULT_PICKUP_TARGET_S), 1, 86400,
      "seconds within which an agent should take a queued chat"},
-    {"agent-capacity", T_INT, OFF(agent_capacity), "3", 1, 100, "concurrent chats per agent"},
+    {"agent-capacity", T_INT, OFF(agent_capacity), CD_XSTR(QUEUE_DEFAULT_AGENT_CAPACITY), 1, 100,
+     "concurrent chats per agent"},
     {"auto-assign", T_BOOL, OFF(is_auto_assign), "false", 0, 1,
      "assign queued chats to the least busy available agent"},
     {"business-hours", T_STR, OFF(business_hours), "", 0, 0,

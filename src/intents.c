@@ -279,12 +279,7 @@ struct token_list {
 
 static uint64_t hash_token(const char *s, int n)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (int i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
+    return cd_fnv1a64(CD_FNV64_INIT, s, (size_t)n);
 }
 
 static int on_token(void *ctx, const char *token, int n_token, int start, int end)
@@ -445,7 +440,8 @@ static int load_definition(struct intents *set, json_t *obj, const char *file, i
     snprintf(where, sizeof where, "%s", it.name);
     CHECK(get_string(obj, "description", &it.description, detail, sizeof detail), "description");
     CHECK(get_string(obj, "lang", &it.lang, detail, sizeof detail), "lang");
-    if (it.lang && (strlen(it.lang) < 2 || strlen(it.lang) > 8))
+    char lang_code[4];
+    if (it.lang && !text_lang_code(it.lang, lang_code))
         FAIL("lang", "\"%.20s\" is not a language code", it.lang);
     if (!it.lang && !(it.lang = strdup("en"))) {
         rc = CD_ENOMEM;
@@ -675,16 +671,10 @@ static int load_jsonl(struct intents *set, const char *path, const char *oos_lab
     return rc;
 }
 
-static int has_suffix(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && !strcmp(s + n - m, suffix);
-}
-
 static int load_file(struct intents *set, const char *path, const char *oos_label,
                      struct intents_load_report *report)
 {
-    if (has_suffix(path, ".jsonl"))
+    if (cd_has_suffix(path, ".jsonl"))
         return load_jsonl(set, path, oos_label, report);
     size_t len;
     char *text = cd_read_file(path, &len);
@@ -718,7 +708,7 @@ int intents_load_path(struct intents *set, const char *path, const char *oos_lab
     struct dirent *e;
     while ((e = readdir(dir))) {
         if (e->d_name[0] == '.' ||
-            !(has_suffix(e->d_name, ".json") || has_suffix(e->d_name, ".jsonl")))
+            !(cd_has_suffix(e->d_name, ".json") || cd_has_suffix(e->d_name, ".jsonl")))
             continue;
         if (n == cap) {
             cap = cap ? cap * 2 : 32;

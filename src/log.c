@@ -41,59 +41,6 @@ int log_enabled(enum log_level level)
     return level >= log_min && level < LOG_OFF;
 }
 
-int log_json_string(struct cd_buf *out, const char *s, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    int rc = cd_buf_append(out, "\"", 1);
-    size_t run = 0; /* start of the run of bytes copied as they are */
-    for (size_t i = 0; i < n && !rc;) {
-        unsigned char c = (unsigned char)s[i];
-        size_t len = 1;
-        const char *esc = NULL;
-        char ubuf[7];
-        if (c == '"')
-            esc = "\\\"";
-        else if (c == '\\')
-            esc = "\\\\";
-        else if (c == '\n')
-            esc = "\\n";
-        else if (c == '\r')
-            esc = "\\r";
-        else if (c == '\t')
-            esc = "\\t";
-        else if (c < 0x20 || c == 0x7f) {
-            ubuf[0] = '\\';
-            ubuf[1] = 'u';
-            ubuf[2] = '0';
-            ubuf[3] = '0';
-            ubuf[4] = hex[c >> 4];
-            ubuf[5] = hex[c & 15];
-            ubuf[6] = '\0';
-            esc = ubuf;
-        } else if (c >= 0x80) {
-            len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
-            if (i + len > n || !cd_utf8_valid(s + i, len)) {
-                len = 1;
-                esc = "\\ufffd";
-            }
-        }
-        if (esc) {
-            rc = cd_buf_append(out, s + run, i - run);
-            if (!rc)
-                rc = cd_buf_puts(out, esc);
-            i += len;
-            run = i;
-        } else {
-            i += len;
-        }
-    }
-    if (!rc && run < n)
-        rc = cd_buf_append(out, s + run, n - run);
-    if (!rc)
-        rc = cd_buf_append(out, "\"", 1);
-    return rc;
-}
-
 static int append_head(struct cd_buf *b, enum log_level level)
 {
     struct timeval tv;
@@ -115,7 +62,8 @@ void log_event(enum log_level level, const char *event, ...)
     struct cd_buf b = {0};
     int rc = append_head(&b, level);
     if (!rc)
-        rc = log_json_string(&b, event ? event : "", event ? strlen(event) : 0);
+        rc = cd_json_string(&b, event ? event : "", event ? strlen(event) : 0,
+                            CD_JSON_REPLACE_INVALID);
     va_list ap;
     va_start(ap, event);
     const char *key;
@@ -125,7 +73,7 @@ void log_event(enum log_level level, const char *event, ...)
         char type = colon ? colon[1] : 's';
         rc = cd_buf_append(&b, ",", 1);
         if (!rc)
-            rc = log_json_string(&b, key, n_key);
+            rc = cd_json_string(&b, key, n_key, CD_JSON_REPLACE_INVALID);
         if (!rc)
             rc = cd_buf_append(&b, ":", 1);
         if (rc)
@@ -153,7 +101,8 @@ void log_event(enum log_level level, const char *event, ...)
             break;
         default: {
             const char *v = va_arg(ap, const char *);
-            rc = v ? log_json_string(&b, v, strlen(v)) : cd_buf_puts(&b, "null");
+            rc = v ? cd_json_string(&b, v, strlen(v), CD_JSON_REPLACE_INVALID)
+                   : cd_buf_puts(&b, "null");
             break;
         }
         }

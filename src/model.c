@@ -31,15 +31,6 @@ struct model {
  * weaker prior (measured on a split of BANKING77 train and on CLINC150 val). */
 static const float group_weight[N_GROUPS] = {2.0f, 2.0f};
 
-static uint64_t hash_bytes(uint64_t h, const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
-
 static uint32_t hash_finish(uint64_t h, int bits)
 {
     h ^= h >> 33;
@@ -139,15 +130,15 @@ static int on_word(void *ctx, const char *token, int n_token, int start, int end
     struct featurize_ctx *c = ctx;
     (void)start;
     (void)end;
-    uint64_t h = hash_bytes(0xcbf29ce484222325ULL, "w", 1);
-    h = hash_bytes(h, token, (size_t)n_token);
+    uint64_t h = cd_fnv1a64(CD_FNV64_INIT, "w", 1);
+    h = cd_fnv1a64(h, token, (size_t)n_token);
     if ((c->rc = feats_add(c->f, hash_finish(h, c->bits), GROUP_WORD)))
         return 1;
     /* Bigram with the previous word ("^" at the start of the message). */
-    uint64_t b = hash_bytes(0xcbf29ce484222325ULL, "b", 1);
-    b = hash_bytes(b, c->prev, (size_t)c->n_prev);
-    b = hash_bytes(b, " ", 1);
-    b = hash_bytes(b, token, (size_t)n_token);
+    uint64_t b = cd_fnv1a64(CD_FNV64_INIT, "b", 1);
+    b = cd_fnv1a64(b, c->prev, (size_t)c->n_prev);
+    b = cd_fnv1a64(b, " ", 1);
+    b = cd_fnv1a64(b, token, (size_t)n_token);
     if ((c->rc = feats_add(c->f, hash_finish(b, c->bits), GROUP_WORD)))
         return 1;
     memcpy(c->prev, token, (size_t)n_token);
@@ -171,8 +162,8 @@ static int on_chars(void *ctx, const char *token, int n_token, int start, int en
             /* Skip n-grams that start inside a UTF-8 sequence. */
             if (((unsigned char)w[i] & 0xc0) == 0x80)
                 continue;
-            uint64_t h = hash_bytes(0xcbf29ce484222325ULL, "c", 1);
-            h = hash_bytes(h, w + i, (size_t)len);
+            uint64_t h = cd_fnv1a64(CD_FNV64_INIT, "c", 1);
+            h = cd_fnv1a64(h, w + i, (size_t)len);
             if ((c->rc = feats_add(c->f, hash_finish(h, c->bits), GROUP_CHAR)))
                 return 1;
         }
@@ -190,9 +181,9 @@ int model_featurize(struct text_tokenizer *tok, const char *text, size_t n, int 
     if (c.rc)
         return c.rc;
     if (c.n_prev > 1 || c.prev[0] != '^') {
-        uint64_t b = hash_bytes(0xcbf29ce484222325ULL, "b", 1);
-        b = hash_bytes(b, c.prev, (size_t)c.n_prev);
-        b = hash_bytes(b, " $", 2);
+        uint64_t b = cd_fnv1a64(CD_FNV64_INIT, "b", 1);
+        b = cd_fnv1a64(b, c.prev, (size_t)c.n_prev);
+        b = cd_fnv1a64(b, " $", 2);
         if ((c.rc = feats_add(f, hash_finish(b, hash_bits), GROUP_WORD)))
             return c.rc;
     }

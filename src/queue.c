@@ -64,6 +64,14 @@ static int parse_names(struct queue *q, const char *list)
     return 0;
 }
 
+void queue_settings_defaults(struct queue_settings *s)
+{
+    if (s->agent_capacity <= 0)
+        s->agent_capacity = QUEUE_DEFAULT_AGENT_CAPACITY;
+    if (s->pickup_target_s <= 0)
+        s->pickup_target_s = QUEUE_DEFAULT_PICKUP_TARGET_S;
+}
+
 struct queue *queue_new(const struct queue_settings *settings)
 {
     struct queue *q = calloc(1, sizeof *q);
@@ -71,10 +79,7 @@ struct queue *queue_new(const struct queue_settings *settings)
         return NULL;
     if (settings)
         q->settings = *settings;
-    if (q->settings.agent_capacity <= 0)
-        q->settings.agent_capacity = 3;
-    if (q->settings.pickup_target_s <= 0)
-        q->settings.pickup_target_s = 60;
+    queue_settings_defaults(&q->settings);
     const char *names = q->settings.names ? q->settings.names : QUEUE_DEFAULT_NAMES;
     q->settings.names = NULL; /* not kept: the caller's string may go away */
     if (parse_names(q, names)) {

@@ -911,7 +911,8 @@ static int http_simple(struct server *s, struct lws *wsi, struct http_txn *t, in
 {
     cd_buf_reset(&t->response);
     if (cd_buf_printf(&t->response, "{\"error\":\"%s\",\"message\":", code) ||
-        log_json_string(&t->response, message, strlen(message)) || cd_buf_puts(&t->response, "}\n"))
+        cd_json_string(&t->response, message, strlen(message), CD_JSON_REPLACE_INVALID) ||
+        cd_buf_puts(&t->response, "}\n"))
         return -1;
     return http_respond(s, wsi, t, status, "application/json", NULL, NULL);
 }

@@ -1438,7 +1438,7 @@ int store_stats(struct store *s, int64_t since_s, int64_t until_s, int pickup_ta
     out->since_s = since_s;
     out->until_s = until_s;
     sqlite3_stmt *stmt = window_stmt(s, ST_STATS_TOTALS, since_s, until_s);
-    sqlite3_bind_int(stmt, 3, pickup_target_s > 0 ? pickup_target_s : 60);
+    sqlite3_bind_int(stmt, 3, pickup_target_s);
     int rc = sqlite3_step(stmt);
     if (rc != SQLITE_ROW) {
         sqlite3_reset(stmt);

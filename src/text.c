@@ -23,6 +23,8 @@
  * the middle of a UTF-8 sequence. */
 #include "text.h"
 
+#include "cd.h"
+
 #include <libstemmer.h>
 #include <limits.h>
 #include <stdint.h>
@@ -422,9 +424,7 @@ static int word_emit(struct text_tokenizer *t, struct word *w, int flags, text_t
     if (t && t->stemmer && !(flags & TEXT_NO_STEM) && w->has_letter && w->n_lower > 0) {
         struct stem_cache_slot *slot = NULL;
         if (w->n_lower <= STEM_CACHE_WORD) {
-            uint32_t h = 2166136261u; /* FNV-1a */
-            for (int i = 0; i < w->n_lower; i++)
-                h = (h ^ (unsigned char)w->lower[i]) * 16777619u;
+            uint32_t h = cd_fnv1a32(CD_FNV32_INIT, w->lower, (size_t)w->n_lower);
             slot = &t->cache[h & (STEM_CACHE_SLOTS - 1)];
             if (slot->n_word == w->n_lower && memcmp(slot->word, w->lower, slot->n_word) == 0)
                 return cb(ctx, slot->stem, slot->n_stem, w->start, w->end);
@@ -582,12 +582,41 @@ int text_fold(const char *s, size_t n, char *out, size_t cap)
     return (int)len;
 }
 
-int text_lang_supported(const char *lang)
+int text_lang_code(const char *tag, char *code)
 {
-    char code[16];
+    size_t n = 0, len = tag ? strlen(tag) : 0;
+    code[0] = '\0';
+    if (len < 2 || len > 15)
+        return 0;
+    while (n < 4 && ((tag[n] >= 'a' && tag[n] <= 'z') || (tag[n] >= 'A' && tag[n] <= 'Z')))
+        n++;
+    if (n < 2 || n > 3)
+        return 0;
+    for (size_t i = n; i < len;) {
+        if (tag[i] != '-' && tag[i] != '_')
+            return 0;
+        size_t k = ++i;
+        while (i < len && ((tag[i] >= 'a' && tag[i] <= 'z') || (tag[i] >= 'A' && tag[i] <= 'Z') ||
+                           (tag[i] >= '0' && tag[i] <= '9')))
+            i++;
+        if (i - k < 1 || i - k > 8)
+            return 0;
+    }
+    for (size_t i = 0; i < n; i++)
+        code[i] = (char)(tag[i] | 0x20);
+    code[n] = '\0';
+    return 1;
+}
+
+int text_lang_supported(const char *tag)
+{
+    char code[4];
     struct sb_stemmer *stemmer;
 
-    lang_normalize(lang, code);
+    if (!tag || !*tag)
+        return 1;
+    if (!text_lang_code(tag, code))
+        return 0;
     if (stop_list_for(code))
         return 1;
     stemmer = sb_stemmer_new(code, "UTF_8");

@@ -97,33 +97,6 @@ static const char *const howto_starts[] = {
     "cuando",    "que",     "puedo",  NULL,
 };
 
-/* One article body split into its candidate paragraphs (body offsets), each
- * with the hashes of its content tokens (stemmed, no stop words; flat, in
- * hashes[para_first[i] .. para_first[i + 1]]). */
-struct para_cache {
-    char id[KB_ID_MAX];
-    char lang[16];
-    uint64_t body_hash;
-    size_t body_len;
-    int n_paras;
-    size_t *para_off, *para_len, *para_first;
-    uint64_t *hashes;
-    size_t n_hashes, cap_hashes;
-};
-
-#define PARA_CACHE_SIZE 32
-
-static void para_cache_free(struct para_cache *pc)
-{
-    if (!pc)
-        return;
-    free(pc->para_off);
-    free(pc->para_len);
-    free(pc->para_first);
-    free(pc->hashes);
-    free(pc);
-}
-
 struct triage {
     struct triage_settings settings;
     char default_queue[32];
@@ -140,10 +113,6 @@ struct triage {
     int n_not_helped_re;
     char *folded;
     size_t cap_folded;
-    /* Articles' paragraphs already tokenized for best_paragraph(), by
-     * article id, language and body hash (round robin). */
-    struct para_cache *paras[PARA_CACHE_SIZE];
-    int next_para;
 };
 
 void triage_settings_default(struct triage_settings *s)
@@ -239,8 +208,6 @@ void triage_free(struct triage *t)
     for (int i = 0; i < t->n_not_helped_re; i++)
         regfree(&t->not_helped_re[i]);
     free(t->folded);
-    for (int i = 0; i < PARA_CACHE_SIZE; i++)
-        para_cache_free(t->paras[i]);
     free(t);
 }
 
@@ -488,12 +455,7 @@ static int add_article(struct triage_decision *d, const char *id, const char *ti
 /* FNV-1a of a token. */
 static uint64_t token_hash(const char *token, int n_token)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (int i = 0; i < n_token; i++) {
-        h ^= (unsigned char)token[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
+    return cd_fnv1a64(CD_FNV64_INIT, token, (size_t)n_token);
 }
 
 struct coverage_ctx {
@@ -561,151 +523,6 @@ static double kb_coverage(struct triage *t, struct coverage_ctx *c, const struct
                        hit->passage ? strlen(hit->passage) : 0);
 }
 
-static int on_para_token(void *ctx, const char *token, int n_token, int start, int end)
-{
-    struct para_cache *pc = ctx;
-    (void)start;
-    (void)end;
-    if (pc->n_hashes == pc->cap_hashes) {
-        size_t cap = pc->cap_hashes ? pc->cap_hashes * 2 : 256;
-        uint64_t *h = realloc(pc->hashes, cap * sizeof *h);
-        if (!h)
-            return CD_ENOMEM;
-        pc->hashes = h;
-        pc->cap_hashes = cap;
-    }
-    pc->hashes[pc->n_hashes++] = token_hash(token, n_token);
-    return 0;
-}
-
-/* Splits body into its candidate paragraphs (not a heading, not a list of
- * links) and tokenizes each once. Returns a new cache entry or NULL. */
-static struct para_cache *para_cache_build(struct triage *t, const char *id, const char *lang,
-                                           const char *body, size_t body_len, uint64_t body_hash)
-{
-    struct para_cache *pc = calloc(1, sizeof *pc);
-    if (!pc)
-        return NULL;
-    cd_strlcpy(pc->id, sizeof pc->id, id);
-    cd_strlcpy(pc->lang, sizeof pc->lang, lang);
-    pc->body_hash = body_hash;
-    pc->body_len = body_len;
-    size_t cap = 0;
-    for (const char *p = body; *p;) {
-        while (*p == '\n' || *p == ' ' || *p == '\r' || *p == '\t')
-            p++;
-        if (!*p)
-            break;
-        const char *end = strstr(p, "\n\n");
-        if (!end)
-            end = p + strlen(p);
-        if (*p != '#' && *p != '|' && *p != '<' && *p != '-' && *p != '!') {
-            if ((size_t)pc->n_paras + 1 >= cap) {
-                cap = cap ? cap * 2 : 16;
-                size_t *o = realloc(pc->para_off, cap * sizeof *o);
-                if (o)
-                    pc->para_off = o;
-                size_t *l = realloc(pc->para_len, cap * sizeof *l);
-                if (l)
-                    pc->para_len = l;
-                size_t *f = realloc(pc->para_first, cap * sizeof *f);
-                if (f)
-                    pc->para_first = f;
-                if (!o || !l || !f)
-                    goto fail;
-            }
-            pc->para_off[pc->n_paras] = (size_t)(p - body);
-            pc->para_len[pc->n_paras] = (size_t)(end - p);
-            pc->para_first[pc->n_paras] = pc->n_hashes;
-            if (text_tokenize(t->tok, p, (size_t)(end - p), 0, on_para_token, pc) < 0)
-                goto fail;
-            pc->n_paras++;
-        }
-        p = end;
-    }
-    if (!pc->para_first && !(pc->para_first = malloc(sizeof *pc->para_first)))
-        goto fail;
-    pc->para_first[pc->n_paras] = pc->n_hashes;
-    return pc;
-fail:
-    para_cache_free(pc);
-    return NULL;
-}
-
-/* The cached paragraphs of article id with this body (built on a miss), or
- * NULL when out of memory. */
-static struct para_cache *para_cache_get(struct triage *t, const char *id, const char *body)
-{
-    const char *lang = "";
-    for (int i = 0; i < t->n_toks; i++)
-        if (t->toks[i] == t->tok)
-            lang = t->tok_langs[i];
-    size_t body_len = strlen(body);
-    uint64_t h = token_hash(body, (int)(body_len < INT_MAX ? body_len : INT_MAX));
-    for (int i = 0; i < PARA_CACHE_SIZE; i++) {
-        struct para_cache *pc = t->paras[i];
-        if (pc && pc->body_hash == h && pc->body_len == body_len && !strcmp(pc->id, id) &&
-            !strcmp(pc->lang, lang))
-            return pc;
-    }
-    struct para_cache *pc = para_cache_build(t, id, lang, body, body_len, h);
-    if (!pc)
-        return NULL;
-    para_cache_free(t->paras[t->next_para]);
-    t->paras[t->next_para] = pc;
-    t->next_para = (t->next_para + 1) % PARA_CACHE_SIZE;
-    return pc;
-}
-
-/* The paragraph of a Markdown body (not a heading, not a list of links)
- * that covers most of the question, the first one on a tie; at most 700
- * bytes, cut at a word. The paragraphs' tokens come from the cache, so an
- * article is tokenized once, not per question. Returns a new string or NULL
- * (out of memory). */
-static char *best_paragraph(struct triage *t, struct coverage_ctx *c, const char *id,
-                            const char *body)
-{
-    struct para_cache *pc = para_cache_get(t, id, body);
-    if (!pc)
-        return NULL;
-    const char *best = NULL, *best_end = NULL;
-    double best_score = -1;
-    for (int i = 0; i < pc->n_paras; i++) {
-        double score = 0;
-        if (c->n_q > 0) {
-            memset(c->seen, 0, sizeof c->seen);
-            for (size_t j = pc->para_first[i]; j < pc->para_first[i + 1]; j++)
-                for (int k = 0; k < c->n_q; k++)
-                    if (c->q[k] == pc->hashes[j])
-                        c->seen[k] = 1;
-            int n_seen = 0;
-            for (int k = 0; k < c->n_q; k++)
-                n_seen += c->seen[k];
-            score = (double)n_seen / c->n_q;
-            if (c->n_q < 3)
-                score *= c->n_q == 1 ? 0.5 : 0.8;
-        }
-        if (score > best_score + 1e-9) {
-            best = body + pc->para_off[i];
-            best_end = best + pc->para_len[i];
-            best_score = score;
-        }
-    }
-    if (!best)
-        return strdup("");
-    size_t len = (size_t)(best_end - best);
-    if (len > 700) {
-        len = 700;
-        while (len > 0 && best[len] != ' ')
-            len--;
-        if (len == 0)
-            len = 700;
-        while (len > 0 && ((unsigned char)best[len] & 0xc0) == 0x80)
-            len--;
-    }
-    return cd_strndup(best, len);
-}
-
 static int set_answer(struct triage_decision *d, const char *text)
 {
     free(d->answer);
@@ -726,20 +543,24 @@ static const char handoff_text[] =
     "I'm connecting you with a member of our team who can help with this. "
     "Please stay in the chat; they will see everything you've written so far.";
 
-/* The answer for an "answer" intent: its response, else the paragraph of its
- * article that best covers the question (kb_get: no search needed), else
- * its label; plus the article link. */
+/* The answer for an "answer" intent: its response, else the passage of its
+ * article that best answers the question (kb_passage(), the KB's one passage
+ * rule), else its label; plus the article link. */
 static int answer_intent(struct triage *t, struct triage_decision *d, const struct intent *it,
-                         struct coverage_ctx *c)
+                         const char *text, size_t n)
 {
     int rc = 0;
     if (it->article) {
         struct kb_article art = {0};
         int have_article = t->kb && kb_get(t->kb, it->article, &art) == 0;
         if (!it->response && have_article && art.body) {
+            char *question = cd_strndup(text, n);
             free(d->answer);
-            if (!(d->answer = best_paragraph(t, c, it->article, art.body)))
-                rc = CD_ENOMEM;
+            d->answer = NULL;
+            rc = question ? kb_passage(t->kb, it->article, question, &d->answer) : CD_ENOMEM;
+            free(question);
+            if (rc == CD_ENOTFOUND) /* deleted since kb_get(): the label answers */
+                rc = 0;
         }
         /* Without a KB the link is still given; with one, only if it exists. */
         if (rc == 0 && (!t->kb || have_article))
@@ -908,7 +729,7 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
         } else {
             out->action = TRIAGE_ANSWER;
             out->queue[0] = '\0';
-            rc = answer_intent(t, out, chosen, &cov);
+            rc = answer_intent(t, out, chosen, text, n);
         }
         goto done;
     }
@@ -1057,4 +878,154 @@ done:
     json_decref(model);
     json_decref(root);
     return rc;
+}
+
+/* ==== Turns decided outside triage_decide(), and the bot's wording ==========================
+ * chat.c's protocol code asks here for every decision it makes itself (a clicked clarify
+ * choice, a KB-only deployment, "that didn't help", a request for a person) and for every
+ * sentence the bot says, so that policy and wording have one home. This section is separate
+ * from the classification and threshold code above and does not touch it. */
+
+const char *triage_say(enum triage_phrase p)
+{
+    switch (p) {
+    case TRIAGE_SAY_HANDOFF:
+        return handoff_text;
+    case TRIAGE_SAY_CHOICE_HANDOFF:
+        return "I'm passing you to a colleague who can help with this.";
+    case TRIAGE_SAY_NO_ANSWER_HANDOFF:
+        return "Let me connect you with a person who can help.";
+    case TRIAGE_SAY_COLLECTED:
+        return "Thank you. I'm passing you to a colleague now.";
+    case TRIAGE_SAY_COLLECT_AGAIN:
+        return "Sorry, I could not read that.";
+    case TRIAGE_SAY_NOT_HELPED_CLARIFY:
+        return "Sorry about that. Which of these is closest?";
+    case TRIAGE_SAY_NOT_HELPED_HANDOFF:
+        return "Sorry that did not help. Let me connect you with a person.";
+    case TRIAGE_SAY_PERSON:
+        return "I'm connecting you with a person.";
+    }
+    return "";
+}
+
+int triage_decide_choice(const struct triage *t, struct kb *kb, const char *intent_name,
+                         struct triage_decision *d)
+{
+    if (!t)
+        return CD_ENOTFOUND;
+    const struct intents *set = triage_intents(t);
+    int i = set ? intents_find(set, intent_name) : -1;
+    if (i < 0)
+        return CD_ENOTFOUND;
+    const struct intent *in = intents_get(set, i);
+    memset(d, 0, sizeof *d);
+    snprintf(d->intent, sizeof d->intent, "%s", in->name);
+    d->confidence = 1.0;
+    d->priority = in->priority > 0 ? in->priority : 3;
+    d->is_sensitive = in->is_sensitive;
+    snprintf(d->queue, sizeof d->queue, "%s", in->queue ? in->queue : "general");
+    d->evidence.reason = "choice";
+    if (in->action != INTENT_ANSWER || in->is_sensitive || in->is_person_request) {
+        d->action = TRIAGE_HANDOFF;
+        if (in->action == INTENT_COLLECT && in->collect.prompt) {
+            d->collect_field = strdup(in->collect.field ? in->collect.field : "detail");
+            d->collect_prompt = strdup(in->collect.prompt);
+        }
+        d->answer = strdup(triage_say(TRIAGE_SAY_CHOICE_HANDOFF));
+        return d->answer ? 0 : CD_ENOMEM;
+    }
+    d->action = TRIAGE_ANSWER;
+    char *passage = NULL;
+    if (in->article && kb) {
+        struct kb_article a;
+        memset(&a, 0, sizeof a);
+        if (kb_get(kb, in->article, &a) == 0) {
+            snprintf(d->articles[0].id, sizeof d->articles[0].id, "%s", a.id);
+            d->articles[0].title = a.title ? strdup(a.title) : NULL;
+            snprintf(d->articles[0].url, sizeof d->articles[0].url, "/kb/%s", a.id);
+            d->n_articles = 1;
+            if (!in->response) /* no question to match: the first paragraph */
+                kb_passage(kb, a.id, NULL, &passage);
+            kb_article_clear(&a);
+        }
+    }
+    if (in->response)
+        d->answer = strdup(in->response);
+    else if (passage)
+        d->answer = passage, passage = NULL;
+    else
+        d->answer = strdup(in->description ? in->description : in->name);
+    free(passage);
+    return d->answer ? 0 : CD_ENOMEM;
+}
+
+int triage_decide_kb_only(struct kb *kb, const char *text, const char *lang,
+                          struct triage_decision *d)
+{
+    memset(d, 0, sizeof *d);
+    snprintf(d->queue, sizeof d->queue, "general");
+    d->priority = 3;
+    struct kb_hit hits[3];
+    int n = 0;
+    if (kb && kb_search(kb, text, lang, hits, 3, &n) == 0 && n > 0) {
+        d->action = TRIAGE_ANSWER;
+        d->confidence = 0.5;
+        d->answer = strdup(hits[0].passage ? hits[0].passage : "");
+        for (int i = 0; i < n && i < TRIAGE_MAX_ARTICLES; i++) {
+            snprintf(d->articles[i].id, sizeof d->articles[i].id, "%.*s", KB_ID_MAX - 1,
+                     hits[i].id);
+            d->articles[i].title = hits[i].title ? strdup(hits[i].title) : NULL;
+            snprintf(d->articles[i].url, sizeof d->articles[i].url, "/kb/%.*s", KB_ID_MAX - 1,
+                     hits[i].id);
+            d->n_articles++;
+        }
+        kb_hits_clear(hits, n);
+    } else {
+        d->action = TRIAGE_HANDOFF;
+        d->answer = strdup(triage_say(TRIAGE_SAY_NO_ANSWER_HANDOFF));
+    }
+    d->evidence.reason = "kb";
+    return d->answer ? 0 : CD_ENOMEM;
+}
+
+int triage_not_helped(struct triage_decision *d)
+{
+    if (d->action != TRIAGE_ANSWER)
+        return 0;
+    if (d->n_candidates >= 2) {
+        d->action = TRIAGE_CLARIFY;
+        free(d->answer);
+        d->answer = strdup(triage_say(TRIAGE_SAY_NOT_HELPED_CLARIFY));
+        d->n_articles = 0;
+    } else {
+        d->action = TRIAGE_HANDOFF;
+        free(d->answer);
+        d->answer = strdup(triage_say(TRIAGE_SAY_NOT_HELPED_HANDOFF));
+    }
+    return d->answer ? 0 : CD_ENOMEM;
+}
+
+int triage_person_request(const struct triage *t, const char *last_intent,
+                          const char *fallback_queue, struct triage_decision *d)
+{
+    memset(d, 0, sizeof *d);
+    d->action = TRIAGE_HANDOFF;
+    snprintf(d->intent, sizeof d->intent, "human");
+    d->confidence = 1.0;
+    d->priority = 3;
+    /* Route by what the conversation is about, if the bot knows. */
+    const char *q = fallback_queue && *fallback_queue ? fallback_queue : "general";
+    if (t && last_intent && *last_intent) {
+        const struct intents *set = triage_intents(t);
+        int i = set ? intents_find(set, last_intent) : -1;
+        const struct intent *in = i >= 0 ? intents_get(set, i) : NULL;
+        if (in && in->queue)
+            q = in->queue;
+        if (in && in->priority > 0)
+            d->priority = in->priority;
+    }
+    snprintf(d->queue, sizeof d->queue, "%s", q);
+    d->answer = strdup(triage_say(TRIAGE_SAY_PERSON));
+    return d->answer ? 0 : CD_ENOMEM;
 }

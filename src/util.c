@@ -2,6 +2,7 @@
 #include "cd.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -201,4 +202,107 @@ char *cd_strlcpy(char *dst, size_t cap, const char *src)
     memcpy(dst, src, n);
     dst[n] = '\0';
     return dst;
+}
+
+int cd_has_suffix(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
+/* ---- JSON text ---- */
+
+int cd_json_string(struct cd_buf *b, const char *s, size_t n, int flags)
+{
+    int lenient = flags & CD_JSON_REPLACE_INVALID;
+    if (!lenient && !cd_utf8_valid(s, n))
+        return CD_EINVAL;
+    int rc = cd_buf_append(b, "\"", 1);
+    size_t run = 0; /* start of the run of bytes copied as they are */
+    for (size_t i = 0; i < n && !rc;) {
+        unsigned char ch = (unsigned char)s[i];
+        if ((ch >= 0x20 && ch != '"' && ch != '\\' && ch < 0x7f) || (ch >= 0x80 && !lenient) ||
+            (ch == 0x7f && !lenient)) {
+            i++;
+            continue;
+        }
+        size_t len = 1;
+        char esc[8];
+        if (ch >= 0x80) {
+            len = ch >= 0xF0 ? 4 : ch >= 0xE0 ? 3 : 2;
+            if (i + len <= n && cd_utf8_valid(s + i, len)) {
+                i += len;
+                continue;
+            }
+            len = 1;
+            memcpy(esc, "\\ufffd", 7);
+        } else if (ch == '"' || ch == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)ch;
+            esc[2] = '\0';
+        } else if (ch == '\b' || ch == '\f' || ch == '\n' || ch == '\r' || ch == '\t') {
+            esc[0] = '\\';
+            esc[1] = ch == '\b'   ? 'b'
+                     : ch == '\f' ? 'f'
+                     : ch == '\n' ? 'n'
+                     : ch == '\r' ? 'r'
+                                  : 't';
+            esc[2] = '\0';
+        } else {
+            static const char hex[] = "0123456789ABCDEF";
+            memcpy(esc, "\\u00", 4);
+            esc[4] = hex[ch >> 4];
+            esc[5] = hex[ch & 15];
+            esc[6] = '\0';
+        }
+        rc = cd_buf_append(b, s + run, i - run);
+        if (!rc)
+            rc = cd_buf_puts(b, esc);
+        i += len;
+        run = i;
+    }
+    if (!rc && run < n)
+        rc = cd_buf_append(b, s + run, n - run);
+    return rc ? rc : cd_buf_append(b, "\"", 1);
+}
+
+int cd_json_real(struct cd_buf *b, double v)
+{
+    if (!isfinite(v))
+        return CD_EINVAL;
+    char num[48];
+    int n = snprintf(num, sizeof num, "%.17g", v);
+    if (n < 0 || (size_t)n >= sizeof num - 3)
+        return CD_EINVAL;
+    if (!strchr(num, '.') && !strchr(num, 'e')) {
+        memcpy(num + n, ".0", 3);
+        n += 2;
+    }
+    char *e = strchr(num, 'e');
+    if (e) {
+        char *start = e + 1, *end = e + 2;
+        if (*start == '-')
+            start++;
+        while (*end == '0')
+            end++;
+        if (end != start) {
+            memmove(start, end, (size_t)(num + n - end) + 1);
+            n -= (int)(end - start);
+        }
+    }
+    return cd_buf_append(b, num, (size_t)n);
+}
+
+int cd_json_int(struct cd_buf *b, long long v)
+{
+    char num[24];
+    char *p = num + sizeof num;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    return cd_buf_append(b, p, (size_t)(num + sizeof num - p));
 }

@@ -16,6 +16,7 @@
 #include "kb.h"
 #include "store.h"
 #include "triage.h"
+#include "testlib.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -25,41 +26,20 @@
 
 /* ---- the fake transport ---- */
 
-#define MAX_FRAMES 4096
+/* Frames and closes are recorded by testlib's fake transport; the test reads each
+ * connection's frames in order, from a cursor per connection id. */
+#define MAX_CONN_ID 256
 
-struct frame {
-    uint64_t conn;
-    char *text;
-};
+static struct testlib_io io_state;
+static int next_read[MAX_CONN_ID];
 
-struct fake_io {
-    struct frame frames[MAX_FRAMES];
-    int n, next_read[256];
-    uint64_t closed_conn[64];
-    int closed_code[64];
-    int closed_after[64]; /* frames sent (to anyone) when the close came */
-    int n_closed;
-};
-
-static struct fake_io io_state;
-
-static void fake_send(void *ctx, uint64_t conn, const char *frame, size_t len)
+/* The read cursor of conn; the test's connection ids are small numbers. */
+static int *cursor_of(uint64_t conn)
 {
-    struct fake_io *f = ctx;
-    assert_true(f->n < MAX_FRAMES);
-    f->frames[f->n].conn = conn;
-    f->frames[f->n].text = strndup(frame, len);
-    f->n++;
-}
-
-static void fake_close(void *ctx, uint64_t conn, int code, const char *reason)
-{
-    (void)reason;
-    struct fake_io *f = ctx;
-    f->closed_conn[f->n_closed] = conn;
-    f->closed_code[f->n_closed] = code;
-    f->closed_after[f->n_closed] = f->n;
-    f->n_closed++;
+    if (conn >= MAX_CONN_ID)
+        fail_msg("connection id %llu: the test reads ids below %d only", (unsigned long long)conn,
+                 MAX_CONN_ID);
+    return &next_read[conn];
 }
 
 /* The transport's room per connection for paced replays; 0 = no room()
@@ -75,24 +55,24 @@ static int fake_room(void *ctx, uint64_t conn)
 
 static void io_reset(void)
 {
-    for (int i = 0; i < io_state.n; i++)
-        free(io_state.frames[i].text);
-    memset(&io_state, 0, sizeof io_state);
+    testlib_io_reset(&io_state);
+    memset(next_read, 0, sizeof next_read);
 }
 
 /* The next frame sent to conn that the test has not read yet, parsed; NULL
  * if none. The caller decrefs. */
 static json_t *next_frame(uint64_t conn)
 {
-    struct fake_io *f = &io_state;
-    for (int i = f->next_read[conn]; i < f->n; i++)
+    struct testlib_io *f = &io_state;
+    int *next = cursor_of(conn);
+    for (int i = *next; i < f->n; i++)
         if (f->frames[i].conn == conn) {
-            f->next_read[conn] = i + 1;
+            *next = i + 1;
             json_t *o = json_loads(f->frames[i].text, 0, NULL);
             assert_non_null(o);
             return o;
         }
-    f->next_read[conn] = f->n;
+    *next = f->n;
     return NULL;
 }
 
@@ -186,19 +166,14 @@ static struct chat_settings settings;
 
 static void remove_db(void)
 {
-    char p[160];
-    unlink(db_path);
-    snprintf(p, sizeof p, "%s-wal", db_path);
-    unlink(p);
-    snprintf(p, sizeof p, "%s-shm", db_path);
-    unlink(p);
+    testlib_remove_db(db_path);
 }
 
 static void start_chat_again_for_teardown(void);
 
 static void start_chat(void)
 {
-    struct chat_io io = {fake_send, fake_close, &io_state};
+    struct chat_io io = testlib_chat_io(&io_state);
     chat = chat_new(&settings, store, NULL, triage, &io);
     assert_non_null(chat);
     if (room_value)
@@ -207,7 +182,7 @@ static void start_chat(void)
 
 static int setup_with(const struct triage_settings *ts)
 {
-    snprintf(db_path, sizeof db_path, "/tmp/cd-test-chat-%d.db", (int)getpid());
+    testlib_db_path(db_path, sizeof db_path, "chat");
     remove_db();
     io_reset();
     store = store_open(db_path, NULL, NULL);
@@ -712,7 +687,7 @@ static void test_agent_full_flow(void **state)
 static void test_claim_race_and_capacity(void **state)
 {
     (void)state;
-    settings.agent_capacity = 1;
+    settings.queue.agent_capacity = 1;
     chat_free(chat);
     start_chat();
     make_agents();
@@ -781,18 +756,18 @@ static void test_agent_auth_errors(void **state)
     agent(200, "{\"type\":\"claim\",\"conversation\":1}");
     expect_error(200, "not_authenticated");
     assert_int_equal(io_state.n_closed, 1);
-    assert_int_equal(io_state.closed_code[0], 1008);
+    assert_int_equal(io_state.closes[0].code, 1008);
 
     chat_agent_open(chat, 201, &peer);
     agent(201, "{\"type\":\"auth\",\"token\":\"00000000000000000000000000000000000000000000000000"
                "00000000000000\"}");
     expect_error(201, "bad_token");
-    assert_int_equal(io_state.closed_code[1], 1008);
+    assert_int_equal(io_state.closes[1].code, 1008);
     /* The error went out before the close, so the client can read why. */
     for (int i = 0; i < 2; i++) {
-        int at = io_state.closed_after[i];
+        int at = io_state.closes[i].after;
         assert_true(at > 0);
-        assert_int_equal(io_state.frames[at - 1].conn, io_state.closed_conn[i]);
+        assert_int_equal(io_state.frames[at - 1].conn, io_state.closes[i].conn);
         assert_non_null(strstr(io_state.frames[at - 1].text, "\"error\""));
     }
 
@@ -1283,12 +1258,12 @@ static void test_with_kb(void **state)
     a.body = "# Gift wrapping\n\nWe wrap any item in recycled paper for 3 euros. Choose gift "
              "wrap at checkout and add a message card.\n";
     a.is_published = 1;
-    assert_int_equal(kb_put(kb, &a), 0);
+    assert_int_equal(kb_put(kb, &a, NULL, 0), 0);
     struct triage_settings ts;
     triage_settings_default(&ts);
     triage = triage_new(&ts, make_intents(), kb);
     assert_non_null(triage);
-    struct chat_io io = {fake_send, fake_close, &io_state};
+    struct chat_io io = testlib_chat_io(&io_state);
     settings.public_url = "https://help.example/";
     chat = chat_new(&settings, store, kb, triage, &io);
     assert_non_null(chat);
@@ -1448,7 +1423,7 @@ static void test_customer_token_throttle(void **state)
     cust(2, frame);
     expect_error(2, "throttled");
     assert_int_equal(io_state.n_closed, 1);
-    assert_int_equal(io_state.closed_code[0], 1008);
+    assert_int_equal(io_state.closes[0].code, 1008);
 }
 
 static void test_customer_close(void **state)

@@ -8,6 +8,7 @@
 
 #include "cd.h"
 #include "config.h"
+#include "queue.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,8 +27,10 @@ static void test_defaults(void **state)
     assert_string_equal(c.intents_path, "./intents");
     assert_string_equal(c.web_root, "./web");
     assert_int_equal(c.max_message_bytes, 4096);
-    assert_int_equal(c.pickup_target_s, 60);
-    assert_int_equal(c.agent_capacity, 3);
+    assert_int_equal(c.pickup_target_s, 60); /* the defaults are queue.h's, once */
+    assert_int_equal(c.pickup_target_s, QUEUE_DEFAULT_PICKUP_TARGET_S);
+    assert_int_equal(c.agent_capacity, QUEUE_DEFAULT_AGENT_CAPACITY);
+    assert_string_equal(c.queues, QUEUE_DEFAULT_NAMES);
     assert_int_equal(c.durability, CONFIG_DURABILITY_NORMAL);
     assert_string_equal(c.log_level, "info");
     char *err = NULL;

@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "testlib.h"
+
 #include "store.h"
 #include "fault_vfs.h"
 
@@ -51,14 +53,7 @@ struct model {
 
 static void remove_db(void)
 {
-    char p[300];
-    unlink(db_path);
-    snprintf(p, sizeof p, "%s-wal", db_path);
-    unlink(p);
-    snprintf(p, sizeof p, "%s-shm", db_path);
-    unlink(p);
-    snprintf(p, sizeof p, "%s-journal", db_path);
-    unlink(p);
+    testlib_remove_db(db_path);
 }
 
 static int setup(void **state)

@@ -107,7 +107,7 @@ static void put(struct kb *kb, const char *id, const char *lang, const char *tit
     a.title = (char *)title;
     a.body = (char *)body;
     a.is_published = 1;
-    assert_int_equal(kb_put(kb, &a), 0);
+    assert_int_equal(kb_put(kb, &a, NULL, 0), 0);
 }
 
 /* Rank (1-based) of article id for question, 0 if not in the first 10 hits. */
@@ -199,6 +199,8 @@ static void test_front_matter_bad(void **state)
     write_file("bad-quote.md", "---\nid: bad-quote\ntitle: \"open\n---\nbody\n");
     write_file("empty-body.md", "---\nid: empty-body\ntitle: T\n---\n\n");
     write_file("bad-utf8.md", "---\nid: bad-utf8\ntitle: T\n---\nline\nbad \xff byte\n");
+    /* Ids are URL path segments: an upper-case one would load and then answer 404. */
+    write_file("upper-id.md", "---\nid: Returns\ntitle: T\n---\nbody\n");
     write_file("ignored.txt", "not an article");
     struct kb *kb = open_memory();
     struct errors e = {0};
@@ -207,8 +209,8 @@ static void test_front_matter_bad(void **state)
     r.ctx = &e;
     assert_int_equal(kb_load_path(kb, tmp_dir, &r), 0);
     assert_int_equal(r.n_loaded, 1); /* good.md still loads */
-    assert_int_equal(r.n_skipped, 10);
-    assert_int_equal(e.n, 10);
+    assert_int_equal(r.n_skipped, 11);
+    assert_int_equal(e.n, 11);
     static const struct {
         const char *file;
         int line;
@@ -219,6 +221,7 @@ static void test_front_matter_bad(void **state)
         {"no-title.md", 1, "title"},        {"bad-id.md", 3, "invalid id"},
         {"unknown-key.md", 4, "author"},    {"bad-quote.md", 3, "quote"},
         {"empty-body.md", 5, "empty body"}, {"bad-utf8.md", 6, "UTF-8"},
+        {"upper-id.md", 2, "lower-case"},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         int k = error_for(&e, want[i].file);
@@ -231,6 +234,18 @@ static void test_front_matter_bad(void **state)
     assert_int_equal(kb_count(kb), 1);
     struct kb_article a;
     assert_int_equal(kb_get(kb, "bad-status", &a), CD_ENOTFOUND);
+    assert_int_equal(kb_get(kb, "Returns", &a), CD_ENOTFOUND);
+    /* kb_put() says why it refuses an article. */
+    char *tags[] = {NULL};
+    struct kb_article bad = {
+        .id = "Returns", .title = "T", .lang = "en", .body = "b", .tags = tags, .is_published = 1};
+    char why[200] = "x";
+    assert_int_equal(kb_put(kb, &bad, why, sizeof why), CD_EINVAL);
+    assert_non_null(strstr(why, "invalid id 'Returns'"));
+    assert_true(kb_id_valid("returns-how-to_2.v1"));
+    assert_false(kb_id_valid("Returns"));
+    assert_false(kb_id_valid(".hidden"));
+    assert_false(kb_id_valid(""));
     kb_close(kb);
 }
 
@@ -368,7 +383,7 @@ static void test_list(void **state)
     d.body = "Borrador.";
     d.tags = tags;
     d.n_tags = 2;
-    assert_int_equal(kb_put(kb, &d), 0);
+    assert_int_equal(kb_put(kb, &d, NULL, 0), 0);
     struct kb_list_item items[4];
     int n = -1;
     assert_int_equal(kb_list(kb, NULL, -1, items, 4, &n), 0);
@@ -423,16 +438,16 @@ static void test_drafts_not_searched(void **state)
     a.title = "Upcoming zeppelin delivery";
     a.body = "Zeppelin delivery starts next year.";
     a.is_published = 0;
-    assert_int_equal(kb_put(kb, &a), 0);
+    assert_int_equal(kb_put(kb, &a, NULL, 0), 0);
     put(kb, "shipping", "en", "Shipping options", "Standard and express delivery.");
     assert_int_equal(kb_count(kb), 1);
     assert_int_equal(rank_of(kb, "zeppelin", NULL, "secret"), 0);
     /* Publishing it makes it searchable; back to draft hides it again. */
     a.is_published = 1;
-    assert_int_equal(kb_put(kb, &a), 0);
+    assert_int_equal(kb_put(kb, &a, NULL, 0), 0);
     assert_int_equal(rank_of(kb, "zeppelin", NULL, "secret"), 1);
     a.is_published = 0;
-    assert_int_equal(kb_put(kb, &a), 0);
+    assert_int_equal(kb_put(kb, &a, NULL, 0), 0);
     assert_int_equal(rank_of(kb, "zeppelin", NULL, "secret"), 0);
     assert_int_equal(rank_of(kb, "delivery", NULL, "shipping"), 1);
     kb_close(kb);
@@ -634,7 +649,18 @@ static void test_passage(void **state)
     assert_int_equal(kb_search(kb, "I lost my gift card", "en", hits, 3, &n), 0);
     assert_int_equal(n, 1);
     assert_non_null(strstr(hits[0].passage, "replaced"));
+    /* kb_passage() picks the same passage for an article found any other way ... */
+    char *passage = NULL;
+    assert_int_equal(kb_passage(kb, "gift-cards", "I lost my gift card", &passage), 0);
+    assert_string_equal(passage, hits[0].passage);
+    free(passage);
     kb_hits_clear(hits, n);
+    /* ... and with no question, the first paragraph. */
+    assert_int_equal(kb_passage(kb, "gift-cards", NULL, &passage), 0);
+    assert_non_null(strstr(passage, "never expire"));
+    free(passage);
+    assert_int_equal(kb_passage(kb, "no-such-article", "lost", &passage), CD_ENOTFOUND);
+    assert_null(passage);
     kb_close(kb);
 }
 

@@ -130,11 +130,11 @@ static void test_json_string_utf8(void **state)
     (void)state;
     struct cd_buf b = {0};
     const char *s = "caf\xc3\xa9 \xe2\x82\xac";
-    assert_int_equal(log_json_string(&b, s, strlen(s)), 0);
+    assert_int_equal(cd_json_string(&b, s, strlen(s), CD_JSON_REPLACE_INVALID), 0);
     assert_string_equal(b.data, "\"caf\xc3\xa9 \xe2\x82\xac\"");
     cd_buf_reset(&b);
     /* A truncated sequence at the end is replaced, not copied. */
-    assert_int_equal(log_json_string(&b, "ab\xe2\x82", 4), 0);
+    assert_int_equal(cd_json_string(&b, "ab\xe2\x82", 4, CD_JSON_REPLACE_INVALID), 0);
     assert_string_equal(b.data, "\"ab\\ufffd\\ufffd\"");
     cd_buf_free(&b);
 }

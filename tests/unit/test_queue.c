@@ -81,6 +81,17 @@ static void test_names(void **state)
     assert_null(queue_new(&s));
     s.names = "Bad Name";
     assert_null(queue_new(&s));
+    /* The defaults, defined once in queue.h (config.c's table uses the same). */
+    q = queue_new(NULL);
+    assert_non_null(q);
+    assert_string_equal(queue_names(q), QUEUE_DEFAULT_NAMES);
+    assert_int_equal(queue_pickup_target_s(q), QUEUE_DEFAULT_PICKUP_TARGET_S);
+    queue_free(q);
+    struct queue_settings d = {0};
+    d.agent_capacity = 5;
+    queue_settings_defaults(&d);
+    assert_int_equal(d.agent_capacity, 5);
+    assert_int_equal(d.pickup_target_s, QUEUE_DEFAULT_PICKUP_TARGET_S);
 }
 
 static void test_claim_and_capacity(void **state)

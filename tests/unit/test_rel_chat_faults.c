@@ -22,6 +22,7 @@
 #include "intents.h"
 #include "store.h"
 #include "triage.h"
+#include "testlib.h"
 #include "fault_vfs.h"
 
 #include <jansson.h>
@@ -82,28 +83,16 @@ static struct triage *triage;
 static struct chat *chat;
 static struct world *w;
 
-/* Frames from chat.c, kept until the test reads them. */
-struct frame {
-    uint64_t conn;
-    json_t *json;
-};
-static struct frame frames[8192];
-static int n_frames;
+/* Frames from chat.c (testlib's fake transport, which fails the test on any close), kept
+ * until the test reads them. */
+static struct testlib_io io = {.is_close_fatal = 1};
 
-static void fake_send(void *ctx, uint64_t conn, const char *text, size_t len)
+/* Frame i, parsed; the caller decrefs. */
+static json_t *frame_json(int i)
 {
-    assert_true(n_frames < (int)(sizeof frames / sizeof frames[0]));
-    json_t *o = json_loadb(text, len, 0, NULL);
+    json_t *o = json_loadb(io.frames[i].text, io.frames[i].len, 0, NULL);
     assert_non_null(o);
-    frames[n_frames].conn = conn;
-    frames[n_frames].json = o;
-    n_frames++;
-}
-
-static void fake_close(void *ctx, uint64_t conn, int code, const char *reason)
-{
-    fail_msg("connection %llu closed with %d (%s)", (unsigned long long)conn, code,
-             reason ? reason : "");
+    return o;
 }
 
 static const char *const intent_defs =
@@ -126,12 +115,7 @@ static const char *const texts[] = {
 
 static void remove_db(void)
 {
-    char p[160];
-    unlink(db_path);
-    snprintf(p, sizeof p, "%s-wal", db_path);
-    unlink(p);
-    snprintf(p, sizeof p, "%s-shm", db_path);
-    unlink(p);
+    testlib_remove_db(db_path);
 }
 
 static void start(void)
@@ -152,8 +136,8 @@ static void start(void)
     assert_non_null(triage);
     struct chat_settings settings;
     memset(&settings, 0, sizeof settings);
-    struct chat_io io = {fake_send, fake_close, NULL};
-    chat = chat_new(&settings, store, NULL, triage, &io);
+    struct chat_io cio = testlib_chat_io(&io);
+    chat = chat_new(&settings, store, NULL, triage, &cio);
     assert_non_null(chat);
 }
 
@@ -171,7 +155,7 @@ static int setup(void **state)
 {
     assert_int_equal(fault_vfs_install(), SQLITE_OK);
     fault_vfs_disarm();
-    snprintf(db_path, sizeof db_path, "/tmp/cd-test-chat-faults-%d.db", (int)getpid());
+    testlib_db_path(db_path, sizeof db_path, "chat-faults");
     remove_db();
     w = calloc(1, sizeof *w);
     assert_non_null(w);
@@ -190,9 +174,7 @@ static int teardown(void **state)
     fault_vfs_disarm();
     if (chat)
         stop();
-    for (int i = 0; i < n_frames; i++)
-        json_decref(frames[i].json);
-    n_frames = 0;
+    testlib_io_reset(&io);
     free(w);
     remove_db();
     return 0;
@@ -326,17 +308,18 @@ static void agent_frame(json_t *o)
 /* Hands every captured frame to the client models. */
 static void deliver(void)
 {
-    for (int i = 0; i < n_frames; i++) {
-        if (frames[i].conn == AGENT_CONN)
-            agent_frame(frames[i].json);
+    for (int i = 0; i < io.n; i++) {
+        json_t *o = frame_json(i);
+        if (io.frames[i].conn == AGENT_CONN)
+            agent_frame(o);
         else {
-            struct customer *c = customer_of(frames[i].conn);
+            struct customer *c = customer_of(io.frames[i].conn);
             if (c)
-                customer_frame(c, frames[i].json);
+                customer_frame(c, o);
         }
-        json_decref(frames[i].json);
+        json_decref(o);
     }
-    n_frames = 0;
+    testlib_io_reset(&io);
 }
 
 static void send_customer(struct customer *c, const char *frame)
@@ -570,9 +553,9 @@ static void test_chat_under_write_faults(void **state)
         assert_int_equal(chat_flush(chat), 0);
         int64_t want = last_seq + 1;
         int saw_welcome = 0;
-        for (int i = 0; i < n_frames; i++) {
-            json_t *o = frames[i].json;
-            assert_true(frames[i].conn == c->conn);
+        for (int i = 0; i < io.n; i++) {
+            json_t *o = frame_json(i);
+            assert_true(io.frames[i].conn == c->conn);
             if (!strcmp(str(o, "type"), "welcome")) {
                 assert_int_equal(i, 0);
                 assert_int_equal(num(o, "seq"), tr.n);
@@ -586,7 +569,7 @@ static void test_chat_under_write_faults(void **state)
             }
             json_decref(o);
         }
-        n_frames = 0;
+        testlib_io_reset(&io);
         assert_true(saw_welcome);
         assert_int_equal(want, tr.n + 1); /* everything after last_seq, once, in order */
     }
@@ -606,12 +589,13 @@ static json_t *agent_turn_expect(const char *frame, int is_full, const char *typ
     if (is_full)
         assert_int_not_equal(rc, 0);
     json_t *found = NULL;
-    for (int i = 0; i < n_frames; i++) {
-        if (frames[i].conn == AGENT_CONN && !found && !strcmp(str(frames[i].json, "type"), type))
-            found = json_incref(frames[i].json);
-        json_decref(frames[i].json);
+    for (int i = 0; i < io.n; i++) {
+        json_t *o = frame_json(i);
+        if (io.frames[i].conn == AGENT_CONN && !found && !strcmp(str(o, "type"), type))
+            found = json_incref(o);
+        json_decref(o);
     }
-    n_frames = 0;
+    testlib_io_reset(&io);
     return found;
 }
 

@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "testlib.h"
+
 #include "store.h"
 #include "fault_vfs.h"
 
@@ -191,16 +193,6 @@ static const char *const data_v3 =
     "INSERT INTO feedback (conversation, seq, helpful, article, question, created_s) VALUES"
     " (11, 2, 1, 'refunds', 'where is my refund?', 1700000003);";
 
-static void remove_files(const char *path)
-{
-    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
-    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
-        char p[300];
-        snprintf(p, sizeof p, "%s%s", path, suffixes[i]);
-        unlink(p);
-    }
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -208,8 +200,8 @@ static int setup(void **state)
     fault_vfs_disarm();
     snprintf(db_path, sizeof db_path, "/tmp/cd-test-migrate-%d.db", (int)getpid());
     snprintf(fresh_path, sizeof fresh_path, "/tmp/cd-test-migrate-fresh-%d.db", (int)getpid());
-    remove_files(db_path);
-    remove_files(fresh_path);
+    testlib_remove_db(db_path);
+    testlib_remove_db(fresh_path);
     return 0;
 }
 
@@ -233,7 +225,7 @@ static void exec_ok(sqlite3 *db, const char *sql)
  * rollback-journal mode as an old file copied from elsewhere may be. */
 static void build_old(int version)
 {
-    remove_files(db_path);
+    testlib_remove_db(db_path);
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
     exec_ok(db, "BEGIN");
@@ -509,7 +501,7 @@ static void test_from_version_zero(void **state)
     store_close(s);
     check_same_schema_as_new();
 
-    remove_files(db_path);
+    testlib_remove_db(db_path);
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
     exec_ok(db, "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);"

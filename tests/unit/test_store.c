@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "testlib.h"
+
 #include "store.h"
 
 #include <sqlite3.h>
@@ -21,13 +23,7 @@ static char db_path[256];
 static int setup_path(void **state)
 {
     (void)state;
-    snprintf(db_path, sizeof db_path, "/tmp/cd-test-store-%d.db", (int)getpid());
-    unlink(db_path);
-    char p[300];
-    snprintf(p, sizeof p, "%s-wal", db_path);
-    unlink(p);
-    snprintf(p, sizeof p, "%s-shm", db_path);
-    unlink(p);
+    testlib_remove_db(testlib_db_path(db_path, sizeof db_path, "store"));
     return 0;
 }
 

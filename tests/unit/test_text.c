@@ -387,6 +387,21 @@ static void test_languages(void **state)
     assert_true(text_lang_supported(""));
     assert_false(text_lang_supported("xx"));
     assert_false(text_lang_supported("a-very-long-language-name-that-is-not-one"));
+    assert_true(text_lang_supported("es-ES"));
+    assert_false(text_lang_supported("english")); /* a tokenizer alias, not a tag */
+    /* The one language-tag check (chat hello, KB articles, intents). */
+    static const struct {
+        const char *tag, *code;
+    } tags[] = {{"es", "es"},         {"EN", "en"},        {"es-ES", "es"}, {"pt_BR", "pt"},
+                {"es-419", "es"},     {"fil", "fil"},      {"e", NULL},     {"english", NULL},
+                {"es-", NULL},        {"es ES", NULL},     {"", NULL},      {"es-abcdefghi", NULL},
+                {"zh-Hant-TW", "zh"}, {"de-DE-1996", "de"}};
+    for (size_t i = 0; i < sizeof tags / sizeof tags[0]; i++) {
+        char code[4] = "x";
+        int ok = text_lang_code(tags[i].tag, code);
+        if (ok != (tags[i].code != NULL) || (ok && strcmp(code, tags[i].code)))
+            fail_msg("text_lang_code(\"%s\") = %d \"%s\"", tags[i].tag, ok, code);
+    }
     /* Unknown language: folding, no stemming, no stop words. */
     assert_tokens("xx", "The Refunds", 0, "the refunds");
     /* A NULL tokenizer folds only. */

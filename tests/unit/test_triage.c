@@ -116,7 +116,7 @@ static void test_answer_from_article_paragraph(void **state)
     a.is_published = 1;
     a.body = "# Gift cards\n\nWe ship worldwide.\n\nYour gift card balance is on the "
              "receipt.\n\n- [Terms](/terms)";
-    assert_int_equal(kb_put(kb, &a), 0);
+    assert_int_equal(kb_put(kb, &a, NULL, 0), 0);
     struct triage *t = triage_new(NULL, set, kb);
     assert_non_null(t);
     struct triage_decision d;
@@ -130,7 +130,7 @@ static void test_answer_from_article_paragraph(void **state)
     assert_string_equal(d.answer, "We ship worldwide.");
     triage_decision_clear(&d);
     a.body = "# Gift cards\n\nCheck the gift card balance in your account.";
-    assert_int_equal(kb_put(kb, &a), 0);
+    assert_int_equal(kb_put(kb, &a, NULL, 0), 0);
     decide(t, "what is my gift card balance", NULL, &d);
     assert_string_equal(d.answer, "Check the gift card balance in your account.");
     triage_decision_clear(&d);
@@ -617,6 +617,58 @@ static void test_eval_intents_output(void **state)
     unlink("/tmp/cd-eval-test.jsonl");
 }
 
+/* The turns chat.c decides outside triage_decide(): a clicked choice, no triage engine,
+ * "that didn't help", a request for a person; and the one table of the bot's sentences. */
+static void test_turns_outside_decide(void **state)
+{
+    (void)state;
+    struct triage *t = make_triage(store_json, NULL);
+    struct triage_decision d;
+    assert_int_equal(triage_decide_choice(t, NULL, "track_order", &d), 0);
+    assert_int_equal(d.action, TRIAGE_ANSWER);
+    assert_string_equal(d.answer, "Track it under Orders.");
+    assert_string_equal(d.evidence.reason, "choice");
+    triage_decision_clear(&d);
+    assert_int_equal(triage_decide_choice(t, NULL, "close_account", &d), 0); /* sensitive */
+    assert_int_equal(d.action, TRIAGE_HANDOFF);
+    assert_string_equal(d.answer, triage_say(TRIAGE_SAY_CHOICE_HANDOFF));
+    assert_string_equal(d.queue, "accounts");
+    triage_decision_clear(&d);
+    assert_int_equal(triage_decide_choice(t, NULL, "no_such_intent", &d), CD_ENOTFOUND);
+    assert_int_equal(triage_decide_kb_only(NULL, "where is my order", "en", &d), 0);
+    assert_int_equal(d.action, TRIAGE_HANDOFF);
+    assert_string_equal(d.answer, triage_say(TRIAGE_SAY_NO_ANSWER_HANDOFF));
+    triage_decision_clear(&d);
+    /* "That didn't help": a clarify with two candidates, else a person. */
+    memset(&d, 0, sizeof d);
+    d.action = TRIAGE_ANSWER;
+    d.n_candidates = 2;
+    d.n_articles = 1;
+    assert_int_equal(triage_not_helped(&d), 0);
+    assert_int_equal(d.action, TRIAGE_CLARIFY);
+    assert_int_equal(d.n_articles, 0);
+    assert_string_equal(d.answer, triage_say(TRIAGE_SAY_NOT_HELPED_CLARIFY));
+    triage_decision_clear(&d);
+    memset(&d, 0, sizeof d);
+    d.action = TRIAGE_ANSWER;
+    assert_int_equal(triage_not_helped(&d), 0);
+    assert_int_equal(d.action, TRIAGE_HANDOFF);
+    assert_string_equal(d.answer, triage_say(TRIAGE_SAY_NOT_HELPED_HANDOFF));
+    triage_decision_clear(&d);
+    /* A person: routed by the last intent, else the fallback queue. */
+    assert_int_equal(triage_person_request(t, "refund_status", NULL, &d), 0);
+    assert_int_equal(d.action, TRIAGE_HANDOFF);
+    assert_string_equal(d.queue, "billing");
+    assert_string_equal(d.answer, triage_say(TRIAGE_SAY_PERSON));
+    triage_decision_clear(&d);
+    assert_int_equal(triage_person_request(NULL, NULL, "orders", &d), 0);
+    assert_string_equal(d.queue, "orders");
+    triage_decision_clear(&d);
+    for (int p = TRIAGE_SAY_HANDOFF; p <= TRIAGE_SAY_PERSON; p++)
+        assert_true(strlen(triage_say((enum triage_phrase)p)) > 10);
+    triage_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -634,6 +686,7 @@ int main(void)
         cmocka_unit_test(test_languages_interleave),
         cmocka_unit_test(test_retrain_on_worker_then_swap),
         cmocka_unit_test(test_eval_intents_output),
+        cmocka_unit_test(test_turns_outside_decide),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,4 +1,4 @@
-/* Tests for util.c's string helpers. */
+/* Tests for util.c's string helpers and JSON text writer. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +8,9 @@
 #include <string.h>
 
 #include "cd.h"
+
+#include <jansson.h>
+#include <stdlib.h>
 
 static void test_strlcpy_fits_cuts_terminates(void **state)
 {
@@ -23,10 +26,87 @@ static void test_strlcpy_fits_cuts_terminates(void **state)
     assert_string_equal(cd_strlcpy(one, sizeof one, "abc"), "");
 }
 
+/* cd_json_string() writes what jansson writes; with CD_JSON_REPLACE_INVALID it never fails. */
+static void test_json_string_matches_jansson(void **state)
+{
+    (void)state;
+    static const char *const cases[] = {
+        "",           "plain",        "q\"b\\s/",
+        "\b\f\n\r\t", "\x01\x1f\x7f", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct cd_buf b = {0};
+        assert_int_equal(cd_json_string(&b, cases[i], strlen(cases[i]), 0), 0);
+        json_t *v = json_string(cases[i]);
+        char *want = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        assert_string_equal(b.data, want);
+        free(want);
+        json_decref(v);
+        cd_buf_free(&b);
+    }
+    struct cd_buf b = {0};
+    assert_int_equal(cd_json_string(&b, "a\xff", 2, 0), CD_EINVAL);
+    assert_int_equal(cd_json_string(&b,
+                                    "a\xff"
+                                    "b\x7f",
+                                    4, CD_JSON_REPLACE_INVALID),
+                     0);
+    assert_string_equal(b.data, "\"a\\ufffdb\\u007F\"");
+    cd_buf_free(&b);
+}
+
+static void test_json_numbers_match_jansson(void **state)
+{
+    (void)state;
+    static const double reals[] = {0, 1, -2.5, 1e300, 1.5e-7, 0.1, 123456789012345678.0};
+    for (size_t i = 0; i < sizeof reals / sizeof reals[0]; i++) {
+        struct cd_buf b = {0};
+        assert_int_equal(cd_json_real(&b, reals[i]), 0);
+        json_t *v = json_real(reals[i]);
+        char *want = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        assert_string_equal(b.data, want);
+        free(want);
+        json_decref(v);
+        cd_buf_free(&b);
+    }
+    static const long long ints[] = {0, 7, -7, 9223372036854775807LL, -9223372036854775807LL - 1};
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        struct cd_buf b = {0};
+        assert_int_equal(cd_json_int(&b, ints[i]), 0);
+        json_t *v = json_integer(ints[i]);
+        char *want = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        assert_string_equal(b.data, want);
+        free(want);
+        json_decref(v);
+        cd_buf_free(&b);
+    }
+}
+
+/* The one FNV-1a (published test vectors) and the one file-suffix check. */
+static void test_fnv1a_and_suffix(void **state)
+{
+    (void)state;
+    assert_int_equal(cd_fnv1a32(CD_FNV32_INIT, "", 0), 0x811c9dc5u);
+    assert_int_equal(cd_fnv1a32(CD_FNV32_INIT, "a", 1), 0xe40c292cu);
+    assert_int_equal(cd_fnv1a32(CD_FNV32_INIT, "foobar", 6), 0xbf9cf968u);
+    assert_true(cd_fnv1a64(CD_FNV64_INIT, "a", 1) == 0xaf63dc4c8601ec8cULL);
+    assert_true(cd_fnv1a64(CD_FNV64_INIT, "foobar", 6) == 0x85944171f73967e8ULL);
+    /* Hashing in pieces is hashing the whole. */
+    assert_true(cd_fnv1a64(cd_fnv1a64(CD_FNV64_INIT, "foo", 3), "bar", 3) ==
+                cd_fnv1a64(CD_FNV64_INIT, "foobar", 6));
+    assert_true(cd_has_suffix("intents.jsonl", ".jsonl"));
+    assert_false(cd_has_suffix("intents.json", ".jsonl"));
+    assert_true(cd_has_suffix(".md", ".md"));
+    assert_false(cd_has_suffix("md", ".md"));
+    assert_true(cd_has_suffix("x", ""));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_strlcpy_fits_cuts_terminates),
+        cmocka_unit_test(test_json_string_matches_jansson),
+        cmocka_unit_test(test_json_numbers_match_jansson),
+        cmocka_unit_test(test_fnv1a_and_suffix),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

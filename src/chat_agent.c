@@ -1,0 +1,475 @@
+/* chat_agent: the agent protocol (docs/protocol.md): authentication, the queue view, claiming
+ * and assignment (with the transcript and the bot's guess), replies, transfer and close. Each
+ * frame is one unit of work (chat.c). */
+#include "chat_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- agent frames ---- */
+
+static json_t *agent_json(struct chat *chat, const struct conn *k)
+{
+    const struct queue_agent *a = queue_agent_get(chat->queue, k->agent.id);
+    json_t *skills = json_array();
+    const char *p = k->agent.skills;
+    while (skills && *p) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        json_array_append_new(skills, json_stringn(p, n));
+        p = end ? end + 1 : p + n;
+    }
+    return json_pack("{s:I, s:s, s:s, s:o, s:i, s:b}", "id", (json_int_t)k->agent.id, "name",
+                     k->agent.name, "role", auth_role_name(k->agent.role), "skills", skills,
+                     "capacity", a ? a->capacity : chat->settings.queue.agent_capacity, "available",
+                     a ? a->is_available : 1);
+}
+
+struct transcript_ctx {
+    json_t *items;
+    json_t *last_articles;
+};
+
+static int transcript_one(void *ctx, const struct store_message *m)
+{
+    struct transcript_ctx *t = ctx;
+    json_t *o =
+        json_pack("{s:I, s:s, s:s, s:I}", "seq", (json_int_t)m->seq, "sender",
+                  store_sender_name(m->sender), "text", m->text, "at", (json_int_t)m->created_s);
+    json_t *meta = m->meta ? json_loads(m->meta, 0, NULL) : NULL;
+    if (o && meta) {
+        const char *keys[] = {"action", "intent", "confidence", "articles", "event", "agent"};
+        for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+            json_t *v = json_object_get(meta, keys[i]);
+            if (v)
+                json_object_set(o, keys[i], v);
+        }
+        json_t *a = json_object_get(meta, "articles");
+        if (m->sender == STORE_SENDER_BOT && json_array_size(a) > 0) {
+            json_decref(t->last_articles);
+            t->last_articles = json_incref(a);
+        }
+    }
+    json_decref(meta);
+    if (o)
+        json_array_append_new(t->items, o);
+    return 0;
+}
+
+static void emit_assigned(struct chat *chat, struct conv *c, uint64_t conn)
+{
+    struct transcript_ctx t = {json_array(), NULL};
+    if (!t.items)
+        return;
+    /* The most recent TRANSCRIPT_MAX messages. */
+    int64_t after = c->rec.last_seq > TRANSCRIPT_MAX ? c->rec.last_seq - TRANSCRIPT_MAX : 0;
+    store_messages_after(chat->store, c->rec.id, after, TRANSCRIPT_MAX, transcript_one, &t);
+    json_t *history = json_array();
+    struct store_history_item h[HISTORY_MAX];
+    int n_h = 0;
+    if (c->rec.customer_email)
+        store_conversations_by_email(chat->store, c->rec.customer_email, c->rec.id, h, HISTORY_MAX,
+                                     &n_h);
+    for (int i = 0; history && i < n_h; i++)
+        json_array_append_new(history, json_pack("{s:I, s:I, s:s, s:s, s:s}", "conversation",
+                                                 (json_int_t)h[i].conversation, "created",
+                                                 (json_int_t)h[i].created_s, "state",
+                                                 store_state_name(h[i].state), "intent",
+                                                 h[i].intent, "disposition", h[i].disposition));
+    json_t *o = json_pack(
+        "{s:s, s:I, s:s, s:o, s:{s:s?, s:f, s:o}, s:{s:s?, s:s?, s:s?, s:s, s:o}}", "type",
+        "assigned", "conversation", (json_int_t)c->rec.id, "queue", c->rec.queue, "transcript",
+        t.items, "triage", "intent", c->rec.intent[0] ? c->rec.intent : NULL, "confidence",
+        c->rec.confidence, "articles", t.last_articles ? t.last_articles : json_array(), "customer",
+        "name", c->rec.customer_name, "email", c->rec.customer_email, "page", c->rec.customer_page,
+        "lang", c->rec.lang, "history", history);
+    chat_emit(chat, conn, o);
+}
+
+/* Hands conversation c to agent agent_id (who claimed it, or was chosen by
+ * auto-assignment). Returns 0, CD_ENOTFOUND (not waiting), CD_EBUSY (at
+ * capacity) or CD_E*. */
+int chat_assign(struct chat *chat, struct conv *c, int64_t agent_id)
+{
+    int64_t now = cd_wall_s();
+    const struct queue_item *it = queue_find(chat->queue, c->rec.id);
+    if (!it)
+        return CD_ENOTFOUND;
+    int64_t waited = now - it->enqueued_s;
+    struct queue_item saved = *it;
+    int rc = queue_claim(chat->queue, c->rec.id, agent_id, now);
+    if (rc)
+        return rc;
+    rc = chat_unit_begin(chat);
+    if (!rc)
+        rc = store_conversation_claim(chat->store, c->rec.id, agent_id, now);
+    int64_t seq = 0;
+    char name[64];
+    chat_agent_name_of(chat, agent_id, name, sizeof name);
+    if (!rc) {
+        char text[128];
+        snprintf(text, sizeof text, "%s joined", name);
+        rc = chat_append_event(chat, c, "agent_joined", text, json_pack("{s:s}", "agent", name),
+                               &seq);
+    }
+    if (rc) {
+        chat_unit_undo(chat);
+        queue_agent_release(chat->queue, agent_id);
+        queue_push(chat->queue, &saved);
+        return rc == CD_EBUSY ? CD_ENOTFOUND : rc;
+    }
+    chat_unit_end(chat);
+    c->rec.state = STORE_STATE_WITH_AGENT;
+    c->rec.agent_id = agent_id;
+    c->rec.is_offline = 0;
+    if (!c->rec.picked_s)
+        c->rec.picked_s = now;
+    snprintf(c->agent_name, sizeof c->agent_name, "%s", name);
+    chat_touch(chat, c);
+    chat->is_queue_dirty = 1;
+    chat->m.n_picked++;
+    if (waited <= chat->settings.queue.pickup_target_s)
+        chat->m.n_picked_within_target++;
+    int b = 0;
+    while (b < CHAT_WAIT_BUCKETS - 1 && (double)waited > chat_wait_bounds_s[b])
+        b++;
+    chat->m.wait_buckets[b]++;
+    chat->m.wait_sum_s += (double)waited;
+    store_event_add(chat->store, "pickup", c->rec.id, agent_id, NULL);
+    for (struct conn *k = chat->agents; k; k = k->next_agent)
+        if (k->agent.id == agent_id)
+            emit_assigned(chat, c, k->node.key);
+    chat_emit_customer_stored(chat, c,
+                              json_pack("{s:s, s:I, s:s}", "type", "agent_joined", "seq",
+                                        (json_int_t)seq, "agent", name));
+    return 0;
+}
+
+/* The conversation named by an agent frame's "conversation" field, which
+ * this agent must have. Returns NULL (error emitted) otherwise. */
+static struct conv *agent_conv(struct chat *chat, struct conn *k, json_t *o)
+{
+    int64_t id;
+    if (chat_need_int(chat, k->node.key, o, "conversation", 1, INT64_MAX, &id) < 0)
+        return NULL;
+    struct conv *c = chat_conv_cached(chat, id);
+    if (!c || c->rec.state != STORE_STATE_WITH_AGENT ||
+        (c->rec.agent_id != k->agent.id && k->agent.role != AUTH_ROLE_ADMIN)) {
+        chat_emit_error(chat, k->node.key, c ? "not_assigned" : "not_found",
+                        c ? "you do not have this conversation" : "no such open conversation", NULL,
+                        id);
+        return NULL;
+    }
+    return c;
+}
+
+static void agent_auth(struct chat *chat, struct conn *k, json_t *o)
+{
+    uint64_t id = k->node.key;
+    const char *token;
+    if (chat_need_str(chat, id, o, "token", 1, 256, &token, NULL) < 0) {
+        chat_emit_close(chat, id, 1008, "bad token");
+        return;
+    }
+    int rc = auth_check_user(chat->store, chat->throttle, k->address, token, strlen(token),
+                             cd_wall_s(), &k->agent);
+    if (rc == CD_EBUSY) {
+        chat_emit_error(chat, id, "throttled", "too many bad tokens; try again later", NULL, 0);
+        chat_emit_close(chat, id, 1008, "throttled");
+        return;
+    }
+    if (rc) {
+        chat_emit_error(chat, id, rc == CD_EPERM ? "bad_token" : "store_failed",
+                        rc == CD_EPERM ? "unknown or revoked token" : cd_strerror(rc), NULL, 0);
+        chat_emit_close(chat, id, 1008, "bad token");
+        return;
+    }
+    if (k->agent.role != AUTH_ROLE_AGENT && k->agent.role != AUTH_ROLE_ADMIN) {
+        chat_emit_error(chat, id, "forbidden", "this account's role cannot take chats", NULL, 0);
+        chat_emit_close(chat, id, 1008, "forbidden");
+        return;
+    }
+    if (queue_agent_online(chat->queue, k->agent.id, k->agent.name, k->agent.skills,
+                           chat->settings.queue.agent_capacity)) {
+        chat_emit_error(chat, id, "store_failed", "out of memory", NULL, 0);
+        return;
+    }
+    k->is_authed = 1;
+    k->next_agent = chat->agents;
+    if (chat->agents)
+        chat->agents->prev_agent = k;
+    chat->agents = k;
+    chat->m.n_agent_connections++;
+    json_t *queues = json_array();
+    const char *p = queue_names(chat->queue);
+    while (queues && *p) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        json_array_append_new(queues, json_stringn(p, n));
+        p = end ? end + 1 : p + n;
+    }
+    chat_emit(chat, id,
+              json_pack("{s:s, s:o, s:o, s:o}", "type", "ready", "agent", agent_json(chat, k),
+                        "queue", chat_queue_items_json(chat), "queues", queues));
+    /* The chats this agent already has (console reload, server restart). */
+    struct htable_iter it;
+    struct htable_node *n;
+    htable_iter_init(&it, &chat->convs);
+    while ((n = htable_iter_next(&it))) {
+        struct conv *c = (struct conv *)n;
+        if (c->rec.state == STORE_STATE_WITH_AGENT && c->rec.agent_id == k->agent.id)
+            emit_assigned(chat, c, id);
+    }
+    chat->is_queue_dirty = 1; /* estimates and auto-assignment change */
+}
+
+static void agent_claim(struct chat *chat, struct conn *k, json_t *o)
+{
+    uint64_t id = k->node.key;
+    int64_t conv_id;
+    if (chat_need_int(chat, id, o, "conversation", 1, INT64_MAX, &conv_id) < 0)
+        return;
+    struct conv *c = chat_conv_cached(chat, conv_id);
+    if (!c || (c->rec.state != STORE_STATE_QUEUED && c->rec.state != STORE_STATE_WITH_AGENT)) {
+        chat_emit_error(chat, id, "not_found", "no such waiting conversation", NULL, conv_id);
+        return;
+    }
+    if (c->rec.state == STORE_STATE_WITH_AGENT) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "conversation %lld was taken by %s", (long long)conv_id,
+                 c->rec.agent_id == k->agent.id ? "you already" : "another agent");
+        chat_emit_error(chat, id, "already_claimed", msg, NULL, conv_id);
+        return;
+    }
+    int rc = chat_assign(chat, c, k->agent.id);
+    if (rc == CD_EBUSY)
+        chat_emit_error(chat, id, "at_capacity", "you already have as many chats as you can take",
+                        NULL, conv_id);
+    else if (rc == CD_ENOTFOUND)
+        chat_emit_error(chat, id, "already_claimed", "another agent took it first", NULL, conv_id);
+    else if (rc) {
+        chat->m.n_store_errors++;
+        chat_emit_error(chat, id, "store_failed", cd_strerror(rc), NULL, conv_id);
+    }
+}
+
+static void agent_message(struct chat *chat, struct conn *k, json_t *o)
+{
+    uint64_t id = k->node.key;
+    struct conv *c = agent_conv(chat, k, o);
+    if (!c)
+        return;
+    const char *client_id, *text;
+    if (chat_need_str(chat, id, o, "id", 1, AGENT_ID_MAX, &client_id, NULL) < 0 ||
+        chat_need_str(chat, id, o, "text", 1, (size_t)chat->settings.max_message_bytes, &text,
+                      NULL) < 0)
+        return;
+    char *masked = redact_text(chat->redactor, text, strlen(text), NULL);
+    if (!masked) {
+        chat_emit_error(chat, id, "store_failed", "out of memory", NULL, c->rec.id);
+        return;
+    }
+    char *meta = NULL;
+    json_t *mj = json_pack("{s:s}", "agent", k->agent.name);
+    meta = mj ? json_dumps(mj, JSON_COMPACT) : NULL;
+    json_decref(mj);
+    /* Agent ids share the conversation's id space with the customer's:
+     * "agent:ID:" is a prefix customer ids may not use, so the two never
+     * collide; ids are at most AGENT_ID_MAX so the prefix always fits. */
+    char scoped[CLIENT_ID_MAX + 1];
+    snprintf(scoped, sizeof scoped, "agent:%lld:%s", (long long)k->agent.id, client_id);
+    int64_t seq = 0;
+    int rc = meta ? chat_unit_begin(chat) : CD_ENOMEM;
+    if (!rc)
+        rc = chat_append_message(chat, c, STORE_SENDER_AGENT, scoped, NULL, masked, meta,
+                                 k->agent.id, &seq);
+    free(meta);
+    if (rc == CD_EEXIST) {
+        chat_unit_end(chat);
+        chat_emit(chat, id,
+                  json_pack("{s:s, s:I, s:s, s:I, s:b}", "type", "ack", "conversation",
+                            (json_int_t)c->rec.id, "reply_to", client_id, "seq", (json_int_t)seq,
+                            "duplicate", 1));
+        free(masked);
+        return;
+    }
+    if (rc) {
+        chat_unit_undo(chat);
+        free(masked);
+        chat->m.n_store_errors++;
+        chat_emit_error(chat, id, "store_failed", cd_strerror(rc), NULL, c->rec.id);
+        return;
+    }
+    chat_unit_end(chat);
+    chat->m.n_agent_messages++;
+    chat_emit_customer_stored(chat, c,
+                              json_pack("{s:s, s:I, s:s, s:s}", "type", "agent_message", "seq",
+                                        (json_int_t)seq, "text", masked, "agent", k->agent.name));
+    chat_emit(chat, id,
+              json_pack("{s:s, s:I, s:s, s:I}", "type", "ack", "conversation",
+                        (json_int_t)c->rec.id, "reply_to", client_id, "seq", (json_int_t)seq));
+    free(masked);
+}
+
+static void agent_close(struct chat *chat, struct conn *k, json_t *o)
+{
+    uint64_t id = k->node.key;
+    struct conv *c = agent_conv(chat, k, o);
+    if (!c)
+        return;
+    const char *disposition, *note;
+    if (chat_need_str(chat, id, o, "disposition", 1, STORE_NAME_MAX - 1, &disposition, NULL) < 0 ||
+        chat_field_str(chat, id, o, "note", 0, NOTE_MAX_BYTES, &note, NULL) < 0)
+        return;
+    char *masked = note ? redact_text(chat->redactor, note, strlen(note), NULL) : NULL;
+    int rc = note && !masked ? CD_ENOMEM : chat_unit_begin(chat);
+    if (!rc)
+        rc = chat_close_conversation(chat, c, "agent", disposition, masked);
+    free(masked);
+    if (rc) {
+        chat_unit_undo(chat);
+        chat->m.n_store_errors++;
+        chat_emit_error(chat, id, "store_failed", cd_strerror(rc), NULL, c->rec.id);
+        return;
+    }
+    chat_unit_end(chat);
+}
+
+/* Puts a chat that an agent had back into a queue (transfer, or the agent
+ * went away). Returns 0 or CD_E*. */
+int chat_requeue(struct chat *chat, struct conv *c, const char *queue_arg, const char *why)
+{
+    char queue_name[QUEUE_NAME_MAX];
+    snprintf(queue_name, sizeof queue_name, "%s", queue_arg); /* may be c->rec.queue itself */
+    int64_t agent = c->rec.agent_id;
+    struct store_conversation old = c->rec;
+    int64_t seq = 0;
+    char text[128];
+    snprintf(text, sizeof text, "%s: back to queue %s", why, queue_name);
+    c->rec.state = STORE_STATE_QUEUED;
+    snprintf(c->rec.queue, sizeof c->rec.queue, "%s", queue_name);
+    c->rec.agent_id = 0;
+    int rc = chat_append_event(chat, c, why, text, json_pack("{s:s}", "queue", queue_name), &seq);
+    if (!rc)
+        rc = chat_save_conv(chat, c);
+    if (rc) {
+        c->rec.state = old.state;
+        memcpy(c->rec.queue, old.queue, sizeof c->rec.queue);
+        c->rec.agent_id = old.agent_id;
+        return rc;
+    }
+    queue_agent_release(chat->queue, agent);
+    struct queue_item it;
+    chat_queue_item_of(c, &it);
+    it.priority = 1; /* already waited once: to the front */
+    queue_push(chat->queue, &it);
+    chat->is_queue_dirty = 1;
+    chat_emit_customer_stored(chat, c, chat_queued_frame(chat, c, seq));
+    return 0;
+}
+
+static void agent_transfer(struct chat *chat, struct conn *k, json_t *o)
+{
+    uint64_t id = k->node.key;
+    struct conv *c = agent_conv(chat, k, o);
+    if (!c)
+        return;
+    const char *q;
+    if (chat_need_str(chat, id, o, "queue", 1, QUEUE_NAME_MAX - 1, &q, NULL) < 0)
+        return;
+    if (!queue_exists(chat->queue, q)) {
+        char msg[192];
+        snprintf(msg, sizeof msg, "no queue named '%.40s' (queues: %.60s)", q,
+                 queue_names(chat->queue));
+        chat_emit_error(chat, id, "not_found", msg, NULL, c->rec.id);
+        return;
+    }
+    int64_t agent = c->rec.agent_id;
+    int rc = chat_unit_begin(chat);
+    if (!rc)
+        rc = chat_requeue(chat, c, q, "transferred");
+    if (rc) {
+        chat_unit_undo(chat);
+        chat_emit_error(chat, id, "store_failed", cd_strerror(rc), NULL, c->rec.id);
+        return;
+    }
+    chat_unit_end(chat);
+    chat_emit_agent(chat, agent,
+                    json_pack("{s:s, s:I, s:s}", "type", "transferred", "conversation",
+                              (json_int_t)c->rec.id, "queue", q));
+}
+
+void chat_agent_open(struct chat *chat, uint64_t conn, const struct chat_peer *peer)
+{
+    chat_conn_new(chat, conn, CONN_AGENT, peer);
+}
+
+void chat_agent_frame(struct chat *chat, uint64_t conn, const char *text, size_t len)
+{
+    struct conn *k = chat_conn_get(chat, conn);
+    if (!k || k->kind != CONN_AGENT || k->is_closing)
+        return;
+    const char *type = NULL;
+    json_t *o = chat_parse_frame(chat, conn, text, len, &type);
+    if (!o)
+        return;
+    if (!strcmp(type, "auth")) {
+        if (k->is_authed)
+            chat_emit_error(chat, conn, "bad_state", "already signed in", NULL, 0);
+        else
+            agent_auth(chat, k, o);
+    } else if (!k->is_authed) {
+        chat_emit_error(chat, conn, "not_authenticated", "send 'auth' with your token first", NULL,
+                        0);
+        chat_emit_close(chat, conn, 1008, "not authenticated");
+    } else if (!strcmp(type, "claim")) {
+        agent_claim(chat, k, o);
+    } else if (!strcmp(type, "message")) {
+        agent_message(chat, k, o);
+    } else if (!strcmp(type, "typing")) {
+        struct conv *c = agent_conv(chat, k, o);
+        if (c)
+            chat_emit_customer(chat, c, json_pack("{s:s, s:s}", "type", "typing", "from", "agent"));
+    } else if (!strcmp(type, "close")) {
+        agent_close(chat, k, o);
+    } else if (!strcmp(type, "transfer")) {
+        agent_transfer(chat, k, o);
+    } else if (!strcmp(type, "status")) {
+        json_t *a = json_object_get(o, "available");
+        if (!json_is_boolean(a)) {
+            chat_emit_error(chat, conn, "bad_frame", "field 'available' must be true or false",
+                            NULL, 0);
+        } else {
+            queue_agent_set_available(chat->queue, k->agent.id, json_is_true(a));
+            chat->is_queue_dirty = 1;
+            chat_emit_agent(
+                chat, k->agent.id,
+                json_pack("{s:s, s:b}", "type", "status", "available", json_is_true(a)));
+        }
+    } else {
+        char msg[128];
+        snprintf(msg, sizeof msg, "unknown frame type '%.60s'", type);
+        chat_emit_error(chat, conn, "unknown_type", msg, NULL, 0);
+    }
+    json_decref(o);
+}
+
+void chat_agent_closed(struct chat *chat, uint64_t conn)
+{
+    struct conn *k = chat_conn_get(chat, conn);
+    if (!k || k->kind != CONN_AGENT)
+        return;
+    if (k->is_authed) {
+        if (k->prev_agent)
+            k->prev_agent->next_agent = k->next_agent;
+        else
+            chat->agents = k->next_agent;
+        if (k->next_agent)
+            k->next_agent->prev_agent = k->prev_agent;
+        queue_agent_offline(chat->queue, k->agent.id, cd_wall_s());
+        chat->m.n_agent_connections--;
+        chat->is_queue_dirty = 1;
+    }
+    chat_drop_conn(chat, k);
+}

@@ -1,0 +1,1066 @@
+/* chat_customer: the customer protocol (docs/protocol.md): hello and resume with paced replay,
+ * messages and the bot's reply to each, feedback, contact details, handoff on request, close,
+ * rating and typing. Each frame is one unit of work (chat.c): validated whole before anything
+ * changes, its writes undone together if any fails. */
+#include "chat_int.h"
+
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- JSON text for the hot frames ----
+ * The reply and its stored meta are built as text, as json_dumps() with
+ * JSON_COMPACT would write them (same key order, escapes and numbers), with
+ * no json_t tree: they are most of the JSON a message costs (cd_json_*). */
+
+/* Appends s as a JSON string (CD_EINVAL for invalid UTF-8, CD_ENOMEM). */
+static int jb_str(struct cd_buf *b, const char *s)
+{
+    return cd_json_string(b, s, strlen(s), 0);
+}
+
+/* Appends s as a JSON string, or null for NULL. */
+static int jb_str_or_null(struct cd_buf *b, const char *s)
+{
+    return s ? jb_str(b, s) : cd_buf_append(b, "null", 4);
+}
+
+/* [{"id":..,"title":..,"url":..}, ...] for the decision's articles. */
+static int jb_articles(struct cd_buf *b, const struct triage_decision *d, const char *public_url)
+{
+    int rc = cd_buf_append(b, "[", 1);
+    size_t n_base = strlen(public_url);
+    for (int i = 0; !rc && i < d->n_articles; i++) {
+        char url[1024]; /* public_url + the article's path, cut to fit as snprintf would */
+        size_t n_path = strlen(d->articles[i].url);
+        size_t n1 = n_base < sizeof url - 1 ? n_base : sizeof url - 1;
+        size_t n2 = n_path < sizeof url - 1 - n1 ? n_path : sizeof url - 1 - n1;
+        memcpy(url, public_url, n1);
+        memcpy(url + n1, d->articles[i].url, n2);
+        url[n1 + n2] = '\0';
+        rc = cd_buf_puts(b, i ? ",{\"id\":" : "{\"id\":");
+        if (!rc)
+            rc = jb_str(b, d->articles[i].id);
+        if (!rc)
+            rc = cd_buf_puts(b, ",\"title\":");
+        if (!rc)
+            rc = jb_str(b, d->articles[i].title ? d->articles[i].title : "");
+        if (!rc)
+            rc = cd_buf_puts(b, ",\"url\":");
+        if (!rc)
+            rc = jb_str(b, url);
+        if (!rc)
+            rc = cd_buf_append(b, "}", 1);
+    }
+    return rc ? rc : cd_buf_append(b, "]", 1);
+}
+
+/* [{"id":..,"label":..}, ...] for the decision's clarify candidates. */
+static int jb_choices(struct cd_buf *b, const struct triage_decision *d)
+{
+    int rc = cd_buf_append(b, "[", 1);
+    for (int i = 0; !rc && i < d->n_candidates; i++) {
+        rc = cd_buf_puts(b, i ? ",{\"id\":" : "{\"id\":");
+        if (!rc)
+            rc = jb_str(b, d->candidates[i].intent);
+        if (!rc)
+            rc = cd_buf_puts(b, ",\"label\":");
+        if (!rc)
+            rc = jb_str(b,
+                        d->candidates[i].label ? d->candidates[i].label : d->candidates[i].intent);
+        if (!rc)
+            rc = cd_buf_append(b, "}", 1);
+    }
+    return rc ? rc : cd_buf_append(b, "]", 1);
+}
+
+/* ---- the bot's reply ---- */
+
+/* Stores the bot reply for decision d (answering client message reply_to,
+ * NULL for none) and queues the reply frame, then acts on it (clarify
+ * choices, collecting, handoff). Returns 0 or CD_E*. */
+static int bot_reply(struct chat *chat, struct conv *c, const char *reply_to, int64_t question_seq,
+                     const char *question, struct triage_decision *d)
+{
+    const char *action = triage_action_name(d->action);
+    int is_collect = d->action == TRIAGE_HANDOFF && d->collect_prompt && d->collect_prompt[0];
+    const char *text = is_collect ? d->collect_prompt : (d->answer ? d->answer : "");
+    if (is_collect)
+        action = "clarify";
+    /* The articles and choices are the same in the stored meta and the
+     * frame: built once. */
+    struct cd_buf arts = {0}, choices = {0}, meta = {0}, conf = {0};
+    int has_choices = d->action == TRIAGE_CLARIFY && d->n_candidates > 0;
+    const char *queue_name = d->queue[0] ? d->queue : "general";
+    int is_handoff = d->action == TRIAGE_HANDOFF && !is_collect;
+    const char *intent = d->intent[0] ? d->intent : NULL;
+    int rc = jb_articles(&arts, d, chat->public_url);
+    if (!rc && has_choices)
+        rc = jb_choices(&choices, d);
+    if (!rc)
+        rc = cd_json_real(&conf, d->confidence);
+    if (!rc)
+        rc = cd_buf_puts(&meta, "{\"action\":");
+    if (!rc)
+        rc = jb_str(&meta, action);
+    if (!rc)
+        rc = cd_buf_puts(&meta, ",\"intent\":");
+    if (!rc)
+        rc = jb_str_or_null(&meta, intent);
+    if (!rc)
+        rc = cd_buf_puts(&meta, ",\"confidence\":");
+    if (!rc)
+        rc = cd_buf_append(&meta, conf.data, conf.len);
+    if (!rc)
+        rc = cd_buf_puts(&meta, ",\"articles\":");
+    if (!rc)
+        rc = cd_buf_append(&meta, arts.data, arts.len);
+    if (!rc)
+        rc = cd_buf_puts(&meta, ",\"question_seq\":");
+    if (!rc)
+        rc = cd_json_int(&meta, (long long)question_seq);
+    if (!rc && has_choices)
+        rc = cd_buf_puts(&meta, ",\"choices\":");
+    if (!rc && has_choices)
+        rc = cd_buf_append(&meta, choices.data, choices.len);
+    if (!rc && is_collect) {
+        rc = cd_buf_puts(&meta, ",\"collect\":");
+        if (!rc)
+            rc = jb_str(&meta, d->collect_field ? d->collect_field : "detail");
+    }
+    if (!rc && is_handoff) {
+        rc = cd_buf_puts(&meta, ",\"queue\":");
+        if (!rc)
+            rc = jb_str(&meta, queue_name);
+    }
+    if (!rc && reply_to) {
+        rc = cd_buf_puts(&meta, ",\"reply_to\":");
+        if (!rc)
+            rc = jb_str(&meta, reply_to);
+    }
+    if (!rc)
+        rc = cd_buf_append(&meta, "}", 1);
+    int64_t seq = 0;
+    if (!rc)
+        rc = chat_append_message(chat, c, STORE_SENDER_BOT, NULL, reply_to, text, meta.data, 0,
+                                 &seq);
+    else
+        rc = CD_ENOMEM; /* as when json_pack() failed */
+    cd_buf_free(&meta);
+    if (rc) {
+        cd_buf_free(&arts);
+        cd_buf_free(&choices);
+        cd_buf_free(&conf);
+        return rc;
+    }
+
+    /* The conversation's new state. */
+    int old_state = c->rec.state;
+    char old_intent[sizeof c->rec.intent];
+    memcpy(old_intent, c->rec.intent, sizeof old_intent);
+    snprintf(c->rec.intent, sizeof c->rec.intent, "%s", d->intent);
+    c->rec.confidence = d->confidence;
+    c->n_choices = 0;
+    if (d->action == TRIAGE_CLARIFY) {
+        c->rec.state = STORE_STATE_CLARIFYING;
+        for (int i = 0; i < d->n_candidates && i < TRIAGE_MAX_CANDIDATES; i++)
+            snprintf(c->choices[c->n_choices++], sizeof c->choices[0], "%s",
+                     d->candidates[i].intent);
+        chat->m.n_clarify++;
+    } else if (is_collect) {
+        c->rec.state = STORE_STATE_COLLECTING;
+        snprintf(c->collect_field, sizeof c->collect_field, "%s",
+                 d->collect_field ? d->collect_field : "detail");
+        snprintf(c->collect_intent, sizeof c->collect_intent, "%s", d->intent);
+        snprintf(c->collect_queue, sizeof c->collect_queue, "%s", d->queue);
+        c->collect_priority = d->priority;
+        if (old_state != STORE_STATE_COLLECTING)
+            c->n_collect_tries = 0;
+        chat->m.n_clarify++;
+    } else if (d->action == TRIAGE_ANSWER) {
+        c->rec.state = STORE_STATE_BOT;
+        chat->m.n_answer++;
+    } else {
+        chat->m.n_handoff++;
+    }
+    if (d->action != TRIAGE_ANSWER && question && !is_collect && d->n_articles == 0)
+        store_unanswered_add(chat->store, c->rec.id, question, c->rec.lang, d->intent,
+                             d->confidence);
+
+    struct cd_buf frame = {0};
+    int frc = cd_buf_puts(&frame, "{\"type\":\"reply\",\"reply_to\":");
+    if (!frc)
+        frc = jb_str_or_null(&frame, reply_to);
+    if (!frc)
+        frc = cd_buf_puts(&frame, ",\"seq\":");
+    if (!frc)
+        frc = cd_json_int(&frame, (long long)seq);
+    if (!frc)
+        frc = cd_buf_puts(&frame, ",\"text\":");
+    if (!frc)
+        frc = jb_str(&frame, text);
+    if (!frc)
+        frc = cd_buf_puts(&frame, ",\"action\":");
+    if (!frc)
+        frc = jb_str(&frame, action);
+    if (!frc)
+        frc = cd_buf_puts(&frame, ",\"intent\":");
+    if (!frc)
+        frc = jb_str_or_null(&frame, intent);
+    if (!frc)
+        frc = cd_buf_puts(&frame, ",\"confidence\":");
+    if (!frc)
+        frc = cd_buf_append(&frame, conf.data, conf.len);
+    if (!frc)
+        frc = cd_buf_puts(&frame, ",\"articles\":");
+    if (!frc)
+        frc = cd_buf_append(&frame, arts.data, arts.len);
+    if (!frc && has_choices)
+        frc = cd_buf_puts(&frame, ",\"choices\":");
+    if (!frc && has_choices)
+        frc = cd_buf_append(&frame, choices.data, choices.len);
+    if (!frc && is_collect) {
+        frc = cd_buf_puts(&frame, ",\"collect\":");
+        if (!frc)
+            frc = jb_str(&frame, c->collect_field);
+    }
+    if (!frc && is_handoff) {
+        frc = cd_buf_puts(&frame, ",\"queue\":");
+        if (!frc)
+            frc = jb_str(&frame, queue_name);
+    }
+    if (!frc)
+        frc = cd_buf_append(&frame, "}", 1);
+    if (!frc) /* as before: a frame that cannot be built is not sent */
+        chat_emit_customer_stored_text(chat, c, frame.data);
+    cd_buf_free(&frame);
+    cd_buf_free(&arts);
+    cd_buf_free(&choices);
+    cd_buf_free(&conf);
+    if (d->action == TRIAGE_HANDOFF && !is_collect)
+        return chat_enqueue(chat, c, d->queue[0] ? d->queue : "general", d->priority);
+    /* The row changes only when the state or the intent does (a question
+     * answered like the one before costs no UPDATE), and then only in the
+     * three columns a reply sets. */
+    if (c->rec.state == old_state && !strcmp(c->rec.intent, old_intent))
+        return 0;
+    chat_touch(chat, c);
+    return store_conversation_update_triage(chat->store, &c->rec);
+}
+
+/* ---- customer frames ---- */
+
+static json_t *welcome_frame(struct conv *c, const char *token, int is_resumed)
+{
+    return json_pack("{s:s, s:I, s:s, s:s, s:I, s:b}", "type", "welcome", "conversation",
+                     (json_int_t)c->rec.id, "token", token, "state", store_state_name(c->rec.state),
+                     "seq", (json_int_t)c->rec.last_seq, "resumed", is_resumed);
+}
+
+static void attach(struct chat *chat, struct conn *k, struct conv *c)
+{
+    k->conv = c;
+    k->next_in_conv = c->conns;
+    c->conns = k;
+    c->n_conns++;
+    chat_touch(chat, c);
+}
+
+/* Valid language tag: 2-7 of [a-zA-Z-]. */
+/* Starts a new conversation for connection k (fields from hello, or none). */
+static struct conv *start_conversation(struct chat *chat, struct conn *k, const char *lang,
+                                       const char *name, const char *email, const char *page)
+{
+    char token[AUTH_TOKEN_HEX + 1];
+    struct store_conversation rec;
+    memset(&rec, 0, sizeof rec);
+    if (auth_token_new(token, rec.token_hash)) {
+        chat_emit_error(chat, k->node.key, "store_failed", "no randomness for a token", NULL, 0);
+        return NULL;
+    }
+    snprintf(rec.lang, sizeof rec.lang, "%s", lang ? lang : "en");
+    for (char *p = rec.lang; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    rec.customer_name = name ? strdup(name) : NULL;
+    rec.customer_email = email ? strdup(email) : NULL;
+    rec.customer_page = page ? strdup(page) : NULL;
+    rec.state = STORE_STATE_BOT;
+    int rc = chat_unit_begin(chat);
+    if (!rc)
+        rc = store_conversation_create(chat->store, &rec);
+    if (rc) {
+        chat_unit_undo(chat);
+        store_conversation_clear(&rec);
+        chat_emit_error(chat, k->node.key, "store_failed", cd_strerror(rc), NULL, 0);
+        chat->m.n_store_errors++;
+        return NULL;
+    }
+    chat_unit_end(chat);
+    struct conv *c = chat_conv_adopt(chat, &rec);
+    if (!c) {
+        store_conversation_clear(&rec);
+        chat_emit_error(chat, k->node.key, "store_failed", "out of memory", NULL, 0);
+        return NULL;
+    }
+    attach(chat, k, c);
+    chat->m.n_conversations++;
+    k->is_resyncing = 1;
+    chat_emit(chat, k->node.key, welcome_frame(c, token, 0));
+    return c;
+}
+
+struct replay_ctx {
+    struct chat *chat;
+    struct conv *conv;
+    uint64_t conn;
+    int64_t last;
+    int n;
+};
+
+#define REPLAY_MARGIN 16 /* transport slots kept free for live frames */
+
+/* One stored message as the frame it was sent as live. */
+static json_t *message_frame(struct chat *chat, struct conv *c, const struct store_message *m)
+{
+    json_t *meta = m->meta ? json_loads(m->meta, 0, NULL) : NULL;
+    json_t *o = NULL;
+    if (m->sender == STORE_SENDER_CUSTOMER) {
+        o = json_pack("{s:s, s:I, s:s, s:s}", "type", "customer_message", "seq", (json_int_t)m->seq,
+                      "id", m->client_id, "text", m->text);
+    } else if (m->sender == STORE_SENDER_BOT) {
+        o = json_pack("{s:s, s:s?, s:I, s:s}", "type", "reply", "reply_to",
+                      m->reply_to[0] ? m->reply_to : NULL, "seq", (json_int_t)m->seq, "text",
+                      m->text);
+        const char *keys[] = {"action",  "intent", "confidence", "articles",
+                              "choices", "queue",  "collect"};
+        for (size_t i = 0; o && meta && i < sizeof keys / sizeof keys[0]; i++) {
+            json_t *v = json_object_get(meta, keys[i]);
+            if (v)
+                json_object_set(o, keys[i], v);
+        }
+        if (o && !json_object_get(o, "articles"))
+            json_object_set_new(o, "articles", json_array());
+    } else if (m->sender == STORE_SENDER_AGENT) {
+        json_t *agent = meta ? json_object_get(meta, "agent") : NULL;
+        o = json_pack("{s:s, s:I, s:s, s:s}", "type", "agent_message", "seq", (json_int_t)m->seq,
+                      "text", m->text, "agent",
+                      json_is_string(agent) ? json_string_value(agent) : "agent");
+    } else {
+        const char *event = meta ? json_string_value(json_object_get(meta, "event")) : NULL;
+        event = event ? event : "note";
+        if (!strcmp(event, "queued")) {
+            o = chat_queued_frame(chat, c, m->seq);
+            json_t *q = meta ? json_object_get(meta, "queue") : NULL;
+            if (o && json_is_string(q))
+                json_object_set(o, "queue", q);
+        } else if (!strcmp(event, "agent_joined")) {
+            json_t *agent = meta ? json_object_get(meta, "agent") : NULL;
+            o = json_pack("{s:s, s:I, s:s}", "type", "agent_joined", "seq", (json_int_t)m->seq,
+                          "agent", json_is_string(agent) ? json_string_value(agent) : "agent");
+        } else if (!strcmp(event, "closed")) {
+            json_t *by = meta ? json_object_get(meta, "by") : NULL;
+            o = json_pack("{s:s, s:I, s:s}", "type", "closed", "seq", (json_int_t)m->seq, "by",
+                          json_is_string(by) ? json_string_value(by) : "system");
+        } else {
+            o = json_pack("{s:s, s:I, s:s, s:s}", "type", "system", "seq", (json_int_t)m->seq,
+                          "event", event, "text", m->text);
+        }
+    }
+    json_decref(meta);
+    return o;
+}
+
+static int replay_one(void *ctx, const struct store_message *m)
+{
+    struct replay_ctx *r = ctx;
+    chat_emit(r->chat, r->conn, message_frame(r->chat, r->conv, m));
+    r->last = m->seq;
+    r->n++;
+    return 0;
+}
+
+/* The frames that tell a resumed connection where its conversation stands,
+ * once the replay has caught up. */
+static void replay_done(struct chat *chat, struct conn *k)
+{
+    struct conv *c = k->conv;
+    if (k->is_replaying) {
+        k->is_replaying = 0;
+        chat->n_replaying--;
+    }
+    if (c->rec.state == STORE_STATE_QUEUED)
+        chat_emit(chat, k->node.key, chat_queued_frame(chat, c, 0));
+    else if (c->rec.state == STORE_STATE_CLOSED)
+        chat_emit(chat, k->node.key, json_pack("{s:s, s:i}", "type", "rating_request", "scale", 5));
+}
+
+/* Sends one resumed connection the stored messages after k->replay_after,
+ * as many as the transport has room for (all of them when the transport
+ * does not say), in bounded pages, then the current state. New messages
+ * stored meanwhile are part of the replay: live frames skip a connection
+ * while it replays (emit_customer_stored), so everything arrives in order
+ * and once. */
+void chat_replay_step(struct chat *chat, struct conn *k)
+{
+    struct conv *c = k->conv;
+    int budget = INT32_MAX;
+    if (chat->room) {
+        budget = chat->room(chat->io.ctx, k->node.key) - k->n_pending - REPLAY_MARGIN;
+        if (budget <= 0)
+            return;
+    }
+    k->is_resyncing = 1;
+    struct replay_ctx r = {chat, c, k->node.key, k->replay_after, 0};
+    while (budget > 0 && r.last < c->rec.last_seq) {
+        int page = budget < REPLAY_BATCH ? budget : REPLAY_BATCH;
+        r.n = 0;
+        if (store_messages_after(chat->store, c->rec.id, r.last, page, replay_one, &r) || !r.n)
+            break;
+        budget -= r.n;
+    }
+    k->replay_after = r.last;
+    if (r.last >= c->rec.last_seq)
+        replay_done(chat, k);
+}
+
+/* hello {token?, last_seq?, lang?, name?, email?, page?} */
+static void customer_hello(struct chat *chat, struct conn *k, json_t *o)
+{
+    uint64_t id = k->node.key;
+    if (k->conv) {
+        chat_emit_error(chat, id, "already_started", "this connection already has a conversation",
+                        NULL, 0);
+        return;
+    }
+    const char *token, *lang, *name, *email, *page;
+    if (chat_field_str(chat, id, o, "token", 1, 256, &token, NULL) < 0 ||
+        chat_field_str(chat, id, o, "lang", 1, 64, &lang, NULL) < 0 ||
+        chat_field_str(chat, id, o, "name", 1, NAME_MAX_BYTES, &name, NULL) < 0 ||
+        chat_field_str(chat, id, o, "email", 3, EMAIL_MAX_BYTES, &email, NULL) < 0 ||
+        chat_field_str(chat, id, o, "page", 1, PAGE_MAX_BYTES, &page, NULL) < 0)
+        return;
+    char lang_code[4];
+    if (lang && !text_lang_code(lang, lang_code)) {
+        chat_emit_error(chat, id, "bad_frame",
+                        "field 'lang' must be a language code such as \"en\"", NULL, 0);
+        return;
+    }
+    if (email && !strchr(email, '@')) {
+        chat_emit_error(chat, id, "bad_frame", "field 'email' must be an email address", NULL, 0);
+        return;
+    }
+    json_t *ls = json_object_get(o, "last_seq");
+    int64_t last_seq = -1;
+    if (ls && !json_is_null(ls)) {
+        if (!json_is_integer(ls) || json_integer_value(ls) < 0) {
+            chat_emit_error(chat, id, "bad_frame", "field 'last_seq' must be an integer >= 0", NULL,
+                            0);
+            return;
+        }
+        last_seq = json_integer_value(ls);
+    }
+    if (!token) {
+        start_conversation(chat, k, lang, name, email, page);
+        return;
+    }
+    int64_t now = cd_wall_s();
+    if (auth_throttle_blocked(chat->throttle, k->address, now)) {
+        chat_emit_error(chat, id, "throttled", "too many bad tokens; try again later", NULL, 0);
+        chat_emit_close(chat, id, 1008, "throttled");
+        return;
+    }
+    unsigned char hash[AUTH_HASH_LEN];
+    struct store_conversation rec;
+    int rc = auth_token_hash(token, strlen(token), hash);
+    if (!rc)
+        rc = store_conversation_by_token(chat->store, hash, &rec);
+    if (!rc && !auth_equal(rec.token_hash, hash, AUTH_HASH_LEN)) {
+        store_conversation_clear(&rec);
+        rc = CD_ENOTFOUND;
+    }
+    if (rc) {
+        auth_throttle_fail(chat->throttle, k->address, now);
+        chat_emit_error(chat, id,
+                        rc == CD_EINVAL || rc == CD_ENOTFOUND ? "bad_token" : "store_failed",
+                        rc == CD_EINVAL || rc == CD_ENOTFOUND
+                            ? "unknown conversation token; start a new conversation without one"
+                            : cd_strerror(rc),
+                        NULL, 0);
+        return;
+    }
+    struct conv *c = chat_conv_cached(chat, rec.id);
+    if (c) {
+        store_conversation_clear(&rec);
+    } else {
+        c = chat_conv_adopt(chat, &rec);
+        if (!c) {
+            store_conversation_clear(&rec);
+            chat_emit_error(chat, id, "store_failed", "out of memory", NULL, 0);
+            return;
+        }
+    }
+    int was_alone = c->n_conns == 0;
+    attach(chat, k, c);
+    char hex[AUTH_TOKEN_HEX + 1];
+    for (int i = 0; i < AUTH_TOKEN_HEX; i++) {
+        char ch = token[i];
+        hex[i] = (char)(ch >= 'A' && ch <= 'F' ? ch - 'A' + 'a' : ch);
+    }
+    hex[AUTH_TOKEN_HEX] = '\0';
+    k->is_resyncing = 1;
+    chat_emit(chat, id, welcome_frame(c, hex, 1));
+    if (last_seq >= 0 && last_seq < c->rec.last_seq) {
+        k->is_replaying = 1;
+        k->replay_after = last_seq;
+        chat->n_replaying++;
+        chat_replay_step(chat, k);
+    } else {
+        replay_done(chat, k);
+    }
+    if (was_alone && c->rec.state == STORE_STATE_WITH_AGENT)
+        chat_emit_agent(chat, c->rec.agent_id,
+                        json_pack("{s:s, s:I}", "type", "customer_back", "conversation",
+                                  (json_int_t)c->rec.id));
+}
+
+struct dup_ctx {
+    struct chat *chat;
+    struct conv *conv;
+    uint64_t conn;
+    int n;
+    int64_t seq;
+    int has_reply;
+};
+
+static int dup_one(void *ctx, const struct store_message *m)
+{
+    struct dup_ctx *d = ctx;
+    if (d->n++ == 0) {
+        d->seq = m->seq;
+        return 0;
+    }
+    d->has_reply = 1;
+    chat_emit(d->chat, d->conn, message_frame(d->chat, d->conv, m));
+    return 0;
+}
+
+/* A message id that is already stored: answer as the first time (the same
+ * reply, or an ack), storing nothing. */
+static void resend_answer(struct chat *chat, struct conv *c, uint64_t conn, const char *client_id)
+{
+    struct dup_ctx d = {chat, c, conn, 0, 0, 0};
+    store_message_by_client_id(chat->store, c->rec.id, client_id, dup_one, &d);
+    if (!d.has_reply)
+        chat_emit(chat, conn,
+                  json_pack("{s:s, s:s, s:I, s:b}", "type", "ack", "reply_to", client_id, "seq",
+                            (json_int_t)d.seq, "duplicate", 1));
+}
+
+/* 1 if text is a valid answer to the detail conversation c is collecting
+ * (the intent's collect.regex, if it has one). *prompt gets the intent's
+ * question, valid while the intent set is. */
+static int collect_matches(struct chat *chat, struct conv *c, const char *text, const char **prompt)
+{
+    *prompt = NULL;
+    if (!chat->triage)
+        return 1;
+    const struct intents *set = triage_intents(chat->triage);
+    int i = set ? intents_find(set, c->collect_intent) : -1;
+    const struct intent *in = i >= 0 ? intents_get(set, i) : NULL;
+    if (!in || !in->collect.regex || !in->collect.regex[0])
+        return 1;
+    *prompt = in->collect.prompt;
+    regex_t re;
+    if (regcomp(&re, in->collect.regex, REG_EXTENDED | REG_NOSUB | REG_ICASE))
+        return 1;
+    int is_match = regexec(&re, text, 0, NULL, 0) == 0;
+    regfree(&re);
+    return is_match;
+}
+
+/* message {id, text, choice?} */
+static void customer_message(struct chat *chat, struct conn *k, json_t *o)
+{
+    uint64_t id = k->node.key;
+    const char *client_id, *text, *choice;
+    /* The id is a string (protocol.md): a number is a wrong type, not an id. */
+    if (chat_need_str(chat, id, o, "id", 1, CLIENT_ID_MAX, &client_id, NULL) < 0)
+        return;
+    if (!strncmp(client_id, "agent:", 6)) {
+        chat_emit_error(chat, id, "bad_frame", "field 'id' may not start with \"agent:\"", NULL, 0);
+        return;
+    }
+    if (chat_need_str(chat, id, o, "text", 1, (size_t)chat->settings.max_message_bytes, &text,
+                      client_id) < 0 ||
+        chat_field_str(chat, id, o, "choice", 1, INTENT_NAME_MAX - 1, &choice, client_id) < 0)
+        return;
+    size_t n_text = strlen(text);
+    int is_blank = 1;
+    for (size_t i = 0; i < n_text && is_blank; i++)
+        if (text[i] != ' ' && text[i] != '\n' && text[i] != '\t' && text[i] != '\r')
+            is_blank = 0;
+    if (is_blank) {
+        chat_emit_error(chat, id, "bad_frame", "field 'text' is empty", client_id, 0);
+        return;
+    }
+    struct conv *c = k->conv;
+    if (!c) {
+        c = start_conversation(chat, k, NULL, NULL, NULL, NULL);
+        if (!c)
+            return;
+    }
+    if (c->rec.state == STORE_STATE_CLOSED || c->rec.state == STORE_STATE_RATED) {
+        chat_emit_error(chat, id, "bad_state", "this conversation is closed; start a new one",
+                        client_id, 0);
+        return;
+    }
+    char *masked = redact_text(chat->redactor, text, n_text, NULL);
+    if (!masked) {
+        chat_emit_error(chat, id, "store_failed", "out of memory", client_id, 0);
+        return;
+    }
+    int rc = chat_unit_begin(chat);
+    int64_t seq = 0;
+    if (!rc)
+        rc = chat_append_message(chat, c, STORE_SENDER_CUSTOMER, client_id, NULL, masked, NULL, 0,
+                                 &seq);
+    if (rc == CD_EEXIST) {
+        chat_unit_end(chat);
+        resend_answer(chat, c, id, client_id);
+        free(masked);
+        return;
+    }
+    if (!rc) {
+        chat->m.n_messages_in++;
+        if (c->rec.state == STORE_STATE_QUEUED || c->rec.state == STORE_STATE_WITH_AGENT) {
+            chat_emit_customer_stored(chat, c,
+                                      json_pack("{s:s, s:s, s:I}", "type", "ack", "reply_to",
+                                                client_id, "seq", (json_int_t)seq));
+            if (c->rec.state == STORE_STATE_WITH_AGENT) {
+                chat_emit_agent(chat, c->rec.agent_id,
+                                json_pack("{s:s, s:I, s:I, s:s}", "type", "customer_message",
+                                          "conversation", (json_int_t)c->rec.id, "seq",
+                                          (json_int_t)seq, "text", masked));
+            } else {
+                queue_set_preview(chat->queue, c->rec.id, masked);
+                chat->is_queue_dirty = 1;
+            }
+        } else {
+            struct triage_decision d;
+            memset(&d, 0, sizeof d);
+            if (c->rec.state == STORE_STATE_COLLECTING) {
+                /* The detail the bot asked for: hand off with it, unless it
+                 * does not look like one (asked again once). */
+                snprintf(d.intent, sizeof d.intent, "%s", c->collect_intent);
+                snprintf(d.queue, sizeof d.queue, "%s", c->collect_queue);
+                d.priority = c->collect_priority;
+                d.confidence = c->rec.confidence;
+                d.action = TRIAGE_HANDOFF;
+                const char *prompt = NULL;
+                if (!c->n_collect_tries++ && !collect_matches(chat, c, masked, &prompt) && prompt) {
+                    char again[600];
+                    snprintf(again, sizeof again, "%s %s", triage_say(TRIAGE_SAY_COLLECT_AGAIN),
+                             prompt);
+                    d.collect_field = strdup(c->collect_field);
+                    d.collect_prompt = strdup(again);
+                    d.answer = strdup(again);
+                    rc = d.answer && d.collect_field && d.collect_prompt ? 0 : CD_ENOMEM;
+                } else {
+                    d.answer = strdup(triage_say(TRIAGE_SAY_COLLECTED));
+                    rc = d.answer ? 0 : CD_ENOMEM;
+                }
+            } else {
+                int is_choice = 0;
+                for (int i = 0; choice && i < c->n_choices; i++)
+                    if (!strcmp(choice, c->choices[i]))
+                        is_choice = 1;
+                rc = is_choice ? triage_decide_choice(chat->triage, chat->kb, choice, &d)
+                               : CD_ENOTFOUND;
+                if (rc) {
+                    triage_decision_clear(&d);
+                    memset(&d, 0, sizeof d);
+                    rc = chat_decide(chat, c, masked, strlen(masked), &d);
+                }
+                if (rc == CD_EINVAL) {
+                    triage_decision_clear(&d);
+                    chat_unit_undo(chat);
+                    chat_emit_error(chat, id, "bad_utf8", "text is not valid UTF-8", client_id, 0);
+                    free(masked);
+                    return;
+                }
+            }
+            if (!rc) {
+                chat_update_context(c, &d);
+                rc = bot_reply(chat, c, client_id, seq, masked, &d);
+            }
+            triage_decision_clear(&d);
+        }
+    }
+    free(masked);
+    if (rc) {
+        chat_unit_undo(chat);
+        chat->m.n_store_errors++;
+        chat_emit_error(chat, id, "store_failed", cd_strerror(rc), client_id, 0);
+        return;
+    }
+    chat_unit_end(chat);
+}
+
+struct bot_msg_ctx {
+    int is_bot;
+    int64_t question_seq;
+    char article[KB_ID_MAX];
+    char *question;
+};
+
+static int read_bot_msg(void *ctx, const struct store_message *m)
+{
+    struct bot_msg_ctx *b = ctx;
+    if (m->sender != STORE_SENDER_BOT)
+        return 0;
+    b->is_bot = 1;
+    json_t *meta = m->meta ? json_loads(m->meta, 0, NULL) : NULL;
+    json_t *qs = meta ? json_object_get(meta, "question_seq") : NULL;
+    b->question_seq = json_is_integer(qs) ? json_integer_value(qs) : 0;
+    json_t *a = meta ? json_array_get(json_object_get(meta, "articles"), 0) : NULL;
+    const char *aid = a ? json_string_value(json_object_get(a, "id")) : NULL;
+    snprintf(b->article, sizeof b->article, "%s", aid ? aid : "");
+    json_decref(meta);
+    return 0;
+}
+
+static int read_question(void *ctx, const struct store_message *m)
+{
+    struct bot_msg_ctx *b = ctx;
+    if (m->sender == STORE_SENDER_CUSTOMER && !b->question)
+        b->question = strdup(m->text);
+    return 0;
+}
+
+static void defer_learn(struct chat *chat, const char *question, const char *article)
+{
+    if (!chat->kb || !question || !article[0])
+        return;
+    if (chat->n_learns == chat->cap_learns) {
+        int cap = chat->cap_learns ? chat->cap_learns * 2 : 8;
+        struct pending_learn *l = realloc(chat->learns, (size_t)cap * sizeof *l);
+        if (!l)
+            return;
+        chat->learns = l;
+        chat->cap_learns = cap;
+    }
+    struct pending_learn *l = &chat->learns[chat->n_learns];
+    l->question = strdup(question);
+    if (!l->question)
+        return;
+    snprintf(l->article, sizeof l->article, "%s", article);
+    chat->n_learns++;
+}
+
+/* feedback {seq, helpful} */
+static void customer_feedback(struct chat *chat, struct conn *k, json_t *o)
+{
+    uint64_t id = k->node.key;
+    struct conv *c = k->conv;
+    int64_t seq;
+    if (chat_need_int(chat, id, o, "seq", 1, INT64_MAX, &seq) < 0)
+        return;
+    json_t *h = json_object_get(o, "helpful");
+    if (!json_is_boolean(h)) {
+        chat_emit_error(chat, id, "bad_frame", "field 'helpful' must be true or false", NULL, 0);
+        return;
+    }
+    int is_helpful = json_is_true(h);
+    struct bot_msg_ctx b;
+    memset(&b, 0, sizeof b);
+    if (seq <= c->rec.last_seq)
+        store_messages_after(chat->store, c->rec.id, seq - 1, 1, read_bot_msg, &b);
+    if (!b.is_bot) {
+        chat_emit_error(chat, id, "bad_frame",
+                        "field 'seq' is not a bot reply in this conversation", NULL, 0);
+        return;
+    }
+    if (b.question_seq > 0)
+        store_messages_after(chat->store, c->rec.id, b.question_seq - 1, 1, read_question, &b);
+    int rc = chat_unit_begin(chat);
+    if (!rc)
+        rc = store_feedback_add(chat->store, c->rec.id, seq, is_helpful,
+                                b.article[0] ? b.article : NULL, b.question);
+    if (!rc && !is_helpful && b.question)
+        rc = store_unanswered_add(chat->store, c->rec.id, b.question, c->rec.lang, c->rec.intent,
+                                  c->rec.confidence);
+    if (rc)
+        goto fail;
+    chat_emit_customer(chat, c,
+                       json_pack("{s:s, s:I, s:b}", "type", "feedback_ok", "seq", (json_int_t)seq,
+                                 "helpful", is_helpful));
+    if (is_helpful) {
+        defer_learn(chat, b.question, b.article);
+    } else if (c->rec.state == STORE_STATE_BOT || c->rec.state == STORE_STATE_CLARIFYING) {
+        /* "No": ask again with the policy's view of a conversation that did
+         * not help: clarify among the candidates, or hand off. */
+        c->tctx.n_not_helped++;
+        struct triage_decision d;
+        memset(&d, 0, sizeof d);
+        const char *q = b.question ? b.question : "";
+        rc = chat_decide(chat, c, q, strlen(q), &d);
+        if (!rc) /* the same kind of answer did not help: a choice, else a person */
+            rc = triage_not_helped(&d);
+        if (!rc) {
+            if (d.action == TRIAGE_HANDOFF && !d.queue[0])
+                snprintf(d.queue, sizeof d.queue, "general");
+            rc = bot_reply(chat, c, NULL, b.question_seq, NULL, &d);
+        }
+        triage_decision_clear(&d);
+        if (rc)
+            goto fail;
+    }
+    free(b.question);
+    chat_unit_end(chat);
+    return;
+fail:
+    free(b.question);
+    chat_unit_undo(chat);
+    chat->m.n_store_errors++;
+    chat_emit_error(chat, id, "store_failed", cd_strerror(rc), NULL, 0);
+}
+
+/* handoff {} */
+static void customer_handoff(struct chat *chat, struct conn *k)
+{
+    struct conv *c = k->conv;
+    if (c->rec.state == STORE_STATE_QUEUED) {
+        chat_emit(chat, k->node.key, chat_queued_frame(chat, c, 0));
+        return;
+    }
+    if (c->rec.state != STORE_STATE_BOT && c->rec.state != STORE_STATE_CLARIFYING &&
+        c->rec.state != STORE_STATE_COLLECTING) {
+        chat_emit_error(chat, k->node.key, "bad_state",
+                        c->rec.state == STORE_STATE_WITH_AGENT ? "an agent already has this chat"
+                                                               : "this conversation is closed",
+                        NULL, 0);
+        return;
+    }
+    struct triage_decision d;
+    int rc = triage_person_request(chat->triage, c->last_intent, c->collect_queue, &d);
+    if (!rc)
+        rc = chat_unit_begin(chat);
+    if (!rc)
+        rc = bot_reply(chat, c, NULL, 0, NULL, &d);
+    triage_decision_clear(&d);
+    if (rc) {
+        chat_unit_undo(chat);
+        chat->m.n_store_errors++;
+        chat_emit_error(chat, k->node.key, "store_failed", cd_strerror(rc), NULL, 0);
+        return;
+    }
+    chat_unit_end(chat);
+}
+
+/* contact {email?, name?} */
+static void customer_contact(struct chat *chat, struct conn *k, json_t *o)
+{
+    uint64_t id = k->node.key;
+    struct conv *c = k->conv;
+    const char *email, *name;
+    if (chat_field_str(chat, id, o, "email", 3, EMAIL_MAX_BYTES, &email, NULL) < 0 ||
+        chat_field_str(chat, id, o, "name", 1, NAME_MAX_BYTES, &name, NULL) < 0)
+        return;
+    if (!email && !name) {
+        chat_emit_error(chat, id, "bad_frame", "send 'email' or 'name'", NULL, 0);
+        return;
+    }
+    if (email && !strchr(email, '@')) {
+        chat_emit_error(chat, id, "bad_frame", "field 'email' must be an email address", NULL, 0);
+        return;
+    }
+    char *new_email = email ? strdup(email) : NULL;
+    char *new_name = name ? strdup(name) : NULL;
+    if ((email && !new_email) || (name && !new_name)) {
+        free(new_email);
+        free(new_name);
+        chat_emit_error(chat, id, "store_failed", "out of memory", NULL, 0);
+        return;
+    }
+    char *old_email = c->rec.customer_email, *old_name = c->rec.customer_name;
+    if (new_email)
+        c->rec.customer_email = new_email;
+    if (new_name)
+        c->rec.customer_name = new_name;
+    int rc = chat_unit_begin(chat);
+    if (!rc)
+        rc = chat_save_conv(chat, c);
+    if (rc) {
+        chat_unit_undo(chat);
+        c->rec.customer_email = old_email;
+        c->rec.customer_name = old_name;
+        free(new_email);
+        free(new_name);
+        chat_emit_error(chat, id, "store_failed", cd_strerror(rc), NULL, 0);
+        return;
+    }
+    chat_unit_end(chat);
+    if (new_email)
+        free(old_email);
+    if (new_name)
+        free(old_name);
+    json_t *ok = json_pack("{s:s}", "type", "contact_ok");
+    if (ok && email)
+        json_object_set_new(ok, "email", json_string(email));
+    if (ok && name)
+        json_object_set_new(ok, "name", json_string(name));
+    chat_emit_customer(chat, c, ok);
+}
+
+/* close {} */
+static void customer_close(struct chat *chat, struct conn *k)
+{
+    struct conv *c = k->conv;
+    if (c->rec.state == STORE_STATE_CLOSED || c->rec.state == STORE_STATE_RATED) {
+        chat_emit_error(chat, k->node.key, "bad_state", "this conversation is already closed", NULL,
+                        0);
+        return;
+    }
+    int rc = chat_unit_begin(chat);
+    if (!rc)
+        rc = chat_close_conversation(chat, c, "customer", NULL, NULL);
+    if (rc) {
+        chat_unit_undo(chat);
+        chat->m.n_store_errors++;
+        chat_emit_error(chat, k->node.key, "store_failed", cd_strerror(rc), NULL, 0);
+        return;
+    }
+    chat_unit_end(chat);
+}
+
+/* rating {score, comment?} */
+static void customer_rating(struct chat *chat, struct conn *k, json_t *o)
+{
+    uint64_t id = k->node.key;
+    struct conv *c = k->conv;
+    json_t *sv = json_object_get(o, "score");
+    const char *comment;
+    if (!json_is_integer(sv) || json_integer_value(sv) < 1 || json_integer_value(sv) > 5) {
+        chat_emit_error(chat, id, "bad_frame", "field 'score' must be an integer from 1 to 5", NULL,
+                        0);
+        return;
+    }
+    if (chat_field_str(chat, id, o, "comment", 0, NOTE_MAX_BYTES, &comment, NULL) < 0)
+        return;
+    if (c->rec.state != STORE_STATE_CLOSED) {
+        chat_emit_error(chat, id, "bad_state",
+                        c->rec.state == STORE_STATE_RATED
+                            ? "this conversation is already rated"
+                            : "rate the conversation after it is closed",
+                        NULL, 0);
+        return;
+    }
+    char *masked = comment ? redact_text(chat->redactor, comment, strlen(comment), NULL) : NULL;
+    if (comment && !masked) {
+        chat_emit_error(chat, id, "store_failed", "out of memory", NULL, 0);
+        return;
+    }
+    char *old_comment = c->rec.comment;
+    int score = (int)json_integer_value(sv);
+    c->rec.rating = score;
+    c->rec.state = STORE_STATE_RATED;
+    if (masked)
+        c->rec.comment = masked;
+    int rc = chat_unit_begin(chat);
+    if (!rc)
+        rc = chat_save_conv(chat, c);
+    if (rc) {
+        chat_unit_undo(chat);
+        c->rec.rating = 0;
+        c->rec.state = STORE_STATE_CLOSED;
+        c->rec.comment = old_comment;
+        free(masked);
+        chat_emit_error(chat, id, "store_failed", cd_strerror(rc), NULL, 0);
+        return;
+    }
+    chat_unit_end(chat);
+    if (masked)
+        free(old_comment);
+    chat_emit_customer(chat, c, json_pack("{s:s, s:i}", "type", "rating_ok", "score", score));
+    if (c->rec.agent_id) {
+        json_t *r = json_pack("{s:s, s:I, s:i}", "type", "rating", "conversation",
+                              (json_int_t)c->rec.id, "score", score);
+        if (r && c->rec.comment)
+            json_object_set_new(r, "comment", json_string(c->rec.comment));
+        chat_emit_agent(chat, c->rec.agent_id, r);
+    }
+}
+
+/* typing {} */
+static void customer_typing(struct chat *chat, struct conn *k)
+{
+    struct conv *c = k->conv;
+    if (c->rec.state == STORE_STATE_WITH_AGENT)
+        chat_emit_agent(chat, c->rec.agent_id,
+                        json_pack("{s:s, s:I, s:s}", "type", "typing", "conversation",
+                                  (json_int_t)c->rec.id, "from", "customer"));
+}
+
+void chat_customer_open(struct chat *chat, uint64_t conn, const struct chat_peer *peer)
+{
+    if (chat_conn_new(chat, conn, CONN_CUSTOMER, peer))
+        chat->m.n_customer_connections++;
+}
+
+void chat_customer_frame(struct chat *chat, uint64_t conn, const char *text, size_t len)
+{
+    struct conn *k = chat_conn_get(chat, conn);
+    if (!k || k->kind != CONN_CUSTOMER || k->is_closing)
+        return;
+    const char *type = NULL;
+    json_t *o = chat_parse_frame(chat, conn, text, len, &type);
+    if (!o)
+        return;
+    if (!strcmp(type, "hello")) {
+        customer_hello(chat, k, o);
+    } else if (!strcmp(type, "message")) {
+        customer_message(chat, k, o);
+    } else if (!strcmp(type, "feedback") || !strcmp(type, "handoff") || !strcmp(type, "typing") ||
+               !strcmp(type, "rating") || !strcmp(type, "close") || !strcmp(type, "contact")) {
+        if (!k->conv)
+            chat_emit_error(chat, conn, "no_conversation",
+                            "send 'hello' or a 'message' to start a conversation first", NULL, 0);
+        else if (!strcmp(type, "feedback"))
+            customer_feedback(chat, k, o);
+        else if (!strcmp(type, "handoff"))
+            customer_handoff(chat, k);
+        else if (!strcmp(type, "typing"))
+            customer_typing(chat, k);
+        else if (!strcmp(type, "rating"))
+            customer_rating(chat, k, o);
+        else if (!strcmp(type, "close"))
+            customer_close(chat, k);
+        else
+            customer_contact(chat, k, o);
+    } else {
+        char msg[128];
+        snprintf(msg, sizeof msg, "unknown frame type '%.60s'", type);
+        chat_emit_error(chat, conn, "unknown_type", msg, NULL, 0);
+    }
+    json_decref(o);
+}
+
+void chat_customer_closed(struct chat *chat, uint64_t conn)
+{
+    struct conn *k = chat_conn_get(chat, conn);
+    if (!k || k->kind != CONN_CUSTOMER)
+        return;
+    struct conv *c = k->conv;
+    chat_detach(chat, k);
+    if (c) {
+        chat_touch(chat, c);
+        if (c->n_conns == 0 && c->rec.state == STORE_STATE_WITH_AGENT)
+            chat_emit_agent(chat, c->rec.agent_id,
+                            json_pack("{s:s, s:I, s:s}", "type", "customer_left", "conversation",
+                                      (json_int_t)c->rec.id, "reason", "disconnected"));
+    }
+    chat->m.n_customer_connections--;
+    chat_drop_conn(chat, k);
+}

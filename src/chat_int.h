@@ -1,0 +1,181 @@
+/* chat_int: what chat.c, chat_customer.c and chat_agent.c share and nothing else sees: the
+ * state of connections and conversations, struct chat, and the helpers each protocol uses to
+ * queue frames, run a unit of work and store messages. Include only from src/chat*.c. */
+#ifndef CD_CHAT_INT_H
+#define CD_CHAT_INT_H
+
+#include "chat.h"
+
+#include "auth.h"
+#include "cd.h"
+#include "htable.h"
+#include "intents.h"
+#include "kb.h"
+#include "queue.h"
+#include "redact.h"
+#include "store.h"
+#include "text.h"
+#include "triage.h"
+
+#include <jansson.h>
+
+#define CLIENT_ID_MAX   STORE_CLIENT_ID_MAX
+#define AGENT_ID_MAX    40 /* an agent message id, under the "agent:N:" prefix */
+#define NAME_MAX_BYTES  128
+#define EMAIL_MAX_BYTES 254
+#define PAGE_MAX_BYTES  2048
+#define NOTE_MAX_BYTES  2000
+#define REPLAY_BATCH    500
+#define TRANSCRIPT_MAX  1000
+#define HISTORY_MAX     10
+
+/* ---- state ---- */
+
+enum conn_kind { CONN_CUSTOMER, CONN_AGENT };
+
+struct conv;
+
+struct conn {
+    struct htable_node node; /* key: connection id */
+    enum conn_kind kind;
+    char address[64];
+    struct conv *conv;         /* customer: the conversation, once started */
+    struct conn *next_in_conv; /* customer: other connections of conv */
+    int is_authed;             /* agent */
+    struct auth_user agent;    /* agent */
+    struct conn *prev_agent, *next_agent;
+    int has_pending;      /* frames queued in this turn */
+    int n_pending;        /* how many */
+    int64_t replay_after; /* replaying: the last seq sent so far */
+    int is_replaying;     /* stored messages still to send after resume */
+    int is_resyncing;     /* a welcome or replay frames wait in this turn */
+    int is_closing;       /* a close is queued: later frames are ignored */
+};
+
+struct conv {
+    struct htable_node node; /* key: conversation id */
+    struct store_conversation rec;
+    struct triage_context tctx;
+    char last_intent[INTENT_NAME_MAX];
+    uint64_t last_text_key;
+    struct conn *conns;
+    int n_conns;
+    char agent_name[64];
+    int last_position, last_eta; /* last queued status sent */
+    char choices[TRIAGE_MAX_CANDIDATES][INTENT_NAME_MAX];
+    int n_choices;
+    char collect_field[64];
+    char collect_intent[INTENT_NAME_MAX];
+    char collect_queue[32];
+    int collect_priority;
+    int n_collect_tries;
+    int is_touched;
+    struct conv *next_touched;
+};
+
+/* A frame to send, or (text NULL) a close to make once the frames queued
+ * before it are out: an error frame must reach the client before the close
+ * that follows it. */
+struct pending_frame {
+    uint64_t conn;
+    char *text;
+    size_t len;
+    int close_code;
+    const char *close_reason; /* a static string */
+};
+
+struct pending_learn {
+    char *question;
+    char article[KB_ID_MAX];
+};
+
+struct chat {
+    struct chat_settings settings;
+    char public_url[512];
+    struct store *store;
+    struct kb *kb;
+    struct triage *triage;
+    struct chat_io io;
+    int (*room)(void *ctx, uint64_t conn); /* chat_set_room(), or NULL */
+    struct redactor *redactor;
+    int owns_redactor;
+    struct queue *queue;
+    struct auth_throttle *throttle;
+    struct htable conns;
+    struct htable convs;
+    struct conn *agents; /* authenticated agent connections */
+    struct pending_frame *frames;
+    int n_frames, cap_frames;
+    struct pending_learn *learns;
+    int n_learns, cap_learns;
+    struct conv *touched;
+    int unit_frames; /* frames queued before the current unit of work */
+    /* Conversations whose last_seq the current unit moved, with the value
+     * before, so that an undone unit puts them back (seq hints must never
+     * run ahead of the store). */
+    struct conv *unit_convs[4];
+    int64_t unit_last_seq[4];
+    int n_unit_convs;
+    int n_replaying;    /* customer connections with a paced replay under way */
+    int is_queue_dirty; /* the waiting list or agents changed: agents get a new view */
+    int is_eta_dirty;   /* time passed: customers' estimates may have moved */
+    int64_t last_retention_s;
+    struct chat_metrics m;
+};
+
+/* ---- chat.c: frames out, units of work, conversations, storing, queue status, decisions ---- */
+
+void chat_touch(struct chat *chat, struct conv *c);
+struct conn *chat_conn_get(struct chat *chat, uint64_t id);
+void chat_emit_close(struct chat *chat, uint64_t conn_id, int code, const char *reason);
+void chat_emit(struct chat *chat, uint64_t conn_id, json_t *obj);
+void chat_emit_customer(struct chat *chat, struct conv *c, json_t *obj);
+void chat_emit_customer_stored_text(struct chat *chat, struct conv *c, const char *text);
+void chat_emit_customer_stored(struct chat *chat, struct conv *c, json_t *obj);
+void chat_emit_agent(struct chat *chat, int64_t agent_id, json_t *obj);
+void chat_emit_error(struct chat *chat, uint64_t conn_id, const char *code, const char *message,
+                     const char *reply_to, int64_t conversation);
+int chat_unit_begin(struct chat *chat);
+void chat_unit_end(struct chat *chat);
+void chat_unit_undo(struct chat *chat);
+struct conv *chat_conv_cached(struct chat *chat, int64_t id);
+struct conv *chat_conv_adopt(struct chat *chat, struct store_conversation *rec);
+void chat_agent_name_of(struct chat *chat, int64_t agent_id, char *out, size_t cap);
+void chat_queue_item_of(struct conv *c, struct queue_item *it);
+int chat_field_str(struct chat *chat, uint64_t conn, json_t *o, const char *key, size_t min,
+                   size_t max, const char **out, const char *reply_to);
+int chat_need_str(struct chat *chat, uint64_t conn, json_t *o, const char *key, size_t min,
+                  size_t max, const char **out, const char *reply_to);
+int chat_need_int(struct chat *chat, uint64_t conn, json_t *o, const char *key, int64_t min,
+                  int64_t max, int64_t *out);
+int chat_append_message(struct chat *chat, struct conv *c, int sender, const char *client_id,
+                        const char *reply_to, const char *text, const char *meta, int64_t agent_id,
+                        int64_t *seq);
+int chat_append_event(struct chat *chat, struct conv *c, const char *event, const char *text,
+                      json_t *extra, int64_t *seq);
+int chat_save_conv(struct chat *chat, struct conv *c);
+json_t *chat_queued_frame(struct chat *chat, struct conv *c, int64_t seq);
+json_t *chat_queue_items_json(struct chat *chat);
+int chat_decide(struct chat *chat, struct conv *c, const char *text, size_t n,
+                struct triage_decision *d);
+void chat_update_context(struct conv *c, const struct triage_decision *d);
+int chat_enqueue(struct chat *chat, struct conv *c, const char *queue_name, int priority);
+int chat_close_conversation(struct chat *chat, struct conv *c, const char *by,
+                            const char *disposition, const char *note);
+json_t *chat_parse_frame(struct chat *chat, uint64_t conn, const char *text, size_t len,
+                         const char **type);
+struct conn *chat_conn_new(struct chat *chat, uint64_t id, enum conn_kind kind,
+                           const struct chat_peer *peer);
+void chat_detach(struct chat *chat, struct conn *k);
+void chat_drop_conn(struct chat *chat, struct conn *k);
+
+/* ---- chat_customer.c ---- */
+
+void chat_replay_step(struct chat *chat, struct conn *k);
+
+/* ---- chat_agent.c ---- */
+
+int chat_assign(struct chat *chat, struct conv *c, int64_t agent_id);
+int chat_requeue(struct chat *chat, struct conv *c, const char *queue_arg, const char *why);
+
+#endif

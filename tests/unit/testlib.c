@@ -1,0 +1,83 @@
+/* testlib: helpers shared by the unit tests (testlib.h). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "testlib.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void testlib_remove_db(const char *path)
+{
+    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
+    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+        char p[512];
+        snprintf(p, sizeof p, "%s%s", path, suffixes[i]);
+        unlink(p);
+    }
+}
+
+char *testlib_db_path(char *out, size_t cap, const char *name)
+{
+    snprintf(out, cap, "/tmp/cd-test-%s-%d.db", name, (int)getpid());
+    return out;
+}
+
+static void io_send(void *ctx, uint64_t conn, const char *frame, size_t len)
+{
+    struct testlib_io *io = ctx;
+    if (io->n == io->cap) {
+        int cap = io->cap ? io->cap * 2 : 256;
+        struct testlib_frame *f = realloc(io->frames, (size_t)cap * sizeof *f);
+        assert_non_null(f);
+        io->frames = f;
+        io->cap = cap;
+    }
+    char *text = malloc(len + 1);
+    assert_non_null(text);
+    memcpy(text, frame, len);
+    text[len] = '\0';
+    io->frames[io->n++] = (struct testlib_frame){conn, text, len};
+}
+
+static void io_close(void *ctx, uint64_t conn, int code, const char *reason)
+{
+    struct testlib_io *io = ctx;
+    if (io->is_close_fatal)
+        fail_msg("connection %llu closed with %d (%s)", (unsigned long long)conn, code,
+                 reason ? reason : "");
+    if (io->n_closed == io->cap_closed) {
+        int cap = io->cap_closed ? io->cap_closed * 2 : 16;
+        struct testlib_close *c = realloc(io->closes, (size_t)cap * sizeof *c);
+        assert_non_null(c);
+        io->closes = c;
+        io->cap_closed = cap;
+    }
+    io->closes[io->n_closed++] = (struct testlib_close){conn, code, io->n};
+}
+
+struct chat_io testlib_chat_io(struct testlib_io *io)
+{
+    struct chat_io c;
+    memset(&c, 0, sizeof c);
+    c.send = io_send;
+    c.close = io_close;
+    c.ctx = io;
+    return c;
+}
+
+void testlib_io_reset(struct testlib_io *io)
+{
+    for (int i = 0; i < io->n; i++)
+        free(io->frames[i].text);
+    free(io->frames);
+    free(io->closes);
+    int is_close_fatal = io->is_close_fatal;
+    memset(io, 0, sizeof *io);
+    io->is_close_fatal = is_close_fatal;
+}

@@ -1,0 +1,47 @@
+/* testlib: what the unit tests share, so each helper is written once: removing a test
+ * database with its WAL, shared-memory and journal files, and a fake chat transport (struct
+ * chat_io) that records every frame and close in growable arrays. Link with testlib.o (the
+ * Makefile does for every tests/unit/test_*.c); the helpers use cmocka's assertions. */
+#ifndef CD_TESTLIB_H
+#define CD_TESTLIB_H
+
+#include "chat.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Unlinks path and its "-wal", "-shm" and "-journal" files, if they exist. */
+void testlib_remove_db(const char *path);
+
+/* Writes "/tmp/cd-test-NAME-PID.db" into out (cap bytes). Returns out. */
+char *testlib_db_path(char *out, size_t cap, const char *name);
+
+struct testlib_frame {
+    uint64_t conn;
+    char *text; /* NUL-terminated copy of the frame */
+    size_t len;
+};
+
+struct testlib_close {
+    uint64_t conn;
+    int code;
+    int after; /* frames recorded (to anyone) when the close came */
+};
+
+/* A fake transport: zero-initialise, hand testlib_chat_io() to chat_new(), free with
+ * testlib_io_reset(). */
+struct testlib_io {
+    struct testlib_frame *frames;
+    int n, cap;
+    struct testlib_close *closes;
+    int n_closed, cap_closed;
+    int is_close_fatal; /* 1: a close fails the test (a transport that never closes) */
+};
+
+/* A chat_io whose send and close record into io. */
+struct chat_io testlib_chat_io(struct testlib_io *io);
+
+/* Frees every recorded frame and close and empties io (is_close_fatal is kept). */
+void testlib_io_reset(struct testlib_io *io);
+
+#endif
