@@ -64,6 +64,7 @@ struct chat_settings {
                                   Not freed by chat_free(). */
     int agent_grace_s;         /* an agent's chats wait this long for a reconnect, default 30 */
     int retention_days;        /* delete closed conversations after N days; 0 = keep */
+    int is_nps;                /* ask "how likely are you to recommend us" after the rating */
 };
 
 struct chat *chat_new(const struct chat_settings *settings, struct store *store, struct kb *kb,

@@ -48,6 +48,7 @@ struct config {
     char *sla_targets;   /* per-queue "QUEUE=FIRST_S/RESOLUTION,..."; "" = defaults */
     char *qa_rubric;     /* QA rubric file (qa.h) */
     int qa_sample;       /* conversations per agent and week drawn for QA */
+    int is_nps;          /* ask NPS (0-10) after the CSAT rating */
 
     /* Limits. */
     int max_message_bytes; /* text of one customer or agent message */

@@ -984,6 +984,8 @@ static void customer_rating(struct chat *chat, struct conn *k, json_t *o)
     if (masked)
         free(old_comment);
     chat_emit_customer(chat, c, json_pack("{s:s, s:i}", "type", "rating_ok", "score", score));
+    if (chat->settings.is_nps)
+        chat_emit_customer(chat, c, chat_nps_request());
     if (c->rec.agent_id) {
         json_t *r = json_pack("{s:s, s:I, s:i}", "type", "rating", "conversation",
                               (json_int_t)c->rec.id, "score", score);
@@ -1023,7 +1025,8 @@ void chat_customer_frame(struct chat *chat, uint64_t conn, const char *text, siz
     } else if (!strcmp(type, "message")) {
         customer_message(chat, k, o);
     } else if (!strcmp(type, "feedback") || !strcmp(type, "handoff") || !strcmp(type, "typing") ||
-               !strcmp(type, "rating") || !strcmp(type, "close") || !strcmp(type, "contact")) {
+               !strcmp(type, "rating") || !strcmp(type, "close") || !strcmp(type, "contact") ||
+               !strcmp(type, "nps")) {
         if (!k->conv)
             chat_emit_error(chat, conn, "no_conversation",
                             "send 'hello' or a 'message' to start a conversation first", NULL, 0);
@@ -1037,6 +1040,8 @@ void chat_customer_frame(struct chat *chat, uint64_t conn, const char *text, siz
             customer_rating(chat, k, o);
         else if (!strcmp(type, "close"))
             customer_close(chat, k);
+        else if (!strcmp(type, "nps"))
+            chat_customer_nps(chat, k, o);
         else
             customer_contact(chat, k, o);
     } else {

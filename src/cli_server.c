@@ -300,6 +300,7 @@ int cli_serve(int argc, char **argv)
         cs.public_url = cfg->public_url;
         cs.redactor = p.redactor;
         cs.retention_days = cfg->retention_days;
+        cs.is_nps = cfg->is_nps;
         p.chat = chat_new(&cs, p.store, p.kb, p.triage, server_chat_io(p.server));
         if (!p.chat) {
             fputs("caredesk serve: cannot start the conversation engine\n", stderr);

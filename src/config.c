@@ -60,6 +60,8 @@ static const struct setting settings[] = {
     {"sla-targets", T_STR, OFF(sla_targets), "", 0, 0,
      "per-queue SLA targets QUEUE=FIRST_RESPONSE_S/RESOLUTION (seconds, or Nbd business days), "
      "comma-separated; others: pickup-target and 1bd"},
+    {"nps", T_BOOL, OFF(is_nps), "false", 0, 1,
+     "after the CSAT rating, ask \"how likely are you to recommend us\" (0-10) and a comment"},
     {"qa-rubric", T_STR, OFF(qa_rubric), "./qa/rubric.json", 0, 0,
      "QA rubric (JSON: criteria, weights, pass mark); missing: QA audits are off"},
     {"qa-sample", T_INT, OFF(qa_sample), "4", 1, 50,

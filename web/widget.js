@@ -52,6 +52,9 @@
       expired: 'That conversation has ended. Ask away to start a new one.', rate_q: 'How did we do?', poor: 'Poor', excellent: 'Excellent',
       of5: '{0} out of 5', comment: 'Anything to add? (optional)', send_rating: 'Send rating',
       pick_score: 'Please choose a score from 1 to 5.', thanks_rating: 'Thank you for your feedback ({0} of 5).',
+      nps_q: 'How likely are you to recommend us to a friend or colleague?', nps_low: 'Not at all likely',
+      nps_high: 'Extremely likely', of10: '{0} out of 10', nps_comment: 'What is the main reason for your score? (optional)',
+      send_nps: 'Send', pick_nps: 'Please choose a number from 0 to 10.', thanks_nps: 'Thank you! ({0} of 10)',
       you_said: 'You said:', sending: 'Sending…', refused: 'Not sent',
       assistant: '{0} assistant', assistant_short: 'Assistant', support: 'Support',
       sources: 'From our help centre:', topics: 'Suggested topics', helpful_q: 'Was this helpful?',
@@ -88,6 +91,9 @@
       expired: 'Esa conversación ha terminado. Pregunta lo que quieras para empezar otra.', rate_q: '¿Qué tal te hemos atendido?', poor: 'Mal', excellent: 'Excelente',
       of5: '{0} de 5', comment: '¿Algo más que añadir? (opcional)', send_rating: 'Enviar valoración',
       pick_score: 'Elige una puntuación del 1 al 5.', thanks_rating: 'Gracias por tu valoración ({0} de 5).',
+      nps_q: '¿Qué probabilidad hay de que nos recomiendes a un amigo o colega?', nps_low: 'Nada probable',
+      nps_high: 'Muy probable', of10: '{0} de 10', nps_comment: '¿Cuál es el motivo principal de tu puntuación? (opcional)',
+      send_nps: 'Enviar', pick_nps: 'Elige un número del 0 al 10.', thanks_nps: '¡Gracias! ({0} de 10)',
       you_said: 'Has escrito:', sending: 'Enviando…', refused: 'No enviado',
       assistant: 'Asistente de {0}', assistant_short: 'Asistente', support: 'Soporte',
       sources: 'De nuestro centro de ayuda:', topics: 'Temas sugeridos', helpful_q: '¿Te ha sido útil?',
@@ -384,6 +390,15 @@
     '.scale{display:flex;justify-content:space-between;width:244px;font-size:12px;color:var(--cd-muted);margin-top:4px}',
     '.rating textarea{width:100%;margin-top:4px;min-height:44px}',
     '.rating label.c{display:block;margin-top:8px;font-size:14px}',
+    '.nps{padding:14px 16px 16px;background:#fff;border-top:1px solid var(--cd-line)}',
+    '.nps[hidden]{display:none}',
+    '.nps fieldset{border:0;margin:0;padding:0}',
+    '.nps legend{font-weight:650;margin-bottom:6px;padding:0}',
+    '.nps textarea{width:100%;margin-top:4px;min-height:44px}',
+    '.nps label.c{display:block;margin-top:8px;font-size:14px}',
+    '.nps-scale{flex-wrap:wrap;gap:4px}',
+    '.nps-scale span{width:30px;height:36px;border-radius:8px}',
+    '.nps .scale{width:auto;max-width:374px}',
     '.primary{margin-top:10px;border:0;border-radius:10px;padding:9px 16px;cursor:pointer;',
     'background:var(--cd-accent);color:var(--cd-on-accent);font-weight:600;min-height:40px}',
     '.note{margin:8px 0 0;font-size:14px}',
@@ -429,6 +444,7 @@
     input, send_btn
   ]);
   var rating = build_rating();
+  var nps = build_nps();
   var panel = h('section', {
     id: 'cd-panel', class: 'panel', role: 'dialog', 'aria-labelledby': 'cd-title', hidden: true
   }, [
@@ -436,7 +452,7 @@
       h('div', { class: 'who' }, [h('h2', { id: 'cd-title', text: cfg.title }), sub_el, conn_el]),
       close_btn
     ]),
-    banner, log, typing_el, bar, composer, rating, live
+    banner, log, typing_el, bar, composer, rating, nps, live
   ]);
   root.appendChild(launcher);
   root.appendChild(panel);
@@ -461,6 +477,28 @@
       h('button', { class: 'primary', type: 'submit', text: T('send_rating') })
     ]);
     return form;
+  }
+
+  /* The NPS question, when the server asks it after the rating (nps_request). */
+  function build_nps() {
+    var scale = h('div', { class: 'stars nps-scale' });
+    for (var i = 0; i <= 10; i++) {
+      scale.appendChild(h('label', null, [
+        h('input', { type: 'radio', name: 'nps', value: String(i), 'aria-label': T('of10', i) }),
+        h('span', { text: String(i), 'aria-hidden': 'true' })
+      ]));
+    }
+    return h('form', { class: 'nps', hidden: true, 'aria-labelledby': 'cd-nps-q' }, [
+      h('fieldset', null, [
+        h('legend', { id: 'cd-nps-q', text: T('nps_q') }),
+        scale,
+        h('div', { class: 'scale', 'aria-hidden': 'true' }, [h('span', { text: T('nps_low') }), h('span', { text: T('nps_high') })])
+      ]),
+      h('label', { class: 'c', for: 'cd-nps-comment', text: T('nps_comment') }),
+      h('textarea', { id: 'cd-nps-comment', name: 'comment', maxlength: '1000', rows: '2' }),
+      h('p', { class: 'note err', role: 'alert', hidden: true }),
+      h('button', { class: 'primary', type: 'submit', text: T('send_nps') })
+    ]);
   }
 
   /* ---------- rendering of conversation items ---------- */
@@ -584,6 +622,7 @@
     end_btn.hidden = !with_people;
     composer.hidden = closed;
     rating.hidden = s !== 'closed' || !!st.rated;
+    nps.hidden = s !== 'rated' || st.nps !== 'asked';
     if (s === 'queued' || s === 'offline') {
       var q = st.queue || {};
       var key = JSON.stringify([s, q, st.email || '']);
@@ -812,6 +851,12 @@
     case 'rating_request':
       if (st.state !== 'rated') set_state('closed');
       break;
+    case 'nps_request':
+      if (st.nps !== 'done') st.nps = 'asked';
+      set_state(st.state);
+      break;
+    case 'nps_ok':
+      break;
       st.rated = true;
       set_state('rated');
       break;
@@ -837,6 +882,7 @@
       st.items = [];
       st.last_seq = 0;
       st.rated = false;
+      st.nps = null;
       st.agent = null;
       log.textContent = '';
       items_by_id = {};
@@ -956,6 +1002,7 @@
     st.last_seq = 0;
     st.state = 'bot';
     st.rated = false;
+    st.nps = null;
     st.agent = null;
     st.queue = null;
     save_state();
@@ -1072,6 +1119,28 @@
     send_frame(f);
     st.rated = true;
     add_item({ kind: 'event', text: T('thanks_rating', picked.value) }, true);
+    set_state('rated');
+    var b = root.querySelector('.restart button');
+    if (b) b.focus();
+  });
+
+  nps.addEventListener('submit', function (e) {
+    e.preventDefault();
+    var picked = nps.querySelector('input[name=nps]:checked');
+    var err = nps.querySelector('.err');
+    if (!picked) {
+      err.textContent = T('pick_nps');
+      err.hidden = false;
+      nps.querySelector('input[name=nps]').focus();
+      return;
+    }
+    err.hidden = true;
+    var comment = nps.querySelector('textarea').value.trim();
+    var f = { type: 'nps', score: +picked.value };
+    if (comment) f.comment = comment;
+    send_frame(f);
+    st.nps = 'done';
+    add_item({ kind: 'event', text: T('thanks_nps', picked.value) }, true);
     set_state('rated');
     var b = root.querySelector('.restart button');
     if (b) b.focus();

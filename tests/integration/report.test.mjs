@@ -173,3 +173,34 @@ test('weekly report: caredesk report and GET /api/report agree; bad input is ref
     headers: { authorization: `Bearer ${tokens.admin}` } });
   assert.equal(post.status, 405);
 });
+
+test('NPS: asked after the rating when the deployment turns it on, counted in /api/stats', async () => {
+  const on = await startServer({ ...fixtures, args: ['--nps'] });
+  try {
+    const r = await runCaredesk(['user', 'add', 'Root', '--role', 'admin', '--db', on.db]);
+    const admin = r.stdout.trim().split('\n').pop().trim();
+    const c = await connect(`${on.wsUrl}/chat`);
+    c.send({ type: 'hello', lang: 'en' });
+    await c.next((f) => f.type === 'welcome');
+    c.send({ type: 'message', id: 'm1', text: 'how do I reset my password' });
+    await c.next((f) => f.type === 'reply');
+    c.send({ type: 'close' });
+    await c.next((f) => f.type === 'rating_request');
+    c.send({ type: 'nps', score: 12 });
+    assert.equal((await c.next((f) => f.type === 'error')).code, 'bad_frame');
+    c.send({ type: 'rating', score: 5 });
+    await c.next((f) => f.type === 'rating_ok');
+    const q = await c.next((f) => f.type === 'nps_request');
+    assert.deepEqual([q.min, q.max], [0, 10]);
+    c.send({ type: 'nps', score: 10, comment: 'Found it at once' });
+    assert.equal((await c.next((f) => f.type === 'nps_ok' || f.type === 'error')).type, 'nps_ok');
+    c.close();
+    const s = await fetch(`${on.url}/api/stats?since=1&until=${Math.floor(Date.now() / 1000) + 60}`,
+      { headers: { authorization: `Bearer ${admin}` } }).then((x) => x.json());
+    assert.equal(s.nps.n, 1);
+    assert.equal(s.nps.score, 100);
+    assert.equal(s.nps.by_driver[0].verbatims[0].comment, 'Found it at once');
+  } finally {
+    await on.stop();
+  }
+});
