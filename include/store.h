@@ -24,7 +24,7 @@
 struct store;
 
 /* The schema version store_open() migrates to (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 7
+#define STORE_SCHEMA_VERSION 8
 
 #define STORE_HASH_LEN      32 /* SHA-256 of a token */
 #define STORE_NAME_MAX      64 /* user names, queue names, intents, dispositions */

@@ -1,9 +1,11 @@
 /* api_team: the REST routes a support team's leads use: the weekly report
- * (GET /api/report) and QA audits (/api/qa/...). Registered through
+ * (GET /api/report), QA audits (/api/qa/...) and the escalation status
+ * updates by tracking id (GET /api/status-updates). Registered through
  * api_route.h; who may score what is qa.c's decision. */
 #include "api_route.h"
 
 #include "auth.h"
+#include "incident.h"
 #include "log.h"
 #include "qa.h"
 #include "report.h"
@@ -14,7 +16,8 @@
 
 int api_team_owns_path(const char *path)
 {
-    return !strcmp(path, "/api/report") || !strncmp(path, "/api/qa/", 8);
+    return !strcmp(path, "/api/report") || !strncmp(path, "/api/qa/", 8) ||
+           !strcmp(path, "/api/status-updates");
 }
 
 /* GET /api/report?week=YYYY-Www&format=json|md|csv */
@@ -329,11 +332,36 @@ static int route_qa(struct api *api, const struct api_request *req, struct api_r
     return api_respond_error(resp, 404, "not_found", "no such route");
 }
 
+/* GET ?tracking_id=INC-2026-1206-0042: the escalation status updates with
+ * that tracking id, with their conversations. */
+static int route_status_updates(struct api *api, const struct api_request *req,
+                                struct api_response *resp)
+{
+    struct auth_user user;
+    if (api_require_role(api, req, AUTH_ROLE_AGENT | REVIEWERS, &user, resp) ||
+        !method_is(req, "GET", "GET", resp))
+        return 0;
+    const char *id = api_arg(req, "tracking_id");
+    char upper[INCIDENT_ID_MAX];
+    snprintf(upper, sizeof upper, "%s", id ? id : "");
+    for (char *p = upper; *p; p++)
+        if (*p >= 'a' && *p <= 'z')
+            *p = (char)(*p - 'a' + 'A');
+    if (!id || strlen(id) >= INCIDENT_ID_MAX || !incident_id_valid(upper))
+        return api_respond_error(resp, 400, "bad_tracking_id",
+                                 "'tracking_id' looks like INC-2026-1206-0042");
+    json_t *out = NULL;
+    int rc = incident_search(api_deps_of(api)->store, upper, &out);
+    return respond_result(resp, rc, out);
+}
+
 int api_team_handle(struct api *api, const struct api_request *req, struct api_response *resp)
 {
     if (!strcmp(req->path, "/api/report"))
         return route_report(api, req, resp);
     if (!strncmp(req->path, "/api/qa/", 8))
         return route_qa(api, req, resp);
+    if (!strcmp(req->path, "/api/status-updates"))
+        return route_status_updates(api, req, resp);
     return api_respond_error(resp, 404, "not_found", "no such route");
 }

@@ -347,6 +347,9 @@ static json_t *message_frame(struct chat *chat, struct conv *c, const struct sto
         o = json_pack("{s:s, s:I, s:s, s:s}", "type", "agent_message", "seq", (json_int_t)m->seq,
                       "text", m->text, "agent",
                       json_is_string(agent) ? json_string_value(agent) : "agent");
+        json_t *su = meta ? json_object_get(meta, "status_update") : NULL;
+        if (o && json_is_object(su))
+            json_object_set(o, "status_update", su);
     } else {
         const char *event = meta ? json_string_value(json_object_get(meta, "event")) : NULL;
         event = event ? event : "note";

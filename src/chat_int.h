@@ -178,6 +178,8 @@ void chat_replay_step(struct chat *chat, struct conn *k);
 /* The nps_request frame (new reference). */
 json_t *chat_nps_request(void);
 void chat_customer_nps(struct chat *chat, struct conn *k, json_t *o);
+/* status_update on c (an agent's open conversation, checked by the caller). */
+void chat_agent_status_update(struct chat *chat, struct conn *k, struct conv *c, json_t *o);
 
 /* ---- chat_agent.c ---- */
 

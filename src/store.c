@@ -190,6 +190,18 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     " created_s INTEGER NOT NULL,"
     " UNIQUE (conversation, reviewer_id));"
     "CREATE INDEX qa_audits_agent ON qa_audits(agent_id, created_s);",
+    /* 8: escalation status updates by tracking id (incident.c); the updates
+     * themselves are agent messages with "status_update" in their meta. */
+    "CREATE TABLE status_updates ("
+    " id INTEGER PRIMARY KEY,"
+    " tracking_id TEXT NOT NULL,"
+    " conversation INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,"
+    " seq INTEGER NOT NULL,"
+    " agent_id INTEGER NOT NULL DEFAULT 0,"
+    " status TEXT NOT NULL,"
+    " created_s INTEGER NOT NULL);"
+    "CREATE INDEX status_updates_tracking ON status_updates(tracking_id);"
+    "CREATE INDEX status_updates_conversation ON status_updates(conversation);",
 };
 
 /* ---- prepared statements ---- */

@@ -55,6 +55,8 @@
       nps_q: 'How likely are you to recommend us to a friend or colleague?', nps_low: 'Not at all likely',
       nps_high: 'Extremely likely', of10: '{0} out of 10', nps_comment: 'What is the main reason for your score? (optional)',
       send_nps: 'Send', pick_nps: 'Please choose a number from 0 to 10.', thanks_nps: 'Thank you! ({0} of 10)',
+      su_title: 'Status update', su_tracking: 'Reference', su_status: 'Status', su_owner: 'Handled by',
+      su_next: 'Next update', su_workaround: 'In the meantime',
       you_said: 'You said:', sending: 'Sending…', refused: 'Not sent',
       assistant: '{0} assistant', assistant_short: 'Assistant', support: 'Support',
       sources: 'From our help centre:', topics: 'Suggested topics', helpful_q: 'Was this helpful?',
@@ -94,6 +96,8 @@
       nps_q: '¿Qué probabilidad hay de que nos recomiendes a un amigo o colega?', nps_low: 'Nada probable',
       nps_high: 'Muy probable', of10: '{0} de 10', nps_comment: '¿Cuál es el motivo principal de tu puntuación? (opcional)',
       send_nps: 'Enviar', pick_nps: 'Elige un número del 0 al 10.', thanks_nps: '¡Gracias! ({0} de 10)',
+      su_title: 'Actualización de estado', su_tracking: 'Referencia', su_status: 'Estado', su_owner: 'Lo gestiona',
+      su_next: 'Próxima actualización', su_workaround: 'Mientras tanto',
       you_said: 'Has escrito:', sending: 'Enviando…', refused: 'No enviado',
       assistant: 'Asistente de {0}', assistant_short: 'Asistente', support: 'Soporte',
       sources: 'De nuestro centro de ayuda:', topics: 'Temas sugeridos', helpful_q: '¿Te ha sido útil?',
@@ -342,6 +346,12 @@
     '.rich p{margin:0 0 6px}.rich p:last-child{margin:0}',
     '.rich ul,.rich ol{margin:4px 0 6px;padding-left:20px}',
     '.bubble a{color:#1946b8;font-weight:550}',
+    '.su{border-left:4px solid var(--cd-accent)}',
+    '.su-title{margin:0 0 6px;font-weight:700}',
+    '.su dl{display:grid;grid-template-columns:auto 1fr;gap:3px 10px;margin:0;font-size:14px}',
+    '.su dt{color:var(--cd-muted)}',
+    '.su dd{margin:0;overflow-wrap:anywhere}',
+    '.su .tid{font-family:ui-monospace,Menlo,Consolas,monospace}',
     '.me .bubble a{color:inherit}',
     '.sources{margin:8px 0 0;padding:8px 0 0;border-top:1px solid var(--cd-line);font-size:13px}',
     '.sources p{margin:0 0 2px;color:var(--cd-muted)}',
@@ -515,7 +525,7 @@
       ]);
     } else if (it.kind === 'bot' || it.kind === 'agent') {
       var who = it.kind === 'bot' ? T('assistant', cfg.title) : (it.agent || agent_label());
-      var bubble = h('div', { class: 'bubble' }, [rich(it.text)]);
+      var bubble = it.status_update ? status_card(it.status_update) : h('div', { class: 'bubble' }, [rich(it.text)]);
       if (it.articles && it.articles.length) {
         var ul = h('ul');
         it.articles.slice(0, 3).forEach(function (a) {
@@ -554,6 +564,24 @@
       li = h('li', { class: 'event' }, [h('p', { text: it.text })]);
     }
     return li;
+  }
+
+  /* An escalation status update as a card: reference, status, owner, when the
+   * next update comes (in the customer's own time) and any workaround. */
+  function status_card(su) {
+    var when = su.next_update_s ? new Date(su.next_update_s * 1000) : null;
+    var next = when && isFinite(when) ? when.toLocaleString(page_lang(), { dateStyle: 'medium', timeStyle: 'short' }) : su.next_update || '';
+    var rows = [[T('su_tracking'), su.tracking_id], [T('su_status'), su.status], [T('su_owner'), su.owner],
+      [T('su_next'), next], [T('su_workaround'), su.workaround]];
+    var dl = h('dl');
+    rows.forEach(function (r) {
+      if (!r[1]) return;
+      dl.appendChild(h('dt', { text: r[0] }));
+      dl.appendChild(h('dd', { class: r[0] === T('su_tracking') ? 'tid' : null, text: r[1] }));
+    });
+    return h('div', { class: 'bubble su', role: 'group', 'aria-label': T('su_title') + ' ' + (su.tracking_id || '') }, [
+      h('p', { class: 'su-title', text: T('su_title') }), dl
+    ]);
   }
 
   function choice_label(c) {
@@ -816,7 +844,8 @@
     case 'agent_message':
       seen(f.seq);
       hide_typing();
-      add_item({ kind: 'agent', seq: f.seq, text: f.text, agent: f.agent || st.agent }, true);
+      add_item({ kind: 'agent', seq: f.seq, text: f.text, agent: f.agent || st.agent,
+        status_update: f.status_update && typeof f.status_update === 'object' ? f.status_update : null }, true);
       if (st.state !== 'agent') set_state('agent');
       break;
     case 'agent_left':

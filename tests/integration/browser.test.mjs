@@ -826,3 +826,72 @@ test('QA: a supervisor draws the sample and scores a chat, an admin scores it to
   assert.deepEqual(agent.errors, []);
   await agent.context().close();
 });
+
+test('escalation status update: the agent sends one, the customer sees the card, a tracking id finds it', opts(60000), async (t) => {
+  if (!need(t, 'chat', 'agent', 'stats')) return;
+  const agent = await openPage(DESKTOP, '/agent/');
+  await signIn(agent, tokens.agent);
+  await agent.locator('#conn', { hasText: 'Online' }).waitFor();
+  const customer = await openPage(DESKTOP, '/');
+  await openWidget(customer);
+  await ask(customer, 'My refund has not arrived');
+  await customer.locator(`${W} li.bot`).nth(1).waitFor({ timeout: 10000 });
+  const person = customer.locator(`${W} button`, { hasText: 'Talk to a person' });
+  if (await person.isVisible()) await person.click();
+  await customer.locator(`${W} .banner:not([hidden])`).waitFor({ timeout: 10000 });
+  const { conversation } = await customer.evaluate(() => window.__caredesk.state());
+  await agent.locator(`#queue li[data-conversation="${conversation}"] button.take`).click({ timeout: 10000 });
+  await agent.locator('#chat').waitFor({ state: 'visible' });
+
+  await agent.locator('#status-open').click();
+  await agent.locator('#status-dialog[open]').waitFor();
+  assert.ok(await agent.locator('#su-tz').inputValue(), 'the time zone defaults to the browser\'s');
+  await agent.locator('#su-owner').fill('Billing team');
+  await agent.locator('#su-status').fill('Refund approved; the bank is processing it');
+  await agent.locator('#su-next').fill('2099-01-02T09:30');
+  await agent.locator('#su-tz').fill('Europe/Madrid');
+  await agent.locator('#su-workaround').fill('Store credit is available meanwhile');
+  assert.deepEqual(await axeViolations(agent, '#status-dialog'), [], 'status update dialog accessibility');
+  await agent.locator('#status-form button[type=submit]').click();
+  // The agent's transcript shows the card with the generated tracking id.
+  const mine = agent.locator('#transcript .status-card', { hasText: /INC-\d{4}-\d{4}-\d{4}/ });
+  await mine.waitFor({ timeout: 10000 });
+  const trackingId = (await mine.textContent()).match(/INC-\d{4}-\d{4}-\d{4}/)[0];
+
+  // The customer sees it as a card, the next update in their own time.
+  const card = customer.locator(`${W} .su`);
+  await card.waitFor({ timeout: 10000 });
+  const text = await card.textContent();
+  assert.match(text, /Status update/);
+  assert.ok(text.includes(trackingId), text);
+  assert.match(text, /Billing team/);
+  assert.match(text, /Refund approved; the bank is processing it/);
+  assert.match(text, /Store credit is available meanwhile/);
+  assert.match(text, /2099/);
+  assert.deepEqual(await axeViolations(customer, '#caredesk-widget'), [], 'widget with a status card');
+  await shot(customer, 'widget-status-update');
+  await shot(agent, 'agent-status-update');
+  // A reload keeps the card (the panel opens again by itself).
+  await customer.reload({ waitUntil: 'load' });
+  await customer.locator(`${W} #cd-panel`).waitFor({ state: 'visible' });
+  await customer.locator(`${W} .su`).waitFor({ timeout: 10000 });
+
+  // Searchable by tracking id, and in the transcript and export.
+  const found = await fetch(`${srv.url}/api/status-updates?tracking_id=${trackingId.toLowerCase()}`,
+    { headers: { Authorization: `Bearer ${tokens.agent}` } }).then((r) => r.json());
+  assert.equal(found.updates.length, 1);
+  assert.equal(found.updates[0].conversation, conversation);
+  assert.equal(found.updates[0].status_update.owner, 'Billing team');
+  const transcript = await fetch(`${srv.url}/api/conversations/${conversation}`,
+    { headers: { Authorization: `Bearer ${tokens.admin}` } }).then((r) => r.json());
+  const msg = transcript.messages.find((m) => m.meta && m.meta.status_update);
+  assert.equal(msg.meta.status_update.tracking_id, trackingId);
+  assert.match(msg.text, new RegExp(`^Status update ${trackingId}\\n`));
+  const bad = await fetch(`${srv.url}/api/status-updates?tracking_id=nope`,
+    { headers: { Authorization: `Bearer ${tokens.agent}` } });
+  assert.equal(bad.status, 400);
+  assert.deepEqual(agent.errors, []);
+  assert.deepEqual(customer.errors, []);
+  await agent.context().close();
+  await customer.context().close();
+});
