@@ -56,8 +56,9 @@ let browser;
 let srv;
 let dir;
 const tokens = {};
-// QA audits use the shipped rubric (the server runs in a temporary directory).
-const qaArgs = ['--qa-rubric', path.join(repoRoot, 'qa/rubric.json')];
+// QA audits use the shipped rubric (the server runs in a temporary directory); the
+// widget asks NPS after the rating.
+const qaArgs = ['--qa-rubric', path.join(repoRoot, 'qa/rubric.json'), '--nps'];
 const caps = { chat: false, agent: false, api: false, kbpage: false, stats: false, why: [] };
 
 async function userAdd(name, role) {
@@ -926,6 +927,46 @@ test('escalation status update: the agent sends one, the customer sees the card,
     { headers: { Authorization: `Bearer ${tokens.agent}` } });
   assert.equal(bad.status, 400);
   assert.deepEqual(agent.errors, []);
+  assert.deepEqual(customer.errors, []);
+  await agent.context().close();
+  await customer.context().close();
+});
+
+test('NPS: after the rating the widget asks how likely the customer is to recommend us', opts(60000), async (t) => {
+  if (!need(t, 'chat', 'agent', 'stats')) return;
+  const agent = await openPage(DESKTOP, '/agent/');
+  await signIn(agent, tokens.agent);
+  await agent.locator('#conn', { hasText: 'Online' }).waitFor();
+  const customer = await openPage(DESKTOP, '/');
+  await openWidget(customer);
+  await ask(customer, 'Where is my parcel?');
+  await customer.locator(`${W} li.bot`).nth(1).waitFor({ timeout: 10000 });
+  const person = customer.locator(`${W} button`, { hasText: 'Talk to a person' });
+  if (await person.isVisible()) await person.click();
+  await customer.locator(`${W} .banner:not([hidden])`).waitFor({ timeout: 10000 });
+  const { conversation } = await customer.evaluate(() => window.__caredesk.state());
+  await agent.locator(`#queue li[data-conversation="${conversation}"] button.take`).click({ timeout: 10000 });
+  await agent.locator('#chat').waitFor({ state: 'visible' });
+  await customer.locator(`${W} button`, { hasText: 'End chat' }).click({ timeout: 10000 });
+  await customer.locator(`${W} form.rating`).waitFor({ state: 'visible', timeout: 10000 });
+  await customer.locator(`${W} form.rating .stars label`).nth(3).click();
+  await customer.locator(`${W} form.rating button.primary`).click();
+  const nps = customer.locator(`${W} form.nps`);
+  await nps.waitFor({ state: 'visible', timeout: 10000 });
+  assert.equal(await nps.locator('input[type=radio]').count(), 11);
+  assert.deepEqual(await axeViolations(customer, '#caredesk-widget'), [], 'widget NPS question');
+  await shot(customer, 'widget-nps-desktop');
+  await nps.locator('.nps-scale label').nth(9).click();
+  await nps.locator('textarea').fill('Friendly, but the parcel is still late');
+  await nps.locator('button.primary').click();
+  await customer.locator(`${W} li.event`, { hasText: 'Thank you! (9 of 10)' }).waitFor();
+  assert.equal(await nps.isVisible(), false);
+  const since = Math.floor(Date.now() / 1000) - 3600;
+  const stats = await fetch(`${srv.url}/api/stats?since=${since}&until=${since + 7200}`,
+    { headers: { Authorization: `Bearer ${tokens.admin}` } }).then((r) => r.json());
+  assert.ok(stats.nps && stats.nps.n >= 1, JSON.stringify(stats.nps));
+  assert.ok(stats.nps.by_driver.some((d) => d.verbatims.some((v) => v.score === 9
+    && v.comment === 'Friendly, but the parcel is still late')), JSON.stringify(stats.nps));
   assert.deepEqual(customer.errors, []);
   await agent.context().close();
   await customer.context().close();
