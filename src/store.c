@@ -1586,6 +1586,18 @@ int store_export_conversation(struct store *s, int64_t id, struct cd_buf *out)
     json_object_set_new(o, "note", json_str_or_null(c.note));
     json_object_set_new(o, "rating", c.rating ? json_integer(c.rating) : json_null());
     json_object_set_new(o, "comment", json_str_or_null(c.comment));
+    /* The NPS answer and its comment (schema 6), when the customer gave one. */
+    sqlite3_stmt *nps = NULL;
+    if (sqlite3_prepare_v2(s->db, "SELECT nps, nps_comment FROM conversations WHERE id = ?1", -1,
+                           &nps, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(nps, 1, id);
+        if (sqlite3_step(nps) == SQLITE_ROW && sqlite3_column_int(nps, 0) >= 0) {
+            json_object_set_new(o, "nps", json_integer(sqlite3_column_int(nps, 0)));
+            json_object_set_new(o, "nps_comment",
+                                json_str_or_null((const char *)sqlite3_column_text(nps, 1)));
+        }
+    }
+    sqlite3_finalize(nps);
     /* Page through the messages so that each query stays bounded. */
     int64_t after = 0;
     for (;;) {

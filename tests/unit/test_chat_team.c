@@ -160,6 +160,12 @@ static void test_nps_asked_and_stored(void **state)
     assert_null(strstr(r.nps.verbatims[0].comment, "4111 1111 1111 1111"));
     assert_non_null(strstr(r.nps.verbatims[0].comment, "Quick."));
     report_clear(&r);
+    /* The answer is part of the customer's data: in the export. */
+    struct cd_buf out = {0};
+    assert_int_equal(store_export_conversation(store, id, &out), 0);
+    assert_non_null(strstr(out.data, "\"nps\":9"));
+    assert_non_null(strstr(out.data, "\"nps_comment\":\"Quick."));
+    cd_buf_free(&out);
     /* A second answer replaces the first. */
     cust("{\"type\":\"nps\",\"score\":3}");
     json_decref(expect("nps_ok"));
