@@ -373,6 +373,33 @@ int report_week_markdown(const json_t *w, struct cd_buf *b)
     }
     if (!rc && json_array_size(json_object_get(w, "unanswered")) == 0)
         rc = cd_buf_puts(b, "| (none this week) | |\n");
+
+    /* What customers said with their NPS answer, by driver. */
+    const json_t *nps = json_object_get(w, "nps");
+    json_t *g;
+    if (!rc && json_is_object(nps))
+        rc = cd_buf_printf(b, "\n## NPS verbatims by driver\n\nNPS %.0f from %lld answers.\n",
+                           real_of(json_object_get(nps, "score")), (long long)int_of(nps, "n"));
+    json_array_foreach(json_is_object(nps) ? json_object_get(nps, "by_driver") : NULL, i, g)
+    {
+        json_t *verbatims = json_object_get(g, "verbatims");
+        if (rc || json_array_size(verbatims) == 0)
+            continue;
+        rc = cd_buf_puts(b, "\n### ");
+        rc = rc ? rc : md_cell(b, str_of(g, "name"));
+        if (!rc)
+            rc = cd_buf_printf(b, " (NPS %.0f, %lld answers)\n\n",
+                               real_of(json_object_get(g, "score")), (long long)int_of(g, "n"));
+        size_t vi;
+        json_t *v;
+        json_array_foreach(verbatims, vi, v)
+        {
+            if (!rc)
+                rc = cd_buf_printf(b, "- %lld: ", (long long)int_of(v, "score"));
+            rc = rc ? rc : md_cell(b, str_of(v, "comment"));
+            rc = rc ? rc : cd_buf_puts(b, "\n");
+        }
+    }
     return rc;
 }
 

@@ -779,6 +779,7 @@ test('weekly report page: figures against last week, SVG charts, print layout, C
   await page.locator('#sla-chart svg[role=img]').waitFor();
   assert.match(await page.locator('#drivers-chart svg').getAttribute('aria-label'), /previous 0/);
   assert.ok(await page.locator('#drivers-table tbody tr').count() >= 1);
+  await page.locator('#nps p').first().waitFor(); // the NPS verbatims, or that there are none
   assert.deepEqual(await axeViolations(page), [], 'report page accessibility');
   for (const [label, viewport] of sizes) {
     await page.setViewportSize(viewport);

@@ -560,6 +560,7 @@ static void test_week_report(void **state)
     assert_non_null(strstr(md.data, "| 1 | refund_status | 3 | +2 | 33.3% | – |\n"));
     assert_non_null(strstr(md.data, "| can I pay \\| in \"crypto\"? | 1 |\n"));
     assert_non_null(strstr(md.data, "Backlog: 1 open handoffs at the end of the week"));
+    assert_null(strstr(md.data, "## NPS verbatims")); /* no answers this week */
     cd_buf_free(&md);
 
     struct cd_buf csv = {0};
@@ -572,6 +573,20 @@ static void test_week_report(void **state)
     assert_non_null(strstr(csv.data, "unanswered,\"'=cmd()\",count,1,,\r\n"));
     assert_non_null(strstr(csv.data, "backlog,,open_handoffs,1,0,\r\n"));
     cd_buf_free(&csv);
+    json_decref(w);
+
+    /* With NPS answers: the verbatims by driver close the Markdown report. */
+    int64_t c = bot_chat(s, "h@x.org", T0 + 5 * HOUR, "refund_status");
+    assert_int_equal(report_nps_save(s, c, 4, "Slow | late"), 0);
+    c = bot_chat(s, "i@x.org", T0 + 5 * HOUR, "refund_status");
+    assert_int_equal(report_nps_save(s, c, 10, NULL), 0);
+    assert_int_equal(report_week_build(s, &rs, "2025-W49", T0 + 10 * DAY, &w), 0);
+    md = (struct cd_buf){0};
+    assert_int_equal(report_week_markdown(w, &md), 0);
+    assert_non_null(strstr(md.data,
+                           "## NPS verbatims by driver\n\nNPS 0 from 2 answers.\n\n"
+                           "### refund_status (NPS 0, 2 answers)\n\n- 4: Slow \\| late\n"));
+    cd_buf_free(&md);
     json_decref(w);
     store_close(s);
 }

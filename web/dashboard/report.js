@@ -158,6 +158,20 @@
       h('th', { scope: 'col', text: 'Question' }), h('th', { scope: 'col', class: 'num', text: 'Asked' })])]), tb]));
   }
 
+  function render_nps(nps) {
+    var box = CD.clear($('#nps'));
+    if (!nps) { box.appendChild(h('p', { class: 'empty', text: 'No NPS answers this week.' })); return; }
+    box.appendChild(h('p', { text: 'NPS ' + Math.round(nps.score) + ' from ' + nps.n + (nps.n === 1 ? ' answer' : ' answers') +
+      ' (' + nps.promoters + ' promoters, ' + nps.passives + ' passives, ' + nps.detractors + ' detractors).' }));
+    (nps.by_driver || []).forEach(function (g) {
+      if (!g.verbatims || !g.verbatims.length) return;
+      box.appendChild(h('h3', { class: 'verbatim-driver', text: CD.humanize(g.name) + ' · NPS ' + Math.round(g.score) + ' (' + g.n + ')' }));
+      box.appendChild(h('ul', { class: 'verbatims' }, g.verbatims.map(function (v) {
+        return h('li', null, [h('b', { text: v.score + ' ' }), v.comment]);
+      })));
+    });
+  }
+
   function load(week) {
     return CD.api('/api/report?week=' + encodeURIComponent(week)).then(function (r) {
       $('#load-error').hidden = true;
@@ -170,6 +184,7 @@
       render_sla(r.service_levels || [], r.backlog || { open_handoffs: 0, previous: 0 });
       render_drivers(r.drivers || []);
       render_unanswered(r.unanswered || []);
+      render_nps(r.nps);
     }, function (e) {
       var el = $('#load-error');
       el.textContent = 'Could not load the report: ' + (e && e.message || 'no answer from the server') + '.';
