@@ -139,6 +139,7 @@ struct chat_metrics {
      * handed off: the deflection of /metrics, defined as in store_stats() */
     uint64_t n_conversations_engaged, n_conversations_escalated;
     uint64_t n_kb_index_reads; /* kb_index_reads() of the KB */
+    double oos_share;          /* the traffic's out-of-scope share, measured (triage.h) */
     uint64_t wait_buckets[CHAT_WAIT_BUCKETS];
     double wait_sum_s;
     uint64_t commit_buckets[CHAT_COMMIT_BUCKETS];
