@@ -866,8 +866,8 @@
       break;
     case 'feedback_ok':
     case 'contact_ok':
-      break;
     case 'rating_ok':
+      break;
     case 'typing':
       if (f.from !== 'customer') show_typing(f.from);
       break;
