@@ -7,16 +7,9 @@
 
 #include "api.h"
 
-struct auth_user;
-
 /* Handles /api/webhooks/REST (rest is the path after "/api/webhooks/"). Returns 0 or
  * CD_ENOMEM. */
 int api_webhooks(struct api *api, const struct api_deps *deps, const struct api_request *req,
                  const char *rest, struct api_response *resp);
-
-/* api.c: checks the Bearer token and the role (an AUTH_ROLE_* mask). Returns 0 with *user
- * filled, or fills resp (401, 403, 429, 503) and returns 1. */
-int api_require_role(struct api *api, const struct api_request *req, int roles,
-                     struct auth_user *user, struct api_response *resp);
 
 #endif

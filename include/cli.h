@@ -30,4 +30,7 @@ int cli_erase(int argc, char **argv);
 /* cli_backup.c */
 int cli_backup(int argc, char **argv);
 
+/* src/cli_report.c */
+int cli_report(int argc, char **argv);
+
 #endif

@@ -24,6 +24,7 @@
  *   GET    /api/openapi.json             anyone (the OpenAPI 3.1 document of these routes)
  * Every author and admin change is written to the audit log. */
 #include "api.h"
+#include "api_route.h"
 #include "api_openapi.h"
 #include "api_webhooks.h"
 #include "webhook.h"
@@ -133,9 +134,6 @@ static int respond_json(struct api_response *resp, int status, json_t *value)
 
 /* ---- request helpers ----------------------------------------------------- */
 
-static int require_role(struct api *api, const struct api_request *req, int roles,
-                        struct auth_user *user, struct api_response *resp);
-
 /* The value of query argument name, or NULL. */
 static const char *arg(const struct api_request *req, const char *name)
 {
@@ -148,12 +146,6 @@ static const char *arg(const struct api_request *req, const char *name)
 
 /* Checks the Bearer token and that the account has one of roles. Returns 0
  * with *user filled, or fills resp (401, 403, 429, 503) and returns 1. */
-int api_require_role(struct api *api, const struct api_request *req, int roles,
-                     struct auth_user *user, struct api_response *resp)
-{
-    return require_role(api, req, roles, user, resp);
-}
-
 static int require_role(struct api *api, const struct api_request *req, int roles,
                         struct auth_user *user, struct api_response *resp)
 {
@@ -685,7 +677,8 @@ static int route_conversation(struct api *api, const struct api_request *req, co
         return respond_error(resp, 405, "method_not_allowed", "use GET");
     }
     struct auth_user user;
-    if (require_role(api, req, AUTH_ROLE_AGENT | AUTH_ROLE_ADMIN, &user, resp))
+    if (require_role(api, req, AUTH_ROLE_AGENT | AUTH_ROLE_ADMIN | AUTH_ROLE_SUPERVISOR, &user,
+                     resp))
         return 0;
     int64_t id;
     if (parse_id(id_s, &id))
@@ -725,6 +718,29 @@ static json_t *counts_json(const struct store_count *c, int n)
     return list;
 }
 
+/* Adds report.h's figures (fcr, aht_s, aht, sla, nps, qa_score ...) to a
+ * /api/stats object; on a failure they are left out and it is logged. */
+static void report_stats_add(struct api *api, int64_t since, int64_t until, json_t *o)
+{
+    struct report r;
+    int rc = report_compute(api->deps.store, &api->deps.report, since, until, cd_wall_s(), &r);
+    json_t *figures = rc ? NULL : report_json(&r);
+    report_clear(&r);
+    if (!figures) {
+        log_event(LOG_ERROR, "report_failed", "error:s", cd_strerror(rc ? rc : CD_ENOMEM), LOG_END);
+        return;
+    }
+    json_object_update(o, figures);
+    json_decref(figures);
+}
+
+int api_render_metrics(struct api *api, struct cd_buf *out)
+{
+    if (!api || !api->deps.store)
+        return 0;
+    return report_render_metrics(api->deps.store, &api->deps.report, cd_wall_s(), out);
+}
+
 static int route_stats(struct api *api, const struct api_request *req, struct api_response *resp)
 {
     if (strcmp(req->method, "GET")) {
@@ -732,7 +748,9 @@ static int route_stats(struct api *api, const struct api_request *req, struct ap
         return respond_error(resp, 405, "method_not_allowed", "use GET");
     }
     struct auth_user user;
-    if (require_role(api, req, AUTH_ROLE_AGENT | AUTH_ROLE_AUTHOR | AUTH_ROLE_ADMIN, &user, resp))
+    if (require_role(api, req,
+                     AUTH_ROLE_AGENT | AUTH_ROLE_AUTHOR | AUTH_ROLE_ADMIN | AUTH_ROLE_SUPERVISOR,
+                     &user, resp))
         return 0;
     int64_t now = cd_wall_s();
     /* Default window: since local midnight. */
@@ -771,6 +789,7 @@ static int route_stats(struct api *api, const struct api_request *req, struct ap
         json_object_set_new(o, "handoffs_by_queue", counts_json(st.by_queue, st.n_by_queue));
         json_object_set_new(o, "top_drivers", counts_json(st.drivers, st.n_drivers));
         json_object_set_new(o, "unanswered", counts_json(st.unanswered, st.n_unanswered));
+        report_stats_add(api, st.since_s, st.until_s, o);
         /* The names are docs/web.md's table (tests/integration/api.test.mjs reads it). */
         struct chat_metrics cm;
         memset(&cm, 0, sizeof cm);
@@ -851,7 +870,9 @@ static int route_kb_page(struct api *api, const struct api_request *req, const c
 static int route_me(struct api *api, const struct api_request *req, struct api_response *resp)
 {
     struct auth_user user;
-    if (require_role(api, req, AUTH_ROLE_AGENT | AUTH_ROLE_AUTHOR | AUTH_ROLE_ADMIN, &user, resp))
+    if (require_role(api, req,
+                     AUTH_ROLE_AGENT | AUTH_ROLE_AUTHOR | AUTH_ROLE_ADMIN | AUTH_ROLE_SUPERVISOR,
+                     &user, resp))
         return 0;
     return respond_json(resp, 200,
                         json_pack("{s:I,s:s,s:s,s:s}", "id", (json_int_t)user.id, "name", user.name,
@@ -1213,9 +1234,39 @@ int api_handle(struct api *api, const struct api_request *req, struct api_respon
         return route_erase(api, req, resp);
     if (!strcmp(p, "/api/intents/check"))
         return route_intents_check(api, req, resp);
+    if (api_team_owns_path(p))
+        return api_team_handle(api, req, resp);
     if (!strcmp(p, "/api/openapi.json"))
         return api_openapi(req, resp);
     if (!strncmp(p, "/api/webhooks/", 14))
         return api_webhooks(api, &api->deps, req, p + 14, resp);
     return respond_error(resp, 404, "not_found", "no such route");
+}
+
+/* ---- for the route modules (api_route.h) ---------------------------------- */
+
+const struct api_deps *api_deps_of(const struct api *api)
+{
+    return &api->deps;
+}
+
+int api_require_role(struct api *api, const struct api_request *req, int roles,
+                     struct auth_user *user, struct api_response *resp)
+{
+    return require_role(api, req, roles, user, resp);
+}
+
+int api_respond_error(struct api_response *resp, int status, const char *code, const char *message)
+{
+    return respond_error(resp, status, code, message);
+}
+
+int api_respond_json(struct api_response *resp, int status, json_t *value)
+{
+    return respond_json(resp, status, value);
+}
+
+const char *api_arg(const struct api_request *req, const char *name)
+{
+    return arg(req, name);
 }

@@ -1,6 +1,7 @@
 /* api_webhooks: the webhook deliveries routes (see api_webhooks.h). They read the outbox
  * through the event loop's store: bounded queries on indexed columns. */
 #include "api_webhooks.h"
+#include "api_route.h"
 
 #include "auth.h"
 #include "cd.h"

@@ -24,6 +24,7 @@ static const char usage[] =
     "  user add|list|remove   manage agent, author and admin accounts\n"
     "  export --conversation ID   print one conversation as JSON (data-subject access)\n"
     "  erase --email ADDR     erase a customer's conversations (data-subject erasure)\n"
+    "  report --week YYYY-Www the weekly report (service levels, FCR, AHT, drivers ...)\n"
     "  backup [--db PATH] OUT copy the database while the server runs\n"
     "  version                print the version\n"
     "\n"
@@ -66,7 +67,8 @@ int main(int argc, char **argv)
     } commands[] = {
         {"serve", cli_serve},   {"ask", cli_ask},       {"search", cli_search},
         {"import", cli_import}, {"user", cli_user},     {"export", cli_export},
-        {"erase", cli_erase},   {"backup", cli_backup},
+        {"erase", cli_erase},   {"report", cli_report}, {"erase", cli_erase},
+        {"backup", cli_backup},
     };
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(cmd, commands[i].name))

@@ -4,6 +4,7 @@
 
 #include "cd.h"
 #include "store_internal.h"
+#include "store_sqlite.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,7 +71,7 @@ static sqlite3_stmt *ob(struct store *s, int i)
     if (!o && !(o = *slot = calloc(1, sizeof *o)))
         return NULL;
     if (!o->stmt[i] &&
-        sqlite3_prepare_v3(store_sqlite(s), outbox_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+        sqlite3_prepare_v3(store_sqlite_db(s), outbox_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
                            &o->stmt[i], NULL) != SQLITE_OK)
         return NULL;
     return o->stmt[i];
@@ -128,7 +129,7 @@ int store_outbox_add(struct store *s, struct store_outbox_item *item)
     int rc = map_step(sqlite3_step(st));
     sqlite3_reset(st);
     if (!rc)
-        item->id = sqlite3_last_insert_rowid(store_sqlite(s));
+        item->id = sqlite3_last_insert_rowid(store_sqlite_db(s));
     return rc;
 }
 
@@ -246,7 +247,7 @@ int store_outbox_redeliver(struct store *s, int64_t id, int64_t now_ms, int64_t 
     sqlite3_bind_int64(st, 3, deadline_ms);
     int rc = map_step(sqlite3_step(st));
     sqlite3_reset(st);
-    if (!rc && sqlite3_changes(store_sqlite(s)) == 0)
+    if (!rc && sqlite3_changes(store_sqlite_db(s)) == 0)
         rc = CD_ENOTFOUND;
     return rc;
 }
