@@ -100,6 +100,21 @@ static void test_fnv1a_and_suffix(void **state)
     assert_true(cd_has_suffix("x", ""));
 }
 
+/* Log lines: valid UTF-8 kept, invalid bytes replaced. */
+static void test_json_string_utf8(void **state)
+{
+    (void)state;
+    struct cd_buf b = {0};
+    const char *s = "caf\xc3\xa9 \xe2\x82\xac";
+    assert_int_equal(cd_json_string(&b, s, strlen(s), CD_JSON_REPLACE_INVALID), 0);
+    assert_string_equal(b.data, "\"caf\xc3\xa9 \xe2\x82\xac\"");
+    cd_buf_reset(&b);
+    /* A truncated sequence at the end is replaced, not copied. */
+    assert_int_equal(cd_json_string(&b, "ab\xe2\x82", 4, CD_JSON_REPLACE_INVALID), 0);
+    assert_string_equal(b.data, "\"ab\\ufffd\\ufffd\"");
+    cd_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -107,6 +122,7 @@ int main(void)
         cmocka_unit_test(test_json_string_matches_jansson),
         cmocka_unit_test(test_json_numbers_match_jansson),
         cmocka_unit_test(test_fnv1a_and_suffix),
+        cmocka_unit_test(test_json_string_utf8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
