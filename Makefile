@@ -88,6 +88,14 @@ $(BUILD)/bench/%: bench/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS)
 
+# bench/lang_eval also measures libexttextcat when it is installed (it is not a
+# dependency of caredesk itself: the built-in detector, langid.c, won on the measurement).
+TEXTCAT_OK := $(shell pkg-config --exists libexttextcat 2>/dev/null && echo 1)
+$(BUILD)/bench/lang_eval: bench/lang_eval.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(if $(TEXTCAT_OK),-DHAVE_TEXTCAT $(shell pkg-config --cflags libexttextcat)) \
+	  -o $@ $< $(LIB) $(LDFLAGS) $(if $(TEXTCAT_OK),$(shell pkg-config --libs libexttextcat)) $(LDLIBS)
+
 # Every test: unit tests (cmocka), data-driven cases, integration tests
 # against the real server. The last line is the summary "N passed, N failed".
 test: $(BIN) $(UNIT_BIN) $(TOOL_BIN)

@@ -45,6 +45,8 @@ int main(int argc, char **argv)
     if (argc > 4)
         s.t_kb = atof(argv[4]);
     struct triage *t = triage_new(&s, set, kb);
+    if (t && argc < 5)
+        triage_calibrate_kb(t, 0); /* as the server does; an explicit t_kb replaces it */
     FILE *f = fopen(argv[3], "r");
     if (!t || !f) {
         fprintf(stderr, "triage_kb: cannot read %s\n", argv[3]);
@@ -85,7 +87,11 @@ int main(int argc, char **argv)
     printf("{\"n\":%d,\"kb_answer_rate\":%.4f,\"kb_answer_precision\":%.4f,\"kb_top1\":%.4f,"
            "\"t_kb\":%.2f}\n",
            n, n ? (double)n_kb / n : 0.0, n_kb ? (double)n_kb_right / n_kb : 0.0,
-           n_searched ? (double)n_top1 / n_searched : 0.0, triage_get_settings(t)->t_kb);
+           n_searched ? (double)n_top1 / n_searched : 0.0,
+           triage_kb_calibration(t)->is_fitted &&
+                   triage_kb_calibration(t)->t_coverage > triage_get_settings(t)->t_kb
+               ? triage_kb_calibration(t)->t_coverage
+               : triage_get_settings(t)->t_kb);
     triage_free(t);
     kb_close(kb);
     return 0;

@@ -61,6 +61,12 @@ char *cd_strndup(const char *s, size_t n);
  * snprintf(dst, cap, "%s", src) without the format parsing. Returns dst. */
 char *cd_strlcpy(char *dst, size_t cap, const char *src);
 
+/* What a jansson value is, for error messages that name the type a field got: "a string",
+ * "an integer", "a number with a fraction", "true/false", "null", "an array" or "an object".
+ * The returned string is static. */
+struct json_t;
+const char *cd_json_kind(const struct json_t *v);
+
 /* Returns 1 when the n bytes at s are valid UTF-8 (no overlongs, no
  * surrogates), else 0. */
 int cd_utf8_valid(const char *s, size_t n);

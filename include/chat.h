@@ -64,6 +64,9 @@ struct chat_settings {
                                   Not freed by chat_free(). */
     int agent_grace_s;         /* an agent's chats wait this long for a reconnect, default 30 */
     int retention_days;        /* delete closed conversations after N days; 0 = keep */
+    /* The language of a conversation whose hello has no lang while its messages do not say
+     * which (langid.h detects it among the intents' and KB's languages); NULL = "en". */
+    const char *default_lang;
 };
 
 struct chat *chat_new(const struct chat_settings *settings, struct store *store, struct kb *kb,
@@ -87,6 +90,13 @@ void chat_tick(struct chat *chat, int64_t now_s);
  * "error" frames to their senders and nothing is reported as stored.
  * Returns 0 or CD_E*. */
 int chat_flush(struct chat *chat);
+
+/* Before conversation is erased from the store while the server runs: if it is open it is
+ * closed by the system (its agent is told, it leaves the queue), and every customer
+ * connection to it is closed (1000, "erased"), so that nothing more is written for it.
+ * Call chat_flush() before the erasure. Returns 0 (also for a conversation not in memory)
+ * or CD_E* (nothing changed). */
+int chat_end_for_erasure(struct chat *chat, int64_t conversation);
 
 /* Optional: room(io ctx, conn) says how many more frames the transport
  * accepts for conn before it would drop the client as a slow reader. With
@@ -124,6 +134,9 @@ struct chat_metrics {
     uint64_t n_bad_frames;                   /* error frames sent for bad input */
     uint64_t n_store_errors;                 /* failed commits */
     uint64_t n_picked, n_picked_within_target;
+    /* conversations created since chat_new() with a customer message, and of those the ones
+     * handed off: the deflection of /metrics, defined as in store_stats() */
+    uint64_t n_conversations_engaged, n_conversations_escalated;
     uint64_t n_kb_index_reads; /* kb_index_reads() of the KB */
     uint64_t wait_buckets[CHAT_WAIT_BUCKETS];
     double wait_sum_s;

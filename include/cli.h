@@ -15,6 +15,7 @@ int cli_eval_kb(int argc, char **argv);
 /* src/cli_triage.c */
 int cli_ask(int argc, char **argv);
 int cli_eval_intents(int argc, char **argv);
+int cli_check_intents(int argc, char **argv);
 
 /* src/cli_server.c */
 int cli_serve(int argc, char **argv);

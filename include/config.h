@@ -32,8 +32,10 @@ struct config {
     double answer_threshold;
     double clarify_threshold;
     double kb_threshold;
+    double oos_prior;
     char *queues;        /* comma-separated queue names */
     char *default_queue; /* queue for handoffs with no better guess */
+    char *default_lang;  /* a conversation's language until detected (hello without lang) */
 
     /* Agents and handoff. */
     int pickup_target_s;

@@ -15,6 +15,8 @@
 
 #include <stddef.h>
 
+#include "scope.h"
+
 #define INTENT_NAME_MAX 64
 
 /* What the bot does when an intent is recognised with confidence. */
@@ -76,8 +78,25 @@ struct intents_train_options {
     double l2;         /* L2 regularisation per step, default 1e-6 */
     unsigned int seed; /* shuffling seed, default 1 */
     int is_quiet;      /* no progress on stderr */
-    int is_no_holdout; /* skip the held-out temperature fit (the caller will
-                        * call intents_calibrate() on its own held-out set) */
+    int is_no_holdout; /* skip the cross-fitting (the caller will call
+                        * intents_calibrate() on its own held-out set) */
+    double oos_prior;  /* share of traffic assumed out of scope, default 0.5 */
+    int folds;         /* cross-fitting folds, default 5 (3 from 5,000 examples) */
+};
+
+/* What cross-fitting saw (intents_train()): each in-scope example held out
+ * once and classified by a model that never saw it, and whole intents held
+ * out to play the out-of-scope questions. For the author's report. */
+struct intents_crossfit {
+    int folds;
+    int n_rows;    /* in-scope held-out examples */
+    int *gold;     /* per row: its intent index */
+    int *example;  /* per row: the example's index in that intent's examples */
+    int *pred;     /* per row: the fold model's top intent */
+    float *p_pred; /* its calibrated probability */
+    float *p_in;   /* P(in scope) of the row */
+    int n_pseudo;  /* held-out-intent rows (pseudo out of scope) */
+    int n_right;   /* rows whose top intent was right */
 };
 
 /* Creates an empty set. Returns NULL when out of memory. */
@@ -140,6 +159,7 @@ struct intents_result {
     double p_oos;       /* probability mass of the out-of-scope class (0 without one) */
     double margin;      /* top_p[0] - top_p[1] */
     double known_share; /* share of its words and word pairs seen in training (1 if no model) */
+    double p_in;        /* P(in scope) learned by cross-fitting (1 without it) */
     int n_tokens;       /* word tokens in the message */
     int n_known;        /* of which seen in training examples */
 };
@@ -160,5 +180,11 @@ double intents_temperature(const struct intents *set);
  * validation set. Only before sharing the set. Returns 0 or CD_E*. */
 int intents_calibrate(struct intents *set, const char *const *texts, const int *intent, int n);
 void intents_set_temperature(struct intents *set, double temperature);
+
+/* The in-scope model learned by cross-fitting (scope.h), and the rows it was
+ * learned from; both empty for a set trained without cross-fitting. */
+const struct scope_model *intents_scope(const struct intents *set);
+const struct intents_crossfit *intents_crossfit(const struct intents *set);
+void intents_crossfit_clear(struct intents_crossfit *cf);
 
 #endif

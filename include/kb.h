@@ -40,6 +40,9 @@ struct kb_hit {
     char *passage; /* the paragraph or section that best answers the question */
     char lang[8];
     double score; /* higher is better; comparable within one result list */
+    double match; /* in [0, 1]: how closely the question matches the article's closest
+                   * phrasing (its title, a question, a learned question); 1 for the same
+                   * words, whatever their order */
 };
 
 /* A problem met while loading articles: file, line and what is wrong. */
@@ -50,6 +53,10 @@ struct kb_load_report {
      * stderr as "FILE:LINE: MESSAGE"). */
     void (*on_error)(void *ctx, const char *file, int line, const char *message);
     void *ctx;
+    /* Loaded, but with something ignored (a JSON Lines key the loader does not know): called
+     * once per line, may be NULL (then printed to stderr as "FILE:LINE: warning: MESSAGE"). */
+    int n_warnings;
+    void (*on_warning)(void *ctx, const char *file, int line, const char *message);
 };
 
 /* Opens (creating and migrating if needed) the KB in the SQLite database at

@@ -34,7 +34,7 @@ struct model_options {
 struct model_feats {
     uint32_t *bucket;
     float *count;
-    uint8_t *group; /* 0 word, 1 char */
+    uint8_t *group; /* 0 word, 1 char, 2 word pair */
     int n;
     int cap;
     int32_t *slot; /* open-addressing index of the above, 2 * cap entries */
@@ -50,6 +50,9 @@ struct model_scratch {
     int cap;
     float *sums; /* per class */
     int n_sums;
+    float *acc; /* per indexed example, for model_index_nearest() */
+    int *touched;
+    int n_acc;
 };
 
 void model_feats_free(struct model_feats *f);
@@ -91,6 +94,24 @@ int model_logits(const struct model *m, const struct model_feats *f, struct mode
  * occurred in training, 1 for a message without words. Low for messages about
  * something the examples never mention: an out-of-scope signal. */
 double model_known_share(const struct model *m, const struct model_feats *f);
+
+/* Nearest training example: an inverted index over the model's features of
+ * the examples it was fitted on. Immutable once built, like the model. */
+struct model_index;
+
+/* Builds the index of n examples' features under m's vocabulary and
+ * weighting. Returns NULL when out of memory. */
+struct model_index *model_index_new(const struct model *m, const struct model_feats *feats, int n);
+void model_index_free(struct model_index *ix);
+
+/* The largest cosine similarity between message f and any indexed example,
+ * in [0, 1] (0 when they share no feature). s is the calling thread's. */
+double model_index_nearest(const struct model_index *ix, const struct model *m,
+                           const struct model_feats *f, struct model_scratch *s);
+
+/* How many of the message's distinct words (not word pairs) never occurred
+ * in training; *n_words (may be NULL) gets how many distinct words it has. */
+int model_unknown_words(const struct model *m, const struct model_feats *f, int *n_words);
 
 /* Softmax of logits / temperature into p (may alias logits). */
 void model_softmax(const double *logits, int n, double temperature, double *p);

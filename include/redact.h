@@ -20,6 +20,12 @@ void redact_free(struct redactor *r);
  * *n_masked (if not NULL) gets the number of masked spans. */
 char *redact_text(const struct redactor *r, const char *text, size_t n, int *n_masked);
 
+/* Returns a malloc'd copy of a customer's email field as it may be stored: an email address
+ * (the whole value matches REDACT_EMAIL_PATTERN) keeps its address, with only card numbers
+ * masked; any other value is masked like text by redact_text(). NULL when value is NULL or out
+ * of memory. */
+char *redact_email_field(const struct redactor *r, const char *value);
+
 /* The suggested default pattern for e-mail addresses (POSIX extended), and the list of
  * suggested default patterns that a configuration without its own list can pass to
  * redact_new(). */

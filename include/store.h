@@ -132,6 +132,10 @@ void store_conversation_clear(struct store_conversation *c);
  * created_s (0 = now) and state; sets c->id. Returns 0 or CD_E*. */
 int store_conversation_create(struct store *s, struct store_conversation *c);
 
+/* 1 if the conversation has at least one customer message (the conversations that count in
+ * store_stats()), 0 if not, or a negative CD_E* code. */
+int store_has_customer_message(struct store *s, int64_t conversation);
+
 /* Fetch one conversation into *out (clear it with store_conversation_clear).
  * Return 0, CD_ENOTFOUND or CD_E*. */
 int store_conversation_get(struct store *s, int64_t id, struct store_conversation *out);
@@ -319,13 +323,35 @@ int store_stats(struct store *s, int64_t since_s, int64_t until_s, int pickup_ta
  * Returns 0, CD_ENOTFOUND or CD_E*. */
 int store_export_conversation(struct store *s, int64_t id, struct cd_buf *out);
 
+/* The ids of up to max conversations of email (case-insensitive) with an id above after_id,
+ * in id order, into ids; *n_out gets how many. Returns 0 or CD_E*. */
+int store_email_conversation_ids(struct store *s, const char *email, int64_t after_id, int64_t *ids,
+                                 int max, int *n_out);
+
+/* Appends {"email","conversations":[...]} to out: every conversation of email
+ * (case-insensitive) as store_export_conversation() writes it, oldest first (an empty list
+ * when there is none). *n_out gets how many. Returns 0 or CD_E*. */
+int store_export_email(struct store *s, const char *email, struct cd_buf *out, int *n_out);
+
 /* Deletes every conversation (with messages, feedback, unanswered questions)
  * whose customer email is email (case-insensitive). *n_out gets the number of
- * conversations deleted. Commits. Returns 0 or CD_E*. */
-int store_erase_email(struct store *s, const char *email, int *n_out);
+ * conversations deleted. Commits (unless the caller's transaction is open) and writes the
+ * audit log ("erase" by user_id, 0 for the command line; the email is not written). Every store
+ * connection runs with secure_delete, so the deleted rows are overwritten with zeros in their
+ * pages; call store_wipe_wal() after the commit to take their earlier copies out of the -wal file
+ * too. Returns 0 or CD_E*. */
+int store_erase_email(struct store *s, const char *email, int64_t user_id, int *n_out);
+
+/* Copies the whole WAL into the database file and truncates the -wal file to zero bytes
+ * (a TRUNCATE checkpoint), so that no earlier version of an erased row stays in it. Waits
+ * for readers and writers of other connections and processes up to the busy timeout, and
+ * retries while another checkpoint runs. Returns 0, CD_EBUSY (inside a transaction, or the
+ * database stayed busy: try again) or CD_E*. */
+int store_wipe_wal(struct store *s);
 
 /* Deletes closed or rated conversations closed before before_s, at most max
- * per call. *n_out gets the number deleted. Returns 0 or CD_E*. */
+ * per call, and writes what it deleted to the audit log ("retention"). *n_out gets the
+ * number deleted. Returns 0 or CD_E*. */
 int store_retention(struct store *s, int64_t before_s, int max, int *n_out);
 
 #endif

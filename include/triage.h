@@ -37,7 +37,8 @@ struct triage_settings {
     double t_answer;           /* answer at confidence >= this, default 0.55 */
     double t_clarify;          /* clarify in [t_clarify, t_answer), default 0.25 */
     double t_kb;               /* KB passage answers at score >= this, default 0.5 */
-    double t_oos;              /* p(out of scope) >= this hands off, default 0.5 */
+    double t_oos;              /* p(out-of-scope class) >= this hands off, default 0.5 */
+    double t_in_scope;         /* P(in scope) below this hands off, default 0.5 (0: off) */
     double t_known;            /* out of scope if fewer than this share of the message's
                                 * words and word pairs occur in the examples; default 0
                                 * (off); eval intents --val picks it */
@@ -97,10 +98,12 @@ struct triage_evidence {
     struct triage_candidate model[TRIAGE_MAX_CANDIDATES]; /* model's top scores */
     int n_model;
     double p_oos;
+    double p_in;                /* P(in scope), learned from the examples by cross-fitting */
     double known_share;         /* share of the message's words and word pairs seen in training */
     char kb_article[KB_ID_MAX]; /* best article; "" if none, or if an intent
                                  * settled the message and the KB was not searched */
-    double kb_score;            /* its normalised score in [0, 1] */
+    double kb_score;            /* the share of the question's words its passage covers */
+    double kb_match;            /* how closely the question matches its closest phrasing */
     const char *reason;         /* static: "person_request", "sensitive", "rule", "model",
                                  * "kb", "clarify", "empty", "low_confidence", "out_of_scope",
                                  * "clarify_limit", "not_helped", "repeated", "anger" */
@@ -125,13 +128,29 @@ struct triage_decision {
     struct triage_evidence evidence;
 };
 
+/* A KB hit whose best phrasing matches the question this closely (the same
+ * content words as its title, one of its questions or a learned phrasing)
+ * answers it: that is how an author or an agent teaches the bot. */
+#define TRIAGE_KB_MATCH 0.9
+
+/* The KB's answer threshold, measured on the KB itself
+ * (triage_calibrate_kb()). */
+struct triage_kb_calibration {
+    int is_fitted;
+    double t_coverage; /* how-to questions are answered at coverage >= this (and
+                        * never below the settings' t_kb) */
+    double max_false;  /* the share of unanswerable questions allowed through */
+    double false_rate; /* the share of them measured at t_coverage */
+    int n_background;  /* background how-to questions searched */
+};
+
 struct triage;
 
 /* Creates a triage engine over a trained intent set (ownership passes to the
- * triage, even on failure) and a KB it borrows (may be NULL: no KB evidence;
- * must outlive the triage). settings may be NULL (defaults); it is copied,
- * default_queue included. Returns NULL when out of memory or intents is not
- * trained. */
+ * triage, even on failure; NULL: a KB-only triage, no rules and no model)
+ * and a KB it borrows (may be NULL: no KB evidence; must outlive the
+ * triage). settings may be NULL (defaults); it is copied, default_queue
+ * included. Returns NULL when out of memory or intents is not trained. */
 struct triage *triage_new(const struct triage_settings *settings, struct intents *intents,
                           struct kb *kb);
 void triage_free(struct triage *t);
@@ -167,6 +186,15 @@ void triage_signals(struct triage *t, const char *text, size_t n, const char *la
  * "evidence":{"reason","rule_intent","rule","model":[...],"p_oos",
  * "kb_article","kb_score"}}. Returns 0 or CD_ENOMEM. */
 int triage_decision_to_json(const struct triage_decision *d, struct cd_buf *out);
+
+/* Measures the KB's answer threshold on the KB itself: the how-to questions
+ * of the shipped background (scope.h), searched in this KB, stand for the
+ * questions no article answers. The threshold is the lowest coverage that
+ * answers at most max_false (default 0.05) of them. Call after loading the
+ * KB, and again after large changes. Returns 0, CD_ESTATE without a KB,
+ * CD_ENOMEM. */
+int triage_calibrate_kb(struct triage *t, double max_false);
+const struct triage_kb_calibration *triage_kb_calibration(const struct triage *t);
 
 /* "answer", "clarify", "handoff". */
 const char *triage_action_name(enum triage_action a);
@@ -208,9 +236,10 @@ int triage_decide_kb_only(struct kb *kb, const char *text, const char *lang,
 int triage_not_helped(struct triage_decision *d);
 
 /* The customer asked for a person: a handoff routed by the last intent of the conversation
- * (its queue and priority), else to fallback_queue (NULL or "": "general"). Returns 0 or
- * CD_ENOMEM. */
-int triage_person_request(const struct triage *t, const char *last_intent,
+ * (its queue), else to fallback_queue (NULL or "": "general"), with the priority of the
+ * person-request intent (of lang, if there are several), as a typed request gets. Returns 0
+ * or CD_ENOMEM. */
+int triage_person_request(const struct triage *t, const char *last_intent, const char *lang,
                           const char *fallback_queue, struct triage_decision *d);
 
 #endif

@@ -7,6 +7,7 @@
  *   POST   /api/learn                    author, admin ({"question","article"}: kb_learn;
  *                                         the question leaves the unanswered list)
  *   GET    /api/unanswered?since=&limit= author, admin (most asked first, best article)
+ *   GET    /api/intents/check            author, admin (the intents report, intents_check.h)
  *   GET    /api/queues                   agent, admin
  *   GET    /api/articles?q=&status=&limit=  author, admin (every article, drafts too)
  *   GET    /api/articles/{id}            author, admin (drafts too)
@@ -17,12 +18,15 @@
  *   DELETE /api/articles/{id}            author, admin
  *   GET    /api/conversations/{id}       agent, admin (the transcript)
  *   GET    /api/stats?since=&until=      agent, author, admin (aggregates only)
+ *   GET    /api/export?conversation=|email=  admin (a data-subject access request)
+ *   POST   /api/erase                    admin ({"email"}: erasure, -wal file included)
  *   GET    /kb/{id}                      anyone (published articles as HTML)
  * Every author and admin change is written to the audit log. */
 #include "api.h"
 
 #include "auth.h"
 #include "chat.h"
+#include "intents_check.h"
 #include "kb.h"
 #include "triage.h"
 #include "log.h"
@@ -299,7 +303,8 @@ static int parse_article(const struct api_request *req, const char *path_id, jso
         return 1;
     }
     json_error_t jerr;
-    json_t *root = json_loadb(req->body, req->n_body, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root =
+        json_loadb(req->body, req->n_body, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (!root) {
         char msg[300];
         snprintf(msg, sizeof msg, "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
@@ -309,7 +314,9 @@ static int parse_article(const struct api_request *req, const char *path_id, jso
     }
     *root_out = root;
     if (!json_is_object(root)) {
-        respond_error(resp, 400, "bad_json", "the body must be a JSON object");
+        char msg[96];
+        snprintf(msg, sizeof msg, "the body must be a JSON object (got %s)", cd_json_kind(root));
+        respond_error(resp, 400, "bad_json", msg);
         return 1;
     }
     static const char *const string_fields[] = {"id", "title", "body", "lang"};
@@ -317,7 +324,8 @@ static int parse_article(const struct api_request *req, const char *path_id, jso
         json_t *v = json_object_get(root, string_fields[i]);
         if (v && !json_is_string(v)) {
             char msg[96];
-            snprintf(msg, sizeof msg, "'%s' must be a string", string_fields[i]);
+            snprintf(msg, sizeof msg, "'%s' must be a string (got %s)", string_fields[i],
+                     cd_json_kind(v));
             respond_error(resp, 400, "bad_field", msg);
             return 1;
         }
@@ -736,8 +744,8 @@ static int route_stats(struct api *api, const struct api_request *req, struct ap
         json_object_set_new(o, "conversations", json_integer(st.n_conversations));
         json_object_set_new(o, "bot_resolved", json_integer(st.n_bot_resolved));
         json_object_set_new(o, "handoffs", json_integer(st.n_handoffs));
-        json_object_set_new(o, "picked", json_integer(st.n_picked));
-        json_object_set_new(o, "within_target", json_integer(st.n_within_target));
+        json_object_set_new(o, "picked_up", json_integer(st.n_picked));
+        json_object_set_new(o, "picked_within_target", json_integer(st.n_within_target));
         json_object_set_new(o, "ratings", json_integer(st.n_ratings));
         json_object_set_new(o, "deflection_rate", json_real(st.deflection_rate));
         json_object_set_new(o, "escalation_rate", json_real(st.escalation_rate));
@@ -746,13 +754,16 @@ static int route_stats(struct api *api, const struct api_request *req, struct ap
         json_object_set_new(o, "median_wait_s", json_real(st.median_wait_s));
         json_object_set_new(o, "csat", json_real(st.csat));
         json_object_set_new(o, "csat_satisfied", json_real(st.csat_satisfied));
-        json_object_set_new(o, "by_queue", counts_json(st.by_queue, st.n_by_queue));
-        json_object_set_new(o, "drivers", counts_json(st.drivers, st.n_drivers));
+        json_object_set_new(o, "handoffs_by_queue", counts_json(st.by_queue, st.n_by_queue));
+        json_object_set_new(o, "top_drivers", counts_json(st.drivers, st.n_drivers));
         json_object_set_new(o, "unanswered", counts_json(st.unanswered, st.n_unanswered));
-        if (api->deps.chat) {
-            struct chat_metrics cm;
-            memset(&cm, 0, sizeof cm);
+        /* The names are docs/web.md's table (tests/integration/api.test.mjs reads it). */
+        struct chat_metrics cm;
+        memset(&cm, 0, sizeof cm);
+        if (api->deps.chat)
             chat_metrics_get(api->deps.chat, &cm);
+        json_object_set_new(o, "queue_length", json_integer(cm.queue_length));
+        if (api->deps.chat) {
             json_object_set_new(
                 o, "live",
                 json_pack("{s:I,s:I,s:i,s:I,s:I}", "waiting", (json_int_t)cm.queue_length,
@@ -883,18 +894,30 @@ static int route_learn(struct api *api, const struct api_request *req, struct ap
     if (!req->body || !req->n_body)
         return respond_error(resp, 400, "missing_body", "send {\"question\", \"article\"}");
     json_error_t jerr;
-    json_t *root = json_loadb(req->body, req->n_body, 0, &jerr);
+    json_t *root =
+        json_loadb(req->body, req->n_body, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (!root || !json_is_object(root)) {
         char msg[300];
-        snprintf(msg, sizeof msg, "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
-                 root ? "the body must be a JSON object" : jerr.text);
+        if (root)
+            snprintf(msg, sizeof msg, "the body must be a JSON object (got %s)",
+                     cd_json_kind(root));
+        else
+            snprintf(msg, sizeof msg, "invalid JSON at line %d column %d: %s", jerr.line,
+                     jerr.column, jerr.text);
         json_decref(root);
         return respond_error(resp, 400, "bad_json", msg);
     }
-    const char *question = json_string_value(json_object_get(root, "question"));
-    const char *article = json_string_value(json_object_get(root, "article"));
+    json_t *qv = json_object_get(root, "question"), *av = json_object_get(root, "article");
+    const char *question = json_string_value(qv);
+    const char *article = json_string_value(av);
+    char msg[96];
     int rc;
-    if (!question || !*question)
+    if ((qv && !json_is_string(qv)) || (av && !json_is_string(av))) {
+        const char *key = qv && !json_is_string(qv) ? "question" : "article";
+        snprintf(msg, sizeof msg, "'%s' must be a string (got %s)", key,
+                 cd_json_kind(qv && !json_is_string(qv) ? qv : av));
+        rc = respond_error(resp, 400, "bad_field", msg);
+    } else if (!question || !*question)
         rc = respond_error(resp, 400, "missing_field", "'question' is required (a string)");
     else if (!article || !kb_id_valid(article))
         rc = respond_error(resp, 400, "missing_field", "'article' is required (an article id)");
@@ -982,6 +1005,26 @@ static int route_unanswered(struct api *api, const struct api_request *req,
     return respond_json(resp, 200, json_pack("{s:o?}", "questions", list));
 }
 
+/* GET /api/intents/check: the author's report on the intents in use (intents_check.h). */
+static int route_intents_check(struct api *api, const struct api_request *req,
+                               struct api_response *resp)
+{
+    struct auth_user user;
+    if (require_role(api, req, AUTH_ROLE_AUTHOR | AUTH_ROLE_ADMIN, &user, resp))
+        return 0;
+    if (strcmp(req->method, "GET")) {
+        resp->allow = "GET";
+        return respond_error(resp, 405, "method_not_allowed", "use GET");
+    }
+    const struct intents *set = api->deps.triage ? triage_intents(api->deps.triage) : NULL;
+    if (!set)
+        return respond_error(resp, 503, "unavailable", "the triage engine has no intents");
+    json_t *r = intents_check(set, NULL);
+    if (!r)
+        return respond_error(resp, 500, "internal", "out of memory");
+    return respond_json(resp, 200, r);
+}
+
 static int route_queues(struct api *api, const struct api_request *req, struct api_response *resp)
 {
     struct auth_user user;
@@ -997,6 +1040,127 @@ static int route_queues(struct api *api, const struct api_request *req, struct a
         p += n + (e ? 1 : 0);
     }
     return respond_json(resp, 200, json_pack("{s:o?}", "queues", list));
+}
+
+/* ---- data-subject requests (admin) --------------------------------------- */
+
+static int is_email(const char *s)
+{
+    return s && strchr(s, '@') && strlen(s) <= 254;
+}
+
+/* GET /api/export?conversation=ID or ?email=ADDR: one conversation, or every conversation of
+ * a customer ({"email","conversations":[...]}), as `caredesk export` prints them. */
+static int route_export(struct api *api, const struct api_request *req, struct api_response *resp)
+{
+    if (strcmp(req->method, "GET")) {
+        resp->allow = "GET";
+        return respond_error(resp, 405, "method_not_allowed", "use GET");
+    }
+    struct auth_user user;
+    if (require_role(api, req, AUTH_ROLE_ADMIN, &user, resp))
+        return 0;
+    const char *id_s = arg(req, "conversation"), *email = arg(req, "email");
+    int64_t id = 0;
+    if (!id_s == !email)
+        return respond_error(resp, 400, "bad_request", "send ?conversation=ID or ?email=ADDR");
+    if (id_s && parse_id(id_s, &id))
+        return respond_error(resp, 400, "bad_id", "conversation ids are positive integers");
+    if (email && !is_email(email))
+        return respond_error(resp, 400, "bad_email", "'email' must be an email address");
+    struct cd_buf out = {0};
+    char detail[96];
+    int n = 0;
+    int rc = id ? store_export_conversation(api->deps.store, id, &out)
+                : store_export_email(api->deps.store, email, &out, &n);
+    snprintf(detail, sizeof detail, "{\"by\":\"%s\",\"conversations\":%d}",
+             id ? "conversation" : "email", id ? 1 : n);
+    if (!rc) {
+        /* Who exported what is audited; the email itself is not written there. */
+        int arc = store_event_add(api->deps.store, "export", id, user.id, detail);
+        if (arc)
+            log_event(LOG_ERROR, "audit_failed", "kind:s", "export", "error:s", cd_strerror(arc),
+                      LOG_END);
+    }
+    if (!rc)
+        rc = cd_buf_puts(&out, "\n");
+    if (rc) {
+        cd_buf_free(&out);
+        return rc == CD_ENOTFOUND ? respond_error(resp, 404, "not_found", "no such conversation")
+                                  : respond_error(resp, 500, "internal", cd_strerror(rc));
+    }
+    cd_buf_free(&resp->body);
+    resp->body = out;
+    resp->status = 200;
+    resp->content_type = "application/json";
+    return 0;
+}
+
+/* POST /api/erase {"email"}: deletes every conversation of that customer, ends the live ones
+ * first, and truncates the -wal file, as `caredesk erase` does; {"erased": N}. */
+static int route_erase(struct api *api, const struct api_request *req, struct api_response *resp)
+{
+    if (strcmp(req->method, "POST")) {
+        resp->allow = "POST";
+        return respond_error(resp, 405, "method_not_allowed", "use POST");
+    }
+    struct auth_user user;
+    if (require_role(api, req, AUTH_ROLE_ADMIN, &user, resp))
+        return 0;
+    json_error_t jerr;
+    json_t *root = req->n_body ? json_loadb(req->body, req->n_body,
+                                            JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr)
+                               : NULL;
+    char msg[300];
+    json_t *ev = json_object_get(root, "email");
+    if (!json_is_object(root)) {
+        if (root)
+            snprintf(msg, sizeof msg, "the body must be a JSON object (got %s)",
+                     cd_json_kind(root));
+        else if (req->n_body)
+            snprintf(msg, sizeof msg, "invalid JSON at line %d column %d: %s", jerr.line,
+                     jerr.column, jerr.text);
+        else
+            snprintf(msg, sizeof msg, "send {\"email\": ADDR}");
+        json_decref(root);
+        return respond_error(resp, 400, req->n_body ? "bad_json" : "missing_body", msg);
+    }
+    if (!ev || !json_is_string(ev) || !is_email(json_string_value(ev))) {
+        if (ev && !json_is_string(ev))
+            snprintf(msg, sizeof msg, "'email' must be a string (got %s)", cd_json_kind(ev));
+        else
+            snprintf(msg, sizeof msg, "'email' is required (an email address)");
+        json_decref(root);
+        return respond_error(resp, 400, ev ? "bad_field" : "missing_field", msg);
+    }
+    char email[256];
+    cd_strlcpy(email, sizeof email, json_string_value(ev));
+    json_decref(root);
+    /* The live conversations end first (committed with chat_flush()), so that nothing is
+     * written for them after the erasure. */
+    int64_t ids[200], after = 0;
+    int n = 0, rc = 0;
+    while (api->deps.chat &&
+           !(rc = store_email_conversation_ids(api->deps.store, email, after, ids, 200, &n)) &&
+           n > 0) {
+        for (int i = 0; i < n && !rc; i++)
+            rc = chat_end_for_erasure(api->deps.chat, ids[i]);
+        after = ids[n - 1];
+        if (rc || n < 200)
+            break;
+    }
+    if (!rc && api->deps.chat)
+        rc = chat_flush(api->deps.chat);
+    int n_erased = 0;
+    if (!rc)
+        rc = store_erase_email(api->deps.store, email, user.id, &n_erased);
+    if (rc)
+        return respond_error(resp, 500, "store_failed", cd_strerror(rc));
+    int wrc = store_wipe_wal(api->deps.store);
+    if (wrc)
+        log_event(LOG_ERROR, "wal_not_truncated", "error:s", cd_strerror(wrc), LOG_END);
+    return respond_json(resp, 200,
+                        json_pack("{s:i, s:b}", "erased", n_erased, "wal_truncated", wrc == 0));
 }
 
 /* ---- dispatch ------------------------------------------------------------ */
@@ -1029,5 +1193,11 @@ int api_handle(struct api *api, const struct api_request *req, struct api_respon
         return route_queues(api, req, resp);
     if (!strcmp(p, "/api/unanswered"))
         return route_unanswered(api, req, resp);
+    if (!strcmp(p, "/api/export"))
+        return route_export(api, req, resp);
+    if (!strcmp(p, "/api/erase"))
+        return route_erase(api, req, resp);
+    if (!strcmp(p, "/api/intents/check"))
+        return route_intents_check(api, req, resp);
     return respond_error(resp, 404, "not_found", "no such route");
 }

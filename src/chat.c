@@ -195,6 +195,8 @@ struct chat *chat_new(const struct chat_settings *settings, struct store *store,
     if (!store || !io || !io->send)
         return NULL;
     struct chat *chat = calloc(1, sizeof *chat);
+    if (chat)
+        chat->started_s = cd_wall_s();
     if (!chat)
         return NULL;
     if (settings)
@@ -210,6 +212,8 @@ struct chat *chat_new(const struct chat_settings *settings, struct store *store,
     if (n_url && chat->public_url[n_url - 1] == '/')
         chat->public_url[n_url - 1] = '\0';
     s->public_url = chat->public_url;
+    cd_strlcpy(chat->default_lang, sizeof chat->default_lang,
+               s->default_lang && s->default_lang[0] ? s->default_lang : "en");
     chat->store = store;
     chat->kb = kb;
     chat->triage = triage;
@@ -235,6 +239,7 @@ static void conv_free(struct conv *c)
     if (!c)
         return;
     store_conversation_clear(&c->rec);
+    langid_probe_free(c->lang_probe);
     free(c);
 }
 
@@ -262,6 +267,7 @@ void chat_free(struct chat *chat)
     free(chat->learns);
     queue_free(chat->queue);
     auth_throttle_free(chat->throttle);
+    langid_free(chat->langid);
     if (chat->owns_redactor)
         redact_free(chat->redactor);
     free(chat);
@@ -285,6 +291,7 @@ struct conv *chat_conv_adopt(struct chat *chat, struct store_conversation *rec)
     c->node.key = (uint64_t)c->rec.id;
     c->last_position = -2;
     c->last_eta = -2;
+    c->has_customer_message = -1;
     snprintf(c->last_intent, sizeof c->last_intent, "%s", c->rec.intent);
     if (htable_put(&chat->convs, &c->node)) {
         conv_free(c);
@@ -399,8 +406,8 @@ int chat_field_str(struct chat *chat, uint64_t conn, json_t *o, const char *key,
     if (!v || json_is_null(v))
         return 0;
     if (!json_is_string(v)) {
-        char msg[128];
-        snprintf(msg, sizeof msg, "field '%s' must be a string", key);
+        char msg[160];
+        snprintf(msg, sizeof msg, "field '%s' must be a string (got %s)", key, cd_json_kind(v));
         chat_emit_error(chat, conn, "bad_frame", msg, reply_to, 0);
         return -1;
     }
@@ -429,33 +436,24 @@ int chat_need_str(struct chat *chat, uint64_t conn, json_t *o, const char *key, 
     return r < 0 ? -1 : 0;
 }
 
-/* A required integer field in [min, max] (a numeric string is accepted for
- * ids); returns 0 and *out, or -1 (error emitted). */
+/* A required integer field in [min, max] (a JSON integer: "3" is a string, not an id);
+ * returns 0 and *out, or -1 (error emitted, naming the field and the type it got). */
 int chat_need_int(struct chat *chat, uint64_t conn, json_t *o, const char *key, int64_t min,
                   int64_t max, int64_t *out)
 {
     json_t *v = json_object_get(o, key);
-    char msg[128];
+    char msg[192];
     if (!v) {
         snprintf(msg, sizeof msg, "missing field '%s'", key);
         chat_emit_error(chat, conn, "bad_frame", msg, NULL, 0);
         return -1;
     }
-    int64_t x = 0;
-    int ok = 0;
-    if (json_is_integer(v)) {
-        x = json_integer_value(v);
-        ok = 1;
-    } else if (json_is_string(v)) {
-        const char *s = json_string_value(v);
-        char *end = NULL;
-        long long ll = strtoll(s, &end, 10);
-        ok = *s && end && !*end;
-        x = ll;
-    }
-    if (!ok || x < min || x > max) {
-        snprintf(msg, sizeof msg, "field '%s' must be an integer from %lld to %lld", key,
-                 (long long)min, (long long)max);
+    int64_t x = json_is_integer(v) ? json_integer_value(v) : 0;
+    if (!json_is_integer(v) || x < min || x > max) {
+        int n = snprintf(msg, sizeof msg, "field '%s' must be an integer from %lld to %lld", key,
+                         (long long)min, (long long)max);
+        if (!json_is_integer(v) && n > 0 && (size_t)n < sizeof msg)
+            snprintf(msg + n, sizeof msg - (size_t)n, " (got %s)", cd_json_kind(v));
         chat_emit_error(chat, conn, "bad_frame", msg, NULL, 0);
         return -1;
     }
@@ -531,7 +529,9 @@ json_t *chat_queued_frame(struct chat *chat, struct conv *c, int64_t seq)
     if (!o)
         return NULL;
     json_object_set_new(o, "position", pos > 0 ? json_integer(pos) : json_null());
-    json_object_set_new(o, "estimated_wait_s", eta >= 0 ? json_integer(eta) : json_null());
+    /* An offline ticket has no basis for an estimate, even when agents are signed in. */
+    json_object_set_new(o, "estimated_wait_s",
+                        eta >= 0 && !c->rec.is_offline ? json_integer(eta) : json_null());
     if (seq > 0)
         json_object_set_new(o, "seq", json_integer(seq));
     if (c->rec.is_offline) {
@@ -576,9 +576,35 @@ json_t *chat_queue_items_json(struct chat *chat)
 
 /* ---- bot decisions (the policy and the wording are triage.c's) ---- */
 
+/* A conversation started without a lang: its language from its first messages, among the
+ * languages of the intents and KB; stored once decided. Until then the default language. */
+static void detect_lang(struct chat *chat, struct conv *c, const char *text, size_t n)
+{
+    const struct intents *set = chat->triage ? triage_intents(chat->triage) : NULL;
+    if (!chat->langid || chat->langid_intents != set) {
+        langid_free(chat->langid);
+        chat->langid = langid_build(set, chat->kb);
+        chat->langid_intents = set;
+    }
+    char lang[8];
+    int is_decided =
+        langid_probe_add(c->lang_probe, chat->langid, text, n, chat->default_lang, lang);
+    if (strcmp(lang, c->rec.lang)) {
+        cd_strlcpy(c->rec.lang, sizeof c->rec.lang, lang);
+        if (is_decided)
+            chat_save_conv(chat, c);
+    }
+    if (is_decided) {
+        langid_probe_free(c->lang_probe);
+        c->lang_probe = NULL;
+    }
+}
+
 int chat_decide(struct chat *chat, struct conv *c, const char *text, size_t n,
                 struct triage_decision *d)
 {
+    if (c->lang_probe)
+        detect_lang(chat, c, text, n);
     const char *lang = c->rec.lang[0] ? c->rec.lang : NULL;
     if (!chat->triage)
         return triage_decide_kb_only(chat->kb, text, lang, d);
@@ -607,6 +633,25 @@ void chat_update_context(struct conv *c, const struct triage_decision *d)
 }
 
 /* ---- handoff ---- */
+
+int chat_conv_has_customer_message(struct chat *chat, struct conv *c)
+{
+    if (c->has_customer_message < 0) {
+        int has = store_has_customer_message(chat->store, c->rec.id);
+        c->has_customer_message = has > 0;
+    }
+    return c->has_customer_message;
+}
+
+void chat_count_outcome(struct chat *chat, struct conv *c, int is_first_message)
+{
+    if (c->rec.created_s < chat->started_s)
+        return;
+    if (is_first_message)
+        chat->m.n_conversations_engaged++;
+    if (c->rec.queued_s > 0 && (is_first_message || chat_conv_has_customer_message(chat, c)))
+        chat->m.n_conversations_escalated++;
+}
 
 /* Puts c in the queue (state queued), stores the "queued" event and queues
  * the customer's queued frame. Returns 0 or CD_E*. */
@@ -655,6 +700,8 @@ int chat_enqueue(struct chat *chat, struct conv *c, const char *queue_name, int 
     preview_from_store(chat, c);
     chat->is_queue_dirty = 1;
     store_event_add(chat->store, "handoff", c->rec.id, 0, NULL);
+    if (!old.queued_s)
+        chat_count_outcome(chat, c, 0);
     chat_emit_customer_stored(chat, c, chat_queued_frame(chat, c, seq));
     return 0;
 }
@@ -746,8 +793,13 @@ json_t *chat_parse_frame(struct chat *chat, uint64_t conn, const char *text, siz
     }
     json_t *t = json_object_get(o, "type");
     if (!json_is_string(t)) {
+        char msg[96];
+        if (t)
+            snprintf(msg, sizeof msg, "field 'type' must be a string (got %s)", cd_json_kind(t));
+        else
+            snprintf(msg, sizeof msg, "missing field 'type'");
         json_decref(o);
-        chat_emit_error(chat, conn, "bad_frame", "missing field 'type'", NULL, 0);
+        chat_emit_error(chat, conn, "bad_frame", msg, NULL, 0);
         return NULL;
     }
     *type = json_string_value(t);
@@ -1048,6 +1100,26 @@ int chat_flush(struct chat *chat)
         c = next;
     }
     return rc;
+}
+
+int chat_end_for_erasure(struct chat *chat, int64_t conversation)
+{
+    struct conv *c = chat ? chat_conv_cached(chat, conversation) : NULL;
+    if (!c)
+        return 0;
+    if (conv_is_open(c)) {
+        int rc = chat_unit_begin(chat);
+        if (!rc)
+            rc = chat_close_conversation(chat, c, "system", NULL, NULL);
+        if (rc) {
+            chat_unit_undo(chat);
+            return rc;
+        }
+        chat_unit_end(chat);
+    }
+    for (struct conn *k = c->conns; k; k = k->next_in_conv)
+        chat_emit_close(chat, k->node.key, 1000, "erased");
+    return 0;
 }
 
 void chat_metrics_get(const struct chat *chat, struct chat_metrics *out)

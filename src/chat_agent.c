@@ -257,13 +257,14 @@ static void agent_claim(struct chat *chat, struct conn *k, json_t *o)
 static void agent_message(struct chat *chat, struct conn *k, json_t *o)
 {
     uint64_t id = k->node.key;
-    struct conv *c = agent_conv(chat, k, o);
-    if (!c)
-        return;
+    /* The fields first: a frame of the wrong shape is bad_frame whatever the state. */
     const char *client_id, *text;
     if (chat_need_str(chat, id, o, "id", 1, AGENT_ID_MAX, &client_id, NULL) < 0 ||
         chat_need_str(chat, id, o, "text", 1, (size_t)chat->settings.max_message_bytes, &text,
                       NULL) < 0)
+        return;
+    struct conv *c = agent_conv(chat, k, o);
+    if (!c)
         return;
     char *masked = redact_text(chat->redactor, text, strlen(text), NULL);
     if (!masked) {
@@ -315,12 +316,12 @@ static void agent_message(struct chat *chat, struct conn *k, json_t *o)
 static void agent_close(struct chat *chat, struct conn *k, json_t *o)
 {
     uint64_t id = k->node.key;
-    struct conv *c = agent_conv(chat, k, o);
-    if (!c)
-        return;
     const char *disposition, *note;
     if (chat_need_str(chat, id, o, "disposition", 1, STORE_NAME_MAX - 1, &disposition, NULL) < 0 ||
         chat_field_str(chat, id, o, "note", 0, NOTE_MAX_BYTES, &note, NULL) < 0)
+        return;
+    struct conv *c = agent_conv(chat, k, o);
+    if (!c)
         return;
     char *masked = note ? redact_text(chat->redactor, note, strlen(note), NULL) : NULL;
     int rc = note && !masked ? CD_ENOMEM : chat_unit_begin(chat);
@@ -372,11 +373,11 @@ int chat_requeue(struct chat *chat, struct conv *c, const char *queue_arg, const
 static void agent_transfer(struct chat *chat, struct conn *k, json_t *o)
 {
     uint64_t id = k->node.key;
-    struct conv *c = agent_conv(chat, k, o);
-    if (!c)
-        return;
     const char *q;
     if (chat_need_str(chat, id, o, "queue", 1, QUEUE_NAME_MAX - 1, &q, NULL) < 0)
+        return;
+    struct conv *c = agent_conv(chat, k, o);
+    if (!c)
         return;
     if (!queue_exists(chat->queue, q)) {
         char msg[192];

@@ -77,6 +77,34 @@ static int jb_choices(struct cd_buf *b, const struct triage_decision *d)
 
 /* ---- the bot's reply ---- */
 
+/* 1 if a question the bot handed off or clarified (d), or one the customer said "No" to
+ * (intent_name, d NULL), is one an author should see in the unanswered list: the bot did not
+ * know. Not a request for a person, not small talk (an answer intent with its own response
+ * and no article: greetings, thanks, goodbyes), and not a handoff by policy (anger, a
+ * sensitive intent, an intent that always goes to a person). */
+static int is_unanswered(const struct chat *chat, const struct triage_decision *d,
+                         const char *intent_name)
+{
+    const char *reason = d ? d->evidence.reason : NULL;
+    if (d && (d->signals.is_person_request || d->is_sensitive))
+        return 0;
+    if (reason && (!strcmp(reason, "person_request") || !strcmp(reason, "sensitive") ||
+                   !strcmp(reason, "anger") || !strcmp(reason, "empty")))
+        return 0;
+    /* A clarification or a low-confidence handoff names the bot's best guess, not what the
+     * question was: such a question is unanswered whatever the guess. */
+    int is_decided = !d || (reason && (!strcmp(reason, "rule") || !strcmp(reason, "model")));
+    const char *name = d ? d->intent : intent_name;
+    const struct intents *set = chat->triage ? triage_intents(chat->triage) : NULL;
+    int i = is_decided && set && name && name[0] ? intents_find(set, name) : -1;
+    const struct intent *in = i >= 0 ? intents_get(set, i) : NULL;
+    if (!in)
+        return 1;
+    if (in->is_person_request || in->is_sensitive || in->action == INTENT_HANDOFF)
+        return 0;
+    return !(in->action == INTENT_ANSWER && in->response && !in->article);
+}
+
 /* Stores the bot reply for decision d (answering client message reply_to,
  * NULL for none) and queues the reply frame, then acts on it (clarify
  * choices, collecting, handoff). Returns 0 or CD_E*. */
@@ -184,7 +212,8 @@ static int bot_reply(struct chat *chat, struct conv *c, const char *reply_to, in
     } else {
         chat->m.n_handoff++;
     }
-    if (d->action != TRIAGE_ANSWER && question && !is_collect && d->n_articles == 0)
+    if (d->action != TRIAGE_ANSWER && question && !is_collect && d->n_articles == 0 &&
+        is_unanswered(chat, d, NULL))
         store_unanswered_add(chat->store, c->rec.id, question, c->rec.lang, d->intent,
                              d->confidence);
 
@@ -279,14 +308,21 @@ static struct conv *start_conversation(struct chat *chat, struct conn *k, const 
         chat_emit_error(chat, k->node.key, "store_failed", "no randomness for a token", NULL, 0);
         return NULL;
     }
-    snprintf(rec.lang, sizeof rec.lang, "%s", lang ? lang : "en");
+    snprintf(rec.lang, sizeof rec.lang, "%s", lang ? lang : chat->default_lang);
     for (char *p = rec.lang; *p; p++)
         if (*p >= 'A' && *p <= 'Z')
             *p = (char)(*p - 'A' + 'a');
-    rec.customer_name = name ? strdup(name) : NULL;
-    rec.customer_email = email ? strdup(email) : NULL;
-    rec.customer_page = page ? strdup(page) : NULL;
+    /* Customer-supplied details are masked like message text before they are stored. */
+    rec.customer_name = name ? redact_text(chat->redactor, name, strlen(name), NULL) : NULL;
+    rec.customer_email = email ? redact_email_field(chat->redactor, email) : NULL;
+    rec.customer_page = page ? redact_text(chat->redactor, page, strlen(page), NULL) : NULL;
     rec.state = STORE_STATE_BOT;
+    if ((name && !rec.customer_name) || (email && !rec.customer_email) ||
+        (page && !rec.customer_page)) {
+        store_conversation_clear(&rec);
+        chat_emit_error(chat, k->node.key, "store_failed", "out of memory", NULL, 0);
+        return NULL;
+    }
     int rc = chat_unit_begin(chat);
     if (!rc)
         rc = store_conversation_create(chat->store, &rec);
@@ -304,6 +340,9 @@ static struct conv *start_conversation(struct chat *chat, struct conn *k, const 
         chat_emit_error(chat, k->node.key, "store_failed", "out of memory", NULL, 0);
         return NULL;
     }
+    if (!lang)
+        c->lang_probe = langid_probe_new(); /* NULL: the default language, as before */
+    c->has_customer_message = 0;
     attach(chat, k, c);
     chat->m.n_conversations++;
     k->is_resyncing = 1;
@@ -621,6 +660,7 @@ static void customer_message(struct chat *chat, struct conn *k, json_t *o)
         chat_emit_error(chat, id, "store_failed", "out of memory", client_id, 0);
         return;
     }
+    int is_first_message = !chat_conv_has_customer_message(chat, c);
     int rc = chat_unit_begin(chat);
     int64_t seq = 0;
     if (!rc)
@@ -634,6 +674,10 @@ static void customer_message(struct chat *chat, struct conn *k, json_t *o)
     }
     if (!rc) {
         chat->m.n_messages_in++;
+        if (is_first_message) {
+            c->has_customer_message = 1;
+            chat_count_outcome(chat, c, 1);
+        }
         if (c->rec.state == STORE_STATE_QUEUED || c->rec.state == STORE_STATE_WITH_AGENT) {
             chat_emit_customer_stored(chat, c,
                                       json_pack("{s:s, s:s, s:I}", "type", "ack", "reply_to",
@@ -788,7 +832,7 @@ static void customer_feedback(struct chat *chat, struct conn *k, json_t *o)
     if (!rc)
         rc = store_feedback_add(chat->store, c->rec.id, seq, is_helpful,
                                 b.article[0] ? b.article : NULL, b.question);
-    if (!rc && !is_helpful && b.question)
+    if (!rc && !is_helpful && b.question && is_unanswered(chat, NULL, c->rec.intent))
         rc = store_unanswered_add(chat->store, c->rec.id, b.question, c->rec.lang, c->rec.intent,
                                   c->rec.confidence);
     if (rc)
@@ -844,7 +888,7 @@ static void customer_handoff(struct chat *chat, struct conn *k)
         return;
     }
     struct triage_decision d;
-    int rc = triage_person_request(chat->triage, c->last_intent, c->collect_queue, &d);
+    int rc = triage_person_request(chat->triage, c->last_intent, c->rec.lang, c->collect_queue, &d);
     if (!rc)
         rc = chat_unit_begin(chat);
     if (!rc)
@@ -876,8 +920,8 @@ static void customer_contact(struct chat *chat, struct conn *k, json_t *o)
         chat_emit_error(chat, id, "bad_frame", "field 'email' must be an email address", NULL, 0);
         return;
     }
-    char *new_email = email ? strdup(email) : NULL;
-    char *new_name = name ? strdup(name) : NULL;
+    char *new_email = email ? redact_email_field(chat->redactor, email) : NULL;
+    char *new_name = name ? redact_text(chat->redactor, name, strlen(name), NULL) : NULL;
     if ((email && !new_email) || (name && !new_name)) {
         free(new_email);
         free(new_name);
@@ -908,9 +952,9 @@ static void customer_contact(struct chat *chat, struct conn *k, json_t *o)
         free(old_name);
     json_t *ok = json_pack("{s:s}", "type", "contact_ok");
     if (ok && email)
-        json_object_set_new(ok, "email", json_string(email));
+        json_object_set_new(ok, "email", json_string(c->rec.customer_email));
     if (ok && name)
-        json_object_set_new(ok, "name", json_string(name));
+        json_object_set_new(ok, "name", json_string(c->rec.customer_name));
     chat_emit_customer(chat, c, ok);
 }
 

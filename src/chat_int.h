@@ -11,6 +11,7 @@
 #include "htable.h"
 #include "intents.h"
 #include "kb.h"
+#include "langid.h"
 #include "queue.h"
 #include "redact.h"
 #include "store.h"
@@ -71,6 +72,8 @@ struct conv {
     int n_collect_tries;
     int is_touched;
     struct conv *next_touched;
+    struct langid_probe *lang_probe; /* hello had no lang: detecting it (langid.h) */
+    int has_customer_message;        /* 1, 0, or -1: not known yet (loaded from the store) */
 };
 
 /* A frame to send, or (text NULL) a close to make once the frames queued
@@ -91,10 +94,16 @@ struct pending_learn {
 
 struct chat {
     struct chat_settings settings;
+    int64_t started_s; /* chat_new() time: the deflection counts cover conversations since */
     char public_url[512];
     struct store *store;
     struct kb *kb;
     struct triage *triage;
+    /* Detects the language of conversations whose hello had none: built on first use from
+     * the intents (rebuilt when they are swapped) and the KB. */
+    struct langid *langid;
+    const struct intents *langid_intents;
+    char default_lang[8];
     struct chat_io io;
     int (*room)(void *ctx, uint64_t conn); /* chat_set_room(), or NULL */
     struct redactor *redactor;
@@ -160,6 +169,17 @@ int chat_decide(struct chat *chat, struct conv *c, const char *text, size_t n,
                 struct triage_decision *d);
 void chat_update_context(struct conv *c, const struct triage_decision *d);
 int chat_enqueue(struct chat *chat, struct conv *c, const char *queue_name, int priority);
+
+/* Whether c has a customer message, asked of the store once for a conversation loaded from
+ * it (a reconnect, a restart). */
+int chat_conv_has_customer_message(struct chat *chat, struct conv *c);
+
+/* The deflection counts of /metrics, with the definition of store_stats() (GET /api/stats):
+ * per conversation created since chat_new() with at least one customer message, "engaged";
+ * of those, the ones ever handed off, "escalated". Called after c's first customer message
+ * is stored (is_first_message) and after its first handoff, so that however often the
+ * customer reconnects a conversation counts once. */
+void chat_count_outcome(struct chat *chat, struct conv *c, int is_first_message);
 int chat_close_conversation(struct chat *chat, struct conv *c, const char *by,
                             const char *disposition, const char *note);
 json_t *chat_parse_frame(struct chat *chat, uint64_t conn, const char *text, size_t len,

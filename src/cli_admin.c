@@ -23,11 +23,16 @@ static const char user_usage[] =
 
 static const char export_usage[] =
     "usage: caredesk export --conversation ID [--db PATH]\n"
-    "prints the conversation with its whole transcript as one JSON object\n";
+    "       caredesk export --email ADDR [--db PATH]\n"
+    "prints the conversation with its whole transcript as one JSON object; with --email,\n"
+    "{\"email\",\"conversations\":[...]} with every conversation of that customer (a\n"
+    "data-subject access request)\n";
 
 static const char erase_usage[] =
     "usage: caredesk erase --email ADDR [--db PATH]\n"
-    "deletes every conversation (with messages, feedback and ratings) of that email\n";
+    "deletes every conversation (with messages, feedback and ratings) of that email, and\n"
+    "truncates the database's -wal file so that no copy of them stays there (also while\n"
+    "the server runs)\n";
 
 static const char *default_db(void)
 {
@@ -205,9 +210,11 @@ int cli_user(int argc, char **argv)
     return rc;
 }
 
-/* Parses "--NAME VALUE" options for export/erase; returns CLI_OK or a code. */
-static int parse_one(int argc, char **argv, const char *opt, const char **value, const char **db,
-                     const char *usage)
+/* Parses "--NAME VALUE" options for export/erase (opt, or alt when not NULL: one of the two);
+ * returns CLI_OK or a code. */
+static int parse_options(int argc, char **argv, const char *opt, const char **value,
+                         const char *alt, const char **alt_value, const char **db,
+                         const char *usage)
 {
     for (int i = 1; i < argc; i++) {
         int is_missing = 0;
@@ -219,25 +226,70 @@ static int parse_one(int argc, char **argv, const char *opt, const char **value,
             *db = v;
         } else if ((v = opt_value(argc, argv, &i, opt, &is_missing))) {
             *value = v;
+        } else if (alt && (v = opt_value(argc, argv, &i, alt, &is_missing))) {
+            *alt_value = v;
         } else {
             fprintf(stderr, "caredesk: %s '%s'\n%s",
                     is_missing ? "missing value for" : "unexpected argument", argv[i], usage);
             return CLI_USAGE;
         }
     }
-    if (!*value || !**value) {
-        fprintf(stderr, "caredesk: %s is required\n%s", opt, usage);
+    if (alt && *value && *alt_value) {
+        fprintf(stderr, "caredesk: give %s or %s, not both\n%s", opt, alt, usage);
+        return CLI_USAGE;
+    }
+    if ((!*value || !**value) && (!alt || !*alt_value || !**alt_value)) {
+        fprintf(stderr, "caredesk: %s%s%s is required\n%s", opt, alt ? " or " : "", alt ? alt : "",
+                usage);
         return CLI_USAGE;
     }
     return CLI_OK;
 }
 
+static int parse_one(int argc, char **argv, const char *opt, const char **value, const char **db,
+                     const char *usage)
+{
+    return parse_options(argc, argv, opt, value, NULL, NULL, db, usage);
+}
+
+/* export --email ADDR: every conversation of that customer, in the audit log by id. */
+static int export_email(const char *db, const char *email)
+{
+    if (!strchr(email, '@') || strlen(email) > 254) {
+        fprintf(stderr, "caredesk: --email must be an email address (got '%s')\n", email);
+        return CLI_USAGE;
+    }
+    struct store *s = open_db(db);
+    if (!s)
+        return CLI_FAIL;
+    struct cd_buf out = {0};
+    int n = 0, rc = CLI_OK;
+    int r = store_export_email(s, email, &out, &n);
+    if (!r) {
+        char detail[64];
+        snprintf(detail, sizeof detail, "{\"by\":\"email\",\"conversations\":%d}", n);
+        r = store_event_add(s, "export", 0, 0, detail);
+    }
+    if (r) {
+        fprintf(stderr, "caredesk: export failed: %s\n", cd_strerror(r));
+        rc = CLI_FAIL;
+    } else {
+        printf("%s\n", out.data);
+    }
+    cd_buf_free(&out);
+    store_close(s);
+    return rc;
+}
+
 int cli_export(int argc, char **argv)
 {
-    const char *db = default_db(), *id_text = NULL;
-    int rc = parse_one(argc, argv, "--conversation", &id_text, &db, export_usage);
+    const char *db = default_db(), *id_text = NULL, *email = NULL;
+    int rc =
+        parse_options(argc, argv, "--conversation", &id_text, "--email", &email, &db, export_usage);
     if (rc)
         return rc < 0 ? CLI_OK : rc;
+    if (email)
+        return export_email(db, email);
     char *end = NULL;
     errno = 0;
     long long id = strtoll(id_text, &end, 10);
@@ -280,9 +332,15 @@ int cli_erase(int argc, char **argv)
     if (!s)
         return CLI_FAIL;
     int n = 0;
-    int r = store_erase_email(s, email, &n);
+    int r = store_erase_email(s, email, 0, &n);
     if (r) {
         fprintf(stderr, "caredesk: erase failed, nothing was deleted: %s\n", cd_strerror(r));
+        rc = CLI_FAIL;
+    } else if ((r = store_wipe_wal(s))) {
+        fprintf(stderr,
+                "caredesk: erased %d conversation%s of %s, but the -wal file could not be "
+                "truncated (%s): earlier copies may stay in it until it is; run erase again\n",
+                n, n == 1 ? "" : "s", email, cd_strerror(r));
         rc = CLI_FAIL;
     } else {
         printf("erased %d conversation%s of %s\n", n, n == 1 ? "" : "s", email);

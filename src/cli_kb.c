@@ -2,6 +2,7 @@
 #include "cd.h"
 #include "cli.h"
 #include "kb.h"
+#include "triage.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -41,13 +42,19 @@ static const char import_usage[] =
 
 static const char eval_usage[] =
     "usage: caredesk eval kb --articles A.jsonl --queries Q.jsonl [--learn L.jsonl]\n"
-    "                        [--lang xx] [--misses]\n"
+    "                        [--oos O.jsonl] [--t-kb X] [--lang xx] [--misses]\n"
     "\n"
     "Indexes the articles in memory, learns the --learn queries first if given (each line\n"
     "{\"text\", \"article\"} becomes a learned phrasing of that article), runs every query\n"
     "and prints one JSON object as the last line:\n"
     "  {\"n\", \"hit@1\", \"hit@5\", \"mrr@10\", \"query_us_p50\", \"query_us_p99\",\n"
-    "   \"index_articles_per_s\"}\n"
+    "   \"index_articles_per_s\", \"answer_rate\", \"answered_precision\", \"n_oos\",\n"
+    "   \"oos_answer_rate\", \"t_coverage\"}\n"
+    "The answer figures apply the server's rule (the KB alone, its threshold measured on\n"
+    "the KB): answer_rate is the share of --queries answered, answered_precision the share\n"
+    "of all answers that give the right article, oos_answer_rate the share of --oos\n"
+    "questions (no article answers them; {\"text\"} lines) answered all the same.\n"
+    "--t-kb X answers how-to questions at coverage >= X instead of the measured threshold.\n"
     "--misses also prints each query whose article was not ranked first.\n"
     "\n"
     "Exit status: 0, 1 failure (unreadable or empty file), 2 usage error.\n";
@@ -313,7 +320,7 @@ struct labelled_query {
 };
 
 /* Reads {"text", "article"} lines; bad lines are reported and skipped. */
-static int read_queries(const char *path, struct labelled_query **out, int *n_out)
+static int read_queries(const char *path, int is_oos, struct labelled_query **out, int *n_out)
 {
     size_t len = 0;
     char *data = cd_read_file(path, &len);
@@ -337,6 +344,8 @@ static int read_queries(const char *path, struct labelled_query **out, int *n_ou
         json_t *obj = json_loadb(line, n_line, 0, &jerr);
         const char *text = obj ? json_string_value(json_object_get(obj, "text")) : NULL;
         const char *article = obj ? json_string_value(json_object_get(obj, "article")) : NULL;
+        if (is_oos && text)
+            article = "";
         if (!text || !article) {
             fprintf(stderr, "%s:%d: %s\n", path, line_no,
                     obj ? "expected {\"text\": \"...\", \"article\": \"...\"}" : jerr.text);
@@ -396,7 +405,8 @@ static int cmp_i64(const void *x, const void *y)
 
 int cli_eval_kb(int argc, char **argv)
 {
-    const char *articles = NULL, *queries = NULL, *learn = NULL, *lang = NULL;
+    const char *articles = NULL, *queries = NULL, *learn = NULL, *lang = NULL, *oos = NULL;
+    double t_kb = 0;
     int show_misses = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -413,10 +423,17 @@ int cli_eval_kb(int argc, char **argv)
             learn = argv[++i];
         else if (!strcmp(a, "--lang") && has_value)
             lang = argv[++i];
-        else if (!strcmp(a, "--misses"))
+        else if (!strcmp(a, "--oos") && has_value)
+            oos = argv[++i];
+        else if (!strcmp(a, "--t-kb") && has_value) {
+            char *end;
+            t_kb = strtod(argv[++i], &end);
+            if (*end || !(t_kb > 0 && t_kb <= 1))
+                return usage_error(eval_usage, "--t-kb must be in (0, 1], not '%s'", argv[i]);
+        } else if (!strcmp(a, "--misses"))
             show_misses = 1;
         else if (!strcmp(a, "--articles") || !strcmp(a, "--queries") || !strcmp(a, "--learn") ||
-                 !strcmp(a, "--lang"))
+                 !strcmp(a, "--lang") || !strcmp(a, "--oos") || !strcmp(a, "--t-kb"))
             return usage_error(eval_usage, "option '%s' needs a value", a);
         else
             return usage_error(eval_usage, "unexpected argument '%s'", a);
@@ -424,19 +441,22 @@ int cli_eval_kb(int argc, char **argv)
     if (!articles || !queries)
         return usage_error(eval_usage, "--articles and --queries are required%s", NULL);
 
-    struct labelled_query *qs = NULL, *ls = NULL;
-    int n_qs = 0, n_ls = 0, rc = CLI_FAIL;
+    struct labelled_query *qs = NULL, *ls = NULL, *os = NULL;
+    int n_qs = 0, n_ls = 0, n_os = 0, rc = CLI_FAIL;
+    struct triage *t = NULL;
     int64_t *times = NULL;
     struct kb *kb = open_kb(":memory:");
     if (!kb)
         return CLI_FAIL;
-    if (read_queries(queries, &qs, &n_qs) != CLI_OK)
+    if (read_queries(queries, 0, &qs, &n_qs) != CLI_OK)
         goto done;
     if (n_qs == 0) {
         fprintf(stderr, "caredesk: %s: no queries\n", queries);
         goto done;
     }
-    if (learn && read_queries(learn, &ls, &n_ls) != CLI_OK)
+    if (learn && read_queries(learn, 0, &ls, &n_ls) != CLI_OK)
+        goto done;
+    if (oos && read_queries(oos, 1, &os, &n_os) != CLI_OK)
         goto done;
 
     struct kb_load_report report = {0};
@@ -483,6 +503,31 @@ int cli_eval_kb(int argc, char **argv)
                    n_hits ? hits[0].id : "-", qs[i].text);
         kb_hits_clear(hits, n_hits);
     }
+    /* The server's answer rule (a KB-only triage, its threshold measured on
+     * the KB): how often it answers, how often rightly, and how often it
+     * answers a question no article answers. */
+    struct triage_settings ts;
+    triage_settings_default(&ts);
+    if (t_kb > 0)
+        ts.t_kb = t_kb;
+    if (!(t = triage_new(&ts, NULL, kb)) || (t_kb <= 0 && triage_calibrate_kb(t, 0))) {
+        fputs("caredesk: out of memory\n", stderr);
+        goto done;
+    }
+    int n_answered = 0, n_answered_right = 0, n_oos_answered = 0;
+    for (int i = 0; i < n_qs + n_os; i++) {
+        const struct labelled_query *q = i < n_qs ? &qs[i] : &os[i - n_qs];
+        struct triage_decision d;
+        if (triage_decide(t, q->text, strlen(q->text), lang, NULL, &d) == 0 &&
+            d.action == TRIAGE_ANSWER) {
+            n_answered++;
+            n_answered_right +=
+                i < n_qs && d.n_articles > 0 && !strcmp(d.articles[0].id, q->article);
+            n_oos_answered += i >= n_qs;
+        }
+        triage_decision_clear(&d);
+    }
+    const struct triage_kb_calibration *kc = triage_kb_calibration(t);
     qsort(times, (size_t)n_qs, sizeof *times, cmp_i64);
     qsort(cpu, (size_t)n_qs, sizeof *cpu, cmp_i64);
     int i99 = (int)((n_qs * 99 + 99) / 100) - 1;
@@ -493,14 +538,22 @@ int cli_eval_kb(int argc, char **argv)
            (long long)cpu[(n_qs - 1) / 2], (long long)cpu[i99 < 0 ? 0 : i99],
            index_cpu_us > 0 ? report.n_loaded * 1e6 / (double)index_cpu_us : 0);
     printf("{\"n\":%d,\"hit@1\":%.4f,\"hit@5\":%.4f,\"mrr@10\":%.4f,\"query_us_p50\":%lld,"
-           "\"query_us_p99\":%lld,\"index_articles_per_s\":%.0f}\n",
+           "\"query_us_p99\":%lld,\"index_articles_per_s\":%.0f,\"answer_rate\":%.4f,"
+           "\"answered_precision\":%.4f,\"n_oos\":%d,\"oos_answer_rate\":%.4f,"
+           "\"t_coverage\":%.2f}\n",
            n_qs, (double)hit1 / n_qs, (double)hit5 / n_qs, mrr / n_qs,
-           (long long)times[(n_qs - 1) / 2], (long long)times[i99 < 0 ? 0 : i99], per_s);
+           (long long)times[(n_qs - 1) / 2], (long long)times[i99 < 0 ? 0 : i99], per_s,
+           (double)(n_answered - n_oos_answered) / n_qs,
+           n_answered ? (double)n_answered_right / n_answered : 0.0, n_os,
+           n_os ? (double)n_oos_answered / n_os : 0.0,
+           kc->is_fitted && kc->t_coverage > ts.t_kb ? kc->t_coverage : ts.t_kb);
     rc = CLI_OK;
 done:
     free(times);
     free_queries(qs, n_qs);
     free_queries(ls, n_ls);
+    free_queries(os, n_os);
+    triage_free(t);
     kb_close(kb);
     return rc;
 }

@@ -9,6 +9,7 @@
 #include "chat.h"
 #include "config.h"
 #include "intents.h"
+#include "scope.h"
 #include "kb.h"
 #include "log.h"
 #include "metrics.h"
@@ -162,6 +163,7 @@ static int build_triage(struct serve_parts *p)
     }
     struct intents_train_options options = {0};
     options.is_quiet = 1;
+    options.oos_prior = cfg->oos_prior;
     rc = intents_train(set, &options);
     if (rc) {
         fprintf(stderr, "caredesk serve: setting 'intents': cannot train on %s: %s\n",
@@ -183,6 +185,15 @@ static int build_triage(struct serve_parts *p)
         fputs("caredesk serve: cannot build the triage engine (out of memory)\n", stderr);
         return CLI_FAIL;
     }
+    if (p->kb && triage_calibrate_kb(p->triage, 0) == 0) {
+        const struct triage_kb_calibration *kc = triage_kb_calibration(p->triage);
+        log_event(LOG_INFO, "kb_calibrated", "t_coverage:f", kc->t_coverage, "false_rate:f",
+                  kc->false_rate, "background:i", kc->n_background, LOG_END);
+    }
+    const struct scope_model *sc = intents_scope(triage_intents(p->triage));
+    log_event(LOG_INFO, "in_scope_learned", "fitted:b", sc->is_fitted, "prior_oos:f", sc->prior_oos,
+              "in_scope_kept:f", sc->in_kept, "out_of_scope_caught:f", sc->out_caught, "auroc:f",
+              sc->auroc, "temperature:f", intents_temperature(triage_intents(p->triage)), LOG_END);
     log_event(LOG_INFO, "intents_trained", "path:s", cfg->intents_path, "intents:i", n_intents,
               "skipped:i", report.n_skipped, "train_ms:f", train_ms, "ms:f",
               (double)(cd_now_us() - t0) / 1000, LOG_END);
@@ -278,6 +289,7 @@ int cli_serve(int argc, char **argv)
         cs.public_url = cfg->public_url;
         cs.redactor = p.redactor;
         cs.retention_days = cfg->retention_days;
+        cs.default_lang = cfg->default_lang;
         p.chat = chat_new(&cs, p.store, p.kb, p.triage, server_chat_io(p.server));
         if (!p.chat) {
             fputs("caredesk serve: cannot start the conversation engine\n", stderr);

@@ -4,7 +4,11 @@
 
 #include "cd.h"
 #include "intents.h"
+#include "intents_check.h"
+#include "scope.h"
 #include "kb.h"
+#include "langid.h"
+#include "svg.h"
 #include "triage.h"
 
 #include <errno.h>
@@ -21,7 +25,9 @@ static const char ask_usage[] =
     "                    [--not-helped N] [--repeats N] [--anger N] \"message\"\n"
     "Decides one customer message and prints the decision as JSON: action, intent,\n"
     "confidence, answer, articles, candidates, evidence. --intents defaults to ./intents,\n"
-    "--kb to ./kb (skipped if absent). The counters describe the conversation so far.\n";
+    "--kb to ./kb (skipped if absent). The counters describe the conversation so far.\n"
+    "Without --lang, the message's language is detected among the languages of the\n"
+    "intents and KB (English when unsure).\n";
 
 static const char eval_usage[] =
     "usage: caredesk eval intents --train T.jsonl --test S.jsonl [--val V.jsonl]\n"
@@ -29,7 +35,7 @@ static const char eval_usage[] =
     "                             [--epochs N] [--hash-bits N] [--t-answer X]\n"
     "                             [--t-clarify X] [--t-oos X] [--t-known X]\n"
     "                             [--min-oos-recall X]\n"
-    "                             [--reliability] [--quiet]\n"
+    "                             [--reliability] [--plot FILE.svg] [--quiet]\n"
     "Trains on T (rows labelled oos are out-of-scope examples), decides every row of S\n"
     "and prints one JSON object as the last line: n, accuracy, in_scope_accuracy,\n"
     "oos_recall, oos_precision, macro_f1, ece, clarify_rate, train_ms, decide_us_p50,\n"
@@ -37,7 +43,8 @@ static const char eval_usage[] =
     "fitted on V (the best in-scope accuracy that still hands off --min-oos-recall,\n"
     "default 0.7, of V's out-of-scope rows); otherwise the defaults are used.\n"
     "ece is over the answers given (action answer); ece_model over every row's top\n"
-    "intent. --reliability prints the answers' reliability table on stderr.\n";
+    "intent. --reliability prints the answers' reliability table on stderr; --plot\n"
+    "draws it as an SVG reliability diagram (confidence bins against share right).\n";
 
 static int parse_double(const char *s, double *out)
 {
@@ -127,7 +134,8 @@ static struct kb *load_kb(const char *path, int is_required)
 
 int cli_ask(int argc, char **argv)
 {
-    const char *intents_path = "intents", *kb_path = "kb", *lang = "en", *message = NULL;
+    const char *intents_path = "intents", *kb_path = "kb", *lang = NULL, *message = NULL;
+    char detected[8];
     int is_kb_explicit = 0;
     struct triage_context ctx = {0};
     for (int i = 1; i < argc; i++) {
@@ -195,8 +203,12 @@ int cli_ask(int argc, char **argv)
         fputs("caredesk: out of memory\n", stderr);
         return CLI_FAIL;
     }
+    if (kb)
+        triage_calibrate_kb(t, 0);
     struct triage_decision d;
     struct cd_buf out = {0};
+    if (!lang) /* without --lang: detected among the intents' and KB's languages (langid.h) */
+        lang = langid_guess(triage_intents(t), kb, message, strlen(message), "en", detected);
     int rc = triage_decide(t, message, strlen(message), lang, &ctx, &d);
     if (rc == 0)
         rc = triage_decision_to_json(&d, &out);
@@ -409,9 +421,10 @@ static int compare_double(const void *a, const void *b)
 int cli_eval_intents(int argc, char **argv)
 {
     const char *train = NULL, *test = NULL, *val = NULL, *oos_label = "oos", *kb_path = NULL;
-    const char *extra_intents = NULL;
+    const char *extra_intents = NULL, *plot = NULL;
     int is_quiet = 0, is_reliability = 0;
     double t_answer = -1, t_clarify = -1, t_oos = -1, t_known = -1, min_recall = 0.7;
+    double t_in_scope = -1;
     struct intents_train_options topt = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -445,6 +458,8 @@ int cli_eval_intents(int argc, char **argv)
             kb_path = v;
         else if (!strcmp(a, "--intents"))
             extra_intents = v;
+        else if (!strcmp(a, "--plot"))
+            plot = v;
         else if (!strcmp(a, "--epochs"))
             bad = parse_int(v, 1, 200, &topt.epochs);
         else if (!strcmp(a, "--hash-bits"))
@@ -459,6 +474,12 @@ int cli_eval_intents(int argc, char **argv)
             bad = parse_double(v, &t_known);
         else if (!strcmp(a, "--min-oos-recall"))
             bad = parse_double(v, &min_recall);
+        else if (!strcmp(a, "--t-in-scope"))
+            bad = parse_double(v, &t_in_scope);
+        else if (!strcmp(a, "--oos-prior"))
+            bad = parse_double(v, &topt.oos_prior);
+        else if (!strcmp(a, "--folds"))
+            bad = parse_int(v, 2, 10, &topt.folds);
         else {
             fprintf(stderr, "caredesk eval intents: unknown option %s\n%s", a, eval_usage);
             return CLI_USAGE;
@@ -540,6 +561,8 @@ int cli_eval_intents(int argc, char **argv)
         s.t_oos = t_oos;
     if (t_known >= 0)
         s.t_known = t_known;
+    if (t_in_scope >= 0)
+        s.t_in_scope = t_in_scope;
     double train_cpu_ms = intents_train_cpu_ms(set) + calibrate_ms;
     double train_ms = intents_train_ms(set) + calibrate_ms, temperature = intents_temperature(set);
     if (!(t = triage_new(&s, set, kb))) {
@@ -548,6 +571,15 @@ int cli_eval_intents(int argc, char **argv)
         goto done;
     }
     set = NULL;
+    if (kb) {
+        triage_calibrate_kb(t, 0);
+        const struct triage_kb_calibration *kc = triage_kb_calibration(t);
+        if (!is_quiet)
+            fprintf(stderr,
+                    "kb: answers how-to questions at coverage >= %.2f (%.1f%% of %d background "
+                    "how-to questions would pass)\n",
+                    kc->t_coverage, 100 * kc->false_rate, kc->n_background);
+    }
     s = *triage_get_settings(t);
     const struct intents *tset = triage_intents(t);
 
@@ -562,7 +594,8 @@ int cli_eval_intents(int argc, char **argv)
         goto done;
     int oos_class = n_classes - 2, no_intent_class = n_classes - 1;
     int n_right = 0, n_in = 0, n_in_right = 0, n_oos = 0, n_oos_right = 0, n_handoff = 0;
-    int n_clarify = 0;
+    int n_clarify = 0, n_by_rule = 0, n_by_model = 0, n_by_kb = 0;
+    const struct scope_model *sc = intents_scope(tset);
     const char *reasons[16];
     int reason_count[16] = {0}, n_reasons = 0;
     struct ece_bins ece_answers = {0}, ece_model = {0};
@@ -585,6 +618,11 @@ int cli_eval_intents(int argc, char **argv)
                 p = no_intent_class;
         }
         n_clarify += drc == 0 && d.action == TRIAGE_CLARIFY;
+        if (drc == 0 && d.action == TRIAGE_ANSWER && d.evidence.reason) {
+            n_by_rule += !strcmp(d.evidence.reason, "rule");
+            n_by_model += !strcmp(d.evidence.reason, "model");
+            n_by_kb += !strcmp(d.evidence.reason, "kb");
+        }
         if (drc == 0 && d.action == TRIAGE_HANDOFF && d.evidence.reason) {
             int k = 0;
             while (k < n_reasons && strcmp(reasons[k], d.evidence.reason))
@@ -674,14 +712,37 @@ int cli_eval_intents(int argc, char **argv)
            "\"train_ms\":%.0f,\"decide_us_p50\":%.1f,\"decide_us_p99\":%.1f,"
            "\"thresholds\":{\"t_answer\":%.2f,\"t_clarify\":%.2f,\"t_oos\":%.2f,\"t_known\":%.2f},"
            "\"temperature\":%.3f,\"handoff_rate\":%.4f,\"ece_model\":%.4f,\"kb\":%s,"
-           "\"train_cpu_ms\":%.0f,\"decide_cpu_us_p50\":%.1f,\"decide_cpu_us_p99\":%.1f}\n",
+           "\"train_cpu_ms\":%.0f,\"decide_cpu_us_p50\":%.1f,\"decide_cpu_us_p99\":%.1f,"
+           "\"scope\":{\"fitted\":%s,\"prior_oos\":%.2f,\"in_kept\":%.4f,\"out_caught\":%.4f,"
+           "\"auroc\":%.4f,\"rows_in\":%d,\"rows_out\":%d},\"answered\":%.4f,"
+           "\"answered_by\":{\"rule\":%d,\"model\":%d,\"kb\":%d}}\n",
            n, (double)n_right / n, n_in ? (double)n_in_right / n_in : 0.0,
            n_oos ? (double)n_oos_right / n_oos : 0.0,
            n_handoff ? (double)n_oos_pred_right / n_handoff : 0.0, n_f1 ? f1_sum / n_f1 : 0.0, ece,
            (double)n_clarify / n, train_ms, p50, p99, s.t_answer, s.t_clarify, s.t_oos, s.t_known,
            temperature, (double)n_handoff / n, ece_value(&ece_model), kb ? "true" : "false",
-           train_cpu_ms, cpu_p50, cpu_p99);
+           train_cpu_ms, cpu_p50, cpu_p99, sc->is_fitted ? "true" : "false", sc->prior_oos,
+           sc->in_kept, sc->out_caught, sc->auroc, sc->n_in, sc->n_out,
+           (double)(n_by_rule + n_by_model + n_by_kb) / n, n_by_rule, n_by_model, n_by_kb);
     rc = CLI_OK;
+    if (plot) { /* the answers' reliability diagram, the bins of ece */
+        struct svg_bin bins[ECE_BINS];
+        int n_answers = 0;
+        for (int b = 0; b < ECE_BINS; b++) {
+            double m = ece_answers.n[b] > 0 ? ece_answers.n[b] : 1;
+            bins[b] =
+                (struct svg_bin){(double)b / ECE_BINS, (double)(b + 1) / ECE_BINS, ece_answers.n[b],
+                                 ece_answers.confidence[b] / m, ece_answers.right[b] / m};
+            n_answers += (int)ece_answers.n[b];
+        }
+        char title[160];
+        snprintf(title, sizeof title, "Reliability of answers: ECE %.4f, %d answers of %d", ece,
+                 n_answers, n);
+        if (svg_reliability_file(plot, bins, ECE_BINS, title)) {
+            fprintf(stderr, "caredesk eval intents: cannot write %s\n", plot);
+            rc = CLI_FAIL;
+        }
+    }
 done:
     labelled_free(&ltest);
     labelled_free(&lval);
@@ -695,5 +756,104 @@ done:
     free(cpu_lat);
     free(gold);
     free(pred);
+    return rc;
+}
+
+/* ---- check intents ------------------------------------------------------ */
+
+static const char check_usage[] =
+    "usage: caredesk check intents [DIR|FILE] [--json] [--min-examples N]\n"
+    "Trains the intents (default ./intents) as the server does and prints the author's\n"
+    "report: intents the model confuses, intents with too few examples, examples that\n"
+    "cross-validate to another intent, and where the out-of-scope threshold landed and\n"
+    "why. --json prints the report as one JSON object (as GET /api/intents/check).\n";
+
+static void print_report(const json_t *r)
+{
+    const json_t *sc = json_object_get(r, "out_of_scope");
+    printf("intents: %d; cross-validated accuracy %.3f\n",
+           (int)json_integer_value(json_object_get(r, "intents")),
+           json_number_value(json_object_get(r, "cross_validated_accuracy")));
+    printf("\nout of scope:\n  %s\n", json_string_value(json_object_get(sc, "why")));
+    size_t i;
+    const json_t *v;
+    const json_t *few = json_object_get(r, "too_few_examples");
+    printf("\nintents with too few examples: %zu\n", json_array_size(few));
+    json_array_foreach(few, i, v) printf("  %-32s %3d examples (write %d or more)\n",
+                                         json_string_value(json_object_get(v, "intent")),
+                                         (int)json_integer_value(json_object_get(v, "examples")),
+                                         (int)json_integer_value(json_object_get(v, "suggested")));
+    const json_t *pairs = json_object_get(r, "confused_pairs");
+    printf("\nintents the model confuses (held-out examples read as another): %zu\n",
+           json_array_size(pairs));
+    json_array_foreach(pairs, i, v)
+        printf("  %-32s -> %-32s %3d (%.0f%%)\n", json_string_value(json_object_get(v, "intent")),
+               json_string_value(json_object_get(v, "read_as")),
+               (int)json_integer_value(json_object_get(v, "examples")),
+               100 * json_number_value(json_object_get(v, "share")));
+    const json_t *mis = json_object_get(r, "misread_examples");
+    printf("\nexamples that cross-validate to another intent: %zu\n", json_array_size(mis));
+    json_array_foreach(mis, i, v)
+        printf("  %s: \"%s\" -> %s (%.2f)\n", json_string_value(json_object_get(v, "intent")),
+               json_string_value(json_object_get(v, "example")),
+               json_string_value(json_object_get(v, "read_as")),
+               json_number_value(json_object_get(v, "probability")));
+}
+
+int cli_check_intents(int argc, char **argv)
+{
+    const char *path = "intents";
+    int is_json = 0, have_path = 0;
+    struct intents_check_options copt = {0};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(check_usage, stdout);
+            return CLI_OK;
+        }
+        if (!strcmp(a, "--json")) {
+            is_json = 1;
+        } else if (!strcmp(a, "--min-examples")) {
+            if (i + 1 >= argc || parse_int(argv[i + 1], 1, 10000, &copt.min_examples)) {
+                fprintf(stderr, "caredesk check intents: --min-examples needs a count\n");
+                return CLI_USAGE;
+            }
+            i++;
+        } else if (a[0] == '-') {
+            fprintf(stderr, "caredesk check intents: unknown option %s\n%s", a, check_usage);
+            return CLI_USAGE;
+        } else if (!have_path) {
+            path = a;
+            have_path = 1;
+        } else {
+            fprintf(stderr, "caredesk check intents: one path only\n%s", check_usage);
+            return CLI_USAGE;
+        }
+    }
+    if (!path_exists(path)) {
+        fprintf(stderr, "caredesk check intents: no intents at %s\n", path);
+        return CLI_FAIL;
+    }
+    struct intents_train_options topt = {.is_quiet = 1};
+    struct intents *set = load_intents(path, NULL, &topt, NULL);
+    if (!set)
+        return CLI_FAIL;
+    json_t *r = intents_check(set, &copt);
+    int rc = CLI_FAIL;
+    if (r) {
+        if (is_json) {
+            char *s = json_dumps(r, JSON_COMPACT);
+            if (s)
+                printf("%s\n", s);
+            free(s);
+        } else {
+            print_report(r);
+        }
+        rc = CLI_OK;
+    } else {
+        fputs("caredesk: out of memory\n", stderr);
+    }
+    json_decref(r);
+    intents_free(set);
     return rc;
 }

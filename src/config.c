@@ -42,9 +42,14 @@ static const struct setting settings[] = {
      "offer choices at or above this confidence, hand off below"},
     {"kb-threshold", T_DOUBLE, OFF(kb_threshold), "0.5", 0, 1,
      "answer a how-to question from the KB at or above this score"},
+    {"oos-prior", T_DOUBLE, OFF(oos_prior), "0.5", 0.01, 0.99,
+     "share of messages taken to be about something no intent covers, when learning "
+     "P(in scope)"},
     {"queues", T_STR, OFF(queues), QUEUE_DEFAULT_NAMES, 0, 0, "handoff queues (comma-separated)"},
     {"default-queue", T_STR, OFF(default_queue), "general", 0, 0,
      "queue for handoffs with no better guess"},
+    {"default-lang", T_STR, OFF(default_lang), "en", 0, 0,
+     "language of a chat whose widget sends none, until its messages show another"},
     {"pickup-target", T_INT, OFF(pickup_target_s), CD_XSTR(QUEUE_DEFAULT_PICKUP_TARGET_S), 1, 86400,
      "seconds within which an agent should take a queued chat"},
     {"agent-capacity", T_INT, OFF(agent_capacity), CD_XSTR(QUEUE_DEFAULT_AGENT_CAPACITY), 1, 100,
@@ -547,6 +552,13 @@ int config_validate(struct config *c, char **err)
     }
     if (!*c->db_path) {
         set_err(err, format_err("setting 'db': empty path"));
+        return CD_EINVAL;
+    }
+    size_t n_lang = strspn(c->default_lang, "abcdefghijklmnopqrstuvwxyz");
+    if (n_lang < 2 || n_lang > 3 || c->default_lang[n_lang]) {
+        set_err(err, format_err("setting 'default-lang': expected a language code such as "
+                                "\"en\", got '%s'",
+                                c->default_lang));
         return CD_EINVAL;
     }
     if (check_name_list("queues", c->queues, err) ||

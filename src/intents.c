@@ -10,6 +10,7 @@
 
 #include "cd.h"
 #include "model.h"
+#include "scope.h"
 #include "text.h"
 
 #include <dirent.h>
@@ -57,8 +58,12 @@ struct intents {
     struct model *model;
     int *class_intent; /* model class -> intent index */
     int n_classes;
-    int n_langs; /* distinct languages among the model's classes */
+    int n_langs;                 /* distinct languages among the model's classes */
+    unsigned char *class_is_oos; /* per class: the out-of-scope class */
     double temperature;
+    struct scope_model scope;   /* P(in scope), learned by cross-fitting */
+    double oos_prior;           /* share of traffic assumed out of scope */
+    struct intents_crossfit cf; /* what the cross-fitting saw, for the author's report */
     double train_ms;
     double train_cpu_ms;
     int is_trained;
@@ -78,6 +83,8 @@ struct intents_scratch {
     char *folded;
     size_t cap_folded;
     double *p;
+    double *raw;
+    unsigned char *off;
     int cap_p;
 };
 
@@ -165,6 +172,8 @@ void intents_free(struct intents *set)
     free(set->regexes);
     model_free(set->model);
     free(set->class_intent);
+    free(set->class_is_oos);
+    intents_crossfit_clear(&set->cf);
     free(set);
 }
 
@@ -826,21 +835,308 @@ static void cache_free(struct tokenizer_cache *c)
         text_tokenizer_free(c->tok[i]);
 }
 
+/* Marks in off[] the classes a message in lang does not take part in:
+ * another language's intents, when lang has intents of its own (the
+ * out-of-scope class always takes part). */
+static void mark_off(const struct intents *set, const char *lang, unsigned char *off)
+{
+    int K = set->n_classes;
+    memset(off, 0, (size_t)K);
+    if (set->n_langs <= 1)
+        return;
+    int has_lang = 0;
+    for (int c = 0; c < K && !has_lang; c++)
+        has_lang = !strcmp(set->items[set->class_intent[c]].lang, lang);
+    for (int c = 0; c < K && has_lang; c++)
+        off[c] = !set->class_is_oos[c] && strcmp(set->items[set->class_intent[c]].lang, lang);
+}
+
+void intents_crossfit_clear(struct intents_crossfit *cf)
+{
+    free(cf->gold);
+    free(cf->example);
+    free(cf->pred);
+    free(cf->p_pred);
+    free(cf->p_in);
+    memset(cf, 0, sizeof *cf);
+}
+
+const struct scope_model *intents_scope(const struct intents *set)
+{
+    return &set->scope;
+}
+
+const struct intents_crossfit *intents_crossfit(const struct intents *set)
+{
+    return &set->cf;
+}
+
+/* A background message this close (cosine over the model's features) to one
+ * of the bot's own examples is taken to be in scope for this bot (0.5: most
+ * of its weighted words and character n-grams shared). */
+#define BACKGROUND_MAX_SIMILARITY 0.5
+
+/* Cross-fitting. The examples of each intent are dealt into `folds` folds,
+ * and the in-scope intents themselves into `folds` groups. Fold f's model is
+ * fitted on everything but fold f's examples and group f's intents; it then
+ * classifies fold f's examples of the other intents (questions the bot was
+ * taught, in words it has not seen: in-scope rows) and every example of
+ * group f's intents (questions about something it was never taught:
+ * out-of-scope rows, as are held-out examples of an "oos" intent). From
+ * those rows: the softmax temperature (in-scope rows), and P(in scope)
+ * (scope.h). The served model is fitted afterwards on every example. */
+static int crossfit(struct intents *set, struct model_feats *feats, const int *labels,
+                    const int *ex_index, int n, int folds, int epochs, double lr,
+                    const struct model_options *o, struct tokenizer_cache *cache)
+{
+    int K = set->n_classes, rc = CD_ENOMEM;
+    int *group = NULL, *order = NULL, *sub_labels = NULL, *row_ex = NULL, *lb = NULL;
+    struct model_feats *sub = NULL;
+    float *raw = NULL, *row_known = NULL;
+    short *row_unknown = NULL, *row_words = NULL;
+    unsigned char *row_kind = NULL, *off = NULL;
+    double *z = NULL, *pz = NULL, *lg = NULL;
+    struct scope_row *rows = NULL;
+    struct model_scratch ms = {0};
+    /* The background (scope.h) in the languages of the intents. */
+    int n_bg = 0, cap_bg = 0;
+    struct model_feats *bg = NULL;
+    const char **bg_lang = NULL;
+    for (int b = 0; scope_background[b].text; b++) {
+        int is_used = 0;
+        for (int c = 0; c < K && !is_used; c++)
+            is_used = !set->class_is_oos[c] &&
+                      !strcmp(set->items[set->class_intent[c]].lang, scope_background[b].lang);
+        if (!is_used)
+            continue;
+        if (n_bg == cap_bg) {
+            cap_bg = cap_bg ? cap_bg * 2 : 256;
+            struct model_feats *nb = realloc(bg, (size_t)cap_bg * sizeof *nb);
+            if (!nb)
+                goto done;
+            bg = nb;
+            const char **nl = realloc(bg_lang, (size_t)cap_bg * sizeof *nl);
+            if (!nl)
+                goto done;
+            bg_lang = nl;
+        }
+        struct text_tokenizer *tok = cache_get(cache, scope_background[b].lang);
+        memset(&bg[n_bg], 0, sizeof bg[n_bg]);
+        bg_lang[n_bg] = scope_background[b].lang;
+        if (!tok || model_featurize(tok, scope_background[b].text, strlen(scope_background[b].text),
+                                    o->hash_bits, &bg[n_bg++]))
+            goto done;
+    }
+    group = malloc((size_t)K * sizeof *group);
+    order = malloc((size_t)K * sizeof *order);
+    sub = malloc((size_t)n * sizeof *sub);
+    sub_labels = malloc((size_t)n * sizeof *sub_labels);
+    /* Each example is scored at most twice: as an in-scope row in its fold,
+     * and as an out-of-scope row when its intent's group is held out. */
+    int cap = 2 * n + folds * n_bg;
+    raw = malloc((size_t)cap * K * sizeof *raw);
+    row_ex = malloc((size_t)cap * sizeof *row_ex);
+    row_kind = malloc((size_t)cap);
+    row_known = malloc((size_t)cap * sizeof *row_known);
+    row_unknown = malloc((size_t)cap * sizeof *row_unknown);
+    row_words = malloc((size_t)cap * sizeof *row_words);
+    z = malloc((size_t)K * sizeof *z);
+    pz = malloc((size_t)K * sizeof *pz);
+    off = malloc((size_t)K);
+    if (!group || !order || !sub || !sub_labels || !raw || !row_ex || !row_kind || !row_known ||
+        !row_unknown || !row_words || !z || !pz || !off)
+        goto done;
+    int n_in_classes = 0;
+    for (int c = 0; c < K; c++) {
+        group[c] = -1;
+        if (!set->class_is_oos[c])
+            order[n_in_classes++] = c;
+    }
+    uint64_t rng = o->seed ? o->seed : 1;
+    for (int i = n_in_classes - 1; i > 0; i--) {
+        rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+        int j = (int)((rng >> 33) % (uint64_t)(i + 1));
+        int t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+    /* Holding out intents needs at least two left to choose between. */
+    if (n_in_classes >= 3)
+        for (int r = 0; r < n_in_classes; r++)
+            group[order[r]] = r % folds;
+
+    int n_rows = 0;
+    for (int f = 0; f < folds; f++) {
+        int n_sub = 0;
+        for (int i = 0; i < n; i++)
+            if (group[labels[i]] != f && (ex_index[i] + labels[i]) % folds != f) {
+                sub[n_sub] = feats[i];
+                sub_labels[n_sub++] = labels[i];
+            }
+        if (n_sub == 0)
+            continue;
+        struct model *m = model_new(sub, n_sub, K, o);
+        if (!m)
+            goto done;
+        if ((rc = model_fit(m, sub, sub_labels, n_sub, epochs, lr, o))) {
+            model_free(m);
+            goto done;
+        }
+        rc = CD_ENOMEM;
+        struct model_index *ix = n_bg ? model_index_new(m, sub, n_sub) : NULL;
+        if (n_bg && !ix) {
+            model_free(m);
+            goto done;
+        }
+        for (int i = 0; i < n; i++) {
+            int c = labels[i];
+            int is_out = group[c] == f;
+            if (!is_out && (ex_index[i] + c) % folds != f)
+                continue;
+            mark_off(set, set->items[set->class_intent[c]].lang, off);
+            model_logits(m, &feats[i], &ms, z);
+            float *row = raw + (size_t)n_rows * K;
+            for (int k = 0; k < K; k++)
+                row[k] = off[k] || group[k] == f ? -1e30f : (float)z[k];
+            row_ex[n_rows] = i;
+            row_kind[n_rows] = set->class_is_oos[c] ? SCOPE_BACKGROUND
+                               : is_out             ? SCOPE_HELD_OUT
+                                                    : SCOPE_IN;
+            row_known[n_rows] = (float)model_known_share(m, &feats[i]);
+            int nw = 0;
+            row_unknown[n_rows] = (short)model_unknown_words(m, &feats[i], &nw);
+            row_words[n_rows] = (short)nw;
+            n_rows++;
+        }
+        /* The background, but for messages close to one of the examples
+         * this fold was given: a bot that covers the weather keeps the
+         * weather in scope. */
+        for (int b = 0; b < n_bg; b++) {
+            if (model_index_nearest(ix, m, &bg[b], &ms) >= BACKGROUND_MAX_SIMILARITY)
+                continue;
+            mark_off(set, bg_lang[b], off);
+            model_logits(m, &bg[b], &ms, z);
+            float *row = raw + (size_t)n_rows * K;
+            for (int k = 0; k < K; k++)
+                row[k] = off[k] || group[k] == f ? -1e30f : (float)z[k];
+            row_ex[n_rows] = -1;
+            row_kind[n_rows] = SCOPE_BACKGROUND;
+            row_known[n_rows] = (float)model_known_share(m, &bg[b]);
+            int nw = 0;
+            row_unknown[n_rows] = (short)model_unknown_words(m, &bg[b], &nw);
+            row_words[n_rows] = (short)nw;
+            n_rows++;
+        }
+        model_index_free(ix);
+        model_free(m);
+    }
+
+    /* The temperature, from the in-scope rows. */
+    int n_in = 0;
+    for (int r = 0; r < n_rows; r++)
+        n_in += row_kind[r] == SCOPE_IN;
+    lg = malloc((size_t)(n_in ? n_in : 1) * K * sizeof *lg);
+    lb = malloc((size_t)(n_in ? n_in : 1) * sizeof *lb);
+    rows = malloc((size_t)(n_rows ? n_rows : 1) * sizeof *rows);
+    if (!lg || !lb || !rows)
+        goto done;
+    int h = 0;
+    for (int r = 0; r < n_rows; r++)
+        if (row_kind[r] == SCOPE_IN) {
+            for (int k = 0; k < K; k++)
+                lg[(size_t)h * K + k] = raw[(size_t)r * K + k];
+            lb[h++] = labels[row_ex[r]];
+        }
+    if (h >= 20) {
+        /* A few dozen held-out examples say little: shrink log(T) towards 0
+         * (T = 1) as if 100 more examples had agreed with the raw model. */
+        double t_fit = model_fit_temperature(lg, lb, h, K);
+        set->temperature = exp(log(t_fit) * h / (h + 100.0));
+    }
+
+    /* P(in scope) from every row, at that temperature. */
+    struct intents_crossfit *cf = &set->cf;
+    intents_crossfit_clear(cf);
+    cf->folds = folds;
+    cf->gold = malloc((size_t)(n_in ? n_in : 1) * sizeof *cf->gold);
+    cf->example = malloc((size_t)(n_in ? n_in : 1) * sizeof *cf->example);
+    cf->pred = malloc((size_t)(n_in ? n_in : 1) * sizeof *cf->pred);
+    cf->p_pred = malloc((size_t)(n_in ? n_in : 1) * sizeof *cf->p_pred);
+    cf->p_in = malloc((size_t)(n_in ? n_in : 1) * sizeof *cf->p_in);
+    if (!cf->gold || !cf->example || !cf->pred || !cf->p_pred || !cf->p_in)
+        goto done;
+    for (int r = 0; r < n_rows; r++) {
+        for (int k = 0; k < K; k++) {
+            z[k] = raw[(size_t)r * K + k];
+            off[k] = z[k] <= -1e29;
+        }
+        model_softmax(z, K, set->temperature, pz);
+        scope_features(z, pz, set->class_is_oos, off, K, row_known[r], row_unknown[r], row_words[r],
+                       rows[r].f);
+        int best = -1;
+        for (int k = 0; k < K; k++)
+            if (!off[k] && !set->class_is_oos[k] && (best < 0 || pz[k] > pz[best]))
+                best = k;
+        int is_in = row_kind[r] == SCOPE_IN;
+        rows[r].kind = row_kind[r];
+        rows[r].is_right = is_in && best == labels[row_ex[r]];
+        if (is_in) {
+            int q = cf->n_rows++;
+            cf->gold[q] = set->class_intent[labels[row_ex[r]]];
+            cf->example[q] = ex_index[row_ex[r]];
+            cf->pred[q] = best >= 0 ? set->class_intent[best] : -1;
+            cf->p_pred[q] = best >= 0 ? (float)pz[best] : 0;
+            cf->n_right += rows[r].is_right;
+        } else {
+            cf->n_pseudo++;
+        }
+    }
+    if ((rc = scope_fit(&set->scope, rows, n_rows, set->oos_prior)))
+        goto done;
+    for (int r = 0, q = 0; r < n_rows; r++)
+        if (row_kind[r] == SCOPE_IN)
+            cf->p_in[q++] = (float)scope_p_in(&set->scope, rows[r].f);
+    rc = 0;
+done:
+    model_scratch_free(&ms);
+    free(group);
+    free(order);
+    free(sub);
+    free(sub_labels);
+    free(raw);
+    free(row_ex);
+    free(row_kind);
+    for (int b = 0; b < n_bg; b++)
+        model_feats_free(&bg[b]);
+    free(bg);
+    free(bg_lang);
+    free(row_known);
+    free(row_unknown);
+    free(row_words);
+    free(z);
+    free(pz);
+    free(off);
+    free(rows);
+    free(lg);
+    free(lb);
+    return rc;
+}
+
 int intents_train(struct intents *set, const struct intents_train_options *options)
 {
     if (set->is_trained)
         return CD_ESTATE;
+    set->oos_prior =
+        options && options->oos_prior > 0 && options->oos_prior < 1 ? options->oos_prior : 0.5;
     int64_t t0 = cd_now_us();
     double cpu0 = thread_cpu_ms();
     int rc = compile_rules(set);
     if (rc)
         return rc;
+
     struct tokenizer_cache cache = {0};
     struct model_feats *feats = NULL;
-    int *labels = NULL, *is_holdout = NULL;
-    double *logits = NULL;
-    struct model_feats *sub_feats = NULL;
-    int *sub_labels = NULL;
+    int *labels = NULL, *ex_index = NULL;
 
     /* Classes: every intent with examples. */
     set->class_intent = malloc((size_t)(set->n_items ? set->n_items : 1) * sizeof(int));
@@ -884,14 +1180,16 @@ int intents_train(struct intents *set, const struct intents_train_options *optio
     mo.hash_bits = bits;
     feats = calloc((size_t)n, sizeof *feats);
     labels = malloc((size_t)n * sizeof *labels);
-    is_holdout = calloc((size_t)n, sizeof *is_holdout);
-    if (!feats || !labels || !is_holdout) {
+    ex_index = calloc((size_t)n, sizeof *ex_index);
+    set->class_is_oos = calloc((size_t)set->n_classes, 1);
+    if (!feats || !labels || !ex_index || !set->class_is_oos) {
         rc = CD_ENOMEM;
         goto done;
     }
-    int k = 0, n_holdout = 0;
+    int k = 0;
     for (int c = 0; c < set->n_classes; c++) {
         const struct intent *it = &set->items[set->class_intent[c]];
+        set->class_is_oos[c] = (unsigned char)it->is_oos;
         struct text_tokenizer *tok = cache_get(&cache, it->lang);
         if (!tok) {
             rc = CD_ENOMEM;
@@ -902,74 +1200,27 @@ int intents_train(struct intents *set, const struct intents_train_options *optio
                                       &feats[k])))
                 goto done;
             labels[k] = c;
-            /* Every 7th example of a class with enough of them calibrates. */
-            if (it->n_examples >= 5 && j % 7 == 3) {
-                is_holdout[k] = 1;
-                n_holdout++;
-            }
+            ex_index[k] = j;
         }
     }
 
-    /* Calibration: fit the model on all but every 7th example of each class,
-     * fit the softmax temperature on those held-out examples, then go on
-     * fitting the same model on everything for half as many passes (a third
-     * cheaper than a second model from scratch; on CLINC150 the same
-     * accuracy, and an ECE of 0.024 instead of 0.017). Sets under 5,000
-     * examples are refitted from scratch instead. */
+    /* Calibration and the in-scope model, by cross-fitting (crossfit()):
+     * then the served model is fitted on everything. */
     struct model_options o = mo;
     int epochs = mo.epochs > 0 ? mo.epochs : 12;
     const double lr = 0.5;
     set->temperature = 1.0;
+    if (!(options && options->is_no_holdout)) {
+        int folds = options && options->folds >= 2 && options->folds <= 10 ? options->folds
+                    : n >= 5000                                            ? 3
+                                                                           : 5;
+        if ((rc = crossfit(set, feats, labels, ex_index, n, folds, epochs, lr, &o, &cache)))
+            goto done;
+    }
     set->model = model_new(feats, n, set->n_classes, &o);
     if (!set->model) {
         rc = CD_ENOMEM;
         goto done;
-    }
-    if (n_holdout >= 20 && n - n_holdout >= set->n_classes &&
-        !(options && options->is_no_holdout)) {
-        int n_sub = n - n_holdout;
-        sub_feats = malloc((size_t)n_sub * sizeof *sub_feats);
-        sub_labels = malloc((size_t)n_sub * sizeof *sub_labels);
-        logits = malloc((size_t)n_holdout * set->n_classes * sizeof *logits);
-        int *ho_labels = malloc((size_t)n_holdout * sizeof *ho_labels);
-        if (!sub_feats || !sub_labels || !logits || !ho_labels) {
-            free(ho_labels);
-            rc = CD_ENOMEM;
-            goto done;
-        }
-        int s = 0, h = 0;
-        for (int i = 0; i < n; i++)
-            if (!is_holdout[i]) {
-                sub_feats[s] = feats[i];
-                sub_labels[s++] = labels[i];
-            }
-        if ((rc = model_fit(set->model, sub_feats, sub_labels, n_sub, epochs, lr, &o))) {
-            free(ho_labels);
-            goto done;
-        }
-        struct model_scratch ms = {0};
-        for (int i = 0; i < n; i++)
-            if (is_holdout[i]) {
-                model_logits(set->model, &feats[i], &ms, logits + (size_t)h * set->n_classes);
-                ho_labels[h++] = labels[i];
-            }
-        model_scratch_free(&ms);
-        /* A few dozen held-out examples say little: shrink log(T) towards 0
-         * (T = 1) as if 100 more examples had agreed with the raw model. */
-        double t_fit = model_fit_temperature(logits, ho_labels, h, set->n_classes);
-        set->temperature = exp(log(t_fit) * h / (h + 100.0));
-        free(ho_labels);
-        if (n >= 5000) {
-            epochs = epochs / 2 > 1 ? epochs / 2 : 1;
-        } else {
-            /* Small sets: cheap to refit from scratch, and the temperature
-             * then describes the served model exactly. */
-            model_free(set->model);
-            if (!(set->model = model_new(feats, n, set->n_classes, &o))) {
-                rc = CD_ENOMEM;
-                goto done;
-            }
-        }
     }
     if ((rc = model_fit(set->model, feats, labels, n, epochs, lr, &o)))
         goto done;
@@ -988,10 +1239,7 @@ done:
             model_feats_free(&feats[i]);
     free(feats);
     free(labels);
-    free(is_holdout);
-    free(sub_feats);
-    free(sub_labels);
-    free(logits);
+    free(ex_index);
     cache_free(&cache);
     return rc;
 }
@@ -1014,6 +1262,8 @@ void intents_scratch_free(struct intents_scratch *s)
     free(s->tokens);
     free(s->folded);
     free(s->p);
+    free(s->raw);
+    free(s->off);
     free(s);
 }
 
@@ -1063,6 +1313,7 @@ int intents_classify(const struct intents *set, struct intents_scratch *s, const
     memset(out, 0, sizeof *out);
     out->rule_intent = -1;
     out->known_share = 1.0;
+    out->p_in = 1.0;
     if (!set->is_trained)
         return CD_ESTATE;
     int rc = scratch_tokenizer(s, lang);
@@ -1141,25 +1392,32 @@ int intents_classify(const struct intents *set, struct intents_scratch *s, const
         if (!p)
             return CD_ENOMEM;
         s->p = p;
+        double *raw = realloc(s->raw, (size_t)K * sizeof *raw);
+        if (!raw)
+            return CD_ENOMEM;
+        s->raw = raw;
+        unsigned char *off = realloc(s->off, (size_t)K);
+        if (!off)
+            return CD_ENOMEM;
+        s->off = off;
         s->cap_p = K;
     }
     if ((rc = model_featurize(s->tok, text, n, model_hash_bits(set->model), &s->feats)))
         return rc;
-    out->n_known = model_logits(set->model, &s->feats, &s->model, s->p);
+    out->n_known = model_logits(set->model, &s->feats, &s->model, s->raw);
     out->known_share = model_known_share(set->model, &s->feats);
     /* A message in one language is about that language's intents (and the
      * out-of-scope class); if there are none, about all of them. */
-    if (set->n_langs > 1) {
-        int has_lang = 0;
-        for (int c = 0; c < K && !has_lang; c++)
-            has_lang = !strcmp(set->items[set->class_intent[c]].lang, s->lang);
-        for (int c = 0; c < K && has_lang; c++) {
-            const struct intent *it = &set->items[set->class_intent[c]];
-            if (!it->is_oos && strcmp(it->lang, s->lang))
-                s->p[c] = -1e30;
-        }
-    }
-    model_softmax(s->p, K, set->temperature, s->p);
+    mark_off(set, s->lang, s->off);
+    for (int c = 0; c < K; c++)
+        if (s->off[c])
+            s->raw[c] = -1e30;
+    model_softmax(s->raw, K, set->temperature, s->p);
+    double feat[SCOPE_N_FEATS];
+    int n_words = 0, unknown = model_unknown_words(set->model, &s->feats, &n_words);
+    scope_features(s->raw, s->p, set->class_is_oos, s->off, K, out->known_share, unknown, n_words,
+                   feat);
+    out->p_in = scope_p_in(&set->scope, feat);
     for (int c = 0; c < K; c++) {
         int i = set->class_intent[c];
         double p = s->p[c];

@@ -66,11 +66,14 @@ static const char *const stmt_sql[ST_COUNT_STMTS] = {
                "updated_s FROM article WHERE id = ?1 LIMIT 1",
     [ST_INSERT] = "INSERT INTO article(id, title, lang, body, tags, questions, is_published, "
                   "revision, updated_s, qterms, pstems) "
-                  "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, '', '')",
+                  "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 1 + coalesce((SELECT max(revision) "
+                  "FROM article_revision WHERE id = ?1), 0), ?8, '', '')",
     [ST_UPDATE] = "UPDATE article SET title = ?2, lang = ?3, body = ?4, tags = ?5, "
-                  "questions = ?6, is_published = ?7, revision = revision + 1, updated_s = ?8 "
-                  "WHERE rid = ?1",
-    [ST_SAVE_REVISION] = "INSERT OR REPLACE INTO article_revision(id, revision, title, lang, "
+                  "questions = ?6, is_published = ?7, revision = 1 + max(revision, "
+                  "coalesce((SELECT max(r.revision) FROM article_revision r "
+                  "WHERE r.id = article.id), 0)), updated_s = ?8 WHERE rid = ?1",
+    /* Never OR REPLACE: a revision, once saved, is never overwritten. */
+    [ST_SAVE_REVISION] = "INSERT INTO article_revision(id, revision, title, lang, "
                          "body, tags, questions, is_published, updated_s) SELECT id, revision, "
                          "title, lang, body, tags, questions, is_published, updated_s "
                          "FROM article WHERE rid = ?1",

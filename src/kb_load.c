@@ -24,6 +24,18 @@ static void report_error(struct kb_load_report *r, const char *file, int line, c
     fprintf(stderr, "%s:%d: %s\n", file, line, msg);
 }
 
+static void report_warning(struct kb_load_report *r, const char *file, int line, const char *msg)
+{
+    if (r) {
+        r->n_warnings++;
+        if (r->on_warning) {
+            r->on_warning(r->ctx, file, line, msg);
+            return;
+        }
+    }
+    fprintf(stderr, "%s:%d: warning: %s\n", file, line, msg);
+}
+
 static int push_str(char ***items, int *n, const char *s, size_t len)
 {
     char **grown = realloc(*items, (size_t)(*n + 1) * sizeof **items);
@@ -379,10 +391,30 @@ static int json_field(json_t *obj, const char *key, char **out, int required, ch
     return *out ? 0 : CD_ENOMEM;
 }
 
-/* Parses one JSON Lines record into an article. */
-static int parse_json_article(const char *line, size_t n, struct kb_article *a, char *msg,
-                              size_t cap)
+/* The keys of a JSON Lines article, for warnings about the others. */
+#define JSONL_KEYS "id, title, body, lang (or locale), tags, questions, status, draft, published"
+
+/* Reads the optional boolean key of obj into *out (-1 when absent or null). */
+static int json_bool(json_t *obj, const char *key, int *out, char *msg, size_t cap)
 {
+    json_t *v = json_object_get(obj, key);
+    *out = -1;
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_boolean(v)) {
+        snprintf(msg, cap, "\"%s\" must be true or false", key);
+        return CD_EPARSE;
+    }
+    *out = json_is_true(v);
+    return 0;
+}
+
+/* Parses one JSON Lines record into an article. The keys it does not know are listed in
+ * unknown (cap_unknown bytes, "" when none) for the caller to warn about. */
+static int parse_json_article(const char *line, size_t n, struct kb_article *a, char *msg,
+                              size_t cap, char *unknown, size_t cap_unknown)
+{
+    unknown[0] = '\0';
     memset(a, 0, sizeof *a);
     char *status = NULL;
     a->is_published = 1;
@@ -414,7 +446,51 @@ static int parse_json_article(const char *line, size_t n, struct kb_article *a, 
         rc = CD_EPARSE;
         goto done;
     }
-    a->is_published = !status || !strcmp(status, "published");
+    /* "locale" means "lang"; "draft" and "published" mean "status", and must agree with it. */
+    char *locale = NULL;
+    if ((rc = json_field(obj, "locale", &locale, 0, msg, cap)))
+        goto done;
+    if (locale && a->lang && strcmp(locale, a->lang)) {
+        snprintf(msg, cap, "\"lang\" and \"locale\" differ");
+        free(locale);
+        rc = CD_EPARSE;
+        goto done;
+    }
+    if (locale && !a->lang)
+        a->lang = locale;
+    else
+        free(locale);
+    int is_draft, is_published;
+    if ((rc = json_bool(obj, "draft", &is_draft, msg, cap)) ||
+        (rc = json_bool(obj, "published", &is_published, msg, cap)))
+        goto done;
+    int wants = status ? !strcmp(status, "published") : -1;
+    if ((is_draft >= 0 && is_published >= 0 && is_draft == is_published) ||
+        (wants >= 0 &&
+         ((is_draft >= 0 && is_draft == wants) || (is_published >= 0 && is_published != wants)))) {
+        snprintf(msg, cap, "\"status\", \"draft\" and \"published\" disagree");
+        rc = CD_EPARSE;
+        goto done;
+    }
+    if (wants < 0)
+        wants = is_published >= 0 ? is_published : is_draft >= 0 ? !is_draft : 1;
+    a->is_published = wants;
+    static const char *const known[] = {"id",   "title",     "body",   "lang",  "locale",
+                                        "tags", "questions", "status", "draft", "published"};
+    const char *key;
+    json_t *value;
+    size_t used = 0;
+    json_object_foreach(obj, key, value)
+    {
+        size_t k = 0;
+        while (k < sizeof known / sizeof known[0] && strcmp(key, known[k]))
+            k++;
+        if (k < sizeof known / sizeof known[0] || used + 8 >= cap_unknown)
+            continue;
+        int w = snprintf(unknown + used, cap_unknown - used, "%s'%.40s'", used ? ", " : "", key);
+        used = w > 0 && (size_t)w < cap_unknown - used ? used + (size_t)w : cap_unknown - 1;
+    }
+    (void)value;
     if (!a->lang && !(a->lang = kb_strdup("en"))) {
         rc = CD_ENOMEM;
         goto done;
@@ -469,12 +545,18 @@ static int load_jsonl(struct kb *kb, const char *file, const char *text, size_t 
             report_error(r, file, line_no, "line is not valid UTF-8");
             continue;
         }
-        int prc = parse_json_article(line, n, &a, msg, sizeof msg);
+        char unknown[200];
+        int prc = parse_json_article(line, n, &a, msg, sizeof msg, unknown, sizeof unknown);
         if (prc == CD_ENOMEM)
             return prc;
         if (prc) {
             report_error(r, file, line_no, msg);
             continue;
+        }
+        if (unknown[0]) {
+            snprintf(msg, sizeof msg, "ignored unknown key%s %s (known: " JSONL_KEYS ")",
+                     strchr(unknown, ',') ? "s" : "", unknown);
+            report_warning(r, file, line_no, msg);
         }
         rc = load_article(kb, &a, file, line_no, r);
         kb_article_clear(&a);

@@ -317,6 +317,7 @@ struct kb_candidate {
     sqlite3_int64 rid;
     double stage1;
     double phrasing;
+    double match; /* the best single phrasing's similarity */
     double score;
     int lang_rank; /* 0 for the requested language's table */
 };
@@ -379,7 +380,9 @@ static double phrasing_cosine(const struct kb_query *q, const char *line, size_t
     return dot / sqrt(norm * q->idf2_sum);
 }
 
-static double best_phrasing(const struct kb_query *q, const char *qterms)
+/* best + phrasing_second x second-best similarity over the article's phrasings; the best
+ * alone into *top. */
+static double best_phrasing(const struct kb_query *q, const char *qterms, double *top)
 {
     double best = 0, second = 0;
     for (const char *p = qterms; *p;) {
@@ -396,6 +399,7 @@ static double best_phrasing(const struct kb_query *q, const char *qterms)
             break;
         p = nl + 1;
     }
+    *top = best;
     return best + q->tune->phrasing_second * second;
 }
 
@@ -711,13 +715,14 @@ static int rescore(struct kb *kb, const struct kb_query *q, struct kb_candidate 
     const struct df_map *m = q->stats && q->stats->is_valid ? q->stats : NULL;
     for (int i = 0; i < n; i++) {
         int64_t rid = cands[i].rid;
+        cands[i].match = 0;
         if (m && rid >= 0 && rid < m->n_qterms && m->qterms[rid]) {
-            cands[i].phrasing = best_phrasing(q, m->qterms[rid]);
+            cands[i].phrasing = best_phrasing(q, m->qterms[rid], &cands[i].match);
         } else {
             sqlite3_stmt *st = kb_stmt(kb, ST_HIT_INFO);
             sqlite3_bind_int64(st, 1, rid);
             if (sqlite3_step(st) == SQLITE_ROW)
-                cands[i].phrasing = best_phrasing(q, kb_col_text(st, 0));
+                cands[i].phrasing = best_phrasing(q, kb_col_text(st, 0), &cands[i].match);
             sqlite3_reset(st);
         }
         cands[i].score = tn->w_stage1 * cands[i].stage1 + tn->w_phrasing * cands[i].phrasing;
@@ -739,6 +744,7 @@ static int fill_hit(struct kb *kb, const struct kb_query *q, const struct kb_can
         snprintf(hit->lang, sizeof hit->lang, "%s", kb_col_text(st, 2));
         hit->title = kb_strdup(kb_col_text(st, 1));
         hit->score = c->score;
+        hit->match = c->match;
         rc = hit->title ? kb_best_passage(q, kb_col_text(st, 3), kb_col_text(st, 4), &hit->passage)
                         : CD_ENOMEM;
     }

@@ -18,6 +18,8 @@ static const char usage[] =
     "  import FILE_OR_DIR     load articles (Markdown files or JSON Lines) into the database\n"
     "  eval kb ...            measure KB search on a query set\n"
     "  eval intents ...       measure the triage engine on a labelled intent set\n"
+    "  check intents [DIR]    the author's report: confused intents, thin ones, misread\n"
+    "                         examples, where the out-of-scope threshold landed\n"
     "  user add|list|remove   manage agent, author and admin accounts\n"
     "  export --conversation ID   print one conversation as JSON (data-subject access)\n"
     "  erase --email ADDR     erase a customer's conversations (data-subject erasure)\n"
@@ -46,6 +48,13 @@ int main(int argc, char **argv)
         if (argc >= 3 && !strcmp(argv[2], "intents"))
             return cli_eval_intents(argc - 2, argv + 2);
         fputs("usage: caredesk eval kb|intents [options]   (see --help of each)\n",
+              argc >= 3 && !strcmp(argv[2], "--help") ? stdout : stderr);
+        return argc >= 3 && !strcmp(argv[2], "--help") ? CLI_OK : CLI_USAGE;
+    }
+    if (!strcmp(cmd, "check")) {
+        if (argc >= 3 && !strcmp(argv[2], "intents"))
+            return cli_check_intents(argc - 2, argv + 2);
+        fputs("usage: caredesk check intents [DIR|FILE] [--json]\n",
               argc >= 3 && !strcmp(argv[2], "--help") ? stdout : stderr);
         return argc >= 3 && !strcmp(argv[2], "--help") ? CLI_OK : CLI_USAGE;
     }

@@ -16,6 +16,10 @@
 #define GROUP_WORD 0
 #define GROUP_CHAR 1
 #define N_GROUPS   2
+/* A word pair: weighted and normalised with the words (GROUP_WORD), told
+ * apart only to count which words of a message training has seen. */
+#define GROUP_PAIR    2
+#define NORM_GROUP(g) ((g) == GROUP_CHAR ? GROUP_CHAR : GROUP_WORD)
 
 struct model {
     int n_classes;
@@ -58,6 +62,8 @@ void model_scratch_free(struct model_scratch *s)
     free(s->feat);
     free(s->value);
     free(s->sums);
+    free(s->acc);
+    free(s->touched);
     memset(s, 0, sizeof *s);
 }
 
@@ -139,7 +145,7 @@ static int on_word(void *ctx, const char *token, int n_token, int start, int end
     b = cd_fnv1a64(b, c->prev, (size_t)c->n_prev);
     b = cd_fnv1a64(b, " ", 1);
     b = cd_fnv1a64(b, token, (size_t)n_token);
-    if ((c->rc = feats_add(c->f, hash_finish(b, c->bits), GROUP_WORD)))
+    if ((c->rc = feats_add(c->f, hash_finish(b, c->bits), GROUP_PAIR)))
         return 1;
     memcpy(c->prev, token, (size_t)n_token);
     c->n_prev = n_token;
@@ -184,7 +190,7 @@ int model_featurize(struct text_tokenizer *tok, const char *text, size_t n, int 
         uint64_t b = cd_fnv1a64(CD_FNV64_INIT, "b", 1);
         b = cd_fnv1a64(b, c.prev, (size_t)c.n_prev);
         b = cd_fnv1a64(b, " $", 2);
-        if ((c.rc = feats_add(f, hash_finish(b, hash_bits), GROUP_WORD)))
+        if ((c.rc = feats_add(f, hash_finish(b, hash_bits), GROUP_PAIR)))
             return c.rc;
     }
     text_tokenize(tok, text, n, TEXT_KEEP_STOPWORDS | TEXT_NO_STEM, on_chars, &c);
@@ -204,7 +210,7 @@ static int vectorize(const struct model *m, const struct model_feats *f, int *fe
         float v = (f->count[i] > 1.0f ? 1.0f + logf(f->count[i]) : 1.0f) * m->idf[j];
         feat[k] = j;
         value[k] = v;
-        norm[f->group[i]] += (double)v * v;
+        norm[NORM_GROUP(f->group[i])] += (double)v * v;
         k++;
     }
     float scale[N_GROUPS];
@@ -214,7 +220,7 @@ static int vectorize(const struct model *m, const struct model_feats *f, int *fe
     for (int i = 0; i < f->n; i++) {
         if (m->bucket_feature[f->bucket[i]] < 0)
             continue;
-        value[k2] *= scale[f->group[i]];
+        value[k2] *= scale[NORM_GROUP(f->group[i])];
         k2++;
     }
     return k;
@@ -271,11 +277,24 @@ double model_known_share(const struct model *m, const struct model_feats *f)
 {
     int n = 0, k = 0;
     for (int i = 0; i < f->n; i++)
-        if (f->group[i] == GROUP_WORD) {
+        if (f->group[i] != GROUP_CHAR) {
             n++;
             k += m->bucket_feature[f->bucket[i]] >= 0;
         }
     return n ? (double)k / n : 1.0;
+}
+
+int model_unknown_words(const struct model *m, const struct model_feats *f, int *n_words)
+{
+    int n = 0, k = 0;
+    for (int i = 0; i < f->n; i++)
+        if (f->group[i] == GROUP_WORD) {
+            n++;
+            k += m->bucket_feature[f->bucket[i]] < 0;
+        }
+    if (n_words)
+        *n_words = n;
+    return k;
 }
 
 void model_softmax(const double *logits, int n, double temperature, double *p)
@@ -577,4 +596,122 @@ struct model *model_train(const struct model_feats *feats, const int *labels, in
         m = NULL;
     }
     return m;
+}
+
+struct model_index {
+    int n_examples;
+    int *start;   /* n_features + 1: feature j's postings are [start[j], start[j + 1]) */
+    int *example; /* posting: example */
+    float *value; /* posting: the example's unit-normalised weight */
+};
+
+void model_index_free(struct model_index *ix)
+{
+    if (!ix)
+        return;
+    free(ix->start);
+    free(ix->example);
+    free(ix->value);
+    free(ix);
+}
+
+/* Unit-normalises the k weighted values (vectorize()) in place. */
+static void unit_normalise(float *value, int k)
+{
+    double ss = 0;
+    for (int i = 0; i < k; i++)
+        ss += (double)value[i] * value[i];
+    float inv = ss > 0 ? (float)(1.0 / sqrt(ss)) : 0;
+    for (int i = 0; i < k; i++)
+        value[i] *= inv;
+}
+
+struct model_index *model_index_new(const struct model *m, const struct model_feats *feats, int n)
+{
+    struct model_index *ix = calloc(1, sizeof *ix);
+    int max_n = 1;
+    for (int i = 0; i < n; i++)
+        if (feats[i].n > max_n)
+            max_n = feats[i].n;
+    int *feat = malloc((size_t)max_n * sizeof *feat);
+    float *value = malloc((size_t)max_n * sizeof *value);
+    if (!ix || !feat || !value)
+        goto fail;
+    ix->n_examples = n;
+    ix->start = calloc((size_t)m->n_features + 1, sizeof *ix->start);
+    if (!ix->start)
+        goto fail;
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+        int k = vectorize(m, &feats[i], feat, value);
+        for (int a = 0; a < k; a++)
+            ix->start[feat[a] + 1]++;
+        total += (size_t)k;
+    }
+    for (int j = 0; j < m->n_features; j++)
+        ix->start[j + 1] += ix->start[j];
+    ix->example = malloc((total ? total : 1) * sizeof *ix->example);
+    ix->value = malloc((total ? total : 1) * sizeof *ix->value);
+    int *fill = malloc(((size_t)m->n_features + 1) * sizeof *fill);
+    if (!ix->example || !ix->value || !fill) {
+        free(fill);
+        goto fail;
+    }
+    memcpy(fill, ix->start, ((size_t)m->n_features + 1) * sizeof *fill);
+    for (int i = 0; i < n; i++) {
+        int k = vectorize(m, &feats[i], feat, value);
+        unit_normalise(value, k);
+        for (int a = 0; a < k; a++) {
+            int q = fill[feat[a]]++;
+            ix->example[q] = i;
+            ix->value[q] = value[a];
+        }
+    }
+    free(fill);
+    free(feat);
+    free(value);
+    return ix;
+fail:
+    free(feat);
+    free(value);
+    model_index_free(ix);
+    return NULL;
+}
+
+double model_index_nearest(const struct model_index *ix, const struct model *m,
+                           const struct model_feats *f, struct model_scratch *s)
+{
+    if (!ix || ix->n_examples == 0 || scratch_reserve(s, f->n, m->n_classes))
+        return 0;
+    if (s->n_acc < ix->n_examples) {
+        float *acc = realloc(s->acc, (size_t)ix->n_examples * sizeof *acc);
+        if (!acc)
+            return 0;
+        s->acc = acc;
+        int *t = realloc(s->touched, (size_t)ix->n_examples * sizeof *t);
+        if (!t)
+            return 0;
+        s->touched = t;
+        memset(s->acc + s->n_acc, 0, (size_t)(ix->n_examples - s->n_acc) * sizeof *acc);
+        s->n_acc = ix->n_examples;
+    }
+    int k = vectorize(m, f, s->feat, s->value);
+    unit_normalise(s->value, k);
+    int n_touched = 0;
+    for (int a = 0; a < k; a++) {
+        float v = s->value[a];
+        for (int q = ix->start[s->feat[a]]; q < ix->start[s->feat[a] + 1]; q++) {
+            int e = ix->example[q];
+            if (s->acc[e] == 0)
+                s->touched[n_touched++] = e;
+            s->acc[e] += v * ix->value[q];
+        }
+    }
+    float best = 0;
+    for (int t = 0; t < n_touched; t++) {
+        if (s->acc[s->touched[t]] > best)
+            best = s->acc[s->touched[t]];
+        s->acc[s->touched[t]] = 0;
+    }
+    return best > 1 ? 1.0 : (double)best;
 }

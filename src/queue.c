@@ -442,14 +442,23 @@ int queue_estimate_wait_s(const struct queue *q, int64_t conversation, int64_t n
             sum += q->recent_waits[k];
         mean = sum / q->n_recent;
     }
-    int pos = queue_position(q, conversation);
-    /* Chats ahead that agents with room will take at once cost nothing. */
-    int ahead = pos - 1 - n_room;
-    double estimate = ahead < 0 ? 0 : (ahead + 1) * mean / n_agents;
-    double waited = (double)(now_s - q->items[i].enqueued_s);
-    estimate -= waited > 0 && waited < estimate ? waited : 0;
-    if (ahead >= 0 && estimate < 5)
-        estimate = 5;
+    /* Each chat of the queue up to this one, in service order: chats ahead that agents with
+     * room will take at once cost nothing; the time a chat has waited already comes off its
+     * share; and a chat never expects less than the one before it plus 5 s, so the estimate
+     * grows with the position however long the chats ahead have waited. */
+    double estimate = 0;
+    int pos = 0;
+    for (int j = 0; j <= i; j++) {
+        if (strcmp(q->items[j].queue, q->items[i].queue))
+            continue;
+        int ahead = pos++ - n_room;
+        if (ahead < 0)
+            continue;
+        double own = (ahead + 1) * mean / n_agents;
+        double waited = (double)(now_s - q->items[j].enqueued_s);
+        own -= waited > 0 && waited < own ? waited : 0;
+        estimate = own > estimate + 5 ? own : estimate + 5;
+    }
     return (int)(estimate + 0.5);
 }
 

@@ -36,6 +36,8 @@ const int redact_n_default_patterns =
 struct redactor {
     regex_t *patterns;
     int n_patterns;
+    regex_t email; /* REDACT_EMAIL_PATTERN anchored at both ends */
+    int has_email;
 };
 
 /* A byte range [start, end) to mask; is_card spans keep their last four digits. */
@@ -251,6 +253,9 @@ struct redactor *redact_new(const char *const *patterns, int n_patterns, char **
         }
         r->n_patterns = i + 1;
     }
+    if (regcomp(&r->email, "^(" REDACT_EMAIL_PATTERN ")$", REG_EXTENDED | REG_ICASE | REG_NOSUB))
+        goto fail;
+    r->has_email = 1;
     return r;
 
 fail:
@@ -269,6 +274,8 @@ void redact_free(struct redactor *r)
     for (int i = 0; i < r->n_patterns; i++)
         regfree(&r->patterns[i]);
     free(r->patterns);
+    if (r->has_email)
+        regfree(&r->email);
     free(r);
 }
 
@@ -329,4 +336,15 @@ done:
     free(copy);
     free(spans.items);
     return result;
+}
+
+char *redact_email_field(const struct redactor *r, const char *value)
+{
+    if (!value)
+        return NULL;
+    size_t n = strlen(value);
+    if (!r || !r->has_email || regexec(&r->email, value, 0, NULL, 0) != 0)
+        return redact_text(r, value, n, NULL);
+    struct redactor cards_only = {NULL, 0, {0}, 0};
+    return redact_text(&cards_only, value, n, NULL);
 }

@@ -8,6 +8,7 @@
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
+#include "ws_guard.h"
 
 #include <libwebsockets.h>
 
@@ -83,8 +84,6 @@ struct session {
     uint8_t is_closing;    /* close after the queue drains */
     uint8_t rx_is_binary;  /* the message being reassembled is binary */
     uint8_t rx_is_too_big; /* ... or went over max-frame-bytes */
-    uint8_t had_answer;    /* for deflection: the bot answered */
-    uint8_t had_handoff;
     uint8_t had_agent_message;
     uint8_t is_replaying; /* a "hello" was handed to chat.c and not flushed yet */
     uint8_t is_written;   /* on the server's written list: got frames in this flush */
@@ -326,7 +325,6 @@ static void observe_frame(struct server *s, struct session *pss, const char *fra
             if (peek_is(action, na, "answer")) {
                 if (!is_counted)
                     metrics_add(s->metrics, METRICS_DECISIONS_ANSWER, 1);
-                pss->had_answer = 1;
             } else if (peek_is(action, na, "clarify") && !is_counted) {
                 metrics_add(s->metrics, METRICS_DECISIONS_CLARIFY, 1);
             } else if (peek_is(action, na, "handoff") && !is_counted) {
@@ -335,7 +333,6 @@ static void observe_frame(struct server *s, struct session *pss, const char *fra
         } else if (peek_is(type, n, "queued")) {
             if (!pss->handoff_at_us)
                 pss->handoff_at_us = now;
-            pss->had_handoff = 1;
         } else if (peek_is(type, n, "agent_joined")) {
             if (pss->handoff_at_us)
                 metrics_observe(s->metrics, METRICS_WAIT_SECONDS,
@@ -677,14 +674,6 @@ static void ws_closed(struct server *s, struct session *pss)
     if (pss->kind == KIND_CUSTOMER) {
         s->n_customers--;
         metrics_set(s->metrics, METRICS_CUSTOMER_CONNECTIONS, s->n_customers);
-        if (pss->had_handoff)
-            metrics_add(s->metrics, METRICS_CONVERSATIONS_ESCALATED, 1);
-        else if (pss->had_answer)
-            metrics_add(s->metrics, METRICS_CONVERSATIONS_DEFLECTED, 1);
-        double d = (double)metrics_counter(s->metrics, METRICS_CONVERSATIONS_DEFLECTED);
-        double e = (double)metrics_counter(s->metrics, METRICS_CONVERSATIONS_ESCALATED);
-        if (d + e > 0)
-            metrics_set(s->metrics, METRICS_DEFLECTION_RATIO, d / (d + e));
         if (s->chat)
             s->ops->customer_closed(s->chat, id);
     } else {
@@ -749,9 +738,23 @@ static void ws_message(struct server *s, struct session *pss, const char *text, 
     schedule_flush(s);
 }
 
+/* RFC 6455 section 5.1: a client frame without a mask closes the connection (1002).
+ * libwebsockets 4.1.6 takes such frames; ws_guard.c finds them. Returns -1 (close) or 0. */
+static int ws_check_masked(struct session *pss, struct lws *wsi)
+{
+    if (!ws_guard_is_unmasked(lws_get_socket_fd(wsi)))
+        return 0;
+    log_event(LOG_INFO, "ws_unmasked_frame", "conn:u", (unsigned long long)pss->id, LOG_END);
+    out_clear(pss);
+    lws_close_reason(wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR, (unsigned char *)"unmasked frame", 14);
+    return -1;
+}
+
 static int ws_receive(struct server *s, struct lws *wsi, struct session *pss, const char *in,
                       size_t len)
 {
+    if (ws_check_masked(pss, wsi))
+        return -1;
     if (pss->is_closing)
         return 0;
     int first = lws_is_first_fragment(wsi);
@@ -811,6 +814,8 @@ too_big:
 
 static int ws_writeable(struct server *s, struct lws *wsi, struct session *pss)
 {
+    if (ws_check_masked(pss, wsi))
+        return -1;
     if (pss->out_head) {
         if (session_write_one(s, pss))
             return -1;
@@ -1086,6 +1091,13 @@ static void pull_chat_metrics(struct server *s)
     metrics_counter_set(m, METRICS_PICKUPS, cm.n_picked);
     metrics_counter_set(m, METRICS_PICKUPS_WITHIN_TARGET, cm.n_picked_within_target);
     metrics_counter_set(m, METRICS_KB_INDEX_READS, cm.n_kb_index_reads);
+    /* Per conversation, as GET /api/stats counts: a customer who reconnects is one. */
+    metrics_counter_set(m, METRICS_CONVERSATIONS_ENGAGED, cm.n_conversations_engaged);
+    metrics_counter_set(m, METRICS_CONVERSATIONS_ESCALATED, cm.n_conversations_escalated);
+    if (cm.n_conversations_engaged > 0)
+        metrics_set(m, METRICS_DEFLECTION_RATIO,
+                    1.0 -
+                        (double)cm.n_conversations_escalated / (double)cm.n_conversations_engaged);
     metrics_set(m, METRICS_QUEUE_LENGTH, (double)cm.queue_length);
     metrics_set(m, METRICS_LONGEST_WAIT, (double)cm.longest_wait_s);
     metrics_set(m, METRICS_AGENTS_ONLINE, (double)cm.n_agents_online);
@@ -1307,13 +1319,20 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             return -1;
         http_txn_free(pss->http);
         pss->http = NULL;
+        ws_guard_established(lws_get_socket_fd(wsi), wsi);
         return ws_established(s, wsi, pss);
     case LWS_CALLBACK_RECEIVE:
         return ws_receive(s, wsi, pss, in, len);
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return ws_writeable(s, wsi, pss);
     case LWS_CALLBACK_CLOSED:
+        ws_guard_forget(lws_get_socket_fd(wsi));
         ws_closed(s, pss);
+        break;
+    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+        /* A new connection: its bytes are followed for unmasked frames (ws_guard.h). */
+        if (ws_guard_watch((int)(lws_intptr_t)in))
+            return -1;
         break;
     default:
         break;

@@ -197,6 +197,8 @@ enum stmt_id {
     ST_STATS_QUEUES,
     ST_STATS_DRIVERS,
     ST_STATS_UNANSWERED,
+    ST_HAS_CUSTOMER_MESSAGE,
+    ST_EMAIL_CONVERSATIONS,
     ST_ERASE_EMAIL,
     ST_RETENTION,
     ST_COUNT
@@ -290,6 +292,10 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_STATS_UNANSWERED] = "SELECT min(question), count(*) FROM unanswered"
                             " WHERE created_s >= ?1 AND created_s < ?2"
                             " GROUP BY lower(question) ORDER BY 2 DESC, 1 LIMIT ?3",
+    [ST_HAS_CUSTOMER_MESSAGE] = "SELECT EXISTS (SELECT 1 FROM messages WHERE conversation = ?1"
+                                " AND sender = 'customer')",
+    [ST_EMAIL_CONVERSATIONS] = "SELECT id FROM conversations WHERE customer_email = ?1"
+                               " COLLATE NOCASE AND id > ?2 ORDER BY id LIMIT ?3",
     [ST_ERASE_EMAIL] = "DELETE FROM conversations WHERE id IN (SELECT id FROM conversations"
                        " WHERE customer_email = ?1 COLLATE NOCASE LIMIT ?2)",
     [ST_RETENTION] = "DELETE FROM conversations WHERE id IN (SELECT id FROM conversations"
@@ -518,10 +524,10 @@ static sqlite3 *open_db(const char *path, const struct store_options *options, c
      * savepoint journal of each unit of work (store_mark) stays in memory. */
     const char *pragmas = is_full ? "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
                                     " PRAGMA foreign_keys = ON; PRAGMA cache_size = -8192;"
-                                    " PRAGMA temp_store = MEMORY;"
+                                    " PRAGMA temp_store = MEMORY; PRAGMA secure_delete = ON;"
                                   : "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
                                     " PRAGMA foreign_keys = ON; PRAGMA cache_size = -8192;"
-                                    " PRAGMA temp_store = MEMORY;";
+                                    " PRAGMA temp_store = MEMORY; PRAGMA secure_delete = ON;";
     if (exec_sql(db, pragmas, err)) {
         sqlite3_close(db);
         return NULL;
@@ -1258,6 +1264,16 @@ int store_user_remove(struct store *s, const char *name)
     return rc;
 }
 
+int store_has_customer_message(struct store *s, int64_t conversation)
+{
+    sqlite3_stmt *stmt = st(s, ST_HAS_CUSTOMER_MESSAGE);
+    sqlite3_bind_int64(stmt, 1, conversation);
+    int rc = sqlite3_step(stmt);
+    int has = rc == SQLITE_ROW ? sqlite3_column_int(stmt, 0) : 0;
+    sqlite3_reset(stmt);
+    return rc == SQLITE_ROW ? has : map_rc(rc);
+}
+
 /* ---- events, feedback, unanswered ---- */
 
 int store_event_add(struct store *s, const char *kind, int64_t conversation, int64_t user_id,
@@ -1573,7 +1589,72 @@ static int delete_batches(struct store *s, sqlite3_stmt *stmt, int batch, int ma
     return was_in_tx ? 0 : store_commit(s);
 }
 
-int store_erase_email(struct store *s, const char *email, int *n_out)
+int store_email_conversation_ids(struct store *s, const char *email, int64_t after_id, int64_t *ids,
+                                 int max, int *n_out)
+{
+    *n_out = 0;
+    if (!email || !*email || max <= 0)
+        return CD_EINVAL;
+    sqlite3_stmt *stmt = st(s, ST_EMAIL_CONVERSATIONS);
+    sqlite3_bind_text(stmt, 1, email, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 2, after_id);
+    sqlite3_bind_int(stmt, 3, max);
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+        ids[(*n_out)++] = sqlite3_column_int64(stmt, 0);
+    sqlite3_reset(stmt);
+    return rc == SQLITE_DONE ? 0 : map_rc(rc);
+}
+
+int store_export_email(struct store *s, const char *email, struct cd_buf *out, int *n_out)
+{
+    *n_out = 0;
+    json_t *head = json_pack("{s:s}", "email", email ? email : "");
+    char *text = head ? json_dumps(head, JSON_COMPACT) : NULL;
+    json_decref(head);
+    if (!text)
+        return CD_ENOMEM;
+    /* {"email":...,"conversations":[one store_export_conversation() object each]} */
+    int rc = cd_buf_append(out, text, strlen(text) - 1);
+    free(text);
+    if (!rc)
+        rc = cd_buf_puts(out, ",\"conversations\":[");
+    int64_t ids[200], after = 0;
+    int n = 0;
+    while (!rc && !(rc = store_email_conversation_ids(s, email, after, ids, 200, &n)) && n > 0) {
+        for (int i = 0; i < n && !rc; i++) {
+            if (*n_out > 0)
+                rc = cd_buf_puts(out, ",");
+            if (!rc)
+                rc = store_export_conversation(s, ids[i], out);
+            if (!rc)
+                (*n_out)++;
+        }
+        after = ids[n - 1];
+        if (n < 200)
+            break;
+    }
+    if (!rc)
+        rc = cd_buf_puts(out, "]}");
+    return rc;
+}
+
+int store_wipe_wal(struct store *s)
+{
+    if (s->is_in_tx)
+        return CD_EBUSY;
+    /* Another checkpoint (the store's thread, another process) holds the checkpoint lock for
+     * a moment: SQLite answers BUSY at once then, without the busy handler. */
+    int rc = SQLITE_BUSY;
+    for (int i = 0; i < 100 && rc == SQLITE_BUSY; i++) {
+        rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+        if (rc == SQLITE_BUSY)
+            sqlite3_sleep(20);
+    }
+    return rc == SQLITE_OK ? 0 : rc == SQLITE_BUSY ? CD_EBUSY : map_rc(rc);
+}
+
+int store_erase_email(struct store *s, const char *email, int64_t user_id, int *n_out)
 {
     *n_out = 0;
     if (!email || !*email)
@@ -1584,7 +1665,7 @@ int store_erase_email(struct store *s, const char *email, int *n_out)
     if (!rc) {
         char detail[64];
         snprintf(detail, sizeof detail, "{\"conversations\":%d}", *n_out);
-        rc = store_event_add(s, "erase", 0, 0, detail);
+        rc = store_event_add(s, "erase", 0, user_id, detail);
     }
     return rc;
 }
@@ -1594,5 +1675,13 @@ int store_retention(struct store *s, int64_t before_s, int max, int *n_out)
     *n_out = 0;
     sqlite3_stmt *stmt = st(s, ST_RETENTION);
     sqlite3_bind_int64(stmt, 1, before_s);
-    return delete_batches(s, stmt, 200, max > 0 ? max : 200, n_out);
+    int rc = delete_batches(s, stmt, 200, max > 0 ? max : 200, n_out);
+    if (!rc && *n_out > 0) {
+        /* What a retention run deleted is in the audit log, as an erasure is. */
+        char detail[96];
+        snprintf(detail, sizeof detail, "{\"conversations\":%d,\"closed_before\":%lld}", *n_out,
+                 (long long)before_s);
+        rc = store_event_add(s, "retention", 0, 0, detail);
+    }
+    return rc;
 }

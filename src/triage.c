@@ -10,6 +10,8 @@
  * query is bounded to a few hits. */
 #include "triage.h"
 
+#include "scope.h"
+
 #include "text.h"
 
 #include <jansson.h>
@@ -113,6 +115,7 @@ struct triage {
     int n_not_helped_re;
     char *folded;
     size_t cap_folded;
+    struct triage_kb_calibration kb_cal; /* triage_calibrate_kb() */
 };
 
 void triage_settings_default(struct triage_settings *s)
@@ -122,6 +125,7 @@ void triage_settings_default(struct triage_settings *s)
     s->t_clarify = 0.2;
     s->t_kb = 0.6;
     s->t_oos = 0.5;
+    s->t_in_scope = 0.5;
     s->t_clarify_mass = 0.5;
     s->max_clarify = 1;
     s->max_not_helped = 1;
@@ -144,6 +148,8 @@ static void apply_settings(struct triage *t, const struct triage_settings *in)
         s.t_kb = d.t_kb;
     if (s.t_oos <= 0 || s.t_oos > 1)
         s.t_oos = d.t_oos;
+    if (s.t_in_scope < 0 || s.t_in_scope > 1)
+        s.t_in_scope = d.t_in_scope;
     if (s.t_known < 0 || s.t_known > 1)
         s.t_known = 0;
     if (s.t_clarify_mass <= 0 || s.t_clarify_mass > 1)
@@ -167,7 +173,7 @@ static void apply_settings(struct triage *t, const struct triage_settings *in)
 struct triage *triage_new(const struct triage_settings *settings, struct intents *intents,
                           struct kb *kb)
 {
-    if (!intents || !intents_is_trained(intents)) {
+    if (intents && !intents_is_trained(intents)) {
         intents_free(intents);
         return NULL;
     }
@@ -331,6 +337,24 @@ struct key_ctx {
     uint64_t h;
     int n;
 };
+
+static int on_count_token(void *ctx, const char *token, int n_token, int start, int end)
+{
+    (void)token;
+    (void)n_token;
+    (void)start;
+    (void)end;
+    (*(int *)ctx)++;
+    return 0;
+}
+
+/* Words in the message, stop words included. */
+static int count_words(struct triage *t, const char *text, size_t n)
+{
+    int k = 0;
+    text_tokenize(t->tok, text, n, TEXT_KEEP_STOPWORDS, on_count_token, &k);
+    return k;
+}
 
 static int on_key_token(void *ctx, const char *token, int n_token, int start, int end)
 {
@@ -599,13 +623,24 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
     const struct intents *set = t->intents;
 
     struct intents_result r;
-    if ((rc = intents_classify(set, t->scratch, text, n, lang, &r)))
-        return rc;
+    if (set) {
+        if ((rc = intents_classify(set, t->scratch, text, n, lang, &r)))
+            return rc;
+    } else {
+        /* A KB-only triage: no rules, no model. */
+        memset(&r, 0, sizeof r);
+        r.rule_intent = -1;
+        r.p_in = 1;
+        r.known_share = 1;
+        r.n_tokens = count_words(t, text, n);
+    }
     out->evidence.p_oos = r.p_oos;
     out->evidence.known_share = r.known_share;
-    /* Out of scope: the model's out-of-scope class, or a message whose words
-     * the examples never use. */
-    int is_oos = r.p_oos >= s->t_oos || r.known_share < s->t_known;
+    out->evidence.p_in = r.p_in;
+    /* Out of scope: unlike what the intents' examples ask (P(in scope),
+     * learned by cross-fitting with whole intents held out), the model's
+     * out-of-scope class, or a message whose words the examples never use. */
+    int is_oos = r.p_in < s->t_in_scope || r.p_oos >= s->t_oos || r.known_share < s->t_known;
     if (r.rule_intent >= 0) {
         cd_strlcpy(out->evidence.rule_intent, sizeof out->evidence.rule_intent,
                    intents_get(set, r.rule_intent)->name);
@@ -638,10 +673,10 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
             if (intents_get(set, r.top[i])->is_person_request && r.top_p[i] >= 0.05)
                 person = intents_get(set, r.top[i]);
         const char *want = lang && lang[0] ? lang : "en";
-        for (int i = 0; !person && i < intents_count(set); i++)
+        for (int i = 0; set && !person && i < intents_count(set); i++)
             if (intents_get(set, i)->is_person_request && !strcmp(intents_get(set, i)->lang, want))
                 person = intents_get(set, i);
-        for (int i = 0; !person && i < intents_count(set); i++)
+        for (int i = 0; set && !person && i < intents_count(set); i++)
             if (intents_get(set, i)->is_person_request)
                 person = intents_get(set, i);
         cd_strlcpy(out->intent, sizeof out->intent, person ? person->name : "human");
@@ -681,9 +716,19 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
             confidence = p_top;
             out->evidence.reason = "model";
         }
-    } else if (top_it && p_top >= s->t_answer && !is_oos) {
+    } else if (top_it && p_top >= s->t_answer &&
+               (top_it->is_sensitive || top_it->action != INTENT_ANSWER)) {
+        /* A handoff either way: the model's intent picks the queue, even for
+         * a message that looks out of scope (a person reads it all the same). */
         chosen = top_it;
-        confidence = p_top;
+        confidence = r.p_in * p_top;
+        out->evidence.reason = "model";
+    } else if (top_it && !is_oos && p_top >= s->t_answer) {
+        /* In scope (above) and the model's intent: the confidence is the
+         * chance the answer is right, that the message is about one of the
+         * intents at all times that it is about this one. */
+        chosen = top_it;
+        confidence = r.p_in * p_top;
         out->evidence.reason = "model";
     }
 
@@ -744,21 +789,28 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
             kb_score = kb_coverage(t, &cov, &hits[0]);
             cd_strlcpy(out->evidence.kb_article, sizeof out->evidence.kb_article, hits[0].id);
             out->evidence.kb_score = kb_score;
+            out->evidence.kb_match = hits[0].match;
         }
     }
 
-    /* 5. No confident intent: a how-to question the KB answers well. */
-    if (n_hits > 0 && kb_score >= s->t_kb && out->signals.is_howto) {
+    /* 5. No confident intent: the KB answers a question it was taught or
+     * written with (the same words as the article's title, one of its
+     * questions or a learned phrasing), or a how-to question its best
+     * passage covers at least as well as the calibrated threshold. */
+    double t_kb =
+        t->kb_cal.is_fitted && t->kb_cal.t_coverage > s->t_kb ? t->kb_cal.t_coverage : s->t_kb;
+    int is_taught = n_hits > 0 && hits[0].match >= TRIAGE_KB_MATCH;
+    if (n_hits > 0 && (is_taught || (kb_score >= t_kb && out->signals.is_howto))) {
         out->action = TRIAGE_ANSWER;
         out->queue[0] = '\0';
-        out->confidence = kb_score;
+        out->confidence = is_taught && hits[0].match > kb_score ? hits[0].match : kb_score;
         out->evidence.reason = "kb";
         cd_strlcpy(out->intent, sizeof out->intent,
-                   top_it && p_top >= s->t_clarify ? top_it->name : "");
+                   top_it && !is_oos && p_top >= s->t_clarify ? top_it->name : "");
         if ((rc = set_answer(out, hits[0].passage)))
             goto done;
         for (int i = 0; i < n_hits && rc == 0; i++)
-            if (i == 0 || kb_coverage(t, &cov, &hits[i]) >= s->t_kb)
+            if (i == 0 || kb_coverage(t, &cov, &hits[i]) >= t_kb)
                 rc = add_article(out, hits[i].id, hits[i].title, hits[i].score);
         goto done;
     }
@@ -818,6 +870,116 @@ done:
     return rc;
 }
 
+/* ---- the KB's threshold --------------------------------------------------- */
+
+const struct triage_kb_calibration *triage_kb_calibration(const struct triage *t)
+{
+    return &t->kb_cal;
+}
+
+/* Adds the coverage of the best hit for question (the first hit not named
+ * skip) to cov[]; *n_cov counts. A hit that matches a phrasing closely
+ * enough to be answered whatever its coverage counts as 2. */
+static int kb_probe(struct triage *t, const char *question, const char *lang, const char *skip,
+                    double *cov, int *n_cov)
+{
+    struct kb_hit hits[4];
+    int n_hits = 0;
+    if (tokenizer_for(t, lang) || kb_search(t->kb, question, lang, hits, 4, &n_hits))
+        return 0;
+    for (int i = 0; i < n_hits; i++) {
+        if (skip && !strcmp(hits[i].id, skip))
+            continue;
+        struct coverage_ctx c;
+        coverage_start(t, question, strlen(question), &c);
+        cov[(*n_cov)++] = hits[i].match >= TRIAGE_KB_MATCH ? 2.0 : kb_coverage(t, &c, &hits[i]);
+        break;
+    }
+    kb_hits_clear(hits, n_hits);
+    return 0;
+}
+
+static int compare_doubles(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Share of the n sorted values >= v. */
+static double share_at_least(const double *v, int n, double x)
+{
+    int lo = 0, hi = n;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (v[mid] < x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return n ? (double)(n - lo) / n : 0;
+}
+
+int triage_calibrate_kb(struct triage *t, double max_false)
+{
+    if (!t->kb)
+        return CD_ESTATE;
+    if (!(max_false > 0 && max_false < 1))
+        max_false = 0.05;
+    int n_articles = kb_count(t->kb);
+    if (n_articles < 0)
+        return n_articles;
+    int cap_items = n_articles > 0 ? n_articles : 1;
+    struct kb_list_item *items = calloc((size_t)cap_items, sizeof *items);
+    int n_bg_rows = 0;
+    for (int b = 0; scope_background[b].text; b++)
+        n_bg_rows++;
+    double *bg = malloc((size_t)(n_bg_rows ? n_bg_rows : 1) * sizeof *bg);
+    int n_items = 0, n_bg = 0, rc = CD_ENOMEM;
+    if (!items || !bg)
+        goto done;
+    if ((rc = kb_list(t->kb, NULL, 1, items, cap_items, &n_items)))
+        goto done;
+    /* The background's how-to questions (the only ones answered by
+     * coverage) in the KB's languages: questions about anything else. */
+    for (int b = 0; scope_background[b].text; b++) {
+        const char *lang = scope_background[b].lang, *text = scope_background[b].text;
+        int has_lang = 0;
+        for (int i = 0; i < n_items && !has_lang; i++)
+            has_lang = !strcmp(items[i].lang, lang);
+        if (!has_lang || tokenizer_for(t, lang))
+            continue;
+        struct triage_signals sig;
+        compute_signals(t, text, strlen(text), fold_message(t, text, strlen(text)), &sig);
+        if (sig.is_howto)
+            kb_probe(t, text, lang, NULL, bg, &n_bg);
+    }
+    qsort(bg, (size_t)n_bg, sizeof *bg, compare_doubles);
+    /* The lowest threshold (in steps of 0.01) that lets through at most
+     * max_false of them. (An article's own question searched without its
+     * article was tried too: a sibling article often answers it rightly, so
+     * it overstated what gets through and held back good answers.) */
+    double best = 1.01, rate = 0;
+    for (int k = 100; k >= 0; k--) {
+        double f = share_at_least(bg, n_bg, k / 100.0);
+        if (f > max_false)
+            break;
+        best = k / 100.0;
+        rate = f;
+    }
+    t->kb_cal.is_fitted = n_bg >= 20;
+    t->kb_cal.t_coverage = best;
+    t->kb_cal.max_false = max_false;
+    t->kb_cal.false_rate = rate;
+    t->kb_cal.n_background = n_bg;
+    rc = 0;
+done:
+    if (items)
+        kb_list_clear(items, n_items);
+    free(items);
+    free(bg);
+    return rc;
+}
+
 /* ---- JSON -------------------------------------------------------------- */
 
 static json_t *candidate_json(const struct triage_candidate *c)
@@ -842,15 +1004,16 @@ int triage_decision_to_json(const struct triage_decision *d, struct cd_buf *out)
         json_array_append_new(candidates, candidate_json(&d->candidates[i]));
     for (int i = 0; i < d->evidence.n_model; i++)
         json_array_append_new(model, candidate_json(&d->evidence.model[i]));
-    json_t *evidence =
-        json_pack("{s:s, s:s?, s:s?, s:O, s:f, s:f, s:s?, s:f}", "reason",
-                  d->evidence.reason ? d->evidence.reason : "", "rule_intent",
-                  d->evidence.rule_intent[0] ? d->evidence.rule_intent : NULL, "rule",
-                  d->evidence.rule[0] ? d->evidence.rule : NULL, "model", model, "p_oos",
-                  round(d->evidence.p_oos * 10000) / 10000, "known_share",
-                  round(d->evidence.known_share * 10000) / 10000, "kb_article",
-                  d->evidence.kb_article[0] ? d->evidence.kb_article : NULL, "kb_score",
-                  round(d->evidence.kb_score * 10000) / 10000);
+    json_t *evidence = json_pack("{s:s, s:s?, s:s?, s:O, s:f, s:f, s:f, s:s?, s:f, s:f}", "reason",
+                                 d->evidence.reason ? d->evidence.reason : "", "rule_intent",
+                                 d->evidence.rule_intent[0] ? d->evidence.rule_intent : NULL,
+                                 "rule", d->evidence.rule[0] ? d->evidence.rule : NULL, "model",
+                                 model, "p_oos", round(d->evidence.p_oos * 10000) / 10000, "p_in",
+                                 round(d->evidence.p_in * 10000) / 10000, "known_share",
+                                 round(d->evidence.known_share * 10000) / 10000, "kb_article",
+                                 d->evidence.kb_article[0] ? d->evidence.kb_article : NULL,
+                                 "kb_score", round(d->evidence.kb_score * 10000) / 10000,
+                                 "kb_match", round(d->evidence.kb_match * 10000) / 10000);
     json_t *signals = json_pack(
         "{s:b, s:b, s:i, s:b}", "person_request", d->signals.is_person_request, "not_helped",
         d->signals.is_not_helped, "anger", d->signals.anger, "howto", d->signals.is_howto);
@@ -1006,15 +1169,36 @@ int triage_not_helped(struct triage_decision *d)
     return d->answer ? 0 : CD_ENOMEM;
 }
 
-int triage_person_request(const struct triage *t, const char *last_intent,
+/* The priority of a customer's explicit request for a person: that of the person-request
+ * intent (in lang if there is one), so the "Talk to a person" button and typing "I want to
+ * talk to a person" queue alike; 3 without such an intent. */
+static int person_request_priority(const struct triage *t, const char *lang)
+{
+    const struct intents *set = t ? triage_intents(t) : NULL;
+    int priority = 0, n = set ? intents_count(set) : 0;
+    for (int i = 0; i < n; i++) {
+        const struct intent *in = intents_get(set, i);
+        if (!in || !in->is_person_request || in->priority <= 0)
+            continue;
+        if (in->lang && lang && !strcmp(in->lang, lang))
+            return in->priority;
+        if (!priority)
+            priority = in->priority;
+    }
+    return priority > 0 ? priority : 3;
+}
+
+int triage_person_request(const struct triage *t, const char *last_intent, const char *lang,
                           const char *fallback_queue, struct triage_decision *d)
 {
     memset(d, 0, sizeof *d);
     d->action = TRIAGE_HANDOFF;
     snprintf(d->intent, sizeof d->intent, "human");
     d->confidence = 1.0;
-    d->priority = 3;
-    /* Route by what the conversation is about, if the bot knows. */
+    d->priority = person_request_priority(t, lang);
+    /* Route by what the conversation is about, if the bot knows; the priority is that of
+     * the request itself, not of the intent before it (a greeting is not urgent, nor is it
+     * a reason to wait longer). */
     const char *q = fallback_queue && *fallback_queue ? fallback_queue : "general";
     if (t && last_intent && *last_intent) {
         const struct intents *set = triage_intents(t);
@@ -1022,8 +1206,6 @@ int triage_person_request(const struct triage *t, const char *last_intent,
         const struct intent *in = i >= 0 ? intents_get(set, i) : NULL;
         if (in && in->queue)
             q = in->queue;
-        if (in && in->priority > 0)
-            d->priority = in->priority;
     }
     snprintf(d->queue, sizeof d->queue, "%s", q);
     d->answer = strdup(triage_say(TRIAGE_SAY_PERSON));

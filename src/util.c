@@ -1,6 +1,8 @@
 /* Error strings, clocks, growable buffers and file helpers shared by every module. */
 #include "cd.h"
 
+#include <jansson.h>
+
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -305,4 +307,25 @@ int cd_json_int(struct cd_buf *b, long long v)
     if (v < 0)
         *--p = '-';
     return cd_buf_append(b, p, (size_t)(num + sizeof num - p));
+}
+
+const char *cd_json_kind(const struct json_t *v)
+{
+    switch (v ? json_typeof(v) : JSON_NULL) {
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+        return "an integer";
+    case JSON_REAL:
+        return "a number with a fraction";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "true/false";
+    default:
+        return "null";
+    }
 }

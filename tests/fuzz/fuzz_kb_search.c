@@ -49,7 +49,7 @@ static void init(void)
         abort();
     /* The fixture KB of the integration tests: small, fixed, English and Spanish. */
     const char *dir = getenv("CD_FUZZ_KB");
-    struct kb_load_report report = {0, 0, NULL, NULL};
+    struct kb_load_report report = {0, 0, NULL, NULL, 0, NULL};
     if (kb_load_path(kb, dir ? dir : "tests/integration/fixtures/kb", &report) != 0 ||
         kb_count(kb) < 1) {
         fprintf(stderr, "fuzz_kb_search: run from the repository root (or set CD_FUZZ_KB)\n");

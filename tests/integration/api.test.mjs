@@ -3,7 +3,9 @@
 // conversations, stats, article pages.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { startServer, runCaredesk, fixtures } from './lib/server.mjs';
+import { connect } from './lib/client.mjs';
 
 let srv;
 let health;
@@ -81,15 +83,53 @@ test('stats: JSON aggregates for agents, authors and admins', async () => {
   for (const role of ['agent', 'author', 'admin']) {
     const r = await api('GET', '/api/stats', { token: tokens[role] });
     assert.equal(r.status, 200, role);
-    for (const k of ['conversations', 'bot_resolved', 'handoffs', 'picked', 'within_target',
-      'deflection_rate', 'escalation_rate', 'by_queue', 'pickup_within_target',
-      'median_wait_s', 'csat', 'drivers', 'unanswered', 'live']) {
+    for (const k of ['conversations', 'bot_resolved', 'handoffs', 'picked_up',
+      'picked_within_target', 'deflection_rate', 'escalation_rate', 'handoffs_by_queue',
+      'pickup_within_target', 'median_wait_s', 'csat', 'top_drivers', 'unanswered', 'live']) {
       assert.ok(k in r.json, k);
     }
   }
   const bad = await api('GET', '/api/stats?since=abc', { token: tokens.admin });
   assert.equal(bad.status, 400);
   assert.equal(bad.json.error, 'bad_range');
+});
+
+// The response of GET /api/stats as docs/web.md's table of REST routes states it: every field
+// the table names is in a real response, with the shape it gives, and the response has no
+// top-level field the table does not name, so the two cannot drift apart.
+test('stats: the response has exactly the fields docs/web.md names', async () => {
+  const doc = readFileSync(new URL('../../docs/web.md', import.meta.url), 'utf8');
+  const row = doc.split('\n').find((l) => l.startsWith('| `GET /api/stats'));
+  assert.ok(row, 'docs/web.md has no row for GET /api/stats');
+  const response = row.split(' | ')[3];
+  const [contract, live] = response.split('For the live tiles');
+  const shape = contract.match(/`(\{.*\})`/)[1];
+  // Top-level names: the quoted words outside the [{...}] of the lists.
+  const top = [...shape.replace(/\[\{[^\]]*\}\]/g, '').matchAll(/"([a-z_]+)"/g)].map((m) => m[1]);
+  const lists = [...shape.matchAll(/"([a-z_]+)":\[\{([^\]]*)\}\]/g)]
+    .map((m) => [m[1], [...m[2].matchAll(/"([a-z_]+)"/g)].map((x) => x[1])]);
+  const optional = [...live.matchAll(/"([a-z_]+)"/g)].map((m) => m[1]);
+  assert.ok(top.length >= 15 && lists.length >= 3, `could not read the table: ${response}`);
+  for (const [name] of lists) top.push(name);
+  // A conversation, handed off and answered, so that the lists have items.
+  const c = await connect(`${srv.wsUrl}/chat`);
+  c.send({ type: 'hello', lang: 'en' });
+  await c.next((f) => f.type === 'welcome');
+  c.send({ type: 'message', id: 'm1', text: 'I want to talk to a person' });
+  await c.next((f) => f.type === 'reply' || f.type === 'ack');
+  c.close();
+  const r = await api('GET', '/api/stats', { token: tokens.agent });
+  assert.equal(r.status, 200);
+  for (const name of top) assert.ok(name in r.json, `docs/web.md names "${name}"; the response has no such field`);
+  for (const name of Object.keys(r.json)) {
+    assert.ok(top.includes(name) || optional.includes(name),
+      `the response has "${name}", which docs/web.md does not name`);
+  }
+  for (const [name, keys] of lists) {
+    assert.ok(Array.isArray(r.json[name]), name);
+    for (const item of r.json[name]) assert.deepEqual(Object.keys(item).sort(), [...keys].sort(), name);
+  }
+  assert.ok(r.json.handoffs_by_queue.length >= 1, JSON.stringify(r.json));
 });
 
 test('me, queues and ask', async () => {
@@ -152,6 +192,30 @@ test('bad JSON and bad fields: 400 naming the problem, nothing changed', async (
   assert.equal(badId.status, 400);
   const gone = await api('GET', '/api/articles/bad-input-test', { token: tokens.author });
   assert.equal(gone.status, 404);
+});
+
+test('wrong JSON types in a body: 400 naming the field, the type it must have and the one it got', async (t) => {
+  if (!health.kb) return t.skip('this build has no knowledge base');
+  const cases = [
+    ['PUT', '/api/articles/type-test', { raw: '[]' }, 'bad_json', /JSON object \(got an array\)/],
+    ['PUT', '/api/articles/type-test', { raw: '"text"' }, 'bad_json', /JSON object \(got a string\)/],
+    ['PUT', '/api/articles/type-test', { body: { title: 5, body: 'b' } }, 'bad_field',
+      /'title' must be a string \(got an integer\)/],
+    ['POST', '/api/learn', { raw: '[]' }, 'bad_json', /JSON object \(got an array\)/],
+    ['POST', '/api/learn', { raw: '7' }, 'bad_json', /JSON object \(got an integer\)/],
+    ['POST', '/api/learn', { body: { question: 5, article: 'returns' } }, 'bad_field',
+      /'question' must be a string \(got an integer\)/],
+    ['POST', '/api/learn', { body: { question: 'q', article: ['returns'] } }, 'bad_field',
+      /'article' must be a string \(got an array\)/],
+  ];
+  for (const [method, path, opts, code, re] of cases) {
+    const r = await api(method, path, { token: tokens.author, ...opts });
+    assert.equal(r.status, 400, JSON.stringify(opts));
+    assert.equal(r.json.error, code, JSON.stringify(opts));
+    assert.doesNotMatch(r.json.message, /-1/);
+    assert.match(r.json.message, re);
+  }
+  assert.equal((await api('GET', '/api/articles/type-test', { token: tokens.author })).status, 404);
 });
 
 test('articles: create, searchable at once, update keeps a revision, page, delete',
@@ -304,4 +368,24 @@ test('repeated bad tokens are throttled: 429, even for a good token, then', asyn
   const good = await api('GET', '/api/stats', { token: tokens.admin });
   assert.equal(good.status, 429);
   assert.equal(good.json.error, 'throttled');
+});
+
+test('intents report: authors and admins read where the out-of-scope threshold landed', async () => {
+  const r = await api('GET', '/api/intents/check', { token: tokens.author });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(typeof r.json.intents, 'number');
+  assert.ok(r.json.intents > 0);
+  const oos = r.json.out_of_scope;
+  assert.equal(oos.fitted, true);
+  assert.ok(oos.in_scope_kept > 0 && oos.in_scope_kept <= 1);
+  assert.ok(oos.out_of_scope_caught > 0 && oos.out_of_scope_caught <= 1);
+  assert.match(oos.why, /P\(in scope\)/);
+  for (const k of ['too_few_examples', 'confused_pairs', 'misread_examples', 'per_intent'])
+    assert.ok(Array.isArray(r.json[k]), k);
+  assert.equal((await api('GET', '/api/intents/check', { token: tokens.admin })).status, 200);
+  assert.equal((await api('GET', '/api/intents/check', { token: tokens.agent })).status, 403);
+  assert.equal((await api('GET', '/api/intents/check')).status, 401);
+  const post = await api('POST', '/api/intents/check', { token: tokens.author, body: {} });
+  assert.equal(post.status, 405);
+  assert.equal(post.headers.get('allow'), 'GET');
 });

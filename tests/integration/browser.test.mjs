@@ -284,6 +284,34 @@ test('widget: theme colour gets readable text, speaks the page language, websock
   await page.context().close();
 });
 
+test('widget: hello carries the page\'s <html lang>, not the browser\'s language', opts(30000), async (t) => {
+  if (!caps.chat) return t.skip(caps.why.join('; '));
+  const page = await openPage(DESKTOP, null);
+  // Record what the widget sends (before any page script runs); then the page turns
+  // Spanish, while the browser itself speaks English.
+  await page.addInitScript(() => {
+    const send = WebSocket.prototype.send;
+    window.__sent = [];
+    WebSocket.prototype.send = function (data) {
+      window.__sent.push(String(data));
+      return send.call(this, data);
+    };
+  });
+  await page.goto(srv.url + '/', { waitUntil: 'load' });
+  await page.evaluate(() => { document.documentElement.lang = 'es-MX'; });
+  assert.match(await page.evaluate(() => navigator.language), /^en/);
+  await openWidget(page);
+  let hello;
+  for (let i = 0; i < 50 && !hello; i++) {
+    const sent = (await page.evaluate(() => window.__sent)).map((x) => JSON.parse(x));
+    hello = sent.find((f) => f.type === 'hello');
+    if (!hello) await page.waitForTimeout(100);
+  }
+  assert.ok(hello, 'the widget sent no hello');
+  assert.equal(hello.lang, 'es');
+  await page.context().close();
+});
+
 test('axe-core finds no serious or critical accessibility violation in the widget or the demo page', opts(60000), async () => {
   const page = await openPage(DESKTOP, '/');
   await openWidget(page);
@@ -459,6 +487,13 @@ test('end to end: customer, agent, author and dashboard', opts(240000), async (t
     await author.locator('#ranked li').first().waitFor({ timeout: 10000 });
     assert.match(await author.locator('#ranked li').first().textContent(), /gift/i);
     await shot(author, 'author-test-desktop');
+
+    // The intents report: where the out-of-scope threshold landed and why.
+    await author.locator('#tab-intents').click();
+    await author.locator('#intents-oos p').waitFor({ timeout: 10000 });
+    assert.match(await author.locator('#intents-oos p').textContent(), /P\(in scope\)/);
+    assert.match(await author.locator('#intents-report').textContent(), /Intents the model confuses/);
+    await shot(author, 'author-intents-desktop');
 
     // The next customer question finds the new text.
     await customer.locator(`${W} .restart button`).click();

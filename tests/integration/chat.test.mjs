@@ -356,3 +356,88 @@ test('unanswered questions: a "No" lists the question with a suggested article; 
     assert.ok(!after.json.questions.some((q) => q.text.toLowerCase() === question),
       JSON.stringify(after.json));
   });
+
+test('deflection: /metrics and /api/stats count per conversation and agree, however often customers reconnect', async () => {
+  const own = await startServer({ ...fixtures, quiet: true });
+  try {
+    const token = await addUser(own, 'Sue', 'agent');
+    const resume = async (t, times) => {
+      for (let i = 0; i < times; i++) {
+        const c = await customer(own, { type: 'hello', token: t, last_seq: 0 });
+        assert.equal(c.welcome.type, 'welcome');
+        await new Promise((r) => setTimeout(r, 50));
+        c.close();
+        await c.whenClosed();
+      }
+    };
+    // Answered by the bot, and back three times.
+    const a = await customer(own);
+    assert.equal((await ask(a, 'm1', 'how do I reset my password')).action, 'answer');
+    a.close();
+    await resume(a.welcome.token, 3);
+    // Answered once, no reconnects.
+    const b = await customer(own);
+    assert.equal((await ask(b, 'm1', 'how do I reset my password')).action, 'answer');
+    b.close();
+    // Handed off, and back three times.
+    const c = await customer(own);
+    assert.equal((await ask(c, 'm1', 'I want to talk to a person')).action, 'handoff');
+    c.close();
+    await resume(c.welcome.token, 3);
+    // The button after an answer, on a second connection.
+    const d = await customer(own);
+    assert.equal((await ask(d, 'm1', 'how do I reset my password')).action, 'answer');
+    d.close();
+    const d2 = await customer(own, { type: 'hello', token: d.welcome.token });
+    d2.send({ type: 'handoff' });
+    await d2.next((f) => f.type === 'queued');
+    d2.close();
+    await d2.whenClosed();
+    await new Promise((r) => setTimeout(r, 300));
+    const stats = await (await fetch(`${own.url}/api/stats?since=1`, {
+      headers: { authorization: `Bearer ${token}` },
+    })).json();
+    assert.equal(stats.conversations, 4, JSON.stringify(stats));
+    assert.equal(stats.handoffs, 2);
+    const text = await (await fetch(`${own.url}/metrics`)).text();
+    const value = (re) => Number((text.match(re) || [])[1]);
+    assert.equal(value(/^caredesk_conversations_engaged_total (\d+)$/m), 4);
+    assert.equal(value(/^caredesk_conversations_escalated_total (\d+)$/m), 2);
+    const ratio = value(/^caredesk_deflection_ratio ([0-9.e+-]+)$/m);
+    assert.ok(Math.abs(ratio - stats.deflection_rate) < 1e-9,
+      `/metrics says ${ratio}, /api/stats ${stats.deflection_rate}`);
+    assert.ok(Math.abs(ratio - 0.5) < 1e-9);
+  } finally {
+    await own.stop();
+  }
+});
+
+test('teaching: a question taught for an article is answered with it next time, without a restart',
+  async () => {
+    const learn = (question, article) => fetch(`${srv.url}/api/learn`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${agents.author}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ question, article }),
+    });
+    // One the bot hands off as out of scope, one it answers with "which of these?".
+    const cases = [
+      { text: 'are gifts bought in december returnable in january', article: 'return-policy' },
+      { text: 'it still has not come', article: 'order-status' },
+    ];
+    for (const { text, article } of cases) {
+      const c1 = await customer();
+      const before = await ask(c1, 'm1', text);
+      c1.close();
+      assert.equal(before.type, 'reply');
+      assert.ok(before.action !== 'answer' || before.articles[0]?.id !== article,
+        `not answered with ${article} before teaching: ${JSON.stringify(before)}`);
+      assert.equal((await learn(text, article)).status, 200);
+      // A new conversation, the same question in other case and spacing.
+      const c2 = await customer();
+      const r = await ask(c2, 'm1', `  ${text.toUpperCase()}?`);
+      c2.close();
+      assert.equal(r.type, 'reply');
+      assert.equal(r.action, 'answer', JSON.stringify(r));
+      assert.equal(r.articles[0].id, article, JSON.stringify(r));
+    }
+  });

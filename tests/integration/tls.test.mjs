@@ -52,3 +52,30 @@ test('plain http on the TLS port gets no page', async (t) => {
   const ok = await fetch(`http://127.0.0.1:${srv.port}/healthz`).then((r) => r.status).catch(() => 0);
   assert.notEqual(ok, 200);
 });
+
+test('wss: an unmasked client frame closes the connection, and is never taken', async (t) => {
+  if (!haveOpenssl) return t.skip('openssl is not installed');
+  const tls = await import('node:tls');
+  const { wsFrame, handshake } = await import('./lib/rawws.mjs');
+  const sock = tls.connect({ host: '127.0.0.1', port: srv.port, rejectUnauthorized: false });
+  await new Promise((resolve, reject) => { sock.once('secureConnect', resolve); sock.once('error', reject); });
+  let got = Buffer.alloc(0);
+  sock.on('data', (d) => { got = Buffer.concat([got, d]); });
+  sock.on('error', () => {});
+  sock.write(handshake('/chat', srv.port));
+  for (let i = 0; i < 50 && !got.includes('\r\n\r\n'); i++) await new Promise((r) => setTimeout(r, 20));
+  assert.match(got.toString('latin1'), /^HTTP\/1\.1 101/);
+  got = Buffer.alloc(0);
+  sock.write(wsFrame('{"type":"hello"}', { mask: false }));
+  const closed = await new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), 3000);
+    sock.once('close', () => { clearTimeout(timer); resolve(true); });
+  });
+  assert.ok(closed, 'the connection is still open');
+  assert.ok(!got.includes('welcome'), got.toString('latin1'));
+  // The server goes on.
+  const c = await connect(`${srv.wsUrl}/chat`);
+  c.send({ type: 'hello' });
+  await c.next((f) => f.type === 'welcome');
+  c.close();
+});

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- the fake transport ---- */
@@ -121,15 +122,15 @@ static json_int_t num(json_t *o, const char *key)
 
 static const char *const intent_defs[] = {
     "{\"name\":\"greeting\",\"description\":\"Say hello\",\"examples\":[\"hello\",\"hi "
-    "there\",\"good morning\",\"hey\"],\"patterns\":[\"hello\"],\"response\":\"Hello! How can I "
-    "help?\"}",
+    "there\",\"good morning\",\"hey\"],\"patterns\":[\"hello\"],\"priority\":5,"
+    "\"response\":\"Hello! How can I help?\"}",
     "{\"name\":\"returns\",\"description\":\"Return an item\",\"examples\":[\"how do I return "
     "shoes\",\"return an item\",\"send back my purchase\",\"how to return a product\",\"I want to "
     "return this\"],\"patterns\":[\"return\"],\"response\":\"You can return any item within 30 "
     "days from your account page.\"}",
     "{\"name\":\"human\",\"description\":\"Talk to a person\",\"examples\":[\"talk to a "
     "person\",\"I want a human\",\"agent please\",\"real person\"],\"patterns\":[\"human\","
-    "\"real person\"],\"action\":\"handoff\",\"queue\":\"general\"}",
+    "\"real person\"],\"action\":\"handoff\",\"queue\":\"general\",\"priority\":2}",
     "{\"name\":\"billing_dispute\",\"description\":\"A charge I do not recognise\",\"examples\":"
     "[\"charged twice\",\"double charge on my card\",\"unknown charge\"],\"patterns\":[\"charged "
     "twice\"],\"action\":\"handoff\",\"queue\":\"billing\",\"sensitive\":true,\"priority\":2}",
@@ -449,6 +450,114 @@ static void test_explicit_handoff_offline(void **state)
     json_decref(q);
     cust(2, "{\"type\":\"contact\",\"email\":\"not-an-email\"}");
     expect_error(2, "bad_frame");
+}
+
+/* Outside business hours a handoff is an offline ticket with no estimate ("null"), even with an
+ * agent signed in and free. */
+/* The priority of conversation conv in the last "queue" frame agent conn got. */
+static int queued_priority(uint64_t conn, int64_t conv)
+{
+    json_t *last = NULL, *f;
+    while ((f = next_frame(conn))) {
+        if (!strcmp(str(f, "type"), "queue")) {
+            json_decref(last);
+            last = f;
+        } else {
+            json_decref(f);
+        }
+    }
+    assert_non_null(last);
+    int priority = -1;
+    json_t *items = json_object_get(last, "items");
+    for (size_t i = 0; i < json_array_size(items); i++)
+        if (num(json_array_get(items, i), "conversation") == conv)
+            priority = (int)num(json_array_get(items, i), "priority");
+    json_decref(last);
+    return priority;
+}
+
+/* "Talk to a person" clicked after a greeting queues with the priority of a typed request for
+ * a person, not the greeting's. */
+static void test_person_request_priority(void **state)
+{
+    (void)state;
+    make_agents();
+    open_agent(100, agent_token);
+    int64_t typed = new_customer(1, NULL);
+    cust(1, "{\"type\":\"message\",\"id\":\"m1\",\"text\":\"I want a real person\"}");
+    json_t *r = expect(1, "reply");
+    assert_string_equal(str(r, "action"), "handoff");
+    json_decref(r);
+    int p_typed = queued_priority(100, typed);
+    int64_t clicked = new_customer(2, NULL);
+    cust(2, "{\"type\":\"message\",\"id\":\"m1\",\"text\":\"hello\"}");
+    r = expect(2, "reply");
+    assert_string_equal(str(r, "intent"), "greeting");
+    json_decref(r);
+    cust(2, "{\"type\":\"handoff\"}");
+    int p_clicked = queued_priority(100, clicked);
+    assert_int_equal(p_typed, 2);
+    assert_int_equal(p_clicked, 2);
+}
+
+/* Only questions the bot did not know reach the unanswered list: not a request for a person,
+ * a sensitive handoff, anger, or a "No" to a greeting. */
+static void test_unanswered_only_unknown(void **state)
+{
+    (void)state;
+    const char *texts[] = {"I want a real person", "I was charged twice",
+                           "THIS IS USELESS!!! WORST SERVICE EVER, I AM FURIOUS!!!",
+                           "quantum flux capacitor warranty"};
+    for (int i = 0; i < 4; i++) {
+        new_customer((uint64_t)(1 + i), NULL);
+        char frame[200];
+        snprintf(frame, sizeof frame, "{\"type\":\"message\",\"id\":\"m1\",\"text\":\"%s\"}",
+                 texts[i]);
+        cust((uint64_t)(1 + i), frame);
+        json_t *r = expect((uint64_t)(1 + i), "reply");
+        if (i < 3)
+            assert_string_equal(str(r, "action"), "handoff");
+        json_decref(r);
+    }
+    new_customer(9, NULL);
+    cust(9, "{\"type\":\"message\",\"id\":\"m1\",\"text\":\"hello\"}");
+    json_t *r = expect(9, "reply");
+    assert_string_equal(str(r, "intent"), "greeting");
+    char frame[96];
+    snprintf(frame, sizeof frame, "{\"type\":\"feedback\",\"seq\":%lld,\"helpful\":false}",
+             (long long)num(r, "seq"));
+    json_decref(r);
+    cust(9, frame);
+    struct store_unanswered items[10];
+    int n = 0;
+    assert_int_equal(store_unanswered_list(store, 0, items, 10, &n), 0);
+    for (int i = 0; i < n; i++)
+        if (strcmp(items[i].question, texts[3]))
+            fail_msg("\"%s\" is listed as unanswered", items[i].question);
+    assert_int_equal(n, 1);
+    store_unanswered_clear(items, n);
+}
+
+static void test_offline_ticket_has_no_estimate(void **state)
+{
+    (void)state;
+    chat_free(chat);
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    int minute = tm.tm_hour * 60 + tm.tm_min;
+    settings.queue.business_open_min = (minute + 120) % 1440;
+    settings.queue.business_close_min = (minute + 180) % 1440;
+    start_chat();
+    make_agents();
+    open_agent(100, agent_token);
+    new_customer(1, NULL);
+    cust(1, "{\"type\":\"handoff\"}");
+    json_decref(expect(1, "reply"));
+    json_t *q = expect(1, "queued");
+    assert_true(json_is_true(json_object_get(q, "offline")));
+    assert_true(json_is_null(json_object_get(q, "estimated_wait_s")));
+    json_decref(q);
 }
 
 static void test_offline_ticket_goes_live(void **state)
@@ -1201,6 +1310,89 @@ static void test_redaction(void **state)
     assert_non_null(strstr(c.last_text, "4242 4242 4242 4241"));
 }
 
+/* 1 if the file at path holds the bytes of needle (0 when it does not, or does not exist). */
+static int file_holds(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    size_t n_needle = strlen(needle), cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    assert_non_null(buf);
+    size_t got;
+    while ((got = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += got;
+        if (n == cap) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+            assert_non_null(buf);
+        }
+    }
+    fclose(f);
+    int found = 0;
+    for (size_t i = 0; !found && i + n_needle <= n; i++)
+        found = !memcmp(buf + i, needle, n_needle);
+    free(buf);
+    return found;
+}
+
+/* A card number in any customer-supplied detail (hello name, page and a non-address email,
+ * contact fields, rating comment) and in the agent's wrap-up note is masked before it is
+ * stored: neither the database nor its WAL holds it, and the agent never sees it. */
+static void test_details_masked(void **state)
+{
+    (void)state;
+    make_agents();
+    open_agent(100, agent_token);
+    open_customer(1);
+    cust(1, "{\"type\":\"hello\",\"name\":\"Card 4111 1111 1111 1111\","
+            "\"email\":\"pay 4111-1111-1111-1111 @ once\","
+            "\"page\":\"https://shop.example/pay?card=4111111111111111\"}");
+    json_t *w = expect(1, "welcome");
+    int64_t conv = num(w, "conversation");
+    json_decref(w);
+    cust(1, "{\"type\":\"contact\",\"name\":\"Sam 4111111111111111\"}");
+    json_t *ok = expect(1, "contact_ok");
+    assert_null(strstr(str(ok, "name"), "4111111111111111"));
+    json_decref(ok);
+    cust(1, "{\"type\":\"handoff\"}");
+    char frame[320];
+    snprintf(frame, sizeof frame, "{\"type\":\"claim\",\"conversation\":%lld}", (long long)conv);
+    agent(100, frame);
+    json_t *as = expect_skipping(100, "queue", "assigned");
+    char *dump = json_dumps(json_object_get(as, "customer"), JSON_COMPACT);
+    assert_non_null(dump);
+    assert_null(strstr(dump, "1111 1111"));
+    assert_null(strstr(dump, "1111-1111"));
+    assert_null(strstr(dump, "4111111111111111"));
+    assert_non_null(strstr(dump, "card=************1111"));
+    free(dump);
+    json_decref(as);
+    snprintf(frame, sizeof frame,
+             "{\"type\":\"close\",\"conversation\":%lld,\"disposition\":\"refund\","
+             "\"note\":\"paid with 4111 1111 1111 1111\"}",
+             (long long)conv);
+    agent(100, frame);
+    json_decref(expect_skipping(100, "queue", "closed"));
+    cust(1, "{\"type\":\"rating\",\"score\":4,\"comment\":\"card 4111111111111111 ok\"}");
+    drain(1);
+    json_t *r = expect_skipping(100, "queue", "rating");
+    assert_null(strstr(str(r, "comment"), "4111111111111111"));
+    json_decref(r);
+    /* An email address stays as it is: it is how the customer is reached. */
+    open_customer(2);
+    cust(2, "{\"type\":\"hello\",\"email\":\"sam@example.com\"}");
+    drain(2);
+    char wal[160];
+    snprintf(wal, sizeof wal, "%s-wal", db_path);
+    assert_true(file_holds(db_path, "sam@example.com") || file_holds(wal, "sam@example.com"));
+    const char *raw[] = {"4111 1111 1111 1111", "4111-1111-1111-1111", "4111111111111111"};
+    for (size_t i = 0; i < sizeof raw / sizeof raw[0]; i++) {
+        if (file_holds(db_path, raw[i]) || file_holds(wal, raw[i]))
+            fail_msg("the database holds \"%s\"", raw[i]);
+    }
+}
+
 /* ---- feedback ---- */
 
 static void test_feedback(void **state)
@@ -1294,6 +1486,114 @@ static void test_with_kb(void **state)
     triage = NULL;
     kb_close(kb);
     start_chat_again_for_teardown();
+}
+
+/* ---- the language of a chat whose hello has none ---- */
+
+static const char *const spanish_defs[] = {
+    "{\"name\":\"pedido\",\"lang\":\"es\",\"description\":\"Mi pedido\",\"examples\":["
+    "\"dónde está mi pedido\",\"cuándo llega mi paquete\",\"estado de mi pedido\",\"no ha "
+    "llegado mi pedido\"],\"response\":\"Sigue tu pedido en la página Pedidos.\"}",
+    "{\"name\":\"devolver\",\"lang\":\"es\",\"description\":\"Devolver\",\"examples\":["
+    "\"cómo devuelvo unos zapatos\",\"quiero devolver un artículo\",\"devolver mi compra\"],"
+    "\"response\":\"Puedes devolver cualquier artículo en 30 días.\"}",
+};
+
+/* Replaces the chat with one over English and Spanish intents. */
+static void start_bilingual_chat(const char *default_lang)
+{
+    chat_free(chat);
+    triage_free(triage);
+    struct intents *set = intents_new();
+    assert_non_null(set);
+    for (size_t i = 0; i < sizeof intent_defs / sizeof intent_defs[0]; i++)
+        assert_int_equal(
+            intents_load_json(set, intent_defs[i], strlen(intent_defs[i]), "test", NULL), 0);
+    for (size_t i = 0; i < sizeof spanish_defs / sizeof spanish_defs[0]; i++)
+        assert_int_equal(
+            intents_load_json(set, spanish_defs[i], strlen(spanish_defs[i]), "test", NULL), 0);
+    struct intents_train_options o = {.is_quiet = 1};
+    assert_int_equal(intents_train(set, &o), 0);
+    triage = triage_new(NULL, set, NULL);
+    assert_non_null(triage);
+    settings.default_lang = default_lang;
+    start_chat();
+}
+
+static int64_t hello(uint64_t conn, const char *frame)
+{
+    open_customer(conn);
+    cust(conn, frame);
+    json_t *w = expect(conn, "welcome");
+    int64_t id = num(w, "conversation");
+    json_decref(w);
+    return id;
+}
+
+static void stored_lang(int64_t conv, const char *lang)
+{
+    struct store_conversation rec;
+    assert_int_equal(store_conversation_get(store, conv, &rec), 0);
+    assert_string_equal(rec.lang, lang);
+    store_conversation_clear(&rec);
+}
+
+/* Sends a message and checks its reply's intent (NULL: any). */
+static void say(uint64_t conn, const char *text, const char *want_intent)
+{
+    char frame[256];
+    static int n;
+    snprintf(frame, sizeof frame, "{\"type\":\"message\",\"id\":\"l%d\",\"text\":\"%s\"}", ++n,
+             text);
+    cust(conn, frame);
+    json_t *r = expect(conn, "reply");
+    if (want_intent && want_intent[0] == '!') /* "!name": any intent but that one */
+        assert_string_not_equal(str(r, "intent"), want_intent + 1);
+    else if (want_intent)
+        assert_string_equal(str(r, "intent"), want_intent);
+    json_decref(r);
+}
+
+static void test_detected_lang(void **state)
+{
+    (void)state;
+    start_bilingual_chat(NULL);
+    /* No lang: a Spanish question gets the Spanish answer, and the conversation is Spanish. */
+    int64_t c1 = hello(1, "{\"type\":\"hello\",\"name\":\"Ana\"}");
+    stored_lang(c1, "en");
+    say(1, "hola, ¿dónde está mi pedido?", "pedido");
+    stored_lang(c1, "es");
+    /* Decided once: a later English message does not change it. */
+    say(1, "where is my order", NULL);
+    stored_lang(c1, "es");
+    /* An explicit lang is kept: Spanish text is not matched against Spanish intents. */
+    int64_t c2 = hello(2, "{\"type\":\"hello\",\"lang\":\"en\"}");
+    say(2, "¿dónde está mi pedido?", "!pedido");
+    stored_lang(c2, "en");
+    /* Nothing to tell from (no letters): the default language, decided on a later message.
+     * ("12345" alone is nothing the bot can place: a person gets it, so the later message
+     * comes in a conversation of its own.) */
+    int64_t c3 = hello(3, "{\"type\":\"hello\"}");
+    say(3, "12345", NULL);
+    stored_lang(c3, "en");
+    int64_t c6 = hello(6, "{\"type\":\"hello\"}");
+    say(6, "quiero devolver un artículo", "devolver");
+    stored_lang(c6, "es");
+    /* A message without hello detects too. */
+    open_customer(4);
+    cust(4, "{\"type\":\"message\",\"id\":\"x\",\"text\":\"¿cuándo llega mi paquete?\"}");
+    json_decref(expect(4, "welcome"));
+    json_t *r = expect(4, "reply");
+    assert_string_equal(str(r, "intent"), "pedido");
+    json_decref(r);
+
+    /* The deployment's default language while nothing is detected. */
+    start_bilingual_chat("es");
+    int64_t c5 = hello(5, "{\"type\":\"hello\"}");
+    stored_lang(c5, "es");
+    say(5, "12345", NULL);
+    stored_lang(c5, "es");
+    settings.default_lang = NULL;
 }
 
 /* ---- bad input ---- */
@@ -1407,6 +1707,66 @@ static void test_bad_inputs(void **state)
     assert_true(m.n_bad_frames >= 25);
 }
 
+/* A field of the wrong JSON type is bad_frame, with a message naming the field, the type it
+ * must have and the type it got, on every frame type; and it changes nothing. */
+static void test_wrong_types(void **state)
+{
+    (void)state;
+    make_agents();
+    open_agent(100, agent_token);
+    int64_t conv = new_customer(1, NULL);
+    cust(1, "{\"type\":\"handoff\"}");
+    drain(1);
+    drain(100);
+    char frame[160];
+    struct {
+        int is_agent;
+        const char *frame;
+        const char *words[3];
+    } cases[] = {
+        {0, "{\"type\":5}", {"'type'", "string", "got an integer"}},
+        {1, "{\"type\":[\"claim\"]}", {"'type'", "string", "got an array"}},
+        {1,
+         "{\"type\":\"claim\",\"conversation\":\"%lld\"}",
+         {"'conversation'", "integer", "got a string"}},
+        {1,
+         "{\"type\":\"claim\",\"conversation\":%lld.0}",
+         {"'conversation'", "integer", "got a number with a fraction"}},
+        {1,
+         "{\"type\":\"typing\",\"conversation\":[%lld]}",
+         {"'conversation'", "integer", "got an array"}},
+        {1,
+         "{\"type\":\"transfer\",\"conversation\":%lld,\"queue\":7}",
+         {"'queue'", "string", "got an integer"}},
+        {0, "{\"type\":\"contact\",\"email\":true}", {"'email'", "string", "got true/false"}},
+        {0,
+         "{\"type\":\"message\",\"id\":\"m1\",\"text\":null,\"x\":%lld}",
+         {"'text'", NULL, NULL}},
+        {0,
+         "{\"type\":\"feedback\",\"seq\":\"1\",\"helpful\":true,\"x\":%lld}",
+         {"'seq'", "integer", "got a string"}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(frame, sizeof frame, cases[i].frame, (long long)conv);
+        uint64_t conn = cases[i].is_agent ? 100 : 1;
+        if (cases[i].is_agent)
+            agent(conn, frame);
+        else
+            cust(conn, frame);
+        json_t *e = expect_skipping(conn, "queue", "error");
+        if (strcmp(str(e, "code"), "bad_frame"))
+            fail_msg("%s: %s", frame, json_dumps(e, JSON_COMPACT));
+        for (int w = 0; w < 3 && cases[i].words[w]; w++)
+            if (!strstr(str(e, "message"), cases[i].words[w]))
+                fail_msg("%s: \"%s\" does not say %s", frame, str(e, "message"), cases[i].words[w]);
+        json_decref(e);
+    }
+    /* Nothing changed: the chat still waits, and a well-typed claim takes it. */
+    snprintf(frame, sizeof frame, "{\"type\":\"claim\",\"conversation\":%lld}", (long long)conv);
+    agent(100, frame);
+    json_decref(expect_skipping(100, "queue", "assigned"));
+}
+
 static void test_customer_token_throttle(void **state)
 {
     (void)state;
@@ -1466,6 +1826,9 @@ int main(void)
         T(test_clarify_and_choice),
         T(test_explicit_handoff_offline),
         T(test_offline_ticket_goes_live),
+        T(test_offline_ticket_has_no_estimate),
+        T(test_person_request_priority),
+        T(test_unanswered_only_unknown),
         T(test_collect_then_handoff),
         T(test_low_confidence_and_sensitive_handoff),
         T(test_agent_full_flow),
@@ -1478,10 +1841,13 @@ int main(void)
         T(test_paced_replay),
         T(test_idempotent_resend),
         T(test_redaction),
+        T(test_details_masked),
         T(test_handoff_preview),
         T(test_feedback),
         T(test_with_kb),
+        T(test_detected_lang),
         T(test_bad_inputs),
+        T(test_wrong_types),
         T(test_customer_token_throttle),
         T(test_customer_close),
     };

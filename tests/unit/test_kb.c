@@ -293,6 +293,68 @@ static void test_jsonl_errors(void **state)
     kb_close(kb);
 }
 
+/* Warnings go to the second of two struct errors at ctx (errors to the first). */
+static void on_warning(void *ctx, const char *file, int line, const char *message)
+{
+    on_error((struct errors *)ctx + 1, file, line, message);
+}
+
+/* JSON Lines keys that mean something are honoured (draft, published, locale); a key the
+ * loader does not know is a warning with FILE:LINE, and the article still loads. */
+static void test_jsonl_fields(void **state)
+{
+    (void)state;
+    write_file("f.jsonl",
+               "{\"id\":\"d1\",\"title\":\"Draft\",\"body\":\"b\",\"draft\":true}\n"
+               "{\"id\":\"d2\",\"title\":\"Unpublished\",\"body\":\"b\",\"published\":false}\n"
+               "{\"id\":\"p1\",\"title\":\"Published\",\"body\":\"b\",\"draft\":false,"
+               "\"locale\":\"es\"}\n"
+               "{\"id\":\"u1\",\"title\":\"Unknown\",\"body\":\"b\",\"author\":\"Kim\","
+               "\"votes\":3}\n"
+               "{\"id\":\"x1\",\"title\":\"Both\",\"body\":\"b\",\"draft\":true,"
+               "\"status\":\"published\"}\n"
+               "{\"id\":\"x2\",\"title\":\"Two langs\",\"body\":\"b\",\"lang\":\"en\","
+               "\"locale\":\"es\"}\n"
+               "{\"id\":\"x3\",\"title\":\"Odd\",\"body\":\"b\",\"draft\":\"yes\"}\n");
+    struct kb *kb = open_memory();
+    struct errors ew[2];
+    memset(ew, 0, sizeof ew);
+    struct kb_load_report r = {0};
+    r.on_error = on_error;
+    r.on_warning = on_warning;
+    r.ctx = ew;
+    char path[256];
+    snprintf(path, sizeof path, "%s/f.jsonl", tmp_dir);
+    assert_int_equal(kb_load_path(kb, path, &r), 0);
+    assert_int_equal(r.n_loaded, 4);
+    assert_int_equal(r.n_skipped, 3);
+    assert_int_equal(ew[0].n, 3);
+    assert_int_equal(ew[0].line[0], 5);
+    assert_int_equal(ew[0].line[1], 6);
+    assert_int_equal(ew[0].line[2], 7);
+    assert_int_equal(r.n_warnings, 1);
+    assert_int_equal(ew[1].n, 1);
+    assert_string_equal(ew[1].file[0], "f.jsonl");
+    assert_int_equal(ew[1].line[0], 4);
+    assert_non_null(strstr(ew[1].message[0], "'author'"));
+    assert_non_null(strstr(ew[1].message[0], "'votes'"));
+    struct kb_article a;
+    assert_int_equal(kb_get(kb, "d1", &a), 0);
+    assert_false(a.is_published);
+    kb_article_clear(&a);
+    assert_int_equal(kb_get(kb, "d2", &a), 0);
+    assert_false(a.is_published);
+    kb_article_clear(&a);
+    assert_int_equal(kb_get(kb, "p1", &a), 0);
+    assert_true(a.is_published);
+    assert_string_equal(a.lang, "es");
+    kb_article_clear(&a);
+    assert_int_equal(kb_get(kb, "u1", &a), 0);
+    assert_true(a.is_published);
+    kb_article_clear(&a);
+    kb_close(kb);
+}
+
 static void test_jsonl_escapes(void **state)
 {
     (void)state;
@@ -366,6 +428,20 @@ static void test_revisions(void **state)
     assert_int_equal(kb_revision_count(kb, "returns"), 3);
     assert_int_equal(rank_of(kb, "exchanges", NULL, "returns"), 0);
     assert_int_equal(kb_delete(kb, "returns"), CD_ENOTFOUND);
+    /* Re-created, the id goes on from its last revision: no version is overwritten. */
+    put(kb, "returns", "en", "Returns again", "Bring it to a shop.");
+    assert_int_equal(kb_get(kb, "returns", &a), 0);
+    assert_int_equal(a.revision, 4);
+    kb_article_clear(&a);
+    put(kb, "returns", "en", "Returns again", "Bring it to any shop.");
+    assert_int_equal(kb_revision_count(kb, "returns"), 4);
+    const char *bodies[] = {"Post the parcel back within 30 days.", "Send it back within 60 days.",
+                            "Send it back within 90 days.", "Bring it to a shop."};
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(kb_get_revision(kb, "returns", i + 1, &a), 0);
+        assert_string_equal(a.body, bodies[i]);
+        kb_article_clear(&a);
+    }
     kb_close(kb);
 }
 
@@ -896,6 +972,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_front_matter_bad, make_tmp_dir, remove_tmp_dir),
         cmocka_unit_test_setup_teardown(test_jsonl_errors, make_tmp_dir, remove_tmp_dir),
         cmocka_unit_test_setup_teardown(test_jsonl_escapes, make_tmp_dir, remove_tmp_dir),
+        cmocka_unit_test_setup_teardown(test_jsonl_fields, make_tmp_dir, remove_tmp_dir),
         cmocka_unit_test(test_revisions),
         cmocka_unit_test(test_list),
         cmocka_unit_test(test_drafts_not_searched),

@@ -180,6 +180,29 @@ static void test_estimates(void **state)
     queue_free(q);
 }
 
+/* Chats further back that have waited longer: each still expects longer than the one before. */
+static void test_estimate_grows_with_position(void **state)
+{
+    (void)state;
+    struct queue *q = queue_new(NULL);
+    queue_agent_online(q, 7, "ana", "", 1);
+    push(q, 1, "general", 3, 1000);
+    assert_int_equal(queue_claim(q, 1, 7, 1010), 0); /* mean pickup 10 s; Ana is full */
+    /* Served as 2 (priority 2, waited 5 s), 4 (waited 25 s), 3 (waited 15 s). */
+    push(q, 4, "general", 3, 1075);
+    push(q, 3, "general", 3, 1085);
+    push(q, 2, "general", 2, 1095);
+    int e2 = queue_estimate_wait_s(q, 2, 1100), e3 = queue_estimate_wait_s(q, 3, 1100);
+    int e4 = queue_estimate_wait_s(q, 4, 1100);
+    assert_int_equal(queue_position(q, 2), 1);
+    assert_int_equal(queue_position(q, 4), 2);
+    assert_int_equal(queue_position(q, 3), 3);
+    assert_true(e2 >= 5);
+    assert_true(e4 > e2);
+    assert_true(e3 > e4);
+    queue_free(q);
+}
+
 static void test_agents_gone(void **state)
 {
     (void)state;
@@ -245,9 +268,13 @@ static void test_business_hours(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_order_and_positions), cmocka_unit_test(test_names),
-        cmocka_unit_test(test_claim_and_capacity),  cmocka_unit_test(test_auto_assignment),
-        cmocka_unit_test(test_estimates),           cmocka_unit_test(test_agents_gone),
+        cmocka_unit_test(test_order_and_positions),
+        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_claim_and_capacity),
+        cmocka_unit_test(test_auto_assignment),
+        cmocka_unit_test(test_estimates),
+        cmocka_unit_test(test_estimate_grows_with_position),
+        cmocka_unit_test(test_agents_gone),
         cmocka_unit_test(test_business_hours),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -574,7 +574,7 @@ static void test_export_erase_retention(void **state)
     assert_int_equal(store_export_conversation(s, 987654, &out), CD_ENOTFOUND);
 
     int n = 0;
-    assert_int_equal(store_erase_email(s, "erase.me@example.com", &n), 0);
+    assert_int_equal(store_erase_email(s, "erase.me@example.com", 0, &n), 0);
     assert_int_equal(n, 2);
     struct store_conversation c;
     assert_int_equal(store_conversation_get(s, a, &c), CD_ENOTFOUND);
@@ -583,7 +583,7 @@ static void test_export_erase_retention(void **state)
     assert_int_equal(got.n, 0); /* messages went with it */
     assert_int_equal(store_conversation_get(s, keep, &c), 0);
     store_conversation_clear(&c);
-    assert_int_equal(store_erase_email(s, "", &n), CD_EINVAL);
+    assert_int_equal(store_erase_email(s, "", 0, &n), CD_EINVAL);
 
     /* Retention deletes closed conversations older than the cut-off only. */
     set_conv(s, keep, STORE_STATE_CLOSED, "", "", 0, 0, 0, "");
@@ -597,6 +597,23 @@ static void test_export_erase_retention(void **state)
     assert_int_equal(store_conversation_get(s, keep, &c), CD_ENOTFOUND);
     assert_int_equal(store_conversation_get(s, open_one, &c), 0);
     store_conversation_clear(&c);
+    /* A retention run that deleted something says what in the audit log; one that deleted
+     * nothing writes nothing. */
+    assert_int_equal(store_retention(s, 2000, 100, &n), 0);
+    assert_int_equal(n, 0);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
+    sqlite3_stmt *q = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT count(*), max(detail) FROM events"
+                                        " WHERE kind = 'retention'",
+                                        -1, &q, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(q, 0), 1);
+    assert_non_null(strstr((const char *)sqlite3_column_text(q, 1), "\"conversations\":1"));
+    sqlite3_finalize(q);
+    sqlite3_close(db);
     store_close(s);
 }
 

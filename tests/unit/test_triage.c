@@ -10,6 +10,8 @@
 #include "cd.h"
 #include "cli.h"
 #include "intents.h"
+#include "intents_check.h"
+#include "scope.h"
 #include "kb.h"
 #include "triage.h"
 
@@ -219,6 +221,7 @@ static void test_clarify_then_limit(void **state)
     triage_settings_default(&s);
     s.t_answer = 0.999;
     s.t_clarify = 0.01;
+    s.t_in_scope = 0; /* the clarify mechanics alone: "where is it" is vague enough to be out */
     struct triage *t = make_triage(store_json, &s);
     struct triage_decision d;
     decide(t, "where is it", NULL, &d);
@@ -290,7 +293,8 @@ static void test_out_of_scope(void **state)
 {
     (void)state;
     struct triage *t = make_triage(
-        "[{\"name\":\"track_order\",\"examples\":[\"where is my order\",\"track my package\","
+        "[{\"name\":\"track_order\",\"response\":\"r\",\"examples\":[\"where is my order\",\"track "
+        "my package\","
         "\"my parcel has not arrived\",\"order status\",\"delivery of my order\"],"
         "\"response\":\"r\"},"
         "{\"name\":\"refund_status\",\"examples\":[\"where is my refund\",\"refund not received\","
@@ -324,6 +328,97 @@ static void test_out_of_scope(void **state)
     assert_string_equal(d.evidence.reason, "out_of_scope");
     triage_decision_clear(&d);
     triage_free(t);
+}
+
+/* P(in scope), learned from the examples alone (whole intents held out,
+ * and the shipped background): a message about something no intent covers
+ * is handed off, not answered and not offered choices. */
+static void test_in_scope_learned(void **state)
+{
+    (void)state;
+    struct triage *t = make_triage(store_json, NULL);
+    const struct scope_model *sc = intents_scope(triage_intents(t));
+    assert_true(sc->is_fitted);
+    assert_true(sc->n_in > 0 && sc->n_out > 0);
+    assert_true(sc->auroc > 0.8);
+    struct triage_decision d;
+    const char *const unrelated[] = {
+        "who won the football match last night",
+        "what is the capital of australia",
+        "recommend a good horror film",
+    };
+    for (size_t i = 0; i < sizeof unrelated / sizeof unrelated[0]; i++) {
+        decide(t, unrelated[i], NULL, &d);
+        assert_int_equal(d.action, TRIAGE_HANDOFF);
+        assert_true(d.evidence.p_in < 0.5);
+        assert_string_equal(d.evidence.reason, "out_of_scope");
+        triage_decision_clear(&d);
+    }
+    /* The bot's own subject stays in scope, and the answer's confidence is
+     * P(in scope) x P(intent). */
+    decide(t, "when will my order be delivered to me", NULL, &d);
+    assert_int_equal(d.action, TRIAGE_ANSWER);
+    assert_string_equal(d.intent, "track_order");
+    assert_true(d.evidence.p_in >= 0.5);
+    assert_true(fabs(d.confidence - d.evidence.p_in * d.evidence.model[0].probability) < 1e-6);
+    triage_decision_clear(&d);
+    /* Off, the same unrelated message is no longer out of scope by P(in scope). */
+    struct triage_settings s = *triage_get_settings(t);
+    s.t_in_scope = 0;
+    triage_set_settings(t, &s);
+    decide(t, unrelated[0], NULL, &d);
+    assert_string_not_equal(d.evidence.reason, "out_of_scope");
+    triage_decision_clear(&d);
+    triage_free(t);
+}
+
+/* The report an author reads: it names the pair of intents that share
+ * their examples' words, and an example filed under the wrong intent. */
+static void test_check_report(void **state)
+{
+    (void)state;
+    struct intents *set = intents_new();
+    static const char json[] =
+        "[{\"name\":\"track_order\",\"response\":\"r\",\"examples\":[\"where is my order\",\"track "
+        "my package\","
+        "\"my parcel has not arrived\",\"order status please\",\"has my order shipped\","
+        "\"where is my parcel\",\"when will my order arrive\",\"tracking number for my order\","
+        "\"how do i cancel my order\"]},"
+        "{\"name\":\"cancel_order\",\"response\":\"r\",\"examples\":[\"cancel my order\",\"stop my "
+        "order\","
+        "\"i want to cancel the order\",\"please cancel my purchase\",\"cancel the parcel\","
+        "\"undo my order\",\"i changed my mind cancel it\",\"cancel order now\"]},"
+        "{\"name\":\"refund\",\"response\":\"r\",\"examples\":[\"where is my refund\",\"refund not "
+        "received\","
+        "\"money back please\",\"refund status\",\"when do i get my refund\",\"i want a refund\","
+        "\"refund to my card\",\"how long do refunds take\"]},"
+        "{\"name\":\"password\",\"response\":\"r\",\"examples\":[\"reset my password\",\"forgot my "
+        "password\","
+        "\"cannot log in\",\"password does not work\",\"change my password\","
+        "\"locked out of my account\",\"new password please\",\"password reset link\"]}]";
+    assert_int_equal(intents_load_json(set, json, strlen(json), "t.json", NULL), 0);
+    struct intents_train_options o = {.is_quiet = 1};
+    assert_int_equal(intents_train(set, &o), 0);
+    const struct intents_crossfit *cf = intents_crossfit(set);
+    assert_true(cf->n_rows > 20 && cf->folds == 5);
+    struct intents_check_options co = {.min_examples = 9};
+    json_t *r = intents_check(set, &co);
+    assert_non_null(r);
+    /* Three intents have 8 examples, fewer than 9. */
+    assert_int_equal(json_array_size(json_object_get(r, "too_few_examples")), 3);
+    /* "how do i cancel my order", filed under track_order, reads as cancel_order. */
+    int found = 0;
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(r, "misread_examples"), i, v) found |=
+        !strcmp(json_string_value(json_object_get(v, "example")), "how do i cancel my order") &&
+        !strcmp(json_string_value(json_object_get(v, "read_as")), "cancel_order");
+    assert_true(found);
+    const json_t *sc = json_object_get(r, "out_of_scope");
+    assert_true(json_is_true(json_object_get(sc, "fitted")));
+    assert_non_null(strstr(json_string_value(json_object_get(sc, "why")), "P(in scope)"));
+    json_decref(r);
+    intents_free(set);
 }
 
 static void test_json_shape(void **state)
@@ -656,12 +751,12 @@ static void test_turns_outside_decide(void **state)
     assert_string_equal(d.answer, triage_say(TRIAGE_SAY_NOT_HELPED_HANDOFF));
     triage_decision_clear(&d);
     /* A person: routed by the last intent, else the fallback queue. */
-    assert_int_equal(triage_person_request(t, "refund_status", NULL, &d), 0);
+    assert_int_equal(triage_person_request(t, "refund_status", "en", NULL, &d), 0);
     assert_int_equal(d.action, TRIAGE_HANDOFF);
     assert_string_equal(d.queue, "billing");
     assert_string_equal(d.answer, triage_say(TRIAGE_SAY_PERSON));
     triage_decision_clear(&d);
-    assert_int_equal(triage_person_request(NULL, NULL, "orders", &d), 0);
+    assert_int_equal(triage_person_request(NULL, NULL, NULL, "orders", &d), 0);
     assert_string_equal(d.queue, "orders");
     triage_decision_clear(&d);
     for (int p = TRIAGE_SAY_HANDOFF; p <= TRIAGE_SAY_PERSON; p++)
@@ -680,6 +775,8 @@ int main(void)
         cmocka_unit_test(test_clarify_then_limit),
         cmocka_unit_test(test_escalations),
         cmocka_unit_test(test_out_of_scope),
+        cmocka_unit_test(test_in_scope_learned),
+        cmocka_unit_test(test_check_report),
         cmocka_unit_test(test_json_shape),
         cmocka_unit_test(test_bad_input_and_swap),
         cmocka_unit_test(test_signals),

@@ -24,6 +24,7 @@
       $('#' + t.getAttribute('aria-controls')).hidden = !on;
     });
     if (tab.id === 'tab-unanswered') load_unanswered();
+    if (tab.id === 'tab-intents') load_intents_report();
     if (tab.id === 'tab-test') $('#ask-q').focus();
     history.replaceState(null, '', '#' + tab.id.slice(4));
   }
@@ -376,6 +377,40 @@
     });
     out.appendChild(ol);
   }
+
+  /* ---------- intents report (GET /api/intents/check) ---------- */
+  function load_intents_report() {
+    var box = CD.clear($('#intents-report'));
+    box.appendChild(h('p', { class: 'empty', text: 'Loading…' }));
+    CD.api('/api/intents/check').then(render_intents_report, function (e) {
+      CD.clear(box).appendChild(h('p', { class: 'notice bad', text: 'Could not load the report: ' + e.message }));
+    });
+  }
+  function report_list(title, items, line, empty) {
+    var sec = h('section', { class: 'report-part' }, [h('h3', { text: title + ' (' + items.length + ')' })]);
+    if (!items.length) { sec.appendChild(h('p', { class: 'empty', text: empty })); return sec; }
+    sec.appendChild(h('ul', { class: 'report' }, items.map(function (it) { return h('li', { text: line(it) }); })));
+    return sec;
+  }
+  function render_intents_report(r) {
+    var box = CD.clear($('#intents-report'));
+    var oos = r.out_of_scope || {};
+    var acc = r.cross_validated_accuracy;
+    box.appendChild(h('p', { class: 'report-summary', text: r.intents + ' intents' +
+      (acc != null ? '; held-out examples read right: ' + Math.round(acc * 100) + '%' : '') }));
+    box.appendChild(h('section', { class: 'report-part', id: 'intents-oos' }, [
+      h('h3', { text: 'Out of scope' }), h('p', { text: oos.why || '' })]));
+    box.appendChild(report_list('Intents with too few examples', r.too_few_examples || [], function (it) {
+      return it.intent + ': ' + it.examples + ' examples (write ' + it.suggested + ' or more)';
+    }, 'Every intent has enough examples.'));
+    box.appendChild(report_list('Intents the model confuses', r.confused_pairs || [], function (it) {
+      return it.intent + ' read as ' + it.read_as + ': ' + it.examples + ' held-out examples (' + Math.round(it.share * 100) + '%)';
+    }, 'No pair of intents is confused.'));
+    box.appendChild(report_list('Examples that read as another intent', r.misread_examples || [], function (it) {
+      return it.intent + ': “' + it.example + '” reads as ' + it.read_as + ' (' + it.probability.toFixed(2) + ')';
+    }, 'Every example reads as its own intent.'));
+  }
+  $('#intents-refresh').addEventListener('click', load_intents_report);
 
   /* ---------- unanswered questions ---------- */
   function load_unanswered() {

@@ -62,9 +62,9 @@
       median_wait_s: num(p, ['median_wait_s']),
       csat: num(p, ['csat']),
       ratings: num(p, ['ratings', 'n_ratings']),
-      drivers: counts(p.top_drivers || p.top_contact_drivers || p.contact_drivers || p.drivers),
+      drivers: counts(p.top_drivers),
       unanswered: counts(p.unanswered || p.top_unanswered || p.questions_unanswered),
-      by_queue: counts(p.handoffs_by_queue || p.by_queue)
+      by_queue: counts(p.handoffs_by_queue)
     };
   }
 

@@ -1,0 +1,75 @@
+// The language of a chat whose widget sends no hello.lang: detected from the
+// customer's first messages among the languages of the shipped intents and KB
+// (English and Spanish), against the real server; and `caredesk ask` without --lang.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer, runCaredesk } from './lib/server.mjs';
+import { connect } from './lib/client.mjs';
+
+let srv;
+
+before(async () => { srv = await startServer(); }); // the shipped ./intents and ./kb
+after(async () => { if (srv) await srv.stop(); });
+
+async function customer(hello) {
+  const c = await connect(`${srv.wsUrl}/chat`);
+  if (hello) {
+    c.send(hello);
+    c.welcome = await c.next((f) => f.type === 'welcome' || f.type === 'error');
+    assert.equal(c.welcome.type, 'welcome');
+  }
+  return c;
+}
+
+async function ask(c, id, text) {
+  c.send({ type: 'message', id, text });
+  return c.next((f) => (f.type === 'reply' || f.type === 'ack' || f.type === 'error')
+    && (f.reply_to === id || f.type === 'error'));
+}
+
+const question = '¿cuánto cobran por el envío a Texas?';
+
+test('a Spanish question without hello.lang gets the Spanish answer', async () => {
+  const c = await customer({ type: 'hello', name: 'Lucía' });
+  const r = await ask(c, 'm1', question);
+  assert.equal(r.type, 'reply');
+  assert.equal(r.action, 'answer');
+  assert.equal(r.intent, 'envio');
+  assert.ok(r.articles.some((a) => a.id === 'shipping-es'), JSON.stringify(r.articles));
+  // Decided once: the next message is read as Spanish too.
+  const r2 = await ask(c, 'm2', 'quiero devolver una chaqueta');
+  assert.equal(r2.intent, 'devolucion');
+  c.close();
+});
+
+test('a first message without hello is detected too', async () => {
+  const c = await customer(null);
+  c.send({ type: 'message', id: 'x1', text: 'mi tarjeta de regalo no funciona' });
+  await c.next((f) => f.type === 'welcome');
+  const r = await c.next((f) => f.type === 'reply' || f.type === 'error');
+  assert.equal(r.type, 'reply');
+  assert.equal(r.intent, 'tarjeta_regalo');
+  c.close();
+});
+
+test('an English question without hello.lang stays English', async () => {
+  const c = await customer({ type: 'hello' });
+  const r = await ask(c, 'm1', 'how much is shipping to Texas');
+  assert.equal(r.intent, 'shipping_info');
+  c.close();
+});
+
+test('hello.lang is kept as given', async () => {
+  const c = await customer({ type: 'hello', lang: 'en' });
+  const r = await ask(c, 'm1', question);
+  assert.notEqual(r.intent, 'envio');
+  c.close();
+});
+
+test('caredesk ask without --lang detects the language', async () => {
+  const es = await runCaredesk(['ask', question]);
+  assert.equal(es.code, 0, es.stderr);
+  assert.equal(JSON.parse(es.stdout).intent, 'envio');
+  const en = await runCaredesk(['ask', '--lang', 'en', 'how much is shipping to Texas']);
+  assert.equal(JSON.parse(en.stdout).intent, 'shipping_info');
+});
