@@ -74,6 +74,7 @@ struct conv {
     struct conv *next_touched;
     struct langid_probe *lang_probe; /* hello had no lang: detecting it (langid.h) */
     int has_customer_message;        /* 1, 0, or -1: not known yet (loaded from the store) */
+    int has_agent_message;           /* the agent who has it has written (pickup time taken) */
 };
 
 /* A frame to send, or (text NULL) a close to make once the frames queued
@@ -197,5 +198,8 @@ void chat_replay_step(struct chat *chat, struct conn *k);
 
 int chat_assign(struct chat *chat, struct conv *c, int64_t agent_id);
 int chat_requeue(struct chat *chat, struct conv *c, const char *queue_arg, const char *why);
+
+/* Counts a wait of waited_s seconds into a CHAT_WAIT_BUCKETS histogram and its sum. */
+void chat_wait_observe(uint64_t *buckets, double *sum_s, int64_t waited_s);
 
 #endif

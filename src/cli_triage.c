@@ -779,25 +779,32 @@ static void print_report(const json_t *r)
     const json_t *v;
     const json_t *few = json_object_get(r, "too_few_examples");
     printf("\nintents with too few examples: %zu\n", json_array_size(few));
-    json_array_foreach(few, i, v) printf("  %-32s %3d examples (write %d or more)\n",
-                                         json_string_value(json_object_get(v, "intent")),
-                                         (int)json_integer_value(json_object_get(v, "examples")),
-                                         (int)json_integer_value(json_object_get(v, "suggested")));
+    json_array_foreach(few, i, v)
+    {
+        printf("  %-32s %3d examples (write %d or more)\n",
+               json_string_value(json_object_get(v, "intent")),
+               (int)json_integer_value(json_object_get(v, "examples")),
+               (int)json_integer_value(json_object_get(v, "suggested")));
+    }
     const json_t *pairs = json_object_get(r, "confused_pairs");
     printf("\nintents the model confuses (held-out examples read as another): %zu\n",
            json_array_size(pairs));
     json_array_foreach(pairs, i, v)
+    {
         printf("  %-32s -> %-32s %3d (%.0f%%)\n", json_string_value(json_object_get(v, "intent")),
                json_string_value(json_object_get(v, "read_as")),
                (int)json_integer_value(json_object_get(v, "examples")),
                100 * json_number_value(json_object_get(v, "share")));
+    }
     const json_t *mis = json_object_get(r, "misread_examples");
     printf("\nexamples that cross-validate to another intent: %zu\n", json_array_size(mis));
     json_array_foreach(mis, i, v)
+    {
         printf("  %s: \"%s\" -> %s (%.2f)\n", json_string_value(json_object_get(v, "intent")),
                json_string_value(json_object_get(v, "example")),
                json_string_value(json_object_get(v, "read_as")),
                json_number_value(json_object_get(v, "probability")));
+    }
 }
 
 int cli_check_intents(int argc, char **argv)

@@ -84,9 +84,8 @@ struct session {
     uint8_t is_closing;    /* close after the queue drains */
     uint8_t rx_is_binary;  /* the message being reassembled is binary */
     uint8_t rx_is_too_big; /* ... or went over max-frame-bytes */
-    uint8_t had_agent_message;
-    uint8_t is_replaying; /* a "hello" was handed to chat.c and not flushed yet */
-    uint8_t is_written;   /* on the server's written list: got frames in this flush */
+    uint8_t is_replaying;  /* a "hello" was handed to chat.c and not flushed yet */
+    uint8_t is_written;    /* on the server's written list: got frames in this flush */
     uint16_t close_code;
     uint16_t n_out;        /* capped at UINT16_MAX by session_enqueue() */
     uint16_t n_out_replay; /* of those, queued by a resume replay */
@@ -95,7 +94,6 @@ struct session {
     size_t n_rx;
     double tokens; /* rate limit bucket */
     int64_t tokens_at_us;
-    int64_t handoff_at_us;
     int64_t progress_at_us;  /* last time the out queue moved (or became non-empty) */
     int64_t choked_since_us; /* first tick that saw the socket full, 0 = not full */
     struct http_txn *http;
@@ -308,60 +306,12 @@ static int peek_is(const char *v, size_t n, const char *word)
     return n == strlen(word) && !memcmp(v, word, n);
 }
 
-/* Keeps the metrics that can be read off the protocol: decisions by action,
- * handoffs, waits and pickups, the queue agents see. */
-static void observe_frame(struct server *s, struct session *pss, const char *frame, size_t len)
-{
-    const char *type;
-    size_t n = json_peek(frame, len, "type", &type);
-    if (!n)
-        return;
-    int64_t now = cd_now_us();
-    if (pss->kind == KIND_CUSTOMER) {
-        if (peek_is(type, n, "reply")) {
-            const char *action;
-            size_t na = json_peek(frame, len, "action", &action);
-            int is_counted = s->ops && s->ops->metrics_get; /* chat.c counts them */
-            if (peek_is(action, na, "answer")) {
-                if (!is_counted)
-                    metrics_add(s->metrics, METRICS_DECISIONS_ANSWER, 1);
-            } else if (peek_is(action, na, "clarify") && !is_counted) {
-                metrics_add(s->metrics, METRICS_DECISIONS_CLARIFY, 1);
-            } else if (peek_is(action, na, "handoff") && !is_counted) {
-                metrics_add(s->metrics, METRICS_DECISIONS_HANDOFF, 1);
-            }
-        } else if (peek_is(type, n, "queued")) {
-            if (!pss->handoff_at_us)
-                pss->handoff_at_us = now;
-        } else if (peek_is(type, n, "agent_joined")) {
-            if (pss->handoff_at_us)
-                metrics_observe(s->metrics, METRICS_WAIT_SECONDS,
-                                (double)(now - pss->handoff_at_us) / 1e6);
-        } else if (peek_is(type, n, "agent_message")) {
-            metrics_add(s->metrics, METRICS_AGENT_MESSAGES, 1);
-            if (pss->handoff_at_us && !pss->had_agent_message)
-                metrics_observe(s->metrics, METRICS_PICKUP_SECONDS,
-                                (double)(now - pss->handoff_at_us) / 1e6);
-            pss->had_agent_message = 1;
-        }
-    } else if (pss->kind == KIND_AGENT && peek_is(type, n, "queue")) {
-        int items = 0;
-        const char *p = frame, *end = frame + len;
-        while ((p = memmem(p, (size_t)(end - p), "\"conversation\"", 14)) != NULL) {
-            items++;
-            p += 14;
-        }
-        metrics_set(s->metrics, METRICS_QUEUE_LENGTH, items);
-    }
-}
-
 static void io_send(void *ctx, uint64_t conn, const char *frame, size_t len)
 {
     struct server *s = ctx;
     struct session *pss = slot_find(s, conn);
     if (!pss)
         return; /* the connection is gone; the store has the message */
-    observe_frame(s, pss, frame, len);
     session_enqueue(s, pss, frame, len);
     if (pss->is_written || !pss->out_head)
         return;
@@ -1071,9 +1021,8 @@ static int serve_healthz(struct server *s, struct lws *wsi, struct http_txn *t)
     return http_respond(s, wsi, t, s->is_draining ? 503 : 200, "application/json", NULL, NULL);
 }
 
-/* Copies chat.c's own counts into the metrics: they are the truth for
- * decisions, the queue and pickups (the frame sniffing in observe_frame()
- * only fills in what chat.c does not count). */
+/* Copies chat.c's own counts into the metrics: decisions, conversations, messages, the
+ * queue, waits and pickups are read from chat_metrics, never from the frames sent. */
 static void pull_chat_metrics(struct server *s)
 {
     if (!s->chat || !s->ops->metrics_get)
@@ -1098,6 +1047,11 @@ static void pull_chat_metrics(struct server *s)
         metrics_set(m, METRICS_DEFLECTION_RATIO,
                     1.0 -
                         (double)cm.n_conversations_escalated / (double)cm.n_conversations_engaged);
+    metrics_counter_set(m, METRICS_AGENT_MESSAGES, cm.n_agent_messages_delivered);
+    metrics_histogram_set(m, METRICS_WAIT_SECONDS, chat_wait_bounds_s, CHAT_WAIT_BUCKETS - 1,
+                          cm.wait_buckets, cm.wait_sum_s);
+    metrics_histogram_set(m, METRICS_PICKUP_SECONDS, chat_wait_bounds_s, CHAT_WAIT_BUCKETS - 1,
+                          cm.pickup_buckets, cm.pickup_sum_s);
     metrics_set(m, METRICS_QUEUE_LENGTH, (double)cm.queue_length);
     metrics_set(m, METRICS_LONGEST_WAIT, (double)cm.longest_wait_s);
     metrics_set(m, METRICS_AGENTS_ONLINE, (double)cm.n_agents_online);

@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include "cd.h"
+#include "chat.h"
 #include "metrics.h"
 
 #include <stdio.h>
@@ -68,11 +69,36 @@ static void test_histogram(void **state)
     metrics_free(m);
 }
 
+/* A histogram kept by chat.c is set whole, and only with the bounds /metrics declares. */
+static void test_histogram_set_from_chat(void **state)
+{
+    (void)state;
+    struct metrics *m = metrics_new();
+    assert_non_null(m);
+    uint64_t buckets[CHAT_WAIT_BUCKETS] = {0};
+    buckets[0] = 2;
+    buckets[CHAT_WAIT_BUCKETS - 1] = 1;
+    assert_int_equal(metrics_histogram_set(m, METRICS_WAIT_SECONDS, chat_wait_bounds_s,
+                                           CHAT_WAIT_BUCKETS - 1, buckets, 4000.5),
+                     0);
+    assert_int_equal(metrics_histogram_count(m, METRICS_WAIT_SECONDS), 3);
+    assert_true(metrics_histogram_sum(m, METRICS_WAIT_SECONDS) == 4000.5);
+    assert_int_equal(metrics_histogram_set(m, METRICS_PICKUP_SECONDS, chat_wait_bounds_s,
+                                           CHAT_WAIT_BUCKETS - 1, buckets, 1),
+                     0);
+    static const double other[] = {5, 15};
+    assert_int_equal(metrics_histogram_set(m, METRICS_WAIT_SECONDS, other, 2, buckets, 0),
+                     CD_EINVAL);
+    assert_int_equal(metrics_histogram_count(m, METRICS_WAIT_SECONDS), 3);
+    metrics_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_counters_and_gauges),
         cmocka_unit_test(test_histogram),
+        cmocka_unit_test(test_histogram_set_from_chat),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
