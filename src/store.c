@@ -30,6 +30,7 @@
  * pages, and after the frames of the last commit went out); at twice that
  * it does so whatever is left, so the WAL stays bounded. */
 #include "store.h"
+#include "sql.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -371,43 +372,12 @@ static int sender_parse(const char *name)
 }
 
 /* Maps an SQLite result code to a CD_E* code. */
-static int map_rc(int rc)
-{
-    switch (rc & 0xff) {
-    case SQLITE_OK:
-    case SQLITE_DONE:
-    case SQLITE_ROW:
-        return 0;
-    case SQLITE_NOMEM:
-        return CD_ENOMEM;
-    case SQLITE_FULL:
-        return CD_EFULL;
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-        return CD_EBUSY;
-    case SQLITE_CONSTRAINT:
-        return CD_EEXIST;
-    case SQLITE_TOOBIG:
-        return CD_ETOOBIG;
-    default:
-        return CD_EIO;
-    }
-}
-
 static sqlite3_stmt *st(struct store *s, enum stmt_id id)
 {
     sqlite3_stmt *stmt = s->stmt[id];
     sqlite3_reset(stmt);
     sqlite3_clear_bindings(stmt);
     return stmt;
-}
-
-/* Runs a statement that returns no rows; resets it. Returns 0 or CD_E*. */
-static int run(sqlite3_stmt *stmt)
-{
-    int rc = sqlite3_step(stmt);
-    sqlite3_reset(stmt);
-    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : map_rc(rc);
 }
 
 static void bind_text(sqlite3_stmt *stmt, int i, const char *text)
@@ -445,7 +415,7 @@ static int exec_sql(sqlite3 *db, const char *sql, char **err)
                 snprintf(*err, n, "database: %s", msg ? msg : sqlite3_errstr(rc));
         }
         sqlite3_free(msg);
-        return map_rc(rc);
+        return sql_rc(rc);
     }
     return 0;
 }
@@ -742,7 +712,7 @@ int store_begin(struct store *s)
         return 0;
     if (s->is_catch_up_due)
         checkpoint_catch_up(s);
-    int rc = run(st(s, ST_BEGIN));
+    int rc = sql_run(st(s, ST_BEGIN));
     if (!rc)
         s->is_in_tx = 1;
     return rc;
@@ -764,7 +734,7 @@ int store_mark(struct store *s)
         return rc;
     rc = tx_ok(s);
     if (!rc && !s->is_marked) {
-        rc = run(st(s, ST_MARK));
+        rc = sql_run(st(s, ST_MARK));
         if (!rc)
             s->is_marked = 1;
     }
@@ -774,15 +744,15 @@ int store_mark(struct store *s)
 void store_mark_release(struct store *s)
 {
     if (s->is_marked && !sqlite3_get_autocommit(s->db))
-        run(st(s, ST_MARK_RELEASE));
+        sql_run(st(s, ST_MARK_RELEASE));
     s->is_marked = 0;
 }
 
 void store_mark_undo(struct store *s)
 {
     if (s->is_marked && !sqlite3_get_autocommit(s->db)) {
-        run(st(s, ST_MARK_UNDO));
-        run(st(s, ST_MARK_RELEASE));
+        sql_run(st(s, ST_MARK_UNDO));
+        sql_run(st(s, ST_MARK_RELEASE));
     }
     s->is_marked = 0;
 }
@@ -796,12 +766,12 @@ int store_commit(struct store *s)
         s->is_in_tx = 0;
         return CD_EIO;
     }
-    int rc = run(st(s, ST_COMMIT));
+    int rc = sql_run(st(s, ST_COMMIT));
     if (rc) {
         /* A failed COMMIT may leave the transaction open: end it, so that
          * none of its writes happen and the next turn starts clean. */
         if (!sqlite3_get_autocommit(s->db))
-            run(st(s, ST_ROLLBACK));
+            sql_run(st(s, ST_ROLLBACK));
     }
     s->is_in_tx = 0;
     return rc;
@@ -813,7 +783,7 @@ void store_rollback(struct store *s)
     if (!s->is_in_tx)
         return;
     if (!sqlite3_get_autocommit(s->db))
-        run(st(s, ST_ROLLBACK));
+        sql_run(st(s, ST_ROLLBACK));
     s->is_in_tx = 0;
 }
 
@@ -881,7 +851,7 @@ int store_conversation_create(struct store *s, struct store_conversation *c)
     if (!c->created_s)
         c->created_s = cd_wall_s();
     sqlite3_bind_int64(stmt, 7, c->created_s);
-    int rc = run(stmt);
+    int rc = sql_run(stmt);
     if (!rc)
         c->id = sqlite3_last_insert_rowid(s->db);
     return rc;
@@ -895,7 +865,7 @@ static int get_one_conversation(sqlite3_stmt *stmt, struct store_conversation *o
     else if (rc == SQLITE_DONE)
         rc = CD_ENOTFOUND;
     else
-        rc = map_rc(rc);
+        rc = sql_rc(rc);
     sqlite3_reset(stmt);
     return rc;
 }
@@ -940,7 +910,7 @@ int store_conversation_update(struct store *s, const struct store_conversation *
     bind_text(stmt, 18, c->note);
     sqlite3_bind_int(stmt, 19, c->rating);
     bind_text(stmt, 20, c->comment);
-    int rc = run(stmt);
+    int rc = sql_run(stmt);
     if (!rc && sqlite3_changes(s->db) == 0)
         rc = CD_ENOTFOUND;
     return rc;
@@ -955,7 +925,7 @@ int store_conversation_update_triage(struct store *s, const struct store_convers
     sqlite3_bind_text(stmt, 2, store_state_name(c->state), -1, SQLITE_STATIC);
     sqlite3_bind_text(stmt, 3, c->intent, -1, SQLITE_STATIC);
     sqlite3_bind_double(stmt, 4, c->confidence);
-    int rc = run(stmt);
+    int rc = sql_run(stmt);
     if (!rc && sqlite3_changes(s->db) == 0)
         rc = CD_ENOTFOUND;
     return rc;
@@ -969,7 +939,7 @@ int store_conversation_claim(struct store *s, int64_t id, int64_t agent_id, int6
     sqlite3_bind_int64(stmt, 1, id);
     sqlite3_bind_int64(stmt, 2, agent_id);
     sqlite3_bind_int64(stmt, 3, now_s);
-    int rc = run(stmt);
+    int rc = sql_run(stmt);
     if (rc)
         return rc;
     if (sqlite3_changes(s->db) == 1)
@@ -997,7 +967,7 @@ int store_conversations_open(struct store *s, int max,
         }
     }
     sqlite3_reset(stmt);
-    return rc == SQLITE_DONE ? 0 : map_rc(rc);
+    return rc == SQLITE_DONE ? 0 : sql_rc(rc);
 }
 
 int store_conversations_by_email(struct store *s, const char *email, int64_t exclude_id,
@@ -1022,7 +992,7 @@ int store_conversations_by_email(struct store *s, const char *email, int64_t exc
         copy_col(h->disposition, sizeof h->disposition, stmt, 4);
     }
     sqlite3_reset(stmt);
-    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : map_rc(rc);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : sql_rc(rc);
 }
 
 /* ---- messages ---- */
@@ -1102,7 +1072,7 @@ int store_message_append(struct store *s, struct store_message *m)
         if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
             return CD_ENOTFOUND;
         if ((rc & 0xff) != SQLITE_CONSTRAINT)
-            return map_rc(rc);
+            return sql_rc(rc);
         int r = client_id_conflict(s, m);
         if (r != 1)
             return r;
@@ -1121,7 +1091,7 @@ int store_message_append(struct store *s, struct store_message *m)
         return CD_ENOTFOUND;
     if ((rc & 0xff) == SQLITE_CONSTRAINT && client_id_conflict(s, m) == CD_EEXIST)
         return CD_EEXIST;
-    return map_rc(rc);
+    return sql_rc(rc);
 }
 
 int store_messages_after(struct store *s, int64_t conversation, int64_t after_seq, int max,
@@ -1142,7 +1112,7 @@ int store_messages_after(struct store *s, int64_t conversation, int64_t after_se
         }
     }
     sqlite3_reset(stmt);
-    return rc == SQLITE_DONE ? 0 : map_rc(rc);
+    return rc == SQLITE_DONE ? 0 : sql_rc(rc);
 }
 
 int store_message_by_client_id(struct store *s, int64_t conversation, const char *client_id,
@@ -1156,7 +1126,7 @@ int store_message_by_client_id(struct store *s, int64_t conversation, const char
     int rc = sqlite3_step(stmt);
     if (rc != SQLITE_ROW) {
         sqlite3_reset(stmt);
-        return rc == SQLITE_DONE ? CD_ENOTFOUND : map_rc(rc);
+        return rc == SQLITE_DONE ? CD_ENOTFOUND : sql_rc(rc);
     }
     struct store_message m;
     read_message(stmt, &m);
@@ -1177,7 +1147,7 @@ int store_message_by_client_id(struct store *s, int64_t conversation, const char
         return r;
     }
     sqlite3_reset(stmt);
-    return rc == SQLITE_DONE ? 0 : map_rc(rc);
+    return rc == SQLITE_DONE ? 0 : sql_rc(rc);
 }
 
 /* ---- users ---- */
@@ -1206,7 +1176,7 @@ int store_user_add(struct store *s, struct store_user *u)
     if (!u->created_s)
         u->created_s = cd_wall_s();
     sqlite3_bind_int64(stmt, 5, u->created_s);
-    int rc = run(stmt);
+    int rc = sql_run(stmt);
     if (!rc)
         u->id = sqlite3_last_insert_rowid(s->db);
     return rc;
@@ -1219,7 +1189,7 @@ static int get_one_user(sqlite3_stmt *stmt, struct store_user *out)
         read_user(stmt, out);
         rc = 0;
     } else {
-        rc = rc == SQLITE_DONE ? CD_ENOTFOUND : map_rc(rc);
+        rc = rc == SQLITE_DONE ? CD_ENOTFOUND : sql_rc(rc);
     }
     sqlite3_reset(stmt);
     return rc;
@@ -1249,7 +1219,7 @@ int store_user_list(struct store *s, struct store_user *out, int max, int *n_out
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW && *n_out < max)
         read_user(stmt, &out[(*n_out)++]);
     sqlite3_reset(stmt);
-    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : map_rc(rc);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : sql_rc(rc);
 }
 
 int store_user_remove(struct store *s, const char *name)
@@ -1258,7 +1228,7 @@ int store_user_remove(struct store *s, const char *name)
         return CD_EIO;
     sqlite3_stmt *stmt = st(s, ST_USER_REMOVE);
     sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
-    int rc = run(stmt);
+    int rc = sql_run(stmt);
     if (!rc && sqlite3_changes(s->db) == 0)
         rc = CD_ENOTFOUND;
     return rc;
@@ -1271,7 +1241,7 @@ int store_has_customer_message(struct store *s, int64_t conversation)
     int rc = sqlite3_step(stmt);
     int has = rc == SQLITE_ROW ? sqlite3_column_int(stmt, 0) : 0;
     sqlite3_reset(stmt);
-    return rc == SQLITE_ROW ? has : map_rc(rc);
+    return rc == SQLITE_ROW ? has : sql_rc(rc);
 }
 
 /* ---- events, feedback, unanswered ---- */
@@ -1287,7 +1257,7 @@ int store_event_add(struct store *s, const char *kind, int64_t conversation, int
     sqlite3_bind_int64(stmt, 3, user_id);
     bind_text(stmt, 4, detail);
     sqlite3_bind_int64(stmt, 5, cd_wall_s());
-    return run(stmt);
+    return sql_run(stmt);
 }
 
 int store_feedback_add(struct store *s, int64_t conversation, int64_t seq, int is_helpful,
@@ -1302,7 +1272,7 @@ int store_feedback_add(struct store *s, int64_t conversation, int64_t seq, int i
     bind_text(stmt, 4, article_id);
     bind_text(stmt, 5, question);
     sqlite3_bind_int64(stmt, 6, cd_wall_s());
-    int rc = run(stmt);
+    int rc = sql_run(stmt);
     return rc == CD_EEXIST ? CD_ENOTFOUND : rc; /* foreign key: no such conversation */
 }
 
@@ -1318,7 +1288,7 @@ int store_unanswered_add(struct store *s, int64_t conversation, const char *ques
     sqlite3_bind_text(stmt, 4, intent ? intent : "", -1, SQLITE_STATIC);
     sqlite3_bind_double(stmt, 5, confidence);
     sqlite3_bind_int64(stmt, 6, cd_wall_s());
-    int rc = run(stmt);
+    int rc = sql_run(stmt);
     return rc == CD_EEXIST ? CD_ENOTFOUND : rc;
 }
 
@@ -1348,7 +1318,7 @@ int store_unanswered_list(struct store *s, int64_t since_s, struct store_unanswe
         }
     }
     if (!rc && n < max && step != SQLITE_DONE)
-        rc = map_rc(step);
+        rc = sql_rc(step);
     sqlite3_reset(stmt);
     if (rc) {
         store_unanswered_clear(out, n);
@@ -1374,7 +1344,7 @@ int store_unanswered_resolve(struct store *s, const char *question)
         return CD_EIO;
     sqlite3_stmt *stmt = st(s, ST_UNANSWERED_RESOLVE);
     sqlite3_bind_text(stmt, 1, question, -1, SQLITE_STATIC);
-    int rc = run(stmt);
+    int rc = sql_run(stmt);
     return rc ? rc : sqlite3_changes(s->db);
 }
 
@@ -1390,7 +1360,7 @@ static int read_counts(sqlite3_stmt *stmt, struct store_count *out, int *n_out)
         c->n = sqlite3_column_int64(stmt, 1);
     }
     sqlite3_reset(stmt);
-    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : map_rc(rc);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : sql_rc(rc);
 }
 
 static sqlite3_stmt *window_stmt(struct store *s, enum stmt_id id, int64_t since_s, int64_t until_s)
@@ -1412,7 +1382,7 @@ int store_stats(struct store *s, int64_t since_s, int64_t until_s, int pickup_ta
     int rc = sqlite3_step(stmt);
     if (rc != SQLITE_ROW) {
         sqlite3_reset(stmt);
-        return map_rc(rc == SQLITE_DONE ? SQLITE_ERROR : rc);
+        return sql_rc(rc == SQLITE_DONE ? SQLITE_ERROR : rc);
     }
     out->n_conversations = sqlite3_column_int64(stmt, 0);
     out->n_bot_resolved = sqlite3_column_int64(stmt, 1);
@@ -1573,7 +1543,7 @@ static int delete_batches(struct store *s, sqlite3_stmt *stmt, int batch, int ma
         if (limit <= 0)
             break;
         sqlite3_bind_int(stmt, 2, limit);
-        rc = run(stmt);
+        rc = sql_run(stmt);
         if (rc)
             break;
         int n = sqlite3_changes(s->db);
@@ -1603,7 +1573,7 @@ int store_email_conversation_ids(struct store *s, const char *email, int64_t aft
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
         ids[(*n_out)++] = sqlite3_column_int64(stmt, 0);
     sqlite3_reset(stmt);
-    return rc == SQLITE_DONE ? 0 : map_rc(rc);
+    return rc == SQLITE_DONE ? 0 : sql_rc(rc);
 }
 
 int store_export_email(struct store *s, const char *email, struct cd_buf *out, int *n_out)
@@ -1651,7 +1621,7 @@ int store_wipe_wal(struct store *s)
         if (rc == SQLITE_BUSY)
             sqlite3_sleep(20);
     }
-    return rc == SQLITE_OK ? 0 : rc == SQLITE_BUSY ? CD_EBUSY : map_rc(rc);
+    return rc == SQLITE_OK ? 0 : rc == SQLITE_BUSY ? CD_EBUSY : sql_rc(rc);
 }
 
 int store_erase_email(struct store *s, const char *email, int64_t user_id, int *n_out)
