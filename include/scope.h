@@ -77,6 +77,38 @@ int scope_fit(struct scope_model *m, const struct scope_row *rows, int n, double
 /* P(in scope) for one feature vector; 1 when the model is not fitted. */
 double scope_p_in(const struct scope_model *m, const double f[SCOPE_N_FEATS]);
 
+/* The out-of-scope share of the traffic actually seen. P(in scope) is
+ * learned at an assumed share (oos-prior); real traffic has its own, and
+ * unlike the share itself it can be measured without labels: the share that
+ * makes the recent messages' P(in scope) agree with itself (expectation-
+ * maximisation over the outputs, Saerens et al. 2002, "Adjusting the outputs
+ * of a classifier to new a priori probabilities"). Each message's P(in scope)
+ * is then re-weighted from the assumed share to the measured one. */
+#define SCOPE_PRIOR_WINDOW 2000 /* recent messages the share is measured on */
+#define SCOPE_PRIOR_MIN    100  /* messages before the first measurement */
+#define SCOPE_PRIOR_EVERY  50   /* messages between measurements */
+#define SCOPE_PRIOR_LOW    0.02 /* the measured share is kept within [LOW, HIGH] */
+#define SCOPE_PRIOR_HIGH   0.98
+
+struct scope_prior {
+    float p[SCOPE_PRIOR_WINDOW]; /* P(in scope) at the assumed share, newest at next - 1 */
+    int n, next;
+    int since;       /* messages since the last measurement */
+    double assumed;  /* the out-of-scope share P(in scope) was learned at */
+    double estimate; /* the measured share (the assumed one until measured) */
+    int n_estimates; /* measurements made */
+};
+
+/* Starts measuring for P(in scope) learned at out-of-scope share assumed. */
+void scope_prior_reset(struct scope_prior *sp, double assumed);
+
+/* Counts one message's P(in scope) (at the assumed share); measures again
+ * every SCOPE_PRIOR_EVERY messages once SCOPE_PRIOR_MIN were seen. */
+void scope_prior_add(struct scope_prior *sp, double p_in);
+
+/* p_in (at the assumed share) re-weighted to the measured share. */
+double scope_prior_adjust(const struct scope_prior *sp, double p_in);
+
 /* The shipped background: general messages no support bot covers, by
  * language ({NULL, NULL} ends it). */
 struct scope_background {

@@ -25,6 +25,7 @@
 #include "cd.h"
 #include "intents.h"
 #include "kb.h"
+#include "scope.h"
 
 enum triage_action {
     TRIAGE_ANSWER = 0,
@@ -39,6 +40,8 @@ struct triage_settings {
     double t_kb;               /* KB passage answers at score >= this, default 0.5 */
     double t_oos;              /* p(out-of-scope class) >= this hands off, default 0.5 */
     double t_in_scope;         /* P(in scope) below this hands off, default 0.5 (0: off) */
+    int is_fixed_prior;        /* 1: P(in scope) stays at the assumed out-of-scope share
+                                * instead of the share measured on the traffic (scope.h) */
     double t_known;            /* out of scope if fewer than this share of the message's
                                 * words and word pairs occur in the examples; default 0
                                 * (off); eval intents --val picks it */
@@ -98,7 +101,9 @@ struct triage_evidence {
     struct triage_candidate model[TRIAGE_MAX_CANDIDATES]; /* model's top scores */
     int n_model;
     double p_oos;
-    double p_in;                /* P(in scope), learned from the examples by cross-fitting */
+    double p_in;                /* P(in scope), learned from the examples by cross-fitting,
+                                 * at the traffic's measured out-of-scope share */
+    double oos_share;           /* that share */
     double known_share;         /* share of the message's words and word pairs seen in training */
     char kb_article[KB_ID_MAX]; /* best article; "" if none, or if an intent
                                  * settled the message and the KB was not searched */
@@ -195,6 +200,9 @@ int triage_decision_to_json(const struct triage_decision *d, struct cd_buf *out)
  * CD_ENOMEM. */
 int triage_calibrate_kb(struct triage *t, double max_false);
 const struct triage_kb_calibration *triage_kb_calibration(const struct triage *t);
+
+/* The traffic's out-of-scope share as measured so far (scope.h). */
+const struct scope_prior *triage_oos_share(const struct triage *t);
 
 /* "answer", "clarify", "handoff". */
 const char *triage_action_name(enum triage_action a);

@@ -1145,4 +1145,5 @@ void chat_metrics_get(const struct chat *chat, struct chat_metrics *out)
         online++; /* connections; several per agent are rare */
     out->n_agents_online = online;
     out->n_kb_index_reads = chat->kb ? (uint64_t)kb_index_reads(chat->kb) : 0;
+    out->oos_share = chat->triage ? triage_oos_share(chat->triage)->estimate : 0;
 }

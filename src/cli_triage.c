@@ -422,7 +422,7 @@ int cli_eval_intents(int argc, char **argv)
 {
     const char *train = NULL, *test = NULL, *val = NULL, *oos_label = "oos", *kb_path = NULL;
     const char *extra_intents = NULL, *plot = NULL;
-    int is_quiet = 0, is_reliability = 0;
+    int is_quiet = 0, is_reliability = 0, is_fixed_prior = 0;
     double t_answer = -1, t_clarify = -1, t_oos = -1, t_known = -1, min_recall = 0.7;
     double t_in_scope = -1;
     struct intents_train_options topt = {0};
@@ -439,6 +439,10 @@ int cli_eval_intents(int argc, char **argv)
         }
         if (!strcmp(a, "--reliability")) {
             is_reliability = 1;
+            continue;
+        }
+        if (!strcmp(a, "--fixed-prior")) {
+            is_fixed_prior = 1;
             continue;
         }
         if (!v) {
@@ -514,6 +518,19 @@ int cli_eval_intents(int argc, char **argv)
         fprintf(stderr, "caredesk eval intents: no rows in %s\n", test);
         goto done;
     }
+    /* Decided in a shuffled order (seed 1), as traffic interleaves: the
+     * out-of-scope share the bot measures as it goes (scope.h) would
+     * otherwise see a file's rows grouped by intent. */
+    uint64_t rng = 1;
+    for (int i = ltest.n - 1; i > 0; i--) {
+        rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+        int j = (int)((rng >> 33) % (uint64_t)(i + 1));
+        char *tt = ltest.text[i], *ti = ltest.intent[i];
+        ltest.text[i] = ltest.text[j];
+        ltest.intent[i] = ltest.intent[j];
+        ltest.text[j] = tt;
+        ltest.intent[j] = ti;
+    }
     if (!(set = load_intents(train, oos_label, &topt, extra_intents)))
         goto done;
     if (kb_path && !(kb = load_kb(kb_path, 1)))
@@ -563,6 +580,7 @@ int cli_eval_intents(int argc, char **argv)
         s.t_known = t_known;
     if (t_in_scope >= 0)
         s.t_in_scope = t_in_scope;
+    s.is_fixed_prior = is_fixed_prior;
     double train_cpu_ms = intents_train_cpu_ms(set) + calibrate_ms;
     double train_ms = intents_train_ms(set) + calibrate_ms, temperature = intents_temperature(set);
     if (!(t = triage_new(&s, set, kb))) {
@@ -715,7 +733,7 @@ int cli_eval_intents(int argc, char **argv)
            "\"train_cpu_ms\":%.0f,\"decide_cpu_us_p50\":%.1f,\"decide_cpu_us_p99\":%.1f,"
            "\"scope\":{\"fitted\":%s,\"prior_oos\":%.2f,\"in_kept\":%.4f,\"out_caught\":%.4f,"
            "\"auroc\":%.4f,\"rows_in\":%d,\"rows_out\":%d},\"answered\":%.4f,"
-           "\"answered_by\":{\"rule\":%d,\"model\":%d,\"kb\":%d}}\n",
+           "\"answered_by\":{\"rule\":%d,\"model\":%d,\"kb\":%d},\"oos_share\":%.4f}\n",
            n, (double)n_right / n, n_in ? (double)n_in_right / n_in : 0.0,
            n_oos ? (double)n_oos_right / n_oos : 0.0,
            n_handoff ? (double)n_oos_pred_right / n_handoff : 0.0, n_f1 ? f1_sum / n_f1 : 0.0, ece,
@@ -723,7 +741,8 @@ int cli_eval_intents(int argc, char **argv)
            temperature, (double)n_handoff / n, ece_value(&ece_model), kb ? "true" : "false",
            train_cpu_ms, cpu_p50, cpu_p99, sc->is_fitted ? "true" : "false", sc->prior_oos,
            sc->in_kept, sc->out_caught, sc->auroc, sc->n_in, sc->n_out,
-           (double)(n_by_rule + n_by_model + n_by_kb) / n, n_by_rule, n_by_model, n_by_kb);
+           (double)(n_by_rule + n_by_model + n_by_kb) / n, n_by_rule, n_by_model, n_by_kb,
+           triage_oos_share(t)->estimate);
     rc = CLI_OK;
     if (plot) { /* the answers' reliability diagram, the bins of ece */
         struct svg_bin bins[ECE_BINS];
@@ -775,12 +794,10 @@ static void print_report(const json_t *r)
            (int)json_integer_value(json_object_get(r, "intents")),
            json_number_value(json_object_get(r, "cross_validated_accuracy")));
     printf("\nout of scope:\n  %s\n", json_string_value(json_object_get(sc, "why")));
-    size_t i;
-    const json_t *v;
     const json_t *few = json_object_get(r, "too_few_examples");
     printf("\nintents with too few examples: %zu\n", json_array_size(few));
-    json_array_foreach(few, i, v)
-    {
+    for (size_t i = 0; i < json_array_size(few); i++) {
+        const json_t *v = json_array_get(few, i);
         printf("  %-32s %3d examples (write %d or more)\n",
                json_string_value(json_object_get(v, "intent")),
                (int)json_integer_value(json_object_get(v, "examples")),
@@ -789,8 +806,8 @@ static void print_report(const json_t *r)
     const json_t *pairs = json_object_get(r, "confused_pairs");
     printf("\nintents the model confuses (held-out examples read as another): %zu\n",
            json_array_size(pairs));
-    json_array_foreach(pairs, i, v)
-    {
+    for (size_t i = 0; i < json_array_size(pairs); i++) {
+        const json_t *v = json_array_get(pairs, i);
         printf("  %-32s -> %-32s %3d (%.0f%%)\n", json_string_value(json_object_get(v, "intent")),
                json_string_value(json_object_get(v, "read_as")),
                (int)json_integer_value(json_object_get(v, "examples")),
@@ -798,8 +815,8 @@ static void print_report(const json_t *r)
     }
     const json_t *mis = json_object_get(r, "misread_examples");
     printf("\nexamples that cross-validate to another intent: %zu\n", json_array_size(mis));
-    json_array_foreach(mis, i, v)
-    {
+    for (size_t i = 0; i < json_array_size(mis); i++) {
+        const json_t *v = json_array_get(mis, i);
         printf("  %s: \"%s\" -> %s (%.2f)\n", json_string_value(json_object_get(v, "intent")),
                json_string_value(json_object_get(v, "example")),
                json_string_value(json_object_get(v, "read_as")),

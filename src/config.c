@@ -40,7 +40,7 @@ static const struct setting settings[] = {
      "answer at or above this confidence"},
     {"clarify-threshold", T_DOUBLE, OFF(clarify_threshold), "0.25", 0, 1,
      "offer choices at or above this confidence, hand off below"},
-    {"kb-threshold", T_DOUBLE, OFF(kb_threshold), "0.5", 0, 1,
+    {"kb-threshold", T_DOUBLE, OFF(kb_threshold), "0.6", 0, 1,
      "answer a how-to question from the KB at or above this score"},
     {"oos-prior", T_DOUBLE, OFF(oos_prior), "0.5", 0.01, 0.99,
      "share of messages taken to be about something no intent covers, when learning "

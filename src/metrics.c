@@ -83,6 +83,9 @@ static const struct metric_desc gauge_desc[METRICS_N_GAUGES] = {
     [METRICS_AGENTS_ONLINE] = {"caredesk_agents", "{status=\"online\"}",
                                "Agents connected, and of those available for chats."},
     [METRICS_AGENTS_AVAILABLE] = {"caredesk_agents", "{status=\"available\"}", ""},
+    [METRICS_OOS_SHARE] = {"caredesk_out_of_scope_share", "",
+                           "Share of messages about something no intent covers, as the bot "
+                           "measures it on recent traffic (starts at the oos-prior setting)."},
 };
 
 #define MAX_BUCKETS 14

@@ -245,3 +245,61 @@ int scope_fit(struct scope_model *m, const struct scope_row *rows, int n, double
     (void)top_sum;
     return 0;
 }
+
+/* ---- the traffic's out-of-scope share -------------------------------------------------- */
+
+void scope_prior_reset(struct scope_prior *sp, double assumed)
+{
+    memset(sp, 0, sizeof *sp);
+    sp->assumed = assumed > 0 && assumed < 1 ? assumed : 0.5;
+    sp->estimate = sp->assumed;
+}
+
+/* P(in scope) p, given at out-of-scope share from, at share to. */
+static double reweigh(double p, double from, double to)
+{
+    double a = p * (1 - to) / (1 - from), b = (1 - p) * to / from;
+    return a + b > 0 ? a / (a + b) : p;
+}
+
+static void measure(struct scope_prior *sp)
+{
+    double pi = sp->estimate;
+    for (int it = 0; it < 100; it++) {
+        double in = 0;
+        for (int i = 0; i < sp->n; i++)
+            in += reweigh(sp->p[i], sp->assumed, pi);
+        double next = 1 - in / sp->n;
+        if (next < SCOPE_PRIOR_LOW)
+            next = SCOPE_PRIOR_LOW;
+        if (next > SCOPE_PRIOR_HIGH)
+            next = SCOPE_PRIOR_HIGH;
+        int is_done = fabs(next - pi) < 1e-4;
+        pi = next;
+        if (is_done)
+            break;
+    }
+    sp->estimate = pi;
+    sp->n_estimates++;
+}
+
+void scope_prior_add(struct scope_prior *sp, double p_in)
+{
+    if (!(p_in >= 0 && p_in <= 1))
+        return;
+    sp->p[sp->next] = (float)p_in;
+    sp->next = (sp->next + 1) % SCOPE_PRIOR_WINDOW;
+    if (sp->n < SCOPE_PRIOR_WINDOW)
+        sp->n++;
+    if (++sp->since >= SCOPE_PRIOR_EVERY && sp->n >= SCOPE_PRIOR_MIN) {
+        sp->since = 0;
+        measure(sp);
+    }
+}
+
+double scope_prior_adjust(const struct scope_prior *sp, double p_in)
+{
+    if (!sp->n_estimates)
+        return p_in;
+    return reweigh(p_in, sp->assumed, sp->estimate);
+}

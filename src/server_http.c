@@ -291,6 +291,7 @@ static void pull_chat_metrics(struct server *s)
     metrics_set(m, METRICS_LONGEST_WAIT, (double)cm.longest_wait_s);
     metrics_set(m, METRICS_AGENTS_ONLINE, (double)cm.n_agents_online);
     metrics_set(m, METRICS_AGENTS_AVAILABLE, (double)cm.n_agents_available);
+    metrics_set(m, METRICS_OOS_SHARE, cm.oos_share);
 }
 
 static int serve_metrics(struct server *s, struct lws *wsi, struct http_txn *t)

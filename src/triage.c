@@ -116,6 +116,7 @@ struct triage {
     char *folded;
     size_t cap_folded;
     struct triage_kb_calibration kb_cal; /* triage_calibrate_kb() */
+    struct scope_prior prior;            /* the traffic's out-of-scope share, measured */
 };
 
 void triage_settings_default(struct triage_settings *s)
@@ -184,6 +185,7 @@ struct triage *triage_new(const struct triage_settings *settings, struct intents
     }
     t->intents = intents;
     t->kb = kb;
+    scope_prior_reset(&t->prior, intents ? intents_scope(intents)->prior_oos : 0.5);
     apply_settings(t, settings);
     for (int i = 0; person_request_re[i] && t->n_person_re < 12; i++)
         if (regcomp(&t->person_re[t->n_person_re], person_request_re[i],
@@ -223,6 +225,8 @@ struct intents *triage_swap_intents(struct triage *t, struct intents *fresh)
         return NULL;
     struct intents *old = t->intents;
     t->intents = fresh;
+    /* The shares measured were of the old model's outputs. */
+    scope_prior_reset(&t->prior, intents_scope(fresh)->prior_oos);
     return old;
 }
 
@@ -631,7 +635,14 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
     }
     out->evidence.p_oos = r.p_oos;
     out->evidence.known_share = r.known_share;
+    /* P(in scope) was learned at an assumed out-of-scope share; re-weighed to
+     * the share measured on the traffic so far (scope.h). */
+    if (set && intents_scope(set)->is_fitted && !s->is_fixed_prior) {
+        scope_prior_add(&t->prior, r.p_in);
+        r.p_in = scope_prior_adjust(&t->prior, r.p_in);
+    }
     out->evidence.p_in = r.p_in;
+    out->evidence.oos_share = t->prior.estimate;
     /* Out of scope: unlike what the intents' examples ask (P(in scope),
      * learned by cross-fitting with whole intents held out), the model's
      * out-of-scope class, or a message whose words the examples never use. */
@@ -866,6 +877,11 @@ done:
 }
 
 /* ---- the KB's threshold --------------------------------------------------- */
+
+const struct scope_prior *triage_oos_share(const struct triage *t)
+{
+    return &t->prior;
+}
 
 const struct triage_kb_calibration *triage_kb_calibration(const struct triage *t)
 {

@@ -302,6 +302,8 @@ test('metrics count what happened: decisions, conversations, connections', async
   // messages were committed to the same database file since.
   assert.equal(value(/^caredesk_kb_index_reads_total (\d+)$/m), 1);
   assert.match(text, /^caredesk_wait_seconds_count [1-9]\d*$/m);
+  // Fewer than 100 messages so far: the out-of-scope share is still the assumed one.
+  assert.match(text, /^caredesk_out_of_scope_share 0\.5$/m);
   assert.match(text, /^caredesk_store_commit_seconds_count [1-9]\d*$/m);
 });
 

@@ -372,6 +372,38 @@ static void test_in_scope_learned(void **state)
     triage_free(t);
 }
 
+/* The traffic's out-of-scope share, measured from P(in scope) alone: a
+ * model calibrated at 50% out of scope, shown traffic with 20%. */
+static void test_oos_share_measured(void **state)
+{
+    (void)state;
+    static struct scope_prior sp;
+    scope_prior_reset(&sp, 0.5);
+    assert_true(fabs(sp.estimate - 0.5) < 1e-9);
+    /* Calibrated at 0.5: in-scope messages score 0.8 four times in five and
+     * 0.2 otherwise, out-of-scope ones the other way round. */
+    int n = 0;
+    for (int round = 0; round < 40; round++) {
+        for (int k = 0; k < 25; k++) {
+            int is_out = k < 5; /* 5 of 25: 20% */
+            int is_high = is_out ? (round + k) % 5 == 0 : (round + k) % 5 != 0;
+            scope_prior_add(&sp, is_high ? 0.8 : 0.2);
+            n++;
+            if (n < SCOPE_PRIOR_MIN)
+                assert_int_equal(sp.n_estimates, 0);
+        }
+    }
+    assert_true(sp.n_estimates > 0);
+    assert_true(fabs(sp.estimate - 0.2) < 0.03);
+    /* A message at 0.5 under the assumed share is 0.8 in scope at the measured one. */
+    assert_true(fabs(scope_prior_adjust(&sp, 0.5) - (1 - sp.estimate)) < 1e-9);
+    assert_true(scope_prior_adjust(&sp, 1.0) == 1.0 && scope_prior_adjust(&sp, 0.0) == 0.0);
+    /* Only out-of-scope traffic: the share rises, within its bounds. */
+    for (int i = 0; i < SCOPE_PRIOR_WINDOW; i++)
+        scope_prior_add(&sp, 0.05);
+    assert_true(sp.estimate > 0.9 && sp.estimate <= SCOPE_PRIOR_HIGH);
+}
+
 /* The report an author reads: it names the pair of intents that share
  * their examples' words, and an example filed under the wrong intent. */
 static void test_check_report(void **state)
@@ -777,6 +809,7 @@ int main(void)
         cmocka_unit_test(test_out_of_scope),
         cmocka_unit_test(test_in_scope_learned),
         cmocka_unit_test(test_check_report),
+        cmocka_unit_test(test_oos_share_measured),
         cmocka_unit_test(test_json_shape),
         cmocka_unit_test(test_bad_input_and_swap),
         cmocka_unit_test(test_signals),
