@@ -24,7 +24,8 @@ struct lws;
 int ws_guard_watch(int fd);
 
 /* The websocket handshake of fd succeeded and wsi is its connection: an unmasked frame found
- * from now on (or already) asks lws for a writeable callback on wsi. */
+ * from now on (or already) asks lws for a writeable callback on wsi. A connection whose
+ * handshake came after other HTTP requests is followed from here on. */
 void ws_guard_established(int fd, struct lws *wsi);
 
 /* 1 if fd's client sent an unmasked frame: close the connection with 1002. */

@@ -81,8 +81,15 @@ void ws_guard_forget(int fd)
 void ws_guard_established(int fd, struct lws *wsi)
 {
     struct guard_conn *g = conn_of(fd);
-    if (!g)
-        return;
+    if (!g) {
+        /* A handshake after other requests on the same connection (the head of the first
+         * one was not a handshake, and the guard let go of it): the frames are followed
+         * from here on. A client sends none before the handshake's answer. */
+        if (ws_guard_watch(fd))
+            return;
+        g = &conns[fd];
+        g->state = GUARD_FRAMES;
+    }
     g->wsi = wsi;
     if (g->state == GUARD_UNMASKED)
         lws_callback_on_writable(wsi);

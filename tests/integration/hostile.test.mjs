@@ -208,6 +208,15 @@ test('an unmasked client frame closes the connection with 1002 (RFC 6455 section
   h.write(Buffer.concat([Buffer.from(handshake('/chat', srv.port)), wsFrame(hello, { mask: false })]));
   assert.equal(await h.whenClosed(2000), 1002);
   assert.deepEqual(h.frames, []);
+  // A handshake after a plain HTTP request on the same connection is followed too.
+  const k = await rawConnect(srv.port, '/chat', { noHandshake: true });
+  k.write(`GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:${srv.port}\r\n\r\n`);
+  await sleep(200);
+  k.write(handshake('/chat', srv.port));
+  await sleep(200);
+  k.write(wsFrame(hello, { mask: false }));
+  assert.equal(await k.whenClosed(2000), 1002);
+  assert.deepEqual(k.frames.filter((x) => x.type === 'welcome'), []);
   // Masked frames (7- and 16-bit lengths, a ping) still pass; 64-bit lengths: the 1 MB test.
   const m = await rawConnect(srv.port, '/chat');
   m.write(wsFrame(hello));
