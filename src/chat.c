@@ -186,6 +186,19 @@ void chat_unit_undo(struct chat *chat)
     }
 }
 
+int chat_unit_finish(struct chat *chat, int rc, uint64_t conn, const char *reply_to,
+                     int64_t conversation)
+{
+    if (!rc) {
+        chat_unit_end(chat);
+        return 0;
+    }
+    chat_unit_undo(chat);
+    chat->m.n_store_errors++;
+    chat_emit_error(chat, conn, "store_failed", cd_strerror(rc), reply_to, conversation);
+    return rc;
+}
+
 /* ---- settings, lifecycle ---- */
 
 static void rebuild_from_store(struct chat *chat);

@@ -331,13 +331,7 @@ static void agent_close(struct chat *chat, struct conn *k, json_t *o)
     if (!rc)
         rc = chat_close_conversation(chat, c, "agent", disposition, masked);
     free(masked);
-    if (rc) {
-        chat_unit_undo(chat);
-        chat->m.n_store_errors++;
-        chat_emit_error(chat, id, "store_failed", cd_strerror(rc), NULL, c->rec.id);
-        return;
-    }
-    chat_unit_end(chat);
+    chat_unit_finish(chat, rc, id, NULL, c->rec.id);
 }
 
 /* Puts a chat that an agent had back into a queue (transfer, or the agent

@@ -733,13 +733,7 @@ static void customer_message(struct chat *chat, struct conn *k, json_t *o)
         }
     }
     free(masked);
-    if (rc) {
-        chat_unit_undo(chat);
-        chat->m.n_store_errors++;
-        chat_emit_error(chat, id, "store_failed", cd_strerror(rc), client_id, 0);
-        return;
-    }
-    chat_unit_end(chat);
+    chat_unit_finish(chat, rc, id, client_id, 0);
 }
 
 struct bot_msg_ctx {
@@ -884,13 +878,7 @@ static void customer_handoff(struct chat *chat, struct conn *k)
     if (!rc)
         rc = bot_reply(chat, c, NULL, 0, NULL, &d);
     triage_decision_clear(&d);
-    if (rc) {
-        chat_unit_undo(chat);
-        chat->m.n_store_errors++;
-        chat_emit_error(chat, k->node.key, "store_failed", cd_strerror(rc), NULL, 0);
-        return;
-    }
-    chat_unit_end(chat);
+    chat_unit_finish(chat, rc, k->node.key, NULL, 0);
 }
 
 /* contact {email?, name?} */
@@ -960,13 +948,7 @@ static void customer_close(struct chat *chat, struct conn *k)
     int rc = chat_unit_begin(chat);
     if (!rc)
         rc = chat_close_conversation(chat, c, "customer", NULL, NULL);
-    if (rc) {
-        chat_unit_undo(chat);
-        chat->m.n_store_errors++;
-        chat_emit_error(chat, k->node.key, "store_failed", cd_strerror(rc), NULL, 0);
-        return;
-    }
-    chat_unit_end(chat);
+    chat_unit_finish(chat, rc, k->node.key, NULL, 0);
 }
 
 /* rating {score, comment?} */

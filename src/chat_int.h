@@ -202,4 +202,10 @@ int chat_requeue(struct chat *chat, struct conv *c, const char *queue_arg, const
 /* Counts a wait of waited_s seconds into a CHAT_WAIT_BUCKETS histogram and its sum. */
 void chat_wait_observe(uint64_t *buckets, double *sum_s, int64_t waited_s);
 
+/* Ends the current unit of work: kept when rc is 0; otherwise undone, counted as a store
+ * error and answered with one "store_failed" error to conn (reply_to and conversation as for
+ * chat_emit_error()). Returns rc. */
+int chat_unit_finish(struct chat *chat, int rc, uint64_t conn, const char *reply_to,
+                     int64_t conversation);
+
 #endif
