@@ -12,12 +12,14 @@
 #include <stddef.h>
 
 #include "cd.h"
+#include "report.h"
 
 struct kb;
 struct store;
 struct metrics;
 struct triage;
 struct chat;
+struct qa_rubric;
 
 /* What the routes work on; all borrowed, any may be NULL (the routes that
  * need a missing one answer 503). */
@@ -31,6 +33,10 @@ struct api_deps {
     const char *public_url; /* base of article links, "" = relative */
     int max_body_bytes;     /* larger bodies get 413 (server.c enforces it too) */
     int pickup_target_s;    /* for "picked up within target" in /api/stats; 0 = queue default */
+    /* FCR window, SLA targets, business hours (report.h). */
+    struct report_settings report;
+    const struct qa_rubric *qa_rubric; /* NULL: QA audits are off (503) */
+    int qa_sample;                     /* conversations per agent and week; 0 = 4 */
 };
 
 struct api_request {
@@ -66,6 +72,10 @@ int api_owns_path(const char *path);
 int api_handle(struct api *api, const struct api_request *req, struct api_response *resp);
 
 void api_response_clear(struct api_response *resp);
+
+/* Appends the live SLA gauges (report_render_metrics()) to a /metrics
+ * response. Returns 0 or CD_E*. */
+int api_render_metrics(struct api *api, struct cd_buf *out);
 
 /* 1 if the routes have a knowledge base (for /healthz). */
 int api_has_kb(const struct api *api);

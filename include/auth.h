@@ -23,9 +23,10 @@ enum auth_role {
     AUTH_ROLE_AGENT = 1,
     AUTH_ROLE_AUTHOR = 2,
     AUTH_ROLE_ADMIN = 4,
+    AUTH_ROLE_SUPERVISOR = 8, /* QA audits, reports, the dashboard; takes no chats */
 };
 
-/* "agent", "author", "admin" -> the role bit; -1 for anything else. */
+/* "agent", "author", "admin", "supervisor" -> the role bit; -1 for anything else. */
 int auth_role_parse(const char *name);
 const char *auth_role_name(int role);
 

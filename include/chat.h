@@ -67,6 +67,7 @@ struct chat_settings {
     /* The language of a conversation whose hello has no lang while its messages do not say
      * which (langid.h detects it among the intents' and KB's languages); NULL = "en". */
     const char *default_lang;
+    int is_nps; /* ask "how likely are you to recommend us" after the rating */
 };
 
 struct chat *chat_new(const struct chat_settings *settings, struct store *store, struct kb *kb,

@@ -25,4 +25,7 @@ int cli_user(int argc, char **argv);
 int cli_export(int argc, char **argv);
 int cli_erase(int argc, char **argv);
 
+/* src/cli_report.c */
+int cli_report(int argc, char **argv);
+
 #endif

@@ -45,6 +45,12 @@ struct config {
     int business_open_min;  /* parsed from business_hours by config_validate() */
     int business_close_min; /* open == close: always open */
     int business_days_mask; /* bit 0 = Sunday; 0 = every day */
+    /* Reporting (report.h). */
+    int fcr_window_days; /* a return within this long counts against FCR */
+    char *sla_targets;   /* per-queue "QUEUE=FIRST_S/RESOLUTION,..."; "" = defaults */
+    char *qa_rubric;     /* QA rubric file (qa.h) */
+    int qa_sample;       /* conversations per agent and week drawn for QA */
+    int is_nps;          /* ask NPS (0-10) after the CSAT rating */
 
     /* Limits. */
     int max_message_bytes; /* text of one customer or agent message */

@@ -24,7 +24,7 @@
 struct store;
 
 /* The schema version store_open() migrates to (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 8
 
 #define STORE_HASH_LEN      32 /* SHA-256 of a token */
 #define STORE_NAME_MAX      64 /* user names, queue names, intents, dispositions */
@@ -228,7 +228,7 @@ int store_message_by_client_id(struct store *s, int64_t conversation, const char
 struct store_user {
     int64_t id;
     char name[STORE_NAME_MAX];
-    char role[16];    /* "agent", "author", "admin" */
+    char role[16];    /* "agent", "author", "admin", "supervisor" */
     char skills[256]; /* comma-separated queue names, "" = none */
     unsigned char token_hash[STORE_HASH_LEN];
     int64_t created_s;

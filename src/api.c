@@ -5,6 +5,7 @@
  * handler runs. What each route reads and answers is said above its handler; docs/web.md has
  * the shapes the pages read. Every author and admin change is written to the audit log. */
 #include "api.h"
+#include "api_route.h"
 
 #include "auth.h"
 #include "chat.h"
@@ -670,6 +671,29 @@ static json_t *counts_json(const struct store_count *c, int n)
     return list;
 }
 
+/* Adds report.h's figures (fcr, aht_s, aht, sla, nps, qa_score ...) to a
+ * /api/stats object; on a failure they are left out and it is logged. */
+static void report_stats_add(struct api *api, int64_t since, int64_t until, json_t *o)
+{
+    struct report r;
+    int rc = report_compute(api->deps.store, &api->deps.report, since, until, cd_wall_s(), &r);
+    json_t *figures = rc ? NULL : report_json(&r);
+    report_clear(&r);
+    if (!figures) {
+        log_event(LOG_ERROR, "report_failed", "error:s", cd_strerror(rc ? rc : CD_ENOMEM), LOG_END);
+        return;
+    }
+    json_object_update(o, figures);
+    json_decref(figures);
+}
+
+int api_render_metrics(struct api *api, struct cd_buf *out)
+{
+    if (!api || !api->deps.store)
+        return 0;
+    return report_render_metrics(api->deps.store, &api->deps.report, cd_wall_s(), out);
+}
+
 static int route_stats(struct api *api, const struct api_request *req, const char *rest,
                        const struct auth_user *user, struct api_response *resp)
 {
@@ -710,6 +734,7 @@ static int route_stats(struct api *api, const struct api_request *req, const cha
         json_object_set_new(o, "handoffs_by_queue", counts_json(st.by_queue, st.n_by_queue));
         json_object_set_new(o, "top_drivers", counts_json(st.drivers, st.n_drivers));
         json_object_set_new(o, "unanswered", counts_json(st.unanswered, st.n_unanswered));
+        report_stats_add(api, st.since_s, st.until_s, o);
         /* The names are docs/web.md's table (tests/integration/api.test.mjs reads it). */
         struct chat_metrics cm;
         memset(&cm, 0, sizeof cm);
@@ -1101,11 +1126,14 @@ static const struct route {
      * updates, keeping the previous version as a revision. */
     {"/api/articles/", "GET, PUT, DELETE", AUTH_ROLE_AUTHOR | AUTH_ROLE_ADMIN, route_articles},
     /* {id}: the transcript. */
-    {"/api/conversations/", "GET", AUTH_ROLE_AGENT | AUTH_ROLE_ADMIN, route_conversation},
+    {"/api/conversations/", "GET", AUTH_ROLE_AGENT | AUTH_ROLE_ADMIN | AUTH_ROLE_SUPERVISOR,
+     route_conversation},
     /* ?since=&until=: aggregates only. */
-    {"/api/stats", "GET", AUTH_ROLE_AGENT | AUTH_ROLE_AUTHOR | AUTH_ROLE_ADMIN, route_stats},
+    {"/api/stats", "GET",
+     AUTH_ROLE_AGENT | AUTH_ROLE_AUTHOR | AUTH_ROLE_ADMIN | AUTH_ROLE_SUPERVISOR, route_stats},
     /* The caller's account: {"id","name","role","skills"}. */
-    {"/api/me", "GET", AUTH_ROLE_AGENT | AUTH_ROLE_AUTHOR | AUTH_ROLE_ADMIN, route_me},
+    {"/api/me", "GET", AUTH_ROLE_AGENT | AUTH_ROLE_AUTHOR | AUTH_ROLE_ADMIN | AUTH_ROLE_SUPERVISOR,
+     route_me},
     /* ?q=&lang=: the bot's decision, stored nowhere. */
     {"/api/ask", "GET", AUTH_ROLE_AUTHOR | AUTH_ROLE_ADMIN, route_ask},
     /* {"question","article"}: kb_learn(); the question leaves the unanswered list. */
@@ -1165,5 +1193,36 @@ int api_handle(struct api *api, const struct api_request *req, struct api_respon
             return 0;
         return r->fn(api, req, is_prefix ? rest : NULL, r->roles ? &user : NULL, resp);
     }
+    /* Route modules keep their own table (api_route.h). */
+    if (api_team_owns_path(p))
+        return api_team_handle(api, req, resp);
     return respond_error(resp, 404, "not_found", "no such route");
+}
+
+/* ---- for the route modules (api_route.h) ---------------------------------- */
+
+const struct api_deps *api_deps_of(const struct api *api)
+{
+    return &api->deps;
+}
+
+int api_require_role(struct api *api, const struct api_request *req, int roles,
+                     struct auth_user *user, struct api_response *resp)
+{
+    return require_role(api, req, roles, user, resp);
+}
+
+int api_respond_error(struct api_response *resp, int status, const char *code, const char *message)
+{
+    return respond_error(resp, status, code, message);
+}
+
+int api_respond_json(struct api_response *resp, int status, json_t *value)
+{
+    return respond_json(resp, status, value);
+}
+
+const char *api_arg(const struct api_request *req, const char *name)
+{
+    return arg(req, name);
 }

@@ -181,6 +181,8 @@ int auth_role_parse(const char *name)
         return AUTH_ROLE_AUTHOR;
     if (!strcmp(name, "admin"))
         return AUTH_ROLE_ADMIN;
+    if (!strcmp(name, "supervisor"))
+        return AUTH_ROLE_SUPERVISOR;
     return -1;
 }
 
@@ -193,6 +195,8 @@ const char *auth_role_name(int role)
         return "author";
     case AUTH_ROLE_ADMIN:
         return "admin";
+    case AUTH_ROLE_SUPERVISOR:
+        return "supervisor";
     }
     return "unknown";
 }
@@ -267,7 +271,8 @@ int auth_user_create(struct store *s, const char *name, int role, const char *sk
                      char token_hex[AUTH_TOKEN_HEX + 1], struct auth_user *out)
 {
     if (!name_valid(name) || !auth_skills_valid(skills ? skills : "") ||
-        (role != AUTH_ROLE_AGENT && role != AUTH_ROLE_AUTHOR && role != AUTH_ROLE_ADMIN))
+        (role != AUTH_ROLE_AGENT && role != AUTH_ROLE_AUTHOR && role != AUTH_ROLE_ADMIN &&
+         role != AUTH_ROLE_SUPERVISOR))
         return CD_EINVAL;
     struct store_user u;
     memset(&u, 0, sizeof u);

@@ -39,7 +39,8 @@ static int transcript_one(void *ctx, const struct store_message *m)
                   store_sender_name(m->sender), "text", m->text, "at", (json_int_t)m->created_s);
     json_t *meta = m->meta ? json_loads(m->meta, 0, NULL) : NULL;
     if (o && meta) {
-        const char *keys[] = {"action", "intent", "confidence", "articles", "event", "agent"};
+        const char *keys[] = {"action", "intent", "confidence",   "articles",
+                              "event",  "agent",  "status_update"};
         for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
             json_t *v = json_object_get(meta, keys[i]);
             if (v)
@@ -425,6 +426,10 @@ void chat_agent_frame(struct chat *chat, uint64_t conn, const char *text, size_t
         agent_claim(chat, k, o);
     } else if (!strcmp(type, "message")) {
         agent_message(chat, k, o);
+    } else if (!strcmp(type, "status_update")) {
+        struct conv *c = agent_conv(chat, k, o);
+        if (c)
+            chat_agent_status_update(chat, k, c, o);
     } else if (!strcmp(type, "typing")) {
         struct conv *c = agent_conv(chat, k, o);
         if (c)

@@ -376,6 +376,9 @@ static json_t *message_frame(struct chat *chat, struct conv *c, const struct sto
         o = json_pack("{s:s, s:I, s:s, s:s}", "type", "agent_message", "seq", (json_int_t)m->seq,
                       "text", m->text, "agent",
                       json_is_string(agent) ? json_string_value(agent) : "agent");
+        json_t *su = meta ? json_object_get(meta, "status_update") : NULL;
+        if (o && json_is_object(su))
+            json_object_set(o, "status_update", su);
     } else {
         const char *event = meta ? json_string_value(json_object_get(meta, "event")) : NULL;
         event = event ? event : "note";
@@ -1000,6 +1003,8 @@ static void customer_rating(struct chat *chat, struct conn *k, json_t *o)
     if (masked)
         free(old_comment);
     chat_emit_customer(chat, c, json_pack("{s:s, s:i}", "type", "rating_ok", "score", score));
+    if (chat->settings.is_nps)
+        chat_emit_customer(chat, c, chat_nps_request());
     if (c->rec.agent_id) {
         json_t *r = json_pack("{s:s, s:I, s:i}", "type", "rating", "conversation",
                               (json_int_t)c->rec.id, "score", score);
@@ -1039,7 +1044,8 @@ void chat_customer_frame(struct chat *chat, uint64_t conn, const char *text, siz
     } else if (!strcmp(type, "message")) {
         customer_message(chat, k, o);
     } else if (!strcmp(type, "feedback") || !strcmp(type, "handoff") || !strcmp(type, "typing") ||
-               !strcmp(type, "rating") || !strcmp(type, "close") || !strcmp(type, "contact")) {
+               !strcmp(type, "rating") || !strcmp(type, "close") || !strcmp(type, "contact") ||
+               !strcmp(type, "nps")) {
         if (!k->conv)
             chat_emit_error(chat, conn, "no_conversation",
                             "send 'hello' or a 'message' to start a conversation first", NULL, 0);
@@ -1053,6 +1059,8 @@ void chat_customer_frame(struct chat *chat, uint64_t conn, const char *text, siz
             customer_rating(chat, k, o);
         else if (!strcmp(type, "close"))
             customer_close(chat, k);
+        else if (!strcmp(type, "nps"))
+            chat_customer_nps(chat, k, o);
         else
             customer_contact(chat, k, o);
     } else {

@@ -194,6 +194,14 @@ void chat_drop_conn(struct chat *chat, struct conn *k);
 
 void chat_replay_step(struct chat *chat, struct conn *k);
 
+/* ---- chat_team.c ---- */
+
+/* The nps_request frame (new reference). */
+json_t *chat_nps_request(void);
+void chat_customer_nps(struct chat *chat, struct conn *k, json_t *o);
+/* status_update on c (an agent's open conversation, checked by the caller). */
+void chat_agent_status_update(struct chat *chat, struct conn *k, struct conv *c, json_t *o);
+
 /* ---- chat_agent.c ---- */
 
 int chat_assign(struct chat *chat, struct conv *c, int64_t agent_id);

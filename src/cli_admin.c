@@ -14,7 +14,7 @@
 #include <string.h>
 
 static const char user_usage[] =
-    "usage: caredesk user add NAME --role agent|author|admin [--skills billing,orders]\n"
+    "usage: caredesk user add NAME --role agent|author|admin|supervisor [--skills billing,orders]\n"
     "       caredesk user list\n"
     "       caredesk user remove NAME\n"
     "options: --db PATH (default $CAREDESK_DB or ./caredesk.db)\n"
@@ -79,7 +79,7 @@ static int user_add(struct store *s, const char *name, const char *role_name, co
 {
     int role = auth_role_parse(role_name);
     if (role < 0) {
-        fprintf(stderr, "caredesk: --role must be agent, author or admin (got '%s')\n",
+        fprintf(stderr, "caredesk: --role must be agent, author, admin or supervisor (got '%s')\n",
                 role_name ? role_name : "");
         return CLI_USAGE;
     }

@@ -8,6 +8,7 @@
 #include "cd.h"
 #include "chat.h"
 #include "config.h"
+#include "qa.h"
 #include "intents.h"
 #include "scope.h"
 #include "kb.h"
@@ -89,6 +90,8 @@ struct serve_parts {
     struct chat *chat;
     struct api *api;
     struct server *server;
+    struct qa_rubric rubric; /* the QA rubric, when has_rubric */
+    int has_rubric;
 };
 
 static void parts_free(struct serve_parts *p)
@@ -220,6 +223,25 @@ static int build_redactor(struct serve_parts *p)
     return CLI_OK;
 }
 
+/* The QA rubric: a missing file turns QA audits off (logged); a bad one
+ * stops the start with the file and the problem named. */
+static int load_rubric(struct serve_parts *p)
+{
+    char *err = NULL;
+    int rc = qa_rubric_load(p->cfg.qa_rubric, &p->rubric, &err);
+    if (rc == CD_ENOTFOUND) {
+        log_event(LOG_WARN, "qa_off", "rubric:s", p->cfg.qa_rubric, LOG_END);
+    } else if (rc) {
+        fprintf(stderr, "caredesk serve: setting 'qa-rubric': %s\n", err ? err : "invalid");
+        free(err);
+        return CLI_USAGE;
+    } else {
+        p->has_rubric = 1;
+    }
+    free(err);
+    return CLI_OK;
+}
+
 static const struct server_chat_ops chat_ops = SERVER_CHAT_OPS_INIT;
 
 int cli_serve(int argc, char **argv)
@@ -265,7 +287,7 @@ int cli_serve(int argc, char **argv)
               store_schema_version(p.store), "durability:s",
               cfg->durability == CONFIG_DURABILITY_FULL ? "full" : "normal", LOG_END);
     if ((code = open_kb(&p)) != CLI_OK || (code = build_triage(&p)) != CLI_OK ||
-        (code = build_redactor(&p)) != CLI_OK)
+        (code = build_redactor(&p)) != CLI_OK || (code = load_rubric(&p)) != CLI_OK)
         goto done;
     code = CLI_FAIL;
 
@@ -290,6 +312,7 @@ int cli_serve(int argc, char **argv)
         cs.redactor = p.redactor;
         cs.retention_days = cfg->retention_days;
         cs.default_lang = cfg->default_lang;
+        cs.is_nps = cfg->is_nps;
         p.chat = chat_new(&cs, p.store, p.kb, p.triage, server_chat_io(p.server));
         if (!p.chat) {
             fputs("caredesk serve: cannot start the conversation engine\n", stderr);
@@ -306,6 +329,9 @@ int cli_serve(int argc, char **argv)
     deps.public_url = cfg->public_url;
     deps.max_body_bytes = cfg->max_body_bytes;
     deps.pickup_target_s = cfg->pickup_target_s;
+    report_settings_from_config(&deps.report, cfg);
+    deps.qa_rubric = p.has_rubric ? &p.rubric : NULL;
+    deps.qa_sample = cfg->qa_sample;
     p.api = api_new(&deps);
     if (!p.api) {
         fputs("caredesk serve: out of memory\n", stderr);

@@ -1,6 +1,7 @@
 /* config: the settings table and its readers (defaults, file, environment,
  * flags) and validation; see config.h. */
 #include "config.h"
+#include "report.h"
 
 #include "cd.h"
 #include "queue.h"
@@ -58,6 +59,18 @@ static const struct setting settings[] = {
      "assign queued chats to the least busy available agent"},
     {"business-hours", T_STR, OFF(business_hours), "", 0, 0,
      "when agents work, e.g. \"mon-fri 09:00-17:00\" (empty = always)"},
+    {"fcr-window-days", T_INT, OFF(fcr_window_days), "7", 1, 90,
+     "a return about the same driver within this many days counts against first-contact "
+     "resolution"},
+    {"sla-targets", T_STR, OFF(sla_targets), "", 0, 0,
+     "per-queue SLA targets QUEUE=FIRST_RESPONSE_S/RESOLUTION (seconds, or Nbd business days), "
+     "comma-separated; others: pickup-target and 1bd"},
+    {"nps", T_BOOL, OFF(is_nps), "false", 0, 1,
+     "after the CSAT rating, ask \"how likely are you to recommend us\" (0-10) and a comment"},
+    {"qa-rubric", T_STR, OFF(qa_rubric), "./qa/rubric.json", 0, 0,
+     "QA rubric (JSON: criteria, weights, pass mark); missing: QA audits are off"},
+    {"qa-sample", T_INT, OFF(qa_sample), "4", 1, 50,
+     "conversations drawn per agent and week for QA audits"},
     {"max-message-bytes", T_INT, OFF(max_message_bytes), "4096", 16, 1048576,
      "longest message text in bytes"},
     {"max-frame-bytes", T_INT, OFF(max_frame_bytes), "65536", 256, 16777216,
@@ -577,6 +590,13 @@ int config_validate(struct config *c, char **err)
         set_err(err, format_err("setting 'business-hours': expected e.g. \"mon-fri 09:00-17:00\" "
                                 "or \"09:00-17:00\" (opening before closing), got '%s'",
                                 c->business_hours));
+        return CD_EINVAL;
+    }
+    if (report_sla_targets_valid(c->sla_targets)) {
+        set_err(err, format_err("setting 'sla-targets': expected e.g. \"billing=120/2bd, "
+                                "orders=60/28800\" (queue=first-response seconds/resolution "
+                                "seconds or business days), got '%s'",
+                                c->sla_targets));
         return CD_EINVAL;
     }
     for (const char *p = c->allowed_origins; *p; p++) {

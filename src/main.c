@@ -23,6 +23,7 @@ static const char usage[] =
     "  user add|list|remove   manage agent, author and admin accounts\n"
     "  export --conversation ID   print one conversation as JSON (data-subject access)\n"
     "  erase --email ADDR     erase a customer's conversations (data-subject erasure)\n"
+    "  report --week YYYY-Www the weekly report (service levels, FCR, AHT, drivers ...)\n"
     "  version                print the version\n"
     "\n"
     "Run 'caredesk COMMAND --help' for a command's options.\n";
@@ -62,9 +63,9 @@ int main(int argc, char **argv)
         const char *name;
         int (*fn)(int, char **);
     } commands[] = {
-        {"serve", cli_serve},   {"ask", cli_ask},   {"search", cli_search},
-        {"import", cli_import}, {"user", cli_user}, {"export", cli_export},
-        {"erase", cli_erase},
+        {"serve", cli_serve},   {"ask", cli_ask},       {"search", cli_search},
+        {"import", cli_import}, {"user", cli_user},     {"export", cli_export},
+        {"erase", cli_erase},   {"report", cli_report},
     };
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(cmd, commands[i].name))

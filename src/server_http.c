@@ -298,7 +298,7 @@ static int serve_metrics(struct server *s, struct lws *wsi, struct http_txn *t)
 {
     pull_chat_metrics(s);
     cd_buf_reset(&t->response);
-    if (metrics_render(s->metrics, &t->response))
+    if (metrics_render(s->metrics, &t->response) || api_render_metrics(s->api, &t->response))
         return -1;
     return http_respond(s, wsi, t, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, NULL);
 }

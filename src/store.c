@@ -31,6 +31,7 @@
  * it does so whatever is left, so the WAL stays bounded. */
 #include "store.h"
 #include "sql.h"
+#include "store_sqlite.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -150,6 +151,58 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
      * messages_seq instead, and every bot reply then writes one index page
      * less (about a quarter of what a message writes). */
     "DROP INDEX messages_reply_to;",
+    /* 6: the customer's "how likely are you to recommend us" answer (0-10,
+     * -1 = not asked or not answered) and its comment (report.c). */
+    "ALTER TABLE conversations ADD COLUMN nps INTEGER NOT NULL DEFAULT -1;"
+    "ALTER TABLE conversations ADD COLUMN nps_comment TEXT;",
+    /* 7: the supervisor role, and QA audits (qa.c): the conversations drawn
+     * for review each week, and each reviewer's scores against the rubric. */
+    "CREATE TABLE users_v7 ("
+    " id INTEGER PRIMARY KEY,"
+    " name TEXT NOT NULL UNIQUE,"
+    " role TEXT NOT NULL CHECK (role IN ('agent', 'author', 'admin', 'supervisor')),"
+    " skills TEXT NOT NULL DEFAULT '',"
+    " token_hash BLOB NOT NULL UNIQUE,"
+    " created_s INTEGER NOT NULL);"
+    "INSERT INTO users_v7 (id, name, role, skills, token_hash, created_s)"
+    " SELECT id, name, role, skills, token_hash, created_s FROM users;"
+    "DROP TABLE users;"
+    "ALTER TABLE users_v7 RENAME TO users;"
+    "CREATE TABLE qa_samples ("
+    " id INTEGER PRIMARY KEY,"
+    " week TEXT NOT NULL,"
+    " conversation INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,"
+    " agent_id INTEGER NOT NULL,"
+    " queue TEXT NOT NULL DEFAULT '',"
+    " seed INTEGER NOT NULL,"
+    " drawn_by INTEGER NOT NULL DEFAULT 0,"
+    " created_s INTEGER NOT NULL,"
+    " UNIQUE (week, conversation));"
+    "CREATE TABLE qa_audits ("
+    " id INTEGER PRIMARY KEY,"
+    " conversation INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,"
+    " agent_id INTEGER NOT NULL,"
+    " reviewer_id INTEGER NOT NULL,"
+    " rubric TEXT NOT NULL,"
+    " scores TEXT NOT NULL,"
+    " score REAL NOT NULL,"
+    " passed INTEGER NOT NULL,"
+    " comment TEXT,"
+    " created_s INTEGER NOT NULL,"
+    " UNIQUE (conversation, reviewer_id));"
+    "CREATE INDEX qa_audits_agent ON qa_audits(agent_id, created_s);",
+    /* 8: escalation status updates by tracking id (incident.c); the updates
+     * themselves are agent messages with "status_update" in their meta. */
+    "CREATE TABLE status_updates ("
+    " id INTEGER PRIMARY KEY,"
+    " tracking_id TEXT NOT NULL,"
+    " conversation INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,"
+    " seq INTEGER NOT NULL,"
+    " agent_id INTEGER NOT NULL DEFAULT 0,"
+    " status TEXT NOT NULL,"
+    " created_s INTEGER NOT NULL);"
+    "CREATE INDEX status_updates_tracking ON status_updates(tracking_id);"
+    "CREATE INDEX status_updates_conversation ON status_updates(conversation);",
 };
 
 /* ---- prepared statements ---- */
@@ -699,6 +752,11 @@ void store_close(struct store *s)
         sqlite3_finalize(s->stmt[i]);
     sqlite3_close(s->db);
     free(s);
+}
+
+sqlite3 *store_sqlite_db(struct store *s)
+{
+    return s->db;
 }
 
 int store_schema_version(struct store *s)
@@ -1498,6 +1556,18 @@ int store_export_conversation(struct store *s, int64_t id, struct cd_buf *out)
     json_object_set_new(o, "note", json_str_or_null(c.note));
     json_object_set_new(o, "rating", c.rating ? json_integer(c.rating) : json_null());
     json_object_set_new(o, "comment", json_str_or_null(c.comment));
+    /* The NPS answer and its comment (schema 6), when the customer gave one. */
+    sqlite3_stmt *nps = NULL;
+    if (sqlite3_prepare_v2(s->db, "SELECT nps, nps_comment FROM conversations WHERE id = ?1", -1,
+                           &nps, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(nps, 1, id);
+        if (sqlite3_step(nps) == SQLITE_ROW && sqlite3_column_int(nps, 0) >= 0) {
+            json_object_set_new(o, "nps", json_integer(sqlite3_column_int(nps, 0)));
+            json_object_set_new(o, "nps_comment",
+                                json_str_or_null((const char *)sqlite3_column_text(nps, 1)));
+        }
+    }
+    sqlite3_finalize(nps);
     /* Page through the messages so that each query stays bounded. */
     int64_t after = 0;
     for (;;) {

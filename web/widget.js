@@ -52,6 +52,11 @@
       expired: 'That conversation has ended. Ask away to start a new one.', rate_q: 'How did we do?', poor: 'Poor', excellent: 'Excellent',
       of5: '{0} out of 5', comment: 'Anything to add? (optional)', send_rating: 'Send rating',
       pick_score: 'Please choose a score from 1 to 5.', thanks_rating: 'Thank you for your feedback ({0} of 5).',
+      nps_q: 'How likely are you to recommend us to a friend or colleague?', nps_low: 'Not at all likely',
+      nps_high: 'Extremely likely', of10: '{0} out of 10', nps_comment: 'What is the main reason for your score? (optional)',
+      send_nps: 'Send', pick_nps: 'Please choose a number from 0 to 10.', thanks_nps: 'Thank you! ({0} of 10)',
+      su_title: 'Status update', su_tracking: 'Reference', su_status: 'Status', su_owner: 'Handled by',
+      su_next: 'Next update', su_workaround: 'In the meantime',
       you_said: 'You said:', sending: 'Sending…', refused: 'Not sent',
       assistant: '{0} assistant', assistant_short: 'Assistant', support: 'Support',
       sources: 'From our help centre:', topics: 'Suggested topics', helpful_q: 'Was this helpful?',
@@ -88,6 +93,11 @@
       expired: 'Esa conversación ha terminado. Pregunta lo que quieras para empezar otra.', rate_q: '¿Qué tal te hemos atendido?', poor: 'Mal', excellent: 'Excelente',
       of5: '{0} de 5', comment: '¿Algo más que añadir? (opcional)', send_rating: 'Enviar valoración',
       pick_score: 'Elige una puntuación del 1 al 5.', thanks_rating: 'Gracias por tu valoración ({0} de 5).',
+      nps_q: '¿Qué probabilidad hay de que nos recomiendes a un amigo o colega?', nps_low: 'Nada probable',
+      nps_high: 'Muy probable', of10: '{0} de 10', nps_comment: '¿Cuál es el motivo principal de tu puntuación? (opcional)',
+      send_nps: 'Enviar', pick_nps: 'Elige un número del 0 al 10.', thanks_nps: '¡Gracias! ({0} de 10)',
+      su_title: 'Actualización de estado', su_tracking: 'Referencia', su_status: 'Estado', su_owner: 'Lo gestiona',
+      su_next: 'Próxima actualización', su_workaround: 'Mientras tanto',
       you_said: 'Has escrito:', sending: 'Enviando…', refused: 'No enviado',
       assistant: 'Asistente de {0}', assistant_short: 'Asistente', support: 'Soporte',
       sources: 'De nuestro centro de ayuda:', topics: 'Temas sugeridos', helpful_q: '¿Te ha sido útil?',
@@ -336,6 +346,12 @@
     '.rich p{margin:0 0 6px}.rich p:last-child{margin:0}',
     '.rich ul,.rich ol{margin:4px 0 6px;padding-left:20px}',
     '.bubble a{color:#1946b8;font-weight:550}',
+    '.su{border-left:4px solid var(--cd-accent)}',
+    '.su-title{margin:0 0 6px;font-weight:700}',
+    '.su dl{display:grid;grid-template-columns:auto 1fr;gap:3px 10px;margin:0;font-size:14px}',
+    '.su dt{color:var(--cd-muted)}',
+    '.su dd{margin:0;overflow-wrap:anywhere}',
+    '.su .tid{font-family:ui-monospace,Menlo,Consolas,monospace}',
     '.me .bubble a{color:inherit}',
     '.sources{margin:8px 0 0;padding:8px 0 0;border-top:1px solid var(--cd-line);font-size:13px}',
     '.sources p{margin:0 0 2px;color:var(--cd-muted)}',
@@ -384,6 +400,15 @@
     '.scale{display:flex;justify-content:space-between;width:244px;font-size:12px;color:var(--cd-muted);margin-top:4px}',
     '.rating textarea{width:100%;margin-top:4px;min-height:44px}',
     '.rating label.c{display:block;margin-top:8px;font-size:14px}',
+    '.nps{padding:14px 16px 16px;background:#fff;border-top:1px solid var(--cd-line)}',
+    '.nps[hidden]{display:none}',
+    '.nps fieldset{border:0;margin:0;padding:0}',
+    '.nps legend{font-weight:650;margin-bottom:6px;padding:0}',
+    '.nps textarea{width:100%;margin-top:4px;min-height:44px}',
+    '.nps label.c{display:block;margin-top:8px;font-size:14px}',
+    '.nps-scale{flex-wrap:wrap;gap:4px}',
+    '.nps-scale span{width:30px;height:36px;border-radius:8px}',
+    '.nps .scale{width:auto;max-width:374px}',
     '.primary{margin-top:10px;border:0;border-radius:10px;padding:9px 16px;cursor:pointer;',
     'background:var(--cd-accent);color:var(--cd-on-accent);font-weight:600;min-height:40px}',
     '.note{margin:8px 0 0;font-size:14px}',
@@ -429,6 +454,7 @@
     input, send_btn
   ]);
   var rating = build_rating();
+  var nps = build_nps();
   var panel = h('section', {
     id: 'cd-panel', class: 'panel', role: 'dialog', 'aria-labelledby': 'cd-title', hidden: true
   }, [
@@ -436,7 +462,7 @@
       h('div', { class: 'who' }, [h('h2', { id: 'cd-title', text: cfg.title }), sub_el, conn_el]),
       close_btn
     ]),
-    banner, log, typing_el, bar, composer, rating, live
+    banner, log, typing_el, bar, composer, rating, nps, live
   ]);
   root.appendChild(launcher);
   root.appendChild(panel);
@@ -463,6 +489,28 @@
     return form;
   }
 
+  /* The NPS question, when the server asks it after the rating (nps_request). */
+  function build_nps() {
+    var scale = h('div', { class: 'stars nps-scale' });
+    for (var i = 0; i <= 10; i++) {
+      scale.appendChild(h('label', null, [
+        h('input', { type: 'radio', name: 'nps', value: String(i), 'aria-label': T('of10', i) }),
+        h('span', { text: String(i), 'aria-hidden': 'true' })
+      ]));
+    }
+    return h('form', { class: 'nps', hidden: true, 'aria-labelledby': 'cd-nps-q' }, [
+      h('fieldset', null, [
+        h('legend', { id: 'cd-nps-q', text: T('nps_q') }),
+        scale,
+        h('div', { class: 'scale', 'aria-hidden': 'true' }, [h('span', { text: T('nps_low') }), h('span', { text: T('nps_high') })])
+      ]),
+      h('label', { class: 'c', for: 'cd-nps-comment', text: T('nps_comment') }),
+      h('textarea', { id: 'cd-nps-comment', name: 'comment', maxlength: '1000', rows: '2' }),
+      h('p', { class: 'note err', role: 'alert', hidden: true }),
+      h('button', { class: 'primary', type: 'submit', text: T('send_nps') })
+    ]);
+  }
+
   /* ---------- rendering of conversation items ---------- */
   var items_by_id = {};
   function agent_label() { return st.agent || T('support'); }
@@ -477,7 +525,7 @@
       ]);
     } else if (it.kind === 'bot' || it.kind === 'agent') {
       var who = it.kind === 'bot' ? T('assistant', cfg.title) : (it.agent || agent_label());
-      var bubble = h('div', { class: 'bubble' }, [rich(it.text)]);
+      var bubble = it.status_update ? status_card(it.status_update) : h('div', { class: 'bubble' }, [rich(it.text)]);
       if (it.articles && it.articles.length) {
         var ul = h('ul');
         it.articles.slice(0, 3).forEach(function (a) {
@@ -516,6 +564,24 @@
       li = h('li', { class: 'event' }, [h('p', { text: it.text })]);
     }
     return li;
+  }
+
+  /* An escalation status update as a card: reference, status, owner, when the
+   * next update comes (in the customer's own time) and any workaround. */
+  function status_card(su) {
+    var when = su.next_update_s ? new Date(su.next_update_s * 1000) : null;
+    var next = when && isFinite(when) ? when.toLocaleString(page_lang(), { dateStyle: 'medium', timeStyle: 'short' }) : su.next_update || '';
+    var rows = [[T('su_tracking'), su.tracking_id], [T('su_status'), su.status], [T('su_owner'), su.owner],
+      [T('su_next'), next], [T('su_workaround'), su.workaround]];
+    var dl = h('dl');
+    rows.forEach(function (r) {
+      if (!r[1]) return;
+      dl.appendChild(h('dt', { text: r[0] }));
+      dl.appendChild(h('dd', { class: r[0] === T('su_tracking') ? 'tid' : null, text: r[1] }));
+    });
+    return h('div', { class: 'bubble su', role: 'group', 'aria-label': T('su_title') + ' ' + (su.tracking_id || '') }, [
+      h('p', { class: 'su-title', text: T('su_title') }), dl
+    ]);
   }
 
   function choice_label(c) {
@@ -584,6 +650,7 @@
     end_btn.hidden = !with_people;
     composer.hidden = closed;
     rating.hidden = s !== 'closed' || !!st.rated;
+    nps.hidden = s !== 'rated' || st.nps !== 'asked';
     if (s === 'queued' || s === 'offline') {
       var q = st.queue || {};
       var key = JSON.stringify([s, q, st.email || '']);
@@ -777,7 +844,8 @@
     case 'agent_message':
       seen(f.seq);
       hide_typing();
-      add_item({ kind: 'agent', seq: f.seq, text: f.text, agent: f.agent || st.agent }, true);
+      add_item({ kind: 'agent', seq: f.seq, text: f.text, agent: f.agent || st.agent,
+        status_update: f.status_update && typeof f.status_update === 'object' ? f.status_update : null }, true);
       if (st.state !== 'agent') set_state('agent');
       break;
     case 'agent_left':
@@ -798,8 +866,8 @@
       break;
     case 'feedback_ok':
     case 'contact_ok':
-      break;
     case 'rating_ok':
+      break;
     case 'typing':
       if (f.from !== 'customer') show_typing(f.from);
       break;
@@ -811,6 +879,12 @@
       break;
     case 'rating_request':
       if (st.state !== 'rated') set_state('closed');
+      break;
+    case 'nps_request':
+      if (st.nps !== 'done') st.nps = 'asked';
+      set_state(st.state);
+      break;
+    case 'nps_ok':
       break;
       st.rated = true;
       set_state('rated');
@@ -837,6 +911,7 @@
       st.items = [];
       st.last_seq = 0;
       st.rated = false;
+      st.nps = null;
       st.agent = null;
       log.textContent = '';
       items_by_id = {};
@@ -956,6 +1031,7 @@
     st.last_seq = 0;
     st.state = 'bot';
     st.rated = false;
+    st.nps = null;
     st.agent = null;
     st.queue = null;
     save_state();
@@ -1072,6 +1148,28 @@
     send_frame(f);
     st.rated = true;
     add_item({ kind: 'event', text: T('thanks_rating', picked.value) }, true);
+    set_state('rated');
+    var b = root.querySelector('.restart button');
+    if (b) b.focus();
+  });
+
+  nps.addEventListener('submit', function (e) {
+    e.preventDefault();
+    var picked = nps.querySelector('input[name=nps]:checked');
+    var err = nps.querySelector('.err');
+    if (!picked) {
+      err.textContent = T('pick_nps');
+      err.hidden = false;
+      nps.querySelector('input[name=nps]').focus();
+      return;
+    }
+    err.hidden = true;
+    var comment = nps.querySelector('textarea').value.trim();
+    var f = { type: 'nps', score: +picked.value };
+    if (comment) f.comment = comment;
+    send_frame(f);
+    st.nps = 'done';
+    add_item({ kind: 'event', text: T('thanks_nps', picked.value) }, true);
     set_state('rated');
     var b = root.querySelector('.restart button');
     if (b) b.focus();

@@ -56,6 +56,9 @@ let browser;
 let srv;
 let dir;
 const tokens = {};
+// QA audits use the shipped rubric (the server runs in a temporary directory); the
+// widget asks NPS after the rating.
+const qaArgs = ['--qa-rubric', path.join(repoRoot, 'qa/rubric.json'), '--nps'];
 const caps = { chat: false, agent: false, api: false, kbpage: false, stats: false, why: [] };
 
 async function userAdd(name, role) {
@@ -115,7 +118,8 @@ before(async () => {
   tokens.agent = await userAdd('Alex', 'agent');
   tokens.author = await userAdd('Robin', 'author');
   tokens.admin = await userAdd('Dana', 'admin');
-  srv = await startServer({ dir, args: ['--rate-limit', '0'] });
+  tokens.supervisor = await userAdd('Sage', 'supervisor');
+  srv = await startServer({ dir, args: ['--rate-limit', '0', ...qaArgs] });
   // launch() gives every run a fresh temporary profile (user-data-dir).
   browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -192,16 +196,17 @@ test('every page loads without a script error, screenshots at desktop and phone 
     assert.deepEqual(home.errors, [], 'script errors on /');
     await home.context().close();
 
-    for (const [page, title] of [['agent', /Agent console/], ['author', /Knowledge base/], ['dashboard', /Dashboard/]]) {
-      const p = await openPage(viewport, `/${page}/`);
+    for (const [page, title] of [['agent/', /Agent console/], ['author/', /Knowledge base/], ['dashboard/', /Dashboard/],
+      ['dashboard/report.html', /Weekly report/], ['qa/', /QA audits/]]) {
+      const p = await openPage(viewport, `/${page}`);
       assert.match(await p.title(), title);
       // Signed out: the sign-in card, labelled and focused.
       await p.locator('#signin').waitFor({ state: 'visible' });
       await p.waitForFunction(() => document.activeElement && document.activeElement.id === 'token');
       assert.equal(await p.locator('label[for=token]').count(), 1);
-      await shot(p, `${page}-signin-${label}`);
-      if (label === 'desktop') assert.deepEqual(await axeViolations(p), [], `/${page}/ sign-in accessibility`);
-      assert.deepEqual(p.errors, [], `script errors on /${page}/`);
+      await shot(p, `${page.replace(/\/$/, '').replace(/[/.]/g, '-')}-signin-${label}`);
+      if (label === 'desktop') assert.deepEqual(await axeViolations(p), [], `/${page} sign-in accessibility`);
+      assert.deepEqual(p.errors, [], `script errors on /${page}`);
       await p.context().close();
     }
   }
@@ -527,6 +532,14 @@ test('end to end: customer, agent, author and dashboard', opts(240000), async (t
     }, null, { timeout: 10000 });
     const n = Number((await tileValue.textContent()).replace(/[^\d]/g, ''));
     assert.ok(n >= 1, `conversations today: ${n}`);
+    // The team's figures: FCR of today's contacts, the service levels of the
+    // queue the chat waited in, the live SLA tiles.
+    await dash.waitForFunction(() => {
+      const v = document.querySelector('[data-kpi=fcr] .v');
+      return v && /%$/.test(v.textContent);
+    }, null, { timeout: 10000 });
+    await dash.locator('#sla table tbody tr').first().waitFor({ timeout: 10000 });
+    assert.match(await dash.locator('#t-breached .v').textContent(), /^\d+$/);
     await dash.locator('#daily svg').waitFor();
     assert.deepEqual(await axeViolations(dash), [], 'dashboard accessibility');
     for (const [label, viewport] of sizes) {
@@ -620,7 +633,7 @@ test('widget: after a server restart it reconnects with backoff and resumes the 
   await shot(page, 'widget-reconnecting-desktop');
 
   // Same port, same database: the widget comes back by itself.
-  srv = await startServer({ dir, args: ['--rate-limit', '0', '--port', String(port)] });
+  srv = await startServer({ dir, args: ['--rate-limit', '0', '--port', String(port), ...qaArgs] });
   await page.waitForFunction(() => window.__caredesk.state().connected, null, { timeout: 45000 });
   const after = await page.evaluate(() => window.__caredesk.state());
   assert.equal(after.token, before.token, 'the same conversation resumed');
@@ -737,6 +750,224 @@ test('agent: transfer a chat to another queue', opts(60000), async (t) => {
   await item.locator('.pill', { hasText: to }).waitFor({ timeout: 10000 });
   await customer.locator(`${W} .banner:not([hidden])`).waitFor({ timeout: 10000 });
   assert.deepEqual(agent.errors, []);
+  assert.deepEqual(customer.errors, []);
+  await agent.context().close();
+  await customer.context().close();
+});
+
+// The ISO week (YYYY-Www) of a date, local time, as the report page names weeks.
+function isoWeek(d) {
+  const t = new Date(d.getFullYear(), d.getMonth(), d.getDate());
+  t.setDate(t.getDate() + 3 - ((t.getDay() + 6) % 7));
+  const jan4 = new Date(t.getFullYear(), 0, 4);
+  const w = 1 + Math.round(((t - jan4) / 86400000 - 3 + ((jan4.getDay() + 6) % 7)) / 7);
+  return `${t.getFullYear()}-W${String(w).padStart(2, '0')}`;
+}
+
+test('weekly report page: figures against last week, SVG charts, print layout, CSV download', opts(60000), async (t) => {
+  if (!need(t, 'chat', 'agent', 'stats')) return;
+  const week = isoWeek(new Date());
+  const page = await openPage(DESKTOP, `/dashboard/report.html#${week}`);
+  await signIn(page, tokens.admin);
+  await page.locator('#report-title', { hasText: week }).waitFor({ timeout: 10000 });
+  // This week's conversations (the end-to-end test's) against none before.
+  const tile = page.locator('[data-kpi=conversations]');
+  await tile.waitFor();
+  assert.ok(Number((await tile.locator('.v').textContent()).replace(/[^\d]/g, '')) >= 1);
+  assert.match(await tile.locator('.s').textContent(), /^↑ \+\d+ vs 0$/);
+  await page.locator('#drivers-chart svg[role=img]').waitFor();
+  await page.locator('#sla-chart svg[role=img]').waitFor();
+  assert.match(await page.locator('#drivers-chart svg').getAttribute('aria-label'), /previous 0/);
+  assert.ok(await page.locator('#drivers-table tbody tr').count() >= 1);
+  await page.locator('#nps p').first().waitFor(); // the NPS verbatims, or that there are none
+  assert.deepEqual(await axeViolations(page), [], 'report page accessibility');
+  for (const [label, viewport] of sizes) {
+    await page.setViewportSize(viewport);
+    await page.waitForTimeout(200);
+    await shot(page, `report-${label}`);
+  }
+  await page.setViewportSize(DESKTOP);
+  // Printed: the controls and the console bar are left out.
+  await page.emulateMedia({ media: 'print' });
+  assert.equal(await page.locator('#week-form').isVisible(), false);
+  assert.equal(await page.locator('.topbar').isVisible(), false);
+  assert.equal(await page.locator('#drivers-chart svg').isVisible(), true);
+  await page.emulateMedia({ media: 'screen' });
+  // The CSV a BI tool reads, downloaded with the page's token.
+  const [download] = await Promise.all([page.waitForEvent('download'),
+    page.locator('.downloads a[data-format=csv]').click()]);
+  assert.equal(download.suggestedFilename(), `caredesk-${week}.csv`);
+  const csv = readFileSync(await download.path(), 'utf8');
+  assert.match(csv, /^section,name,metric,value,previous,change\r\n/);
+  assert.match(csv, /^kpi,conversations,count,[1-9]\d*,0,[1-9]\d*\r$/m);
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+});
+
+test('QA: a supervisor draws the sample and scores a chat, an admin scores it too, calibration shows the spread, the agent sees both', opts(90000), async (t) => {
+  if (!need(t, 'chat', 'agent', 'stats')) return;
+  const rubric = await fetch(`${srv.url}/api/qa/rubric`, { headers: { Authorization: `Bearer ${tokens.supervisor}` } });
+  if (rubric.status !== 200) { t.skip(`GET /api/qa/rubric: HTTP ${rubric.status}`); return; }
+  const review = async (token, points, comment) => {
+    const page = await openPage(DESKTOP, '/qa/');
+    await signIn(page, token);
+    await page.locator('#tab-sample[aria-selected=true]').waitFor();
+    if (!await page.locator('#sample tbody tr').count()) {
+      await page.locator('#draw').click();
+      await page.locator('#sample tbody tr').first().waitFor({ timeout: 10000 });
+    }
+    await page.locator('#sample tbody tr button.review').first().click();
+    await page.locator('#transcript li').first().waitFor({ timeout: 10000 });
+    for (const [criterion, p] of Object.entries(points)) {
+      await page.locator(`#criteria fieldset[data-criterion=${criterion}] input[value="${p}"]`).check();
+    }
+    await page.locator('#comment').fill(comment);
+    await page.locator('#audit-form button[type=submit]').click();
+    await page.locator('#audit-result', { hasText: 'Saved' }).waitFor({ timeout: 10000 });
+    return page;
+  };
+  const all4 = { greeting: 4, correct_answer: 4, no_sensitive_data: 4, empathy: 4, next_step: 4 };
+  const sup = await review(tokens.supervisor, { ...all4, greeting: 2 }, 'Greet the customer by name.');
+  assert.match(await sup.locator('#audit-result').textContent(), /Saved: 95%, passed/);
+  assert.deepEqual(await axeViolations(sup), [], 'QA review accessibility');
+  for (const [label, viewport] of sizes) {
+    await sup.setViewportSize(viewport);
+    await sup.waitForTimeout(200);
+    await shot(sup, `qa-review-${label}`);
+  }
+  await sup.setViewportSize(DESKTOP);
+  const admin = await review(tokens.admin, { ...all4, empathy: 2 }, 'Fine.');
+  assert.match(await admin.locator('#audit-result').textContent(), /Saved: 92\.5%, passed/);
+  await admin.context().close();
+
+  await sup.locator('#tab-calibration').click();
+  await sup.locator('#calibration-summary tbody tr').first().waitFor({ timeout: 10000 });
+  const greeting = sup.locator('#calibration tr[data-criterion=greeting] td.spread').first();
+  assert.equal(await greeting.textContent(), '2');
+  assert.equal(await sup.locator('#calibration tr[data-criterion=correct_answer] td.spread').first().textContent(), '0');
+  assert.deepEqual(await axeViolations(sup), [], 'QA calibration accessibility');
+  await shot(sup, 'qa-calibration-desktop');
+  assert.deepEqual(sup.errors, []);
+  await sup.context().close();
+
+  // The agent: their own audits, with the reviewers' comments.
+  const agent = await openPage(DESKTOP, '/qa/');
+  await signIn(agent, tokens.agent);
+  await agent.locator('#tab-mine[aria-selected=true]').waitFor();
+  assert.equal(await agent.locator('#tab-sample').isVisible(), false);
+  await agent.locator('#mine tbody tr').first().waitFor({ timeout: 10000 });
+  assert.ok(await agent.locator('#mine tbody tr').count() >= 2);
+  await agent.locator('#mine td', { hasText: 'Greet the customer by name.' }).waitFor();
+  assert.deepEqual(await axeViolations(agent), [], 'QA agent view accessibility');
+  await shot(agent, 'qa-agent-desktop');
+  assert.deepEqual(agent.errors, []);
+  await agent.context().close();
+});
+
+test('escalation status update: the agent sends one, the customer sees the card, a tracking id finds it', opts(60000), async (t) => {
+  if (!need(t, 'chat', 'agent', 'stats')) return;
+  const agent = await openPage(DESKTOP, '/agent/');
+  await signIn(agent, tokens.agent);
+  await agent.locator('#conn', { hasText: 'Online' }).waitFor();
+  const customer = await openPage(DESKTOP, '/');
+  await openWidget(customer);
+  await ask(customer, 'My refund has not arrived');
+  await customer.locator(`${W} li.bot`).nth(1).waitFor({ timeout: 10000 });
+  const person = customer.locator(`${W} button`, { hasText: 'Talk to a person' });
+  if (await person.isVisible()) await person.click();
+  await customer.locator(`${W} .banner:not([hidden])`).waitFor({ timeout: 10000 });
+  const { conversation } = await customer.evaluate(() => window.__caredesk.state());
+  await agent.locator(`#queue li[data-conversation="${conversation}"] button.take`).click({ timeout: 10000 });
+  await agent.locator('#chat').waitFor({ state: 'visible' });
+
+  await agent.locator('#status-open').click();
+  await agent.locator('#status-dialog[open]').waitFor();
+  assert.ok(await agent.locator('#su-tz').inputValue(), 'the time zone defaults to the browser\'s');
+  await agent.locator('#su-owner').fill('Billing team');
+  await agent.locator('#su-status').fill('Refund approved; the bank is processing it');
+  await agent.locator('#su-next').fill('2099-01-02T09:30');
+  await agent.locator('#su-tz').fill('Europe/Madrid');
+  await agent.locator('#su-workaround').fill('Store credit is available meanwhile');
+  assert.deepEqual(await axeViolations(agent, '#status-dialog'), [], 'status update dialog accessibility');
+  await agent.locator('#status-form button[type=submit]').click();
+  // The agent's transcript shows the card with the generated tracking id.
+  const mine = agent.locator('#transcript .status-card', { hasText: /INC-\d{4}-\d{4}-\d{4}/ });
+  await mine.waitFor({ timeout: 10000 });
+  const trackingId = (await mine.textContent()).match(/INC-\d{4}-\d{4}-\d{4}/)[0];
+
+  // The customer sees it as a card, the next update in their own time.
+  const card = customer.locator(`${W} .su`);
+  await card.waitFor({ timeout: 10000 });
+  const text = await card.textContent();
+  assert.match(text, /Status update/);
+  assert.ok(text.includes(trackingId), text);
+  assert.match(text, /Billing team/);
+  assert.match(text, /Refund approved; the bank is processing it/);
+  assert.match(text, /Store credit is available meanwhile/);
+  assert.match(text, /2099/);
+  assert.deepEqual(await axeViolations(customer, '#caredesk-widget'), [], 'widget with a status card');
+  await shot(customer, 'widget-status-update');
+  await shot(agent, 'agent-status-update');
+  // A reload keeps the card (the panel opens again by itself).
+  await customer.reload({ waitUntil: 'load' });
+  await customer.locator(`${W} #cd-panel`).waitFor({ state: 'visible' });
+  await customer.locator(`${W} .su`).waitFor({ timeout: 10000 });
+
+  // Searchable by tracking id, and in the transcript and export.
+  const found = await fetch(`${srv.url}/api/status-updates?tracking_id=${trackingId.toLowerCase()}`,
+    { headers: { Authorization: `Bearer ${tokens.agent}` } }).then((r) => r.json());
+  assert.equal(found.updates.length, 1);
+  assert.equal(found.updates[0].conversation, conversation);
+  assert.equal(found.updates[0].status_update.owner, 'Billing team');
+  const transcript = await fetch(`${srv.url}/api/conversations/${conversation}`,
+    { headers: { Authorization: `Bearer ${tokens.admin}` } }).then((r) => r.json());
+  const msg = transcript.messages.find((m) => m.meta && m.meta.status_update);
+  assert.equal(msg.meta.status_update.tracking_id, trackingId);
+  assert.match(msg.text, new RegExp(`^Status update ${trackingId}\\n`));
+  const bad = await fetch(`${srv.url}/api/status-updates?tracking_id=nope`,
+    { headers: { Authorization: `Bearer ${tokens.agent}` } });
+  assert.equal(bad.status, 400);
+  assert.deepEqual(agent.errors, []);
+  assert.deepEqual(customer.errors, []);
+  await agent.context().close();
+  await customer.context().close();
+});
+
+test('NPS: after the rating the widget asks how likely the customer is to recommend us', opts(60000), async (t) => {
+  if (!need(t, 'chat', 'agent', 'stats')) return;
+  const agent = await openPage(DESKTOP, '/agent/');
+  await signIn(agent, tokens.agent);
+  await agent.locator('#conn', { hasText: 'Online' }).waitFor();
+  const customer = await openPage(DESKTOP, '/');
+  await openWidget(customer);
+  await ask(customer, 'Where is my parcel?');
+  await customer.locator(`${W} li.bot`).nth(1).waitFor({ timeout: 10000 });
+  const person = customer.locator(`${W} button`, { hasText: 'Talk to a person' });
+  if (await person.isVisible()) await person.click();
+  await customer.locator(`${W} .banner:not([hidden])`).waitFor({ timeout: 10000 });
+  const { conversation } = await customer.evaluate(() => window.__caredesk.state());
+  await agent.locator(`#queue li[data-conversation="${conversation}"] button.take`).click({ timeout: 10000 });
+  await agent.locator('#chat').waitFor({ state: 'visible' });
+  await customer.locator(`${W} button`, { hasText: 'End chat' }).click({ timeout: 10000 });
+  await customer.locator(`${W} form.rating`).waitFor({ state: 'visible', timeout: 10000 });
+  await customer.locator(`${W} form.rating .stars label`).nth(3).click();
+  await customer.locator(`${W} form.rating button.primary`).click();
+  const nps = customer.locator(`${W} form.nps`);
+  await nps.waitFor({ state: 'visible', timeout: 10000 });
+  assert.equal(await nps.locator('input[type=radio]').count(), 11);
+  assert.deepEqual(await axeViolations(customer, '#caredesk-widget'), [], 'widget NPS question');
+  await shot(customer, 'widget-nps-desktop');
+  await nps.locator('.nps-scale label').nth(9).click();
+  await nps.locator('textarea').fill('Friendly, but the parcel is still late');
+  await nps.locator('button.primary').click();
+  await customer.locator(`${W} li.event`, { hasText: 'Thank you! (9 of 10)' }).waitFor();
+  assert.equal(await nps.isVisible(), false);
+  const since = Math.floor(Date.now() / 1000) - 3600;
+  const stats = await fetch(`${srv.url}/api/stats?since=${since}&until=${since + 7200}`,
+    { headers: { Authorization: `Bearer ${tokens.admin}` } }).then((r) => r.json());
+  assert.ok(stats.nps && stats.nps.n >= 1, JSON.stringify(stats.nps));
+  assert.ok(stats.nps.by_driver.some((d) => d.verbatims.some((v) => v.score === 9
+    && v.comment === 'Friendly, but the parcel is still late')), JSON.stringify(stats.nps));
   assert.deepEqual(customer.errors, []);
   await agent.context().close();
   await customer.context().close();

@@ -90,6 +90,8 @@ static void test_roles_skills(void **state)
     assert_int_equal(auth_role_parse("agent"), AUTH_ROLE_AGENT);
     assert_int_equal(auth_role_parse("author"), AUTH_ROLE_AUTHOR);
     assert_int_equal(auth_role_parse("admin"), AUTH_ROLE_ADMIN);
+    assert_int_equal(auth_role_parse("supervisor"), AUTH_ROLE_SUPERVISOR);
+    assert_string_equal(auth_role_name(AUTH_ROLE_SUPERVISOR), "supervisor");
     assert_int_equal(auth_role_parse("root"), -1);
     assert_int_equal(auth_role_parse(NULL), -1);
     assert_string_equal(auth_role_name(AUTH_ROLE_AUTHOR), "author");
@@ -138,6 +140,12 @@ static void test_user_create_and_check(void **state)
     assert_int_equal(auth_check_user(s, NULL, NULL, author_token, AUTH_TOKEN_HEX, 0, &got), 0);
     assert_string_equal(got.name, "kim");
     assert_int_equal(got.role, AUTH_ROLE_AUTHOR);
+    /* A supervisor account signs in with its role. */
+    char sup_token[AUTH_TOKEN_HEX + 1];
+    assert_int_equal(auth_user_create(s, "sue", AUTH_ROLE_SUPERVISOR, "billing", sup_token, &u), 0);
+    assert_int_equal(auth_check_user(s, NULL, NULL, sup_token, AUTH_TOKEN_HEX, 0, &got), 0);
+    assert_int_equal(got.role, AUTH_ROLE_SUPERVISOR);
+    assert_string_equal(got.skills, "billing");
     /* A replayed token of a removed user, a truncated token. */
     assert_int_equal(store_user_remove(s, "kim"), 0);
     assert_int_equal(auth_check_user(s, NULL, NULL, author_token, AUTH_TOKEN_HEX, 0, &got),

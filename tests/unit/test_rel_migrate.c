@@ -142,6 +142,54 @@ static const char *const schema_v4_delta =
     " WHERE reply_to IS NOT NULL;"
     "PRAGMA user_version = 4;";
 
+/* What version 5 did: no index on reply_to. */
+static const char *const schema_v5_delta = "DROP INDEX messages_reply_to;"
+                                           "PRAGMA user_version = 5;";
+
+/* What version 6 did: the NPS answer on conversations. */
+static const char *const schema_v6_delta =
+    "ALTER TABLE conversations ADD COLUMN nps INTEGER NOT NULL DEFAULT -1;"
+    "ALTER TABLE conversations ADD COLUMN nps_comment TEXT;"
+    "PRAGMA user_version = 6;";
+
+/* What version 7 did: the supervisor role (users rebuilt for its CHECK), QA tables. */
+static const char *const schema_v7_delta =
+    "CREATE TABLE users_v7 ("
+    " id INTEGER PRIMARY KEY,"
+    " name TEXT NOT NULL UNIQUE,"
+    " role TEXT NOT NULL CHECK (role IN ('agent', 'author', 'admin', 'supervisor')),"
+    " skills TEXT NOT NULL DEFAULT '',"
+    " token_hash BLOB NOT NULL UNIQUE,"
+    " created_s INTEGER NOT NULL);"
+    "INSERT INTO users_v7 (id, name, role, skills, token_hash, created_s)"
+    " SELECT id, name, role, skills, token_hash, created_s FROM users;"
+    "DROP TABLE users;"
+    "ALTER TABLE users_v7 RENAME TO users;"
+    "CREATE TABLE qa_samples ("
+    " id INTEGER PRIMARY KEY,"
+    " week TEXT NOT NULL,"
+    " conversation INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,"
+    " agent_id INTEGER NOT NULL,"
+    " queue TEXT NOT NULL DEFAULT '',"
+    " seed INTEGER NOT NULL,"
+    " drawn_by INTEGER NOT NULL DEFAULT 0,"
+    " created_s INTEGER NOT NULL,"
+    " UNIQUE (week, conversation));"
+    "CREATE TABLE qa_audits ("
+    " id INTEGER PRIMARY KEY,"
+    " conversation INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,"
+    " agent_id INTEGER NOT NULL,"
+    " reviewer_id INTEGER NOT NULL,"
+    " rubric TEXT NOT NULL,"
+    " scores TEXT NOT NULL,"
+    " score REAL NOT NULL,"
+    " passed INTEGER NOT NULL,"
+    " comment TEXT,"
+    " created_s INTEGER NOT NULL,"
+    " UNIQUE (conversation, reviewer_id));"
+    "CREATE INDEX qa_audits_agent ON qa_audits(agent_id, created_s);"
+    "PRAGMA user_version = 7;";
+
 /* Rows a version-1 deployment holds: a closed, rated conversation with a
  * customer question, a bot answer (meta JSON), an agent reply; a queued one;
  * one with NULL customer fields and non-ASCII text. */
@@ -211,7 +259,7 @@ static void exec_ok(sqlite3 *db, const char *sql)
     assert_int_equal(rc, SQLITE_OK);
 }
 
-/* Builds a database at schema version (1 to 4) with that version's rows, in
+/* Builds a database at schema version (1 to 7) with that version's rows, in
  * rollback-journal mode as an old file copied from elsewhere may be. */
 static void build_old(int version)
 {
@@ -231,6 +279,12 @@ static void build_old(int version)
     }
     if (version >= 4)
         exec_ok(db, schema_v4_delta);
+    if (version >= 5)
+        exec_ok(db, schema_v5_delta);
+    if (version >= 6)
+        exec_ok(db, schema_v6_delta);
+    if (version >= 7)
+        exec_ok(db, schema_v7_delta);
     exec_ok(db, "COMMIT");
     sqlite3_close(db);
 }
@@ -423,6 +477,17 @@ static void check_new_schema_works(struct store *s)
     int n = 0;
     assert_int_equal(store_retention(s, 1800000000, 10, &n), 0);
     assert_int_equal(n, 1); /* the rated conversation, with its messages and feedback */
+    /* Version 6: the conversations kept from before have no NPS answer (-1). */
+    assert_int_equal(query_int(db_path, "SELECT count(*) FROM conversations WHERE nps = -1"), 2);
+    /* Version 7: the supervisor role, and QA audits. */
+    memset(&u, 0, sizeof u);
+    snprintf(u.name, sizeof u.name, "newsupervisor");
+    snprintf(u.role, sizeof u.role, "supervisor");
+    memset(u.token_hash, 0x78, sizeof u.token_hash);
+    assert_int_equal(store_user_add(s, &u), 0);
+    assert_int_equal(query_int(db_path, "SELECT count(*) FROM qa_audits"), 0);
+    /* Version 8: status updates by tracking id. */
+    assert_int_equal(query_int(db_path, "SELECT count(*) FROM status_updates"), 0);
 }
 
 /* The schema (tables, indexes and their SQL) of path, one line per object. */

@@ -217,7 +217,8 @@
     return {
       seq: m.seq, from: from, text: m.text || '', at: m.at || m.ts || m.created_at || m.time,
       agent: m.agent && (m.agent.name || m.agent), action: m.action, intent: m.intent,
-      confidence: m.confidence, articles: m.articles || [], choices: m.choices || null
+      confidence: m.confidence, articles: m.articles || [], choices: m.choices || null,
+      status_update: m.status_update || null
     };
   }
 
@@ -249,7 +250,11 @@
     var c = chats[f.conversation];
     if (!c) return;
     c.items.forEach(function (x) {
-      if (x.id && x.id === f.reply_to) { x.pending = false; if (f.seq) x.seq = f.seq; }
+      if (x.id && x.id === f.reply_to) {
+        x.pending = false;
+        if (f.seq) x.seq = f.seq;
+        if (f.tracking_id && x.status_update) x.status_update.tracking_id = f.tracking_id;
+      }
     });
     if (active === f.conversation) render_transcript();
   }
@@ -403,7 +408,7 @@
     var who = it.from === 'customer' ? 'Customer' : it.from === 'bot' ? 'Bot' :
       it.from === 'agent' ? (it.agent && it.agent !== me.name ? it.agent : 'You') : '';
     var msg = it.from === 'bot' ? h('div', { class: 'msg md', html: CD.md(it.text, 3) }) :
-      h('div', { class: 'msg', text: it.text });
+      it.status_update ? status_card(it.status_update) : h('div', { class: 'msg', text: it.text });
     if (it.from === 'bot') {
       if (it.articles && it.articles.length) {
         msg.appendChild(h('div', { class: 'offered' }, [h('span', { class: 'muted', text: 'Offered: ' })].concat(
@@ -532,6 +537,72 @@
     ta.value = '';
     c.draft = '';
     render_mine();
+  });
+
+  /* ---------- escalation status update ---------- */
+  function status_card(su) {
+    var rows = [['Tracking id', su.tracking_id || '(new)'], ['Status', su.status], ['Owner', su.owner],
+      ['Next update', su.next_update + (su.time_zone ? ' (' + su.time_zone + ')' : '')], ['Workaround', su.workaround]];
+    var dl = h('dl', { class: 'kv' });
+    rows.forEach(function (r) {
+      if (!r[1]) return;
+      dl.appendChild(h('dt', { text: r[0] }));
+      dl.appendChild(h('dd', { text: r[1] }));
+    });
+    return h('div', { class: 'msg status-card', role: 'group', 'aria-label': 'Status update ' + (su.tracking_id || '') },
+      [h('strong', { text: 'Status update' }), dl]);
+  }
+  /* The offset from UTC, in minutes, of time zone tz at the local time "YYYY-MM-DDTHH:MM". */
+  function zone_offset(tz, local) {
+    var guess = Date.parse(local + 'Z');
+    var p = {};
+    new Intl.DateTimeFormat('en-US', { timeZone: tz, hourCycle: 'h23', year: 'numeric', month: '2-digit',
+      day: '2-digit', hour: '2-digit', minute: '2-digit' }).formatToParts(new Date(guess))
+      .forEach(function (x) { p[x.type] = x.value; });
+    return Math.round((Date.UTC(+p.year, +p.month - 1, +p.day, +p.hour % 24, +p.minute) - guess) / 60000);
+  }
+  function pad2(n) { return (n < 10 ? '0' : '') + n; }
+  $('#status-open').addEventListener('click', function () {
+    if (!chats[active] || chats[active].closed) return;
+    $('#status-error').hidden = true;
+    if (!$('#su-tz').value) $('#su-tz').value = Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
+    if (!$('#su-next').value) {
+      var d = new Date(Date.now() + 24 * 3600 * 1000);
+      $('#su-next').value = d.getFullYear() + '-' + pad2(d.getMonth() + 1) + '-' + pad2(d.getDate()) + 'T' +
+        pad2(d.getHours()) + ':00';
+    }
+    $('#status-dialog').showModal();
+  });
+  $('#status-cancel').addEventListener('click', function () { $('#status-dialog').close(); });
+  $('#status-form').addEventListener('submit', function (e) {
+    e.preventDefault();
+    var c = chats[active];
+    if (!c) { $('#status-dialog').close(); return; }
+    var tz = $('#su-tz').value.trim(), local = $('#su-next').value, off;
+    try { off = zone_offset(tz, local); } catch (err) { off = null; }
+    if (off == null || !isFinite(off)) {
+      $('#status-error').textContent = 'Unknown time zone: use a name such as Europe/Madrid or UTC.';
+      $('#status-error').hidden = false;
+      return;
+    }
+    var sign = off < 0 ? '-' : '+', a = Math.abs(off);
+    var su = {
+      tracking_id: $('#su-tracking').value.trim().toUpperCase(), owner: $('#su-owner').value.trim(),
+      status: $('#su-status').value.trim(), next_update: local + sign + pad2(Math.floor(a / 60)) + ':' + pad2(a % 60),
+      time_zone: tz, workaround: $('#su-workaround').value.trim()
+    };
+    var id = 's' + Date.now().toString(36) + (msg_n++);
+    var f = { type: 'status_update', conversation: c.id, id: id, owner: su.owner, status: su.status,
+      next_update: su.next_update, time_zone: su.time_zone, workaround: su.workaround };
+    if (su.tracking_id) f.tracking_id = su.tracking_id;
+    if (!send(f)) return;
+    var it = { id: id, from: 'agent', agent: me.name, text: 'Status update', at: Date.now() / 1000, pending: true,
+      status_update: su };
+    c.items.push(it);
+    append_item(it);
+    $('#status-dialog').close();
+    $('#su-status').value = '';
+    $('#su-workaround').value = '';
   });
 
   /* ---------- transfer and close ---------- */

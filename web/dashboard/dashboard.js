@@ -64,7 +64,12 @@
       ratings: num(p, ['ratings', 'n_ratings']),
       drivers: counts(p.top_drivers),
       unanswered: counts(p.unanswered || p.top_unanswered || p.questions_unanswered),
-      by_queue: counts(p.handoffs_by_queue)
+      by_queue: counts(p.handoffs_by_queue),
+      fcr: num(p.fcr, ['rate']),
+      aht_s: p.aht && p.aht.n ? num(p, ['aht_s']) : null,
+      nps: num(p.nps, ['score']),
+      qa_score: num(p, ['qa_score']),
+      sla: Array.isArray(p.sla) ? p.sla : []
     };
   }
 
@@ -73,6 +78,7 @@
     return stats(midnight(0), Math.floor(Date.now() / 1000) + 1).then(function (r) {
       $('#load-error').hidden = true;
       render_live(r.live || r.now || r);
+      render_sla_live(Array.isArray(r.sla) ? r.sla : null);
       render_period(period(r.today || r), 'today');
       $('#updated').textContent = 'Updated ' + new Date().toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
     }, fail);
@@ -115,6 +121,21 @@
     tile('#t-busy', busy == null ? '–' : String(busy), names('busy') || 'in chats now');
   }
 
+  /* SLA tiles: chats open now past their queue's target, or at 80% of it. */
+  function render_sla_live(sla) {
+    var sum = function (k) {
+      return sla.reduce(function (n, q) { return n + (q.first_response[k] || 0) + (q.resolution[k] || 0); }, 0);
+    };
+    var which = function (k) {
+      return sla.filter(function (q) { return q.first_response[k] || q.resolution[k]; })
+        .map(function (q) { return q.queue; }).slice(0, 4).join(', ');
+    };
+    if (!sla) { tile('#t-breached', '–'); tile('#t-risk', '–'); return; }
+    var b = sum('breached'), r = sum('at_risk');
+    tile('#t-breached', String(b), b ? which('breached') : 'every open chat within target', b ? 'bad' : 'ok');
+    tile('#t-risk', String(r), r ? which('at_risk') : 'none near a target', r ? 'bad' : '');
+  }
+
   /* ---------- periods ---------- */
   var periods = { today: null, week: null };
   var KPIS = [
@@ -123,7 +144,11 @@
     { key: 'escalation_rate', label: 'Escalation rate', fmt: CD.pct, hint: 'handed to a person', good: 'down' },
     { key: 'pickup_within_target', label: 'Picked up in target', fmt: CD.pct, good: 'up' },
     { key: 'median_wait_s', label: 'Median wait', fmt: function (v) { return v == null ? '–' : CD.dur(v); }, good: 'down' },
-    { key: 'csat', label: 'CSAT', fmt: function (v) { return v == null || v === 0 ? '–' : v.toFixed(1) + ' / 5'; }, good: 'up' }
+    { key: 'csat', label: 'CSAT', fmt: function (v) { return v == null || v === 0 ? '–' : v.toFixed(1) + ' / 5'; }, good: 'up' },
+    { key: 'fcr', label: 'First-contact resolution', fmt: CD.pct, good: 'up' },
+    { key: 'aht_s', label: 'Handle time', fmt: function (v) { return v == null ? '–' : CD.dur(Math.round(v)); }, good: 'down' },
+    { key: 'nps', label: 'NPS', fmt: function (v) { return v == null ? '–' : String(Math.round(v)); }, good: 'up' },
+    { key: 'qa_score', label: 'QA score', fmt: function (v) { return v == null ? '–' : Math.round(v) + '%'; }, good: 'up' }
   ];
   function render_period(p, which) {
     periods[which] = p;
@@ -232,6 +257,7 @@
       h('dt', { text: 'Ratings' }), h('dd', { text: p.ratings == null ? '–' : String(p.ratings) })
     ])]));
 
+    render_sla_table(p.sla);
     hbars('#drivers', p.drivers.slice(0, 10), 'No contact drivers recorded yet.', true);
     hbars('#queues', p.by_queue, 'No handoffs in the last 7 days.', false);
     $('#queues-card').hidden = !p.by_queue.length;
@@ -244,6 +270,29 @@
     });
     ub.appendChild(h('table', { class: 'data' }, [
       h('thead', null, [h('tr', null, [h('th', { scope: 'col', text: 'Question' }), h('th', { scope: 'col', class: 'num', text: 'Asked' })])]), tb]));
+  }
+  function render_sla_table(sla) {
+    var box = CD.clear($('#sla'));
+    var used = sla.filter(function (q) { return q.first_response.n || q.resolution.n || q.first_response.breached || q.resolution.breached; });
+    if (!used.length) { box.appendChild(h('p', { class: 'empty', text: 'No handoffs in the last 7 days.' })); return; }
+    var share = function (r) { return r.n ? CD.pct(r.met_share) + ' of ' + r.n : '–'; };
+    var tb = h('tbody');
+    used.forEach(function (q) {
+      tb.appendChild(h('tr', null, [
+        h('th', { scope: 'row', text: q.queue }),
+        h('td', { class: 'num', text: CD.dur(q.first_response.target_s) }),
+        h('td', { class: 'num', text: share(q.first_response) }),
+        h('td', { class: 'num', text: CD.dur(q.resolution.target_s) }),
+        h('td', { class: 'num', text: share(q.resolution) }),
+        h('td', { class: 'num' + (q.first_response.breached + q.resolution.breached ? ' bad' : ''),
+          text: String(q.first_response.breached + q.resolution.breached) })
+      ]));
+    });
+    box.appendChild(h('table', { class: 'data' }, [h('thead', null, [h('tr', null, [
+      h('th', { scope: 'col', text: 'Queue' }), h('th', { scope: 'col', class: 'num', text: 'First response target' }),
+      h('th', { scope: 'col', class: 'num', text: 'Met' }), h('th', { scope: 'col', class: 'num', text: 'Resolution target' }),
+      h('th', { scope: 'col', class: 'num', text: 'Met' }), h('th', { scope: 'col', class: 'num', text: 'Breached now' })
+    ])]), tb]));
   }
   function hbars(sel, items, empty, humanize) {
     var box = CD.clear($(sel));

@@ -1,0 +1,397 @@
+/* Tests for qa.c: the rubric file and its errors, scoring with weights, a
+ * pass mark and critical criteria, the stratified sample reproducible from
+ * a seed, who may score what, the calibration spread, scores per week, and
+ * the QA score in report.c's figures. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "auth.h"
+#include "qa.h"
+#include "report.h"
+#include "store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Monday 1 December 2025, 00:00 UTC (the tests run with TZ=UTC). */
+#define T0  1764547200LL
+#define DAY 86400LL
+
+static const char rubric_text[] =
+    "{\"name\": \"chat-test\", \"pass_mark\": 80, \"scale\": 4, \"criteria\": ["
+    " {\"id\": \"greeting\", \"label\": \"Greets\", \"weight\": 10},"
+    " {\"id\": \"correct_answer\", \"label\": \"Correct\", \"weight\": 50},"
+    " {\"id\": \"no_sensitive_data\", \"label\": \"No card or password\", \"weight\": 20,"
+    "  \"critical\": true},"
+    " {\"id\": \"next_step\", \"label\": \"Next step\", \"weight\": 20}]}";
+
+static struct qa_rubric rubric;
+
+static struct store *open_store(void)
+{
+    char *err = NULL;
+    struct store *s = store_open(":memory:", NULL, &err);
+    free(err);
+    assert_non_null(s);
+    return s;
+}
+
+static int64_t user(struct store *s, const char *name, const char *role, const char *skills,
+                    struct auth_user *out)
+{
+    struct store_user u;
+    memset(&u, 0, sizeof u);
+    snprintf(u.name, sizeof u.name, "%s", name);
+    snprintf(u.role, sizeof u.role, "%s", role);
+    snprintf(u.skills, sizeof u.skills, "%s", skills);
+    memset(u.token_hash, name[0] + name[1], sizeof u.token_hash);
+    assert_int_equal(store_user_add(s, &u), 0);
+    if (out) {
+        memset(out, 0, sizeof *out);
+        out->id = u.id;
+        snprintf(out->name, sizeof out->name, "%s", name);
+        out->role = auth_role_parse(role);
+        snprintf(out->skills, sizeof out->skills, "%s", skills);
+    }
+    return u.id;
+}
+
+/* A chat agent closed in queue at closed_s (still open with agent when closed_s is 0). */
+static int64_t chat(struct store *s, int64_t agent, const char *queue, int64_t closed_s)
+{
+    static int n_made = 0;
+    struct store_conversation c;
+    memset(&c, 0, sizeof c);
+    n_made++;
+    memcpy(c.token_hash, &n_made, sizeof n_made);
+    snprintf(c.lang, sizeof c.lang, "en");
+    c.created_s = (closed_s ? closed_s : T0) - 600;
+    assert_int_equal(store_conversation_create(s, &c), 0);
+    struct store_message m;
+    memset(&m, 0, sizeof m);
+    m.conversation = c.id;
+    m.sender = STORE_SENDER_CUSTOMER;
+    m.text = "help";
+    m.created_s = c.created_s;
+    assert_int_equal(store_message_append(s, &m), 0);
+    snprintf(c.queue, sizeof c.queue, "%s", queue);
+    c.queued_s = c.created_s + 10;
+    c.picked_s = c.created_s + 20;
+    c.agent_id = agent;
+    c.state = closed_s ? STORE_STATE_CLOSED : STORE_STATE_WITH_AGENT;
+    c.closed_s = closed_s;
+    assert_int_equal(store_conversation_update(s, &c), 0);
+    return c.id;
+}
+
+static json_t *scores(int greeting, int correct, int sensitive, int next)
+{
+    return json_pack("{s:i, s:i, s:i, s:i}", "greeting", greeting, "correct_answer", correct,
+                     "no_sensitive_data", sensitive, "next_step", next);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    char *err = NULL;
+    int rc = qa_rubric_parse(rubric_text, sizeof rubric_text - 1, &rubric, &err);
+    if (rc)
+        fprintf(stderr, "rubric: %s\n", err);
+    free(err);
+    return rc;
+}
+
+static void test_rubric(void **state)
+{
+    (void)state;
+    assert_string_equal(rubric.name, "chat-test");
+    assert_int_equal(rubric.n_criteria, 4);
+    assert_int_equal(rubric.scale, 4);
+    assert_true(rubric.criteria[2].is_critical);
+    assert_false(rubric.criteria[0].is_critical);
+
+    /* The shipped rubric parses. */
+    struct qa_rubric shipped;
+    char *err = NULL;
+    assert_int_equal(qa_rubric_load("qa/rubric.json", &shipped, &err), 0);
+    assert_int_equal(shipped.n_criteria, 5);
+    assert_int_equal(qa_rubric_load("qa/none.json", &shipped, &err), CD_ENOTFOUND);
+    assert_non_null(strstr(err, "qa/none.json"));
+    free(err);
+
+    static const struct {
+        const char *text, *says;
+    } bad[] = {
+        {"{", "not JSON"},
+        {"{\"pass_mark\": 80, \"criteria\": []}", "'name'"},
+        {"{\"name\": \"x\", \"pass_mark\": 120, \"criteria\": []}", "'pass_mark'"},
+        {"{\"name\": \"x\", \"pass_mark\": 80, \"criteria\": []}", "'criteria'"},
+        {"{\"name\": \"x\", \"pass_mark\": 80, \"scale\": 0, \"criteria\": []}", "'scale'"},
+        {"{\"name\": \"x\", \"pass_mark\": 80, \"criteria\": [{\"id\": \"A b\", \"label\": \"l\","
+         " \"weight\": 1}]}",
+         "criterion 1: 'id'"},
+        {"{\"name\": \"x\", \"pass_mark\": 80, \"criteria\": [{\"id\": \"a\", \"label\": \"l\","
+         " \"weight\": 0}]}",
+         "'weight'"},
+        {"{\"name\": \"x\", \"pass_mark\": 80, \"criteria\": [{\"id\": \"a\", \"label\": \"l\","
+         " \"weight\": 1}, {\"id\": \"a\", \"label\": \"l\", \"weight\": 1}]}",
+         "twice"},
+        {"{\"name\": \"x\", \"pass_mark\": 80, \"criteria\": [{\"id\": \"a\", \"weight\": 1}]}",
+         "'label'"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct qa_rubric r;
+        err = NULL;
+        assert_true(qa_rubric_parse(bad[i].text, strlen(bad[i].text), &r, &err) < 0);
+        assert_non_null(err);
+        if (!strstr(err, bad[i].says))
+            fail_msg("%s: got '%s', expected '%s'", bad[i].text, err, bad[i].says);
+        free(err);
+    }
+}
+
+static void test_score(void **state)
+{
+    (void)state;
+    double score;
+    int passed;
+    const char *why;
+    json_t *sc = scores(4, 4, 4, 4);
+    assert_int_equal(qa_score(&rubric, sc, &score, &passed, &why), 0);
+    assert_true(score == 100.0 && passed);
+    json_decref(sc);
+    /* (10*2 + 50*4 + 20*4 + 20*2) / 4 / 100 = 85%: passes the 80 mark. */
+    sc = scores(2, 4, 4, 2);
+    assert_int_equal(qa_score(&rubric, sc, &score, &passed, &why), 0);
+    assert_true(score == 85.0 && passed);
+    json_decref(sc);
+    /* 77.5%: below the mark. */
+    sc = scores(4, 3, 4, 2);
+    assert_int_equal(qa_score(&rubric, sc, &score, &passed, &why), 0);
+    assert_true(score == 77.5 && !passed);
+    json_decref(sc);
+    /* Asking for a password fails the audit whatever the rest: 80% but failed. */
+    sc = scores(4, 4, 0, 4);
+    assert_int_equal(qa_score(&rubric, sc, &score, &passed, &why), 0);
+    assert_true(score == 80.0 && !passed);
+    json_decref(sc);
+    /* Bad scores: missing, extra, out of range, not whole. */
+    json_t *bad[] = {
+        json_pack("{s:i, s:i, s:i}", "greeting", 1, "correct_answer", 1, "next_step", 1),
+        json_pack("{s:i, s:i, s:i, s:i, s:i}", "greeting", 1, "correct_answer", 1,
+                  "no_sensitive_data", 1, "next_step", 1, "extra", 1),
+        scores(5, 1, 1, 1),
+        scores(-1, 1, 1, 1),
+        json_pack("{s:f, s:i, s:i, s:i}", "greeting", 1.5, "correct_answer", 1, "no_sensitive_data",
+                  1, "next_step", 1),
+        json_pack("{s:i, s:i, s:i, s:i}", "greeting", 1, "correct_answr", 1, "no_sensitive_data", 1,
+                  "next_step", 1),
+        json_pack("[i]", 1),
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        why = NULL;
+        assert_int_equal(qa_score(&rubric, bad[i], &score, &passed, &why), CD_EINVAL);
+        assert_non_null(why);
+        json_decref(bad[i]);
+    }
+}
+
+static int same_picks(const struct qa_pick *a, int na, const struct qa_pick *b, int nb)
+{
+    if (na != nb)
+        return 0;
+    for (int i = 0; i < na; i++)
+        if (a[i].conversation != b[i].conversation)
+            return 0;
+    return 1;
+}
+
+static void test_sample(void **state)
+{
+    (void)state;
+    struct store *s = open_store();
+    int64_t ana = user(s, "Ana", "agent", "", NULL), ben = user(s, "Ben", "agent", "", NULL);
+    /* Ana: 6 billing and 2 orders chats this week, one last week, one still
+     * open; Ben: 3 orders chats. */
+    for (int i = 0; i < 6; i++)
+        chat(s, ana, "billing", T0 + DAY + i * 100);
+    chat(s, ana, "orders", T0 + 2 * DAY);
+    chat(s, ana, "orders", T0 + 3 * DAY);
+    chat(s, ana, "orders", T0 - DAY);
+    chat(s, ana, "orders", 0);
+    for (int i = 0; i < 3; i++)
+        chat(s, ben, "orders", T0 + 4 * DAY + i);
+
+    struct qa_pick *a = NULL, *b = NULL;
+    int na = 0, nb = 0;
+    assert_int_equal(qa_sample_draw(s, T0, T0 + 7 * DAY, 4, 42, &a, &na), 0);
+    /* Ana: 4 of 8, by queue in proportion: 3 billing, 1 orders. Ben: all 3. */
+    assert_int_equal(na, 7);
+    int ana_billing = 0, ana_orders = 0, ben_orders = 0;
+    for (int i = 0; i < na; i++) {
+        assert_true(a[i].conversation > 0);
+        if (a[i].agent_id == ana && !strcmp(a[i].queue, "billing"))
+            ana_billing++;
+        else if (a[i].agent_id == ana && !strcmp(a[i].queue, "orders"))
+            ana_orders++;
+        else if (a[i].agent_id == ben)
+            ben_orders++;
+    }
+    assert_int_equal(ana_billing, 3);
+    assert_int_equal(ana_orders, 1);
+    assert_int_equal(ben_orders, 3);
+    /* The same seed draws the same conversations. */
+    assert_int_equal(qa_sample_draw(s, T0, T0 + 7 * DAY, 4, 42, &b, &nb), 0);
+    assert_true(same_picks(a, na, b, nb));
+    free(b);
+    /* Other seeds draw others (some of 20 ways to take 3 of Ana's 6 billing chats). */
+    int n_different = 0;
+    for (uint64_t seed = 1; seed <= 8; seed++) {
+        assert_int_equal(qa_sample_draw(s, T0, T0 + 7 * DAY, 4, seed, &b, &nb), 0);
+        n_different += !same_picks(a, na, b, nb);
+        free(b);
+    }
+    assert_true(n_different >= 4);
+    /* One per agent: Ana's from billing, the bigger queue. */
+    assert_int_equal(qa_sample_draw(s, T0, T0 + 7 * DAY, 1, 42, &b, &nb), 0);
+    assert_int_equal(nb, 2);
+    assert_string_equal(b[0].queue, "billing");
+    free(b);
+    assert_int_equal(qa_sample_draw(s, T0, T0 + 7 * DAY, 0, 42, &b, &nb), CD_EINVAL);
+
+    /* Stored, listed, and replaced by a new draw. */
+    assert_int_equal(qa_sample_save(s, "2025-W49", 42, 0, a, na), 0);
+    json_t *list = NULL;
+    assert_int_equal(qa_sample_list(s, "2025-W49", 0, &list), 0);
+    assert_int_equal(json_integer_value(json_object_get(list, "seed")), 42);
+    assert_int_equal(json_array_size(json_object_get(list, "samples")), 7);
+    json_decref(list);
+    assert_int_equal(qa_sample_save(s, "2025-W49", 7, 0, a, 2), 0);
+    assert_int_equal(qa_sample_list(s, "2025-W49", 0, &list), 0);
+    assert_int_equal(json_array_size(json_object_get(list, "samples")), 2);
+    json_decref(list);
+    assert_int_equal(qa_sample_list(s, "2025-W40", 0, &list), 0);
+    assert_true(json_is_null(json_object_get(list, "seed")));
+    json_decref(list);
+    free(a);
+    store_close(s);
+}
+
+static void test_audit_rights_calibration_scores(void **state)
+{
+    (void)state;
+    struct store *s = open_store();
+    struct auth_user ana, sue, sam, root, bo;
+    user(s, "Ana", "agent", "", &ana);
+    user(s, "Sue", "supervisor", "", &sue);
+    user(s, "Sam", "supervisor", "orders", &sam);
+    user(s, "Root", "admin", "", &root);
+    user(s, "Bo", "agent", "", &bo);
+    int64_t billing = chat(s, ana.id, "billing", T0 + DAY);
+    int64_t orders = chat(s, ana.id, "orders", T0 + DAY);
+    int64_t open = chat(s, ana.id, "billing", 0);
+    int64_t roots = chat(s, root.id, "billing", T0 + DAY);
+    const char *why;
+    json_t *sc = scores(4, 4, 4, 4), *out = NULL;
+
+    /* Outside their rights: nothing is stored. */
+    assert_int_equal(qa_audit_save(s, &rubric, billing, &bo, sc, NULL, NULL, &why), CD_EPERM);
+    assert_int_equal(qa_audit_save(s, &rubric, billing, &sam, sc, NULL, NULL, &why), CD_EPERM);
+    assert_non_null(strstr(why, "queue"));
+    assert_int_equal(qa_audit_save(s, &rubric, roots, &root, sc, NULL, NULL, &why), CD_EPERM);
+    assert_int_equal(qa_audit_save(s, &rubric, open, &sue, sc, NULL, NULL, &why), CD_ESTATE);
+    assert_int_equal(qa_audit_save(s, &rubric, 999, &sue, sc, NULL, NULL, &why), CD_ENOTFOUND);
+    json_t *bad = scores(9, 4, 4, 4);
+    assert_int_equal(qa_audit_save(s, &rubric, billing, &sue, bad, NULL, NULL, &why), CD_EINVAL);
+    json_decref(bad);
+    char long_comment[2100];
+    memset(long_comment, 'x', sizeof long_comment - 1);
+    long_comment[sizeof long_comment - 1] = '\0';
+    assert_int_equal(qa_audit_save(s, &rubric, billing, &sue, sc, long_comment, NULL, &why),
+                     CD_ETOOBIG);
+    json_t *list = NULL;
+    assert_int_equal(qa_audits_list(s, 0, 0, INT64_MAX, &list), 0);
+    assert_int_equal(json_array_size(json_object_get(list, "audits")), 0);
+    json_decref(list);
+
+    /* Sam may score orders; Sue and Root score billing differently. */
+    assert_int_equal(qa_audit_save(s, &rubric, orders, &sam, sc, "Good", &out, &why), 0);
+    assert_true(json_real_value(json_object_get(out, "score")) == 100.0);
+    json_decref(out);
+    json_t *sue_scores = scores(2, 4, 4, 2), *root_scores = scores(4, 2, 4, 4);
+    assert_int_equal(qa_audit_save(s, &rubric, billing, &sue, sc, NULL, NULL, &why), 0);
+    /* Scoring again replaces the reviewer's earlier audit. */
+    assert_int_equal(
+        qa_audit_save(s, &rubric, billing, &sue, sue_scores, "Greeting was curt", NULL, &why), 0);
+    assert_int_equal(qa_audit_save(s, &rubric, billing, &root, root_scores, NULL, NULL, &why), 0);
+
+    assert_int_equal(qa_audits_list(s, ana.id, 0, INT64_MAX, &list), 0);
+    json_t *audits = json_object_get(list, "audits");
+    assert_int_equal(json_array_size(audits), 3);
+    json_t *first = json_array_get(audits, 0);
+    assert_string_equal(json_string_value(json_object_get(first, "agent")), "Ana");
+    json_decref(list);
+    assert_int_equal(qa_audits_list(s, bo.id, 0, INT64_MAX, &list), 0);
+    assert_int_equal(json_array_size(json_object_get(list, "audits")), 0);
+    json_decref(list);
+
+    /* Calibration: only the billing chat has two reviewers. Sue 85%, Root
+     * (40 + 100 + 80 + 80) / 4 = 75%: a spread of 10; greeting 2 vs 4. */
+    json_t *cal = NULL;
+    assert_int_equal(qa_calibration(s, &rubric, T0, T0 + 7 * DAY, &cal), 0);
+    json_t *convs = json_object_get(cal, "conversations");
+    assert_int_equal(json_array_size(convs), 1);
+    json_t *c0 = json_array_get(convs, 0);
+    assert_int_equal(json_integer_value(json_object_get(c0, "conversation")), billing);
+    assert_true(json_real_value(json_object_get(c0, "score_spread")) == 10.0);
+    json_t *greeting = json_array_get(json_object_get(c0, "criteria"), 0);
+    assert_string_equal(json_string_value(json_object_get(greeting, "id")), "greeting");
+    assert_true(json_real_value(json_object_get(greeting, "spread")) == 2.0);
+    assert_true(json_real_value(json_object_get(greeting, "stddev")) == 1.0);
+    json_t *sensitive = json_array_get(json_object_get(c0, "criteria"), 2);
+    assert_true(json_real_value(json_object_get(sensitive, "spread")) == 0.0);
+    json_t *summary = json_array_get(json_object_get(cal, "criteria"), 1);
+    assert_string_equal(json_string_value(json_object_get(summary, "id")), "correct_answer");
+    assert_true(json_real_value(json_object_get(summary, "mean_spread")) == 2.0);
+    json_decref(cal);
+
+    /* Scores per agent and week: Ana's three audits, (100 + 85 + 75) / 3. */
+    json_t *sco = NULL;
+    assert_int_equal(qa_scores(s, 0, T0, T0 + 14 * DAY, &sco), 0);
+    json_t *a0 = json_array_get(json_object_get(sco, "agents"), 0);
+    assert_string_equal(json_string_value(json_object_get(a0, "agent")), "Ana");
+    json_t *w0 = json_array_get(json_object_get(a0, "weeks"), 0);
+    assert_string_equal(json_string_value(json_object_get(w0, "week")), "2025-W49");
+    assert_int_equal(json_integer_value(json_object_get(w0, "n")), 3);
+    assert_true(json_real_value(json_object_get(w0, "score")) == 86.67);
+    assert_int_equal(json_integer_value(json_object_get(w0, "passed")), 2);
+    json_decref(sco);
+
+    /* report.c's QA score: the mean over audits of the window's conversations. */
+    struct report r;
+    assert_int_equal(report_compute(s, NULL, T0, T0 + 7 * DAY, T0 + 7 * DAY, &r), 0);
+    assert_int_equal(r.n_qa, 3);
+    assert_true(r.qa_score > 86.66 && r.qa_score < 86.67);
+    report_clear(&r);
+
+    json_decref(sc);
+    json_decref(sue_scores);
+    json_decref(root_scores);
+    store_close(s);
+}
+
+int main(void)
+{
+    setenv("TZ", "UTC", 1);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rubric),
+        cmocka_unit_test(test_score),
+        cmocka_unit_test(test_sample),
+        cmocka_unit_test(test_audit_rights_calibration_scores),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}
