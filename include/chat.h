@@ -112,8 +112,10 @@ int chat_has_pending(const struct chat *chat);
 
 /* Counters and gauges for metrics.c (/metrics) and the dashboard. Histogram
  * buckets hold plain (not cumulative) counts; the last bucket is +Inf. */
-/* Queue wait buckets, seconds: 5 15 30 60 120 300 600 +Inf. */
-#define CHAT_WAIT_BUCKETS 8
+/* Wait and pickup buckets, seconds: 1 5 10 30 60 120 300 600 1800 3600 +Inf, the bounds of
+ * /metrics' caredesk_wait_seconds and caredesk_pickup_seconds (metrics_histogram_set() refuses
+ * any other). */
+#define CHAT_WAIT_BUCKETS 11
 /* Store commit buckets, microseconds: 100 250 500 1000 2500 5000 10000 +Inf. */
 #define CHAT_COMMIT_BUCKETS 8
 extern const double chat_wait_bounds_s[CHAT_WAIT_BUCKETS - 1];
@@ -138,10 +140,15 @@ struct chat_metrics {
     /* conversations created since chat_new() with a customer message, and of those the ones
      * handed off: the deflection of /metrics, defined as in store_stats() */
     uint64_t n_conversations_engaged, n_conversations_escalated;
-    uint64_t n_kb_index_reads; /* kb_index_reads() of the KB */
-    double oos_share;          /* the traffic's out-of-scope share, measured (triage.h) */
+    uint64_t n_kb_index_reads;           /* kb_index_reads() of the KB */
+    double oos_share;                    /* the traffic's out-of-scope share, measured (triage.h) */
+    uint64_t n_agent_messages_delivered; /* agent_message frames to customer connections */
+    /* Waits since the first handoff: until an agent took the conversation ... */
     uint64_t wait_buckets[CHAT_WAIT_BUCKETS];
     double wait_sum_s;
+    /* ... and until that agent's first message. */
+    uint64_t pickup_buckets[CHAT_WAIT_BUCKETS];
+    double pickup_sum_s;
     uint64_t commit_buckets[CHAT_COMMIT_BUCKETS];
     double commit_sum_us;
 };

@@ -79,6 +79,11 @@ void metrics_counter_set(struct metrics *m, enum metrics_counter c, uint64_t tot
 void metrics_set(struct metrics *m, enum metrics_gauge g, double v);
 void metrics_gauge_add(struct metrics *m, enum metrics_gauge g, double delta);
 void metrics_observe(struct metrics *m, enum metrics_histogram h, double value);
+/* Sets histogram h to totals kept elsewhere (chat.c's waits): buckets[n_bounds + 1] plain
+ * (not cumulative) counts, the last one +Inf, and their sum. Returns 0, or CD_EINVAL (and
+ * changes nothing) unless bounds[n_bounds] are h's own bounds. */
+int metrics_histogram_set(struct metrics *m, enum metrics_histogram h, const double *bounds,
+                          int n_bounds, const uint64_t *buckets, double sum);
 
 uint64_t metrics_counter(const struct metrics *m, enum metrics_counter c);
 double metrics_gauge(const struct metrics *m, enum metrics_gauge g);

@@ -1,6 +1,9 @@
 /* server: the network side of `caredesk serve`, on libwebsockets: static
  * files from the web root, /healthz, /metrics, REST (api.h), and the /chat
  * and /agent websockets that feed chat.h, with timers, limits and signals.
+ * Built from server.c (the context, websockets, group commit) and server_http.c (the
+ * HTTP half), sharing the private src/server_int.h. The /metrics figures about
+ * conversations are read from chat_metrics (chat.h), never from the frames sent.
  *
  * DESIGN. One lws context, one service thread, one protocol that takes both
  * HTTP and websocket callbacks (browsers open /chat and /agent without a

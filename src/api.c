@@ -1,28 +1,11 @@
 /* api: REST routes (/api/...) and article pages (/kb/ID); see api.h.
  *
- * Routes and who may call them (docs/web.md has the shapes the pages read):
- *   GET    /api/me                       any account: {"name","role"}
- *   GET    /api/search?q=&lang=&limit=   anyone (published articles only)
- *   GET    /api/ask?q=&lang=             author, admin (the bot's decision, stored nowhere)
- *   POST   /api/learn                    author, admin ({"question","article"}: kb_learn;
- *                                         the question leaves the unanswered list)
- *   GET    /api/unanswered?since=&limit= author, admin (most asked first, best article)
- *   GET    /api/intents/check            author, admin (the intents report, intents_check.h)
- *   GET    /api/queues                   agent, admin
- *   GET    /api/articles?q=&status=&limit=  author, admin (every article, drafts too)
- *   GET    /api/articles/{id}            author, admin (drafts too)
- *   GET    /api/articles/{id}/revisions  author, admin (current first, then earlier ones)
- *   GET    /api/articles/{id}/revisions/{n}  author, admin (one version)
- *   POST   /api/articles                 author, admin (create; 409 if the id exists)
- *   PUT    /api/articles/{id}            author, admin (create or update; keeps a revision)
- *   DELETE /api/articles/{id}            author, admin
- *   GET    /api/conversations/{id}       agent, admin (the transcript)
- *   GET    /api/stats?since=&until=      agent, author, admin (aggregates only)
- *   GET    /api/export?conversation=|email=  admin (a data-subject access request)
- *   POST   /api/erase                    admin ({"email"}: erasure, -wal file included)
- *   GET    /kb/{id}                      anyone (published articles as HTML)
- *   GET    /api/openapi.json             anyone (the OpenAPI 3.1 document of these routes)
- * Every author and admin change is written to the audit log. */
+ * The routes, the methods each takes and who may call it are one table, routes[] at the end
+ * of this file: api_handle() answers 404, 405 (with Allow) and 401/403 from it before a
+ * handler runs. What each route reads and answers is said above its handler; docs/web.md has
+ * the shapes the pages read. Every author and admin change is written to the audit log.
+ * GET /api/openapi.json (api_openapi.c) and /api/webhooks/... (api_webhooks.c) are handled
+ * by their own modules. */
 #include "api.h"
 #include "api_route.h"
 #include "api_openapi.h"
@@ -209,12 +192,9 @@ static void article_url(const struct api *api, const char *id, char *out, size_t
         snprintf(out, cap, "/kb/%s", id);
 }
 
-static int route_search(struct api *api, const struct api_request *req, struct api_response *resp)
+static int route_search(struct api *api, const struct api_request *req, const char *rest,
+                        const struct auth_user *user, struct api_response *resp)
 {
-    if (strcmp(req->method, "GET")) {
-        resp->allow = "GET";
-        return respond_error(resp, 405, "method_not_allowed", "use GET");
-    }
     const char *q = arg(req, "q");
     const char *lang = arg(req, "lang");
     const char *limit_s = arg(req, "limit");
@@ -591,23 +571,10 @@ static int get_revision(struct api *api, const char *id, const char *n_s, struct
 }
 
 static int route_articles(struct api *api, const struct api_request *req, const char *id,
-                          struct api_response *resp)
+                          const struct auth_user *user, struct api_response *resp)
 {
     int is_get = !strcmp(req->method, "GET") || !strcmp(req->method, "HEAD");
-    int is_post = !strcmp(req->method, "POST");
-    int is_put = !strcmp(req->method, "PUT");
     int is_delete = !strcmp(req->method, "DELETE");
-    if (!id && !is_post && !is_get) {
-        resp->allow = "GET, POST";
-        return respond_error(resp, 405, "method_not_allowed", "use POST to create an article");
-    }
-    if (id && !is_get && !is_put && !is_delete) {
-        resp->allow = "GET, PUT, DELETE";
-        return respond_error(resp, 405, "method_not_allowed", "use GET, PUT or DELETE");
-    }
-    struct auth_user user;
-    if (require_role(api, req, AUTH_ROLE_AUTHOR | AUTH_ROLE_ADMIN, &user, resp))
-        return 0;
     if (!api->deps.kb)
         return respond_error(resp, 503, "unavailable", "the knowledge base is not open");
     if (!id && is_get)
@@ -651,10 +618,10 @@ static int route_articles(struct api *api, const struct api_request *req, const 
             return respond_error(resp, 404, "not_found", "no such article");
         if (rc)
             return respond_error(resp, 500, "internal", cd_strerror(rc));
-        audit(api, "article_delete", &user, id);
+        audit(api, "article_delete", user, id);
         return respond_json(resp, 200, json_pack("{s:s}", "deleted", id));
     }
-    return route_article_write(api, req, id, &user, resp);
+    return route_article_write(api, req, id, user, resp);
 }
 
 /* ---- conversations and stats --------------------------------------------- */
@@ -670,16 +637,8 @@ static int parse_id(const char *s, int64_t *out)
 }
 
 static int route_conversation(struct api *api, const struct api_request *req, const char *id_s,
-                              struct api_response *resp)
+                              const struct auth_user *user, struct api_response *resp)
 {
-    if (strcmp(req->method, "GET")) {
-        resp->allow = "GET";
-        return respond_error(resp, 405, "method_not_allowed", "use GET");
-    }
-    struct auth_user user;
-    if (require_role(api, req, AUTH_ROLE_AGENT | AUTH_ROLE_ADMIN | AUTH_ROLE_SUPERVISOR, &user,
-                     resp))
-        return 0;
     int64_t id;
     if (parse_id(id_s, &id))
         return respond_error(resp, 400, "bad_id", "conversation ids are positive integers");
@@ -687,7 +646,7 @@ static int route_conversation(struct api *api, const struct api_request *req, co
     int rc = store_export_conversation(api->deps.store, id, &out);
     if (rc == 0) {
         /* Reading a customer's transcript is an audited action. */
-        int arc = store_event_add(api->deps.store, "conversation_read", id, user.id, NULL);
+        int arc = store_event_add(api->deps.store, "conversation_read", id, user->id, NULL);
         if (arc)
             log_event(LOG_ERROR, "audit_failed", "kind:s", "conversation_read", "error:s",
                       cd_strerror(arc), LOG_END);
@@ -741,17 +700,9 @@ int api_render_metrics(struct api *api, struct cd_buf *out)
     return report_render_metrics(api->deps.store, &api->deps.report, cd_wall_s(), out);
 }
 
-static int route_stats(struct api *api, const struct api_request *req, struct api_response *resp)
+static int route_stats(struct api *api, const struct api_request *req, const char *rest,
+                       const struct auth_user *user, struct api_response *resp)
 {
-    if (strcmp(req->method, "GET")) {
-        resp->allow = "GET";
-        return respond_error(resp, 405, "method_not_allowed", "use GET");
-    }
-    struct auth_user user;
-    if (require_role(api, req,
-                     AUTH_ROLE_AGENT | AUTH_ROLE_AUTHOR | AUTH_ROLE_ADMIN | AUTH_ROLE_SUPERVISOR,
-                     &user, resp))
-        return 0;
     int64_t now = cd_wall_s();
     /* Default window: since local midnight. */
     time_t t = (time_t)now;
@@ -812,12 +763,8 @@ static int route_stats(struct api *api, const struct api_request *req, struct ap
 /* ---- article pages ------------------------------------------------------- */
 
 static int route_kb_page(struct api *api, const struct api_request *req, const char *id,
-                         struct api_response *resp)
+                         const struct auth_user *user, struct api_response *resp)
 {
-    if (strcmp(req->method, "GET") && strcmp(req->method, "HEAD")) {
-        resp->allow = "GET";
-        return respond_error(resp, 405, "method_not_allowed", "use GET");
-    }
     if (!api->deps.kb)
         return respond_error(resp, 503, "unavailable", "the knowledge base is not open");
     struct kb_article a = {0};
@@ -867,23 +814,18 @@ static int route_kb_page(struct api *api, const struct api_request *req, const c
 
 /* ---- me, ask, learn, queues --------------------------------------------- */
 
-static int route_me(struct api *api, const struct api_request *req, struct api_response *resp)
+static int route_me(struct api *api, const struct api_request *req, const char *rest,
+                    const struct auth_user *user, struct api_response *resp)
 {
-    struct auth_user user;
-    if (require_role(api, req,
-                     AUTH_ROLE_AGENT | AUTH_ROLE_AUTHOR | AUTH_ROLE_ADMIN | AUTH_ROLE_SUPERVISOR,
-                     &user, resp))
-        return 0;
     return respond_json(resp, 200,
-                        json_pack("{s:I,s:s,s:s,s:s}", "id", (json_int_t)user.id, "name", user.name,
-                                  "role", auth_role_name(user.role), "skills", user.skills));
+                        json_pack("{s:I,s:s,s:s,s:s}", "id", (json_int_t)user->id, "name",
+                                  user->name, "role", auth_role_name(user->role), "skills",
+                                  user->skills));
 }
 
-static int route_ask(struct api *api, const struct api_request *req, struct api_response *resp)
+static int route_ask(struct api *api, const struct api_request *req, const char *rest,
+                     const struct auth_user *user, struct api_response *resp)
 {
-    struct auth_user user;
-    if (require_role(api, req, AUTH_ROLE_AUTHOR | AUTH_ROLE_ADMIN, &user, resp))
-        return 0;
     const char *q = arg(req, "q");
     const char *lang = arg(req, "lang");
     if (!q || !*q)
@@ -917,15 +859,9 @@ static int route_ask(struct api *api, const struct api_request *req, struct api_
     return respond_json(resp, 200, o);
 }
 
-static int route_learn(struct api *api, const struct api_request *req, struct api_response *resp)
+static int route_learn(struct api *api, const struct api_request *req, const char *rest,
+                       const struct auth_user *user, struct api_response *resp)
 {
-    if (strcmp(req->method, "POST")) {
-        resp->allow = "POST";
-        return respond_error(resp, 405, "method_not_allowed", "use POST");
-    }
-    struct auth_user user;
-    if (require_role(api, req, AUTH_ROLE_AUTHOR | AUTH_ROLE_ADMIN, &user, resp))
-        return 0;
     if (!req->body || !req->n_body)
         return respond_error(resp, 400, "missing_body", "send {\"question\", \"article\"}");
     json_error_t jerr;
@@ -971,7 +907,7 @@ static int route_learn(struct api *api, const struct api_request *req, struct ap
             if (n < 0)
                 log_event(LOG_ERROR, "unanswered_resolve_failed", "error:s", cd_strerror(n),
                           LOG_END);
-            audit(api, "kb_learn", &user, article);
+            audit(api, "kb_learn", user, article);
             rc = respond_json(resp, 200,
                               json_pack("{s:s,s:s}", "learned", question, "article", article));
         }
@@ -984,16 +920,9 @@ static int route_learn(struct api *api, const struct api_request *req, struct ap
 
 /* GET /api/unanswered?since=&limit=: the questions the bot could not answer, most asked first,
  * each with the article that best answers it today (the first search hit), if any. */
-static int route_unanswered(struct api *api, const struct api_request *req,
-                            struct api_response *resp)
+static int route_unanswered(struct api *api, const struct api_request *req, const char *rest,
+                            const struct auth_user *user, struct api_response *resp)
 {
-    if (strcmp(req->method, "GET")) {
-        resp->allow = "GET";
-        return respond_error(resp, 405, "method_not_allowed", "use GET");
-    }
-    struct auth_user user;
-    if (require_role(api, req, AUTH_ROLE_AUTHOR | AUTH_ROLE_ADMIN, &user, resp))
-        return 0;
     const char *since_s = arg(req, "since");
     const char *limit_s = arg(req, "limit");
     int64_t since = 0;
@@ -1041,16 +970,9 @@ static int route_unanswered(struct api *api, const struct api_request *req,
 }
 
 /* GET /api/intents/check: the author's report on the intents in use (intents_check.h). */
-static int route_intents_check(struct api *api, const struct api_request *req,
-                               struct api_response *resp)
+static int route_intents_check(struct api *api, const struct api_request *req, const char *rest,
+                               const struct auth_user *user, struct api_response *resp)
 {
-    struct auth_user user;
-    if (require_role(api, req, AUTH_ROLE_AUTHOR | AUTH_ROLE_ADMIN, &user, resp))
-        return 0;
-    if (strcmp(req->method, "GET")) {
-        resp->allow = "GET";
-        return respond_error(resp, 405, "method_not_allowed", "use GET");
-    }
     const struct intents *set = api->deps.triage ? triage_intents(api->deps.triage) : NULL;
     if (!set)
         return respond_error(resp, 503, "unavailable", "the triage engine has no intents");
@@ -1060,11 +982,9 @@ static int route_intents_check(struct api *api, const struct api_request *req,
     return respond_json(resp, 200, r);
 }
 
-static int route_queues(struct api *api, const struct api_request *req, struct api_response *resp)
+static int route_queues(struct api *api, const struct api_request *req, const char *rest,
+                        const struct auth_user *user, struct api_response *resp)
 {
-    struct auth_user user;
-    if (require_role(api, req, AUTH_ROLE_AGENT | AUTH_ROLE_ADMIN, &user, resp))
-        return 0;
     json_t *list = json_array();
     const char *p = api->deps.queues ? api->deps.queues : "general";
     while (*p && list) {
@@ -1086,15 +1006,9 @@ static int is_email(const char *s)
 
 /* GET /api/export?conversation=ID or ?email=ADDR: one conversation, or every conversation of
  * a customer ({"email","conversations":[...]}), as `caredesk export` prints them. */
-static int route_export(struct api *api, const struct api_request *req, struct api_response *resp)
+static int route_export(struct api *api, const struct api_request *req, const char *rest,
+                        const struct auth_user *user, struct api_response *resp)
 {
-    if (strcmp(req->method, "GET")) {
-        resp->allow = "GET";
-        return respond_error(resp, 405, "method_not_allowed", "use GET");
-    }
-    struct auth_user user;
-    if (require_role(api, req, AUTH_ROLE_ADMIN, &user, resp))
-        return 0;
     const char *id_s = arg(req, "conversation"), *email = arg(req, "email");
     int64_t id = 0;
     if (!id_s == !email)
@@ -1112,7 +1026,7 @@ static int route_export(struct api *api, const struct api_request *req, struct a
              id ? "conversation" : "email", id ? 1 : n);
     if (!rc) {
         /* Who exported what is audited; the email itself is not written there. */
-        int arc = store_event_add(api->deps.store, "export", id, user.id, detail);
+        int arc = store_event_add(api->deps.store, "export", id, user->id, detail);
         if (arc)
             log_event(LOG_ERROR, "audit_failed", "kind:s", "export", "error:s", cd_strerror(arc),
                       LOG_END);
@@ -1133,15 +1047,9 @@ static int route_export(struct api *api, const struct api_request *req, struct a
 
 /* POST /api/erase {"email"}: deletes every conversation of that customer, ends the live ones
  * first, and truncates the -wal file, as `caredesk erase` does; {"erased": N}. */
-static int route_erase(struct api *api, const struct api_request *req, struct api_response *resp)
+static int route_erase(struct api *api, const struct api_request *req, const char *rest,
+                       const struct auth_user *user, struct api_response *resp)
 {
-    if (strcmp(req->method, "POST")) {
-        resp->allow = "POST";
-        return respond_error(resp, 405, "method_not_allowed", "use POST");
-    }
-    struct auth_user user;
-    if (require_role(api, req, AUTH_ROLE_ADMIN, &user, resp))
-        return 0;
     json_error_t jerr;
     json_t *root = req->n_body ? json_loadb(req->body, req->n_body,
                                             JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr)
@@ -1188,7 +1096,7 @@ static int route_erase(struct api *api, const struct api_request *req, struct ap
         rc = chat_flush(api->deps.chat);
     int n_erased = 0;
     if (!rc)
-        rc = store_erase_email(api->deps.store, email, user.id, &n_erased);
+        rc = store_erase_email(api->deps.store, email, user->id, &n_erased);
     if (rc)
         return respond_error(resp, 500, "store_failed", cd_strerror(rc));
     int wrc = store_wipe_wal(api->deps.store);
@@ -1198,7 +1106,64 @@ static int route_erase(struct api *api, const struct api_request *req, struct ap
                         json_pack("{s:i, s:b}", "erased", n_erased, "wal_truncated", wrc == 0));
 }
 
-/* ---- dispatch ------------------------------------------------------------ */
+/* ---- dispatch: the route table -------------------------------------------- */
+
+typedef int (*route_fn)(struct api *api, const struct api_request *req, const char *rest,
+                        const struct auth_user *user, struct api_response *resp);
+
+/* Every route once: its path, the methods it takes (HEAD counts as GET) and who may call it.
+ * api_handle() answers 405 (with Allow) for another method and 401/403 for a caller without
+ * one of the roles before a handler runs, so no handler checks either. */
+static const struct route {
+    const char *path; /* exact, or a prefix when it ends in '/' (the rest, not empty, follows) */
+    const char *allow;
+    int roles; /* AUTH_ROLE_* bits; 0: anyone, no token */
+    route_fn fn;
+} routes[] = {
+    /* Published articles as HTML pages. */
+    {"/kb/", "GET", 0, route_kb_page},
+    /* ?q=&lang=&limit=: published articles only. */
+    {"/api/search", "GET", 0, route_search},
+    /* ?q=&status=&limit=: every article, drafts too; POST creates (409 if the id exists). */
+    {"/api/articles", "GET, POST", AUTH_ROLE_AUTHOR | AUTH_ROLE_ADMIN, route_articles},
+    /* {id} (drafts too), {id}/revisions (current first), {id}/revisions/{n}; PUT creates or
+     * updates, keeping the previous version as a revision. */
+    {"/api/articles/", "GET, PUT, DELETE", AUTH_ROLE_AUTHOR | AUTH_ROLE_ADMIN, route_articles},
+    /* {id}: the transcript. */
+    {"/api/conversations/", "GET", AUTH_ROLE_AGENT | AUTH_ROLE_ADMIN | AUTH_ROLE_SUPERVISOR,
+     route_conversation},
+    /* ?since=&until=: aggregates only. */
+    {"/api/stats", "GET",
+     AUTH_ROLE_AGENT | AUTH_ROLE_AUTHOR | AUTH_ROLE_ADMIN | AUTH_ROLE_SUPERVISOR, route_stats},
+    /* The caller's account: {"id","name","role","skills"}. */
+    {"/api/me", "GET", AUTH_ROLE_AGENT | AUTH_ROLE_AUTHOR | AUTH_ROLE_ADMIN | AUTH_ROLE_SUPERVISOR,
+     route_me},
+    /* ?q=&lang=: the bot's decision, stored nowhere. */
+    {"/api/ask", "GET", AUTH_ROLE_AUTHOR | AUTH_ROLE_ADMIN, route_ask},
+    /* {"question","article"}: kb_learn(); the question leaves the unanswered list. */
+    {"/api/learn", "POST", AUTH_ROLE_AUTHOR | AUTH_ROLE_ADMIN, route_learn},
+    {"/api/queues", "GET", AUTH_ROLE_AGENT | AUTH_ROLE_ADMIN, route_queues},
+    /* ?since=&limit=: most asked first, with the best article. */
+    {"/api/unanswered", "GET", AUTH_ROLE_AUTHOR | AUTH_ROLE_ADMIN, route_unanswered},
+    /* ?conversation=|email=: a data-subject access request. */
+    {"/api/export", "GET", AUTH_ROLE_ADMIN, route_export},
+    /* {"email"}: erasure, the -wal file included. */
+    {"/api/erase", "POST", AUTH_ROLE_ADMIN, route_erase},
+    /* The intents report (intents_check.h). */
+    {"/api/intents/check", "GET", AUTH_ROLE_AUTHOR | AUTH_ROLE_ADMIN, route_intents_check},
+};
+
+/* 1 if method is one of allow ("GET, PUT, DELETE"); HEAD is allowed wherever GET is. */
+static int method_allowed(const char *allow, const char *method)
+{
+    if (!strcmp(method, "HEAD"))
+        method = "GET";
+    size_t n = strlen(method);
+    for (const char *p = allow; (p = strstr(p, method)) != NULL; p += n)
+        if ((p == allow || p[-1] == ' ') && (p[n] == '\0' || p[n] == ','))
+            return 1;
+    return 0;
+}
 
 int api_handle(struct api *api, const struct api_request *req, struct api_response *resp)
 {
@@ -1206,34 +1171,33 @@ int api_handle(struct api *api, const struct api_request *req, struct api_respon
     resp->content_type = "application/json";
     resp->allow = NULL;
     const char *p = req->path;
-    if (!strncmp(p, "/kb/", 4) && p[4])
-        return route_kb_page(api, req, p + 4, resp);
-    if (!strcmp(p, "/api/search"))
-        return route_search(api, req, resp);
-    if (!strcmp(p, "/api/articles") || !strcmp(p, "/api/articles/"))
-        return route_articles(api, req, NULL, resp);
-    if (!strncmp(p, "/api/articles/", 14))
-        return route_articles(api, req, p + 14, resp);
-    if (!strncmp(p, "/api/conversations/", 19) && p[19])
-        return route_conversation(api, req, p + 19, resp);
-    if (!strcmp(p, "/api/stats"))
-        return route_stats(api, req, resp);
-    if (!strcmp(p, "/api/me"))
-        return route_me(api, req, resp);
-    if (!strcmp(p, "/api/ask"))
-        return route_ask(api, req, resp);
-    if (!strcmp(p, "/api/learn"))
-        return route_learn(api, req, resp);
-    if (!strcmp(p, "/api/queues"))
-        return route_queues(api, req, resp);
-    if (!strcmp(p, "/api/unanswered"))
-        return route_unanswered(api, req, resp);
-    if (!strcmp(p, "/api/export"))
-        return route_export(api, req, resp);
-    if (!strcmp(p, "/api/erase"))
-        return route_erase(api, req, resp);
-    if (!strcmp(p, "/api/intents/check"))
-        return route_intents_check(api, req, resp);
+    /* "/api/articles/" with nothing after it is the collection. */
+    int is_collection_slash = !strcmp(p, "/api/articles/");
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        const struct route *r = &routes[i];
+        size_t n = strlen(r->path);
+        int is_prefix = r->path[n - 1] == '/';
+        const char *rest = NULL;
+        if (is_prefix && !is_collection_slash && !strncmp(p, r->path, n) && p[n])
+            rest = p + n;
+        else if (!is_prefix && (!strcmp(p, r->path) ||
+                                (is_collection_slash && !strcmp(r->path, "/api/articles"))))
+            rest = "";
+        if (!rest)
+            continue;
+        if (!method_allowed(r->allow, req->method)) {
+            char msg[64];
+            snprintf(msg, sizeof msg, "use %s", r->allow);
+            resp->allow = r->allow;
+            return respond_error(resp, 405, "method_not_allowed", msg);
+        }
+        struct auth_user user;
+        memset(&user, 0, sizeof user);
+        if (r->roles && require_role(api, req, r->roles, &user, resp))
+            return 0;
+        return r->fn(api, req, is_prefix ? rest : NULL, r->roles ? &user : NULL, resp);
+    }
+    /* Route modules keep their own table (api_route.h). */
     if (api_team_owns_path(p))
         return api_team_handle(api, req, resp);
     if (!strcmp(p, "/api/openapi.json"))

@@ -26,7 +26,8 @@
 #include <string.h>
 #include <time.h>
 
-const double chat_wait_bounds_s[CHAT_WAIT_BUCKETS - 1] = {5, 15, 30, 60, 120, 300, 600};
+const double chat_wait_bounds_s[CHAT_WAIT_BUCKETS - 1] = {1,   5,   10,  30,   60,
+                                                          120, 300, 600, 1800, 3600};
 const double chat_commit_bounds_us[CHAT_COMMIT_BUCKETS - 1] = {100,  250,  500,  1000,
                                                                2500, 5000, 10000};
 
@@ -183,6 +184,19 @@ void chat_unit_undo(struct chat *chat)
         int i = --chat->n_unit_convs;
         chat->unit_convs[i]->rec.last_seq = chat->unit_last_seq[i];
     }
+}
+
+int chat_unit_finish(struct chat *chat, int rc, uint64_t conn, const char *reply_to,
+                     int64_t conversation)
+{
+    if (!rc) {
+        chat_unit_end(chat);
+        return 0;
+    }
+    chat_unit_undo(chat);
+    chat->m.n_store_errors++;
+    chat_emit_error(chat, conn, "store_failed", cd_strerror(rc), reply_to, conversation);
+    return rc;
 }
 
 /* ---- settings, lifecycle ---- */
@@ -1120,6 +1134,15 @@ int chat_end_for_erasure(struct chat *chat, int64_t conversation)
     for (struct conn *k = c->conns; k; k = k->next_in_conv)
         chat_emit_close(chat, k->node.key, 1000, "erased");
     return 0;
+}
+
+void chat_wait_observe(uint64_t *buckets, double *sum_s, int64_t waited_s)
+{
+    int b = 0;
+    while (b < CHAT_WAIT_BUCKETS - 1 && (double)waited_s > chat_wait_bounds_s[b])
+        b++;
+    buckets[b]++;
+    *sum_s += (double)waited_s;
 }
 
 void chat_metrics_get(const struct chat *chat, struct chat_metrics *out)

@@ -132,11 +132,8 @@ int chat_assign(struct chat *chat, struct conv *c, int64_t agent_id)
     chat->m.n_picked++;
     if (waited <= chat->settings.queue.pickup_target_s)
         chat->m.n_picked_within_target++;
-    int b = 0;
-    while (b < CHAT_WAIT_BUCKETS - 1 && (double)waited > chat_wait_bounds_s[b])
-        b++;
-    chat->m.wait_buckets[b]++;
-    chat->m.wait_sum_s += (double)waited;
+    chat_wait_observe(chat->m.wait_buckets, &chat->m.wait_sum_s, waited);
+    c->has_agent_message = 0;
     store_event_add(chat->store, "pickup", c->rec.id, agent_id, NULL);
     for (struct conn *k = chat->agents; k; k = k->next_agent)
         if (k->agent.id == agent_id)
@@ -305,6 +302,12 @@ static void agent_message(struct chat *chat, struct conn *k, json_t *o)
     }
     chat_unit_end(chat);
     chat->m.n_agent_messages++;
+    chat->m.n_agent_messages_delivered += (uint64_t)c->n_conns;
+    if (!c->has_agent_message && c->rec.queued_s > 0) {
+        c->has_agent_message = 1;
+        chat_wait_observe(chat->m.pickup_buckets, &chat->m.pickup_sum_s,
+                          cd_wall_s() - c->rec.queued_s);
+    }
     chat_emit_customer_stored(chat, c,
                               json_pack("{s:s, s:I, s:s, s:s}", "type", "agent_message", "seq",
                                         (json_int_t)seq, "text", masked, "agent", k->agent.name));
@@ -329,13 +332,7 @@ static void agent_close(struct chat *chat, struct conn *k, json_t *o)
     if (!rc)
         rc = chat_close_conversation(chat, c, "agent", disposition, masked);
     free(masked);
-    if (rc) {
-        chat_unit_undo(chat);
-        chat->m.n_store_errors++;
-        chat_emit_error(chat, id, "store_failed", cd_strerror(rc), NULL, c->rec.id);
-        return;
-    }
-    chat_unit_end(chat);
+    chat_unit_finish(chat, rc, id, NULL, c->rec.id);
 }
 
 /* Puts a chat that an agent had back into a queue (transfer, or the agent

@@ -77,6 +77,30 @@ static int jb_choices(struct cd_buf *b, const struct triage_decision *d)
 
 /* ---- the bot's reply ---- */
 
+/* Appends the optional tail of a reply, in this order: ,"choices":[...] (choices not NULL),
+ * ,"collect":field and ,"queue":queue (each when not NULL). */
+static int jb_reply_extras(struct cd_buf *b, const struct cd_buf *choices, const char *collect,
+                           const char *queue)
+{
+    int rc = 0;
+    if (choices) {
+        rc = cd_buf_puts(b, ",\"choices\":");
+        if (!rc)
+            rc = cd_buf_append(b, choices->data, choices->len);
+    }
+    if (!rc && collect) {
+        rc = cd_buf_puts(b, ",\"collect\":");
+        if (!rc)
+            rc = jb_str(b, collect);
+    }
+    if (!rc && queue) {
+        rc = cd_buf_puts(b, ",\"queue\":");
+        if (!rc)
+            rc = jb_str(b, queue);
+    }
+    return rc;
+}
+
 /* 1 if a question the bot handed off or clarified (d), or one the customer said "No" to
  * (intent_name, d NULL), is one an author should see in the unanswered list: the bot did not
  * know. Not a request for a person, not small talk (an answer intent with its own response
@@ -118,50 +142,41 @@ static int bot_reply(struct chat *chat, struct conv *c, const char *reply_to, in
         action = "clarify";
     /* The articles and choices are the same in the stored meta and the
      * frame: built once. */
-    struct cd_buf arts = {0}, choices = {0}, meta = {0}, conf = {0};
+    struct cd_buf common = {0}, choices = {0}, meta = {0};
     int has_choices = d->action == TRIAGE_CLARIFY && d->n_candidates > 0;
     const char *queue_name = d->queue[0] ? d->queue : "general";
     int is_handoff = d->action == TRIAGE_HANDOFF && !is_collect;
     const char *intent = d->intent[0] ? d->intent : NULL;
-    int rc = jb_articles(&arts, d, chat->public_url);
+    /* "action", "intent", "confidence" and "articles", in that order in both. */
+    int rc = cd_buf_puts(&common, "\"action\":");
+    if (!rc)
+        rc = jb_str(&common, action);
+    if (!rc)
+        rc = cd_buf_puts(&common, ",\"intent\":");
+    if (!rc)
+        rc = jb_str_or_null(&common, intent);
+    if (!rc)
+        rc = cd_buf_puts(&common, ",\"confidence\":");
+    if (!rc)
+        rc = cd_json_real(&common, d->confidence);
+    if (!rc)
+        rc = cd_buf_puts(&common, ",\"articles\":");
+    if (!rc)
+        rc = jb_articles(&common, d, chat->public_url);
     if (!rc && has_choices)
         rc = jb_choices(&choices, d);
     if (!rc)
-        rc = cd_json_real(&conf, d->confidence);
+        rc = cd_buf_append(&meta, "{", 1);
     if (!rc)
-        rc = cd_buf_puts(&meta, "{\"action\":");
-    if (!rc)
-        rc = jb_str(&meta, action);
-    if (!rc)
-        rc = cd_buf_puts(&meta, ",\"intent\":");
-    if (!rc)
-        rc = jb_str_or_null(&meta, intent);
-    if (!rc)
-        rc = cd_buf_puts(&meta, ",\"confidence\":");
-    if (!rc)
-        rc = cd_buf_append(&meta, conf.data, conf.len);
-    if (!rc)
-        rc = cd_buf_puts(&meta, ",\"articles\":");
-    if (!rc)
-        rc = cd_buf_append(&meta, arts.data, arts.len);
+        rc = cd_buf_append(&meta, common.data, common.len);
     if (!rc)
         rc = cd_buf_puts(&meta, ",\"question_seq\":");
     if (!rc)
         rc = cd_json_int(&meta, (long long)question_seq);
-    if (!rc && has_choices)
-        rc = cd_buf_puts(&meta, ",\"choices\":");
-    if (!rc && has_choices)
-        rc = cd_buf_append(&meta, choices.data, choices.len);
-    if (!rc && is_collect) {
-        rc = cd_buf_puts(&meta, ",\"collect\":");
-        if (!rc)
-            rc = jb_str(&meta, d->collect_field ? d->collect_field : "detail");
-    }
-    if (!rc && is_handoff) {
-        rc = cd_buf_puts(&meta, ",\"queue\":");
-        if (!rc)
-            rc = jb_str(&meta, queue_name);
-    }
+    if (!rc)
+        rc = jb_reply_extras(&meta, has_choices ? &choices : NULL,
+                             is_collect ? (d->collect_field ? d->collect_field : "detail") : NULL,
+                             is_handoff ? queue_name : NULL);
     if (!rc && reply_to) {
         rc = cd_buf_puts(&meta, ",\"reply_to\":");
         if (!rc)
@@ -177,9 +192,8 @@ static int bot_reply(struct chat *chat, struct conv *c, const char *reply_to, in
         rc = CD_ENOMEM; /* as when json_pack() failed */
     cd_buf_free(&meta);
     if (rc) {
-        cd_buf_free(&arts);
+        cd_buf_free(&common);
         cd_buf_free(&choices);
-        cd_buf_free(&conf);
         return rc;
     }
 
@@ -230,43 +244,19 @@ static int bot_reply(struct chat *chat, struct conv *c, const char *reply_to, in
     if (!frc)
         frc = jb_str(&frame, text);
     if (!frc)
-        frc = cd_buf_puts(&frame, ",\"action\":");
+        frc = cd_buf_append(&frame, ",", 1);
     if (!frc)
-        frc = jb_str(&frame, action);
+        frc = cd_buf_append(&frame, common.data, common.len);
     if (!frc)
-        frc = cd_buf_puts(&frame, ",\"intent\":");
-    if (!frc)
-        frc = jb_str_or_null(&frame, intent);
-    if (!frc)
-        frc = cd_buf_puts(&frame, ",\"confidence\":");
-    if (!frc)
-        frc = cd_buf_append(&frame, conf.data, conf.len);
-    if (!frc)
-        frc = cd_buf_puts(&frame, ",\"articles\":");
-    if (!frc)
-        frc = cd_buf_append(&frame, arts.data, arts.len);
-    if (!frc && has_choices)
-        frc = cd_buf_puts(&frame, ",\"choices\":");
-    if (!frc && has_choices)
-        frc = cd_buf_append(&frame, choices.data, choices.len);
-    if (!frc && is_collect) {
-        frc = cd_buf_puts(&frame, ",\"collect\":");
-        if (!frc)
-            frc = jb_str(&frame, c->collect_field);
-    }
-    if (!frc && is_handoff) {
-        frc = cd_buf_puts(&frame, ",\"queue\":");
-        if (!frc)
-            frc = jb_str(&frame, queue_name);
-    }
+        frc = jb_reply_extras(&frame, has_choices ? &choices : NULL,
+                              is_collect ? c->collect_field : NULL, is_handoff ? queue_name : NULL);
     if (!frc)
         frc = cd_buf_append(&frame, "}", 1);
     if (!frc) /* as before: a frame that cannot be built is not sent */
         chat_emit_customer_stored_text(chat, c, frame.data);
     cd_buf_free(&frame);
-    cd_buf_free(&arts);
+    cd_buf_free(&common);
     cd_buf_free(&choices);
-    cd_buf_free(&conf);
     if (d->action == TRIAGE_HANDOFF && !is_collect)
         return chat_enqueue(chat, c, d->queue[0] ? d->queue : "general", d->priority);
     /* The row changes only when the state or the intent does (a question
@@ -746,13 +736,7 @@ static void customer_message(struct chat *chat, struct conn *k, json_t *o)
         }
     }
     free(masked);
-    if (rc) {
-        chat_unit_undo(chat);
-        chat->m.n_store_errors++;
-        chat_emit_error(chat, id, "store_failed", cd_strerror(rc), client_id, 0);
-        return;
-    }
-    chat_unit_end(chat);
+    chat_unit_finish(chat, rc, id, client_id, 0);
 }
 
 struct bot_msg_ctx {
@@ -897,13 +881,7 @@ static void customer_handoff(struct chat *chat, struct conn *k)
     if (!rc)
         rc = bot_reply(chat, c, NULL, 0, NULL, &d);
     triage_decision_clear(&d);
-    if (rc) {
-        chat_unit_undo(chat);
-        chat->m.n_store_errors++;
-        chat_emit_error(chat, k->node.key, "store_failed", cd_strerror(rc), NULL, 0);
-        return;
-    }
-    chat_unit_end(chat);
+    chat_unit_finish(chat, rc, k->node.key, NULL, 0);
 }
 
 /* contact {email?, name?} */
@@ -973,13 +951,7 @@ static void customer_close(struct chat *chat, struct conn *k)
     int rc = chat_unit_begin(chat);
     if (!rc)
         rc = chat_close_conversation(chat, c, "customer", NULL, NULL);
-    if (rc) {
-        chat_unit_undo(chat);
-        chat->m.n_store_errors++;
-        chat_emit_error(chat, k->node.key, "store_failed", cd_strerror(rc), NULL, 0);
-        return;
-    }
-    chat_unit_end(chat);
+    chat_unit_finish(chat, rc, k->node.key, NULL, 0);
 }
 
 /* rating {score, comment?} */

@@ -74,6 +74,7 @@ struct conv {
     struct conv *next_touched;
     struct langid_probe *lang_probe; /* hello had no lang: detecting it (langid.h) */
     int has_customer_message;        /* 1, 0, or -1: not known yet (loaded from the store) */
+    int has_agent_message;           /* the agent who has it has written (pickup time taken) */
 };
 
 /* A frame to send, or (text NULL) a close to make once the frames queued
@@ -205,5 +206,14 @@ void chat_agent_status_update(struct chat *chat, struct conn *k, struct conv *c,
 
 int chat_assign(struct chat *chat, struct conv *c, int64_t agent_id);
 int chat_requeue(struct chat *chat, struct conv *c, const char *queue_arg, const char *why);
+
+/* Counts a wait of waited_s seconds into a CHAT_WAIT_BUCKETS histogram and its sum. */
+void chat_wait_observe(uint64_t *buckets, double *sum_s, int64_t waited_s);
+
+/* Ends the current unit of work: kept when rc is 0; otherwise undone, counted as a store
+ * error and answered with one "store_failed" error to conn (reply_to and conversation as for
+ * chat_emit_error()). Returns rc. */
+int chat_unit_finish(struct chat *chat, int rc, uint64_t conn, const char *reply_to,
+                     int64_t conversation);
 
 #endif

@@ -166,47 +166,12 @@ static void set_err(char **err, const char *fmt, const char *detail)
         cd_buf_free(&b);
 }
 
-int kb_sql_rc(int rc)
-{
-    switch (rc) {
-    case SQLITE_OK:
-    case SQLITE_ROW:
-    case SQLITE_DONE:
-        return 0;
-    case SQLITE_NOMEM:
-        return CD_ENOMEM;
-    case SQLITE_FULL:
-        return CD_EFULL;
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-        return CD_EBUSY;
-    case SQLITE_TOOBIG:
-        return CD_ETOOBIG;
-    default:
-        return CD_EIO;
-    }
-}
-
-/* Steps a statement that returns no rows and resets it. */
-int kb_step_done(sqlite3_stmt *st)
-{
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : kb_sql_rc(rc);
-}
-
 sqlite3_stmt *kb_stmt(struct kb *kb, enum kb_stmt which)
 {
     sqlite3_stmt *st = kb->st[which];
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return st;
-}
-
-const char *kb_col_text(sqlite3_stmt *st, int i)
-{
-    const unsigned char *s = sqlite3_column_text(st, i);
-    return s ? (const char *)s : "";
 }
 
 /* ---- open / close ----------------------------------------------------------------------- */
@@ -379,8 +344,8 @@ struct kb *kb_open(const char *path, char **err)
     }
     while (sqlite3_step(st) == SQLITE_ROW) {
         int lrc = 0;
-        if (!kb_lang_index_get(kb, kb_col_text(st, 0), 1, &lrc) && lrc) {
-            set_err(err, "cannot open the index of language '%s'", kb_col_text(st, 0));
+        if (!kb_lang_index_get(kb, sql_text(st, 0), 1, &lrc) && lrc) {
+            set_err(err, "cannot open the index of language '%s'", sql_text(st, 0));
             sqlite3_finalize(st);
             goto fail;
         }
@@ -604,7 +569,7 @@ static int append_stems(struct kb_tok *tok, struct cd_buf *b, const char *text, 
 static int op_begin(struct kb *kb)
 {
     kb->is_op_indexed = 0;
-    return kb->is_bulk ? 0 : kb_step_done(kb_stmt(kb, ST_SAVEPOINT));
+    return kb->is_bulk ? 0 : sql_run(kb_stmt(kb, ST_SAVEPOINT));
 }
 
 /* What the tokenizer counted for rows a rollback undoes is wrong: rebuilt at next search. */
@@ -627,7 +592,7 @@ static int bump_generation(struct kb *kb)
         step = sqlite3_step(st);
     }
     sqlite3_reset(st);
-    return step == SQLITE_DONE ? 0 : kb_sql_rc(step);
+    return step == SQLITE_DONE ? 0 : sql_rc(step);
 }
 
 static int op_end(struct kb *kb, int rc)
@@ -639,14 +604,14 @@ static int op_end(struct kb *kb, int rc)
     if (kb->is_bulk)
         return rc;
     if (rc)
-        kb_step_done(kb_stmt(kb, ST_ROLLBACK));
-    int rc2 = kb_step_done(kb_stmt(kb, ST_RELEASE));
+        sql_run(kb_stmt(kb, ST_ROLLBACK));
+    int rc2 = sql_run(kb_stmt(kb, ST_RELEASE));
     return rc ? rc : rc2;
 }
 
 static int same_text(sqlite3_stmt *st, int col, const char *s)
 {
-    return !strcmp(kb_col_text(st, col), s ? s : "");
+    return !strcmp(sql_text(st, col), s ? s : "");
 }
 
 int kb_put(struct kb *kb, const struct kb_article *article, char *msg, size_t msg_cap)
@@ -689,14 +654,14 @@ int kb_put(struct kb *kb, const struct kb_article *article, char *msg, size_t ms
                    same_text(st, 3, a.body) && same_text(st, 4, tags.data) &&
                    same_text(st, 5, questions.data) && sqlite3_column_int(st, 6) == is_published;
         char old_lang[8];
-        snprintf(old_lang, sizeof old_lang, "%s", kb_col_text(st, 2));
+        snprintf(old_lang, sizeof old_lang, "%s", sql_text(st, 2));
         int was_published = sqlite3_column_int(st, 6);
         sqlite3_reset(st);
         if (same)
             goto done; /* re-importing an unchanged article makes no revision */
         st = kb_stmt(kb, ST_SAVE_REVISION);
         sqlite3_bind_int64(st, 1, rid);
-        if ((rc = kb_step_done(st)))
+        if ((rc = sql_run(st)))
             goto done;
         if (was_published && (rc = kb_unindex_article(kb, rid, old_lang)))
             goto done;
@@ -707,7 +672,7 @@ int kb_put(struct kb *kb, const struct kb_article *article, char *msg, size_t ms
         st = kb_stmt(kb, ST_INSERT);
         sqlite3_bind_text(st, 1, a.id, -1, SQLITE_STATIC);
     } else {
-        rc = kb_sql_rc(step);
+        rc = sql_rc(step);
         sqlite3_reset(st);
         goto done;
     }
@@ -718,7 +683,7 @@ int kb_put(struct kb *kb, const struct kb_article *article, char *msg, size_t ms
     sqlite3_bind_text(st, 6, questions.data, (int)questions.len, SQLITE_STATIC);
     sqlite3_bind_int(st, 7, is_published);
     sqlite3_bind_int64(st, 8, now);
-    if ((rc = kb_step_done(st)))
+    if ((rc = sql_run(st)))
         goto done;
     if (!rid)
         rid = sqlite3_last_insert_rowid(kb->db);
@@ -735,12 +700,12 @@ static int article_from_row(sqlite3_stmt *st, int first_col, const char *id, str
 {
     memset(out, 0, sizeof *out);
     out->id = kb_strdup(id);
-    out->title = kb_strdup(kb_col_text(st, first_col));
-    out->lang = kb_strdup(kb_col_text(st, first_col + 1));
-    out->body = kb_strdup(kb_col_text(st, first_col + 2));
-    int rc = split_lines(kb_col_text(st, first_col + 3), &out->tags, &out->n_tags);
+    out->title = kb_strdup(sql_text(st, first_col));
+    out->lang = kb_strdup(sql_text(st, first_col + 1));
+    out->body = kb_strdup(sql_text(st, first_col + 2));
+    int rc = split_lines(sql_text(st, first_col + 3), &out->tags, &out->n_tags);
     if (!rc)
-        rc = split_lines(kb_col_text(st, first_col + 4), &out->questions, &out->n_questions);
+        rc = split_lines(sql_text(st, first_col + 4), &out->questions, &out->n_questions);
     out->is_published = sqlite3_column_int(st, first_col + 5);
     out->revision = sqlite3_column_int(st, first_col + 6);
     out->updated_s = sqlite3_column_int64(st, first_col + 7);
@@ -761,7 +726,7 @@ int kb_get(struct kb *kb, const char *id, struct kb_article *out)
     int step = sqlite3_step(st);
     int rc = step == SQLITE_ROW    ? article_from_row(st, 1, id, out)
              : step == SQLITE_DONE ? CD_ENOTFOUND
-                                   : kb_sql_rc(step);
+                                   : sql_rc(step);
     sqlite3_reset(st);
     return rc;
 }
@@ -777,7 +742,7 @@ int kb_get_revision(struct kb *kb, const char *id, int revision, struct kb_artic
     int step = sqlite3_step(st);
     int rc = step == SQLITE_ROW    ? article_from_row(st, 0, id, out)
              : step == SQLITE_DONE ? CD_ENOTFOUND
-                                   : kb_sql_rc(step);
+                                   : sql_rc(step);
     sqlite3_reset(st);
     return rc;
 }
@@ -835,10 +800,10 @@ int kb_list(struct kb *kb, const char *search, int status, struct kb_list_item *
     while (n < max_items && (step = sqlite3_step(st)) == SQLITE_ROW) {
         struct kb_list_item *it = &items[n];
         memset(it, 0, sizeof *it);
-        snprintf(it->id, sizeof it->id, "%s", kb_col_text(st, 0));
-        snprintf(it->lang, sizeof it->lang, "%s", kb_col_text(st, 2));
-        it->title = kb_strdup(kb_col_text(st, 1));
-        rc = it->title ? split_lines(kb_col_text(st, 3), &it->tags, &it->n_tags) : CD_ENOMEM;
+        snprintf(it->id, sizeof it->id, "%s", sql_text(st, 0));
+        snprintf(it->lang, sizeof it->lang, "%s", sql_text(st, 2));
+        it->title = kb_strdup(sql_text(st, 1));
+        rc = it->title ? split_lines(sql_text(st, 3), &it->tags, &it->n_tags) : CD_ENOMEM;
         it->is_published = sqlite3_column_int(st, 4);
         it->revision = sqlite3_column_int(st, 5);
         it->updated_s = sqlite3_column_int64(st, 6);
@@ -847,7 +812,7 @@ int kb_list(struct kb *kb, const char *search, int status, struct kb_list_item *
             break;
     }
     if (!rc && n < max_items && step != SQLITE_DONE)
-        rc = kb_sql_rc(step);
+        rc = sql_rc(step);
     sqlite3_reset(st);
     free(pattern);
     if (rc) {
@@ -893,23 +858,23 @@ int kb_delete(struct kb *kb, const char *id)
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     int step = sqlite3_step(st);
     if (step != SQLITE_ROW) {
-        rc = step == SQLITE_DONE ? CD_ENOTFOUND : kb_sql_rc(step);
+        rc = step == SQLITE_DONE ? CD_ENOTFOUND : sql_rc(step);
         sqlite3_reset(st);
         return op_end(kb, rc);
     }
     sqlite3_int64 rid = sqlite3_column_int64(st, 0);
     char lang[8];
-    snprintf(lang, sizeof lang, "%s", kb_col_text(st, 2));
+    snprintf(lang, sizeof lang, "%s", sql_text(st, 2));
     int was_published = sqlite3_column_int(st, 6);
     sqlite3_reset(st);
     st = kb_stmt(kb, ST_SAVE_REVISION); /* the deleted version stays as a revision */
     sqlite3_bind_int64(st, 1, rid);
-    if (!(rc = kb_step_done(st)) && was_published)
+    if (!(rc = sql_run(st)) && was_published)
         rc = kb_unindex_article(kb, rid, lang);
     if (!rc) {
         st = kb_stmt(kb, ST_DELETE);
         sqlite3_bind_int64(st, 1, rid);
-        rc = kb_step_done(st);
+        rc = sql_run(st);
     }
     return op_end(kb, rc);
 }
@@ -965,7 +930,7 @@ int kb_learn(struct kb *kb, const char *question, const char *article_id)
     sqlite3_bind_text(st, 2, line.data, (int)line.len, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, stems.data, (int)stems.len, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, cd_wall_s());
-    rc = kb_step_done(st);
+    rc = sql_run(st);
     if (!rc && sqlite3_changes(kb->db) > 0 && a.is_published) {
         st = kb_stmt(kb, ST_GET);
         sqlite3_bind_text(st, 1, article_id, -1, SQLITE_STATIC);

@@ -565,7 +565,7 @@ int kb_df_map_build(struct kb_lang_index *li)
     }
     sqlite3_reset(st);
     if (!rc && step != SQLITE_DONE)
-        rc = kb_sql_rc(step);
+        rc = sql_rc(step);
     /* Later row operations are numbered by kb->df_op: forget the numbers used here. */
     for (uint32_t i = 0; i < m->n_posts; i++)
         m->posts[i].op = 0;
@@ -574,16 +574,16 @@ int kb_df_map_build(struct kb_lang_index *li)
             m->tot_len[c] += m->lens[r].len[c];
     st = li->qterms;
     while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW)
-        rc = df_set_qterms(m, sqlite3_column_int64(st, 0), kb_col_text(st, 1),
+        rc = df_set_qterms(m, sqlite3_column_int64(st, 0), sql_text(st, 1),
                            (size_t)sqlite3_column_bytes(st, 1));
     sqlite3_reset(st);
     if (!rc && step != SQLITE_DONE)
-        rc = kb_sql_rc(step);
+        rc = sql_rc(step);
     st = li->n_rows; /* rows with no token at all have no instance */
     if (!rc && (step = sqlite3_step(st)) == SQLITE_ROW)
         m->n_rows = sqlite3_column_int64(st, 0);
     else if (!rc)
-        rc = kb_sql_rc(step);
+        rc = sql_rc(step);
     sqlite3_reset(st);
     m->is_valid = rc == 0;
     return rc;
@@ -880,8 +880,7 @@ int kb_index_article(struct kb *kb, sqlite3_int64 rid, const struct kb_article *
         int first = learned.len == 0;
         if ((!first &&
              (cd_buf_append(&learned, "\n", 1) || cd_buf_append(&learned_stems, "\n", 1))) ||
-            cd_buf_puts(&learned, kb_col_text(st, 0)) ||
-            cd_buf_puts(&learned_stems, kb_col_text(st, 1)))
+            cd_buf_puts(&learned, sql_text(st, 0)) || cd_buf_puts(&learned_stems, sql_text(st, 1)))
             rc = CD_ENOMEM;
     }
     sqlite3_reset(st);
@@ -896,7 +895,7 @@ int kb_index_article(struct kb *kb, sqlite3_int64 rid, const struct kb_article *
     sqlite3_bind_text(st, 4, learned.data, (int)learned.len, SQLITE_STATIC);
     sqlite3_bind_text(st, 5, tags.data, (int)tags.len, SQLITE_STATIC);
     sqlite3_bind_text(st, 6, a->body, -1, SQLITE_STATIC);
-    rc = kb_step_done(st);
+    rc = sql_run(st);
     capture_end(kb, li, rid, rc);
     if (rc)
         goto done;
@@ -919,7 +918,7 @@ int kb_index_article(struct kb *kb, sqlite3_int64 rid, const struct kb_article *
     sqlite3_bind_int64(st, 1, rid);
     sqlite3_bind_text(st, 2, qterms.data, (int)qterms.len, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, pstems.data, (int)pstems.len, SQLITE_STATIC);
-    rc = kb_step_done(st);
+    rc = sql_run(st);
     if (!rc && li->df_map->is_valid &&
         df_set_qterms(li->df_map, rid, qterms.data ? qterms.data : "", qterms.len) != 0)
         li->df_map->is_valid = 0;
@@ -943,7 +942,7 @@ int kb_unindex_article(struct kb *kb, sqlite3_int64 rid, const char *lang)
     sqlite3_reset(li->del);
     sqlite3_bind_int64(li->del, 1, rid);
     capture_begin(kb, li, rid, -1);
-    rc = kb_step_done(li->del);
+    rc = sql_run(li->del);
     capture_end(kb, li, rid, rc);
     return rc;
 }

@@ -11,6 +11,8 @@
 #include "cd.h"
 #include "text.h"
 
+#include "sql.h"
+
 #include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -251,10 +253,7 @@ struct kb_tok;
 /* ---- kb.c: SQLite helpers, article checks, writes ---- */
 
 char *kb_strdup(const char *s);
-int kb_sql_rc(int rc);
-int kb_step_done(sqlite3_stmt *st);
 sqlite3_stmt *kb_stmt(struct kb *kb, enum kb_stmt which);
-const char *kb_col_text(sqlite3_stmt *st, int i);
 int kb_article_check(const struct kb_article *a, char *msg, size_t cap);
 int kb_join_lines(struct cd_buf *b, char *const *items, int n);
 void kb_invalidate_counts(struct kb *kb);

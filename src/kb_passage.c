@@ -155,10 +155,10 @@ int kb_passage(struct kb *kb, const char *id, const char *question, char **out)
     sqlite3_stmt *st = kb_stmt(kb, ST_PASSAGE);
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     if (sqlite3_step(st) == SQLITE_ROW) {
-        const char *body = kb_col_text(st, 1), *pstems = kb_col_text(st, 2);
+        const char *body = sql_text(st, 1), *pstems = sql_text(st, 2);
         rc = 0;
         if (*pstems && question && *question) {
-            struct kb_lang_index *li = kb_lang_index_get(kb, kb_col_text(st, 0), 0, &rc);
+            struct kb_lang_index *li = kb_lang_index_get(kb, sql_text(st, 0), 0, &rc);
             if (!li)
                 rc = 0;
             if (li && (rc = kb_query_build(kb, li, question, q)) == 0)

@@ -699,7 +699,7 @@ static int search_lang(struct kb *kb, struct kb_lang_index *li, const char *ques
         c->lang_rank = lang_rank;
     }
     /* A query FTS5 cannot parse is a question with no answer, never an error. */
-    rc = step == SQLITE_ROW || step == SQLITE_DONE || step == SQLITE_ERROR ? 0 : kb_sql_rc(step);
+    rc = step == SQLITE_ROW || step == SQLITE_DONE || step == SQLITE_ERROR ? 0 : sql_rc(step);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     cd_buf_free(&match);
@@ -722,7 +722,7 @@ static int rescore(struct kb *kb, const struct kb_query *q, struct kb_candidate 
             sqlite3_stmt *st = kb_stmt(kb, ST_HIT_INFO);
             sqlite3_bind_int64(st, 1, rid);
             if (sqlite3_step(st) == SQLITE_ROW)
-                cands[i].phrasing = best_phrasing(q, kb_col_text(st, 0), &cands[i].match);
+                cands[i].phrasing = best_phrasing(q, sql_text(st, 0), &cands[i].match);
             sqlite3_reset(st);
         }
         cands[i].score = tn->w_stage1 * cands[i].stage1 + tn->w_phrasing * cands[i].phrasing;
@@ -740,12 +740,12 @@ static int fill_hit(struct kb *kb, const struct kb_query *q, const struct kb_can
     sqlite3_bind_int64(st, 1, c->rid);
     int rc = CD_ENOTFOUND;
     if (sqlite3_step(st) == SQLITE_ROW) {
-        snprintf(hit->id, sizeof hit->id, "%s", kb_col_text(st, 0));
-        snprintf(hit->lang, sizeof hit->lang, "%s", kb_col_text(st, 2));
-        hit->title = kb_strdup(kb_col_text(st, 1));
+        snprintf(hit->id, sizeof hit->id, "%s", sql_text(st, 0));
+        snprintf(hit->lang, sizeof hit->lang, "%s", sql_text(st, 2));
+        hit->title = kb_strdup(sql_text(st, 1));
         hit->score = c->score;
         hit->match = c->match;
-        rc = hit->title ? kb_best_passage(q, kb_col_text(st, 3), kb_col_text(st, 4), &hit->passage)
+        rc = hit->title ? kb_best_passage(q, sql_text(st, 3), sql_text(st, 4), &hit->passage)
                         : CD_ENOMEM;
     }
     sqlite3_reset(st);
@@ -791,7 +791,7 @@ int kb_search(struct kb *kb, const char *question, const char *lang, struct kb_h
         return CD_ENOMEM;
     int n_cands = 0, n = 0;
     /* One read transaction for the whole search: one snapshot, one lock. */
-    int own_txn = sqlite3_get_autocommit(kb->db) && kb_step_done(kb_stmt(kb, ST_READ_BEGIN)) == 0;
+    int own_txn = sqlite3_get_autocommit(kb->db) && sql_run(kb_stmt(kb, ST_READ_BEGIN)) == 0;
     /* Another connection changed an index: the postings and counts must be read again. */
     sqlite3_stmt *gen = kb_stmt(kb, ST_GENERATION);
     if (sqlite3_step(gen) == SQLITE_ROW) {
@@ -821,7 +821,7 @@ int kb_search(struct kb *kb, const char *question, const char *lang, struct kb_h
     rc = 0;
 done:
     if (own_txn)
-        kb_step_done(kb_stmt(kb, ST_READ_END));
+        sql_run(kb_stmt(kb, ST_READ_END));
     if (rc) {
         kb_hits_clear(hits, n);
         n = 0;

@@ -59,18 +59,11 @@ void langid_free(struct langid *id)
     free(id);
 }
 
-/* "pt-BR" -> "pt", lower case; returns -1 unless 2-3 letters. */
+/* "pt-BR" -> "pt", lower case (text_lang_code(), the one tag rule); returns -1 for a string
+ * that is not a language tag. */
 static int normalize_code(const char *lang, char out[8])
 {
-    size_t i = 0;
-    for (; lang && lang[i] && lang[i] != '-' && lang[i] != '_'; i++) {
-        char c = lang[i];
-        if (i >= 3 || !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')))
-            return -1;
-        out[i] = (char)(c | 0x20);
-    }
-    out[i] = '\0';
-    return i >= 2 ? 0 : -1;
+    return text_lang_code(lang, out) ? 0 : -1;
 }
 
 static int find_lang(const struct langid *id, const char *code)
@@ -162,11 +155,7 @@ static size_t normalize(const char *text, size_t n, char *out)
 
 static uint32_t gram_hash(const char *s, size_t n, uint32_t salt)
 {
-    uint32_t h = 2166136261u ^ salt;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 16777619u;
-    }
+    uint32_t h = cd_fnv1a32(CD_FNV32_INIT ^ salt, s, n);
     h ^= h >> 15;
     h *= 0x2c1b3c6du;
     h ^= h >> 12;

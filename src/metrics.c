@@ -177,6 +177,27 @@ void metrics_observe(struct metrics *m, enum metrics_histogram h, double value)
     hist->sum += value;
 }
 
+int metrics_histogram_set(struct metrics *m, enum metrics_histogram h, const double *bounds,
+                          int n_bounds, const uint64_t *buckets, double sum)
+{
+    if (!m || h >= METRICS_N_HISTOGRAMS)
+        return CD_EINVAL;
+    const struct histogram_desc *d = &histogram_desc[h];
+    if (n_bounds != d->n_bounds)
+        return CD_EINVAL;
+    for (int i = 0; i < n_bounds; i++)
+        if (bounds[i] != d->bounds[i])
+            return CD_EINVAL;
+    struct histogram *hist = &m->histograms[h];
+    hist->count = 0;
+    for (int i = 0; i <= n_bounds; i++) {
+        hist->buckets[i] = buckets[i];
+        hist->count += buckets[i];
+    }
+    hist->sum = sum;
+    return 0;
+}
+
 uint64_t metrics_counter(const struct metrics *m, enum metrics_counter c)
 {
     return m && c < METRICS_N_COUNTERS ? m->counters[c] : 0;

@@ -6,6 +6,7 @@
 #include "report.h"
 #include "store.h"
 #include "store_sqlite.h"
+#include "sql.h"
 
 #include <errno.h>
 #include <math.h>
@@ -202,12 +203,6 @@ static int done_rc(int rc)
     return rc == SQLITE_FULL ? CD_EFULL : CD_EIO;
 }
 
-static const char *col_text(sqlite3_stmt *st, int i)
-{
-    const unsigned char *t = sqlite3_column_text(st, i);
-    return t ? (const char *)t : "";
-}
-
 /* ---- sampling ---- */
 
 /* splitmix64: the sampling key of a conversation under a seed. */
@@ -329,7 +324,7 @@ int qa_sample_draw(struct store *s, int64_t since_s, int64_t until_s, int per_ag
         }
         c[n].conversation = sqlite3_column_int64(st, 0);
         c[n].agent_id = sqlite3_column_int64(st, 1);
-        snprintf(c[n].queue, sizeof c[n].queue, "%s", col_text(st, 2));
+        snprintf(c[n].queue, sizeof c[n].queue, "%s", sql_text(st, 2));
         c[n].key = mix(seed, (uint64_t)c[n].conversation);
         n++;
     }
@@ -426,7 +421,7 @@ int qa_sample_list(struct store *s, const char *week, int64_t reviewer_id, json_
         json_array_append_new(list, json_pack("{s:I, s:I, s:s, s:s, s:I, s:b}", "conversation",
                                               (json_int_t)sqlite3_column_int64(st, 0), "agent_id",
                                               (json_int_t)sqlite3_column_int64(st, 1), "agent",
-                                              col_text(st, 2), "queue", col_text(st, 3), "audits",
+                                              sql_text(st, 2), "queue", sql_text(st, 3), "audits",
                                               (json_int_t)sqlite3_column_int64(st, 5),
                                               "reviewed_by_me", sqlite3_column_int(st, 6)));
     }
@@ -536,18 +531,18 @@ int qa_audit_save(struct store *s, const struct qa_rubric *r, int64_t conversati
 
 static json_t *audit_row(sqlite3_stmt *st)
 {
-    json_t *scores = json_loads(col_text(st, 8), 0, NULL);
+    json_t *scores = json_loads(sql_text(st, 8), 0, NULL);
     json_t *o = json_pack("{s:I, s:I, s:I, s:s, s:I, s:s, s:f, s:b, s:o, s:I, s:I}", "id",
                           (json_int_t)sqlite3_column_int64(st, 0), "conversation",
                           (json_int_t)sqlite3_column_int64(st, 1), "agent_id",
-                          (json_int_t)sqlite3_column_int64(st, 2), "agent", col_text(st, 3),
+                          (json_int_t)sqlite3_column_int64(st, 2), "agent", sql_text(st, 3),
                           "reviewer_id", (json_int_t)sqlite3_column_int64(st, 4), "reviewer",
-                          col_text(st, 5), "score", sqlite3_column_double(st, 6), "passed",
+                          sql_text(st, 5), "score", sqlite3_column_double(st, 6), "passed",
                           sqlite3_column_int(st, 7), "scores", scores ? scores : json_object(),
                           "created_s", (json_int_t)sqlite3_column_int64(st, 10), "closed_s",
                           (json_int_t)sqlite3_column_int64(st, 11));
     if (o && sqlite3_column_type(st, 9) != SQLITE_NULL)
-        json_object_set_new(o, "comment", json_string(col_text(st, 9)));
+        json_object_set_new(o, "comment", json_string(sql_text(st, 9)));
     return o;
 }
 
@@ -603,7 +598,7 @@ int qa_calibration(struct store *s, const struct qa_rubric *r, int64_t since_s, 
             cur_id = id;
             reviews = json_array();
             cur = json_pack("{s:I, s:I, s:s, s:o}", "conversation", (json_int_t)id, "agent_id",
-                            (json_int_t)sqlite3_column_int64(st, 2), "agent", col_text(st, 3),
+                            (json_int_t)sqlite3_column_int64(st, 2), "agent", sql_text(st, 3),
                             "reviews", reviews);
             json_array_append_new(convs, cur);
         }
@@ -727,7 +722,7 @@ int qa_scores(struct store *s, int64_t agent_id, int64_t since_s, int64_t until_
             weeks = json_array();
             json_array_append_new(agents,
                                   json_pack("{s:I, s:s, s:o}", "agent_id", (json_int_t)agent,
-                                            "agent", col_text(st, 1), "weeks", weeks));
+                                            "agent", sql_text(st, 1), "weeks", weeks));
         }
         if (strcmp(week, cur_week)) {
             FLUSH_WEEK();

@@ -32,6 +32,7 @@
 #include "store.h"
 #include "store_internal.h"
 #include "store_outbox.h"
+#include "sql.h"
 #include "store_sqlite.h"
 
 #include <jansson.h>
@@ -449,43 +450,12 @@ static int sender_parse(const char *name)
 }
 
 /* Maps an SQLite result code to a CD_E* code. */
-static int map_rc(int rc)
-{
-    switch (rc & 0xff) {
-    case SQLITE_OK:
-    case SQLITE_DONE:
-    case SQLITE_ROW:
-        return 0;
-    case SQLITE_NOMEM:
-        return CD_ENOMEM;
-    case SQLITE_FULL:
-        return CD_EFULL;
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-        return CD_EBUSY;
-    case SQLITE_CONSTRAINT:
-        return CD_EEXIST;
-    case SQLITE_TOOBIG:
-        return CD_ETOOBIG;
-    default:
-        return CD_EIO;
-    }
-}
-
 static sqlite3_stmt *st(struct store *s, enum stmt_id id)
 {
     sqlite3_stmt *stmt = s->stmt[id];
     sqlite3_reset(stmt);
     sqlite3_clear_bindings(stmt);
     return stmt;
-}
-
-/* Runs a statement that returns no rows; resets it. Returns 0 or CD_E*. */
-static int run(sqlite3_stmt *stmt)
-{
-    int rc = sqlite3_step(stmt);
-    sqlite3_reset(stmt);
-    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : map_rc(rc);
 }
 
 static void bind_text(sqlite3_stmt *stmt, int i, const char *text)
@@ -523,7 +493,7 @@ static int exec_sql(sqlite3 *db, const char *sql, char **err)
                 snprintf(*err, n, "database: %s", msg ? msg : sqlite3_errstr(rc));
         }
         sqlite3_free(msg);
-        return map_rc(rc);
+        return sql_rc(rc);
     }
     return 0;
 }
@@ -826,7 +796,7 @@ int store_begin(struct store *s)
         return 0;
     if (s->is_catch_up_due)
         checkpoint_catch_up(s);
-    int rc = run(st(s, ST_BEGIN));
+    int rc = sql_run(st(s, ST_BEGIN));
     if (!rc)
         s->is_in_tx = 1;
     return rc;
@@ -848,7 +818,7 @@ int store_mark(struct store *s)
         return rc;
     rc = tx_ok(s);
     if (!rc && !s->is_marked) {
-        rc = run(st(s, ST_MARK));
+        rc = sql_run(st(s, ST_MARK));
         if (!rc)
             s->is_marked = 1;
     }
@@ -858,15 +828,15 @@ int store_mark(struct store *s)
 void store_mark_release(struct store *s)
 {
     if (s->is_marked && !sqlite3_get_autocommit(s->db))
-        run(st(s, ST_MARK_RELEASE));
+        sql_run(st(s, ST_MARK_RELEASE));
     s->is_marked = 0;
 }
 
 void store_mark_undo(struct store *s)
 {
     if (s->is_marked && !sqlite3_get_autocommit(s->db)) {
-        run(st(s, ST_MARK_UNDO));
-        run(st(s, ST_MARK_RELEASE));
+        sql_run(st(s, ST_MARK_UNDO));
+        sql_run(st(s, ST_MARK_RELEASE));
     }
     s->is_marked = 0;
 }
@@ -880,12 +850,12 @@ int store_commit(struct store *s)
         s->is_in_tx = 0;
         return CD_EIO;
     }
-    int rc = run(st(s, ST_COMMIT));
+    int rc = sql_run(st(s, ST_COMMIT));
     if (rc) {
         /* A failed COMMIT may leave the transaction open: end it, so that
          * none of its writes happen and the next turn starts clean. */
         if (!sqlite3_get_autocommit(s->db))
-            run(st(s, ST_ROLLBACK));
+            sql_run(st(s, ST_ROLLBACK));
     }
     s->is_in_tx = 0;
     return rc;
@@ -897,7 +867,7 @@ void store_rollback(struct store *s)
     if (!s->is_in_tx)
         return;
     if (!sqlite3_get_autocommit(s->db))
-        run(st(s, ST_ROLLBACK));
+        sql_run(st(s, ST_ROLLBACK));
     s->is_in_tx = 0;
 }
 
@@ -991,7 +961,7 @@ int store_conversation_create(struct store *s, struct store_conversation *c)
     if (!c->created_s)
         c->created_s = cd_wall_s();
     sqlite3_bind_int64(stmt, 7, c->created_s);
-    int rc = run(stmt);
+    int rc = sql_run(stmt);
     if (!rc)
         c->id = sqlite3_last_insert_rowid(s->db);
     if (!rc && s->observer)
@@ -1007,7 +977,7 @@ static int get_one_conversation(sqlite3_stmt *stmt, struct store_conversation *o
     else if (rc == SQLITE_DONE)
         rc = CD_ENOTFOUND;
     else
-        rc = map_rc(rc);
+        rc = sql_rc(rc);
     sqlite3_reset(stmt);
     return rc;
 }
@@ -1055,7 +1025,7 @@ int store_conversation_update(struct store *s, const struct store_conversation *
     bind_text(stmt, 18, c->note);
     sqlite3_bind_int(stmt, 19, c->rating);
     bind_text(stmt, 20, c->comment);
-    int rc = run(stmt);
+    int rc = sql_run(stmt);
     if (!rc && sqlite3_changes(s->db) == 0)
         rc = CD_ENOTFOUND;
     if (!rc && s->observer)
@@ -1076,7 +1046,7 @@ int store_conversation_update_triage(struct store *s, const struct store_convers
     sqlite3_bind_text(stmt, 2, store_state_name(c->state), -1, SQLITE_STATIC);
     sqlite3_bind_text(stmt, 3, c->intent, -1, SQLITE_STATIC);
     sqlite3_bind_double(stmt, 4, c->confidence);
-    int rc = run(stmt);
+    int rc = sql_run(stmt);
     if (!rc && sqlite3_changes(s->db) == 0)
         rc = CD_ENOTFOUND;
     if (!rc && s->observer)
@@ -1093,7 +1063,7 @@ int store_conversation_claim(struct store *s, int64_t id, int64_t agent_id, int6
     sqlite3_bind_int64(stmt, 1, id);
     sqlite3_bind_int64(stmt, 2, agent_id);
     sqlite3_bind_int64(stmt, 3, now_s);
-    int rc = run(stmt);
+    int rc = sql_run(stmt);
     if (rc)
         return rc;
     if (sqlite3_changes(s->db) == 1)
@@ -1121,7 +1091,7 @@ int store_conversations_open(struct store *s, int max,
         }
     }
     sqlite3_reset(stmt);
-    return rc == SQLITE_DONE ? 0 : map_rc(rc);
+    return rc == SQLITE_DONE ? 0 : sql_rc(rc);
 }
 
 int store_conversations_by_email(struct store *s, const char *email, int64_t exclude_id,
@@ -1146,7 +1116,7 @@ int store_conversations_by_email(struct store *s, const char *email, int64_t exc
         copy_col(h->disposition, sizeof h->disposition, stmt, 4);
     }
     sqlite3_reset(stmt);
-    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : map_rc(rc);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : sql_rc(rc);
 }
 
 /* ---- messages ---- */
@@ -1227,7 +1197,7 @@ int store_message_append(struct store *s, struct store_message *m)
         if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
             return CD_ENOTFOUND;
         if ((rc & 0xff) != SQLITE_CONSTRAINT)
-            return map_rc(rc);
+            return sql_rc(rc);
         int r = client_id_conflict(s, m);
         if (r != 1)
             return r;
@@ -1247,7 +1217,7 @@ int store_message_append(struct store *s, struct store_message *m)
         return CD_ENOTFOUND;
     if ((rc & 0xff) == SQLITE_CONSTRAINT && client_id_conflict(s, m) == CD_EEXIST)
         return CD_EEXIST;
-    return map_rc(rc);
+    return sql_rc(rc);
 }
 
 int store_messages_after(struct store *s, int64_t conversation, int64_t after_seq, int max,
@@ -1268,7 +1238,7 @@ int store_messages_after(struct store *s, int64_t conversation, int64_t after_se
         }
     }
     sqlite3_reset(stmt);
-    return rc == SQLITE_DONE ? 0 : map_rc(rc);
+    return rc == SQLITE_DONE ? 0 : sql_rc(rc);
 }
 
 int store_message_by_client_id(struct store *s, int64_t conversation, const char *client_id,
@@ -1282,7 +1252,7 @@ int store_message_by_client_id(struct store *s, int64_t conversation, const char
     int rc = sqlite3_step(stmt);
     if (rc != SQLITE_ROW) {
         sqlite3_reset(stmt);
-        return rc == SQLITE_DONE ? CD_ENOTFOUND : map_rc(rc);
+        return rc == SQLITE_DONE ? CD_ENOTFOUND : sql_rc(rc);
     }
     struct store_message m;
     read_message(stmt, &m);
@@ -1303,7 +1273,7 @@ int store_message_by_client_id(struct store *s, int64_t conversation, const char
         return r;
     }
     sqlite3_reset(stmt);
-    return rc == SQLITE_DONE ? 0 : map_rc(rc);
+    return rc == SQLITE_DONE ? 0 : sql_rc(rc);
 }
 
 /* ---- users ---- */
@@ -1332,7 +1302,7 @@ int store_user_add(struct store *s, struct store_user *u)
     if (!u->created_s)
         u->created_s = cd_wall_s();
     sqlite3_bind_int64(stmt, 5, u->created_s);
-    int rc = run(stmt);
+    int rc = sql_run(stmt);
     if (!rc)
         u->id = sqlite3_last_insert_rowid(s->db);
     return rc;
@@ -1345,7 +1315,7 @@ static int get_one_user(sqlite3_stmt *stmt, struct store_user *out)
         read_user(stmt, out);
         rc = 0;
     } else {
-        rc = rc == SQLITE_DONE ? CD_ENOTFOUND : map_rc(rc);
+        rc = rc == SQLITE_DONE ? CD_ENOTFOUND : sql_rc(rc);
     }
     sqlite3_reset(stmt);
     return rc;
@@ -1375,7 +1345,7 @@ int store_user_list(struct store *s, struct store_user *out, int max, int *n_out
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW && *n_out < max)
         read_user(stmt, &out[(*n_out)++]);
     sqlite3_reset(stmt);
-    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : map_rc(rc);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : sql_rc(rc);
 }
 
 int store_user_remove(struct store *s, const char *name)
@@ -1384,7 +1354,7 @@ int store_user_remove(struct store *s, const char *name)
         return CD_EIO;
     sqlite3_stmt *stmt = st(s, ST_USER_REMOVE);
     sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
-    int rc = run(stmt);
+    int rc = sql_run(stmt);
     if (!rc && sqlite3_changes(s->db) == 0)
         rc = CD_ENOTFOUND;
     return rc;
@@ -1397,7 +1367,7 @@ int store_has_customer_message(struct store *s, int64_t conversation)
     int rc = sqlite3_step(stmt);
     int has = rc == SQLITE_ROW ? sqlite3_column_int(stmt, 0) : 0;
     sqlite3_reset(stmt);
-    return rc == SQLITE_ROW ? has : map_rc(rc);
+    return rc == SQLITE_ROW ? has : sql_rc(rc);
 }
 
 /* ---- events, feedback, unanswered ---- */
@@ -1413,7 +1383,7 @@ int store_event_add(struct store *s, const char *kind, int64_t conversation, int
     sqlite3_bind_int64(stmt, 3, user_id);
     bind_text(stmt, 4, detail);
     sqlite3_bind_int64(stmt, 5, cd_wall_s());
-    return run(stmt);
+    return sql_run(stmt);
 }
 
 int store_feedback_add(struct store *s, int64_t conversation, int64_t seq, int is_helpful,
@@ -1428,7 +1398,7 @@ int store_feedback_add(struct store *s, int64_t conversation, int64_t seq, int i
     bind_text(stmt, 4, article_id);
     bind_text(stmt, 5, question);
     sqlite3_bind_int64(stmt, 6, cd_wall_s());
-    int rc = run(stmt);
+    int rc = sql_run(stmt);
     return rc == CD_EEXIST ? CD_ENOTFOUND : rc; /* foreign key: no such conversation */
 }
 
@@ -1444,7 +1414,7 @@ int store_unanswered_add(struct store *s, int64_t conversation, const char *ques
     sqlite3_bind_text(stmt, 4, intent ? intent : "", -1, SQLITE_STATIC);
     sqlite3_bind_double(stmt, 5, confidence);
     sqlite3_bind_int64(stmt, 6, cd_wall_s());
-    int rc = run(stmt);
+    int rc = sql_run(stmt);
     return rc == CD_EEXIST ? CD_ENOTFOUND : rc;
 }
 
@@ -1474,7 +1444,7 @@ int store_unanswered_list(struct store *s, int64_t since_s, struct store_unanswe
         }
     }
     if (!rc && n < max && step != SQLITE_DONE)
-        rc = map_rc(step);
+        rc = sql_rc(step);
     sqlite3_reset(stmt);
     if (rc) {
         store_unanswered_clear(out, n);
@@ -1500,7 +1470,7 @@ int store_unanswered_resolve(struct store *s, const char *question)
         return CD_EIO;
     sqlite3_stmt *stmt = st(s, ST_UNANSWERED_RESOLVE);
     sqlite3_bind_text(stmt, 1, question, -1, SQLITE_STATIC);
-    int rc = run(stmt);
+    int rc = sql_run(stmt);
     return rc ? rc : sqlite3_changes(s->db);
 }
 
@@ -1516,7 +1486,7 @@ static int read_counts(sqlite3_stmt *stmt, struct store_count *out, int *n_out)
         c->n = sqlite3_column_int64(stmt, 1);
     }
     sqlite3_reset(stmt);
-    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : map_rc(rc);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : sql_rc(rc);
 }
 
 static sqlite3_stmt *window_stmt(struct store *s, enum stmt_id id, int64_t since_s, int64_t until_s)
@@ -1538,7 +1508,7 @@ int store_stats(struct store *s, int64_t since_s, int64_t until_s, int pickup_ta
     int rc = sqlite3_step(stmt);
     if (rc != SQLITE_ROW) {
         sqlite3_reset(stmt);
-        return map_rc(rc == SQLITE_DONE ? SQLITE_ERROR : rc);
+        return sql_rc(rc == SQLITE_DONE ? SQLITE_ERROR : rc);
     }
     out->n_conversations = sqlite3_column_int64(stmt, 0);
     out->n_bot_resolved = sqlite3_column_int64(stmt, 1);
@@ -1711,7 +1681,7 @@ static int delete_batches(struct store *s, sqlite3_stmt *stmt, int batch, int ma
         if (limit <= 0)
             break;
         sqlite3_bind_int(stmt, 2, limit);
-        rc = run(stmt);
+        rc = sql_run(stmt);
         if (rc)
             break;
         int n = sqlite3_changes(s->db);
@@ -1741,7 +1711,7 @@ int store_email_conversation_ids(struct store *s, const char *email, int64_t aft
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
         ids[(*n_out)++] = sqlite3_column_int64(stmt, 0);
     sqlite3_reset(stmt);
-    return rc == SQLITE_DONE ? 0 : map_rc(rc);
+    return rc == SQLITE_DONE ? 0 : sql_rc(rc);
 }
 
 int store_export_email(struct store *s, const char *email, struct cd_buf *out, int *n_out)
@@ -1789,7 +1759,7 @@ int store_wipe_wal(struct store *s)
         if (rc == SQLITE_BUSY)
             sqlite3_sleep(20);
     }
-    return rc == SQLITE_OK ? 0 : rc == SQLITE_BUSY ? CD_EBUSY : map_rc(rc);
+    return rc == SQLITE_OK ? 0 : rc == SQLITE_BUSY ? CD_EBUSY : sql_rc(rc);
 }
 
 int store_erase_email(struct store *s, const char *email, int64_t user_id, int *n_out)

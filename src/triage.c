@@ -365,12 +365,7 @@ static int on_key_token(void *ctx, const char *token, int n_token, int start, in
     struct key_ctx *k = ctx;
     (void)start;
     (void)end;
-    for (int i = 0; i < n_token; i++) {
-        k->h ^= (unsigned char)token[i];
-        k->h *= 0x100000001b3ULL;
-    }
-    k->h ^= ' ';
-    k->h *= 0x100000001b3ULL;
+    k->h = cd_fnv1a64(cd_fnv1a64(k->h, token, (size_t)n_token), " ", 1);
     k->n++;
     return 0;
 }
@@ -416,7 +411,7 @@ static void compute_signals(struct triage *t, const char *text, size_t n, const 
     if (!out->is_howto && strchr(folded, '?'))
         out->is_howto = 1;
 
-    struct key_ctx k = {.h = 0xcbf29ce484222325ULL};
+    struct key_ctx k = {.h = CD_FNV64_INIT};
     if (t->tok)
         text_tokenize(t->tok, text, n, 0, on_key_token, &k);
     out->text_key = k.n ? k.h : 0;

@@ -21,6 +21,8 @@ run_unit() {
     for t in "$BUILD"/tests/test_*; do
         [ -x "$t" ] || continue
         name=$(basename "$t")
+        # A binary left by a renamed or removed test (test_faults is test_store_faults now).
+        [ -f "tests/unit/$name.c" ] || continue
         log="$BUILD/test-logs/$name.log"
         "$t" >"$log" 2>&1
         local rc=$?

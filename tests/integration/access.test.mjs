@@ -205,8 +205,14 @@ test('a removed account\'s token is refused when replayed', async (t) => {
 test('tokens are stored only as hashes', async (t) => {
   const conv = noChat ? null : await customer('where is my order?');
   if (conv) conv.c.close();
-  await new Promise((r) => setTimeout(r, 300)); // the group commit
-  const files = [srv.db, `${srv.db}-wal`].filter((f) => existsSync(f)).map((f) => readFileSync(f));
+  // Durable before visible: the reply came after the group commit, so the customer's message
+  // is in the database files now; the check waits for it rather than for a fixed time.
+  const read = () => [srv.db, `${srv.db}-wal`].filter((f) => existsSync(f)).map((f) => readFileSync(f));
+  const stored = (data) => data.some((d) => d.includes(Buffer.from('where is my order?')));
+  for (const t0 = Date.now(); conv && !stored(read()) && Date.now() - t0 < 5000;)
+    await new Promise((r) => setTimeout(r, 20));
+  const files = read();
+  if (conv) assert.ok(stored(files), 'the customer message reached the database files');
   const secrets = [tokens.agent, tokens.author, tokens.admin, ...(conv ? [conv.token] : [])];
   for (const secret of secrets) {
     for (const data of files) {

@@ -187,6 +187,15 @@ test('unknown routes: 404; wrong method: 405 with Allow', async () => {
   const m = await api('PATCH', '/api/stats', { token: tokens.admin });
   assert.equal(m.status, 405);
   assert.equal(m.headers.get('allow'), 'GET');
+  // One route table: every route checks its method before its roles, the ones that used to
+  // take any method included.
+  const me = await api('POST', '/api/me', { token: tokens.admin, body: {} });
+  assert.equal(me.status, 405);
+  assert.equal(me.headers.get('allow'), 'GET');
+  const put = await api('PUT', '/api/articles', { token: tokens.author, body: {} });
+  assert.equal(put.status, 405);
+  assert.equal(put.headers.get('allow'), 'GET, POST');
+  assert.equal((await api('DELETE', '/api/stats')).status, 405); // before any token check
 });
 
 test('bad JSON and bad fields: 400 naming the problem, nothing changed', async (t) => {

@@ -473,7 +473,7 @@ test('disk full (a 4 MB tmpfs): store_failed, nothing answered lost, recovery wh
       execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', disk], { stdio: 'ignore' });
     } catch {
       rmSync(dir, { recursive: true, force: true });
-      return t.skip('cannot mount a tmpfs here (needs root); test_faults.c covers disk full');
+      return t.skip('cannot mount a tmpfs here (needs root); test_store_faults.c covers disk full');
     }
     let srv = null;
     try {

@@ -791,6 +791,17 @@ static void test_agent_full_flow(void **state)
     assert_int_equal(m.n_picked, 1);
     assert_int_equal(m.n_agent_messages, 1);
     assert_int_equal(m.n_agent_connections, 1);
+    /* The waits the server's /metrics reads: one to the agent joining, one to the agent's
+     * first message, each within a second here. */
+    uint64_t n_wait = 0, n_pickup = 0;
+    for (int b = 0; b < CHAT_WAIT_BUCKETS; b++) {
+        n_wait += m.wait_buckets[b];
+        n_pickup += m.pickup_buckets[b];
+    }
+    assert_int_equal(n_wait, 1);
+    assert_int_equal(n_pickup, 1);
+    assert_true(m.wait_buckets[0] == 1 && m.pickup_buckets[0] == 1);
+    assert_int_equal(m.n_agent_messages_delivered, 1);
 }
 
 static void test_claim_race_and_capacity(void **state)

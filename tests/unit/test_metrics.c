@@ -1,5 +1,4 @@
-/* Tests for metrics.c (counters, gauges, histograms, Prometheus text) and
- * log.c (one JSON object per line, level filter, escaping). */
+/* Tests for metrics.c: counters, gauges, histograms, Prometheus text. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,7 +6,7 @@
 #include <cmocka.h>
 
 #include "cd.h"
-#include "log.h"
+#include "chat.h"
 #include "metrics.h"
 
 #include <stdio.h>
@@ -70,73 +69,28 @@ static void test_histogram(void **state)
     metrics_free(m);
 }
 
-static char *capture_buf;
-static size_t capture_len;
-
-static char *capture_log(enum log_level min, void (*fn)(void))
-{
-    FILE *f = open_memstream(&capture_buf, &capture_len);
-    log_init(min, f);
-    fn();
-    fclose(f);
-    log_init(LOG_INFO, NULL);
-    char *out = capture_buf;
-    capture_buf = NULL;
-    return out;
-}
-
-static void emit_some(void)
-{
-    log_event(LOG_DEBUG, "hidden", "n:i", 1, LOG_END);
-    log_event(LOG_INFO, "listening", "port:i", 8080, "bind:s", "::", "tls:b", 0, "ratio:f", 0.5,
-              "big:l", 1234567890123LL, "none:s", (const char *)NULL, LOG_END);
-    log_event(LOG_ERROR, "odd", "text:s", "quote\" back\\ nl\n tab\t \x01 bad\xff end", LOG_END);
-}
-
-static void test_log_lines(void **state)
+/* A histogram kept by chat.c is set whole, and only with the bounds /metrics declares. */
+static void test_histogram_set_from_chat(void **state)
 {
     (void)state;
-    char *out = capture_log(LOG_INFO, emit_some);
-    assert_null(strstr(out, "hidden"));
-    char *nl = strchr(out, '\n');
-    assert_non_null(nl);
-    *nl = '\0';
-    assert_true(out[0] == '{');
-    assert_non_null(strstr(out, "\"level\":\"info\""));
-    assert_non_null(strstr(out, "\"event\":\"listening\""));
-    assert_non_null(strstr(out, "\"port\":8080"));
-    assert_non_null(strstr(out, "\"bind\":\"::\""));
-    assert_non_null(strstr(out, "\"tls\":false"));
-    assert_non_null(strstr(out, "\"ratio\":0.5"));
-    assert_non_null(strstr(out, "\"big\":1234567890123"));
-    assert_non_null(strstr(out, "\"none\":null"));
-    assert_non_null(strstr(out, "\"ts\":\"20"));
-    char *second = nl + 1;
-    assert_non_null(strstr(second, "\"level\":\"error\""));
-    assert_non_null(strstr(second, "quote\\\" back\\\\ nl\\n tab\\t \\u0001 bad\\ufffd end"));
-    /* Exactly two lines. */
-    assert_int_equal(strchr(second, '\n')[1], '\0');
-    free(out);
-
-    assert_int_equal(log_level_parse("warn"), LOG_WARN);
-    assert_int_equal(log_level_parse("warning"), LOG_WARN);
-    assert_int_equal(log_level_parse("debug"), LOG_DEBUG);
-    assert_int_equal(log_level_parse("verbose"), -1);
-    assert_int_equal(log_level_parse(NULL), -1);
-}
-
-static void test_json_string_utf8(void **state)
-{
-    (void)state;
-    struct cd_buf b = {0};
-    const char *s = "caf\xc3\xa9 \xe2\x82\xac";
-    assert_int_equal(cd_json_string(&b, s, strlen(s), CD_JSON_REPLACE_INVALID), 0);
-    assert_string_equal(b.data, "\"caf\xc3\xa9 \xe2\x82\xac\"");
-    cd_buf_reset(&b);
-    /* A truncated sequence at the end is replaced, not copied. */
-    assert_int_equal(cd_json_string(&b, "ab\xe2\x82", 4, CD_JSON_REPLACE_INVALID), 0);
-    assert_string_equal(b.data, "\"ab\\ufffd\\ufffd\"");
-    cd_buf_free(&b);
+    struct metrics *m = metrics_new();
+    assert_non_null(m);
+    uint64_t buckets[CHAT_WAIT_BUCKETS] = {0};
+    buckets[0] = 2;
+    buckets[CHAT_WAIT_BUCKETS - 1] = 1;
+    assert_int_equal(metrics_histogram_set(m, METRICS_WAIT_SECONDS, chat_wait_bounds_s,
+                                           CHAT_WAIT_BUCKETS - 1, buckets, 4000.5),
+                     0);
+    assert_int_equal(metrics_histogram_count(m, METRICS_WAIT_SECONDS), 3);
+    assert_true(metrics_histogram_sum(m, METRICS_WAIT_SECONDS) == 4000.5);
+    assert_int_equal(metrics_histogram_set(m, METRICS_PICKUP_SECONDS, chat_wait_bounds_s,
+                                           CHAT_WAIT_BUCKETS - 1, buckets, 1),
+                     0);
+    static const double other[] = {5, 15};
+    assert_int_equal(metrics_histogram_set(m, METRICS_WAIT_SECONDS, other, 2, buckets, 0),
+                     CD_EINVAL);
+    assert_int_equal(metrics_histogram_count(m, METRICS_WAIT_SECONDS), 3);
+    metrics_free(m);
 }
 
 int main(void)
@@ -144,8 +98,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_counters_and_gauges),
         cmocka_unit_test(test_histogram),
-        cmocka_unit_test(test_log_lines),
-        cmocka_unit_test(test_json_string_utf8),
+        cmocka_unit_test(test_histogram_set_from_chat),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

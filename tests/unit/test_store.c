@@ -9,6 +9,8 @@
 
 #include "testlib.h"
 
+#include "../../src/sql.h"
+
 #include "store.h"
 
 #include <sqlite3.h>
@@ -738,11 +740,26 @@ static void test_checkpoint_thread(void **state)
     store_close(s);
 }
 
+/* One mapping of SQLite result codes for the store and the KB (src/sql.h). */
+static void test_sql_result_codes(void **state)
+{
+    (void)state;
+    assert_int_equal(sql_rc(SQLITE_OK), 0);
+    assert_int_equal(sql_rc(SQLITE_DONE), 0);
+    assert_int_equal(sql_rc(SQLITE_NOMEM), CD_ENOMEM);
+    assert_int_equal(sql_rc(SQLITE_FULL), CD_EFULL);
+    assert_int_equal(sql_rc(SQLITE_BUSY_SNAPSHOT), CD_EBUSY); /* extended codes too */
+    assert_int_equal(sql_rc(SQLITE_CONSTRAINT_UNIQUE), CD_EEXIST);
+    assert_int_equal(sql_rc(SQLITE_TOOBIG), CD_ETOOBIG);
+    assert_int_equal(sql_rc(SQLITE_IOERR_WRITE), CD_EIO);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_path, teardown_path)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sql_result_codes),
         T(test_open_version),
         T(test_open_bad_path),
         T(test_conversation_round_trip),

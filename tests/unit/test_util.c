@@ -26,6 +26,18 @@ static void test_strlcpy_fits_cuts_terminates(void **state)
     assert_string_equal(cd_strlcpy(one, sizeof one, "abc"), "");
 }
 
+/* Checks that ours (a buffer cd_json_* wrote) holds what json_dumps() writes for v (stolen),
+ * then frees both. */
+static void assert_as_jansson(struct cd_buf *ours, json_t *v)
+{
+    char *want = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    assert_non_null(want);
+    assert_string_equal(ours->data, want);
+    free(want);
+    json_decref(v);
+    cd_buf_free(ours);
+}
+
 /* cd_json_string() writes what jansson writes; with CD_JSON_REPLACE_INVALID it never fails. */
 static void test_json_string_matches_jansson(void **state)
 {
@@ -36,12 +48,7 @@ static void test_json_string_matches_jansson(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct cd_buf b = {0};
         assert_int_equal(cd_json_string(&b, cases[i], strlen(cases[i]), 0), 0);
-        json_t *v = json_string(cases[i]);
-        char *want = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-        assert_string_equal(b.data, want);
-        free(want);
-        json_decref(v);
-        cd_buf_free(&b);
+        assert_as_jansson(&b, json_string(cases[i]));
     }
     struct cd_buf b = {0};
     assert_int_equal(cd_json_string(&b, "a\xff", 2, 0), CD_EINVAL);
@@ -61,23 +68,13 @@ static void test_json_numbers_match_jansson(void **state)
     for (size_t i = 0; i < sizeof reals / sizeof reals[0]; i++) {
         struct cd_buf b = {0};
         assert_int_equal(cd_json_real(&b, reals[i]), 0);
-        json_t *v = json_real(reals[i]);
-        char *want = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-        assert_string_equal(b.data, want);
-        free(want);
-        json_decref(v);
-        cd_buf_free(&b);
+        assert_as_jansson(&b, json_real(reals[i]));
     }
     static const long long ints[] = {0, 7, -7, 9223372036854775807LL, -9223372036854775807LL - 1};
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         struct cd_buf b = {0};
         assert_int_equal(cd_json_int(&b, ints[i]), 0);
-        json_t *v = json_integer(ints[i]);
-        char *want = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-        assert_string_equal(b.data, want);
-        free(want);
-        json_decref(v);
-        cd_buf_free(&b);
+        assert_as_jansson(&b, json_integer(ints[i]));
     }
 }
 
@@ -100,6 +97,21 @@ static void test_fnv1a_and_suffix(void **state)
     assert_true(cd_has_suffix("x", ""));
 }
 
+/* Log lines: valid UTF-8 kept, invalid bytes replaced. */
+static void test_json_string_utf8(void **state)
+{
+    (void)state;
+    struct cd_buf b = {0};
+    const char *s = "caf\xc3\xa9 \xe2\x82\xac";
+    assert_int_equal(cd_json_string(&b, s, strlen(s), CD_JSON_REPLACE_INVALID), 0);
+    assert_string_equal(b.data, "\"caf\xc3\xa9 \xe2\x82\xac\"");
+    cd_buf_reset(&b);
+    /* A truncated sequence at the end is replaced, not copied. */
+    assert_int_equal(cd_json_string(&b, "ab\xe2\x82", 4, CD_JSON_REPLACE_INVALID), 0);
+    assert_string_equal(b.data, "\"ab\\ufffd\\ufffd\"");
+    cd_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -107,6 +119,7 @@ int main(void)
         cmocka_unit_test(test_json_string_matches_jansson),
         cmocka_unit_test(test_json_numbers_match_jansson),
         cmocka_unit_test(test_fnv1a_and_suffix),
+        cmocka_unit_test(test_json_string_utf8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
