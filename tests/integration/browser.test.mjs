@@ -35,7 +35,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import http from 'node:http';
 import { createRequire } from 'node:module';
-import { startServer, runCaredesk, repoRoot } from './lib/server.mjs';
+import { startServer, repoRoot, addUser } from './lib/server.mjs';
+import { isoWeek } from './lib/week.mjs';
 import { connect } from './lib/client.mjs';
 
 const require = createRequire(import.meta.url);
@@ -61,11 +62,8 @@ const tokens = {};
 const qaArgs = ['--qa-rubric', path.join(repoRoot, 'qa/rubric.json'), '--nps'];
 const caps = { chat: false, agent: false, api: false, kbpage: false, stats: false, why: [] };
 
-async function userAdd(name, role) {
-  const r = await runCaredesk(['user', 'add', name, '--role', role, '--db', path.join(dir, 'caredesk.db')]);
-  assert.equal(r.code, 0, `caredesk user add ${name}: ${r.stderr}`);
-  const lines = r.stdout.trim().split('\n');
-  return lines[lines.length - 1].trim();
+function userAdd(name, role) {
+  return addUser(path.join(dir, 'caredesk.db'), name, role);
 }
 
 // What the server under test can do yet: each end-to-end part needs some.
@@ -754,15 +752,6 @@ test('agent: transfer a chat to another queue', opts(60000), async (t) => {
   await agent.context().close();
   await customer.context().close();
 });
-
-// The ISO week (YYYY-Www) of a date, local time, as the report page names weeks.
-function isoWeek(d) {
-  const t = new Date(d.getFullYear(), d.getMonth(), d.getDate());
-  t.setDate(t.getDate() + 3 - ((t.getDay() + 6) % 7));
-  const jan4 = new Date(t.getFullYear(), 0, 4);
-  const w = 1 + Math.round(((t - jan4) / 86400000 - 3 + ((jan4.getDay() + 6) % 7)) / 7);
-  return `${t.getFullYear()}-W${String(w).padStart(2, '0')}`;
-}
 
 test('weekly report page: figures against last week, SVG charts, print layout, CSV download', opts(60000), async (t) => {
   if (!need(t, 'chat', 'agent', 'stats')) return;

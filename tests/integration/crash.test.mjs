@@ -23,7 +23,7 @@ import { mkdtempSync, rmSync, mkdirSync, writeFileSync, unlinkSync } from 'node:
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
-import { startServer, runCaredesk, fixtures } from './lib/server.mjs';
+import { startServer, runCaredesk, fixtures, addUser } from './lib/server.mjs';
 import { connect } from './lib/client.mjs';
 
 const N_CUSTOMERS = 40;
@@ -270,12 +270,6 @@ function hasSqliteCli() {
   try { execFileSync('sqlite3', ['-version']); return true; } catch { return false; }
 }
 
-async function addAgent(db, name) {
-  const r = await runCaredesk(['user', 'add', name, '--role', 'agent', '--db', db]);
-  assert.equal(r.code, 0, r.stderr);
-  return r.stdout.trim().split('\n').pop().trim();
-}
-
 test('kill -9 under load, restart on the same database: nothing acknowledged is lost',
   { timeout: 90000 }, async (t) => {
     const dir = mkdtempSync(path.join(tmpdir(), 'caredesk-crash-'));
@@ -290,7 +284,7 @@ test('kill -9 under load, restart on the same database: nothing acknowledged is 
     }
     const world = { wsUrl: srv.wsUrl, answered: 0 };
     const tokens = [];
-    for (let i = 0; i < N_AGENTS; i++) tokens.push(await addAgent(db, `agent${i}`));
+    for (let i = 0; i < N_AGENTS; i++) tokens.push(await addUser(db, `agent${i}`, 'agent'));
     const customers = Array.from({ length: N_CUSTOMERS }, (_, i) => new Customer(world, i));
     const agents = tokens.map((t, i) => new Agent(world, i, t));
     const runs = [...customers, ...agents].map((c) => c.run());
