@@ -148,15 +148,7 @@ static const char *const intent_defs[] = {
 
 static struct intents *make_intents(void)
 {
-    struct intents *set = intents_new();
-    assert_non_null(set);
-    for (size_t i = 0; i < sizeof intent_defs / sizeof intent_defs[0]; i++)
-        assert_int_equal(
-            intents_load_json(set, intent_defs[i], strlen(intent_defs[i]), "test", NULL), 0);
-    struct intents_train_options o = {0};
-    o.is_quiet = 1;
-    assert_int_equal(intents_train(set, &o), 0);
-    return set;
+    return testlib_intents(intent_defs, sizeof intent_defs / sizeof intent_defs[0], "test");
 }
 
 static char db_path[128];

@@ -37,15 +37,7 @@ static struct triage *make_triage(void)
     static const char intent[] =
         "{\"name\":\"greeting\",\"description\":\"Say hello\",\"examples\":[\"hello\","
         "\"hi there\",\"good morning\"],\"patterns\":[\"hello\"],\"response\":\"Hello!\"}";
-    struct intents *set = intents_new();
-    assert_non_null(set);
-    assert_int_equal(intents_load_json(set, intent, strlen(intent), "test", NULL), 0);
-    struct intents_train_options o = {0};
-    o.is_quiet = 1;
-    assert_int_equal(intents_train(set, &o), 0);
-    struct triage *t = triage_new(NULL, set, NULL);
-    assert_non_null(t);
-    return t;
+    return testlib_triage(intent);
 }
 
 static void start(int is_nps)

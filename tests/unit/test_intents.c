@@ -9,6 +9,7 @@
 
 #include "cd.h"
 #include "intents.h"
+#include "testlib.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -184,12 +185,7 @@ static void test_load_jsonl(void **state)
 
 static struct intents *load_string(const char *json)
 {
-    struct intents *set = intents_new();
-    assert_non_null(set);
-    assert_int_equal(intents_load_json(set, json, strlen(json), "test.json", NULL), 0);
-    struct intents_train_options o = {.is_quiet = 1};
-    assert_int_equal(intents_train(set, &o), 0);
-    return set;
+    return testlib_intents(&json, 1, "test.json");
 }
 
 static const char rules_json[] =

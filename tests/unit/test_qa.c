@@ -12,6 +12,7 @@
 #include "qa.h"
 #include "report.h"
 #include "store.h"
+#include "testlib.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,15 +31,6 @@ static const char rubric_text[] =
     " {\"id\": \"next_step\", \"label\": \"Next step\", \"weight\": 20}]}";
 
 static struct qa_rubric rubric;
-
-static struct store *open_store(void)
-{
-    char *err = NULL;
-    struct store *s = store_open(":memory:", NULL, &err);
-    free(err);
-    assert_non_null(s);
-    return s;
-}
 
 static int64_t user(struct store *s, const char *name, const char *role, const char *skills,
                     struct auth_user *out)
@@ -213,7 +205,7 @@ static int same_picks(const struct qa_pick *a, int na, const struct qa_pick *b, 
 static void test_sample(void **state)
 {
     (void)state;
-    struct store *s = open_store();
+    struct store *s = testlib_memory_store();
     int64_t ana = user(s, "Ana", "agent", "", NULL), ben = user(s, "Ben", "agent", "", NULL);
     /* Ana: 6 billing and 2 orders chats this week, one last week, one still
      * open; Ben: 3 orders chats. */
@@ -284,7 +276,7 @@ static void test_sample(void **state)
 static void test_audit_rights_calibration_scores(void **state)
 {
     (void)state;
-    struct store *s = open_store();
+    struct store *s = testlib_memory_store();
     struct auth_user ana, sue, sam, root, bo;
     user(s, "Ana", "agent", "", &ana);
     user(s, "Sue", "supervisor", "", &sue);

@@ -126,14 +126,7 @@ static void start(void)
         fprintf(stderr, "store_open: %s\n", err ? err : "?");
     free(err);
     assert_non_null(store);
-    struct intents *set = intents_new();
-    assert_non_null(set);
-    assert_int_equal(intents_load_json(set, intent_defs, strlen(intent_defs), "test", NULL), 0);
-    struct intents_train_options o = {0};
-    o.is_quiet = 1;
-    assert_int_equal(intents_train(set, &o), 0);
-    triage = triage_new(NULL, set, NULL);
-    assert_non_null(triage);
+    triage = testlib_triage(intent_defs);
     struct chat_settings settings;
     memset(&settings, 0, sizeof settings);
     struct chat_io cio = testlib_chat_io(&io);

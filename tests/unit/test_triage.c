@@ -13,6 +13,7 @@
 #include "intents_check.h"
 #include "scope.h"
 #include "kb.h"
+#include "testlib.h"
 #include "triage.h"
 
 #include <jansson.h>
@@ -50,12 +51,7 @@ static const char store_json[] =
 
 static struct triage *make_triage(const char *json, const struct triage_settings *s)
 {
-    struct intents *set = intents_new();
-    assert_non_null(set);
-    assert_int_equal(intents_load_json(set, json, strlen(json), "store.json", NULL), 0);
-    struct intents_train_options o = {.is_quiet = 1};
-    assert_int_equal(intents_train(set, &o), 0);
-    struct triage *t = triage_new(s, set, NULL);
+    struct triage *t = triage_new(s, testlib_intents(&json, 1, "store.json"), NULL);
     assert_non_null(t);
     return t;
 }
@@ -104,11 +100,8 @@ static void test_answer_from_article_paragraph(void **state)
         "work\",\"buy a gift card\"],\"patterns\":[\"gift card\"],\"article\":\"gift-cards\"},"
         "{\"name\":\"greeting\",\"examples\":[\"hi\",\"hello\",\"good morning\"],"
         "\"response\":\"Hi!\"}]";
-    struct intents *set = intents_new();
-    assert_non_null(set);
-    assert_int_equal(intents_load_json(set, json, strlen(json), "gift.json", NULL), 0);
-    struct intents_train_options o = {.is_quiet = 1};
-    assert_int_equal(intents_train(set, &o), 0);
+    const char *docs[] = {json};
+    struct intents *set = testlib_intents(docs, 1, "gift.json");
     struct kb *kb = kb_open(":memory:", NULL);
     assert_non_null(kb);
     struct kb_article a = {0};

@@ -28,6 +28,43 @@ char *testlib_db_path(char *out, size_t cap, const char *name)
     return out;
 }
 
+struct store *testlib_memory_store(void)
+{
+    char *err = NULL;
+    struct store *s = store_open(":memory:", NULL, &err);
+    if (!s)
+        print_error("store_open: %s\n", err ? err : "?");
+    free(err);
+    assert_non_null(s);
+    return s;
+}
+
+struct intents *testlib_intents(const char *const *jsons, size_t n, const char *source)
+{
+    struct intents *set = intents_new();
+    assert_non_null(set);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(intents_load_json(set, jsons[i], strlen(jsons[i]), source, NULL), 0);
+    struct intents_train_options o = {.is_quiet = 1};
+    assert_int_equal(intents_train(set, &o), 0);
+    return set;
+}
+
+struct triage *testlib_triage(const char *json)
+{
+    struct triage *t = triage_new(NULL, testlib_intents(&json, 1, "test"), NULL);
+    assert_non_null(t);
+    return t;
+}
+
+void testlib_assert_has_all(const char *text, const char *const *want)
+{
+    assert_non_null(text);
+    for (; *want; want++)
+        if (!strstr(text, *want))
+            fail_msg("missing \"%s\" in:\n%s", *want, text);
+}
+
 static void io_send(void *ctx, uint64_t conn, const char *frame, size_t len)
 {
     struct testlib_io *io = ctx;

@@ -1,11 +1,16 @@
 /* testlib: what the unit tests share, so each helper is written once: removing a test
- * database with its WAL, shared-memory and journal files, and a fake chat transport (struct
- * chat_io) that records every frame and close in growable arrays. Link with testlib.o (the
+ * database with its WAL, shared-memory and journal files, opening an in-memory store,
+ * loading and training an intent set, checking that a text holds a list of strings, and a
+ * fake chat transport (struct chat_io) that records every frame and close in growable
+ * arrays. Link with testlib.o (the
  * Makefile does for every tests/unit/test_*.c); the helpers use cmocka's assertions. */
 #ifndef CD_TESTLIB_H
 #define CD_TESTLIB_H
 
 #include "chat.h"
+#include "intents.h"
+#include "store.h"
+#include "triage.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -15,6 +20,19 @@ void testlib_remove_db(const char *path);
 
 /* Writes "/tmp/cd-test-NAME-PID.db" into out (cap bytes). Returns out. */
 char *testlib_db_path(char *out, size_t cap, const char *name);
+
+/* An empty store in memory; fails the test when it cannot be opened. */
+struct store *testlib_memory_store(void);
+
+/* A new intent set with the n JSON documents in jsons loaded (as from a file named source)
+ * and trained quietly; fails the test on any error. */
+struct intents *testlib_intents(const char *const *jsons, size_t n, const char *source);
+
+/* A triage with default settings over the trained intent set of one JSON document. */
+struct triage *testlib_triage(const char *json);
+
+/* Fails the test unless text holds every string of the NULL-terminated list want. */
+void testlib_assert_has_all(const char *text, const char *const *want);
 
 struct testlib_frame {
     uint64_t conn;
