@@ -9,6 +9,7 @@
 
 #include "auth.h"
 #include "store.h"
+#include "testlib.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -191,13 +192,7 @@ static void test_throttle(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sha256_vectors),
-        cmocka_unit_test(test_equal),
-        cmocka_unit_test(test_tokens),
-        cmocka_unit_test(test_roles_skills),
-        cmocka_unit_test(test_user_create_and_check),
-        cmocka_unit_test(test_throttle),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    TESTLIB_RUN(NULL, NULL, cmocka_unit_test(test_sha256_vectors), cmocka_unit_test(test_equal),
+                cmocka_unit_test(test_tokens), cmocka_unit_test(test_roles_skills),
+                cmocka_unit_test(test_user_create_and_check), cmocka_unit_test(test_throttle));
 }

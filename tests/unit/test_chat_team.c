@@ -377,11 +377,8 @@ static void test_status_update(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_nps_asked_and_stored, teardown),
-        cmocka_unit_test_teardown(test_nps_only_after_close_and_only_when_on, teardown),
-        cmocka_unit_test(test_incident_ids),
-        cmocka_unit_test_teardown(test_status_update, teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    TESTLIB_RUN(NULL, NULL, cmocka_unit_test_teardown(test_nps_asked_and_stored, teardown),
+                cmocka_unit_test_teardown(test_nps_only_after_close_and_only_when_on, teardown),
+                cmocka_unit_test(test_incident_ids),
+                cmocka_unit_test_teardown(test_status_update, teardown));
 }

@@ -9,6 +9,7 @@
 #include "cd.h"
 #include "config.h"
 #include "queue.h"
+#include "testlib.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -265,10 +266,7 @@ static void test_print(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),   cmocka_unit_test(test_set_and_errors),
-        cmocka_unit_test(test_validate),   cmocka_unit_test(test_business_hours),
-        cmocka_unit_test(test_precedence), cmocka_unit_test(test_print),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    TESTLIB_RUN(NULL, NULL, cmocka_unit_test(test_defaults), cmocka_unit_test(test_set_and_errors),
+                cmocka_unit_test(test_validate), cmocka_unit_test(test_business_hours),
+                cmocka_unit_test(test_precedence), cmocka_unit_test(test_print));
 }

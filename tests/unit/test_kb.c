@@ -15,6 +15,7 @@
 
 #include "cd.h"
 #include "kb.h"
+#include "testlib.h"
 
 #include <sqlite3.h>
 
@@ -967,26 +968,21 @@ static void test_stackfaq_sample(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
+    TESTLIB_RUN(
+        NULL, NULL,
         cmocka_unit_test_setup_teardown(test_front_matter_good, make_tmp_dir, remove_tmp_dir),
         cmocka_unit_test_setup_teardown(test_front_matter_bad, make_tmp_dir, remove_tmp_dir),
         cmocka_unit_test_setup_teardown(test_jsonl_errors, make_tmp_dir, remove_tmp_dir),
         cmocka_unit_test_setup_teardown(test_jsonl_escapes, make_tmp_dir, remove_tmp_dir),
         cmocka_unit_test_setup_teardown(test_jsonl_fields, make_tmp_dir, remove_tmp_dir),
-        cmocka_unit_test(test_revisions),
-        cmocka_unit_test(test_list),
-        cmocka_unit_test(test_drafts_not_searched),
-        cmocka_unit_test(test_multilingual),
-        cmocka_unit_test(test_hostile_questions),
-        cmocka_unit_test(test_learn_improves_rank),
-        cmocka_unit_test(test_typos),
-        cmocka_unit_test(test_passage),
+        cmocka_unit_test(test_revisions), cmocka_unit_test(test_list),
+        cmocka_unit_test(test_drafts_not_searched), cmocka_unit_test(test_multilingual),
+        cmocka_unit_test(test_hostile_questions), cmocka_unit_test(test_learn_improves_rank),
+        cmocka_unit_test(test_typos), cmocka_unit_test(test_passage),
         cmocka_unit_test_setup_teardown(test_search_after_put_and_reopen, make_tmp_dir,
                                         remove_tmp_dir),
         cmocka_unit_test_setup_teardown(test_postings_match_fts5, make_tmp_dir, remove_tmp_dir),
         cmocka_unit_test_setup_teardown(test_index_reread_only_for_kb_writes, make_tmp_dir,
                                         remove_tmp_dir),
-        cmocka_unit_test(test_stackfaq_sample),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+        cmocka_unit_test(test_stackfaq_sample));
 }

@@ -55,14 +55,10 @@ static int64_t user(struct store *s, const char *name, const char *role, const c
 /* A chat agent closed in queue at closed_s (still open with agent when closed_s is 0). */
 static int64_t chat(struct store *s, int64_t agent, const char *queue, int64_t closed_s)
 {
-    static int n_made = 0;
     struct store_conversation c;
     memset(&c, 0, sizeof c);
-    n_made++;
-    memcpy(c.token_hash, &n_made, sizeof n_made);
-    snprintf(c.lang, sizeof c.lang, "en");
     c.created_s = (closed_s ? closed_s : T0) - 600;
-    assert_int_equal(store_conversation_create(s, &c), 0);
+    testlib_conversation(s, &c);
     struct store_message m;
     memset(&m, 0, sizeof m);
     m.conversation = c.id;
@@ -379,11 +375,7 @@ static void test_audit_rights_calibration_scores(void **state)
 int main(void)
 {
     setenv("TZ", "UTC", 1);
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rubric),
-        cmocka_unit_test(test_score),
-        cmocka_unit_test(test_sample),
-        cmocka_unit_test(test_audit_rights_calibration_scores),
-    };
-    return cmocka_run_group_tests(tests, setup, NULL);
+    TESTLIB_RUN(setup, NULL, cmocka_unit_test(test_rubric), cmocka_unit_test(test_score),
+                cmocka_unit_test(test_sample),
+                cmocka_unit_test(test_audit_rights_calibration_scores));
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "redact.h"
+#include "testlib.h"
 
 /* Redacts s with r and checks the result and the number of masked spans. */
 static void assert_redacted(const struct redactor *r, const char *s, const char *expected,
@@ -194,11 +195,8 @@ static void test_random_input(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_luhn),           cmocka_unit_test(test_cards_masked),
-        cmocka_unit_test(test_non_cards_kept), cmocka_unit_test(test_patterns),
-        cmocka_unit_test(test_overlaps),       cmocka_unit_test(test_bad_patterns),
-        cmocka_unit_test(test_embedded_nul),   cmocka_unit_test(test_random_input),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    TESTLIB_RUN(NULL, NULL, cmocka_unit_test(test_luhn), cmocka_unit_test(test_cards_masked),
+                cmocka_unit_test(test_non_cards_kept), cmocka_unit_test(test_patterns),
+                cmocka_unit_test(test_overlaps), cmocka_unit_test(test_bad_patterns),
+                cmocka_unit_test(test_embedded_nul), cmocka_unit_test(test_random_input));
 }

@@ -661,9 +661,7 @@ static void test_failed_commits_keep_agent_capacity(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_chat_under_write_faults, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_failed_commits_keep_agent_capacity, setup, teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    TESTLIB_RUN(
+        NULL, NULL, cmocka_unit_test_setup_teardown(test_chat_under_write_faults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_commits_keep_agent_capacity, setup, teardown));
 }

@@ -631,11 +631,9 @@ static void test_interrupted_migration(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_from_every_version, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_from_version_zero, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_not_a_database, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_interrupted_migration, setup, teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    TESTLIB_RUN(NULL, NULL,
+                cmocka_unit_test_setup_teardown(test_from_every_version, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_from_version_zero, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_not_a_database, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_interrupted_migration, setup, teardown));
 }

@@ -37,15 +37,11 @@ static int64_t message(struct store *s, int64_t conv, int sender, int64_t at)
 /* A conversation created at created_s with one customer message then. */
 static int64_t conversation(struct store *s, const char *email, int64_t created_s)
 {
-    static int n_made = 0;
     struct store_conversation c;
     memset(&c, 0, sizeof c);
-    n_made++;
-    memcpy(c.token_hash, &n_made, sizeof n_made);
-    snprintf(c.lang, sizeof c.lang, "en");
     c.customer_email = (char *)email;
     c.created_s = created_s;
-    assert_int_equal(store_conversation_create(s, &c), 0);
+    testlib_conversation(s, &c);
     message(s, c.id, STORE_SENDER_CUSTOMER, created_s);
     return c.id;
 }
@@ -587,15 +583,8 @@ int main(void)
 {
     setenv("TZ", "UTC", 1);
     tzset();
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fcr),
-        cmocka_unit_test(test_handle_time),
-        cmocka_unit_test(test_business_seconds),
-        cmocka_unit_test(test_sla_targets_setting),
-        cmocka_unit_test(test_sla),
-        cmocka_unit_test(test_nps_and_drivers),
-        cmocka_unit_test(test_week_parse),
-        cmocka_unit_test(test_week_report),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    TESTLIB_RUN(NULL, NULL, cmocka_unit_test(test_fcr), cmocka_unit_test(test_handle_time),
+                cmocka_unit_test(test_business_seconds), cmocka_unit_test(test_sla_targets_setting),
+                cmocka_unit_test(test_sla), cmocka_unit_test(test_nps_and_drivers),
+                cmocka_unit_test(test_week_parse), cmocka_unit_test(test_week_report));
 }

@@ -463,14 +463,13 @@ static void test_fault_inside_a_large_group(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
+    TESTLIB_RUN(
+        NULL, NULL,
         cmocka_unit_test_setup_teardown(test_commit_faults_normal_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_faults_normal_ioerr, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_faults_durable_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_faults_durable_ioerr, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_checkpoint_faults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_faults_while_serving, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fault_inside_a_large_group, setup, teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+        cmocka_unit_test_setup_teardown(test_fault_inside_a_large_group, setup, teardown));
 }

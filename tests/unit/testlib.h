@@ -24,6 +24,11 @@ char *testlib_db_path(char *out, size_t cap, const char *name);
 /* An empty store in memory; fails the test when it cannot be opened. */
 struct store *testlib_memory_store(void);
 
+/* Creates the conversation c in s (a zeroed struct with the caller's fields set) with a
+ * token hash no other call gives and, when c->lang is empty, lang "en"; fails the test when
+ * the store refuses it. Returns c->id. */
+int64_t testlib_conversation(struct store *s, struct store_conversation *c);
+
 /* A new intent set with the n JSON documents in jsons loaded (as from a file named source)
  * and trained quietly; fails the test on any error. */
 struct intents *testlib_intents(const char *const *jsons, size_t n, const char *source);
@@ -33,6 +38,14 @@ struct triage *testlib_triage(const char *json);
 
 /* Fails the test unless text holds every string of the NULL-terminated list want. */
 void testlib_assert_has_all(const char *text, const char *const *want);
+
+/* The end of a test file's main(): runs the tests given (cmocka_unit_test() and friends) as
+ * one group with group_setup and group_teardown (NULL for none) and returns its result. */
+#define TESTLIB_RUN(group_setup, group_teardown, ...)                                              \
+    do {                                                                                           \
+        const struct CMUnitTest tests[] = {__VA_ARGS__};                                           \
+        return cmocka_run_group_tests(tests, group_setup, group_teardown);                         \
+    } while (0)
 
 struct testlib_frame {
     uint64_t conn;
