@@ -192,7 +192,13 @@ static void test_throttle(void **state)
 
 int main(void)
 {
-    TESTLIB_RUN(NULL, NULL, cmocka_unit_test(test_sha256_vectors), cmocka_unit_test(test_equal),
-                cmocka_unit_test(test_tokens), cmocka_unit_test(test_roles_skills),
-                cmocka_unit_test(test_user_create_and_check), cmocka_unit_test(test_throttle));
+    TESTLIB_RUN(NULL, NULL,
+                {
+                    cmocka_unit_test(test_sha256_vectors),
+                    cmocka_unit_test(test_equal),
+                    cmocka_unit_test(test_tokens),
+                    cmocka_unit_test(test_roles_skills),
+                    cmocka_unit_test(test_user_create_and_check),
+                    cmocka_unit_test(test_throttle),
+                });
 }

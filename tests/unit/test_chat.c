@@ -1824,15 +1824,35 @@ static void test_customer_close(void **state)
 
 int main(void)
 {
-    TESTLIB_RUN(
-        NULL, NULL, T(test_answer), T(test_clarify_and_choice), T(test_explicit_handoff_offline),
-        T(test_offline_ticket_goes_live), T(test_offline_ticket_has_no_estimate),
-        T(test_person_request_priority), T(test_unanswered_only_unknown),
-        T(test_collect_then_handoff), T(test_low_confidence_and_sensitive_handoff),
-        T(test_agent_full_flow), T(test_claim_race_and_capacity), T(test_agent_auth_errors),
-        T(test_transfer_and_agent_leaving), T(test_auto_assign), T(test_resume_replays_missed),
-        T(test_resume_after_restart), T(test_paced_replay), T(test_idempotent_resend),
-        T(test_redaction), T(test_details_masked), T(test_handoff_preview), T(test_feedback),
-        T(test_with_kb), T(test_detected_lang), T(test_bad_inputs), T(test_wrong_types),
-        T(test_customer_token_throttle), T(test_customer_close));
+    TESTLIB_RUN(NULL, NULL,
+                {
+                    T(test_answer),
+                    T(test_clarify_and_choice),
+                    T(test_explicit_handoff_offline),
+                    T(test_offline_ticket_goes_live),
+                    T(test_offline_ticket_has_no_estimate),
+                    T(test_person_request_priority),
+                    T(test_unanswered_only_unknown),
+                    T(test_collect_then_handoff),
+                    T(test_low_confidence_and_sensitive_handoff),
+                    T(test_agent_full_flow),
+                    T(test_claim_race_and_capacity),
+                    T(test_agent_auth_errors),
+                    T(test_transfer_and_agent_leaving),
+                    T(test_auto_assign),
+                    T(test_resume_replays_missed),
+                    T(test_resume_after_restart),
+                    T(test_paced_replay),
+                    T(test_idempotent_resend),
+                    T(test_redaction),
+                    T(test_details_masked),
+                    T(test_handoff_preview),
+                    T(test_feedback),
+                    T(test_with_kb),
+                    T(test_detected_lang),
+                    T(test_bad_inputs),
+                    T(test_wrong_types),
+                    T(test_customer_token_throttle),
+                    T(test_customer_close),
+                });
 }

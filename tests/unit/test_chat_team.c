@@ -377,8 +377,11 @@ static void test_status_update(void **state)
 
 int main(void)
 {
-    TESTLIB_RUN(NULL, NULL, cmocka_unit_test_teardown(test_nps_asked_and_stored, teardown),
-                cmocka_unit_test_teardown(test_nps_only_after_close_and_only_when_on, teardown),
-                cmocka_unit_test(test_incident_ids),
-                cmocka_unit_test_teardown(test_status_update, teardown));
+    TESTLIB_RUN(NULL, NULL,
+                {
+                    cmocka_unit_test_teardown(test_nps_asked_and_stored, teardown),
+                    cmocka_unit_test_teardown(test_nps_only_after_close_and_only_when_on, teardown),
+                    cmocka_unit_test(test_incident_ids),
+                    cmocka_unit_test_teardown(test_status_update, teardown),
+                });
 }

@@ -266,7 +266,13 @@ static void test_print(void **state)
 
 int main(void)
 {
-    TESTLIB_RUN(NULL, NULL, cmocka_unit_test(test_defaults), cmocka_unit_test(test_set_and_errors),
-                cmocka_unit_test(test_validate), cmocka_unit_test(test_business_hours),
-                cmocka_unit_test(test_precedence), cmocka_unit_test(test_print));
+    TESTLIB_RUN(NULL, NULL,
+                {
+                    cmocka_unit_test(test_defaults),
+                    cmocka_unit_test(test_set_and_errors),
+                    cmocka_unit_test(test_validate),
+                    cmocka_unit_test(test_business_hours),
+                    cmocka_unit_test(test_precedence),
+                    cmocka_unit_test(test_print),
+                });
 }

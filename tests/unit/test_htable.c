@@ -80,6 +80,9 @@ static void test_iterate_and_remove(void **state)
 
 int main(void)
 {
-    TESTLIB_RUN(NULL, NULL, cmocka_unit_test(test_put_get_del_grow),
-                cmocka_unit_test(test_iterate_and_remove));
+    TESTLIB_RUN(NULL, NULL,
+                {
+                    cmocka_unit_test(test_put_get_del_grow),
+                    cmocka_unit_test(test_iterate_and_remove),
+                });
 }

@@ -410,11 +410,15 @@ static void test_shared_between_threads(void **state)
 
 int main(void)
 {
-    TESTLIB_RUN(NULL, NULL,
-                cmocka_unit_test_setup_teardown(test_load_good_and_bad, setup_dir, teardown_dir),
-                cmocka_unit_test(test_load_missing_path),
-                cmocka_unit_test_setup_teardown(test_load_jsonl, setup_dir, teardown_dir),
-                cmocka_unit_test(test_rules), cmocka_unit_test(test_trained_is_immutable),
-                cmocka_unit_test(test_calibration_synthetic),
-                cmocka_unit_test(test_shared_between_threads));
+    TESTLIB_RUN(
+        NULL, NULL,
+        {
+            cmocka_unit_test_setup_teardown(test_load_good_and_bad, setup_dir, teardown_dir),
+            cmocka_unit_test(test_load_missing_path),
+            cmocka_unit_test_setup_teardown(test_load_jsonl, setup_dir, teardown_dir),
+            cmocka_unit_test(test_rules),
+            cmocka_unit_test(test_trained_is_immutable),
+            cmocka_unit_test(test_calibration_synthetic),
+            cmocka_unit_test(test_shared_between_threads),
+        });
 }

@@ -966,23 +966,29 @@ static void test_stackfaq_sample(void **state)
     kb_close(kb);
 }
 
+/* A test that runs with make_tmp_dir() before it and remove_tmp_dir() after it. */
+#define IN_TMP_DIR(test) cmocka_unit_test_setup_teardown(test, make_tmp_dir, remove_tmp_dir)
+
 int main(void)
 {
-    TESTLIB_RUN(
-        NULL, NULL,
-        cmocka_unit_test_setup_teardown(test_front_matter_good, make_tmp_dir, remove_tmp_dir),
-        cmocka_unit_test_setup_teardown(test_front_matter_bad, make_tmp_dir, remove_tmp_dir),
-        cmocka_unit_test_setup_teardown(test_jsonl_errors, make_tmp_dir, remove_tmp_dir),
-        cmocka_unit_test_setup_teardown(test_jsonl_escapes, make_tmp_dir, remove_tmp_dir),
-        cmocka_unit_test_setup_teardown(test_jsonl_fields, make_tmp_dir, remove_tmp_dir),
-        cmocka_unit_test(test_revisions), cmocka_unit_test(test_list),
-        cmocka_unit_test(test_drafts_not_searched), cmocka_unit_test(test_multilingual),
-        cmocka_unit_test(test_hostile_questions), cmocka_unit_test(test_learn_improves_rank),
-        cmocka_unit_test(test_typos), cmocka_unit_test(test_passage),
-        cmocka_unit_test_setup_teardown(test_search_after_put_and_reopen, make_tmp_dir,
-                                        remove_tmp_dir),
-        cmocka_unit_test_setup_teardown(test_postings_match_fts5, make_tmp_dir, remove_tmp_dir),
-        cmocka_unit_test_setup_teardown(test_index_reread_only_for_kb_writes, make_tmp_dir,
-                                        remove_tmp_dir),
-        cmocka_unit_test(test_stackfaq_sample));
+    TESTLIB_RUN(NULL, NULL,
+                {
+                    IN_TMP_DIR(test_front_matter_good),
+                    IN_TMP_DIR(test_front_matter_bad),
+                    IN_TMP_DIR(test_jsonl_errors),
+                    IN_TMP_DIR(test_jsonl_escapes),
+                    IN_TMP_DIR(test_jsonl_fields),
+                    cmocka_unit_test(test_revisions),
+                    cmocka_unit_test(test_list),
+                    cmocka_unit_test(test_drafts_not_searched),
+                    cmocka_unit_test(test_multilingual),
+                    cmocka_unit_test(test_hostile_questions),
+                    cmocka_unit_test(test_learn_improves_rank),
+                    cmocka_unit_test(test_typos),
+                    cmocka_unit_test(test_passage),
+                    IN_TMP_DIR(test_search_after_put_and_reopen),
+                    IN_TMP_DIR(test_postings_match_fts5),
+                    IN_TMP_DIR(test_index_reread_only_for_kb_writes),
+                    cmocka_unit_test(test_stackfaq_sample),
+                });
 }

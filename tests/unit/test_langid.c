@@ -240,9 +240,14 @@ static void test_shipped_demo(void **state)
 
 int main(void)
 {
-    TESTLIB_RUN(NULL, NULL, cmocka_unit_test(test_two_candidates),
-                cmocka_unit_test(test_no_letters_is_not_confident),
-                cmocka_unit_test(test_one_and_zero_candidates),
-                cmocka_unit_test(test_bad_arguments), cmocka_unit_test(test_hostile_input),
-                cmocka_unit_test(test_probe), cmocka_unit_test(test_shipped_demo));
+    TESTLIB_RUN(NULL, NULL,
+                {
+                    cmocka_unit_test(test_two_candidates),
+                    cmocka_unit_test(test_no_letters_is_not_confident),
+                    cmocka_unit_test(test_one_and_zero_candidates),
+                    cmocka_unit_test(test_bad_arguments),
+                    cmocka_unit_test(test_hostile_input),
+                    cmocka_unit_test(test_probe),
+                    cmocka_unit_test(test_shipped_demo),
+                });
 }

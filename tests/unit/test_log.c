@@ -86,5 +86,9 @@ static void test_levels(void **state)
 
 int main(void)
 {
-    TESTLIB_RUN(NULL, NULL, cmocka_unit_test(test_log_lines), cmocka_unit_test(test_levels));
+    TESTLIB_RUN(NULL, NULL,
+                {
+                    cmocka_unit_test(test_log_lines),
+                    cmocka_unit_test(test_levels),
+                });
 }

@@ -43,6 +43,9 @@ static void test_nothing_unescaped(void **state)
 
 int main(void)
 {
-    TESTLIB_RUN(NULL, NULL, cmocka_unit_test(test_blocks_and_inline),
-                cmocka_unit_test(test_nothing_unescaped));
+    TESTLIB_RUN(NULL, NULL,
+                {
+                    cmocka_unit_test(test_blocks_and_inline),
+                    cmocka_unit_test(test_nothing_unescaped),
+                });
 }

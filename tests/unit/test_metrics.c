@@ -104,6 +104,10 @@ static void test_histogram_set_from_chat(void **state)
 
 int main(void)
 {
-    TESTLIB_RUN(NULL, NULL, cmocka_unit_test(test_counters_and_gauges),
-                cmocka_unit_test(test_histogram), cmocka_unit_test(test_histogram_set_from_chat));
+    TESTLIB_RUN(NULL, NULL,
+                {
+                    cmocka_unit_test(test_counters_and_gauges),
+                    cmocka_unit_test(test_histogram),
+                    cmocka_unit_test(test_histogram_set_from_chat),
+                });
 }

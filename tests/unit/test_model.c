@@ -109,6 +109,10 @@ static void test_fit_temperature(void **state)
 
 int main(void)
 {
-    TESTLIB_RUN(NULL, NULL, cmocka_unit_test(test_features_are_deterministic),
-                cmocka_unit_test(test_train_and_score), cmocka_unit_test(test_fit_temperature));
+    TESTLIB_RUN(NULL, NULL,
+                {
+                    cmocka_unit_test(test_features_are_deterministic),
+                    cmocka_unit_test(test_train_and_score),
+                    cmocka_unit_test(test_fit_temperature),
+                });
 }

@@ -375,7 +375,11 @@ static void test_audit_rights_calibration_scores(void **state)
 int main(void)
 {
     setenv("TZ", "UTC", 1);
-    TESTLIB_RUN(setup, NULL, cmocka_unit_test(test_rubric), cmocka_unit_test(test_score),
-                cmocka_unit_test(test_sample),
-                cmocka_unit_test(test_audit_rights_calibration_scores));
+    TESTLIB_RUN(setup, NULL,
+                {
+                    cmocka_unit_test(test_rubric),
+                    cmocka_unit_test(test_score),
+                    cmocka_unit_test(test_sample),
+                    cmocka_unit_test(test_audit_rights_calibration_scores),
+                });
 }

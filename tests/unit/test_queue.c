@@ -268,9 +268,15 @@ static void test_business_hours(void **state)
 
 int main(void)
 {
-    TESTLIB_RUN(NULL, NULL, cmocka_unit_test(test_order_and_positions),
-                cmocka_unit_test(test_names), cmocka_unit_test(test_claim_and_capacity),
-                cmocka_unit_test(test_auto_assignment), cmocka_unit_test(test_estimates),
-                cmocka_unit_test(test_estimate_grows_with_position),
-                cmocka_unit_test(test_agents_gone), cmocka_unit_test(test_business_hours));
+    TESTLIB_RUN(NULL, NULL,
+                {
+                    cmocka_unit_test(test_order_and_positions),
+                    cmocka_unit_test(test_names),
+                    cmocka_unit_test(test_claim_and_capacity),
+                    cmocka_unit_test(test_auto_assignment),
+                    cmocka_unit_test(test_estimates),
+                    cmocka_unit_test(test_estimate_grows_with_position),
+                    cmocka_unit_test(test_agents_gone),
+                    cmocka_unit_test(test_business_hours),
+                });
 }

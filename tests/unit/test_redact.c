@@ -195,8 +195,15 @@ static void test_random_input(void **state)
 
 int main(void)
 {
-    TESTLIB_RUN(NULL, NULL, cmocka_unit_test(test_luhn), cmocka_unit_test(test_cards_masked),
-                cmocka_unit_test(test_non_cards_kept), cmocka_unit_test(test_patterns),
-                cmocka_unit_test(test_overlaps), cmocka_unit_test(test_bad_patterns),
-                cmocka_unit_test(test_embedded_nul), cmocka_unit_test(test_random_input));
+    TESTLIB_RUN(NULL, NULL,
+                {
+                    cmocka_unit_test(test_luhn),
+                    cmocka_unit_test(test_cards_masked),
+                    cmocka_unit_test(test_non_cards_kept),
+                    cmocka_unit_test(test_patterns),
+                    cmocka_unit_test(test_overlaps),
+                    cmocka_unit_test(test_bad_patterns),
+                    cmocka_unit_test(test_embedded_nul),
+                    cmocka_unit_test(test_random_input),
+                });
 }

@@ -661,7 +661,10 @@ static void test_failed_commits_keep_agent_capacity(void **state)
 
 int main(void)
 {
-    TESTLIB_RUN(
-        NULL, NULL, cmocka_unit_test_setup_teardown(test_chat_under_write_faults, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_failed_commits_keep_agent_capacity, setup, teardown));
+    TESTLIB_RUN(NULL, NULL,
+                {
+                    cmocka_unit_test_setup_teardown(test_chat_under_write_faults, setup, teardown),
+                    cmocka_unit_test_setup_teardown(test_failed_commits_keep_agent_capacity, setup,
+                                                    teardown),
+                });
 }

@@ -629,11 +629,16 @@ static void test_interrupted_migration(void **state)
     }
 }
 
+/* A test that runs with setup() before it and teardown() after it. */
+#define WITH_FIXTURE(test) cmocka_unit_test_setup_teardown(test, setup, teardown)
+
 int main(void)
 {
     TESTLIB_RUN(NULL, NULL,
-                cmocka_unit_test_setup_teardown(test_from_every_version, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_from_version_zero, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_not_a_database, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_interrupted_migration, setup, teardown));
+                {
+                    WITH_FIXTURE(test_from_every_version),
+                    WITH_FIXTURE(test_from_version_zero),
+                    WITH_FIXTURE(test_not_a_database),
+                    WITH_FIXTURE(test_interrupted_migration),
+                });
 }

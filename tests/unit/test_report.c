@@ -583,8 +583,15 @@ int main(void)
 {
     setenv("TZ", "UTC", 1);
     tzset();
-    TESTLIB_RUN(NULL, NULL, cmocka_unit_test(test_fcr), cmocka_unit_test(test_handle_time),
-                cmocka_unit_test(test_business_seconds), cmocka_unit_test(test_sla_targets_setting),
-                cmocka_unit_test(test_sla), cmocka_unit_test(test_nps_and_drivers),
-                cmocka_unit_test(test_week_parse), cmocka_unit_test(test_week_report));
+    TESTLIB_RUN(NULL, NULL,
+                {
+                    cmocka_unit_test(test_fcr),
+                    cmocka_unit_test(test_handle_time),
+                    cmocka_unit_test(test_business_seconds),
+                    cmocka_unit_test(test_sla_targets_setting),
+                    cmocka_unit_test(test_sla),
+                    cmocka_unit_test(test_nps_and_drivers),
+                    cmocka_unit_test(test_week_parse),
+                    cmocka_unit_test(test_week_report),
+                });
 }

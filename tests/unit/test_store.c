@@ -758,13 +758,27 @@ static void test_sql_result_codes(void **state)
 
 int main(void)
 {
-    TESTLIB_RUN(NULL, NULL, cmocka_unit_test(test_sql_result_codes), T(test_open_version),
-                T(test_open_bad_path), T(test_conversation_round_trip),
-                T(test_conversation_update_triage), T(test_messages_seq_and_idempotency),
-                T(test_append_with_seq_hint), T(test_message_by_client_id),
-                T(test_group_commit_visibility), T(test_close_commits_open_group), T(test_marks),
-                T(test_claim_once), T(test_open_conversations_and_history), T(test_users),
-                T(test_stats), T(test_export_erase_retention),
-                T(test_migrations_from_every_version), T(test_newer_schema_refused),
-                T(test_durability_full), T(test_checkpoint_thread));
+    TESTLIB_RUN(NULL, NULL,
+                {
+                    cmocka_unit_test(test_sql_result_codes),
+                    T(test_open_version),
+                    T(test_open_bad_path),
+                    T(test_conversation_round_trip),
+                    T(test_conversation_update_triage),
+                    T(test_messages_seq_and_idempotency),
+                    T(test_append_with_seq_hint),
+                    T(test_message_by_client_id),
+                    T(test_group_commit_visibility),
+                    T(test_close_commits_open_group),
+                    T(test_marks),
+                    T(test_claim_once),
+                    T(test_open_conversations_and_history),
+                    T(test_users),
+                    T(test_stats),
+                    T(test_export_erase_retention),
+                    T(test_migrations_from_every_version),
+                    T(test_newer_schema_refused),
+                    T(test_durability_full),
+                    T(test_checkpoint_thread),
+                });
 }

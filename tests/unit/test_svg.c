@@ -215,7 +215,11 @@ static void test_shapes_escape(void **state)
 
 int main(void)
 {
-    TESTLIB_RUN(NULL, NULL, cmocka_unit_test(test_checker),
-                cmocka_unit_test(test_reliability_bars_follow_bins),
-                cmocka_unit_test(test_reliability_file), cmocka_unit_test(test_shapes_escape));
+    TESTLIB_RUN(NULL, NULL,
+                {
+                    cmocka_unit_test(test_checker),
+                    cmocka_unit_test(test_reliability_bars_follow_bins),
+                    cmocka_unit_test(test_reliability_file),
+                    cmocka_unit_test(test_shapes_escape),
+                });
 }

@@ -791,17 +791,25 @@ static void test_turns_outside_decide(void **state)
 
 int main(void)
 {
-    TESTLIB_RUN(NULL, NULL, cmocka_unit_test(test_answer_with_article),
-                cmocka_unit_test(test_answer_from_article_paragraph),
-                cmocka_unit_test(test_person_request_always_hands_off),
-                cmocka_unit_test(test_sensitive_hands_off_to_its_queue),
-                cmocka_unit_test(test_collect_asks_then_hands_off),
-                cmocka_unit_test(test_clarify_then_limit), cmocka_unit_test(test_escalations),
-                cmocka_unit_test(test_out_of_scope), cmocka_unit_test(test_in_scope_learned),
-                cmocka_unit_test(test_check_report), cmocka_unit_test(test_oos_share_measured),
-                cmocka_unit_test(test_json_shape), cmocka_unit_test(test_bad_input_and_swap),
-                cmocka_unit_test(test_signals), cmocka_unit_test(test_languages_interleave),
-                cmocka_unit_test(test_retrain_on_worker_then_swap),
-                cmocka_unit_test(test_eval_intents_output),
-                cmocka_unit_test(test_turns_outside_decide));
+    TESTLIB_RUN(NULL, NULL,
+                {
+                    cmocka_unit_test(test_answer_with_article),
+                    cmocka_unit_test(test_answer_from_article_paragraph),
+                    cmocka_unit_test(test_person_request_always_hands_off),
+                    cmocka_unit_test(test_sensitive_hands_off_to_its_queue),
+                    cmocka_unit_test(test_collect_asks_then_hands_off),
+                    cmocka_unit_test(test_clarify_then_limit),
+                    cmocka_unit_test(test_escalations),
+                    cmocka_unit_test(test_out_of_scope),
+                    cmocka_unit_test(test_in_scope_learned),
+                    cmocka_unit_test(test_check_report),
+                    cmocka_unit_test(test_oos_share_measured),
+                    cmocka_unit_test(test_json_shape),
+                    cmocka_unit_test(test_bad_input_and_swap),
+                    cmocka_unit_test(test_signals),
+                    cmocka_unit_test(test_languages_interleave),
+                    cmocka_unit_test(test_retrain_on_worker_then_swap),
+                    cmocka_unit_test(test_eval_intents_output),
+                    cmocka_unit_test(test_turns_outside_decide),
+                });
 }

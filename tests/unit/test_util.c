@@ -115,8 +115,12 @@ static void test_json_string_utf8(void **state)
 
 int main(void)
 {
-    TESTLIB_RUN(NULL, NULL, cmocka_unit_test(test_strlcpy_fits_cuts_terminates),
-                cmocka_unit_test(test_json_string_matches_jansson),
-                cmocka_unit_test(test_json_numbers_match_jansson),
-                cmocka_unit_test(test_fnv1a_and_suffix), cmocka_unit_test(test_json_string_utf8));
+    TESTLIB_RUN(NULL, NULL,
+                {
+                    cmocka_unit_test(test_strlcpy_fits_cuts_terminates),
+                    cmocka_unit_test(test_json_string_matches_jansson),
+                    cmocka_unit_test(test_json_numbers_match_jansson),
+                    cmocka_unit_test(test_fnv1a_and_suffix),
+                    cmocka_unit_test(test_json_string_utf8),
+                });
 }

@@ -39,11 +39,12 @@ struct triage *testlib_triage(const char *json);
 /* Fails the test unless text holds every string of the NULL-terminated list want. */
 void testlib_assert_has_all(const char *text, const char *const *want);
 
-/* The end of a test file's main(): runs the tests given (cmocka_unit_test() and friends) as
- * one group with group_setup and group_teardown (NULL for none) and returns its result. */
+/* The end of a test file's main(): runs the braced list of tests given (cmocka_unit_test()
+ * and friends) as one group with group_setup and group_teardown (NULL for none) and returns
+ * its result. */
 #define TESTLIB_RUN(group_setup, group_teardown, ...)                                              \
     do {                                                                                           \
-        const struct CMUnitTest tests[] = {__VA_ARGS__};                                           \
+        const struct CMUnitTest tests[] = __VA_ARGS__;                                             \
         return cmocka_run_group_tests(tests, group_setup, group_teardown);                         \
     } while (0)
 
