@@ -35,6 +35,15 @@
     });
     return el;
   };
+  /* SVG element builder: svg('rect', {x: 1, class: 'bar'}, [children]). */
+  CD.svg = function (tag, attrs, kids) {
+    var el = document.createElementNS('http://www.w3.org/2000/svg', tag);
+    for (var k in attrs || {}) el.setAttribute(k, attrs[k]);
+    (kids || []).forEach(function (c) {
+      el.appendChild(typeof c === 'string' || typeof c === 'number' ? document.createTextNode(String(c)) : c);
+    });
+    return el;
+  };
   CD.$ = function (sel, root) { return (root || document).querySelector(sel); };
   CD.$$ = function (sel, root) { return Array.prototype.slice.call((root || document).querySelectorAll(sel)); };
   CD.clear = function (el) { while (el.firstChild) el.removeChild(el.firstChild); return el; };
