@@ -181,6 +181,29 @@ async function signIn(page, token) {
   await page.locator('#app').waitFor({ state: 'visible' });
 }
 
+// An available agent on /agent/ and a customer on the shop page who wrote
+// question and then asked for a person: { agent, customer, conversation }.
+async function handedOff(question) {
+  const agent = await openPage(DESKTOP, '/agent/');
+  await signIn(agent, tokens.agent);
+  await agent.locator('#conn', { hasText: 'Online' }).waitFor();
+  const customer = await openPage(DESKTOP, '/');
+  await openWidget(customer);
+  await ask(customer, question);
+  await customer.locator(`${W} li.bot`).nth(1).waitFor({ timeout: 10000 });
+  const person = customer.locator(`${W} button`, { hasText: 'Talk to a person' });
+  if (await person.isVisible()) await person.click();
+  await customer.locator(`${W} .banner:not([hidden])`).waitFor({ timeout: 10000 });
+  const { conversation } = await customer.evaluate(() => window.__caredesk.state());
+  return { agent, customer, conversation };
+}
+
+// The agent takes the conversation from the queue and has it open.
+async function take(agent, conversation) {
+  await agent.locator(`#queue li[data-conversation="${conversation}"] button.take`).click({ timeout: 10000 });
+  await agent.locator('#chat').waitFor({ state: 'visible' });
+}
+
 const sizes = [['desktop', DESKTOP], ['phone', PHONE]];
 
 test('every page loads without a script error, screenshots at desktop and phone width', opts(180000), async () => {
@@ -720,21 +743,9 @@ test('author: create a draft, publish, unpublish and delete an article', opts(60
 
 test('agent: transfer a chat to another queue', opts(60000), async (t) => {
   if (!need(t, 'chat', 'agent')) return;
-  const agent = await openPage(DESKTOP, '/agent/');
-  await signIn(agent, tokens.agent);
-  await agent.locator('#conn', { hasText: 'Online' }).waitFor();
-  const customer = await openPage(DESKTOP, '/');
-  await openWidget(customer);
-  await ask(customer, 'I have a question about my invoice 7781');
-  await customer.locator(`${W} li.bot`).nth(1).waitFor({ timeout: 10000 });
-  const person = customer.locator(`${W} button`, { hasText: 'Talk to a person' });
-  if (await person.isVisible()) await person.click();
-  await customer.locator(`${W} .banner:not([hidden])`).waitFor({ timeout: 10000 });
-
-  const { conversation } = await customer.evaluate(() => window.__caredesk.state());
+  const { agent, customer, conversation } = await handedOff('I have a question about my invoice 7781');
   const item = agent.locator(`#queue li[data-conversation="${conversation}"]`);
-  await item.locator('button.take').click({ timeout: 10000 });
-  await agent.locator('#chat').waitFor({ state: 'visible' });
+  await take(agent, conversation);
   const from = await agent.locator('#transfer-queue').inputValue();
   const options = await agent.locator('#transfer-queue option').evaluateAll((os) => os.map((o) => o.value));
   const to = options.find((q) => q !== from);
@@ -855,19 +866,8 @@ test('QA: a supervisor draws the sample and scores a chat, an admin scores it to
 
 test('escalation status update: the agent sends one, the customer sees the card, a tracking id finds it', opts(60000), async (t) => {
   if (!need(t, 'chat', 'agent', 'stats')) return;
-  const agent = await openPage(DESKTOP, '/agent/');
-  await signIn(agent, tokens.agent);
-  await agent.locator('#conn', { hasText: 'Online' }).waitFor();
-  const customer = await openPage(DESKTOP, '/');
-  await openWidget(customer);
-  await ask(customer, 'My refund has not arrived');
-  await customer.locator(`${W} li.bot`).nth(1).waitFor({ timeout: 10000 });
-  const person = customer.locator(`${W} button`, { hasText: 'Talk to a person' });
-  if (await person.isVisible()) await person.click();
-  await customer.locator(`${W} .banner:not([hidden])`).waitFor({ timeout: 10000 });
-  const { conversation } = await customer.evaluate(() => window.__caredesk.state());
-  await agent.locator(`#queue li[data-conversation="${conversation}"] button.take`).click({ timeout: 10000 });
-  await agent.locator('#chat').waitFor({ state: 'visible' });
+  const { agent, customer, conversation } = await handedOff('My refund has not arrived');
+  await take(agent, conversation);
 
   await agent.locator('#status-open').click();
   await agent.locator('#status-dialog[open]').waitFor();
@@ -924,19 +924,8 @@ test('escalation status update: the agent sends one, the customer sees the card,
 
 test('NPS: after the rating the widget asks how likely the customer is to recommend us', opts(60000), async (t) => {
   if (!need(t, 'chat', 'agent', 'stats')) return;
-  const agent = await openPage(DESKTOP, '/agent/');
-  await signIn(agent, tokens.agent);
-  await agent.locator('#conn', { hasText: 'Online' }).waitFor();
-  const customer = await openPage(DESKTOP, '/');
-  await openWidget(customer);
-  await ask(customer, 'Where is my parcel?');
-  await customer.locator(`${W} li.bot`).nth(1).waitFor({ timeout: 10000 });
-  const person = customer.locator(`${W} button`, { hasText: 'Talk to a person' });
-  if (await person.isVisible()) await person.click();
-  await customer.locator(`${W} .banner:not([hidden])`).waitFor({ timeout: 10000 });
-  const { conversation } = await customer.evaluate(() => window.__caredesk.state());
-  await agent.locator(`#queue li[data-conversation="${conversation}"] button.take`).click({ timeout: 10000 });
-  await agent.locator('#chat').waitFor({ state: 'visible' });
+  const { agent, customer, conversation } = await handedOff('Where is my parcel?');
+  await take(agent, conversation);
   await customer.locator(`${W} button`, { hasText: 'End chat' }).click({ timeout: 10000 });
   await customer.locator(`${W} form.rating`).waitFor({ state: 'visible', timeout: 10000 });
   await customer.locator(`${W} form.rating .stars label`).nth(3).click();

@@ -46,26 +46,19 @@ const TEXTS = [
   'thanks!',
 ];
 
-// A client that survives server restarts: (re)connects to world.url, resumes
-// with its token and last seq, and checks every replay.
-class Customer {
-  constructor(world, n) {
+// What customers and agents share: a name for problems, and a loop that
+// reconnects after a short pause until stop().
+class Client {
+  constructor(world, n, kind) {
     this.world = world;
     this.n = n;
-    this.token = null;
-    this.conversation = 0;
-    this.lastSeq = 0;      // highest seq seen in any frame
-    this.seen = new Map(); // seq -> frame type, everything the client was shown
-    this.sent = [];        // { id, seq, kind } in the order sent; seq once answered
-    this.pending = null;   // the sent entry waiting for its answer
-    this.nextId = 0;
+    this.kind = kind;
     this.ws = null;
     this.stopped = false;
-    this.resumes = 0;
     this.problems = [];
   }
 
-  problem(what) { this.problems.push(`customer ${this.n}: ${what}`); }
+  problem(what) { this.problems.push(`${this.kind} ${this.n}: ${what}`); }
 
   async run() {
     while (!this.stopped) {
@@ -74,6 +67,27 @@ class Customer {
       } catch { /* server gone: reconnect */ }
       if (!this.stopped) await sleep(rand(20, 120));
     }
+  }
+
+  stop() {
+    this.stopped = true;
+    try { this.ws?.close(); } catch { /* */ }
+  }
+}
+
+// A client that survives server restarts: (re)connects to world.url, resumes
+// with its token and last seq, and checks every replay.
+class Customer extends Client {
+  constructor(world, n) {
+    super(world, n, 'customer');
+    this.token = null;
+    this.conversation = 0;
+    this.lastSeq = 0;      // highest seq seen in any frame
+    this.seen = new Map(); // seq -> frame type, everything the client was shown
+    this.sent = [];        // { id, seq, kind } in the order sent; seq once answered
+    this.pending = null;   // the sent entry waiting for its answer
+    this.nextId = 0;
+    this.resumes = 0;
   }
 
   // One connection: hello, then messages until the socket dies or we stop.
@@ -170,34 +184,17 @@ class Customer {
     const m = this.sent.find((s) => s.id === f.id);
     if (!m) this.problem(`replayed a message id ${f.id} never sent`);
   }
-
-  stop() {
-    this.stopped = true;
-    try { this.ws?.close(); } catch { /* */ }
-  }
 }
 
-class Agent {
+class Agent extends Client {
   constructor(world, n, token) {
-    this.world = world;
-    this.n = n;
+    super(world, n, 'agent');
     this.token = token;
     this.agentId = 0;
     this.chats = new Set();
     this.sent = []; // { conversation, id, seq }
     this.pending = null;
     this.nextId = 0;
-    this.stopped = false;
-    this.problems = [];
-  }
-
-  problem(what) { this.problems.push(`agent ${this.n}: ${what}`); }
-
-  async run() {
-    while (!this.stopped) {
-      try { await this.session(); } catch { /* reconnect */ }
-      if (!this.stopped) await sleep(rand(20, 120));
-    }
   }
 
   session() {
@@ -253,11 +250,6 @@ class Agent {
         }
       });
     });
-  }
-
-  stop() {
-    this.stopped = true;
-    try { this.ws?.close(); } catch { /* */ }
   }
 }
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { startServer, runCaredesk, fixtures, repoRoot, addUser } from './lib/server.mjs';
 import { isoWeek } from './lib/week.mjs';
-import { connect } from './lib/client.mjs';
+import { connect, claimReplyClose } from './lib/client.mjs';
 
 let srv;
 const tokens = {};
@@ -35,12 +35,7 @@ async function handledChat(agentToken, text) {
   await c.next((f) => f.type === 'queued');
   const conv = welcome.conversation;
   await a.next((f) => f.type === 'queue' && f.items.some((i) => i.conversation === conv));
-  a.send({ type: 'claim', conversation: conv });
-  await a.next((f) => f.type === 'assigned' && f.conversation === conv);
-  a.send({ type: 'message', conversation: conv, id: 'a1', text: 'Hello Sam, happy to help.' });
-  await a.next((f) => f.type === 'ack' && f.reply_to === 'a1');
-  a.send({ type: 'close', conversation: conv, disposition: 'password', note: '' });
-  await a.next((f) => f.type === 'closed' && f.conversation === conv);
+  await claimReplyClose(a, conv, 'Hello Sam, happy to help.');
   a.close();
   c.close();
   return conv;

@@ -5,7 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, runCaredesk, fixtures, addUser } from './lib/server.mjs';
 import { isoWeek } from './lib/week.mjs';
-import { connect } from './lib/client.mjs';
+import { connect, claimReplyClose } from './lib/client.mjs';
 
 let srv;
 const tokens = {};
@@ -85,12 +85,7 @@ test('/api/stats: FCR, handle time and SLA rows for a chat an agent closed', asy
   assert.match(live,
     new RegExp(`^caredesk_sla_breached\\{queue="${queue.queue}",sla="first_response"\\} 1$`, 'm'));
 
-  ana.send({ type: 'claim', conversation: conv });
-  await ana.next((f) => f.type === 'assigned' && f.conversation === conv);
-  ana.send({ type: 'message', conversation: conv, id: 'a1', text: 'Hi Sam.' });
-  await ana.next((f) => f.type === 'ack' && f.reply_to === 'a1');
-  ana.send({ type: 'close', conversation: conv, disposition: 'password', note: '' });
-  await ana.next((f) => f.type === 'closed' && f.conversation === conv);
+  await claimReplyClose(ana, conv, 'Hi Sam.');
   c.close();
   ana.close();
 
