@@ -202,33 +202,32 @@ static void test_rules(void **state)
     struct intents *set = load_string(rules_json);
     struct intents_scratch *s = intents_scratch_new();
     struct intents_result r;
-    const char *m;
-
-    /* Stemmed: "refunds" and "Status" still match "refund status". */
-    m = "What's the REFUNDS Status please";
-    assert_int_equal(intents_classify(set, s, m, strlen(m), "en", &r), 0);
-    assert_int_equal(r.rule_intent, intents_find(set, "refund_status"));
-    assert_non_null(strstr(r.rule_what, "refund status"));
-    /* In order and contiguous only. */
-    m = "status of the refund";
-    intents_classify(set, s, m, strlen(m), "en", &r);
-    assert_int_equal(r.rule_intent, -1);
-    /* Stop words are kept in patterns: "where is my refund" needs "is my". */
-    m = "where is my refund?";
-    intents_classify(set, s, m, strlen(m), "en", &r);
-    assert_int_equal(r.rule_intent, intents_find(set, "refund_status"));
-    m = "where refund";
-    intents_classify(set, s, m, strlen(m), "en", &r);
-    assert_int_equal(r.rule_intent, -1);
-    /* Regex on folded text. */
-    m = "Tracking my PACKAGE";
-    intents_classify(set, s, m, strlen(m), "en", &r);
-    assert_int_equal(r.rule_intent, intents_find(set, "track_order"));
-    /* A person request beats any other rule in the same message. */
-    m = "refund status? no, a real person";
-    intents_classify(set, s, m, strlen(m), "en", &r);
-    assert_int_equal(r.rule_intent, intents_find(set, "human"));
-    assert_true(intents_get(set, r.rule_intent)->is_person_request);
+    /* Each message and the rule it matches (NULL: none). */
+    static const struct {
+        const char *text, *intent;
+    } cases[] = {
+        /* Stemmed: "refunds" and "Status" still match "refund status". */
+        {"What's the REFUNDS Status please", "refund_status"},
+        /* In order and contiguous only. */
+        {"status of the refund", NULL},
+        /* Stop words are kept in patterns: "where is my refund" needs "is my". */
+        {"where is my refund?", "refund_status"},
+        {"where refund", NULL},
+        /* Regex on folded text. */
+        {"Tracking my PACKAGE", "track_order"},
+        /* A person request beats any other rule in the same message. */
+        {"refund status? no, a real person", "human"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *m = cases[i].text;
+        assert_int_equal(intents_classify(set, s, m, strlen(m), "en", &r), 0);
+        if (r.rule_intent != (cases[i].intent ? intents_find(set, cases[i].intent) : -1))
+            fail_msg("'%s': rule %d, expected %s", m, r.rule_intent,
+                     cases[i].intent ? cases[i].intent : "none");
+        if (i == 0)
+            assert_non_null(strstr(r.rule_what, "refund status"));
+    }
+    assert_true(intents_get(set, intents_find(set, "human"))->is_person_request);
     /* Empty and odd input never fails. */
     assert_int_equal(intents_classify(set, s, "", 0, "en", &r), 0);
     assert_int_equal(r.rule_intent, -1);
