@@ -198,6 +198,12 @@ async function handedOff(question) {
   return { agent, customer, conversation };
 }
 
+// Checks that none of the pages had a script error, then closes them.
+async function closeClean(...pages) {
+  for (const p of pages) assert.deepEqual(p.errors, []);
+  for (const p of pages) await p.context().close();
+}
+
 // The agent takes the conversation from the queue and has it open.
 async function take(agent, conversation) {
   await agent.locator(`#queue li[data-conversation="${conversation}"] button.take`).click({ timeout: 10000 });
@@ -266,8 +272,7 @@ test('widget: keyboard operable launcher, focus into the message box, Esc closes
   // Space on the launcher opens it again.
   await page.keyboard.press('Space');
   await panel.waitFor({ state: 'visible' });
-  assert.deepEqual(page.errors, []);
-  await page.context().close();
+  await closeClean(page);
 });
 
 test('widget: theme colour gets readable text, speaks the page language, websocket URL comes from the script src', opts(30000), async (t) => {
@@ -537,8 +542,7 @@ test('end to end: customer, agent, author and dashboard', opts(240000), async (t
     }
     await author.locator('#tab-unanswered').click();
     await shot(author, 'author-unanswered-phone');
-    assert.deepEqual(author.errors, []);
-    await author.context().close();
+    await closeClean(author);
   });
 
   await t.test('the dashboard shows the conversation', async (t2) => {
@@ -568,8 +572,7 @@ test('end to end: customer, agent, author and dashboard', opts(240000), async (t
       await dash.waitForTimeout(200);
       await shot(dash, `dashboard-${label}`);
     }
-    assert.deepEqual(dash.errors, []);
-    await dash.context().close();
+    await closeClean(dash);
   });
 
   await t.test('a customer says an answer did not help; the author teaches the KB in one click', async (t2) => {
@@ -616,8 +619,7 @@ test('end to end: customer, agent, author and dashboard', opts(240000), async (t
     await row.locator('button', { hasText: 'Learned' }).waitFor({ timeout: 10000 });
     const after = await score();
     assert.ok(after > before, `learning raised ${article} for the question: ${before} -> ${after}`);
-    assert.deepEqual(author.errors, []);
-    await author.context().close();
+    await closeClean(author);
   });
 
   if (agent) {
@@ -625,8 +627,7 @@ test('end to end: customer, agent, author and dashboard', opts(240000), async (t
       await agent.setViewportSize(viewport);
       await shot(agent, `agent-${label}`);
     }
-    assert.deepEqual(agent.errors, []);
-    await agent.context().close();
+    await closeClean(agent);
   }
   for (const [label, viewport] of sizes) {
     await customer.setViewportSize(viewport);
@@ -663,8 +664,7 @@ test('widget: after a server restart it reconnects with backoff and resumes the 
     'nothing replayed twice');
   await ask(page, 'And how do I change my email address?');
   await page.locator(`${W} li.bot`).nth(2).waitFor({ timeout: 10000 });
-  assert.deepEqual(page.errors, []);
-  await page.context().close();
+  await closeClean(page);
 });
 
 test('widget: a stored conversation the server no longer knows starts a new one', opts(60000), async (t) => {
@@ -682,8 +682,7 @@ test('widget: a stored conversation the server no longer knows starts a new one'
   await page.locator(`${W} li.event`, { hasText: 'That conversation has ended' }).waitFor();
   await ask(page, 'How do I track my order?');
   await page.locator(`${W} li.bot`).filter({ has: page.locator('a.article') }).first().waitFor({ timeout: 10000 });
-  assert.deepEqual(page.errors, []);
-  await page.context().close();
+  await closeClean(page);
 });
 
 test('author: create a draft, publish, unpublish and delete an article', opts(60000), async (t) => {
@@ -737,8 +736,7 @@ test('author: create a draft, publish, unpublish and delete an article', opts(60
   await page.locator('.toast', { hasText: 'Deleted' }).waitFor({ timeout: 10000 });
   const r = await fetch(`${srv.url}/api/articles/caring-for-linen-bedding`, { headers: { Authorization: `Bearer ${tokens.author}` } });
   assert.equal(r.status, 404);
-  assert.deepEqual(page.errors, []);
-  await page.context().close();
+  await closeClean(page);
 });
 
 test('agent: transfer a chat to another queue', opts(60000), async (t) => {
@@ -758,10 +756,7 @@ test('agent: transfer a chat to another queue', opts(60000), async (t) => {
   // Back in the waiting list, in the new queue; the customer waits again.
   await item.locator('.pill', { hasText: to }).waitFor({ timeout: 10000 });
   await customer.locator(`${W} .banner:not([hidden])`).waitFor({ timeout: 10000 });
-  assert.deepEqual(agent.errors, []);
-  assert.deepEqual(customer.errors, []);
-  await agent.context().close();
-  await customer.context().close();
+  await closeClean(agent, customer);
 });
 
 test('weekly report page: figures against last week, SVG charts, print layout, CSV download', opts(60000), async (t) => {
@@ -800,8 +795,7 @@ test('weekly report page: figures against last week, SVG charts, print layout, C
   const csv = readFileSync(await download.path(), 'utf8');
   assert.match(csv, /^section,name,metric,value,previous,change\r\n/);
   assert.match(csv, /^kpi,conversations,count,[1-9]\d*,0,[1-9]\d*\r$/m);
-  assert.deepEqual(page.errors, []);
-  await page.context().close();
+  await closeClean(page);
 });
 
 test('QA: a supervisor draws the sample and scores a chat, an admin scores it too, calibration shows the spread, the agent sees both', opts(90000), async (t) => {
@@ -847,8 +841,7 @@ test('QA: a supervisor draws the sample and scores a chat, an admin scores it to
   assert.equal(await sup.locator('#calibration tr[data-criterion=correct_answer] td.spread').first().textContent(), '0');
   assert.deepEqual(await axeViolations(sup), [], 'QA calibration accessibility');
   await shot(sup, 'qa-calibration-desktop');
-  assert.deepEqual(sup.errors, []);
-  await sup.context().close();
+  await closeClean(sup);
 
   // The agent: their own audits, with the reviewers' comments.
   const agent = await openPage(DESKTOP, '/qa/');
@@ -860,8 +853,7 @@ test('QA: a supervisor draws the sample and scores a chat, an admin scores it to
   await agent.locator('#mine td', { hasText: 'Greet the customer by name.' }).waitFor();
   assert.deepEqual(await axeViolations(agent), [], 'QA agent view accessibility');
   await shot(agent, 'qa-agent-desktop');
-  assert.deepEqual(agent.errors, []);
-  await agent.context().close();
+  await closeClean(agent);
 });
 
 test('escalation status update: the agent sends one, the customer sees the card, a tracking id finds it', opts(60000), async (t) => {
@@ -916,10 +908,7 @@ test('escalation status update: the agent sends one, the customer sees the card,
   const bad = await fetch(`${srv.url}/api/status-updates?tracking_id=nope`,
     { headers: { Authorization: `Bearer ${tokens.agent}` } });
   assert.equal(bad.status, 400);
-  assert.deepEqual(agent.errors, []);
-  assert.deepEqual(customer.errors, []);
-  await agent.context().close();
-  await customer.context().close();
+  await closeClean(agent, customer);
 });
 
 test('NPS: after the rating the widget asks how likely the customer is to recommend us', opts(60000), async (t) => {

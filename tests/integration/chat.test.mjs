@@ -364,24 +364,22 @@ test('deflection: /metrics and /api/stats count per conversation and agree, howe
         await c.whenClosed();
       }
     };
+    // A conversation: one question, the bot's action, then `back` reconnects.
+    const conversation = async (text, action, back) => {
+      const c = await customer(own);
+      assert.equal((await ask(c, 'm1', text)).action, action);
+      c.close();
+      await resume(c.welcome.token, back);
+      return c;
+    };
     // Answered by the bot, and back three times.
-    const a = await customer(own);
-    assert.equal((await ask(a, 'm1', 'how do I reset my password')).action, 'answer');
-    a.close();
-    await resume(a.welcome.token, 3);
+    await conversation('how do I reset my password', 'answer', 3);
     // Answered once, no reconnects.
-    const b = await customer(own);
-    assert.equal((await ask(b, 'm1', 'how do I reset my password')).action, 'answer');
-    b.close();
+    await conversation('how do I reset my password', 'answer', 0);
     // Handed off, and back three times.
-    const c = await customer(own);
-    assert.equal((await ask(c, 'm1', 'I want to talk to a person')).action, 'handoff');
-    c.close();
-    await resume(c.welcome.token, 3);
+    await conversation('I want to talk to a person', 'handoff', 3);
     // The button after an answer, on a second connection.
-    const d = await customer(own);
-    assert.equal((await ask(d, 'm1', 'how do I reset my password')).action, 'answer');
-    d.close();
+    const d = await conversation('how do I reset my password', 'answer', 0);
     const d2 = await customer(own, { type: 'hello', token: d.welcome.token });
     d2.send({ type: 'handoff' });
     await d2.next((f) => f.type === 'queued');

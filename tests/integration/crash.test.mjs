@@ -69,6 +69,12 @@ class Client {
     }
   }
 
+  // A websocket to path on the server as it is now, kept as this.ws.
+  open(path) {
+    this.ws = new WebSocket(`${this.world.wsUrl}${path}`);
+    return this.ws;
+  }
+
   stop() {
     this.stopped = true;
     try { this.ws?.close(); } catch { /* */ }
@@ -93,8 +99,7 @@ class Customer extends Client {
   // One connection: hello, then messages until the socket dies or we stop.
   session() {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(`${this.world.wsUrl}/chat`);
-      this.ws = ws;
+      const ws = this.open('/chat');
       let welcomed = false;
       let replayDone = false;
       let expectSeq = 0;
@@ -199,8 +204,7 @@ class Agent extends Client {
 
   session() {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(`${this.world.wsUrl}/agent`);
-      this.ws = ws;
+      const ws = this.open('/agent');
       let timer = null;
       ws.on('error', (e) => { clearInterval(timer); reject(e); });
       ws.on('close', () => { clearInterval(timer); resolve(); });
