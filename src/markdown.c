@@ -117,12 +117,38 @@ static int render_inline(struct cd_buf *b, const char *s, size_t n)
     return rc;
 }
 
+enum block { NONE, PARA, UL, OL };
+static const char *const closers[] = {"", "</p>\n", "</ul>\n", "</ol>\n"};
+
+/* Closes the open block and opens kind, unless kind is the open one. */
+static int switch_block(struct cd_buf *b, enum block *open, enum block kind)
+{
+    static const char *const openers[] = {"", "<p>", "<ul>\n", "<ol>\n"};
+    if (*open == kind)
+        return 0;
+    int rc = cd_buf_puts(b, closers[*open]);
+    if (!rc)
+        rc = cd_buf_puts(b, openers[kind]);
+    *open = kind;
+    return rc;
+}
+
+/* One list item of n bytes of inline Markdown. */
+static int list_item(struct cd_buf *b, const char *text, size_t n)
+{
+    int rc = cd_buf_puts(b, "<li>");
+    if (!rc)
+        rc = render_inline(b, text, n);
+    if (!rc)
+        rc = cd_buf_puts(b, "</li>\n");
+    return rc;
+}
+
 /* Block Markdown: headings, bullet and numbered lists, paragraphs. */
 int markdown_to_html(struct cd_buf *b, const char *md)
 {
     int rc = 0;
-    enum { NONE, PARA, UL, OL } open = NONE;
-    static const char *const closers[] = {"", "</p>\n", "</ul>\n", "</ol>\n"};
+    enum block open = NONE;
     const char *line = md;
     while (*line && !rc) {
         const char *end = strchr(line, '\n');
@@ -142,11 +168,9 @@ int markdown_to_html(struct cd_buf *b, const char *md)
         while (digits < tn && isdigit((unsigned char)t[digits]))
             digits++;
         if (!tn) {
-            rc = cd_buf_puts(b, closers[open]);
-            open = NONE;
+            rc = switch_block(b, &open, NONE);
         } else if (level >= 1 && level <= 6 && (int)tn > level && t[level] == ' ') {
-            rc = cd_buf_puts(b, closers[open]);
-            open = NONE;
+            rc = switch_block(b, &open, NONE);
             /* The page title is the h1; headings in the body start at h2. */
             int h = level + 1 > 6 ? 6 : level + 1;
             if (!rc)
@@ -156,40 +180,15 @@ int markdown_to_html(struct cd_buf *b, const char *md)
             if (!rc)
                 rc = cd_buf_printf(b, "</h%d>\n", h);
         } else if (tn >= 2 && (t[0] == '-' || t[0] == '*') && t[1] == ' ') {
-            if (open != UL) {
-                rc = cd_buf_puts(b, closers[open]);
-                if (!rc)
-                    rc = cd_buf_puts(b, "<ul>\n");
-                open = UL;
-            }
+            rc = switch_block(b, &open, UL);
             if (!rc)
-                rc = cd_buf_puts(b, "<li>");
-            if (!rc)
-                rc = render_inline(b, t + 2, tn - 2);
-            if (!rc)
-                rc = cd_buf_puts(b, "</li>\n");
+                rc = list_item(b, t + 2, tn - 2);
         } else if (digits && digits + 1 < tn && t[digits] == '.' && t[digits + 1] == ' ') {
-            if (open != OL) {
-                rc = cd_buf_puts(b, closers[open]);
-                if (!rc)
-                    rc = cd_buf_puts(b, "<ol>\n");
-                open = OL;
-            }
+            rc = switch_block(b, &open, OL);
             if (!rc)
-                rc = cd_buf_puts(b, "<li>");
-            if (!rc)
-                rc = render_inline(b, t + digits + 2, tn - digits - 2);
-            if (!rc)
-                rc = cd_buf_puts(b, "</li>\n");
+                rc = list_item(b, t + digits + 2, tn - digits - 2);
         } else {
-            if (open != PARA) {
-                rc = cd_buf_puts(b, closers[open]);
-                if (!rc)
-                    rc = cd_buf_puts(b, "<p>");
-                open = PARA;
-            } else {
-                rc = cd_buf_puts(b, "\n");
-            }
+            rc = open == PARA ? cd_buf_puts(b, "\n") : switch_block(b, &open, PARA);
             if (!rc)
                 rc = render_inline(b, t, tn);
         }
