@@ -115,8 +115,7 @@ static void test_roles_skills(void **state)
 static void test_user_create_and_check(void **state)
 {
     (void)state;
-    struct store *s = store_open(":memory:", NULL, NULL);
-    assert_non_null(s);
+    struct store *s = testlib_store(":memory:");
     char token[AUTH_TOKEN_HEX + 1];
     struct auth_user u;
     assert_int_equal(auth_user_create(s, "Ana Lopez", AUTH_ROLE_AGENT, "billing,orders", token, &u),

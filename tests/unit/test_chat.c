@@ -178,8 +178,7 @@ static int setup_with(const struct triage_settings *ts)
     testlib_db_path(db_path, sizeof db_path, "chat");
     remove_db();
     io_reset();
-    store = store_open(db_path, NULL, NULL);
-    assert_non_null(store);
+    store = testlib_store(db_path);
     triage = triage_new(ts, make_intents(), NULL);
     assert_non_null(triage);
     start_chat();
@@ -1091,8 +1090,7 @@ static void test_resume_after_restart(void **state)
     chat_free(chat);
     store_close(store);
     io_reset();
-    store = store_open(db_path, NULL, NULL);
-    assert_non_null(store);
+    store = testlib_store(db_path);
     start_chat();
 
     open_customer(5);

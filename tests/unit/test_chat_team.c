@@ -44,8 +44,7 @@ static void start(int is_nps)
 {
     testlib_db_path(db_path, sizeof db_path, "chat-team");
     testlib_remove_db(db_path);
-    store = store_open(db_path, NULL, NULL);
-    assert_non_null(store);
+    store = testlib_store(db_path);
     struct chat_settings settings;
     memset(&settings, 0, sizeof settings);
     settings.is_nps = is_nps;

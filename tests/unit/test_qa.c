@@ -201,7 +201,7 @@ static int same_picks(const struct qa_pick *a, int na, const struct qa_pick *b, 
 static void test_sample(void **state)
 {
     (void)state;
-    struct store *s = testlib_memory_store();
+    struct store *s = testlib_store(":memory:");
     int64_t ana = user(s, "Ana", "agent", "", NULL), ben = user(s, "Ben", "agent", "", NULL);
     /* Ana: 6 billing and 2 orders chats this week, one last week, one still
      * open; Ben: 3 orders chats. */
@@ -272,7 +272,7 @@ static void test_sample(void **state)
 static void test_audit_rights_calibration_scores(void **state)
 {
     (void)state;
-    struct store *s = testlib_memory_store();
+    struct store *s = testlib_store(":memory:");
     struct auth_user ana, sue, sam, root, bo;
     user(s, "Ana", "agent", "", &ana);
     user(s, "Sue", "supervisor", "", &sue);

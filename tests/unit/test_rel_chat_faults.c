@@ -120,12 +120,7 @@ static void remove_db(void)
 
 static void start(void)
 {
-    char *err = NULL;
-    store = store_open(db_path, NULL, &err);
-    if (!store)
-        fprintf(stderr, "store_open: %s\n", err ? err : "?");
-    free(err);
-    assert_non_null(store);
+    store = testlib_store(db_path);
     triage = testlib_triage(intent_defs);
     struct chat_settings settings;
     memset(&settings, 0, sizeof settings);

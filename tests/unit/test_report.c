@@ -111,7 +111,7 @@ static void compute(struct store *s, const struct report_settings *rs, int64_t n
 static void test_fcr(void **state)
 {
     (void)state;
-    struct store *s = testlib_memory_store();
+    struct store *s = testlib_store(":memory:");
     int64_t ana = user(s, "Ana");
     struct report r;
 
@@ -197,7 +197,7 @@ static void test_fcr(void **state)
 static void test_handle_time(void **state)
 {
     (void)state;
-    struct store *s = testlib_memory_store();
+    struct store *s = testlib_store(":memory:");
     int64_t ana = user(s, "Ana"), ben = user(s, "Ben");
     int64_t b = T0 + 10 * HOUR;
     /* P: picked at +0; agent +30, customer +100, agent +120, closed +180:
@@ -290,7 +290,7 @@ static void test_sla_targets_setting(void **state)
 static void test_sla(void **state)
 {
     (void)state;
-    struct store *s = testlib_memory_store();
+    struct store *s = testlib_store(":memory:");
     int64_t ana = user(s, "Ana");
     int64_t mon = T0, tue = T0 + DAY, wed = T0 + 2 * DAY, fri = T0 + 4 * DAY;
     /* S1: picked 30 s after a Monday 09:00 handoff, closed at 12:00: both met. */
@@ -370,7 +370,7 @@ static void test_sla(void **state)
 static void test_nps_and_drivers(void **state)
 {
     (void)state;
-    struct store *s = testlib_memory_store();
+    struct store *s = testlib_store(":memory:");
     int64_t ana = user(s, "Ana");
     int64_t c[6];
     c[0] = bot_chat(s, "a@x.org", T0 + 10, "refund_status");
@@ -475,7 +475,7 @@ static void test_week_parse(void **state)
 static void test_week_report(void **state)
 {
     (void)state;
-    struct store *s = testlib_memory_store();
+    struct store *s = testlib_store(":memory:");
     int64_t ana = user(s, "Ana");
     int64_t prev = T0 - 7 * DAY;
     /* The previous week: one refund question kept by the bot, one order

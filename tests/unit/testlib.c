@@ -28,10 +28,10 @@ char *testlib_db_path(char *out, size_t cap, const char *name)
     return out;
 }
 
-struct store *testlib_memory_store(void)
+struct store *testlib_store(const char *path)
 {
     char *err = NULL;
-    struct store *s = store_open(":memory:", NULL, &err);
+    struct store *s = store_open(path, NULL, &err);
     if (!s)
         print_error("store_open: %s\n", err ? err : "?");
     free(err);

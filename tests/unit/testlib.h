@@ -1,5 +1,5 @@
 /* testlib: what the unit tests share, so each helper is written once: removing a test
- * database with its WAL, shared-memory and journal files, opening an in-memory store,
+ * database with its WAL, shared-memory and journal files, opening a store,
  * loading and training an intent set, checking that a text holds a list of strings, and a
  * fake chat transport (struct chat_io) that records every frame and close in growable
  * arrays. Link with testlib.o (the
@@ -21,8 +21,9 @@ void testlib_remove_db(const char *path);
 /* Writes "/tmp/cd-test-NAME-PID.db" into out (cap bytes). Returns out. */
 char *testlib_db_path(char *out, size_t cap, const char *name);
 
-/* An empty store in memory; fails the test when it cannot be opened. */
-struct store *testlib_memory_store(void);
+/* The store at path (":memory:" for an empty one in memory); fails the test, saying why,
+ * when it cannot be opened. */
+struct store *testlib_store(const char *path);
 
 /* Creates the conversation c in s (a zeroed struct with the caller's fields set) with a
  * token hash no other call gives and, when c->lang is empty, lang "en"; fails the test when
