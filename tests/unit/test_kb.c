@@ -52,6 +52,19 @@ static int error_for(const struct errors *e, const char *file)
 
 static char tmp_dir[64];
 
+/* Loads name, a file in tmp_dir (NULL: the whole directory), into kb, each error recorded in
+ * e; fails the test unless kb_load_path() succeeds. Returns its report. */
+static struct kb_load_report load(struct kb *kb, const char *name, struct errors *e)
+{
+    struct kb_load_report r = {0};
+    r.on_error = on_error;
+    r.ctx = e;
+    char path[256];
+    snprintf(path, sizeof path, "%s%s%s", tmp_dir, name ? "/" : "", name ? name : "");
+    assert_int_equal(kb_load_path(kb, path, &r), 0);
+    return r;
+}
+
 static void write_file(const char *name, const char *text)
 {
     char path[256];
@@ -151,10 +164,7 @@ static void test_front_matter_good(void **state)
     write_file("minimal.md", "---\nid: minimal\ntitle: 'It''s minimal'\n---\nBody text here.\n");
     struct kb *kb = open_memory();
     struct errors e = {0};
-    struct kb_load_report r = {0};
-    r.on_error = on_error;
-    r.ctx = &e;
-    assert_int_equal(kb_load_path(kb, tmp_dir, &r), 0);
+    struct kb_load_report r = load(kb, NULL, &e);
     assert_int_equal(r.n_loaded, 2);
     assert_int_equal(r.n_skipped, 0);
     assert_int_equal(e.n, 0);
@@ -205,10 +215,7 @@ static void test_front_matter_bad(void **state)
     write_file("ignored.txt", "not an article");
     struct kb *kb = open_memory();
     struct errors e = {0};
-    struct kb_load_report r = {0};
-    r.on_error = on_error;
-    r.ctx = &e;
-    assert_int_equal(kb_load_path(kb, tmp_dir, &r), 0);
+    struct kb_load_report r = load(kb, NULL, &e);
     assert_int_equal(r.n_loaded, 1); /* good.md still loads */
     assert_int_equal(r.n_skipped, 11);
     assert_int_equal(e.n, 11);
@@ -266,12 +273,7 @@ static void test_jsonl_errors(void **state)
                "{\"id\":\"seven\",\"title\":\"Seven\",\"body\":\"b\",\"lang\":\"english!\"}\n");
     struct kb *kb = open_memory();
     struct errors e = {0};
-    struct kb_load_report r = {0};
-    r.on_error = on_error;
-    r.ctx = &e;
-    char path[256];
-    snprintf(path, sizeof path, "%s/a.jsonl", tmp_dir);
-    assert_int_equal(kb_load_path(kb, path, &r), 0);
+    struct kb_load_report r = load(kb, "a.jsonl", &e);
     assert_int_equal(r.n_loaded, 3); /* one, four, six (a draft) */
     assert_int_equal(r.n_skipped, 5);
     static const int want_lines[] = {2, 4, 5, 7, 9};
@@ -372,12 +374,7 @@ static void test_jsonl_escapes(void **state)
                "{\"id\":\"bad5\",\"title\":\"t\",\"body\":\"b\"} x\n");
     struct kb *kb = open_memory();
     struct errors e = {0};
-    struct kb_load_report r = {0};
-    r.on_error = on_error;
-    r.ctx = &e;
-    char path[256];
-    snprintf(path, sizeof path, "%s/e.jsonl", tmp_dir);
-    assert_int_equal(kb_load_path(kb, path, &r), 0);
+    struct kb_load_report r = load(kb, "e.jsonl", &e);
     assert_int_equal(r.n_loaded, 2);
     assert_int_equal(r.n_skipped, 4);
     for (int i = 0; i < 4; i++)
