@@ -68,22 +68,22 @@ function userAdd(name, role) {
 
 // What the server under test can do yet: each end-to-end part needs some.
 async function probe() {
-  try {
-    const c = await connect(srv.wsUrl + '/chat', { timeoutMs: 3000 });
-    c.send({ type: 'hello', lang: 'en' });
-    const f = await c.next(() => true, { timeoutMs: 3000 });
-    caps.chat = f.type === 'welcome';
-    if (!caps.chat) caps.why.push(`/chat answered hello with ${JSON.stringify(f)}`);
-    c.close();
-  } catch (e) { caps.why.push(`/chat: ${e.message.split('\n')[0]}`); }
-  try {
-    const c = await connect(srv.wsUrl + '/agent', { timeoutMs: 3000 });
-    c.send({ type: 'auth', token: tokens.agent });
-    const f = await c.next(() => true, { timeoutMs: 3000 });
-    caps.agent = f.type === 'ready';
-    if (!caps.agent) caps.why.push(`/agent answered auth with ${JSON.stringify(f)}`);
-    c.close();
-  } catch (e) { caps.why.push(`/agent: ${e.message.split('\n')[0]}`); }
+  // Connects to path, sends first, and answers whether the first frame back has type want.
+  const probeWs = async (path, first, want) => {
+    try {
+      const c = await connect(srv.wsUrl + path, { timeoutMs: 3000 });
+      c.send(first);
+      const f = await c.next(() => true, { timeoutMs: 3000 });
+      if (f.type !== want) caps.why.push(`${path} answered ${first.type} with ${JSON.stringify(f)}`);
+      c.close();
+      return f.type === want;
+    } catch (e) {
+      caps.why.push(`${path}: ${e.message.split('\n')[0]}`);
+      return false;
+    }
+  };
+  caps.chat = await probeWs('/chat', { type: 'hello', lang: 'en' }, 'welcome');
+  caps.agent = await probeWs('/agent', { type: 'auth', token: tokens.agent }, 'ready');
   try {
     const r = await fetch(srv.url + '/api/articles/gift-wrap', { headers: { Authorization: `Bearer ${tokens.author}` } });
     caps.api = r.status === 200;
