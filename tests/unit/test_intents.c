@@ -50,15 +50,13 @@ static int has_error(const struct errors *e, const char *file_part, const char *
     return 0;
 }
 
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
-
 static char tmpdir[64];
+
+/* Writes text to the file name in tmpdir. */
+static void write_file(const char *name, const char *text)
+{
+    testlib_write_file(tmpdir, name, text);
+}
 
 static int setup_dir(void **state)
 {
@@ -79,18 +77,16 @@ static int teardown_dir(void **state)
 static void test_load_good_and_bad(void **state)
 {
     (void)state;
-    char path[128];
-    snprintf(path, sizeof path, "%s/a_good.json", tmpdir);
-    write_file(path, "[{\"name\":\"refund_status\",\"description\":\"Where is my refund\","
-                     "\"examples\":[\"where is my refund\",\"refund not received\"],"
-                     "\"patterns\":[\"refund status\"],\"response\":\"Refunds take 5 days.\","
-                     "\"queue\":\"billing\",\"priority\":2},"
-                     "{\"name\":\"cancel_order\",\"examples\":[\"cancel my order\"],"
-                     "\"action\":\"collect\",\"collect\":{\"field\":\"order_number\","
-                     "\"prompt\":\"What is your order number?\",\"regex\":\"[0-9]{5,}\"},"
-                     "\"queue\":\"orders\",\"sensitive\":true}]");
-    snprintf(path, sizeof path, "%s/bad.json", tmpdir);
-    write_file(path,
+    write_file("a_good.json",
+               "[{\"name\":\"refund_status\",\"description\":\"Where is my refund\","
+               "\"examples\":[\"where is my refund\",\"refund not received\"],"
+               "\"patterns\":[\"refund status\"],\"response\":\"Refunds take 5 days.\","
+               "\"queue\":\"billing\",\"priority\":2},"
+               "{\"name\":\"cancel_order\",\"examples\":[\"cancel my order\"],"
+               "\"action\":\"collect\",\"collect\":{\"field\":\"order_number\","
+               "\"prompt\":\"What is your order number?\",\"regex\":\"[0-9]{5,}\"},"
+               "\"queue\":\"orders\",\"sensitive\":true}]");
+    write_file("bad.json",
                "[{\"name\":\"bad_regex\",\"examples\":[\"x\"],\"regex\":[\"(unclosed\"],"
                "\"response\":\"r\"},"
                "{\"examples\":[\"no name\"],\"response\":\"r\"},"
@@ -102,10 +98,8 @@ static void test_load_good_and_bad(void **state)
                "{\"name\":\"refund_status\",\"examples\":[\"dup\"],\"response\":\"r\"},"
                "{\"name\":\"bad_examples\",\"examples\":[1,2],\"response\":\"r\"},"
                "{\"name\":\"ok_after_bad\",\"examples\":[\"hello there\"],\"response\":\"Hi!\"}]");
-    snprintf(path, sizeof path, "%s/broken.json", tmpdir);
-    write_file(path, "{\"name\": \"broken\", ");
-    snprintf(path, sizeof path, "%s/notes.txt", tmpdir);
-    write_file(path, "not an intent file, ignored");
+    write_file("broken.json", "{\"name\": \"broken\", ");
+    write_file("notes.txt", "not an intent file, ignored");
 
     struct intents *set = intents_new();
     assert_non_null(set);
@@ -155,18 +149,18 @@ static void test_load_missing_path(void **state)
 static void test_load_jsonl(void **state)
 {
     (void)state;
-    char path[128];
-    snprintf(path, sizeof path, "%s/examples.jsonl", tmpdir);
-    write_file(path, "{\"text\":\"where is my card\",\"intent\":\"card_arrival\"}\n"
-                     "{\"text\":\"my card never came\",\"intent\":\"card_arrival\"}\n"
-                     "not json\n"
-                     "{\"text\":\"\",\"intent\":\"card_arrival\"}\n"
-                     "{\"text\":\"what is the weather\",\"intent\":\"oos\"}\n"
-                     "{\"text\":\"change my pin\",\"intent\":\"change_pin\"}\n"
-                     "{\"text\":\"no intent here\"}\n");
+    write_file("examples.jsonl", "{\"text\":\"where is my card\",\"intent\":\"card_arrival\"}\n"
+                                 "{\"text\":\"my card never came\",\"intent\":\"card_arrival\"}\n"
+                                 "not json\n"
+                                 "{\"text\":\"\",\"intent\":\"card_arrival\"}\n"
+                                 "{\"text\":\"what is the weather\",\"intent\":\"oos\"}\n"
+                                 "{\"text\":\"change my pin\",\"intent\":\"change_pin\"}\n"
+                                 "{\"text\":\"no intent here\"}\n");
     struct intents *set = intents_new();
     struct errors e = {0};
     struct intents_load_report report = {.on_error = on_error, .ctx = &e};
+    char path[128];
+    snprintf(path, sizeof path, "%s/examples.jsonl", tmpdir);
     assert_int_equal(intents_load_path(set, path, NULL, &report), 0);
     assert_int_equal(report.n_loaded, 4);
     assert_int_equal(report.n_skipped, 3);

@@ -67,12 +67,7 @@ static struct kb_load_report load(struct kb *kb, const char *name, struct errors
 
 static void write_file(const char *name, const char *text)
 {
-    char path[256];
-    snprintf(path, sizeof path, "%s/%s", tmp_dir, name);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
+    testlib_write_file(tmp_dir, name, text);
 }
 
 static int make_tmp_dir(void **state)

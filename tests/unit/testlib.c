@@ -28,6 +28,17 @@ char *testlib_db_path(char *out, size_t cap, const char *name)
     return out;
 }
 
+void testlib_write_file(const char *dir, const char *name, const char *text)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        fail_msg("cannot write %s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
 struct store *testlib_store(const char *path)
 {
     char *err = NULL;

@@ -1,9 +1,9 @@
 /* testlib: what the unit tests share, so each helper is written once: removing a test
- * database with its WAL, shared-memory and journal files, opening a store,
- * loading and training an intent set, checking that a text holds a list of strings, and a
- * fake chat transport (struct chat_io) that records every frame and close in growable
- * arrays. Link with testlib.o (the
- * Makefile does for every tests/unit/test_*.c); the helpers use cmocka's assertions. */
+ * database with its WAL, shared-memory and journal files, opening a store, writing a file,
+ * loading and training an intent set, checking that a text holds a list of strings, running a
+ * file's tests, and a fake chat transport (struct chat_io) that records every frame and close
+ * in growable arrays. Link with testlib.o (the Makefile does for every tests/unit/test_*.c);
+ * the helpers use cmocka's assertions. */
 #ifndef CD_TESTLIB_H
 #define CD_TESTLIB_H
 
@@ -20,6 +20,9 @@ void testlib_remove_db(const char *path);
 
 /* Writes "/tmp/cd-test-NAME-PID.db" into out (cap bytes). Returns out. */
 char *testlib_db_path(char *out, size_t cap, const char *name);
+
+/* Writes text to the file name in the directory dir; fails the test when it cannot. */
+void testlib_write_file(const char *dir, const char *name, const char *text);
 
 /* The store at path (":memory:" for an empty one in memory); fails the test, saying why,
  * when it cannot be opened. */
