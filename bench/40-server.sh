@@ -30,24 +30,14 @@ INTENTS=${BENCH_INTENTS:-intents}
 LOADGEN=$BUILD/bench/loadgen
 ECHO=$BUILD/bench/echo_server
 ASK=$BUILD/bench/ask_rate
-tmp=$(mktemp -d /tmp/caredesk-bench-XXXXXX)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+. bench/lib.sh
+json() { bench_json "$@"; }
+bench_begin /tmp/caredesk-bench-XXXXXX
 
-# The loadgen and the server each need one descriptor per connection.
-ulimit -n "$(ulimit -Hn)" 2>/dev/null
 fd_limit=$(ulimit -n)
 if [ "$fd_limit" != unlimited ] && [ $((fd_limit - 200)) -lt "$IDLE" ]; then
     IDLE=$((fd_limit - 200))
 fi
-
-. bench/lib.sh
-json() { bench_json "$@"; }
 
 # Starts caredesk serve on an ephemeral port; sets SERVER_PID and PORT.
 start_server() {

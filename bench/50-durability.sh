@@ -21,18 +21,9 @@ KB=${BENCH_KB:-kb}
 INTENTS=${BENCH_INTENTS:-intents}
 LOADGEN=$BUILD/bench/loadgen
 [ -x "$LOADGEN" ] || { echo "50-durability: $LOADGEN is missing (make bench builds it)"; exit 1; }
-tmp=$(mktemp -d "$PWD/$BUILD/durability-XXXXXX")
-SERVER_PID=
-cleanup() {
-    [ -n "$SERVER_PID" ] && kill -TERM "$SERVER_PID" 2>/dev/null
-    wait 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-ulimit -n "$(ulimit -Hn)" 2>/dev/null
-
 . bench/lib.sh
 json() { bench_json "$@"; }
+bench_begin "$PWD/$BUILD/durability-XXXXXX"
 
 # Sum of a Prometheus metric (all label sets) from /metrics.
 metric() { # metric PORT NAME

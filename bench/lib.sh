@@ -1,6 +1,25 @@
 # Shared by the server benchmarks (bench/40-server.sh, bench/50-durability.sh,
 # bench/soak.sh); sourced, not run. Expects BIN to name the caredesk binary.
 
+# bench_begin TEMPLATE: makes the run's temporary directory (mktemp -d TEMPLATE)
+# as tmp and raises the open-file limit (the load generator and the server each
+# need one descriptor per connection). At exit the processes in pids and
+# SERVER_PID get SIGTERM and tmp is removed.
+bench_begin() {
+    tmp=$(mktemp -d "$1")
+    SERVER_PID=
+    pids=()
+    trap bench_cleanup EXIT
+    ulimit -n "$(ulimit -Hn)" 2>/dev/null
+}
+
+bench_cleanup() {
+    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+    [ -n "$SERVER_PID" ] && kill -TERM "$SERVER_PID" 2>/dev/null
+    wait 2>/dev/null
+    rm -rf "$tmp"
+}
+
 # bench_json FILE KEY: prints KEY of the JSON object on FILE's last line.
 bench_json() {
     python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])[sys.argv[2]])' "$1" "$2"

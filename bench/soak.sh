@@ -21,20 +21,9 @@ LOADGEN=$BUILD/bench/loadgen
 command -v node >/dev/null || { echo "soak: node is missing"; exit 1; }
 [ -d tests/integration/node_modules/ws ] ||
     (cd tests/integration && npm install --no-audit --no-fund --loglevel=error) >&2
-tmp=$(mktemp -d "$PWD/$BUILD/soak-XXXXXX")
-SERVER_PID=
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-    [ -n "$SERVER_PID" ] && kill -TERM "$SERVER_PID" 2>/dev/null
-    wait 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-ulimit -n "$(ulimit -Hn)" 2>/dev/null
-
 . bench/lib.sh
 json() { bench_json "$@"; }
+bench_begin "$PWD/$BUILD/soak-XXXXXX"
 rss_mb() { awk '/^VmRSS/{printf "%.1f", $2 / 1024}' "/proc/$SERVER_PID/status"; }
 
 bench_start_server "$tmp/serve.log" "$tmp/soak.db" --kb kb --intents intents || exit 1

@@ -5,6 +5,7 @@
 #ifndef CD_H
 #define CD_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -48,6 +49,8 @@ struct cd_buf {
 int cd_buf_append(struct cd_buf *b, const char *s, size_t n);
 int cd_buf_puts(struct cd_buf *b, const char *s);
 int cd_buf_printf(struct cd_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int cd_buf_vprintf(struct cd_buf *b, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 void cd_buf_reset(struct cd_buf *b);
 void cd_buf_free(struct cd_buf *b);
 

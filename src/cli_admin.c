@@ -252,33 +252,44 @@ static int parse_one(int argc, char **argv, const char *opt, const char **value,
     return parse_options(argc, argv, opt, value, NULL, NULL, db, usage);
 }
 
+/* 1 when email looks like an email address; else says so on stderr and returns 0. */
+static int email_ok(const char *email)
+{
+    if (strchr(email, '@') && strlen(email) <= 254)
+        return 1;
+    fprintf(stderr, "caredesk: --email must be an email address (got '%s')\n", email);
+    return 0;
+}
+
+/* Prints the export in out, or why it failed (r), then frees out and closes s. */
+static int finish_export(struct store *s, struct cd_buf *out, int r)
+{
+    if (r)
+        fprintf(stderr, "caredesk: export failed: %s\n", cd_strerror(r));
+    else
+        printf("%s\n", out->data);
+    cd_buf_free(out);
+    store_close(s);
+    return r ? CLI_FAIL : CLI_OK;
+}
+
 /* export --email ADDR: every conversation of that customer, in the audit log by id. */
 static int export_email(const char *db, const char *email)
 {
-    if (!strchr(email, '@') || strlen(email) > 254) {
-        fprintf(stderr, "caredesk: --email must be an email address (got '%s')\n", email);
+    if (!email_ok(email))
         return CLI_USAGE;
-    }
     struct store *s = open_db(db);
     if (!s)
         return CLI_FAIL;
     struct cd_buf out = {0};
-    int n = 0, rc = CLI_OK;
+    int n = 0;
     int r = store_export_email(s, email, &out, &n);
     if (!r) {
         char detail[64];
         snprintf(detail, sizeof detail, "{\"by\":\"email\",\"conversations\":%d}", n);
         r = store_event_add(s, "export", 0, 0, detail);
     }
-    if (r) {
-        fprintf(stderr, "caredesk: export failed: %s\n", cd_strerror(r));
-        rc = CLI_FAIL;
-    } else {
-        printf("%s\n", out.data);
-    }
-    cd_buf_free(&out);
-    store_close(s);
-    return rc;
+    return finish_export(s, &out, r);
 }
 
 int cli_export(int argc, char **argv)
@@ -306,16 +317,11 @@ int cli_export(int argc, char **argv)
         r = store_event_add(s, "export", id, 0, NULL);
     if (r == CD_ENOTFOUND) {
         fprintf(stderr, "caredesk: no conversation %lld\n", id);
-        rc = CLI_FAIL;
-    } else if (r) {
-        fprintf(stderr, "caredesk: export failed: %s\n", cd_strerror(r));
-        rc = CLI_FAIL;
-    } else {
-        printf("%s\n", out.data);
+        cd_buf_free(&out);
+        store_close(s);
+        return CLI_FAIL;
     }
-    cd_buf_free(&out);
-    store_close(s);
-    return rc;
+    return finish_export(s, &out, r);
 }
 
 int cli_erase(int argc, char **argv)
@@ -324,10 +330,8 @@ int cli_erase(int argc, char **argv)
     int rc = parse_one(argc, argv, "--email", &email, &db, erase_usage);
     if (rc)
         return rc < 0 ? CLI_OK : rc;
-    if (!strchr(email, '@') || strlen(email) > 254) {
-        fprintf(stderr, "caredesk: --email must be an email address (got '%s')\n", email);
+    if (!email_ok(email))
         return CLI_USAGE;
-    }
     struct store *s = open_db(db);
     if (!s)
         return CLI_FAIL;

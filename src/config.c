@@ -118,19 +118,16 @@ static char *format_err(const char *fmt, ...) __attribute__((format(printf, 1, 2
 
 static char *format_err(const char *fmt, ...)
 {
+    struct cd_buf b = {0};
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    int rc = cd_buf_vprintf(&b, fmt, ap);
     va_end(ap);
-    if (n < 0)
+    if (rc) {
+        cd_buf_free(&b);
         return NULL;
-    char *s = malloc((size_t)n + 1);
-    if (!s)
-        return NULL;
-    va_start(ap, fmt);
-    vsnprintf(s, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    return s;
+    }
+    return b.data;
 }
 
 static void set_err(char **err, char *msg)

@@ -155,26 +155,34 @@ static int parse_target(const char *item, size_t n, const struct report_hours *h
     return 0;
 }
 
+/* The next item of the comma-separated targets list at *p, parsed into queue, first_s and
+ * resolution_s; *p moves past it. Returns 1 for an item, 0 at the end of the list, or
+ * CD_EINVAL for an item that does not parse. */
+static int next_target(const char **p, const struct report_hours *h, char *queue, size_t queue_cap,
+                       int *first_s, int64_t *resolution_s)
+{
+    const char *item = *p;
+    while (*item == ' ' || *item == ',')
+        item++;
+    size_t n = strcspn(item, ",");
+    *p = item + n;
+    if (!*item)
+        return 0;
+    while (n > 0 && item[n - 1] == ' ')
+        n--;
+    return parse_target(item, n, h, queue, queue_cap, first_s, resolution_s) ? CD_EINVAL : 1;
+}
+
 int report_sla_targets_valid(const char *spec)
 {
     static const struct report_hours always = {0, 0, 0};
     const char *p = spec ? spec : "";
-    while (*p) {
-        while (*p == ' ' || *p == ',')
-            p++;
-        if (!*p)
-            break;
-        size_t n = strcspn(p, ",");
-        while (n > 0 && p[n - 1] == ' ')
-            n--;
-        char queue[REPORT_NAME_MAX];
-        int first;
-        int64_t res;
-        if (parse_target(p, n, &always, queue, sizeof queue, &first, &res))
-            return CD_EINVAL;
-        p += strcspn(p, ",");
-    }
-    return 0;
+    char queue[REPORT_NAME_MAX];
+    int first, rc;
+    int64_t res;
+    while ((rc = next_target(&p, &always, queue, sizeof queue, &first, &res)) == 1)
+        continue;
+    return rc;
 }
 
 /* The targets of queue: its item in settings->sla_targets, else the defaults. */
@@ -184,23 +192,15 @@ static void targets_for(const struct report_settings *rs, const char *queue, int
     *first_s = rs->first_response_s > 0 ? rs->first_response_s : DEFAULT_FIRST_RESPONSE_S;
     *resolution_s = rs->resolution_s > 0 ? rs->resolution_s : report_business_day_s(&rs->hours);
     const char *p = rs->sla_targets ? rs->sla_targets : "";
-    while (*p) {
-        while (*p == ' ' || *p == ',')
-            p++;
-        if (!*p)
-            break;
-        size_t n = strcspn(p, ",");
-        while (n > 0 && p[n - 1] == ' ')
-            n--;
-        char name[REPORT_NAME_MAX];
-        int f;
-        int64_t r;
-        if (!parse_target(p, n, &rs->hours, name, sizeof name, &f, &r) && !strcmp(name, queue)) {
+    char name[REPORT_NAME_MAX];
+    int f, rc;
+    int64_t r;
+    while ((rc = next_target(&p, &rs->hours, name, sizeof name, &f, &r)) != 0) {
+        if (rc == 1 && !strcmp(name, queue)) {
             *first_s = f;
             *resolution_s = r;
             return;
         }
-        p += strcspn(p, ",");
     }
 }
 

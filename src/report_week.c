@@ -301,9 +301,9 @@ int report_week_markdown(const json_t *w, struct cd_buf *b)
     int rc = cd_buf_printf(b, "# Weekly report %s\n\n%s to %s, compared with %s.\n\n",
                            str_of(w, "week"), from, to, str_of(w, "previous_week"));
 
-    rc = rc ? rc : cd_buf_puts(b, "## Service levels and backlog\n\n");
     rc = rc ? rc
-            : cd_buf_puts(b, "| Queue | First response target | Met | Resolution target | Met |\n"
+            : cd_buf_puts(b, "## Service levels and backlog\n\n"
+                             "| Queue | First response target | Met | Resolution target | Met |\n"
                              "| --- | ---: | ---: | ---: | ---: |\n");
     size_t i;
     json_t *q;
@@ -326,9 +326,9 @@ int report_week_markdown(const json_t *w, struct cd_buf *b)
                            (long long)int_of(bl, "open_handoffs"),
                            (long long)int_of(bl, "previous"));
 
-    rc = rc ? rc : cd_buf_puts(b, "## The team's figures\n\n");
     rc = rc ? rc
-            : cd_buf_puts(b, "| Figure | This week | Previous week | Change |\n"
+            : cd_buf_puts(b, "## The team's figures\n\n"
+                             "| Figure | This week | Previous week | Change |\n"
                              "| --- | ---: | ---: | ---: |\n");
     json_t *k;
     json_array_foreach(json_object_get(w, "kpis"), i, k)
@@ -341,9 +341,9 @@ int report_week_markdown(const json_t *w, struct cd_buf *b)
             rc = cd_buf_printf(b, "| %s | %s | %s | %s |\n", str_of(k, "label"), v1, v2, v3);
     }
 
-    rc = rc ? rc : cd_buf_puts(b, "\n## Top 10 contact drivers\n\n");
     rc = rc ? rc
-            : cd_buf_puts(b, "| # | Driver | Contacts | Change | Escalation rate | CSAT |\n"
+            : cd_buf_puts(b, "\n## Top 10 contact drivers\n\n"
+                             "| # | Driver | Contacts | Change | Escalation rate | CSAT |\n"
                              "| ---: | --- | ---: | ---: | ---: | ---: |\n");
     json_t *d;
     json_array_foreach(json_object_get(w, "drivers"), i, d)

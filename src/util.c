@@ -86,21 +86,28 @@ int cd_buf_puts(struct cd_buf *b, const char *s)
     return cd_buf_append(b, s, strlen(s));
 }
 
+int cd_buf_vprintf(struct cd_buf *b, const char *fmt, va_list ap)
+{
+    va_list again;
+    va_copy(again, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    if (n < 0 || buf_reserve(b, (size_t)n)) {
+        va_end(again);
+        return n < 0 ? CD_EINVAL : CD_ENOMEM;
+    }
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, again);
+    va_end(again);
+    b->len += (size_t)n;
+    return 0;
+}
+
 int cd_buf_printf(struct cd_buf *b, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    int rc = cd_buf_vprintf(b, fmt, ap);
     va_end(ap);
-    if (n < 0)
-        return CD_EINVAL;
-    if (buf_reserve(b, (size_t)n))
-        return CD_ENOMEM;
-    va_start(ap, fmt);
-    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-    return 0;
+    return rc;
 }
 
 void cd_buf_reset(struct cd_buf *b)

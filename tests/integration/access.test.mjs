@@ -10,7 +10,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync, existsSync } from 'node:fs';
-import { startServer, runCaredesk, fixtures } from './lib/server.mjs';
+import { startServer, runCaredesk, fixtures, addUser } from './lib/server.mjs';
 import { connect } from './lib/client.mjs';
 
 let srv;
@@ -18,10 +18,8 @@ let noChat = false;
 const tokens = {};
 const ALLOWED = 'https://shop.example';
 
-async function addUser(server, name, role) {
-  const r = await runCaredesk(['user', 'add', name, '--role', role, '--db', server.db]);
-  assert.equal(r.code, 0, r.stderr);
-  const token = r.stdout.trim().split('\n').pop().trim();
+async function addTokenUser(server, name, role) {
+  const token = await addUser(server.db, name, role);
   assert.match(token, /^[0-9a-f]{64}$/);
   return token;
 }
@@ -79,9 +77,9 @@ function hasSqliteCli() {
 before(async () => {
   srv = await startServer({ ...fixtures, args: ['--allowed-origins', ALLOWED, '--rate-limit', '0'] });
   noChat = srv.events('chat_unavailable').length > 0;
-  tokens.agent = await addUser(srv, 'alan', 'agent');
-  tokens.author = await addUser(srv, 'ada', 'author');
-  tokens.admin = await addUser(srv, 'grace', 'admin');
+  tokens.agent = await addTokenUser(srv, 'alan', 'agent');
+  tokens.author = await addTokenUser(srv, 'ada', 'author');
+  tokens.admin = await addTokenUser(srv, 'grace', 'admin');
 });
 
 after(async () => { if (srv) await srv.stop(); });
@@ -190,7 +188,7 @@ test('roles: agents, authors and admins get only their routes', async (t) => {
 });
 
 test('a removed account\'s token is refused when replayed', async (t) => {
-  const token = await addUser(srv, 'temp', 'agent');
+  const token = await addTokenUser(srv, 'temp', 'agent');
   assert.equal((await api('GET', '/api/stats', token)).status, 200);
   const r = await runCaredesk(['user', 'remove', 'temp', '--db', srv.db]);
   assert.equal(r.code, 0, r.stderr);
@@ -292,7 +290,7 @@ test('repeated bad tokens are throttled on /agent and /chat, even a good one the
   // A server of its own: the throttle is per address and this one is 127.0.0.1.
   const own = await startServer({ ...fixtures, quiet: true });
   try {
-    const good = await addUser(own, 'tina', 'agent');
+    const good = await addTokenUser(own, 'tina', 'agent');
     let throttled = false;
     // The answer to an auth frame: an error code, or "closed" for a 1008 close without one.
     const authAnswer = async (token) => {

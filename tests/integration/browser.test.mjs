@@ -35,7 +35,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import http from 'node:http';
 import { createRequire } from 'node:module';
-import { startServer, runCaredesk, repoRoot } from './lib/server.mjs';
+import { startServer, repoRoot, addUser } from './lib/server.mjs';
+import { isoWeek } from './lib/week.mjs';
 import { connect } from './lib/client.mjs';
 
 const require = createRequire(import.meta.url);
@@ -61,31 +62,28 @@ const tokens = {};
 const qaArgs = ['--qa-rubric', path.join(repoRoot, 'qa/rubric.json'), '--nps'];
 const caps = { chat: false, agent: false, api: false, kbpage: false, stats: false, why: [] };
 
-async function userAdd(name, role) {
-  const r = await runCaredesk(['user', 'add', name, '--role', role, '--db', path.join(dir, 'caredesk.db')]);
-  assert.equal(r.code, 0, `caredesk user add ${name}: ${r.stderr}`);
-  const lines = r.stdout.trim().split('\n');
-  return lines[lines.length - 1].trim();
+function userAdd(name, role) {
+  return addUser(path.join(dir, 'caredesk.db'), name, role);
 }
 
 // What the server under test can do yet: each end-to-end part needs some.
 async function probe() {
-  try {
-    const c = await connect(srv.wsUrl + '/chat', { timeoutMs: 3000 });
-    c.send({ type: 'hello', lang: 'en' });
-    const f = await c.next(() => true, { timeoutMs: 3000 });
-    caps.chat = f.type === 'welcome';
-    if (!caps.chat) caps.why.push(`/chat answered hello with ${JSON.stringify(f)}`);
-    c.close();
-  } catch (e) { caps.why.push(`/chat: ${e.message.split('\n')[0]}`); }
-  try {
-    const c = await connect(srv.wsUrl + '/agent', { timeoutMs: 3000 });
-    c.send({ type: 'auth', token: tokens.agent });
-    const f = await c.next(() => true, { timeoutMs: 3000 });
-    caps.agent = f.type === 'ready';
-    if (!caps.agent) caps.why.push(`/agent answered auth with ${JSON.stringify(f)}`);
-    c.close();
-  } catch (e) { caps.why.push(`/agent: ${e.message.split('\n')[0]}`); }
+  // Connects to path, sends first, and answers whether the first frame back has type want.
+  const probeWs = async (path, first, want) => {
+    try {
+      const c = await connect(srv.wsUrl + path, { timeoutMs: 3000 });
+      c.send(first);
+      const f = await c.next(() => true, { timeoutMs: 3000 });
+      if (f.type !== want) caps.why.push(`${path} answered ${first.type} with ${JSON.stringify(f)}`);
+      c.close();
+      return f.type === want;
+    } catch (e) {
+      caps.why.push(`${path}: ${e.message.split('\n')[0]}`);
+      return false;
+    }
+  };
+  caps.chat = await probeWs('/chat', { type: 'hello', lang: 'en' }, 'welcome');
+  caps.agent = await probeWs('/agent', { type: 'auth', token: tokens.agent }, 'ready');
   try {
     const r = await fetch(srv.url + '/api/articles/gift-wrap', { headers: { Authorization: `Bearer ${tokens.author}` } });
     caps.api = r.status === 200;
@@ -183,6 +181,35 @@ async function signIn(page, token) {
   await page.locator('#app').waitFor({ state: 'visible' });
 }
 
+// An available agent on /agent/ and a customer on the shop page who wrote
+// question and then asked for a person: { agent, customer, conversation }.
+async function handedOff(question) {
+  const agent = await openPage(DESKTOP, '/agent/');
+  await signIn(agent, tokens.agent);
+  await agent.locator('#conn', { hasText: 'Online' }).waitFor();
+  const customer = await openPage(DESKTOP, '/');
+  await openWidget(customer);
+  await ask(customer, question);
+  await customer.locator(`${W} li.bot`).nth(1).waitFor({ timeout: 10000 });
+  const person = customer.locator(`${W} button`, { hasText: 'Talk to a person' });
+  if (await person.isVisible()) await person.click();
+  await customer.locator(`${W} .banner:not([hidden])`).waitFor({ timeout: 10000 });
+  const { conversation } = await customer.evaluate(() => window.__caredesk.state());
+  return { agent, customer, conversation };
+}
+
+// Checks that none of the pages had a script error, then closes them.
+async function closeClean(...pages) {
+  for (const p of pages) assert.deepEqual(p.errors, []);
+  for (const p of pages) await p.context().close();
+}
+
+// The agent takes the conversation from the queue and has it open.
+async function take(agent, conversation) {
+  await agent.locator(`#queue li[data-conversation="${conversation}"] button.take`).click({ timeout: 10000 });
+  await agent.locator('#chat').waitFor({ state: 'visible' });
+}
+
 const sizes = [['desktop', DESKTOP], ['phone', PHONE]];
 
 test('every page loads without a script error, screenshots at desktop and phone width', opts(180000), async () => {
@@ -245,8 +272,7 @@ test('widget: keyboard operable launcher, focus into the message box, Esc closes
   // Space on the launcher opens it again.
   await page.keyboard.press('Space');
   await panel.waitFor({ state: 'visible' });
-  assert.deepEqual(page.errors, []);
-  await page.context().close();
+  await closeClean(page);
 });
 
 test('widget: theme colour gets readable text, speaks the page language, websocket URL comes from the script src', opts(30000), async (t) => {
@@ -516,8 +542,7 @@ test('end to end: customer, agent, author and dashboard', opts(240000), async (t
     }
     await author.locator('#tab-unanswered').click();
     await shot(author, 'author-unanswered-phone');
-    assert.deepEqual(author.errors, []);
-    await author.context().close();
+    await closeClean(author);
   });
 
   await t.test('the dashboard shows the conversation', async (t2) => {
@@ -547,8 +572,7 @@ test('end to end: customer, agent, author and dashboard', opts(240000), async (t
       await dash.waitForTimeout(200);
       await shot(dash, `dashboard-${label}`);
     }
-    assert.deepEqual(dash.errors, []);
-    await dash.context().close();
+    await closeClean(dash);
   });
 
   await t.test('a customer says an answer did not help; the author teaches the KB in one click', async (t2) => {
@@ -595,8 +619,7 @@ test('end to end: customer, agent, author and dashboard', opts(240000), async (t
     await row.locator('button', { hasText: 'Learned' }).waitFor({ timeout: 10000 });
     const after = await score();
     assert.ok(after > before, `learning raised ${article} for the question: ${before} -> ${after}`);
-    assert.deepEqual(author.errors, []);
-    await author.context().close();
+    await closeClean(author);
   });
 
   if (agent) {
@@ -604,8 +627,7 @@ test('end to end: customer, agent, author and dashboard', opts(240000), async (t
       await agent.setViewportSize(viewport);
       await shot(agent, `agent-${label}`);
     }
-    assert.deepEqual(agent.errors, []);
-    await agent.context().close();
+    await closeClean(agent);
   }
   for (const [label, viewport] of sizes) {
     await customer.setViewportSize(viewport);
@@ -642,8 +664,7 @@ test('widget: after a server restart it reconnects with backoff and resumes the 
     'nothing replayed twice');
   await ask(page, 'And how do I change my email address?');
   await page.locator(`${W} li.bot`).nth(2).waitFor({ timeout: 10000 });
-  assert.deepEqual(page.errors, []);
-  await page.context().close();
+  await closeClean(page);
 });
 
 test('widget: a stored conversation the server no longer knows starts a new one', opts(60000), async (t) => {
@@ -661,8 +682,7 @@ test('widget: a stored conversation the server no longer knows starts a new one'
   await page.locator(`${W} li.event`, { hasText: 'That conversation has ended' }).waitFor();
   await ask(page, 'How do I track my order?');
   await page.locator(`${W} li.bot`).filter({ has: page.locator('a.article') }).first().waitFor({ timeout: 10000 });
-  assert.deepEqual(page.errors, []);
-  await page.context().close();
+  await closeClean(page);
 });
 
 test('author: create a draft, publish, unpublish and delete an article', opts(60000), async (t) => {
@@ -716,27 +736,14 @@ test('author: create a draft, publish, unpublish and delete an article', opts(60
   await page.locator('.toast', { hasText: 'Deleted' }).waitFor({ timeout: 10000 });
   const r = await fetch(`${srv.url}/api/articles/caring-for-linen-bedding`, { headers: { Authorization: `Bearer ${tokens.author}` } });
   assert.equal(r.status, 404);
-  assert.deepEqual(page.errors, []);
-  await page.context().close();
+  await closeClean(page);
 });
 
 test('agent: transfer a chat to another queue', opts(60000), async (t) => {
   if (!need(t, 'chat', 'agent')) return;
-  const agent = await openPage(DESKTOP, '/agent/');
-  await signIn(agent, tokens.agent);
-  await agent.locator('#conn', { hasText: 'Online' }).waitFor();
-  const customer = await openPage(DESKTOP, '/');
-  await openWidget(customer);
-  await ask(customer, 'I have a question about my invoice 7781');
-  await customer.locator(`${W} li.bot`).nth(1).waitFor({ timeout: 10000 });
-  const person = customer.locator(`${W} button`, { hasText: 'Talk to a person' });
-  if (await person.isVisible()) await person.click();
-  await customer.locator(`${W} .banner:not([hidden])`).waitFor({ timeout: 10000 });
-
-  const { conversation } = await customer.evaluate(() => window.__caredesk.state());
+  const { agent, customer, conversation } = await handedOff('I have a question about my invoice 7781');
   const item = agent.locator(`#queue li[data-conversation="${conversation}"]`);
-  await item.locator('button.take').click({ timeout: 10000 });
-  await agent.locator('#chat').waitFor({ state: 'visible' });
+  await take(agent, conversation);
   const from = await agent.locator('#transfer-queue').inputValue();
   const options = await agent.locator('#transfer-queue option').evaluateAll((os) => os.map((o) => o.value));
   const to = options.find((q) => q !== from);
@@ -749,20 +756,8 @@ test('agent: transfer a chat to another queue', opts(60000), async (t) => {
   // Back in the waiting list, in the new queue; the customer waits again.
   await item.locator('.pill', { hasText: to }).waitFor({ timeout: 10000 });
   await customer.locator(`${W} .banner:not([hidden])`).waitFor({ timeout: 10000 });
-  assert.deepEqual(agent.errors, []);
-  assert.deepEqual(customer.errors, []);
-  await agent.context().close();
-  await customer.context().close();
+  await closeClean(agent, customer);
 });
-
-// The ISO week (YYYY-Www) of a date, local time, as the report page names weeks.
-function isoWeek(d) {
-  const t = new Date(d.getFullYear(), d.getMonth(), d.getDate());
-  t.setDate(t.getDate() + 3 - ((t.getDay() + 6) % 7));
-  const jan4 = new Date(t.getFullYear(), 0, 4);
-  const w = 1 + Math.round(((t - jan4) / 86400000 - 3 + ((jan4.getDay() + 6) % 7)) / 7);
-  return `${t.getFullYear()}-W${String(w).padStart(2, '0')}`;
-}
 
 test('weekly report page: figures against last week, SVG charts, print layout, CSV download', opts(60000), async (t) => {
   if (!need(t, 'chat', 'agent', 'stats')) return;
@@ -800,8 +795,7 @@ test('weekly report page: figures against last week, SVG charts, print layout, C
   const csv = readFileSync(await download.path(), 'utf8');
   assert.match(csv, /^section,name,metric,value,previous,change\r\n/);
   assert.match(csv, /^kpi,conversations,count,[1-9]\d*,0,[1-9]\d*\r$/m);
-  assert.deepEqual(page.errors, []);
-  await page.context().close();
+  await closeClean(page);
 });
 
 test('QA: a supervisor draws the sample and scores a chat, an admin scores it too, calibration shows the spread, the agent sees both', opts(90000), async (t) => {
@@ -847,8 +841,7 @@ test('QA: a supervisor draws the sample and scores a chat, an admin scores it to
   assert.equal(await sup.locator('#calibration tr[data-criterion=correct_answer] td.spread').first().textContent(), '0');
   assert.deepEqual(await axeViolations(sup), [], 'QA calibration accessibility');
   await shot(sup, 'qa-calibration-desktop');
-  assert.deepEqual(sup.errors, []);
-  await sup.context().close();
+  await closeClean(sup);
 
   // The agent: their own audits, with the reviewers' comments.
   const agent = await openPage(DESKTOP, '/qa/');
@@ -860,25 +853,13 @@ test('QA: a supervisor draws the sample and scores a chat, an admin scores it to
   await agent.locator('#mine td', { hasText: 'Greet the customer by name.' }).waitFor();
   assert.deepEqual(await axeViolations(agent), [], 'QA agent view accessibility');
   await shot(agent, 'qa-agent-desktop');
-  assert.deepEqual(agent.errors, []);
-  await agent.context().close();
+  await closeClean(agent);
 });
 
 test('escalation status update: the agent sends one, the customer sees the card, a tracking id finds it', opts(60000), async (t) => {
   if (!need(t, 'chat', 'agent', 'stats')) return;
-  const agent = await openPage(DESKTOP, '/agent/');
-  await signIn(agent, tokens.agent);
-  await agent.locator('#conn', { hasText: 'Online' }).waitFor();
-  const customer = await openPage(DESKTOP, '/');
-  await openWidget(customer);
-  await ask(customer, 'My refund has not arrived');
-  await customer.locator(`${W} li.bot`).nth(1).waitFor({ timeout: 10000 });
-  const person = customer.locator(`${W} button`, { hasText: 'Talk to a person' });
-  if (await person.isVisible()) await person.click();
-  await customer.locator(`${W} .banner:not([hidden])`).waitFor({ timeout: 10000 });
-  const { conversation } = await customer.evaluate(() => window.__caredesk.state());
-  await agent.locator(`#queue li[data-conversation="${conversation}"] button.take`).click({ timeout: 10000 });
-  await agent.locator('#chat').waitFor({ state: 'visible' });
+  const { agent, customer, conversation } = await handedOff('My refund has not arrived');
+  await take(agent, conversation);
 
   await agent.locator('#status-open').click();
   await agent.locator('#status-dialog[open]').waitFor();
@@ -927,27 +908,13 @@ test('escalation status update: the agent sends one, the customer sees the card,
   const bad = await fetch(`${srv.url}/api/status-updates?tracking_id=nope`,
     { headers: { Authorization: `Bearer ${tokens.agent}` } });
   assert.equal(bad.status, 400);
-  assert.deepEqual(agent.errors, []);
-  assert.deepEqual(customer.errors, []);
-  await agent.context().close();
-  await customer.context().close();
+  await closeClean(agent, customer);
 });
 
 test('NPS: after the rating the widget asks how likely the customer is to recommend us', opts(60000), async (t) => {
   if (!need(t, 'chat', 'agent', 'stats')) return;
-  const agent = await openPage(DESKTOP, '/agent/');
-  await signIn(agent, tokens.agent);
-  await agent.locator('#conn', { hasText: 'Online' }).waitFor();
-  const customer = await openPage(DESKTOP, '/');
-  await openWidget(customer);
-  await ask(customer, 'Where is my parcel?');
-  await customer.locator(`${W} li.bot`).nth(1).waitFor({ timeout: 10000 });
-  const person = customer.locator(`${W} button`, { hasText: 'Talk to a person' });
-  if (await person.isVisible()) await person.click();
-  await customer.locator(`${W} .banner:not([hidden])`).waitFor({ timeout: 10000 });
-  const { conversation } = await customer.evaluate(() => window.__caredesk.state());
-  await agent.locator(`#queue li[data-conversation="${conversation}"] button.take`).click({ timeout: 10000 });
-  await agent.locator('#chat').waitFor({ state: 'visible' });
+  const { agent, customer, conversation } = await handedOff('Where is my parcel?');
+  await take(agent, conversation);
   await customer.locator(`${W} button`, { hasText: 'End chat' }).click({ timeout: 10000 });
   await customer.locator(`${W} form.rating`).waitFor({ state: 'visible', timeout: 10000 });
   await customer.locator(`${W} form.rating .stars label`).nth(3).click();

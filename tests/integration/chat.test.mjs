@@ -4,19 +4,11 @@
 // rating, resume after a dropped connection and after kill -9, bad input.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, runCaredesk, fixtures } from './lib/server.mjs';
+import { startServer, fixtures, addUser } from './lib/server.mjs';
 import { connect } from './lib/client.mjs';
 
 let srv;
 const agents = {};
-
-async function addUser(s, name, role, skills) {
-  const args = ['user', 'add', name, '--role', role, '--db', s.db];
-  if (skills) args.push('--skills', skills);
-  const r = await runCaredesk(args);
-  assert.equal(r.code, 0, r.stderr);
-  return r.stdout.trim().split('\n').pop().trim();
-}
 
 async function customer(s = srv, hello = { type: 'hello', lang: 'en', name: 'Sam' }) {
   const c = await connect(`${s.wsUrl}/chat`);
@@ -43,9 +35,9 @@ async function ask(c, id, text) {
 before(async () => {
   srv = await startServer({ ...fixtures });
   const skills = 'general,orders,billing,accounts,technical';
-  agents.ana = await addUser(srv, 'Ana', 'agent', skills);
-  agents.bo = await addUser(srv, 'Bo', 'agent', skills);
-  agents.author = await addUser(srv, 'Ada', 'author');
+  agents.ana = await addUser(srv.db, 'Ana', 'agent', skills);
+  agents.bo = await addUser(srv.db, 'Bo', 'agent', skills);
+  agents.author = await addUser(srv.db, 'Ada', 'author');
 });
 
 after(async () => { if (srv) await srv.stop(); });
@@ -362,7 +354,7 @@ test('unanswered questions: a "No" lists the question with a suggested article; 
 test('deflection: /metrics and /api/stats count per conversation and agree, however often customers reconnect', async () => {
   const own = await startServer({ ...fixtures, quiet: true });
   try {
-    const token = await addUser(own, 'Sue', 'agent');
+    const token = await addUser(own.db, 'Sue', 'agent');
     const resume = async (t, times) => {
       for (let i = 0; i < times; i++) {
         const c = await customer(own, { type: 'hello', token: t, last_seq: 0 });
@@ -372,24 +364,22 @@ test('deflection: /metrics and /api/stats count per conversation and agree, howe
         await c.whenClosed();
       }
     };
+    // A conversation: one question, the bot's action, then `back` reconnects.
+    const conversation = async (text, action, back) => {
+      const c = await customer(own);
+      assert.equal((await ask(c, 'm1', text)).action, action);
+      c.close();
+      await resume(c.welcome.token, back);
+      return c;
+    };
     // Answered by the bot, and back three times.
-    const a = await customer(own);
-    assert.equal((await ask(a, 'm1', 'how do I reset my password')).action, 'answer');
-    a.close();
-    await resume(a.welcome.token, 3);
+    await conversation('how do I reset my password', 'answer', 3);
     // Answered once, no reconnects.
-    const b = await customer(own);
-    assert.equal((await ask(b, 'm1', 'how do I reset my password')).action, 'answer');
-    b.close();
+    await conversation('how do I reset my password', 'answer', 0);
     // Handed off, and back three times.
-    const c = await customer(own);
-    assert.equal((await ask(c, 'm1', 'I want to talk to a person')).action, 'handoff');
-    c.close();
-    await resume(c.welcome.token, 3);
+    await conversation('I want to talk to a person', 'handoff', 3);
     // The button after an answer, on a second connection.
-    const d = await customer(own);
-    assert.equal((await ask(d, 'm1', 'how do I reset my password')).action, 'answer');
-    d.close();
+    const d = await conversation('how do I reset my password', 'answer', 0);
     const d2 = await customer(own, { type: 'hello', token: d.welcome.token });
     d2.send({ type: 'handoff' });
     await d2.next((f) => f.type === 'queued');

@@ -23,7 +23,7 @@ import { mkdtempSync, rmSync, mkdirSync, writeFileSync, unlinkSync } from 'node:
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
-import { startServer, runCaredesk, fixtures } from './lib/server.mjs';
+import { startServer, runCaredesk, fixtures, addUser } from './lib/server.mjs';
 import { connect } from './lib/client.mjs';
 
 const N_CUSTOMERS = 40;
@@ -46,26 +46,19 @@ const TEXTS = [
   'thanks!',
 ];
 
-// A client that survives server restarts: (re)connects to world.url, resumes
-// with its token and last seq, and checks every replay.
-class Customer {
-  constructor(world, n) {
+// What customers and agents share: a name for problems, and a loop that
+// reconnects after a short pause until stop().
+class Client {
+  constructor(world, n, kind) {
     this.world = world;
     this.n = n;
-    this.token = null;
-    this.conversation = 0;
-    this.lastSeq = 0;      // highest seq seen in any frame
-    this.seen = new Map(); // seq -> frame type, everything the client was shown
-    this.sent = [];        // { id, seq, kind } in the order sent; seq once answered
-    this.pending = null;   // the sent entry waiting for its answer
-    this.nextId = 0;
+    this.kind = kind;
     this.ws = null;
     this.stopped = false;
-    this.resumes = 0;
     this.problems = [];
   }
 
-  problem(what) { this.problems.push(`customer ${this.n}: ${what}`); }
+  problem(what) { this.problems.push(`${this.kind} ${this.n}: ${what}`); }
 
   async run() {
     while (!this.stopped) {
@@ -76,11 +69,37 @@ class Customer {
     }
   }
 
+  // A websocket to path on the server as it is now, kept as this.ws.
+  open(path) {
+    this.ws = new WebSocket(`${this.world.wsUrl}${path}`);
+    return this.ws;
+  }
+
+  stop() {
+    this.stopped = true;
+    try { this.ws?.close(); } catch { /* */ }
+  }
+}
+
+// A client that survives server restarts: (re)connects to world.url, resumes
+// with its token and last seq, and checks every replay.
+class Customer extends Client {
+  constructor(world, n) {
+    super(world, n, 'customer');
+    this.token = null;
+    this.conversation = 0;
+    this.lastSeq = 0;      // highest seq seen in any frame
+    this.seen = new Map(); // seq -> frame type, everything the client was shown
+    this.sent = [];        // { id, seq, kind } in the order sent; seq once answered
+    this.pending = null;   // the sent entry waiting for its answer
+    this.nextId = 0;
+    this.resumes = 0;
+  }
+
   // One connection: hello, then messages until the socket dies or we stop.
   session() {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(`${this.world.wsUrl}/chat`);
-      this.ws = ws;
+      const ws = this.open('/chat');
       let welcomed = false;
       let replayDone = false;
       let expectSeq = 0;
@@ -170,40 +189,22 @@ class Customer {
     const m = this.sent.find((s) => s.id === f.id);
     if (!m) this.problem(`replayed a message id ${f.id} never sent`);
   }
-
-  stop() {
-    this.stopped = true;
-    try { this.ws?.close(); } catch { /* */ }
-  }
 }
 
-class Agent {
+class Agent extends Client {
   constructor(world, n, token) {
-    this.world = world;
-    this.n = n;
+    super(world, n, 'agent');
     this.token = token;
     this.agentId = 0;
     this.chats = new Set();
     this.sent = []; // { conversation, id, seq }
     this.pending = null;
     this.nextId = 0;
-    this.stopped = false;
-    this.problems = [];
-  }
-
-  problem(what) { this.problems.push(`agent ${this.n}: ${what}`); }
-
-  async run() {
-    while (!this.stopped) {
-      try { await this.session(); } catch { /* reconnect */ }
-      if (!this.stopped) await sleep(rand(20, 120));
-    }
   }
 
   session() {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(`${this.world.wsUrl}/agent`);
-      this.ws = ws;
+      const ws = this.open('/agent');
       let timer = null;
       ws.on('error', (e) => { clearInterval(timer); reject(e); });
       ws.on('close', () => { clearInterval(timer); resolve(); });
@@ -254,11 +255,6 @@ class Agent {
       });
     });
   }
-
-  stop() {
-    this.stopped = true;
-    try { this.ws?.close(); } catch { /* */ }
-  }
 }
 
 function sqlite(db, sql) {
@@ -268,12 +264,6 @@ function sqlite(db, sql) {
 
 function hasSqliteCli() {
   try { execFileSync('sqlite3', ['-version']); return true; } catch { return false; }
-}
-
-async function addAgent(db, name) {
-  const r = await runCaredesk(['user', 'add', name, '--role', 'agent', '--db', db]);
-  assert.equal(r.code, 0, r.stderr);
-  return r.stdout.trim().split('\n').pop().trim();
 }
 
 test('kill -9 under load, restart on the same database: nothing acknowledged is lost',
@@ -290,7 +280,7 @@ test('kill -9 under load, restart on the same database: nothing acknowledged is 
     }
     const world = { wsUrl: srv.wsUrl, answered: 0 };
     const tokens = [];
-    for (let i = 0; i < N_AGENTS; i++) tokens.push(await addAgent(db, `agent${i}`));
+    for (let i = 0; i < N_AGENTS; i++) tokens.push(await addUser(db, `agent${i}`, 'agent'));
     const customers = Array.from({ length: N_CUSTOMERS }, (_, i) => new Customer(world, i));
     const agents = tokens.map((t, i) => new Agent(world, i, t));
     const runs = [...customers, ...agents].map((c) => c.run());

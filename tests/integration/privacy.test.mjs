@@ -5,18 +5,12 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync, existsSync } from 'node:fs';
-import { startServer, runCaredesk, fixtures } from './lib/server.mjs';
+import { startServer, runCaredesk, fixtures, addUser } from './lib/server.mjs';
 import { connect } from './lib/client.mjs';
 
 let srv;
 let admin;
 let agent;
-
-async function addUser(name, role) {
-  const r = await runCaredesk(['user', 'add', name, '--role', role, '--db', srv.db]);
-  assert.equal(r.code, 0, r.stderr);
-  return r.stdout.trim().split('\n').pop().trim();
-}
 
 // A customer who leaves an email and writes secret; returns the conversation id.
 async function customer(email, secret) {
@@ -60,8 +54,8 @@ async function api(method, path, token, body) {
 
 before(async () => {
   srv = await startServer({ ...fixtures, args: ['--rate-limit', '0'] });
-  admin = await addUser('grace', 'admin');
-  agent = await addUser('alan', 'agent');
+  admin = await addUser(srv.db, 'grace', 'admin');
+  agent = await addUser(srv.db, 'alan', 'agent');
 });
 
 after(async () => { if (srv) await srv.stop(); });

@@ -5,20 +5,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { startServer, runCaredesk, fixtures, repoRoot } from './lib/server.mjs';
-import { connect } from './lib/client.mjs';
+import { startServer, runCaredesk, fixtures, repoRoot, addUser } from './lib/server.mjs';
+import { isoWeek } from './lib/week.mjs';
+import { connect, claimReplyClose } from './lib/client.mjs';
 
 let srv;
 const tokens = {};
 const ids = {};
-
-async function addUser(name, role, skills) {
-  const args = ['user', 'add', name, '--role', role, '--db', srv.db];
-  if (skills) args.push('--skills', skills);
-  const r = await runCaredesk(args);
-  assert.equal(r.code, 0, r.stderr);
-  return r.stdout.trim().split('\n').pop().trim();
-}
 
 function api(method, url, token, body) {
   return fetch(srv.url + url, {
@@ -26,14 +19,6 @@ function api(method, url, token, body) {
     headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
     body: body === undefined ? undefined : (typeof body === 'string' ? body : JSON.stringify(body)),
   }).then(async (r) => ({ status: r.status, json: await r.json() }));
-}
-
-function isoWeek(d) {
-  const t = new Date(d.getFullYear(), d.getMonth(), d.getDate());
-  t.setDate(t.getDate() + 3 - ((t.getDay() + 6) % 7));
-  const jan4 = new Date(t.getFullYear(), 0, 4);
-  const w = 1 + Math.round(((t - jan4) / 86400000 - 3 + ((jan4.getDay() + 6) % 7)) / 7);
-  return `${t.getFullYear()}-W${String(w).padStart(2, '0')}`;
 }
 
 // A chat handed to an agent and closed by them; returns its id.
@@ -50,12 +35,7 @@ async function handledChat(agentToken, text) {
   await c.next((f) => f.type === 'queued');
   const conv = welcome.conversation;
   await a.next((f) => f.type === 'queue' && f.items.some((i) => i.conversation === conv));
-  a.send({ type: 'claim', conversation: conv });
-  await a.next((f) => f.type === 'assigned' && f.conversation === conv);
-  a.send({ type: 'message', conversation: conv, id: 'a1', text: 'Hello Sam, happy to help.' });
-  await a.next((f) => f.type === 'ack' && f.reply_to === 'a1');
-  a.send({ type: 'close', conversation: conv, disposition: 'password', note: '' });
-  await a.next((f) => f.type === 'closed' && f.conversation === conv);
+  await claimReplyClose(a, conv, 'Hello Sam, happy to help.');
   a.close();
   c.close();
   return conv;
@@ -65,11 +45,11 @@ const full = { greeting: 4, correct_answer: 4, no_sensitive_data: 4, empathy: 4,
 
 before(async () => {
   srv = await startServer({ ...fixtures, args: ['--qa-rubric', path.join(repoRoot, 'qa/rubric.json'), '--qa-sample', '2'] });
-  tokens.ana = await addUser('Ana', 'agent');
-  tokens.bo = await addUser('Bo', 'agent');
-  tokens.sue = await addUser('Sue', 'supervisor');
-  tokens.sam = await addUser('Sam', 'supervisor', 'nosuchqueue');
-  tokens.root = await addUser('Root', 'admin');
+  tokens.ana = await addUser(srv.db, 'Ana', 'agent');
+  tokens.bo = await addUser(srv.db, 'Bo', 'agent');
+  tokens.sue = await addUser(srv.db, 'Sue', 'supervisor');
+  tokens.sam = await addUser(srv.db, 'Sam', 'supervisor', 'nosuchqueue');
+  tokens.root = await addUser(srv.db, 'Root', 'admin');
   for (const name of ['ana', 'bo', 'sue']) ids[name] = (await api('GET', '/api/me', tokens[name])).json.id;
   ids.c1 = await handledChat(tokens.ana, 'how do I reset my password');
   ids.c2 = await handledChat(tokens.ana, 'how do I reset my password please');

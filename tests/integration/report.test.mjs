@@ -3,19 +3,12 @@
 // shows the live SLA gauges; a bad SLA targets setting stops the start.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, runCaredesk, fixtures } from './lib/server.mjs';
-import { connect } from './lib/client.mjs';
+import { startServer, runCaredesk, fixtures, addUser } from './lib/server.mjs';
+import { isoWeek } from './lib/week.mjs';
+import { connect, claimReplyClose } from './lib/client.mjs';
 
 let srv;
 const tokens = {};
-
-async function addUser(name, role, skills) {
-  const args = ['user', 'add', name, '--role', role, '--db', srv.db];
-  if (skills) args.push('--skills', skills);
-  const r = await runCaredesk(args);
-  assert.equal(r.code, 0, r.stderr);
-  return r.stdout.trim().split('\n').pop().trim();
-}
 
 async function customer() {
   const c = await connect(`${srv.wsUrl}/chat`);
@@ -48,8 +41,8 @@ before(async () => {
     args: ['--pickup-target', '1', '--sla-targets', 'billing=120/2bd', '--queues',
       'general,billing,orders,technical,accounts'],
   });
-  tokens.ana = await addUser('Ana', 'agent', '');
-  tokens.admin = await addUser('Root', 'admin');
+  tokens.ana = await addUser(srv.db, 'Ana', 'agent', '');
+  tokens.admin = await addUser(srv.db, 'Root', 'admin');
 });
 
 after(async () => { await srv?.stop(); });
@@ -92,12 +85,7 @@ test('/api/stats: FCR, handle time and SLA rows for a chat an agent closed', asy
   assert.match(live,
     new RegExp(`^caredesk_sla_breached\\{queue="${queue.queue}",sla="first_response"\\} 1$`, 'm'));
 
-  ana.send({ type: 'claim', conversation: conv });
-  await ana.next((f) => f.type === 'assigned' && f.conversation === conv);
-  ana.send({ type: 'message', conversation: conv, id: 'a1', text: 'Hi Sam.' });
-  await ana.next((f) => f.type === 'ack' && f.reply_to === 'a1');
-  ana.send({ type: 'close', conversation: conv, disposition: 'password', note: '' });
-  await ana.next((f) => f.type === 'closed' && f.conversation === conv);
+  await claimReplyClose(ana, conv, 'Hi Sam.');
   c.close();
   ana.close();
 
@@ -117,14 +105,6 @@ test('/api/stats: FCR, handle time and SLA rows for a chat an agent closed', asy
   assert.match(await metrics(),
     new RegExp(`^caredesk_sla_breached\\{queue="${queue.queue}",sla="first_response"\\} 0$`, 'm'));
 });
-
-function isoWeek(d) {
-  const t = new Date(d.getFullYear(), d.getMonth(), d.getDate());
-  t.setDate(t.getDate() + 3 - ((t.getDay() + 6) % 7));
-  const jan4 = new Date(t.getFullYear(), 0, 4);
-  const w = 1 + Math.round(((t - jan4) / 86400000 - 3 + ((jan4.getDay() + 6) % 7)) / 7);
-  return `${t.getFullYear()}-W${String(w).padStart(2, '0')}`;
-}
 
 test('weekly report: caredesk report and GET /api/report agree; bad input is refused', async () => {
   const week = isoWeek(new Date());

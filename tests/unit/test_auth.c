@@ -9,6 +9,7 @@
 
 #include "auth.h"
 #include "store.h"
+#include "testlib.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,8 +115,7 @@ static void test_roles_skills(void **state)
 static void test_user_create_and_check(void **state)
 {
     (void)state;
-    struct store *s = store_open(":memory:", NULL, NULL);
-    assert_non_null(s);
+    struct store *s = testlib_store(":memory:");
     char token[AUTH_TOKEN_HEX + 1];
     struct auth_user u;
     assert_int_equal(auth_user_create(s, "Ana Lopez", AUTH_ROLE_AGENT, "billing,orders", token, &u),
@@ -191,13 +191,13 @@ static void test_throttle(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sha256_vectors),
-        cmocka_unit_test(test_equal),
-        cmocka_unit_test(test_tokens),
-        cmocka_unit_test(test_roles_skills),
-        cmocka_unit_test(test_user_create_and_check),
-        cmocka_unit_test(test_throttle),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    TESTLIB_RUN(NULL, NULL,
+                {
+                    cmocka_unit_test(test_sha256_vectors),
+                    cmocka_unit_test(test_equal),
+                    cmocka_unit_test(test_tokens),
+                    cmocka_unit_test(test_roles_skills),
+                    cmocka_unit_test(test_user_create_and_check),
+                    cmocka_unit_test(test_throttle),
+                });
 }

@@ -148,15 +148,7 @@ static const char *const intent_defs[] = {
 
 static struct intents *make_intents(void)
 {
-    struct intents *set = intents_new();
-    assert_non_null(set);
-    for (size_t i = 0; i < sizeof intent_defs / sizeof intent_defs[0]; i++)
-        assert_int_equal(
-            intents_load_json(set, intent_defs[i], strlen(intent_defs[i]), "test", NULL), 0);
-    struct intents_train_options o = {0};
-    o.is_quiet = 1;
-    assert_int_equal(intents_train(set, &o), 0);
-    return set;
+    return testlib_intents(intent_defs, sizeof intent_defs / sizeof intent_defs[0], "test");
 }
 
 static char db_path[128];
@@ -186,8 +178,7 @@ static int setup_with(const struct triage_settings *ts)
     testlib_db_path(db_path, sizeof db_path, "chat");
     remove_db();
     io_reset();
-    store = store_open(db_path, NULL, NULL);
-    assert_non_null(store);
+    store = testlib_store(db_path);
     triage = triage_new(ts, make_intents(), NULL);
     assert_non_null(triage);
     start_chat();
@@ -1099,8 +1090,7 @@ static void test_resume_after_restart(void **state)
     chat_free(chat);
     store_close(store);
     io_reset();
-    store = store_open(db_path, NULL, NULL);
-    assert_non_null(store);
+    store = testlib_store(db_path);
     start_chat();
 
     open_customer(5);
@@ -1832,35 +1822,35 @@ static void test_customer_close(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        T(test_answer),
-        T(test_clarify_and_choice),
-        T(test_explicit_handoff_offline),
-        T(test_offline_ticket_goes_live),
-        T(test_offline_ticket_has_no_estimate),
-        T(test_person_request_priority),
-        T(test_unanswered_only_unknown),
-        T(test_collect_then_handoff),
-        T(test_low_confidence_and_sensitive_handoff),
-        T(test_agent_full_flow),
-        T(test_claim_race_and_capacity),
-        T(test_agent_auth_errors),
-        T(test_transfer_and_agent_leaving),
-        T(test_auto_assign),
-        T(test_resume_replays_missed),
-        T(test_resume_after_restart),
-        T(test_paced_replay),
-        T(test_idempotent_resend),
-        T(test_redaction),
-        T(test_details_masked),
-        T(test_handoff_preview),
-        T(test_feedback),
-        T(test_with_kb),
-        T(test_detected_lang),
-        T(test_bad_inputs),
-        T(test_wrong_types),
-        T(test_customer_token_throttle),
-        T(test_customer_close),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    TESTLIB_RUN(NULL, NULL,
+                {
+                    T(test_answer),
+                    T(test_clarify_and_choice),
+                    T(test_explicit_handoff_offline),
+                    T(test_offline_ticket_goes_live),
+                    T(test_offline_ticket_has_no_estimate),
+                    T(test_person_request_priority),
+                    T(test_unanswered_only_unknown),
+                    T(test_collect_then_handoff),
+                    T(test_low_confidence_and_sensitive_handoff),
+                    T(test_agent_full_flow),
+                    T(test_claim_race_and_capacity),
+                    T(test_agent_auth_errors),
+                    T(test_transfer_and_agent_leaving),
+                    T(test_auto_assign),
+                    T(test_resume_replays_missed),
+                    T(test_resume_after_restart),
+                    T(test_paced_replay),
+                    T(test_idempotent_resend),
+                    T(test_redaction),
+                    T(test_details_masked),
+                    T(test_handoff_preview),
+                    T(test_feedback),
+                    T(test_with_kb),
+                    T(test_detected_lang),
+                    T(test_bad_inputs),
+                    T(test_wrong_types),
+                    T(test_customer_token_throttle),
+                    T(test_customer_close),
+                });
 }

@@ -37,23 +37,14 @@ static struct triage *make_triage(void)
     static const char intent[] =
         "{\"name\":\"greeting\",\"description\":\"Say hello\",\"examples\":[\"hello\","
         "\"hi there\",\"good morning\"],\"patterns\":[\"hello\"],\"response\":\"Hello!\"}";
-    struct intents *set = intents_new();
-    assert_non_null(set);
-    assert_int_equal(intents_load_json(set, intent, strlen(intent), "test", NULL), 0);
-    struct intents_train_options o = {0};
-    o.is_quiet = 1;
-    assert_int_equal(intents_train(set, &o), 0);
-    struct triage *t = triage_new(NULL, set, NULL);
-    assert_non_null(t);
-    return t;
+    return testlib_triage(intent);
 }
 
 static void start(int is_nps)
 {
     testlib_db_path(db_path, sizeof db_path, "chat-team");
     testlib_remove_db(db_path);
-    store = store_open(db_path, NULL, NULL);
-    assert_non_null(store);
+    store = testlib_store(db_path);
     struct chat_settings settings;
     memset(&settings, 0, sizeof settings);
     settings.is_nps = is_nps;
@@ -385,11 +376,11 @@ static void test_status_update(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_nps_asked_and_stored, teardown),
-        cmocka_unit_test_teardown(test_nps_only_after_close_and_only_when_on, teardown),
-        cmocka_unit_test(test_incident_ids),
-        cmocka_unit_test_teardown(test_status_update, teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    TESTLIB_RUN(NULL, NULL,
+                {
+                    cmocka_unit_test_teardown(test_nps_asked_and_stored, teardown),
+                    cmocka_unit_test_teardown(test_nps_only_after_close_and_only_when_on, teardown),
+                    cmocka_unit_test(test_incident_ids),
+                    cmocka_unit_test_teardown(test_status_update, teardown),
+                });
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "htable.h"
+#include "testlib.h"
 
 struct item {
     struct htable_node node;
@@ -79,9 +80,9 @@ static void test_iterate_and_remove(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_put_get_del_grow),
-        cmocka_unit_test(test_iterate_and_remove),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    TESTLIB_RUN(NULL, NULL,
+                {
+                    cmocka_unit_test(test_put_get_del_grow),
+                    cmocka_unit_test(test_iterate_and_remove),
+                });
 }

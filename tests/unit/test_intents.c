@@ -9,6 +9,7 @@
 
 #include "cd.h"
 #include "intents.h"
+#include "testlib.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -49,15 +50,13 @@ static int has_error(const struct errors *e, const char *file_part, const char *
     return 0;
 }
 
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
-
 static char tmpdir[64];
+
+/* Writes text to the file name in tmpdir. */
+static void write_file(const char *name, const char *text)
+{
+    testlib_write_file(tmpdir, name, text);
+}
 
 static int setup_dir(void **state)
 {
@@ -78,18 +77,16 @@ static int teardown_dir(void **state)
 static void test_load_good_and_bad(void **state)
 {
     (void)state;
-    char path[128];
-    snprintf(path, sizeof path, "%s/a_good.json", tmpdir);
-    write_file(path, "[{\"name\":\"refund_status\",\"description\":\"Where is my refund\","
-                     "\"examples\":[\"where is my refund\",\"refund not received\"],"
-                     "\"patterns\":[\"refund status\"],\"response\":\"Refunds take 5 days.\","
-                     "\"queue\":\"billing\",\"priority\":2},"
-                     "{\"name\":\"cancel_order\",\"examples\":[\"cancel my order\"],"
-                     "\"action\":\"collect\",\"collect\":{\"field\":\"order_number\","
-                     "\"prompt\":\"What is your order number?\",\"regex\":\"[0-9]{5,}\"},"
-                     "\"queue\":\"orders\",\"sensitive\":true}]");
-    snprintf(path, sizeof path, "%s/bad.json", tmpdir);
-    write_file(path,
+    write_file("a_good.json",
+               "[{\"name\":\"refund_status\",\"description\":\"Where is my refund\","
+               "\"examples\":[\"where is my refund\",\"refund not received\"],"
+               "\"patterns\":[\"refund status\"],\"response\":\"Refunds take 5 days.\","
+               "\"queue\":\"billing\",\"priority\":2},"
+               "{\"name\":\"cancel_order\",\"examples\":[\"cancel my order\"],"
+               "\"action\":\"collect\",\"collect\":{\"field\":\"order_number\","
+               "\"prompt\":\"What is your order number?\",\"regex\":\"[0-9]{5,}\"},"
+               "\"queue\":\"orders\",\"sensitive\":true}]");
+    write_file("bad.json",
                "[{\"name\":\"bad_regex\",\"examples\":[\"x\"],\"regex\":[\"(unclosed\"],"
                "\"response\":\"r\"},"
                "{\"examples\":[\"no name\"],\"response\":\"r\"},"
@@ -101,10 +98,8 @@ static void test_load_good_and_bad(void **state)
                "{\"name\":\"refund_status\",\"examples\":[\"dup\"],\"response\":\"r\"},"
                "{\"name\":\"bad_examples\",\"examples\":[1,2],\"response\":\"r\"},"
                "{\"name\":\"ok_after_bad\",\"examples\":[\"hello there\"],\"response\":\"Hi!\"}]");
-    snprintf(path, sizeof path, "%s/broken.json", tmpdir);
-    write_file(path, "{\"name\": \"broken\", ");
-    snprintf(path, sizeof path, "%s/notes.txt", tmpdir);
-    write_file(path, "not an intent file, ignored");
+    write_file("broken.json", "{\"name\": \"broken\", ");
+    write_file("notes.txt", "not an intent file, ignored");
 
     struct intents *set = intents_new();
     assert_non_null(set);
@@ -154,18 +149,18 @@ static void test_load_missing_path(void **state)
 static void test_load_jsonl(void **state)
 {
     (void)state;
-    char path[128];
-    snprintf(path, sizeof path, "%s/examples.jsonl", tmpdir);
-    write_file(path, "{\"text\":\"where is my card\",\"intent\":\"card_arrival\"}\n"
-                     "{\"text\":\"my card never came\",\"intent\":\"card_arrival\"}\n"
-                     "not json\n"
-                     "{\"text\":\"\",\"intent\":\"card_arrival\"}\n"
-                     "{\"text\":\"what is the weather\",\"intent\":\"oos\"}\n"
-                     "{\"text\":\"change my pin\",\"intent\":\"change_pin\"}\n"
-                     "{\"text\":\"no intent here\"}\n");
+    write_file("examples.jsonl", "{\"text\":\"where is my card\",\"intent\":\"card_arrival\"}\n"
+                                 "{\"text\":\"my card never came\",\"intent\":\"card_arrival\"}\n"
+                                 "not json\n"
+                                 "{\"text\":\"\",\"intent\":\"card_arrival\"}\n"
+                                 "{\"text\":\"what is the weather\",\"intent\":\"oos\"}\n"
+                                 "{\"text\":\"change my pin\",\"intent\":\"change_pin\"}\n"
+                                 "{\"text\":\"no intent here\"}\n");
     struct intents *set = intents_new();
     struct errors e = {0};
     struct intents_load_report report = {.on_error = on_error, .ctx = &e};
+    char path[128];
+    snprintf(path, sizeof path, "%s/examples.jsonl", tmpdir);
     assert_int_equal(intents_load_path(set, path, NULL, &report), 0);
     assert_int_equal(report.n_loaded, 4);
     assert_int_equal(report.n_skipped, 3);
@@ -184,12 +179,7 @@ static void test_load_jsonl(void **state)
 
 static struct intents *load_string(const char *json)
 {
-    struct intents *set = intents_new();
-    assert_non_null(set);
-    assert_int_equal(intents_load_json(set, json, strlen(json), "test.json", NULL), 0);
-    struct intents_train_options o = {.is_quiet = 1};
-    assert_int_equal(intents_train(set, &o), 0);
-    return set;
+    return testlib_intents(&json, 1, "test.json");
 }
 
 static const char rules_json[] =
@@ -206,33 +196,32 @@ static void test_rules(void **state)
     struct intents *set = load_string(rules_json);
     struct intents_scratch *s = intents_scratch_new();
     struct intents_result r;
-    const char *m;
-
-    /* Stemmed: "refunds" and "Status" still match "refund status". */
-    m = "What's the REFUNDS Status please";
-    assert_int_equal(intents_classify(set, s, m, strlen(m), "en", &r), 0);
-    assert_int_equal(r.rule_intent, intents_find(set, "refund_status"));
-    assert_non_null(strstr(r.rule_what, "refund status"));
-    /* In order and contiguous only. */
-    m = "status of the refund";
-    intents_classify(set, s, m, strlen(m), "en", &r);
-    assert_int_equal(r.rule_intent, -1);
-    /* Stop words are kept in patterns: "where is my refund" needs "is my". */
-    m = "where is my refund?";
-    intents_classify(set, s, m, strlen(m), "en", &r);
-    assert_int_equal(r.rule_intent, intents_find(set, "refund_status"));
-    m = "where refund";
-    intents_classify(set, s, m, strlen(m), "en", &r);
-    assert_int_equal(r.rule_intent, -1);
-    /* Regex on folded text. */
-    m = "Tracking my PACKAGE";
-    intents_classify(set, s, m, strlen(m), "en", &r);
-    assert_int_equal(r.rule_intent, intents_find(set, "track_order"));
-    /* A person request beats any other rule in the same message. */
-    m = "refund status? no, a real person";
-    intents_classify(set, s, m, strlen(m), "en", &r);
-    assert_int_equal(r.rule_intent, intents_find(set, "human"));
-    assert_true(intents_get(set, r.rule_intent)->is_person_request);
+    /* Each message and the rule it matches (NULL: none). */
+    static const struct {
+        const char *text, *intent;
+    } cases[] = {
+        /* Stemmed: "refunds" and "Status" still match "refund status". */
+        {"What's the REFUNDS Status please", "refund_status"},
+        /* In order and contiguous only. */
+        {"status of the refund", NULL},
+        /* Stop words are kept in patterns: "where is my refund" needs "is my". */
+        {"where is my refund?", "refund_status"},
+        {"where refund", NULL},
+        /* Regex on folded text. */
+        {"Tracking my PACKAGE", "track_order"},
+        /* A person request beats any other rule in the same message. */
+        {"refund status? no, a real person", "human"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *m = cases[i].text;
+        assert_int_equal(intents_classify(set, s, m, strlen(m), "en", &r), 0);
+        if (r.rule_intent != (cases[i].intent ? intents_find(set, cases[i].intent) : -1))
+            fail_msg("'%s': rule %d, expected %s", m, r.rule_intent,
+                     cases[i].intent ? cases[i].intent : "none");
+        if (i == 0)
+            assert_non_null(strstr(r.rule_what, "refund status"));
+    }
+    assert_true(intents_get(set, intents_find(set, "human"))->is_person_request);
     /* Empty and odd input never fails. */
     assert_int_equal(intents_classify(set, s, "", 0, "en", &r), 0);
     assert_int_equal(r.rule_intent, -1);
@@ -414,14 +403,15 @@ static void test_shared_between_threads(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_load_good_and_bad, setup_dir, teardown_dir),
-        cmocka_unit_test(test_load_missing_path),
-        cmocka_unit_test_setup_teardown(test_load_jsonl, setup_dir, teardown_dir),
-        cmocka_unit_test(test_rules),
-        cmocka_unit_test(test_trained_is_immutable),
-        cmocka_unit_test(test_calibration_synthetic),
-        cmocka_unit_test(test_shared_between_threads),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    TESTLIB_RUN(
+        NULL, NULL,
+        {
+            cmocka_unit_test_setup_teardown(test_load_good_and_bad, setup_dir, teardown_dir),
+            cmocka_unit_test(test_load_missing_path),
+            cmocka_unit_test_setup_teardown(test_load_jsonl, setup_dir, teardown_dir),
+            cmocka_unit_test(test_rules),
+            cmocka_unit_test(test_trained_is_immutable),
+            cmocka_unit_test(test_calibration_synthetic),
+            cmocka_unit_test(test_shared_between_threads),
+        });
 }

@@ -15,6 +15,7 @@
 
 #include "cd.h"
 #include "kb.h"
+#include "testlib.h"
 
 #include <sqlite3.h>
 
@@ -51,14 +52,22 @@ static int error_for(const struct errors *e, const char *file)
 
 static char tmp_dir[64];
 
+/* Loads name, a file in tmp_dir (NULL: the whole directory), into kb, each error recorded in
+ * e; fails the test unless kb_load_path() succeeds. Returns its report. */
+static struct kb_load_report load(struct kb *kb, const char *name, struct errors *e)
+{
+    struct kb_load_report r = {0};
+    r.on_error = on_error;
+    r.ctx = e;
+    char path[256];
+    snprintf(path, sizeof path, "%s%s%s", tmp_dir, name ? "/" : "", name ? name : "");
+    assert_int_equal(kb_load_path(kb, path, &r), 0);
+    return r;
+}
+
 static void write_file(const char *name, const char *text)
 {
-    char path[256];
-    snprintf(path, sizeof path, "%s/%s", tmp_dir, name);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
+    testlib_write_file(tmp_dir, name, text);
 }
 
 static int make_tmp_dir(void **state)
@@ -150,10 +159,7 @@ static void test_front_matter_good(void **state)
     write_file("minimal.md", "---\nid: minimal\ntitle: 'It''s minimal'\n---\nBody text here.\n");
     struct kb *kb = open_memory();
     struct errors e = {0};
-    struct kb_load_report r = {0};
-    r.on_error = on_error;
-    r.ctx = &e;
-    assert_int_equal(kb_load_path(kb, tmp_dir, &r), 0);
+    struct kb_load_report r = load(kb, NULL, &e);
     assert_int_equal(r.n_loaded, 2);
     assert_int_equal(r.n_skipped, 0);
     assert_int_equal(e.n, 0);
@@ -204,10 +210,7 @@ static void test_front_matter_bad(void **state)
     write_file("ignored.txt", "not an article");
     struct kb *kb = open_memory();
     struct errors e = {0};
-    struct kb_load_report r = {0};
-    r.on_error = on_error;
-    r.ctx = &e;
-    assert_int_equal(kb_load_path(kb, tmp_dir, &r), 0);
+    struct kb_load_report r = load(kb, NULL, &e);
     assert_int_equal(r.n_loaded, 1); /* good.md still loads */
     assert_int_equal(r.n_skipped, 11);
     assert_int_equal(e.n, 11);
@@ -265,12 +268,7 @@ static void test_jsonl_errors(void **state)
                "{\"id\":\"seven\",\"title\":\"Seven\",\"body\":\"b\",\"lang\":\"english!\"}\n");
     struct kb *kb = open_memory();
     struct errors e = {0};
-    struct kb_load_report r = {0};
-    r.on_error = on_error;
-    r.ctx = &e;
-    char path[256];
-    snprintf(path, sizeof path, "%s/a.jsonl", tmp_dir);
-    assert_int_equal(kb_load_path(kb, path, &r), 0);
+    struct kb_load_report r = load(kb, "a.jsonl", &e);
     assert_int_equal(r.n_loaded, 3); /* one, four, six (a draft) */
     assert_int_equal(r.n_skipped, 5);
     static const int want_lines[] = {2, 4, 5, 7, 9};
@@ -371,12 +369,7 @@ static void test_jsonl_escapes(void **state)
                "{\"id\":\"bad5\",\"title\":\"t\",\"body\":\"b\"} x\n");
     struct kb *kb = open_memory();
     struct errors e = {0};
-    struct kb_load_report r = {0};
-    r.on_error = on_error;
-    r.ctx = &e;
-    char path[256];
-    snprintf(path, sizeof path, "%s/e.jsonl", tmp_dir);
-    assert_int_equal(kb_load_path(kb, path, &r), 0);
+    struct kb_load_report r = load(kb, "e.jsonl", &e);
     assert_int_equal(r.n_loaded, 2);
     assert_int_equal(r.n_skipped, 4);
     for (int i = 0; i < 4; i++)
@@ -965,28 +958,29 @@ static void test_stackfaq_sample(void **state)
     kb_close(kb);
 }
 
+/* A test that runs with make_tmp_dir() before it and remove_tmp_dir() after it. */
+#define IN_TMP_DIR(test) cmocka_unit_test_setup_teardown(test, make_tmp_dir, remove_tmp_dir)
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_front_matter_good, make_tmp_dir, remove_tmp_dir),
-        cmocka_unit_test_setup_teardown(test_front_matter_bad, make_tmp_dir, remove_tmp_dir),
-        cmocka_unit_test_setup_teardown(test_jsonl_errors, make_tmp_dir, remove_tmp_dir),
-        cmocka_unit_test_setup_teardown(test_jsonl_escapes, make_tmp_dir, remove_tmp_dir),
-        cmocka_unit_test_setup_teardown(test_jsonl_fields, make_tmp_dir, remove_tmp_dir),
-        cmocka_unit_test(test_revisions),
-        cmocka_unit_test(test_list),
-        cmocka_unit_test(test_drafts_not_searched),
-        cmocka_unit_test(test_multilingual),
-        cmocka_unit_test(test_hostile_questions),
-        cmocka_unit_test(test_learn_improves_rank),
-        cmocka_unit_test(test_typos),
-        cmocka_unit_test(test_passage),
-        cmocka_unit_test_setup_teardown(test_search_after_put_and_reopen, make_tmp_dir,
-                                        remove_tmp_dir),
-        cmocka_unit_test_setup_teardown(test_postings_match_fts5, make_tmp_dir, remove_tmp_dir),
-        cmocka_unit_test_setup_teardown(test_index_reread_only_for_kb_writes, make_tmp_dir,
-                                        remove_tmp_dir),
-        cmocka_unit_test(test_stackfaq_sample),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    TESTLIB_RUN(NULL, NULL,
+                {
+                    IN_TMP_DIR(test_front_matter_good),
+                    IN_TMP_DIR(test_front_matter_bad),
+                    IN_TMP_DIR(test_jsonl_errors),
+                    IN_TMP_DIR(test_jsonl_escapes),
+                    IN_TMP_DIR(test_jsonl_fields),
+                    cmocka_unit_test(test_revisions),
+                    cmocka_unit_test(test_list),
+                    cmocka_unit_test(test_drafts_not_searched),
+                    cmocka_unit_test(test_multilingual),
+                    cmocka_unit_test(test_hostile_questions),
+                    cmocka_unit_test(test_learn_improves_rank),
+                    cmocka_unit_test(test_typos),
+                    cmocka_unit_test(test_passage),
+                    IN_TMP_DIR(test_search_after_put_and_reopen),
+                    IN_TMP_DIR(test_postings_match_fts5),
+                    IN_TMP_DIR(test_index_reread_only_for_kb_writes),
+                    cmocka_unit_test(test_stackfaq_sample),
+                });
 }

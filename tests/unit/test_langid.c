@@ -13,6 +13,7 @@
 #include "intents.h"
 #include "kb.h"
 #include "langid.h"
+#include "testlib.h"
 
 static const char *const en_text[] = {
     "where is my order",       "I want to return an item",        "how much is shipping",
@@ -239,14 +240,14 @@ static void test_shipped_demo(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_two_candidates),
-        cmocka_unit_test(test_no_letters_is_not_confident),
-        cmocka_unit_test(test_one_and_zero_candidates),
-        cmocka_unit_test(test_bad_arguments),
-        cmocka_unit_test(test_hostile_input),
-        cmocka_unit_test(test_probe),
-        cmocka_unit_test(test_shipped_demo),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    TESTLIB_RUN(NULL, NULL,
+                {
+                    cmocka_unit_test(test_two_candidates),
+                    cmocka_unit_test(test_no_letters_is_not_confident),
+                    cmocka_unit_test(test_one_and_zero_candidates),
+                    cmocka_unit_test(test_bad_arguments),
+                    cmocka_unit_test(test_hostile_input),
+                    cmocka_unit_test(test_probe),
+                    cmocka_unit_test(test_shipped_demo),
+                });
 }

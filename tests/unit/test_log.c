@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include "log.h"
+#include "testlib.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,9 +86,9 @@ static void test_levels(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_log_lines),
-        cmocka_unit_test(test_levels),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    TESTLIB_RUN(NULL, NULL,
+                {
+                    cmocka_unit_test(test_log_lines),
+                    cmocka_unit_test(test_levels),
+                });
 }

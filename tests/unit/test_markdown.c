@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "markdown.h"
+#include "testlib.h"
 
 static void test_blocks_and_inline(void **state)
 {
@@ -82,11 +83,11 @@ static void test_passage_text(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_commonmark_page),
-        cmocka_unit_test(test_passage_text),
-        cmocka_unit_test(test_blocks_and_inline),
-        cmocka_unit_test(test_nothing_unescaped),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    TESTLIB_RUN(NULL, NULL,
+                {
+                    cmocka_unit_test(test_commonmark_page),
+                    cmocka_unit_test(test_passage_text),
+                    cmocka_unit_test(test_blocks_and_inline),
+                    cmocka_unit_test(test_nothing_unescaped),
+                });
 }

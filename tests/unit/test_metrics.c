@@ -8,6 +8,7 @@
 #include "cd.h"
 #include "chat.h"
 #include "metrics.h"
+#include "testlib.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,11 +32,14 @@ static void test_counters_and_gauges(void **state)
 
     struct cd_buf out = {0};
     assert_int_equal(metrics_render(m, &out), 0);
-    assert_non_null(strstr(out.data, "caredesk_decisions_total{action=\"answer\"} 3\n"));
-    assert_non_null(strstr(out.data, "caredesk_decisions_total{action=\"handoff\"} 1\n"));
-    assert_non_null(strstr(out.data, "caredesk_decisions_total{action=\"clarify\"} 0\n"));
-    assert_non_null(strstr(out.data, "caredesk_queue_length 3\n"));
-    assert_non_null(strstr(out.data, "# TYPE caredesk_decisions_total counter\n"));
+    testlib_assert_has_all(out.data, (const char *const[]){
+                                         "caredesk_decisions_total{action=\"answer\"} 3\n",
+                                         "caredesk_decisions_total{action=\"handoff\"} 1\n",
+                                         "caredesk_decisions_total{action=\"clarify\"} 0\n",
+                                         "caredesk_queue_length 3\n",
+                                         "# TYPE caredesk_decisions_total counter\n",
+                                         NULL,
+                                     });
     /* One HELP/TYPE per family, not per series. */
     const char *first = strstr(out.data, "# TYPE caredesk_decisions_total");
     assert_null(strstr(first + 1, "# TYPE caredesk_decisions_total"));
@@ -58,11 +62,16 @@ static void test_histogram(void **state)
     struct cd_buf out = {0};
     assert_int_equal(metrics_render(m, &out), 0);
     /* Buckets are cumulative: le=0.00025 has 1, le=0.005 has 2, +Inf has 3. */
-    assert_non_null(strstr(out.data, "caredesk_store_commit_seconds_bucket{le=\"0.0001\"} 0\n"));
-    assert_non_null(strstr(out.data, "caredesk_store_commit_seconds_bucket{le=\"0.00025\"} 1\n"));
-    assert_non_null(strstr(out.data, "caredesk_store_commit_seconds_bucket{le=\"0.005\"} 2\n"));
-    assert_non_null(strstr(out.data, "caredesk_store_commit_seconds_bucket{le=\"1\"} 2\n"));
-    assert_non_null(strstr(out.data, "caredesk_store_commit_seconds_bucket{le=\"+Inf\"} 3\n"));
+    static const struct {
+        const char *le;
+        int n;
+    } buckets[] = {{"0.0001", 0}, {"0.00025", 1}, {"0.005", 2}, {"1", 2}, {"+Inf", 3}};
+    for (size_t i = 0; i < sizeof buckets / sizeof buckets[0]; i++) {
+        char line[128];
+        snprintf(line, sizeof line, "caredesk_store_commit_seconds_bucket{le=\"%s\"} %d\n",
+                 buckets[i].le, buckets[i].n);
+        assert_non_null(strstr(out.data, line));
+    }
     assert_non_null(strstr(out.data, "caredesk_store_commit_seconds_count 3\n"));
     assert_non_null(strstr(out.data, "# TYPE caredesk_wait_seconds histogram\n"));
     cd_buf_free(&out);
@@ -95,10 +104,10 @@ static void test_histogram_set_from_chat(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_counters_and_gauges),
-        cmocka_unit_test(test_histogram),
-        cmocka_unit_test(test_histogram_set_from_chat),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    TESTLIB_RUN(NULL, NULL,
+                {
+                    cmocka_unit_test(test_counters_and_gauges),
+                    cmocka_unit_test(test_histogram),
+                    cmocka_unit_test(test_histogram_set_from_chat),
+                });
 }

@@ -8,6 +8,7 @@
 
 #include "model.h"
 #include "text.h"
+#include "testlib.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -108,10 +109,10 @@ static void test_fit_temperature(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_features_are_deterministic),
-        cmocka_unit_test(test_train_and_score),
-        cmocka_unit_test(test_fit_temperature),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    TESTLIB_RUN(NULL, NULL,
+                {
+                    cmocka_unit_test(test_features_are_deterministic),
+                    cmocka_unit_test(test_train_and_score),
+                    cmocka_unit_test(test_fit_temperature),
+                });
 }

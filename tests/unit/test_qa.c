@@ -12,6 +12,7 @@
 #include "qa.h"
 #include "report.h"
 #include "store.h"
+#include "testlib.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,15 +31,6 @@ static const char rubric_text[] =
     " {\"id\": \"next_step\", \"label\": \"Next step\", \"weight\": 20}]}";
 
 static struct qa_rubric rubric;
-
-static struct store *open_store(void)
-{
-    char *err = NULL;
-    struct store *s = store_open(":memory:", NULL, &err);
-    free(err);
-    assert_non_null(s);
-    return s;
-}
 
 static int64_t user(struct store *s, const char *name, const char *role, const char *skills,
                     struct auth_user *out)
@@ -63,14 +55,10 @@ static int64_t user(struct store *s, const char *name, const char *role, const c
 /* A chat agent closed in queue at closed_s (still open with agent when closed_s is 0). */
 static int64_t chat(struct store *s, int64_t agent, const char *queue, int64_t closed_s)
 {
-    static int n_made = 0;
     struct store_conversation c;
     memset(&c, 0, sizeof c);
-    n_made++;
-    memcpy(c.token_hash, &n_made, sizeof n_made);
-    snprintf(c.lang, sizeof c.lang, "en");
     c.created_s = (closed_s ? closed_s : T0) - 600;
-    assert_int_equal(store_conversation_create(s, &c), 0);
+    testlib_conversation(s, &c);
     struct store_message m;
     memset(&m, 0, sizeof m);
     m.conversation = c.id;
@@ -213,7 +201,7 @@ static int same_picks(const struct qa_pick *a, int na, const struct qa_pick *b, 
 static void test_sample(void **state)
 {
     (void)state;
-    struct store *s = open_store();
+    struct store *s = testlib_store(":memory:");
     int64_t ana = user(s, "Ana", "agent", "", NULL), ben = user(s, "Ben", "agent", "", NULL);
     /* Ana: 6 billing and 2 orders chats this week, one last week, one still
      * open; Ben: 3 orders chats. */
@@ -284,7 +272,7 @@ static void test_sample(void **state)
 static void test_audit_rights_calibration_scores(void **state)
 {
     (void)state;
-    struct store *s = open_store();
+    struct store *s = testlib_store(":memory:");
     struct auth_user ana, sue, sam, root, bo;
     user(s, "Ana", "agent", "", &ana);
     user(s, "Sue", "supervisor", "", &sue);
@@ -387,11 +375,11 @@ static void test_audit_rights_calibration_scores(void **state)
 int main(void)
 {
     setenv("TZ", "UTC", 1);
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rubric),
-        cmocka_unit_test(test_score),
-        cmocka_unit_test(test_sample),
-        cmocka_unit_test(test_audit_rights_calibration_scores),
-    };
-    return cmocka_run_group_tests(tests, setup, NULL);
+    TESTLIB_RUN(setup, NULL,
+                {
+                    cmocka_unit_test(test_rubric),
+                    cmocka_unit_test(test_score),
+                    cmocka_unit_test(test_sample),
+                    cmocka_unit_test(test_audit_rights_calibration_scores),
+                });
 }

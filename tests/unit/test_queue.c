@@ -9,6 +9,7 @@
 
 #include "cd.h"
 #include "queue.h"
+#include "testlib.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -267,15 +268,15 @@ static void test_business_hours(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_order_and_positions),
-        cmocka_unit_test(test_names),
-        cmocka_unit_test(test_claim_and_capacity),
-        cmocka_unit_test(test_auto_assignment),
-        cmocka_unit_test(test_estimates),
-        cmocka_unit_test(test_estimate_grows_with_position),
-        cmocka_unit_test(test_agents_gone),
-        cmocka_unit_test(test_business_hours),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    TESTLIB_RUN(NULL, NULL,
+                {
+                    cmocka_unit_test(test_order_and_positions),
+                    cmocka_unit_test(test_names),
+                    cmocka_unit_test(test_claim_and_capacity),
+                    cmocka_unit_test(test_auto_assignment),
+                    cmocka_unit_test(test_estimates),
+                    cmocka_unit_test(test_estimate_grows_with_position),
+                    cmocka_unit_test(test_agents_gone),
+                    cmocka_unit_test(test_business_hours),
+                });
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "redact.h"
+#include "testlib.h"
 
 /* Redacts s with r and checks the result and the number of masked spans. */
 static void assert_redacted(const struct redactor *r, const char *s, const char *expected,
@@ -28,6 +29,15 @@ static void assert_unchanged(const struct redactor *r, const char *s)
     assert_redacted(r, s, s, 0);
 }
 
+/* A redactor with the n patterns given (besides cards); fails the test when it cannot be
+ * made. */
+static struct redactor *redactor(const char *const *patterns, int n)
+{
+    struct redactor *r = redact_new(patterns, n, NULL);
+    assert_non_null(r);
+    return r;
+}
+
 static void test_luhn(void **state)
 {
     (void)state;
@@ -43,8 +53,7 @@ static void test_luhn(void **state)
 static void test_cards_masked(void **state)
 {
     (void)state;
-    struct redactor *r = redact_new(NULL, 0, NULL);
-    assert_non_null(r);
+    struct redactor *r = redactor(NULL, 0);
     assert_redacted(r, "4242 4242 4242 4242", "**** **** **** 4242", 1);
     assert_redacted(r, "card: 4111-1111-1111-1111.", "card: ****-****-****-1111.", 1);
     assert_redacted(r, "amex 378282246310005 ok", "amex ***********0005 ok", 1);
@@ -63,8 +72,7 @@ static void test_cards_masked(void **state)
 static void test_non_cards_kept(void **state)
 {
     (void)state;
-    struct redactor *r = redact_new(NULL, 0, NULL);
-    assert_non_null(r);
+    struct redactor *r = redactor(NULL, 0);
     assert_unchanged(r, "4242 4242 4242 4241"); /* Luhn-invalid */
     assert_unchanged(r, "4242-4242-4242-4243");
     assert_unchanged(r, "order 1000000001007");  /* Luhn-valid, but no card starts with 1 */
@@ -83,8 +91,7 @@ static void test_non_cards_kept(void **state)
 static void test_patterns(void **state)
 {
     (void)state;
-    struct redactor *r = redact_new(redact_default_patterns, redact_n_default_patterns, NULL);
-    assert_non_null(r);
+    struct redactor *r = redactor(redact_default_patterns, redact_n_default_patterns);
     assert_true(redact_n_default_patterns >= 1);
     assert_redacted(r, "write to Jane.Doe+help@Example.CO.uk please", "write to [redacted] please",
                     1);
@@ -95,8 +102,7 @@ static void test_patterns(void **state)
     redact_free(r);
 
     const char *ids[] = {"[0-9]{3}-[0-9]{2}-[0-9]{4}", "passport [a-z][0-9]{8}"};
-    r = redact_new(ids, 2, NULL);
-    assert_non_null(r);
+    r = redactor(ids, 2);
     assert_redacted(r, "SSN 078-05-1120, PASSPORT X12345678.", "SSN [redacted], [redacted].", 2);
     redact_free(r);
 }
@@ -105,8 +111,7 @@ static void test_overlaps(void **state)
 {
     (void)state;
     const char *pats[] = {"abc", "bcd", "card [0-9]{4}"};
-    struct redactor *r = redact_new(pats, 3, NULL);
-    assert_non_null(r);
+    struct redactor *r = redactor(pats, 3);
     assert_redacted(r, "xabcdx", "x[redacted]x", 1);
     assert_redacted(r, "abcabc", "[redacted][redacted]", 2);
     /* A pattern overlapping a card masks the union: no card digit stays visible. */
@@ -114,8 +119,7 @@ static void test_overlaps(void **state)
     redact_free(r);
 
     const char *all[] = {"x*", "^"}; /* empty matches are skipped */
-    r = redact_new(all, 2, NULL);
-    assert_non_null(r);
+    r = redactor(all, 2);
     assert_redacted(r, "abxxc", "ab[redacted]c", 1);
     redact_free(r);
 }
@@ -194,11 +198,15 @@ static void test_random_input(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_luhn),           cmocka_unit_test(test_cards_masked),
-        cmocka_unit_test(test_non_cards_kept), cmocka_unit_test(test_patterns),
-        cmocka_unit_test(test_overlaps),       cmocka_unit_test(test_bad_patterns),
-        cmocka_unit_test(test_embedded_nul),   cmocka_unit_test(test_random_input),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    TESTLIB_RUN(NULL, NULL,
+                {
+                    cmocka_unit_test(test_luhn),
+                    cmocka_unit_test(test_cards_masked),
+                    cmocka_unit_test(test_non_cards_kept),
+                    cmocka_unit_test(test_patterns),
+                    cmocka_unit_test(test_overlaps),
+                    cmocka_unit_test(test_bad_patterns),
+                    cmocka_unit_test(test_embedded_nul),
+                    cmocka_unit_test(test_random_input),
+                });
 }

@@ -120,20 +120,8 @@ static void remove_db(void)
 
 static void start(void)
 {
-    char *err = NULL;
-    store = store_open(db_path, NULL, &err);
-    if (!store)
-        fprintf(stderr, "store_open: %s\n", err ? err : "?");
-    free(err);
-    assert_non_null(store);
-    struct intents *set = intents_new();
-    assert_non_null(set);
-    assert_int_equal(intents_load_json(set, intent_defs, strlen(intent_defs), "test", NULL), 0);
-    struct intents_train_options o = {0};
-    o.is_quiet = 1;
-    assert_int_equal(intents_train(set, &o), 0);
-    triage = triage_new(NULL, set, NULL);
-    assert_non_null(triage);
+    store = testlib_store(db_path);
+    triage = testlib_triage(intent_defs);
     struct chat_settings settings;
     memset(&settings, 0, sizeof settings);
     struct chat_io cio = testlib_chat_io(&io);
@@ -668,9 +656,10 @@ static void test_failed_commits_keep_agent_capacity(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_chat_under_write_faults, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_failed_commits_keep_agent_capacity, setup, teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    TESTLIB_RUN(NULL, NULL,
+                {
+                    cmocka_unit_test_setup_teardown(test_chat_under_write_faults, setup, teardown),
+                    cmocka_unit_test_setup_teardown(test_failed_commits_keep_agent_capacity, setup,
+                                                    teardown),
+                });
 }

@@ -333,17 +333,6 @@ static char *query_text(const char *path, const char *sql)
     return out;
 }
 
-static struct store *open_store(const char *path)
-{
-    char *err = NULL;
-    struct store *s = store_open(path, NULL, &err);
-    if (!s)
-        fprintf(stderr, "store_open: %s\n", err ? err : "?");
-    free(err);
-    assert_non_null(s);
-    return s;
-}
-
 struct collected {
     int n;
     int64_t seq[8];
@@ -516,7 +505,7 @@ static char *schema_of(const char *path)
 
 static void check_same_schema_as_new(void)
 {
-    struct store *fresh = open_store(fresh_path);
+    struct store *fresh = testlib_store(fresh_path);
     store_close(fresh);
     char *want = schema_of(fresh_path);
     char *got = schema_of(db_path);
@@ -530,13 +519,13 @@ static void test_from_every_version(void **state)
     for (int v = 1; v < STORE_SCHEMA_VERSION; v++) {
         build_old(v);
         assert_int_equal(query_int(db_path, "PRAGMA user_version"), v);
-        struct store *s = open_store(db_path);
+        struct store *s = testlib_store(db_path);
         check_old_data(s, v);
         store_close(s);
         check_same_schema_as_new();
         assert_int_equal(query_int(db_path, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
 
-        s = open_store(db_path); /* a second open migrates nothing and loses nothing */
+        s = testlib_store(db_path); /* a second open migrates nothing and loses nothing */
         check_old_data(s, v);
         check_new_schema_works(s);
         store_close(s);
@@ -554,7 +543,7 @@ static void test_from_version_zero(void **state)
     FILE *f = fopen(db_path, "w");
     assert_non_null(f);
     fclose(f);
-    struct store *s = open_store(db_path);
+    struct store *s = testlib_store(db_path);
     assert_int_equal(store_schema_version(s), STORE_SCHEMA_VERSION);
     store_close(s);
     check_same_schema_as_new();
@@ -565,7 +554,7 @@ static void test_from_version_zero(void **state)
     exec_ok(db, "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);"
                 "INSERT INTO notes (body) VALUES ('keep me');");
     sqlite3_close(db);
-    s = open_store(db_path);
+    s = testlib_store(db_path);
     assert_int_equal(store_schema_version(s), STORE_SCHEMA_VERSION);
     store_close(s);
     char *body = query_text(db_path, "SELECT body FROM notes");
@@ -636,7 +625,7 @@ static void test_interrupted_migration(void **state)
             assert_int_equal(query_int(db_path, "SELECT count(*) FROM sqlite_master"
                                                 " WHERE name IN ('feedback', 'unanswered')"),
                              v >= 3 ? 2 : 0);
-            s = open_store(db_path);
+            s = testlib_store(db_path);
             check_old_data(s, 1);
             store_close(s);
             check_same_schema_as_new();
@@ -645,13 +634,16 @@ static void test_interrupted_migration(void **state)
     }
 }
 
+/* A test that runs with setup() before it and teardown() after it. */
+#define WITH_FIXTURE(test) cmocka_unit_test_setup_teardown(test, setup, teardown)
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_from_every_version, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_from_version_zero, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_not_a_database, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_interrupted_migration, setup, teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    TESTLIB_RUN(NULL, NULL,
+                {
+                    WITH_FIXTURE(test_from_every_version),
+                    WITH_FIXTURE(test_from_version_zero),
+                    WITH_FIXTURE(test_not_a_database),
+                    WITH_FIXTURE(test_interrupted_migration),
+                });
 }

@@ -10,6 +10,7 @@
 #include "report.h"
 #include "store.h"
 #include "store_sqlite.h"
+#include "testlib.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,15 +21,6 @@
 #define T0   1764547200LL
 #define HOUR 3600LL
 #define DAY  86400LL
-
-static struct store *open_store(void)
-{
-    char *err = NULL;
-    struct store *s = store_open(":memory:", NULL, &err);
-    free(err);
-    assert_non_null(s);
-    return s;
-}
 
 static int64_t message(struct store *s, int64_t conv, int sender, int64_t at)
 {
@@ -45,15 +37,11 @@ static int64_t message(struct store *s, int64_t conv, int sender, int64_t at)
 /* A conversation created at created_s with one customer message then. */
 static int64_t conversation(struct store *s, const char *email, int64_t created_s)
 {
-    static int n_made = 0;
     struct store_conversation c;
     memset(&c, 0, sizeof c);
-    n_made++;
-    memcpy(c.token_hash, &n_made, sizeof n_made);
-    snprintf(c.lang, sizeof c.lang, "en");
     c.customer_email = (char *)email;
     c.created_s = created_s;
-    assert_int_equal(store_conversation_create(s, &c), 0);
+    testlib_conversation(s, &c);
     message(s, c.id, STORE_SENDER_CUSTOMER, created_s);
     return c.id;
 }
@@ -123,7 +111,7 @@ static void compute(struct store *s, const struct report_settings *rs, int64_t n
 static void test_fcr(void **state)
 {
     (void)state;
-    struct store *s = open_store();
+    struct store *s = testlib_store(":memory:");
     int64_t ana = user(s, "Ana");
     struct report r;
 
@@ -209,7 +197,7 @@ static void test_fcr(void **state)
 static void test_handle_time(void **state)
 {
     (void)state;
-    struct store *s = open_store();
+    struct store *s = testlib_store(":memory:");
     int64_t ana = user(s, "Ana"), ben = user(s, "Ben");
     int64_t b = T0 + 10 * HOUR;
     /* P: picked at +0; agent +30, customer +100, agent +120, closed +180:
@@ -302,7 +290,7 @@ static void test_sla_targets_setting(void **state)
 static void test_sla(void **state)
 {
     (void)state;
-    struct store *s = open_store();
+    struct store *s = testlib_store(":memory:");
     int64_t ana = user(s, "Ana");
     int64_t mon = T0, tue = T0 + DAY, wed = T0 + 2 * DAY, fri = T0 + 4 * DAY;
     /* S1: picked 30 s after a Monday 09:00 handoff, closed at 12:00: both met. */
@@ -382,7 +370,7 @@ static void test_sla(void **state)
 static void test_nps_and_drivers(void **state)
 {
     (void)state;
-    struct store *s = open_store();
+    struct store *s = testlib_store(":memory:");
     int64_t ana = user(s, "Ana");
     int64_t c[6];
     c[0] = bot_chat(s, "a@x.org", T0 + 10, "refund_status");
@@ -487,7 +475,7 @@ static void test_week_parse(void **state)
 static void test_week_report(void **state)
 {
     (void)state;
-    struct store *s = open_store();
+    struct store *s = testlib_store(":memory:");
     int64_t ana = user(s, "Ana");
     int64_t prev = T0 - 7 * DAY;
     /* The previous week: one refund question kept by the bot, one order
@@ -595,15 +583,15 @@ int main(void)
 {
     setenv("TZ", "UTC", 1);
     tzset();
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fcr),
-        cmocka_unit_test(test_handle_time),
-        cmocka_unit_test(test_business_seconds),
-        cmocka_unit_test(test_sla_targets_setting),
-        cmocka_unit_test(test_sla),
-        cmocka_unit_test(test_nps_and_drivers),
-        cmocka_unit_test(test_week_parse),
-        cmocka_unit_test(test_week_report),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    TESTLIB_RUN(NULL, NULL,
+                {
+                    cmocka_unit_test(test_fcr),
+                    cmocka_unit_test(test_handle_time),
+                    cmocka_unit_test(test_business_seconds),
+                    cmocka_unit_test(test_sla_targets_setting),
+                    cmocka_unit_test(test_sla),
+                    cmocka_unit_test(test_nps_and_drivers),
+                    cmocka_unit_test(test_week_parse),
+                    cmocka_unit_test(test_week_report),
+                });
 }

@@ -34,17 +34,6 @@ static int teardown_path(void **state)
     return setup_path(state);
 }
 
-static struct store *open_store(void)
-{
-    char *err = NULL;
-    struct store *s = store_open(db_path, NULL, &err);
-    if (!s)
-        fprintf(stderr, "store_open: %s\n", err ? err : "?");
-    free(err);
-    assert_non_null(s);
-    return s;
-}
-
 static int64_t new_conversation(struct store *s, unsigned char fill, const char *email)
 {
     struct store_conversation c;
@@ -76,11 +65,11 @@ static int64_t append(struct store *s, int64_t conv, int sender, const char *cli
 static void test_open_version(void **state)
 {
     (void)state;
-    struct store *s = open_store();
+    struct store *s = testlib_store(db_path);
     assert_int_equal(store_schema_version(s), STORE_SCHEMA_VERSION);
     store_close(s);
     /* Re-opening an up-to-date database changes nothing. */
-    s = open_store();
+    s = testlib_store(db_path);
     assert_int_equal(store_schema_version(s), STORE_SCHEMA_VERSION);
     store_close(s);
 }
@@ -100,7 +89,7 @@ static void test_open_bad_path(void **state)
 static void test_conversation_round_trip(void **state)
 {
     (void)state;
-    struct store *s = open_store();
+    struct store *s = testlib_store(db_path);
     int64_t id = new_conversation(s, 0xab, "sam@example.com");
     struct store_conversation c;
     assert_int_equal(store_conversation_get(s, id, &c), 0);
@@ -142,7 +131,7 @@ static void test_conversation_round_trip(void **state)
 static void test_conversation_update_triage(void **state)
 {
     (void)state;
-    struct store *s = open_store();
+    struct store *s = testlib_store(db_path);
     int64_t id = new_conversation(s, 0xac, "kim@example.com");
     struct store_conversation c;
     assert_int_equal(store_conversation_get(s, id, &c), 0);
@@ -187,7 +176,7 @@ static int collect(void *ctx, const struct store_message *m)
 static void test_messages_seq_and_idempotency(void **state)
 {
     (void)state;
-    struct store *s = open_store();
+    struct store *s = testlib_store(db_path);
     int64_t a = new_conversation(s, 1, NULL);
     int64_t b = new_conversation(s, 2, NULL);
     assert_int_equal(append(s, a, STORE_SENDER_CUSTOMER, "m1", "hello"), 1);
@@ -226,7 +215,7 @@ static void test_messages_seq_and_idempotency(void **state)
 static void test_append_with_seq_hint(void **state)
 {
     (void)state;
-    struct store *s = open_store();
+    struct store *s = testlib_store(db_path);
     int64_t a = new_conversation(s, 8, NULL);
     struct store_message m;
     memset(&m, 0, sizeof m);
@@ -268,7 +257,7 @@ static void test_append_with_seq_hint(void **state)
 static void test_message_by_client_id(void **state)
 {
     (void)state;
-    struct store *s = open_store();
+    struct store *s = testlib_store(db_path);
     int64_t a = new_conversation(s, 3, NULL);
     append(s, a, STORE_SENDER_CUSTOMER, "q1", "how do I return shoes");
     struct store_message m;
@@ -292,8 +281,8 @@ static void test_message_by_client_id(void **state)
 static void test_group_commit_visibility(void **state)
 {
     (void)state;
-    struct store *w = open_store();
-    struct store *r = open_store();
+    struct store *w = testlib_store(db_path);
+    struct store *r = testlib_store(db_path);
     int64_t a = new_conversation(w, 4, NULL);
     assert_int_equal(store_begin(w), 0);
     assert_int_equal(store_begin(w), 0); /* nested begin is a no-op */
@@ -323,7 +312,7 @@ static void test_group_commit_visibility(void **state)
 static void test_marks(void **state)
 {
     (void)state;
-    struct store *s = open_store();
+    struct store *s = testlib_store(db_path);
     int64_t a = new_conversation(s, 7, NULL);
     /* One unit kept, one undone, one kept: the group holds the first and
      * the third, and the undone unit's seq is not skipped. */
@@ -355,12 +344,12 @@ static void test_close_commits_open_group(void **state)
 {
     (void)state;
     /* store_close commits what is open: nothing told to a client is lost. */
-    struct store *w = open_store();
+    struct store *w = testlib_store(db_path);
     int64_t a = new_conversation(w, 5, NULL);
     assert_int_equal(store_begin(w), 0);
     append(w, a, STORE_SENDER_CUSTOMER, "m1", "kept");
     store_close(w);
-    struct store *r = open_store();
+    struct store *r = testlib_store(db_path);
     struct collected got = {0};
     assert_int_equal(store_messages_after(r, a, 0, 10, collect, &got), 0);
     assert_int_equal(got.n, 1);
@@ -370,7 +359,7 @@ static void test_close_commits_open_group(void **state)
 static void test_claim_once(void **state)
 {
     (void)state;
-    struct store *s = open_store();
+    struct store *s = testlib_store(db_path);
     int64_t a = new_conversation(s, 6, NULL);
     assert_int_equal(store_conversation_claim(s, a, 7, 100), CD_EBUSY); /* not queued */
     struct store_conversation c;
@@ -401,7 +390,7 @@ static int count_open(void *ctx, const struct store_conversation *c)
 static void test_open_conversations_and_history(void **state)
 {
     (void)state;
-    struct store *s = open_store();
+    struct store *s = testlib_store(db_path);
     int64_t ids[4];
     for (int i = 0; i < 4; i++) {
         ids[i] = new_conversation(s, (unsigned char)(10 + i), "Pat@Example.com");
@@ -428,7 +417,7 @@ static void test_open_conversations_and_history(void **state)
 static void test_users(void **state)
 {
     (void)state;
-    struct store *s = open_store();
+    struct store *s = testlib_store(db_path);
     struct store_user u;
     memset(&u, 0, sizeof u);
     snprintf(u.name, sizeof u.name, "ana");
@@ -481,7 +470,7 @@ static void set_conv(struct store *s, int64_t id, int state, const char *queue, 
 static void test_stats(void **state)
 {
     (void)state;
-    struct store *s = open_store();
+    struct store *s = testlib_store(db_path);
     int64_t now = cd_wall_s();
     int64_t ids[6];
     for (int i = 0; i < 6; i++) {
@@ -558,7 +547,7 @@ static void test_stats(void **state)
 static void test_export_erase_retention(void **state)
 {
     (void)state;
-    struct store *s = open_store();
+    struct store *s = testlib_store(db_path);
     int64_t a = new_conversation(s, 50, "erase.me@example.com");
     int64_t b = new_conversation(s, 51, "ERASE.ME@example.com");
     int64_t keep = new_conversation(s, 52, "keep@example.com");
@@ -643,7 +632,7 @@ static void test_migrations_from_every_version(void **state)
         sqlite3_finalize(st);
         sqlite3_close(db);
 
-        struct store *s = open_store();
+        struct store *s = testlib_store(db_path);
         assert_int_equal(store_schema_version(s), STORE_SCHEMA_VERSION);
         struct collected got = {0};
         assert_int_equal(store_messages_after(s, 7, 0, 10, collect, &got), 0);
@@ -730,7 +719,7 @@ static void test_checkpoint_thread(void **state)
     assert_true(store_checkpoints(s) >= 2);
     assert_true(file_size(wal) < written / 2);
     store_close(s);
-    s = open_store();
+    s = testlib_store(db_path);
     assert_int_equal(store_checkpoints(s), 0); /* no thread without the option */
     struct collected got = {0};
     assert_int_equal(store_messages_after(s, a, n - 2, 10, collect, &got), 0);
@@ -758,27 +747,27 @@ static void test_sql_result_codes(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sql_result_codes),
-        T(test_open_version),
-        T(test_open_bad_path),
-        T(test_conversation_round_trip),
-        T(test_conversation_update_triage),
-        T(test_messages_seq_and_idempotency),
-        T(test_append_with_seq_hint),
-        T(test_message_by_client_id),
-        T(test_group_commit_visibility),
-        T(test_close_commits_open_group),
-        T(test_marks),
-        T(test_claim_once),
-        T(test_open_conversations_and_history),
-        T(test_users),
-        T(test_stats),
-        T(test_export_erase_retention),
-        T(test_migrations_from_every_version),
-        T(test_newer_schema_refused),
-        T(test_durability_full),
-        T(test_checkpoint_thread),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    TESTLIB_RUN(NULL, NULL,
+                {
+                    cmocka_unit_test(test_sql_result_codes),
+                    T(test_open_version),
+                    T(test_open_bad_path),
+                    T(test_conversation_round_trip),
+                    T(test_conversation_update_triage),
+                    T(test_messages_seq_and_idempotency),
+                    T(test_append_with_seq_hint),
+                    T(test_message_by_client_id),
+                    T(test_group_commit_visibility),
+                    T(test_close_commits_open_group),
+                    T(test_marks),
+                    T(test_claim_once),
+                    T(test_open_conversations_and_history),
+                    T(test_users),
+                    T(test_stats),
+                    T(test_export_erase_retention),
+                    T(test_migrations_from_every_version),
+                    T(test_newer_schema_refused),
+                    T(test_durability_full),
+                    T(test_checkpoint_thread),
+                });
 }

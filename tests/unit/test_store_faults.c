@@ -461,16 +461,19 @@ static void test_fault_inside_a_large_group(void **state)
     }
 }
 
+/* A test that runs with setup() before it and teardown() after it. */
+#define WITH_FIXTURE(test) cmocka_unit_test_setup_teardown(test, setup, teardown)
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_commit_faults_normal_full, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_commit_faults_normal_ioerr, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_commit_faults_durable_full, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_commit_faults_durable_ioerr, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_close_checkpoint_faults, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_checkpoint_faults_while_serving, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fault_inside_a_large_group, setup, teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    TESTLIB_RUN(NULL, NULL,
+                {
+                    WITH_FIXTURE(test_commit_faults_normal_full),
+                    WITH_FIXTURE(test_commit_faults_normal_ioerr),
+                    WITH_FIXTURE(test_commit_faults_durable_full),
+                    WITH_FIXTURE(test_commit_faults_durable_ioerr),
+                    WITH_FIXTURE(test_close_checkpoint_faults),
+                    WITH_FIXTURE(test_checkpoint_faults_while_serving),
+                    WITH_FIXTURE(test_fault_inside_a_large_group),
+                });
 }

@@ -14,6 +14,7 @@
 
 #include "cd.h"
 #include "svg.h"
+#include "testlib.h"
 
 /* A small XML well-formedness check: tags nest and close, attribute values are quoted,
  * and every '&' starts an entity. Returns 1 if s is well-formed with one root element. */
@@ -214,11 +215,11 @@ static void test_shapes_escape(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_checker),
-        cmocka_unit_test(test_reliability_bars_follow_bins),
-        cmocka_unit_test(test_reliability_file),
-        cmocka_unit_test(test_shapes_escape),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    TESTLIB_RUN(NULL, NULL,
+                {
+                    cmocka_unit_test(test_checker),
+                    cmocka_unit_test(test_reliability_bars_follow_bins),
+                    cmocka_unit_test(test_reliability_file),
+                    cmocka_unit_test(test_shapes_escape),
+                });
 }

@@ -11,6 +11,7 @@
 
 #include "cd.h"
 #include "text.h"
+#include "testlib.h"
 
 #define MAX_TOKENS 4096
 
@@ -413,22 +414,22 @@ static void test_languages(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fold_case_and_diacritics),
-        cmocka_unit_test(test_fold_capacity),
-        cmocka_unit_test(test_english_stemming),
-        cmocka_unit_test(test_other_language_stemming),
-        cmocka_unit_test(test_stopwords),
-        cmocka_unit_test(test_offsets_point_at_input),
-        cmocka_unit_test(test_apostrophes),
-        cmocka_unit_test(test_separators),
-        cmocka_unit_test(test_invalid_utf8),
-        cmocka_unit_test(test_random_bytes_never_crash),
-        cmocka_unit_test(test_long_words_truncated),
-        cmocka_unit_test(test_large_input),
-        cmocka_unit_test(test_callback_stops_early),
-        cmocka_unit_test(test_stem_cache_consistent),
-        cmocka_unit_test(test_languages),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    TESTLIB_RUN(NULL, NULL,
+                {
+                    cmocka_unit_test(test_fold_case_and_diacritics),
+                    cmocka_unit_test(test_fold_capacity),
+                    cmocka_unit_test(test_english_stemming),
+                    cmocka_unit_test(test_other_language_stemming),
+                    cmocka_unit_test(test_stopwords),
+                    cmocka_unit_test(test_offsets_point_at_input),
+                    cmocka_unit_test(test_apostrophes),
+                    cmocka_unit_test(test_separators),
+                    cmocka_unit_test(test_invalid_utf8),
+                    cmocka_unit_test(test_random_bytes_never_crash),
+                    cmocka_unit_test(test_long_words_truncated),
+                    cmocka_unit_test(test_large_input),
+                    cmocka_unit_test(test_callback_stops_early),
+                    cmocka_unit_test(test_stem_cache_consistent),
+                    cmocka_unit_test(test_languages),
+                });
 }

@@ -13,6 +13,7 @@
 #include "intents_check.h"
 #include "scope.h"
 #include "kb.h"
+#include "testlib.h"
 #include "triage.h"
 
 #include <jansson.h>
@@ -50,12 +51,7 @@ static const char store_json[] =
 
 static struct triage *make_triage(const char *json, const struct triage_settings *s)
 {
-    struct intents *set = intents_new();
-    assert_non_null(set);
-    assert_int_equal(intents_load_json(set, json, strlen(json), "store.json", NULL), 0);
-    struct intents_train_options o = {.is_quiet = 1};
-    assert_int_equal(intents_train(set, &o), 0);
-    struct triage *t = triage_new(s, set, NULL);
+    struct triage *t = triage_new(s, testlib_intents(&json, 1, "store.json"), NULL);
     assert_non_null(t);
     return t;
 }
@@ -104,11 +100,8 @@ static void test_answer_from_article_paragraph(void **state)
         "work\",\"buy a gift card\"],\"patterns\":[\"gift card\"],\"article\":\"gift-cards\"},"
         "{\"name\":\"greeting\",\"examples\":[\"hi\",\"hello\",\"good morning\"],"
         "\"response\":\"Hi!\"}]";
-    struct intents *set = intents_new();
-    assert_non_null(set);
-    assert_int_equal(intents_load_json(set, json, strlen(json), "gift.json", NULL), 0);
-    struct intents_train_options o = {.is_quiet = 1};
-    assert_int_equal(intents_train(set, &o), 0);
+    const char *docs[] = {json};
+    struct intents *set = testlib_intents(docs, 1, "gift.json");
     struct kb *kb = kb_open(":memory:", NULL);
     assert_non_null(kb);
     struct kb_article a = {0};
@@ -798,25 +791,25 @@ static void test_turns_outside_decide(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_answer_with_article),
-        cmocka_unit_test(test_answer_from_article_paragraph),
-        cmocka_unit_test(test_person_request_always_hands_off),
-        cmocka_unit_test(test_sensitive_hands_off_to_its_queue),
-        cmocka_unit_test(test_collect_asks_then_hands_off),
-        cmocka_unit_test(test_clarify_then_limit),
-        cmocka_unit_test(test_escalations),
-        cmocka_unit_test(test_out_of_scope),
-        cmocka_unit_test(test_in_scope_learned),
-        cmocka_unit_test(test_check_report),
-        cmocka_unit_test(test_oos_share_measured),
-        cmocka_unit_test(test_json_shape),
-        cmocka_unit_test(test_bad_input_and_swap),
-        cmocka_unit_test(test_signals),
-        cmocka_unit_test(test_languages_interleave),
-        cmocka_unit_test(test_retrain_on_worker_then_swap),
-        cmocka_unit_test(test_eval_intents_output),
-        cmocka_unit_test(test_turns_outside_decide),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    TESTLIB_RUN(NULL, NULL,
+                {
+                    cmocka_unit_test(test_answer_with_article),
+                    cmocka_unit_test(test_answer_from_article_paragraph),
+                    cmocka_unit_test(test_person_request_always_hands_off),
+                    cmocka_unit_test(test_sensitive_hands_off_to_its_queue),
+                    cmocka_unit_test(test_collect_asks_then_hands_off),
+                    cmocka_unit_test(test_clarify_then_limit),
+                    cmocka_unit_test(test_escalations),
+                    cmocka_unit_test(test_out_of_scope),
+                    cmocka_unit_test(test_in_scope_learned),
+                    cmocka_unit_test(test_check_report),
+                    cmocka_unit_test(test_oos_share_measured),
+                    cmocka_unit_test(test_json_shape),
+                    cmocka_unit_test(test_bad_input_and_swap),
+                    cmocka_unit_test(test_signals),
+                    cmocka_unit_test(test_languages_interleave),
+                    cmocka_unit_test(test_retrain_on_worker_then_swap),
+                    cmocka_unit_test(test_eval_intents_output),
+                    cmocka_unit_test(test_turns_outside_decide),
+                });
 }

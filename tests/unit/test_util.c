@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cd.h"
+#include "testlib.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -114,12 +115,12 @@ static void test_json_string_utf8(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_strlcpy_fits_cuts_terminates),
-        cmocka_unit_test(test_json_string_matches_jansson),
-        cmocka_unit_test(test_json_numbers_match_jansson),
-        cmocka_unit_test(test_fnv1a_and_suffix),
-        cmocka_unit_test(test_json_string_utf8),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    TESTLIB_RUN(NULL, NULL,
+                {
+                    cmocka_unit_test(test_strlcpy_fits_cuts_terminates),
+                    cmocka_unit_test(test_json_string_matches_jansson),
+                    cmocka_unit_test(test_json_numbers_match_jansson),
+                    cmocka_unit_test(test_fnv1a_and_suffix),
+                    cmocka_unit_test(test_json_string_utf8),
+                });
 }

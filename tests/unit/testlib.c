@@ -28,16 +28,81 @@ char *testlib_db_path(char *out, size_t cap, const char *name)
     return out;
 }
 
+void testlib_write_file(const char *dir, const char *name, const char *text)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        fail_msg("cannot write %s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+struct store *testlib_store(const char *path)
+{
+    char *err = NULL;
+    struct store *s = store_open(path, NULL, &err);
+    if (!s)
+        print_error("store_open: %s\n", err ? err : "?");
+    free(err);
+    assert_non_null(s);
+    return s;
+}
+
+int64_t testlib_conversation(struct store *s, struct store_conversation *c)
+{
+    static int n_made = 0;
+    n_made++;
+    memcpy(c->token_hash, &n_made, sizeof n_made);
+    if (!c->lang[0])
+        snprintf(c->lang, sizeof c->lang, "en");
+    assert_int_equal(store_conversation_create(s, c), 0);
+    return c->id;
+}
+
+struct intents *testlib_intents(const char *const *jsons, size_t n, const char *source)
+{
+    struct intents *set = intents_new();
+    assert_non_null(set);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(intents_load_json(set, jsons[i], strlen(jsons[i]), source, NULL), 0);
+    struct intents_train_options o = {.is_quiet = 1};
+    assert_int_equal(intents_train(set, &o), 0);
+    return set;
+}
+
+struct triage *testlib_triage(const char *json)
+{
+    struct triage *t = triage_new(NULL, testlib_intents(&json, 1, "test"), NULL);
+    assert_non_null(t);
+    return t;
+}
+
+void testlib_assert_has_all(const char *text, const char *const *want)
+{
+    assert_non_null(text);
+    for (; *want; want++)
+        if (!strstr(text, *want))
+            fail_msg("missing \"%s\" in:\n%s", *want, text);
+}
+
+/* Makes room in the array *items (capacity *cap) for element number n; doubles, from first. */
+static void grow(void **items, int *cap, int n, size_t size, int first)
+{
+    if (n < *cap)
+        return;
+    int want = *cap ? *cap * 2 : first;
+    void *p = realloc(*items, (size_t)want * size);
+    assert_non_null(p);
+    *items = p;
+    *cap = want;
+}
+
 static void io_send(void *ctx, uint64_t conn, const char *frame, size_t len)
 {
     struct testlib_io *io = ctx;
-    if (io->n == io->cap) {
-        int cap = io->cap ? io->cap * 2 : 256;
-        struct testlib_frame *f = realloc(io->frames, (size_t)cap * sizeof *f);
-        assert_non_null(f);
-        io->frames = f;
-        io->cap = cap;
-    }
+    grow((void **)&io->frames, &io->cap, io->n, sizeof *io->frames, 256);
     char *text = malloc(len + 1);
     assert_non_null(text);
     memcpy(text, frame, len);
@@ -51,13 +116,7 @@ static void io_close(void *ctx, uint64_t conn, int code, const char *reason)
     if (io->is_close_fatal)
         fail_msg("connection %llu closed with %d (%s)", (unsigned long long)conn, code,
                  reason ? reason : "");
-    if (io->n_closed == io->cap_closed) {
-        int cap = io->cap_closed ? io->cap_closed * 2 : 16;
-        struct testlib_close *c = realloc(io->closes, (size_t)cap * sizeof *c);
-        assert_non_null(c);
-        io->closes = c;
-        io->cap_closed = cap;
-    }
+    grow((void **)&io->closes, &io->cap_closed, io->n_closed, sizeof *io->closes, 16);
     io->closes[io->n_closed++] = (struct testlib_close){conn, code, io->n};
 }
 

@@ -1,11 +1,16 @@
 /* testlib: what the unit tests share, so each helper is written once: removing a test
- * database with its WAL, shared-memory and journal files, and a fake chat transport (struct
- * chat_io) that records every frame and close in growable arrays. Link with testlib.o (the
- * Makefile does for every tests/unit/test_*.c); the helpers use cmocka's assertions. */
+ * database with its WAL, shared-memory and journal files, opening a store, writing a file,
+ * loading and training an intent set, checking that a text holds a list of strings, running a
+ * file's tests, and a fake chat transport (struct chat_io) that records every frame and close
+ * in growable arrays. Link with testlib.o (the Makefile does for every tests/unit/test_*.c);
+ * the helpers use cmocka's assertions. */
 #ifndef CD_TESTLIB_H
 #define CD_TESTLIB_H
 
 #include "chat.h"
+#include "intents.h"
+#include "store.h"
+#include "triage.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -15,6 +20,37 @@ void testlib_remove_db(const char *path);
 
 /* Writes "/tmp/cd-test-NAME-PID.db" into out (cap bytes). Returns out. */
 char *testlib_db_path(char *out, size_t cap, const char *name);
+
+/* Writes text to the file name in the directory dir; fails the test when it cannot. */
+void testlib_write_file(const char *dir, const char *name, const char *text);
+
+/* The store at path (":memory:" for an empty one in memory); fails the test, saying why,
+ * when it cannot be opened. */
+struct store *testlib_store(const char *path);
+
+/* Creates the conversation c in s (a zeroed struct with the caller's fields set) with a
+ * token hash no other call gives and, when c->lang is empty, lang "en"; fails the test when
+ * the store refuses it. Returns c->id. */
+int64_t testlib_conversation(struct store *s, struct store_conversation *c);
+
+/* A new intent set with the n JSON documents in jsons loaded (as from a file named source)
+ * and trained quietly; fails the test on any error. */
+struct intents *testlib_intents(const char *const *jsons, size_t n, const char *source);
+
+/* A triage with default settings over the trained intent set of one JSON document. */
+struct triage *testlib_triage(const char *json);
+
+/* Fails the test unless text holds every string of the NULL-terminated list want. */
+void testlib_assert_has_all(const char *text, const char *const *want);
+
+/* The end of a test file's main(): runs the braced list of tests given (cmocka_unit_test()
+ * and friends) as one group with group_setup and group_teardown (NULL for none) and returns
+ * its result. */
+#define TESTLIB_RUN(group_setup, group_teardown, ...)                                              \
+    do {                                                                                           \
+        const struct CMUnitTest tests[] = __VA_ARGS__;                                             \
+        return cmocka_run_group_tests(tests, group_setup, group_teardown);                         \
+    } while (0)
 
 struct testlib_frame {
     uint64_t conn;

@@ -562,6 +562,21 @@
     return Math.round((Date.UTC(+p.year, +p.month - 1, +p.day, +p.hour % 24, +p.minute) - guess) / 60000);
   }
   function pad2(n) { return (n < 10 ? '0' : '') + n; }
+  /* A dialog's form: Cancel closes the dialog; Submit calls submit(chat) for the open chat. */
+  function modal_form(dialog, cancel, form, submit) {
+    $(cancel).addEventListener('click', function () { $(dialog).close(); });
+    $(form).addEventListener('submit', function (e) {
+      e.preventDefault();
+      var c = chats[active];
+      if (!c) { $(dialog).close(); return; }
+      submit(c);
+    });
+  }
+  function show_error(sel, message) {
+    $(sel).textContent = message;
+    $(sel).hidden = false;
+  }
+
   $('#status-open').addEventListener('click', function () {
     if (!chats[active] || chats[active].closed) return;
     $('#status-error').hidden = true;
@@ -573,16 +588,11 @@
     }
     $('#status-dialog').showModal();
   });
-  $('#status-cancel').addEventListener('click', function () { $('#status-dialog').close(); });
-  $('#status-form').addEventListener('submit', function (e) {
-    e.preventDefault();
-    var c = chats[active];
-    if (!c) { $('#status-dialog').close(); return; }
+  modal_form('#status-dialog', '#status-cancel', '#status-form', function (c) {
     var tz = $('#su-tz').value.trim(), local = $('#su-next').value, off;
     try { off = zone_offset(tz, local); } catch (err) { off = null; }
     if (off == null || !isFinite(off)) {
-      $('#status-error').textContent = 'Unknown time zone: use a name such as Europe/Madrid or UTC.';
-      $('#status-error').hidden = false;
+      show_error('#status-error', 'Unknown time zone: use a name such as Europe/Madrid or UTC.');
       return;
     }
     var sign = off < 0 ? '-' : '+', a = Math.abs(off);
@@ -640,15 +650,10 @@
     $('#wrapup').showModal();
     $('#disposition').focus();
   });
-  $('#wrapup-cancel').addEventListener('click', function () { $('#wrapup').close(); });
-  $('#wrapup-form').addEventListener('submit', function (e) {
-    e.preventDefault();
-    var c = chats[active];
-    if (!c) { $('#wrapup').close(); return; }
+  modal_form('#wrapup', '#wrapup-cancel', '#wrapup-form', function (c) {
     var d = $('#disposition').value.trim();
     if (!d) {
-      $('#wrapup-error').textContent = 'Choose the contact driver: what the customer contacted us about.';
-      $('#wrapup-error').hidden = false;
+      show_error('#wrapup-error', 'Choose the contact driver: what the customer contacted us about.');
       $('#disposition').focus();
       return;
     }

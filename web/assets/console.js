@@ -35,6 +35,15 @@
     });
     return el;
   };
+  /* SVG element builder: svg('rect', {x: 1, class: 'bar'}, [children]). */
+  CD.svg = function (tag, attrs, kids) {
+    var el = document.createElementNS('http://www.w3.org/2000/svg', tag);
+    for (var k in attrs || {}) el.setAttribute(k, attrs[k]);
+    (kids || []).forEach(function (c) {
+      el.appendChild(typeof c === 'string' || typeof c === 'number' ? document.createTextNode(String(c)) : c);
+    });
+    return el;
+  };
   CD.$ = function (sel, root) { return (root || document).querySelector(sel); };
   CD.$$ = function (sel, root) { return Array.prototype.slice.call((root || document).querySelectorAll(sel)); };
   CD.clear = function (el) { while (el.firstChild) el.removeChild(el.firstChild); return el; };
@@ -302,6 +311,52 @@
       });
     };
   };
+
+  /* ---------- page chrome ----------
+   * Every console page writes only what is its own: the topbar as
+   * <header class="topbar" data-home="/x/" data-name="X"> with its own nav links
+   * and status spans, and the sign-in card's heading and hint. The icon, the
+   * brand, the links to the other consoles, the signed-in name, the sign-out button and
+   * the token form are built here, once, before the page's own script runs. */
+  var CONSOLES = [['/agent/', 'Agent'], ['/author/', 'Author'], ['/dashboard/', 'Dashboard']];
+  var LOGO = '<svg xmlns="http://www.w3.org/2000/svg" width="26" height="26" viewBox="0 0 32 32" aria-hidden="true"><rect width="32" height="32" rx="8" fill="#2453c7"/>' +
+    '<path d="M8 10h16v10H14l-6 5z" fill="#fff"/></svg>';
+  function build_chrome() {
+    if (!CD.$('link[rel=icon]'))
+      document.head.appendChild(CD.h('link', { rel: 'icon', href: 'data:image/svg+xml,' + encodeURIComponent(LOGO) }));
+    var bar = CD.$('header.topbar');
+    if (bar && !CD.$('.brand', bar)) {
+      var here = location.pathname.replace(/index\.html$/, '');
+      var brand = CD.h('a', { class: 'brand', href: bar.dataset.home || '/' });
+      brand.innerHTML = LOGO; /* a constant */
+      brand.appendChild(document.createTextNode('caredesk '));
+      brand.appendChild(CD.h('b', { text: bar.dataset.name || '' }));
+      var nav = CD.$('nav.topnav', bar) || CD.h('nav', { class: 'topnav', 'aria-label': 'Consoles' });
+      var first = nav.firstChild;
+      CONSOLES.forEach(function (c) { nav.insertBefore(CD.h('a', { href: c[0], text: c[1] }), first); });
+      CD.$$('a', nav).forEach(function (a) {
+        if (a.getAttribute('href') === here) a.setAttribute('aria-current', 'page');
+      });
+      var right = CD.$('.right', bar) || CD.h('div', { class: 'right' });
+      right.appendChild(CD.h('span', { class: 'who' }));
+      right.appendChild(CD.h('button', { id: 'signout', class: 'btn ghost small', type: 'button', hidden: true, text: 'Sign out' }));
+      bar.insertBefore(brand, bar.firstChild);
+      bar.insertBefore(nav, brand.nextSibling);
+      bar.appendChild(right);
+    }
+    var card = CD.$('#signin');
+    if (card && !CD.$('form', card)) {
+      card.appendChild(CD.h('form', null, [
+        CD.h('div', null, [
+          CD.h('label', { class: 'field', for: 'token', text: 'Access token' }),
+          CD.h('input', { id: 'token', type: 'password', autocomplete: 'off', spellcheck: 'false', required: true })
+        ]),
+        CD.h('p', { id: 'signin-error', class: 'notice bad', role: 'alert', hidden: true }),
+        CD.h('button', { class: 'btn primary', type: 'submit', text: 'Sign in' })
+      ]));
+    }
+  }
+  build_chrome();
 
   window.CD = CD;
 })();

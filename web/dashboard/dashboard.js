@@ -4,19 +4,9 @@
  * docs/web.md for the fields it reads). */
 (function () {
   'use strict';
-  var CD = window.CD, h = CD.h, $ = CD.$;
-  var SVG = 'http://www.w3.org/2000/svg';
+  var CD = window.CD, h = CD.h, $ = CD.$, s = CD.svg;
   var LIVE_MS = 5000, PERIOD_MS = 60000;
   var live_timer = 0, period_timer = 0;
-
-  function s(tag, attrs, kids) {
-    var el = document.createElementNS(SVG, tag);
-    for (var k in attrs || {}) el.setAttribute(k, attrs[k]);
-    (kids || []).forEach(function (c) {
-      el.appendChild(typeof c === 'string' || typeof c === 'number' ? document.createTextNode(String(c)) : c);
-    });
-    return el;
-  }
 
   /* ---------- time windows (local days, epoch seconds) ---------- */
   function midnight(days_ago) {

@@ -4,17 +4,7 @@
  * and downloadable as Markdown, CSV or JSON. */
 (function () {
   'use strict';
-  var CD = window.CD, h = CD.h, $ = CD.$;
-  var SVG = 'http://www.w3.org/2000/svg';
-
-  function s(tag, attrs, kids) {
-    var el = document.createElementNS(SVG, tag);
-    for (var k in attrs || {}) el.setAttribute(k, attrs[k]);
-    (kids || []).forEach(function (c) {
-      el.appendChild(typeof c === 'string' || typeof c === 'number' ? document.createTextNode(String(c)) : c);
-    });
-    return el;
-  }
+  var CD = window.CD, h = CD.h, $ = CD.$, s = CD.svg;
 
   /* The ISO week (YYYY-Www) of a date, local time. */
   function iso_week(d) {

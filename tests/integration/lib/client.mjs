@@ -78,3 +78,14 @@ export async function connect(url, { origin, headers = {}, timeoutMs = 5000, ins
   });
   return c;
 }
+
+// An agent's whole turn on a queued conversation: claims it, sends text,
+// closes it with disposition, each step waiting for the server's answer.
+export async function claimReplyClose(agent, conversation, text, disposition = 'password') {
+  agent.send({ type: 'claim', conversation });
+  await agent.next((f) => f.type === 'assigned' && f.conversation === conversation);
+  agent.send({ type: 'message', conversation, id: 'a1', text });
+  await agent.next((f) => f.type === 'ack' && f.reply_to === 'a1');
+  agent.send({ type: 'close', conversation, disposition, note: '' });
+  await agent.next((f) => f.type === 'closed' && f.conversation === conversation);
+}

@@ -53,6 +53,16 @@ export function runCaredesk(args, { cwd = repoRoot, env = {}, input } = {}) {
   });
 }
 
+// Runs `caredesk user add NAME --role ROLE [--skills SKILLS] --db DB` and
+// returns the access token it prints (its last line). Throws when it fails.
+export async function addUser(db, name, role, skills) {
+  const args = ['user', 'add', name, '--role', role, '--db', db];
+  if (skills) args.push('--skills', skills);
+  const r = await runCaredesk(args);
+  if (r.code !== 0) throw new Error(`caredesk user add ${name} exited ${r.code}: ${r.stderr}`);
+  return r.stdout.trim().split('\n').pop().trim();
+}
+
 // Options: args (extra flags), env (extra environment), dir (reuse a temp
 // dir, e.g. to restart on the same database), db, kb, intents, web (paths;
 // default: the repository's), timeoutMs (start-up wait, default 20 s),
