@@ -17,46 +17,6 @@
 
 #define DELIVERIES_MAX 200
 
-static int error(struct api_response *resp, int status, const char *code, const char *message)
-{
-    json_t *o = json_pack("{s:s,s:s}", "error", code, "message", message);
-    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    json_decref(o);
-    resp->status = status;
-    resp->content_type = "application/json";
-    cd_buf_reset(&resp->body);
-    int rc = text ? cd_buf_puts(&resp->body, text) : CD_ENOMEM;
-    if (!rc)
-        rc = cd_buf_puts(&resp->body, "\n");
-    free(text);
-    return rc;
-}
-
-static int reply(struct api_response *resp, int status, json_t *o)
-{
-    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    json_decref(o);
-    if (!text)
-        return error(resp, 500, "internal", "out of memory");
-    resp->status = status;
-    resp->content_type = "application/json";
-    cd_buf_reset(&resp->body);
-    int rc = cd_buf_puts(&resp->body, text);
-    if (!rc)
-        rc = cd_buf_puts(&resp->body, "\n");
-    free(text);
-    return rc;
-}
-
-static const char *arg(const struct api_request *req, const char *name)
-{
-    size_t n = strlen(name);
-    for (int i = 0; i < req->n_args; i++)
-        if (!strncmp(req->args[i], name, n) && req->args[i][n] == '=')
-            return req->args[i] + n + 1;
-    return NULL;
-}
-
 static json_t *time_or_null(int64_t ms)
 {
     if (ms <= 0)
@@ -104,25 +64,26 @@ static json_t *item_json(const struct store_outbox_item *it, int with_payload)
 static int list(const struct api_deps *deps, const struct api_request *req,
                 struct api_response *resp)
 {
-    const char *status_s = arg(req, "status"), *limit_s = arg(req, "limit");
+    const char *status_s = api_arg(req, "status"), *limit_s = api_arg(req, "limit");
     int status = -1, limit = 50;
     if (status_s && *status_s) {
         for (int i = 0; i < 3; i++)
             if (!strcmp(status_s, status_names[i]))
                 status = i;
         if (status < 0)
-            return error(resp, 400, "bad_status", "'status' must be pending, delivered or failed");
+            return api_respond_error(resp, 400, "bad_status",
+                                     "'status' must be pending, delivered or failed");
     }
     if (limit_s) {
         char *end;
         long v = strtol(limit_s, &end, 10);
         if (!*limit_s || *end || v < 1 || v > DELIVERIES_MAX)
-            return error(resp, 400, "bad_limit", "'limit' must be from 1 to 200");
+            return api_respond_error(resp, 400, "bad_limit", "'limit' must be from 1 to 200");
         limit = (int)v;
     }
     struct store_outbox_item *items = calloc((size_t)limit, sizeof *items);
     if (!items)
-        return error(resp, 500, "internal", "out of memory");
+        return api_respond_error(resp, 500, "internal", "out of memory");
     int n = 0;
     int64_t pending, delivered, failed;
     int rc = store_outbox_list(deps->store, status, items, limit, &n);
@@ -131,17 +92,18 @@ static int list(const struct api_deps *deps, const struct api_request *req,
     if (rc) {
         store_outbox_clear(items, n);
         free(items);
-        return error(resp, 500, "internal", cd_strerror(rc));
+        return api_respond_error(resp, 500, "internal", cd_strerror(rc));
     }
     json_t *arr = json_array();
     for (int i = 0; i < n && arr; i++)
         json_array_append_new(arr, item_json(&items[i], 0));
     store_outbox_clear(items, n);
     free(items);
-    return reply(resp, 200,
-                 json_pack("{s:i,s:{s:I,s:I,s:I},s:o?}", "endpoints", webhook_count(deps->webhook),
-                           "counts", "pending", (json_int_t)pending, "delivered",
-                           (json_int_t)delivered, "failed", (json_int_t)failed, "deliveries", arr));
+    return api_respond_json(resp, 200,
+                            json_pack("{s:i,s:{s:I,s:I,s:I},s:o?}", "endpoints",
+                                      webhook_count(deps->webhook), "counts", "pending",
+                                      (json_int_t)pending, "delivered", (json_int_t)delivered,
+                                      "failed", (json_int_t)failed, "deliveries", arr));
 }
 
 int api_webhooks(struct api *api, const struct api_deps *deps, const struct api_request *req,
@@ -151,38 +113,40 @@ int api_webhooks(struct api *api, const struct api_deps *deps, const struct api_
     int is_list = !strcmp(rest, "deliveries") || !strcmp(rest, "deliveries/");
     int is_item = !strncmp(rest, "deliveries/", 11) && rest[11];
     if (!is_list && !is_item)
-        return error(resp, 404, "not_found", "no such route");
+        return api_respond_error(resp, 404, "not_found", "no such route");
     const char *id_s = rest + 11;
     const char *slash = is_item ? strchr(id_s, '/') : NULL;
     int is_redeliver = slash && !strcmp(slash, "/redeliver");
     if (slash && !is_redeliver)
-        return error(resp, 404, "not_found", "no such route");
+        return api_respond_error(resp, 404, "not_found", "no such route");
     const char *want = is_redeliver ? "POST" : "GET";
     if (strcmp(req->method, want) && !(!is_redeliver && !strcmp(req->method, "HEAD"))) {
         resp->allow = is_redeliver ? "POST" : "GET";
-        return error(resp, 405, "method_not_allowed", is_redeliver ? "use POST" : "use GET");
+        return api_respond_error(resp, 405, "method_not_allowed",
+                                 is_redeliver ? "use POST" : "use GET");
     }
     struct auth_user user;
     if (api_require_role(api, req, AUTH_ROLE_ADMIN, &user, resp))
         return 0;
     if (!deps->store)
-        return error(resp, 503, "unavailable", "the conversation store is not open");
+        return api_respond_error(resp, 503, "unavailable", "the conversation store is not open");
     if (is_list)
         return list(deps, req, resp);
     char *end;
     long long id = strtoll(id_s, &end, 10);
     if (id <= 0 || (end != slash && *end))
-        return error(resp, 400, "bad_id", "delivery ids are positive integers");
+        return api_respond_error(resp, 400, "bad_id", "delivery ids are positive integers");
     struct store_outbox_item it;
     int rc = store_outbox_get(deps->store, id, &it);
     if (rc == CD_ENOTFOUND)
-        return error(resp, 404, "not_found", "no such delivery");
+        return api_respond_error(resp, 404, "not_found", "no such delivery");
     if (rc)
-        return error(resp, 500, "internal", cd_strerror(rc));
+        return api_respond_error(resp, 500, "internal", cd_strerror(rc));
     if (is_redeliver) {
         if (it.status == STORE_OUTBOX_PENDING) {
             store_outbox_clear(&it, 1);
-            return error(resp, 409, "pending", "the delivery is pending: it will be sent");
+            return api_respond_error(resp, 409, "pending",
+                                     "the delivery is pending: it will be sent");
         }
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -190,7 +154,7 @@ int api_webhooks(struct api *api, const struct api_deps *deps, const struct api_
         rc = store_outbox_redeliver(deps->store, id, now, now + webhook_max_age_ms(deps->webhook));
         store_outbox_clear(&it, 1);
         if (rc)
-            return error(resp, 500, "internal", cd_strerror(rc));
+            return api_respond_error(resp, 500, "internal", cd_strerror(rc));
         char detail[64];
         snprintf(detail, sizeof detail, "{\"delivery\":%lld}", id);
         int arc = store_event_add(deps->store, "webhook_redeliver", 0, user.id, detail);
@@ -199,9 +163,9 @@ int api_webhooks(struct api *api, const struct api_deps *deps, const struct api_
                       cd_strerror(arc), LOG_END);
         rc = store_outbox_get(deps->store, id, &it);
         if (rc)
-            return error(resp, 500, "internal", cd_strerror(rc));
+            return api_respond_error(resp, 500, "internal", cd_strerror(rc));
     }
     json_t *o = item_json(&it, 1);
     store_outbox_clear(&it, 1);
-    return reply(resp, 200, o);
+    return api_respond_json(resp, 200, o);
 }
