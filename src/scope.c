@@ -217,7 +217,6 @@ int scope_fit(struct scope_model *m, const struct scope_row *rows, int n, double
         return CD_ENOMEM;
     }
     int kept = 0, caught = 0;
-    double top_sum = 0;
     double fin[SCOPE_N_FEATS] = {0};
     for (int i = 0; i < n; i++) {
         r[i].score = linear(m, rows[i].f);
@@ -226,7 +225,6 @@ int scope_fit(struct scope_model *m, const struct scope_row *rows, int n, double
             kept += r[i].score >= 0;
             for (int j = 0; j < SCOPE_N_FEATS; j++)
                 fin[j] += rows[i].f[j] / n_in;
-            top_sum += rows[i].f[0];
         } else {
             caught += r[i].score < 0;
         }
@@ -242,7 +240,6 @@ int scope_fit(struct scope_model *m, const struct scope_row *rows, int n, double
         double f0 = m->mean[0] - z * m->sd[0] / m->w[0];
         m->p_top_at_half = f0 < 0 ? exp(f0) : 1.0;
     }
-    (void)top_sum;
     return 0;
 }
 
