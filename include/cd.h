@@ -96,6 +96,9 @@ static inline uint64_t cd_fnv1a64(uint64_t h, const char *s, size_t n)
 /* Returns 1 when the string s ends with suffix (a file name's ".md", ".jsonl" ...), else 0. */
 int cd_has_suffix(const char *s, const char *suffix);
 
+/* qsort() comparison of two doubles, ascending. */
+int cd_compare_doubles(const void *a, const void *b);
+
 /* JSON text written straight into a buffer, byte for byte as jansson's json_dumps() with
  * JSON_COMPACT writes the same value (the reply frames and the log lines use them, so that the
  * hot paths build no json_t tree). */

@@ -124,6 +124,9 @@ int kb_learn(struct kb *kb, const char *question, const char *article_id);
 /* Number of published articles. */
 int kb_count(struct kb *kb);
 
+/* 1 if articles in lang have been indexed (the language has a search table), else 0. */
+int kb_has_lang(const struct kb *kb, const char *lang);
+
 /* Fetches an earlier version of an article (revisions count from 1; kb_get() gives the
  * current one and its number) into *out (free with kb_article_clear()). Returns 0,
  * CD_ENOTFOUND or CD_E*. */

@@ -412,12 +412,6 @@ static double thread_cpu_us(void)
     return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1000.0;
 }
 
-static int compare_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 int cli_eval_intents(int argc, char **argv)
 {
     const char *train = NULL, *test = NULL, *val = NULL, *oos_label = "oos", *kb_path = NULL;
@@ -720,8 +714,8 @@ int cli_eval_intents(int argc, char **argv)
     free(tp);
     free(fp);
     free(fn);
-    qsort(lat, (size_t)n, sizeof *lat, compare_double);
-    qsort(cpu_lat, (size_t)n, sizeof *cpu_lat, compare_double);
+    qsort(lat, (size_t)n, sizeof *lat, cd_compare_doubles);
+    qsort(cpu_lat, (size_t)n, sizeof *cpu_lat, cd_compare_doubles);
     double p50 = lat[n / 2], p99 = lat[(int)((n - 1) * 0.99)];
     double cpu_p50 = cpu_lat[n / 2], cpu_p99 = cpu_lat[(int)((n - 1) * 0.99)];
     int n_oos_pred_right = n_oos_right;

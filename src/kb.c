@@ -889,6 +889,14 @@ int kb_count(struct kb *kb)
     return n;
 }
 
+int kb_has_lang(const struct kb *kb, const char *lang)
+{
+    for (int i = 0; kb && lang && i < kb->n_langs; i++)
+        if (!strcmp(kb->langs[i].lang, lang))
+            return 1;
+    return 0;
+}
+
 /* ---- learning --------------------------------------------------------------------------- */
 
 int kb_learn(struct kb *kb, const char *question, const char *article_id)

@@ -910,12 +910,6 @@ static int kb_probe(struct triage *t, const char *question, const char *lang, co
     return 0;
 }
 
-static int compare_doubles(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* Share of the n sorted values >= v. */
 static double share_at_least(const double *v, int n, double x)
 {
@@ -936,35 +930,25 @@ int triage_calibrate_kb(struct triage *t, double max_false)
         return CD_ESTATE;
     if (!(max_false > 0 && max_false < 1))
         max_false = 0.05;
-    int n_articles = kb_count(t->kb);
-    if (n_articles < 0)
-        return n_articles;
-    int cap_items = n_articles > 0 ? n_articles : 1;
-    struct kb_list_item *items = calloc((size_t)cap_items, sizeof *items);
     int n_bg_rows = 0;
     for (int b = 0; scope_background[b].text; b++)
         n_bg_rows++;
     double *bg = malloc((size_t)(n_bg_rows ? n_bg_rows : 1) * sizeof *bg);
-    int n_items = 0, n_bg = 0, rc = CD_ENOMEM;
-    if (!items || !bg)
-        goto done;
-    if ((rc = kb_list(t->kb, NULL, 1, items, cap_items, &n_items)))
-        goto done;
+    if (!bg)
+        return CD_ENOMEM;
+    int n_bg = 0;
     /* The background's how-to questions (the only ones answered by
      * coverage) in the KB's languages: questions about anything else. */
     for (int b = 0; scope_background[b].text; b++) {
         const char *lang = scope_background[b].lang, *text = scope_background[b].text;
-        int has_lang = 0;
-        for (int i = 0; i < n_items && !has_lang; i++)
-            has_lang = !strcmp(items[i].lang, lang);
-        if (!has_lang || tokenizer_for(t, lang))
+        if (!kb_has_lang(t->kb, lang) || tokenizer_for(t, lang))
             continue;
         struct triage_signals sig;
         compute_signals(t, text, strlen(text), fold_message(t, text, strlen(text)), &sig);
         if (sig.is_howto)
             kb_probe(t, text, lang, NULL, bg, &n_bg);
     }
-    qsort(bg, (size_t)n_bg, sizeof *bg, compare_doubles);
+    qsort(bg, (size_t)n_bg, sizeof *bg, cd_compare_doubles);
     /* The lowest threshold (in steps of 0.01) that lets through at most
      * max_false of them. (An article's own question searched without its
      * article was tried too: a sibling article often answers it rightly, so
@@ -982,13 +966,8 @@ int triage_calibrate_kb(struct triage *t, double max_false)
     t->kb_cal.max_false = max_false;
     t->kb_cal.false_rate = rate;
     t->kb_cal.n_background = n_bg;
-    rc = 0;
-done:
-    if (items)
-        kb_list_clear(items, n_items);
-    free(items);
     free(bg);
-    return rc;
+    return 0;
 }
 
 /* ---- JSON -------------------------------------------------------------- */

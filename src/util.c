@@ -213,6 +213,12 @@ char *cd_strlcpy(char *dst, size_t cap, const char *src)
     return dst;
 }
 
+int cd_compare_doubles(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
 int cd_has_suffix(const char *s, const char *suffix)
 {
     size_t n = strlen(s), k = strlen(suffix);

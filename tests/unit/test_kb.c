@@ -561,6 +561,9 @@ static void test_multilingual(void **state)
     kb_hits_clear(hits, n);
     /* A language with no articles falls back to English. */
     assert_int_equal(rank_of(kb, "return an item", "de", "returns"), 1);
+    /* The languages that have articles, and those that have none. */
+    assert_true(kb_has_lang(kb, "en") && kb_has_lang(kb, "es") && kb_has_lang(kb, "fr"));
+    assert_false(kb_has_lang(kb, "de") || kb_has_lang(kb, "es-MX") || kb_has_lang(kb, NULL));
     kb_close(kb);
 }
 
