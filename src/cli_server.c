@@ -282,7 +282,7 @@ int cli_serve(int argc, char **argv)
         goto done;
     }
     struct store_options so = {0};
-    so.checkpoint_thread = 1; /* no checkpoint stalls on the event loop */
+    so.housekeeping_thread = 1; /* no checkpoint stalls on the event loop */
     so.durability =
         cfg->durability == CONFIG_DURABILITY_FULL ? STORE_DURABILITY_FULL : STORE_DURABILITY_NORMAL;
     p.store = store_open(cfg->db_path, &so, &err);

@@ -689,10 +689,10 @@ static long file_size(const char *path)
 static void test_checkpoint_thread(void **state)
 {
     (void)state;
-    struct store_options o = {.checkpoint_thread = 1, .checkpoint_pages = 200};
+    struct store_options o = {.housekeeping_thread = 1, .housekeeping_batch = 200};
     struct store *s = store_open(db_path, &o, NULL);
     assert_non_null(s);
-    assert_int_equal(store_checkpoints(s), 0);
+    assert_int_equal(store_housekeeping_runs(s), 0);
     int64_t a = new_conversation(s, 61, NULL);
     static char text[8192];
     memset(text, 'x', sizeof text - 1);
@@ -714,13 +714,13 @@ static void test_checkpoint_thread(void **state)
         assert_int_equal(store_commit(s), 0);
         usleep(1000); /* lets the thread run on a busy machine */
     }
-    for (int i = 0; i < 5000 && store_checkpoints(s) < 2; i++)
+    for (int i = 0; i < 5000 && store_housekeeping_runs(s) < 2; i++)
         usleep(1000);
-    assert_true(store_checkpoints(s) >= 2);
+    assert_true(store_housekeeping_runs(s) >= 2);
     assert_true(file_size(wal) < written / 2);
     store_close(s);
     s = testlib_store(db_path);
-    assert_int_equal(store_checkpoints(s), 0); /* no thread without the option */
+    assert_int_equal(store_housekeeping_runs(s), 0); /* no thread without the option */
     struct collected got = {0};
     assert_int_equal(store_messages_after(s, a, n - 2, 10, collect, &got), 0);
     assert_int_equal(got.n, 2);
