@@ -326,9 +326,11 @@ int cluster_take(struct cluster *cl, struct cluster_event *out, int max)
 {
     pthread_mutex_lock(&cl->mutex);
     int n = cl->n_queue < max ? cl->n_queue : max;
-    memcpy(out, cl->queue, (size_t)n * sizeof *out);
-    memmove(cl->queue, cl->queue + n, (size_t)(cl->n_queue - n) * sizeof *out);
-    cl->n_queue -= n;
+    if (n > 0) {
+        memcpy(out, cl->queue, (size_t)n * sizeof *out);
+        memmove(cl->queue, cl->queue + n, (size_t)(cl->n_queue - n) * sizeof *out);
+        cl->n_queue -= n;
+    }
     pthread_mutex_unlock(&cl->mutex);
     return n;
 }
