@@ -14,6 +14,7 @@
 #include "auth.h"
 #include "cd.h"
 #include "config.h"
+#include "db.h"
 #include "kb.h"
 #include "kb_import.h"
 #include "log.h"
@@ -23,7 +24,6 @@
 #include <curl/curl.h>
 #include <jansson.h>
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -323,7 +323,7 @@ static json_t *conversation_json(const struct store_conversation *c)
 
 /* Writes one outbox row per endpoint that wants event: payload is the event's own part
  * (taken), to which each row adds event, id and created_at. conversation 0: unordered. */
-static int enqueue(struct webhook *wh, struct store *s, sqlite3 *db, const char *event,
+static int enqueue(struct webhook *wh, struct store *s, struct db *db, const char *event,
                    int64_t conversation, json_t *payload)
 {
     if (!payload)
@@ -360,23 +360,24 @@ static int enqueue(struct webhook *wh, struct store *s, sqlite3 *db, const char 
             rc = store_outbox_add(s, &it);
         else {
             /* On the KB's connection, in its transaction (webhook_kb_put()). */
-            sqlite3_stmt *st = NULL;
-            if (sqlite3_prepare_v2(db,
-                                   "INSERT INTO webhook_outbox (delivery, event, endpoint, "
-                                   "conversation, payload, created_ms, next_attempt_ms, "
-                                   "deadline_ms) VALUES (?1, ?2, ?3, NULL, ?4, ?5, ?5, ?6)",
-                                   -1, &st, NULL) != SQLITE_OK)
+            struct db_stmt *st =
+                db_prepare(db,
+                           "INSERT INTO webhook_outbox (delivery, event, endpoint, conversation,"
+                           " payload, created_ms, next_attempt_ms, deadline_ms)"
+                           " VALUES (?1, ?2, ?3, NULL, ?4, ?5, ?5, ?6)",
+                           NULL);
+            if (!st) {
                 rc = CD_EIO;
-            else {
-                sqlite3_bind_text(st, 1, it.delivery, -1, SQLITE_STATIC);
-                sqlite3_bind_text(st, 2, it.event, -1, SQLITE_STATIC);
-                sqlite3_bind_text(st, 3, it.endpoint, -1, SQLITE_STATIC);
-                sqlite3_bind_text(st, 4, it.payload, -1, SQLITE_STATIC);
-                sqlite3_bind_int64(st, 5, it.created_ms);
-                sqlite3_bind_int64(st, 6, it.deadline_ms);
-                rc = sqlite3_step(st) == SQLITE_DONE ? 0 : CD_EIO;
+            } else {
+                db_bind_text(st, 1, it.delivery);
+                db_bind_text(st, 2, it.event);
+                db_bind_text(st, 3, it.endpoint);
+                db_bind_text(st, 4, it.payload);
+                db_bind_int64(st, 5, it.created_ms);
+                db_bind_int64(st, 6, it.deadline_ms);
+                rc = db_run(st);
             }
-            sqlite3_finalize(st);
+            db_finalize(st);
         }
         free(it.payload);
     }
@@ -461,11 +462,14 @@ int webhook_kb_put(struct webhook *wh, struct kb *kb, const struct kb_article *a
     if (!wh || !wh->n_endpoints || !a->is_published || was_published ||
         !wants(wh, "article.published"))
         return kb_put(kb, a, msg, msg_cap);
-    sqlite3 *db = kb_connection(kb);
+    /* The KB's own SQLite connection: the event commits with the article or not at all. */
+    struct db *db = kb_connection(kb) ? db_wrap_sqlite(kb_connection(kb)) : NULL;
     if (!db)
-        return CD_EINVAL;
-    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return kb_connection(kb) ? CD_ENOMEM : CD_EINVAL;
+    if (db_exec(db, "BEGIN IMMEDIATE", NULL)) {
+        db_close(db);
         return CD_EBUSY;
+    }
     json_t *tags = json_array();
     for (int i = 0; i < a->n_tags && tags; i++)
         json_array_append_new(tags, json_string(a->tags[i]));
@@ -479,11 +483,12 @@ int webhook_kb_put(struct webhook *wh, struct kb *kb, const struct kb_article *a
     if (!rc)
         rc = kb_put(kb, a, msg, msg_cap);
     if (rc)
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-    else if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        db_exec(db, "ROLLBACK", NULL);
+    else if (db_exec(db, "COMMIT", NULL)) {
+        db_exec(db, "ROLLBACK", NULL);
         rc = CD_EIO;
     }
+    db_close(db);
     return rc;
 }
 
