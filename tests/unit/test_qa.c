@@ -1,7 +1,8 @@
 /* Tests for qa.c: the rubric file and its errors, scoring with weights, a
  * pass mark and critical criteria, the stratified sample reproducible from
  * a seed, who may score what, the calibration spread, scores per week, and
- * the QA score in report.c's figures. */
+ * the QA score in report.c's figures. The tests on a store run on SQLite and
+ * again on PostgreSQL (testlib.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -31,6 +32,29 @@ static const char rubric_text[] =
     " {\"id\": \"next_step\", \"label\": \"Next step\", \"weight\": 20}]}";
 
 static struct qa_rubric rubric;
+
+/* The database of the running test: a SQLite path, or a PostgreSQL URL. */
+static char db_path[256];
+
+static int setup_path(void **state)
+{
+    (void)state;
+    testlib_remove_db(testlib_db_path(db_path, sizeof db_path, "qa"));
+    return 0;
+}
+
+static int teardown_path(void **state)
+{
+    return setup_path(state);
+}
+
+/* A new, empty PostgreSQL database for each test. */
+static int setup_pg(void **state)
+{
+    (void)state;
+    testlib_pg_database(db_path, sizeof db_path, "qa");
+    return 0;
+}
 
 static int64_t user(struct store *s, const char *name, const char *role, const char *skills,
                     struct auth_user *out)
@@ -201,7 +225,7 @@ static int same_picks(const struct qa_pick *a, int na, const struct qa_pick *b, 
 static void test_sample(void **state)
 {
     (void)state;
-    struct store *s = testlib_store(":memory:");
+    struct store *s = testlib_store(db_path);
     int64_t ana = user(s, "Ana", "agent", "", NULL), ben = user(s, "Ben", "agent", "", NULL);
     /* Ana: 6 billing and 2 orders chats this week, one last week, one still
      * open; Ben: 3 orders chats. */
@@ -272,7 +296,7 @@ static void test_sample(void **state)
 static void test_audit_rights_calibration_scores(void **state)
 {
     (void)state;
-    struct store *s = testlib_store(":memory:");
+    struct store *s = testlib_store(db_path);
     struct auth_user ana, sue, sam, root, bo;
     user(s, "Ana", "agent", "", &ana);
     user(s, "Sue", "supervisor", "", &sue);
@@ -372,14 +396,55 @@ static void test_audit_rights_calibration_scores(void **state)
     store_close(s);
 }
 
+/* Inside the store's open group: a sample that cannot be saved (a conversation that does not
+ * exist) leaves the week's earlier sample as it was, and the group goes on and commits. */
+static void test_sample_in_a_transaction(void **state)
+{
+    (void)state;
+    struct store *s = testlib_store(db_path);
+    int64_t ana = user(s, "Ana", "agent", "", NULL);
+    struct qa_pick picks[2];
+    memset(picks, 0, sizeof picks);
+    picks[0].conversation = chat(s, ana, "billing", T0 + DAY);
+    picks[0].agent_id = ana;
+    snprintf(picks[0].queue, sizeof picks[0].queue, "billing");
+    assert_int_equal(qa_sample_save(s, "2025-W49", 42, 0, picks, 1), 0);
+
+    assert_int_equal(store_begin(s), 0);
+    picks[1] = picks[0];
+    picks[1].conversation = 999; /* no such conversation */
+    assert_int_not_equal(qa_sample_save(s, "2025-W49", 7, 0, picks, 2), 0);
+    int64_t later = chat(s, ana, "orders", T0 + 2 * DAY); /* the group goes on */
+    assert_int_equal(store_commit(s), 0);
+
+    json_t *list = NULL;
+    assert_int_equal(qa_sample_list(s, "2025-W49", 0, &list), 0);
+    assert_int_equal(json_integer_value(json_object_get(list, "seed")), 42);
+    assert_int_equal(json_array_size(json_object_get(list, "samples")), 1);
+    json_decref(list);
+    struct store_conversation c;
+    assert_int_equal(store_conversation_get(s, later, &c), 0);
+    store_conversation_clear(&c);
+    store_close(s);
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, setup_path, teardown_path)
+
+#define P(f) cmocka_unit_test_setup_teardown(f, setup_pg, NULL)
+
 int main(void)
 {
     setenv("TZ", "UTC", 1);
-    TESTLIB_RUN(setup, NULL,
-                {
-                    cmocka_unit_test(test_rubric),
-                    cmocka_unit_test(test_score),
-                    cmocka_unit_test(test_sample),
-                    cmocka_unit_test(test_audit_rights_calibration_scores),
-                });
+    const struct CMUnitTest on_sqlite[] = {
+        cmocka_unit_test(test_rubric),           cmocka_unit_test(test_score),    T(test_sample),
+        T(test_audit_rights_calibration_scores), T(test_sample_in_a_transaction),
+    };
+    const struct CMUnitTest on_postgres[] = {
+        P(test_sample),
+        P(test_audit_rights_calibration_scores),
+        P(test_sample_in_a_transaction),
+    };
+    int failed = cmocka_run_group_tests_name("qa on SQLite", on_sqlite, setup, NULL);
+    failed += cmocka_run_group_tests_name("qa on PostgreSQL", on_postgres, setup, NULL);
+    return failed;
 }

@@ -1,6 +1,6 @@
 /* Tests for webhook and store_outbox: the signature, the backoff, endpoint settings, the
  * outbox's order per conversation, and events written in the transaction of their change
- * (undone with it). */
+ * (undone with it). The tests on a store run on SQLite and again on PostgreSQL (testlib.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,7 +15,31 @@
 #include "config.h"
 #include "store.h"
 #include "store_outbox.h"
+#include "testlib.h"
 #include "webhook.h"
+
+/* The database of the running test: a SQLite path, or a PostgreSQL URL. */
+static char db_path[256];
+
+static int setup_path(void **state)
+{
+    (void)state;
+    testlib_remove_db(testlib_db_path(db_path, sizeof db_path, "webhook"));
+    return 0;
+}
+
+static int teardown_path(void **state)
+{
+    return setup_path(state);
+}
+
+/* A new, empty PostgreSQL database for each test. */
+static int setup_pg(void **state)
+{
+    (void)state;
+    testlib_pg_database(db_path, sizeof db_path, "webhook");
+    return 0;
+}
 
 static void test_signature(void **state)
 {
@@ -128,7 +152,7 @@ static void test_outbox_order(void **state)
 {
     (void)state;
     char *err = NULL;
-    struct store *s = store_open(":memory:", NULL, &err);
+    struct store *s = store_open(db_path, NULL, &err);
     assert_non_null(s);
     struct store_conversation c;
     memset(&c, 0, sizeof c);
@@ -214,7 +238,7 @@ static void test_events_in_the_change_transaction(void **state)
                         NULL};
     struct webhook *wh = from_settings(kv, &err);
     assert_non_null(wh);
-    struct store *s = store_open(":memory:", NULL, &err);
+    struct store *s = store_open(db_path, NULL, &err);
     assert_non_null(s);
     webhook_observe(wh, s);
 
@@ -262,14 +286,22 @@ static void test_events_in_the_change_transaction(void **state)
     webhook_free(wh);
 }
 
+#define T(f) cmocka_unit_test_setup_teardown(f, setup_path, teardown_path)
+
+#define P(f) cmocka_unit_test_setup_teardown(f, setup_pg, NULL)
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_signature),
-        cmocka_unit_test(test_backoff),
-        cmocka_unit_test(test_settings),
-        cmocka_unit_test(test_outbox_order),
-        cmocka_unit_test(test_events_in_the_change_transaction),
+    const struct CMUnitTest on_sqlite[] = {
+        cmocka_unit_test(test_signature),         cmocka_unit_test(test_backoff),
+        cmocka_unit_test(test_settings),          T(test_outbox_order),
+        T(test_events_in_the_change_transaction),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest on_postgres[] = {
+        P(test_outbox_order),
+        P(test_events_in_the_change_transaction),
+    };
+    int failed = cmocka_run_group_tests_name("webhook on SQLite", on_sqlite, NULL, NULL);
+    failed += cmocka_run_group_tests_name("webhook on PostgreSQL", on_postgres, NULL, NULL);
+    return failed;
 }
