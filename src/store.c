@@ -553,8 +553,6 @@ static int get_one_conversation(struct db_stmt *stmt, struct store_conversation 
         rc = read_conversation(stmt, out);
     else if (rc == DB_DONE)
         rc = CD_ENOTFOUND;
-    else
-        rc = rc;
     db_reset(stmt);
     return rc;
 }

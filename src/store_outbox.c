@@ -19,6 +19,7 @@
 enum {
     OB_ADD,
     OB_DUE,
+    OB_CLAIM,
     OB_RECORD,
     OB_LIST_ANY,
     OB_LIST_STATUS,
@@ -37,6 +38,12 @@ static const char *const outbox_sql[OB_COUNT] = {
                "next_attempt_ms <= ?1 AND NOT EXISTS (SELECT 1 FROM webhook_outbox p WHERE "
                "p.status = 0 AND p.endpoint = o.endpoint AND p.conversation = o.conversation AND "
                "p.id < o.id) ORDER BY id LIMIT ?2",
+    /* SQLite: one node delivers, and takes what is due. PostgreSQL: several nodes do, and each
+     * holds what it takes until ?3 (the rows another node holds are skipped, not waited for). */
+    [OB_CLAIM] = "SELECT " OUTBOX_COLUMNS " FROM webhook_outbox o WHERE status = 0 AND "
+                 "next_attempt_ms <= ?1 AND NOT EXISTS (SELECT 1 FROM webhook_outbox p WHERE "
+                 "p.status = 0 AND p.endpoint = o.endpoint AND p.conversation = o.conversation AND "
+                 "p.id < o.id) ORDER BY id LIMIT ?2",
     [OB_RECORD] = "UPDATE webhook_outbox SET status = ?2, attempts = ?3, next_attempt_ms = ?4, "
                   "last_http = ?5, last_error = ?6, delivered_ms = CASE WHEN ?2 = 1 THEN ?7 "
                   "ELSE delivered_ms END WHERE id = ?1",
@@ -47,6 +54,15 @@ static const char *const outbox_sql[OB_COUNT] = {
     [OB_REDELIVER] = "UPDATE webhook_outbox SET status = 0, next_attempt_ms = ?2, "
                      "deadline_ms = ?3, attempts = 0 WHERE id = ?1",
     [OB_COUNTS] = "SELECT status, count(*) FROM webhook_outbox GROUP BY status LIMIT 3",
+};
+
+/* PostgreSQL's texts of the statements whose SQLite text it does not take. */
+static const char *const outbox_pg[OB_COUNT] = {
+    [OB_CLAIM] = "UPDATE webhook_outbox SET next_attempt_ms = ?3 WHERE id IN (SELECT o.id FROM "
+                 "webhook_outbox o WHERE o.status = 0 AND o.next_attempt_ms <= ?1 AND NOT EXISTS "
+                 "(SELECT 1 FROM webhook_outbox p WHERE p.status = 0 AND p.endpoint = o.endpoint "
+                 "AND p.conversation = o.conversation AND p.id < o.id) ORDER BY o.id LIMIT ?2 "
+                 "FOR UPDATE SKIP LOCKED) RETURNING " OUTBOX_COLUMNS,
 };
 
 struct outbox_stmts {
@@ -75,7 +91,7 @@ static struct db_stmt *ob(struct store *s, int i)
         return NULL;
     if (!o->stmt[i]) {
         char *err = NULL;
-        o->stmt[i] = db_prepare(store_db(s), outbox_sql[i], &err);
+        o->stmt[i] = db_prepare2(store_db(s), outbox_sql[i], outbox_pg[i], &err);
         free(err);
         if (!o->stmt[i])
             return NULL;
@@ -175,6 +191,29 @@ int store_outbox_due(struct store *s, int64_t now_ms, struct store_outbox_item *
     db_bind_int64(st, 1, now_ms);
     db_bind_int64(st, 2, max);
     return read_items(st, items, max, n_out);
+}
+
+static int by_id(const void *a, const void *b)
+{
+    const struct store_outbox_item *x = a, *y = b;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+int store_outbox_claim(struct store *s, int64_t now_ms, int64_t hold_ms,
+                       struct store_outbox_item *items, int max, int *n_out)
+{
+    *n_out = 0;
+    struct db_stmt *st = ob(s, OB_CLAIM);
+    if (!st)
+        return CD_EIO;
+    db_bind_int64(st, 1, now_ms);
+    db_bind_int64(st, 2, max);
+    if (db_kind(store_db(s)) == DB_POSTGRES)
+        db_bind_int64(st, 3, now_ms + hold_ms); /* SQLite's text has no ?3 */
+    int rc = read_items(st, items, max, n_out);
+    if (!rc && *n_out > 1)
+        qsort(items, (size_t)*n_out, sizeof *items, by_id); /* RETURNING keeps no order */
+    return rc;
 }
 
 int store_outbox_record(struct store *s, int64_t id, int status, int attempts,

@@ -7,8 +7,10 @@
  * of its own and one libcurl handle; it never touches the loop's store. It polls the outbox
  * for due rows (an indexed query, four times a second when idle), posts each, and records the
  * outcome. Ordering per conversation comes from the outbox query (only the oldest pending row
- * of a conversation and endpoint is due). What must never happen: a request made from the
- * event loop, or a secret written to a log. */
+ * of a conversation and endpoint is due). On PostgreSQL every node runs this thread on the
+ * one outbox: store_outbox_claim() holds the rows a node took from the others while it posts
+ * them, so an event goes out once, and a node that dies mid-batch delays its rows by the hold. What
+ * must never happen: a request made from the event loop, or a secret written to a log. */
 #include "webhook.h"
 
 #include "auth.h"
@@ -656,7 +658,10 @@ static void *delivery_main(void *arg)
         if (is_stop)
             break;
         int n = 0;
-        int rc = store_outbox_due(wh->store, wall_ms(), items, WEBHOOK_BATCH, &n);
+        /* Held for as long as the batch may take (each attempt up to the timeout), so that
+         * another node does not post them too. */
+        int64_t hold_ms = WEBHOOK_BATCH * wh->timeout_ms + 30000;
+        int rc = store_outbox_claim(wh->store, wall_ms(), hold_ms, items, WEBHOOK_BATCH, &n);
         if (rc && rc != CD_EBUSY)
             log_event(LOG_ERROR, "webhook_outbox_read_failed", "error:s", cd_strerror(rc), LOG_END);
         for (int i = 0; i < n; i++) {

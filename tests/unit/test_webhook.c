@@ -214,6 +214,54 @@ static void test_outbox_order(void **state)
     store_close(s);
 }
 
+/* Delivery threads take rows with store_outbox_claim(): on PostgreSQL a row one node took is
+ * held from the others until its hold ends or its attempt is recorded; on SQLite (one node)
+ * nothing is held. */
+static void test_outbox_claim(void **state)
+{
+    (void)state;
+    char *err = NULL;
+    struct store *a = store_open(db_path, NULL, &err);
+    assert_non_null(a);
+    struct store *b = store_open(db_path, NULL, &err); /* another node's delivery thread */
+    assert_non_null(b);
+    int is_pg = store_target_is_postgres(db_path);
+    struct store_conversation c;
+    memset(&c, 0, sizeof c);
+    assert_int_equal(store_conversation_create(a, &c), 0);
+    add(a, "conversation.created", c.id, 100);
+    add(a, "message.created", c.id, 101);
+    add(a, "article.published", 0, 102);
+
+    struct store_outbox_item items[8];
+    int n = 0;
+    assert_int_equal(store_outbox_claim(a, 1000, 5000, items, 8, &n), 0);
+    assert_int_equal(n, 2); /* the conversation's first event, and the article's */
+    assert_string_equal(items[0].event, "conversation.created");
+    assert_string_equal(items[1].event, "article.published");
+    int64_t first = items[0].id;
+    store_outbox_clear(items, n);
+    assert_int_equal(store_outbox_claim(b, 1000, 5000, items, 8, &n), 0);
+    assert_int_equal(n, is_pg ? 0 : 2);
+    store_outbox_clear(items, n);
+
+    /* The first delivered: the conversation's next event is free; the article's is held. */
+    assert_int_equal(store_outbox_record(a, first, STORE_OUTBOX_DELIVERED, 1, 0, 200, NULL, 1200),
+                     0);
+    assert_int_equal(store_outbox_claim(b, 1500, 5000, items, 8, &n), 0);
+    assert_int_equal(n, is_pg ? 1 : 2);
+    assert_string_equal(items[0].event, "message.created");
+    store_outbox_clear(items, n);
+    /* Past their holds, rows whose node went away are taken by another. */
+    assert_int_equal(store_outbox_claim(b, 7000, 5000, items, 8, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(items[0].event, "message.created");
+    assert_string_equal(items[1].event, "article.published");
+    store_outbox_clear(items, n);
+    store_close(b);
+    store_close(a);
+}
+
 static int count_events(struct store *s, const char *event)
 {
     struct store_outbox_item items[32];
@@ -293,12 +341,16 @@ static void test_events_in_the_change_transaction(void **state)
 int main(void)
 {
     const struct CMUnitTest on_sqlite[] = {
-        cmocka_unit_test(test_signature),         cmocka_unit_test(test_backoff),
-        cmocka_unit_test(test_settings),          T(test_outbox_order),
+        cmocka_unit_test(test_signature),
+        cmocka_unit_test(test_backoff),
+        cmocka_unit_test(test_settings),
+        T(test_outbox_order),
+        T(test_outbox_claim),
         T(test_events_in_the_change_transaction),
     };
     const struct CMUnitTest on_postgres[] = {
         P(test_outbox_order),
+        P(test_outbox_claim),
         P(test_events_in_the_change_transaction),
     };
     int failed = cmocka_run_group_tests_name("webhook on SQLite", on_sqlite, NULL, NULL);
