@@ -21,6 +21,7 @@
 #include "kb_import.h"
 #include "log.h"
 #include "store.h"
+#include "store_db.h"
 #include "store_outbox.h"
 
 #include <curl/curl.h>
@@ -458,30 +459,27 @@ void webhook_observe(struct webhook *wh, struct store *s)
         store_set_observer(s, on_change, wh);
 }
 
-int webhook_kb_put(struct webhook *wh, struct kb *kb, const struct kb_article *a, int was_published,
-                   char *msg, size_t msg_cap)
+/* The article.published event's own part for article a. */
+static json_t *article_event(const struct kb_article *a)
 {
-    if (!wh || !wh->n_endpoints || !a->is_published || was_published ||
-        !wants(wh, "article.published"))
-        return kb_put(kb, a, msg, msg_cap);
-    /* The KB's own SQLite connection: the event commits with the article or not at all. */
-    struct db *db = kb_connection(kb) ? db_wrap_sqlite(kb_connection(kb)) : NULL;
-    if (!db)
-        return kb_connection(kb) ? CD_ENOMEM : CD_EINVAL;
-    if (db_exec(db, "BEGIN IMMEDIATE", NULL)) {
-        db_close(db);
-        return CD_EBUSY;
-    }
     json_t *tags = json_array();
     for (int i = 0; i < a->n_tags && tags; i++)
         json_array_append_new(tags, json_string(a->tags[i]));
     char url[KB_ID_MAX + 8];
     snprintf(url, sizeof url, "/kb/%s", a->id);
+    return json_pack("{s:{s:s,s:s,s:s,s:o?,s:s}}", "article", "id", a->id, "title", a->title,
+                     "lang", a->lang && *a->lang ? a->lang : "en", "tags", tags, "url", url);
+}
+
+/* The KB in the store's SQLite file: the event's row on the KB's connection, in the article's
+ * transaction (a second connection's transaction on that file would wait for this one). */
+static int put_on_kb_connection(struct webhook *wh, struct kb *kb, struct db *db,
+                                const struct kb_article *a, char *msg, size_t msg_cap)
+{
+    if (db_exec(db, "BEGIN IMMEDIATE", NULL))
+        return CD_EBUSY;
     /* The event's row first: kb_put() undoes its own writes when it fails. */
-    int rc =
-        enqueue(wh, NULL, db, "article.published", 0,
-                json_pack("{s:{s:s,s:s,s:s,s:o?,s:s}}", "article", "id", a->id, "title", a->title,
-                          "lang", a->lang && *a->lang ? a->lang : "en", "tags", tags, "url", url));
+    int rc = enqueue(wh, NULL, db, "article.published", 0, article_event(a));
     if (!rc)
         rc = kb_put(kb, a, msg, msg_cap);
     if (rc)
@@ -490,7 +488,60 @@ int webhook_kb_put(struct webhook *wh, struct kb *kb, const struct kb_article *a
         db_exec(db, "ROLLBACK", NULL);
         rc = CD_EIO;
     }
-    db_close(db);
+    return rc;
+}
+
+/* The KB in another database than the store's: the event's row in a unit of work of the
+ * store (a transaction of its own, or a savepoint in the caller's open one) around kb_put(). */
+static int put_around_store_unit(struct webhook *wh, struct kb *kb, struct store *s,
+                                 const struct kb_article *a, char *msg, size_t msg_cap)
+{
+    struct db *db = store_db(s);
+    int is_own_tx = !db_in_tx(db);
+    int rc = db_exec(db, is_own_tx ? "BEGIN" : "SAVEPOINT article_event", NULL);
+    if (rc)
+        return rc;
+    rc = enqueue(wh, s, NULL, "article.published", 0, article_event(a));
+    if (!rc)
+        rc = kb_put(kb, a, msg, msg_cap);
+    if (is_own_tx) {
+        if (rc) {
+            db_exec(db, "ROLLBACK", NULL);
+        } else if (db_exec(db, "COMMIT", NULL)) {
+            /* The article is saved; only its event is lost. */
+            db_exec(db, "ROLLBACK", NULL);
+            log_event(LOG_ERROR, "webhook_enqueue_failed", "event:s", "article.published",
+                      "error:s", db_errmsg(db), LOG_END);
+        }
+    } else {
+        if (rc)
+            db_exec(db, "ROLLBACK TO article_event", NULL);
+        db_exec(db, "RELEASE article_event", NULL);
+    }
+    return rc;
+}
+
+int webhook_kb_put(struct webhook *wh, struct kb *kb, struct store *s, const struct kb_article *a,
+                   int was_published, char *msg, size_t msg_cap)
+{
+    if (!wh || !wh->n_endpoints || !a->is_published || was_published ||
+        !wants(wh, "article.published"))
+        return kb_put(kb, a, msg, msg_cap);
+    if (!kb_connection(kb))
+        return CD_EINVAL;
+    struct db *kb_db = db_wrap_sqlite(kb_connection(kb));
+    if (!kb_db)
+        return CD_ENOMEM;
+    const char *kb_file = db_filename(kb_db);
+    const char *store_file = s ? db_filename(store_db(s)) : NULL;
+    int rc;
+    if (store_file && *kb_file && !strcmp(kb_file, store_file))
+        rc = put_on_kb_connection(wh, kb, kb_db, a, msg, msg_cap);
+    else if (s)
+        rc = put_around_store_unit(wh, kb, s, a, msg, msg_cap);
+    else /* no store: the KB's own file holds the outbox (as a store opened on it would) */
+        rc = put_on_kb_connection(wh, kb, kb_db, a, msg, msg_cap);
+    db_close(kb_db);
     return rc;
 }
 

@@ -13,6 +13,7 @@
 
 #include "cd.h"
 #include "config.h"
+#include "kb.h"
 #include "store.h"
 #include "store_outbox.h"
 #include "testlib.h"
@@ -334,6 +335,66 @@ static void test_events_in_the_change_transaction(void **state)
     webhook_free(wh);
 }
 
+/* Publishes article id through webhook_kb_put() (new, so with its event); returns its result. */
+static int publish(struct webhook *wh, struct kb *kb, struct store *s, const char *id)
+{
+    struct kb_article a;
+    memset(&a, 0, sizeof a);
+    a.id = (char *)id;
+    a.title = "Returns";
+    a.lang = "en";
+    a.body = "Send it back within 30 days.";
+    a.is_published = 1;
+    char why[200];
+    return webhook_kb_put(wh, kb, s, &a, 0, why, sizeof why);
+}
+
+/* article.published goes into the store's outbox with its article, whether the KB shares the
+ * store's SQLite file (the article's own transaction) or not (PostgreSQL, a KB file apart: a
+ * unit of work of the store around the article's write); a refused article leaves no event,
+ * and inside the caller's open group it leaves the group alive. */
+static void test_article_event(void **state)
+{
+    (void)state;
+    char *err = NULL;
+    const char *kv[] = {"webhook-url", "https://crm.example.com/hook", "webhook-secret", "s", NULL};
+    struct webhook *wh = from_settings(kv, &err);
+    assert_non_null(wh);
+    struct store *s = store_open(db_path, NULL, &err);
+    assert_non_null(s);
+    char kb_apart[256];
+    testlib_remove_db(testlib_db_path(kb_apart, sizeof kb_apart, "webhook-kb"));
+    const char *kb_paths[2] = {kb_apart, db_path};
+    int n_kbs = store_target_is_postgres(db_path) ? 1 : 2;
+    int n_events = 0;
+    for (int k = 0; k < n_kbs; k++) {
+        struct kb *kb = kb_open(kb_paths[k], &err);
+        assert_non_null(kb);
+        char id[32];
+        snprintf(id, sizeof id, "returns-%d", k);
+        assert_int_equal(publish(wh, kb, s, id), 0);
+        assert_int_equal(count_events(s, "article.published"), ++n_events);
+        struct kb_article got;
+        assert_int_equal(kb_get(kb, id, &got), 0);
+        kb_article_clear(&got);
+        assert_int_equal(publish(wh, kb, s, "Not A Slug"), CD_EINVAL);
+        assert_int_equal(count_events(s, "article.published"), n_events);
+        kb_close(kb);
+    }
+    /* Inside an open group (the KB apart). */
+    struct kb *kb = kb_open(kb_apart, &err);
+    assert_non_null(kb);
+    assert_int_equal(store_begin(s), 0);
+    assert_int_equal(publish(wh, kb, s, "Not A Slug"), CD_EINVAL);
+    assert_int_equal(publish(wh, kb, s, "exchanges"), 0);
+    assert_int_equal(store_commit(s), 0);
+    assert_int_equal(count_events(s, "article.published"), n_events + 1);
+    kb_close(kb);
+    testlib_remove_db(kb_apart);
+    store_close(s);
+    webhook_free(wh);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_path, teardown_path)
 
 #define P(f) cmocka_unit_test_setup_teardown(f, setup_pg, NULL)
@@ -347,11 +408,13 @@ int main(void)
         T(test_outbox_order),
         T(test_outbox_claim),
         T(test_events_in_the_change_transaction),
+        T(test_article_event),
     };
     const struct CMUnitTest on_postgres[] = {
         P(test_outbox_order),
         P(test_outbox_claim),
         P(test_events_in_the_change_transaction),
+        P(test_article_event),
     };
     int failed = cmocka_run_group_tests_name("webhook on SQLite", on_sqlite, NULL, NULL);
     failed += cmocka_run_group_tests_name("webhook on PostgreSQL", on_postgres, NULL, NULL);
