@@ -19,8 +19,9 @@
  * never comes). An event is therefore delivered once, and at most CLUSTER_GAP_MS late.
  *
  * Real-time delivery never waits behind anything else: the thread does nothing but this. The
- * thread also deletes events older than CLUSTER_KEEP_S (every node does; the deletes are
- * idempotent). */
+ * thread also deletes message and conversation events older than CLUSTER_KEEP_S (every node
+ * does; the deletes are idempotent); KB events stay: they are the journal a starting node
+ * replays. */
 #ifndef CD_CLUSTER_H
 #define CD_CLUSTER_H
 
@@ -36,6 +37,7 @@ struct cluster;
 enum cluster_kind {
     CLUSTER_MESSAGE = 'm',      /* a message was stored: conversation, seq */
     CLUSTER_CONVERSATION = 'c', /* a conversation's state, agent or queue changed */
+    CLUSTER_KB = 'k',           /* a KB change: payload is kb.h's journaled op */
 };
 
 struct cluster_event {
@@ -44,6 +46,7 @@ struct cluster_event {
     int64_t seq; /* CLUSTER_MESSAGE */
     int kind;    /* enum cluster_kind */
     int64_t created_ms;
+    char *payload; /* CLUSTER_KB: malloc'd, the taker frees it */
 };
 
 struct cluster_stats {
@@ -63,6 +66,10 @@ void cluster_new_node_id(char out[CLUSTER_NODE_ID]);
  * server_wake()). Returns NULL with *err (malloc'd) on failure. */
 struct cluster *cluster_start(const char *uri, const char *node_id, void (*wake)(void *ctx),
                               void *wake_ctx, char **err);
+
+/* The last event id when the thread started: events up to it are this node's to read from
+ * the store (store_kb_journal_each()), later ones come through cluster_take(). */
+int64_t cluster_start_id(const struct cluster *cl);
 
 /* Moves up to max waiting events into out, oldest first; returns how many. Any thread. */
 int cluster_take(struct cluster *cl, struct cluster_event *out, int max);

@@ -102,6 +102,17 @@ int store_set_node(struct store *s, const char *node_id);
 int store_agent_here(struct store *s, int64_t agent_id);
 int store_agent_node(struct store *s, int64_t agent_id, char *out, size_t cap);
 
+/* Several nodes: appends a KB change (kb.h's journal: one JSON object) for every node to
+ * make; it commits with the open group, or by itself. CD_EINVAL on SQLite. Returns 0 or
+ * CD_E*. */
+int store_kb_journal(struct store *s, const char *op);
+
+/* Calls cb with every journaled KB change up to event id upto_id (cluster_start_id()), oldest
+ * first: how a node's KB index catches up at start-up. Returns 0, cb's first non-zero value
+ * or CD_E*. Nothing on SQLite. */
+int store_kb_journal_each(struct store *s, int64_t upto_id, int (*cb)(void *ctx, const char *op),
+                          void *ctx);
+
 /* Group commit. store_begin() opens a write transaction if none is open (a
  * second call while open does nothing). store_commit() commits it (nothing
  * to do: returns 0). On a failed commit the transaction is rolled back and

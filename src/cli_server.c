@@ -99,6 +99,25 @@ struct serve_parts {
     char node_id[CLUSTER_NODE_ID];
 };
 
+/* Another node's KB change (or one replayed at start-up), made here the same way. */
+static int apply_kb_change(void *ctx, const char *op)
+{
+    struct serve_parts *p = ctx;
+    int rc = kb_apply(p->kb, op, strlen(op));
+    if (rc)
+        log_event(LOG_WARN, "kb_change_not_applied", "error:s", cd_strerror(rc), LOG_END);
+    else
+        metrics_set(p->metrics, METRICS_KB_ARTICLES, kb_count(p->kb));
+    return 0;
+}
+
+/* kb.h's journal: this node's KB change, for the other nodes. */
+static int journal_kb_change(void *ctx, const char *op)
+{
+    struct serve_parts *p = ctx;
+    return store_kb_journal(p->store, op);
+}
+
 /* On the event loop: other nodes' events, into the conversation engine. */
 static void take_remote_events(void *ctx)
 {
@@ -107,10 +126,14 @@ static void take_remote_events(void *ctx)
     int n;
     while ((n = cluster_take(p->cluster, ev, 256)) > 0)
         for (int i = 0; i < n; i++) {
-            if (ev[i].kind == CLUSTER_MESSAGE)
+            if (ev[i].kind == CLUSTER_MESSAGE) {
                 chat_remote_message(p->chat, ev[i].conversation, ev[i].seq);
-            else
+            } else if (ev[i].kind == CLUSTER_KB) {
+                apply_kb_change(p, ev[i].payload);
+                free(ev[i].payload);
+            } else {
                 chat_remote_conversation(p->chat, ev[i].conversation);
+            }
         }
 }
 
@@ -144,10 +167,11 @@ static int open_kb(struct serve_parts *p)
         return CLI_USAGE;
     }
     char *err = NULL;
-    /* On SQLite the KB shares the store's file (and its checkpoints); on PostgreSQL each node
-     * keeps its search index in a SQLite file of its own. */
+    /* On SQLite the KB shares the store's file (and its checkpoints). On PostgreSQL each node
+     * builds its search index in memory at start-up, from the articles' files and then the
+     * database's journal of the changes made since (kb.h: kb_apply()). */
     const char *kb_db = *cfg->kb_db_path                         ? cfg->kb_db_path
-                        : store_target_is_postgres(cfg->db_path) ? "./caredesk-kb.db"
+                        : store_target_is_postgres(cfg->db_path) ? ":memory:"
                                                                  : cfg->db_path;
     p->kb = kb_open(kb_db, &err);
     if (!p->kb) {
@@ -383,7 +407,15 @@ int cli_serve(int argc, char **argv)
                 fprintf(stderr, "caredesk serve: %s\n", err ? err : "cannot start");
                 goto done;
             }
-            log_event(LOG_INFO, "node_joined", "node:s", p.node_id, LOG_END);
+            /* The KB changes made before this node started, then its own go to the journal. */
+            int64_t t0 = cd_now_us();
+            if (store_kb_journal_each(p.store, cluster_start_id(p.cluster), apply_kb_change, &p)) {
+                fputs("caredesk serve: cannot read the KB's changes from the database\n", stderr);
+                goto done;
+            }
+            kb_set_journal(p.kb, journal_kb_change, &p);
+            log_event(LOG_INFO, "node_joined", "node:s", p.node_id, "kb_articles:i", kb_count(p.kb),
+                      "kb_catch_up_ms:f", (double)(cd_now_us() - t0) / 1000.0, LOG_END);
         }
     }
     struct api_deps deps = {0};

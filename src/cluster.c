@@ -28,6 +28,7 @@ struct cluster {
     int stop_pipe[2];
     PGconn *pg;
     /* the thread's own */
+    int64_t start_id;       /* the last id when the thread started */
     int64_t watermark;      /* every id <= watermark was seen */
     int64_t seen[SEEN_MAX]; /* ids seen above the watermark */
     int n_seen;
@@ -129,6 +130,8 @@ static void push(struct cluster *cl, const struct cluster_event *ev)
     }
     if (cl->n_queue < cl->cap_queue)
         cl->queue[cl->n_queue++] = *ev;
+    else
+        free(ev->payload);
     pthread_mutex_unlock(&cl->mutex);
 }
 
@@ -139,7 +142,7 @@ static int read_events(struct cluster *cl, int *is_more)
     *is_more = 0;
     char sql[256];
     snprintf(sql, sizeof sql,
-             "SELECT id, conversation, seq, kind, node, created_ms FROM node_events"
+             "SELECT id, conversation, seq, kind, node, created_ms, payload FROM node_events"
              " WHERE id > %lld ORDER BY id LIMIT %d",
              (long long)cl->watermark, READ_BATCH);
     PGresult *r = PQexec(cl->pg, sql);
@@ -174,6 +177,9 @@ static int read_events(struct cluster *cl, int *is_more)
             ev.seq = strtoll(PQgetvalue(r, i, 2), NULL, 10);
             ev.kind = PQgetvalue(r, i, 3)[0];
             ev.created_ms = strtoll(PQgetvalue(r, i, 5), NULL, 10);
+            ev.payload = NULL;
+            if (ev.kind == CLUSTER_KB && !(ev.payload = strdup(PQgetvalue(r, i, 6))))
+                continue;
             push(cl, &ev);
             pthread_mutex_lock(&cl->mutex);
             cl->stats.n_events++;
@@ -208,7 +214,7 @@ static void prune(struct cluster *cl)
         return;
     cl->last_prune_ms = t;
     char sql[128];
-    snprintf(sql, sizeof sql, "DELETE FROM node_events WHERE created_ms < %lld",
+    snprintf(sql, sizeof sql, "DELETE FROM node_events WHERE kind <> 'k' AND created_ms < %lld",
              (long long)(t - (int64_t)CLUSTER_KEEP_S * 1000));
     exec_ok(cl->pg, sql);
 }
@@ -306,6 +312,7 @@ struct cluster *cluster_start(const char *uri, const char *node_id, void (*wake)
     if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
         cl->watermark = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);
+    cl->start_id = cl->watermark;
     cl->stats.is_connected = 1;
     if (pthread_create(&cl->thread, NULL, cluster_main, cl))
         goto fail;
@@ -322,13 +329,20 @@ fail:
     return NULL;
 }
 
+int64_t cluster_start_id(const struct cluster *cl)
+{
+    return cl->start_id;
+}
+
 int cluster_take(struct cluster *cl, struct cluster_event *out, int max)
 {
     pthread_mutex_lock(&cl->mutex);
     int n = cl->n_queue < max ? cl->n_queue : max;
-    memcpy(out, cl->queue, (size_t)n * sizeof *out);
-    memmove(cl->queue, cl->queue + n, (size_t)(cl->n_queue - n) * sizeof *out);
-    cl->n_queue -= n;
+    if (n > 0) {
+        memcpy(out, cl->queue, (size_t)n * sizeof *out);
+        memmove(cl->queue, cl->queue + n, (size_t)(cl->n_queue - n) * sizeof *out);
+        cl->n_queue -= n;
+    }
     pthread_mutex_unlock(&cl->mutex);
     return n;
 }
@@ -351,6 +365,8 @@ void cluster_stop(struct cluster *cl)
     close(cl->stop_pipe[1]);
     PQfinish(cl->pg);
     pthread_mutex_destroy(&cl->mutex);
+    for (int i = 0; i < cl->n_queue; i++)
+        free(cl->queue[i].payload);
     free(cl->queue);
     free(cl->uri);
     free(cl);

@@ -77,6 +77,8 @@ enum stmt_id {
     ST_PING,
     ST_AGENT_HERE,
     ST_AGENT_NODE,
+    ST_KB_JOURNAL,
+    ST_KB_JOURNAL_READ,
     ST_COUNT
 };
 
@@ -182,7 +184,8 @@ static const char *const stmt_sql[ST_COUNT] = {
                      " WHERE closed_s > 0 AND closed_s < ?1 AND state IN ('closed', 'rated')"
                      " LIMIT ?2)",
     [ST_CONV_NPS] = "SELECT nps, nps_comment FROM conversations WHERE id = ?1",
-    /* PostgreSQL only: ST_SET_NODE, ST_PING, ST_AGENT_HERE, ST_AGENT_NODE. */
+    /* PostgreSQL only: ST_SET_NODE, ST_PING, ST_AGENT_HERE, ST_AGENT_NODE, ST_KB_JOURNAL,
+     * ST_KB_JOURNAL_READ. */
 };
 
 /* PostgreSQL's text of the statements whose SQLite text it does not take. */
@@ -194,6 +197,11 @@ static const char *const stmt_pg[ST_COUNT] = {
     [ST_AGENT_HERE] = "INSERT INTO agent_nodes (agent_id, node, seen_ms) VALUES (?1, ?2, ?3)"
                       " ON CONFLICT (agent_id) DO UPDATE SET node = ?2, seen_ms = ?3",
     [ST_AGENT_NODE] = "SELECT node FROM agent_nodes WHERE agent_id = ?1",
+    [ST_KB_JOURNAL] = "WITH e AS (INSERT INTO node_events (conversation, kind, node, payload)"
+                      " VALUES (0, 'k', ?1, ?2) RETURNING id)"
+                      " SELECT pg_notify('caredesk_events', '') FROM e",
+    [ST_KB_JOURNAL_READ] = "SELECT id, payload FROM node_events WHERE kind = 'k' AND id > ?1"
+                           " AND id <= ?2 ORDER BY id LIMIT ?3",
     [ST_CONV_BY_EMAIL] = "SELECT id, created_s, state, intent, disposition FROM conversations"
                          " WHERE lower(customer_email) = lower(?1) AND id <> ?2"
                          " ORDER BY id DESC LIMIT ?3",
@@ -431,6 +439,47 @@ int store_agent_node(struct store *s, int64_t agent_id, char *out, size_t cap)
         snprintf(out, cap, "%s", db_col_str(q, 0));
     db_reset(q);
     return rc == DB_ROW ? 0 : rc == DB_DONE ? CD_ENOTFOUND : rc;
+}
+
+int store_kb_journal(struct store *s, const char *op)
+{
+    if (s->sqlite)
+        return CD_EINVAL;
+    if (tx_ok(s))
+        return CD_EIO;
+    struct db_stmt *q = st(s, ST_KB_JOURNAL);
+    db_bind_text(q, 1, s->node);
+    db_bind_text(q, 2, op);
+    return db_run(q);
+}
+
+int store_kb_journal_each(struct store *s, int64_t upto_id, int (*cb)(void *ctx, const char *op),
+                          void *ctx)
+{
+    if (s->sqlite)
+        return 0;
+    int64_t after = 0;
+    for (;;) {
+        struct db_stmt *q = st(s, ST_KB_JOURNAL_READ);
+        db_bind_int64(q, 1, after);
+        db_bind_int64(q, 2, upto_id);
+        db_bind_int64(q, 3, 500);
+        int rc, n = 0;
+        while ((rc = db_step(q)) == DB_ROW) {
+            after = db_col_int64(q, 0);
+            n++;
+            int r = cb(ctx, db_col_str(q, 1));
+            if (r) {
+                db_reset(q);
+                return r;
+            }
+        }
+        db_reset(q);
+        if (rc < 0)
+            return rc;
+        if (n < 500)
+            return 0;
+    }
 }
 
 int store_set_node(struct store *s, const char *node_id)

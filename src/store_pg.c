@@ -154,9 +154,11 @@ static const char pg_schema[] =
     " seq bigint NOT NULL DEFAULT 0,"
     " kind text NOT NULL,"
     " node text NOT NULL DEFAULT '',"
+    " payload text," /* 'k': the KB change (kb.h's journal) */
     " created_ms bigint NOT NULL"
     " DEFAULT (extract(epoch FROM clock_timestamp()) * 1000)::bigint);"
     "CREATE INDEX node_events_created ON node_events(created_ms);"
+    "CREATE INDEX node_events_kb ON node_events(id) WHERE kind = 'k';"
     "CREATE TABLE agent_nodes ("
     " agent_id bigint PRIMARY KEY,"
     " node text NOT NULL,"

@@ -209,3 +209,77 @@ test('node 1 is killed mid-chat: the customer resumes on node 2, the agent on no
     c2.close();
     bo2.close();
   });
+
+async function api(node, method, p, token, body) {
+  const res = await fetch(`${node.url}${p}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : null };
+}
+
+// Polls fn until it returns a truthy value, for at most ms.
+async function within(ms, fn) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v || Date.now() > end) return v;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+test('a KB edit on node 2 is found by a search on node 3 within a second, ranked as on node 2; a node started later has it too',
+  async () => {
+    const [, n2, n3] = nodes;
+    tokens.author = tokens.author || await addUser(db, 'Ada', 'author');
+    const article = {
+      title: 'Washing zebra-striped upholstery',
+      body: 'Use cold water and a soft brush on zebra stripes.\n\nNever bleach the black stripes.',
+      questions: ['how do I wash zebra stripes'],
+      tags: ['care'],
+    };
+    const t0 = Date.now();
+    const put = await api(n2, 'PUT', '/api/articles/zebra-care', tokens.author, article);
+    assert.equal(put.status, 201, JSON.stringify(put.body));
+    const q = `/api/search?q=${encodeURIComponent('wash zebra stripes')}`;
+    const hit = await within(2000, async () => {
+      const r = await api(n3, 'GET', q, tokens.author);
+      return r.body.hits && r.body.hits.find((h) => h.id === 'zebra-care') ? r.body.hits : null;
+    });
+    const ms = Date.now() - t0;
+    assert.ok(hit, 'the article reached node 3');
+    assert.ok(ms < 1000, `reached node 3 after ${ms} ms`);
+    const onN2 = (await api(n2, 'GET', q, tokens.author)).body.hits;
+    assert.deepEqual(hit.map((h) => [h.id, h.score, h.passage]), onN2.map((h) => [h.id, h.score, h.passage]));
+
+    // Teaching on node 3 reaches node 2's index too (the learned phrasing ranks there).
+    const taught = await api(n3, 'POST', '/api/learn', tokens.author,
+      { question: 'my sofa has stripes and needs cleaning', article: 'zebra-care' });
+    assert.equal(taught.status, 200, JSON.stringify(taught.body));
+    const q2 = `/api/search?q=${encodeURIComponent('my sofa has stripes and needs cleaning')}`;
+    const learned = await within(2000, async () => {
+      const r = await api(n2, 'GET', q2, tokens.author);
+      return r.body.hits && r.body.hits[0] && r.body.hits[0].id === 'zebra-care' ? r.body.hits : null;
+    });
+    assert.ok(learned, 'the learned phrasing reached node 2');
+    const onN3 = (await api(n3, 'GET', q2, tokens.author)).body.hits;
+    assert.deepEqual(learned.map((h) => [h.id, h.score]), onN3.map((h) => [h.id, h.score]));
+
+    // A node that starts now replays the journal: same article, same rank.
+    const n4 = await startServer({ ...fixtures, db });
+    try {
+      const r4 = (await api(n4, 'GET', q2, tokens.author)).body.hits;
+      assert.deepEqual(r4.map((h) => [h.id, h.score]), onN3.map((h) => [h.id, h.score]));
+      const del = await api(n4, 'DELETE', '/api/articles/zebra-care', tokens.author);
+      assert.equal(del.status, 200);
+      const gone = await within(2000, async () => {
+        const r = await api(n2, 'GET', q, tokens.author);
+        return !r.body.hits.some((h) => h.id === 'zebra-care');
+      });
+      assert.ok(gone, 'the delete reached node 2');
+    } finally {
+      await n4.stop();
+    }
+  });
