@@ -190,12 +190,12 @@ int qa_score(const struct qa_rubric *r, const json_t *scores, double *score_out,
 
 /* ---- statements ---- */
 
-/* sql prepared on the store's connection (either backend), to be finalized by the caller;
- * NULL when it cannot be. */
-static struct db_stmt *prepare(struct store *s, const char *sql)
+/* sql (pg_sql instead on PostgreSQL, when not NULL) prepared on the store's connection, to be
+ * finalized by the caller; NULL when it cannot be. */
+static struct db_stmt *prepare(struct store *s, const char *sql, const char *pg_sql)
 {
     char *err = NULL;
-    struct db_stmt *st = db_prepare(store_db(s), sql, &err);
+    struct db_stmt *st = db_prepare2(store_db(s), sql, pg_sql, &err);
     free(err);
     return st;
 }
@@ -205,6 +205,11 @@ static int step_done(int rc)
 {
     return rc < 0 ? rc : 0;
 }
+
+/* Names and queues sort by their bytes on both backends, as SQLite's default (BINARY) does:
+ * PostgreSQL's texts of the statements that sort by text add this, whatever the database's
+ * locale, so that lists come in the same order and a seed draws the same sample. */
+#define BY_BYTES_PG " COLLATE \"C\""
 
 /* ---- sampling ---- */
 
@@ -299,15 +304,17 @@ static void draw_agent(struct candidate *c, int n, int per_agent, struct qa_pick
 int qa_sample_draw(struct store *s, int64_t since_s, int64_t until_s, int per_agent, uint64_t seed,
                    struct qa_pick **out, int *n_out)
 {
-    static const char sql[] =
-        "SELECT id, agent_id, queue FROM conversations WHERE closed_s >= ?1 AND closed_s < ?2"
-        " AND closed_s > 0 AND agent_id > 0 AND picked_s > 0 AND state IN ('closed', 'rated')"
-        " ORDER BY agent_id, queue, id LIMIT ?3";
+#define DRAW_SQL(by_bytes)                                                                         \
+    "SELECT id, agent_id, queue FROM conversations WHERE closed_s >= ?1 AND closed_s < ?2"         \
+    " AND closed_s > 0 AND agent_id > 0 AND picked_s > 0 AND state IN ('closed', 'rated')"         \
+    " ORDER BY agent_id, queue" by_bytes ", id LIMIT ?3"
+    static const char sql[] = DRAW_SQL(""), pg_sql[] = DRAW_SQL(BY_BYTES_PG);
+#undef DRAW_SQL
     *out = NULL;
     *n_out = 0;
     if (per_agent < 1)
         return CD_EINVAL;
-    struct db_stmt *st = prepare(s, sql);
+    struct db_stmt *st = prepare(s, sql, pg_sql);
     if (!st)
         return CD_EIO;
     int rc;
@@ -366,10 +373,11 @@ int qa_sample_save(struct store *s, const char *week, uint64_t seed, int64_t dra
     int rc = db_exec(db, is_own_tx ? "BEGIN" : "SAVEPOINT qa_sample", NULL);
     if (rc)
         return rc;
-    struct db_stmt *del = prepare(s, "DELETE FROM qa_samples WHERE week = ?1");
-    struct db_stmt *ins =
-        prepare(s, "INSERT INTO qa_samples (week, conversation, agent_id, queue,"
-                   " seed, drawn_by, created_s) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+    struct db_stmt *del = prepare(s, "DELETE FROM qa_samples WHERE week = ?1", NULL);
+    struct db_stmt *ins = prepare(s,
+                                  "INSERT INTO qa_samples (week, conversation, agent_id, queue,"
+                                  " seed, drawn_by, created_s) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                                  NULL);
     if (!del || !ins)
         rc = CD_EIO;
     if (!rc) {
@@ -403,15 +411,18 @@ int qa_sample_save(struct store *s, const char *week, uint64_t seed, int64_t dra
 
 int qa_sample_list(struct store *s, const char *week, int64_t reviewer_id, json_t **out)
 {
-    static const char sql[] =
-        "SELECT q.conversation, q.agent_id, coalesce(u.name, '#' || q.agent_id), q.queue, q.seed,"
-        " (SELECT count(*) FROM qa_audits a WHERE a.conversation = q.conversation),"
-        " EXISTS (SELECT 1 FROM qa_audits a WHERE a.conversation = q.conversation"
-        " AND a.reviewer_id = ?2)"
-        " FROM qa_samples q LEFT JOIN users u ON u.id = q.agent_id WHERE q.week = ?1"
-        " ORDER BY 3, q.queue, q.conversation LIMIT ?3";
+#define LIST_SQL(by_bytes)                                                                         \
+    "SELECT q.conversation, q.agent_id, coalesce(u.name, '#' || q.agent_id), q.queue, q.seed,"     \
+    " (SELECT count(*) FROM qa_audits a WHERE a.conversation = q.conversation),"                   \
+    " EXISTS (SELECT 1 FROM qa_audits a WHERE a.conversation = q.conversation"                     \
+    " AND a.reviewer_id = ?2)"                                                                     \
+    " FROM qa_samples q LEFT JOIN users u ON u.id = q.agent_id WHERE q.week = ?1"                  \
+    " ORDER BY coalesce(u.name, '#' || q.agent_id)" by_bytes ", q.queue" by_bytes ","              \
+    " q.conversation LIMIT ?3"
+    static const char sql[] = LIST_SQL(""), pg_sql[] = LIST_SQL(BY_BYTES_PG);
+#undef LIST_SQL
     *out = NULL;
-    struct db_stmt *st = prepare(s, sql);
+    struct db_stmt *st = prepare(s, sql, pg_sql);
     if (!st)
         return CD_EIO;
     int rc;
@@ -490,11 +501,13 @@ int qa_audit_save(struct store *s, const struct qa_rubric *r, int64_t conversati
     if (!scores_text)
         return CD_ENOMEM;
     struct db_stmt *st =
-        prepare(s, "INSERT INTO qa_audits (conversation, agent_id, reviewer_id, rubric, scores,"
-                   " score, passed, comment, created_s) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-                   " ON CONFLICT (conversation, reviewer_id) DO UPDATE SET rubric = ?4,"
-                   " scores = ?5, score = ?6, passed = ?7, comment = ?8, created_s = ?9"
-                   " RETURNING id");
+        prepare(s,
+                "INSERT INTO qa_audits (conversation, agent_id, reviewer_id, rubric, scores,"
+                " score, passed, comment, created_s) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                " ON CONFLICT (conversation, reviewer_id) DO UPDATE SET rubric = ?4,"
+                " scores = ?5, score = ?6, passed = ?7, comment = ?8, created_s = ?9"
+                " RETURNING id",
+                NULL);
     int64_t id = 0, now = cd_wall_s();
     rc = st ? 0 : CD_EIO;
     if (!rc) {
@@ -558,7 +571,7 @@ int qa_audits_list(struct store *s, int64_t agent_id, int64_t since_s, int64_t u
         " AND (CAST(?3 AS BIGINT) = 0 OR a.agent_id = ?3)"
         " ORDER BY a.created_s DESC, a.id DESC LIMIT ?4";
     *out = NULL;
-    struct db_stmt *st = prepare(s, sql);
+    struct db_stmt *st = prepare(s, sql, NULL);
     if (!st)
         return CD_EIO;
     int rc;
@@ -582,12 +595,14 @@ int qa_audits_list(struct store *s, int64_t agent_id, int64_t since_s, int64_t u
 int qa_calibration(struct store *s, const struct qa_rubric *r, int64_t since_s, int64_t until_s,
                    json_t **out)
 {
-    static const char sql[] =
-        "SELECT " AUDIT_COLUMNS AUDIT_FROM " WHERE c.closed_s >= ?1 AND c.closed_s < ?2"
-        " AND (SELECT count(*) FROM qa_audits b WHERE b.conversation = a.conversation) >= 2"
-        " ORDER BY a.conversation, 6 LIMIT ?3";
+#define CALIBRATION_SQL(by_bytes)                                                                  \
+    "SELECT " AUDIT_COLUMNS AUDIT_FROM " WHERE c.closed_s >= ?1 AND c.closed_s < ?2"               \
+    " AND (SELECT count(*) FROM qa_audits b WHERE b.conversation = a.conversation) >= 2"           \
+    " ORDER BY a.conversation, coalesce(ur.name, '#' || a.reviewer_id)" by_bytes " LIMIT ?3"
+    static const char sql[] = CALIBRATION_SQL(""), pg_sql[] = CALIBRATION_SQL(BY_BYTES_PG);
+#undef CALIBRATION_SQL
     *out = NULL;
-    struct db_stmt *st = prepare(s, sql);
+    struct db_stmt *st = prepare(s, sql, pg_sql);
     if (!st)
         return CD_EIO;
     int rc;
@@ -687,13 +702,15 @@ int qa_calibration(struct store *s, const struct qa_rubric *r, int64_t since_s, 
 
 int qa_scores(struct store *s, int64_t agent_id, int64_t since_s, int64_t until_s, json_t **out)
 {
-    static const char sql[] =
-        "SELECT a.agent_id, coalesce(ua.name, '#' || a.agent_id),"
-        " c.closed_s, a.score, a.passed" AUDIT_FROM " WHERE c.closed_s >= ?1 AND c.closed_s < ?2"
-        " AND (CAST(?3 AS BIGINT) = 0 OR a.agent_id = ?3)"
-        " ORDER BY 2, a.agent_id, c.closed_s LIMIT ?4";
+#define SCORES_SQL(by_bytes)                                                                       \
+    "SELECT a.agent_id, coalesce(ua.name, '#' || a.agent_id),"                                     \
+    " c.closed_s, a.score, a.passed" AUDIT_FROM " WHERE c.closed_s >= ?1 AND c.closed_s < ?2"      \
+    " AND (CAST(?3 AS BIGINT) = 0 OR a.agent_id = ?3)"                                             \
+    " ORDER BY coalesce(ua.name, '#' || a.agent_id)" by_bytes ", a.agent_id, c.closed_s LIMIT ?4"
+    static const char sql[] = SCORES_SQL(""), pg_sql[] = SCORES_SQL(BY_BYTES_PG);
+#undef SCORES_SQL
     *out = NULL;
-    struct db_stmt *st = prepare(s, sql);
+    struct db_stmt *st = prepare(s, sql, pg_sql);
     if (!st)
         return CD_EIO;
     int rc;

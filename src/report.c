@@ -286,6 +286,10 @@ static void col_name(char *dst, size_t cap, struct db_stmt *stmt, int col)
     snprintf(dst, cap, "%s", db_col_str(stmt, col));
 }
 
+/* Drivers sort by their bytes on both backends, as SQLite's default (BINARY) does: PostgreSQL's
+ * texts of the statements that sort by text add this, whatever the database's locale. */
+#define BY_BYTES_PG " COLLATE \"C\""
+
 /* ---- FCR ---- */
 
 /* One row per contact of the window: its queue, driver, whether an agent had it, and whether
@@ -825,12 +829,15 @@ static int nps_group_cmp(const void *a, const void *b)
 
 static int compute_nps(struct store *s, int64_t since_s, int64_t until_s, struct report_nps *out)
 {
-    static const char sql[] = "SELECT " DRIVER_OF(
-        "c") " AS d, c.nps, c.nps_comment, c.id"
-             " FROM conversations c WHERE c.created_s >= ?1 AND c.created_s < ?2"
-             " AND c.nps >= 0 ORDER BY d, c.created_s, c.id LIMIT ?3";
+#define NPS_SQL(driver_key)                                                                        \
+    "SELECT " DRIVER_OF("c") " AS d, c.nps, c.nps_comment, c.id"                                   \
+                             " FROM conversations c WHERE c.created_s >= ?1 AND c.created_s < ?2"  \
+                             " AND c.nps >= 0 ORDER BY " driver_key ", c.created_s, c.id LIMIT ?3"
+    /* PostgreSQL sorts by an output name only as it stands, not in an expression. */
+    static const char sql[] = NPS_SQL("d"), pg_sql[] = NPS_SQL(DRIVER_OF("c") BY_BYTES_PG);
+#undef NPS_SQL
     snprintf(out->all.name, sizeof out->all.name, "all");
-    struct db_stmt *stmt = prepare(s, sql, NULL);
+    struct db_stmt *stmt = prepare(s, sql, pg_sql);
     if (!stmt)
         return CD_EIO;
     int rc;
@@ -915,7 +922,7 @@ static int compute_drivers(struct store *s, int64_t since_s, int64_t until_s, st
         " FROM (SELECT " DRIVER_OF(
             "c") " AS d, c.queued_s, c.rating FROM conversations c"
                  " WHERE c.created_s >= ?1 AND c.created_s < ?2) AS x WHERE d <> ''"
-                 " GROUP BY d ORDER BY 2 DESC, 1 LIMIT ?3";
+                 " GROUP BY d ORDER BY 2 DESC, d" BY_BYTES_PG " LIMIT ?3";
     struct db_stmt *stmt = prepare(s, sql, pg_sql);
     if (!stmt)
         return CD_EIO;
