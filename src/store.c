@@ -11,6 +11,7 @@
  * one conversation, it comes from the conversation row's counter (UPDATE ... RETURNING), whose
  * row lock orders the appends of every node. */
 #include "store.h"
+#include "store_db.h"
 #include "store_int.h"
 #include "store_outbox.h"
 
@@ -649,6 +650,11 @@ void store_set_observer(struct store *s, store_observer_fn fn, void *ctx)
 {
     s->observer = fn;
     s->observer_ctx = ctx;
+}
+
+struct db *store_db(struct store *s)
+{
+    return s->db;
 }
 
 void **store_outbox_slot(struct store *s)
