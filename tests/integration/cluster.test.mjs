@@ -259,13 +259,16 @@ test('a KB edit on node 2 is found by a search on node 3 within a second, ranked
       { question: 'my sofa has stripes and needs cleaning', article: 'zebra-care' });
     assert.equal(taught.status, 200, JSON.stringify(taught.body));
     const q2 = `/api/search?q=${encodeURIComponent('my sofa has stripes and needs cleaning')}`;
+    const onN3 = (await api(n3, 'GET', q2, tokens.author)).body.hits;
+    assert.equal(onN3[0].id, 'zebra-care');
+    const ranks = (hits) => JSON.stringify(hits.map((h) => [h.id, h.score]));
+    // Node 2 may rank the article first before the phrasing arrives: wait for the same scores.
     const learned = await within(2000, async () => {
       const r = await api(n2, 'GET', q2, tokens.author);
-      return r.body.hits && r.body.hits[0] && r.body.hits[0].id === 'zebra-care' ? r.body.hits : null;
+      return r.body.hits && ranks(r.body.hits) === ranks(onN3) ? r.body.hits : null;
     });
-    assert.ok(learned, 'the learned phrasing reached node 2');
-    const onN3 = (await api(n3, 'GET', q2, tokens.author)).body.hits;
-    assert.deepEqual(learned.map((h) => [h.id, h.score]), onN3.map((h) => [h.id, h.score]));
+    assert.ok(learned, 'the learned phrasing reached node 2 and ranks as on node 3');
+    assert.ok(learned[0].score > 0.5, `a learned phrasing matches closely (${learned[0].score})`);
 
     // A node that starts now replays the journal: same article, same rank.
     const n4 = await startServer({ ...fixtures, db });
