@@ -540,7 +540,7 @@ int store_mark(struct store *s)
         return rc;
     rc = tx_ok(s);
     if (!rc && !s->is_marked) {
-        rc = db_run(st(s, ST_MARK));
+        rc = db_defer(st(s, ST_MARK)); /* PostgreSQL: sent with the unit's first statement */
         if (!rc)
             s->is_marked = 1;
     }
@@ -550,7 +550,7 @@ int store_mark(struct store *s)
 void store_mark_release(struct store *s)
 {
     if (s->is_marked && !db_tx_failed(s->db))
-        db_run(st(s, ST_MARK_RELEASE));
+        db_defer(st(s, ST_MARK_RELEASE));
     s->is_marked = 0;
 }
 
@@ -577,7 +577,7 @@ int store_commit(struct store *s)
     }
     /* Other nodes hear of the group's messages when it commits (cluster.h). */
     if (s->is_notify_due && !s->sqlite)
-        db_run(st(s, ST_NOTIFY));
+        db_defer(st(s, ST_NOTIFY)); /* in the commit's round trip */
     s->is_notify_due = 0;
     int rc = db_run(st(s, ST_COMMIT));
     if (rc) {
