@@ -71,17 +71,14 @@ struct intents {
 
 struct intents_scratch {
     struct text_tokenizer *tok; /* the current language's, one of toks */
-    const char *lang;           /* its code, in langs */
     struct text_tokenizer *toks[4];
     char langs[4][16];
     int n_toks;
+    struct text_analysis analysis; /* intents_classify()'s message */
     struct model_feats feats;
     struct model_scratch model;
-    uint64_t *tokens;
-    int n_tokens;
+    uint64_t *tokens; /* the message's tokens, hashed */
     int cap_tokens;
-    char *folded;
-    size_t cap_folded;
     double *p;
     double *raw;
     unsigned char *off;
@@ -1260,7 +1257,7 @@ void intents_scratch_free(struct intents_scratch *s)
     model_feats_free(&s->feats);
     model_scratch_free(&s->model);
     free(s->tokens);
-    free(s->folded);
+    text_analysis_free(&s->analysis);
     free(s->p);
     free(s->raw);
     free(s->off);
@@ -1275,7 +1272,6 @@ static int scratch_tokenizer(struct intents_scratch *s, const char *lang)
     for (int i = 0; i < s->n_toks; i++)
         if (!strcmp(s->langs[i], lang)) {
             s->tok = s->toks[i];
-            s->lang = s->langs[i];
             return 0;
         }
     struct text_tokenizer *t = text_tokenizer_new(lang);
@@ -1287,7 +1283,6 @@ static int scratch_tokenizer(struct intents_scratch *s, const char *lang)
     s->toks[slot] = t;
     snprintf(s->langs[slot], sizeof s->langs[slot], "%s", lang);
     s->tok = t;
-    s->lang = s->langs[slot];
     return 0;
 }
 
@@ -1307,29 +1302,54 @@ static int match_pattern(const struct rule_pattern *p, const uint64_t *tokens, i
     return 0;
 }
 
-int intents_classify(const struct intents *set, struct intents_scratch *s, const char *text,
-                     size_t n, const char *lang, struct intents_result *out)
+static void result_reset(struct intents_result *out)
 {
     memset(out, 0, sizeof *out);
     out->rule_intent = -1;
     out->known_share = 1.0;
     out->p_in = 1.0;
+}
+
+int intents_classify(const struct intents *set, struct intents_scratch *s, const char *text,
+                     size_t n, const char *lang, struct intents_result *out)
+{
+    int rc = 0;
+    if (set->is_trained && !(rc = scratch_tokenizer(s, lang)))
+        rc = text_analyse(s->tok, text, n, &s->analysis);
+    if (rc) {
+        result_reset(out);
+        return rc;
+    }
+    return intents_classify_analysed(set, s, &s->analysis, lang, out);
+}
+
+int intents_classify_analysed(const struct intents *set, struct intents_scratch *s,
+                              const struct text_analysis *a, const char *lang,
+                              struct intents_result *out)
+{
+    result_reset(out);
     if (!set->is_trained)
         return CD_ESTATE;
-    int rc = scratch_tokenizer(s, lang);
-    if (rc)
-        return rc;
+    char code[16];
+    snprintf(code, sizeof code, "%s", lang && lang[0] ? lang : "en");
+    int rc;
 
     /* Rules: the longest matching phrase wins; a person request beats all. */
-    struct token_list l = {.v = s->tokens, .cap = s->cap_tokens};
-    text_tokenize(s->tok, text, n, TEXT_KEEP_STOPWORDS, on_token, &l);
-    s->tokens = l.v;
-    s->cap_tokens = l.cap;
-    s->n_tokens = l.n;
-    out->n_tokens = l.n;
+    if (s->cap_tokens < a->n_words) {
+        uint64_t *v = realloc(s->tokens, (size_t)a->n_words * sizeof *v);
+        if (!v)
+            return CD_ENOMEM;
+        s->tokens = v;
+        s->cap_tokens = a->n_words;
+    }
+    struct token_list l = {.v = s->tokens, .n = a->n_words};
     uint64_t mask = 0;
-    for (int i = 0; i < l.n; i++)
+    for (int i = 0; i < l.n; i++) {
+        const struct text_word *w = &a->words[i];
+        l.v[i] = hash_token(a->chars + w->stem_at, w->n_stem);
         mask |= (uint64_t)1 << (l.v[i] & 63);
+    }
+    out->n_tokens = l.n;
     /* The highest rank wins, the first pattern among equals: only the
      * buckets of the message's tokens can match. */
     int best = -1, best_len = 0;
@@ -1350,21 +1370,15 @@ int intents_classify(const struct intents *set, struct intents_scratch *s, const
         snprintf(out->rule_what, sizeof out->rule_what, "pattern: %s", set->patterns[best].text);
     }
     int have_rule = best >= 0;
+    const char *folded = text_analysis_folded(a);
     if (set->n_regexes && (!have_rule || !set->items[out->rule_intent].is_person_request)) {
-        if (s->cap_folded < n * 4 + 16) {
-            char *f = realloc(s->folded, n * 4 + 16);
-            if (!f)
-                return CD_ENOMEM;
-            s->folded = f;
-            s->cap_folded = n * 4 + 16;
-        }
-        if (text_fold(text, n, s->folded, s->cap_folded) >= 0) {
+        if (folded) {
             for (int i = 0; i < set->n_regexes; i++) {
                 const struct rule_regex *r = &set->regexes[i];
                 int is_person = set->items[r->intent].is_person_request;
                 if (have_rule && !is_person)
                     continue; /* a rule already decided; only a person request wins */
-                if (regexec(&r->re, s->folded, 0, NULL, 0) == 0) {
+                if (regexec(&r->re, folded, 0, NULL, 0) == 0) {
                     out->rule_intent = r->intent;
                     snprintf(out->rule_what, sizeof out->rule_what, "regex: %s", r->text);
                     have_rule = 1;
@@ -1402,13 +1416,13 @@ int intents_classify(const struct intents *set, struct intents_scratch *s, const
         s->off = off;
         s->cap_p = K;
     }
-    if ((rc = model_featurize(s->tok, text, n, model_hash_bits(set->model), &s->feats)))
+    if ((rc = model_featurize_analysed(a, model_hash_bits(set->model), &s->feats)))
         return rc;
     out->n_known = model_logits(set->model, &s->feats, &s->model, s->raw);
     out->known_share = model_known_share(set->model, &s->feats);
     /* A message in one language is about that language's intents (and the
      * out-of-scope class); if there are none, about all of them. */
-    mark_off(set, s->lang, s->off);
+    mark_off(set, code, s->off);
     for (int c = 0; c < K; c++)
         if (s->off[c])
             s->raw[c] = -1e30;
