@@ -39,6 +39,23 @@ void text_tokenizer_free(struct text_tokenizer *t);
 /* The language this tokenizer stems for ("en", ...). */
 const char *text_tokenizer_lang(const struct text_tokenizer *t);
 
+/* A few tokenizers kept by language tag, for a caller that sees messages in several languages
+ * interleaved (triage, intent classification). Starts zeroed ({0}); not thread-safe. */
+#define TEXT_TOKENIZERS_MAX 4
+struct text_tokenizers {
+    struct text_tokenizer *tok[TEXT_TOKENIZERS_MAX];
+    char lang[TEXT_TOKENIZERS_MAX][16];
+    int n;
+};
+
+/* Returns the tokenizer for lang (NULL or "": "en"), made on first use; when all slots are
+ * taken the last one is replaced (a tokenizer it returned earlier is then freed). Returns NULL
+ * only when out of memory (the cache is unchanged). */
+struct text_tokenizer *text_tokenizers_get(struct text_tokenizers *c, const char *lang);
+
+/* Frees every tokenizer in c and zeroes it. Accepts NULL. */
+void text_tokenizers_free(struct text_tokenizers *c);
+
 /* Splits n bytes of UTF-8 at s into words (letters and digits; an apostrophe
  * inside a word is dropped: "don't" -> "dont"), folds, drops stop words unless
  * TEXT_KEEP_STOPWORDS, stems unless TEXT_NO_STEM, and calls cb for each.

@@ -70,10 +70,7 @@ struct intents {
 };
 
 struct intents_scratch {
-    struct text_tokenizer *tok; /* the current language's, one of toks */
-    struct text_tokenizer *toks[4];
-    char langs[4][16];
-    int n_toks;
+    struct text_tokenizers toks;   /* by language, for intents_classify() */
     struct text_analysis analysis; /* intents_classify()'s message */
     struct model_feats feats;
     struct model_scratch model;
@@ -1252,8 +1249,7 @@ void intents_scratch_free(struct intents_scratch *s)
 {
     if (!s)
         return;
-    for (int i = 0; i < s->n_toks; i++)
-        text_tokenizer_free(s->toks[i]);
+    text_tokenizers_free(&s->toks);
     model_feats_free(&s->feats);
     model_scratch_free(&s->model);
     free(s->tokens);
@@ -1262,28 +1258,6 @@ void intents_scratch_free(struct intents_scratch *s)
     free(s->raw);
     free(s->off);
     free(s);
-}
-
-/* Makes s->tok the tokenizer for lang; a few languages stay cached. */
-static int scratch_tokenizer(struct intents_scratch *s, const char *lang)
-{
-    if (!lang || !lang[0])
-        lang = "en";
-    for (int i = 0; i < s->n_toks; i++)
-        if (!strcmp(s->langs[i], lang)) {
-            s->tok = s->toks[i];
-            return 0;
-        }
-    struct text_tokenizer *t = text_tokenizer_new(lang);
-    if (!t)
-        return CD_ENOMEM;
-    int slot = s->n_toks < 4 ? s->n_toks++ : 3;
-    if (s->toks[slot])
-        text_tokenizer_free(s->toks[slot]);
-    s->toks[slot] = t;
-    snprintf(s->langs[slot], sizeof s->langs[slot], "%s", lang);
-    s->tok = t;
-    return 0;
 }
 
 /* mask has bit (token & 63) set for each of the n tokens: a pattern whose
@@ -1314,8 +1288,10 @@ int intents_classify(const struct intents *set, struct intents_scratch *s, const
                      size_t n, const char *lang, struct intents_result *out)
 {
     int rc = 0;
-    if (set->is_trained && !(rc = scratch_tokenizer(s, lang)))
-        rc = text_analyse(s->tok, text, n, &s->analysis);
+    if (set->is_trained) {
+        struct text_tokenizer *tok = text_tokenizers_get(&s->toks, lang);
+        rc = tok ? text_analyse(tok, text, n, &s->analysis) : CD_ENOMEM;
+    }
     if (rc) {
         result_reset(out);
         return rc;
@@ -1470,7 +1446,8 @@ int intents_calibrate(struct intents *set, const char *const *texts, const int *
     int *labels = malloc((size_t)(n ? n : 1) * sizeof *labels);
     struct intents_scratch *s = intents_scratch_new();
     int rc = 0, m = 0;
-    if (!class_of || !logits || !labels || !s || scratch_tokenizer(s, "en")) {
+    struct text_tokenizer *tok = s ? text_tokenizers_get(&s->toks, "en") : NULL;
+    if (!class_of || !logits || !labels || !tok) {
         rc = CD_ENOMEM;
         goto done;
     }
@@ -1481,7 +1458,7 @@ int intents_calibrate(struct intents *set, const char *const *texts, const int *
     for (int i = 0; i < n; i++) {
         if (intent[i] < 0 || intent[i] >= set->n_items || class_of[intent[i]] < 0)
             continue;
-        if ((rc = model_featurize(s->tok, texts[i], strlen(texts[i]), model_hash_bits(set->model),
+        if ((rc = model_featurize(tok, texts[i], strlen(texts[i]), model_hash_bits(set->model),
                                   &s->feats)))
             goto done;
         model_logits(set->model, &s->feats, &s->model, logits + (size_t)m * K);

@@ -674,9 +674,9 @@ void kb_query_weigh(struct kb_query *q)
 }
 
 /* Runs stage one on one language's table, appending candidates. */
-static int search_lang(struct kb *kb, struct kb_lang_index *li, const struct text_analysis *question,
-                       int lang_rank, struct kb_query *q, struct kb_candidate *cands, int *n_cands,
-                       int max_cands)
+static int search_lang(struct kb *kb, struct kb_lang_index *li,
+                       const struct text_analysis *question, int lang_rank, struct kb_query *q,
+                       struct kb_candidate *cands, int *n_cands, int max_cands)
 {
     int rc = kb_query_build(kb, li, question, q);
     if (rc || q->n_phrases == 0)

@@ -411,6 +411,32 @@ const char *text_tokenizer_lang(const struct text_tokenizer *t)
     return t ? t->lang : "en";
 }
 
+struct text_tokenizer *text_tokenizers_get(struct text_tokenizers *c, const char *lang)
+{
+    if (!lang || !lang[0])
+        lang = "en";
+    for (int i = 0; i < c->n; i++)
+        if (!strcmp(c->lang[i], lang))
+            return c->tok[i];
+    struct text_tokenizer *t = text_tokenizer_new(lang);
+    if (!t)
+        return NULL;
+    int slot = c->n < TEXT_TOKENIZERS_MAX ? c->n++ : TEXT_TOKENIZERS_MAX - 1;
+    text_tokenizer_free(c->tok[slot]);
+    c->tok[slot] = t;
+    cd_strlcpy(c->lang[slot], sizeof c->lang[slot], lang);
+    return t;
+}
+
+void text_tokenizers_free(struct text_tokenizers *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < c->n; i++)
+        text_tokenizer_free(c->tok[i]);
+    memset(c, 0, sizeof *c);
+}
+
 /* Returns 1 if the finished word w is one of t's stop words. */
 static int word_is_stopword(const struct text_tokenizer *t, const struct word *w)
 {

@@ -106,9 +106,7 @@ struct triage {
     struct intents_scratch *scratch;
     struct kb *kb;
     struct text_tokenizer *tok; /* the current language's, one of toks */
-    struct text_tokenizer *toks[4];
-    char tok_langs[4][16];
-    int n_toks;
+    struct text_tokenizers toks;
     regex_t person_re[12];
     int n_person_re;
     regex_t not_helped_re[8];
@@ -210,8 +208,7 @@ void triage_free(struct triage *t)
         return;
     intents_free(t->intents);
     intents_scratch_free(t->scratch);
-    for (int i = 0; i < t->n_toks; i++)
-        text_tokenizer_free(t->toks[i]);
+    text_tokenizers_free(&t->toks);
     for (int i = 0; i < t->n_person_re; i++)
         regfree(&t->person_re[i]);
     for (int i = 0; i < t->n_not_helped_re; i++)
@@ -266,21 +263,9 @@ const char *triage_action_name(enum triage_action a)
  * conversations in different languages interleave. */
 static int tokenizer_for(struct triage *t, const char *lang)
 {
-    if (!lang || !lang[0])
-        lang = "en";
-    for (int i = 0; i < t->n_toks; i++)
-        if (!strcmp(t->tok_langs[i], lang)) {
-            t->tok = t->toks[i];
-            return 0;
-        }
-    struct text_tokenizer *tok = text_tokenizer_new(lang);
+    struct text_tokenizer *tok = text_tokenizers_get(&t->toks, lang);
     if (!tok)
         return CD_ENOMEM;
-    int slot = t->n_toks < 4 ? t->n_toks++ : 3;
-    if (t->toks[slot] && t->toks[slot] != tok)
-        text_tokenizer_free(t->toks[slot]);
-    t->toks[slot] = tok;
-    cd_strlcpy(t->tok_langs[slot], sizeof t->tok_langs[slot], lang);
     t->tok = tok;
     return 0;
 }
