@@ -34,7 +34,8 @@ static void remove_db(const char *path)
 static int run(const char *path, int durability, int batch, double seconds)
 {
     remove_db(path);
-    struct store_options o = {.durability = durability, .checkpoint_thread = 1}; /* as the server */
+    struct store_options o = {.durability = durability,
+                              .housekeeping_thread = 1}; /* as the server */
     char *err = NULL;
     struct store *s = store_open(path, &o, &err);
     if (!s) {

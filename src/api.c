@@ -1099,7 +1099,7 @@ static int route_erase(struct api *api, const struct api_request *req, const cha
         rc = store_erase_email(api->deps.store, email, user->id, &n_erased);
     if (rc)
         return respond_error(resp, 500, "store_failed", cd_strerror(rc));
-    int wrc = store_wipe_wal(api->deps.store);
+    int wrc = store_purge_erased(api->deps.store);
     if (wrc)
         log_event(LOG_ERROR, "wal_not_truncated", "error:s", cd_strerror(wrc), LOG_END);
     return respond_json(resp, 200,

@@ -119,14 +119,20 @@ static int open_kb(struct serve_parts *p)
         return CLI_USAGE;
     }
     char *err = NULL;
-    p->kb = kb_open(cfg->db_path, &err);
+    /* On SQLite the KB shares the store's file (and its checkpoints); on PostgreSQL each node
+     * keeps its search index in a SQLite file of its own. */
+    const char *kb_db = *cfg->kb_db_path                  ? cfg->kb_db_path
+                        : store_target_is_postgres(cfg->db_path) ? "./caredesk-kb.db"
+                                                                 : cfg->db_path;
+    p->kb = kb_open(kb_db, &err);
     if (!p->kb) {
-        fprintf(stderr, "caredesk serve: setting 'db': cannot open the knowledge base in %s: %s\n",
-                cfg->db_path, err ? err : "unknown error");
+        fprintf(stderr, "caredesk serve: setting 'kb-db': cannot open the knowledge base in %s: %s\n",
+                kb_db, err ? err : "unknown error");
         free(err);
         return CLI_FAIL;
     }
-    kb_set_autocheckpoint(p->kb, 0); /* the store checkpoints on its own thread */
+    if (!strcmp(kb_db, cfg->db_path))
+        kb_set_autocheckpoint(p->kb, 0); /* the store checkpoints the shared file on its thread */
     int64_t t0 = cd_now_us();
     struct kb_load_report report = {0};
     report.on_error = on_kb_error;
@@ -282,17 +288,20 @@ int cli_serve(int argc, char **argv)
         goto done;
     }
     struct store_options so = {0};
-    so.checkpoint_thread = 1; /* no checkpoint stalls on the event loop */
+    so.housekeeping_thread = 1; /* no checkpoint stalls on the event loop */
     so.durability =
         cfg->durability == CONFIG_DURABILITY_FULL ? STORE_DURABILITY_FULL : STORE_DURABILITY_NORMAL;
     p.store = store_open(cfg->db_path, &so, &err);
     if (!p.store) {
-        fprintf(stderr, "caredesk serve: setting 'db': cannot open %s: %s\n", cfg->db_path,
+        /* A PostgreSQL URI may hold a password: it is never printed. */
+        fprintf(stderr, "caredesk serve: setting 'db': cannot open %s: %s\n",
+                store_target_is_postgres(cfg->db_path) ? "the PostgreSQL database" : cfg->db_path,
                 err ? err : "unknown error");
         code = CLI_USAGE;
         goto done;
     }
-    log_event(LOG_INFO, "store_opened", "db:s", cfg->db_path, "schema:i",
+    log_event(LOG_INFO, "store_opened", "db:s",
+              store_target_is_postgres(cfg->db_path) ? "postgresql" : cfg->db_path, "schema:i",
               store_schema_version(p.store), "durability:s",
               cfg->durability == CONFIG_DURABILITY_FULL ? "full" : "normal", LOG_END);
     webhook_observe(p.webhook, p.store);
