@@ -3,7 +3,9 @@
  * Unicode case and diacritic folding ("Réembolsé" -> "reembolse"), word split,
  * per-language stop words and Snowball stemming (libstemmer). The KB's FTS5
  * index, the intent rules and the intent model all call this, so "refunds",
- * "Refunded" and "refund" are one token everywhere.
+ * "Refunded" and "refund" are one token everywhere. A customer's message is
+ * analysed once (text_analyse(): its words, folded forms and stems, and the
+ * folded text) and that one value is handed to the rules, the model and the KB.
  *
  * A struct text_tokenizer holds one libstemmer stemmer, whose result buffer is
  * overwritten by each call: an instance is not thread-safe; make one per
