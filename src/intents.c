@@ -1318,14 +1318,15 @@ int intents_classify_analysed(const struct intents *set, struct intents_scratch 
         s->tokens = v;
         s->cap_tokens = a->n_words;
     }
-    struct token_list l = {.v = s->tokens, .n = a->n_words};
+    uint64_t *tokens = s->tokens;
+    int n_tokens = a->n_words;
     uint64_t mask = 0;
-    for (int i = 0; i < l.n; i++) {
+    for (int i = 0; i < n_tokens; i++) {
         const struct text_word *w = &a->words[i];
-        l.v[i] = hash_token(a->chars + w->stem_at, w->n_stem);
-        mask |= (uint64_t)1 << (l.v[i] & 63);
+        tokens[i] = hash_token(a->chars + w->stem_at, w->n_stem);
+        mask |= (uint64_t)1 << (tokens[i] & 63);
     }
-    out->n_tokens = l.n;
+    out->n_tokens = n_tokens;
     /* The highest rank wins, the first pattern among equals: only the
      * buckets of the message's tokens can match. */
     int best = -1, best_len = 0;
@@ -1335,7 +1336,7 @@ int intents_classify_analysed(const struct intents *set, struct intents_scratch 
             int i = set->pattern_order[k];
             const struct rule_pattern *p = &set->patterns[i];
             if ((p->rank > best_len || (p->rank == best_len && i < best)) &&
-                match_pattern(p, l.v, l.n, mask)) {
+                match_pattern(p, tokens, n_tokens, mask)) {
                 best = i;
                 best_len = p->rank;
             }
