@@ -86,6 +86,33 @@ int store_migrate_to(const char *target, int version);
  * at the next store_begin()); always 1 for SQLite. */
 int store_is_up(struct store *s);
 
+/* Asks the database whether it answers (PostgreSQL: one round trip; reconnects, at most once
+ * a second, when the connection was lost and no group is open). 0 or CD_EIO. */
+int store_ping(struct store *s);
+
+/* Names the node this store writes for (PostgreSQL, several nodes: cluster.h), so that the
+ * events its writes leave for the other nodes say where they came from. Kept across
+ * reconnects. Does nothing on SQLite. Returns 0 or CD_E*. */
+int store_set_node(struct store *s, const char *node_id);
+
+/* Several nodes: agent_id signed in on this node (the last node an agent signed in to is the
+ * one that counts the agent's chats). store_agent_node() names that node into out. Both do
+ * nothing on SQLite or without store_set_node() (store_agent_node: CD_ENOTFOUND). Return 0
+ * or CD_E*. */
+int store_agent_here(struct store *s, int64_t agent_id);
+int store_agent_node(struct store *s, int64_t agent_id, char *out, size_t cap);
+
+/* Several nodes: appends a KB change (kb.h's journal: one JSON object) for every node to
+ * make; it commits with the open group, or by itself. CD_EINVAL on SQLite. Returns 0 or
+ * CD_E*. */
+int store_kb_journal(struct store *s, const char *op);
+
+/* Calls cb with every journaled KB change up to event id upto_id (cluster_start_id()), oldest
+ * first: how a node's KB index catches up at start-up. Returns 0, cb's first non-zero value
+ * or CD_E*. Nothing on SQLite. */
+int store_kb_journal_each(struct store *s, int64_t upto_id, int (*cb)(void *ctx, const char *op),
+                          void *ctx);
+
 /* Group commit. store_begin() opens a write transaction if none is open (a
  * second call while open does nothing). store_commit() commits it (nothing
  * to do: returns 0). On a failed commit the transaction is rolled back and
@@ -167,6 +194,12 @@ int store_conversation_by_token(struct store *s, const unsigned char hash[STORE_
  * disposition, note, rating, comment). Returns 0, CD_ENOTFOUND or CD_E*. */
 int store_conversation_update(struct store *s, const struct store_conversation *c);
 
+/* The same, only if the stored conversation is still in expect_state with expect_agent
+ * (what the caller last read): with several nodes, a node whose copy is out of date must not
+ * undo another node's claim or close. CD_EBUSY when it changed meanwhile. */
+int store_conversation_update_if(struct store *s, const struct store_conversation *c,
+                                 int expect_state, int64_t expect_agent);
+
 /* Writes only c's state, intent and confidence: what a bot reply changes,
  * at a fraction of the cost of store_conversation_update() (no other
  * column, no index but the state's). Returns 0, CD_ENOTFOUND or CD_E*. */
@@ -176,6 +209,12 @@ int store_conversation_update_triage(struct store *s, const struct store_convers
  * queued (so two nodes racing for it cannot both win). Sets picked_s if it
  * was 0. Returns 0, CD_EBUSY (not queued any more), CD_ENOTFOUND or CD_E*. */
 int store_conversation_claim(struct store *s, int64_t id, int64_t agent_id, int64_t now_s);
+
+/* The same, and only while agent_id has fewer than capacity conversations with an agent
+ * (0 = no limit), counted in the store, so that an agent signed in on several nodes never goes
+ * over: CD_EPERM when at capacity. */
+int store_conversation_claim_within(struct store *s, int64_t id, int64_t agent_id, int64_t now_s,
+                                    int capacity);
 
 /* Calls cb for each conversation that is queued or with an agent (at most
  * max), oldest first; for rebuilding the queue after a restart. The struct

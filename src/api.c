@@ -63,6 +63,11 @@ void api_free(struct api *api)
     free(api);
 }
 
+int api_store_ok(const struct api *api)
+{
+    return api && api->deps.store && store_ping(api->deps.store) == 0;
+}
+
 int api_has_kb(const struct api *api)
 {
     return api && api->deps.kb;

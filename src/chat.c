@@ -306,6 +306,7 @@ struct conv *chat_conv_adopt(struct chat *chat, struct store_conversation *rec)
     c->last_position = -2;
     c->last_eta = -2;
     c->has_customer_message = -1;
+    chat_conv_synced(c);
     snprintf(c->last_intent, sizeof c->last_intent, "%s", c->rec.intent);
     if (htable_put(&chat->convs, &c->node)) {
         conv_free(c);
@@ -314,12 +315,12 @@ struct conv *chat_conv_adopt(struct chat *chat, struct store_conversation *rec)
     return c;
 }
 
-static int conv_is_open(const struct conv *c)
+int chat_conv_is_open(const struct conv *c)
 {
     return c->rec.state == STORE_STATE_QUEUED || c->rec.state == STORE_STATE_WITH_AGENT;
 }
 
-static void conv_evict(struct chat *chat, struct conv *c)
+void chat_conv_evict(struct chat *chat, struct conv *c)
 {
     htable_del(&chat->convs, &c->node);
     conv_free(c);
@@ -366,7 +367,7 @@ static int last_customer_text(void *ctx, const struct store_message *m)
 
 /* Sets the agents' preview of a queued chat to the customer's last words (stored, so
  * already redacted; from the last 20 messages, so the query stays small). */
-static void preview_from_store(struct chat *chat, const struct conv *c)
+void chat_preview_from_store(struct chat *chat, const struct conv *c)
 {
     struct preview_ctx p = {""};
     int64_t after = c->rec.last_seq > 20 ? c->rec.last_seq - 20 : 0;
@@ -393,8 +394,10 @@ static int rebuild_one(void *ctx, const struct store_conversation *rec)
         struct queue_item it;
         chat_queue_item_of(c, &it);
         queue_push(chat->queue, &it);
-        preview_from_store(chat, c);
-    } else {
+        chat_preview_from_store(chat, c);
+    } else if (!chat->settings.is_shared_store) {
+        /* One node: the agent has the grace period to come back here. With several nodes
+         * the agent's chats are counted by the node the agent signs in to. */
         chat_agent_name_of(chat, c->rec.agent_id, c->agent_name, sizeof c->agent_name);
         queue_agent_add_chat(chat->queue, c->rec.agent_id, c->agent_name);
     }
@@ -526,10 +529,24 @@ int chat_append_event(struct chat *chat, struct conv *c, const char *event, cons
     return rc;
 }
 
+void chat_conv_synced(struct conv *c)
+{
+    c->synced_state = c->rec.state;
+    c->synced_agent = c->rec.agent_id;
+}
+
 int chat_save_conv(struct chat *chat, struct conv *c)
 {
     chat_touch(chat, c);
-    return store_conversation_update(chat->store, &c->rec);
+    /* Several nodes: only over the state this node knows of; CD_EBUSY when another node
+     * claimed or closed it meanwhile (its event brings the news). */
+    int rc =
+        chat->settings.is_shared_store
+            ? store_conversation_update_if(chat->store, &c->rec, c->synced_state, c->synced_agent)
+            : store_conversation_update(chat->store, &c->rec);
+    if (!rc)
+        chat_conv_synced(c);
+    return rc;
 }
 
 /* ---- queue status to customers and agents ---- */
@@ -711,7 +728,7 @@ int chat_enqueue(struct chat *chat, struct conv *c, const char *queue_name, int 
     queue_push(chat->queue, &it);
     /* Whatever started the handoff (a message, the button), agents see the customer's latest
      * message, not "No preview". */
-    preview_from_store(chat, c);
+    chat_preview_from_store(chat, c);
     chat->is_queue_dirty = 1;
     store_event_add(chat->store, "handoff", c->rec.id, 0, NULL);
     if (!old.queued_s)
@@ -897,7 +914,10 @@ static void settle(struct chat *chat)
         struct conv *c = chat_conv_cached(chat, it->conversation);
         if (!c)
             continue;
-        int is_offline = !is_open || queue_agents_available(chat->queue, it->queue, NULL) == 0;
+        /* Several nodes: the agents signed in here are not all the agents there are, so only
+         * business hours make a ticket offline. */
+        int is_offline = !is_open || (!chat->settings.is_shared_store &&
+                                      queue_agents_available(chat->queue, it->queue, NULL) == 0);
         if (is_offline == c->rec.is_offline)
             continue;
         c->rec.is_offline = is_offline;
@@ -939,6 +959,12 @@ void chat_tick(struct chat *chat, int64_t now_s)
      * front of their queues. */
     int64_t gone;
     while ((gone = queue_agents_gone(chat->queue, now_s, chat->settings.agent_grace_s)) != 0) {
+        /* Several nodes: an agent who signed in on another node since has the chats there. */
+        char node[32];
+        if (chat->settings.is_shared_store &&
+            store_agent_node(chat->store, gone, node, sizeof node) == 0 &&
+            strcmp(node, chat->settings.node_id ? chat->settings.node_id : "") != 0)
+            continue;
         struct htable_iter it;
         struct htable_node *n;
         htable_iter_init(&it, &chat->convs);
@@ -1008,6 +1034,7 @@ static void reload_touched(struct chat *chat)
             store_conversation_clear(&c->rec);
             c->rec = rec;
         }
+        chat_conv_synced(c);
     }
 }
 
@@ -1107,9 +1134,9 @@ int chat_flush(struct chat *chat)
         if (!exists) {
             for (struct conn *k = c->conns; k; k = k->next_in_conv)
                 k->conv = NULL;
-            conv_evict(chat, c);
-        } else if (c->n_conns == 0 && !conv_is_open(c)) {
-            conv_evict(chat, c);
+            chat_conv_evict(chat, c);
+        } else if (c->n_conns == 0 && !chat_conv_is_open(c)) {
+            chat_conv_evict(chat, c);
         }
         c = next;
     }
@@ -1121,7 +1148,7 @@ int chat_end_for_erasure(struct chat *chat, int64_t conversation)
     struct conv *c = chat ? chat_conv_cached(chat, conversation) : NULL;
     if (!c)
         return 0;
-    if (conv_is_open(c)) {
+    if (chat_conv_is_open(c)) {
         int rc = chat_unit_begin(chat);
         if (!rc)
             rc = chat_close_conversation(chat, c, "system", NULL, NULL);

@@ -42,8 +42,10 @@ enum stmt_id {
     ST_CONV_GET,
     ST_CONV_BY_TOKEN,
     ST_CONV_UPDATE,
+    ST_CONV_UPDATE_IF,
     ST_CONV_UPDATE_TRIAGE,
     ST_CONV_CLAIM,
+    ST_AGENT_LOCK,
     ST_CONV_OPEN,
     ST_CONV_BY_EMAIL,
     ST_MSG_APPEND,
@@ -71,6 +73,12 @@ enum stmt_id {
     ST_ERASE_EMAIL,
     ST_RETENTION,
     ST_CONV_NPS,
+    ST_SET_NODE,
+    ST_PING,
+    ST_AGENT_HERE,
+    ST_AGENT_NODE,
+    ST_KB_JOURNAL,
+    ST_KB_JOURNAL_READ,
     ST_COUNT
 };
 
@@ -92,12 +100,20 @@ static const char *const stmt_sql[ST_COUNT] = {
                        " queued_s = ?13, picked_s = ?14, closed_s = ?15, closed_by = ?16,"
                        " disposition = ?17, note = ?18, rating = ?19, comment = ?20"
                        " WHERE id = ?1",
+    [ST_CONV_UPDATE_IF] = "UPDATE conversations SET state = ?2, lang = ?3, customer_name = ?4,"
+                          " customer_email = ?5, customer_page = ?6, queue = ?7, intent = ?8,"
+                          " confidence = ?9, priority = ?10, is_offline = ?11, agent_id = ?12,"
+                          " queued_s = ?13, picked_s = ?14, closed_s = ?15, closed_by = ?16,"
+                          " disposition = ?17, note = ?18, rating = ?19, comment = ?20"
+                          " WHERE id = ?1 AND state = ?21 AND agent_id = ?22",
     [ST_CONV_UPDATE_TRIAGE] = "UPDATE conversations SET state = ?2, intent = ?3, confidence = ?4"
                               " WHERE id = ?1",
     [ST_CONV_CLAIM] = "UPDATE conversations SET state = 'with_agent', agent_id = ?2,"
                       " is_offline = 0,"
                       " picked_s = CASE WHEN picked_s = 0 THEN ?3 ELSE picked_s END"
-                      " WHERE id = ?1 AND state = 'queued'",
+                      " WHERE id = ?1 AND state = 'queued' AND (?4 <= 0 OR (SELECT count(*)"
+                      " FROM conversations WHERE state = 'with_agent' AND agent_id = ?2) < ?4)",
+    [ST_AGENT_LOCK] = "SELECT id FROM users WHERE id = ?1",
     [ST_CONV_OPEN] = "SELECT " CONV_COLUMNS " FROM conversations c"
                      " WHERE c.state IN ('queued', 'with_agent') ORDER BY c.id LIMIT ?1",
     [ST_CONV_BY_EMAIL] = "SELECT id, created_s, state, intent, disposition FROM conversations"
@@ -174,11 +190,24 @@ static const char *const stmt_sql[ST_COUNT] = {
                      " WHERE closed_s > 0 AND closed_s < ?1 AND state IN ('closed', 'rated')"
                      " LIMIT ?2)",
     [ST_CONV_NPS] = "SELECT nps, nps_comment FROM conversations WHERE id = ?1",
+    /* PostgreSQL only: ST_SET_NODE, ST_PING, ST_AGENT_HERE, ST_AGENT_NODE, ST_KB_JOURNAL,
+     * ST_KB_JOURNAL_READ. */
 };
 
 /* PostgreSQL's text of the statements whose SQLite text it does not take. */
 static const char *const stmt_pg[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN",
+    [ST_SET_NODE] = "SELECT set_config('caredesk.node', ?1, false)",
+    [ST_AGENT_LOCK] = "SELECT id FROM users WHERE id = ?1 FOR UPDATE",
+    [ST_PING] = "SELECT 1",
+    [ST_AGENT_HERE] = "INSERT INTO agent_nodes (agent_id, node, seen_ms) VALUES (?1, ?2, ?3)"
+                      " ON CONFLICT (agent_id) DO UPDATE SET node = ?2, seen_ms = ?3",
+    [ST_AGENT_NODE] = "SELECT node FROM agent_nodes WHERE agent_id = ?1",
+    [ST_KB_JOURNAL] = "WITH e AS (INSERT INTO node_events (conversation, kind, node, payload)"
+                      " VALUES (0, 'k', ?1, ?2) RETURNING id)"
+                      " SELECT pg_notify('caredesk_events', '') FROM e",
+    [ST_KB_JOURNAL_READ] = "SELECT id, payload FROM node_events WHERE kind = 'k' AND id > ?1"
+                           " AND id <= ?2 ORDER BY id LIMIT ?3",
     [ST_CONV_BY_EMAIL] = "SELECT id, created_s, state, intent, disposition FROM conversations"
                          " WHERE lower(customer_email) = lower(?1) AND id <> ?2"
                          " ORDER BY id DESC LIMIT ?3",
@@ -311,6 +340,8 @@ struct store *store_open(const char *target, const struct store_options *options
     if (rc)
         goto fail;
     for (int i = 0; i < ST_COUNT; i++) {
+        if (s->sqlite && !stmt_sql[i])
+            continue; /* PostgreSQL's only */
         s->stmt[i] = db_prepare2(s->db, stmt_sql[i], stmt_pg[i], err);
         if (!s->stmt[i])
             goto fail;
@@ -356,14 +387,121 @@ int store_is_up(struct store *s)
     return db_is_up(s->db);
 }
 
+static int apply_node(struct store *s);
+
+/* PostgreSQL: a new connection, at most once a second (each try can take the connect
+ * timeout). */
+static int reconnect(struct store *s)
+{
+    int64_t now = cd_wall_s();
+    if (now == s->last_reconnect_s)
+        return CD_EIO;
+    s->last_reconnect_s = now;
+    return db_reconnect(s->db) || apply_node(s) ? CD_EIO : 0;
+}
+
+int store_ping(struct store *s)
+{
+    if (s->sqlite)
+        return 0;
+    if (!db_is_up(s->db) && (s->is_in_tx || reconnect(s)))
+        return CD_EIO;
+    return db_run(st(s, ST_PING));
+}
+
+static int apply_node(struct store *s)
+{
+    if (s->sqlite || !s->node[0])
+        return 0;
+    struct db_stmt *q = st(s, ST_SET_NODE);
+    db_bind_text(q, 1, s->node);
+    return db_run(q);
+}
+
+static int tx_ok(struct store *s);
+
+int store_agent_here(struct store *s, int64_t agent_id)
+{
+    if (s->sqlite || !s->node[0])
+        return 0;
+    if (tx_ok(s))
+        return CD_EIO;
+    struct db_stmt *q = st(s, ST_AGENT_HERE);
+    db_bind_int64(q, 1, agent_id);
+    db_bind_text(q, 2, s->node);
+    db_bind_int64(q, 3, cd_wall_s() * 1000);
+    return db_run(q);
+}
+
+int store_agent_node(struct store *s, int64_t agent_id, char *out, size_t cap)
+{
+    out[0] = 0;
+    if (s->sqlite)
+        return CD_ENOTFOUND;
+    struct db_stmt *q = st(s, ST_AGENT_NODE);
+    db_bind_int64(q, 1, agent_id);
+    int rc = db_step(q);
+    if (rc == DB_ROW)
+        snprintf(out, cap, "%s", db_col_str(q, 0));
+    db_reset(q);
+    return rc == DB_ROW ? 0 : rc == DB_DONE ? CD_ENOTFOUND : rc;
+}
+
+int store_kb_journal(struct store *s, const char *op)
+{
+    if (s->sqlite)
+        return CD_EINVAL;
+    if (tx_ok(s))
+        return CD_EIO;
+    struct db_stmt *q = st(s, ST_KB_JOURNAL);
+    db_bind_text(q, 1, s->node);
+    db_bind_text(q, 2, op);
+    return db_run(q);
+}
+
+int store_kb_journal_each(struct store *s, int64_t upto_id, int (*cb)(void *ctx, const char *op),
+                          void *ctx)
+{
+    if (s->sqlite)
+        return 0;
+    int64_t after = 0;
+    for (;;) {
+        struct db_stmt *q = st(s, ST_KB_JOURNAL_READ);
+        db_bind_int64(q, 1, after);
+        db_bind_int64(q, 2, upto_id);
+        db_bind_int64(q, 3, 500);
+        int rc, n = 0;
+        while ((rc = db_step(q)) == DB_ROW) {
+            after = db_col_int64(q, 0);
+            n++;
+            int r = cb(ctx, db_col_str(q, 1));
+            if (r) {
+                db_reset(q);
+                return r;
+            }
+        }
+        db_reset(q);
+        if (rc < 0)
+            return rc;
+        if (n < 500)
+            return 0;
+    }
+}
+
+int store_set_node(struct store *s, const char *node_id)
+{
+    snprintf(s->node, sizeof s->node, "%s", node_id ? node_id : "");
+    return apply_node(s);
+}
+
 int store_begin(struct store *s)
 {
     if (s->is_in_tx)
         return 0;
     if (s->sqlite)
         store_sqlite_before_begin(s);
-    else if (!db_is_up(s->db) && db_reconnect(s->db))
-        return CD_EIO; /* PostgreSQL is still away: try again at the next turn */
+    else if (!db_is_up(s->db) && reconnect(s))
+        return CD_EIO; /* PostgreSQL is still away: try again later */
     int rc = db_run(st(s, ST_BEGIN));
     if (!rc)
         s->is_in_tx = 1;
@@ -547,8 +685,6 @@ static int get_one_conversation(struct db_stmt *stmt, struct store_conversation 
         rc = read_conversation(stmt, out);
     else if (rc == DB_DONE)
         rc = CD_ENOTFOUND;
-    else
-        rc = rc;
     db_reset(stmt);
     return rc;
 }
@@ -570,12 +706,18 @@ int store_conversation_by_token(struct store *s, const unsigned char hash[STORE_
 
 int store_conversation_update(struct store *s, const struct store_conversation *c)
 {
+    return store_conversation_update_if(s, c, -1, 0);
+}
+
+int store_conversation_update_if(struct store *s, const struct store_conversation *c,
+                                 int expect_state, int64_t expect_agent)
+{
     if (tx_ok(s))
         return CD_EIO;
     struct store_conversation before = {0};
     if (s->observer && store_conversation_get(s, c->id, &before))
         return CD_ENOTFOUND;
-    struct db_stmt *stmt = st(s, ST_CONV_UPDATE);
+    struct db_stmt *stmt = st(s, expect_state < 0 ? ST_CONV_UPDATE : ST_CONV_UPDATE_IF);
     db_bind_int64(stmt, 1, c->id);
     db_bind_text(stmt, 2, store_state_name(c->state));
     db_bind_text(stmt, 3, c->lang[0] ? c->lang : "en");
@@ -596,9 +738,19 @@ int store_conversation_update(struct store *s, const struct store_conversation *
     db_bind_text(stmt, 18, c->note);
     db_bind_int64(stmt, 19, c->rating);
     db_bind_text(stmt, 20, c->comment);
+    if (expect_state >= 0) {
+        db_bind_text(stmt, 21, store_state_name(expect_state));
+        db_bind_int64(stmt, 22, expect_agent);
+    }
     int rc = db_run(stmt);
-    if (!rc && db_changes(s->db) == 0)
-        rc = CD_ENOTFOUND;
+    if (!rc && db_changes(s->db) == 0) {
+        /* No such conversation, or (expecting) another node changed it meanwhile. */
+        struct store_conversation now;
+        rc = expect_state >= 0 && store_conversation_get(s, c->id, &now) == 0 ? CD_EBUSY
+                                                                              : CD_ENOTFOUND;
+        if (rc == CD_EBUSY)
+            store_conversation_clear(&now);
+    }
     if (!rc && s->observer)
         rc = observe(s, STORE_CHANGE_CONVERSATION_UPDATED, c->id, &before, NULL);
     store_conversation_clear(&before);
@@ -628,21 +780,39 @@ int store_conversation_update_triage(struct store *s, const struct store_convers
 
 int store_conversation_claim(struct store *s, int64_t id, int64_t agent_id, int64_t now_s)
 {
+    return store_conversation_claim_within(s, id, agent_id, now_s, 0);
+}
+
+int store_conversation_claim_within(struct store *s, int64_t id, int64_t agent_id, int64_t now_s,
+                                    int capacity)
+{
     if (tx_ok(s))
         return CD_EIO;
+    int rc = 0;
+    if (capacity > 0) {
+        /* Claims for one agent wait for each other here (PostgreSQL: the agent's row lock,
+         * held to the commit), so the count below sees every earlier claim of any node. */
+        struct db_stmt *lock = st(s, ST_AGENT_LOCK);
+        db_bind_int64(lock, 1, agent_id);
+        rc = db_run(lock);
+        if (rc)
+            return rc;
+    }
     struct db_stmt *stmt = st(s, ST_CONV_CLAIM);
     db_bind_int64(stmt, 1, id);
     db_bind_int64(stmt, 2, agent_id);
     db_bind_int64(stmt, 3, now_s);
-    int rc = db_run(stmt);
+    db_bind_int64(stmt, 4, capacity);
+    rc = db_run(stmt);
     if (rc)
         return rc;
     if (db_changes(s->db) == 1)
         return s->observer ? observe(s, STORE_CHANGE_CONVERSATION_CLAIMED, id, NULL, NULL) : 0;
     struct store_conversation c;
     rc = store_conversation_get(s, id, &c);
+    int is_queued = !rc && c.state == STORE_STATE_QUEUED;
     store_conversation_clear(&c);
-    return rc == 0 ? CD_EBUSY : rc;
+    return rc ? rc : is_queued ? CD_EPERM : CD_EBUSY;
 }
 
 int store_conversations_open(struct store *s, int max,

@@ -23,6 +23,8 @@ struct store {
     int is_in_tx;
     int is_marked;
     struct store_sqlite *sqlite; /* NULL on PostgreSQL */
+    char node[24];               /* store_set_node(), "" if none */
+    int64_t last_reconnect_s;    /* PostgreSQL: reconnects are tried at most once a second */
 };
 
 /* SQLite: opens (creating and migrating) the file at path and sets s->db and s->sqlite.

@@ -144,7 +144,46 @@ static const char pg_schema[] =
     " delivered_ms bigint NOT NULL DEFAULT 0);"
     "CREATE INDEX webhook_outbox_due ON webhook_outbox(next_attempt_ms) WHERE status = 0;"
     "CREATE INDEX webhook_outbox_order ON webhook_outbox(endpoint, conversation, id)"
-    " WHERE status = 0;";
+    " WHERE status = 0;"
+    /* What other nodes must hear of (cluster.h): written by triggers in the transaction of the
+     * change, with the node whose connection made it (store_set_node()), and a NOTIFY without
+     * payload as the doorbell. */
+    "CREATE TABLE node_events ("
+    " id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    " conversation bigint NOT NULL,"
+    " seq bigint NOT NULL DEFAULT 0,"
+    " kind text NOT NULL,"
+    " node text NOT NULL DEFAULT '',"
+    " payload text," /* 'k': the KB change (kb.h's journal) */
+    " created_ms bigint NOT NULL"
+    " DEFAULT (extract(epoch FROM clock_timestamp()) * 1000)::bigint);"
+    "CREATE INDEX node_events_created ON node_events(created_ms);"
+    "CREATE INDEX node_events_kb ON node_events(id) WHERE kind = 'k';"
+    "CREATE TABLE agent_nodes ("
+    " agent_id bigint PRIMARY KEY,"
+    " node text NOT NULL,"
+    " seen_ms bigint NOT NULL);"
+    "CREATE FUNCTION caredesk_message_event() RETURNS trigger LANGUAGE plpgsql AS $$"
+    " BEGIN"
+    " INSERT INTO node_events (conversation, seq, kind, node) VALUES (NEW.conversation,"
+    " NEW.seq, 'm', coalesce(current_setting('caredesk.node', true), ''));"
+    " PERFORM pg_notify('caredesk_events', '');"
+    " RETURN NULL;"
+    " END $$;"
+    "CREATE TRIGGER messages_event AFTER INSERT ON messages"
+    " FOR EACH ROW EXECUTE FUNCTION caredesk_message_event();"
+    "CREATE FUNCTION caredesk_conversation_event() RETURNS trigger LANGUAGE plpgsql AS $$"
+    " BEGIN"
+    " INSERT INTO node_events (conversation, kind, node) VALUES (NEW.id, 'c',"
+    " coalesce(current_setting('caredesk.node', true), ''));"
+    " PERFORM pg_notify('caredesk_events', '');"
+    " RETURN NULL;"
+    " END $$;"
+    "CREATE TRIGGER conversations_event AFTER UPDATE ON conversations FOR EACH ROW"
+    " WHEN (OLD.state IS DISTINCT FROM NEW.state OR OLD.agent_id IS DISTINCT FROM NEW.agent_id"
+    " OR OLD.queue IS DISTINCT FROM NEW.queue OR OLD.priority IS DISTINCT FROM NEW.priority"
+    " OR OLD.is_offline IS DISTINCT FROM NEW.is_offline)"
+    " EXECUTE FUNCTION caredesk_conversation_event();";
 
 /* Migrations after the first PostgreSQL schema: pg_migrations[v - STORE_PG_FIRST_VERSION - 1]
  * takes version v - 1 to v. None yet. */

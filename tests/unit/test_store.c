@@ -755,6 +755,65 @@ static void test_sql_result_codes(void **state)
     assert_int_equal(sql_rc(SQLITE_IOERR_WRITE), CD_EIO);
 }
 
+/* An agent's capacity is counted in the store, so that it holds across nodes. */
+static void test_claim_within_capacity(void **state)
+{
+    (void)state;
+    struct store *n1 = testlib_store(db_path);
+    struct store *n2 = testlib_store(db_path);
+    int64_t ids[3];
+    for (int i = 0; i < 3; i++) {
+        ids[i] = new_conversation(n1, (unsigned char)(80 + i), NULL);
+        struct store_conversation c;
+        assert_int_equal(store_conversation_get(n1, ids[i], &c), 0);
+        c.state = STORE_STATE_QUEUED;
+        c.queued_s = 90;
+        assert_int_equal(store_conversation_update(n1, &c), 0);
+        store_conversation_clear(&c);
+    }
+    assert_int_equal(store_conversation_claim_within(n1, ids[0], 9, 100, 2), 0);
+    assert_int_equal(store_conversation_claim_within(n2, ids[1], 9, 100, 2), 0);
+    assert_int_equal(store_conversation_claim_within(n1, ids[2], 9, 100, 2), CD_EPERM);
+    assert_int_equal(store_conversation_claim_within(n2, ids[1], 10, 100, 2), CD_EBUSY);
+    struct store_conversation c;
+    assert_int_equal(store_conversation_get(n2, ids[2], &c), 0);
+    assert_int_equal(c.state, STORE_STATE_QUEUED); /* still waiting for someone else */
+    store_conversation_clear(&c);
+    assert_int_equal(store_conversation_claim_within(n2, ids[2], 10, 100, 2), 0);
+    store_close(n2);
+    store_close(n1);
+}
+
+/* A node whose copy is out of date does not undo another node's claim. */
+static void test_update_if_unchanged(void **state)
+{
+    (void)state;
+    struct store *n1 = testlib_store(db_path);
+    struct store *n2 = testlib_store(db_path);
+    int64_t a = new_conversation(n1, 90, NULL);
+    struct store_conversation c;
+    assert_int_equal(store_conversation_get(n1, a, &c), 0);
+    c.state = STORE_STATE_QUEUED;
+    assert_int_equal(store_conversation_update_if(n1, &c, STORE_STATE_BOT, 0), 0);
+    /* Node 2 claims; node 1, still seeing it queued, marks it offline. */
+    assert_int_equal(store_conversation_claim_within(n2, a, 12, 100, 0), 0);
+    c.is_offline = 1;
+    assert_int_equal(store_conversation_update_if(n1, &c, STORE_STATE_QUEUED, 0), CD_EBUSY);
+    store_conversation_clear(&c);
+    assert_int_equal(store_conversation_get(n1, a, &c), 0);
+    assert_int_equal(c.state, STORE_STATE_WITH_AGENT);
+    assert_int_equal(c.agent_id, 12);
+    assert_int_equal(c.is_offline, 0);
+    /* Read again, the write goes through. */
+    c.state = STORE_STATE_CLOSED;
+    assert_int_equal(store_conversation_update_if(n1, &c, STORE_STATE_WITH_AGENT, 12), 0);
+    c.id = 987654;
+    assert_int_equal(store_conversation_update_if(n1, &c, STORE_STATE_CLOSED, 12), CD_ENOTFOUND);
+    store_conversation_clear(&c);
+    store_close(n2);
+    store_close(n1);
+}
+
 /* A failed write inside a unit of work: the mark takes the group back, and the group goes on
  * (store.h's rule, the same on both backends). */
 static void test_failed_write_undone_by_mark(void **state)
@@ -947,6 +1006,8 @@ int main(void)
         T(test_durability_full),
         T(test_checkpoint_thread),
         T(test_failed_write_undone_by_mark),
+        T(test_claim_within_capacity),
+        T(test_update_if_unchanged),
     };
     const struct CMUnitTest on_postgres[] = {
         P(test_open_version),
@@ -964,6 +1025,8 @@ int main(void)
         P(test_stats),
         P(test_export_erase_retention),
         P(test_failed_write_undone_by_mark),
+        P(test_claim_within_capacity),
+        P(test_update_if_unchanged),
         P(test_pg_failed_write_without_mark),
         P(test_pg_seq_across_nodes),
         P(test_pg_claim_across_nodes),
