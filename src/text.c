@@ -610,9 +610,12 @@ struct analyse_ctx {
     struct text_analysis *a;
 };
 
-/* Appends n bytes to the analysis's character store; returns their offset, or -1. */
+/* Appends n bytes to the analysis's character store; returns their offset, or -1 when out of
+ * memory (or past the int offsets' range). */
 static int chars_add(struct text_analysis *a, const char *bytes, int n)
 {
+    if (a->n_chars + (size_t)n > INT_MAX)
+        return -1;
     if (a->n_chars + (size_t)n > a->cap_chars) {
         size_t cap = a->cap_chars ? a->cap_chars * 2 : 256;
         while (cap < a->n_chars + (size_t)n)
@@ -669,15 +672,16 @@ int text_analyse(struct text_tokenizer *t, const char *s, size_t n, struct text_
     a->n_words = 0;
     a->n_chars = 0;
     a->n_folded = -1;
-    size_t cap = a->n * 4 + 16;
-    if (a->cap_folded < cap) {
+    size_t cap = a->n <= INT_MAX ? a->n * 4 + 16 : 0; /* text_fold() takes no more */
+    if (cap && a->cap_folded < cap) {
         char *f = realloc(a->folded, cap);
         if (!f)
             return CD_ENOMEM;
         a->folded = f;
         a->cap_folded = cap;
     }
-    a->n_folded = text_fold(a->text, a->n, a->folded, a->cap_folded);
+    if (cap)
+        a->n_folded = text_fold(a->text, a->n, a->folded, a->cap_folded);
     int rc = split_words(a->text, a->n, word_record, &c);
     if (rc)
         a->n_words = 0;
