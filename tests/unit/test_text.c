@@ -265,33 +265,29 @@ static void test_random_bytes_never_crash(void **state)
     text_tokenizer_free(t);
 }
 
+/* Long words, each a letter repeated: cut at TEXT_MAX_TOKEN bytes, never inside a letter. */
+static const struct {
+    const char *lang, *letter;
+    int n_letters, flags, len, end;
+} long_words[] = {
+    {"en", "a", 100, TEXT_NO_STEM, TEXT_MAX_TOKEN, 100},
+    {"xx", "ж", 50, 0, 64, 100}, /* 100 bytes of Cyrillic: 32 letters fit */
+    {"en", "語", 30, 0, 63, 90}, /* 90 bytes of CJK, 3 each: 21 fit */
+};
+
 static void test_long_words_truncated(void **state)
 {
     (void)state;
-    char s[512];
-    memset(s, 'a', 100);
-    s[100] = '\0';
-    struct collected *c = tokens("en", s, TEXT_NO_STEM);
-    assert_int_equal(c->n, 1);
-    assert_int_equal((int)c->len, TEXT_MAX_TOKEN);
-    assert_int_equal(c->end[0], 100);
-
-    /* 50 Cyrillic letters (100 bytes): cut to 32 letters, never inside a letter. */
-    s[0] = '\0';
-    for (int i = 0; i < 50; i++)
-        strcat(s, "ж");
-    c = tokens("xx", s, 0);
-    assert_int_equal((int)c->len, 64);
-    assert_true(cd_utf8_valid(c->joined, c->len));
-    assert_int_equal(c->end[0], 100);
-
-    /* 30 CJK characters (90 bytes, 3 each): 21 fit in 64 bytes. */
-    s[0] = '\0';
-    for (int i = 0; i < 30; i++)
-        strcat(s, "語");
-    c = tokens("en", s, 0);
-    assert_int_equal((int)c->len, 63);
-    assert_true(cd_utf8_valid(c->joined, c->len));
+    for (size_t i = 0; i < sizeof long_words / sizeof long_words[0]; i++) {
+        char s[512] = "";
+        for (int k = 0; k < long_words[i].n_letters; k++)
+            strcat(s, long_words[i].letter);
+        struct collected *c = tokens(long_words[i].lang, s, long_words[i].flags);
+        assert_int_equal(c->n, 1);
+        assert_int_equal((int)c->len, long_words[i].len);
+        assert_true(cd_utf8_valid(c->joined, c->len));
+        assert_int_equal(c->end[0], long_words[i].end);
+    }
 }
 
 static void test_large_input(void **state)
@@ -442,28 +438,38 @@ static void assert_analysis_matches(struct text_tokenizer *t, const char *s, siz
     }
 }
 
+/* Messages in several languages, with apostrophes, stop words, emoji and a cut UTF-8 letter,
+ * and how many words (and of them stop words) each has. */
+static const struct {
+    const char *lang, *text;
+    int n_words, n_stopwords;
+} analysis_cases[] = {
+    {"en", "I don't want the refunds, I WANT a person!!", 9, 4},
+    {"en", "How do I sign up? The site's down and my e-mail won't log out", 15, 5},
+    {"es", "¿Cómo cancelo mis pedidos? No quiero las canciones", 8, 2},
+    {"de", "Warum ist die Rückerstattung nicht da? Straße", 7, 3},
+    {"fr", "Je n'ai pas reçu mon colis, pourquoi ?", 7, 2},
+    {"xx", "The Refunds of Ünïcode", 4, 0},
+    {"en", "   ", 0, 0},
+    {"en", "", 0, 0},
+    {"en", "\xf0\x9f\x98\x80 emoji\xe2\x80\x99s and caf\xc3", 3, 1},
+};
+
 static void test_analysis_is_the_tokenizer(void **state)
 {
     (void)state;
-    static const struct {
-        const char *lang, *text;
-    } cases[] = {
-        {"en", "I don't want the refunds, I WANT a person!!"},
-        {"en", "How do I sign up? The site's down and my e-mail won't log out"},
-        {"es", "¿Cómo cancelo mis pedidos? No quiero las canciones"},
-        {"de", "Warum ist die Rückerstattung nicht da? Straße"},
-        {"fr", "Je n'ai pas reçu mon colis, pourquoi ?"},
-        {"xx", "The Refunds of Ünïcode"},
-        {"en", "   "},
-        {"en", ""},
-        {"en", "\xf0\x9f\x98\x80 emoji\xe2\x80\x99s and caf\xc3"},
-    };
     struct text_analysis a = {0};
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        struct text_tokenizer *t = text_tokenizer_new(cases[i].lang);
+    for (size_t i = 0; i < sizeof analysis_cases / sizeof analysis_cases[0]; i++) {
+        const char *lang = analysis_cases[i].lang, *text = analysis_cases[i].text;
+        struct text_tokenizer *t = text_tokenizer_new(lang);
         assert_non_null(t);
-        assert_analysis_matches(t, cases[i].text, strlen(cases[i].text), &a);
-        assert_true(text_analysis_is_for(&a, cases[i].lang));
+        assert_analysis_matches(t, text, strlen(text), &a);
+        assert_true(text_analysis_is_for(&a, lang));
+        int n_stopwords = 0;
+        for (int k = 0; k < a.n_words; k++)
+            n_stopwords += a.words[k].is_stopword;
+        assert_int_equal(a.n_words, analysis_cases[i].n_words);
+        assert_int_equal(n_stopwords, analysis_cases[i].n_stopwords);
         text_tokenizer_free(t);
     }
     /* Hostile bytes, with a German tokenizer (stemming that needs accents). */
@@ -487,8 +493,8 @@ static void test_analysis_is_the_tokenizer(void **state)
 static void test_analysis_language_and_stop(void **state)
 {
     (void)state;
-    struct text_tokenizer *t = text_tokenizer_new("pt_BR");
     struct text_analysis a = {0};
+    struct text_tokenizer *t = text_tokenizer_new("pt_BR");
     const char *s = "the refunds of my orders";
     assert_int_equal(text_analyse(t, s, strlen(s), &a), 0);
     /* A tokenizer made for any tag of the same language gives the same tokens. */
