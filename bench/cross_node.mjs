@@ -5,7 +5,10 @@
 // one process, one monotonic clock).
 //
 //   node bench/cross_node.mjs --customers ws://127.0.0.1:P1 --agent ws://127.0.0.1:P3 \
-//        --token TOKEN --conversations 20 --rate 1000 --seconds 5
+//        --tokens T1,T2,T3,T4 --conversations 20 --rate 1000 --seconds 5
+// The conversations are dealt to the agents (one token each); an agent keeps at most 64 of
+// its messages unacknowledged, as a console would (a send waits for room), so the offered
+// rate is met only while the server keeps up ("late" counts sends that had to wait).
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -62,16 +65,25 @@ for (let i = 0; i < N; i++) {
   await c.next((f) => f.type === 'queued');
   customers.push(c);
 }
-const agent = await open(`${args.agent}/agent`);
-agent.send(JSON.stringify({ type: 'auth', token: args.token }));
-await agent.next((f) => f.type === 'ready');
+const tokens = (args.tokens || args.token).split(',');
+const agents = [];
+for (const token of tokens) {
+  const a = await open(`${args.agent}/agent`);
+  a.send(JSON.stringify({ type: 'auth', token }));
+  await a.next((f) => f.type === 'ready');
+  a.unacked = 0;
+  agents.push(a);
+}
 const byConv = new Map(customers.map((c) => [c.welcome.conversation, c]));
+const owner = new Map();
+let k = 0;
 for (const conv of byConv.keys()) {
+  const agent = agents[k++ % agents.length];
   // The chat queued on the customers' node reaches the agent's node first.
   await agent.next((f) => f.type === 'queue' && f.items.some((i) => i.conversation === conv));
-  agent.frames = agent.frames.filter((f) => f.type !== 'queue');
   agent.send(JSON.stringify({ type: 'claim', conversation: conv }));
   await agent.next((f) => f.type === 'assigned' && f.conversation === conv);
+  owner.set(conv, agent);
 }
 for (const c of customers) await c.next((f) => f.type === 'agent_joined');
 
@@ -94,16 +106,25 @@ for (const c of customers) {
 }
 let agentErrors = 0;
 let agentClosed = null;
-agent.onframe = (f) => { if (f.type === 'error') { agentErrors++; if (agentErrors < 3) console.error(JSON.stringify(f)); } };
-agent.on('close', (code, reason) => { agentClosed = `${code} ${reason}`; });
+for (const agent of agents) {
+  agent.frames = [];
+  agent.onframe = (f) => {
+    if (f.type === 'ack') agent.unacked--;
+    if (f.type === 'error') { agentErrors++; agent.unacked--; if (agentErrors < 3) console.error(JSON.stringify(f)); }
+  };
+  agent.on('close', (code, reason) => { agentClosed = `${code} ${reason}`; });
+}
 const convs = [...byConv.keys()];
-let sent = 0;
+let sent = 0, late = 0;
 const start = now();
 await new Promise((resolve) => {
   const tick = () => {
     const due = Math.floor(((now() - start) / 1000) * RATE);
     while (sent < due) {
       const conv = convs[sent % convs.length];
+      const agent = owner.get(conv);
+      if (agent.unacked >= 64) { late++; break; }
+      agent.unacked++;
       agent.send(JSON.stringify({ type: 'message', conversation: conv, id: `b${sent}`,
         text: `${enc(sent)} ${enc(Math.round(now() * 1000))}` }));
       sent++;
@@ -118,9 +139,10 @@ while (received + dup < sent && now() < deadline) await new Promise((r) => setTi
 lat.sort((a, b) => a - b);
 const q = (p) => (lat.length ? lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] : 0);
 console.log(JSON.stringify({
-  conversations: N, rate_target: RATE, seconds: SECONDS, sent, received, lost: sent - received,
+  conversations: N, agents: agents.length, rate_target: RATE, seconds: SECONDS, sent, late,
+  received, lost: sent - received,
   duplicated: dup, out_of_order: disorder, agent_errors: agentErrors, agent_closed: agentClosed, msgs_per_s: received / SECONDS,
   p50_ms: +q(0.5).toFixed(2), p99_ms: +q(0.99).toFixed(2), max_ms: +(lat[lat.length - 1] || 0).toFixed(2),
 }));
 for (const c of customers) c.close();
-agent.close();
+for (const a of agents) a.close();

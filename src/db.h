@@ -63,6 +63,10 @@ void db_close(struct db *db);
 
 enum db_kind db_kind(const struct db *db);
 
+/* The file of a SQLite database ("" for one in memory or temporary), NULL for PostgreSQL: two
+ * connections on one file give the same name. */
+const char *db_filename(struct db *db);
+
 /* The underlying connection: sqlite3 * or PGconn *. For the backend files only. */
 void *db_handle(struct db *db);
 
@@ -90,6 +94,12 @@ void db_clear(struct db_stmt *st);
 /* Steps once, resets, and returns 0 (done or a row) or CD_E*: for statements whose rows are
  * not wanted. */
 int db_run(struct db_stmt *st);
+
+/* Runs st (a statement without parameters whose result is not wanted: a savepoint, its
+ * release, a NOTIFY) with the next statement that runs on its connection: on PostgreSQL both
+ * go in one round trip, and an error of st is that next statement's; SQLite runs it now.
+ * Returns 0 or CD_E*. */
+int db_defer(struct db_stmt *st);
 
 /* Columns of the current row, numbered from 0. A boolean column (PostgreSQL) reads as 1/0.
  * db_col_text() returns NULL for NULL; db_col_str() returns "" for it. */

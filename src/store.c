@@ -11,6 +11,7 @@
  * one conversation, it comes from the conversation row's counter (UPDATE ... RETURNING), whose
  * row lock orders the appends of every node. */
 #include "store.h"
+#include "store_db.h"
 #include "store_int.h"
 #include "store_outbox.h"
 
@@ -75,6 +76,7 @@ enum stmt_id {
     ST_CONV_NPS,
     ST_SET_NODE,
     ST_PING,
+    ST_NOTIFY,
     ST_AGENT_HERE,
     ST_AGENT_NODE,
     ST_KB_JOURNAL,
@@ -190,16 +192,30 @@ static const char *const stmt_sql[ST_COUNT] = {
                      " WHERE closed_s > 0 AND closed_s < ?1 AND state IN ('closed', 'rated')"
                      " LIMIT ?2)",
     [ST_CONV_NPS] = "SELECT nps, nps_comment FROM conversations WHERE id = ?1",
-    /* PostgreSQL only: ST_SET_NODE, ST_PING, ST_AGENT_HERE, ST_AGENT_NODE, ST_KB_JOURNAL,
-     * ST_KB_JOURNAL_READ. */
+    /* PostgreSQL only: ST_SET_NODE, ST_PING, ST_NOTIFY, ST_AGENT_HERE, ST_AGENT_NODE,
+     * ST_KB_JOURNAL, ST_KB_JOURNAL_READ. */
 };
 
 /* PostgreSQL's text of the statements whose SQLite text it does not take. */
 static const char *const stmt_pg[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN",
+    /* Text sorts by bytes, as on SQLite, whatever the database's locale. */
+    [ST_USER_LIST] = "SELECT id, name, role, skills, token_hash, created_s FROM users"
+                     " ORDER BY name COLLATE \"C\" LIMIT ?1",
+    [ST_UNANSWERED_LIST] = "SELECT min(question COLLATE \"C\"), min(lang), count(*),"
+                           " max(created_s) FROM (SELECT question, lang, created_s FROM unanswered"
+                           " WHERE created_s >= ?1 ORDER BY id DESC LIMIT 10000) AS u"
+                           " GROUP BY lower(question) ORDER BY 3 DESC, 4 DESC, 1 LIMIT ?2",
+    [ST_STATS_QUEUES] = "SELECT queue, count(*) FROM conversations"
+                        " WHERE created_s >= ?1 AND created_s < ?2 AND queued_s > 0"
+                        " GROUP BY queue ORDER BY 2 DESC, queue COLLATE \"C\" LIMIT ?3",
+    [ST_STATS_UNANSWERED] = "SELECT min(question COLLATE \"C\"), count(*) FROM unanswered"
+                            " WHERE created_s >= ?1 AND created_s < ?2"
+                            " GROUP BY lower(question) ORDER BY 2 DESC, 1 LIMIT ?3",
     [ST_SET_NODE] = "SELECT set_config('caredesk.node', ?1, false)",
     [ST_AGENT_LOCK] = "SELECT id FROM users WHERE id = ?1 FOR UPDATE",
     [ST_PING] = "SELECT 1",
+    [ST_NOTIFY] = "SELECT pg_notify('caredesk_events', '')",
     [ST_AGENT_HERE] = "INSERT INTO agent_nodes (agent_id, node, seen_ms) VALUES (?1, ?2, ?3)"
                       " ON CONFLICT (agent_id) DO UPDATE SET node = ?2, seen_ms = ?3",
     [ST_AGENT_NODE] = "SELECT node FROM agent_nodes WHERE agent_id = ?1",
@@ -240,7 +256,7 @@ static const char *const stmt_pg[ST_COUNT] = {
     [ST_STATS_DRIVERS] =
         "SELECT d, count(*) FROM (SELECT CASE WHEN disposition <> '' THEN disposition"
         " ELSE intent END AS d FROM conversations WHERE created_s >= ?1 AND created_s < ?2) AS x"
-        " WHERE d <> '' GROUP BY d ORDER BY 2 DESC, 1 LIMIT ?3",
+        " WHERE d <> '' GROUP BY d ORDER BY 2 DESC, d COLLATE \"C\" LIMIT ?3",
     [ST_EMAIL_CONVERSATIONS] = "SELECT id FROM conversations WHERE lower(customer_email) ="
                                " lower(?1) AND id > ?2 ORDER BY id LIMIT ?3",
     [ST_ERASE_EMAIL] = "DELETE FROM conversations WHERE id IN (SELECT id FROM conversations"
@@ -524,7 +540,7 @@ int store_mark(struct store *s)
         return rc;
     rc = tx_ok(s);
     if (!rc && !s->is_marked) {
-        rc = db_run(st(s, ST_MARK));
+        rc = db_defer(st(s, ST_MARK)); /* PostgreSQL: sent with the unit's first statement */
         if (!rc)
             s->is_marked = 1;
     }
@@ -534,7 +550,7 @@ int store_mark(struct store *s)
 void store_mark_release(struct store *s)
 {
     if (s->is_marked && !db_tx_failed(s->db))
-        db_run(st(s, ST_MARK_RELEASE));
+        db_defer(st(s, ST_MARK_RELEASE));
     s->is_marked = 0;
 }
 
@@ -559,6 +575,10 @@ int store_commit(struct store *s)
         s->is_in_tx = 0;
         return CD_EIO;
     }
+    /* Other nodes hear of the group's messages when it commits (cluster.h). */
+    if (s->is_notify_due && !s->sqlite)
+        db_defer(st(s, ST_NOTIFY)); /* in the commit's round trip */
+    s->is_notify_due = 0;
     int rc = db_run(st(s, ST_COMMIT));
     if (rc) {
         /* A failed COMMIT may leave the transaction open: end it, so that
@@ -573,6 +593,7 @@ int store_commit(struct store *s)
 void store_rollback(struct store *s)
 {
     s->is_marked = 0;
+    s->is_notify_due = 0;
     if (!s->is_in_tx)
         return;
     if (db_in_tx(s->db))
@@ -649,6 +670,11 @@ void store_set_observer(struct store *s, store_observer_fn fn, void *ctx)
 {
     s->observer = fn;
     s->observer_ctx = ctx;
+}
+
+struct db *store_db(struct store *s)
+{
+    return s->db;
 }
 
 void **store_outbox_slot(struct store *s)
@@ -953,6 +979,12 @@ int store_message_append(struct store *s, struct store_message *m)
             return rc;
     }
     m->seq = seq;
+    if (!s->sqlite) {
+        if (s->is_in_tx)
+            s->is_notify_due = 1;
+        else
+            db_run(st(s, ST_NOTIFY)); /* committed by itself: ring now */
+    }
     return s->observer ? observe(s, STORE_CHANGE_MESSAGE_APPENDED, m->conversation, NULL, m) : 0;
 }
 

@@ -6,7 +6,10 @@
 // chat back on another node; an agent's capacity holds across the nodes.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, fixtures, addUser } from './lib/server.mjs';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { startServer, fixtures, addUser, runCaredesk } from './lib/server.mjs';
 import { connect } from './lib/client.mjs';
 import { pgDatabase, psql } from './lib/pg.mjs';
 
@@ -259,13 +262,16 @@ test('a KB edit on node 2 is found by a search on node 3 within a second, ranked
       { question: 'my sofa has stripes and needs cleaning', article: 'zebra-care' });
     assert.equal(taught.status, 200, JSON.stringify(taught.body));
     const q2 = `/api/search?q=${encodeURIComponent('my sofa has stripes and needs cleaning')}`;
+    const onN3 = (await api(n3, 'GET', q2, tokens.author)).body.hits;
+    assert.equal(onN3[0].id, 'zebra-care');
+    const ranks = (hits) => JSON.stringify(hits.map((h) => [h.id, h.score]));
+    // Node 2 may rank the article first before the phrasing arrives: wait for the same scores.
     const learned = await within(2000, async () => {
       const r = await api(n2, 'GET', q2, tokens.author);
-      return r.body.hits && r.body.hits[0] && r.body.hits[0].id === 'zebra-care' ? r.body.hits : null;
+      return r.body.hits && ranks(r.body.hits) === ranks(onN3) ? r.body.hits : null;
     });
-    assert.ok(learned, 'the learned phrasing reached node 2');
-    const onN3 = (await api(n3, 'GET', q2, tokens.author)).body.hits;
-    assert.deepEqual(learned.map((h) => [h.id, h.score]), onN3.map((h) => [h.id, h.score]));
+    assert.ok(learned, 'the learned phrasing reached node 2 and ranks as on node 3');
+    assert.ok(learned[0].score > 0.5, `a learned phrasing matches closely (${learned[0].score})`);
 
     // A node that starts now replays the journal: same article, same rank.
     const n4 = await startServer({ ...fixtures, db });
@@ -283,3 +289,26 @@ test('a KB edit on node 2 is found by a search on node 3 within a second, ranked
       await n4.stop();
     }
   });
+
+test('caredesk import --db postgresql://... reaches every running node', async () => {
+  const [, n2, n3] = nodes; // node 1 was killed above
+  const dir = mkdtempSync(path.join(tmpdir(), 'caredesk-import-'));
+  writeFileSync(path.join(dir, 'gift-wrap.md'), [
+    '---', 'id: gift-wrap', 'title: Gift wrapping for orders', 'questions:',
+    '  - can you gift wrap my order', '---', '',
+    'Tick "gift wrap" at checkout; we wrap it in recycled paper.', ''].join('\n'));
+  try {
+    const r = await runCaredesk(['import', '--db', db, dir]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(r.stdout + r.stderr, /caredesk@/, 'the URI is not repeated');
+    for (const n of [n2, n3]) {
+      const found = await within(2000, async () => {
+        const res = await api(n, 'GET', `/api/search?q=${encodeURIComponent('gift wrap my order')}`, tokens.author);
+        return res.body.hits && res.body.hits.some((h) => h.id === 'gift-wrap');
+      });
+      assert.ok(found, `node ${n.port} has the imported article`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
