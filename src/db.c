@@ -481,75 +481,70 @@ static int pg_param(struct db_stmt *st, int i)
     return i - 1;
 }
 
-void db_bind_int64(struct db_stmt *st, int i, int64_t v)
+/* PostgreSQL: the text buffer of number parameter i, now its value (NULL: no such one). */
+static char *pg_number(struct db_stmt *st, int i)
 {
-    if (st->sq) {
-        sqlite3_bind_int64(st->sq, i, v);
-        return;
-    }
     int k = pg_param(st, i);
     if (k < 0)
-        return;
-    snprintf(st->num[k], sizeof st->num[k], "%lld", (long long)v);
+        return NULL;
     st->values[k] = st->num[k];
     st->formats[k] = 0;
+    return st->num[k];
+}
+
+void db_bind_int64(struct db_stmt *st, int i, int64_t v)
+{
+    char *b = st->sq ? NULL : pg_number(st, i);
+    if (st->sq)
+        sqlite3_bind_int64(st->sq, i, v);
+    else if (b)
+        snprintf(b, sizeof st->num[0], "%lld", (long long)v);
 }
 
 void db_bind_double(struct db_stmt *st, int i, double v)
 {
-    if (st->sq) {
+    char *b = st->sq ? NULL : pg_number(st, i);
+    if (st->sq)
         sqlite3_bind_double(st->sq, i, v);
-        return;
-    }
+    else if (b)
+        snprintf(b, sizeof st->num[0], "%.17g", v);
+}
+
+/* PostgreSQL: parameter i is value (NULL: SQL NULL), n bytes in binary when is_binary. */
+static void pg_set(struct db_stmt *st, int i, const char *value, size_t n, int is_binary)
+{
     int k = pg_param(st, i);
     if (k < 0)
         return;
-    snprintf(st->num[k], sizeof st->num[k], "%.17g", v);
-    st->values[k] = st->num[k];
-    st->formats[k] = 0;
+    st->values[k] = value;
+    st->lengths[k] = (int)n;
+    st->formats[k] = is_binary;
 }
 
 void db_bind_text(struct db_stmt *st, int i, const char *text)
 {
-    if (st->sq) {
-        if (text)
-            sqlite3_bind_text(st->sq, i, text, -1, SQLITE_STATIC);
-        else
-            sqlite3_bind_null(st->sq, i);
-        return;
-    }
-    int k = pg_param(st, i);
-    if (k < 0)
-        return;
-    st->values[k] = text;
-    st->formats[k] = 0;
+    if (!st->sq)
+        pg_set(st, i, text, 0, 0);
+    else if (text)
+        sqlite3_bind_text(st->sq, i, text, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st->sq, i);
 }
 
 void db_bind_blob(struct db_stmt *st, int i, const void *p, size_t n)
 {
-    if (st->sq) {
+    if (!st->sq)
+        pg_set(st, i, p ? (const char *)p : "", n, 1);
+    else
         sqlite3_bind_blob(st->sq, i, p, (int)n, SQLITE_STATIC);
-        return;
-    }
-    int k = pg_param(st, i);
-    if (k < 0)
-        return;
-    st->values[k] = p ? (const char *)p : "";
-    st->lengths[k] = (int)n;
-    st->formats[k] = 1;
 }
 
 void db_bind_null(struct db_stmt *st, int i)
 {
-    if (st->sq) {
+    if (!st->sq)
+        pg_set(st, i, NULL, 0, 0);
+    else
         sqlite3_bind_null(st->sq, i);
-        return;
-    }
-    int k = pg_param(st, i);
-    if (k < 0)
-        return;
-    st->values[k] = NULL;
-    st->formats[k] = 0;
 }
 
 int db_step(struct db_stmt *st)
