@@ -106,11 +106,17 @@ static void push(struct cluster *cl, const struct cluster_event *ev)
             cl->cap_queue = cap;
         }
     }
-    if (cl->n_queue < cl->cap_queue)
+    int is_dropped = cl->n_queue == cl->cap_queue;
+    if (!is_dropped)
         cl->queue[cl->n_queue++] = *ev;
     else
         free(ev->payload);
     pthread_mutex_unlock(&cl->mutex);
+    /* The loop has not taken events for a long while (QUEUE_MAX of them): its clients catch up
+     * when they resume; say so rather than grow without bound. */
+    if (is_dropped)
+        log_event(LOG_ERROR, "cluster_event_dropped", "conversation:l", (long long)ev->conversation,
+                  "kind:i", ev->kind, LOG_END);
 }
 
 /* Takes the rows of r (columns as stream.sql) that are new: queues the other nodes' events,
