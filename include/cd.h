@@ -54,6 +54,12 @@ int cd_buf_vprintf(struct cd_buf *b, const char *fmt, va_list ap)
 void cd_buf_reset(struct cd_buf *b);
 void cd_buf_free(struct cd_buf *b);
 
+/* Resizes the array whose pointer is at items (a T **, passed as void *) to n elements of
+ * size bytes each. Returns 0, or CD_ENOMEM (the product overflows or realloc fails) with the
+ * array unchanged. Grows the parallel arrays of a table one call each:
+ * `if (cd_resize(&q->items, cap, sizeof *q->items)) return CD_ENOMEM;` */
+int cd_resize(void *items, size_t n, size_t size);
+
 /* Reads a whole file into a new NUL-terminated buffer the caller frees.
  * Returns NULL (errno set) on failure; *len_out gets the size if not NULL. */
 char *cd_read_file(const char *path, size_t *len_out);

@@ -47,6 +47,19 @@ struct conn *chat_conn_get(struct chat *chat, uint64_t id)
     return (struct conn *)htable_get(&chat->conns, id);
 }
 
+/* Appends f to the frames chat_flush() sends. Returns 0, or CD_ENOMEM with nothing appended. */
+static int push_frame(struct chat *chat, struct pending_frame f)
+{
+    if (chat->n_frames == chat->cap_frames) {
+        int cap = chat->cap_frames ? chat->cap_frames * 2 : 64;
+        if (cd_resize(&chat->frames, (size_t)cap, sizeof *chat->frames))
+            return CD_ENOMEM;
+        chat->cap_frames = cap;
+    }
+    chat->frames[chat->n_frames++] = f;
+    return 0;
+}
+
 /* Queues text (taken over, NUL-terminated) as a frame for connection id.
  * Out of memory drops the frame (the client can resume to get what it
  * missed). */
@@ -54,17 +67,10 @@ static void emit_text(struct chat *chat, uint64_t conn_id, char *text)
 {
     if (!text)
         return;
-    if (chat->n_frames == chat->cap_frames) {
-        int cap = chat->cap_frames ? chat->cap_frames * 2 : 64;
-        struct pending_frame *f = realloc(chat->frames, (size_t)cap * sizeof *f);
-        if (!f) {
-            free(text);
-            return;
-        }
-        chat->frames = f;
-        chat->cap_frames = cap;
+    if (push_frame(chat, (struct pending_frame){conn_id, text, strlen(text), 0, NULL})) {
+        free(text);
+        return;
     }
-    chat->frames[chat->n_frames++] = (struct pending_frame){conn_id, text, strlen(text), 0, NULL};
     struct conn *c = chat_conn_get(chat, conn_id);
     if (c) {
         c->has_pending = 1;
@@ -79,17 +85,8 @@ void chat_emit_close(struct chat *chat, uint64_t conn_id, int code, const char *
     struct conn *k = chat_conn_get(chat, conn_id);
     if (k)
         k->is_closing = 1;
-    if (chat->n_frames == chat->cap_frames) {
-        int cap = chat->cap_frames ? chat->cap_frames * 2 : 64;
-        struct pending_frame *f = realloc(chat->frames, (size_t)cap * sizeof *f);
-        if (!f) {
-            chat->io.close(chat->io.ctx, conn_id, code, reason); /* at once, then */
-            return;
-        }
-        chat->frames = f;
-        chat->cap_frames = cap;
-    }
-    chat->frames[chat->n_frames++] = (struct pending_frame){conn_id, NULL, 0, code, reason};
+    if (push_frame(chat, (struct pending_frame){conn_id, NULL, 0, code, reason}))
+        chat->io.close(chat->io.ctx, conn_id, code, reason); /* at once, then */
 }
 
 /* Queues obj (consumed) as a frame for connection id. */

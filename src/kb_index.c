@@ -39,14 +39,9 @@ static int capture_token(struct capture_col *col, const char *token, int n_token
 {
     if (col->n == col->cap) {
         int cap = col->cap ? col->cap * 2 : 256;
-        int *s = realloc(col->start, (size_t)cap * sizeof *s);
-        if (!s)
+        if (cd_resize(&col->start, (size_t)cap, sizeof *col->start) ||
+            cd_resize(&col->stem_at, (size_t)cap, sizeof *col->stem_at))
             return CD_ENOMEM;
-        col->start = s;
-        int *a = realloc(col->stem_at, (size_t)cap * sizeof *a);
-        if (!a)
-            return CD_ENOMEM;
-        col->stem_at = a;
         col->cap = cap;
     }
     col->start[col->n] = start;
@@ -199,14 +194,9 @@ struct df_entry *kb_df_find(struct df_map *m, const char *stem, size_t n, int cr
     uint32_t at = (uint32_t)m->pool.len;
     if (n <= TEXT_MAX_TOKEN && m->by_len[n].n == m->by_len[n].cap) {
         uint32_t cap = m->by_len[n].cap ? m->by_len[n].cap * 2 : 64;
-        uint32_t *grown = realloc(m->by_len[n].at, (size_t)cap * sizeof *grown);
-        if (!grown)
+        if (cd_resize(&m->by_len[n].at, cap, sizeof *m->by_len[n].at) ||
+            cd_resize(&m->by_len[n].sig, cap, sizeof *m->by_len[n].sig))
             return NULL;
-        m->by_len[n].at = grown;
-        grown = realloc(m->by_len[n].sig, (size_t)cap * sizeof *grown);
-        if (!grown)
-            return NULL;
-        m->by_len[n].sig = grown;
         m->by_len[n].cap = cap;
     }
     if (cd_buf_append(&m->pool, stem, n))

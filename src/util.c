@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,19 @@ int64_t cd_now_us(void)
 int64_t cd_wall_s(void)
 {
     return (int64_t)time(NULL);
+}
+
+int cd_resize(void *items, size_t n, size_t size)
+{
+    void *old, *grown;
+    if (size && n > SIZE_MAX / size)
+        return CD_ENOMEM;
+    memcpy(&old, items, sizeof old); /* items is a T **: its pointer read without aliasing */
+    grown = realloc(old, n * size);
+    if (!grown && n && size)
+        return CD_ENOMEM;
+    memcpy(items, &grown, sizeof grown);
+    return 0;
 }
 
 static int buf_reserve(struct cd_buf *b, size_t extra)

@@ -91,11 +91,39 @@ static void test_fnv1a_and_suffix(void **state)
     /* Hashing in pieces is hashing the whole. */
     assert_true(cd_fnv1a64(cd_fnv1a64(CD_FNV64_INIT, "foo", 3), "bar", 3) ==
                 cd_fnv1a64(CD_FNV64_INIT, "foobar", 6));
-    assert_true(cd_has_suffix("intents.jsonl", ".jsonl"));
-    assert_false(cd_has_suffix("intents.json", ".jsonl"));
-    assert_true(cd_has_suffix(".md", ".md"));
-    assert_false(cd_has_suffix("md", ".md"));
-    assert_true(cd_has_suffix("x", ""));
+    static const struct {
+        const char *name, *suffix;
+        int is_suffix;
+    } suffixes[] = {
+        {"intents.jsonl", ".jsonl", 1},
+        {"intents.json", ".jsonl", 0},
+        {".md", ".md", 1},
+        {"md", ".md", 0},
+        {"x", "", 1},
+    };
+    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++)
+        assert_int_equal(!!cd_has_suffix(suffixes[i].name, suffixes[i].suffix),
+                         suffixes[i].is_suffix);
+}
+
+/* The one array resize: grows and shrinks, keeps the elements, refuses an overflowing size
+ * and leaves the array as it was. */
+static void test_resize(void **state)
+{
+    (void)state;
+    int *a = NULL;
+    assert_int_equal(cd_resize(&a, 4, sizeof *a), 0);
+    assert_non_null(a);
+    for (int i = 0; i < 4; i++)
+        a[i] = i * 10;
+    assert_int_equal(cd_resize(&a, 1000, sizeof *a), 0);
+    assert_int_equal(a[3], 30);
+    int *before = a;
+    assert_int_equal(cd_resize(&a, SIZE_MAX / 2, sizeof *a), CD_ENOMEM);
+    assert_ptr_equal(a, before);
+    assert_int_equal(cd_resize(&a, 2, sizeof *a), 0);
+    assert_int_equal(a[1], 10);
+    free(a);
 }
 
 /* Log lines: valid UTF-8 kept, invalid bytes replaced. */
@@ -121,6 +149,7 @@ int main(void)
                     cmocka_unit_test(test_json_string_matches_jansson),
                     cmocka_unit_test(test_json_numbers_match_jansson),
                     cmocka_unit_test(test_fnv1a_and_suffix),
+                    cmocka_unit_test(test_resize),
                     cmocka_unit_test(test_json_string_utf8),
                 });
 }

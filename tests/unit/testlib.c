@@ -22,6 +22,15 @@ void testlib_remove_db(const char *path)
     }
 }
 
+void testlib_check_cases(const char *name, int (*check)(const char *),
+                         const struct testlib_case *cases, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!check(cases[i].in) != !cases[i].is_true)
+            fail_msg("%s(\"%s\") should be %s", name, cases[i].in ? cases[i].in : "(null)",
+                     cases[i].is_true ? "true" : "false");
+}
+
 char *testlib_db_path(char *out, size_t cap, const char *name)
 {
     snprintf(out, cap, "/tmp/cd-test-%s-%d.db", name, (int)getpid());

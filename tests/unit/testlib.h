@@ -43,6 +43,19 @@ struct triage *testlib_triage(const char *json);
 /* Fails the test unless text holds every string of the NULL-terminated list want. */
 void testlib_assert_has_all(const char *text, const char *const *want);
 
+/* One input of a yes/no check and the answer it must get. */
+struct testlib_case {
+    const char *in;
+    int is_true;
+};
+
+/* Fails the test, naming the check and the input, unless check(in) is nonzero exactly for the
+ * cases marked is_true. */
+void testlib_check_cases(const char *name, int (*check)(const char *),
+                         const struct testlib_case *cases, size_t n);
+#define TESTLIB_CHECK_CASES(check, cases)                                                          \
+    testlib_check_cases(#check, check, cases, sizeof(cases) / sizeof(cases)[0])
+
 /* The end of a test file's main(): runs the braced list of tests given (cmocka_unit_test()
  * and friends) as one group with group_setup and group_teardown (NULL for none) and returns
  * its result. */
