@@ -102,18 +102,14 @@ static void test_roles_skills(void **state)
         {"Billing", 0},  {"bill ing", 0}, {NULL, 0},
     };
     TESTLIB_CHECK_CASES(auth_skills_valid, skills);
-    static const struct {
-        const char *skills, *skill;
-        int is_held;
-    } held[] = {
+    static const struct testlib_case2 held[] = {
         {"billing,orders", "orders", 1},
         {"billing,orders", "billing", 1},
         {"billing,orders", "order", 0},
         {"billing,orders", "bill", 0},
         {"", "billing", 0},
     };
-    for (size_t i = 0; i < sizeof held / sizeof held[0]; i++)
-        assert_int_equal(!!auth_has_skill(held[i].skills, held[i].skill), held[i].is_held);
+    TESTLIB_CHECK_CASES2(auth_has_skill, held);
 }
 
 static void test_user_create_and_check(void **state)

@@ -91,19 +91,14 @@ static void test_fnv1a_and_suffix(void **state)
     /* Hashing in pieces is hashing the whole. */
     assert_true(cd_fnv1a64(cd_fnv1a64(CD_FNV64_INIT, "foo", 3), "bar", 3) ==
                 cd_fnv1a64(CD_FNV64_INIT, "foobar", 6));
-    static const struct {
-        const char *name, *suffix;
-        int is_suffix;
-    } suffixes[] = {
+    static const struct testlib_case2 suffixes[] = {
         {"intents.jsonl", ".jsonl", 1},
         {"intents.json", ".jsonl", 0},
         {".md", ".md", 1},
         {"md", ".md", 0},
         {"x", "", 1},
     };
-    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++)
-        assert_int_equal(!!cd_has_suffix(suffixes[i].name, suffixes[i].suffix),
-                         suffixes[i].is_suffix);
+    TESTLIB_CHECK_CASES2(cd_has_suffix, suffixes);
 }
 
 /* The one array resize: grows and shrinks, keeps the elements, refuses an overflowing size

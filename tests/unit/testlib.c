@@ -7,6 +7,8 @@
 
 #include "testlib.h"
 
+#include "backup.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,12 +16,7 @@
 
 void testlib_remove_db(const char *path)
 {
-    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
-    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
-        char p[512];
-        snprintf(p, sizeof p, "%s%s", path, suffixes[i]);
-        unlink(p);
-    }
+    backup_remove_database(path);
 }
 
 void testlib_check_cases(const char *name, int (*check)(const char *),
@@ -28,6 +25,15 @@ void testlib_check_cases(const char *name, int (*check)(const char *),
     for (size_t i = 0; i < n; i++)
         if (!check(cases[i].in) != !cases[i].is_true)
             fail_msg("%s(\"%s\") should be %s", name, cases[i].in ? cases[i].in : "(null)",
+                     cases[i].is_true ? "true" : "false");
+}
+
+void testlib_check_cases2(const char *name, int (*check)(const char *, const char *),
+                          const struct testlib_case2 *cases, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!check(cases[i].a, cases[i].b) != !cases[i].is_true)
+            fail_msg("%s(\"%s\", \"%s\") should be %s", name, cases[i].a, cases[i].b,
                      cases[i].is_true ? "true" : "false");
 }
 

@@ -56,6 +56,18 @@ void testlib_check_cases(const char *name, int (*check)(const char *),
 #define TESTLIB_CHECK_CASES(check, cases)                                                          \
     testlib_check_cases(#check, check, cases, sizeof(cases) / sizeof(cases)[0])
 
+/* Two inputs of a yes/no check and the answer it must get. */
+struct testlib_case2 {
+    const char *a, *b;
+    int is_true;
+};
+
+/* As testlib_check_cases, for a check of two strings. */
+void testlib_check_cases2(const char *name, int (*check)(const char *, const char *),
+                          const struct testlib_case2 *cases, size_t n);
+#define TESTLIB_CHECK_CASES2(check, cases)                                                         \
+    testlib_check_cases2(#check, check, cases, sizeof(cases) / sizeof(cases)[0])
+
 /* The end of a test file's main(): runs the braced list of tests given (cmocka_unit_test()
  * and friends) as one group with group_setup and group_teardown (NULL for none) and returns
  * its result. */
