@@ -327,6 +327,23 @@ static void drain(uint64_t conn)
         json_decref(o);
 }
 
+/* Reads every frame agent conn has not read yet and returns the last "queue" one (the
+ * caller decrefs it); fails the test when there is none. */
+static json_t *latest_queue_view(uint64_t conn)
+{
+    json_t *last = NULL, *f;
+    while ((f = next_frame(conn))) {
+        if (!strcmp(str(f, "type"), "queue")) {
+            json_decref(last);
+            last = f;
+        } else {
+            json_decref(f);
+        }
+    }
+    assert_non_null(last);
+    return last;
+}
+
 /* Sends customer conn the message text with client id id and reads the reply, checking that
  * it answers id and, when want_action is not NULL, its action. The caller decrefs the reply. */
 static json_t *ask(uint64_t conn, const char *id, const char *text, const char *want_action)
@@ -337,6 +354,20 @@ static json_t *ask(uint64_t conn, const char *id, const char *text, const char *
     if (want_action)
         assert_string_equal(str(r, "action"), want_action);
     return r;
+}
+
+/* ask() for a message the bot hands off: the reply names intent and queue, and the customer
+ * is then told they wait in that queue. */
+static void ask_handed_off(uint64_t conn, const char *id, const char *text, const char *intent,
+                           const char *queue)
+{
+    json_t *r = ask(conn, id, text, "handoff");
+    assert_string_equal(str(r, "intent"), intent);
+    assert_string_equal(str(r, "queue"), queue);
+    json_decref(r);
+    json_t *q = expect(conn, "queued");
+    assert_string_equal(str(q, "queue"), queue);
+    json_decref(q);
 }
 
 /* The agents made, Ana online on connection 100, and customer 1 asking for a person:
@@ -498,16 +529,7 @@ static void test_explicit_handoff_offline(void **state)
 /* The priority of conversation conv in the last "queue" frame agent conn got. */
 static int queued_priority(uint64_t conn, int64_t conv)
 {
-    json_t *last = NULL, *f;
-    while ((f = next_frame(conn))) {
-        if (!strcmp(str(f, "type"), "queue")) {
-            json_decref(last);
-            last = f;
-        } else {
-            json_decref(f);
-        }
-    }
-    assert_non_null(last);
+    json_t *last = latest_queue_view(conn);
     int priority = -1;
     json_t *items = json_object_get(last, "items");
     for (size_t i = 0; i < json_array_size(items); i++)
@@ -636,13 +658,7 @@ static void test_low_confidence_and_sensitive_handoff(void **state)
     json_decref(expect(1, "queued"));
 
     new_customer(2, NULL);
-    r = ask(2, "m1", "you charged twice my card", "handoff");
-    assert_string_equal(str(r, "intent"), "billing_dispute");
-    assert_string_equal(str(r, "queue"), "billing");
-    json_decref(r);
-    json_t *q = expect(2, "queued");
-    assert_string_equal(str(q, "queue"), "billing");
-    json_decref(q);
+    ask_handed_off(2, "m1", "you charged twice my card", "billing_dispute", "billing");
 }
 
 static void test_collect_then_handoff(void **state)
@@ -658,13 +674,7 @@ static void test_collect_then_handoff(void **state)
     r = ask(1, "m2", "I don't know", "clarify");
     assert_string_equal(str(r, "collect"), "order_number");
     json_decref(r);
-    r = ask(1, "m3", "it is 12345", "handoff");
-    assert_string_equal(str(r, "queue"), "orders");
-    assert_string_equal(str(r, "intent"), "order_problem");
-    json_decref(r);
-    json_t *q = expect(1, "queued");
-    assert_string_equal(str(q, "queue"), "orders");
-    json_decref(q);
+    ask_handed_off(1, "m3", "it is 12345", "order_problem", "orders");
     struct store_conversation c;
     assert_int_equal(store_conversation_get(store, conv, &c), 0);
     assert_int_equal(c.state, STORE_STATE_QUEUED);
@@ -689,16 +699,7 @@ static void test_agent_full_flow(void **state)
     assert_int_equal(num(q, "estimated_wait_s"), 0);           /* and has room */
     json_decref(q);
     /* The agent sees the chat waiting (in the latest queue view). */
-    json_t *qf = NULL, *f;
-    while ((f = next_frame(100))) {
-        if (!strcmp(str(f, "type"), "queue")) {
-            json_decref(qf);
-            qf = f;
-        } else {
-            json_decref(f);
-        }
-    }
-    assert_non_null(qf);
+    json_t *qf = latest_queue_view(100);
     json_t *items = json_object_get(qf, "items");
     assert_int_equal(json_array_size(items), 1);
     assert_int_equal(num(qf, "total"), 1);
