@@ -6,8 +6,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import Ajv2020 from 'ajv/dist/2020.js';
-import { startServer, runCaredesk, fixtures } from './lib/server.mjs';
+import { startServer, fixtures, addUser } from './lib/server.mjs';
 import { connect } from './lib/client.mjs';
+import { rest } from './lib/rest.mjs';
 
 let srv;
 let doc;
@@ -24,10 +25,7 @@ before(async () => {
       '--webhook-events', 'article.published', '--webhook-retry-base-ms', '50', '--webhook-max-age', '1'],
   });
   for (const [name, role] of [['Ana', 'agent'], ['Ada', 'author'], ['Root', 'admin'], ['Sue', 'supervisor']]) {
-    const r = await runCaredesk(['user', 'add', name, '--role', role, '--skills', 'general,orders',
-      '--db', srv.db]);
-    assert.equal(r.code, 0, r.stderr);
-    tokens[role] = r.stdout.trim().split('\n').pop().trim();
+    tokens[role] = await addUser(srv.db, name, role, 'general,orders');
   }
   const res = await fetch(`${srv.url}/api/openapi.json`);
   assert.equal(res.status, 200);
@@ -52,13 +50,8 @@ const ptr = (s) => s.replaceAll('~', '~0').replaceAll('/', '~1');
 
 // Calls the server and validates the response against the document.
 async function call(method, path, { token, body, expect } = {}) {
-  const headers = {};
-  if (token) headers.authorization = `Bearer ${token}`;
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(srv.url + path, {
-    method, headers, body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
+  const res = await rest(srv.url, method, path, { token, body });
+  const text = res.text;
   if (expect !== undefined) assert.equal(res.status, expect, `${method} ${path}: ${text}`);
   const t = template(path);
   assert.ok(t, `${path} is in the document`);
