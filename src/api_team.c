@@ -6,7 +6,6 @@
 
 #include "auth.h"
 #include "incident.h"
-#include "log.h"
 #include "qa.h"
 #include "report.h"
 #include "store.h"
@@ -97,16 +96,6 @@ static int week_arg(const struct api_request *req, const char *given, char *week
     return 0;
 }
 
-static int parse_id(const char *s, int64_t *out)
-{
-    char *end;
-    long long v = s ? strtoll(s, &end, 10) : 0;
-    if (!s || !*s || *end || v <= 0)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 static int respond_result(struct api_response *resp, int rc, json_t *value)
 {
     if (rc) {
@@ -128,14 +117,6 @@ static int body_object(const struct api_request *req, json_t **out, struct api_r
         return 1;
     }
     return 0;
-}
-
-static void audit_event(struct api *api, const char *kind, int64_t conversation,
-                        const struct auth_user *user)
-{
-    int rc = store_event_add(api_deps_of(api)->store, kind, conversation, user->id, NULL);
-    if (rc)
-        log_event(LOG_ERROR, "audit_failed", "kind:s", kind, "error:s", cd_strerror(rc), LOG_END);
 }
 
 /* GET: the stored sample of a week. POST {"week","seed"?}: draws it. */
@@ -186,7 +167,7 @@ static int route_qa_samples(struct api *api, const struct api_request *req,
     free(picks);
     if (rc)
         return api_respond_error(resp, 500, "internal", cd_strerror(rc));
-    audit_event(api, "qa_sample", 0, &user);
+    api_audit(api, "qa_sample", 0, &user, NULL);
     json_t *out = NULL;
     rc = qa_sample_list(deps->store, week, user.id, &out);
     if (!rc)
@@ -205,7 +186,7 @@ static int route_qa_audits(struct api *api, const struct api_request *req,
     if (!strcmp(req->method, "GET")) {
         int64_t agent = 0, since = 0, until = INT64_MAX;
         const char *a = api_arg(req, "agent");
-        if (a && parse_id(a, &agent))
+        if (a && api_parse_id(a, &agent))
             return api_respond_error(resp, 400, "bad_agent", "'agent' is an account id");
         if (user.role == AUTH_ROLE_AGENT) {
             if (a && agent != user.id)
@@ -245,7 +226,7 @@ static int route_qa_audits(struct api *api, const struct api_request *req,
     json_decref(body);
     switch (rc) {
     case 0:
-        audit_event(api, "qa_audit", id, &user);
+        api_audit(api, "qa_audit", id, &user, NULL);
         return api_respond_json(resp, 201, out);
     case CD_EPERM:
         return api_respond_error(resp, 403, "forbidden", why);
@@ -291,7 +272,7 @@ static int route_qa_scores(struct api *api, const struct api_request *req,
         return 0;
     const char *w = api_arg(req, "weeks");
     int64_t weeks = 8;
-    if (w && (parse_id(w, &weeks) || weeks > 104))
+    if (w && (api_parse_id(w, &weeks) || weeks > 104))
         return api_respond_error(resp, 400, "bad_weeks", "'weeks' is 1 to 104");
     char this_week[16];
     int64_t since, until;
