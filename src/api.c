@@ -226,15 +226,27 @@ static void article_url(const struct api *api, const char *id, char *out, size_t
         snprintf(out, cap, "/kb/%s", id);
 }
 
+/* The query argument "q", or NULL with the 400 answer in resp when it is missing, empty, not
+ * UTF-8 or longer than QUERY_MAX_BYTES. */
+static const char *query_arg(const struct api_request *req, struct api_response *resp)
+{
+    const char *q = arg(req, "q");
+    if (!q || !*q)
+        respond_error(resp, 400, "missing_q", "the query parameter 'q' is required");
+    else if (strlen(q) > QUERY_MAX_BYTES || !cd_utf8_valid(q, strlen(q)))
+        respond_error(resp, 400, "bad_q", "'q' must be UTF-8 text of at most 1024 bytes");
+    else
+        return q;
+    return NULL;
+}
+
 static int route_search(struct api *api, const struct api_request *req, const char *rest,
                         const struct auth_user *user, struct api_response *resp)
 {
-    const char *q = arg(req, "q");
+    const char *q = query_arg(req, resp);
     const char *lang = arg(req, "lang");
-    if (!q || !*q)
-        return respond_error(resp, 400, "missing_q", "the query parameter 'q' is required");
-    if (strlen(q) > QUERY_MAX_BYTES || !cd_utf8_valid(q, strlen(q)))
-        return respond_error(resp, 400, "bad_q", "'q' must be UTF-8 text of at most 1024 bytes");
+    if (!q)
+        return 0;
     if (lang && (!*lang || strlen(lang) > 7))
         return respond_error(resp, 400, "bad_lang", "'lang' must be a language code like en");
     int limit = 5;
@@ -842,12 +854,10 @@ static int route_me(struct api *api, const struct api_request *req, const char *
 static int route_ask(struct api *api, const struct api_request *req, const char *rest,
                      const struct auth_user *user, struct api_response *resp)
 {
-    const char *q = arg(req, "q");
+    const char *q = query_arg(req, resp);
     const char *lang = arg(req, "lang");
-    if (!q || !*q)
-        return respond_error(resp, 400, "missing_q", "the query parameter 'q' is required");
-    if (strlen(q) > QUERY_MAX_BYTES || !cd_utf8_valid(q, strlen(q)))
-        return respond_error(resp, 400, "bad_q", "'q' must be UTF-8 text of at most 1024 bytes");
+    if (!q)
+        return 0;
     if (!api->deps.triage)
         return respond_error(resp, 503, "unavailable", "the triage engine is not running");
     struct triage_decision d;

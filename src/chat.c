@@ -157,6 +157,13 @@ void chat_emit_error(struct chat *chat, uint64_t conn_id, const char *code, cons
     chat_emit(chat, conn_id, o);
 }
 
+void chat_emit_unknown_type(struct chat *chat, uint64_t conn_id, const char *type)
+{
+    char msg[128];
+    snprintf(msg, sizeof msg, "unknown frame type '%.60s'", type);
+    chat_emit_error(chat, conn_id, "unknown_type", msg, NULL, 0);
+}
+
 /* One unit of work (one client frame, one assignment): its store writes and
  * the frames it queues happen together or not at all. */
 int chat_unit_begin(struct chat *chat)
@@ -664,6 +671,38 @@ void chat_count_outcome(struct chat *chat, struct conv *c, int is_first_message)
         chat->m.n_conversations_escalated++;
 }
 
+int chat_save_conv_change(struct chat *chat, struct conv *c, const struct store_conversation *old)
+{
+    int rc = chat_unit_begin(chat);
+    if (!rc)
+        rc = chat_save_conv(chat, c);
+    if (rc) {
+        chat_unit_undo(chat);
+        c->rec = *old;
+        return rc;
+    }
+    chat_unit_end(chat);
+    return 0;
+}
+
+int chat_store_queue_move(struct chat *chat, struct conv *c, const struct store_conversation *old,
+                          const char *event, const char *text, json_t *data, int64_t *seq)
+{
+    int rc = chat_append_event(chat, c, event, text, data, seq);
+    if (!rc)
+        rc = chat_save_conv(chat, c);
+    if (rc) {
+        /* Only these fields move with the queue; the record's strings were not touched. */
+        c->rec.state = old->state;
+        memcpy(c->rec.queue, old->queue, sizeof c->rec.queue);
+        c->rec.priority = old->priority;
+        c->rec.queued_s = old->queued_s;
+        c->rec.agent_id = old->agent_id;
+        c->rec.is_offline = old->is_offline;
+    }
+    return rc;
+}
+
 /* Puts c in the queue (state queued), stores the "queued" event and queues
  * the customer's queued frame. Returns 0 or CD_E*. */
 int chat_enqueue(struct chat *chat, struct conv *c, const char *queue_name, int priority)
@@ -687,21 +726,11 @@ int chat_enqueue(struct chat *chat, struct conv *c, const char *queue_name, int 
     int64_t seq = 0;
     char text[96];
     snprintf(text, sizeof text, "Waiting in queue %s", c->rec.queue);
-    int rc = chat_append_event(
-        chat, c, "queued", text,
+    int rc = chat_store_queue_move(
+        chat, c, &old, "queued", text,
         json_pack("{s:s, s:b}", "queue", c->rec.queue, "offline", c->rec.is_offline), &seq);
-    if (!rc)
-        rc = chat_save_conv(chat, c);
-    if (rc) {
-        /* Restore the record fields changed above (strings were not touched). */
-        c->rec.state = old.state;
-        memcpy(c->rec.queue, old.queue, sizeof c->rec.queue);
-        c->rec.priority = old.priority;
-        c->rec.queued_s = old.queued_s;
-        c->rec.agent_id = old.agent_id;
-        c->rec.is_offline = old.is_offline;
+    if (rc)
         return rc;
-    }
     struct queue_item it;
     chat_queue_item_of(c, &it);
     it.enqueued_s = c->rec.queued_s;

@@ -909,28 +909,22 @@ static void customer_contact(struct chat *chat, struct conn *k, json_t *o)
         chat_emit_error(chat, id, "store_failed", "out of memory", NULL, 0);
         return;
     }
-    char *old_email = c->rec.customer_email, *old_name = c->rec.customer_name;
+    struct store_conversation old = c->rec;
     if (new_email)
         c->rec.customer_email = new_email;
     if (new_name)
         c->rec.customer_name = new_name;
-    int rc = chat_unit_begin(chat);
-    if (!rc)
-        rc = chat_save_conv(chat, c);
+    int rc = chat_save_conv_change(chat, c, &old);
     if (rc) {
-        chat_unit_undo(chat);
-        c->rec.customer_email = old_email;
-        c->rec.customer_name = old_name;
         free(new_email);
         free(new_name);
         chat_emit_error(chat, id, "store_failed", cd_strerror(rc), NULL, 0);
         return;
     }
-    chat_unit_end(chat);
     if (new_email)
-        free(old_email);
+        free(old.customer_email);
     if (new_name)
-        free(old_name);
+        free(old.customer_name);
     json_t *ok = json_pack("{s:s}", "type", "contact_ok");
     if (ok && email)
         json_object_set_new(ok, "email", json_string(c->rec.customer_email));
@@ -981,27 +975,20 @@ static void customer_rating(struct chat *chat, struct conn *k, json_t *o)
         chat_emit_error(chat, id, "store_failed", "out of memory", NULL, 0);
         return;
     }
-    char *old_comment = c->rec.comment;
+    struct store_conversation old = c->rec;
     int score = (int)json_integer_value(sv);
     c->rec.rating = score;
     c->rec.state = STORE_STATE_RATED;
     if (masked)
         c->rec.comment = masked;
-    int rc = chat_unit_begin(chat);
-    if (!rc)
-        rc = chat_save_conv(chat, c);
+    int rc = chat_save_conv_change(chat, c, &old);
     if (rc) {
-        chat_unit_undo(chat);
-        c->rec.rating = 0;
-        c->rec.state = STORE_STATE_CLOSED;
-        c->rec.comment = old_comment;
         free(masked);
         chat_emit_error(chat, id, "store_failed", cd_strerror(rc), NULL, 0);
         return;
     }
-    chat_unit_end(chat);
     if (masked)
-        free(old_comment);
+        free(old.comment);
     chat_emit_customer(chat, c, json_pack("{s:s, s:i}", "type", "rating_ok", "score", score));
     if (chat->settings.is_nps)
         chat_emit_customer(chat, c, chat_nps_request());
@@ -1064,9 +1051,7 @@ void chat_customer_frame(struct chat *chat, uint64_t conn, const char *text, siz
         else
             customer_contact(chat, k, o);
     } else {
-        char msg[128];
-        snprintf(msg, sizeof msg, "unknown frame type '%.60s'", type);
-        chat_emit_error(chat, conn, "unknown_type", msg, NULL, 0);
+        chat_emit_unknown_type(chat, conn, type);
     }
     json_decref(o);
 }
