@@ -54,6 +54,10 @@ int cd_buf_vprintf(struct cd_buf *b, const char *fmt, va_list ap)
 void cd_buf_reset(struct cd_buf *b);
 void cd_buf_free(struct cd_buf *b);
 
+/* Appends the n bytes at s to b with & < > " ' escaped as HTML (and XML) entities. Returns 0
+ * or CD_ENOMEM. */
+int cd_html_escape(struct cd_buf *b, const char *s, size_t n);
+
 /* Resizes the array whose pointer is at items (a T **, passed as void *) to n elements of
  * size bytes each. Returns 0, or CD_ENOMEM (the product overflows or realloc fails) with the
  * array unchanged. Grows the parallel arrays of a table one call each:

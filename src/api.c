@@ -814,20 +814,20 @@ static int route_kb_page(struct api *api, const struct api_request *req, const c
     cd_buf_reset(b);
     rc = cd_buf_puts(b, "<!doctype html>\n<html lang=\"");
     if (!rc)
-        rc = markdown_escape_html(b, a.lang ? a.lang : "en", strlen(a.lang ? a.lang : "en"));
+        rc = cd_html_escape(b, a.lang ? a.lang : "en", strlen(a.lang ? a.lang : "en"));
     if (!rc)
         rc = cd_buf_puts(b, "\">\n<head>\n<meta charset=\"utf-8\">\n"
                             "<meta name=\"viewport\" content=\"width=device-width, "
                             "initial-scale=1\">\n<title>");
     if (!rc)
-        rc = markdown_escape_html(b, a.title ? a.title : "", strlen(a.title ? a.title : ""));
+        rc = cd_html_escape(b, a.title ? a.title : "", strlen(a.title ? a.title : ""));
     if (!rc)
         rc = cd_buf_puts(b, "</title>\n<style>body{font-family:system-ui,sans-serif;"
                             "max-width:44rem;margin:2rem auto;padding:0 1rem;line-height:1.5;"
                             "color:#1a1a1a}code{background:#f2f2f2;padding:0 .2em}</style>\n"
                             "</head>\n<body>\n<main>\n<article>\n<h1>");
     if (!rc)
-        rc = markdown_escape_html(b, a.title ? a.title : "", strlen(a.title ? a.title : ""));
+        rc = cd_html_escape(b, a.title ? a.title : "", strlen(a.title ? a.title : ""));
     if (!rc)
         rc = cd_buf_puts(b, "</h1>\n");
     if (!rc)

@@ -14,16 +14,18 @@
  * JSON_COMPACT would write them (same key order, escapes and numbers), with
  * no json_t tree: they are most of the JSON a message costs (cd_json_*). */
 
-/* Appends s as a JSON string (CD_EINVAL for invalid UTF-8, CD_ENOMEM). */
-static int jb_str(struct cd_buf *b, const char *s)
-{
-    return cd_json_string(b, s, strlen(s), 0);
-}
-
-/* Appends s as a JSON string, or null for NULL. */
+/* Appends s as a JSON string, or null for NULL (CD_EINVAL for invalid UTF-8, CD_ENOMEM). */
 static int jb_str_or_null(struct cd_buf *b, const char *s)
 {
-    return s ? jb_str(b, s) : cd_buf_append(b, "null", 4);
+    return s ? cd_json_string(b, s, strlen(s), 0) : cd_buf_append(b, "null", 4);
+}
+
+/* Appends key (the text before a value, such as ,"title":) and s as a JSON string, or null
+ * for NULL. */
+static int jb_field(struct cd_buf *b, const char *key, const char *s)
+{
+    int rc = cd_buf_puts(b, key);
+    return rc ? rc : jb_str_or_null(b, s);
 }
 
 /* [{"id":..,"title":..,"url":..}, ...] for the decision's articles. */
@@ -39,17 +41,11 @@ static int jb_articles(struct cd_buf *b, const struct triage_decision *d, const 
         memcpy(url, public_url, n1);
         memcpy(url + n1, d->articles[i].url, n2);
         url[n1 + n2] = '\0';
-        rc = cd_buf_puts(b, i ? ",{\"id\":" : "{\"id\":");
+        rc = jb_field(b, i ? ",{\"id\":" : "{\"id\":", d->articles[i].id);
         if (!rc)
-            rc = jb_str(b, d->articles[i].id);
+            rc = jb_field(b, ",\"title\":", d->articles[i].title ? d->articles[i].title : "");
         if (!rc)
-            rc = cd_buf_puts(b, ",\"title\":");
-        if (!rc)
-            rc = jb_str(b, d->articles[i].title ? d->articles[i].title : "");
-        if (!rc)
-            rc = cd_buf_puts(b, ",\"url\":");
-        if (!rc)
-            rc = jb_str(b, url);
+            rc = jb_field(b, ",\"url\":", url);
         if (!rc)
             rc = cd_buf_append(b, "}", 1);
     }
@@ -61,14 +57,11 @@ static int jb_choices(struct cd_buf *b, const struct triage_decision *d)
 {
     int rc = cd_buf_append(b, "[", 1);
     for (int i = 0; !rc && i < d->n_candidates; i++) {
-        rc = cd_buf_puts(b, i ? ",{\"id\":" : "{\"id\":");
+        rc = jb_field(b, i ? ",{\"id\":" : "{\"id\":", d->candidates[i].intent);
         if (!rc)
-            rc = jb_str(b, d->candidates[i].intent);
-        if (!rc)
-            rc = cd_buf_puts(b, ",\"label\":");
-        if (!rc)
-            rc = jb_str(b,
-                        d->candidates[i].label ? d->candidates[i].label : d->candidates[i].intent);
+            rc =
+                jb_field(b, ",\"label\":",
+                         d->candidates[i].label ? d->candidates[i].label : d->candidates[i].intent);
         if (!rc)
             rc = cd_buf_append(b, "}", 1);
     }
@@ -88,16 +81,10 @@ static int jb_reply_extras(struct cd_buf *b, const struct cd_buf *choices, const
         if (!rc)
             rc = cd_buf_append(b, choices->data, choices->len);
     }
-    if (!rc && collect) {
-        rc = cd_buf_puts(b, ",\"collect\":");
-        if (!rc)
-            rc = jb_str(b, collect);
-    }
-    if (!rc && queue) {
-        rc = cd_buf_puts(b, ",\"queue\":");
-        if (!rc)
-            rc = jb_str(b, queue);
-    }
+    if (!rc && collect)
+        rc = jb_field(b, ",\"collect\":", collect);
+    if (!rc && queue)
+        rc = jb_field(b, ",\"queue\":", queue);
     return rc;
 }
 
@@ -148,13 +135,9 @@ static int bot_reply(struct chat *chat, struct conv *c, const char *reply_to, in
     int is_handoff = d->action == TRIAGE_HANDOFF && !is_collect;
     const char *intent = d->intent[0] ? d->intent : NULL;
     /* "action", "intent", "confidence" and "articles", in that order in both. */
-    int rc = cd_buf_puts(&common, "\"action\":");
+    int rc = jb_field(&common, "\"action\":", action);
     if (!rc)
-        rc = jb_str(&common, action);
-    if (!rc)
-        rc = cd_buf_puts(&common, ",\"intent\":");
-    if (!rc)
-        rc = jb_str_or_null(&common, intent);
+        rc = jb_field(&common, ",\"intent\":", intent);
     if (!rc)
         rc = cd_buf_puts(&common, ",\"confidence\":");
     if (!rc)
@@ -177,11 +160,8 @@ static int bot_reply(struct chat *chat, struct conv *c, const char *reply_to, in
         rc = jb_reply_extras(&meta, has_choices ? &choices : NULL,
                              is_collect ? (d->collect_field ? d->collect_field : "detail") : NULL,
                              is_handoff ? queue_name : NULL);
-    if (!rc && reply_to) {
-        rc = cd_buf_puts(&meta, ",\"reply_to\":");
-        if (!rc)
-            rc = jb_str(&meta, reply_to);
-    }
+    if (!rc && reply_to)
+        rc = jb_field(&meta, ",\"reply_to\":", reply_to);
     if (!rc)
         rc = cd_buf_append(&meta, "}", 1);
     int64_t seq = 0;
@@ -232,17 +212,13 @@ static int bot_reply(struct chat *chat, struct conv *c, const char *reply_to, in
                              d->confidence);
 
     struct cd_buf frame = {0};
-    int frc = cd_buf_puts(&frame, "{\"type\":\"reply\",\"reply_to\":");
-    if (!frc)
-        frc = jb_str_or_null(&frame, reply_to);
+    int frc = jb_field(&frame, "{\"type\":\"reply\",\"reply_to\":", reply_to);
     if (!frc)
         frc = cd_buf_puts(&frame, ",\"seq\":");
     if (!frc)
         frc = cd_json_int(&frame, (long long)seq);
     if (!frc)
-        frc = cd_buf_puts(&frame, ",\"text\":");
-    if (!frc)
-        frc = jb_str(&frame, text);
+        frc = jb_field(&frame, ",\"text\":", text);
     if (!frc)
         frc = cd_buf_append(&frame, ",", 1);
     if (!frc)

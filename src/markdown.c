@@ -16,43 +16,6 @@
 #include <string.h>
 #include <strings.h>
 
-int markdown_escape_html(struct cd_buf *b, const char *s, size_t n)
-{
-    int rc = 0;
-    size_t run = 0;
-    for (size_t i = 0; i < n && !rc; i++) {
-        const char *e = NULL;
-        switch (s[i]) {
-        case '&':
-            e = "&amp;";
-            break;
-        case '<':
-            e = "&lt;";
-            break;
-        case '>':
-            e = "&gt;";
-            break;
-        case '"':
-            e = "&quot;";
-            break;
-        case '\'':
-            e = "&#39;";
-            break;
-        default:
-            break;
-        }
-        if (e) {
-            rc = cd_buf_append(b, s + run, i - run);
-            if (!rc)
-                rc = cd_buf_puts(b, e);
-            run = i + 1;
-        }
-    }
-    if (!rc)
-        rc = cd_buf_append(b, s + run, n - run);
-    return rc;
-}
-
 /* Returns 1 for link targets that are safe in an href: http(s), mailto, site-relative paths
  * and fragments. */
 static int safe_href(const char *s)

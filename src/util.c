@@ -55,6 +55,43 @@ int64_t cd_wall_s(void)
     return (int64_t)time(NULL);
 }
 
+int cd_html_escape(struct cd_buf *b, const char *s, size_t n)
+{
+    int rc = 0;
+    size_t run = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        const char *e = NULL;
+        switch (s[i]) {
+        case '&':
+            e = "&amp;";
+            break;
+        case '<':
+            e = "&lt;";
+            break;
+        case '>':
+            e = "&gt;";
+            break;
+        case '"':
+            e = "&quot;";
+            break;
+        case '\'':
+            e = "&#39;";
+            break;
+        default:
+            break;
+        }
+        if (e) {
+            rc = cd_buf_append(b, s + run, i - run);
+            if (!rc)
+                rc = cd_buf_puts(b, e);
+            run = i + 1;
+        }
+    }
+    if (!rc)
+        rc = cd_buf_append(b, s + run, n - run);
+    return rc;
+}
+
 int cd_resize(void *items, size_t n, size_t size)
 {
     void *old, *grown;

@@ -101,6 +101,16 @@ static void test_fnv1a_and_suffix(void **state)
     TESTLIB_CHECK_CASES2(cd_has_suffix, suffixes);
 }
 
+/* The one HTML escaper: pages and SVG. */
+static void test_html_escape(void **state)
+{
+    (void)state;
+    struct cd_buf b = {0};
+    assert_int_equal(cd_html_escape(&b, "a\"b'c<d>&", 9), 0);
+    assert_string_equal(b.data, "a&quot;b&#39;c&lt;d&gt;&amp;");
+    cd_buf_free(&b);
+}
+
 /* The one array resize: grows and shrinks, keeps the elements, refuses an overflowing size
  * and leaves the array as it was. */
 static void test_resize(void **state)
@@ -145,6 +155,7 @@ int main(void)
                     cmocka_unit_test(test_json_numbers_match_jansson),
                     cmocka_unit_test(test_fnv1a_and_suffix),
                     cmocka_unit_test(test_resize),
+                    cmocka_unit_test(test_html_escape),
                     cmocka_unit_test(test_json_string_utf8),
                 });
 }
