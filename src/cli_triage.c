@@ -111,6 +111,18 @@ static struct intents *load_intents(const char *path, const char *oos_label,
     return set;
 }
 
+/* load_intents() of the intents at path, trained quietly, for the subcommand cmd; when
+ * nothing is at path, prints "no intents at PATH" followed by hint and returns NULL. */
+static struct intents *load_intents_at(const char *cmd, const char *path, const char *hint)
+{
+    if (!path_exists(path)) {
+        fprintf(stderr, "caredesk %s: no intents at %s%s\n", cmd, path, hint);
+        return NULL;
+    }
+    struct intents_train_options topt = {.is_quiet = 1};
+    return load_intents(path, NULL, &topt, NULL);
+}
+
 static struct kb *load_kb(const char *path, int is_required)
 {
     if (!path || (!is_required && !path_exists(path)))
@@ -183,12 +195,7 @@ int cli_ask(int argc, char **argv)
         fputs(ask_usage, stderr);
         return CLI_USAGE;
     }
-    if (!path_exists(intents_path)) {
-        fprintf(stderr, "caredesk ask: no intents at %s (use --intents DIR|FILE)\n", intents_path);
-        return CLI_FAIL;
-    }
-    struct intents_train_options topt = {.is_quiet = 1};
-    struct intents *set = load_intents(intents_path, NULL, &topt, NULL);
+    struct intents *set = load_intents_at("ask", intents_path, " (use --intents DIR|FILE)");
     if (!set)
         return CLI_FAIL;
     struct kb *kb = load_kb(kb_path, is_kb_explicit);
@@ -844,12 +851,7 @@ int cli_check_intents(int argc, char **argv)
             return CLI_USAGE;
         }
     }
-    if (!path_exists(path)) {
-        fprintf(stderr, "caredesk check intents: no intents at %s\n", path);
-        return CLI_FAIL;
-    }
-    struct intents_train_options topt = {.is_quiet = 1};
-    struct intents *set = load_intents(path, NULL, &topt, NULL);
+    struct intents *set = load_intents_at("check intents", path, "");
     if (!set)
         return CLI_FAIL;
     json_t *r = intents_check(set, &copt);
