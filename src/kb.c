@@ -245,6 +245,22 @@ static void tune_from_env(struct kb_tune *t)
         return;
     static const char *const col_names[KB_N_COLS] = {"title", "questions", "learned", "tags",
                                                      "body"};
+    /* The scalar knobs, named as their fields; the column weights are w_COLUMN and b_COLUMN. */
+    const struct {
+        const char *name;
+        double *value;
+    } knobs[] = {
+        {"k1", &t->k1},
+        {"coverage_pow", &t->coverage_pow},
+        {"proximity", &t->proximity},
+        {"w_phrasing", &t->w_phrasing},
+        {"w_stage1", &t->w_stage1},
+        {"phrasing_cos", &t->phrasing_cos},
+        {"phrasing_second", &t->phrasing_second},
+        {"fix_typos", &t->fix_typos},
+        {"join_words", &t->join_words},
+        {"mem_index", &t->mem_index},
+    };
     char buf[512];
     snprintf(buf, sizeof buf, "%s", env);
     char *save = NULL;
@@ -254,26 +270,9 @@ static void tune_from_env(struct kb_tune *t)
             continue;
         *eq = '\0';
         double v = strtod(eq + 1, NULL);
-        if (!strcmp(kv, "k1"))
-            t->k1 = v;
-        else if (!strcmp(kv, "coverage_pow"))
-            t->coverage_pow = v;
-        else if (!strcmp(kv, "proximity"))
-            t->proximity = v;
-        else if (!strcmp(kv, "w_phrasing"))
-            t->w_phrasing = v;
-        else if (!strcmp(kv, "w_stage1"))
-            t->w_stage1 = v;
-        else if (!strcmp(kv, "phrasing_cos"))
-            t->phrasing_cos = v;
-        else if (!strcmp(kv, "phrasing_second"))
-            t->phrasing_second = v;
-        else if (!strcmp(kv, "fix_typos"))
-            t->fix_typos = v;
-        else if (!strcmp(kv, "join_words"))
-            t->join_words = v;
-        else if (!strcmp(kv, "mem_index"))
-            t->mem_index = v;
+        for (size_t i = 0; i < sizeof knobs / sizeof knobs[0]; i++)
+            if (!strcmp(kv, knobs[i].name))
+                *knobs[i].value = v;
         for (int c = 0; c < KB_N_COLS; c++) {
             char name[32];
             snprintf(name, sizeof name, "w_%s", col_names[c]);

@@ -10,6 +10,7 @@
  * (kb_df_map_build()). Must never happen: postings that disagree with FTS5 while is_valid. */
 #include "kb_int.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -579,6 +580,25 @@ int kb_df_map_build(struct kb_lang_index *li)
     return rc;
 }
 
+/* Runs the SQL that fmt and its arguments (a language's table names) make or, when st is not
+ * NULL, prepares it into *st for the life of the connection. Returns an SQLite result code. */
+static int lang_sql(struct kb *kb, sqlite3_stmt **st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int lang_sql(struct kb *kb, sqlite3_stmt **st, const char *fmt, ...)
+{
+    char sql[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(sql, sizeof sql, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof sql)
+        return SQLITE_TOOBIG;
+    if (!st)
+        return sqlite3_exec(kb->db, sql, NULL, NULL, NULL);
+    return sqlite3_prepare_v3(kb->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
+}
+
 /* Returns the index for lang, creating its FTS5 table if create is set, or NULL. */
 struct kb_lang_index *kb_lang_index_get(struct kb *kb, const char *lang, int create, int *rc_out)
 {
@@ -595,16 +615,14 @@ struct kb_lang_index *kb_lang_index_get(struct kb *kb, const char *lang, int cre
         *rc_out = create ? CD_EFULL : 0;
         return NULL;
     }
-    char sql[512];
     if (!create) {
         /* Only languages listed in kb_lang have a table; kb_open() loaded all of them. */
         return NULL;
     }
-    snprintf(sql, sizeof sql,
-             "CREATE VIRTUAL TABLE IF NOT EXISTS fts_%s USING fts5(title, questions, learned, "
-             "tags, body, tokenize = 'snowball %s')",
-             lang, lang);
-    int rc = sqlite3_exec(kb->db, sql, NULL, NULL, NULL);
+    int rc = lang_sql(kb, NULL,
+                      "CREATE VIRTUAL TABLE IF NOT EXISTS fts_%s USING fts5(title, questions, "
+                      "learned, tags, body, tokenize = 'snowball %s')",
+                      lang, lang);
     if (rc == SQLITE_OK) {
         sqlite3_stmt *st = kb_stmt(kb, ST_LANG_ADD);
         sqlite3_bind_text(st, 1, lang, -1, SQLITE_STATIC);
@@ -620,45 +638,32 @@ struct kb_lang_index *kb_lang_index_get(struct kb *kb, const char *lang, int cre
     snprintf(li->lang, sizeof li->lang, "%s", lang);
     li->owner = kb;
     li->tok = kb_tok_new(lang);
-    snprintf(sql, sizeof sql,
-             "INSERT INTO fts_%s(rowid, title, questions, learned, tags, body) "
-             "VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
-             lang);
-    rc = sqlite3_prepare_v3(kb->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &li->ins, NULL);
-    if (rc == SQLITE_OK) {
-        snprintf(sql, sizeof sql, "DELETE FROM fts_%s WHERE rowid = ?1", lang);
-        rc = sqlite3_prepare_v3(kb->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &li->del, NULL);
-    }
-    if (rc == SQLITE_OK) {
-        snprintf(sql, sizeof sql,
-                 "CREATE VIRTUAL TABLE IF NOT EXISTS temp.fts_%s_inst USING fts5vocab(main, "
-                 "fts_%s, instance)",
-                 lang, lang);
-        rc = sqlite3_exec(kb->db, sql, NULL, NULL, NULL);
-    }
-    if (rc == SQLITE_OK) {
-        snprintf(sql, sizeof sql,
-                 "SELECT term, doc, col, offset FROM temp.fts_%s_inst LIMIT 1000000000", lang);
-        rc = sqlite3_prepare_v3(kb->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &li->vocab, NULL);
-    }
-    if (rc == SQLITE_OK) {
-        snprintf(sql, sizeof sql, "SELECT count(*) FROM fts_%s_docsize", lang);
-        rc = sqlite3_prepare_v3(kb->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &li->n_rows, NULL);
-    }
-    if (rc == SQLITE_OK) {
-        snprintf(sql, sizeof sql,
-                 "SELECT rid, qterms FROM article WHERE is_published = 1 AND lang = '%s' "
-                 "LIMIT 100000000",
-                 lang);
-        rc = sqlite3_prepare_v3(kb->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &li->qterms, NULL);
-    }
-    if (rc == SQLITE_OK) {
-        snprintf(sql, sizeof sql,
-                 "SELECT rowid, kb_rank(fts_%s, ?2) AS score FROM fts_%s WHERE fts_%s MATCH ?1 "
-                 "ORDER BY score DESC LIMIT %d",
-                 lang, lang, lang, KB_CANDIDATES);
-        rc = sqlite3_prepare_v3(kb->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &li->search, NULL);
-    }
+    rc = lang_sql(kb, &li->ins,
+                  "INSERT INTO fts_%s(rowid, title, questions, learned, tags, body) "
+                  "VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+                  lang);
+    if (rc == SQLITE_OK)
+        rc = lang_sql(kb, &li->del, "DELETE FROM fts_%s WHERE rowid = ?1", lang);
+    if (rc == SQLITE_OK)
+        rc = lang_sql(kb, NULL,
+                      "CREATE VIRTUAL TABLE IF NOT EXISTS temp.fts_%s_inst USING fts5vocab(main, "
+                      "fts_%s, instance)",
+                      lang, lang);
+    if (rc == SQLITE_OK)
+        rc = lang_sql(kb, &li->vocab,
+                      "SELECT term, doc, col, offset FROM temp.fts_%s_inst LIMIT 1000000000", lang);
+    if (rc == SQLITE_OK)
+        rc = lang_sql(kb, &li->n_rows, "SELECT count(*) FROM fts_%s_docsize", lang);
+    if (rc == SQLITE_OK)
+        rc = lang_sql(kb, &li->qterms,
+                      "SELECT rid, qterms FROM article WHERE is_published = 1 AND lang = '%s' "
+                      "LIMIT 100000000",
+                      lang);
+    if (rc == SQLITE_OK)
+        rc = lang_sql(kb, &li->search,
+                      "SELECT rowid, kb_rank(fts_%s, ?2) AS score FROM fts_%s WHERE fts_%s MATCH "
+                      "?1 ORDER BY score DESC LIMIT %d",
+                      lang, lang, lang, KB_CANDIDATES);
     li->df_map = calloc(1, sizeof *li->df_map);
     if (rc != SQLITE_OK || !li->tok || !li->df_map) {
         kb_lang_index_clear(li);
