@@ -715,6 +715,28 @@ static int article_from_row(sqlite3_stmt *st, int first_col, const char *id, str
     return 0;
 }
 
+/* Runs st (bound by the caller) and reads its one row, from column first_col, into out;
+ * CD_ENOTFOUND when there is none. Resets st. */
+static int read_article(sqlite3_stmt *st, int first_col, const char *id, struct kb_article *out)
+{
+    int step = sqlite3_step(st);
+    int rc = step == SQLITE_ROW    ? article_from_row(st, first_col, id, out)
+             : step == SQLITE_DONE ? CD_ENOTFOUND
+                                   : sql_rc(step);
+    sqlite3_reset(st);
+    return rc;
+}
+
+/* The count statement which (ST_N_*) answers for article id, or CD_EIO. */
+static int count_for(struct kb *kb, enum kb_stmt which, const char *id)
+{
+    sqlite3_stmt *st = kb_stmt(kb, which);
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    int n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : CD_EIO;
+    sqlite3_reset(st);
+    return n;
+}
+
 int kb_get(struct kb *kb, const char *id, struct kb_article *out)
 {
     if (!kb || !id || !out)
@@ -722,12 +744,7 @@ int kb_get(struct kb *kb, const char *id, struct kb_article *out)
     memset(out, 0, sizeof *out);
     sqlite3_stmt *st = kb_stmt(kb, ST_GET);
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    int step = sqlite3_step(st);
-    int rc = step == SQLITE_ROW    ? article_from_row(st, 1, id, out)
-             : step == SQLITE_DONE ? CD_ENOTFOUND
-                                   : sql_rc(step);
-    sqlite3_reset(st);
-    return rc;
+    return read_article(st, 1, id, out);
 }
 
 int kb_get_revision(struct kb *kb, const char *id, int revision, struct kb_article *out)
@@ -738,23 +755,12 @@ int kb_get_revision(struct kb *kb, const char *id, int revision, struct kb_artic
     sqlite3_stmt *st = kb_stmt(kb, ST_GET_REVISION);
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 2, revision);
-    int step = sqlite3_step(st);
-    int rc = step == SQLITE_ROW    ? article_from_row(st, 0, id, out)
-             : step == SQLITE_DONE ? CD_ENOTFOUND
-                                   : sql_rc(step);
-    sqlite3_reset(st);
-    return rc;
+    return read_article(st, 0, id, out);
 }
 
 int kb_revision_count(struct kb *kb, const char *id)
 {
-    if (!kb || !id)
-        return CD_EINVAL;
-    sqlite3_stmt *st = kb_stmt(kb, ST_N_REVISIONS);
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    int n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : CD_EIO;
-    sqlite3_reset(st);
-    return n;
+    return kb && id ? count_for(kb, ST_N_REVISIONS, id) : CD_EINVAL;
 }
 
 /* Makes "%text%" in lower case (ASCII) with LIKE's wildcards escaped by '\\'. */
@@ -837,13 +843,7 @@ void kb_list_clear(struct kb_list_item *items, int n_items)
 
 int kb_learned_count(struct kb *kb, const char *id)
 {
-    if (!kb || !id)
-        return CD_EINVAL;
-    sqlite3_stmt *st = kb_stmt(kb, ST_N_LEARNED);
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    int n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : CD_EIO;
-    sqlite3_reset(st);
-    return n;
+    return kb && id ? count_for(kb, ST_N_LEARNED, id) : CD_EINVAL;
 }
 
 int kb_delete(struct kb *kb, const char *id)

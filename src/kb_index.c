@@ -88,36 +88,26 @@ int kb_tok_tokenize(struct kb_tok *kt, const char *s, size_t n, text_token_cb cb
     return text_tokenize(kt->text, s, n, 0, cb, ctx);
 }
 
+/* Frees what m holds and empties it; the stem pool keeps its memory for the next build. */
 static void df_map_clear(struct df_map *m)
 {
     free(m->slots);
-    m->slots = NULL;
-    m->cap = m->n = 0;
     free(m->lens);
-    m->lens = NULL;
-    m->n_lens = m->n_rows = 0;
     for (int64_t i = 0; i < m->n_qterms; i++)
         free(m->qterms[i]);
     free(m->qterms);
-    m->qterms = NULL;
-    m->n_qterms = 0;
-    memset(m->tot_len, 0, sizeof m->tot_len);
     for (uint32_t i = 0; i < m->n_posts; i++)
         free(m->posts[i].w);
     free(m->posts);
-    m->posts = NULL;
-    m->n_posts = m->cap_posts = 0;
     free(m->moved);
-    m->moved = NULL;
-    m->n_moved = m->cap_moved = 0;
     for (int i = 0; i <= TEXT_MAX_TOKEN; i++) {
         free(m->by_len[i].at);
         free(m->by_len[i].sig);
-        m->by_len[i].at = m->by_len[i].sig = NULL;
-        m->by_len[i].n = m->by_len[i].cap = 0;
     }
-    cd_buf_reset(&m->pool);
-    m->is_valid = 0;
+    struct cd_buf pool = m->pool;
+    cd_buf_reset(&pool);
+    memset(m, 0, sizeof *m);
+    m->pool = pool;
 }
 
 static void df_map_free(struct df_map *m)
