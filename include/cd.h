@@ -64,6 +64,9 @@ int cd_html_escape(struct cd_buf *b, const char *s, size_t n);
  * `if (cd_resize(&q->items, cap, sizeof *q->items)) return CD_ENOMEM;` */
 int cd_resize(void *items, size_t n, size_t size);
 
+/* cd_resize() from n_old to n elements with the elements past n_old, when it grows, zeroed. */
+int cd_resize_zeroed(void *items, size_t n_old, size_t n, size_t size);
+
 /* Reads a whole file into a new NUL-terminated buffer the caller frees.
  * Returns NULL (errno set) on failure; *len_out gets the size if not NULL. */
 char *cd_read_file(const char *path, size_t *len_out);

@@ -175,11 +175,8 @@ struct df_entry *kb_df_find(struct df_map *m, const char *stem, size_t n, int cr
         return NULL;
     if (m->n_posts == m->cap_posts) {
         uint32_t cap = m->cap_posts ? m->cap_posts * 2 : 1024;
-        struct postings *posts = realloc(m->posts, (size_t)cap * sizeof *posts);
-        if (!posts)
+        if (cd_resize_zeroed(&m->posts, m->cap_posts, cap, sizeof *m->posts))
             return NULL;
-        memset(posts + m->cap_posts, 0, (size_t)(cap - m->cap_posts) * sizeof *posts);
-        m->posts = posts;
         m->cap_posts = cap;
     }
     uint32_t at = (uint32_t)m->pool.len;
@@ -218,11 +215,8 @@ static int df_set_lens(struct df_map *m, int64_t rid, const int *lens)
         int64_t n = m->n_lens ? m->n_lens : 1024;
         while (n <= rid)
             n *= 2;
-        struct doc_len *grown = realloc(m->lens, (size_t)n * sizeof *grown);
-        if (!grown)
+        if (cd_resize_zeroed(&m->lens, (size_t)m->n_lens, (size_t)n, sizeof *m->lens))
             return CD_ENOMEM;
-        memset(grown + m->n_lens, 0, (size_t)(n - m->n_lens) * sizeof *grown);
-        m->lens = grown;
         m->n_lens = n;
     }
     for (int c = 0; c < KB_N_COLS; c++)
@@ -241,11 +235,8 @@ static int df_set_qterms(struct df_map *m, int64_t rid, const char *qterms, size
         int64_t cap = m->n_qterms ? m->n_qterms : 1024;
         while (cap <= rid)
             cap *= 2;
-        char **grown = realloc(m->qterms, (size_t)cap * sizeof *grown);
-        if (!grown)
+        if (cd_resize_zeroed(&m->qterms, (size_t)m->n_qterms, (size_t)cap, sizeof *m->qterms))
             return CD_ENOMEM;
-        memset(grown + m->n_qterms, 0, (size_t)(cap - m->n_qterms) * sizeof *grown);
-        m->qterms = grown;
         m->n_qterms = cap;
     }
     char *copy = qterms ? cd_strndup(qterms, n) : NULL;

@@ -105,6 +105,17 @@ int cd_resize(void *items, size_t n, size_t size)
     return 0;
 }
 
+int cd_resize_zeroed(void *items, size_t n_old, size_t n, size_t size)
+{
+    int rc = cd_resize(items, n, size);
+    if (!rc && n > n_old) {
+        char *p;
+        memcpy(&p, items, sizeof p);
+        memset(p + n_old * size, 0, (n - n_old) * size);
+    }
+    return rc;
+}
+
 static int buf_reserve(struct cd_buf *b, size_t extra)
 {
     size_t need = b->len + extra + 1;

@@ -128,6 +128,11 @@ static void test_resize(void **state)
     assert_ptr_equal(a, before);
     assert_int_equal(cd_resize(&a, 2, sizeof *a), 0);
     assert_int_equal(a[1], 10);
+    /* Grown with zeroes after what was there. */
+    assert_int_equal(cd_resize_zeroed(&a, 2, 64, sizeof *a), 0);
+    assert_int_equal(a[1], 10);
+    for (int i = 2; i < 64; i++)
+        assert_int_equal(a[i], 0);
     free(a);
 }
 
