@@ -13,6 +13,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { startServer, runCaredesk, fixtures, addUser } from './lib/server.mjs';
 import { connect } from './lib/client.mjs';
 import { rest } from './lib/rest.mjs';
+import { waitFor } from './lib/wait.mjs';
 
 let srv;
 let noChat = false;
@@ -36,15 +37,7 @@ async function helloWith(token, extra = {}, server = srv) {
   const c = await connect(`${server.wsUrl}/chat`);
   c.send({ type: 'hello', token, last_seq: 0, ...extra });
   const f = await c.next((x) => x.type === 'welcome' || x.type === 'error');
-  const frames = [f];
-  if (f.type === 'welcome') {
-    // Collect the replay.
-    for (;;) {
-      const seqFrames = c.frames.filter((x) => typeof x.seq === 'number' && x.type !== 'welcome');
-      if ((seqFrames.length ? seqFrames[seqFrames.length - 1].seq : 0) >= f.seq) break;
-      frames.push(await c.next(() => true));
-    }
-  }
+  if (f.type === 'welcome') await c.replayed(f);
   c.close();
   return { first: f, frames: c.frames };
 }
@@ -191,8 +184,7 @@ test('tokens are stored only as hashes', async (t) => {
   // is in the database files now; the check waits for it rather than for a fixed time.
   const read = () => [srv.db, `${srv.db}-wal`].filter((f) => existsSync(f)).map((f) => readFileSync(f));
   const stored = (data) => data.some((d) => d.includes(Buffer.from('where is my order?')));
-  for (const t0 = Date.now(); conv && !stored(read()) && Date.now() - t0 < 5000;)
-    await new Promise((r) => setTimeout(r, 20));
+  if (conv) await waitFor(() => stored(read()));
   const files = read();
   if (conv) assert.ok(stored(files), 'the customer message reached the database files');
   const secrets = [tokens.agent, tokens.author, tokens.admin, ...(conv ? [conv.token] : [])];

@@ -102,56 +102,13 @@ void testlib_assert_has_all(const char *text, const char *const *want)
             fail_msg("missing \"%s\" in:\n%s", *want, text);
 }
 
-/* Makes room in the array *items (capacity *cap) for element number n; doubles, from first. */
-static void grow(void **items, int *cap, int n, size_t size, int first)
+void testlib_fail(const char *fmt, ...)
 {
-    if (n < *cap)
-        return;
-    int want = *cap ? *cap * 2 : first;
-    void *p = realloc(*items, (size_t)want * size);
-    assert_non_null(p);
-    *items = p;
-    *cap = want;
-}
-
-static void io_send(void *ctx, uint64_t conn, const char *frame, size_t len)
-{
-    struct testlib_io *io = ctx;
-    grow((void **)&io->frames, &io->cap, io->n, sizeof *io->frames, 256);
-    char *text = malloc(len + 1);
-    assert_non_null(text);
-    memcpy(text, frame, len);
-    text[len] = '\0';
-    io->frames[io->n++] = (struct testlib_frame){conn, text, len};
-}
-
-static void io_close(void *ctx, uint64_t conn, int code, const char *reason)
-{
-    struct testlib_io *io = ctx;
-    if (io->is_close_fatal)
-        fail_msg("connection %llu closed with %d (%s)", (unsigned long long)conn, code,
-                 reason ? reason : "");
-    grow((void **)&io->closes, &io->cap_closed, io->n_closed, sizeof *io->closes, 16);
-    io->closes[io->n_closed++] = (struct testlib_close){conn, code, io->n};
-}
-
-struct chat_io testlib_chat_io(struct testlib_io *io)
-{
-    struct chat_io c;
-    memset(&c, 0, sizeof c);
-    c.send = io_send;
-    c.close = io_close;
-    c.ctx = io;
-    return c;
-}
-
-void testlib_io_reset(struct testlib_io *io)
-{
-    for (int i = 0; i < io->n; i++)
-        free(io->frames[i].text);
-    free(io->frames);
-    free(io->closes);
-    int is_close_fatal = io->is_close_fatal;
-    memset(io, 0, sizeof *io);
-    io->is_close_fatal = is_close_fatal;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fail_msg("%s", msg);
+    abort(); /* not reached: fail_msg() does not return */
 }

@@ -7,6 +7,7 @@
 #ifndef CD_TESTLIB_H
 #define CD_TESTLIB_H
 
+#include "cd.h"
 #include "chat.h"
 #include "intents.h"
 #include "store.h"
@@ -99,7 +100,11 @@ struct testlib_io {
     int is_close_fatal; /* 1: a close fails the test (a transport that never closes) */
 };
 
-/* A chat_io whose send and close record into io. */
+/* Fails the test with the message fmt formats; does not return. testlib.c's fails the cmocka
+ * test; a program that links testlib_io.c alone (the chat fuzzer) defines its own. */
+void testlib_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+/* A chat_io whose send and close record into io (testlib_io.c). */
 struct chat_io testlib_chat_io(struct testlib_io *io);
 
 /* Frees every recorded frame and close and empties io (is_close_fatal is kept). */

@@ -44,6 +44,14 @@ export async function connect(url, { origin, headers = {}, timeoutMs = 5000, ins
       });
     },
     cursor: 0,
+    // Resolves once the replay a resume's welcome announced has arrived: the stored frames up
+    // to welcome.seq (at once when it announced none).
+    async replayed(welcome, { timeoutMs: t = 5000 } = {}) {
+      if (welcome.seq > 0) {
+        await c.next((f) => f.type !== 'welcome' && typeof f.seq === 'number' && f.seq >= welcome.seq,
+          { timeoutMs: t });
+      }
+    },
     // Resolves with { code, reason } when the socket closes.
     whenClosed({ timeoutMs: t = 5000 } = {}) {
       return new Promise((resolve, reject) => {
