@@ -3,9 +3,28 @@
 #ifndef CD_CLI_H
 #define CD_CLI_H
 
+#include <stddef.h>
+#include <string.h>
+
 #define CLI_OK    0
 #define CLI_FAIL  1
 #define CLI_USAGE 2
+
+/* An option of a subcommand that takes a string: "--name VALUE" stores VALUE in *value. */
+struct cli_str_opt {
+    const char *name;
+    const char **value;
+};
+
+/* Where the value of option arg goes, if arg is one of the n options of opts; NULL if not. */
+static inline const char **cli_str_opt_find(const struct cli_str_opt *opts, size_t n,
+                                            const char *arg)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(arg, opts[i].name))
+            return opts[i].value;
+    return NULL;
+}
 
 /* src/cli_kb.c */
 int cli_search(int argc, char **argv);

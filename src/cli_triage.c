@@ -423,6 +423,11 @@ int cli_eval_intents(int argc, char **argv)
     double t_answer = -1, t_clarify = -1, t_oos = -1, t_known = -1, min_recall = 0.7;
     double t_in_scope = -1;
     struct intents_train_options topt = {0};
+    const struct cli_str_opt paths[] = {
+        {"--train", &train},         {"--test", &test},  {"--val", &val},
+        {"--oos-label", &oos_label}, {"--kb", &kb_path}, {"--intents", &extra_intents},
+        {"--plot", &plot},
+    };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -447,20 +452,9 @@ int cli_eval_intents(int argc, char **argv)
             return CLI_USAGE;
         }
         int bad = 0;
-        if (!strcmp(a, "--train"))
-            train = v;
-        else if (!strcmp(a, "--test"))
-            test = v;
-        else if (!strcmp(a, "--val"))
-            val = v;
-        else if (!strcmp(a, "--oos-label"))
-            oos_label = v;
-        else if (!strcmp(a, "--kb"))
-            kb_path = v;
-        else if (!strcmp(a, "--intents"))
-            extra_intents = v;
-        else if (!strcmp(a, "--plot"))
-            plot = v;
+        const char **str = cli_str_opt_find(paths, sizeof paths / sizeof paths[0], a);
+        if (str)
+            *str = v;
         else if (!strcmp(a, "--epochs"))
             bad = parse_int(v, 1, 200, &topt.epochs);
         else if (!strcmp(a, "--hash-bits"))
