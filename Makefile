@@ -7,7 +7,7 @@
 # `make fuzz-smoke` runs each for FUZZ_SECONDS (default 20) on its seed corpus.
 
 CC       ?= cc
-PKGS     := libwebsockets jansson sqlite3 libxml-2.0 libcurl libcmark
+PKGS     := libwebsockets jansson sqlite3 libpq libxml-2.0 libcurl libcmark
 DATA     ?= ../shared/data
 O        ?= 2
 
@@ -29,11 +29,13 @@ LDFLAGS  += -fsanitize=$(SANITIZE)
 endif
 
 # Dependencies are checked (and installed as root) before anything compiles.
+# The stamp holds a checksum of scripts/deps.sh: a new dependency there is checked again.
 DEPS_STAMP := build/.deps-ok
+DEPS_SUM   := $(shell cksum < scripts/deps.sh)
 ifeq ($(filter deps clean check-style format help,$(MAKECMDGOALS)),)
-ifeq ($(wildcard $(DEPS_STAMP)),)
-$(shell scripts/deps.sh >&2 && mkdir -p build && touch $(DEPS_STAMP))
-ifeq ($(wildcard $(DEPS_STAMP)),)
+ifneq ($(shell cat $(DEPS_STAMP) 2>/dev/null),$(DEPS_SUM))
+$(shell scripts/deps.sh >&2 && mkdir -p build && echo '$(DEPS_SUM)' > $(DEPS_STAMP))
+ifneq ($(shell cat $(DEPS_STAMP) 2>/dev/null),$(DEPS_SUM))
 $(error missing build dependencies: see the message above)
 endif
 endif
@@ -197,7 +199,7 @@ lint:
 	  src/ && echo "lint: ok"
 
 deps:
-	@scripts/deps.sh && mkdir -p build && touch $(DEPS_STAMP)
+	@scripts/deps.sh && mkdir -p build && echo '$(DEPS_SUM)' > $(DEPS_STAMP)
 
 clean:
 	rm -rf build caredesk $(WEB_GZ)

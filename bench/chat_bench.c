@@ -141,7 +141,7 @@ int main(int argc, char **argv)
         return 1;
     }
     struct store_options so = {.durability = durability,
-                               .checkpoint_thread = 1}; /* as the server */
+                               .housekeeping_thread = 1}; /* as the server */
     char *err = NULL;
     struct store *store = store_open(db, &so, &err);
     struct kb *kb = NULL;

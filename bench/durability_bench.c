@@ -25,7 +25,8 @@ static int cmp_i64(const void *a, const void *b)
 static int run(const char *path, int durability, int batch, double seconds)
 {
     backup_remove_database(path);
-    struct store_options o = {.durability = durability, .checkpoint_thread = 1}; /* as the server */
+    struct store_options o = {.durability = durability,
+                              .housekeeping_thread = 1}; /* as the server */
     char *err = NULL;
     struct store *s = store_open(path, &o, &err);
     if (!s) {

@@ -82,5 +82,7 @@ int api_render_metrics(struct api *api, struct cd_buf *out);
 
 /* 1 if the routes have a knowledge base (for /healthz). */
 int api_has_kb(const struct api *api);
+/* 1 if the store's database answers now (for /healthz). */
+int api_store_ok(const struct api *api);
 
 #endif

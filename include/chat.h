@@ -68,6 +68,11 @@ struct chat_settings {
      * which (langid.h detects it among the intents' and KB's languages); NULL = "en". */
     const char *default_lang;
     int is_nps; /* ask "how likely are you to recommend us" after the rating */
+    /* Other nodes share the store (PostgreSQL): they change conversations too, and tell this
+     * node through chat_remote_*(). An agent's chats are then counted by the node the agent
+     * is signed in to. */
+    int is_shared_store;
+    const char *node_id; /* with is_shared_store: this node's id (store_set_node()) */
 };
 
 struct chat *chat_new(const struct chat_settings *settings, struct store *store, struct kb *kb,
@@ -98,6 +103,14 @@ int chat_flush(struct chat *chat);
  * Call chat_flush() before the erasure. Returns 0 (also for a conversation not in memory)
  * or CD_E* (nothing changed). */
 int chat_end_for_erasure(struct chat *chat, int64_t conversation);
+
+/* Another node stored message seq of conversation (cluster.h): the customers and the agent
+ * of that conversation connected to this node get it. */
+void chat_remote_message(struct chat *chat, int64_t conversation, int64_t seq);
+
+/* Another node changed conversation's state, agent or queue: this node's queue and agents
+ * follow the store. */
+void chat_remote_conversation(struct chat *chat, int64_t conversation);
 
 /* Optional: room(io ctx, conn) says how many more frames the transport
  * accepts for conn before it would drop the client as a slow reader. With

@@ -22,7 +22,8 @@ struct config {
     /* Where things are. */
     int port;           /* 0 = an ephemeral port (logged in the "listening" line) */
     char *bind;         /* address to listen on; "" = every interface */
-    char *db_path;      /* SQLite database file */
+    char *db_path;      /* SQLite database file or PostgreSQL URI */
+    char *kb_db_path;   /* the KB's SQLite index ("" = db_path, or per node with PostgreSQL) */
     char *kb_path;      /* directory or JSON Lines file of articles */
     char *intents_path; /* directory or JSON Lines file of intents */
     char *web_root;     /* static files */

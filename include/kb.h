@@ -158,4 +158,16 @@ void kb_list_clear(struct kb_list_item *items, int n_items);
 /* Number of learned phrasings stored for an article, or a negative CD_E* code. */
 int kb_learned_count(struct kb *kb, const char *id);
 
+/* Several nodes (one PostgreSQL): journal(ctx, op) is called with each change made through
+ * kb_put(), kb_delete() and kb_learn() (not kb_load_path()'s files), as one JSON object,
+ * after its checks and before it is made here; a non-zero return refuses the change, and
+ * nothing is written. kb_apply() makes a journaled change (another node's, or one replayed at
+ * start-up) through the same functions, without journaling it again, so every node's index
+ * ends up the same: ranks, learned phrasings, passages and revisions. */
+void kb_set_journal(struct kb *kb, int (*journal)(void *ctx, const char *op), void *ctx);
+
+/* Makes the journaled change op (n bytes of JSON). 0, CD_EPARSE for an op it cannot read,
+ * or what kb_put(), kb_delete() or kb_learn() returned. */
+int kb_apply(struct kb *kb, const char *op, size_t n);
+
 #endif

@@ -71,6 +71,12 @@ struct server_chat_ops {
 void server_attach(struct server *s, struct chat *chat, const struct server_chat_ops *ops,
                    struct api *api);
 
+/* on_wake(ctx) runs on the event loop's thread, after server_wake() was called from any
+ * thread (cluster.h's listener: other nodes' events wait); a flush follows when it queued
+ * frames. */
+void server_set_wake(struct server *s, void (*on_wake)(void *ctx), void *ctx);
+void server_wake(struct server *s);
+
 /* The port actually listened on. */
 int server_port(const struct server *s);
 

@@ -1,18 +1,26 @@
 /* store: the durable record of caredesk: conversations, their messages, agent
  * and author accounts, feedback, unanswered questions and the audit log.
  *
- * DESIGN. One struct store owns one database connection (SQLite in WAL mode
- * today; nothing in this header is SQLite's, so a PostgreSQL backend can
- * replace store.c without touching callers). It is used from one thread (the
- * server's event loop). Writes are grouped: store_begin() opens a transaction
- * that stays open across many calls and store_commit() makes all of them
- * durable at once (group commit: one fsync per loop turn, not per message).
- * Outside store_begin()/store_commit() every call commits by itself.
- * Every query is bounded (LIMIT) and uses a statement prepared once.
+ * DESIGN. One struct store owns one database connection: a SQLite file (the default, one
+ * node) or a PostgreSQL database (any number of nodes sharing it), chosen by the target
+ * store_open() is given. Nothing in this header belongs to either; store.c holds every query,
+ * written once, and store_sqlite.c / store_pg.c open, migrate and look after their database.
+ * A store is used from one thread (the server's event loop). Writes are grouped:
+ * store_begin() opens a transaction that stays open across many calls and store_commit()
+ * makes all of them durable at once (group commit: one durable write per loop turn, not per
+ * message). Outside store_begin()/store_commit() every call commits by itself. Every query is
+ * bounded (LIMIT) and uses a statement prepared once.
  *
- * The knowledge base (kb.c) opens its own connection to the same file. While
- * a store transaction is open, a write through the KB connection waits for it
- * (busy timeout): commit (chat_flush) before writing through kb.h. */
+ * A failed write inside the group. A write that is expected to meet a duplicate (a resent
+ * message, a taken user name) does not fail: it reports CD_EEXIST and the group goes on. Any
+ * other failed write ends its unit of work: store_mark_undo() takes the group back to the
+ * mark, and the group goes on. Without a mark the backends differ, so callers put every unit
+ * of work that can fail under one: PostgreSQL aborts the whole transaction at its first error
+ * (later writes and the commit then report CD_EIO and nothing of the group is stored), SQLite
+ * undoes the failed statement alone.
+ *
+ * The knowledge base (kb.h) has a connection of its own. Commit (chat_flush) before writing
+ * through kb.h: on one SQLite file a KB write waits for the open group. */
 #ifndef CD_STORE_H
 #define CD_STORE_H
 
@@ -23,8 +31,11 @@
 
 struct store;
 
-/* The schema version store_open() migrates to (PRAGMA user_version). */
+/* The schema version store_open() migrates to. */
 #define STORE_SCHEMA_VERSION 9
+/* The version PostgreSQL's schema starts at: it is created whole, as SQLite's is at this
+ * version; later versions are migrations on both. */
+#define STORE_PG_FIRST_VERSION 9
 
 #define STORE_HASH_LEN      32 /* SHA-256 of a token */
 #define STORE_NAME_MAX      64 /* user names, queue names, intents, dispositions */
@@ -37,34 +48,70 @@ enum store_durability {
 
 struct store_options {
     int durability;      /* enum store_durability */
-    int busy_timeout_ms; /* 0 = 5000 */
-    /* Non-zero: WAL checkpoints run on a thread of the store's own (with a
-     * second connection), not inside store_commit() on the caller's thread,
-     * which then never waits for a checkpoint's copying and fsyncs. For
-     * the server's event loop; ignored for ":memory:". */
-    int checkpoint_thread;
-    int checkpoint_pages; /* WAL pages that start a checkpoint there; 0 = 10000 (40 MB) */
+    int busy_timeout_ms; /* 0 = 5000: how long a write waits for another writer */
+    /* Non-zero: the database's housekeeping (SQLite's checkpoints) runs on a thread of the
+     * store's own, never inside store_commit() on the caller's thread. For the server's
+     * event loop. */
+    int housekeeping_thread;
+    int housekeeping_batch; /* SQLite: pages of log that start it; 0 = 10000 (40 MB) */
 };
 
-/* Opens (creating and migrating to STORE_SCHEMA_VERSION) the database at path
- * (":memory:" for a private one). options may be NULL (defaults). Returns NULL
+/* Opens the database target names, creating it and bringing its schema to
+ * STORE_SCHEMA_VERSION: a SQLite file path (":memory:" for a private one), or a PostgreSQL
+ * connection URI (postgresql://USER@HOST:PORT/DB, any libpq URI; the password may come from
+ * PGPASSWORD or ~/.pgpass and is never logged). options may be NULL (defaults). Returns NULL
  * on failure with, if err is not NULL, a malloc'd message in *err. */
-struct store *store_open(const char *path, const struct store_options *options, char **err);
+struct store *store_open(const char *target, const struct store_options *options, char **err);
+
+/* 1 if target is a PostgreSQL URI rather than a SQLite file. */
+int store_target_is_postgres(const char *target);
 
 /* Commits an open transaction, finalizes statements and closes. NULL is fine. */
 void store_close(struct store *s);
 
-/* WAL checkpoints the background thread (store_options.checkpoint_thread)
- * has run so far (0 without the thread). */
-int64_t store_checkpoints(struct store *s);
+/* Housekeeping runs the background thread (store_options.housekeeping_thread) has made so
+ * far (0 without the thread, or on PostgreSQL, whose server does its own). */
+int64_t store_housekeeping_runs(struct store *s);
 
 /* The schema version of the open database. */
 int store_schema_version(struct store *s);
 
-/* For migration tests and tools: creates the database at path, or migrates
- * an older one, only up to schema version (1..STORE_SCHEMA_VERSION).
- * Returns 0, CD_EINVAL (bad version or newer database) or CD_E*. */
-int store_migrate_to(const char *path, int version);
+/* For migration tests and tools: creates the database at target, or migrates
+ * an older one, only up to schema version (1..STORE_SCHEMA_VERSION; PostgreSQL's first
+ * schema is STORE_PG_FIRST_VERSION). Returns 0, CD_EINVAL (bad version or newer database)
+ * or CD_E*. */
+int store_migrate_to(const char *target, int version);
+
+/* 1 while the database answers (a PostgreSQL connection can be lost; the store reconnects
+ * at the next store_begin()); always 1 for SQLite. */
+int store_is_up(struct store *s);
+
+/* Asks the database whether it answers (PostgreSQL: one round trip; reconnects, at most once
+ * a second, when the connection was lost and no group is open). 0 or CD_EIO. */
+int store_ping(struct store *s);
+
+/* Names the node this store writes for (PostgreSQL, several nodes: cluster.h), so that the
+ * events its writes leave for the other nodes say where they came from. Kept across
+ * reconnects. Does nothing on SQLite. Returns 0 or CD_E*. */
+int store_set_node(struct store *s, const char *node_id);
+
+/* Several nodes: agent_id signed in on this node (the last node an agent signed in to is the
+ * one that counts the agent's chats). store_agent_node() names that node into out. Both do
+ * nothing on SQLite or without store_set_node() (store_agent_node: CD_ENOTFOUND). Return 0
+ * or CD_E*. */
+int store_agent_here(struct store *s, int64_t agent_id);
+int store_agent_node(struct store *s, int64_t agent_id, char *out, size_t cap);
+
+/* Several nodes: appends a KB change (kb.h's journal: one JSON object) for every node to
+ * make; it commits with the open group, or by itself. CD_EINVAL on SQLite. Returns 0 or
+ * CD_E*. */
+int store_kb_journal(struct store *s, const char *op);
+
+/* Calls cb with every journaled KB change up to event id upto_id (cluster_start_id()), oldest
+ * first: how a node's KB index catches up at start-up. Returns 0, cb's first non-zero value
+ * or CD_E*. Nothing on SQLite. */
+int store_kb_journal_each(struct store *s, int64_t upto_id, int (*cb)(void *ctx, const char *op),
+                          void *ctx);
 
 /* Group commit. store_begin() opens a write transaction if none is open (a
  * second call while open does nothing). store_commit() commits it (nothing
@@ -156,6 +203,12 @@ int store_conversation_update_triage(struct store *s, const struct store_convers
  * queued (so two nodes racing for it cannot both win). Sets picked_s if it
  * was 0. Returns 0, CD_EBUSY (not queued any more), CD_ENOTFOUND or CD_E*. */
 int store_conversation_claim(struct store *s, int64_t id, int64_t agent_id, int64_t now_s);
+
+/* The same, and only while agent_id has fewer than capacity conversations with an agent
+ * (0 = no limit), counted in the store, so that an agent signed in on several nodes never goes
+ * over: CD_EPERM when at capacity. */
+int store_conversation_claim_within(struct store *s, int64_t id, int64_t agent_id, int64_t now_s,
+                                    int capacity);
 
 /* Calls cb for each conversation that is queued or with an agent (at most
  * max), oldest first; for rebuilding the queue after a restart. The struct
@@ -336,18 +389,17 @@ int store_export_email(struct store *s, const char *email, struct cd_buf *out, i
 /* Deletes every conversation (with messages, feedback, unanswered questions)
  * whose customer email is email (case-insensitive). *n_out gets the number of
  * conversations deleted. Commits (unless the caller's transaction is open) and writes the
- * audit log ("erase" by user_id, 0 for the command line; the email is not written). Every store
- * connection runs with secure_delete, so the deleted rows are overwritten with zeros in their
- * pages; call store_wipe_wal() after the commit to take their earlier copies out of the -wal file
- * too. Returns 0 or CD_E*. */
+ * audit log ("erase" by user_id, 0 for the command line; the email is not written). Call
+ * store_purge_erased() after the commit so that no earlier copy of the rows stays in the
+ * database's own files. Returns 0 or CD_E*. */
 int store_erase_email(struct store *s, const char *email, int64_t user_id, int *n_out);
 
-/* Copies the whole WAL into the database file and truncates the -wal file to zero bytes
- * (a TRUNCATE checkpoint), so that no earlier version of an erased row stays in it. Waits
- * for readers and writers of other connections and processes up to the busy timeout, and
- * retries while another checkpoint runs. Returns 0, CD_EBUSY (inside a transaction, or the
- * database stayed busy: try again) or CD_E*. */
-int store_wipe_wal(struct store *s);
+/* Makes erased rows unrecoverable from the database's files. SQLite: the rows' pages were
+ * overwritten with zeros (secure_delete) and their earlier copies leave the write-ahead log
+ * here, waiting for other connections up to the busy timeout. PostgreSQL: the server reclaims
+ * dead rows with VACUUM (autovacuum, or the operator's); nothing to do here. Returns 0,
+ * CD_EBUSY (inside a transaction, or the database stayed busy: try again) or CD_E*. */
+int store_purge_erased(struct store *s);
 
 /* Deletes closed or rated conversations closed before before_s, at most max
  * per call, and writes what it deleted to the audit log ("retention"). *n_out gets the

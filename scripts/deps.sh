@@ -2,6 +2,7 @@
 # Checks the Debian packages caredesk builds and tests with; installs the
 # missing ones when run as root, otherwise prints the exact command to run.
 PKGS="pkg-config libwebsockets-dev libjansson-dev libsqlite3-dev libstemmer-dev libcmocka-dev libxml2-dev libcurl4-openssl-dev libcmark-dev
+      libpq-dev postgresql
       clang libclang-rt-14-dev sqlite3 openssl clang-format cppcheck"
 missing=""
 for p in $PKGS; do

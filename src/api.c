@@ -63,6 +63,11 @@ void api_free(struct api *api)
     free(api);
 }
 
+int api_store_ok(const struct api *api)
+{
+    return api && api->deps.store && store_ping(api->deps.store) == 0;
+}
+
 int api_has_kb(const struct api *api)
 {
     return api && api->deps.kb;
@@ -1112,7 +1117,7 @@ static int route_erase(struct api *api, const struct api_request *req, const cha
         rc = store_erase_email(api->deps.store, email, user->id, &n_erased);
     if (rc)
         return respond_error(resp, 500, "store_failed", cd_strerror(rc));
-    int wrc = store_wipe_wal(api->deps.store);
+    int wrc = store_purge_erased(api->deps.store);
     if (wrc)
         log_event(LOG_ERROR, "wal_not_truncated", "error:s", cd_strerror(wrc), LOG_END);
     return respond_json(resp, 200,

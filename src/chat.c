@@ -318,12 +318,12 @@ struct conv *chat_conv_adopt(struct chat *chat, struct store_conversation *rec)
     return c;
 }
 
-static int conv_is_open(const struct conv *c)
+int chat_conv_is_open(const struct conv *c)
 {
     return c->rec.state == STORE_STATE_QUEUED || c->rec.state == STORE_STATE_WITH_AGENT;
 }
 
-static void conv_evict(struct chat *chat, struct conv *c)
+void chat_conv_evict(struct chat *chat, struct conv *c)
 {
     htable_del(&chat->convs, &c->node);
     conv_free(c);
@@ -370,7 +370,7 @@ static int last_customer_text(void *ctx, const struct store_message *m)
 
 /* Sets the agents' preview of a queued chat to the customer's last words (stored, so
  * already redacted; from the last 20 messages, so the query stays small). */
-static void preview_from_store(struct chat *chat, const struct conv *c)
+void chat_preview_from_store(struct chat *chat, const struct conv *c)
 {
     struct preview_ctx p = {""};
     int64_t after = c->rec.last_seq > 20 ? c->rec.last_seq - 20 : 0;
@@ -397,8 +397,10 @@ static int rebuild_one(void *ctx, const struct store_conversation *rec)
         struct queue_item it;
         chat_queue_item_of(c, &it);
         queue_push(chat->queue, &it);
-        preview_from_store(chat, c);
-    } else {
+        chat_preview_from_store(chat, c);
+    } else if (!chat->settings.is_shared_store) {
+        /* One node: the agent has the grace period to come back here. With several nodes
+         * the agent's chats are counted by the node the agent signs in to. */
         chat_agent_name_of(chat, c->rec.agent_id, c->agent_name, sizeof c->agent_name);
         queue_agent_add_chat(chat->queue, c->rec.agent_id, c->agent_name);
     }
@@ -737,7 +739,7 @@ int chat_enqueue(struct chat *chat, struct conv *c, const char *queue_name, int 
     queue_push(chat->queue, &it);
     /* Whatever started the handoff (a message, the button), agents see the customer's latest
      * message, not "No preview". */
-    preview_from_store(chat, c);
+    chat_preview_from_store(chat, c);
     chat->is_queue_dirty = 1;
     store_event_add(chat->store, "handoff", c->rec.id, 0, NULL);
     if (!old.queued_s)
@@ -965,6 +967,12 @@ void chat_tick(struct chat *chat, int64_t now_s)
      * front of their queues. */
     int64_t gone;
     while ((gone = queue_agents_gone(chat->queue, now_s, chat->settings.agent_grace_s)) != 0) {
+        /* Several nodes: an agent who signed in on another node since has the chats there. */
+        char node[32];
+        if (chat->settings.is_shared_store &&
+            store_agent_node(chat->store, gone, node, sizeof node) == 0 &&
+            strcmp(node, chat->settings.node_id ? chat->settings.node_id : "") != 0)
+            continue;
         struct htable_iter it;
         struct htable_node *n;
         htable_iter_init(&it, &chat->convs);
@@ -1133,9 +1141,9 @@ int chat_flush(struct chat *chat)
         if (!exists) {
             for (struct conn *k = c->conns; k; k = k->next_in_conv)
                 k->conv = NULL;
-            conv_evict(chat, c);
-        } else if (c->n_conns == 0 && !conv_is_open(c)) {
-            conv_evict(chat, c);
+            chat_conv_evict(chat, c);
+        } else if (c->n_conns == 0 && !chat_conv_is_open(c)) {
+            chat_conv_evict(chat, c);
         }
         c = next;
     }
@@ -1147,7 +1155,7 @@ int chat_end_for_erasure(struct chat *chat, int64_t conversation)
     struct conv *c = chat ? chat_conv_cached(chat, conversation) : NULL;
     if (!c)
         return 0;
-    if (conv_is_open(c)) {
+    if (chat_conv_is_open(c)) {
         int rc = chat_unit_begin(chat);
         if (!rc)
             rc = chat_close_conversation(chat, c, "system", NULL, NULL);

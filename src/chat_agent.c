@@ -88,6 +88,16 @@ static void emit_assigned(struct chat *chat, struct conv *c, uint64_t conn)
     chat_emit(chat, conn, o);
 }
 
+/* The most chats agent_id may have at once: with several nodes the store counts them (the
+ * agent may be signed in on more than one); on one node the queue already did. */
+static int agent_capacity(struct chat *chat, int64_t agent_id)
+{
+    if (!chat->settings.is_shared_store)
+        return 0;
+    const struct queue_agent *a = queue_agent_get(chat->queue, agent_id);
+    return a ? a->capacity : chat->settings.queue.agent_capacity;
+}
+
 /* Hands conversation c to agent agent_id (who claimed it, or was chosen by
  * auto-assignment). Returns 0, CD_ENOTFOUND (not waiting), CD_EBUSY (at
  * capacity) or CD_E*. */
@@ -104,7 +114,8 @@ int chat_assign(struct chat *chat, struct conv *c, int64_t agent_id)
         return rc;
     rc = chat_unit_begin(chat);
     if (!rc)
-        rc = store_conversation_claim(chat->store, c->rec.id, agent_id, now);
+        rc = store_conversation_claim_within(chat->store, c->rec.id, agent_id, now,
+                                             agent_capacity(chat, agent_id));
     int64_t seq = 0;
     char name[64];
     chat_agent_name_of(chat, agent_id, name, sizeof name);
@@ -118,7 +129,7 @@ int chat_assign(struct chat *chat, struct conv *c, int64_t agent_id)
         chat_unit_undo(chat);
         queue_agent_release(chat->queue, agent_id);
         queue_push(chat->queue, &saved);
-        return rc == CD_EBUSY ? CD_ENOTFOUND : rc;
+        return rc == CD_EBUSY ? CD_ENOTFOUND : rc == CD_EPERM ? CD_EBUSY : rc;
     }
     chat_unit_end(chat);
     c->rec.state = STORE_STATE_WITH_AGENT;
@@ -188,10 +199,22 @@ static void agent_auth(struct chat *chat, struct conn *k, json_t *o)
         chat_emit_close(chat, id, 1008, "forbidden");
         return;
     }
+    /* Several nodes: the first connection here of an agent who has no chats counted here
+     * brings the agent's chats (signed in elsewhere before, or that node died). */
+    const struct queue_agent *qa = queue_agent_get(chat->queue, k->agent.id);
+    int is_new_here = !qa || (qa->n_connections == 0 && qa->n_active == 0);
     if (queue_agent_online(chat->queue, k->agent.id, k->agent.name, k->agent.skills,
                            chat->settings.queue.agent_capacity)) {
         chat_emit_error(chat, id, "store_failed", "out of memory", NULL, 0);
         return;
+    }
+    if (chat->settings.is_shared_store) {
+        if (chat_unit_begin(chat) == 0 && store_agent_here(chat->store, k->agent.id) == 0)
+            chat_unit_end(chat);
+        else
+            chat_unit_undo(chat);
+        if (is_new_here)
+            chat_remote_adopt_agent(chat, k->agent.id);
     }
     k->is_authed = 1;
     k->next_agent = chat->agents;

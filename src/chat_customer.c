@@ -327,7 +327,7 @@ struct replay_ctx {
 #define REPLAY_MARGIN 16 /* transport slots kept free for live frames */
 
 /* One stored message as the frame it was sent as live. */
-static json_t *message_frame(struct chat *chat, struct conv *c, const struct store_message *m)
+json_t *chat_message_frame(struct chat *chat, struct conv *c, const struct store_message *m)
 {
     json_t *meta = m->meta ? json_loads(m->meta, 0, NULL) : NULL;
     json_t *o = NULL;
@@ -383,7 +383,7 @@ static json_t *message_frame(struct chat *chat, struct conv *c, const struct sto
 static int replay_one(void *ctx, const struct store_message *m)
 {
     struct replay_ctx *r = ctx;
-    chat_emit(r->chat, r->conn, message_frame(r->chat, r->conv, m));
+    chat_emit(r->chat, r->conn, chat_message_frame(r->chat, r->conv, m));
     r->last = m->seq;
     r->n++;
     return 0;
@@ -550,7 +550,7 @@ static int dup_one(void *ctx, const struct store_message *m)
         return 0;
     }
     d->has_reply = 1;
-    chat_emit(d->chat, d->conn, message_frame(d->chat, d->conv, m));
+    chat_emit(d->chat, d->conn, chat_message_frame(d->chat, d->conv, m));
     return 0;
 }
 

@@ -202,7 +202,21 @@ struct conn *chat_conn_new(struct chat *chat, uint64_t id, enum conn_kind kind,
 void chat_detach(struct chat *chat, struct conn *k);
 void chat_drop_conn(struct chat *chat, struct conn *k);
 
+int chat_conv_is_open(const struct conv *c);
+/* Forgets c (its memory only; the store keeps it). */
+void chat_conv_evict(struct chat *chat, struct conv *c);
+/* Sets the agents' preview of queued c to the customer's last stored words. */
+void chat_preview_from_store(struct chat *chat, const struct conv *c);
+
+/* ---- chat_remote.c ---- */
+
+/* Several nodes: counts (and loads) every chat agent_id has, for an agent new on this node. */
+void chat_remote_adopt_agent(struct chat *chat, int64_t agent_id);
+
 /* ---- chat_customer.c ---- */
+
+/* The frame a customer gets for stored message m of c (replays, other nodes' messages). */
+json_t *chat_message_frame(struct chat *chat, struct conv *c, const struct store_message *m);
 
 void chat_replay_step(struct chat *chat, struct conn *k);
 

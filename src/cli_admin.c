@@ -340,7 +340,7 @@ int cli_erase(int argc, char **argv)
     if (r) {
         fprintf(stderr, "caredesk: erase failed, nothing was deleted: %s\n", cd_strerror(r));
         rc = CLI_FAIL;
-    } else if ((r = store_wipe_wal(s))) {
+    } else if ((r = store_purge_erased(s))) {
         fprintf(stderr,
                 "caredesk: erased %d conversation%s of %s, but the -wal file could not be "
                 "truncated (%s): earlier copies may stay in it until it is; run erase again\n",

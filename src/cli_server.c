@@ -7,6 +7,7 @@
 #include "api.h"
 #include "cd.h"
 #include "chat.h"
+#include "cluster.h"
 #include "config.h"
 #include "qa.h"
 #include "intents.h"
@@ -98,10 +99,57 @@ struct serve_parts {
     struct qa_rubric rubric; /* the QA rubric, when has_rubric */
     int has_rubric;
     struct webhook *webhook;
+    struct cluster *cluster; /* several nodes on PostgreSQL */
+    char node_id[CLUSTER_NODE_ID];
 };
+
+/* Another node's KB change (or one replayed at start-up), made here the same way. */
+static int apply_kb_change(void *ctx, const char *op)
+{
+    struct serve_parts *p = ctx;
+    int rc = kb_apply(p->kb, op, strlen(op));
+    if (rc)
+        log_event(LOG_WARN, "kb_change_not_applied", "error:s", cd_strerror(rc), LOG_END);
+    else
+        metrics_set(p->metrics, METRICS_KB_ARTICLES, kb_count(p->kb));
+    return 0;
+}
+
+/* kb.h's journal: this node's KB change, for the other nodes. */
+static int journal_kb_change(void *ctx, const char *op)
+{
+    struct serve_parts *p = ctx;
+    return store_kb_journal(p->store, op);
+}
+
+/* On the event loop: other nodes' events, into the conversation engine. */
+static void take_remote_events(void *ctx)
+{
+    struct serve_parts *p = ctx;
+    struct cluster_event ev[256];
+    int n;
+    while ((n = cluster_take(p->cluster, ev, 256)) > 0)
+        for (int i = 0; i < n; i++) {
+            if (ev[i].kind == CLUSTER_MESSAGE) {
+                chat_remote_message(p->chat, ev[i].conversation, ev[i].seq);
+            } else if (ev[i].kind == CLUSTER_KB) {
+                apply_kb_change(p, ev[i].payload);
+                free(ev[i].payload);
+            } else {
+                chat_remote_conversation(p->chat, ev[i].conversation);
+            }
+        }
+}
+
+/* On the listening thread: wakes the event loop. */
+static void wake_server(void *ctx)
+{
+    server_wake(ctx);
+}
 
 static void parts_free(struct serve_parts *p)
 {
+    cluster_stop(p->cluster); /* its thread wakes the server: it stops first */
     server_free(p->server);
     webhook_free(p->webhook); /* its delivery thread stops first */
     api_free(p->api);
@@ -120,14 +168,22 @@ static int open_kb(struct serve_parts *p)
     if (setting_path_missing("kb", cfg->kb_path))
         return CLI_USAGE;
     char *err = NULL;
-    p->kb = kb_open(cfg->db_path, &err);
+    /* On SQLite the KB shares the store's file (and its checkpoints). On PostgreSQL each node
+     * builds its search index in memory at start-up, from the articles' files and then the
+     * database's journal of the changes made since (kb.h: kb_apply()). */
+    const char *kb_db = *cfg->kb_db_path                         ? cfg->kb_db_path
+                        : store_target_is_postgres(cfg->db_path) ? ":memory:"
+                                                                 : cfg->db_path;
+    p->kb = kb_open(kb_db, &err);
     if (!p->kb) {
-        fprintf(stderr, "caredesk serve: setting 'db': cannot open the knowledge base in %s: %s\n",
-                cfg->db_path, err ? err : "unknown error");
+        fprintf(stderr,
+                "caredesk serve: setting 'kb-db': cannot open the knowledge base in %s: %s\n",
+                kb_db, err ? err : "unknown error");
         free(err);
         return CLI_FAIL;
     }
-    kb_set_autocheckpoint(p->kb, 0); /* the store checkpoints on its own thread */
+    if (!strcmp(kb_db, cfg->db_path))
+        kb_set_autocheckpoint(p->kb, 0); /* the store checkpoints the shared file on its thread */
     int64_t t0 = cd_now_us();
     struct kb_load_report report = {0};
     report.on_error = on_kb_error;
@@ -280,17 +336,27 @@ int cli_serve(int argc, char **argv)
         goto done;
     }
     struct store_options so = {0};
-    so.checkpoint_thread = 1; /* no checkpoint stalls on the event loop */
+    so.housekeeping_thread = 1; /* no checkpoint stalls on the event loop */
     so.durability =
         cfg->durability == CONFIG_DURABILITY_FULL ? STORE_DURABILITY_FULL : STORE_DURABILITY_NORMAL;
     p.store = store_open(cfg->db_path, &so, &err);
     if (!p.store) {
-        fprintf(stderr, "caredesk serve: setting 'db': cannot open %s: %s\n", cfg->db_path,
+        /* A PostgreSQL URI may hold a password: it is never printed. */
+        fprintf(stderr, "caredesk serve: setting 'db': cannot open %s: %s\n",
+                store_target_is_postgres(cfg->db_path) ? "the PostgreSQL database" : cfg->db_path,
                 err ? err : "unknown error");
         code = CLI_USAGE;
         goto done;
     }
-    log_event(LOG_INFO, "store_opened", "db:s", cfg->db_path, "schema:i",
+    if (store_target_is_postgres(cfg->db_path)) {
+        cluster_new_node_id(p.node_id);
+        if (store_set_node(p.store, p.node_id)) {
+            fputs("caredesk serve: setting 'db': cannot name this node in the database\n", stderr);
+            goto done;
+        }
+    }
+    log_event(LOG_INFO, "store_opened", "db:s",
+              store_target_is_postgres(cfg->db_path) ? "postgresql" : cfg->db_path, "schema:i",
               store_schema_version(p.store), "durability:s",
               cfg->durability == CONFIG_DURABILITY_FULL ? "full" : "normal", LOG_END);
     webhook_observe(p.webhook, p.store);
@@ -325,10 +391,29 @@ int cli_serve(int argc, char **argv)
         cs.retention_days = cfg->retention_days;
         cs.default_lang = cfg->default_lang;
         cs.is_nps = cfg->is_nps;
+        cs.is_shared_store = p.node_id[0] != 0;
+        cs.node_id = p.node_id;
         p.chat = chat_new(&cs, p.store, p.kb, p.triage, server_chat_io(p.server));
         if (!p.chat) {
             fputs("caredesk serve: cannot start the conversation engine\n", stderr);
             goto done;
+        }
+        if (p.node_id[0]) {
+            server_set_wake(p.server, take_remote_events, &p);
+            p.cluster = cluster_start(cfg->db_path, p.node_id, wake_server, p.server, &err);
+            if (!p.cluster) {
+                fprintf(stderr, "caredesk serve: %s\n", err ? err : "cannot start");
+                goto done;
+            }
+            /* The KB changes made before this node started, then its own go to the journal. */
+            int64_t t0 = cd_now_us();
+            if (store_kb_journal_each(p.store, cluster_start_id(p.cluster), apply_kb_change, &p)) {
+                fputs("caredesk serve: cannot read the KB's changes from the database\n", stderr);
+                goto done;
+            }
+            kb_set_journal(p.kb, journal_kb_change, &p);
+            log_event(LOG_INFO, "node_joined", "node:s", p.node_id, "kb_articles:i", kb_count(p.kb),
+                      "kb_catch_up_ms:f", (double)(cd_now_us() - t0) / 1000.0, LOG_END);
         }
     }
     struct api_deps deps = {0};

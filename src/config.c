@@ -30,7 +30,11 @@ struct setting {
 static const struct setting settings[] = {
     {"port", T_INT, OFF(port), "8080", 0, 65535, "TCP port to listen on (0 = any free port)"},
     {"bind", T_STR, OFF(bind), "", 0, 0, "address to listen on (empty = all interfaces)"},
-    {"db", T_STR, OFF(db_path), "./caredesk.db", 0, 0, "SQLite database file"},
+    {"db", T_STR, OFF(db_path), "./caredesk.db", 0, 0,
+     "database: a SQLite file, or a PostgreSQL URI (postgresql://USER@HOST:PORT/DB)"},
+    {"kb-db", T_STR, OFF(kb_db_path), "", 0, 0,
+     "the knowledge base's search index, a SQLite file (empty = the 'db' file; with "
+     "PostgreSQL, ./caredesk-kb.db on each node)"},
     {"kb", T_STR, OFF(kb_path), "./kb", 0, 0, "articles: a directory or a .jsonl file"},
     {"intents", T_STR, OFF(intents_path), "./intents", 0, 0,
      "intents: a directory or a .jsonl file"},

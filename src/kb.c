@@ -636,13 +636,13 @@ int kb_put(struct kb *kb, const struct kb_article *article, char *msg, size_t ms
         cd_buf_free(&questions);
         return rc;
     }
-    if ((rc = op_begin(kb))) {
+    int64_t now = a.updated_s ? a.updated_s : cd_wall_s();
+    if ((rc = kb_journal_put(kb, &a, now)) || (rc = op_begin(kb))) {
         cd_buf_free(&tags);
         cd_buf_free(&questions);
         return rc;
     }
     int is_published = a.is_published ? 1 : 0;
-    int64_t now = a.updated_s ? a.updated_s : cd_wall_s();
     sqlite3_stmt *st = kb_stmt(kb, ST_GET);
     sqlite3_bind_text(st, 1, a.id, -1, SQLITE_STATIC);
     sqlite3_int64 rid = 0;
@@ -866,6 +866,8 @@ int kb_delete(struct kb *kb, const char *id)
     snprintf(lang, sizeof lang, "%s", sql_text(st, 2));
     int was_published = sqlite3_column_int(st, 6);
     sqlite3_reset(st);
+    if ((rc = kb_journal_delete(kb, id)))
+        return op_end(kb, rc);
     st = kb_stmt(kb, ST_SAVE_REVISION); /* the deleted version stays as a revision */
     sqlite3_bind_int64(st, 1, rid);
     if (!(rc = sql_run(st)) && was_published)
@@ -928,6 +930,8 @@ int kb_learn(struct kb *kb, const char *question, const char *article_id)
         rc = append_stems(li->tok, &stems, line.data, line.len, &n_stems);
     if (!rc && n_stems == 0)
         rc = CD_EINVAL; /* nothing searchable in it */
+    if (!rc)
+        rc = kb_journal_learn(kb, question, article_id);
     if (!rc)
         rc = op_begin(kb);
     if (rc)

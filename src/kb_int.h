@@ -169,6 +169,11 @@ struct kb {
     int64_t generation;    /* kb_generation.n as of this connection's last read or write */
     int64_t n_index_reads; /* kb_df_map_build() calls (kb_index_reads()) */
     int is_bulk;           /* inside kb_load_path()'s transaction: no savepoint per article */
+    /* kb_set_journal(): told of each change before it is made here; not while kb_apply()
+     * makes another node's change (is_applying) or kb_load_path() loads files (is_bulk). */
+    int (*journal)(void *ctx, const char *op);
+    void *journal_ctx;
+    int is_applying;
     int n_bulk_stored;     /* articles stored in that transaction */
     struct stem_set stem_set;
     fts5_api *fts;
@@ -255,6 +260,16 @@ struct kb_tok;
 char *kb_strdup(const char *s);
 sqlite3_stmt *kb_stmt(struct kb *kb, enum kb_stmt which);
 int kb_article_check(const struct kb_article *a, char *msg, size_t cap);
+
+/* kb_load.c: an article from one JSON object (JSON Lines' keys). 0, or CD_EPARSE / CD_ENOMEM
+ * with msg set. */
+int kb_article_parse_json(const char *text, size_t n, struct kb_article *a, char *msg,
+                          size_t cap);
+
+/* kb_journal.c: journals a change (kb->journal) unless none is wanted now. 0 or CD_E*. */
+int kb_journal_put(struct kb *kb, const struct kb_article *a, int64_t updated_s);
+int kb_journal_delete(struct kb *kb, const char *id);
+int kb_journal_learn(struct kb *kb, const char *question, const char *article_id);
 int kb_join_lines(struct cd_buf *b, char *const *items, int n);
 void kb_invalidate_counts(struct kb *kb);
 

@@ -507,6 +507,12 @@ done:
     return rc;
 }
 
+int kb_article_parse_json(const char *text, size_t n, struct kb_article *a, char *msg, size_t cap)
+{
+    char unknown[8];
+    return parse_json_article(text, n, a, msg, cap, unknown, sizeof unknown);
+}
+
 static int load_article(struct kb *kb, struct kb_article *a, const char *file, int line,
                         struct kb_load_report *r)
 {
@@ -539,7 +545,7 @@ static int load_jsonl(struct kb *kb, const char *file, const char *text, size_t 
         p = nl ? nl + 1 : text + len;
         if (kb_is_blank(line, n))
             continue;
-        char msg[200];
+        char msg[400];
         struct kb_article a;
         if (!cd_utf8_valid(line, n)) {
             report_error(r, file, line_no, "line is not valid UTF-8");

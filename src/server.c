@@ -659,10 +659,25 @@ static int ws_writeable(struct server *s, struct lws *wsi, struct session *pss)
 
 /* ---- the protocol callback --------------------------------------------- */
 
+static int s_chat_has_pending(struct server *s)
+{
+    return s->chat && chat_has_pending(s->chat);
+}
+
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len)
 {
     struct session *pss = user;
+    if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED) {
+        /* server_wake() from another thread: its work runs here, on the loop's thread. */
+        struct server *ws = lws_context_user(lws_get_context(wsi));
+        if (ws && ws->on_wake && ws->chat) {
+            ws->on_wake(ws->wake_ctx);
+            if (s_chat_has_pending(ws))
+                schedule_flush(ws);
+        }
+        return 0;
+    }
     struct lws_vhost *vh = lws_get_vhost(wsi);
     struct server *s = vh ? lws_vhost_user(vh) : NULL;
     if (!s)
@@ -902,6 +917,17 @@ void server_attach(struct server *s, struct chat *chat, const struct server_chat
     s->chat = ops ? chat : NULL;
     s->ops = ops;
     s->api = api;
+}
+
+void server_set_wake(struct server *s, void (*on_wake)(void *ctx), void *ctx)
+{
+    s->on_wake = on_wake;
+    s->wake_ctx = ctx;
+}
+
+void server_wake(struct server *s)
+{
+    lws_cancel_service(s->context);
 }
 
 int server_port(const struct server *s)

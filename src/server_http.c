@@ -247,14 +247,19 @@ static int serve_static(struct server *s, struct lws *wsi, struct http_txn *t)
 static int serve_healthz(struct server *s, struct lws *wsi, struct http_txn *t)
 {
     cd_buf_reset(&t->response);
+    /* A node whose database does not answer is unhealthy: the load balancer sends its
+     * customers elsewhere (it keeps serving what it can, and recovers by itself). */
+    int is_db_ok = !s->api || api_store_ok(s->api);
+    const char *status = s->is_draining ? "draining" : is_db_ok ? "ok" : "database_unreachable";
     if (cd_buf_printf(&t->response,
                       "{\"status\":\"%s\",\"uptime_s\":%lld,\"connections\":%d,\"chat\":%s,"
-                      "\"kb\":%s}\n",
-                      s->is_draining ? "draining" : "ok", (long long)(cd_wall_s() - s->started_s),
-                      s->n_customers + s->n_agents, s->chat ? "true" : "false",
-                      api_has_kb(s->api) ? "true" : "false"))
+                      "\"kb\":%s,\"database\":%s}\n",
+                      status, (long long)(cd_wall_s() - s->started_s), s->n_customers + s->n_agents,
+                      s->chat ? "true" : "false", api_has_kb(s->api) ? "true" : "false",
+                      is_db_ok ? "true" : "false"))
         return -1;
-    return http_respond(s, wsi, t, s->is_draining ? 503 : 200, "application/json", NULL, NULL);
+    return http_respond(s, wsi, t, s->is_draining || !is_db_ok ? 503 : 200, "application/json",
+                        NULL, NULL);
 }
 
 /* Copies chat.c's own counts into the metrics: decisions, conversations, messages, the

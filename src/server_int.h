@@ -97,6 +97,8 @@ struct slot {
 
 struct server {
     const struct config *cfg;
+    void (*on_wake)(void *ctx); /* server_set_wake() */
+    void *wake_ctx;
     struct metrics *metrics;
     struct chat *chat;
     const struct server_chat_ops *ops;

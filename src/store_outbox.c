@@ -3,7 +3,7 @@
 #include "store_outbox.h"
 
 #include "cd.h"
-#include "store_internal.h"
+#include "store_int.h"
 #include "store_sqlite.h"
 
 #include <stdio.h>

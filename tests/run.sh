@@ -27,8 +27,9 @@ run_unit() {
         "$t" >"$log" 2>&1
         local rc=$?
         cat "$log"
-        p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
-        f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
+        # A file may run several groups (the store's suite runs on SQLite and PostgreSQL).
+        p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | awk '{s += $1} END {print s + 0}')
+        f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | awk '{s += $1} END {print s + 0}')
         p=${p:-0}; f=${f:-0}
         if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
         passed=$((passed + p)); failed=$((failed + f))
@@ -72,6 +73,26 @@ run_integration() {
     passed=$((passed + p)); failed=$((failed + f))
     [ "$f" -ne 0 ] && failures+=("integration")
 }
+
+# One throwaway PostgreSQL cluster for the whole run (scripts/pg-cluster.sh), stopped on
+# any exit: the store's conformance suite and the multi-node tests use it.
+start_postgres() {
+    [ -n "${CAREDESK_TEST_PG:-}" ] && return 0
+    if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+        if [ "$(id -u)" = 0 ]; then
+            (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql libpq-dev) >&2
+        else
+            echo "tests: PostgreSQL is missing; run: sudo apt-get install -y postgresql libpq-dev" >&2
+        fi
+    fi
+    PG_DIR=$(mktemp -d /tmp/cd-test-pg-XXXXXX)
+    trap 'scripts/pg-cluster.sh stop "$PG_DIR"' EXIT
+    CAREDESK_TEST_PG=$(PG_FSYNC=off scripts/pg-cluster.sh start "$PG_DIR") || {
+        echo "tests: could not start the test PostgreSQL" >&2
+        failed=$((failed + 1)); failures+=("postgresql"); return; }
+    export CAREDESK_TEST_PG
+}
+start_postgres
 
 case "$what" in
     unit) run_unit ;;

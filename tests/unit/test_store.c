@@ -1,6 +1,8 @@
-/* Tests for store.c: round trips, idempotent appends, group commit
+/* Tests for the store (store.h): round trips, idempotent appends, group commit
  * visibility, claims, migrations from every earlier version, statistics,
- * export, erasure and retention. */
+ * export, erasure and retention. One conformance suite: every test that is about store.h's
+ * contract runs on SQLite and again on PostgreSQL (a throwaway cluster, see testlib.h), and
+ * the tests of several nodes on one PostgreSQL database follow. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +22,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+/* The database of the running test: a SQLite path, or a PostgreSQL URL. */
 static char db_path[256];
 
 static int setup_path(void **state)
@@ -32,6 +35,20 @@ static int setup_path(void **state)
 static int teardown_path(void **state)
 {
     return setup_path(state);
+}
+
+/* A new, empty PostgreSQL database for each test. */
+static int setup_pg(void **state)
+{
+    (void)state;
+    testlib_pg_database(db_path, sizeof db_path, "store");
+    return 0;
+}
+
+static int teardown_pg(void **state)
+{
+    (void)state;
+    return 0;
 }
 
 static int64_t new_conversation(struct store *s, unsigned char fill, const char *email)
@@ -592,19 +609,14 @@ static void test_export_erase_retention(void **state)
      * nothing writes nothing. */
     assert_int_equal(store_retention(s, 2000, 100, &n), 0);
     assert_int_equal(n, 0);
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
-    sqlite3_stmt *q = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT count(*), max(detail) FROM events"
-                                        " WHERE kind = 'retention'",
-                                        -1, &q, NULL),
-                     SQLITE_OK);
-    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(q, 0), 1);
-    assert_non_null(strstr((const char *)sqlite3_column_text(q, 1), "\"conversations\":1"));
-    sqlite3_finalize(q);
-    sqlite3_close(db);
+    char text[256];
+    assert_string_equal(testlib_sql_text(db_path,
+                                         "SELECT count(*) FROM events WHERE kind = 'retention'",
+                                         text, sizeof text),
+                        "1");
+    testlib_sql_text(db_path, "SELECT max(detail) FROM events WHERE kind = 'retention'", text,
+                     sizeof text);
+    assert_non_null(strstr(text, "\"conversations\":1"));
     store_close(s);
 }
 
@@ -689,10 +701,10 @@ static long file_size(const char *path)
 static void test_checkpoint_thread(void **state)
 {
     (void)state;
-    struct store_options o = {.checkpoint_thread = 1, .checkpoint_pages = 200};
+    struct store_options o = {.housekeeping_thread = 1, .housekeeping_batch = 200};
     struct store *s = store_open(db_path, &o, NULL);
     assert_non_null(s);
-    assert_int_equal(store_checkpoints(s), 0);
+    assert_int_equal(store_housekeeping_runs(s), 0);
     int64_t a = new_conversation(s, 61, NULL);
     static char text[8192];
     memset(text, 'x', sizeof text - 1);
@@ -714,13 +726,13 @@ static void test_checkpoint_thread(void **state)
         assert_int_equal(store_commit(s), 0);
         usleep(1000); /* lets the thread run on a busy machine */
     }
-    for (int i = 0; i < 5000 && store_checkpoints(s) < 2; i++)
+    for (int i = 0; i < 5000 && store_housekeeping_runs(s) < 2; i++)
         usleep(1000);
-    assert_true(store_checkpoints(s) >= 2);
+    assert_true(store_housekeeping_runs(s) >= 2);
     assert_true(file_size(wal) < written / 2);
     store_close(s);
     s = testlib_store(db_path);
-    assert_int_equal(store_checkpoints(s), 0); /* no thread without the option */
+    assert_int_equal(store_housekeeping_runs(s), 0); /* no thread without the option */
     struct collected got = {0};
     assert_int_equal(store_messages_after(s, a, n - 2, 10, collect, &got), 0);
     assert_int_equal(got.n, 2);
@@ -743,31 +755,253 @@ static void test_sql_result_codes(void **state)
     assert_int_equal(sql_rc(SQLITE_IOERR_WRITE), CD_EIO);
 }
 
+/* An agent's capacity is counted in the store, so that it holds across nodes. */
+static void test_claim_within_capacity(void **state)
+{
+    (void)state;
+    struct store *n1 = testlib_store(db_path);
+    struct store *n2 = testlib_store(db_path);
+    int64_t ids[3];
+    for (int i = 0; i < 3; i++) {
+        ids[i] = new_conversation(n1, (unsigned char)(80 + i), NULL);
+        struct store_conversation c;
+        assert_int_equal(store_conversation_get(n1, ids[i], &c), 0);
+        c.state = STORE_STATE_QUEUED;
+        c.queued_s = 90;
+        assert_int_equal(store_conversation_update(n1, &c), 0);
+        store_conversation_clear(&c);
+    }
+    assert_int_equal(store_conversation_claim_within(n1, ids[0], 9, 100, 2), 0);
+    assert_int_equal(store_conversation_claim_within(n2, ids[1], 9, 100, 2), 0);
+    assert_int_equal(store_conversation_claim_within(n1, ids[2], 9, 100, 2), CD_EPERM);
+    assert_int_equal(store_conversation_claim_within(n2, ids[1], 10, 100, 2), CD_EBUSY);
+    struct store_conversation c;
+    assert_int_equal(store_conversation_get(n2, ids[2], &c), 0);
+    assert_int_equal(c.state, STORE_STATE_QUEUED); /* still waiting for someone else */
+    store_conversation_clear(&c);
+    assert_int_equal(store_conversation_claim_within(n2, ids[2], 10, 100, 2), 0);
+    store_close(n2);
+    store_close(n1);
+}
+
+/* A failed write inside a unit of work: the mark takes the group back, and the group goes on
+ * (store.h's rule, the same on both backends). */
+static void test_failed_write_undone_by_mark(void **state)
+{
+    (void)state;
+    struct store *s = testlib_store(db_path);
+    int64_t a = new_conversation(s, 70, NULL);
+    assert_int_equal(store_begin(s), 0);
+    assert_int_equal(append(s, a, STORE_SENDER_CUSTOMER, "m1", "before"), 1);
+    assert_int_equal(store_mark(s), 0);
+    assert_int_equal(append(s, a, STORE_SENDER_CUSTOMER, "m2", "undone"), 2);
+    assert_int_equal(store_feedback_add(s, 424242, 1, 1, NULL, "q"), CD_ENOTFOUND);
+    store_mark_undo(s);
+    assert_int_equal(store_mark(s), 0);
+    assert_int_equal(append(s, a, STORE_SENDER_CUSTOMER, "m3", "after"), 2);
+    store_mark_release(s);
+    assert_int_equal(store_commit(s), 0);
+    struct collected got = {0};
+    assert_int_equal(store_messages_after(s, a, 0, 10, collect, &got), 0);
+    assert_int_equal(got.n, 2);
+    assert_string_equal(got.texts[0], "before");
+    assert_string_equal(got.texts[1], "after");
+    /* An expected duplicate is no failure: the group goes on without a mark. */
+    assert_int_equal(store_begin(s), 0);
+    assert_int_equal(append(s, a, STORE_SENDER_CUSTOMER, "m1", "resent"), -1);
+    struct store_user u = {.role = "agent"};
+    snprintf(u.name, sizeof u.name, "sam");
+    memset(u.token_hash, 1, sizeof u.token_hash);
+    assert_int_equal(store_user_add(s, &u), 0);
+    memset(u.token_hash, 2, sizeof u.token_hash);
+    assert_int_equal(store_user_add(s, &u), CD_EEXIST);
+    assert_int_equal(append(s, a, STORE_SENDER_BOT, NULL, "still fine"), 3);
+    assert_int_equal(store_commit(s), 0);
+    store_close(s);
+}
+
+/* PostgreSQL: a failed write outside a mark takes the whole group down, and says so. */
+static void test_pg_failed_write_without_mark(void **state)
+{
+    (void)state;
+    struct store *s = testlib_store(db_path);
+    int64_t a = new_conversation(s, 71, NULL);
+    assert_int_equal(store_begin(s), 0);
+    assert_int_equal(append(s, a, STORE_SENDER_CUSTOMER, "m1", "lost"), 1);
+    assert_int_equal(store_feedback_add(s, 424242, 1, 1, NULL, "q"), CD_ENOTFOUND);
+    struct store_message m = {.conversation = a, .sender = STORE_SENDER_BOT, .text = "refused"};
+    assert_int_equal(store_message_append(s, &m), CD_EIO);
+    assert_int_equal(store_commit(s), CD_EIO);
+    assert_false(store_in_transaction(s));
+    struct collected got = {0};
+    assert_int_equal(store_messages_after(s, a, 0, 10, collect, &got), 0);
+    assert_int_equal(got.n, 0);
+    /* The next group is a fresh one. */
+    assert_int_equal(append(s, a, STORE_SENDER_CUSTOMER, "m1", "kept"), 1);
+    store_close(s);
+}
+
+/* Two nodes append to one conversation: the seqs come from the database, one after another,
+ * whatever seq each node believed came next; a client id stored by one node is a duplicate
+ * on the other. */
+static void test_pg_seq_across_nodes(void **state)
+{
+    (void)state;
+    struct store *n1 = testlib_store(db_path);
+    struct store *n2 = testlib_store(db_path);
+    int64_t a = new_conversation(n1, 72, NULL);
+    struct store_message m = {.conversation = a, .sender = STORE_SENDER_CUSTOMER, .text = "one"};
+    m.seq = 1;
+    snprintf(m.client_id, sizeof m.client_id, "c1");
+    assert_int_equal(store_message_append(n1, &m), 0);
+    assert_int_equal(m.seq, 1);
+    struct store_message r = {.conversation = a, .sender = STORE_SENDER_AGENT, .text = "two"};
+    r.seq = 1; /* node 2's stale belief */
+    assert_int_equal(store_message_append(n2, &r), 0);
+    assert_int_equal(r.seq, 2);
+    struct store_message b = {.conversation = a, .sender = STORE_SENDER_BOT, .text = "three"};
+    b.seq = 2;
+    assert_int_equal(store_message_append(n1, &b), 0);
+    assert_int_equal(b.seq, 3);
+    struct store_message again = {.conversation = a, .sender = STORE_SENDER_CUSTOMER};
+    again.text = "one, resent to node 2";
+    snprintf(again.client_id, sizeof again.client_id, "c1");
+    assert_int_equal(store_message_append(n2, &again), CD_EEXIST);
+    assert_int_equal(again.seq, 1);
+    struct store_conversation c;
+    assert_int_equal(store_conversation_get(n2, a, &c), 0);
+    assert_int_equal(c.last_seq, 3);
+    store_conversation_clear(&c);
+    store_close(n2);
+    store_close(n1);
+}
+
+/* Two nodes claim one queued conversation: exactly one wins. */
+static void test_pg_claim_across_nodes(void **state)
+{
+    (void)state;
+    struct store *n1 = testlib_store(db_path);
+    struct store *n2 = testlib_store(db_path);
+    int64_t a = new_conversation(n1, 73, NULL);
+    struct store_conversation c;
+    assert_int_equal(store_conversation_get(n1, a, &c), 0);
+    c.state = STORE_STATE_QUEUED;
+    c.queued_s = 90;
+    assert_int_equal(store_conversation_update(n1, &c), 0);
+    store_conversation_clear(&c);
+    assert_int_equal(store_conversation_claim(n2, a, 8, 100), 0);
+    assert_int_equal(store_conversation_claim(n1, a, 7, 100), CD_EBUSY);
+    assert_int_equal(store_conversation_get(n1, a, &c), 0);
+    assert_int_equal(c.agent_id, 8);
+    store_conversation_clear(&c);
+    store_close(n2);
+    store_close(n1);
+}
+
+/* The connection is cut (a PostgreSQL restart, a failover): calls fail with CD_EIO, and the
+ * next group reconnects by itself. */
+static void test_pg_reconnects(void **state)
+{
+    (void)state;
+    struct store *s = testlib_store(db_path);
+    int64_t a = new_conversation(s, 74, NULL);
+    assert_true(store_is_up(s));
+    char text[64];
+    testlib_sql_text(db_path,
+                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                     " WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                     text, sizeof text);
+    assert_string_equal(text, "1");
+    struct store_conversation c;
+    for (int i = 0; i < 100 && store_is_up(s); i++) {
+        int rc = store_conversation_get(s, a, &c);
+        if (rc == 0)
+            store_conversation_clear(&c);
+        else
+            assert_int_equal(rc, CD_EIO);
+        usleep(10000);
+    }
+    assert_false(store_is_up(s));
+    assert_int_equal(store_begin(s), 0);
+    assert_int_equal(append(s, a, STORE_SENDER_CUSTOMER, "m1", "after the cut"), 1);
+    assert_int_equal(store_commit(s), 0);
+    assert_true(store_is_up(s));
+    store_close(s);
+}
+
+/* PostgreSQL's schema starts whole at STORE_PG_FIRST_VERSION; a newer one is refused. */
+static void test_pg_schema_versions(void **state)
+{
+    (void)state;
+    assert_int_equal(store_migrate_to(db_path, STORE_PG_FIRST_VERSION - 1), CD_EINVAL);
+    assert_int_equal(store_migrate_to(db_path, STORE_PG_FIRST_VERSION), 0);
+    struct store *s = testlib_store(db_path);
+    assert_int_equal(store_schema_version(s), STORE_SCHEMA_VERSION);
+    store_close(s);
+    char text[8];
+    testlib_sql_text(db_path, "UPDATE caredesk_schema SET version = 99", text, sizeof text);
+    char *err = NULL;
+    s = store_open(db_path, NULL, &err);
+    assert_null(s);
+    assert_non_null(err);
+    assert_non_null(strstr(err, "newer"));
+    free(err);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_path, teardown_path)
+
+#define P(f) cmocka_unit_test_setup_teardown(f, setup_pg, teardown_pg)
 
 int main(void)
 {
-    TESTLIB_RUN(NULL, NULL,
-                {
-                    cmocka_unit_test(test_sql_result_codes),
-                    T(test_open_version),
-                    T(test_open_bad_path),
-                    T(test_conversation_round_trip),
-                    T(test_conversation_update_triage),
-                    T(test_messages_seq_and_idempotency),
-                    T(test_append_with_seq_hint),
-                    T(test_message_by_client_id),
-                    T(test_group_commit_visibility),
-                    T(test_close_commits_open_group),
-                    T(test_marks),
-                    T(test_claim_once),
-                    T(test_open_conversations_and_history),
-                    T(test_users),
-                    T(test_stats),
-                    T(test_export_erase_retention),
-                    T(test_migrations_from_every_version),
-                    T(test_newer_schema_refused),
-                    T(test_durability_full),
-                    T(test_checkpoint_thread),
-                });
+    const struct CMUnitTest on_sqlite[] = {
+        cmocka_unit_test(test_sql_result_codes),
+        T(test_open_version),
+        T(test_open_bad_path),
+        T(test_conversation_round_trip),
+        T(test_conversation_update_triage),
+        T(test_messages_seq_and_idempotency),
+        T(test_append_with_seq_hint),
+        T(test_message_by_client_id),
+        T(test_group_commit_visibility),
+        T(test_close_commits_open_group),
+        T(test_marks),
+        T(test_claim_once),
+        T(test_open_conversations_and_history),
+        T(test_users),
+        T(test_stats),
+        T(test_export_erase_retention),
+        T(test_migrations_from_every_version),
+        T(test_newer_schema_refused),
+        T(test_durability_full),
+        T(test_checkpoint_thread),
+        T(test_failed_write_undone_by_mark),
+        T(test_claim_within_capacity),
+    };
+    const struct CMUnitTest on_postgres[] = {
+        P(test_open_version),
+        P(test_conversation_round_trip),
+        P(test_conversation_update_triage),
+        P(test_messages_seq_and_idempotency),
+        P(test_append_with_seq_hint),
+        P(test_message_by_client_id),
+        P(test_group_commit_visibility),
+        P(test_close_commits_open_group),
+        P(test_marks),
+        P(test_claim_once),
+        P(test_open_conversations_and_history),
+        P(test_users),
+        P(test_stats),
+        P(test_export_erase_retention),
+        P(test_failed_write_undone_by_mark),
+        P(test_claim_within_capacity),
+        P(test_pg_failed_write_without_mark),
+        P(test_pg_seq_across_nodes),
+        P(test_pg_claim_across_nodes),
+        P(test_pg_reconnects),
+        P(test_pg_schema_versions),
+    };
+    int failed = cmocka_run_group_tests_name("store on SQLite", on_sqlite, NULL, NULL);
+    failed += cmocka_run_group_tests_name("store on PostgreSQL", on_postgres, NULL, NULL);
+    return failed;
 }

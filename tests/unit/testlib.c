@@ -7,7 +7,10 @@
 
 #include "testlib.h"
 
+#include "../../src/db.h"
 #include "backup.h"
+
+#include <sqlite3.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,4 +114,99 @@ void testlib_fail(const char *fmt, ...)
     va_end(ap);
     fail_msg("%s", msg);
     abort(); /* not reached: fail_msg() does not return */
+}
+
+/* ---- PostgreSQL ---- */
+
+static char pg_base[256];    /* the cluster's URL, without the database name */
+static char pg_started[256]; /* the directory of a cluster this process started, "" if none */
+
+static void pg_stop(void)
+{
+    if (!pg_started[0])
+        return;
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "scripts/pg-cluster.sh stop %s", pg_started);
+    if (system(cmd) != 0)
+        fprintf(stderr, "testlib: stopping the test PostgreSQL failed\n");
+    pg_started[0] = 0;
+}
+
+/* The cluster's URL up to the last '/': CAREDESK_TEST_PG's (tests/run.sh starts one), or one
+ * this process starts now with scripts/pg-cluster.sh and stops at exit. */
+static const char *pg_cluster(void)
+{
+    if (pg_base[0])
+        return pg_base;
+    const char *url = getenv("CAREDESK_TEST_PG");
+    char started[256] = "";
+    if (!url || !*url) {
+        char dir[] = "/tmp/cd-test-pg-XXXXXX";
+        if (!mkdtemp(dir))
+            fail_msg("testlib: mkdtemp failed");
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, "PG_FSYNC=off scripts/pg-cluster.sh start %s", dir);
+        FILE *p = popen(cmd, "r");
+        if (!p || !fgets(started, sizeof started, p))
+            fail_msg("testlib: could not start a test PostgreSQL (%s)", cmd);
+        pclose(p);
+        started[strcspn(started, "\n")] = 0;
+        snprintf(pg_started, sizeof pg_started, "%s", dir);
+        atexit(pg_stop);
+        url = started;
+    }
+    snprintf(pg_base, sizeof pg_base, "%s", url);
+    char *slash = strrchr(pg_base, '/');
+    if (!slash || slash < pg_base + 14)
+        fail_msg("testlib: CAREDESK_TEST_PG is not a postgresql:// URL with a database");
+    slash[1] = 0;
+    return pg_base;
+}
+
+char *testlib_pg_database(char *out, size_t cap, const char *name)
+{
+    const char *base = pg_cluster();
+    char admin[300], dbname[96], sql[256];
+    snprintf(admin, sizeof admin, "%scaredesk", base);
+    snprintf(dbname, sizeof dbname, "t_%s_%d", name, (int)getpid());
+    struct db *db = db_open_postgres(admin, NULL);
+    if (!db)
+        fail_msg("testlib: cannot connect to the test PostgreSQL at %s", admin);
+    /* A database left by an earlier run of this test is dropped with its connections. */
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
+    int rc = db_exec(db, sql, NULL);
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", dbname);
+    if (!rc)
+        rc = db_exec(db, sql, NULL);
+    if (rc)
+        fail_msg("testlib: %s: %s", sql, db_errmsg(db));
+    db_close(db);
+    snprintf(out, cap, "%s%s", base, dbname);
+    return out;
+}
+
+char *testlib_sql_text(const char *target, const char *sql, char *out, size_t cap)
+{
+    out[0] = 0;
+    struct db *db = NULL;
+    sqlite3 *sq = NULL;
+    if (store_target_is_postgres(target)) {
+        db = db_open_postgres(target, NULL);
+    } else if (sqlite3_open(target, &sq) == SQLITE_OK) {
+        sqlite3_busy_timeout(sq, 5000);
+        db = db_wrap_sqlite(sq);
+    }
+    if (!db)
+        fail_msg("testlib: cannot open %s", target);
+    struct db_stmt *st = db_prepare(db, sql, NULL);
+    if (!st)
+        fail_msg("testlib: %s: %s", sql, db_errmsg(db));
+    int rc = db_step(st);
+    if (rc < 0)
+        fail_msg("testlib: %s: %s", sql, db_errmsg(db));
+    if (rc == DB_ROW)
+        snprintf(out, cap, "%s", db_col_str(st, 0));
+    db_close(db);
+    sqlite3_close(sq);
+    return out;
 }

@@ -26,6 +26,16 @@ char *testlib_db_path(char *out, size_t cap, const char *name);
 /* Writes text to the file name in the directory dir; fails the test when it cannot. */
 void testlib_write_file(const char *dir, const char *name, const char *text);
 
+/* The URL of a new, empty PostgreSQL database named after name (and the process), in the
+ * test cluster: CAREDESK_TEST_PG's (tests/run.sh starts one for the whole run), or one this
+ * process starts with scripts/pg-cluster.sh and stops at exit. A database of that name left
+ * by an earlier run is dropped first. Writes the URL into out and returns out. */
+char *testlib_pg_database(char *out, size_t cap, const char *name);
+
+/* The first column of the first row sql gives on the database at target (a SQLite path or a
+ * PostgreSQL URL), as text ("" for no row or NULL), in out. Fails the test on an error. */
+char *testlib_sql_text(const char *target, const char *sql, char *out, size_t cap);
+
 /* The store at path (":memory:" for an empty one in memory); fails the test, saying why,
  * when it cannot be opened. */
 struct store *testlib_store(const char *path);

@@ -16,6 +16,7 @@ import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { pgDatabase } from './pg.mjs';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 // A small, fixed KB and intent set for tests whose expectations must not move
@@ -70,7 +71,13 @@ export async function addUser(db, name, role, skills) {
 // dir, e.g. to restart on the same database), db, kb, intents, web (paths;
 // default: the repository's), timeoutMs (start-up wait, default 20 s),
 // quiet (do not echo the server's log on failure).
+// With CAREDESK_TEST_BACKEND=postgres a server without opts.db gets a new PostgreSQL database
+// (lib/pg.mjs), kept across restart().
+let nPgServers = 0;
 export async function startServer(opts = {}) {
+  if (!opts.db && process.env.CAREDESK_TEST_BACKEND === 'postgres') {
+    opts = { ...opts, db: await pgDatabase(`srv${++nPgServers}`) };
+  }
   const dir = opts.dir || mkdtempSync(path.join(tmpdir(), 'caredesk-test-'));
   const db = opts.db || path.join(dir, 'caredesk.db');
   const args = ['serve', '--bind', '127.0.0.1', '--db', db];

@@ -1,0 +1,158 @@
+/* chat_remote: what other nodes sharing the store did to conversations this node holds
+ * (chat.h's chat_remote_*(), fed by cluster.h's events).
+ *
+ * DESIGN. The store is the record; each node's memory (its conversations, queue and agents'
+ * chat counts) is a cache of it for the connections it holds. Another node's write reaches
+ * this node as an event: a stored message is sent, from the store, to the customers and the
+ * agent of that conversation connected here, in the frames this node would have sent for it
+ * (chat_message_frame(), and the agent's customer_message); a changed conversation is read
+ * again and the queue follows it: a chat queued on another node is in every node's queue, a
+ * chat claimed anywhere leaves every queue. Every queued conversation is therefore in memory
+ * on every node, and a conversation with an agent on the node that agent is signed in to. */
+#include "chat_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* 1 if agent_id is signed in on this node. */
+static int agent_is_here(struct chat *chat, int64_t agent_id)
+{
+    for (struct conn *k = chat->agents; k; k = k->next_agent)
+        if (k->agent.id == agent_id)
+            return 1;
+    return 0;
+}
+
+struct remote_ctx {
+    struct chat *chat;
+    struct conv *conv;
+};
+
+static int deliver_one(void *ctx, const struct store_message *m)
+{
+    struct remote_ctx *r = ctx;
+    struct chat *chat = r->chat;
+    struct conv *c = r->conv;
+    if (m->seq > c->rec.last_seq)
+        c->rec.last_seq = m->seq;
+    /* A connection still replaying gets this message from its replay, in order. */
+    for (struct conn *k = c->conns; k; k = k->next_in_conv)
+        if (!k->is_replaying && !k->is_closing)
+            chat_emit(chat, k->node.key, chat_message_frame(chat, c, m));
+    if (m->sender != STORE_SENDER_CUSTOMER)
+        return 0;
+    if (c->rec.state == STORE_STATE_WITH_AGENT && agent_is_here(chat, c->rec.agent_id)) {
+        chat_emit_agent(chat, c->rec.agent_id,
+                        json_pack("{s:s, s:I, s:I, s:s}", "type", "customer_message",
+                                  "conversation", (json_int_t)c->rec.id, "seq", (json_int_t)m->seq,
+                                  "text", m->text));
+    } else if (c->rec.state == STORE_STATE_QUEUED) {
+        queue_set_preview(chat->queue, c->rec.id, m->text);
+        chat->is_queue_dirty = 1;
+    }
+    return 0;
+}
+
+void chat_remote_message(struct chat *chat, int64_t conversation, int64_t seq)
+{
+    struct conv *c = chat_conv_cached(chat, conversation);
+    if (!c || seq < 1)
+        return; /* nobody here follows it */
+    struct remote_ctx r = {chat, c};
+    store_messages_after(chat->store, conversation, seq - 1, 1, deliver_one, &r);
+}
+
+void chat_remote_conversation(struct chat *chat, int64_t conversation)
+{
+    struct store_conversation rec;
+    if (store_conversation_get(chat->store, conversation, &rec))
+        return;
+    struct conv *c = chat_conv_cached(chat, conversation);
+    if (!c) {
+        /* A chat queued elsewhere joins this node's queue, so every agent sees all of it. */
+        if (rec.state == STORE_STATE_QUEUED && (c = chat_conv_adopt(chat, &rec)) != NULL) {
+            struct queue_item it;
+            chat_queue_item_of(c, &it);
+            queue_push(chat->queue, &it);
+            chat_preview_from_store(chat, c);
+            chat->is_queue_dirty = 1;
+        }
+        store_conversation_clear(&rec);
+        return;
+    }
+    int in_queue = queue_find(chat->queue, c->rec.id) != NULL;
+    int64_t mem_agent = c->rec.state == STORE_STATE_WITH_AGENT ? c->rec.agent_id : 0;
+    int64_t db_agent = rec.state == STORE_STATE_WITH_AGENT ? rec.agent_id : 0;
+    if (mem_agent != db_agent) {
+        if (mem_agent && agent_is_here(chat, mem_agent)) {
+            /* The chat left this node's agent (closed, or moved by another node). */
+            queue_agent_release(chat->queue, mem_agent);
+            if (rec.state == STORE_STATE_CLOSED || rec.state == STORE_STATE_RATED) {
+                chat_emit_agent(chat, mem_agent,
+                                json_pack("{s:s, s:I, s:s}", "type", "customer_left",
+                                          "conversation", (json_int_t)c->rec.id, "reason",
+                                          "closed"));
+                chat_emit_agent(chat, mem_agent,
+                                json_pack("{s:s, s:I}", "type", "closed", "conversation",
+                                          (json_int_t)c->rec.id));
+            }
+        }
+        if (db_agent && agent_is_here(chat, db_agent)) {
+            chat_agent_name_of(chat, db_agent, c->agent_name, sizeof c->agent_name);
+            queue_agent_add_chat(chat->queue, db_agent, c->agent_name);
+        }
+        chat->is_queue_dirty = 1;
+    }
+    int64_t last_seq = c->rec.last_seq;
+    store_conversation_clear(&c->rec);
+    c->rec = rec;
+    /* Messages not delivered here yet come with their own events. */
+    if (last_seq > c->rec.last_seq)
+        c->rec.last_seq = last_seq;
+    if (rec.state == STORE_STATE_QUEUED && !in_queue) {
+        struct queue_item it;
+        chat_queue_item_of(c, &it);
+        queue_push(chat->queue, &it);
+        chat_preview_from_store(chat, c);
+        chat->is_queue_dirty = 1;
+    } else if (rec.state != STORE_STATE_QUEUED && in_queue) {
+        queue_remove(chat->queue, c->rec.id);
+        chat->is_queue_dirty = 1;
+    }
+    if (c->n_conns == 0 && !(db_agent && agent_is_here(chat, db_agent)) &&
+        rec.state != STORE_STATE_QUEUED && !c->is_touched)
+        chat_conv_evict(chat, c);
+}
+
+struct adopt_ctx {
+    struct chat *chat;
+    int64_t agent_id;
+};
+
+static int adopt_agents_chat(void *ctx, const struct store_conversation *rec)
+{
+    struct adopt_ctx *a = ctx;
+    struct chat *chat = a->chat;
+    if (rec->state != STORE_STATE_WITH_AGENT || rec->agent_id != a->agent_id)
+        return 0;
+    struct conv *c = chat_conv_cached(chat, rec->id);
+    if (!c) {
+        struct store_conversation copy;
+        if (store_conversation_get(chat->store, rec->id, &copy))
+            return 0;
+        c = chat_conv_adopt(chat, &copy);
+        if (!c) {
+            store_conversation_clear(&copy);
+            return 0;
+        }
+    }
+    chat_agent_name_of(chat, a->agent_id, c->agent_name, sizeof c->agent_name);
+    queue_agent_add_chat(chat->queue, a->agent_id, c->agent_name);
+    return 0;
+}
+
+void chat_remote_adopt_agent(struct chat *chat, int64_t agent_id)
+{
+    struct adopt_ctx a = {chat, agent_id};
+    store_conversations_open(chat->store, 100000, adopt_agents_chat, &a);
+}

@@ -1,0 +1,373 @@
+/* cluster: the listening thread that brings other nodes' events to this one (cluster.h). */
+#include "cluster.h"
+
+#include "cd.h"
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libpq-fe.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define READ_BATCH 1000
+#define SEEN_MAX   4096 /* ids seen above the watermark */
+#define QUEUE_MAX  65536
+
+struct cluster {
+    char *uri;
+    char node[CLUSTER_NODE_ID];
+    void (*wake)(void *ctx);
+    void *wake_ctx;
+    pthread_t thread;
+    int stop_pipe[2];
+    PGconn *pg;
+    /* the thread's own */
+    int64_t start_id;       /* the last id when the thread started */
+    int64_t watermark;      /* every id <= watermark was seen */
+    int64_t seen[SEEN_MAX]; /* ids seen above the watermark */
+    int n_seen;
+    int64_t gap_since_ms; /* when the id after the watermark was first found missing */
+    int64_t last_prune_ms;
+    /* shared, under mutex */
+    pthread_mutex_t mutex;
+    struct cluster_event *queue;
+    int n_queue, cap_queue;
+    struct cluster_stats stats;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void cluster_new_node_id(char out[CLUSTER_NODE_ID])
+{
+    unsigned char b[8] = {0};
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || read(fd, b, sizeof b) != (ssize_t)sizeof b) {
+        uint64_t x = (uint64_t)now_ms() ^ ((uint64_t)getpid() << 32);
+        memcpy(b, &x, sizeof b);
+    }
+    if (fd >= 0)
+        close(fd);
+    for (int i = 0; i < 8; i++)
+        snprintf(out + 2 * i, 3, "%02x", b[i]);
+}
+
+static int exec_ok(PGconn *pg, const char *sql)
+{
+    PGresult *r = PQexec(pg, sql);
+    ExecStatusType es = PQresultStatus(r);
+    PQclear(r);
+    return es == PGRES_COMMAND_OK || es == PGRES_TUPLES_OK;
+}
+
+/* (Re)connects and LISTENs. 0 or -1. */
+static int connect_listen(struct cluster *cl)
+{
+    if (cl->pg && PQstatus(cl->pg) == CONNECTION_OK)
+        return 0;
+    if (cl->pg) {
+        PQreset(cl->pg);
+    } else {
+        const char *const keys[] = {"connect_timeout", "application_name", "dbname", NULL};
+        const char *const vals[] = {"3", "caredesk-events", cl->uri, NULL};
+        cl->pg = PQconnectdbParams(keys, vals, 1);
+    }
+    if (!cl->pg || PQstatus(cl->pg) != CONNECTION_OK || !exec_ok(cl->pg, "LISTEN caredesk_events"))
+        return -1;
+    PQsetnonblocking(cl->pg, 0);
+    return 0;
+}
+
+static int seen_has(const struct cluster *cl, int64_t id)
+{
+    for (int i = 0; i < cl->n_seen; i++)
+        if (cl->seen[i] == id)
+            return 1;
+    return 0;
+}
+
+/* Moves the watermark over every id seen right above it. */
+static void advance(struct cluster *cl)
+{
+    for (;;) {
+        int found = -1;
+        for (int i = 0; i < cl->n_seen; i++)
+            if (cl->seen[i] == cl->watermark + 1)
+                found = i;
+        if (found < 0)
+            break;
+        cl->watermark++;
+        cl->seen[found] = cl->seen[--cl->n_seen];
+    }
+    /* Ids at or below the watermark need no memory. */
+    for (int i = 0; i < cl->n_seen;)
+        if (cl->seen[i] <= cl->watermark)
+            cl->seen[i] = cl->seen[--cl->n_seen];
+        else
+            i++;
+}
+
+static void push(struct cluster *cl, const struct cluster_event *ev)
+{
+    pthread_mutex_lock(&cl->mutex);
+    if (cl->n_queue == cl->cap_queue && cl->cap_queue < QUEUE_MAX) {
+        int cap = cl->cap_queue ? cl->cap_queue * 2 : 256;
+        struct cluster_event *q = realloc(cl->queue, (size_t)cap * sizeof *q);
+        if (q) {
+            cl->queue = q;
+            cl->cap_queue = cap;
+        }
+    }
+    if (cl->n_queue < cl->cap_queue)
+        cl->queue[cl->n_queue++] = *ev;
+    else
+        free(ev->payload);
+    pthread_mutex_unlock(&cl->mutex);
+}
+
+/* Reads node_events past the watermark; returns how many events of other nodes were queued,
+ * or -1 when the connection failed. *is_more is set when a whole batch came (read again). */
+static int read_events(struct cluster *cl, int *is_more)
+{
+    *is_more = 0;
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT id, conversation, seq, kind, node, created_ms, payload FROM node_events"
+             " WHERE id > %lld ORDER BY id LIMIT %d",
+             (long long)cl->watermark, READ_BATCH);
+    PGresult *r = PQexec(cl->pg, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        PQclear(r);
+        return -1;
+    }
+    int n_new = 0, n_rows = PQntuples(r);
+    int64_t t = now_ms();
+    for (int i = 0; i < n_rows; i++) {
+        int64_t id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+        if (seen_has(cl, id))
+            continue;
+        if (id != cl->watermark + 1) {
+            /* An earlier id is not visible (yet): wait for it a while. */
+            if (!cl->gap_since_ms)
+                cl->gap_since_ms = t;
+            if (cl->n_seen == SEEN_MAX) { /* too much at once: give the gap up */
+                cl->watermark = id - 1;
+                cl->stats.n_gaps++;
+                advance(cl);
+            }
+        }
+        if (id == cl->watermark + 1)
+            cl->watermark = id;
+        else
+            cl->seen[cl->n_seen++] = id;
+        if (strcmp(PQgetvalue(r, i, 4), cl->node) != 0) {
+            struct cluster_event ev;
+            ev.id = id;
+            ev.conversation = strtoll(PQgetvalue(r, i, 1), NULL, 10);
+            ev.seq = strtoll(PQgetvalue(r, i, 2), NULL, 10);
+            ev.kind = PQgetvalue(r, i, 3)[0];
+            ev.created_ms = strtoll(PQgetvalue(r, i, 5), NULL, 10);
+            ev.payload = NULL;
+            if (ev.kind == CLUSTER_KB && !(ev.payload = strdup(PQgetvalue(r, i, 6))))
+                continue;
+            push(cl, &ev);
+            pthread_mutex_lock(&cl->mutex);
+            cl->stats.n_events++;
+            cl->stats.lag_ms_last = (double)(t - ev.created_ms);
+            pthread_mutex_unlock(&cl->mutex);
+            n_new++;
+        }
+    }
+    PQclear(r);
+    advance(cl);
+    if (cl->n_seen == 0) {
+        cl->gap_since_ms = 0;
+    } else if (cl->gap_since_ms && t - cl->gap_since_ms > CLUSTER_GAP_MS) {
+        /* The missing ids are not coming (rolled back): skip to the lowest seen one. */
+        int64_t low = cl->seen[0];
+        for (int i = 1; i < cl->n_seen; i++)
+            if (cl->seen[i] < low)
+                low = cl->seen[i];
+        cl->stats.n_gaps += (uint64_t)(low - cl->watermark - 1);
+        cl->watermark = low - 1;
+        advance(cl);
+        cl->gap_since_ms = cl->n_seen ? t : 0;
+    }
+    *is_more = n_rows == READ_BATCH;
+    return n_new;
+}
+
+static void prune(struct cluster *cl)
+{
+    int64_t t = now_ms();
+    if (t - cl->last_prune_ms < 60000)
+        return;
+    cl->last_prune_ms = t;
+    char sql[128];
+    snprintf(sql, sizeof sql, "DELETE FROM node_events WHERE kind <> 'k' AND created_ms < %lld",
+             (long long)(t - (int64_t)CLUSTER_KEEP_S * 1000));
+    exec_ok(cl->pg, sql);
+}
+
+static void set_connected(struct cluster *cl, int up)
+{
+    pthread_mutex_lock(&cl->mutex);
+    if (cl->stats.is_connected != up)
+        log_event(up ? LOG_INFO : LOG_WARN, up ? "cluster_connected" : "cluster_disconnected",
+                  LOG_END);
+    cl->stats.is_connected = up;
+    pthread_mutex_unlock(&cl->mutex);
+}
+
+static void *cluster_main(void *arg)
+{
+    struct cluster *cl = arg;
+    for (;;) {
+        if (connect_listen(cl)) {
+            set_connected(cl, 0);
+            struct pollfd p = {cl->stop_pipe[0], POLLIN, 0};
+            if (poll(&p, 1, 1000) > 0)
+                break;
+            continue;
+        }
+        set_connected(cl, 1);
+        int is_more = 0;
+        int rc = read_events(cl, &is_more);
+        while (rc >= 0 && is_more) /* a full batch: read on */
+            rc = read_events(cl, &is_more);
+        pthread_mutex_lock(&cl->mutex);
+        cl->stats.n_polls++;
+        int has = cl->n_queue > 0;
+        pthread_mutex_unlock(&cl->mutex);
+        if (rc < 0) {
+            set_connected(cl, 0);
+            continue;
+        }
+        if (has && cl->wake)
+            cl->wake(cl->wake_ctx);
+        prune(cl);
+        struct pollfd p[2] = {{PQsocket(cl->pg), POLLIN, 0}, {cl->stop_pipe[0], POLLIN, 0}};
+        /* While an id is missing, look again soon. */
+        int timeout = cl->n_seen ? 20 : CLUSTER_POLL_MS;
+        int n = poll(p, 2, timeout);
+        if (n < 0 && errno != EINTR)
+            break;
+        if (p[1].revents)
+            break;
+        if (p[0].revents) {
+            if (!PQconsumeInput(cl->pg)) {
+                set_connected(cl, 0);
+                continue;
+            }
+            PGnotify *note;
+            while ((note = PQnotifies(cl->pg))) {
+                pthread_mutex_lock(&cl->mutex);
+                cl->stats.n_wakeups++;
+                pthread_mutex_unlock(&cl->mutex);
+                PQfreemem(note);
+            }
+        }
+    }
+    return NULL;
+}
+
+struct cluster *cluster_start(const char *uri, const char *node_id, void (*wake)(void *ctx),
+                              void *wake_ctx, char **err)
+{
+    if (err)
+        *err = NULL;
+    struct cluster *cl = calloc(1, sizeof *cl);
+    if (!cl)
+        return NULL;
+    cl->uri = strdup(uri);
+    snprintf(cl->node, sizeof cl->node, "%s", node_id);
+    cl->wake = wake;
+    cl->wake_ctx = wake_ctx;
+    cl->stop_pipe[0] = cl->stop_pipe[1] = -1;
+    pthread_mutex_init(&cl->mutex, NULL);
+    if (!cl->uri || pipe(cl->stop_pipe))
+        goto fail;
+    if (connect_listen(cl)) {
+        if (err) {
+            const char *m = cl->pg ? PQerrorMessage(cl->pg) : "out of memory";
+            size_t n = strlen(m) + 64;
+            *err = malloc(n);
+            if (*err)
+                snprintf(*err, n, "cannot listen for other nodes' events: %s", m);
+        }
+        goto fail;
+    }
+    /* Start from now: what happened before, this node loads from the store. */
+    PGresult *r = PQexec(cl->pg, "SELECT coalesce(max(id), 0) FROM node_events");
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+        cl->watermark = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    cl->start_id = cl->watermark;
+    cl->stats.is_connected = 1;
+    if (pthread_create(&cl->thread, NULL, cluster_main, cl))
+        goto fail;
+    return cl;
+fail:
+    if (cl->stop_pipe[0] >= 0) {
+        close(cl->stop_pipe[0]);
+        close(cl->stop_pipe[1]);
+    }
+    PQfinish(cl->pg);
+    pthread_mutex_destroy(&cl->mutex);
+    free(cl->uri);
+    free(cl);
+    return NULL;
+}
+
+int64_t cluster_start_id(const struct cluster *cl)
+{
+    return cl->start_id;
+}
+
+int cluster_take(struct cluster *cl, struct cluster_event *out, int max)
+{
+    pthread_mutex_lock(&cl->mutex);
+    int n = cl->n_queue < max ? cl->n_queue : max;
+    if (n > 0) {
+        memcpy(out, cl->queue, (size_t)n * sizeof *out);
+        memmove(cl->queue, cl->queue + n, (size_t)(cl->n_queue - n) * sizeof *out);
+        cl->n_queue -= n;
+    }
+    pthread_mutex_unlock(&cl->mutex);
+    return n;
+}
+
+void cluster_stats_get(struct cluster *cl, struct cluster_stats *out)
+{
+    pthread_mutex_lock(&cl->mutex);
+    *out = cl->stats;
+    pthread_mutex_unlock(&cl->mutex);
+}
+
+void cluster_stop(struct cluster *cl)
+{
+    if (!cl)
+        return;
+    if (write(cl->stop_pipe[1], "x", 1) != 1)
+        pthread_cancel(cl->thread);
+    pthread_join(cl->thread, NULL);
+    close(cl->stop_pipe[0]);
+    close(cl->stop_pipe[1]);
+    PQfinish(cl->pg);
+    pthread_mutex_destroy(&cl->mutex);
+    for (int i = 0; i < cl->n_queue; i++)
+        free(cl->queue[i].payload);
+    free(cl->queue);
+    free(cl->uri);
+    free(cl);
+}
