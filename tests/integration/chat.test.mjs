@@ -5,33 +5,14 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, fixtures, addUser } from './lib/server.mjs';
-import { connect } from './lib/client.mjs';
+import { connect, openCustomer, openAgent, ask } from './lib/client.mjs';
 import { waitFor } from './lib/wait.mjs';
 
 let srv;
 const agents = {};
 
-async function customer(s = srv, hello = { type: 'hello', lang: 'en', name: 'Sam' }) {
-  const c = await connect(`${s.wsUrl}/chat`);
-  if (hello) {
-    c.send(hello);
-    c.welcome = await c.next((f) => f.type === 'welcome' || f.type === 'error');
-  }
-  return c;
-}
-
-async function agent(token, s = srv) {
-  const a = await connect(`${s.wsUrl}/agent`);
-  a.send({ type: 'auth', token });
-  a.ready = await a.next((f) => f.type === 'ready' || f.type === 'error');
-  return a;
-}
-
-async function ask(c, id, text) {
-  c.send({ type: 'message', id, text });
-  return c.next((f) => (f.type === 'reply' || f.type === 'ack' || f.type === 'error')
-    && (f.reply_to === id || f.type === 'error'));
-}
+const customer = (s = srv, hello) => openCustomer(s, hello);
+const agent = (token, s = srv) => openAgent(s, token);
 
 before(async () => {
   srv = await startServer({ ...fixtures });

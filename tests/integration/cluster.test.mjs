@@ -7,32 +7,15 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, fixtures, addUser } from './lib/server.mjs';
-import { connect } from './lib/client.mjs';
+import { openCustomer, openAgent, ask } from './lib/client.mjs';
 import { pgDatabase, psql } from './lib/pg.mjs';
 
 let db;
 const nodes = [];
 const tokens = {};
 
-async function customer(s, hello = { type: 'hello', lang: 'en', name: 'Sam' }) {
-  const c = await connect(`${s.wsUrl}/chat`);
-  c.send(hello);
-  c.welcome = await c.next((f) => f.type === 'welcome' || f.type === 'error');
-  return c;
-}
-
-async function agent(token, s) {
-  const a = await connect(`${s.wsUrl}/agent`);
-  a.send({ type: 'auth', token });
-  a.ready = await a.next((f) => f.type === 'ready' || f.type === 'error');
-  return a;
-}
-
-async function ask(c, id, text) {
-  c.send({ type: 'message', id, text });
-  return c.next((f) => (f.type === 'reply' || f.type === 'ack' || f.type === 'error')
-    && (f.reply_to === id || f.type === 'error'));
-}
+const customer = (s, hello) => openCustomer(s, hello);
+const agent = (token, s) => openAgent(s, token);
 
 // A customer of node s handed off to the queue; returns [client, conversation id].
 async function queuedCustomer(s, name) {
