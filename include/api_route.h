@@ -20,6 +20,10 @@ const struct api_deps *api_deps_of(const struct api *api);
 int api_require_role(struct api *api, const struct api_request *req, int roles,
                      struct auth_user *user, struct api_response *resp);
 
+/* 1 if req's method is one of allow ("GET, POST"; HEAD counts as GET); otherwise 0 with the
+ * 405 answer, naming allow in its Allow header, in resp. */
+int api_method_check(const struct api_request *req, const char *allow, struct api_response *resp);
+
 /* {"error": code, "message": message} with status. Returns 0 or CD_ENOMEM. */
 int api_respond_error(struct api_response *resp, int status, const char *code, const char *message);
 

@@ -1183,6 +1183,17 @@ static int method_allowed(const char *allow, const char *method)
     return 0;
 }
 
+int api_method_check(const struct api_request *req, const char *allow, struct api_response *resp)
+{
+    if (method_allowed(allow, req->method))
+        return 1;
+    char msg[64];
+    snprintf(msg, sizeof msg, "use %s", allow);
+    resp->allow = allow;
+    respond_error(resp, 405, "method_not_allowed", msg);
+    return 0;
+}
+
 int api_handle(struct api *api, const struct api_request *req, struct api_response *resp)
 {
     resp->status = 500;
@@ -1203,12 +1214,8 @@ int api_handle(struct api *api, const struct api_request *req, struct api_respon
             rest = "";
         if (!rest)
             continue;
-        if (!method_allowed(r->allow, req->method)) {
-            char msg[64];
-            snprintf(msg, sizeof msg, "use %s", r->allow);
-            resp->allow = r->allow;
-            return respond_error(resp, 405, "method_not_allowed", msg);
-        }
+        if (!api_method_check(req, r->allow, resp))
+            return 0;
         struct auth_user user;
         memset(&user, 0, sizeof user);
         if (r->roles && require_role(api, req, r->roles, &user, resp))
