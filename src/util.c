@@ -101,7 +101,8 @@ int cd_resize(void *items, size_t n, size_t size)
     grown = realloc(old, n * size);
     if (!grown && n && size)
         return CD_ENOMEM;
-    memcpy(items, &grown, sizeof grown);
+    memcpy(items, &grown, sizeof grown); /* the caller's pointer owns it now */
+    /* cppcheck-suppress memleak */
     return 0;
 }
 
