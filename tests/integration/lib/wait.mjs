@@ -3,13 +3,24 @@
 //   const stats = await waitFor(async () => { const s = await getStats(); return s.n === 4 && s; });
 //
 // Calls check (it may be async) every stepMs until it returns a truthy value and resolves with
-// that value; after timeoutMs resolves with the last value it returned, so that the caller's
-// assertion reports what was there.
+// that value. A check that throws (a request that failed) counts as not yet. After timeoutMs
+// it resolves with the last value check returned, so that the caller's assertion reports what
+// was there, or throws what check last threw.
 export async function waitFor(check, { timeoutMs = 5000, stepMs = 20 } = {}) {
   const t0 = Date.now();
   for (;;) {
-    const value = await check();
-    if (value || Date.now() - t0 >= timeoutMs) return value;
+    let value;
+    let error = null;
+    try {
+      value = await check();
+    } catch (e) {
+      error = e;
+    }
+    if (!error && value) return value;
+    if (Date.now() - t0 >= timeoutMs) {
+      if (error) throw error;
+      return value;
+    }
     await new Promise((r) => setTimeout(r, stepMs));
   }
 }
