@@ -14,7 +14,8 @@ void backup_remove_database(const char *path);
  * file beside out_path, checked (PRAGMA quick_check), synced, then renamed into place, so
  * out_path is never a partial copy. Returns 0, or a negative CD_E* code with a malloc'd
  * message in *err (the caller frees it) and nothing left behind. On success *n_pages gets the
- * size of the copy in pages of *page_size bytes, when those are not NULL. */
+ * size of the copy in pages of *page_size bytes, when those are not NULL. A PostgreSQL
+ * db_path is refused (CD_EINVAL, the message naming pg_dump): its backups are PostgreSQL's. */
 int backup_database(const char *db_path, const char *out_path, long long *n_pages, int *page_size,
                     char **err);
 

@@ -7,8 +7,8 @@
  * so transcripts, replays and exports carry it like any message; this module
  * keeps the index from tracking id to those messages, in the same unit of
  * work. Tracking ids look like INC-2026-1206-0042: a prefix, the local date
- * the incident was opened, and a number counting that day's incidents. Part
- * of the SQLite backend (store_sqlite.h). */
+ * the incident was opened, and a number counting that day's incidents. The
+ * index is a table of the store's database, SQLite or PostgreSQL alike. */
 #ifndef CD_INCIDENT_H
 #define CD_INCIDENT_H
 

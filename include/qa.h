@@ -2,8 +2,9 @@
  * qa/), the weekly sample drawn per agent, reviewers' scores, the
  * calibration view of reviewers' spread, and scores per agent over time.
  *
- * DESIGN. Like report.c, qa.c belongs to the SQLite backend
- * (store_sqlite.h). The sample is stratified by queue and reproducible: each
+ * DESIGN. Like report.c, qa.c keeps its tables in the store's database
+ * (SQLite or PostgreSQL) and queries them on the store's connection. The
+ * sample is stratified by queue and reproducible: each
  * candidate conversation gets a key from a hash of (seed, conversation id),
  * and each stratum takes its lowest keys, so the same seed draws the same
  * conversations whatever order the rows come in, and a conversation added

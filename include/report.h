@@ -3,9 +3,9 @@
  * queue (SLA), NPS, and the contact drivers with their escalation rate and
  * CSAT. The definitions are stated here once and in docs/metrics.md.
  *
- * DESIGN. report.c is part of the SQLite backend (store_sqlite.h): it reads
- * the store's tables on the store's connection, so a figure is computed where
- * the rows are instead of copying conversations into memory. Every query is
+ * DESIGN. report.c reads the store's tables on the store's connection, SQLite
+ * or PostgreSQL alike, so a figure is computed where the rows are instead of
+ * copying conversations into memory. Every query is
  * bounded (LIMIT); the figures over a window are meant for the dashboard's
  * few requests a minute and the weekly report, not for every message.
  * Business-hours arithmetic follows queue.c's business hours exactly (local

@@ -194,6 +194,12 @@ int store_conversation_by_token(struct store *s, const unsigned char hash[STORE_
  * disposition, note, rating, comment). Returns 0, CD_ENOTFOUND or CD_E*. */
 int store_conversation_update(struct store *s, const struct store_conversation *c);
 
+/* The same, only if the stored conversation is still in expect_state with expect_agent
+ * (what the caller last read): with several nodes, a node whose copy is out of date must not
+ * undo another node's claim or close. CD_EBUSY when it changed meanwhile. */
+int store_conversation_update_if(struct store *s, const struct store_conversation *c,
+                                 int expect_state, int64_t expect_agent);
+
 /* Writes only c's state, intent and confidence: what a bot reply changes,
  * at a fraction of the cost of store_conversation_update() (no other
  * column, no index but the state's). Returns 0, CD_ENOTFOUND or CD_E*. */

@@ -80,6 +80,15 @@ int store_outbox_add(struct store *s, struct store_outbox_item *item);
 int store_outbox_due(struct store *s, int64_t now_ms, struct store_outbox_item *items, int max,
                      int *n_out);
 
+/* The deliveries a delivery thread is to attempt now: those store_outbox_due() gives, taken
+ * for this thread. On PostgreSQL, where every node runs a delivery thread, each row taken is
+ * held until now_ms + hold_ms (its next attempt moves there; store_outbox_record() sets the
+ * real one), so no other node takes it meanwhile, and one that died with it lets another
+ * retry it after that; rows another node holds are skipped, not waited for. On SQLite, one
+ * node, nothing is held. Oldest first. Returns 0 or CD_E*. */
+int store_outbox_claim(struct store *s, int64_t now_ms, int64_t hold_ms,
+                       struct store_outbox_item *items, int max, int *n_out);
+
 /* Records an attempt on delivery id: its new status, attempt count, next attempt time (for
  * a pending one), the HTTP status (0: none) and an error text (may be NULL). */
 int store_outbox_record(struct store *s, int64_t id, int status, int attempts,

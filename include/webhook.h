@@ -44,12 +44,17 @@ int64_t webhook_max_age_ms(const struct webhook *wh);
  * endpoints). */
 void webhook_observe(struct webhook *wh, struct store *s);
 
-/* kb_put(kb, a, msg, msg_cap) of article a, with its article.published event (when it is published
- * and was not before: was_published 0) written in the same transaction. Without endpoints it is
- * kb_put(). Returns what kb_put() returns, or CD_E* when the event could not be written (then
- * neither is). */
-int webhook_kb_put(struct webhook *wh, struct kb *kb, const struct kb_article *a, int was_published,
-                   char *msg, size_t msg_cap);
+/* kb_put(kb, a, msg, msg_cap) of article a, with its article.published event (when it is
+ * published and was not before: was_published 0) in the outbox of the store s. Without
+ * endpoints it is kb_put(). When the KB is in the store's SQLite file, the event is written in
+ * the article's own transaction, on the KB's connection. Otherwise (PostgreSQL, whose nodes keep
+ * the KB in a file of their own, or a KB file apart) it is written in a unit of work of the
+ * store around kb_put(), undone when kb_put() fails and committed after it (with the caller's
+ * open group, if one is open): an event never goes out for an article that was not saved, and
+ * only a crash between the two commits loses one. Returns what kb_put() returns, or CD_E* when
+ * the event could not be written (then neither is). */
+int webhook_kb_put(struct webhook *wh, struct kb *kb, struct store *s, const struct kb_article *a,
+                   int was_published, char *msg, size_t msg_cap);
 
 /* Starts the delivery thread, with a store connection of its own to db_path. No-op without
  * endpoints. Returns 0, or CD_E* with a malloc'd message in *err. */

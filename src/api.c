@@ -448,7 +448,8 @@ static int route_article_write(struct api *api, const struct api_request *req, c
         goto done;
     }
     char why[200] = "";
-    rc = webhook_kb_put(api->deps.webhook, api->deps.kb, &a, was_published, why, sizeof why);
+    rc = webhook_kb_put(api->deps.webhook, api->deps.kb, api->deps.store, &a, was_published, why,
+                        sizeof why);
     if (rc == CD_EINVAL) {
         rc = respond_error(resp, 400, "bad_article", why[0] ? why : "the article was refused");
         goto done;

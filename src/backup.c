@@ -8,6 +8,7 @@
 #include "backup.h"
 
 #include "cd.h"
+#include "store.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -65,6 +66,12 @@ int backup_database(const char *db_path, const char *out_path, long long *n_page
         *err = NULL;
     if (!db_path || !out_path || !*db_path || !*out_path)
         return fail(err, CD_EINVAL, "no database or output path");
+    /* The URL is not repeated: it may hold a password. */
+    if (store_target_is_postgres(db_path))
+        return fail(err, CD_EINVAL,
+                    "the database is PostgreSQL, and caredesk backup copies a SQLite file; back "
+                    "PostgreSQL up with its own tools: pg_dump --format=custom --file=OUT "
+                    "DATABASE (or base backups with WAL archiving), see docs/operations.md");
     struct stat st;
     if (stat(db_path, &st) || !S_ISREG(st.st_mode))
         return fail(err, CD_ENOTFOUND, "%s: no such database file", db_path);

@@ -310,6 +310,7 @@ struct conv *chat_conv_adopt(struct chat *chat, struct store_conversation *rec)
     c->last_position = -2;
     c->last_eta = -2;
     c->has_customer_message = -1;
+    chat_conv_synced(c);
     snprintf(c->last_intent, sizeof c->last_intent, "%s", c->rec.intent);
     if (htable_put(&chat->convs, &c->node)) {
         conv_free(c);
@@ -532,10 +533,24 @@ int chat_append_event(struct chat *chat, struct conv *c, const char *event, cons
     return rc;
 }
 
+void chat_conv_synced(struct conv *c)
+{
+    c->synced_state = c->rec.state;
+    c->synced_agent = c->rec.agent_id;
+}
+
 int chat_save_conv(struct chat *chat, struct conv *c)
 {
     chat_touch(chat, c);
-    return store_conversation_update(chat->store, &c->rec);
+    /* Several nodes: only over the state this node knows of; CD_EBUSY when another node
+     * claimed or closed it meanwhile (its event brings the news). */
+    int rc =
+        chat->settings.is_shared_store
+            ? store_conversation_update_if(chat->store, &c->rec, c->synced_state, c->synced_agent)
+            : store_conversation_update(chat->store, &c->rec);
+    if (!rc)
+        chat_conv_synced(c);
+    return rc;
 }
 
 /* ---- queue status to customers and agents ---- */
@@ -925,7 +940,10 @@ static void settle(struct chat *chat)
         struct conv *c = chat_conv_cached(chat, it->conversation);
         if (!c)
             continue;
-        int is_offline = !is_open || queue_agents_available(chat->queue, it->queue, NULL) == 0;
+        /* Several nodes: the agents signed in here are not all the agents there are, so only
+         * business hours make a ticket offline. */
+        int is_offline = !is_open || (!chat->settings.is_shared_store &&
+                                      queue_agents_available(chat->queue, it->queue, NULL) == 0);
         if (is_offline == c->rec.is_offline)
             continue;
         c->rec.is_offline = is_offline;
@@ -1042,6 +1060,7 @@ static void reload_touched(struct chat *chat)
             store_conversation_clear(&c->rec);
             c->rec = rec;
         }
+        chat_conv_synced(c);
     }
 }
 

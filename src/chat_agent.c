@@ -135,6 +135,7 @@ int chat_assign(struct chat *chat, struct conv *c, int64_t agent_id)
     c->rec.state = STORE_STATE_WITH_AGENT;
     c->rec.agent_id = agent_id;
     c->rec.is_offline = 0;
+    chat_conv_synced(c);
     if (!c->rec.picked_s)
         c->rec.picked_s = now;
     snprintf(c->agent_name, sizeof c->agent_name, "%s", name);

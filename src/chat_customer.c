@@ -241,7 +241,10 @@ static int bot_reply(struct chat *chat, struct conv *c, const char *reply_to, in
     if (c->rec.state == old_state && !strcmp(c->rec.intent, old_intent))
         return 0;
     chat_touch(chat, c);
-    return store_conversation_update_triage(chat->store, &c->rec);
+    int urc = store_conversation_update_triage(chat->store, &c->rec);
+    if (!urc)
+        chat_conv_synced(c);
+    return urc;
 }
 
 /* ---- customer frames ---- */

@@ -56,6 +56,10 @@ struct conn {
 struct conv {
     struct htable_node node; /* key: conversation id */
     struct store_conversation rec;
+    /* With a shared store: the state and agent the store had when this node last read or
+     * wrote rec; a save expects them (store_conversation_update_if()). */
+    int synced_state;
+    int64_t synced_agent;
     struct triage_context tctx;
     char last_intent[INTENT_NAME_MAX];
     uint64_t last_text_key;
@@ -203,6 +207,8 @@ void chat_detach(struct chat *chat, struct conn *k);
 void chat_drop_conn(struct chat *chat, struct conn *k);
 
 int chat_conv_is_open(const struct conv *c);
+/* Notes that c->rec's state and agent are the store's now. */
+void chat_conv_synced(struct conv *c);
 /* Forgets c (its memory only; the store keeps it). */
 void chat_conv_evict(struct chat *chat, struct conv *c);
 /* Sets the agents' preview of queued c to the customer's last stored words. */

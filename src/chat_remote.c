@@ -106,6 +106,7 @@ void chat_remote_conversation(struct chat *chat, int64_t conversation)
     int64_t last_seq = c->rec.last_seq;
     store_conversation_clear(&c->rec);
     c->rec = rec;
+    chat_conv_synced(c);
     /* Messages not delivered here yet come with their own events. */
     if (last_seq > c->rec.last_seq)
         c->rec.last_seq = last_seq;

@@ -32,7 +32,7 @@ static const char erase_usage[] =
     "usage: caredesk erase --email ADDR [--db PATH]\n"
     "deletes every conversation (with messages, feedback and ratings) of that email, and\n"
     "truncates the database's -wal file so that no copy of them stays there (also while\n"
-    "the server runs)\n";
+    "the server runs); on PostgreSQL, the server's VACUUM reclaims the deleted rows\n";
 
 static const char *default_db(void)
 {

@@ -3,6 +3,7 @@
 #include "backup.h"
 #include "cd.h"
 #include "cli.h"
+#include "store.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@ static const char backup_usage[] =
     "file, while the server goes on serving. The copy is one consistent snapshot, checked\n"
     "before it is given its name. Restore: stop the server, replace the database file with\n"
     "the copy (and remove its -wal and -shm files), start the server (docs/operations.md).\n"
+    "A PostgreSQL database (--db postgresql://...) is backed up with pg_dump instead.\n"
     "\n"
     "  --db PATH   the database (default $CAREDESK_DB or ./caredesk.db)\n"
     "\n"
@@ -56,7 +58,10 @@ int cli_backup(int argc, char **argv)
     int64_t t0 = cd_now_us();
     int rc = backup_database(db, out, &n_pages, &page_size, &err);
     if (rc) {
-        fprintf(stderr, "caredesk: backup of %s failed: %s\n", db, err ? err : cd_strerror(rc));
+        /* A PostgreSQL URL is not repeated: it may hold a password. */
+        fprintf(stderr, "caredesk: backup of %s failed: %s\n",
+                store_target_is_postgres(db) ? "the PostgreSQL database" : db,
+                err ? err : cd_strerror(rc));
         free(err);
         return CLI_FAIL;
     }

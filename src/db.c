@@ -133,6 +133,14 @@ enum db_kind db_kind(const struct db *db)
     return db->kind;
 }
 
+const char *db_filename(struct db *db)
+{
+    if (db->kind != DB_SQLITE)
+        return NULL;
+    const char *name = sqlite3_db_filename(db->sq, "main");
+    return name ? name : "";
+}
+
 void *db_handle(struct db *db)
 {
     return db->kind == DB_SQLITE ? (void *)db->sq : (void *)db->pg;

@@ -63,6 +63,10 @@ void db_close(struct db *db);
 
 enum db_kind db_kind(const struct db *db);
 
+/* The file of a SQLite database ("" for one in memory or temporary), NULL for PostgreSQL: two
+ * connections on one file give the same name. */
+const char *db_filename(struct db *db);
+
 /* The underlying connection: sqlite3 * or PGconn *. For the backend files only. */
 void *db_handle(struct db *db);
 

@@ -1,8 +1,10 @@
 /* incident: tracking ids of escalation status updates and the index from a
- * tracking id to its messages (see incident.h). */
+ * tracking id to its messages (see incident.h), in the store's status_updates table on
+ * either backend (db.h). The queries are rare (an escalation, a search): each is prepared
+ * when it runs. */
 #include "incident.h"
 
-#include "store_sqlite.h"
+#include "store_db.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -36,11 +38,13 @@ int incident_id_valid(const char *id)
     return *p == '\0';
 }
 
-static int done_rc(int rc)
+/* Prepares sql (pg_sql on PostgreSQL when not NULL) on the store's connection. */
+static struct db_stmt *prepare(struct store *s, const char *sql, const char *pg_sql)
 {
-    if (rc == SQLITE_DONE)
-        return 0;
-    return rc == SQLITE_FULL ? CD_EFULL : CD_EIO;
+    char *err = NULL;
+    struct db_stmt *st = db_prepare2(store_db(s), sql, pg_sql, &err);
+    free(err);
+    return st;
 }
 
 int incident_id_new(struct store *s, int64_t now_s, char out[INCIDENT_ID_MAX])
@@ -51,21 +55,26 @@ int incident_id_new(struct store *s, int64_t now_s, char out[INCIDENT_ID_MAX])
     char prefix[48];
     snprintf(prefix, sizeof prefix, "INC-%04d-%02d%02d-", tm.tm_year + 1900, tm.tm_mon + 1,
              tm.tm_mday);
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(store_sqlite_db(s),
-                           "SELECT coalesce(max(CAST(substr(tracking_id, ?2) AS INTEGER)), 0)"
-                           " FROM status_updates WHERE tracking_id GLOB ?1",
-                           -1, &st, NULL) != SQLITE_OK)
+    /* The day's ids: the prefix and a number (the prefix holds no pattern characters). SQLite
+     * reads the number's leading digits with CAST; PostgreSQL takes them with a pattern, as a
+     * cast of anything else would fail and take the transaction with it. */
+    struct db_stmt *st =
+        prepare(s,
+                "SELECT coalesce(max(CAST(substr(tracking_id, ?2) AS INTEGER)), 0)"
+                " FROM status_updates WHERE tracking_id GLOB ?1 || '[0-9]*'",
+                "SELECT coalesce(max(CAST(substring(substr(tracking_id, ?2::integer)"
+                " FROM '^[0-9]{1,18}') AS bigint)), 0)"
+                " FROM status_updates WHERE tracking_id LIKE ?1::text || '%'"
+                " AND substr(tracking_id, ?2::integer) ~ '^[0-9]'");
+    if (!st)
         return CD_EIO;
-    char glob[64];
-    snprintf(glob, sizeof glob, "%s[0-9]*", prefix);
-    sqlite3_bind_text(st, 1, glob, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int(st, 2, (int)strlen(prefix) + 1);
-    int rc = sqlite3_step(st);
-    int64_t last = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    sqlite3_finalize(st);
-    if (rc != SQLITE_ROW)
-        return done_rc(rc);
+    db_bind_text(st, 1, prefix);
+    db_bind_int64(st, 2, (int64_t)strlen(prefix) + 1);
+    int rc = db_step(st);
+    int64_t last = rc == DB_ROW ? db_col_int64(st, 0) : 0;
+    db_finalize(st);
+    if (rc != DB_ROW)
+        return rc < 0 ? rc : CD_EIO;
     if (last >= 999999)
         return CD_EFULL;
     snprintf(out, INCIDENT_ID_MAX, "%s%04lld", prefix, (long long)(last + 1));
@@ -75,20 +84,21 @@ int incident_id_new(struct store *s, int64_t now_s, char out[INCIDENT_ID_MAX])
 int incident_record(struct store *s, const char *tracking_id, int64_t conversation, int64_t seq,
                     int64_t agent_id, const char *status)
 {
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(store_sqlite_db(s),
-                           "INSERT INTO status_updates (tracking_id, conversation, seq, agent_id,"
-                           " status, created_s) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                           -1, &st, NULL) != SQLITE_OK)
+    struct db_stmt *st =
+        prepare(s,
+                "INSERT INTO status_updates (tracking_id, conversation, seq, agent_id,"
+                " status, created_s) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                NULL);
+    if (!st)
         return CD_EIO;
-    sqlite3_bind_text(st, 1, tracking_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, conversation);
-    sqlite3_bind_int64(st, 3, seq);
-    sqlite3_bind_int64(st, 4, agent_id);
-    sqlite3_bind_text(st, 5, status, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 6, cd_wall_s());
-    int rc = done_rc(sqlite3_step(st));
-    sqlite3_finalize(st);
+    db_bind_text(st, 1, tracking_id);
+    db_bind_int64(st, 2, conversation);
+    db_bind_int64(st, 3, seq);
+    db_bind_int64(st, 4, agent_id);
+    db_bind_text(st, 5, status);
+    db_bind_int64(st, 6, cd_wall_s());
+    int rc = db_run(st);
+    db_finalize(st);
     return rc;
 }
 
@@ -99,36 +109,33 @@ int incident_search(struct store *s, const char *tracking_id, json_t **out)
     snprintf(id, sizeof id, "%s", tracking_id);
     for (char *p = id; *p; p++)
         *p = (char)toupper((unsigned char)*p);
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(store_sqlite_db(s),
-                           "SELECT u.conversation, u.seq, u.agent_id, coalesce(a.name, ''),"
-                           " u.status, u.created_s, m.meta FROM status_updates u"
-                           " LEFT JOIN users a ON a.id = u.agent_id"
-                           " LEFT JOIN messages m ON m.conversation = u.conversation"
-                           " AND m.seq = u.seq WHERE u.tracking_id = ?1"
-                           " ORDER BY u.created_s, u.id LIMIT 200",
-                           -1, &st, NULL) != SQLITE_OK)
+    struct db_stmt *st = prepare(s,
+                                 "SELECT u.conversation, u.seq, u.agent_id, coalesce(a.name, ''),"
+                                 " u.status, u.created_s, m.meta FROM status_updates u"
+                                 " LEFT JOIN users a ON a.id = u.agent_id"
+                                 " LEFT JOIN messages m ON m.conversation = u.conversation"
+                                 " AND m.seq = u.seq WHERE u.tracking_id = ?1"
+                                 " ORDER BY u.created_s, u.id LIMIT 200",
+                                 NULL);
+    if (!st)
         return CD_EIO;
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    db_bind_text(st, 1, id);
     json_t *list = json_array();
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const unsigned char *meta_text = sqlite3_column_text(st, 6);
-        json_t *meta = meta_text ? json_loads((const char *)meta_text, 0, NULL) : NULL;
+    while ((rc = db_step(st)) == DB_ROW) {
+        const char *meta_text = db_col_text(st, 6);
+        json_t *meta = meta_text ? json_loads(meta_text, 0, NULL) : NULL;
         json_t *su = meta ? json_object_get(meta, "status_update") : NULL;
         json_t *o = json_pack(
-            "{s:I, s:I, s:I, s:s, s:s, s:I, s:O}", "conversation",
-            (json_int_t)sqlite3_column_int64(st, 0), "seq", (json_int_t)sqlite3_column_int64(st, 1),
-            "agent_id", (json_int_t)sqlite3_column_int64(st, 2), "agent",
-            (const char *)sqlite3_column_text(st, 3), "status",
-            (const char *)sqlite3_column_text(st, 4), "created_s",
-            (json_int_t)sqlite3_column_int64(st, 5), "status_update", su ? su : json_null());
+            "{s:I, s:I, s:I, s:s, s:s, s:I, s:O}", "conversation", (json_int_t)db_col_int64(st, 0),
+            "seq", (json_int_t)db_col_int64(st, 1), "agent_id", (json_int_t)db_col_int64(st, 2),
+            "agent", db_col_str(st, 3), "status", db_col_str(st, 4), "created_s",
+            (json_int_t)db_col_int64(st, 5), "status_update", su ? su : json_null());
         json_decref(meta);
         json_array_append_new(list, o);
     }
-    sqlite3_finalize(st);
-    rc = done_rc(rc);
-    if (rc) {
+    db_finalize(st);
+    if (rc < 0) {
         json_decref(list);
         return rc;
     }

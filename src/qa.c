@@ -5,8 +5,7 @@
 #include "auth.h"
 #include "report.h"
 #include "store.h"
-#include "store_sqlite.h"
-#include "sql.h"
+#include "store_db.h"
 
 #include <errno.h>
 #include <math.h>
@@ -191,17 +190,26 @@ int qa_score(const struct qa_rubric *r, const json_t *scores, double *score_out,
 
 /* ---- statements ---- */
 
-static int prepare(struct store *s, const char *sql, sqlite3_stmt **out)
+/* sql (pg_sql instead on PostgreSQL, when not NULL) prepared on the store's connection, to be
+ * finalized by the caller; NULL when it cannot be. */
+static struct db_stmt *prepare(struct store *s, const char *sql, const char *pg_sql)
 {
-    return sqlite3_prepare_v2(store_sqlite_db(s), sql, -1, out, NULL) == SQLITE_OK ? 0 : CD_EIO;
+    char *err = NULL;
+    struct db_stmt *st = db_prepare2(store_db(s), sql, pg_sql, &err);
+    free(err);
+    return st;
 }
 
-static int done_rc(int rc)
+/* The result of a statement's last db_step(): 0 when it ended, or its CD_E* code. */
+static int step_done(int rc)
 {
-    if (rc == SQLITE_DONE)
-        return 0;
-    return rc == SQLITE_FULL ? CD_EFULL : CD_EIO;
+    return rc < 0 ? rc : 0;
 }
+
+/* Names and queues sort by their bytes on both backends, as SQLite's default (BINARY) does:
+ * PostgreSQL's texts of the statements that sort by text add this, whatever the database's
+ * locale, so that lists come in the same order and a seed draws the same sample. */
+#define BY_BYTES_PG " COLLATE \"C\""
 
 /* ---- sampling ---- */
 
@@ -296,24 +304,26 @@ static void draw_agent(struct candidate *c, int n, int per_agent, struct qa_pick
 int qa_sample_draw(struct store *s, int64_t since_s, int64_t until_s, int per_agent, uint64_t seed,
                    struct qa_pick **out, int *n_out)
 {
-    static const char sql[] =
-        "SELECT id, agent_id, queue FROM conversations WHERE closed_s >= ?1 AND closed_s < ?2"
-        " AND closed_s > 0 AND agent_id > 0 AND picked_s > 0 AND state IN ('closed', 'rated')"
-        " ORDER BY agent_id, queue, id LIMIT ?3";
+#define DRAW_SQL(by_bytes)                                                                         \
+    "SELECT id, agent_id, queue FROM conversations WHERE closed_s >= ?1 AND closed_s < ?2"         \
+    " AND closed_s > 0 AND agent_id > 0 AND picked_s > 0 AND state IN ('closed', 'rated')"         \
+    " ORDER BY agent_id, queue" by_bytes ", id LIMIT ?3"
+    static const char sql[] = DRAW_SQL(""), pg_sql[] = DRAW_SQL(BY_BYTES_PG);
+#undef DRAW_SQL
     *out = NULL;
     *n_out = 0;
     if (per_agent < 1)
         return CD_EINVAL;
-    sqlite3_stmt *st;
-    int rc = prepare(s, sql, &st);
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(st, 1, since_s);
-    sqlite3_bind_int64(st, 2, until_s);
-    sqlite3_bind_int(st, 3, MAX_CANDIDATES);
+    struct db_stmt *st = prepare(s, sql, pg_sql);
+    if (!st)
+        return CD_EIO;
+    int rc;
+    db_bind_int64(st, 1, since_s);
+    db_bind_int64(st, 2, until_s);
+    db_bind_int64(st, 3, MAX_CANDIDATES);
     struct candidate *c = NULL;
     int n = 0, cap = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = db_step(st)) == DB_ROW) {
         if (n == cap) {
             int nc = cap ? cap * 2 : 64;
             struct candidate *p = realloc(c, (size_t)nc * sizeof *c);
@@ -322,14 +332,14 @@ int qa_sample_draw(struct store *s, int64_t since_s, int64_t until_s, int per_ag
             c = p;
             cap = nc;
         }
-        c[n].conversation = sqlite3_column_int64(st, 0);
-        c[n].agent_id = sqlite3_column_int64(st, 1);
-        snprintf(c[n].queue, sizeof c[n].queue, "%s", sql_text(st, 2));
+        c[n].conversation = db_col_int64(st, 0);
+        c[n].agent_id = db_col_int64(st, 1);
+        snprintf(c[n].queue, sizeof c[n].queue, "%s", db_col_str(st, 2));
         c[n].key = mix(seed, (uint64_t)c[n].conversation);
         n++;
     }
-    rc = rc == SQLITE_ROW ? CD_ENOMEM : done_rc(rc);
-    sqlite3_finalize(st);
+    rc = rc == DB_ROW ? CD_ENOMEM : step_done(rc);
+    db_finalize(st);
     struct qa_pick *picks = NULL;
     if (!rc && n > 0 && !(picks = calloc((size_t)n, sizeof *picks)))
         rc = CD_ENOMEM;
@@ -352,81 +362,88 @@ int qa_sample_draw(struct store *s, int64_t since_s, int64_t until_s, int per_ag
     return rc;
 }
 
-static int exec(struct store *s, const char *sql)
-{
-    return sqlite3_exec(store_sqlite_db(s), sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : CD_EIO;
-}
-
 int qa_sample_save(struct store *s, const char *week, uint64_t seed, int64_t drawn_by,
                    const struct qa_pick *picks, int n)
 {
-    sqlite3_stmt *del = NULL, *ins = NULL;
-    int is_own_tx = !store_in_transaction(s);
-    int rc = is_own_tx ? exec(s, "SAVEPOINT qa_sample") : 0;
-    if (!rc)
-        rc = prepare(s, "DELETE FROM qa_samples WHERE week = ?1", &del);
-    if (!rc)
-        rc = prepare(s,
-                     "INSERT INTO qa_samples (week, conversation, agent_id, queue, seed, drawn_by,"
-                     " created_s) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                     &ins);
+    /* All or nothing: a transaction of its own, or a savepoint in the caller's (which a
+     * failure here then rolls back to, so the caller's transaction goes on, on PostgreSQL
+     * too). */
+    struct db *db = store_db(s);
+    int is_own_tx = !db_in_tx(db);
+    int rc = db_exec(db, is_own_tx ? "BEGIN" : "SAVEPOINT qa_sample", NULL);
+    if (rc)
+        return rc;
+    struct db_stmt *del = prepare(s, "DELETE FROM qa_samples WHERE week = ?1", NULL);
+    struct db_stmt *ins = prepare(s,
+                                  "INSERT INTO qa_samples (week, conversation, agent_id, queue,"
+                                  " seed, drawn_by, created_s) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                                  NULL);
+    if (!del || !ins)
+        rc = CD_EIO;
     if (!rc) {
-        sqlite3_bind_text(del, 1, week, -1, SQLITE_STATIC);
-        rc = done_rc(sqlite3_step(del));
+        db_bind_text(del, 1, week);
+        rc = db_run(del);
     }
     for (int i = 0; i < n && !rc; i++) {
-        sqlite3_reset(ins);
-        sqlite3_bind_text(ins, 1, week, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(ins, 2, picks[i].conversation);
-        sqlite3_bind_int64(ins, 3, picks[i].agent_id);
-        sqlite3_bind_text(ins, 4, picks[i].queue, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(ins, 5, (sqlite3_int64)seed);
-        sqlite3_bind_int64(ins, 6, drawn_by);
-        sqlite3_bind_int64(ins, 7, cd_wall_s());
-        rc = done_rc(sqlite3_step(ins));
+        db_bind_text(ins, 1, week);
+        db_bind_int64(ins, 2, picks[i].conversation);
+        db_bind_int64(ins, 3, picks[i].agent_id);
+        db_bind_text(ins, 4, picks[i].queue);
+        db_bind_int64(ins, 5, (int64_t)seed);
+        db_bind_int64(ins, 6, drawn_by);
+        db_bind_int64(ins, 7, cd_wall_s());
+        rc = db_run(ins);
     }
-    sqlite3_finalize(del);
-    sqlite3_finalize(ins);
+    db_finalize(del);
+    db_finalize(ins);
     if (is_own_tx) {
+        if (rc || db_exec(db, "COMMIT", NULL)) {
+            db_exec(db, "ROLLBACK", NULL);
+            rc = rc ? rc : CD_EIO;
+        }
+    } else {
         if (rc)
-            exec(s, "ROLLBACK TO qa_sample");
-        exec(s, "RELEASE qa_sample");
+            db_exec(db, "ROLLBACK TO qa_sample", NULL);
+        db_exec(db, "RELEASE qa_sample", NULL);
     }
     return rc;
 }
 
 int qa_sample_list(struct store *s, const char *week, int64_t reviewer_id, json_t **out)
 {
-    static const char sql[] =
-        "SELECT q.conversation, q.agent_id, coalesce(u.name, '#' || q.agent_id), q.queue, q.seed,"
-        " (SELECT count(*) FROM qa_audits a WHERE a.conversation = q.conversation),"
-        " EXISTS (SELECT 1 FROM qa_audits a WHERE a.conversation = q.conversation"
-        " AND a.reviewer_id = ?2)"
-        " FROM qa_samples q LEFT JOIN users u ON u.id = q.agent_id WHERE q.week = ?1"
-        " ORDER BY 3, q.queue, q.conversation LIMIT ?3";
+#define LIST_SQL(by_bytes)                                                                         \
+    "SELECT q.conversation, q.agent_id, coalesce(u.name, '#' || q.agent_id), q.queue, q.seed,"     \
+    " (SELECT count(*) FROM qa_audits a WHERE a.conversation = q.conversation),"                   \
+    " EXISTS (SELECT 1 FROM qa_audits a WHERE a.conversation = q.conversation"                     \
+    " AND a.reviewer_id = ?2)"                                                                     \
+    " FROM qa_samples q LEFT JOIN users u ON u.id = q.agent_id WHERE q.week = ?1"                  \
+    " ORDER BY coalesce(u.name, '#' || q.agent_id)" by_bytes ", q.queue" by_bytes ","              \
+    " q.conversation LIMIT ?3"
+    static const char sql[] = LIST_SQL(""), pg_sql[] = LIST_SQL(BY_BYTES_PG);
+#undef LIST_SQL
     *out = NULL;
-    sqlite3_stmt *st;
-    int rc = prepare(s, sql, &st);
-    if (rc)
-        return rc;
-    sqlite3_bind_text(st, 1, week, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, reviewer_id);
-    sqlite3_bind_int(st, 3, MAX_LISTED);
+    struct db_stmt *st = prepare(s, sql, pg_sql);
+    if (!st)
+        return CD_EIO;
+    int rc;
+    db_bind_text(st, 1, week);
+    db_bind_int64(st, 2, reviewer_id);
+    db_bind_int64(st, 3, MAX_LISTED);
     json_t *list = json_array(), *seed = json_null();
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = db_step(st)) == DB_ROW) {
         if (json_is_null(seed)) {
             json_decref(seed);
-            seed = json_integer(sqlite3_column_int64(st, 4));
+            seed = json_integer(db_col_int64(st, 4));
         }
         json_array_append_new(list, json_pack("{s:I, s:I, s:s, s:s, s:I, s:b}", "conversation",
-                                              (json_int_t)sqlite3_column_int64(st, 0), "agent_id",
-                                              (json_int_t)sqlite3_column_int64(st, 1), "agent",
-                                              sql_text(st, 2), "queue", sql_text(st, 3), "audits",
-                                              (json_int_t)sqlite3_column_int64(st, 5),
-                                              "reviewed_by_me", sqlite3_column_int(st, 6)));
+                                              (json_int_t)db_col_int64(st, 0), "agent_id",
+                                              (json_int_t)db_col_int64(st, 1), "agent",
+                                              db_col_str(st, 2), "queue", db_col_str(st, 3),
+                                              "audits", (json_int_t)db_col_int64(st, 5),
+                                              "reviewed_by_me", db_col_int(st, 6)));
     }
-    rc = done_rc(rc);
-    sqlite3_finalize(st);
+    rc = step_done(rc);
+    db_finalize(st);
     if (rc) {
         json_decref(list);
         json_decref(seed);
@@ -483,33 +500,34 @@ int qa_audit_save(struct store *s, const struct qa_rubric *r, int64_t conversati
     char *scores_text = json_dumps(scores, JSON_COMPACT | JSON_SORT_KEYS);
     if (!scores_text)
         return CD_ENOMEM;
-    sqlite3_stmt *st;
-    rc = prepare(s,
-                 "INSERT INTO qa_audits (conversation, agent_id, reviewer_id, rubric, scores,"
-                 " score, passed, comment, created_s) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-                 " ON CONFLICT (conversation, reviewer_id) DO UPDATE SET rubric = ?4,"
-                 " scores = ?5, score = ?6, passed = ?7, comment = ?8, created_s = ?9"
-                 " RETURNING id",
-                 &st);
+    struct db_stmt *st =
+        prepare(s,
+                "INSERT INTO qa_audits (conversation, agent_id, reviewer_id, rubric, scores,"
+                " score, passed, comment, created_s) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                " ON CONFLICT (conversation, reviewer_id) DO UPDATE SET rubric = ?4,"
+                " scores = ?5, score = ?6, passed = ?7, comment = ?8, created_s = ?9"
+                " RETURNING id",
+                NULL);
     int64_t id = 0, now = cd_wall_s();
+    rc = st ? 0 : CD_EIO;
     if (!rc) {
-        sqlite3_bind_int64(st, 1, conversation);
-        sqlite3_bind_int64(st, 2, agent);
-        sqlite3_bind_int64(st, 3, reviewer->id);
-        sqlite3_bind_text(st, 4, r->name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 5, scores_text, -1, SQLITE_STATIC);
-        sqlite3_bind_double(st, 6, score);
-        sqlite3_bind_int(st, 7, passed);
+        db_bind_int64(st, 1, conversation);
+        db_bind_int64(st, 2, agent);
+        db_bind_int64(st, 3, reviewer->id);
+        db_bind_text(st, 4, r->name);
+        db_bind_text(st, 5, scores_text);
+        db_bind_double(st, 6, score);
+        db_bind_int64(st, 7, passed);
         if (comment && *comment)
-            sqlite3_bind_text(st, 8, comment, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 9, now);
-        int step = sqlite3_step(st);
-        if (step == SQLITE_ROW) {
-            id = sqlite3_column_int64(st, 0);
-            step = sqlite3_step(st);
+            db_bind_text(st, 8, comment);
+        db_bind_int64(st, 9, now);
+        int step = db_step(st);
+        if (step == DB_ROW) {
+            id = db_col_int64(st, 0);
+            step = db_step(st);
         }
-        rc = done_rc(step);
-        sqlite3_finalize(st);
+        rc = step_done(step);
+        db_finalize(st);
     }
     if (!rc && out)
         *out = json_pack("{s:I, s:I, s:I, s:I, s:s, s:f, s:b, s:O, s:s?, s:I}", "id",
@@ -529,20 +547,19 @@ int qa_audit_save(struct store *s, const struct qa_rubric *r, int64_t conversati
     " FROM qa_audits a JOIN conversations c ON c.id = a.conversation"                              \
     " LEFT JOIN users ua ON ua.id = a.agent_id LEFT JOIN users ur ON ur.id = a.reviewer_id"
 
-static json_t *audit_row(sqlite3_stmt *st)
+static json_t *audit_row(struct db_stmt *st)
 {
-    json_t *scores = json_loads(sql_text(st, 8), 0, NULL);
-    json_t *o = json_pack("{s:I, s:I, s:I, s:s, s:I, s:s, s:f, s:b, s:o, s:I, s:I}", "id",
-                          (json_int_t)sqlite3_column_int64(st, 0), "conversation",
-                          (json_int_t)sqlite3_column_int64(st, 1), "agent_id",
-                          (json_int_t)sqlite3_column_int64(st, 2), "agent", sql_text(st, 3),
-                          "reviewer_id", (json_int_t)sqlite3_column_int64(st, 4), "reviewer",
-                          sql_text(st, 5), "score", sqlite3_column_double(st, 6), "passed",
-                          sqlite3_column_int(st, 7), "scores", scores ? scores : json_object(),
-                          "created_s", (json_int_t)sqlite3_column_int64(st, 10), "closed_s",
-                          (json_int_t)sqlite3_column_int64(st, 11));
-    if (o && sqlite3_column_type(st, 9) != SQLITE_NULL)
-        json_object_set_new(o, "comment", json_string(sql_text(st, 9)));
+    json_t *scores = json_loads(db_col_str(st, 8), 0, NULL);
+    json_t *o =
+        json_pack("{s:I, s:I, s:I, s:s, s:I, s:s, s:f, s:b, s:o, s:I, s:I}", "id",
+                  (json_int_t)db_col_int64(st, 0), "conversation", (json_int_t)db_col_int64(st, 1),
+                  "agent_id", (json_int_t)db_col_int64(st, 2), "agent", db_col_str(st, 3),
+                  "reviewer_id", (json_int_t)db_col_int64(st, 4), "reviewer", db_col_str(st, 5),
+                  "score", db_col_double(st, 6), "passed", db_col_int(st, 7), "scores",
+                  scores ? scores : json_object(), "created_s", (json_int_t)db_col_int64(st, 10),
+                  "closed_s", (json_int_t)db_col_int64(st, 11));
+    if (o && !db_col_is_null(st, 9))
+        json_object_set_new(o, "comment", json_string(db_col_str(st, 9)));
     return o;
 }
 
@@ -551,22 +568,22 @@ int qa_audits_list(struct store *s, int64_t agent_id, int64_t since_s, int64_t u
 {
     static const char sql[] =
         "SELECT " AUDIT_COLUMNS AUDIT_FROM " WHERE c.closed_s >= ?1 AND c.closed_s < ?2"
-        " AND (?3 = 0 OR a.agent_id = ?3)"
+        " AND (CAST(?3 AS BIGINT) = 0 OR a.agent_id = ?3)"
         " ORDER BY a.created_s DESC, a.id DESC LIMIT ?4";
     *out = NULL;
-    sqlite3_stmt *st;
-    int rc = prepare(s, sql, &st);
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(st, 1, since_s);
-    sqlite3_bind_int64(st, 2, until_s);
-    sqlite3_bind_int64(st, 3, agent_id);
-    sqlite3_bind_int(st, 4, MAX_LISTED);
+    struct db_stmt *st = prepare(s, sql, NULL);
+    if (!st)
+        return CD_EIO;
+    int rc;
+    db_bind_int64(st, 1, since_s);
+    db_bind_int64(st, 2, until_s);
+    db_bind_int64(st, 3, agent_id);
+    db_bind_int64(st, 4, MAX_LISTED);
     json_t *list = json_array();
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+    while ((rc = db_step(st)) == DB_ROW)
         json_array_append_new(list, audit_row(st));
-    rc = done_rc(rc);
-    sqlite3_finalize(st);
+    rc = step_done(rc);
+    db_finalize(st);
     if (rc) {
         json_decref(list);
         return rc;
@@ -578,35 +595,37 @@ int qa_audits_list(struct store *s, int64_t agent_id, int64_t since_s, int64_t u
 int qa_calibration(struct store *s, const struct qa_rubric *r, int64_t since_s, int64_t until_s,
                    json_t **out)
 {
-    static const char sql[] =
-        "SELECT " AUDIT_COLUMNS AUDIT_FROM " WHERE c.closed_s >= ?1 AND c.closed_s < ?2"
-        " AND (SELECT count(*) FROM qa_audits b WHERE b.conversation = a.conversation) >= 2"
-        " ORDER BY a.conversation, 6 LIMIT ?3";
+#define CALIBRATION_SQL(by_bytes)                                                                  \
+    "SELECT " AUDIT_COLUMNS AUDIT_FROM " WHERE c.closed_s >= ?1 AND c.closed_s < ?2"               \
+    " AND (SELECT count(*) FROM qa_audits b WHERE b.conversation = a.conversation) >= 2"           \
+    " ORDER BY a.conversation, coalesce(ur.name, '#' || a.reviewer_id)" by_bytes " LIMIT ?3"
+    static const char sql[] = CALIBRATION_SQL(""), pg_sql[] = CALIBRATION_SQL(BY_BYTES_PG);
+#undef CALIBRATION_SQL
     *out = NULL;
-    sqlite3_stmt *st;
-    int rc = prepare(s, sql, &st);
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(st, 1, since_s);
-    sqlite3_bind_int64(st, 2, until_s);
-    sqlite3_bind_int(st, 3, MAX_LISTED);
+    struct db_stmt *st = prepare(s, sql, pg_sql);
+    if (!st)
+        return CD_EIO;
+    int rc;
+    db_bind_int64(st, 1, since_s);
+    db_bind_int64(st, 2, until_s);
+    db_bind_int64(st, 3, MAX_LISTED);
     json_t *convs = json_array(), *cur = NULL, *reviews = NULL;
     int64_t cur_id = -1;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t id = sqlite3_column_int64(st, 1);
+    while ((rc = db_step(st)) == DB_ROW) {
+        int64_t id = db_col_int64(st, 1);
         if (id != cur_id) {
             cur_id = id;
             reviews = json_array();
             cur = json_pack("{s:I, s:I, s:s, s:o}", "conversation", (json_int_t)id, "agent_id",
-                            (json_int_t)sqlite3_column_int64(st, 2), "agent", sql_text(st, 3),
-                            "reviews", reviews);
+                            (json_int_t)db_col_int64(st, 2), "agent", db_col_str(st, 3), "reviews",
+                            reviews);
             json_array_append_new(convs, cur);
         }
         json_t *a = audit_row(st);
         json_array_append_new(reviews, a);
     }
-    rc = done_rc(rc);
-    sqlite3_finalize(st);
+    rc = step_done(rc);
+    db_finalize(st);
     if (rc) {
         json_decref(convs);
         return rc;
@@ -683,20 +702,22 @@ int qa_calibration(struct store *s, const struct qa_rubric *r, int64_t since_s, 
 
 int qa_scores(struct store *s, int64_t agent_id, int64_t since_s, int64_t until_s, json_t **out)
 {
-    static const char sql[] =
-        "SELECT a.agent_id, coalesce(ua.name, '#' || a.agent_id),"
-        " c.closed_s, a.score, a.passed" AUDIT_FROM " WHERE c.closed_s >= ?1 AND c.closed_s < ?2"
-        " AND (?3 = 0 OR a.agent_id = ?3)"
-        " ORDER BY 2, a.agent_id, c.closed_s LIMIT ?4";
+#define SCORES_SQL(by_bytes)                                                                       \
+    "SELECT a.agent_id, coalesce(ua.name, '#' || a.agent_id),"                                     \
+    " c.closed_s, a.score, a.passed" AUDIT_FROM " WHERE c.closed_s >= ?1 AND c.closed_s < ?2"      \
+    " AND (CAST(?3 AS BIGINT) = 0 OR a.agent_id = ?3)"                                             \
+    " ORDER BY coalesce(ua.name, '#' || a.agent_id)" by_bytes ", a.agent_id, c.closed_s LIMIT ?4"
+    static const char sql[] = SCORES_SQL(""), pg_sql[] = SCORES_SQL(BY_BYTES_PG);
+#undef SCORES_SQL
     *out = NULL;
-    sqlite3_stmt *st;
-    int rc = prepare(s, sql, &st);
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(st, 1, since_s);
-    sqlite3_bind_int64(st, 2, until_s);
-    sqlite3_bind_int64(st, 3, agent_id);
-    sqlite3_bind_int(st, 4, MAX_CANDIDATES);
+    struct db_stmt *st = prepare(s, sql, pg_sql);
+    if (!st)
+        return CD_EIO;
+    int rc;
+    db_bind_int64(st, 1, since_s);
+    db_bind_int64(st, 2, until_s);
+    db_bind_int64(st, 3, agent_id);
+    db_bind_int64(st, 4, MAX_CANDIDATES);
     json_t *agents = json_array(), *weeks = NULL, *wk = NULL;
     int64_t cur_agent = -1;
     char cur_week[16] = "";
@@ -711,10 +732,10 @@ int qa_scores(struct store *s, int64_t agent_id, int64_t since_s, int64_t until_
             wk = NULL;                                                                             \
         }                                                                                          \
     } while (0)
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t agent = sqlite3_column_int64(st, 0);
+    while ((rc = db_step(st)) == DB_ROW) {
+        int64_t agent = db_col_int64(st, 0);
         char week[16];
-        report_week_name(sqlite3_column_int64(st, 2), week, sizeof week);
+        report_week_name(db_col_int64(st, 2), week, sizeof week);
         if (agent != cur_agent) {
             FLUSH_WEEK();
             cur_agent = agent;
@@ -722,7 +743,7 @@ int qa_scores(struct store *s, int64_t agent_id, int64_t since_s, int64_t until_
             weeks = json_array();
             json_array_append_new(agents,
                                   json_pack("{s:I, s:s, s:o}", "agent_id", (json_int_t)agent,
-                                            "agent", sql_text(st, 1), "weeks", weeks));
+                                            "agent", db_col_str(st, 1), "weeks", weeks));
         }
         if (strcmp(week, cur_week)) {
             FLUSH_WEEK();
@@ -732,14 +753,14 @@ int qa_scores(struct store *s, int64_t agent_id, int64_t since_s, int64_t until_
             sum = 0;
             n = n_passed = 0;
         }
-        sum += sqlite3_column_double(st, 3);
+        sum += db_col_double(st, 3);
         n++;
-        n_passed += sqlite3_column_int(st, 4) != 0;
+        n_passed += db_col_int(st, 4) != 0;
     }
     FLUSH_WEEK();
 #undef FLUSH_WEEK
-    rc = done_rc(rc);
-    sqlite3_finalize(st);
+    rc = step_done(rc);
+    db_finalize(st);
     if (rc) {
         json_decref(agents);
         return rc;

@@ -1,16 +1,18 @@
 /* report: FCR, handle time, SLAs per queue, NPS and the drivers' figures,
  * computed from the store's tables (see report.h for every definition).
  *
- * DESIGN. The queries run on the store's SQLite connection (store_sqlite.h)
- * and are prepared per call: a report is asked for a few times a minute at
- * most, and a statement kept for the life of the connection would tie this
- * module's schema knowledge into store.c. Each query has a LIMIT. Figures
+ * DESIGN. The queries run on the store's connection (store_db.h), SQLite or
+ * PostgreSQL, and are prepared per call: a report is asked for a few times a
+ * minute at most, and a statement kept for the life of the connection would
+ * tie this module's schema knowledge into store.c. Where the dialects differ
+ * (a boolean sum, a case-insensitive match, an alias in WHERE) a query has a
+ * PostgreSQL text of its own beside SQLite's. Each query has a LIMIT. Figures
  * that need arithmetic SQL does badly (business hours, concurrency, the
  * message timeline of a chat) are computed here from bounded row sets. */
 #include "report.h"
 
 #include "config.h"
-#include "store_sqlite.h"
+#include "store_db.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -262,59 +264,78 @@ static void rates_finish(struct report_rate *items, int n)
 
 /* ---- statements ---- */
 
-static int prepare(struct store *s, const char *sql, sqlite3_stmt **out)
+/* sql (pg_sql instead on PostgreSQL, when not NULL) prepared on the store's connection, to be
+ * finalized by the caller; NULL when it cannot be. */
+static struct db_stmt *prepare(struct store *s, const char *sql, const char *pg_sql)
 {
-    int rc = sqlite3_prepare_v2(store_sqlite_db(s), sql, -1, out, NULL);
-    return rc == SQLITE_OK ? 0 : CD_EIO;
+    char *err = NULL;
+    struct db_stmt *stmt = db_prepare2(store_db(s), sql, pg_sql, &err);
+    free(err);
+    return stmt;
 }
 
+/* The result of a statement's last db_step(): 0 when it ended (or stopped at a row), or its
+ * CD_E* code. */
 static int step_done(int rc)
 {
-    return rc == SQLITE_DONE ? 0 : CD_EIO;
+    return rc < 0 ? rc : 0;
 }
 
-static void col_name(char *dst, size_t cap, sqlite3_stmt *stmt, int col)
+static void col_name(char *dst, size_t cap, struct db_stmt *stmt, int col)
 {
-    const unsigned char *t = sqlite3_column_text(stmt, col);
-    snprintf(dst, cap, "%s", t ? (const char *)t : "");
+    snprintf(dst, cap, "%s", db_col_str(stmt, col));
 }
+
+/* Drivers sort by their bytes on both backends, as SQLite's default (BINARY) does: PostgreSQL's
+ * texts of the statements that sort by text add this, whatever the database's locale. */
+#define BY_BYTES_PG " COLLATE \"C\""
 
 /* ---- FCR ---- */
+
+/* One row per contact of the window: its queue, driver, whether an agent had it, and whether
+ * the customer came back about the same driver within ?3 seconds of its close. same_email
+ * matches the return's email (r) to the contact's (c) in any case; latest is the later of the
+ * contact's close and creation. */
+#define FCR_SQL(same_email, latest)                                                                \
+    "SELECT c.queue, " DRIVER_OF(                                                                  \
+        "c") " AS d, c.queued_s > 0,"                                                              \
+             " c.customer_email IS NOT NULL AND c.customer_email <> '' AND EXISTS (SELECT 1"       \
+             " FROM conversations r WHERE " same_email                                             \
+             " AND r.id <> c.id AND (r.created_s > c.created_s"                                    \
+             " OR (r.created_s = c.created_s AND r.id > c.id)) AND r.created_s <= " latest " + ?3" \
+             " AND " DRIVER_OF("r") " = " DRIVER_OF(                                               \
+                 "c") " AND EXISTS (SELECT 1 FROM messages m"                                      \
+                      " WHERE m.conversation = r.id AND m.sender = 'customer'))"                   \
+                      " FROM conversations c WHERE" WINDOW                                         \
+                      " AND (c.queued_s = 0 OR (c.picked_s > 0"                                    \
+                      " AND c.agent_id > 0 AND c.state IN ('closed', 'rated'))) LIMIT ?4"
 
 static int compute_fcr(struct store *s, const struct report_settings *rs, int64_t since_s,
                        int64_t until_s, struct report_fcr *out)
 {
-    static const char sql[] = "SELECT c.queue, " DRIVER_OF(
-        "c") " AS d, c.queued_s > 0,"
-             " c.customer_email IS NOT NULL AND c.customer_email <> '' AND EXISTS (SELECT 1"
-             " FROM conversations r WHERE r.customer_email = c.customer_email COLLATE NOCASE"
-             " AND r.id <> c.id AND (r.created_s > c.created_s OR (r.created_s = c.created_s"
-             " AND r.id > c.id)) AND r.created_s <= max(c.closed_s, c.created_s) + ?3"
-             " AND " DRIVER_OF("r") " = " DRIVER_OF(
-                 "c") " AND EXISTS (SELECT 1 FROM messages m"
-                      " WHERE m.conversation = r.id AND m.sender = 'customer'))"
-                      " FROM conversations c WHERE" WINDOW " AND (c.queued_s = 0 OR (c.picked_s > 0"
-                      " AND c.agent_id > 0 AND c.state IN ('closed', 'rated')))"
-                      " LIMIT ?4";
+    static const char sql[] = FCR_SQL("r.customer_email = c.customer_email COLLATE NOCASE",
+                                      "max(c.closed_s, c.created_s)");
+    static const char pg_sql[] = FCR_SQL("lower(r.customer_email) = lower(c.customer_email)",
+                                         "greatest(c.closed_s, c.created_s)");
     out->window_s = rs->fcr_window_s > 0 ? rs->fcr_window_s : DEFAULT_FCR_WINDOW_S;
     snprintf(out->bot.name, sizeof out->bot.name, "bot");
     snprintf(out->agent.name, sizeof out->agent.name, "agent");
     snprintf(out->all.name, sizeof out->all.name, "all");
-    sqlite3_stmt *stmt;
-    int rc = prepare(s, sql, &stmt);
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(stmt, 1, since_s);
-    sqlite3_bind_int64(stmt, 2, until_s);
-    sqlite3_bind_int64(stmt, 3, out->window_s);
-    sqlite3_bind_int(stmt, 4, MAX_ROWS);
+    struct db_stmt *stmt = prepare(s, sql, pg_sql);
+    if (!stmt)
+        return CD_EIO;
+    int rc;
+    db_bind_int64(stmt, 1, since_s);
+    db_bind_int64(stmt, 2, until_s);
+    db_bind_int64(stmt, 3, out->window_s);
+    db_bind_int64(stmt, 4, MAX_ROWS);
     int cap_q = 0, cap_d = 0;
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    while ((rc = db_step(stmt)) == DB_ROW) {
         char queue[REPORT_NAME_MAX], driver[REPORT_NAME_MAX];
         col_name(queue, sizeof queue, stmt, 0);
         col_name(driver, sizeof driver, stmt, 1);
-        int is_agent = sqlite3_column_int(stmt, 2);
-        int is_resolved = !sqlite3_column_int(stmt, 3);
+        int is_agent = db_col_int(stmt, 2);
+        int is_resolved = !db_col_int(stmt, 3);
         rate_add(is_agent ? &out->agent : &out->bot, is_resolved);
         rate_add(&out->all, is_resolved);
         struct report_rate *r = NULL;
@@ -326,8 +347,8 @@ static int compute_fcr(struct store *s, const struct report_settings *rs, int64_
             break;
         rate_add(r, is_resolved);
     }
-    rc = rc == SQLITE_ROW ? CD_ENOMEM : step_done(rc);
-    sqlite3_finalize(stmt);
+    rc = rc == DB_ROW ? CD_ENOMEM : step_done(rc);
+    db_finalize(stmt);
     rate_finish(&out->bot);
     rate_finish(&out->agent);
     rate_finish(&out->all);
@@ -363,18 +384,18 @@ static int interval_cmp(const void *a, const void *b)
 
 /* Splits one chat's handle time into active, waiting and wrap-up from its
  * customer and agent messages between pickup and close. */
-static int timeline(sqlite3_stmt *msgs, int64_t conversation, struct handled *h)
+static int timeline(struct db_stmt *msgs, int64_t conversation, struct handled *h)
 {
-    sqlite3_bind_int64(msgs, 1, conversation);
-    sqlite3_bind_int64(msgs, 2, h->picked_s);
-    sqlite3_bind_int64(msgs, 3, h->closed_s);
-    sqlite3_bind_int(msgs, 4, MAX_MESSAGES_PER_CHAT);
+    db_bind_int64(msgs, 1, conversation);
+    db_bind_int64(msgs, 2, h->picked_s);
+    db_bind_int64(msgs, 3, h->closed_s);
+    db_bind_int64(msgs, 4, MAX_MESSAGES_PER_CHAT);
     int64_t t = h->picked_s;
     int is_agent_turn = 1;
     int rc;
-    while ((rc = sqlite3_step(msgs)) == SQLITE_ROW) {
-        int is_agent = sqlite3_column_int(msgs, 0);
-        int64_t at = sqlite3_column_int64(msgs, 1);
+    while ((rc = db_step(msgs)) == DB_ROW) {
+        int is_agent = db_col_int(msgs, 0);
+        int64_t at = db_col_int64(msgs, 1);
         if (at < t)
             at = t;
         if (is_agent_turn)
@@ -384,7 +405,7 @@ static int timeline(sqlite3_stmt *msgs, int64_t conversation, struct handled *h)
         t = at;
         is_agent_turn = !is_agent;
     }
-    sqlite3_reset(msgs);
+    db_reset(msgs);
     h->wrap_s = (double)(h->closed_s - t);
     return step_done(rc);
 }
@@ -397,32 +418,32 @@ static int load_intervals(struct store *s, int64_t from_s, int64_t to_s, int64_t
     static const char sql[] =
         "SELECT agent_id, picked_s, closed_s FROM conversations"
         " WHERE closed_s > ?1 AND picked_s > 0 AND picked_s < ?2 AND agent_id > 0"
-        " UNION ALL SELECT agent_id, picked_s, ?3 FROM conversations"
+        " UNION ALL SELECT agent_id, picked_s, CAST(?3 AS BIGINT) FROM conversations"
         " WHERE state = 'with_agent' AND picked_s > 0 AND picked_s < ?2 AND agent_id > 0"
         " LIMIT ?4";
     *out = NULL;
     *n_out = 0;
     int cap = 0;
-    sqlite3_stmt *stmt;
-    int rc = prepare(s, sql, &stmt);
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(stmt, 1, from_s);
-    sqlite3_bind_int64(stmt, 2, to_s);
-    sqlite3_bind_int64(stmt, 3, now_s);
-    sqlite3_bind_int(stmt, 4, 2 * MAX_ROWS);
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    struct db_stmt *stmt = prepare(s, sql, NULL);
+    if (!stmt)
+        return CD_EIO;
+    int rc;
+    db_bind_int64(stmt, 1, from_s);
+    db_bind_int64(stmt, 2, to_s);
+    db_bind_int64(stmt, 3, now_s);
+    db_bind_int64(stmt, 4, 2 * MAX_ROWS);
+    while ((rc = db_step(stmt)) == DB_ROW) {
         if (grow((void **)out, *n_out, &cap, sizeof **out))
             break;
         struct interval *iv = &(*out)[(*n_out)++];
-        iv->agent_id = sqlite3_column_int64(stmt, 0);
-        iv->from_s = sqlite3_column_int64(stmt, 1);
-        iv->to_s = sqlite3_column_int64(stmt, 2);
+        iv->agent_id = db_col_int64(stmt, 0);
+        iv->from_s = db_col_int64(stmt, 1);
+        iv->to_s = db_col_int64(stmt, 2);
         if (iv->to_s < iv->from_s)
             iv->to_s = iv->from_s;
     }
-    rc = rc == SQLITE_ROW ? CD_ENOMEM : step_done(rc);
-    sqlite3_finalize(stmt);
+    rc = rc == DB_ROW ? CD_ENOMEM : step_done(rc);
+    db_finalize(stmt);
     if (*n_out > 1)
         qsort(*out, (size_t)*n_out, sizeof **out, interval_cmp);
     return rc;
@@ -534,41 +555,39 @@ static int compute_aht(struct store *s, int64_t since_s, int64_t until_s, int64_
         "SELECT sender = 'agent', created_s FROM messages WHERE conversation = ?1"
         " AND seq > 0 AND sender IN ('customer', 'agent') AND created_s >= ?2"
         " AND created_s <= ?3 ORDER BY seq LIMIT ?4";
-    sqlite3_stmt *stmt = NULL, *msgs = NULL;
     struct handled *hs = NULL;
     struct interval *iv = NULL;
     int n_hs = 0, cap_hs = 0, n_iv = 0;
-    int rc = prepare(s, sql, &stmt);
-    if (!rc)
-        rc = prepare(s, msg_sql, &msgs);
+    struct db_stmt *stmt = prepare(s, sql, NULL), *msgs = prepare(s, msg_sql, NULL);
+    int rc = stmt && msgs ? 0 : CD_EIO;
     if (rc)
         goto done;
-    sqlite3_bind_int64(stmt, 1, since_s);
-    sqlite3_bind_int64(stmt, 2, until_s);
-    sqlite3_bind_int(stmt, 3, MAX_ROWS);
+    db_bind_int64(stmt, 1, since_s);
+    db_bind_int64(stmt, 2, until_s);
+    db_bind_int64(stmt, 3, MAX_ROWS);
     int64_t min_picked = INT64_MAX, max_closed = 0;
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    while ((rc = db_step(stmt)) == DB_ROW) {
         if (grow((void **)&hs, n_hs, &cap_hs, sizeof *hs))
             break;
         struct handled *h = &hs[n_hs++];
         memset(h, 0, sizeof *h);
-        int64_t id = sqlite3_column_int64(stmt, 0);
-        h->agent_id = sqlite3_column_int64(stmt, 1);
+        int64_t id = db_col_int64(stmt, 0);
+        h->agent_id = db_col_int64(stmt, 1);
         col_name(h->agent, sizeof h->agent, stmt, 2);
         col_name(h->queue, sizeof h->queue, stmt, 3);
-        h->picked_s = sqlite3_column_int64(stmt, 4);
-        h->closed_s = sqlite3_column_int64(stmt, 5);
+        h->picked_s = db_col_int64(stmt, 4);
+        h->closed_s = db_col_int64(stmt, 5);
         if (h->picked_s < min_picked)
             min_picked = h->picked_s;
         if (h->closed_s > max_closed)
             max_closed = h->closed_s;
         int trc = timeline(msgs, id, h);
         if (trc) {
-            rc = SQLITE_ERROR;
+            rc = trc;
             break;
         }
     }
-    rc = rc == SQLITE_ROW ? CD_ENOMEM : step_done(rc);
+    rc = rc == DB_ROW ? CD_ENOMEM : step_done(rc);
     if (rc || n_hs == 0)
         goto done;
     rc = load_intervals(s, min_picked, max_closed, now_s, &iv, &n_iv);
@@ -604,8 +623,8 @@ static int compute_aht(struct store *s, int64_t since_s, int64_t until_s, int64_
     if (out->n_by_queue > 1)
         qsort(out->by_queue, (size_t)out->n_by_queue, sizeof *out->by_queue, handle_name_cmp);
 done:
-    sqlite3_finalize(stmt);
-    sqlite3_finalize(msgs);
+    db_finalize(stmt);
+    db_finalize(msgs);
     free(hs);
     free(iv);
     return rc;
@@ -655,20 +674,20 @@ static int live_sla(struct store *s, const struct report_settings *rs, int64_t n
     static const char sql[] = "SELECT queue, queued_s, picked_s, state = 'queued'"
                               " FROM conversations WHERE state IN ('queued', 'with_agent')"
                               " AND queued_s > 0 LIMIT ?1";
-    sqlite3_stmt *stmt;
-    int rc = prepare(s, sql, &stmt);
-    if (rc)
-        return rc;
-    sqlite3_bind_int(stmt, 1, MAX_ROWS);
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    struct db_stmt *stmt = prepare(s, sql, NULL);
+    if (!stmt)
+        return CD_EIO;
+    int rc;
+    db_bind_int64(stmt, 1, MAX_ROWS);
+    while ((rc = db_step(stmt)) == DB_ROW) {
         char queue[REPORT_NAME_MAX];
         col_name(queue, sizeof queue, stmt, 0);
-        int64_t queued = sqlite3_column_int64(stmt, 1), picked = sqlite3_column_int64(stmt, 2);
+        int64_t queued = db_col_int64(stmt, 1), picked = db_col_int64(stmt, 2);
         struct report_sla *r = sla_row(rs, items, n, cap, queue);
         if (!r)
             break;
         int64_t open_s = report_business_seconds(&rs->hours, queued, now_s);
-        if (sqlite3_column_int(stmt, 3) && picked == 0) {
+        if (db_col_int(stmt, 3) && picked == 0) {
             if (open_s > r->first_response_target_s)
                 r->live_first_response_breached++;
             else if ((double)open_s >= AT_RISK_SHARE * r->first_response_target_s)
@@ -679,8 +698,8 @@ static int live_sla(struct store *s, const struct report_settings *rs, int64_t n
         else if ((double)open_s >= AT_RISK_SHARE * (double)r->resolution_target_s)
             r->live_resolution_at_risk++;
     }
-    rc = rc == SQLITE_ROW ? CD_ENOMEM : step_done(rc);
-    sqlite3_finalize(stmt);
+    rc = rc == DB_ROW ? CD_ENOMEM : step_done(rc);
+    db_finalize(stmt);
     return rc;
 }
 
@@ -694,18 +713,18 @@ static int compute_sla(struct store *s, const struct report_settings *rs, int64_
     int rc = sla_rows_init(rs, &out->sla, &out->n_sla, &cap);
     if (rc)
         return rc;
-    sqlite3_stmt *stmt;
-    if ((rc = prepare(s, sql, &stmt)))
-        return rc;
-    sqlite3_bind_int64(stmt, 1, since_s);
-    sqlite3_bind_int64(stmt, 2, until_s);
-    sqlite3_bind_int(stmt, 3, MAX_ROWS);
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    struct db_stmt *stmt = prepare(s, sql, NULL);
+    if (!stmt)
+        return CD_EIO;
+    db_bind_int64(stmt, 1, since_s);
+    db_bind_int64(stmt, 2, until_s);
+    db_bind_int64(stmt, 3, MAX_ROWS);
+    while ((rc = db_step(stmt)) == DB_ROW) {
         char queue[REPORT_NAME_MAX];
         col_name(queue, sizeof queue, stmt, 0);
-        int64_t queued = sqlite3_column_int64(stmt, 1), picked = sqlite3_column_int64(stmt, 2);
-        int64_t closed = sqlite3_column_int64(stmt, 3);
-        int is_closed = sqlite3_column_int(stmt, 4);
+        int64_t queued = db_col_int64(stmt, 1), picked = db_col_int64(stmt, 2);
+        int64_t closed = db_col_int64(stmt, 3);
+        int is_closed = db_col_int(stmt, 4);
         struct report_sla *r = sla_row(rs, &out->sla, &out->n_sla, &cap, queue);
         if (!r)
             break;
@@ -725,8 +744,8 @@ static int compute_sla(struct store *s, const struct report_settings *rs, int64_
             rate_add(&r->resolution, 0);
         }
     }
-    rc = rc == SQLITE_ROW ? CD_ENOMEM : step_done(rc);
-    sqlite3_finalize(stmt);
+    rc = rc == DB_ROW ? CD_ENOMEM : step_done(rc);
+    db_finalize(stmt);
     if (!rc)
         rc = live_sla(s, rs, now_s, &out->sla, &out->n_sla, &cap);
     for (int i = 0; i < out->n_sla; i++) {
@@ -810,23 +829,26 @@ static int nps_group_cmp(const void *a, const void *b)
 
 static int compute_nps(struct store *s, int64_t since_s, int64_t until_s, struct report_nps *out)
 {
-    static const char sql[] = "SELECT " DRIVER_OF(
-        "c") " AS d, c.nps, c.nps_comment, c.id"
-             " FROM conversations c WHERE c.created_s >= ?1 AND c.created_s < ?2"
-             " AND c.nps >= 0 ORDER BY d, c.created_s, c.id LIMIT ?3";
+#define NPS_SQL(driver_key)                                                                        \
+    "SELECT " DRIVER_OF("c") " AS d, c.nps, c.nps_comment, c.id"                                   \
+                             " FROM conversations c WHERE c.created_s >= ?1 AND c.created_s < ?2"  \
+                             " AND c.nps >= 0 ORDER BY " driver_key ", c.created_s, c.id LIMIT ?3"
+    /* PostgreSQL sorts by an output name only as it stands, not in an expression. */
+    static const char sql[] = NPS_SQL("d"), pg_sql[] = NPS_SQL(DRIVER_OF("c") BY_BYTES_PG);
+#undef NPS_SQL
     snprintf(out->all.name, sizeof out->all.name, "all");
-    sqlite3_stmt *stmt;
-    int rc = prepare(s, sql, &stmt);
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(stmt, 1, since_s);
-    sqlite3_bind_int64(stmt, 2, until_s);
-    sqlite3_bind_int(stmt, 3, MAX_ROWS);
+    struct db_stmt *stmt = prepare(s, sql, pg_sql);
+    if (!stmt)
+        return CD_EIO;
+    int rc;
+    db_bind_int64(stmt, 1, since_s);
+    db_bind_int64(stmt, 2, until_s);
+    db_bind_int64(stmt, 3, MAX_ROWS);
     int cap_d = 0, cap_v = 0;
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    while ((rc = db_step(stmt)) == DB_ROW) {
         char driver[REPORT_NAME_MAX];
         col_name(driver, sizeof driver, stmt, 0);
-        int score = sqlite3_column_int(stmt, 1);
+        int score = db_col_int(stmt, 1);
         nps_add(&out->all, score);
         struct report_nps_group *g = NULL;
         for (int i = 0; i < out->n_by_driver && !g; i++)
@@ -840,22 +862,22 @@ static int compute_nps(struct store *s, int64_t since_s, int64_t until_s, struct
             snprintf(g->name, sizeof g->name, "%s", driver);
         }
         nps_add(g, score);
-        const unsigned char *comment = sqlite3_column_text(stmt, 2);
+        const char *comment = db_col_text(stmt, 2);
         if (comment && *comment && out->n_verbatims < MAX_VERBATIMS) {
             if (grow((void **)&out->verbatims, out->n_verbatims, &cap_v, sizeof *out->verbatims))
                 break;
             struct report_verbatim *v = &out->verbatims[out->n_verbatims];
             memset(v, 0, sizeof *v);
             snprintf(v->driver, sizeof v->driver, "%s", driver);
-            v->conversation = sqlite3_column_int64(stmt, 3);
+            v->conversation = db_col_int64(stmt, 3);
             v->score = score;
-            if (!(v->comment = strdup((const char *)comment)))
+            if (!(v->comment = strdup(comment)))
                 break;
             out->n_verbatims++;
         }
     }
-    rc = rc == SQLITE_ROW ? CD_ENOMEM : step_done(rc);
-    sqlite3_finalize(stmt);
+    rc = rc == DB_ROW ? CD_ENOMEM : step_done(rc);
+    db_finalize(stmt);
     nps_finish(&out->all);
     for (int i = 0; i < out->n_by_driver; i++)
         nps_finish(&out->by_driver[i]);
@@ -868,17 +890,17 @@ int report_nps_save(struct store *s, int64_t conversation, int score, const char
 {
     if (score < 0 || score > 10)
         return CD_EINVAL;
-    sqlite3_stmt *stmt;
-    int rc = prepare(s, "UPDATE conversations SET nps = ?2, nps_comment = ?3 WHERE id = ?1", &stmt);
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(stmt, 1, conversation);
-    sqlite3_bind_int(stmt, 2, score);
+    struct db_stmt *stmt =
+        prepare(s, "UPDATE conversations SET nps = ?2, nps_comment = ?3 WHERE id = ?1", NULL);
+    if (!stmt)
+        return CD_EIO;
+    db_bind_int64(stmt, 1, conversation);
+    db_bind_int64(stmt, 2, score);
     if (comment && *comment)
-        sqlite3_bind_text(stmt, 3, comment, -1, SQLITE_STATIC);
-    rc = step_done(sqlite3_step(stmt));
-    sqlite3_finalize(stmt);
-    if (!rc && sqlite3_changes(store_sqlite_db(s)) == 0)
+        db_bind_text(stmt, 3, comment);
+    int rc = step_done(db_step(stmt));
+    db_finalize(stmt);
+    if (!rc && db_changes(store_db(s)) == 0)
         rc = CD_ENOTFOUND;
     return rc;
 }
@@ -893,23 +915,31 @@ static int compute_drivers(struct store *s, int64_t since_s, int64_t until_s, st
              " coalesce(sum(c.rating > 0), 0), coalesce(avg(nullif(c.rating, 0)), 0)"
              " FROM conversations c WHERE c.created_s >= ?1 AND c.created_s < ?2 AND d <> ''"
              " GROUP BY d ORDER BY 2 DESC, 1 LIMIT ?3";
-    sqlite3_stmt *stmt;
-    int rc = prepare(s, sql, &stmt);
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(stmt, 1, since_s);
-    sqlite3_bind_int64(stmt, 2, until_s);
-    sqlite3_bind_int(stmt, 3, REPORT_TOP);
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW && out->n_drivers < REPORT_TOP) {
+    /* PostgreSQL sums no booleans and sees no output alias in WHERE. */
+    static const char pg_sql[] =
+        "SELECT d, count(*), count(*) FILTER (WHERE queued_s > 0),"
+        " count(*) FILTER (WHERE rating > 0), coalesce(avg(nullif(rating, 0)), 0)"
+        " FROM (SELECT " DRIVER_OF(
+            "c") " AS d, c.queued_s, c.rating FROM conversations c"
+                 " WHERE c.created_s >= ?1 AND c.created_s < ?2) AS x WHERE d <> ''"
+                 " GROUP BY d ORDER BY 2 DESC, d" BY_BYTES_PG " LIMIT ?3";
+    struct db_stmt *stmt = prepare(s, sql, pg_sql);
+    if (!stmt)
+        return CD_EIO;
+    int rc;
+    db_bind_int64(stmt, 1, since_s);
+    db_bind_int64(stmt, 2, until_s);
+    db_bind_int64(stmt, 3, REPORT_TOP);
+    while ((rc = db_step(stmt)) == DB_ROW && out->n_drivers < REPORT_TOP) {
         struct report_driver *d = &out->drivers[out->n_drivers++];
         col_name(d->name, sizeof d->name, stmt, 0);
-        d->n = sqlite3_column_int64(stmt, 1);
-        d->escalation_rate = d->n ? (double)sqlite3_column_int64(stmt, 2) / (double)d->n : 0;
-        d->n_ratings = sqlite3_column_int64(stmt, 3);
-        d->csat = sqlite3_column_double(stmt, 4);
+        d->n = db_col_int64(stmt, 1);
+        d->escalation_rate = d->n ? (double)db_col_int64(stmt, 2) / (double)d->n : 0;
+        d->n_ratings = db_col_int64(stmt, 3);
+        d->csat = db_col_double(stmt, 4);
     }
     rc = step_done(rc);
-    sqlite3_finalize(stmt);
+    db_finalize(stmt);
     return rc;
 }
 
@@ -919,17 +949,17 @@ int report_backlog(struct store *s, int64_t at_s, int64_t *n_out)
                               " AND queued_s > 0 AND queued_s < ?1"
                               " AND (closed_s = 0 OR closed_s >= ?1)";
     *n_out = 0;
-    sqlite3_stmt *stmt;
-    int rc = prepare(s, sql, &stmt);
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(stmt, 1, at_s);
-    rc = sqlite3_step(stmt);
-    if (rc == SQLITE_ROW) {
-        *n_out = sqlite3_column_int64(stmt, 0);
-        rc = SQLITE_DONE;
+    struct db_stmt *stmt = prepare(s, sql, NULL);
+    if (!stmt)
+        return CD_EIO;
+    int rc;
+    db_bind_int64(stmt, 1, at_s);
+    rc = db_step(stmt);
+    if (rc == DB_ROW) {
+        *n_out = db_col_int64(stmt, 0);
+        rc = DB_DONE;
     }
-    sqlite3_finalize(stmt);
+    db_finalize(stmt);
     return step_done(rc);
 }
 
@@ -941,26 +971,26 @@ int report_driver_count(struct store *s, int64_t since_s, int64_t until_s, const
     static const char sql[] = "SELECT count(*) FROM conversations c WHERE c.created_s >= ?1"
                               " AND c.created_s < ?2 AND " DRIVER_OF("c") " = ?3";
     *n_out = 0;
-    sqlite3_stmt *stmt;
-    int rc = prepare(s, sql, &stmt);
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(stmt, 1, since_s);
-    sqlite3_bind_int64(stmt, 2, until_s);
-    sqlite3_bind_text(stmt, 3, driver, -1, SQLITE_STATIC);
-    rc = sqlite3_step(stmt);
-    if (rc == SQLITE_ROW) {
-        *n_out = sqlite3_column_int64(stmt, 0);
-        rc = SQLITE_DONE;
+    struct db_stmt *stmt = prepare(s, sql, NULL);
+    if (!stmt)
+        return CD_EIO;
+    int rc;
+    db_bind_int64(stmt, 1, since_s);
+    db_bind_int64(stmt, 2, until_s);
+    db_bind_text(stmt, 3, driver);
+    rc = db_step(stmt);
+    if (rc == DB_ROW) {
+        *n_out = db_col_int64(stmt, 0);
+        rc = DB_DONE;
     }
-    sqlite3_finalize(stmt);
+    db_finalize(stmt);
     return step_done(rc);
 }
 
 /* ---- QA ---- */
 
-/* The mean QA score of conversations created in the window, when the QA
- * tables exist (report.c does not depend on QA being set up). */
+/* The mean QA score of conversations created in the window (-1 without
+ * audits). */
 static int compute_qa(struct store *s, int64_t since_s, int64_t until_s, struct report *out)
 {
     static const char sql[] = "SELECT count(*), avg(a.score) FROM qa_audits a"
@@ -968,19 +998,19 @@ static int compute_qa(struct store *s, int64_t since_s, int64_t until_s, struct 
                               " WHERE c.created_s >= ?1 AND c.created_s < ?2"
                               " AND a.score IS NOT NULL";
     out->qa_score = -1;
-    sqlite3_stmt *stmt;
-    if (sqlite3_prepare_v2(store_sqlite_db(s), sql, -1, &stmt, NULL) != SQLITE_OK)
-        return 0; /* no QA tables in this database */
-    sqlite3_bind_int64(stmt, 1, since_s);
-    sqlite3_bind_int64(stmt, 2, until_s);
-    int rc = sqlite3_step(stmt);
-    if (rc == SQLITE_ROW) {
-        out->n_qa = sqlite3_column_int64(stmt, 0);
+    struct db_stmt *stmt = prepare(s, sql, NULL);
+    if (!stmt)
+        return CD_EIO;
+    db_bind_int64(stmt, 1, since_s);
+    db_bind_int64(stmt, 2, until_s);
+    int rc = db_step(stmt);
+    if (rc == DB_ROW) {
+        out->n_qa = db_col_int64(stmt, 0);
         if (out->n_qa > 0)
-            out->qa_score = sqlite3_column_double(stmt, 1);
-        rc = SQLITE_DONE;
+            out->qa_score = db_col_double(stmt, 1);
+        rc = DB_DONE;
     }
-    sqlite3_finalize(stmt);
+    db_finalize(stmt);
     return step_done(rc);
 }
 

@@ -11,6 +11,7 @@
  * one conversation, it comes from the conversation row's counter (UPDATE ... RETURNING), whose
  * row lock orders the appends of every node. */
 #include "store.h"
+#include "store_db.h"
 #include "store_int.h"
 #include "store_outbox.h"
 
@@ -42,6 +43,7 @@ enum stmt_id {
     ST_CONV_GET,
     ST_CONV_BY_TOKEN,
     ST_CONV_UPDATE,
+    ST_CONV_UPDATE_IF,
     ST_CONV_UPDATE_TRIAGE,
     ST_CONV_CLAIM,
     ST_AGENT_LOCK,
@@ -99,6 +101,12 @@ static const char *const stmt_sql[ST_COUNT] = {
                        " queued_s = ?13, picked_s = ?14, closed_s = ?15, closed_by = ?16,"
                        " disposition = ?17, note = ?18, rating = ?19, comment = ?20"
                        " WHERE id = ?1",
+    [ST_CONV_UPDATE_IF] = "UPDATE conversations SET state = ?2, lang = ?3, customer_name = ?4,"
+                          " customer_email = ?5, customer_page = ?6, queue = ?7, intent = ?8,"
+                          " confidence = ?9, priority = ?10, is_offline = ?11, agent_id = ?12,"
+                          " queued_s = ?13, picked_s = ?14, closed_s = ?15, closed_by = ?16,"
+                          " disposition = ?17, note = ?18, rating = ?19, comment = ?20"
+                          " WHERE id = ?1 AND state = ?21 AND agent_id = ?22",
     [ST_CONV_UPDATE_TRIAGE] = "UPDATE conversations SET state = ?2, intent = ?3, confidence = ?4"
                               " WHERE id = ?1",
     [ST_CONV_CLAIM] = "UPDATE conversations SET state = 'with_agent', agent_id = ?2,"
@@ -644,6 +652,11 @@ void store_set_observer(struct store *s, store_observer_fn fn, void *ctx)
     s->observer_ctx = ctx;
 }
 
+struct db *store_db(struct store *s)
+{
+    return s->db;
+}
+
 void **store_outbox_slot(struct store *s)
 {
     return &s->outbox;
@@ -699,12 +712,18 @@ int store_conversation_by_token(struct store *s, const unsigned char hash[STORE_
 
 int store_conversation_update(struct store *s, const struct store_conversation *c)
 {
+    return store_conversation_update_if(s, c, -1, 0);
+}
+
+int store_conversation_update_if(struct store *s, const struct store_conversation *c,
+                                 int expect_state, int64_t expect_agent)
+{
     if (tx_ok(s))
         return CD_EIO;
     struct store_conversation before = {0};
     if (s->observer && store_conversation_get(s, c->id, &before))
         return CD_ENOTFOUND;
-    struct db_stmt *stmt = st(s, ST_CONV_UPDATE);
+    struct db_stmt *stmt = st(s, expect_state < 0 ? ST_CONV_UPDATE : ST_CONV_UPDATE_IF);
     db_bind_int64(stmt, 1, c->id);
     db_bind_text(stmt, 2, store_state_name(c->state));
     db_bind_text(stmt, 3, c->lang[0] ? c->lang : "en");
@@ -725,9 +744,19 @@ int store_conversation_update(struct store *s, const struct store_conversation *
     db_bind_text(stmt, 18, c->note);
     db_bind_int64(stmt, 19, c->rating);
     db_bind_text(stmt, 20, c->comment);
+    if (expect_state >= 0) {
+        db_bind_text(stmt, 21, store_state_name(expect_state));
+        db_bind_int64(stmt, 22, expect_agent);
+    }
     int rc = db_run(stmt);
-    if (!rc && db_changes(s->db) == 0)
-        rc = CD_ENOTFOUND;
+    if (!rc && db_changes(s->db) == 0) {
+        /* No such conversation, or (expecting) another node changed it meanwhile. */
+        struct store_conversation now;
+        rc = expect_state >= 0 && store_conversation_get(s, c->id, &now) == 0 ? CD_EBUSY
+                                                                              : CD_ENOTFOUND;
+        if (rc == CD_EBUSY)
+            store_conversation_clear(&now);
+    }
     if (!rc && s->observer)
         rc = observe(s, STORE_CHANGE_CONVERSATION_UPDATED, c->id, &before, NULL);
     store_conversation_clear(&before);

@@ -1,10 +1,11 @@
-/* store_outbox: the webhook outbox table of the store (see store_outbox.h), on SQLite. Its
- * statements are prepared on first use and kept with the store. */
+/* store_outbox: the webhook outbox table of the store (see store_outbox.h), on either backend
+ * (db.h: the same SQL runs on SQLite and PostgreSQL). Its statements are prepared on first use
+ * and kept with the store. */
 #include "store_outbox.h"
 
 #include "cd.h"
+#include "store_db.h"
 #include "store_int.h"
-#include "store_sqlite.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 enum {
     OB_ADD,
     OB_DUE,
+    OB_CLAIM,
     OB_RECORD,
     OB_LIST_ANY,
     OB_LIST_STATUS,
@@ -29,12 +31,19 @@ enum {
 
 static const char *const outbox_sql[OB_COUNT] = {
     [OB_ADD] = "INSERT INTO webhook_outbox (delivery, event, endpoint, conversation, payload, "
-               "created_ms, next_attempt_ms, deadline_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
+               "created_ms, next_attempt_ms, deadline_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7) "
+               "RETURNING id",
     /* For each endpoint and conversation only the oldest pending row may go: order. */
     [OB_DUE] = "SELECT " OUTBOX_COLUMNS " FROM webhook_outbox o WHERE status = 0 AND "
                "next_attempt_ms <= ?1 AND NOT EXISTS (SELECT 1 FROM webhook_outbox p WHERE "
                "p.status = 0 AND p.endpoint = o.endpoint AND p.conversation = o.conversation AND "
                "p.id < o.id) ORDER BY id LIMIT ?2",
+    /* SQLite: one node delivers, and takes what is due. PostgreSQL: several nodes do, and each
+     * holds what it takes until ?3 (the rows another node holds are skipped, not waited for). */
+    [OB_CLAIM] = "SELECT " OUTBOX_COLUMNS " FROM webhook_outbox o WHERE status = 0 AND "
+                 "next_attempt_ms <= ?1 AND NOT EXISTS (SELECT 1 FROM webhook_outbox p WHERE "
+                 "p.status = 0 AND p.endpoint = o.endpoint AND p.conversation = o.conversation AND "
+                 "p.id < o.id) ORDER BY id LIMIT ?2",
     [OB_RECORD] = "UPDATE webhook_outbox SET status = ?2, attempts = ?3, next_attempt_ms = ?4, "
                   "last_http = ?5, last_error = ?6, delivered_ms = CASE WHEN ?2 = 1 THEN ?7 "
                   "ELSE delivered_ms END WHERE id = ?1",
@@ -47,8 +56,17 @@ static const char *const outbox_sql[OB_COUNT] = {
     [OB_COUNTS] = "SELECT status, count(*) FROM webhook_outbox GROUP BY status LIMIT 3",
 };
 
+/* PostgreSQL's texts of the statements whose SQLite text it does not take. */
+static const char *const outbox_pg[OB_COUNT] = {
+    [OB_CLAIM] = "UPDATE webhook_outbox SET next_attempt_ms = ?3 WHERE id IN (SELECT o.id FROM "
+                 "webhook_outbox o WHERE o.status = 0 AND o.next_attempt_ms <= ?1 AND NOT EXISTS "
+                 "(SELECT 1 FROM webhook_outbox p WHERE p.status = 0 AND p.endpoint = o.endpoint "
+                 "AND p.conversation = o.conversation AND p.id < o.id) ORDER BY o.id LIMIT ?2 "
+                 "FOR UPDATE SKIP LOCKED) RETURNING " OUTBOX_COLUMNS,
+};
+
 struct outbox_stmts {
-    sqlite3_stmt *stmt[OB_COUNT];
+    struct db_stmt *stmt[OB_COUNT];
 };
 
 void store_outbox_free(struct store *s)
@@ -58,41 +76,28 @@ void store_outbox_free(struct store *s)
     if (!o)
         return;
     for (int i = 0; i < OB_COUNT; i++)
-        sqlite3_finalize(o->stmt[i]);
+        db_finalize(o->stmt[i]);
     free(o);
     *slot = NULL;
 }
 
-/* The statement i of s, prepared on first use; NULL when it cannot be. */
-static sqlite3_stmt *ob(struct store *s, int i)
+/* The statement i of s, prepared on first use and cleared of earlier bindings; NULL when it
+ * cannot be prepared. */
+static struct db_stmt *ob(struct store *s, int i)
 {
     void **slot = store_outbox_slot(s);
     struct outbox_stmts *o = *slot;
     if (!o && !(o = *slot = calloc(1, sizeof *o)))
         return NULL;
-    if (!o->stmt[i] &&
-        sqlite3_prepare_v3(store_sqlite_db(s), outbox_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
-                           &o->stmt[i], NULL) != SQLITE_OK)
-        return NULL;
-    return o->stmt[i];
-}
-
-static int map_step(int rc)
-{
-    switch (rc & 0xff) {
-    case SQLITE_DONE:
-    case SQLITE_ROW:
-        return 0;
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-        return CD_EBUSY;
-    case SQLITE_FULL:
-        return CD_EFULL;
-    case SQLITE_NOMEM:
-        return CD_ENOMEM;
-    default:
-        return CD_EIO;
+    if (!o->stmt[i]) {
+        char *err = NULL;
+        o->stmt[i] = db_prepare2(store_db(s), outbox_sql[i], outbox_pg[i], &err);
+        free(err);
+        if (!o->stmt[i])
+            return NULL;
     }
+    db_clear(o->stmt[i]);
+    return o->stmt[i];
 }
 
 int store_outbox_new_delivery_id(char out[STORE_DELIVERY_ID_LEN + 1])
@@ -113,65 +118,61 @@ int store_outbox_new_delivery_id(char out[STORE_DELIVERY_ID_LEN + 1])
 
 int store_outbox_add(struct store *s, struct store_outbox_item *item)
 {
-    sqlite3_stmt *st = ob(s, OB_ADD);
+    struct db_stmt *st = ob(s, OB_ADD);
     if (!st)
         return CD_EIO;
-    sqlite3_bind_text(st, 1, item->delivery, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, item->event, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, item->endpoint, -1, SQLITE_STATIC);
+    db_bind_text(st, 1, item->delivery);
+    db_bind_text(st, 2, item->event);
+    db_bind_text(st, 3, item->endpoint);
     if (item->conversation > 0)
-        sqlite3_bind_int64(st, 4, item->conversation);
-    else
-        sqlite3_bind_null(st, 4);
-    sqlite3_bind_text(st, 5, item->payload ? item->payload : "{}", -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 6, item->created_ms);
-    sqlite3_bind_int64(st, 7, item->deadline_ms);
-    int rc = map_step(sqlite3_step(st));
-    sqlite3_reset(st);
-    if (!rc)
-        item->id = sqlite3_last_insert_rowid(store_sqlite_db(s));
+        db_bind_int64(st, 4, item->conversation);
+    db_bind_text(st, 5, item->payload ? item->payload : "{}");
+    db_bind_int64(st, 6, item->created_ms);
+    db_bind_int64(st, 7, item->deadline_ms);
+    int rc = db_step(st);
+    if (rc == DB_ROW) {
+        item->id = db_col_int64(st, 0);
+        rc = 0;
+    } else if (rc == DB_DONE) {
+        rc = CD_EIO; /* RETURNING gives the row it inserted */
+    }
+    db_reset(st);
     return rc;
 }
 
-static const char *col(sqlite3_stmt *st, int i)
-{
-    const unsigned char *t = sqlite3_column_text(st, i);
-    return t ? (const char *)t : "";
-}
-
-static int read_item(sqlite3_stmt *st, struct store_outbox_item *it)
+static int read_item(struct db_stmt *st, struct store_outbox_item *it)
 {
     memset(it, 0, sizeof *it);
-    it->id = sqlite3_column_int64(st, 0);
-    cd_strlcpy(it->delivery, sizeof it->delivery, col(st, 1));
-    cd_strlcpy(it->event, sizeof it->event, col(st, 2));
-    cd_strlcpy(it->endpoint, sizeof it->endpoint, col(st, 3));
-    it->conversation = sqlite3_column_int64(st, 4);
-    it->payload = strdup(col(st, 5));
-    it->status = sqlite3_column_int(st, 6);
-    it->attempts = sqlite3_column_int(st, 7);
-    it->created_ms = sqlite3_column_int64(st, 8);
-    it->next_attempt_ms = sqlite3_column_int64(st, 9);
-    it->deadline_ms = sqlite3_column_int64(st, 10);
-    it->last_http = sqlite3_column_int(st, 11);
-    cd_strlcpy(it->last_error, sizeof it->last_error, col(st, 12));
-    it->delivered_ms = sqlite3_column_int64(st, 13);
+    it->id = db_col_int64(st, 0);
+    cd_strlcpy(it->delivery, sizeof it->delivery, db_col_str(st, 1));
+    cd_strlcpy(it->event, sizeof it->event, db_col_str(st, 2));
+    cd_strlcpy(it->endpoint, sizeof it->endpoint, db_col_str(st, 3));
+    it->conversation = db_col_int64(st, 4);
+    it->payload = strdup(db_col_str(st, 5));
+    it->status = db_col_int(st, 6);
+    it->attempts = db_col_int(st, 7);
+    it->created_ms = db_col_int64(st, 8);
+    it->next_attempt_ms = db_col_int64(st, 9);
+    it->deadline_ms = db_col_int64(st, 10);
+    it->last_http = db_col_int(st, 11);
+    cd_strlcpy(it->last_error, sizeof it->last_error, db_col_str(st, 12));
+    it->delivered_ms = db_col_int64(st, 13);
     return it->payload ? 0 : CD_ENOMEM;
 }
 
-static int read_items(sqlite3_stmt *st, struct store_outbox_item *items, int max, int *n_out)
+static int read_items(struct db_stmt *st, struct store_outbox_item *items, int max, int *n_out)
 {
-    int n = 0, rc = 0, step;
-    while (n < max && (step = sqlite3_step(st)) == SQLITE_ROW) {
+    int n = 0, rc = 0, step = DB_DONE;
+    while (n < max && (step = db_step(st)) == DB_ROW) {
         if ((rc = read_item(st, &items[n])) != 0) {
             store_outbox_clear(&items[n], 1);
             break;
         }
         n++;
     }
-    if (!rc && n < max)
-        rc = map_step(step);
-    sqlite3_reset(st);
+    if (!rc && step < 0)
+        rc = step;
+    db_reset(st);
     if (rc) {
         store_outbox_clear(items, n);
         n = 0;
@@ -184,54 +185,72 @@ int store_outbox_due(struct store *s, int64_t now_ms, struct store_outbox_item *
                      int *n_out)
 {
     *n_out = 0;
-    sqlite3_stmt *st = ob(s, OB_DUE);
+    struct db_stmt *st = ob(s, OB_DUE);
     if (!st)
         return CD_EIO;
-    sqlite3_bind_int64(st, 1, now_ms);
-    sqlite3_bind_int(st, 2, max);
+    db_bind_int64(st, 1, now_ms);
+    db_bind_int64(st, 2, max);
     return read_items(st, items, max, n_out);
+}
+
+static int by_id(const void *a, const void *b)
+{
+    const struct store_outbox_item *x = a, *y = b;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+int store_outbox_claim(struct store *s, int64_t now_ms, int64_t hold_ms,
+                       struct store_outbox_item *items, int max, int *n_out)
+{
+    *n_out = 0;
+    struct db_stmt *st = ob(s, OB_CLAIM);
+    if (!st)
+        return CD_EIO;
+    db_bind_int64(st, 1, now_ms);
+    db_bind_int64(st, 2, max);
+    if (db_kind(store_db(s)) == DB_POSTGRES)
+        db_bind_int64(st, 3, now_ms + hold_ms); /* SQLite's text has no ?3 */
+    int rc = read_items(st, items, max, n_out);
+    if (!rc && *n_out > 1)
+        qsort(items, (size_t)*n_out, sizeof *items, by_id); /* RETURNING keeps no order */
+    return rc;
 }
 
 int store_outbox_record(struct store *s, int64_t id, int status, int attempts,
                         int64_t next_attempt_ms, int last_http, const char *error, int64_t now_ms)
 {
-    sqlite3_stmt *st = ob(s, OB_RECORD);
+    struct db_stmt *st = ob(s, OB_RECORD);
     if (!st)
         return CD_EIO;
-    sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_int(st, 2, status);
-    sqlite3_bind_int(st, 3, attempts);
-    sqlite3_bind_int64(st, 4, next_attempt_ms);
-    sqlite3_bind_int(st, 5, last_http);
-    if (error)
-        sqlite3_bind_text(st, 6, error, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, 6);
-    sqlite3_bind_int64(st, 7, now_ms);
-    int rc = map_step(sqlite3_step(st));
-    sqlite3_reset(st);
-    return rc;
+    db_bind_int64(st, 1, id);
+    db_bind_int64(st, 2, status);
+    db_bind_int64(st, 3, attempts);
+    db_bind_int64(st, 4, next_attempt_ms);
+    db_bind_int64(st, 5, last_http);
+    db_bind_text(st, 6, error);
+    db_bind_int64(st, 7, now_ms);
+    return db_run(st);
 }
 
 int store_outbox_list(struct store *s, int status, struct store_outbox_item *items, int max,
                       int *n_out)
 {
     *n_out = 0;
-    sqlite3_stmt *st = ob(s, status < 0 ? OB_LIST_ANY : OB_LIST_STATUS);
+    struct db_stmt *st = ob(s, status < 0 ? OB_LIST_ANY : OB_LIST_STATUS);
     if (!st)
         return CD_EIO;
-    sqlite3_bind_int(st, 1, max);
+    db_bind_int64(st, 1, max);
     if (status >= 0)
-        sqlite3_bind_int(st, 2, status);
+        db_bind_int64(st, 2, status);
     return read_items(st, items, max, n_out);
 }
 
 int store_outbox_get(struct store *s, int64_t id, struct store_outbox_item *out)
 {
-    sqlite3_stmt *st = ob(s, OB_GET);
+    struct db_stmt *st = ob(s, OB_GET);
     if (!st)
         return CD_EIO;
-    sqlite3_bind_int64(st, 1, id);
+    db_bind_int64(st, 1, id);
     int n = 0;
     int rc = read_items(st, out, 1, &n);
     return rc ? rc : n ? 0 : CD_ENOTFOUND;
@@ -239,15 +258,14 @@ int store_outbox_get(struct store *s, int64_t id, struct store_outbox_item *out)
 
 int store_outbox_redeliver(struct store *s, int64_t id, int64_t now_ms, int64_t deadline_ms)
 {
-    sqlite3_stmt *st = ob(s, OB_REDELIVER);
+    struct db_stmt *st = ob(s, OB_REDELIVER);
     if (!st)
         return CD_EIO;
-    sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_int64(st, 2, now_ms);
-    sqlite3_bind_int64(st, 3, deadline_ms);
-    int rc = map_step(sqlite3_step(st));
-    sqlite3_reset(st);
-    if (!rc && sqlite3_changes(store_sqlite_db(s)) == 0)
+    db_bind_int64(st, 1, id);
+    db_bind_int64(st, 2, now_ms);
+    db_bind_int64(st, 3, deadline_ms);
+    int rc = db_run(st);
+    if (!rc && db_changes(store_db(s)) == 0)
         rc = CD_ENOTFOUND;
     return rc;
 }
@@ -255,13 +273,13 @@ int store_outbox_redeliver(struct store *s, int64_t id, int64_t now_ms, int64_t 
 int store_outbox_counts(struct store *s, int64_t *pending, int64_t *delivered, int64_t *failed)
 {
     *pending = *delivered = *failed = 0;
-    sqlite3_stmt *st = ob(s, OB_COUNTS);
+    struct db_stmt *st = ob(s, OB_COUNTS);
     if (!st)
         return CD_EIO;
     int step;
-    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        int status = sqlite3_column_int(st, 0);
-        int64_t n = sqlite3_column_int64(st, 1);
+    while ((step = db_step(st)) == DB_ROW) {
+        int status = db_col_int(st, 0);
+        int64_t n = db_col_int64(st, 1);
         if (status == STORE_OUTBOX_PENDING)
             *pending = n;
         else if (status == STORE_OUTBOX_DELIVERED)
@@ -269,8 +287,8 @@ int store_outbox_counts(struct store *s, int64_t *pending, int64_t *delivered, i
         else if (status == STORE_OUTBOX_FAILED)
             *failed = n;
     }
-    sqlite3_reset(st);
-    return map_step(step);
+    db_reset(st);
+    return step < 0 ? step : 0;
 }
 
 void store_outbox_clear(struct store_outbox_item *items, int n)

@@ -29,7 +29,6 @@
  * it does so whatever is left, so the WAL stays bounded. */
 #include "store_int.h"
 #include "sql.h"
-#include "store_sqlite.h"
 
 #include <pthread.h>
 #include <sqlite3.h>
@@ -554,9 +553,4 @@ int store_sqlite_purge_erased(struct store *s)
             sqlite3_sleep(20);
     }
     return rc == SQLITE_OK ? 0 : rc == SQLITE_BUSY ? CD_EBUSY : sql_rc(rc);
-}
-
-sqlite3 *store_sqlite_db(struct store *s)
-{
-    return s->sqlite ? s->sqlite->db : NULL;
 }

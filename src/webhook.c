@@ -7,23 +7,26 @@
  * of its own and one libcurl handle; it never touches the loop's store. It polls the outbox
  * for due rows (an indexed query, four times a second when idle), posts each, and records the
  * outcome. Ordering per conversation comes from the outbox query (only the oldest pending row
- * of a conversation and endpoint is due). What must never happen: a request made from the
- * event loop, or a secret written to a log. */
+ * of a conversation and endpoint is due). On PostgreSQL every node runs this thread on the
+ * one outbox: store_outbox_claim() holds the rows a node took from the others while it posts
+ * them, so an event goes out once, and a node that dies mid-batch delays its rows by the hold. What
+ * must never happen: a request made from the event loop, or a secret written to a log. */
 #include "webhook.h"
 
 #include "auth.h"
 #include "cd.h"
 #include "config.h"
+#include "db.h"
 #include "kb.h"
 #include "kb_import.h"
 #include "log.h"
 #include "store.h"
+#include "store_db.h"
 #include "store_outbox.h"
 
 #include <curl/curl.h>
 #include <jansson.h>
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -323,7 +326,7 @@ static json_t *conversation_json(const struct store_conversation *c)
 
 /* Writes one outbox row per endpoint that wants event: payload is the event's own part
  * (taken), to which each row adds event, id and created_at. conversation 0: unordered. */
-static int enqueue(struct webhook *wh, struct store *s, sqlite3 *db, const char *event,
+static int enqueue(struct webhook *wh, struct store *s, struct db *db, const char *event,
                    int64_t conversation, json_t *payload)
 {
     if (!payload)
@@ -360,23 +363,24 @@ static int enqueue(struct webhook *wh, struct store *s, sqlite3 *db, const char 
             rc = store_outbox_add(s, &it);
         else {
             /* On the KB's connection, in its transaction (webhook_kb_put()). */
-            sqlite3_stmt *st = NULL;
-            if (sqlite3_prepare_v2(db,
-                                   "INSERT INTO webhook_outbox (delivery, event, endpoint, "
-                                   "conversation, payload, created_ms, next_attempt_ms, "
-                                   "deadline_ms) VALUES (?1, ?2, ?3, NULL, ?4, ?5, ?5, ?6)",
-                                   -1, &st, NULL) != SQLITE_OK)
+            struct db_stmt *st =
+                db_prepare(db,
+                           "INSERT INTO webhook_outbox (delivery, event, endpoint, conversation,"
+                           " payload, created_ms, next_attempt_ms, deadline_ms)"
+                           " VALUES (?1, ?2, ?3, NULL, ?4, ?5, ?5, ?6)",
+                           NULL);
+            if (!st) {
                 rc = CD_EIO;
-            else {
-                sqlite3_bind_text(st, 1, it.delivery, -1, SQLITE_STATIC);
-                sqlite3_bind_text(st, 2, it.event, -1, SQLITE_STATIC);
-                sqlite3_bind_text(st, 3, it.endpoint, -1, SQLITE_STATIC);
-                sqlite3_bind_text(st, 4, it.payload, -1, SQLITE_STATIC);
-                sqlite3_bind_int64(st, 5, it.created_ms);
-                sqlite3_bind_int64(st, 6, it.deadline_ms);
-                rc = sqlite3_step(st) == SQLITE_DONE ? 0 : CD_EIO;
+            } else {
+                db_bind_text(st, 1, it.delivery);
+                db_bind_text(st, 2, it.event);
+                db_bind_text(st, 3, it.endpoint);
+                db_bind_text(st, 4, it.payload);
+                db_bind_int64(st, 5, it.created_ms);
+                db_bind_int64(st, 6, it.deadline_ms);
+                rc = db_run(st);
             }
-            sqlite3_finalize(st);
+            db_finalize(st);
         }
         free(it.payload);
     }
@@ -455,35 +459,89 @@ void webhook_observe(struct webhook *wh, struct store *s)
         store_set_observer(s, on_change, wh);
 }
 
-int webhook_kb_put(struct webhook *wh, struct kb *kb, const struct kb_article *a, int was_published,
-                   char *msg, size_t msg_cap)
+/* The article.published event's own part for article a. */
+static json_t *article_event(const struct kb_article *a)
 {
-    if (!wh || !wh->n_endpoints || !a->is_published || was_published ||
-        !wants(wh, "article.published"))
-        return kb_put(kb, a, msg, msg_cap);
-    sqlite3 *db = kb_connection(kb);
-    if (!db)
-        return CD_EINVAL;
-    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-        return CD_EBUSY;
     json_t *tags = json_array();
     for (int i = 0; i < a->n_tags && tags; i++)
         json_array_append_new(tags, json_string(a->tags[i]));
     char url[KB_ID_MAX + 8];
     snprintf(url, sizeof url, "/kb/%s", a->id);
+    return json_pack("{s:{s:s,s:s,s:s,s:o?,s:s}}", "article", "id", a->id, "title", a->title,
+                     "lang", a->lang && *a->lang ? a->lang : "en", "tags", tags, "url", url);
+}
+
+/* The KB in the store's SQLite file: the event's row on the KB's connection, in the article's
+ * transaction (a second connection's transaction on that file would wait for this one). */
+static int put_on_kb_connection(struct webhook *wh, struct kb *kb, struct db *db,
+                                const struct kb_article *a, char *msg, size_t msg_cap)
+{
+    if (db_exec(db, "BEGIN IMMEDIATE", NULL))
+        return CD_EBUSY;
     /* The event's row first: kb_put() undoes its own writes when it fails. */
-    int rc =
-        enqueue(wh, NULL, db, "article.published", 0,
-                json_pack("{s:{s:s,s:s,s:s,s:o?,s:s}}", "article", "id", a->id, "title", a->title,
-                          "lang", a->lang && *a->lang ? a->lang : "en", "tags", tags, "url", url));
+    int rc = enqueue(wh, NULL, db, "article.published", 0, article_event(a));
     if (!rc)
         rc = kb_put(kb, a, msg, msg_cap);
     if (rc)
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-    else if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        db_exec(db, "ROLLBACK", NULL);
+    else if (db_exec(db, "COMMIT", NULL)) {
+        db_exec(db, "ROLLBACK", NULL);
         rc = CD_EIO;
     }
+    return rc;
+}
+
+/* The KB in another database than the store's: the event's row in a unit of work of the
+ * store (a transaction of its own, or a savepoint in the caller's open one) around kb_put(). */
+static int put_around_store_unit(struct webhook *wh, struct kb *kb, struct store *s,
+                                 const struct kb_article *a, char *msg, size_t msg_cap)
+{
+    struct db *db = store_db(s);
+    int is_own_tx = !db_in_tx(db);
+    int rc = db_exec(db, is_own_tx ? "BEGIN" : "SAVEPOINT article_event", NULL);
+    if (rc)
+        return rc;
+    rc = enqueue(wh, s, NULL, "article.published", 0, article_event(a));
+    if (!rc)
+        rc = kb_put(kb, a, msg, msg_cap);
+    if (is_own_tx) {
+        if (rc) {
+            db_exec(db, "ROLLBACK", NULL);
+        } else if (db_exec(db, "COMMIT", NULL)) {
+            /* The article is saved; only its event is lost. */
+            db_exec(db, "ROLLBACK", NULL);
+            log_event(LOG_ERROR, "webhook_enqueue_failed", "event:s", "article.published",
+                      "error:s", db_errmsg(db), LOG_END);
+        }
+    } else {
+        if (rc)
+            db_exec(db, "ROLLBACK TO article_event", NULL);
+        db_exec(db, "RELEASE article_event", NULL);
+    }
+    return rc;
+}
+
+int webhook_kb_put(struct webhook *wh, struct kb *kb, struct store *s, const struct kb_article *a,
+                   int was_published, char *msg, size_t msg_cap)
+{
+    if (!wh || !wh->n_endpoints || !a->is_published || was_published ||
+        !wants(wh, "article.published"))
+        return kb_put(kb, a, msg, msg_cap);
+    if (!kb_connection(kb))
+        return CD_EINVAL;
+    struct db *kb_db = db_wrap_sqlite(kb_connection(kb));
+    if (!kb_db)
+        return CD_ENOMEM;
+    const char *kb_file = db_filename(kb_db);
+    const char *store_file = s ? db_filename(store_db(s)) : NULL;
+    int rc;
+    if (store_file && *kb_file && !strcmp(kb_file, store_file))
+        rc = put_on_kb_connection(wh, kb, kb_db, a, msg, msg_cap);
+    else if (s)
+        rc = put_around_store_unit(wh, kb, s, a, msg, msg_cap);
+    else /* no store: the KB's own file holds the outbox (as a store opened on it would) */
+        rc = put_on_kb_connection(wh, kb, kb_db, a, msg, msg_cap);
+    db_close(kb_db);
     return rc;
 }
 
@@ -651,7 +709,10 @@ static void *delivery_main(void *arg)
         if (is_stop)
             break;
         int n = 0;
-        int rc = store_outbox_due(wh->store, wall_ms(), items, WEBHOOK_BATCH, &n);
+        /* Held for as long as the batch may take (each attempt up to the timeout), so that
+         * another node does not post them too. */
+        int64_t hold_ms = WEBHOOK_BATCH * wh->timeout_ms + 30000;
+        int rc = store_outbox_claim(wh->store, wall_ms(), hold_ms, items, WEBHOOK_BATCH, &n);
         if (rc && rc != CD_EBUSY)
             log_event(LOG_ERROR, "webhook_outbox_read_failed", "error:s", cd_strerror(rc), LOG_END);
         for (int i = 0; i < n; i++) {

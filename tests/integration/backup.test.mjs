@@ -79,6 +79,12 @@ test('backups taken while customers write are consistent, and a server restored 
     assert.ok(!existsSync(path.join(dir, 'x.db')));
     r = await runCaredesk(['backup']);
     assert.equal(r.code, 2);
+    // PostgreSQL is backed up with pg_dump: refused, nothing written, the URL's password unsaid.
+    r = await runCaredesk(['backup', '--db', 'postgresql://u:s3cret@127.0.0.1:1/x', path.join(dir, 'pg.db')]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /PostgreSQL.*pg_dump/);
+    assert.doesNotMatch(r.stderr, /s3cret/);
+    assert.ok(!existsSync(path.join(dir, 'pg.db')));
 
     // Restore: a server on the last copy knows the customer and replays the conversation.
     for (const c of customers) c.close();

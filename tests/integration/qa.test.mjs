@@ -158,7 +158,7 @@ test('without a rubric file QA is off and says so', async () => {
     await off.stop();
   }
   // A rubric that is there but wrong stops the start, naming the file.
-  const bad = await runCaredesk(['serve', '--port', '0', '--db', `${srv.db}-unused`, '--qa-rubric',
+  const bad = await runCaredesk(['serve', '--port', '0', '--db', path.join(srv.dir, 'unused.db'), '--qa-rubric',
     path.join(repoRoot, 'README.md')]);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /setting 'qa-rubric': .*README\.md: not JSON/);

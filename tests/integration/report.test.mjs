@@ -3,6 +3,7 @@
 // shows the live SLA gauges; a bad SLA targets setting stops the start.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import path from 'node:path';
 import { startServer, runCaredesk, fixtures, addUser } from './lib/server.mjs';
 import { isoWeek } from './lib/week.mjs';
 import { connect, claimReplyClose, openCustomer, openAgent } from './lib/client.mjs';
@@ -38,7 +39,7 @@ after(async () => { await srv?.stop(); });
 
 test('a bad sla-targets setting is refused with a message naming it', async () => {
   const r = await runCaredesk(['serve', '--port', '0', '--sla-targets', 'billing=fast',
-    '--db', `${srv.db}-unused`]);
+    '--db', path.join(srv.dir, 'unused.db')]);
   assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr, /setting 'sla-targets'/);
 });

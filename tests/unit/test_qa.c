@@ -1,7 +1,8 @@
 /* Tests for qa.c: the rubric file and its errors, scoring with weights, a
  * pass mark and critical criteria, the stratified sample reproducible from
  * a seed, who may score what, the calibration spread, scores per week, and
- * the QA score in report.c's figures. */
+ * the QA score in report.c's figures. The tests on a store run on SQLite and
+ * again on PostgreSQL (testlib.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,9 +15,12 @@
 #include "store.h"
 #include "testlib.h"
 
+#include "../../src/db.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Monday 1 December 2025, 00:00 UTC (the tests run with TZ=UTC). */
 #define T0  1764547200LL
@@ -31,6 +35,29 @@ static const char rubric_text[] =
     " {\"id\": \"next_step\", \"label\": \"Next step\", \"weight\": 20}]}";
 
 static struct qa_rubric rubric;
+
+/* The database of the running test: a SQLite path, or a PostgreSQL URL. */
+static char db_path[256];
+
+static int setup_path(void **state)
+{
+    (void)state;
+    testlib_remove_db(testlib_db_path(db_path, sizeof db_path, "qa"));
+    return 0;
+}
+
+static int teardown_path(void **state)
+{
+    return setup_path(state);
+}
+
+/* A new, empty PostgreSQL database for each test. */
+static int setup_pg(void **state)
+{
+    (void)state;
+    testlib_pg_database(db_path, sizeof db_path, "qa");
+    return 0;
+}
 
 static int64_t user(struct store *s, const char *name, const char *role, const char *skills,
                     struct auth_user *out)
@@ -201,7 +228,7 @@ static int same_picks(const struct qa_pick *a, int na, const struct qa_pick *b, 
 static void test_sample(void **state)
 {
     (void)state;
-    struct store *s = testlib_store(":memory:");
+    struct store *s = testlib_store(db_path);
     int64_t ana = user(s, "Ana", "agent", "", NULL), ben = user(s, "Ben", "agent", "", NULL);
     /* Ana: 6 billing and 2 orders chats this week, one last week, one still
      * open; Ben: 3 orders chats. */
@@ -272,7 +299,7 @@ static void test_sample(void **state)
 static void test_audit_rights_calibration_scores(void **state)
 {
     (void)state;
-    struct store *s = testlib_store(":memory:");
+    struct store *s = testlib_store(db_path);
     struct auth_user ana, sue, sam, root, bo;
     user(s, "Ana", "agent", "", &ana);
     user(s, "Sue", "supervisor", "", &sue);
@@ -372,14 +399,149 @@ static void test_audit_rights_calibration_scores(void **state)
     store_close(s);
 }
 
+/* A new PostgreSQL database whose locale sorts text as people do (ICU, en-US: "ana" before
+ * "Bob"), not by bytes as SQLite and the test cluster's C locale do. */
+static int setup_pg_icu(void **state)
+{
+    (void)state;
+    char admin[256], sql[256];
+    testlib_pg_database(admin, sizeof admin, "qa_admin");
+    struct db *db = db_open_postgres(admin, NULL);
+    if (!db)
+        fail_msg("cannot connect to %s", admin);
+    char *slash = strrchr(admin, '/');
+    snprintf(db_path, sizeof db_path, "%.*st_qa_icu_%d", (int)(slash + 1 - admin), admin,
+             (int)getpid());
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS t_qa_icu_%d WITH (FORCE)", (int)getpid());
+    int rc = db_exec(db, sql, NULL);
+    snprintf(sql, sizeof sql,
+             "CREATE DATABASE t_qa_icu_%d LOCALE_PROVIDER icu ICU_LOCALE 'en-US'"
+             " TEMPLATE template0",
+             (int)getpid());
+    if (!rc)
+        rc = db_exec(db, sql, NULL);
+    if (rc)
+        fail_msg("%s: %s", sql, db_errmsg(db));
+    db_close(db);
+    return 0;
+}
+
+/* Names, queues and drivers sort by their bytes on both backends, whatever the database's
+ * locale: "Bob" before "ana" (as SQLite's BINARY has it), in the sample, the scores and the
+ * report's drivers. */
+static void test_text_order(void **state)
+{
+    (void)state;
+    struct store *s = testlib_store(db_path);
+    struct auth_user sue;
+    int64_t ana = user(s, "ana", "agent", "", NULL), bob = user(s, "Bob", "agent", "", NULL);
+    user(s, "Sue", "supervisor", "", &sue);
+    const char *queues[2] = {"billing", "Orders"}, *drivers[2] = {"refund", "Refund_late"};
+    int64_t conv[4];
+    for (int i = 0; i < 4; i++) {
+        conv[i] = chat(s, i < 2 ? ana : bob, queues[i % 2], T0 + DAY + i);
+        struct store_conversation c;
+        assert_int_equal(store_conversation_get(s, conv[i], &c), 0);
+        snprintf(c.disposition, sizeof c.disposition, "%s", drivers[i % 2]);
+        assert_int_equal(store_conversation_update(s, &c), 0);
+        store_conversation_clear(&c);
+    }
+    struct qa_pick *picks = NULL;
+    int n = 0;
+    assert_int_equal(qa_sample_draw(s, T0, T0 + 7 * DAY, 2, 42, &picks, &n), 0);
+    assert_int_equal(n, 4);
+    assert_int_equal(qa_sample_save(s, "2025-W49", 42, 0, picks, n), 0);
+    free(picks);
+    json_t *list = NULL;
+    assert_int_equal(qa_sample_list(s, "2025-W49", 0, &list), 0);
+    json_t *samples = json_object_get(list, "samples");
+    static const char *const want[4][2] = {
+        {"Bob", "Orders"}, {"Bob", "billing"}, {"ana", "Orders"}, {"ana", "billing"}};
+    for (size_t i = 0; i < 4; i++) {
+        json_t *row = json_array_get(samples, i);
+        assert_string_equal(json_string_value(json_object_get(row, "agent")), want[i][0]);
+        assert_string_equal(json_string_value(json_object_get(row, "queue")), want[i][1]);
+    }
+    json_decref(list);
+
+    const char *why;
+    json_t *sc = scores(4, 4, 4, 4);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(qa_audit_save(s, &rubric, conv[i], &sue, sc, NULL, NULL, &why), 0);
+    json_decref(sc);
+    json_t *sco = NULL;
+    assert_int_equal(qa_scores(s, 0, T0, T0 + 7 * DAY, &sco), 0);
+    json_t *agents = json_object_get(sco, "agents");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(agents, 0), "agent")),
+                        "Bob");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(agents, 1), "agent")),
+                        "ana");
+    json_decref(sco);
+
+    /* Two drivers of two conversations each: the tie goes to the first by bytes. */
+    struct report r;
+    assert_int_equal(report_compute(s, NULL, T0, T0 + 7 * DAY, T0 + 7 * DAY, &r), 0);
+    assert_int_equal(r.n_drivers, 2);
+    assert_string_equal(r.drivers[0].name, "Refund_late");
+    assert_string_equal(r.drivers[1].name, "refund");
+    report_clear(&r);
+    store_close(s);
+}
+
+/* Inside the store's open group: a sample that cannot be saved (a conversation that does not
+ * exist) leaves the week's earlier sample as it was, and the group goes on and commits. */
+static void test_sample_in_a_transaction(void **state)
+{
+    (void)state;
+    struct store *s = testlib_store(db_path);
+    int64_t ana = user(s, "Ana", "agent", "", NULL);
+    struct qa_pick picks[2];
+    memset(picks, 0, sizeof picks);
+    picks[0].conversation = chat(s, ana, "billing", T0 + DAY);
+    picks[0].agent_id = ana;
+    snprintf(picks[0].queue, sizeof picks[0].queue, "billing");
+    assert_int_equal(qa_sample_save(s, "2025-W49", 42, 0, picks, 1), 0);
+
+    assert_int_equal(store_begin(s), 0);
+    picks[1] = picks[0];
+    picks[1].conversation = 999; /* no such conversation */
+    assert_int_not_equal(qa_sample_save(s, "2025-W49", 7, 0, picks, 2), 0);
+    int64_t later = chat(s, ana, "orders", T0 + 2 * DAY); /* the group goes on */
+    assert_int_equal(store_commit(s), 0);
+
+    json_t *list = NULL;
+    assert_int_equal(qa_sample_list(s, "2025-W49", 0, &list), 0);
+    assert_int_equal(json_integer_value(json_object_get(list, "seed")), 42);
+    assert_int_equal(json_array_size(json_object_get(list, "samples")), 1);
+    json_decref(list);
+    struct store_conversation c;
+    assert_int_equal(store_conversation_get(s, later, &c), 0);
+    store_conversation_clear(&c);
+    store_close(s);
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, setup_path, teardown_path)
+
+#define P(f) cmocka_unit_test_setup_teardown(f, setup_pg, NULL)
+
 int main(void)
 {
     setenv("TZ", "UTC", 1);
-    TESTLIB_RUN(setup, NULL,
-                {
-                    cmocka_unit_test(test_rubric),
-                    cmocka_unit_test(test_score),
-                    cmocka_unit_test(test_sample),
-                    cmocka_unit_test(test_audit_rights_calibration_scores),
-                });
+    const struct CMUnitTest on_sqlite[] = {
+        cmocka_unit_test(test_rubric),
+        cmocka_unit_test(test_score),
+        T(test_sample),
+        T(test_audit_rights_calibration_scores),
+        T(test_sample_in_a_transaction),
+        T(test_text_order),
+    };
+    const struct CMUnitTest on_postgres[] = {
+        P(test_sample),
+        P(test_audit_rights_calibration_scores),
+        P(test_sample_in_a_transaction),
+        cmocka_unit_test_setup_teardown(test_text_order, setup_pg_icu, NULL),
+    };
+    int failed = cmocka_run_group_tests_name("qa on SQLite", on_sqlite, setup, NULL);
+    failed += cmocka_run_group_tests_name("qa on PostgreSQL", on_postgres, setup, NULL);
+    return failed;
 }

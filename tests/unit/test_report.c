@@ -1,6 +1,7 @@
 /* Tests for report.c: seeded conversations with known timings give exact
  * FCR, handle time, SLA, NPS and driver figures; business-hours arithmetic;
- * the per-queue SLA targets setting; the live SLA gauges for /metrics. */
+ * the per-queue SLA targets setting; the live SLA gauges for /metrics. The
+ * tests on a store run on SQLite and again on PostgreSQL (testlib.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,7 +10,6 @@
 
 #include "report.h"
 #include "store.h"
-#include "store_sqlite.h"
 #include "testlib.h"
 
 #include <stdio.h>
@@ -21,6 +21,29 @@
 #define T0   1764547200LL
 #define HOUR 3600LL
 #define DAY  86400LL
+
+/* The database of the running test: a SQLite path, or a PostgreSQL URL. */
+static char db_path[256];
+
+static int setup_path(void **state)
+{
+    (void)state;
+    testlib_remove_db(testlib_db_path(db_path, sizeof db_path, "report"));
+    return 0;
+}
+
+static int teardown_path(void **state)
+{
+    return setup_path(state);
+}
+
+/* A new, empty PostgreSQL database for each test. */
+static int setup_pg(void **state)
+{
+    (void)state;
+    testlib_pg_database(db_path, sizeof db_path, "report");
+    return 0;
+}
 
 static int64_t message(struct store *s, int64_t conv, int sender, int64_t at)
 {
@@ -111,7 +134,7 @@ static void compute(struct store *s, const struct report_settings *rs, int64_t n
 static void test_fcr(void **state)
 {
     (void)state;
-    struct store *s = testlib_store(":memory:");
+    struct store *s = testlib_store(db_path);
     int64_t ana = user(s, "Ana");
     struct report r;
 
@@ -197,7 +220,7 @@ static void test_fcr(void **state)
 static void test_handle_time(void **state)
 {
     (void)state;
-    struct store *s = testlib_store(":memory:");
+    struct store *s = testlib_store(db_path);
     int64_t ana = user(s, "Ana"), ben = user(s, "Ben");
     int64_t b = T0 + 10 * HOUR;
     /* P: picked at +0; agent +30, customer +100, agent +120, closed +180:
@@ -290,7 +313,7 @@ static void test_sla_targets_setting(void **state)
 static void test_sla(void **state)
 {
     (void)state;
-    struct store *s = testlib_store(":memory:");
+    struct store *s = testlib_store(db_path);
     int64_t ana = user(s, "Ana");
     int64_t mon = T0, tue = T0 + DAY, wed = T0 + 2 * DAY, fri = T0 + 4 * DAY;
     /* S1: picked 30 s after a Monday 09:00 handoff, closed at 12:00: both met. */
@@ -370,7 +393,7 @@ static void test_sla(void **state)
 static void test_nps_and_drivers(void **state)
 {
     (void)state;
-    struct store *s = testlib_store(":memory:");
+    struct store *s = testlib_store(db_path);
     int64_t ana = user(s, "Ana");
     int64_t c[6];
     c[0] = bot_chat(s, "a@x.org", T0 + 10, "refund_status");
@@ -475,7 +498,7 @@ static void test_week_parse(void **state)
 static void test_week_report(void **state)
 {
     (void)state;
-    struct store *s = testlib_store(":memory:");
+    struct store *s = testlib_store(db_path);
     int64_t ana = user(s, "Ana");
     int64_t prev = T0 - 7 * DAY;
     /* The previous week: one refund question kept by the bot, one order
@@ -494,9 +517,8 @@ static void test_week_report(void **state)
     assert_int_equal(store_unanswered_add(s, q, "can I pay | in \"crypto\"?", "en", "", 0.1), 0);
     assert_int_equal(store_unanswered_add(s, q, "=cmd()", "en", "", 0.1), 0);
     /* Recorded in that week (the store stamps them with the wall clock). */
-    assert_int_equal(sqlite3_exec(store_sqlite_db(s),
-                                  "UPDATE unanswered SET created_s = 1764558000", NULL, NULL, NULL),
-                     SQLITE_OK);
+    char out[32];
+    testlib_sql_text(db_path, "UPDATE unanswered SET created_s = 1764558000", out, sizeof out);
 
     struct report_settings rs;
     memset(&rs, 0, sizeof rs);
@@ -579,19 +601,28 @@ static void test_week_report(void **state)
     store_close(s);
 }
 
+#define T(f) cmocka_unit_test_setup_teardown(f, setup_path, teardown_path)
+
+#define P(f) cmocka_unit_test_setup_teardown(f, setup_pg, NULL)
+
 int main(void)
 {
     setenv("TZ", "UTC", 1);
     tzset();
-    TESTLIB_RUN(NULL, NULL,
-                {
-                    cmocka_unit_test(test_fcr),
-                    cmocka_unit_test(test_handle_time),
-                    cmocka_unit_test(test_business_seconds),
-                    cmocka_unit_test(test_sla_targets_setting),
-                    cmocka_unit_test(test_sla),
-                    cmocka_unit_test(test_nps_and_drivers),
-                    cmocka_unit_test(test_week_parse),
-                    cmocka_unit_test(test_week_report),
-                });
+    const struct CMUnitTest on_sqlite[] = {
+        T(test_fcr),
+        T(test_handle_time),
+        cmocka_unit_test(test_business_seconds),
+        cmocka_unit_test(test_sla_targets_setting),
+        T(test_sla),
+        T(test_nps_and_drivers),
+        cmocka_unit_test(test_week_parse),
+        T(test_week_report),
+    };
+    const struct CMUnitTest on_postgres[] = {
+        P(test_fcr), P(test_handle_time), P(test_sla), P(test_nps_and_drivers), P(test_week_report),
+    };
+    int failed = cmocka_run_group_tests_name("report on SQLite", on_sqlite, NULL, NULL);
+    failed += cmocka_run_group_tests_name("report on PostgreSQL", on_postgres, NULL, NULL);
+    return failed;
 }

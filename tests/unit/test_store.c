@@ -784,6 +784,36 @@ static void test_claim_within_capacity(void **state)
     store_close(n1);
 }
 
+/* A node whose copy is out of date does not undo another node's claim. */
+static void test_update_if_unchanged(void **state)
+{
+    (void)state;
+    struct store *n1 = testlib_store(db_path);
+    struct store *n2 = testlib_store(db_path);
+    int64_t a = new_conversation(n1, 90, NULL);
+    struct store_conversation c;
+    assert_int_equal(store_conversation_get(n1, a, &c), 0);
+    c.state = STORE_STATE_QUEUED;
+    assert_int_equal(store_conversation_update_if(n1, &c, STORE_STATE_BOT, 0), 0);
+    /* Node 2 claims; node 1, still seeing it queued, marks it offline. */
+    assert_int_equal(store_conversation_claim_within(n2, a, 12, 100, 0), 0);
+    c.is_offline = 1;
+    assert_int_equal(store_conversation_update_if(n1, &c, STORE_STATE_QUEUED, 0), CD_EBUSY);
+    store_conversation_clear(&c);
+    assert_int_equal(store_conversation_get(n1, a, &c), 0);
+    assert_int_equal(c.state, STORE_STATE_WITH_AGENT);
+    assert_int_equal(c.agent_id, 12);
+    assert_int_equal(c.is_offline, 0);
+    /* Read again, the write goes through. */
+    c.state = STORE_STATE_CLOSED;
+    assert_int_equal(store_conversation_update_if(n1, &c, STORE_STATE_WITH_AGENT, 12), 0);
+    c.id = 987654;
+    assert_int_equal(store_conversation_update_if(n1, &c, STORE_STATE_CLOSED, 12), CD_ENOTFOUND);
+    store_conversation_clear(&c);
+    store_close(n2);
+    store_close(n1);
+}
+
 /* A failed write inside a unit of work: the mark takes the group back, and the group goes on
  * (store.h's rule, the same on both backends). */
 static void test_failed_write_undone_by_mark(void **state)
@@ -977,6 +1007,7 @@ int main(void)
         T(test_checkpoint_thread),
         T(test_failed_write_undone_by_mark),
         T(test_claim_within_capacity),
+        T(test_update_if_unchanged),
     };
     const struct CMUnitTest on_postgres[] = {
         P(test_open_version),
@@ -995,6 +1026,7 @@ int main(void)
         P(test_export_erase_retention),
         P(test_failed_write_undone_by_mark),
         P(test_claim_within_capacity),
+        P(test_update_if_unchanged),
         P(test_pg_failed_write_without_mark),
         P(test_pg_seq_across_nodes),
         P(test_pg_claim_across_nodes),

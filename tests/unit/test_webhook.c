@@ -1,6 +1,6 @@
 /* Tests for webhook and store_outbox: the signature, the backoff, endpoint settings, the
  * outbox's order per conversation, and events written in the transaction of their change
- * (undone with it). */
+ * (undone with it). The tests on a store run on SQLite and again on PostgreSQL (testlib.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,9 +13,34 @@
 
 #include "cd.h"
 #include "config.h"
+#include "kb.h"
 #include "store.h"
 #include "store_outbox.h"
+#include "testlib.h"
 #include "webhook.h"
+
+/* The database of the running test: a SQLite path, or a PostgreSQL URL. */
+static char db_path[256];
+
+static int setup_path(void **state)
+{
+    (void)state;
+    testlib_remove_db(testlib_db_path(db_path, sizeof db_path, "webhook"));
+    return 0;
+}
+
+static int teardown_path(void **state)
+{
+    return setup_path(state);
+}
+
+/* A new, empty PostgreSQL database for each test. */
+static int setup_pg(void **state)
+{
+    (void)state;
+    testlib_pg_database(db_path, sizeof db_path, "webhook");
+    return 0;
+}
 
 static void test_signature(void **state)
 {
@@ -128,7 +153,7 @@ static void test_outbox_order(void **state)
 {
     (void)state;
     char *err = NULL;
-    struct store *s = store_open(":memory:", NULL, &err);
+    struct store *s = store_open(db_path, NULL, &err);
     assert_non_null(s);
     struct store_conversation c;
     memset(&c, 0, sizeof c);
@@ -190,6 +215,54 @@ static void test_outbox_order(void **state)
     store_close(s);
 }
 
+/* Delivery threads take rows with store_outbox_claim(): on PostgreSQL a row one node took is
+ * held from the others until its hold ends or its attempt is recorded; on SQLite (one node)
+ * nothing is held. */
+static void test_outbox_claim(void **state)
+{
+    (void)state;
+    char *err = NULL;
+    struct store *a = store_open(db_path, NULL, &err);
+    assert_non_null(a);
+    struct store *b = store_open(db_path, NULL, &err); /* another node's delivery thread */
+    assert_non_null(b);
+    int is_pg = store_target_is_postgres(db_path);
+    struct store_conversation c;
+    memset(&c, 0, sizeof c);
+    assert_int_equal(store_conversation_create(a, &c), 0);
+    add(a, "conversation.created", c.id, 100);
+    add(a, "message.created", c.id, 101);
+    add(a, "article.published", 0, 102);
+
+    struct store_outbox_item items[8];
+    int n = 0;
+    assert_int_equal(store_outbox_claim(a, 1000, 5000, items, 8, &n), 0);
+    assert_int_equal(n, 2); /* the conversation's first event, and the article's */
+    assert_string_equal(items[0].event, "conversation.created");
+    assert_string_equal(items[1].event, "article.published");
+    int64_t first = items[0].id;
+    store_outbox_clear(items, n);
+    assert_int_equal(store_outbox_claim(b, 1000, 5000, items, 8, &n), 0);
+    assert_int_equal(n, is_pg ? 0 : 2);
+    store_outbox_clear(items, n);
+
+    /* The first delivered: the conversation's next event is free; the article's is held. */
+    assert_int_equal(store_outbox_record(a, first, STORE_OUTBOX_DELIVERED, 1, 0, 200, NULL, 1200),
+                     0);
+    assert_int_equal(store_outbox_claim(b, 1500, 5000, items, 8, &n), 0);
+    assert_int_equal(n, is_pg ? 1 : 2);
+    assert_string_equal(items[0].event, "message.created");
+    store_outbox_clear(items, n);
+    /* Past their holds, rows whose node went away are taken by another. */
+    assert_int_equal(store_outbox_claim(b, 7000, 5000, items, 8, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(items[0].event, "message.created");
+    assert_string_equal(items[1].event, "article.published");
+    store_outbox_clear(items, n);
+    store_close(b);
+    store_close(a);
+}
+
 static int count_events(struct store *s, const char *event)
 {
     struct store_outbox_item items[32];
@@ -214,7 +287,7 @@ static void test_events_in_the_change_transaction(void **state)
                         NULL};
     struct webhook *wh = from_settings(kv, &err);
     assert_non_null(wh);
-    struct store *s = store_open(":memory:", NULL, &err);
+    struct store *s = store_open(db_path, NULL, &err);
     assert_non_null(s);
     webhook_observe(wh, s);
 
@@ -262,14 +335,88 @@ static void test_events_in_the_change_transaction(void **state)
     webhook_free(wh);
 }
 
+/* Publishes article id through webhook_kb_put() (new, so with its event); returns its result. */
+static int publish(struct webhook *wh, struct kb *kb, struct store *s, const char *id)
+{
+    struct kb_article a;
+    memset(&a, 0, sizeof a);
+    a.id = (char *)id;
+    a.title = "Returns";
+    a.lang = "en";
+    a.body = "Send it back within 30 days.";
+    a.is_published = 1;
+    char why[200];
+    return webhook_kb_put(wh, kb, s, &a, 0, why, sizeof why);
+}
+
+/* article.published goes into the store's outbox with its article, whether the KB shares the
+ * store's SQLite file (the article's own transaction) or not (PostgreSQL, a KB file apart: a
+ * unit of work of the store around the article's write); a refused article leaves no event,
+ * and inside the caller's open group it leaves the group alive. */
+static void test_article_event(void **state)
+{
+    (void)state;
+    char *err = NULL;
+    const char *kv[] = {"webhook-url", "https://crm.example.com/hook", "webhook-secret", "s", NULL};
+    struct webhook *wh = from_settings(kv, &err);
+    assert_non_null(wh);
+    struct store *s = store_open(db_path, NULL, &err);
+    assert_non_null(s);
+    char kb_apart[256];
+    testlib_remove_db(testlib_db_path(kb_apart, sizeof kb_apart, "webhook-kb"));
+    const char *kb_paths[2] = {kb_apart, db_path};
+    int n_kbs = store_target_is_postgres(db_path) ? 1 : 2;
+    int n_events = 0;
+    for (int k = 0; k < n_kbs; k++) {
+        struct kb *kb = kb_open(kb_paths[k], &err);
+        assert_non_null(kb);
+        char id[32];
+        snprintf(id, sizeof id, "returns-%d", k);
+        assert_int_equal(publish(wh, kb, s, id), 0);
+        assert_int_equal(count_events(s, "article.published"), ++n_events);
+        struct kb_article got;
+        assert_int_equal(kb_get(kb, id, &got), 0);
+        kb_article_clear(&got);
+        assert_int_equal(publish(wh, kb, s, "Not A Slug"), CD_EINVAL);
+        assert_int_equal(count_events(s, "article.published"), n_events);
+        kb_close(kb);
+    }
+    /* Inside an open group (the KB apart). */
+    struct kb *kb = kb_open(kb_apart, &err);
+    assert_non_null(kb);
+    assert_int_equal(store_begin(s), 0);
+    assert_int_equal(publish(wh, kb, s, "Not A Slug"), CD_EINVAL);
+    assert_int_equal(publish(wh, kb, s, "exchanges"), 0);
+    assert_int_equal(store_commit(s), 0);
+    assert_int_equal(count_events(s, "article.published"), n_events + 1);
+    kb_close(kb);
+    testlib_remove_db(kb_apart);
+    store_close(s);
+    webhook_free(wh);
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, setup_path, teardown_path)
+
+#define P(f) cmocka_unit_test_setup_teardown(f, setup_pg, NULL)
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
+    const struct CMUnitTest on_sqlite[] = {
         cmocka_unit_test(test_signature),
         cmocka_unit_test(test_backoff),
         cmocka_unit_test(test_settings),
-        cmocka_unit_test(test_outbox_order),
-        cmocka_unit_test(test_events_in_the_change_transaction),
+        T(test_outbox_order),
+        T(test_outbox_claim),
+        T(test_events_in_the_change_transaction),
+        T(test_article_event),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest on_postgres[] = {
+        P(test_outbox_order),
+        P(test_outbox_claim),
+        P(test_events_in_the_change_transaction),
+        P(test_article_event),
+    };
+    int failed = cmocka_run_group_tests_name("webhook on SQLite", on_sqlite, NULL, NULL);
+    failed += cmocka_run_group_tests_name("webhook on PostgreSQL", on_postgres, NULL, NULL);
+    return failed;
 }

@@ -42,7 +42,9 @@ function hasFlag(args, name) {
 // Returns { code, stdout, stderr }.
 export function runCaredesk(args, { cwd = repoRoot, env = {}, input } = {}) {
   return new Promise((resolve, reject) => {
-    const p = spawn(caredeskBin, args, { cwd, env: { ...process.env, ...env } });
+    // CAREDESK_TEST_BACKEND is the tests' own, not a setting the command would accept.
+    const p = spawn(caredeskBin, args,
+      { cwd, env: { ...process.env, CAREDESK_TEST_BACKEND: undefined, ...env } });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d) => { stdout += d; });

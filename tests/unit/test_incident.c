@@ -1,0 +1,135 @@
+/* Tests for incident.c on the store: tracking ids numbered after the day's highest, status
+ * updates recorded and found by tracking id in any case, with the message's status update.
+ * They run on SQLite and again on PostgreSQL (testlib.h). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "incident.h"
+#include "store.h"
+#include "testlib.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Saturday 6 December 2025, 12:00 UTC (the tests run with TZ=UTC). */
+#define NOON 1765022400LL
+
+/* The database of the running test: a SQLite path, or a PostgreSQL URL. */
+static char db_path[256];
+
+static int setup_path(void **state)
+{
+    (void)state;
+    testlib_remove_db(testlib_db_path(db_path, sizeof db_path, "incident"));
+    return 0;
+}
+
+static int teardown_path(void **state)
+{
+    return setup_path(state);
+}
+
+/* A new, empty PostgreSQL database for each test. */
+static int setup_pg(void **state)
+{
+    (void)state;
+    testlib_pg_database(db_path, sizeof db_path, "incident");
+    return 0;
+}
+
+/* An agent message of conversation with meta; returns its seq. */
+static int64_t agent_message(struct store *s, int64_t conversation, int64_t agent, const char *meta)
+{
+    struct store_message m;
+    memset(&m, 0, sizeof m);
+    m.conversation = conversation;
+    m.sender = STORE_SENDER_AGENT;
+    m.agent_id = agent;
+    m.text = "We are on it.";
+    m.meta = meta;
+    assert_int_equal(store_message_append(s, &m), 0);
+    return m.seq;
+}
+
+static void test_ids_records_and_search(void **state)
+{
+    (void)state;
+    struct store *s = testlib_store(db_path);
+    struct store_user u;
+    memset(&u, 0, sizeof u);
+    snprintf(u.name, sizeof u.name, "Ana");
+    snprintf(u.role, sizeof u.role, "agent");
+    memset(u.token_hash, 'a', sizeof u.token_hash);
+    assert_int_equal(store_user_add(s, &u), 0);
+    struct store_conversation c;
+    memset(&c, 0, sizeof c);
+    int64_t conv = testlib_conversation(s, &c);
+
+    /* The day's first id, then one after the highest recorded that day. */
+    char id[INCIDENT_ID_MAX];
+    assert_int_equal(incident_id_new(s, NOON, id), 0);
+    assert_string_equal(id, "INC-2025-1206-0001");
+    int64_t seq = agent_message(
+        s, conv, u.id, "{\"status_update\":{\"status\":\"investigating\",\"owner\":\"Ana\"}}");
+    assert_int_equal(incident_record(s, id, conv, seq, u.id, "investigating"), 0);
+    assert_int_equal(incident_record(s, "INC-2025-1206-0041", conv, seq, u.id, "open"), 0);
+    assert_int_equal(incident_id_new(s, NOON, id), 0);
+    assert_string_equal(id, "INC-2025-1206-0042");
+    /* Other days and other prefixes do not count; nor does an id with no number. */
+    assert_int_equal(incident_record(s, "INC-2025-1205-0900", conv, seq, u.id, "open"), 0);
+    assert_int_equal(incident_record(s, "OPS-2025-1206-0500", conv, seq, u.id, "open"), 0);
+    assert_int_equal(incident_record(s, "INC-2025-1206-x", conv, seq, u.id, "open"), 0);
+    assert_int_equal(incident_id_new(s, NOON, id), 0);
+    assert_string_equal(id, "INC-2025-1206-0042");
+    assert_int_equal(incident_id_new(s, NOON + 86400, id), 0);
+    assert_string_equal(id, "INC-2025-1207-0001");
+
+    /* Found in any case, oldest first, with the message's status update. */
+    int64_t seq2 = agent_message(s, conv, u.id, NULL);
+    assert_int_equal(incident_record(s, "INC-2025-1206-0001", conv, seq2, u.id, "resolved"), 0);
+    json_t *out = NULL;
+    assert_int_equal(incident_search(s, "inc-2025-1206-0001", &out), 0);
+    assert_string_equal(json_string_value(json_object_get(out, "tracking_id")),
+                        "INC-2025-1206-0001");
+    json_t *updates = json_object_get(out, "updates");
+    assert_int_equal(json_array_size(updates), 2);
+    json_t *first = json_array_get(updates, 0), *second = json_array_get(updates, 1);
+    assert_int_equal(json_integer_value(json_object_get(first, "conversation")), conv);
+    assert_int_equal(json_integer_value(json_object_get(first, "seq")), seq);
+    assert_string_equal(json_string_value(json_object_get(first, "agent")), "Ana");
+    assert_string_equal(json_string_value(json_object_get(first, "status")), "investigating");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(first, "status_update"), "owner")),
+        "Ana");
+    assert_string_equal(json_string_value(json_object_get(second, "status")), "resolved");
+    assert_true(json_is_null(json_object_get(second, "status_update")));
+    json_decref(out);
+
+    /* No updates: an empty list. */
+    assert_int_equal(incident_search(s, "INC-2025-1201-0001", &out), 0);
+    assert_int_equal(json_array_size(json_object_get(out, "updates")), 0);
+    json_decref(out);
+    store_close(s);
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, setup_path, teardown_path)
+
+#define P(f) cmocka_unit_test_setup_teardown(f, setup_pg, NULL)
+
+int main(void)
+{
+    setenv("TZ", "UTC", 1);
+    const struct CMUnitTest on_sqlite[] = {
+        T(test_ids_records_and_search),
+    };
+    const struct CMUnitTest on_postgres[] = {
+        P(test_ids_records_and_search),
+    };
+    int failed = cmocka_run_group_tests_name("incident on SQLite", on_sqlite, NULL, NULL);
+    failed += cmocka_run_group_tests_name("incident on PostgreSQL", on_postgres, NULL, NULL);
+    return failed;
+}
