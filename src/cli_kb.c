@@ -1,6 +1,7 @@
 /* cli_kb: the knowledge-base subcommands: `search`, `import` and `eval kb`. */
 #include "cd.h"
 #include "cli.h"
+#include "db.h"
 #include "kb.h"
 #include "triage.h"
 
@@ -88,7 +89,9 @@ static struct kb *open_kb(const char *path)
     char *err = NULL;
     struct kb *kb = kb_open(path, &err);
     if (!kb) {
-        fprintf(stderr, "caredesk: %s: %s\n", path, err ? err : "cannot open");
+        /* A PostgreSQL URI may hold a password: it is not repeated. */
+        fprintf(stderr, "caredesk: %s: %s\n", db_target_is_postgres(path) ? "--db" : path,
+                err ? err : "cannot open");
         free(err);
     }
     return kb;
@@ -233,7 +236,7 @@ int cli_search(int argc, char **argv)
     struct stat sb;
     if (!kb_path && !db_path)
         db_path = CLI_DEFAULT_DB;
-    if (!kb_path && stat(db_path, &sb) != 0) {
+    if (!kb_path && !db_target_is_postgres(db_path) && stat(db_path, &sb) != 0) {
         fprintf(stderr,
                 "caredesk: %s does not exist: run 'caredesk import kb' first, or search with "
                 "--kb DIR\n",
@@ -275,31 +278,31 @@ done:
 int cli_import(int argc, char **argv)
 {
     const char *db_path = CLI_DEFAULT_DB;
-    int first_path = 0;
     if (cli_import_is_export(argc, argv))
         return cli_import_export(argc, argv);
+    /* Options may come before or after the paths (all of them before a "--"). */
+    int n_paths = 0, is_end = 0;
     for (int i = 1; i < argc; i++) {
-        if (is_help(argv[i])) {
+        if (!is_end && is_help(argv[i])) {
             fputs(import_usage, stdout);
             return CLI_OK;
         }
-        if (!strcmp(argv[i], "--db")) {
+        if (!is_end && !strcmp(argv[i], "--db")) {
             if (i + 1 >= argc)
                 return usage_error(import_usage, "option '%s' needs a value", argv[i]);
             db_path = argv[++i];
-        } else if (argv[i][0] == '-' && argv[i][1] == '-' && strcmp(argv[i], "--")) {
+        } else if (!is_end && !strcmp(argv[i], "--")) {
+            is_end = 1;
+        } else if (!is_end && argv[i][0] == '-' && argv[i][1] == '-') {
             return usage_error(import_usage, "unknown option '%s'", argv[i]);
-        } else if (!first_path) {
-            first_path = i;
-            break;
+        } else {
+            argv[1 + n_paths++] = argv[i]; /* the paths, in order, from argv[1] */
         }
     }
-    if (!first_path)
+    if (!n_paths)
         return usage_error(import_usage, "no file or directory given%s", NULL);
-    if (!strcmp(argv[first_path], "--"))
-        first_path++;
-    if (first_path >= argc)
-        return usage_error(import_usage, "no file or directory given%s", NULL);
+    int first_path = 1;
+    argc = 1 + n_paths;
     struct kb *kb = open_kb(db_path);
     if (!kb)
         return CLI_FAIL;

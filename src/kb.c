@@ -36,6 +36,8 @@
  * question yields no hits, never an SQL error), or a query scoring every article that shares
  * a common word with it. */
 #include "kb_int.h"
+
+#include "db.h"
 #include "kb_import.h"
 
 #include <errno.h>
@@ -291,6 +293,15 @@ struct kb *kb_open(const char *path, char **err)
         *err = NULL;
     if (!path) {
         set_err(err, "no database path%s", NULL);
+        return NULL;
+    }
+    if (db_target_is_postgres(path)) {
+        /* Several nodes: each builds its KB index from the article files and the database's
+         * journal of changes; the KB commands work on a SQLite file (docs/scaling.md). */
+        set_err(err,
+                "the KB commands need a SQLite file; with PostgreSQL, change articles through "
+                "the REST API or the article files%s",
+                NULL);
         return NULL;
     }
     struct kb *kb = calloc(1, sizeof *kb);

@@ -198,6 +198,19 @@ static const char *const stmt_sql[ST_COUNT] = {
 /* PostgreSQL's text of the statements whose SQLite text it does not take. */
 static const char *const stmt_pg[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN",
+    /* Text sorts by bytes, as on SQLite, whatever the database's locale. */
+    [ST_USER_LIST] = "SELECT id, name, role, skills, token_hash, created_s FROM users"
+                     " ORDER BY name COLLATE \"C\" LIMIT ?1",
+    [ST_UNANSWERED_LIST] = "SELECT min(question COLLATE \"C\"), min(lang), count(*),"
+                           " max(created_s) FROM (SELECT question, lang, created_s FROM unanswered"
+                           " WHERE created_s >= ?1 ORDER BY id DESC LIMIT 10000) AS u"
+                           " GROUP BY lower(question) ORDER BY 3 DESC, 4 DESC, 1 LIMIT ?2",
+    [ST_STATS_QUEUES] = "SELECT queue, count(*) FROM conversations"
+                        " WHERE created_s >= ?1 AND created_s < ?2 AND queued_s > 0"
+                        " GROUP BY queue ORDER BY 2 DESC, queue COLLATE \"C\" LIMIT ?3",
+    [ST_STATS_UNANSWERED] = "SELECT min(question COLLATE \"C\"), count(*) FROM unanswered"
+                            " WHERE created_s >= ?1 AND created_s < ?2"
+                            " GROUP BY lower(question) ORDER BY 2 DESC, 1 LIMIT ?3",
     [ST_SET_NODE] = "SELECT set_config('caredesk.node', ?1, false)",
     [ST_AGENT_LOCK] = "SELECT id FROM users WHERE id = ?1 FOR UPDATE",
     [ST_PING] = "SELECT 1",
@@ -241,7 +254,7 @@ static const char *const stmt_pg[ST_COUNT] = {
     [ST_STATS_DRIVERS] =
         "SELECT d, count(*) FROM (SELECT CASE WHEN disposition <> '' THEN disposition"
         " ELSE intent END AS d FROM conversations WHERE created_s >= ?1 AND created_s < ?2) AS x"
-        " WHERE d <> '' GROUP BY d ORDER BY 2 DESC, 1 LIMIT ?3",
+        " WHERE d <> '' GROUP BY d ORDER BY 2 DESC, d COLLATE \"C\" LIMIT ?3",
     [ST_EMAIL_CONVERSATIONS] = "SELECT id FROM conversations WHERE lower(customer_email) ="
                                " lower(?1) AND id > ?2 ORDER BY id LIMIT ?3",
     [ST_ERASE_EMAIL] = "DELETE FROM conversations WHERE id IN (SELECT id FROM conversations"
