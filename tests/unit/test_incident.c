@@ -18,29 +18,6 @@
 /* Saturday 6 December 2025, 12:00 UTC (the tests run with TZ=UTC). */
 #define NOON 1765022400LL
 
-/* The database of the running test: a SQLite path, or a PostgreSQL URL. */
-static char db_path[256];
-
-static int setup_path(void **state)
-{
-    (void)state;
-    testlib_remove_db(testlib_db_path(db_path, sizeof db_path, "incident"));
-    return 0;
-}
-
-static int teardown_path(void **state)
-{
-    return setup_path(state);
-}
-
-/* A new, empty PostgreSQL database for each test. */
-static int setup_pg(void **state)
-{
-    (void)state;
-    testlib_pg_database(db_path, sizeof db_path, "incident");
-    return 0;
-}
-
 /* An agent message of conversation with meta; returns its seq. */
 static int64_t agent_message(struct store *s, int64_t conversation, int64_t agent, const char *meta)
 {
@@ -58,7 +35,7 @@ static int64_t agent_message(struct store *s, int64_t conversation, int64_t agen
 static void test_ids_records_and_search(void **state)
 {
     (void)state;
-    struct store *s = testlib_store(db_path);
+    struct store *s = testlib_store(testlib_db);
     struct store_user u;
     memset(&u, 0, sizeof u);
     snprintf(u.name, sizeof u.name, "Ana");
@@ -116,9 +93,8 @@ static void test_ids_records_and_search(void **state)
     store_close(s);
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, setup_path, teardown_path)
-
-#define P(f) cmocka_unit_test_setup_teardown(f, setup_pg, NULL)
+#define T(f) TESTLIB_ON_SQLITE(f)
+#define P(f) TESTLIB_ON_PG(f)
 
 int main(void)
 {

@@ -12,6 +12,7 @@
 
 #include <sqlite3.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,23 @@ char *testlib_db_path(char *out, size_t cap, const char *name)
 {
     snprintf(out, cap, "/tmp/cd-test-%s-%d.db", name, (int)getpid());
     return out;
+}
+
+char testlib_db[256];
+
+int testlib_db_sqlite(void **state)
+{
+    (void)state;
+    testlib_remove_db(
+        testlib_db_path(testlib_db, sizeof testlib_db, program_invocation_short_name));
+    return 0;
+}
+
+int testlib_db_pg(void **state)
+{
+    (void)state;
+    testlib_pg_database(testlib_db, sizeof testlib_db, program_invocation_short_name);
+    return 0;
 }
 
 void testlib_write_file(const char *dir, const char *name, const char *text)

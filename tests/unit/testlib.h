@@ -32,6 +32,16 @@ void testlib_write_file(const char *dir, const char *name, const char *text);
  * by an earlier run is dropped first. Writes the URL into out and returns out. */
 char *testlib_pg_database(char *out, size_t cap, const char *name);
 
+/* The database of the running test, for a test file whose tests run on both backends: a
+ * SQLite file that testlib_db_sqlite() removes before and after each test, or a new, empty
+ * PostgreSQL database that testlib_db_pg() makes before each test; both are named after the
+ * program. Use them as cmocka setups with TESTLIB_ON_SQLITE(test) and TESTLIB_ON_PG(test). */
+extern char testlib_db[256];
+int testlib_db_sqlite(void **state);
+int testlib_db_pg(void **state);
+#define TESTLIB_ON_SQLITE(f) cmocka_unit_test_setup_teardown(f, testlib_db_sqlite, testlib_db_sqlite)
+#define TESTLIB_ON_PG(f)     cmocka_unit_test_setup_teardown(f, testlib_db_pg, NULL)
+
 /* The first column of the first row sql gives on the database at target (a SQLite path or a
  * PostgreSQL URL), as text ("" for no row or NULL), in out. Fails the test on an error. */
 char *testlib_sql_text(const char *target, const char *sql, char *out, size_t cap);
