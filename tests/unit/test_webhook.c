@@ -290,12 +290,7 @@ static void test_events_in_the_change_transaction(void **state)
     assert_int_equal(count_events(s, "conversation.handoff"), 1);
     assert_int_equal(store_conversation_claim(s, c.id, 7, 1000), 0);
     assert_int_equal(count_events(s, "conversation.assigned"), 1);
-    struct store_message m;
-    memset(&m, 0, sizeof m);
-    m.conversation = c.id;
-    m.sender = STORE_SENDER_CUSTOMER;
-    m.text = "my card **** **** **** 4242";
-    assert_int_equal(store_message_append(s, &m), 0);
+    testlib_message(s, c.id, STORE_SENDER_CUSTOMER, 0, "my card **** **** **** 4242", NULL);
     assert_int_equal(count_events(s, "message.created"), 1);
     assert_int_equal(store_conversation_get(s, c.id, &c), 0);
     c.state = STORE_STATE_CLOSED;

@@ -97,6 +97,20 @@ int64_t testlib_conversation(struct store *s, struct store_conversation *c)
     return c->id;
 }
 
+int64_t testlib_message(struct store *s, int64_t conversation, int sender, int64_t agent_id,
+                        const char *text, const char *meta)
+{
+    struct store_message m;
+    memset(&m, 0, sizeof m);
+    m.conversation = conversation;
+    m.sender = sender;
+    m.agent_id = agent_id;
+    m.text = text;
+    m.meta = meta;
+    assert_int_equal(store_message_append(s, &m), 0);
+    return m.seq;
+}
+
 struct intents *testlib_intents(const char *const *jsons, size_t n, const char *source)
 {
     struct intents *set = intents_new();

@@ -55,6 +55,12 @@ struct store *testlib_store(const char *path);
  * the store refuses it. Returns c->id. */
 int64_t testlib_conversation(struct store *s, struct store_conversation *c);
 
+/* Appends a message of sender (enum store_sender) to conversation in s: text, meta (JSON
+ * text or NULL) and, for an agent's, agent_id; fails the test when the store refuses it.
+ * Returns its seq. */
+int64_t testlib_message(struct store *s, int64_t conversation, int sender, int64_t agent_id,
+                        const char *text, const char *meta);
+
 /* A new intent set with the n JSON documents in jsons loaded (as from a file named source)
  * and trained quietly; fails the test on any error. */
 struct intents *testlib_intents(const char *const *jsons, size_t n, const char *source);
