@@ -28,6 +28,11 @@ static inline const char **cli_str_opt_find(const struct cli_str_opt *opts, size
 
 /* src/cli_kb.c */
 int cli_search(int argc, char **argv);
+/* The KB in the database at path (":memory:": a new one in memory) for a subcommand, or NULL
+ * after saying why on stderr; a PostgreSQL URI, which may hold a password, is called --db
+ * there. Close it with kb_close(). */
+struct kb;
+struct kb *cli_open_kb(const char *path);
 int cli_import(int argc, char **argv);
 /* import of help-centre exports (cli_kb_import.c): wanted for --from or a .json file. */
 int cli_import_is_export(int argc, char **argv);

@@ -84,7 +84,7 @@ static void print_load_error(void *ctx, const char *file, int line, const char *
     fprintf(stderr, "%s:%d: %s\n", file, line, message);
 }
 
-static struct kb *open_kb(const char *path)
+struct kb *cli_open_kb(const char *path)
 {
     char *err = NULL;
     struct kb *kb = kb_open(path, &err);
@@ -244,7 +244,7 @@ int cli_search(int argc, char **argv)
         cd_buf_free(&question);
         return CLI_FAIL;
     }
-    struct kb *kb = open_kb(db_path ? db_path : ":memory:");
+    struct kb *kb = cli_open_kb(db_path ? db_path : ":memory:");
     struct kb_hit hits[CLI_MAX_LIMIT];
     int n_hits = 0;
     if (!kb)
@@ -303,7 +303,7 @@ int cli_import(int argc, char **argv)
         return usage_error(import_usage, "no file or directory given%s", NULL);
     int first_path = 1;
     argc = 1 + n_paths;
-    struct kb *kb = open_kb(db_path);
+    struct kb *kb = cli_open_kb(db_path);
     if (!kb)
         return CLI_FAIL;
     struct kb_load_report report = {0};
@@ -448,7 +448,7 @@ int cli_eval_kb(int argc, char **argv)
     int n_qs = 0, n_ls = 0, n_os = 0, rc = CLI_FAIL;
     struct triage *t = NULL;
     int64_t *times = NULL;
-    struct kb *kb = open_kb(":memory:");
+    struct kb *kb = cli_open_kb(":memory:");
     if (!kb)
         return CLI_FAIL;
     if (read_queries(queries, 0, &qs, &n_qs) != CLI_OK)
