@@ -54,6 +54,11 @@ int cd_buf_vprintf(struct cd_buf *b, const char *fmt, va_list ap)
 void cd_buf_reset(struct cd_buf *b);
 void cd_buf_free(struct cd_buf *b);
 
+/* Writes ms (milliseconds since the epoch) as UTC in ISO 8601 with milliseconds,
+ * "2026-12-06T08:27:26.123Z", into out (cap bytes, at least CD_ISO_TIME_MAX). Returns out. */
+#define CD_ISO_TIME_MAX 32
+char *cd_iso_time_ms(int64_t ms, char *out, size_t cap);
+
 /* Appends the n bytes at s to b with & < > " ' escaped as HTML (and XML) entities. Returns 0
  * or CD_ENOMEM. */
 int cd_html_escape(struct cd_buf *b, const char *s, size_t n);

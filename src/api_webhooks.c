@@ -18,15 +18,8 @@
 
 static json_t *time_or_null(int64_t ms)
 {
-    if (ms <= 0)
-        return json_null();
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    char buf[64];
-    snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
-    return json_string(buf);
+    char buf[CD_ISO_TIME_MAX];
+    return ms > 0 ? json_string(cd_iso_time_ms(ms, buf, sizeof buf)) : json_null();
 }
 
 static const char *const status_names[] = {"pending", "delivered", "failed"};

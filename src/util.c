@@ -92,6 +92,16 @@ int cd_html_escape(struct cd_buf *b, const char *s, size_t n)
     return rc;
 }
 
+char *cd_iso_time_ms(int64_t ms, char *out, size_t cap)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    size_t n = strftime(out, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, cap - n, ".%03dZ", (int)(ms % 1000));
+    return out;
+}
+
 int cd_resize(void *items, size_t n, size_t size)
 {
     void *old, *grown;

@@ -101,6 +101,16 @@ static void test_fnv1a_and_suffix(void **state)
     TESTLIB_CHECK_CASES2(cd_has_suffix, suffixes);
 }
 
+/* The one ISO 8601 time with milliseconds (log lines, webhook deliveries). */
+static void test_iso_time(void **state)
+{
+    (void)state;
+    char buf[CD_ISO_TIME_MAX];
+    assert_string_equal(cd_iso_time_ms(0, buf, sizeof buf), "1970-01-01T00:00:00.000Z");
+    assert_string_equal(cd_iso_time_ms(1796545646123LL, buf, sizeof buf),
+                        "2026-12-06T08:27:26.123Z");
+}
+
 /* The one HTML escaper: pages and SVG. */
 static void test_html_escape(void **state)
 {
@@ -161,6 +171,7 @@ int main(void)
                     cmocka_unit_test(test_fnv1a_and_suffix),
                     cmocka_unit_test(test_resize),
                     cmocka_unit_test(test_html_escape),
+                    cmocka_unit_test(test_iso_time),
                     cmocka_unit_test(test_json_string_utf8),
                 });
 }
