@@ -1,27 +1,27 @@
 /* cluster: what the other nodes sharing one PostgreSQL database changed, delivered to this one.
  *
  * DESIGN. The database is the only channel between nodes; there is no node-to-node protocol.
- * Every message stored and every change of a conversation's state, agent or queue leaves a
- * row in node_events, written by a trigger in the same transaction as the change (so an event
- * exists exactly when its change committed) with the id of the node whose store connection
- * made it (store_set_node()). Each node has one thread with one connection of its own that
- * LISTENs on channel caredesk_events: the trigger's NOTIFY carries no payload and is only a
- * doorbell (PostgreSQL merges identical notifications of one transaction, so a group commit
- * rings once). On the doorbell, and every CLUSTER_POLL_MS without one (a notification lost
- * with a dropped connection, or never sent), the thread reads node_events past the last id it
- * has seen, in id order, keeps the other nodes' events and wakes the event loop, which takes
+ * Two commit-ordered streams carry what the other nodes did, each row naming the node whose
+ * store connection wrote it (store_set_node()): the messages table itself (a stored message,
+ * by its id), and node_events, rows written in the transaction of the change: a change of a
+ * conversation's state, agent or queue (by a trigger), and a KB change (kb.h's journal). Each
+ * node has one thread with one connection of its own that LISTENs on channel caredesk_events:
+ * the NOTIFY carries no payload and is only a doorbell (the store sends one per group commit
+ * that stored messages; the trigger one per changed conversation; PostgreSQL merges identical
+ * notifications of one transaction). On the doorbell, and every CLUSTER_POLL_MS without one (a
+ * notification lost with a dropped connection), the thread reads both streams past the
+ * highest id it has seen, keeps the other nodes' events and wakes the event loop, which takes
  * them with cluster_take().
  *
  * Ids are handed out when a row is written and become visible when its transaction commits, so
- * a later id can be seen before an earlier one. The thread keeps a watermark below which every
- * id was seen, remembers the ids it has seen above it, and waits up to CLUSTER_GAP_MS for a
- * missing id (a transaction still committing) before it gives it up (one that rolled back
- * never comes). An event is therefore delivered once, and at most CLUSTER_GAP_MS late.
+ * a later id can be seen before an earlier one. The thread remembers the ids it skipped over
+ * and asks for them again (every 20 ms while any is missing) for up to CLUSTER_GAP_MS (a
+ * transaction still committing) before it gives them up (one that rolled back never comes).
+ * An event is therefore delivered once, and at most CLUSTER_GAP_MS late.
  *
  * Real-time delivery never waits behind anything else: the thread does nothing but this. The
- * thread also deletes message and conversation events older than CLUSTER_KEEP_S (every node
- * does; the deletes are idempotent); KB events stay: they are the journal a starting node
- * replays. */
+ * thread also deletes conversation events older than CLUSTER_KEEP_S (every node does; the
+ * deletes are idempotent); KB events stay: they are the journal a starting node replays. */
 #ifndef CD_CLUSTER_H
 #define CD_CLUSTER_H
 

@@ -166,6 +166,11 @@ int kb_learned_count(struct kb *kb, const char *id);
  * ends up the same: ranks, learned phrasings, passages and revisions. */
 void kb_set_journal(struct kb *kb, int (*journal)(void *ctx, const char *op), void *ctx);
 
+/* Journals a put of every article (drafts too), in title order: how articles loaded into a
+ * scratch KB reach the nodes sharing a database (caredesk import --db postgresql://...).
+ * CD_EINVAL without a journal. Returns 0 or the first error. */
+int kb_journal_all(struct kb *kb);
+
 /* Makes the journaled change op (n bytes of JSON). 0, CD_EPARSE for an op it cannot read,
  * or what kb_put(), kb_delete() or kb_learn() returned. */
 int kb_apply(struct kb *kb, const char *op, size_t n);

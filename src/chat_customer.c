@@ -503,6 +503,9 @@ static void customer_hello(struct chat *chat, struct conn *k, json_t *o)
     }
     struct conv *c = chat_conv_cached(chat, rec.id);
     if (c) {
+        /* Another node may have stored messages this node has not heard of yet. */
+        if (rec.last_seq > c->rec.last_seq)
+            c->rec.last_seq = rec.last_seq;
         store_conversation_clear(&rec);
     } else {
         c = chat_conv_adopt(chat, &rec);
@@ -522,6 +525,9 @@ static void customer_hello(struct chat *chat, struct conn *k, json_t *o)
     hex[AUTH_TOKEN_HEX] = '\0';
     k->is_resyncing = 1;
     chat_emit(chat, id, welcome_frame(c, hex, 1));
+    /* What this connection has, or gets from the replay: another node's event for one of
+     * these messages (it may come late) is not sent again (chat_remote.c). */
+    k->delivered_floor = last_seq > c->rec.last_seq ? last_seq : c->rec.last_seq;
     if (last_seq >= 0 && last_seq < c->rec.last_seq) {
         k->is_replaying = 1;
         k->replay_after = last_seq;

@@ -48,6 +48,7 @@ struct conn {
     int has_pending;      /* frames queued in this turn */
     int n_pending;        /* how many */
     int64_t replay_after; /* replaying: the last seq sent so far */
+    int64_t delivered_floor; /* customer: every seq up to it was sent (hello and replay) */
     int is_replaying;     /* stored messages still to send after resume */
     int is_resyncing;     /* a welcome or replay frames wait in this turn */
     int is_closing;       /* a close is queued: later frames are ignored */

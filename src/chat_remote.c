@@ -37,7 +37,7 @@ static int deliver_one(void *ctx, const struct store_message *m)
         c->rec.last_seq = m->seq;
     /* A connection still replaying gets this message from its replay, in order. */
     for (struct conn *k = c->conns; k; k = k->next_in_conv)
-        if (!k->is_replaying && !k->is_closing)
+        if (!k->is_replaying && !k->is_closing && m->seq > k->delivered_floor)
             chat_emit(chat, k->node.key, chat_message_frame(chat, c, m));
     if (m->sender != STORE_SENDER_CUSTOMER)
         return 0;

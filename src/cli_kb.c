@@ -2,6 +2,7 @@
 #include "cd.h"
 #include "cli.h"
 #include "db.h"
+#include "store.h"
 #include "kb.h"
 #include "triage.h"
 
@@ -32,12 +33,15 @@ static const char search_usage[] =
     "Exit status: 0 (also when nothing matches), 1 failure, 2 usage error.\n";
 
 static const char import_usage[] =
-    "usage: caredesk import [--db PATH] FILE_OR_DIR...\n"
+    "usage: caredesk import [--db PATH|URI] FILE_OR_DIR...\n"
     "\n"
     "Loads articles into the database (default ./caredesk.db): Markdown files with front\n"
     "matter (*.md) and JSON Lines files (*.jsonl), or every such file in a directory.\n"
     "An article that already exists becomes a new revision when it changed. Invalid files\n"
     "and lines are reported as FILE:LINE: message and skipped; the rest still loads.\n"
+    "With --db postgresql://... (several nodes) the articles go, all or none, to the\n"
+    "database's journal of KB changes: every running node applies them within a second,\n"
+    "and a node that starts later replays them.\n"
     "\n"
     "Help-centre exports (Zendesk, Intercom, Freshdesk): caredesk import --from NAME FILE.json\n"
     "(see 'caredesk import --from zendesk --help').\n"
@@ -275,6 +279,40 @@ done:
     return rc;
 }
 
+static int journal_op(void *ctx, const char *op)
+{
+    return store_kb_journal(ctx, op);
+}
+
+/* Several nodes: the articles loaded into a scratch KB go to the database's journal of KB
+ * changes, in one transaction; every running node applies them within a second, and a node
+ * that starts later replays them. */
+static int journal_to_nodes(struct kb *kb, const char *uri)
+{
+    char *err = NULL;
+    struct store *s = store_open(uri, NULL, &err);
+    if (!s) {
+        fprintf(stderr, "caredesk: --db: %s\n", err ? err : "cannot open");
+        free(err);
+        return CLI_FAIL;
+    }
+    kb_set_journal(kb, journal_op, s);
+    int rc = store_set_node(s, "import");
+    if (!rc)
+        rc = store_begin(s);
+    if (!rc)
+        rc = kb_journal_all(kb);
+    if (!rc)
+        rc = store_commit(s);
+    else
+        store_rollback(s);
+    kb_set_journal(kb, NULL, NULL);
+    store_close(s);
+    if (rc)
+        fprintf(stderr, "caredesk: --db: cannot store the articles: %s\n", cd_strerror(rc));
+    return rc ? CLI_FAIL : CLI_OK;
+}
+
 int cli_import(int argc, char **argv)
 {
     const char *db_path = CLI_DEFAULT_DB;
@@ -303,7 +341,8 @@ int cli_import(int argc, char **argv)
         return usage_error(import_usage, "no file or directory given%s", NULL);
     int first_path = 1;
     argc = 1 + n_paths;
-    struct kb *kb = cli_open_kb(db_path);
+    int is_pg = db_target_is_postgres(db_path);
+    struct kb *kb = cli_open_kb(is_pg ? ":memory:" : db_path);
     if (!kb)
         return CLI_FAIL;
     struct kb_load_report report = {0};
@@ -312,8 +351,11 @@ int cli_import(int argc, char **argv)
     for (int i = first_path; i < argc; i++)
         if (load(kb, argv[i], &report) != CLI_OK)
             rc = CLI_FAIL;
+    if (is_pg && rc == CLI_OK && report.n_loaded > 0)
+        rc = journal_to_nodes(kb, db_path);
     printf("loaded %d, skipped %d; %d published articles in %s\n", report.n_loaded,
-           report.n_skipped, kb_count(kb), db_path);
+           report.n_skipped, kb_count(kb),
+           is_pg ? "the PostgreSQL database's KB journal (every node applies them)" : db_path);
     kb_close(kb);
     return rc != CLI_OK || report.n_skipped ? CLI_FAIL : CLI_OK;
 }

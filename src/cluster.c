@@ -15,9 +15,19 @@
 #include <time.h>
 #include <unistd.h>
 
-#define READ_BATCH 1000
-#define SEEN_MAX   4096 /* ids seen above the watermark */
-#define QUEUE_MAX  65536
+#define READ_BATCH  1000
+#define MISSING_MAX 4096 /* ids a stream waits for at once */
+#define QUEUE_MAX   65536
+
+/* One commit-ordered id sequence read past a watermark: the messages table (kind 'm') or
+ * node_events (kinds 'c' and 'k'). */
+struct stream {
+    const char *sql; /* SELECT id, conversation, seq, kind, node, created_ms, payload ... */
+    int64_t top;     /* the highest id seen */
+    int64_t missing[MISSING_MAX]; /* ids below top not seen yet (a transaction committing) */
+    int64_t missing_since_ms[MISSING_MAX];
+    int n_missing;
+};
 
 struct cluster {
     char *uri;
@@ -28,11 +38,8 @@ struct cluster {
     int stop_pipe[2];
     PGconn *pg;
     /* the thread's own */
-    int64_t start_id;       /* the last id when the thread started */
-    int64_t watermark;      /* every id <= watermark was seen */
-    int64_t seen[SEEN_MAX]; /* ids seen above the watermark */
-    int n_seen;
-    int64_t gap_since_ms; /* when the id after the watermark was first found missing */
+    int64_t start_id; /* node_events' last id when the thread started */
+    struct stream streams[2];
     int64_t last_prune_ms;
     /* shared, under mutex */
     pthread_mutex_t mutex;
@@ -88,35 +95,6 @@ static int connect_listen(struct cluster *cl)
     return 0;
 }
 
-static int seen_has(const struct cluster *cl, int64_t id)
-{
-    for (int i = 0; i < cl->n_seen; i++)
-        if (cl->seen[i] == id)
-            return 1;
-    return 0;
-}
-
-/* Moves the watermark over every id seen right above it. */
-static void advance(struct cluster *cl)
-{
-    for (;;) {
-        int found = -1;
-        for (int i = 0; i < cl->n_seen; i++)
-            if (cl->seen[i] == cl->watermark + 1)
-                found = i;
-        if (found < 0)
-            break;
-        cl->watermark++;
-        cl->seen[found] = cl->seen[--cl->n_seen];
-    }
-    /* Ids at or below the watermark need no memory. */
-    for (int i = 0; i < cl->n_seen;)
-        if (cl->seen[i] <= cl->watermark)
-            cl->seen[i] = cl->seen[--cl->n_seen];
-        else
-            i++;
-}
-
 static void push(struct cluster *cl, const struct cluster_event *ev)
 {
     pthread_mutex_lock(&cl->mutex);
@@ -135,76 +113,125 @@ static void push(struct cluster *cl, const struct cluster_event *ev)
     pthread_mutex_unlock(&cl->mutex);
 }
 
-/* Reads node_events past the watermark; returns how many events of other nodes were queued,
- * or -1 when the connection failed. *is_more is set when a whole batch came (read again). */
-static int read_events(struct cluster *cl, int *is_more)
+/* Takes the rows of r (columns as stream.sql) that are new: queues the other nodes' events,
+ * notes the ids skipped over as missing. Returns how many events were queued. */
+static int take_rows(struct cluster *cl, struct stream *st, PGresult *r, int64_t t)
+{
+    int n_new = 0;
+    for (int i = 0; i < PQntuples(r); i++) {
+        int64_t id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+        if (id > st->top) {
+            /* Ids between the last seen and this one are still committing (or rolled back). */
+            int64_t from = st->top + 1 > id - MISSING_MAX ? st->top + 1 : id - MISSING_MAX;
+            for (int64_t m = from; m < id; m++) {
+                if (st->n_missing == MISSING_MAX) { /* too many at once: give the oldest up */
+                    memmove(st->missing, st->missing + 1, (MISSING_MAX - 1) * sizeof(int64_t));
+                    memmove(st->missing_since_ms, st->missing_since_ms + 1,
+                            (MISSING_MAX - 1) * sizeof(int64_t));
+                    st->n_missing--;
+                    cl->stats.n_gaps++;
+                }
+                st->missing[st->n_missing] = m;
+                st->missing_since_ms[st->n_missing++] = t;
+            }
+            st->top = id;
+        } else {
+            int k = 0;
+            while (k < st->n_missing && st->missing[k] != id)
+                k++;
+            if (k == st->n_missing)
+                continue; /* seen already */
+            memmove(st->missing + k, st->missing + k + 1,
+                    (size_t)(st->n_missing - k - 1) * sizeof(int64_t));
+            memmove(st->missing_since_ms + k, st->missing_since_ms + k + 1,
+                    (size_t)(st->n_missing - k - 1) * sizeof(int64_t));
+            st->n_missing--;
+        }
+        if (!strcmp(PQgetvalue(r, i, 4), cl->node))
+            continue; /* this node's own */
+        struct cluster_event ev;
+        ev.id = id;
+        ev.conversation = strtoll(PQgetvalue(r, i, 1), NULL, 10);
+        ev.seq = strtoll(PQgetvalue(r, i, 2), NULL, 10);
+        ev.kind = PQgetvalue(r, i, 3)[0];
+        ev.created_ms = strtoll(PQgetvalue(r, i, 5), NULL, 10);
+        ev.payload = NULL;
+        if (ev.kind == CLUSTER_KB && !(ev.payload = strdup(PQgetvalue(r, i, 6))))
+            continue;
+        push(cl, &ev);
+        pthread_mutex_lock(&cl->mutex);
+        cl->stats.n_events++;
+        cl->stats.lag_ms_last = (double)(t - ev.created_ms);
+        pthread_mutex_unlock(&cl->mutex);
+        n_new++;
+    }
+    return n_new;
+}
+
+/* Reads one stream: the rows past its top, then the ids it still waits for. Returns how many
+ * events were queued, or -1 when the connection failed. *is_more is set when a whole batch
+ * came (read again). */
+static int read_stream(struct cluster *cl, struct stream *st, int *is_more)
 {
     *is_more = 0;
-    char sql[256];
-    snprintf(sql, sizeof sql,
-             "SELECT id, conversation, seq, kind, node, created_ms, payload FROM node_events"
-             " WHERE id > %lld ORDER BY id LIMIT %d",
-             (long long)cl->watermark, READ_BATCH);
+    int64_t t = now_ms();
+    char sql[512];
+    snprintf(sql, sizeof sql, "%s WHERE id > %lld ORDER BY id LIMIT %d", st->sql,
+             (long long)st->top, READ_BATCH);
     PGresult *r = PQexec(cl->pg, sql);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         PQclear(r);
         return -1;
     }
-    int n_new = 0, n_rows = PQntuples(r);
-    int64_t t = now_ms();
-    for (int i = 0; i < n_rows; i++) {
-        int64_t id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
-        if (seen_has(cl, id))
-            continue;
-        if (id != cl->watermark + 1) {
-            /* An earlier id is not visible (yet): wait for it a while. */
-            if (!cl->gap_since_ms)
-                cl->gap_since_ms = t;
-            if (cl->n_seen == SEEN_MAX) { /* too much at once: give the gap up */
-                cl->watermark = id - 1;
-                cl->stats.n_gaps++;
-                advance(cl);
-            }
-        }
-        if (id == cl->watermark + 1)
-            cl->watermark = id;
-        else
-            cl->seen[cl->n_seen++] = id;
-        if (strcmp(PQgetvalue(r, i, 4), cl->node) != 0) {
-            struct cluster_event ev;
-            ev.id = id;
-            ev.conversation = strtoll(PQgetvalue(r, i, 1), NULL, 10);
-            ev.seq = strtoll(PQgetvalue(r, i, 2), NULL, 10);
-            ev.kind = PQgetvalue(r, i, 3)[0];
-            ev.created_ms = strtoll(PQgetvalue(r, i, 5), NULL, 10);
-            ev.payload = NULL;
-            if (ev.kind == CLUSTER_KB && !(ev.payload = strdup(PQgetvalue(r, i, 6))))
-                continue;
-            push(cl, &ev);
-            pthread_mutex_lock(&cl->mutex);
-            cl->stats.n_events++;
-            cl->stats.lag_ms_last = (double)(t - ev.created_ms);
-            pthread_mutex_unlock(&cl->mutex);
-            n_new++;
-        }
-    }
+    *is_more = PQntuples(r) == READ_BATCH;
+    int n_new = take_rows(cl, st, r, t);
     PQclear(r);
-    advance(cl);
-    if (cl->n_seen == 0) {
-        cl->gap_since_ms = 0;
-    } else if (cl->gap_since_ms && t - cl->gap_since_ms > CLUSTER_GAP_MS) {
-        /* The missing ids are not coming (rolled back): skip to the lowest seen one. */
-        int64_t low = cl->seen[0];
-        for (int i = 1; i < cl->n_seen; i++)
-            if (cl->seen[i] < low)
-                low = cl->seen[i];
-        cl->stats.n_gaps += (uint64_t)(low - cl->watermark - 1);
-        cl->watermark = low - 1;
-        advance(cl);
-        cl->gap_since_ms = cl->n_seen ? t : 0;
+    /* Missing ids given up: the transaction rolled back (or the row was deleted). */
+    while (st->n_missing && t - st->missing_since_ms[0] > CLUSTER_GAP_MS) {
+        memmove(st->missing, st->missing + 1, (size_t)(st->n_missing - 1) * sizeof(int64_t));
+        memmove(st->missing_since_ms, st->missing_since_ms + 1,
+                (size_t)(st->n_missing - 1) * sizeof(int64_t));
+        st->n_missing--;
+        pthread_mutex_lock(&cl->mutex);
+        cl->stats.n_gaps++;
+        pthread_mutex_unlock(&cl->mutex);
     }
-    *is_more = n_rows == READ_BATCH;
+    if (!st->n_missing)
+        return n_new;
+    struct cd_buf q = {0};
+    int rc = cd_buf_printf(&q, "%s WHERE id IN (", st->sql);
+    for (int i = 0; !rc && i < st->n_missing && i < 512; i++)
+        rc = cd_buf_printf(&q, "%s%lld", i ? "," : "", (long long)st->missing[i]);
+    if (!rc)
+        rc = cd_buf_puts(&q, ") ORDER BY id");
+    if (rc) {
+        cd_buf_free(&q);
+        return n_new;
+    }
+    r = PQexec(cl->pg, q.data);
+    cd_buf_free(&q);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        PQclear(r);
+        return -1;
+    }
+    n_new += take_rows(cl, st, r, t);
+    PQclear(r);
     return n_new;
+}
+
+static int read_events(struct cluster *cl)
+{
+    int n = 0;
+    for (int i = 0; i < 2; i++) {
+        int is_more = 1, rc = 0;
+        while (rc >= 0 && is_more) {
+            rc = read_stream(cl, &cl->streams[i], &is_more);
+            if (rc < 0)
+                return -1;
+            n += rc;
+        }
+    }
+    return n;
 }
 
 static void prune(struct cluster *cl)
@@ -214,7 +241,7 @@ static void prune(struct cluster *cl)
         return;
     cl->last_prune_ms = t;
     char sql[128];
-    snprintf(sql, sizeof sql, "DELETE FROM node_events WHERE kind <> 'k' AND created_ms < %lld",
+    snprintf(sql, sizeof sql, "DELETE FROM node_events WHERE kind = 'c' AND created_ms < %lld",
              (long long)(t - (int64_t)CLUSTER_KEEP_S * 1000));
     exec_ok(cl->pg, sql);
 }
@@ -241,10 +268,7 @@ static void *cluster_main(void *arg)
             continue;
         }
         set_connected(cl, 1);
-        int is_more = 0;
-        int rc = read_events(cl, &is_more);
-        while (rc >= 0 && is_more) /* a full batch: read on */
-            rc = read_events(cl, &is_more);
+        int rc = read_events(cl);
         pthread_mutex_lock(&cl->mutex);
         cl->stats.n_polls++;
         int has = cl->n_queue > 0;
@@ -258,7 +282,7 @@ static void *cluster_main(void *arg)
         prune(cl);
         struct pollfd p[2] = {{PQsocket(cl->pg), POLLIN, 0}, {cl->stop_pipe[0], POLLIN, 0}};
         /* While an id is missing, look again soon. */
-        int timeout = cl->n_seen ? 20 : CLUSTER_POLL_MS;
+        int timeout = cl->streams[0].n_missing || cl->streams[1].n_missing ? 20 : CLUSTER_POLL_MS;
         int n = poll(p, 2, timeout);
         if (n < 0 && errno != EINTR)
             break;
@@ -308,11 +332,18 @@ struct cluster *cluster_start(const char *uri, const char *node_id, void (*wake)
         goto fail;
     }
     /* Start from now: what happened before, this node loads from the store. */
-    PGresult *r = PQexec(cl->pg, "SELECT coalesce(max(id), 0) FROM node_events");
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
-        cl->watermark = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    cl->streams[0].sql = "SELECT id, conversation, seq, 'm', node,"
+                         " created_s * 1000, NULL FROM messages";
+    cl->streams[1].sql = "SELECT id, conversation, seq, kind, node, created_ms, payload"
+                         " FROM node_events";
+    PGresult *r = PQexec(cl->pg, "SELECT (SELECT coalesce(max(id), 0) FROM messages),"
+                                 " (SELECT coalesce(max(id), 0) FROM node_events)");
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+        cl->streams[0].top = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        cl->streams[1].top = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+    }
     PQclear(r);
-    cl->start_id = cl->watermark;
+    cl->start_id = cl->streams[1].top;
     cl->stats.is_connected = 1;
     if (pthread_create(&cl->thread, NULL, cluster_main, cl))
         goto fail;

@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define DEFER_MAX 8
+
 struct db {
     enum db_kind kind;
     sqlite3 *sq;
@@ -25,6 +27,9 @@ struct db {
     int gen;         /* PostgreSQL: connection generation, one more per reconnect */
     int next_name;   /* PostgreSQL: statement names s1, s2 ... */
     int64_t changes; /* PostgreSQL: rows changed by the last statement */
+    /* PostgreSQL: db_defer()'s statements, sent with the next one in one round trip. */
+    struct db_stmt *deferred[DEFER_MAX];
+    int n_deferred;
     struct db_stmt *stmts;
     char errmsg[256];
 };
@@ -240,6 +245,83 @@ static int pg_prepare(struct db_stmt *st)
     return rc;
 }
 
+/* Sends the deferred statements and then cur (NULL: none) in one round trip (libpq's
+ * pipeline mode, one sync at the end), and reads their results in order: *cur_res gets cur's.
+ * Returns 0, or the CD_E* code of the first statement that failed (those after it were not
+ * run). */
+static int pg_pipeline(struct db *db, struct db_stmt *cur, PGresult **cur_res)
+{
+    int n = db->n_deferred;
+    db->n_deferred = 0;
+    if (cur_res)
+        *cur_res = NULL;
+    for (int i = 0; i < n; i++)
+        if (db->deferred[i]->gen != db->gen && pg_prepare(db->deferred[i]))
+            return CD_EIO;
+    if (!PQenterPipelineMode(db->pg)) {
+        set_err(db, PQerrorMessage(db->pg));
+        return CD_EIO;
+    }
+    int ok = 1;
+    for (int i = 0; ok && i < n; i++)
+        ok = PQsendQueryPrepared(db->pg, db->deferred[i]->name, 0, NULL, NULL, NULL, 0);
+    if (ok && cur)
+        ok = PQsendQueryPrepared(db->pg, cur->name, cur->n_params, cur->values, cur->lengths,
+                                 cur->formats, 0);
+    ok = ok && PQpipelineSync(db->pg);
+    int rc = ok ? 0 : CD_EIO;
+    if (!ok)
+        set_err(db, PQerrorMessage(db->pg));
+    /* Each statement's results end with a NULL; the sync's result ends the pipeline. */
+    int q = 0, n_sent = n + (cur ? 1 : 0), n_null = 0;
+    while (ok) {
+        PGresult *r = PQgetResult(db->pg);
+        if (!r) {
+            q++;
+            if (++n_null > n_sent + 1 || PQstatus(db->pg) != CONNECTION_OK)
+                break; /* the connection went: nothing more comes */
+            continue;
+        }
+        ExecStatusType es = PQresultStatus(r);
+        if (es == PGRES_PIPELINE_SYNC) {
+            PQclear(r);
+            break;
+        }
+        if (es == PGRES_COMMAND_OK || es == PGRES_TUPLES_OK) {
+            if (cur && q == n && cur_res && !*cur_res) {
+                *cur_res = r;
+                continue;
+            }
+        } else if (!rc) {
+            rc = es == PGRES_PIPELINE_ABORTED ? CD_EIO : pg_code(r, db->pg);
+            const char *msg = PQresultErrorMessage(r);
+            set_err(db, msg && *msg ? msg : PQerrorMessage(db->pg));
+        }
+        PQclear(r);
+    }
+    if (!PQexitPipelineMode(db->pg) && !rc)
+        rc = CD_EIO;
+    if (rc && cur_res && *cur_res) {
+        PQclear(*cur_res);
+        *cur_res = NULL;
+    }
+    return rc;
+}
+
+int db_defer(struct db_stmt *st)
+{
+    struct db *db = st->db;
+    if (db->kind == DB_SQLITE)
+        return db_run(st);
+    if (db->n_deferred == DEFER_MAX) {
+        int rc = pg_pipeline(db, NULL, NULL);
+        if (rc)
+            return rc;
+    }
+    db->deferred[db->n_deferred++] = st;
+    return 0;
+}
+
 static int pg_step(struct db_stmt *st)
 {
     struct db *db = st->db;
@@ -259,8 +341,14 @@ static int pg_step(struct db_stmt *st)
         if (rc)
             return rc;
     }
-    PGresult *r =
-        PQexecPrepared(db->pg, st->name, st->n_params, st->values, st->lengths, st->formats, 0);
+    PGresult *r = NULL;
+    if (db->n_deferred) {
+        int rc = pg_pipeline(db, st, &r);
+        if (rc)
+            return rc;
+    } else {
+        r = PQexecPrepared(db->pg, st->name, st->n_params, st->values, st->lengths, st->formats, 0);
+    }
     ExecStatusType es = PQresultStatus(r);
     if (es != PGRES_TUPLES_OK && es != PGRES_COMMAND_OK) {
         int rc = pg_code(r, db->pg);
@@ -363,7 +451,12 @@ void db_finalize(struct db_stmt *st)
     if (db->kind == DB_SQLITE) {
         sqlite3_finalize(st->sq);
     } else {
+        for (int i = 0; i < db->n_deferred; i++)
+            if (db->deferred[i] == st)
+                db->deferred[i--] = db->deferred[--db->n_deferred];
         pg_clear_result(st);
+        if (db->n_deferred)
+            pg_pipeline(db, NULL, NULL);
         if (st->gen == db->gen && PQstatus(db->pg) == CONNECTION_OK &&
             PQtransactionStatus(db->pg) != PQTRANS_INERROR) {
             char sql[48];
@@ -626,6 +719,14 @@ int db_exec(struct db *db, const char *script, char **err)
         sqlite3_free(msg);
         return sql_rc(rc);
     }
+    if (db->n_deferred) {
+        int drc = pg_pipeline(db, NULL, NULL);
+        if (drc) {
+            if (err)
+                *err = err_dup("database: ", db->errmsg);
+            return drc;
+        }
+    }
     PGresult *r = PQexec(db->pg, script);
     ExecStatusType es = PQresultStatus(r);
     int rc = es == PGRES_COMMAND_OK || es == PGRES_TUPLES_OK ? 0 : pg_code(r, db->pg);
@@ -646,6 +747,8 @@ int db_tx_failed(struct db *db)
 {
     if (db->kind == DB_SQLITE)
         return sqlite3_get_autocommit(db->sq);
+    /* As of the last statement that ran: deferred ones (savepoints) change nothing here but
+     * by failing, which the next statement reports. */
     return PQstatus(db->pg) != CONNECTION_OK || PQtransactionStatus(db->pg) != PQTRANS_INTRANS;
 }
 
@@ -673,6 +776,7 @@ int db_reconnect(struct db *db)
         return 0;
     for (struct db_stmt *st = db->stmts; st; st = st->next)
         pg_clear_result(st);
+    db->n_deferred = 0; /* lost with the old connection's transaction */
     PQreset(db->pg);
     if (PQstatus(db->pg) != CONNECTION_OK) {
         set_err(db, PQerrorMessage(db->pg));

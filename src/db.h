@@ -95,6 +95,12 @@ void db_clear(struct db_stmt *st);
  * not wanted. */
 int db_run(struct db_stmt *st);
 
+/* Runs st (a statement without parameters whose result is not wanted: a savepoint, its
+ * release, a NOTIFY) with the next statement that runs on its connection: on PostgreSQL both
+ * go in one round trip, and an error of st is that next statement's; SQLite runs it now.
+ * Returns 0 or CD_E*. */
+int db_defer(struct db_stmt *st);
+
 /* Columns of the current row, numbered from 0. A boolean column (PostgreSQL) reads as 1/0.
  * db_col_text() returns NULL for NULL; db_col_str() returns "" for it. */
 int db_col_is_null(struct db_stmt *st, int col);

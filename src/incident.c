@@ -55,6 +55,18 @@ int incident_id_new(struct store *s, int64_t now_s, char out[INCIDENT_ID_MAX])
     char prefix[48];
     snprintf(prefix, sizeof prefix, "INC-%04d-%02d%02d-", tm.tm_year + 1900, tm.tm_mon + 1,
              tm.tm_mday);
+    /* Several nodes: one at a time per day, to the commit (the select below then sees the
+     * ids the others gave out). SQLite has one writer at a time already. */
+    if (db_kind(store_db(s)) == DB_POSTGRES) {
+        struct db_stmt *lock = prepare(s, "SELECT 1", "SELECT pg_advisory_xact_lock(hashtext(?1))");
+        if (!lock)
+            return CD_EIO;
+        db_bind_text(lock, 1, prefix);
+        int lrc = db_run(lock);
+        db_finalize(lock);
+        if (lrc)
+            return lrc;
+    }
     /* The day's ids: the prefix and a number (the prefix holds no pattern characters). SQLite
      * reads the number's leading digits with CAST; PostgreSQL takes them with a pattern, as a
      * cast of anything else would fail and take the transaction with it. */

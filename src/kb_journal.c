@@ -99,3 +99,35 @@ int kb_apply(struct kb *kb, const char *op, size_t n)
     json_decref(o);
     return rc;
 }
+
+int kb_journal_all(struct kb *kb)
+{
+    if (!kb->journal)
+        return CD_EINVAL;
+    struct kb_list_item *items = NULL;
+    int n = 0, rc = 0;
+    for (int cap = 1024;; cap *= 2) {
+        kb_list_clear(items, n);
+        free(items);
+        items = calloc((size_t)cap, sizeof *items);
+        if (!items)
+            return CD_ENOMEM;
+        rc = kb_list(kb, NULL, -1, items, cap, &n);
+        if (rc || n < cap)
+            break;
+    }
+    for (int i = 0; !rc && i < n; i++) {
+        struct kb_article a;
+        rc = kb_get(kb, items[i].id, &a);
+        if (rc)
+            break;
+        int was_bulk = kb->is_bulk;
+        kb->is_bulk = 0;
+        rc = kb_journal_put(kb, &a, a.updated_s);
+        kb->is_bulk = was_bulk;
+        kb_article_clear(&a);
+    }
+    kb_list_clear(items, n);
+    free(items);
+    return rc;
+}

@@ -76,6 +76,7 @@ enum stmt_id {
     ST_CONV_NPS,
     ST_SET_NODE,
     ST_PING,
+    ST_NOTIFY,
     ST_AGENT_HERE,
     ST_AGENT_NODE,
     ST_KB_JOURNAL,
@@ -191,8 +192,8 @@ static const char *const stmt_sql[ST_COUNT] = {
                      " WHERE closed_s > 0 AND closed_s < ?1 AND state IN ('closed', 'rated')"
                      " LIMIT ?2)",
     [ST_CONV_NPS] = "SELECT nps, nps_comment FROM conversations WHERE id = ?1",
-    /* PostgreSQL only: ST_SET_NODE, ST_PING, ST_AGENT_HERE, ST_AGENT_NODE, ST_KB_JOURNAL,
-     * ST_KB_JOURNAL_READ. */
+    /* PostgreSQL only: ST_SET_NODE, ST_PING, ST_NOTIFY, ST_AGENT_HERE, ST_AGENT_NODE,
+     * ST_KB_JOURNAL, ST_KB_JOURNAL_READ. */
 };
 
 /* PostgreSQL's text of the statements whose SQLite text it does not take. */
@@ -214,6 +215,7 @@ static const char *const stmt_pg[ST_COUNT] = {
     [ST_SET_NODE] = "SELECT set_config('caredesk.node', ?1, false)",
     [ST_AGENT_LOCK] = "SELECT id FROM users WHERE id = ?1 FOR UPDATE",
     [ST_PING] = "SELECT 1",
+    [ST_NOTIFY] = "SELECT pg_notify('caredesk_events', '')",
     [ST_AGENT_HERE] = "INSERT INTO agent_nodes (agent_id, node, seen_ms) VALUES (?1, ?2, ?3)"
                       " ON CONFLICT (agent_id) DO UPDATE SET node = ?2, seen_ms = ?3",
     [ST_AGENT_NODE] = "SELECT node FROM agent_nodes WHERE agent_id = ?1",
@@ -538,7 +540,7 @@ int store_mark(struct store *s)
         return rc;
     rc = tx_ok(s);
     if (!rc && !s->is_marked) {
-        rc = db_run(st(s, ST_MARK));
+        rc = db_defer(st(s, ST_MARK)); /* PostgreSQL: sent with the unit's first statement */
         if (!rc)
             s->is_marked = 1;
     }
@@ -548,7 +550,7 @@ int store_mark(struct store *s)
 void store_mark_release(struct store *s)
 {
     if (s->is_marked && !db_tx_failed(s->db))
-        db_run(st(s, ST_MARK_RELEASE));
+        db_defer(st(s, ST_MARK_RELEASE));
     s->is_marked = 0;
 }
 
@@ -573,6 +575,10 @@ int store_commit(struct store *s)
         s->is_in_tx = 0;
         return CD_EIO;
     }
+    /* Other nodes hear of the group's messages when it commits (cluster.h). */
+    if (s->is_notify_due && !s->sqlite)
+        db_defer(st(s, ST_NOTIFY)); /* in the commit's round trip */
+    s->is_notify_due = 0;
     int rc = db_run(st(s, ST_COMMIT));
     if (rc) {
         /* A failed COMMIT may leave the transaction open: end it, so that
@@ -587,6 +593,7 @@ int store_commit(struct store *s)
 void store_rollback(struct store *s)
 {
     s->is_marked = 0;
+    s->is_notify_due = 0;
     if (!s->is_in_tx)
         return;
     if (db_in_tx(s->db))
@@ -972,6 +979,12 @@ int store_message_append(struct store *s, struct store_message *m)
             return rc;
     }
     m->seq = seq;
+    if (!s->sqlite) {
+        if (s->is_in_tx)
+            s->is_notify_due = 1;
+        else
+            db_run(st(s, ST_NOTIFY)); /* committed by itself: ring now */
+    }
     return s->observer ? observe(s, STORE_CHANGE_MESSAGE_APPENDED, m->conversation, NULL, m) : 0;
 }
 

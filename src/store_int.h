@@ -25,6 +25,7 @@ struct store {
     struct store_sqlite *sqlite; /* NULL on PostgreSQL */
     char node[24];               /* store_set_node(), "" if none */
     int64_t last_reconnect_s;    /* PostgreSQL: reconnects are tried at most once a second */
+    int is_notify_due;           /* PostgreSQL: the open group stored messages */
 };
 
 /* SQLite: opens (creating and migrating) the file at path and sets s->db and s->sqlite.

@@ -56,7 +56,10 @@ static const char pg_schema[] =
     " text text NOT NULL,"
     " meta text,"
     " agent_id bigint NOT NULL DEFAULT 0,"
-    " created_s bigint NOT NULL);"
+    " created_s bigint NOT NULL,"
+    /* The node that stored it (store_set_node()): the other nodes read new messages from
+     * this table by id (cluster.h) and skip their own. */
+    " node text NOT NULL DEFAULT coalesce(current_setting('caredesk.node', true), ''));"
     "CREATE UNIQUE INDEX messages_seq ON messages(conversation, seq);"
     "CREATE UNIQUE INDEX messages_client_id ON messages(conversation, client_id)"
     " WHERE client_id IS NOT NULL;"
@@ -145,9 +148,10 @@ static const char pg_schema[] =
     "CREATE INDEX webhook_outbox_due ON webhook_outbox(next_attempt_ms) WHERE status = 0;"
     "CREATE INDEX webhook_outbox_order ON webhook_outbox(endpoint, conversation, id)"
     " WHERE status = 0;"
-    /* What other nodes must hear of (cluster.h): written by triggers in the transaction of the
-     * change, with the node whose connection made it (store_set_node()), and a NOTIFY without
-     * payload as the doorbell. */
+    /* What other nodes must hear of besides new messages (cluster.h): conversation changes,
+     * written by a trigger in the transaction of the change, and KB changes, each with the
+     * node whose connection made it (store_set_node()); a NOTIFY without payload is the
+     * doorbell (the store sends one per group that stored messages). */
     "CREATE TABLE node_events ("
     " id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
     " conversation bigint NOT NULL,"
@@ -163,15 +167,6 @@ static const char pg_schema[] =
     " agent_id bigint PRIMARY KEY,"
     " node text NOT NULL,"
     " seen_ms bigint NOT NULL);"
-    "CREATE FUNCTION caredesk_message_event() RETURNS trigger LANGUAGE plpgsql AS $$"
-    " BEGIN"
-    " INSERT INTO node_events (conversation, seq, kind, node) VALUES (NEW.conversation,"
-    " NEW.seq, 'm', coalesce(current_setting('caredesk.node', true), ''));"
-    " PERFORM pg_notify('caredesk_events', '');"
-    " RETURN NULL;"
-    " END $$;"
-    "CREATE TRIGGER messages_event AFTER INSERT ON messages"
-    " FOR EACH ROW EXECUTE FUNCTION caredesk_message_event();"
     "CREATE FUNCTION caredesk_conversation_event() RETURNS trigger LANGUAGE plpgsql AS $$"
     " BEGIN"
     " INSERT INTO node_events (conversation, kind, node) VALUES (NEW.id, 'c',"

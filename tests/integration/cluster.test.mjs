@@ -6,9 +6,14 @@
 // chat back on another node; an agent's capacity holds across the nodes.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, fixtures, addUser } from './lib/server.mjs';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { startServer, fixtures, addUser, runCaredesk } from './lib/server.mjs';
 import { openCustomer, openAgent, ask } from './lib/client.mjs';
 import { pgDatabase, psql } from './lib/pg.mjs';
+import { rest } from './lib/rest.mjs';
+import { waitFor } from './lib/wait.mjs';
 
 let db;
 const nodes = [];
@@ -193,25 +198,14 @@ test('node 1 is killed mid-chat: the customer resumes on node 2, the agent on no
     bo2.close();
   });
 
+// A REST call to node: its status and parsed JSON body.
 async function api(node, method, p, token, body) {
-  const res = await fetch(`${node.url}${p}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null };
+  const r = await rest(node.url, method, p, { token, body });
+  return { status: r.status, body: r.json };
 }
 
 // Polls fn until it returns a truthy value, for at most ms.
-async function within(ms, fn) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v || Date.now() > end) return v;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const within = (ms, fn) => waitFor(fn, { timeoutMs: ms });
 
 test('a KB edit on node 2 is found by a search on node 3 within a second, ranked as on node 2; a node started later has it too',
   async () => {
@@ -242,13 +236,16 @@ test('a KB edit on node 2 is found by a search on node 3 within a second, ranked
       { question: 'my sofa has stripes and needs cleaning', article: 'zebra-care' });
     assert.equal(taught.status, 200, JSON.stringify(taught.body));
     const q2 = `/api/search?q=${encodeURIComponent('my sofa has stripes and needs cleaning')}`;
+    const onN3 = (await api(n3, 'GET', q2, tokens.author)).body.hits;
+    assert.equal(onN3[0].id, 'zebra-care');
+    const ranks = (hits) => JSON.stringify(hits.map((h) => [h.id, h.score]));
+    // Node 2 may rank the article first before the phrasing arrives: wait for the same scores.
     const learned = await within(2000, async () => {
       const r = await api(n2, 'GET', q2, tokens.author);
-      return r.body.hits && r.body.hits[0] && r.body.hits[0].id === 'zebra-care' ? r.body.hits : null;
+      return r.body.hits && ranks(r.body.hits) === ranks(onN3) ? r.body.hits : null;
     });
-    assert.ok(learned, 'the learned phrasing reached node 2');
-    const onN3 = (await api(n3, 'GET', q2, tokens.author)).body.hits;
-    assert.deepEqual(learned.map((h) => [h.id, h.score]), onN3.map((h) => [h.id, h.score]));
+    assert.ok(learned, 'the learned phrasing reached node 2 and ranks as on node 3');
+    assert.ok(learned[0].score > 0.5, `a learned phrasing matches closely (${learned[0].score})`);
 
     // A node that starts now replays the journal: same article, same rank.
     const n4 = await startServer({ ...fixtures, db });
@@ -266,3 +263,26 @@ test('a KB edit on node 2 is found by a search on node 3 within a second, ranked
       await n4.stop();
     }
   });
+
+test('caredesk import --db postgresql://... reaches every running node', async () => {
+  const [, n2, n3] = nodes; // node 1 was killed above
+  const dir = mkdtempSync(path.join(tmpdir(), 'caredesk-import-'));
+  writeFileSync(path.join(dir, 'gift-wrap.md'), [
+    '---', 'id: gift-wrap', 'title: Gift wrapping for orders', 'questions:',
+    '  - can you gift wrap my order', '---', '',
+    'Tick "gift wrap" at checkout; we wrap it in recycled paper.', ''].join('\n'));
+  try {
+    const r = await runCaredesk(['import', '--db', db, dir]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(r.stdout + r.stderr, /caredesk@/, 'the URI is not repeated');
+    for (const n of [n2, n3]) {
+      const found = await within(2000, async () => {
+        const res = await api(n, 'GET', `/api/search?q=${encodeURIComponent('gift wrap my order')}`, tokens.author);
+        return res.body.hits && res.body.hits.some((h) => h.id === 'gift-wrap');
+      });
+      assert.ok(found, `node ${n.port} has the imported article`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
