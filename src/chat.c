@@ -688,7 +688,8 @@ void chat_count_outcome(struct chat *chat, struct conv *c, int is_first_message)
         chat->m.n_conversations_escalated++;
 }
 
-int chat_save_conv_change(struct chat *chat, struct conv *c, const struct store_conversation *old)
+int chat_save_conv_change(struct chat *chat, struct conv *c, const struct store_conversation *old,
+                          uint64_t conn)
 {
     int rc = chat_unit_begin(chat);
     if (!rc)
@@ -696,6 +697,7 @@ int chat_save_conv_change(struct chat *chat, struct conv *c, const struct store_
     if (rc) {
         chat_unit_undo(chat);
         c->rec = *old;
+        chat_emit_error(chat, conn, "store_failed", cd_strerror(rc), NULL, 0);
         return rc;
     }
     chat_unit_end(chat);

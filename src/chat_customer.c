@@ -899,11 +899,9 @@ static void customer_contact(struct chat *chat, struct conn *k, json_t *o)
         c->rec.customer_email = new_email;
     if (new_name)
         c->rec.customer_name = new_name;
-    int rc = chat_save_conv_change(chat, c, &old);
-    if (rc) {
+    if (chat_save_conv_change(chat, c, &old, id)) {
         free(new_email);
         free(new_name);
-        chat_emit_error(chat, id, "store_failed", cd_strerror(rc), NULL, 0);
         return;
     }
     if (new_email)
@@ -966,10 +964,8 @@ static void customer_rating(struct chat *chat, struct conn *k, json_t *o)
     c->rec.state = STORE_STATE_RATED;
     if (masked)
         c->rec.comment = masked;
-    int rc = chat_save_conv_change(chat, c, &old);
-    if (rc) {
+    if (chat_save_conv_change(chat, c, &old, id)) {
         free(masked);
-        chat_emit_error(chat, id, "store_failed", cd_strerror(rc), NULL, 0);
         return;
     }
     if (masked)

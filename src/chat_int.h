@@ -172,9 +172,11 @@ int chat_append_event(struct chat *chat, struct conv *c, const char *event, cons
                       json_t *extra, int64_t *seq);
 int chat_save_conv(struct chat *chat, struct conv *c);
 /* Stores c's record, which the caller changed from old (a copy of it taken before), as one
- * unit of work. Returns 0, or the CD_E* code with the unit undone and c->rec equal to old
- * again (the strings the caller put in are still the caller's to free). */
-int chat_save_conv_change(struct chat *chat, struct conv *c, const struct store_conversation *old);
+ * unit of work for the frame connection conn sent. Returns 0, or the CD_E* code with the unit
+ * undone, c->rec equal to old again (the strings the caller put in are still the caller's to
+ * free) and "store_failed" sent to conn. */
+int chat_save_conv_change(struct chat *chat, struct conv *c, const struct store_conversation *old,
+                          uint64_t conn);
 /* Stores a move of c in or into the queue, made on c->rec by the caller: the event (as
  * chat_append_event() with event, text and data, stolen), then the record. On failure c's
  * queue placement (state, queue, priority, queued_s, agent_id, is_offline) is put back as it
