@@ -424,6 +424,47 @@ void chat_agent_open(struct chat *chat, uint64_t conn, const struct chat_peer *p
     chat_conn_new(chat, conn, CONN_AGENT, peer);
 }
 
+/* status_update {conversation, ...}: see chat_team.c. */
+static void agent_status_update(struct chat *chat, struct conn *k, json_t *o)
+{
+    struct conv *c = agent_conv(chat, k, o);
+    if (c)
+        chat_agent_status_update(chat, k, c, o);
+}
+
+/* typing {conversation} */
+static void agent_typing(struct chat *chat, struct conn *k, json_t *o)
+{
+    struct conv *c = agent_conv(chat, k, o);
+    if (c)
+        chat_emit_customer(chat, c, json_pack("{s:s, s:s}", "type", "typing", "from", "agent"));
+}
+
+/* status {available} */
+static void agent_status(struct chat *chat, struct conn *k, json_t *o)
+{
+    json_t *a = json_object_get(o, "available");
+    if (!json_is_boolean(a)) {
+        chat_emit_error(chat, k->node.key, "bad_frame", "field 'available' must be true or false",
+                        NULL, 0);
+        return;
+    }
+    queue_agent_set_available(chat->queue, k->agent.id, json_is_true(a));
+    chat->is_queue_dirty = 1;
+    chat_emit_agent(chat, k->agent.id,
+                    json_pack("{s:s, s:b}", "type", "status", "available", json_is_true(a)));
+}
+
+/* The frames a signed-in agent sends (before: auth only). */
+static const struct agent_frame {
+    const char *type;
+    void (*handle)(struct chat *chat, struct conn *k, json_t *o);
+} agent_frames[] = {
+    {"claim", agent_claim},   {"message", agent_message}, {"status_update", agent_status_update},
+    {"typing", agent_typing}, {"close", agent_close},     {"transfer", agent_transfer},
+    {"status", agent_status},
+};
+
 void chat_agent_frame(struct chat *chat, uint64_t conn, const char *text, size_t len)
 {
     struct conn *k = chat_conn_get(chat, conn);
@@ -433,6 +474,10 @@ void chat_agent_frame(struct chat *chat, uint64_t conn, const char *text, size_t
     json_t *o = chat_parse_frame(chat, conn, text, len, &type);
     if (!o)
         return;
+    const struct agent_frame *f = NULL;
+    for (size_t i = 0; !f && i < sizeof agent_frames / sizeof agent_frames[0]; i++)
+        if (!strcmp(type, agent_frames[i].type))
+            f = &agent_frames[i];
     if (!strcmp(type, "auth")) {
         if (k->is_authed)
             chat_emit_error(chat, conn, "bad_state", "already signed in", NULL, 0);
@@ -442,36 +487,10 @@ void chat_agent_frame(struct chat *chat, uint64_t conn, const char *text, size_t
         chat_emit_error(chat, conn, "not_authenticated", "send 'auth' with your token first", NULL,
                         0);
         chat_emit_close(chat, conn, 1008, "not authenticated");
-    } else if (!strcmp(type, "claim")) {
-        agent_claim(chat, k, o);
-    } else if (!strcmp(type, "message")) {
-        agent_message(chat, k, o);
-    } else if (!strcmp(type, "status_update")) {
-        struct conv *c = agent_conv(chat, k, o);
-        if (c)
-            chat_agent_status_update(chat, k, c, o);
-    } else if (!strcmp(type, "typing")) {
-        struct conv *c = agent_conv(chat, k, o);
-        if (c)
-            chat_emit_customer(chat, c, json_pack("{s:s, s:s}", "type", "typing", "from", "agent"));
-    } else if (!strcmp(type, "close")) {
-        agent_close(chat, k, o);
-    } else if (!strcmp(type, "transfer")) {
-        agent_transfer(chat, k, o);
-    } else if (!strcmp(type, "status")) {
-        json_t *a = json_object_get(o, "available");
-        if (!json_is_boolean(a)) {
-            chat_emit_error(chat, conn, "bad_frame", "field 'available' must be true or false",
-                            NULL, 0);
-        } else {
-            queue_agent_set_available(chat->queue, k->agent.id, json_is_true(a));
-            chat->is_queue_dirty = 1;
-            chat_emit_agent(
-                chat, k->agent.id,
-                json_pack("{s:s, s:b}", "type", "status", "available", json_is_true(a)));
-        }
-    } else {
+    } else if (!f) {
         chat_emit_unknown_type(chat, conn, type);
+    } else {
+        f->handle(chat, k, o);
     }
     json_decref(o);
 }

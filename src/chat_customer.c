@@ -844,8 +844,9 @@ fail:
 }
 
 /* handoff {} */
-static void customer_handoff(struct chat *chat, struct conn *k)
+static void customer_handoff(struct chat *chat, struct conn *k, json_t *o)
 {
+    (void)o;
     struct conv *c = k->conv;
     if (c->rec.state == STORE_STATE_QUEUED) {
         chat_emit(chat, k->node.key, chat_queued_frame(chat, c, 0));
@@ -917,8 +918,9 @@ static void customer_contact(struct chat *chat, struct conn *k, json_t *o)
 }
 
 /* close {} */
-static void customer_close(struct chat *chat, struct conn *k)
+static void customer_close(struct chat *chat, struct conn *k, json_t *o)
 {
+    (void)o;
     struct conv *c = k->conv;
     if (c->rec.state == STORE_STATE_CLOSED || c->rec.state == STORE_STATE_RATED) {
         chat_emit_error(chat, k->node.key, "bad_state", "this conversation is already closed", NULL,
@@ -983,8 +985,9 @@ static void customer_rating(struct chat *chat, struct conn *k, json_t *o)
 }
 
 /* typing {} */
-static void customer_typing(struct chat *chat, struct conn *k)
+static void customer_typing(struct chat *chat, struct conn *k, json_t *o)
 {
+    (void)o;
     struct conv *c = k->conv;
     if (c->rec.state == STORE_STATE_WITH_AGENT)
         chat_emit_agent(chat, c->rec.agent_id,
@@ -998,6 +1001,20 @@ void chat_customer_open(struct chat *chat, uint64_t conn, const struct chat_peer
         chat->m.n_customer_connections++;
 }
 
+/* The frames a customer sends, and whether each needs the conversation hello or a first
+ * message started. */
+static const struct customer_frame {
+    const char *type;
+    void (*handle)(struct chat *chat, struct conn *k, json_t *o);
+    int needs_conversation;
+} customer_frames[] = {
+    {"hello", customer_hello, 0},       {"message", customer_message, 0},
+    {"feedback", customer_feedback, 1}, {"handoff", customer_handoff, 1},
+    {"typing", customer_typing, 1},     {"rating", customer_rating, 1},
+    {"close", customer_close, 1},       {"contact", customer_contact, 1},
+    {"nps", chat_customer_nps, 1},
+};
+
 void chat_customer_frame(struct chat *chat, uint64_t conn, const char *text, size_t len)
 {
     struct conn *k = chat_conn_get(chat, conn);
@@ -1007,33 +1024,17 @@ void chat_customer_frame(struct chat *chat, uint64_t conn, const char *text, siz
     json_t *o = chat_parse_frame(chat, conn, text, len, &type);
     if (!o)
         return;
-    if (!strcmp(type, "hello")) {
-        customer_hello(chat, k, o);
-    } else if (!strcmp(type, "message")) {
-        customer_message(chat, k, o);
-    } else if (!strcmp(type, "feedback") || !strcmp(type, "handoff") || !strcmp(type, "typing") ||
-               !strcmp(type, "rating") || !strcmp(type, "close") || !strcmp(type, "contact") ||
-               !strcmp(type, "nps")) {
-        if (!k->conv)
-            chat_emit_error(chat, conn, "no_conversation",
-                            "send 'hello' or a 'message' to start a conversation first", NULL, 0);
-        else if (!strcmp(type, "feedback"))
-            customer_feedback(chat, k, o);
-        else if (!strcmp(type, "handoff"))
-            customer_handoff(chat, k);
-        else if (!strcmp(type, "typing"))
-            customer_typing(chat, k);
-        else if (!strcmp(type, "rating"))
-            customer_rating(chat, k, o);
-        else if (!strcmp(type, "close"))
-            customer_close(chat, k);
-        else if (!strcmp(type, "nps"))
-            chat_customer_nps(chat, k, o);
-        else
-            customer_contact(chat, k, o);
-    } else {
+    const struct customer_frame *f = NULL;
+    for (size_t i = 0; !f && i < sizeof customer_frames / sizeof customer_frames[0]; i++)
+        if (!strcmp(type, customer_frames[i].type))
+            f = &customer_frames[i];
+    if (!f)
         chat_emit_unknown_type(chat, conn, type);
-    }
+    else if (f->needs_conversation && !k->conv)
+        chat_emit_error(chat, conn, "no_conversation",
+                        "send 'hello' or a 'message' to start a conversation first", NULL, 0);
+    else
+        f->handle(chat, k, o);
     json_decref(o);
 }
 
