@@ -176,6 +176,10 @@ static void read_cases(const char *dir, const struct intents *set)
         ssize_t len;
         while (f && (len = getline(&line, &cap, f)) > 0) {
             json_t *o = json_loadb(line, (size_t)len, 0, NULL);
+            if (json_object_get(o, "fixture")) { /* the rest is policy on other intents */
+                json_decref(o);
+                break;
+            }
             const char *text = json_string_value(json_object_get(o, "text"));
             const char *lang = json_string_value(json_object_get(o, "lang"));
             if (!lang)

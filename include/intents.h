@@ -57,6 +57,7 @@ struct intent {
 };
 
 struct intents;
+struct text_analysis;
 
 /* Per-thread working memory for intents_classify(). */
 struct intents_scratch;
@@ -169,6 +170,13 @@ struct intents_result {
  * returns 0, or CD_ESTATE when the set is not trained. */
 int intents_classify(const struct intents *set, struct intents_scratch *scratch, const char *text,
                      size_t n, const char *lang, struct intents_result *out);
+
+/* intents_classify() of a message analysed by text_analyse() with lang's
+ * tokenizer (triage analyses each message once for the rules, the model and
+ * the KB). a must stay unchanged during the call. */
+int intents_classify_analysed(const struct intents *set, struct intents_scratch *scratch,
+                              const struct text_analysis *a, const char *lang,
+                              struct intents_result *out);
 
 /* Calibration: the softmax temperature in use (1 = raw). intents_train()
  * fits it on a held-out split of the examples; intents_set_temperature()

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 struct kb;
+struct text_analysis;
 
 #define KB_ID_MAX 128
 
@@ -107,6 +108,11 @@ void kb_article_clear(struct kb_article *a);
  * count. Free each hit's strings with kb_hits_clear(). Returns 0 or CD_E*. */
 int kb_search(struct kb *kb, const char *question, const char *lang, struct kb_hit *hits,
               int max_hits, int *n_hits);
+/* kb_search() of a question already analysed by text_analyse() (triage analyses each message
+ * once): the language whose tokenizer made the analysis takes its stems as they are, any
+ * other language's table splits question->text itself. */
+int kb_search_analysed(struct kb *kb, const struct text_analysis *question, const char *lang,
+                       struct kb_hit *hits, int max_hits, int *n_hits);
 void kb_hits_clear(struct kb_hit *hits, int n_hits);
 
 /* The passage of article id that best answers question: the paragraph whose stems share the
@@ -115,6 +121,9 @@ void kb_hits_clear(struct kb_hit *hits, int n_hits);
  * kb_hit.passage. Drafts, which are not indexed, give their first paragraph. Returns 0 with a
  * malloc'd string in *out (the caller frees it), CD_ENOTFOUND, or CD_E*. */
 int kb_passage(struct kb *kb, const char *id, const char *question, char **out);
+/* kb_passage() of a question analysed by text_analyse() (NULL: none). */
+int kb_passage_analysed(struct kb *kb, const char *id, const struct text_analysis *question,
+                        char **out);
 
 /* Learns that question is answered by article_id (from "yes, this helped" or
  * an agent): adds it as a learned phrasing so later searches rank that

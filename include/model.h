@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct text_analysis;
 struct text_tokenizer;
 
 struct model_options {
@@ -58,8 +59,13 @@ struct model_scratch {
 void model_feats_free(struct model_feats *f);
 void model_scratch_free(struct model_scratch *s);
 
-/* Extracts the hashed features of n bytes of text into f (reset first), with
- * tok (stemming) for words. Returns 0 or CD_ENOMEM. */
+/* Extracts the hashed features of an analysed message (text.h) into f (reset
+ * first): its stemmed words and word pairs, stop words kept, and the character
+ * n-grams of its folded words. Returns 0 or CD_ENOMEM. */
+int model_featurize_analysed(const struct text_analysis *a, int hash_bits, struct model_feats *f);
+
+/* model_featurize_analysed() of n bytes of text analysed with tok (stemming).
+ * Returns 0 or CD_ENOMEM. */
 int model_featurize(struct text_tokenizer *tok, const char *text, size_t n, int hash_bits,
                     struct model_feats *f);
 

@@ -3,7 +3,9 @@
  * Unicode case and diacritic folding ("Réembolsé" -> "reembolse"), word split,
  * per-language stop words and Snowball stemming (libstemmer). The KB's FTS5
  * index, the intent rules and the intent model all call this, so "refunds",
- * "Refunded" and "refund" are one token everywhere.
+ * "Refunded" and "refund" are one token everywhere. A customer's message is
+ * analysed once (text_analyse(): its words, folded forms and stems, and the
+ * folded text) and that one value is handed to the rules, the model and the KB.
  *
  * A struct text_tokenizer holds one libstemmer stemmer, whose result buffer is
  * overwritten by each call: an instance is not thread-safe; make one per
@@ -39,6 +41,23 @@ void text_tokenizer_free(struct text_tokenizer *t);
 /* The language this tokenizer stems for ("en", ...). */
 const char *text_tokenizer_lang(const struct text_tokenizer *t);
 
+/* A few tokenizers kept by language tag, for a caller that sees messages in several languages
+ * interleaved (triage, intent classification). Starts zeroed ({0}); not thread-safe. */
+#define TEXT_TOKENIZERS_MAX 4
+struct text_tokenizers {
+    struct text_tokenizer *tok[TEXT_TOKENIZERS_MAX];
+    char lang[TEXT_TOKENIZERS_MAX][16];
+    int n;
+};
+
+/* Returns the tokenizer for lang (NULL or "": "en"), made on first use; when all slots are
+ * taken the last one is replaced (a tokenizer it returned earlier is then freed). Returns NULL
+ * only when out of memory (the cache is unchanged). */
+struct text_tokenizer *text_tokenizers_get(struct text_tokenizers *c, const char *lang);
+
+/* Frees every tokenizer in c and zeroes it. Accepts NULL. */
+void text_tokenizers_free(struct text_tokenizers *c);
+
 /* Splits n bytes of UTF-8 at s into words (letters and digits; an apostrophe
  * inside a word is dropped: "don't" -> "dont"), folds, drops stop words unless
  * TEXT_KEEP_STOPWORDS, stems unless TEXT_NO_STEM, and calls cb for each.
@@ -46,6 +65,55 @@ const char *text_tokenizer_lang(const struct text_tokenizer *t);
  * Returns 0, or the first non-zero value cb returned. */
 int text_tokenize(struct text_tokenizer *t, const char *s, size_t n, int flags, text_token_cb cb,
                   void *ctx);
+
+/* One message analysed once (text_analyse()): every word with its place, folded form, stem
+ * and stop-word flag, and the folded message. Triage computes it once per message and hands it
+ * to the intent rules, the model's features and the KB's query, so none of them splits, folds
+ * or stems the message again; each replays the token stream it needs with
+ * text_analysis_tokens(), which gives exactly what text_tokenize() would. */
+struct text_word {
+    int start, end;      /* byte range [start, end) of the word in the message */
+    int fold_at, n_fold; /* folded form (TEXT_NO_STEM): chars + fold_at, n_fold bytes */
+    int stem_at, n_stem; /* stemmed token (the default): chars + stem_at, n_stem bytes */
+    int is_stopword;     /* dropped unless TEXT_KEEP_STOPWORDS */
+};
+
+struct text_analysis {
+    const char *text; /* the message, borrowed: it must outlive the analysis's use */
+    size_t n;
+    char lang[16]; /* the tokenizer's language, "" for none (fold only) */
+    struct text_word *words;
+    int n_words;
+    char *chars; /* the bytes of every word's folded form and stem, not NUL-terminated */
+    size_t n_chars;
+    char *folded;  /* text_fold() of the whole message; see text_analysis_folded() */
+    int n_folded;  /* its length, -1 if it did not fit */
+    int cap_words; /* allocated sizes, kept from one message to the next */
+    size_t cap_chars;
+    size_t cap_folded;
+};
+
+/* Analyses n bytes of UTF-8 at s with tokenizer t (NULL: fold only, no stems or stop words)
+ * into a, which starts zeroed ({0}) and may be reused for message after message: its buffers
+ * grow and are kept. s is borrowed and must stay valid while a is used. Returns 0, or
+ * CD_ENOMEM (a then holds no words). Free with text_analysis_free(). */
+int text_analyse(struct text_tokenizer *t, const char *s, size_t n, struct text_analysis *a);
+
+/* Frees a's buffers (not a itself) and zeroes it. Accepts NULL. */
+void text_analysis_free(struct text_analysis *a);
+
+/* Calls cb for each token text_tokenize(t, text, n, flags, ...) would emit, in the same order
+ * with the same bytes and ranges, without tokenizing again. Returns 0, or the first non-zero
+ * value cb returned (which stops the replay). */
+int text_analysis_tokens(const struct text_analysis *a, int flags, text_token_cb cb, void *ctx);
+
+/* The whole message folded by text_fold() (NUL-terminated, valid while a is unchanged), or
+ * NULL if it did not fit. */
+const char *text_analysis_folded(const struct text_analysis *a);
+
+/* Returns 1 if a tokenizer made for lang gives the tokens a holds (same language after
+ * normalising: "pt-BR" is "pt"), else 0: then lang's tokenizer must see the text itself. */
+int text_analysis_is_for(const struct text_analysis *a, const char *lang);
 
 /* Folds n bytes of UTF-8 to lower case without diacritics into out (at most
  * cap bytes including the NUL). Returns the folded length, or -1 if it did not

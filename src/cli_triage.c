@@ -111,9 +111,9 @@ static struct intents *load_intents(const char *path, const char *oos_label,
     return set;
 }
 
-/* load_intents() of the intents at path, trained quietly, for the subcommand cmd; when
- * nothing is at path, prints "no intents at PATH" followed by hint and returns NULL. */
-static struct intents *load_intents_at(const char *cmd, const char *path, const char *hint)
+/* The intents command cmd is given at path, loaded and trained quietly. Says "caredesk CMD: no
+ * intents at PATH" (and hint) when nothing is there; returns NULL after printing why. */
+static struct intents *load_command_intents(const char *cmd, const char *path, const char *hint)
 {
     if (!path_exists(path)) {
         fprintf(stderr, "caredesk %s: no intents at %s%s\n", cmd, path, hint);
@@ -195,7 +195,7 @@ int cli_ask(int argc, char **argv)
         fputs(ask_usage, stderr);
         return CLI_USAGE;
     }
-    struct intents *set = load_intents_at("ask", intents_path, " (use --intents DIR|FILE)");
+    struct intents *set = load_command_intents("ask", intents_path, " (use --intents DIR|FILE)");
     if (!set)
         return CLI_FAIL;
     struct kb *kb = load_kb(kb_path, is_kb_explicit);
@@ -423,11 +423,37 @@ int cli_eval_intents(int argc, char **argv)
     double t_answer = -1, t_clarify = -1, t_oos = -1, t_known = -1, min_recall = 0.7;
     double t_in_scope = -1;
     struct intents_train_options topt = {0};
-    const struct cli_str_opt paths[] = {
-        {"--train", &train},         {"--test", &test},  {"--val", &val},
-        {"--oos-label", &oos_label}, {"--kb", &kb_path}, {"--intents", &extra_intents},
-        {"--plot", &plot},
+    /* Every option: a flag, or one that takes a path or name, a number, or a count in
+     * [lo, hi]. */
+    const struct {
+        const char *name;
+        int *flag;
+        const char **text;
+        double *number;
+        int *count, lo, hi;
+    } options[] = {
+        {.name = "--quiet", .flag = &is_quiet},
+        {.name = "--reliability", .flag = &is_reliability},
+        {.name = "--fixed-prior", .flag = &is_fixed_prior},
+        {.name = "--train", .text = &train},
+        {.name = "--test", .text = &test},
+        {.name = "--val", .text = &val},
+        {.name = "--oos-label", .text = &oos_label},
+        {.name = "--kb", .text = &kb_path},
+        {.name = "--intents", .text = &extra_intents},
+        {.name = "--plot", .text = &plot},
+        {.name = "--epochs", .count = &topt.epochs, .lo = 1, .hi = 200},
+        {.name = "--hash-bits", .count = &topt.hash_bits, .lo = 10, .hi = 24},
+        {.name = "--folds", .count = &topt.folds, .lo = 2, .hi = 10},
+        {.name = "--t-answer", .number = &t_answer},
+        {.name = "--t-clarify", .number = &t_clarify},
+        {.name = "--t-oos", .number = &t_oos},
+        {.name = "--t-known", .number = &t_known},
+        {.name = "--min-oos-recall", .number = &min_recall},
+        {.name = "--t-in-scope", .number = &t_in_scope},
+        {.name = "--oos-prior", .number = &topt.oos_prior},
     };
+    const size_t n_options = sizeof options / sizeof options[0];
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -435,50 +461,28 @@ int cli_eval_intents(int argc, char **argv)
             fputs(eval_usage, stdout);
             return CLI_OK;
         }
-        if (!strcmp(a, "--quiet")) {
-            is_quiet = 1;
-            continue;
-        }
-        if (!strcmp(a, "--reliability")) {
-            is_reliability = 1;
-            continue;
-        }
-        if (!strcmp(a, "--fixed-prior")) {
-            is_fixed_prior = 1;
+        size_t k = 0;
+        while (k < n_options && strcmp(a, options[k].name))
+            k++;
+        if (k < n_options && options[k].flag) {
+            *options[k].flag = 1;
             continue;
         }
         if (!v) {
             fprintf(stderr, "caredesk eval intents: %s needs a value\n%s", a, eval_usage);
             return CLI_USAGE;
         }
-        int bad = 0;
-        const char **str = cli_str_opt_find(paths, sizeof paths / sizeof paths[0], a);
-        if (str)
-            *str = v;
-        else if (!strcmp(a, "--epochs"))
-            bad = parse_int(v, 1, 200, &topt.epochs);
-        else if (!strcmp(a, "--hash-bits"))
-            bad = parse_int(v, 10, 24, &topt.hash_bits);
-        else if (!strcmp(a, "--t-answer"))
-            bad = parse_double(v, &t_answer);
-        else if (!strcmp(a, "--t-clarify"))
-            bad = parse_double(v, &t_clarify);
-        else if (!strcmp(a, "--t-oos"))
-            bad = parse_double(v, &t_oos);
-        else if (!strcmp(a, "--t-known"))
-            bad = parse_double(v, &t_known);
-        else if (!strcmp(a, "--min-oos-recall"))
-            bad = parse_double(v, &min_recall);
-        else if (!strcmp(a, "--t-in-scope"))
-            bad = parse_double(v, &t_in_scope);
-        else if (!strcmp(a, "--oos-prior"))
-            bad = parse_double(v, &topt.oos_prior);
-        else if (!strcmp(a, "--folds"))
-            bad = parse_int(v, 2, 10, &topt.folds);
-        else {
+        if (k == n_options) {
             fprintf(stderr, "caredesk eval intents: unknown option %s\n%s", a, eval_usage);
             return CLI_USAGE;
         }
+        int bad = 0;
+        if (options[k].text)
+            *options[k].text = v;
+        else if (options[k].number)
+            bad = parse_double(v, options[k].number);
+        else
+            bad = parse_int(v, options[k].lo, options[k].hi, options[k].count);
         if (bad) {
             fprintf(stderr, "caredesk eval intents: bad value for %s: %s\n", a, v);
             return CLI_USAGE;
@@ -845,7 +849,7 @@ int cli_check_intents(int argc, char **argv)
             return CLI_USAGE;
         }
     }
-    struct intents *set = load_intents_at("check intents", path, "");
+    struct intents *set = load_command_intents("check intents", path, "");
     if (!set)
         return CLI_FAIL;
     json_t *r = intents_check(set, &copt);

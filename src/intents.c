@@ -70,18 +70,12 @@ struct intents {
 };
 
 struct intents_scratch {
-    struct text_tokenizer *tok; /* the current language's, one of toks */
-    const char *lang;           /* its code, in langs */
-    struct text_tokenizer *toks[4];
-    char langs[4][16];
-    int n_toks;
+    struct text_tokenizers toks;   /* by language, for intents_classify() */
+    struct text_analysis analysis; /* intents_classify()'s message */
     struct model_feats feats;
     struct model_scratch model;
-    uint64_t *tokens;
-    int n_tokens;
+    uint64_t *tokens; /* the message's tokens, hashed */
     int cap_tokens;
-    char *folded;
-    size_t cap_folded;
     double *p;
     double *raw;
     unsigned char *off;
@@ -1255,40 +1249,15 @@ void intents_scratch_free(struct intents_scratch *s)
 {
     if (!s)
         return;
-    for (int i = 0; i < s->n_toks; i++)
-        text_tokenizer_free(s->toks[i]);
+    text_tokenizers_free(&s->toks);
     model_feats_free(&s->feats);
     model_scratch_free(&s->model);
     free(s->tokens);
-    free(s->folded);
+    text_analysis_free(&s->analysis);
     free(s->p);
     free(s->raw);
     free(s->off);
     free(s);
-}
-
-/* Makes s->tok the tokenizer for lang; a few languages stay cached. */
-static int scratch_tokenizer(struct intents_scratch *s, const char *lang)
-{
-    if (!lang || !lang[0])
-        lang = "en";
-    for (int i = 0; i < s->n_toks; i++)
-        if (!strcmp(s->langs[i], lang)) {
-            s->tok = s->toks[i];
-            s->lang = s->langs[i];
-            return 0;
-        }
-    struct text_tokenizer *t = text_tokenizer_new(lang);
-    if (!t)
-        return CD_ENOMEM;
-    int slot = s->n_toks < 4 ? s->n_toks++ : 3;
-    if (s->toks[slot])
-        text_tokenizer_free(s->toks[slot]);
-    s->toks[slot] = t;
-    snprintf(s->langs[slot], sizeof s->langs[slot], "%s", lang);
-    s->tok = t;
-    s->lang = s->langs[slot];
-    return 0;
 }
 
 /* mask has bit (token & 63) set for each of the n tokens: a pattern whose
@@ -1307,29 +1276,57 @@ static int match_pattern(const struct rule_pattern *p, const uint64_t *tokens, i
     return 0;
 }
 
-int intents_classify(const struct intents *set, struct intents_scratch *s, const char *text,
-                     size_t n, const char *lang, struct intents_result *out)
+static void result_reset(struct intents_result *out)
 {
     memset(out, 0, sizeof *out);
     out->rule_intent = -1;
     out->known_share = 1.0;
     out->p_in = 1.0;
+}
+
+int intents_classify(const struct intents *set, struct intents_scratch *s, const char *text,
+                     size_t n, const char *lang, struct intents_result *out)
+{
+    int rc = 0;
+    if (set->is_trained) {
+        struct text_tokenizer *tok = text_tokenizers_get(&s->toks, lang);
+        rc = tok ? text_analyse(tok, text, n, &s->analysis) : CD_ENOMEM;
+    }
+    if (rc) {
+        result_reset(out);
+        return rc;
+    }
+    return intents_classify_analysed(set, s, &s->analysis, lang, out);
+}
+
+int intents_classify_analysed(const struct intents *set, struct intents_scratch *s,
+                              const struct text_analysis *a, const char *lang,
+                              struct intents_result *out)
+{
+    result_reset(out);
     if (!set->is_trained)
         return CD_ESTATE;
-    int rc = scratch_tokenizer(s, lang);
-    if (rc)
-        return rc;
+    char code[16];
+    snprintf(code, sizeof code, "%s", lang && lang[0] ? lang : "en");
+    int rc;
 
     /* Rules: the longest matching phrase wins; a person request beats all. */
-    struct token_list l = {.v = s->tokens, .cap = s->cap_tokens};
-    text_tokenize(s->tok, text, n, TEXT_KEEP_STOPWORDS, on_token, &l);
-    s->tokens = l.v;
-    s->cap_tokens = l.cap;
-    s->n_tokens = l.n;
-    out->n_tokens = l.n;
+    if (s->cap_tokens < a->n_words) {
+        uint64_t *v = realloc(s->tokens, (size_t)a->n_words * sizeof *v);
+        if (!v)
+            return CD_ENOMEM;
+        s->tokens = v;
+        s->cap_tokens = a->n_words;
+    }
+    uint64_t *tokens = s->tokens;
+    int n_tokens = a->n_words;
     uint64_t mask = 0;
-    for (int i = 0; i < l.n; i++)
-        mask |= (uint64_t)1 << (l.v[i] & 63);
+    for (int i = 0; i < n_tokens; i++) {
+        const struct text_word *w = &a->words[i];
+        tokens[i] = hash_token(a->chars + w->stem_at, w->n_stem);
+        mask |= (uint64_t)1 << (tokens[i] & 63);
+    }
+    out->n_tokens = n_tokens;
     /* The highest rank wins, the first pattern among equals: only the
      * buckets of the message's tokens can match. */
     int best = -1, best_len = 0;
@@ -1339,7 +1336,7 @@ int intents_classify(const struct intents *set, struct intents_scratch *s, const
             int i = set->pattern_order[k];
             const struct rule_pattern *p = &set->patterns[i];
             if ((p->rank > best_len || (p->rank == best_len && i < best)) &&
-                match_pattern(p, l.v, l.n, mask)) {
+                match_pattern(p, tokens, n_tokens, mask)) {
                 best = i;
                 best_len = p->rank;
             }
@@ -1350,21 +1347,15 @@ int intents_classify(const struct intents *set, struct intents_scratch *s, const
         snprintf(out->rule_what, sizeof out->rule_what, "pattern: %s", set->patterns[best].text);
     }
     int have_rule = best >= 0;
+    const char *folded = text_analysis_folded(a);
     if (set->n_regexes && (!have_rule || !set->items[out->rule_intent].is_person_request)) {
-        if (s->cap_folded < n * 4 + 16) {
-            char *f = realloc(s->folded, n * 4 + 16);
-            if (!f)
-                return CD_ENOMEM;
-            s->folded = f;
-            s->cap_folded = n * 4 + 16;
-        }
-        if (text_fold(text, n, s->folded, s->cap_folded) >= 0) {
+        if (folded) {
             for (int i = 0; i < set->n_regexes; i++) {
                 const struct rule_regex *r = &set->regexes[i];
                 int is_person = set->items[r->intent].is_person_request;
                 if (have_rule && !is_person)
                     continue; /* a rule already decided; only a person request wins */
-                if (regexec(&r->re, s->folded, 0, NULL, 0) == 0) {
+                if (regexec(&r->re, folded, 0, NULL, 0) == 0) {
                     out->rule_intent = r->intent;
                     snprintf(out->rule_what, sizeof out->rule_what, "regex: %s", r->text);
                     have_rule = 1;
@@ -1402,13 +1393,13 @@ int intents_classify(const struct intents *set, struct intents_scratch *s, const
         s->off = off;
         s->cap_p = K;
     }
-    if ((rc = model_featurize(s->tok, text, n, model_hash_bits(set->model), &s->feats)))
+    if ((rc = model_featurize_analysed(a, model_hash_bits(set->model), &s->feats)))
         return rc;
     out->n_known = model_logits(set->model, &s->feats, &s->model, s->raw);
     out->known_share = model_known_share(set->model, &s->feats);
     /* A message in one language is about that language's intents (and the
      * out-of-scope class); if there are none, about all of them. */
-    mark_off(set, s->lang, s->off);
+    mark_off(set, code, s->off);
     for (int c = 0; c < K; c++)
         if (s->off[c])
             s->raw[c] = -1e30;
@@ -1456,7 +1447,8 @@ int intents_calibrate(struct intents *set, const char *const *texts, const int *
     int *labels = malloc((size_t)(n ? n : 1) * sizeof *labels);
     struct intents_scratch *s = intents_scratch_new();
     int rc = 0, m = 0;
-    if (!class_of || !logits || !labels || !s || scratch_tokenizer(s, "en")) {
+    struct text_tokenizer *tok = s ? text_tokenizers_get(&s->toks, "en") : NULL;
+    if (!class_of || !logits || !labels || !tok) {
         rc = CD_ENOMEM;
         goto done;
     }
@@ -1467,7 +1459,7 @@ int intents_calibrate(struct intents *set, const char *const *texts, const int *
     for (int i = 0; i < n; i++) {
         if (intent[i] < 0 || intent[i] >= set->n_items || class_of[intent[i]] < 0)
             continue;
-        if ((rc = model_featurize(s->tok, texts[i], strlen(texts[i]), model_hash_bits(set->model),
+        if ((rc = model_featurize(tok, texts[i], strlen(texts[i]), model_hash_bits(set->model),
                                   &s->feats)))
             goto done;
         model_logits(set->model, &s->feats, &s->model, logits + (size_t)m * K);

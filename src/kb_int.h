@@ -291,10 +291,12 @@ extern const fts5_tokenizer kb_snowball_tokenizer;
 void kb_rank_fn(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_context *ctx, int n_args,
                 sqlite3_value **args);
 int kb_find_stem(const struct kb_query *q, const char *s, size_t n);
-/* Builds the query for question in li's language: its terms (with joined words and typo
+/* Builds the query for the question in li's language: its terms (with joined words and typo
  * repair as tuned) and the phrases stage one matches, with each term's document frequency.
- * q->n_terms is 0 for a question with no searchable word. Returns 0 or CD_E*. */
-int kb_query_build(struct kb *kb, struct kb_lang_index *li, const char *question,
+ * The terms are the stems the question's analysis holds when it was made for li's language,
+ * else li's tokenizer splits question->text itself (an analysis with no language holds only
+ * the text). q->n_terms is 0 for a question with no searchable word. Returns 0 or CD_E*. */
+int kb_query_build(struct kb *kb, struct kb_lang_index *li, const struct text_analysis *question,
                    struct kb_query *q);
 /* Fills the idf of a built query's terms from its language's in-memory counts. */
 void kb_query_weigh(struct kb_query *q);

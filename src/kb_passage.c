@@ -143,6 +143,14 @@ static int passage_text(const char *body, size_t best_start, size_t best_end, ch
 
 int kb_passage(struct kb *kb, const char *id, const char *question, char **out)
 {
+    /* No analysis: the article's language's tokenizer splits the text (text.h). */
+    struct text_analysis text = {.text = question, .n = question ? strlen(question) : 0};
+    return kb_passage_analysed(kb, id, question ? &text : NULL, out);
+}
+
+int kb_passage_analysed(struct kb *kb, const char *id, const struct text_analysis *question,
+                        char **out)
+{
     if (out)
         *out = NULL;
     if (!kb || !id || !out)
@@ -157,7 +165,7 @@ int kb_passage(struct kb *kb, const char *id, const char *question, char **out)
     if (sqlite3_step(st) == SQLITE_ROW) {
         const char *body = sql_text(st, 1), *pstems = sql_text(st, 2);
         rc = 0;
-        if (*pstems && question && *question) {
+        if (*pstems && question && question->n) {
             struct kb_lang_index *li = kb_lang_index_get(kb, sql_text(st, 0), 0, &rc);
             if (!li)
                 rc = 0;

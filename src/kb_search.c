@@ -649,14 +649,17 @@ static void search_memory(const struct df_map *m, struct kb_query *q, int lang_r
         cands[(*n_cands)++] = top[i];
 }
 
-int kb_query_build(struct kb *kb, struct kb_lang_index *li, const char *question,
+int kb_query_build(struct kb *kb, struct kb_lang_index *li, const struct text_analysis *question,
                    struct kb_query *q)
 {
     memset(q, 0, sizeof *q);
     q->tune = &kb->tune;
-    struct query_build b = {.q = q, .text = question};
+    struct query_build b = {.q = q, .text = question->text};
     b.prev_start = b.prev_end = -1;
-    kb_tok_tokenize(li->tok, question, strlen(question), query_term_cb, &b);
+    if (text_analysis_is_for(question, li->lang))
+        text_analysis_tokens(question, 0, query_term_cb, &b);
+    else
+        kb_tok_tokenize(li->tok, question->text, question->n, query_term_cb, &b);
     if (q->n_terms == 0)
         return 0;
     if (q->tune->join_words > 0)
@@ -671,8 +674,9 @@ void kb_query_weigh(struct kb_query *q)
 }
 
 /* Runs stage one on one language's table, appending candidates. */
-static int search_lang(struct kb *kb, struct kb_lang_index *li, const char *question, int lang_rank,
-                       struct kb_query *q, struct kb_candidate *cands, int *n_cands, int max_cands)
+static int search_lang(struct kb *kb, struct kb_lang_index *li,
+                       const struct text_analysis *question, int lang_rank, struct kb_query *q,
+                       struct kb_candidate *cands, int *n_cands, int max_cands)
 {
     int rc = kb_query_build(kb, li, question, q);
     if (rc || q->n_phrases == 0)
@@ -759,6 +763,19 @@ static int fill_hit(struct kb *kb, const struct kb_query *q, const struct kb_can
 
 int kb_search(struct kb *kb, const char *question, const char *lang, struct kb_hit *hits,
               int max_hits, int *n_hits)
+{
+    /* No analysis: each language's tokenizer splits the text (text.h). */
+    struct text_analysis text = {.text = question, .n = question ? strlen(question) : 0};
+    if (!question) {
+        if (n_hits)
+            *n_hits = 0;
+        return CD_EINVAL;
+    }
+    return kb_search_analysed(kb, &text, lang, hits, max_hits, n_hits);
+}
+
+int kb_search_analysed(struct kb *kb, const struct text_analysis *question, const char *lang,
+                       struct kb_hit *hits, int max_hits, int *n_hits)
 {
     if (n_hits)
         *n_hits = 0;

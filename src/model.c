@@ -176,14 +176,13 @@ static int on_chars(void *ctx, const char *token, int n_token, int start, int en
     return 0;
 }
 
-int model_featurize(struct text_tokenizer *tok, const char *text, size_t n, int hash_bits,
-                    struct model_feats *f)
+int model_featurize_analysed(const struct text_analysis *a, int hash_bits, struct model_feats *f)
 {
     struct featurize_ctx c = {.f = f, .bits = hash_bits, .prev = "^", .n_prev = 1};
     if (f->n && f->slot)
         memset(f->slot, 0xff, (size_t)f->cap * 2 * sizeof *f->slot);
     f->n = 0;
-    text_tokenize(tok, text, n, TEXT_KEEP_STOPWORDS, on_word, &c);
+    text_analysis_tokens(a, TEXT_KEEP_STOPWORDS, on_word, &c);
     if (c.rc)
         return c.rc;
     if (c.n_prev > 1 || c.prev[0] != '^') {
@@ -193,8 +192,19 @@ int model_featurize(struct text_tokenizer *tok, const char *text, size_t n, int 
         if ((c.rc = feats_add(f, hash_finish(b, hash_bits), GROUP_PAIR)))
             return c.rc;
     }
-    text_tokenize(tok, text, n, TEXT_KEEP_STOPWORDS | TEXT_NO_STEM, on_chars, &c);
+    text_analysis_tokens(a, TEXT_KEEP_STOPWORDS | TEXT_NO_STEM, on_chars, &c);
     return c.rc;
+}
+
+int model_featurize(struct text_tokenizer *tok, const char *text, size_t n, int hash_bits,
+                    struct model_feats *f)
+{
+    struct text_analysis a = {0};
+    int rc = text_analyse(tok, text, n, &a);
+    if (rc == 0)
+        rc = model_featurize_analysed(&a, hash_bits, f);
+    text_analysis_free(&a);
+    return rc;
 }
 
 /* Maps raw features to model features with weights (log-count x IDF, L2 per

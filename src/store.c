@@ -124,10 +124,10 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_MSG_APPEND] = "INSERT INTO messages (" MSG_COLUMNS ")"
                       " SELECT ?1, coalesce(max(seq), 0) + 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8"
                       " FROM messages WHERE conversation = ?1 RETURNING seq",
-    /* The caller knows the next seq; nothing if it is taken (or the client id is). */
+    /* The caller knows the next seq; nothing if it is taken (or the client id is). No
+     * RETURNING: on SQLite it would buffer a result row per message (the hottest write). */
     [ST_MSG_INSERT] = "INSERT INTO messages (" MSG_COLUMNS ")"
-                      " VALUES (?1, ?9, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-                      " ON CONFLICT DO NOTHING RETURNING seq",
+                      " VALUES (?1, ?9, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
     [ST_MSG_AFTER] = "SELECT " MSG_COLUMNS " FROM messages WHERE conversation = ?1 AND seq > ?2"
                      " ORDER BY seq LIMIT ?3",
     [ST_MSG_BY_CLIENT_ID] = "SELECT " MSG_COLUMNS " FROM messages"
@@ -956,7 +956,12 @@ int store_message_append(struct store *s, struct store_message *m)
         struct db_stmt *stmt = st(s, ST_MSG_INSERT);
         bind_message(stmt, m);
         db_bind_int64(stmt, 9, m->seq);
+        /* SQLite: stored at the given seq or not at all; PostgreSQL returns its own seq. */
         rc = run_returning(stmt, &seq);
+        if (rc == 1 && db_changes(s->db) == 1) {
+            seq = m->seq;
+            rc = 0;
+        }
         if (rc < 0)
             return rc;
         if (rc == 1) {

@@ -411,33 +411,63 @@ const char *text_tokenizer_lang(const struct text_tokenizer *t)
     return t ? t->lang : "en";
 }
 
-/* Emits one finished word: drops it if it is a stop word, stems it, strips the diacritics
- * the stemmer needed, and calls cb. Returns cb's value (0 for a dropped word). */
-static int word_emit(struct text_tokenizer *t, struct word *w, int flags, text_token_cb cb,
-                     void *ctx)
+struct text_tokenizer *text_tokenizers_get(struct text_tokenizers *c, const char *lang)
 {
-    if (w->n_fold == 0)
-        return 0;
-    if (!(flags & TEXT_KEEP_STOPWORDS) && t && t->stopword &&
-        stop_find(t->stopword, w->fold, (size_t)w->n_fold))
-        return 0;
-    if (t && t->stemmer && !(flags & TEXT_NO_STEM) && w->has_letter && w->n_lower > 0) {
+    if (!lang || !lang[0])
+        lang = "en";
+    for (int i = 0; i < c->n; i++)
+        if (!strcmp(c->lang[i], lang))
+            return c->tok[i];
+    struct text_tokenizer *t = text_tokenizer_new(lang);
+    if (!t)
+        return NULL;
+    int slot = c->n < TEXT_TOKENIZERS_MAX ? c->n++ : TEXT_TOKENIZERS_MAX - 1;
+    text_tokenizer_free(c->tok[slot]);
+    c->tok[slot] = t;
+    cd_strlcpy(c->lang[slot], sizeof c->lang[slot], lang);
+    return t;
+}
+
+void text_tokenizers_free(struct text_tokenizers *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < c->n; i++)
+        text_tokenizer_free(c->tok[i]);
+    memset(c, 0, sizeof *c);
+}
+
+/* Returns 1 if the finished word w is one of t's stop words. */
+static int word_is_stopword(const struct text_tokenizer *t, const struct word *w)
+{
+    return t && t->stopword && stop_find(t->stopword, w->fold, (size_t)w->n_fold);
+}
+
+/* The token of a finished word (n_fold > 0) when stemming: its stem with the diacritics the
+ * stemmer needed stripped, or its folded form for a word of digits, a language without a
+ * stemmer or an empty stem. Sets *token (into out, w, t's stem cache or libstemmer's buffer:
+ * valid until the next call) and returns its length. */
+static int word_stem(struct text_tokenizer *t, struct word *w, char out[TEXT_MAX_TOKEN],
+                     const char **token)
+{
+    if (t && t->stemmer && w->has_letter && w->n_lower > 0) {
         struct stem_cache_slot *slot = NULL;
         if (w->n_lower <= STEM_CACHE_WORD) {
             uint32_t h = cd_fnv1a32(CD_FNV32_INIT, w->lower, (size_t)w->n_lower);
             slot = &t->cache[h & (STEM_CACHE_SLOTS - 1)];
-            if (slot->n_word == w->n_lower && memcmp(slot->word, w->lower, slot->n_word) == 0)
-                return cb(ctx, slot->stem, slot->n_stem, w->start, w->end);
+            if (slot->n_word == w->n_lower && memcmp(slot->word, w->lower, slot->n_word) == 0) {
+                *token = slot->stem;
+                return slot->n_stem;
+            }
         }
         const sb_symbol *stem =
             sb_stemmer_stem(t->stemmer, (const sb_symbol *)w->lower, w->n_lower);
         if (stem) {
-            char out[TEXT_MAX_TOKEN];
-            const char *token = out;
             int n_token;
             int n_stem = sb_stemmer_length(t->stemmer);
+            *token = out;
             if (w->is_ascii && n_stem > 0 && n_stem <= TEXT_MAX_TOKEN) {
-                token = (const char *)stem;
+                *token = (const char *)stem;
                 n_token = n_stem;
             } else {
                 n_token = fold_stem(stem, n_stem, out);
@@ -447,17 +477,22 @@ static int word_emit(struct text_tokenizer *t, struct word *w, int flags, text_t
                     slot->n_word = (unsigned char)w->n_lower;
                     memcpy(slot->word, w->lower, (size_t)w->n_lower);
                     slot->n_stem = (unsigned char)n_token;
-                    memcpy(slot->stem, token, (size_t)n_token);
+                    memcpy(slot->stem, *token, (size_t)n_token);
                 }
-                return cb(ctx, token, n_token, w->start, w->end);
+                return n_token;
             }
         }
     }
-    return cb(ctx, w->fold, w->n_fold, w->start, w->end);
+    *token = w->fold;
+    return w->n_fold;
 }
 
-int text_tokenize(struct text_tokenizer *t, const char *s, size_t n, int flags, text_token_cb cb,
-                  void *ctx)
+/* Called by split_words() for each finished word; a non-zero return stops the split. */
+typedef int (*word_fn)(void *ctx, struct word *w);
+
+/* Splits n bytes of UTF-8 at s into words, each built lower-cased and folded in w, and calls
+ * fn for each. Returns 0, or the first non-zero value fn returned. */
+static inline int split_words(const char *s, size_t n, word_fn fn, void *ctx)
 {
     const unsigned char *p = (const unsigned char *)s;
     struct word w;
@@ -465,8 +500,6 @@ int text_tokenize(struct text_tokenizer *t, const char *s, size_t n, int flags, 
     size_t i = 0;
     int rc;
 
-    if (!s || !cb)
-        return 0;
     if (n > INT_MAX)
         n = INT_MAX; /* offsets are ints */
     while (i < n) {
@@ -501,7 +534,7 @@ int text_tokenize(struct text_tokenizer *t, const char *s, size_t n, int flags, 
         if (cls == CH_SEP || (cls == CH_MARK && !in_word)) {
             if (in_word) {
                 in_word = 0;
-                rc = word_emit(t, &w, flags, cb, ctx);
+                rc = fn(ctx, &w);
                 if (rc)
                     return rc;
             }
@@ -531,8 +564,167 @@ int text_tokenize(struct text_tokenizer *t, const char *s, size_t n, int flags, 
         w.end = (int)i;
     }
     if (in_word)
-        return word_emit(t, &w, flags, cb, ctx);
+        return fn(ctx, &w);
     return 0;
+}
+
+struct emit_ctx {
+    struct text_tokenizer *t;
+    int flags;
+    text_token_cb cb;
+    void *ctx;
+};
+
+/* Emits one finished word for text_tokenize(): drops it if it is a stop word, stems it, and
+ * calls cb. Returns cb's value (0 for a dropped word). */
+static int word_emit(void *ctx, struct word *w)
+{
+    struct emit_ctx *e = ctx;
+    char out[TEXT_MAX_TOKEN];
+    const char *token = w->fold;
+    int n_token = w->n_fold;
+
+    if (w->n_fold == 0)
+        return 0;
+    if (!(e->flags & TEXT_KEEP_STOPWORDS) && word_is_stopword(e->t, w))
+        return 0;
+    if (!(e->flags & TEXT_NO_STEM))
+        n_token = word_stem(e->t, w, out, &token);
+    return e->cb(e->ctx, token, n_token, w->start, w->end);
+}
+
+int text_tokenize(struct text_tokenizer *t, const char *s, size_t n, int flags, text_token_cb cb,
+                  void *ctx)
+{
+    struct emit_ctx e = {.t = t, .flags = flags, .cb = cb, .ctx = ctx};
+
+    if (!s || !cb)
+        return 0;
+    return split_words(s, n, word_emit, &e);
+}
+
+/* ---- one message, analysed once ---------------------------------------------------------- */
+
+struct analyse_ctx {
+    struct text_tokenizer *t;
+    struct text_analysis *a;
+};
+
+/* Appends n bytes to the analysis's character store; returns their offset, or -1 when out of
+ * memory (or past the int offsets' range). */
+static int chars_add(struct text_analysis *a, const char *bytes, int n)
+{
+    if (a->n_chars + (size_t)n > INT_MAX)
+        return -1;
+    if (a->n_chars + (size_t)n > a->cap_chars) {
+        size_t cap = a->cap_chars ? a->cap_chars * 2 : 256;
+        while (cap < a->n_chars + (size_t)n)
+            cap *= 2;
+        char *c = realloc(a->chars, cap);
+        if (!c)
+            return -1;
+        a->chars = c;
+        a->cap_chars = cap;
+    }
+    memcpy(a->chars + a->n_chars, bytes, (size_t)n);
+    a->n_chars += (size_t)n;
+    return (int)(a->n_chars - (size_t)n);
+}
+
+/* Records one finished word: its place, folded form, stop-word flag and stemmed token. */
+static int word_record(void *ctx, struct word *w)
+{
+    struct analyse_ctx *c = ctx;
+    struct text_analysis *a = c->a;
+    char out[TEXT_MAX_TOKEN];
+    const char *stem;
+
+    if (w->n_fold == 0)
+        return 0;
+    if (a->n_words == a->cap_words) {
+        int cap = a->cap_words ? a->cap_words * 2 : 32;
+        struct text_word *v = realloc(a->words, (size_t)cap * sizeof *v);
+        if (!v)
+            return CD_ENOMEM;
+        a->words = v;
+        a->cap_words = cap;
+    }
+    struct text_word *tw = &a->words[a->n_words];
+    tw->start = w->start;
+    tw->end = w->end;
+    tw->is_stopword = word_is_stopword(c->t, w);
+    tw->n_fold = w->n_fold;
+    tw->n_stem = word_stem(c->t, w, out, &stem);
+    if ((tw->fold_at = chars_add(a, w->fold, w->n_fold)) < 0 ||
+        (tw->stem_at = chars_add(a, stem, tw->n_stem)) < 0)
+        return CD_ENOMEM;
+    a->n_words++;
+    return 0;
+}
+
+int text_analyse(struct text_tokenizer *t, const char *s, size_t n, struct text_analysis *a)
+{
+    struct analyse_ctx c = {.t = t, .a = a};
+
+    a->text = s ? s : "";
+    a->n = s ? n : 0;
+    cd_strlcpy(a->lang, sizeof a->lang, t ? t->lang : "");
+    a->n_words = 0;
+    a->n_chars = 0;
+    a->n_folded = -1;
+    size_t cap = a->n <= INT_MAX ? a->n * 4 + 16 : 0; /* text_fold() takes no more */
+    if (cap && a->cap_folded < cap) {
+        char *f = realloc(a->folded, cap);
+        if (!f)
+            return CD_ENOMEM;
+        a->folded = f;
+        a->cap_folded = cap;
+    }
+    if (cap)
+        a->n_folded = text_fold(a->text, a->n, a->folded, a->cap_folded);
+    int rc = split_words(a->text, a->n, word_record, &c);
+    if (rc)
+        a->n_words = 0;
+    return rc;
+}
+
+void text_analysis_free(struct text_analysis *a)
+{
+    if (!a)
+        return;
+    free(a->words);
+    free(a->chars);
+    free(a->folded);
+    memset(a, 0, sizeof *a);
+}
+
+const char *text_analysis_folded(const struct text_analysis *a)
+{
+    return a->n_folded >= 0 ? a->folded : NULL;
+}
+
+int text_analysis_tokens(const struct text_analysis *a, int flags, text_token_cb cb, void *ctx)
+{
+    for (int i = 0; i < a->n_words; i++) {
+        const struct text_word *w = &a->words[i];
+        if (!(flags & TEXT_KEEP_STOPWORDS) && w->is_stopword)
+            continue;
+        int rc = flags & TEXT_NO_STEM ? cb(ctx, a->chars + w->fold_at, w->n_fold, w->start, w->end)
+                                      : cb(ctx, a->chars + w->stem_at, w->n_stem, w->start, w->end);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int text_analysis_is_for(const struct text_analysis *a, const char *lang)
+{
+    char code[16];
+
+    if (!a->lang[0])
+        return 0;
+    lang_normalize(lang, code);
+    return strcmp(code, a->lang) == 0;
 }
 
 int text_fold(const char *s, size_t n, char *out, size_t cap)

@@ -106,14 +106,13 @@ struct triage {
     struct intents_scratch *scratch;
     struct kb *kb;
     struct text_tokenizer *tok; /* the current language's, one of toks */
-    struct text_tokenizer *toks[4];
-    char tok_langs[4][16];
-    int n_toks;
+    struct text_tokenizers toks;
     regex_t person_re[12];
     int n_person_re;
     regex_t not_helped_re[8];
     int n_not_helped_re;
-    char *folded;
+    struct text_analysis analysis; /* the message being decided, analysed once */
+    char *folded;                  /* its folded text, squeezed (fold_message()) */
     size_t cap_folded;
     struct triage_kb_calibration kb_cal; /* triage_calibrate_kb() */
     struct scope_prior prior;            /* the traffic's out-of-scope share, measured */
@@ -209,12 +208,12 @@ void triage_free(struct triage *t)
         return;
     intents_free(t->intents);
     intents_scratch_free(t->scratch);
-    for (int i = 0; i < t->n_toks; i++)
-        text_tokenizer_free(t->toks[i]);
+    text_tokenizers_free(&t->toks);
     for (int i = 0; i < t->n_person_re; i++)
         regfree(&t->person_re[i]);
     for (int i = 0; i < t->n_not_helped_re; i++)
         regfree(&t->not_helped_re[i]);
+    text_analysis_free(&t->analysis);
     free(t->folded);
     free(t);
 }
@@ -264,30 +263,29 @@ const char *triage_action_name(enum triage_action a)
  * conversations in different languages interleave. */
 static int tokenizer_for(struct triage *t, const char *lang)
 {
-    if (!lang || !lang[0])
-        lang = "en";
-    for (int i = 0; i < t->n_toks; i++)
-        if (!strcmp(t->tok_langs[i], lang)) {
-            t->tok = t->toks[i];
-            return 0;
-        }
-    struct text_tokenizer *tok = text_tokenizer_new(lang);
+    struct text_tokenizer *tok = text_tokenizers_get(&t->toks, lang);
     if (!tok)
         return CD_ENOMEM;
-    int slot = t->n_toks < 4 ? t->n_toks++ : 3;
-    if (t->toks[slot] && t->toks[slot] != tok)
-        text_tokenizer_free(t->toks[slot]);
-    t->toks[slot] = tok;
-    cd_strlcpy(t->tok_langs[slot], sizeof t->tok_langs[slot], lang);
     t->tok = tok;
     return 0;
 }
 
-/* Folds text into t->folded with apostrophes removed ("didn't" -> "didnt")
- * and runs of spaces squeezed. Returns the folded string or NULL. */
-static const char *fold_message(struct triage *t, const char *text, size_t n)
+/* Analyses the message with t->tok into t->analysis, the one analysis of it that the
+ * signals, the rules, the model and the KB all read. Returns 0 or CD_ENOMEM. */
+static int analyse_message(struct triage *t, const char *text, size_t n)
 {
-    size_t cap = n * 4 + 16;
+    return text_analyse(t->tok, text, n, &t->analysis);
+}
+
+/* The analysed message's folded text copied into t->folded with apostrophes
+ * removed ("didn't" -> "didnt") and runs of spaces squeezed. Returns the
+ * folded string or NULL. */
+static const char *fold_message(struct triage *t, const struct text_analysis *a)
+{
+    const char *folded = text_analysis_folded(a);
+    if (!folded)
+        return NULL;
+    size_t cap = (size_t)a->n_folded + 1;
     if (t->cap_folded < cap) {
         char *f = realloc(t->folded, cap);
         if (!f)
@@ -295,11 +293,8 @@ static const char *fold_message(struct triage *t, const char *text, size_t n)
         t->folded = f;
         t->cap_folded = cap;
     }
-    int len = text_fold(text, n, t->folded, t->cap_folded);
-    if (len < 0)
-        return NULL;
     char *w = t->folded;
-    for (const char *r = t->folded; *r; r++) {
+    for (const char *r = folded; *r; r++) {
         if (*r == '\'' || (r[0] == '\xe2' && r[1] == '\x80' && r[2] == '\x99')) {
             if (*r != '\'')
                 r += 2;
@@ -342,24 +337,6 @@ struct key_ctx {
     int n;
 };
 
-static int on_count_token(void *ctx, const char *token, int n_token, int start, int end)
-{
-    (void)token;
-    (void)n_token;
-    (void)start;
-    (void)end;
-    (*(int *)ctx)++;
-    return 0;
-}
-
-/* Words in the message, stop words included. */
-static int count_words(struct triage *t, const char *text, size_t n)
-{
-    int k = 0;
-    text_tokenize(t->tok, text, n, TEXT_KEEP_STOPWORDS, on_count_token, &k);
-    return k;
-}
-
 static int on_key_token(void *ctx, const char *token, int n_token, int start, int end)
 {
     struct key_ctx *k = ctx;
@@ -370,9 +347,12 @@ static int on_key_token(void *ctx, const char *token, int n_token, int start, in
     return 0;
 }
 
-static void compute_signals(struct triage *t, const char *text, size_t n, const char *folded,
+/* The signals of the analysed message a; folded is fold_message(t, a). */
+static void compute_signals(struct triage *t, const struct text_analysis *a, const char *folded,
                             struct triage_signals *out)
 {
+    const char *text = a->text;
+    size_t n = a->n;
     memset(out, 0, sizeof *out);
     if (!folded)
         return;
@@ -412,8 +392,7 @@ static void compute_signals(struct triage *t, const char *text, size_t n, const 
         out->is_howto = 1;
 
     struct key_ctx k = {.h = CD_FNV64_INIT};
-    if (t->tok)
-        text_tokenize(t->tok, text, n, 0, on_key_token, &k);
+    text_analysis_tokens(a, 0, on_key_token, &k);
     out->text_key = k.n ? k.h : 0;
 }
 
@@ -421,9 +400,9 @@ void triage_signals(struct triage *t, const char *text, size_t n, const char *la
                     struct triage_signals *out)
 {
     memset(out, 0, sizeof *out);
-    if (tokenizer_for(t, lang))
+    if (tokenizer_for(t, lang) || analyse_message(t, text, n))
         return;
-    compute_signals(t, text, n, fold_message(t, text, n), out);
+    compute_signals(t, &t->analysis, fold_message(t, &t->analysis), out);
 }
 
 /* ---- decision ---------------------------------------------------------- */
@@ -508,12 +487,12 @@ static int on_coverage_token(void *ctx, const char *token, int n_token, int star
     return 0;
 }
 
-/* Prepares c with the question's content words (stemmed, no stop words). */
-static void coverage_start(struct triage *t, const char *question, size_t n, struct coverage_ctx *c)
+/* Prepares c with the analysed question's content words (stemmed, no stop words). */
+static void coverage_start(const struct text_analysis *question, struct coverage_ctx *c)
 {
     memset(c, 0, sizeof *c);
     c->is_query = 1;
-    text_tokenize(t->tok, question, n, 0, on_coverage_token, c);
+    text_analysis_tokens(question, 0, on_coverage_token, c);
     c->is_query = 0;
 }
 
@@ -570,18 +549,16 @@ static const char handoff_text[] =
  * article that best answers the question (kb_passage(), the KB's one passage
  * rule), else its label; plus the article link. */
 static int answer_intent(struct triage *t, struct triage_decision *d, const struct intent *it,
-                         const char *text, size_t n)
+                         const struct text_analysis *question)
 {
     int rc = 0;
     if (it->article) {
         struct kb_article art = {0};
         int have_article = t->kb && kb_get(t->kb, it->article, &art) == 0;
         if (!it->response && have_article && art.body) {
-            char *question = cd_strndup(text, n);
             free(d->answer);
             d->answer = NULL;
-            rc = question ? kb_passage(t->kb, it->article, question, &d->answer) : CD_ENOMEM;
-            free(question);
+            rc = kb_passage_analysed(t->kb, it->article, question, &d->answer);
             if (rc == CD_ENOTFOUND) /* deleted since kb_get(): the label answers */
                 rc = 0;
         }
@@ -613,17 +590,19 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
     struct triage_context none = {0};
     if (!ctx)
         ctx = &none;
+    /* The message is split, folded and stemmed once, here; the signals, the
+     * rules, the model and the KB all read this one analysis. */
     int rc = tokenizer_for(t, lang);
-    if (rc)
+    if (rc || (rc = analyse_message(t, text, n)))
         return rc;
-    const char *folded = fold_message(t, text, n);
-    compute_signals(t, text, n, folded, &out->signals);
+    const struct text_analysis *a = &t->analysis;
+    compute_signals(t, a, fold_message(t, a), &out->signals);
     const struct triage_settings *s = &t->settings;
     const struct intents *set = t->intents;
 
     struct intents_result r;
     if (set) {
-        if ((rc = intents_classify(set, t->scratch, text, n, lang, &r)))
+        if ((rc = intents_classify_analysed(set, t->scratch, a, lang, &r)))
             return rc;
     } else {
         /* A KB-only triage: no rules, no model. */
@@ -631,7 +610,7 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
         r.rule_intent = -1;
         r.p_in = 1;
         r.known_share = 1;
-        r.n_tokens = count_words(t, text, n);
+        r.n_tokens = a->n_words;
     }
     out->evidence.p_oos = r.p_oos;
     out->evidence.known_share = r.known_share;
@@ -662,7 +641,7 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
     int n_hits = 0;
     double kb_score = 0;
     struct coverage_ctx cov;
-    coverage_start(t, text, n, &cov);
+    coverage_start(a, &cov);
 
     const struct intent *rule_it = r.rule_intent >= 0 ? intents_get(set, r.rule_intent) : NULL;
     const struct intent *top_it = r.n_top > 0 ? intents_get(set, r.top[0]) : NULL;
@@ -780,7 +759,7 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
         } else {
             out->action = TRIAGE_ANSWER;
             out->queue[0] = '\0';
-            rc = answer_intent(t, out, chosen, text, n);
+            rc = answer_intent(t, out, chosen, a);
         }
         goto done;
     }
@@ -789,7 +768,7 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
      * search costs more than everything above): the best article and how
      * much of the question it covers. */
     if (t->kb) {
-        if (kb_search(t->kb, text, lang, hits, TRIAGE_MAX_ARTICLES, &n_hits) != 0)
+        if (kb_search_analysed(t->kb, a, lang, hits, TRIAGE_MAX_ARTICLES, &n_hits) != 0)
             n_hits = 0;
         if (n_hits > 0) {
             kb_score = kb_coverage(t, &cov, &hits[0]);
@@ -888,21 +867,21 @@ const struct triage_kb_calibration *triage_kb_calibration(const struct triage *t
     return &t->kb_cal;
 }
 
-/* Adds the coverage of the best hit for question (the first hit not named
- * skip) to cov[]; *n_cov counts. A hit that matches a phrasing closely
- * enough to be answered whatever its coverage counts as 2. */
-static int kb_probe(struct triage *t, const char *question, const char *lang, const char *skip,
-                    double *cov, int *n_cov)
+/* Adds the coverage of the best hit for the analysed question (the first hit
+ * not named skip) to cov[]; *n_cov counts. A hit that matches a phrasing
+ * closely enough to be answered whatever its coverage counts as 2. */
+static int kb_probe(struct triage *t, const struct text_analysis *question, const char *lang,
+                    const char *skip, double *cov, int *n_cov)
 {
     struct kb_hit hits[4];
     int n_hits = 0;
-    if (tokenizer_for(t, lang) || kb_search(t->kb, question, lang, hits, 4, &n_hits))
+    if (kb_search_analysed(t->kb, question, lang, hits, 4, &n_hits))
         return 0;
     for (int i = 0; i < n_hits; i++) {
         if (skip && !strcmp(hits[i].id, skip))
             continue;
         struct coverage_ctx c;
-        coverage_start(t, question, strlen(question), &c);
+        coverage_start(question, &c);
         cov[(*n_cov)++] = hits[i].match >= TRIAGE_KB_MATCH ? 2.0 : kb_coverage(t, &c, &hits[i]);
         break;
     }
@@ -941,12 +920,13 @@ int triage_calibrate_kb(struct triage *t, double max_false)
      * coverage) in the KB's languages: questions about anything else. */
     for (int b = 0; scope_background[b].text; b++) {
         const char *lang = scope_background[b].lang, *text = scope_background[b].text;
-        if (!kb_has_lang(t->kb, lang) || tokenizer_for(t, lang))
+        if (!kb_has_lang(t->kb, lang) || tokenizer_for(t, lang) ||
+            analyse_message(t, text, strlen(text)))
             continue;
         struct triage_signals sig;
-        compute_signals(t, text, strlen(text), fold_message(t, text, strlen(text)), &sig);
+        compute_signals(t, &t->analysis, fold_message(t, &t->analysis), &sig);
         if (sig.is_howto)
-            kb_probe(t, text, lang, NULL, bg, &n_bg);
+            kb_probe(t, &t->analysis, lang, NULL, bg, &n_bg);
     }
     qsort(bg, (size_t)n_bg, sizeof *bg, cd_compare_doubles);
     /* The lowest threshold (in steps of 0.01) that lets through at most

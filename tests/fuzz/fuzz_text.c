@@ -1,5 +1,6 @@
 /* libFuzzer target for text: tokenizes and folds arbitrary bytes in several languages and
- * checks every token and offset. The first input byte picks the language and flags. */
+ * checks every token and offset, and that text_analyse() replays exactly the same tokens.
+ * The first input byte picks the language and flags. */
 #include "cd.h"
 #include "text.h"
 
@@ -29,6 +30,22 @@ static int check_token(void *ctx, const char *token, int n_token, int start, int
     return c->stop_after && c->n_tokens >= c->stop_after ? 99 : 0;
 }
 
+/* A digest of every token and its offsets. */
+struct digest {
+    uint64_t h;
+    int n_tokens;
+    int stop_after;
+};
+
+static int digest_token(void *ctx, const char *token, int n_token, int start, int end)
+{
+    struct digest *d = ctx;
+    int range[2] = {start, end};
+    d->h = cd_fnv1a64(cd_fnv1a64(d->h, token, (size_t)n_token), (const char *)range, sizeof range);
+    d->n_tokens++;
+    return d->stop_after && d->n_tokens >= d->stop_after ? 99 : 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -54,6 +71,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int rc = text_tokenize(tokenizers[lang], s, n, (int)((sel / N_LANGS) & 3), check_token, &c);
     if (rc != 0 && rc != 99)
         abort();
+
+    static struct text_analysis analysis; /* reused, as triage reuses its own */
+    int flags = (int)((sel / N_LANGS) & 3);
+    struct digest want = {CD_FNV64_INIT, 0, c.stop_after}, got = want;
+    int rc_want = text_tokenize(tokenizers[lang], s, n, flags, digest_token, &want);
+    if (text_analyse(tokenizers[lang], s, n, &analysis) == 0) {
+        int rc_got = text_analysis_tokens(&analysis, flags, digest_token, &got);
+        if (rc_got != rc_want || got.h != want.h || got.n_tokens != want.n_tokens)
+            abort();
+    }
 
     size_t cap = n * 3 + 1;
     char *folded = malloc(cap);

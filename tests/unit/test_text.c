@@ -265,33 +265,29 @@ static void test_random_bytes_never_crash(void **state)
     text_tokenizer_free(t);
 }
 
+/* Long words, each a letter repeated: cut at TEXT_MAX_TOKEN bytes, never inside a letter. */
+static const struct {
+    const char *lang, *letter;
+    int n_letters, flags, len, end;
+} long_words[] = {
+    {"en", "a", 100, TEXT_NO_STEM, TEXT_MAX_TOKEN, 100},
+    {"xx", "ж", 50, 0, 64, 100}, /* 100 bytes of Cyrillic: 32 letters fit */
+    {"en", "語", 30, 0, 63, 90}, /* 90 bytes of CJK, 3 each: 21 fit */
+};
+
 static void test_long_words_truncated(void **state)
 {
     (void)state;
-    char s[512];
-    memset(s, 'a', 100);
-    s[100] = '\0';
-    struct collected *c = tokens("en", s, TEXT_NO_STEM);
-    assert_int_equal(c->n, 1);
-    assert_int_equal((int)c->len, TEXT_MAX_TOKEN);
-    assert_int_equal(c->end[0], 100);
-
-    /* 50 Cyrillic letters (100 bytes): cut to 32 letters, never inside a letter. */
-    s[0] = '\0';
-    for (int i = 0; i < 50; i++)
-        strcat(s, "ж");
-    c = tokens("xx", s, 0);
-    assert_int_equal((int)c->len, 64);
-    assert_true(cd_utf8_valid(c->joined, c->len));
-    assert_int_equal(c->end[0], 100);
-
-    /* 30 CJK characters (90 bytes, 3 each): 21 fit in 64 bytes. */
-    s[0] = '\0';
-    for (int i = 0; i < 30; i++)
-        strcat(s, "語");
-    c = tokens("en", s, 0);
-    assert_int_equal((int)c->len, 63);
-    assert_true(cd_utf8_valid(c->joined, c->len));
+    for (size_t i = 0; i < sizeof long_words / sizeof long_words[0]; i++) {
+        char s[512] = "";
+        for (int k = 0; k < long_words[i].n_letters; k++)
+            strcat(s, long_words[i].letter);
+        struct collected *c = tokens(long_words[i].lang, s, long_words[i].flags);
+        assert_int_equal(c->n, 1);
+        assert_int_equal((int)c->len, long_words[i].len);
+        assert_true(cd_utf8_valid(c->joined, c->len));
+        assert_int_equal(c->end[0], long_words[i].end);
+    }
 }
 
 static void test_large_input(void **state)
@@ -412,6 +408,137 @@ static void test_languages(void **state)
     assert_string_equal(c.joined, "unicode");
 }
 
+/* Checks that the analysis of s by t replays, for every flag combination, exactly the tokens
+ * (bytes and offsets) text_tokenize() gives, and holds text_fold()'s folded message. a is
+ * reused from call to call, as triage does. */
+static void assert_analysis_matches(struct text_tokenizer *t, const char *s, size_t n,
+                                    struct text_analysis *a)
+{
+    static struct collected want, got;
+    static char folded[4096];
+    assert_int_equal(text_analyse(t, s, n, a), 0);
+    for (int flags = 0; flags < 4; flags++) {
+        memset(&want, 0, sizeof want);
+        memset(&got, 0, sizeof got);
+        assert_int_equal(text_tokenize(t, s, n, flags, collect_cb, &want), 0);
+        assert_int_equal(text_analysis_tokens(a, flags, collect_cb, &got), 0);
+        assert_int_equal(got.n, want.n);
+        assert_int_equal((int)got.len, (int)want.len);
+        assert_memory_equal(got.joined, want.joined, want.len);
+        for (int k = 0; k < want.n && k < MAX_TOKENS; k++) {
+            assert_int_equal(got.start[k], want.start[k]);
+            assert_int_equal(got.end[k], want.end[k]);
+        }
+    }
+    int f = text_fold(s, n, folded, sizeof folded);
+    if (f >= 0 && n * 4 + 16 <= sizeof folded) {
+        assert_non_null(text_analysis_folded(a));
+        assert_int_equal(a->n_folded, f);
+        assert_string_equal(text_analysis_folded(a), folded);
+    }
+}
+
+/* Messages in several languages, with apostrophes, stop words, emoji and a cut UTF-8 letter,
+ * and how many words (and of them stop words) each has. */
+static const struct {
+    const char *lang, *text;
+    int n_words, n_stopwords;
+} analysis_cases[] = {
+    {"en", "I don't want the refunds, I WANT a person!!", 9, 4},
+    {"en", "How do I sign up? The site's down and my e-mail won't log out", 15, 5},
+    {"es", "¿Cómo cancelo mis pedidos? No quiero las canciones", 8, 2},
+    {"de", "Warum ist die Rückerstattung nicht da? Straße", 7, 3},
+    {"fr", "Je n'ai pas reçu mon colis, pourquoi ?", 7, 2},
+    {"xx", "The Refunds of Ünïcode", 4, 0},
+    {"en", "   ", 0, 0},
+    {"en", "", 0, 0},
+    {"en", "\xf0\x9f\x98\x80 emoji\xe2\x80\x99s and caf\xc3", 3, 1},
+};
+
+static void test_analysis_is_the_tokenizer(void **state)
+{
+    (void)state;
+    struct text_analysis a = {0};
+    for (size_t i = 0; i < sizeof analysis_cases / sizeof analysis_cases[0]; i++) {
+        const char *lang = analysis_cases[i].lang, *text = analysis_cases[i].text;
+        struct text_tokenizer *t = text_tokenizer_new(lang);
+        assert_non_null(t);
+        assert_analysis_matches(t, text, strlen(text), &a);
+        assert_true(text_analysis_is_for(&a, lang));
+        int n_stopwords = 0;
+        for (int k = 0; k < a.n_words; k++)
+            n_stopwords += a.words[k].is_stopword;
+        assert_int_equal(a.n_words, analysis_cases[i].n_words);
+        assert_int_equal(n_stopwords, analysis_cases[i].n_stopwords);
+        text_tokenizer_free(t);
+    }
+    /* Hostile bytes, with a German tokenizer (stemming that needs accents). */
+    struct text_tokenizer *t = text_tokenizer_new("de");
+    char buf[300];
+    unsigned seed = 777;
+    for (int round = 0; round < 500; round++) {
+        size_t n = (size_t)(round % 300);
+        for (size_t i = 0; i < n; i++) {
+            seed = seed * 1103515245u + 12345u;
+            unsigned r = seed >> 16;
+            buf[i] = (char)((r & 3) == 0 ? 'a' + (r >> 2) % 26 : (r >> 3) & 0xFF);
+        }
+        assert_analysis_matches(t, buf, n, &a);
+    }
+    text_tokenizer_free(t);
+    text_analysis_free(&a);
+    text_analysis_free(NULL);
+}
+
+static void test_analysis_language_and_stop(void **state)
+{
+    (void)state;
+    struct text_analysis a = {0};
+    struct text_tokenizer *t = text_tokenizer_new("pt_BR");
+    const char *s = "the refunds of my orders";
+    assert_int_equal(text_analyse(t, s, strlen(s), &a), 0);
+    /* A tokenizer made for any tag of the same language gives the same tokens. */
+    assert_true(text_analysis_is_for(&a, "pt"));
+    assert_true(text_analysis_is_for(&a, "pt-PT"));
+    assert_false(text_analysis_is_for(&a, "en"));
+    text_tokenizer_free(t);
+    /* Without a tokenizer: folded words, fit for no language's stems. */
+    assert_int_equal(text_analyse(NULL, s, strlen(s), &a), 0);
+    assert_int_equal(a.n_words, 5);
+    assert_false(text_analysis_is_for(&a, "en"));
+    /* The callback's non-zero value stops the replay and is returned. */
+    static struct collected c;
+    memset(&c, 0, sizeof c);
+    c.stop_after = 2;
+    assert_int_equal(text_analysis_tokens(&a, 0, collect_cb, &c), 7);
+    assert_int_equal(c.n, 2);
+    text_analysis_free(&a);
+}
+
+static void test_tokenizers_by_language(void **state)
+{
+    (void)state;
+    struct text_tokenizers c = {0};
+    struct text_tokenizer *en = text_tokenizers_get(&c, "en");
+    assert_non_null(en);
+    assert_ptr_equal(text_tokenizers_get(&c, NULL), en);
+    assert_ptr_equal(text_tokenizers_get(&c, ""), en);
+    struct text_tokenizer *es = text_tokenizers_get(&c, "es");
+    assert_ptr_not_equal(es, en);
+    assert_string_equal(text_tokenizer_lang(es), "es");
+    assert_non_null(text_tokenizers_get(&c, "de"));
+    assert_non_null(text_tokenizers_get(&c, "fr"));
+    /* Full: the last slot is replaced, the others stay. */
+    struct text_tokenizer *nl = text_tokenizers_get(&c, "nl");
+    assert_string_equal(text_tokenizer_lang(nl), "nl");
+    assert_int_equal(c.n, TEXT_TOKENIZERS_MAX);
+    assert_ptr_equal(text_tokenizers_get(&c, "en"), en);
+    assert_ptr_equal(text_tokenizers_get(&c, "es"), es);
+    text_tokenizers_free(&c);
+    assert_int_equal(c.n, 0);
+    text_tokenizers_free(NULL);
+}
+
 int main(void)
 {
     TESTLIB_RUN(NULL, NULL,
@@ -431,5 +558,8 @@ int main(void)
                     cmocka_unit_test(test_callback_stops_early),
                     cmocka_unit_test(test_stem_cache_consistent),
                     cmocka_unit_test(test_languages),
+                    cmocka_unit_test(test_analysis_is_the_tokenizer),
+                    cmocka_unit_test(test_analysis_language_and_stop),
+                    cmocka_unit_test(test_tokenizers_by_language),
                 });
 }
