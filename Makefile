@@ -99,11 +99,11 @@ $(BUILD)/gen/openapi_json.o: $(BUILD)/gen/openapi_json.c
 	$(CC) $(CFLAGS) -include include/api_openapi.h -c -o $@ $<
 
 
-# tests/unit/testlib.c (shared helpers: test databases, a fake chat transport) links into
-# every unit test.
-TESTLIB  := $(BUILD)/tests/testlib.o
+# tests/unit/testlib.c (shared helpers: test databases) and testlib_io.c (a fake chat
+# transport, also linked into the chat fuzzer) link into every unit test.
+TESTLIB  := $(BUILD)/tests/testlib.o $(BUILD)/tests/testlib_io.o
 
-$(TESTLIB): tests/unit/testlib.c
+$(TESTLIB): $(BUILD)/tests/%.o: tests/unit/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit -c -o $@ $<
 
@@ -170,6 +170,16 @@ $(FUZZ_BUILD)/gen/openapi_json.o: $(BUILD)/gen/openapi_json.c
 $(FUZZ_LIB): $(FUZZ_LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
+
+# The chat fuzzer records and checks frames with the unit tests' fake transport.
+$(FUZZ_BUILD)/testlib_io.o: tests/unit/testlib_io.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,$(FUZZ_SAN) -c -o $@ $<
+
+$(FUZZ_BUILD)/fuzz_chat: tests/fuzz/fuzz_chat.c $(FUZZ_BUILD)/testlib_io.o $(FUZZ_LIB)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Itests/unit -fsanitize=fuzzer,$(FUZZ_SAN) -o $@ $< \
+	  $(FUZZ_BUILD)/testlib_io.o $(FUZZ_LIB) $(LDLIBS)
 
 $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB)
 	@mkdir -p $(dir $@)

@@ -19,18 +19,13 @@
 # BENCH_IDLE (10000), BENCH_KB / BENCH_INTENTS (default ./kb, ./intents).
 set -u
 cd "$(dirname "$0")/.."
-BUILD=${BUILD:-build}
-BIN=${CAREDESK_BIN:-$PWD/$BUILD/caredesk}
+. bench/lib.sh
 N=${BENCH_CONNECTIONS:-1000}
 SECS=${BENCH_SECONDS:-5}
 RATE=${BENCH_RATE:-11000}
 IDLE=${BENCH_IDLE:-10000}
-KB=${BENCH_KB:-kb}
-INTENTS=${BENCH_INTENTS:-intents}
-LOADGEN=$BUILD/bench/loadgen
 ECHO=$BUILD/bench/echo_server
 ASK=$BUILD/bench/ask_rate
-. bench/lib.sh
 json() { bench_json "$@"; }
 bench_begin /tmp/caredesk-bench-XXXXXX
 

@@ -13,15 +13,10 @@
 # BENCH_KB / BENCH_INTENTS (default ./kb, ./intents).
 set -u
 cd "$(dirname "$0")/.."
-BUILD=${BUILD:-build}
-BIN=${CAREDESK_BIN:-$PWD/$BUILD/caredesk}
+. bench/lib.sh
+bench_need_loadgen 50-durability bench
 N=${BENCH_DURABILITY_CONNECTIONS:-200}
 SECS=${BENCH_SECONDS:-5}
-KB=${BENCH_KB:-kb}
-INTENTS=${BENCH_INTENTS:-intents}
-LOADGEN=$BUILD/bench/loadgen
-[ -x "$LOADGEN" ] || { echo "50-durability: $LOADGEN is missing (make bench builds it)"; exit 1; }
-. bench/lib.sh
 json() { bench_json "$@"; }
 bench_begin "$PWD/$BUILD/durability-XXXXXX"
 

@@ -14,6 +14,7 @@
  *
  * Without --intents a small built-in intent set is used; --db defaults to a
  * temporary file (removed afterwards). */
+#include "backup.h"
 #include "cd.h"
 #include "chat.h"
 #include "intents.h"
@@ -209,13 +210,7 @@ int main(int argc, char **argv)
     triage_free(triage);
     kb_close(kb);
     store_close(store);
-    if (db == tmp) {
-        char p[80];
-        unlink(tmp);
-        snprintf(p, sizeof p, "%s-wal", tmp);
-        unlink(p);
-        snprintf(p, sizeof p, "%s-shm", tmp);
-        unlink(p);
-    }
+    if (db == tmp)
+        backup_remove_database(tmp);
     return 0;
 }

@@ -7,6 +7,7 @@
  *
  * DIR (default build/) must be on the disk the server would use: on a tmpfs fsync is
  * free and "full" measures nothing. */
+#include "backup.h"
 #include "store.h"
 
 #include <stdio.h>
@@ -20,20 +21,10 @@ static int cmp_i64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static void remove_db(const char *path)
-{
-    char p[600];
-    unlink(path);
-    snprintf(p, sizeof p, "%s-wal", path);
-    unlink(p);
-    snprintf(p, sizeof p, "%s-shm", path);
-    unlink(p);
-}
-
 /* Runs group commits of batch messages for seconds; prints the figures. */
 static int run(const char *path, int durability, int batch, double seconds)
 {
-    remove_db(path);
+    backup_remove_database(path);
     struct store_options o = {.durability = durability,
                               .housekeeping_thread = 1}; /* as the server */
     char *err = NULL;
@@ -99,7 +90,7 @@ static int run(const char *path, int durability, int batch, double seconds)
            (double)n_msgs / secs, mean, p99);
     free(lat);
     store_close(s);
-    remove_db(path);
+    backup_remove_database(path);
     return 0;
 }
 

@@ -1,5 +1,19 @@
 # Shared by the server benchmarks (bench/40-server.sh, bench/50-durability.sh,
-# bench/soak.sh); sourced, not run. Expects BIN to name the caredesk binary.
+# bench/soak.sh); sourced, not run, from the repository's root.
+
+# What the benchmarks run, each settable from the environment: the build directory,
+# the caredesk binary, the articles and intents it serves, and the load generator.
+BUILD=${BUILD:-build}
+BIN=${CAREDESK_BIN:-$PWD/$BUILD/caredesk}
+KB=${BENCH_KB:-kb}
+INTENTS=${BENCH_INTENTS:-intents}
+LOADGEN=$BUILD/bench/loadgen
+
+# bench_need_loadgen WHO TARGET: exits, saying which make TARGET builds it, when the load
+# generator is missing.
+bench_need_loadgen() {
+    [ -x "$LOADGEN" ] || { echo "$1: $LOADGEN is missing (make $2 builds it)"; exit 1; }
+}
 
 # bench_begin TEMPLATE: makes the run's temporary directory (mktemp -d TEMPLATE)
 # as tmp and raises the open-file limit (the load generator and the server each

@@ -10,18 +10,15 @@
 # Exit status 1 on any error or memory growth over SOAK_MAX_GROWTH_MB (default 32).
 set -u
 cd "$(dirname "$0")/.."
-BUILD=${BUILD:-build}
-BIN=${CAREDESK_BIN:-$PWD/$BUILD/caredesk}
+. bench/lib.sh
+bench_need_loadgen soak soak
 MINUTES=${SOAK_MINUTES:-10}
 CONNS=${SOAK_CONNECTIONS:-500}
 LIFE=${SOAK_LIFECYCLES:-5}
 MAX_GROWTH_MB=${SOAK_MAX_GROWTH_MB:-32}
-LOADGEN=$BUILD/bench/loadgen
-[ -x "$LOADGEN" ] || { echo "soak: $LOADGEN is missing (make soak builds it)"; exit 1; }
 command -v node >/dev/null || { echo "soak: node is missing"; exit 1; }
 [ -d tests/integration/node_modules/ws ] ||
     (cd tests/integration && npm install --no-audit --no-fund --loglevel=error) >&2
-. bench/lib.sh
 json() { bench_json "$@"; }
 bench_begin "$PWD/$BUILD/soak-XXXXXX"
 rss_mb() { awk '/^VmRSS/{printf "%.1f", $2 / 1024}' "/proc/$SERVER_PID/status"; }

@@ -6,6 +6,7 @@
 #define CD_API_ROUTE_H
 
 #include <jansson.h>
+#include <stdint.h>
 
 #include "api.h"
 
@@ -19,6 +20,10 @@ const struct api_deps *api_deps_of(const struct api *api);
 int api_require_role(struct api *api, const struct api_request *req, int roles,
                      struct auth_user *user, struct api_response *resp);
 
+/* 1 if req's method is one of allow ("GET, POST"; HEAD counts as GET); otherwise 0 with the
+ * 405 answer, naming allow in its Allow header, in resp. */
+int api_method_check(const struct api_request *req, const char *allow, struct api_response *resp);
+
 /* {"error": code, "message": message} with status. Returns 0 or CD_ENOMEM. */
 int api_respond_error(struct api_response *resp, int status, const char *code, const char *message);
 
@@ -27,6 +32,20 @@ int api_respond_json(struct api_response *resp, int status, json_t *value);
 
 /* The decoded value of query argument name, or NULL. */
 const char *api_arg(const struct api_request *req, const char *name);
+
+/* The query argument "limit" of req, when there is one, into *limit (left as the route's
+ * default otherwise). Returns 0, or 1 when it is not a whole number from 1 to max and resp
+ * already holds the 400 answer (bad_limit, naming the range). */
+int api_limit_arg(const struct api_request *req, int max, int *limit, struct api_response *resp);
+
+/* A positive integer id written in s (all of s; NULL is none): 0 with *out set, or -1. */
+int api_parse_id(const char *s, int64_t *out);
+
+/* Records an audit event (store_event_add()) of kind by user, about conversation (0: none),
+ * with detail (a JSON text, or NULL); a failure to record it is logged, and the request
+ * goes on. */
+void api_audit(struct api *api, const char *kind, int64_t conversation,
+               const struct auth_user *user, const char *detail);
 
 /* ---- api_team.c ---- */
 

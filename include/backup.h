@@ -3,6 +3,10 @@
 #ifndef CD_BACKUP_H
 #define CD_BACKUP_H
 
+/* Unlinks the database file at path and its "-journal", "-wal" and "-shm" files, those that
+ * exist. For a database nothing has open. */
+void backup_remove_database(const char *path);
+
 /* Copies the database at db_path (store and KB, the one file) to out_path, which must not
  * exist. The copy is one read snapshot of the database: the server goes on reading and
  * writing meanwhile (in WAL mode a reader blocks no writer), and the copy holds every

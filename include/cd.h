@@ -54,6 +54,24 @@ int cd_buf_vprintf(struct cd_buf *b, const char *fmt, va_list ap)
 void cd_buf_reset(struct cd_buf *b);
 void cd_buf_free(struct cd_buf *b);
 
+/* Writes ms (milliseconds since the epoch) as UTC in ISO 8601 with milliseconds,
+ * "2026-12-06T08:27:26.123Z", into out (cap bytes, at least CD_ISO_TIME_MAX). Returns out. */
+#define CD_ISO_TIME_MAX 32
+char *cd_iso_time_ms(int64_t ms, char *out, size_t cap);
+
+/* Appends the n bytes at s to b with & < > " ' escaped as HTML (and XML) entities. Returns 0
+ * or CD_ENOMEM. */
+int cd_html_escape(struct cd_buf *b, const char *s, size_t n);
+
+/* Resizes the array whose pointer is at items (a T **, passed as void *) to n elements of
+ * size bytes each. Returns 0, or CD_ENOMEM (the product overflows or realloc fails) with the
+ * array unchanged. Grows the parallel arrays of a table one call each:
+ * `if (cd_resize(&q->items, cap, sizeof *q->items)) return CD_ENOMEM;` */
+int cd_resize(void *items, size_t n, size_t size);
+
+/* cd_resize() from n_old to n elements with the elements past n_old, when it grows, zeroed. */
+int cd_resize_zeroed(void *items, size_t n_old, size_t n, size_t size);
+
 /* Reads a whole file into a new NUL-terminated buffer the caller frees.
  * Returns NULL (errno set) on failure; *len_out gets the size if not NULL. */
 char *cd_read_file(const char *path, size_t *len_out);

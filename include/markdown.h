@@ -12,10 +12,6 @@
 /* Appends the HTML for Markdown text md (NUL-terminated) to b. Returns 0 or CD_ENOMEM. */
 int markdown_to_html(struct cd_buf *b, const char *md);
 
-/* Appends the n bytes at s to b with & < > " ' escaped as HTML entities. Returns 0 or
- * CD_ENOMEM. */
-int markdown_escape_html(struct cd_buf *b, const char *s, size_t n);
-
 /* Appends the plain text of the n bytes of Markdown at md to b: the text of its blocks
  * separated by single spaces, without marks, link targets, raw HTML or tag-like text. Stops
  * once b holds more than limit bytes ending in a word (what follows cannot change the first

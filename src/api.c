@@ -175,16 +175,50 @@ static int require_role(struct api *api, const struct api_request *req, int role
     return 0;
 }
 
+void api_audit(struct api *api, const char *kind, int64_t conversation,
+               const struct auth_user *user, const char *detail)
+{
+    int rc = store_event_add(api->deps.store, kind, conversation, user->id, detail);
+    if (rc)
+        log_event(LOG_ERROR, "audit_failed", "kind:s", kind, "error:s", cd_strerror(rc), LOG_END);
+}
+
+/* An audit event of kind about one article. */
 static void audit(struct api *api, const char *kind, const struct auth_user *user,
                   const char *article_id)
 {
     json_t *detail = json_pack("{s:s}", "article", article_id);
     char *text = detail ? json_dumps(detail, JSON_COMPACT) : NULL;
-    int rc = store_event_add(api->deps.store, kind, 0, user->id, text);
-    if (rc)
-        log_event(LOG_ERROR, "audit_failed", "kind:s", kind, "error:s", cd_strerror(rc), LOG_END);
+    api_audit(api, kind, 0, user, text);
     free(text);
     json_decref(detail);
+}
+
+int api_limit_arg(const struct api_request *req, int max, int *limit, struct api_response *resp)
+{
+    const char *s = arg(req, "limit");
+    if (!s)
+        return 0;
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < 1 || v > max) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "'limit' must be from 1 to %d", max);
+        respond_error(resp, 400, "bad_limit", msg);
+        return 1;
+    }
+    *limit = (int)v;
+    return 0;
+}
+
+int api_parse_id(const char *s, int64_t *out)
+{
+    char *end;
+    long long v = s ? strtoll(s, &end, 10) : 0;
+    if (!s || !*s || *end || v <= 0)
+        return -1;
+    *out = v;
+    return 0;
 }
 
 /* ---- search -------------------------------------------------------------- */
@@ -197,26 +231,32 @@ static void article_url(const struct api *api, const char *id, char *out, size_t
         snprintf(out, cap, "/kb/%s", id);
 }
 
+/* The query argument "q", or NULL with the 400 answer in resp when it is missing, empty, not
+ * UTF-8 or longer than QUERY_MAX_BYTES. */
+static const char *query_arg(const struct api_request *req, struct api_response *resp)
+{
+    const char *q = arg(req, "q");
+    if (!q || !*q)
+        respond_error(resp, 400, "missing_q", "the query parameter 'q' is required");
+    else if (strlen(q) > QUERY_MAX_BYTES || !cd_utf8_valid(q, strlen(q)))
+        respond_error(resp, 400, "bad_q", "'q' must be UTF-8 text of at most 1024 bytes");
+    else
+        return q;
+    return NULL;
+}
+
 static int route_search(struct api *api, const struct api_request *req, const char *rest,
                         const struct auth_user *user, struct api_response *resp)
 {
-    const char *q = arg(req, "q");
+    const char *q = query_arg(req, resp);
     const char *lang = arg(req, "lang");
-    const char *limit_s = arg(req, "limit");
-    if (!q || !*q)
-        return respond_error(resp, 400, "missing_q", "the query parameter 'q' is required");
-    if (strlen(q) > QUERY_MAX_BYTES || !cd_utf8_valid(q, strlen(q)))
-        return respond_error(resp, 400, "bad_q", "'q' must be UTF-8 text of at most 1024 bytes");
+    if (!q)
+        return 0;
     if (lang && (!*lang || strlen(lang) > 7))
         return respond_error(resp, 400, "bad_lang", "'lang' must be a language code like en");
     int limit = 5;
-    if (limit_s) {
-        char *end;
-        long v = strtol(limit_s, &end, 10);
-        if (*end || v < 1 || v > SEARCH_MAX_HITS)
-            return respond_error(resp, 400, "bad_limit", "'limit' must be from 1 to 10");
-        limit = (int)v;
-    }
+    if (api_limit_arg(req, SEARCH_MAX_HITS, &limit, resp))
+        return 0;
     if (!api->deps.kb)
         return respond_error(resp, 503, "unavailable", "the knowledge base is not open");
     struct kb_hit hits[SEARCH_MAX_HITS];
@@ -440,7 +480,6 @@ static int list_articles(struct api *api, const struct api_request *req, struct 
 {
     const char *q = arg(req, "q");
     const char *status_s = arg(req, "status");
-    const char *limit_s = arg(req, "limit");
     if (q && (strlen(q) > QUERY_MAX_BYTES || !cd_utf8_valid(q, strlen(q))))
         return respond_error(resp, 400, "bad_q", "'q' must be UTF-8 text of at most 1024 bytes");
     int status = -1;
@@ -453,13 +492,8 @@ static int list_articles(struct api *api, const struct api_request *req, struct 
             return respond_error(resp, 400, "bad_status", "'status' must be published or draft");
     }
     int limit = LIST_MAX_ITEMS;
-    if (limit_s) {
-        char *end;
-        long v = strtol(limit_s, &end, 10);
-        if (!*limit_s || *end || v < 1 || v > LIST_MAX_ITEMS)
-            return respond_error(resp, 400, "bad_limit", "'limit' must be from 1 to 1000");
-        limit = (int)v;
-    }
+    if (api_limit_arg(req, LIST_MAX_ITEMS, &limit, resp))
+        return 0;
     struct kb_list_item *items = calloc((size_t)limit, sizeof *items);
     if (!items)
         return respond_error(resp, 500, "internal", "out of memory");
@@ -632,44 +666,38 @@ static int route_articles(struct api *api, const struct api_request *req, const 
 
 /* ---- conversations and stats --------------------------------------------- */
 
-static int parse_id(const char *s, int64_t *out)
+/* The JSON value a module wrote into out, for a route to add fields to; out is freed either
+ * way. When rc (the writer's result) is not 0, or out does not parse, returns NULL with the
+ * 500 answer in resp (saying cd_strerror(rc), or what could not be read). */
+static json_t *take_json(struct cd_buf *out, int rc, const char *what, struct api_response *resp)
 {
-    char *end;
-    long long v = strtoll(s, &end, 10);
-    if (!*s || *end || v <= 0)
-        return -1;
-    *out = v;
-    return 0;
+    json_t *o = rc ? NULL : json_loadb(out->data, out->len, 0, NULL);
+    cd_buf_free(out);
+    if (!o)
+        respond_error(resp, 500, "internal", rc ? cd_strerror(rc) : what);
+    return o;
 }
 
 static int route_conversation(struct api *api, const struct api_request *req, const char *id_s,
                               const struct auth_user *user, struct api_response *resp)
 {
     int64_t id;
-    if (parse_id(id_s, &id))
+    if (api_parse_id(id_s, &id))
         return respond_error(resp, 400, "bad_id", "conversation ids are positive integers");
     struct cd_buf out = {0};
     int rc = store_export_conversation(api->deps.store, id, &out);
     if (rc == 0) {
         /* Reading a customer's transcript is an audited action. */
-        int arc = store_event_add(api->deps.store, "conversation_read", id, user->id, NULL);
-        if (arc)
-            log_event(LOG_ERROR, "audit_failed", "kind:s", "conversation_read", "error:s",
-                      cd_strerror(arc), LOG_END);
+        api_audit(api, "conversation_read", id, user, NULL);
     }
     if (rc == CD_ENOTFOUND) {
         cd_buf_free(&out);
         return respond_error(resp, 404, "not_found", "no such conversation");
     }
-    if (rc) {
-        cd_buf_free(&out);
-        return respond_error(resp, 500, "internal", cd_strerror(rc));
-    }
     /* The pages read "id" beside the store's "conversation". */
-    json_t *o = json_loadb(out.data, out.len, 0, NULL);
-    cd_buf_free(&out);
+    json_t *o = take_json(&out, rc, "the transcript could not be read", resp);
     if (!o)
-        return respond_error(resp, 500, "internal", "the transcript could not be read");
+        return 0;
     json_object_set_new(o, "id", json_integer(id));
     return respond_json(resp, 200, o);
 }
@@ -717,7 +745,7 @@ static int route_stats(struct api *api, const struct api_request *req, const cha
     tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
     int64_t since = (int64_t)mktime(&tm), until = now + 1;
     const char *since_s = arg(req, "since"), *until_s = arg(req, "until");
-    if ((since_s && parse_id(since_s, &since)) || (until_s && parse_id(until_s, &until)) ||
+    if ((since_s && api_parse_id(since_s, &since)) || (until_s && api_parse_id(until_s, &until)) ||
         since >= until)
         return respond_error(resp, 400, "bad_range",
                              "'since' and 'until' are epoch seconds with since < until");
@@ -792,20 +820,20 @@ static int route_kb_page(struct api *api, const struct api_request *req, const c
     cd_buf_reset(b);
     rc = cd_buf_puts(b, "<!doctype html>\n<html lang=\"");
     if (!rc)
-        rc = markdown_escape_html(b, a.lang ? a.lang : "en", strlen(a.lang ? a.lang : "en"));
+        rc = cd_html_escape(b, a.lang ? a.lang : "en", strlen(a.lang ? a.lang : "en"));
     if (!rc)
         rc = cd_buf_puts(b, "\">\n<head>\n<meta charset=\"utf-8\">\n"
                             "<meta name=\"viewport\" content=\"width=device-width, "
                             "initial-scale=1\">\n<title>");
     if (!rc)
-        rc = markdown_escape_html(b, a.title ? a.title : "", strlen(a.title ? a.title : ""));
+        rc = cd_html_escape(b, a.title ? a.title : "", strlen(a.title ? a.title : ""));
     if (!rc)
         rc = cd_buf_puts(b, "</title>\n<style>body{font-family:system-ui,sans-serif;"
                             "max-width:44rem;margin:2rem auto;padding:0 1rem;line-height:1.5;"
                             "color:#1a1a1a}code{background:#f2f2f2;padding:0 .2em}</style>\n"
                             "</head>\n<body>\n<main>\n<article>\n<h1>");
     if (!rc)
-        rc = markdown_escape_html(b, a.title ? a.title : "", strlen(a.title ? a.title : ""));
+        rc = cd_html_escape(b, a.title ? a.title : "", strlen(a.title ? a.title : ""));
     if (!rc)
         rc = cd_buf_puts(b, "</h1>\n");
     if (!rc)
@@ -832,12 +860,10 @@ static int route_me(struct api *api, const struct api_request *req, const char *
 static int route_ask(struct api *api, const struct api_request *req, const char *rest,
                      const struct auth_user *user, struct api_response *resp)
 {
-    const char *q = arg(req, "q");
+    const char *q = query_arg(req, resp);
     const char *lang = arg(req, "lang");
-    if (!q || !*q)
-        return respond_error(resp, 400, "missing_q", "the query parameter 'q' is required");
-    if (strlen(q) > QUERY_MAX_BYTES || !cd_utf8_valid(q, strlen(q)))
-        return respond_error(resp, 400, "bad_q", "'q' must be UTF-8 text of at most 1024 bytes");
+    if (!q)
+        return 0;
     if (!api->deps.triage)
         return respond_error(resp, 503, "unavailable", "the triage engine is not running");
     struct triage_decision d;
@@ -847,15 +873,10 @@ static int route_ask(struct api *api, const struct api_request *req, const char 
     if (!rc)
         rc = triage_decision_to_json(&d, &out);
     triage_decision_clear(&d);
-    if (rc) {
-        cd_buf_free(&out);
-        return respond_error(resp, 500, "internal", cd_strerror(rc));
-    }
     /* The pages read "text" and "reason" beside triage's own fields. */
-    json_t *o = json_loadb(out.data, out.len, 0, NULL);
-    cd_buf_free(&out);
+    json_t *o = take_json(&out, rc, "the decision could not be encoded", resp);
     if (!o)
-        return respond_error(resp, 500, "internal", "the decision could not be encoded");
+        return 0;
     json_t *answer = json_object_get(o, "answer");
     if (answer)
         json_object_set(o, "text", answer);
@@ -930,7 +951,6 @@ static int route_unanswered(struct api *api, const struct api_request *req, cons
                             const struct auth_user *user, struct api_response *resp)
 {
     const char *since_s = arg(req, "since");
-    const char *limit_s = arg(req, "limit");
     int64_t since = 0;
     int limit = 50;
     char *end;
@@ -940,12 +960,8 @@ static int route_unanswered(struct api *api, const struct api_request *req, cons
             return respond_error(resp, 400, "bad_since", "'since' must be epoch seconds");
         since = v;
     }
-    if (limit_s) {
-        long v = strtol(limit_s, &end, 10);
-        if (!*limit_s || *end || v < 1 || v > UNANSWERED_MAX)
-            return respond_error(resp, 400, "bad_limit", "'limit' must be from 1 to 100");
-        limit = (int)v;
-    }
+    if (api_limit_arg(req, UNANSWERED_MAX, &limit, resp))
+        return 0;
     if (!api->deps.store)
         return respond_error(resp, 503, "unavailable", "the conversation store is not open");
     struct store_unanswered items[UNANSWERED_MAX];
@@ -1019,7 +1035,7 @@ static int route_export(struct api *api, const struct api_request *req, const ch
     int64_t id = 0;
     if (!id_s == !email)
         return respond_error(resp, 400, "bad_request", "send ?conversation=ID or ?email=ADDR");
-    if (id_s && parse_id(id_s, &id))
+    if (id_s && api_parse_id(id_s, &id))
         return respond_error(resp, 400, "bad_id", "conversation ids are positive integers");
     if (email && !is_email(email))
         return respond_error(resp, 400, "bad_email", "'email' must be an email address");
@@ -1032,10 +1048,7 @@ static int route_export(struct api *api, const struct api_request *req, const ch
              id ? "conversation" : "email", id ? 1 : n);
     if (!rc) {
         /* Who exported what is audited; the email itself is not written there. */
-        int arc = store_event_add(api->deps.store, "export", id, user->id, detail);
-        if (arc)
-            log_event(LOG_ERROR, "audit_failed", "kind:s", "export", "error:s", cd_strerror(arc),
-                      LOG_END);
+        api_audit(api, "export", id, user, detail);
     }
     if (!rc)
         rc = cd_buf_puts(&out, "\n");
@@ -1171,6 +1184,17 @@ static int method_allowed(const char *allow, const char *method)
     return 0;
 }
 
+int api_method_check(const struct api_request *req, const char *allow, struct api_response *resp)
+{
+    if (method_allowed(allow, req->method))
+        return 1;
+    char msg[64];
+    snprintf(msg, sizeof msg, "use %s", allow);
+    resp->allow = allow;
+    respond_error(resp, 405, "method_not_allowed", msg);
+    return 0;
+}
+
 int api_handle(struct api *api, const struct api_request *req, struct api_response *resp)
 {
     resp->status = 500;
@@ -1191,12 +1215,8 @@ int api_handle(struct api *api, const struct api_request *req, struct api_respon
             rest = "";
         if (!rest)
             continue;
-        if (!method_allowed(r->allow, req->method)) {
-            char msg[64];
-            snprintf(msg, sizeof msg, "use %s", r->allow);
-            resp->allow = r->allow;
-            return respond_error(resp, 405, "method_not_allowed", msg);
-        }
+        if (!api_method_check(req, r->allow, resp))
+            return 0;
         struct auth_user user;
         memset(&user, 0, sizeof user);
         if (r->roles && require_role(api, req, r->roles, &user, resp))

@@ -6,7 +6,6 @@
 
 #include "auth.h"
 #include "incident.h"
-#include "log.h"
 #include "qa.h"
 #include "report.h"
 #include "store.h"
@@ -21,15 +20,9 @@ int api_team_owns_path(const char *path)
 }
 
 /* GET /api/report?week=YYYY-Www&format=json|md|csv */
-static int route_report(struct api *api, const struct api_request *req, struct api_response *resp)
+static int route_report(struct api *api, const struct api_request *req,
+                        const struct auth_user *user, struct api_response *resp)
 {
-    if (strcmp(req->method, "GET")) {
-        resp->allow = "GET";
-        return api_respond_error(resp, 405, "method_not_allowed", "use GET");
-    }
-    struct auth_user user;
-    if (api_require_role(api, req, AUTH_ROLE_ADMIN | AUTH_ROLE_SUPERVISOR, &user, resp))
-        return 0;
     const char *format = api_arg(req, "format");
     if (!format)
         format = "json";
@@ -70,16 +63,6 @@ static int route_report(struct api *api, const struct api_request *req, struct a
 
 #define REVIEWERS (AUTH_ROLE_SUPERVISOR | AUTH_ROLE_ADMIN)
 
-static int method_is(const struct api_request *req, const char *method, const char *allow,
-                     struct api_response *resp)
-{
-    if (!strcmp(req->method, method))
-        return 1;
-    resp->allow = allow;
-    api_respond_error(resp, 405, "method_not_allowed", "use the methods in Allow");
-    return 0;
-}
-
 /* The week argument (default: the current ISO week) and its bounds. Returns 0,
  * or 1 with a 400 in resp. */
 static int week_arg(const struct api_request *req, const char *given, char *week, size_t cap,
@@ -94,16 +77,6 @@ static int week_arg(const struct api_request *req, const char *given, char *week
         api_respond_error(resp, 400, "bad_week", "'week' is an ISO week such as 2026-W49");
         return 1;
     }
-    return 0;
-}
-
-static int parse_id(const char *s, int64_t *out)
-{
-    char *end;
-    long long v = s ? strtoll(s, &end, 10) : 0;
-    if (!s || !*s || *end || v <= 0)
-        return -1;
-    *out = v;
     return 0;
 }
 
@@ -130,33 +103,20 @@ static int body_object(const struct api_request *req, json_t **out, struct api_r
     return 0;
 }
 
-static void audit_event(struct api *api, const char *kind, int64_t conversation,
-                        const struct auth_user *user)
-{
-    int rc = store_event_add(api_deps_of(api)->store, kind, conversation, user->id, NULL);
-    if (rc)
-        log_event(LOG_ERROR, "audit_failed", "kind:s", kind, "error:s", cd_strerror(rc), LOG_END);
-}
-
 /* GET: the stored sample of a week. POST {"week","seed"?}: draws it. */
 static int route_qa_samples(struct api *api, const struct api_request *req,
-                            struct api_response *resp)
+                            const struct auth_user *user, struct api_response *resp)
 {
     const struct api_deps *deps = api_deps_of(api);
-    struct auth_user user;
-    if (api_require_role(api, req, REVIEWERS, &user, resp))
-        return 0;
     char week[16];
     int64_t since, until;
-    if (!strcmp(req->method, "GET")) {
+    if (strcmp(req->method, "POST")) {
         if (week_arg(req, NULL, week, sizeof week, &since, &until, resp))
             return 0;
         json_t *out = NULL;
-        int rc = qa_sample_list(deps->store, week, user.id, &out);
+        int rc = qa_sample_list(deps->store, week, user->id, &out);
         return respond_result(resp, rc, out);
     }
-    if (!method_is(req, "POST", "GET, POST", resp))
-        return 0;
     json_t *body;
     if (body_object(req, &body, resp))
         return 0;
@@ -182,13 +142,13 @@ static int route_qa_samples(struct api *api, const struct api_request *req,
     int per_agent = deps->qa_sample > 0 ? deps->qa_sample : 4;
     int rc = qa_sample_draw(deps->store, since, until, per_agent, seed, &picks, &n);
     if (!rc)
-        rc = qa_sample_save(deps->store, week, seed, user.id, picks, n);
+        rc = qa_sample_save(deps->store, week, seed, user->id, picks, n);
     free(picks);
     if (rc)
         return api_respond_error(resp, 500, "internal", cd_strerror(rc));
-    audit_event(api, "qa_sample", 0, &user);
+    api_audit(api, "qa_sample", 0, user, NULL);
     json_t *out = NULL;
-    rc = qa_sample_list(deps->store, week, user.id, &out);
+    rc = qa_sample_list(deps->store, week, user->id, &out);
     if (!rc)
         json_object_set_new(out, "per_agent", json_integer(per_agent));
     return respond_result(resp, rc, out);
@@ -196,22 +156,19 @@ static int route_qa_samples(struct api *api, const struct api_request *req,
 
 /* GET ?agent=&week=: audits (an agent: only their own). POST: score one. */
 static int route_qa_audits(struct api *api, const struct api_request *req,
-                           struct api_response *resp)
+                           const struct auth_user *user, struct api_response *resp)
 {
     const struct api_deps *deps = api_deps_of(api);
-    struct auth_user user;
-    if (api_require_role(api, req, REVIEWERS | AUTH_ROLE_AGENT, &user, resp))
-        return 0;
-    if (!strcmp(req->method, "GET")) {
+    if (strcmp(req->method, "POST")) {
         int64_t agent = 0, since = 0, until = INT64_MAX;
         const char *a = api_arg(req, "agent");
-        if (a && parse_id(a, &agent))
+        if (a && api_parse_id(a, &agent))
             return api_respond_error(resp, 400, "bad_agent", "'agent' is an account id");
-        if (user.role == AUTH_ROLE_AGENT) {
-            if (a && agent != user.id)
+        if (user->role == AUTH_ROLE_AGENT) {
+            if (a && agent != user->id)
                 return api_respond_error(resp, 403, "forbidden",
                                          "agents see their own audits only");
-            agent = user.id;
+            agent = user->id;
         }
         char week[16];
         if (api_arg(req, "week") && week_arg(req, NULL, week, sizeof week, &since, &until, resp))
@@ -220,9 +177,7 @@ static int route_qa_audits(struct api *api, const struct api_request *req,
         int rc = qa_audits_list(deps->store, agent, since, until, &out);
         return respond_result(resp, rc, out);
     }
-    if (!method_is(req, "POST", "GET, POST", resp))
-        return 0;
-    if (user.role == AUTH_ROLE_AGENT)
+    if (user->role == AUTH_ROLE_AGENT)
         return api_respond_error(resp, 403, "forbidden",
                                  "only supervisors and admins score conversations");
     json_t *body;
@@ -240,12 +195,12 @@ static int route_qa_audits(struct api *api, const struct api_request *req,
     const char *why = NULL;
     json_t *out = NULL;
     int64_t id = json_integer_value(conv);
-    int rc = qa_audit_save(deps->store, deps->qa_rubric, id, &user, json_object_get(body, "scores"),
+    int rc = qa_audit_save(deps->store, deps->qa_rubric, id, user, json_object_get(body, "scores"),
                            json_string_value(comment), &out, &why);
     json_decref(body);
     switch (rc) {
     case 0:
-        audit_event(api, "qa_audit", id, &user);
+        api_audit(api, "qa_audit", id, user, NULL);
         return api_respond_json(resp, 201, out);
     case CD_EPERM:
         return api_respond_error(resp, 403, "forbidden", why);
@@ -264,11 +219,8 @@ static int route_qa_audits(struct api *api, const struct api_request *req,
 
 /* GET ?week=: the reviewers' spread on conversations several scored. */
 static int route_qa_calibration(struct api *api, const struct api_request *req,
-                                struct api_response *resp)
+                                const struct auth_user *user, struct api_response *resp)
 {
-    struct auth_user user;
-    if (api_require_role(api, req, REVIEWERS, &user, resp) || !method_is(req, "GET", "GET", resp))
-        return 0;
     char week[16];
     int64_t since, until;
     if (week_arg(req, NULL, week, sizeof week, &since, &until, resp))
@@ -283,15 +235,11 @@ static int route_qa_calibration(struct api *api, const struct api_request *req,
 
 /* GET ?weeks=N: mean score per agent per week, the last N weeks (default 8). */
 static int route_qa_scores(struct api *api, const struct api_request *req,
-                           struct api_response *resp)
+                           const struct auth_user *user, struct api_response *resp)
 {
-    struct auth_user user;
-    if (api_require_role(api, req, REVIEWERS | AUTH_ROLE_AGENT, &user, resp) ||
-        !method_is(req, "GET", "GET", resp))
-        return 0;
     const char *w = api_arg(req, "weeks");
     int64_t weeks = 8;
-    if (w && (parse_id(w, &weeks) || weeks > 104))
+    if (w && (api_parse_id(w, &weeks) || weeks > 104))
         return api_respond_error(resp, 400, "bad_weeks", "'weeks' is 1 to 104");
     char this_week[16];
     int64_t since, until;
@@ -299,48 +247,23 @@ static int route_qa_scores(struct api *api, const struct api_request *req,
     report_week_parse(this_week, &since, &until);
     since -= (weeks - 1) * 7 * 86400;
     json_t *out = NULL;
-    int rc = qa_scores(api_deps_of(api)->store, user.role == AUTH_ROLE_AGENT ? user.id : 0, since,
+    int rc = qa_scores(api_deps_of(api)->store, user->role == AUTH_ROLE_AGENT ? user->id : 0, since,
                        until, &out);
     return respond_result(resp, rc, out);
 }
 
-static int route_qa(struct api *api, const struct api_request *req, struct api_response *resp)
+/* GET: the rubric audits score against. */
+static int route_qa_rubric(struct api *api, const struct api_request *req,
+                           const struct auth_user *user, struct api_response *resp)
 {
-    const char *p = req->path + 8; /* after "/api/qa/" */
-    if (!api_deps_of(api)->qa_rubric) {
-        struct auth_user user;
-        if (api_require_role(api, req, REVIEWERS | AUTH_ROLE_AGENT, &user, resp))
-            return 0;
-        return api_respond_error(resp, 503, "qa_off",
-                                 "QA audits are off: no rubric file (setting 'qa-rubric')");
-    }
-    if (!strcmp(p, "rubric")) {
-        struct auth_user user;
-        if (api_require_role(api, req, REVIEWERS | AUTH_ROLE_AGENT, &user, resp) ||
-            !method_is(req, "GET", "GET", resp))
-            return 0;
-        return api_respond_json(resp, 200, qa_rubric_json(api_deps_of(api)->qa_rubric));
-    }
-    if (!strcmp(p, "samples"))
-        return route_qa_samples(api, req, resp);
-    if (!strcmp(p, "audits"))
-        return route_qa_audits(api, req, resp);
-    if (!strcmp(p, "calibration"))
-        return route_qa_calibration(api, req, resp);
-    if (!strcmp(p, "scores"))
-        return route_qa_scores(api, req, resp);
-    return api_respond_error(resp, 404, "not_found", "no such route");
+    return api_respond_json(resp, 200, qa_rubric_json(api_deps_of(api)->qa_rubric));
 }
 
 /* GET ?tracking_id=INC-2026-1206-0042: the escalation status updates with
  * that tracking id, with their conversations. */
 static int route_status_updates(struct api *api, const struct api_request *req,
-                                struct api_response *resp)
+                                const struct auth_user *user, struct api_response *resp)
 {
-    struct auth_user user;
-    if (api_require_role(api, req, AUTH_ROLE_AGENT | REVIEWERS, &user, resp) ||
-        !method_is(req, "GET", "GET", resp))
-        return 0;
     const char *id = api_arg(req, "tracking_id");
     char upper[INCIDENT_ID_MAX];
     snprintf(upper, sizeof upper, "%s", id ? id : "");
@@ -355,13 +278,42 @@ static int route_status_updates(struct api *api, const struct api_request *req,
     return respond_result(resp, rc, out);
 }
 
+/* The routes of this file, the methods each takes and who may call it: api_team_handle()
+ * answers 401/403, 405 (with Allow) and 404 from here before a handler runs. */
+typedef int (*team_route_fn)(struct api *api, const struct api_request *req,
+                             const struct auth_user *user, struct api_response *resp);
+static const struct team_route {
+    const char *path;
+    const char *allow;
+    int roles; /* AUTH_ROLE_* bits */
+    team_route_fn fn;
+} team_routes[] = {
+    {"/api/report", "GET", AUTH_ROLE_ADMIN | AUTH_ROLE_SUPERVISOR, route_report},
+    {"/api/qa/rubric", "GET", REVIEWERS | AUTH_ROLE_AGENT, route_qa_rubric},
+    {"/api/qa/samples", "GET, POST", REVIEWERS, route_qa_samples},
+    {"/api/qa/audits", "GET, POST", REVIEWERS | AUTH_ROLE_AGENT, route_qa_audits},
+    {"/api/qa/calibration", "GET", REVIEWERS, route_qa_calibration},
+    {"/api/qa/scores", "GET", REVIEWERS | AUTH_ROLE_AGENT, route_qa_scores},
+    {"/api/status-updates", "GET", AUTH_ROLE_AGENT | REVIEWERS, route_status_updates},
+};
+
 int api_team_handle(struct api *api, const struct api_request *req, struct api_response *resp)
 {
-    if (!strcmp(req->path, "/api/report"))
-        return route_report(api, req, resp);
-    if (!strncmp(req->path, "/api/qa/", 8))
-        return route_qa(api, req, resp);
-    if (!strcmp(req->path, "/api/status-updates"))
-        return route_status_updates(api, req, resp);
+    struct auth_user user;
+    if (!strncmp(req->path, "/api/qa/", 8) && !api_deps_of(api)->qa_rubric) {
+        if (api_require_role(api, req, REVIEWERS | AUTH_ROLE_AGENT, &user, resp))
+            return 0;
+        return api_respond_error(resp, 503, "qa_off",
+                                 "QA audits are off: no rubric file (setting 'qa-rubric')");
+    }
+    for (size_t i = 0; i < sizeof team_routes / sizeof team_routes[0]; i++) {
+        const struct team_route *r = &team_routes[i];
+        if (strcmp(req->path, r->path))
+            continue;
+        if (api_require_role(api, req, r->roles, &user, resp) ||
+            !api_method_check(req, r->allow, resp))
+            return 0;
+        return r->fn(api, req, &user, resp);
+    }
     return api_respond_error(resp, 404, "not_found", "no such route");
 }

@@ -5,7 +5,6 @@
 
 #include "auth.h"
 #include "cd.h"
-#include "log.h"
 #include "store_outbox.h"
 #include "webhook.h"
 
@@ -19,15 +18,8 @@
 
 static json_t *time_or_null(int64_t ms)
 {
-    if (ms <= 0)
-        return json_null();
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    char buf[64];
-    snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
-    return json_string(buf);
+    char buf[CD_ISO_TIME_MAX];
+    return ms > 0 ? json_string(cd_iso_time_ms(ms, buf, sizeof buf)) : json_null();
 }
 
 static const char *const status_names[] = {"pending", "delivered", "failed"};
@@ -64,7 +56,7 @@ static json_t *item_json(const struct store_outbox_item *it, int with_payload)
 static int list(const struct api_deps *deps, const struct api_request *req,
                 struct api_response *resp)
 {
-    const char *status_s = api_arg(req, "status"), *limit_s = api_arg(req, "limit");
+    const char *status_s = api_arg(req, "status");
     int status = -1, limit = 50;
     if (status_s && *status_s) {
         for (int i = 0; i < 3; i++)
@@ -74,13 +66,8 @@ static int list(const struct api_deps *deps, const struct api_request *req,
             return api_respond_error(resp, 400, "bad_status",
                                      "'status' must be pending, delivered or failed");
     }
-    if (limit_s) {
-        char *end;
-        long v = strtol(limit_s, &end, 10);
-        if (!*limit_s || *end || v < 1 || v > DELIVERIES_MAX)
-            return api_respond_error(resp, 400, "bad_limit", "'limit' must be from 1 to 200");
-        limit = (int)v;
-    }
+    if (api_limit_arg(req, DELIVERIES_MAX, &limit, resp))
+        return 0;
     struct store_outbox_item *items = calloc((size_t)limit, sizeof *items);
     if (!items)
         return api_respond_error(resp, 500, "internal", "out of memory");
@@ -157,10 +144,7 @@ int api_webhooks(struct api *api, const struct api_deps *deps, const struct api_
             return api_respond_error(resp, 500, "internal", cd_strerror(rc));
         char detail[64];
         snprintf(detail, sizeof detail, "{\"delivery\":%lld}", id);
-        int arc = store_event_add(deps->store, "webhook_redeliver", 0, user.id, detail);
-        if (arc)
-            log_event(LOG_ERROR, "audit_failed", "kind:s", "webhook_redeliver", "error:s",
-                      cd_strerror(arc), LOG_END);
+        api_audit(api, "webhook_redeliver", 0, &user, detail);
         rc = store_outbox_get(deps->store, id, &it);
         if (rc)
             return api_respond_error(resp, 500, "internal", cd_strerror(rc));

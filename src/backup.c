@@ -48,6 +48,17 @@ static int sync_path(const char *path, int is_dir)
     return rc;
 }
 
+void backup_remove_database(const char *path)
+{
+    static const char *const suffixes[] = {"", "-journal", "-wal", "-shm"};
+    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+        struct cd_buf p = {0};
+        if (!cd_buf_printf(&p, "%s%s", path, suffixes[i]))
+            unlink(p.data);
+        cd_buf_free(&p);
+    }
+}
+
 int backup_database(const char *db_path, const char *out_path, long long *n_pages, int *page_size,
                     char **err)
 {
@@ -143,14 +154,8 @@ done:
     if (dst)
         sqlite3_close(dst);
     sqlite3_close(src);
-    unlink(tmp.data);
-    static const char *const sides[] = {"-journal", "-wal", "-shm"};
-    for (size_t i = 0; i < sizeof sides / sizeof sides[0]; i++) {
-        struct cd_buf side = {0};
-        if (!cd_buf_printf(&side, "%s%s", tmp.data, sides[i]))
-            unlink(side.data);
-        cd_buf_free(&side);
-    }
+    if (tmp.data)
+        backup_remove_database(tmp.data);
     cd_buf_free(&tmp);
     return rc;
 }

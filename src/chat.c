@@ -47,6 +47,19 @@ struct conn *chat_conn_get(struct chat *chat, uint64_t id)
     return (struct conn *)htable_get(&chat->conns, id);
 }
 
+/* Appends f to the frames chat_flush() sends. Returns 0, or CD_ENOMEM with nothing appended. */
+static int push_frame(struct chat *chat, struct pending_frame f)
+{
+    if (chat->n_frames == chat->cap_frames) {
+        int cap = chat->cap_frames ? chat->cap_frames * 2 : 64;
+        if (cd_resize(&chat->frames, (size_t)cap, sizeof *chat->frames))
+            return CD_ENOMEM;
+        chat->cap_frames = cap;
+    }
+    chat->frames[chat->n_frames++] = f;
+    return 0;
+}
+
 /* Queues text (taken over, NUL-terminated) as a frame for connection id.
  * Out of memory drops the frame (the client can resume to get what it
  * missed). */
@@ -54,17 +67,10 @@ static void emit_text(struct chat *chat, uint64_t conn_id, char *text)
 {
     if (!text)
         return;
-    if (chat->n_frames == chat->cap_frames) {
-        int cap = chat->cap_frames ? chat->cap_frames * 2 : 64;
-        struct pending_frame *f = realloc(chat->frames, (size_t)cap * sizeof *f);
-        if (!f) {
-            free(text);
-            return;
-        }
-        chat->frames = f;
-        chat->cap_frames = cap;
+    if (push_frame(chat, (struct pending_frame){conn_id, text, strlen(text), 0, NULL})) {
+        free(text);
+        return;
     }
-    chat->frames[chat->n_frames++] = (struct pending_frame){conn_id, text, strlen(text), 0, NULL};
     struct conn *c = chat_conn_get(chat, conn_id);
     if (c) {
         c->has_pending = 1;
@@ -79,17 +85,8 @@ void chat_emit_close(struct chat *chat, uint64_t conn_id, int code, const char *
     struct conn *k = chat_conn_get(chat, conn_id);
     if (k)
         k->is_closing = 1;
-    if (chat->n_frames == chat->cap_frames) {
-        int cap = chat->cap_frames ? chat->cap_frames * 2 : 64;
-        struct pending_frame *f = realloc(chat->frames, (size_t)cap * sizeof *f);
-        if (!f) {
-            chat->io.close(chat->io.ctx, conn_id, code, reason); /* at once, then */
-            return;
-        }
-        chat->frames = f;
-        chat->cap_frames = cap;
-    }
-    chat->frames[chat->n_frames++] = (struct pending_frame){conn_id, NULL, 0, code, reason};
+    if (push_frame(chat, (struct pending_frame){conn_id, NULL, 0, code, reason}))
+        chat->io.close(chat->io.ctx, conn_id, code, reason); /* at once, then */
 }
 
 /* Queues obj (consumed) as a frame for connection id. */
@@ -158,6 +155,13 @@ void chat_emit_error(struct chat *chat, uint64_t conn_id, const char *code, cons
         json_object_set_new(o, "conversation", json_integer(conversation));
     chat->m.n_bad_frames++;
     chat_emit(chat, conn_id, o);
+}
+
+void chat_emit_unknown_type(struct chat *chat, uint64_t conn_id, const char *type)
+{
+    char msg[128];
+    snprintf(msg, sizeof msg, "unknown frame type '%.60s'", type);
+    chat_emit_error(chat, conn_id, "unknown_type", msg, NULL, 0);
 }
 
 /* One unit of work (one client frame, one assignment): its store writes and
@@ -684,6 +688,40 @@ void chat_count_outcome(struct chat *chat, struct conv *c, int is_first_message)
         chat->m.n_conversations_escalated++;
 }
 
+int chat_save_conv_change(struct chat *chat, struct conv *c, const struct store_conversation *old,
+                          uint64_t conn)
+{
+    int rc = chat_unit_begin(chat);
+    if (!rc)
+        rc = chat_save_conv(chat, c);
+    if (rc) {
+        chat_unit_undo(chat);
+        c->rec = *old;
+        chat_emit_error(chat, conn, "store_failed", cd_strerror(rc), NULL, 0);
+        return rc;
+    }
+    chat_unit_end(chat);
+    return 0;
+}
+
+int chat_store_queue_move(struct chat *chat, struct conv *c, const struct store_conversation *old,
+                          const char *event, const char *text, json_t *data, int64_t *seq)
+{
+    int rc = chat_append_event(chat, c, event, text, data, seq);
+    if (!rc)
+        rc = chat_save_conv(chat, c);
+    if (rc) {
+        /* Only these fields move with the queue; the record's strings were not touched. */
+        c->rec.state = old->state;
+        memcpy(c->rec.queue, old->queue, sizeof c->rec.queue);
+        c->rec.priority = old->priority;
+        c->rec.queued_s = old->queued_s;
+        c->rec.agent_id = old->agent_id;
+        c->rec.is_offline = old->is_offline;
+    }
+    return rc;
+}
+
 /* Puts c in the queue (state queued), stores the "queued" event and queues
  * the customer's queued frame. Returns 0 or CD_E*. */
 int chat_enqueue(struct chat *chat, struct conv *c, const char *queue_name, int priority)
@@ -707,21 +745,11 @@ int chat_enqueue(struct chat *chat, struct conv *c, const char *queue_name, int 
     int64_t seq = 0;
     char text[96];
     snprintf(text, sizeof text, "Waiting in queue %s", c->rec.queue);
-    int rc = chat_append_event(
-        chat, c, "queued", text,
+    int rc = chat_store_queue_move(
+        chat, c, &old, "queued", text,
         json_pack("{s:s, s:b}", "queue", c->rec.queue, "offline", c->rec.is_offline), &seq);
-    if (!rc)
-        rc = chat_save_conv(chat, c);
-    if (rc) {
-        /* Restore the record fields changed above (strings were not touched). */
-        c->rec.state = old.state;
-        memcpy(c->rec.queue, old.queue, sizeof c->rec.queue);
-        c->rec.priority = old.priority;
-        c->rec.queued_s = old.queued_s;
-        c->rec.agent_id = old.agent_id;
-        c->rec.is_offline = old.is_offline;
+    if (rc)
         return rc;
-    }
     struct queue_item it;
     chat_queue_item_of(c, &it);
     it.enqueued_s = c->rec.queued_s;

@@ -297,11 +297,8 @@ static void agent_message(struct chat *chat, struct conn *k, json_t *o)
     json_t *mj = json_pack("{s:s}", "agent", k->agent.name);
     meta = mj ? json_dumps(mj, JSON_COMPACT) : NULL;
     json_decref(mj);
-    /* Agent ids share the conversation's id space with the customer's:
-     * "agent:ID:" is a prefix customer ids may not use, so the two never
-     * collide; ids are at most AGENT_ID_MAX so the prefix always fits. */
     char scoped[CLIENT_ID_MAX + 1];
-    snprintf(scoped, sizeof scoped, "agent:%lld:%s", (long long)k->agent.id, client_id);
+    chat_agent_scoped_id(k, client_id, scoped, sizeof scoped);
     int64_t seq = 0;
     int rc = meta ? chat_unit_begin(chat) : CD_ENOMEM;
     if (!rc)
@@ -310,21 +307,16 @@ static void agent_message(struct chat *chat, struct conn *k, json_t *o)
     free(meta);
     if (rc == CD_EEXIST) {
         chat_unit_end(chat);
-        chat_emit(chat, id,
-                  json_pack("{s:s, s:I, s:s, s:I, s:b}", "type", "ack", "conversation",
-                            (json_int_t)c->rec.id, "reply_to", client_id, "seq", (json_int_t)seq,
-                            "duplicate", 1));
+        json_t *ack = chat_agent_ack(c, client_id, seq);
+        json_object_set_new(ack, "duplicate", json_true());
+        chat_emit(chat, id, ack);
         free(masked);
         return;
     }
-    if (rc) {
-        chat_unit_undo(chat);
+    if (chat_unit_finish(chat, rc, id, NULL, c->rec.id)) {
         free(masked);
-        chat->m.n_store_errors++;
-        chat_emit_error(chat, id, "store_failed", cd_strerror(rc), NULL, c->rec.id);
         return;
     }
-    chat_unit_end(chat);
     chat->m.n_agent_messages++;
     chat->m.n_agent_messages_delivered += (uint64_t)c->n_conns;
     if (!c->has_agent_message && c->rec.queued_s > 0) {
@@ -335,10 +327,19 @@ static void agent_message(struct chat *chat, struct conn *k, json_t *o)
     chat_emit_customer_stored(chat, c,
                               json_pack("{s:s, s:I, s:s, s:s}", "type", "agent_message", "seq",
                                         (json_int_t)seq, "text", masked, "agent", k->agent.name));
-    chat_emit(chat, id,
-              json_pack("{s:s, s:I, s:s, s:I}", "type", "ack", "conversation",
-                        (json_int_t)c->rec.id, "reply_to", client_id, "seq", (json_int_t)seq));
+    chat_emit(chat, id, chat_agent_ack(c, client_id, seq));
     free(masked);
+}
+
+void chat_agent_scoped_id(const struct conn *k, const char *client_id, char *out, size_t cap)
+{
+    snprintf(out, cap, "agent:%lld:%s", (long long)k->agent.id, client_id);
+}
+
+json_t *chat_agent_ack(const struct conv *c, const char *client_id, int64_t seq)
+{
+    return json_pack("{s:s, s:I, s:s, s:I}", "type", "ack", "conversation", (json_int_t)c->rec.id,
+                     "reply_to", client_id, "seq", (json_int_t)seq);
 }
 
 static void agent_close(struct chat *chat, struct conn *k, json_t *o)
@@ -373,15 +374,10 @@ int chat_requeue(struct chat *chat, struct conv *c, const char *queue_arg, const
     c->rec.state = STORE_STATE_QUEUED;
     snprintf(c->rec.queue, sizeof c->rec.queue, "%s", queue_name);
     c->rec.agent_id = 0;
-    int rc = chat_append_event(chat, c, why, text, json_pack("{s:s}", "queue", queue_name), &seq);
-    if (!rc)
-        rc = chat_save_conv(chat, c);
-    if (rc) {
-        c->rec.state = old.state;
-        memcpy(c->rec.queue, old.queue, sizeof c->rec.queue);
-        c->rec.agent_id = old.agent_id;
+    int rc = chat_store_queue_move(chat, c, &old, why, text,
+                                   json_pack("{s:s}", "queue", queue_name), &seq);
+    if (rc)
         return rc;
-    }
     queue_agent_release(chat->queue, agent);
     struct queue_item it;
     chat_queue_item_of(c, &it);
@@ -428,6 +424,47 @@ void chat_agent_open(struct chat *chat, uint64_t conn, const struct chat_peer *p
     chat_conn_new(chat, conn, CONN_AGENT, peer);
 }
 
+/* status_update {conversation, ...}: see chat_team.c. */
+static void agent_status_update(struct chat *chat, struct conn *k, json_t *o)
+{
+    struct conv *c = agent_conv(chat, k, o);
+    if (c)
+        chat_agent_status_update(chat, k, c, o);
+}
+
+/* typing {conversation} */
+static void agent_typing(struct chat *chat, struct conn *k, json_t *o)
+{
+    struct conv *c = agent_conv(chat, k, o);
+    if (c)
+        chat_emit_customer(chat, c, json_pack("{s:s, s:s}", "type", "typing", "from", "agent"));
+}
+
+/* status {available} */
+static void agent_status(struct chat *chat, struct conn *k, json_t *o)
+{
+    json_t *a = json_object_get(o, "available");
+    if (!json_is_boolean(a)) {
+        chat_emit_error(chat, k->node.key, "bad_frame", "field 'available' must be true or false",
+                        NULL, 0);
+        return;
+    }
+    queue_agent_set_available(chat->queue, k->agent.id, json_is_true(a));
+    chat->is_queue_dirty = 1;
+    chat_emit_agent(chat, k->agent.id,
+                    json_pack("{s:s, s:b}", "type", "status", "available", json_is_true(a)));
+}
+
+/* The frames a signed-in agent sends (before: auth only). */
+static const struct agent_frame {
+    const char *type;
+    void (*handle)(struct chat *chat, struct conn *k, json_t *o);
+} agent_frames[] = {
+    {"claim", agent_claim},   {"message", agent_message}, {"status_update", agent_status_update},
+    {"typing", agent_typing}, {"close", agent_close},     {"transfer", agent_transfer},
+    {"status", agent_status},
+};
+
 void chat_agent_frame(struct chat *chat, uint64_t conn, const char *text, size_t len)
 {
     struct conn *k = chat_conn_get(chat, conn);
@@ -437,6 +474,10 @@ void chat_agent_frame(struct chat *chat, uint64_t conn, const char *text, size_t
     json_t *o = chat_parse_frame(chat, conn, text, len, &type);
     if (!o)
         return;
+    const struct agent_frame *f = NULL;
+    for (size_t i = 0; !f && i < sizeof agent_frames / sizeof agent_frames[0]; i++)
+        if (!strcmp(type, agent_frames[i].type))
+            f = &agent_frames[i];
     if (!strcmp(type, "auth")) {
         if (k->is_authed)
             chat_emit_error(chat, conn, "bad_state", "already signed in", NULL, 0);
@@ -446,38 +487,10 @@ void chat_agent_frame(struct chat *chat, uint64_t conn, const char *text, size_t
         chat_emit_error(chat, conn, "not_authenticated", "send 'auth' with your token first", NULL,
                         0);
         chat_emit_close(chat, conn, 1008, "not authenticated");
-    } else if (!strcmp(type, "claim")) {
-        agent_claim(chat, k, o);
-    } else if (!strcmp(type, "message")) {
-        agent_message(chat, k, o);
-    } else if (!strcmp(type, "status_update")) {
-        struct conv *c = agent_conv(chat, k, o);
-        if (c)
-            chat_agent_status_update(chat, k, c, o);
-    } else if (!strcmp(type, "typing")) {
-        struct conv *c = agent_conv(chat, k, o);
-        if (c)
-            chat_emit_customer(chat, c, json_pack("{s:s, s:s}", "type", "typing", "from", "agent"));
-    } else if (!strcmp(type, "close")) {
-        agent_close(chat, k, o);
-    } else if (!strcmp(type, "transfer")) {
-        agent_transfer(chat, k, o);
-    } else if (!strcmp(type, "status")) {
-        json_t *a = json_object_get(o, "available");
-        if (!json_is_boolean(a)) {
-            chat_emit_error(chat, conn, "bad_frame", "field 'available' must be true or false",
-                            NULL, 0);
-        } else {
-            queue_agent_set_available(chat->queue, k->agent.id, json_is_true(a));
-            chat->is_queue_dirty = 1;
-            chat_emit_agent(
-                chat, k->agent.id,
-                json_pack("{s:s, s:b}", "type", "status", "available", json_is_true(a)));
-        }
+    } else if (!f) {
+        chat_emit_unknown_type(chat, conn, type);
     } else {
-        char msg[128];
-        snprintf(msg, sizeof msg, "unknown frame type '%.60s'", type);
-        chat_emit_error(chat, conn, "unknown_type", msg, NULL, 0);
+        f->handle(chat, k, o);
     }
     json_decref(o);
 }

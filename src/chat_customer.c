@@ -14,16 +14,18 @@
  * JSON_COMPACT would write them (same key order, escapes and numbers), with
  * no json_t tree: they are most of the JSON a message costs (cd_json_*). */
 
-/* Appends s as a JSON string (CD_EINVAL for invalid UTF-8, CD_ENOMEM). */
-static int jb_str(struct cd_buf *b, const char *s)
-{
-    return cd_json_string(b, s, strlen(s), 0);
-}
-
-/* Appends s as a JSON string, or null for NULL. */
+/* Appends s as a JSON string, or null for NULL (CD_EINVAL for invalid UTF-8, CD_ENOMEM). */
 static int jb_str_or_null(struct cd_buf *b, const char *s)
 {
-    return s ? jb_str(b, s) : cd_buf_append(b, "null", 4);
+    return s ? cd_json_string(b, s, strlen(s), 0) : cd_buf_append(b, "null", 4);
+}
+
+/* Appends key (the text before a value, such as ,"title":) and s as a JSON string, or null
+ * for NULL. */
+static int jb_field(struct cd_buf *b, const char *key, const char *s)
+{
+    int rc = cd_buf_puts(b, key);
+    return rc ? rc : jb_str_or_null(b, s);
 }
 
 /* [{"id":..,"title":..,"url":..}, ...] for the decision's articles. */
@@ -39,17 +41,11 @@ static int jb_articles(struct cd_buf *b, const struct triage_decision *d, const 
         memcpy(url, public_url, n1);
         memcpy(url + n1, d->articles[i].url, n2);
         url[n1 + n2] = '\0';
-        rc = cd_buf_puts(b, i ? ",{\"id\":" : "{\"id\":");
+        rc = jb_field(b, i ? ",{\"id\":" : "{\"id\":", d->articles[i].id);
         if (!rc)
-            rc = jb_str(b, d->articles[i].id);
+            rc = jb_field(b, ",\"title\":", d->articles[i].title ? d->articles[i].title : "");
         if (!rc)
-            rc = cd_buf_puts(b, ",\"title\":");
-        if (!rc)
-            rc = jb_str(b, d->articles[i].title ? d->articles[i].title : "");
-        if (!rc)
-            rc = cd_buf_puts(b, ",\"url\":");
-        if (!rc)
-            rc = jb_str(b, url);
+            rc = jb_field(b, ",\"url\":", url);
         if (!rc)
             rc = cd_buf_append(b, "}", 1);
     }
@@ -61,14 +57,11 @@ static int jb_choices(struct cd_buf *b, const struct triage_decision *d)
 {
     int rc = cd_buf_append(b, "[", 1);
     for (int i = 0; !rc && i < d->n_candidates; i++) {
-        rc = cd_buf_puts(b, i ? ",{\"id\":" : "{\"id\":");
+        rc = jb_field(b, i ? ",{\"id\":" : "{\"id\":", d->candidates[i].intent);
         if (!rc)
-            rc = jb_str(b, d->candidates[i].intent);
-        if (!rc)
-            rc = cd_buf_puts(b, ",\"label\":");
-        if (!rc)
-            rc = jb_str(b,
-                        d->candidates[i].label ? d->candidates[i].label : d->candidates[i].intent);
+            rc =
+                jb_field(b, ",\"label\":",
+                         d->candidates[i].label ? d->candidates[i].label : d->candidates[i].intent);
         if (!rc)
             rc = cd_buf_append(b, "}", 1);
     }
@@ -88,16 +81,10 @@ static int jb_reply_extras(struct cd_buf *b, const struct cd_buf *choices, const
         if (!rc)
             rc = cd_buf_append(b, choices->data, choices->len);
     }
-    if (!rc && collect) {
-        rc = cd_buf_puts(b, ",\"collect\":");
-        if (!rc)
-            rc = jb_str(b, collect);
-    }
-    if (!rc && queue) {
-        rc = cd_buf_puts(b, ",\"queue\":");
-        if (!rc)
-            rc = jb_str(b, queue);
-    }
+    if (!rc && collect)
+        rc = jb_field(b, ",\"collect\":", collect);
+    if (!rc && queue)
+        rc = jb_field(b, ",\"queue\":", queue);
     return rc;
 }
 
@@ -148,13 +135,9 @@ static int bot_reply(struct chat *chat, struct conv *c, const char *reply_to, in
     int is_handoff = d->action == TRIAGE_HANDOFF && !is_collect;
     const char *intent = d->intent[0] ? d->intent : NULL;
     /* "action", "intent", "confidence" and "articles", in that order in both. */
-    int rc = cd_buf_puts(&common, "\"action\":");
+    int rc = jb_field(&common, "\"action\":", action);
     if (!rc)
-        rc = jb_str(&common, action);
-    if (!rc)
-        rc = cd_buf_puts(&common, ",\"intent\":");
-    if (!rc)
-        rc = jb_str_or_null(&common, intent);
+        rc = jb_field(&common, ",\"intent\":", intent);
     if (!rc)
         rc = cd_buf_puts(&common, ",\"confidence\":");
     if (!rc)
@@ -177,11 +160,8 @@ static int bot_reply(struct chat *chat, struct conv *c, const char *reply_to, in
         rc = jb_reply_extras(&meta, has_choices ? &choices : NULL,
                              is_collect ? (d->collect_field ? d->collect_field : "detail") : NULL,
                              is_handoff ? queue_name : NULL);
-    if (!rc && reply_to) {
-        rc = cd_buf_puts(&meta, ",\"reply_to\":");
-        if (!rc)
-            rc = jb_str(&meta, reply_to);
-    }
+    if (!rc && reply_to)
+        rc = jb_field(&meta, ",\"reply_to\":", reply_to);
     if (!rc)
         rc = cd_buf_append(&meta, "}", 1);
     int64_t seq = 0;
@@ -232,17 +212,13 @@ static int bot_reply(struct chat *chat, struct conv *c, const char *reply_to, in
                              d->confidence);
 
     struct cd_buf frame = {0};
-    int frc = cd_buf_puts(&frame, "{\"type\":\"reply\",\"reply_to\":");
-    if (!frc)
-        frc = jb_str_or_null(&frame, reply_to);
+    int frc = jb_field(&frame, "{\"type\":\"reply\",\"reply_to\":", reply_to);
     if (!frc)
         frc = cd_buf_puts(&frame, ",\"seq\":");
     if (!frc)
         frc = cd_json_int(&frame, (long long)seq);
     if (!frc)
-        frc = cd_buf_puts(&frame, ",\"text\":");
-    if (!frc)
-        frc = jb_str(&frame, text);
+        frc = jb_field(&frame, ",\"text\":", text);
     if (!frc)
         frc = cd_buf_append(&frame, ",", 1);
     if (!frc)
@@ -868,8 +844,9 @@ fail:
 }
 
 /* handoff {} */
-static void customer_handoff(struct chat *chat, struct conn *k)
+static void customer_handoff(struct chat *chat, struct conn *k, json_t *o)
 {
+    (void)o;
     struct conv *c = k->conv;
     if (c->rec.state == STORE_STATE_QUEUED) {
         chat_emit(chat, k->node.key, chat_queued_frame(chat, c, 0));
@@ -918,28 +895,20 @@ static void customer_contact(struct chat *chat, struct conn *k, json_t *o)
         chat_emit_error(chat, id, "store_failed", "out of memory", NULL, 0);
         return;
     }
-    char *old_email = c->rec.customer_email, *old_name = c->rec.customer_name;
+    struct store_conversation old = c->rec;
     if (new_email)
         c->rec.customer_email = new_email;
     if (new_name)
         c->rec.customer_name = new_name;
-    int rc = chat_unit_begin(chat);
-    if (!rc)
-        rc = chat_save_conv(chat, c);
-    if (rc) {
-        chat_unit_undo(chat);
-        c->rec.customer_email = old_email;
-        c->rec.customer_name = old_name;
+    if (chat_save_conv_change(chat, c, &old, id)) {
         free(new_email);
         free(new_name);
-        chat_emit_error(chat, id, "store_failed", cd_strerror(rc), NULL, 0);
         return;
     }
-    chat_unit_end(chat);
     if (new_email)
-        free(old_email);
+        free(old.customer_email);
     if (new_name)
-        free(old_name);
+        free(old.customer_name);
     json_t *ok = json_pack("{s:s}", "type", "contact_ok");
     if (ok && email)
         json_object_set_new(ok, "email", json_string(c->rec.customer_email));
@@ -949,8 +918,9 @@ static void customer_contact(struct chat *chat, struct conn *k, json_t *o)
 }
 
 /* close {} */
-static void customer_close(struct chat *chat, struct conn *k)
+static void customer_close(struct chat *chat, struct conn *k, json_t *o)
 {
+    (void)o;
     struct conv *c = k->conv;
     if (c->rec.state == STORE_STATE_CLOSED || c->rec.state == STORE_STATE_RATED) {
         chat_emit_error(chat, k->node.key, "bad_state", "this conversation is already closed", NULL,
@@ -990,27 +960,18 @@ static void customer_rating(struct chat *chat, struct conn *k, json_t *o)
         chat_emit_error(chat, id, "store_failed", "out of memory", NULL, 0);
         return;
     }
-    char *old_comment = c->rec.comment;
+    struct store_conversation old = c->rec;
     int score = (int)json_integer_value(sv);
     c->rec.rating = score;
     c->rec.state = STORE_STATE_RATED;
     if (masked)
         c->rec.comment = masked;
-    int rc = chat_unit_begin(chat);
-    if (!rc)
-        rc = chat_save_conv(chat, c);
-    if (rc) {
-        chat_unit_undo(chat);
-        c->rec.rating = 0;
-        c->rec.state = STORE_STATE_CLOSED;
-        c->rec.comment = old_comment;
+    if (chat_save_conv_change(chat, c, &old, id)) {
         free(masked);
-        chat_emit_error(chat, id, "store_failed", cd_strerror(rc), NULL, 0);
         return;
     }
-    chat_unit_end(chat);
     if (masked)
-        free(old_comment);
+        free(old.comment);
     chat_emit_customer(chat, c, json_pack("{s:s, s:i}", "type", "rating_ok", "score", score));
     if (chat->settings.is_nps)
         chat_emit_customer(chat, c, chat_nps_request());
@@ -1024,8 +985,9 @@ static void customer_rating(struct chat *chat, struct conn *k, json_t *o)
 }
 
 /* typing {} */
-static void customer_typing(struct chat *chat, struct conn *k)
+static void customer_typing(struct chat *chat, struct conn *k, json_t *o)
 {
+    (void)o;
     struct conv *c = k->conv;
     if (c->rec.state == STORE_STATE_WITH_AGENT)
         chat_emit_agent(chat, c->rec.agent_id,
@@ -1039,6 +1001,20 @@ void chat_customer_open(struct chat *chat, uint64_t conn, const struct chat_peer
         chat->m.n_customer_connections++;
 }
 
+/* The frames a customer sends, and whether each needs the conversation hello or a first
+ * message started. */
+static const struct customer_frame {
+    const char *type;
+    void (*handle)(struct chat *chat, struct conn *k, json_t *o);
+    int needs_conversation;
+} customer_frames[] = {
+    {"hello", customer_hello, 0},       {"message", customer_message, 0},
+    {"feedback", customer_feedback, 1}, {"handoff", customer_handoff, 1},
+    {"typing", customer_typing, 1},     {"rating", customer_rating, 1},
+    {"close", customer_close, 1},       {"contact", customer_contact, 1},
+    {"nps", chat_customer_nps, 1},
+};
+
 void chat_customer_frame(struct chat *chat, uint64_t conn, const char *text, size_t len)
 {
     struct conn *k = chat_conn_get(chat, conn);
@@ -1048,35 +1024,17 @@ void chat_customer_frame(struct chat *chat, uint64_t conn, const char *text, siz
     json_t *o = chat_parse_frame(chat, conn, text, len, &type);
     if (!o)
         return;
-    if (!strcmp(type, "hello")) {
-        customer_hello(chat, k, o);
-    } else if (!strcmp(type, "message")) {
-        customer_message(chat, k, o);
-    } else if (!strcmp(type, "feedback") || !strcmp(type, "handoff") || !strcmp(type, "typing") ||
-               !strcmp(type, "rating") || !strcmp(type, "close") || !strcmp(type, "contact") ||
-               !strcmp(type, "nps")) {
-        if (!k->conv)
-            chat_emit_error(chat, conn, "no_conversation",
-                            "send 'hello' or a 'message' to start a conversation first", NULL, 0);
-        else if (!strcmp(type, "feedback"))
-            customer_feedback(chat, k, o);
-        else if (!strcmp(type, "handoff"))
-            customer_handoff(chat, k);
-        else if (!strcmp(type, "typing"))
-            customer_typing(chat, k);
-        else if (!strcmp(type, "rating"))
-            customer_rating(chat, k, o);
-        else if (!strcmp(type, "close"))
-            customer_close(chat, k);
-        else if (!strcmp(type, "nps"))
-            chat_customer_nps(chat, k, o);
-        else
-            customer_contact(chat, k, o);
-    } else {
-        char msg[128];
-        snprintf(msg, sizeof msg, "unknown frame type '%.60s'", type);
-        chat_emit_error(chat, conn, "unknown_type", msg, NULL, 0);
-    }
+    const struct customer_frame *f = NULL;
+    for (size_t i = 0; !f && i < sizeof customer_frames / sizeof customer_frames[0]; i++)
+        if (!strcmp(type, customer_frames[i].type))
+            f = &customer_frames[i];
+    if (!f)
+        chat_emit_unknown_type(chat, conn, type);
+    else if (f->needs_conversation && !k->conv)
+        chat_emit_error(chat, conn, "no_conversation",
+                        "send 'hello' or a 'message' to start a conversation first", NULL, 0);
+    else
+        f->handle(chat, k, o);
     json_decref(o);
 }
 

@@ -150,6 +150,8 @@ void chat_emit_customer_stored(struct chat *chat, struct conv *c, json_t *obj);
 void chat_emit_agent(struct chat *chat, int64_t agent_id, json_t *obj);
 void chat_emit_error(struct chat *chat, uint64_t conn_id, const char *code, const char *message,
                      const char *reply_to, int64_t conversation);
+/* The "unknown_type" error for a frame whose type neither protocol knows. */
+void chat_emit_unknown_type(struct chat *chat, uint64_t conn_id, const char *type);
 int chat_unit_begin(struct chat *chat);
 void chat_unit_end(struct chat *chat);
 void chat_unit_undo(struct chat *chat);
@@ -169,6 +171,18 @@ int chat_append_message(struct chat *chat, struct conv *c, int sender, const cha
 int chat_append_event(struct chat *chat, struct conv *c, const char *event, const char *text,
                       json_t *extra, int64_t *seq);
 int chat_save_conv(struct chat *chat, struct conv *c);
+/* Stores c's record, which the caller changed from old (a copy of it taken before), as one
+ * unit of work for the frame connection conn sent. Returns 0, or the CD_E* code with the unit
+ * undone, c->rec equal to old again (the strings the caller put in are still the caller's to
+ * free) and "store_failed" sent to conn. */
+int chat_save_conv_change(struct chat *chat, struct conv *c, const struct store_conversation *old,
+                          uint64_t conn);
+/* Stores a move of c in or into the queue, made on c->rec by the caller: the event (as
+ * chat_append_event() with event, text and data, stolen), then the record. On failure c's
+ * queue placement (state, queue, priority, queued_s, agent_id, is_offline) is put back as it
+ * was in old, and the CD_E* code returned. */
+int chat_store_queue_move(struct chat *chat, struct conv *c, const struct store_conversation *old,
+                          const char *event, const char *text, json_t *data, int64_t *seq);
 json_t *chat_queued_frame(struct chat *chat, struct conv *c, int64_t seq);
 json_t *chat_queue_items_json(struct chat *chat);
 int chat_decide(struct chat *chat, struct conv *c, const char *text, size_t n,
@@ -227,6 +241,17 @@ void chat_agent_status_update(struct chat *chat, struct conn *k, struct conv *c,
 
 int chat_assign(struct chat *chat, struct conv *c, int64_t agent_id);
 int chat_requeue(struct chat *chat, struct conv *c, const char *queue_arg, const char *why);
+
+/* The stored client id of agent message client_id from k's agent, into out (cap at least
+ * CLIENT_ID_MAX + 1): "agent:ID:client_id". Agent ids share a conversation's id space with
+ * the customer's, and "agent:ID:" is a prefix customer ids may not use, so the two never
+ * collide; ids are at most AGENT_ID_MAX, so the prefix always fits. */
+void chat_agent_scoped_id(const struct conn *k, const char *client_id, char *out, size_t cap);
+
+/* The ack of agent message client_id, stored as seq of conversation c: {"type":"ack",
+ * "conversation","reply_to","seq"} (a new reference, NULL when out of memory), for the
+ * caller to add to and emit. */
+json_t *chat_agent_ack(const struct conv *c, const char *client_id, int64_t seq);
 
 /* Counts a wait of waited_s seconds into a CHAT_WAIT_BUCKETS histogram and its sum. */
 void chat_wait_observe(uint64_t *buckets, double *sum_s, int64_t waited_s);

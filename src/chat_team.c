@@ -186,7 +186,7 @@ void chat_agent_status_update(struct chat *chat, struct conn *k, struct conv *c,
     if (!rc && *m_work)
         rc = cd_buf_printf(&text, "\nWorkaround: %s", m_work);
     char scoped[CLIENT_ID_MAX + 1];
-    snprintf(scoped, sizeof scoped, "agent:%lld:%s", (long long)k->agent.id, client_id);
+    chat_agent_scoped_id(k, client_id, scoped, sizeof scoped);
     int64_t seq = 0;
     if (!rc)
         rc = chat_append_message(chat, c, STORE_SENDER_AGENT, scoped, NULL, text.data, meta_text,
@@ -196,25 +196,18 @@ void chat_agent_status_update(struct chat *chat, struct conn *k, struct conv *c,
     if (rc == CD_EEXIST) {
         /* The same update sent again: it is stored once; the first one's seq. */
         chat_unit_undo(chat);
-        chat_emit(chat, id,
-                  json_pack("{s:s, s:I, s:s, s:I, s:b}", "type", "ack", "conversation",
-                            (json_int_t)c->rec.id, "reply_to", client_id, "seq", (json_int_t)seq,
-                            "duplicate", 1));
-    } else if (rc) {
-        chat_unit_undo(chat);
-        chat->m.n_store_errors++;
-        chat_emit_error(chat, id, "store_failed", cd_strerror(rc), client_id, c->rec.id);
-    } else {
-        chat_unit_end(chat);
+        json_t *ack = chat_agent_ack(c, client_id, seq);
+        json_object_set_new(ack, "duplicate", json_true());
+        chat_emit(chat, id, ack);
+    } else if (!chat_unit_finish(chat, rc, id, client_id, c->rec.id)) {
         chat->m.n_agent_messages++;
         chat_emit_customer_stored(chat, c,
                                   json_pack("{s:s, s:I, s:s, s:s, s:O}", "type", "agent_message",
                                             "seq", (json_int_t)seq, "text", text.data, "agent",
                                             k->agent.name, "status_update", su));
-        chat_emit(chat, id,
-                  json_pack("{s:s, s:I, s:s, s:I, s:s}", "type", "ack", "conversation",
-                            (json_int_t)c->rec.id, "reply_to", client_id, "seq", (json_int_t)seq,
-                            "tracking_id", tid));
+        json_t *ack = chat_agent_ack(c, client_id, seq);
+        json_object_set_new(ack, "tracking_id", json_string(tid));
+        chat_emit(chat, id, ack);
     }
     cd_buf_free(&text);
     free(meta_text);

@@ -88,7 +88,7 @@ static void print_load_error(void *ctx, const char *file, int line, const char *
     fprintf(stderr, "%s:%d: %s\n", file, line, message);
 }
 
-static struct kb *open_kb(const char *path)
+struct kb *cli_open_kb(const char *path)
 {
     char *err = NULL;
     struct kb *kb = kb_open(path, &err);
@@ -192,6 +192,7 @@ int cli_search(int argc, char **argv)
     const char *kb_path = NULL, *db_path = NULL, *lang = NULL;
     int limit = 5, as_json = 0, rc = CLI_FAIL;
     struct cd_buf question = {0};
+    const struct cli_str_opt strs[] = {{"--kb", &kb_path}, {"--db", &db_path}, {"--lang", &lang}};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (is_help(a)) {
@@ -200,12 +201,9 @@ int cli_search(int argc, char **argv)
             return CLI_OK;
         }
         int has_value = i + 1 < argc;
-        if (!strcmp(a, "--kb") && has_value)
-            kb_path = argv[++i];
-        else if (!strcmp(a, "--db") && has_value)
-            db_path = argv[++i];
-        else if (!strcmp(a, "--lang") && has_value)
-            lang = argv[++i];
+        const char **str = cli_str_opt_find(strs, sizeof strs / sizeof strs[0], a);
+        if (str && has_value)
+            *str = argv[++i];
         else if (!strcmp(a, "--limit") && has_value) {
             if (parse_limit(argv[++i], &limit)) {
                 cd_buf_free(&question);
@@ -250,7 +248,7 @@ int cli_search(int argc, char **argv)
         cd_buf_free(&question);
         return CLI_FAIL;
     }
-    struct kb *kb = open_kb(db_path ? db_path : ":memory:");
+    struct kb *kb = cli_open_kb(db_path ? db_path : ":memory:");
     struct kb_hit hits[CLI_MAX_LIMIT];
     int n_hits = 0;
     if (!kb)
@@ -344,7 +342,7 @@ int cli_import(int argc, char **argv)
     int first_path = 1;
     argc = 1 + n_paths;
     int is_pg = db_target_is_postgres(db_path);
-    struct kb *kb = open_kb(is_pg ? ":memory:" : db_path);
+    struct kb *kb = cli_open_kb(is_pg ? ":memory:" : db_path);
     if (!kb)
         return CLI_FAIL;
     struct kb_load_report report = {0};
@@ -458,6 +456,11 @@ int cli_eval_kb(int argc, char **argv)
     const char *articles = NULL, *queries = NULL, *learn = NULL, *lang = NULL, *oos = NULL;
     double t_kb = 0;
     int show_misses = 0;
+    const struct cli_str_opt strs[] = {{"--articles", &articles},
+                                       {"--queries", &queries},
+                                       {"--learn", &learn},
+                                       {"--lang", &lang},
+                                       {"--oos", &oos}};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (is_help(a)) {
@@ -465,16 +468,9 @@ int cli_eval_kb(int argc, char **argv)
             return CLI_OK;
         }
         int has_value = i + 1 < argc;
-        if (!strcmp(a, "--articles") && has_value)
-            articles = argv[++i];
-        else if (!strcmp(a, "--queries") && has_value)
-            queries = argv[++i];
-        else if (!strcmp(a, "--learn") && has_value)
-            learn = argv[++i];
-        else if (!strcmp(a, "--lang") && has_value)
-            lang = argv[++i];
-        else if (!strcmp(a, "--oos") && has_value)
-            oos = argv[++i];
+        const char **str = cli_str_opt_find(strs, sizeof strs / sizeof strs[0], a);
+        if (str && has_value)
+            *str = argv[++i];
         else if (!strcmp(a, "--t-kb") && has_value) {
             char *end;
             t_kb = strtod(argv[++i], &end);
@@ -482,8 +478,7 @@ int cli_eval_kb(int argc, char **argv)
                 return usage_error(eval_usage, "--t-kb must be in (0, 1], not '%s'", argv[i]);
         } else if (!strcmp(a, "--misses"))
             show_misses = 1;
-        else if (!strcmp(a, "--articles") || !strcmp(a, "--queries") || !strcmp(a, "--learn") ||
-                 !strcmp(a, "--lang") || !strcmp(a, "--oos") || !strcmp(a, "--t-kb"))
+        else if (str || !strcmp(a, "--t-kb"))
             return usage_error(eval_usage, "option '%s' needs a value", a);
         else
             return usage_error(eval_usage, "unexpected argument '%s'", a);
@@ -495,7 +490,7 @@ int cli_eval_kb(int argc, char **argv)
     int n_qs = 0, n_ls = 0, n_os = 0, rc = CLI_FAIL;
     struct triage *t = NULL;
     int64_t *times = NULL;
-    struct kb *kb = open_kb(":memory:");
+    struct kb *kb = cli_open_kb(":memory:");
     if (!kb)
         return CLI_FAIL;
     if (read_queries(queries, 0, &qs, &n_qs) != CLI_OK)

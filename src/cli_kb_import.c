@@ -2,7 +2,6 @@
  * help-centre exports (kb_import.h); `import` hands over to it for --from or .json files. */
 #include "cd.h"
 #include "cli.h"
-#include "db.h"
 #include "kb.h"
 #include "kb_import.h"
 
@@ -92,12 +91,8 @@ int cli_import_export(int argc, char **argv)
         free(files);
         return rc;
     }
-    char *err = NULL;
-    struct kb *kb = kb_open(db_path, &err);
+    struct kb *kb = cli_open_kb(db_path);
     if (!kb) {
-        fprintf(stderr, "caredesk: %s: %s\n", db_target_is_postgres(db_path) ? "--db" : db_path,
-                err ? err : "cannot open");
-        free(err);
         free(files);
         return CLI_FAIL;
     }

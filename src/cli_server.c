@@ -43,10 +43,14 @@ static void on_intent_error(void *ctx, const char *file, const char *field, cons
               LOG_END);
 }
 
-static int path_exists(const char *path)
+/* 1, after saying so, when nothing is at path, the value of the setting name. */
+static int setting_path_missing(const char *name, const char *path)
 {
     struct stat st;
-    return stat(path, &st) == 0;
+    if (stat(path, &st) == 0)
+        return 0;
+    fprintf(stderr, "caredesk serve: setting '%s': no such file or directory: %s\n", name, path);
+    return 1;
 }
 
 /* Splits the redact-patterns setting ("a;;b") into a vector of strings. */
@@ -161,11 +165,8 @@ static void parts_free(struct serve_parts *p)
 static int open_kb(struct serve_parts *p)
 {
     const struct config *cfg = &p->cfg;
-    if (!path_exists(cfg->kb_path)) {
-        fprintf(stderr, "caredesk serve: setting 'kb': no such file or directory: %s\n",
-                cfg->kb_path);
+    if (setting_path_missing("kb", cfg->kb_path))
         return CLI_USAGE;
-    }
     char *err = NULL;
     /* On SQLite the KB shares the store's file (and its checkpoints). On PostgreSQL each node
      * builds its search index in memory at start-up, from the articles' files and then the
@@ -203,11 +204,8 @@ static int open_kb(struct serve_parts *p)
 static int build_triage(struct serve_parts *p)
 {
     const struct config *cfg = &p->cfg;
-    if (!path_exists(cfg->intents_path)) {
-        fprintf(stderr, "caredesk serve: setting 'intents': no such file or directory: %s\n",
-                cfg->intents_path);
+    if (setting_path_missing("intents", cfg->intents_path))
         return CLI_USAGE;
-    }
     struct intents *set = intents_new();
     if (!set) {
         fputs("caredesk serve: out of memory\n", stderr);

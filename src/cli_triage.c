@@ -278,16 +278,12 @@ static int read_labelled(const char *path, struct labelled *l)
         }
         if (l->n == l->cap) {
             int ncap = l->cap ? l->cap * 2 : 1024;
-            char **t = realloc(l->text, (size_t)ncap * sizeof *t);
-            char **in = t ? realloc(l->intent, (size_t)ncap * sizeof *in) : NULL;
-            if (t)
-                l->text = t;
-            if (!t || !in) {
+            if (cd_resize(&l->text, (size_t)ncap, sizeof *l->text) ||
+                cd_resize(&l->intent, (size_t)ncap, sizeof *l->intent)) {
                 json_decref(row);
                 rc = CD_ENOMEM;
                 break;
             }
-            l->intent = in;
             l->cap = ncap;
         }
         l->text[l->n] = strdup(json_string_value(text));

@@ -247,6 +247,22 @@ static void tune_from_env(struct kb_tune *t)
         return;
     static const char *const col_names[KB_N_COLS] = {"title", "questions", "learned", "tags",
                                                      "body"};
+    /* The scalar knobs, named as their fields; the column weights are w_COLUMN and b_COLUMN. */
+    const struct {
+        const char *name;
+        double *value;
+    } knobs[] = {
+        {"k1", &t->k1},
+        {"coverage_pow", &t->coverage_pow},
+        {"proximity", &t->proximity},
+        {"w_phrasing", &t->w_phrasing},
+        {"w_stage1", &t->w_stage1},
+        {"phrasing_cos", &t->phrasing_cos},
+        {"phrasing_second", &t->phrasing_second},
+        {"fix_typos", &t->fix_typos},
+        {"join_words", &t->join_words},
+        {"mem_index", &t->mem_index},
+    };
     char buf[512];
     snprintf(buf, sizeof buf, "%s", env);
     char *save = NULL;
@@ -256,26 +272,9 @@ static void tune_from_env(struct kb_tune *t)
             continue;
         *eq = '\0';
         double v = strtod(eq + 1, NULL);
-        if (!strcmp(kv, "k1"))
-            t->k1 = v;
-        else if (!strcmp(kv, "coverage_pow"))
-            t->coverage_pow = v;
-        else if (!strcmp(kv, "proximity"))
-            t->proximity = v;
-        else if (!strcmp(kv, "w_phrasing"))
-            t->w_phrasing = v;
-        else if (!strcmp(kv, "w_stage1"))
-            t->w_stage1 = v;
-        else if (!strcmp(kv, "phrasing_cos"))
-            t->phrasing_cos = v;
-        else if (!strcmp(kv, "phrasing_second"))
-            t->phrasing_second = v;
-        else if (!strcmp(kv, "fix_typos"))
-            t->fix_typos = v;
-        else if (!strcmp(kv, "join_words"))
-            t->join_words = v;
-        else if (!strcmp(kv, "mem_index"))
-            t->mem_index = v;
+        for (size_t i = 0; i < sizeof knobs / sizeof knobs[0]; i++)
+            if (!strcmp(kv, knobs[i].name))
+                *knobs[i].value = v;
         for (int c = 0; c < KB_N_COLS; c++) {
             char name[32];
             snprintf(name, sizeof name, "w_%s", col_names[c]);
@@ -727,6 +726,28 @@ static int article_from_row(sqlite3_stmt *st, int first_col, const char *id, str
     return 0;
 }
 
+/* Runs st (bound by the caller) and reads its one row, from column first_col, into out;
+ * CD_ENOTFOUND when there is none. Resets st. */
+static int read_article(sqlite3_stmt *st, int first_col, const char *id, struct kb_article *out)
+{
+    int step = sqlite3_step(st);
+    int rc = step == SQLITE_ROW    ? article_from_row(st, first_col, id, out)
+             : step == SQLITE_DONE ? CD_ENOTFOUND
+                                   : sql_rc(step);
+    sqlite3_reset(st);
+    return rc;
+}
+
+/* The count statement which (ST_N_*) answers for article id, or CD_EIO. */
+static int count_for(struct kb *kb, enum kb_stmt which, const char *id)
+{
+    sqlite3_stmt *st = kb_stmt(kb, which);
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    int n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : CD_EIO;
+    sqlite3_reset(st);
+    return n;
+}
+
 int kb_get(struct kb *kb, const char *id, struct kb_article *out)
 {
     if (!kb || !id || !out)
@@ -734,12 +755,7 @@ int kb_get(struct kb *kb, const char *id, struct kb_article *out)
     memset(out, 0, sizeof *out);
     sqlite3_stmt *st = kb_stmt(kb, ST_GET);
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    int step = sqlite3_step(st);
-    int rc = step == SQLITE_ROW    ? article_from_row(st, 1, id, out)
-             : step == SQLITE_DONE ? CD_ENOTFOUND
-                                   : sql_rc(step);
-    sqlite3_reset(st);
-    return rc;
+    return read_article(st, 1, id, out);
 }
 
 int kb_get_revision(struct kb *kb, const char *id, int revision, struct kb_article *out)
@@ -750,23 +766,12 @@ int kb_get_revision(struct kb *kb, const char *id, int revision, struct kb_artic
     sqlite3_stmt *st = kb_stmt(kb, ST_GET_REVISION);
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 2, revision);
-    int step = sqlite3_step(st);
-    int rc = step == SQLITE_ROW    ? article_from_row(st, 0, id, out)
-             : step == SQLITE_DONE ? CD_ENOTFOUND
-                                   : sql_rc(step);
-    sqlite3_reset(st);
-    return rc;
+    return read_article(st, 0, id, out);
 }
 
 int kb_revision_count(struct kb *kb, const char *id)
 {
-    if (!kb || !id)
-        return CD_EINVAL;
-    sqlite3_stmt *st = kb_stmt(kb, ST_N_REVISIONS);
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    int n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : CD_EIO;
-    sqlite3_reset(st);
-    return n;
+    return kb && id ? count_for(kb, ST_N_REVISIONS, id) : CD_EINVAL;
 }
 
 /* Makes "%text%" in lower case (ASCII) with LIKE's wildcards escaped by '\\'. */
@@ -849,13 +854,7 @@ void kb_list_clear(struct kb_list_item *items, int n_items)
 
 int kb_learned_count(struct kb *kb, const char *id)
 {
-    if (!kb || !id)
-        return CD_EINVAL;
-    sqlite3_stmt *st = kb_stmt(kb, ST_N_LEARNED);
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    int n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : CD_EIO;
-    sqlite3_reset(st);
-    return n;
+    return kb && id ? count_for(kb, ST_N_LEARNED, id) : CD_EINVAL;
 }
 
 int kb_delete(struct kb *kb, const char *id)

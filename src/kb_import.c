@@ -266,19 +266,30 @@ static int set_ids(struct kb_import_item *it, const char *prefix, const char *so
     return rc || !it->id || !it->source_id ? CD_ENOMEM : 0;
 }
 
+/* Starts it (zeroed) as the item of article a of the help centre prefix ("zendesk", ...):
+ * its ids, with the source id also in sid (IMPORT_MAX_SOURCE bytes). Returns 0, or -1 with it
+ * cleared when a is not an object with an id (a problem of item) or memory ran out (p->rc). */
+static int begin_article(struct parser *p, const json_t *a, const char *item, const char *prefix,
+                         struct kb_import_item *it, char *sid)
+{
+    if (!json_is_object(a) || source_id_of(json_object_get(a, "id"), sid, IMPORT_MAX_SOURCE)) {
+        problem(p, item, "not an article: expected an object with an id");
+        return -1;
+    }
+    if (set_ids(it, prefix, sid, NULL)) {
+        p->rc = CD_ENOMEM;
+        item_clear(it);
+        return -1;
+    }
+    return 0;
+}
+
 static void zendesk_article(struct parser *p, const json_t *a, const char *item)
 {
     struct kb_import_item it = {0};
     char sid[IMPORT_MAX_SOURCE];
-    if (!json_is_object(a) || source_id_of(json_object_get(a, "id"), sid, sizeof sid)) {
-        problem(p, item, "not an article: expected an object with an id");
+    if (begin_article(p, a, item, "zendesk", &it, sid))
         return;
-    }
-    if (set_ids(&it, "zendesk", sid, NULL)) {
-        p->rc = CD_ENOMEM;
-        item_clear(&it);
-        return;
-    }
     const char *title = json_string_value(json_object_get(a, "title"));
     if (!title)
         title = json_string_value(json_object_get(a, "name"));
@@ -322,16 +333,14 @@ static void zendesk_article(struct parser *p, const json_t *a, const char *item)
  * translated_content, stored as its own article linked to the original. */
 static void intercom_article(struct parser *p, const json_t *a, const char *item)
 {
+    struct kb_import_item it = {0};
     char sid[IMPORT_MAX_SOURCE];
-    if (!json_is_object(a) || source_id_of(json_object_get(a, "id"), sid, sizeof sid)) {
-        problem(p, item, "not an article: expected an object with an id");
+    if (begin_article(p, a, item, "intercom", &it, sid))
         return;
-    }
     const char *def = json_string_value(json_object_get(a, "default_locale"));
     if (!def || !*def)
         def = "en";
-    struct kb_import_item it = {0};
-    int rc = set_ids(&it, "intercom", sid, NULL);
+    int rc = 0;
     size_t i;
     json_t *v;
     json_t *parents = json_object_get(a, "parent_ids");
@@ -402,15 +411,8 @@ static void freshdesk_article(struct parser *p, const json_t *a, const char *ite
 {
     struct kb_import_item it = {0};
     char sid[IMPORT_MAX_SOURCE];
-    if (!json_is_object(a) || source_id_of(json_object_get(a, "id"), sid, sizeof sid)) {
-        problem(p, item, "not an article: expected an object with an id");
+    if (begin_article(p, a, item, "freshdesk", &it, sid))
         return;
-    }
-    if (set_ids(&it, "freshdesk", sid, NULL)) {
-        p->rc = CD_ENOMEM;
-        item_clear(&it);
-        return;
-    }
     json_t *status = json_object_get(a, "status");
     it.is_published = json_is_integer(status) && json_integer_value(status) == 2;
     it.source_url = xstrdup(json_string_value(json_object_get(a, "url")));

@@ -10,6 +10,7 @@
  * (kb_df_map_build()). Must never happen: postings that disagree with FTS5 while is_valid. */
 #include "kb_int.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,14 +40,9 @@ static int capture_token(struct capture_col *col, const char *token, int n_token
 {
     if (col->n == col->cap) {
         int cap = col->cap ? col->cap * 2 : 256;
-        int *s = realloc(col->start, (size_t)cap * sizeof *s);
-        if (!s)
+        if (cd_resize(&col->start, (size_t)cap, sizeof *col->start) ||
+            cd_resize(&col->stem_at, (size_t)cap, sizeof *col->stem_at))
             return CD_ENOMEM;
-        col->start = s;
-        int *a = realloc(col->stem_at, (size_t)cap * sizeof *a);
-        if (!a)
-            return CD_ENOMEM;
-        col->stem_at = a;
         col->cap = cap;
     }
     col->start[col->n] = start;
@@ -92,36 +88,26 @@ int kb_tok_tokenize(struct kb_tok *kt, const char *s, size_t n, text_token_cb cb
     return text_tokenize(kt->text, s, n, 0, cb, ctx);
 }
 
+/* Frees what m holds and empties it; the stem pool keeps its memory for the next build. */
 static void df_map_clear(struct df_map *m)
 {
     free(m->slots);
-    m->slots = NULL;
-    m->cap = m->n = 0;
     free(m->lens);
-    m->lens = NULL;
-    m->n_lens = m->n_rows = 0;
     for (int64_t i = 0; i < m->n_qterms; i++)
         free(m->qterms[i]);
     free(m->qterms);
-    m->qterms = NULL;
-    m->n_qterms = 0;
-    memset(m->tot_len, 0, sizeof m->tot_len);
     for (uint32_t i = 0; i < m->n_posts; i++)
         free(m->posts[i].w);
     free(m->posts);
-    m->posts = NULL;
-    m->n_posts = m->cap_posts = 0;
     free(m->moved);
-    m->moved = NULL;
-    m->n_moved = m->cap_moved = 0;
     for (int i = 0; i <= TEXT_MAX_TOKEN; i++) {
         free(m->by_len[i].at);
         free(m->by_len[i].sig);
-        m->by_len[i].at = m->by_len[i].sig = NULL;
-        m->by_len[i].n = m->by_len[i].cap = 0;
     }
-    cd_buf_reset(&m->pool);
-    m->is_valid = 0;
+    struct cd_buf pool = m->pool;
+    cd_buf_reset(&pool);
+    memset(m, 0, sizeof *m);
+    m->pool = pool;
 }
 
 static void df_map_free(struct df_map *m)
@@ -189,24 +175,16 @@ struct df_entry *kb_df_find(struct df_map *m, const char *stem, size_t n, int cr
         return NULL;
     if (m->n_posts == m->cap_posts) {
         uint32_t cap = m->cap_posts ? m->cap_posts * 2 : 1024;
-        struct postings *posts = realloc(m->posts, (size_t)cap * sizeof *posts);
-        if (!posts)
+        if (cd_resize_zeroed(&m->posts, m->cap_posts, cap, sizeof *m->posts))
             return NULL;
-        memset(posts + m->cap_posts, 0, (size_t)(cap - m->cap_posts) * sizeof *posts);
-        m->posts = posts;
         m->cap_posts = cap;
     }
     uint32_t at = (uint32_t)m->pool.len;
     if (n <= TEXT_MAX_TOKEN && m->by_len[n].n == m->by_len[n].cap) {
         uint32_t cap = m->by_len[n].cap ? m->by_len[n].cap * 2 : 64;
-        uint32_t *grown = realloc(m->by_len[n].at, (size_t)cap * sizeof *grown);
-        if (!grown)
+        if (cd_resize(&m->by_len[n].at, cap, sizeof *m->by_len[n].at) ||
+            cd_resize(&m->by_len[n].sig, cap, sizeof *m->by_len[n].sig))
             return NULL;
-        m->by_len[n].at = grown;
-        grown = realloc(m->by_len[n].sig, (size_t)cap * sizeof *grown);
-        if (!grown)
-            return NULL;
-        m->by_len[n].sig = grown;
         m->by_len[n].cap = cap;
     }
     if (cd_buf_append(&m->pool, stem, n))
@@ -237,11 +215,8 @@ static int df_set_lens(struct df_map *m, int64_t rid, const int *lens)
         int64_t n = m->n_lens ? m->n_lens : 1024;
         while (n <= rid)
             n *= 2;
-        struct doc_len *grown = realloc(m->lens, (size_t)n * sizeof *grown);
-        if (!grown)
+        if (cd_resize_zeroed(&m->lens, (size_t)m->n_lens, (size_t)n, sizeof *m->lens))
             return CD_ENOMEM;
-        memset(grown + m->n_lens, 0, (size_t)(n - m->n_lens) * sizeof *grown);
-        m->lens = grown;
         m->n_lens = n;
     }
     for (int c = 0; c < KB_N_COLS; c++)
@@ -260,11 +235,8 @@ static int df_set_qterms(struct df_map *m, int64_t rid, const char *qterms, size
         int64_t cap = m->n_qterms ? m->n_qterms : 1024;
         while (cap <= rid)
             cap *= 2;
-        char **grown = realloc(m->qterms, (size_t)cap * sizeof *grown);
-        if (!grown)
+        if (cd_resize_zeroed(&m->qterms, (size_t)m->n_qterms, (size_t)cap, sizeof *m->qterms))
             return CD_ENOMEM;
-        memset(grown + m->n_qterms, 0, (size_t)(cap - m->n_qterms) * sizeof *grown);
-        m->qterms = grown;
         m->n_qterms = cap;
     }
     char *copy = qterms ? cd_strndup(qterms, n) : NULL;
@@ -589,6 +561,25 @@ int kb_df_map_build(struct kb_lang_index *li)
     return rc;
 }
 
+/* Runs the SQL that fmt and its arguments (a language's table names) make or, when st is not
+ * NULL, prepares it into *st for the life of the connection. Returns an SQLite result code. */
+static int lang_sql(struct kb *kb, sqlite3_stmt **st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int lang_sql(struct kb *kb, sqlite3_stmt **st, const char *fmt, ...)
+{
+    char sql[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(sql, sizeof sql, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof sql)
+        return SQLITE_TOOBIG;
+    if (!st)
+        return sqlite3_exec(kb->db, sql, NULL, NULL, NULL);
+    return sqlite3_prepare_v3(kb->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
+}
+
 /* Returns the index for lang, creating its FTS5 table if create is set, or NULL. */
 struct kb_lang_index *kb_lang_index_get(struct kb *kb, const char *lang, int create, int *rc_out)
 {
@@ -605,16 +596,14 @@ struct kb_lang_index *kb_lang_index_get(struct kb *kb, const char *lang, int cre
         *rc_out = create ? CD_EFULL : 0;
         return NULL;
     }
-    char sql[512];
     if (!create) {
         /* Only languages listed in kb_lang have a table; kb_open() loaded all of them. */
         return NULL;
     }
-    snprintf(sql, sizeof sql,
-             "CREATE VIRTUAL TABLE IF NOT EXISTS fts_%s USING fts5(title, questions, learned, "
-             "tags, body, tokenize = 'snowball %s')",
-             lang, lang);
-    int rc = sqlite3_exec(kb->db, sql, NULL, NULL, NULL);
+    int rc = lang_sql(kb, NULL,
+                      "CREATE VIRTUAL TABLE IF NOT EXISTS fts_%s USING fts5(title, questions, "
+                      "learned, tags, body, tokenize = 'snowball %s')",
+                      lang, lang);
     if (rc == SQLITE_OK) {
         sqlite3_stmt *st = kb_stmt(kb, ST_LANG_ADD);
         sqlite3_bind_text(st, 1, lang, -1, SQLITE_STATIC);
@@ -630,45 +619,32 @@ struct kb_lang_index *kb_lang_index_get(struct kb *kb, const char *lang, int cre
     snprintf(li->lang, sizeof li->lang, "%s", lang);
     li->owner = kb;
     li->tok = kb_tok_new(lang);
-    snprintf(sql, sizeof sql,
-             "INSERT INTO fts_%s(rowid, title, questions, learned, tags, body) "
-             "VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
-             lang);
-    rc = sqlite3_prepare_v3(kb->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &li->ins, NULL);
-    if (rc == SQLITE_OK) {
-        snprintf(sql, sizeof sql, "DELETE FROM fts_%s WHERE rowid = ?1", lang);
-        rc = sqlite3_prepare_v3(kb->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &li->del, NULL);
-    }
-    if (rc == SQLITE_OK) {
-        snprintf(sql, sizeof sql,
-                 "CREATE VIRTUAL TABLE IF NOT EXISTS temp.fts_%s_inst USING fts5vocab(main, "
-                 "fts_%s, instance)",
-                 lang, lang);
-        rc = sqlite3_exec(kb->db, sql, NULL, NULL, NULL);
-    }
-    if (rc == SQLITE_OK) {
-        snprintf(sql, sizeof sql,
-                 "SELECT term, doc, col, offset FROM temp.fts_%s_inst LIMIT 1000000000", lang);
-        rc = sqlite3_prepare_v3(kb->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &li->vocab, NULL);
-    }
-    if (rc == SQLITE_OK) {
-        snprintf(sql, sizeof sql, "SELECT count(*) FROM fts_%s_docsize", lang);
-        rc = sqlite3_prepare_v3(kb->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &li->n_rows, NULL);
-    }
-    if (rc == SQLITE_OK) {
-        snprintf(sql, sizeof sql,
-                 "SELECT rid, qterms FROM article WHERE is_published = 1 AND lang = '%s' "
-                 "LIMIT 100000000",
-                 lang);
-        rc = sqlite3_prepare_v3(kb->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &li->qterms, NULL);
-    }
-    if (rc == SQLITE_OK) {
-        snprintf(sql, sizeof sql,
-                 "SELECT rowid, kb_rank(fts_%s, ?2) AS score FROM fts_%s WHERE fts_%s MATCH ?1 "
-                 "ORDER BY score DESC LIMIT %d",
-                 lang, lang, lang, KB_CANDIDATES);
-        rc = sqlite3_prepare_v3(kb->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &li->search, NULL);
-    }
+    rc = lang_sql(kb, &li->ins,
+                  "INSERT INTO fts_%s(rowid, title, questions, learned, tags, body) "
+                  "VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+                  lang);
+    if (rc == SQLITE_OK)
+        rc = lang_sql(kb, &li->del, "DELETE FROM fts_%s WHERE rowid = ?1", lang);
+    if (rc == SQLITE_OK)
+        rc = lang_sql(kb, NULL,
+                      "CREATE VIRTUAL TABLE IF NOT EXISTS temp.fts_%s_inst USING fts5vocab(main, "
+                      "fts_%s, instance)",
+                      lang, lang);
+    if (rc == SQLITE_OK)
+        rc = lang_sql(kb, &li->vocab,
+                      "SELECT term, doc, col, offset FROM temp.fts_%s_inst LIMIT 1000000000", lang);
+    if (rc == SQLITE_OK)
+        rc = lang_sql(kb, &li->n_rows, "SELECT count(*) FROM fts_%s_docsize", lang);
+    if (rc == SQLITE_OK)
+        rc = lang_sql(kb, &li->qterms,
+                      "SELECT rid, qterms FROM article WHERE is_published = 1 AND lang = '%s' "
+                      "LIMIT 100000000",
+                      lang);
+    if (rc == SQLITE_OK)
+        rc = lang_sql(kb, &li->search,
+                      "SELECT rowid, kb_rank(fts_%s, ?2) AS score FROM fts_%s WHERE fts_%s MATCH "
+                      "?1 ORDER BY score DESC LIMIT %d",
+                      lang, lang, lang, KB_CANDIDATES);
     li->df_map = calloc(1, sizeof *li->df_map);
     if (rc != SQLITE_OK || !li->tok || !li->df_map) {
         kb_lang_index_clear(li);

@@ -12,40 +12,52 @@
 
 /* ---- loading: Markdown with front matter, JSON Lines ------------------------------------ */
 
-static void report_error(struct kb_load_report *r, const char *file, int line, const char *msg)
+/* Counts a problem at file:line in r (a skipped article, or a warning when is_warning) and
+ * hands msg to r's callback for it, or prints it on stderr when there is none. */
+static void report(struct kb_load_report *r, int is_warning, const char *file, int line,
+                   const char *msg)
 {
     if (r) {
-        r->n_skipped++;
-        if (r->on_error) {
-            r->on_error(r->ctx, file, line, msg);
+        if (is_warning)
+            r->n_warnings++;
+        else
+            r->n_skipped++;
+        void (*on)(void *, const char *, int, const char *) =
+            is_warning ? r->on_warning : r->on_error;
+        if (on) {
+            on(r->ctx, file, line, msg);
             return;
         }
     }
-    fprintf(stderr, "%s:%d: %s\n", file, line, msg);
+    fprintf(stderr, "%s:%d: %s%s\n", file, line, is_warning ? "warning: " : "", msg);
+}
+
+static void report_error(struct kb_load_report *r, const char *file, int line, const char *msg)
+{
+    report(r, 0, file, line, msg);
 }
 
 static void report_warning(struct kb_load_report *r, const char *file, int line, const char *msg)
 {
-    if (r) {
-        r->n_warnings++;
-        if (r->on_warning) {
-            r->on_warning(r->ctx, file, line, msg);
-            return;
-        }
-    }
-    fprintf(stderr, "%s:%d: warning: %s\n", file, line, msg);
+    report(r, 1, file, line, msg);
 }
 
+/* Appends s (taken over: freed when it cannot be appended) to the n strings at *items.
+ * Returns 0 or CD_ENOMEM. */
+static int take_str(char ***items, int *n, char *s)
+{
+    if (!s || cd_resize(items, (size_t)*n + 1, sizeof **items)) {
+        free(s);
+        return CD_ENOMEM;
+    }
+    (*items)[(*n)++] = s;
+    return 0;
+}
+
+/* Appends a copy of the len bytes at s to the n strings at *items. Returns 0 or CD_ENOMEM. */
 static int push_str(char ***items, int *n, const char *s, size_t len)
 {
-    char **grown = realloc(*items, (size_t)(*n + 1) * sizeof **items);
-    if (!grown)
-        return CD_ENOMEM;
-    *items = grown;
-    if (!(grown[*n] = cd_strndup(s, len)))
-        return CD_ENOMEM;
-    (*n)++;
-    return 0;
+    return take_str(items, n, cd_strndup(s, len));
 }
 
 static void trim(const char **s, size_t *n)
@@ -135,17 +147,10 @@ static int inline_list(const char *s, size_t n, char ***items, int *n_items, cha
         if (!v)
             return CD_EPARSE;
         int rc = 0;
-        if (*v) {
-            char **grown = realloc(*items, (size_t)(*n_items + 1) * sizeof **items);
-            if (!grown)
-                rc = CD_ENOMEM;
-            else {
-                *items = grown;
-                grown[(*n_items)++] = v;
-                v = NULL;
-            }
-        }
-        free(v);
+        if (*v)
+            rc = take_str(items, n_items, v);
+        else
+            free(v);
         if (rc)
             return rc;
         i = k + 1;
@@ -205,18 +210,13 @@ static int parse_markdown(const char *text, size_t len, struct kb_article *a, ch
                 rc = CD_EPARSE;
                 goto fail;
             }
-            if (*v) {
-                char **grown = realloc(*list, (size_t)(*n_list + 1) * sizeof **list);
-                if (!grown) {
-                    free(v);
-                    rc = CD_ENOMEM;
-                    snprintf(msg, cap, "out of memory");
-                    goto fail;
-                }
-                *list = grown;
-                grown[(*n_list)++] = v;
-            } else
+            if (!*v) {
                 free(v);
+            } else if (take_str(list, n_list, v)) {
+                rc = CD_ENOMEM;
+                snprintf(msg, cap, "out of memory");
+                goto fail;
+            }
             continue;
         }
         const char *colon = memchr(s, ':', n);

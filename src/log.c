@@ -45,12 +45,8 @@ static int append_head(struct cd_buf *b, enum log_level level)
 {
     struct timeval tv;
     gettimeofday(&tv, NULL);
-    struct tm tm;
-    time_t t = tv.tv_sec;
-    gmtime_r(&t, &tm);
-    char ts[64];
-    snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000));
+    char ts[CD_ISO_TIME_MAX];
+    cd_iso_time_ms((int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000, ts, sizeof ts);
     return cd_buf_printf(b, "{\"ts\":\"%s\",\"level\":\"%s\",\"event\":", ts, level_names[level]);
 }
 

@@ -16,43 +16,6 @@
 #include <string.h>
 #include <strings.h>
 
-int markdown_escape_html(struct cd_buf *b, const char *s, size_t n)
-{
-    int rc = 0;
-    size_t run = 0;
-    for (size_t i = 0; i < n && !rc; i++) {
-        const char *e = NULL;
-        switch (s[i]) {
-        case '&':
-            e = "&amp;";
-            break;
-        case '<':
-            e = "&lt;";
-            break;
-        case '>':
-            e = "&gt;";
-            break;
-        case '"':
-            e = "&quot;";
-            break;
-        case '\'':
-            e = "&#39;";
-            break;
-        default:
-            break;
-        }
-        if (e) {
-            rc = cd_buf_append(b, s + run, i - run);
-            if (!rc)
-                rc = cd_buf_puts(b, e);
-            run = i + 1;
-        }
-    }
-    if (!rc)
-        rc = cd_buf_append(b, s + run, n - run);
-    return rc;
-}
-
 /* Returns 1 for link targets that are safe in an href: http(s), mailto, site-relative paths
  * and fragments. */
 static int safe_href(const char *s)
@@ -61,27 +24,39 @@ static int safe_href(const char *s)
                  !strncasecmp(s, "mailto:", 7) || s[0] == '/' || s[0] == '#');
 }
 
-/* Appends the text of node's subtree (text, code, line breaks as spaces) to b. */
-static int subtree_text(cmark_node *node, struct cd_buf *b)
+/* Calls visit(node, ctx) for root and every node under it, in document order, until one
+ * returns non-zero. Returns that, or 0, or CD_ENOMEM. */
+static int visit_nodes(cmark_node *root, int (*visit)(cmark_node *node, void *ctx), void *ctx)
 {
-    cmark_iter *it = cmark_iter_new(node);
+    cmark_iter *it = cmark_iter_new(root);
     if (!it)
         return CD_ENOMEM;
     int rc = 0;
     cmark_event_type ev;
-    while (!rc && (ev = cmark_iter_next(it)) != CMARK_EVENT_DONE) {
-        cmark_node *n = cmark_iter_get_node(it);
-        if (ev != CMARK_EVENT_ENTER)
-            continue;
-        cmark_node_type t = cmark_node_get_type(n);
-        const char *lit = cmark_node_get_literal(n);
-        if ((t == CMARK_NODE_TEXT || t == CMARK_NODE_CODE) && lit)
-            rc = cd_buf_puts(b, lit);
-        else if (t == CMARK_NODE_SOFTBREAK || t == CMARK_NODE_LINEBREAK)
-            rc = cd_buf_puts(b, " ");
-    }
+    while (!rc && (ev = cmark_iter_next(it)) != CMARK_EVENT_DONE)
+        if (ev == CMARK_EVENT_ENTER)
+            rc = visit(cmark_iter_get_node(it), ctx);
     cmark_iter_free(it);
     return rc;
+}
+
+/* visit_nodes() step of subtree_text(): text and code as they are, line breaks as spaces. */
+static int put_node_text(cmark_node *n, void *ctx)
+{
+    struct cd_buf *b = ctx;
+    cmark_node_type t = cmark_node_get_type(n);
+    const char *lit = cmark_node_get_literal(n);
+    if ((t == CMARK_NODE_TEXT || t == CMARK_NODE_CODE) && lit)
+        return cd_buf_puts(b, lit);
+    if (t == CMARK_NODE_SOFTBREAK || t == CMARK_NODE_LINEBREAK)
+        return cd_buf_puts(b, " ");
+    return 0;
+}
+
+/* Appends the text of node's subtree (text, code, line breaks as spaces) to b. */
+static int subtree_text(cmark_node *node, struct cd_buf *b)
+{
+    return visit_nodes(node, put_node_text, b);
 }
 
 /* A text node holding s. */
@@ -146,50 +121,50 @@ static int defuse(cmark_node *node)
     return 0;
 }
 
+/* The nodes parse_for_page() defuses once the walk is over, in document order. */
+struct unsafe_nodes {
+    cmark_node **nodes;
+    size_t n, cap;
+};
+
+/* visit_nodes() step of parse_for_page(): moves a heading one level down; notes raw HTML and
+ * links or images with an unsafe target. */
+static int note_node(cmark_node *node, void *ctx)
+{
+    struct unsafe_nodes *u = ctx;
+    cmark_node_type t = cmark_node_get_type(node);
+    if (t == CMARK_NODE_HEADING) {
+        int level = cmark_node_get_heading_level(node);
+        cmark_node_set_heading_level(node, level < 6 ? level + 1 : 6);
+    }
+    int is_unsafe =
+        t == CMARK_NODE_HTML_INLINE || t == CMARK_NODE_HTML_BLOCK ||
+        ((t == CMARK_NODE_LINK || t == CMARK_NODE_IMAGE) && !safe_href(cmark_node_get_url(node)));
+    if (!is_unsafe)
+        return 0;
+    if (u->n == u->cap) {
+        size_t cap = u->cap ? u->cap * 2 : 16;
+        if (cd_resize(&u->nodes, cap, sizeof *u->nodes))
+            return CD_ENOMEM;
+        u->cap = cap;
+    }
+    u->nodes[u->n++] = node;
+    return 0;
+}
+
 /* Parses md (n bytes) for a page: defused (see the DESIGN note), headings one level down.
  * Returns the document, or NULL when out of memory. */
 static cmark_node *parse_for_page(const char *md, size_t n)
 {
     cmark_node *doc = cmark_parse_document(md, n, CMARK_OPT_DEFAULT);
-    cmark_iter *it = doc ? cmark_iter_new(doc) : NULL;
-    if (!it) {
-        cmark_node_free(doc);
+    if (!doc)
         return NULL;
-    }
-    cmark_node **todo = NULL;
-    size_t n_todo = 0, cap = 0;
-    int rc = 0;
-    cmark_event_type ev;
-    while (!rc && (ev = cmark_iter_next(it)) != CMARK_EVENT_DONE) {
-        cmark_node *node = cmark_iter_get_node(it);
-        if (ev != CMARK_EVENT_ENTER)
-            continue;
-        cmark_node_type t = cmark_node_get_type(node);
-        if (t == CMARK_NODE_HEADING) {
-            int level = cmark_node_get_heading_level(node);
-            cmark_node_set_heading_level(node, level < 6 ? level + 1 : 6);
-        }
-        int is_unsafe = t == CMARK_NODE_HTML_INLINE || t == CMARK_NODE_HTML_BLOCK ||
-                        ((t == CMARK_NODE_LINK || t == CMARK_NODE_IMAGE) &&
-                         !safe_href(cmark_node_get_url(node)));
-        if (!is_unsafe)
-            continue;
-        if (n_todo == cap) {
-            cap = cap ? cap * 2 : 16;
-            cmark_node **grown = realloc(todo, cap * sizeof *grown);
-            if (!grown) {
-                rc = CD_ENOMEM;
-                break;
-            }
-            todo = grown;
-        }
-        todo[n_todo++] = node;
-    }
-    cmark_iter_free(it);
+    struct unsafe_nodes u = {0};
+    int rc = visit_nodes(doc, note_node, &u);
     /* Innermost first: a node is changed before the node around it is replaced. */
-    while (!rc && n_todo > 0)
-        rc = defuse(todo[--n_todo]);
-    free(todo);
+    while (!rc && u.n > 0)
+        rc = defuse(u.nodes[--u.n]);
+    free(u.nodes);
     if (rc) {
         cmark_node_free(doc);
         return NULL;
@@ -209,20 +184,20 @@ int markdown_to_html(struct cd_buf *b, const char *md)
     return rc;
 }
 
+/* 1 if c, after a '<', starts something tag-like: a letter, '/', '!' or '?'. */
+static int starts_tag(char c)
+{
+    return isalpha((unsigned char)c) || c == '/' || c == '!' || c == '?';
+}
+
 /* Returns the length of the tag-like text at s, n bytes ("<b>", "</p>", "<!-- x -->": '<', a
  * letter, '/', '!' or '?', then up to the next '>' within 256 bytes), or 0. */
 static size_t tag_len(const char *s, size_t n)
 {
-    if (n < 3 || s[0] != '<' ||
-        !(isalpha((unsigned char)s[1]) || s[1] == '/' || s[1] == '!' || s[1] == '?'))
+    if (n < 3 || s[0] != '<' || !starts_tag(s[1]))
         return 0;
     const char *gt = memchr(s + 1, '>', n - 1 < 256 ? n - 1 : 256);
     return gt ? (size_t)(gt - s) + 1 : 0;
-}
-
-static int starts_tag(char c)
-{
-    return isalpha((unsigned char)c) || c == '/' || c == '!' || c == '?';
 }
 
 /* Leaves tag-like text out of b from byte from on, in place: a passage never holds a tag, even

@@ -139,14 +139,9 @@ int queue_push(struct queue *q, const struct queue_item *item)
         return CD_EEXIST;
     if (q->n_items == q->cap_items) {
         int cap = q->cap_items ? q->cap_items * 2 : 32;
-        struct queue_item *items = realloc(q->items, (size_t)cap * sizeof *items);
-        if (!items)
+        if (cd_resize(&q->items, (size_t)cap, sizeof *q->items) ||
+            cd_resize(&q->arrival, (size_t)cap, sizeof *q->arrival))
             return CD_ENOMEM;
-        q->items = items;
-        uint64_t *arrival = realloc(q->arrival, (size_t)cap * sizeof *arrival);
-        if (!arrival)
-            return CD_ENOMEM;
-        q->arrival = arrival;
         q->cap_items = cap;
     }
     struct queue_item it = *item;
@@ -257,10 +252,8 @@ static struct queue_agent *agent_add(struct queue *q, int64_t agent_id, const ch
 {
     if (q->n_agents == q->cap_agents) {
         int cap = q->cap_agents ? q->cap_agents * 2 : 16;
-        struct queue_agent *agents = realloc(q->agents, (size_t)cap * sizeof *agents);
-        if (!agents)
+        if (cd_resize(&q->agents, (size_t)cap, sizeof *q->agents))
             return NULL;
-        q->agents = agents;
         q->cap_agents = cap;
     }
     struct queue_agent *a = &q->agents[q->n_agents++];

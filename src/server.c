@@ -42,17 +42,12 @@ static int slot_take(struct server *s, struct session *pss)
 {
     if (!s->n_free) {
         uint32_t n = s->n_slots ? s->n_slots * 2 : 1024;
-        struct slot *slots = realloc(s->slots, n * sizeof *slots);
-        if (!slots)
+        if (cd_resize(&s->slots, n, sizeof *s->slots) ||
+            cd_resize(&s->free_slots, n, sizeof *s->free_slots))
             return CD_ENOMEM;
-        s->slots = slots;
-        uint32_t *fr = realloc(s->free_slots, n * sizeof *fr);
-        if (!fr)
-            return CD_ENOMEM;
-        s->free_slots = fr;
         for (uint32_t i = n; i > s->n_slots; i--) {
-            slots[i - 1].session = NULL;
-            slots[i - 1].generation = 1;
+            s->slots[i - 1].session = NULL;
+            s->slots[i - 1].generation = 1;
             s->free_slots[s->n_free++] = i - 1;
         }
         s->n_slots = n;

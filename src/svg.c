@@ -6,31 +6,30 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Appends s with &, <, >, " escaped. */
+/* Appends s (NULL: nothing) escaped as XML text or attribute value (cd_html_escape()), without
+ * its control characters: XML 1.0 does not allow them. */
 static int put_escaped(struct cd_buf *b, const char *s)
 {
     int rc = 0;
-    for (; s && *s && !rc; s++) {
-        switch (*s) {
-        case '&':
-            rc = cd_buf_puts(b, "&amp;");
-            break;
-        case '<':
-            rc = cd_buf_puts(b, "&lt;");
-            break;
-        case '>':
-            rc = cd_buf_puts(b, "&gt;");
-            break;
-        case '"':
-            rc = cd_buf_puts(b, "&quot;");
-            break;
-        default:
-            /* Control characters are not allowed in XML 1.0: dropped. */
-            if ((unsigned char)*s >= 0x20 || *s == '\t' || *s == '\n')
-                rc = cd_buf_append(b, s, 1);
-        }
+    while (s && *s && !rc) {
+        size_t n = 0;
+        while (s[n] && ((unsigned char)s[n] >= 0x20 || s[n] == '\t' || s[n] == '\n'))
+            n++;
+        rc = cd_html_escape(b, s, n);
+        s += n;
+        if (*s)
+            s++; /* a control character: dropped */
     }
     return rc;
+}
+
+/* Appends before, s escaped (put_escaped()), then after. */
+static int put_wrapped(struct cd_buf *b, const char *before, const char *s, const char *after)
+{
+    int rc = cd_buf_puts(b, before);
+    if (!rc)
+        rc = put_escaped(b, s);
+    return rc ? rc : cd_buf_puts(b, after);
 }
 
 int svg_begin(struct cd_buf *b, double width, double height, const char *title)
@@ -41,13 +40,8 @@ int svg_begin(struct cd_buf *b, double width, double height, const char *title)
                            "width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
                            "font-family=\"sans-serif\">\n",
                            width, height, width, height);
-    if (!rc && title) {
-        rc = cd_buf_puts(b, "<title>");
-        if (!rc)
-            rc = put_escaped(b, title);
-        if (!rc)
-            rc = cd_buf_puts(b, "</title>\n");
-    }
+    if (!rc && title)
+        rc = put_wrapped(b, "<title>", title, "</title>\n");
     if (!rc)
         rc = cd_buf_printf(b,
                            "<rect x=\"0\" y=\"0\" width=\"%.0f\" height=\"%.0f\" "
@@ -68,17 +62,10 @@ int svg_rect(struct cd_buf *b, double x, double y, double w, double h, const cha
                            x, y, w, h);
     if (!rc)
         rc = put_escaped(b, fill ? fill : "black");
-    if (!rc && cls) {
-        rc = cd_buf_puts(b, "\" class=\"");
-        if (!rc)
-            rc = put_escaped(b, cls);
-    }
+    if (!rc && cls)
+        rc = put_wrapped(b, "\" class=\"", cls, "");
     if (!rc && tip) {
-        rc = cd_buf_puts(b, "\"><title>");
-        if (!rc)
-            rc = put_escaped(b, tip);
-        if (!rc)
-            rc = cd_buf_puts(b, "</title></rect>\n");
+        rc = put_wrapped(b, "\"><title>", tip, "</title></rect>\n");
     } else if (!rc) {
         rc = cd_buf_puts(b, "\"/>\n");
     }
@@ -106,11 +93,7 @@ int svg_text(struct cd_buf *b, double x, double y, const char *anchor, double si
     if (!rc)
         rc = put_escaped(b, anchor ? anchor : "start");
     if (!rc)
-        rc = cd_buf_puts(b, "\">");
-    if (!rc)
-        rc = put_escaped(b, text);
-    if (!rc)
-        rc = cd_buf_puts(b, "</text>\n");
+        rc = put_wrapped(b, "\">", text, "</text>\n");
     return rc;
 }
 

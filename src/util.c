@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,78 @@ int64_t cd_now_us(void)
 int64_t cd_wall_s(void)
 {
     return (int64_t)time(NULL);
+}
+
+int cd_html_escape(struct cd_buf *b, const char *s, size_t n)
+{
+    int rc = 0;
+    size_t run = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        const char *e = NULL;
+        switch (s[i]) {
+        case '&':
+            e = "&amp;";
+            break;
+        case '<':
+            e = "&lt;";
+            break;
+        case '>':
+            e = "&gt;";
+            break;
+        case '"':
+            e = "&quot;";
+            break;
+        case '\'':
+            e = "&#39;";
+            break;
+        default:
+            break;
+        }
+        if (e) {
+            rc = cd_buf_append(b, s + run, i - run);
+            if (!rc)
+                rc = cd_buf_puts(b, e);
+            run = i + 1;
+        }
+    }
+    if (!rc)
+        rc = cd_buf_append(b, s + run, n - run);
+    return rc;
+}
+
+char *cd_iso_time_ms(int64_t ms, char *out, size_t cap)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    size_t n = strftime(out, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, cap - n, ".%03dZ", (int)(ms % 1000));
+    return out;
+}
+
+int cd_resize(void *items, size_t n, size_t size)
+{
+    void *old, *grown;
+    if (size && n > SIZE_MAX / size)
+        return CD_ENOMEM;
+    memcpy(&old, items, sizeof old); /* items is a T **: its pointer read without aliasing */
+    grown = realloc(old, n * size);
+    if (!grown && n && size)
+        return CD_ENOMEM;
+    memcpy(items, &grown, sizeof grown); /* the caller's pointer owns it now */
+    /* cppcheck-suppress memleak */
+    return 0;
+}
+
+int cd_resize_zeroed(void *items, size_t n_old, size_t n, size_t size)
+{
+    int rc = cd_resize(items, n, size);
+    if (!rc && n > n_old) {
+        char *p;
+        memcpy(&p, items, sizeof p);
+        memset(p + n_old * size, 0, (n - n_old) * size);
+    }
+    return rc;
 }
 
 static int buf_reserve(struct cd_buf *b, size_t extra)

@@ -58,11 +58,8 @@ int ws_guard_watch(int fd)
         int cap = n_conns ? n_conns : 256;
         while (cap <= fd)
             cap *= 2;
-        struct guard_conn *grown = realloc(conns, (size_t)cap * sizeof *grown);
-        if (!grown)
+        if (cd_resize_zeroed(&conns, (size_t)n_conns, (size_t)cap, sizeof *conns))
             return CD_ENOMEM;
-        memset(grown + n_conns, 0, (size_t)(cap - n_conns) * sizeof *grown);
-        conns = grown;
         n_conns = cap;
     }
     ws_guard_forget(fd);

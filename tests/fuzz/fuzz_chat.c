@@ -9,13 +9,16 @@
  * "$T" the token of the last conversation welcomed, so that resume and authentication
  * paths are reachable. One shared-cache in-memory database serves every input (opening and
  * migrating one per input took most of the time); it is emptied between inputs, keeping
- * the accounts. Invariants (abort() on failure): every frame chat.c sends is a JSON
- * object with a string "type", sent to a connection that is open, with at most one
- * "welcome" per customer connection, sent before anything else but errors. */
+ * the accounts. The transport is the unit tests' recording one (tests/unit/testlib_io.c);
+ * after every flush the frames it recorded are checked. Invariants (abort() on failure):
+ * every frame chat.c sends is a JSON object with a string "type", sent to a connection that
+ * is open, with at most one "welcome" per customer connection, sent before anything else but
+ * errors; a close is for an open connection, with a code from 1000 to 4999. */
 #include "auth.h"
 #include "chat.h"
 #include "intents.h"
 #include "store.h"
+#include "testlib.h"
 #include "triage.h"
 
 #include <jansson.h>
@@ -61,7 +64,14 @@ struct conn_state {
 static struct conn_state conns[N_CONNS + 1];
 static char last_token[AUTH_TOKEN_HEX + 1];
 
-static void fake_send(void *ctx, uint64_t conn, const char *frame, size_t len)
+void testlib_fail(const char *fmt, ...)
+{
+    (void)fmt;
+    abort();
+}
+
+/* Checks one frame chat.c sent. */
+static void check_frame(uint64_t conn, const char *frame, size_t len)
 {
     if (conn < 1 || conn > N_CONNS || !conns[conn].is_open)
         abort(); /* a frame for a connection that is not open */
@@ -89,13 +99,24 @@ static void fake_send(void *ctx, uint64_t conn, const char *frame, size_t len)
     json_decref(o);
 }
 
-static void fake_close(void *ctx, uint64_t conn, int code, const char *reason)
+/* Checks one close chat.c asked for, and marks its connection for closing. */
+static void check_close(uint64_t conn, int code)
 {
     if (conn < 1 || conn > N_CONNS || !conns[conn].is_open)
         abort();
     if (code < 1000 || code > 4999)
         abort();
     conns[conn].is_closed_by_server = 1;
+}
+
+/* Checks what io recorded since the last call, then forgets it. */
+static void check_sent(struct testlib_io *io)
+{
+    for (int i = 0; i < io->n; i++)
+        check_frame(io->frames[i].conn, io->frames[i].text, io->frames[i].len);
+    for (int i = 0; i < io->n_closed; i++)
+        check_close(io->closes[i].conn, io->closes[i].code);
+    testlib_io_reset(io);
 }
 
 static void init(void)
@@ -197,7 +218,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct chat_settings settings;
     memset(&settings, 0, sizeof settings);
     settings.max_message_bytes = 512;
-    struct chat_io io = {fake_send, fake_close, NULL};
+    struct testlib_io sent = {0};
+    struct chat_io io = testlib_chat_io(&sent);
     struct chat *chat = chat_new(&settings, store, NULL, triage, &io);
     if (!chat)
         abort();
@@ -239,6 +261,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
         }
         chat_flush(chat);
+        check_sent(&sent);
         /* The server closes what chat.c asked it to close, then tells chat.c. */
         for (int k = 1; k <= N_CONNS; k++)
             if (conns[k].is_closed_by_server)
@@ -248,6 +271,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (int k = 1; k <= N_CONNS; k++)
         close_conn(chat, k);
     chat_flush(chat);
+    check_sent(&sent);
     chat_free(chat);
     wipe();
     return 0;

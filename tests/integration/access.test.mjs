@@ -12,30 +12,15 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, existsSync } from 'node:fs';
 import { startServer, runCaredesk, fixtures, addUser } from './lib/server.mjs';
 import { connect } from './lib/client.mjs';
+import { rest } from './lib/rest.mjs';
+import { waitFor } from './lib/wait.mjs';
 
 let srv;
 let noChat = false;
 const tokens = {};
 const ALLOWED = 'https://shop.example';
 
-async function addTokenUser(server, name, role) {
-  const token = await addUser(server.db, name, role);
-  assert.match(token, /^[0-9a-f]{64}$/);
-  return token;
-}
-
-async function api(method, path, token, body) {
-  const headers = {};
-  if (token) headers.authorization = `Bearer ${token}`;
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(srv.url + path, {
-    method, headers, body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  let json = null;
-  try { json = JSON.parse(text); } catch { /* page */ }
-  return { status: res.status, headers: res.headers, text, json };
-}
+const api = (method, path, token, body) => rest(srv.url, method, path, { token, body });
 
 // A customer with a conversation and one answered message.
 async function customer(text, server = srv) {
@@ -52,15 +37,7 @@ async function helloWith(token, extra = {}, server = srv) {
   const c = await connect(`${server.wsUrl}/chat`);
   c.send({ type: 'hello', token, last_seq: 0, ...extra });
   const f = await c.next((x) => x.type === 'welcome' || x.type === 'error');
-  const frames = [f];
-  if (f.type === 'welcome') {
-    // Collect the replay.
-    for (;;) {
-      const seqFrames = c.frames.filter((x) => typeof x.seq === 'number' && x.type !== 'welcome');
-      if ((seqFrames.length ? seqFrames[seqFrames.length - 1].seq : 0) >= f.seq) break;
-      frames.push(await c.next(() => true));
-    }
-  }
+  if (f.type === 'welcome') await c.replayed(f);
   c.close();
   return { first: f, frames: c.frames };
 }
@@ -77,9 +54,9 @@ function hasSqliteCli() {
 before(async () => {
   srv = await startServer({ ...fixtures, args: ['--allowed-origins', ALLOWED, '--rate-limit', '0'] });
   noChat = srv.events('chat_unavailable').length > 0;
-  tokens.agent = await addTokenUser(srv, 'alan', 'agent');
-  tokens.author = await addTokenUser(srv, 'ada', 'author');
-  tokens.admin = await addTokenUser(srv, 'grace', 'admin');
+  tokens.agent = await addUser(srv.db, 'alan', 'agent');
+  tokens.author = await addUser(srv.db, 'ada', 'author');
+  tokens.admin = await addUser(srv.db, 'grace', 'admin');
 });
 
 after(async () => { if (srv) await srv.stop(); });
@@ -188,7 +165,7 @@ test('roles: agents, authors and admins get only their routes', async (t) => {
 });
 
 test('a removed account\'s token is refused when replayed', async (t) => {
-  const token = await addTokenUser(srv, 'temp', 'agent');
+  const token = await addUser(srv.db, 'temp', 'agent');
   assert.equal((await api('GET', '/api/stats', token)).status, 200);
   const r = await runCaredesk(['user', 'remove', 'temp', '--db', srv.db]);
   assert.equal(r.code, 0, r.stderr);
@@ -207,8 +184,7 @@ test('tokens are stored only as hashes', async (t) => {
   // is in the database files now; the check waits for it rather than for a fixed time.
   const read = () => [srv.db, `${srv.db}-wal`].filter((f) => existsSync(f)).map((f) => readFileSync(f));
   const stored = (data) => data.some((d) => d.includes(Buffer.from('where is my order?')));
-  for (const t0 = Date.now(); conv && !stored(read()) && Date.now() - t0 < 5000;)
-    await new Promise((r) => setTimeout(r, 20));
+  if (conv) await waitFor(() => stored(read()));
   const files = read();
   if (conv) assert.ok(stored(files), 'the customer message reached the database files');
   const secrets = [tokens.agent, tokens.author, tokens.admin, ...(conv ? [conv.token] : [])];
@@ -290,7 +266,7 @@ test('repeated bad tokens are throttled on /agent and /chat, even a good one the
   // A server of its own: the throttle is per address and this one is 127.0.0.1.
   const own = await startServer({ ...fixtures, quiet: true });
   try {
-    const good = await addTokenUser(own, 'tina', 'agent');
+    const good = await addUser(own.db, 'tina', 'agent');
     let throttled = false;
     // The answer to an auth frame: an error code, or "closed" for a 1008 close without one.
     const authAnswer = async (token) => {

@@ -4,45 +4,22 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { startServer, runCaredesk, fixtures } from './lib/server.mjs';
+import { startServer, fixtures, addUser } from './lib/server.mjs';
 import { connect } from './lib/client.mjs';
+import { rest } from './lib/rest.mjs';
 
 let srv;
 let health;
 const tokens = {};
 
-async function addUser(name, role) {
-  const r = await runCaredesk(['user', 'add', name, '--role', role, '--db', srv.db]);
-  assert.equal(r.code, 0, r.stderr);
-  const lines = r.stdout.trim().split('\n');
-  const token = lines[lines.length - 1].trim();
-  assert.match(token, /^[0-9a-f]{64}$/);
-  return token;
-}
 
-async function api(method, path, { token, body, raw, headers = {} } = {}) {
-  const h = { ...headers };
-  if (token) h.authorization = `Bearer ${token}`;
-  let payload;
-  if (raw !== undefined) {
-    payload = raw;
-    h['content-type'] = 'application/json';
-  } else if (body !== undefined) {
-    payload = JSON.stringify(body);
-    h['content-type'] = 'application/json';
-  }
-  const res = await fetch(srv.url + path, { method, headers: h, body: payload });
-  const text = await res.text();
-  let json = null;
-  try { json = JSON.parse(text); } catch { /* HTML or empty */ }
-  return { status: res.status, headers: res.headers, text, json };
-}
+const api = (method, path, opts) => rest(srv.url, method, path, opts);
 
 before(async () => {
   srv = await startServer({ ...fixtures });
-  tokens.author = await addUser('ada', 'author');
-  tokens.agent = await addUser('alan', 'agent');
-  tokens.admin = await addUser('grace', 'admin');
+  tokens.author = await addUser(srv.db, 'ada', 'author');
+  tokens.agent = await addUser(srv.db, 'alan', 'agent');
+  tokens.admin = await addUser(srv.db, 'grace', 'admin');
   health = await (await fetch(`${srv.url}/healthz`)).json();
 });
 

@@ -5,32 +5,14 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, fixtures, addUser } from './lib/server.mjs';
-import { connect } from './lib/client.mjs';
+import { connect, openCustomer, openAgent, ask } from './lib/client.mjs';
+import { waitFor } from './lib/wait.mjs';
 
 let srv;
 const agents = {};
 
-async function customer(s = srv, hello = { type: 'hello', lang: 'en', name: 'Sam' }) {
-  const c = await connect(`${s.wsUrl}/chat`);
-  if (hello) {
-    c.send(hello);
-    c.welcome = await c.next((f) => f.type === 'welcome' || f.type === 'error');
-  }
-  return c;
-}
-
-async function agent(token, s = srv) {
-  const a = await connect(`${s.wsUrl}/agent`);
-  a.send({ type: 'auth', token });
-  a.ready = await a.next((f) => f.type === 'ready' || f.type === 'error');
-  return a;
-}
-
-async function ask(c, id, text) {
-  c.send({ type: 'message', id, text });
-  return c.next((f) => (f.type === 'reply' || f.type === 'ack' || f.type === 'error')
-    && (f.reply_to === id || f.type === 'error'));
-}
+const customer = (s = srv, hello) => openCustomer(s, hello);
+const agent = (token, s = srv) => openAgent(s, token);
 
 before(async () => {
   srv = await startServer({ ...fixtures });
@@ -359,7 +341,7 @@ test('deflection: /metrics and /api/stats count per conversation and agree, howe
       for (let i = 0; i < times; i++) {
         const c = await customer(own, { type: 'hello', token: t, last_seq: 0 });
         assert.equal(c.welcome.type, 'welcome');
-        await new Promise((r) => setTimeout(r, 50));
+        await c.replayed(c.welcome);
         c.close();
         await c.whenClosed();
       }
@@ -385,13 +367,19 @@ test('deflection: /metrics and /api/stats count per conversation and agree, howe
     await d2.next((f) => f.type === 'queued');
     d2.close();
     await d2.whenClosed();
-    await new Promise((r) => setTimeout(r, 300));
-    const stats = await (await fetch(`${own.url}/api/stats?since=1`, {
-      headers: { authorization: `Bearer ${token}` },
-    })).json();
+    // The last handoff counts once the server has handled it: wait until both show it.
+    const read = async () => ({
+      stats: await (await fetch(`${own.url}/api/stats?since=1`, {
+        headers: { authorization: `Bearer ${token}` },
+      })).json(),
+      text: await (await fetch(`${own.url}/metrics`)).text(),
+    });
+    const counted = (r) => r.stats.handoffs === 2 && /^caredesk_conversations_escalated_total 2$/m.test(r.text);
+    let got;
+    await waitFor(async () => counted(got = await read()));
+    const { stats, text } = got;
     assert.equal(stats.conversations, 4, JSON.stringify(stats));
     assert.equal(stats.handoffs, 2);
-    const text = await (await fetch(`${own.url}/metrics`)).text();
     const value = (re) => Number((text.match(re) || [])[1]);
     assert.equal(value(/^caredesk_conversations_engaged_total (\d+)$/m), 4);
     assert.equal(value(/^caredesk_conversations_escalated_total (\d+)$/m), 2);

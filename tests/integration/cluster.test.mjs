@@ -10,32 +10,17 @@ import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startServer, fixtures, addUser, runCaredesk } from './lib/server.mjs';
-import { connect } from './lib/client.mjs';
+import { openCustomer, openAgent, ask } from './lib/client.mjs';
 import { pgDatabase, psql } from './lib/pg.mjs';
+import { rest } from './lib/rest.mjs';
+import { waitFor } from './lib/wait.mjs';
 
 let db;
 const nodes = [];
 const tokens = {};
 
-async function customer(s, hello = { type: 'hello', lang: 'en', name: 'Sam' }) {
-  const c = await connect(`${s.wsUrl}/chat`);
-  c.send(hello);
-  c.welcome = await c.next((f) => f.type === 'welcome' || f.type === 'error');
-  return c;
-}
-
-async function agent(token, s) {
-  const a = await connect(`${s.wsUrl}/agent`);
-  a.send({ type: 'auth', token });
-  a.ready = await a.next((f) => f.type === 'ready' || f.type === 'error');
-  return a;
-}
-
-async function ask(c, id, text) {
-  c.send({ type: 'message', id, text });
-  return c.next((f) => (f.type === 'reply' || f.type === 'ack' || f.type === 'error')
-    && (f.reply_to === id || f.type === 'error'));
-}
+const customer = (s, hello) => openCustomer(s, hello);
+const agent = (token, s) => openAgent(s, token);
 
 // A customer of node s handed off to the queue; returns [client, conversation id].
 async function queuedCustomer(s, name) {
@@ -213,25 +198,14 @@ test('node 1 is killed mid-chat: the customer resumes on node 2, the agent on no
     bo2.close();
   });
 
+// A REST call to node: its status and parsed JSON body.
 async function api(node, method, p, token, body) {
-  const res = await fetch(`${node.url}${p}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null };
+  const r = await rest(node.url, method, p, { token, body });
+  return { status: r.status, body: r.json };
 }
 
 // Polls fn until it returns a truthy value, for at most ms.
-async function within(ms, fn) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v || Date.now() > end) return v;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const within = (ms, fn) => waitFor(fn, { timeoutMs: ms });
 
 test('a KB edit on node 2 is found by a search on node 3 within a second, ranked as on node 2; a node started later has it too',
   async () => {

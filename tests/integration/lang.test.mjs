@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, runCaredesk } from './lib/server.mjs';
-import { connect } from './lib/client.mjs';
+import { openCustomer, ask } from './lib/client.mjs';
 
 let srv;
 
@@ -12,19 +12,9 @@ before(async () => { srv = await startServer(); }); // the shipped ./intents and
 after(async () => { if (srv) await srv.stop(); });
 
 async function customer(hello) {
-  const c = await connect(`${srv.wsUrl}/chat`);
-  if (hello) {
-    c.send(hello);
-    c.welcome = await c.next((f) => f.type === 'welcome' || f.type === 'error');
-    assert.equal(c.welcome.type, 'welcome');
-  }
+  const c = await openCustomer(srv, hello);
+  if (hello) assert.equal(c.welcome.type, 'welcome');
   return c;
-}
-
-async function ask(c, id, text) {
-  c.send({ type: 'message', id, text });
-  return c.next((f) => (f.type === 'reply' || f.type === 'ack' || f.type === 'error')
-    && (f.reply_to === id || f.type === 'error'));
 }
 
 const question = '¿cuánto cobran por el envío a Texas?';

@@ -6,8 +6,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import Ajv2020 from 'ajv/dist/2020.js';
-import { startServer, runCaredesk, fixtures } from './lib/server.mjs';
+import { startServer, fixtures, addUser } from './lib/server.mjs';
 import { connect } from './lib/client.mjs';
+import { rest } from './lib/rest.mjs';
 
 let srv;
 let doc;
@@ -24,10 +25,7 @@ before(async () => {
       '--webhook-events', 'article.published', '--webhook-retry-base-ms', '50', '--webhook-max-age', '1'],
   });
   for (const [name, role] of [['Ana', 'agent'], ['Ada', 'author'], ['Root', 'admin'], ['Sue', 'supervisor']]) {
-    const r = await runCaredesk(['user', 'add', name, '--role', role, '--skills', 'general,orders',
-      '--db', srv.db]);
-    assert.equal(r.code, 0, r.stderr);
-    tokens[role] = r.stdout.trim().split('\n').pop().trim();
+    tokens[role] = await addUser(srv.db, name, role, 'general,orders');
   }
   const res = await fetch(`${srv.url}/api/openapi.json`);
   assert.equal(res.status, 200);
@@ -52,13 +50,8 @@ const ptr = (s) => s.replaceAll('~', '~0').replaceAll('/', '~1');
 
 // Calls the server and validates the response against the document.
 async function call(method, path, { token, body, expect } = {}) {
-  const headers = {};
-  if (token) headers.authorization = `Bearer ${token}`;
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(srv.url + path, {
-    method, headers, body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
+  const res = await rest(srv.url, method, path, { token, body });
+  const text = res.text;
   if (expect !== undefined) assert.equal(res.status, expect, `${method} ${path}: ${text}`);
   const t = template(path);
   assert.ok(t, `${path} is in the document`);
@@ -79,6 +72,14 @@ async function call(method, path, { token, body, expect } = {}) {
   }
   covered.add(`${method} ${t} ${res.status}`);
   return { status: res.status, text, json: type === 'application/json' ? JSON.parse(text) : null };
+}
+
+// Makes the calls of rows in order, each [method, path, role (a key of tokens; null: no
+// token), the status it must answer, a JSON body (optional)].
+async function callAll(rows) {
+  for (const [method, path, role, expect, body] of rows) {
+    await call(method, path, { token: role ? tokens[role] : undefined, body, expect });
+  }
 }
 
 test('the document is OpenAPI 3.1 and lists every route with its roles', () => {
@@ -115,63 +116,71 @@ test('the document is OpenAPI 3.1 and lists every route with its roles', () => {
 
 test('real responses of every operation validate against the document', async () => {
   // Public routes.
-  await call('GET', '/api/openapi.json', { expect: 200 });
-  await call('GET', '/healthz', { expect: 200 });
-  await call('GET', '/metrics', { expect: 200 });
-  await call('GET', '/api/search?q=where%20is%20my%20order', { expect: 200 });
-  await call('GET', '/api/search?q=return&lang=en&limit=2', { expect: 200 });
-  await call('GET', '/api/search', { expect: 400 });
-  await call('GET', '/api/search?q=x&limit=99', { expect: 400 });
+  await callAll([
+    ['GET', '/api/openapi.json', null, 200],
+    ['GET', '/healthz', null, 200],
+    ['GET', '/metrics', null, 200],
+    ['GET', '/api/search?q=where%20is%20my%20order', null, 200],
+    ['GET', '/api/search?q=return&lang=en&limit=2', null, 200],
+    ['GET', '/api/search', null, 400],
+    ['GET', '/api/search?q=x&limit=99', null, 400],
+  ]);
 
   // Accounts and roles.
   for (const role of ['agent', 'author', 'admin']) await call('GET', '/api/me', { token: tokens[role], expect: 200 });
   await call('GET', '/api/me', { expect: 401 });
   await call('GET', '/api/me', { token: 'not-a-token', expect: 401 });
-  await call('GET', '/api/queues', { token: tokens.agent, expect: 200 });
-  await call('GET', '/api/queues', { token: tokens.author, expect: 403 });
+  await callAll([
+    ['GET', '/api/queues', 'agent', 200],
+    ['GET', '/api/queues', 'author', 403],
+  ]);
 
   // Articles: create, list, read, update (a revision), revisions, page, delete.
   const article = {
     id: 'openapi-zebra', title: 'Zebra grooming', body: 'Brush **zebras** weekly.\n\n- gently\n- often\n',
     tags: ['care'], questions: ['how do I brush a zebra'],
   };
-  await call('POST', '/api/articles', { token: tokens.author, body: article, expect: 201 });
-  await call('POST', '/api/articles', { token: tokens.author, body: article, expect: 409 });
-  await call('POST', '/api/articles', { token: tokens.author, body: { id: 'x' }, expect: 400 });
-  await call('POST', '/api/articles', { token: tokens.agent, body: article, expect: 403 });
-  await call('GET', '/api/articles', { token: tokens.author, expect: 200 });
-  await call('GET', '/api/articles?q=zebra&status=published&limit=5', { token: tokens.admin, expect: 200 });
-  await call('GET', '/api/articles?status=nope', { token: tokens.admin, expect: 400 });
-  await call('GET', '/api/articles/openapi-zebra', { token: tokens.author, expect: 200 });
-  await call('GET', '/api/articles/no-such-article', { token: tokens.author, expect: 404 });
-  await call('GET', '/api/articles/BAD%20ID', { token: tokens.author, expect: 400 });
+  await callAll([
+    ['POST', '/api/articles', 'author', 201, article],
+    ['POST', '/api/articles', 'author', 409, article],
+    ['POST', '/api/articles', 'author', 400, { id: 'x' }],
+    ['POST', '/api/articles', 'agent', 403, article],
+    ['GET', '/api/articles', 'author', 200],
+    ['GET', '/api/articles?q=zebra&status=published&limit=5', 'admin', 200],
+    ['GET', '/api/articles?status=nope', 'admin', 400],
+    ['GET', '/api/articles/openapi-zebra', 'author', 200],
+    ['GET', '/api/articles/no-such-article', 'author', 404],
+    ['GET', '/api/articles/BAD%20ID', 'author', 400],
+  ]);
   await call('PUT', '/api/articles/openapi-zebra', {
     token: tokens.admin, body: { ...article, body: 'Brush zebras daily.', status: 'draft' }, expect: 200,
   });
   await call('PUT', '/api/articles/openapi-new', {
     token: tokens.author, body: { title: 'New one', body: 'Text.', lang: 'en', published: true }, expect: 201,
   });
-  await call('PUT', '/api/articles/openapi-new', { token: tokens.author, body: { id: 'other', title: 't', body: 'b' }, expect: 400 });
-  await call('GET', '/api/articles/openapi-zebra/revisions', { token: tokens.author, expect: 200 });
-  await call('GET', '/api/articles/no-such-article/revisions', { token: tokens.author, expect: 404 });
-  await call('GET', '/api/articles/openapi-zebra/revisions/1', { token: tokens.author, expect: 200 });
-  await call('GET', '/api/articles/openapi-zebra/revisions/2', { token: tokens.author, expect: 200 });
-  await call('GET', '/api/articles/openapi-zebra/revisions/99', { token: tokens.author, expect: 404 });
-  await call('GET', '/api/articles/openapi-zebra/revisions/x', { token: tokens.author, expect: 400 });
-  await call('GET', '/kb/openapi-new', { expect: 200 });
-  await call('GET', '/kb/openapi-zebra', { expect: 404 }); // a draft now
-  await call('DELETE', '/api/articles/openapi-new', { token: tokens.author, expect: 200 });
-  await call('DELETE', '/api/articles/openapi-new', { token: tokens.author, expect: 404 });
+  await callAll([
+    ['PUT', '/api/articles/openapi-new', 'author', 400, { id: 'other', title: 't', body: 'b' }],
+    ['GET', '/api/articles/openapi-zebra/revisions', 'author', 200],
+    ['GET', '/api/articles/no-such-article/revisions', 'author', 404],
+    ['GET', '/api/articles/openapi-zebra/revisions/1', 'author', 200],
+    ['GET', '/api/articles/openapi-zebra/revisions/2', 'author', 200],
+    ['GET', '/api/articles/openapi-zebra/revisions/99', 'author', 404],
+    ['GET', '/api/articles/openapi-zebra/revisions/x', 'author', 400],
+    ['GET', '/kb/openapi-new', null, 200],
+    ['GET', '/kb/openapi-zebra', null, 404], // a draft now
+    ['DELETE', '/api/articles/openapi-new', 'author', 200],
+    ['DELETE', '/api/articles/openapi-new', 'author', 404],
+  ]);
 
-  // The intents report.
-  await call('GET', '/api/intents/check', { token: tokens.author, expect: 200 });
-  await call('GET', '/api/intents/check', { token: tokens.agent, expect: 403 });
-
-  // The bot, learning, unanswered questions.
-  await call('GET', '/api/ask?q=where%20is%20my%20order', { token: tokens.author, expect: 200 });
-  await call('GET', '/api/ask?q=I%20want%20a%20person&lang=en', { token: tokens.admin, expect: 200 });
-  await call('GET', '/api/ask', { token: tokens.author, expect: 400 });
-  await call('GET', '/api/ask?q=x', { token: tokens.agent, expect: 403 });
+  // The intents report; the bot, learning, unanswered questions.
+  await callAll([
+    ['GET', '/api/intents/check', 'author', 200],
+    ['GET', '/api/intents/check', 'agent', 403],
+    ['GET', '/api/ask?q=where%20is%20my%20order', 'author', 200],
+    ['GET', '/api/ask?q=I%20want%20a%20person&lang=en', 'admin', 200],
+    ['GET', '/api/ask', 'author', 400],
+    ['GET', '/api/ask?q=x', 'agent', 403],
+  ]);
   const c = await connect(`${srv.wsUrl}/chat`);
   c.send({ type: 'hello', lang: 'en', name: 'Sam', email: 'sam@example.com' });
   const welcome = await c.next((f) => f.type === 'welcome');
@@ -181,30 +190,38 @@ test('real responses of every operation validate against the document', async ()
   await c.next((f) => f.reply_to === 'm2');
   c.close();
   const un = await call('GET', '/api/unanswered', { token: tokens.author, expect: 200 });
-  await call('GET', '/api/unanswered?since=0&limit=5', { token: tokens.admin, expect: 200 });
-  await call('GET', '/api/unanswered?limit=0', { token: tokens.admin, expect: 400 });
+  await callAll([
+    ['GET', '/api/unanswered?since=0&limit=5', 'admin', 200],
+    ['GET', '/api/unanswered?limit=0', 'admin', 400],
+  ]);
   const question = un.json.questions[0]?.text || 'how do I repaint a vintage zeppelin hangar';
-  await call('POST', '/api/learn', { token: tokens.author, body: { question, article: 'openapi-zebra' }, expect: 200 });
-  await call('POST', '/api/learn', { token: tokens.author, body: { question, article: 'no-such-article' }, expect: 404 });
-  await call('POST', '/api/learn', { token: tokens.author, body: { question: '' }, expect: 400 });
+  await callAll([
+    ['POST', '/api/learn', 'author', 200, { question, article: 'openapi-zebra' }],
+    ['POST', '/api/learn', 'author', 404, { question, article: 'no-such-article' }],
+    ['POST', '/api/learn', 'author', 400, { question: '' }],
+  ]);
 
   // Conversations and stats.
-  await call('GET', `/api/conversations/${welcome.conversation}`, { token: tokens.agent, expect: 200 });
-  await call('GET', '/api/conversations/999999', { token: tokens.admin, expect: 404 });
-  await call('GET', '/api/conversations/abc', { token: tokens.admin, expect: 400 });
-  await call('GET', `/api/conversations/${welcome.conversation}`, { token: tokens.author, expect: 403 });
-  await call('GET', '/api/stats', { token: tokens.agent, expect: 200 });
-  await call('GET', '/api/stats?since=1&until=4000000000', { token: tokens.author, expect: 200 });
-  await call('GET', '/api/stats?since=5&until=4', { token: tokens.admin, expect: 400 });
+  await callAll([
+    ['GET', `/api/conversations/${welcome.conversation}`, 'agent', 200],
+    ['GET', '/api/conversations/999999', 'admin', 404],
+    ['GET', '/api/conversations/abc', 'admin', 400],
+    ['GET', `/api/conversations/${welcome.conversation}`, 'author', 403],
+    ['GET', '/api/stats', 'agent', 200],
+    ['GET', '/api/stats?since=1&until=4000000000', 'author', 200],
+    ['GET', '/api/stats?since=5&until=4', 'admin', 400],
+  ]);
 
   // Data-subject requests.
-  await call('GET', `/api/export?conversation=${welcome.conversation}`, { token: tokens.admin, expect: 200 });
-  await call('GET', '/api/export?email=sam@example.com', { token: tokens.admin, expect: 200 });
-  await call('GET', '/api/export?conversation=999999', { token: tokens.admin, expect: 404 });
-  await call('GET', '/api/export', { token: tokens.admin, expect: 400 });
-  await call('GET', '/api/export?email=sam@example.com', { token: tokens.agent, expect: 403 });
-  await call('POST', '/api/erase', { token: tokens.admin, body: { email: 'nobody@example.com' }, expect: 200 });
-  await call('POST', '/api/erase', { token: tokens.admin, body: {}, expect: 400 });
+  await callAll([
+    ['GET', `/api/export?conversation=${welcome.conversation}`, 'admin', 200],
+    ['GET', '/api/export?email=sam@example.com', 'admin', 200],
+    ['GET', '/api/export?conversation=999999', 'admin', 404],
+    ['GET', '/api/export', 'admin', 400],
+    ['GET', '/api/export?email=sam@example.com', 'agent', 403],
+    ['POST', '/api/erase', 'admin', 200, { email: 'nobody@example.com' }],
+    ['POST', '/api/erase', 'admin', 400, {}],
+  ]);
 
   // Webhook deliveries: the article published above failed (nothing listens on port 9).
   let failed;
@@ -214,29 +231,35 @@ test('real responses of every operation validate against the document', async ()
     if (!failed) await new Promise((res) => setTimeout(res, 100));
   }
   assert.ok(failed, 'a failed delivery');
-  await call('GET', '/api/webhooks/deliveries', { token: tokens.admin, expect: 200 });
-  await call('GET', '/api/webhooks/deliveries?status=nope', { token: tokens.admin, expect: 400 });
-  await call('GET', '/api/webhooks/deliveries', { token: tokens.author, expect: 403 });
-  await call('GET', `/api/webhooks/deliveries/${failed.id}`, { token: tokens.admin, expect: 200 });
-  await call('GET', '/api/webhooks/deliveries/999999', { token: tokens.admin, expect: 404 });
-  await call('GET', '/api/webhooks/deliveries/x', { token: tokens.admin, expect: 400 });
-  await call('POST', `/api/webhooks/deliveries/${failed.id}/redeliver`, { token: tokens.admin, expect: 200 });
-  await call('POST', `/api/webhooks/deliveries/${failed.id}/redeliver`, { token: tokens.admin, expect: 409 });
-  await call('POST', '/api/webhooks/deliveries/999999/redeliver', { token: tokens.admin, expect: 404 });
+  await callAll([
+    ['GET', '/api/webhooks/deliveries', 'admin', 200],
+    ['GET', '/api/webhooks/deliveries?status=nope', 'admin', 400],
+    ['GET', '/api/webhooks/deliveries', 'author', 403],
+    ['GET', `/api/webhooks/deliveries/${failed.id}`, 'admin', 200],
+    ['GET', '/api/webhooks/deliveries/999999', 'admin', 404],
+    ['GET', '/api/webhooks/deliveries/x', 'admin', 400],
+    ['POST', `/api/webhooks/deliveries/${failed.id}/redeliver`, 'admin', 200],
+    ['POST', `/api/webhooks/deliveries/${failed.id}/redeliver`, 'admin', 409],
+    ['POST', '/api/webhooks/deliveries/999999/redeliver', 'admin', 404],
+  ]);
 
   // The team routes. This server has no QA rubric: the QA routes answer 503, which is
   // what is validated of them here (their bodies are open objects in the document).
-  await call('GET', '/api/report', { token: tokens.admin, expect: 200 });
-  await call('GET', '/api/report?format=md', { token: tokens.supervisor, expect: 200 });
-  await call('GET', '/api/report?format=csv&week=2026-W49', { token: tokens.admin, expect: 200 });
-  await call('GET', '/api/report?format=pdf', { token: tokens.admin, expect: 400 });
-  await call('GET', '/api/report', { token: tokens.agent, expect: 403 });
+  await callAll([
+    ['GET', '/api/report', 'admin', 200],
+    ['GET', '/api/report?format=md', 'supervisor', 200],
+    ['GET', '/api/report?format=csv&week=2026-W49', 'admin', 200],
+    ['GET', '/api/report?format=pdf', 'admin', 400],
+    ['GET', '/api/report', 'agent', 403],
+  ]);
   for (const [m, path] of [['GET', '/api/qa/rubric'], ['GET', '/api/qa/samples'], ['POST', '/api/qa/samples'],
     ['GET', '/api/qa/audits'], ['POST', '/api/qa/audits'], ['GET', '/api/qa/calibration'], ['GET', '/api/qa/scores']]) {
     await call(m, path, { token: tokens.supervisor, body: m === 'POST' ? {} : undefined, expect: 503 });
   }
-  await call('GET', '/api/status-updates?tracking_id=INC-2026-1206-0042', { token: tokens.agent, expect: 200 });
-  await call('GET', '/api/status-updates', { token: tokens.agent, expect: 400 });
+  await callAll([
+    ['GET', '/api/status-updates?tracking_id=INC-2026-1206-0042', 'agent', 200],
+    ['GET', '/api/status-updates', 'agent', 400],
+  ]);
 
   // Every operation was exercised: with its success status, but for the QA routes (above).
   for (const [p, item] of Object.entries(doc.paths)) {

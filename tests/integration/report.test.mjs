@@ -6,24 +6,13 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { startServer, runCaredesk, fixtures, addUser } from './lib/server.mjs';
 import { isoWeek } from './lib/week.mjs';
-import { connect, claimReplyClose } from './lib/client.mjs';
+import { connect, claimReplyClose, openCustomer, openAgent } from './lib/client.mjs';
 
 let srv;
 const tokens = {};
 
-async function customer() {
-  const c = await connect(`${srv.wsUrl}/chat`);
-  c.send({ type: 'hello', lang: 'en', name: 'Sam', email: 'sam@example.com' });
-  c.welcome = await c.next((f) => f.type === 'welcome' || f.type === 'error');
-  return c;
-}
-
-async function agent(token) {
-  const a = await connect(`${srv.wsUrl}/agent`);
-  a.send({ type: 'auth', token });
-  a.ready = await a.next((f) => f.type === 'ready' || f.type === 'error');
-  return a;
-}
+const customer = () => openCustomer(srv, { type: 'hello', lang: 'en', name: 'Sam', email: 'sam@example.com' });
+const agent = (token) => openAgent(srv, token);
 
 async function stats() {
   const r = await fetch(`${srv.url}/api/stats?since=1&until=${Math.floor(Date.now() / 1000) + 60}`,

@@ -96,20 +96,20 @@ static void test_roles_skills(void **state)
     assert_int_equal(auth_role_parse("root"), -1);
     assert_int_equal(auth_role_parse(NULL), -1);
     assert_string_equal(auth_role_name(AUTH_ROLE_AUTHOR), "author");
-    assert_true(auth_skills_valid(""));
-    assert_true(auth_skills_valid("billing"));
-    assert_true(auth_skills_valid("billing,orders,tech-2"));
-    assert_false(auth_skills_valid("billing,"));
-    assert_false(auth_skills_valid(",billing"));
-    assert_false(auth_skills_valid("billing,,orders"));
-    assert_false(auth_skills_valid("Billing"));
-    assert_false(auth_skills_valid("bill ing"));
-    assert_false(auth_skills_valid(NULL));
-    assert_true(auth_has_skill("billing,orders", "orders"));
-    assert_true(auth_has_skill("billing,orders", "billing"));
-    assert_false(auth_has_skill("billing,orders", "order"));
-    assert_false(auth_has_skill("billing,orders", "bill"));
-    assert_false(auth_has_skill("", "billing"));
+    static const struct testlib_case skills[] = {
+        {"", 1},         {"billing", 1},  {"billing,orders,tech-2", 1},
+        {"billing,", 0}, {",billing", 0}, {"billing,,orders", 0},
+        {"Billing", 0},  {"bill ing", 0}, {NULL, 0},
+    };
+    TESTLIB_CHECK_CASES(auth_skills_valid, skills);
+    static const struct testlib_case2 held[] = {
+        {"billing,orders", "orders", 1},
+        {"billing,orders", "billing", 1},
+        {"billing,orders", "order", 0},
+        {"billing,orders", "bill", 0},
+        {"", "billing", 0},
+    };
+    TESTLIB_CHECK_CASES2(auth_has_skill, held);
 }
 
 static void test_user_create_and_check(void **state)

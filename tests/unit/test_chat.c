@@ -163,6 +163,7 @@ static void remove_db(void)
 }
 
 static void start_chat_again_for_teardown(void);
+static int teardown(void **state);
 
 static void start_chat(void)
 {
@@ -183,6 +184,21 @@ static int setup_with(const struct triage_settings *ts)
     assert_non_null(triage);
     start_chat();
     return 0;
+}
+
+/* Replaces the test's store, triage and chat with fresh ones whose triage answers at
+ * t_answer and clarifies at t_clarify, and takes t_oos as out of scope when it is above 0
+ * (the default otherwise). */
+static void restart_with_thresholds(double t_answer, double t_clarify, double t_oos)
+{
+    teardown(NULL);
+    struct triage_settings ts;
+    triage_settings_default(&ts);
+    ts.t_answer = t_answer;
+    ts.t_clarify = t_clarify;
+    if (t_oos > 0)
+        ts.t_oos = t_oos;
+    setup_with(&ts);
 }
 
 /* After a test replaced the triage and chat: a plain pair for teardown. */
@@ -225,6 +241,20 @@ static void agent(uint64_t conn, const char *frame)
     assert_int_equal(chat_flush(chat), 0);
 }
 
+/* Sends conn, through cust or agent, the frame formatted from fmt and its arguments. */
+static void sendf(void (*send)(uint64_t, const char *), uint64_t conn, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void sendf(void (*send)(uint64_t, const char *), uint64_t conn, const char *fmt, ...)
+{
+    char frame[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(frame, sizeof frame, fmt, ap);
+    va_end(ap);
+    send(conn, frame);
+}
+
 static void open_customer(uint64_t conn)
 {
     struct chat_peer peer = {"10.0.0.1", NULL, "test"};
@@ -265,9 +295,7 @@ static void open_agent(uint64_t conn, const char *token)
 {
     struct chat_peer peer = {"10.0.0.9", NULL, "test"};
     chat_agent_open(chat, conn, &peer);
-    char frame[160];
-    snprintf(frame, sizeof frame, "{\"type\":\"auth\",\"token\":\"%s\"}", token);
-    agent(conn, frame);
+    sendf(agent, conn, "{\"type\":\"auth\",\"token\":\"%s\"}", token);
     json_t *r = expect(conn, "ready");
     assert_non_null(json_object_get(r, "agent"));
     assert_int_equal(json_array_size(json_object_get(r, "queues")), 5);
@@ -299,6 +327,70 @@ static void drain(uint64_t conn)
         json_decref(o);
 }
 
+/* Reads every frame agent conn has not read yet and returns the last "queue" one (the
+ * caller decrefs it); fails the test when there is none. */
+static json_t *latest_queue_view(uint64_t conn)
+{
+    json_t *last = NULL, *f;
+    while ((f = next_frame(conn))) {
+        if (!strcmp(str(f, "type"), "queue")) {
+            json_decref(last);
+            last = f;
+        } else {
+            json_decref(f);
+        }
+    }
+    assert_non_null(last);
+    return last;
+}
+
+/* Sends customer conn the message text with client id id and reads the reply, checking that
+ * it answers id and, when want_action is not NULL, its action. The caller decrefs the reply. */
+static json_t *ask(uint64_t conn, const char *id, const char *text, const char *want_action)
+{
+    sendf(cust, conn, "{\"type\":\"message\",\"id\":\"%s\",\"text\":\"%s\"}", id, text);
+    json_t *r = expect(conn, "reply");
+    assert_string_equal(str(r, "reply_to"), id);
+    if (want_action)
+        assert_string_equal(str(r, "action"), want_action);
+    return r;
+}
+
+/* ask() for a message the bot hands off: the reply names intent and queue, and the customer
+ * is then told they wait in that queue. */
+static void ask_handed_off(uint64_t conn, const char *id, const char *text, const char *intent,
+                           const char *queue)
+{
+    json_t *r = ask(conn, id, text, "handoff");
+    assert_string_equal(str(r, "intent"), intent);
+    assert_string_equal(str(r, "queue"), queue);
+    json_decref(r);
+    json_t *q = expect(conn, "queued");
+    assert_string_equal(str(q, "queue"), queue);
+    json_decref(q);
+}
+
+/* The agents made, Ana online on connection 100, and customer 1 asking for a person:
+ * returns the conversation, waiting in the queue. */
+static int64_t handed_off_chat(void)
+{
+    make_agents();
+    open_agent(100, agent_token);
+    int64_t conv = new_customer(1, NULL);
+    cust(1, "{\"type\":\"handoff\"}");
+    return conv;
+}
+
+/* handed_off_chat() with the chat claimed by Ana and both sides' frames read. */
+static int64_t claimed_chat(void)
+{
+    int64_t conv = handed_off_chat();
+    sendf(agent, 100, "{\"type\":\"claim\",\"conversation\":%lld}", (long long)conv);
+    drain(1);
+    drain(100);
+    return conv;
+}
+
 struct counted {
     int n;
     int n_customer;
@@ -328,8 +420,7 @@ static void test_answer(void **state)
 {
     (void)state;
     int64_t conv = new_customer(1, NULL);
-    cust(1, "{\"type\":\"message\",\"id\":\"m1\",\"text\":\"how do I return my shoes?\"}");
-    json_t *r = expect(1, "reply");
+    json_t *r = ask(1, "m1", "how do I return my shoes?", NULL);
     assert_string_equal(str(r, "reply_to"), "m1");
     assert_int_equal(num(r, "seq"), 2);
     assert_string_equal(str(r, "action"), "answer");
@@ -362,28 +453,18 @@ static void test_clarify_and_choice(void **state)
 {
     (void)state;
     /* Thresholds that make every non-rule message a clarification. */
-    teardown(NULL);
-    struct triage_settings ts;
-    triage_settings_default(&ts);
-    ts.t_answer = 0.999;
-    ts.t_clarify = 0.0001;
-    ts.t_oos = 0.9999;
-    setup_with(&ts);
+    restart_with_thresholds(0.999, 0.0001, 0.9999);
     new_customer(1, NULL);
-    cust(1, "{\"type\":\"message\",\"id\":\"m1\",\"text\":\"track package order\"}");
-    json_t *r = expect(1, "reply");
-    assert_string_equal(str(r, "action"), "clarify");
+    json_t *r = ask(1, "m1", "track package order", "clarify");
     json_t *choices = json_object_get(r, "choices");
     assert_true(json_array_size(choices) >= 2);
     const char *pick = str(json_array_get(choices, 0), "id");
     assert_non_null(str(json_array_get(choices, 0), "label"));
-    char frame[256], pick_copy[64];
+    char pick_copy[64];
     snprintf(pick_copy, sizeof pick_copy, "%s", pick);
     json_decref(r);
-    snprintf(frame, sizeof frame,
-             "{\"type\":\"message\",\"id\":\"m2\",\"text\":\"that one\",\"choice\":\"%s\"}",
-             pick_copy);
-    cust(1, frame);
+    sendf(cust, 1, "{\"type\":\"message\",\"id\":\"m2\",\"text\":\"that one\",\"choice\":\"%s\"}",
+          pick_copy);
     r = expect(1, "reply");
     assert_string_equal(str(r, "reply_to"), "m2");
     assert_string_equal(str(r, "intent"), pick_copy);
@@ -448,16 +529,7 @@ static void test_explicit_handoff_offline(void **state)
 /* The priority of conversation conv in the last "queue" frame agent conn got. */
 static int queued_priority(uint64_t conn, int64_t conv)
 {
-    json_t *last = NULL, *f;
-    while ((f = next_frame(conn))) {
-        if (!strcmp(str(f, "type"), "queue")) {
-            json_decref(last);
-            last = f;
-        } else {
-            json_decref(f);
-        }
-    }
-    assert_non_null(last);
+    json_t *last = latest_queue_view(conn);
     int priority = -1;
     json_t *items = json_object_get(last, "items");
     for (size_t i = 0; i < json_array_size(items); i++)
@@ -475,14 +547,11 @@ static void test_person_request_priority(void **state)
     make_agents();
     open_agent(100, agent_token);
     int64_t typed = new_customer(1, NULL);
-    cust(1, "{\"type\":\"message\",\"id\":\"m1\",\"text\":\"I want a real person\"}");
-    json_t *r = expect(1, "reply");
-    assert_string_equal(str(r, "action"), "handoff");
+    json_t *r = ask(1, "m1", "I want a real person", "handoff");
     json_decref(r);
     int p_typed = queued_priority(100, typed);
     int64_t clicked = new_customer(2, NULL);
-    cust(2, "{\"type\":\"message\",\"id\":\"m1\",\"text\":\"hello\"}");
-    r = expect(2, "reply");
+    r = ask(2, "m1", "hello", NULL);
     assert_string_equal(str(r, "intent"), "greeting");
     json_decref(r);
     cust(2, "{\"type\":\"handoff\"}");
@@ -511,8 +580,7 @@ static void test_unanswered_only_unknown(void **state)
         json_decref(r);
     }
     new_customer(9, NULL);
-    cust(9, "{\"type\":\"message\",\"id\":\"m1\",\"text\":\"hello\"}");
-    json_t *r = expect(9, "reply");
+    json_t *r = ask(9, "m1", "hello", NULL);
     assert_string_equal(str(r, "intent"), "greeting");
     char frame[96];
     snprintf(frame, sizeof frame, "{\"type\":\"feedback\",\"seq\":%lld,\"helpful\":false}",
@@ -583,57 +651,30 @@ static void test_low_confidence_and_sensitive_handoff(void **state)
 {
     (void)state;
     /* Strict thresholds: whatever no rule recognises is not confident. */
-    teardown(NULL);
-    struct triage_settings ts;
-    triage_settings_default(&ts);
-    ts.t_answer = 0.999;
-    ts.t_clarify = 0.99;
-    setup_with(&ts);
+    restart_with_thresholds(0.999, 0.99, 0);
     new_customer(1, NULL);
-    cust(1, "{\"type\":\"message\",\"id\":\"m1\",\"text\":\"zxqv blorp quantum giraffe\"}");
-    json_t *r = expect(1, "reply");
-    assert_string_equal(str(r, "action"), "handoff");
+    json_t *r = ask(1, "m1", "zxqv blorp quantum giraffe", "handoff");
     json_decref(r);
     json_decref(expect(1, "queued"));
 
     new_customer(2, NULL);
-    cust(2, "{\"type\":\"message\",\"id\":\"m1\",\"text\":\"you charged twice my card\"}");
-    r = expect(2, "reply");
-    assert_string_equal(str(r, "action"), "handoff");
-    assert_string_equal(str(r, "intent"), "billing_dispute");
-    assert_string_equal(str(r, "queue"), "billing");
-    json_decref(r);
-    json_t *q = expect(2, "queued");
-    assert_string_equal(str(q, "queue"), "billing");
-    json_decref(q);
+    ask_handed_off(2, "m1", "you charged twice my card", "billing_dispute", "billing");
 }
 
 static void test_collect_then_handoff(void **state)
 {
     (void)state;
     int64_t conv = new_customer(1, NULL);
-    cust(1, "{\"type\":\"message\",\"id\":\"m1\",\"text\":\"I have a problem with my order\"}");
-    json_t *r = expect(1, "reply");
-    assert_string_equal(str(r, "action"), "clarify");
+    json_t *r = ask(1, "m1", "I have a problem with my order", "clarify");
     assert_string_equal(str(r, "collect"), "order_number");
     assert_string_equal(str(r, "text"), "What is your order number?");
     json_decref(r);
     expect_nothing(1);
     /* Not an order number: asked once more. */
-    cust(1, "{\"type\":\"message\",\"id\":\"m2\",\"text\":\"I don't know\"}");
-    r = expect(1, "reply");
-    assert_string_equal(str(r, "action"), "clarify");
+    r = ask(1, "m2", "I don't know", "clarify");
     assert_string_equal(str(r, "collect"), "order_number");
     json_decref(r);
-    cust(1, "{\"type\":\"message\",\"id\":\"m3\",\"text\":\"it is 12345\"}");
-    r = expect(1, "reply");
-    assert_string_equal(str(r, "action"), "handoff");
-    assert_string_equal(str(r, "queue"), "orders");
-    assert_string_equal(str(r, "intent"), "order_problem");
-    json_decref(r);
-    json_t *q = expect(1, "queued");
-    assert_string_equal(str(q, "queue"), "orders");
-    json_decref(q);
+    ask_handed_off(1, "m3", "it is 12345", "order_problem", "orders");
     struct store_conversation c;
     assert_int_equal(store_conversation_get(store, conv, &c), 0);
     assert_int_equal(c.state, STORE_STATE_QUEUED);
@@ -658,16 +699,7 @@ static void test_agent_full_flow(void **state)
     assert_int_equal(num(q, "estimated_wait_s"), 0);           /* and has room */
     json_decref(q);
     /* The agent sees the chat waiting (in the latest queue view). */
-    json_t *qf = NULL, *f;
-    while ((f = next_frame(100))) {
-        if (!strcmp(str(f, "type"), "queue")) {
-            json_decref(qf);
-            qf = f;
-        } else {
-            json_decref(f);
-        }
-    }
-    assert_non_null(qf);
+    json_t *qf = latest_queue_view(100);
     json_t *items = json_object_get(qf, "items");
     assert_int_equal(json_array_size(items), 1);
     assert_int_equal(num(qf, "total"), 1);
@@ -675,9 +707,7 @@ static void test_agent_full_flow(void **state)
     assert_string_equal(str(json_array_get(items, 0), "queue"), "general");
     json_decref(qf);
 
-    char frame[256];
-    snprintf(frame, sizeof frame, "{\"type\":\"claim\",\"conversation\":%lld}", (long long)conv);
-    agent(100, frame);
+    sendf(agent, 100, "{\"type\":\"claim\",\"conversation\":%lld}", (long long)conv);
     json_t *as = expect(100, "assigned");
     assert_int_equal(num(as, "conversation"), conv);
     json_t *tr = json_object_get(as, "transcript");
@@ -697,11 +727,10 @@ static void test_agent_full_flow(void **state)
     json_decref(j);
 
     /* Agent reply reaches the customer; the agent gets an ack. */
-    snprintf(frame, sizeof frame,
-             "{\"type\":\"message\",\"conversation\":%lld,\"id\":\"a1\",\"text\":\"Hi, I can "
-             "help.\"}",
-             (long long)conv);
-    agent(100, frame);
+    sendf(agent, 100,
+          "{\"type\":\"message\",\"conversation\":%lld,\"id\":\"a1\",\"text\":\"Hi, I can "
+          "help.\"}",
+          (long long)conv);
     json_t *am = expect(1, "agent_message");
     assert_string_equal(str(am, "text"), "Hi, I can help.");
     assert_string_equal(str(am, "agent"), "Ana");
@@ -712,7 +741,10 @@ static void test_agent_full_flow(void **state)
     assert_string_equal(str(ack, "reply_to"), "a1");
     json_decref(ack);
     /* The console re-sends it (it was not sure): stored and delivered once. */
-    agent(100, frame);
+    sendf(agent, 100,
+          "{\"type\":\"message\",\"conversation\":%lld,\"id\":\"a1\",\"text\":\"Hi, I can "
+          "help.\"}",
+          (long long)conv);
     ack = expect_skipping(100, "queue", "ack");
     assert_int_equal(num(ack, "seq"), agent_seq);
     assert_true(json_is_true(json_object_get(ack, "duplicate")));
@@ -728,8 +760,7 @@ static void test_agent_full_flow(void **state)
     json_decref(cm);
     cust(1, "{\"type\":\"typing\"}");
     json_decref(expect(100, "typing"));
-    snprintf(frame, sizeof frame, "{\"type\":\"typing\",\"conversation\":%lld}", (long long)conv);
-    agent(100, frame);
+    sendf(agent, 100, "{\"type\":\"typing\",\"conversation\":%lld}", (long long)conv);
     json_t *ty = expect(1, "typing");
     assert_string_equal(str(ty, "from"), "agent");
     json_decref(ty);
@@ -741,11 +772,10 @@ static void test_agent_full_flow(void **state)
     expect_error(1, "bad_state");
 
     /* Close with wrap-up, then the rating. */
-    snprintf(frame, sizeof frame,
-             "{\"type\":\"close\",\"conversation\":%lld,\"disposition\":\"returns\","
-             "\"note\":\"explained the return policy\"}",
-             (long long)conv);
-    agent(100, frame);
+    sendf(agent, 100,
+          "{\"type\":\"close\",\"conversation\":%lld,\"disposition\":\"returns\","
+          "\"note\":\"explained the return policy\"}",
+          (long long)conv);
     json_t *cl = expect(1, "closed");
     assert_string_equal(str(cl, "by"), "agent");
     json_decref(cl);
@@ -834,10 +864,9 @@ static void test_claim_race_and_capacity(void **state)
     }
     assert_int_equal(joined, 1);
     /* Capacity 1: Ana cannot take another one. */
-    snprintf(frame, sizeof frame, "{\"type\":\"claim\",\"conversation\":%lld}", (long long)conv2);
-    agent(100, frame);
+    sendf(agent, 100, "{\"type\":\"claim\",\"conversation\":%lld}", (long long)conv2);
     json_decref(expect_skipping(100, "queue", "error"));
-    agent(101, frame);
+    sendf(agent, 101, "{\"type\":\"claim\",\"conversation\":%lld}", (long long)conv2);
     json_decref(expect_skipping(101, "queue", "assigned"));
     /* Claiming something that does not exist. */
     agent(100, "{\"type\":\"claim\",\"conversation\":999999}");
@@ -849,10 +878,8 @@ static void test_claim_race_and_capacity(void **state)
     assert_string_equal(str(bf, "code"), "bad_frame");
     json_decref(bf);
     /* Bo cannot write into Ana's chat. */
-    snprintf(frame, sizeof frame,
-             "{\"type\":\"message\",\"conversation\":%lld,\"id\":\"x\",\"text\":\"hi\"}",
-             (long long)conv);
-    agent(101, frame);
+    sendf(agent, 101, "{\"type\":\"message\",\"conversation\":%lld,\"id\":\"x\",\"text\":\"hi\"}",
+          (long long)conv);
     json_t *na = expect_skipping(101, "queue", "error");
     assert_string_equal(str(na, "code"), "not_assigned");
     json_decref(na);
@@ -883,24 +910,20 @@ static void test_agent_auth_errors(void **state)
     }
 
     chat_agent_open(chat, 202, &peer);
-    char frame[160];
-    snprintf(frame, sizeof frame, "{\"type\":\"auth\",\"token\":\"%s\"}", author_token);
-    agent(202, frame);
+    sendf(agent, 202, "{\"type\":\"auth\",\"token\":\"%s\"}", author_token);
     expect_error(202, "forbidden");
 
     /* A truncated token. */
     chat_agent_open(chat, 203, &peer);
-    snprintf(frame, sizeof frame, "{\"type\":\"auth\",\"token\":\"%.40s\"}", agent_token);
-    agent(203, frame);
+    sendf(agent, 203, "{\"type\":\"auth\",\"token\":\"%.40s\"}", agent_token);
     expect_error(203, "bad_token");
 
     /* Repeated bad tokens from one address are throttled, even a good one. */
     for (uint64_t c = 204; c < 210; c++) {
         chat_agent_open(chat, c, &peer);
-        snprintf(frame, sizeof frame, "{\"type\":\"auth\",\"token\":\"%s\"}",
-                 c < 209 ? "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"
-                         : agent_token);
-        agent(c, frame);
+        sendf(agent, c, "{\"type\":\"auth\",\"token\":\"%s\"}",
+              c < 209 ? "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"
+                      : agent_token);
     }
     expect_error(208, "throttled"); /* 2 earlier failures + 3 here = 5 */
     expect_error(209, "throttled");
@@ -923,24 +946,12 @@ static void test_agent_auth_errors(void **state)
 static void test_transfer_and_agent_leaving(void **state)
 {
     (void)state;
-    make_agents();
-    open_agent(100, agent_token);
-    int64_t conv = new_customer(1, NULL);
-    cust(1, "{\"type\":\"handoff\"}");
-    char frame[256];
-    snprintf(frame, sizeof frame, "{\"type\":\"claim\",\"conversation\":%lld}", (long long)conv);
-    agent(100, frame);
-    drain(1);
-    drain(100);
-    snprintf(frame, sizeof frame,
-             "{\"type\":\"transfer\",\"conversation\":%lld,\"queue\":\"nowhere\"}",
-             (long long)conv);
-    agent(100, frame);
+    int64_t conv = claimed_chat();
+    sendf(agent, 100, "{\"type\":\"transfer\",\"conversation\":%lld,\"queue\":\"nowhere\"}",
+          (long long)conv);
     expect_error(100, "not_found");
-    snprintf(frame, sizeof frame,
-             "{\"type\":\"transfer\",\"conversation\":%lld,\"queue\":\"billing\"}",
-             (long long)conv);
-    agent(100, frame);
+    sendf(agent, 100, "{\"type\":\"transfer\",\"conversation\":%lld,\"queue\":\"billing\"}",
+          (long long)conv);
     json_t *t = expect_skipping(100, "queue", "transferred");
     assert_string_equal(str(t, "queue"), "billing");
     json_decref(t);
@@ -952,8 +963,7 @@ static void test_transfer_and_agent_leaving(void **state)
     /* Bo (billing) takes it, then his connection drops: after the grace
      * period the chat goes back to the queue. */
     open_agent(101, agent2_token);
-    snprintf(frame, sizeof frame, "{\"type\":\"claim\",\"conversation\":%lld}", (long long)conv);
-    agent(101, frame);
+    sendf(agent, 101, "{\"type\":\"claim\",\"conversation\":%lld}", (long long)conv);
     json_decref(expect_skipping(101, "queue", "assigned"));
     drain(1);
     chat_agent_closed(chat, 101);
@@ -978,10 +988,7 @@ static void test_auto_assign(void **state)
     settings.is_auto_assign = 1;
     chat_free(chat);
     start_chat();
-    make_agents();
-    open_agent(100, agent_token);
-    int64_t conv = new_customer(1, NULL);
-    cust(1, "{\"type\":\"handoff\"}");
+    int64_t conv = handed_off_chat();
     json_t *as = expect_skipping(100, "queue", "assigned");
     assert_int_equal(num(as, "conversation"), conv);
     json_decref(as);
@@ -1018,28 +1025,23 @@ static void test_resume_replays_missed(void **state)
     open_agent(100, agent_token);
     char token[65];
     int64_t conv = new_customer(1, token);
-    cust(1, "{\"type\":\"message\",\"id\":\"m1\",\"text\":\"how do I return my shoes?\"}");
-    json_t *r = expect(1, "reply");
+    json_t *r = ask(1, "m1", "how do I return my shoes?", NULL);
     json_int_t seen = num(r, "seq"); /* 2 */
     json_decref(r);
     cust(1, "{\"type\":\"handoff\"}");
     /* The connection drops before the customer saw anything more. */
     chat_customer_closed(chat, 1);
     assert_int_equal(chat_flush(chat), 0);
-    char frame[256];
-    snprintf(frame, sizeof frame, "{\"type\":\"claim\",\"conversation\":%lld}", (long long)conv);
-    agent(100, frame);
-    snprintf(frame, sizeof frame,
-             "{\"type\":\"message\",\"conversation\":%lld,\"id\":\"a1\",\"text\":\"still "
-             "there?\"}",
-             (long long)conv);
-    agent(100, frame);
+    sendf(agent, 100, "{\"type\":\"claim\",\"conversation\":%lld}", (long long)conv);
+    sendf(agent, 100,
+          "{\"type\":\"message\",\"conversation\":%lld,\"id\":\"a1\",\"text\":\"still "
+          "there?\"}",
+          (long long)conv);
     drain(100);
 
     open_customer(2);
-    snprintf(frame, sizeof frame, "{\"type\":\"hello\",\"token\":\"%s\",\"last_seq\":%lld}", token,
-             (long long)seen);
-    cust(2, frame);
+    sendf(cust, 2, "{\"type\":\"hello\",\"token\":\"%s\",\"last_seq\":%lld}", token,
+          (long long)seen);
     json_t *w = expect(2, "welcome");
     assert_true(json_is_true(json_object_get(w, "resumed")));
     assert_int_equal(num(w, "conversation"), conv);
@@ -1060,16 +1062,13 @@ static void test_resume_replays_missed(void **state)
 
     /* Resuming again with the latest seq replays nothing. */
     open_customer(3);
-    snprintf(frame, sizeof frame, "{\"type\":\"hello\",\"token\":\"%s\",\"last_seq\":%lld}", token,
-             (long long)last);
-    cust(3, frame);
+    sendf(cust, 3, "{\"type\":\"hello\",\"token\":\"%s\",\"last_seq\":%lld}", token,
+          (long long)last);
     json_decref(expect(3, "welcome"));
     expect_nothing(3);
     /* Both connections of the conversation get what the agent writes. */
-    snprintf(frame, sizeof frame,
-             "{\"type\":\"message\",\"conversation\":%lld,\"id\":\"a2\",\"text\":\"ok\"}",
-             (long long)conv);
-    agent(100, frame);
+    sendf(agent, 100, "{\"type\":\"message\",\"conversation\":%lld,\"id\":\"a2\",\"text\":\"ok\"}",
+          (long long)conv);
     json_decref(expect(2, "agent_message"));
     json_decref(expect(3, "agent_message"));
 }
@@ -1094,9 +1093,7 @@ static void test_resume_after_restart(void **state)
     start_chat();
 
     open_customer(5);
-    char frame[256];
-    snprintf(frame, sizeof frame, "{\"type\":\"hello\",\"token\":\"%s\",\"last_seq\":0}", token);
-    cust(5, frame);
+    sendf(cust, 5, "{\"type\":\"hello\",\"token\":\"%s\",\"last_seq\":0}", token);
     json_t *w = expect(5, "welcome");
     assert_int_equal(num(w, "conversation"), conv);
     assert_int_equal(num(w, "seq"), 4);
@@ -1115,8 +1112,7 @@ static void test_resume_after_restart(void **state)
     json_decref(expect(5, "reply"));
     expect_nothing(5);
     /* The conversation goes on where it was. */
-    cust(5, "{\"type\":\"message\",\"id\":\"m3\",\"text\":\"how to return a product\"}");
-    r = expect(5, "reply");
+    r = ask(5, "m3", "how to return a product", NULL);
     assert_int_equal(num(r, "seq"), 6);
     json_decref(r);
 
@@ -1126,8 +1122,7 @@ static void test_resume_after_restart(void **state)
     assert_int_equal(auth_user_create(store, "Cy", AUTH_ROLE_AGENT, "", tok, &u), 0);
     struct chat_peer peer = {"10.0.0.9", NULL, "test"};
     chat_agent_open(chat, 100, &peer);
-    snprintf(frame, sizeof frame, "{\"type\":\"auth\",\"token\":\"%s\"}", tok);
-    agent(100, frame);
+    sendf(agent, 100, "{\"type\":\"auth\",\"token\":\"%s\"}", tok);
     json_t *ready = expect(100, "ready");
     json_t *items = json_object_get(ready, "queue");
     assert_int_equal(json_array_size(items), 1);
@@ -1136,8 +1131,7 @@ static void test_resume_after_restart(void **state)
     json_decref(ready);
     /* And its customer resumes in the queue. */
     open_customer(6);
-    snprintf(frame, sizeof frame, "{\"type\":\"hello\",\"token\":\"%s\"}", token2);
-    cust(6, frame);
+    sendf(cust, 6, "{\"type\":\"hello\",\"token\":\"%s\"}", token2);
     w = expect(6, "welcome");
     assert_string_equal(str(w, "state"), "queued");
     json_decref(w);
@@ -1156,23 +1150,20 @@ static void test_paced_replay(void **state)
     start_chat();
     make_agents();
     open_agent(100, agent_token);
-    char token[65], frame[256];
+    char token[65];
     int64_t conv = new_customer(1, token);
     for (int i = 0; i < 20; i++) {
-        snprintf(frame, sizeof frame,
-                 "{\"type\":\"message\",\"id\":\"m%d\",\"text\":\"how do I return shoes\"}", i);
-        cust(1, frame);
+        sendf(cust, 1, "{\"type\":\"message\",\"id\":\"m%d\",\"text\":\"how do I return shoes\"}",
+              i);
     }
     cust(1, "{\"type\":\"handoff\"}");
-    snprintf(frame, sizeof frame, "{\"type\":\"claim\",\"conversation\":%lld}", (long long)conv);
-    agent(100, frame);
+    sendf(agent, 100, "{\"type\":\"claim\",\"conversation\":%lld}", (long long)conv);
     chat_customer_closed(chat, 1);
     assert_int_equal(chat_flush(chat), 0);
     drain(100);
 
     open_customer(2);
-    snprintf(frame, sizeof frame, "{\"type\":\"hello\",\"token\":\"%s\",\"last_seq\":0}", token);
-    cust(2, frame);
+    sendf(cust, 2, "{\"type\":\"hello\",\"token\":\"%s\",\"last_seq\":0}", token);
     json_t *w = expect(2, "welcome");
     json_int_t last = num(w, "seq");
     json_decref(w);
@@ -1182,10 +1173,8 @@ static void test_paced_replay(void **state)
     int n = read_seqs(2, seqs, 128);
     assert_true(n > 0 && n <= 4);
     /* The agent writes while the customer is still catching up. */
-    snprintf(frame, sizeof frame,
-             "{\"type\":\"message\",\"conversation\":%lld,\"id\":\"a1\",\"text\":\"hi\"}",
-             (long long)conv);
-    agent(100, frame);
+    sendf(agent, 100, "{\"type\":\"message\",\"conversation\":%lld,\"id\":\"a1\",\"text\":\"hi\"}",
+          (long long)conv);
     for (int i = 0; i < 100; i++) {
         assert_int_equal(chat_flush(chat), 0); /* the transport drained: go on */
         n += read_seqs(2, seqs + n, 128 - n);
@@ -1194,10 +1183,8 @@ static void test_paced_replay(void **state)
     for (int i = 0; i < n; i++)
         assert_int_equal(seqs[i], i + 1);
     /* Live again: the next agent message comes straight away. */
-    snprintf(frame, sizeof frame,
-             "{\"type\":\"message\",\"conversation\":%lld,\"id\":\"a2\",\"text\":\"ok\"}",
-             (long long)conv);
-    agent(100, frame);
+    sendf(agent, 100, "{\"type\":\"message\",\"conversation\":%lld,\"id\":\"a2\",\"text\":\"ok\"}",
+          (long long)conv);
     json_t *am = expect(2, "agent_message");
     assert_int_equal(num(am, "seq"), last + 2);
     json_decref(am);
@@ -1207,11 +1194,9 @@ static void test_idempotent_resend(void **state)
 {
     (void)state;
     int64_t conv = new_customer(1, NULL);
-    cust(1, "{\"type\":\"message\",\"id\":\"m1\",\"text\":\"how do I return my shoes?\"}");
-    json_t *r1 = expect(1, "reply");
+    json_t *r1 = ask(1, "m1", "how do I return my shoes?", NULL);
     /* The client was not sure it got through and sends it again. */
-    cust(1, "{\"type\":\"message\",\"id\":\"m1\",\"text\":\"how do I return my shoes?\"}");
-    json_t *r2 = expect(1, "reply");
+    json_t *r2 = ask(1, "m1", "how do I return my shoes?", NULL);
     assert_int_equal(num(r1, "seq"), num(r2, "seq"));
     assert_string_equal(str(r1, "text"), str(r2, "text"));
     assert_string_equal(str(r2, "reply_to"), "m1");
@@ -1232,8 +1217,7 @@ static void test_idempotent_resend(void **state)
     c = stored(conv);
     assert_int_equal(c.n, 2);
     assert_int_equal(c.n_customer, 1);
-    cust(1, "{\"type\":\"message\",\"id\":\"7\",\"text\":\"hello\"}");
-    r1 = expect(1, "reply");
+    r1 = ask(1, "7", "hello", NULL);
     assert_string_equal(str(r1, "reply_to"), "7");
     assert_int_equal(num(r1, "seq"), 4);
     json_decref(r1);
@@ -1274,9 +1258,7 @@ static void test_handoff_preview(void **state)
     drain(2);
     struct chat_peer peer = {"10.0.0.9", NULL, "test"};
     chat_agent_open(chat, 100, &peer);
-    char frame[160];
-    snprintf(frame, sizeof frame, "{\"type\":\"auth\",\"token\":\"%s\"}", agent_token);
-    agent(100, frame);
+    sendf(agent, 100, "{\"type\":\"auth\",\"token\":\"%s\"}", agent_token);
     json_t *ready = expect(100, "ready");
     const char *p = queue_preview(ready, conv);
     assert_non_null(strstr(p, "I want a human"));
@@ -1288,15 +1270,7 @@ static void test_handoff_preview(void **state)
 static void test_redaction(void **state)
 {
     (void)state;
-    make_agents();
-    open_agent(100, agent_token);
-    int64_t conv = new_customer(1, NULL);
-    cust(1, "{\"type\":\"handoff\"}");
-    char frame[256];
-    snprintf(frame, sizeof frame, "{\"type\":\"claim\",\"conversation\":%lld}", (long long)conv);
-    agent(100, frame);
-    drain(1);
-    drain(100);
+    int64_t conv = claimed_chat();
     cust(1, "{\"type\":\"message\",\"id\":\"m1\",\"text\":\"my card is 4242 4242 4242 4242\"}");
     json_decref(expect(1, "ack"));
     json_t *cm = expect_skipping(100, "queue", "customer_message");
@@ -1357,9 +1331,7 @@ static void test_details_masked(void **state)
     assert_null(strstr(str(ok, "name"), "4111111111111111"));
     json_decref(ok);
     cust(1, "{\"type\":\"handoff\"}");
-    char frame[320];
-    snprintf(frame, sizeof frame, "{\"type\":\"claim\",\"conversation\":%lld}", (long long)conv);
-    agent(100, frame);
+    sendf(agent, 100, "{\"type\":\"claim\",\"conversation\":%lld}", (long long)conv);
     json_t *as = expect_skipping(100, "queue", "assigned");
     char *dump = json_dumps(json_object_get(as, "customer"), JSON_COMPACT);
     assert_non_null(dump);
@@ -1369,11 +1341,10 @@ static void test_details_masked(void **state)
     assert_non_null(strstr(dump, "card=************1111"));
     free(dump);
     json_decref(as);
-    snprintf(frame, sizeof frame,
-             "{\"type\":\"close\",\"conversation\":%lld,\"disposition\":\"refund\","
-             "\"note\":\"paid with 4111 1111 1111 1111\"}",
-             (long long)conv);
-    agent(100, frame);
+    sendf(agent, 100,
+          "{\"type\":\"close\",\"conversation\":%lld,\"disposition\":\"refund\","
+          "\"note\":\"paid with 4111 1111 1111 1111\"}",
+          (long long)conv);
     json_decref(expect_skipping(100, "queue", "closed"));
     cust(1, "{\"type\":\"rating\",\"score\":4,\"comment\":\"card 4111111111111111 ok\"}");
     drain(1);
@@ -1400,14 +1371,10 @@ static void test_feedback(void **state)
 {
     (void)state;
     new_customer(1, NULL);
-    cust(1, "{\"type\":\"message\",\"id\":\"m1\",\"text\":\"how do I return my shoes?\"}");
-    json_t *r = expect(1, "reply");
+    json_t *r = ask(1, "m1", "how do I return my shoes?", NULL);
     json_int_t seq = num(r, "seq");
     json_decref(r);
-    char frame[128];
-    snprintf(frame, sizeof frame, "{\"type\":\"feedback\",\"seq\":%lld,\"helpful\":true}",
-             (long long)seq);
-    cust(1, frame);
+    sendf(cust, 1, "{\"type\":\"feedback\",\"seq\":%lld,\"helpful\":true}", (long long)seq);
     json_t *ok = expect(1, "feedback_ok");
     assert_true(json_is_true(json_object_get(ok, "helpful")));
     json_decref(ok);
@@ -1420,9 +1387,7 @@ static void test_feedback(void **state)
     cust(1, "{\"type\":\"feedback\",\"seq\":2,\"helpful\":\"no\"}");
     expect_error(1, "bad_frame");
     /* "No": recorded, then a clarification or a handoff. */
-    snprintf(frame, sizeof frame, "{\"type\":\"feedback\",\"seq\":%lld,\"helpful\":false}",
-             (long long)seq);
-    cust(1, frame);
+    sendf(cust, 1, "{\"type\":\"feedback\",\"seq\":%lld,\"helpful\":false}", (long long)seq);
     json_decref(expect(1, "feedback_ok"));
     r = expect(1, "reply");
     const char *action = str(r, "action");
@@ -1542,11 +1507,8 @@ static void stored_lang(int64_t conv, const char *lang)
 /* Sends a message and checks its reply's intent (NULL: any). */
 static void say(uint64_t conn, const char *text, const char *want_intent)
 {
-    char frame[256];
     static int n;
-    snprintf(frame, sizeof frame, "{\"type\":\"message\",\"id\":\"l%d\",\"text\":\"%s\"}", ++n,
-             text);
-    cust(conn, frame);
+    sendf(cust, conn, "{\"type\":\"message\",\"id\":\"l%d\",\"text\":\"%s\"}", ++n, text);
     json_t *r = expect(conn, "reply");
     if (want_intent && want_intent[0] == '!') /* "!name": any intent but that one */
         assert_string_not_equal(str(r, "intent"), want_intent + 1);
@@ -1713,10 +1675,7 @@ static void test_bad_inputs(void **state)
 static void test_wrong_types(void **state)
 {
     (void)state;
-    make_agents();
-    open_agent(100, agent_token);
-    int64_t conv = new_customer(1, NULL);
-    cust(1, "{\"type\":\"handoff\"}");
+    int64_t conv = handed_off_chat();
     drain(1);
     drain(100);
     char frame[160];
@@ -1763,8 +1722,7 @@ static void test_wrong_types(void **state)
         json_decref(e);
     }
     /* Nothing changed: the chat still waits, and a well-typed claim takes it. */
-    snprintf(frame, sizeof frame, "{\"type\":\"claim\",\"conversation\":%lld}", (long long)conv);
-    agent(100, frame);
+    sendf(agent, 100, "{\"type\":\"claim\",\"conversation\":%lld}", (long long)conv);
     json_decref(expect_skipping(100, "queue", "assigned"));
 }
 
@@ -1779,9 +1737,7 @@ static void test_customer_token_throttle(void **state)
                 "00000000000000000\"}");
         expect_error(2, "bad_token");
     }
-    char frame[160];
-    snprintf(frame, sizeof frame, "{\"type\":\"hello\",\"token\":\"%s\"}", token);
-    cust(2, frame);
+    sendf(cust, 2, "{\"type\":\"hello\",\"token\":\"%s\"}", token);
     expect_error(2, "throttled");
     assert_int_equal(io_state.n_closed, 1);
     assert_int_equal(io_state.closes[0].code, 1008);
@@ -1790,15 +1746,7 @@ static void test_customer_token_throttle(void **state)
 static void test_customer_close(void **state)
 {
     (void)state;
-    make_agents();
-    open_agent(100, agent_token);
-    int64_t conv = new_customer(1, NULL);
-    cust(1, "{\"type\":\"handoff\"}");
-    char frame[128];
-    snprintf(frame, sizeof frame, "{\"type\":\"claim\",\"conversation\":%lld}", (long long)conv);
-    agent(100, frame);
-    drain(1);
-    drain(100);
+    claimed_chat();
     cust(1, "{\"type\":\"close\"}");
     json_t *cl = expect(1, "closed");
     assert_string_equal(str(cl, "by"), "customer");
@@ -1813,8 +1761,7 @@ static void test_customer_close(void **state)
     /* The agent has room again. */
     int64_t conv2 = new_customer(2, NULL);
     cust(2, "{\"type\":\"handoff\"}");
-    snprintf(frame, sizeof frame, "{\"type\":\"claim\",\"conversation\":%lld}", (long long)conv2);
-    agent(100, frame);
+    sendf(agent, 100, "{\"type\":\"claim\",\"conversation\":%lld}", (long long)conv2);
     json_decref(expect_skipping(100, "queue", "assigned"));
 }
 

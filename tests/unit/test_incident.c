@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "auth.h"
 #include "incident.h"
 #include "store.h"
 #include "testlib.h"
@@ -18,53 +19,13 @@
 /* Saturday 6 December 2025, 12:00 UTC (the tests run with TZ=UTC). */
 #define NOON 1765022400LL
 
-/* The database of the running test: a SQLite path, or a PostgreSQL URL. */
-static char db_path[256];
-
-static int setup_path(void **state)
-{
-    (void)state;
-    testlib_remove_db(testlib_db_path(db_path, sizeof db_path, "incident"));
-    return 0;
-}
-
-static int teardown_path(void **state)
-{
-    return setup_path(state);
-}
-
-/* A new, empty PostgreSQL database for each test. */
-static int setup_pg(void **state)
-{
-    (void)state;
-    testlib_pg_database(db_path, sizeof db_path, "incident");
-    return 0;
-}
-
-/* An agent message of conversation with meta; returns its seq. */
-static int64_t agent_message(struct store *s, int64_t conversation, int64_t agent, const char *meta)
-{
-    struct store_message m;
-    memset(&m, 0, sizeof m);
-    m.conversation = conversation;
-    m.sender = STORE_SENDER_AGENT;
-    m.agent_id = agent;
-    m.text = "We are on it.";
-    m.meta = meta;
-    assert_int_equal(store_message_append(s, &m), 0);
-    return m.seq;
-}
-
 static void test_ids_records_and_search(void **state)
 {
     (void)state;
-    struct store *s = testlib_store(db_path);
-    struct store_user u;
-    memset(&u, 0, sizeof u);
-    snprintf(u.name, sizeof u.name, "Ana");
-    snprintf(u.role, sizeof u.role, "agent");
-    memset(u.token_hash, 'a', sizeof u.token_hash);
-    assert_int_equal(store_user_add(s, &u), 0);
+    struct store *s = testlib_store(testlib_db);
+    struct auth_user u;
+    char token[AUTH_TOKEN_HEX + 1];
+    assert_int_equal(auth_user_create(s, "Ana", AUTH_ROLE_AGENT, "", token, &u), 0);
     struct store_conversation c;
     memset(&c, 0, sizeof c);
     int64_t conv = testlib_conversation(s, &c);
@@ -73,8 +34,9 @@ static void test_ids_records_and_search(void **state)
     char id[INCIDENT_ID_MAX];
     assert_int_equal(incident_id_new(s, NOON, id), 0);
     assert_string_equal(id, "INC-2025-1206-0001");
-    int64_t seq = agent_message(
-        s, conv, u.id, "{\"status_update\":{\"status\":\"investigating\",\"owner\":\"Ana\"}}");
+    int64_t seq =
+        testlib_message(s, conv, STORE_SENDER_AGENT, u.id, "We are on it.",
+                        "{\"status_update\":{\"status\":\"investigating\",\"owner\":\"Ana\"}}");
     assert_int_equal(incident_record(s, id, conv, seq, u.id, "investigating"), 0);
     assert_int_equal(incident_record(s, "INC-2025-1206-0041", conv, seq, u.id, "open"), 0);
     assert_int_equal(incident_id_new(s, NOON, id), 0);
@@ -89,7 +51,7 @@ static void test_ids_records_and_search(void **state)
     assert_string_equal(id, "INC-2025-1207-0001");
 
     /* Found in any case, oldest first, with the message's status update. */
-    int64_t seq2 = agent_message(s, conv, u.id, NULL);
+    int64_t seq2 = testlib_message(s, conv, STORE_SENDER_AGENT, u.id, "We are on it.", NULL);
     assert_int_equal(incident_record(s, "INC-2025-1206-0001", conv, seq2, u.id, "resolved"), 0);
     json_t *out = NULL;
     assert_int_equal(incident_search(s, "inc-2025-1206-0001", &out), 0);
@@ -116,9 +78,8 @@ static void test_ids_records_and_search(void **state)
     store_close(s);
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, setup_path, teardown_path)
-
-#define P(f) cmocka_unit_test_setup_teardown(f, setup_pg, NULL)
+#define T(f) TESTLIB_ON_SQLITE(f)
+#define P(f) TESTLIB_ON_PG(f)
 
 int main(void)
 {

@@ -96,15 +96,29 @@ static int remove_tmp_dir(void **state)
     return 0;
 }
 
-static struct kb *open_memory(void)
+/* The KB at path (":memory:": a new one in memory); fails the test, saying why, when it
+ * cannot be opened. */
+static struct kb *open_kb(const char *path)
 {
     char *err = NULL;
-    struct kb *kb = kb_open(":memory:", &err);
+    struct kb *kb = kb_open(path, &err);
     if (!kb)
         fprintf(stderr, "kb_open: %s\n", err ? err : "?");
     free(err);
     assert_non_null(kb);
     return kb;
+}
+
+static struct kb *open_memory(void)
+{
+    return open_kb(":memory:");
+}
+
+/* The test's KB file in tmp_dir, written into path (cap bytes). Returns path. */
+static const char *kb_file(char *path, size_t cap)
+{
+    snprintf(path, cap, "%s/kb.db", tmp_dir);
+    return path;
 }
 
 static void put(struct kb *kb, const char *id, const char *lang, const char *title,
@@ -739,10 +753,8 @@ static void test_passage(void **state)
 static void test_search_after_put_and_reopen(void **state)
 {
     (void)state;
-    char path[256], *err = NULL;
-    snprintf(path, sizeof path, "%s/kb.db", tmp_dir);
-    struct kb *kb = kb_open(path, &err);
-    assert_non_null(kb);
+    char path[256];
+    struct kb *kb = open_kb(kb_file(path, sizeof path));
     for (int i = 0; i < 400; i++) { /* enough articles for the row budget to apply */
         char id[32], title[64], body[128];
         snprintf(id, sizeof id, "filler-%d", i);
@@ -753,8 +765,7 @@ static void test_search_after_put_and_reopen(void **state)
     put(kb, "invoice", "en", "Downloading an invoice", "Invoices are under Account > Orders.");
     assert_int_equal(rank_of(kb, "download invoice for my order", NULL, "invoice"), 1);
     /* Another connection to the same file edits an article: this one sees it. */
-    struct kb *other = kb_open(path, &err);
-    assert_non_null(other);
+    struct kb *other = open_kb(path);
     put(other, "invoice", "en", "Getting a receipt", "Receipts are under Account > Orders.");
     put(other, "vat", "en", "VAT invoices for companies", "Ask for a VAT invoice at checkout.");
     assert_int_equal(rank_of(kb, "receipt", NULL, "invoice"), 1);
@@ -764,13 +775,13 @@ static void test_search_after_put_and_reopen(void **state)
     assert_int_equal(rank_of(kb, "proof of purchase", NULL, "invoice"), 1);
     kb_close(kb);
     /* Everything is still there after reopening. */
-    kb = kb_open(path, &err);
-    assert_non_null(kb);
+    kb = open_kb(path);
     assert_int_equal(kb_count(kb), 402);
     assert_int_equal(rank_of(kb, "proof of purchase", NULL, "invoice"), 1);
     assert_int_equal(rank_of(kb, "order question number 7", NULL, "filler-7"), 1);
     kb_close(kb);
     /* A path that cannot be opened is an error with a message. */
+    char *err = NULL;
     kb = kb_open("/no/such/dir/kb.db", &err);
     assert_null(kb);
     assert_non_null(err);
@@ -854,10 +865,8 @@ static void assert_all_same(struct kb *a, struct kb *b)
 static void test_postings_match_fts5(void **state)
 {
     (void)state;
-    char path[256], *err = NULL;
-    snprintf(path, sizeof path, "%s/kb.db", tmp_dir);
-    struct kb *kb = kb_open(path, &err);
-    assert_non_null(kb);
+    char path[256];
+    struct kb *kb = open_kb(kb_file(path, sizeof path));
     struct kb_load_report r = {0};
     assert_int_equal(kb_load_path(kb, "kb", &r), 0);
     assert_true(r.n_loaded >= 50);
@@ -889,8 +898,7 @@ static void test_postings_match_fts5(void **state)
     assert_all_same(kb, fts);
 
     /* A fresh connection builds the postings from the FTS5 index. */
-    struct kb *fresh = kb_open(path, &err);
-    assert_non_null(fresh);
+    struct kb *fresh = open_kb(path);
     assert_all_same(fresh, fts);
     /* ... and keeps them current when another connection writes. */
     put(kb, "filler-7", "en", "Gift cards", "Gift cards never expire.");
@@ -906,10 +914,8 @@ static void test_postings_match_fts5(void **state)
 static void test_index_reread_only_for_kb_writes(void **state)
 {
     (void)state;
-    char path[256], *err = NULL;
-    snprintf(path, sizeof path, "%s/kb.db", tmp_dir);
-    struct kb *kb = kb_open(path, &err);
-    assert_non_null(kb);
+    char path[256];
+    struct kb *kb = open_kb(kb_file(path, sizeof path));
     put(kb, "invoice", "en", "Downloading an invoice", "Invoices are under Account > Orders.");
     int64_t reads = kb_index_reads(kb);
     assert_true(reads >= 1);
@@ -930,8 +936,7 @@ static void test_index_reread_only_for_kb_writes(void **state)
     assert_int_equal(rank_of(kb, "vat invoice", NULL, "vat"), 1);
     assert_int_equal(kb_index_reads(kb), reads);
     /* Another KB connection's write is seen, by reading the index again. */
-    struct kb *writer = kb_open(path, &err);
-    assert_non_null(writer);
+    struct kb *writer = open_kb(path);
     put(writer, "receipt", "en", "Getting a receipt", "Receipts come by email.");
     kb_close(writer);
     assert_int_equal(rank_of(kb, "receipt by email", NULL, "receipt"), 1);

@@ -102,6 +102,17 @@ static int parse(const char *json, int format, struct seen *s)
     return kb_import_parse(json, strlen(json), "x.json", format, on_item, on_problem, s);
 }
 
+/* Checks item i of s: its id, language (NULL: not checked) and whether it is published. */
+static void assert_item(const struct seen *s, int i, const char *id, const char *lang,
+                        int is_published)
+{
+    assert_true(i < s->n_items);
+    assert_string_equal(s->ids[i], id);
+    if (lang)
+        assert_string_equal(s->langs[i], lang);
+    assert_int_equal(s->published[i], is_published);
+}
+
 static void test_formats(void **state)
 {
     (void)state;
@@ -114,9 +125,7 @@ static void test_formats(void **state)
         "\"sections\":[{\"id\":7,\"name\":\"Returns\"}]}";
     assert_int_equal(parse(zd, KB_IMPORT_SNIFF, &s), 2);
     assert_int_equal(s.n_items, 1);
-    assert_string_equal(s.ids[0], "zendesk-360001234501");
-    assert_int_equal(s.published[0], 0);
-    assert_string_equal(s.langs[0], "en");
+    assert_item(&s, 0, "zendesk-360001234501", "en", 0);
     assert_string_equal(s.tags[0], "x,Returns");
     assert_string_equal(s.problems[0], "x.json:articles[1]: article 2 has no title");
     assert_non_null(strstr(s.problems[1], "x.json:articles[2]: article 3: language 'xx-yy'"));
@@ -128,12 +137,9 @@ static void test_formats(void **state)
         "\"pt-BR\":{\"title\":\"T pt\",\"body\":\"<p>c</p>\",\"state\":\"draft\"}}}]}";
     assert_int_equal(parse(ic, KB_IMPORT_SNIFF, &s), 0);
     assert_int_equal(s.n_items, 2);
-    assert_string_equal(s.ids[0], "intercom-9");
-    assert_string_equal(s.ids[1], "intercom-9-pt-br");
-    assert_string_equal(s.langs[1], "pt");
+    assert_item(&s, 0, "intercom-9", NULL, 1);
+    assert_item(&s, 1, "intercom-9-pt-br", "pt", 0);
     assert_string_equal(s.original[1], "intercom-9");
-    assert_int_equal(s.published[0], 1);
-    assert_int_equal(s.published[1], 0);
     assert_string_equal(s.tags[1], "collection-5");
 
     const char *fd = "[{\"id\":11,\"title\":\"F\",\"description\":\"<p>d</p>\",\"status\":2,"
@@ -142,11 +148,9 @@ static void test_formats(void **state)
                      "{\"id\":12,\"title\":\"G\",\"description\":\"<p>d</p>\",\"status\":1}]";
     assert_int_equal(parse(fd, KB_IMPORT_SNIFF, &s), 0);
     assert_int_equal(s.n_items, 2);
-    assert_string_equal(s.ids[0], "freshdesk-11");
-    assert_string_equal(s.langs[0], "de");
+    assert_item(&s, 0, "freshdesk-11", "de", 1);
+    assert_item(&s, 1, "freshdesk-12", NULL, 0);
     assert_string_equal(s.tags[0], "t,Billing");
-    assert_int_equal(s.published[0], 1);
-    assert_int_equal(s.published[1], 0);
 
     /* Named formats must match; unknown shapes and bad JSON are whole-file problems. */
     assert_int_equal(parse(ic, KB_IMPORT_ZENDESK, &s), CD_EPARSE);

@@ -91,11 +91,59 @@ static void test_fnv1a_and_suffix(void **state)
     /* Hashing in pieces is hashing the whole. */
     assert_true(cd_fnv1a64(cd_fnv1a64(CD_FNV64_INIT, "foo", 3), "bar", 3) ==
                 cd_fnv1a64(CD_FNV64_INIT, "foobar", 6));
-    assert_true(cd_has_suffix("intents.jsonl", ".jsonl"));
-    assert_false(cd_has_suffix("intents.json", ".jsonl"));
-    assert_true(cd_has_suffix(".md", ".md"));
-    assert_false(cd_has_suffix("md", ".md"));
-    assert_true(cd_has_suffix("x", ""));
+    static const struct testlib_case2 suffixes[] = {
+        {"intents.jsonl", ".jsonl", 1},
+        {"intents.json", ".jsonl", 0},
+        {".md", ".md", 1},
+        {"md", ".md", 0},
+        {"x", "", 1},
+    };
+    TESTLIB_CHECK_CASES2(cd_has_suffix, suffixes);
+}
+
+/* The one ISO 8601 time with milliseconds (log lines, webhook deliveries). */
+static void test_iso_time(void **state)
+{
+    (void)state;
+    char buf[CD_ISO_TIME_MAX];
+    assert_string_equal(cd_iso_time_ms(0, buf, sizeof buf), "1970-01-01T00:00:00.000Z");
+    assert_string_equal(cd_iso_time_ms(1796545646123LL, buf, sizeof buf),
+                        "2026-12-06T08:27:26.123Z");
+}
+
+/* The one HTML escaper: pages and SVG. */
+static void test_html_escape(void **state)
+{
+    (void)state;
+    struct cd_buf b = {0};
+    assert_int_equal(cd_html_escape(&b, "a\"b'c<d>&", 9), 0);
+    assert_string_equal(b.data, "a&quot;b&#39;c&lt;d&gt;&amp;");
+    cd_buf_free(&b);
+}
+
+/* The one array resize: grows and shrinks, keeps the elements, refuses an overflowing size
+ * and leaves the array as it was. */
+static void test_resize(void **state)
+{
+    (void)state;
+    int *a = NULL;
+    assert_int_equal(cd_resize(&a, 4, sizeof *a), 0);
+    assert_non_null(a);
+    for (int i = 0; i < 4; i++)
+        a[i] = i * 10;
+    assert_int_equal(cd_resize(&a, 1000, sizeof *a), 0);
+    assert_int_equal(a[3], 30);
+    int *before = a;
+    assert_int_equal(cd_resize(&a, SIZE_MAX / 2, sizeof *a), CD_ENOMEM);
+    assert_ptr_equal(a, before);
+    assert_int_equal(cd_resize(&a, 2, sizeof *a), 0);
+    assert_int_equal(a[1], 10);
+    /* Grown with zeroes after what was there. */
+    assert_int_equal(cd_resize_zeroed(&a, 2, 64, sizeof *a), 0);
+    assert_int_equal(a[1], 10);
+    for (int i = 2; i < 64; i++)
+        assert_int_equal(a[i], 0);
+    free(a);
 }
 
 /* Log lines: valid UTF-8 kept, invalid bytes replaced. */
@@ -121,6 +169,9 @@ int main(void)
                     cmocka_unit_test(test_json_string_matches_jansson),
                     cmocka_unit_test(test_json_numbers_match_jansson),
                     cmocka_unit_test(test_fnv1a_and_suffix),
+                    cmocka_unit_test(test_resize),
+                    cmocka_unit_test(test_html_escape),
+                    cmocka_unit_test(test_iso_time),
                     cmocka_unit_test(test_json_string_utf8),
                 });
 }

@@ -19,29 +19,6 @@
 #include "testlib.h"
 #include "webhook.h"
 
-/* The database of the running test: a SQLite path, or a PostgreSQL URL. */
-static char db_path[256];
-
-static int setup_path(void **state)
-{
-    (void)state;
-    testlib_remove_db(testlib_db_path(db_path, sizeof db_path, "webhook"));
-    return 0;
-}
-
-static int teardown_path(void **state)
-{
-    return setup_path(state);
-}
-
-/* A new, empty PostgreSQL database for each test. */
-static int setup_pg(void **state)
-{
-    (void)state;
-    testlib_pg_database(db_path, sizeof db_path, "webhook");
-    return 0;
-}
-
 static void test_signature(void **state)
 {
     (void)state;
@@ -153,7 +130,7 @@ static void test_outbox_order(void **state)
 {
     (void)state;
     char *err = NULL;
-    struct store *s = store_open(db_path, NULL, &err);
+    struct store *s = store_open(testlib_db, NULL, &err);
     assert_non_null(s);
     struct store_conversation c;
     memset(&c, 0, sizeof c);
@@ -222,11 +199,11 @@ static void test_outbox_claim(void **state)
 {
     (void)state;
     char *err = NULL;
-    struct store *a = store_open(db_path, NULL, &err);
+    struct store *a = store_open(testlib_db, NULL, &err);
     assert_non_null(a);
-    struct store *b = store_open(db_path, NULL, &err); /* another node's delivery thread */
+    struct store *b = store_open(testlib_db, NULL, &err); /* another node's delivery thread */
     assert_non_null(b);
-    int is_pg = store_target_is_postgres(db_path);
+    int is_pg = store_target_is_postgres(testlib_db);
     struct store_conversation c;
     memset(&c, 0, sizeof c);
     assert_int_equal(store_conversation_create(a, &c), 0);
@@ -287,7 +264,7 @@ static void test_events_in_the_change_transaction(void **state)
                         NULL};
     struct webhook *wh = from_settings(kv, &err);
     assert_non_null(wh);
-    struct store *s = store_open(db_path, NULL, &err);
+    struct store *s = store_open(testlib_db, NULL, &err);
     assert_non_null(s);
     webhook_observe(wh, s);
 
@@ -313,12 +290,7 @@ static void test_events_in_the_change_transaction(void **state)
     assert_int_equal(count_events(s, "conversation.handoff"), 1);
     assert_int_equal(store_conversation_claim(s, c.id, 7, 1000), 0);
     assert_int_equal(count_events(s, "conversation.assigned"), 1);
-    struct store_message m;
-    memset(&m, 0, sizeof m);
-    m.conversation = c.id;
-    m.sender = STORE_SENDER_CUSTOMER;
-    m.text = "my card **** **** **** 4242";
-    assert_int_equal(store_message_append(s, &m), 0);
+    testlib_message(s, c.id, STORE_SENDER_CUSTOMER, 0, "my card **** **** **** 4242", NULL);
     assert_int_equal(count_events(s, "message.created"), 1);
     assert_int_equal(store_conversation_get(s, c.id, &c), 0);
     c.state = STORE_STATE_CLOSED;
@@ -360,12 +332,12 @@ static void test_article_event(void **state)
     const char *kv[] = {"webhook-url", "https://crm.example.com/hook", "webhook-secret", "s", NULL};
     struct webhook *wh = from_settings(kv, &err);
     assert_non_null(wh);
-    struct store *s = store_open(db_path, NULL, &err);
+    struct store *s = store_open(testlib_db, NULL, &err);
     assert_non_null(s);
     char kb_apart[256];
     testlib_remove_db(testlib_db_path(kb_apart, sizeof kb_apart, "webhook-kb"));
-    const char *kb_paths[2] = {kb_apart, db_path};
-    int n_kbs = store_target_is_postgres(db_path) ? 1 : 2;
+    const char *kb_paths[2] = {kb_apart, testlib_db};
+    int n_kbs = store_target_is_postgres(testlib_db) ? 1 : 2;
     int n_events = 0;
     for (int k = 0; k < n_kbs; k++) {
         struct kb *kb = kb_open(kb_paths[k], &err);
@@ -395,9 +367,8 @@ static void test_article_event(void **state)
     webhook_free(wh);
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, setup_path, teardown_path)
-
-#define P(f) cmocka_unit_test_setup_teardown(f, setup_pg, NULL)
+#define T(f) TESTLIB_ON_SQLITE(f)
+#define P(f) TESTLIB_ON_PG(f)
 
 int main(void)
 {

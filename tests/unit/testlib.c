@@ -8,9 +8,11 @@
 #include "testlib.h"
 
 #include "../../src/db.h"
+#include "backup.h"
 
 #include <sqlite3.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,18 +20,48 @@
 
 void testlib_remove_db(const char *path)
 {
-    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
-    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
-        char p[512];
-        snprintf(p, sizeof p, "%s%s", path, suffixes[i]);
-        unlink(p);
-    }
+    backup_remove_database(path);
+}
+
+void testlib_check_cases(const char *name, int (*check)(const char *),
+                         const struct testlib_case *cases, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!check(cases[i].in) != !cases[i].is_true)
+            fail_msg("%s(\"%s\") should be %s", name, cases[i].in ? cases[i].in : "(null)",
+                     cases[i].is_true ? "true" : "false");
+}
+
+void testlib_check_cases2(const char *name, int (*check)(const char *, const char *),
+                          const struct testlib_case2 *cases, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!check(cases[i].a, cases[i].b) != !cases[i].is_true)
+            fail_msg("%s(\"%s\", \"%s\") should be %s", name, cases[i].a, cases[i].b,
+                     cases[i].is_true ? "true" : "false");
 }
 
 char *testlib_db_path(char *out, size_t cap, const char *name)
 {
     snprintf(out, cap, "/tmp/cd-test-%s-%d.db", name, (int)getpid());
     return out;
+}
+
+char testlib_db[256];
+
+int testlib_db_sqlite(void **state)
+{
+    (void)state;
+    testlib_remove_db(
+        testlib_db_path(testlib_db, sizeof testlib_db, program_invocation_short_name));
+    return 0;
+}
+
+int testlib_db_pg(void **state)
+{
+    (void)state;
+    testlib_pg_database(testlib_db, sizeof testlib_db, program_invocation_short_name);
+    return 0;
 }
 
 void testlib_write_file(const char *dir, const char *name, const char *text)
@@ -65,6 +97,20 @@ int64_t testlib_conversation(struct store *s, struct store_conversation *c)
     return c->id;
 }
 
+int64_t testlib_message(struct store *s, int64_t conversation, int sender, int64_t agent_id,
+                        const char *text, const char *meta)
+{
+    struct store_message m;
+    memset(&m, 0, sizeof m);
+    m.conversation = conversation;
+    m.sender = sender;
+    m.agent_id = agent_id;
+    m.text = text;
+    m.meta = meta;
+    assert_int_equal(store_message_append(s, &m), 0);
+    return m.seq;
+}
+
 struct intents *testlib_intents(const char *const *jsons, size_t n, const char *source)
 {
     struct intents *set = intents_new();
@@ -91,58 +137,15 @@ void testlib_assert_has_all(const char *text, const char *const *want)
             fail_msg("missing \"%s\" in:\n%s", *want, text);
 }
 
-/* Makes room in the array *items (capacity *cap) for element number n; doubles, from first. */
-static void grow(void **items, int *cap, int n, size_t size, int first)
+void testlib_fail(const char *fmt, ...)
 {
-    if (n < *cap)
-        return;
-    int want = *cap ? *cap * 2 : first;
-    void *p = realloc(*items, (size_t)want * size);
-    assert_non_null(p);
-    *items = p;
-    *cap = want;
-}
-
-static void io_send(void *ctx, uint64_t conn, const char *frame, size_t len)
-{
-    struct testlib_io *io = ctx;
-    grow((void **)&io->frames, &io->cap, io->n, sizeof *io->frames, 256);
-    char *text = malloc(len + 1);
-    assert_non_null(text);
-    memcpy(text, frame, len);
-    text[len] = '\0';
-    io->frames[io->n++] = (struct testlib_frame){conn, text, len};
-}
-
-static void io_close(void *ctx, uint64_t conn, int code, const char *reason)
-{
-    struct testlib_io *io = ctx;
-    if (io->is_close_fatal)
-        fail_msg("connection %llu closed with %d (%s)", (unsigned long long)conn, code,
-                 reason ? reason : "");
-    grow((void **)&io->closes, &io->cap_closed, io->n_closed, sizeof *io->closes, 16);
-    io->closes[io->n_closed++] = (struct testlib_close){conn, code, io->n};
-}
-
-struct chat_io testlib_chat_io(struct testlib_io *io)
-{
-    struct chat_io c;
-    memset(&c, 0, sizeof c);
-    c.send = io_send;
-    c.close = io_close;
-    c.ctx = io;
-    return c;
-}
-
-void testlib_io_reset(struct testlib_io *io)
-{
-    for (int i = 0; i < io->n; i++)
-        free(io->frames[i].text);
-    free(io->frames);
-    free(io->closes);
-    int is_close_fatal = io->is_close_fatal;
-    memset(io, 0, sizeof *io);
-    io->is_close_fatal = is_close_fatal;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fail_msg("%s", msg);
+    abort(); /* not reached: fail_msg() does not return */
 }
 
 /* ---- PostgreSQL ---- */

@@ -44,6 +44,14 @@ export async function connect(url, { origin, headers = {}, timeoutMs = 5000, ins
       });
     },
     cursor: 0,
+    // Resolves once the replay a resume's welcome announced has arrived: the stored frames up
+    // to welcome.seq (at once when it announced none).
+    async replayed(welcome, { timeoutMs: t = 5000 } = {}) {
+      if (welcome.seq > 0) {
+        await c.next((f) => f.type !== 'welcome' && typeof f.seq === 'number' && f.seq >= welcome.seq,
+          { timeoutMs: t });
+      }
+    },
     // Resolves with { code, reason } when the socket closes.
     whenClosed({ timeoutMs: t = 5000 } = {}) {
       return new Promise((resolve, reject) => {
@@ -77,6 +85,33 @@ export async function connect(url, { origin, headers = {}, timeoutMs = 5000, ins
     ws.once('error', (e) => { clearTimeout(timer); reject(e); });
   });
   return c;
+}
+
+// A customer on server s's /chat that says hello (none when hello is null) and keeps the
+// answer, a welcome or an error, as c.welcome.
+export async function openCustomer(s, hello = { type: 'hello', lang: 'en', name: 'Sam' }) {
+  const c = await connect(`${s.wsUrl}/chat`);
+  if (hello) {
+    c.send(hello);
+    c.welcome = await c.next((f) => f.type === 'welcome' || f.type === 'error');
+  }
+  return c;
+}
+
+// An agent on server s's /agent, signed in with token; the answer, ready or an error, is a.ready.
+export async function openAgent(s, token) {
+  const a = await connect(`${s.wsUrl}/agent`);
+  a.send({ type: 'auth', token });
+  a.ready = await a.next((f) => f.type === 'ready' || f.type === 'error');
+  return a;
+}
+
+// Sends customer c the message text with client id id; resolves with the answer to it: the
+// bot's reply, the ack of a message for an agent, or an error.
+export function ask(c, id, text) {
+  c.send({ type: 'message', id, text });
+  return c.next((f) => (f.type === 'reply' || f.type === 'ack' || f.type === 'error')
+    && (f.reply_to === id || f.type === 'error'));
 }
 
 // An agent's whole turn on a queued conversation: claims it, sends text,

@@ -57,13 +57,16 @@ export function runCaredesk(args, { cwd = repoRoot, env = {}, input } = {}) {
 }
 
 // Runs `caredesk user add NAME --role ROLE [--skills SKILLS] --db DB` and
-// returns the access token it prints (its last line). Throws when it fails.
+// returns the access token it prints (its last line: 64 hex digits). Throws
+// when it fails or prints no token.
 export async function addUser(db, name, role, skills) {
   const args = ['user', 'add', name, '--role', role, '--db', db];
   if (skills) args.push('--skills', skills);
   const r = await runCaredesk(args);
   if (r.code !== 0) throw new Error(`caredesk user add ${name} exited ${r.code}: ${r.stderr}`);
-  return r.stdout.trim().split('\n').pop().trim();
+  const token = r.stdout.trim().split('\n').pop().trim();
+  if (!/^[0-9a-f]{64}$/.test(token)) throw new Error(`caredesk user add ${name} printed no token: ${r.stdout}`);
+  return token;
 }
 
 // Options: args (extra flags), env (extra environment), dir (reuse a temp
