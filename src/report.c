@@ -14,6 +14,7 @@
 #include "config.h"
 #include "store_db.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,18 +222,32 @@ static int grow(void **items, int n, int *cap, size_t size)
     return 0;
 }
 
+/* Appends a zeroed row of size bytes to *items (n rows, room for *cap), with name copied into
+ * the char[name_cap] at name_offset. Returns the row, or NULL when out of memory (nothing
+ * added). */
+static void *row_append(void **items, int *n, int *cap, size_t size, size_t name_offset,
+                        size_t name_cap, const char *name)
+{
+    if (grow(items, *n, cap, size))
+        return NULL;
+    char *row = (char *)*items + (size_t)(*n)++ * size;
+    memset(row, 0, size);
+    snprintf(row + name_offset, name_cap, "%s", name);
+    return row;
+}
+
+/* row_append() for an array of type whose name is in its char[] field. */
+#define ROW_APPEND(items, n, cap, type, field, name)                                               \
+    ((type *)row_append((void **)(items), (n), (cap), sizeof(type), offsetof(type, field),         \
+                        sizeof(((type *)0)->field), (name)))
+
 /* The rate named name in *items (added, zeroed, if missing), or NULL when out of memory. */
 static struct report_rate *rate_row(struct report_rate **items, int *n, int *cap, const char *name)
 {
     for (int i = 0; i < *n; i++)
         if (!strcmp((*items)[i].name, name))
             return &(*items)[i];
-    if (grow((void **)items, *n, cap, sizeof **items))
-        return NULL;
-    struct report_rate *r = &(*items)[(*n)++];
-    memset(r, 0, sizeof *r);
-    snprintf(r->name, sizeof r->name, "%s", name);
-    return r;
+    return ROW_APPEND(items, n, cap, struct report_rate, name, name);
 }
 
 static void rate_add(struct report_rate *r, int is_met)
@@ -503,12 +518,9 @@ static struct report_handle *handle_row(struct report_handle **items, int *n, in
     for (int i = 0; i < *n; i++)
         if (!strcmp((*items)[i].name, name) && (*items)[i].agent_id == agent_id)
             return &(*items)[i];
-    if (grow((void **)items, *n, cap, sizeof **items))
-        return NULL;
-    struct report_handle *r = &(*items)[(*n)++];
-    memset(r, 0, sizeof *r);
-    snprintf(r->name, sizeof r->name, "%s", name);
-    r->agent_id = agent_id;
+    struct report_handle *r = ROW_APPEND(items, n, cap, struct report_handle, name, name);
+    if (r)
+        r->agent_id = agent_id;
     return r;
 }
 
@@ -638,12 +650,9 @@ static struct report_sla *sla_row(const struct report_settings *rs, struct repor
     for (int i = 0; i < *n; i++)
         if (!strcmp((*items)[i].queue, queue))
             return &(*items)[i];
-    if (grow((void **)items, *n, cap, sizeof **items))
-        return NULL;
-    struct report_sla *r = &(*items)[(*n)++];
-    memset(r, 0, sizeof *r);
-    snprintf(r->queue, sizeof r->queue, "%s", queue);
-    targets_for(rs, queue, &r->first_response_target_s, &r->resolution_target_s);
+    struct report_sla *r = ROW_APPEND(items, n, cap, struct report_sla, queue, queue);
+    if (r)
+        targets_for(rs, queue, &r->first_response_target_s, &r->resolution_target_s);
     return r;
 }
 
@@ -854,13 +863,9 @@ static int compute_nps(struct store *s, int64_t since_s, int64_t until_s, struct
         for (int i = 0; i < out->n_by_driver && !g; i++)
             if (!strcmp(out->by_driver[i].name, driver))
                 g = &out->by_driver[i];
-        if (!g) {
-            if (grow((void **)&out->by_driver, out->n_by_driver, &cap_d, sizeof *g))
-                break;
-            g = &out->by_driver[out->n_by_driver++];
-            memset(g, 0, sizeof *g);
-            snprintf(g->name, sizeof g->name, "%s", driver);
-        }
+        if (!g && !(g = ROW_APPEND(&out->by_driver, &out->n_by_driver, &cap_d,
+                                   struct report_nps_group, name, driver)))
+            break;
         nps_add(g, score);
         const char *comment = db_col_text(stmt, 2);
         if (comment && *comment && out->n_verbatims < MAX_VERBATIMS) {
@@ -943,6 +948,19 @@ static int compute_drivers(struct store *s, int64_t since_s, int64_t until_s, st
     return rc;
 }
 
+/* Steps stmt, a bound SELECT count(*), sets *n_out to its count and finalizes it. Returns 0
+ * or CD_E*. */
+static int count_and_finalize(struct db_stmt *stmt, int64_t *n_out)
+{
+    int rc = db_step(stmt);
+    if (rc == DB_ROW) {
+        *n_out = db_col_int64(stmt, 0);
+        rc = DB_DONE;
+    }
+    db_finalize(stmt);
+    return step_done(rc);
+}
+
 int report_backlog(struct store *s, int64_t at_s, int64_t *n_out)
 {
     static const char sql[] = "SELECT count(*) FROM conversations WHERE created_s < ?1"
@@ -952,15 +970,8 @@ int report_backlog(struct store *s, int64_t at_s, int64_t *n_out)
     struct db_stmt *stmt = prepare(s, sql, NULL);
     if (!stmt)
         return CD_EIO;
-    int rc;
     db_bind_int64(stmt, 1, at_s);
-    rc = db_step(stmt);
-    if (rc == DB_ROW) {
-        *n_out = db_col_int64(stmt, 0);
-        rc = DB_DONE;
-    }
-    db_finalize(stmt);
-    return step_done(rc);
+    return count_and_finalize(stmt, n_out);
 }
 
 /* Conversations about driver created in [since_s, until_s), counted as
@@ -974,17 +985,10 @@ int report_driver_count(struct store *s, int64_t since_s, int64_t until_s, const
     struct db_stmt *stmt = prepare(s, sql, NULL);
     if (!stmt)
         return CD_EIO;
-    int rc;
     db_bind_int64(stmt, 1, since_s);
     db_bind_int64(stmt, 2, until_s);
     db_bind_text(stmt, 3, driver);
-    rc = db_step(stmt);
-    if (rc == DB_ROW) {
-        *n_out = db_col_int64(stmt, 0);
-        rc = DB_DONE;
-    }
-    db_finalize(stmt);
-    return step_done(rc);
+    return count_and_finalize(stmt, n_out);
 }
 
 /* ---- QA ---- */
