@@ -758,6 +758,25 @@ struct db *store_db(struct store *s)
     return s->db;
 }
 
+struct db_stmt *store_db_prepare(struct store *s, const char *sql, const char *pg_sql)
+{
+    char *err = NULL;
+    struct db_stmt *stmt = db_prepare2(s->db, sql, pg_sql, &err);
+    free(err);
+    return stmt;
+}
+
+struct db_stmt *store_db_prepare_window(struct store *s, const char *sql, const char *pg_sql,
+                                        int64_t since_s, int64_t until_s)
+{
+    struct db_stmt *stmt = store_db_prepare(s, sql, pg_sql);
+    if (stmt) {
+        db_bind_int64(stmt, 1, since_s);
+        db_bind_int64(stmt, 2, until_s);
+    }
+    return stmt;
+}
+
 void **store_outbox_slot(struct store *s)
 {
     return &s->outbox;
