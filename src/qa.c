@@ -188,6 +188,17 @@ int qa_score(const struct qa_rubric *r, const json_t *scores, double *score_out,
     return 0;
 }
 
+/* Ends a query whose rows went into the JSON value rows: finalizes st and returns
+ * store_db_step_status(step), its last db_step()'s result. On failure rows is released. */
+static int end_rows(struct db_stmt *st, int step, json_t *rows)
+{
+    int rc = store_db_step_status(step);
+    db_finalize(st);
+    if (rc)
+        json_decref(rows);
+    return rc;
+}
+
 /* ---- sampling ---- */
 
 /* splitmix64: the sampling key of a conversation under a seed. */
@@ -418,10 +429,7 @@ int qa_sample_list(struct store *s, const char *week, int64_t reviewer_id, json_
                                               "audits", (json_int_t)db_col_int64(st, 5),
                                               "reviewed_by_me", db_col_int(st, 6)));
     }
-    rc = store_db_step_status(rc);
-    db_finalize(st);
-    if (rc) {
-        json_decref(list);
+    if ((rc = end_rows(st, rc, list)) != 0) {
         json_decref(seed);
         return rc;
     }
@@ -556,12 +564,8 @@ int qa_audits_list(struct store *s, int64_t agent_id, int64_t since_s, int64_t u
     json_t *list = json_array();
     while ((rc = db_step(st)) == DB_ROW)
         json_array_append_new(list, audit_row(st));
-    rc = store_db_step_status(rc);
-    db_finalize(st);
-    if (rc) {
-        json_decref(list);
+    if ((rc = end_rows(st, rc, list)) != 0)
         return rc;
-    }
     *out = json_pack("{s:o}", "audits", list);
     return *out ? 0 : CD_ENOMEM;
 }
@@ -596,12 +600,8 @@ int qa_calibration(struct store *s, const struct qa_rubric *r, int64_t since_s, 
         json_t *a = audit_row(st);
         json_array_append_new(reviews, a);
     }
-    rc = store_db_step_status(rc);
-    db_finalize(st);
-    if (rc) {
-        json_decref(convs);
+    if ((rc = end_rows(st, rc, convs)) != 0)
         return rc;
-    }
     /* Spread per criterion and conversation, and its mean per criterion. */
     double *sum_spread = calloc((size_t)r->n_criteria + 1, sizeof *sum_spread);
     int *n_spread = calloc((size_t)r->n_criteria + 1, sizeof *n_spread);
@@ -729,12 +729,8 @@ int qa_scores(struct store *s, int64_t agent_id, int64_t since_s, int64_t until_
     }
     FLUSH_WEEK();
 #undef FLUSH_WEEK
-    rc = store_db_step_status(rc);
-    db_finalize(st);
-    if (rc) {
-        json_decref(agents);
+    if ((rc = end_rows(st, rc, agents)) != 0)
         return rc;
-    }
     *out = json_pack("{s:o}", "agents", agents);
     return *out ? 0 : CD_ENOMEM;
 }

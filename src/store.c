@@ -331,6 +331,19 @@ static int run_returning(struct db_stmt *stmt, int64_t *out)
 
 /* ---- open, close, transactions ---- */
 
+int store_schema_check(int version, char **err)
+{
+    if (version <= STORE_SCHEMA_VERSION)
+        return 0;
+    if (err) {
+        *err = malloc(128);
+        if (*err)
+            snprintf(*err, 128, "database schema version %d is newer than this caredesk (%d)",
+                     version, STORE_SCHEMA_VERSION);
+    }
+    return CD_EINVAL;
+}
+
 int store_target_is_postgres(const char *target)
 {
     return db_target_is_postgres(target);
