@@ -518,7 +518,5 @@ int main(void)
         P(test_sample_in_a_transaction),
         cmocka_unit_test_setup_teardown(test_text_order, setup_pg_icu, NULL),
     };
-    int failed = cmocka_run_group_tests_name("qa on SQLite", on_sqlite, setup, NULL);
-    failed += cmocka_run_group_tests_name("qa on PostgreSQL", on_postgres, setup, NULL);
-    return failed;
+    TESTLIB_RUN_BOTH("qa", on_sqlite, on_postgres, setup);
 }

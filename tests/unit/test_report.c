@@ -599,7 +599,5 @@ int main(void)
     const struct CMUnitTest on_postgres[] = {
         P(test_fcr), P(test_handle_time), P(test_sla), P(test_nps_and_drivers), P(test_week_report),
     };
-    int failed = cmocka_run_group_tests_name("report on SQLite", on_sqlite, NULL, NULL);
-    failed += cmocka_run_group_tests_name("report on PostgreSQL", on_postgres, NULL, NULL);
-    return failed;
+    TESTLIB_RUN_BOTH("report", on_sqlite, on_postgres, NULL);
 }

@@ -35,6 +35,17 @@ static int64_t new_conversation(struct store *s, unsigned char fill, const char 
     return c.id;
 }
 
+/* Puts conversation id in the queue (queued at 90 s), as a handoff does. */
+static void enqueue(struct store *s, int64_t id)
+{
+    struct store_conversation c;
+    assert_int_equal(store_conversation_get(s, id, &c), 0);
+    c.state = STORE_STATE_QUEUED;
+    c.queued_s = 90;
+    assert_int_equal(store_conversation_update(s, &c), 0);
+    store_conversation_clear(&c);
+}
+
 static int64_t append(struct store *s, int64_t conv, int sender, const char *client_id,
                       const char *text)
 {
@@ -350,12 +361,8 @@ static void test_claim_once(void **state)
     struct store *s = testlib_store(testlib_db);
     int64_t a = new_conversation(s, 6, NULL);
     assert_int_equal(store_conversation_claim(s, a, 7, 100), CD_EBUSY); /* not queued */
+    enqueue(s, a);
     struct store_conversation c;
-    assert_int_equal(store_conversation_get(s, a, &c), 0);
-    c.state = STORE_STATE_QUEUED;
-    c.queued_s = 90;
-    assert_int_equal(store_conversation_update(s, &c), 0);
-    store_conversation_clear(&c);
     assert_int_equal(store_conversation_claim(s, a, 7, 100), 0);
     assert_int_equal(store_conversation_claim(s, a, 8, 101), CD_EBUSY);
     assert_int_equal(store_conversation_claim(s, 99999, 8, 101), CD_ENOTFOUND);
@@ -735,12 +742,7 @@ static void test_claim_within_capacity(void **state)
     int64_t ids[3];
     for (int i = 0; i < 3; i++) {
         ids[i] = new_conversation(n1, (unsigned char)(80 + i), NULL);
-        struct store_conversation c;
-        assert_int_equal(store_conversation_get(n1, ids[i], &c), 0);
-        c.state = STORE_STATE_QUEUED;
-        c.queued_s = 90;
-        assert_int_equal(store_conversation_update(n1, &c), 0);
-        store_conversation_clear(&c);
+        enqueue(n1, ids[i]);
     }
     assert_int_equal(store_conversation_claim_within(n1, ids[0], 9, 100, 2), 0);
     assert_int_equal(store_conversation_claim_within(n2, ids[1], 9, 100, 2), 0);
@@ -884,12 +886,8 @@ static void test_pg_claim_across_nodes(void **state)
     struct store *n1 = testlib_store(testlib_db);
     struct store *n2 = testlib_store(testlib_db);
     int64_t a = new_conversation(n1, 73, NULL);
+    enqueue(n1, a);
     struct store_conversation c;
-    assert_int_equal(store_conversation_get(n1, a, &c), 0);
-    c.state = STORE_STATE_QUEUED;
-    c.queued_s = 90;
-    assert_int_equal(store_conversation_update(n1, &c), 0);
-    store_conversation_clear(&c);
     assert_int_equal(store_conversation_claim(n2, a, 8, 100), 0);
     assert_int_equal(store_conversation_claim(n1, a, 7, 100), CD_EBUSY);
     assert_int_equal(store_conversation_get(n1, a, &c), 0);
@@ -1004,7 +1002,5 @@ int main(void)
         P(test_pg_reconnects),
         P(test_pg_schema_versions),
     };
-    int failed = cmocka_run_group_tests_name("store on SQLite", on_sqlite, NULL, NULL);
-    failed += cmocka_run_group_tests_name("store on PostgreSQL", on_postgres, NULL, NULL);
-    return failed;
+    TESTLIB_RUN_BOTH("store", on_sqlite, on_postgres, NULL);
 }
