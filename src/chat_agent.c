@@ -253,6 +253,20 @@ static void agent_claim(struct chat *chat, struct conn *k, json_t *o)
     if (chat_need_int(chat, id, o, "conversation", 1, INT64_MAX, &conv_id) < 0)
         return;
     struct conv *c = chat_conv_cached(chat, conv_id);
+    if (!c && chat->settings.is_shared_store) {
+        /* Several nodes: another node's claim may have taken it out of this node's memory
+         * just before this one came: the store says which. */
+        struct store_conversation rec;
+        if (store_conversation_get(chat->store, conv_id, &rec) == 0) {
+            int is_taken = rec.state == STORE_STATE_WITH_AGENT;
+            store_conversation_clear(&rec);
+            if (is_taken) {
+                chat_emit_error(chat, id, "already_claimed", "another agent took it first", NULL,
+                                conv_id);
+                return;
+            }
+        }
+    }
     if (!c || (c->rec.state != STORE_STATE_QUEUED && c->rec.state != STORE_STATE_WITH_AGENT)) {
         chat_emit_error(chat, id, "not_found", "no such waiting conversation", NULL, conv_id);
         return;
