@@ -280,10 +280,8 @@ static int postings_reserve(struct postings *p, uint32_t extra)
     uint32_t cap = p->cap ? p->cap : 8;
     while (cap < p->n + extra)
         cap *= 2;
-    uint32_t *w = realloc(p->w, (size_t)cap * sizeof *w);
-    if (!w)
+    if (cd_resize(&p->w, cap, sizeof *p->w))
         return CD_ENOMEM;
-    p->w = w;
     p->cap = cap;
     return 0;
 }
@@ -301,10 +299,8 @@ static int postings_add(struct df_map *m, const struct df_entry *e, uint32_t rid
         if (p->n > 0 && rid <= p->max_rid) {
             if (m->n_moved == m->cap_moved) {
                 uint32_t cap = m->cap_moved ? m->cap_moved * 2 : 64;
-                uint32_t *moved = realloc(m->moved, (size_t)cap * sizeof *moved);
-                if (!moved)
+                if (cd_resize(&m->moved, cap, sizeof *m->moved))
                     return CD_ENOMEM;
-                m->moved = moved;
                 m->cap_moved = cap;
             }
             m->moved[m->n_moved++] = e->term_id;
