@@ -206,19 +206,28 @@ struct df_entry *kb_df_find(struct df_map *m, const char *stem, size_t n, int cr
     return e;
 }
 
+/* Grows the per-row table at rows (a T **, *n_rows elements of size bytes) to cover row rid,
+ * doubling from 1024, with the new rows zeroed. Returns 0 or CD_ENOMEM (table unchanged). */
+static int rows_cover(void *rows, int64_t *n_rows, int64_t rid, size_t size)
+{
+    if (rid < *n_rows)
+        return 0;
+    int64_t n = *n_rows ? *n_rows : 1024;
+    while (n <= rid)
+        n *= 2;
+    if (cd_resize_zeroed(rows, (size_t)*n_rows, (size_t)n, size))
+        return CD_ENOMEM;
+    *n_rows = n;
+    return 0;
+}
+
 /* Records the column lengths of row rid (all zero: the row is gone). */
 static int df_set_lens(struct df_map *m, int64_t rid, const int *lens)
 {
     if (rid < 0 || rid > INT32_MAX)
         return CD_EINVAL;
-    if (rid >= m->n_lens) {
-        int64_t n = m->n_lens ? m->n_lens : 1024;
-        while (n <= rid)
-            n *= 2;
-        if (cd_resize_zeroed(&m->lens, (size_t)m->n_lens, (size_t)n, sizeof *m->lens))
-            return CD_ENOMEM;
-        m->n_lens = n;
-    }
+    if (rows_cover(&m->lens, &m->n_lens, rid, sizeof *m->lens))
+        return CD_ENOMEM;
     for (int c = 0; c < KB_N_COLS; c++)
         m->lens[rid].len[c] = lens[c] < 0 ? 0 : lens[c];
     return 0;
@@ -229,16 +238,10 @@ static int df_set_qterms(struct df_map *m, int64_t rid, const char *qterms, size
 {
     if (rid < 0 || rid > INT32_MAX)
         return CD_EINVAL;
-    if (rid >= m->n_qterms) {
-        if (!qterms)
-            return 0;
-        int64_t cap = m->n_qterms ? m->n_qterms : 1024;
-        while (cap <= rid)
-            cap *= 2;
-        if (cd_resize_zeroed(&m->qterms, (size_t)m->n_qterms, (size_t)cap, sizeof *m->qterms))
-            return CD_ENOMEM;
-        m->n_qterms = cap;
-    }
+    if (rid >= m->n_qterms && !qterms)
+        return 0;
+    if (rows_cover(&m->qterms, &m->n_qterms, rid, sizeof *m->qterms))
+        return CD_ENOMEM;
     char *copy = qterms ? cd_strndup(qterms, n) : NULL;
     if (qterms && !copy)
         return CD_ENOMEM;
