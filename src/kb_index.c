@@ -93,9 +93,7 @@ static void df_map_clear(struct df_map *m)
 {
     free(m->slots);
     free(m->lens);
-    for (int64_t i = 0; i < m->n_qterms; i++)
-        free(m->qterms[i]);
-    free(m->qterms);
+    kb_strings_free(m->qterms, (size_t)m->n_qterms);
     for (uint32_t i = 0; i < m->n_posts; i++)
         free(m->posts[i].w);
     free(m->posts);
