@@ -15,12 +15,10 @@
 # Environment: BUILD, CAREDESK_BIN, BENCH_CONNECTIONS (1000), BENCH_SECONDS (5).
 set -u
 cd "$(dirname "$0")/.."
-BUILD=${BUILD:-build}
-BIN=${CAREDESK_BIN:-$PWD/$BUILD/caredesk}
+. bench/lib.sh
 N=${BENCH_CONNECTIONS:-1000}
 SECS=${BENCH_SECONDS:-5}
-LOADGEN=$BUILD/bench/loadgen
-. bench/lib.sh
+bench_need_loadgen 60-cluster bench
 bench_begin /tmp/caredesk-bench-XXXXXX
 PGDIR=$(mktemp -d /tmp/caredesk-bench-pg-XXXXXX)
 trap 'bench_cleanup; scripts/pg-cluster.sh stop "$PGDIR"' EXIT
@@ -46,7 +44,7 @@ d = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
 print(int(d["msgs_per_s"] * d["replies"] / d["responses"]) if d["responses"] else 0)' "$1"; }
 
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) before the run"
-serve_flags=(--kb kb --intents intents --agent-capacity 100)
+serve_flags=(--kb "$KB" --intents "$INTENTS" --agent-capacity 100)
 cmd="$LOADGEN --path /chat --mode chat --connections $N --duration $SECS --warmup 1"
 
 echo "-- 1. one node, $N connections, flat out: SQLite, then PostgreSQL"

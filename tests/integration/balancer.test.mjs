@@ -10,7 +10,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startServer, fixtures, addUser } from './lib/server.mjs';
-import { connect } from './lib/client.mjs';
+import { openCustomer } from './lib/client.mjs';
 import { pgDatabase } from './lib/pg.mjs';
 
 let db;
@@ -25,13 +25,6 @@ function freePort() {
     const s = net.createServer();
     s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
   });
-}
-
-async function customerVia(url, hello) {
-  const c = await connect(`${url}/chat`);
-  c.send(hello);
-  c.welcome = await c.next((f) => f.type === 'welcome' || f.type === 'error');
-  return c;
 }
 
 // The node a conversation's customer is connected to: the one whose /healthz counts it.
@@ -88,10 +81,10 @@ after(async () => {
 
 test('through HAProxy: customers spread over the nodes; the node of one dies and it resumes on another',
   async () => {
-    const url = `ws://127.0.0.1:${lbPort}`;
+    const lb = { wsUrl: `ws://127.0.0.1:${lbPort}` };
     const customers = [];
     for (let i = 0; i < 3; i++) {
-      customers.push(await customerVia(url, { type: 'hello', lang: 'en', name: `Via LB ${i}` }));
+      customers.push(await openCustomer(lb, { type: 'hello', lang: 'en', name: `Via LB ${i}` }));
     }
     const per = await connectionsPerNode();
     assert.deepEqual(per, [1, 1, 1], `least connections spreads them: ${per}`);
@@ -111,7 +104,7 @@ test('through HAProxy: customers spread over the nodes; the node of one dies and
     let c2;
     for (let i = 0; i < 30 && !c2; i++) {
       try {
-        c2 = await customerVia(url, { type: 'hello', token: c.welcome.token, last_seq: 0 });
+        c2 = await openCustomer(lb, { type: 'hello', token: c.welcome.token, last_seq: 0 });
       } catch { await sleep(200); }
     }
     assert.ok(c2, 'reconnected through the balancer');

@@ -90,7 +90,5 @@ int main(void)
     const struct CMUnitTest on_postgres[] = {
         P(test_ids_records_and_search),
     };
-    int failed = cmocka_run_group_tests_name("incident on SQLite", on_sqlite, NULL, NULL);
-    failed += cmocka_run_group_tests_name("incident on PostgreSQL", on_postgres, NULL, NULL);
-    return failed;
+    TESTLIB_RUN_BOTH("incident", on_sqlite, on_postgres, NULL);
 }

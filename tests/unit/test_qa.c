@@ -36,29 +36,6 @@ static const char rubric_text[] =
 
 static struct qa_rubric rubric;
 
-/* The database of the running test: a SQLite path, or a PostgreSQL URL. */
-static char db_path[256];
-
-static int setup_path(void **state)
-{
-    (void)state;
-    testlib_remove_db(testlib_db_path(db_path, sizeof db_path, "qa"));
-    return 0;
-}
-
-static int teardown_path(void **state)
-{
-    return setup_path(state);
-}
-
-/* A new, empty PostgreSQL database for each test. */
-static int setup_pg(void **state)
-{
-    (void)state;
-    testlib_pg_database(db_path, sizeof db_path, "qa");
-    return 0;
-}
-
 static int64_t user(struct store *s, const char *name, const char *role, const char *skills,
                     struct auth_user *out)
 {
@@ -228,7 +205,7 @@ static int same_picks(const struct qa_pick *a, int na, const struct qa_pick *b, 
 static void test_sample(void **state)
 {
     (void)state;
-    struct store *s = testlib_store(db_path);
+    struct store *s = testlib_store(testlib_db);
     int64_t ana = user(s, "Ana", "agent", "", NULL), ben = user(s, "Ben", "agent", "", NULL);
     /* Ana: 6 billing and 2 orders chats this week, one last week, one still
      * open; Ben: 3 orders chats. */
@@ -299,7 +276,7 @@ static void test_sample(void **state)
 static void test_audit_rights_calibration_scores(void **state)
 {
     (void)state;
-    struct store *s = testlib_store(db_path);
+    struct store *s = testlib_store(testlib_db);
     struct auth_user ana, sue, sam, root, bo;
     user(s, "Ana", "agent", "", &ana);
     user(s, "Sue", "supervisor", "", &sue);
@@ -410,7 +387,7 @@ static int setup_pg_icu(void **state)
     if (!db)
         fail_msg("cannot connect to %s", admin);
     char *slash = strrchr(admin, '/');
-    snprintf(db_path, sizeof db_path, "%.*st_qa_icu_%d", (int)(slash + 1 - admin), admin,
+    snprintf(testlib_db, sizeof testlib_db, "%.*st_qa_icu_%d", (int)(slash + 1 - admin), admin,
              (int)getpid());
     snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS t_qa_icu_%d WITH (FORCE)", (int)getpid());
     int rc = db_exec(db, sql, NULL);
@@ -432,7 +409,7 @@ static int setup_pg_icu(void **state)
 static void test_text_order(void **state)
 {
     (void)state;
-    struct store *s = testlib_store(db_path);
+    struct store *s = testlib_store(testlib_db);
     struct auth_user sue;
     int64_t ana = user(s, "ana", "agent", "", NULL), bob = user(s, "Bob", "agent", "", NULL);
     user(s, "Sue", "supervisor", "", &sue);
@@ -493,7 +470,7 @@ static void test_text_order(void **state)
 static void test_sample_in_a_transaction(void **state)
 {
     (void)state;
-    struct store *s = testlib_store(db_path);
+    struct store *s = testlib_store(testlib_db);
     int64_t ana = user(s, "Ana", "agent", "", NULL);
     struct qa_pick picks[2];
     memset(picks, 0, sizeof picks);
@@ -520,9 +497,9 @@ static void test_sample_in_a_transaction(void **state)
     store_close(s);
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, setup_path, teardown_path)
+#define T(f) TESTLIB_ON_SQLITE(f)
 
-#define P(f) cmocka_unit_test_setup_teardown(f, setup_pg, NULL)
+#define P(f) TESTLIB_ON_PG(f)
 
 int main(void)
 {
@@ -541,7 +518,5 @@ int main(void)
         P(test_sample_in_a_transaction),
         cmocka_unit_test_setup_teardown(test_text_order, setup_pg_icu, NULL),
     };
-    int failed = cmocka_run_group_tests_name("qa on SQLite", on_sqlite, setup, NULL);
-    failed += cmocka_run_group_tests_name("qa on PostgreSQL", on_postgres, setup, NULL);
-    return failed;
+    TESTLIB_RUN_BOTH("qa", on_sqlite, on_postgres, setup);
 }

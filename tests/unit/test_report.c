@@ -22,29 +22,6 @@
 #define HOUR 3600LL
 #define DAY  86400LL
 
-/* The database of the running test: a SQLite path, or a PostgreSQL URL. */
-static char db_path[256];
-
-static int setup_path(void **state)
-{
-    (void)state;
-    testlib_remove_db(testlib_db_path(db_path, sizeof db_path, "report"));
-    return 0;
-}
-
-static int teardown_path(void **state)
-{
-    return setup_path(state);
-}
-
-/* A new, empty PostgreSQL database for each test. */
-static int setup_pg(void **state)
-{
-    (void)state;
-    testlib_pg_database(db_path, sizeof db_path, "report");
-    return 0;
-}
-
 static int64_t message(struct store *s, int64_t conv, int sender, int64_t at)
 {
     struct store_message m;
@@ -134,7 +111,7 @@ static void compute(struct store *s, const struct report_settings *rs, int64_t n
 static void test_fcr(void **state)
 {
     (void)state;
-    struct store *s = testlib_store(db_path);
+    struct store *s = testlib_store(testlib_db);
     int64_t ana = user(s, "Ana");
     struct report r;
 
@@ -220,7 +197,7 @@ static void test_fcr(void **state)
 static void test_handle_time(void **state)
 {
     (void)state;
-    struct store *s = testlib_store(db_path);
+    struct store *s = testlib_store(testlib_db);
     int64_t ana = user(s, "Ana"), ben = user(s, "Ben");
     int64_t b = T0 + 10 * HOUR;
     /* P: picked at +0; agent +30, customer +100, agent +120, closed +180:
@@ -313,7 +290,7 @@ static void test_sla_targets_setting(void **state)
 static void test_sla(void **state)
 {
     (void)state;
-    struct store *s = testlib_store(db_path);
+    struct store *s = testlib_store(testlib_db);
     int64_t ana = user(s, "Ana");
     int64_t mon = T0, tue = T0 + DAY, wed = T0 + 2 * DAY, fri = T0 + 4 * DAY;
     /* S1: picked 30 s after a Monday 09:00 handoff, closed at 12:00: both met. */
@@ -393,7 +370,7 @@ static void test_sla(void **state)
 static void test_nps_and_drivers(void **state)
 {
     (void)state;
-    struct store *s = testlib_store(db_path);
+    struct store *s = testlib_store(testlib_db);
     int64_t ana = user(s, "Ana");
     int64_t c[6];
     c[0] = bot_chat(s, "a@x.org", T0 + 10, "refund_status");
@@ -498,7 +475,7 @@ static void test_week_parse(void **state)
 static void test_week_report(void **state)
 {
     (void)state;
-    struct store *s = testlib_store(db_path);
+    struct store *s = testlib_store(testlib_db);
     int64_t ana = user(s, "Ana");
     int64_t prev = T0 - 7 * DAY;
     /* The previous week: one refund question kept by the bot, one order
@@ -518,7 +495,7 @@ static void test_week_report(void **state)
     assert_int_equal(store_unanswered_add(s, q, "=cmd()", "en", "", 0.1), 0);
     /* Recorded in that week (the store stamps them with the wall clock). */
     char out[32];
-    testlib_sql_text(db_path, "UPDATE unanswered SET created_s = 1764558000", out, sizeof out);
+    testlib_sql_text(testlib_db, "UPDATE unanswered SET created_s = 1764558000", out, sizeof out);
 
     struct report_settings rs;
     memset(&rs, 0, sizeof rs);
@@ -601,9 +578,9 @@ static void test_week_report(void **state)
     store_close(s);
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, setup_path, teardown_path)
+#define T(f) TESTLIB_ON_SQLITE(f)
 
-#define P(f) cmocka_unit_test_setup_teardown(f, setup_pg, NULL)
+#define P(f) TESTLIB_ON_PG(f)
 
 int main(void)
 {
@@ -622,7 +599,5 @@ int main(void)
     const struct CMUnitTest on_postgres[] = {
         P(test_fcr), P(test_handle_time), P(test_sla), P(test_nps_and_drivers), P(test_week_report),
     };
-    int failed = cmocka_run_group_tests_name("report on SQLite", on_sqlite, NULL, NULL);
-    failed += cmocka_run_group_tests_name("report on PostgreSQL", on_postgres, NULL, NULL);
-    return failed;
+    TESTLIB_RUN_BOTH("report", on_sqlite, on_postgres, NULL);
 }

@@ -22,35 +22,6 @@
 #include <strings.h>
 #include <unistd.h>
 
-/* The database of the running test: a SQLite path, or a PostgreSQL URL. */
-static char db_path[256];
-
-static int setup_path(void **state)
-{
-    (void)state;
-    testlib_remove_db(testlib_db_path(db_path, sizeof db_path, "store"));
-    return 0;
-}
-
-static int teardown_path(void **state)
-{
-    return setup_path(state);
-}
-
-/* A new, empty PostgreSQL database for each test. */
-static int setup_pg(void **state)
-{
-    (void)state;
-    testlib_pg_database(db_path, sizeof db_path, "store");
-    return 0;
-}
-
-static int teardown_pg(void **state)
-{
-    (void)state;
-    return 0;
-}
-
 static int64_t new_conversation(struct store *s, unsigned char fill, const char *email)
 {
     struct store_conversation c;
@@ -62,6 +33,17 @@ static int64_t new_conversation(struct store *s, unsigned char fill, const char 
     assert_int_equal(store_conversation_create(s, &c), 0);
     assert_true(c.id > 0);
     return c.id;
+}
+
+/* Puts conversation id in the queue (queued at 90 s), as a handoff does. */
+static void enqueue(struct store *s, int64_t id)
+{
+    struct store_conversation c;
+    assert_int_equal(store_conversation_get(s, id, &c), 0);
+    c.state = STORE_STATE_QUEUED;
+    c.queued_s = 90;
+    assert_int_equal(store_conversation_update(s, &c), 0);
+    store_conversation_clear(&c);
 }
 
 static int64_t append(struct store *s, int64_t conv, int sender, const char *client_id,
@@ -82,11 +64,11 @@ static int64_t append(struct store *s, int64_t conv, int sender, const char *cli
 static void test_open_version(void **state)
 {
     (void)state;
-    struct store *s = testlib_store(db_path);
+    struct store *s = testlib_store(testlib_db);
     assert_int_equal(store_schema_version(s), STORE_SCHEMA_VERSION);
     store_close(s);
     /* Re-opening an up-to-date database changes nothing. */
-    s = testlib_store(db_path);
+    s = testlib_store(testlib_db);
     assert_int_equal(store_schema_version(s), STORE_SCHEMA_VERSION);
     store_close(s);
 }
@@ -106,7 +88,7 @@ static void test_open_bad_path(void **state)
 static void test_conversation_round_trip(void **state)
 {
     (void)state;
-    struct store *s = testlib_store(db_path);
+    struct store *s = testlib_store(testlib_db);
     int64_t id = new_conversation(s, 0xab, "sam@example.com");
     struct store_conversation c;
     assert_int_equal(store_conversation_get(s, id, &c), 0);
@@ -148,7 +130,7 @@ static void test_conversation_round_trip(void **state)
 static void test_conversation_update_triage(void **state)
 {
     (void)state;
-    struct store *s = testlib_store(db_path);
+    struct store *s = testlib_store(testlib_db);
     int64_t id = new_conversation(s, 0xac, "kim@example.com");
     struct store_conversation c;
     assert_int_equal(store_conversation_get(s, id, &c), 0);
@@ -193,7 +175,7 @@ static int collect(void *ctx, const struct store_message *m)
 static void test_messages_seq_and_idempotency(void **state)
 {
     (void)state;
-    struct store *s = testlib_store(db_path);
+    struct store *s = testlib_store(testlib_db);
     int64_t a = new_conversation(s, 1, NULL);
     int64_t b = new_conversation(s, 2, NULL);
     assert_int_equal(append(s, a, STORE_SENDER_CUSTOMER, "m1", "hello"), 1);
@@ -232,7 +214,7 @@ static void test_messages_seq_and_idempotency(void **state)
 static void test_append_with_seq_hint(void **state)
 {
     (void)state;
-    struct store *s = testlib_store(db_path);
+    struct store *s = testlib_store(testlib_db);
     int64_t a = new_conversation(s, 8, NULL);
     struct store_message m;
     memset(&m, 0, sizeof m);
@@ -274,7 +256,7 @@ static void test_append_with_seq_hint(void **state)
 static void test_message_by_client_id(void **state)
 {
     (void)state;
-    struct store *s = testlib_store(db_path);
+    struct store *s = testlib_store(testlib_db);
     int64_t a = new_conversation(s, 3, NULL);
     append(s, a, STORE_SENDER_CUSTOMER, "q1", "how do I return shoes");
     struct store_message m;
@@ -298,8 +280,8 @@ static void test_message_by_client_id(void **state)
 static void test_group_commit_visibility(void **state)
 {
     (void)state;
-    struct store *w = testlib_store(db_path);
-    struct store *r = testlib_store(db_path);
+    struct store *w = testlib_store(testlib_db);
+    struct store *r = testlib_store(testlib_db);
     int64_t a = new_conversation(w, 4, NULL);
     assert_int_equal(store_begin(w), 0);
     assert_int_equal(store_begin(w), 0); /* nested begin is a no-op */
@@ -329,7 +311,7 @@ static void test_group_commit_visibility(void **state)
 static void test_marks(void **state)
 {
     (void)state;
-    struct store *s = testlib_store(db_path);
+    struct store *s = testlib_store(testlib_db);
     int64_t a = new_conversation(s, 7, NULL);
     /* One unit kept, one undone, one kept: the group holds the first and
      * the third, and the undone unit's seq is not skipped. */
@@ -361,12 +343,12 @@ static void test_close_commits_open_group(void **state)
 {
     (void)state;
     /* store_close commits what is open: nothing told to a client is lost. */
-    struct store *w = testlib_store(db_path);
+    struct store *w = testlib_store(testlib_db);
     int64_t a = new_conversation(w, 5, NULL);
     assert_int_equal(store_begin(w), 0);
     append(w, a, STORE_SENDER_CUSTOMER, "m1", "kept");
     store_close(w);
-    struct store *r = testlib_store(db_path);
+    struct store *r = testlib_store(testlib_db);
     struct collected got = {0};
     assert_int_equal(store_messages_after(r, a, 0, 10, collect, &got), 0);
     assert_int_equal(got.n, 1);
@@ -376,15 +358,11 @@ static void test_close_commits_open_group(void **state)
 static void test_claim_once(void **state)
 {
     (void)state;
-    struct store *s = testlib_store(db_path);
+    struct store *s = testlib_store(testlib_db);
     int64_t a = new_conversation(s, 6, NULL);
     assert_int_equal(store_conversation_claim(s, a, 7, 100), CD_EBUSY); /* not queued */
+    enqueue(s, a);
     struct store_conversation c;
-    assert_int_equal(store_conversation_get(s, a, &c), 0);
-    c.state = STORE_STATE_QUEUED;
-    c.queued_s = 90;
-    assert_int_equal(store_conversation_update(s, &c), 0);
-    store_conversation_clear(&c);
     assert_int_equal(store_conversation_claim(s, a, 7, 100), 0);
     assert_int_equal(store_conversation_claim(s, a, 8, 101), CD_EBUSY);
     assert_int_equal(store_conversation_claim(s, 99999, 8, 101), CD_ENOTFOUND);
@@ -407,7 +385,7 @@ static int count_open(void *ctx, const struct store_conversation *c)
 static void test_open_conversations_and_history(void **state)
 {
     (void)state;
-    struct store *s = testlib_store(db_path);
+    struct store *s = testlib_store(testlib_db);
     int64_t ids[4];
     for (int i = 0; i < 4; i++) {
         ids[i] = new_conversation(s, (unsigned char)(10 + i), "Pat@Example.com");
@@ -434,7 +412,7 @@ static void test_open_conversations_and_history(void **state)
 static void test_users(void **state)
 {
     (void)state;
-    struct store *s = testlib_store(db_path);
+    struct store *s = testlib_store(testlib_db);
     struct store_user u;
     memset(&u, 0, sizeof u);
     snprintf(u.name, sizeof u.name, "ana");
@@ -487,7 +465,7 @@ static void set_conv(struct store *s, int64_t id, int state, const char *queue, 
 static void test_stats(void **state)
 {
     (void)state;
-    struct store *s = testlib_store(db_path);
+    struct store *s = testlib_store(testlib_db);
     int64_t now = cd_wall_s();
     int64_t ids[6];
     for (int i = 0; i < 6; i++) {
@@ -564,7 +542,7 @@ static void test_stats(void **state)
 static void test_export_erase_retention(void **state)
 {
     (void)state;
-    struct store *s = testlib_store(db_path);
+    struct store *s = testlib_store(testlib_db);
     int64_t a = new_conversation(s, 50, "erase.me@example.com");
     int64_t b = new_conversation(s, 51, "ERASE.ME@example.com");
     int64_t keep = new_conversation(s, 52, "keep@example.com");
@@ -610,11 +588,11 @@ static void test_export_erase_retention(void **state)
     assert_int_equal(store_retention(s, 2000, 100, &n), 0);
     assert_int_equal(n, 0);
     char text[256];
-    assert_string_equal(testlib_sql_text(db_path,
+    assert_string_equal(testlib_sql_text(testlib_db,
                                          "SELECT count(*) FROM events WHERE kind = 'retention'",
                                          text, sizeof text),
                         "1");
-    testlib_sql_text(db_path, "SELECT max(detail) FROM events WHERE kind = 'retention'", text,
+    testlib_sql_text(testlib_db, "SELECT max(detail) FROM events WHERE kind = 'retention'", text,
                      sizeof text);
     assert_non_null(strstr(text, "\"conversations\":1"));
     store_close(s);
@@ -624,11 +602,11 @@ static void test_migrations_from_every_version(void **state)
 {
     (void)state;
     for (int v = 1; v < STORE_SCHEMA_VERSION; v++) {
-        setup_path(NULL);
-        assert_int_equal(store_migrate_to(db_path, v), 0);
+        testlib_db_sqlite(NULL);
+        assert_int_equal(store_migrate_to(testlib_db, v), 0);
         /* Data written at version 1 survives every later migration. */
         sqlite3 *db = NULL;
-        assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_open(testlib_db, &db), SQLITE_OK);
         assert_int_equal(sqlite3_exec(db,
                                       "INSERT INTO conversations (id, token_hash, created_s)"
                                       " VALUES (7, x'00112233445566778899aabbccddeeff00112233"
@@ -644,7 +622,7 @@ static void test_migrations_from_every_version(void **state)
         sqlite3_finalize(st);
         sqlite3_close(db);
 
-        struct store *s = testlib_store(db_path);
+        struct store *s = testlib_store(testlib_db);
         assert_int_equal(store_schema_version(s), STORE_SCHEMA_VERSION);
         struct collected got = {0};
         assert_int_equal(store_messages_after(s, 7, 0, 10, collect, &got), 0);
@@ -654,19 +632,19 @@ static void test_migrations_from_every_version(void **state)
         assert_int_equal(store_feedback_add(s, 7, 2, 1, NULL, "old"), 0);
         store_close(s);
     }
-    assert_int_equal(store_migrate_to(db_path, 0), CD_EINVAL);
-    assert_int_equal(store_migrate_to(db_path, STORE_SCHEMA_VERSION + 1), CD_EINVAL);
+    assert_int_equal(store_migrate_to(testlib_db, 0), CD_EINVAL);
+    assert_int_equal(store_migrate_to(testlib_db, STORE_SCHEMA_VERSION + 1), CD_EINVAL);
 }
 
 static void test_newer_schema_refused(void **state)
 {
     (void)state;
     sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_open(testlib_db, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
     char *err = NULL;
-    struct store *s = store_open(db_path, NULL, &err);
+    struct store *s = store_open(testlib_db, NULL, &err);
     assert_null(s);
     assert_non_null(err);
     assert_non_null(strstr(err, "newer"));
@@ -677,7 +655,7 @@ static void test_durability_full(void **state)
 {
     (void)state;
     struct store_options o = {.durability = STORE_DURABILITY_FULL, .busy_timeout_ms = 1000};
-    struct store *s = store_open(db_path, &o, NULL);
+    struct store *s = store_open(testlib_db, &o, NULL);
     assert_non_null(s);
     int64_t a = new_conversation(s, 60, NULL);
     assert_int_equal(append(s, a, STORE_SENDER_CUSTOMER, "m1", "x"), 1);
@@ -702,14 +680,14 @@ static void test_checkpoint_thread(void **state)
 {
     (void)state;
     struct store_options o = {.housekeeping_thread = 1, .housekeeping_batch = 200};
-    struct store *s = store_open(db_path, &o, NULL);
+    struct store *s = store_open(testlib_db, &o, NULL);
     assert_non_null(s);
     assert_int_equal(store_housekeeping_runs(s), 0);
     int64_t a = new_conversation(s, 61, NULL);
     static char text[8192];
     memset(text, 'x', sizeof text - 1);
     char wal[300];
-    snprintf(wal, sizeof wal, "%s-wal", db_path);
+    snprintf(wal, sizeof wal, "%s-wal", testlib_db);
     int n = 0;
     long written = 0;
     /* About 3 WAL pages per message, 10 messages per group: enough for
@@ -731,7 +709,7 @@ static void test_checkpoint_thread(void **state)
     assert_true(store_housekeeping_runs(s) >= 2);
     assert_true(file_size(wal) < written / 2);
     store_close(s);
-    s = testlib_store(db_path);
+    s = testlib_store(testlib_db);
     assert_int_equal(store_housekeeping_runs(s), 0); /* no thread without the option */
     struct collected got = {0};
     assert_int_equal(store_messages_after(s, a, n - 2, 10, collect, &got), 0);
@@ -759,17 +737,12 @@ static void test_sql_result_codes(void **state)
 static void test_claim_within_capacity(void **state)
 {
     (void)state;
-    struct store *n1 = testlib_store(db_path);
-    struct store *n2 = testlib_store(db_path);
+    struct store *n1 = testlib_store(testlib_db);
+    struct store *n2 = testlib_store(testlib_db);
     int64_t ids[3];
     for (int i = 0; i < 3; i++) {
         ids[i] = new_conversation(n1, (unsigned char)(80 + i), NULL);
-        struct store_conversation c;
-        assert_int_equal(store_conversation_get(n1, ids[i], &c), 0);
-        c.state = STORE_STATE_QUEUED;
-        c.queued_s = 90;
-        assert_int_equal(store_conversation_update(n1, &c), 0);
-        store_conversation_clear(&c);
+        enqueue(n1, ids[i]);
     }
     assert_int_equal(store_conversation_claim_within(n1, ids[0], 9, 100, 2), 0);
     assert_int_equal(store_conversation_claim_within(n2, ids[1], 9, 100, 2), 0);
@@ -788,8 +761,8 @@ static void test_claim_within_capacity(void **state)
 static void test_update_if_unchanged(void **state)
 {
     (void)state;
-    struct store *n1 = testlib_store(db_path);
-    struct store *n2 = testlib_store(db_path);
+    struct store *n1 = testlib_store(testlib_db);
+    struct store *n2 = testlib_store(testlib_db);
     int64_t a = new_conversation(n1, 90, NULL);
     struct store_conversation c;
     assert_int_equal(store_conversation_get(n1, a, &c), 0);
@@ -819,7 +792,7 @@ static void test_update_if_unchanged(void **state)
 static void test_failed_write_undone_by_mark(void **state)
 {
     (void)state;
-    struct store *s = testlib_store(db_path);
+    struct store *s = testlib_store(testlib_db);
     int64_t a = new_conversation(s, 70, NULL);
     assert_int_equal(store_begin(s), 0);
     assert_int_equal(append(s, a, STORE_SENDER_CUSTOMER, "m1", "before"), 1);
@@ -854,7 +827,7 @@ static void test_failed_write_undone_by_mark(void **state)
 static void test_pg_failed_write_without_mark(void **state)
 {
     (void)state;
-    struct store *s = testlib_store(db_path);
+    struct store *s = testlib_store(testlib_db);
     int64_t a = new_conversation(s, 71, NULL);
     assert_int_equal(store_begin(s), 0);
     assert_int_equal(append(s, a, STORE_SENDER_CUSTOMER, "m1", "lost"), 1);
@@ -877,8 +850,8 @@ static void test_pg_failed_write_without_mark(void **state)
 static void test_pg_seq_across_nodes(void **state)
 {
     (void)state;
-    struct store *n1 = testlib_store(db_path);
-    struct store *n2 = testlib_store(db_path);
+    struct store *n1 = testlib_store(testlib_db);
+    struct store *n2 = testlib_store(testlib_db);
     int64_t a = new_conversation(n1, 72, NULL);
     struct store_message m = {.conversation = a, .sender = STORE_SENDER_CUSTOMER, .text = "one"};
     m.seq = 1;
@@ -910,15 +883,11 @@ static void test_pg_seq_across_nodes(void **state)
 static void test_pg_claim_across_nodes(void **state)
 {
     (void)state;
-    struct store *n1 = testlib_store(db_path);
-    struct store *n2 = testlib_store(db_path);
+    struct store *n1 = testlib_store(testlib_db);
+    struct store *n2 = testlib_store(testlib_db);
     int64_t a = new_conversation(n1, 73, NULL);
+    enqueue(n1, a);
     struct store_conversation c;
-    assert_int_equal(store_conversation_get(n1, a, &c), 0);
-    c.state = STORE_STATE_QUEUED;
-    c.queued_s = 90;
-    assert_int_equal(store_conversation_update(n1, &c), 0);
-    store_conversation_clear(&c);
     assert_int_equal(store_conversation_claim(n2, a, 8, 100), 0);
     assert_int_equal(store_conversation_claim(n1, a, 7, 100), CD_EBUSY);
     assert_int_equal(store_conversation_get(n1, a, &c), 0);
@@ -933,11 +902,11 @@ static void test_pg_claim_across_nodes(void **state)
 static void test_pg_reconnects(void **state)
 {
     (void)state;
-    struct store *s = testlib_store(db_path);
+    struct store *s = testlib_store(testlib_db);
     int64_t a = new_conversation(s, 74, NULL);
     assert_true(store_is_up(s));
     char text[64];
-    testlib_sql_text(db_path,
+    testlib_sql_text(testlib_db,
                      "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
                      " WHERE datname = current_database() AND pid <> pg_backend_pid()",
                      text, sizeof text);
@@ -963,24 +932,24 @@ static void test_pg_reconnects(void **state)
 static void test_pg_schema_versions(void **state)
 {
     (void)state;
-    assert_int_equal(store_migrate_to(db_path, STORE_PG_FIRST_VERSION - 1), CD_EINVAL);
-    assert_int_equal(store_migrate_to(db_path, STORE_PG_FIRST_VERSION), 0);
-    struct store *s = testlib_store(db_path);
+    assert_int_equal(store_migrate_to(testlib_db, STORE_PG_FIRST_VERSION - 1), CD_EINVAL);
+    assert_int_equal(store_migrate_to(testlib_db, STORE_PG_FIRST_VERSION), 0);
+    struct store *s = testlib_store(testlib_db);
     assert_int_equal(store_schema_version(s), STORE_SCHEMA_VERSION);
     store_close(s);
     char text[8];
-    testlib_sql_text(db_path, "UPDATE caredesk_schema SET version = 99", text, sizeof text);
+    testlib_sql_text(testlib_db, "UPDATE caredesk_schema SET version = 99", text, sizeof text);
     char *err = NULL;
-    s = store_open(db_path, NULL, &err);
+    s = store_open(testlib_db, NULL, &err);
     assert_null(s);
     assert_non_null(err);
     assert_non_null(strstr(err, "newer"));
     free(err);
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, setup_path, teardown_path)
+#define T(f) TESTLIB_ON_SQLITE(f)
 
-#define P(f) cmocka_unit_test_setup_teardown(f, setup_pg, teardown_pg)
+#define P(f) TESTLIB_ON_PG(f)
 
 int main(void)
 {
@@ -1033,7 +1002,5 @@ int main(void)
         P(test_pg_reconnects),
         P(test_pg_schema_versions),
     };
-    int failed = cmocka_run_group_tests_name("store on SQLite", on_sqlite, NULL, NULL);
-    failed += cmocka_run_group_tests_name("store on PostgreSQL", on_postgres, NULL, NULL);
-    return failed;
+    TESTLIB_RUN_BOTH("store", on_sqlite, on_postgres, NULL);
 }

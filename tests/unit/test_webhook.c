@@ -387,7 +387,5 @@ int main(void)
         P(test_events_in_the_change_transaction),
         P(test_article_event),
     };
-    int failed = cmocka_run_group_tests_name("webhook on SQLite", on_sqlite, NULL, NULL);
-    failed += cmocka_run_group_tests_name("webhook on PostgreSQL", on_postgres, NULL, NULL);
-    return failed;
+    TESTLIB_RUN_BOTH("webhook", on_sqlite, on_postgres, NULL);
 }

@@ -42,6 +42,20 @@ int testlib_db_pg(void **state);
 #define TESTLIB_ON_SQLITE(f) cmocka_unit_test_setup_teardown(f, testlib_db_sqlite, testlib_db_sqlite)
 #define TESTLIB_ON_PG(f)     cmocka_unit_test_setup_teardown(f, testlib_db_pg, NULL)
 
+/* The end of main() of such a file: the array on_sqlite as the group "WHAT on SQLite", then
+ * on_postgres as "WHAT on PostgreSQL", each with group_setup (NULL for none); returns the
+ * failures of both. */
+#define TESTLIB_RUN_BOTH(what, on_sqlite, on_postgres, group_setup)                                \
+    do {                                                                                           \
+        int failed_ = _cmocka_run_group_tests(what " on SQLite", on_sqlite,                        \
+                                              sizeof(on_sqlite) / sizeof(on_sqlite)[0],            \
+                                              group_setup, NULL);                                  \
+        failed_ += _cmocka_run_group_tests(what " on PostgreSQL", on_postgres,                     \
+                                           sizeof(on_postgres) / sizeof(on_postgres)[0],           \
+                                           group_setup, NULL);                                     \
+        return failed_;                                                                            \
+    } while (0)
+
 /* The first column of the first row sql gives on the database at target (a SQLite path or a
  * PostgreSQL URL), as text ("" for no row or NULL), in out. Fails the test on an error. */
 char *testlib_sql_text(const char *target, const char *sql, char *out, size_t cap);
