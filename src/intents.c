@@ -717,7 +717,8 @@ int intents_load_path(struct intents *set, const char *path, const char *oos_lab
         snprintf(names[n], need, "%s/%s", path, e->d_name);
         n++;
     }
-    qsort(names, (size_t)n, sizeof *names, compare_names);
+    if (n) /* names is NULL in a directory with no intent files */
+        qsort(names, (size_t)n, sizeof *names, compare_names);
     for (int i = 0; i < n && rc == 0; i++) {
         rc = load_file(set, names[i], oos_label, report);
         if (rc == CD_ENOTFOUND || rc == CD_EIO) {
