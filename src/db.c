@@ -378,6 +378,17 @@ static int pg_step(struct db_stmt *st)
 
 /* ---- statements ---- */
 
+/* Frees what a PostgreSQL statement owns besides the struct itself: its rewritten SQL and
+ * its parameter arrays. Any of them may be NULL. */
+static void pg_stmt_free_parts(struct db_stmt *st)
+{
+    free(st->sql);
+    free(st->values);
+    free(st->lengths);
+    free(st->formats);
+    free(st->num);
+}
+
 struct db_stmt *db_prepare2(struct db *db, const char *sql, const char *pg_sql, char **err)
 {
     if (err)
@@ -392,8 +403,7 @@ struct db_stmt *db_prepare2(struct db *db, const char *sql, const char *pg_sql, 
             SQLITE_OK) {
             if (err)
                 *err = err_dup("database: ", sqlite3_errmsg(db->sq));
-            free(st);
-            return NULL;
+            goto fail;
         }
     } else {
         st->sql = pg_rewrite(pg_sql ? pg_sql : sql, &st->n_params);
@@ -402,27 +412,14 @@ struct db_stmt *db_prepare2(struct db *db, const char *sql, const char *pg_sql, 
         st->lengths = calloc((size_t)n, sizeof *st->lengths);
         st->formats = calloc((size_t)n, sizeof *st->formats);
         st->num = calloc((size_t)n, sizeof *st->num);
-        if (!st->sql || !st->values || !st->lengths || !st->formats || !st->num) {
-            free(st->sql);
-            free(st->values);
-            free(st->lengths);
-            free(st->formats);
-            free(st->num);
-            free(st);
-            return NULL;
-        }
+        if (!st->sql || !st->values || !st->lengths || !st->formats || !st->num)
+            goto fail;
         snprintf(st->name, sizeof st->name, "s%d", ++db->next_name);
         /* Prepared now, so a mistake in the SQL shows at open, not at first use. */
         if (pg_prepare(st)) {
             if (err)
                 *err = err_dup("database: ", db->errmsg);
-            free(st->sql);
-            free(st->values);
-            free(st->lengths);
-            free(st->formats);
-            free(st->num);
-            free(st);
-            return NULL;
+            goto fail;
         }
     }
     st->next = db->stmts;
@@ -430,6 +427,11 @@ struct db_stmt *db_prepare2(struct db *db, const char *sql, const char *pg_sql, 
         db->stmts->prev = st;
     db->stmts = st;
     return st;
+
+fail:
+    pg_stmt_free_parts(st);
+    free(st);
+    return NULL;
 }
 
 struct db_stmt *db_prepare(struct db *db, const char *sql, char **err)
@@ -463,11 +465,7 @@ void db_finalize(struct db_stmt *st)
             snprintf(sql, sizeof sql, "DEALLOCATE %s", st->name);
             PQclear(PQexec(db->pg, sql));
         }
-        free(st->sql);
-        free(st->values);
-        free(st->lengths);
-        free(st->formats);
-        free(st->num);
+        pg_stmt_free_parts(st);
     }
     free(st);
 }

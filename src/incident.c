@@ -38,15 +38,6 @@ int incident_id_valid(const char *id)
     return *p == '\0';
 }
 
-/* Prepares sql (pg_sql on PostgreSQL when not NULL) on the store's connection. */
-static struct db_stmt *prepare(struct store *s, const char *sql, const char *pg_sql)
-{
-    char *err = NULL;
-    struct db_stmt *st = db_prepare2(store_db(s), sql, pg_sql, &err);
-    free(err);
-    return st;
-}
-
 int incident_id_new(struct store *s, int64_t now_s, char out[INCIDENT_ID_MAX])
 {
     time_t t = (time_t)now_s;
@@ -58,7 +49,8 @@ int incident_id_new(struct store *s, int64_t now_s, char out[INCIDENT_ID_MAX])
     /* Several nodes: one at a time per day, to the commit (the select below then sees the
      * ids the others gave out). SQLite has one writer at a time already. */
     if (db_kind(store_db(s)) == DB_POSTGRES) {
-        struct db_stmt *lock = prepare(s, "SELECT 1", "SELECT pg_advisory_xact_lock(hashtext(?1))");
+        struct db_stmt *lock =
+            store_db_prepare(s, "SELECT 1", "SELECT pg_advisory_xact_lock(hashtext(?1))");
         if (!lock)
             return CD_EIO;
         db_bind_text(lock, 1, prefix);
@@ -71,13 +63,13 @@ int incident_id_new(struct store *s, int64_t now_s, char out[INCIDENT_ID_MAX])
      * reads the number's leading digits with CAST; PostgreSQL takes them with a pattern, as a
      * cast of anything else would fail and take the transaction with it. */
     struct db_stmt *st =
-        prepare(s,
-                "SELECT coalesce(max(CAST(substr(tracking_id, ?2) AS INTEGER)), 0)"
-                " FROM status_updates WHERE tracking_id GLOB ?1 || '[0-9]*'",
-                "SELECT coalesce(max(CAST(substring(substr(tracking_id, ?2::integer)"
-                " FROM '^[0-9]{1,18}') AS bigint)), 0)"
-                " FROM status_updates WHERE tracking_id LIKE ?1::text || '%'"
-                " AND substr(tracking_id, ?2::integer) ~ '^[0-9]'");
+        store_db_prepare(s,
+                         "SELECT coalesce(max(CAST(substr(tracking_id, ?2) AS INTEGER)), 0)"
+                         " FROM status_updates WHERE tracking_id GLOB ?1 || '[0-9]*'",
+                         "SELECT coalesce(max(CAST(substring(substr(tracking_id, ?2::integer)"
+                         " FROM '^[0-9]{1,18}') AS bigint)), 0)"
+                         " FROM status_updates WHERE tracking_id LIKE ?1::text || '%'"
+                         " AND substr(tracking_id, ?2::integer) ~ '^[0-9]'");
     if (!st)
         return CD_EIO;
     db_bind_text(st, 1, prefix);
@@ -97,10 +89,10 @@ int incident_record(struct store *s, const char *tracking_id, int64_t conversati
                     int64_t agent_id, const char *status)
 {
     struct db_stmt *st =
-        prepare(s,
-                "INSERT INTO status_updates (tracking_id, conversation, seq, agent_id,"
-                " status, created_s) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                NULL);
+        store_db_prepare(s,
+                         "INSERT INTO status_updates (tracking_id, conversation, seq, agent_id,"
+                         " status, created_s) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                         NULL);
     if (!st)
         return CD_EIO;
     db_bind_text(st, 1, tracking_id);
@@ -121,14 +113,15 @@ int incident_search(struct store *s, const char *tracking_id, json_t **out)
     snprintf(id, sizeof id, "%s", tracking_id);
     for (char *p = id; *p; p++)
         *p = (char)toupper((unsigned char)*p);
-    struct db_stmt *st = prepare(s,
-                                 "SELECT u.conversation, u.seq, u.agent_id, coalesce(a.name, ''),"
-                                 " u.status, u.created_s, m.meta FROM status_updates u"
-                                 " LEFT JOIN users a ON a.id = u.agent_id"
-                                 " LEFT JOIN messages m ON m.conversation = u.conversation"
-                                 " AND m.seq = u.seq WHERE u.tracking_id = ?1"
-                                 " ORDER BY u.created_s, u.id LIMIT 200",
-                                 NULL);
+    struct db_stmt *st =
+        store_db_prepare(s,
+                         "SELECT u.conversation, u.seq, u.agent_id, coalesce(a.name, ''),"
+                         " u.status, u.created_s, m.meta FROM status_updates u"
+                         " LEFT JOIN users a ON a.id = u.agent_id"
+                         " LEFT JOIN messages m ON m.conversation = u.conversation"
+                         " AND m.seq = u.seq WHERE u.tracking_id = ?1"
+                         " ORDER BY u.created_s, u.id LIMIT 200",
+                         NULL);
     if (!st)
         return CD_EIO;
     db_bind_text(st, 1, id);

@@ -188,28 +188,16 @@ int qa_score(const struct qa_rubric *r, const json_t *scores, double *score_out,
     return 0;
 }
 
-/* ---- statements ---- */
-
-/* sql (pg_sql instead on PostgreSQL, when not NULL) prepared on the store's connection, to be
- * finalized by the caller; NULL when it cannot be. */
-static struct db_stmt *prepare(struct store *s, const char *sql, const char *pg_sql)
+/* Ends a query whose rows went into the JSON value rows: finalizes st and returns
+ * store_db_step_status(step), its last db_step()'s result. On failure rows is released. */
+static int end_rows(struct db_stmt *st, int step, json_t *rows)
 {
-    char *err = NULL;
-    struct db_stmt *st = db_prepare2(store_db(s), sql, pg_sql, &err);
-    free(err);
-    return st;
+    int rc = store_db_step_status(step);
+    db_finalize(st);
+    if (rc)
+        json_decref(rows);
+    return rc;
 }
-
-/* The result of a statement's last db_step(): 0 when it ended, or its CD_E* code. */
-static int step_done(int rc)
-{
-    return rc < 0 ? rc : 0;
-}
-
-/* Names and queues sort by their bytes on both backends, as SQLite's default (BINARY) does:
- * PostgreSQL's texts of the statements that sort by text add this, whatever the database's
- * locale, so that lists come in the same order and a seed draws the same sample. */
-#define BY_BYTES_PG " COLLATE \"C\""
 
 /* ---- sampling ---- */
 
@@ -314,12 +302,10 @@ int qa_sample_draw(struct store *s, int64_t since_s, int64_t until_s, int per_ag
     *n_out = 0;
     if (per_agent < 1)
         return CD_EINVAL;
-    struct db_stmt *st = prepare(s, sql, pg_sql);
+    struct db_stmt *st = store_db_prepare_window(s, sql, pg_sql, since_s, until_s);
     if (!st)
         return CD_EIO;
     int rc;
-    db_bind_int64(st, 1, since_s);
-    db_bind_int64(st, 2, until_s);
     db_bind_int64(st, 3, MAX_CANDIDATES);
     struct candidate *c = NULL;
     int n = 0, cap = 0;
@@ -338,7 +324,7 @@ int qa_sample_draw(struct store *s, int64_t since_s, int64_t until_s, int per_ag
         c[n].key = mix(seed, (uint64_t)c[n].conversation);
         n++;
     }
-    rc = rc == DB_ROW ? CD_ENOMEM : step_done(rc);
+    rc = rc == DB_ROW ? CD_ENOMEM : store_db_step_status(rc);
     db_finalize(st);
     struct qa_pick *picks = NULL;
     if (!rc && n > 0 && !(picks = calloc((size_t)n, sizeof *picks)))
@@ -373,11 +359,12 @@ int qa_sample_save(struct store *s, const char *week, uint64_t seed, int64_t dra
     int rc = db_exec(db, is_own_tx ? "BEGIN" : "SAVEPOINT qa_sample", NULL);
     if (rc)
         return rc;
-    struct db_stmt *del = prepare(s, "DELETE FROM qa_samples WHERE week = ?1", NULL);
-    struct db_stmt *ins = prepare(s,
-                                  "INSERT INTO qa_samples (week, conversation, agent_id, queue,"
-                                  " seed, drawn_by, created_s) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                                  NULL);
+    struct db_stmt *del = store_db_prepare(s, "DELETE FROM qa_samples WHERE week = ?1", NULL);
+    struct db_stmt *ins =
+        store_db_prepare(s,
+                         "INSERT INTO qa_samples (week, conversation, agent_id, queue,"
+                         " seed, drawn_by, created_s) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                         NULL);
     if (!del || !ins)
         rc = CD_EIO;
     if (!rc) {
@@ -422,7 +409,7 @@ int qa_sample_list(struct store *s, const char *week, int64_t reviewer_id, json_
     static const char sql[] = LIST_SQL(""), pg_sql[] = LIST_SQL(BY_BYTES_PG);
 #undef LIST_SQL
     *out = NULL;
-    struct db_stmt *st = prepare(s, sql, pg_sql);
+    struct db_stmt *st = store_db_prepare(s, sql, pg_sql);
     if (!st)
         return CD_EIO;
     int rc;
@@ -442,10 +429,7 @@ int qa_sample_list(struct store *s, const char *week, int64_t reviewer_id, json_
                                               "audits", (json_int_t)db_col_int64(st, 5),
                                               "reviewed_by_me", db_col_int(st, 6)));
     }
-    rc = step_done(rc);
-    db_finalize(st);
-    if (rc) {
-        json_decref(list);
+    if ((rc = end_rows(st, rc, list)) != 0) {
         json_decref(seed);
         return rc;
     }
@@ -500,14 +484,14 @@ int qa_audit_save(struct store *s, const struct qa_rubric *r, int64_t conversati
     char *scores_text = json_dumps(scores, JSON_COMPACT | JSON_SORT_KEYS);
     if (!scores_text)
         return CD_ENOMEM;
-    struct db_stmt *st =
-        prepare(s,
-                "INSERT INTO qa_audits (conversation, agent_id, reviewer_id, rubric, scores,"
-                " score, passed, comment, created_s) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-                " ON CONFLICT (conversation, reviewer_id) DO UPDATE SET rubric = ?4,"
-                " scores = ?5, score = ?6, passed = ?7, comment = ?8, created_s = ?9"
-                " RETURNING id",
-                NULL);
+    struct db_stmt *st = store_db_prepare(
+        s,
+        "INSERT INTO qa_audits (conversation, agent_id, reviewer_id, rubric, scores,"
+        " score, passed, comment, created_s) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+        " ON CONFLICT (conversation, reviewer_id) DO UPDATE SET rubric = ?4,"
+        " scores = ?5, score = ?6, passed = ?7, comment = ?8, created_s = ?9"
+        " RETURNING id",
+        NULL);
     int64_t id = 0, now = cd_wall_s();
     rc = st ? 0 : CD_EIO;
     if (!rc) {
@@ -526,7 +510,7 @@ int qa_audit_save(struct store *s, const struct qa_rubric *r, int64_t conversati
             id = db_col_int64(st, 0);
             step = db_step(st);
         }
-        rc = step_done(step);
+        rc = store_db_step_status(step);
         db_finalize(st);
     }
     if (!rc && out)
@@ -571,23 +555,17 @@ int qa_audits_list(struct store *s, int64_t agent_id, int64_t since_s, int64_t u
         " AND (CAST(?3 AS BIGINT) = 0 OR a.agent_id = ?3)"
         " ORDER BY a.created_s DESC, a.id DESC LIMIT ?4";
     *out = NULL;
-    struct db_stmt *st = prepare(s, sql, NULL);
+    struct db_stmt *st = store_db_prepare_window(s, sql, NULL, since_s, until_s);
     if (!st)
         return CD_EIO;
     int rc;
-    db_bind_int64(st, 1, since_s);
-    db_bind_int64(st, 2, until_s);
     db_bind_int64(st, 3, agent_id);
     db_bind_int64(st, 4, MAX_LISTED);
     json_t *list = json_array();
     while ((rc = db_step(st)) == DB_ROW)
         json_array_append_new(list, audit_row(st));
-    rc = step_done(rc);
-    db_finalize(st);
-    if (rc) {
-        json_decref(list);
+    if ((rc = end_rows(st, rc, list)) != 0)
         return rc;
-    }
     *out = json_pack("{s:o}", "audits", list);
     return *out ? 0 : CD_ENOMEM;
 }
@@ -602,12 +580,10 @@ int qa_calibration(struct store *s, const struct qa_rubric *r, int64_t since_s, 
     static const char sql[] = CALIBRATION_SQL(""), pg_sql[] = CALIBRATION_SQL(BY_BYTES_PG);
 #undef CALIBRATION_SQL
     *out = NULL;
-    struct db_stmt *st = prepare(s, sql, pg_sql);
+    struct db_stmt *st = store_db_prepare_window(s, sql, pg_sql, since_s, until_s);
     if (!st)
         return CD_EIO;
     int rc;
-    db_bind_int64(st, 1, since_s);
-    db_bind_int64(st, 2, until_s);
     db_bind_int64(st, 3, MAX_LISTED);
     json_t *convs = json_array(), *cur = NULL, *reviews = NULL;
     int64_t cur_id = -1;
@@ -624,12 +600,8 @@ int qa_calibration(struct store *s, const struct qa_rubric *r, int64_t since_s, 
         json_t *a = audit_row(st);
         json_array_append_new(reviews, a);
     }
-    rc = step_done(rc);
-    db_finalize(st);
-    if (rc) {
-        json_decref(convs);
+    if ((rc = end_rows(st, rc, convs)) != 0)
         return rc;
-    }
     /* Spread per criterion and conversation, and its mean per criterion. */
     double *sum_spread = calloc((size_t)r->n_criteria + 1, sizeof *sum_spread);
     int *n_spread = calloc((size_t)r->n_criteria + 1, sizeof *n_spread);
@@ -710,12 +682,10 @@ int qa_scores(struct store *s, int64_t agent_id, int64_t since_s, int64_t until_
     static const char sql[] = SCORES_SQL(""), pg_sql[] = SCORES_SQL(BY_BYTES_PG);
 #undef SCORES_SQL
     *out = NULL;
-    struct db_stmt *st = prepare(s, sql, pg_sql);
+    struct db_stmt *st = store_db_prepare_window(s, sql, pg_sql, since_s, until_s);
     if (!st)
         return CD_EIO;
     int rc;
-    db_bind_int64(st, 1, since_s);
-    db_bind_int64(st, 2, until_s);
     db_bind_int64(st, 3, agent_id);
     db_bind_int64(st, 4, MAX_CANDIDATES);
     json_t *agents = json_array(), *weeks = NULL, *wk = NULL;
@@ -759,12 +729,8 @@ int qa_scores(struct store *s, int64_t agent_id, int64_t since_s, int64_t until_
     }
     FLUSH_WEEK();
 #undef FLUSH_WEEK
-    rc = step_done(rc);
-    db_finalize(st);
-    if (rc) {
-        json_decref(agents);
+    if ((rc = end_rows(st, rc, agents)) != 0)
         return rc;
-    }
     *out = json_pack("{s:o}", "agents", agents);
     return *out ? 0 : CD_ENOMEM;
 }

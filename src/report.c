@@ -14,6 +14,7 @@
 #include "config.h"
 #include "store_db.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,18 +222,32 @@ static int grow(void **items, int n, int *cap, size_t size)
     return 0;
 }
 
+/* Appends a zeroed row of size bytes to *items (n rows, room for *cap), with name copied into
+ * the char[name_cap] at name_offset. Returns the row, or NULL when out of memory (nothing
+ * added). */
+static void *row_append(void **items, int *n, int *cap, size_t size, size_t name_offset,
+                        size_t name_cap, const char *name)
+{
+    if (grow(items, *n, cap, size))
+        return NULL;
+    char *row = (char *)*items + (size_t)(*n)++ * size;
+    memset(row, 0, size);
+    snprintf(row + name_offset, name_cap, "%s", name);
+    return row;
+}
+
+/* row_append() for an array of type whose name is in its char[] field. */
+#define ROW_APPEND(items, n, cap, type, field, name)                                               \
+    ((type *)row_append((void **)(items), (n), (cap), sizeof(type), offsetof(type, field),         \
+                        sizeof(((type *)0)->field), (name)))
+
 /* The rate named name in *items (added, zeroed, if missing), or NULL when out of memory. */
 static struct report_rate *rate_row(struct report_rate **items, int *n, int *cap, const char *name)
 {
     for (int i = 0; i < *n; i++)
         if (!strcmp((*items)[i].name, name))
             return &(*items)[i];
-    if (grow((void **)items, *n, cap, sizeof **items))
-        return NULL;
-    struct report_rate *r = &(*items)[(*n)++];
-    memset(r, 0, sizeof *r);
-    snprintf(r->name, sizeof r->name, "%s", name);
-    return r;
+    return ROW_APPEND(items, n, cap, struct report_rate, name, name);
 }
 
 static void rate_add(struct report_rate *r, int is_met)
@@ -264,31 +279,10 @@ static void rates_finish(struct report_rate *items, int n)
 
 /* ---- statements ---- */
 
-/* sql (pg_sql instead on PostgreSQL, when not NULL) prepared on the store's connection, to be
- * finalized by the caller; NULL when it cannot be. */
-static struct db_stmt *prepare(struct store *s, const char *sql, const char *pg_sql)
-{
-    char *err = NULL;
-    struct db_stmt *stmt = db_prepare2(store_db(s), sql, pg_sql, &err);
-    free(err);
-    return stmt;
-}
-
-/* The result of a statement's last db_step(): 0 when it ended (or stopped at a row), or its
- * CD_E* code. */
-static int step_done(int rc)
-{
-    return rc < 0 ? rc : 0;
-}
-
 static void col_name(char *dst, size_t cap, struct db_stmt *stmt, int col)
 {
     snprintf(dst, cap, "%s", db_col_str(stmt, col));
 }
-
-/* Drivers sort by their bytes on both backends, as SQLite's default (BINARY) does: PostgreSQL's
- * texts of the statements that sort by text add this, whatever the database's locale. */
-#define BY_BYTES_PG " COLLATE \"C\""
 
 /* ---- FCR ---- */
 
@@ -321,12 +315,10 @@ static int compute_fcr(struct store *s, const struct report_settings *rs, int64_
     snprintf(out->bot.name, sizeof out->bot.name, "bot");
     snprintf(out->agent.name, sizeof out->agent.name, "agent");
     snprintf(out->all.name, sizeof out->all.name, "all");
-    struct db_stmt *stmt = prepare(s, sql, pg_sql);
+    struct db_stmt *stmt = store_db_prepare_window(s, sql, pg_sql, since_s, until_s);
     if (!stmt)
         return CD_EIO;
     int rc;
-    db_bind_int64(stmt, 1, since_s);
-    db_bind_int64(stmt, 2, until_s);
     db_bind_int64(stmt, 3, out->window_s);
     db_bind_int64(stmt, 4, MAX_ROWS);
     int cap_q = 0, cap_d = 0;
@@ -347,7 +339,7 @@ static int compute_fcr(struct store *s, const struct report_settings *rs, int64_
             break;
         rate_add(r, is_resolved);
     }
-    rc = rc == DB_ROW ? CD_ENOMEM : step_done(rc);
+    rc = rc == DB_ROW ? CD_ENOMEM : store_db_step_status(rc);
     db_finalize(stmt);
     rate_finish(&out->bot);
     rate_finish(&out->agent);
@@ -407,7 +399,7 @@ static int timeline(struct db_stmt *msgs, int64_t conversation, struct handled *
     }
     db_reset(msgs);
     h->wrap_s = (double)(h->closed_s - t);
-    return step_done(rc);
+    return store_db_step_status(rc);
 }
 
 /* Every chat an agent held that overlaps [from_s, to_s): closed ones, and
@@ -424,12 +416,10 @@ static int load_intervals(struct store *s, int64_t from_s, int64_t to_s, int64_t
     *out = NULL;
     *n_out = 0;
     int cap = 0;
-    struct db_stmt *stmt = prepare(s, sql, NULL);
+    struct db_stmt *stmt = store_db_prepare_window(s, sql, NULL, from_s, to_s);
     if (!stmt)
         return CD_EIO;
     int rc;
-    db_bind_int64(stmt, 1, from_s);
-    db_bind_int64(stmt, 2, to_s);
     db_bind_int64(stmt, 3, now_s);
     db_bind_int64(stmt, 4, 2 * MAX_ROWS);
     while ((rc = db_step(stmt)) == DB_ROW) {
@@ -442,7 +432,7 @@ static int load_intervals(struct store *s, int64_t from_s, int64_t to_s, int64_t
         if (iv->to_s < iv->from_s)
             iv->to_s = iv->from_s;
     }
-    rc = rc == DB_ROW ? CD_ENOMEM : step_done(rc);
+    rc = rc == DB_ROW ? CD_ENOMEM : store_db_step_status(rc);
     db_finalize(stmt);
     if (*n_out > 1)
         qsort(*out, (size_t)*n_out, sizeof **out, interval_cmp);
@@ -503,12 +493,9 @@ static struct report_handle *handle_row(struct report_handle **items, int *n, in
     for (int i = 0; i < *n; i++)
         if (!strcmp((*items)[i].name, name) && (*items)[i].agent_id == agent_id)
             return &(*items)[i];
-    if (grow((void **)items, *n, cap, sizeof **items))
-        return NULL;
-    struct report_handle *r = &(*items)[(*n)++];
-    memset(r, 0, sizeof *r);
-    snprintf(r->name, sizeof r->name, "%s", name);
-    r->agent_id = agent_id;
+    struct report_handle *r = ROW_APPEND(items, n, cap, struct report_handle, name, name);
+    if (r)
+        r->agent_id = agent_id;
     return r;
 }
 
@@ -558,12 +545,11 @@ static int compute_aht(struct store *s, int64_t since_s, int64_t until_s, int64_
     struct handled *hs = NULL;
     struct interval *iv = NULL;
     int n_hs = 0, cap_hs = 0, n_iv = 0;
-    struct db_stmt *stmt = prepare(s, sql, NULL), *msgs = prepare(s, msg_sql, NULL);
+    struct db_stmt *stmt = store_db_prepare_window(s, sql, NULL, since_s, until_s),
+                   *msgs = store_db_prepare(s, msg_sql, NULL);
     int rc = stmt && msgs ? 0 : CD_EIO;
     if (rc)
         goto done;
-    db_bind_int64(stmt, 1, since_s);
-    db_bind_int64(stmt, 2, until_s);
     db_bind_int64(stmt, 3, MAX_ROWS);
     int64_t min_picked = INT64_MAX, max_closed = 0;
     while ((rc = db_step(stmt)) == DB_ROW) {
@@ -587,7 +573,7 @@ static int compute_aht(struct store *s, int64_t since_s, int64_t until_s, int64_
             break;
         }
     }
-    rc = rc == DB_ROW ? CD_ENOMEM : step_done(rc);
+    rc = rc == DB_ROW ? CD_ENOMEM : store_db_step_status(rc);
     if (rc || n_hs == 0)
         goto done;
     rc = load_intervals(s, min_picked, max_closed, now_s, &iv, &n_iv);
@@ -638,12 +624,9 @@ static struct report_sla *sla_row(const struct report_settings *rs, struct repor
     for (int i = 0; i < *n; i++)
         if (!strcmp((*items)[i].queue, queue))
             return &(*items)[i];
-    if (grow((void **)items, *n, cap, sizeof **items))
-        return NULL;
-    struct report_sla *r = &(*items)[(*n)++];
-    memset(r, 0, sizeof *r);
-    snprintf(r->queue, sizeof r->queue, "%s", queue);
-    targets_for(rs, queue, &r->first_response_target_s, &r->resolution_target_s);
+    struct report_sla *r = ROW_APPEND(items, n, cap, struct report_sla, queue, queue);
+    if (r)
+        targets_for(rs, queue, &r->first_response_target_s, &r->resolution_target_s);
     return r;
 }
 
@@ -674,7 +657,7 @@ static int live_sla(struct store *s, const struct report_settings *rs, int64_t n
     static const char sql[] = "SELECT queue, queued_s, picked_s, state = 'queued'"
                               " FROM conversations WHERE state IN ('queued', 'with_agent')"
                               " AND queued_s > 0 LIMIT ?1";
-    struct db_stmt *stmt = prepare(s, sql, NULL);
+    struct db_stmt *stmt = store_db_prepare(s, sql, NULL);
     if (!stmt)
         return CD_EIO;
     int rc;
@@ -698,7 +681,7 @@ static int live_sla(struct store *s, const struct report_settings *rs, int64_t n
         else if ((double)open_s >= AT_RISK_SHARE * (double)r->resolution_target_s)
             r->live_resolution_at_risk++;
     }
-    rc = rc == DB_ROW ? CD_ENOMEM : step_done(rc);
+    rc = rc == DB_ROW ? CD_ENOMEM : store_db_step_status(rc);
     db_finalize(stmt);
     return rc;
 }
@@ -713,11 +696,9 @@ static int compute_sla(struct store *s, const struct report_settings *rs, int64_
     int rc = sla_rows_init(rs, &out->sla, &out->n_sla, &cap);
     if (rc)
         return rc;
-    struct db_stmt *stmt = prepare(s, sql, NULL);
+    struct db_stmt *stmt = store_db_prepare_window(s, sql, NULL, since_s, until_s);
     if (!stmt)
         return CD_EIO;
-    db_bind_int64(stmt, 1, since_s);
-    db_bind_int64(stmt, 2, until_s);
     db_bind_int64(stmt, 3, MAX_ROWS);
     while ((rc = db_step(stmt)) == DB_ROW) {
         char queue[REPORT_NAME_MAX];
@@ -744,7 +725,7 @@ static int compute_sla(struct store *s, const struct report_settings *rs, int64_
             rate_add(&r->resolution, 0);
         }
     }
-    rc = rc == DB_ROW ? CD_ENOMEM : step_done(rc);
+    rc = rc == DB_ROW ? CD_ENOMEM : store_db_step_status(rc);
     db_finalize(stmt);
     if (!rc)
         rc = live_sla(s, rs, now_s, &out->sla, &out->n_sla, &cap);
@@ -837,12 +818,10 @@ static int compute_nps(struct store *s, int64_t since_s, int64_t until_s, struct
     static const char sql[] = NPS_SQL("d"), pg_sql[] = NPS_SQL(DRIVER_OF("c") BY_BYTES_PG);
 #undef NPS_SQL
     snprintf(out->all.name, sizeof out->all.name, "all");
-    struct db_stmt *stmt = prepare(s, sql, pg_sql);
+    struct db_stmt *stmt = store_db_prepare_window(s, sql, pg_sql, since_s, until_s);
     if (!stmt)
         return CD_EIO;
     int rc;
-    db_bind_int64(stmt, 1, since_s);
-    db_bind_int64(stmt, 2, until_s);
     db_bind_int64(stmt, 3, MAX_ROWS);
     int cap_d = 0, cap_v = 0;
     while ((rc = db_step(stmt)) == DB_ROW) {
@@ -854,13 +833,9 @@ static int compute_nps(struct store *s, int64_t since_s, int64_t until_s, struct
         for (int i = 0; i < out->n_by_driver && !g; i++)
             if (!strcmp(out->by_driver[i].name, driver))
                 g = &out->by_driver[i];
-        if (!g) {
-            if (grow((void **)&out->by_driver, out->n_by_driver, &cap_d, sizeof *g))
-                break;
-            g = &out->by_driver[out->n_by_driver++];
-            memset(g, 0, sizeof *g);
-            snprintf(g->name, sizeof g->name, "%s", driver);
-        }
+        if (!g && !(g = ROW_APPEND(&out->by_driver, &out->n_by_driver, &cap_d,
+                                   struct report_nps_group, name, driver)))
+            break;
         nps_add(g, score);
         const char *comment = db_col_text(stmt, 2);
         if (comment && *comment && out->n_verbatims < MAX_VERBATIMS) {
@@ -876,7 +851,7 @@ static int compute_nps(struct store *s, int64_t since_s, int64_t until_s, struct
             out->n_verbatims++;
         }
     }
-    rc = rc == DB_ROW ? CD_ENOMEM : step_done(rc);
+    rc = rc == DB_ROW ? CD_ENOMEM : store_db_step_status(rc);
     db_finalize(stmt);
     nps_finish(&out->all);
     for (int i = 0; i < out->n_by_driver; i++)
@@ -890,15 +865,15 @@ int report_nps_save(struct store *s, int64_t conversation, int score, const char
 {
     if (score < 0 || score > 10)
         return CD_EINVAL;
-    struct db_stmt *stmt =
-        prepare(s, "UPDATE conversations SET nps = ?2, nps_comment = ?3 WHERE id = ?1", NULL);
+    struct db_stmt *stmt = store_db_prepare(
+        s, "UPDATE conversations SET nps = ?2, nps_comment = ?3 WHERE id = ?1", NULL);
     if (!stmt)
         return CD_EIO;
     db_bind_int64(stmt, 1, conversation);
     db_bind_int64(stmt, 2, score);
     if (comment && *comment)
         db_bind_text(stmt, 3, comment);
-    int rc = step_done(db_step(stmt));
+    int rc = store_db_step_status(db_step(stmt));
     db_finalize(stmt);
     if (!rc && db_changes(store_db(s)) == 0)
         rc = CD_ENOTFOUND;
@@ -923,12 +898,10 @@ static int compute_drivers(struct store *s, int64_t since_s, int64_t until_s, st
             "c") " AS d, c.queued_s, c.rating FROM conversations c"
                  " WHERE c.created_s >= ?1 AND c.created_s < ?2) AS x WHERE d <> ''"
                  " GROUP BY d ORDER BY 2 DESC, d" BY_BYTES_PG " LIMIT ?3";
-    struct db_stmt *stmt = prepare(s, sql, pg_sql);
+    struct db_stmt *stmt = store_db_prepare_window(s, sql, pg_sql, since_s, until_s);
     if (!stmt)
         return CD_EIO;
     int rc;
-    db_bind_int64(stmt, 1, since_s);
-    db_bind_int64(stmt, 2, until_s);
     db_bind_int64(stmt, 3, REPORT_TOP);
     while ((rc = db_step(stmt)) == DB_ROW && out->n_drivers < REPORT_TOP) {
         struct report_driver *d = &out->drivers[out->n_drivers++];
@@ -938,9 +911,22 @@ static int compute_drivers(struct store *s, int64_t since_s, int64_t until_s, st
         d->n_ratings = db_col_int64(stmt, 3);
         d->csat = db_col_double(stmt, 4);
     }
-    rc = step_done(rc);
+    rc = store_db_step_status(rc);
     db_finalize(stmt);
     return rc;
+}
+
+/* Steps stmt, a bound SELECT count(*), sets *n_out to its count and finalizes it. Returns 0
+ * or CD_E*. */
+static int count_and_finalize(struct db_stmt *stmt, int64_t *n_out)
+{
+    int rc = db_step(stmt);
+    if (rc == DB_ROW) {
+        *n_out = db_col_int64(stmt, 0);
+        rc = DB_DONE;
+    }
+    db_finalize(stmt);
+    return store_db_step_status(rc);
 }
 
 int report_backlog(struct store *s, int64_t at_s, int64_t *n_out)
@@ -949,18 +935,11 @@ int report_backlog(struct store *s, int64_t at_s, int64_t *n_out)
                               " AND queued_s > 0 AND queued_s < ?1"
                               " AND (closed_s = 0 OR closed_s >= ?1)";
     *n_out = 0;
-    struct db_stmt *stmt = prepare(s, sql, NULL);
+    struct db_stmt *stmt = store_db_prepare(s, sql, NULL);
     if (!stmt)
         return CD_EIO;
-    int rc;
     db_bind_int64(stmt, 1, at_s);
-    rc = db_step(stmt);
-    if (rc == DB_ROW) {
-        *n_out = db_col_int64(stmt, 0);
-        rc = DB_DONE;
-    }
-    db_finalize(stmt);
-    return step_done(rc);
+    return count_and_finalize(stmt, n_out);
 }
 
 /* Conversations about driver created in [since_s, until_s), counted as
@@ -971,20 +950,11 @@ int report_driver_count(struct store *s, int64_t since_s, int64_t until_s, const
     static const char sql[] = "SELECT count(*) FROM conversations c WHERE c.created_s >= ?1"
                               " AND c.created_s < ?2 AND " DRIVER_OF("c") " = ?3";
     *n_out = 0;
-    struct db_stmt *stmt = prepare(s, sql, NULL);
+    struct db_stmt *stmt = store_db_prepare_window(s, sql, NULL, since_s, until_s);
     if (!stmt)
         return CD_EIO;
-    int rc;
-    db_bind_int64(stmt, 1, since_s);
-    db_bind_int64(stmt, 2, until_s);
     db_bind_text(stmt, 3, driver);
-    rc = db_step(stmt);
-    if (rc == DB_ROW) {
-        *n_out = db_col_int64(stmt, 0);
-        rc = DB_DONE;
-    }
-    db_finalize(stmt);
-    return step_done(rc);
+    return count_and_finalize(stmt, n_out);
 }
 
 /* ---- QA ---- */
@@ -998,11 +968,9 @@ static int compute_qa(struct store *s, int64_t since_s, int64_t until_s, struct 
                               " WHERE c.created_s >= ?1 AND c.created_s < ?2"
                               " AND a.score IS NOT NULL";
     out->qa_score = -1;
-    struct db_stmt *stmt = prepare(s, sql, NULL);
+    struct db_stmt *stmt = store_db_prepare_window(s, sql, NULL, since_s, until_s);
     if (!stmt)
         return CD_EIO;
-    db_bind_int64(stmt, 1, since_s);
-    db_bind_int64(stmt, 2, until_s);
     int rc = db_step(stmt);
     if (rc == DB_ROW) {
         out->n_qa = db_col_int64(stmt, 0);
@@ -1011,7 +979,7 @@ static int compute_qa(struct store *s, int64_t since_s, int64_t until_s, struct 
         rc = DB_DONE;
     }
     db_finalize(stmt);
-    return step_done(rc);
+    return store_db_step_status(rc);
 }
 
 /* ---- the whole report ---- */

@@ -16,6 +16,7 @@
 #include "store_outbox.h"
 
 #include <jansson.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,13 @@
     "c.queue, c.intent, c.confidence, c.priority, c.is_offline, c.agent_id, c.created_s, "         \
     "c.queued_s, c.picked_s, c.closed_s, c.closed_by, c.disposition, c.note, c.rating, "           \
     "c.comment, (SELECT coalesce(max(m.seq), 0) FROM messages m WHERE m.conversation = c.id)"
+
+/* The columns store_conversation_update() writes, ?2 to ?20 in the order of conv_columns[]. */
+#define CONV_UPDATE                                                                                \
+    "UPDATE conversations SET state = ?2, lang = ?3, customer_name = ?4, customer_email = ?5,"     \
+    " customer_page = ?6, queue = ?7, intent = ?8, confidence = ?9, priority = ?10,"               \
+    " is_offline = ?11, agent_id = ?12, queued_s = ?13, picked_s = ?14, closed_s = ?15,"           \
+    " closed_by = ?16, disposition = ?17, note = ?18, rating = ?19, comment = ?20"
 
 #define MSG_COLUMNS                                                                                \
     "conversation, seq, sender, client_id, reply_to, text, meta, agent_id, created_s"
@@ -96,18 +104,8 @@ static const char *const stmt_sql[ST_COUNT] = {
         " customer_page, created_s) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
     [ST_CONV_GET] = "SELECT " CONV_COLUMNS " FROM conversations c WHERE c.id = ?1",
     [ST_CONV_BY_TOKEN] = "SELECT " CONV_COLUMNS " FROM conversations c WHERE c.token_hash = ?1",
-    [ST_CONV_UPDATE] = "UPDATE conversations SET state = ?2, lang = ?3, customer_name = ?4,"
-                       " customer_email = ?5, customer_page = ?6, queue = ?7, intent = ?8,"
-                       " confidence = ?9, priority = ?10, is_offline = ?11, agent_id = ?12,"
-                       " queued_s = ?13, picked_s = ?14, closed_s = ?15, closed_by = ?16,"
-                       " disposition = ?17, note = ?18, rating = ?19, comment = ?20"
-                       " WHERE id = ?1",
-    [ST_CONV_UPDATE_IF] = "UPDATE conversations SET state = ?2, lang = ?3, customer_name = ?4,"
-                          " customer_email = ?5, customer_page = ?6, queue = ?7, intent = ?8,"
-                          " confidence = ?9, priority = ?10, is_offline = ?11, agent_id = ?12,"
-                          " queued_s = ?13, picked_s = ?14, closed_s = ?15, closed_by = ?16,"
-                          " disposition = ?17, note = ?18, rating = ?19, comment = ?20"
-                          " WHERE id = ?1 AND state = ?21 AND agent_id = ?22",
+    [ST_CONV_UPDATE] = CONV_UPDATE " WHERE id = ?1",
+    [ST_CONV_UPDATE_IF] = CONV_UPDATE " WHERE id = ?1 AND state = ?21 AND agent_id = ?22",
     [ST_CONV_UPDATE_TRIAGE] = "UPDATE conversations SET state = ?2, intent = ?3, confidence = ?4"
                               " WHERE id = ?1",
     [ST_CONV_CLAIM] = "UPDATE conversations SET state = 'with_agent', agent_id = ?2,"
@@ -332,6 +330,19 @@ static int run_returning(struct db_stmt *stmt, int64_t *out)
 }
 
 /* ---- open, close, transactions ---- */
+
+int store_schema_check(int version, char **err)
+{
+    if (version <= STORE_SCHEMA_VERSION)
+        return 0;
+    if (err) {
+        *err = malloc(128);
+        if (*err)
+            snprintf(*err, 128, "database schema version %d is newer than this caredesk (%d)",
+                     version, STORE_SCHEMA_VERSION);
+    }
+    return CD_EINVAL;
+}
 
 int store_target_is_postgres(const char *target)
 {
@@ -608,15 +619,65 @@ int store_in_transaction(const struct store *s)
 
 /* ---- conversations ---- */
 
+/* How a field of struct store_conversation is held. */
+enum conv_field {
+    CONV_DUP,    /* char *, malloc'd or NULL */
+    CONV_ARRAY,  /* char[], NUL-terminated */
+    CONV_INT,    /* int */
+    CONV_INT64,  /* int64_t */
+    CONV_DOUBLE, /* double */
+};
+
+/* A plain field of struct store_conversation: where CONV_COLUMNS returns it and which ?N of
+ * CONV_UPDATE writes it (0 = not written by an update). id, token_hash, state and lang are
+ * read and bound by hand: they are converted or defaulted on the way. */
+struct conv_column {
+    enum conv_field kind;
+    int col;
+    int param;
+    size_t offset;
+    size_t size;
+};
+
+#define CONV_COLUMN(kind, field, col, param)                                                       \
+    {                                                                                              \
+        kind, col, param, offsetof(struct store_conversation, field),                              \
+            sizeof(((struct store_conversation *)0)->field)                                        \
+    }
+
+/* clang-format off */
+static const struct conv_column conv_columns[] = {
+    CONV_COLUMN(CONV_DUP, customer_name, 4, 4),
+    CONV_COLUMN(CONV_DUP, customer_email, 5, 5),
+    CONV_COLUMN(CONV_DUP, customer_page, 6, 6),
+    CONV_COLUMN(CONV_ARRAY, queue, 7, 7),
+    CONV_COLUMN(CONV_ARRAY, intent, 8, 8),
+    CONV_COLUMN(CONV_DOUBLE, confidence, 9, 9),
+    CONV_COLUMN(CONV_INT, priority, 10, 10),
+    CONV_COLUMN(CONV_INT, is_offline, 11, 11),
+    CONV_COLUMN(CONV_INT64, agent_id, 12, 12),
+    CONV_COLUMN(CONV_INT64, created_s, 13, 0),
+    CONV_COLUMN(CONV_INT64, queued_s, 14, 13),
+    CONV_COLUMN(CONV_INT64, picked_s, 15, 14),
+    CONV_COLUMN(CONV_INT64, closed_s, 16, 15),
+    CONV_COLUMN(CONV_ARRAY, closed_by, 17, 16),
+    CONV_COLUMN(CONV_ARRAY, disposition, 18, 17),
+    CONV_COLUMN(CONV_DUP, note, 19, 18),
+    CONV_COLUMN(CONV_INT, rating, 20, 19),
+    CONV_COLUMN(CONV_DUP, comment, 21, 20),
+    CONV_COLUMN(CONV_INT64, last_seq, 22, 0),
+};
+/* clang-format on */
+
+#define N_CONV_COLUMNS ((int)(sizeof conv_columns / sizeof conv_columns[0]))
+
 void store_conversation_clear(struct store_conversation *c)
 {
     if (!c)
         return;
-    free(c->customer_name);
-    free(c->customer_email);
-    free(c->customer_page);
-    free(c->note);
-    free(c->comment);
+    for (int i = 0; i < N_CONV_COLUMNS; i++)
+        if (conv_columns[i].kind == CONV_DUP)
+            free(*(char **)((char *)c + conv_columns[i].offset));
     memset(c, 0, sizeof *c);
 }
 
@@ -629,26 +690,59 @@ static int read_conversation(struct db_stmt *stmt, struct store_conversation *c)
     int state = store_state_parse(db_col_text(stmt, 2));
     c->state = state < 0 ? STORE_STATE_BOT : state;
     copy_col(c->lang, sizeof c->lang, stmt, 3);
-    c->customer_name = dup_col(stmt, 4);
-    c->customer_email = dup_col(stmt, 5);
-    c->customer_page = dup_col(stmt, 6);
-    copy_col(c->queue, sizeof c->queue, stmt, 7);
-    copy_col(c->intent, sizeof c->intent, stmt, 8);
-    c->confidence = db_col_double(stmt, 9);
-    c->priority = db_col_int(stmt, 10);
-    c->is_offline = db_col_int(stmt, 11);
-    c->agent_id = db_col_int64(stmt, 12);
-    c->created_s = db_col_int64(stmt, 13);
-    c->queued_s = db_col_int64(stmt, 14);
-    c->picked_s = db_col_int64(stmt, 15);
-    c->closed_s = db_col_int64(stmt, 16);
-    copy_col(c->closed_by, sizeof c->closed_by, stmt, 17);
-    copy_col(c->disposition, sizeof c->disposition, stmt, 18);
-    c->note = dup_col(stmt, 19);
-    c->rating = db_col_int(stmt, 20);
-    c->comment = dup_col(stmt, 21);
-    c->last_seq = db_col_int64(stmt, 22);
+    for (int i = 0; i < N_CONV_COLUMNS; i++) {
+        const struct conv_column *k = &conv_columns[i];
+        void *field = (char *)c + k->offset;
+        switch (k->kind) {
+        case CONV_DUP:
+            *(char **)field = dup_col(stmt, k->col);
+            break;
+        case CONV_ARRAY:
+            copy_col(field, k->size, stmt, k->col);
+            break;
+        case CONV_INT:
+            *(int *)field = db_col_int(stmt, k->col);
+            break;
+        case CONV_INT64:
+            *(int64_t *)field = db_col_int64(stmt, k->col);
+            break;
+        case CONV_DOUBLE:
+            *(double *)field = db_col_double(stmt, k->col);
+            break;
+        }
+    }
     return 0;
+}
+
+/* Binds c's fields to ?2..?20 of CONV_UPDATE (?1, the id, too). */
+static void bind_conversation_update(struct db_stmt *stmt, const struct store_conversation *c)
+{
+    db_bind_int64(stmt, 1, c->id);
+    db_bind_text(stmt, 2, store_state_name(c->state));
+    db_bind_text(stmt, 3, c->lang[0] ? c->lang : "en");
+    for (int i = 0; i < N_CONV_COLUMNS; i++) {
+        const struct conv_column *k = &conv_columns[i];
+        const void *field = (const char *)c + k->offset;
+        if (!k->param)
+            continue;
+        switch (k->kind) {
+        case CONV_DUP:
+            db_bind_text(stmt, k->param, *(char *const *)field);
+            break;
+        case CONV_ARRAY:
+            db_bind_text(stmt, k->param, field);
+            break;
+        case CONV_INT:
+            db_bind_int64(stmt, k->param, *(const int *)field);
+            break;
+        case CONV_INT64:
+            db_bind_int64(stmt, k->param, *(const int64_t *)field);
+            break;
+        case CONV_DOUBLE:
+            db_bind_double(stmt, k->param, *(const double *)field);
+            break;
+        }
+    }
 }
 
 /* Tells the observer of a change to conversation id: the row as it is now, with before and
@@ -675,6 +769,25 @@ void store_set_observer(struct store *s, store_observer_fn fn, void *ctx)
 struct db *store_db(struct store *s)
 {
     return s->db;
+}
+
+struct db_stmt *store_db_prepare(struct store *s, const char *sql, const char *pg_sql)
+{
+    char *err = NULL;
+    struct db_stmt *stmt = db_prepare2(s->db, sql, pg_sql, &err);
+    free(err);
+    return stmt;
+}
+
+struct db_stmt *store_db_prepare_window(struct store *s, const char *sql, const char *pg_sql,
+                                        int64_t since_s, int64_t until_s)
+{
+    struct db_stmt *stmt = store_db_prepare(s, sql, pg_sql);
+    if (stmt) {
+        db_bind_int64(stmt, 1, since_s);
+        db_bind_int64(stmt, 2, until_s);
+    }
+    return stmt;
 }
 
 void **store_outbox_slot(struct store *s)
@@ -744,26 +857,7 @@ int store_conversation_update_if(struct store *s, const struct store_conversatio
     if (s->observer && store_conversation_get(s, c->id, &before))
         return CD_ENOTFOUND;
     struct db_stmt *stmt = st(s, expect_state < 0 ? ST_CONV_UPDATE : ST_CONV_UPDATE_IF);
-    db_bind_int64(stmt, 1, c->id);
-    db_bind_text(stmt, 2, store_state_name(c->state));
-    db_bind_text(stmt, 3, c->lang[0] ? c->lang : "en");
-    db_bind_text(stmt, 4, c->customer_name);
-    db_bind_text(stmt, 5, c->customer_email);
-    db_bind_text(stmt, 6, c->customer_page);
-    db_bind_text(stmt, 7, c->queue);
-    db_bind_text(stmt, 8, c->intent);
-    db_bind_double(stmt, 9, c->confidence);
-    db_bind_int64(stmt, 10, c->priority);
-    db_bind_int64(stmt, 11, c->is_offline);
-    db_bind_int64(stmt, 12, c->agent_id);
-    db_bind_int64(stmt, 13, c->queued_s);
-    db_bind_int64(stmt, 14, c->picked_s);
-    db_bind_int64(stmt, 15, c->closed_s);
-    db_bind_text(stmt, 16, c->closed_by);
-    db_bind_text(stmt, 17, c->disposition);
-    db_bind_text(stmt, 18, c->note);
-    db_bind_int64(stmt, 19, c->rating);
-    db_bind_text(stmt, 20, c->comment);
+    bind_conversation_update(stmt, c);
     if (expect_state >= 0) {
         db_bind_text(stmt, 21, store_state_name(expect_state));
         db_bind_int64(stmt, 22, expect_agent);

@@ -15,4 +15,26 @@ struct store;
  * PostgreSQL the whole group, without a mark). */
 struct db *store_db(struct store *s);
 
+/* sql (pg_sql instead on PostgreSQL, when not NULL) prepared on the connection of s, for a
+ * query run now and then rather than kept: the caller finalizes it with db_finalize(). NULL
+ * when it cannot be prepared (the reason is not kept). */
+struct db_stmt *store_db_prepare(struct store *s, const char *sql, const char *pg_sql);
+
+/* store_db_prepare() for a query over a window of time: ?1 bound to since_s and ?2 to
+ * until_s (the query says which times they bound and whether until_s is in). */
+struct db_stmt *store_db_prepare_window(struct store *s, const char *sql, const char *pg_sql,
+                                        int64_t since_s, int64_t until_s);
+
+/* The result of a statement's last db_step(): 0 when it ended (or stopped at a row), or its
+ * CD_E* code. */
+static inline int store_db_step_status(int rc)
+{
+    return rc < 0 ? rc : 0;
+}
+
+/* Names, queues and drivers sort by their bytes on both backends, as SQLite's default (BINARY)
+ * does: PostgreSQL's texts of the statements that sort by text add this, whatever the
+ * database's locale, so that lists come in the same order on both. */
+#define BY_BYTES_PG " COLLATE \"C\""
+
 #endif

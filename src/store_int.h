@@ -28,6 +28,11 @@ struct store {
     int is_notify_due;           /* PostgreSQL: the open group stored messages */
 };
 
+/* Both backends: 0 when a database at schema version can be used by this build (it is not
+ * newer than STORE_SCHEMA_VERSION), else CD_EINVAL with *err (when err is not NULL) saying
+ * so, malloc'd. */
+int store_schema_check(int version, char **err);
+
 /* SQLite: opens (creating and migrating) the file at path and sets s->db and s->sqlite.
  * Returns 0 or CD_E* with *err set. */
 int store_sqlite_open(struct store *s, const char *path, const struct store_options *options,

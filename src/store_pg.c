@@ -225,16 +225,8 @@ static int migrate(struct db *db, int target, char **err)
             *err = msg_dup("database", db);
         goto fail;
     }
-    if (version > STORE_SCHEMA_VERSION) {
-        if (err) {
-            *err = malloc(128);
-            if (*err)
-                snprintf(*err, 128, "database schema version %d is newer than this caredesk (%d)",
-                         version, STORE_SCHEMA_VERSION);
-        }
-        rc = CD_EINVAL;
+    if ((rc = store_schema_check(version, err)) != 0)
         goto fail;
-    }
     if (version == 0 && target >= STORE_PG_FIRST_VERSION) {
         rc = db_exec(db, pg_schema, err);
         if (rc)

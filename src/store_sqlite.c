@@ -287,18 +287,12 @@ static int migrate(sqlite3 *db, int target, char **err)
         exec_sql(db, "SELECT 1 FROM no_such_table_for_error", err);
         return CD_EIO;
     }
-    if (version > STORE_SCHEMA_VERSION) {
-        if (err) {
-            *err = malloc(128);
-            if (*err)
-                snprintf(*err, 128, "database schema version %d is newer than this caredesk (%d)",
-                         version, STORE_SCHEMA_VERSION);
-        }
-        return CD_EINVAL;
-    }
+    int rc = store_schema_check(version, err);
+    if (rc)
+        return rc;
     while (version < target) {
         char pragma[64];
-        int rc = exec_sql(db, "BEGIN IMMEDIATE", err);
+        rc = exec_sql(db, "BEGIN IMMEDIATE", err);
         if (rc)
             return rc;
         snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", version + 1);

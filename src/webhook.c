@@ -281,13 +281,8 @@ static int wants(const struct webhook *wh, const char *event)
 
 static json_t *iso_time(int64_t ms)
 {
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
     char buf[64];
-    snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
-    return json_string(buf);
+    return json_string(cd_iso_time_ms(ms, buf, sizeof buf));
 }
 
 static json_t *str_or_null(const char *s)
