@@ -68,6 +68,71 @@ static int parse_int(const char *s, int lo, int hi, int *out)
     return 0;
 }
 
+/* An option of the subcommands here: a flag, or one that takes a path or name, a number in
+ * [0, 1], or a count in [lo, hi]. */
+struct triage_option {
+    const char *name;
+    int *flag;
+    const char **text;
+    double *number;
+    int *count, lo, hi;
+};
+
+/* What the subcommand cmd (its usage text usage) was asked by argv: every "--name" in the n
+ * options is stored where its entry says; other arguments fill positional[0..n_positional)
+ * in turn, and one more is refused with too_many. Returns -1 to go on, CLI_OK after printing
+ * the usage for --help or -h, or CLI_USAGE after saying on stderr what was wrong. */
+static int parse_options(const char *cmd, const char *usage, const struct triage_option *options,
+                         size_t n, const char **positional, int n_positional, const char *too_many,
+                         int argc, char **argv)
+{
+    int n_seen = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(usage, stdout);
+            return CLI_OK;
+        }
+        if (a[0] != '-' || a[1] != '-') {
+            if (n_seen == n_positional) {
+                fprintf(stderr, "caredesk %s: %s\n%s", cmd, too_many, usage);
+                return CLI_USAGE;
+            }
+            positional[n_seen++] = a;
+            continue;
+        }
+        size_t k = 0;
+        while (k < n && strcmp(a, options[k].name))
+            k++;
+        if (k == n) {
+            fprintf(stderr, "caredesk %s: unknown option %s\n%s", cmd, a, usage);
+            return CLI_USAGE;
+        }
+        if (options[k].flag) {
+            *options[k].flag = 1;
+            continue;
+        }
+        if (!v) {
+            fprintf(stderr, "caredesk %s: %s needs a value\n%s", cmd, a, usage);
+            return CLI_USAGE;
+        }
+        int bad = 0;
+        if (options[k].text)
+            *options[k].text = v;
+        else if (options[k].number)
+            bad = parse_double(v, options[k].number);
+        else
+            bad = parse_int(v, options[k].lo, options[k].hi, options[k].count);
+        if (bad) {
+            fprintf(stderr, "caredesk %s: bad value for %s: %s\n", cmd, a, v);
+            return CLI_USAGE;
+        }
+        i++;
+    }
+    return -1;
+}
+
 static int path_exists(const char *path)
 {
     struct stat st;
@@ -146,51 +211,25 @@ static struct kb *load_kb(const char *path, int is_required)
 
 int cli_ask(int argc, char **argv)
 {
-    const char *intents_path = "intents", *kb_path = "kb", *lang = NULL, *message = NULL;
+    const char *intents_path = "intents", *kb_path = NULL, *lang = NULL, *message = NULL;
     char detected[8];
-    int is_kb_explicit = 0;
     struct triage_context ctx = {0};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(ask_usage, stdout);
-            return CLI_OK;
-        }
-        int *counter = !strcmp(a, "--clarified")    ? &ctx.n_clarify
-                       : !strcmp(a, "--not-helped") ? &ctx.n_not_helped
-                       : !strcmp(a, "--repeats")    ? &ctx.n_repeats
-                       : !strcmp(a, "--anger")      ? &ctx.anger
-                                                    : NULL;
-        if (counter) {
-            if (!v || parse_int(v, 0, 1000, counter)) {
-                fprintf(stderr, "caredesk ask: %s needs a count\n", a);
-                return CLI_USAGE;
-            }
-            i++;
-        } else if (!strcmp(a, "--intents") || !strcmp(a, "--kb") || !strcmp(a, "--lang")) {
-            if (!v) {
-                fprintf(stderr, "caredesk ask: %s needs a value\n%s", a, ask_usage);
-                return CLI_USAGE;
-            }
-            if (!strcmp(a, "--intents"))
-                intents_path = v;
-            else if (!strcmp(a, "--kb")) {
-                kb_path = v;
-                is_kb_explicit = 1;
-            } else
-                lang = v;
-            i++;
-        } else if (a[0] == '-' && a[1] == '-') {
-            fprintf(stderr, "caredesk ask: unknown option %s\n%s", a, ask_usage);
-            return CLI_USAGE;
-        } else if (!message) {
-            message = a;
-        } else {
-            fprintf(stderr, "caredesk ask: one message only (quote it)\n");
-            return CLI_USAGE;
-        }
-    }
+    const struct triage_option options[] = {
+        {.name = "--intents", .text = &intents_path},
+        {.name = "--kb", .text = &kb_path},
+        {.name = "--lang", .text = &lang},
+        {.name = "--clarified", .count = &ctx.n_clarify, .lo = 0, .hi = 1000},
+        {.name = "--not-helped", .count = &ctx.n_not_helped, .lo = 0, .hi = 1000},
+        {.name = "--repeats", .count = &ctx.n_repeats, .lo = 0, .hi = 1000},
+        {.name = "--anger", .count = &ctx.anger, .lo = 0, .hi = 1000},
+    };
+    int rc = parse_options("ask", ask_usage, options, sizeof options / sizeof options[0], &message,
+                           1, "one message only (quote it)", argc, argv);
+    if (rc >= 0)
+        return rc;
+    int is_kb_explicit = kb_path != NULL;
+    if (!kb_path)
+        kb_path = "kb";
     if (!message) {
         fputs(ask_usage, stderr);
         return CLI_USAGE;
@@ -216,7 +255,7 @@ int cli_ask(int argc, char **argv)
     struct cd_buf out = {0};
     if (!lang) /* without --lang: detected among the intents' and KB's languages (langid.h) */
         lang = langid_guess(triage_intents(t), kb, message, strlen(message), "en", detected);
-    int rc = triage_decide(t, message, strlen(message), lang, &ctx, &d);
+    rc = triage_decide(t, message, strlen(message), lang, &ctx, &d);
     if (rc == 0)
         rc = triage_decision_to_json(&d, &out);
     if (rc == 0)
@@ -423,15 +462,7 @@ int cli_eval_intents(int argc, char **argv)
     double t_answer = -1, t_clarify = -1, t_oos = -1, t_known = -1, min_recall = 0.7;
     double t_in_scope = -1;
     struct intents_train_options topt = {0};
-    /* Every option: a flag, or one that takes a path or name, a number, or a count in
-     * [lo, hi]. */
-    const struct {
-        const char *name;
-        int *flag;
-        const char **text;
-        double *number;
-        int *count, lo, hi;
-    } options[] = {
+    const struct triage_option options[] = {
         {.name = "--quiet", .flag = &is_quiet},
         {.name = "--reliability", .flag = &is_reliability},
         {.name = "--fixed-prior", .flag = &is_fixed_prior},
@@ -453,42 +484,11 @@ int cli_eval_intents(int argc, char **argv)
         {.name = "--t-in-scope", .number = &t_in_scope},
         {.name = "--oos-prior", .number = &topt.oos_prior},
     };
-    const size_t n_options = sizeof options / sizeof options[0];
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(eval_usage, stdout);
-            return CLI_OK;
-        }
-        size_t k = 0;
-        while (k < n_options && strcmp(a, options[k].name))
-            k++;
-        if (k < n_options && options[k].flag) {
-            *options[k].flag = 1;
-            continue;
-        }
-        if (!v) {
-            fprintf(stderr, "caredesk eval intents: %s needs a value\n%s", a, eval_usage);
-            return CLI_USAGE;
-        }
-        if (k == n_options) {
-            fprintf(stderr, "caredesk eval intents: unknown option %s\n%s", a, eval_usage);
-            return CLI_USAGE;
-        }
-        int bad = 0;
-        if (options[k].text)
-            *options[k].text = v;
-        else if (options[k].number)
-            bad = parse_double(v, options[k].number);
-        else
-            bad = parse_int(v, options[k].lo, options[k].hi, options[k].count);
-        if (bad) {
-            fprintf(stderr, "caredesk eval intents: bad value for %s: %s\n", a, v);
-            return CLI_USAGE;
-        }
-        i++;
-    }
+    int parsed =
+        parse_options("eval intents", eval_usage, options, sizeof options / sizeof options[0], NULL,
+                      0, "takes no arguments besides its options", argc, argv);
+    if (parsed >= 0)
+        return parsed;
     if (!train || !test) {
         fputs(eval_usage, stderr);
         return CLI_USAGE;
@@ -822,33 +822,17 @@ static void print_report(const json_t *r)
 int cli_check_intents(int argc, char **argv)
 {
     const char *path = "intents";
-    int is_json = 0, have_path = 0;
+    int is_json = 0;
     struct intents_check_options copt = {0};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(check_usage, stdout);
-            return CLI_OK;
-        }
-        if (!strcmp(a, "--json")) {
-            is_json = 1;
-        } else if (!strcmp(a, "--min-examples")) {
-            if (i + 1 >= argc || parse_int(argv[i + 1], 1, 10000, &copt.min_examples)) {
-                fprintf(stderr, "caredesk check intents: --min-examples needs a count\n");
-                return CLI_USAGE;
-            }
-            i++;
-        } else if (a[0] == '-') {
-            fprintf(stderr, "caredesk check intents: unknown option %s\n%s", a, check_usage);
-            return CLI_USAGE;
-        } else if (!have_path) {
-            path = a;
-            have_path = 1;
-        } else {
-            fprintf(stderr, "caredesk check intents: one path only\n%s", check_usage);
-            return CLI_USAGE;
-        }
-    }
+    const struct triage_option options[] = {
+        {.name = "--json", .flag = &is_json},
+        {.name = "--min-examples", .count = &copt.min_examples, .lo = 1, .hi = 10000},
+    };
+    int parsed =
+        parse_options("check intents", check_usage, options, sizeof options / sizeof options[0],
+                      &path, 1, "one path only", argc, argv);
+    if (parsed >= 0)
+        return parsed;
     struct intents *set = load_command_intents("check intents", path, "");
     if (!set)
         return CLI_FAIL;

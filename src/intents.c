@@ -227,14 +227,9 @@ static int push_intent(struct intents *set, struct intent *it)
 {
     if (set->n_items == set->cap_items) {
         int cap = set->cap_items ? set->cap_items * 2 : 16;
-        struct intent *items = realloc(set->items, (size_t)cap * sizeof *items);
-        if (!items)
+        if (cd_resize(&set->items, (size_t)cap, sizeof *set->items) ||
+            cd_resize(&set->cap_examples, (size_t)cap, sizeof *set->cap_examples))
             goto fail;
-        set->items = items;
-        int *ce = realloc(set->cap_examples, (size_t)cap * sizeof *ce);
-        if (!ce)
-            goto fail;
-        set->cap_examples = ce;
         set->cap_items = cap;
     }
     set->items[set->n_items] = *it;
@@ -292,12 +287,10 @@ static int on_token(void *ctx, const char *token, int n_token, int start, int en
     (void)end;
     if (l->n == l->cap) {
         int cap = l->cap ? l->cap * 2 : 32;
-        uint64_t *v = realloc(l->v, (size_t)cap * sizeof *v);
-        if (!v) {
+        if (cd_resize(&l->v, (size_t)cap, sizeof *l->v)) {
             l->rc = CD_ENOMEM;
             return 1;
         }
-        l->v = v;
         l->cap = cap;
     }
     l->v[l->n++] = hash_token(token, n_token);
@@ -583,10 +576,8 @@ static int add_example_to(struct intents *set, int i, const char *text)
     struct intent *it = &set->items[i];
     if (it->n_examples == set->cap_examples[i]) {
         int cap = set->cap_examples[i] ? set->cap_examples[i] * 2 : 16;
-        char **v = realloc(it->examples, (size_t)cap * sizeof *v);
-        if (!v)
+        if (cd_resize(&it->examples, (size_t)cap, sizeof *it->examples))
             return CD_ENOMEM;
-        it->examples = v;
         set->cap_examples[i] = cap;
     }
     if (!(it->examples[it->n_examples] = strdup(text)))
@@ -715,12 +706,8 @@ int intents_load_path(struct intents *set, const char *path, const char *oos_lab
             continue;
         if (n == cap) {
             cap = cap ? cap * 2 : 32;
-            char **v = realloc(names, (size_t)cap * sizeof *v);
-            if (!v) {
-                rc = CD_ENOMEM;
+            if ((rc = cd_resize(&names, (size_t)cap, sizeof *names)))
                 goto done;
-            }
-            names = v;
         }
         size_t need = strlen(path) + strlen(e->d_name) + 2;
         if (!(names[n] = malloc(need))) {
@@ -730,7 +717,8 @@ int intents_load_path(struct intents *set, const char *path, const char *oos_lab
         snprintf(names[n], need, "%s/%s", path, e->d_name);
         n++;
     }
-    qsort(names, (size_t)n, sizeof *names, compare_names);
+    if (n) /* names is NULL in a directory with no intent files */
+        qsort(names, (size_t)n, sizeof *names, compare_names);
     for (int i = 0; i < n && rc == 0; i++) {
         rc = load_file(set, names[i], oos_label, report);
         if (rc == CD_ENOTFOUND || rc == CD_EIO) {
@@ -905,14 +893,9 @@ static int crossfit(struct intents *set, struct model_feats *feats, const int *l
             continue;
         if (n_bg == cap_bg) {
             cap_bg = cap_bg ? cap_bg * 2 : 256;
-            struct model_feats *nb = realloc(bg, (size_t)cap_bg * sizeof *nb);
-            if (!nb)
+            if (cd_resize(&bg, (size_t)cap_bg, sizeof *bg) ||
+                cd_resize(&bg_lang, (size_t)cap_bg, sizeof *bg_lang))
                 goto done;
-            bg = nb;
-            const char **nl = realloc(bg_lang, (size_t)cap_bg * sizeof *nl);
-            if (!nl)
-                goto done;
-            bg_lang = nl;
         }
         struct text_tokenizer *tok = cache_get(cache, scope_background[b].lang);
         memset(&bg[n_bg], 0, sizeof bg[n_bg]);
@@ -1312,10 +1295,8 @@ int intents_classify_analysed(const struct intents *set, struct intents_scratch 
 
     /* Rules: the longest matching phrase wins; a person request beats all. */
     if (s->cap_tokens < a->n_words) {
-        uint64_t *v = realloc(s->tokens, (size_t)a->n_words * sizeof *v);
-        if (!v)
+        if (cd_resize(&s->tokens, (size_t)a->n_words, sizeof *s->tokens))
             return CD_ENOMEM;
-        s->tokens = v;
         s->cap_tokens = a->n_words;
     }
     uint64_t *tokens = s->tokens;
@@ -1379,18 +1360,10 @@ int intents_classify_analysed(const struct intents *set, struct intents_scratch 
     }
     int K = set->n_classes;
     if (s->cap_p < K) {
-        double *p = realloc(s->p, (size_t)K * sizeof *p);
-        if (!p)
+        if (cd_resize(&s->p, (size_t)K, sizeof *s->p) ||
+            cd_resize(&s->raw, (size_t)K, sizeof *s->raw) ||
+            cd_resize(&s->off, (size_t)K, sizeof *s->off))
             return CD_ENOMEM;
-        s->p = p;
-        double *raw = realloc(s->raw, (size_t)K * sizeof *raw);
-        if (!raw)
-            return CD_ENOMEM;
-        s->raw = raw;
-        unsigned char *off = realloc(s->off, (size_t)K);
-        if (!off)
-            return CD_ENOMEM;
-        s->off = off;
         s->cap_p = K;
     }
     if ((rc = model_featurize_analysed(a, model_hash_bits(set->model), &s->feats)))

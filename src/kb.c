@@ -157,6 +157,13 @@ char *kb_strdup(const char *s)
     return s ? cd_strndup(s, strlen(s)) : NULL;
 }
 
+void kb_strings_free(char **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
 static void set_err(char **err, const char *fmt, const char *detail)
 {
     if (!err)
@@ -405,12 +412,8 @@ void kb_article_clear(struct kb_article *a)
     free(a->title);
     free(a->lang);
     free(a->body);
-    for (int i = 0; i < a->n_tags; i++)
-        free(a->tags[i]);
-    free(a->tags);
-    for (int i = 0; i < a->n_questions; i++)
-        free(a->questions[i]);
-    free(a->questions);
+    kb_strings_free(a->tags, (size_t)a->n_tags);
+    kb_strings_free(a->questions, (size_t)a->n_questions);
     memset(a, 0, sizeof *a);
 }
 
@@ -513,9 +516,7 @@ static int split_lines(const char *s, char ***out, int *n_out)
         const char *nl = strchr(p, '\n');
         size_t len = nl ? (size_t)(nl - p) : strlen(p);
         if (!(items[k] = cd_strndup(p, len))) {
-            for (int i = 0; i < k; i++)
-                free(items[i]);
-            free(items);
+            kb_strings_free(items, (size_t)k);
             return CD_ENOMEM;
         }
         k++;

@@ -93,9 +93,7 @@ static void df_map_clear(struct df_map *m)
 {
     free(m->slots);
     free(m->lens);
-    for (int64_t i = 0; i < m->n_qterms; i++)
-        free(m->qterms[i]);
-    free(m->qterms);
+    kb_strings_free(m->qterms, (size_t)m->n_qterms);
     for (uint32_t i = 0; i < m->n_posts; i++)
         free(m->posts[i].w);
     free(m->posts);
@@ -206,19 +204,28 @@ struct df_entry *kb_df_find(struct df_map *m, const char *stem, size_t n, int cr
     return e;
 }
 
+/* Grows the per-row table at rows (a T **, *n_rows elements of size bytes) to cover row rid,
+ * doubling from 1024, with the new rows zeroed. Returns 0 or CD_ENOMEM (table unchanged). */
+static int rows_cover(void *rows, int64_t *n_rows, int64_t rid, size_t size)
+{
+    if (rid < *n_rows)
+        return 0;
+    int64_t n = *n_rows ? *n_rows : 1024;
+    while (n <= rid)
+        n *= 2;
+    if (cd_resize_zeroed(rows, (size_t)*n_rows, (size_t)n, size))
+        return CD_ENOMEM;
+    *n_rows = n;
+    return 0;
+}
+
 /* Records the column lengths of row rid (all zero: the row is gone). */
 static int df_set_lens(struct df_map *m, int64_t rid, const int *lens)
 {
     if (rid < 0 || rid > INT32_MAX)
         return CD_EINVAL;
-    if (rid >= m->n_lens) {
-        int64_t n = m->n_lens ? m->n_lens : 1024;
-        while (n <= rid)
-            n *= 2;
-        if (cd_resize_zeroed(&m->lens, (size_t)m->n_lens, (size_t)n, sizeof *m->lens))
-            return CD_ENOMEM;
-        m->n_lens = n;
-    }
+    if (rows_cover(&m->lens, &m->n_lens, rid, sizeof *m->lens))
+        return CD_ENOMEM;
     for (int c = 0; c < KB_N_COLS; c++)
         m->lens[rid].len[c] = lens[c] < 0 ? 0 : lens[c];
     return 0;
@@ -229,16 +236,10 @@ static int df_set_qterms(struct df_map *m, int64_t rid, const char *qterms, size
 {
     if (rid < 0 || rid > INT32_MAX)
         return CD_EINVAL;
-    if (rid >= m->n_qterms) {
-        if (!qterms)
-            return 0;
-        int64_t cap = m->n_qterms ? m->n_qterms : 1024;
-        while (cap <= rid)
-            cap *= 2;
-        if (cd_resize_zeroed(&m->qterms, (size_t)m->n_qterms, (size_t)cap, sizeof *m->qterms))
-            return CD_ENOMEM;
-        m->n_qterms = cap;
-    }
+    if (rid >= m->n_qterms && !qterms)
+        return 0;
+    if (rows_cover(&m->qterms, &m->n_qterms, rid, sizeof *m->qterms))
+        return CD_ENOMEM;
     char *copy = qterms ? cd_strndup(qterms, n) : NULL;
     if (qterms && !copy)
         return CD_ENOMEM;
@@ -280,10 +281,8 @@ static int postings_reserve(struct postings *p, uint32_t extra)
     uint32_t cap = p->cap ? p->cap : 8;
     while (cap < p->n + extra)
         cap *= 2;
-    uint32_t *w = realloc(p->w, (size_t)cap * sizeof *w);
-    if (!w)
+    if (cd_resize(&p->w, cap, sizeof *p->w))
         return CD_ENOMEM;
-    p->w = w;
     p->cap = cap;
     return 0;
 }
@@ -301,10 +300,8 @@ static int postings_add(struct df_map *m, const struct df_entry *e, uint32_t rid
         if (p->n > 0 && rid <= p->max_rid) {
             if (m->n_moved == m->cap_moved) {
                 uint32_t cap = m->cap_moved ? m->cap_moved * 2 : 64;
-                uint32_t *moved = realloc(m->moved, (size_t)cap * sizeof *moved);
-                if (!moved)
+                if (cd_resize(&m->moved, cap, sizeof *m->moved))
                     return CD_ENOMEM;
-                m->moved = moved;
                 m->cap_moved = cap;
             }
             m->moved[m->n_moved++] = e->term_id;

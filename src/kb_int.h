@@ -258,6 +258,8 @@ struct kb_tok;
 /* ---- kb.c: SQLite helpers, article checks, writes ---- */
 
 char *kb_strdup(const char *s);
+/* Frees the n strings of v and v itself; v may be NULL. */
+void kb_strings_free(char **v, size_t n);
 sqlite3_stmt *kb_stmt(struct kb *kb, enum kb_stmt which);
 int kb_article_check(const struct kb_article *a, char *msg, size_t cap);
 

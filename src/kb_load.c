@@ -661,9 +661,7 @@ int kb_load_path(struct kb *kb, const char *path, struct kb_load_report *report)
                 rc = load_file(kb, full.data, report);
         }
         cd_buf_free(&full);
-        for (int i = 0; i < n_names; i++)
-            free(names[i]);
-        free(names);
+        kb_strings_free(names, (size_t)n_names);
     }
     kb->is_bulk = 0;
     /* A large load leaves each FTS5 index in many segments, and every query term then merges

@@ -70,18 +70,10 @@ void model_scratch_free(struct model_scratch *s)
 static int feats_grow(struct model_feats *f)
 {
     int cap = f->cap ? f->cap * 2 : 256;
-    uint32_t *b = realloc(f->bucket, (size_t)cap * sizeof *b);
-    if (!b)
+    if (cd_resize(&f->bucket, (size_t)cap, sizeof *f->bucket) ||
+        cd_resize(&f->count, (size_t)cap, sizeof *f->count) ||
+        cd_resize(&f->group, (size_t)cap, sizeof *f->group))
         return CD_ENOMEM;
-    f->bucket = b;
-    float *c = realloc(f->count, (size_t)cap * sizeof *c);
-    if (!c)
-        return CD_ENOMEM;
-    f->count = c;
-    uint8_t *g = realloc(f->group, (size_t)cap);
-    if (!g)
-        return CD_ENOMEM;
-    f->group = g;
     int32_t *slot = malloc((size_t)cap * 2 * sizeof *slot);
     if (!slot)
         return CD_ENOMEM;
@@ -239,21 +231,14 @@ static int vectorize(const struct model *m, const struct model_feats *f, int *fe
 static int scratch_reserve(struct model_scratch *s, int n, int n_classes)
 {
     if (n > s->cap) {
-        int *fe = realloc(s->feat, (size_t)n * sizeof *fe);
-        if (!fe)
+        if (cd_resize(&s->feat, (size_t)n, sizeof *s->feat) ||
+            cd_resize(&s->value, (size_t)n, sizeof *s->value))
             return CD_ENOMEM;
-        s->feat = fe;
-        float *v = realloc(s->value, (size_t)n * sizeof *v);
-        if (!v)
-            return CD_ENOMEM;
-        s->value = v;
         s->cap = n;
     }
     if (n_classes > s->n_sums) {
-        float *z = realloc(s->sums, (size_t)n_classes * sizeof *z);
-        if (!z)
+        if (cd_resize(&s->sums, (size_t)n_classes, sizeof *s->sums))
             return CD_ENOMEM;
-        s->sums = z;
         s->n_sums = n_classes;
     }
     return 0;
@@ -694,15 +679,9 @@ double model_index_nearest(const struct model_index *ix, const struct model *m,
     if (!ix || ix->n_examples == 0 || scratch_reserve(s, f->n, m->n_classes))
         return 0;
     if (s->n_acc < ix->n_examples) {
-        float *acc = realloc(s->acc, (size_t)ix->n_examples * sizeof *acc);
-        if (!acc)
+        if (cd_resize_zeroed(&s->acc, (size_t)s->n_acc, (size_t)ix->n_examples, sizeof *s->acc) ||
+            cd_resize(&s->touched, (size_t)ix->n_examples, sizeof *s->touched))
             return 0;
-        s->acc = acc;
-        int *t = realloc(s->touched, (size_t)ix->n_examples * sizeof *t);
-        if (!t)
-            return 0;
-        s->touched = t;
-        memset(s->acc + s->n_acc, 0, (size_t)(ix->n_examples - s->n_acc) * sizeof *acc);
         s->n_acc = ix->n_examples;
     }
     int k = vectorize(m, f, s->feat, s->value);

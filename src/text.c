@@ -620,10 +620,8 @@ static int chars_add(struct text_analysis *a, const char *bytes, int n)
         size_t cap = a->cap_chars ? a->cap_chars * 2 : 256;
         while (cap < a->n_chars + (size_t)n)
             cap *= 2;
-        char *c = realloc(a->chars, cap);
-        if (!c)
+        if (cd_resize(&a->chars, cap, 1))
             return -1;
-        a->chars = c;
         a->cap_chars = cap;
     }
     memcpy(a->chars + a->n_chars, bytes, (size_t)n);
@@ -643,10 +641,8 @@ static int word_record(void *ctx, struct word *w)
         return 0;
     if (a->n_words == a->cap_words) {
         int cap = a->cap_words ? a->cap_words * 2 : 32;
-        struct text_word *v = realloc(a->words, (size_t)cap * sizeof *v);
-        if (!v)
+        if (cd_resize(&a->words, (size_t)cap, sizeof *a->words))
             return CD_ENOMEM;
-        a->words = v;
         a->cap_words = cap;
     }
     struct text_word *tw = &a->words[a->n_words];
@@ -674,10 +670,8 @@ int text_analyse(struct text_tokenizer *t, const char *s, size_t n, struct text_
     a->n_folded = -1;
     size_t cap = a->n <= INT_MAX ? a->n * 4 + 16 : 0; /* text_fold() takes no more */
     if (cap && a->cap_folded < cap) {
-        char *f = realloc(a->folded, cap);
-        if (!f)
+        if (cd_resize(&a->folded, cap, 1))
             return CD_ENOMEM;
-        a->folded = f;
         a->cap_folded = cap;
     }
     if (cap)

@@ -287,10 +287,8 @@ static const char *fold_message(struct triage *t, const struct text_analysis *a)
         return NULL;
     size_t cap = (size_t)a->n_folded + 1;
     if (t->cap_folded < cap) {
-        char *f = realloc(t->folded, cap);
-        if (!f)
+        if (cd_resize(&t->folded, cap, 1))
             return NULL;
-        t->folded = f;
         t->cap_folded = cap;
     }
     char *w = t->folded;
