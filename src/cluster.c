@@ -19,7 +19,7 @@
 #define MISSING_MAX 4096 /* ids a stream waits for at once */
 #define QUEUE_MAX   65536
 
-/* One commit-ordered id sequence read past a watermark: the messages table (kind 'm') or
+/* One commit-ordered id sequence read past the highest id seen: the messages table (kind 'm') or
  * node_events (kinds 'c' and 'k'). */
 struct stream {
     const char *sql; /* SELECT id, conversation, seq, kind, node, created_ms, payload ... */
