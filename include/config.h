@@ -41,6 +41,7 @@ struct config {
     /* Agents and handoff. */
     int pickup_target_s;
     int agent_capacity;
+    int agent_grace_s; /* an agent's chats wait this long for the agent to come back */
     int is_auto_assign;
     char *business_hours;   /* "" = always open, else e.g. "mon-fri 09:00-17:00" */
     int business_open_min;  /* parsed from business_hours by config_validate() */

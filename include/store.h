@@ -102,6 +102,13 @@ int store_set_node(struct store *s, const char *node_id);
 int store_agent_here(struct store *s, int64_t agent_id);
 int store_agent_node(struct store *s, int64_t agent_id, char *out, size_t cap);
 
+/* Several nodes: the ids of up to max chats with an agent whom no node has seen since
+ * seen_before_ms (store_agent_here() is each node's heartbeat for the agents signed in to it):
+ * the agent's node died and the agent did not sign in elsewhere. *n_out gets how many; none
+ * on SQLite. Returns 0 or CD_E*. */
+int store_orphaned_chats(struct store *s, int64_t seen_before_ms, int64_t *ids, int max,
+                         int *n_out);
+
 /* Several nodes: appends a KB change (kb.h's journal: one JSON object) for every node to
  * make; it commits with the open group, or by itself. CD_EINVAL on SQLite. Returns 0 or
  * CD_E*. */

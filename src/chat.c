@@ -1008,6 +1008,8 @@ void chat_tick(struct chat *chat, int64_t now_s)
             }
         }
     }
+    if (chat->settings.is_shared_store)
+        chat_remote_tick(chat, now_s);
     if (queue_length(chat->queue) > 0)
         chat->is_eta_dirty = 1; /* estimates and business hours move with time */
     if (chat->settings.retention_days > 0 && now_s - chat->last_retention_s >= 3600) {

@@ -135,6 +135,7 @@ struct chat {
     int is_queue_dirty; /* the waiting list or agents changed: agents get a new view */
     int is_eta_dirty;   /* time passed: customers' estimates may have moved */
     int64_t last_retention_s;
+    int64_t last_heartbeat_s; /* several nodes: chat_remote_tick() */
     struct chat_metrics m;
 };
 
@@ -221,6 +222,10 @@ void chat_preview_from_store(struct chat *chat, const struct conv *c);
 
 /* Several nodes: counts (and loads) every chat agent_id has, for an agent new on this node. */
 void chat_remote_adopt_agent(struct chat *chat, int64_t agent_id);
+
+/* Several nodes, from chat_tick(): the heartbeat of this node's agents, and the chats of
+ * agents whose node died put back in the queue. */
+void chat_remote_tick(struct chat *chat, int64_t now_s);
 
 /* ---- chat_customer.c ---- */
 

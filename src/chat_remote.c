@@ -157,3 +157,46 @@ void chat_remote_adopt_agent(struct chat *chat, int64_t agent_id)
     struct adopt_ctx a = {chat, agent_id};
     store_conversations_open(chat->store, 100000, adopt_agents_chat, &a);
 }
+
+/* Several nodes, about every third of the grace period: this node's heartbeat for the agents
+ * signed in to it, then the chats of agents no node has seen for the grace period (their node
+ * died and they did not sign in elsewhere) go back to the queue. Any node may do it: the save
+ * expects the agent still there, so one node requeues a chat and the others are refused. */
+void chat_remote_tick(struct chat *chat, int64_t now_s)
+{
+    int period = chat->settings.agent_grace_s / 3 > 0 ? chat->settings.agent_grace_s / 3 : 1;
+    if (now_s - chat->last_heartbeat_s < period)
+        return;
+    chat->last_heartbeat_s = now_s;
+    for (struct conn *k = chat->agents; k; k = k->next_agent) {
+        if (chat_unit_begin(chat) == 0 && store_agent_here(chat->store, k->agent.id) == 0)
+            chat_unit_end(chat);
+        else
+            chat_unit_undo(chat);
+    }
+    int64_t ids[64];
+    int n = 0;
+    if (store_orphaned_chats(chat->store, (now_s - chat->settings.agent_grace_s) * 1000, ids, 64,
+                             &n))
+        return;
+    for (int i = 0; i < n; i++) {
+        struct conv *c = chat_conv_cached(chat, ids[i]);
+        if (!c) {
+            struct store_conversation rec;
+            if (store_conversation_get(chat->store, ids[i], &rec))
+                continue;
+            if (!(c = chat_conv_adopt(chat, &rec))) {
+                store_conversation_clear(&rec);
+                continue;
+            }
+        }
+        if (c->rec.state != STORE_STATE_WITH_AGENT || agent_is_here(chat, c->rec.agent_id))
+            continue;
+        if (chat_unit_begin(chat) == 0 &&
+            chat_requeue(chat, c, c->rec.queue[0] ? c->rec.queue : "general", "agent_left") == 0)
+            chat_unit_end(chat);
+        else
+            chat_unit_undo(chat);
+        chat_touch(chat, c); /* forgotten at the flush if nobody here follows it */
+    }
+}

@@ -391,6 +391,7 @@ int cli_serve(int argc, char **argv)
         cs.retention_days = cfg->retention_days;
         cs.default_lang = cfg->default_lang;
         cs.is_nps = cfg->is_nps;
+        cs.agent_grace_s = cfg->agent_grace_s;
         cs.is_shared_store = p.node_id[0] != 0;
         cs.node_id = p.node_id;
         p.chat = chat_new(&cs, p.store, p.kb, p.triage, server_chat_io(p.server));

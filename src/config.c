@@ -59,6 +59,8 @@ static const struct setting settings[] = {
      "seconds within which an agent should take a queued chat"},
     {"agent-capacity", T_INT, OFF(agent_capacity), CD_XSTR(QUEUE_DEFAULT_AGENT_CAPACITY), 1, 100,
      "concurrent chats per agent"},
+    {"agent-grace", T_INT, OFF(agent_grace_s), "30", 1, 3600,
+     "seconds an agent's chats wait for the agent to come back before they are queued again"},
     {"auto-assign", T_BOOL, OFF(is_auto_assign), "false", 0, 1,
      "assign queued chats to the least busy available agent"},
     {"business-hours", T_STR, OFF(business_hours), "", 0, 0,

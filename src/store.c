@@ -87,6 +87,7 @@ enum stmt_id {
     ST_NOTIFY,
     ST_AGENT_HERE,
     ST_AGENT_NODE,
+    ST_ORPHANS,
     ST_KB_JOURNAL,
     ST_KB_JOURNAL_READ,
     ST_COUNT
@@ -190,7 +191,7 @@ static const char *const stmt_sql[ST_COUNT] = {
                      " WHERE closed_s > 0 AND closed_s < ?1 AND state IN ('closed', 'rated')"
                      " LIMIT ?2)",
     [ST_CONV_NPS] = "SELECT nps, nps_comment FROM conversations WHERE id = ?1",
-    /* PostgreSQL only: ST_SET_NODE, ST_PING, ST_NOTIFY, ST_AGENT_HERE, ST_AGENT_NODE,
+    /* PostgreSQL only: ST_SET_NODE, ST_PING, ST_NOTIFY, ST_AGENT_HERE, ST_AGENT_NODE, ST_ORPHANS,
      * ST_KB_JOURNAL, ST_KB_JOURNAL_READ. */
 };
 
@@ -217,6 +218,11 @@ static const char *const stmt_pg[ST_COUNT] = {
     [ST_AGENT_HERE] = "INSERT INTO agent_nodes (agent_id, node, seen_ms) VALUES (?1, ?2, ?3)"
                       " ON CONFLICT (agent_id) DO UPDATE SET node = ?2, seen_ms = ?3",
     [ST_AGENT_NODE] = "SELECT node FROM agent_nodes WHERE agent_id = ?1",
+    /* Chats whose agent no node has seen since ?1 (the agent's node died, and the agent did
+     * not sign in anywhere else). */
+    [ST_ORPHANS] = "SELECT c.id FROM conversations c LEFT JOIN agent_nodes a"
+                   " ON a.agent_id = c.agent_id WHERE c.state = 'with_agent'"
+                   " AND coalesce(a.seen_ms, 0) < ?1 ORDER BY c.id LIMIT ?2",
     [ST_KB_JOURNAL] = "WITH e AS (INSERT INTO node_events (conversation, kind, node, payload)"
                       " VALUES (0, 'k', ?1, ?2) RETURNING id)"
                       " SELECT pg_notify('caredesk_events', '') FROM e",
@@ -472,6 +478,21 @@ int store_agent_node(struct store *s, int64_t agent_id, char *out, size_t cap)
         snprintf(out, cap, "%s", db_col_str(q, 0));
     db_reset(q);
     return rc == DB_ROW ? 0 : rc == DB_DONE ? CD_ENOTFOUND : rc;
+}
+
+int store_orphaned_chats(struct store *s, int64_t seen_before_ms, int64_t *ids, int max, int *n_out)
+{
+    *n_out = 0;
+    if (s->sqlite)
+        return 0;
+    struct db_stmt *q = st(s, ST_ORPHANS);
+    db_bind_int64(q, 1, seen_before_ms);
+    db_bind_int64(q, 2, max);
+    int rc;
+    while ((rc = db_step(q)) == DB_ROW && *n_out < max)
+        ids[(*n_out)++] = db_col_int64(q, 0);
+    db_reset(q);
+    return rc < 0 ? rc : 0;
 }
 
 int store_kb_journal(struct store *s, const char *op)

@@ -10,7 +10,7 @@
 #include "store_outbox.h"
 
 /* Room for store.c's prepared statements (it checks its count against this). */
-#define STORE_MAX_STMT 48
+#define STORE_MAX_STMT 64
 
 struct store_sqlite; /* store_sqlite.c: the checkpoint thread */
 

@@ -286,3 +286,34 @@ test('caredesk import --db postgresql://... reaches every running node', async (
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('an agent whose node dies and who does not come back: the chat goes back to the queue on the nodes still up',
+  async () => {
+    // Two nodes of their own with a 2 s grace period, so the test does not wait 30 s.
+    const nA = await startServer({ ...fixtures, db, args: ['--agent-grace', '2'] });
+    const nB = await startServer({ ...fixtures, db, args: ['--agent-grace', '2'] });
+    try {
+      const dee = await addUser(db, 'Dee', 'agent', 'general,orders,billing,accounts,technical');
+      const agentA = await openAgent(nA, dee);
+      const [c, conv] = await queuedCustomer(nB, 'Lou');
+      await agentA.next(inQueue(conv));
+      agentA.send({ type: 'claim', conversation: conv });
+      await agentA.next((f) => f.type === 'assigned' && f.conversation === conv);
+      await c.next((f) => f.type === 'agent_joined');
+      await nA.kill();
+      // The customer hears that the chat is waiting again, and an agent on node B sees it.
+      const requeued = await c.next((f) => f.type === 'queued', { timeoutMs: 15000 });
+      assert.ok(requeued.position >= 1);
+      const ana = await openAgent(nB, tokens.ana);
+      assert.ok(ana.ready.queue.some((i) => i.conversation === conv), 'back in the queue');
+      assert.equal(psql(db, `SELECT state FROM conversations WHERE id = ${conv}`), 'queued');
+      // One node requeued it, once.
+      assert.equal(psql(db, `SELECT count(*) FROM messages WHERE conversation = ${conv}`
+        + ` AND meta LIKE '%agent_left%'`), '1');
+      ana.close();
+      c.close();
+    } finally {
+      await nB.stop();
+      await nA.stop();
+    }
+  });
