@@ -933,7 +933,7 @@ int report_backlog(struct store *s, int64_t at_s, int64_t *n_out)
 {
     static const char sql[] = "SELECT count(*) FROM conversations WHERE created_s < ?1"
                               " AND queued_s > 0 AND queued_s < ?1"
-                              " AND (closed_s = 0 OR closed_s >= ?1)";
+                              " AND (closed_s = 0 OR closed_s > ?1)";
     *n_out = 0;
     struct db_stmt *stmt = store_db_prepare(s, sql, NULL);
     if (!stmt)
