@@ -357,6 +357,82 @@ void chat_queue_item_of(struct conv *c, struct queue_item *it)
     it->is_offline = c->rec.is_offline;
 }
 
+/* Puts cached c, queued in the store, in this node's queue with its preview. */
+void chat_conv_enqueue(struct chat *chat, struct conv *c)
+{
+    struct queue_item it;
+    chat_queue_item_of(c, &it);
+    queue_push(chat->queue, &it);
+    chat_preview_from_store(chat, c);
+    chat->is_queue_dirty = 1;
+}
+
+int chat_agent_here(const struct chat *chat, int64_t agent_id)
+{
+    for (const struct conn *k = chat->agents; k; k = k->next_agent)
+        if (k->agent.id == agent_id)
+            return 1;
+    return 0;
+}
+
+/* Whether this node counts agent_id's chats: all of them on one node (the agent has the grace
+ * period to come back here), only those of its own agents when nodes share the store. */
+static int counts_agent(const struct chat *chat, int64_t agent_id)
+{
+    return agent_id && (!chat->settings.is_shared_store || chat_agent_here(chat, agent_id));
+}
+
+struct conv *chat_conv_adopt_copy(struct chat *chat, const struct store_conversation *rec)
+{
+    struct store_conversation copy = *rec;
+    copy.customer_name = rec->customer_name ? strdup(rec->customer_name) : NULL;
+    copy.customer_email = rec->customer_email ? strdup(rec->customer_email) : NULL;
+    copy.customer_page = rec->customer_page ? strdup(rec->customer_page) : NULL;
+    copy.note = rec->note ? strdup(rec->note) : NULL;
+    copy.comment = rec->comment ? strdup(rec->comment) : NULL;
+    struct conv *c = chat_conv_adopt(chat, &copy);
+    if (!c)
+        store_conversation_clear(&copy);
+    return c;
+}
+
+struct conv *chat_conv_load(struct chat *chat, int64_t id)
+{
+    struct conv *c = chat_conv_cached(chat, id);
+    struct store_conversation rec;
+    if (c || store_conversation_get(chat->store, id, &rec))
+        return c;
+    if (!(c = chat_conv_adopt(chat, &rec)))
+        store_conversation_clear(&rec);
+    return c;
+}
+
+void chat_conv_refresh(struct chat *chat, struct conv *c, struct store_conversation *rec)
+{
+    int in_queue = queue_find(chat->queue, c->rec.id) != NULL;
+    int64_t mem_agent = c->rec.state == STORE_STATE_WITH_AGENT ? c->rec.agent_id : 0;
+    int64_t db_agent = rec->state == STORE_STATE_WITH_AGENT ? rec->agent_id : 0;
+    if (mem_agent != db_agent) {
+        if (counts_agent(chat, mem_agent))
+            queue_agent_release(chat->queue, mem_agent);
+        if (counts_agent(chat, db_agent)) {
+            chat_agent_name_of(chat, db_agent, c->agent_name, sizeof c->agent_name);
+            queue_agent_add_chat(chat->queue, db_agent, c->agent_name);
+        }
+        chat->is_queue_dirty = 1;
+    }
+    store_conversation_clear(&c->rec);
+    c->rec = *rec;
+    memset(rec, 0, sizeof *rec);
+    chat_conv_synced(c);
+    if (c->rec.state == STORE_STATE_QUEUED && !in_queue) {
+        chat_conv_enqueue(chat, c);
+    } else if (c->rec.state != STORE_STATE_QUEUED && in_queue) {
+        queue_remove(chat->queue, c->rec.id);
+        chat->is_queue_dirty = 1;
+    }
+}
+
 struct preview_ctx {
     char text[QUEUE_PREVIEW_MAX + 1];
 };
@@ -382,24 +458,13 @@ void chat_preview_from_store(struct chat *chat, const struct conv *c)
 static int rebuild_one(void *ctx, const struct store_conversation *rec)
 {
     struct chat *chat = ctx;
-    struct store_conversation copy = *rec;
-    /* The callback's strings are freed by the store after the call: copy. */
-    copy.customer_name = rec->customer_name ? strdup(rec->customer_name) : NULL;
-    copy.customer_email = rec->customer_email ? strdup(rec->customer_email) : NULL;
-    copy.customer_page = rec->customer_page ? strdup(rec->customer_page) : NULL;
-    copy.note = rec->note ? strdup(rec->note) : NULL;
-    copy.comment = rec->comment ? strdup(rec->comment) : NULL;
-    struct conv *c = chat_conv_adopt(chat, &copy);
-    if (!c) {
-        store_conversation_clear(&copy);
+    /* The callback's strings are freed by the store after the call: a copy is adopted. */
+    struct conv *c = chat_conv_adopt_copy(chat, rec);
+    if (!c)
         return 0;
-    }
     if (c->rec.state == STORE_STATE_QUEUED) {
-        struct queue_item it;
-        chat_queue_item_of(c, &it);
-        queue_push(chat->queue, &it);
-        chat_preview_from_store(chat, c);
-    } else if (!chat->settings.is_shared_store) {
+        chat_conv_enqueue(chat, c);
+    } else if (counts_agent(chat, c->rec.agent_id)) {
         /* One node: the agent has the grace period to come back here. With several nodes
          * the agent's chats are counted by the node the agent signs in to. */
         chat_agent_name_of(chat, c->rec.agent_id, c->agent_name, sizeof c->agent_name);
@@ -1034,37 +1099,14 @@ int chat_has_pending(const struct chat *chat)
 /* After a failed commit: memory goes back to what the store holds. */
 static void reload_touched(struct chat *chat)
 {
+    /* The queue and the agents' chat counts follow the store too: a claim that was not stored
+     * gives its slot back, a close or transfer that was not stored keeps the chat with its
+     * agent. */
     for (struct conv *c = chat->touched; c; c = c->next_touched) {
         struct store_conversation rec;
-        int in_queue = queue_find(chat->queue, c->rec.id) != NULL;
-        if (store_conversation_get(chat->store, c->rec.id, &rec))
-            continue; /* created in the failed group: evicted below */
-        /* Agents' chat counts follow the store too: a claim that was not
-         * stored gives its slot back, a close or transfer that was not
-         * stored keeps the chat with its agent. */
-        int64_t mem_agent = c->rec.state == STORE_STATE_WITH_AGENT ? c->rec.agent_id : 0;
-        int64_t db_agent = rec.state == STORE_STATE_WITH_AGENT ? rec.agent_id : 0;
-        if (mem_agent != db_agent) {
-            if (mem_agent)
-                queue_agent_release(chat->queue, mem_agent);
-            if (db_agent) {
-                chat_agent_name_of(chat, db_agent, c->agent_name, sizeof c->agent_name);
-                queue_agent_add_chat(chat->queue, db_agent, c->agent_name);
-            }
-        }
-        if (rec.state == STORE_STATE_QUEUED && !in_queue) {
-            store_conversation_clear(&c->rec);
-            c->rec = rec;
-            struct queue_item it;
-            chat_queue_item_of(c, &it);
-            queue_push(chat->queue, &it);
-        } else {
-            if (rec.state != STORE_STATE_QUEUED && in_queue)
-                queue_remove(chat->queue, c->rec.id);
-            store_conversation_clear(&c->rec);
-            c->rec = rec;
-        }
-        chat_conv_synced(c);
+        if (store_conversation_get(chat->store, c->rec.id, &rec) == 0)
+            chat_conv_refresh(chat, c, &rec);
+        /* else created in the failed group: evicted below */
     }
 }
 

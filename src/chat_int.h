@@ -213,6 +213,17 @@ void chat_drop_conn(struct chat *chat, struct conn *k);
 int chat_conv_is_open(const struct conv *c);
 /* Notes that c->rec's state and agent are the store's now. */
 void chat_conv_synced(struct conv *c);
+/* Puts cached c, queued in the store, in this node's queue with its preview. */
+void chat_conv_enqueue(struct chat *chat, struct conv *c);
+/* 1 if agent_id is signed in on this node. */
+int chat_agent_here(const struct chat *chat, int64_t agent_id);
+/* Caches a copy of rec (its strings duplicated); NULL if out of memory. */
+struct conv *chat_conv_adopt_copy(struct chat *chat, const struct store_conversation *rec);
+/* Conversation id, cached or read from the store and cached; NULL if there is none. */
+struct conv *chat_conv_load(struct chat *chat, int64_t id);
+/* Makes cached c the store's rec (taken over): the queue and the agents' chat counts follow
+ * it (with a shared store, only this node's agents are counted). */
+void chat_conv_refresh(struct chat *chat, struct conv *c, struct store_conversation *rec);
 /* Forgets c (its memory only; the store keeps it). */
 void chat_conv_evict(struct chat *chat, struct conv *c);
 /* Sets the agents' preview of queued c to the customer's last stored words. */

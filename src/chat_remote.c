@@ -14,15 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* 1 if agent_id is signed in on this node. */
-static int agent_is_here(struct chat *chat, int64_t agent_id)
-{
-    for (struct conn *k = chat->agents; k; k = k->next_agent)
-        if (k->agent.id == agent_id)
-            return 1;
-    return 0;
-}
-
 struct remote_ctx {
     struct chat *chat;
     struct conv *conv;
@@ -41,7 +32,7 @@ static int deliver_one(void *ctx, const struct store_message *m)
             chat_emit(chat, k->node.key, chat_message_frame(chat, c, m));
     if (m->sender != STORE_SENDER_CUSTOMER)
         return 0;
-    if (c->rec.state == STORE_STATE_WITH_AGENT && agent_is_here(chat, c->rec.agent_id)) {
+    if (c->rec.state == STORE_STATE_WITH_AGENT && chat_agent_here(chat, c->rec.agent_id)) {
         chat_emit_agent(chat, c->rec.agent_id,
                         json_pack("{s:s, s:I, s:I, s:s}", "type", "customer_message",
                                   "conversation", (json_int_t)c->rec.id, "seq", (json_int_t)m->seq,
@@ -70,58 +61,26 @@ void chat_remote_conversation(struct chat *chat, int64_t conversation)
     struct conv *c = chat_conv_cached(chat, conversation);
     if (!c) {
         /* A chat queued elsewhere joins this node's queue, so every agent sees all of it. */
-        if (rec.state == STORE_STATE_QUEUED && (c = chat_conv_adopt(chat, &rec)) != NULL) {
-            struct queue_item it;
-            chat_queue_item_of(c, &it);
-            queue_push(chat->queue, &it);
-            chat_preview_from_store(chat, c);
-            chat->is_queue_dirty = 1;
-        }
+        if (rec.state == STORE_STATE_QUEUED && (c = chat_conv_adopt(chat, &rec)) != NULL)
+            chat_conv_enqueue(chat, c);
         store_conversation_clear(&rec);
         return;
     }
-    int in_queue = queue_find(chat->queue, c->rec.id) != NULL;
     int64_t mem_agent = c->rec.state == STORE_STATE_WITH_AGENT ? c->rec.agent_id : 0;
-    int64_t db_agent = rec.state == STORE_STATE_WITH_AGENT ? rec.agent_id : 0;
-    if (mem_agent != db_agent) {
-        if (mem_agent && agent_is_here(chat, mem_agent)) {
-            /* The chat left this node's agent (closed, or moved by another node). */
-            queue_agent_release(chat->queue, mem_agent);
-            if (rec.state == STORE_STATE_CLOSED || rec.state == STORE_STATE_RATED) {
-                chat_emit_agent(chat, mem_agent,
-                                json_pack("{s:s, s:I, s:s}", "type", "customer_left",
-                                          "conversation", (json_int_t)c->rec.id, "reason",
-                                          "closed"));
-                chat_emit_agent(chat, mem_agent,
-                                json_pack("{s:s, s:I}", "type", "closed", "conversation",
-                                          (json_int_t)c->rec.id));
-            }
-        }
-        if (db_agent && agent_is_here(chat, db_agent)) {
-            chat_agent_name_of(chat, db_agent, c->agent_name, sizeof c->agent_name);
-            queue_agent_add_chat(chat->queue, db_agent, c->agent_name);
-        }
-        chat->is_queue_dirty = 1;
+    if (mem_agent && chat_agent_here(chat, mem_agent) &&
+        (rec.state == STORE_STATE_CLOSED || rec.state == STORE_STATE_RATED)) {
+        /* Closed on another node: this node's agent is told, as a close here tells it. */
+        chat_emit_agent(chat, mem_agent,
+                        json_pack("{s:s, s:I, s:s}", "type", "customer_left", "conversation",
+                                  (json_int_t)c->rec.id, "reason", "closed"));
+        chat_emit_agent(
+            chat, mem_agent,
+            json_pack("{s:s, s:I}", "type", "closed", "conversation", (json_int_t)c->rec.id));
     }
-    int64_t last_seq = c->rec.last_seq;
-    store_conversation_clear(&c->rec);
-    c->rec = rec;
-    chat_conv_synced(c);
-    /* Messages not delivered here yet come with their own events. */
-    if (last_seq > c->rec.last_seq)
-        c->rec.last_seq = last_seq;
-    if (rec.state == STORE_STATE_QUEUED && !in_queue) {
-        struct queue_item it;
-        chat_queue_item_of(c, &it);
-        queue_push(chat->queue, &it);
-        chat_preview_from_store(chat, c);
-        chat->is_queue_dirty = 1;
-    } else if (rec.state != STORE_STATE_QUEUED && in_queue) {
-        queue_remove(chat->queue, c->rec.id);
-        chat->is_queue_dirty = 1;
-    }
-    if (c->n_conns == 0 && !(db_agent && agent_is_here(chat, db_agent)) &&
-        rec.state != STORE_STATE_QUEUED && !c->is_touched)
+    chat_conv_refresh(chat, c, &rec);
+    int is_agents_here =
+        c->rec.state == STORE_STATE_WITH_AGENT && chat_agent_here(chat, c->rec.agent_id);
+    if (c->n_conns == 0 && !is_agents_here && c->rec.state != STORE_STATE_QUEUED && !c->is_touched)
         chat_conv_evict(chat, c);
 }
 
@@ -137,16 +96,8 @@ static int adopt_agents_chat(void *ctx, const struct store_conversation *rec)
     if (rec->state != STORE_STATE_WITH_AGENT || rec->agent_id != a->agent_id)
         return 0;
     struct conv *c = chat_conv_cached(chat, rec->id);
-    if (!c) {
-        struct store_conversation copy;
-        if (store_conversation_get(chat->store, rec->id, &copy))
-            return 0;
-        c = chat_conv_adopt(chat, &copy);
-        if (!c) {
-            store_conversation_clear(&copy);
-            return 0;
-        }
-    }
+    if (!c && !(c = chat_conv_adopt_copy(chat, rec)))
+        return 0;
     chat_agent_name_of(chat, a->agent_id, c->agent_name, sizeof c->agent_name);
     queue_agent_add_chat(chat->queue, a->agent_id, c->agent_name);
     return 0;
@@ -180,17 +131,8 @@ void chat_remote_tick(struct chat *chat, int64_t now_s)
                              &n))
         return;
     for (int i = 0; i < n; i++) {
-        struct conv *c = chat_conv_cached(chat, ids[i]);
-        if (!c) {
-            struct store_conversation rec;
-            if (store_conversation_get(chat->store, ids[i], &rec))
-                continue;
-            if (!(c = chat_conv_adopt(chat, &rec))) {
-                store_conversation_clear(&rec);
-                continue;
-            }
-        }
-        if (c->rec.state != STORE_STATE_WITH_AGENT || agent_is_here(chat, c->rec.agent_id))
+        struct conv *c = chat_conv_load(chat, ids[i]);
+        if (!c || c->rec.state != STORE_STATE_WITH_AGENT || chat_agent_here(chat, c->rec.agent_id))
             continue;
         if (chat_unit_begin(chat) == 0 &&
             chat_requeue(chat, c, c->rec.queue[0] ? c->rec.queue : "general", "agent_left") == 0)
