@@ -43,19 +43,9 @@ enum cluster_kind {
 struct cluster_event {
     int64_t id;
     int64_t conversation;
-    int64_t seq; /* CLUSTER_MESSAGE */
-    int kind;    /* enum cluster_kind */
-    int64_t created_ms;
+    int64_t seq;   /* CLUSTER_MESSAGE */
+    int kind;      /* enum cluster_kind */
     char *payload; /* CLUSTER_KB: malloc'd, the taker frees it */
-};
-
-struct cluster_stats {
-    uint64_t n_events;  /* other nodes' events taken */
-    uint64_t n_wakeups; /* doorbells heard */
-    uint64_t n_polls;   /* reads of node_events */
-    uint64_t n_gaps;    /* missing ids given up */
-    int is_connected;   /* the listening connection is up */
-    double lag_ms_last; /* commit-to-read delay of the last event read (same clock) */
 };
 
 /* A new random node id (hex) in out[CLUSTER_NODE_ID]. */
@@ -73,8 +63,6 @@ int64_t cluster_start_id(const struct cluster *cl);
 
 /* Moves up to max waiting events into out, oldest first; returns how many. Any thread. */
 int cluster_take(struct cluster *cl, struct cluster_event *out, int max);
-
-void cluster_stats_get(struct cluster *cl, struct cluster_stats *out);
 
 /* Stops the thread and closes its connection. NULL is fine. */
 void cluster_stop(struct cluster *cl);

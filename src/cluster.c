@@ -22,8 +22,8 @@
 /* One commit-ordered id sequence read past the highest id seen: the messages table (kind 'm') or
  * node_events (kinds 'c' and 'k'). */
 struct stream {
-    const char *sql; /* SELECT id, conversation, seq, kind, node, created_ms, payload ... */
-    int64_t top;     /* the highest id seen */
+    const char *sql;              /* SELECT id, conversation, seq, kind, node, payload ... */
+    int64_t top;                  /* the highest id seen */
     int64_t missing[MISSING_MAX]; /* ids below top not seen yet (a transaction committing) */
     int64_t missing_since_ms[MISSING_MAX];
     int n_missing;
@@ -45,7 +45,7 @@ struct cluster {
     pthread_mutex_t mutex;
     struct cluster_event *queue;
     int n_queue, cap_queue;
-    struct cluster_stats stats;
+    int is_connected; /* the listening connection is up (the thread's own) */
 };
 
 static int64_t now_ms(void)
@@ -119,6 +119,15 @@ static void push(struct cluster *cl, const struct cluster_event *ev)
                   "kind:i", ev->kind, LOG_END);
 }
 
+/* Forgets st's k-th missing id: it came, or it is not waited for any more. */
+static void drop_missing(struct stream *st, int k)
+{
+    size_t n = (size_t)(--st->n_missing - k);
+    memmove(st->missing + k, st->missing + k + 1, n * sizeof *st->missing);
+    memmove(st->missing_since_ms + k, st->missing_since_ms + k + 1,
+            n * sizeof *st->missing_since_ms);
+}
+
 /* Takes the rows of r (columns as stream.sql) that are new: queues the other nodes' events,
  * notes the ids skipped over as missing. Returns how many events were queued. */
 static int take_rows(struct cluster *cl, struct stream *st, PGresult *r, int64_t t)
@@ -130,13 +139,8 @@ static int take_rows(struct cluster *cl, struct stream *st, PGresult *r, int64_t
             /* Ids between the last seen and this one are still committing (or rolled back). */
             int64_t from = st->top + 1 > id - MISSING_MAX ? st->top + 1 : id - MISSING_MAX;
             for (int64_t m = from; m < id; m++) {
-                if (st->n_missing == MISSING_MAX) { /* too many at once: give the oldest up */
-                    memmove(st->missing, st->missing + 1, (MISSING_MAX - 1) * sizeof(int64_t));
-                    memmove(st->missing_since_ms, st->missing_since_ms + 1,
-                            (MISSING_MAX - 1) * sizeof(int64_t));
-                    st->n_missing--;
-                    cl->stats.n_gaps++;
-                }
+                if (st->n_missing == MISSING_MAX) /* too many at once: give the oldest up */
+                    drop_missing(st, 0);
                 st->missing[st->n_missing] = m;
                 st->missing_since_ms[st->n_missing++] = t;
             }
@@ -147,11 +151,7 @@ static int take_rows(struct cluster *cl, struct stream *st, PGresult *r, int64_t
                 k++;
             if (k == st->n_missing)
                 continue; /* seen already */
-            memmove(st->missing + k, st->missing + k + 1,
-                    (size_t)(st->n_missing - k - 1) * sizeof(int64_t));
-            memmove(st->missing_since_ms + k, st->missing_since_ms + k + 1,
-                    (size_t)(st->n_missing - k - 1) * sizeof(int64_t));
-            st->n_missing--;
+            drop_missing(st, k);
         }
         if (!strcmp(PQgetvalue(r, i, 4), cl->node))
             continue; /* this node's own */
@@ -160,15 +160,10 @@ static int take_rows(struct cluster *cl, struct stream *st, PGresult *r, int64_t
         ev.conversation = strtoll(PQgetvalue(r, i, 1), NULL, 10);
         ev.seq = strtoll(PQgetvalue(r, i, 2), NULL, 10);
         ev.kind = PQgetvalue(r, i, 3)[0];
-        ev.created_ms = strtoll(PQgetvalue(r, i, 5), NULL, 10);
         ev.payload = NULL;
-        if (ev.kind == CLUSTER_KB && !(ev.payload = strdup(PQgetvalue(r, i, 6))))
+        if (ev.kind == CLUSTER_KB && !(ev.payload = strdup(PQgetvalue(r, i, 5))))
             continue;
         push(cl, &ev);
-        pthread_mutex_lock(&cl->mutex);
-        cl->stats.n_events++;
-        cl->stats.lag_ms_last = (double)(t - ev.created_ms);
-        pthread_mutex_unlock(&cl->mutex);
         n_new++;
     }
     return n_new;
@@ -193,15 +188,8 @@ static int read_stream(struct cluster *cl, struct stream *st, int *is_more)
     int n_new = take_rows(cl, st, r, t);
     PQclear(r);
     /* Missing ids given up: the transaction rolled back (or the row was deleted). */
-    while (st->n_missing && t - st->missing_since_ms[0] > CLUSTER_GAP_MS) {
-        memmove(st->missing, st->missing + 1, (size_t)(st->n_missing - 1) * sizeof(int64_t));
-        memmove(st->missing_since_ms, st->missing_since_ms + 1,
-                (size_t)(st->n_missing - 1) * sizeof(int64_t));
-        st->n_missing--;
-        pthread_mutex_lock(&cl->mutex);
-        cl->stats.n_gaps++;
-        pthread_mutex_unlock(&cl->mutex);
-    }
+    while (st->n_missing && t - st->missing_since_ms[0] > CLUSTER_GAP_MS)
+        drop_missing(st, 0);
     if (!st->n_missing)
         return n_new;
     struct cd_buf q = {0};
@@ -254,12 +242,10 @@ static void prune(struct cluster *cl)
 
 static void set_connected(struct cluster *cl, int up)
 {
-    pthread_mutex_lock(&cl->mutex);
-    if (cl->stats.is_connected != up)
+    if (cl->is_connected != up)
         log_event(up ? LOG_INFO : LOG_WARN, up ? "cluster_connected" : "cluster_disconnected",
                   LOG_END);
-    cl->stats.is_connected = up;
-    pthread_mutex_unlock(&cl->mutex);
+    cl->is_connected = up;
 }
 
 static void *cluster_main(void *arg)
@@ -276,7 +262,6 @@ static void *cluster_main(void *arg)
         set_connected(cl, 1);
         int rc = read_events(cl);
         pthread_mutex_lock(&cl->mutex);
-        cl->stats.n_polls++;
         int has = cl->n_queue > 0;
         pthread_mutex_unlock(&cl->mutex);
         if (rc < 0) {
@@ -300,12 +285,8 @@ static void *cluster_main(void *arg)
                 continue;
             }
             PGnotify *note;
-            while ((note = PQnotifies(cl->pg))) {
-                pthread_mutex_lock(&cl->mutex);
-                cl->stats.n_wakeups++;
-                pthread_mutex_unlock(&cl->mutex);
-                PQfreemem(note);
-            }
+            while ((note = PQnotifies(cl->pg)))
+                PQfreemem(note); /* a doorbell: the events are read at the top of the loop */
         }
     }
     return NULL;
@@ -338,10 +319,8 @@ struct cluster *cluster_start(const char *uri, const char *node_id, void (*wake)
         goto fail;
     }
     /* Start from now: what happened before, this node loads from the store. */
-    cl->streams[0].sql = "SELECT id, conversation, seq, 'm', node,"
-                         " created_s * 1000, NULL FROM messages";
-    cl->streams[1].sql = "SELECT id, conversation, seq, kind, node, created_ms, payload"
-                         " FROM node_events";
+    cl->streams[0].sql = "SELECT id, conversation, seq, 'm', node, NULL FROM messages";
+    cl->streams[1].sql = "SELECT id, conversation, seq, kind, node, payload FROM node_events";
     PGresult *r = PQexec(cl->pg, "SELECT (SELECT coalesce(max(id), 0) FROM messages),"
                                  " (SELECT coalesce(max(id), 0) FROM node_events)");
     if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
@@ -350,7 +329,7 @@ struct cluster *cluster_start(const char *uri, const char *node_id, void (*wake)
     }
     PQclear(r);
     cl->start_id = cl->streams[1].top;
-    cl->stats.is_connected = 1;
+    cl->is_connected = 1;
     if (pthread_create(&cl->thread, NULL, cluster_main, cl))
         goto fail;
     return cl;
@@ -382,13 +361,6 @@ int cluster_take(struct cluster *cl, struct cluster_event *out, int max)
     }
     pthread_mutex_unlock(&cl->mutex);
     return n;
-}
-
-void cluster_stats_get(struct cluster *cl, struct cluster_stats *out)
-{
-    pthread_mutex_lock(&cl->mutex);
-    *out = cl->stats;
-    pthread_mutex_unlock(&cl->mutex);
 }
 
 void cluster_stop(struct cluster *cl)
