@@ -124,7 +124,8 @@ static const char *const stmt_sql[ST_COUNT] = {
                       " SELECT ?1, coalesce(max(seq), 0) + 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8"
                       " FROM messages WHERE conversation = ?1 RETURNING seq",
     /* The caller knows the next seq; nothing if it is taken (or the client id is). No
-     * RETURNING: on SQLite it would buffer a result row per message (the hottest write). */
+     * RETURNING: on SQLite it would buffer a result row per message (the hottest write).
+     * Used on SQLite only: on PostgreSQL the conversation's counter decides (ST_MSG_APPEND). */
     [ST_MSG_INSERT] = "INSERT INTO messages (" MSG_COLUMNS ")"
                       " VALUES (?1, ?9, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
     [ST_MSG_AFTER] = "SELECT " MSG_COLUMNS " FROM messages WHERE conversation = ?1 AND seq > ?2"
@@ -238,13 +239,6 @@ static const char *const stmt_pg[ST_COUNT] = {
                       " WHERE conversation = ?1 AND client_id = ?3)) RETURNING last_seq)"
                       " INSERT INTO messages (" MSG_COLUMNS ")"
                       " SELECT ?1, c.last_seq, ?2, ?3, ?4, ?5, ?6, ?7, ?8 FROM c RETURNING seq",
-    /* The caller's seq is only a hint on SQLite: here the counter decides. */
-    [ST_MSG_INSERT] = "WITH c AS (UPDATE conversations SET last_seq = last_seq + 1"
-                      " WHERE id = ?1 AND (?3::text IS NULL OR NOT EXISTS (SELECT 1 FROM messages"
-                      " WHERE conversation = ?1 AND client_id = ?3)) RETURNING last_seq)"
-                      " INSERT INTO messages (" MSG_COLUMNS ")"
-                      " SELECT ?1, c.last_seq, ?2, ?3, ?4, ?5, ?6, ?7, ?8 FROM c"
-                      " WHERE ?9::bigint > 0 RETURNING seq",
     [ST_MSG_BY_REPLY_TO] = "SELECT " MSG_COLUMNS " FROM messages"
                            " WHERE conversation = ?1 AND seq > ?3 AND reply_to = ?2"
                            " ORDER BY seq LIMIT 1",
@@ -1065,20 +1059,22 @@ int store_message_append(struct store *s, struct store_message *m)
         return CD_EIO;
     int64_t seq = 0;
     int rc = 1;
-    if (m->seq > 0) {
+    if (m->seq > 0 && s->sqlite) {
         /* The caller knows the next seq: a plain insert. Nothing is inserted if that seq is
-         * taken after all (another writer) or the client id is stored: see below. */
+         * taken after all (another writer) or the client id is stored: see below. (On
+         * PostgreSQL several nodes append, and the conversation's counter decides.) */
         struct db_stmt *stmt = st(s, ST_MSG_INSERT);
         bind_message(stmt, m);
         db_bind_int64(stmt, 9, m->seq);
-        /* SQLite: stored at the given seq or not at all; PostgreSQL returns its own seq. */
-        rc = run_returning(stmt, &seq);
-        if (rc == 1 && db_changes(s->db) == 1) {
-            seq = m->seq;
-            rc = 0;
-        }
+        rc = db_run(stmt);
         if (rc < 0)
             return rc;
+        if (db_changes(s->db) == 1) {
+            seq = m->seq;
+            rc = 0;
+        } else {
+            rc = 1;
+        }
         if (rc == 1) {
             int r = client_id_conflict(s, m);
             if (r != 1)
