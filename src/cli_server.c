@@ -110,8 +110,6 @@ static int apply_kb_change(void *ctx, const char *op)
     int rc = kb_apply(p->kb, op, strlen(op));
     if (rc)
         log_event(LOG_WARN, "kb_change_not_applied", "error:s", cd_strerror(rc), LOG_END);
-    else
-        metrics_set(p->metrics, METRICS_KB_ARTICLES, kb_count(p->kb));
     return 0;
 }
 
@@ -127,7 +125,7 @@ static void take_remote_events(void *ctx)
 {
     struct serve_parts *p = ctx;
     struct cluster_event ev[256];
-    int n;
+    int n, is_kb_changed = 0;
     while ((n = cluster_take(p->cluster, ev, 256)) > 0)
         for (int i = 0; i < n; i++) {
             if (ev[i].kind == CLUSTER_MESSAGE) {
@@ -135,10 +133,13 @@ static void take_remote_events(void *ctx)
             } else if (ev[i].kind == CLUSTER_KB) {
                 apply_kb_change(p, ev[i].payload);
                 free(ev[i].payload);
+                is_kb_changed = 1;
             } else {
                 chat_remote_conversation(p->chat, ev[i].conversation);
             }
         }
+    if (is_kb_changed)
+        metrics_set(p->metrics, METRICS_KB_ARTICLES, kb_count(p->kb));
 }
 
 /* On the listening thread: wakes the event loop. */
@@ -413,6 +414,7 @@ int cli_serve(int argc, char **argv)
                 goto done;
             }
             kb_set_journal(p.kb, journal_kb_change, &p);
+            metrics_set(p.metrics, METRICS_KB_ARTICLES, kb_count(p.kb));
             log_event(LOG_INFO, "node_joined", "node:s", p.node_id, "kb_articles:i", kb_count(p.kb),
                       "kb_catch_up_ms:f", (double)(cd_now_us() - t0) / 1000.0, LOG_END);
         }
