@@ -210,6 +210,7 @@ static void pg_clear_result(struct db_stmt *st)
     st->n_rows = 0;
 }
 
+/* The CD_E* code of a failed result res (NULL: none) on pg. */
 static int pg_code(const PGresult *res, PGconn *pg)
 {
     if (PQstatus(pg) != CONNECTION_OK)
@@ -232,14 +233,21 @@ static int pg_code(const PGresult *res, PGconn *pg)
     return CD_EIO;
 }
 
+/* A statement failed with result res (NULL: none): keeps its message (the connection's when
+ * the result has none) and returns its CD_E* code. */
+static int pg_fail(struct db *db, const PGresult *res)
+{
+    const char *msg = res ? PQresultErrorMessage(res) : NULL;
+    set_err(db, msg && *msg ? msg : PQerrorMessage(db->pg));
+    return pg_code(res, db->pg);
+}
+
 static int pg_prepare(struct db_stmt *st)
 {
     struct db *db = st->db;
     PGresult *r = PQprepare(db->pg, st->name, st->sql, st->n_params, NULL);
-    int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : pg_code(r, db->pg);
-    if (rc)
-        set_err(db, PQerrorMessage(db->pg));
-    else
+    int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : pg_fail(db, r);
+    if (!rc)
         st->gen = db->gen;
     PQclear(r);
     return rc;
@@ -293,9 +301,9 @@ static int pg_pipeline(struct db *db, struct db_stmt *cur, PGresult **cur_res)
                 continue;
             }
         } else if (!rc) {
-            rc = es == PGRES_PIPELINE_ABORTED ? CD_EIO : pg_code(r, db->pg);
-            const char *msg = PQresultErrorMessage(r);
-            set_err(db, msg && *msg ? msg : PQerrorMessage(db->pg));
+            rc = pg_fail(db, r);
+            if (es == PGRES_PIPELINE_ABORTED)
+                rc = CD_EIO;
         }
         PQclear(r);
     }
@@ -351,9 +359,7 @@ static int pg_step(struct db_stmt *st)
     }
     ExecStatusType es = PQresultStatus(r);
     if (es != PGRES_TUPLES_OK && es != PGRES_COMMAND_OK) {
-        int rc = pg_code(r, db->pg);
-        const char *msg = PQresultErrorMessage(r);
-        set_err(db, msg && *msg ? msg : PQerrorMessage(db->pg));
+        int rc = pg_fail(db, r);
         /* A statement prepared on a connection that was since reset (by the server). */
         const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
         if (state && !strcmp(state, "26000"))
@@ -722,10 +728,8 @@ int db_exec(struct db *db, const char *script, char **err)
     }
     PGresult *r = PQexec(db->pg, script);
     ExecStatusType es = PQresultStatus(r);
-    int rc = es == PGRES_COMMAND_OK || es == PGRES_TUPLES_OK ? 0 : pg_code(r, db->pg);
+    int rc = es == PGRES_COMMAND_OK || es == PGRES_TUPLES_OK ? 0 : pg_fail(db, r);
     if (rc) {
-        const char *msg = PQresultErrorMessage(r);
-        set_err(db, msg && *msg ? msg : PQerrorMessage(db->pg));
         if (err)
             *err = err_dup("database: ", db->errmsg);
     } else {
