@@ -830,6 +830,17 @@ int chat_enqueue(struct chat *chat, struct conv *c, const char *queue_name, int 
     return 0;
 }
 
+void chat_tell_agent_closed(struct chat *chat, int64_t agent, int64_t conversation, const char *by)
+{
+    if (strcmp(by, "agent"))
+        chat_emit_agent(chat, agent,
+                        json_pack("{s:s, s:I, s:s}", "type", "customer_left", "conversation",
+                                  (json_int_t)conversation, "reason", "closed"));
+    chat_emit_agent(
+        chat, agent,
+        json_pack("{s:s, s:I}", "type", "closed", "conversation", (json_int_t)conversation));
+}
+
 /* Ends a conversation (by "customer", "agent" or "system"). The agent who
  * had it is told and released. Returns 0 or CD_E*; nothing changes on error. */
 int chat_close_conversation(struct chat *chat, struct conv *c, const char *by,
@@ -872,13 +883,7 @@ int chat_close_conversation(struct chat *chat, struct conv *c, const char *by,
     if (agent) {
         queue_agent_release(chat->queue, agent);
         chat->is_queue_dirty = 1; /* capacity freed: auto-assignment may go on */
-        if (strcmp(by, "agent"))
-            chat_emit_agent(chat, agent,
-                            json_pack("{s:s, s:I, s:s}", "type", "customer_left", "conversation",
-                                      (json_int_t)c->rec.id, "reason", "closed"));
-        chat_emit_agent(
-            chat, agent,
-            json_pack("{s:s, s:I}", "type", "closed", "conversation", (json_int_t)c->rec.id));
+        chat_tell_agent_closed(chat, agent, c->rec.id, by);
     }
     if (disposition)
         store_event_add(chat->store, "wrap_up", c->rec.id, agent, NULL);

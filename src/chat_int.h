@@ -201,6 +201,10 @@ int chat_conv_has_customer_message(struct chat *chat, struct conv *c);
  * is stored (is_first_message) and after its first handoff, so that however often the
  * customer reconnects a conversation counts once. */
 void chat_count_outcome(struct chat *chat, struct conv *c, int is_first_message);
+/* Tells agent that conversation was closed by by ("customer", "agent", "system"): a
+ * customer_left frame unless the agent closed it, then closed. */
+void chat_tell_agent_closed(struct chat *chat, int64_t agent, int64_t conversation,
+                            const char *by);
 int chat_close_conversation(struct chat *chat, struct conv *c, const char *by,
                             const char *disposition, const char *note);
 json_t *chat_parse_frame(struct chat *chat, uint64_t conn, const char *text, size_t len,

@@ -70,12 +70,7 @@ void chat_remote_conversation(struct chat *chat, int64_t conversation)
     if (mem_agent && chat_agent_here(chat, mem_agent) &&
         (rec.state == STORE_STATE_CLOSED || rec.state == STORE_STATE_RATED)) {
         /* Closed on another node: this node's agent is told, as a close here tells it. */
-        chat_emit_agent(chat, mem_agent,
-                        json_pack("{s:s, s:I, s:s}", "type", "customer_left", "conversation",
-                                  (json_int_t)c->rec.id, "reason", "closed"));
-        chat_emit_agent(
-            chat, mem_agent,
-            json_pack("{s:s, s:I}", "type", "closed", "conversation", (json_int_t)c->rec.id));
+        chat_tell_agent_closed(chat, mem_agent, c->rec.id, rec.closed_by);
     }
     chat_conv_refresh(chat, c, &rec);
     int is_agents_here =
