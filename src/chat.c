@@ -549,27 +549,15 @@ int chat_need_int(struct chat *chat, uint64_t conn, json_t *o, const char *key, 
 
 /* ---- storing messages ---- */
 
-/* Appends a message; sets *seq. Returns 0, CD_EEXIST (client id seen: *seq is
- * the stored one) or CD_E*. */
-int chat_append_message(struct chat *chat, struct conv *c, int sender, const char *client_id,
-                        const char *reply_to, const char *text, const char *meta, int64_t agent_id,
-                        int64_t *seq)
+/* Stores m (with next: and next's triage columns) as c's next message; sets *seq. */
+static int append_message(struct chat *chat, struct conv *c, struct store_message *m,
+                          const struct store_conversation *next, int64_t *seq)
 {
-    struct store_message m;
-    memset(&m, 0, sizeof m);
-    m.conversation = c->rec.id;
-    m.sender = sender;
-    if (client_id)
-        snprintf(m.client_id, sizeof m.client_id, "%s", client_id);
-    if (reply_to)
-        snprintf(m.reply_to, sizeof m.reply_to, "%s", reply_to);
-    m.text = text;
-    m.meta = meta;
-    m.agent_id = agent_id;
-    m.seq = c->rec.last_seq + 1; /* exact: this process is the conversation's only writer */
-    int rc = store_message_append(chat->store, &m);
-    *seq = m.seq;
-    if (!rc && m.seq > c->rec.last_seq) {
+    m->seq = c->rec.last_seq + 1; /* the next seq as this node knows it: the store checks */
+    int rc = next ? store_message_append_triage(chat->store, m, next)
+                  : store_message_append(chat->store, m);
+    *seq = m->seq;
+    if (!rc && m->seq > c->rec.last_seq) {
         int known = 0;
         for (int i = 0; i < chat->n_unit_convs; i++)
             known |= chat->unit_convs[i] == c;
@@ -577,10 +565,44 @@ int chat_append_message(struct chat *chat, struct conv *c, int sender, const cha
             chat->unit_convs[chat->n_unit_convs] = c;
             chat->unit_last_seq[chat->n_unit_convs++] = c->rec.last_seq;
         }
-        c->rec.last_seq = m.seq;
+        c->rec.last_seq = m->seq;
     }
     chat_touch(chat, c);
     return rc;
+}
+
+static void message_of(struct store_message *m, struct conv *c, int sender, const char *client_id,
+                       const char *reply_to, const char *text, const char *meta, int64_t agent_id)
+{
+    memset(m, 0, sizeof *m);
+    m->conversation = c->rec.id;
+    m->sender = sender;
+    if (client_id)
+        snprintf(m->client_id, sizeof m->client_id, "%s", client_id);
+    if (reply_to)
+        snprintf(m->reply_to, sizeof m->reply_to, "%s", reply_to);
+    m->text = text;
+    m->meta = meta;
+    m->agent_id = agent_id;
+}
+
+/* Appends a message; sets *seq. Returns 0, CD_EEXIST (client id seen: *seq is
+ * the stored one) or CD_E*. */
+int chat_append_message(struct chat *chat, struct conv *c, int sender, const char *client_id,
+                        const char *reply_to, const char *text, const char *meta, int64_t agent_id,
+                        int64_t *seq)
+{
+    struct store_message m;
+    message_of(&m, c, sender, client_id, reply_to, text, meta, agent_id);
+    return append_message(chat, c, &m, NULL, seq);
+}
+
+int chat_append_reply(struct chat *chat, struct conv *c, const char *reply_to, const char *text,
+                      const char *meta, const struct store_conversation *next, int64_t *seq)
+{
+    struct store_message m;
+    message_of(&m, c, STORE_SENDER_BOT, NULL, reply_to, text, meta, 0);
+    return append_message(chat, c, &m, next, seq);
 }
 
 /* Appends a system event (meta {"event": event, ...extra}); consumes extra. */

@@ -164,10 +164,23 @@ static int bot_reply(struct chat *chat, struct conv *c, const char *reply_to, in
         rc = jb_field(&meta, ",\"reply_to\":", reply_to);
     if (!rc)
         rc = cd_buf_append(&meta, "}", 1);
+    /* The state the reply leaves, written with it when the state or the intent changes (a
+     * question answered like the one before costs no UPDATE), and then only the three
+     * columns a reply sets; a handoff is saved whole by chat_enqueue() below. */
+    struct store_conversation next;
+    memset(&next, 0, sizeof next);
+    next.id = c->rec.id;
+    next.state = d->action == TRIAGE_CLARIFY  ? STORE_STATE_CLARIFYING
+                 : is_collect                 ? STORE_STATE_COLLECTING
+                 : d->action == TRIAGE_ANSWER ? STORE_STATE_BOT
+                                              : c->rec.state;
+    snprintf(next.intent, sizeof next.intent, "%s", d->intent);
+    next.confidence = d->confidence;
+    int is_changed =
+        !is_handoff && (next.state != c->rec.state || strcmp(next.intent, c->rec.intent));
     int64_t seq = 0;
     if (!rc)
-        rc = chat_append_message(chat, c, STORE_SENDER_BOT, NULL, reply_to, text, meta.data, 0,
-                                 &seq);
+        rc = chat_append_reply(chat, c, reply_to, text, meta.data, is_changed ? &next : NULL, &seq);
     else
         rc = CD_ENOMEM; /* as when json_pack() failed */
     cd_buf_free(&meta);
@@ -179,8 +192,6 @@ static int bot_reply(struct chat *chat, struct conv *c, const char *reply_to, in
 
     /* The conversation's new state. */
     int old_state = c->rec.state;
-    char old_intent[sizeof c->rec.intent];
-    memcpy(old_intent, c->rec.intent, sizeof old_intent);
     snprintf(c->rec.intent, sizeof c->rec.intent, "%s", d->intent);
     c->rec.confidence = d->confidence;
     c->n_choices = 0;
@@ -233,18 +244,11 @@ static int bot_reply(struct chat *chat, struct conv *c, const char *reply_to, in
     cd_buf_free(&frame);
     cd_buf_free(&common);
     cd_buf_free(&choices);
-    if (d->action == TRIAGE_HANDOFF && !is_collect)
+    if (is_handoff)
         return chat_enqueue(chat, c, d->queue[0] ? d->queue : "general", d->priority);
-    /* The row changes only when the state or the intent does (a question
-     * answered like the one before costs no UPDATE), and then only in the
-     * three columns a reply sets. */
-    if (c->rec.state == old_state && !strcmp(c->rec.intent, old_intent))
-        return 0;
-    chat_touch(chat, c);
-    int urc = store_conversation_update_triage(chat->store, &c->rec);
-    if (!urc)
+    if (is_changed)
         chat_conv_synced(c);
-    return urc;
+    return 0;
 }
 
 /* ---- customer frames ---- */

@@ -169,6 +169,10 @@ int chat_need_int(struct chat *chat, uint64_t conn, json_t *o, const char *key, 
 int chat_append_message(struct chat *chat, struct conv *c, int sender, const char *client_id,
                         const char *reply_to, const char *text, const char *meta, int64_t agent_id,
                         int64_t *seq);
+/* Appends the bot's reply to reply_to (NULL: none) and, when next is not NULL, writes
+ * next's state, intent and confidence with it (store_message_append_triage()); sets *seq. */
+int chat_append_reply(struct chat *chat, struct conv *c, const char *reply_to, const char *text,
+                      const char *meta, const struct store_conversation *next, int64_t *seq);
 int chat_append_event(struct chat *chat, struct conv *c, const char *event, const char *text,
                       json_t *extra, int64_t *seq);
 int chat_save_conv(struct chat *chat, struct conv *c);
