@@ -127,10 +127,16 @@ struct kb_word {
     int n_stem;
 };
 
+/* Unknown words per question that kb_search() tries as typos (each try scans the stems of
+ * about the same length). */
+#define KB_TYPO_TRIES 2
+
 /* Fills *out for the word, from the counts the last kb_search() read (triage asks right after
- * one). Returns 0 (out->n_articles is 0 for a language without articles) or a negative CD_E*
- * code. */
-int kb_word_df(struct kb *kb, const char *lang, const char *stem, size_t n, struct kb_word *out);
+ * one); a word no article has is tried as a typo only if try_typo is set (a caller weighing a
+ * question's words tries at most KB_TYPO_TRIES, as the search does). Returns 0
+ * (out->n_articles is 0 for a language without articles) or a negative CD_E* code. */
+int kb_word_df(struct kb *kb, const char *lang, const char *stem, size_t n, int try_typo,
+               struct kb_word *out);
 
 /* The passage of article id that best answers question: the paragraph whose stems share the
  * most query weight with it (the first paragraph when question is NULL or empty, or nothing

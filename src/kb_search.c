@@ -489,7 +489,8 @@ static void fix_typos(const struct df_map *m, struct kb_query *q)
 
 _Static_assert(sizeof((struct kb_word *)0)->stem > TEXT_MAX_TOKEN, "kb_word.stem holds a stem");
 
-int kb_word_df(struct kb *kb, const char *lang, const char *stem, size_t n, struct kb_word *out)
+int kb_word_df(struct kb *kb, const char *lang, const char *stem, size_t n, int try_typo,
+               struct kb_word *out)
 {
     memset(out, 0, sizeof *out);
     if (!kb || !stem || n == 0 || n > TEXT_MAX_TOKEN)
@@ -512,7 +513,7 @@ int kb_word_df(struct kb *kb, const char *lang, const char *stem, size_t n, stru
         out->df = entry_df(e);
         return 0;
     }
-    if (kb->tune.fix_typos > 0 && (e = typo_of(m, stem, n)) != NULL) {
+    if (try_typo && kb->tune.fix_typos > 0 && (e = typo_of(m, stem, n)) != NULL) {
         out->df = entry_df(e);
         out->is_typo = 1;
         memcpy(out->stem, m->pool.data + e->stem_at, e->n_stem);

@@ -477,7 +477,8 @@ struct coverage_ctx {
     int is_query;
     struct triage *t;
     const char *lang;
-    int skip_before; /* question words starting before this byte are not counted */
+    int skip_before;  /* question words starting before this byte are not counted */
+    int n_typo_tries; /* unknown words tried as typos so far (at most KB_TYPO_TRIES) */
 };
 
 /* The weight of a question word in lang's articles: its smoothed inverse document frequency,
@@ -491,8 +492,11 @@ struct coverage_ctx {
 static double word_weight(struct coverage_ctx *c, const char *token, int n_token, uint64_t *h)
 {
     struct kb_word kw;
-    if (kb_word_df(c->t->kb, c->lang, token, (size_t)n_token, &kw) || kw.n_articles <= 0)
+    int try_typo = c->n_typo_tries < KB_TYPO_TRIES;
+    if (kb_word_df(c->t->kb, c->lang, token, (size_t)n_token, try_typo, &kw) || kw.n_articles <= 0)
         return 1.0;
+    if ((kw.df == 0 || kw.is_typo) && n_token >= 5)
+        c->n_typo_tries++;
     if (kw.is_typo)
         *h = token_hash(kw.stem, kw.n_stem);
     if (kw.df == 0)
