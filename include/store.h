@@ -277,6 +277,18 @@ struct store_message {
  * to the stored message's seq. Returns 0, CD_EEXIST, CD_ENOTFOUND or CD_E*. */
 int store_message_append(struct store *s, struct store_message *m);
 
+/* Sends the append of m at m->seq, the seq the caller expects (1 + the last it knows of),
+ * and returns without waiting: on PostgreSQL it runs while the caller goes on (a bot
+ * decides its reply), and the caller's next write reads its result in the same round trip.
+ * store_message_sent() then says whether it was stored: 0 (it was, at m->seq) or CD_EBUSY
+ * (nothing was stored: the client id is stored already, or another node wrote to the
+ * conversation since; the caller undoes its unit of work and appends the ordinary way), or
+ * CD_E*. Inside a unit of work (store_mark()) only, and no other append in between but the
+ * one whose round trip carries it. Returns 0 (sent), 1 (this store does not send ahead:
+ * SQLite, or an observer is set; append the ordinary way) or CD_E*. */
+int store_message_send(struct store *s, struct store_message *m);
+int store_message_sent(struct store *s, struct store_message *m);
+
 /* A bot reply and what it changes: appends m as store_message_append() does and writes
  * t's state, intent and confidence as store_conversation_update_triage() does (t->id is
  * m->conversation). On PostgreSQL that is one statement, so one round trip. Returns as

@@ -59,6 +59,7 @@ enum stmt_id {
     ST_CONV_BY_EMAIL,
     ST_MSG_APPEND,
     ST_MSG_APPEND_TRIAGE,
+    ST_MSG_APPEND_AT,
     ST_MSG_INSERT,
     ST_MSG_AFTER,
     ST_MSG_BY_CLIENT_ID,
@@ -240,6 +241,15 @@ static const char *const stmt_pg[ST_COUNT] = {
                       " WHERE conversation = ?1 AND client_id = ?3)) RETURNING last_seq)"
                       " INSERT INTO messages (" MSG_COLUMNS ")"
                       " SELECT ?1, c.last_seq, ?2, ?3, ?4, ?5, ?6, ?7, ?8 FROM c RETURNING seq",
+    /* At the seq the caller expects (store_message_send()): nothing if the conversation's
+     * counter is elsewhere (another node wrote) or the client id is stored. */
+    [ST_MSG_APPEND_AT] = "WITH c AS (UPDATE conversations SET last_seq = ?9"
+                         " WHERE id = ?1 AND last_seq = ?9 - 1 AND (?3::text IS NULL OR"
+                         " NOT EXISTS (SELECT 1 FROM messages WHERE conversation = ?1"
+                         " AND client_id = ?3)) RETURNING last_seq)"
+                         " INSERT INTO messages (" MSG_COLUMNS ")"
+                         " SELECT ?1, c.last_seq, ?2, ?3, ?4, ?5, ?6, ?7, ?8 FROM c"
+                         " RETURNING seq",
     /* The same with a bot reply's triage columns (store_message_append_triage()): the
      * reply and the state it leaves in one statement, one round trip. */
     [ST_MSG_APPEND_TRIAGE] = "WITH c AS (UPDATE conversations SET last_seq = last_seq + 1,"
@@ -1125,6 +1135,31 @@ static int append(struct store *s, struct store_message *m, const struct store_c
 int store_message_append(struct store *s, struct store_message *m)
 {
     return append(s, m, NULL);
+}
+
+int store_message_send(struct store *s, struct store_message *m)
+{
+    /* SQLite has no round trip to save; an observer reads the store as each change lands. */
+    if (s->sqlite || s->observer || !s->is_in_tx || m->seq <= 0)
+        return 1;
+    if (tx_ok(s))
+        return CD_EIO;
+    struct db_stmt *stmt = st(s, ST_MSG_APPEND_AT);
+    bind_message(stmt, m);
+    db_bind_int64(stmt, 9, m->seq);
+    return db_send(stmt);
+}
+
+int store_message_sent(struct store *s, struct store_message *m)
+{
+    int64_t seq = 0;
+    /* Not st(): that would clear the result the statement is waiting for. */
+    int rc = run_returning(s->stmt[ST_MSG_APPEND_AT], &seq);
+    if (rc)
+        return rc == 1 ? CD_EBUSY : rc;
+    m->seq = seq;
+    s->is_notify_due = 1;
+    return 0;
 }
 
 int store_message_append_triage(struct store *s, struct store_message *m,

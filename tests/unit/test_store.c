@@ -222,6 +222,65 @@ static void test_append_triage(void **state)
     store_close(s);
 }
 
+/* A customer message sent ahead at the seq the caller expects is stored there, read back
+ * with the next write's round trip; at a seq that is taken, or with a client id stored
+ * before, nothing is stored and the caller hears CD_EBUSY. SQLite does not send ahead. */
+static void test_send_ahead(void **state)
+{
+    (void)state;
+    struct store *s = testlib_store(testlib_db);
+    int64_t id = new_conversation(s, 0xae, NULL);
+    struct store_message q;
+    memset(&q, 0, sizeof q);
+    q.conversation = id;
+    q.sender = STORE_SENDER_CUSTOMER;
+    snprintf(q.client_id, sizeof q.client_id, "k1");
+    q.text = "my order is late";
+    q.seq = 1;
+    assert_int_equal(store_mark(s), 0);
+    int sent = store_message_send(s, &q);
+    if (!store_target_is_postgres(testlib_db)) {
+        assert_int_equal(sent, 1);
+        store_mark_undo(s);
+        store_close(s);
+        return;
+    }
+    assert_int_equal(sent, 0);
+    /* The reply's round trip carries the question's result. */
+    assert_int_equal(append(s, id, STORE_SENDER_BOT, NULL, "Let me look."), 2);
+    assert_int_equal(store_message_sent(s, &q), 0);
+    assert_int_equal(q.seq, 1);
+    store_mark_release(s);
+    assert_int_equal(store_commit(s), 0);
+
+    /* The same client id again: not stored, nothing else changes. */
+    q.seq = 3;
+    assert_int_equal(store_mark(s), 0);
+    assert_int_equal(store_message_send(s, &q), 0);
+    assert_int_equal(store_message_sent(s, &q), CD_EBUSY);
+    store_mark_undo(s);
+    /* A seq another writer took: not stored. */
+    snprintf(q.client_id, sizeof q.client_id, "k2");
+    q.seq = 2;
+    assert_int_equal(store_mark(s), 0);
+    assert_int_equal(store_message_send(s, &q), 0);
+    assert_int_equal(store_message_sent(s, &q), CD_EBUSY);
+    store_mark_undo(s);
+    struct collected got = {0};
+    assert_int_equal(store_messages_after(s, id, 0, 10, collect, &got), 0);
+    assert_int_equal(got.n, 2);
+    assert_string_equal(got.texts[0], "my order is late");
+    assert_string_equal(got.texts[1], "Let me look.");
+    /* At the right seq it is stored, read by its own step when no write carried it. */
+    q.seq = 3;
+    assert_int_equal(store_mark(s), 0);
+    assert_int_equal(store_message_send(s, &q), 0);
+    assert_int_equal(store_message_sent(s, &q), 0);
+    store_mark_release(s);
+    assert_int_equal(append(s, id, STORE_SENDER_BOT, NULL, "Found it."), 4);
+    store_close(s);
+}
+
 static void test_messages_seq_and_idempotency(void **state)
 {
     (void)state;
@@ -1021,6 +1080,7 @@ int main(void)
         T(test_conversation_round_trip),
         T(test_conversation_update_triage),
         T(test_append_triage),
+        T(test_send_ahead),
         T(test_messages_seq_and_idempotency),
         T(test_append_with_seq_hint),
         T(test_message_by_client_id),
@@ -1045,6 +1105,7 @@ int main(void)
         P(test_conversation_round_trip),
         P(test_conversation_update_triage),
         P(test_append_triage),
+        P(test_send_ahead),
         P(test_messages_seq_and_idempotency),
         P(test_append_with_seq_hint),
         P(test_message_by_client_id),
