@@ -60,6 +60,8 @@ enum stmt_id {
     ST_MSG_APPEND,
     ST_MSG_APPEND_TRIAGE,
     ST_MSG_APPEND_AT,
+    ST_MSG_PAIR,
+    ST_MSG_PAIR_TRIAGE,
     ST_MSG_INSERT,
     ST_MSG_AFTER,
     ST_MSG_BY_CLIENT_ID,
@@ -250,6 +252,21 @@ static const char *const stmt_pg[ST_COUNT] = {
                          " INSERT INTO messages (" MSG_COLUMNS ")"
                          " SELECT ?1, c.last_seq, ?2, ?3, ?4, ?5, ?6, ?7, ?8 FROM c"
                          " RETURNING seq",
+/* A customer's question held by store_message_send() and the bot's reply to it, in one
+ * statement (PAIR_TRIAGE: and the reply's triage columns): both at the seqs the caller
+ * expects, or neither (as ST_MSG_APPEND_AT). */
+#define MSG_PAIR_CTE(TRIAGE)                                                                       \
+    "WITH c AS (UPDATE conversations SET last_seq = ?9 + 1" TRIAGE                                 \
+    " WHERE id = ?1 AND last_seq = ?9 - 1 AND (?3::text IS NULL OR NOT EXISTS (SELECT 1"           \
+    " FROM messages WHERE conversation = ?1 AND client_id = ?3)) RETURNING last_seq)"
+#define MSG_PAIR_INSERT                                                                            \
+    " INSERT INTO messages (" MSG_COLUMNS ") SELECT v.* FROM c, (VALUES"                           \
+    " (?1::bigint, ?9::bigint, ?2::text, ?3::text, NULL::text, ?5::text, ?6::text,"                \
+    " ?7::bigint, ?8::bigint), (?1, ?9 + 1, 'bot', NULL, ?4, ?10, ?11, 0, ?8)) AS v"               \
+    " ORDER BY 2 RETURNING seq"
+    [ST_MSG_PAIR] = MSG_PAIR_CTE("") MSG_PAIR_INSERT,
+    [ST_MSG_PAIR_TRIAGE] =
+        MSG_PAIR_CTE(", state = ?12, intent = ?13, confidence = ?14") MSG_PAIR_INSERT,
     /* The same with a bot reply's triage columns (store_message_append_triage()): the
      * reply and the state it leaves in one statement, one round trip. */
     [ST_MSG_APPEND_TRIAGE] = "WITH c AS (UPDATE conversations SET last_seq = last_seq + 1,"
@@ -316,8 +333,14 @@ static int sender_parse(const char *name)
     return STORE_SENDER_SYSTEM;
 }
 
+static void send_ahead(struct store *s);
+static int append_pair(struct store *s, struct store_message *m,
+                       const struct store_conversation *t);
+
 static struct db_stmt *st(struct store *s, enum stmt_id id)
 {
+    if (s->ahead_state == AHEAD_HELD && id != ST_MSG_PAIR && id != ST_MSG_PAIR_TRIAGE)
+        send_ahead(s); /* a held message goes before any other statement */
     struct db_stmt *stmt = s->stmt[id];
     db_clear(stmt);
     return stmt;
@@ -603,6 +626,7 @@ void store_mark_release(struct store *s)
 
 void store_mark_undo(struct store *s)
 {
+    s->ahead_state = AHEAD_NONE; /* a held message is dropped unsent, a sent one undone */
     /* A failed PostgreSQL transaction can still go back to its savepoint. */
     if (s->is_marked && db_in_tx(s->db)) {
         db_run(st(s, ST_MARK_UNDO));
@@ -1080,6 +1104,9 @@ static int append(struct store *s, struct store_message *m, const struct store_c
 {
     if (tx_ok(s))
         return CD_EIO;
+    if (s->ahead_state == AHEAD_HELD && m->sender == STORE_SENDER_BOT &&
+        m->conversation == s->ahead->conversation)
+        return append_pair(s, m, t);
     int64_t seq = 0;
     int rc = 1;
     if (m->seq > 0 && s->sqlite) {
@@ -1144,14 +1171,72 @@ int store_message_send(struct store *s, struct store_message *m)
         return 1;
     if (tx_ok(s))
         return CD_EIO;
+    if (s->ahead_state == AHEAD_HELD)
+        send_ahead(s);
+    if (!m->created_s)
+        m->created_s = cd_wall_s();
+    s->ahead = m;
+    s->ahead_state = AHEAD_HELD;
+    return 0;
+}
+
+/* Sends the held message alone (db_send(): its result comes with the next round trip). */
+static void send_ahead(struct store *s)
+{
+    struct store_message *m = s->ahead;
+    s->ahead_state = AHEAD_SENT;
     struct db_stmt *stmt = st(s, ST_MSG_APPEND_AT);
     bind_message(stmt, m);
     db_bind_int64(stmt, 9, m->seq);
-    return db_send(stmt);
+    s->ahead_rc = db_send(stmt);
+    if (s->ahead_rc)
+        s->ahead_state = AHEAD_DONE;
+}
+
+/* The held message and m, the bot's reply to it, in one statement (and t's triage columns
+ * when t is not NULL). Returns 0 (both stored, m->seq set) or CD_EBUSY (neither: see
+ * store_message_send()) or CD_E*. */
+static int append_pair(struct store *s, struct store_message *m, const struct store_conversation *t)
+{
+    struct store_message *q = s->ahead;
+    struct db_stmt *stmt = st(s, t ? ST_MSG_PAIR_TRIAGE : ST_MSG_PAIR);
+    bind_message(stmt, q);
+    db_bind_text(stmt, 4, m->reply_to[0] ? m->reply_to : NULL);
+    db_bind_int64(stmt, 9, q->seq);
+    db_bind_text(stmt, 10, m->text ? m->text : "");
+    db_bind_text(stmt, 11, m->meta);
+    if (t) {
+        db_bind_text(stmt, 12, store_state_name(t->state));
+        db_bind_text(stmt, 13, t->intent);
+        db_bind_double(stmt, 14, t->confidence);
+    }
+    int n = 0, rc;
+    while ((rc = db_step(stmt)) == DB_ROW)
+        m->seq = db_col_int64(stmt, 0), n++;
+    db_reset(stmt);
+    rc = rc < 0 ? rc : n == 2 ? 0 : CD_EBUSY;
+    s->ahead_state = AHEAD_DONE;
+    s->ahead_rc = rc;
+    if (!rc) {
+        m->created_s = q->created_s;
+        s->is_notify_due = 1;
+    }
+    return rc;
 }
 
 int store_message_sent(struct store *s, struct store_message *m)
 {
+    int state = s->ahead_state;
+    s->ahead_state = AHEAD_NONE;
+    if (s->ahead != m || state == AHEAD_NONE)
+        return CD_EINVAL;
+    if (state == AHEAD_HELD) { /* nothing carried it: alone, now */
+        send_ahead(s);
+        state = s->ahead_state;
+        s->ahead_state = AHEAD_NONE;
+    }
+    if (state == AHEAD_DONE)
+        return s->ahead_rc;
     int64_t seq = 0;
     /* Not st(): that would clear the result the statement is waiting for. */
     int rc = run_returning(s->stmt[ST_MSG_APPEND_AT], &seq);

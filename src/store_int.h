@@ -26,6 +26,12 @@ struct store {
     char node[24];               /* store_set_node(), "" if none */
     int64_t last_reconnect_s;    /* PostgreSQL: reconnects are tried at most once a second */
     int is_notify_due;           /* PostgreSQL: the open group stored messages */
+    /* PostgreSQL: store_message_send()'s message: held (to go in one statement with the
+     * bot's reply, or alone before any other statement), then sent alone (its result read
+     * from ST_MSG_APPEND_AT), or stored with the reply (ahead_rc says how it went). */
+    struct store_message *ahead;
+    enum { AHEAD_NONE, AHEAD_HELD, AHEAD_SENT, AHEAD_DONE } ahead_state;
+    int ahead_rc;
 };
 
 /* Both backends: 0 when a database at schema version can be used by this build (it is not

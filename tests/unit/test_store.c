@@ -259,6 +259,18 @@ static void test_send_ahead(void **state)
     assert_int_equal(store_message_send(s, &q), 0);
     assert_int_equal(store_message_sent(s, &q), CD_EBUSY);
     store_mark_undo(s);
+    /* ... also when the bot's reply would go with it: neither is stored. */
+    assert_int_equal(store_mark(s), 0);
+    assert_int_equal(store_message_send(s, &q), 0);
+    struct store_message r;
+    memset(&r, 0, sizeof r);
+    r.conversation = id;
+    r.sender = STORE_SENDER_BOT;
+    snprintf(r.reply_to, sizeof r.reply_to, "k1");
+    r.text = "Again?";
+    assert_int_equal(store_message_append(s, &r), CD_EBUSY);
+    assert_int_equal(store_message_sent(s, &q), CD_EBUSY);
+    store_mark_undo(s);
     /* A seq another writer took: not stored. */
     snprintf(q.client_id, sizeof q.client_id, "k2");
     q.seq = 2;
