@@ -50,12 +50,8 @@ struct conn *chat_conn_get(struct chat *chat, uint64_t id)
 /* Appends f to the frames chat_flush() sends. Returns 0, or CD_ENOMEM with nothing appended. */
 static int push_frame(struct chat *chat, struct pending_frame f)
 {
-    if (chat->n_frames == chat->cap_frames) {
-        int cap = chat->cap_frames ? chat->cap_frames * 2 : 64;
-        if (cd_resize(&chat->frames, (size_t)cap, sizeof *chat->frames))
-            return CD_ENOMEM;
-        chat->cap_frames = cap;
-    }
+    if (cd_grow(&chat->frames, &chat->cap_frames, chat->n_frames, sizeof *chat->frames, 64))
+        return CD_ENOMEM;
     chat->frames[chat->n_frames++] = f;
     return 0;
 }

@@ -759,14 +759,8 @@ static void defer_learn(struct chat *chat, const char *question, const char *art
 {
     if (!chat->kb || !question || !article[0])
         return;
-    if (chat->n_learns == chat->cap_learns) {
-        int cap = chat->cap_learns ? chat->cap_learns * 2 : 8;
-        struct pending_learn *l = realloc(chat->learns, (size_t)cap * sizeof *l);
-        if (!l)
-            return;
-        chat->learns = l;
-        chat->cap_learns = cap;
-    }
+    if (cd_grow(&chat->learns, &chat->cap_learns, chat->n_learns, sizeof *chat->learns, 8))
+        return;
     struct pending_learn *l = &chat->learns[chat->n_learns];
     l->question = strdup(question);
     if (!l->question)

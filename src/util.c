@@ -4,6 +4,7 @@
 #include <jansson.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -113,6 +114,19 @@ int cd_resize(void *items, size_t n, size_t size)
         return CD_ENOMEM;
     memcpy(items, &grown, sizeof grown); /* the caller's pointer owns it now */
     /* cppcheck-suppress memleak */
+    return 0;
+}
+
+int cd_grow(void *items, int *cap, int n, size_t size, int first)
+{
+    if (n < *cap)
+        return 0;
+    if (*cap > INT_MAX / 2)
+        return CD_ENOMEM;
+    int grown = *cap ? *cap * 2 : first;
+    if (cd_resize(items, (size_t)grown, size))
+        return CD_ENOMEM;
+    *cap = grown;
     return 0;
 }
 
