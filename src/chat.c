@@ -892,8 +892,8 @@ int chat_close_conversation(struct chat *chat, struct conv *c, const char *by,
 
 /* Parses a frame: size cap, UTF-8, JSON object with a string "type".
  * Returns the object (caller decrefs) and *type, or NULL (error emitted). */
-json_t *chat_parse_frame(struct chat *chat, uint64_t conn, const char *text, size_t len,
-                         const char **type)
+static json_t *parse_frame(struct chat *chat, uint64_t conn, const char *text, size_t len,
+                           const char **type)
 {
     size_t cap = (size_t)chat->settings.max_message_bytes * 2 + 4096;
     if (len > cap) {
@@ -929,6 +929,24 @@ json_t *chat_parse_frame(struct chat *chat, uint64_t conn, const char *text, siz
     }
     *type = json_string_value(t);
     return o;
+}
+
+json_t *chat_conn_frame(struct chat *chat, uint64_t conn, enum conn_kind kind, const char *text,
+                        size_t len, struct conn **k, const char **type)
+{
+    *k = chat_conn_get(chat, conn);
+    if (!*k || (*k)->kind != kind || (*k)->is_closing)
+        return NULL;
+    return parse_frame(chat, conn, text, len, type);
+}
+
+const struct chat_frame_handler *chat_frame_handler_find(const struct chat_frame_handler *handlers,
+                                                         size_t n, const char *type)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(type, handlers[i].type))
+            return &handlers[i];
+    return NULL;
 }
 
 struct conn *chat_conn_new(struct chat *chat, uint64_t id, enum conn_kind kind,

@@ -997,11 +997,7 @@ void chat_customer_open(struct chat *chat, uint64_t conn, const struct chat_peer
 
 /* The frames a customer sends, and whether each needs the conversation hello or a first
  * message started. */
-static const struct customer_frame {
-    const char *type;
-    void (*handle)(struct chat *chat, struct conn *k, json_t *o);
-    int needs_conversation;
-} customer_frames[] = {
+static const struct chat_frame_handler customer_frames[] = {
     {"hello", customer_hello, 0},       {"message", customer_message, 0},
     {"feedback", customer_feedback, 1}, {"handoff", customer_handoff, 1},
     {"typing", customer_typing, 1},     {"rating", customer_rating, 1},
@@ -1011,17 +1007,13 @@ static const struct customer_frame {
 
 void chat_customer_frame(struct chat *chat, uint64_t conn, const char *text, size_t len)
 {
-    struct conn *k = chat_conn_get(chat, conn);
-    if (!k || k->kind != CONN_CUSTOMER || k->is_closing)
-        return;
-    const char *type = NULL;
-    json_t *o = chat_parse_frame(chat, conn, text, len, &type);
+    struct conn *k;
+    const char *type;
+    json_t *o = chat_conn_frame(chat, conn, CONN_CUSTOMER, text, len, &k, &type);
     if (!o)
         return;
-    const struct customer_frame *f = NULL;
-    for (size_t i = 0; !f && i < sizeof customer_frames / sizeof customer_frames[0]; i++)
-        if (!strcmp(type, customer_frames[i].type))
-            f = &customer_frames[i];
+    const struct chat_frame_handler *f = chat_frame_handler_find(
+        customer_frames, sizeof customer_frames / sizeof customer_frames[0], type);
     if (!f)
         chat_emit_unknown_type(chat, conn, type);
     else if (f->needs_conversation && !k->conv)
