@@ -28,6 +28,14 @@ async function health() {
   return { status: res.status, body: await res.json() };
 }
 
+// The /healthz answer once its status is status, or null when timeoutMs pass first.
+function healthBecomes(status, timeoutMs) {
+  return waitFor(async () => {
+    const h = await health();
+    return h.status === status ? h : null;
+  }, { timeoutMs });
+}
+
 before(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'cd-test-pg-outage-'));
   url = cluster('start');
@@ -47,10 +55,7 @@ test('the database goes away and comes back: 503, store_failed, then recovery wi
     assert.equal((await health()).status, 200);
 
     cluster('halt');
-    const down = await waitFor(async () => {
-      const h = await health();
-      return h.status === 503 ? h : null;
-    }, { timeoutMs: 10000 });
+    const down = await healthBecomes(503, 10000);
     assert.ok(down, '/healthz fails while the database is away');
     assert.equal(down.body.status, 'database_unreachable');
     assert.equal(down.body.database, false);
@@ -61,10 +66,7 @@ test('the database goes away and comes back: 503, store_failed, then recovery wi
     assert.equal(c.closed, null, 'the customer stays connected');
 
     cluster('resume');
-    const up = await waitFor(async () => {
-      const h = await health();
-      return h.status === 200 ? h : null;
-    }, { timeoutMs: 15000 });
+    const up = await healthBecomes(200, 15000);
     assert.ok(up, 'the node is healthy again by itself');
     assert.equal(up.body.database, true);
 
