@@ -199,6 +199,38 @@ static int add_tag(struct kb_import_item *it, const char *tag)
     return 0;
 }
 
+/* add_tag() for each string of the array tags. Returns 0 or CD_ENOMEM. */
+static int add_tags(struct kb_import_item *it, const json_t *tags)
+{
+    int rc = 0;
+    size_t i;
+    json_t *v;
+    json_array_foreach(tags, i, v)
+    {
+        if (!rc)
+            rc = add_tag(it, json_string_value(v));
+    }
+    return rc;
+}
+
+/* Adds the tag "KIND-ID" for the source id in v (source_id_of()); none when v holds no id.
+ * Returns 0 or CD_ENOMEM. */
+static int add_id_tag(struct kb_import_item *it, const char *kind, const json_t *v)
+{
+    char id[IMPORT_MAX_SOURCE], tag[96];
+    if (source_id_of(v, id, sizeof id))
+        return 0;
+    snprintf(tag, sizeof tag, "%s-%s", kind, id);
+    return add_tag(it, tag);
+}
+
+/* The string at key in o, else the one at fallback; NULL when neither is a string. */
+static const char *str_or(const json_t *o, const char *key, const char *fallback)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : json_string_value(json_object_get(o, fallback));
+}
+
 /* Fills the parts every format shares, checks them, and hands the item on; a problem is
  * reported at item instead. Takes the HTML body and the title as the export has them. */
 static void emit(struct parser *p, struct kb_import_item *it, const char *item, const char *title,
@@ -290,27 +322,18 @@ static void zendesk_article(struct parser *p, const json_t *a, const char *item)
     char sid[IMPORT_MAX_SOURCE];
     if (begin_article(p, a, item, "zendesk", &it, sid))
         return;
-    const char *title = json_string_value(json_object_get(a, "title"));
-    if (!title)
-        title = json_string_value(json_object_get(a, "name"));
-    const char *locale = json_string_value(json_object_get(a, "locale"));
-    if (!locale)
-        locale = json_string_value(json_object_get(a, "source_locale"));
+    const char *title = str_or(a, "title", "name");
+    const char *locale = str_or(a, "locale", "source_locale");
     json_t *draft = json_object_get(a, "draft");
     it.is_published = !json_is_true(draft);
     it.source_url = xstrdup(json_string_value(json_object_get(a, "html_url")));
     it.updated_s = time_of(json_object_get(a, "updated_at"));
-    int rc = 0;
-    size_t i;
-    json_t *v;
-    json_array_foreach(json_object_get(a, "label_names"), i, v)
-    {
-        if (!rc)
-            rc = add_tag(&it, json_string_value(v));
-    }
+    int rc = add_tags(&it, json_object_get(a, "label_names"));
     char sec[IMPORT_MAX_SOURCE];
     if (!rc && !source_id_of(json_object_get(a, "section_id"), sec, sizeof sec)) {
         const char *name = NULL;
+        size_t i;
+        json_t *v;
         json_array_foreach(p->sections, i, v)
         {
             char id[IMPORT_MAX_SOURCE];
@@ -348,17 +371,11 @@ static void intercom_article(struct parser *p, const json_t *a, const char *item
         parents = NULL;
     json_array_foreach(parents, i, v)
     {
-        char pid[IMPORT_MAX_SOURCE], tag[96];
-        if (!rc && !source_id_of(v, pid, sizeof pid)) {
-            snprintf(tag, sizeof tag, "collection-%s", pid);
-            rc = add_tag(&it, tag);
-        }
+        if (!rc)
+            rc = add_id_tag(&it, "collection", v);
     }
-    char pid[IMPORT_MAX_SOURCE], tag[96];
-    if (!rc && !parents && !source_id_of(json_object_get(a, "parent_id"), pid, sizeof pid)) {
-        snprintf(tag, sizeof tag, "collection-%s", pid);
-        rc = add_tag(&it, tag);
-    }
+    if (!rc && !parents)
+        rc = add_id_tag(&it, "collection", json_object_get(a, "parent_id"));
     if (rc) {
         p->rc = rc;
         item_clear(&it);
@@ -418,14 +435,9 @@ static void freshdesk_article(struct parser *p, const json_t *a, const char *ite
     it.source_url = xstrdup(json_string_value(json_object_get(a, "url")));
     it.updated_s = time_of(json_object_get(a, "updated_at"));
     const char *locale = json_string_value(json_object_get(a, "language"));
-    int rc = 0;
+    int rc = add_tags(&it, json_object_get(a, "tags"));
     size_t i;
     json_t *v;
-    json_array_foreach(json_object_get(a, "tags"), i, v)
-    {
-        if (!rc)
-            rc = add_tag(&it, json_string_value(v));
-    }
     /* hierarchy: [{"level": 0, "type": "category", "data": {"id", "name", "language"}}, ...] */
     json_array_foreach(json_object_get(a, "hierarchy"), i, v)
     {
@@ -435,9 +447,7 @@ static void freshdesk_article(struct parser *p, const json_t *a, const char *ite
         if (!locale)
             locale = json_string_value(json_object_get(data, "language"));
     }
-    const char *html = json_string_value(json_object_get(a, "description"));
-    if (!html)
-        html = json_string_value(json_object_get(a, "description_text"));
+    const char *html = str_or(a, "description", "description_text");
     if (rc)
         p->rc = rc;
     else
