@@ -85,6 +85,9 @@ struct triage *testlib_triage(const char *json);
 /* Fails the test unless text holds every string of the NULL-terminated list want. */
 void testlib_assert_has_all(const char *text, const char *const *want);
 
+/* Fails the test when text holds any string of the NULL-terminated list unwanted. */
+void testlib_assert_has_none(const char *text, const char *const *unwanted);
+
 /* One input of a yes/no check and the answer it must get. */
 struct testlib_case {
     const char *in;
