@@ -471,13 +471,13 @@ static void agent_status(struct chat *chat, struct conn *k, json_t *o)
 
 /* The frames a signed-in agent sends (before: auth only). */
 static const struct chat_frame_handler agent_frames[] = {
-    {"claim", agent_claim, 0},
-    {"message", agent_message, 0},
-    {"status_update", agent_status_update, 0},
-    {"typing", agent_typing, 0},
-    {"close", agent_close, 0},
-    {"transfer", agent_transfer, 0},
-    {"status", agent_status, 0},
+    {.type = "claim", .handle = agent_claim},
+    {.type = "message", .handle = agent_message},
+    {.type = "status_update", .handle = agent_status_update},
+    {.type = "typing", .handle = agent_typing},
+    {.type = "close", .handle = agent_close},
+    {.type = "transfer", .handle = agent_transfer},
+    {.type = "status", .handle = agent_status},
 };
 
 void chat_agent_frame(struct chat *chat, uint64_t conn, const char *text, size_t len)
