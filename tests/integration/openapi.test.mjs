@@ -46,6 +46,13 @@ function template(path) {
   return null;
 }
 
+// Each operation of the document, as [path template, method (lower case), operation].
+function* operations() {
+  for (const [p, item] of Object.entries(doc.paths)) {
+    for (const [m, op] of Object.entries(item)) if (m !== 'parameters') yield [p, m, op];
+  }
+}
+
 const ptr = (s) => s.replaceAll('~', '~0').replaceAll('/', '~1');
 
 // Calls the server and validates the response against the document.
@@ -84,10 +91,7 @@ async function callAll(rows) {
 
 test('the document is OpenAPI 3.1 and lists every route with its roles', () => {
   assert.equal(doc.openapi, '3.1.0');
-  const routes = [];
-  for (const [p, item] of Object.entries(doc.paths)) {
-    for (const m of Object.keys(item)) if (m !== 'parameters') routes.push(`${m.toUpperCase()} ${p}`);
-  }
+  const routes = [...operations()].map(([p, m]) => `${m.toUpperCase()} ${p}`);
   // The routes of api.c's dispatch and server.c's own (healthz, metrics).
   assert.deepEqual(routes.sort(), [
     'DELETE /api/articles/{id}', 'GET /api/articles', 'GET /api/articles/{id}',
@@ -101,13 +105,10 @@ test('the document is OpenAPI 3.1 and lists every route with its roles', () => {
     'GET /api/qa/audits', 'POST /api/qa/audits', 'GET /api/qa/calibration', 'GET /api/qa/scores',
     'GET /api/status-updates',
   ].sort());
-  for (const item of Object.values(doc.paths)) {
-    for (const [m, op] of Object.entries(item)) {
-      if (m === 'parameters') continue;
-      assert.ok(Array.isArray(op['x-caredesk-roles']), `${m} roles`);
-      assert.ok(op.operationId && op.summary && op.responses);
-      if (op['x-caredesk-roles'].length) assert.ok(op.responses['401'] && op.responses['403']);
-    }
+  for (const [, m, op] of operations()) {
+    assert.ok(Array.isArray(op['x-caredesk-roles']), `${m} roles`);
+    assert.ok(op.operationId && op.summary && op.responses);
+    if (op['x-caredesk-roles'].length) assert.ok(op.responses['401'] && op.responses['403']);
   }
   // Every $ref resolves.
   const refs = JSON.stringify(doc).match(/"#\/components\/schemas\/[A-Za-z]+"/g);
@@ -262,11 +263,8 @@ test('real responses of every operation validate against the document', async ()
   ]);
 
   // Every operation was exercised: with its success status, but for the QA routes (above).
-  for (const [p, item] of Object.entries(doc.paths)) {
-    for (const [m, op] of Object.entries(item)) {
-      if (m === 'parameters') continue;
-      const okStatus = p.startsWith('/api/qa/') ? '503' : Object.keys(op.responses).find((s) => s.startsWith('2'));
-      assert.ok(covered.has(`${m.toUpperCase()} ${p} ${okStatus}`), `${m.toUpperCase()} ${p} ${okStatus} was validated`);
-    }
+  for (const [p, m, op] of operations()) {
+    const okStatus = p.startsWith('/api/qa/') ? '503' : Object.keys(op.responses).find((s) => s.startsWith('2'));
+    assert.ok(covered.has(`${m.toUpperCase()} ${p} ${okStatus}`), `${m.toUpperCase()} ${p} ${okStatus} was validated`);
   }
 });
