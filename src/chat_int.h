@@ -207,9 +207,10 @@ void chat_tell_agent_closed(struct chat *chat, int64_t agent, int64_t conversati
                             const char *by);
 int chat_close_conversation(struct chat *chat, struct conv *c, const char *by,
                             const char *disposition, const char *note);
-/* The frame text (len bytes) of conn, when conn is an open connection of kind, parsed: size
- * cap, UTF-8, a JSON object with a string "type". Returns the object (caller decrefs), the connection in
- * *k and the frame's type in *type; or NULL (not such a connection, or an error emitted). */
+/* The frame text (len bytes) of conn, when conn is an open connection of kind, parsed and
+ * checked: size cap, UTF-8, a JSON object with a string "type". Returns the object (caller
+ * decrefs), the connection in *k and the frame's type in *type; or NULL (no open connection
+ * of kind, or an error emitted to it). */
 json_t *chat_conn_frame(struct chat *chat, uint64_t conn, enum conn_kind kind, const char *text,
                         size_t len, struct conn **k, const char **type);
 
