@@ -86,6 +86,9 @@ char *cd_read_file(const char *path, size_t *len_out);
 
 /* Duplicates at most n bytes of s into a new NUL-terminated string, or NULL. */
 char *cd_strndup(const char *s, size_t n);
+
+/* A copy of s that the caller frees: NULL when s is NULL (or memory runs out). */
+char *cd_strdup(const char *s);
 /* Copies src into dst (cap bytes, cap > 0), cut to fit and always terminated, like
  * snprintf(dst, cap, "%s", src) without the format parsing. Returns dst. */
 char *cd_strlcpy(char *dst, size_t cap, const char *src);

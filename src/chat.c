@@ -381,11 +381,11 @@ static int counts_agent(const struct chat *chat, int64_t agent_id)
 struct conv *chat_conv_adopt_copy(struct chat *chat, const struct store_conversation *rec)
 {
     struct store_conversation copy = *rec;
-    copy.customer_name = rec->customer_name ? strdup(rec->customer_name) : NULL;
-    copy.customer_email = rec->customer_email ? strdup(rec->customer_email) : NULL;
-    copy.customer_page = rec->customer_page ? strdup(rec->customer_page) : NULL;
-    copy.note = rec->note ? strdup(rec->note) : NULL;
-    copy.comment = rec->comment ? strdup(rec->comment) : NULL;
+    copy.customer_name = cd_strdup(rec->customer_name);
+    copy.customer_email = cd_strdup(rec->customer_email);
+    copy.customer_page = cd_strdup(rec->customer_page);
+    copy.note = cd_strdup(rec->note);
+    copy.comment = cd_strdup(rec->comment);
     struct conv *c = chat_conv_adopt(chat, &copy);
     if (!c)
         store_conversation_clear(&copy);
@@ -843,7 +843,7 @@ int chat_close_conversation(struct chat *chat, struct conv *c, const char *by,
                             const char *disposition, const char *note)
 {
     struct store_conversation old = c->rec;
-    char *new_note = note ? strdup(note) : NULL;
+    char *new_note = cd_strdup(note);
     if (note && !new_note)
         return CD_ENOMEM;
     int was_queued = c->rec.state == STORE_STATE_QUEUED;

@@ -155,11 +155,6 @@ static long long time_of(const json_t *v)
     return t > 0 ? (long long)t : 0;
 }
 
-static char *xstrdup(const char *s)
-{
-    return s ? strdup(s) : NULL;
-}
-
 /* Adds a tag: one line, cut to IMPORT_MAX_TAG_LEN bytes at a UTF-8 boundary; duplicates and
  * tags past IMPORT_MAX_TAGS are dropped. Returns 0 or CD_ENOMEM. */
 static int add_tag(struct kb_import_item *it, const char *tag)
@@ -326,7 +321,7 @@ static void zendesk_article(struct parser *p, const json_t *a, const char *item)
     const char *locale = str_or(a, "locale", "source_locale");
     json_t *draft = json_object_get(a, "draft");
     it.is_published = !json_is_true(draft);
-    it.source_url = xstrdup(json_string_value(json_object_get(a, "html_url")));
+    it.source_url = cd_strdup(json_string_value(json_object_get(a, "html_url")));
     it.updated_s = time_of(json_object_get(a, "updated_at"));
     int rc = add_tags(&it, json_object_get(a, "label_names"));
     char sec[IMPORT_MAX_SOURCE];
@@ -383,7 +378,7 @@ static void intercom_article(struct parser *p, const json_t *a, const char *item
     }
     const char *state = json_string_value(json_object_get(a, "state"));
     it.is_published = state && !strcmp(state, "published");
-    it.source_url = xstrdup(json_string_value(json_object_get(a, "url")));
+    it.source_url = cd_strdup(json_string_value(json_object_get(a, "url")));
     it.updated_s = time_of(json_object_get(a, "updated_at"));
     emit(p, &it, item, json_string_value(json_object_get(a, "title")),
          json_string_value(json_object_get(a, "body")), def);
@@ -412,7 +407,7 @@ static void intercom_article(struct parser *p, const json_t *a, const char *item
             p->rc = add_tag(&tr, tags[k]);
         state = json_string_value(json_object_get(v, "state"));
         tr.is_published = state && !strcmp(state, "published");
-        tr.source_url = xstrdup(json_string_value(json_object_get(v, "url")));
+        tr.source_url = cd_strdup(json_string_value(json_object_get(v, "url")));
         tr.updated_s = time_of(json_object_get(v, "updated_at"));
         if (!p->rc)
             emit(p, &tr, where, json_string_value(json_object_get(v, "title")),
@@ -432,7 +427,7 @@ static void freshdesk_article(struct parser *p, const json_t *a, const char *ite
         return;
     json_t *status = json_object_get(a, "status");
     it.is_published = json_is_integer(status) && json_integer_value(status) == 2;
-    it.source_url = xstrdup(json_string_value(json_object_get(a, "url")));
+    it.source_url = cd_strdup(json_string_value(json_object_get(a, "url")));
     it.updated_s = time_of(json_object_get(a, "updated_at"));
     const char *locale = json_string_value(json_object_get(a, "language"));
     int rc = add_tags(&it, json_object_get(a, "tags"));
@@ -754,9 +749,9 @@ char *kb_import_source_url(struct kb *kb, const char *id, char **original_id)
         return NULL;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     if (sqlite3_step(st) == SQLITE_ROW) {
-        url = xstrdup((const char *)sqlite3_column_text(st, 0));
+        url = cd_strdup((const char *)sqlite3_column_text(st, 0));
         if (original_id)
-            *original_id = xstrdup((const char *)sqlite3_column_text(st, 1));
+            *original_id = cd_strdup((const char *)sqlite3_column_text(st, 1));
     }
     sqlite3_finalize(st);
     return url;

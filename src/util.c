@@ -253,6 +253,11 @@ char *cd_strndup(const char *s, size_t n)
     return p;
 }
 
+char *cd_strdup(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
 int cd_utf8_valid(const char *str, size_t n)
 {
     const unsigned char *s = (const unsigned char *)str;
