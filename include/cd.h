@@ -38,6 +38,9 @@ int64_t cd_now_us(void);
 /* Wall clock, seconds since the epoch. */
 int64_t cd_wall_s(void);
 
+/* Wall clock, milliseconds since the epoch. */
+int64_t cd_wall_ms(void);
+
 /* A growable byte buffer; always NUL-terminated once anything is appended. */
 struct cd_buf {
     char *data;

@@ -56,6 +56,13 @@ int64_t cd_wall_s(void)
     return (int64_t)time(NULL);
 }
 
+int64_t cd_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int cd_html_escape(struct cd_buf *b, const char *s, size_t n)
 {
     int rc = 0;
