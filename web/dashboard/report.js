@@ -6,16 +6,6 @@
   'use strict';
   var CD = window.CD, h = CD.h, $ = CD.$, s = CD.svg;
 
-  /* The ISO week (YYYY-Www) of a date, local time. */
-  function iso_week(d) {
-    var t = new Date(d.getFullYear(), d.getMonth(), d.getDate());
-    t.setDate(t.getDate() + 3 - (t.getDay() + 6) % 7); /* the Thursday of its week */
-    var y = t.getFullYear();
-    var jan4 = new Date(y, 0, 4);
-    var w = 1 + Math.round(((t - jan4) / 86400000 - 3 + (jan4.getDay() + 6) % 7) / 7);
-    return y + '-W' + (w < 10 ? '0' : '') + w;
-  }
-
   function fmt(unit, v, is_change) {
     if (v == null) return '–';
     var sign = is_change && v > 0 ? '+' : '';
@@ -203,14 +193,14 @@
   CD.require_signin({
     role: 'admin',
     verify: function (tok) {
-      return CD.api('/api/report?week=' + iso_week(new Date()), { token: tok }).then(function () {
+      return CD.api('/api/report?week=' + CD.iso_week(new Date()), { token: tok }).then(function () {
         return CD.api('/api/me', { token: tok }).catch(function () { return {}; });
       });
     },
     onready: function () {
       var input = $('#week');
       var wanted = (location.hash.match(/^#(\d{4}-W\d{2})$/) || [])[1];
-      input.value = wanted || iso_week(new Date(Date.now() - 7 * 86400000));
+      input.value = wanted || CD.iso_week(new Date(Date.now() - 7 * 86400000));
       $('#week-form').addEventListener('submit', function (e) {
         e.preventDefault();
         if (input.value) { history.replaceState(null, '', '#' + input.value); load(input.value); }

@@ -7,13 +7,6 @@
   var CD = window.CD, h = CD.h, $ = CD.$;
   var me = null, rubric = null, current = null;
 
-  function iso_week(d) {
-    var t = new Date(d.getFullYear(), d.getMonth(), d.getDate());
-    t.setDate(t.getDate() + 3 - (t.getDay() + 6) % 7);
-    var jan4 = new Date(t.getFullYear(), 0, 4);
-    var w = 1 + Math.round(((t - jan4) / 86400000 - 3 + (jan4.getDay() + 6) % 7) / 7);
-    return t.getFullYear() + '-W' + (w < 10 ? '0' : '') + w;
-  }
   function is_reviewer() { return me && (me.role === 'supervisor' || me.role === 'admin'); }
   function fail(e) {
     var el = $('#load-error');
@@ -198,7 +191,7 @@
         b.hidden = need === 'reviewer' ? !is_reviewer() : need === 'agent' ? is_reviewer() : false;
         b.addEventListener('click', function () { show(b.id.slice(4)); });
       });
-      $('#week').value = iso_week(new Date());
+      $('#week').value = CD.iso_week(new Date());
       $('#week').addEventListener('change', function () { if (week()) refresh(active()); });
       $('#week-form').addEventListener('submit', function (e) { e.preventDefault(); refresh(active()); });
       $('#draw').addEventListener('click', draw);
