@@ -47,6 +47,15 @@
   CD.$ = function (sel, root) { return (root || document).querySelector(sel); };
   CD.$$ = function (sel, root) { return Array.prototype.slice.call((root || document).querySelectorAll(sel)); };
   CD.clear = function (el) { while (el.firstChild) el.removeChild(el.firstChild); return el; };
+  /* A data table: head lists the column headings, each a string or {text, num: 1} for a
+   * column of numbers (right-aligned); rows are its <tr> elements. */
+  CD.table = function (head, rows) {
+    return CD.h('table', { class: 'data' }, [
+      CD.h('thead', null, [CD.h('tr', null, head.map(function (c) {
+        return CD.h('th', { scope: 'col', class: c.num ? 'num' : null, text: c.text || c });
+      }))]),
+      CD.h('tbody', null, rows)]);
+  };
 
   CD.esc = function (s) {
     return String(s == null ? '' : s).replace(/[&<>"']/g, function (c) {
