@@ -8,11 +8,11 @@
 // every REST response and page carries the security headers.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { readFileSync, existsSync } from 'node:fs';
 import { startServer, runCaredesk, fixtures, addUser } from './lib/server.mjs';
 import { connect } from './lib/client.mjs';
 import { rest } from './lib/rest.mjs';
+import { sqlite, hasSqliteCli } from './lib/sqlite.mjs';
 import { waitFor } from './lib/wait.mjs';
 
 let srv;
@@ -40,15 +40,6 @@ async function helloWith(token, extra = {}, server = srv) {
   if (f.type === 'welcome') await c.replayed(f);
   c.close();
   return { first: f, frames: c.frames };
-}
-
-function sqlite(db, sql) {
-  const out = execFileSync('sqlite3', ['-json', db, sql], { encoding: 'utf8' });
-  return out.trim() ? JSON.parse(out) : [];
-}
-
-function hasSqliteCli() {
-  try { execFileSync('sqlite3', ['-version']); return true; } catch { return false; }
 }
 
 before(async () => {

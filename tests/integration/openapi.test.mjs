@@ -9,6 +9,7 @@ import Ajv2020 from 'ajv/dist/2020.js';
 import { startServer, fixtures, addUser } from './lib/server.mjs';
 import { connect } from './lib/client.mjs';
 import { rest } from './lib/rest.mjs';
+import { sleep } from './lib/wait.mjs';
 
 let srv;
 let doc;
@@ -229,7 +230,7 @@ test('real responses of every operation validate against the document', async ()
   for (let i = 0; i < 100 && !failed; i++) {
     const r = await call('GET', '/api/webhooks/deliveries?status=failed&limit=10', { token: tokens.admin, expect: 200 });
     failed = r.json.deliveries[0];
-    if (!failed) await new Promise((res) => setTimeout(res, 100));
+    if (!failed) await sleep(100);
   }
   assert.ok(failed, 'a failed delivery');
   await callAll([

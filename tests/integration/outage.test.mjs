@@ -12,7 +12,7 @@ import path from 'node:path';
 import { startServer, fixtures, repoRoot } from './lib/server.mjs';
 import { openCustomer, ask } from './lib/client.mjs';
 import { psql } from './lib/pg.mjs';
-import { waitFor } from './lib/wait.mjs';
+import { sleep, waitFor } from './lib/wait.mjs';
 
 const script = path.join(repoRoot, 'scripts/pg-cluster.sh');
 let dir;
@@ -74,7 +74,7 @@ test('the database goes away and comes back: 503, store_failed, then recovery wi
     let r2;
     for (let i = 0; i < 20 && !(r2 && r2.type === 'reply'); i++) {
       r2 = await ask(c, 'm2', 'what is your return policy');
-      if (r2.type !== 'reply') await new Promise((r) => setTimeout(r, 200));
+      if (r2.type !== 'reply') await sleep(200);
     }
     assert.equal(r2.type, 'reply');
     assert.ok(r2.seq > r1.seq);
