@@ -10,7 +10,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, existsSync } from 'node:fs';
 import { startServer, runCaredesk, fixtures, addUser } from './lib/server.mjs';
-import { connect } from './lib/client.mjs';
+import { connect, openCustomer, ask } from './lib/client.mjs';
 import { rest } from './lib/rest.mjs';
 import { sqlite, hasSqliteCli } from './lib/sqlite.mjs';
 import { waitFor } from './lib/wait.mjs';
@@ -24,12 +24,9 @@ const api = (method, path, token, body) => rest(srv.url, method, path, { token, 
 
 // A customer with a conversation and one answered message.
 async function customer(text, server = srv) {
-  const c = await connect(`${server.wsUrl}/chat`);
-  c.send({ type: 'hello', lang: 'en', name: 'Sam', email: 'sam@example.com' });
-  const w = await c.next((f) => f.type === 'welcome');
-  c.send({ type: 'message', id: 'm1', text });
-  await c.next((f) => (f.type === 'reply' || f.type === 'ack') && f.reply_to === 'm1');
-  return { c, id: w.conversation, token: w.token };
+  const c = await openCustomer(server, { type: 'hello', lang: 'en', name: 'Sam', email: 'sam@example.com' });
+  await ask(c, 'm1', text);
+  return { c, id: c.welcome.conversation, token: c.welcome.token };
 }
 
 // hello with token: resolves with the welcome, or the error frame.

@@ -5,7 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, existsSync } from 'node:fs';
 import { startServer, runCaredesk, fixtures, addUser } from './lib/server.mjs';
-import { connect } from './lib/client.mjs';
+import { connect, openCustomer, ask } from './lib/client.mjs';
 import { rest } from './lib/rest.mjs';
 import { sqlite, hasSqliteCli } from './lib/sqlite.mjs';
 import { sleep } from './lib/wait.mjs';
@@ -16,14 +16,11 @@ let agent;
 
 // A customer who leaves an email and writes secret; returns the conversation id.
 async function customer(email, secret) {
-  const c = await connect(`${srv.wsUrl}/chat`);
-  c.send({ type: 'hello', lang: 'en', name: 'Sam', email });
-  const w = await c.next((f) => f.type === 'welcome');
-  c.send({ type: 'message', id: 'm1', text: `where is my order? I live at ${secret}` });
-  await c.next((f) => (f.type === 'reply' || f.type === 'ack') && f.reply_to === 'm1');
+  const c = await openCustomer(srv, { type: 'hello', lang: 'en', name: 'Sam', email });
+  await ask(c, 'm1', `where is my order? I live at ${secret}`);
   c.close();
   await c.whenClosed();
-  return w.conversation;
+  return c.welcome.conversation;
 }
 
 // Which of needles the database files (the -wal included) hold.
