@@ -115,6 +115,29 @@ int kb_search_analysed(struct kb *kb, const struct text_analysis *question, cons
                        struct kb_hit *hits, int max_hits, int *n_hits);
 void kb_hits_clear(struct kb_hit *hits, int n_hits);
 
+/* What the published articles in lang know of a word (stem: n bytes, as text.h's tokenizer for
+ * lang stems it), read from the index kb_search() reads: how rare it is among them, for
+ * weighing a question's words. */
+struct kb_word {
+    int64_t df;         /* articles that have the word (any field); 0: none */
+    int64_t n_articles; /* published articles in lang; 0 when lang has none */
+    int is_typo;        /* no article has it, but kb_search() reads it as stem, a word one edit
+                         * away that articles have; df is then that word's */
+    char stem[65];      /* the word as kb_search() reads it (itself, or the typo's repair) */
+    int n_stem;
+};
+
+/* Unknown words per question that kb_search() tries as typos (each try scans the stems of
+ * about the same length). */
+#define KB_TYPO_TRIES 2
+
+/* Fills *out for the word, from the counts the last kb_search() read (triage asks right after
+ * one); a word no article has is tried as a typo only if try_typo is set (a caller weighing a
+ * question's words tries at most KB_TYPO_TRIES, as the search does). Returns 0
+ * (out->n_articles is 0 for a language without articles) or a negative CD_E* code. */
+int kb_word_df(struct kb *kb, const char *lang, const char *stem, size_t n, int try_typo,
+               struct kb_word *out);
+
 /* The passage of article id that best answers question: the paragraph whose stems share the
  * most query weight with it (the first paragraph when question is NULL or empty, or nothing
  * matches), cleaned of Markdown and shortened at a word, exactly as kb_search() fills

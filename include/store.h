@@ -32,7 +32,7 @@
 struct store;
 
 /* The schema version store_open() migrates to. */
-#define STORE_SCHEMA_VERSION 9
+#define STORE_SCHEMA_VERSION 10
 /* The version PostgreSQL's schema starts at: it is created whole, as SQLite's is at this
  * version; later versions are migrations on both. */
 #define STORE_PG_FIRST_VERSION 9
@@ -276,6 +276,26 @@ struct store_message {
  * conversation is not stored again: CD_EEXIST is returned and m->seq is set
  * to the stored message's seq. Returns 0, CD_EEXIST, CD_ENOTFOUND or CD_E*. */
 int store_message_append(struct store *s, struct store_message *m);
+
+/* Sends the append of m at m->seq, the seq the caller expects (1 + the last it knows of),
+ * and returns without waiting: on PostgreSQL it runs while the caller goes on (a bot
+ * decides its reply), and the caller's next write reads its result in the same round trip.
+ * store_message_sent() then says whether it was stored: 0 (it was, at m->seq) or CD_EBUSY
+ * (nothing was stored: the client id is stored already, or another node wrote to the
+ * conversation since; the caller undoes its unit of work and appends the ordinary way), or
+ * CD_E*. Inside a unit of work (store_mark()) only, and no other append in between but the
+ * one whose round trip carries it. Returns 0 (sent), 1 (this store does not send ahead:
+ * SQLite, or an observer is set; append the ordinary way) or CD_E*. */
+int store_message_send(struct store *s, struct store_message *m);
+int store_message_sent(struct store *s, struct store_message *m);
+
+/* A bot reply and what it changes: appends m as store_message_append() does and writes
+ * t's state, intent and confidence as store_conversation_update_triage() does (t->id is
+ * m->conversation). On PostgreSQL that is one statement, so one round trip. Returns as
+ * store_message_append(), or CD_ENOTFOUND/CD_E* from the update; on a failure the caller
+ * undoes its unit of work (store_mark_undo()), which holds both. */
+int store_message_append_triage(struct store *s, struct store_message *m,
+                                const struct store_conversation *t);
 
 /* Calls cb for each message of conversation with seq > after_seq, in order,
  * at most max of them. The message and its strings are valid during the

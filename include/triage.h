@@ -107,7 +107,8 @@ struct triage_evidence {
     double known_share;         /* share of the message's words and word pairs seen in training */
     char kb_article[KB_ID_MAX]; /* best article; "" if none, or if an intent
                                  * settled the message and the KB was not searched */
-    double kb_score;            /* the share of the question's words its passage covers */
+    double kb_score;            /* the share of the question's words its passage covers, each
+                                 * weighed by its rarity among the articles */
     double kb_match;            /* how closely the question matches its closest phrasing */
     const char *reason;         /* static: "person_request", "sensitive", "rule", "model",
                                  * "kb", "clarify", "empty", "low_confidence", "out_of_scope",

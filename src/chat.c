@@ -173,10 +173,12 @@ void chat_unit_end(struct chat *chat)
 {
     store_mark_release(chat->store);
     chat->n_unit_convs = 0;
+    chat->ahead = NULL;
 }
 
 void chat_unit_undo(struct chat *chat)
 {
+    chat->ahead = NULL;
     store_mark_undo(chat->store);
     while (chat->n_frames > chat->unit_frames)
         free(chat->frames[--chat->n_frames].text);
@@ -545,6 +547,59 @@ int chat_need_int(struct chat *chat, uint64_t conn, json_t *o, const char *key, 
 
 /* ---- storing messages ---- */
 
+/* c's last seq is now seq (when that is later), put back if the unit is undone. */
+static void unit_moved_seq(struct chat *chat, struct conv *c, int64_t seq)
+{
+    if (seq <= c->rec.last_seq)
+        return;
+    int known = 0;
+    for (int i = 0; i < chat->n_unit_convs; i++)
+        known |= chat->unit_convs[i] == c;
+    if (!known && chat->n_unit_convs < 4) {
+        chat->unit_convs[chat->n_unit_convs] = c;
+        chat->unit_last_seq[chat->n_unit_convs++] = c->rec.last_seq;
+    }
+    c->rec.last_seq = seq;
+}
+
+int chat_sent_message(struct chat *chat)
+{
+    struct store_message *m = chat->ahead;
+    chat->ahead = NULL;
+    return m ? store_message_sent(chat->store, m) : 0;
+}
+
+/* Stores m (with next: and next's triage columns) as c's next message; sets *seq. */
+static int append_message(struct chat *chat, struct conv *c, struct store_message *m,
+                          const struct store_conversation *next, int64_t *seq)
+{
+    m->seq = c->rec.last_seq + 1; /* the next seq as this node knows it: the store checks */
+    int rc = next ? store_message_append_triage(chat->store, m, next)
+                  : store_message_append(chat->store, m);
+    if (!rc && chat->ahead) /* its round trip carried the message sent ahead */
+        rc = chat_sent_message(chat);
+    *seq = m->seq;
+    if (!rc)
+        unit_moved_seq(chat, c, m->seq);
+    chat_touch(chat, c);
+    return rc;
+}
+
+static void message_of(struct store_message *m, struct conv *c, int sender, const char *client_id,
+                       const char *reply_to, const char *text, const char *meta, int64_t agent_id)
+{
+    memset(m, 0, sizeof *m);
+    m->conversation = c->rec.id;
+    m->sender = sender;
+    if (client_id)
+        snprintf(m->client_id, sizeof m->client_id, "%s", client_id);
+    if (reply_to)
+        snprintf(m->reply_to, sizeof m->reply_to, "%s", reply_to);
+    m->text = text;
+    m->meta = meta;
+    m->agent_id = agent_id;
+}
+
 /* Appends a message; sets *seq. Returns 0, CD_EEXIST (client id seen: *seq is
  * the stored one) or CD_E*. */
 int chat_append_message(struct chat *chat, struct conv *c, int sender, const char *client_id,
@@ -552,31 +607,30 @@ int chat_append_message(struct chat *chat, struct conv *c, int sender, const cha
                         int64_t *seq)
 {
     struct store_message m;
-    memset(&m, 0, sizeof m);
-    m.conversation = c->rec.id;
-    m.sender = sender;
-    if (client_id)
-        snprintf(m.client_id, sizeof m.client_id, "%s", client_id);
-    if (reply_to)
-        snprintf(m.reply_to, sizeof m.reply_to, "%s", reply_to);
-    m.text = text;
-    m.meta = meta;
-    m.agent_id = agent_id;
-    m.seq = c->rec.last_seq + 1; /* exact: this process is the conversation's only writer */
-    int rc = store_message_append(chat->store, &m);
-    *seq = m.seq;
-    if (!rc && m.seq > c->rec.last_seq) {
-        int known = 0;
-        for (int i = 0; i < chat->n_unit_convs; i++)
-            known |= chat->unit_convs[i] == c;
-        if (!known && chat->n_unit_convs < 4) {
-            chat->unit_convs[chat->n_unit_convs] = c;
-            chat->unit_last_seq[chat->n_unit_convs++] = c->rec.last_seq;
-        }
-        c->rec.last_seq = m.seq;
-    }
+    message_of(&m, c, sender, client_id, reply_to, text, meta, agent_id);
+    return append_message(chat, c, &m, NULL, seq);
+}
+
+int chat_send_message(struct chat *chat, struct conv *c, const char *client_id, const char *text,
+                      struct store_message *m)
+{
+    message_of(m, c, STORE_SENDER_CUSTOMER, client_id, NULL, text, NULL, 0);
+    m->seq = c->rec.last_seq + 1;
+    int rc = store_message_send(chat->store, m);
+    if (rc)
+        return rc;
+    chat->ahead = m;
+    unit_moved_seq(chat, c, m->seq);
     chat_touch(chat, c);
-    return rc;
+    return 0;
+}
+
+int chat_append_reply(struct chat *chat, struct conv *c, const char *reply_to, const char *text,
+                      const char *meta, const struct store_conversation *next, int64_t *seq)
+{
+    struct store_message m;
+    message_of(&m, c, STORE_SENDER_BOT, NULL, reply_to, text, meta, 0);
+    return append_message(chat, c, &m, next, seq);
 }
 
 /* Appends a system event (meta {"event": event, ...extra}); consumes extra. */

@@ -164,10 +164,23 @@ static int bot_reply(struct chat *chat, struct conv *c, const char *reply_to, in
         rc = jb_field(&meta, ",\"reply_to\":", reply_to);
     if (!rc)
         rc = cd_buf_append(&meta, "}", 1);
+    /* The state the reply leaves, written with it when the state or the intent changes (a
+     * question answered like the one before costs no UPDATE), and then only the three
+     * columns a reply sets; a handoff is saved whole by chat_enqueue() below. */
+    struct store_conversation next;
+    memset(&next, 0, sizeof next);
+    next.id = c->rec.id;
+    next.state = d->action == TRIAGE_CLARIFY  ? STORE_STATE_CLARIFYING
+                 : is_collect                 ? STORE_STATE_COLLECTING
+                 : d->action == TRIAGE_ANSWER ? STORE_STATE_BOT
+                                              : c->rec.state;
+    snprintf(next.intent, sizeof next.intent, "%s", d->intent);
+    next.confidence = d->confidence;
+    int is_changed =
+        !is_handoff && (next.state != c->rec.state || strcmp(next.intent, c->rec.intent));
     int64_t seq = 0;
     if (!rc)
-        rc = chat_append_message(chat, c, STORE_SENDER_BOT, NULL, reply_to, text, meta.data, 0,
-                                 &seq);
+        rc = chat_append_reply(chat, c, reply_to, text, meta.data, is_changed ? &next : NULL, &seq);
     else
         rc = CD_ENOMEM; /* as when json_pack() failed */
     cd_buf_free(&meta);
@@ -179,8 +192,6 @@ static int bot_reply(struct chat *chat, struct conv *c, const char *reply_to, in
 
     /* The conversation's new state. */
     int old_state = c->rec.state;
-    char old_intent[sizeof c->rec.intent];
-    memcpy(old_intent, c->rec.intent, sizeof old_intent);
     snprintf(c->rec.intent, sizeof c->rec.intent, "%s", d->intent);
     c->rec.confidence = d->confidence;
     c->n_choices = 0;
@@ -233,18 +244,11 @@ static int bot_reply(struct chat *chat, struct conv *c, const char *reply_to, in
     cd_buf_free(&frame);
     cd_buf_free(&common);
     cd_buf_free(&choices);
-    if (d->action == TRIAGE_HANDOFF && !is_collect)
+    if (is_handoff)
         return chat_enqueue(chat, c, d->queue[0] ? d->queue : "general", d->priority);
-    /* The row changes only when the state or the intent does (a question
-     * answered like the one before costs no UPDATE), and then only in the
-     * three columns a reply sets. */
-    if (c->rec.state == old_state && !strcmp(c->rec.intent, old_intent))
-        return 0;
-    chat_touch(chat, c);
-    int urc = store_conversation_update_triage(chat->store, &c->rec);
-    if (!urc)
+    if (is_changed)
         chat_conv_synced(c);
-    return urc;
+    return 0;
 }
 
 /* ---- customer frames ---- */
@@ -597,6 +601,84 @@ static int collect_matches(struct chat *chat, struct conv *c, const char *text, 
     return is_match;
 }
 
+/* The bot's decision on a customer's message in the bot's hands (a clarify choice it
+ * offered, else triage) and its reply, stored as the reply to client_id (at question_seq).
+ * Returns 0, CD_EINVAL (the text is not UTF-8; nothing said) or CD_E*. */
+static int decide_and_reply(struct chat *chat, struct conv *c, const char *client_id,
+                            int64_t question_seq, const char *masked, const char *choice)
+{
+    struct triage_decision d;
+    memset(&d, 0, sizeof d);
+    int is_choice = 0;
+    for (int i = 0; choice && i < c->n_choices; i++)
+        if (!strcmp(choice, c->choices[i]))
+            is_choice = 1;
+    int rc = is_choice ? triage_decide_choice(chat->triage, chat->kb, choice, &d) : CD_ENOTFOUND;
+    if (rc) {
+        triage_decision_clear(&d);
+        memset(&d, 0, sizeof d);
+        rc = chat_decide(chat, c, masked, strlen(masked), &d);
+    }
+    if (!rc) {
+        chat_update_context(c, &d);
+        rc = bot_reply(chat, c, client_id, question_seq, masked, &d);
+    }
+    triage_decision_clear(&d);
+    return rc;
+}
+
+/* The customer's question sent ahead (store_message_send(): PostgreSQL) at the seq this
+ * node expects, while the bot decides; it goes with the reply in one round trip. Returns 1
+ * when the store does not send ahead (nothing done); CD_EBUSY when the question was not
+ * stored that way (its client id is stored already, or another node wrote to the
+ * conversation), with the unit undone and the conversation as it was; else as
+ * decide_and_reply(), the unit open. */
+static int answer_ahead(struct chat *chat, struct conv *c, const char *client_id,
+                        const char *masked, const char *choice)
+{
+    struct store_message q;
+    struct triage_context tctx = c->tctx;
+    uint64_t text_key = c->last_text_key;
+    char last_intent[sizeof c->last_intent];
+    memcpy(last_intent, c->last_intent, sizeof last_intent);
+    int rc = chat_send_message(chat, c, client_id, masked, &q);
+    if (rc)
+        return rc;
+    rc = decide_and_reply(chat, c, client_id, q.seq, masked, choice);
+    if (!rc && chat->ahead) /* no write carried it: read it now */
+        rc = chat_sent_message(chat);
+    if (rc == CD_EBUSY) {
+        chat_unit_undo(chat);
+        c->tctx = tctx;
+        c->last_text_key = text_key;
+        memcpy(c->last_intent, last_intent, sizeof last_intent);
+    }
+    return rc;
+}
+
+static void count_message_in(struct chat *chat, struct conv *c, int is_first_message)
+{
+    chat->m.n_messages_in++;
+    if (is_first_message) {
+        c->has_customer_message = 1;
+        chat_count_outcome(chat, c, 1);
+    }
+}
+
+/* Ends a customer message's unit: rc 0 keeps it, CD_EINVAL says the text is not UTF-8,
+ * anything else is store_failed. */
+static void finish_message(struct chat *chat, uint64_t id, const char *client_id, char *masked,
+                           int rc)
+{
+    free(masked);
+    if (rc == CD_EINVAL) {
+        chat_unit_undo(chat);
+        chat_emit_error(chat, id, "bad_utf8", "text is not valid UTF-8", client_id, 0);
+        return;
+    }
+    chat_unit_finish(chat, rc, id, client_id, 0);
+}
+
 /* message {id, text, choice?} */
 static void customer_message(struct chat *chat, struct conn *k, json_t *o)
 {
@@ -640,6 +722,18 @@ static void customer_message(struct chat *chat, struct conn *k, json_t *o)
     }
     int is_first_message = !chat_conv_has_customer_message(chat, c);
     int rc = chat_unit_begin(chat);
+    if (!rc && (c->rec.state == STORE_STATE_BOT || c->rec.state == STORE_STATE_CLARIFYING)) {
+        rc = answer_ahead(chat, c, client_id, masked, choice);
+        if (rc == CD_EBUSY) /* not stored ahead, and undone: the ordinary way below */
+            rc = chat_unit_begin(chat);
+        else if (rc != 1) {
+            if (!rc)
+                count_message_in(chat, c, is_first_message);
+            finish_message(chat, id, client_id, masked, rc);
+            return;
+        } else
+            rc = 0;
+    }
     int64_t seq = 0;
     if (!rc)
         rc = chat_append_message(chat, c, STORE_SENDER_CUSTOMER, client_id, NULL, masked, NULL, 0,
@@ -651,11 +745,7 @@ static void customer_message(struct chat *chat, struct conn *k, json_t *o)
         return;
     }
     if (!rc) {
-        chat->m.n_messages_in++;
-        if (is_first_message) {
-            c->has_customer_message = 1;
-            chat_count_outcome(chat, c, 1);
-        }
+        count_message_in(chat, c, is_first_message);
         if (c->rec.state == STORE_STATE_QUEUED || c->rec.state == STORE_STATE_WITH_AGENT) {
             chat_emit_customer_stored(chat, c,
                                       json_pack("{s:s, s:s, s:I}", "type", "ack", "reply_to",
@@ -670,9 +760,9 @@ static void customer_message(struct chat *chat, struct conn *k, json_t *o)
                 chat->is_queue_dirty = 1;
             }
         } else {
-            struct triage_decision d;
-            memset(&d, 0, sizeof d);
             if (c->rec.state == STORE_STATE_COLLECTING) {
+                struct triage_decision d;
+                memset(&d, 0, sizeof d);
                 /* The detail the bot asked for: hand off with it, unless it
                  * does not look like one (asked again once). */
                 snprintf(d.intent, sizeof d.intent, "%s", c->collect_intent);
@@ -693,35 +783,17 @@ static void customer_message(struct chat *chat, struct conn *k, json_t *o)
                     d.answer = strdup(triage_say(TRIAGE_SAY_COLLECTED));
                     rc = d.answer ? 0 : CD_ENOMEM;
                 }
+                if (!rc) {
+                    chat_update_context(c, &d);
+                    rc = bot_reply(chat, c, client_id, seq, masked, &d);
+                }
+                triage_decision_clear(&d);
             } else {
-                int is_choice = 0;
-                for (int i = 0; choice && i < c->n_choices; i++)
-                    if (!strcmp(choice, c->choices[i]))
-                        is_choice = 1;
-                rc = is_choice ? triage_decide_choice(chat->triage, chat->kb, choice, &d)
-                               : CD_ENOTFOUND;
-                if (rc) {
-                    triage_decision_clear(&d);
-                    memset(&d, 0, sizeof d);
-                    rc = chat_decide(chat, c, masked, strlen(masked), &d);
-                }
-                if (rc == CD_EINVAL) {
-                    triage_decision_clear(&d);
-                    chat_unit_undo(chat);
-                    chat_emit_error(chat, id, "bad_utf8", "text is not valid UTF-8", client_id, 0);
-                    free(masked);
-                    return;
-                }
+                rc = decide_and_reply(chat, c, client_id, seq, masked, choice);
             }
-            if (!rc) {
-                chat_update_context(c, &d);
-                rc = bot_reply(chat, c, client_id, seq, masked, &d);
-            }
-            triage_decision_clear(&d);
         }
     }
-    free(masked);
-    chat_unit_finish(chat, rc, id, client_id, 0);
+    finish_message(chat, id, client_id, masked, rc);
 }
 
 struct bot_msg_ctx {

@@ -131,6 +131,9 @@ struct chat {
     struct conv *unit_convs[4];
     int64_t unit_last_seq[4];
     int n_unit_convs;
+    /* The current unit's customer message sent ahead (chat_send_message()), until a write
+     * reads whether it was stored (chat_sent_message()). */
+    struct store_message *ahead;
     int n_replaying;    /* customer connections with a paced replay under way */
     int is_queue_dirty; /* the waiting list or agents changed: agents get a new view */
     int is_eta_dirty;   /* time passed: customers' estimates may have moved */
@@ -169,6 +172,18 @@ int chat_need_int(struct chat *chat, uint64_t conn, json_t *o, const char *key, 
 int chat_append_message(struct chat *chat, struct conv *c, int sender, const char *client_id,
                         const char *reply_to, const char *text, const char *meta, int64_t agent_id,
                         int64_t *seq);
+/* Sends the customer's message m ahead (store_message_send()) at the seq this node expects
+ * for c, as the current unit's; m->seq is that seq. The next append of the unit reads
+ * whether it was stored, and fails with CD_EBUSY when it was not. Returns 0, 1 (the store
+ * does not send ahead: nothing done) or CD_E*. */
+int chat_send_message(struct chat *chat, struct conv *c, const char *client_id, const char *text,
+                      struct store_message *m);
+/* Reads whether the message sent ahead was stored: 0 or CD_EBUSY (not stored) or CD_E*. */
+int chat_sent_message(struct chat *chat);
+/* Appends the bot's reply to reply_to (NULL: none) and, when next is not NULL, writes
+ * next's state, intent and confidence with it (store_message_append_triage()); sets *seq. */
+int chat_append_reply(struct chat *chat, struct conv *c, const char *reply_to, const char *text,
+                      const char *meta, const struct store_conversation *next, int64_t *seq);
 int chat_append_event(struct chat *chat, struct conv *c, const char *event, const char *text,
                       json_t *extra, int64_t *seq);
 int chat_save_conv(struct chat *chat, struct conv *c);

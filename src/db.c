@@ -30,6 +30,10 @@ struct db {
     /* PostgreSQL: db_defer()'s statements, sent with the next one in one round trip. */
     struct db_stmt *deferred[DEFER_MAX];
     int n_deferred;
+    /* PostgreSQL: db_send()'s statements, sent in pipeline mode and not read yet, in order;
+     * the next round trip reads their results into them. */
+    struct db_stmt *sent[DEFER_MAX];
+    int n_sent;
     struct db_stmt *stmts;
     char errmsg[256];
 };
@@ -53,6 +57,10 @@ struct db_stmt {
     unsigned char **blob; /* decoded bytea per column of the current row */
     size_t *blob_len;
     int n_cols;
+    /* db_send(): is_sent until its result is read; then is_read with read_rc (and res and
+     * read_changes when it is 0) until its db_step() takes them. */
+    int is_sent, is_read, read_rc;
+    int64_t read_changes;
 };
 
 int db_target_is_postgres(const char *t)
@@ -193,8 +201,13 @@ static char *pg_rewrite(const char *sql, int *n_params)
     return out;
 }
 
+static int pg_pipeline(struct db *db, struct db_stmt *cur, PGresult **cur_res);
+
 static void pg_clear_result(struct db_stmt *st)
 {
+    if (st->is_sent) /* its result is on the way: read it (into st) before it is dropped */
+        pg_pipeline(st->db, NULL, NULL);
+    st->is_read = 0;
     for (int i = 0; st->blob && i < st->n_cols; i++) {
         PQfreemem(st->blob[i]);
         st->blob[i] = NULL;
@@ -253,113 +266,18 @@ static int pg_prepare(struct db_stmt *st)
     return rc;
 }
 
-/* Sends the deferred statements and then cur (NULL: none) in one round trip (libpq's
- * pipeline mode, one sync at the end), and reads their results in order: *cur_res gets cur's.
- * Returns 0, or the CD_E* code of the first statement that failed (those after it were not
- * run). */
-static int pg_pipeline(struct db *db, struct db_stmt *cur, PGresult **cur_res)
-{
-    int n = db->n_deferred;
-    db->n_deferred = 0;
-    if (cur_res)
-        *cur_res = NULL;
-    for (int i = 0; i < n; i++)
-        if (db->deferred[i]->gen != db->gen && pg_prepare(db->deferred[i]))
-            return CD_EIO;
-    if (!PQenterPipelineMode(db->pg)) {
-        set_err(db, PQerrorMessage(db->pg));
-        return CD_EIO;
-    }
-    int ok = 1;
-    for (int i = 0; ok && i < n; i++)
-        ok = PQsendQueryPrepared(db->pg, db->deferred[i]->name, 0, NULL, NULL, NULL, 0);
-    if (ok && cur)
-        ok = PQsendQueryPrepared(db->pg, cur->name, cur->n_params, cur->values, cur->lengths,
-                                 cur->formats, 0);
-    ok = ok && PQpipelineSync(db->pg);
-    int rc = ok ? 0 : CD_EIO;
-    if (!ok)
-        set_err(db, PQerrorMessage(db->pg));
-    /* Each statement's results end with a NULL; the sync's result ends the pipeline. */
-    int q = 0, n_sent = n + (cur ? 1 : 0), n_null = 0;
-    while (ok) {
-        PGresult *r = PQgetResult(db->pg);
-        if (!r) {
-            q++;
-            if (++n_null > n_sent + 1 || PQstatus(db->pg) != CONNECTION_OK)
-                break; /* the connection went: nothing more comes */
-            continue;
-        }
-        ExecStatusType es = PQresultStatus(r);
-        if (es == PGRES_PIPELINE_SYNC) {
-            PQclear(r);
-            break;
-        }
-        if (es == PGRES_COMMAND_OK || es == PGRES_TUPLES_OK) {
-            if (cur && q == n && cur_res && !*cur_res) {
-                *cur_res = r;
-                continue;
-            }
-        } else if (!rc) {
-            rc = pg_fail(db, r);
-            if (es == PGRES_PIPELINE_ABORTED)
-                rc = CD_EIO;
-        }
-        PQclear(r);
-    }
-    if (!PQexitPipelineMode(db->pg) && !rc)
-        rc = CD_EIO;
-    if (rc && cur_res && *cur_res) {
-        PQclear(*cur_res);
-        *cur_res = NULL;
-    }
-    return rc;
-}
-
-int db_defer(struct db_stmt *st)
+/* Takes r, the result of st's run, as what its rows are read from (row -1: before the
+ * first). Returns 0, or CD_E* when the run failed (r is freed). */
+static int pg_take_result(struct db_stmt *st, PGresult *r)
 {
     struct db *db = st->db;
-    if (db->kind == DB_SQLITE)
-        return db_run(st);
-    if (db->n_deferred == DEFER_MAX) {
-        int rc = pg_pipeline(db, NULL, NULL);
-        if (rc)
-            return rc;
-    }
-    db->deferred[db->n_deferred++] = st;
-    return 0;
-}
-
-static int pg_step(struct db_stmt *st)
-{
-    struct db *db = st->db;
-    if (st->res) {
-        if (st->row + 1 < st->n_rows) {
-            st->row++;
-            for (int i = 0; i < st->n_cols; i++) {
-                PQfreemem(st->blob[i]);
-                st->blob[i] = NULL;
-            }
-            return DB_ROW;
-        }
-        return DB_DONE;
-    }
-    if (st->gen != db->gen) {
-        int rc = pg_prepare(st);
-        if (rc)
-            return rc;
-    }
-    PGresult *r = NULL;
-    if (db->n_deferred) {
-        int rc = pg_pipeline(db, st, &r);
-        if (rc)
-            return rc;
-    } else {
-        r = PQexecPrepared(db->pg, st->name, st->n_params, st->values, st->lengths, st->formats, 0);
-    }
     ExecStatusType es = PQresultStatus(r);
     if (es != PGRES_TUPLES_OK && es != PGRES_COMMAND_OK) {
-        int rc = pg_fail(db, r);
+        int rc = r ? pg_fail(db, r) : CD_EIO;
+        if (!r)
+            set_err(db, PQerrorMessage(db->pg));
+        if (es == PGRES_PIPELINE_ABORTED)
+            rc = CD_EIO; /* an earlier statement of the round trip failed */
         /* A statement prepared on a connection that was since reset (by the server). */
         const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
         if (state && !strcmp(state, "26000"))
@@ -378,6 +296,215 @@ static int pg_step(struct db_stmt *st)
         pg_clear_result(st);
         return CD_ENOMEM;
     }
+    st->row = -1;
+    return 0;
+}
+
+/* Sends the deferred statements (as sent ones whose results are not kept). */
+static int pg_send_deferred(struct db *db)
+{
+    int n = db->n_deferred;
+    db->n_deferred = 0;
+    for (int i = 0; i < n; i++) {
+        if (db->n_sent == DEFER_MAX ||
+            !PQsendQueryPrepared(db->pg, db->deferred[i]->name, 0, NULL, NULL, NULL, 0)) {
+            set_err(db, PQerrorMessage(db->pg));
+            return CD_EIO;
+        }
+        db->sent[db->n_sent++] = NULL; /* result checked, not kept */
+    }
+    return 0;
+}
+
+static int pg_enter_pipeline(struct db *db)
+{
+    if (PQpipelineStatus(db->pg) != PQ_PIPELINE_OFF)
+        return 0;
+    for (int i = 0; i < db->n_deferred; i++)
+        if (db->deferred[i]->gen != db->gen && pg_prepare(db->deferred[i]))
+            return CD_EIO;
+    if (!PQenterPipelineMode(db->pg)) {
+        set_err(db, PQerrorMessage(db->pg));
+        return CD_EIO;
+    }
+    return 0;
+}
+
+/* Sends the deferred statements and then cur (NULL: none), ends the round trip with a sync,
+ * and reads every result in order: those of db_send()'s statements into them, *cur_res gets
+ * cur's. Returns 0, or the CD_E* code of the first statement that failed (those after it
+ * were not run). */
+static int pg_pipeline(struct db *db, struct db_stmt *cur, PGresult **cur_res)
+{
+    if (cur_res)
+        *cur_res = NULL;
+    int rc = pg_enter_pipeline(db);
+    if (rc) {
+        db->n_deferred = 0;
+        goto lost;
+    }
+    rc = pg_send_deferred(db);
+    if (!rc && cur &&
+        !PQsendQueryPrepared(db->pg, cur->name, cur->n_params, cur->values, cur->lengths,
+                             cur->formats, 0))
+        rc = CD_EIO;
+    if (!rc && !PQpipelineSync(db->pg))
+        rc = CD_EIO;
+    if (rc) {
+        set_err(db, PQerrorMessage(db->pg));
+        goto lost;
+    }
+    /* Each statement's results end with a NULL; the sync's result ends the round trip. */
+    int n = db->n_sent;
+    db->n_sent = 0;
+    for (int i = 0; i <= n; i++) {
+        struct db_stmt *st = i < n ? db->sent[i] : cur;
+        if (i == n && !cur)
+            break;
+        PGresult *res = NULL, *r;
+        while ((r = PQgetResult(db->pg)) != NULL) {
+            if (!res)
+                res = r;
+            else
+                PQclear(r);
+        }
+        ExecStatusType es = PQresultStatus(res);
+        int src = es == PGRES_COMMAND_OK || es == PGRES_TUPLES_OK ? 0
+                  : es == PGRES_PIPELINE_ABORTED                  ? CD_EIO
+                  : res                                           ? pg_fail(db, res)
+                                                                  : CD_EIO;
+        if (i < n && st) { /* db_send()'s: kept for its db_step() */
+            st->is_sent = 0;
+            st->read_rc = pg_take_result(st, res);
+            st->read_changes = db->changes;
+            st->is_read = 1;
+        } else if (i == n && cur_res && !src) {
+            *cur_res = res;
+        } else {
+            PQclear(res);
+        }
+        if (src && !rc)
+            rc = src;
+        if (PQstatus(db->pg) != CONNECTION_OK) { /* the connection went: nothing more comes */
+            for (int j = i + 1; j < n; j++)
+                if (db->sent[j]) {
+                    db->sent[j]->is_sent = 0;
+                    db->sent[j]->is_read = 1;
+                    db->sent[j]->read_rc = CD_EIO;
+                }
+            if (!rc)
+                rc = CD_EIO;
+            break;
+        }
+    }
+    PGresult *r;
+    while ((r = PQgetResult(db->pg)) != NULL) { /* the sync's */
+        int is_sync = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+        PQclear(r);
+        if (is_sync)
+            break;
+    }
+    if (!PQexitPipelineMode(db->pg) && !rc)
+        rc = CD_EIO;
+    if (rc && cur_res && *cur_res) {
+        PQclear(*cur_res);
+        *cur_res = NULL;
+    }
+    return rc;
+lost:
+    for (int i = 0; i < db->n_sent; i++)
+        if (db->sent[i]) {
+            db->sent[i]->is_sent = 0;
+            db->sent[i]->is_read = 1;
+            db->sent[i]->read_rc = CD_EIO;
+        }
+    db->n_sent = 0;
+    return rc;
+}
+
+int db_send(struct db_stmt *st)
+{
+    struct db *db = st->db;
+    if (db->kind == DB_SQLITE)
+        return 0; /* db_step() runs it */
+    if (st->is_sent || (db->n_sent + db->n_deferred + 1 >= DEFER_MAX) ||
+        (st->gen != db->gen && PQpipelineStatus(db->pg) != PQ_PIPELINE_OFF)) {
+        /* Read what is in flight first (also before preparing, which cannot be pipelined). */
+        pg_pipeline(db, NULL, NULL);
+    }
+    if (st->gen != db->gen && pg_prepare(st))
+        return CD_EIO;
+    pg_clear_result(st);
+    int rc = pg_enter_pipeline(db);
+    if (!rc)
+        rc = pg_send_deferred(db);
+    if (!rc && (!PQsendQueryPrepared(db->pg, st->name, st->n_params, st->values, st->lengths,
+                                     st->formats, 0) ||
+                !PQsendFlushRequest(db->pg) || PQflush(db->pg) < 0)) {
+        set_err(db, PQerrorMessage(db->pg));
+        rc = CD_EIO;
+    }
+    if (rc)
+        return rc;
+    st->is_sent = 1;
+    db->sent[db->n_sent++] = st;
+    return 0;
+}
+
+int db_defer(struct db_stmt *st)
+{
+    struct db *db = st->db;
+    if (db->kind == DB_SQLITE)
+        return db_run(st);
+    if (db->n_deferred + db->n_sent + 1 >= DEFER_MAX) {
+        int rc = pg_pipeline(db, NULL, NULL);
+        if (rc)
+            return rc;
+    }
+    db->deferred[db->n_deferred++] = st;
+    return 0;
+}
+
+static int pg_step(struct db_stmt *st)
+{
+    struct db *db = st->db;
+    if (st->is_sent) /* db_send()'s, not read yet: read it now */
+        pg_pipeline(db, NULL, NULL);
+    if (st->is_read) { /* db_send()'s result, read with another statement's round trip */
+        st->is_read = 0;
+        if (st->read_rc)
+            return st->read_rc;
+        db->changes = st->read_changes;
+    }
+    if (st->res) {
+        if (st->row + 1 < st->n_rows) {
+            st->row++;
+            for (int i = 0; i < st->n_cols; i++) {
+                PQfreemem(st->blob[i]);
+                st->blob[i] = NULL;
+            }
+            return DB_ROW;
+        }
+        return DB_DONE;
+    }
+    if (st->gen != db->gen) {
+        if (PQpipelineStatus(db->pg) != PQ_PIPELINE_OFF)
+            pg_pipeline(db, NULL, NULL);
+        int rc = pg_prepare(st);
+        if (rc)
+            return rc;
+    }
+    PGresult *r = NULL;
+    if (db->n_deferred || db->n_sent) {
+        int rc = pg_pipeline(db, st, &r);
+        if (rc)
+            return rc;
+    } else {
+        r = PQexecPrepared(db->pg, st->name, st->n_params, st->values, st->lengths, st->formats, 0);
+    }
+    int rc = pg_take_result(st, r);
+    if (rc)
+        return rc;
     st->row = 0;
     return st->n_rows > 0 ? DB_ROW : DB_DONE;
 }
@@ -718,7 +845,7 @@ int db_exec(struct db *db, const char *script, char **err)
         sqlite3_free(msg);
         return sql_rc(rc);
     }
-    if (db->n_deferred) {
+    if (db->n_deferred || db->n_sent) {
         int drc = pg_pipeline(db, NULL, NULL);
         if (drc) {
             if (err)
@@ -744,8 +871,10 @@ int db_tx_failed(struct db *db)
 {
     if (db->kind == DB_SQLITE)
         return sqlite3_get_autocommit(db->sq);
-    /* As of the last statement that ran: deferred ones (savepoints) change nothing here but
-     * by failing, which the next statement reports. */
+    /* As of the last statement read: deferred ones (savepoints) and sent ones change nothing
+     * here but by failing, which the next round trip reports. */
+    if (PQstatus(db->pg) == CONNECTION_OK && db->n_sent)
+        return 0;
     return PQstatus(db->pg) != CONNECTION_OK || PQtransactionStatus(db->pg) != PQTRANS_INTRANS;
 }
 
@@ -754,7 +883,7 @@ int db_in_tx(struct db *db)
     if (db->kind == DB_SQLITE)
         return !sqlite3_get_autocommit(db->sq);
     PGTransactionStatusType t = PQtransactionStatus(db->pg);
-    return t == PQTRANS_INTRANS || t == PQTRANS_INERROR;
+    return t == PQTRANS_INTRANS || t == PQTRANS_INERROR || (t == PQTRANS_ACTIVE && db->n_sent);
 }
 
 const char *db_errmsg(struct db *db)
@@ -771,9 +900,12 @@ int db_reconnect(struct db *db)
 {
     if (db->kind == DB_SQLITE)
         return 0;
-    for (struct db_stmt *st = db->stmts; st; st = st->next)
+    db->n_sent = 0; /* lost with the old connection's transaction */
+    for (struct db_stmt *st = db->stmts; st; st = st->next) {
+        st->is_sent = 0;
         pg_clear_result(st);
-    db->n_deferred = 0; /* lost with the old connection's transaction */
+    }
+    db->n_deferred = 0;
     PQreset(db->pg);
     if (PQstatus(db->pg) != CONNECTION_OK) {
         set_err(db, PQerrorMessage(db->pg));

@@ -101,6 +101,13 @@ int db_run(struct db_stmt *st);
  * Returns 0 or CD_E*. */
 int db_defer(struct db_stmt *st);
 
+/* Sends st now, with its parameters, and returns without waiting for its result: on
+ * PostgreSQL it runs while the caller goes on, and the next round trip on its connection
+ * (another statement's, or st's own db_step()) reads its result into st; its db_step() then
+ * gives that result, or its error. Between the two, st is not bound or run again. SQLite:
+ * nothing (db_step() runs it). Returns 0 or CD_E* (not sent). */
+int db_send(struct db_stmt *st);
+
 /* Columns of the current row, numbered from 0. A boolean column (PostgreSQL) reads as 1/0.
  * db_col_text() returns NULL for NULL; db_col_str() returns "" for it. */
 int db_col_is_null(struct db_stmt *st, int col);

@@ -37,7 +37,7 @@
  * never produces it: text.h treats control characters as separators, and a MATCH expression
  * is built from text.h's tokens only. */
 #define KB_RAW_STEM  '\x01'
-#define KB_MAX_FIXES 2 /* unknown words per question tried as typos of known ones */
+#define KB_MAX_FIXES KB_TYPO_TRIES /* unknown words per question tried as typos (kb.h) */
 /* A load storing this many articles merges each FTS5 index into one segment afterwards. */
 #define KB_OPTIMIZE_MIN 256
 
@@ -174,7 +174,7 @@ struct kb {
     int (*journal)(void *ctx, const char *op);
     void *journal_ctx;
     int is_applying;
-    int n_bulk_stored;     /* articles stored in that transaction */
+    int n_bulk_stored; /* articles stored in that transaction */
     struct stem_set stem_set;
     fts5_api *fts;
     sqlite3_stmt *st[ST_COUNT_STMTS];
@@ -264,8 +264,7 @@ int kb_article_check(const struct kb_article *a, char *msg, size_t cap);
 
 /* kb_load.c: an article from one JSON object (JSON Lines' keys). 0, or CD_EPARSE / CD_ENOMEM
  * with msg set. */
-int kb_article_parse_json(const char *text, size_t n, struct kb_article *a, char *msg,
-                          size_t cap);
+int kb_article_parse_json(const char *text, size_t n, struct kb_article *a, char *msg, size_t cap);
 
 /* kb_journal.c: journals a change (kb->journal) unless none is wanted now. 0 or CD_E*. */
 int kb_journal_put(struct kb *kb, const struct kb_article *a, int64_t updated_s);

@@ -437,8 +437,39 @@ static int stem_cmp(const char *a, size_t na, const char *b, size_t nb)
     return cmp ? cmp : (na > nb) - (na < nb);
 }
 
-/* A term no article has may be a typo: replaces it with the most frequent known term one
- * edit away, if there is one (words of five bytes or more, a few per question). */
+/* The known stem a word no article has would be read as, if it is a typo: the most frequent
+ * stem one edit away (then the first in byte order), for words of five bytes or more; NULL if
+ * there is none. */
+static const struct df_entry *typo_of(const struct df_map *m, const char *s, size_t n)
+{
+    if (n < 5 || n > TEXT_MAX_TOKEN)
+        return NULL;
+    const struct df_entry *best = NULL;
+    int64_t best_df = 0;
+    /* Known stems one byte shorter, as long, or one longer. */
+    uint32_t sig = kb_byte_sig(s, n);
+    for (size_t len = n - 1; len <= n + 1 && len <= TEXT_MAX_TOKEN; len++) {
+        for (uint32_t k = 0; k < m->by_len[len].n; k++) {
+            uint32_t diff = sig ^ m->by_len[len].sig[k];
+            diff &= diff - 1;
+            if (diff & (diff - 1))
+                continue; /* three bits or more differ */
+            const char *stem = m->pool.data + m->by_len[len].at[k];
+            if (!within_one_edit(s, n, stem, len))
+                continue;
+            const struct df_entry *e = kb_df_find((struct df_map *)m, stem, len, 0);
+            int64_t df = e ? entry_df(e) : 0;
+            if (df > best_df ||
+                (df == best_df && df > 0 &&
+                 stem_cmp(stem, len, m->pool.data + best->stem_at, best->n_stem) < 0))
+                best = e, best_df = df;
+        }
+    }
+    return best;
+}
+
+/* A term no article has may be a typo: replaces it with typo_of() it, if there is one (a few
+ * per question). */
 static void fix_typos(const struct df_map *m, struct kb_query *q)
 {
     int n_fixes = 0;
@@ -447,34 +478,48 @@ static void fix_typos(const struct df_map *m, struct kb_query *q)
         if (kb_df_find((struct df_map *)m, t->stem, (size_t)t->n_stem, 0) || t->n_stem < 5)
             continue;
         n_fixes++;
-        const struct df_entry *best = NULL;
-        int64_t best_df = 0;
-        /* Known stems one byte shorter, as long, or one longer; the most frequent wins, then
-         * the first in byte order. */
-        uint32_t sig = kb_byte_sig(t->stem, (size_t)t->n_stem);
-        for (int len = t->n_stem - 1; len <= t->n_stem + 1 && len <= TEXT_MAX_TOKEN; len++) {
-            for (uint32_t k = 0; k < m->by_len[len].n; k++) {
-                uint32_t diff = sig ^ m->by_len[len].sig[k];
-                diff &= diff - 1;
-                if (diff & (diff - 1))
-                    continue; /* three bits or more differ */
-                const char *stem = m->pool.data + m->by_len[len].at[k];
-                if (!within_one_edit(t->stem, (size_t)t->n_stem, stem, (size_t)len))
-                    continue;
-                const struct df_entry *e = kb_df_find((struct df_map *)m, stem, (size_t)len, 0);
-                int64_t df = e ? entry_df(e) : 0;
-                if (df > best_df ||
-                    (df == best_df && df > 0 &&
-                     stem_cmp(stem, (size_t)len, m->pool.data + best->stem_at, best->n_stem) < 0))
-                    best = e, best_df = df;
-            }
-        }
+        const struct df_entry *best = typo_of(m, t->stem, (size_t)t->n_stem);
         if (best && kb_find_stem(q, m->pool.data + best->stem_at, best->n_stem) < 0) {
             memcpy(t->stem, m->pool.data + best->stem_at, best->n_stem);
             t->stem[best->n_stem] = '\0';
             t->n_stem = best->n_stem;
         }
     }
+}
+
+_Static_assert(sizeof((struct kb_word *)0)->stem > TEXT_MAX_TOKEN, "kb_word.stem holds a stem");
+
+int kb_word_df(struct kb *kb, const char *lang, const char *stem, size_t n, int try_typo,
+               struct kb_word *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!kb || !stem || n == 0 || n > TEXT_MAX_TOKEN)
+        return CD_EINVAL;
+    memcpy(out->stem, stem, n);
+    out->n_stem = (int)n;
+    char code[8];
+    int rc = 0;
+    struct kb_lang_index *li = NULL;
+    if (text_lang_code(lang && *lang ? lang : "en", code))
+        li = kb_lang_index_get(kb, code, 0, &rc);
+    if (!li)
+        return rc;
+    if (!li->df_map->is_valid && (rc = kb_df_map_build(li)))
+        return rc;
+    const struct df_map *m = li->df_map;
+    out->n_articles = m->n_rows;
+    const struct df_entry *e = kb_df_find((struct df_map *)m, stem, n, 0);
+    if (e && entry_df(e) > 0) {
+        out->df = entry_df(e);
+        return 0;
+    }
+    if (try_typo && kb->tune.fix_typos > 0 && (e = typo_of(m, stem, n)) != NULL) {
+        out->df = entry_df(e);
+        out->is_typo = 1;
+        memcpy(out->stem, m->pool.data + e->stem_at, e->n_stem);
+        out->n_stem = e->n_stem;
+    }
+    return 0;
 }
 
 /* Looks up how many articles have each term (fts5vocab, per column), then picks the terms the

@@ -58,6 +58,8 @@ enum stmt_id {
     ST_CONV_OPEN,
     ST_CONV_BY_EMAIL,
     ST_MSG_APPEND,
+    ST_MSG_APPEND_TRIAGE,
+    ST_MSG_APPEND_AT,
     ST_MSG_INSERT,
     ST_MSG_AFTER,
     ST_MSG_BY_CLIENT_ID,
@@ -239,6 +241,25 @@ static const char *const stmt_pg[ST_COUNT] = {
                       " WHERE conversation = ?1 AND client_id = ?3)) RETURNING last_seq)"
                       " INSERT INTO messages (" MSG_COLUMNS ")"
                       " SELECT ?1, c.last_seq, ?2, ?3, ?4, ?5, ?6, ?7, ?8 FROM c RETURNING seq",
+    /* At the seq the caller expects (store_message_send()): nothing if the conversation's
+     * counter is elsewhere (another node wrote) or the client id is stored. */
+    [ST_MSG_APPEND_AT] = "WITH c AS (UPDATE conversations SET last_seq = ?9"
+                         " WHERE id = ?1 AND last_seq = ?9 - 1 AND (?3::text IS NULL OR"
+                         " NOT EXISTS (SELECT 1 FROM messages WHERE conversation = ?1"
+                         " AND client_id = ?3)) RETURNING last_seq)"
+                         " INSERT INTO messages (" MSG_COLUMNS ")"
+                         " SELECT ?1, c.last_seq, ?2, ?3, ?4, ?5, ?6, ?7, ?8 FROM c"
+                         " RETURNING seq",
+    /* The same with a bot reply's triage columns (store_message_append_triage()): the
+     * reply and the state it leaves in one statement, one round trip. */
+    [ST_MSG_APPEND_TRIAGE] = "WITH c AS (UPDATE conversations SET last_seq = last_seq + 1,"
+                             " state = ?9, intent = ?10, confidence = ?11"
+                             " WHERE id = ?1 AND (?3::text IS NULL OR NOT EXISTS (SELECT 1"
+                             " FROM messages WHERE conversation = ?1 AND client_id = ?3))"
+                             " RETURNING last_seq)"
+                             " INSERT INTO messages (" MSG_COLUMNS ")"
+                             " SELECT ?1, c.last_seq, ?2, ?3, ?4, ?5, ?6, ?7, ?8 FROM c"
+                             " RETURNING seq",
     [ST_MSG_BY_REPLY_TO] = "SELECT " MSG_COLUMNS " FROM messages"
                            " WHERE conversation = ?1 AND seq > ?3 AND reply_to = ?2"
                            " ORDER BY seq LIMIT 1",
@@ -1053,7 +1074,9 @@ static int client_id_conflict(struct store *s, struct store_message *m)
     return 1;
 }
 
-int store_message_append(struct store *s, struct store_message *m)
+/* store_message_append(), and with t (not NULL) store_conversation_update_triage(t) in the
+ * same statement on PostgreSQL. */
+static int append(struct store *s, struct store_message *m, const struct store_conversation *t)
 {
     if (tx_ok(s))
         return CD_EIO;
@@ -1082,8 +1105,13 @@ int store_message_append(struct store *s, struct store_message *m)
         }
     }
     if (rc == 1) {
-        struct db_stmt *stmt = st(s, ST_MSG_APPEND);
+        struct db_stmt *stmt = st(s, t ? ST_MSG_APPEND_TRIAGE : ST_MSG_APPEND);
         bind_message(stmt, m);
+        if (t) {
+            db_bind_text(stmt, 9, store_state_name(t->state));
+            db_bind_text(stmt, 10, t->intent);
+            db_bind_double(stmt, 11, t->confidence);
+        }
         rc = run_returning(stmt, &seq);
         if (rc == 1 || rc == CD_EEXIST) {
             /* A client id stored already (by another node, on PostgreSQL, just now), or no
@@ -1102,6 +1130,47 @@ int store_message_append(struct store *s, struct store_message *m)
             db_run(st(s, ST_NOTIFY)); /* committed by itself: ring now */
     }
     return s->observer ? observe(s, STORE_CHANGE_MESSAGE_APPENDED, m->conversation, NULL, m) : 0;
+}
+
+int store_message_append(struct store *s, struct store_message *m)
+{
+    return append(s, m, NULL);
+}
+
+int store_message_send(struct store *s, struct store_message *m)
+{
+    /* SQLite has no round trip to save; an observer reads the store as each change lands. */
+    if (s->sqlite || s->observer || !s->is_in_tx || m->seq <= 0)
+        return 1;
+    if (tx_ok(s))
+        return CD_EIO;
+    struct db_stmt *stmt = st(s, ST_MSG_APPEND_AT);
+    bind_message(stmt, m);
+    db_bind_int64(stmt, 9, m->seq);
+    return db_send(stmt);
+}
+
+int store_message_sent(struct store *s, struct store_message *m)
+{
+    int64_t seq = 0;
+    /* Not st(): that would clear the result the statement is waiting for. */
+    int rc = run_returning(s->stmt[ST_MSG_APPEND_AT], &seq);
+    if (rc)
+        return rc == 1 ? CD_EBUSY : rc;
+    m->seq = seq;
+    s->is_notify_due = 1;
+    return 0;
+}
+
+int store_message_append_triage(struct store *s, struct store_message *m,
+                                const struct store_conversation *t)
+{
+    /* SQLite has no round trip to save; an observer wants the row before the change. */
+    if (s->sqlite || s->observer) {
+        int rc = append(s, m, NULL);
+        return rc ? rc : store_conversation_update_triage(s, t);
+    }
+    return append(s, m, t);
 }
 
 int store_messages_after(struct store *s, int64_t conversation, int64_t after_seq, int max,

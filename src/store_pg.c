@@ -181,8 +181,19 @@ static const char pg_schema[] =
     " EXECUTE FUNCTION caredesk_conversation_event();";
 
 /* Migrations after the first PostgreSQL schema: pg_migrations[v - STORE_PG_FIRST_VERSION - 1]
- * takes version v - 1 to v. None yet. */
+ * takes version v - 1 to v. */
 static const char *const pg_migrations[STORE_SCHEMA_VERSION - STORE_PG_FIRST_VERSION + 1] = {
+    /* 10: the conversation-event trigger fires only for an UPDATE that sets one of the
+     * columns it reports, so the seq counter's UPDATE of every append (and the triage
+     * columns') no longer evaluates its WHEN clause, which PostgreSQL reads back from
+     * its stored form for every statement. */
+    "DROP TRIGGER conversations_event ON conversations;"
+    "CREATE TRIGGER conversations_event AFTER UPDATE OF state, agent_id, queue, priority,"
+    " is_offline ON conversations FOR EACH ROW"
+    " WHEN (OLD.state IS DISTINCT FROM NEW.state OR OLD.agent_id IS DISTINCT FROM NEW.agent_id"
+    " OR OLD.queue IS DISTINCT FROM NEW.queue OR OLD.priority IS DISTINCT FROM NEW.priority"
+    " OR OLD.is_offline IS DISTINCT FROM NEW.is_offline)"
+    " EXECUTE FUNCTION caredesk_conversation_event();",
     NULL,
 };
 

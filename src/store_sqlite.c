@@ -218,6 +218,9 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     "CREATE INDEX webhook_outbox_due ON webhook_outbox(next_attempt_ms) WHERE status = 0;"
     "CREATE INDEX webhook_outbox_order ON webhook_outbox(endpoint, conversation, id)"
     " WHERE status = 0;",
+    /* 10: PostgreSQL's conversation-event trigger fires on the columns it reports only
+     * (store_pg.c); nothing changes here. */
+    "",
 };
 
 /* WAL size (pages) at which the background checkpoint is woken, unless

@@ -116,6 +116,8 @@ struct triage {
     size_t cap_folded;
     struct triage_kb_calibration kb_cal; /* triage_calibrate_kb() */
     struct scope_prior prior;            /* the traffic's out-of-scope share, measured */
+    int lead_end; /* compute_signals(): where the words that make the message a question
+                   * ("how", "can you", "is there") end in it, 0 if none do */
 };
 
 void triage_settings_default(struct triage_settings *s)
@@ -384,8 +386,17 @@ static void compute_signals(struct triage *t, const struct text_analysis *a, con
         points += 1;
     out->anger = points >= 4 ? 3 : points >= 2 ? 2 : points >= 1 ? 1 : 0;
 
-    for (int i = 0; howto_starts[i] && !out->is_howto; i++)
-        out->is_howto = starts_with_words(folded, howto_starts[i]);
+    t->lead_end = 0;
+    for (int i = 0; howto_starts[i]; i++) {
+        if (!starts_with_words(folded, howto_starts[i]))
+            continue;
+        out->is_howto = 1;
+        int n_lead = 1; /* the longest start that matches ("how do" over "how") */
+        for (const char *p = howto_starts[i]; *p; p++)
+            n_lead += *p == ' ';
+        if (n_lead <= a->n_words && a->words[n_lead - 1].end > t->lead_end)
+            t->lead_end = a->words[n_lead - 1].end;
+    }
     if (!out->is_howto && strchr(folded, '?'))
         out->is_howto = 1;
 
@@ -460,23 +471,58 @@ static uint64_t token_hash(const char *token, int n_token)
 
 struct coverage_ctx {
     uint64_t q[32];
+    double w[32]; /* each word's weight (coverage_start()) */
     int n_q;
     uint8_t seen[32];
     int is_query;
+    struct triage *t;
+    const char *lang;
+    int skip_before;  /* question words starting before this byte are not counted */
+    int n_typo_tries; /* unknown words tried as typos so far (at most KB_TYPO_TRIES) */
 };
+
+/* The weight of a question word in lang's articles: its smoothed inverse document frequency,
+ * 1 + ln((N + 1) / (df + 1)), as if the question were one more document (so a word no article
+ * has weighs most, 1 + ln(N + 1), and one every article has weighs 1). A word is what the
+ * question is about in proportion to how rare it is: "when does napa close" asks about napa,
+ * which no article of a shop has, not about closing. A small KB cannot tell rare words from
+ * common ones, and the weights stay close to equal (1.7 against 1 with one article). A typo
+ * kb_search() would repair counts as the word it is read as; a number no article has (an
+ * order, an amount, a date) says nothing of the subject and weighs 1. */
+static double word_weight(struct coverage_ctx *c, const char *token, int n_token, uint64_t *h)
+{
+    struct kb_word kw;
+    int try_typo = c->n_typo_tries < KB_TYPO_TRIES;
+    if (kb_word_df(c->t->kb, c->lang, token, (size_t)n_token, try_typo, &kw) || kw.n_articles <= 0)
+        return 1.0;
+    if ((kw.df == 0 || kw.is_typo) && n_token >= 5)
+        c->n_typo_tries++;
+    if (kw.is_typo)
+        *h = token_hash(kw.stem, kw.n_stem);
+    if (kw.df == 0)
+        for (int i = 0; i < n_token; i++)
+            if (token[i] >= '0' && token[i] <= '9')
+                return 1.0;
+    double n = (double)kw.n_articles, df = kw.df < kw.n_articles ? (double)kw.df : n;
+    return 1.0 + log((n + 1.0) / (df + 1.0));
+}
 
 static int on_coverage_token(void *ctx, const char *token, int n_token, int start, int end)
 {
     struct coverage_ctx *c = ctx;
-    (void)start;
     (void)end;
     uint64_t h = token_hash(token, n_token);
     if (c->is_query) {
+        if (start < c->skip_before)
+            return 0;
+        double w = c->t ? word_weight(c, token, n_token, &h) : 1.0;
         for (int i = 0; i < c->n_q; i++)
             if (c->q[i] == h)
                 return 0;
-        if (c->n_q < 32)
+        if (c->n_q < 32) {
+            c->w[c->n_q] = w;
             c->q[c->n_q++] = h;
+        }
         return 0;
     }
     for (int i = 0; i < c->n_q; i++)
@@ -485,19 +531,29 @@ static int on_coverage_token(void *ctx, const char *token, int n_token, int star
     return 0;
 }
 
-/* Prepares c with the analysed question's content words (stemmed, no stop words). */
-static void coverage_start(const struct text_analysis *question, struct coverage_ctx *c)
+/* Prepares c with the analysed question's content words (stemmed, no stop words), each
+ * weighed by word_weight() in lang's articles (lang: the language of the hits the coverage
+ * is of; equal weights when the analysis is another language's). The words that make the
+ * message a question (t->lead_end, from compute_signals() of the same analysis) are left out:
+ * they say what kind of question it is, not what it is about, and a passage rarely repeats
+ * them. */
+static void coverage_start(struct triage *t, const struct text_analysis *question, const char *lang,
+                           struct coverage_ctx *c)
 {
     memset(c, 0, sizeof *c);
+    if (t->kb && text_analysis_is_for(question, lang)) {
+        c->t = t;
+        c->lang = lang;
+    }
+    c->skip_before = t->lead_end;
     c->is_query = 1;
     text_analysis_tokens(question, 0, on_coverage_token, c);
     c->is_query = 0;
 }
 
-/* The share of the question's content words found in the n_texts texts, in
- * [0, 1]. FTS5 ranks are only comparable within one result list; this is
- * comparable across questions. One- and two-word questions are too thin to
- * trust alone and score lower. */
+/* The weighed share of the question's content words found in the texts a and b, in [0, 1].
+ * FTS5 ranks are only comparable within one result list; this is comparable across
+ * questions. One- and two-word questions are too thin to trust alone and score lower. */
 static double coverage_of(struct triage *t, struct coverage_ctx *c, const char *a, size_t n_a,
                           const char *b, size_t n_b)
 {
@@ -508,10 +564,12 @@ static double coverage_of(struct triage *t, struct coverage_ctx *c, const char *
         text_tokenize(t->tok, a, n_a, 0, on_coverage_token, c);
     if (b)
         text_tokenize(t->tok, b, n_b, 0, on_coverage_token, c);
-    int n_seen = 0;
-    for (int i = 0; i < c->n_q; i++)
-        n_seen += c->seen[i];
-    double cov = (double)n_seen / c->n_q;
+    double w_seen = 0, w_all = 0;
+    for (int i = 0; i < c->n_q; i++) {
+        w_seen += c->seen[i] ? c->w[i] : 0;
+        w_all += c->w[i];
+    }
+    double cov = w_all > 0 ? w_seen / w_all : 0;
     if (c->n_q < 3)
         cov *= c->n_q == 1 ? 0.5 : 0.8;
     return cov;
@@ -639,7 +697,6 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
     int n_hits = 0;
     double kb_score = 0;
     struct coverage_ctx cov;
-    coverage_start(a, &cov);
 
     const struct intent *rule_it = r.rule_intent >= 0 ? intents_get(set, r.rule_intent) : NULL;
     const struct intent *top_it = r.n_top > 0 ? intents_get(set, r.top[0]) : NULL;
@@ -769,6 +826,7 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
         if (kb_search_analysed(t->kb, a, lang, hits, TRIAGE_MAX_ARTICLES, &n_hits) != 0)
             n_hits = 0;
         if (n_hits > 0) {
+            coverage_start(t, a, hits[0].lang, &cov);
             kb_score = kb_coverage(t, &cov, &hits[0]);
             cd_strlcpy(out->evidence.kb_article, sizeof out->evidence.kb_article, hits[0].id);
             out->evidence.kb_score = kb_score;
@@ -879,7 +937,7 @@ static int kb_probe(struct triage *t, const struct text_analysis *question, cons
         if (skip && !strcmp(hits[i].id, skip))
             continue;
         struct coverage_ctx c;
-        coverage_start(question, &c);
+        coverage_start(t, question, hits[i].lang, &c);
         cov[(*n_cov)++] = hits[i].match >= TRIAGE_KB_MATCH ? 2.0 : kb_coverage(t, &c, &hits[i]);
         break;
     }

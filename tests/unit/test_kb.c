@@ -704,6 +704,27 @@ static void test_typos(void **state)
     assert_int_equal(rank_of(kb, "change my e-mail", NULL, "email"), 1);
     /* Short unknown words are not "corrected". */
     assert_int_equal(rank_of(kb, "bld", NULL, "bold"), 0);
+    /* kb_word_df(): how many articles have a stem, the typo it is read as, or none. */
+    struct kb_word w;
+    assert_int_equal(kb_word_df(kb, "en", "wrap", 4, 1, &w), 0);
+    assert_int_equal(w.df, 2);
+    assert_int_equal(w.n_articles, 5);
+    assert_false(w.is_typo);
+    assert_int_equal(kb_word_df(kb, "en", "waranti", 7, 1, &w), 0);
+    assert_true(w.is_typo);
+    assert_int_equal(w.df, 1);
+    assert_memory_equal(w.stem, "warranti", 8);
+    assert_int_equal(w.n_stem, 8);
+    assert_int_equal(kb_word_df(kb, "en", "waranti", 7, 0, &w), 0); /* not tried */
+    assert_int_equal(w.df, 0);
+    assert_false(w.is_typo);
+    assert_int_equal(kb_word_df(kb, "en", "zeppelin", 8, 1, &w), 0);
+    assert_int_equal(w.df, 0);
+    assert_false(w.is_typo);
+    assert_int_equal(kb_word_df(kb, "en", "bld", 3, 1, &w), 0); /* too short to be a typo */
+    assert_int_equal(w.df, 0);
+    assert_int_equal(kb_word_df(kb, "fr", "wrap", 4, 1, &w), 0); /* no articles in French */
+    assert_int_equal(w.n_articles, 0);
     kb_close(kb);
 }
 

@@ -204,6 +204,28 @@ static const char *const schema_v8_delta =
     "CREATE INDEX status_updates_conversation ON status_updates(conversation);"
     "PRAGMA user_version = 8;";
 
+/* What version 9 did: the webhook outbox. */
+static const char *const schema_v9_delta =
+    "CREATE TABLE webhook_outbox ("
+    " id INTEGER PRIMARY KEY,"
+    " delivery TEXT NOT NULL UNIQUE,"
+    " event TEXT NOT NULL,"
+    " endpoint TEXT NOT NULL,"
+    " conversation INTEGER,"
+    " payload TEXT NOT NULL,"
+    " status INTEGER NOT NULL DEFAULT 0,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " created_ms INTEGER NOT NULL,"
+    " next_attempt_ms INTEGER NOT NULL,"
+    " deadline_ms INTEGER NOT NULL,"
+    " last_http INTEGER NOT NULL DEFAULT 0,"
+    " last_error TEXT,"
+    " delivered_ms INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX webhook_outbox_due ON webhook_outbox(next_attempt_ms) WHERE status = 0;"
+    "CREATE INDEX webhook_outbox_order ON webhook_outbox(endpoint, conversation, id)"
+    " WHERE status = 0;"
+    "PRAGMA user_version = 9;";
+
 /* Rows a version-1 deployment holds: a closed, rated conversation with a
  * customer question, a bot answer (meta JSON), an agent reply; a queued one;
  * one with NULL customer fields and non-ASCII text. */
@@ -273,7 +295,7 @@ static void exec_ok(sqlite3 *db, const char *sql)
     assert_int_equal(rc, SQLITE_OK);
 }
 
-/* Builds a database at schema version (1 to 7) with that version's rows, in
+/* Builds a database at schema version (1 to 9) with that version's rows, in
  * rollback-journal mode as an old file copied from elsewhere may be. */
 static void build_old(int version)
 {
@@ -301,6 +323,8 @@ static void build_old(int version)
         exec_ok(db, schema_v7_delta);
     if (version >= 8)
         exec_ok(db, schema_v8_delta);
+    if (version >= 9)
+        exec_ok(db, schema_v9_delta);
     exec_ok(db, "COMMIT");
     sqlite3_close(db);
 }

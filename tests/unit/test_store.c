@@ -172,6 +172,115 @@ static int collect(void *ctx, const struct store_message *m)
     return 0;
 }
 
+/* A bot reply and the triage columns it sets, in one call: both are stored, nothing else
+ * changes; a reply to no conversation stores neither. */
+static void test_append_triage(void **state)
+{
+    (void)state;
+    struct store *s = testlib_store(testlib_db);
+    int64_t id = new_conversation(s, 0xad, NULL);
+    assert_int_equal(append(s, id, STORE_SENDER_CUSTOMER, "q1", "where is my parcel"), 1);
+    struct store_conversation next;
+    memset(&next, 0, sizeof next);
+    next.id = id;
+    next.state = STORE_STATE_CLARIFYING;
+    snprintf(next.intent, sizeof next.intent, "order_status");
+    next.confidence = 0.375;
+    snprintf(next.queue, sizeof next.queue, "orders"); /* not written */
+    struct store_message m;
+    memset(&m, 0, sizeof m);
+    m.conversation = id;
+    m.sender = STORE_SENDER_BOT;
+    snprintf(m.reply_to, sizeof m.reply_to, "q1");
+    m.text = "Which order do you mean?";
+    m.meta = "{\"action\":\"clarify\"}";
+    assert_int_equal(store_message_append_triage(s, &m, &next), 0);
+    assert_int_equal(m.seq, 2);
+    struct store_conversation c;
+    assert_int_equal(store_conversation_get(s, id, &c), 0);
+    assert_int_equal(c.state, STORE_STATE_CLARIFYING);
+    assert_string_equal(c.intent, "order_status");
+    assert_true(c.confidence == 0.375);
+    assert_string_equal(c.queue, "");
+    assert_int_equal(c.last_seq, 2);
+    store_conversation_clear(&c);
+    struct collected got = {0};
+    assert_int_equal(store_message_by_client_id(s, id, "q1", collect, &got), 0);
+    assert_int_equal(got.n, 2); /* the question, then its reply */
+    assert_int_equal(got.seqs[1], 2);
+    assert_string_equal(got.texts[1], "Which order do you mean?");
+
+    memset(&m, 0, sizeof m);
+    m.conversation = id + 1000;
+    m.sender = STORE_SENDER_BOT;
+    m.text = "lost";
+    next.id = id + 1000;
+    assert_int_equal(store_mark(s), 0);
+    assert_int_equal(store_message_append_triage(s, &m, &next), CD_ENOTFOUND);
+    store_mark_undo(s);
+    assert_int_equal(append(s, id, STORE_SENDER_BOT, NULL, "still fine"), 3);
+    store_close(s);
+}
+
+/* A customer message sent ahead at the seq the caller expects is stored there, read back
+ * with the next write's round trip; at a seq that is taken, or with a client id stored
+ * before, nothing is stored and the caller hears CD_EBUSY. SQLite does not send ahead. */
+static void test_send_ahead(void **state)
+{
+    (void)state;
+    struct store *s = testlib_store(testlib_db);
+    int64_t id = new_conversation(s, 0xae, NULL);
+    struct store_message q;
+    memset(&q, 0, sizeof q);
+    q.conversation = id;
+    q.sender = STORE_SENDER_CUSTOMER;
+    snprintf(q.client_id, sizeof q.client_id, "k1");
+    q.text = "my order is late";
+    q.seq = 1;
+    assert_int_equal(store_mark(s), 0);
+    int sent = store_message_send(s, &q);
+    if (!store_target_is_postgres(testlib_db)) {
+        assert_int_equal(sent, 1);
+        store_mark_undo(s);
+        store_close(s);
+        return;
+    }
+    assert_int_equal(sent, 0);
+    /* The reply's round trip carries the question's result. */
+    assert_int_equal(append(s, id, STORE_SENDER_BOT, NULL, "Let me look."), 2);
+    assert_int_equal(store_message_sent(s, &q), 0);
+    assert_int_equal(q.seq, 1);
+    store_mark_release(s);
+    assert_int_equal(store_commit(s), 0);
+
+    /* The same client id again: not stored, nothing else changes. */
+    q.seq = 3;
+    assert_int_equal(store_mark(s), 0);
+    assert_int_equal(store_message_send(s, &q), 0);
+    assert_int_equal(store_message_sent(s, &q), CD_EBUSY);
+    store_mark_undo(s);
+    /* A seq another writer took: not stored. */
+    snprintf(q.client_id, sizeof q.client_id, "k2");
+    q.seq = 2;
+    assert_int_equal(store_mark(s), 0);
+    assert_int_equal(store_message_send(s, &q), 0);
+    assert_int_equal(store_message_sent(s, &q), CD_EBUSY);
+    store_mark_undo(s);
+    struct collected got = {0};
+    assert_int_equal(store_messages_after(s, id, 0, 10, collect, &got), 0);
+    assert_int_equal(got.n, 2);
+    assert_string_equal(got.texts[0], "my order is late");
+    assert_string_equal(got.texts[1], "Let me look.");
+    /* At the right seq it is stored, read by its own step when no write carried it. */
+    q.seq = 3;
+    assert_int_equal(store_mark(s), 0);
+    assert_int_equal(store_message_send(s, &q), 0);
+    assert_int_equal(store_message_sent(s, &q), 0);
+    store_mark_release(s);
+    assert_int_equal(append(s, id, STORE_SENDER_BOT, NULL, "Found it."), 4);
+    store_close(s);
+}
+
 static void test_messages_seq_and_idempotency(void **state)
 {
     (void)state;
@@ -936,8 +1045,19 @@ static void test_pg_schema_versions(void **state)
     assert_int_equal(store_migrate_to(testlib_db, STORE_PG_FIRST_VERSION), 0);
     struct store *s = testlib_store(testlib_db);
     assert_int_equal(store_schema_version(s), STORE_SCHEMA_VERSION);
-    store_close(s);
+    /* Migrated from the first version: an append's seq counter is no event for other
+     * nodes, a queued conversation is one. */
+    int64_t id = new_conversation(s, 0x42, NULL);
+    assert_int_equal(append(s, id, STORE_SENDER_CUSTOMER, "c1", "hi"), 1);
     char text[8];
+    testlib_sql_text(testlib_db, "SELECT count(*) FROM node_events WHERE kind = 'c'", text,
+                     sizeof text);
+    assert_string_equal(text, "0");
+    enqueue(s, id);
+    testlib_sql_text(testlib_db, "SELECT count(*) FROM node_events WHERE kind = 'c'", text,
+                     sizeof text);
+    assert_string_equal(text, "1");
+    store_close(s);
     testlib_sql_text(testlib_db, "UPDATE caredesk_schema SET version = 99", text, sizeof text);
     char *err = NULL;
     s = store_open(testlib_db, NULL, &err);
@@ -959,6 +1079,8 @@ int main(void)
         T(test_open_bad_path),
         T(test_conversation_round_trip),
         T(test_conversation_update_triage),
+        T(test_append_triage),
+        T(test_send_ahead),
         T(test_messages_seq_and_idempotency),
         T(test_append_with_seq_hint),
         T(test_message_by_client_id),
@@ -982,6 +1104,8 @@ int main(void)
         P(test_open_version),
         P(test_conversation_round_trip),
         P(test_conversation_update_triage),
+        P(test_append_triage),
+        P(test_send_ahead),
         P(test_messages_seq_and_idempotency),
         P(test_append_with_seq_hint),
         P(test_message_by_client_id),

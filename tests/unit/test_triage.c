@@ -120,6 +120,61 @@ static void test_answer_from_article_paragraph(void **state)
     kb_close(kb);
 }
 
+/* The KB answers a question by how much of it its best passage covers, each word weighed by
+ * how rare it is among the articles: a question about something no article has ever mentioned
+ * ("napa") is not covered by a passage that has its common words ("when", "close"), while the
+ * same question in words the KB knows is answered, and so is one with a typo of them. */
+static void test_kb_unknown_word(void **state)
+{
+    (void)state;
+    static const char *const arts[][3] = {
+        {"opening-hours", "Opening hours",
+         "When does the shop open? The shop opens at 9 am and closes at 6 pm, Monday to "
+         "Saturday."},
+        {"returns", "Returns", "Return any item to the shop within 30 days for a refund."},
+        {"shipping", "Shipping", "The shop ships every order within two working days."},
+        {"gift-cards", "Gift cards", "Buy a gift card in the shop or online."},
+        {"payment", "Payment", "The shop takes cards, PayPal and bank transfers."},
+        {"tracking", "Track an order", "Follow your parcel from the shop's Orders page."},
+        {"warranty", "Warranty", "Everything the shop sells has a two-year warranty."},
+        {"account", "Your account", "Change your shop account's email or password here."},
+    };
+    struct kb *kb = kb_open(":memory:", NULL);
+    assert_non_null(kb);
+    for (size_t i = 0; i < sizeof arts / sizeof arts[0]; i++) {
+        struct kb_article a = {0};
+        a.id = (char *)arts[i][0];
+        a.title = (char *)arts[i][1];
+        a.body = (char *)arts[i][2];
+        a.lang = "en";
+        a.is_published = 1;
+        assert_int_equal(kb_put(kb, &a, NULL, 0), 0);
+    }
+    struct triage *t = triage_new(NULL, NULL, kb);
+    assert_non_null(t);
+    static const struct {
+        const char *text;
+        enum triage_action action;
+    } cases[] = {
+        {"when does napa close", TRIAGE_HANDOFF},
+        {"when does the shop close", TRIAGE_ANSWER},
+        {"when does the shop clsoe", TRIAGE_ANSWER}, /* a typo of a word the KB has */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct triage_decision d;
+        decide(t, cases[i].text, NULL, &d);
+        assert_string_equal(d.evidence.kb_article, "opening-hours");
+        if (d.action != cases[i].action)
+            fail_msg("\"%s\": %s at coverage %.2f", cases[i].text, triage_action_name(d.action),
+                     d.evidence.kb_score);
+        if (d.action == TRIAGE_ANSWER)
+            assert_string_equal(d.articles[0].id, "opening-hours");
+        triage_decision_clear(&d);
+    }
+    triage_free(t);
+    kb_close(kb);
+}
+
 static void test_clarify_then_limit(void **state)
 {
     (void)state;
@@ -662,6 +717,7 @@ int main(void)
                 {
                     cmocka_unit_test(test_model_evidence),
                     cmocka_unit_test(test_answer_from_article_paragraph),
+                    cmocka_unit_test(test_kb_unknown_word),
                     cmocka_unit_test(test_clarify_then_limit),
                     cmocka_unit_test(test_out_of_scope),
                     cmocka_unit_test(test_in_scope_learned),
