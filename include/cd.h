@@ -38,6 +38,9 @@ int64_t cd_now_us(void);
 /* Wall clock, seconds since the epoch. */
 int64_t cd_wall_s(void);
 
+/* Wall clock, milliseconds since the epoch. */
+int64_t cd_wall_ms(void);
+
 /* A growable byte buffer; always NUL-terminated once anything is appended. */
 struct cd_buf {
     char *data;
@@ -69,6 +72,14 @@ int cd_html_escape(struct cd_buf *b, const char *s, size_t n);
  * `if (cd_resize(&q->items, cap, sizeof *q->items)) return CD_ENOMEM;` */
 int cd_resize(void *items, size_t n, size_t size);
 
+/* Room for one more element in the array whose pointer is at items (a T **, passed as
+ * void *) holding n elements of size bytes with room for *cap: when it is full, *cap doubles
+ * (to first when it is 0) and the array is resized. Returns 0, or CD_ENOMEM with the array
+ * and *cap unchanged:
+ * `if (cd_grow(&q->agents, &q->cap_agents, q->n_agents, sizeof *q->agents, 16)) return ...;`
+ * Parallel arrays sharing one capacity grow with cd_resize(), one call each. */
+int cd_grow(void *items, int *cap, int n, size_t size, int first);
+
 /* cd_resize() from n_old to n elements with the elements past n_old, when it grows, zeroed. */
 int cd_resize_zeroed(void *items, size_t n_old, size_t n, size_t size);
 
@@ -78,6 +89,9 @@ char *cd_read_file(const char *path, size_t *len_out);
 
 /* Duplicates at most n bytes of s into a new NUL-terminated string, or NULL. */
 char *cd_strndup(const char *s, size_t n);
+
+/* A copy of s that the caller frees: NULL when s is NULL (or memory runs out). */
+char *cd_strdup(const char *s);
 /* Copies src into dst (cap bytes, cap > 0), cut to fit and always terminated, like
  * snprintf(dst, cap, "%s", src) without the format parsing. Returns dst. */
 char *cd_strlcpy(char *dst, size_t cap, const char *src);

@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define DELIVERIES_MAX 200
 
@@ -135,9 +134,7 @@ int api_webhooks(struct api *api, const struct api_deps *deps, const struct api_
             return api_respond_error(resp, 409, "pending",
                                      "the delivery is pending: it will be sent");
         }
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        int64_t now = cd_wall_ms();
         rc = store_outbox_redeliver(deps->store, id, now, now + webhook_max_age_ms(deps->webhook));
         store_outbox_clear(&it, 1);
         if (rc)

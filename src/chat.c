@@ -50,12 +50,8 @@ struct conn *chat_conn_get(struct chat *chat, uint64_t id)
 /* Appends f to the frames chat_flush() sends. Returns 0, or CD_ENOMEM with nothing appended. */
 static int push_frame(struct chat *chat, struct pending_frame f)
 {
-    if (chat->n_frames == chat->cap_frames) {
-        int cap = chat->cap_frames ? chat->cap_frames * 2 : 64;
-        if (cd_resize(&chat->frames, (size_t)cap, sizeof *chat->frames))
-            return CD_ENOMEM;
-        chat->cap_frames = cap;
-    }
+    if (cd_grow(&chat->frames, &chat->cap_frames, chat->n_frames, sizeof *chat->frames, 64))
+        return CD_ENOMEM;
     chat->frames[chat->n_frames++] = f;
     return 0;
 }
@@ -387,11 +383,11 @@ static int counts_agent(const struct chat *chat, int64_t agent_id)
 struct conv *chat_conv_adopt_copy(struct chat *chat, const struct store_conversation *rec)
 {
     struct store_conversation copy = *rec;
-    copy.customer_name = rec->customer_name ? strdup(rec->customer_name) : NULL;
-    copy.customer_email = rec->customer_email ? strdup(rec->customer_email) : NULL;
-    copy.customer_page = rec->customer_page ? strdup(rec->customer_page) : NULL;
-    copy.note = rec->note ? strdup(rec->note) : NULL;
-    copy.comment = rec->comment ? strdup(rec->comment) : NULL;
+    copy.customer_name = cd_strdup(rec->customer_name);
+    copy.customer_email = cd_strdup(rec->customer_email);
+    copy.customer_page = cd_strdup(rec->customer_page);
+    copy.note = cd_strdup(rec->note);
+    copy.comment = cd_strdup(rec->comment);
     struct conv *c = chat_conv_adopt(chat, &copy);
     if (!c)
         store_conversation_clear(&copy);
@@ -901,7 +897,7 @@ int chat_close_conversation(struct chat *chat, struct conv *c, const char *by,
                             const char *disposition, const char *note)
 {
     struct store_conversation old = c->rec;
-    char *new_note = note ? strdup(note) : NULL;
+    char *new_note = cd_strdup(note);
     if (note && !new_note)
         return CD_ENOMEM;
     int was_queued = c->rec.state == STORE_STATE_QUEUED;
@@ -950,8 +946,8 @@ int chat_close_conversation(struct chat *chat, struct conv *c, const char *by,
 
 /* Parses a frame: size cap, UTF-8, JSON object with a string "type".
  * Returns the object (caller decrefs) and *type, or NULL (error emitted). */
-json_t *chat_parse_frame(struct chat *chat, uint64_t conn, const char *text, size_t len,
-                         const char **type)
+static json_t *parse_frame(struct chat *chat, uint64_t conn, const char *text, size_t len,
+                           const char **type)
 {
     size_t cap = (size_t)chat->settings.max_message_bytes * 2 + 4096;
     if (len > cap) {
@@ -987,6 +983,24 @@ json_t *chat_parse_frame(struct chat *chat, uint64_t conn, const char *text, siz
     }
     *type = json_string_value(t);
     return o;
+}
+
+json_t *chat_conn_frame(struct chat *chat, uint64_t conn, enum conn_kind kind, const char *text,
+                        size_t len, struct conn **k, const char **type)
+{
+    *k = chat_conn_get(chat, conn);
+    if (!*k || (*k)->kind != kind || (*k)->is_closing)
+        return NULL;
+    return parse_frame(chat, conn, text, len, type);
+}
+
+const struct chat_frame_handler *chat_frame_handler_find(const struct chat_frame_handler *handlers,
+                                                         size_t n, const char *type)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(type, handlers[i].type))
+            return &handlers[i];
+    return NULL;
 }
 
 struct conn *chat_conn_new(struct chat *chat, uint64_t id, enum conn_kind kind,

@@ -470,28 +470,25 @@ static void agent_status(struct chat *chat, struct conn *k, json_t *o)
 }
 
 /* The frames a signed-in agent sends (before: auth only). */
-static const struct agent_frame {
-    const char *type;
-    void (*handle)(struct chat *chat, struct conn *k, json_t *o);
-} agent_frames[] = {
-    {"claim", agent_claim},   {"message", agent_message}, {"status_update", agent_status_update},
-    {"typing", agent_typing}, {"close", agent_close},     {"transfer", agent_transfer},
-    {"status", agent_status},
+static const struct chat_frame_handler agent_frames[] = {
+    {.type = "claim", .handle = agent_claim},
+    {.type = "message", .handle = agent_message},
+    {.type = "status_update", .handle = agent_status_update},
+    {.type = "typing", .handle = agent_typing},
+    {.type = "close", .handle = agent_close},
+    {.type = "transfer", .handle = agent_transfer},
+    {.type = "status", .handle = agent_status},
 };
 
 void chat_agent_frame(struct chat *chat, uint64_t conn, const char *text, size_t len)
 {
-    struct conn *k = chat_conn_get(chat, conn);
-    if (!k || k->kind != CONN_AGENT || k->is_closing)
-        return;
-    const char *type = NULL;
-    json_t *o = chat_parse_frame(chat, conn, text, len, &type);
+    struct conn *k;
+    const char *type;
+    json_t *o = chat_conn_frame(chat, conn, CONN_AGENT, text, len, &k, &type);
     if (!o)
         return;
-    const struct agent_frame *f = NULL;
-    for (size_t i = 0; !f && i < sizeof agent_frames / sizeof agent_frames[0]; i++)
-        if (!strcmp(type, agent_frames[i].type))
-            f = &agent_frames[i];
+    const struct chat_frame_handler *f =
+        chat_frame_handler_find(agent_frames, sizeof agent_frames / sizeof agent_frames[0], type);
     if (!strcmp(type, "auth")) {
         if (k->is_authed)
             chat_emit_error(chat, conn, "bad_state", "already signed in", NULL, 0);

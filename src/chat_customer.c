@@ -831,14 +831,8 @@ static void defer_learn(struct chat *chat, const char *question, const char *art
 {
     if (!chat->kb || !question || !article[0])
         return;
-    if (chat->n_learns == chat->cap_learns) {
-        int cap = chat->cap_learns ? chat->cap_learns * 2 : 8;
-        struct pending_learn *l = realloc(chat->learns, (size_t)cap * sizeof *l);
-        if (!l)
-            return;
-        chat->learns = l;
-        chat->cap_learns = cap;
-    }
+    if (cd_grow(&chat->learns, &chat->cap_learns, chat->n_learns, sizeof *chat->learns, 8))
+        return;
     struct pending_learn *l = &chat->learns[chat->n_learns];
     l->question = strdup(question);
     if (!l->question)
@@ -1075,11 +1069,7 @@ void chat_customer_open(struct chat *chat, uint64_t conn, const struct chat_peer
 
 /* The frames a customer sends, and whether each needs the conversation hello or a first
  * message started. */
-static const struct customer_frame {
-    const char *type;
-    void (*handle)(struct chat *chat, struct conn *k, json_t *o);
-    int needs_conversation;
-} customer_frames[] = {
+static const struct chat_frame_handler customer_frames[] = {
     {"hello", customer_hello, 0},       {"message", customer_message, 0},
     {"feedback", customer_feedback, 1}, {"handoff", customer_handoff, 1},
     {"typing", customer_typing, 1},     {"rating", customer_rating, 1},
@@ -1089,17 +1079,13 @@ static const struct customer_frame {
 
 void chat_customer_frame(struct chat *chat, uint64_t conn, const char *text, size_t len)
 {
-    struct conn *k = chat_conn_get(chat, conn);
-    if (!k || k->kind != CONN_CUSTOMER || k->is_closing)
-        return;
-    const char *type = NULL;
-    json_t *o = chat_parse_frame(chat, conn, text, len, &type);
+    struct conn *k;
+    const char *type;
+    json_t *o = chat_conn_frame(chat, conn, CONN_CUSTOMER, text, len, &k, &type);
     if (!o)
         return;
-    const struct customer_frame *f = NULL;
-    for (size_t i = 0; !f && i < sizeof customer_frames / sizeof customer_frames[0]; i++)
-        if (!strcmp(type, customer_frames[i].type))
-            f = &customer_frames[i];
+    const struct chat_frame_handler *f = chat_frame_handler_find(
+        customer_frames, sizeof customer_frames / sizeof customer_frames[0], type);
     if (!f)
         chat_emit_unknown_type(chat, conn, type);
     else if (f->needs_conversation && !k->conv)

@@ -222,8 +222,23 @@ void chat_tell_agent_closed(struct chat *chat, int64_t agent, int64_t conversati
                             const char *by);
 int chat_close_conversation(struct chat *chat, struct conv *c, const char *by,
                             const char *disposition, const char *note);
-json_t *chat_parse_frame(struct chat *chat, uint64_t conn, const char *text, size_t len,
-                         const char **type);
+/* The frame text (len bytes) of conn, when conn is an open connection of kind, parsed and
+ * checked: size cap, UTF-8, a JSON object with a string "type". Returns the object (caller
+ * decrefs), the connection in *k and the frame's type in *type; or NULL (no open connection
+ * of kind, or an error emitted to it). */
+json_t *chat_conn_frame(struct chat *chat, uint64_t conn, enum conn_kind kind, const char *text,
+                        size_t len, struct conn **k, const char **type);
+
+/* A type of frame a connection sends, and what handles it. */
+struct chat_frame_handler {
+    const char *type;
+    void (*handle)(struct chat *chat, struct conn *k, json_t *o);
+    int needs_conversation; /* a customer's: refused before the conversation started */
+};
+
+/* The handler of type among the n in handlers, or NULL. */
+const struct chat_frame_handler *chat_frame_handler_find(const struct chat_frame_handler *handlers,
+                                                         size_t n, const char *type);
 struct conn *chat_conn_new(struct chat *chat, uint64_t id, enum conn_kind kind,
                            const struct chat_peer *peer);
 void chat_detach(struct chat *chat, struct conn *k);

@@ -398,14 +398,8 @@ static int read_queries(const char *path, int is_oos, struct labelled_query **ou
             fprintf(stderr, "%s:%d: %s\n", path, line_no,
                     obj ? "expected {\"text\": \"...\", \"article\": \"...\"}" : jerr.text);
         } else {
-            if (n == cap) {
-                cap = cap ? cap * 2 : 256;
-                struct labelled_query *grown = realloc(qs, (size_t)cap * sizeof *qs);
-                if (!grown)
-                    rc = CLI_FAIL;
-                else
-                    qs = grown;
-            }
+            if (cd_grow(&qs, &cap, n, sizeof *qs, 256))
+                rc = CLI_FAIL;
             if (rc == CLI_OK) {
                 qs[n].text = cd_strndup(text, strlen(text));
                 qs[n].article = cd_strndup(article, strlen(article));

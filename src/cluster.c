@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #define READ_BATCH  1000
@@ -48,19 +47,12 @@ struct cluster {
     int is_connected; /* the listening connection is up (the thread's own) */
 };
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void cluster_new_node_id(char out[CLUSTER_NODE_ID])
 {
     unsigned char b[8] = {0};
     int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
     if (fd < 0 || read(fd, b, sizeof b) != (ssize_t)sizeof b) {
-        uint64_t x = (uint64_t)now_ms() ^ ((uint64_t)getpid() << 32);
+        uint64_t x = (uint64_t)cd_wall_ms() ^ ((uint64_t)getpid() << 32);
         memcpy(b, &x, sizeof b);
     }
     if (fd >= 0)
@@ -175,7 +167,7 @@ static int take_rows(struct cluster *cl, struct stream *st, PGresult *r, int64_t
 static int read_stream(struct cluster *cl, struct stream *st, int *is_more)
 {
     *is_more = 0;
-    int64_t t = now_ms();
+    int64_t t = cd_wall_ms();
     char sql[512];
     snprintf(sql, sizeof sql, "%s WHERE id > %lld ORDER BY id LIMIT %d", st->sql,
              (long long)st->top, READ_BATCH);
@@ -230,7 +222,7 @@ static int read_events(struct cluster *cl)
 
 static void prune(struct cluster *cl)
 {
-    int64_t t = now_ms();
+    int64_t t = cd_wall_ms();
     if (t - cl->last_prune_ms < 60000)
         return;
     cl->last_prune_ms = t;

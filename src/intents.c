@@ -285,13 +285,9 @@ static int on_token(void *ctx, const char *token, int n_token, int start, int en
     struct token_list *l = ctx;
     (void)start;
     (void)end;
-    if (l->n == l->cap) {
-        int cap = l->cap ? l->cap * 2 : 32;
-        if (cd_resize(&l->v, (size_t)cap, sizeof *l->v)) {
-            l->rc = CD_ENOMEM;
-            return 1;
-        }
-        l->cap = cap;
+    if (cd_grow(&l->v, &l->cap, l->n, sizeof *l->v, 32)) {
+        l->rc = CD_ENOMEM;
+        return 1;
     }
     l->v[l->n++] = hash_token(token, n_token);
     return 0;
@@ -574,12 +570,8 @@ int intents_load_json(struct intents *set, const char *json, size_t len, const c
 static int add_example_to(struct intents *set, int i, const char *text)
 {
     struct intent *it = &set->items[i];
-    if (it->n_examples == set->cap_examples[i]) {
-        int cap = set->cap_examples[i] ? set->cap_examples[i] * 2 : 16;
-        if (cd_resize(&it->examples, (size_t)cap, sizeof *it->examples))
-            return CD_ENOMEM;
-        set->cap_examples[i] = cap;
-    }
+    if (cd_grow(&it->examples, &set->cap_examples[i], it->n_examples, sizeof *it->examples, 16))
+        return CD_ENOMEM;
     if (!(it->examples[it->n_examples] = strdup(text)))
         return CD_ENOMEM;
     it->n_examples++;
@@ -704,11 +696,8 @@ int intents_load_path(struct intents *set, const char *path, const char *oos_lab
         if (e->d_name[0] == '.' ||
             !(cd_has_suffix(e->d_name, ".json") || cd_has_suffix(e->d_name, ".jsonl")))
             continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 32;
-            if ((rc = cd_resize(&names, (size_t)cap, sizeof *names)))
-                goto done;
-        }
+        if ((rc = cd_grow(&names, &cap, n, sizeof *names, 32)))
+            goto done;
         size_t need = strlen(path) + strlen(e->d_name) + 2;
         if (!(names[n] = malloc(need))) {
             rc = CD_ENOMEM;

@@ -152,11 +152,6 @@ static const char *const migrations[] = {
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
-char *kb_strdup(const char *s)
-{
-    return s ? cd_strndup(s, strlen(s)) : NULL;
-}
-
 void kb_strings_free(char **v, size_t n)
 {
     for (size_t i = 0; v && i < n; i++)
@@ -710,10 +705,10 @@ done:
 static int article_from_row(sqlite3_stmt *st, int first_col, const char *id, struct kb_article *out)
 {
     memset(out, 0, sizeof *out);
-    out->id = kb_strdup(id);
-    out->title = kb_strdup(sql_text(st, first_col));
-    out->lang = kb_strdup(sql_text(st, first_col + 1));
-    out->body = kb_strdup(sql_text(st, first_col + 2));
+    out->id = cd_strdup(id);
+    out->title = cd_strdup(sql_text(st, first_col));
+    out->lang = cd_strdup(sql_text(st, first_col + 1));
+    out->body = cd_strdup(sql_text(st, first_col + 2));
     int rc = split_lines(sql_text(st, first_col + 3), &out->tags, &out->n_tags);
     if (!rc)
         rc = split_lines(sql_text(st, first_col + 4), &out->questions, &out->n_questions);
@@ -819,7 +814,7 @@ int kb_list(struct kb *kb, const char *search, int status, struct kb_list_item *
         memset(it, 0, sizeof *it);
         snprintf(it->id, sizeof it->id, "%s", sql_text(st, 0));
         snprintf(it->lang, sizeof it->lang, "%s", sql_text(st, 2));
-        it->title = kb_strdup(sql_text(st, 1));
+        it->title = cd_strdup(sql_text(st, 1));
         rc = it->title ? split_lines(sql_text(st, 3), &it->tags, &it->n_tags) : CD_ENOMEM;
         it->is_published = sqlite3_column_int(st, 4);
         it->revision = sqlite3_column_int(st, 5);

@@ -155,11 +155,6 @@ static long long time_of(const json_t *v)
     return t > 0 ? (long long)t : 0;
 }
 
-static char *xstrdup(const char *s)
-{
-    return s ? strdup(s) : NULL;
-}
-
 /* Adds a tag: one line, cut to IMPORT_MAX_TAG_LEN bytes at a UTF-8 boundary; duplicates and
  * tags past IMPORT_MAX_TAGS are dropped. Returns 0 or CD_ENOMEM. */
 static int add_tag(struct kb_import_item *it, const char *tag)
@@ -197,6 +192,38 @@ static int add_tag(struct kb_import_item *it, const char *tag)
     it->tags = grown;
     it->tags[it->n_tags++] = t;
     return 0;
+}
+
+/* add_tag() for each string of the array tags. Returns 0 or CD_ENOMEM. */
+static int add_tags(struct kb_import_item *it, const json_t *tags)
+{
+    int rc = 0;
+    size_t i;
+    json_t *v;
+    json_array_foreach(tags, i, v)
+    {
+        if (!rc)
+            rc = add_tag(it, json_string_value(v));
+    }
+    return rc;
+}
+
+/* Adds the tag "KIND-ID" for the source id in v (source_id_of()); none when v holds no id.
+ * Returns 0 or CD_ENOMEM. */
+static int add_id_tag(struct kb_import_item *it, const char *kind, const json_t *v)
+{
+    char id[IMPORT_MAX_SOURCE], tag[96];
+    if (source_id_of(v, id, sizeof id))
+        return 0;
+    snprintf(tag, sizeof tag, "%s-%s", kind, id);
+    return add_tag(it, tag);
+}
+
+/* The string at key in o, else the one at fallback; NULL when neither is a string. */
+static const char *str_or(const json_t *o, const char *key, const char *fallback)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : json_string_value(json_object_get(o, fallback));
 }
 
 /* Fills the parts every format shares, checks them, and hands the item on; a problem is
@@ -290,27 +317,18 @@ static void zendesk_article(struct parser *p, const json_t *a, const char *item)
     char sid[IMPORT_MAX_SOURCE];
     if (begin_article(p, a, item, "zendesk", &it, sid))
         return;
-    const char *title = json_string_value(json_object_get(a, "title"));
-    if (!title)
-        title = json_string_value(json_object_get(a, "name"));
-    const char *locale = json_string_value(json_object_get(a, "locale"));
-    if (!locale)
-        locale = json_string_value(json_object_get(a, "source_locale"));
+    const char *title = str_or(a, "title", "name");
+    const char *locale = str_or(a, "locale", "source_locale");
     json_t *draft = json_object_get(a, "draft");
     it.is_published = !json_is_true(draft);
-    it.source_url = xstrdup(json_string_value(json_object_get(a, "html_url")));
+    it.source_url = cd_strdup(json_string_value(json_object_get(a, "html_url")));
     it.updated_s = time_of(json_object_get(a, "updated_at"));
-    int rc = 0;
-    size_t i;
-    json_t *v;
-    json_array_foreach(json_object_get(a, "label_names"), i, v)
-    {
-        if (!rc)
-            rc = add_tag(&it, json_string_value(v));
-    }
+    int rc = add_tags(&it, json_object_get(a, "label_names"));
     char sec[IMPORT_MAX_SOURCE];
     if (!rc && !source_id_of(json_object_get(a, "section_id"), sec, sizeof sec)) {
         const char *name = NULL;
+        size_t i;
+        json_t *v;
         json_array_foreach(p->sections, i, v)
         {
             char id[IMPORT_MAX_SOURCE];
@@ -348,17 +366,11 @@ static void intercom_article(struct parser *p, const json_t *a, const char *item
         parents = NULL;
     json_array_foreach(parents, i, v)
     {
-        char pid[IMPORT_MAX_SOURCE], tag[96];
-        if (!rc && !source_id_of(v, pid, sizeof pid)) {
-            snprintf(tag, sizeof tag, "collection-%s", pid);
-            rc = add_tag(&it, tag);
-        }
+        if (!rc)
+            rc = add_id_tag(&it, "collection", v);
     }
-    char pid[IMPORT_MAX_SOURCE], tag[96];
-    if (!rc && !parents && !source_id_of(json_object_get(a, "parent_id"), pid, sizeof pid)) {
-        snprintf(tag, sizeof tag, "collection-%s", pid);
-        rc = add_tag(&it, tag);
-    }
+    if (!rc && !parents)
+        rc = add_id_tag(&it, "collection", json_object_get(a, "parent_id"));
     if (rc) {
         p->rc = rc;
         item_clear(&it);
@@ -366,7 +378,7 @@ static void intercom_article(struct parser *p, const json_t *a, const char *item
     }
     const char *state = json_string_value(json_object_get(a, "state"));
     it.is_published = state && !strcmp(state, "published");
-    it.source_url = xstrdup(json_string_value(json_object_get(a, "url")));
+    it.source_url = cd_strdup(json_string_value(json_object_get(a, "url")));
     it.updated_s = time_of(json_object_get(a, "updated_at"));
     emit(p, &it, item, json_string_value(json_object_get(a, "title")),
          json_string_value(json_object_get(a, "body")), def);
@@ -395,7 +407,7 @@ static void intercom_article(struct parser *p, const json_t *a, const char *item
             p->rc = add_tag(&tr, tags[k]);
         state = json_string_value(json_object_get(v, "state"));
         tr.is_published = state && !strcmp(state, "published");
-        tr.source_url = xstrdup(json_string_value(json_object_get(v, "url")));
+        tr.source_url = cd_strdup(json_string_value(json_object_get(v, "url")));
         tr.updated_s = time_of(json_object_get(v, "updated_at"));
         if (!p->rc)
             emit(p, &tr, where, json_string_value(json_object_get(v, "title")),
@@ -415,17 +427,12 @@ static void freshdesk_article(struct parser *p, const json_t *a, const char *ite
         return;
     json_t *status = json_object_get(a, "status");
     it.is_published = json_is_integer(status) && json_integer_value(status) == 2;
-    it.source_url = xstrdup(json_string_value(json_object_get(a, "url")));
+    it.source_url = cd_strdup(json_string_value(json_object_get(a, "url")));
     it.updated_s = time_of(json_object_get(a, "updated_at"));
     const char *locale = json_string_value(json_object_get(a, "language"));
-    int rc = 0;
+    int rc = add_tags(&it, json_object_get(a, "tags"));
     size_t i;
     json_t *v;
-    json_array_foreach(json_object_get(a, "tags"), i, v)
-    {
-        if (!rc)
-            rc = add_tag(&it, json_string_value(v));
-    }
     /* hierarchy: [{"level": 0, "type": "category", "data": {"id", "name", "language"}}, ...] */
     json_array_foreach(json_object_get(a, "hierarchy"), i, v)
     {
@@ -435,9 +442,7 @@ static void freshdesk_article(struct parser *p, const json_t *a, const char *ite
         if (!locale)
             locale = json_string_value(json_object_get(data, "language"));
     }
-    const char *html = json_string_value(json_object_get(a, "description"));
-    if (!html)
-        html = json_string_value(json_object_get(a, "description_text"));
+    const char *html = str_or(a, "description", "description_text");
     if (rc)
         p->rc = rc;
     else
@@ -744,9 +749,9 @@ char *kb_import_source_url(struct kb *kb, const char *id, char **original_id)
         return NULL;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     if (sqlite3_step(st) == SQLITE_ROW) {
-        url = xstrdup((const char *)sqlite3_column_text(st, 0));
+        url = cd_strdup((const char *)sqlite3_column_text(st, 0));
         if (original_id)
-            *original_id = xstrdup((const char *)sqlite3_column_text(st, 1));
+            *original_id = cd_strdup((const char *)sqlite3_column_text(st, 1));
     }
     sqlite3_finalize(st);
     return url;

@@ -257,7 +257,6 @@ struct kb_tok;
 
 /* ---- kb.c: SQLite helpers, article checks, writes ---- */
 
-char *kb_strdup(const char *s);
 /* Frees the n strings of v and v itself; v may be NULL. */
 void kb_strings_free(char **v, size_t n);
 sqlite3_stmt *kb_stmt(struct kb *kb, enum kb_stmt which);

@@ -107,7 +107,7 @@ static char *scalar_value(const char *s, size_t n, char *msg, size_t cap)
             return NULL;
         }
         if (!b.data)
-            return kb_strdup("");
+            return cd_strdup("");
         return b.data;
     }
     return cd_strndup(s, n);
@@ -313,7 +313,7 @@ static int parse_markdown(const char *text, size_t len, struct kb_article *a, ch
         rc = CD_ENOMEM;
         goto fail;
     }
-    if (!a->lang && !(a->lang = kb_strdup("en"))) {
+    if (!a->lang && !(a->lang = cd_strdup("en"))) {
         rc = CD_ENOMEM;
         goto fail;
     }
@@ -377,7 +377,7 @@ static int json_field(json_t *obj, const char *key, char **out, int required, ch
     if (json_is_integer(v) && !strcmp(key, "id")) {
         char num[32];
         snprintf(num, sizeof num, "%lld", (long long)json_integer_value(v));
-        *out = kb_strdup(num);
+        *out = cd_strdup(num);
     } else if (json_is_string(v)) {
         if (strlen(json_string_value(v)) != json_string_length(v)) {
             snprintf(msg, cap, "\"%s\" contains a NUL character", key);
@@ -491,7 +491,7 @@ static int parse_json_article(const char *line, size_t n, struct kb_article *a, 
         used = w > 0 && (size_t)w < cap_unknown - used ? used + (size_t)w : cap_unknown - 1;
     }
     (void)value;
-    if (!a->lang && !(a->lang = kb_strdup("en"))) {
+    if (!a->lang && !(a->lang = cd_strdup("en"))) {
         rc = CD_ENOMEM;
         goto done;
     }

@@ -791,7 +791,7 @@ static int fill_hit(struct kb *kb, const struct kb_query *q, const struct kb_can
     if (sqlite3_step(st) == SQLITE_ROW) {
         snprintf(hit->id, sizeof hit->id, "%s", sql_text(st, 0));
         snprintf(hit->lang, sizeof hit->lang, "%s", sql_text(st, 2));
-        hit->title = kb_strdup(sql_text(st, 1));
+        hit->title = cd_strdup(sql_text(st, 1));
         hit->score = c->score;
         hit->match = c->match;
         rc = hit->title ? kb_best_passage(q, sql_text(st, 3), sql_text(st, 4), &hit->passage)

@@ -5,8 +5,6 @@
 
 #include <stdarg.h>
 #include <string.h>
-#include <sys/time.h>
-#include <time.h>
 
 static enum log_level log_min = LOG_INFO;
 static FILE *log_out;
@@ -43,10 +41,8 @@ int log_enabled(enum log_level level)
 
 static int append_head(struct cd_buf *b, enum log_level level)
 {
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
     char ts[CD_ISO_TIME_MAX];
-    cd_iso_time_ms((int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000, ts, sizeof ts);
+    cd_iso_time_ms(cd_wall_ms(), ts, sizeof ts);
     return cd_buf_printf(b, "{\"ts\":\"%s\",\"level\":\"%s\",\"event\":", ts, level_names[level]);
 }
 

@@ -310,14 +310,8 @@ int qa_sample_draw(struct store *s, int64_t since_s, int64_t until_s, int per_ag
     struct candidate *c = NULL;
     int n = 0, cap = 0;
     while ((rc = db_step(st)) == DB_ROW) {
-        if (n == cap) {
-            int nc = cap ? cap * 2 : 64;
-            struct candidate *p = realloc(c, (size_t)nc * sizeof *c);
-            if (!p)
-                break;
-            c = p;
-            cap = nc;
-        }
+        if (cd_grow(&c, &cap, n, sizeof *c, 64))
+            break;
         c[n].conversation = db_col_int64(st, 0);
         c[n].agent_id = db_col_int64(st, 1);
         snprintf(c[n].queue, sizeof c[n].queue, "%s", db_col_str(st, 2));

@@ -250,12 +250,8 @@ static struct queue_agent *agent_find(const struct queue *q, int64_t agent_id)
 
 static struct queue_agent *agent_add(struct queue *q, int64_t agent_id, const char *name)
 {
-    if (q->n_agents == q->cap_agents) {
-        int cap = q->cap_agents ? q->cap_agents * 2 : 16;
-        if (cd_resize(&q->agents, (size_t)cap, sizeof *q->agents))
-            return NULL;
-        q->cap_agents = cap;
-    }
+    if (cd_grow(&q->agents, &q->cap_agents, q->n_agents, sizeof *q->agents, 16))
+        return NULL;
     struct queue_agent *a = &q->agents[q->n_agents++];
     memset(a, 0, sizeof *a);
     a->id = agent_id;

@@ -209,26 +209,13 @@ static void targets_for(const struct report_settings *rs, const char *queue, int
 
 /* ---- small growable arrays ---- */
 
-static int grow(void **items, int n, int *cap, size_t size)
-{
-    if (n < *cap)
-        return 0;
-    int new_cap = *cap ? *cap * 2 : 8;
-    void *p = realloc(*items, (size_t)new_cap * size);
-    if (!p)
-        return CD_ENOMEM;
-    *items = p;
-    *cap = new_cap;
-    return 0;
-}
-
 /* Appends a zeroed row of size bytes to *items (n rows, room for *cap), with name copied into
  * the char[name_cap] at name_offset. Returns the row, or NULL when out of memory (nothing
  * added). */
 static void *row_append(void **items, int *n, int *cap, size_t size, size_t name_offset,
                         size_t name_cap, const char *name)
 {
-    if (grow(items, *n, cap, size))
+    if (cd_grow(items, cap, *n, size, 8))
         return NULL;
     char *row = (char *)*items + (size_t)(*n)++ * size;
     memset(row, 0, size);
@@ -423,7 +410,7 @@ static int load_intervals(struct store *s, int64_t from_s, int64_t to_s, int64_t
     db_bind_int64(stmt, 3, now_s);
     db_bind_int64(stmt, 4, 2 * MAX_ROWS);
     while ((rc = db_step(stmt)) == DB_ROW) {
-        if (grow((void **)out, *n_out, &cap, sizeof **out))
+        if (cd_grow(out, &cap, *n_out, sizeof **out, 8))
             break;
         struct interval *iv = &(*out)[(*n_out)++];
         iv->agent_id = db_col_int64(stmt, 0);
@@ -553,7 +540,7 @@ static int compute_aht(struct store *s, int64_t since_s, int64_t until_s, int64_
     db_bind_int64(stmt, 3, MAX_ROWS);
     int64_t min_picked = INT64_MAX, max_closed = 0;
     while ((rc = db_step(stmt)) == DB_ROW) {
-        if (grow((void **)&hs, n_hs, &cap_hs, sizeof *hs))
+        if (cd_grow(&hs, &cap_hs, n_hs, sizeof *hs, 8))
             break;
         struct handled *h = &hs[n_hs++];
         memset(h, 0, sizeof *h);
@@ -839,7 +826,7 @@ static int compute_nps(struct store *s, int64_t since_s, int64_t until_s, struct
         nps_add(g, score);
         const char *comment = db_col_text(stmt, 2);
         if (comment && *comment && out->n_verbatims < MAX_VERBATIMS) {
-            if (grow((void **)&out->verbatims, out->n_verbatims, &cap_v, sizeof *out->verbatims))
+            if (cd_grow(&out->verbatims, &cap_v, out->n_verbatims, sizeof *out->verbatims, 8))
                 break;
             struct report_verbatim *v = &out->verbatims[out->n_verbatims];
             memset(v, 0, sizeof *v);

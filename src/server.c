@@ -188,14 +188,8 @@ static void io_send(void *ctx, uint64_t conn, const char *frame, size_t len)
     session_enqueue(s, pss, frame, len);
     if (pss->is_written || !pss->out_head)
         return;
-    if (s->n_written == s->cap_written) {
-        int cap = s->cap_written ? s->cap_written * 2 : 256;
-        uint64_t *p = realloc(s->written, (size_t)cap * sizeof *p);
-        if (!p)
-            return; /* its writable callback sends it */
-        s->written = p;
-        s->cap_written = cap;
-    }
+    if (cd_grow(&s->written, &s->cap_written, s->n_written, sizeof *s->written, 256))
+        return; /* its writable callback sends it */
     s->written[s->n_written++] = conn;
     pss->is_written = 1;
 }
@@ -214,15 +208,10 @@ static void io_close(void *ctx, uint64_t conn, int code, const char *reason)
     log_event(LOG_DEBUG, "ws_close_requested", "conn:u", (unsigned long long)conn, "code:i", code,
               "reason:s", reason, LOG_END);
     if (is_flush_pending(s)) {
-        if (s->n_pending_closes == s->cap_pending_closes) {
-            int cap = s->cap_pending_closes ? s->cap_pending_closes * 2 : 16;
-            struct pending_close *p = realloc(s->pending_closes, (size_t)cap * sizeof *p);
-            if (!p) {
-                close_after_queue(pss, code ? code : 1000);
-                return;
-            }
-            s->pending_closes = p;
-            s->cap_pending_closes = cap;
+        if (cd_grow(&s->pending_closes, &s->cap_pending_closes, s->n_pending_closes,
+                    sizeof *s->pending_closes, 16)) {
+            close_after_queue(pss, code ? code : 1000);
+            return;
         }
         s->pending_closes[s->n_pending_closes].conn = conn;
         s->pending_closes[s->n_pending_closes].code = code ? code : 1000;
@@ -234,14 +223,8 @@ static void io_close(void *ctx, uint64_t conn, int code, const char *reason)
 
 static void replaying_add(struct server *s, uint64_t conn)
 {
-    if (s->n_replaying == s->cap_replaying) {
-        int cap = s->cap_replaying ? s->cap_replaying * 2 : 16;
-        uint64_t *p = realloc(s->replaying, (size_t)cap * sizeof *p);
-        if (!p)
-            return; /* the flag is then cleared when the connection closes */
-        s->replaying = p;
-        s->cap_replaying = cap;
-    }
+    if (cd_grow(&s->replaying, &s->cap_replaying, s->n_replaying, sizeof *s->replaying, 16))
+        return; /* the flag is then cleared when the connection closes */
     s->replaying[s->n_replaying++] = conn;
 }
 

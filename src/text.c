@@ -639,12 +639,8 @@ static int word_record(void *ctx, struct word *w)
 
     if (w->n_fold == 0)
         return 0;
-    if (a->n_words == a->cap_words) {
-        int cap = a->cap_words ? a->cap_words * 2 : 32;
-        if (cd_resize(&a->words, (size_t)cap, sizeof *a->words))
-            return CD_ENOMEM;
-        a->cap_words = cap;
-    }
+    if (cd_grow(&a->words, &a->cap_words, a->n_words, sizeof *a->words, 32))
+        return CD_ENOMEM;
     struct text_word *tw = &a->words[a->n_words];
     tw->start = w->start;
     tw->end = w->end;

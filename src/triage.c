@@ -1131,7 +1131,7 @@ int triage_decide_choice(const struct triage *t, struct kb *kb, const char *inte
         memset(&a, 0, sizeof a);
         if (kb_get(kb, in->article, &a) == 0) {
             snprintf(d->articles[0].id, sizeof d->articles[0].id, "%s", a.id);
-            d->articles[0].title = a.title ? strdup(a.title) : NULL;
+            d->articles[0].title = cd_strdup(a.title);
             snprintf(d->articles[0].url, sizeof d->articles[0].url, "/kb/%s", a.id);
             d->n_articles = 1;
             if (!in->response) /* no question to match: the first paragraph */
@@ -1164,7 +1164,7 @@ int triage_decide_kb_only(struct kb *kb, const char *text, const char *lang,
         for (int i = 0; i < n && i < TRIAGE_MAX_ARTICLES; i++) {
             snprintf(d->articles[i].id, sizeof d->articles[i].id, "%.*s", KB_ID_MAX - 1,
                      hits[i].id);
-            d->articles[i].title = hits[i].title ? strdup(hits[i].title) : NULL;
+            d->articles[i].title = cd_strdup(hits[i].title);
             snprintf(d->articles[i].url, sizeof d->articles[i].url, "/kb/%.*s", KB_ID_MAX - 1,
                      hits[i].id);
             d->n_articles++;

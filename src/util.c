@@ -4,6 +4,7 @@
 #include <jansson.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -53,6 +54,13 @@ int64_t cd_now_us(void)
 int64_t cd_wall_s(void)
 {
     return (int64_t)time(NULL);
+}
+
+int64_t cd_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 int cd_html_escape(struct cd_buf *b, const char *s, size_t n)
@@ -113,6 +121,19 @@ int cd_resize(void *items, size_t n, size_t size)
         return CD_ENOMEM;
     memcpy(items, &grown, sizeof grown); /* the caller's pointer owns it now */
     /* cppcheck-suppress memleak */
+    return 0;
+}
+
+int cd_grow(void *items, int *cap, int n, size_t size, int first)
+{
+    if (n < *cap)
+        return 0;
+    if (*cap > INT_MAX / 2)
+        return CD_ENOMEM;
+    int grown = *cap ? *cap * 2 : first;
+    if (cd_resize(items, (size_t)grown, size))
+        return CD_ENOMEM;
+    *cap = grown;
     return 0;
 }
 
@@ -237,6 +258,11 @@ char *cd_strndup(const char *s, size_t n)
     memcpy(p, s, n);
     p[n] = '\0';
     return p;
+}
+
+char *cd_strdup(const char *s)
+{
+    return s ? strdup(s) : NULL;
 }
 
 int cd_utf8_valid(const char *str, size_t n)

@@ -66,13 +66,6 @@ struct webhook {
     struct webhook_counts counts; /* under mutex */
 };
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- settings ---- */
 
 static int is_known_event(const char *name, size_t n)
@@ -327,7 +320,7 @@ static int enqueue(struct webhook *wh, struct store *s, struct db *db, const cha
     if (!payload)
         return CD_ENOMEM;
     int rc = 0;
-    int64_t now = wall_ms();
+    int64_t now = cd_wall_ms();
     for (int i = 0; i < wh->n_endpoints && !rc; i++) {
         const struct endpoint *e = &wh->endpoints[i];
         if (!matches(e->events, event))
@@ -405,7 +398,7 @@ static int on_change(void *ctx, struct store *s, const struct store_change *ch)
             const struct store_message *m = ch->message;
             json_t *msg = json_pack("{s:I,s:s,s:s,s:o}", "seq", (json_int_t)m->seq, "sender",
                                     store_sender_name(m->sender), "text", m->text ? m->text : "",
-                                    "created_at", iso_time(wall_ms()));
+                                    "created_at", iso_time(cd_wall_ms()));
             if (msg && m->agent_id)
                 json_object_set_new(msg, "agent_id", json_integer(m->agent_id));
             rc = enqueue(
@@ -609,7 +602,7 @@ static double random_unit(void)
 {
     unsigned int r = 0;
     if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r)
-        r = (unsigned int)wall_ms();
+        r = (unsigned int)cd_wall_ms();
     return (double)r / 4294967296.0;
 }
 
@@ -619,7 +612,7 @@ static long post(struct webhook *wh, const struct endpoint *e, const struct stor
                  char *error, size_t cap)
 {
     char ts[24], sig[WEBHOOK_SIGNATURE_LEN + 1], h[640];
-    snprintf(ts, sizeof ts, "%lld", (long long)(wall_ms() / 1000));
+    snprintf(ts, sizeof ts, "%lld", (long long)(cd_wall_ms() / 1000));
     size_t n = strlen(it->payload);
     webhook_sign(e->secret, ts, it->payload, n, sig);
     struct curl_slist *headers = NULL;
@@ -661,7 +654,7 @@ static void count(struct webhook *wh, int64_t *field)
 static void deliver(struct webhook *wh, struct store_outbox_item *it)
 {
     const struct endpoint *e = endpoint_of(wh, it->endpoint);
-    int64_t now = wall_ms();
+    int64_t now = cd_wall_ms();
     if (!e) {
         store_outbox_record(wh->store, it->id, STORE_OUTBOX_FAILED, it->attempts, 0, 0,
                             "the endpoint is no longer configured", now);
@@ -671,7 +664,7 @@ static void deliver(struct webhook *wh, struct store_outbox_item *it)
     char error[160] = "";
     count(wh, &wh->counts.attempts);
     long status = post(wh, e, it, error, sizeof error);
-    now = wall_ms();
+    now = cd_wall_ms();
     int attempts = it->attempts + 1;
     if (status >= 200 && status < 300) {
         store_outbox_record(wh->store, it->id, STORE_OUTBOX_DELIVERED, attempts, 0, (int)status,
@@ -707,7 +700,7 @@ static void *delivery_main(void *arg)
         /* Held for as long as the batch may take (each attempt up to the timeout), so that
          * another node does not post them too. */
         int64_t hold_ms = WEBHOOK_BATCH * wh->timeout_ms + 30000;
-        int rc = store_outbox_claim(wh->store, wall_ms(), hold_ms, items, WEBHOOK_BATCH, &n);
+        int rc = store_outbox_claim(wh->store, cd_wall_ms(), hold_ms, items, WEBHOOK_BATCH, &n);
         if (rc && rc != CD_EBUSY)
             log_event(LOG_ERROR, "webhook_outbox_read_failed", "error:s", cd_strerror(rc), LOG_END);
         for (int i = 0; i < n; i++) {

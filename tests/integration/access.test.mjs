@@ -8,11 +8,11 @@
 // every REST response and page carries the security headers.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { readFileSync, existsSync } from 'node:fs';
 import { startServer, runCaredesk, fixtures, addUser } from './lib/server.mjs';
-import { connect } from './lib/client.mjs';
+import { connect, openCustomer, ask } from './lib/client.mjs';
 import { rest } from './lib/rest.mjs';
+import { sqlite, hasSqliteCli } from './lib/sqlite.mjs';
 import { waitFor } from './lib/wait.mjs';
 
 let srv;
@@ -24,12 +24,9 @@ const api = (method, path, token, body) => rest(srv.url, method, path, { token, 
 
 // A customer with a conversation and one answered message.
 async function customer(text, server = srv) {
-  const c = await connect(`${server.wsUrl}/chat`);
-  c.send({ type: 'hello', lang: 'en', name: 'Sam', email: 'sam@example.com' });
-  const w = await c.next((f) => f.type === 'welcome');
-  c.send({ type: 'message', id: 'm1', text });
-  await c.next((f) => (f.type === 'reply' || f.type === 'ack') && f.reply_to === 'm1');
-  return { c, id: w.conversation, token: w.token };
+  const c = await openCustomer(server, { type: 'hello', lang: 'en', name: 'Sam', email: 'sam@example.com' });
+  await ask(c, 'm1', text);
+  return { c, id: c.welcome.conversation, token: c.welcome.token };
 }
 
 // hello with token: resolves with the welcome, or the error frame.
@@ -40,15 +37,6 @@ async function helloWith(token, extra = {}, server = srv) {
   if (f.type === 'welcome') await c.replayed(f);
   c.close();
   return { first: f, frames: c.frames };
-}
-
-function sqlite(db, sql) {
-  const out = execFileSync('sqlite3', ['-json', db, sql], { encoding: 'utf8' });
-  return out.trim() ? JSON.parse(out) : [];
-}
-
-function hasSqliteCli() {
-  try { execFileSync('sqlite3', ['-version']); return true; } catch { return false; }
 }
 
 before(async () => {

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startServer, runCaredesk, fixtures } from './lib/server.mjs';
 import { connect } from './lib/client.mjs';
+import { sleep } from './lib/wait.mjs';
 
 const sql = (db, q) => execFileSync('sqlite3', [db, q], { encoding: 'utf8' }).trim();
 
@@ -36,7 +37,7 @@ test('backups taken while customers write are consistent, and a server restored 
         c.acked = n;
       }
     });
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(300);
 
     const copies = [];
     for (let k = 0; k < 3; k++) {
@@ -46,7 +47,7 @@ test('backups taken while customers write are consistent, and a server restored 
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /^backed up .* to .*backup-\d\.db: \d+ pages of \d+ bytes/);
       copies.push({ out, before });
-      await new Promise((res) => setTimeout(res, 150));
+      await sleep(150);
     }
     writing = false;
     await Promise.all(loops);

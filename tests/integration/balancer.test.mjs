@@ -12,13 +12,13 @@ import path from 'node:path';
 import { startServer, fixtures, addUser } from './lib/server.mjs';
 import { openCustomer } from './lib/client.mjs';
 import { pgDatabase } from './lib/pg.mjs';
+import { sleep } from './lib/wait.mjs';
 
 let db;
 let dir;
 let haproxy;
 let lbPort;
 const nodes = [];
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function freePort() {
   return new Promise((resolve) => {

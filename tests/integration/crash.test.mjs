@@ -25,6 +25,8 @@ import path from 'node:path';
 import WebSocket from 'ws';
 import { startServer, runCaredesk, fixtures, addUser } from './lib/server.mjs';
 import { connect } from './lib/client.mjs';
+import { sqlite, hasSqliteCli } from './lib/sqlite.mjs';
+import { sleep } from './lib/wait.mjs';
 
 const N_CUSTOMERS = 40;
 const N_AGENTS = 3;
@@ -34,7 +36,6 @@ const N_KILLS = 4;
 // test below).
 const MAX_CUSTOMER_MESSAGES = 60;
 const MAX_AGENT_MESSAGES = 40;
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const rand = (lo, hi) => lo + Math.floor(Math.random() * (hi - lo));
 
 const TEXTS = [
@@ -257,15 +258,6 @@ class Agent extends Client {
   }
 }
 
-function sqlite(db, sql) {
-  const out = execFileSync('sqlite3', ['-json', db, sql], { encoding: 'utf8' });
-  return out.trim() ? JSON.parse(out) : [];
-}
-
-function hasSqliteCli() {
-  try { execFileSync('sqlite3', ['-version']); return true; } catch { return false; }
-}
-
 test('kill -9 under load, restart on the same database: nothing acknowledged is lost',
   { timeout: 90000 }, async (t) => {
     const dir = mkdtempSync(path.join(tmpdir(), 'caredesk-crash-'));
@@ -427,7 +419,7 @@ test('resume replays more messages than --max-queued-frames', { timeout: 60000 }
       c.send({ type: 'message', id: `m${i}`, text: `where is my order ${i}` });
       await c.next((f) => (f.type === 'reply' || f.type === 'ack') && f.reply_to === `m${i}`);
     }
-    await new Promise((res) => setTimeout(res, 200));
+    await sleep(200);
     c.close();
     // The last stored item the first connection saw (the welcome carries the
     // conversation's seq at that time, it is not a stored item).
@@ -440,7 +432,7 @@ test('resume replays more messages than --max-queued-frames', { timeout: 60000 }
     const w = await r.next((f) => f.type === 'welcome');
     assert.equal(w.seq, lastSeq);
     await r.next((f) => f.type !== 'welcome' && f.seq === lastSeq, { timeoutMs: 20000 });
-    await new Promise((res) => setTimeout(res, 300));
+    await sleep(300);
     const replayed = r.frames.filter((f) => f.type !== 'welcome' && typeof f.seq === 'number')
       .map((f) => f.seq);
     assert.deepEqual(replayed, Array.from({ length: lastSeq }, (_, i) => i + 1),

@@ -14,8 +14,8 @@ import { readFileSync } from 'node:fs';
 import { startServer, fixtures } from './lib/server.mjs';
 import { connect } from './lib/client.mjs';
 import { rawConnect, wsFrame, handshake } from './lib/rawws.mjs';
+import { sleep } from './lib/wait.mjs';
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 // The answer to message id: a bot reply, or an ack once the chat is queued
 // (repeating a question hands off).
 const answerTo = (id) => (f) => (f.type === 'reply' || f.type === 'ack') && f.reply_to === id;

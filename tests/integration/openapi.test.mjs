@@ -9,6 +9,7 @@ import Ajv2020 from 'ajv/dist/2020.js';
 import { startServer, fixtures, addUser } from './lib/server.mjs';
 import { connect } from './lib/client.mjs';
 import { rest } from './lib/rest.mjs';
+import { sleep } from './lib/wait.mjs';
 
 let srv;
 let doc;
@@ -44,6 +45,13 @@ function template(path) {
     if (ts.length === segs.length && ts.every((s, i) => s.startsWith('{') || s === segs[i])) return t;
   }
   return null;
+}
+
+// Each operation of the document, as [path template, method (lower case), operation].
+function* operations() {
+  for (const [p, item] of Object.entries(doc.paths)) {
+    for (const [m, op] of Object.entries(item)) if (m !== 'parameters') yield [p, m, op];
+  }
 }
 
 const ptr = (s) => s.replaceAll('~', '~0').replaceAll('/', '~1');
@@ -84,10 +92,7 @@ async function callAll(rows) {
 
 test('the document is OpenAPI 3.1 and lists every route with its roles', () => {
   assert.equal(doc.openapi, '3.1.0');
-  const routes = [];
-  for (const [p, item] of Object.entries(doc.paths)) {
-    for (const m of Object.keys(item)) if (m !== 'parameters') routes.push(`${m.toUpperCase()} ${p}`);
-  }
+  const routes = [...operations()].map(([p, m]) => `${m.toUpperCase()} ${p}`);
   // The routes of api.c's dispatch and server.c's own (healthz, metrics).
   assert.deepEqual(routes.sort(), [
     'DELETE /api/articles/{id}', 'GET /api/articles', 'GET /api/articles/{id}',
@@ -101,13 +106,10 @@ test('the document is OpenAPI 3.1 and lists every route with its roles', () => {
     'GET /api/qa/audits', 'POST /api/qa/audits', 'GET /api/qa/calibration', 'GET /api/qa/scores',
     'GET /api/status-updates',
   ].sort());
-  for (const item of Object.values(doc.paths)) {
-    for (const [m, op] of Object.entries(item)) {
-      if (m === 'parameters') continue;
-      assert.ok(Array.isArray(op['x-caredesk-roles']), `${m} roles`);
-      assert.ok(op.operationId && op.summary && op.responses);
-      if (op['x-caredesk-roles'].length) assert.ok(op.responses['401'] && op.responses['403']);
-    }
+  for (const [, m, op] of operations()) {
+    assert.ok(Array.isArray(op['x-caredesk-roles']), `${m} roles`);
+    assert.ok(op.operationId && op.summary && op.responses);
+    if (op['x-caredesk-roles'].length) assert.ok(op.responses['401'] && op.responses['403']);
   }
   // Every $ref resolves.
   const refs = JSON.stringify(doc).match(/"#\/components\/schemas\/[A-Za-z]+"/g);
@@ -228,7 +230,7 @@ test('real responses of every operation validate against the document', async ()
   for (let i = 0; i < 100 && !failed; i++) {
     const r = await call('GET', '/api/webhooks/deliveries?status=failed&limit=10', { token: tokens.admin, expect: 200 });
     failed = r.json.deliveries[0];
-    if (!failed) await new Promise((res) => setTimeout(res, 100));
+    if (!failed) await sleep(100);
   }
   assert.ok(failed, 'a failed delivery');
   await callAll([
@@ -262,11 +264,8 @@ test('real responses of every operation validate against the document', async ()
   ]);
 
   // Every operation was exercised: with its success status, but for the QA routes (above).
-  for (const [p, item] of Object.entries(doc.paths)) {
-    for (const [m, op] of Object.entries(item)) {
-      if (m === 'parameters') continue;
-      const okStatus = p.startsWith('/api/qa/') ? '503' : Object.keys(op.responses).find((s) => s.startsWith('2'));
-      assert.ok(covered.has(`${m.toUpperCase()} ${p} ${okStatus}`), `${m.toUpperCase()} ${p} ${okStatus} was validated`);
-    }
+  for (const [p, m, op] of operations()) {
+    const okStatus = p.startsWith('/api/qa/') ? '503' : Object.keys(op.responses).find((s) => s.startsWith('2'));
+    assert.ok(covered.has(`${m.toUpperCase()} ${p} ${okStatus}`), `${m.toUpperCase()} ${p} ${okStatus} was validated`);
   }
 });

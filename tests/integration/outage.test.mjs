@@ -12,7 +12,7 @@ import path from 'node:path';
 import { startServer, fixtures, repoRoot } from './lib/server.mjs';
 import { openCustomer, ask } from './lib/client.mjs';
 import { psql } from './lib/pg.mjs';
-import { waitFor } from './lib/wait.mjs';
+import { sleep, waitFor } from './lib/wait.mjs';
 
 const script = path.join(repoRoot, 'scripts/pg-cluster.sh');
 let dir;
@@ -26,6 +26,14 @@ function cluster(cmd) {
 async function health() {
   const res = await fetch(`${node.url}/healthz`);
   return { status: res.status, body: await res.json() };
+}
+
+// The /healthz answer once its status is status, or null when timeoutMs pass first.
+function healthBecomes(status, timeoutMs) {
+  return waitFor(async () => {
+    const h = await health();
+    return h.status === status ? h : null;
+  }, { timeoutMs });
 }
 
 before(async () => {
@@ -47,10 +55,7 @@ test('the database goes away and comes back: 503, store_failed, then recovery wi
     assert.equal((await health()).status, 200);
 
     cluster('halt');
-    const down = await waitFor(async () => {
-      const h = await health();
-      return h.status === 503 ? h : null;
-    }, { timeoutMs: 10000 });
+    const down = await healthBecomes(503, 10000);
     assert.ok(down, '/healthz fails while the database is away');
     assert.equal(down.body.status, 'database_unreachable');
     assert.equal(down.body.database, false);
@@ -61,10 +66,7 @@ test('the database goes away and comes back: 503, store_failed, then recovery wi
     assert.equal(c.closed, null, 'the customer stays connected');
 
     cluster('resume');
-    const up = await waitFor(async () => {
-      const h = await health();
-      return h.status === 200 ? h : null;
-    }, { timeoutMs: 15000 });
+    const up = await healthBecomes(200, 15000);
     assert.ok(up, 'the node is healthy again by itself');
     assert.equal(up.body.database, true);
 
@@ -72,7 +74,7 @@ test('the database goes away and comes back: 503, store_failed, then recovery wi
     let r2;
     for (let i = 0; i < 20 && !(r2 && r2.type === 'reply'); i++) {
       r2 = await ask(c, 'm2', 'what is your return policy');
-      if (r2.type !== 'reply') await new Promise((r) => setTimeout(r, 200));
+      if (r2.type !== 'reply') await sleep(200);
     }
     assert.equal(r2.type, 'reply');
     assert.ok(r2.seq > r1.seq);

@@ -3,10 +3,12 @@
 // route), export by email from both, what they did in the audit log, and clear errors.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { readFileSync, existsSync } from 'node:fs';
 import { startServer, runCaredesk, fixtures, addUser } from './lib/server.mjs';
-import { connect } from './lib/client.mjs';
+import { connect, openCustomer, ask } from './lib/client.mjs';
+import { rest } from './lib/rest.mjs';
+import { sqlite, hasSqliteCli } from './lib/sqlite.mjs';
+import { sleep } from './lib/wait.mjs';
 
 let srv;
 let admin;
@@ -14,14 +16,11 @@ let agent;
 
 // A customer who leaves an email and writes secret; returns the conversation id.
 async function customer(email, secret) {
-  const c = await connect(`${srv.wsUrl}/chat`);
-  c.send({ type: 'hello', lang: 'en', name: 'Sam', email });
-  const w = await c.next((f) => f.type === 'welcome');
-  c.send({ type: 'message', id: 'm1', text: `where is my order? I live at ${secret}` });
-  await c.next((f) => (f.type === 'reply' || f.type === 'ack') && f.reply_to === 'm1');
+  const c = await openCustomer(srv, { type: 'hello', lang: 'en', name: 'Sam', email });
+  await ask(c, 'm1', `where is my order? I live at ${secret}`);
   c.close();
   await c.whenClosed();
-  return w.conversation;
+  return c.welcome.conversation;
 }
 
 // Which of needles the database files (the -wal included) hold.
@@ -31,25 +30,12 @@ function held(needles) {
 }
 
 function events(kind) {
-  const out = execFileSync('sqlite3', ['-json', srv.db,
-    `SELECT kind, user_id, detail FROM events WHERE kind = '${kind}' ORDER BY id`], { encoding: 'utf8' });
-  return out.trim() ? JSON.parse(out) : [];
+  return sqlite(srv.db, `SELECT kind, user_id, detail FROM events WHERE kind = '${kind}' ORDER BY id`);
 }
 
-function hasSqliteCli() {
-  try { execFileSync('sqlite3', ['-version']); return true; } catch { return false; }
-}
-
-async function api(method, path, token, body) {
-  const headers = { authorization: `Bearer ${token}` };
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(srv.url + path, {
-    method, headers, body: body === undefined ? undefined : (typeof body === 'string' ? body : JSON.stringify(body)),
-  });
-  const text = await res.text();
-  let json = null;
-  try { json = JSON.parse(text); } catch { /* not JSON */ }
-  return { status: res.status, json, text };
+// A REST call as token; a string body is sent as it is (a malformed one).
+function api(method, path, token, body) {
+  return rest(srv.url, method, path, typeof body === 'string' ? { token, raw: body } : { token, body });
 }
 
 before(async () => {
@@ -64,7 +50,7 @@ test('caredesk erase --email, while the server runs, leaves nothing in the datab
   const email = 'erase.cli@example.com';
   await customer(email, '12 Quiet Lane');
   const keep = await customer('keep.me@example.com', '7 Other Road');
-  await new Promise((r) => setTimeout(r, 300)); // the group commit
+  await sleep(300); // the group commit
   assert.deepEqual(held([email, '12 Quiet Lane']), [email, '12 Quiet Lane'], 'the data is there before');
   const r = await runCaredesk(['erase', '--email', email, '--db', srv.db]);
   assert.equal(r.code, 0, r.stderr);
@@ -80,7 +66,7 @@ test('caredesk export --email: every conversation of the customer; errors end wi
   const email = 'export.cli@example.com';
   const a = await customer(email, '1 First Street');
   const b = await customer(email.toUpperCase(), '2 Second Street');
-  await new Promise((r) => setTimeout(r, 300));
+  await sleep(300);
   const r = await runCaredesk(['export', '--email', email, '--db', srv.db]);
   assert.equal(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout);
@@ -103,7 +89,7 @@ test('caredesk export --email: every conversation of the customer; errors end wi
 test('admin REST: export and erase by email, in the audit log; erasure reaches the -wal file', async (t) => {
   const email = 'erase.rest@example.com';
   const id = await customer(email, '99 Hidden Road');
-  await new Promise((r) => setTimeout(r, 300));
+  await sleep(300);
   // Only an admin may.
   assert.equal((await api('GET', `/api/export?email=${email}`, agent)).status, 403);
   assert.equal((await api('POST', '/api/erase', agent, { email })).status, 403);
@@ -129,8 +115,7 @@ test('admin REST: export and erase by email, in the audit log; erasure reaches t
   assert.deepEqual(held([email, '99 Hidden Road']), []);
   assert.equal((await api('GET', `/api/export?conversation=${id}`, admin)).status, 404);
   if (!hasSqliteCli()) return t.skip('no sqlite3 CLI to read the audit log');
-  const adminId = Number(execFileSync('sqlite3', [srv.db, "SELECT id FROM users WHERE name = 'grace'"],
-    { encoding: 'utf8' }).trim());
+  const adminId = sqlite(srv.db, "SELECT id FROM users WHERE name = 'grace'")[0].id;
   assert.ok(events('export').some((e) => e.user_id === adminId), JSON.stringify(events('export')));
   assert.ok(events('erase').some((e) => e.user_id === adminId && e.detail.includes('"conversations":1')));
   // The audit log does not keep what was erased.

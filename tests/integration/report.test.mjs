@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { startServer, runCaredesk, fixtures, addUser } from './lib/server.mjs';
 import { isoWeek } from './lib/week.mjs';
+import { sleep } from './lib/wait.mjs';
 import { connect, claimReplyClose, openCustomer, openAgent } from './lib/client.mjs';
 
 let srv;
@@ -67,7 +68,7 @@ test('/api/stats: FCR, handle time and SLA rows for a chat an agent closed', asy
   await ana.next((f) => f.type === 'queue' && f.items.some((i) => i.conversation === conv));
 
   // Waiting past the 1 s pickup target: the live gauge says so.
-  await new Promise((r) => setTimeout(r, 2100));
+  await sleep(2100);
   const live = await metrics();
   const queue = (await stats()).sla.find((q) => q.first_response.breached > 0);
   assert.ok(queue, 'a queue shows the waiting chat as breached');

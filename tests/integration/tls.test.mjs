@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startServer, fixtures, httpsStatus } from './lib/server.mjs';
 import { connect } from './lib/client.mjs';
+import { sleep } from './lib/wait.mjs';
 
 let srv;
 let dir;
@@ -63,7 +64,7 @@ test('wss: an unmasked client frame closes the connection, and is never taken', 
   sock.on('data', (d) => { got = Buffer.concat([got, d]); });
   sock.on('error', () => {});
   sock.write(handshake('/chat', srv.port));
-  for (let i = 0; i < 50 && !got.includes('\r\n\r\n'); i++) await new Promise((r) => setTimeout(r, 20));
+  for (let i = 0; i < 50 && !got.includes('\r\n\r\n'); i++) await sleep(20);
   assert.match(got.toString('latin1'), /^HTTP\/1\.1 101/);
   got = Buffer.alloc(0);
   sock.write(wsFrame('{"type":"hello"}', { mask: false }));

@@ -10,9 +10,9 @@ import crypto from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { startServer, runCaredesk, fixtures } from './lib/server.mjs';
 import { connect } from './lib/client.mjs';
+import { sleep } from './lib/wait.mjs';
 
 const SECRET = 'whsec-test-7f3a';
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // A receiver that verifies each request's signature and records it. failFirst(req) decides,
 // per delivery id, whether its first attempt is answered 500.

@@ -7,6 +7,7 @@ import net from 'node:net';
 import assert from 'node:assert/strict';
 import { startServer, fixtures } from './lib/server.mjs';
 import { connect } from './lib/client.mjs';
+import { sleep } from './lib/wait.mjs';
 
 let srv;
 
@@ -89,7 +90,7 @@ test('unknown websocket path is refused', async () => {
 test('max connections: the one over the limit is refused, then room again', async () => {
   // Wait for earlier tests' sockets to be gone.
   for (let i = 0; i < 50 && (await healthy()).connections > 0; i++) {
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
   }
   const open = [];
   for (let i = 0; i < 6; i++) open.push(await connect(`${srv.wsUrl}/chat`));
@@ -99,7 +100,7 @@ test('max connections: the one over the limit is refused, then room again', asyn
   let extra = null;
   for (let i = 0; i < 50 && !extra; i++) {
     extra = await connect(`${srv.wsUrl}/chat`).catch(() => null);
-    if (!extra) await new Promise((r) => setTimeout(r, 20));
+    if (!extra) await sleep(20);
   }
   assert.ok(extra, 'a connection is accepted again after one closed');
   extra.close();

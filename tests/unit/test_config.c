@@ -41,6 +41,17 @@ static void test_defaults(void **state)
     config_clear(NULL);
 }
 
+/* Fails the test unless *err is a message naming what (NULL: any message); frees it and
+ * clears *err. */
+static void assert_error(char **err, const char *what)
+{
+    assert_non_null(*err);
+    if (what && !strstr(*err, what))
+        fail_msg("'%s' does not name %s", *err, what);
+    free(*err);
+    *err = NULL;
+}
+
 static void test_set_and_errors(void **state)
 {
     (void)state;
@@ -54,11 +65,8 @@ static void test_set_and_errors(void **state)
 
     /* A bad value names the setting and leaves the old value. */
     assert_int_equal(config_set(&c, "port", "80x", "flag --port", &err), CD_EINVAL);
-    assert_non_null(err);
     assert_non_null(strstr(err, "'port'"));
-    assert_non_null(strstr(err, "flag --port"));
-    free(err);
-    err = NULL;
+    assert_error(&err, "flag --port");
     assert_int_equal(c.port, 8080);
     /* Refused values, and what the message names (NULL: not checked). */
     static const struct {
@@ -72,14 +80,13 @@ static void test_set_and_errors(void **state)
         {"auto-assign", "maybe", NULL},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        err = NULL;
         assert_int_equal(config_set(&c, bad[i].name, bad[i].value, "x", &err), CD_EINVAL);
         assert_non_null(err);
         if (bad[i].says && !strstr(err, bad[i].says))
             fail_msg("%s=%s: '%s' does not name %s", bad[i].name, bad[i].value, err, bad[i].says);
         free(err);
+        err = NULL;
     }
-    err = NULL;
     assert_int_equal(config_set(&c, "durability", "full", "x", &err), 0);
     assert_int_equal(c.durability, CONFIG_DURABILITY_FULL);
     assert_int_equal(config_set(&c, "auto-assign", "yes", "x", &err), 0);
@@ -92,10 +99,7 @@ static void assert_invalid(struct config *c, const char *what)
 {
     char *err = NULL;
     assert_int_equal(config_validate(c, &err), CD_EINVAL);
-    assert_non_null(err);
-    if (!strstr(err, what))
-        fail_msg("'%s' does not name %s", err, what);
-    free(err);
+    assert_error(&err, what);
 }
 
 static void test_validate(void **state)
@@ -186,9 +190,7 @@ static void test_precedence(void **state)
     char *bad_env[] = {"CAREDESK_PROT=1", NULL};
     assert_int_equal(config_init(&c), 0);
     assert_int_equal(config_load(&c, 1, argv, 1, bad_env, &err), CD_EINVAL);
-    assert_non_null(strstr(err, "CAREDESK_PROT"));
-    free(err);
-    err = NULL;
+    assert_error(&err, "CAREDESK_PROT");
     config_clear(&c);
 
     /* A bad line in the file names the file, the line and the setting. */
@@ -196,34 +198,25 @@ static void test_precedence(void **state)
     assert_int_equal(config_init(&c), 0);
     assert_int_equal(config_load_file(&c, bad, &err), CD_EINVAL);
     assert_non_null(strstr(err, ":2"));
-    assert_non_null(strstr(err, "max-message-bytes"));
-    free(err);
-    err = NULL;
+    assert_error(&err, "max-message-bytes");
     assert_int_equal(config_load_file(&c, "/nonexistent/caredesk.conf", &err), CD_EIO);
-    assert_non_null(strstr(err, "config"));
-    free(err);
-    err = NULL;
+    assert_error(&err, "config");
     char *garbage = write_temp("this line has no equals sign\n");
     assert_int_equal(config_load_file(&c, garbage, &err), CD_EINVAL);
-    free(err);
-    err = NULL;
+    assert_error(&err, NULL);
     config_clear(&c);
 
     /* Flags: unknown option, missing value, stray argument. */
     char *argv2[] = {"serve", "--max-connections", NULL};
     assert_int_equal(config_init(&c), 0);
     assert_int_equal(config_parse_args(&c, 2, argv2, 1, &err), CD_EINVAL);
-    assert_non_null(strstr(err, "max-connections"));
-    free(err);
-    err = NULL;
+    assert_error(&err, "max-connections");
     char *argv3[] = {"serve", "--colour", "red", NULL};
     assert_int_equal(config_parse_args(&c, 3, argv3, 1, &err), CD_EINVAL);
-    assert_non_null(strstr(err, "colour"));
-    free(err);
-    err = NULL;
+    assert_error(&err, "colour");
     char *argv4[] = {"serve", "8080", NULL};
     assert_int_equal(config_parse_args(&c, 2, argv4, 1, &err), CD_EINVAL);
-    free(err);
+    assert_error(&err, NULL);
     config_clear(&c);
 
     unlink(file);

@@ -113,47 +113,66 @@ static void assert_item(const struct seen *s, int i, const char *id, const char 
     assert_int_equal(s->published[i], is_published);
 }
 
+/* One export of each help centre, read with the format sniffed: the problems parse() counts,
+ * the items (a NULL lang or tags: not checked) and what the problems say. */
+static const struct {
+    const char *json;
+    int n_problems, n_items;
+    struct {
+        const char *id, *lang, *tags, *original;
+        int is_published;
+    } items[2];
+    const char *problems[3];
+} exports[] = {
+    {"{\"articles\":[{\"id\":360001234501,\"title\":\"A\",\"locale\":\"en-us\","
+     "\"draft\":true,\"section_id\":7,\"label_names\":[\"x\"],\"body\":\"<p>b</p>\"},"
+     "{\"id\":2,\"title\":\"  \",\"body\":\"<p>b</p>\"},"
+     "{\"id\":3,\"title\":\"C\",\"locale\":\"xx-yy\",\"body\":\"<p>b</p>\"}],"
+     "\"sections\":[{\"id\":7,\"name\":\"Returns\"}]}",
+     2,
+     1,
+     {{"zendesk-360001234501", "en", "x,Returns", "", 0}},
+     {"x.json:articles[1]: article 2 has no title",
+      "x.json:articles[2]: article 3: language 'xx-yy'"}},
+    {"{\"type\":\"list\",\"data\":[{\"id\":\"9\",\"title\":\"T\",\"body\":\"<p>b</p>\","
+     "\"state\":\"published\",\"default_locale\":\"en\",\"parent_ids\":[5],"
+     "\"translated_content\":{\"type\":\"article_translated_content\","
+     "\"pt-BR\":{\"title\":\"T pt\",\"body\":\"<p>c</p>\",\"state\":\"draft\"}}}]}",
+     0,
+     2,
+     {{"intercom-9", NULL, NULL, "", 1},
+      {"intercom-9-pt-br", "pt", "collection-5", "intercom-9", 0}},
+     {NULL}},
+    {"[{\"id\":11,\"title\":\"F\",\"description\":\"<p>d</p>\",\"status\":2,"
+     "\"tags\":[\"t\"],\"hierarchy\":[{\"level\":0,\"type\":\"category\","
+     "\"data\":{\"name\":\"Billing\",\"language\":\"de\"}}]},"
+     "{\"id\":12,\"title\":\"G\",\"description\":\"<p>d</p>\",\"status\":1}]",
+     0,
+     2,
+     {{"freshdesk-11", "de", "t,Billing", "", 1}, {"freshdesk-12", NULL, NULL, "", 0}},
+     {NULL}},
+};
+
 static void test_formats(void **state)
 {
     (void)state;
     struct seen s;
-    const char *zd =
-        "{\"articles\":[{\"id\":360001234501,\"title\":\"A\",\"locale\":\"en-us\","
-        "\"draft\":true,\"section_id\":7,\"label_names\":[\"x\"],\"body\":\"<p>b</p>\"},"
-        "{\"id\":2,\"title\":\"  \",\"body\":\"<p>b</p>\"},"
-        "{\"id\":3,\"title\":\"C\",\"locale\":\"xx-yy\",\"body\":\"<p>b</p>\"}],"
-        "\"sections\":[{\"id\":7,\"name\":\"Returns\"}]}";
-    assert_int_equal(parse(zd, KB_IMPORT_SNIFF, &s), 2);
-    assert_int_equal(s.n_items, 1);
-    assert_item(&s, 0, "zendesk-360001234501", "en", 0);
-    assert_string_equal(s.tags[0], "x,Returns");
-    assert_string_equal(s.problems[0], "x.json:articles[1]: article 2 has no title");
-    assert_non_null(strstr(s.problems[1], "x.json:articles[2]: article 3: language 'xx-yy'"));
-
-    const char *ic =
-        "{\"type\":\"list\",\"data\":[{\"id\":\"9\",\"title\":\"T\",\"body\":\"<p>b</p>\","
-        "\"state\":\"published\",\"default_locale\":\"en\",\"parent_ids\":[5],"
-        "\"translated_content\":{\"type\":\"article_translated_content\","
-        "\"pt-BR\":{\"title\":\"T pt\",\"body\":\"<p>c</p>\",\"state\":\"draft\"}}}]}";
-    assert_int_equal(parse(ic, KB_IMPORT_SNIFF, &s), 0);
-    assert_int_equal(s.n_items, 2);
-    assert_item(&s, 0, "intercom-9", NULL, 1);
-    assert_item(&s, 1, "intercom-9-pt-br", "pt", 0);
-    assert_string_equal(s.original[1], "intercom-9");
-    assert_string_equal(s.tags[1], "collection-5");
-
-    const char *fd = "[{\"id\":11,\"title\":\"F\",\"description\":\"<p>d</p>\",\"status\":2,"
-                     "\"tags\":[\"t\"],\"hierarchy\":[{\"level\":0,\"type\":\"category\","
-                     "\"data\":{\"name\":\"Billing\",\"language\":\"de\"}}]},"
-                     "{\"id\":12,\"title\":\"G\",\"description\":\"<p>d</p>\",\"status\":1}]";
-    assert_int_equal(parse(fd, KB_IMPORT_SNIFF, &s), 0);
-    assert_int_equal(s.n_items, 2);
-    assert_item(&s, 0, "freshdesk-11", "de", 1);
-    assert_item(&s, 1, "freshdesk-12", NULL, 0);
-    assert_string_equal(s.tags[0], "t,Billing");
+    for (size_t e = 0; e < sizeof exports / sizeof exports[0]; e++) {
+        assert_int_equal(parse(exports[e].json, KB_IMPORT_SNIFF, &s), exports[e].n_problems);
+        assert_int_equal(s.n_items, exports[e].n_items);
+        for (int i = 0; i < exports[e].n_items; i++) {
+            assert_item(&s, i, exports[e].items[i].id, exports[e].items[i].lang,
+                        exports[e].items[i].is_published);
+            if (exports[e].items[i].tags)
+                assert_string_equal(s.tags[i], exports[e].items[i].tags);
+            assert_string_equal(s.original[i], exports[e].items[i].original);
+        }
+        for (int k = 0; exports[e].problems[k]; k++)
+            assert_non_null(strstr(s.problems[k], exports[e].problems[k]));
+    }
 
     /* Named formats must match; unknown shapes and bad JSON are whole-file problems. */
-    assert_int_equal(parse(ic, KB_IMPORT_ZENDESK, &s), CD_EPARSE);
+    assert_int_equal(parse(exports[1].json, KB_IMPORT_ZENDESK, &s), CD_EPARSE); /* Intercom's */
     assert_int_equal(s.n_items, 0);
     assert_non_null(strstr(s.problems[0], "x.json: not a Zendesk Help Center export"));
     assert_int_equal(parse("{\"items\":[]}", KB_IMPORT_SNIFF, &s), CD_EPARSE);

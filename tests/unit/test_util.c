@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <limits.h>
 #include <string.h>
 
 #include "cd.h"
@@ -144,6 +145,24 @@ static void test_resize(void **state)
     for (int i = 2; i < 64; i++)
         assert_int_equal(a[i], 0);
     free(a);
+
+    /* cd_grow: room for one more, the capacity doubling from first. */
+    int64_t *v = NULL;
+    int n = 0, cap = 0;
+    for (; n < 5; n++) {
+        assert_int_equal(cd_grow(&v, &cap, n, sizeof *v, 2), 0);
+        v[n] = n;
+    }
+    assert_int_equal(cap, 8);
+    assert_int_equal(v[4], 4);
+    assert_int_equal(cd_grow(&v, &cap, n, sizeof *v, 2), 0);
+    assert_int_equal(cap, 8); /* not full: unchanged */
+    int64_t *was = v;
+    cap = n = INT_MAX / 2 + 1;
+    assert_int_equal(cd_grow(&v, &cap, n, sizeof *v, 2), CD_ENOMEM);
+    assert_ptr_equal(v, was);
+    assert_int_equal(cap, INT_MAX / 2 + 1);
+    free(v);
 }
 
 /* Log lines: valid UTF-8 kept, invalid bytes replaced. */

@@ -137,6 +137,14 @@ void testlib_assert_has_all(const char *text, const char *const *want)
             fail_msg("missing \"%s\" in:\n%s", *want, text);
 }
 
+void testlib_assert_has_none(const char *text, const char *const *unwanted)
+{
+    assert_non_null(text);
+    for (; *unwanted; unwanted++)
+        if (strstr(text, *unwanted))
+            fail_msg("unwanted \"%s\" in:\n%s", *unwanted, text);
+}
+
 void testlib_fail(const char *fmt, ...)
 {
     char msg[512];

@@ -1,10 +1,10 @@
 /* testlib: what the unit tests share, so each helper is written once: removing a test
  * database with its WAL, shared-memory and journal files, opening a store, writing a file,
- * loading and training an intent set, checking that a text holds a list of strings, running a
- * file's tests, and a fake chat transport (struct chat_io) that records every frame and close
- * in growable arrays (testlib_io.c, which the chat fuzzer links too). Link with testlib.o and
- * testlib_io.o (the Makefile does for every tests/unit/test_*.c); the helpers use cmocka's
- * assertions. */
+ * loading and training an intent set, checking that a text holds a list of strings (or none
+ * of another), running a file's tests, and a fake chat transport (struct chat_io) that
+ * records every frame and close in growable arrays (testlib_io.c, which the chat fuzzer links
+ * too). Link with testlib.o and testlib_io.o (the Makefile does for every
+ * tests/unit/test_*.c); the helpers use cmocka's assertions. */
 #ifndef CD_TESTLIB_H
 #define CD_TESTLIB_H
 
@@ -84,6 +84,9 @@ struct triage *testlib_triage(const char *json);
 
 /* Fails the test unless text holds every string of the NULL-terminated list want. */
 void testlib_assert_has_all(const char *text, const char *const *want);
+
+/* Fails the test when text holds any string of the NULL-terminated list unwanted. */
+void testlib_assert_has_none(const char *text, const char *const *unwanted);
 
 /* One input of a yes/no check and the answer it must get. */
 struct testlib_case {

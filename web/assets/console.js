@@ -47,6 +47,15 @@
   CD.$ = function (sel, root) { return (root || document).querySelector(sel); };
   CD.$$ = function (sel, root) { return Array.prototype.slice.call((root || document).querySelectorAll(sel)); };
   CD.clear = function (el) { while (el.firstChild) el.removeChild(el.firstChild); return el; };
+  /* A data table: head lists the column headings, each a string or {text, num: 1} for a
+   * column of numbers (right-aligned); rows are its <tr> elements. */
+  CD.table = function (head, rows) {
+    return CD.h('table', { class: 'data' }, [
+      CD.h('thead', null, [CD.h('tr', null, head.map(function (c) {
+        return CD.h('th', { scope: 'col', class: c.num ? 'num' : null, text: c.text || c });
+      }))]),
+      CD.h('tbody', null, rows)]);
+  };
 
   CD.esc = function (s) {
     return String(s == null ? '' : s).replace(/[&<>"']/g, function (c) {
@@ -97,9 +106,14 @@
     var hr = Math.floor(m / 60);
     return hr + 'h ' + (m % 60) + 'm';
   };
+  /* Milliseconds since the epoch of ts: a number of seconds or milliseconds, or a date
+   * string; NaN when it is none. */
+  function ms_of(ts) {
+    return typeof ts === 'number' ? (ts > 1e12 ? ts : ts * 1000) : Date.parse(ts);
+  }
   CD.ago = function (ts) {
     if (!ts) return '';
-    var t = typeof ts === 'number' ? (ts > 1e12 ? ts : ts * 1000) : Date.parse(ts);
+    var t = ms_of(ts);
     if (!isFinite(t)) return '';
     var s = Math.round((Date.now() - t) / 1000);
     if (s < 45) return 'just now';
@@ -110,14 +124,23 @@
   };
   CD.when = function (ts) {
     if (!ts) return '';
-    var t = typeof ts === 'number' ? (ts > 1e12 ? ts : ts * 1000) : Date.parse(ts);
+    var t = ms_of(ts);
     if (!isFinite(t)) return '';
     return new Date(t).toLocaleString([], { dateStyle: 'medium', timeStyle: 'short' });
   };
   CD.time = function (ts) {
-    var t = typeof ts === 'number' ? (ts > 1e12 ? ts : ts * 1000) : Date.parse(ts);
+    var t = ms_of(ts);
     if (!isFinite(t)) return '';
     return new Date(t).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  };
+  /* The ISO week (YYYY-Www) of the date d, local time. */
+  CD.iso_week = function (d) {
+    var t = new Date(d.getFullYear(), d.getMonth(), d.getDate());
+    t.setDate(t.getDate() + 3 - (t.getDay() + 6) % 7); /* the Thursday of its week */
+    var y = t.getFullYear();
+    var jan4 = new Date(y, 0, 4);
+    var w = 1 + Math.round(((t - jan4) / 86400000 - 3 + (jan4.getDay() + 6) % 7) / 7);
+    return y + '-W' + (w < 10 ? '0' : '') + w;
   };
   CD.pct = function (x) {
     if (x == null || !isFinite(x)) return '–';

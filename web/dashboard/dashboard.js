@@ -254,21 +254,19 @@
 
     var ub = CD.clear($('#unanswered'));
     if (!p.unanswered.length) { ub.appendChild(h('p', { class: 'empty', text: 'Every question found an answer. Nice.' })); return; }
-    var tb = h('tbody');
-    p.unanswered.slice(0, 10).forEach(function (u) {
-      tb.appendChild(h('tr', null, [h('td', { text: u.name }), h('td', { class: 'num', text: u.count == null ? '' : String(u.count) })]));
-    });
-    ub.appendChild(h('table', { class: 'data' }, [
-      h('thead', null, [h('tr', null, [h('th', { scope: 'col', text: 'Question' }), h('th', { scope: 'col', class: 'num', text: 'Asked' })])]), tb]));
+    ub.appendChild(CD.table(['Question', { text: 'Asked', num: 1 }], p.unanswered.slice(0, 10).map(function (u) {
+      return h('tr', null, [h('td', { text: u.name }), h('td', { class: 'num', text: u.count == null ? '' : String(u.count) })]);
+    })));
   }
   function render_sla_table(sla) {
     var box = CD.clear($('#sla'));
     var used = sla.filter(function (q) { return q.first_response.n || q.resolution.n || q.first_response.breached || q.resolution.breached; });
     if (!used.length) { box.appendChild(h('p', { class: 'empty', text: 'No handoffs in the last 7 days.' })); return; }
     var share = function (r) { return r.n ? CD.pct(r.met_share) + ' of ' + r.n : '–'; };
-    var tb = h('tbody');
-    used.forEach(function (q) {
-      tb.appendChild(h('tr', null, [
+    box.appendChild(CD.table(['Queue', { text: 'First response target', num: 1 }, { text: 'Met', num: 1 },
+      { text: 'Resolution target', num: 1 }, { text: 'Met', num: 1 }, { text: 'Breached now', num: 1 }],
+    used.map(function (q) {
+      return h('tr', null, [
         h('th', { scope: 'row', text: q.queue }),
         h('td', { class: 'num', text: CD.dur(q.first_response.target_s) }),
         h('td', { class: 'num', text: share(q.first_response) }),
@@ -276,13 +274,8 @@
         h('td', { class: 'num', text: share(q.resolution) }),
         h('td', { class: 'num' + (q.first_response.breached + q.resolution.breached ? ' bad' : ''),
           text: String(q.first_response.breached + q.resolution.breached) })
-      ]));
-    });
-    box.appendChild(h('table', { class: 'data' }, [h('thead', null, [h('tr', null, [
-      h('th', { scope: 'col', text: 'Queue' }), h('th', { scope: 'col', class: 'num', text: 'First response target' }),
-      h('th', { scope: 'col', class: 'num', text: 'Met' }), h('th', { scope: 'col', class: 'num', text: 'Resolution target' }),
-      h('th', { scope: 'col', class: 'num', text: 'Met' }), h('th', { scope: 'col', class: 'num', text: 'Breached now' })
-    ])]), tb]));
+      ]);
+    })));
   }
   function hbars(sel, items, empty, humanize) {
     var box = CD.clear($(sel));

@@ -6,16 +6,6 @@
   'use strict';
   var CD = window.CD, h = CD.h, $ = CD.$, s = CD.svg;
 
-  /* The ISO week (YYYY-Www) of a date, local time. */
-  function iso_week(d) {
-    var t = new Date(d.getFullYear(), d.getMonth(), d.getDate());
-    t.setDate(t.getDate() + 3 - (t.getDay() + 6) % 7); /* the Thursday of its week */
-    var y = t.getFullYear();
-    var jan4 = new Date(y, 0, 4);
-    var w = 1 + Math.round(((t - jan4) / 86400000 - 3 + (jan4.getDay() + 6) % 7) / 7);
-    return y + '-W' + (w < 10 ? '0' : '') + w;
-  }
-
   function fmt(unit, v, is_change) {
     if (v == null) return '–';
     var sign = is_change && v > 0 ? '+' : '';
@@ -81,20 +71,16 @@
       });
       chart.appendChild(svg);
     }
-    var tb = h('tbody');
-    levels.forEach(function (q) {
-      tb.appendChild(h('tr', null, [
+    CD.clear($('#sla-table')).appendChild(CD.table(['Queue', { text: 'First response target', num: 1 },
+      { text: 'Met', num: 1 }, { text: 'Resolution target', num: 1 }, { text: 'Met', num: 1 }], levels.map(function (q) {
+      return h('tr', null, [
         h('th', { scope: 'row', text: q.queue }),
         h('td', { class: 'num', text: CD.dur(q.first_response_target_s) }),
         h('td', { class: 'num', text: q.first_response_n ? CD.pct(q.first_response_met_share) + ' of ' + q.first_response_n : '–' }),
         h('td', { class: 'num', text: CD.dur(q.resolution_target_s) }),
         h('td', { class: 'num', text: q.resolution_n ? CD.pct(q.resolution_met_share) + ' of ' + q.resolution_n : '–' })
-      ]));
-    });
-    CD.clear($('#sla-table')).appendChild(h('table', { class: 'data' }, [h('thead', null, [h('tr', null, [
-      h('th', { scope: 'col', text: 'Queue' }), h('th', { scope: 'col', class: 'num', text: 'First response target' }),
-      h('th', { scope: 'col', class: 'num', text: 'Met' }), h('th', { scope: 'col', class: 'num', text: 'Resolution target' }),
-      h('th', { scope: 'col', class: 'num', text: 'Met' })])]), tb]));
+      ]);
+    })));
     $('#backlog').textContent = 'Backlog: ' + backlog.open_handoffs + ' open handoffs at the end of the week (' +
       backlog.previous + ' at its start).';
   }
@@ -120,32 +106,25 @@
       svg.appendChild(s('text', { x: L + w * d.count / max + 6, y: y + 14 }, [d.count]));
     });
     chart.appendChild(svg);
-    var tb = h('tbody');
-    drivers.forEach(function (d, i) {
-      tb.appendChild(h('tr', null, [
+    table.appendChild(CD.table([{ text: '#', num: 1 }, 'Driver', { text: 'Contacts', num: 1 }, { text: 'Change', num: 1 },
+      { text: 'Escalation rate', num: 1 }, { text: 'CSAT', num: 1 }], drivers.map(function (d, i) {
+      return h('tr', null, [
         h('td', { class: 'num', text: String(i + 1) }),
         h('th', { scope: 'row', text: CD.humanize(d.name) }),
         h('td', { class: 'num', text: String(d.count) }),
         h('td', { class: 'num', text: (d.change > 0 ? '+' : '') + d.change }),
         h('td', { class: 'num', text: CD.pct(d.escalation_rate) }),
         h('td', { class: 'num', text: d.csat == null ? '–' : d.csat.toFixed(1) + ' / 5' })
-      ]));
-    });
-    table.appendChild(h('table', { class: 'data' }, [h('thead', null, [h('tr', null, [
-      h('th', { scope: 'col', class: 'num', text: '#' }), h('th', { scope: 'col', text: 'Driver' }),
-      h('th', { scope: 'col', class: 'num', text: 'Contacts' }), h('th', { scope: 'col', class: 'num', text: 'Change' }),
-      h('th', { scope: 'col', class: 'num', text: 'Escalation rate' }), h('th', { scope: 'col', class: 'num', text: 'CSAT' })])]), tb]));
+      ]);
+    })));
   }
 
   function render_unanswered(list) {
     var box = CD.clear($('#unanswered'));
     if (!list.length) { box.appendChild(h('p', { class: 'empty', text: 'Every question found an answer.' })); return; }
-    var tb = h('tbody');
-    list.forEach(function (u) {
-      tb.appendChild(h('tr', null, [h('td', { text: u.question }), h('td', { class: 'num', text: String(u.count) })]));
-    });
-    box.appendChild(h('table', { class: 'data' }, [h('thead', null, [h('tr', null, [
-      h('th', { scope: 'col', text: 'Question' }), h('th', { scope: 'col', class: 'num', text: 'Asked' })])]), tb]));
+    box.appendChild(CD.table(['Question', { text: 'Asked', num: 1 }], list.map(function (u) {
+      return h('tr', null, [h('td', { text: u.question }), h('td', { class: 'num', text: String(u.count) })]);
+    })));
   }
 
   function render_nps(nps) {
@@ -203,14 +182,14 @@
   CD.require_signin({
     role: 'admin',
     verify: function (tok) {
-      return CD.api('/api/report?week=' + iso_week(new Date()), { token: tok }).then(function () {
+      return CD.api('/api/report?week=' + CD.iso_week(new Date()), { token: tok }).then(function () {
         return CD.api('/api/me', { token: tok }).catch(function () { return {}; });
       });
     },
     onready: function () {
       var input = $('#week');
       var wanted = (location.hash.match(/^#(\d{4}-W\d{2})$/) || [])[1];
-      input.value = wanted || iso_week(new Date(Date.now() - 7 * 86400000));
+      input.value = wanted || CD.iso_week(new Date(Date.now() - 7 * 86400000));
       $('#week-form').addEventListener('submit', function (e) {
         e.preventDefault();
         if (input.value) { history.replaceState(null, '', '#' + input.value); load(input.value); }

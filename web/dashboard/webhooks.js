@@ -30,8 +30,7 @@
       box.appendChild(h('p', { class: 'empty', text: 'No event has been sent yet.' }));
       return;
     }
-    var tb = h('tbody');
-    data.deliveries.forEach(function (d) {
+    var rows = data.deliveries.map(function (d) {
       var cell = h('td');
       if (d.status !== 'pending') {
         var btn = h('button', { class: 'btn small', type: 'button', text: 'Redeliver',
@@ -48,7 +47,7 @@
         });
         cell.appendChild(btn);
       }
-      tb.appendChild(h('tr', { 'data-delivery': d.delivery }, [
+      return h('tr', { 'data-delivery': d.delivery }, [
         h('td', { text: d.event }),
         h('td', { class: 'num', text: d.conversation == null ? '' : String(d.conversation) }),
         h('td', null, [status_pill(d)]),
@@ -56,13 +55,10 @@
         h('td', { text: result(d), title: d.endpoint }),
         h('td', { text: CD.ago(d.created_at) }),
         cell
-      ]));
+      ]);
     });
-    var head = ['Event', 'Chat', 'Status', 'Attempts', 'Last result', 'Created', ''];
-    box.appendChild(h('table', { class: 'data' }, [
-      h('thead', null, [h('tr', null, head.map(function (t, i) {
-        return h('th', { scope: 'col', class: i === 1 || i === 3 ? 'num' : '', text: t });
-      }))]), tb]));
+    box.appendChild(CD.table(['Event', { text: 'Chat', num: 1 }, 'Status', { text: 'Attempts', num: 1 }, 'Last result',
+      'Created', ''], rows));
   }
 
   function refresh() {

@@ -7,13 +7,6 @@
   var CD = window.CD, h = CD.h, $ = CD.$;
   var me = null, rubric = null, current = null;
 
-  function iso_week(d) {
-    var t = new Date(d.getFullYear(), d.getMonth(), d.getDate());
-    t.setDate(t.getDate() + 3 - (t.getDay() + 6) % 7);
-    var jan4 = new Date(t.getFullYear(), 0, 4);
-    var w = 1 + Math.round(((t - jan4) / 86400000 - 3 + (jan4.getDay() + 6) % 7) / 7);
-    return t.getFullYear() + '-W' + (w < 10 ? '0' : '') + w;
-  }
   function is_reviewer() { return me && (me.role === 'supervisor' || me.role === 'admin'); }
   function fail(e) {
     var el = $('#load-error');
@@ -22,13 +15,6 @@
   }
   function week() { return $('#week').value; }
   function pct(v) { return v == null ? '–' : (Math.round(v * 10) / 10) + '%'; }
-  function table(head, rows) {
-    var tb = h('tbody');
-    rows.forEach(function (r) { tb.appendChild(r); });
-    return h('table', { class: 'data' }, [h('thead', null, [h('tr', null, head.map(function (c) {
-      return h('th', { scope: 'col', class: c.num ? 'num' : null, text: c.text || c });
-    }))]), tb]);
-  }
 
   /* ---------- tabs ---------- */
   function show(tab) {
@@ -62,7 +48,7 @@
         'No conversation closed by an agent in ' + r.week + '.' }));
       return;
     }
-    box.appendChild(table(['Agent', 'Queue', { text: 'Conversation', num: 1 }, { text: 'Reviews', num: 1 }, ''],
+    box.appendChild(CD.table(['Agent', 'Queue', { text: 'Conversation', num: 1 }, { text: 'Reviews', num: 1 }, ''],
       r.samples.map(function (s) {
         return h('tr', { 'data-conversation': s.conversation }, [
           h('td', { text: s.agent }), h('td', { text: s.queue || '–' }),
@@ -140,7 +126,7 @@
         sum.appendChild(h('p', { class: 'empty', text: 'No conversation of ' + r.week + ' was scored by two reviewers or more.' }));
         return;
       }
-      sum.appendChild(table(['Criterion', { text: 'Conversations', num: 1 }, { text: 'Mean spread (points)', num: 1 }],
+      sum.appendChild(CD.table(['Criterion', { text: 'Conversations', num: 1 }, { text: 'Mean spread (points)', num: 1 }],
         r.criteria.map(function (c) {
           return h('tr', { 'data-criterion': c.id }, [h('th', { scope: 'row', text: c.label }),
             h('td', { class: 'num', text: String(c.conversations) }),
@@ -150,7 +136,7 @@
         var names = c.reviews.map(function (a) { return a.reviewer; });
         box.appendChild(h('h3', { class: 'body', text: '#' + c.conversation + ' · ' + c.agent + ' · scores ' +
           c.reviews.map(function (a) { return pct(a.score); }).join(' / ') + ' (spread ' + (Math.round(c.score_spread * 10) / 10) + ' pts)' }));
-        box.appendChild(table(['Criterion'].concat(names).concat([{ text: 'Spread', num: 1 }]), c.criteria.map(function (k) {
+        box.appendChild(CD.table(['Criterion'].concat(names).concat([{ text: 'Spread', num: 1 }]), c.criteria.map(function (k) {
           return h('tr', { 'data-criterion': k.id }, [h('th', { scope: 'row', text: k.label })].concat(k.points.map(function (p) {
             return h('td', { class: 'num', text: p == null ? '–' : String(p) });
           })).concat([h('td', { class: 'num spread' + (k.spread >= r.scale / 2 ? ' spread-high' : ''), text: String(k.spread) })]));
@@ -164,7 +150,7 @@
     return CD.api('/api/qa/audits').then(function (r) {
       var box = CD.clear($('#mine'));
       if (!r.audits.length) { box.appendChild(h('p', { class: 'empty', text: 'None of your conversations has been audited yet.' })); return; }
-      box.appendChild(table([{ text: 'Conversation', num: 1 }, 'Reviewer', { text: 'Score', num: 1 }, 'Result', 'Comment'],
+      box.appendChild(CD.table([{ text: 'Conversation', num: 1 }, 'Reviewer', { text: 'Score', num: 1 }, 'Result', 'Comment'],
         r.audits.map(function (a) {
           return h('tr', { 'data-audit': a.id }, [h('td', { class: 'num', text: '#' + a.conversation }),
             h('td', { text: a.reviewer }), h('td', { class: 'num', text: pct(a.score) }),
@@ -180,7 +166,7 @@
       var weeks = [];
       r.agents.forEach(function (a) { a.weeks.forEach(function (w) { if (weeks.indexOf(w.week) < 0) weeks.push(w.week); }); });
       weeks.sort();
-      box.appendChild(table(['Agent'].concat(weeks.map(function (w) { return { text: w, num: 1 }; })), r.agents.map(function (a) {
+      box.appendChild(CD.table(['Agent'].concat(weeks.map(function (w) { return { text: w, num: 1 }; })), r.agents.map(function (a) {
         return h('tr', null, [h('th', { scope: 'row', text: a.agent })].concat(weeks.map(function (w) {
           var x = a.weeks.filter(function (y) { return y.week === w; })[0];
           return h('td', { class: 'num', text: x ? pct(x.score) + ' (' + x.n + ')' : '–' });
@@ -198,7 +184,7 @@
         b.hidden = need === 'reviewer' ? !is_reviewer() : need === 'agent' ? is_reviewer() : false;
         b.addEventListener('click', function () { show(b.id.slice(4)); });
       });
-      $('#week').value = iso_week(new Date());
+      $('#week').value = CD.iso_week(new Date());
       $('#week').addEventListener('change', function () { if (week()) refresh(active()); });
       $('#week-form').addEventListener('submit', function (e) { e.preventDefault(); refresh(active()); });
       $('#draw').addEventListener('click', draw);

@@ -8,6 +8,7 @@
 //   const f = await c.next((x) => x.type === 'welcome');
 import net from 'node:net';
 import crypto from 'node:crypto';
+import { sleep } from './wait.mjs';
 
 // Encodes one client frame (masked, as clients must). payload: string or Buffer.
 export function wsFrame(payload, { opcode = 1, fin = true, mask = true } = {}) {
@@ -63,7 +64,7 @@ export async function rawConnect(port, path = '/chat', opts = {}) {
       for (const cut of [...cuts, buf.length]) {
         if (cut > prev) c.write(buf.subarray(prev, cut));
         prev = cut;
-        await new Promise((r) => setTimeout(r, gapMs));
+        await sleep(gapMs);
       }
     },
     next(pred = () => true, timeoutMs = 5000) {

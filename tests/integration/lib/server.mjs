@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pgDatabase } from './pg.mjs';
+import { sleep } from './wait.mjs';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 // A small, fixed KB and intent set for tests whose expectations must not move
@@ -187,7 +188,7 @@ export async function startServer(opts = {}) {
     } catch { /* not ready yet */ }
     if (proc.exitCode !== null) throw failed(`exited (${proc.exitCode})`);
     if (Date.now() > deadline) throw failed('never became healthy');
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
   }
   return srv;
 }

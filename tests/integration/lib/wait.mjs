@@ -21,6 +21,12 @@ export async function waitFor(check, { timeoutMs = 5000, stepMs = 20 } = {}) {
       if (error) throw error;
       return value;
     }
-    await new Promise((r) => setTimeout(r, stepMs));
+    await sleep(stepMs);
   }
+}
+
+// Resolves after ms milliseconds: for pacing (a retry, a group commit to land), where there
+// is no condition to wait for.
+export function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
 }
