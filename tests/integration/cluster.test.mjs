@@ -207,6 +207,43 @@ async function api(node, method, p, token, body) {
 // Polls fn until it returns a truthy value, for at most ms.
 const within = (ms, fn) => waitFor(fn, { timeoutMs: ms });
 
+test('a customer in two tabs on two nodes asks the bot through both: each question stored and answered once, seqs without gaps',
+  async () => {
+    const [, n2, n3] = nodes;
+    const a = await customer(n2, { type: 'hello', lang: 'en', name: 'Tab' });
+    const conv = a.welcome.conversation;
+    const r1 = await ask(a, 't1', 'how do I reset my password');
+    assert.equal(r1.type, 'reply');
+    const b = await customer(n3, { type: 'hello', token: a.welcome.token, last_seq: r1.seq });
+    assert.equal(b.welcome.conversation, conv);
+    // Alternating tabs: each node's idea of the conversation's last seq is often behind the
+    // other's writes; the store's counter decides and nothing is stored twice.
+    const questions = ['where is my order', 'how long does shipping take', 'can I return an item',
+      'how do I change my password', 'track my package', 'what is your returns policy',
+      'do you ship abroad', 'how much is delivery'];
+    const asked = ['t1'];
+    for (let i = 2; i <= 9; i++) {
+      const tab = i % 2 ? a : b;
+      const r = await ask(tab, `t${i}`, questions[i - 2]);
+      assert.equal(r.type, 'reply', JSON.stringify(r));
+      asked.push(`t${i}`);
+    }
+    // A question sent again through the other tab gets the same answer, stored once.
+    const again = await ask(a, 't4', questions[2]);
+    assert.equal(again.type, 'reply');
+    const seqs = psql(db, `SELECT string_agg(seq::text, ',' ORDER BY seq) FROM messages WHERE conversation = ${conv}`)
+      .split(',').map(Number);
+    assert.deepEqual(seqs, seqs.map((_, i) => i + 1));
+    for (const id of asked) {
+      assert.equal(psql(db, `SELECT count(*) FROM messages WHERE conversation = ${conv} AND client_id = '${id}'`), '1', id);
+      assert.equal(psql(db, `SELECT count(*) FROM messages WHERE conversation = ${conv} AND reply_to = '${id}'`), '1', id);
+    }
+    assert.equal(again.seq, Number(psql(db,
+      `SELECT seq FROM messages WHERE conversation = ${conv} AND reply_to = 't4'`)));
+    a.close();
+    b.close();
+  });
+
 test('a KB edit on node 2 is found by a search on node 3 within a second, ranked as on node 2; a node started later has it too',
   async () => {
     const [, n2, n3] = nodes;
