@@ -46,8 +46,9 @@ static void enqueue(struct store *s, int64_t id)
     store_conversation_clear(&c);
 }
 
-static int64_t append(struct store *s, int64_t conv, int sender, const char *client_id,
-                      const char *text)
+/* A message of conv from sender (client_id and reply_to: NULL for none). */
+static struct store_message message(int64_t conv, int sender, const char *client_id,
+                                    const char *reply_to, const char *text)
 {
     struct store_message m;
     memset(&m, 0, sizeof m);
@@ -55,7 +56,16 @@ static int64_t append(struct store *s, int64_t conv, int sender, const char *cli
     m.sender = sender;
     if (client_id)
         snprintf(m.client_id, sizeof m.client_id, "%s", client_id);
+    if (reply_to)
+        snprintf(m.reply_to, sizeof m.reply_to, "%s", reply_to);
     m.text = text;
+    return m;
+}
+
+static int64_t append(struct store *s, int64_t conv, int sender, const char *client_id,
+                      const char *text)
+{
+    struct store_message m = message(conv, sender, client_id, NULL, text);
     int rc = store_message_append(s, &m);
     assert_true(rc == 0 || rc == CD_EEXIST);
     return rc == CD_EEXIST ? -m.seq : m.seq;
@@ -187,12 +197,7 @@ static void test_append_triage(void **state)
     snprintf(next.intent, sizeof next.intent, "order_status");
     next.confidence = 0.375;
     snprintf(next.queue, sizeof next.queue, "orders"); /* not written */
-    struct store_message m;
-    memset(&m, 0, sizeof m);
-    m.conversation = id;
-    m.sender = STORE_SENDER_BOT;
-    snprintf(m.reply_to, sizeof m.reply_to, "q1");
-    m.text = "Which order do you mean?";
+    struct store_message m = message(id, STORE_SENDER_BOT, NULL, "q1", "Which order do you mean?");
     m.meta = "{\"action\":\"clarify\"}";
     assert_int_equal(store_message_append_triage(s, &m, &next), 0);
     assert_int_equal(m.seq, 2);
@@ -210,10 +215,7 @@ static void test_append_triage(void **state)
     assert_int_equal(got.seqs[1], 2);
     assert_string_equal(got.texts[1], "Which order do you mean?");
 
-    memset(&m, 0, sizeof m);
-    m.conversation = id + 1000;
-    m.sender = STORE_SENDER_BOT;
-    m.text = "lost";
+    m = message(id + 1000, STORE_SENDER_BOT, NULL, NULL, "lost");
     next.id = id + 1000;
     assert_int_equal(store_mark(s), 0);
     assert_int_equal(store_message_append_triage(s, &m, &next), CD_ENOTFOUND);
@@ -230,12 +232,7 @@ static void test_send_ahead(void **state)
     (void)state;
     struct store *s = testlib_store(testlib_db);
     int64_t id = new_conversation(s, 0xae, NULL);
-    struct store_message q;
-    memset(&q, 0, sizeof q);
-    q.conversation = id;
-    q.sender = STORE_SENDER_CUSTOMER;
-    snprintf(q.client_id, sizeof q.client_id, "k1");
-    q.text = "my order is late";
+    struct store_message q = message(id, STORE_SENDER_CUSTOMER, "k1", NULL, "my order is late");
     q.seq = 1;
     assert_int_equal(store_mark(s), 0);
     int sent = store_message_send(s, &q);
@@ -262,12 +259,7 @@ static void test_send_ahead(void **state)
     /* ... also when the bot's reply would go with it: neither is stored. */
     assert_int_equal(store_mark(s), 0);
     assert_int_equal(store_message_send(s, &q), 0);
-    struct store_message r;
-    memset(&r, 0, sizeof r);
-    r.conversation = id;
-    r.sender = STORE_SENDER_BOT;
-    snprintf(r.reply_to, sizeof r.reply_to, "k1");
-    r.text = "Again?";
+    struct store_message r = message(id, STORE_SENDER_BOT, NULL, "k1", "Again?");
     assert_int_equal(store_message_append(s, &r), CD_EBUSY);
     assert_int_equal(store_message_sent(s, &q), CD_EBUSY);
     store_mark_undo(s);
