@@ -289,6 +289,18 @@ int store_message_append(struct store *s, struct store_message *m);
 int store_message_send(struct store *s, struct store_message *m);
 int store_message_sent(struct store *s, struct store_message *m);
 
+/* The question held by store_message_send() and m, the bot's reply to it (with t: and t's
+ * triage columns), in one statement sent without waiting (PostgreSQL): m->seq is set to the
+ * seq the reply gets if both are stored. Several may be in flight; the caller's next round
+ * trip carries them. store_message_pair_result(ticket) then says 0 (both stored, as
+ * expected), CD_EBUSY (neither: see store_message_send()) or CD_E* (the group fails), and
+ * frees the ticket; every ticket is read before the group commits. Returns 0 with *ticket
+ * set, 1 when it cannot (SQLite, nothing held for m's conversation, all tickets in flight:
+ * append the ordinary way) or CD_E*. */
+int store_message_pair_send(struct store *s, struct store_message *m,
+                            const struct store_conversation *t, int *ticket);
+int store_message_pair_result(struct store *s, int ticket);
+
 /* A bot reply and what it changes: appends m as store_message_append() does and writes
  * t's state, intent and confidence as store_conversation_update_triage() does (t->id is
  * m->conversation). On PostgreSQL that is one statement, so one round trip. Returns as

@@ -263,6 +263,7 @@ void chat_free(struct chat *chat)
 {
     if (!chat)
         return;
+    chat_settle(chat);
     if (chat->store && store_in_transaction(chat->store))
         store_commit(chat->store);
     struct htable_iter it;
@@ -562,6 +563,68 @@ static void unit_moved_seq(struct chat *chat, struct conv *c, int64_t seq)
     c->rec.last_seq = seq;
 }
 
+/* Puts a's conversation and the counters back as they were before its message and drops
+ * the frames it queued. */
+static void put_back(struct chat *chat, struct chat_ahead *a)
+{
+    struct conv *c = a->c;
+    c->rec.state = a->state;
+    memcpy(c->rec.intent, a->intent, sizeof a->intent);
+    c->rec.confidence = a->confidence;
+    c->rec.last_seq = a->last_seq;
+    c->tctx = a->tctx;
+    c->last_text_key = a->last_text_key;
+    memcpy(c->last_intent, a->last_intent, sizeof a->last_intent);
+    memcpy(c->choices, a->choices, sizeof a->choices);
+    c->n_choices = a->n_choices;
+    c->has_customer_message = a->has_customer_message;
+    c->synced_state = a->synced_state;
+    c->synced_agent = a->synced_agent;
+    chat->m.n_messages_in -= a->n_messages_in;
+    chat->m.n_answer -= a->n_answer;
+    chat->m.n_conversations_engaged -= a->n_engaged;
+    chat->m.n_conversations_escalated -= a->n_escalated;
+    for (int i = a->frame_start; i < a->frame_end; i++) {
+        struct conn *k = chat_conn_get(chat, chat->frames[i].conn);
+        if (k && k->n_pending > 0 && --k->n_pending == 0)
+            k->has_pending = 0;
+        free(chat->frames[i].text);
+    }
+    memmove(chat->frames + a->frame_start, chat->frames + a->frame_end,
+            (size_t)(chat->n_frames - a->frame_end) * sizeof *chat->frames);
+    chat->n_frames -= a->frame_end - a->frame_start;
+}
+
+void chat_settle(struct chat *chat)
+{
+    int n = chat->n_aheads;
+    if (n <= 0)
+        return;
+    if (n > CHAT_AHEAD_MAX)
+        n = CHAT_AHEAD_MAX; /* never more are added */
+    chat->n_aheads = 0;
+    int rcs[CHAT_AHEAD_MAX];
+    for (int i = 0; i < n; i++) {
+        rcs[i] = store_message_pair_result(chat->store, chat->aheads[i].ticket);
+        chat->aheads[i].c->is_ahead = 0;
+    }
+    /* Last first, so that the frames of the earlier ones stay where they were. (Any other
+     * failure fails the group, and the commit tells every connection.) */
+    for (int i = n - 1; i >= 0; i--)
+        if (rcs[i] == CD_EBUSY)
+            put_back(chat, &chat->aheads[i]);
+    struct chat_ahead again[CHAT_AHEAD_MAX];
+    memcpy(again, chat->aheads, (size_t)n * sizeof *again);
+    for (int i = 0; i < n; i++) {
+        struct chat_ahead *a = &again[i];
+        if (rcs[i] == CD_EBUSY && chat_conn_get(chat, a->conn))
+            chat_take_message(chat, a->conn, a->c, a->client_id, a->text,
+                              a->has_choice ? a->choice : NULL, 0);
+        else
+            free(a->text);
+    }
+}
+
 int chat_sent_message(struct chat *chat)
 {
     struct store_message *m = chat->ahead;
@@ -573,7 +636,21 @@ int chat_sent_message(struct chat *chat)
 static int append_message(struct chat *chat, struct conv *c, struct store_message *m,
                           const struct store_conversation *next, int64_t *seq)
 {
-    m->seq = c->rec.last_seq + 1; /* the next seq as this node knows it: the store checks */
+    m->seq = c->rec.last_seq + 1;         /* the next seq as this node knows it: the store checks */
+    if (chat->ahead && chat->may_batch) { /* the question and this answer, without waiting */
+        int ticket;
+        int rc = store_message_pair_send(chat->store, m, next, &ticket);
+        if (rc <= 0) {
+            if (!rc) {
+                chat->ahead = NULL;
+                chat->batch_ticket = ticket;
+                *seq = m->seq;
+                unit_moved_seq(chat, c, m->seq);
+            }
+            chat_touch(chat, c);
+            return rc;
+        }
+    }
     int rc = next ? store_message_append_triage(chat->store, m, next)
                   : store_message_append(chat->store, m);
     if (!rc && chat->ahead) /* its round trip carried the message sent ahead */
@@ -1121,6 +1198,7 @@ static void settle(struct chat *chat)
 
 void chat_tick(struct chat *chat, int64_t now_s)
 {
+    chat_settle(chat);
     /* Agents who left and did not come back: their chats go back to the
      * front of their queues. */
     int64_t gone;
@@ -1185,6 +1263,7 @@ static void reload_touched(struct chat *chat)
 
 int chat_flush(struct chat *chat)
 {
+    chat_settle(chat); /* before the commit: every answer in flight known */
     /* Paced replays continue as far as the transport has room. */
     if (chat->n_replaying > 0 && chat->room) {
         struct htable_iter it;
@@ -1290,6 +1369,8 @@ int chat_flush(struct chat *chat)
 
 int chat_end_for_erasure(struct chat *chat, int64_t conversation)
 {
+    if (chat)
+        chat_settle(chat);
     struct conv *c = chat ? chat_conv_cached(chat, conversation) : NULL;
     if (!c)
         return 0;

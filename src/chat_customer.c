@@ -123,6 +123,8 @@ static int bot_reply(struct chat *chat, struct conv *c, const char *reply_to, in
                      const char *question, struct triage_decision *d)
 {
     const char *action = triage_action_name(d->action);
+    if (d->action != TRIAGE_ANSWER)
+        chat->may_batch = 0; /* what else it does (a handoff, an unanswered question) waits */
     int is_collect = d->action == TRIAGE_HANDOFF && d->collect_prompt && d->collect_prompt[0];
     const char *text = is_collect ? d->collect_prompt : (d->answer ? d->answer : "");
     if (is_collect)
@@ -627,32 +629,84 @@ static int decide_and_reply(struct chat *chat, struct conv *c, const char *clien
     return rc;
 }
 
+static void count_message_in(struct chat *chat, struct conv *c, int is_first_message);
+
+/* What a's message may change of its conversation and the counters, as they are before it
+ * (chat_settle() puts them back if its answer was not stored). */
+static void ahead_snapshot(struct chat *chat, struct chat_ahead *a, struct conv *c)
+{
+    a->c = c;
+    a->frame_start = chat->n_frames;
+    a->state = c->rec.state;
+    memcpy(a->intent, c->rec.intent, sizeof a->intent);
+    a->confidence = c->rec.confidence;
+    a->last_seq = c->rec.last_seq;
+    a->tctx = c->tctx;
+    a->last_text_key = c->last_text_key;
+    memcpy(a->last_intent, c->last_intent, sizeof a->last_intent);
+    memcpy(a->choices, c->choices, sizeof a->choices);
+    a->n_choices = c->n_choices;
+    a->has_customer_message = c->has_customer_message;
+    a->synced_state = c->synced_state;
+    a->synced_agent = c->synced_agent;
+    a->n_messages_in = chat->m.n_messages_in;
+    a->n_answer = chat->m.n_answer;
+    a->n_engaged = chat->m.n_conversations_engaged;
+    a->n_escalated = chat->m.n_conversations_escalated;
+}
+
 /* The customer's question sent ahead (store_message_send(): PostgreSQL) at the seq this
- * node expects, while the bot decides; it goes with the reply in one round trip. Returns 1
- * when the store does not send ahead (nothing done); CD_EBUSY when the question was not
- * stored that way (its client id is stored already, or another node wrote to the
- * conversation), with the unit undone and the conversation as it was; else as
- * decide_and_reply(), the unit open. */
-static int answer_ahead(struct chat *chat, struct conv *c, const char *client_id,
-                        const char *masked, const char *choice)
+ * node expects, while the bot decides; it goes with the reply in one statement. When the
+ * reply is an answer (and may_batch) that statement goes without waiting and joins the
+ * answers in flight (chat_settle()); else its result is read at once. Returns 1 when the
+ * store does not send ahead (nothing done); CD_EBUSY when the question was not stored that
+ * way (its client id is stored already, or another node wrote to the conversation), with
+ * the unit undone and the conversation as it was; else as decide_and_reply(), the unit
+ * open and, on 0, the message counted. */
+static int answer_ahead(struct chat *chat, uint64_t conn, struct conv *c, const char *client_id,
+                        const char *masked, const char *choice, int is_first_message, int may_batch)
 {
     struct store_message q;
-    struct triage_context tctx = c->tctx;
-    uint64_t text_key = c->last_text_key;
-    char last_intent[sizeof c->last_intent];
-    memcpy(last_intent, c->last_intent, sizeof last_intent);
+    struct chat_ahead a;
+    ahead_snapshot(chat, &a, c);
+    char *copy = may_batch ? strdup(masked) : NULL; /* to take it again (chat_settle()) */
     int rc = chat_send_message(chat, c, client_id, masked, &q);
-    if (rc)
+    if (rc) {
+        free(copy);
         return rc;
+    }
+    chat->may_batch = copy != NULL;
+    chat->batch_ticket = -1;
     rc = decide_and_reply(chat, c, client_id, q.seq, masked, choice);
+    chat->may_batch = 0;
+    if (!rc && chat->batch_ticket >= 0) { /* in flight */
+        count_message_in(chat, c, is_first_message);
+        a.ticket = chat->batch_ticket;
+        a.conn = conn;
+        snprintf(a.client_id, sizeof a.client_id, "%s", client_id);
+        a.has_choice = choice != NULL;
+        snprintf(a.choice, sizeof a.choice, "%s", choice ? choice : "");
+        a.text = copy;
+        a.frame_end = chat->n_frames;
+        a.n_messages_in = chat->m.n_messages_in - a.n_messages_in;
+        a.n_answer = chat->m.n_answer - a.n_answer;
+        a.n_engaged = chat->m.n_conversations_engaged - a.n_engaged;
+        a.n_escalated = chat->m.n_conversations_escalated - a.n_escalated;
+        chat->aheads[chat->n_aheads++] = a;
+        c->is_ahead = 1;
+        return 0;
+    }
+    free(copy);
     if (!rc && chat->ahead) /* no write carried it: read it now */
         rc = chat_sent_message(chat);
     if (rc == CD_EBUSY) {
         chat_unit_undo(chat);
-        c->tctx = tctx;
-        c->last_text_key = text_key;
-        memcpy(c->last_intent, last_intent, sizeof last_intent);
+        c->tctx = a.tctx;
+        c->last_text_key = a.last_text_key;
+        memcpy(c->last_intent, a.last_intent, sizeof a.last_intent);
     }
+    if (!rc)
+        count_message_in(chat, c, is_first_message);
     return rc;
 }
 
@@ -720,15 +774,22 @@ static void customer_message(struct chat *chat, struct conn *k, json_t *o)
         chat_emit_error(chat, id, "store_failed", "out of memory", client_id, 0);
         return;
     }
+    chat_take_message(chat, id, c, client_id, masked, choice, 1);
+}
+
+void chat_take_message(struct chat *chat, uint64_t id, struct conv *c, const char *client_id,
+                       char *masked, const char *choice, int may_batch)
+{
+    /* Its conversation's answer in flight, or no room for another: known first. */
+    if (may_batch && (c->is_ahead || chat->n_aheads == CHAT_AHEAD_MAX))
+        chat_settle(chat);
     int is_first_message = !chat_conv_has_customer_message(chat, c);
     int rc = chat_unit_begin(chat);
     if (!rc && (c->rec.state == STORE_STATE_BOT || c->rec.state == STORE_STATE_CLARIFYING)) {
-        rc = answer_ahead(chat, c, client_id, masked, choice);
+        rc = answer_ahead(chat, id, c, client_id, masked, choice, is_first_message, may_batch);
         if (rc == CD_EBUSY) /* not stored ahead, and undone: the ordinary way below */
             rc = chat_unit_begin(chat);
         else if (rc != 1) {
-            if (!rc)
-                count_message_in(chat, c, is_first_message);
             finish_message(chat, id, client_id, masked, rc);
             return;
         } else
@@ -1086,6 +1147,8 @@ void chat_customer_frame(struct chat *chat, uint64_t conn, const char *text, siz
         return;
     const struct chat_frame_handler *f = chat_frame_handler_find(
         customer_frames, sizeof customer_frames / sizeof customer_frames[0], type);
+    if (!f || f->handle != customer_message)
+        chat_settle(chat); /* a message settles only its own conversation's answer */
     if (!f)
         chat_emit_unknown_type(chat, conn, type);
     else if (f->needs_conversation && !k->conv)
@@ -1098,6 +1161,7 @@ void chat_customer_frame(struct chat *chat, uint64_t conn, const char *text, siz
 
 void chat_customer_closed(struct chat *chat, uint64_t conn)
 {
+    chat_settle(chat);
     struct conn *k = chat_conn_get(chat, conn);
     if (!k || k->kind != CONN_CUSTOMER)
         return;

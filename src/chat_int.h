@@ -78,6 +78,7 @@ struct conv {
     int is_touched;
     struct conv *next_touched;
     struct langid_probe *lang_probe; /* hello had no lang: detecting it (langid.h) */
+    int is_ahead; /* an answer of it is in flight (chat_settle()) */
     int has_customer_message;        /* 1, 0, or -1: not known yet (loaded from the store) */
     int has_agent_message;           /* the agent who has it has written (pickup time taken) */
 };
@@ -91,6 +92,34 @@ struct pending_frame {
     size_t len;
     int close_code;
     const char *close_reason; /* a static string */
+};
+
+/* A customer's question and the bot's answer sent without waiting
+ * (store_message_pair_send()), until chat_settle() reads whether they were stored; if not,
+ * what the conversation and the counters were before, the frames it queued, and what to
+ * take again the ordinary way. */
+#define CHAT_AHEAD_MAX 16
+struct chat_ahead {
+    struct conv *c;
+    int ticket;
+    uint64_t conn;
+    char client_id[STORE_CLIENT_ID_MAX + 1];
+    char *text; /* masked */
+    char choice[INTENT_NAME_MAX];
+    int has_choice;
+    int frame_start, frame_end;
+    int state;
+    char intent[sizeof ((struct store_conversation *)0)->intent];
+    double confidence;
+    int64_t last_seq;
+    struct triage_context tctx;
+    uint64_t last_text_key;
+    char last_intent[INTENT_NAME_MAX];
+    char choices[TRIAGE_MAX_CANDIDATES][INTENT_NAME_MAX];
+    int n_choices;
+    int has_customer_message, synced_state;
+    int64_t synced_agent;
+    uint64_t n_messages_in, n_answer, n_engaged, n_escalated; /* what it added */
 };
 
 struct pending_learn {
@@ -134,6 +163,12 @@ struct chat {
     /* The current unit's customer message sent ahead (chat_send_message()), until a write
      * reads whether it was stored (chat_sent_message()). */
     struct store_message *ahead;
+    /* Answers in flight (chat_settle()); may_batch: the message being decided may join
+     * them (set around its decision, cleared for any action but an answer), and
+     * batch_ticket its ticket once it did. */
+    struct chat_ahead aheads[CHAT_AHEAD_MAX];
+    int n_aheads;
+    int may_batch, batch_ticket;
     int n_replaying;    /* customer connections with a paced replay under way */
     int is_queue_dirty; /* the waiting list or agents changed: agents get a new view */
     int is_eta_dirty;   /* time passed: customers' estimates may have moved */
@@ -178,6 +213,16 @@ int chat_append_message(struct chat *chat, struct conv *c, int sender, const cha
  * does not send ahead: nothing done) or CD_E*. */
 int chat_send_message(struct chat *chat, struct conv *c, const char *client_id, const char *text,
                       struct store_message *m);
+/* Reads whether the answers in flight were stored; the conversations of those that were
+ * not are put back as they were and their messages taken again the ordinary way. Every
+ * entry point that reads or changes conversations calls it first (and chat_flush(), before
+ * the commit). */
+void chat_settle(struct chat *chat);
+/* Takes the customer's message (masked, taken over) on connection conn of conversation c:
+ * stored, and decided by the bot or passed on to its agent. may_batch: its answer may go
+ * without waiting (chat_settle()). */
+void chat_take_message(struct chat *chat, uint64_t conn, struct conv *c, const char *client_id,
+                       char *masked, const char *choice, int may_batch);
 /* Reads whether the message sent ahead was stored: 0 or CD_EBUSY (not stored) or CD_E*. */
 int chat_sent_message(struct chat *chat);
 /* Appends the bot's reply to reply_to (NULL: none) and, when next is not NULL, writes

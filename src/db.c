@@ -18,7 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DEFER_MAX 8
+/* Statements deferred or sent and not read yet, at most (STORE_TICKETS in flight and more). */
+#define DEFER_MAX 64
 
 struct db {
     enum db_kind kind;

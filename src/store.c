@@ -417,6 +417,11 @@ struct store *store_open(const char *target, const struct store_options *options
         if (!s->stmt[i])
             goto fail;
     }
+    for (int k = 0; !s->sqlite && k < STORE_TICKETS; k++)
+        for (int t = 0; t < 2; t++)
+            if (!(s->pair[k][t] =
+                      db_prepare2(s->db, NULL, stmt_pg[t ? ST_MSG_PAIR_TRIAGE : ST_MSG_PAIR], err)))
+                goto fail;
     return s;
 fail:
     store_close(s);
@@ -1193,13 +1198,9 @@ static void send_ahead(struct store *s)
         s->ahead_state = AHEAD_DONE;
 }
 
-/* The held message and m, the bot's reply to it, in one statement (and t's triage columns
- * when t is not NULL). Returns 0 (both stored, m->seq set) or CD_EBUSY (neither: see
- * store_message_send()) or CD_E*. */
-static int append_pair(struct store *s, struct store_message *m, const struct store_conversation *t)
+static void bind_pair(struct db_stmt *stmt, struct store_message *q, struct store_message *m,
+                      const struct store_conversation *t)
 {
-    struct store_message *q = s->ahead;
-    struct db_stmt *stmt = st(s, t ? ST_MSG_PAIR_TRIAGE : ST_MSG_PAIR);
     bind_message(stmt, q);
     db_bind_text(stmt, 4, m->reply_to[0] ? m->reply_to : NULL);
     db_bind_int64(stmt, 9, q->seq);
@@ -1210,6 +1211,60 @@ static int append_pair(struct store *s, struct store_message *m, const struct st
         db_bind_text(stmt, 13, t->intent);
         db_bind_double(stmt, 14, t->confidence);
     }
+}
+
+int store_message_pair_send(struct store *s, struct store_message *m,
+                            const struct store_conversation *t, int *ticket)
+{
+    if (s->ahead_state != AHEAD_HELD || m->sender != STORE_SENDER_BOT ||
+        m->conversation != s->ahead->conversation)
+        return 1;
+    int k = 0;
+    while (k < STORE_TICKETS && s->is_ticket_used[k])
+        k++;
+    if (k == STORE_TICKETS)
+        return 1;
+    if (tx_ok(s))
+        return CD_EIO;
+    struct store_message *q = s->ahead;
+    struct db_stmt *stmt = s->pair[k][t != NULL];
+    db_clear(stmt);
+    bind_pair(stmt, q, m, t);
+    int rc = db_send(stmt);
+    if (rc)
+        return rc;
+    s->ahead_state = AHEAD_NONE;
+    s->is_ticket_used[k] = 1;
+    m->seq = q->seq + 1;
+    m->created_s = q->created_s;
+    *ticket = k * 2 + (t != NULL);
+    return 0;
+}
+
+int store_message_pair_result(struct store *s, int ticket)
+{
+    if (ticket < 0 || ticket >= STORE_TICKETS * 2 || !s->is_ticket_used[ticket / 2])
+        return CD_EINVAL;
+    s->is_ticket_used[ticket / 2] = 0;
+    struct db_stmt *stmt = s->pair[ticket / 2][ticket % 2];
+    int n = 0, rc;
+    while ((rc = db_step(stmt)) == DB_ROW)
+        n++;
+    db_reset(stmt);
+    rc = rc < 0 ? rc : n == 2 ? 0 : CD_EBUSY;
+    if (!rc)
+        s->is_notify_due = 1;
+    return rc;
+}
+
+/* The held message and m, the bot's reply to it, in one statement (and t's triage columns
+ * when t is not NULL). Returns 0 (both stored, m->seq set) or CD_EBUSY (neither: see
+ * store_message_send()) or CD_E*. */
+static int append_pair(struct store *s, struct store_message *m, const struct store_conversation *t)
+{
+    struct store_message *q = s->ahead;
+    struct db_stmt *stmt = st(s, t ? ST_MSG_PAIR_TRIAGE : ST_MSG_PAIR);
+    bind_pair(stmt, q, m, t);
     int n = 0, rc;
     while ((rc = db_step(stmt)) == DB_ROW)
         m->seq = db_col_int64(stmt, 0), n++;

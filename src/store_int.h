@@ -11,6 +11,9 @@
 
 /* Room for store.c's prepared statements (it checks its count against this). */
 #define STORE_MAX_STMT 64
+/* Questions and replies in flight at once (store_message_pair_send()), each on its own
+ * copy of the statement. */
+#define STORE_TICKETS 16
 
 struct store_sqlite; /* store_sqlite.c: the checkpoint thread */
 
@@ -32,6 +35,10 @@ struct store {
     struct store_message *ahead;
     enum { AHEAD_NONE, AHEAD_HELD, AHEAD_SENT, AHEAD_DONE } ahead_state;
     int ahead_rc;
+    /* PostgreSQL: store_message_pair_send()'s statements (without and with the triage
+     * columns) and whether each is in flight. */
+    struct db_stmt *pair[STORE_TICKETS][2];
+    int is_ticket_used[STORE_TICKETS];
 };
 
 /* Both backends: 0 when a database at schema version can be used by this build (it is not
