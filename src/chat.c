@@ -263,7 +263,7 @@ void chat_free(struct chat *chat)
 {
     if (!chat)
         return;
-    chat_settle(chat);
+    chat_answers_settle(chat);
     if (chat->store && store_in_transaction(chat->store))
         store_commit(chat->store);
     struct htable_iter it;
@@ -595,7 +595,7 @@ static void put_back(struct chat *chat, struct chat_ahead *a)
     chat->n_frames -= a->frame_end - a->frame_start;
 }
 
-void chat_settle(struct chat *chat)
+void chat_answers_settle(struct chat *chat)
 {
     int n = chat->n_aheads;
     if (n <= 0)
@@ -1198,7 +1198,7 @@ static void settle(struct chat *chat)
 
 void chat_tick(struct chat *chat, int64_t now_s)
 {
-    chat_settle(chat);
+    chat_answers_settle(chat);
     /* Agents who left and did not come back: their chats go back to the
      * front of their queues. */
     int64_t gone;
@@ -1263,7 +1263,7 @@ static void reload_touched(struct chat *chat)
 
 int chat_flush(struct chat *chat)
 {
-    chat_settle(chat); /* before the commit: every answer in flight known */
+    chat_answers_settle(chat); /* before the commit: every answer in flight known */
     /* Paced replays continue as far as the transport has room. */
     if (chat->n_replaying > 0 && chat->room) {
         struct htable_iter it;
@@ -1370,7 +1370,7 @@ int chat_flush(struct chat *chat)
 int chat_end_for_erasure(struct chat *chat, int64_t conversation)
 {
     if (chat)
-        chat_settle(chat);
+        chat_answers_settle(chat);
     struct conv *c = chat ? chat_conv_cached(chat, conversation) : NULL;
     if (!c)
         return 0;

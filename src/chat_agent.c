@@ -482,7 +482,7 @@ static const struct chat_frame_handler agent_frames[] = {
 
 void chat_agent_frame(struct chat *chat, uint64_t conn, const char *text, size_t len)
 {
-    chat_settle(chat);
+    chat_answers_settle(chat);
     struct conn *k;
     const char *type;
     json_t *o = chat_conn_frame(chat, conn, CONN_AGENT, text, len, &k, &type);
@@ -509,7 +509,7 @@ void chat_agent_frame(struct chat *chat, uint64_t conn, const char *text, size_t
 
 void chat_agent_closed(struct chat *chat, uint64_t conn)
 {
-    chat_settle(chat);
+    chat_answers_settle(chat);
     struct conn *k = chat_conn_get(chat, conn);
     if (!k || k->kind != CONN_AGENT)
         return;

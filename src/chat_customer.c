@@ -632,7 +632,7 @@ static int decide_and_reply(struct chat *chat, struct conv *c, const char *clien
 static void count_message_in(struct chat *chat, struct conv *c, int is_first_message);
 
 /* What a's message may change of its conversation and the counters, as they are before it
- * (chat_settle() puts them back if its answer was not stored). */
+ * (chat_answers_settle() puts them back if its answer was not stored). */
 static void ahead_snapshot(struct chat *chat, struct chat_ahead *a, struct conv *c)
 {
     a->c = c;
@@ -658,7 +658,7 @@ static void ahead_snapshot(struct chat *chat, struct chat_ahead *a, struct conv 
 /* The customer's question sent ahead (store_message_send(): PostgreSQL) at the seq this
  * node expects, while the bot decides; it goes with the reply in one statement. When the
  * reply is an answer (and may_batch) that statement goes without waiting and joins the
- * answers in flight (chat_settle()); else its result is read at once. Returns 1 when the
+ * answers in flight (chat_answers_settle()); else its result is read at once. Returns 1 when the
  * store does not send ahead (nothing done); CD_EBUSY when the question was not stored that
  * way (its client id is stored already, or another node wrote to the conversation), with
  * the unit undone and the conversation as it was; else as decide_and_reply(), the unit
@@ -669,7 +669,7 @@ static int answer_ahead(struct chat *chat, uint64_t conn, struct conv *c, const 
     struct store_message q;
     struct chat_ahead a;
     ahead_snapshot(chat, &a, c);
-    char *copy = may_batch ? strdup(masked) : NULL; /* to take it again (chat_settle()) */
+    char *copy = may_batch ? strdup(masked) : NULL; /* to take it again (chat_answers_settle()) */
     int rc = chat_send_message(chat, c, client_id, masked, &q);
     if (rc) {
         free(copy);
@@ -782,7 +782,7 @@ void chat_take_message(struct chat *chat, uint64_t id, struct conv *c, const cha
 {
     /* Its conversation's answer in flight, or no room for another: known first. */
     if (may_batch && (c->is_ahead || chat->n_aheads == CHAT_AHEAD_MAX))
-        chat_settle(chat);
+        chat_answers_settle(chat);
     int is_first_message = !chat_conv_has_customer_message(chat, c);
     int rc = chat_unit_begin(chat);
     if (!rc && (c->rec.state == STORE_STATE_BOT || c->rec.state == STORE_STATE_CLARIFYING)) {
@@ -1148,7 +1148,7 @@ void chat_customer_frame(struct chat *chat, uint64_t conn, const char *text, siz
     const struct chat_frame_handler *f = chat_frame_handler_find(
         customer_frames, sizeof customer_frames / sizeof customer_frames[0], type);
     if (!f || f->handle != customer_message)
-        chat_settle(chat); /* a message settles only its own conversation's answer */
+        chat_answers_settle(chat); /* a message settles only its own conversation's answer */
     if (!f)
         chat_emit_unknown_type(chat, conn, type);
     else if (f->needs_conversation && !k->conv)
@@ -1161,7 +1161,7 @@ void chat_customer_frame(struct chat *chat, uint64_t conn, const char *text, siz
 
 void chat_customer_closed(struct chat *chat, uint64_t conn)
 {
-    chat_settle(chat);
+    chat_answers_settle(chat);
     struct conn *k = chat_conn_get(chat, conn);
     if (!k || k->kind != CONN_CUSTOMER)
         return;

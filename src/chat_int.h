@@ -78,7 +78,7 @@ struct conv {
     int is_touched;
     struct conv *next_touched;
     struct langid_probe *lang_probe; /* hello had no lang: detecting it (langid.h) */
-    int is_ahead; /* an answer of it is in flight (chat_settle()) */
+    int is_ahead; /* an answer of it is in flight (chat_answers_settle()) */
     int has_customer_message;        /* 1, 0, or -1: not known yet (loaded from the store) */
     int has_agent_message;           /* the agent who has it has written (pickup time taken) */
 };
@@ -95,7 +95,7 @@ struct pending_frame {
 };
 
 /* A customer's question and the bot's answer sent without waiting
- * (store_message_pair_send()), until chat_settle() reads whether they were stored; if not,
+ * (store_message_pair_send()), until chat_answers_settle() reads whether they were stored; if not,
  * what the conversation and the counters were before, the frames it queued, and what to
  * take again the ordinary way. */
 #define CHAT_AHEAD_MAX 16
@@ -163,7 +163,7 @@ struct chat {
     /* The current unit's customer message sent ahead (chat_send_message()), until a write
      * reads whether it was stored (chat_sent_message()). */
     struct store_message *ahead;
-    /* Answers in flight (chat_settle()); may_batch: the message being decided may join
+    /* Answers in flight (chat_answers_settle()); may_batch: the message being decided may join
      * them (set around its decision, cleared for any action but an answer), and
      * batch_ticket its ticket once it did. */
     struct chat_ahead aheads[CHAT_AHEAD_MAX];
@@ -217,10 +217,10 @@ int chat_send_message(struct chat *chat, struct conv *c, const char *client_id, 
  * not are put back as they were and their messages taken again the ordinary way. Every
  * entry point that reads or changes conversations calls it first (and chat_flush(), before
  * the commit). */
-void chat_settle(struct chat *chat);
+void chat_answers_settle(struct chat *chat);
 /* Takes the customer's message (masked, taken over) on connection conn of conversation c:
  * stored, and decided by the bot or passed on to its agent. may_batch: its answer may go
- * without waiting (chat_settle()). */
+ * without waiting (chat_answers_settle()). */
 void chat_take_message(struct chat *chat, uint64_t conn, struct conv *c, const char *client_id,
                        char *masked, const char *choice, int may_batch);
 /* Reads whether the message sent ahead was stored: 0 or CD_EBUSY (not stored) or CD_E*. */

@@ -46,7 +46,7 @@ static int deliver_one(void *ctx, const struct store_message *m)
 
 void chat_remote_message(struct chat *chat, int64_t conversation, int64_t seq)
 {
-    chat_settle(chat);
+    chat_answers_settle(chat);
     struct conv *c = chat_conv_cached(chat, conversation);
     if (!c || seq < 1)
         return; /* nobody here follows it */
@@ -56,7 +56,7 @@ void chat_remote_message(struct chat *chat, int64_t conversation, int64_t seq)
 
 void chat_remote_conversation(struct chat *chat, int64_t conversation)
 {
-    chat_settle(chat);
+    chat_answers_settle(chat);
     struct store_conversation rec;
     if (store_conversation_get(chat->store, conversation, &rec))
         return;
