@@ -416,6 +416,65 @@ static struct counted stored(int64_t conv)
 
 /* ---- bot ---- */
 
+/* On PostgreSQL an answer goes without waiting for its round trip and is settled before the
+ * commit. Three customers' messages in one turn, the middle one a question sent again (its
+ * client id is stored): the other two are answered and stored once; the resent one's
+ * optimistic answer is taken back, frames and all, and it gets the answer stored the first
+ * time, at its seq. */
+static void test_answers_in_flight_settled(void **state)
+{
+    (void)state;
+    teardown(NULL);
+    testlib_pg_database(db_path, sizeof db_path, "chat_in_flight");
+    io_reset();
+    store = testlib_store(db_path);
+    triage = triage_new(NULL, make_intents(), NULL);
+    assert_non_null(triage);
+    start_chat();
+    int64_t convs[3];
+    for (int i = 0; i < 3; i++)
+        convs[i] = new_customer((uint64_t)(i + 1), NULL);
+    json_t *first = ask(2, "q1", "where is my order", "answer");
+    json_int_t first_seq = num(first, "seq");
+    drain(1);
+    drain(3);
+    const char *turn[] = {
+        "{\"type\":\"message\",\"id\":\"a1\",\"text\":\"how do I return shoes\"}",
+        "{\"type\":\"message\",\"id\":\"q1\",\"text\":\"where is my order\"}",
+        "{\"type\":\"message\",\"id\":\"c1\",\"text\":\"track my package\"}",
+    };
+    for (int i = 0; i < 3; i++)
+        chat_customer_frame(chat, (uint64_t)(i + 1), turn[i], strlen(turn[i]));
+    assert_int_equal(chat_flush(chat), 0);
+    json_t *r1 = expect(1, "reply");
+    assert_string_equal(str(r1, "reply_to"), "a1");
+    assert_int_equal(num(r1, "seq"), 2);
+    json_t *r2 = expect(2, "reply");
+    assert_string_equal(str(r2, "reply_to"), "q1");
+    assert_int_equal(num(r2, "seq"), first_seq);
+    assert_string_equal(str(r2, "text"), str(first, "text"));
+    json_t *r3 = expect(3, "reply");
+    assert_string_equal(str(r3, "reply_to"), "c1");
+    assert_int_equal(num(r3, "seq"), 2);
+    for (uint64_t k = 1; k <= 3; k++)
+        expect_nothing(k);
+    assert_int_equal(stored(convs[0]).n, 2);
+    assert_int_equal(stored(convs[1]).n, 2); /* q1 and its answer, once */
+    assert_int_equal(stored(convs[2]).n, 2);
+    struct chat_metrics m;
+    chat_metrics_get(chat, &m);
+    assert_int_equal(m.n_messages_in, 3);
+    assert_int_equal(m.n_answer, 3);
+    /* The conversation goes on: its next answer follows the stored one. */
+    json_t *r4 = ask(2, "q2", "how do I return shoes", "answer");
+    assert_int_equal(num(r4, "seq"), first_seq + 2);
+    json_decref(first);
+    json_decref(r1);
+    json_decref(r2);
+    json_decref(r3);
+    json_decref(r4);
+}
+
 static void test_answer(void **state)
 {
     (void)state;
@@ -1772,6 +1831,7 @@ int main(void)
     TESTLIB_RUN(NULL, NULL,
                 {
                     T(test_answer),
+                    T(test_answers_in_flight_settled),
                     T(test_clarify_and_choice),
                     T(test_explicit_handoff_offline),
                     T(test_offline_ticket_goes_live),
