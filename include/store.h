@@ -287,6 +287,8 @@ int store_message_append(struct store *s, struct store_message *m);
  * one whose round trip carries it. Returns 0 (sent), 1 (this store does not send ahead:
  * SQLite, or an observer is set; append the ordinary way) or CD_E*. */
 int store_message_send(struct store *s, struct store_message *m);
+/* Whether store_message_send() can send ahead here (PostgreSQL without an observer). */
+int store_sends_ahead(const struct store *s);
 int store_message_sent(struct store *s, struct store_message *m);
 
 /* The question held by store_message_send() and m, the bot's reply to it (with t: and t's

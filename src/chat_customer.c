@@ -666,6 +666,8 @@ static void ahead_snapshot(struct chat *chat, struct chat_ahead *a, struct conv 
 static int answer_ahead(struct chat *chat, uint64_t conn, struct conv *c, const char *client_id,
                         const char *masked, const char *choice, int is_first_message, int may_batch)
 {
+    if (!store_sends_ahead(chat->store))
+        return 1;
     struct store_message q;
     struct chat_ahead a;
     ahead_snapshot(chat, &a, c);

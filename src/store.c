@@ -1169,10 +1169,15 @@ int store_message_append(struct store *s, struct store_message *m)
     return append(s, m, NULL);
 }
 
-int store_message_send(struct store *s, struct store_message *m)
+int store_sends_ahead(const struct store *s)
 {
     /* SQLite has no round trip to save; an observer reads the store as each change lands. */
-    if (s->sqlite || s->observer || !s->is_in_tx || m->seq <= 0)
+    return !s->sqlite && !s->observer;
+}
+
+int store_message_send(struct store *s, struct store_message *m)
+{
+    if (!store_sends_ahead(s) || !s->is_in_tx || m->seq <= 0)
         return 1;
     if (tx_ok(s))
         return CD_EIO;
