@@ -698,6 +698,8 @@ static int answer_ahead(struct chat *chat, uint64_t conn, struct conv *c, const 
         c->is_ahead = 1;
         return 0;
     }
+    if (chat->batch_ticket >= 0) /* sent, then the reply failed: the unit is undone */
+        store_message_pair_result(chat->store, chat->batch_ticket);
     free(copy);
     if (!rc && chat->ahead) /* no write carried it: read it now */
         rc = chat_sent_message(chat);

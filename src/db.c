@@ -382,6 +382,10 @@ static int pg_pipeline(struct db *db, struct db_stmt *cur, PGresult **cur_res)
         } else if (i == n && cur_res && !src) {
             *cur_res = res;
         } else {
+            /* cur prepared on a connection that was since reset (by the server) */
+            const char *state = i == n ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+            if (state && !strcmp(state, "26000"))
+                cur->gen = 0;
             PQclear(res);
         }
         if (src && !rc)
