@@ -475,6 +475,67 @@ static void test_answers_in_flight_settled(void **state)
     json_decref(r4);
 }
 
+/* The same with more in flight than fit (16): 24 customers in one turn, every third one
+ * resending its first question, and one customer asking twice in the turn. Each gets one
+ * reply per message, the resent ones their stored answers, and the store holds each
+ * question and answer once. */
+static void test_many_answers_in_flight(void **state)
+{
+    (void)state;
+    teardown(NULL);
+    testlib_pg_database(db_path, sizeof db_path, "chat_many_in_flight");
+    io_reset();
+    store = testlib_store(db_path);
+    triage = triage_new(NULL, make_intents(), NULL);
+    assert_non_null(triage);
+    start_chat();
+    enum { N = 24 };
+    int64_t convs[N];
+    json_int_t first_seq[N];
+    for (int i = 0; i < N; i++) {
+        convs[i] = new_customer((uint64_t)(i + 1), NULL);
+        json_t *r = ask((uint64_t)(i + 1), "f", "where is my order", "answer");
+        first_seq[i] = num(r, "seq");
+        json_decref(r);
+    }
+    const char *resend = "{\"type\":\"message\",\"id\":\"f\",\"text\":\"where is my order\"}";
+    const char *fresh = "{\"type\":\"message\",\"id\":\"n\",\"text\":\"how do I return shoes\"}";
+    const char *more = "{\"type\":\"message\",\"id\":\"m\",\"text\":\"track my package\"}";
+    int n_resent = 0;
+    for (int i = 0; i < N; i++) {
+        const char *f = i % 3 == 1 ? resend : fresh;
+        n_resent += i % 3 == 1;
+        chat_customer_frame(chat, (uint64_t)(i + 1), f, strlen(f));
+        if (i == 5) /* a second message of the same conversation in the turn */
+            chat_customer_frame(chat, (uint64_t)(i + 1), more, strlen(more));
+    }
+    assert_int_equal(chat_flush(chat), 0);
+    for (int i = 0; i < N; i++) {
+        uint64_t k = (uint64_t)(i + 1);
+        json_t *r = expect(k, "reply");
+        if (i % 3 == 1) {
+            assert_string_equal(str(r, "reply_to"), "f");
+            assert_int_equal(num(r, "seq"), first_seq[i]);
+            assert_int_equal(stored(convs[i]).n, 2);
+        } else {
+            assert_string_equal(str(r, "reply_to"), "n");
+            assert_int_equal(num(r, "seq"), first_seq[i] + 2);
+            assert_int_equal(stored(convs[i]).n, i == 5 ? 6 : 4);
+        }
+        json_decref(r);
+        if (i == 5) {
+            r = expect(k, "reply");
+            assert_string_equal(str(r, "reply_to"), "m");
+            assert_int_equal(num(r, "seq"), first_seq[i] + 4);
+            json_decref(r);
+        }
+        expect_nothing(k);
+    }
+    struct chat_metrics m;
+    chat_metrics_get(chat, &m);
+    assert_int_equal(m.n_messages_in, N + (N - n_resent) + 1); /* a resend counts once */
+}
+
 static void test_answer(void **state)
 {
     (void)state;
@@ -1832,6 +1893,7 @@ int main(void)
                 {
                     T(test_answer),
                     T(test_answers_in_flight_settled),
+                    T(test_many_answers_in_flight),
                     T(test_clarify_and_choice),
                     T(test_explicit_handoff_offline),
                     T(test_offline_ticket_goes_live),
