@@ -8,6 +8,8 @@
 # minute: answered messages/s, latency p50/p99, errors, server RSS; the lifecycle counts
 # per minute; the RSS series; and whether memory stayed flat after the first minute.
 # Exit status 1 on any error or memory growth over SOAK_MAX_GROWTH_MB (default 32).
+# SOAK_DB: the database (default a new SQLite file; a postgresql:// URI soaks a node on
+# PostgreSQL, e.g. a throwaway cluster from scripts/pg-cluster.sh).
 set -u
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -23,13 +25,14 @@ json() { bench_json "$@"; }
 bench_begin "$PWD/$BUILD/soak-XXXXXX"
 rss_mb() { awk '/^VmRSS/{printf "%.1f", $2 / 1024}' "/proc/$SERVER_PID/status"; }
 
-bench_start_server "$tmp/serve.log" "$tmp/soak.db" --kb kb --intents intents || exit 1
+DB=${SOAK_DB:-$tmp/soak.db}
+bench_start_server "$tmp/serve.log" "$DB" --kb kb --intents intents || exit 1
 tokens=()
 for i in 1 2 3; do
-    tokens+=("$("$BIN" user add "soak-agent-$i" --role agent --db "$tmp/soak.db" | tail -1)")
+    tokens+=("$("$BIN" user add "soak-agent-$i" --role agent --db "$DB" | tail -1)")
 done
 
-echo "-- soak: caredesk serve on port $PORT, db $tmp/soak.db, load average $(cut -d' ' -f1 /proc/loadavg)"
+echo "-- soak: caredesk serve on port $PORT, db $(case $DB in postgres*) echo PostgreSQL;; *) echo "$DB";; esac), load average $(cut -d' ' -f1 /proc/loadavg)"
 if [ -n "${SOAK_PEAK:-}" ]; then
     peak=$SOAK_PEAK
     echo "peak (SOAK_PEAK): $peak answered msgs/s"
