@@ -563,23 +563,36 @@ static void unit_moved_seq(struct chat *chat, struct conv *c, int64_t seq)
     c->rec.last_seq = seq;
 }
 
+void chat_ahead_copy(struct chat_ahead *a, struct conv *c, int is_back)
+{
+#define FIELD(af, cf)                                                                              \
+    do {                                                                                           \
+        _Static_assert(sizeof a->af == sizeof c->cf, "chat_ahead." #af " is conv." #cf);           \
+        if (is_back)                                                                               \
+            memcpy(&c->cf, &a->af, sizeof a->af);                                                  \
+        else                                                                                       \
+            memcpy(&a->af, &c->cf, sizeof a->af);                                                  \
+    } while (0)
+    FIELD(state, rec.state);
+    FIELD(intent, rec.intent);
+    FIELD(confidence, rec.confidence);
+    FIELD(last_seq, rec.last_seq);
+    FIELD(tctx, tctx);
+    FIELD(last_text_key, last_text_key);
+    FIELD(last_intent, last_intent);
+    FIELD(choices, choices);
+    FIELD(n_choices, n_choices);
+    FIELD(has_customer_message, has_customer_message);
+    FIELD(synced_state, synced_state);
+    FIELD(synced_agent, synced_agent);
+#undef FIELD
+}
+
 /* Puts a's conversation and the counters back as they were before its message and drops
  * the frames it queued. */
 static void put_back(struct chat *chat, struct chat_ahead *a)
 {
-    struct conv *c = a->c;
-    c->rec.state = a->state;
-    memcpy(c->rec.intent, a->intent, sizeof a->intent);
-    c->rec.confidence = a->confidence;
-    c->rec.last_seq = a->last_seq;
-    c->tctx = a->tctx;
-    c->last_text_key = a->last_text_key;
-    memcpy(c->last_intent, a->last_intent, sizeof a->last_intent);
-    memcpy(c->choices, a->choices, sizeof a->choices);
-    c->n_choices = a->n_choices;
-    c->has_customer_message = a->has_customer_message;
-    c->synced_state = a->synced_state;
-    c->synced_agent = a->synced_agent;
+    chat_ahead_copy(a, a->c, 1);
     chat->m.n_messages_in -= a->n_messages_in;
     chat->m.n_answer -= a->n_answer;
     chat->m.n_conversations_engaged -= a->n_engaged;
@@ -613,10 +626,10 @@ void chat_answers_settle(struct chat *chat)
     for (int i = n - 1; i >= 0; i--)
         if (rcs[i] == CD_EBUSY)
             put_back(chat, &chat->aheads[i]);
-    struct chat_ahead again[CHAT_AHEAD_MAX];
-    memcpy(again, chat->aheads, (size_t)n * sizeof *again);
+    /* Taken again with may_batch 0, a message joins no answers in flight: chat->aheads
+     * stays as it is while this reads it. */
     for (int i = 0; i < n; i++) {
-        struct chat_ahead *a = &again[i];
+        struct chat_ahead *a = &chat->aheads[i];
         if (rcs[i] == CD_EBUSY && chat_conn_get(chat, a->conn))
             chat_take_message(chat, a->conn, a->c, a->client_id, a->text,
                               a->has_choice ? a->choice : NULL, 0);

@@ -637,18 +637,7 @@ static void ahead_snapshot(struct chat *chat, struct chat_ahead *a, struct conv 
 {
     a->c = c;
     a->frame_start = chat->n_frames;
-    a->state = c->rec.state;
-    memcpy(a->intent, c->rec.intent, sizeof a->intent);
-    a->confidence = c->rec.confidence;
-    a->last_seq = c->rec.last_seq;
-    a->tctx = c->tctx;
-    a->last_text_key = c->last_text_key;
-    memcpy(a->last_intent, c->last_intent, sizeof a->last_intent);
-    memcpy(a->choices, c->choices, sizeof a->choices);
-    a->n_choices = c->n_choices;
-    a->has_customer_message = c->has_customer_message;
-    a->synced_state = c->synced_state;
-    a->synced_agent = c->synced_agent;
+    chat_ahead_copy(a, c, 0);
     a->n_messages_in = chat->m.n_messages_in;
     a->n_answer = chat->m.n_answer;
     a->n_engaged = chat->m.n_conversations_engaged;
@@ -705,9 +694,7 @@ static int answer_ahead(struct chat *chat, uint64_t conn, struct conv *c, const 
         rc = chat_sent_message(chat);
     if (rc == CD_EBUSY) {
         chat_unit_undo(chat);
-        c->tctx = a.tctx;
-        c->last_text_key = a.last_text_key;
-        memcpy(c->last_intent, a.last_intent, sizeof a.last_intent);
+        chat_ahead_copy(&a, c, 1); /* the triage context the decision moved */
     }
     if (!rc)
         count_message_in(chat, c, is_first_message);

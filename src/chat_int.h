@@ -218,6 +218,9 @@ int chat_send_message(struct chat *chat, struct conv *c, const char *client_id, 
  * entry point that reads or changes conversations calls it first (and chat_flush(), before
  * the commit). */
 void chat_answers_settle(struct chat *chat);
+/* The fields of c an answer may change, kept in a (is_back 0) or put back from a into c
+ * (is_back 1): one list for both ways. */
+void chat_ahead_copy(struct chat_ahead *a, struct conv *c, int is_back);
 /* Takes the customer's message (masked, taken over) on connection conn of conversation c:
  * stored, and decided by the bot or passed on to its agent. may_batch: its answer may go
  * without waiting (chat_answers_settle()). */

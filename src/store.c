@@ -1246,12 +1246,10 @@ int store_message_pair_send(struct store *s, struct store_message *m,
     return 0;
 }
 
-int store_message_pair_result(struct store *s, int ticket)
+/* What a question-and-reply statement did: 0 (both rows stored), CD_EBUSY (neither) or
+ * CD_E*. */
+static int pair_done(struct store *s, struct db_stmt *stmt)
 {
-    if (ticket < 0 || ticket >= STORE_TICKETS * 2 || !s->is_ticket_used[ticket / 2])
-        return CD_EINVAL;
-    s->is_ticket_used[ticket / 2] = 0;
-    struct db_stmt *stmt = s->pair[ticket / 2][ticket % 2];
     int n = 0, rc;
     while ((rc = db_step(stmt)) == DB_ROW)
         n++;
@@ -1262,6 +1260,14 @@ int store_message_pair_result(struct store *s, int ticket)
     return rc;
 }
 
+int store_message_pair_result(struct store *s, int ticket)
+{
+    if (ticket < 0 || ticket >= STORE_TICKETS * 2 || !s->is_ticket_used[ticket / 2])
+        return CD_EINVAL;
+    s->is_ticket_used[ticket / 2] = 0;
+    return pair_done(s, s->pair[ticket / 2][ticket % 2]);
+}
+
 /* The held message and m, the bot's reply to it, in one statement (and t's triage columns
  * when t is not NULL). Returns 0 (both stored, m->seq set) or CD_EBUSY (neither: see
  * store_message_send()) or CD_E*. */
@@ -1270,16 +1276,12 @@ static int append_pair(struct store *s, struct store_message *m, const struct st
     struct store_message *q = s->ahead;
     struct db_stmt *stmt = st(s, t ? ST_MSG_PAIR_TRIAGE : ST_MSG_PAIR);
     bind_pair(stmt, q, m, t);
-    int n = 0, rc;
-    while ((rc = db_step(stmt)) == DB_ROW)
-        m->seq = db_col_int64(stmt, 0), n++;
-    db_reset(stmt);
-    rc = rc < 0 ? rc : n == 2 ? 0 : CD_EBUSY;
+    int rc = pair_done(s, stmt);
     s->ahead_state = AHEAD_DONE;
     s->ahead_rc = rc;
     if (!rc) {
+        m->seq = q->seq + 1; /* the reply's, as the statement stored it */
         m->created_s = q->created_s;
-        s->is_notify_due = 1;
     }
     return rc;
 }
