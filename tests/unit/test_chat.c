@@ -174,16 +174,31 @@ static void start_chat(void)
         chat_set_room(chat, fake_room);
 }
 
-static int setup_with(const struct triage_settings *ts)
+/* A store on db_path, the test intents' triage (with ts) and a chat on them. */
+static void start_on_db(const struct triage_settings *ts)
 {
-    testlib_db_path(db_path, sizeof db_path, "chat");
-    remove_db();
     io_reset();
     store = testlib_store(db_path);
     triage = triage_new(ts, make_intents(), NULL);
     assert_non_null(triage);
     start_chat();
+}
+
+static int setup_with(const struct triage_settings *ts)
+{
+    testlib_db_path(db_path, sizeof db_path, "chat");
+    remove_db();
+    start_on_db(ts);
     return 0;
+}
+
+/* Replaces the test's SQLite store, triage and chat with ones on a new PostgreSQL database
+ * named after name. */
+static void restart_on_postgres(const char *name)
+{
+    teardown(NULL);
+    testlib_pg_database(db_path, sizeof db_path, name);
+    start_on_db(NULL);
 }
 
 /* Replaces the test's store, triage and chat with fresh ones whose triage answers at
@@ -424,13 +439,7 @@ static struct counted stored(int64_t conv)
 static void test_answers_in_flight_settled(void **state)
 {
     (void)state;
-    teardown(NULL);
-    testlib_pg_database(db_path, sizeof db_path, "chat_in_flight");
-    io_reset();
-    store = testlib_store(db_path);
-    triage = triage_new(NULL, make_intents(), NULL);
-    assert_non_null(triage);
-    start_chat();
+    restart_on_postgres("chat_in_flight");
     int64_t convs[3];
     for (int i = 0; i < 3; i++)
         convs[i] = new_customer((uint64_t)(i + 1), NULL);
@@ -482,13 +491,7 @@ static void test_answers_in_flight_settled(void **state)
 static void test_many_answers_in_flight(void **state)
 {
     (void)state;
-    teardown(NULL);
-    testlib_pg_database(db_path, sizeof db_path, "chat_many_in_flight");
-    io_reset();
-    store = testlib_store(db_path);
-    triage = triage_new(NULL, make_intents(), NULL);
-    assert_non_null(triage);
-    start_chat();
+    restart_on_postgres("chat_many_in_flight");
     enum { N = 24 };
     int64_t convs[N];
     json_int_t first_seq[N];
