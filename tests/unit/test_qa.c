@@ -63,11 +63,7 @@ static int64_t chat(struct store *s, int64_t agent, const char *queue, int64_t c
     memset(&c, 0, sizeof c);
     c.created_s = (closed_s ? closed_s : T0) - 600;
     testlib_conversation(s, &c);
-    struct store_message m;
-    memset(&m, 0, sizeof m);
-    m.conversation = c.id;
-    m.sender = STORE_SENDER_CUSTOMER;
-    m.text = "help";
+    struct store_message m = testlib_message_of(c.id, STORE_SENDER_CUSTOMER, NULL, NULL, "help");
     m.created_s = c.created_s;
     assert_int_equal(store_message_append(s, &m), 0);
     snprintf(c.queue, sizeof c.queue, "%s", queue);

@@ -24,11 +24,7 @@
 
 static int64_t message(struct store *s, int64_t conv, int sender, int64_t at)
 {
-    struct store_message m;
-    memset(&m, 0, sizeof m);
-    m.conversation = conv;
-    m.sender = sender;
-    m.text = "text";
+    struct store_message m = testlib_message_of(conv, sender, NULL, NULL, "text");
     m.created_s = at;
     assert_int_equal(store_message_append(s, &m), 0);
     return m.seq;

@@ -46,26 +46,10 @@ static void enqueue(struct store *s, int64_t id)
     store_conversation_clear(&c);
 }
 
-/* A message of conv from sender (client_id and reply_to: NULL for none). */
-static struct store_message message(int64_t conv, int sender, const char *client_id,
-                                    const char *reply_to, const char *text)
-{
-    struct store_message m;
-    memset(&m, 0, sizeof m);
-    m.conversation = conv;
-    m.sender = sender;
-    if (client_id)
-        snprintf(m.client_id, sizeof m.client_id, "%s", client_id);
-    if (reply_to)
-        snprintf(m.reply_to, sizeof m.reply_to, "%s", reply_to);
-    m.text = text;
-    return m;
-}
-
 static int64_t append(struct store *s, int64_t conv, int sender, const char *client_id,
                       const char *text)
 {
-    struct store_message m = message(conv, sender, client_id, NULL, text);
+    struct store_message m = testlib_message_of(conv, sender, client_id, NULL, text);
     int rc = store_message_append(s, &m);
     assert_true(rc == 0 || rc == CD_EEXIST);
     return rc == CD_EEXIST ? -m.seq : m.seq;
@@ -197,7 +181,8 @@ static void test_append_triage(void **state)
     snprintf(next.intent, sizeof next.intent, "order_status");
     next.confidence = 0.375;
     snprintf(next.queue, sizeof next.queue, "orders"); /* not written */
-    struct store_message m = message(id, STORE_SENDER_BOT, NULL, "q1", "Which order do you mean?");
+    struct store_message m =
+        testlib_message_of(id, STORE_SENDER_BOT, NULL, "q1", "Which order do you mean?");
     m.meta = "{\"action\":\"clarify\"}";
     assert_int_equal(store_message_append_triage(s, &m, &next), 0);
     assert_int_equal(m.seq, 2);
@@ -215,7 +200,7 @@ static void test_append_triage(void **state)
     assert_int_equal(got.seqs[1], 2);
     assert_string_equal(got.texts[1], "Which order do you mean?");
 
-    m = message(id + 1000, STORE_SENDER_BOT, NULL, NULL, "lost");
+    m = testlib_message_of(id + 1000, STORE_SENDER_BOT, NULL, NULL, "lost");
     next.id = id + 1000;
     assert_int_equal(store_mark(s), 0);
     assert_int_equal(store_message_append_triage(s, &m, &next), CD_ENOTFOUND);
@@ -232,7 +217,8 @@ static void test_send_ahead(void **state)
     (void)state;
     struct store *s = testlib_store(testlib_db);
     int64_t id = new_conversation(s, 0xae, NULL);
-    struct store_message q = message(id, STORE_SENDER_CUSTOMER, "k1", NULL, "my order is late");
+    struct store_message q =
+        testlib_message_of(id, STORE_SENDER_CUSTOMER, "k1", NULL, "my order is late");
     q.seq = 1;
     assert_int_equal(store_mark(s), 0);
     int sent = store_message_send(s, &q);
@@ -259,7 +245,7 @@ static void test_send_ahead(void **state)
     /* ... also when the bot's reply would go with it: neither is stored. */
     assert_int_equal(store_mark(s), 0);
     assert_int_equal(store_message_send(s, &q), 0);
-    struct store_message r = message(id, STORE_SENDER_BOT, NULL, "k1", "Again?");
+    struct store_message r = testlib_message_of(id, STORE_SENDER_BOT, NULL, "k1", "Again?");
     assert_int_equal(store_message_append(s, &r), CD_EBUSY);
     assert_int_equal(store_message_sent(s, &q), CD_EBUSY);
     store_mark_undo(s);
@@ -316,10 +302,7 @@ static void test_messages_seq_and_idempotency(void **state)
     store_conversation_clear(&c);
 
     /* A message for a conversation that does not exist. */
-    struct store_message m;
-    memset(&m, 0, sizeof m);
-    m.conversation = 424242;
-    m.text = "x";
+    struct store_message m = testlib_message_of(424242, STORE_SENDER_CUSTOMER, NULL, NULL, "x");
     assert_int_equal(store_message_append(s, &m), CD_ENOTFOUND);
     store_close(s);
 }
@@ -329,10 +312,7 @@ static void test_append_with_seq_hint(void **state)
     (void)state;
     struct store *s = testlib_store(testlib_db);
     int64_t a = new_conversation(s, 8, NULL);
-    struct store_message m;
-    memset(&m, 0, sizeof m);
-    m.conversation = a;
-    m.text = "one";
+    struct store_message m = testlib_message_of(a, STORE_SENDER_CUSTOMER, NULL, NULL, "one");
     m.seq = 1; /* the right hint */
     assert_int_equal(store_message_append(s, &m), 0);
     assert_int_equal(m.seq, 1);
@@ -341,10 +321,7 @@ static void test_append_with_seq_hint(void **state)
     assert_int_equal(store_message_append(s, &m), 0);
     assert_int_equal(m.seq, 2);
     /* A known client id with a hint is still a duplicate. */
-    memset(&m, 0, sizeof m);
-    m.conversation = a;
-    m.text = "three";
-    snprintf(m.client_id, sizeof m.client_id, "c3");
+    m = testlib_message_of(a, STORE_SENDER_CUSTOMER, "c3", NULL, "three");
     m.seq = 3;
     assert_int_equal(store_message_append(s, &m), 0);
     m.seq = 4;
@@ -358,10 +335,8 @@ static void test_append_with_seq_hint(void **state)
     assert_int_equal(got.n, 3);
     for (int i = 0; i < 3; i++)
         assert_int_equal(got.seqs[i], i + 1);
-    memset(&m, 0, sizeof m);
-    m.conversation = 999999;
+    m = testlib_message_of(999999, STORE_SENDER_CUSTOMER, NULL, NULL, "x");
     m.seq = 1;
-    m.text = "x";
     assert_int_equal(store_message_append(s, &m), CD_ENOTFOUND);
     store_close(s);
 }
@@ -372,12 +347,7 @@ static void test_message_by_client_id(void **state)
     struct store *s = testlib_store(testlib_db);
     int64_t a = new_conversation(s, 3, NULL);
     append(s, a, STORE_SENDER_CUSTOMER, "q1", "how do I return shoes");
-    struct store_message m;
-    memset(&m, 0, sizeof m);
-    m.conversation = a;
-    m.sender = STORE_SENDER_BOT;
-    snprintf(m.reply_to, sizeof m.reply_to, "q1");
-    m.text = "within 30 days";
+    struct store_message m = testlib_message_of(a, STORE_SENDER_BOT, NULL, "q1", "within 30 days");
     m.meta = "{\"action\":\"answer\"}";
     assert_int_equal(store_message_append(s, &m), 0);
     struct collected got = {0};

@@ -112,15 +112,7 @@ static int append_tagged(struct store *s, int64_t conv, int sender, const char *
 {
     char text[TEXT_FILL + 1];
     message_text(tag, text, sizeof text);
-    struct store_message m;
-    memset(&m, 0, sizeof m);
-    m.conversation = conv;
-    m.sender = sender;
-    m.text = text;
-    if (client_id)
-        snprintf(m.client_id, sizeof m.client_id, "%s", client_id);
-    if (reply_to)
-        snprintf(m.reply_to, sizeof m.reply_to, "%s", reply_to);
+    struct store_message m = testlib_message_of(conv, sender, client_id, reply_to, text);
     if (sender == STORE_SENDER_BOT)
         m.meta = "{\"action\":\"answer\",\"intent\":\"order_status\",\"confidence\":0.9}";
     return store_message_append(s, &m);

@@ -97,15 +97,26 @@ int64_t testlib_conversation(struct store *s, struct store_conversation *c)
     return c->id;
 }
 
-int64_t testlib_message(struct store *s, int64_t conversation, int sender, int64_t agent_id,
-                        const char *text, const char *meta)
+struct store_message testlib_message_of(int64_t conversation, int sender, const char *client_id,
+                                        const char *reply_to, const char *text)
 {
     struct store_message m;
     memset(&m, 0, sizeof m);
     m.conversation = conversation;
     m.sender = sender;
-    m.agent_id = agent_id;
+    if (client_id)
+        snprintf(m.client_id, sizeof m.client_id, "%s", client_id);
+    if (reply_to)
+        snprintf(m.reply_to, sizeof m.reply_to, "%s", reply_to);
     m.text = text;
+    return m;
+}
+
+int64_t testlib_message(struct store *s, int64_t conversation, int sender, int64_t agent_id,
+                        const char *text, const char *meta)
+{
+    struct store_message m = testlib_message_of(conversation, sender, NULL, NULL, text);
+    m.agent_id = agent_id;
     m.meta = meta;
     assert_int_equal(store_message_append(s, &m), 0);
     return m.seq;

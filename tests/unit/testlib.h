@@ -1,10 +1,10 @@
 /* testlib: what the unit tests share, so each helper is written once: removing a test
- * database with its WAL, shared-memory and journal files, opening a store, writing a file,
- * loading and training an intent set, checking that a text holds a list of strings (or none
- * of another), running a file's tests, and a fake chat transport (struct chat_io) that
- * records every frame and close in growable arrays (testlib_io.c, which the chat fuzzer links
- * too). Link with testlib.o and testlib_io.o (the Makefile does for every
- * tests/unit/test_*.c); the helpers use cmocka's assertions. */
+ * database with its WAL, shared-memory and journal files, opening a store, building a
+ * message, writing a file, loading and training an intent set, checking that a text holds a
+ * list of strings (or none of another), running a file's tests, and a fake chat transport
+ * (struct chat_io) that records every frame and close in growable arrays (testlib_io.c, which
+ * the chat fuzzer links too). Link with testlib.o and testlib_io.o (the Makefile does for
+ * every tests/unit/test_*.c); the helpers use cmocka's assertions. */
 #ifndef CD_TESTLIB_H
 #define CD_TESTLIB_H
 
@@ -68,6 +68,11 @@ struct store *testlib_store(const char *path);
  * token hash no other call gives and, when c->lang is empty, lang "en"; fails the test when
  * the store refuses it. Returns c->id. */
 int64_t testlib_conversation(struct store *s, struct store_conversation *c);
+
+/* A message of sender (enum store_sender) in conversation, not stored: all other fields zero
+ * but client_id and reply_to (NULL for none) and text, which is not copied. */
+struct store_message testlib_message_of(int64_t conversation, int sender, const char *client_id,
+                                        const char *reply_to, const char *text);
 
 /* Appends a message of sender (enum store_sender) to conversation in s: text, meta (JSON
  * text or NULL) and, for an agent's, agent_id; fails the test when the store refuses it.
