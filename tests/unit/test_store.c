@@ -209,6 +209,13 @@ static void test_append_triage(void **state)
     store_close(s);
 }
 
+/* Marks a unit of work in s and sends q ahead in it (PostgreSQL), which must go. */
+static void mark_and_send(struct store *s, struct store_message *q)
+{
+    assert_int_equal(store_mark(s), 0);
+    assert_int_equal(store_message_send(s, q), 0);
+}
+
 /* A customer message sent ahead at the seq the caller expects is stored there, read back
  * with the next write's round trip; at a seq that is taken, or with a client id stored
  * before, nothing is stored and the caller hears CD_EBUSY. SQLite does not send ahead. */
@@ -238,13 +245,11 @@ static void test_send_ahead(void **state)
 
     /* The same client id again: not stored, nothing else changes. */
     q.seq = 3;
-    assert_int_equal(store_mark(s), 0);
-    assert_int_equal(store_message_send(s, &q), 0);
+    mark_and_send(s, &q);
     assert_int_equal(store_message_sent(s, &q), CD_EBUSY);
     store_mark_undo(s);
     /* ... also when the bot's reply would go with it: neither is stored. */
-    assert_int_equal(store_mark(s), 0);
-    assert_int_equal(store_message_send(s, &q), 0);
+    mark_and_send(s, &q);
     struct store_message r = testlib_message_of(id, STORE_SENDER_BOT, NULL, "k1", "Again?");
     assert_int_equal(store_message_append(s, &r), CD_EBUSY);
     assert_int_equal(store_message_sent(s, &q), CD_EBUSY);
@@ -252,8 +257,7 @@ static void test_send_ahead(void **state)
     /* A seq another writer took: not stored. */
     snprintf(q.client_id, sizeof q.client_id, "k2");
     q.seq = 2;
-    assert_int_equal(store_mark(s), 0);
-    assert_int_equal(store_message_send(s, &q), 0);
+    mark_and_send(s, &q);
     assert_int_equal(store_message_sent(s, &q), CD_EBUSY);
     store_mark_undo(s);
     struct collected got = {0};
@@ -263,8 +267,7 @@ static void test_send_ahead(void **state)
     assert_string_equal(got.texts[1], "Let me look.");
     /* At the right seq it is stored, read by its own step when no write carried it. */
     q.seq = 3;
-    assert_int_equal(store_mark(s), 0);
-    assert_int_equal(store_message_send(s, &q), 0);
+    mark_and_send(s, &q);
     assert_int_equal(store_message_sent(s, &q), 0);
     store_mark_release(s);
     assert_int_equal(append(s, id, STORE_SENDER_BOT, NULL, "Found it."), 4);
