@@ -318,6 +318,15 @@ static void open_agent(uint64_t conn, const char *token)
     json_decref(r);
 }
 
+/* The agents made, Ana signed in on connection 100 and a customer on connection 1: returns
+ * the customer's conversation id and copies its token (token may be NULL). */
+static int64_t customer_with_agent(char token[65])
+{
+    make_agents();
+    open_agent(100, agent_token);
+    return new_customer(1, token);
+}
+
 /* Skips frames of one type (e.g. "queue" updates) and returns the next other one. */
 static json_t *expect_skipping(uint64_t conn, const char *skip, const char *type)
 {
@@ -389,9 +398,7 @@ static void ask_handed_off(uint64_t conn, const char *id, const char *text, cons
  * returns the conversation, waiting in the queue. */
 static int64_t handed_off_chat(void)
 {
-    make_agents();
-    open_agent(100, agent_token);
-    int64_t conv = new_customer(1, NULL);
+    int64_t conv = customer_with_agent(NULL);
     cust(1, "{\"type\":\"handoff\"}");
     return conv;
 }
@@ -667,9 +674,7 @@ static int queued_priority(uint64_t conn, int64_t conv)
 static void test_person_request_priority(void **state)
 {
     (void)state;
-    make_agents();
-    open_agent(100, agent_token);
-    int64_t typed = new_customer(1, NULL);
+    int64_t typed = customer_with_agent(NULL);
     json_t *r = ask(1, "m1", "I want a real person", "handoff");
     json_decref(r);
     int p_typed = queued_priority(100, typed);
@@ -731,9 +736,7 @@ static void test_offline_ticket_has_no_estimate(void **state)
     settings.queue.business_open_min = (minute + 120) % 1440;
     settings.queue.business_close_min = (minute + 180) % 1440;
     start_chat();
-    make_agents();
-    open_agent(100, agent_token);
-    new_customer(1, NULL);
+    customer_with_agent(NULL);
     cust(1, "{\"type\":\"handoff\"}");
     json_decref(expect(1, "reply"));
     json_t *q = expect(1, "queued");
@@ -810,9 +813,7 @@ static void test_collect_then_handoff(void **state)
 static void test_agent_full_flow(void **state)
 {
     (void)state;
-    make_agents();
-    open_agent(100, agent_token);
-    int64_t conv = new_customer(1, NULL);
+    int64_t conv = customer_with_agent(NULL);
     cust(1, "{\"type\":\"message\",\"id\":\"m1\",\"text\":\"how do I return my shoes?\"}");
     json_decref(expect(1, "reply"));
     cust(1, "{\"type\":\"handoff\"}");
@@ -1144,10 +1145,8 @@ static int read_seqs(uint64_t conn, json_int_t *seqs, int max)
 static void test_resume_replays_missed(void **state)
 {
     (void)state;
-    make_agents();
-    open_agent(100, agent_token);
     char token[65];
-    int64_t conv = new_customer(1, token);
+    int64_t conv = customer_with_agent(token);
     json_t *r = ask(1, "m1", "how do I return my shoes?", NULL);
     json_int_t seen = num(r, "seq"); /* 2 */
     json_decref(r);
@@ -1271,10 +1270,8 @@ static void test_paced_replay(void **state)
     room_value = 20; /* 4 frames per flush after the margin */
     chat_free(chat);
     start_chat();
-    make_agents();
-    open_agent(100, agent_token);
     char token[65];
-    int64_t conv = new_customer(1, token);
+    int64_t conv = customer_with_agent(token);
     for (int i = 0; i < 20; i++) {
         sendf(cust, 1, "{\"type\":\"message\",\"id\":\"m%d\",\"text\":\"how do I return shoes\"}",
               i);
