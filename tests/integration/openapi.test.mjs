@@ -7,7 +7,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import Ajv2020 from 'ajv/dist/2020.js';
 import { startServer, fixtures, addUser } from './lib/server.mjs';
-import { connect } from './lib/client.mjs';
+import { openCustomer, ask } from './lib/client.mjs';
 import { rest } from './lib/rest.mjs';
 import { sleep } from './lib/wait.mjs';
 
@@ -183,13 +183,11 @@ test('real responses of every operation validate against the document', async ()
     ['GET', '/api/ask', 'author', 400],
     ['GET', '/api/ask?q=x', 'agent', 403],
   ]);
-  const c = await connect(`${srv.wsUrl}/chat`);
-  c.send({ type: 'hello', lang: 'en', name: 'Sam', email: 'sam@example.com' });
-  const welcome = await c.next((f) => f.type === 'welcome');
-  c.send({ type: 'message', id: 'm1', text: 'how do I repaint a vintage zeppelin hangar' });
-  await c.next((f) => f.reply_to === 'm1');
-  c.send({ type: 'message', id: 'm2', text: 'my card 4242 4242 4242 4242 was charged twice' });
-  await c.next((f) => f.reply_to === 'm2');
+  const c = await openCustomer(srv, { type: 'hello', lang: 'en', name: 'Sam', email: 'sam@example.com' });
+  const welcome = c.welcome;
+  assert.equal(welcome.type, 'welcome');
+  await ask(c, 'm1', 'how do I repaint a vintage zeppelin hangar');
+  await ask(c, 'm2', 'my card 4242 4242 4242 4242 was charged twice');
   c.close();
   const un = await call('GET', '/api/unanswered', { token: tokens.author, expect: 200 });
   await callAll([
