@@ -270,6 +270,13 @@ static void sendf(void (*send)(uint64_t, const char *), uint64_t conn, const cha
     send(conn, frame);
 }
 
+/* Agent conn writes text (without quotes or backslashes), with client id id, into conv. */
+static void agent_says(uint64_t conn, int64_t conv, const char *id, const char *text)
+{
+    sendf(agent, conn, "{\"type\":\"message\",\"conversation\":%lld,\"id\":\"%s\",\"text\":\"%s\"}",
+          (long long)conv, id, text);
+}
+
 static void open_customer(uint64_t conn)
 {
     struct chat_peer peer = {"10.0.0.1", NULL, "test"};
@@ -851,10 +858,7 @@ static void test_agent_full_flow(void **state)
     json_decref(j);
 
     /* Agent reply reaches the customer; the agent gets an ack. */
-    sendf(agent, 100,
-          "{\"type\":\"message\",\"conversation\":%lld,\"id\":\"a1\",\"text\":\"Hi, I can "
-          "help.\"}",
-          (long long)conv);
+    agent_says(100, conv, "a1", "Hi, I can help.");
     json_t *am = expect(1, "agent_message");
     assert_string_equal(str(am, "text"), "Hi, I can help.");
     assert_string_equal(str(am, "agent"), "Ana");
@@ -865,10 +869,7 @@ static void test_agent_full_flow(void **state)
     assert_string_equal(str(ack, "reply_to"), "a1");
     json_decref(ack);
     /* The console re-sends it (it was not sure): stored and delivered once. */
-    sendf(agent, 100,
-          "{\"type\":\"message\",\"conversation\":%lld,\"id\":\"a1\",\"text\":\"Hi, I can "
-          "help.\"}",
-          (long long)conv);
+    agent_says(100, conv, "a1", "Hi, I can help.");
     ack = expect_skipping(100, "queue", "ack");
     assert_int_equal(num(ack, "seq"), agent_seq);
     assert_true(json_is_true(json_object_get(ack, "duplicate")));
@@ -1002,8 +1003,7 @@ static void test_claim_race_and_capacity(void **state)
     assert_string_equal(str(bf, "code"), "bad_frame");
     json_decref(bf);
     /* Bo cannot write into Ana's chat. */
-    sendf(agent, 101, "{\"type\":\"message\",\"conversation\":%lld,\"id\":\"x\",\"text\":\"hi\"}",
-          (long long)conv);
+    agent_says(101, conv, "x", "hi");
     json_t *na = expect_skipping(101, "queue", "error");
     assert_string_equal(str(na, "code"), "not_assigned");
     json_decref(na);
@@ -1155,10 +1155,7 @@ static void test_resume_replays_missed(void **state)
     chat_customer_closed(chat, 1);
     assert_int_equal(chat_flush(chat), 0);
     sendf(agent, 100, "{\"type\":\"claim\",\"conversation\":%lld}", (long long)conv);
-    sendf(agent, 100,
-          "{\"type\":\"message\",\"conversation\":%lld,\"id\":\"a1\",\"text\":\"still "
-          "there?\"}",
-          (long long)conv);
+    agent_says(100, conv, "a1", "still there?");
     drain(100);
 
     open_customer(2);
@@ -1189,8 +1186,7 @@ static void test_resume_replays_missed(void **state)
     json_decref(expect(3, "welcome"));
     expect_nothing(3);
     /* Both connections of the conversation get what the agent writes. */
-    sendf(agent, 100, "{\"type\":\"message\",\"conversation\":%lld,\"id\":\"a2\",\"text\":\"ok\"}",
-          (long long)conv);
+    agent_says(100, conv, "a2", "ok");
     json_decref(expect(2, "agent_message"));
     json_decref(expect(3, "agent_message"));
 }
@@ -1293,8 +1289,7 @@ static void test_paced_replay(void **state)
     int n = read_seqs(2, seqs, 128);
     assert_true(n > 0 && n <= 4);
     /* The agent writes while the customer is still catching up. */
-    sendf(agent, 100, "{\"type\":\"message\",\"conversation\":%lld,\"id\":\"a1\",\"text\":\"hi\"}",
-          (long long)conv);
+    agent_says(100, conv, "a1", "hi");
     for (int i = 0; i < 100; i++) {
         assert_int_equal(chat_flush(chat), 0); /* the transport drained: go on */
         n += read_seqs(2, seqs + n, 128 - n);
@@ -1303,8 +1298,7 @@ static void test_paced_replay(void **state)
     for (int i = 0; i < n; i++)
         assert_int_equal(seqs[i], i + 1);
     /* Live again: the next agent message comes straight away. */
-    sendf(agent, 100, "{\"type\":\"message\",\"conversation\":%lld,\"id\":\"a2\",\"text\":\"ok\"}",
-          (long long)conv);
+    agent_says(100, conv, "a2", "ok");
     json_t *am = expect(2, "agent_message");
     assert_int_equal(num(am, "seq"), last + 2);
     json_decref(am);
