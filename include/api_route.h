@@ -38,6 +38,18 @@ const char *api_arg(const struct api_request *req, const char *name);
  * already holds the 400 answer (bad_limit, naming the range). */
 int api_limit_arg(const struct api_request *req, int max, int *limit, struct api_response *resp);
 
+/* The query argument name of req as its index in names (n_names of them) into *out, left as
+ * it is when the argument is missing or empty. Returns 0, or 1 when it is none of names and
+ * resp already holds the 400 answer: code "bad_" followed by name, message why. */
+int api_choice_arg(const struct api_request *req, const char *name, const char *const *names,
+                   int n_names, const char *why, int *out, struct api_response *resp);
+
+/* Room for a list route's items, size bytes each: *limit of them, zeroed, where *limit is the
+ * route's default or the request's "limit" as api_limit_arg() reads it. The caller frees it.
+ * NULL when resp already holds the answer (400 bad_limit, or 500 out of memory). */
+void *api_list_alloc(const struct api_request *req, int max, size_t size, int *limit,
+                     struct api_response *resp);
+
 /* A positive integer id written in s (all of s; NULL is none): 0 with *out set, or -1. */
 int api_parse_id(const char *s, int64_t *out);
 

@@ -211,6 +211,34 @@ int api_limit_arg(const struct api_request *req, int max, int *limit, struct api
     return 0;
 }
 
+int api_choice_arg(const struct api_request *req, const char *name, const char *const *names,
+                   int n_names, const char *why, int *out, struct api_response *resp)
+{
+    const char *s = arg(req, name);
+    if (!s || !*s)
+        return 0;
+    for (int i = 0; i < n_names; i++)
+        if (!strcmp(s, names[i])) {
+            *out = i;
+            return 0;
+        }
+    char code[64];
+    snprintf(code, sizeof code, "bad_%s", name);
+    respond_error(resp, 400, code, why);
+    return 1;
+}
+
+void *api_list_alloc(const struct api_request *req, int max, size_t size, int *limit,
+                     struct api_response *resp)
+{
+    if (api_limit_arg(req, max, limit, resp))
+        return NULL;
+    void *items = calloc((size_t)*limit, size);
+    if (!items)
+        respond_error(resp, 500, "internal", "out of memory");
+    return items;
+}
+
 int api_parse_id(const char *s, int64_t *out)
 {
     char *end;
@@ -479,24 +507,17 @@ done:
 static int list_articles(struct api *api, const struct api_request *req, struct api_response *resp)
 {
     const char *q = arg(req, "q");
-    const char *status_s = arg(req, "status");
     if (q && (strlen(q) > QUERY_MAX_BYTES || !cd_utf8_valid(q, strlen(q))))
         return respond_error(resp, 400, "bad_q", "'q' must be UTF-8 text of at most 1024 bytes");
-    int status = -1;
-    if (status_s && *status_s) {
-        if (!strcmp(status_s, "published"))
-            status = 1;
-        else if (!strcmp(status_s, "draft"))
-            status = 0;
-        else
-            return respond_error(resp, 400, "bad_status", "'status' must be published or draft");
-    }
-    int limit = LIST_MAX_ITEMS;
-    if (api_limit_arg(req, LIST_MAX_ITEMS, &limit, resp))
+    static const char *const status_names[] = {"draft", "published"}; /* is_published */
+    int status = -1, limit = LIST_MAX_ITEMS;
+    if (api_choice_arg(req, "status", status_names,
+                       (int)(sizeof status_names / sizeof *status_names),
+                       "'status' must be published or draft", &status, resp))
         return 0;
-    struct kb_list_item *items = calloc((size_t)limit, sizeof *items);
+    struct kb_list_item *items = api_list_alloc(req, LIST_MAX_ITEMS, sizeof *items, &limit, resp);
     if (!items)
-        return respond_error(resp, 500, "internal", "out of memory");
+        return 0;
     int n = 0;
     int rc = kb_list(api->deps.kb, q, status, items, limit, &n);
     if (rc) {

@@ -55,21 +55,15 @@ static json_t *item_json(const struct store_outbox_item *it, int with_payload)
 static int list(const struct api_deps *deps, const struct api_request *req,
                 struct api_response *resp)
 {
-    const char *status_s = api_arg(req, "status");
     int status = -1, limit = 50;
-    if (status_s && *status_s) {
-        for (int i = 0; i < 3; i++)
-            if (!strcmp(status_s, status_names[i]))
-                status = i;
-        if (status < 0)
-            return api_respond_error(resp, 400, "bad_status",
-                                     "'status' must be pending, delivered or failed");
-    }
-    if (api_limit_arg(req, DELIVERIES_MAX, &limit, resp))
+    if (api_choice_arg(req, "status", status_names,
+                       (int)(sizeof status_names / sizeof *status_names),
+                       "'status' must be pending, delivered or failed", &status, resp))
         return 0;
-    struct store_outbox_item *items = calloc((size_t)limit, sizeof *items);
+    struct store_outbox_item *items =
+        api_list_alloc(req, DELIVERIES_MAX, sizeof *items, &limit, resp);
     if (!items)
-        return api_respond_error(resp, 500, "internal", "out of memory");
+        return 0;
     int n = 0;
     int64_t pending, delivered, failed;
     int rc = store_outbox_list(deps->store, status, items, limit, &n);
