@@ -1,7 +1,8 @@
 /* cd: what every caredesk module shares: the error codes (CD_E*, cd_strerror()), clocks,
- * growable buffers, string copies, UTF-8 validation, the one string hash (FNV-1a), the one
- * file-suffix check and the one JSON text writer. Functions returning int return 0 or a
- * negative CD_E* code and leave their output unchanged on failure unless said otherwise. */
+ * growable buffers, intrusive lists, string copies, UTF-8 validation, the one string hash
+ * (FNV-1a), the one file-suffix check and the one JSON text writer. Functions returning int
+ * return 0 or a negative CD_E* code and leave their output unchanged on failure unless said
+ * otherwise. */
 #ifndef CD_H
 #define CD_H
 
@@ -24,6 +25,28 @@ enum cd_error {
     CD_EPARSE = -10,   /* malformed input (JSON, front matter, ...) */
     CD_ESTATE = -11,   /* not allowed in the current state */
 };
+
+/* Intrusive doubly linked lists (the agents' connections, a database's statements): head is
+ * the first node (NULL: empty), prev and next name a node's own two links. CD_LIST_PUSH puts
+ * node first; CD_LIST_UNLINK takes node out of the list wherever it stands. The arguments are
+ * evaluated more than once. */
+#define CD_LIST_PUSH(head, node, prev, next)                                                       \
+    do {                                                                                           \
+        (node)->prev = NULL;                                                                       \
+        (node)->next = (head);                                                                     \
+        if (head)                                                                                  \
+            (head)->prev = (node);                                                                 \
+        (head) = (node);                                                                           \
+    } while (0)
+#define CD_LIST_UNLINK(head, node, prev, next)                                                     \
+    do {                                                                                           \
+        if ((node)->prev)                                                                          \
+            (node)->prev->next = (node)->next;                                                     \
+        else                                                                                       \
+            (head) = (node)->next;                                                                 \
+        if ((node)->next)                                                                          \
+            (node)->next->prev = (node)->prev;                                                     \
+    } while (0)
 
 /* CD_XSTR(MACRO): the value of MACRO as a string literal (a default number in a settings table). */
 #define CD_STR(x)  #x

@@ -218,10 +218,7 @@ static void agent_auth(struct chat *chat, struct conn *k, json_t *o)
             chat_remote_adopt_agent(chat, k->agent.id);
     }
     k->is_authed = 1;
-    k->next_agent = chat->agents;
-    if (chat->agents)
-        chat->agents->prev_agent = k;
-    chat->agents = k;
+    CD_LIST_PUSH(chat->agents, k, prev_agent, next_agent);
     chat->m.n_agent_connections++;
     json_t *queues = json_array();
     const char *p = queue_names(chat->queue);
@@ -514,12 +511,7 @@ void chat_agent_closed(struct chat *chat, uint64_t conn)
     if (!k || k->kind != CONN_AGENT)
         return;
     if (k->is_authed) {
-        if (k->prev_agent)
-            k->prev_agent->next_agent = k->next_agent;
-        else
-            chat->agents = k->next_agent;
-        if (k->next_agent)
-            k->next_agent->prev_agent = k->prev_agent;
+        CD_LIST_UNLINK(chat->agents, k, prev_agent, next_agent);
         queue_agent_offline(chat->queue, k->agent.id, cd_wall_s());
         chat->m.n_agent_connections--;
         chat->is_queue_dirty = 1;

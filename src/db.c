@@ -560,10 +560,7 @@ struct db_stmt *db_prepare2(struct db *db, const char *sql, const char *pg_sql, 
             goto fail;
         }
     }
-    st->next = db->stmts;
-    if (db->stmts)
-        db->stmts->prev = st;
-    db->stmts = st;
+    CD_LIST_PUSH(db->stmts, st, prev, next);
     return st;
 
 fail:
@@ -582,12 +579,7 @@ void db_finalize(struct db_stmt *st)
     if (!st)
         return;
     struct db *db = st->db;
-    if (st->prev)
-        st->prev->next = st->next;
-    else
-        db->stmts = st->next;
-    if (st->next)
-        st->next->prev = st->prev;
+    CD_LIST_UNLINK(db->stmts, st, prev, next);
     if (db->kind == DB_SQLITE) {
         sqlite3_finalize(st->sq);
     } else {
