@@ -7,10 +7,11 @@
  * is ordered from the safest rule down: a request for a person, a sensitive
  * intent, or a conversation that is going badly (second failed clarification,
  * "that didn't help", repeated messages, rising anger) hands off before any
- * score is looked at; then a rule hit or a model probability >= t_answer
- * answers; a probability in [t_clarify, t_answer) offers the top candidates;
- * a how-to question whose best KB passage scores >= t_kb is answered from the
- * KB; anything else hands off to the queue of the best guess, or "general".
+ * score is looked at; then a rule hit (unless P(in scope) puts the message
+ * clearly out of scope) or a model probability >= t_answer answers; a
+ * probability in [t_clarify, t_answer) offers the top candidates; a how-to
+ * question whose best KB passage scores >= t_kb is answered from the KB;
+ * anything else hands off to the queue of the best guess, or "general".
  *
  * A struct triage is used from one thread at a time (the server's service
  * thread): it owns a tokenizer scratch and borrows the KB, whose connection

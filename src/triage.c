@@ -735,8 +735,16 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
         goto done;
     }
 
-    /* 2. What the message is about: a rule hit, else a confident model. */
-    if (rule_it && !rule_it->is_oos) {
+    /* 2. What the message is about: a rule hit, else a confident model. A
+     * rule's words in a message the model finds four times as likely out of
+     * scope as in it at the default t_in_scope ("can you look up grocery
+     * coupons" for a rule on "coupon") are not the author's question: that
+     * message goes to a person, routed by the rule's intent (step 7). The
+     * rule's own match is evidence of scope the model does not see, hence
+     * half the model's bar. A rule that hands off anyway keeps its route. */
+    int is_rule_doubted = rule_it && !rule_it->is_oos && rule_it->action == INTENT_ANSWER &&
+                          !rule_it->is_sensitive && r.p_in < s->t_in_scope / 2;
+    if (rule_it && !rule_it->is_oos && !is_rule_doubted) {
         chosen = rule_it;
         double p_rule = 0;
         for (int i = 0; i < r.n_top; i++)
@@ -894,10 +902,15 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
     }
 
     /* 7. Out of scope or unsure: a person, routed by the best guess. */
-    cd_strlcpy(out->intent, sizeof out->intent, top_it && !is_oos ? top_it->name : "");
-    out->confidence = p_top;
-    set_handoff(out, top_it && p_top >= s->t_clarify / 2 && !is_oos ? top_it : NULL,
-                t->default_queue, is_oos ? "out_of_scope" : "low_confidence");
+    const struct intent *guess = is_rule_doubted                                  ? rule_it
+                                 : top_it && p_top >= s->t_clarify / 2 && !is_oos ? top_it
+                                                                                  : NULL;
+    cd_strlcpy(out->intent, sizeof out->intent,
+               is_rule_doubted     ? rule_it->name
+               : top_it && !is_oos ? top_it->name
+                                   : "");
+    out->confidence = is_rule_doubted ? r.p_in : p_top;
+    set_handoff(out, guess, t->default_queue, is_oos ? "out_of_scope" : "low_confidence");
     rc = set_answer(out, handoff_text);
 done:
     if (n_hits)

@@ -287,6 +287,48 @@ static void test_in_scope_learned(void **state)
     triage_free(t);
 }
 
+/* A rule's words in a message that is about something else: the author's
+ * keyword rule on "coupon" answers a coupon that will not apply, but a
+ * message the model finds clearly out of scope goes to a person, routed by
+ * the rule's intent. With P(in scope) off, the rule answers it as before. */
+static void test_rule_out_of_scope(void **state)
+{
+    (void)state;
+    const char *sets[] = {
+        store_json,
+        "[{\"name\":\"promo_code\",\"description\":\"Promo code not working\","
+        "\"examples\":[\"my promo code does not work\",\"discount code not valid\","
+        "\"the code is rejected at checkout\",\"where do i enter my promo code\","
+        "\"i forgot to use my discount code\"],\"patterns\":[\"coupon\"],"
+        "\"response\":\"Enter the code at checkout.\",\"queue\":\"billing\"}]",
+    };
+    struct triage *t = triage_new(NULL, testlib_intents(sets, 2, "store.json"), NULL);
+    assert_non_null(t);
+    struct triage_decision d;
+    decide(t, "my coupon will not apply at checkout", NULL, &d);
+    assert_int_equal(d.action, TRIAGE_ANSWER);
+    assert_string_equal(d.intent, "promo_code");
+    assert_string_equal(d.evidence.reason, "rule");
+    triage_decision_clear(&d);
+    const char *text = "which museum in paris has free entry coupons for students";
+    decide(t, text, NULL, &d);
+    assert_string_equal(d.evidence.rule_intent, "promo_code");
+    assert_true(d.evidence.p_in < 0.25);
+    assert_int_equal(d.action, TRIAGE_HANDOFF);
+    assert_string_equal(d.evidence.reason, "out_of_scope");
+    assert_string_equal(d.intent, "promo_code");
+    assert_string_equal(d.queue, "billing");
+    triage_decision_clear(&d);
+    struct triage_settings s = *triage_get_settings(t);
+    s.t_in_scope = 0;
+    triage_set_settings(t, &s);
+    decide(t, text, NULL, &d);
+    assert_int_equal(d.action, TRIAGE_ANSWER);
+    assert_string_equal(d.evidence.reason, "rule");
+    triage_decision_clear(&d);
+    triage_free(t);
+}
+
 /* The traffic's out-of-scope share, measured from P(in scope) alone: a
  * model calibrated at 50% out of scope, shown traffic with 20%. */
 static void test_oos_share_measured(void **state)
@@ -721,6 +763,7 @@ int main(void)
                     cmocka_unit_test(test_clarify_then_limit),
                     cmocka_unit_test(test_out_of_scope),
                     cmocka_unit_test(test_in_scope_learned),
+                    cmocka_unit_test(test_rule_out_of_scope),
                     cmocka_unit_test(test_check_report),
                     cmocka_unit_test(test_oos_share_measured),
                     cmocka_unit_test(test_json_shape),
