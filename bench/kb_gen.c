@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cd.h"
+
 #define N_VOCAB 20000
 
 static uint64_t rng_state;
@@ -74,15 +76,9 @@ static void make_vocab(void)
 static const char *content_word(void)
 {
     double u = (double)rng() / 4294967296.0;
-    int lo = 0, hi = N_VOCAB - 1;
-    while (lo < hi) {
-        int mid = (lo + hi) / 2;
-        if (zipf_cdf[mid] < u)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return vocab[lo];
+    /* The last entry's cumulative share is 1 up to rounding: u < 1 lands on it at worst. */
+    int i = cd_lower_bound(zipf_cdf, N_VOCAB, u);
+    return vocab[i < N_VOCAB ? i : N_VOCAB - 1];
 }
 
 static const char *prose_word(void)

@@ -64,6 +64,10 @@ int64_t cd_wall_s(void);
 /* Wall clock, milliseconds since the epoch. */
 int64_t cd_wall_ms(void);
 
+/* The first index i in the ascending v[0..n) with v[i] >= x (n if none): a
+ * lower bound by bisection. */
+int cd_lower_bound(const double *v, int n, double x);
+
 /* A growable byte buffer; always NUL-terminated once anything is appended. */
 struct cd_buf {
     char *data;

@@ -961,15 +961,7 @@ static int kb_probe(struct triage *t, const struct text_analysis *question, cons
 /* Share of the n sorted values >= v. */
 static double share_at_least(const double *v, int n, double x)
 {
-    int lo = 0, hi = n;
-    while (lo < hi) {
-        int mid = (lo + hi) / 2;
-        if (v[mid] < x)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return n ? (double)(n - lo) / n : 0;
+    return n ? (double)(n - cd_lower_bound(v, n, x)) / n : 0;
 }
 
 int triage_calibrate_kb(struct triage *t, double max_false)

@@ -63,6 +63,19 @@ int64_t cd_wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int cd_lower_bound(const double *v, int n, double x)
+{
+    int lo = 0, hi = n;
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (v[mid] < x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 int cd_html_escape(struct cd_buf *b, const char *s, size_t n)
 {
     int rc = 0;

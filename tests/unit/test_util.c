@@ -166,6 +166,21 @@ static void test_resize(void **state)
 }
 
 /* Log lines: valid UTF-8 kept, invalid bytes replaced. */
+/* The lower bound: the first entry >= x, n past the end, the first of equal entries. */
+static void test_lower_bound(void **state)
+{
+    (void)state;
+    const double v[] = {0.1, 0.2, 0.2, 0.5, 0.9};
+    assert_int_equal(cd_lower_bound(v, 5, 0.0), 0);
+    assert_int_equal(cd_lower_bound(v, 5, 0.1), 0);
+    assert_int_equal(cd_lower_bound(v, 5, 0.15), 1);
+    assert_int_equal(cd_lower_bound(v, 5, 0.2), 1);
+    assert_int_equal(cd_lower_bound(v, 5, 0.3), 3);
+    assert_int_equal(cd_lower_bound(v, 5, 0.9), 4);
+    assert_int_equal(cd_lower_bound(v, 5, 1.0), 5);
+    assert_int_equal(cd_lower_bound(v, 0, 0.5), 0);
+}
+
 static void test_json_string_utf8(void **state)
 {
     (void)state;
@@ -189,6 +204,7 @@ int main(void)
                     cmocka_unit_test(test_json_numbers_match_jansson),
                     cmocka_unit_test(test_fnv1a_and_suffix),
                     cmocka_unit_test(test_resize),
+                    cmocka_unit_test(test_lower_bound),
                     cmocka_unit_test(test_html_escape),
                     cmocka_unit_test(test_iso_time),
                     cmocka_unit_test(test_json_string_utf8),
