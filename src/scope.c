@@ -252,6 +252,14 @@ void scope_prior_reset(struct scope_prior *sp, double assumed)
     sp->estimate = sp->assumed;
 }
 
+void scope_prior_carry(struct scope_prior *sp, double share)
+{
+    if (!(share >= SCOPE_PRIOR_LOW && share <= SCOPE_PRIOR_HIGH))
+        return;
+    sp->estimate = share;
+    sp->is_carried = 1;
+}
+
 /* P(in scope) p, given at out-of-scope share from, at share to. */
 static double reweigh(double p, double from, double to)
 {
@@ -296,7 +304,7 @@ void scope_prior_add(struct scope_prior *sp, double p_in)
 
 double scope_prior_adjust(const struct scope_prior *sp, double p_in)
 {
-    if (!sp->n_estimates)
+    if (!sp->n_estimates && !sp->is_carried)
         return p_in;
     return reweigh(p_in, sp->assumed, sp->estimate);
 }

@@ -226,8 +226,13 @@ struct intents *triage_swap_intents(struct triage *t, struct intents *fresh)
         return NULL;
     struct intents *old = t->intents;
     t->intents = fresh;
-    /* The shares measured were of the old model's outputs. */
+    /* The P(in scope) kept were the old model's outputs; the share measured
+     * on them is the traffic's, and stays until the new model measures it. */
+    int is_measured = t->prior.n_estimates > 0 || t->prior.is_carried;
+    double share = t->prior.estimate;
     scope_prior_reset(&t->prior, intents_scope(fresh)->prior_oos);
+    if (is_measured)
+        scope_prior_carry(&t->prior, share);
     return old;
 }
 

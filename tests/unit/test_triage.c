@@ -359,6 +359,59 @@ static void test_oos_share_measured(void **state)
     for (int i = 0; i < SCOPE_PRIOR_WINDOW; i++)
         scope_prior_add(&sp, 0.05);
     assert_true(sp.estimate > 0.9 && sp.estimate <= SCOPE_PRIOR_HIGH);
+
+    /* A share carried from before is used from the first message, until the
+     * first measurement of its own; a share out of bounds is not taken. */
+    scope_prior_reset(&sp, 0.5);
+    scope_prior_carry(&sp, 1.5);
+    assert_true(scope_prior_adjust(&sp, 0.5) == 0.5);
+    scope_prior_carry(&sp, 0.2);
+    assert_int_equal(sp.n_estimates, 0);
+    assert_true(fabs(scope_prior_adjust(&sp, 0.5) - 0.8) < 1e-9);
+    for (int i = 0; i < SCOPE_PRIOR_MIN; i++)
+        scope_prior_add(&sp, 0.05);
+    assert_int_equal(sp.n_estimates, 1);
+    assert_true(sp.estimate > 0.9);
+}
+
+/* Retrained intents put in while the server runs keep the out-of-scope
+ * share measured on the traffic so far: P(in scope) is re-weighted to it
+ * from the new model's first message, not to the assumed share again. */
+static void test_oos_share_kept_on_swap(void **state)
+{
+    (void)state;
+    struct triage *t = make_triage(store_json, NULL);
+    struct triage_decision d;
+    const char *const unrelated[] = {"who won the football match last night",
+                                     "what is the capital of australia",
+                                     "recommend a good horror film", "where is my order"};
+    for (int i = 0; i < SCOPE_PRIOR_MIN + SCOPE_PRIOR_EVERY; i++) {
+        decide(t, unrelated[i % 4], NULL, &d);
+        triage_decision_clear(&d);
+    }
+    const struct scope_prior *sp = triage_oos_share(t);
+    assert_true(sp->n_estimates > 0);
+    double share = sp->estimate;
+    assert_true(share > 0.6); /* three messages in four are about something else */
+
+    const char *text = "when will my order be delivered to me";
+    struct triage *plain = make_triage(store_json, NULL);
+    decide(plain, text, NULL, &d);
+    double p_assumed = d.evidence.p_in;
+    triage_decision_clear(&d);
+    triage_free(plain);
+
+    const char *json = store_json;
+    intents_free(triage_swap_intents(t, testlib_intents(&json, 1, "store.json")));
+    sp = triage_oos_share(t);
+    assert_int_equal(sp->n_estimates, 0);
+    assert_true(fabs(sp->estimate - share) < 1e-12);
+    decide(t, text, NULL, &d);
+    assert_true(fabs(d.evidence.oos_share - share) < 1e-12);
+    /* The same model (trained again the same way) at the measured share: less sure. */
+    assert_true(d.evidence.p_in < p_assumed - 0.01);
+    triage_decision_clear(&d);
+    triage_free(t);
 }
 
 /* The report an author reads: it names the pair of intents that share
@@ -766,6 +819,7 @@ int main(void)
                     cmocka_unit_test(test_rule_out_of_scope),
                     cmocka_unit_test(test_check_report),
                     cmocka_unit_test(test_oos_share_measured),
+                    cmocka_unit_test(test_oos_share_kept_on_swap),
                     cmocka_unit_test(test_json_shape),
                     cmocka_unit_test(test_bad_input_and_swap),
                     cmocka_unit_test(test_signals),
