@@ -323,6 +323,12 @@ int store_messages_after(struct store *s, int64_t conversation, int64_t after_se
 int store_message_by_client_id(struct store *s, int64_t conversation, const char *client_id,
                                int (*cb)(void *ctx, const struct store_message *m), void *ctx);
 
+/* Calls cb with the text and conversation language of each of the last max customer
+ * messages the bot replied to (the questions it decided), newest first; a non-zero return
+ * from cb stops and is returned. For measuring the traffic at start-up (triage_measure_share()). */
+int store_recent_questions(struct store *s, int max,
+                           int (*cb)(void *ctx, const char *text, const char *lang), void *ctx);
+
 /* ---- users (agents, authors, admins) ---- */
 
 struct store_user {

@@ -206,6 +206,13 @@ const struct triage_kb_calibration *triage_kb_calibration(const struct triage *t
 /* The traffic's out-of-scope share as measured so far (scope.h). */
 const struct scope_prior *triage_oos_share(const struct triage *t);
 
+/* Counts a message the bot decided before (read back from the store at
+ * start-up, oldest first) in the out-of-scope share, as triage_decide()
+ * counts each message it decides; nothing else changes, and nothing when
+ * P(in scope) is not fitted or the share is fixed. Returns 0, CD_EINVAL (not
+ * UTF-8) or CD_ENOMEM. */
+int triage_add_traffic(struct triage *t, const char *text, size_t n, const char *lang);
+
 /* "answer", "clarify", "handoff". */
 const char *triage_action_name(enum triage_action a);
 

@@ -261,6 +261,57 @@ static int build_triage(struct serve_parts *p)
     return CLI_OK;
 }
 
+/* The questions read back for the out-of-scope share, newest first. */
+struct recent {
+    char **text, **lang;
+    int n;
+};
+
+static int keep_question(void *ctx, const char *text, const char *lang)
+{
+    struct recent *r = ctx;
+    if (r->n == SCOPE_PRIOR_WINDOW)
+        return 0;
+    if (!(r->text[r->n] = strdup(text)) || !(r->lang[r->n] = strdup(lang))) {
+        free(r->text[r->n]);
+        return CD_ENOMEM;
+    }
+    r->n++;
+    return 0;
+}
+
+/* The traffic's out-of-scope share is measured on the questions the bot decided before
+ * this start (the last SCOPE_PRIOR_WINDOW in the store), so that a restart does not decide
+ * the next ones at the assumed share again. A failure only leaves the share to be measured
+ * on new traffic. */
+static void measure_stored_traffic(struct serve_parts *p)
+{
+    int64_t t0 = cd_now_us();
+    struct recent r = {0};
+    r.text = calloc(SCOPE_PRIOR_WINDOW, sizeof *r.text);
+    r.lang = calloc(SCOPE_PRIOR_WINDOW, sizeof *r.lang);
+    int rc = r.text && r.lang
+                 ? store_recent_questions(p->store, SCOPE_PRIOR_WINDOW, keep_question, &r)
+                 : CD_ENOMEM;
+    for (int i = r.n - 1; i >= 0 && !rc; i--)
+        if ((rc = triage_add_traffic(p->triage, r.text[i], strlen(r.text[i]), r.lang[i])) ==
+            CD_EINVAL)
+            rc = 0; /* stored text is UTF-8; none is skipped but for that */
+    const struct scope_prior *sp = triage_oos_share(p->triage);
+    if (rc)
+        log_event(LOG_WARN, "oos_share_not_measured", "error:s", cd_strerror(rc), LOG_END);
+    else
+        log_event(LOG_INFO, "oos_share_measured", "questions:i", r.n, "measured:b",
+                  sp->n_estimates > 0, "share:f", sp->estimate, "ms:f",
+                  (double)(cd_now_us() - t0) / 1000, LOG_END);
+    for (int i = 0; i < r.n; i++) {
+        free(r.text[i]);
+        free(r.lang[i]);
+    }
+    free(r.text);
+    free(r.lang);
+}
+
 static int build_redactor(struct serve_parts *p)
 {
     int n = 0;
@@ -368,6 +419,7 @@ int cli_serve(int argc, char **argv)
     if ((code = open_kb(&p)) != CLI_OK || (code = build_triage(&p)) != CLI_OK ||
         (code = build_redactor(&p)) != CLI_OK || (code = load_rubric(&p)) != CLI_OK)
         goto done;
+    measure_stored_traffic(&p);
     code = CLI_FAIL;
 
     p.server = server_new(cfg, p.metrics, &err);

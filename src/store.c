@@ -66,6 +66,7 @@ enum stmt_id {
     ST_MSG_AFTER,
     ST_MSG_BY_CLIENT_ID,
     ST_MSG_BY_REPLY_TO,
+    ST_RECENT_QUESTIONS,
     ST_USER_ADD,
     ST_USER_BY_TOKEN,
     ST_USER_GET,
@@ -140,6 +141,14 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_MSG_BY_REPLY_TO] = "SELECT " MSG_COLUMNS " FROM messages INDEXED BY messages_seq"
                            " WHERE conversation = ?1 AND seq > ?3 AND reply_to = ?2"
                            " ORDER BY seq LIMIT 1",
+    /* Customer messages the bot replied to (its reply is the next message: the two are
+     * one unit of work), newest first: the table read backwards from its end, one index
+     * probe for the reply and one for the conversation's language per message. */
+    [ST_RECENT_QUESTIONS] = "SELECT q.text, c.lang FROM messages q"
+                            " JOIN conversations c ON c.id = q.conversation"
+                            " WHERE q.sender = 'customer' AND EXISTS (SELECT 1 FROM messages b"
+                            " WHERE b.conversation = q.conversation AND b.seq = q.seq + 1"
+                            " AND b.sender = 'bot') ORDER BY q.id DESC LIMIT ?1",
     [ST_USER_ADD] = "INSERT INTO users (name, role, skills, token_hash, created_s)"
                     " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING RETURNING id",
     [ST_USER_BY_TOKEN] = "SELECT id, name, role, skills, token_hash, created_s FROM users"
@@ -1371,6 +1380,23 @@ int store_message_by_client_id(struct store *s, int64_t conversation, const char
         r = cb(ctx, &m);
         db_reset(stmt);
         return r;
+    }
+    db_reset(stmt);
+    return rc == DB_DONE ? 0 : rc;
+}
+
+int store_recent_questions(struct store *s, int max,
+                           int (*cb)(void *ctx, const char *text, const char *lang), void *ctx)
+{
+    struct db_stmt *stmt = st(s, ST_RECENT_QUESTIONS);
+    db_bind_int64(stmt, 1, max > 0 ? max : 0);
+    int rc;
+    while ((rc = db_step(stmt)) == DB_ROW) {
+        int r = cb(ctx, db_col_str(stmt, 0), db_col_str(stmt, 1));
+        if (r) {
+            db_reset(stmt);
+            return r;
+        }
     }
     db_reset(stmt);
     return rc == DB_DONE ? 0 : rc;

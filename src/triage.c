@@ -936,6 +936,22 @@ const struct scope_prior *triage_oos_share(const struct triage *t)
     return &t->prior;
 }
 
+int triage_add_traffic(struct triage *t, const char *text, size_t n, const char *lang)
+{
+    const struct intents *set = t->intents;
+    if (!set || !intents_scope(set)->is_fitted || t->settings.is_fixed_prior)
+        return 0;
+    if (!cd_utf8_valid(text, n))
+        return CD_EINVAL;
+    struct intents_result r;
+    int rc = tokenizer_for(t, lang);
+    if (rc || (rc = analyse_message(t, text, n)) ||
+        (rc = intents_classify_analysed(set, t->scratch, &t->analysis, lang, &r)))
+        return rc;
+    scope_prior_add(&t->prior, r.p_in);
+    return 0;
+}
+
 const struct triage_kb_calibration *triage_kb_calibration(const struct triage *t)
 {
     return &t->kb_cal;

@@ -421,3 +421,41 @@ test('teaching: a question taught for an article is answered with it next time, 
       assert.equal(r.articles[0].id, article, JSON.stringify(r));
     }
   });
+
+test('out-of-scope share: measured on the stored questions again after a restart', async () => {
+  const s = await startServer({ ...fixtures, args: ['--rate-limit', '0'] });
+  let s2;
+  try {
+    // 150 questions, two in three about something the bot does not do; one conversation
+    // each (a question handed off leaves the next ones to a person, not to the bot).
+    const topics = ['the capital of', 'a good film set in', 'the football score in', 'the weather in',
+      'a train to'];
+    const places = ['Lisbon', 'Oslo', 'Quito', 'Hanoi', 'Perth', 'Tunis', 'Lima', 'Riga', 'Accra',
+      'Dhaka'];
+    const mine = ['where is my order', 'how do I reset my password', 'when will my refund arrive'];
+    for (let i = 0; i < 150; i++) {
+      const c = await openCustomer(s);
+      const text = i % 3 === 2 ? mine[(i / 3) % 3 | 0]
+        : `tell me about ${topics[i % 5]} ${places[(i * 7) % 10]} please`;
+      const r = await ask(c, 'm1', text);
+      assert.equal(r.type, 'reply', JSON.stringify(r));
+      c.close();
+    }
+    const share = async (srv) => {
+      const text = await (await fetch(`${srv.url}/metrics`)).text();
+      return Number((text.match(/^caredesk_out_of_scope_share ([0-9.]+)$/m) || [])[1]);
+    };
+    const measured = await share(s);
+    assert.ok(measured > 0.5, `measured on 150 questions: ${measured}`);
+    await s.stop({ keepDir: true });
+    s2 = await s.restart();
+    // Before any new message, the restarted server has measured the same questions again.
+    const [ev] = s2.events('oos_share_measured');
+    assert.ok(ev, 'logged at start-up');
+    assert.equal(ev.questions, 150);
+    assert.equal(ev.measured, true);
+    assert.ok(Math.abs((await share(s2)) - measured) < 0.01, `${await share(s2)} vs ${measured}`);
+  } finally {
+    await (s2 || s).stop();
+  }
+});

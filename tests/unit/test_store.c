@@ -363,6 +363,64 @@ static void test_message_by_client_id(void **state)
     store_close(s);
 }
 
+/* The questions the bot decided, newest first: a customer message with the bot's reply
+ * next, not one an agent answered, nor the bot's or an agent's own; each with its
+ * conversation's language; max of them; the callback can stop the walk. */
+struct questions {
+    char text[8][64], lang[8][8];
+    int n, stop_at;
+};
+
+static int keep_question(void *ctx, const char *text, const char *lang)
+{
+    struct questions *q = ctx;
+    if (q->stop_at && q->n == q->stop_at)
+        return CD_ENOMEM;
+    snprintf(q->text[q->n], sizeof q->text[q->n], "%s", text);
+    snprintf(q->lang[q->n++], sizeof q->lang[0], "%s", lang);
+    return 0;
+}
+
+static void test_recent_questions(void **state)
+{
+    (void)state;
+    struct store *s = testlib_store(testlib_db);
+    struct questions q = {0};
+    assert_int_equal(store_recent_questions(s, 10, keep_question, &q), 0);
+    assert_int_equal(q.n, 0);
+    int64_t a = new_conversation(s, 7, NULL), b = new_conversation(s, 8, NULL);
+    struct store_conversation c;
+    assert_int_equal(store_conversation_get(s, b, &c), 0);
+    snprintf(c.lang, sizeof c.lang, "es");
+    assert_int_equal(store_conversation_update(s, &c), 0);
+    store_conversation_clear(&c);
+    append(s, a, STORE_SENDER_CUSTOMER, "a1", "where is my order");
+    append(s, a, STORE_SENDER_BOT, NULL, "Track it under Orders.");
+    append(s, b, STORE_SENDER_CUSTOMER, "b1", "hola");
+    append(s, b, STORE_SENDER_BOT, NULL, "Hola, dime.");
+    append(s, a, STORE_SENDER_CUSTOMER, "a2", "I want a person");
+    append(s, a, STORE_SENDER_BOT, NULL, "Someone will be with you.");
+    append(s, a, STORE_SENDER_CUSTOMER, "a3", "hello? still there"); /* for the agent */
+    append(s, a, STORE_SENDER_AGENT, NULL, "Hi, I am Ana.");
+    append(s, b, STORE_SENDER_CUSTOMER, "b2", "sin respuesta"); /* not replied to yet */
+    assert_int_equal(store_recent_questions(s, 10, keep_question, &q), 0);
+    assert_int_equal(q.n, 3);
+    assert_string_equal(q.text[0], "I want a person");
+    assert_string_equal(q.lang[0], "en");
+    assert_string_equal(q.text[1], "hola");
+    assert_string_equal(q.lang[1], "es");
+    assert_string_equal(q.text[2], "where is my order");
+    memset(&q, 0, sizeof q);
+    assert_int_equal(store_recent_questions(s, 2, keep_question, &q), 0);
+    assert_int_equal(q.n, 2);
+    assert_string_equal(q.text[1], "hola");
+    memset(&q, 0, sizeof q);
+    q.stop_at = 1;
+    assert_int_equal(store_recent_questions(s, 10, keep_question, &q), CD_ENOMEM);
+    assert_int_equal(q.n, 1);
+    store_close(s);
+}
+
 static void test_group_commit_visibility(void **state)
 {
     (void)state;
@@ -1061,6 +1119,7 @@ int main(void)
         T(test_messages_seq_and_idempotency),
         T(test_append_with_seq_hint),
         T(test_message_by_client_id),
+        T(test_recent_questions),
         T(test_group_commit_visibility),
         T(test_close_commits_open_group),
         T(test_marks),
@@ -1086,6 +1145,7 @@ int main(void)
         P(test_messages_seq_and_idempotency),
         P(test_append_with_seq_hint),
         P(test_message_by_client_id),
+        P(test_recent_questions),
         P(test_group_commit_visibility),
         P(test_close_commits_open_group),
         P(test_marks),

@@ -374,6 +374,29 @@ static void test_oos_share_measured(void **state)
     assert_true(sp.estimate > 0.9);
 }
 
+/* Questions decided before (read back from the store at start-up) count in
+ * the share as decided ones do: after SCOPE_PRIOR_MIN it is measured. Text
+ * that is not UTF-8 is refused and not counted; a fixed share counts none. */
+static void test_traffic_counted(void **state)
+{
+    (void)state;
+    struct triage *t = make_triage(store_json, NULL);
+    assert_int_equal(triage_add_traffic(t, "\xff\xfe", 2, "en"), CD_EINVAL);
+    assert_int_equal(triage_oos_share(t)->n, 0);
+    const char *text = "what is the capital of australia";
+    for (int i = 0; i < SCOPE_PRIOR_MIN; i++)
+        assert_int_equal(triage_add_traffic(t, text, strlen(text), "en"), 0);
+    assert_int_equal(triage_oos_share(t)->n, SCOPE_PRIOR_MIN);
+    assert_int_equal(triage_oos_share(t)->n_estimates, 1);
+    assert_true(triage_oos_share(t)->estimate > 0.9);
+    struct triage_settings s = *triage_get_settings(t);
+    s.is_fixed_prior = 1;
+    triage_set_settings(t, &s);
+    assert_int_equal(triage_add_traffic(t, text, strlen(text), "en"), 0);
+    assert_int_equal(triage_oos_share(t)->n, SCOPE_PRIOR_MIN);
+    triage_free(t);
+}
+
 /* Retrained intents put in while the server runs keep the out-of-scope
  * share measured on the traffic so far: P(in scope) is re-weighted to it
  * from the new model's first message, not to the assumed share again. */
@@ -820,6 +843,7 @@ int main(void)
                     cmocka_unit_test(test_check_report),
                     cmocka_unit_test(test_oos_share_measured),
                     cmocka_unit_test(test_oos_share_kept_on_swap),
+                    cmocka_unit_test(test_traffic_counted),
                     cmocka_unit_test(test_json_shape),
                     cmocka_unit_test(test_bad_input_and_swap),
                     cmocka_unit_test(test_signals),
