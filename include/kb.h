@@ -44,6 +44,10 @@ struct kb_hit {
     double match; /* in [0, 1]: how closely the question matches the article's closest
                    * phrasing (its title, a question, a learned question); 1 for the same
                    * words, whatever their order */
+    /* Where the hit came from, for kb_hit_passage(): the search and the row. */
+    uint64_t search;
+    int64_t rid;
+    int lang_rank;
 };
 
 /* A problem met while loading articles: file, line and what is wrong. */
@@ -113,6 +117,16 @@ int kb_search(struct kb *kb, const char *question, const char *lang, struct kb_h
  * other language's table splits question->text itself. */
 int kb_search_analysed(struct kb *kb, const struct text_analysis *question, const char *lang,
                        struct kb_hit *hits, int max_hits, int *n_hits);
+/* kb_search_analysed() that chooses the passage of the first n_passages hits only; the
+ * others' passage stays NULL until kb_hit_passage(). A caller that may need no more than
+ * the best hit's passage (triage: most searches end in a handoff) saves choosing and
+ * cleaning the others. */
+int kb_search_hits(struct kb *kb, const struct text_analysis *question, const char *lang,
+                   struct kb_hit *hits, int max_hits, int n_passages, int *n_hits);
+/* Chooses the passage of a hit of kb's last search (nothing if it has one). Returns 0,
+ * CD_ESTATE if kb searched again since, CD_ENOTFOUND if the article is no longer
+ * published, CD_ENOMEM. */
+int kb_hit_passage(struct kb *kb, struct kb_hit *hit);
 void kb_hits_clear(struct kb_hit *hits, int n_hits);
 
 /* What the published articles in lang know of a word (stem: n bytes, as text.h's tokenizer for

@@ -394,6 +394,7 @@ void kb_close(struct kb *kb)
         sqlite3_finalize(kb->st[i]);
     sqlite3_close(kb->db);
     kb_capture_free(&kb->capture);
+    free(kb->last_queries);
     free(kb);
 }
 

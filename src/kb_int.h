@@ -181,6 +181,10 @@ struct kb {
     struct kb_lang_index langs[KB_MAX_LANGS];
     int n_langs;
     struct kb_tune tune;
+    /* The last search's queries, one per language searched, for kb_hit_passage(). */
+    struct kb_query *last_queries;
+    int n_last_queries;
+    uint64_t n_searches;
 };
 
 #define CAPTURED_COL(c) ((c) == 0 || (c) == 1 || (c) == 4) /* title, questions, body */

@@ -781,8 +781,9 @@ static int rescore(struct kb *kb, const struct kb_query *q, struct kb_candidate 
     return 0;
 }
 
+/* Fills hit from candidate c of search q (its passage too when with_passage). */
 static int fill_hit(struct kb *kb, const struct kb_query *q, const struct kb_candidate *c,
-                    struct kb_hit *hit)
+                    int with_passage, struct kb_hit *hit)
 {
     memset(hit, 0, sizeof *hit);
     sqlite3_stmt *st = kb_stmt(kb, ST_HIT_BODY);
@@ -794,8 +795,12 @@ static int fill_hit(struct kb *kb, const struct kb_query *q, const struct kb_can
         hit->title = cd_strdup(sql_text(st, 1));
         hit->score = c->score;
         hit->match = c->match;
-        rc = hit->title ? kb_best_passage(q, sql_text(st, 3), sql_text(st, 4), &hit->passage)
-                        : CD_ENOMEM;
+        hit->search = kb->n_searches;
+        hit->rid = c->rid;
+        hit->lang_rank = c->lang_rank;
+        rc = !hit->title    ? CD_ENOMEM
+             : with_passage ? kb_best_passage(q, sql_text(st, 3), sql_text(st, 4), &hit->passage)
+                            : 0;
     }
     sqlite3_reset(st);
     if (rc) {
@@ -803,6 +808,22 @@ static int fill_hit(struct kb *kb, const struct kb_query *q, const struct kb_can
         free(hit->passage);
         memset(hit, 0, sizeof *hit);
     }
+    return rc;
+}
+
+int kb_hit_passage(struct kb *kb, struct kb_hit *hit)
+{
+    if (hit->passage)
+        return 0;
+    if (hit->search != kb->n_searches || hit->lang_rank < 0 || hit->lang_rank >= kb->n_last_queries)
+        return CD_ESTATE;
+    sqlite3_stmt *st = kb_stmt(kb, ST_HIT_BODY);
+    sqlite3_bind_int64(st, 1, hit->rid);
+    int rc = sqlite3_step(st) == SQLITE_ROW
+                 ? kb_best_passage(&kb->last_queries[hit->lang_rank], sql_text(st, 3),
+                                   sql_text(st, 4), &hit->passage)
+                 : CD_ENOTFOUND;
+    sqlite3_reset(st);
     return rc;
 }
 
@@ -821,6 +842,12 @@ int kb_search(struct kb *kb, const char *question, const char *lang, struct kb_h
 
 int kb_search_analysed(struct kb *kb, const struct text_analysis *question, const char *lang,
                        struct kb_hit *hits, int max_hits, int *n_hits)
+{
+    return kb_search_hits(kb, question, lang, hits, max_hits, max_hits, n_hits);
+}
+
+int kb_search_hits(struct kb *kb, const struct text_analysis *question, const char *lang,
+                   struct kb_hit *hits, int max_hits, int n_passages, int *n_hits)
 {
     if (n_hits)
         *n_hits = 0;
@@ -851,6 +878,7 @@ int kb_search_analysed(struct kb *kb, const struct text_analysis *question, cons
     struct kb_query *queries = calloc((size_t)n_order, sizeof *queries);
     if (!queries)
         return CD_ENOMEM;
+    kb->n_searches++; /* the hits of earlier searches choose no passage any more */
     int n_cands = 0, n = 0;
     /* One read transaction for the whole search: one snapshot, one lock. */
     int own_txn = sqlite3_get_autocommit(kb->db) && sql_run(kb_stmt(kb, ST_READ_BEGIN)) == 0;
@@ -873,7 +901,7 @@ int kb_search_analysed(struct kb *kb, const struct text_analysis *question, cons
     }
     qsort(cands, (size_t)n_cands, sizeof cands[0], cmp_candidates);
     for (int i = 0; i < n_cands && n < max_hits; i++) {
-        rc = fill_hit(kb, &queries[cands[i].lang_rank], &cands[i], &hits[n]);
+        rc = fill_hit(kb, &queries[cands[i].lang_rank], &cands[i], n < n_passages, &hits[n]);
         if (rc == CD_ENOTFOUND)
             continue;
         if (rc)
@@ -889,7 +917,9 @@ done:
         n = 0;
     }
     *n_hits = n;
-    free(queries);
+    free(kb->last_queries); /* the queries stay for kb_hit_passage() */
+    kb->last_queries = queries;
+    kb->n_last_queries = n_order;
     return rc;
 }
 

@@ -834,9 +834,10 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
 
     /* KB evidence, searched only now that no intent settled the message (a
      * search costs more than everything above): the best article and how
-     * much of the question it covers. */
+     * much of the question it covers. Only the best hit's passage is chosen
+     * now: the others matter only to an answer (below). */
     if (t->kb) {
-        if (kb_search_analysed(t->kb, a, lang, hits, TRIAGE_MAX_ARTICLES, &n_hits) != 0)
+        if (kb_search_hits(t->kb, a, lang, hits, TRIAGE_MAX_ARTICLES, 1, &n_hits) != 0)
             n_hits = 0;
         if (n_hits > 0) {
             coverage_start(t, a, hits[0].lang, &cov);
@@ -863,9 +864,13 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
                    top_it && !is_oos && p_top >= s->t_clarify ? top_it->name : "");
         if ((rc = set_answer(out, hits[0].passage)))
             goto done;
-        for (int i = 0; i < n_hits && rc == 0; i++)
-            if (i == 0 || kb_coverage(t, &cov, &hits[i]) >= t_kb)
+        for (int i = 0; i < n_hits && rc == 0; i++) {
+            /* A later hit whose passage cannot be read now is not listed. */
+            if (i > 0 && kb_hit_passage(t->kb, &hits[i]) == CD_ENOMEM)
+                rc = CD_ENOMEM;
+            else if (i == 0 || (hits[i].passage && kb_coverage(t, &cov, &hits[i]) >= t_kb))
                 rc = add_article(out, hits[i].id, hits[i].title, hits[i].score);
+        }
         goto done;
     }
 

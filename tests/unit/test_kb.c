@@ -15,6 +15,7 @@
 
 #include "cd.h"
 #include "kb.h"
+#include "text.h"
 #include "testlib.h"
 
 #include <sqlite3.h>
@@ -771,6 +772,50 @@ static void test_passage(void **state)
     kb_close(kb);
 }
 
+/* Passages chosen later: kb_search_hits() chooses the best hit's only; kb_hit_passage()
+ * chooses another's, the same as a full search would, until kb searches again. */
+static void test_passages_later(void **state)
+{
+    (void)state;
+    struct kb *kb = open_memory();
+    put(kb, "gift-lost", "en", "Lost gift cards",
+        "Our shop sells gift cards online.\n\nA lost gift card can be replaced with the "
+        "receipt.\n");
+    put(kb, "gift-balance", "en", "Gift card balance",
+        "Gift cards never expire.\n\nA lost card keeps its balance: ask us with the receipt.\n");
+    put(kb, "gift-buy", "en", "Buying gift cards",
+        "Gift cards come in amounts from $10.\n\nA lost order of gift cards is resent.\n");
+    const char *q = "I lost my gift card";
+    struct kb_hit full[3], hits[3];
+    int n_full = 0, n = 0;
+    assert_int_equal(kb_search(kb, q, "en", full, 3, &n_full), 0);
+    assert_int_equal(n_full, 3);
+    struct text_analysis a = {.text = q, .n = strlen(q)};
+    assert_int_equal(kb_search_hits(kb, &a, "en", hits, 3, 1, &n), 0);
+    assert_int_equal(n, 3);
+    assert_non_null(hits[0].passage);
+    assert_string_equal(hits[0].passage, full[0].passage);
+    for (int i = 1; i < n; i++) {
+        assert_string_equal(hits[i].id, full[i].id);
+        assert_null(hits[i].passage);
+        assert_int_equal(kb_hit_passage(kb, &hits[i]), 0);
+        assert_string_equal(hits[i].passage, full[i].passage);
+        assert_int_equal(kb_hit_passage(kb, &hits[i]), 0); /* has one: unchanged */
+    }
+    kb_hits_clear(hits, n);
+    assert_int_equal(kb_search_hits(kb, &a, "en", hits, 3, 0, &n), 0);
+    assert_null(hits[0].passage);
+    struct kb_hit other[1];
+    int n_other = 0;
+    assert_int_equal(kb_search(kb, "gift card balance", "en", other, 1, &n_other), 0);
+    assert_int_equal(kb_hit_passage(kb, &hits[0]), CD_ESTATE); /* kb searched again */
+    assert_null(hits[0].passage);
+    kb_hits_clear(other, n_other);
+    kb_hits_clear(hits, n);
+    kb_hits_clear(full, n_full);
+    kb_close(kb);
+}
+
 static void test_search_after_put_and_reopen(void **state)
 {
     (void)state;
@@ -1007,6 +1052,7 @@ int main(void)
                     cmocka_unit_test(test_learn_improves_rank),
                     cmocka_unit_test(test_typos),
                     cmocka_unit_test(test_passage),
+                    cmocka_unit_test(test_passages_later),
                     IN_TMP_DIR(test_search_after_put_and_reopen),
                     IN_TMP_DIR(test_postings_match_fts5),
                     IN_TMP_DIR(test_index_reread_only_for_kb_writes),
