@@ -1188,7 +1188,9 @@ int triage_decide_kb_only(struct kb *kb, const char *text, const char *lang,
     d->priority = 3;
     struct kb_hit hits[3];
     int n = 0;
-    if (kb && kb_search(kb, text, lang, hits, 3, &n) == 0 && n > 0) {
+    /* Only the best hit's passage is shown; the others are listed by title. */
+    struct text_analysis q = {.text = text, .n = text ? strlen(text) : 0};
+    if (kb && text && kb_search_hits(kb, &q, lang, hits, 3, 1, &n) == 0 && n > 0) {
         d->action = TRIAGE_ANSWER;
         d->confidence = 0.5;
         d->answer = strdup(hits[0].passage ? hits[0].passage : "");

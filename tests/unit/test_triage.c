@@ -172,6 +172,14 @@ static void test_kb_unknown_word(void **state)
         triage_decision_clear(&d);
     }
     triage_free(t);
+    /* With no intents at all: the best article's passage, the others listed. */
+    struct triage_decision d;
+    assert_int_equal(triage_decide_kb_only(kb, "return an item to the shop", "en", &d), 0);
+    assert_int_equal(d.action, TRIAGE_ANSWER);
+    assert_string_equal(d.articles[0].id, "returns");
+    assert_string_equal(d.answer, "Return any item to the shop within 30 days for a refund.");
+    assert_int_equal(d.n_articles, 3);
+    triage_decision_clear(&d);
     kb_close(kb);
 }
 
