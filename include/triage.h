@@ -229,15 +229,19 @@ enum triage_phrase {
     TRIAGE_SAY_COLLECT_AGAIN,      /* ... and could not be read: put before the prompt */
     TRIAGE_SAY_NOT_HELPED_CLARIFY, /* "that didn't help", with candidates to offer */
     TRIAGE_SAY_NOT_HELPED_HANDOFF, /* "that didn't help", nothing else to offer */
+    TRIAGE_SAY_CLARIFY,            /* triage_decide()'s question before its choices */
     TRIAGE_SAY_PERSON,             /* the customer pressed "talk to a person" */
 };
 
-/* The bot's sentence for p: a static string. */
-const char *triage_say(enum triage_phrase p);
+/* The bot's sentence for p in lang, a conversation's language tag (NULL: English): a static
+ * string. The wording is English and Spanish, the languages of the shipped intents and
+ * articles; any other language gets the English. */
+const char *triage_say(enum triage_phrase p, const char *lang);
 
 /* The decision for a clarify choice the customer clicked: intent_name's own answer (its
  * response, else the first paragraph of its article from kb, else its description), or a
- * handoff for intents a person handles; without asking the model again. Returns 0,
+ * handoff for intents a person handles (said in the intent's language); without asking the
+ * model again. Returns 0,
  * CD_ENOTFOUND (no triage or no such intent) or CD_ENOMEM. */
 int triage_decide_choice(const struct triage *t, struct kb *kb, const char *intent_name,
                          struct triage_decision *d);
@@ -248,9 +252,9 @@ int triage_decide_kb_only(struct kb *kb, const char *text, const char *lang,
                           struct triage_decision *d);
 
 /* The customer said an answer did not help and d is the answer the same question gets
- * again: turns it into a clarify when it has two or more candidates, else a handoff. Other
- * decisions are left as they are. Returns 0 or CD_ENOMEM. */
-int triage_not_helped(struct triage_decision *d);
+ * again: turns it into a clarify when it has two or more candidates, else a handoff, said in
+ * lang. Other decisions are left as they are. Returns 0 or CD_ENOMEM. */
+int triage_not_helped(struct triage_decision *d, const char *lang);
 
 /* The customer asked for a person: a handoff routed by the last intent of the conversation
  * (its queue), else to fallback_queue (NULL or "": "general"), with the priority of the

@@ -602,10 +602,6 @@ static void set_handoff(struct triage_decision *d, const struct intent *it, cons
     d->evidence.reason = reason;
 }
 
-static const char handoff_text[] =
-    "I'm connecting you with a member of our team who can help with this. "
-    "Please stay in the chat; they will see everything you've written so far.";
-
 /* The answer for an "answer" intent: its response, else the passage of its
  * article that best answers the question (kb_passage(), the KB's one passage
  * rule), else its label; plus the article link. */
@@ -648,6 +644,7 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
     out->evidence.reason = "low_confidence";
     if (!cd_utf8_valid(text, n))
         return CD_EINVAL;
+    const char *handoff_text = triage_say(TRIAGE_SAY_HANDOFF, lang);
     struct triage_context none = {0};
     if (!ctx)
         ctx = &none;
@@ -891,7 +888,7 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
         out->queue[0] = '\0';
         out->evidence.reason = "clarify";
         struct cd_buf b = {0};
-        rc = cd_buf_puts(&b, "I want to get this right. Which of these do you mean?");
+        rc = cd_buf_puts(&b, triage_say(TRIAGE_SAY_CLARIFY, lang));
         for (int i = 0; i < r.n_top && i < s->n_candidates && rc == 0; i++) {
             /* Keep choices that are plausible; always offer at least two. */
             if (i >= 2 && r.top_p[i] < 0.05)
@@ -1106,27 +1103,55 @@ done:
  * sentence the bot says, so that policy and wording have one home. This section is separate
  * from the classification and threshold code above and does not touch it. */
 
-const char *triage_say(enum triage_phrase p)
+/* The bot's sentences, one row a language: English first (the fallback), then Spanish. */
+static const struct {
+    const char *lang;
+    const char *text[TRIAGE_SAY_PERSON + 1];
+} phrases[] = {
+    {"en",
+     {
+         [TRIAGE_SAY_HANDOFF] = "I'm connecting you with a member of our team who can help with "
+                                "this. Please stay in the chat; they will see everything you've "
+                                "written so far.",
+         [TRIAGE_SAY_CHOICE_HANDOFF] = "I'm passing you to a colleague who can help with this.",
+         [TRIAGE_SAY_NO_ANSWER_HANDOFF] = "Let me connect you with a person who can help.",
+         [TRIAGE_SAY_COLLECTED] = "Thank you. I'm passing you to a colleague now.",
+         [TRIAGE_SAY_COLLECT_AGAIN] = "Sorry, I could not read that.",
+         [TRIAGE_SAY_NOT_HELPED_CLARIFY] = "Sorry about that. Which of these is closest?",
+         [TRIAGE_SAY_NOT_HELPED_HANDOFF] =
+             "Sorry that did not help. Let me connect you with a person.",
+         [TRIAGE_SAY_CLARIFY] = "I want to get this right. Which of these do you mean?",
+         [TRIAGE_SAY_PERSON] = "I'm connecting you with a person.",
+     }},
+    {"es",
+     {
+         [TRIAGE_SAY_HANDOFF] = "Te paso con una persona de nuestro equipo que puede ayudarte con "
+                                "esto. Quédate en el chat: verá todo lo que has escrito hasta "
+                                "ahora.",
+         [TRIAGE_SAY_CHOICE_HANDOFF] = "Te paso con un compañero que puede ayudarte con esto.",
+         [TRIAGE_SAY_NO_ANSWER_HANDOFF] = "Te pongo en contacto con una persona que pueda "
+                                          "ayudarte.",
+         [TRIAGE_SAY_COLLECTED] = "Gracias. Ahora te paso con un compañero.",
+         [TRIAGE_SAY_COLLECT_AGAIN] = "Perdona, no he podido leerlo.",
+         [TRIAGE_SAY_NOT_HELPED_CLARIFY] = "Lo siento. ¿Cuál de estas opciones se acerca más?",
+         [TRIAGE_SAY_NOT_HELPED_HANDOFF] =
+             "Siento que no te haya servido. Te pongo en contacto con una persona.",
+         [TRIAGE_SAY_CLARIFY] = "Quiero acertar. ¿A cuál de estas te refieres?",
+         [TRIAGE_SAY_PERSON] = "Te pongo en contacto con una persona.",
+     }},
+};
+
+const char *triage_say(enum triage_phrase p, const char *lang)
 {
-    switch (p) {
-    case TRIAGE_SAY_HANDOFF:
-        return handoff_text;
-    case TRIAGE_SAY_CHOICE_HANDOFF:
-        return "I'm passing you to a colleague who can help with this.";
-    case TRIAGE_SAY_NO_ANSWER_HANDOFF:
-        return "Let me connect you with a person who can help.";
-    case TRIAGE_SAY_COLLECTED:
-        return "Thank you. I'm passing you to a colleague now.";
-    case TRIAGE_SAY_COLLECT_AGAIN:
-        return "Sorry, I could not read that.";
-    case TRIAGE_SAY_NOT_HELPED_CLARIFY:
-        return "Sorry about that. Which of these is closest?";
-    case TRIAGE_SAY_NOT_HELPED_HANDOFF:
-        return "Sorry that did not help. Let me connect you with a person.";
-    case TRIAGE_SAY_PERSON:
-        return "I'm connecting you with a person.";
-    }
-    return "";
+    if ((int)p < 0 || p > TRIAGE_SAY_PERSON)
+        return "";
+    char code[16];
+    size_t row = 0;
+    if (lang && text_lang_code(lang, code))
+        for (size_t i = 0; i < sizeof phrases / sizeof phrases[0]; i++)
+            if (!strcmp(phrases[i].lang, code))
+                row = i;
+    return phrases[row].text[p];
 }
 
 int triage_decide_choice(const struct triage *t, struct kb *kb, const char *intent_name,
@@ -1152,7 +1177,7 @@ int triage_decide_choice(const struct triage *t, struct kb *kb, const char *inte
             d->collect_field = strdup(in->collect.field ? in->collect.field : "detail");
             d->collect_prompt = strdup(in->collect.prompt);
         }
-        d->answer = strdup(triage_say(TRIAGE_SAY_CHOICE_HANDOFF));
+        d->answer = strdup(triage_say(TRIAGE_SAY_CHOICE_HANDOFF, in->lang));
         return d->answer ? 0 : CD_ENOMEM;
     }
     d->action = TRIAGE_ANSWER;
@@ -1205,25 +1230,25 @@ int triage_decide_kb_only(struct kb *kb, const char *text, const char *lang,
         kb_hits_clear(hits, n);
     } else {
         d->action = TRIAGE_HANDOFF;
-        d->answer = strdup(triage_say(TRIAGE_SAY_NO_ANSWER_HANDOFF));
+        d->answer = strdup(triage_say(TRIAGE_SAY_NO_ANSWER_HANDOFF, lang));
     }
     d->evidence.reason = "kb";
     return d->answer ? 0 : CD_ENOMEM;
 }
 
-int triage_not_helped(struct triage_decision *d)
+int triage_not_helped(struct triage_decision *d, const char *lang)
 {
     if (d->action != TRIAGE_ANSWER)
         return 0;
     if (d->n_candidates >= 2) {
         d->action = TRIAGE_CLARIFY;
         free(d->answer);
-        d->answer = strdup(triage_say(TRIAGE_SAY_NOT_HELPED_CLARIFY));
+        d->answer = strdup(triage_say(TRIAGE_SAY_NOT_HELPED_CLARIFY, lang));
         d->n_articles = 0;
     } else {
         d->action = TRIAGE_HANDOFF;
         free(d->answer);
-        d->answer = strdup(triage_say(TRIAGE_SAY_NOT_HELPED_HANDOFF));
+        d->answer = strdup(triage_say(TRIAGE_SAY_NOT_HELPED_HANDOFF, lang));
     }
     return d->answer ? 0 : CD_ENOMEM;
 }
@@ -1267,6 +1292,6 @@ int triage_person_request(const struct triage *t, const char *last_intent, const
             q = in->queue;
     }
     snprintf(d->queue, sizeof d->queue, "%s", q);
-    d->answer = strdup(triage_say(TRIAGE_SAY_PERSON));
+    d->answer = strdup(triage_say(TRIAGE_SAY_PERSON, lang));
     return d->answer ? 0 : CD_ENOMEM;
 }

@@ -42,6 +42,20 @@ test('a first message without hello is detected too', async () => {
   c.close();
 });
 
+test('the bot speaks the conversation\'s language when it hands off and when a person is asked for', async () => {
+  const c = await customer({ type: 'hello', lang: 'es', name: 'Lucía' });
+  const r = await ask(c, 'm1', '¿quién ganó el partido de fútbol de anoche?');
+  assert.equal(r.type, 'reply');
+  assert.equal(r.action, 'handoff', JSON.stringify(r));
+  assert.match(r.text, /^Te paso con una persona de nuestro equipo/, r.text);
+  c.close();
+  const e = await customer({ type: 'hello', lang: 'en' });
+  const r2 = await ask(e, 'm1', 'who won the football match last night');
+  assert.equal(r2.action, 'handoff', JSON.stringify(r2));
+  assert.match(r2.text, /^I'm connecting you with a member of our team/, r2.text);
+  e.close();
+});
+
 test('an English question without hello.lang stays English', async () => {
   const c = await customer({ type: 'hello' });
   const r = await ask(c, 'm1', 'how much is shipping to Texas');

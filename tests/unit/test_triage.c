@@ -53,6 +53,13 @@ static struct triage *make_triage(const char *json, const struct triage_settings
     return t;
 }
 
+static void decide_lang(struct triage *t, const char *text, const char *lang,
+                        struct triage_decision *d)
+{
+    assert_int_equal(triage_decide(t, text, strlen(text), lang, NULL, d), 0);
+    assert_non_null(d->answer);
+}
+
 static void decide(struct triage *t, const char *text, const struct triage_context *ctx,
                    struct triage_decision *d)
 {
@@ -799,41 +806,63 @@ static void test_turns_outside_decide(void **state)
     triage_decision_clear(&d);
     assert_int_equal(triage_decide_choice(t, NULL, "close_account", &d), 0); /* sensitive */
     assert_int_equal(d.action, TRIAGE_HANDOFF);
-    assert_string_equal(d.answer, triage_say(TRIAGE_SAY_CHOICE_HANDOFF));
+    assert_string_equal(d.answer, triage_say(TRIAGE_SAY_CHOICE_HANDOFF, "en"));
     assert_string_equal(d.queue, "accounts");
     triage_decision_clear(&d);
     assert_int_equal(triage_decide_choice(t, NULL, "no_such_intent", &d), CD_ENOTFOUND);
     assert_int_equal(triage_decide_kb_only(NULL, "where is my order", "en", &d), 0);
     assert_int_equal(d.action, TRIAGE_HANDOFF);
-    assert_string_equal(d.answer, triage_say(TRIAGE_SAY_NO_ANSWER_HANDOFF));
+    assert_string_equal(d.answer, triage_say(TRIAGE_SAY_NO_ANSWER_HANDOFF, "en"));
     triage_decision_clear(&d);
     /* "That didn't help": a clarify with two candidates, else a person. */
     memset(&d, 0, sizeof d);
     d.action = TRIAGE_ANSWER;
     d.n_candidates = 2;
     d.n_articles = 1;
-    assert_int_equal(triage_not_helped(&d), 0);
+    assert_int_equal(triage_not_helped(&d, "en"), 0);
     assert_int_equal(d.action, TRIAGE_CLARIFY);
     assert_int_equal(d.n_articles, 0);
-    assert_string_equal(d.answer, triage_say(TRIAGE_SAY_NOT_HELPED_CLARIFY));
+    assert_string_equal(d.answer, triage_say(TRIAGE_SAY_NOT_HELPED_CLARIFY, "en"));
     triage_decision_clear(&d);
     memset(&d, 0, sizeof d);
     d.action = TRIAGE_ANSWER;
-    assert_int_equal(triage_not_helped(&d), 0);
+    assert_int_equal(triage_not_helped(&d, "en"), 0);
     assert_int_equal(d.action, TRIAGE_HANDOFF);
-    assert_string_equal(d.answer, triage_say(TRIAGE_SAY_NOT_HELPED_HANDOFF));
+    assert_string_equal(d.answer, triage_say(TRIAGE_SAY_NOT_HELPED_HANDOFF, "en"));
     triage_decision_clear(&d);
     /* A person: routed by the last intent, else the fallback queue. */
     assert_int_equal(triage_person_request(t, "refund_status", "en", NULL, &d), 0);
     assert_int_equal(d.action, TRIAGE_HANDOFF);
     assert_string_equal(d.queue, "billing");
-    assert_string_equal(d.answer, triage_say(TRIAGE_SAY_PERSON));
+    assert_string_equal(d.answer, triage_say(TRIAGE_SAY_PERSON, "en"));
     triage_decision_clear(&d);
     assert_int_equal(triage_person_request(NULL, NULL, NULL, "orders", &d), 0);
     assert_string_equal(d.queue, "orders");
     triage_decision_clear(&d);
-    for (int p = TRIAGE_SAY_HANDOFF; p <= TRIAGE_SAY_PERSON; p++)
-        assert_true(strlen(triage_say((enum triage_phrase)p)) > 10);
+    /* Every sentence in English and Spanish; a regional tag is its language, and a language
+     * without wording of its own gets the English. */
+    for (int p = TRIAGE_SAY_HANDOFF; p <= TRIAGE_SAY_PERSON; p++) {
+        const char *en = triage_say((enum triage_phrase)p, "en");
+        const char *es = triage_say((enum triage_phrase)p, "es");
+        assert_true(strlen(en) > 10 && strlen(es) > 10);
+        assert_string_not_equal(en, es);
+        assert_string_equal(triage_say((enum triage_phrase)p, "es-MX"), es);
+        assert_string_equal(triage_say((enum triage_phrase)p, "fr"), en);
+        assert_string_equal(triage_say((enum triage_phrase)p, NULL), en);
+    }
+    /* A Spanish conversation hears the bot in Spanish: a handoff, a clarify, a person. */
+    decide_lang(t, "¿cuál es la capital de Australia?", "es", &d);
+    assert_int_equal(d.action, TRIAGE_HANDOFF);
+    assert_string_equal(d.answer, triage_say(TRIAGE_SAY_HANDOFF, "es"));
+    triage_decision_clear(&d);
+    assert_int_equal(triage_person_request(t, NULL, "es", NULL, &d), 0);
+    assert_string_equal(d.answer, triage_say(TRIAGE_SAY_PERSON, "es"));
+    triage_decision_clear(&d);
+    memset(&d, 0, sizeof d);
+    d.action = TRIAGE_ANSWER;
+    assert_int_equal(triage_not_helped(&d, "es"), 0);
+    assert_string_equal(d.answer, triage_say(TRIAGE_SAY_NOT_HELPED_HANDOFF, "es"));
+    triage_decision_clear(&d);
     triage_free(t);
 }
 
