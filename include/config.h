@@ -51,6 +51,7 @@ struct config {
     int fcr_window_days; /* a return within this long counts against FCR */
     char *sla_targets;   /* per-queue "QUEUE=FIRST_S/RESOLUTION,..."; "" = defaults */
     char *qa_rubric;     /* QA rubric file (qa.h) */
+    char *phrases_path;  /* the bot's own sentences by language (triage.h); "" = built in */
     int qa_sample;       /* conversations per agent and week drawn for QA */
     int is_nps;          /* ask NPS (0-10) after the CSAT rating */
 

@@ -233,10 +233,24 @@ enum triage_phrase {
     TRIAGE_SAY_PERSON,             /* the customer pressed "talk to a person" */
 };
 
-/* The bot's sentence for p in lang, a conversation's language tag (NULL: English): a static
- * string. The wording is English and Spanish, the languages of the shipped intents and
- * articles; any other language gets the English. */
+/* The bot's built-in sentence for p in lang, a conversation's language tag (NULL: English):
+ * a static string. The wording is English and Spanish, the languages of the shipped intents
+ * and articles; any other language gets the English. */
 const char *triage_say(enum triage_phrase p, const char *lang);
+
+/* The name of p in a phrases file ("handoff", "clarify", ...), NULL past the last. */
+const char *triage_phrase_name(enum triage_phrase p);
+
+/* Installs a deployment's own wording (setting 'phrases'): a JSON object whose keys are
+ * language tags, each an object of phrase names (triage_phrase_name()) to sentences of 1 to
+ * 1,000 bytes. It replaces the built-in sentences it names; a language without a sentence
+ * of its own gets the file's English one, else the built-in English. Returns 0; CD_EINVAL
+ * with *err (malloc'd, for the operator) naming the first problem, the wording unchanged;
+ * or CD_ENOMEM. */
+int triage_set_phrases(struct triage *t, const char *json, size_t n, char **err);
+
+/* The sentence for p in lang: t's own wording, else the built-in (t may be NULL). */
+const char *triage_phrase(const struct triage *t, enum triage_phrase p, const char *lang);
 
 /* The decision for a clarify choice the customer clicked: intent_name's own answer (its
  * response, else the first paragraph of its article from kb, else its description), or a
@@ -253,8 +267,9 @@ int triage_decide_kb_only(struct kb *kb, const char *text, const char *lang,
 
 /* The customer said an answer did not help and d is the answer the same question gets
  * again: turns it into a clarify when it has two or more candidates, else a handoff, said in
- * lang. Other decisions are left as they are. Returns 0 or CD_ENOMEM. */
-int triage_not_helped(struct triage_decision *d, const char *lang);
+ * lang (t's wording; t may be NULL). Other decisions are left as they are. Returns 0 or CD_ENOMEM.
+ */
+int triage_not_helped(const struct triage *t, struct triage_decision *d, const char *lang);
 
 /* The customer asked for a person: a handoff routed by the last intent of the conversation
  * (its queue), else to fallback_queue (NULL or "": "general"), with the priority of the

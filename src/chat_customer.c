@@ -826,13 +826,15 @@ void chat_take_message(struct chat *chat, uint64_t id, struct conv *c, const cha
                 if (!c->n_collect_tries++ && !collect_matches(chat, c, masked, &prompt) && prompt) {
                     char again[600];
                     snprintf(again, sizeof again, "%s %s",
-                             triage_say(TRIAGE_SAY_COLLECT_AGAIN, c->rec.lang), prompt);
+                             triage_phrase(chat->triage, TRIAGE_SAY_COLLECT_AGAIN, c->rec.lang),
+                             prompt);
                     d.collect_field = strdup(c->collect_field);
                     d.collect_prompt = strdup(again);
                     d.answer = strdup(again);
                     rc = d.answer && d.collect_field && d.collect_prompt ? 0 : CD_ENOMEM;
                 } else {
-                    d.answer = strdup(triage_say(TRIAGE_SAY_COLLECTED, c->rec.lang));
+                    d.answer =
+                        strdup(triage_phrase(chat->triage, TRIAGE_SAY_COLLECTED, c->rec.lang));
                     rc = d.answer ? 0 : CD_ENOMEM;
                 }
                 if (!rc) {
@@ -941,7 +943,7 @@ static void customer_feedback(struct chat *chat, struct conn *k, json_t *o)
         const char *q = b.question ? b.question : "";
         rc = chat_decide(chat, c, q, strlen(q), &d);
         if (!rc) /* the same kind of answer did not help: a choice, else a person */
-            rc = triage_not_helped(&d, c->rec.lang);
+            rc = triage_not_helped(chat->triage, &d, c->rec.lang);
         if (!rc) {
             if (d.action == TRIAGE_HANDOFF && !d.queue[0])
                 snprintf(d.queue, sizeof d.queue, "general");

@@ -246,6 +246,22 @@ static int build_triage(struct serve_parts *p)
         fputs("caredesk serve: cannot build the triage engine (out of memory)\n", stderr);
         return CLI_FAIL;
     }
+    if (cfg->phrases_path && *cfg->phrases_path) {
+        size_t n = 0;
+        char *json = cd_read_file(cfg->phrases_path, &n), *err = NULL;
+        int read_errno = errno;
+        int prc = json ? triage_set_phrases(p->triage, json, n, &err) : CD_ENOTFOUND;
+        free(json);
+        if (prc) {
+            fprintf(stderr, "caredesk serve: setting 'phrases': %s: %s\n", cfg->phrases_path,
+                    prc == CD_ENOTFOUND ? strerror(read_errno)
+                    : err               ? err
+                                        : cd_strerror(prc));
+            free(err);
+            return CLI_USAGE;
+        }
+        log_event(LOG_INFO, "phrases_loaded", "path:s", cfg->phrases_path, LOG_END);
+    }
     if (p->kb && triage_calibrate_kb(p->triage, 0) == 0) {
         const struct triage_kb_calibration *kc = triage_kb_calibration(p->triage);
         log_event(LOG_INFO, "kb_calibrated", "t_coverage:f", kc->t_coverage, "false_rate:f",

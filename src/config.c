@@ -53,6 +53,8 @@ static const struct setting settings[] = {
     {"queues", T_STR, OFF(queues), QUEUE_DEFAULT_NAMES, 0, 0, "handoff queues (comma-separated)"},
     {"default-queue", T_STR, OFF(default_queue), "general", 0, 0,
      "queue for handoffs with no better guess"},
+    {"phrases", T_STR, OFF(phrases_path), "", 0, 0,
+     "the bot's own sentences by language (JSON; empty = the built-in English and Spanish)"},
     {"default-lang", T_STR, OFF(default_lang), "en", 0, 0,
      "language of a chat whose widget sends none, until its messages show another"},
     {"pickup-target", T_INT, OFF(pickup_target_s), CD_XSTR(QUEUE_DEFAULT_PICKUP_TARGET_S), 1, 86400,

@@ -118,6 +118,14 @@ struct triage {
     struct scope_prior prior;            /* the traffic's out-of-scope share, measured */
     int lead_end; /* compute_signals(): where the words that make the message a question
                    * ("how", "can you", "is there") end in it, 0 if none do */
+    struct triage_wording *wording; /* triage_set_phrases(); NULL: the built-in only */
+    int n_wording;
+};
+
+/* A deployment's sentences for one language (NULL: none of its own). */
+struct triage_wording {
+    char lang[16];
+    char *text[TRIAGE_SAY_PERSON + 1];
 };
 
 void triage_settings_default(struct triage_settings *s)
@@ -204,6 +212,14 @@ struct triage *triage_new(const struct triage_settings *settings, struct intents
     return t;
 }
 
+static void wording_free(struct triage_wording *w, int n)
+{
+    for (int i = 0; i < n; i++)
+        for (int p = 0; p <= TRIAGE_SAY_PERSON; p++)
+            free(w[i].text[p]);
+    free(w);
+}
+
 void triage_free(struct triage *t)
 {
     if (!t)
@@ -217,6 +233,7 @@ void triage_free(struct triage *t)
         regfree(&t->not_helped_re[i]);
     text_analysis_free(&t->analysis);
     free(t->folded);
+    wording_free(t->wording, t->n_wording);
     free(t);
 }
 
@@ -644,7 +661,7 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
     out->evidence.reason = "low_confidence";
     if (!cd_utf8_valid(text, n))
         return CD_EINVAL;
-    const char *handoff_text = triage_say(TRIAGE_SAY_HANDOFF, lang);
+    const char *handoff_text = triage_phrase(t, TRIAGE_SAY_HANDOFF, lang);
     struct triage_context none = {0};
     if (!ctx)
         ctx = &none;
@@ -888,7 +905,7 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
         out->queue[0] = '\0';
         out->evidence.reason = "clarify";
         struct cd_buf b = {0};
-        rc = cd_buf_puts(&b, triage_say(TRIAGE_SAY_CLARIFY, lang));
+        rc = cd_buf_puts(&b, triage_phrase(t, TRIAGE_SAY_CLARIFY, lang));
         for (int i = 0; i < r.n_top && i < s->n_candidates && rc == 0; i++) {
             /* Keep choices that are plausible; always offer at least two. */
             if (i >= 2 && r.top_p[i] < 0.05)
@@ -1154,6 +1171,139 @@ const char *triage_say(enum triage_phrase p, const char *lang)
     return phrases[row].text[p];
 }
 
+static const char *const phrase_names[TRIAGE_SAY_PERSON + 1] = {
+    [TRIAGE_SAY_HANDOFF] = "handoff",
+    [TRIAGE_SAY_CHOICE_HANDOFF] = "choice_handoff",
+    [TRIAGE_SAY_NO_ANSWER_HANDOFF] = "no_answer_handoff",
+    [TRIAGE_SAY_COLLECTED] = "collected",
+    [TRIAGE_SAY_COLLECT_AGAIN] = "collect_again",
+    [TRIAGE_SAY_NOT_HELPED_CLARIFY] = "not_helped_clarify",
+    [TRIAGE_SAY_NOT_HELPED_HANDOFF] = "not_helped_handoff",
+    [TRIAGE_SAY_CLARIFY] = "clarify",
+    [TRIAGE_SAY_PERSON] = "person",
+};
+
+const char *triage_phrase_name(enum triage_phrase p)
+{
+    return (int)p >= 0 && p <= TRIAGE_SAY_PERSON ? phrase_names[p] : NULL;
+}
+
+#define PHRASE_MAX_BYTES 1000
+
+static int phrases_error(char **err, const char *fmt, const char *a, const char *b)
+{
+    if (err && asprintf(err, fmt, a, b) < 0)
+        *err = NULL;
+    return CD_EINVAL;
+}
+
+/* Reads one language's object into w. Returns 0, CD_EINVAL (with *err) or CD_ENOMEM. */
+static int read_wording(const char *tag, json_t *obj, struct triage_wording *w, char **err)
+{
+    if (!json_is_object(obj))
+        return phrases_error(err, "'%s': must be an object of phrase names to sentences%s", tag,
+                             "");
+    const char *name;
+    json_t *v;
+    json_object_foreach(obj, name, v)
+    {
+        int p = 0;
+        while (p <= TRIAGE_SAY_PERSON && strcmp(phrase_names[p], name))
+            p++;
+        if (p > TRIAGE_SAY_PERSON)
+            return phrases_error(err,
+                                 "'%s': no phrase '%s' (handoff, choice_handoff, "
+                                 "no_answer_handoff, collected, collect_again, "
+                                 "not_helped_clarify, not_helped_handoff, clarify, person)",
+                                 tag, name);
+        const char *text = json_string_value(v);
+        size_t len = text ? json_string_length(v) : 0;
+        if (!text || len == 0 || len > PHRASE_MAX_BYTES || memchr(text, 0, len))
+            return phrases_error(err, "'%s'.'%s': must be a sentence of 1 to 1000 bytes", tag,
+                                 name);
+        if (!(w->text[p] = strdup(text)))
+            return CD_ENOMEM;
+    }
+    return 0;
+}
+
+int triage_set_phrases(struct triage *t, const char *json, size_t n, char **err)
+{
+    if (err)
+        *err = NULL;
+    json_error_t je;
+    json_t *root = json_loadb(json, n, JSON_REJECT_DUPLICATES, &je);
+    if (!root) {
+        char where[48];
+        snprintf(where, sizeof where, "line %d", je.line);
+        return phrases_error(err, "not JSON (%s: %s)", where, je.text);
+    }
+    int rc = 0;
+    size_t n_langs = json_is_object(root) ? json_object_size(root) : 0;
+    struct triage_wording *w = calloc(n_langs ? n_langs : 1, sizeof *w);
+    int n_w = 0;
+    if (!json_is_object(root)) {
+        rc = phrases_error(err, "must be an object of language tags (\"en\", \"fr\", ...)%s%s", "",
+                           "");
+    } else if (!w) {
+        rc = CD_ENOMEM;
+    } else {
+        const char *tag;
+        json_t *v;
+        json_object_foreach(root, tag, v)
+        {
+            struct triage_wording *row = &w[n_w];
+            if (!text_lang_code(tag, row->lang)) {
+                rc = phrases_error(err, "'%s': not a language tag (\"en\", \"pt-BR\", ...)%s", tag,
+                                   "");
+                break;
+            }
+            for (int i = 0; i < n_w && !rc; i++)
+                if (!strcmp(w[i].lang, row->lang))
+                    rc = phrases_error(err, "'%s': language '%s' given twice", tag, row->lang);
+            n_w++;
+            if (rc || (rc = read_wording(tag, v, row, err)))
+                break;
+        }
+    }
+    json_decref(root);
+    if (rc) {
+        wording_free(w, n_w);
+        return rc;
+    }
+    wording_free(t->wording, t->n_wording);
+    t->wording = w;
+    t->n_wording = n_w;
+    return 0;
+}
+
+static const char *own_phrase(const struct triage *t, enum triage_phrase p, const char *code)
+{
+    for (int i = 0; t && i < t->n_wording; i++)
+        if (!strcmp(t->wording[i].lang, code))
+            return t->wording[i].text[p];
+    return NULL;
+}
+
+const char *triage_phrase(const struct triage *t, enum triage_phrase p, const char *lang)
+{
+    if ((int)p < 0 || p > TRIAGE_SAY_PERSON)
+        return "";
+    char code[16] = "en";
+    if (!lang || !text_lang_code(lang, code))
+        snprintf(code, sizeof code, "en");
+    const char *s = own_phrase(t, p, code);
+    if (s)
+        return s;
+    /* The built-in wording of that language, if there is one; else the deployment's English,
+     * else the built-in English. */
+    for (size_t i = 1; i < sizeof phrases / sizeof phrases[0]; i++)
+        if (!strcmp(phrases[i].lang, code))
+            return phrases[i].text[p];
+    s = own_phrase(t, p, "en");
+    return s ? s : phrases[0].text[p];
+}
+
 int triage_decide_choice(const struct triage *t, struct kb *kb, const char *intent_name,
                          struct triage_decision *d)
 {
@@ -1177,7 +1327,7 @@ int triage_decide_choice(const struct triage *t, struct kb *kb, const char *inte
             d->collect_field = strdup(in->collect.field ? in->collect.field : "detail");
             d->collect_prompt = strdup(in->collect.prompt);
         }
-        d->answer = strdup(triage_say(TRIAGE_SAY_CHOICE_HANDOFF, in->lang));
+        d->answer = strdup(triage_phrase(t, TRIAGE_SAY_CHOICE_HANDOFF, in->lang));
         return d->answer ? 0 : CD_ENOMEM;
     }
     d->action = TRIAGE_ANSWER;
@@ -1236,19 +1386,19 @@ int triage_decide_kb_only(struct kb *kb, const char *text, const char *lang,
     return d->answer ? 0 : CD_ENOMEM;
 }
 
-int triage_not_helped(struct triage_decision *d, const char *lang)
+int triage_not_helped(const struct triage *t, struct triage_decision *d, const char *lang)
 {
     if (d->action != TRIAGE_ANSWER)
         return 0;
     if (d->n_candidates >= 2) {
         d->action = TRIAGE_CLARIFY;
         free(d->answer);
-        d->answer = strdup(triage_say(TRIAGE_SAY_NOT_HELPED_CLARIFY, lang));
+        d->answer = strdup(triage_phrase(t, TRIAGE_SAY_NOT_HELPED_CLARIFY, lang));
         d->n_articles = 0;
     } else {
         d->action = TRIAGE_HANDOFF;
         free(d->answer);
-        d->answer = strdup(triage_say(TRIAGE_SAY_NOT_HELPED_HANDOFF, lang));
+        d->answer = strdup(triage_phrase(t, TRIAGE_SAY_NOT_HELPED_HANDOFF, lang));
     }
     return d->answer ? 0 : CD_ENOMEM;
 }
@@ -1292,6 +1442,6 @@ int triage_person_request(const struct triage *t, const char *last_intent, const
             q = in->queue;
     }
     snprintf(d->queue, sizeof d->queue, "%s", q);
-    d->answer = strdup(triage_say(TRIAGE_SAY_PERSON, lang));
+    d->answer = strdup(triage_phrase(t, TRIAGE_SAY_PERSON, lang));
     return d->answer ? 0 : CD_ENOMEM;
 }

@@ -3,6 +3,8 @@
 // (English and Spanish), against the real server; and `caredesk ask` without --lang.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { startServer, runCaredesk } from './lib/server.mjs';
 import { openCustomer, ask } from './lib/client.mjs';
 
@@ -54,6 +56,31 @@ test('the bot speaks the conversation\'s language when it hands off and when a p
   assert.equal(r2.action, 'handoff', JSON.stringify(r2));
   assert.match(r2.text, /^I'm connecting you with a member of our team/, r2.text);
   e.close();
+});
+
+test('a deployment words the bot in its own languages (setting phrases); a bad file stops the start', async () => {
+  const dir = srv.dir;
+  const file = path.join(dir, 'phrases.json');
+  writeFileSync(file, JSON.stringify({
+    fr: { handoff: 'Je vous passe une personne de notre équipe.' },
+    en: { person: 'One moment: a Northwind teammate is on the way.' },
+  }));
+  const s = await startServer({ args: ['--phrases', file] });
+  try {
+    const c = await openCustomer(s, { type: 'hello', lang: 'fr' });
+    const r = await ask(c, 'm1', 'qui a gagné le match de football hier soir ?');
+    assert.equal(r.action, 'handoff', JSON.stringify(r));
+    assert.equal(r.text, 'Je vous passe une personne de notre équipe.');
+    c.close();
+    assert.equal(s.events('phrases_loaded').length, 1);
+  } finally {
+    await s.stop();
+  }
+  const bad = path.join(dir, 'bad-phrases.json');
+  writeFileSync(bad, JSON.stringify({ fr: { hand_off: 'Bonjour' } }));
+  const r = await runCaredesk(['serve', '--port', '0', '--db', path.join(dir, 'x.db'), '--phrases', bad]);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /setting 'phrases': .*'fr': no phrase 'hand_off'/);
 });
 
 test('an English question without hello.lang stays English', async () => {

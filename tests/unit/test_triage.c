@@ -819,14 +819,14 @@ static void test_turns_outside_decide(void **state)
     d.action = TRIAGE_ANSWER;
     d.n_candidates = 2;
     d.n_articles = 1;
-    assert_int_equal(triage_not_helped(&d, "en"), 0);
+    assert_int_equal(triage_not_helped(t, &d, "en"), 0);
     assert_int_equal(d.action, TRIAGE_CLARIFY);
     assert_int_equal(d.n_articles, 0);
     assert_string_equal(d.answer, triage_say(TRIAGE_SAY_NOT_HELPED_CLARIFY, "en"));
     triage_decision_clear(&d);
     memset(&d, 0, sizeof d);
     d.action = TRIAGE_ANSWER;
-    assert_int_equal(triage_not_helped(&d, "en"), 0);
+    assert_int_equal(triage_not_helped(t, &d, "en"), 0);
     assert_int_equal(d.action, TRIAGE_HANDOFF);
     assert_string_equal(d.answer, triage_say(TRIAGE_SAY_NOT_HELPED_HANDOFF, "en"));
     triage_decision_clear(&d);
@@ -860,9 +860,74 @@ static void test_turns_outside_decide(void **state)
     triage_decision_clear(&d);
     memset(&d, 0, sizeof d);
     d.action = TRIAGE_ANSWER;
-    assert_int_equal(triage_not_helped(&d, "es"), 0);
+    assert_int_equal(triage_not_helped(t, &d, "es"), 0);
     assert_string_equal(d.answer, triage_say(TRIAGE_SAY_NOT_HELPED_HANDOFF, "es"));
     triage_decision_clear(&d);
+    triage_free(t);
+}
+
+/* A deployment's own wording: its sentences where it has them, the built-in Spanish for
+ * Spanish, its English for a language it gives no sentence in, else the built-in English; a
+ * bad file changes nothing and says what is wrong. */
+static void test_phrases(void **state)
+{
+    (void)state;
+    struct triage *t = make_triage(store_json, NULL);
+    static const char json[] =
+        "{\"fr\": {\"handoff\": \"Je vous passe une personne de notre équipe.\"},"
+        " \"en-GB\": {\"person\": \"One moment: a Northwind teammate is on the way.\"}}";
+    char *err = NULL;
+    assert_int_equal(triage_set_phrases(t, json, strlen(json), &err), 0);
+    assert_null(err);
+    assert_string_equal(triage_phrase(t, TRIAGE_SAY_HANDOFF, "fr-CA"),
+                        "Je vous passe une personne de notre équipe.");
+    assert_string_equal(triage_phrase(t, TRIAGE_SAY_PERSON, "en"),
+                        "One moment: a Northwind teammate is on the way.");
+    assert_string_equal(triage_phrase(t, TRIAGE_SAY_PERSON, "fr"),
+                        "One moment: a Northwind teammate is on the way.");
+    assert_string_equal(triage_phrase(t, TRIAGE_SAY_PERSON, "es"),
+                        triage_say(TRIAGE_SAY_PERSON, "es"));
+    assert_string_equal(triage_phrase(t, TRIAGE_SAY_CLARIFY, "fr"),
+                        triage_say(TRIAGE_SAY_CLARIFY, "en"));
+    assert_string_equal(triage_phrase(NULL, TRIAGE_SAY_HANDOFF, "fr"),
+                        triage_say(TRIAGE_SAY_HANDOFF, "en"));
+    struct triage_decision d;
+    decide_lang(t, "who won the football match last night", "fr", &d);
+    assert_int_equal(d.action, TRIAGE_HANDOFF);
+    assert_string_equal(d.answer, "Je vous passe une personne de notre équipe.");
+    triage_decision_clear(&d);
+    assert_int_equal(triage_person_request(t, NULL, "en", NULL, &d), 0);
+    assert_string_equal(d.answer, "One moment: a Northwind teammate is on the way.");
+    triage_decision_clear(&d);
+
+    static const char *const bad[] = {
+        "[\"handoff\"]",
+        "{\"fr\": \"Bonjour\"}",
+        "{\"fr\": {\"hand_off\": \"Bonjour\"}}",
+        "{\"fr\": {\"handoff\": \"\"}}",
+        "{\"fr\": {\"handoff\": 3}}",
+        "{\"f r\": {}}",
+        "{\"fr\": {}, \"FR\": {}}",
+        "{\"fr\": {\"handoff\": \"a\", \"handoff\": \"b\"}}",
+        "{\"fr\": ",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(triage_set_phrases(t, bad[i], strlen(bad[i]), &err), CD_EINVAL);
+        assert_non_null(err);
+        free(err);
+        err = NULL;
+    }
+    assert_string_equal(triage_phrase(t, TRIAGE_SAY_HANDOFF, "fr"),
+                        "Je vous passe une personne de notre équipe.");
+    char long_text[1100];
+    memset(long_text, 'a', sizeof long_text);
+    char too_long[1200];
+    snprintf(too_long, sizeof too_long, "{\"fr\": {\"handoff\": \"%.*s\"}}", 1001, long_text);
+    assert_int_equal(triage_set_phrases(t, too_long, strlen(too_long), &err), CD_EINVAL);
+    free(err);
+    assert_int_equal(triage_set_phrases(t, "{}", 2, &err), 0); /* back to the built-in */
+    assert_string_equal(triage_phrase(t, TRIAGE_SAY_HANDOFF, "fr"),
+                        triage_say(TRIAGE_SAY_HANDOFF, "en"));
     triage_free(t);
 }
 
@@ -881,6 +946,7 @@ int main(void)
                     cmocka_unit_test(test_oos_share_measured),
                     cmocka_unit_test(test_oos_share_kept_on_swap),
                     cmocka_unit_test(test_traffic_counted),
+                    cmocka_unit_test(test_phrases),
                     cmocka_unit_test(test_json_shape),
                     cmocka_unit_test(test_bad_input_and_swap),
                     cmocka_unit_test(test_signals),
