@@ -1424,5 +1424,8 @@ void chat_metrics_get(const struct chat *chat, struct chat_metrics *out)
         online++; /* connections; several per agent are rare */
     out->n_agents_online = online;
     out->n_kb_index_reads = chat->kb ? (uint64_t)kb_index_reads(chat->kb) : 0;
-    out->oos_share = chat->triage ? triage_oos_share(chat->triage)->estimate : 0;
+    const struct scope_prior *sp = chat->triage ? triage_oos_share(chat->triage) : NULL;
+    out->oos_share = sp ? sp->estimate : 0;
+    out->is_oos_share_measured = sp && (sp->n_estimates > 0 || sp->is_carried);
+    out->n_oos_share_questions = sp ? sp->n : 0;
 }

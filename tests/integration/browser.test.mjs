@@ -565,6 +565,9 @@ test('end to end: customer, agent, author and dashboard', opts(240000), async (t
     }, null, { timeout: 10000 });
     await dash.locator('#sla table tbody tr').first().waitFor({ timeout: 10000 });
     assert.match(await dash.locator('#t-breached .v').textContent(), /^\d+$/);
+    // How much customers ask about what no intent covers: measured after 100 questions.
+    assert.match(await dash.locator('#oos-share').textContent(),
+      /^(About [\d.]+% of the last [\d,]+ questions are about something no intent covers\.|The share of questions no intent covers is measured after 100 questions \(\d+ so far\)\.)$/);
     await dash.locator('#daily svg').waitFor();
     assert.deepEqual(await axeViolations(dash), [], 'dashboard accessibility');
     for (const [label, viewport] of sizes) {

@@ -109,6 +109,14 @@
     };
     tile('#t-available', avail == null ? '–' : String(avail), names('available') || 'signed in, free for chats');
     tile('#t-busy', busy == null ? '–' : String(busy), names('busy') || 'in chats now');
+    /* How much of what customers ask is outside every intent: what to write intents and
+     * articles for next (the unanswered questions below are the examples). */
+    var share = num(l, ['out_of_scope_share']);
+    var asked = num(l, ['out_of_scope_questions']);
+    $('#oos-share').textContent = share == null ? ''
+      : l.out_of_scope_measured ? 'About ' + CD.pct(share) + ' of the last ' + (asked || 0).toLocaleString() +
+        ' questions are about something no intent covers.'
+      : 'The share of questions no intent covers is measured after 100 questions (' + (asked || 0) + ' so far).';
   }
 
   /* SLA tiles: chats open now past their queue's target, or at 80% of it. */
