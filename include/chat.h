@@ -153,10 +153,11 @@ struct chat_metrics {
     /* conversations created since chat_new() with a customer message, and of those the ones
      * handed off: the deflection of /metrics, defined as in store_stats() */
     uint64_t n_conversations_engaged, n_conversations_escalated;
-    uint64_t n_kb_index_reads;           /* kb_index_reads() of the KB */
-    double oos_share;                    /* the traffic's out-of-scope share, measured (triage.h) */
-    int is_oos_share_measured;           /* ... or the assumed one still (too few questions yet) */
-    int n_oos_share_questions;           /* the questions it is measured on */
+    uint64_t n_kb_index_reads; /* kb_index_reads() of the KB */
+    double oos_share;          /* the traffic's out-of-scope share, measured (triage.h) */
+    int is_oos_share_kept;     /* the triage measures it (P(in scope) fitted, not fixed) */
+    int is_oos_share_measured; /* ... or the assumed one still (too few questions yet) */
+    int n_oos_share_questions; /* the questions it is measured on */
     uint64_t n_agent_messages_delivered; /* agent_message frames to customer connections */
     /* Waits since the first handoff: until an agent took the conversation ... */
     uint64_t wait_buckets[CHAT_WAIT_BUCKETS];

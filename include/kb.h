@@ -44,7 +44,8 @@ struct kb_hit {
     double match; /* in [0, 1]: how closely the question matches the article's closest
                    * phrasing (its title, a question, a learned question); 1 for the same
                    * words, whatever their order */
-    /* Where the hit came from, for kb_hit_passage(): the search and the row. */
+    /* Where the hit came from, for kb_hit_passage(): the search and the row (the KB's own;
+     * callers leave them alone). */
     uint64_t search;
     int64_t rid;
     int lang_rank;
@@ -125,7 +126,7 @@ int kb_search_hits(struct kb *kb, const struct text_analysis *question, const ch
                    struct kb_hit *hits, int max_hits, int n_passages, int *n_hits);
 /* Chooses the passage of a hit of kb's last search (nothing if it has one). Returns 0,
  * CD_ESTATE if kb searched again since, CD_ENOTFOUND if the article is no longer
- * published, CD_ENOMEM. */
+ * published, CD_EIO if it cannot be read, CD_ENOMEM. */
 int kb_hit_passage(struct kb *kb, struct kb_hit *hit);
 void kb_hits_clear(struct kb_hit *hits, int n_hits);
 

@@ -98,17 +98,18 @@ struct scope_prior {
     double estimate; /* the measured share (the assumed one until measured) */
     int n_estimates; /* measurements made */
     int is_carried;  /* estimate is a share measured before (scope_prior_carry()) */
+    int n_carried;   /* ... on this many messages */
 };
 
 /* Starts measuring for P(in scope) learned at out-of-scope share assumed. */
 void scope_prior_reset(struct scope_prior *sp, double assumed);
 
 /* Starts from a share measured on the same traffic before (by the model a
- * retrained one replaces): P(in scope) is re-weighted to it from the first
+ * retrained one replaces, on n_messages messages): P(in scope) is re-weighted to it from the first
  * message, until this model's own first measurement. The share is the
  * traffic's, not the model's, so it need not be learned again at the
  * assumed share after every retraining. */
-void scope_prior_carry(struct scope_prior *sp, double share);
+void scope_prior_carry(struct scope_prior *sp, double share, int n_messages);
 
 /* Counts one message's P(in scope) (at the assumed share); measures again
  * every SCOPE_PRIOR_EVERY messages once SCOPE_PRIOR_MIN were seen. */

@@ -324,8 +324,11 @@ int store_message_by_client_id(struct store *s, int64_t conversation, const char
                                int (*cb)(void *ctx, const struct store_message *m), void *ctx);
 
 /* Calls cb with the text and conversation language of each of the last max customer
- * messages the bot replied to (the questions it decided), newest first; a non-zero return
- * from cb stops and is returned. For measuring the traffic at start-up (triage_measure_share()). */
+ * messages the triage scored (the bot's reply after it has "scored":true in its meta,
+ * triage_decision.is_scored), newest first, among the last max x STORE_RECENT_SCAN
+ * messages; a non-zero return from cb stops and is returned. For measuring the traffic's
+ * out-of-scope share again at start-up (triage_add_traffic()). */
+#define STORE_RECENT_SCAN 50
 int store_recent_questions(struct store *s, int max,
                            int (*cb)(void *ctx, const char *text, const char *lang), void *ctx);
 

@@ -133,6 +133,9 @@ struct triage_decision {
     char *collect_prompt;
     struct triage_signals signals;
     struct triage_evidence evidence;
+    int is_scored; /* the message's P(in scope) was counted in the measured out-of-scope
+                    * share (triage_decide(), triage_oos_share()); chat marks the stored reply
+                    * so that a restart counts the same questions (store_recent_questions()) */
 };
 
 /* A KB hit whose best phrasing matches the question this closely (the same
@@ -243,8 +246,10 @@ const char *triage_phrase_name(enum triage_phrase p);
 
 /* Installs a deployment's own wording (setting 'phrases'): a JSON object whose keys are
  * language tags, each an object of phrase names (triage_phrase_name()) to sentences of 1 to
- * 1,000 bytes. It replaces the built-in sentences it names; a language without a sentence
- * of its own gets the file's English one, else the built-in English. Returns 0; CD_EINVAL
+ * 1,000 bytes. It replaces the built-in sentences it names; a sentence a language lacks
+ * comes from that language's built-in wording (Spanish), else the file's English, else the
+ * built-in English. There is no "no_answer_handoff" in a file: only
+ * triage_decide_kb_only(), which has no triage, says it. Returns 0; CD_EINVAL
  * with *err (malloc'd, for the operator) naming the first problem, the wording unchanged;
  * or CD_ENOMEM. */
 int triage_set_phrases(struct triage *t, const char *json, size_t n, char **err);

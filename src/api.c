@@ -803,16 +803,17 @@ static int route_stats(struct api *api, const struct api_request *req, const cha
             chat_metrics_get(api->deps.chat, &cm);
         json_object_set_new(o, "queue_length", json_integer(cm.queue_length));
         if (api->deps.chat) {
-            json_object_set_new(o, "live",
-                                json_pack("{s:I,s:I,s:i,s:I,s:I,s:f,s:b,s:i}", "waiting",
-                                          (json_int_t)cm.queue_length, "longest_wait_s",
-                                          (json_int_t)cm.longest_wait_s, "pickup_target_s",
-                                          api->deps.pickup_target_s, "agents_available",
-                                          (json_int_t)cm.n_agents_available, "agents_busy",
-                                          (json_int_t)(cm.n_agents_online - cm.n_agents_available),
-                                          "out_of_scope_share", cm.oos_share,
-                                          "out_of_scope_measured", cm.is_oos_share_measured,
-                                          "out_of_scope_questions", cm.n_oos_share_questions));
+            json_object_set_new(
+                o, "live",
+                json_pack(
+                    "{s:I,s:I,s:i,s:I,s:I,s:o,s:b,s:i}", "waiting", (json_int_t)cm.queue_length,
+                    "longest_wait_s", (json_int_t)cm.longest_wait_s, "pickup_target_s",
+                    api->deps.pickup_target_s, "agents_available",
+                    (json_int_t)cm.n_agents_available, "agents_busy",
+                    (json_int_t)(cm.n_agents_online - cm.n_agents_available), "out_of_scope_share",
+                    cm.is_oos_share_kept ? json_real(cm.oos_share) : json_null(),
+                    "out_of_scope_measured", cm.is_oos_share_measured, "out_of_scope_questions",
+                    cm.n_oos_share_questions));
         }
     }
     return respond_json(resp, 200, o);

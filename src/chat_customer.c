@@ -164,6 +164,8 @@ static int bot_reply(struct chat *chat, struct conv *c, const char *reply_to, in
                              is_handoff ? queue_name : NULL);
     if (!rc && reply_to)
         rc = jb_field(&meta, ",\"reply_to\":", reply_to);
+    if (!rc && d->is_scored)
+        rc = cd_buf_puts(&meta, ",\"scored\":true");
     if (!rc)
         rc = cd_buf_append(&meta, "}", 1);
     /* The state the reply leaves, written with it when the state or the intent changes (a
@@ -824,13 +826,17 @@ void chat_take_message(struct chat *chat, uint64_t id, struct conv *c, const cha
                 d.action = TRIAGE_HANDOFF;
                 const char *prompt = NULL;
                 if (!c->n_collect_tries++ && !collect_matches(chat, c, masked, &prompt) && prompt) {
-                    char again[600];
-                    snprintf(again, sizeof again, "%s %s",
-                             triage_phrase(chat->triage, TRIAGE_SAY_COLLECT_AGAIN, c->rec.lang),
-                             prompt);
+                    /* Whole, however long the phrase and the prompt (a cut could split a
+                     * character, and the reply could not be sent). */
+                    struct cd_buf again = {0};
+                    rc = cd_buf_printf(
+                        &again, "%s %s",
+                        triage_phrase(chat->triage, TRIAGE_SAY_COLLECT_AGAIN, c->rec.lang), prompt);
                     d.collect_field = strdup(c->collect_field);
-                    d.collect_prompt = strdup(again);
-                    d.answer = strdup(again);
+                    d.collect_prompt = rc ? NULL : strdup(again.data);
+                    d.answer = rc ? NULL : again.data;
+                    if (rc)
+                        cd_buf_free(&again);
                     rc = d.answer && d.collect_field && d.collect_prompt ? 0 : CD_ENOMEM;
                 } else {
                     d.answer =

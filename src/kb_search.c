@@ -819,10 +819,11 @@ int kb_hit_passage(struct kb *kb, struct kb_hit *hit)
         return CD_ESTATE;
     sqlite3_stmt *st = kb_stmt(kb, ST_HIT_BODY);
     sqlite3_bind_int64(st, 1, hit->rid);
-    int rc = sqlite3_step(st) == SQLITE_ROW
-                 ? kb_best_passage(&kb->last_queries[hit->lang_rank], sql_text(st, 3),
-                                   sql_text(st, 4), &hit->passage)
-                 : CD_ENOTFOUND;
+    int step = sqlite3_step(st);
+    int rc = step == SQLITE_ROW    ? kb_best_passage(&kb->last_queries[hit->lang_rank],
+                                                     sql_text(st, 3), sql_text(st, 4), &hit->passage)
+             : step == SQLITE_DONE ? CD_ENOTFOUND
+                                   : CD_EIO;
     sqlite3_reset(st);
     return rc;
 }

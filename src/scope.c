@@ -252,12 +252,13 @@ void scope_prior_reset(struct scope_prior *sp, double assumed)
     sp->estimate = sp->assumed;
 }
 
-void scope_prior_carry(struct scope_prior *sp, double share)
+void scope_prior_carry(struct scope_prior *sp, double share, int n_messages)
 {
     if (!(share >= SCOPE_PRIOR_LOW && share <= SCOPE_PRIOR_HIGH))
         return;
     sp->estimate = share;
     sp->is_carried = 1;
+    sp->n_carried = n_messages;
 }
 
 /* P(in scope) p, given at out-of-scope share from, at share to. */

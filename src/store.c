@@ -141,14 +141,18 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_MSG_BY_REPLY_TO] = "SELECT " MSG_COLUMNS " FROM messages INDEXED BY messages_seq"
                            " WHERE conversation = ?1 AND seq > ?3 AND reply_to = ?2"
                            " ORDER BY seq LIMIT 1",
-    /* Customer messages the bot replied to (its reply is the next message: the two are
-     * one unit of work), newest first: the table read backwards from its end, one index
-     * probe for the reply and one for the conversation's language per message. */
+    /* Customer messages whose P(in scope) the triage counted: the bot's reply is the next
+     * message (the two are one unit of work) and says so in its meta. Newest first, the
+     * table read backwards from its end but no further than the last ?2 messages (a store
+     * of mostly agent chats is not read whole), one index probe for the reply and one for
+     * the conversation's language per message. */
     [ST_RECENT_QUESTIONS] = "SELECT q.text, c.lang FROM messages q"
                             " JOIN conversations c ON c.id = q.conversation"
-                            " WHERE q.sender = 'customer' AND EXISTS (SELECT 1 FROM messages b"
+                            " WHERE q.id > (SELECT coalesce(max(id), 0) FROM messages) - ?2"
+                            " AND q.sender = 'customer' AND EXISTS (SELECT 1 FROM messages b"
                             " WHERE b.conversation = q.conversation AND b.seq = q.seq + 1"
-                            " AND b.sender = 'bot') ORDER BY q.id DESC LIMIT ?1",
+                            " AND b.sender = 'bot' AND b.meta LIKE '%\"scored\":true%')"
+                            " ORDER BY q.id DESC LIMIT ?1",
     [ST_USER_ADD] = "INSERT INTO users (name, role, skills, token_hash, created_s)"
                     " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING RETURNING id",
     [ST_USER_BY_TOKEN] = "SELECT id, name, role, skills, token_hash, created_s FROM users"
@@ -1390,6 +1394,7 @@ int store_recent_questions(struct store *s, int max,
 {
     struct db_stmt *stmt = st(s, ST_RECENT_QUESTIONS);
     db_bind_int64(stmt, 1, max > 0 ? max : 0);
+    db_bind_int64(stmt, 2, (int64_t)(max > 0 ? max : 0) * STORE_RECENT_SCAN);
     int rc;
     while ((rc = db_step(stmt)) == DB_ROW) {
         int r = cb(ctx, db_col_str(stmt, 0), db_col_str(stmt, 1));

@@ -247,9 +247,10 @@ struct intents *triage_swap_intents(struct triage *t, struct intents *fresh)
      * on them is the traffic's, and stays until the new model measures it. */
     int is_measured = t->prior.n_estimates > 0 || t->prior.is_carried;
     double share = t->prior.estimate;
+    int n_measured = t->prior.n_estimates > 0 ? t->prior.n : t->prior.n_carried;
     scope_prior_reset(&t->prior, intents_scope(fresh)->prior_oos);
     if (is_measured)
-        scope_prior_carry(&t->prior, share);
+        scope_prior_carry(&t->prior, share, n_measured);
     return old;
 }
 
@@ -692,6 +693,7 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
     /* P(in scope) was learned at an assumed out-of-scope share; re-weighed to
      * the share measured on the traffic so far (scope.h). */
     if (set && intents_scope(set)->is_fitted && !s->is_fixed_prior) {
+        out->is_scored = 1;
         scope_prior_add(&t->prior, r.p_in);
         r.p_in = scope_prior_adjust(&t->prior, r.p_in);
     }
@@ -809,9 +811,11 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
     else if (ctx->n_repeats >= s->max_repeats)
         escalation = "repeated";
     if (escalation) {
-        const struct intent *guess = chosen ? chosen : NULL;
+        /* Routed as the message would be otherwise: by its intent, or by the rule a
+         * message clearly out of scope took its words from (step 7). */
+        const struct intent *guess = chosen ? chosen : is_rule_doubted ? rule_it : NULL;
         cd_strlcpy(out->intent, sizeof out->intent, guess ? guess->name : "");
-        out->confidence = guess ? confidence : p_top;
+        out->confidence = chosen ? confidence : is_rule_doubted ? r.p_in : p_top;
         set_handoff(out, guess, t->default_queue, escalation);
         if (anger >= 3 || (guess && guess->priority > 2))
             out->priority = anger >= 3 ? 1 : 2;
@@ -1207,14 +1211,16 @@ static int read_wording(const char *tag, json_t *obj, struct triage_wording *w, 
     json_t *v;
     json_object_foreach(obj, name, v)
     {
+        /* no_answer_handoff is said only without a triage (triage_decide_kb_only()). */
         int p = 0;
-        while (p <= TRIAGE_SAY_PERSON && strcmp(phrase_names[p], name))
+        while (p <= TRIAGE_SAY_PERSON &&
+               (p == TRIAGE_SAY_NO_ANSWER_HANDOFF || strcmp(phrase_names[p], name)))
             p++;
         if (p > TRIAGE_SAY_PERSON)
             return phrases_error(err,
-                                 "'%s': no phrase '%s' (handoff, choice_handoff, "
-                                 "no_answer_handoff, collected, collect_again, "
-                                 "not_helped_clarify, not_helped_handoff, clarify, person)",
+                                 "'%s': no phrase '%s' (handoff, choice_handoff, collected, "
+                                 "collect_again, not_helped_clarify, not_helped_handoff, "
+                                 "clarify, person)",
                                  tag, name);
         const char *text = json_string_value(v);
         size_t len = text ? json_string_length(v) : 0;

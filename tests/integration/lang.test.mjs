@@ -78,7 +78,9 @@ test('a deployment words the bot in its own languages (setting phrases); a bad f
   }
   const bad = path.join(dir, 'bad-phrases.json');
   writeFileSync(bad, JSON.stringify({ fr: { hand_off: 'Bonjour' } }));
-  const r = await runCaredesk(['serve', '--port', '0', '--db', path.join(dir, 'x.db'), '--phrases', bad]);
+  const r = await runCaredesk(['serve', '--port', '0', '--db', path.join(dir, 'x.db'), '--phrases', bad],
+    { timeoutMs: 20000 }); // a server that took the file would not stop by itself
+  assert.equal(r.signal, null, 'the server started with a bad phrases file');
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /setting 'phrases': .*'fr': no phrase 'hand_off'/);
 });

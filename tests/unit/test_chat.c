@@ -803,9 +803,18 @@ static void test_collect_then_handoff(void **state)
     assert_string_equal(str(r, "text"), "What is your order number?");
     json_decref(r);
     expect_nothing(1);
-    /* Not an order number: asked once more. */
+    /* Not an order number: asked once more, after the deployment's own "sorry" however
+     * long it is (a fixed buffer once cut it inside a character, and no reply went out). */
+    char phrases[1200], sorry[900] = ""; /* 800 bytes: "Désolé" is 8 */
+    for (int i = 0; i < 100; i++)
+        strcat(sorry, "Désolé");
+    snprintf(phrases, sizeof phrases, "{\"en\": {\"collect_again\": \"%s\"}}", sorry);
+    assert_int_equal(triage_set_phrases(triage, phrases, strlen(phrases), NULL), 0);
     r = ask(1, "m2", "I don't know", "clarify");
     assert_string_equal(str(r, "collect"), "order_number");
+    char want[1000];
+    snprintf(want, sizeof want, "%s What is your order number?", sorry);
+    assert_string_equal(str(r, "text"), want);
     json_decref(r);
     ask_handed_off(1, "m3", "it is 12345", "order_problem", "orders");
     struct store_conversation c;

@@ -363,9 +363,10 @@ static void test_message_by_client_id(void **state)
     store_close(s);
 }
 
-/* The questions the bot decided, newest first: a customer message with the bot's reply
- * next, not one an agent answered, nor the bot's or an agent's own; each with its
- * conversation's language; max of them; the callback can stop the walk. */
+/* The questions the triage scored, newest first: a customer message whose next message is
+ * the bot's reply marked "scored", not one an agent answered, nor one the bot replied to
+ * without scoring it (a detail it asked for), nor the bot's or an agent's own; each with
+ * its conversation's language; max of them; the callback can stop the walk. */
 struct questions {
     char text[8][64], lang[8][8];
     int n, stop_at;
@@ -394,12 +395,15 @@ static void test_recent_questions(void **state)
     snprintf(c.lang, sizeof c.lang, "es");
     assert_int_equal(store_conversation_update(s, &c), 0);
     store_conversation_clear(&c);
+    const char *scored = "{\"action\":\"answer\",\"scored\":true}";
     append(s, a, STORE_SENDER_CUSTOMER, "a1", "where is my order");
-    append(s, a, STORE_SENDER_BOT, NULL, "Track it under Orders.");
+    testlib_message(s, a, STORE_SENDER_BOT, 0, "Track it under Orders.", scored);
     append(s, b, STORE_SENDER_CUSTOMER, "b1", "hola");
-    append(s, b, STORE_SENDER_BOT, NULL, "Hola, dime.");
+    testlib_message(s, b, STORE_SENDER_BOT, 0, "Hola, dime.", scored);
+    append(s, a, STORE_SENDER_CUSTOMER, "a4", "NW-12345"); /* the order number it asked for */
+    testlib_message(s, a, STORE_SENDER_BOT, 0, "Thank you.", "{\"action\":\"handoff\"}");
     append(s, a, STORE_SENDER_CUSTOMER, "a2", "I want a person");
-    append(s, a, STORE_SENDER_BOT, NULL, "Someone will be with you.");
+    testlib_message(s, a, STORE_SENDER_BOT, 0, "Someone will be with you.", scored);
     append(s, a, STORE_SENDER_CUSTOMER, "a3", "hello? still there"); /* for the agent */
     append(s, a, STORE_SENDER_AGENT, NULL, "Hi, I am Ana.");
     append(s, b, STORE_SENDER_CUSTOMER, "b2", "sin respuesta"); /* not replied to yet */
@@ -418,6 +422,16 @@ static void test_recent_questions(void **state)
     q.stop_at = 1;
     assert_int_equal(store_recent_questions(s, 10, keep_question, &q), CD_ENOMEM);
     assert_int_equal(q.n, 1);
+    /* Only the last max x STORE_RECENT_SCAN messages are read: a long agent chat since puts
+     * the bot's questions out of reach for a small max, not for a larger one. */
+    for (int i = 0; i < STORE_RECENT_SCAN; i++)
+        append(s, b, STORE_SENDER_AGENT, NULL, "still checking");
+    memset(&q, 0, sizeof q);
+    assert_int_equal(store_recent_questions(s, 1, keep_question, &q), 0);
+    assert_int_equal(q.n, 0);
+    assert_int_equal(store_recent_questions(s, 2, keep_question, &q), 0);
+    assert_int_equal(q.n, 2);
+    assert_string_equal(q.text[0], "I want a person");
     store_close(s);
 }
 

@@ -334,6 +334,15 @@ static void test_rule_out_of_scope(void **state)
     assert_string_equal(d.intent, "promo_code");
     assert_string_equal(d.queue, "billing");
     triage_decision_clear(&d);
+    /* The same message from an angry customer: a person at once, routed the same way. */
+    struct triage_context angry = {0};
+    angry.anger = 3;
+    decide(t, text, &angry, &d);
+    assert_int_equal(d.action, TRIAGE_HANDOFF);
+    assert_string_equal(d.evidence.reason, "anger");
+    assert_string_equal(d.intent, "promo_code");
+    assert_string_equal(d.queue, "billing");
+    triage_decision_clear(&d);
     struct triage_settings s = *triage_get_settings(t);
     s.t_in_scope = 0;
     triage_set_settings(t, &s);
@@ -378,9 +387,9 @@ static void test_oos_share_measured(void **state)
     /* A share carried from before is used from the first message, until the
      * first measurement of its own; a share out of bounds is not taken. */
     scope_prior_reset(&sp, 0.5);
-    scope_prior_carry(&sp, 1.5);
+    scope_prior_carry(&sp, 1.5, 300);
     assert_true(scope_prior_adjust(&sp, 0.5) == 0.5);
-    scope_prior_carry(&sp, 0.2);
+    scope_prior_carry(&sp, 0.2, 300);
     assert_int_equal(sp.n_estimates, 0);
     assert_true(fabs(scope_prior_adjust(&sp, 0.5) - 0.8) < 1e-9);
     for (int i = 0; i < SCOPE_PRIOR_MIN; i++)
@@ -444,6 +453,7 @@ static void test_oos_share_kept_on_swap(void **state)
     sp = triage_oos_share(t);
     assert_int_equal(sp->n_estimates, 0);
     assert_true(fabs(sp->estimate - share) < 1e-12);
+    assert_int_equal(sp->n_carried, SCOPE_PRIOR_MIN + SCOPE_PRIOR_EVERY); /* measured on */
     decide(t, text, NULL, &d);
     assert_true(fabs(d.evidence.oos_share - share) < 1e-12);
     /* The same model (trained again the same way) at the measured share: less sure. */
@@ -904,6 +914,7 @@ static void test_phrases(void **state)
         "[\"handoff\"]",
         "{\"fr\": \"Bonjour\"}",
         "{\"fr\": {\"hand_off\": \"Bonjour\"}}",
+        "{\"fr\": {\"no_answer_handoff\": \"Bonjour\"}}",
         "{\"fr\": {\"handoff\": \"\"}}",
         "{\"fr\": {\"handoff\": 3}}",
         "{\"f r\": {}}",

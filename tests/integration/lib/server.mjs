@@ -40,8 +40,9 @@ function hasFlag(args, name) {
 }
 
 // Runs `caredesk ARGS` to completion (for `caredesk user add` and friends).
-// Returns { code, stdout, stderr }.
-export function runCaredesk(args, { cwd = repoRoot, env = {}, input } = {}) {
+// Returns { code, stdout, stderr }; with timeoutMs, a command still running then is killed
+// (SIGKILL: the result's signal says so).
+export function runCaredesk(args, { cwd = repoRoot, env = {}, input, timeoutMs } = {}) {
   return new Promise((resolve, reject) => {
     // CAREDESK_TEST_BACKEND is the tests' own, not a setting the command would accept.
     const p = spawn(caredeskBin, args,
@@ -50,8 +51,12 @@ export function runCaredesk(args, { cwd = repoRoot, env = {}, input } = {}) {
     let stderr = '';
     p.stdout.on('data', (d) => { stdout += d; });
     p.stderr.on('data', (d) => { stderr += d; });
+    const timer = timeoutMs ? setTimeout(() => p.kill('SIGKILL'), timeoutMs) : null;
     p.on('error', reject);
-    p.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+    p.on('close', (code, signal) => {
+      if (timer) clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
     if (input !== undefined) p.stdin.end(input);
     else p.stdin.end();
   });
