@@ -67,6 +67,8 @@ struct triage_context {
     int n_repeats;           /* consecutive repeats of the same message (see text_key) */
     int anger;               /* highest anger level (0-3) seen so far */
     const char *last_intent; /* intent of the previous decision, or NULL */
+    int is_again;            /* the question is decided again ("that didn't help"): it was
+                              * counted in the out-of-scope share the first time */
 };
 
 /* What this one message says about the conversation, for chat.c to fold into

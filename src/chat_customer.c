@@ -947,7 +947,9 @@ static void customer_feedback(struct chat *chat, struct conn *k, json_t *o)
         struct triage_decision d;
         memset(&d, 0, sizeof d);
         const char *q = b.question ? b.question : "";
+        c->tctx.is_again = 1;
         rc = chat_decide(chat, c, q, strlen(q), &d);
+        c->tctx.is_again = 0;
         if (!rc) /* the same kind of answer did not help: a choice, else a person */
             rc = triage_not_helped(chat->triage, &d, c->rec.lang);
         if (!rc) {

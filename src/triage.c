@@ -693,8 +693,10 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
     /* P(in scope) was learned at an assumed out-of-scope share; re-weighed to
      * the share measured on the traffic so far (scope.h). */
     if (set && intents_scope(set)->is_fitted && !s->is_fixed_prior) {
-        out->is_scored = 1;
-        scope_prior_add(&t->prior, r.p_in);
+        if (!ctx->is_again) {
+            out->is_scored = 1;
+            scope_prior_add(&t->prior, r.p_in);
+        }
         r.p_in = scope_prior_adjust(&t->prior, r.p_in);
     }
     out->evidence.p_in = r.p_in;
@@ -759,8 +761,9 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
     /* 2. What the message is about: a rule hit, else a confident model. A
      * rule's words in a message the model finds four times as likely out of
      * scope as in it at the default t_in_scope ("can you look up grocery
-     * coupons" for a rule on "coupon") are not the author's question: that
-     * message goes to a person, routed by the rule's intent (step 7). The
+     * coupons" for a rule on "coupon") are not the author's question: the rule
+     * does not answer it; the KB may (step 5), else a person, routed by the
+     * rule's intent (steps 3 and 7). The
      * rule's own match is evidence of scope the model does not see, hence
      * half the model's bar. A rule that hands off anyway keeps its route. */
     int is_rule_doubted = rule_it && !rule_it->is_oos && rule_it->action == INTENT_ANSWER &&

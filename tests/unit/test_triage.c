@@ -421,6 +421,25 @@ static void test_traffic_counted(void **state)
     triage_free(t);
 }
 
+/* A question decided again ("that didn't help") is not counted in the share twice. */
+static void test_again_not_counted(void **state)
+{
+    (void)state;
+    struct triage *t = make_triage(store_json, NULL);
+    struct triage_decision d;
+    struct triage_context again = {0};
+    decide(t, "where is my order", NULL, &d);
+    assert_true(d.is_scored);
+    triage_decision_clear(&d);
+    assert_int_equal(triage_oos_share(t)->n, 1);
+    again.is_again = 1;
+    decide(t, "where is my order", &again, &d);
+    assert_false(d.is_scored);
+    triage_decision_clear(&d);
+    assert_int_equal(triage_oos_share(t)->n, 1);
+    triage_free(t);
+}
+
 /* Retrained intents put in while the server runs keep the out-of-scope
  * share measured on the traffic so far: P(in scope) is re-weighted to it
  * from the new model's first message, not to the assumed share again. */
@@ -957,6 +976,7 @@ int main(void)
                     cmocka_unit_test(test_oos_share_measured),
                     cmocka_unit_test(test_oos_share_kept_on_swap),
                     cmocka_unit_test(test_traffic_counted),
+                    cmocka_unit_test(test_again_not_counted),
                     cmocka_unit_test(test_phrases),
                     cmocka_unit_test(test_json_shape),
                     cmocka_unit_test(test_bad_input_and_swap),
