@@ -111,6 +111,14 @@ void scope_prior_reset(struct scope_prior *sp, double assumed);
  * assumed share after every retraining. */
 void scope_prior_carry(struct scope_prior *sp, double share, int n_messages);
 
+/* 1 when the share is measured (here, or carried from before), 0 while it is the
+ * assumed one. */
+int scope_prior_is_measured(const struct scope_prior *sp);
+
+/* The messages the share rests on: those it was last measured on (carried ones before a
+ * measurement of its own), else those counted so far. */
+int scope_prior_measured_on(const struct scope_prior *sp);
+
 /* Counts one message's P(in scope) (at the assumed share); measures again
  * every SCOPE_PRIOR_EVERY messages once SCOPE_PRIOR_MIN were seen. */
 void scope_prior_add(struct scope_prior *sp, double p_in);

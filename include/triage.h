@@ -211,6 +211,10 @@ const struct triage_kb_calibration *triage_kb_calibration(const struct triage *t
 /* The traffic's out-of-scope share as measured so far (scope.h). */
 const struct scope_prior *triage_oos_share(const struct triage *t);
 
+/* 1 when t measures that share: its intents have a fitted P(in scope) and the settings do
+ * not fix the share. */
+int triage_measures_share(const struct triage *t);
+
 /* Counts a message the bot decided before (read back from the store at
  * start-up, oldest first) in the out-of-scope share, as triage_decide()
  * counts each message it decides; nothing else changes, and nothing when

@@ -1425,14 +1425,9 @@ void chat_metrics_get(const struct chat *chat, struct chat_metrics *out)
     out->n_agents_online = online;
     out->n_kb_index_reads = chat->kb ? (uint64_t)kb_index_reads(chat->kb) : 0;
     const struct scope_prior *sp = chat->triage ? triage_oos_share(chat->triage) : NULL;
-    const struct intents *set = chat->triage ? triage_intents(chat->triage) : NULL;
     out->oos_share = sp ? sp->estimate : 0;
-    out->is_oos_share_kept =
-        set && intents_scope(set)->is_fitted && !triage_get_settings(chat->triage)->is_fixed_prior;
-    out->is_oos_share_measured = sp && (sp->n_estimates > 0 || sp->is_carried);
+    out->is_oos_share_kept = chat->triage && triage_measures_share(chat->triage);
+    out->is_oos_share_measured = sp && scope_prior_is_measured(sp);
     /* A share carried over a retraining was measured on the questions before it. */
-    out->n_oos_share_questions = !sp               ? 0
-                                 : sp->n_estimates ? sp->n
-                                 : sp->is_carried  ? sp->n_carried
-                                                   : sp->n;
+    out->n_oos_share_questions = sp ? scope_prior_measured_on(sp) : 0;
 }

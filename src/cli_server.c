@@ -318,7 +318,7 @@ static void measure_stored_traffic(struct serve_parts *p)
         log_event(LOG_WARN, "oos_share_not_measured", "error:s", cd_strerror(rc), LOG_END);
     else
         log_event(LOG_INFO, "oos_share_measured", "questions:i", r.n, "measured:b",
-                  sp->n_estimates > 0, "share:f", sp->estimate, "ms:f",
+                  scope_prior_is_measured(sp), "share:f", sp->estimate, "ms:f",
                   (double)(cd_now_us() - t0) / 1000, LOG_END);
     for (int i = 0; i < r.n; i++) {
         free(r.text[i]);

@@ -261,6 +261,16 @@ void scope_prior_carry(struct scope_prior *sp, double share, int n_messages)
     sp->n_carried = n_messages;
 }
 
+int scope_prior_is_measured(const struct scope_prior *sp)
+{
+    return sp->n_estimates > 0 || sp->is_carried;
+}
+
+int scope_prior_measured_on(const struct scope_prior *sp)
+{
+    return sp->n_estimates ? sp->n : sp->is_carried ? sp->n_carried : sp->n;
+}
+
 /* P(in scope) p, given at out-of-scope share from, at share to. */
 static double reweigh(double p, double from, double to)
 {

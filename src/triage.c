@@ -245,9 +245,9 @@ struct intents *triage_swap_intents(struct triage *t, struct intents *fresh)
     t->intents = fresh;
     /* The P(in scope) kept were the old model's outputs; the share measured
      * on them is the traffic's, and stays until the new model measures it. */
-    int is_measured = t->prior.n_estimates > 0 || t->prior.is_carried;
+    int is_measured = scope_prior_is_measured(&t->prior);
     double share = t->prior.estimate;
-    int n_measured = t->prior.n_estimates > 0 ? t->prior.n : t->prior.n_carried;
+    int n_measured = scope_prior_measured_on(&t->prior);
     scope_prior_reset(&t->prior, intents_scope(fresh)->prior_oos);
     if (is_measured)
         scope_prior_carry(&t->prior, share, n_measured);
@@ -692,7 +692,7 @@ int triage_decide(struct triage *t, const char *text, size_t n, const char *lang
     out->evidence.known_share = r.known_share;
     /* P(in scope) was learned at an assumed out-of-scope share; re-weighed to
      * the share measured on the traffic so far (scope.h). */
-    if (set && intents_scope(set)->is_fitted && !s->is_fixed_prior) {
+    if (triage_measures_share(t)) {
         if (!ctx->is_again) {
             out->is_scored = 1;
             scope_prior_add(&t->prior, r.p_in);
@@ -962,10 +962,15 @@ const struct scope_prior *triage_oos_share(const struct triage *t)
     return &t->prior;
 }
 
+int triage_measures_share(const struct triage *t)
+{
+    return t->intents && intents_scope(t->intents)->is_fitted && !t->settings.is_fixed_prior;
+}
+
 int triage_add_traffic(struct triage *t, const char *text, size_t n, const char *lang)
 {
     const struct intents *set = t->intents;
-    if (!set || !intents_scope(set)->is_fitted || t->settings.is_fixed_prior)
+    if (!triage_measures_share(t))
         return 0;
     if (!cd_utf8_valid(text, n))
         return CD_EINVAL;
