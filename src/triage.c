@@ -18,6 +18,7 @@
 #include <limits.h>
 #include <math.h>
 #include <regex.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1172,15 +1173,7 @@ static const struct {
 
 const char *triage_say(enum triage_phrase p, const char *lang)
 {
-    if ((int)p < 0 || p > TRIAGE_SAY_PERSON)
-        return "";
-    char code[16];
-    size_t row = 0;
-    if (lang && text_lang_code(lang, code))
-        for (size_t i = 0; i < sizeof phrases / sizeof phrases[0]; i++)
-            if (!strcmp(phrases[i].lang, code))
-                row = i;
-    return phrases[row].text[p];
+    return triage_phrase(NULL, p, lang); /* no wording of a deployment's own: the built-in */
 }
 
 static const char *const phrase_names[TRIAGE_SAY_PERSON + 1] = {
@@ -1202,10 +1195,13 @@ const char *triage_phrase_name(enum triage_phrase p)
 
 #define PHRASE_MAX_BYTES 1000
 
-static int phrases_error(char **err, const char *fmt, const char *a, const char *b)
+__attribute__((format(printf, 2, 3))) static int phrases_error(char **err, const char *fmt, ...)
 {
-    if (err && asprintf(err, fmt, a, b) < 0)
+    va_list ap;
+    va_start(ap, fmt);
+    if (err && vasprintf(err, fmt, ap) < 0)
         *err = NULL;
+    va_end(ap);
     return CD_EINVAL;
 }
 
@@ -1213,8 +1209,7 @@ static int phrases_error(char **err, const char *fmt, const char *a, const char 
 static int read_wording(const char *tag, json_t *obj, struct triage_wording *w, char **err)
 {
     if (!json_is_object(obj))
-        return phrases_error(err, "'%s': must be an object of phrase names to sentences%s", tag,
-                             "");
+        return phrases_error(err, "'%s': must be an object of phrase names to sentences", tag);
     const char *name;
     json_t *v;
     json_object_foreach(obj, name, v)
@@ -1248,17 +1243,14 @@ int triage_set_phrases(struct triage *t, const char *json, size_t n, char **err)
     json_error_t je;
     json_t *root = json_loadb(json, n, JSON_REJECT_DUPLICATES, &je);
     if (!root) {
-        char where[48];
-        snprintf(where, sizeof where, "line %d", je.line);
-        return phrases_error(err, "not JSON (%s: %s)", where, je.text);
+        return phrases_error(err, "not JSON (line %d: %s)", je.line, je.text);
     }
     int rc = 0;
     size_t n_langs = json_is_object(root) ? json_object_size(root) : 0;
     struct triage_wording *w = calloc(n_langs ? n_langs : 1, sizeof *w);
     int n_w = 0;
     if (!json_is_object(root)) {
-        rc = phrases_error(err, "must be an object of language tags (\"en\", \"fr\", ...)%s%s", "",
-                           "");
+        rc = phrases_error(err, "must be an object of language tags (\"en\", \"fr\", ...)");
     } else if (!w) {
         rc = CD_ENOMEM;
     } else {
@@ -1268,8 +1260,7 @@ int triage_set_phrases(struct triage *t, const char *json, size_t n, char **err)
         {
             struct triage_wording *row = &w[n_w];
             if (!text_lang_code(tag, row->lang)) {
-                rc = phrases_error(err, "'%s': not a language tag (\"en\", \"pt-BR\", ...)%s", tag,
-                                   "");
+                rc = phrases_error(err, "'%s': not a language tag (\"en\", \"pt-BR\", ...)", tag);
                 break;
             }
             for (int i = 0; i < n_w && !rc; i++)
