@@ -104,8 +104,15 @@ int cd_resize(void *items, size_t n, size_t size);
  * (to first when it is 0) and the array is resized. Returns 0, or CD_ENOMEM with the array
  * and *cap unchanged:
  * `if (cd_grow(&q->agents, &q->cap_agents, q->n_agents, sizeof *q->agents, 16)) return ...;`
- * Parallel arrays sharing one capacity grow with cd_resize(), one call each. */
+ * Parallel arrays sharing one capacity grow with cd_grow_each(). */
 int cd_grow(void *items, int *cap, int n, size_t size, int first);
+
+/* cd_grow() for the parallel arrays of a table, which share one capacity: after n and first
+ * come pairs of an array's pointer's address (a T **) and its element size, ended by NULL.
+ * Returns 0, or CD_ENOMEM with *cap unchanged (an array already resized only has more room):
+ * `if (cd_grow_each(&q->cap, q->n, 32, &q->items, sizeof *q->items, &q->arrival,
+ *                   sizeof *q->arrival, (void *)NULL)) return CD_ENOMEM;` */
+int cd_grow_each(int *cap, int n, int first, ...) __attribute__((sentinel));
 
 /* cd_resize() from n_old to n elements with the elements past n_old, when it grows, zeroed. */
 int cd_resize_zeroed(void *items, size_t n_old, size_t n, size_t size);

@@ -315,15 +315,11 @@ static int read_labelled(const char *path, struct labelled *l)
             json_decref(row);
             continue;
         }
-        if (l->n == l->cap) {
-            int ncap = l->cap ? l->cap * 2 : 1024;
-            if (cd_resize(&l->text, (size_t)ncap, sizeof *l->text) ||
-                cd_resize(&l->intent, (size_t)ncap, sizeof *l->intent)) {
-                json_decref(row);
-                rc = CD_ENOMEM;
-                break;
-            }
-            l->cap = ncap;
+        if (cd_grow_each(&l->cap, l->n, 1024, &l->text, sizeof *l->text, &l->intent,
+                         sizeof *l->intent, (void *)NULL)) {
+            json_decref(row);
+            rc = CD_ENOMEM;
+            break;
         }
         l->text[l->n] = strdup(json_string_value(text));
         l->intent[l->n] = strdup(json_string_value(intent));

@@ -225,13 +225,9 @@ void intents_set_temperature(struct intents *set, double temperature)
 /* Appends a moved-in intent; returns its index or CD_ENOMEM (it is cleared then). */
 static int push_intent(struct intents *set, struct intent *it)
 {
-    if (set->n_items == set->cap_items) {
-        int cap = set->cap_items ? set->cap_items * 2 : 16;
-        if (cd_resize(&set->items, (size_t)cap, sizeof *set->items) ||
-            cd_resize(&set->cap_examples, (size_t)cap, sizeof *set->cap_examples))
-            goto fail;
-        set->cap_items = cap;
-    }
+    if (cd_grow_each(&set->cap_items, set->n_items, 16, &set->items, sizeof *set->items,
+                     &set->cap_examples, sizeof *set->cap_examples, (void *)NULL))
+        goto fail;
     set->items[set->n_items] = *it;
     set->cap_examples[set->n_items] = it->n_examples;
     memset(it, 0, sizeof *it);
@@ -880,12 +876,9 @@ static int crossfit(struct intents *set, struct model_feats *feats, const int *l
                       !strcmp(set->items[set->class_intent[c]].lang, scope_background[b].lang);
         if (!is_used)
             continue;
-        if (n_bg == cap_bg) {
-            cap_bg = cap_bg ? cap_bg * 2 : 256;
-            if (cd_resize(&bg, (size_t)cap_bg, sizeof *bg) ||
-                cd_resize(&bg_lang, (size_t)cap_bg, sizeof *bg_lang))
-                goto done;
-        }
+        if (cd_grow_each(&cap_bg, n_bg, 256, &bg, sizeof *bg, &bg_lang, sizeof *bg_lang,
+                         (void *)NULL))
+            goto done;
         struct text_tokenizer *tok = cache_get(cache, scope_background[b].lang);
         memset(&bg[n_bg], 0, sizeof bg[n_bg]);
         bg_lang[n_bg] = scope_background[b].lang;

@@ -38,13 +38,9 @@ void kb_capture_free(struct capture *cap)
 
 static int capture_token(struct capture_col *col, const char *token, int n_token, int start)
 {
-    if (col->n == col->cap) {
-        int cap = col->cap ? col->cap * 2 : 256;
-        if (cd_resize(&col->start, (size_t)cap, sizeof *col->start) ||
-            cd_resize(&col->stem_at, (size_t)cap, sizeof *col->stem_at))
-            return CD_ENOMEM;
-        col->cap = cap;
-    }
+    if (cd_grow_each(&col->cap, col->n, 256, &col->start, sizeof *col->start, &col->stem_at,
+                     sizeof *col->stem_at, (void *)NULL))
+        return CD_ENOMEM;
     col->start[col->n] = start;
     col->stem_at[col->n] = (int)col->stems.len;
     if (cd_buf_append(&col->stems, token, (size_t)n_token) || cd_buf_append(&col->stems, "", 1))

@@ -137,13 +137,9 @@ int queue_push(struct queue *q, const struct queue_item *item)
 {
     if (find_item(q, item->conversation) >= 0)
         return CD_EEXIST;
-    if (q->n_items == q->cap_items) {
-        int cap = q->cap_items ? q->cap_items * 2 : 32;
-        if (cd_resize(&q->items, (size_t)cap, sizeof *q->items) ||
-            cd_resize(&q->arrival, (size_t)cap, sizeof *q->arrival))
-            return CD_ENOMEM;
-        q->cap_items = cap;
-    }
+    if (cd_grow_each(&q->cap_items, q->n_items, 32, &q->items, sizeof *q->items, &q->arrival,
+                     sizeof *q->arrival, (void *)NULL))
+        return CD_ENOMEM;
     struct queue_item it = *item;
     it.queue[QUEUE_NAME_MAX - 1] = '\0';
     it.intent[sizeof it.intent - 1] = '\0';

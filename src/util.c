@@ -139,15 +139,25 @@ int cd_resize(void *items, size_t n, size_t size)
 
 int cd_grow(void *items, int *cap, int n, size_t size, int first)
 {
+    return cd_grow_each(cap, n, first, items, size, (void *)NULL);
+}
+
+int cd_grow_each(int *cap, int n, int first, ...)
+{
     if (n < *cap)
         return 0;
     if (*cap > INT_MAX / 2)
         return CD_ENOMEM;
     int grown = *cap ? *cap * 2 : first;
-    if (cd_resize(items, (size_t)grown, size))
-        return CD_ENOMEM;
-    *cap = grown;
-    return 0;
+    va_list ap;
+    va_start(ap, first);
+    int rc = 0;
+    for (void *items; !rc && (items = va_arg(ap, void *));)
+        rc = cd_resize(items, (size_t)grown, va_arg(ap, size_t));
+    va_end(ap);
+    if (!rc)
+        *cap = grown;
+    return rc;
 }
 
 int cd_resize_zeroed(void *items, size_t n_old, size_t n, size_t size)

@@ -163,6 +163,28 @@ static void test_resize(void **state)
     assert_ptr_equal(v, was);
     assert_int_equal(cap, INT_MAX / 2 + 1);
     free(v);
+
+    /* cd_grow_each: parallel arrays of one table grow together, to one capacity. */
+    int *ids = NULL;
+    double *at = NULL;
+    n = cap = 0;
+    for (; n < 9; n++) {
+        assert_int_equal(cd_grow_each(&cap, n, 4, &ids, sizeof *ids, &at, sizeof *at, (void *)NULL),
+                         0);
+        ids[n] = n;
+        at[n] = n / 2.0;
+    }
+    assert_int_equal(cap, 16);
+    assert_int_equal(ids[8], 8);
+    assert_true(at[8] == 4.0);
+    assert_int_equal(cd_grow_each(&cap, 16, 4, &ids, sizeof *ids, &at, (size_t)SIZE_MAX / 8,
+                                  (void *)NULL),
+                     CD_ENOMEM); /* the second array cannot grow: the capacity stays */
+    assert_int_equal(cap, 16);
+    assert_int_equal(ids[8], 8);
+    assert_true(at[8] == 4.0);
+    free(ids);
+    free(at);
 }
 
 /* Log lines: valid UTF-8 kept, invalid bytes replaced. */
