@@ -22,6 +22,7 @@
 #include "metrics.h"
 #include "queue.h"
 #include "store.h"
+#include "text.h"
 
 #include <jansson.h>
 
@@ -260,14 +261,22 @@ static void article_url(const struct api *api, const char *id, char *out, size_t
 }
 
 /* The query argument "q", or NULL with the 400 answer in resp when it is missing, empty, not
- * UTF-8 or longer than QUERY_MAX_BYTES. */
-static const char *query_arg(const struct api_request *req, struct api_response *resp)
+ * UTF-8 or longer than QUERY_MAX_BYTES, or when "lang" is there and not a language tag
+ * (text_lang_code()). *lang gets "lang", or NULL when it is absent or empty. */
+static const char *query_args(const struct api_request *req, struct api_response *resp,
+                              const char **lang)
 {
     const char *q = arg(req, "q");
+    char code[4];
+    *lang = arg(req, "lang");
+    if (*lang && !**lang)
+        *lang = NULL;
     if (!q || !*q)
         respond_error(resp, 400, "missing_q", "the query parameter 'q' is required");
     else if (strlen(q) > QUERY_MAX_BYTES || !cd_utf8_valid(q, strlen(q)))
         respond_error(resp, 400, "bad_q", "'q' must be UTF-8 text of at most 1024 bytes");
+    else if (*lang && !text_lang_code(*lang, code))
+        respond_error(resp, 400, "bad_lang", "'lang' must be a language tag like en or pt-BR");
     else
         return q;
     return NULL;
@@ -276,12 +285,10 @@ static const char *query_arg(const struct api_request *req, struct api_response 
 static int route_search(struct api *api, const struct api_request *req, const char *rest,
                         const struct auth_user *user, struct api_response *resp)
 {
-    const char *q = query_arg(req, resp);
-    const char *lang = arg(req, "lang");
+    const char *lang;
+    const char *q = query_args(req, resp, &lang);
     if (!q)
         return 0;
-    if (lang && (!*lang || strlen(lang) > 7))
-        return respond_error(resp, 400, "bad_lang", "'lang' must be a language code like en");
     int limit = 5;
     if (api_limit_arg(req, SEARCH_MAX_HITS, &limit, resp))
         return 0;
@@ -885,15 +892,15 @@ static int route_me(struct api *api, const struct api_request *req, const char *
 static int route_ask(struct api *api, const struct api_request *req, const char *rest,
                      const struct auth_user *user, struct api_response *resp)
 {
-    const char *q = query_arg(req, resp);
-    const char *lang = arg(req, "lang");
+    const char *lang;
+    const char *q = query_args(req, resp, &lang);
     if (!q)
         return 0;
     if (!api->deps.triage)
         return respond_error(resp, 503, "unavailable", "the triage engine is not running");
     struct triage_decision d;
     memset(&d, 0, sizeof d);
-    int rc = triage_decide(api->deps.triage, q, strlen(q), lang && *lang ? lang : NULL, NULL, &d);
+    int rc = triage_decide(api->deps.triage, q, strlen(q), lang, NULL, &d);
     struct cd_buf out = {0};
     if (!rc)
         rc = triage_decision_to_json(&d, &out);

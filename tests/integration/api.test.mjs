@@ -147,6 +147,17 @@ test('me, queues and ask', async () => {
   assert.equal(typeof a.json.text, 'string');
   const a400 = await api('GET', '/api/ask', { token: tokens.author });
   assert.equal(a400.status, 400);
+  // One language-tag rule for the ask and search routes: a tag like pt-BR is taken, and
+  // anything else is refused, where the ask route used to decide with it.
+  const aLang = await api('GET', '/api/ask?q=hola&lang=es-MX', { token: tokens.author });
+  assert.equal(aLang.status, 200, aLang.text);
+  for (const [route, token] of [['ask', tokens.author], ['search', undefined]]) {
+    for (const bad of ['english', 'e', 'es--', '12']) {
+      const r = await api('GET', `/api/${route}?q=hello&lang=${bad}`, { token });
+      assert.equal(r.status, 400, `${route} ${bad}`);
+      assert.equal(r.json.error, 'bad_lang');
+    }
+  }
   const a403 = await api('GET', '/api/ask?q=x', { token: tokens.agent });
   assert.equal(a403.status, 403);
 });

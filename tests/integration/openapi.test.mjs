@@ -126,6 +126,7 @@ test('real responses of every operation validate against the document', async ()
     ['GET', '/api/search?q=return&lang=en&limit=2', null, 200],
     ['GET', '/api/search', null, 400],
     ['GET', '/api/search?q=x&limit=99', null, 400],
+    ['GET', '/api/search?q=x&lang=english', null, 400],
   ]);
 
   // Accounts and roles.
@@ -181,6 +182,7 @@ test('real responses of every operation validate against the document', async ()
     ['GET', '/api/ask?q=where%20is%20my%20order', 'author', 200],
     ['GET', '/api/ask?q=I%20want%20a%20person&lang=en', 'admin', 200],
     ['GET', '/api/ask', 'author', 400],
+    ['GET', '/api/ask?q=x&lang=e', 'author', 400],
     ['GET', '/api/ask?q=x', 'agent', 403],
   ]);
   const c = await openCustomer(srv, { type: 'hello', lang: 'en', name: 'Sam', email: 'sam@example.com' });
