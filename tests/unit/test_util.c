@@ -177,9 +177,9 @@ static void test_resize(void **state)
     assert_int_equal(cap, 16);
     assert_int_equal(ids[8], 8);
     assert_true(at[8] == 4.0);
-    assert_int_equal(cd_grow_each(&cap, 16, 4, &ids, sizeof *ids, &at, (size_t)SIZE_MAX / 8,
-                                  (void *)NULL),
-                     CD_ENOMEM); /* the second array cannot grow: the capacity stays */
+    assert_int_equal(
+        cd_grow_each(&cap, 16, 4, &ids, sizeof *ids, &at, (size_t)SIZE_MAX / 8, (void *)NULL),
+        CD_ENOMEM); /* the second array cannot grow: the capacity stays */
     assert_int_equal(cap, 16);
     assert_int_equal(ids[8], 8);
     assert_true(at[8] == 4.0);
