@@ -1084,6 +1084,13 @@ json_t *chat_conn_frame(struct chat *chat, uint64_t conn, enum conn_kind kind, c
     return parse_frame(chat, conn, text, len, type);
 }
 
+struct conn *chat_conn_closed(struct chat *chat, uint64_t conn, enum conn_kind kind)
+{
+    chat_answers_settle(chat);
+    struct conn *k = chat_conn_get(chat, conn);
+    return k && k->kind == kind ? k : NULL;
+}
+
 const struct chat_frame_handler *chat_frame_handler_find(const struct chat_frame_handler *handlers,
                                                          size_t n, const char *type)
 {

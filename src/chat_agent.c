@@ -506,9 +506,8 @@ void chat_agent_frame(struct chat *chat, uint64_t conn, const char *text, size_t
 
 void chat_agent_closed(struct chat *chat, uint64_t conn)
 {
-    chat_answers_settle(chat);
-    struct conn *k = chat_conn_get(chat, conn);
-    if (!k || k->kind != CONN_AGENT)
+    struct conn *k = chat_conn_closed(chat, conn, CONN_AGENT);
+    if (!k)
         return;
     if (k->is_authed) {
         CD_LIST_UNLINK(chat->agents, k, prev_agent, next_agent);

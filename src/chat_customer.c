@@ -1162,9 +1162,8 @@ void chat_customer_frame(struct chat *chat, uint64_t conn, const char *text, siz
 
 void chat_customer_closed(struct chat *chat, uint64_t conn)
 {
-    chat_answers_settle(chat);
-    struct conn *k = chat_conn_get(chat, conn);
-    if (!k || k->kind != CONN_CUSTOMER)
+    struct conn *k = chat_conn_closed(chat, conn, CONN_CUSTOMER);
+    if (!k)
         return;
     struct conv *c = k->conv;
     chat_detach(chat, k);

@@ -277,6 +277,10 @@ int chat_close_conversation(struct chat *chat, struct conv *c, const char *by,
 json_t *chat_conn_frame(struct chat *chat, uint64_t conn, enum conn_kind kind, const char *text,
                         size_t len, struct conn **k, const char **type);
 
+/* conn has closed: settles the answers in flight (chat_answers_settle()) and returns the
+ * connection when it is one of kind, else NULL (nothing of it to undo). */
+struct conn *chat_conn_closed(struct chat *chat, uint64_t conn, enum conn_kind kind);
+
 /* A type of frame a connection sends, and what handles it. */
 struct chat_frame_handler {
     const char *type;
