@@ -171,33 +171,30 @@ int auth_token_hash(const char *token, size_t n, unsigned char hash[AUTH_HASH_LE
 
 /* ---- roles and skills ---- */
 
+/* The one list of roles and their names, for parsing and naming. */
+static const struct {
+    int role;
+    const char *name;
+} roles[] = {
+    {AUTH_ROLE_AGENT, "agent"},
+    {AUTH_ROLE_AUTHOR, "author"},
+    {AUTH_ROLE_ADMIN, "admin"},
+    {AUTH_ROLE_SUPERVISOR, "supervisor"},
+};
+
 int auth_role_parse(const char *name)
 {
-    if (!name)
-        return -1;
-    if (!strcmp(name, "agent"))
-        return AUTH_ROLE_AGENT;
-    if (!strcmp(name, "author"))
-        return AUTH_ROLE_AUTHOR;
-    if (!strcmp(name, "admin"))
-        return AUTH_ROLE_ADMIN;
-    if (!strcmp(name, "supervisor"))
-        return AUTH_ROLE_SUPERVISOR;
+    for (size_t i = 0; name && i < sizeof roles / sizeof roles[0]; i++)
+        if (!strcmp(name, roles[i].name))
+            return roles[i].role;
     return -1;
 }
 
 const char *auth_role_name(int role)
 {
-    switch (role) {
-    case AUTH_ROLE_AGENT:
-        return "agent";
-    case AUTH_ROLE_AUTHOR:
-        return "author";
-    case AUTH_ROLE_ADMIN:
-        return "admin";
-    case AUTH_ROLE_SUPERVISOR:
-        return "supervisor";
-    }
+    for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++)
+        if (role == roles[i].role)
+            return roles[i].name;
     return "unknown";
 }
 

@@ -96,6 +96,11 @@ static void test_roles_skills(void **state)
     assert_int_equal(auth_role_parse("root"), -1);
     assert_int_equal(auth_role_parse(NULL), -1);
     assert_string_equal(auth_role_name(AUTH_ROLE_AUTHOR), "author");
+    /* Every role's name parses back to it; a set of roles has no one name. */
+    for (int role = AUTH_ROLE_AGENT; role <= AUTH_ROLE_SUPERVISOR; role <<= 1)
+        assert_int_equal(auth_role_parse(auth_role_name(role)), role);
+    assert_string_equal(auth_role_name(AUTH_ROLE_AGENT | AUTH_ROLE_ADMIN), "unknown");
+    assert_string_equal(auth_role_name(0), "unknown");
     static const struct testlib_case skills[] = {
         {"", 1},         {"billing", 1},  {"billing,orders,tech-2", 1},
         {"billing,", 0}, {",billing", 0}, {"billing,,orders", 0},

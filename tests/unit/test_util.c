@@ -103,6 +103,21 @@ static void test_fnv1a_and_suffix(void **state)
 }
 
 /* The one ISO 8601 time with milliseconds (log lines, webhook deliveries). */
+/* Every error code has its own message; anything else is "unknown error". */
+static void test_strerror(void **state)
+{
+    (void)state;
+    assert_string_equal(cd_strerror(CD_OK), "success");
+    assert_string_equal(cd_strerror(CD_EIO), "I/O error");
+    for (int rc = CD_ENOMEM; rc >= CD_ESTATE; rc--) {
+        assert_string_not_equal(cd_strerror(rc), "unknown error");
+        assert_string_not_equal(cd_strerror(rc), cd_strerror(rc + 1));
+    }
+    assert_string_equal(cd_strerror(CD_ESTATE - 1), "unknown error");
+    assert_string_equal(cd_strerror(1), "unknown error");
+    assert_string_equal(cd_strerror(INT_MIN), "unknown error");
+}
+
 static void test_iso_time(void **state)
 {
     (void)state;
@@ -229,6 +244,7 @@ int main(void)
                     cmocka_unit_test(test_lower_bound),
                     cmocka_unit_test(test_html_escape),
                     cmocka_unit_test(test_iso_time),
+                    cmocka_unit_test(test_strerror),
                     cmocka_unit_test(test_json_string_utf8),
                 });
 }
