@@ -26,16 +26,10 @@ static const char import_export_usage[] =
     "\n"
     "Exit status: 0 everything loaded, 1 something was skipped or failed, 2 usage error.\n";
 
-static int has_suffix(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && !strcmp(s + n - m, suffix);
-}
-
 int cli_import_is_export(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--from") || has_suffix(argv[i], ".json"))
+        if (!strcmp(argv[i], "--from") || cd_has_suffix(argv[i], ".json"))
             return 1;
     return 0;
 }
