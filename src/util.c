@@ -15,23 +15,33 @@
 
 const char *cd_strerror(int rc)
 {
-    static const char *const messages[] = {
-        [-CD_OK] = "success",
-        [-CD_ENOMEM] = "out of memory",
-        [-CD_EINVAL] = "invalid argument",
-        [-CD_EIO] = "I/O error",
-        [-CD_ENOTFOUND] = "not found",
-        [-CD_EEXIST] = "already exists",
-        [-CD_EFULL] = "storage full",
-        [-CD_EBUSY] = "busy",
-        [-CD_EPERM] = "permission denied",
-        [-CD_ETOOBIG] = "too large",
-        [-CD_EPARSE] = "malformed input",
-        [-CD_ESTATE] = "not allowed in this state",
-    };
-    if (rc > 0 || (size_t) - (int64_t)rc >= sizeof messages / sizeof messages[0])
-        return "unknown error";
-    return messages[-rc];
+    switch (rc) {
+    case CD_OK:
+        return "success";
+    case CD_ENOMEM:
+        return "out of memory";
+    case CD_EINVAL:
+        return "invalid argument";
+    case CD_EIO:
+        return "I/O error";
+    case CD_ENOTFOUND:
+        return "not found";
+    case CD_EEXIST:
+        return "already exists";
+    case CD_EFULL:
+        return "storage full";
+    case CD_EBUSY:
+        return "busy";
+    case CD_EPERM:
+        return "permission denied";
+    case CD_ETOOBIG:
+        return "too large";
+    case CD_EPARSE:
+        return "malformed input";
+    case CD_ESTATE:
+        return "not allowed in this state";
+    }
+    return "unknown error";
 }
 
 int64_t cd_now_us(void)
