@@ -30,6 +30,13 @@ int api_respond_error(struct api_response *resp, int status, const char *code, c
 /* value (stolen; NULL = 500) as the JSON body with status. Returns 0 or CD_ENOMEM. */
 int api_respond_json(struct api_response *resp, int status, json_t *value);
 
+/* The request body as a JSON object, read the one way every route reads one (duplicate keys
+ * refused), into *out (the caller decrefs it). Returns 0, or 1 with *out NULL and the 400
+ * answer in resp: missing_body "send " followed by hint when there is no body, bad_json
+ * naming the line and column of invalid JSON or the type of a body that is not an object. */
+int api_body_object(const struct api_request *req, const char *hint, json_t **out,
+                    struct api_response *resp);
+
 /* The decoded value of query argument name, or NULL. */
 const char *api_arg(const struct api_request *req, const char *name);
 

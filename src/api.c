@@ -282,6 +282,33 @@ static const char *query_args(const struct api_request *req, struct api_response
     return NULL;
 }
 
+int api_body_object(const struct api_request *req, const char *hint, json_t **out,
+                    struct api_response *resp)
+{
+    json_error_t jerr;
+    char msg[300];
+    *out = NULL;
+    if (!req->body || !req->n_body) {
+        snprintf(msg, sizeof msg, "send %s", hint);
+        respond_error(resp, 400, "missing_body", msg);
+        return 1;
+    }
+    json_t *root =
+        json_loadb(req->body, req->n_body, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    if (json_is_object(root)) {
+        *out = root;
+        return 0;
+    }
+    if (root)
+        snprintf(msg, sizeof msg, "the body must be a JSON object (got %s)", cd_json_kind(root));
+    else
+        snprintf(msg, sizeof msg, "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
+                 jerr.text);
+    json_decref(root);
+    respond_error(resp, 400, "bad_json", msg);
+    return 1;
+}
+
 static int route_search(struct api *api, const struct api_request *req, const char *rest,
                         const struct auth_user *user, struct api_response *resp)
 {
@@ -363,27 +390,10 @@ static int parse_article(const struct api_request *req, const char *path_id, jso
                          struct kb_article *a, struct api_response *resp)
 {
     *root_out = NULL;
-    if (!req->body || !req->n_body) {
-        respond_error(resp, 400, "missing_body", "send the article as a JSON object");
+    json_t *root;
+    if (api_body_object(req, "the article as a JSON object", &root, resp))
         return 1;
-    }
-    json_error_t jerr;
-    json_t *root =
-        json_loadb(req->body, req->n_body, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
-    if (!root) {
-        char msg[300];
-        snprintf(msg, sizeof msg, "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
-                 jerr.text);
-        respond_error(resp, 400, "bad_json", msg);
-        return 1;
-    }
     *root_out = root;
-    if (!json_is_object(root)) {
-        char msg[96];
-        snprintf(msg, sizeof msg, "the body must be a JSON object (got %s)", cd_json_kind(root));
-        respond_error(resp, 400, "bad_json", msg);
-        return 1;
-    }
     static const char *const string_fields[] = {"id", "title", "body", "lang"};
     for (size_t i = 0; i < 4; i++) {
         json_t *v = json_object_get(root, string_fields[i]);
@@ -921,22 +931,9 @@ static int route_ask(struct api *api, const struct api_request *req, const char 
 static int route_learn(struct api *api, const struct api_request *req, const char *rest,
                        const struct auth_user *user, struct api_response *resp)
 {
-    if (!req->body || !req->n_body)
-        return respond_error(resp, 400, "missing_body", "send {\"question\", \"article\"}");
-    json_error_t jerr;
-    json_t *root =
-        json_loadb(req->body, req->n_body, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
-    if (!root || !json_is_object(root)) {
-        char msg[300];
-        if (root)
-            snprintf(msg, sizeof msg, "the body must be a JSON object (got %s)",
-                     cd_json_kind(root));
-        else
-            snprintf(msg, sizeof msg, "invalid JSON at line %d column %d: %s", jerr.line,
-                     jerr.column, jerr.text);
-        json_decref(root);
-        return respond_error(resp, 400, "bad_json", msg);
-    }
+    json_t *root;
+    if (api_body_object(req, "{\"question\", \"article\"}", &root, resp))
+        return 0;
     json_t *qv = json_object_get(root, "question"), *av = json_object_get(root, "article");
     const char *question = json_string_value(qv);
     const char *article = json_string_value(av);
@@ -1101,24 +1098,11 @@ static int route_export(struct api *api, const struct api_request *req, const ch
 static int route_erase(struct api *api, const struct api_request *req, const char *rest,
                        const struct auth_user *user, struct api_response *resp)
 {
-    json_error_t jerr;
-    json_t *root = req->n_body ? json_loadb(req->body, req->n_body,
-                                            JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr)
-                               : NULL;
+    json_t *root;
+    if (api_body_object(req, "{\"email\": ADDR}", &root, resp))
+        return 0;
     char msg[300];
     json_t *ev = json_object_get(root, "email");
-    if (!json_is_object(root)) {
-        if (root)
-            snprintf(msg, sizeof msg, "the body must be a JSON object (got %s)",
-                     cd_json_kind(root));
-        else if (req->n_body)
-            snprintf(msg, sizeof msg, "invalid JSON at line %d column %d: %s", jerr.line,
-                     jerr.column, jerr.text);
-        else
-            snprintf(msg, sizeof msg, "send {\"email\": ADDR}");
-        json_decref(root);
-        return respond_error(resp, 400, req->n_body ? "bad_json" : "missing_body", msg);
-    }
     if (!ev || !json_is_string(ev) || !is_email(json_string_value(ev))) {
         if (ev && !json_is_string(ev))
             snprintf(msg, sizeof msg, "'email' must be a string (got %s)", cd_json_kind(ev));

@@ -89,20 +89,6 @@ static int respond_result(struct api_response *resp, int rc, json_t *value)
     return api_respond_json(resp, 200, value);
 }
 
-/* The request body as a JSON object, or 1 with a 400 in resp. */
-static int body_object(const struct api_request *req, json_t **out, struct api_response *resp)
-{
-    json_error_t je;
-    *out = req->n_body ? json_loadb(req->body, req->n_body, 0, &je) : NULL;
-    if (!json_is_object(*out)) {
-        json_decref(*out);
-        *out = NULL;
-        api_respond_error(resp, 400, "bad_json", "the body must be a JSON object");
-        return 1;
-    }
-    return 0;
-}
-
 /* GET: the stored sample of a week. POST {"week","seed"?}: draws it. */
 static int route_qa_samples(struct api *api, const struct api_request *req,
                             const struct auth_user *user, struct api_response *resp)
@@ -118,7 +104,7 @@ static int route_qa_samples(struct api *api, const struct api_request *req,
         return respond_result(resp, rc, out);
     }
     json_t *body;
-    if (body_object(req, &body, resp))
+    if (api_body_object(req, "{\"week\", \"seed\"?}", &body, resp))
         return 0;
     json_t *w = json_object_get(body, "week"), *seed_v = json_object_get(body, "seed");
     if (!json_is_string(w) ||
@@ -181,7 +167,8 @@ static int route_qa_audits(struct api *api, const struct api_request *req,
         return api_respond_error(resp, 403, "forbidden",
                                  "only supervisors and admins score conversations");
     json_t *body;
-    if (body_object(req, &body, resp))
+    if (api_body_object(req, "{\"conversation\": ID, \"scores\": {criterion: points}}", &body,
+                        resp))
         return 0;
     json_t *conv = json_object_get(body, "conversation");
     json_t *comment = json_object_get(body, "comment");

@@ -100,12 +100,20 @@ test('scoring: rights are checked, bad scores change nothing, reviewers calibrat
     [tokens.sue, { conversation: ids.c1, scores: { greeting: 4 } }, 400, 'bad_scores'],
     [tokens.sue, { conversation: ids.c1 }, 400, 'bad_scores'],
     [tokens.sue, { conversation: 'x', scores: full }, 400, 'bad_audit'],
+    // A body is read as every route reads one: a key given twice is refused, not the last
+    // one taken; invalid JSON is named by line and column.
+    [tokens.sue, '', 400, 'missing_body', /^send \{"conversation"/],
+    [tokens.sue, `{"conversation": ${ids.c1}, "scores": ${JSON.stringify(full)}, "scores": {}}`,
+      400, 'bad_json', /duplicate/],
+    [tokens.sue, '{"conversation": ', 400, 'bad_json', /line 1 column \d+/],
+    [tokens.sue, '[1]', 400, 'bad_json', /JSON object \(got an array\)/],
   ];
-  for (const [token, body, status, code] of tries) {
+  for (const [token, body, status, code, says] of tries) {
     const r = await api('POST', '/api/qa/audits', token, body);
     assert.equal(r.status, status, JSON.stringify([body, r.json]));
     assert.equal(r.json.error, code);
     assert.ok(r.json.message);
+    if (says) assert.match(r.json.message, says);
   }
   assert.equal(await none(), 0);
 
