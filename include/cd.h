@@ -159,6 +159,12 @@ static inline uint64_t cd_fnv1a64(uint64_t h, const char *s, size_t n)
     return h;
 }
 
+/* The one rule for an email address a customer, an agent or an operator gives (chat 'hello'
+ * and 'contact', the export and erasure routes and commands): an '@' with text before and after
+ * it, at most CD_EMAIL_MAX bytes (the longest path SMTP carries). Returns 1 or 0 (NULL: 0). */
+#define CD_EMAIL_MAX 254
+int cd_is_email(const char *s);
+
 /* Returns 1 when the string s ends with suffix (a file name's ".md", ".jsonl" ...), else 0. */
 int cd_has_suffix(const char *s, const char *suffix);
 

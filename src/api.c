@@ -1050,11 +1050,6 @@ static int route_queues(struct api *api, const struct api_request *req, const ch
 
 /* ---- data-subject requests (admin) --------------------------------------- */
 
-static int is_email(const char *s)
-{
-    return s && strchr(s, '@') && strlen(s) <= 254;
-}
-
 /* GET /api/export?conversation=ID or ?email=ADDR: one conversation, or every conversation of
  * a customer ({"email","conversations":[...]}), as `caredesk export` prints them. */
 static int route_export(struct api *api, const struct api_request *req, const char *rest,
@@ -1066,7 +1061,7 @@ static int route_export(struct api *api, const struct api_request *req, const ch
         return respond_error(resp, 400, "bad_request", "send ?conversation=ID or ?email=ADDR");
     if (id_s && api_parse_id(id_s, &id))
         return respond_error(resp, 400, "bad_id", "conversation ids are positive integers");
-    if (email && !is_email(email))
+    if (email && !cd_is_email(email))
         return respond_error(resp, 400, "bad_email", "'email' must be an email address");
     struct cd_buf out = {0};
     char detail[96];
@@ -1103,7 +1098,7 @@ static int route_erase(struct api *api, const struct api_request *req, const cha
         return 0;
     char msg[300];
     json_t *ev = json_object_get(root, "email");
-    if (!ev || !json_is_string(ev) || !is_email(json_string_value(ev))) {
+    if (!ev || !json_is_string(ev) || !cd_is_email(json_string_value(ev))) {
         if (ev && !json_is_string(ev))
             snprintf(msg, sizeof msg, "'email' must be a string (got %s)", cd_json_kind(ev));
         else

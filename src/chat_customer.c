@@ -457,7 +457,7 @@ static void customer_hello(struct chat *chat, struct conn *k, json_t *o)
     if (chat_field_str(chat, id, o, "token", 1, 256, &token, NULL) < 0 ||
         chat_field_str(chat, id, o, "lang", 1, 64, &lang, NULL) < 0 ||
         chat_field_str(chat, id, o, "name", 1, NAME_MAX_BYTES, &name, NULL) < 0 ||
-        chat_field_str(chat, id, o, "email", 3, EMAIL_MAX_BYTES, &email, NULL) < 0 ||
+        chat_field_str(chat, id, o, "email", 3, CD_EMAIL_MAX, &email, NULL) < 0 ||
         chat_field_str(chat, id, o, "page", 1, PAGE_MAX_BYTES, &page, NULL) < 0)
         return;
     char lang_code[4];
@@ -466,7 +466,7 @@ static void customer_hello(struct chat *chat, struct conn *k, json_t *o)
                         "field 'lang' must be a language code such as \"en\"", NULL, 0);
         return;
     }
-    if (email && !strchr(email, '@')) {
+    if (email && !cd_is_email(email)) {
         chat_emit_error(chat, id, "bad_frame", "field 'email' must be an email address", NULL, 0);
         return;
     }
@@ -1004,14 +1004,14 @@ static void customer_contact(struct chat *chat, struct conn *k, json_t *o)
     uint64_t id = k->node.key;
     struct conv *c = k->conv;
     const char *email, *name;
-    if (chat_field_str(chat, id, o, "email", 3, EMAIL_MAX_BYTES, &email, NULL) < 0 ||
+    if (chat_field_str(chat, id, o, "email", 3, CD_EMAIL_MAX, &email, NULL) < 0 ||
         chat_field_str(chat, id, o, "name", 1, NAME_MAX_BYTES, &name, NULL) < 0)
         return;
     if (!email && !name) {
         chat_emit_error(chat, id, "bad_frame", "send 'email' or 'name'", NULL, 0);
         return;
     }
-    if (email && !strchr(email, '@')) {
+    if (email && !cd_is_email(email)) {
         chat_emit_error(chat, id, "bad_frame", "field 'email' must be an email address", NULL, 0);
         return;
     }

@@ -23,7 +23,6 @@
 #define CLIENT_ID_MAX   STORE_CLIENT_ID_MAX
 #define AGENT_ID_MAX    40 /* an agent message id, under the "agent:N:" prefix */
 #define NAME_MAX_BYTES  128
-#define EMAIL_MAX_BYTES 254
 #define PAGE_MAX_BYTES  2048
 #define NOTE_MAX_BYTES  2000
 #define REPLAY_BATCH    500

@@ -255,7 +255,7 @@ static int parse_one(int argc, char **argv, const char *opt, const char **value,
 /* 1 when email looks like an email address; else says so on stderr and returns 0. */
 static int email_ok(const char *email)
 {
-    if (strchr(email, '@') && strlen(email) <= 254)
+    if (cd_is_email(email))
         return 1;
     fprintf(stderr, "caredesk: --email must be an email address (got '%s')\n", email);
     return 0;

@@ -341,6 +341,12 @@ int cd_compare_doubles(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+int cd_is_email(const char *s)
+{
+    const char *at = s ? strchr(s, '@') : NULL;
+    return at && at > s && at[1] && strlen(s) <= CD_EMAIL_MAX;
+}
+
 int cd_has_suffix(const char *s, const char *suffix)
 {
     size_t n = strlen(s), k = strlen(suffix);

@@ -659,6 +659,9 @@ static void test_explicit_handoff_offline(void **state)
     json_decref(q);
     cust(2, "{\"type\":\"contact\",\"email\":\"not-an-email\"}");
     expect_error(2, "bad_frame");
+    /* The one email rule (cd_is_email()): an '@' needs text on each side. */
+    cust(2, "{\"type\":\"contact\",\"email\":\"lee@\"}");
+    expect_error(2, "bad_frame");
 }
 
 /* Outside business hours a handoff is an offline ticket with no estimate ("null"), even with an
@@ -1705,6 +1708,8 @@ static void test_bad_inputs(void **state)
     cust(1, "{\"type\":\"hello\",\"last_seq\":-1}");
     expect_error(1, "bad_frame");
     cust(1, "{\"type\":\"hello\",\"email\":42}");
+    expect_error(1, "bad_frame");
+    cust(1, "{\"type\":\"hello\",\"email\":\"@example.com\"}");
     expect_error(1, "bad_frame");
     expect_nothing(1);
     int64_t n_before = 0;

@@ -102,6 +102,25 @@ static void test_fnv1a_and_suffix(void **state)
     TESTLIB_CHECK_CASES2(cd_has_suffix, suffixes);
 }
 
+/* The one email rule: an '@' with text on each side, at most 254 bytes. */
+static void test_is_email(void **state)
+{
+    (void)state;
+    char longest[CD_EMAIL_MAX + 2];
+    memset(longest, 'a', sizeof longest);
+    longest[1] = '@';
+    longest[CD_EMAIL_MAX] = '\0';
+    static const struct testlib_case emails[] = {
+        {"sam@example.com", 1}, {"a@b", 1}, {"@example.com", 0}, {"sam@", 0},
+        {"sam.example.com", 0}, {"", 0},    {NULL, 0},
+    };
+    TESTLIB_CHECK_CASES(cd_is_email, emails);
+    assert_int_equal(cd_is_email(longest), 1);
+    longest[CD_EMAIL_MAX] = 'a';
+    longest[CD_EMAIL_MAX + 1] = '\0';
+    assert_int_equal(cd_is_email(longest), 0);
+}
+
 /* The one ISO 8601 time with milliseconds (log lines, webhook deliveries). */
 /* Every error code has its own message; anything else is "unknown error". */
 static void test_strerror(void **state)
@@ -245,6 +264,7 @@ int main(void)
                     cmocka_unit_test(test_html_escape),
                     cmocka_unit_test(test_iso_time),
                     cmocka_unit_test(test_strerror),
+                    cmocka_unit_test(test_is_email),
                     cmocka_unit_test(test_json_string_utf8),
                 });
 }
