@@ -19,6 +19,23 @@ int api_team_owns_path(const char *path)
            !strcmp(path, "/api/status-updates");
 }
 
+/* The week given, else the request's "week" argument, else the ISO week of the time
+ * default_s, into week, and its bounds. Returns 0, or 1 with the 400 answer in resp. */
+static int week_arg(const struct api_request *req, const char *given, int64_t default_s, char *week,
+                    size_t cap, int64_t *since, int64_t *until, struct api_response *resp)
+{
+    const char *w = given ? given : api_arg(req, "week");
+    if (w)
+        snprintf(week, cap, "%s", w);
+    else
+        report_week_name(default_s, week, cap);
+    if (report_week_parse(week, since, until)) {
+        api_respond_error(resp, 400, "bad_week", "'week' is an ISO week such as 2026-W49");
+        return 1;
+    }
+    return 0;
+}
+
 /* GET /api/report?week=YYYY-Www&format=json|md|csv */
 static int route_report(struct api *api, const struct api_request *req,
                         const struct auth_user *user, struct api_response *resp)
@@ -29,14 +46,10 @@ static int route_report(struct api *api, const struct api_request *req,
     if (strcmp(format, "json") && strcmp(format, "md") && strcmp(format, "csv"))
         return api_respond_error(resp, 400, "bad_format", "'format' is json, md or csv");
     int64_t now = cd_wall_s();
-    char last_week[16];
-    report_week_name(now - 7 * 86400, last_week, sizeof last_week);
-    const char *week = api_arg(req, "week");
-    if (!week)
-        week = last_week;
+    char week[16];
     int64_t since, until;
-    if (report_week_parse(week, &since, &until))
-        return api_respond_error(resp, 400, "bad_week", "'week' is an ISO week such as 2026-W49");
+    if (week_arg(req, NULL, now - 7 * 86400, week, sizeof week, &since, &until, resp))
+        return 0;
     const struct api_deps *deps = api_deps_of(api);
     json_t *report = NULL;
     int rc = report_week_build(deps->store, &deps->report, week, now, &report);
@@ -63,23 +76,6 @@ static int route_report(struct api *api, const struct api_request *req,
 
 #define REVIEWERS (AUTH_ROLE_SUPERVISOR | AUTH_ROLE_ADMIN)
 
-/* The week argument (default: the current ISO week) and its bounds. Returns 0,
- * or 1 with a 400 in resp. */
-static int week_arg(const struct api_request *req, const char *given, char *week, size_t cap,
-                    int64_t *since, int64_t *until, struct api_response *resp)
-{
-    const char *w = given ? given : api_arg(req, "week");
-    if (w)
-        snprintf(week, cap, "%s", w);
-    else
-        report_week_name(cd_wall_s(), week, cap);
-    if (strlen(week) != 8 || report_week_parse(week, since, until)) {
-        api_respond_error(resp, 400, "bad_week", "'week' is an ISO week such as 2026-W49");
-        return 1;
-    }
-    return 0;
-}
-
 static int respond_result(struct api_response *resp, int rc, json_t *value)
 {
     if (rc) {
@@ -97,7 +93,7 @@ static int route_qa_samples(struct api *api, const struct api_request *req,
     char week[16];
     int64_t since, until;
     if (strcmp(req->method, "POST")) {
-        if (week_arg(req, NULL, week, sizeof week, &since, &until, resp))
+        if (week_arg(req, NULL, cd_wall_s(), week, sizeof week, &since, &until, resp))
             return 0;
         json_t *out = NULL;
         int rc = qa_sample_list(deps->store, week, user->id, &out);
@@ -108,7 +104,7 @@ static int route_qa_samples(struct api *api, const struct api_request *req,
         return 0;
     json_t *w = json_object_get(body, "week"), *seed_v = json_object_get(body, "seed");
     if (!json_is_string(w) ||
-        week_arg(req, json_string_value(w), week, sizeof week, &since, &until, resp)) {
+        week_arg(req, json_string_value(w), cd_wall_s(), week, sizeof week, &since, &until, resp)) {
         json_decref(body);
         if (!resp->body.len)
             api_respond_error(resp, 400, "bad_week", "'week' is an ISO week such as 2026-W49");
@@ -157,7 +153,8 @@ static int route_qa_audits(struct api *api, const struct api_request *req,
             agent = user->id;
         }
         char week[16];
-        if (api_arg(req, "week") && week_arg(req, NULL, week, sizeof week, &since, &until, resp))
+        if (api_arg(req, "week") &&
+            week_arg(req, NULL, cd_wall_s(), week, sizeof week, &since, &until, resp))
             return 0;
         json_t *out = NULL;
         int rc = qa_audits_list(deps->store, agent, since, until, &out);
@@ -210,7 +207,7 @@ static int route_qa_calibration(struct api *api, const struct api_request *req,
 {
     char week[16];
     int64_t since, until;
-    if (week_arg(req, NULL, week, sizeof week, &since, &until, resp))
+    if (week_arg(req, NULL, cd_wall_s(), week, sizeof week, &since, &until, resp))
         return 0;
     json_t *out = NULL;
     int rc =
