@@ -120,6 +120,9 @@ void chat_remote_conversation(struct chat *chat, int64_t conversation);
  * drained. Without it (the default) a whole replay is queued at once. */
 void chat_set_room(struct chat *chat, int (*room)(void *ctx, uint64_t conn));
 
+/* Returns 1 while a paced replay is under way (chat_set_room()): a chat_flush() continues it. */
+int chat_is_replaying(const struct chat *chat);
+
 /* Returns 1 if frames are waiting for chat_flush(). */
 int chat_has_pending(const struct chat *chat);
 

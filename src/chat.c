@@ -1261,6 +1261,11 @@ void chat_set_room(struct chat *chat, int (*room)(void *ctx, uint64_t conn))
     chat->room = room;
 }
 
+int chat_is_replaying(const struct chat *chat)
+{
+    return chat->n_replaying > 0 && chat->room;
+}
+
 int chat_has_pending(const struct chat *chat)
 {
     return chat->n_frames > 0 || chat->is_queue_dirty || chat->is_eta_dirty ||

@@ -90,7 +90,6 @@ static void out_clear(struct session *pss)
     }
     pss->out_head = pss->out_tail = NULL;
     pss->n_out = 0;
-    pss->n_out_replay = 0;
 }
 
 /* Closes a connection from outside its own callback. */
@@ -109,8 +108,7 @@ static void session_enqueue(struct server *s, struct session *pss, const char *f
     if (!pss->out_head)
         pss->progress_at_us = now;
     unsigned limit = (unsigned)s->cfg->max_queued_frames;
-    if ((unsigned)(pss->n_out - pss->n_out_replay) >= limit ||
-        pss->n_out >= limit * SLOW_READER_HARD_FACTOR || pss->n_out == UINT16_MAX) {
+    if (pss->n_out >= limit || pss->n_out == UINT16_MAX) {
         log_event(LOG_WARN, "slow_reader_closed", "conn:u", (unsigned long long)pss->id, "queued:i",
                   (int)pss->n_out, LOG_END);
         metrics_add(s->metrics, METRICS_SLOW_READER_CLOSED, 1);
@@ -131,8 +129,6 @@ static void session_enqueue(struct server *s, struct session *pss, const char *f
         pss->out_head = f;
     pss->out_tail = f;
     pss->n_out++;
-    if (pss->is_replaying)
-        pss->n_out_replay++;
     lws_callback_on_writable(pss->wsi);
 }
 
@@ -153,32 +149,6 @@ static void close_after_queue(struct session *pss, int code)
     lws_callback_on_writable(pss->wsi);
 }
 
-/* Finds the string value of the first "key":"..." in a JSON frame; returns
- * its length (0 if absent) and a pointer to it in *val. */
-static size_t json_peek(const char *frame, size_t len, const char *key, const char **val)
-{
-    size_t n_key = strlen(key);
-    const char *p = frame, *end = frame + len;
-    while ((p = memmem(p, (size_t)(end - p), key, n_key)) != NULL) {
-        const char *q = p + n_key;
-        if (p > frame && p[-1] == '"' && q + 2 < end && q[0] == '"' && q[1] == ':' && q[2] == '"') {
-            q += 3;
-            const char *e = memchr(q, '"', (size_t)(end - q));
-            if (!e)
-                return 0;
-            *val = q;
-            return (size_t)(e - q);
-        }
-        p = q;
-    }
-    return 0;
-}
-
-static int peek_is(const char *v, size_t n, const char *word)
-{
-    return n == strlen(word) && !memcmp(v, word, n);
-}
-
 static void io_send(void *ctx, uint64_t conn, const char *frame, size_t len)
 {
     struct server *s = ctx;
@@ -192,6 +162,15 @@ static void io_send(void *ctx, uint64_t conn, const char *frame, size_t len)
         return; /* its writable callback sends it */
     s->written[s->n_written++] = conn;
     pss->is_written = 1;
+}
+
+/* chat_set_room(): how many more frames conn may have queued before it is dropped as a
+ * slow reader (session_enqueue()). */
+static int io_room(void *ctx, uint64_t conn)
+{
+    struct server *s = ctx;
+    const struct session *pss = slot_find(s, conn);
+    return pss ? s->cfg->max_queued_frames - pss->n_out : 0;
 }
 
 static int is_flush_pending(const struct server *s)
@@ -221,23 +200,6 @@ static void io_close(void *ctx, uint64_t conn, int code, const char *reason)
     close_after_queue(pss, code ? code : 1000);
 }
 
-static void replaying_add(struct server *s, uint64_t conn)
-{
-    if (cd_grow(&s->replaying, &s->cap_replaying, s->n_replaying, sizeof *s->replaying, 16))
-        return; /* the flag is then cleared when the connection closes */
-    s->replaying[s->n_replaying++] = conn;
-}
-
-static void replaying_clear(struct server *s)
-{
-    for (int i = 0; i < s->n_replaying; i++) {
-        struct session *pss = slot_find(s, s->replaying[i]);
-        if (pss)
-            pss->is_replaying = 0;
-    }
-    s->n_replaying = 0;
-}
-
 static void run_pending_closes(struct server *s)
 {
     for (int i = 0; i < s->n_pending_closes; i++) {
@@ -259,8 +221,6 @@ static int session_write_one(struct server *s, struct session *pss)
     if (!pss->out_head)
         pss->out_tail = NULL;
     pss->n_out--;
-    if (pss->n_out_replay)
-        pss->n_out_replay--;
     int n = lws_write(pss->wsi, f->buf + LWS_PRE, f->len, LWS_WRITE_TEXT);
     size_t flen = f->len;
     free(f);
@@ -305,7 +265,6 @@ static void flush_cb(lws_sorted_usec_list_t *sul)
     int rc = s->ops->flush(s->chat);
     metrics_observe(s->metrics, METRICS_STORE_COMMIT_SECONDS, (double)(cd_now_us() - t0) / 1e6);
     write_flushed(s);
-    replaying_clear(s);
     run_pending_closes(s);
     if (rc) {
         metrics_add(s->metrics, METRICS_STORE_ERRORS, 1);
@@ -531,14 +490,6 @@ static void ws_message(struct server *s, struct session *pss, const char *text, 
     if (pss->kind == KIND_AGENT) {
         s->ops->agent_frame(s->chat, pss->id, text, len);
     } else {
-        /* A "hello" may resume a long conversation: its replay may pass
-         * the queue limit (see session_enqueue()). */
-        const char *type;
-        size_t n_type = json_peek(text, len, "type", &type);
-        if (peek_is(type, n_type, "hello") && !pss->is_replaying) {
-            pss->is_replaying = 1;
-            replaying_add(s, pss->id);
-        }
         s->ops->customer_frame(s->chat, pss->id, text, len);
     }
     schedule_flush(s);
@@ -625,6 +576,9 @@ static int ws_writeable(struct server *s, struct lws *wsi, struct session *pss)
     if (pss->out_head) {
         if (session_write_one(s, pss))
             return -1;
+        /* A paced replay goes on once there is room again (chat_set_room()). */
+        if (s->chat && pss->n_out <= s->cfg->max_queued_frames / 2 && chat_is_replaying(s->chat))
+            schedule_flush(s);
         if (pss->out_head || pss->close_code) {
             lws_callback_on_writable(wsi);
             return 0;
@@ -884,7 +838,6 @@ void server_free(struct server *s)
     free(s->slots);
     free(s->free_slots);
     free(s->pending_closes);
-    free(s->replaying);
     free(s->written);
     free(s);
 }
@@ -899,6 +852,8 @@ void server_attach(struct server *s, struct chat *chat, const struct server_chat
 {
     s->chat = ops ? chat : NULL;
     s->ops = ops;
+    if (s->chat)
+        chat_set_room(s->chat, io_room);
     s->api = api;
 }
 
@@ -932,7 +887,6 @@ static void drain(struct server *s)
         if (rc)
             log_event(LOG_ERROR, "store_commit_failed", "error:s", cd_strerror(rc), LOG_END);
     }
-    replaying_clear(s);
     run_pending_closes(s);
     for (uint32_t i = 0; i < s->n_slots; i++) {
         struct session *pss = s->slots[i].session;

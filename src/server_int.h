@@ -26,16 +26,13 @@
  * return hundreds of ready connections, and the first of them should not
  * wait for the last to be decided. */
 #define FLUSH_BATCH 64
-/* A client whose out queue reaches max-queued-frames is disconnected, except
- * while a resume replays its conversation (the frames that answer a
- * "hello"): a replay may run to SLOW_READER_HARD_FACTOR times the limit, and
- * is then given SLOW_READER_SECONDS without progress before the client is
- * taken for one that does not read. */
+/* A client whose out queue reaches max-queued-frames is disconnected; a resume's replay is
+ * paced to fit under it (chat_set_room(): the replay goes on as the queue drains). A queue at
+ * the limit that has not moved for SLOW_READER_SECONDS is a client that does not read. */
 #define SLOW_READER_SECONDS 5
 /* A client whose socket stays full (lws holds unsent bytes, so nothing of
  * ours moves and it may not even send more) for this long is disconnected. */
 #define CHOKED_SECONDS          5
-#define SLOW_READER_HARD_FACTOR 64
 /* Seconds a drain waits for websockets to close. */
 #define DRAIN_SECONDS 3
 
@@ -75,11 +72,9 @@ struct session {
     uint8_t is_closing;    /* close after the queue drains */
     uint8_t rx_is_binary;  /* the message being reassembled is binary */
     uint8_t rx_is_too_big; /* ... or went over max-frame-bytes */
-    uint8_t is_replaying;  /* a "hello" was handed to chat.c and not flushed yet */
     uint8_t is_written;    /* on the server's written list: got frames in this flush */
     uint16_t close_code;
     uint16_t n_out;        /* capped at UINT16_MAX by session_enqueue() */
-    uint16_t n_out_replay; /* of those, queued by a resume replay */
     struct out_frame *out_head, *out_tail;
     char *rx; /* reassembly of a fragmented message */
     size_t n_rx;
@@ -128,8 +123,6 @@ struct server {
         int code;
     } * pending_closes;
     int n_pending_closes, cap_pending_closes;
-    uint64_t *replaying; /* connections marked is_replaying until the next flush */
-    int n_replaying, cap_replaying;
     uint64_t *written; /* connections chat.c sent frames to in this flush */
     int n_written, cap_written;
     lws_sorted_usec_list_t flush_sul;

@@ -401,9 +401,14 @@ test('kill -9 under load, restart on the same database: nothing acknowledged is 
 // A resume must replay everything after last_seq however long the
 // conversation is, even when the replay is longer than the outgoing queue a
 // connection may hold (--max-queued-frames): every missed message exactly
-// once, in order, and nothing dropped or the connection closed.
-test('resume replays more messages than --max-queued-frames', { timeout: 60000 }, async (t) => {
-  const srv = await startServer({ ...fixtures, args: ['--rate-limit', '0', '--max-queued-frames', '64'] });
+// once, in order, and nothing dropped or the connection closed. The replay is
+// paced to the queue (it goes on as the client reads), so no multiple of the
+// queue bounds it: the second case is more than 64 queues long (the bound
+// before the pacing was wired to the server's queue).
+for (const [queue, messages, atLeast] of [[64, 60, 64], [8, 300, 8 * 64]]) test(
+  `resume replays ${messages * 2}+ items through a queue of ${queue} (--max-queued-frames)`,
+  { timeout: 90000 }, async (t) => {
+  const srv = await startServer({ ...fixtures, args: ['--rate-limit', '0', '--max-queued-frames', String(queue)] });
   if (srv.events('chat_unavailable').length) {
     await srv.stop();
     t.skip('this build has no chat module');
@@ -415,7 +420,7 @@ test('resume replays more messages than --max-queued-frames', { timeout: 60000 }
     const welcome = await c.next((f) => f.type === 'welcome');
     // The same question over and over hands the chat to the queue after a
     // few answers; later messages are stored (and acknowledged) all the same.
-    for (let i = 0; i < 60; i++) {
+    for (let i = 0; i < messages; i++) {
       c.send({ type: 'message', id: `m${i}`, text: `where is my order ${i}` });
       await c.next((f) => (f.type === 'reply' || f.type === 'ack') && f.reply_to === `m${i}`);
     }
@@ -425,7 +430,7 @@ test('resume replays more messages than --max-queued-frames', { timeout: 60000 }
     // conversation's seq at that time, it is not a stored item).
     const lastSeq = Math.max(...c.frames.filter((f) => f.type !== 'welcome' && typeof f.seq === 'number')
       .map((f) => f.seq));
-    assert.ok(lastSeq > 64, `the conversation has more items (${lastSeq}) than the queue holds`);
+    assert.ok(lastSeq > atLeast, `the conversation has more items (${lastSeq}) than ${atLeast}`);
 
     const r = await connect(`${srv.wsUrl}/chat`);
     r.send({ type: 'hello', token: welcome.token, last_seq: 0 });
@@ -438,7 +443,7 @@ test('resume replays more messages than --max-queued-frames', { timeout: 60000 }
     assert.deepEqual(replayed, Array.from({ length: lastSeq }, (_, i) => i + 1),
       'every missed item exactly once, in order');
     const customer = r.frames.filter((f) => f.type === 'customer_message').map((f) => f.id);
-    assert.deepEqual(customer, Array.from({ length: 60 }, (_, i) => `m${i}`));
+    assert.deepEqual(customer, Array.from({ length: messages }, (_, i) => `m${i}`));
     assert.equal(r.closed, null, 'the connection stays open');
     r.close();
   } finally {

@@ -1275,7 +1275,7 @@ static void test_resume_after_restart(void **state)
 static void test_paced_replay(void **state)
 {
     (void)state;
-    room_value = 20; /* 4 frames per flush after the margin */
+    room_value = 20; /* the fake transport never drains: no more than that goes out */
     chat_free(chat);
     start_chat();
     char token[65];
@@ -1296,10 +1296,10 @@ static void test_paced_replay(void **state)
     json_int_t last = num(w, "seq");
     json_decref(w);
     assert_true(last >= 25);
-    /* Only a few frames went out so far. */
+    /* Only what fits in the room went out so far (a margin kept for live frames). */
     json_int_t seqs[128];
     int n = read_seqs(2, seqs, 128);
-    assert_true(n > 0 && n <= 4);
+    assert_true(n > 0 && n < room_value && n < last + 1);
     /* The agent writes while the customer is still catching up. */
     agent_says(100, conv, "a1", "hi");
     for (int i = 0; i < 100; i++) {
