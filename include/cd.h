@@ -159,6 +159,17 @@ static inline uint64_t cd_fnv1a64(uint64_t h, const char *s, size_t n)
     return h;
 }
 
+/* Checks a POSIX extended regular expression from outside (an intent's regex or collect
+ * regex, a redact pattern) before regcomp() sees it, for what makes glibc's compiler take
+ * gigabytes: a repetition right after another (a++, a*{2}: undefined in POSIX), a bound over
+ * CD_REGEX_DUP_MAX, groups nested deeper than CD_REGEX_DEPTH, or more than CD_REGEX_SIZE
+ * atoms once every repetition is written out ((a{100}){100} is 10,000). Syntax errors are
+ * left to regcomp(). Returns 0, or -1 with why (cap bytes) saying what to change. */
+#define CD_REGEX_DUP_MAX 255
+#define CD_REGEX_DEPTH   32
+#define CD_REGEX_SIZE    4096
+int cd_regex_check(const char *re, char *why, size_t cap);
+
 /* The one rule for an email address a customer, an agent or an operator gives (chat 'hello'
  * and 'contact', the export and erasure routes and commands): an '@' with text before and after
  * it, at most CD_EMAIL_MAX bytes (the longest path SMTP carries). Returns 1 or 0 (NULL: 0). */

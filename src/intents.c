@@ -352,6 +352,11 @@ static int get_string(json_t *obj, const char *key, char **out, char *msg, size_
 
 static int check_regex(const char *pattern, char *msg, size_t msg_cap)
 {
+    char why[128];
+    if (cd_regex_check(pattern, why, sizeof why)) {
+        snprintf(msg, msg_cap, "regular expression \"%.60s\": %s", pattern, why);
+        return CD_EINVAL;
+    }
     regex_t re;
     int rc = regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB | REG_ICASE);
     if (rc) {

@@ -235,13 +235,14 @@ struct redactor *redact_new(const char *const *patterns, int n_patterns, char **
     }
     for (int i = 0; i < n_patterns; i++) {
         const char *p = patterns[i] ? patterns[i] : "";
+        char why[128];
+        int is_unsafe = *p && cd_regex_check(p, why, sizeof why);
         int rerr =
-            patterns[i] && *p ? regcomp(&r->patterns[i], p, REG_EXTENDED | REG_ICASE) : REG_BADPAT;
+            *p && !is_unsafe ? regcomp(&r->patterns[i], p, REG_EXTENDED | REG_ICASE) : REG_BADPAT;
         if (rerr) {
-            char why[128];
             if (!*p)
                 snprintf(why, sizeof why, "empty pattern");
-            else
+            else if (!is_unsafe)
                 regerror(rerr, NULL, why, sizeof why);
             if (err) {
                 struct cd_buf msg = {0};

@@ -341,6 +341,132 @@ int cd_compare_doubles(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* The end of the bracket expression that starts at p ('['), or NULL when it is not closed. */
+static const char *bracket_end(const char *p)
+{
+    p++;
+    if (*p == '^')
+        p++;
+    if (*p == ']') /* a ']' first is one of the set */
+        p++;
+    for (; *p && *p != ']'; p++) {
+        if (*p == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=')) {
+            const char *close = strchr(p + 2, p[1]);
+            if (!close || close[1] != ']')
+                return NULL;
+            p = close + 1;
+        }
+    }
+    return *p ? p : NULL;
+}
+
+/* The larger bound of the interval that starts at p ('{'), its end in *end; -1 when p does
+ * not start one ({ then taken as a character, or left to regcomp()). */
+static long interval_max(const char *p, const char **end)
+{
+    char *e;
+    long lo = strtol(p + 1, &e, 10), hi = lo;
+    if (e == p + 1 || lo < 0)
+        return -1;
+    if (*e == ',') {
+        const char *h = e + 1;
+        hi = *h == '}' ? lo + 1 : strtol(h, &e, 10); /* {n,}: n copies and a star */
+        if (*h != '}' && e == h)
+            return -1;
+        if (*h == '}')
+            e = (char *)h;
+    }
+    if (*e != '}')
+        return -1;
+    *end = e;
+    return hi > lo ? hi : lo;
+}
+
+int cd_regex_check(const char *re, char *why, size_t cap)
+{
+    double size[CD_REGEX_DEPTH + 1] = {0}; /* atoms written out, per open group */
+    double last = 0;                       /* the size of what a repetition here repeats */
+    int depth = 0, is_repeated = 0;
+    for (const char *p = re; *p; p++) {
+        double n = 0;
+        switch (*p) {
+        case '\\':
+            if (p[1])
+                p++;
+            n = 1;
+            break;
+        case '[': {
+            const char *e = bracket_end(p);
+            if (!e)
+                return 0; /* regcomp() names the unclosed bracket */
+            p = e;
+            n = 1;
+            break;
+        }
+        case '(':
+            if (depth == CD_REGEX_DEPTH) {
+                snprintf(why, cap, "groups nested more than %d deep", CD_REGEX_DEPTH);
+                return -1;
+            }
+            size[++depth] = 0;
+            last = 0;
+            is_repeated = 0;
+            continue;
+        case ')':
+            if (!depth) {
+                n = 1;
+                break;
+            }
+            n = size[depth--];
+            break;
+        case '|':
+            last = 0;
+            is_repeated = 0;
+            continue;
+        case '*':
+        case '+':
+        case '?':
+        case '{': {
+            long times = 2;
+            const char *end = p;
+            if (*p == '{' && (times = interval_max(p, &end)) < 0) {
+                n = 1; /* a '{' that starts no interval */
+                break;
+            }
+            if (is_repeated) {
+                snprintf(why, cap, "a repetition ('%.*s') right after another: write one",
+                         (int)(end - p + 1), p);
+                return -1;
+            }
+            if (times > CD_REGEX_DUP_MAX) {
+                snprintf(why, cap, "a repetition of more than %d", CD_REGEX_DUP_MAX);
+                return -1;
+            }
+            size[depth] += last * (double)(times > 1 ? times - 1 : 0);
+            last *= (double)times;
+            is_repeated = 1;
+            p = end;
+            if (size[depth] > CD_REGEX_SIZE)
+                goto too_large;
+            continue;
+        }
+        default:
+            n = 1;
+            break;
+        }
+        size[depth] += n;
+        last = n;
+        is_repeated = 0;
+        if (size[depth] > CD_REGEX_SIZE)
+            goto too_large;
+    }
+    return 0;
+too_large:
+    snprintf(why, cap, "more than %d characters and groups once its repetitions are written out",
+             CD_REGEX_SIZE);
+    return -1;
+}
+
 int cd_is_email(const char *s)
 {
     const char *at = s ? strchr(s, '@') : NULL;

@@ -97,6 +97,10 @@ static void test_load_good_and_bad(void **state)
                "{\"name\":\"Bad Name\",\"examples\":[\"x\"],\"response\":\"r\"},"
                "{\"name\":\"refund_status\",\"examples\":[\"dup\"],\"response\":\"r\"},"
                "{\"name\":\"bad_examples\",\"examples\":[1,2],\"response\":\"r\"},"
+               "{\"name\":\"huge_regex\",\"examples\":[\"x\"],\"regex\":[\"re(tu+++++++++)\"],"
+               "\"response\":\"r\"},"
+               "{\"name\":\"huge_collect\",\"examples\":[\"x\"],\"action\":\"collect\","
+               "\"collect\":{\"field\":\"f\",\"prompt\":\"p\",\"regex\":\"((a{100}){100})\"}},"
                "{\"name\":\"ok_after_bad\",\"examples\":[\"hello there\"],\"response\":\"Hi!\"}]");
     write_file("broken.json", "{\"name\": \"broken\", ");
     write_file("notes.txt", "not an intent file, ignored");
@@ -108,7 +112,7 @@ static void test_load_good_and_bad(void **state)
     assert_int_equal(intents_load_path(set, tmpdir, NULL, &report), 0);
     assert_int_equal(intents_count(set), 3);
     assert_int_equal(report.n_loaded, 3);
-    assert_int_equal(report.n_skipped, 10);
+    assert_int_equal(report.n_skipped, 12);
     assert_true(has_error(&e, "bad.json", "bad_regex.regex[0]"));
     assert_true(has_error(&e, "bad.json", "[1].name"));
     assert_true(has_error(&e, "bad.json", "bad_action.action"));
@@ -119,6 +123,14 @@ static void test_load_good_and_bad(void **state)
     assert_true(has_error(&e, "bad.json", "[7].name"));
     assert_true(has_error(&e, "bad.json", "bad_examples.examples"));
     assert_true(has_error(&e, "broken.json", "(file)"));
+    /* A regex that would make the compiler take gigabytes is refused, saying what to change. */
+    assert_true(has_error(&e, "bad.json", "huge_regex.regex[0]"));
+    assert_true(has_error(&e, "bad.json", "huge_collect.collect.regex"));
+    int n_said = 0;
+    for (int k = 0; k < e.n; k++)
+        n_said += strstr(e.lines[k], "right after another: write one") != NULL ||
+                  strstr(e.lines[k], "once its repetitions are written out") != NULL;
+    assert_int_equal(n_said, 2);
 
     int i = intents_find(set, "cancel_order");
     assert_true(i >= 0);

@@ -134,6 +134,15 @@ static void test_bad_patterns(void **state)
     assert_non_null(strstr(err, "a(b"));
     free(err);
 
+    /* A pattern that would make the compiler take gigabytes: refused, saying why. */
+    const char *huge[] = {"ORD-[0-9]{6}", "((x{100}){100})"};
+    err = NULL;
+    assert_null(redact_new(huge, 2, &err));
+    assert_non_null(err);
+    assert_non_null(strstr(err, "redact pattern 2"));
+    assert_non_null(strstr(err, "written out"));
+    free(err);
+
     const char *empty[] = {""};
     err = NULL;
     assert_null(redact_new(empty, 1, &err));

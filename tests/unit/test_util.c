@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cd.h"
+#include "redact.h"
 #include "testlib.h"
 
 #include <jansson.h>
@@ -119,6 +120,55 @@ static void test_is_email(void **state)
     longest[CD_EMAIL_MAX] = 'a';
     longest[CD_EMAIL_MAX + 1] = '\0';
     assert_int_equal(cd_is_email(longest), 0);
+}
+
+/* Regular expressions from outside: what would make regcomp() take gigabytes is refused with
+ * what to change; everything else is left to regcomp(). */
+static void test_regex_check(void **state)
+{
+    (void)state;
+    char why[128];
+    static const char *const fine[] = {
+        "^re(tu|fu)nd",
+        "[0-9]{13,19}",
+        "(\\d{4}[- ]?){3}\\d{4}",
+        "[]a+*]+x", /* '+' and '*' inside a bracket are characters */
+        "[[:alpha:]]{2,}",
+        "a{2}b{1,}c?",
+        "\\++",        /* an escaped '+' repeated once */
+        "(a{15}){15}", /* 225 written out */
+        "a{",          /* no interval: left to regcomp() */
+        "[abc",        /* unclosed: left to regcomp() */
+        REDACT_EMAIL_PATTERN,
+    };
+    for (size_t i = 0; i < sizeof fine / sizeof fine[0]; i++) {
+        why[0] = '\0';
+        assert_int_equal(cd_regex_check(fine[i], why, sizeof why), 0);
+        assert_string_equal(why, "");
+    }
+    static const struct {
+        const char *re, *says;
+    } refused[] = {
+        {"re(tu++++++++++++++++++++++++++++++++++++++++++++ea", "right after another"},
+        {"a*?", "('?') right after another"},
+        {"(ab)+{3}", "('{3}') right after another"},
+        {"a{256}", "more than 255"},
+        {"a{1,300}", "more than 255"},
+        {"((a{100}){100})", "written out"},
+        {"(((((((((((((((((((((((((((((((((a)))))))))))))))))))))))))))))))))",
+         "nested more than 32"},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        assert_int_equal(cd_regex_check(refused[i].re, why, sizeof why), -1);
+        assert_non_null(strstr(why, refused[i].says));
+    }
+    /* Long but flat is fine; long and repeated twice over is not. */
+    char flat[CD_REGEX_SIZE + 1];
+    memset(flat, 'a', CD_REGEX_SIZE);
+    flat[CD_REGEX_SIZE] = '\0';
+    assert_int_equal(cd_regex_check(flat, why, sizeof why), 0);
+    assert_int_equal(cd_regex_check("(a{100}b{100}){20}", why, sizeof why), 0); /* 4,000 */
+    assert_int_equal(cd_regex_check("(a{100}b{100}){21}", why, sizeof why), -1);
 }
 
 /* The one ISO 8601 time with milliseconds (log lines, webhook deliveries). */
@@ -265,6 +315,7 @@ int main(void)
                     cmocka_unit_test(test_iso_time),
                     cmocka_unit_test(test_strerror),
                     cmocka_unit_test(test_is_email),
+                    cmocka_unit_test(test_regex_check),
                     cmocka_unit_test(test_json_string_utf8),
                 });
 }
