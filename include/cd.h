@@ -163,7 +163,9 @@ static inline uint64_t cd_fnv1a64(uint64_t h, const char *s, size_t n)
  * regex, a redact pattern) before regcomp() sees it, for what makes glibc's compiler take
  * gigabytes: a repetition right after another (a++, a*{2}: undefined in POSIX), a bound over
  * CD_REGEX_DUP_MAX, groups nested deeper than CD_REGEX_DEPTH, or more than CD_REGEX_SIZE
- * atoms once every repetition is written out ((a{100}){100} is 10,000). Syntax errors are
+ * atoms once every repetition is written out ((a{100}){100} is 10,000); and a back-reference
+ * (\1, glibc's extension), which can make matching a customer's message take exponential
+ * time. Syntax errors are
  * left to regcomp(). Returns 0, or -1 with why (cap bytes) saying what to change. */
 #define CD_REGEX_DUP_MAX 255
 #define CD_REGEX_DEPTH   32

@@ -391,6 +391,11 @@ int cd_regex_check(const char *re, char *why, size_t cap)
         double n = 0;
         switch (*p) {
         case '\\':
+            if (p[1] >= '1' && p[1] <= '9') {
+                snprintf(why, cap,
+                         "a back-reference (\\%c): matching one can take exponential time", p[1]);
+                return -1;
+            }
             if (p[1])
                 p++;
             n = 1;

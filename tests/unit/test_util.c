@@ -153,6 +153,7 @@ static void test_regex_check(void **state)
         {"a*?", "('?') right after another"},
         {"(ab)+{3}", "('{3}') right after another"},
         {"a{256}", "more than 255"},
+        {"(a*)*b\\1", "back-reference (\\1)"},
         {"a{1,300}", "more than 255"},
         {"((a{100}){100})", "written out"},
         {"(((((((((((((((((((((((((((((((((a)))))))))))))))))))))))))))))))))",
