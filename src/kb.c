@@ -42,6 +42,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -432,55 +433,68 @@ static int has_newline(const char *s)
 }
 
 /* Checks an article before it is stored; on failure writes why into msg. */
-int kb_article_check(const struct kb_article *a, char *msg, size_t cap)
+/* kb_article_check()'s refusal: msg from fmt, *field (when not NULL) the field at fault. */
+static int refuse(const char **field, const char *at, char *msg, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static int refuse(const char **field, const char *at, char *msg, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, cap, fmt, ap);
+    va_end(ap);
+    if (field)
+        *field = at;
+    return CD_EINVAL;
+}
+
+/* One line of 1 to max bytes of UTF-8. */
+static int is_line(const char *s, size_t max)
+{
+    return s && *s && strlen(s) <= max && !has_newline(s) && cd_utf8_valid(s, strlen(s));
+}
+
+int kb_article_check(const struct kb_article *a, char *msg, size_t cap, const char **field)
 {
     const char *lang = a->lang && *a->lang ? a->lang : "en";
     char code[8];
     if (!a->id || !*a->id)
-        snprintf(msg, cap, "missing id");
-    else if (!kb_id_valid(a->id))
-        snprintf(msg, cap,
-                 "invalid id '%.60s': ids are lower-case letters, digits, '-', '_' and '.', "
-                 "not starting with '.', under %d bytes",
-                 a->id, KB_ID_MAX);
-    else if (!a->title || !*a->title)
-        snprintf(msg, cap, "missing title");
-    else if (strlen(a->title) > KB_MAX_TITLE || has_newline(a->title))
-        snprintf(msg, cap, "title must be one line of at most %d bytes", KB_MAX_TITLE);
-    else if (!text_lang_code(lang, code))
-        snprintf(msg, cap, "invalid lang '%.16s' (a two-letter ISO 639-1 code, e.g. en)", lang);
-    else if (!a->body || !*a->body)
-        snprintf(msg, cap, "empty body");
-    else if (strlen(a->body) > KB_MAX_BODY)
-        snprintf(msg, cap, "body is larger than %d bytes", KB_MAX_BODY);
-    else if (!cd_utf8_valid(a->title, strlen(a->title)) || !cd_utf8_valid(a->body, strlen(a->body)))
-        snprintf(msg, cap, "text is not valid UTF-8");
-    else if (a->n_tags < 0 || a->n_tags > KB_MAX_TAGS)
-        snprintf(msg, cap, "more than %d tags", KB_MAX_TAGS);
-    else if (a->n_questions < 0 || a->n_questions > KB_MAX_QUESTIONS)
-        snprintf(msg, cap, "more than %d questions", KB_MAX_QUESTIONS);
-    else {
-        for (int i = 0; i < a->n_tags; i++) {
-            const char *t = a->tags[i];
-            if (!t || !*t || strlen(t) > KB_MAX_TAG_LEN || has_newline(t) ||
-                !cd_utf8_valid(t, strlen(t))) {
-                snprintf(msg, cap, "tag %d must be one line of 1 to %d bytes of UTF-8", i + 1,
-                         KB_MAX_TAG_LEN);
-                return CD_EINVAL;
-            }
-        }
-        for (int i = 0; i < a->n_questions; i++) {
-            const char *q = a->questions[i];
-            if (!q || !*q || strlen(q) > KB_MAX_QUESTION_LEN || has_newline(q) ||
-                !cd_utf8_valid(q, strlen(q))) {
-                snprintf(msg, cap, "question %d must be one line of 1 to %d bytes of UTF-8", i + 1,
-                         KB_MAX_QUESTION_LEN);
-                return CD_EINVAL;
-            }
-        }
-        return 0;
-    }
-    return CD_EINVAL;
+        return refuse(field, "id", msg, cap, "missing id");
+    if (!kb_id_valid(a->id))
+        return refuse(field, "id", msg, cap,
+                      "invalid id '%.60s': ids are lower-case letters, digits, '-', '_' and '.', "
+                      "not starting with '.', under %d bytes",
+                      a->id, KB_ID_MAX);
+    if (!a->title || !*a->title)
+        return refuse(field, "title", msg, cap, "missing title");
+    if (!is_line(a->title, KB_MAX_TITLE))
+        return refuse(field, "title", msg, cap,
+                      "title must be one line of at most %d bytes of UTF-8", KB_MAX_TITLE);
+    if (!text_lang_code(lang, code))
+        return refuse(field, "lang", msg, cap,
+                      "invalid lang '%.16s' (a two-letter ISO 639-1 code, e.g. en)", lang);
+    if (!a->body || !*a->body)
+        return refuse(field, "body", msg, cap, "empty body");
+    if (strlen(a->body) > KB_MAX_BODY)
+        return refuse(field, "body", msg, cap, "body is larger than %d bytes", KB_MAX_BODY);
+    if (!cd_utf8_valid(a->body, strlen(a->body)))
+        return refuse(field, "body", msg, cap, "body is not valid UTF-8");
+    if (a->n_tags < 0 || a->n_tags > KB_MAX_TAGS)
+        return refuse(field, "tags", msg, cap, "more than %d tags", KB_MAX_TAGS);
+    if (a->n_questions < 0 || a->n_questions > KB_MAX_QUESTIONS)
+        return refuse(field, "questions", msg, cap, "more than %d questions", KB_MAX_QUESTIONS);
+    for (int i = 0; i < a->n_tags; i++)
+        if (!is_line(a->tags[i], KB_MAX_TAG_LEN))
+            return refuse(field, "tags", msg, cap,
+                          "tag %d must be one line of 1 to %d bytes of UTF-8", i + 1,
+                          KB_MAX_TAG_LEN);
+    for (int i = 0; i < a->n_questions; i++)
+        if (!is_line(a->questions[i], KB_MAX_QUESTION_LEN))
+            return refuse(field, "questions", msg, cap,
+                          "question %d must be one line of 1 to %d bytes of UTF-8", i + 1,
+                          KB_MAX_QUESTION_LEN);
+    if (field)
+        *field = NULL;
+    return 0;
 }
 
 int kb_join_lines(struct cd_buf *b, char *const *items, int n)
@@ -626,7 +640,7 @@ int kb_put(struct kb *kb, const struct kb_article *article, char *msg, size_t ms
     char why[200];
     if (msg && msg_cap)
         msg[0] = '\0';
-    if (!kb || !article || kb_article_check(article, why, sizeof why)) {
+    if (!kb || !article || kb_article_check(article, why, sizeof why, NULL)) {
         if (msg && msg_cap)
             cd_strlcpy(msg, msg_cap, kb && article ? why : "no KB or no article");
         return CD_EINVAL;

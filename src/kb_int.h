@@ -264,7 +264,10 @@ struct kb_tok;
 /* Frees the n strings of v and v itself; v may be NULL. */
 void kb_strings_free(char **v, size_t n);
 sqlite3_stmt *kb_stmt(struct kb *kb, enum kb_stmt which);
-int kb_article_check(const struct kb_article *a, char *msg, size_t cap);
+/* What kb_put() refuses in an article: 0, or CD_EINVAL with msg (cap bytes) saying why and
+ * *field (when field is not NULL) naming the field at fault: "id", "title", "lang", "body",
+ * "tags" or "questions". */
+int kb_article_check(const struct kb_article *a, char *msg, size_t cap, const char **field);
 
 /* kb_load.c: an article from one JSON object (JSON Lines' keys). 0, or CD_EPARSE / CD_ENOMEM
  * with msg set. */

@@ -318,13 +318,14 @@ static int parse_markdown(const char *text, size_t len, struct kb_article *a, ch
         goto fail;
     }
     /* Report what kb_put() would refuse at the line of the field at fault. */
-    if ((rc = kb_article_check(a, msg, cap))) {
-        *err_line = strstr(msg, " id") || !strncmp(msg, "invalid id", 10) ? line_id
-                    : strstr(msg, "title")                                ? line_title
-                    : strstr(msg, "lang")                                 ? line_lang
-                    : strstr(msg, "tag")                                  ? line_tags
-                    : strstr(msg, "question")                             ? line_questions
-                                                                          : *err_line;
+    const char *field;
+    if ((rc = kb_article_check(a, msg, cap, &field))) {
+        *err_line = !strcmp(field, "id")          ? line_id
+                    : !strcmp(field, "title")     ? line_title
+                    : !strcmp(field, "lang")      ? line_lang
+                    : !strcmp(field, "tags")      ? line_tags
+                    : !strcmp(field, "questions") ? line_questions
+                                                  : *err_line;
         rc = CD_EPARSE;
         goto fail;
     }
@@ -495,7 +496,7 @@ static int parse_json_article(const char *line, size_t n, struct kb_article *a, 
         rc = CD_ENOMEM;
         goto done;
     }
-    if (kb_article_check(a, msg, cap))
+    if (kb_article_check(a, msg, cap, NULL))
         rc = CD_EPARSE;
 done:
     if (rc == CD_ENOMEM)

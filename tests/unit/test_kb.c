@@ -222,13 +222,15 @@ static void test_front_matter_bad(void **state)
     write_file("bad-utf8.md", "---\nid: bad-utf8\ntitle: T\n---\nline\nbad \xff byte\n");
     /* Ids are URL path segments: an upper-case one would load and then answer 404. */
     write_file("upper-id.md", "---\nid: Returns\ntitle: T\n---\nbody\n");
+    /* The line is the field's that is at fault, whatever words the message holds. */
+    write_file("lang-title.md", "---\nid: lang-title\ntitle: T\nlang: title\n---\nbody\n");
     write_file("ignored.txt", "not an article");
     struct kb *kb = open_memory();
     struct errors e = {0};
     struct kb_load_report r = load(kb, NULL, &e);
     assert_int_equal(r.n_loaded, 1); /* good.md still loads */
-    assert_int_equal(r.n_skipped, 11);
-    assert_int_equal(e.n, 11);
+    assert_int_equal(r.n_skipped, 12);
+    assert_int_equal(e.n, 12);
     static const struct {
         const char *file;
         int line;
@@ -239,7 +241,7 @@ static void test_front_matter_bad(void **state)
         {"no-title.md", 1, "title"},        {"bad-id.md", 3, "invalid id"},
         {"unknown-key.md", 4, "author"},    {"bad-quote.md", 3, "quote"},
         {"empty-body.md", 5, "empty body"}, {"bad-utf8.md", 6, "UTF-8"},
-        {"upper-id.md", 2, "lower-case"},
+        {"upper-id.md", 2, "lower-case"},   {"lang-title.md", 4, "invalid lang 'title'"},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         int k = error_for(&e, want[i].file);
