@@ -172,6 +172,11 @@ static inline uint64_t cd_fnv1a64(uint64_t h, const char *s, size_t n)
 #define CD_REGEX_SIZE    4096
 int cd_regex_check(const char *re, char *why, size_t cap);
 
+/* The one reading of a whole number from text (a setting, a command's option, a query
+ * argument): decimal, white space around it allowed, nothing else, from lo to hi. Returns 0
+ * with *out set, or -1 (out unchanged). */
+int cd_parse_int(const char *s, int lo, int hi, int *out);
+
 /* The one rule for an email address a customer, an agent or an operator gives (chat 'hello'
  * and 'contact', the export and erasure routes and commands): an '@' with text before and after
  * it, at most CD_EMAIL_MAX bytes (the longest path SMTP carries). Returns 1 or 0 (NULL: 0). */

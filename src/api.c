@@ -200,15 +200,12 @@ int api_limit_arg(const struct api_request *req, int max, int *limit, struct api
     const char *s = arg(req, "limit");
     if (!s)
         return 0;
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v < 1 || v > max) {
+    if (cd_parse_int(s, 1, max, limit)) {
         char msg[64];
         snprintf(msg, sizeof msg, "'limit' must be from 1 to %d", max);
         respond_error(resp, 400, "bad_limit", msg);
         return 1;
     }
-    *limit = (int)v;
     return 0;
 }
 

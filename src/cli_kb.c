@@ -115,16 +115,6 @@ static int load(struct kb *kb, const char *path, struct kb_load_report *report)
     return CLI_OK;
 }
 
-static int parse_limit(const char *s, int *out)
-{
-    char *end = NULL;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v < 1 || v > CLI_MAX_LIMIT)
-        return -1;
-    *out = (int)v;
-    return 0;
-}
-
 static void print_hits_text(const struct kb_hit *hits, int n)
 {
     if (n == 0) {
@@ -205,7 +195,7 @@ int cli_search(int argc, char **argv)
         if (str && has_value)
             *str = argv[++i];
         else if (!strcmp(a, "--limit") && has_value) {
-            if (parse_limit(argv[++i], &limit)) {
+            if (cd_parse_int(argv[++i], 1, CLI_MAX_LIMIT, &limit)) {
                 cd_buf_free(&question);
                 return usage_error(search_usage, "--limit must be 1 to 30, not '%s'", argv[i]);
             }

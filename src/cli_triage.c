@@ -57,17 +57,6 @@ static int parse_double(const char *s, double *out)
     return 0;
 }
 
-static int parse_int(const char *s, int lo, int hi, int *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return -1;
-    *out = (int)v;
-    return 0;
-}
-
 /* An option of the subcommands here: a flag, or one that takes a path or name, a number in
  * [0, 1], or a count in [lo, hi]. */
 struct triage_option {
@@ -123,7 +112,7 @@ static int parse_options(const char *cmd, const char *usage, const struct triage
         else if (options[k].number)
             bad = parse_double(v, options[k].number);
         else
-            bad = parse_int(v, options[k].lo, options[k].hi, options[k].count);
+            bad = cd_parse_int(v, options[k].lo, options[k].hi, options[k].count);
         if (bad) {
             fprintf(stderr, "caredesk %s: bad value for %s: %s\n", cmd, a, v);
             return CLI_USAGE;

@@ -190,18 +190,12 @@ static int apply(struct config *c, const struct setting *s, const char *value, c
     void *field = (char *)c + s->offset;
     switch (s->type) {
     case T_INT: {
-        char *end;
-        errno = 0;
-        long v = strtol(value, &end, 10);
-        while (*end && isspace((unsigned char)*end))
-            end++;
-        if (!*value || *end || errno || v < (long)s->min || v > (long)s->max) {
+        if (cd_parse_int(value, (int)s->min, (int)s->max, (int *)field)) {
             set_err(err, format_err("setting '%s' (%s): expected an integer from %ld to %ld, "
                                     "got '%s'",
                                     s->name, source, (long)s->min, (long)s->max, value));
             return CD_EINVAL;
         }
-        *(int *)field = (int)v;
         return 0;
     }
     case T_DOUBLE: {

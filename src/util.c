@@ -3,6 +3,7 @@
 
 #include <jansson.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -470,6 +471,21 @@ too_large:
     snprintf(why, cap, "more than %d characters and groups once its repetitions are written out",
              CD_REGEX_SIZE);
     return -1;
+}
+
+int cd_parse_int(const char *s, int lo, int hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = s ? strtol(s, &end, 10) : 0;
+    if (!s || end == s || errno)
+        return -1;
+    while (isspace((unsigned char)*end))
+        end++;
+    if (*end || v < lo || v > hi)
+        return -1;
+    *out = (int)v;
+    return 0;
 }
 
 int cd_is_email(const char *s)

@@ -103,6 +103,26 @@ static void test_fnv1a_and_suffix(void **state)
     TESTLIB_CHECK_CASES2(cd_has_suffix, suffixes);
 }
 
+/* The one reading of a whole number: settings, command options and query arguments. */
+static void test_parse_int(void **state)
+{
+    (void)state;
+    int v = -7;
+    assert_int_equal(cd_parse_int("42", 1, 100, &v), 0);
+    assert_int_equal(v, 42);
+    assert_int_equal(cd_parse_int(" 7 \t", 1, 100, &v), 0); /* a value from a settings file */
+    assert_int_equal(v, 7);
+    assert_int_equal(cd_parse_int("-3", -5, 5, &v), 0);
+    assert_int_equal(v, -3);
+    static const char *const bad[] = {
+        "", " ", "4x", "x4", "4.0", "101", "0", "1e3", "99999999999999999999", NULL};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        v = -7;
+        assert_int_equal(cd_parse_int(bad[i], 1, 100, &v), -1);
+        assert_int_equal(v, -7); /* unchanged */
+    }
+}
+
 /* The one email rule: an '@' with text on each side, at most 254 bytes. */
 static void test_is_email(void **state)
 {
@@ -316,6 +336,7 @@ int main(void)
                     cmocka_unit_test(test_iso_time),
                     cmocka_unit_test(test_strerror),
                     cmocka_unit_test(test_is_email),
+                    cmocka_unit_test(test_parse_int),
                     cmocka_unit_test(test_regex_check),
                     cmocka_unit_test(test_json_string_utf8),
                 });
