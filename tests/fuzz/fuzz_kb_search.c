@@ -62,18 +62,47 @@ static void init(void)
         abort();
 }
 
+/* Says what the two connections found, then aborts. */
+static void differ(const char *q, const char *lang, const struct kb_hit *hits, int n,
+                   const struct kb_hit *other, int n_other)
+{
+    fprintf(stderr, "fuzz_kb_search: the postings and FTS5 differ on '%s' (lang %s)\n", q,
+            lang ? lang : "NULL");
+    for (int i = 0; i < n || i < n_other; i++)
+        fprintf(stderr, "  %d: %s %.17g | %s %.17g\n", i + 1, i < n ? hits[i].id : "-",
+                i < n ? hits[i].score : 0.0, i < n_other ? other[i].id : "-",
+                i < n_other ? other[i].score : 0.0);
+    for (int mode = 0; mode < 2; mode++) {
+        char *err = NULL;
+        if (mode)
+            setenv("CAREDESK_KB_TUNE", "mem_index=0", 1);
+        struct kb *fresh = kb_open(path, &err);
+        unsetenv("CAREDESK_KB_TUNE");
+        struct kb_hit h[8];
+        int m = 0;
+        if (fresh && !kb_search(fresh, q, lang, h, 8, &m))
+            for (int i = 0; i < m; i++)
+                fprintf(stderr, "  fresh %s: %d: %s %.17g\n", mode ? "fts5" : "postings", i + 1,
+                        h[i].id, h[i].score);
+        kb_close(fresh);
+    }
+    abort();
+}
+
 /* The FTS5-ranked connection must find what the postings found. */
 static void compare(const char *q, const char *lang, const struct kb_hit *hits, int n)
 {
     struct kb_hit other[8];
     int n_other = -1;
-    if (kb_search(fts, q, lang, other, 8, &n_other) != 0 || n_other != n)
+    if (kb_search(fts, q, lang, other, 8, &n_other) != 0)
         abort();
+    if (n_other != n)
+        differ(q, lang, hits, n, other, n_other);
     for (int i = 0; i < n; i++) {
         int is_tied = (i > 0 && hits[i - 1].score == hits[i].score) ||
                       (i + 1 < n && hits[i + 1].score == hits[i].score);
         if (other[i].score != hits[i].score || (strcmp(other[i].id, hits[i].id) && !is_tied))
-            abort();
+            differ(q, lang, hits, n, other, n_other);
     }
     kb_hits_clear(other, n_other);
 }
