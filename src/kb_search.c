@@ -475,7 +475,10 @@ static void fix_typos(const struct df_map *m, struct kb_query *q)
     int n_fixes = 0;
     for (int i = 0; i < q->n_terms && n_fixes < KB_MAX_FIXES; i++) {
         struct kb_term *t = &q->terms[i];
-        if (kb_df_find((struct df_map *)m, t->stem, (size_t)t->n_stem, 0) || t->n_stem < 5)
+        /* A stem the map holds with no article left (a learned phrasing dropped or an
+         * article edited since) is as unknown as one it never held, as after a restart. */
+        const struct df_entry *e = kb_df_find((struct df_map *)m, t->stem, (size_t)t->n_stem, 0);
+        if ((e && entry_df(e) > 0) || t->n_stem < 5)
             continue;
         n_fixes++;
         const struct df_entry *best = typo_of(m, t->stem, (size_t)t->n_stem);

@@ -1037,6 +1037,32 @@ static void test_stackfaq_sample(void **state)
 /* A test that runs with make_tmp_dir() before it and remove_tmp_dir() after it. */
 #define IN_TMP_DIR(test) cmocka_unit_test_setup_teardown(test, make_tmp_dir, remove_tmp_dir)
 
+/* A word that an edit took out of the last article that had it is read as a typo again,
+ * as it is after a restart: the connection that made the edit ranks as a fresh one does. */
+static void test_dropped_word_is_unknown_again(void **state)
+{
+    (void)state;
+    char path[128];
+    struct kb *kb = open_kb(kb_file(path, sizeof path));
+    put(kb, "returns", "en", "Returning shoes", "Send the shoes back within 30 days.");
+    put(kb, "invoices", "en", "Invoices", "Your invoice lists every charge, shoez included.");
+    put(kb, "invoices", "en", "Invoices", "Your invoice lists every charge.");
+    struct kb *fresh = open_kb(path);
+    struct kb_hit live[4], again[4];
+    int n_live = 0, n_again = 0;
+    assert_int_equal(kb_search(kb, "shoez", "en", live, 4, &n_live), 0);
+    assert_int_equal(kb_search(fresh, "shoez", "en", again, 4, &n_again), 0);
+    assert_int_equal(n_again, 1); /* "shoez" is read as "shoes" */
+    assert_string_equal(again[0].id, "returns");
+    assert_int_equal(n_live, n_again);
+    assert_string_equal(live[0].id, "returns");
+    assert_true(live[0].score == again[0].score);
+    kb_hits_clear(live, n_live);
+    kb_hits_clear(again, n_again);
+    kb_close(fresh);
+    kb_close(kb);
+}
+
 int main(void)
 {
     TESTLIB_RUN(NULL, NULL,
@@ -1057,6 +1083,7 @@ int main(void)
                     cmocka_unit_test(test_passages_later),
                     IN_TMP_DIR(test_search_after_put_and_reopen),
                     IN_TMP_DIR(test_postings_match_fts5),
+                    IN_TMP_DIR(test_dropped_word_is_unknown_again),
                     IN_TMP_DIR(test_index_reread_only_for_kb_writes),
                     cmocka_unit_test(test_stackfaq_sample),
                 });
