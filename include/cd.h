@@ -161,12 +161,12 @@ static inline uint64_t cd_fnv1a64(uint64_t h, const char *s, size_t n)
 
 /* Checks a POSIX extended regular expression from outside (an intent's regex or collect
  * regex, a redact pattern) before regcomp() sees it, for what makes glibc's compiler take
- * gigabytes: a repetition right after another (a++, a*{2}: undefined in POSIX), a bound over
- * CD_REGEX_DUP_MAX, groups nested deeper than CD_REGEX_DEPTH, or more than CD_REGEX_SIZE
- * atoms once every repetition is written out ((a{100}){100} is 10,000); and a back-reference
+ * gigabytes: more than CD_REGEX_SIZE atoms once every repetition is written out
+ * ((a{100}){100} is 10,000; a repetition of a repetition multiplies), a bound over
+ * CD_REGEX_DUP_MAX, or groups nested deeper than CD_REGEX_DEPTH; and for a back-reference
  * (\1, glibc's extension), which can make matching a customer's message take exponential
- * time. Syntax errors are
- * left to regcomp(). Returns 0, or -1 with why (cap bytes) saying what to change. */
+ * time. An unclosed bracket expression is refused; other syntax errors are left to regcomp().
+ * Returns 0, or -1 with why (cap bytes) saying what to change. */
 #define CD_REGEX_DUP_MAX 255
 #define CD_REGEX_DEPTH   32
 #define CD_REGEX_SIZE    4096

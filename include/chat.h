@@ -112,16 +112,17 @@ void chat_remote_message(struct chat *chat, int64_t conversation, int64_t seq);
  * follow the store. */
 void chat_remote_conversation(struct chat *chat, int64_t conversation);
 
-/* Optional: room(io ctx, conn) says how many more frames the transport
- * accepts for conn before it would drop the client as a slow reader. With
- * it, the replay of a long conversation on resume is paced to fit: chat.c
- * sends what fits and continues in later chat_flush() calls, so the server
- * should schedule a chat_flush() when a customer connection's queue has
- * drained. Without it (the default) a whole replay is queued at once. */
+/* Optional: room(io ctx, conn) says how many more frames a replay may queue for conn: what
+ * the transport accepts before it would drop the client as a slow reader, less what it keeps
+ * for the live frames that follow. With it, the replay of a long conversation on resume is
+ * paced to fit: chat.c sends what fits and continues in later chat_flush() calls, so the
+ * server should schedule a chat_flush() when the queue of a connection that replays has
+ * drained (chat_is_replaying()). Without it (the default) a whole replay is queued at once. */
 void chat_set_room(struct chat *chat, int (*room)(void *ctx, uint64_t conn));
 
-/* Returns 1 while a paced replay is under way (chat_set_room()): a chat_flush() continues it. */
-int chat_is_replaying(const struct chat *chat);
+/* Returns 1 while connection conn has a paced replay under way (chat_set_room()): a
+ * chat_flush() continues it. */
+int chat_is_replaying(struct chat *chat, uint64_t conn);
 
 /* Returns 1 if frames are waiting for chat_flush(). */
 int chat_has_pending(const struct chat *chat);

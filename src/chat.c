@@ -1261,9 +1261,12 @@ void chat_set_room(struct chat *chat, int (*room)(void *ctx, uint64_t conn))
     chat->room = room;
 }
 
-int chat_is_replaying(const struct chat *chat)
+int chat_is_replaying(struct chat *chat, uint64_t conn)
 {
-    return chat->n_replaying > 0 && chat->room;
+    if (chat->n_replaying == 0 || !chat->room)
+        return 0;
+    const struct conn *k = chat_conn_get(chat, conn);
+    return k && k->is_replaying;
 }
 
 int chat_has_pending(const struct chat *chat)

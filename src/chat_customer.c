@@ -335,11 +335,6 @@ struct replay_ctx {
     int n;
 };
 
-/* Transport slots kept free for the live frames that follow a replay step (the state after
- * it): REPLAY_MARGIN, or half the room when the room is small, so a small transport queue
- * still replays a little each time it drains. */
-#define REPLAY_MARGIN 16
-
 /* One stored message as the frame it was sent as live. */
 json_t *chat_message_frame(struct chat *chat, struct conv *c, const struct store_message *m)
 {
@@ -429,8 +424,7 @@ void chat_replay_step(struct chat *chat, struct conn *k)
     struct conv *c = k->conv;
     int budget = INT32_MAX;
     if (chat->room) {
-        int room = chat->room(chat->io.ctx, k->node.key) - k->n_pending;
-        budget = room - (room / 2 < REPLAY_MARGIN ? room / 2 : REPLAY_MARGIN);
+        budget = chat->room(chat->io.ctx, k->node.key) - k->n_pending;
         if (budget <= 0)
             return;
     }

@@ -164,13 +164,16 @@ static void io_send(void *ctx, uint64_t conn, const char *frame, size_t len)
     pss->is_written = 1;
 }
 
-/* chat_set_room(): how many more frames conn may have queued before it is dropped as a
- * slow reader (session_enqueue()). */
+/* chat_set_room(): how many more frames a replay may queue for conn. It stays under
+ * max-queued-frames (a slow reader's limit, session_enqueue()) by a reserve for the live
+ * frames that follow a replay step in the same turn (the state after it): 16, or half a small
+ * queue. */
 static int io_room(void *ctx, uint64_t conn)
 {
     struct server *s = ctx;
     const struct session *pss = slot_find(s, conn);
-    return pss ? s->cfg->max_queued_frames - pss->n_out : 0;
+    int max = s->cfg->max_queued_frames, reserve = max / 2 < 16 ? max / 2 : 16;
+    return pss ? max - reserve - pss->n_out : 0;
 }
 
 static int is_flush_pending(const struct server *s)
@@ -576,9 +579,13 @@ static int ws_writeable(struct server *s, struct lws *wsi, struct session *pss)
     if (pss->out_head) {
         if (session_write_one(s, pss))
             return -1;
-        /* A paced replay goes on once there is room again (chat_set_room()). */
-        if (s->chat && pss->n_out <= s->cfg->max_queued_frames / 2 && chat_is_replaying(s->chat))
-            schedule_flush(s);
+        /* This connection's paced replay goes on once its queue is down to half: in a flush
+         * of its own (never inside this callback, which has written once already). */
+        if (s->chat && pss->n_out <= s->cfg->max_queued_frames / 2 &&
+            chat_is_replaying(s->chat, pss->id) && !s->is_flush_scheduled) {
+            s->is_flush_scheduled = 1;
+            lws_sul_schedule(s->context, 0, &s->flush_sul, flush_cb, 1);
+        }
         if (pss->out_head || pss->close_code) {
             lws_callback_on_writable(wsi);
             return 0;

@@ -51,8 +51,8 @@ static const char *const outbox_sql[OB_COUNT] = {
     [OB_LIST_STATUS] = "SELECT " OUTBOX_COLUMNS " FROM webhook_outbox WHERE status = ?2 "
                        "ORDER BY id DESC LIMIT ?1",
     [OB_GET] = "SELECT " OUTBOX_COLUMNS " FROM webhook_outbox WHERE id = ?1",
-    [OB_REDELIVER] = "UPDATE webhook_outbox SET status = 0, next_attempt_ms = ?2, "
-                     "deadline_ms = ?3, attempts = 0 WHERE id = ?1",
+    [OB_REDELIVER] = ("UPDATE webhook_outbox SET status = 0, next_attempt_ms = ?2, "
+                      "deadline_ms = ?3, attempts = 0 WHERE id = ?1"),
     [OB_COUNTS] = "SELECT status, count(*) FROM webhook_outbox GROUP BY status LIMIT 3",
 };
 

@@ -342,7 +342,9 @@ int cd_compare_doubles(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* The end of the bracket expression that starts at p ('['), or NULL when it is not closed. */
+/* The end of the bracket expression that starts at p ('['), or NULL when it is not closed. A
+ * collating symbol, equivalence class or character class inside ([.x.] [=x=] [:x:]) ends at
+ * the first ".]", "=]" or ":]" after its opening. */
 static const char *bracket_end(const char *p)
 {
     p++;
@@ -352,8 +354,10 @@ static const char *bracket_end(const char *p)
         p++;
     for (; *p && *p != ']'; p++) {
         if (*p == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=')) {
-            const char *close = strchr(p + 2, p[1]);
-            if (!close || close[1] != ']')
+            const char *close = p + 2;
+            while (*close && !(close[0] == p[1] && close[1] == ']'))
+                close++;
+            if (!*close)
                 return NULL;
             p = close + 1;
         }
@@ -361,25 +365,33 @@ static const char *bracket_end(const char *p)
     return *p ? p : NULL;
 }
 
-/* The larger bound of the interval that starts at p ('{'), its end in *end; -1 when p does
- * not start one ({ then taken as a character, or left to regcomp()). */
-static long interval_max(const char *p, const char **end)
+/* The copies of what precedes it that the interval at p ('{') writes out, its end in *end:
+ * {n}, {n,m}, {n,} (n copies and a star), {,m} (as {0,m}); -1 when p starts no interval
+ * (regcomp() then takes '{' as a character or refuses it). */
+static long interval_copies(const char *p, const char **end)
 {
+    const char *q = p + 1;
     char *e;
-    long lo = strtol(p + 1, &e, 10), hi = lo;
-    if (e == p + 1 || lo < 0)
+    long lo = 0, hi;
+    if (*q >= '0' && *q <= '9') {
+        lo = strtol(q, &e, 10);
+        q = e;
+    } else if (*q != ',') {
         return -1;
-    if (*e == ',') {
-        const char *h = e + 1;
-        hi = *h == '}' ? lo + 1 : strtol(h, &e, 10); /* {n,}: n copies and a star */
-        if (*h != '}' && e == h)
-            return -1;
-        if (*h == '}')
-            e = (char *)h;
     }
-    if (*e != '}')
+    hi = lo;
+    if (*q == ',') {
+        q++;
+        if (*q >= '0' && *q <= '9') {
+            hi = strtol(q, &e, 10);
+            q = e;
+        } else {
+            hi = lo + 1;
+        }
+    }
+    if (*q != '}')
         return -1;
-    *end = e;
+    *end = q;
     return hi > lo ? hi : lo;
 }
 
@@ -387,9 +399,9 @@ int cd_regex_check(const char *re, char *why, size_t cap)
 {
     double size[CD_REGEX_DEPTH + 1] = {0}; /* atoms written out, per open group */
     double last = 0;                       /* the size of what a repetition here repeats */
-    int depth = 0, is_repeated = 0;
+    int depth = 0;
     for (const char *p = re; *p; p++) {
-        double n = 0;
+        double n = 1;
         switch (*p) {
         case '\\':
             if (p[1] >= '1' && p[1] <= '9') {
@@ -399,16 +411,13 @@ int cd_regex_check(const char *re, char *why, size_t cap)
             }
             if (p[1])
                 p++;
-            n = 1;
             break;
-        case '[': {
-            const char *e = bracket_end(p);
-            if (!e)
-                return 0; /* regcomp() names the unclosed bracket */
-            p = e;
-            n = 1;
+        case '[':
+            if (!(p = bracket_end(p))) {
+                snprintf(why, cap, "a bracket expression ('[') that is not closed");
+                return -1;
+            }
             break;
-        }
         case '(':
             if (depth == CD_REGEX_DEPTH) {
                 snprintf(why, cap, "groups nested more than %d deep", CD_REGEX_DEPTH);
@@ -416,53 +425,40 @@ int cd_regex_check(const char *re, char *why, size_t cap)
             }
             size[++depth] = 0;
             last = 0;
-            is_repeated = 0;
             continue;
         case ')':
-            if (!depth) {
-                n = 1;
-                break;
-            }
-            n = size[depth--];
+            if (depth)
+                n = size[depth--];
             break;
         case '|':
             last = 0;
-            is_repeated = 0;
             continue;
         case '*':
         case '+':
         case '?':
         case '{': {
+            /* a* and a? are written out as two nodes, a+ as aa*; a repetition of a
+             * repetition multiplies (a++ is four). */
             long times = 2;
             const char *end = p;
-            if (*p == '{' && (times = interval_max(p, &end)) < 0) {
-                n = 1; /* a '{' that starts no interval */
-                break;
-            }
-            if (is_repeated) {
-                snprintf(why, cap, "a repetition ('%.*s') right after another: write one",
-                         (int)(end - p + 1), p);
-                return -1;
-            }
+            if (*p == '{' && (times = interval_copies(p, &end)) < 0)
+                break; /* a '{' that starts no interval */
             if (times > CD_REGEX_DUP_MAX) {
                 snprintf(why, cap, "a repetition of more than %d", CD_REGEX_DUP_MAX);
                 return -1;
             }
             size[depth] += last * (double)(times > 1 ? times - 1 : 0);
             last *= (double)times;
-            is_repeated = 1;
             p = end;
             if (size[depth] > CD_REGEX_SIZE)
                 goto too_large;
             continue;
         }
         default:
-            n = 1;
             break;
         }
         size[depth] += n;
         last = n;
-        is_repeated = 0;
         if (size[depth] > CD_REGEX_SIZE)
             goto too_large;
     }

@@ -403,9 +403,10 @@ test('kill -9 under load, restart on the same database: nothing acknowledged is 
 // connection may hold (--max-queued-frames): every missed message exactly
 // once, in order, and nothing dropped or the connection closed. The replay is
 // paced to the queue (it goes on as the client reads), so no multiple of the
-// queue bounds it: the second case is more than 64 queues long (the bound
-// before the pacing was wired to the server's queue).
-for (const [queue, messages, atLeast] of [[64, 60, 64], [8, 300, 8 * 64]]) test(
+// queue bounds it: the last two cases are more than 64 queues long (the bound
+// before the pacing was wired to the server's queue), the last at the smallest
+// queue the setting allows.
+for (const [queue, messages, atLeast] of [[64, 60, 64], [8, 300, 8 * 64], [4, 150, 4 * 64]]) test(
   `resume replays ${messages * 2}+ items through a queue of ${queue} (--max-queued-frames)`,
   { timeout: 90000 }, async (t) => {
   const srv = await startServer({ ...fixtures, args: ['--rate-limit', '0', '--max-queued-frames', String(queue)] });
@@ -446,6 +447,43 @@ for (const [queue, messages, atLeast] of [[64, 60, 64], [8, 300, 8 * 64]]) test(
     assert.deepEqual(customer, Array.from({ length: messages }, (_, i) => `m${i}`));
     assert.equal(r.closed, null, 'the connection stays open');
     r.close();
+  } finally {
+    await srv.stop();
+  }
+});
+
+// A closed conversation resumed through the smallest queue: the replay, then the
+// rating request after it, and the connection stays open.
+test('resume of a closed conversation through a queue of 4: replay, then rating_request', { timeout: 60000 }, async () => {
+  const srv = await startServer({ ...fixtures, args: ['--rate-limit', '0', '--max-queued-frames', '4'] });
+  try {
+    const c = await connect(`${srv.wsUrl}/chat`);
+    c.send({ type: 'hello' });
+    const welcome = await c.next((f) => f.type === 'welcome');
+    for (let i = 0; i < 6; i++) {
+      c.send({ type: 'message', id: `m${i}`, text: `where is my order ${i}` });
+      await c.next((f) => (f.type === 'reply' || f.type === 'ack') && f.reply_to === `m${i}`);
+    }
+    c.send({ type: 'close' });
+    await c.next((f) => f.type === 'closed');
+    await sleep(200);
+    c.close();
+    const lastSeq = Math.max(...c.frames.filter((f) => f.type !== 'welcome' && typeof f.seq === 'number')
+      .map((f) => f.seq));
+    // Whatever is left to replay: all of it, a few items, one.
+    for (const from of [0, 3, lastSeq - 5, lastSeq - 3, lastSeq - 2, lastSeq - 1]) {
+      const r = await connect(`${srv.wsUrl}/chat`);
+      r.send({ type: 'hello', token: welcome.token, last_seq: from });
+      await r.next((f) => f.type === 'welcome');
+      await r.next((f) => f.type === 'rating_request', { timeoutMs: 10000 });
+      const replayed = r.frames.filter((f) => f.type !== 'welcome' && typeof f.seq === 'number')
+        .map((f) => f.seq);
+      assert.deepEqual(replayed, Array.from({ length: lastSeq - from }, (_, i) => i + from + 1),
+        `replayed after ${from}`);
+      await sleep(100);
+      assert.equal(r.closed, null, `the connection stays open (after ${from})`);
+      r.close();
+    }
   } finally {
     await srv.stop();
   }

@@ -97,7 +97,7 @@ static void test_load_good_and_bad(void **state)
                "{\"name\":\"Bad Name\",\"examples\":[\"x\"],\"response\":\"r\"},"
                "{\"name\":\"refund_status\",\"examples\":[\"dup\"],\"response\":\"r\"},"
                "{\"name\":\"bad_examples\",\"examples\":[1,2],\"response\":\"r\"},"
-               "{\"name\":\"huge_regex\",\"examples\":[\"x\"],\"regex\":[\"re(tu+++++++++)\"],"
+               "{\"name\":\"huge_regex\",\"examples\":[\"x\"],\"regex\":[\"re(tu++++++++++++++)\"],"
                "\"response\":\"r\"},"
                "{\"name\":\"huge_collect\",\"examples\":[\"x\"],\"action\":\"collect\","
                "\"collect\":{\"field\":\"f\",\"prompt\":\"p\",\"regex\":\"((a{100}){100})\"}},"
@@ -134,8 +134,7 @@ static void test_load_good_and_bad(void **state)
             fail_msg("no error reported for %s %s", at_fault[k][0], at_fault[k][1]);
     int n_said = 0;
     for (int k = 0; k < e.n; k++)
-        n_said += strstr(e.lines[k], "right after another: write one") != NULL ||
-                  strstr(e.lines[k], "once its repetitions are written out") != NULL;
+        n_said += strstr(e.lines[k], "once its repetitions are written out") != NULL;
     assert_int_equal(n_said, 2);
 
     int i = intents_find(set, "cancel_order");
