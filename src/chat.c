@@ -1119,12 +1119,26 @@ struct conn *chat_conn_new(struct chat *chat, uint64_t id, enum conn_kind kind,
     return k;
 }
 
-void chat_detach(struct chat *chat, struct conn *k)
+void chat_replay_begin(struct chat *chat, struct conn *k, int64_t replay_after)
+{
+    k->replay_after = replay_after;
+    if (!k->is_replaying) {
+        k->is_replaying = 1;
+        CD_LIST_PUSH(chat->replaying, k, prev_replaying, next_replaying);
+    }
+}
+
+void chat_replay_end(struct chat *chat, struct conn *k)
 {
     if (k->is_replaying) {
         k->is_replaying = 0;
-        chat->n_replaying--;
+        CD_LIST_UNLINK(chat->replaying, k, prev_replaying, next_replaying);
     }
+}
+
+void chat_detach(struct chat *chat, struct conn *k)
+{
+    chat_replay_end(chat, k);
     struct conv *c = k->conv;
     if (!c)
         return;
@@ -1139,6 +1153,7 @@ void chat_detach(struct chat *chat, struct conn *k)
 
 void chat_drop_conn(struct chat *chat, struct conn *k)
 {
+    chat_replay_end(chat, k);
     htable_del(&chat->conns, &k->node);
     free(k);
 }
@@ -1263,7 +1278,7 @@ void chat_set_room(struct chat *chat, int (*room)(void *ctx, uint64_t conn))
 
 int chat_is_replaying(struct chat *chat, uint64_t conn)
 {
-    if (chat->n_replaying == 0 || !chat->room)
+    if (!chat->replaying || !chat->room)
         return 0;
     const struct conn *k = chat_conn_get(chat, conn);
     return k && k->is_replaying;
@@ -1293,15 +1308,10 @@ int chat_flush(struct chat *chat)
 {
     chat_answers_settle(chat); /* before the commit: every answer in flight known */
     /* Paced replays continue as far as the transport has room. */
-    if (chat->n_replaying > 0 && chat->room) {
-        struct htable_iter it;
-        struct htable_node *n;
-        htable_iter_init(&it, &chat->conns);
-        while (chat->n_replaying > 0 && (n = htable_iter_next(&it))) {
-            struct conn *k = (struct conn *)n;
-            if (k->is_replaying && k->conv)
-                chat_replay_step(chat, k);
-        }
+    for (struct conn *k = chat->room ? chat->replaying : NULL, *next; k; k = next) {
+        next = k->next_replaying; /* a step that ends the replay takes k off the list */
+        if (k->conv)
+            chat_replay_step(chat, k);
     }
     settle(chat);
     int64_t t0 = cd_now_us();

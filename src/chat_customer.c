@@ -403,10 +403,7 @@ static int replay_one(void *ctx, const struct store_message *m)
 static void replay_done(struct chat *chat, struct conn *k)
 {
     struct conv *c = k->conv;
-    if (k->is_replaying) {
-        k->is_replaying = 0;
-        chat->n_replaying--;
-    }
+    chat_replay_end(chat, k);
     if (c->rec.state == STORE_STATE_QUEUED)
         chat_emit(chat, k->node.key, chat_queued_frame(chat, c, 0));
     else if (c->rec.state == STORE_STATE_CLOSED)
@@ -535,9 +532,7 @@ static void customer_hello(struct chat *chat, struct conn *k, json_t *o)
      * these messages (it may come late) is not sent again (chat_remote.c). */
     k->delivered_floor = last_seq > c->rec.last_seq ? last_seq : c->rec.last_seq;
     if (last_seq >= 0 && last_seq < c->rec.last_seq) {
-        k->is_replaying = 1;
-        k->replay_after = last_seq;
-        chat->n_replaying++;
+        chat_replay_begin(chat, k, last_seq);
         chat_replay_step(chat, k);
     } else {
         replay_done(chat, k);

@@ -44,6 +44,7 @@ struct conn {
     int is_authed;             /* agent */
     struct auth_user agent;    /* agent */
     struct conn *prev_agent, *next_agent;
+    struct conn *prev_replaying, *next_replaying; /* chat->replaying, while is_replaying */
     int has_pending;      /* frames queued in this turn */
     int n_pending;        /* how many */
     int64_t replay_after; /* replaying: the last seq sent so far */
@@ -168,7 +169,7 @@ struct chat {
     struct chat_ahead aheads[CHAT_AHEAD_MAX];
     int n_aheads;
     int may_batch, batch_ticket;
-    int n_replaying;    /* customer connections with a paced replay under way */
+    struct conn *replaying; /* customer connections with a paced replay under way */
     int is_queue_dirty; /* the waiting list or agents changed: agents get a new view */
     int is_eta_dirty;   /* time passed: customers' estimates may have moved */
     int64_t last_retention_s;
@@ -293,6 +294,9 @@ const struct chat_frame_handler *chat_frame_handler_find(const struct chat_frame
 struct conn *chat_conn_new(struct chat *chat, uint64_t id, enum conn_kind kind,
                            const struct chat_peer *peer);
 void chat_detach(struct chat *chat, struct conn *k);
+/* k's paced replay begins (after replay_after) or ends: it is on chat->replaying meanwhile. */
+void chat_replay_begin(struct chat *chat, struct conn *k, int64_t replay_after);
+void chat_replay_end(struct chat *chat, struct conn *k);
 void chat_drop_conn(struct chat *chat, struct conn *k);
 
 int chat_conv_is_open(const struct conv *c);
