@@ -77,6 +77,11 @@ void server_attach(struct server *s, struct chat *chat, const struct server_chat
 void server_set_wake(struct server *s, void (*on_wake)(void *ctx), void *ctx);
 void server_wake(struct server *s);
 
+/* on_reload(ctx) runs on the event loop's thread when the process gets SIGHUP (systemctl
+ * reload): what a deployment reloads without dropping a connection. Without it SIGHUP is
+ * logged and ignored. */
+void server_set_reload(struct server *s, void (*on_reload)(void *ctx), void *ctx);
+
 /* The port actually listened on. */
 int server_port(const struct server *s);
 

@@ -1,7 +1,8 @@
 /* cli_server: `caredesk serve`: reads the settings, opens the store and the
  * knowledge base (loading ./kb into it), loads and trains the intents, builds
  * the conversation engine and the REST routes, then listens and serves until
- * SIGTERM or SIGINT. */
+ * SIGTERM or SIGINT. SIGHUP loads and trains the intents again on a worker thread and swaps
+ * them in, without dropping a connection. */
 #include "cli.h"
 
 #include "api.h"
@@ -22,6 +23,7 @@
 #include "webhook.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,6 +103,19 @@ struct serve_parts {
     struct webhook *webhook;
     struct cluster *cluster; /* several nodes on PostgreSQL */
     char node_id[CLUSTER_NODE_ID];
+    /* SIGHUP: the intents loaded and trained again on a worker thread, then swapped in on
+     * the event loop (reload_apply()). */
+    struct {
+        pthread_mutex_t mutex;
+        pthread_t thread;
+        int is_running; /* a worker is loading and training (the loop's view) */
+        int is_again;   /* another SIGHUP came meanwhile: once more when it ends */
+        int is_done;    /* the worker has posted its result (under mutex) */
+        struct intents *fresh;
+        char why[256];
+        int n_intents, n_skipped;
+        double train_ms;
+    } reload;
 };
 
 /* Another node's KB change (or one replayed at start-up), made here the same way. */
@@ -148,8 +163,124 @@ static void wake_server(void *ctx)
     server_wake(ctx);
 }
 
+/* Loads and trains the intents at path (the setting 'intents') with the server's options:
+ * the trained set in *out, or NULL with why (cap bytes) filled. Every skipped intent is
+ * logged (intent_skipped) and counted in *n_skipped. Start-up and SIGHUP both load this way;
+ * it may run on any thread. */
+static struct intents *load_intents(const struct config *cfg, int *n_skipped, char *why, size_t cap)
+{
+    struct intents *set = intents_new();
+    struct intents_load_report report = {0};
+    report.on_error = on_intent_error;
+    *n_skipped = 0;
+    if (!set) {
+        snprintf(why, cap, "out of memory");
+        return NULL;
+    }
+    int rc = intents_load_path(set, cfg->intents_path, NULL, &report);
+    *n_skipped = report.n_skipped;
+    if (rc) {
+        snprintf(why, cap, "cannot load %s: %s", cfg->intents_path, cd_strerror(rc));
+        intents_free(set);
+        return NULL;
+    }
+    struct intents_train_options options = {0};
+    options.is_quiet = 1;
+    options.oos_prior = cfg->oos_prior;
+    rc = intents_train(set, &options);
+    if (rc) {
+        snprintf(why, cap, "cannot train on %s: %s", cfg->intents_path,
+                 rc == CD_EINVAL ? "no usable intents (examples or rules)" : cd_strerror(rc));
+        intents_free(set);
+        return NULL;
+    }
+    return set;
+}
+
+/* ---- SIGHUP: the intents again ---- */
+
+static void *reload_worker(void *ctx)
+{
+    struct serve_parts *p = ctx;
+    int n_skipped;
+    char why[256] = "";
+    struct intents *set = load_intents(&p->cfg, &n_skipped, why, sizeof why);
+    pthread_mutex_lock(&p->reload.mutex);
+    p->reload.fresh = set;
+    p->reload.n_skipped = n_skipped;
+    p->reload.n_intents = set ? intents_count(set) : 0;
+    p->reload.train_ms = set ? intents_train_ms(set) : 0;
+    cd_strlcpy(p->reload.why, sizeof p->reload.why, why);
+    p->reload.is_done = 1;
+    pthread_mutex_unlock(&p->reload.mutex);
+    server_wake(p->server);
+    return NULL;
+}
+
+/* SIGHUP, on the loop: a worker loads and trains the intents, unless one is at it already
+ * (then it runs once more after). */
+static void reload_start(void *ctx)
+{
+    struct serve_parts *p = ctx;
+    if (p->reload.is_running) {
+        p->reload.is_again = 1;
+        return;
+    }
+    log_event(LOG_INFO, "intents_reloading", "path:s", p->cfg.intents_path, LOG_END);
+    if (pthread_create(&p->reload.thread, NULL, reload_worker, p)) {
+        log_event(LOG_ERROR, "intents_reload_failed", "error:s", "cannot start a thread", LOG_END);
+        return;
+    }
+    p->reload.is_running = 1;
+}
+
+/* On the loop, after a wake: a finished worker's intents go in (the old ones kept on an
+ * error); the decisions from now on use them. */
+static void reload_apply(struct serve_parts *p)
+{
+    if (!p->reload.is_running)
+        return;
+    pthread_mutex_lock(&p->reload.mutex);
+    int is_done = p->reload.is_done;
+    struct intents *fresh = p->reload.fresh;
+    p->reload.fresh = NULL;
+    p->reload.is_done = 0;
+    pthread_mutex_unlock(&p->reload.mutex);
+    if (!is_done)
+        return;
+    pthread_join(p->reload.thread, NULL);
+    p->reload.is_running = 0;
+    if (fresh) {
+        intents_free(triage_swap_intents(p->triage, fresh));
+        log_event(LOG_INFO, "intents_reloaded", "path:s", p->cfg.intents_path, "intents:i",
+                  p->reload.n_intents, "skipped:i", p->reload.n_skipped, "train_ms:f",
+                  p->reload.train_ms, LOG_END);
+    } else {
+        log_event(LOG_ERROR, "intents_reload_failed", "error:s", p->reload.why, "kept:s",
+                  "the intents in service", LOG_END);
+    }
+    if (p->reload.is_again) {
+        p->reload.is_again = 0;
+        reload_start(p);
+    }
+}
+
+/* server_wake(): other nodes' events, and a reload's result. */
+static void on_wake(void *ctx)
+{
+    struct serve_parts *p = ctx;
+    if (p->cluster)
+        take_remote_events(p);
+    reload_apply(p);
+}
+
 static void parts_free(struct serve_parts *p)
 {
+    if (p->reload.is_running) { /* the worker uses the settings and wakes the server */
+        pthread_join(p->reload.thread, NULL);
+        intents_free(p->reload.fresh);
+    }
+    pthread_mutex_destroy(&p->reload.mutex);
     cluster_stop(p->cluster); /* its thread wakes the server: it stops first */
     server_free(p->server);
     webhook_free(p->webhook); /* its delivery thread stops first */
@@ -207,30 +338,12 @@ static int build_triage(struct serve_parts *p)
     const struct config *cfg = &p->cfg;
     if (setting_path_missing("intents", cfg->intents_path))
         return CLI_USAGE;
-    struct intents *set = intents_new();
-    if (!set) {
-        fputs("caredesk serve: out of memory\n", stderr);
-        return CLI_FAIL;
-    }
     int64_t t0 = cd_now_us();
-    struct intents_load_report report = {0};
-    report.on_error = on_intent_error;
-    int rc = intents_load_path(set, cfg->intents_path, NULL, &report);
-    if (rc) {
-        fprintf(stderr, "caredesk serve: setting 'intents': cannot load %s: %s\n",
-                cfg->intents_path, cd_strerror(rc));
-        intents_free(set);
-        return CLI_USAGE;
-    }
-    struct intents_train_options options = {0};
-    options.is_quiet = 1;
-    options.oos_prior = cfg->oos_prior;
-    rc = intents_train(set, &options);
-    if (rc) {
-        fprintf(stderr, "caredesk serve: setting 'intents': cannot train on %s: %s\n",
-                cfg->intents_path,
-                rc == CD_EINVAL ? "no usable intents (examples or rules)" : cd_strerror(rc));
-        intents_free(set);
+    int n_skipped;
+    char why[256];
+    struct intents *set = load_intents(cfg, &n_skipped, why, sizeof why);
+    if (!set) {
+        fprintf(stderr, "caredesk serve: setting 'intents': %s\n", why);
         return CLI_USAGE;
     }
     int n_intents = intents_count(set);
@@ -272,7 +385,7 @@ static int build_triage(struct serve_parts *p)
               "in_scope_kept:f", sc->in_kept, "out_of_scope_caught:f", sc->out_caught, "auroc:f",
               sc->auroc, "temperature:f", intents_temperature(triage_intents(p->triage)), LOG_END);
     log_event(LOG_INFO, "intents_trained", "path:s", cfg->intents_path, "intents:i", n_intents,
-              "skipped:i", report.n_skipped, "train_ms:f", train_ms, "ms:f",
+              "skipped:i", n_skipped, "train_ms:f", train_ms, "ms:f",
               (double)(cd_now_us() - t0) / 1000, LOG_END);
     return CLI_OK;
 }
@@ -379,6 +492,7 @@ int cli_serve(int argc, char **argv)
     }
     struct serve_parts p;
     memset(&p, 0, sizeof p);
+    pthread_mutex_init(&p.reload.mutex, NULL);
     if (config_init(&p.cfg)) {
         fputs("caredesk serve: out of memory\n", stderr);
         return CLI_FAIL;
@@ -468,8 +582,8 @@ int cli_serve(int argc, char **argv)
             fputs("caredesk serve: cannot start the conversation engine\n", stderr);
             goto done;
         }
+        server_set_wake(p.server, on_wake, &p);
         if (p.node_id[0]) {
-            server_set_wake(p.server, take_remote_events, &p);
             p.cluster = cluster_start(cfg->db_path, p.node_id, wake_server, p.server, &err);
             if (!p.cluster) {
                 fprintf(stderr, "caredesk serve: %s\n", err ? err : "cannot start");
@@ -507,6 +621,7 @@ int cli_serve(int argc, char **argv)
         goto done;
     }
     server_attach(p.server, p.chat, p.chat ? &chat_ops : NULL, p.api);
+    server_set_reload(p.server, reload_start, &p);
     code = server_run(p.server) ? CLI_FAIL : CLI_OK;
 done:
     parts_free(&p);

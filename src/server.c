@@ -23,7 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t stop_requested, reload_requested;
 
 void server_request_stop(void)
 {
@@ -32,8 +32,10 @@ void server_request_stop(void)
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    stop_requested = 1;
+    if (sig == SIGHUP)
+        reload_requested = 1;
+    else
+        stop_requested = 1;
 }
 
 /* ---- connection ids ---------------------------------------------------- */
@@ -870,6 +872,12 @@ void server_set_wake(struct server *s, void (*on_wake)(void *ctx), void *ctx)
     s->wake_ctx = ctx;
 }
 
+void server_set_reload(struct server *s, void (*on_reload)(void *ctx), void *ctx)
+{
+    s->on_reload = on_reload;
+    s->reload_ctx = ctx;
+}
+
 void server_wake(struct server *s)
 {
     lws_cancel_service(s->context);
@@ -916,8 +924,9 @@ int server_run(struct server *s)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    stop_requested = 0;
+    stop_requested = reload_requested = 0;
     log_event(LOG_INFO, "listening", "port:i", s->port, "bind:s",
               s->cfg->bind[0] ? s->cfg->bind : "*", "tls:b", s->cfg->tls_cert[0] != 0, "web:s",
               s->cfg->web_root, LOG_END);
@@ -926,6 +935,13 @@ int server_run(struct server *s)
         if (lws_service(s->context, 0) < 0) {
             rc = CD_EIO;
             break;
+        }
+        if (reload_requested) {
+            reload_requested = 0;
+            if (s->on_reload)
+                s->on_reload(s->reload_ctx);
+            else
+                log_event(LOG_INFO, "reload_ignored", "reason:s", "nothing to reload", LOG_END);
         }
     }
     drain(s);

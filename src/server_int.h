@@ -94,6 +94,8 @@ struct server {
     const struct config *cfg;
     void (*on_wake)(void *ctx); /* server_set_wake() */
     void *wake_ctx;
+    void (*on_reload)(void *ctx); /* server_set_reload() */
+    void *reload_ctx;
     struct metrics *metrics;
     struct chat *chat;
     const struct server_chat_ops *ops;
