@@ -172,6 +172,11 @@ void triage_free(struct triage *t);
  * changes nothing if fresh is not trained. */
 struct intents *triage_swap_intents(struct triage *t, struct intents *fresh);
 
+/* How many times intents were swapped in (triage_swap_intents()): what was built from the
+ * intents in service (chat.c's language detector) is rebuilt when it changes. An address
+ * cannot say it, as a new set may be allocated where a freed one was. */
+unsigned triage_intents_generation(const struct triage *t);
+
 /* The settings in use (and a way to change thresholds between messages). */
 const struct triage_settings *triage_get_settings(const struct triage *t);
 void triage_set_settings(struct triage *t, const struct triage_settings *settings);

@@ -821,10 +821,11 @@ json_t *chat_queue_items_json(struct chat *chat)
 static void detect_lang(struct chat *chat, struct conv *c, const char *text, size_t n)
 {
     const struct intents *set = chat->triage ? triage_intents(chat->triage) : NULL;
-    if (!chat->langid || chat->langid_intents != set) {
+    unsigned generation = chat->triage ? triage_intents_generation(chat->triage) : 0;
+    if (!chat->langid || chat->langid_generation != generation) {
         langid_free(chat->langid);
         chat->langid = langid_build(set, chat->kb);
-        chat->langid_intents = set;
+        chat->langid_generation = generation;
     }
     char lang[8];
     int is_decided =
@@ -1394,8 +1395,10 @@ int chat_flush(struct chat *chat)
                 store_conversation_clear(&probe);
         }
         if (!exists) {
-            for (struct conn *k = c->conns; k; k = k->next_in_conv)
+            for (struct conn *k = c->conns; k; k = k->next_in_conv) {
+                chat_replay_end(chat, k); /* nothing left to replay from here */
                 k->conv = NULL;
+            }
             chat_conv_evict(chat, c);
         } else if (c->n_conns == 0 && !chat_conv_is_open(c)) {
             chat_conv_evict(chat, c);

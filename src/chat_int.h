@@ -137,7 +137,7 @@ struct chat {
     /* Detects the language of conversations whose hello had none: built on first use from
      * the intents (rebuilt when they are swapped) and the KB. */
     struct langid *langid;
-    const struct intents *langid_intents;
+    unsigned langid_generation; /* triage_intents_generation() langid was built for */
     char default_lang[8];
     struct chat_io io;
     int (*room)(void *ctx, uint64_t conn); /* chat_set_room(), or NULL */

@@ -24,6 +24,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -493,6 +494,9 @@ int cli_serve(int argc, char **argv)
     struct serve_parts p;
     memset(&p, 0, sizeof p);
     pthread_mutex_init(&p.reload.mutex, NULL);
+    /* SIGHUP reloads the intents once the server runs (server_run()); while it starts, the
+     * intents are being read anyway, and SIGHUP must not end the process. */
+    signal(SIGHUP, SIG_IGN);
     if (config_init(&p.cfg)) {
         fputs("caredesk serve: out of memory\n", stderr);
         return CLI_FAIL;

@@ -116,6 +116,7 @@ struct triage {
     char *folded;                  /* its folded text, squeezed (fold_message()) */
     size_t cap_folded;
     struct triage_kb_calibration kb_cal; /* triage_calibrate_kb() */
+    unsigned intents_generation;         /* triage_swap_intents() so far */
     struct scope_prior prior;            /* the traffic's out-of-scope share, measured */
     int lead_end; /* compute_signals(): where the words that make the message a question
                    * ("how", "can you", "is there") end in it, 0 if none do */
@@ -244,6 +245,7 @@ struct intents *triage_swap_intents(struct triage *t, struct intents *fresh)
         return NULL;
     struct intents *old = t->intents;
     t->intents = fresh;
+    t->intents_generation++;
     /* The P(in scope) kept were the old model's outputs; the share measured
      * on them is the traffic's, and stays until the new model measures it. */
     int is_measured = scope_prior_is_measured(&t->prior);
@@ -263,6 +265,11 @@ const struct triage_settings *triage_get_settings(const struct triage *t)
 void triage_set_settings(struct triage *t, const struct triage_settings *settings)
 {
     apply_settings(t, settings);
+}
+
+unsigned triage_intents_generation(const struct triage *t)
+{
+    return t->intents_generation;
 }
 
 const struct intents *triage_intents(const struct triage *t)

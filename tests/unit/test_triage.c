@@ -597,15 +597,18 @@ static void test_bad_input_and_swap(void **state)
     assert_int_equal(triage_decide(t, "   ", 3, "zz", NULL, &d), 0);
     triage_decision_clear(&d);
 
+    unsigned generation = triage_intents_generation(t);
     struct intents *untrained = intents_new();
     assert_null(triage_swap_intents(t, untrained));
     intents_free(untrained);
+    assert_int_equal(triage_intents_generation(t), generation); /* nothing swapped */
     struct intents *fresh = intents_new();
     const char *one = "{\"name\":\"only\",\"patterns\":[\"magic word\"],\"response\":\"yes\"}";
     assert_int_equal(intents_load_json(fresh, one, strlen(one), "x.json", NULL), 0);
     assert_int_equal(intents_train(fresh, NULL), 0);
     struct intents *old = triage_swap_intents(t, fresh);
     assert_non_null(old);
+    assert_int_equal(triage_intents_generation(t), generation + 1);
     assert_true(intents_find(old, "refund_status") >= 0);
     intents_free(old);
     assert_ptr_equal(triage_intents(t), fresh);
