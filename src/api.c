@@ -762,10 +762,36 @@ static void report_stats_add(struct api *api, int64_t since, int64_t until, json
     json_decref(figures);
 }
 
+/* This process's webhook deliveries (webhook_counts_get()), when webhooks are set. */
+static int render_webhook_metrics(struct webhook *wh, struct cd_buf *out)
+{
+    if (!wh)
+        return 0;
+    struct webhook_counts n;
+    webhook_counts_get(wh, &n);
+    return cd_buf_printf(
+        out,
+        "# HELP caredesk_webhook_attempts_total Webhook delivery attempts (HTTP requests) by "
+        "this process.\n"
+        "# TYPE caredesk_webhook_attempts_total counter\n"
+        "caredesk_webhook_attempts_total %lld\n"
+        "# HELP caredesk_webhook_deliveries_total What became of this process's webhook "
+        "deliveries: delivered, retried (an attempt failed, sent again later), failed (given "
+        "up: past webhook-max-age, or the endpoint is gone).\n"
+        "# TYPE caredesk_webhook_deliveries_total counter\n"
+        "caredesk_webhook_deliveries_total{result=\"delivered\"} %lld\n"
+        "caredesk_webhook_deliveries_total{result=\"retried\"} %lld\n"
+        "caredesk_webhook_deliveries_total{result=\"failed\"} %lld\n",
+        (long long)n.attempts, (long long)n.delivered, (long long)n.retries, (long long)n.failed);
+}
+
 int api_render_metrics(struct api *api, struct cd_buf *out)
 {
-    if (!api || !api->deps.store)
+    if (!api)
         return 0;
+    int rc = render_webhook_metrics(api->deps.webhook, out);
+    if (rc || !api->deps.store)
+        return rc;
     return report_render_metrics(api->deps.store, &api->deps.report, cd_wall_s(), out);
 }
 

@@ -10,7 +10,7 @@ import crypto from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { startServer, runCaredesk, fixtures } from './lib/server.mjs';
 import { connect } from './lib/client.mjs';
-import { sleep } from './lib/wait.mjs';
+import { sleep, waitFor } from './lib/wait.mjs';
 
 const SECRET = 'whsec-test-7f3a';
 
@@ -179,6 +179,18 @@ test('every event arrives signed, in order per conversation; a 500 is retried wi
     const resent = await rx.waitFor((r) => rx.requests.indexOf(r) >= before && r.json.id === row.delivery, 'the redelivery');
     assert.ok(resent.valid);
     assert.equal(resent.body, created[0].body);
+    // /metrics counts this process's deliveries: the one retried after the 500, and the
+    // delivered ones; nothing given up.
+    const value = (text, name) => Number((text.match(new RegExp(`^${name} (\\d+)$`, 'm')) || [])[1]);
+    const metrics = await waitFor(async () => {
+      const text = await (await fetch(`${srv.url}/metrics`)).text();
+      return value(text, 'caredesk_webhook_deliveries_total\\{result="delivered"\\}') >= accepted.length + 1
+        && text;
+    });
+    assert.ok(value(metrics, 'caredesk_webhook_deliveries_total\\{result="retried"\\}') >= 1, metrics);
+    assert.equal(value(metrics, 'caredesk_webhook_deliveries_total\\{result="failed"\\}'), 0);
+    assert.ok(value(metrics, 'caredesk_webhook_attempts_total')
+      >= value(metrics, 'caredesk_webhook_deliveries_total\\{result="delivered"\\}') + 1);
   } finally {
     await srv.stop();
     await rx.close();
