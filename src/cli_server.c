@@ -198,6 +198,28 @@ static struct intents *load_intents(const struct config *cfg, int *n_skipped, ch
     return set;
 }
 
+/* The setting 'phrases' (the bot's own sentences) read into the triage, which keeps its
+ * wording when the file is bad. Returns 1 when loaded, 0 when the setting is empty, or -1
+ * with why (cap bytes) naming the file and the problem. Start-up and SIGHUP read it so. */
+static int load_phrases(struct serve_parts *p, char *why, size_t cap)
+{
+    const char *path = p->cfg.phrases_path;
+    if (!path || !*path)
+        return 0;
+    size_t n = 0;
+    char *json = cd_read_file(path, &n), *err = NULL;
+    int read_errno = errno;
+    int rc = json ? triage_set_phrases(p->triage, json, n, &err) : CD_ENOTFOUND;
+    free(json);
+    if (rc)
+        snprintf(why, cap, "%s: %s", path,
+                 rc == CD_ENOTFOUND ? strerror(read_errno)
+                 : err              ? err
+                                    : cd_strerror(rc));
+    free(err);
+    return rc ? -1 : 1;
+}
+
 /* ---- SIGHUP: the intents again ---- */
 
 static void *reload_worker(void *ctx)
@@ -218,11 +240,19 @@ static void *reload_worker(void *ctx)
     return NULL;
 }
 
-/* SIGHUP, on the loop: a worker loads and trains the intents, unless one is at it already
- * (then it runs once more after). */
+/* SIGHUP, on the loop: the phrases file is read again now (a small file; a bad one keeps
+ * the wording in service), and a worker loads and trains the intents, unless one is at it
+ * already (then it runs once more after). */
 static void reload_start(void *ctx)
 {
     struct serve_parts *p = ctx;
+    char why[300];
+    int rc = load_phrases(p, why, sizeof why);
+    if (rc > 0)
+        log_event(LOG_INFO, "phrases_reloaded", "path:s", p->cfg.phrases_path, LOG_END);
+    else if (rc < 0)
+        log_event(LOG_ERROR, "phrases_reload_failed", "error:s", why, "kept:s",
+                  "the phrases in service", LOG_END);
     if (p->reload.is_running) {
         p->reload.is_again = 1;
         return;
@@ -341,7 +371,7 @@ static int build_triage(struct serve_parts *p)
         return CLI_USAGE;
     int64_t t0 = cd_now_us();
     int n_skipped;
-    char why[256];
+    char why[300];
     struct intents *set = load_intents(cfg, &n_skipped, why, sizeof why);
     if (!set) {
         fprintf(stderr, "caredesk serve: setting 'intents': %s\n", why);
@@ -360,22 +390,13 @@ static int build_triage(struct serve_parts *p)
         fputs("caredesk serve: cannot build the triage engine (out of memory)\n", stderr);
         return CLI_FAIL;
     }
-    if (cfg->phrases_path && *cfg->phrases_path) {
-        size_t n = 0;
-        char *json = cd_read_file(cfg->phrases_path, &n), *err = NULL;
-        int read_errno = errno;
-        int prc = json ? triage_set_phrases(p->triage, json, n, &err) : CD_ENOTFOUND;
-        free(json);
-        if (prc) {
-            fprintf(stderr, "caredesk serve: setting 'phrases': %s: %s\n", cfg->phrases_path,
-                    prc == CD_ENOTFOUND ? strerror(read_errno)
-                    : err               ? err
-                                        : cd_strerror(prc));
-            free(err);
-            return CLI_USAGE;
-        }
-        log_event(LOG_INFO, "phrases_loaded", "path:s", cfg->phrases_path, LOG_END);
+    int prc = load_phrases(p, why, sizeof why);
+    if (prc < 0) {
+        fprintf(stderr, "caredesk serve: setting 'phrases': %s\n", why);
+        return CLI_USAGE;
     }
+    if (prc > 0)
+        log_event(LOG_INFO, "phrases_loaded", "path:s", cfg->phrases_path, LOG_END);
     if (p->kb && triage_calibrate_kb(p->triage, 0) == 0) {
         const struct triage_kb_calibration *kc = triage_kb_calibration(p->triage);
         log_event(LOG_INFO, "kb_calibrated", "t_coverage:f", kc->t_coverage, "false_rate:f",

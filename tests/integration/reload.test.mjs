@@ -75,3 +75,35 @@ test('SIGHUP: new intents answer on a connection opened before; a set that does 
       await srv.stop();
     }
   });
+
+test('SIGHUP: the phrases file is read again; a bad one keeps the wording in service', { timeout: 60000 }, async () => {
+  const file = path.join(dir, 'phrases.json');
+  const words = (handoff) => writeFileSync(file, JSON.stringify({ en: { handoff } }));
+  const handoffText = async (srv) => {
+    const c = await openCustomer(srv, { type: 'hello', lang: 'en' });
+    const r = await ask(c, 'm1', 'who won the football match last night?');
+    c.close();
+    assert.equal(r.action, 'handoff', JSON.stringify(r));
+    return r.text;
+  };
+  words('One moment: a teammate will take it from here.');
+  const srv = await startServer({ ...fixtures, args: ['--phrases', file] });
+  try {
+    assert.equal(await handoffText(srv), 'One moment: a teammate will take it from here.');
+    words('Passing you to a colleague now.');
+    srv.proc.kill('SIGHUP');
+    await waitFor(() => srv.events('phrases_reloaded').length === 1, { timeoutMs: 30000 });
+    assert.equal(await handoffText(srv), 'Passing you to a colleague now.');
+    writeFileSync(file, '{"en": {"hand_off": "typo"}}');
+    srv.proc.kill('SIGHUP');
+    const failed = await waitFor(() => srv.events('phrases_reload_failed').length > 0
+      && srv.events('phrases_reload_failed'), { timeoutMs: 30000 });
+    assert.match(failed[0].error, /hand_off/);
+    assert.equal(await handoffText(srv), 'Passing you to a colleague now.');
+    // The intents were reloaded both times, and they still train.
+    await waitFor(() => srv.events('intents_reloaded').length === 2, { timeoutMs: 30000 });
+    assert.equal(srv.events('intents_reloaded').length, 2);
+  } finally {
+    await srv.stop();
+  }
+});
