@@ -278,6 +278,15 @@ static void flush_cb(lws_sorted_usec_list_t *sul)
 }
 
 /* Schedules chat_flush() for the end of this loop turn. */
+/* A flush at the end of this loop turn (once, however often asked). */
+static void flush_later(struct server *s)
+{
+    if (s->is_flush_scheduled)
+        return;
+    s->is_flush_scheduled = 1;
+    lws_sul_schedule(s->context, 0, &s->flush_sul, flush_cb, 1);
+}
+
 static void schedule_flush(struct server *s)
 {
     if (!s->chat)
@@ -287,10 +296,7 @@ static void schedule_flush(struct server *s)
         flush_cb(&s->flush_sul);
         return;
     }
-    if (s->is_flush_scheduled)
-        return;
-    s->is_flush_scheduled = 1;
-    lws_sul_schedule(s->context, 0, &s->flush_sul, flush_cb, 1);
+    flush_later(s);
 }
 
 /* Disconnects clients whose queue is over the limit and has not moved for
@@ -584,10 +590,8 @@ static int ws_writeable(struct server *s, struct lws *wsi, struct session *pss)
         /* This connection's paced replay goes on once its queue is down to half: in a flush
          * of its own (never inside this callback, which has written once already). */
         if (s->chat && pss->n_out <= s->cfg->max_queued_frames / 2 &&
-            chat_is_replaying(s->chat, pss->id) && !s->is_flush_scheduled) {
-            s->is_flush_scheduled = 1;
-            lws_sul_schedule(s->context, 0, &s->flush_sul, flush_cb, 1);
-        }
+            chat_is_replaying(s->chat, pss->id))
+            flush_later(s);
         if (pss->out_head || pss->close_code) {
             lws_callback_on_writable(wsi);
             return 0;
