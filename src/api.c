@@ -257,6 +257,16 @@ static void article_url(const struct api *api, const char *id, char *out, size_t
         snprintf(out, cap, "/kb/%s", id);
 }
 
+/* 1, with the 400 answer in resp, when the query text q is not UTF-8 or is longer than
+ * QUERY_MAX_BYTES; else 0. */
+static int bad_q(const char *q, struct api_response *resp)
+{
+    if (strlen(q) <= QUERY_MAX_BYTES && cd_utf8_valid(q, strlen(q)))
+        return 0;
+    respond_error(resp, 400, "bad_q", "'q' must be UTF-8 text of at most 1024 bytes");
+    return 1;
+}
+
 /* The query argument "q", or NULL with the 400 answer in resp when it is missing, empty, not
  * UTF-8 or longer than QUERY_MAX_BYTES, or when "lang" is there and not a language tag
  * (text_lang_code()). *lang gets "lang", or NULL when it is absent or empty. */
@@ -270,8 +280,8 @@ static const char *query_args(const struct api_request *req, struct api_response
         *lang = NULL;
     if (!q || !*q)
         respond_error(resp, 400, "missing_q", "the query parameter 'q' is required");
-    else if (strlen(q) > QUERY_MAX_BYTES || !cd_utf8_valid(q, strlen(q)))
-        respond_error(resp, 400, "bad_q", "'q' must be UTF-8 text of at most 1024 bytes");
+    else if (bad_q(q, resp))
+        return NULL;
     else if (*lang && !text_lang_code(*lang, code))
         respond_error(resp, 400, "bad_lang", "'lang' must be a language tag like en or pt-BR");
     else
@@ -521,8 +531,8 @@ done:
 static int list_articles(struct api *api, const struct api_request *req, struct api_response *resp)
 {
     const char *q = arg(req, "q");
-    if (q && (strlen(q) > QUERY_MAX_BYTES || !cd_utf8_valid(q, strlen(q))))
-        return respond_error(resp, 400, "bad_q", "'q' must be UTF-8 text of at most 1024 bytes");
+    if (q && bad_q(q, resp))
+        return 0;
     static const char *const status_names[] = {"draft", "published"}; /* is_published */
     int status = -1, limit = LIST_MAX_ITEMS;
     if (api_choice_arg(req, "status", status_names,
