@@ -240,19 +240,10 @@ static void *reload_worker(void *ctx)
     return NULL;
 }
 
-/* SIGHUP, on the loop: the phrases file is read again now (a small file; a bad one keeps
- * the wording in service), and a worker loads and trains the intents, unless one is at it
- * already (then it runs once more after). */
-static void reload_start(void *ctx)
+/* A worker loads and trains the intents, unless one is at it already (then it runs once
+ * more after, reload_apply()). */
+static void reload_intents(struct serve_parts *p)
 {
-    struct serve_parts *p = ctx;
-    char why[300];
-    int rc = load_phrases(p, why, sizeof why);
-    if (rc > 0)
-        log_event(LOG_INFO, "phrases_reloaded", "path:s", p->cfg.phrases_path, LOG_END);
-    else if (rc < 0)
-        log_event(LOG_ERROR, "phrases_reload_failed", "error:s", why, "kept:s",
-                  "the phrases in service", LOG_END);
     if (p->reload.is_running) {
         p->reload.is_again = 1;
         return;
@@ -263,6 +254,21 @@ static void reload_start(void *ctx)
         return;
     }
     p->reload.is_running = 1;
+}
+
+/* SIGHUP, on the loop: the phrases file is read again now (a small file; a bad one keeps
+ * the wording in service), and the intents on a worker. */
+static void reload_start(void *ctx)
+{
+    struct serve_parts *p = ctx;
+    char why[300];
+    int rc = load_phrases(p, why, sizeof why);
+    if (rc > 0)
+        log_event(LOG_INFO, "phrases_reloaded", "path:s", p->cfg.phrases_path, LOG_END);
+    else if (rc < 0)
+        log_event(LOG_ERROR, "phrases_reload_failed", "error:s", why, "kept:s",
+                  "the phrases in service", LOG_END);
+    reload_intents(p);
 }
 
 /* On the loop, after a wake: a finished worker's intents go in (the old ones kept on an
@@ -292,7 +298,7 @@ static void reload_apply(struct serve_parts *p)
     }
     if (p->reload.is_again) {
         p->reload.is_again = 0;
-        reload_start(p);
+        reload_intents(p);
     }
 }
 
